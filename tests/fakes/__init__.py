@@ -1,0 +1,1 @@
+"""Stand-ins for heavy external programs (a vLLM server) used by the tests."""
