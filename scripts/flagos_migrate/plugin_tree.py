@@ -1,0 +1,220 @@
+"""The plugin checkout (``vllm_fl``): where its files are, what it registers, what it defines.
+
+Read with ``ast`` only: the validator runs in the plugin's CI, where neither vLLM nor the
+plugin is importable.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .api_index import ApiIndex
+from .cli import UsageError
+from .index_builder import dotted, module_record, parse_source, resolve_relative
+
+PACKAGE = "vllm_fl"
+
+
+@dataclass(frozen=True)
+class ModelRegistration:
+    """``ModelRegistry.register_model("Arch", "vllm_fl.models.x:Cls")`` (or a class object)."""
+
+    arch: str
+    module: str | None  # None when the target could not be read statically
+    cls: str | None
+    line: int
+    col: int
+    raw: str  # the target as written
+
+
+@dataclass(frozen=True)
+class ConfigRegistration:
+    """``_CONFIG_REGISTRY["model_type"] = ConfigClass``."""
+
+    model_type: str
+    cls: str
+    module: str | None  # where the class is imported from, when known
+    line: int
+    col: int
+
+
+@dataclass(frozen=True)
+class InTreeOverride:
+    """``vllm.model_executor.models.x.Cls = PluginCls`` before registration."""
+
+    target: str  # e.g. vllm.model_executor.models.qwen3_next.Qwen3NextForCausalLM
+    value: str  # e.g. vllm_fl.models.qwen3_next:Qwen3NextForCausalLM (when known)
+    line: int
+
+
+@dataclass
+class RegistrationFile:
+    path: Path
+    models: list[ModelRegistration] = field(default_factory=list)
+    configs: list[ConfigRegistration] = field(default_factory=list)
+    overrides: list[InTreeOverride] = field(default_factory=list)
+    has_register_model: bool = False
+    parse_error: str | None = None
+
+
+def find_package_dir(plugin_folder: str | Path) -> Path:
+    """``plugin_folder/vllm_fl`` (or the folder itself when it is the package)."""
+    root = Path(plugin_folder).expanduser()
+    if not root.exists():
+        raise UsageError(
+            f"plugin folder not found: {root}",
+            hint="pass the vllm-plugin-FL checkout (the folder that holds vllm_fl/)",
+        )
+    if not root.is_dir():
+        raise UsageError(f"plugin folder is not a directory: {root}")
+    if (root / PACKAGE / "__init__.py").is_file():
+        return root / PACKAGE
+    if root.name == PACKAGE and (root / "__init__.py").is_file():
+        return root
+    raise UsageError(
+        f"{root} is not a vllm-plugin-FL checkout: {root / PACKAGE / '__init__.py'} does not exist",
+        hint="run from the plugin checkout or pass its path; the package folder must be named vllm_fl",
+    )
+
+
+def _import_bindings(tree: ast.AST, module: str, is_package: bool) -> dict[str, str]:
+    """Every import binding anywhere in the file (functions included): alias -> module[:name]."""
+    out: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                out[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom):
+            src = resolve_relative(module, is_package, node.level, node.module) if node.level else node.module or ""
+            for a in node.names:
+                if a.name != "*":
+                    out[a.asname or a.name] = f"{src}:{a.name}"
+    return out
+
+
+def parse_registrations(path: Path, module: str = f"{PACKAGE}") -> RegistrationFile:
+    """Read the registrations of an ``__init__.py`` without running it."""
+    result = RegistrationFile(path=path)
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        result.parse_error = f"cannot read {path}: {exc}"
+        return result
+    tree = parse_source(text, str(path))
+    if tree is None:
+        try:
+            ast.parse(text)
+        except SyntaxError as exc:
+            result.parse_error = f"syntax error at line {exc.lineno}: {exc.msg}"
+        else:
+            result.parse_error = "cannot parse"
+        return result
+    bindings = _import_bindings(tree, module, path.name == "__init__.py")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == "register_model":
+            result.has_register_model = True
+        if isinstance(node, ast.Call) and (dotted(node.func) or "").endswith("register_model") and len(node.args) >= 2:
+            arch_node, target = node.args[0], node.args[1]
+            if not (isinstance(arch_node, ast.Constant) and isinstance(arch_node.value, str)):
+                continue
+            result.models.append(_model_registration(arch_node.value, target, bindings, node))
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            tgt = node.targets[0]
+            if isinstance(tgt, ast.Subscript) and (dotted(tgt.value) or "").endswith("_CONFIG_REGISTRY"):
+                key = tgt.slice
+                if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                    cls = dotted(node.value) or ast.unparse(node.value)
+                    where = bindings.get(cls.split(".")[0])
+                    mod = where.split(":")[0] if where and ":" in where else where
+                    result.configs.append(
+                        ConfigRegistration(key.value, cls.split(".")[-1], mod, node.lineno, node.col_offset)
+                    )
+            elif isinstance(tgt, ast.Attribute):
+                name = dotted(tgt) or ""
+                head = bindings.get(name.split(".")[0], "")
+                full = (head.replace(":", ".") + name[len(name.split(".")[0]) :]) if head else name
+                if full.startswith("vllm.model_executor.models."):
+                    val = dotted(node.value) or ""
+                    val_bind = bindings.get(val.split(".")[0], val)
+                    result.overrides.append(InTreeOverride(full, val_bind, node.lineno))
+    return result
+
+
+def _model_registration(arch: str, target: ast.AST, bindings: dict[str, str], call: ast.Call) -> ModelRegistration:
+    if isinstance(target, ast.Constant) and isinstance(target.value, str):
+        raw = target.value
+        mod, sep, cls = raw.partition(":")
+        return ModelRegistration(arch, mod or None, cls if sep else None, call.lineno, call.col_offset, raw)
+    name = dotted(target)
+    raw = name or ast.unparse(target)
+    bound = bindings.get((name or "").split(".")[0])
+    if bound and ":" in bound:
+        mod, cls = bound.split(":", 1)
+        return ModelRegistration(arch, mod, cls, call.lineno, call.col_offset, raw)
+    return ModelRegistration(arch, None, None, call.lineno, call.col_offset, raw)
+
+
+class PluginTree:
+    """One plugin checkout: its files, an index of them, its registrations."""
+
+    def __init__(self, plugin_folder: str | Path):
+        self.package_dir = find_package_dir(plugin_folder)
+        self.root = self.package_dir.parent
+        self._index: ApiIndex | None = None
+
+    @property
+    def init_file(self) -> Path:
+        return self.package_dir / "__init__.py"
+
+    def module_path(self, module: str) -> Path | None:
+        """File of ``vllm_fl.a.b`` (module or package), or None."""
+        parts = module.split(".")
+        if parts[0] != PACKAGE:
+            return None
+        base = self.root.joinpath(*parts)
+        for cand in (base.with_suffix(".py"), base / "__init__.py"):
+            if cand.is_file():
+                return cand
+        return None
+
+    def module_of(self, path: Path) -> str:
+        rel = path.resolve().relative_to(self.root.resolve()).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        return ".".join(parts)
+
+    def python_files(self) -> list[Path]:
+        return sorted(p for p in self.package_dir.rglob("*.py") if "__pycache__" not in p.parts)
+
+    def model_files(self) -> list[Path]:
+        d = self.package_dir / "models"
+        return sorted(p for p in d.glob("*.py") if p.name != "__init__.py") if d.is_dir() else []
+
+    def index(self, overlay: dict[str, str] | None = None) -> ApiIndex:
+        """Index of the plugin's own modules; ``overlay`` (module -> source text) adds or replaces
+        modules that are not written yet (the migration checks its output before writing)."""
+        if self._index is None or overlay:
+            records = {}
+            for path in self.python_files():
+                try:
+                    rec = module_record(path.relative_to(self.root).as_posix(), path.read_bytes())
+                except OSError:
+                    rec = None
+                if rec is not None:
+                    records[self.module_of(path)] = rec
+            for module, text in (overlay or {}).items():
+                rel = module.replace(".", "/") + ".py"
+                rec = module_record(rel, text)
+                if rec is not None:
+                    records[module] = rec
+            index = ApiIndex.from_records(PACKAGE, "plugin", records)
+            if overlay:
+                return index
+            self._index = index
+        return self._index
+
+    def registrations(self) -> RegistrationFile:
+        return parse_registrations(self.init_file)
