@@ -1,0 +1,1 @@
+# Example upstream tree for model-migrate-flagos: only the files the bundled example needs.
