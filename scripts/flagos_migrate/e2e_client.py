@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from .cli import UsageError
@@ -60,11 +61,12 @@ def make_session(retries: int, backoff: float, pool_size: int) -> requests.Sessi
 
 
 def wait_for_health(url: str, timeout: float, log: Log, poll: float = 0.25,
-                    clock: Callable[[], float] = time.monotonic) -> tuple[bool, str]:
+                    clock: Callable[[], float] = time.monotonic,
+                    stop: threading.Event | None = None) -> tuple[bool, str]:
     """Poll ``/health`` until it answers 200; a refused connection or 503 means 'not up yet'."""
     deadline = clock() + timeout
     last, next_note = "no answer yet", clock() + 10
-    while True:
+    while not (stop and stop.is_set()):
         try:
             resp = requests.get(f"{url}/health", timeout=min(5.0, max(timeout, 0.5)))
             if resp.status_code == 200:
@@ -81,6 +83,7 @@ def wait_for_health(url: str, timeout: float, log: Log, poll: float = 0.25,
             log(f"waiting for {url}/health: {last} ({deadline - now:.0f}s left)")
             next_note = now + 10
         time.sleep(min(poll, max(deadline - now, 0)))
+    return False, "interrupted"
 
 
 def list_models(session: requests.Session, url: str, timeout: float) -> list[dict[str, Any]]:
@@ -288,7 +291,11 @@ def ask(session: requests.Session, url: str, path: str, body: dict[str, Any], ti
     except requests.Timeout:
         return "error", None, f"timed out after {timeout:g}s"
     except requests.ConnectionError as exc:
-        return "error", None, f"connection failed: {exc.__class__.__name__}"
+        # with a Retry policy, a read timeout arrives wrapped: ConnectionError(MaxRetryError(ReadTimeoutError))
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        if isinstance(reason, ReadTimeoutError):
+            return "error", None, f"timed out after {timeout:g}s"
+        return "error", None, f"connection failed: {(reason or exc).__class__.__name__}"
     except requests.RequestException as exc:
         return "error", None, f"request failed: {exc}"
     if resp.status_code != 200:
@@ -370,11 +377,15 @@ def _now() -> str:
 
 
 def run_side(side: str, url: str, prompts: list[Prompt], settings: Settings, store: ResultStore,
-             log: Log) -> SideOutcome:
-    """Wait for the server, resolve the model id, ask every prompt not answered yet (concurrently)."""
+             log: Log, stop: threading.Event | None = None) -> SideOutcome:
+    """Wait for the server, resolve the model id, ask every prompt not answered yet (concurrently).
+
+    When ``stop`` is set (Ctrl-C), prompts not sent yet are dropped; answers in flight are still saved.
+    """
+    stop = stop or threading.Event()
     started = time.monotonic()
     outcome = SideOutcome(side=side, url=url)
-    up, why = wait_for_health(url, settings.wait_timeout, lambda m: log(f"[{side}] {m}"))
+    up, why = wait_for_health(url, settings.wait_timeout, lambda m: log(f"[{side}] {m}"), stop=stop)
     if not up:
         outcome.problem = f"{url} not healthy after {settings.wait_timeout:g}s: {why}"
         return outcome
@@ -398,6 +409,8 @@ def run_side(side: str, url: str, prompts: list[Prompt], settings: Settings, sto
 
         def one(item):
             prompt, path, body, params, key = item
+            if stop.is_set():
+                return prompt, None
             t0 = time.monotonic()
             status, output, error = ask(session, url, path, body, settings.request_timeout, settings.api)
             return prompt, {
@@ -409,6 +422,8 @@ def run_side(side: str, url: str, prompts: list[Prompt], settings: Settings, sto
         with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix=f"e2e-{side}") as pool:
             for fut in as_completed([pool.submit(one, item) for item in work]):
                 prompt, record = fut.result()
+                if record is None:
+                    continue
                 store.put(prompt.id, record)
                 outcome.asked.append(prompt.id)
                 if record["status"] == "ok":
@@ -429,14 +444,22 @@ def collect(sides: dict[str, str], prompts: list[Prompt], settings: Settings, lo
     stores = {side: ResultStore.open(settings.results_dir, side, dry_run) for side in sides}
     outcomes: dict[str, SideOutcome] = {}
     failures: list[BaseException] = []
-    with ThreadPoolExecutor(max_workers=max(len(sides), 1), thread_name_prefix="e2e-side") as pool:
-        futures = {pool.submit(run_side, side, url, prompts, settings, stores[side], log): side
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=max(len(sides), 1), thread_name_prefix="e2e-side")
+    try:
+        futures = {pool.submit(run_side, side, url, prompts, settings, stores[side], log, stop): side
                    for side, url in sides.items()}
         for fut in as_completed(futures):
             try:
                 outcomes[futures[fut]] = fut.result()
-            except BaseException as exc:  # noqa: BLE001 - re-raised below once both sides stopped
+            except Exception as exc:  # re-raised below once both sides stopped
                 failures.append(exc)
+    except BaseException:
+        # Ctrl-C: send nothing more; requests in flight finish and are saved before the process exits
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     if failures:
         raise failures[0]
     return outcomes

@@ -11,7 +11,7 @@ Importable interface (shared with other tests and the stand-in ``vllm`` executab
 
     handle = start_server(host="127.0.0.1", port=0, served_model_name="demo",
                           latency=0.0, startup_delay=0.0, behaviour=None)
-    handle.port, handle.url, handle.requests, handle.max_in_flight, handle.shutdown()
+    handle.port, handle.url, handle.requests, handle.max_in_flight, handle.spans, handle.shutdown()
 
 ``served_model_name`` may be a list (vLLM accepts several names; all are listed in
 /v1/models). ``behaviour`` decides per request what to answer; it is either a callable
@@ -324,6 +324,8 @@ class ServerHandle:
     max_model_len: int = DEFAULT_MAX_MODEL_LEN
     requests: list[dict] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
+    # (start, end) time.monotonic() of every generation request, to check that requests overlapped
+    spans: list[tuple[float, float]] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -405,6 +407,7 @@ def _make_handler(handle: ServerHandle) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 self._send(400, error_body("request body is not valid JSON", "BadRequestError", 400))
                 return
+            started = time.monotonic()
             with handle.lock:
                 handle.requests.append(body)
                 handle.in_flight += 1
@@ -414,6 +417,7 @@ def _make_handler(handle: ServerHandle) -> type[BaseHTTPRequestHandler]:
             finally:
                 with handle.lock:
                     handle.in_flight -= 1
+                    handle.spans.append((started, time.monotonic()))
 
         def _answer(self, api: str, body: dict) -> None:
             model = body.get("model") or handle.names[0]
