@@ -159,17 +159,20 @@ show_log_tail() {
     fi
 }
 
-# TERM the process group, wait, then KILL the same group only if it is still there.
+# TERM the server's process group (or only the server, when it does not lead a group, as
+# with --foreground from a script), wait, then KILL that same target if it is still there.
 stop_group() {
-    local pgid=$1 waited=0
-    kill -TERM -- "-$pgid" 2>/dev/null || true
-    while kill -0 -- "-$pgid" 2>/dev/null && [ "$waited" -lt $((stop_timeout * 5)) ]; do
+    local pid=$1 target waited=0
+    target=$pid
+    [ "$(fm_proc_pgid "$pid")" != "$pid" ] || target="-$pid"
+    kill -TERM -- "$target" 2>/dev/null || true
+    while kill -0 -- "$target" 2>/dev/null && [ "$waited" -lt $((stop_timeout * 5)) ]; do
         sleep 0.2
         waited=$((waited + 1))
     done
-    if kill -0 -- "-$pgid" 2>/dev/null; then
-        fm_info "process group $pgid ignored TERM for ${stop_timeout}s; sending KILL to that group"
-        kill -KILL -- "-$pgid" 2>/dev/null || true
+    if kill -0 -- "$target" 2>/dev/null; then
+        fm_info "server $pid ignored TERM for ${stop_timeout}s; sending KILL to its process group only"
+        kill -KILL -- "$target" 2>/dev/null || true
     fi
 }
 
@@ -285,6 +288,8 @@ fi
 setsid "${cmd[@]}" >"$log_file" 2>&1 </dev/null &
 pid=$!
 printf '%s %s\n' "$pid" "$(fm_proc_starttime "$pid")" >"$pid_file"
+# Interrupting the wait stops the server we just started instead of leaving it behind.
+trap 'fm_info "interrupted; stopping the server (pid $pid)"; stop_group "$pid"; rm -f -- "$pid_file"; exit 130' INT TERM
 fm_info "started $vllm_cmd serve (pid $pid), log: $log_file; waiting for $probe_url/health (timeout ${timeout}s)"
 
 deadline=$((SECONDS + timeout))
@@ -305,7 +310,8 @@ while :; do
         show_log_tail
         stop_group "$pid"
         rm -f -- "$pid_file"
-        fm_die "/health did not answer 200 within ${timeout}s (last answer: $code); stopped the server" "raise --timeout or read the log: $log_file" 1
+        fm_die "/health did not answer 200 within ${timeout}s (last answer: $code); stopped the server" \
+            "raise --timeout or read the log: $log_file" 1
     fi
     sleep "$poll"
 done

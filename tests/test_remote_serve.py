@@ -291,3 +291,35 @@ def test_dry_run_prints_the_quoted_command_without_connecting(tmp_path):
     assert out["target"] == "root@gt-node-01:22"
     assert out["command"].startswith("docker exec gt-vllm bash -c ")
     assert "vllm-up" in out["command"] and "/models/m1" in out["command"]
+
+
+FAKE_CONDA = """#!/bin/sh
+# stand-in conda: its hook defines a conda() that only knows the env "vllm-up"
+if [ "$1 $2" = "shell.bash hook" ]; then
+  echo 'conda() { [ "$1" = activate ] && [ "$2" = vllm-up ] && export CONDA_DEFAULT_ENV="$2"; }'
+else
+  exit 1
+fi
+"""
+
+
+@needs_sshd
+def test_conda_env_is_activated_before_vllm_starts(make_config, tmp_path):
+    conda_dir = tmp_path / "condabin"
+    conda_dir.mkdir()
+    (conda_dir / "conda").write_text(FAKE_CONDA)
+    (conda_dir / "conda").chmod(0o755)
+    env_vars = {"PATH": f"{conda_dir}:{FAKE_BIN}:{os.path.dirname(sys.executable)}:/usr/bin:/bin",
+                "VLLM_STUB_RECORD": str(make_config.record), "VLLM_STUB_RECORD_ENV": "CONDA_DEFAULT_ENV"}
+    missing = run("start", make_config(env_vars=env_vars, conda_env="no-such-env"), "--no-wait")
+    assert missing.returncode == 1 and "conda env problem" in missing.stderr
+    assert not records(make_config.record)
+
+    config = make_config(env_vars=env_vars, conda_env="vllm-up")
+    started = run("start", config, "--poll", "0.1", "--timeout", "20")
+    try:
+        assert started.returncode == 0, started.stderr
+        [rec] = records(make_config.record)
+        assert rec["env"]["CONDA_DEFAULT_ENV"] == "vllm-up"
+    finally:
+        assert run("stop", config).returncode == 0

@@ -189,6 +189,21 @@ def test_health_timeout_fails_and_stops_the_server(run, env):
     assert not alive(rec["pid"])
 
 
+def test_interrupting_the_health_wait_stops_the_started_server(env, tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([str(SCRIPTS / "serve.sh"), "m1", str(port)], cwd=tmp_path, text=True,
+                            env=dict(env, VLLM_STUB_STARTUP_DELAY="60"), stderr=subprocess.PIPE)
+    pid_file = tmp_path / "state" / f"serve-{port}" / "pid"
+    deadline = time.monotonic() + 10
+    while not records(env) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    [rec] = records(env)
+    assert not alive(rec["pid"]) and not pid_file.exists()
+
+
 def test_port_in_use_is_refused(run, env):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

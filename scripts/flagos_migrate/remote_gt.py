@@ -37,6 +37,12 @@ starttime_of() {
   [ "$1" != Z ] || return 1
   printf '%s' "${20}"
 }
+pgid_of() {
+  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  s=${s##*) }
+  set -- $s
+  printf '%s' "$3"
+}
 recorded_ours() {
   [ -s "$pidfile" ] || return 1
   read -r rpid rstart < "$pidfile" || true
@@ -57,8 +63,17 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
   echo "port $port is already in use on the GT machine" >&2; exit 5
 fi
 if [ -n "$conda_env" ]; then
-  command -v conda >/dev/null 2>&1 || { echo "conda is not on PATH on the GT machine" >&2; exit 6; }
-  eval "$(conda shell.bash hook)" && conda activate "$conda_env" || { echo "cannot activate conda env $conda_env" >&2; exit 6; }
+  # non-interactive shells skip ~/.bashrc, where conda is usually initialised: look in the usual places
+  conda_bin=$(command -v conda 2>/dev/null || true)
+  for c in "${HOME:-/root}/miniconda3/bin/conda" "${HOME:-/root}/anaconda3/bin/conda" /opt/conda/bin/conda; do
+    if [ -z "$conda_bin" ] && [ -x "$c" ]; then conda_bin=$c; fi
+  done
+  [ -n "$conda_bin" ] || { echo "conda was not found on the GT machine" >&2; exit 6; }
+  hook=$("$conda_bin" shell.bash hook) || { echo "conda shell.bash hook failed" >&2; exit 6; }
+  set +u  # conda's shell functions read unset variables
+  eval "$hook"
+  conda activate "$conda_env" || { echo "cannot activate conda env $conda_env" >&2; exit 6; }
+  set -u
 fi
 command -v "$1" >/dev/null 2>&1 || { echo "$1 is not on PATH on the GT machine" >&2; exit 7; }
 command -v setsid >/dev/null 2>&1 || { echo "setsid is missing on the GT machine" >&2; exit 7; }
@@ -82,10 +97,12 @@ STOP_PROGRAM = _PRELUDE + r"""
 wait_s=$1
 if [ ! -s "$pidfile" ]; then echo "result=none"; exit 0; fi
 if ! pid=$(recorded_ours); then rm -f -- "$pidfile"; echo "result=stale"; exit 0; fi
-kill -TERM -- "-$pid" 2>/dev/null || true
+target=$pid
+[ "$(pgid_of "$pid")" != "$pid" ] || target="-$pid"
+kill -TERM -- "$target" 2>/dev/null || true
 i=0
-while kill -0 -- "-$pid" 2>/dev/null && [ "$i" -lt $((wait_s * 5)) ]; do sleep 0.2; i=$((i+1)); done
-if kill -0 -- "-$pid" 2>/dev/null; then kill -KILL -- "-$pid" 2>/dev/null; echo "result=killed"; else echo "result=stopped"; fi
+while kill -0 -- "$target" 2>/dev/null && [ "$i" -lt $((wait_s * 5)) ]; do sleep 0.2; i=$((i+1)); done
+if kill -0 -- "$target" 2>/dev/null; then kill -KILL -- "$target" 2>/dev/null; echo "result=killed"; else echo "result=stopped"; fi
 rm -f -- "$pidfile"
 printf 'pid=%s\n' "$pid"
 """
