@@ -125,12 +125,13 @@ def parse_registrations(path: Path, module: str = f"{PACKAGE}") -> RegistrationF
             if isinstance(tgt, ast.Subscript) and (dotted(tgt.value) or "").endswith("_CONFIG_REGISTRY"):
                 key = tgt.slice
                 if isinstance(key, ast.Constant) and isinstance(key.value, str):
-                    cls = dotted(node.value) or ast.unparse(node.value)
-                    where = bindings.get(cls.split(".")[0])
-                    mod = where.split(":")[0] if where and ":" in where else where
-                    result.configs.append(
-                        ConfigRegistration(key.value, cls.split(".")[-1], mod, node.lineno, node.col_offset)
-                    )
+                    written = dotted(node.value) or ast.unparse(node.value)
+                    where = bindings.get(written.split(".")[0])
+                    if where and ":" in where and "." not in written:
+                        mod, cls = where.split(":", 1)  # the class's own name, even when imported "as"
+                    else:
+                        mod, cls = where, written.split(".")[-1]
+                    result.configs.append(ConfigRegistration(key.value, cls, mod, node.lineno, node.col_offset))
             elif isinstance(tgt, ast.Attribute):
                 name = dotted(tgt) or ""
                 head = bindings.get(name.split(".")[0], "")
@@ -139,6 +140,10 @@ def parse_registrations(path: Path, module: str = f"{PACKAGE}") -> RegistrationF
                     val = dotted(node.value) or ""
                     val_bind = bindings.get(val.split(".")[0], val)
                     result.overrides.append(InTreeOverride(full, val_bind, node.lineno))
+    # ast.walk is breadth-first; report in source order
+    result.models.sort(key=lambda r: (r.line, r.col))
+    result.configs.sort(key=lambda r: (r.line, r.col))
+    result.overrides.sort(key=lambda r: r.line)
     return result
 
 
