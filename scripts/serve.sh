@@ -161,16 +161,20 @@ show_log_tail() {
 
 # TERM the server's process group (or only the server, when it does not lead a group, as
 # with --foreground from a script), wait, then KILL that same target if it is still there.
+target_alive() {
+    if [ "${1#-}" != "$1" ]; then fm_group_alive "${1#-}"; else fm_pid_alive "$1"; fi
+}
+
 stop_group() {
     local pid=$1 target waited=0
     target=$pid
     [ "$(fm_proc_pgid "$pid")" != "$pid" ] || target="-$pid"
     kill -TERM -- "$target" 2>/dev/null || true
-    while kill -0 -- "$target" 2>/dev/null && [ "$waited" -lt $((stop_timeout * 5)) ]; do
-        sleep 0.2
+    while target_alive "$target" && [ "$waited" -lt $((stop_timeout * 10)) ]; do
+        sleep 0.1
         waited=$((waited + 1))
     done
-    if kill -0 -- "$target" 2>/dev/null; then
+    if target_alive "$target"; then
         fm_info "server $pid ignored TERM for ${stop_timeout}s; sending KILL to its process group only"
         kill -KILL -- "$target" 2>/dev/null || true
     fi

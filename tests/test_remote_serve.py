@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from flagos_migrate.cli import UsageError
-from flagos_migrate.remote_config import validate_gt_machine, validate_model_name
+from flagos_migrate.remote_config import load_config, validate_gt_machine, validate_model_name
 from flagos_migrate.remote_gt import start_command
 
 from tests.sshd_fixture import free_port, keygen, sshd_unavailable, start_sshd
@@ -90,6 +90,15 @@ def test_template_shape_validates_with_defaults():
     machine = validate_gt_machine(BASE)
     assert machine.host == "gt-node-01" and machine.host_key_policy == "reject"
     assert machine.vllm_command == "vllm" and machine.health_check == "auto"
+
+
+def test_the_shared_config_template_validates():
+    template = ROOT / "scripts" / "e2e_config.template.json"
+    if not template.exists():
+        pytest.skip("scripts/e2e_config.template.json is not written yet")
+    machine, model = load_config(template)
+    assert model == json.loads(template.read_text())["model"]
+    assert machine.host_key_policy == "reject"
 
 
 @pytest.mark.parametrize("field, value", [

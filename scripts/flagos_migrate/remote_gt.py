@@ -17,7 +17,7 @@ import os
 import shlex
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -42,6 +42,19 @@ pgid_of() {
   s=${s##*) }
   set -- $s
   printf '%s' "$3"
+}
+group_alive() {  # a non-zombie member of process group $1 exists
+  for f in /proc/[0-9]*/stat; do
+    read -r s 2>/dev/null < "$f" || continue
+    s=${s##*) }
+    [ "${s%% *}" != Z ] || continue
+    s=${s#* }; s=${s#* }
+    [ "${s%% *}" != "$1" ] || return 0
+  done
+  return 1
+}
+target_alive() {
+  case $1 in -*) group_alive "${1#-}";; *) [ -n "$(starttime_of "$1")" ];; esac
 }
 recorded_ours() {
   [ -s "$pidfile" ] || return 1
@@ -101,8 +114,8 @@ target=$pid
 [ "$(pgid_of "$pid")" != "$pid" ] || target="-$pid"
 kill -TERM -- "$target" 2>/dev/null || true
 i=0
-while kill -0 -- "$target" 2>/dev/null && [ "$i" -lt $((wait_s * 5)) ]; do sleep 0.2; i=$((i+1)); done
-if kill -0 -- "$target" 2>/dev/null; then kill -KILL -- "$target" 2>/dev/null; echo "result=killed"; else echo "result=stopped"; fi
+while target_alive "$target" && [ "$i" -lt $((wait_s * 10)) ]; do sleep 0.1; i=$((i+1)); done
+if target_alive "$target"; then kill -KILL -- "$target" 2>/dev/null; echo "result=killed"; else echo "result=stopped"; fi
 rm -f -- "$pidfile"
 printf 'pid=%s\n' "$pid"
 """
@@ -324,7 +337,8 @@ def _health_over_ssh(client, port: int, timeout: float) -> int | None:
 def health(machine: GtMachine, client, timeout: float = 5.0) -> tuple[int | None, str]:
     """(HTTP status of /health or None, how it was reached: 'direct' or 'ssh')."""
     if machine.health_check in ("auto", "direct"):
-        code = _health_direct(machine.host, machine.serve_port, timeout)
+        code = _health_direct(machine.host, machine.serve_port, min(timeout, 3.0) if machine.health_check == "auto"
+                              else timeout)
         if code is not None or machine.health_check == "direct":
             return code, "direct"
     return _health_over_ssh(client, machine.serve_port, timeout), "ssh"
@@ -395,8 +409,12 @@ def start(machine: GtMachine, client, model: str, wait: bool, timeout: int, poll
     if not wait:
         return Outcome(True, report, f"GT server started (pid {report['pid']}); not waiting for /health")
     deadline = time.monotonic() + timeout
+    probe = machine
     while True:
-        now = status(machine, client)
+        now = status(probe, client)
+        if probe.health_check == "auto" and now.report["health_via"] == "ssh":
+            # the port is not reachable from here: stop paying the direct probe's timeout each poll
+            probe = replace(machine, health_check="ssh")
         if now.report["state"] != "running":
             tail = logs(machine, client, log_lines).text
             report["error"] = "exited"

@@ -146,3 +146,18 @@ fm_pid_alive() {  # alive and not a zombie
     rest=${stat##*) }
     [ "${rest%% *}" != Z ]
 }
+
+# True while process group $1 has a member that is not a zombie. Zombies are skipped because an
+# orphaned server is reaped by PID 1, which in containers may never happen.
+fm_group_alive() {
+    local pgid=$1 f line rest
+    for f in /proc/[0-9]*/stat; do
+        read -r line 2>/dev/null <"$f" || continue
+        rest=${line##*) }
+        [ "${rest%% *}" != Z ] || continue
+        rest=${rest#* }  # drop state
+        rest=${rest#* }  # drop ppid
+        [ "${rest%% *}" != "$pgid" ] || return 0
+    done
+    return 1
+}
