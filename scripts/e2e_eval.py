@@ -24,7 +24,15 @@ from flagos_migrate.cli import (
     progress,
     run_main,
 )
-from flagos_migrate.e2e_client import SIDES, ResultStore, collect, read_results, results_path
+from flagos_migrate.e2e_client import (
+    SIDES,
+    ResultStore,
+    collect,
+    decode_tokens,
+    load_token_text,
+    read_results,
+    results_path,
+)
 from flagos_migrate.e2e_compare import compare_records, summarise
 from flagos_migrate.e2e_config import (
     APIS,
@@ -137,6 +145,42 @@ def _collect_only_output(args, phase, outcomes, settings) -> int:
     return code
 
 
+DECODE_WINDOW = 12
+
+
+def _display_ids(outputs, verdicts) -> set[int]:
+    """Token ids whose text the reports show: a window around each divergence and its top-k.
+
+    Only a window: one /detokenize request per id, and a matching prompt needs none.
+    """
+    ids: set[int] = set()
+    for pid, sides in outputs.items():
+        position = verdicts[pid].get("position")
+        if position is None:
+            continue
+        for out in sides.values():
+            if not out or out.get("key_kind") != "id":
+                continue
+            ids.update(out["token_ids"][max(0, position - DECODE_WINDOW):position + DECODE_WINDOW + 1])
+            if position < len(out.get("top") or []):
+                ids.update(key for key, _ in out["top"][position])
+    return ids
+
+
+def _token_text(outcomes, servers, outputs, verdicts, settings) -> dict[str, str]:
+    """Texts of token ids for the reports: from a live server's /detokenize, else from the cache."""
+    ids = _display_ids(outputs, verdicts)
+    live = [o for o in (outcomes.get("gt"), outcomes.get("local")) if o and o.reachable and o.model]
+    if live and ids:
+        return decode_tokens(live[0].url, live[0].model, ids, settings, progress)
+    cache = load_token_text(settings.results_dir)
+    for side in SIDES:
+        model = servers[side].get("model")
+        if model and cache.get(model):
+            return cache[model]
+    return {}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config_path = args.config or find_default_config(Path.cwd())
@@ -185,8 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = o.model if o else next((r.get("model") for r in recs if r.get("model")), None)
         url = o.url if o else next((r.get("server") for r in recs if r.get("server")), None)
         servers[side] = {"url": url, "model": model, "elapsed_s": o.elapsed_s if o else None}
+    token_text = _token_text(outcomes, servers, outputs, verdicts, settings)
     meta = [{"id": p.id, "category": p.category, "modality": p.modality} for p in prompts]
-    report = build_report(settings.to_dict(), meta, verdicts, summary, servers, outputs, notes)
+    report = build_report(settings.to_dict(), meta, verdicts, summary, servers, outputs, notes, token_text)
     paths = write_reports(report, settings.results_dir)
     code = EXIT_OK if summary["failed"] == 0 else EXIT_FINDINGS
     if args.format == "json":

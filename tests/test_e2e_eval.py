@@ -281,7 +281,10 @@ def test_html_report_escapes_text_and_marks_the_divergence(capsys, tmp_path, ser
     assert evil not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "<b>cat</b>" not in page and "<script" not in page
     assert page.count('class="t div"') == 2  # GT and local rows, at the divergence
-    assert 'title="position 9: token 109' in page and "top-k: 109 (" in page
+    assert 'title="position 9: token 109' in page and "top-k: 109 " in page
+    # token texts come from the server's /detokenize (only for display) and whitespace is made visible
+    assert gt.detokenized > 0 and "\u2423" in page
+    assert report["prompts"][0]["verdict"] == "close"
     md = Path(report["reports"]["markdown"]).read_text()
     assert "**close**" in md and "| 9 |" in md
 
@@ -326,3 +329,30 @@ def test_config_file_values_reach_the_requests(capsys, tmp_path, servers):
     body = gt.requests[0]
     assert body["max_tokens"] == 9 and body["top_logprobs"] == 2 and body["seed"] == 7  # CLI > config
     assert (tmp_path / "cfg_results" / "report.json").is_file()
+
+
+def test_token_texts_are_cached_for_compare_only(capsys, tmp_path, servers):
+    gt = servers(behaviour={"tie": {"token_ids": BASE, "top_ids": {9: [109, 999]}}})
+    local = servers(behaviour={"tie": {"token_ids": with_token(BASE, 9, 999), "top_ids": {9: [999, 109]}}})
+    prompts = prompts_file(tmp_path, {"t": "tie"})
+    code, _ = run(capsys, tmp_path, gt, local, prompts, "--token-match-count", "12")
+    decoded = gt.detokenized
+    assert code == 0 and 0 < decoded <= 16 + 2  # the window around position 9 plus the top-k there
+    code, _ = run(capsys, tmp_path, gt, local, prompts, "--token-match-count", "12")
+    assert gt.detokenized == decoded  # cached in results/token_text.json
+    gt.shutdown()
+    local.shutdown()
+    code, report = run(capsys, tmp_path, None, local, prompts, "--compare-only", "--token-match-count", "12")
+    assert code == 0 and "\u2423" in Path(report["reports"]["html"]).read_text()
+
+
+def test_detokenize_failure_costs_one_probe(tmp_path, servers):
+    from flagos_migrate.e2e_client import decode_tokens
+    from flagos_migrate.e2e_config import Settings
+
+    gt = servers()
+    notes = []
+    texts = decode_tokens(gt.url, "not-served", {1, 2, 3, 4}, Settings(results_dir=str(tmp_path)), notes.append)
+    assert texts == {} and gt.detokenized == 1 and "token ids only" in notes[0]
+    texts = decode_tokens(gt.url, "demo", {1, 2}, Settings(results_dir=str(tmp_path)), notes.append)
+    assert set(texts) == {"1", "2"} and all(texts.values())

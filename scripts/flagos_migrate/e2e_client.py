@@ -463,3 +463,60 @@ def collect(sides: dict[str, str], prompts: list[Prompt], settings: Settings, lo
     if failures:
         raise failures[0]
     return outcomes
+
+
+# ---------------------------------------------------------------- token texts for the reports
+
+MAX_DECODE = 5000
+
+
+def token_text_path(results_dir: str | Path) -> Path:
+    return Path(results_dir) / "token_text.json"
+
+
+def load_token_text(results_dir: str | Path) -> dict[str, dict[str, str]]:
+    """Cached texts of single token ids, per served model: {model: {"123": " Paris"}}."""
+    path = token_text_path(results_dir)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def decode_tokens(url: str, model: str, ids: set[int], settings: Settings, log: Log) -> dict[str, str]:
+    """Text of each token id via vLLM's ``/detokenize`` (best effort, only for the reports).
+
+    Results are cached in results_dir/token_text.json; when the endpoint is missing or fails,
+    the reports show bare ids. Token ids stay what is compared; this text is never compared.
+    """
+    cache = load_token_text(settings.results_dir)
+    known = dict(cache.get(model) or {})
+    todo = sorted(i for i in ids if str(i) not in known)[:MAX_DECODE]
+    if not todo:
+        return known
+    session = make_session(0, 0, settings.concurrency)
+    timeout = min(settings.request_timeout, 30.0)
+
+    def one(tid: int) -> tuple[int, str | None]:
+        try:
+            resp = session.post(f"{url}/detokenize", json={"model": model, "tokens": [tid]}, timeout=timeout)
+            text = resp.json().get("prompt") if resp.status_code == 200 else None
+            return tid, text if isinstance(text, str) else None
+        except (requests.RequestException, ValueError, AttributeError):
+            return tid, None
+
+    try:
+        first = one(todo[0])  # one probe first: a server without /detokenize costs one request, not thousands
+        if first[1] is None:
+            log(f"note: {url}/detokenize gave no text; reports show token ids only")
+            return known
+        results = [first]
+        with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="e2e-detok") as pool:
+            results += list(pool.map(one, todo[1:]))
+    finally:
+        session.close()
+    known.update({str(tid): text for tid, text in results if text is not None})
+    cache[model] = known
+    atomic_write_json(token_text_path(settings.results_dir), cache)
+    return known

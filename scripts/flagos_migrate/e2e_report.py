@@ -19,13 +19,27 @@ REPORT_NAMES = {"json": "report.json", "markdown": "report.md", "html": "report.
 
 def build_report(settings: dict[str, Any], prompts: list[dict[str, Any]], verdicts: dict[str, dict[str, Any]],
                  summary: dict[str, Any], sides: dict[str, Any], outputs: dict[str, dict[str, Any]],
-                 notes: list[str]) -> dict[str, Any]:
-    """The whole report as data; the three formats are rendered from it."""
+                 notes: list[str], token_text: dict[str, str] | None = None) -> dict[str, Any]:
+    """The whole report as data; the three formats are rendered from it.
+
+    ``token_text`` maps token ids (as strings) to their text, for display only.
+    """
     rows = []
     for p in prompts:
         pid = p["id"]
         rows.append({**p, **verdicts[pid], "outputs": outputs.get(pid, {})})
-    return {"summary": summary, "settings": settings, "servers": sides, "notes": notes, "prompts": rows}
+    return {"summary": summary, "settings": settings, "servers": sides, "notes": notes, "prompts": rows,
+            "token_text": dict(token_text or {})}
+
+
+def _shown(text: str) -> str:
+    """Whitespace made visible, so that ' a' and 'a' can be told apart."""
+    return text.replace(" ", "\u2423").replace("\n", "\u21b5").replace("\t", "\u21e5") or "\u2205"
+
+
+def _token_label(token: Any, names: dict[str, str]) -> str:
+    text = names.get(str(token))
+    return f'{token} "{_shown(text)}"' if text is not None else str(token)
 
 
 def _fmt_lp(value: Any) -> str:
@@ -61,8 +75,9 @@ def render_markdown(report: dict[str, Any]) -> str:
               "|---|---|---|---|---|---|"]
     for row in report["prompts"]:
         gt, lo = row.get("gt") or {}, row.get("local") or {}
-        gt_cell = f"{gt['token_id']} ({_fmt_lp(gt.get('logprob'))})" if gt else "-"
-        lo_cell = f"{lo['token_id']} ({_fmt_lp(lo.get('logprob'))})" if lo else "-"
+        names = report.get("token_text") or {}
+        gt_cell = f"{_md_escape(_token_label(gt['token_id'], names))} ({_fmt_lp(gt.get('logprob'))})" if gt else "-"
+        lo_cell = f"{_md_escape(_token_label(lo['token_id'], names))} ({_fmt_lp(lo.get('logprob'))})" if lo else "-"
         lines.append(f"| `{row['id']}` | {row['category']} | **{row['verdict']}** | {_position_text(row)} "
                      f"| {gt_cell} | {lo_cell} |")
     details = [r for r in report["prompts"] if r["verdict"] != "match"]
@@ -94,24 +109,26 @@ pre{white-space:pre-wrap;background:#fafafa;border:1px solid #eee;padding:.5em;m
 """
 
 
-def _token_title(output: dict[str, Any], i: int) -> str:
+def _token_title(output: dict[str, Any], i: int, names: dict[str, str]) -> str:
     lps = output.get("logprobs") or []
     tops = output.get("top") or []
-    lines = [f"position {i}: token {output['token_ids'][i]}"
+    lines = [f"position {i}: token {_token_label(output['token_ids'][i], names)}"
              + (f" logprob {lps[i]:.4f}" if i < len(lps) and lps[i] is not None else "")]
     if i < len(tops):
-        lines.append("top-k: " + ", ".join(f"{k} ({lp:.4f})" for k, lp in tops[i]))
+        lines.append("top-k: " + ", ".join(f"{_token_label(k, names)} ({lp:.4f})" for k, lp in tops[i]))
     return "\n".join(lines)
 
 
-def _token_row(label: str, output: dict[str, Any] | None, divergence: int | None) -> str:
+def _token_row(label: str, output: dict[str, Any] | None, divergence: int | None, names: dict[str, str]) -> str:
     if not output:
         return f'<div class="row"><span class="lbl">{html.escape(label)}</span><em>no output</em></div>'
     spans = []
     for i, tid in enumerate(output.get("token_ids") or []):
         cls = "t div" if i == divergence else ("t after" if divergence is not None and i > divergence else "t")
-        spans.append(f'<span class="{cls}" title="{html.escape(_token_title(output, i), quote=True)}">'
-                     f"{html.escape(str(tid))}</span>")
+        text = names.get(str(tid))
+        shown = _shown(text) if text is not None else str(tid)
+        spans.append(f'<span class="{cls}" title="{html.escape(_token_title(output, i, names), quote=True)}">'
+                     f"{html.escape(shown)}</span>")
     return f'<div class="row"><span class="lbl">{html.escape(label)}</span>{"".join(spans)}</div>'
 
 
@@ -143,8 +160,9 @@ def render_html(report: dict[str, Any]) -> str:
         parts.append(f"<p>{e(row.get('detail', ''))}</p>")
         if row.get("diagnosis"):
             parts.append(f"<p><em>{e(row['diagnosis'])}</em></p>")
-        parts.append(_token_row("GT", outs.get("gt"), row.get("position")))
-        parts.append(_token_row("local", outs.get("local"), row.get("position")))
+        names = report.get("token_text") or {}
+        parts.append(_token_row("GT", outs.get("gt"), row.get("position"), names))
+        parts.append(_token_row("local", outs.get("local"), row.get("position"), names))
         for side in ("gt", "local"):
             out = outs.get(side)
             if out:

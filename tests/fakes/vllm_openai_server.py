@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """A small HTTP server that answers like vLLM 0.13.0's OpenAI-compatible API server.
 
-It serves ``/health``, ``/v1/models``, ``/v1/chat/completions`` and ``/v1/completions``
-with the response field names of vLLM's protocol (ChatCompletionResponse,
-ChatCompletionLogProbsContent, CompletionLogProbs, UsageInfo, ModelCard ...), and generates
+It serves ``/health``, ``/v1/models``, ``/v1/chat/completions``, ``/v1/completions`` and
+``/detokenize`` with the response field names of vLLM's protocol (ChatCompletionResponse,
+ChatCompletionLogProbsContent, CompletionLogProbs, UsageInfo, ModelCard, DetokenizeResponse ...), and generates
 tokens deterministically from the prompt text, so two servers given the same prompts agree
 unless a test tells one of them otherwise.
 
@@ -327,6 +327,7 @@ class ServerHandle:
     # (start, end) time.monotonic() of every generation request, to check that requests overlapped
     spans: list[tuple[float, float]] = field(default_factory=list)
     in_flight: int = 0
+    detokenized: int = 0  # token ids decoded through /detokenize
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -395,6 +396,9 @@ def _make_handler(handle: ServerHandle) -> type[BaseHTTPRequestHandler]:
             handle.paths.append(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
+            if self.path == "/detokenize":
+                self._detokenize(raw)
+                return
             api = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}.get(self.path)
             if api is None:
                 self._send(404, {"detail": "Not Found"})
@@ -418,6 +422,21 @@ def _make_handler(handle: ServerHandle) -> type[BaseHTTPRequestHandler]:
                 with handle.lock:
                     handle.in_flight -= 1
                     handle.spans.append((started, time.monotonic()))
+
+        def _detokenize(self, raw: bytes) -> None:
+            """vLLM's DetokenizeRequest {model, tokens} -> DetokenizeResponse {prompt}."""
+            try:
+                body = json.loads(raw or b"{}")
+                tokens = [int(t) for t in body.get("tokens") or []]
+            except (ValueError, TypeError):
+                self._send(400, error_body("bad detokenize request", "BadRequestError", 400))
+                return
+            handle.detokenized += len(tokens)
+            model = body.get("model") or handle.names[0]
+            if model not in handle.names:
+                self._send(404, error_body(f"The model `{model}` does not exist.", "NotFoundError", 404, "model"))
+                return
+            self._send(200, {"prompt": "".join(decode_token(t) for t in tokens)})
 
         def _answer(self, api: str, body: dict) -> None:
             model = body.get("model") or handle.names[0]
