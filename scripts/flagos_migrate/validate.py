@@ -1,0 +1,277 @@
+"""Orchestration of ``validate_migration.py``: arguments -> files -> findings -> report.
+
+The per-file checks live in ``analysis``; what needs the whole plugin (registrations in
+``__init__.py``, config bridges against the model that uses them) is judged here.
+"""
+
+from __future__ import annotations
+
+import ast
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import analysis
+from .analysis import AnalysisContext, analyze_source, parse_text
+from .api_index import PinnedApis, available_versions
+from .cli import UsageError
+from .findings import Finding, sort_key
+from .plugin_tree import PACKAGE, PluginTree, RegistrationFile, parse_registrations
+
+
+@dataclass
+class Report:
+    pinned: str
+    plugin: str
+    files: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# -- choosing files ----------------------------------------------------------------------------
+
+
+def resolve_model_file(tree: PluginTree, model: str) -> Path:
+    """A path, or a bare model name meaning vllm_fl/models/NAME.py."""
+    p = Path(model).expanduser()
+    if p.suffix == ".py" or "/" in model or p.exists():
+        if not p.exists() and not p.is_absolute():
+            alt = tree.root / model
+            if alt.exists():
+                p = alt
+        if not p.exists():
+            raise UsageError(f"model file not found: {model}",
+                             hint="pass a path to the model file or a model name (vllm_fl/models/NAME.py)")
+        if not p.is_file():
+            raise UsageError(f"model file is not a file: {model}")
+        return p
+    cand = tree.package_dir / "models" / f"{model}.py"
+    if not cand.is_file():
+        known = ", ".join(f.stem for f in tree.model_files()) or "none"
+        raise UsageError(f"no model file {cand} for model name {model!r}", hint=f"model files in the plugin: {known}")
+    return cand
+
+
+def _existing_file(path: str, what: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise UsageError(f"{what} not found: {path}", hint=f"pass an existing {what} or leave it out")
+    return p
+
+
+def registered_modules(reg: RegistrationFile) -> list[str]:
+    return sorted({m.module for m in reg.models if m.module})
+
+
+def all_files(tree: PluginTree, reg: RegistrationFile) -> list[Path]:
+    """--all: every model file the plugin holds or registers, and every config bridge."""
+    files = set(tree.model_files())
+    for mod in registered_modules(reg):
+        path = tree.module_path(mod)
+        if path is not None:
+            files.add(path)
+    cfg_dir = tree.package_dir / "configs"
+    if cfg_dir.is_dir():
+        files.update(p for p in cfg_dir.glob("*.py") if p.name != "__init__.py")
+    return sorted(files)
+
+
+def module_for(tree: PluginTree, path: Path) -> str:
+    try:
+        return tree.module_of(path)
+    except ValueError:  # a file outside the plugin (about to be migrated into models/)
+        return f"{PACKAGE}.models.{path.stem}"
+
+
+def display(tree: PluginTree, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(tree.root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# -- registration (check 5) ----------------------------------------------------------------------
+
+
+def check_registrations(tree: PluginTree, apis: PinnedApis, reg: RegistrationFile, shown: str,
+                        only_modules: set[str] | None = None) -> list[Finding]:
+    """Judge each register_model / _CONFIG_REGISTRY entry on its own.
+
+    ``only_modules``: judge only model entries pointing at these modules (single-file mode);
+    config entries are always judged.
+    """
+    out: list[Finding] = []
+    if reg.parse_error:
+        return [Finding("P20", shown, 1, 0, reg.parse_error)]
+    if not reg.has_register_model and not reg.models:
+        out.append(Finding("P10", shown, 1, 0, "no register_model() function and no ModelRegistry.register_model "
+                           "call: the plugin registers no model", fix="add register_model() with one guarded "
+                           "block per model (see plugin.md)", data={"kind": "no-register-model"}))
+    for m in reg.models:
+        if only_modules is not None and m.module not in only_modules:
+            continue
+        if m.module is None:
+            continue  # a dynamic target: cannot judge
+        top = m.module.split(".")[0]
+        if top != PACKAGE:
+            if apis.has_module(m.module) is False:
+                out.append(Finding("P10", shown, m.line, m.col, f"register_model({m.arch!r}): module {m.module} "
+                                   "does not exist in the pinned vLLM", data={"arch": m.arch, "module": m.module,
+                                                                            "class": m.cls}))
+            continue
+        path = tree.module_path(m.module)
+        if path is None:
+            out.append(Finding("P10", shown, m.line, m.col, f"register_model({m.arch!r}): module {m.module} not "
+                               "found in the plugin", fix=f"create {m.module.replace('.', '/')}.py or fix the path",
+                               data={"arch": m.arch, "module": m.module, "class": m.cls}))
+            continue
+        if not m.cls:
+            out.append(Finding("P10", shown, m.line, m.col, f"register_model({m.arch!r}): target {m.raw!r} has no "
+                               "':ClassName'", data={"arch": m.arch, "module": m.module, "class": None}))
+            continue
+        sym = apis.resolve(m.module, m.cls)
+        if sym is None:
+            out.append(Finding("P10", shown, m.line, m.col, f"register_model({m.arch!r}): class {m.cls} is not "
+                               f"defined in {m.module}", data={"arch": m.arch, "module": m.module, "class": m.cls}))
+    for c in reg.configs:
+        out.extend(_check_config_registration(tree, apis, c, shown))
+    return out
+
+
+def _check_config_registration(tree: PluginTree, apis: PinnedApis, c, shown: str) -> list[Finding]:
+    data = {"model_type": c.model_type, "class": c.cls, "module": c.module}
+    if not c.module:
+        return []
+    sym = apis.resolve(c.module, c.cls)
+    if sym is None:
+        where = "the plugin" if c.module.startswith(PACKAGE) else "the pinned version"
+        return [Finding("P10", shown, c.line, c.col, f"_CONFIG_REGISTRY[{c.model_type!r}]: class {c.cls} not found "
+                        f"in {c.module} ({where})", data=data)]
+    if sym.kind != "class":
+        return []
+    model_type = config_model_type(apis, sym)
+    if model_type is not None and model_type != c.model_type:
+        data["class_model_type"] = model_type
+        return [Finding("P10", shown, c.line, c.col, f"_CONFIG_REGISTRY[{c.model_type!r}] = {c.cls}, but "
+                        f"{c.cls}.model_type is {model_type!r}", fix="use the model_type of the HF config.json "
+                        "for both", data=data)]
+    return []
+
+
+def config_model_type(apis: PinnedApis, sym) -> str | None:
+    """The literal ``model_type`` class attribute of a config class (first in the MRO), if readable."""
+    classes, _ = apis.mro(sym)
+    for s, rec in classes:
+        if "model_type" in rec.get("attrs", ()):
+            idx = apis.index_for(s.module)
+            lit = (idx.module(s.module) or {}).get("classes", {}).get(s.name, {}).get("consts", {}).get("model_type")
+            if lit is not None:
+                return lit
+            return _literal_class_attr(apis, s, "model_type")
+    return None
+
+
+def _literal_class_attr(apis: PinnedApis, sym, attr: str) -> str | None:
+    """Read a string class attribute from the plugin's source file (plugin classes only)."""
+    path = _PLUGIN_FILES.get(sym.module)
+    if path is None:
+        return None
+    tree, _ = parse_text(path.read_bytes(), str(path))
+    if tree is None:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == sym.name:
+            for stmt in node.body:
+                if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+                    targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                    if any(isinstance(t, ast.Name) and t.id == attr for t in targets):
+                        v = stmt.value
+                        if isinstance(v, ast.Constant) and isinstance(v.value, str):
+                            return v.value
+    return None
+
+
+_PLUGIN_FILES: dict[str, Path] = {}
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+def load_apis(pinned: str) -> PinnedApis:
+    if pinned not in available_versions("vllm"):
+        known = ", ".join(available_versions("vllm")) or "none"
+        raise UsageError(f"no API index for vLLM {pinned} (available: {known})",
+                         hint=f"build it: python3 scripts/build_api_index.py vllm=={pinned} "
+                         f"(and transformers: python3 scripts/build_api_index.py transformers==VERSION)")
+    return PinnedApis.load(pinned)
+
+
+def analyze_file(tree: PluginTree, apis: PinnedApis, path: Path) -> list[Finding]:
+    shown = display(tree, path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return [Finding("P20", shown, 1, 0, f"cannot read file: {exc.strerror or exc}")]
+    ctx = AnalysisContext(apis, module_for(tree, path), shown)
+    return analyze_source(data, ctx)
+
+
+def validate(plugin: str, model: str | None = None, config: str | None = None, init: str | None = None,
+             all_models: bool = False, pinned: str = "0.13.0") -> Report:
+    started = time.perf_counter()
+    tree = PluginTree(plugin)
+    base_apis = load_apis(pinned)
+    _PLUGIN_FILES.clear()
+    _PLUGIN_FILES.update({tree.module_of(p): p for p in tree.python_files()})
+    apis = base_apis.with_package(tree.index())
+    init_path = _existing_file(init, "__init__ file") if init else tree.init_file
+    reg = parse_registrations(init_path)
+    report = Report(pinned=pinned, plugin=str(tree.root))
+
+    if all_models:
+        files = all_files(tree, reg)
+        if not files and not reg.models:
+            raise UsageError(f"the plugin at {tree.root} holds no model files and registers no model",
+                             hint="nothing to validate: migrate a model first (vllm_fl/models/<name>.py)")
+        only = None
+    else:
+        if model is None:
+            raise UsageError("give a MODEL_FILE (path or model name) or --all")
+        files = [resolve_model_file(tree, model)]
+        if config:
+            files.append(_existing_file(config, "config file"))
+        only = {module_for(tree, files[0])}
+
+    for path in files:
+        report.files.append(display(tree, path))
+        report.findings.extend(analyze_file(tree, apis, path))
+    report.findings.extend(cross_file_checks(tree, apis, files))
+
+    shown_init = display(tree, init_path)
+    report.files.append(shown_init)
+    report.findings.extend(check_registrations(tree, apis, reg, shown_init, only))
+    if not all_models and reg.models and not any(m.module in only for m in reg.models if m.module):
+        report.findings.append(Finding("P10", shown_init, 1, 0, f"{files[0].name} is not registered: no "
+                                       f"register_model(...) points at {next(iter(only))}", severity="warning",
+                                       data={"module": next(iter(only))}))
+    report.findings.sort(key=sort_key)
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def cross_file_checks(tree: PluginTree, apis: PinnedApis, files: list[Path]) -> list[Finding]:
+    """Checks that need two files: config bridges against the pinned parents of their models."""
+    out: list[Finding] = []
+    checker = getattr(analysis, "bridge_field_findings", None)
+    if checker is None:
+        return out
+    for path in files:
+        try:
+            text = path.read_bytes()
+        except OSError:
+            continue
+        ptree, _ = parse_text(text, str(path))
+        if ptree is None:
+            continue
+        out.extend(checker(ptree, AnalysisContext(apis, module_for(tree, path), display(tree, path)), _PLUGIN_FILES))
+    return out

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Check migrated vllm-plugin-FL files against the pinned vLLM (0.13.0) without importing anything.
+
+Imports, call signatures, inherited methods, vLLM config attributes, registrations, config
+bridges, custom ops, __init__ overrides, merged projections and cleanliness, judged against the
+static API index of the pinned vLLM and its transformers (see the rule catalog P1..P20)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from flagos_migrate.cli import EXIT_FINDINGS, EXIT_OK, make_parser, print_json, progress, run_main
+from flagos_migrate.findings import format_github, format_text, split
+from flagos_migrate.validate import validate
+
+EPILOG = """examples:
+  python3 scripts/validate_migration.py ~/vllm-plugin-FL qwen3_5
+  python3 scripts/validate_migration.py . vllm_fl/models/kimi_k25.py vllm_fl/configs/kimi_k25.py
+  python3 scripts/validate_migration.py . --all --format github      # CI annotations
+
+MODEL_FILE is a path or a model name (vllm_fl/models/NAME.py). Warnings never change the exit
+code unless --strict."""
+
+
+def parse_args(argv):
+    p = make_parser("validate_migration.py", __doc__, EPILOG)
+    p.add_argument("plugin_folder", help="the vllm-plugin-FL checkout (holds vllm_fl/)")
+    p.add_argument("model_file", nargs="?", help="model file path or model name (omit with --all)")
+    p.add_argument("config_file", nargs="?", help="the model's config bridge (vllm_fl/configs/...)")
+    p.add_argument("init_file", nargs="?", help="the registering __init__.py (default: vllm_fl/__init__.py)")
+    p.add_argument("--all", action="store_true", help="every model file and config bridge the plugin holds")
+    p.add_argument("--pinned", default="0.13.0", help="pinned vLLM version whose index to use (default 0.13.0)")
+    p.add_argument("--format", choices=("text", "json", "github"), default="text")
+    p.add_argument("--json", action="store_true", help="same as --format json")
+    p.add_argument("--strict", action="store_true", help="warnings count as issues")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    fmt = "json" if args.json else args.format
+    if args.all and args.model_file:
+        # with --all the positional slots shift: PLUGIN [INIT]
+        init = args.model_file if args.model_file.endswith("__init__.py") else None
+    else:
+        init = args.init_file
+    report = validate(args.plugin_folder, None if args.all else args.model_file, args.config_file,
+                      init, all_models=args.all, pinned=args.pinned)
+    issues, warnings = split(report.findings, strict=args.strict)
+    if fmt == "json":
+        print_json({"issues": [f.to_dict() for f in issues], "warnings": [f.to_dict() for f in warnings],
+                    "files": report.files, "pinned": report.pinned, "plugin": report.plugin,
+                    "seconds": report.seconds, "ok": not issues})
+    elif fmt == "github":
+        for f in issues + warnings:
+            print(format_github(f))
+    else:
+        for f in issues + warnings:
+            print(format_text(f))
+        verdict = "OK" if not issues else "FAILED"
+        print(f"{verdict}: {len(issues)} issue(s), {len(warnings)} warning(s) in {len(report.files)} file(s) "
+              f"against vLLM {report.pinned} ({report.seconds:.2f}s)")
+    if fmt != "text":
+        progress(f"{len(issues)} issue(s), {len(warnings)} warning(s)")
+    return EXIT_FINDINGS if issues else EXIT_OK
+
+
+if __name__ == "__main__":
+    run_main(main, sys.argv[1:])

@@ -1,0 +1,38 @@
+"""Shared helpers for the analysis/validator tests: the pinned index and a one-call analyser."""
+
+from __future__ import annotations
+
+import textwrap
+from functools import lru_cache
+from pathlib import Path
+
+from flagos_migrate.analysis import AnalysisContext, analyze_source
+from flagos_migrate.api_index import PinnedApis
+from flagos_migrate.plugin_tree import PluginTree
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "plugins"
+GOOD_PLUGIN = FIXTURES / "good"
+
+
+@lru_cache(maxsize=1)
+def pinned() -> PinnedApis:
+    return PinnedApis.load("0.13.0")
+
+
+@lru_cache(maxsize=1)
+def pinned_with_plugin() -> PinnedApis:
+    return pinned().with_package(PluginTree(GOOD_PLUGIN).index())
+
+
+def analyze(code: str, module: str = "vllm_fl.models.demo", origin: str | None = None, plugin: bool = True):
+    apis = pinned_with_plugin() if plugin else pinned()
+    ctx = AnalysisContext(apis, module, "demo.py", origin_module=origin)
+    return analyze_source(textwrap.dedent(code), ctx)
+
+
+def rules(findings, severity: str | None = None) -> list[str]:
+    return [f.rule for f in findings if severity is None or f.severity == severity]
+
+
+def only(findings, rule: str):
+    return [f for f in findings if f.rule == rule]
