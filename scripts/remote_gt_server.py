@@ -33,6 +33,10 @@ Optional gt_machine fields beyond the template: serve_host (bind address, defaul
 vllm_command (default "vllm"), health_check ("auto": direct HTTP, then over SSH; "direct"; "ssh"),
 connect_timeout (seconds, default 15), startup_timeout (seconds, default 1800).
 
+With docker_container set, every remote command runs through 'docker exec CONTAINER', so
+workdir, models_dir and the PID file are paths inside the container; the container needs the
+host network (or a published serve_port) for /health and e2e_eval.py to reach the server.
+
 exit codes of start/status: 1 means the server exited, timed out or is not healthy;
 connection, authentication, host-key and timeout failures exit 2."""
 

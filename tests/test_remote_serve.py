@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -285,6 +286,11 @@ def test_accept_new_records_an_unknown_key_but_refuses_a_changed_one(make_config
 def test_connection_and_authentication_failures_exit_2(make_config, tmp_path):
     refused = run("status", make_config(port=free_port()))
     assert refused.returncode == 2 and "cannot connect" in refused.stderr
+    with socket.socket() as silent:  # accepts connections (backlog) but never speaks SSH
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        mute = run("status", make_config(port=silent.getsockname()[1], connect_timeout=1))
+    assert mute.returncode == 2 and "timed out" in mute.stderr
     stranger = keygen(tmp_path / "stranger")
     denied = run("status", make_config(key_file=str(stranger)))
     assert denied.returncode == 2 and "authentication failed" in denied.stderr

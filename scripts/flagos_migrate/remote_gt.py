@@ -13,6 +13,7 @@ Design:
 from __future__ import annotations
 
 import http.client
+import logging
 import os
 import shlex
 import socket
@@ -228,9 +229,40 @@ def _policy(machine: GtMachine, known_hosts: Path):
     return AcceptNew() if machine.host_key_policy == "accept-new" else RejectUnknown()
 
 
+def _open_ssh_socket(machine: GtMachine, timeout: float, target: str) -> socket.socket:
+    """TCP connection whose first bytes are an SSH banner, so that each failure gets its own message."""
+    try:
+        sock = socket.create_connection((machine.host, machine.port), timeout=timeout)
+    except socket.gaierror as exc:
+        raise RemoteError(f"cannot resolve host {machine.host}: {exc.strerror}",
+                          hint="check gt_machine.host") from None
+    except (socket.timeout, TimeoutError):
+        raise RemoteError(f"timed out after {timeout:g}s connecting to {target}",
+                          hint="check the host, the port and the network/VPN") from None
+    except OSError as exc:
+        raise RemoteError(f"cannot connect to {target}: {exc.strerror or exc}",
+                          hint="is sshd running there and gt_machine.port right?") from None
+    try:
+        sock.settimeout(timeout)
+        first = sock.recv(4, socket.MSG_PEEK)  # peek: paramiko reads the banner itself
+    except (socket.timeout, TimeoutError):
+        sock.close()
+        raise RemoteError(f"timed out after {timeout:g}s waiting for the SSH banner of {target}",
+                          hint="is that port an SSH server? check gt_machine.port") from None
+    except OSError as exc:
+        sock.close()
+        raise RemoteError(f"the connection to {target} failed: {exc.strerror or exc}") from None
+    if not first.startswith(b"SSH-"[: len(first)]) or not first:
+        sock.close()
+        raise RemoteError(f"{target} does not speak SSH (it sent {first!r})", hint="check gt_machine.port")
+    return sock
+
+
 def connect(machine: GtMachine, timeout: float | None = None):
     """An authenticated paramiko SSHClient; every failure becomes a RemoteError."""
     paramiko = _paramiko()
+    # failures become one clear message below; keep paramiko's own log lines off stderr
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())
     timeout = timeout or machine.connect_timeout
     target = f"{machine.user}@{machine.host}:{machine.port}"
     known_hosts = Path(os.path.expanduser(machine.known_hosts))
@@ -247,41 +279,40 @@ def connect(machine: GtMachine, timeout: float | None = None):
         raise RemoteError(f"the known_hosts file {known_hosts} does not exist (host_key_policy 'reject')",
                           hint="add the GT machine's key with ssh-keyscan, or use host_key_policy 'accept-new'")
     client.set_missing_host_key_policy(_policy(machine, known_hosts))
+    sock = _open_ssh_socket(machine, timeout, target)
     try:
-        client.connect(machine.host, port=machine.port, username=machine.user, key_filename=key_file,
+        client.connect(machine.host, port=machine.port, sock=sock, username=machine.user, key_filename=key_file,
                        timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
                        look_for_keys=key_file is None, allow_agent=True)
-    except RemoteError:
+    except Exception as exc:  # every path closes the connection, then says what went wrong
         client.close()
-        raise
-    except paramiko.BadHostKeyException as exc:
-        client.close()
-        raise RemoteError(
-            f"the host key of {known_hosts_name(machine.host, machine.port)} CHANGED: the server offers "
-            f"{exc.key.get_name()} {exc.key.fingerprint}, {known_hosts} expects {exc.expected_key.fingerprint}; "
-            "refusing to connect (possible man-in-the-middle)",
-            hint=f"if the GT machine was reinstalled, remove its old entry with: ssh-keygen -f {known_hosts} "
-                 f"-R '{known_hosts_name(machine.host, machine.port)}'") from None
-    except paramiko.PasswordRequiredException:
-        client.close()
-        raise RemoteError(f"the key {key_file} is encrypted and no passphrase is available",
-                          hint="load it into ssh-agent and set gt_machine.key_file to \"\"") from None
-    except paramiko.AuthenticationException as exc:
-        client.close()
-        raise RemoteError(f"authentication failed for {target}: {exc}",
-                          hint="check gt_machine.user and gt_machine.key_file") from None
-    except (socket.timeout, TimeoutError):
-        client.close()
-        raise RemoteError(f"timed out after {timeout:g}s connecting to {target}",
-                          hint="check the host, the port and the network/VPN") from None
-    except socket.gaierror as exc:
-        client.close()
-        raise RemoteError(f"cannot resolve host {machine.host}: {exc.strerror}") from None
-    except (paramiko.SSHException, OSError, EOFError) as exc:
-        client.close()
-        raise RemoteError(f"cannot connect to {target}: {exc}",
-                          hint="is sshd running there and the port right?") from None
+        sock.close()
+        if isinstance(exc, RemoteError):
+            raise
+        raise _connect_error(exc, machine, target, known_hosts, key_file, timeout) from None
     return client
+
+
+def _connect_error(exc: Exception, machine: GtMachine, target: str, known_hosts: Path, key_file: str | None,
+                   timeout: float) -> Exception:
+    paramiko = _paramiko()
+    name = known_hosts_name(machine.host, machine.port)
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return RemoteError(
+            f"the host key of {name} CHANGED: the server offers {exc.key.get_name()} {exc.key.fingerprint}, "
+            f"{known_hosts} expects {exc.expected_key.fingerprint}; refusing to connect (possible man-in-the-middle)",
+            hint=f"if the GT machine was reinstalled, remove its old entry with: ssh-keygen -f {known_hosts} -R '{name}'")
+    if isinstance(exc, paramiko.PasswordRequiredException):
+        return RemoteError(f"the key {key_file} is encrypted and no passphrase is available",
+                           hint='load it into ssh-agent and set gt_machine.key_file to ""')
+    if isinstance(exc, paramiko.AuthenticationException):
+        return RemoteError(f"authentication failed for {target}: {exc}",
+                           hint="check gt_machine.user and gt_machine.key_file")
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return RemoteError(f"timed out after {timeout:g}s during the SSH handshake with {target}")
+    if isinstance(exc, (paramiko.SSHException, OSError, EOFError, ValueError)):
+        return RemoteError(f"the SSH handshake with {target} failed: {exc}")
+    return exc
 
 
 def run(client, command: str, timeout: float = 120.0) -> tuple[int, str, str]:
