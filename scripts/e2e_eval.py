@@ -41,7 +41,7 @@ from flagos_migrate.e2e_config import (
     load_config_file,
     resolve_settings,
 )
-from flagos_migrate.e2e_prompts import load_prompts, select_prompts
+from flagos_migrate.e2e_prompts import image_urls, load_prompts, select_prompts
 from flagos_migrate.e2e_report import build_report, console_table, write_reports
 
 EPILOG = """\
@@ -129,15 +129,17 @@ def _dry_run(args, settings, phase, sides, prompts, notes) -> int:
     return EXIT_OK
 
 
-def _collect_only_output(args, phase, outcomes, settings) -> int:
+def _collect_only_output(args, phase, outcomes, settings, notes) -> int:
     out = outcomes[phase]
     info = {"phase": phase, "server": out.url, "model": out.model, "asked": sorted(out.asked),
             "resumed": sorted(out.resumed), "errors": out.errors, "elapsed_s": out.elapsed_s,
             "results": str(results_path(settings.results_dir, phase))}
     code = EXIT_FINDINGS if out.errors else EXIT_OK
     if args.format == "json":
-        print_json({**info, "exit_code": code})
+        print_json({**info, "notes": notes, "exit_code": code})
     else:
+        for note in notes:
+            print(f"note: {note}")
         print(f"{phase}: asked {len(out.asked)}, already answered {len(out.resumed)}, "
               f"errors {len(out.errors)} in {out.elapsed_s:.2f}s -> {info['results']}")
         for pid, err in sorted(out.errors.items()):
@@ -149,9 +151,9 @@ DECODE_WINDOW = 12
 
 
 def _display_ids(outputs, verdicts) -> set[int]:
-    """Token ids whose text the reports show: a window around each divergence and its top-k.
+    """Token ids whose text the reports show: up to a little past each divergence, and its top-k.
 
-    Only a window: one /detokenize request per id, and a matching prompt needs none.
+    Only diverging prompts: /detokenize costs one request per id, and a matching prompt needs none.
     """
     ids: set[int] = set()
     for pid, sides in outputs.items():
@@ -161,7 +163,7 @@ def _display_ids(outputs, verdicts) -> set[int]:
         for out in sides.values():
             if not out or out.get("key_kind") != "id":
                 continue
-            ids.update(out["token_ids"][max(0, position - DECODE_WINDOW):position + DECODE_WINDOW + 1])
+            ids.update(out["token_ids"][:position + DECODE_WINDOW + 1])
             if position < len(out.get("top") or []):
                 ids.update(key for key, _ in out["top"][position])
     return ids
@@ -210,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if o.note:
                 notes.append(o.note)
     if phase in ("gt", "local"):
-        return _collect_only_output(args, phase, outcomes, settings)
+        return _collect_only_output(args, phase, outcomes, settings, notes)
 
     stores = {side: ResultStore.open(settings.results_dir, side) for side in SIDES}
     verdicts, outputs = {}, {}
@@ -230,7 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         url = o.url if o else next((r.get("server") for r in recs if r.get("server")), None)
         servers[side] = {"url": url, "model": model, "elapsed_s": o.elapsed_s if o else None}
     token_text = _token_text(outcomes, servers, outputs, verdicts, settings)
-    meta = [{"id": p.id, "category": p.category, "modality": p.modality} for p in prompts]
+    meta = [{"id": p.id, "category": p.category, "modality": p.modality, "prompt_text": p.completion_text(),
+             "images": image_urls(p.messages)} for p in prompts]
     report = build_report(settings.to_dict(), meta, verdicts, summary, servers, outputs, notes, token_text)
     paths = write_reports(report, settings.results_dir)
     code = EXIT_OK if summary["failed"] == 0 else EXIT_FINDINGS

@@ -144,3 +144,10 @@ def test_mode_and_api_select_prompts():
     assert len(text) == 5 and len(mm) == 5
     comp, notes = select_prompts(prompts, "all", "completions")
     assert len(comp) == 5 and "carries no images" in notes[0]
+
+
+def test_shipped_prompts_file_is_what_the_generator_builds():
+    # the images are generated; regenerate the file rather than editing the base64 by hand
+    from flagos_migrate.e2e_prompts import build_default_prompts
+
+    assert json.loads(PROMPTS.read_text(encoding="utf-8")) == build_default_prompts()

@@ -438,9 +438,21 @@ def run_side(side: str, url: str, prompts: list[Prompt], settings: Settings, sto
     return outcome
 
 
+def _one_line_at_a_time(log: Log) -> Log:
+    """Progress from many threads, without lines running into each other."""
+    lock = threading.Lock()
+
+    def locked(message: str) -> None:
+        with lock:
+            log(message)
+
+    return locked
+
+
 def collect(sides: dict[str, str], prompts: list[Prompt], settings: Settings, log: Log,
             dry_run: bool = False) -> dict[str, SideOutcome]:
     """Run the wanted sides at the same time (GT and local overlap); returns each side's outcome."""
+    log = _one_line_at_a_time(log)
     stores = {side: ResultStore.open(settings.results_dir, side, dry_run) for side in sides}
     outcomes: dict[str, SideOutcome] = {}
     failures: list[BaseException] = []

@@ -53,7 +53,8 @@ def diagnose(verdict: str, position: int | None) -> str:
         return (f"divergence at position {position} where neither token is a top-k candidate of the other: "
                 "a real numerical or code difference; investigate the ops used from that point on")
     if verdict == "too_short":
-        return "output shorter than token_match_count: not enough evidence (raise --max-tokens or lower --token-match-count)"
+        return ("output shorter than token_match_count: not enough evidence (if the model stopped by itself, "
+                "use a prompt asking for a longer answer or lower --token-match-count)")
     if verdict == "empty":
         return "empty output: nothing to compare"
     return ""
@@ -75,9 +76,11 @@ def compare_outputs(gt: dict[str, Any], local: dict[str, Any], token_match_count
         first = next((i for i in range(limit) if g[i] != lo[i]), None)
         if first is None:
             if limit < token_match_count:
-                short = "GT" if len(g) < token_match_count else "local"
+                short, out = ("GT", gt) if len(g) < token_match_count else ("local", local)
+                reason = out.get("finish_reason") or "unknown"
                 result.update(verdict="too_short", compared=limit,
-                              detail=f"{limit} identical tokens, but {short} stopped before {token_match_count}")
+                              detail=(f"{limit} identical tokens, but {short} stopped before {token_match_count} "
+                                      f"(finish_reason {reason})"))
             else:
                 result.update(verdict="match", compared=limit, detail=f"{limit}/{limit} token ids identical")
         else:

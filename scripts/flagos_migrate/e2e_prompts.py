@@ -264,24 +264,37 @@ def build_default_prompts() -> dict[str, Any]:
         parts.append({"type": "text", "text": text})
         return [{"role": "user", "content": parts if scenes else text}]
 
+    # Every prompt asks for a long answer: an output shorter than token_match_count never passes.
     text = [
-        ("text_factual", "factual", "What is the capital of France, and on which river does it lie? Answer in two sentences."),
-        ("text_chinese", "chinese", "请用三句话介绍长城的历史。"),
-        ("text_code", "code", "Write a Python function `is_prime(n: int) -> bool` with a short docstring."),
+        ("text_factual", "factual",
+         "Describe the city of Paris: where it lies, the river that crosses it, three famous landmarks "
+         "and a short history. Write at least 150 words."),
+        ("text_chinese", "chinese", "请详细介绍长城的历史、修建目的和现状，至少写两百字。"),
+        ("text_code", "code",
+         "Write a Python function `is_prime(n: int) -> bool` with a docstring, then explain step by step "
+         "how it works and show three example calls with their results."),
         ("text_math", "math_reasoning",
-         "A train travels 120 km in 1.5 hours, then 80 km in 1 hour. What is its average speed "
-         "for the whole trip? Reason step by step."),
+         "A train travels 120 km in 1.5 hours, then 80 km in 1 hour. What is its average speed for the "
+         "whole trip? Reason step by step, showing every calculation, before giving the final answer."),
         ("text_longform", "long_form",
-         "Write a short essay (about 200 words) on why reproducible experiments matter in machine learning."),
+         "Write an essay of about 300 words on why reproducible experiments matter in machine learning."),
     ]
     multimodal = [
-        ("mm_color", "color", "What colour is the shape in this image? Answer in one word.", ("red_circle",)),
+        ("mm_color", "color",
+         "Describe this image in detail: the shape, its colour, its size and position, and the background. "
+         "Write at least 80 words.", ("red_circle",)),
         ("mm_shapes", "shapes_layout",
-         "Describe the shapes in this image, their colours and where each one is.", ("square_and_circle",)),
-        ("mm_counting", "counting", "How many black dots are in this image?", ("three_dots",)),
-        ("mm_pattern", "pattern", "Describe the pattern in this image.", ("stripes",)),
+         "Describe every shape in this image: its kind, its colour and where it is relative to the others. "
+         "Then summarise the layout. Write at least 80 words.", ("square_and_circle",)),
+        ("mm_counting", "counting",
+         "How many black dots are in this image? Explain how you counted them and describe their "
+         "arrangement in detail.", ("three_dots",)),
+        ("mm_pattern", "pattern",
+         "Describe the pattern in this image in detail: its colours, the direction and width of the "
+         "stripes, and what it could be used for.", ("stripes",)),
         ("mm_two_images", "multi_image",
-         "Here are two images. Which one shows a triangle, the first or the second?", ("gradient", "triangle")),
+         "Here are two images. Describe each one in detail, then say which one shows a triangle and "
+         "explain how you can tell.", ("gradient", "triangle")),
     ]
     prompts = [
         {"id": pid, "category": cat, "modality": "text", "messages": user(msg), "prompt": msg}

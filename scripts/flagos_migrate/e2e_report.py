@@ -157,6 +157,11 @@ def render_html(report: dict[str, Any]) -> str:
         parts.append(f'<section id="p-{e(row["id"], quote=True)}"><h2>{e(row["id"])} '
                      f'<small>({e(row["category"])}, {e(row["modality"])})</small> '
                      f'<span class="v-{e(row["verdict"])}">{e(row["verdict"])}</span></h2>')
+        parts.append(f"<details><summary>prompt</summary><pre>{e(row.get('prompt_text', ''))}</pre>")
+        for url in row.get("images") or []:
+            if _is_image_data_url(url):
+                parts.append(f'<img alt="prompt image" width="64" height="64" src="{e(url, quote=True)}">')
+        parts.append("</details>")
         parts.append(f"<p>{e(row.get('detail', ''))}</p>")
         if row.get("diagnosis"):
             parts.append(f"<p><em>{e(row['diagnosis'])}</em></p>")
@@ -171,6 +176,11 @@ def render_html(report: dict[str, Any]) -> str:
         parts.append("</section>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _is_image_data_url(url: str) -> bool:
+    """Only embedded PNG/JPEG data URLs are shown; remote URLs would make the page fetch things."""
+    return isinstance(url, str) and url.startswith(("data:image/png;base64,", "data:image/jpeg;base64,"))
 
 
 def write_reports(report: dict[str, Any], results_dir: str | Path) -> dict[str, str]:
