@@ -11,13 +11,13 @@ from flagos_migrate.remote_gt import (
     RemoteError,
     connect,
     logs,
-    logs_command,
+    logs_call,
     start,
-    start_command,
+    start_call,
     status,
-    status_command,
+    status_call,
     stop,
-    stop_command,
+    stop_call,
 )
 
 EPILOG = """\
@@ -68,15 +68,14 @@ def main(argv=None) -> int:
         if not model:
             raise UsageError("no model given", hint="pass MODEL or set \"model\" in the config")
     if args.dry_run:
-        commands = {"start": lambda: start_command(machine, model), "status": lambda: status_command(machine),
-                    "stop": lambda: stop_command(machine, args.stop_timeout),
-                    "logs": lambda: logs_command(machine, args.lines)}
-        line = commands[args.action]()
+        calls = {"start": lambda: start_call(machine, model), "status": lambda: status_call(machine),
+                 "stop": lambda: stop_call(machine, args.stop_timeout), "logs": lambda: logs_call(machine, args.lines)}
+        call = calls[args.action]()
         target = f"{machine.user}@{machine.host}:{machine.port}"
         if args.json:
-            print_json({"target": target, "command": line})
+            print_json({"target": target, "command": call.command, "stdin_program": call.program})
         else:
-            print(f"ssh {target} {line}")
+            print(f"ssh {target} {call.as_text()}")
         return EXIT_OK
     try:
         client = connect(machine)

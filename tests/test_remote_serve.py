@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from flagos_migrate.cli import UsageError
 from flagos_migrate.remote_config import load_config, validate_gt_machine, validate_model_name
-from flagos_migrate.remote_gt import start_command
+from flagos_migrate.remote_gt import start_call
 
 from tests.sshd_fixture import free_port, keygen, sshd_unavailable, start_sshd
 
@@ -125,9 +126,12 @@ def test_unsafe_model_names_are_refused(name):
 
 def test_free_text_values_are_quoted_not_pasted():
     machine = validate_gt_machine(dict(BASE, env_vars={"X": "$(id)"}, extra_args=["; id", "`id`"]))
-    line = start_command(machine, "org/model-1")
-    # the whole remote program is one quoted word; no value appears unquoted
-    assert "'X=$(id)'" in line and "'; id'" in line and "'`id`'" in line
+    call = start_call(machine, "org/model-1")
+    words = shlex.split(call.command)  # the command line is plain quoted words ...
+    assert words[:3] == ["bash", "-s", "--"]
+    assert "X=$(id)" in words and words[-2:] == ["; id", "`id`"]
+    assert "$(id)" not in call.program  # ... and the program on stdin is a constant
+    assert call.program == start_call(validate_gt_machine(BASE), "m").program
 
 
 # ---------------------------------------------------------------- against a real sshd
@@ -304,8 +308,9 @@ def test_dry_run_prints_the_quoted_command_without_connecting(tmp_path):
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["target"] == "root@gt-node-01:22"
-    assert out["command"].startswith("docker exec gt-vllm bash -c ")
+    assert shlex.split(out["command"])[:7] == ["docker", "exec", "-i", "gt-vllm", "bash", "-s", "--"]
     assert "vllm-up" in out["command"] and "/models/m1" in out["command"]
+    assert "setsid" in out["stdin_program"]
 
 
 FAKE_CONDA = """#!/bin/sh

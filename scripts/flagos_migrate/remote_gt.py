@@ -1,9 +1,9 @@
 """Lifecycle of the upstream-vLLM ground-truth (GT) server on a remote machine, over SSH.
 
 Design:
-- The remote shell programs below are constants. Config values never become shell code: they
-  are validated (remote_config) and handed to ``bash -c PROGRAM bash ARG...`` as positional
-  arguments, each one quoted with shlex.quote.
+- The remote shell programs below are constants, fed to ``bash -s`` on stdin. Config values
+  never become shell code: they are validated (remote_config) and handed to
+  ``bash -s -- ARG...`` as positional arguments, each one quoted with shlex.quote.
 - Host keys are verified against a known_hosts file. ``reject`` refuses unknown hosts;
   ``accept-new`` records the key of a host that has no entry yet; a changed key is always refused.
 - ``start`` records ``PID STARTTIME`` of the server in the workdir; ``stop`` signals that
@@ -141,12 +141,27 @@ class RemoteError(Exception):
 
 # ---------------------------------------------------------------- command building (pure)
 
-def remote_command(machine: GtMachine, program: str, args: list[str]) -> str:
-    """One quoted command line: ``[docker exec C] bash -c PROGRAM bash WORKDIR PORT ARGS...``."""
-    argv = ["bash", "-c", program, "bash", machine.workdir, str(machine.serve_port), *args]
+@dataclass(frozen=True)
+class RemoteCall:
+    """A one-line command (only quoted single-line values) and the program bash reads on stdin."""
+
+    command: str
+    program: str
+
+    def as_text(self) -> str:
+        return f"{self.command} <<'PROGRAM'\n{self.program.strip()}\nPROGRAM"
+
+
+def remote_call(machine: GtMachine, program: str, args: list[str]) -> RemoteCall:
+    """``[docker exec -i C] bash -s -- WORKDIR PORT ARGS...`` with PROGRAM fed on stdin.
+
+    Sending the program on stdin keeps the command line to single-line quoted words, which any
+    login shell on the GT machine parses the same way.
+    """
+    argv = ["bash", "-s", "--", machine.workdir, str(machine.serve_port), *args]
     if machine.docker_container:
-        argv = ["docker", "exec", machine.docker_container, *argv]
-    return " ".join(shlex.quote(part) for part in argv)
+        argv = ["docker", "exec", "-i", machine.docker_container, *argv]
+    return RemoteCall(" ".join(shlex.quote(part) for part in argv), program)
 
 
 def server_env(machine: GtMachine) -> list[str]:
@@ -164,21 +179,21 @@ def vllm_argv(machine: GtMachine, model: str) -> list[str]:
             *machine.extra_args]
 
 
-def start_command(machine: GtMachine, model: str) -> str:
+def start_call(machine: GtMachine, model: str) -> RemoteCall:
     env = server_env(machine)
-    return remote_command(machine, START_PROGRAM, [machine.conda_env, str(len(env)), *env, *vllm_argv(machine, model)])
+    return remote_call(machine, START_PROGRAM, [machine.conda_env, str(len(env)), *env, *vllm_argv(machine, model)])
 
 
-def status_command(machine: GtMachine) -> str:
-    return remote_command(machine, STATUS_PROGRAM, [])
+def status_call(machine: GtMachine) -> RemoteCall:
+    return remote_call(machine, STATUS_PROGRAM, [])
 
 
-def stop_command(machine: GtMachine, wait_seconds: int) -> str:
-    return remote_command(machine, STOP_PROGRAM, [str(wait_seconds)])
+def stop_call(machine: GtMachine, wait_seconds: int) -> RemoteCall:
+    return remote_call(machine, STOP_PROGRAM, [str(wait_seconds)])
 
 
-def logs_command(machine: GtMachine, lines: int) -> str:
-    return remote_command(machine, LOGS_PROGRAM, [str(lines)])
+def logs_call(machine: GtMachine, lines: int) -> RemoteCall:
+    return remote_call(machine, LOGS_PROGRAM, [str(lines)])
 
 
 def parse_fields(text: str) -> dict[str, str]:
@@ -315,11 +330,14 @@ def _connect_error(exc: Exception, machine: GtMachine, target: str, known_hosts:
     return exc
 
 
-def run(client, command: str, timeout: float = 120.0) -> tuple[int, str, str]:
-    """Run one command; (exit status, stdout, stderr). A stalled command is a RemoteError."""
+def run(client, call: RemoteCall, timeout: float = 120.0) -> tuple[int, str, str]:
+    """Run one call; (exit status, stdout, stderr). A stalled command is a RemoteError."""
     paramiko = _paramiko()
     try:
-        _, stdout, stderr = client.exec_command(command, timeout=timeout)
+        stdin, stdout, stderr = client.exec_command(call.command, timeout=timeout)
+        stdin.write(call.program)
+        stdin.flush()
+        stdin.channel.shutdown_write()
         out = stdout.read().decode("utf-8", "replace")
         err = stderr.read().decode("utf-8", "replace")
         return stdout.channel.recv_exit_status(), out, err
@@ -385,7 +403,7 @@ class Outcome:
 
 
 def status(machine: GtMachine, client) -> Outcome:
-    rc, out, err = run(client, status_command(machine))
+    rc, out, err = run(client, status_call(machine))
     if rc != 0:
         raise RemoteError(f"the status command failed on the GT machine (exit {rc}): {err.strip()}")
     fields = parse_fields(out)
@@ -404,7 +422,7 @@ def status(machine: GtMachine, client) -> Outcome:
 
 
 def logs(machine: GtMachine, client, lines: int) -> Outcome:
-    rc, out, err = run(client, logs_command(machine, lines))
+    rc, out, err = run(client, logs_call(machine, lines))
     if rc == 8:
         return Outcome(False, {"log": None, "error": err.strip()}, err.strip())
     if rc != 0:
@@ -413,7 +431,7 @@ def logs(machine: GtMachine, client, lines: int) -> Outcome:
 
 
 def stop(machine: GtMachine, client, wait_seconds: int) -> Outcome:
-    rc, out, err = run(client, stop_command(machine, wait_seconds), timeout=wait_seconds + 60)
+    rc, out, err = run(client, stop_call(machine, wait_seconds), timeout=wait_seconds + 60)
     if rc != 0:
         raise RemoteError(f"the stop command failed on the GT machine (exit {rc}): {err.strip()}")
     fields = parse_fields(out)
@@ -427,7 +445,7 @@ def stop(machine: GtMachine, client, wait_seconds: int) -> Outcome:
 
 def start(machine: GtMachine, client, model: str, wait: bool, timeout: int, poll: float,
           log_lines: int = 40, progress: Callable[[str], None] = lambda _m: None) -> Outcome:
-    rc, out, err = run(client, start_command(machine, model))
+    rc, out, err = run(client, start_call(machine, model))
     if rc != 0:
         what = START_ERRORS.get(rc, f"exit {rc}")
         return Outcome(False, {"started": False, "error": what, "message": err.strip()},
