@@ -25,7 +25,8 @@ EOF
 }
 
 case ${1:-} in
-    '' | -h | --help) usage; exit 0 ;;
+    '') usage >&2; exit 2 ;;
+    -h | --help) usage; exit 0 ;;
     --help-all) set -- --help ;;
 esac
 

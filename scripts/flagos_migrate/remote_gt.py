@@ -358,11 +358,11 @@ def _health_direct(host: str, port: int, timeout: float) -> int | None:
         conn.close()
 
 
-def _health_over_ssh(client, port: int, timeout: float) -> int | None:
-    """GET /health through a direct-tcpip channel to 127.0.0.1:PORT on the GT machine."""
+def _health_over_ssh(client, host: str, port: int, timeout: float) -> int | None:
+    """GET /health through a direct-tcpip channel to HOST:PORT as seen from the GT machine."""
     paramiko = _paramiko()
     try:
-        channel = client.get_transport().open_channel("direct-tcpip", ("127.0.0.1", port), ("127.0.0.1", 0),
+        channel = client.get_transport().open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0),
                                                       timeout=timeout)
     except (paramiko.ChannelException, paramiko.SSHException, OSError, EOFError):
         return None  # nothing listens there (or forwarding is disabled)
@@ -390,7 +390,8 @@ def health(machine: GtMachine, client, timeout: float = 5.0) -> tuple[int | None
                               else timeout)
         if code is not None or machine.health_check == "direct":
             return code, "direct"
-    return _health_over_ssh(client, machine.serve_port, timeout), "ssh"
+    inside = "127.0.0.1" if machine.serve_host in ("0.0.0.0", "::") else machine.serve_host
+    return _health_over_ssh(client, inside, machine.serve_port, timeout), "ssh"
 
 
 # ---------------------------------------------------------------- actions
