@@ -198,6 +198,8 @@ do_stop() {
 
 do_status() {
     local pid='' state code=000 rc=1
+    fm_require curl
+    [ "$json" = 0 ] || fm_require python3
     if pid=$(recorded_pid); then
         code=$(fm_http_code "$probe_url/health")
         case $code in

@@ -306,6 +306,17 @@ def test_request_non_200_exits_nonzero_with_the_server_message(run):
     assert "HTTP 400" in result.stderr and "injected failure 400" in result.stderr
 
 
+def test_a_missing_tool_is_named(env, tmp_path):
+    bare = tmp_path / "bare-bin"  # bash and dirname only: no curl, no python3
+    bare.mkdir()
+    for tool in ("bash", "dirname"):
+        (bare / tool).symlink_to(shutil.which(tool))
+    result = subprocess.run([str(bare / "bash"), str(SCRIPTS / "request.sh"), "m1"], capture_output=True, text=True,
+                            env=dict(env, PATH=str(bare)), timeout=30)
+    assert result.returncode == 2
+    assert "error: 'curl' is required but was not found on PATH" in result.stderr
+
+
 def test_request_without_server_is_a_clear_error(run):
     result = run("request.sh", "m1", free_port())
     assert result.returncode == 2 and "no server answers" in result.stderr
