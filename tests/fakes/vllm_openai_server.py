@@ -232,6 +232,8 @@ def chat_response(model: str, body: dict, gen: Generation, prompt_ids: list[int]
                 "audio": None,
                 "function_call": None,
                 "tool_calls": [],
+                # vLLM moved reasoning text from `reasoning_content` to `reasoning` around 0.12/0.13;
+                # both are sent so that a client must cope with either
                 "reasoning": None,
                 "reasoning_content": None,
             },
