@@ -204,6 +204,24 @@ def test_interrupting_the_health_wait_stops_the_started_server(env, tmp_path):
     assert not alive(rec["pid"]) and not pid_file.exists()
 
 
+def test_foreground_server_is_recorded_and_stoppable(run, env, tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([str(SCRIPTS / "serve.sh"), "m1", str(port), "--foreground"], cwd=tmp_path,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while run("serve.sh", "status", port).returncode != 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        info = json.loads(run("serve.sh", "status", port, "--json").stdout)
+        assert info["state"] == "healthy" and info["pid"] == proc.pid  # exec kept the PID
+        assert run("serve.sh", "stop", port).returncode == 0
+        assert proc.wait(timeout=10) is not None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_port_in_use_is_refused(run, env):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
