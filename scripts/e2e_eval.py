@@ -223,6 +223,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if all(v["verdict"] == "missing" for v in verdicts.values()):
         raise UsageError(f"no results to compare in {settings.results_dir}",
                          "run without --compare-only (or with --gt-only and --local-only) first")
+    asked_k = [rec["params"].get("top_logprobs", rec["params"].get("logprobs"))
+               for store in stores.values() for rec in store.results.values()
+               if isinstance(rec, dict) and isinstance(rec.get("params"), dict) and rec.get("prompt_id") in verdicts]
+    fewer = [k for k in asked_k if isinstance(k, int) and not isinstance(k, bool) and k < settings.top_k]
+    if fewer:
+        notes.append(f"saved answers carry only top-{min(fewer)} candidates; the close rule used those, "
+                     f"not top-{settings.top_k}")
     summary = summarise(verdicts)
     servers = {}
     for side in SIDES:

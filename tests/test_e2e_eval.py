@@ -255,7 +255,9 @@ def test_phases_then_compare_only(capsys, tmp_path, servers):
     local.shutdown()
     code, report = run(capsys, tmp_path, None, local, prompts, "--compare-only")
     assert code == 1 and verdicts(report)["two"]["verdict"] == "mismatch"
-    assert verdicts(report)["one"]["verdict"] == "match"
+    assert verdicts(report)["one"]["verdict"] == "match" and not report["notes"]
+    code, report = run(capsys, tmp_path, None, local, prompts, "--compare-only", "--top-k", "8")
+    assert any("only top-5 candidates" in n for n in report["notes"])
     with pytest.raises(UsageError, match="no results to compare"):
         run(capsys, tmp_path, None, local, prompts, "--compare-only", results="empty")
 
