@@ -1,0 +1,161 @@
+"""Slices of upstream modules vendored into ``vllm_fl/compat/`` (rule P16).
+
+An upstream helper that the pinned vLLM lacks is copied with exactly what it needs: the
+top-level definitions of its own module that it references (transitively), and import lines
+for the names it takes from elsewhere. Names that the pinned module already defines are
+imported from there instead of copied, so classes keep their identity. The slice then runs
+through the same rewrite pipeline as a model file; if anything stays unresolved the name is
+not vendored and remains a finding (never a placeholder).
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from .index_builder import custom_op_names, parse_source, resolve_relative
+from .rewrites import import_from_text
+from .upstream import Upstream
+
+COMPAT_PKG = "vllm_fl.compat"
+MAX_SLICE_LINES = 400  # bigger slices are subsystems, not helpers: port them by hand
+MAX_FOLLOW = 4
+
+
+def compat_module_for(upstream_module: str) -> str:
+    """``vllm.model_executor.models.utils`` -> ``vllm_fl.compat.model_executor_models_utils``."""
+    rest = upstream_module.split(".", 1)[1] if "." in upstream_module else upstream_module
+    return f"{COMPAT_PKG}.{rest.replace('.', '_')}"
+
+
+def _stmt_names(stmt: ast.stmt) -> list[str]:
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [stmt.name]
+    if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+    return []
+
+
+def _referenced(stmt: ast.stmt) -> set[str]:
+    return {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)} | {
+        n.value.id for n in ast.walk(stmt) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+    }
+
+
+@dataclass
+class SliceResult:
+    names: list[str]  # top-level names copied
+    imports: dict[str, list[str]]  # absolute module -> imported names (``a as b`` text)
+    plain_imports: list[str]  # ``import x`` lines
+    code: list[str]  # source segments in upstream order
+    lines: int
+
+
+def slice_definitions(text: str, module: str, wanted: list[str], pinned_has) -> SliceResult | None:
+    """The definitions ``wanted`` need from their module ``module``; None when not sliceable."""
+    tree = parse_source(text, module)
+    if tree is None:
+        return None
+    defs: dict[str, ast.stmt] = {}
+    imports: dict[str, tuple[str, str | None]] = {}  # alias -> (module, name or None for import x)
+    for stmt in tree.body:
+        for n in _stmt_names(stmt):
+            defs.setdefault(n, stmt)
+        if isinstance(stmt, ast.ImportFrom):
+            src = resolve_relative(module, False, stmt.level, stmt.module) if stmt.level else stmt.module or ""
+            for a in stmt.names:
+                imports[a.asname or a.name] = (src, a.name)
+        elif isinstance(stmt, ast.Import):
+            for a in stmt.names:
+                imports[a.asname or a.name.split(".")[0]] = (a.name if a.asname else a.name.split(".")[0], None)
+    if any(w not in defs for w in wanted):
+        return None
+    chosen: list[ast.stmt] = []
+    seen_stmts: set[int] = set()
+    need_imports: dict[str, tuple[str, str | None]] = {}
+    todo = list(wanted)
+    seen_names: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen_names:
+            continue
+        seen_names.add(name)
+        if name in defs:
+            if name not in wanted and pinned_has(module, name):
+                need_imports[name] = (module, name)
+                continue
+            stmt = defs[name]
+            if id(stmt) in seen_stmts:
+                continue
+            seen_stmts.add(id(stmt))
+            chosen.append(stmt)
+            todo.extend(_referenced(stmt))
+        elif name in imports:
+            need_imports[name] = imports[name]
+    chosen.sort(key=lambda s: s.lineno)
+    segments = []
+    total = 0
+    lines = text.splitlines(keepends=True)
+    for stmt in chosen:
+        start = min([stmt.lineno] + [d.lineno for d in getattr(stmt, "decorator_list", [])])
+        seg = "".join(lines[start - 1 : stmt.end_lineno])
+        total += stmt.end_lineno - start + 1
+        segments.append(seg)
+    if total > MAX_SLICE_LINES:
+        return None
+    from_imports: dict[str, list[str]] = {}
+    plain: list[str] = []
+    for alias, (src, name) in sorted(need_imports.items(), key=lambda kv: (kv[1][0], kv[0])):
+        if name is None:
+            plain.append(f"import {src} as {alias}" if alias != src.split(".")[0] else f"import {src}")
+        else:
+            from_imports.setdefault(src, []).append(name if alias == name else f"{name} as {alias}")
+    return SliceResult(sorted(seen_names & set(defs)), from_imports, plain, segments, total)
+
+
+def render_compat(upstream_module: str, upstream_version: str, names: list[str], sl: SliceResult) -> str:
+    head = (
+        f'"""Vendored from upstream vLLM {upstream_version}: {upstream_module}.\n\n'
+        "Generated by model-migrate-flagos (rule P16): definitions the pinned vLLM lacks, copied with\n"
+        "what they need. Regenerated on every migrate_model.py apply; do not edit by hand.\n"
+        '"""\n\n'
+    )
+    imports = [f"{line}\n" for line in sl.plain_imports]
+    for mod, ns in sl.imports.items():
+        if mod == "__future__":
+            continue
+        imports.append(import_from_text(mod, ns))
+    body = "\n\n".join(seg.rstrip("\n") + "\n" for seg in sl.code)
+    exported = "".join(f'    "{n}",\n' for n in sorted(names))
+    return f"{head}{''.join(imports)}\n\n{body}\n\n__all__ = [\n{exported}]\n"
+
+
+@dataclass
+class Vendored:
+    upstream_module: str
+    names: set[str] = field(default_factory=set)
+    text: str = ""
+    ok: bool = True
+
+
+def locate_definition(up: Upstream, module: str, name: str) -> tuple[str, str] | None:
+    """(module, name) where upstream defines what ``from module import name`` binds."""
+    for _ in range(MAX_FOLLOW):
+        rec = up.record(module)
+        if rec is None:
+            return None
+        if name in rec["defs"]:
+            return module, name
+        target = rec["imports"].get(name) or (rec.get("lazymap") or {}).get(name)
+        if not target or ":" not in target:
+            return None
+        module, name = target.split(":", 1)
+        if not module.startswith("vllm"):
+            return None
+    return None
+
+
+def slice_ops_clash(text: str, pinned_ops: dict[str, str]) -> list[str]:
+    tree = parse_source(text, "slice")
+    return [op for op in custom_op_names(tree) if op in pinned_ops] if tree else []

@@ -1,0 +1,476 @@
+"""The migration engine behind ``migrate_model.py plan`` and ``apply``.
+
+One pipeline for everything: the upstream text is placed where it will live in the plugin, the
+analysis (``analysis.py``, the validator's engine) reports findings, the findings' data decide
+the rewrites (``rewrites.py``), and the result is analysed again, until nothing changes. ``plan``
+runs exactly this in memory; "fixed" are the findings that disappear, "left" what remains, so
+plan, apply and the validator can never disagree.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from .analysis import AnalysisContext, analyze_source, import_bindings
+from .api_index import ApiIndex, PinnedApis
+from .compat_vendor import (
+    COMPAT_PKG,
+    Vendored,
+    compat_module_for,
+    locate_definition,
+    render_compat,
+    slice_definitions,
+    slice_ops_clash,
+)
+from .findings import Finding
+from .index_builder import module_record, parse_source
+from .plugin_tree import PACKAGE, PluginTree
+from .rewrites import (
+    ATTR_RENAMES,
+    MARK_CONTEXT_MANAGERS,
+    Edits,
+    ImportAction,
+    apply_edits,
+    mark_context_lines,
+    parse,
+)
+from .upstream import CONFIGS_PKG, MODELS_PKG, SHARED_MODEL_MODULES, Upstream, resolve
+
+MAX_PASSES = 10
+MAX_VENDOR_DEPTH = 2
+# rules whose findings are problems the migration must leave for a human when they remain
+BUILTINS = frozenset(dir(builtins)) | {"self", "cls", "__class__"}
+
+
+@dataclass
+class Unit:
+    """One module the migration writes into the plugin."""
+
+    module: str  # e.g. vllm_fl.models.qwen3_5
+    origin: str | None  # upstream module it comes from
+    role: str  # model | closure | config | compat
+    upstream_text: str
+    text: str = ""
+    rules: set[str] = field(default_factory=set)
+    before: list[Finding] = field(default_factory=list)
+    after: list[Finding] = field(default_factory=list)
+    synthetic: list[Finding] = field(default_factory=list)  # rewrites made without a finding
+
+    @property
+    def relpath(self) -> str:
+        return self.module.replace(".", "/") + ".py"
+
+    def fixed(self) -> list[Finding]:
+        left = {(f.rule, f.message) for f in self.after}
+        return [f for f in self.before if (f.rule, f.message) not in left] + self.synthetic
+
+
+@lru_cache(maxsize=4)
+def pinned_method_names(apis_id: int, apis: PinnedApis) -> frozenset[str]:
+    """Every method name some pinned vLLM class defines (hooks vLLM may call)."""
+    out: set[str] = set()
+    for rec in apis.vllm.modules.values():
+        for cls in rec.get("classes", {}).values():
+            out.update(cls.get("methods", {}))
+    return frozenset(out)
+
+
+def _hook_methods(tree: ast.Module, missing: set[str], pinned_methods: frozenset[str]) -> dict[tuple[str, str], tuple]:
+    """Methods whose whole body is one statement using only missing names: (class, method) -> span."""
+    out = {}
+    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+        for fn in cls.body:
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) or fn.name in pinned_methods:
+                continue
+            body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+            if len(body) != 1 or not isinstance(body[0], (ast.Return, ast.Expr)):
+                continue
+            params = {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)}
+            used = {n.id for n in ast.walk(body[0]) if isinstance(n, ast.Name)} - params - BUILTINS
+            if used and used <= missing:
+                start = min([fn.lineno] + [d.lineno for d in fn.decorator_list])
+                out[(cls.name, fn.name)] = (start, fn.end_lineno)
+    return out
+
+
+def _runtime_lines(tree: ast.Module, alias: str) -> list[int]:
+    ann: set[int] = set()
+    for node in ast.walk(tree):
+        roots = []
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            roots.append(node.annotation)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns is not None:
+            roots.append(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            roots.append(node.annotation)
+        for r in roots:
+            ann.update(id(x) for x in ast.walk(r))
+    return [
+        n.lineno
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Name) and n.id == alias and isinstance(n.ctx, ast.Load) and id(n) not in ann
+    ]
+
+
+class Migration:
+    """Everything one ``apply`` would write, computed in memory."""
+
+    def __init__(self, name: str, up: Upstream, plugin: PluginTree, apis: PinnedApis,
+                 hf_config: dict | None = None, previous: dict | None = None):
+        self.name = name
+        self.up = up
+        self.plugin = plugin
+        self.apis = apis
+        self.hf_config = hf_config
+        self.previous = previous or {}
+        self.resolved = resolve(up, name, hf_config)
+        self.redirects: dict[str, str] = {}  # upstream module -> plugin module
+        self.bridged: dict[str, str] = {}  # config class name -> plugin config module
+        self.units: dict[str, Unit] = {}
+        self.compat: dict[str, Vendored] = {}
+        self.vendor_failed: dict[tuple[str, str], str] = {}
+        self.notes: list[str] = []
+        self._base = dict(plugin.index().modules)
+        self._overlay: dict[str, dict] = {}
+        self._apis_cache: PinnedApis | None = None
+        self._pinned_methods = pinned_method_names(id(apis), apis)
+        self._mark_missing = self._pinned_lacks_mark_methods()
+
+    # -- indexes ---------------------------------------------------------------------------
+
+    def set_overlay(self, module: str, text: str) -> None:
+        rec = module_record(module.replace(".", "/") + ".py", text)
+        if rec is not None:
+            self._overlay[module] = rec
+            self._apis_cache = None
+
+    def ctx_apis(self) -> PinnedApis:
+        if self._apis_cache is None:
+            index = ApiIndex.from_records(PACKAGE, "plugin", {**self._base, **self._overlay})
+            self._apis_cache = self.apis.with_package(index)
+        return self._apis_cache
+
+    def _pinned_lacks_mark_methods(self) -> bool:
+        sym = self.apis.resolve("vllm.model_executor.models.interfaces", "SupportsMultiModal")
+        if sym is None or sym.kind != "class":
+            return True
+        return not any(self.apis.class_has_member(sym, m) for m in MARK_CONTEXT_MANAGERS)
+
+    # -- what comes along --------------------------------------------------------------------
+
+    def _previously_written(self, module: str) -> bool:
+        rel = module.replace(".", "/") + ".py"
+        return rel in (self.previous.get("files") or {})
+
+    def discover(self) -> None:
+        """The model file, the sibling modules it needs (closure) and the config modules to bridge."""
+        top = f"{MODELS_PKG}.{self.name}"
+        self.redirects[top] = f"{PACKAGE}.models.{self.name}"
+        queue = [(top, "model")]
+        while queue:
+            origin, role = queue.pop(0)
+            text = self.up.text(origin)
+            if text is None:
+                continue
+            target = self.redirects[origin]
+            self.units[target] = Unit(target, origin, role, text, text)
+            self.set_overlay(target, text)
+            for mod, new_role in self._needs(origin, text):
+                if mod not in self.redirects:
+                    continue
+                if self.redirects[mod] not in self.units and (mod, new_role) not in queue:
+                    queue.append((mod, new_role))
+
+    def _needs(self, origin: str, text: str) -> list[tuple[str, str]]:
+        tree = parse_source(text, origin)
+        if tree is None:
+            return []
+        wanted: dict[str, set[str]] = {}
+        out: list[tuple[str, str]] = []
+        for b in import_bindings(tree, origin):
+            if b.type_checking or b.module == "__future__":
+                continue
+            mod, name = b.module, b.name
+            if mod == MODELS_PKG and name and self.up.has_module(f"{mod}.{name}"):
+                mod, name = f"{mod}.{name}", None
+            if mod.startswith(MODELS_PKG + ".") and mod != origin:
+                wanted.setdefault(mod, set()).update([name] if name else [])
+            elif name and name.endswith("Config") and (mod.startswith(CONFIGS_PKG) or mod.split(".")[0] == "transformers"):
+                if self.apis.resolve(mod, name) is None:
+                    cfg = self._bridge(name)
+                    if cfg:
+                        out.append((cfg, "config"))
+        for mod, names in wanted.items():
+            short = mod[len(MODELS_PKG) + 1 :]
+            if "." in short or short in SHARED_MODEL_MODULES:
+                continue
+            plugin_mod = f"{PACKAGE}.models.{short}"
+            if plugin_mod in self.redirects.values():
+                self.redirects.setdefault(mod, plugin_mod)
+                continue
+            held = plugin_mod in self._base and not self._previously_written(plugin_mod)
+            if held:
+                self.redirects[mod] = plugin_mod  # the plugin's own migration of it wins
+                continue
+            pinned_ok = bool(self.apis.has_module(mod)) and all(self.apis.resolve(mod, n) for n in names)
+            if pinned_ok or not self.up.has_module(mod):
+                continue
+            self.redirects[mod] = plugin_mod
+            out.append((mod, "closure"))
+        return out
+
+    def _bridge(self, cls_name: str) -> str | None:
+        cc = self.up.find_config_class(cls_name)
+        if cc is None:
+            return None
+        stem = cc.module.rsplit(".", 1)[-1]
+        if cc.module == CONFIGS_PKG:
+            return None
+        target = f"{PACKAGE}.configs.{stem}"
+        self.redirects.setdefault(cc.module, target)
+        self.bridged[cls_name] = self.redirects[cc.module]
+        # every config class of that module comes along with it
+        for name, defs in self.up.config_classes.items():
+            if any(d.module == cc.module for d in defs):
+                self.bridged.setdefault(name, self.redirects[cc.module])
+        return cc.module
+
+    # -- the rewrite loop --------------------------------------------------------------------
+
+    def run(self) -> Migration:
+        self.discover()
+        for unit in list(self.units.values()):
+            self.migrate_unit(unit)
+        # compat modules last: their final text is the union of every vendored name
+        for cmod, v in self.compat.items():
+            if v.ok and v.names:
+                unit = self.units.get(cmod) or Unit(cmod, v.upstream_module, "compat", v.text)
+                unit.text = v.text
+                unit.rules.add("P16")
+                self.units[cmod] = unit
+        return self
+
+    def migrate_unit(self, unit: Unit, depth: int = 0) -> None:
+        ctx = AnalysisContext(self.ctx_apis(), unit.module, unit.relpath, unit.origin)
+        text = unit.upstream_text
+        unit.before = analyze_source(text, ctx)
+        findings = unit.before
+        for _ in range(MAX_PASSES):
+            edits = self.derive(unit, text, findings, depth)
+            if not edits:
+                break
+            new = apply_edits(text, edits)
+            unit.rules |= edits.rules()
+            if new == text:
+                break
+            text = new
+            ctx = AnalysisContext(self.ctx_apis(), unit.module, unit.relpath, unit.origin)
+            findings = analyze_source(text, ctx)
+        unit.text = text
+        unit.after = findings
+
+    def derive(self, unit: Unit, text: str, findings: list[Finding], depth: int) -> Edits:
+        edits = Edits()
+        tree = parse_source(text, unit.relpath)
+        if tree is None:
+            return edits
+        aliases = {(b.line, b.name): b for b in import_bindings(tree, unit.origin or unit.module)}
+        runtime_missing: dict[str, Finding] = {}
+        for f in findings:
+            d = f.data
+            if f.rule == "P1":
+                self._relative(edits, f)
+            elif f.rule in ("P2", "P3", "P5", "P13", "P14"):
+                name = d.get("name")
+                if not name:
+                    continue
+                act = self._import_action(f)
+                if act is not None:
+                    edits.imports[(f.line, name)] = act
+                elif f.rule == "P3" and d.get("used_at_runtime") and d.get("import_time", True):
+                    b = aliases.get((f.line, name))
+                    if b is not None:
+                        runtime_missing[b.alias] = f
+            elif f.rule == "P4" and d.get("method") in MARK_CONTEXT_MANAGERS:
+                edits.unwrap[f.line] = "P4"
+            elif f.rule == "P6" and d.get("safe_drop") and d.get("kwarg"):
+                edits.drop_kwargs[(f.line, d["kwarg"])] = "P6"
+            elif f.rule == "P9" and d.get("attr") in ATTR_RENAMES:
+                edits.attr_renames[d["attr"]] = "P9"
+        self._fallbacks(unit, text, findings, edits)
+        if runtime_missing:
+            self._hooks_or_vendor(unit, tree, runtime_missing, edits, depth)
+        return edits
+
+    def _relative(self, edits: Edits, f: Finding) -> None:
+        absm, names = f.data["absolute"], f.data.get("names") or []
+        target = self.redirects.get(absm, absm)
+        for n in names:
+            sub = self.redirects.get(f"{absm}.{n}")
+            if sub:  # ``from . import sibling`` where the sibling comes along
+                edits.imports[(f.line, n)] = ImportAction("P1", "repoint", sub.rsplit(".", 1)[0])
+        edits.imports[(f.line, None)] = ImportAction("P1", "repoint", target)
+
+    def _import_action(self, f: Finding) -> ImportAction | None:
+        d = f.data
+        mod, name = d["module"], d["name"]
+        if mod in self.redirects:
+            return ImportAction("P1" if mod.startswith(MODELS_PKG) else "P2", "repoint", self.redirects[mod])
+        if name in self.bridged and (mod.startswith(CONFIGS_PKG) or mod.split(".")[0] == "transformers"):
+            return ImportAction("P2", "repoint", self.bridged[name])
+        if f.rule == "P5" and d.get("new_name"):
+            return ImportAction("P5", "rename", None, d["new_name"])
+        if f.rule == "P13" and d.get("new_module"):
+            return ImportAction("P13", "repoint", d["new_module"])
+        if d.get("unused"):
+            return ImportAction("P3", "remove")
+        if f.rule == "P14" and d.get("annotation_only") and d.get("import_time", True):
+            return ImportAction("P14", "type_checking")
+        return None
+
+    def _fallbacks(self, unit: Unit, text: str, findings: list[Finding], edits: Edits) -> None:
+        """Rewrites whose findings the analysis may not (yet) emit, decided from the pinned index."""
+        if self._mark_missing and not any(f.rule == "P4" for f in findings) and "_mark_" in text:
+            for line, method in mark_context_lines(parse(text)).items():
+                edits.unwrap[line] = "P4"
+                unit.synthetic.append(Finding("P4", unit.relpath, line, 0, f"`self.{method}(...)` context "
+                                              "manager does not exist in the pinned vLLM", autofix=True,
+                                              data={"method": method}))
+        if not any(f.rule == "P9" for f in findings):
+            for attr, (new_attr, _) in ATTR_RENAMES.items():
+                if f".{attr} " in text and self._config_lacks("CacheConfig", attr):
+                    new = apply_edits(text, Edits(attr_renames={attr: "P9"}))
+                    if new != text:
+                        edits.attr_renames[attr] = "P9"
+                        unit.synthetic.append(Finding("P9", unit.relpath, 1, 0, f"`cache_config.{attr}` does not "
+                                                      f"exist in the pinned vLLM; compared as `{new_attr}`",
+                                                      autofix=True, data={"attr": attr, "rename": new_attr}))
+
+    def _config_lacks(self, cls: str, attr: str) -> bool:
+        sym = self.apis.resolve("vllm.config", cls)
+        return sym is not None and self.apis.class_has_member(sym, attr) is False
+
+    def _hooks_or_vendor(self, unit: Unit, tree: ast.Module, missing: dict[str, Finding], edits: Edits,
+                         depth: int) -> None:
+        hooks = _hook_methods(tree, set(missing), self._pinned_methods)
+        spans = list(hooks.values())
+        for alias, f in missing.items():
+            lines = _runtime_lines(tree, alias)
+            if lines and hooks and all(any(a <= ln <= b for a, b in spans) for ln in lines):
+                for (cls, meth), (a, b) in hooks.items():
+                    if any(a <= ln <= b for ln in lines):
+                        if (cls, meth) not in edits.remove_methods:
+                            unit.synthetic.append(Finding(
+                                "P17", unit.relpath, a, 0, f"hook `{cls}.{meth}` uses only APIs the pinned vLLM "
+                                "lacks and no pinned class declares it", autofix=True,
+                                data={"class": cls, "method": meth}))
+                        edits.remove_methods[(cls, meth)] = "P17"
+                continue
+            target = self.vendor(f.data["module"], f.data["name"], depth)
+            if target:
+                edits.imports[(f.line, f.data["name"])] = ImportAction("P16", "repoint", target)
+
+    # -- P16 vendoring -------------------------------------------------------------------------
+
+    def _existing_compat_names(self, cmod: str) -> set[str]:
+        rec = self._base.get(cmod)
+        return set(rec.get("all") or []) if rec else set()
+
+    def vendor(self, module: str, name: str, depth: int) -> str | None:
+        if depth >= MAX_VENDOR_DEPTH or (module, name) in self.vendor_failed:
+            return None
+        loc = locate_definition(self.up, module, name)
+        if loc is None or loc[1] != name:
+            self.vendor_failed[(module, name)] = "upstream does not define it"
+            return None
+        dmod = loc[0]
+        cmod = compat_module_for(dmod)
+        current = self.compat.get(cmod) or Vendored(dmod, self._existing_compat_names(cmod))
+        if name in current.names and current.text:
+            return cmod
+        trial = set(current.names) | {name}
+
+        def pinned_has(mod: str, n: str) -> bool:
+            return self.apis.resolve(mod, n) is not None
+
+        sl = slice_definitions(self.up.text(dmod) or "", dmod, sorted(trial), pinned_has)
+        if sl is None:
+            self.vendor_failed[(module, name)] = "definition too large or not at module level upstream"
+            return None
+        text = render_compat(dmod, self.up.version, sorted(trial), sl)
+        if slice_ops_clash(text, self.apis.vllm.custom_ops()):
+            self.vendor_failed[(module, name)] = "registers a custom op the pinned vLLM already registers"
+            return None
+        saved = self._overlay.get(cmod)
+        self.set_overlay(cmod, text)
+        unit = Unit(cmod, dmod, "compat", text)
+        self.migrate_unit(unit, depth + 1)
+        errors = [f for f in unit.after if f.is_issue]
+        if errors:
+            if saved is None:
+                self._overlay.pop(cmod, None)
+            else:
+                self._overlay[cmod] = saved
+            self._apis_cache = None
+            self.vendor_failed[(module, name)] = f"its code needs what the pinned vLLM lacks: {errors[0].message}"
+            return None
+        self.set_overlay(cmod, unit.text)
+        self.compat[cmod] = Vendored(dmod, trial, unit.text)
+        return cmod
+
+    # -- results -------------------------------------------------------------------------------
+
+    @property
+    def model_unit(self) -> Unit:
+        return self.units[f"{PACKAGE}.models.{self.name}"]
+
+    def fixed(self) -> list[Finding]:
+        return [f for u in self.units.values() for f in u.fixed()]
+
+    def left(self) -> list[Finding]:
+        return [f for u in self.units.values() for f in u.after]
+
+    def config_registrations(self) -> list[tuple[str, str, str]]:
+        """(model_type, class, plugin module) for bridged configs that upstream registers."""
+        out = []
+        for model_type, cls in sorted(self.up.config_registry.items()):
+            if cls in self.bridged and self.bridged[cls] in self.units:
+                out.append((model_type, cls, self.bridged[cls]))
+        mt, cc = self.resolved.get("model_type"), self.resolved.get("ConfigClassName")
+        if mt and cc in self.bridged and not any(m == mt for m, _, _ in out):
+            out.append((mt, cc, self.bridged[cc]))
+        return out
+
+    def model_registrations(self) -> list[tuple[str, str]]:
+        """(architecture, class) pairs to register, for classes the migrated file defines."""
+        tree = parse_source(self.model_unit.text, "model")
+        defined = {n.name for n in tree.body if isinstance(n, ast.ClassDef)} if tree else set()
+        return [(a, c) for a, c in sorted(self.resolved["classes"].items()) if c in defined]
+
+    def summary(self) -> dict:
+        return {
+            "closure": sorted(u.origin for u in self.units.values() if u.role == "closure"),
+            "config_bridges": sorted(f"{u.module} <- {u.origin}" for u in self.units.values() if u.role == "config"),
+            "compat": {m: sorted(v.names) for m, v in sorted(self.compat.items())},
+            "not_vendored": {f"{m}:{n}": why for (m, n), why in sorted(self.vendor_failed.items())},
+        }
+
+
+def new_packages(plugin: PluginTree, modules: list[str]) -> list[str]:
+    """``__init__.py`` relpaths that must exist for ``modules`` to import (compat/, configs/)."""
+    out = []
+    for mod in modules:
+        parts = mod.split(".")[:-1]
+        for i in range(2, len(parts) + 1):
+            pkg = ".".join(parts[:i])
+            if plugin.module_path(pkg) is None:
+                rel = pkg.replace(".", "/") + "/__init__.py"
+                if rel not in out:
+                    out.append(rel)
+    return out
+
+
+__all__ = ["COMPAT_PKG", "Migration", "Unit", "new_packages"]

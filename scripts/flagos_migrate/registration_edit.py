@@ -1,0 +1,157 @@
+"""Add a model's registration to ``vllm_fl/__init__.py`` (rule P10), touching nothing else.
+
+The edit appends one guarded ``try``/``except`` block per config bridge and per model at the end
+of ``register_model()``, as the plugin does by hand, so that one broken model never stops the
+others. Existing blocks, comments and their order stay byte for byte; what is already
+registered (also through an in-tree override ``vllm.model_executor.models.x.Cls = ...``) is
+not registered again, and a conflicting registration is reported instead of changed.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from .plugin_tree import RegistrationFile, parse_registrations
+
+
+@dataclass
+class RegistrationPlan:
+    text: str  # the new __init__.py text (unchanged when nothing to add)
+    added: list[str] = field(default_factory=list)  # human-readable lines
+    present: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+
+def _binds_at_top(module: cst.Module, name: str) -> bool:
+    for stmt in module.body:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for s in stmt.body:
+                if isinstance(s, cst.Assign) and any(
+                    isinstance(t.target, cst.Name) and t.target.value == name for t in s.targets
+                ):
+                    return True
+                if isinstance(s, (cst.Import, cst.ImportFrom)) and not isinstance(s.names, cst.ImportStar):
+                    for a in s.names:
+                        local = a.asname.name.value if a.asname else cst.Module([]).code_for_node(a.name)
+                        if local == name:
+                            return True
+    return False
+
+
+def _function_binds(fn: cst.FunctionDef, name: str) -> bool:
+    """True when an import directly in the function body binds ``name`` before any block runs."""
+    tree = ast.parse(cst.Module([]).code_for_node(fn))
+    for stmt in tree.body[0].body:
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            if any((a.asname or a.name.split(".")[0]) == name for a in stmt.names):
+                return True
+    return False
+
+
+def _error_call(has_logger: bool, what: str) -> str:
+    if has_logger:
+        return f'logger.error("Failed to register {what}: %s", e)'
+    return f'__import__("logging").getLogger(__name__).error("Failed to register {what}: %s", e)'
+
+
+def config_block(display: str, model_type: str, cls: str, module: str, has_logger: bool) -> str:
+    return (
+        f"# {display} config bridge (transformers of the pinned vLLM lacks model_type {model_type!r})\n"
+        "try:\n"
+        "    from vllm.transformers_utils.config import _CONFIG_REGISTRY\n"
+        f"    from {module} import {cls}\n\n"
+        f'    _CONFIG_REGISTRY["{model_type}"] = {cls}\n'
+        "except Exception as e:\n"
+        f"    {_error_call(has_logger, display + ' config')}\n"
+    )
+
+
+def model_block(display: str, pairs: list[tuple[str, str]], module: str, has_logger: bool,
+                import_registry: bool) -> str:
+    lines = [f"# {display} model\n", "try:\n"]
+    if import_registry:
+        lines.append("    from vllm import ModelRegistry\n\n")
+    for arch, cls in pairs:
+        lines.append(f'    ModelRegistry.register_model("{arch}", "{module}:{cls}")\n')
+    lines += ["except Exception as e:\n", f"    {_error_call(has_logger, display + ' model')}\n"]
+    return "".join(lines)
+
+
+def _covered_by_override(reg: RegistrationFile, module: str, cls: str) -> bool:
+    return any(o.target.endswith("." + cls) and o.value.split(":")[0] in (module, f"{module}.{cls}")
+               for o in reg.overrides) or any(o.value == f"{module}:{cls}" for o in reg.overrides)
+
+
+def plan_registration(init_text: str, init_path, display: str, model_module: str,
+                      archs: list[tuple[str, str]], configs: list[tuple[str, str, str]]) -> RegistrationPlan:
+    """The edited ``__init__.py``; ``archs`` = [(architecture, class)], ``configs`` = [(type, class, module)]."""
+    reg = parse_registrations(init_path)
+    if reg.parse_error:
+        raise ValueError(f"{init_path}: {reg.parse_error}")
+    plan = RegistrationPlan(init_text)
+    known_models = {m.arch: m for m in reg.models}
+    known_configs = {c.model_type: c for c in reg.configs}
+    todo_configs = []
+    for model_type, cls, module in configs:
+        have = known_configs.get(model_type)
+        if have is None:
+            todo_configs.append((model_type, cls, module))
+            plan.added.append(f'_CONFIG_REGISTRY["{model_type}"] = {module}.{cls}')
+        elif have.cls == cls and have.module in (module, None):
+            plan.present.append(f"config {model_type} -> {cls} (line {have.line})")
+        else:
+            plan.conflicts.append(f"config {model_type} is already registered to {have.module}.{have.cls} "
+                                  f"(line {have.line}); left unchanged")
+    todo_models = []
+    for arch, cls in archs:
+        have = known_models.get(arch)
+        if have is None:
+            if _covered_by_override(reg, model_module, cls):
+                plan.present.append(f"{arch} (in-tree override of {cls})")
+                continue
+            todo_models.append((arch, cls))
+            plan.added.append(f"{arch} -> {model_module}:{cls}")
+        elif have.module == model_module and have.cls == cls:
+            plan.present.append(f"{arch} -> {model_module}:{cls} (line {have.line})")
+        else:
+            plan.conflicts.append(f"{arch} is already registered to {have.raw} (line {have.line}); left unchanged")
+    if not todo_configs and not todo_models:
+        return plan
+    plan.text = _insert_blocks(init_text, display, model_module, todo_configs, todo_models)
+    return plan
+
+
+def _insert_blocks(text: str, display: str, model_module: str, configs, models) -> str:
+    module = cst.parse_module(text)
+    has_logger = _binds_at_top(module, "logger")
+    fn_index = next((i for i, s in enumerate(module.body)
+                     if isinstance(s, cst.FunctionDef) and s.name.value == "register_model"), None)
+    if fn_index is None:
+        body_src = "".join(config_block(display, *c, has_logger) for c in configs)
+        body_src += model_block(display, models, model_module, has_logger, True) if models else ""
+        indented = "".join(("    " + ln if ln.strip() else ln) for ln in body_src.splitlines(keepends=True))
+        sep = "" if text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+        return f"{text}{sep}\n\ndef register_model():\n{indented}".replace("\n\n\n\n", "\n\n\n")
+    fn: cst.FunctionDef = module.body[fn_index]
+    import_registry = not _function_binds(fn, "ModelRegistry") and not _binds_at_top(module, "ModelRegistry")
+    src = "".join(config_block(display, *c, has_logger) for c in configs)
+    if models:
+        src += model_block(display, models, model_module, has_logger, import_registry)
+    # parsed as a function body so that each block keeps its leading comment
+    wrapper = "def _():\n" + "".join(("    " + ln if ln.strip() else ln) for ln in src.splitlines(keepends=True))
+    new_stmts = list(cst.parse_module(wrapper).body[0].body.body)
+    if new_stmts:
+        new_stmts[0] = new_stmts[0].with_changes(
+            leading_lines=[cst.EmptyLine(indent=False), *new_stmts[0].leading_lines])
+    if not isinstance(fn.body, cst.IndentedBlock):
+        raise ValueError("register_model() is written on one line; expand it before migrating")
+    body = list(fn.body.body)
+    pos = len(body)
+    if body and isinstance(body[-1], cst.SimpleStatementLine) and isinstance(body[-1].body[0], cst.Return):
+        pos -= 1  # keep a final return last
+    body[pos:pos] = new_stmts
+    fn = fn.with_changes(body=fn.body.with_changes(body=body))
+    return module.with_changes(body=[*module.body[:fn_index], fn, *module.body[fn_index + 1 :]]).code

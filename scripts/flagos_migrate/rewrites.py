@@ -1,0 +1,477 @@
+"""Source rewrites of the migration, one per catalog rule, on libcst trees.
+
+libcst keeps every comment, blank line and quote style that a rewrite does not touch, so a
+migrated file diffs cleanly against its upstream origin. Each function here is pure: it takes
+a module and the facts a finding carries (line numbers, names, target modules) and returns the
+rewritten module; deciding *what* to rewrite is the job of ``migration.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+LINE_LIMIT = 110
+
+
+@dataclass(frozen=True)
+class ImportAction:
+    """What happens to one imported name (``name`` None: the whole statement)."""
+
+    rule: str
+    kind: str  # repoint | remove | type_checking | rename
+    new_module: str | None = None
+    new_name: str | None = None
+
+
+@dataclass
+class Edits:
+    """Everything one pass rewrites; keys are the 1-based lines the findings point at."""
+
+    imports: dict[tuple[int, str | None], ImportAction] = field(default_factory=dict)
+    unwrap: dict[int, str] = field(default_factory=dict)  # line of ``with`` -> rule
+    drop_kwargs: dict[tuple[int, str], str] = field(default_factory=dict)  # (call line, kwarg) -> rule
+    attr_renames: dict[str, str] = field(default_factory=dict)  # attr -> rule (table in ATTR_RENAMES)
+    remove_methods: dict[tuple[str, str], str] = field(default_factory=dict)  # (class, method) -> rule
+
+    def __bool__(self) -> bool:
+        return bool(self.imports or self.unwrap or self.drop_kwargs or self.attr_renames or self.remove_methods)
+
+    def rules(self) -> set[str]:
+        out = {a.rule for a in self.imports.values()}
+        for table in (self.unwrap, self.drop_kwargs, self.attr_renames, self.remove_methods):
+            out.update(table.values())
+        return out
+
+
+# Context managers of newer SupportsMultiModal that only tag sub-modules; unwrapping keeps the
+# initialisation they wrap (P4).
+MARK_CONTEXT_MANAGERS = frozenset({"_mark_tower_model", "_mark_language_model", "_mark_composite_model"})
+
+# Attribute renames with their comparison semantics (P9): upstream attr -> (pinned attr,
+# {(operator, literal): negate}). ``mamba_cache_mode == "all"`` means prefix caching is on.
+ATTR_RENAMES: dict[str, tuple[str, dict[tuple[str, str], bool]]] = {
+    "mamba_cache_mode": (
+        "enable_prefix_caching",
+        {("==", "all"): False, ("!=", "none"): False, ("==", "none"): True, ("!=", "all"): True},
+    ),
+}
+
+
+def parse(text: str) -> cst.Module:
+    return cst.parse_module(text)
+
+
+# -- imports ------------------------------------------------------------------------------------
+
+
+def _dotted_expr(name: str) -> cst.Attribute | cst.Name:
+    parts = name.split(".")
+    node: cst.Attribute | cst.Name = cst.Name(parts[0])
+    for p in parts[1:]:
+        node = cst.Attribute(value=node, attr=cst.Name(p))
+    return node
+
+
+def _module_text(node: cst.ImportFrom) -> str:
+    dots = "".join("." for _ in node.relative)
+    mod = cst.Module([]).code_for_node(node.module) if node.module is not None else ""
+    return dots + mod
+
+
+def _alias_name(alias: cst.ImportAlias) -> str:
+    return cst.Module([]).code_for_node(alias.name)
+
+
+def _alias_text(alias: cst.ImportAlias) -> str:
+    name = _alias_name(alias)
+    if alias.asname is not None:
+        return f"{name} as {cst.Module([]).code_for_node(alias.asname.name)}"
+    return name
+
+
+def import_from_text(module: str, names: list[str], indent: str = "") -> str:
+    """``from module import a, b`` (parenthesised over several lines when long)."""
+    one = f"{indent}from {module} import {', '.join(names)}"
+    if len(one) <= LINE_LIMIT or len(names) == 1:
+        return one + "\n"
+    body = "".join(f"{indent}    {n},\n" for n in names)
+    return f"{indent}from {module} import (\n{body}{indent})\n"
+
+
+def _fix_commas(aliases: list[cst.ImportAlias], parenthesised: bool, last_comma) -> list[cst.ImportAlias]:
+    out = []
+    for i, a in enumerate(aliases):
+        if i < len(aliases) - 1:
+            if a.comma is cst.MaybeSentinel.DEFAULT:
+                a = a.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+        elif not parenthesised or last_comma is cst.MaybeSentinel.DEFAULT:
+            a = a.with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        elif a.comma is cst.MaybeSentinel.DEFAULT:
+            a = a.with_changes(comma=last_comma)  # multi-line list: keep the trailing comma style
+        out.append(a)
+    return out
+
+
+class _ImportRewriter(cst.CSTTransformer):
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, plan: dict[tuple[int, str | None], ImportAction]):
+        self.plan = plan
+        self.lines = {line for line, _ in plan}
+        self.type_checking: list[tuple[str, str]] = []  # (module, alias text)
+        self.renames: dict[str, str] = {}  # local name -> new local name
+        self.applied: set[str] = set()
+
+    def leave_SimpleStatementLine(self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine):
+        if len(updated.body) != 1 or not isinstance(updated.body[0], cst.ImportFrom):
+            return updated
+        line = self.get_metadata(PositionProvider, original.body[0]).start.line
+        if line not in self.lines:
+            return updated
+        node: cst.ImportFrom = updated.body[0]
+        if isinstance(node.names, cst.ImportStar):
+            return updated
+        whole = self.plan.get((line, None))
+        module = _module_text(node)
+        if whole is not None and whole.kind == "repoint":
+            node = node.with_changes(relative=(), module=_dotted_expr(whole.new_module))
+            module = whole.new_module
+            self.applied.add(whole.rule)
+        keep: list[cst.ImportAlias] = []
+        moved: dict[str, list[str]] = {}
+        for alias in node.names:
+            name = _alias_name(alias)
+            act = self.plan.get((line, name))
+            if act is None:
+                keep.append(alias)
+                continue
+            self.applied.add(act.rule)
+            if act.kind == "remove":
+                continue
+            if act.kind == "type_checking":
+                self.type_checking.append((module, _alias_text(alias)))
+                continue
+            if act.kind == "rename":
+                if alias.asname is None:
+                    self.renames[name] = act.new_name
+                alias = alias.with_changes(name=cst.Name(act.new_name))
+                if act.new_module is None:
+                    keep.append(alias)
+                    continue
+            target = act.new_module or module
+            if target == module:
+                keep.append(alias)
+            else:
+                moved.setdefault(target, []).append(_alias_text(alias))
+        new_lines: list[cst.BaseStatement] = []
+        if keep:
+            parenthesised = node.lpar is not None
+            last_comma = node.names[-1].comma
+            node = node.with_changes(names=_fix_commas(keep, parenthesised, last_comma))
+            new_lines.append(updated.with_changes(body=[node]))
+        for target, names in moved.items():
+            stmt = cst.parse_statement(import_from_text(target, names))
+            if not new_lines:
+                stmt = stmt.with_changes(leading_lines=updated.leading_lines)
+            new_lines.append(stmt)
+        if not new_lines:
+            return cst.RemoveFromParent()
+        return cst.FlattenSentinel(new_lines) if len(new_lines) > 1 else new_lines[0]
+
+
+class _NameRenamer(cst.CSTTransformer):
+    def __init__(self, renames: dict[str, str]):
+        self.renames = renames
+
+    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.Name:
+        new = self.renames.get(updated.value)
+        return updated.with_changes(value=new) if new else updated
+
+    def leave_ImportAlias(self, original: cst.ImportAlias, updated: cst.ImportAlias) -> cst.ImportAlias:
+        return updated  # names inside other imports were renamed by the import pass already
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        return False  # never touch import statements (they were rewritten deliberately)
+
+
+def _is_import_line(stmt: cst.CSTNode) -> bool:
+    return isinstance(stmt, cst.SimpleStatementLine) and any(
+        isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body
+    )
+
+
+def _is_docstring(stmt: cst.CSTNode) -> bool:
+    return (
+        isinstance(stmt, cst.SimpleStatementLine)
+        and len(stmt.body) == 1
+        and isinstance(stmt.body[0], cst.Expr)
+        and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+    )
+
+
+def _is_future(stmt: cst.CSTNode) -> bool:
+    return (
+        isinstance(stmt, cst.SimpleStatementLine)
+        and isinstance(stmt.body[0], cst.ImportFrom)
+        and stmt.body[0].module is not None
+        and cst.Module([]).code_for_node(stmt.body[0].module) == "__future__"
+    )
+
+
+def _is_type_checking_if(stmt: cst.CSTNode) -> bool:
+    if not isinstance(stmt, cst.If):
+        return False
+    test = cst.Module([]).code_for_node(stmt.test).strip()
+    return test in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+
+
+def _binds(module: cst.Module, name: str) -> bool:
+    """True when a top-level import binds ``name``."""
+    for stmt in module.body:
+        if _is_import_line(stmt):
+            for imp in stmt.body:
+                if isinstance(imp, cst.ImportFrom) and not isinstance(imp.names, cst.ImportStar):
+                    for a in imp.names:
+                        local = a.asname.name.value if a.asname is not None else _alias_name(a)
+                        if local == name:
+                            return True
+    return False
+
+
+def ensure_future_annotations(module: cst.Module) -> cst.Module:
+    body = list(module.body)
+    if any(_is_future(s) and "annotations" in cst.Module([]).code_for_node(s) for s in body):
+        return module
+    pos = 1 if body and _is_docstring(body[0]) else 0
+    while pos < len(body) and _is_future(body[pos]):
+        pos += 1
+    stmt = cst.parse_statement("from __future__ import annotations\n")
+    if pos < len(body):
+        # keep the next statement's comments/blank lines where they were, after the new line
+        nxt = body[pos]
+        lead = nxt.leading_lines
+        if pos == 0:
+            stmt = stmt.with_changes(leading_lines=lead)
+            body[pos] = nxt.with_changes(leading_lines=[cst.EmptyLine()])
+        else:
+            stmt = stmt.with_changes(leading_lines=[cst.EmptyLine()])
+            body[pos] = nxt.with_changes(leading_lines=[cst.EmptyLine(), *[x for x in lead if x.comment]])
+    body.insert(pos, stmt)
+    return module.with_changes(body=body)
+
+
+def add_type_checking_imports(module: cst.Module, entries: list[tuple[str, str]]) -> cst.Module:
+    """Put ``from m import n`` lines under ``if TYPE_CHECKING:`` (existing block or a new one)."""
+    if not entries:
+        return module
+    grouped: dict[str, list[str]] = {}
+    for mod, alias in entries:
+        if alias not in grouped.setdefault(mod, []):
+            grouped[mod].append(alias)
+    lines = [cst.parse_statement(import_from_text(m, names)) for m, names in grouped.items()]
+    body = list(module.body)
+    for i, stmt in enumerate(body):
+        if _is_type_checking_if(stmt) and isinstance(stmt.body, cst.IndentedBlock):
+            block = stmt.body.with_changes(body=[*stmt.body.body, *lines])
+            body[i] = stmt.with_changes(body=block)
+            break
+    else:
+        last_import = max((i for i, s in enumerate(body) if _is_import_line(s)), default=-1)
+        block = cst.If(
+            test=cst.Name("TYPE_CHECKING"),
+            body=cst.IndentedBlock(body=lines),
+            leading_lines=[cst.EmptyLine()],
+        )
+        body.insert(last_import + 1, block)
+    module = module.with_changes(body=body)
+    if not _binds(module, "TYPE_CHECKING"):
+        module = _insert_after_future(module, cst.parse_statement("from typing import TYPE_CHECKING\n"))
+    return ensure_future_annotations(module)
+
+
+def _insert_after_future(module: cst.Module, stmt: cst.BaseStatement) -> cst.Module:
+    body = list(module.body)
+    pos = 1 if body and _is_docstring(body[0]) else 0
+    while pos < len(body) and _is_future(body[pos]):
+        pos += 1
+    if pos == 0 and body:
+        stmt = stmt.with_changes(leading_lines=body[0].leading_lines)
+        body[0] = body[0].with_changes(leading_lines=[])
+    else:
+        stmt = stmt.with_changes(leading_lines=[cst.EmptyLine()])
+    body.insert(pos, stmt)
+    return module.with_changes(body=body)
+
+
+def rewrite_imports(module: cst.Module, plan: dict[tuple[int, str | None], ImportAction]) -> cst.Module:
+    if not plan:
+        return module
+    rewriter = _ImportRewriter(plan)
+    module = MetadataWrapper(module).visit(rewriter)
+    if rewriter.renames:
+        module = module.visit(_NameRenamer(rewriter.renames))
+    return add_type_checking_imports(module, rewriter.type_checking)
+
+
+# -- P4: unwrap _mark_* context managers -----------------------------------------------------------
+
+
+def _mark_call(item: cst.WithItem) -> str | None:
+    call = item.item
+    if item.asname is not None or not isinstance(call, cst.Call) or not isinstance(call.func, cst.Attribute):
+        return None
+    name = call.func.attr.value
+    return name if name in MARK_CONTEXT_MANAGERS else None
+
+
+class _Unwrapper(cst.CSTTransformer):
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, lines: set[int] | None):
+        self.lines_unwrap = lines  # None: every _mark_* block
+
+    def leave_With(self, original: cst.With, updated: cst.With):
+        if len(updated.items) != 1 or _mark_call(updated.items[0]) is None:
+            return updated
+        line = self.get_metadata(PositionProvider, original).start.line
+        if self.lines_unwrap is not None and line not in self.lines_unwrap:
+            return updated
+        if isinstance(updated.body, cst.SimpleStatementSuite):
+            inner = [cst.SimpleStatementLine(body=list(updated.body.body))]
+        else:
+            inner = list(updated.body.body)
+        if not inner:
+            return cst.RemoveFromParent()
+        inner[0] = inner[0].with_changes(leading_lines=[*updated.leading_lines, *inner[0].leading_lines])
+        return cst.FlattenSentinel(inner)
+
+
+def unwrap_mark_contexts(module: cst.Module, lines: set[int] | None = None) -> cst.Module:
+    return MetadataWrapper(module).visit(_Unwrapper(lines))
+
+
+def mark_context_lines(module: cst.Module) -> dict[int, str]:
+    """Lines of ``with self._mark_*(...)`` blocks -> method name."""
+    found: dict[int, str] = {}
+
+    class _Find(cst.CSTVisitor):
+        METADATA_DEPENDENCIES = (PositionProvider,)
+
+        def visit_With(self, node: cst.With) -> None:
+            if len(node.items) == 1 and (name := _mark_call(node.items[0])):
+                found[self.get_metadata(PositionProvider, node).start.line] = name
+
+    MetadataWrapper(module).visit(_Find())
+    return found
+
+
+# -- P6: drop keyword arguments -------------------------------------------------------------------
+
+
+class _KwargDropper(cst.CSTTransformer):
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, drops: set[tuple[int, str]]):
+        self.drops = drops
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
+        line = self.get_metadata(PositionProvider, original).start.line
+        names = {k for ln, k in self.drops if ln == line}
+        if not names:
+            return updated
+        args = [a for a in updated.args if not (a.keyword is not None and a.keyword.value in names)]
+        if len(args) == len(updated.args):
+            return updated
+        if args and updated.args[-1].comma is cst.MaybeSentinel.DEFAULT:
+            args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        return updated.with_changes(args=args)
+
+
+def drop_kwargs(module: cst.Module, drops: set[tuple[int, str]]) -> cst.Module:
+    return MetadataWrapper(module).visit(_KwargDropper(drops)) if drops else module
+
+
+# -- P9: attribute renames with comparison semantics ----------------------------------------------
+
+
+class _AttrRenamer(cst.CSTTransformer):
+    def __init__(self, attrs: set[str]):
+        self.attrs = attrs
+
+    def leave_Comparison(self, original: cst.Comparison, updated: cst.Comparison):
+        if len(updated.comparisons) != 1 or not isinstance(updated.left, cst.Attribute):
+            return updated
+        attr = updated.left.attr.value
+        if attr not in self.attrs:
+            return updated
+        comp = updated.comparisons[0]
+        op = "==" if isinstance(comp.operator, cst.Equal) else "!=" if isinstance(comp.operator, cst.NotEqual) else None
+        if op is None or not isinstance(comp.comparator, cst.SimpleString):
+            return updated
+        new_attr, semantics = ATTR_RENAMES[attr]
+        negate = semantics.get((op, comp.comparator.evaluated_value))
+        if negate is None:
+            return updated
+        expr = updated.left.with_changes(attr=cst.Name(new_attr))
+        if negate:
+            return cst.UnaryOperation(operator=cst.Not(), expression=expr, lpar=updated.lpar, rpar=updated.rpar)
+        return expr.with_changes(lpar=updated.lpar, rpar=updated.rpar)
+
+
+def rename_attrs(module: cst.Module, attrs: set[str]) -> cst.Module:
+    return module.visit(_AttrRenamer(attrs)) if attrs else module
+
+
+# -- P17: remove hook methods ---------------------------------------------------------------------
+
+
+class _MethodRemover(cst.CSTTransformer):
+    def __init__(self, targets: set[tuple[str, str]]):
+        self.targets = targets
+        self.classes: list[str] = []
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.classes.append(node.name.value)
+
+    def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
+        self.classes.pop()
+        body = updated.body
+        if isinstance(body, cst.IndentedBlock) and not body.body:
+            body = body.with_changes(body=[cst.SimpleStatementLine(body=[cst.Pass()])])
+            return updated.with_changes(body=body)
+        return updated
+
+    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef):
+        if self.classes and (self.classes[-1], updated.name.value) in self.targets:
+            return cst.RemoveFromParent()
+        return updated
+
+
+def remove_methods(module: cst.Module, targets: set[tuple[str, str]]) -> cst.Module:
+    return module.visit(_MethodRemover(targets)) if targets else module
+
+
+class _LineEdits(_ImportRewriter, _Unwrapper, _KwargDropper):
+    """Every line-keyed rewrite in one traversal, so all of them see the analysed positions."""
+
+    def __init__(self, edits: Edits):
+        _ImportRewriter.__init__(self, edits.imports)
+        self.lines_unwrap = set(edits.unwrap)
+        self.drops = set(edits.drop_kwargs)
+
+
+def apply_edits(text: str, edits: Edits) -> str:
+    """One pass of every rewrite; the caller re-analyses and repeats until nothing changes."""
+    module = parse(text)
+    if edits.imports or edits.unwrap or edits.drop_kwargs:
+        line_edits = _LineEdits(edits)
+        module = MetadataWrapper(module).visit(line_edits)
+        if line_edits.renames:
+            module = module.visit(_NameRenamer(line_edits.renames))
+        module = add_type_checking_imports(module, line_edits.type_checking)
+    module = remove_methods(module, set(edits.remove_methods))
+    module = rename_attrs(module, set(edits.attr_renames))
+    return module.code
