@@ -1,0 +1,72 @@
+"""The bundle's shape: README's two commands, every script's --help, CI entry, packaging."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PY_SCRIPTS = sorted(p for p in (ROOT / "scripts").glob("*.py"))
+SH_SCRIPTS = sorted((ROOT / "scripts").glob("*.sh"))
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```bash\n(.*?)```", text, re.S)
+    assert block and text.index("```bash") < 400, "README must open with the two commands"
+    return [line.split("#")[0].strip() for line in block.group(1).strip().splitlines()]
+
+
+def test_readme_opens_with_setup_and_test_commands():
+    setup, tests = readme_commands()
+    assert "requirements.txt" in setup and "examples/run_example.sh" in setup
+    assert "requirements-test.txt" in tests and "tests/run.sh" in tests
+    for rel in ("requirements.txt", "requirements-test.txt", "examples/run_example.sh", "tests/run.sh"):
+        assert (ROOT / rel).is_file(), rel
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "requirements-test.txt" in ci and "bash tests/run.sh" in ci
+    for pkg in ("openssh-server", "shellcheck"):
+        assert pkg in ci
+
+
+def test_runtime_dependencies_agree():
+    tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    req = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+           if line.strip() and not line.startswith("#")]
+    assert sorted(project["dependencies"]) == sorted(req)
+    names = {re.split(r"[<>=]", r)[0].lower() for r in req}
+    assert {"pyyaml", "jinja2", "libcst", "requests", "paramiko"} <= names
+    assert project["requires-python"] == ">=3.10"
+
+
+@pytest.mark.parametrize("script", PY_SCRIPTS, ids=lambda p: p.name)
+def test_python_scripts_have_help_with_exit_codes(script, tmp_path):
+    # run from an unrelated folder: scripts must not depend on the working directory
+    out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "usage:" in out.stdout and "exit codes" in out.stdout.lower()
+    assert os.access(script, os.X_OK), f"{script.name} is not executable"
+    assert script.read_text().startswith("#!/usr/bin/env python3")
+
+
+@pytest.mark.parametrize("script", SH_SCRIPTS, ids=lambda p: p.name)
+def test_shell_scripts_have_help(script, tmp_path):
+    out = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "usage" in out.stdout.lower() and "exit" in out.stdout.lower()
+    assert os.access(script, os.X_OK), f"{script.name} is not executable"
+
+
+def test_design_card_scripts_exist():
+    for name in ("validate_migration.py", "benchmark.sh", "serve.sh", "request.sh", "e2e_eval.py",
+                 "e2e_test_prompts.json", "e2e_config.template.json", "e2e_remote_serve.sh", "migrate_model.py"):
+        assert (ROOT / "scripts" / name).is_file(), name
