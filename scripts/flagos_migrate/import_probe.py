@@ -94,6 +94,7 @@ class ProbeResult:
         if self.ok:
             return ""
         first = self.message.strip().splitlines()[0] if self.message.strip() else ""
+        first = _TRAILING_PATH.sub("", first)  # "cannot import name X from Y (/site-packages/...)"
         return f"{self.error_type}: {first}" if first else self.error_type
 
     @property
@@ -120,6 +121,7 @@ _UNEXPECTED_KW = re.compile(r"(?P<func>[\w.<>]+)\(\) got an unexpected keyword a
 _MISSING_ARG = re.compile(r"(?P<func>[\w.<>]+)\(\) missing \d+ required (?:positional|keyword-only) arguments?: (?P<names>.+)")
 _TOO_MANY = re.compile(r"(?P<func>[\w.<>]+)\(\) takes (?:from \d+ to )?\d+ positional arguments? but \d+ (?:was|were) given")
 _DUPLICATE_OP = re.compile(r"Duplicate op name|registered .*multiple times|already (?:has|been) registered", re.I)
+_TRAILING_PATH = re.compile(r" \((?:/|[A-Za-z]:\\|unknown location)[^)]*\)$")
 _QUOTED = re.compile(r"'(\w+)'")
 
 _VLLM_CONFIG_CLASS = re.compile(
