@@ -28,6 +28,7 @@ from flagos_migrate.fsutil import atomic_write_json  # noqa: E402
 from flagos_migrate.import_probe import (  # noqa: E402
     PINNED_VENV_ENV,
     ProbeResult,
+    moved_checker,
     probe_imports,
     python_of,
 )
@@ -50,6 +51,8 @@ def parse_args(argv):
     p.add_argument("--no-control", action="store_true", help="skip the control run on the pinned vLLM's own files")
     p.add_argument("--include-shared", action="store_true",
                    help="also probe the shared modules of models/ (utils, interfaces, ...)")
+    p.add_argument("--pinned", default="0.13.0",
+                   help="pinned version whose static index tells moved names (P13) from missing ones (P3)")
     p.add_argument("--jobs", type=int, default=2, help="modules imported in parallel (default: 2)")
     p.add_argument("--timeout", type=float, default=120, help="seconds per module (default: 120)")
     p.add_argument("--limit", type=int, default=0, help="only the first N files of each corpus (0: all)")
@@ -60,7 +63,7 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def run_corpus(label, source, python, args, tmp):
+def run_corpus(label, source, python, args, tmp, moved=None):
     rels = corpus.model_files(source, include_shared=args.include_shared)
     if args.limit:
         rels = rels[: args.limit]
@@ -73,7 +76,7 @@ def run_corpus(label, source, python, args, tmp):
 
     t0 = time.monotonic()
     results = probe_imports(python, list(mapping.values()), [str(Path(tmp) / label)], jobs=args.jobs,
-                            timeout=args.timeout, progress=progress)
+                            timeout=args.timeout, progress=progress, moved=moved)
     wall = time.monotonic() - t0
     per_file = {rel: results[mod] for rel, mod in mapping.items()}
     return summarize(label, source, per_file, wall, args.top)
@@ -134,11 +137,12 @@ def main(argv=None) -> int:
                                  hint="give --control PATH or --no-control")
         control_src = corpus.open_vllm(root)
 
+    moved = moved_checker(args.pinned)
     summaries = []
     with tempfile.TemporaryDirectory(prefix="mmf-baseline-") as tmp:
-        summaries.append(run_corpus("upstream", upstream, python, args, tmp))
+        summaries.append(run_corpus("upstream", upstream, python, args, tmp, moved))
         if control_src is not None:
-            summaries.append(run_corpus("control", control_src, python, args, tmp))
+            summaries.append(run_corpus("control", control_src, python, args, tmp, moved))
 
     if args.output:
         atomic_write_json(Path(args.output), {"summaries": summaries})

@@ -177,6 +177,20 @@ def test_moved_name_becomes_p13():
     assert likely_rule(err, moved=lambda mod, name: name == "Attention") == "P13"
 
 
+def test_missing_module_whose_names_moved_becomes_p13():
+    err = {"type": "ModuleNotFoundError", "message": "No module named 'vllm.model_executor.layers.attention'",
+           "imported_names": ["Attention"]}
+    assert likely_rule(err) == "P3"
+    assert likely_rule(err, moved=lambda mod, name: name == "Attention") == "P13"
+    err["imported_names"] = ["Attention", "NewThing"]
+    assert likely_rule(err, moved=lambda mod, name: name == "Attention") == "P3"
+
+
+def test_imported_names_of_failing_statement(probed):
+    r = probed[1]["pk.cannot_name"]
+    assert r.imported_names == ["no_such_name_mmf"]
+
+
 def test_parse_missing_keyword_only():
     assert parse_missing("TypeError", "f() missing 2 required keyword-only arguments: 'a' and 'b'") == ("a,b", "f")
 

@@ -10,6 +10,7 @@ leak into the next. :func:`likely_rule` maps an error to the rule catalog (``rul
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -57,6 +58,26 @@ VLLM_PRELOAD: tuple[str, ...] = (
     "vllm.multimodal.processing",
     "vllm.multimodal.profiling",
     "vllm.transformers_utils.configs",
+    # Measured on vLLM 0.13.0: the non-model modules that forked children still imported most
+    # often (each saves ~0.1-0.2 s per file that needs it). Model modules are never preloaded,
+    # so a probed file is not judged against siblings it would not load by itself.
+    "transformers.activations",
+    "transformers.modeling_outputs",
+    "transformers.models.llama",
+    "vllm.sampling_params",
+    "vllm.pooling_params",
+    "vllm.v1.serial_utils",
+    "vllm.v1.attention.backends.utils",
+    "vllm.utils.tensor_schema",
+    "vllm.attention.layers.encoder_only_attention",
+    "vllm.model_executor.layers.conv",
+    "vllm.model_executor.layers.pooler",
+    "vllm.model_executor.layers.mamba.abstract",
+    "vllm.model_executor.layers.mamba.mamba_utils",
+    "vllm.model_executor.models.adapters",
+    "vllm.model_executor.models.config",
+    "vllm.model_executor.models.module_mapping",
+    "vllm.multimodal.image",
 )
 
 # Quieter, deterministic imports of vLLM on machines without GPUs.
@@ -81,6 +102,7 @@ class ProbeResult:
     file: str = ""  # where it went wrong inside the probed file (else the innermost frame)
     line: int = 0
     in_probed_file: bool = False
+    imported_names: list[str] = field(default_factory=list)  # of the failing ``from X import ...`` there
     raised_at: str = ""  # innermost frame, file:line
     origin: str = ""  # the probed module's file
     seconds: float = 0.0
@@ -157,12 +179,15 @@ def likely_rule(error: ProbeResult | dict, moved: Callable[[str, str], bool] | N
     """Catalog id (``rules.py``) most likely behind an import failure, or None when no rule fits.
 
     ``moved(module, name)`` may tell whether the pinned vLLM defines ``name`` in another module
-    (then "cannot import name" is P13 rather than P3); without it, P3 is assumed.
+    (then "cannot import name" is P13 rather than P3, and so is a missing module when every name
+    the failing statement imports lives elsewhere); without it, P3 is assumed. See
+    :func:`moved_checker`.
     """
     if isinstance(error, dict):
         error = ProbeResult(module=error.get("module", ""), ok=bool(error.get("ok")),
                             error_type=error.get("error_type", error.get("type", "")),
-                            message=error.get("message", ""))
+                            message=error.get("message", ""),
+                            imported_names=list(error.get("imported_names") or []))
     if error.ok:
         return None
     kind, msg = error.error_type, error.message
@@ -179,6 +204,9 @@ def likely_rule(error: ProbeResult | dict, moved: Callable[[str, str], bool] | N
         if top == "transformers":
             return "P5"
         if top == "vllm":
+            names = error.imported_names
+            if moved is not None and names and all(moved(missing, n) for n in names):
+                return "P13"
             return "P3"
         return None  # an optional third-party package (timm, ...) that the environment lacks
     if _CANNOT_IMPORT.search(msg) or _CANNOT_IMPORT_PARTIAL.search(msg):
@@ -213,7 +241,36 @@ def likely_rule(error: ProbeResult | dict, moved: Callable[[str, str], bool] | N
 # Running the worker
 
 
-def _result_from_worker(raw: dict) -> ProbeResult:
+def moved_checker(pinned: str = "0.13.0") -> Callable[[str, str], bool] | None:
+    """``moved(module, name)`` from the static index of the pinned versions (None without an index):
+    true when the pinned package defines ``name`` in a module other than ``module``."""
+    try:
+        from .api_index import PinnedApis
+
+        apis = PinnedApis.load(pinned)
+    except (UsageError, OSError, ValueError, KeyError):
+        return None
+
+    def moved(module: str, name: str) -> bool:
+        index = apis.index_for(module)
+        return index is not None and any(m != module for m, _ in index.definers(name))
+
+    return moved
+
+
+def _imported_names(path: str, line: int) -> list[str]:
+    """Names imported by the ``from X import ...`` statement at ``path:line`` (else [])."""
+    try:
+        tree = ast.parse(Path(path).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.lineno <= line <= (node.end_lineno or node.lineno):
+            return [a.name for a in node.names if a.name != "*"]
+    return []
+
+
+def _result_from_worker(raw: dict, moved: Callable[[str, str], bool] | None = None) -> ProbeResult:
     frames = raw.get("frames") or []
     origin = raw.get("origin") or ""
     res = ProbeResult(
@@ -242,7 +299,9 @@ def _result_from_worker(raw: dict) -> ProbeResult:
             res.file, res.line, res.in_probed_file = own[-1]["file"], int(own[-1]["line"]), True
         elif frames:
             res.file, res.line = frames[-1]["file"], int(frames[-1]["line"])
-    res.rule = likely_rule(res)
+    if res.in_probed_file and res.error_type in ("ModuleNotFoundError", "ImportError"):
+        res.imported_names = _imported_names(res.file, res.line)
+    res.rule = likely_rule(res, moved)
     return res
 
 
@@ -282,13 +341,15 @@ def probe_imports(
     progress: Callable[[ProbeResult, int, int], None] | None = None,
     preload: Iterable[str] | None = None,
     startup_timeout: float = 600,
+    moved: Callable[[str, str], bool] | None = None,
 ) -> dict[str, ProbeResult]:
     """Import each module in a fresh fork of a preloaded ``python``; return results by module.
 
     ``sys_path`` entries are put first on the worker's ``sys.path``. ``preload`` defaults to
     :data:`VLLM_PRELOAD`; pass ``()`` for plain Python modules. ``timeout`` is per module.
     ``progress(result, done, total)`` is called as results arrive. A worker that cannot start
-    raises :class:`UsageError`; modules it never reported come back as ``NotRun``.
+    raises :class:`UsageError`; modules it never reported come back as ``NotRun``. ``moved`` is
+    passed to :func:`likely_rule` (e.g. ``moved_checker("0.13.0")``).
     """
     modules = list(dict.fromkeys(modules))
     if not modules:
@@ -343,7 +404,7 @@ def probe_imports(
             if event.get("event") == "ready":
                 ready = True
             elif event.get("event") == "result":
-                res = _result_from_worker(event)
+                res = _result_from_worker(event, moved)
                 results[res.module] = res
                 if progress:
                     progress(res, len(results), len(modules))
