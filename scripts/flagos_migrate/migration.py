@@ -286,6 +286,8 @@ class Migration:
             elif f.rule in ("P2", "P3", "P5", "P13", "P14"):
                 name = d.get("name")
                 if not name:
+                    if d.get("unused") and f.rule == "P3":  # ``import missing.module`` that nothing uses
+                        edits.imports[(f.line, None)] = ImportAction("P3", "remove")
                     continue
                 act = self._import_action(f)
                 if act is not None:

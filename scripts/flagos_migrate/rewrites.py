@@ -126,10 +126,16 @@ class _ImportRewriter(cst.CSTTransformer):
         self.applied: set[str] = set()
 
     def leave_SimpleStatementLine(self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine):
-        if len(updated.body) != 1 or not isinstance(updated.body[0], cst.ImportFrom):
+        if len(updated.body) != 1 or not isinstance(updated.body[0], (cst.ImportFrom, cst.Import)):
             return updated
         line = self.get_metadata(PositionProvider, original.body[0]).start.line
         if line not in self.lines:
+            return updated
+        if isinstance(updated.body[0], cst.Import):
+            act = self.plan.get((line, None))
+            if act is not None and act.kind == "remove":
+                self.applied.add(act.rule)
+                return cst.RemoveFromParent()
             return updated
         node: cst.ImportFrom = updated.body[0]
         if isinstance(node.names, cst.ImportStar):
@@ -378,11 +384,20 @@ class _KwargDropper(cst.CSTTransformer):
         self.drops = drops
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
-        line = self.get_metadata(PositionProvider, original).start.line
-        names = {k for ln, k in self.drops if ln == line}
-        if not names:
+        if not self.drops:
             return updated
-        args = [a for a in updated.args if not (a.keyword is not None and a.keyword.value in names)]
+        start = self.get_metadata(PositionProvider, original).start.line
+        drop_idx = set()
+        for i, arg in enumerate(original.args):
+            if arg.keyword is None:
+                continue
+            # the analysis points at the keyword's value (or the call) depending on the Python version
+            line = self.get_metadata(PositionProvider, arg.value).start.line
+            if (line, arg.keyword.value) in self.drops or (start, arg.keyword.value) in self.drops:
+                drop_idx.add(i)
+        if not drop_idx:
+            return updated
+        args = [a for i, a in enumerate(updated.args) if i not in drop_idx]
         if len(args) == len(updated.args):
             return updated
         if args and updated.args[-1].comma is cst.MaybeSentinel.DEFAULT:

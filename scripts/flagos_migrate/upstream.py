@@ -64,7 +64,12 @@ def open_upstream(path: str | None, fetch: bool = False) -> SourceTree:
     where = Path(path or DEFAULT_UPSTREAM).expanduser()
     if not where.exists() and fetch:
         return open_source(fetch_latest_wheel(), "vllm")
-    return open_source(where, "vllm")
+    try:
+        return open_source(where, "vllm")
+    except UsageError as exc:
+        if not where.exists():
+            exc.hint = f"{exc.hint}; or re-run with --fetch to download the latest vLLM wheel with pip"
+        raise
 
 
 def module_relpath(module: str, is_package: bool = False) -> str:

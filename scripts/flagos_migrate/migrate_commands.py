@@ -1,0 +1,290 @@
+"""The four subcommands of ``migrate_model.py``: resolve, plan, apply, verify.
+
+I/O lives here; the engine (``migration.py``) only computes texts in memory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .api_index import PinnedApis
+from .cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, UsageError, print_json, progress
+from .findings import Finding, format_text
+from .fsutil import atomic_write_json, atomic_write_text, is_within, sha256_text
+from .migration import Migration, new_packages
+from .plugin_tree import PluginTree
+from .provenance import build_record, known_outputs, load_record, record_path, upstream_changes
+from .registration_edit import plan_registration
+from .upstream import Upstream, check_model_name, open_upstream, read_hf_config, resolve
+
+PACKAGE_DOCS = {
+    "vllm_fl/compat/__init__.py": '"""Upstream vLLM helpers vendored by model-migrate-flagos (rule P16)."""\n',
+    "vllm_fl/configs/__init__.py": '"""Config bridges for model types the pinned transformers lacks."""\n',
+    "vllm_fl/models/__init__.py": '"""Models migrated from upstream vLLM."""\n',
+}
+
+
+@dataclass
+class Output:
+    relpath: str
+    text: str
+    role: str
+    origin: str | None = None
+    upstream_sha256: str | None = None
+    rules: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Prepared:
+    migration: Migration
+    outputs: list[Output]
+    registration: object
+    record: dict
+    changes_upstream: list[str]
+
+
+def _upstream_info(up: Upstream) -> dict:
+    from .sources import git_head
+
+    info = {"source": up.source.label, "version": up.version}
+    if up.source.root is not None:
+        head = git_head(up.source.root)
+        if head:
+            info["commit"] = head
+    return info
+
+
+def load_inputs(args) -> tuple[Upstream, PinnedApis, dict | None]:
+    check_model_name(args.model_name)
+    hf = read_hf_config(getattr(args, "hf_config", None))
+    up = Upstream(open_upstream(args.upstream, fetch=getattr(args, "fetch", False)))
+    apis = PinnedApis.load(args.pinned)
+    return up, apis, hf
+
+
+def prepare(args, loaded: tuple[Upstream, PinnedApis, dict | None] | None = None) -> Prepared:
+    """Everything ``apply`` would write, without writing (``loaded``: inputs already opened)."""
+    up, apis, hf = loaded or load_inputs(args)
+    plugin = PluginTree(args.plugin)
+    previous = load_record(plugin.package_dir, args.model_name)
+    started = time.perf_counter()
+    m = Migration(args.model_name, up, plugin, apis, hf, previous).run()
+    progress(f"migrated {len(m.units)} module(s) in memory in {time.perf_counter() - started:.1f}s")
+    outputs = []
+    for unit in m.units.values():
+        outputs.append(Output(unit.relpath, unit.text, unit.role, unit.origin,
+                              sha256_text(unit.upstream_text) if unit.role != "compat" else
+                              sha256_text(up.text(unit.origin) or ""), sorted(unit.rules)))
+    for rel in new_packages(plugin, [u.module for u in m.units.values()]):
+        outputs.append(Output(rel, PACKAGE_DOCS.get(rel, ""), "package"))
+    init_text = plugin.init_file.read_text("utf-8")
+    try:
+        reg = plan_registration(init_text, plugin.init_file, m.resolved["MODEL_DISPLAY_NAME"],
+                                m.model_unit.module, m.model_registrations(), m.config_registrations())
+    except ValueError as exc:
+        raise UsageError(str(exc), hint="fix vllm_fl/__init__.py so that it parses, then run again") from exc
+    files = {o.relpath: {"role": o.role, "origin": o.origin, "upstream_sha256": o.upstream_sha256,
+                         "text": o.text, "rules": o.rules} for o in outputs if o.role != "package"}
+    up_info = _upstream_info(up)
+    left = sum(1 for f in m.left() if f.is_issue)
+    record = build_record(args.model_name, up_info, args.pinned, files, reg.added + reg.present, left)
+    return Prepared(m, outputs, reg, record, upstream_changes(previous, files, up_info))
+
+
+def _findings_json(findings: list[Finding]) -> list[dict]:
+    return [f.to_dict() for f in findings]
+
+
+def _plan_payload(p: Prepared) -> dict:
+    m = p.migration
+    return {
+        "resolved": m.resolved,
+        "files": [{"path": o.relpath, "role": o.role, "origin": o.origin, "rules": o.rules} for o in p.outputs],
+        **m.summary(),
+        "registration": {"add": p.registration.added, "present": p.registration.present,
+                         "conflicts": p.registration.conflicts},
+        "will_fix": _findings_json(m.fixed()),
+        "left_for_you": _findings_json(m.left()),
+        "upstream_changes": p.changes_upstream,
+    }
+
+
+def _exit_for(findings: list[Finding], conflicts: list[str]) -> int:
+    return EXIT_FINDINGS if any(f.is_issue for f in findings) or conflicts else EXIT_OK
+
+
+def _print_findings(title: str, findings: list[Finding]) -> None:
+    print(f"{title} ({len(findings)}):")
+    for f in findings:
+        print("  " + format_text(f).replace("\n", "\n  "))
+
+
+def _print_plan(p: Prepared) -> None:
+    m = p.migration
+    r = m.resolved
+    print(f"model {r['model_name']} ({r['MODEL_DISPLAY_NAME']}) from {r['upstream_files'][0]}")
+    s = m.summary()
+    print("files:")
+    for o in p.outputs:
+        print(f"  {o.relpath:60s} {o.role:8s} {' '.join(o.rules)}")
+    if s["closure"]:
+        print("closure (sibling modules that come along): " + ", ".join(s["closure"]))
+    if s["config_bridges"]:
+        print("config bridges: " + ", ".join(s["config_bridges"]))
+    for why_key, why in s["not_vendored"].items():
+        print(f"not vendored: {why_key}: {why}")
+    for line in p.registration.added:
+        print(f"register: {line}")
+    for line in p.registration.conflicts:
+        print(f"registration conflict: {line}")
+    for line in p.changes_upstream:
+        print(f"upstream: {line}")
+    _print_findings("this tool will fix", m.fixed())
+    _print_findings("left for you", m.left())
+
+
+def cmd_resolve(args) -> int:
+    up, _, hf = load_inputs(args)
+    result = resolve(up, args.model_name, hf)
+    print_json(result)
+    return EXIT_FINDINGS if result["ambiguous"] or not result["ModelClassName"] else EXIT_OK
+
+
+def cmd_plan(args) -> int:
+    p = prepare(args)
+    if args.json:
+        print_json(_plan_payload(p))
+    else:
+        _print_plan(p)
+    return _exit_for(p.migration.left(), p.registration.conflicts)
+
+
+def _diff(rel: str, old: str, new: str) -> str:
+    return "".join(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                        f"a/{rel}", f"b/{rel}"))
+
+
+def compute_writes(p: Prepared) -> tuple[list[tuple[Path, str, str]], list[str]]:
+    """(path, old text, new text) of every file that changes, and which of them were hand-edited."""
+    plugin = p.migration.plugin
+    root = plugin.root
+    known = known_outputs(plugin.package_dir)
+    writes: list[tuple[Path, str, str]] = []
+    hand_edited: list[str] = []
+    outputs = [(o.relpath, o.text) for o in p.outputs]
+    outputs.append((plugin.init_file.relative_to(root).as_posix(), p.registration.text))
+    for rel, text in outputs:
+        path = root / rel
+        if not is_within(path, plugin.package_dir):
+            raise UsageError(f"refusing to write outside the plugin package: {path}",
+                             hint="a symlink in the plugin tree points elsewhere; remove it")
+        old = path.read_text("utf-8") if path.is_file() else None
+        if old == text:
+            continue
+        if old is not None and path != plugin.init_file and sha256_text(old) not in known.get(rel, set()):
+            hand_edited.append(rel)
+        writes.append((path, old or "", text))
+    return writes, hand_edited
+
+
+def write_prepared(p: Prepared, args) -> list[tuple[Path, str, str]]:
+    """Write what ``prepare`` computed (unless --dry-run); refuse hand-edited files without --force."""
+    writes, hand_edited = compute_writes(p)
+    root = p.migration.plugin.root
+    if hand_edited and not args.force:
+        for path, old, new in writes:
+            rel = path.relative_to(root).as_posix()
+            if rel in hand_edited:
+                sys.stderr.write(_diff(rel, old, new))
+        raise UsageError(
+            "these files were edited by hand (or not written by this tool) since the last apply: "
+            + ", ".join(hand_edited),
+            hint="the diffs above show what apply would change; re-run with --force to overwrite them",
+        )
+    if args.dry_run:
+        return writes
+    for path, _, new in writes:
+        atomic_write_text(path, new)
+    rec_path = record_path(p.migration.plugin.package_dir, args.model_name)
+    if writes or not rec_path.is_file():
+        atomic_write_json(rec_path, p.record)
+    return writes
+
+
+def cmd_apply(args, loaded=None) -> int:
+    p = prepare(args, loaded)
+    root = p.migration.plugin.root
+    writes = write_prepared(p, args)
+    changed = [w[0].relative_to(root).as_posix() for w in writes]
+    code = _exit_for(p.migration.left(), p.registration.conflicts)
+    if args.dry_run:
+        if args.json:
+            print_json({**_plan_payload(p), "would_write": changed})
+        else:
+            for path, old, new in writes:
+                sys.stdout.write(_diff(path.relative_to(root).as_posix(), old, new))
+            print(f"dry run: {len(writes)} file(s) would change; nothing written", file=sys.stderr)
+        return code
+    rec = record_path(p.migration.plugin.package_dir, args.model_name).relative_to(root).as_posix()
+    if args.json:
+        print_json({**_plan_payload(p), "written": changed, "record": rec})
+        return code
+    for rel in changed:
+        print(f"wrote {rel}")
+    if not changed:
+        print("nothing changed (already applied)")
+    for line in p.registration.conflicts:
+        print(f"registration conflict: {line}")
+    for line in p.changes_upstream:
+        print(f"upstream: {line}")
+    _print_findings("left for you", p.migration.left())
+    return code
+
+
+def _vllm_importable(python: str) -> bool:
+    code = "import importlib.util,sys; sys.exit(0 if importlib.util.find_spec('vllm') else 3)"
+    try:
+        return subprocess.run([python, "-c", code], capture_output=True, timeout=120).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def cmd_verify(args) -> int:
+    from .import_probe import probe_imports, python_of
+
+    check_model_name(args.model_name)
+    plugin = PluginTree(args.plugin)
+    record = load_record(plugin.package_dir, args.model_name)
+    if record is None:
+        raise UsageError(f"no migration record for {args.model_name} in {record_path(plugin.package_dir, args.model_name)}",
+                         hint=f"run: migrate_model.py apply {args.model_name} first")
+    python = python_of(args.python) if args.python else sys.executable
+    if not _vllm_importable(python):
+        raise UsageError(
+            f"vLLM is not importable in {python}",
+            hint=f"install the pinned vLLM there (pip install vllm=={args.pinned}) and the plugin with "
+            "`pip install --no-build-isolation --no-deps -e .`, or pass --python /path/to/venv/bin/python",
+        )
+    modules = [rel[:-3].replace("/", ".").removesuffix(".__init__") for rel in record["files"]]
+    results = probe_imports(python, modules, sys_path=[str(plugin.root)], jobs=args.jobs)
+    failed = {m: r for m, r in results.items() if not r.ok}
+    if args.json:
+        print_json({"python": python, "results": {m: r.__dict__ for m, r in results.items()},
+                    "ok": len(results) - len(failed), "failed": len(failed)})
+    else:
+        for m, r in results.items():
+            if r.ok:
+                print(f"ok      {m}")
+            else:
+                print(f"FAILED  {m}: {r.error_type}: {r.message}" + (f"  (likely {r.rule})" if r.rule else ""))
+        print(f"{len(results) - len(failed)}/{len(results)} module(s) import")
+    return EXIT_FINDINGS if failed else EXIT_OK
+
+
+COMMANDS = {"resolve": cmd_resolve, "plan": cmd_plan, "apply": cmd_apply, "verify": cmd_verify}
+__all__ = ["COMMANDS", "EXIT_ERROR", "compute_writes", "prepare", "write_prepared"]

@@ -1,0 +1,96 @@
+"""Provenance of a migration: where each written file came from and what it looked like.
+
+One JSON record per model at ``vllm_fl/models/.migration/<model>.json``. It makes ``apply``
+safe to repeat: a file whose bytes differ from every recorded output was edited by hand and is
+not overwritten without ``--force``; and a re-run after an upstream update can say which
+upstream files changed since the last apply.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .fsutil import sha256_text
+
+RECORD_DIR = "models/.migration"
+FORMAT = 1
+
+
+def record_path(package_dir: Path, model: str) -> Path:
+    return package_dir / RECORD_DIR / f"{model}.json"
+
+
+def load_record(package_dir: Path, model: str) -> dict | None:
+    path = record_path(package_dir, model)
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == FORMAT else None
+
+
+def all_records(package_dir: Path) -> list[dict]:
+    out = []
+    for path in sorted((package_dir / RECORD_DIR).glob("*.json")):
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("format") == FORMAT:
+            out.append(data)
+    return out
+
+
+def known_outputs(package_dir: Path) -> dict[str, set[str]]:
+    """relpath -> every output hash some migration recorded for it (shared compat files too)."""
+    out: dict[str, set[str]] = {}
+    for rec in all_records(package_dir):
+        for rel, info in (rec.get("files") or {}).items():
+            if info.get("output_sha256"):
+                out.setdefault(rel, set()).add(info["output_sha256"])
+    return out
+
+
+def build_record(model: str, upstream: dict, pinned: str, files: dict[str, dict], registration: list[str],
+                 left: int) -> dict:
+    """``files``: relpath -> {role, origin, upstream_sha256, text, rules}."""
+    return {
+        "format": FORMAT,
+        "tool": "model-migrate-flagos migrate_model.py",
+        "model": model,
+        "upstream": upstream,
+        "pinned_vllm": pinned,
+        "files": {
+            rel: {
+                "role": info["role"],
+                "origin": info.get("origin"),
+                "upstream_sha256": info.get("upstream_sha256"),
+                "output_sha256": sha256_text(info["text"]),
+                "rules": sorted(info.get("rules") or []),
+            }
+            for rel, info in sorted(files.items())
+        },
+        "registration": registration,
+        "findings_left": left,
+    }
+
+
+def upstream_changes(previous: dict | None, current_files: dict[str, dict], upstream: dict) -> list[str]:
+    """What changed upstream since the previous apply (file hashes of the same origins)."""
+    if not previous:
+        return []
+    out = []
+    before = {info.get("origin"): info.get("upstream_sha256") for info in previous.get("files", {}).values()}
+    now = {info.get("origin"): info.get("upstream_sha256") for info in current_files.values()}
+    old_version = (previous.get("upstream") or {}).get("version")
+    if old_version and old_version != upstream.get("version"):
+        out.append(f"upstream version {old_version} -> {upstream.get('version')}")
+    for origin in sorted(o for o in now if o):
+        if origin in before and before[origin] and now[origin] and before[origin] != now[origin]:
+            out.append(f"{origin} changed upstream since the last apply")
+        elif origin not in before:
+            out.append(f"{origin} is new in this migration")
+    for origin in sorted(o for o in before if o and o not in now):
+        out.append(f"{origin} is no longer needed")
+    return out

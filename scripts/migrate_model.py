@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Copy-then-patch migration of an upstream vLLM model into vllm-plugin-FL (vllm_fl).
+
+  resolve  the design card's placeholders (model file, classes, architectures, model_type,
+           config class, display name) as JSON; ambiguity is reported, not guessed
+  plan     every finding on the copied file, split into "this tool will fix" and "left for
+           you", with the sibling modules, config bridges and vendored helpers that come along
+  apply    write all of that into the plugin, register the model, record provenance, print
+           what is left (idempotent; hand-edited files need --force)
+  verify   import every written module in this Python (or --python) and report the first
+           error of each with its likely rule
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Sequence
+
+from flagos_migrate.cli import make_parser, run_main
+from flagos_migrate.migrate_commands import COMMANDS
+from flagos_migrate.upstream import DEFAULT_UPSTREAM
+
+EPILOG = f"""examples:
+  python3 scripts/migrate_model.py resolve qwen3_5 --upstream ~/src/vllm
+  python3 scripts/migrate_model.py plan qwen3_5 --upstream vllm-0.33.0-cp38-abi3-manylinux_2_28_x86_64.whl
+  python3 scripts/migrate_model.py apply qwen3_5 --plugin ~/vllm-plugin-FL --dry-run
+  python3 scripts/migrate_model.py verify qwen3_5 --plugin ~/vllm-plugin-FL --python ~/venv013/bin/python
+
+--upstream (default {DEFAULT_UPSTREAM}) is a vLLM checkout, a site-packages folder or a wheel;
+when it does not exist, --fetch downloads the latest vLLM wheel with pip into
+~/.cache/model-migrate-flagos/upstream. --plugin defaults to the current directory.
+plan/apply exit 1 when findings are left for you (or a registration conflicts); verify exits 1
+when a module fails to import and 2 when vLLM itself is not importable."""
+
+
+def parse_args(argv):
+    parser = make_parser("migrate_model.py", __doc__, EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{resolve,plan,apply,verify}")
+    for name in COMMANDS:
+        p = sub.add_parser(name, help=(__doc__ or "").split(f"  {name}")[1].split("\n")[0].strip()
+                           if f"  {name}" in (__doc__ or "") else name)
+        p.add_argument("model_name", metavar="MODEL_NAME", help="snake_case upstream model file name, e.g. qwen3_5")
+        p.add_argument("--upstream", default=DEFAULT_UPSTREAM, metavar="U",
+                       help=f"upstream vLLM: checkout, site-packages or wheel (default {DEFAULT_UPSTREAM})")
+        p.add_argument("--plugin", default=os.getcwd(), metavar="P",
+                       help="vllm-plugin-FL checkout (default: current directory)")
+        p.add_argument("--pinned", default="0.13.0", help="vLLM version the plugin is pinned to (default 0.13.0)")
+        p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+        p.add_argument("--fetch", action="store_true", help="download the latest vLLM wheel when U does not exist")
+        p.add_argument("--hf-config", metavar="CONFIG_JSON",
+                       help="the model's HF config.json (model_type and architectures)")
+        if name == "apply":
+            p.add_argument("--dry-run", action="store_true", help="print unified diffs, write nothing")
+            p.add_argument("--force", action="store_true", help="overwrite files edited by hand since the last apply")
+        if name == "verify":
+            p.add_argument("--python", metavar="PATH", help="interpreter or venv with vLLM (default: this Python)")
+            p.add_argument("--jobs", type=int, default=2, help="parallel imports (default 2)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    run_main(main)
