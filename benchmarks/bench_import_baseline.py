@@ -103,8 +103,19 @@ def summarize(label, source, per_file, wall, top):
         "wall_seconds_per_file": round(wall / n, 4) if n else 0.0,
         "top_errors": Counter(r.first_error for r in per_file.values() if not r.ok).most_common(top),
         "rules": dict(Counter(r.rule or "none" for r in per_file.values() if not r.ok).most_common()),
-        "results": {rel: r.to_json() for rel, r in per_file.items()},
+        "results": {rel: compact(r) for rel, r in per_file.items()},
     }
+
+
+def compact(r: ProbeResult) -> dict:
+    """Per-file record without temporary paths or tracebacks (small enough to commit)."""
+    out = {"ok": r.ok, "seconds": round(r.seconds, 3)}
+    if not r.ok:
+        raised = r.raised_at.split("site-packages/", 1)[-1] if "site-packages/" in r.raised_at else ""
+        out.update(error_type=r.error_type, first_error=r.first_error, missing=r.missing,
+                   missing_from=r.missing_from, rule=r.rule, line=r.line if r.in_probed_file else 0,
+                   raised_in_pinned=raised)
+    return out
 
 
 def print_text(s):

@@ -59,7 +59,12 @@ def model_files(source: SourceTree, include_shared: bool = False) -> list[str]:
 
 def open_vllm(path: str | os.PathLike) -> SourceTree:
     """A vLLM source: folder holding ``vllm/``, the ``vllm`` folder, a site-packages folder or a wheel."""
-    return open_source(path, "vllm")
+    source = open_source(path, "vllm")
+    if source.version == "unknown":  # an unpacked wheel has no dist-info; its folder name may tell
+        m = re.search(r"vllm-(\d[\w.+]*)", Path(path).expanduser().resolve().name)
+        if m:
+            source.version = m.group(1)
+    return source
 
 
 def installed_vllm_root(venv: str | os.PathLike) -> Path | None:

@@ -8,6 +8,7 @@ $MMF_PINNED_VENV.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import textwrap
 import time
@@ -163,6 +164,9 @@ def test_current_python_and_bad_python(tmp_path):
         ("TypeError", "Attention.__init__() missing 1 required positional argument: 'scale'", "P7"),
         ("TypeError", "f() takes 2 positional arguments but 3 were given", "P7"),
         ("AssertionError", "Duplicate op name: gemma_rms_norm", "P11"),
+        ("RuntimeError", "Tried to register an operator (vllm::sequence_parallel_chunk_impl(Tensor x) -> Tensor) with "
+                         "the same name and overload name multiple times. Each overload's schema should only be "
+                         "registered with a single call to def().", "P11"),
         ("SyntaxError", "invalid syntax (x.py, line 3)", "P20"),
         ("ValueError", "something else", None),
     ],
@@ -257,3 +261,40 @@ def test_real_pinned_vllm(tmp_path):
     assert res["mmf_real.new_attention"].missing == "vllm.model_executor.layers.attention"
     assert res["mmf_real.tf5"].rule == "P5" and res["mmf_real.tf5"].missing == "PreTrainedConfig"
     assert Path(res["mmf_real.tf5"].file).name == "tf5.py"
+
+
+def test_killed_probe_leaves_no_hung_child(tmp_path):
+    pidfile = tmp_path / "child.pid"
+    (tmp_path / "hang_forever_mmf.py").write_text(
+        f"import os, time\nopen({str(pidfile)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)\n"
+    )
+    scripts = Path(__file__).resolve().parent.parent / "scripts"
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from flagos_migrate.import_probe import probe_imports;"
+        "probe_imports(sys.executable, ['hang_forever_mmf'], [sys.argv[2]], timeout=120, preload=())"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(scripts), str(tmp_path)])
+    try:
+        deadline = time.monotonic() + 20
+        while not pidfile.exists() or not pidfile.read_text():
+            assert time.monotonic() < deadline, "the probed module never started"
+            time.sleep(0.05)
+        child = int(pidfile.read_text())
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purpose
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")

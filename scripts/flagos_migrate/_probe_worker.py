@@ -11,6 +11,9 @@ its process group. At most ``jobs`` children run at once. Each result is written
 line to the protocol stream (the original stdout); everything the imports print goes to stderr
 (worker) or a scratch file (children), so the protocol cannot be corrupted.
 
+One worker process runs ``jobs`` children at once: the preload is paid once, and the forks share
+its memory copy-on-write.
+
 Why fork: importing torch + vLLM costs many seconds; forking a preloaded process costs
 milliseconds, and every module still starts from the same clean, preloaded state, so one
 file's side effects (custom-op registrations) never leak into the next.
@@ -60,9 +63,23 @@ def _describe(exc, origin):
     return info
 
 
-def _child(module, wfd, scratch_fd):
+def _die_with_parent(parent):
+    """Linux: SIGKILL this child when the worker dies, so no hung import outlives a killed probe."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the worker died before prctl took effect
+        os._exit(71)
+
+
+def _child(module, wfd, scratch_fd, parent):
     """Runs in the forked child: import ``module`` and write the verdict to ``wfd``."""
     os.setpgid(0, 0)
+    _die_with_parent(parent)
     os.dup2(scratch_fd, 1)
     os.dup2(scratch_fd, 2)
     start = time.monotonic()
@@ -120,11 +137,12 @@ def _spawn(module, timeout):
     scratch = tempfile.TemporaryFile()
     sys.stdout.flush()
     sys.stderr.flush()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(rfd)
-            _child(module, wfd, scratch.fileno())
+            _child(module, wfd, scratch.fileno(), parent)
         finally:
             os._exit(70)
     os.close(wfd)
@@ -223,6 +241,7 @@ def run(request, out):
 
 
 def main():
+    _die_with_parent(os.getppid())  # a killed probe takes its worker (and so every child) along
     # Keep the protocol on a private copy of stdout; whatever imports print goes to stderr.
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)

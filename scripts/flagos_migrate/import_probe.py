@@ -142,7 +142,9 @@ _NO_ATTR_OBJECT = re.compile(r"'(?P<owner>[\w.]+)' object has no attribute '(?P<
 _UNEXPECTED_KW = re.compile(r"(?P<func>[\w.<>]+)\(\) got an unexpected keyword argument '(?P<name>\w+)'")
 _MISSING_ARG = re.compile(r"(?P<func>[\w.<>]+)\(\) missing \d+ required (?:positional|keyword-only) arguments?: (?P<names>.+)")
 _TOO_MANY = re.compile(r"(?P<func>[\w.<>]+)\(\) takes (?:from \d+ to )?\d+ positional arguments? but \d+ (?:was|were) given")
-_DUPLICATE_OP = re.compile(r"Duplicate op name|registered .*multiple times|already (?:has|been) registered", re.I)
+# CustomOp.register asserts "Duplicate op name"; torch.library refuses a second definition with
+# "Tried to register an operator (...) with the same name and overload name multiple times".
+_DUPLICATE_OP = re.compile(r"Duplicate op name|same name and overload name multiple times|already (?:has|been) registered", re.I)
 _TRAILING_PATH = re.compile(r" \((?:/|[A-Za-z]:\\|unknown location)[^)]*\)$")
 _QUOTED = re.compile(r"'(\w+)'")
 
