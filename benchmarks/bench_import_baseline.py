@@ -75,11 +75,16 @@ def run_corpus(label, source, python, args, tmp, moved=None):
             cli.progress(f"[{label} {done}/{total}] {res.module.rsplit('.', 1)[-1]}: {status}")
 
     t0 = time.monotonic()
+    stats: dict = {}
     results = probe_imports(python, list(mapping.values()), [str(Path(tmp) / label)], jobs=args.jobs,
-                            timeout=args.timeout, progress=progress, moved=moved)
+                            timeout=args.timeout, progress=progress, moved=moved, stats=stats)
     wall = time.monotonic() - t0
     per_file = {rel: results[mod] for rel, mod in mapping.items()}
-    return summarize(label, source, per_file, wall, args.top)
+    summary = summarize(label, source, per_file, wall, args.top)
+    summary["preload_seconds"] = stats.get("preload_seconds")
+    summary["preload_failed"] = stats.get("preload_failed")
+    summary["jobs"] = args.jobs
+    return summary
 
 
 def summarize(label, source, per_file, wall, top):
@@ -124,7 +129,8 @@ def print_text(s):
           + (f"  (model files only: {s['model_files_ok']}/{s['model_files']})" if s["model_files"] != s["files"] else ""))
     print(f"   time: {s['wall_seconds']:.1f} s wall in total (preload included), "
           f"{s['wall_seconds_per_file'] * 1000:.0f} ms wall per file, "
-          f"{s['import_seconds_per_file'] * 1000:.0f} ms import per file in the fork")
+          f"{s['import_seconds_per_file'] * 1000:.0f} ms import per file in the fork, "
+          f"{s['preload_seconds']} s preload, {s['jobs']} jobs")
     print(f"   likely rules of failures: {s['rules']}")
     print("   most frequent first errors:")
     for err, count in s["top_errors"]:

@@ -139,8 +139,12 @@ def test_unknown_module_and_order(probed):
 
 def test_current_python_and_bad_python(tmp_path):
     (tmp_path / "solo_mod_mmf.py").write_text("import json\n")
-    res = probe_in_current_python(["solo_mod_mmf"], [str(tmp_path)], preload=())
+    stats: dict = {}
+    res = probe_in_current_python(["solo_mod_mmf"], [str(tmp_path)], preload=["json", "no_such_preload_mmf"],
+                                  stats=stats)
     assert res["solo_mod_mmf"].ok
+    assert list(stats["preload_failed"]) == ["no_such_preload_mmf"]
+    assert stats["python_version"] == sys.version.split()[0]
     with pytest.raises(UsageError):
         probe_imports(str(tmp_path / "no-python"), ["x"])
     with pytest.raises(UsageError):

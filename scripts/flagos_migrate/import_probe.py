@@ -344,6 +344,7 @@ def probe_imports(
     preload: Iterable[str] | None = None,
     startup_timeout: float = 600,
     moved: Callable[[str, str], bool] | None = None,
+    stats: dict | None = None,
 ) -> dict[str, ProbeResult]:
     """Import each module in a fresh fork of a preloaded ``python``; return results by module.
 
@@ -351,7 +352,9 @@ def probe_imports(
     :data:`VLLM_PRELOAD`; pass ``()`` for plain Python modules. ``timeout`` is per module.
     ``progress(result, done, total)`` is called as results arrive. A worker that cannot start
     raises :class:`UsageError`; modules it never reported come back as ``NotRun``. ``moved`` is
-    passed to :func:`likely_rule` (e.g. ``moved_checker("0.13.0")``).
+    passed to :func:`likely_rule` (e.g. ``moved_checker("0.13.0")``). A ``stats`` dict, when
+    given, receives ``preload_seconds``, ``preload_failed`` ({module: error}) and ``python_version``
+    of the worker (``verify`` can tell "vLLM is not importable here" from it).
     """
     modules = list(dict.fromkeys(modules))
     if not modules:
@@ -405,6 +408,10 @@ def probe_imports(
                 continue
             if event.get("event") == "ready":
                 ready = True
+                if stats is not None:
+                    stats.update(preload_seconds=event.get("preload_seconds"),
+                                 preload_failed=event.get("preload_failed") or {},
+                                 python_version=event.get("python"))
             elif event.get("event") == "result":
                 res = _result_from_worker(event, moved)
                 results[res.module] = res
