@@ -96,7 +96,8 @@ def _hook_methods(tree: ast.Module, missing: set[str], pinned_methods: frozenset
     return out
 
 
-def _runtime_lines(tree: ast.Module, alias: str) -> list[int]:
+def _runtime_lines(tree: ast.Module, aliases: set[str]) -> dict[str, list[int]]:
+    """Lines where each of ``aliases`` is read outside annotations."""
     ann: set[int] = set()
     for node in ast.walk(tree):
         roots = []
@@ -108,11 +109,11 @@ def _runtime_lines(tree: ast.Module, alias: str) -> list[int]:
             roots.append(node.annotation)
         for r in roots:
             ann.update(id(x) for x in ast.walk(r))
-    return [
-        n.lineno
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Name) and n.id == alias and isinstance(n.ctx, ast.Load) and id(n) not in ann
-    ]
+    out: dict[str, list[int]] = {}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name) and n.id in aliases and isinstance(n.ctx, ast.Load) and id(n) not in ann:
+            out.setdefault(n.id, []).append(n.lineno)
+    return out
 
 
 class Migration:
@@ -302,7 +303,8 @@ class Migration:
                 edits.drop_kwargs[(f.line, d["kwarg"])] = "P6"
             elif f.rule == "P9" and d.get("attr") in ATTR_RENAMES:
                 edits.attr_renames[d["attr"]] = "P9"
-        self._fallbacks(unit, text, findings, edits)
+        if findings is unit.before:
+            self._fallbacks(unit, text, findings, edits)
         if runtime_missing:
             self._hooks_or_vendor(unit, tree, runtime_missing, edits, depth)
         return edits
@@ -359,8 +361,9 @@ class Migration:
                          depth: int) -> None:
         hooks = _hook_methods(tree, set(missing), self._pinned_methods)
         spans = list(hooks.values())
+        runtime = _runtime_lines(tree, set(missing)) if hooks else {}
         for alias, f in missing.items():
-            lines = _runtime_lines(tree, alias)
+            lines = runtime.get(alias, [])
             if lines and hooks and all(any(a <= ln <= b for a, b in spans) for ln in lines):
                 for (cls, meth), (a, b) in hooks.items():
                     if any(a <= ln <= b for ln in lines):

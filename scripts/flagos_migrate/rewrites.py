@@ -316,7 +316,7 @@ def rewrite_imports(module: cst.Module, plan: dict[tuple[int, str | None], Impor
     if not plan:
         return module
     rewriter = _ImportRewriter(plan)
-    module = MetadataWrapper(module).visit(rewriter)
+    module = MetadataWrapper(module, unsafe_skip_copy=True).visit(rewriter)
     if rewriter.renames:
         module = module.visit(_NameRenamer(rewriter.renames))
     return add_type_checking_imports(module, rewriter.type_checking)
@@ -356,7 +356,7 @@ class _Unwrapper(cst.CSTTransformer):
 
 
 def unwrap_mark_contexts(module: cst.Module, lines: set[int] | None = None) -> cst.Module:
-    return MetadataWrapper(module).visit(_Unwrapper(lines))
+    return MetadataWrapper(module, unsafe_skip_copy=True).visit(_Unwrapper(lines))
 
 
 def mark_context_lines(module: cst.Module) -> dict[int, str]:
@@ -370,7 +370,7 @@ def mark_context_lines(module: cst.Module) -> dict[int, str]:
             if len(node.items) == 1 and (name := _mark_call(node.items[0])):
                 found[self.get_metadata(PositionProvider, node).start.line] = name
 
-    MetadataWrapper(module).visit(_Find())
+    MetadataWrapper(module, unsafe_skip_copy=True).visit(_Find())
     return found
 
 
@@ -406,7 +406,7 @@ class _KwargDropper(cst.CSTTransformer):
 
 
 def drop_kwargs(module: cst.Module, drops: set[tuple[int, str]]) -> cst.Module:
-    return MetadataWrapper(module).visit(_KwargDropper(drops)) if drops else module
+    return MetadataWrapper(module, unsafe_skip_copy=True).visit(_KwargDropper(drops)) if drops else module
 
 
 # -- P9: attribute renames with comparison semantics ----------------------------------------------
@@ -483,7 +483,7 @@ def apply_edits(text: str, edits: Edits) -> str:
     module = parse(text)
     if edits.imports or edits.unwrap or edits.drop_kwargs:
         line_edits = _LineEdits(edits)
-        module = MetadataWrapper(module).visit(line_edits)
+        module = MetadataWrapper(module, unsafe_skip_copy=True).visit(line_edits)
         if line_edits.renames:
             module = module.visit(_NameRenamer(line_edits.renames))
         module = add_type_checking_imports(module, line_edits.type_checking)

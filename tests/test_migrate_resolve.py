@@ -1,0 +1,91 @@
+"""migrate_model.py resolve: placeholders from the upstream registry and config modules, ambiguity reported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from flagos_migrate.cli import UsageError
+from flagos_migrate.upstream import Upstream, check_model_name, open_upstream, resolve
+
+ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM = ROOT / "tests" / "fixtures" / "upstream_mini"
+SCRIPT = ROOT / "scripts" / "migrate_model.py"
+
+
+@pytest.fixture(scope="module")
+def up() -> Upstream:
+    return Upstream(open_upstream(str(UPSTREAM)))
+
+
+def test_registry_and_config_classes_are_read(up):
+    assert up.model_registry["MiniLMHeadModel"][:2] == ("vllm.model_executor.models.mini", "MiniForCausalLM")
+    assert up.config_registry == {"mini": "MiniConfig"}
+    assert up.find_config_class("MiniConfig").model_type == "mini"
+
+
+def test_resolve_fills_placeholders(up):
+    r = resolve(up, "mini")
+    assert r["model_type"] == "mini" and r["ConfigClassName"] == "MiniConfig"
+    assert r["config_module"] == "vllm.transformers_utils.configs.mini"
+    assert r["MODEL_DISPLAY_NAME"] == "Mini-1"
+    assert r["architectures"] == ["MiniForCausalLM", "MiniLMHeadModel", "MiniVLForConditionalGeneration"]
+    assert r["upstream_version"] == "0.33.0"
+    # two model classes map to this file: reported, not guessed
+    assert r["ModelClassName"] is None
+    assert r["ambiguous"]["ModelClassName"] == ["MiniForCausalLM", "MiniVLForConditionalGeneration"]
+
+
+def test_hf_config_settles_the_ambiguity(up):
+    r = resolve(up, "mini", {"model_type": "mini", "architectures": ["MiniLMHeadModel"]})
+    assert r["ModelClassName"] == "MiniForCausalLM" and not r["ambiguous"]
+
+
+def test_two_config_classes_without_model_type_are_ambiguous(up):
+    r = resolve(up, "twin")
+    assert r["ConfigClassName"] is None
+    assert r["ambiguous"]["ConfigClassName"] == ["TwinAConfig", "TwinBConfig"]
+    assert r["model_type"] is None and any("--hf-config" in n for n in r["notes"])
+
+
+def test_unknown_model_suggests_close_names(up):
+    with pytest.raises(UsageError) as exc:
+        resolve(up, "minj")
+    assert "mini" in exc.value.hint
+
+
+@pytest.mark.parametrize("bad", ["Qwen3", "qwen-3", "3qwen", "", "qwen__3", "qwen_", "../x"])
+def test_model_name_must_be_snake_case(bad):
+    with pytest.raises(UsageError):
+        check_model_name(bad)
+
+
+def run(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_resolve_json_and_exit_codes(tmp_path):
+    p = run("resolve", "plain", "--upstream", str(UPSTREAM))
+    assert p.returncode == 0, p.stderr
+    data = json.loads(p.stdout)
+    assert data["ModelClassName"] == "PlainForCausalLM" and data["architectures"] == ["PlainForCausalLM"]
+    p = run("resolve", "mini", "--upstream", str(UPSTREAM))
+    assert p.returncode == 1 and json.loads(p.stdout)["ambiguous"]
+
+
+def test_cli_missing_upstream_says_how_to_get_it(tmp_path):
+    p = run("resolve", "mini", "--upstream", str(tmp_path / "nowhere"))
+    assert p.returncode == 2
+    assert "error: source not found" in p.stderr
+    assert "git clone" in p.stderr and "pip download vllm" in p.stderr and "--fetch" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_cli_bad_hf_config(tmp_path):
+    bad = tmp_path / "config.json"
+    bad.write_text("{not json")
+    p = run("resolve", "mini", "--upstream", str(UPSTREAM), "--hf-config", str(bad))
+    assert p.returncode == 2 and "error: cannot read --hf-config" in p.stderr

@@ -1,0 +1,96 @@
+"""Before/after fixtures for the body rewrites (P4 unwrap, P6 kwarg drop, P9 attribute rename, P17 hooks)."""
+
+from __future__ import annotations
+
+import ast
+
+from flagos_migrate.rewrites import Edits, apply_edits, mark_context_lines, parse
+
+SRC = '''class M(nn.Module):
+    def __init__(self, vllm_config, cache_config):
+        super().__init__()
+        # the tower
+        with self._mark_tower_model(vllm_config, "image"):
+            self.visual = Tower(1, 2)  # trailing comment
+            self.proj = nn.Linear(2, 3)
+        with self._mark_language_model(vllm_config): self.lm = LM()
+        with open("x") as fh:
+            self.data = fh.read()
+        self.head = ParallelLMHead(
+            10,
+            20,
+            disable_tp=True,
+            prefix="head",
+        )
+        self.mapper = WeightsMapper(orig_to_new_stacked={"qkv": ("qkv_proj", 0)})
+        if cache_config.mamba_cache_mode == "all":
+            self.a = 1
+        if cache_config.mamba_cache_mode != "none":
+            self.b = 1
+        if cache_config.mamba_cache_mode == "none":
+            self.c = 1
+        if cache_config.mamba_cache_mode == "align":
+            self.d = 1
+
+    @classmethod
+    def get_mamba_state_copy_func(cls):
+        return Calculator.gated_delta_net_state_copy_func()
+
+    def forward(self, x):
+        return x
+'''
+
+
+def test_mark_context_managers_found_and_unwrapped():
+    lines = mark_context_lines(parse(SRC))
+    assert lines == {5: "_mark_tower_model", 8: "_mark_language_model"}
+    out = apply_edits(SRC, Edits(unwrap={5: "P4", 8: "P4"}))
+    assert "_mark_" not in out
+    assert "        # the tower\n        self.visual = Tower(1, 2)  # trailing comment\n" in out
+    assert "        self.proj = nn.Linear(2, 3)\n        self.lm = LM()\n" in out
+    assert 'with open("x") as fh:' in out  # other context managers untouched
+    ast.parse(out)
+
+
+def test_only_listed_lines_unwrapped():
+    out = apply_edits(SRC, Edits(unwrap={8: "P4"}))
+    assert "_mark_tower_model" in out and "_mark_language_model" not in out
+
+
+def test_safe_kwarg_dropped_on_its_own_line_of_a_multiline_call():
+    out = apply_edits(SRC, Edits(drop_kwargs={(14, "disable_tp"): "P6"}))
+    assert "disable_tp" not in out
+    assert '            20,\n            prefix="head",\n        )' in out
+    assert "orig_to_new_stacked" in out  # only what the edits name
+    ast.parse(out)
+
+
+def test_attribute_rename_follows_comparison_semantics():
+    out = apply_edits(SRC, Edits(attr_renames={"mamba_cache_mode": "P9"}))
+    assert "if cache_config.enable_prefix_caching:\n            self.a" in out
+    assert "if cache_config.enable_prefix_caching:\n            self.b" in out
+    assert "if not cache_config.enable_prefix_caching:\n            self.c" in out
+    # a value with no known meaning on the pinned version stays for a human
+    assert 'cache_config.mamba_cache_mode == "align"' in out
+
+
+def test_hook_method_removed_with_decorator():
+    out = apply_edits(SRC, Edits(remove_methods={("M", "get_mamba_state_copy_func"): "P17"}))
+    assert "get_mamba_state_copy_func" not in out and "@classmethod" not in out
+    assert "def forward(self, x):" in out
+    ast.parse(out)
+
+
+def test_class_emptied_by_hook_removal_gets_pass():
+    src = "class H:\n    def hook(self):\n        return Gone.f()\n"
+    out = apply_edits(src, Edits(remove_methods={("H", "hook"): "P17"}))
+    ast.parse(out)
+    assert "pass" in out
+
+
+def test_all_edits_in_one_pass_keep_positions():
+    out = apply_edits(SRC, Edits(unwrap={5: "P4"}, drop_kwargs={(14, "disable_tp"): "P6"},
+                                 attr_renames={"mamba_cache_mode": "P9"},
+                                 remove_methods={("M", "get_mamba_state_copy_func"): "P17"}))
+    assert "_mark_tower_model" not in out and "disable_tp" not in out and "get_mamba" not in out
+    ast.parse(out)

@@ -1,0 +1,109 @@
+"""Before/after fixtures for the import rewrites (P1, P2, P3, P5, P13, P14, P16)."""
+
+from __future__ import annotations
+
+import ast
+
+from flagos_migrate.rewrites import Edits, ImportAction, apply_edits, import_from_text
+
+BEFORE = '''"""Doc string."""
+
+# leading comment stays
+import torch
+from transformers import PreTrainedConfig
+from .utils import (
+    maybe_prefix,  # keep me
+    AutoWeightsLoader,
+    Gone,
+)
+from vllm.inputs import MultiModalDataDict, OnlyTyped
+from vllm.transformers_utils.configs.mini import MiniConfig
+from .helpers import scaled_sum
+
+
+def f(x: OnlyTyped, c: PreTrainedConfig) -> MultiModalDataDict:
+    return isinstance(c, PreTrainedConfig) and scaled_sum(x)
+'''
+
+
+def test_relative_import_repointed_and_names_kept_with_comments():
+    e = Edits(imports={(6, None): ImportAction("P1", "repoint", "vllm.model_executor.models.utils")})
+    out = apply_edits(BEFORE, e)
+    assert "from vllm.model_executor.models.utils import (\n    maybe_prefix,  # keep me\n" in out
+    assert "from .utils" not in out
+    assert "# leading comment stays\nimport torch" in out
+    assert e.rules() == {"P1"}
+
+
+def test_unused_name_removed_and_other_name_moved_keeps_comment():
+    e = Edits(imports={
+        (6, None): ImportAction("P1", "repoint", "vllm.model_executor.models.utils"),
+        (6, "Gone"): ImportAction("P3", "remove"),
+        (6, "AutoWeightsLoader"): ImportAction("P16", "repoint", "vllm_fl.compat.utils"),
+    })
+    out = apply_edits(BEFORE, e)
+    assert "Gone" not in out
+    assert "from vllm_fl.compat.utils import AutoWeightsLoader\n" in out
+    assert "maybe_prefix,  # keep me" in out
+    ast.parse(out)
+
+
+def test_moved_name_split_from_statement():
+    e = Edits(imports={(11, "MultiModalDataDict"): ImportAction("P13", "repoint", "vllm.multimodal.inputs")})
+    out = apply_edits(BEFORE, e)
+    assert "from vllm.inputs import OnlyTyped\nfrom vllm.multimodal.inputs import MultiModalDataDict\n" in out
+
+
+def test_transformers_rename_renames_usages_too():
+    e = Edits(imports={(5, "PreTrainedConfig"): ImportAction("P5", "rename", None, "PretrainedConfig")})
+    out = apply_edits(BEFORE, e)
+    assert "from transformers import PretrainedConfig\n" in out
+    assert "PreTrainedConfig" not in out
+    assert "isinstance(c, PretrainedConfig)" in out
+
+
+def test_annotation_only_goes_under_type_checking_with_future_import():
+    e = Edits(imports={(11, "OnlyTyped"): ImportAction("P14", "type_checking")})
+    out = apply_edits(BEFORE, e)
+    tree = ast.parse(out)
+    assert out.startswith('"""Doc string."""\n\nfrom __future__ import annotations\n')
+    assert "from typing import TYPE_CHECKING" in out
+    guard = [n for n in tree.body if isinstance(n, ast.If)]
+    assert len(guard) == 1 and ast.unparse(guard[0].body[0]) == "from vllm.inputs import OnlyTyped"
+    assert "from vllm.inputs import MultiModalDataDict\n" in out
+
+
+def test_type_checking_reuses_existing_block():
+    src = (
+        "from typing import TYPE_CHECKING\n\nfrom a import B\n\nif TYPE_CHECKING:\n    from c import D\n\n"
+        "def f(x: B, y: D): pass\n"
+    )
+    out = apply_edits(src, Edits(imports={(3, "B"): ImportAction("P14", "type_checking")}))
+    assert out.count("if TYPE_CHECKING:") == 1
+    assert "    from c import D\n    from a import B\n" in out
+    assert out.startswith("from __future__ import annotations\n")
+
+
+def test_config_import_redirected_to_bridge():
+    e = Edits(imports={(12, "MiniConfig"): ImportAction("P2", "repoint", "vllm_fl.configs.mini")})
+    out = apply_edits(BEFORE, e)
+    assert "from vllm_fl.configs.mini import MiniConfig\n" in out
+    assert "vllm.transformers_utils" not in out
+
+
+def test_plain_import_of_missing_module_removed():
+    src = "import os\nimport vllm._gone_ops\n\nx = os.sep\n"
+    out = apply_edits(src, Edits(imports={(2, None): ImportAction("P3", "remove")}))
+    assert out == "import os\n\nx = os.sep\n"
+
+
+def test_untouched_text_is_byte_identical():
+    assert apply_edits(BEFORE, Edits()) == BEFORE
+
+
+def test_long_import_is_wrapped():
+    names = [f"name_number_{i}" for i in range(12)]
+    text = import_from_text("vllm.model_executor.models.utils", names)
+    assert text.startswith("from vllm.model_executor.models.utils import (\n")
+    assert all(len(line) <= 110 for line in text.splitlines())
+    ast.parse(text)
