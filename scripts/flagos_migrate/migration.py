@@ -68,6 +68,30 @@ class Unit:
         return [f for f in self.before if (f.rule, f.message) not in left] + self.synthetic
 
 
+_RECORD_CACHE: dict[str, tuple[tuple[int, int], dict | None]] = {}
+
+
+def plugin_records(plugin: PluginTree) -> dict[str, dict]:
+    """Index records of the plugin's modules, re-read only for files that changed (mtime, size)."""
+    out = {}
+    for path in plugin.python_files():
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        key, stamp = str(path), (st.st_mtime_ns, st.st_size)
+        cached = _RECORD_CACHE.get(key)
+        if cached is None or cached[0] != stamp:
+            try:
+                rec = module_record(path.relative_to(plugin.root).as_posix(), path.read_bytes())
+            except OSError:
+                rec = None
+            cached = _RECORD_CACHE[key] = (stamp, rec)
+        if cached[1] is not None:
+            out[plugin.module_of(path)] = cached[1]
+    return out
+
+
 @lru_cache(maxsize=4)
 def pinned_method_names(apis_id: int, apis: PinnedApis) -> frozenset[str]:
     """Every method name some pinned vLLM class defines (hooks vLLM may call)."""
@@ -134,7 +158,7 @@ class Migration:
         self.compat: dict[str, Vendored] = {}
         self.vendor_failed: dict[tuple[str, str], str] = {}
         self.notes: list[str] = []
-        self._base = dict(plugin.index().modules)
+        self._base = plugin_records(plugin)
         self._overlay: dict[str, dict] = {}
         self._apis_cache: PinnedApis | None = None
         self._pinned_methods = pinned_method_names(id(apis), apis)
@@ -337,21 +361,23 @@ class Migration:
 
     def _fallbacks(self, unit: Unit, text: str, findings: list[Finding], edits: Edits) -> None:
         """Rewrites whose findings the analysis may not (yet) emit, decided from the pinned index."""
-        if self._mark_missing and not any(f.rule == "P4" for f in findings) and "_mark_" in text:
+        if self._mark_missing and "._mark_" in text:
+            # the analysis reports P4 only inside classes with pinned bases; the methods do not exist at all
             for line, method in mark_context_lines(parse(text)).items():
+                if line in edits.unwrap:
+                    continue
                 edits.unwrap[line] = "P4"
                 unit.synthetic.append(Finding("P4", unit.relpath, line, 0, f"`self.{method}(...)` context "
                                               "manager does not exist in the pinned vLLM", autofix=True,
                                               data={"method": method}))
-        if not any(f.rule == "P9" for f in findings):
-            for attr, (new_attr, _) in ATTR_RENAMES.items():
-                if f".{attr} " in text and self._config_lacks("CacheConfig", attr):
-                    new = apply_edits(text, Edits(attr_renames={attr: "P9"}))
-                    if new != text:
-                        edits.attr_renames[attr] = "P9"
-                        unit.synthetic.append(Finding("P9", unit.relpath, 1, 0, f"`cache_config.{attr}` does not "
-                                                      f"exist in the pinned vLLM; compared as `{new_attr}`",
-                                                      autofix=True, data={"attr": attr, "rename": new_attr}))
+        for attr, (new_attr, _) in ATTR_RENAMES.items():
+            if attr not in edits.attr_renames and f".{attr} " in text and self._config_lacks("CacheConfig", attr):
+                new = apply_edits(text, Edits(attr_renames={attr: "P9"}))
+                if new != text:
+                    edits.attr_renames[attr] = "P9"
+                    unit.synthetic.append(Finding("P9", unit.relpath, 1, 0, f"`cache_config.{attr}` does not "
+                                                  f"exist in the pinned vLLM; compared as `{new_attr}`",
+                                                  autofix=True, data={"attr": attr, "rename": new_attr}))
 
     def _config_lacks(self, cls: str, attr: str) -> bool:
         sym = self.apis.resolve("vllm.config", cls)
