@@ -95,7 +95,7 @@ def summarize(label, source, per_file, wall, top):
     models_only = {rel: r for rel, r in per_file.items() if rel not in shared}
     return {
         "label": label,
-        "source": source.label,
+        "source": source.label.replace(str(Path.home()), "~"),
         "version": source.version,
         "files": n,
         "ok": len(ok),

@@ -209,6 +209,12 @@ def run(request, out):
             importlib.import_module(name)
         except BaseException as exc:  # a preload failure is not fatal: the child retries for real
             preload_failed[name] = f"{type(exc).__name__}: {str(exc)[:300]}"
+    # Keep the preloaded objects out of the collector's reach: otherwise every fork's first GC
+    # pass writes to (and so copies) the parent's pages.
+    import gc
+
+    gc.collect()
+    gc.freeze()
     _emit(out, {"event": "ready", "preload_seconds": round(time.monotonic() - t0, 3),
                 "preload_failed": preload_failed, "python": sys.version.split()[0]})
 
