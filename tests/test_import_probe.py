@@ -40,6 +40,7 @@ MODULES = {
     "kwarg": "def f(a):\n    return a\n\n\nf(a=1, orig_to_new_stacked={})\n",
     "arity": "def g(a, b):\n    return a\n\n\ng(1)\n",
     "deep": "from pk.helper import run\n\nrun()\n",
+    "nested": "from pk.missing_mod import VALUE\n",
     "helper": "def run():\n    raise ValueError('boom in helper')\n",
     "leaks": "import os\nos.environ['MMF_PROBE_LEAK'] = '1'\nimport sys\nsys.modules['mmf_leak_marker'] = sys\n",
     "sees_leak": "import os\nassert 'MMF_PROBE_LEAK' not in os.environ, 'leaked'\nimport mmf_leak_marker\n",
@@ -197,6 +198,9 @@ def test_missing_module_whose_names_moved_becomes_p13():
 def test_imported_names_of_failing_statement(probed):
     r = probed[1]["pk.cannot_name"]
     assert r.imported_names == ["no_such_name_mmf"]
+    nested = probed[1]["pk.nested"]  # fails inside pk.missing_mod, not on the names it imports
+    assert nested.missing == "no_such_module_mmf_xyz" and nested.line == 1 and nested.in_probed_file
+    assert nested.imported_names == []
 
 
 def test_parse_missing_keyword_only():

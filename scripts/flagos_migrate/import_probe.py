@@ -260,15 +260,17 @@ def moved_checker(pinned: str = "0.13.0") -> Callable[[str, str], bool] | None:
     return moved
 
 
-def _imported_names(path: str, line: int) -> list[str]:
-    """Names imported by the ``from X import ...`` statement at ``path:line`` (else [])."""
+def _imported_names(path: str, line: int, module: str) -> list[str]:
+    """Names imported by ``from <module> import ...`` at ``path:line`` (else [], e.g. when the
+    statement there imports another module that itself failed)."""
     try:
         tree = ast.parse(Path(path).read_bytes())
     except (OSError, SyntaxError, ValueError):
         return []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.lineno <= line <= (node.end_lineno or node.lineno):
-            return [a.name for a in node.names if a.name != "*"]
+            if node.level == 0 and node.module == module:
+                return [a.name for a in node.names if a.name != "*"]
     return []
 
 
@@ -302,7 +304,7 @@ def _result_from_worker(raw: dict, moved: Callable[[str, str], bool] | None = No
         elif frames:
             res.file, res.line = frames[-1]["file"], int(frames[-1]["line"])
     if res.in_probed_file and res.error_type in ("ModuleNotFoundError", "ImportError"):
-        res.imported_names = _imported_names(res.file, res.line)
+        res.imported_names = _imported_names(res.file, res.line, res.missing_from or res.missing)
     res.rule = likely_rule(res, moved)
     return res
 
