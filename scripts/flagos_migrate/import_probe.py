@@ -269,7 +269,8 @@ def _imported_names(path: str, line: int, module: str) -> list[str]:
         return []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.lineno <= line <= (node.end_lineno or node.lineno):
-            if node.level == 0 and node.module == module:
+            # "No module named 'a.b'" for ``from a.b.c import X`` names the first missing package
+            if node.level == 0 and node.module and (node.module == module or node.module.startswith(module + ".")):
                 return [a.name for a in node.names if a.name != "*"]
     return []
 
