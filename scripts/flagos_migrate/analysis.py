@@ -17,9 +17,9 @@ import re
 import warnings
 from dataclasses import dataclass, field
 
-from .api_index import PinnedApis, Symbol
+from .api_index import PinnedApis, Symbol, _normalise_external, external_members
 from .findings import Finding
-from .index_builder import custom_op_names, dotted, resolve_relative
+from .index_builder import custom_op_names, dotted, resolve_relative, signature_of
 
 # --------------------------------------------------------------------------------------------
 # context and tables
@@ -97,11 +97,28 @@ def parse_text(text: str | bytes, path: str) -> tuple[ast.Module | None, Finding
 
 
 def _parents(tree: ast.AST) -> dict[ast.AST, ast.AST]:
-    out = {}
-    for node in ast.walk(tree):
-        for child in ast.iter_child_nodes(node):
-            out[child] = node
-    return out
+    return _walk_with_parents(tree)[1]
+
+
+def _walk_with_parents(tree: ast.AST) -> tuple[list[ast.AST], dict[ast.AST, ast.AST]]:
+    """Every node (breadth-first, like ast.walk) and each node's parent, in one pass."""
+    nodes = [tree]
+    parents: dict[ast.AST, ast.AST] = {}
+    i = 0
+    while i < len(nodes):
+        node = nodes[i]
+        i += 1
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, ast.AST):
+                parents[value] = node
+                nodes.append(value)
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        parents[item] = node
+                        nodes.append(item)
+    return nodes, parents
 
 
 def _handler_guards(handler: ast.ExceptHandler) -> bool:
@@ -164,11 +181,12 @@ def _context_flags(node: ast.AST, parents: dict) -> dict:
 
 
 def import_bindings(tree: ast.AST, module: str, is_package: bool = False,
-                    parents: dict | None = None) -> list[ImportBinding]:
+                    parents: dict | None = None, nodes: list | None = None) -> list[ImportBinding]:
     """Every import in the file, with where it runs. Relative imports resolve against ``module``."""
-    parents = parents if parents is not None else _parents(tree)
+    if parents is None or nodes is None:
+        nodes, parents = _walk_with_parents(tree)
     out: list[ImportBinding] = []
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             flags = _context_flags(node, parents)
             for a in node.names:
@@ -201,10 +219,10 @@ class Usage:
         return self.annotation > 0 and self.runtime == 0
 
 
-def _annotation_nodes(tree: ast.AST) -> set[int]:
+def _annotation_nodes(nodes: list) -> set[int]:
     """ids of every node inside an annotation."""
     roots: list[ast.AST] = []
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.arg) and node.annotation is not None:
             roots.append(node.annotation)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns is not None:
@@ -218,22 +236,35 @@ def _annotation_nodes(tree: ast.AST) -> set[int]:
     return ids
 
 
+def _type_checking_ids(nodes: list) -> set[int]:
+    from .index_builder import is_type_checking_test
+
+    ids: set[int] = set()
+    for node in nodes:
+        if isinstance(node, ast.If) and is_type_checking_test(node.test):
+            for stmt in node.body:
+                ids.update(id(sub) for sub in ast.walk(stmt))
+    return ids
+
+
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 
 
-def name_usage(tree: ast.AST, parents: dict | None = None) -> dict[str, Usage]:
+def name_usage(tree: ast.AST, parents: dict | None = None, nodes: list | None = None) -> dict[str, Usage]:
     """Loads of each name: at run time or only inside annotations (string annotations included).
 
     Names listed in ``__all__`` count as run-time uses (re-exports); names used only under
     ``if TYPE_CHECKING:`` count as annotations.
     """
-    parents = parents if parents is not None else _parents(tree)
-    ann = _annotation_nodes(tree)
+    if parents is None or nodes is None:
+        nodes, parents = _walk_with_parents(tree)
+    ann = _annotation_nodes(nodes)
+    tc_ids = _type_checking_ids(nodes)
     usage: dict[str, Usage] = {}
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             u = usage.setdefault(node.id, Usage())
-            if id(node) in ann or _context_flags(node, parents)["type_checking"]:
+            if id(node) in ann or id(node) in tc_ids:
                 u.annotation += 1
             else:
                 u.runtime += 1
@@ -268,11 +299,12 @@ class _Analyzer:
         self.ctx = ctx
         self.apis = ctx.apis
         self.findings: list[Finding] = []
-        self.parents = _parents(tree)
+        self.nodes, self.parents = _walk_with_parents(tree)
         self.is_package = ctx.path.endswith("__init__.py")
         base = ctx.origin_module or ctx.module
-        self.bindings = import_bindings(tree, base, self.is_package and not ctx.origin_module, self.parents)
-        self.usage = name_usage(tree, self.parents)
+        self.bindings = import_bindings(tree, base, self.is_package and not ctx.origin_module, self.parents,
+                                        self.nodes)
+        self.usage = name_usage(tree, self.parents, self.nodes)
         self.future_annotations = any(
             b.module == "__future__" and b.name == "annotations" for b in self.bindings
         )
@@ -282,6 +314,17 @@ class _Analyzer:
             if not b.function_level and not b.class_level:
                 self.module_bindings[b.alias] = b
         self.local_defs = self._module_defs()
+        self.local_classes = {s.name: s for s in tree.body if isinstance(s, ast.ClassDef)}
+        self.rebound = self._rebound() - set(self.local_classes)
+        self._mro_cache: dict[str, list] = {}
+        self._members_cache: dict[str, tuple] = {}
+        self._cfg_cache: dict[str, Symbol | None] = {}
+        # attribute names tested with hasattr(...) anywhere: reads of them are guarded
+        self.hasattr_names = {
+            n.args[1].value for n in self.nodes
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "hasattr"
+            and len(n.args) >= 2 and isinstance(n.args[1], ast.Constant) and isinstance(n.args[1].value, str)
+        }
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -444,12 +487,896 @@ class _Analyzer:
                 return classes[0], cands
         return None, cands
 
+    # -- resolving names of the file to pinned symbols ------------------------------------------
+
+    def _rebound(self) -> set[str]:
+        """Names assigned other than by one module-level import: we cannot say what they hold."""
+        names: set[str] = set()
+        for node in self.nodes:
+            if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                names.add(node.id)
+            elif isinstance(node, ast.arg):
+                names.add(node.arg)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.ClassDef) and node not in self.tree.body:
+                names.add(node.name)
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                names.add(node.name)
+        seen: dict[str, tuple] = {}
+        for b in self.bindings:
+            key = (b.module, b.name)
+            if b.alias in seen and seen[b.alias] != key:
+                names.add(b.alias)
+            seen[b.alias] = key
+        return names
+
+    def resolve_expr(self, node: ast.AST) -> Symbol | None:
+        """Pinned symbol of a Name / attribute chain, None when unknown (never guesses)."""
+        if isinstance(node, ast.Name):
+            if node.id in self.rebound:
+                return None
+            b = self.module_bindings.get(node.id)
+            if b is None or b.type_checking or b.level:
+                return None
+            if b.name is None:
+                # ``import a.b.c`` binds ``a``; ``import a.b.c as x`` binds ``a.b.c``
+                mod = b.module if b.alias != b.module.split(".")[0] else b.alias
+                return Symbol(mod, "", "module") if self.apis.has_module(mod) else None
+            if not self.known_package(b.module):
+                return None
+            sym = self.apis.resolve(b.module, b.name)
+            return sym if sym is not None and sym.kind in ("module", "class", "function", "var") else None
+        if isinstance(node, ast.Attribute):
+            base = self.resolve_expr(node.value)
+            if base is None or base.kind != "module" or not self.apis.has_module(base.module):
+                return None
+            sym = self.apis.resolve(base.module, node.attr)
+            return sym if sym is not None and sym.kind in ("module", "class", "function", "var") else None
+        return None
+
+    # -- local class hierarchy (C3 over local classes, pinned classes and external bases) -------
+
+    def _entry_bases(self, entry: tuple) -> list[tuple]:
+        kind, obj = entry
+        out: list[tuple] = []
+        if kind == "local":
+            for base in obj.bases:
+                local = self._local_class_before(base.id, obj) if isinstance(base, ast.Name) else None
+                if local is not None:
+                    out.append(("local", local))
+                    continue
+                sym = self.resolve_expr(base.value if isinstance(base, ast.Subscript) else base)
+                out.append(self._symbol_entry(sym, dotted(base) or "?"))
+        elif kind == "pinned":
+            for sym in self.apis.base_symbols(obj[0]):
+                out.append(self._symbol_entry(sym, "?"))
+        return out
+
+    def _local_class_before(self, name: str, cls: ast.ClassDef) -> ast.ClassDef | None:
+        """The local class a base name means at the ``class`` statement (``class X(X)`` means the import)."""
+        found = None
+        for stmt in self.tree.body:
+            if stmt is cls:
+                break
+            if isinstance(stmt, ast.ClassDef) and stmt.name == name:
+                found = stmt
+        return found
+
+    def _symbol_entry(self, sym: Symbol | None, written: str) -> tuple:
+        if sym is None:
+            return ("unknown", written)
+        if sym.kind == "class":
+            rec = self.apis.class_record(sym)
+            return ("pinned", (sym, rec)) if rec is not None else ("unknown", sym.qualname)
+        if sym.kind == "external":
+            return ("external", sym.qualname)
+        return ("unknown", sym.qualname)
+
+    @staticmethod
+    def _entry_key(entry: tuple) -> str:
+        kind, obj = entry
+        if kind == "local":
+            return "local:" + obj.name
+        if kind == "pinned":
+            return obj[0].qualname
+        return f"{kind}:{obj}"
+
+    def linearize(self, entry: tuple, _depth: int = 0) -> list[tuple]:
+        """Method resolution order (C3; depth-first order when C3 has no solution)."""
+        key = self._entry_key(entry)
+        if key in self._mro_cache:
+            return self._mro_cache[key]
+        if _depth > 40:
+            return [entry, ("unknown", "deep")]
+        bases = self._entry_bases(entry)
+        seqs = [self.linearize(b, _depth + 1) for b in bases] + [list(bases)]
+        seqs = [list(s) for s in seqs if s]
+        result = [entry]
+        while seqs:
+            head = None
+            for seq in seqs:
+                cand = self._entry_key(seq[0])
+                if not any(cand in [self._entry_key(e) for e in s[1:]] for s in seqs):
+                    head = seq[0]
+                    break
+            if head is None:  # inconsistent: fall back to depth-first, de-duplicated
+                seen = {self._entry_key(e) for e in result}
+                for seq in seqs:
+                    for e in seq:
+                        if self._entry_key(e) not in seen:
+                            seen.add(self._entry_key(e))
+                            result.append(e)
+                break
+            hk = self._entry_key(head)
+            result.append(head)
+            seqs = [[e for e in s if self._entry_key(e) != hk] for s in seqs]
+            seqs = [s for s in seqs if s]
+        self._mro_cache[key] = result
+        return result
+
+    def local_members(self, node: ast.ClassDef) -> tuple[set[str], bool]:
+        """Members a local class defines (methods, class attributes, self.X assigned anywhere in it),
+        and whether it sets attributes dynamically (then nothing can be judged)."""
+        if node.name in self._members_cache:
+            return self._members_cache[node.name]
+        members: set[str] = set()
+        dynamic = False
+        for stmt in node.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                members.add(stmt.name)
+            elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                for t in targets:
+                    for sub in ast.walk(t):
+                        if isinstance(sub, ast.Name):
+                            members.add(sub.id)
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id in ("self", "cls"):
+                if isinstance(sub.ctx, ast.Store):
+                    members.add(sub.attr)
+                elif sub.attr == "__dict__":
+                    dynamic = True
+            elif isinstance(sub, ast.Call):
+                fname = dotted(sub.func) or ""
+                last = fname.rsplit(".", 1)[-1]
+                if last in ("setattr", "add_module", "register_module", "register_buffer", "register_parameter"):
+                    args = sub.args[1:] if last == "setattr" else sub.args
+                    if last == "setattr" and not (sub.args and isinstance(sub.args[0], ast.Name)
+                                                  and sub.args[0].id == "self"):
+                        continue
+                    if args and isinstance(args[0], ast.Constant) and isinstance(args[0].value, str):
+                        members.add(args[0].value)
+                    else:
+                        dynamic = True
+        if "__getattr__" in members or "__getattribute__" in members:
+            dynamic = True
+        self._members_cache[node.name] = (members, dynamic)
+        return members, dynamic
+
+    def entry_defines(self, entry: tuple, member: str) -> bool | None:
+        kind, obj = entry
+        if kind == "local":
+            members, dynamic = self.local_members(obj)
+            return True if member in members else (None if dynamic else False)
+        if kind == "pinned":
+            rec = obj[1]
+            if member in rec["methods"] or member in rec["attrs"] or any(f[0] == member for f in rec.get("fields", ())):
+                return True
+            if "__getattr__" in rec["methods"] or rec.get("dyn"):
+                return None
+            return False
+        if kind == "external":
+            known = external_members().get(_normalise_external(obj))
+            if known is None:
+                return None
+            return member in known
+        return None
+
+    def hierarchy_defines(self, entries: list[tuple], member: str) -> bool | None:
+        unknown = False
+        for e in entries:
+            r = self.entry_defines(e, member)
+            if r:
+                return True
+            if r is None:
+                unknown = True
+        return None if unknown else False
+
+    def enclosing(self, node: ast.AST, kinds) -> ast.AST | None:
+        cur = self.parents.get(node)
+        while cur is not None and not isinstance(cur, kinds):
+            cur = self.parents.get(cur)
+        return cur
+
+    def enclosing_class(self, node: ast.AST) -> ast.ClassDef | None:
+        """The top-level class whose method contains ``node`` (None in nested classes/functions)."""
+        func = self.enclosing(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        if func is None:
+            return None
+        cls = self.parents.get(func)
+        if isinstance(cls, ast.ClassDef) and cls.name in self.local_classes and self.local_classes[cls.name] is cls:
+            return cls
+        return None
+
+    def subclass_defines(self, cls: ast.ClassDef, member: str) -> bool:
+        """A local subclass defines the member (template-method pattern): not an issue."""
+        key = "local:" + cls.name
+        for other in self.local_classes.values():
+            if other is cls:
+                continue
+            lin = self.linearize(("local", other))
+            if any(self._entry_key(e) == key for e in lin[1:]) and member in self.local_members(other)[0]:
+                return True
+        return False
+
+    # -- signatures -------------------------------------------------------------------------------
+
+    def entry_init_signature(self, entries: list[tuple]) -> dict | None:
+        """Signature of calling a class whose MRO is ``entries`` (None when unknown)."""
+        for i, (kind, obj) in enumerate(entries):
+            if kind == "local":
+                if any(not _harmless(d) for d in _decorators(obj)):
+                    return None
+                for stmt in obj.body:
+                    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name in ("__init__", "__new__"):
+                        if stmt.name == "__new__" or any(not _harmless(d) for d in _decorators(stmt)):
+                            return None
+                        return signature_of(stmt.args, drop_first=True)
+                if any(d.rsplit(".", 1)[-1] == "dataclass" for d in _decorators(obj)):
+                    return None
+            elif kind == "pinned":
+                sym, rec = obj
+                if any(not _harmless(d) for d in rec.get("decos", ())):
+                    return None
+                if "__init__" in rec["methods"]:
+                    sig = rec["methods"]["__init__"]
+                    return None if any(not _harmless(d) for d in sig.get("d", ())) else sig
+                if "__new__" in rec["methods"]:
+                    return None
+                if rec.get("dc"):
+                    return self._dataclass_signature(entries[i:])
+            elif kind == "external":
+                if _normalise_external(obj) in _NO_INIT_BASES:
+                    continue
+                return None
+            else:
+                return None
+        return None
+
+    @staticmethod
+    def _dataclass_signature(entries: list[tuple]) -> dict | None:
+        fields: dict[str, bool] = {}
+        for kind, obj in reversed(entries):
+            if kind == "pinned" and obj[1].get("dc"):
+                for name, has_default in obj[1].get("fields", ()):
+                    fields[name] = has_default
+            elif kind not in ("external",) and kind != "pinned":
+                return None
+        return {"p": list(fields), "r": 0, "k": [], "kr": [], "dc": 1,
+                "req": [n for n, d in fields.items() if not d]}
+
+    def callee(self, call: ast.Call) -> tuple[str, dict, int] | None:
+        """(qualname shown, signature, positional args to skip) of a call we can judge."""
+        func = call.func
+        # super().X(...)
+        if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call)
+                and isinstance(func.value.func, ast.Name) and func.value.func.id == "super" and not func.value.args):
+            cls = self.enclosing_class(call)
+            if cls is None:
+                return None
+            lin = self.linearize(("local", cls))[1:]
+            return self._method_in(lin, func.attr, f"super().{func.attr}")
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
+            cls = self.enclosing_class(call)
+            if cls is None:
+                return None
+            lin = self.linearize(("local", cls))
+            # local methods are the file's own business; only calls that reach a pinned method are judged
+            if any(e[0] == "local" and func.attr in self.local_members(e[1])[0] for e in lin):
+                return None
+            return self._method_in(lin, func.attr, f"self.{func.attr}")
+        # Base.__init__(self, ...)
+        if isinstance(func, ast.Attribute) and func.attr == "__init__":
+            sym = self.resolve_expr(func.value)
+            if sym is not None and sym.kind == "class":
+                rec = self.apis.class_record(sym)
+                if rec is None:
+                    return None
+                sig = self.entry_init_signature(self.linearize(("pinned", (sym, rec))))
+                return (f"{sym.qualname}.__init__", sig, 1) if sig else None
+            return None
+        if isinstance(func, ast.Name) and func.id in self.local_classes and func.id not in self.rebound:
+            cls = self.local_classes[func.id]
+            sig = self.entry_init_signature(self.linearize(("local", cls)))
+            return (func.id, sig, 0) if sig else None
+        sym = self.resolve_expr(func)
+        if sym is None:
+            return None
+        if sym.kind == "function":
+            idx = self.apis.index_for(sym.module)
+            sig = idx.function_signature(sym) if idx else None
+            if sig is None or any(not _harmless(d) for d in sig.get("d", ())):
+                return None
+            return sym.qualname, sig, 0
+        if sym.kind == "class":
+            rec = self.apis.class_record(sym)
+            if rec is None:
+                return None
+            sig = self.entry_init_signature(self.linearize(("pinned", (sym, rec))))
+            return (sym.qualname, sig, 0) if sig else None
+        return None
+
+    def _method_in(self, lin: list[tuple], name: str, shown: str) -> tuple[str, dict, int] | None:
+        if name == "__init__":
+            sig = self.entry_init_signature(lin)
+            return (shown, sig, 0) if sig else None
+        for kind, obj in lin:
+            if kind == "local":
+                members, dynamic = self.local_members(obj)
+                if dynamic:
+                    return None
+                for stmt in obj.body:
+                    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name:
+                        decs = _decorators(stmt)
+                        if any(not _harmless(d) for d in decs):
+                            return None
+                        return shown, signature_of(stmt.args, drop_first="staticmethod" not in decs), 0
+                if name in members:
+                    return None  # an attribute holding a callable
+            elif kind == "pinned":
+                rec = obj[1]
+                if name in rec["methods"]:
+                    sig = rec["methods"][name]
+                    if any(not _harmless(d) for d in sig.get("d", ())):
+                        return None
+                    if name in rec["attrs"] and name not in rec["methods"]:
+                        return None
+                    return f"{obj[0].qualname}.{name}", sig, 0
+                if name in rec["attrs"] or "__getattr__" in rec["methods"]:
+                    return None
+            elif kind == "external":
+                known = external_members().get(_normalise_external(obj))
+                if known is None or name in known:
+                    return None
+            else:
+                return None
+        return None
+
+    # -- check 1b: attribute reads on imported pinned modules -----------------------------------------
+
+    def check_module_attributes(self) -> None:
+        for node in self.nodes:
+            if not (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)):
+                continue
+            if isinstance(self.parents.get(node), ast.Attribute):
+                continue  # judge the longest chain once, from its outermost node
+            chain = []
+            cur: ast.AST = node
+            while isinstance(cur, ast.Attribute):
+                chain.append(cur)
+                cur = cur.value
+            if not isinstance(cur, ast.Name):
+                continue
+            for attr_node in reversed(chain):
+                base = self.resolve_expr(attr_node.value)
+                if base is None or base.kind != "module" or base.module.split(".")[0] not in ("vllm", "transformers"):
+                    break
+                if base.module in COMPILED_MODULES or f"{base.module}.{attr_node.attr}" in COMPILED_MODULES:
+                    break
+                sym = self.apis.resolve(base.module, attr_node.attr)
+                if sym is None and not self._guarded_by_hasattr(attr_node):
+                    flags = _context_flags(attr_node, self.parents)
+                    top_level = not (flags["function_level"] or flags["guarded"] or flags["type_checking"]
+                                     or flags["conditional"])
+                    self.add("P3", attr_node, f"`{base.module}.{attr_node.attr}` does not exist in "
+                             f"{self.apis.index_for(base.module).package} {self.apis.index_for(base.module).version}",
+                             data={"module": base.module, "name": attr_node.attr, "used_at_runtime": True,
+                                   "annotation_only": False, "unused": False, "import_time": top_level,
+                                   "attribute_access": True})
+                    break
+                if sym is None or sym.kind != "module":
+                    break
+
+    def _guarded_by_hasattr(self, node: ast.AST) -> bool:
+        attr = getattr(node, "attr", None)
+        return attr is not None and attr in self.hasattr_names
+
+    # -- check 2: calls -------------------------------------------------------------------------------
+
+    def check_calls(self) -> None:
+        for node in self.nodes:
+            if not isinstance(node, ast.Call):
+                continue
+            found = self.callee(node)
+            if found is None:
+                continue
+            shown, sig, skip = found
+            self._judge_call(node, shown, sig, skip)
+
+    def _judge_call(self, call: ast.Call, shown: str, sig: dict, skip: int) -> None:
+        star = any(isinstance(a, ast.Starred) for a in call.args)
+        kwstar = any(k.arg is None for k in call.keywords)
+        n_pos = len(call.args) - skip
+        params = sig["p"]
+        posonly = sig.get("po", 0)
+        kw_names = [k.arg for k in call.keywords if k.arg is not None]
+        rendered = render_signature(sig)
+        flags = _context_flags(call, self.parents)
+        import_time = not (flags["function_level"] or flags["guarded"] or flags["conditional"])
+        base = {"callee": shown, "signature": rendered, "import_time": import_time}
+        if not star and not sig.get("a") and not sig.get("dc") and n_pos > len(params):
+            self.add("P7", call, f"`{shown}()` takes {len(params)} positional argument(s) on the pinned version, "
+                     f"{n_pos} given", fix=f"pinned signature: {shown}{rendered}",
+                     data={**base, "problem": "too-many-positional", "given": n_pos})
+        accepted = set(params[posonly:]) | set(sig["k"])
+        for k in call.keywords:
+            if k.arg is None or k.arg in accepted or sig.get("kw"):
+                continue
+            safe = _safe_drop(shown, k.arg)
+            self.add("P6", k.value, f"`{shown}()` does not accept keyword `{k.arg}` on the pinned version",
+                     line=getattr(k, "lineno", call.lineno), col=getattr(k, "col_offset", call.col_offset),
+                     fix=(f"drop `{k.arg}=` (an optional refinement)" if safe else
+                          f"adapt the call; pinned signature: {shown}{rendered}"),
+                     autofix=safe, data={**base, "kwarg": k.arg, "safe_drop": safe})
+        if star or kwstar:
+            return
+        if sig.get("dc"):
+            required = list(sig.get("req", ()))
+            missing = [p for p in required if p not in kw_names and params.index(p) >= n_pos]
+        else:
+            missing = [p for i, p in enumerate(params[: sig["r"]]) if i >= n_pos and (p not in kw_names or i < posonly)]
+            missing += [p for p in sig["kr"] if p not in kw_names]
+        if missing:
+            self.add("P7", call, f"`{shown}()` misses required argument(s) {', '.join(missing)} on the pinned version",
+                     fix=f"pinned signature: {shown}{rendered}", data={**base, "problem": "missing-required",
+                                                                        "missing": missing})
+
+    # -- check 3: self.X() / super().X() ---------------------------------------------------------------
+
+    def check_methods(self) -> None:
+        for cls in self.local_classes.values():
+            lin = self.linearize(("local", cls))
+            if not any(k == "pinned" for k, _ in lin):
+                continue  # plain classes and mixins: attributes may come from anywhere
+            for node in ast.walk(cls):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                    continue
+                if self.enclosing_class(node) is not cls:
+                    continue
+                func = node.func
+                if isinstance(func.value, ast.Name) and func.value.id == "self":
+                    via, entries = "self", lin
+                elif (isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Name)
+                      and func.value.func.id == "super" and not func.value.args):
+                    via, entries = "super", lin[1:]
+                else:
+                    continue
+                name = func.attr
+                if self.hierarchy_defines(entries, name) is not False:
+                    continue
+                if via == "self" and self.subclass_defines(cls, name):
+                    continue
+                if name in self.hasattr_names:
+                    continue
+                pinned = [o[0].qualname for k, o in entries if k == "pinned"]
+                self.add("P4", node, f"`{via}{'()' if via == 'super' else ''}.{name}()` in class {cls.name}: no class "
+                         f"of its hierarchy on the pinned version defines `{name}`",
+                         fix=("unwrap the context manager (its body runs directly)"
+                              if name in _MARK_CONTEXT_MANAGERS else "define it or remove the call"),
+                         autofix=name in _MARK_CONTEXT_MANAGERS,
+                         data={"method": name, "via": via, "class": cls.name, "pinned_bases": pinned})
+
+    # -- check 4: vLLM config attributes ----------------------------------------------------------------
+
+    def check_config_attributes(self) -> None:
+        aliases = self._config_aliases()
+        for node in self.nodes:
+            if not (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)):
+                continue
+            base = node.value
+            kind = None
+            if isinstance(base, ast.Attribute) and base.attr in CONFIG_CLASSES:
+                kind = base.attr
+            elif isinstance(base, ast.Name):
+                kind = aliases.get(base.id)
+                if CONFIG_CLASSES.get(base.id) and self._trusted_config_name(base):
+                    kind = base.id
+            if not kind or CONFIG_CLASSES.get(kind) is None or node.attr in self.hasattr_names:
+                continue
+            if node.attr.startswith("__"):
+                continue
+            sym = self._config_class(kind)
+            if sym is None or self.apis.class_has_member(sym, node.attr) is not False:
+                continue
+            rename = CONFIG_ATTR_RENAMES.get((kind, node.attr))
+            data = {"config": kind, "config_class": sym.qualname, "attr": node.attr}
+            if rename:
+                data["rename"] = rename
+            self.add("P9", node, f"`{kind}.{node.attr}`: {sym.name} of the pinned vLLM has no attribute `{node.attr}`",
+                     fix=(f"use `{kind}.{rename}`" if rename else f"read it with getattr({kind}, {node.attr!r}, "
+                          "<default>) or drop the feature"), autofix=bool(rename), data=data)
+
+    def _trusted_config_name(self, node: ast.Name) -> bool:
+        """A variable called e.g. ``cache_config`` holds the vLLM config class: every binding of it in the
+        enclosing function is a parameter annotated with that class (or unannotated) or ``X.cache_config``."""
+        cls_name = CONFIG_CLASSES[node.id]
+        scope = self.enclosing(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        while scope is not None:
+            bound = False
+            args = scope.args
+            for a in args.posonlyargs + args.args + args.kwonlyargs:
+                if a.arg == node.id:
+                    bound = True
+                    if a.annotation is not None and cls_name not in ast.unparse(a.annotation):
+                        return False
+            for sub in ast.walk(scope):
+                if isinstance(sub, (ast.Assign, ast.AnnAssign)):
+                    targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
+                    if any(isinstance(t, ast.Name) and t.id == node.id for t in targets):
+                        bound = True
+                        v = sub.value
+                        if not (isinstance(v, ast.Attribute) and v.attr == node.id):
+                            return False
+                elif isinstance(sub, (ast.For, ast.With, ast.NamedExpr)) and node.id in {
+                        n.id for n in ast.walk(sub) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}:
+                    return False
+            if bound:
+                return True
+            scope = self.enclosing(scope, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        return False
+
+    def _config_class(self, kind: str) -> Symbol | None:
+        if kind not in self._cfg_cache:
+            sym = self.apis.resolve("vllm.config", CONFIG_CLASSES[kind])
+            self._cfg_cache[kind] = sym if sym is not None and sym.kind == "class" else None
+        return self._cfg_cache[kind]
+
+    def _config_aliases(self) -> dict[str, str]:
+        """``cc = vllm_config.cache_config`` style aliases (a name bound only that way)."""
+        out: dict[str, str] = {}
+        spoiled: set[str] = set()
+        for node in self.nodes:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                name = node.targets[0].id
+                v = node.value
+                if isinstance(v, ast.Attribute) and v.attr in CONFIG_CLASSES and name not in CONFIG_CLASSES:
+                    if out.get(name, v.attr) != v.attr:
+                        spoiled.add(name)
+                    out[name] = v.attr
+        stores: dict[str, int] = {}
+        for node in self.nodes:
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                stores[node.id] = stores.get(node.id, 0) + 1
+            elif isinstance(node, ast.arg):
+                stores[node.arg] = stores.get(node.arg, 0) + 1
+        counted: dict[str, int] = {}
+        for node in self.nodes:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                    and isinstance(node.value, ast.Attribute) and node.value.attr in CONFIG_CLASSES):
+                counted[node.targets[0].id] = counted.get(node.targets[0].id, 0) + 1
+        return {n: k for n, k in out.items() if n not in spoiled and stores.get(n, 0) == counted.get(n, 0)}
+
+    # -- check 7: custom ops ------------------------------------------------------------------------------
+
+    def check_custom_ops(self) -> None:
+        pinned_ops = self.apis.vllm.custom_ops()
+        plugin = self.apis.extra.get(PLUGIN)
+        plugin_ops: dict[str, str] = {}
+        if plugin is not None:
+            for mod, rec in plugin.modules.items():
+                if mod == self.ctx.module:
+                    continue
+                for op in rec.get("ops", ()):
+                    plugin_ops.setdefault(op, mod)
+        for node, name in _op_registrations(self.tree):
+            flags = _context_flags(node, self.parents)
+            if flags["guarded"] or flags["conditional"] or flags["function_level"]:
+                continue  # guarded registration: the plugin's way to avoid a duplicate
+            where = pinned_ops.get(name)
+            if where:
+                # certain when this file imports the registering module (e.g. to subclass from it);
+                # otherwise only when something else imports that module too
+                imported = any(b.module == where or b.module.startswith(where + ".") for b in self.bindings)
+                self.add("P11", node, f"custom op {name!r} is already registered by the pinned vLLM ({where}): "
+                         "registering it again raises `Duplicate op name`" + ("" if imported else
+                                                                              " once both modules are imported"),
+                         fix="rename the op or guard the registration (e.g. `if not hasattr(torch.ops.vllm, ...)`)",
+                         severity="error" if imported else "warning",
+                         data={"op": name, "registered_by": where, "pinned": True, "certain": imported})
+            elif name in plugin_ops:
+                self.add("P11", node, f"custom op {name!r} is also registered by plugin module {plugin_ops[name]}",
+                         fix="register it in one module and import it from there", data={
+                             "op": name, "registered_by": plugin_ops[name], "pinned": False})
+        if plugin is None:
+            return
+        # the same ops reached through two plugin module paths
+        for b in self.bindings:
+            if b.type_checking or b.guarded or b.module.split(".")[0] != PLUGIN:
+                continue
+            target = b.module if b.name is None else b.module
+            sym = self.apis.resolve(b.module, b.name) if b.name else None
+            if sym is not None and sym.kind == "module":
+                target = sym.module
+            elif sym is not None and sym.kind == "class":
+                target = sym.module
+            rec = plugin.module(target)
+            if not rec:
+                continue
+            for op in rec.get("ops", ()):
+                for mod, other in plugin.modules.items():
+                    if mod in (target, self.ctx.module) or op not in other.get("ops", ()):
+                        continue
+                    self.add("P11", b.node, f"`{target}` registers custom op {op!r}, which `{mod}` registers too: "
+                             "importing both raises `Duplicate op name`", fix="import the op classes from one "
+                             "module path (the one the parent model uses)",
+                             data={"op": op, "module": target, "other_module": mod, "two_paths": True})
+                    break
+
+    # -- check 8: __init__ that skips its parent ---------------------------------------------------------------
+
+    def check_incomplete_init(self) -> None:
+        for cls in self.local_classes.values():
+            init = next((s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None)
+            if init is None:
+                continue
+            skips = False
+            calls_super = False
+            for node in ast.walk(init):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "__init__":
+                    v = node.func.value
+                    if isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id == "super":
+                        calls_super = True
+                    else:
+                        sym = self.resolve_expr(v)
+                        written = dotted(v) or ""
+                        if (sym is not None and sym.kind == "external" and _normalise_external(sym.qualname)
+                                == "torch.nn.Module") or written in ("nn.Module", "torch.nn.Module"):
+                            skips = True
+                        elif sym is not None and sym.kind == "class":
+                            calls_super = True  # an explicit parent init
+            if not skips or calls_super:
+                continue
+            lin = self.linearize(("local", cls))
+            own, dynamic = self.local_members(cls)
+            if dynamic:
+                continue
+            skipped = [(o[0], o[1]) for k, o in lin[1:] if k == "pinned"]
+            if not skipped:
+                continue
+            set_by_init: set[str] = set()
+            for _, rec in skipped:
+                set_by_init |= set(rec.get("sets", {}).get("__init__", ()))
+            overridden = set(own)
+            missing: dict[str, list[str]] = {}
+            for sym, rec in skipped:
+                for method, reads in rec.get("reads", {}).items():
+                    if method == "__init__" or method in overridden:
+                        continue
+                    for attr in reads:
+                        if attr in set_by_init and attr not in own and not self._class_level(skipped, attr):
+                            missing.setdefault(attr, []).append(f"{sym.name}.{method}")
+                overridden |= set(rec["methods"])
+            if missing:
+                attrs = sorted(missing)
+                parent = skipped[0][0].qualname
+                # certain when a reading method runs anyway: the framework's forward, or one this class calls
+                called = {n.func.attr for n in ast.walk(cls) if isinstance(n, ast.Call)
+                          and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
+                          and n.func.value.id == "self"}
+                certain = any(m.split(".")[-1] in called or m.split(".")[-1] == "forward"
+                              for ms in missing.values() for m in ms)
+                self.add("P12", init, f"{cls.name}.__init__ calls nn.Module.__init__ instead of {skipped[0][0].name}."
+                         f"__init__ and never sets {', '.join(attrs)}, which inherited methods read",
+                         fix="set these attributes in the override (as the parent's __init__ does)",
+                         severity="error" if certain else "warning",
+                         data={"class": cls.name, "parent": parent, "missing": attrs, "certain": certain,
+                               "read_by": {a: sorted(set(m)) for a, m in missing.items()}})
+
+    @staticmethod
+    def _class_level(classes: list[tuple], attr: str) -> bool:
+        for _, rec in classes:
+            sets = set().union(*[set(v) for v in rec.get("sets", {}).values()]) if rec.get("sets") else set()
+            if attr in rec["methods"] or (attr in rec["attrs"] and attr not in sets):
+                return True
+        return False
+
+    # -- check 9: merged projections built as ColumnParallelLinear ---------------------------------------
+
+    def check_merged_projections(self) -> None:
+        for node in self.nodes:
+            if not isinstance(node, ast.Call):
+                continue
+            sym = self.resolve_expr(node.func)
+            if sym is None or sym.name != "ColumnParallelLinear" or sym.kind != "class":
+                continue
+            size = next((k.value for k in node.keywords if k.arg == "output_size"), None)
+            if size is None and len(node.args) >= 2:
+                size = node.args[1]
+            terms = self._sum_terms(size, node)
+            if len(terms) < 2 or len({ast.dump(t) for t in terms}) < 2:
+                continue
+            target = self.parents.get(node)
+            attr = None
+            if isinstance(target, ast.Assign) and isinstance(target.targets[0], ast.Attribute):
+                attr = target.targets[0].attr
+            if attr and self._has_custom_loader(attr):
+                continue
+            parts = [ast.unparse(t) for t in terms]
+            self.add("P8", node, f"ColumnParallelLinear{' ' + attr if attr else ''} has output_size "
+                     f"{' + '.join(parts)}: a merged projection of sub-projections of different sizes is sharded "
+                     "wrongly under tensor parallelism", fix="use MergedColumnParallelLinear(input_size, "
+                     f"output_sizes=[{', '.join(parts)}])", data={"attr": attr, "output_sizes": parts})
+
+    def _sum_terms(self, node: ast.AST | None, call: ast.Call) -> list[ast.AST]:
+        if node is None:
+            return []
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            return self._sum_terms(node.left, call) + self._sum_terms(node.right, call)
+        # one level of indirection: a name / self.attr assigned a sum in the same function
+        func = self.enclosing(call, (ast.FunctionDef, ast.AsyncFunctionDef))
+        if func is not None and isinstance(node, (ast.Name, ast.Attribute)):
+            written = ast.dump(node).replace("ctx=Load()", "")
+            for stmt in ast.walk(func):
+                if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                        and ast.dump(stmt.targets[0]).replace("ctx=Store()", "") == written
+                        and isinstance(stmt.value, ast.BinOp) and isinstance(stmt.value.op, ast.Add)):
+                    return self._sum_terms(stmt.value, call) if stmt.lineno < call.lineno else []
+        return [node]
+
+    def _has_custom_loader(self, attr: str) -> bool:
+        """``set_weight_attrs(self.<attr>.weight, {"weight_loader": ...})`` shards the merged parts itself."""
+        for node in self.nodes:
+            if isinstance(node, ast.Call) and (dotted(node.func) or "").endswith("set_weight_attrs") and node.args:
+                if attr in (dotted(node.args[0]) or "").split("."):
+                    return True
+        return False
+
+    # -- check 6 (one file): config bridges ---------------------------------------------------------------
+
+    def check_config_bridges(self) -> None:
+        for cls in self.local_classes.values():
+            lin = self.linearize(("local", cls))
+            if not any(k == "pinned" and o[0].name in ("PretrainedConfig", "PreTrainedConfig")
+                       and o[0].module.startswith("transformers") for k, o in lin):
+                continue
+            if any(k == "unknown" for k, _ in lin):
+                continue
+            has_type = False
+            for k, o in lin:
+                if k == "local" and "model_type" in self.local_members(o)[0]:
+                    has_type = True
+                elif k == "pinned" and o[0].name not in ("PretrainedConfig", "PreTrainedConfig") and (
+                        "model_type" in o[1]["attrs"]):
+                    has_type = True
+            if not has_type:
+                self.add("P15", cls, f"config class {cls.name} has no `model_type`: vLLM cannot map the "
+                         "checkpoint's config.json to it", fix='add `model_type = "<model_type of config.json>"`',
+                         data={"class": cls.name, "problem": "no-model-type"})
+
+    # -- check 10: cleanliness ---------------------------------------------------------------------------
+
+    def check_cleanliness(self) -> None:
+        docstrings = set()
+        for node in self.nodes:
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+                first = node.body[0]
+                if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                    docstrings.add(id(first.value))
+        for node in self.nodes:
+            if isinstance(node, ast.ExceptHandler) and node.type is None:
+                self.add("P19", node, "bare `except:` also catches KeyboardInterrupt/SystemExit and hides real errors",
+                         fix="catch a specific exception (at least `except Exception:`)", data={"kind": "bare-except"})
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                if HARDCODED_PATH.search(node.value):
+                    self.add("P19", node, f"hard-coded path {node.value[:60]!r}", fix="take the path from "
+                             "configuration or an argument", data={"kind": "hard-coded-path", "value": node.value})
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "breakpoint":
+                self.add("P19", node, "leftover `breakpoint()`", fix="remove it", data={"kind": "debug"})
+        for b in self.bindings:
+            if b.module.split(".")[0] in DEBUG_MODULES:
+                self.add("P19", b.node, f"leftover debug import `{b.module}`", fix="remove it",
+                         data={"kind": "debug", "module": b.module})
+
     def run(self) -> list[Finding]:
         self.check_imports()
+        self.check_module_attributes()
+        self.check_calls()
+        self.check_methods()
+        self.check_config_attributes()
+        self.check_custom_ops()
+        self.check_incomplete_init()
+        self.check_merged_projections()
+        self.check_config_bridges()
+        self.check_cleanliness()
         return self.findings
 
-
 PLUGIN = "vllm_fl"
+
+# compiled extension modules of the vLLM wheel (not in a source index, but importable)
+COMPILED_MODULES = frozenset({
+    "vllm._C", "vllm._moe_C", "vllm._flashmla_C", "vllm._flashmla_extension_C", "vllm.cumem_allocator",
+    "vllm.vllm_flash_attn._vllm_fa2_C", "vllm.vllm_flash_attn._vllm_fa3_C",
+})
+
+# bases whose __init__ takes nothing we could judge against: skipped when looking for __init__
+_NO_INIT_BASES = frozenset({"builtins.object", "object", "abc.ABC", "typing.Generic", "typing.Protocol"})
+
+# decorators that keep a function's or class's call signature
+_HARMLESS_DECORATORS = frozenset({
+    "staticmethod", "classmethod", "property", "cached_property", "lru_cache", "cache", "overload",
+    "abstractmethod", "wraps", "no_grad", "inference_mode", "contextmanager", "deprecated", "final",
+    "override", "dataclass", "config", "register", "register_oot", "runtime_checkable", "setter",
+    "total_ordering", "unique", "singledispatchmethod",
+})
+
+# upstream context managers that mark sub-modules; the migration unwraps them
+_MARK_CONTEXT_MANAGERS = frozenset({"_mark_tower_model", "_mark_language_model", "_mark_composite_model"})
+
+
+def _decorators(node) -> list[str]:
+    out = []
+    for dec in node.decorator_list:
+        target = dec.func if isinstance(dec, ast.Call) else dec
+        out.append(dotted(target) or "?")
+    return out
+
+
+def _harmless(decorator: str) -> bool:
+    return decorator.rsplit(".", 1)[-1] in _HARMLESS_DECORATORS
+
+
+def _safe_drop(callee: str, kwarg: str) -> bool:
+    last = callee.split(".")[-1] if not callee.endswith("__init__") else callee.split(".")[-2]
+    for (name, kw), safe in SAFE_DROP_KWARGS.items():
+        if kw == kwarg and (last == name or callee.endswith("." + name)):
+            return safe
+    return kwarg in SAFE_DROP_KWARG_NAMES
+
+
+def render_signature(sig: dict) -> str:
+    parts = []
+    po = sig.get("po", 0)
+    for i, p in enumerate(sig["p"]):
+        if sig.get("dc"):
+            parts.append(p + ("" if p in sig.get("req", ()) else "=..."))
+        else:
+            parts.append(p + ("=..." if i >= sig["r"] else ""))
+        if po and i == po - 1:
+            parts.append("/")
+    if sig.get("a"):
+        parts.append("*args")
+    elif sig["k"]:
+        parts.append("*")
+    for k in sig["k"]:
+        parts.append(k + ("" if k in sig["kr"] else "=..."))
+    if sig.get("kw"):
+        parts.append("**kwargs")
+    return "(" + ", ".join(parts) + ")"
+
+
+def _op_registrations(tree: ast.AST) -> list[tuple[ast.AST, str]]:
+    """(node, op name) of ``CustomOp.register("x")`` / ``direct_register_custom_op(op_name="x")``."""
+    out = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = dotted(node.func) or ""
+        if func.endswith("CustomOp.register") or func.endswith("CustomOp.register_oot"):
+            key, pos = "name", 0
+        elif func.rsplit(".", 1)[-1] == "direct_register_custom_op":
+            key, pos = "op_name", 0
+        else:
+            continue
+        name = None
+        for kw in node.keywords:
+            if kw.arg == key and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
+                name = kw.value.value
+        if name is None and len(node.args) > pos and isinstance(node.args[pos], ast.Constant):
+            name = node.args[pos].value if isinstance(node.args[pos].value, str) else None
+        if name:
+            out.append((node, name))
+    return out
 
 
 def analyze_tree(tree: ast.Module, ctx: AnalysisContext) -> list[Finding]:
@@ -465,6 +1392,9 @@ def analyze_source(text: str | bytes, ctx: AnalysisContext) -> list[Finding]:
         findings = analyze_tree(tree, ctx)
     except RecursionError:
         return [Finding("P20", ctx.path, 1, 0, "file too deeply nested to analyse", severity="warning")]
+    except Exception as exc:  # a bug of ours must not hide the other files' results
+        return [Finding("P20", ctx.path, 1, 0, f"internal error of the analysis ({type(exc).__name__}: {exc}); "
+                        "this file was not checked", severity="warning", data={"internal_error": True})]
     uniq = {}
     for f in findings:
         uniq.setdefault((f.rule, f.line, f.col, f.message), f)

@@ -177,6 +177,11 @@ class ApiIndex:
                 found = self.resolve(star, name, seen, allow_lazy=False)
                 if found:
                     return found
+        if lazy and "define_import_structure" in rec["imports"]:
+            # transformers builds its lazy exports from the ``__all__`` of every file below a folder
+            target = self._dynamic_exports(module).get(name)
+            if target and (target, name) not in seen:
+                return self.resolve(target, name, seen, allow_lazy=False)
         if lazy and allow_lazy:
             if name in (rec.get("all") or ()):
                 return Symbol(module, name, "lazy")
@@ -185,6 +190,24 @@ class ApiIndex:
         if name in rec.get("tc", {}).get("defs", {}) or name in rec.get("tc", {}).get("imports", {}):
             return Symbol(module, name, "typing-only")
         return None
+
+    def _dynamic_exports(self, module: str) -> dict[str, str]:
+        """name -> module for a package whose ``__init__`` calls ``define_import_structure``: every
+        module below it (below ``<package>.models`` for the top-level package) exports its ``__all__``."""
+        if not hasattr(self, "_dyn_cache"):
+            self._dyn_cache: dict[str, dict[str, str]] = {}
+        if module not in self._dyn_cache:
+            base = f"{module}.models" if module == self.package and f"{module}.models" in self.modules else module
+            out: dict[str, str] = {}
+            prefix = base + "."
+            # ``modular_*`` files are sources for code generation, not imported
+            mods = sorted((k for k in self.modules.keys() if k.startswith(prefix)),
+                          key=lambda k: (k.rsplit(".", 1)[-1].startswith("modular_"), k))
+            for mod in mods:
+                for exported in self.modules[mod].get("all") or ():
+                    out.setdefault(exported, mod)
+            self._dyn_cache[module] = out
+        return self._dyn_cache[module]
 
     def _follow(self, target: str, seen: frozenset) -> Symbol | None:
         if ":" not in target:

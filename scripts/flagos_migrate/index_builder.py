@@ -20,7 +20,10 @@ The index is plain data (see ``api_index.py`` for its reader):
              "reads": {method: [self.X attributes read]}, "sets": {method: [self.X assigned]},
              "cfg": [X of config.X read directly anywhere in the class]}
     SIG = {"p": [positional names], "po": n positional-only, "r": n required positionals,
-           "k": [keyword-only], "kr": [required keyword-only], "a": 1 if *args, "kw": 1 if **kwargs}
+           "k": [keyword-only], "kr": [required keyword-only], "a": 1 if *args, "kw": 1 if **kwargs,
+           "d": [decorator names] when decorated}
+    (CLASS also has "decos": [decorator names] when decorated, "dyn": true when it sets attributes
+    with computed names, so that its members cannot be listed.)
 """
 
 from __future__ import annotations
@@ -137,11 +140,14 @@ class _MethodScan(ast.NodeVisitor):
         self.reads: set[str] = set()
         self.sets: set[str] = set()
         self.config_reads: set[str] = set()
+        self.dynamic = False  # setattr(self, <computed name>, ...) or self.__dict__: members unknowable
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if isinstance(node.value, ast.Name):
             if node.value.id == "self":
                 (self.sets if isinstance(node.ctx, ast.Store) else self.reads).add(node.attr)
+                if node.attr == "__dict__":
+                    self.dynamic = True
             elif node.value.id in CONFIG_VARIABLES and isinstance(node.ctx, ast.Load):
                 self.config_reads.add(node.attr)
         elif (
@@ -164,6 +170,14 @@ class _MethodScan(ast.NodeVisitor):
             and isinstance(node.args[1].value, str)
         ):
             self.sets.add(node.args[1].value)
+        elif (
+            isinstance(node.func, ast.Name)
+            and node.func.id == "setattr"
+            and node.args
+            and isinstance(node.args[0], ast.Name)
+            and node.args[0].id == "self"
+        ):
+            self.dynamic = True
         self.generic_visit(node)
 
 
@@ -176,6 +190,7 @@ def class_record(node: ast.ClassDef) -> dict:
     reads: dict[str, list[str]] = {}
     sets: dict[str, list[str]] = {}
     cfg: set[str] = set()
+    dynamic = False
     for stmt in node.body:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             decs = _decorator_names(stmt)
@@ -183,6 +198,8 @@ def class_record(node: ast.ClassDef) -> dict:
             if any(d == "property" or d.endswith(".setter") or d.endswith("cached_property") for d in decs):
                 attrs.add(stmt.name)
             methods[stmt.name] = signature_of(stmt.args, drop_first=not static)
+            if decs:
+                methods[stmt.name]["d"] = decs
             scan = _MethodScan()
             scan.visit(stmt)
             if scan.reads:
@@ -191,6 +208,7 @@ def class_record(node: ast.ClassDef) -> dict:
                 sets[stmt.name] = sorted(scan.sets)
                 attrs.update(scan.sets)
             cfg |= scan.config_reads
+            dynamic = dynamic or scan.dynamic
         elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
             attrs.add(stmt.target.id)
             annotation = dotted(stmt.annotation) or ""
@@ -208,6 +226,10 @@ def class_record(node: ast.ClassDef) -> dict:
         "methods": methods,
         "attrs": sorted(attrs),
     }
+    if dynamic:
+        record["dyn"] = True
+    if decorators:
+        record["decos"] = decorators  # a decorator may replace __init__ (e.g. support_torch_compile)
     if is_dataclass:
         record["dc"] = True
         record["fields"] = fields
@@ -296,6 +318,9 @@ class _ModuleScan:
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             section["defs"][stmt.name] = "function"
             self.functions[stmt.name] = signature_of(stmt.args)
+            decs = _decorator_names(stmt)
+            if decs:
+                self.functions[stmt.name]["d"] = decs  # a decorator may change the call signature
             if stmt.name == "__getattr__":
                 self.lazy = True
         elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
