@@ -162,10 +162,18 @@ def _context_flags(node: ast.AST, parents: dict) -> dict:
              "class_level": False}
     child, cur = node, parents.get(node)
     while cur is not None:
-        if isinstance(cur, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            flags["function_level"] = True
+        if isinstance(cur, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            # decorators, defaults and annotations run when the ``def`` runs; only the body waits
+            if child in cur.body:
+                flags["function_level"] = True
+        elif isinstance(cur, ast.Lambda):
+            if child is cur.body:
+                flags["function_level"] = True
+        elif isinstance(cur, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            pass
         elif isinstance(cur, ast.ClassDef):
-            flags["class_level"] = True
+            if child in cur.body:
+                flags["class_level"] = True
         elif isinstance(cur, ast.If):
             from .index_builder import is_type_checking_test
 
@@ -176,6 +184,11 @@ def _context_flags(node: ast.AST, parents: dict) -> dict:
         elif isinstance(cur, ast.Try) or type(cur).__name__ == "TryStar":
             if child in cur.body and any(_handler_guards(h) for h in cur.handlers):
                 flags["guarded"] = True
+            elif child in cur.handlers or child in cur.orelse:
+                flags["conditional"] = True  # a fallback runs only when the guarded part failed
+        elif isinstance(cur, (ast.For, ast.While, ast.AsyncFor)):
+            if child in cur.body or child in cur.orelse:
+                flags["conditional"] = True
         child, cur = cur, parents.get(cur)
     return flags
 
@@ -1083,11 +1096,12 @@ class _Analyzer:
                                                                               " once both modules are imported"),
                          fix="rename the op or guard the registration (e.g. `if not hasattr(torch.ops.vllm, ...)`)",
                          severity="error" if imported else "warning",
-                         data={"op": name, "registered_by": where, "pinned": True, "certain": imported})
+                         data={"op": name, "registered_by": where, "pinned": True, "certain": imported,
+                               "import_time": True})
             elif name in plugin_ops:
                 self.add("P11", node, f"custom op {name!r} is also registered by plugin module {plugin_ops[name]}",
                          fix="register it in one module and import it from there", data={
-                             "op": name, "registered_by": plugin_ops[name], "pinned": False})
+                             "op": name, "registered_by": plugin_ops[name], "pinned": False, "import_time": True})
         if plugin is None:
             return
         # the same ops reached through two plugin module paths
@@ -1110,7 +1124,8 @@ class _Analyzer:
                     self.add("P11", b.node, f"`{target}` registers custom op {op!r}, which `{mod}` registers too: "
                              "importing both raises `Duplicate op name`", fix="import the op classes from one "
                              "module path (the one the parent model uses)",
-                             data={"op": op, "module": target, "other_module": mod, "two_paths": True})
+                             data={"op": op, "module": target, "other_module": mod, "two_paths": True,
+                                   "import_time": b.import_time})
                     break
 
     # -- check 8: __init__ that skips its parent ---------------------------------------------------------------
@@ -1376,6 +1391,23 @@ def _op_registrations(tree: ast.AST) -> list[tuple[ast.AST, str]]:
             name = node.args[pos].value if isinstance(node.args[pos].value, str) else None
         if name:
             out.append((node, name))
+    return out
+
+
+# rules whose error findings, when they run at import time, make ``import`` of the file fail
+IMPORT_FAILURE_RULES = frozenset({"P1", "P2", "P3", "P5", "P6", "P7", "P11", "P13", "P14", "P18", "P20"})
+
+
+def import_blockers(findings: list[Finding]) -> list[Finding]:
+    """The error findings that make importing the file fail (as opposed to failing later, at run time)."""
+    out = []
+    for f in findings:
+        if f.severity != "error" or f.rule not in IMPORT_FAILURE_RULES:
+            continue
+        if f.rule == "P20" or f.data.get("import_time", False):
+            out.append(f)
+        elif f.rule == "P11" and f.data.get("import_time", True):
+            out.append(f)
     return out
 
 
