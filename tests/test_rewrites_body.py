@@ -94,3 +94,16 @@ def test_all_edits_in_one_pass_keep_positions():
                                  remove_methods={("M", "get_mamba_state_copy_func"): "P17"}))
     assert "_mark_tower_model" not in out and "disable_tp" not in out and "get_mamba" not in out
     ast.parse(out)
+
+
+def test_debug_context_manager_unwrapped_everywhere():
+    src = (
+        "from vllm.utils.gpu_sync_debug import gpu_sync_allowed\n\n\n"
+        "def f(mask):\n    with gpu_sync_allowed():\n        n = int(mask.sum())  # sync\n    return n\n\n\n"
+        "def g(x):\n    with gpu_sync_allowed(first_only=True):\n        return x.item()\n"
+    )
+    out = apply_edits(src, Edits(unwrap_calls={"gpu_sync_allowed": "P21"}))
+    assert "with gpu_sync_allowed" not in out
+    assert "    n = int(mask.sum())  # sync\n    return n\n" in out and "    return x.item()\n" in out
+    assert Edits(unwrap_calls={"gpu_sync_allowed": "P21"}).rules() == {"P21"}
+    ast.parse(out)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from .index_builder import custom_op_names, parse_source, resolve_relative
+from .index_builder import custom_op_names, is_type_checking_test, parse_source, resolve_relative
 from .rewrites import import_from_text
 from .upstream import Upstream
 
@@ -34,6 +34,15 @@ def _stmt_names(stmt: ast.stmt) -> list[str]:
     if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
         targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
         return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+    if isinstance(stmt, (ast.Try, ast.If)) and not is_type_checking_test(getattr(stmt, "test", None)):
+        # ``try: from x import A / except ImportError: A = object``: the whole block defines A
+        out: list[str] = []
+        for sub in ast.walk(stmt):
+            if isinstance(sub, (ast.Import, ast.ImportFrom)):
+                out += [a.asname or a.name.split(".")[0] for a in sub.names if a.name != "*"]
+            elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)):
+                out += _stmt_names(sub)
+        return out
     return []
 
 

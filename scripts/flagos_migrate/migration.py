@@ -30,6 +30,7 @@ from .index_builder import module_record, parse_source
 from .plugin_tree import PACKAGE, PluginTree
 from .rewrites import (
     ATTR_RENAMES,
+    DEBUG_CONTEXT_MANAGERS,
     MARK_CONTEXT_MANAGERS,
     Edits,
     ImportAction,
@@ -138,6 +139,21 @@ def _runtime_lines(tree: ast.Module, aliases: set[str]) -> dict[str, list[int]]:
         if isinstance(n, ast.Name) and n.id in aliases and isinstance(n.ctx, ast.Load) and id(n) not in ann:
             out.setdefault(n.id, []).append(n.lineno)
     return out
+
+
+IMPORT_RULES = frozenset({"P1", "P2", "P3", "P5", "P13", "P14", "P18", "P20"})
+
+
+def blocks_import(f: Finding) -> bool:
+    """A finding that stops a vendored slice from being taken: an import that cannot resolve, or
+    anything that fails while the module is imported. Call and attribute problems inside function
+    bodies stay in the plan as "left for you" on the compat module, like any migrated file's."""
+    if not f.is_issue:
+        return False
+    if f.data.get("import_time") is True:
+        return True
+    # an import statement that cannot resolve blocks even inside a function: the helper could never work
+    return f.rule in IMPORT_RULES and not f.data.get("attribute_access")
 
 
 class Migration:
@@ -317,7 +333,7 @@ class Migration:
                 act = self._import_action(f)
                 if act is not None:
                     edits.imports[(f.line, name)] = act
-                elif f.rule == "P3" and d.get("used_at_runtime") and d.get("import_time", True):
+                elif f.rule == "P3" and d.get("used_at_runtime") and not d.get("attribute_access"):
                     b = aliases.get((f.line, name))
                     if b is not None:
                         runtime_missing[b.alias] = f
@@ -400,6 +416,9 @@ class Migration:
                                 data={"class": cls, "method": meth}))
                         edits.remove_methods[(cls, meth)] = "P17"
                 continue
+            if f.data["name"] in DEBUG_CONTEXT_MANAGERS.get(f.data["module"], ()):
+                edits.unwrap_calls[alias] = "P21"  # the import goes once nothing uses it
+                continue
             target = self.vendor(f.data["module"], f.data["name"], depth)
             if target:
                 edits.imports[(f.line, f.data["name"])] = ImportAction("P16", "repoint", target)
@@ -439,7 +458,7 @@ class Migration:
         self.set_overlay(cmod, text)
         unit = Unit(cmod, dmod, "compat", text)
         self.migrate_unit(unit, depth + 1)
-        errors = [f for f in unit.after if f.is_issue]
+        errors = [f for f in unit.after if blocks_import(f)]
         if errors:
             if saved is None:
                 self._overlay.pop(cmod, None)

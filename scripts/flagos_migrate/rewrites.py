@@ -32,16 +32,18 @@ class Edits:
 
     imports: dict[tuple[int, str | None], ImportAction] = field(default_factory=dict)
     unwrap: dict[int, str] = field(default_factory=dict)  # line of ``with`` -> rule
+    unwrap_calls: dict[str, str] = field(default_factory=dict)  # local name of a P21 context manager -> rule
     drop_kwargs: dict[tuple[int, str], str] = field(default_factory=dict)  # (call line, kwarg) -> rule
     attr_renames: dict[str, str] = field(default_factory=dict)  # attr -> rule (table in ATTR_RENAMES)
     remove_methods: dict[tuple[str, str], str] = field(default_factory=dict)  # (class, method) -> rule
 
     def __bool__(self) -> bool:
-        return bool(self.imports or self.unwrap or self.drop_kwargs or self.attr_renames or self.remove_methods)
+        return bool(self.imports or self.unwrap or self.unwrap_calls or self.drop_kwargs or self.attr_renames
+                    or self.remove_methods)
 
     def rules(self) -> set[str]:
         out = {a.rule for a in self.imports.values()}
-        for table in (self.unwrap, self.drop_kwargs, self.attr_renames, self.remove_methods):
+        for table in (self.unwrap, self.unwrap_calls, self.drop_kwargs, self.attr_renames, self.remove_methods):
             out.update(table.values())
         return out
 
@@ -325,26 +327,48 @@ def rewrite_imports(module: cst.Module, plan: dict[tuple[int, str | None], Impor
 # -- P4: unwrap _mark_* context managers -----------------------------------------------------------
 
 
-def _mark_call(item: cst.WithItem) -> str | None:
+# Context managers (module-level functions) that only scope an upstream debugging aid (P21):
+# upstream module -> names.
+DEBUG_CONTEXT_MANAGERS: dict[str, frozenset[str]] = {
+    "vllm.utils.gpu_sync_debug": frozenset({"gpu_sync_allowed"}),
+}
+
+
+def _mark_call(item: cst.WithItem, plain: frozenset[str] = frozenset()) -> str | None:
+    """Name of a ``self._mark_*(...)`` context manager, or of a plain ``name(...)`` in ``plain``."""
     call = item.item
-    if item.asname is not None or not isinstance(call, cst.Call) or not isinstance(call.func, cst.Attribute):
+    if item.asname is not None or not isinstance(call, cst.Call):
         return None
-    name = call.func.attr.value
-    return name if name in MARK_CONTEXT_MANAGERS else None
+    if isinstance(call.func, cst.Attribute):
+        name = call.func.attr.value
+        return name if name in MARK_CONTEXT_MANAGERS else None
+    if isinstance(call.func, cst.Name) and call.func.value in plain:
+        return call.func.value
+    return None
 
 
 class _Unwrapper(cst.CSTTransformer):
     METADATA_DEPENDENCIES = (PositionProvider,)
 
-    def __init__(self, lines: set[int] | None):
+    def __init__(self, lines: set[int] | None, plain: frozenset[str] = frozenset()):
         self.lines_unwrap = lines  # None: every _mark_* block
+        self.plain_unwrap = plain  # local names of P21 debug context managers: every block
 
     def leave_With(self, original: cst.With, updated: cst.With):
-        if len(updated.items) != 1 or _mark_call(updated.items[0]) is None:
+        if len(updated.items) != 1:
             return updated
+        name = _mark_call(updated.items[0], self.plain_unwrap)
+        if name is None:
+            return updated
+        if name in self.plain_unwrap:
+            return self._flatten(updated)
         line = self.get_metadata(PositionProvider, original).start.line
         if self.lines_unwrap is not None and line not in self.lines_unwrap:
             return updated
+        return self._flatten(updated)
+
+    @staticmethod
+    def _flatten(updated: cst.With):
         if isinstance(updated.body, cst.SimpleStatementSuite):
             inner = [cst.SimpleStatementLine(body=list(updated.body.body))]
         else:
@@ -475,13 +499,14 @@ class _LineEdits(_ImportRewriter, _Unwrapper, _KwargDropper):
     def __init__(self, edits: Edits):
         _ImportRewriter.__init__(self, edits.imports)
         self.lines_unwrap = set(edits.unwrap)
+        self.plain_unwrap = frozenset(edits.unwrap_calls)
         self.drops = set(edits.drop_kwargs)
 
 
 def apply_edits(text: str, edits: Edits) -> str:
     """One pass of every rewrite; the caller re-analyses and repeats until nothing changes."""
     module = parse(text)
-    if edits.imports or edits.unwrap or edits.drop_kwargs:
+    if edits.imports or edits.unwrap or edits.unwrap_calls or edits.drop_kwargs:
         line_edits = _LineEdits(edits)
         module = MetadataWrapper(module, unsafe_skip_copy=True).visit(line_edits)
         if line_edits.renames:

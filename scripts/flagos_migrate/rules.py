@@ -178,6 +178,17 @@ CATALOG: tuple[Rule, ...] = (
         "A file with a syntax error or that is not UTF-8 cannot be imported at all.",
         "Fix the syntax error / re-save the file as UTF-8; nothing else can be checked until then.",
     ),
+    Rule(
+        "P21", "debug-context", "Context managers that only scope upstream debug checks", "auto", "error",
+        "Upstream wraps code in context managers that only switch an upstream debugging aid on or off "
+        "(e.g. `with gpu_sync_allowed():` from `vllm.utils.gpu_sync_debug`); the pinned vLLM has neither the "
+        "module nor the check, so the import fails.",
+        "`with` blocks of the table's context managers are unwrapped (their bodies run directly, as they do "
+        "upstream whenever the check is off) and the import, then unused, is removed. A use outside a `with` "
+        "statement is left for you.",
+        "with gpu_sync_allowed():\n    n = int(mask.sum())",
+        "n = int(mask.sum())",
+    ),
 )
 
 BY_ID: dict[str, Rule] = {r.id: r for r in CATALOG}
