@@ -95,6 +95,8 @@ def test_apply_writes_migrated_files_registration_and_provenance(capsys, plugin)
     assert "get_mamba_state_copy_func" not in model and "MambaStateCopyFuncCalculator" not in model
     assert "EncoderCudaGraphConfig" not in model  # unused and missing: removed
     assert "if TYPE_CHECKING:\n    from vllm.v1.worker.encoder_cudagraph_defs import EncoderItemSpec" in model
+    assert 'def describe(self, spec: "EncoderItemSpec") -> str:' in model
+    assert "def forward(self, x: torch.Tensor) -> torch.Tensor:" in model
     assert "cache_config.enable_prefix_caching" in model and "disable_tp" not in model
     # the vendored helper is the real definition with what it needs, never a stub
     compat = (pkg / "compat" / "model_executor_models_utils.py").read_text()

@@ -62,26 +62,33 @@ def test_transformers_rename_renames_usages_too():
     assert "isinstance(c, PretrainedConfig)" in out
 
 
-def test_annotation_only_goes_under_type_checking_with_future_import():
+def test_annotation_only_goes_under_type_checking_and_only_its_annotations_are_quoted():
     e = Edits(imports={(11, "OnlyTyped"): ImportAction("P14", "type_checking")})
     out = apply_edits(BEFORE, e)
     tree = ast.parse(out)
-    assert out.startswith('"""Doc string."""\n\nfrom __future__ import annotations\n')
+    assert "from __future__ import annotations" not in out  # other annotations stay evaluated
     assert "from typing import TYPE_CHECKING" in out
     guard = [n for n in tree.body if isinstance(n, ast.If)]
     assert len(guard) == 1 and ast.unparse(guard[0].body[0]) == "from vllm.inputs import OnlyTyped"
     assert "from vllm.inputs import MultiModalDataDict\n" in out
+    assert 'def f(x: "OnlyTyped", c: PreTrainedConfig) -> MultiModalDataDict:' in out
 
 
 def test_type_checking_reuses_existing_block():
     src = (
         "from typing import TYPE_CHECKING\n\nfrom a import B\n\nif TYPE_CHECKING:\n    from c import D\n\n"
-        "def f(x: B, y: D): pass\n"
+        "def f(x: B, y: list[B] | None, z: D): pass\n"
     )
     out = apply_edits(src, Edits(imports={(3, "B"): ImportAction("P14", "type_checking")}))
     assert out.count("if TYPE_CHECKING:") == 1
     assert "    from c import D\n    from a import B\n" in out
-    assert out.startswith("from __future__ import annotations\n")
+    assert 'def f(x: "B", y: "list[B] | None", z: D): pass' in out
+
+
+def test_no_quoting_when_the_file_defers_annotations_already():
+    src = "from __future__ import annotations\n\nfrom a import B\n\n\ndef f(x: B): pass\n"
+    out = apply_edits(src, Edits(imports={(3, "B"): ImportAction("P14", "type_checking")}))
+    assert "def f(x: B): pass" in out and "if TYPE_CHECKING:\n    from a import B" in out
 
 
 def test_config_import_redirected_to_bridge():

@@ -297,7 +297,47 @@ def add_type_checking_imports(module: cst.Module, entries: list[tuple[str, str]]
     module = module.with_changes(body=body)
     if not _binds(module, "TYPE_CHECKING"):
         module = _insert_after_future(module, cst.parse_statement("from typing import TYPE_CHECKING\n"))
-    return ensure_future_annotations(module)
+    if _has_future_annotations(module):
+        return module
+    # quote only the annotations that mention the moved names: a blanket ``from __future__ import
+    # annotations`` would also turn ``x: torch.Tensor`` into a string, and vLLM reads some
+    # annotations at run time (``support_torch_compile`` finds dynamic dimensions through them)
+    locals_ = {alias.split(" as ")[-1] for _, alias in entries}
+    return module.visit(_AnnotationQuoter(locals_))
+
+
+def _has_future_annotations(module: cst.Module) -> bool:
+    return any(_is_future(s) and "annotations" in cst.Module([]).code_for_node(s) for s in module.body)
+
+
+class _AnnotationQuoter(cst.CSTTransformer):
+    """Turn annotations that mention ``names`` into string annotations."""
+
+    def __init__(self, names: set[str]):
+        self.names = names
+
+    def leave_Annotation(self, original: cst.Annotation, updated: cst.Annotation) -> cst.Annotation:
+        expr = updated.annotation
+        if isinstance(expr, (cst.SimpleString, cst.ConcatenatedString)):
+            return updated
+        found = []
+
+        class _Find(cst.CSTVisitor):
+            def visit_Name(inner, node: cst.Name) -> None:  # noqa: N805
+                if node.value in self.names:
+                    found.append(node)
+
+        expr.visit(_Find())
+        if not found:
+            return updated
+        code = " ".join(cst.Module([]).code_for_node(expr).split())
+        if '"' not in code:
+            text = f'"{code}"'
+        elif "'" not in code:
+            text = f"'{code}'"
+        else:
+            return updated
+        return updated.with_changes(annotation=cst.SimpleString(text))
 
 
 def _insert_after_future(module: cst.Module, stmt: cst.BaseStatement) -> cst.Module:
