@@ -89,3 +89,41 @@ def test_cli_bad_hf_config(tmp_path):
     bad.write_text("{not json")
     p = run("resolve", "mini", "--upstream", str(UPSTREAM), "--hf-config", str(bad))
     assert p.returncode == 2 and "error: cannot read --hf-config" in p.stderr
+
+
+def _fake_pip(tmp_path, wheel_src: Path | None) -> str:
+    """An executable standing in for ``python -m pip download``: copies a wheel into ``-d DIR``."""
+    script = tmp_path / "fakepython"
+    copy = f'cp "{wheel_src}" "$dest/"' if wheel_src else 'echo "ERROR: No matching distribution found for vllm" >&2; exit 1'
+    script.write_text(
+        "#!/bin/sh\n"
+        'while [ $# -gt 0 ]; do if [ "$1" = "-d" ]; then dest="$2"; fi; shift; done\n'
+        f"{copy}\n"
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_fetch_downloads_a_wheel_and_opens_it(tmp_path, monkeypatch):
+    import zipfile
+
+    from flagos_migrate import upstream as upstream_mod
+
+    wheel = tmp_path / "vllm-9.9.9-cp38-abi3-manylinux_2_28_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for f in UPSTREAM.rglob("*.py"):
+            zf.write(f, f.relative_to(UPSTREAM).as_posix())
+    cache = tmp_path / "cache"
+    got = upstream_mod.fetch_latest_wheel(cache, python=_fake_pip(tmp_path, wheel))
+    assert got.parent == cache and got.name == wheel.name
+    monkeypatch.setattr(upstream_mod, "fetch_latest_wheel", lambda: got)
+    up = Upstream(upstream_mod.open_upstream(str(tmp_path / "missing"), fetch=True))
+    assert up.version == "9.9.9" and resolve(up, "plain")["ModelClassName"] == "PlainForCausalLM"
+
+
+def test_fetch_failure_is_a_clear_error(tmp_path):
+    from flagos_migrate import upstream as upstream_mod
+
+    with pytest.raises(UsageError) as exc:
+        upstream_mod.fetch_latest_wheel(tmp_path / "cache", python=_fake_pip(tmp_path, None))
+    assert "No matching distribution" in exc.value.message and "pip download" in exc.value.hint
