@@ -535,17 +535,21 @@ class _Analyzer:
             if b.name is None:
                 # ``import a.b.c`` binds ``a``; ``import a.b.c as x`` binds ``a.b.c``
                 mod = b.module if b.alias != b.module.split(".")[0] else b.alias
+                if not self.known_package(mod):
+                    return Symbol(mod, "", "external")
                 return Symbol(mod, "", "module") if self.apis.has_module(mod) else None
             if not self.known_package(b.module):
-                return None
+                return Symbol(b.module, b.name, "external")  # e.g. torch.nn: named, never judged
             sym = self.apis.resolve(b.module, b.name)
-            return sym if sym is not None and sym.kind in ("module", "class", "function", "var") else None
+            return sym if sym is not None and sym.kind in ("module", "class", "function", "var", "external") else None
         if isinstance(node, ast.Attribute):
             base = self.resolve_expr(node.value)
+            if base is not None and base.kind == "external":
+                return Symbol(base.qualname, node.attr, "external")
             if base is None or base.kind != "module" or not self.apis.has_module(base.module):
                 return None
             sym = self.apis.resolve(base.module, node.attr)
-            return sym if sym is not None and sym.kind in ("module", "class", "function", "var") else None
+            return sym if sym is not None and sym.kind in ("module", "class", "function", "var", "external") else None
         return None
 
     # -- local class hierarchy (C3 over local classes, pinned classes and external bases) -------
@@ -950,7 +954,8 @@ class _Analyzer:
     def check_methods(self) -> None:
         for cls in self.local_classes.values():
             lin = self.linearize(("local", cls))
-            if not any(k == "pinned" for k, _ in lin):
+            if not any(k == "pinned" or (k == "external" and _normalise_external(o) not in _NO_INIT_BASES)
+                       for k, o in lin[1:]):
                 continue  # plain classes and mixins: attributes may come from anywhere
             for node in ast.walk(cls):
                 if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
@@ -973,11 +978,14 @@ class _Analyzer:
                 if name in self.hasattr_names:
                     continue
                 pinned = [o[0].qualname for k, o in entries if k == "pinned"]
+                # only torch bases: the method may be dead code of the file itself; a pinned vLLM base
+                # whose newer version added the method (``_mark_tower_model``) is the case that breaks
+                severity = "error" if pinned else "warning"
                 self.add("P4", node, f"`{via}{'()' if via == 'super' else ''}.{name}()` in class {cls.name}: no class "
                          f"of its hierarchy on the pinned version defines `{name}`",
                          fix=("unwrap the context manager (its body runs directly)"
                               if name in _MARK_CONTEXT_MANAGERS else "define it or remove the call"),
-                         autofix=name in _MARK_CONTEXT_MANAGERS,
+                         autofix=name in _MARK_CONTEXT_MANAGERS, severity=severity,
                          data={"method": name, "via": via, "class": cls.name, "pinned_bases": pinned})
 
     # -- check 4: vLLM config attributes ----------------------------------------------------------------
@@ -1435,3 +1443,84 @@ def analyze_source(text: str | bytes, ctx: AnalysisContext) -> list[Finding]:
 
 __all__ = ["AnalysisContext", "ImportBinding", "Usage", "analyze_source", "analyze_tree", "custom_op_names",
            "import_bindings", "name_usage", "parse_text", "Symbol"]
+
+
+# --------------------------------------------------------------------------------------------
+# check 6 across files: a config bridge against the pinned parents of the model that uses it
+# --------------------------------------------------------------------------------------------
+
+
+def _class_sets(node: ast.ClassDef) -> set[str]:
+    """Attributes a config class defines: class attributes, ``self.X = ...`` anywhere, attribute_map keys."""
+    out: set[str] = set()
+    for stmt in node.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(stmt.name)
+        elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    out.add(t.id)
+                    if t.id == "attribute_map" and isinstance(stmt.value, ast.Dict):
+                        out.update(k.value for k in stmt.value.keys
+                                   if isinstance(k, ast.Constant) and isinstance(k.value, str))
+    for sub in ast.walk(node):
+        if (isinstance(sub, ast.Attribute) and isinstance(sub.ctx, ast.Store) and isinstance(sub.value, ast.Name)
+                and sub.value.id == "self"):
+            out.add(sub.attr)
+        elif (isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "setattr"
+              and len(sub.args) >= 2 and isinstance(sub.args[1], ast.Constant)):
+            out.add(str(sub.args[1].value))
+    return out
+
+
+def bridge_field_findings(tree: ast.Module, ctx: AnalysisContext, plugin_files: dict) -> list[Finding]:
+    """P15: fields that the pinned parent classes of this file's models read directly (``config.X``)
+    but the config bridge the file imports from ``vllm_fl.configs`` never sets.
+
+    A warning: a field may also arrive from the checkpoint's config.json through ``**kwargs``.
+    """
+    an = _Analyzer(tree, ctx)
+    bridges = [b for b in an.bindings if b.name and b.module.startswith(f"{PLUGIN}.configs") and not b.level]
+    if not bridges:
+        return []
+    reads: dict[str, set[str]] = {}
+    for cls in an.local_classes.values():
+        lin = an.linearize(("local", cls))
+        if any(k == "unknown" for k, _ in lin):
+            continue
+        for kind, obj in lin[1:]:
+            if kind == "pinned" and obj[0].module.startswith("vllm.model_executor.models"):
+                for attr in obj[1].get("cfg", ()):
+                    reads.setdefault(attr, set()).add(obj[0].name)
+    if not reads:
+        return []
+    out: list[Finding] = []
+    pretrained = ctx.apis.resolve("transformers", "PretrainedConfig")
+    base_members: set[str] = set()
+    if pretrained is not None and pretrained.kind == "class":
+        for _, rec in ctx.apis.mro(pretrained)[0]:
+            base_members |= set(rec["methods"]) | set(rec["attrs"])
+    for b in bridges:
+        path = plugin_files.get(b.module)
+        if path is None:
+            continue
+        btree, _ = parse_text(path.read_bytes(), str(path))
+        if btree is None:
+            continue
+        cls = next((n for n in btree.body if isinstance(n, ast.ClassDef) and n.name == b.name), None)
+        if cls is None:
+            continue
+        defined = _class_sets(cls) | base_members
+        if "__getattr__" in defined or any(a.endswith("_config") for a in _class_sets(cls)):
+            continue  # nested sub-configs: the parents may be reading those
+        missing = sorted(a for a in reads if a not in defined)
+        if missing:
+            out.append(Finding(
+                "P15", ctx.path, b.line, b.col,
+                f"config bridge {b.name} ({b.module}) never sets {', '.join(missing)}, which the pinned parent "
+                f"class(es) {', '.join(sorted({c for a in missing for c in reads[a]}))} read as config.X",
+                severity="warning", fix="add these fields to the bridge with upstream's defaults",
+                data={"class": b.name, "module": b.module, "missing": missing,
+                      "read_by": {a: sorted(reads[a]) for a in missing}}))
+    return out

@@ -1,0 +1,349 @@
+"""Checks 2-4 and 6-10 of the analysis on small sources, each positive and negative."""
+
+from __future__ import annotations
+
+from tests.analysis_helpers import analyze, only
+
+# -- check 2: calls ---------------------------------------------------------------------------
+
+
+def test_unknown_kwarg_on_pinned_class_is_p6_not_safe_to_drop():
+    code = """
+    from vllm.model_executor.models.utils import WeightsMapper
+    M = WeightsMapper(orig_to_new_prefix={"a.": "b."}, orig_to_new_stacked={"qkv": ["q", "k", "v"]})
+    """
+    (f,) = only(analyze(code), "P6")
+    assert f.data["kwarg"] == "orig_to_new_stacked" and f.data["safe_drop"] is False
+    assert f.data["callee"] == "vllm.model_executor.models.utils.WeightsMapper"
+    assert f.data["import_time"] is True  # a module-level call: the import itself fails
+
+
+def test_accepted_kwargs_and_star_kwargs_are_clean():
+    code = """
+    from vllm.model_executor.models.utils import WeightsMapper, maybe_prefix
+    M = WeightsMapper(orig_to_new_prefix={"a.": "b."})
+    def f(**kw):
+        maybe_prefix(**kw)
+        return WeightsMapper(**kw)
+    """
+    assert only(analyze(code), "P6") == [] and only(analyze(code), "P7") == []
+
+
+def test_arity_too_many_and_missing_are_p7():
+    code = """
+    from vllm.model_executor.models.utils import maybe_prefix
+    def f():
+        maybe_prefix("a")
+        maybe_prefix("a", "b", "c")
+        maybe_prefix("a", "b")
+    """
+    problems = sorted(f.data["problem"] for f in only(analyze(code), "P7"))
+    assert problems == ["missing-required", "too-many-positional"]
+
+
+def test_star_args_at_call_site_are_not_judged_for_arity():
+    code = """
+    from vllm.model_executor.models.utils import maybe_prefix
+    def f(args):
+        return maybe_prefix(*args)
+    """
+    assert only(analyze(code), "P7") == []
+
+
+def test_super_init_checked_against_pinned_parent():
+    code = """
+    from vllm.model_executor.models.llama import LlamaForCausalLM
+    class Mine(LlamaForCausalLM):
+        def __init__(self, *, vllm_config, prefix=""):
+            super().__init__(vllm_config=vllm_config, prefix=prefix, no_such_option=True)
+    class Fine(LlamaForCausalLM):
+        def __init__(self, *, vllm_config, prefix=""):
+            super().__init__(vllm_config=vllm_config, prefix=prefix)
+    """
+    (f,) = only(analyze(code), "P6")
+    assert f.data["kwarg"] == "no_such_option" and f.data["callee"] == "super().__init__"
+    assert f.line == 5
+
+
+def test_external_callees_and_unknown_bases_are_not_judged():
+    code = """
+    import torch
+    from some_lib import Base
+    class X(Base):
+        def __init__(self):
+            super().__init__(anything=1)
+    torch.zeros(1, whatever=2)
+    """
+    assert analyze(code) == []
+
+
+# -- check 3: self.X() / super().X() --------------------------------------------------------------
+
+
+def test_missing_inherited_method_is_p4():
+    code = """
+    from torch import nn
+    from vllm.model_executor.models.interfaces import SupportsMultiModal
+    class M(nn.Module, SupportsMultiModal):
+        def __init__(self, vllm_config):
+            super().__init__()
+            with self._mark_tower_model(vllm_config, "image"):
+                self.visual = nn.Linear(2, 2)
+            self.visual()
+    """
+    (f,) = only(analyze(code), "P4")
+    assert f.data == {**f.data, "method": "_mark_tower_model", "via": "self", "class": "M"}
+    assert f.autofix and f.severity == "error"
+
+
+def test_inherited_local_and_assigned_methods_are_fine():
+    code = """
+    from torch import nn
+    from vllm.model_executor.models.interfaces import SupportsMultiModal
+    class M(nn.Module, SupportsMultiModal):
+        def __init__(self):
+            super().__init__()
+            self.hook = lambda: 1
+            self.hook()
+            self.helper()
+            self.register_buffer("buf", None)
+            self.get_language_model()
+            super().named_parameters()
+        def helper(self):
+            return self.buf
+    """
+    assert only(analyze(code), "P4") == []
+
+
+def test_super_call_not_defined_by_parents_is_p4():
+    code = """
+    from torch import nn
+    class M(nn.Module):
+        def forward(self):
+            return super().no_such_parent_method()
+    """
+    (f,) = only(analyze(code), "P4")
+    assert f.data["via"] == "super" and f.severity == "warning"  # torch-only hierarchy: maybe dead code
+
+
+def test_unknown_base_or_dynamic_attrs_give_no_p4():
+    code = """
+    from torch import nn
+    from elsewhere import Mixin
+    class A(nn.Module, Mixin):
+        def f(self):
+            return self.from_mixin()
+    class B(nn.Module):
+        def __init__(self, names):
+            super().__init__()
+            for n in names:
+                setattr(self, n, nn.Linear(1, 1))
+        def f(self):
+            return self.dynamic_one()
+    class Plain:
+        def f(self):
+            return self.anything()
+    """
+    assert only(analyze(code), "P4") == []
+
+
+def test_method_provided_by_local_subclass_is_not_reported():
+    code = """
+    from torch import nn
+    class Base(nn.Module):
+        def forward(self):
+            return self.compute()
+    class Child(Base):
+        def compute(self):
+            return 1
+    """
+    assert only(analyze(code), "P4") == []
+
+
+# -- check 4: config attributes --------------------------------------------------------------------
+
+
+def test_missing_cache_config_attr_is_p9_with_rename():
+    code = """
+    def build(vllm_config):
+        if vllm_config.cache_config.mamba_cache_mode == "all":
+            return 1
+        cc = vllm_config.cache_config
+        return cc.mamba_cache_mode
+    """
+    fs = only(analyze(code), "P9")
+    assert len(fs) == 2
+    assert fs[0].data == {"config": "cache_config", "config_class": "vllm.config.cache.CacheConfig",
+                          "attr": "mamba_cache_mode", "rename": "enable_prefix_caching"}
+
+
+def test_existing_attrs_getattr_and_foreign_config_names_are_fine():
+    code = """
+    from transformers import PretrainedConfig
+    def build(vllm_config, model_config: PretrainedConfig):
+        a = vllm_config.cache_config.block_size
+        b = getattr(vllm_config.cache_config, "mamba_cache_mode", None)
+        c = vllm_config.model_config.get_hidden_size()
+        d = model_config.num_hidden_layers
+        e = vllm_config.parallel_config.tensor_parallel_size
+        return a, b, c, d, e
+    """
+    assert only(analyze(code), "P9") == []
+
+
+def test_model_config_missing_attr_via_parameter():
+    code = """
+    from vllm.config import ModelConfig
+    def build(model_config: ModelConfig):
+        return model_config.no_such_field_here
+    """
+    (f,) = only(analyze(code), "P9")
+    assert f.data["config_class"].endswith("ModelConfig") and "rename" not in f.data
+
+
+# -- check 7: custom ops -----------------------------------------------------------------------
+
+
+def test_op_already_registered_by_pinned_module_it_imports_is_p11():
+    code = """
+    from vllm.model_executor.models.qwen3_next import Qwen3NextGatedDeltaNet
+    from vllm.utils.torch_utils import direct_register_custom_op
+    def gdn_attention_core(x):
+        return x
+    direct_register_custom_op(op_name="gdn_attention_core", op_func=gdn_attention_core)
+    """
+    (f,) = only(analyze(code), "P11")
+    assert f.severity == "error" and f.data["op"] == "gdn_attention_core" and f.data["certain"]
+
+
+def test_guarded_or_new_op_registration_is_fine():
+    code = """
+    import torch
+    from vllm.utils.torch_utils import direct_register_custom_op
+    def core(x):
+        return x
+    if not hasattr(torch.ops.vllm, "gdn_attention_core"):
+        direct_register_custom_op(op_name="gdn_attention_core", op_func=core)
+    direct_register_custom_op(op_name="fl_brand_new_op", op_func=core)
+    """
+    assert only(analyze(code), "P11") == []
+
+
+def test_op_registered_by_another_plugin_module_is_p11():
+    code = """
+    from vllm.utils.torch_utils import direct_register_custom_op
+    def core(x):
+        return x
+    direct_register_custom_op(op_name="fl_gdn_core", op_func=core)
+    """
+    (f,) = only(analyze(code), "P11")
+    assert f.data["registered_by"] == "vllm_fl.ops.fla" and not f.data["pinned"]
+
+
+# -- check 8: __init__ skipping its parent -----------------------------------------------------------
+
+
+def test_nn_module_init_leaving_attrs_unset_is_p12():
+    code = """
+    from torch import nn
+    from vllm.model_executor.models.qwen3_next import Qwen3NextGatedDeltaNet
+    class GDN(Qwen3NextGatedDeltaNet):
+        def __init__(self, config, prefix=""):
+            nn.Module.__init__(self)
+            self.hidden_size = config.hidden_size
+    """
+    (f,) = only(analyze(code), "P12")
+    assert f.data["class"] == "GDN" and f.data["parent"].endswith("Qwen3NextGatedDeltaNet")
+    assert "hidden_size" not in f.data["missing"] and "prefix" in f.data["missing"]
+    assert f.severity == "error"  # forward is inherited: the framework calls it
+
+
+def test_init_calling_super_is_fine():
+    code = """
+    from vllm.model_executor.models.qwen3_next import Qwen3NextGatedDeltaNet
+    class GDN(Qwen3NextGatedDeltaNet):
+        def __init__(self, config, prefix=""):
+            super().__init__(config, prefix=prefix)
+    """
+    assert only(analyze(code), "P12") == []
+
+
+# -- check 9: merged projections -------------------------------------------------------------------
+
+
+def test_column_parallel_with_summed_sizes_is_p8_warning():
+    code = """
+    from torch import nn
+    from vllm.model_executor.layers.linear import ColumnParallelLinear
+    class A(nn.Module):
+        def __init__(self, h, q, kv):
+            super().__init__()
+            size = q + 2 * kv
+            self.qkv = ColumnParallelLinear(h, size, bias=False)
+    """
+    (f,) = only(analyze(code), "P8")
+    assert f.severity == "warning" and f.data["attr"] == "qkv" and f.data["output_sizes"] == ["q", "2 * kv"]
+
+
+def test_merged_linear_and_plain_sizes_are_fine():
+    code = """
+    from torch import nn
+    from vllm.model_executor.layers.linear import ColumnParallelLinear, MergedColumnParallelLinear
+    class A(nn.Module):
+        def __init__(self, h, q, kv):
+            super().__init__()
+            self.a = MergedColumnParallelLinear(h, [q, kv, kv], bias=False)
+            self.b = ColumnParallelLinear(h, q, bias=False)
+            self.c = ColumnParallelLinear(input_size=h, output_size=q + q)
+    """
+    assert only(analyze(code), "P8") == []
+
+
+# -- check 6 (one file): config bridges --------------------------------------------------------------
+
+
+def test_config_bridge_without_model_type_is_p15():
+    code = """
+    from transformers import PretrainedConfig
+    class NoType(PretrainedConfig):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+    class WithType(PretrainedConfig):
+        model_type = "with_type"
+    """
+    (f,) = only(analyze(code), "P15")
+    assert f.data["class"] == "NoType"
+
+
+# -- check 10: cleanliness -----------------------------------------------------------------------
+
+
+def test_cleanliness_findings_are_warnings():
+    code = '''
+    """Docstring may mention /models/ freely."""
+    import pdb
+    WEIGHTS = "/models/llama-7b"
+    SITE = "/usr/lib/python3/site-packages/vllm"
+    def f():
+        try:
+            breakpoint()
+        except:
+            pass
+    '''
+    fs = only(analyze(code), "P19")
+    kinds = sorted(f.data["kind"] for f in fs)
+    assert kinds == ["bare-except", "debug", "debug", "hard-coded-path", "hard-coded-path"]
+    assert all(f.severity == "warning" for f in fs)
+
+
+def test_clean_code_has_no_p19():
+    code = """
+    import os
+    PATH = os.environ.get("MODEL_DIR", "models")
+    def f():
+        try:
+            return 1
+        except Exception:
+            return 2
+    """
+    assert only(analyze(code), "P19") == []
