@@ -14,7 +14,7 @@ import builtins
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .analysis import AnalysisContext, analyze_source, import_bindings
+from .analysis import AnalysisContext, analyze_source, import_bindings, name_usage
 from .api_index import ApiIndex, PinnedApis
 from .compat_vendor import (
     COMPAT_PKG,
@@ -211,6 +211,12 @@ class Migration:
         top = f"{MODELS_PKG}.{self.name}"
         self.redirects[top] = f"{PACKAGE}.models.{self.name}"
         queue = [(top, "model")]
+        # the model's own config class is bridged even when the model file only annotates with it:
+        # vLLM needs it in _CONFIG_REGISTRY to read the checkpoint's config.json
+        own = self.resolved.get("ConfigClassName")
+        cfg_mod = self.resolved.get("config_module") or ""
+        if own and self.apis.resolve(cfg_mod, own) is None and (bridge := self._bridge(own)):
+            queue.append((bridge, "config"))
         while queue:
             origin, role = queue.pop(0)
             text = self.up.text(origin)
@@ -231,9 +237,12 @@ class Migration:
             return []
         wanted: dict[str, set[str]] = {}
         out: list[tuple[str, str]] = []
+        usage = name_usage(tree)
         for b in import_bindings(tree, origin):
             if b.type_checking or b.module == "__future__":
                 continue
+            if b.name is not None and not (usage.get(b.alias) and usage[b.alias].runtime):
+                continue  # names used only in annotations (P14) or not at all (P3) need nothing along
             mod, name = b.module, b.name
             if mod == MODELS_PKG and name and self.up.has_module(f"{mod}.{name}"):
                 mod, name = f"{mod}.{name}", None
