@@ -144,3 +144,17 @@ def test_import_bindings_and_usage_helpers():
     assert all(isinstance(b, ImportBinding) for b in bs)
     usage = name_usage(tree)
     assert usage["y"].annotation_only and usage["a"].runtime == 1
+
+
+def test_relative_import_inside_plugin_resolving_to_plugin_module_is_fine():
+    assert analyze("from ..ops.fla import ChunkGatedDeltaRule\nChunkGatedDeltaRule\n") == []
+    # but a copied upstream file (origin set) is always flagged: its dots meant vllm's package
+    assert only(analyze("from .utils import maybe_prefix\n", origin="vllm.model_executor.models.x"), "P1")
+
+
+def test_moved_name_among_model_modules_prefers_same_family():
+    code = "from vllm.model_executor.models.utils import get_spec_layer_idx_from_weight_name as g\ng()\n"
+    (f,) = only(analyze(code, origin="vllm.model_executor.models.deepseek_mtp"), "P13")
+    assert f.data["new_module"] == "vllm.model_executor.models.deepseek_v2"
+    (f,) = only(analyze(code, origin="vllm.model_executor.models.other"), "P3")
+    assert "new_module" not in f.data and len(f.data["candidates"]) > 1

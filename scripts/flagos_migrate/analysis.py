@@ -13,6 +13,7 @@ The usage analysis (``import_bindings``, ``name_usage``) is shared with the rewr
 from __future__ import annotations
 
 import ast
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -332,6 +333,7 @@ class _Analyzer:
         self._mro_cache: dict[str, list] = {}
         self._members_cache: dict[str, tuple] = {}
         self._cfg_cache: dict[str, Symbol | None] = {}
+        self._subtrees: dict[int, list] = {}
         # attribute names tested with hasattr(...) anywhere: reads of them are guarded
         self.hasattr_names = {
             n.args[1].value for n in self.nodes
@@ -390,6 +392,9 @@ class _Analyzer:
             return  # one finding per statement, on its first name
         missing: list[str] = []
         exists = bool(self.apis.has_module(b.module))
+        if (not self.ctx.origin_module and b.module.split(".")[0] == PLUGIN and exists
+                and all(n == "*" or self.apis.resolve(b.module, n) is not None for n in names)):
+            return  # a plugin file importing a plugin sibling that exists: fine where it is
         if exists:
             for n in names:
                 if n != "*" and self.apis.resolve(b.module, n) is None:
@@ -494,6 +499,13 @@ class _Analyzer:
             return non_model[0], cands
         if not non_model and len(found) == 1:
             return found[0][0], cands
+        if not non_model:
+            # several model modules: the one of the same model family as this file, if exactly one
+            stem = (self.ctx.origin_module or self.ctx.module).rsplit(".", 1)[-1]
+            scored = sorted(((len(os.path.commonprefix([stem, m.rsplit(".", 1)[-1]])), m) for m in cands),
+                            reverse=True)
+            if scored[0][0] >= 4 and (len(scored) == 1 or scored[1][0] < scored[0][0]):
+                return scored[0][1], cands
         if len(kinds) > 1:
             classes = [m for m, k in found if k == "class" and not m.startswith("vllm.model_executor.models.")]
             if len(classes) == 1:
@@ -648,7 +660,7 @@ class _Analyzer:
                     for sub in ast.walk(t):
                         if isinstance(sub, ast.Name):
                             members.add(sub.id)
-        for sub in ast.walk(node):
+        for sub in self.subtree(node):
             if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id in ("self", "cls"):
                 if isinstance(sub.ctx, ast.Store):
                     members.add(sub.attr)
@@ -957,7 +969,7 @@ class _Analyzer:
             if not any(k == "pinned" or (k == "external" and _normalise_external(o) not in _NO_INIT_BASES)
                        for k, o in lin[1:]):
                 continue  # plain classes and mixins: attributes may come from anywhere
-            for node in ast.walk(cls):
+            for node in self.subtree(cls):
                 if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
                     continue
                 if self.enclosing_class(node) is not cls:
@@ -1018,6 +1030,14 @@ class _Analyzer:
                      fix=(f"use `{kind}.{rename}`" if rename else f"read it with getattr({kind}, {node.attr!r}, "
                           "<default>) or drop the feature"), autofix=bool(rename), data=data)
 
+    def subtree(self, node: ast.AST) -> list[ast.AST]:
+        """All nodes below ``node`` (cached: classes and functions are walked by several checks)."""
+        key = id(node)
+        found = self._subtrees.get(key)
+        if found is None:
+            found = self._subtrees[key] = list(ast.walk(node))
+        return found
+
     def _trusted_config_name(self, node: ast.Name) -> bool:
         """A variable called e.g. ``cache_config`` holds the vLLM config class: every binding of it in the
         enclosing function is a parameter annotated with that class (or unannotated) or ``X.cache_config``."""
@@ -1031,7 +1051,7 @@ class _Analyzer:
                     bound = True
                     if a.annotation is not None and cls_name not in ast.unparse(a.annotation):
                         return False
-            for sub in ast.walk(scope):
+            for sub in self.subtree(scope):
                 if isinstance(sub, (ast.Assign, ast.AnnAssign)):
                     targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
                     if any(isinstance(t, ast.Name) and t.id == node.id for t in targets):
@@ -1184,7 +1204,7 @@ class _Analyzer:
                 attrs = sorted(missing)
                 parent = skipped[0][0].qualname
                 # certain when a reading method runs anyway: the framework's forward, or one this class calls
-                called = {n.func.attr for n in ast.walk(cls) if isinstance(n, ast.Call)
+                called = {n.func.attr for n in self.subtree(cls) if isinstance(n, ast.Call)
                           and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
                           and n.func.value.id == "self"}
                 certain = any(m.split(".")[-1] in called or m.split(".")[-1] == "forward"
