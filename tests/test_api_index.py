@@ -305,3 +305,12 @@ def test_build_script_dry_run_on_a_folder(tmp_path):
         capture_output=True, text=True,
     )
     assert bad.returncode == 2 and "error: source not found" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["__version__ = '0.33.0'", 'version: str = "0.33.0"', "__version__ = version = '0.33.0'"],
+)
+def test_version_of_an_unpacked_package_folder(tmp_path, line):
+    write_tree(tmp_path, {"vllm/__init__.py": "", "vllm/_version.py": f"# generated\n{line}\n"})
+    assert open_source(tmp_path, "vllm").version == "0.33.0"

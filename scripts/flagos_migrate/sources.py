@@ -71,7 +71,10 @@ class SourceTree:
 
 
 _WHEEL_VERSION = re.compile(r"^(?P<name>[A-Za-z0-9_.]+)-(?P<version>[^-]+)-")
-_VERSION_ASSIGN = re.compile(r"""^(?:__version__|version)\s*(?::\s*str\s*)?=\s*['"]([^'"]+)['"]""", re.M)
+# `__version__ = "1.2"`, `version: str = "1.2"`, `__version__ = version = '1.2'` (vcs-versioning)
+_VERSION_ASSIGN = re.compile(
+    r"""^(?:__version__|version)\s*(?::\s*str\s*)?=\s*(?:(?:__version__|version)\s*=\s*)?['"]([^'"]+)['"]""", re.M
+)
 
 
 def open_source(path: str | os.PathLike, package: str) -> SourceTree:
