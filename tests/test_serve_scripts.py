@@ -182,7 +182,8 @@ def test_process_death_fails_with_the_log_tail(run, env):
 
 def test_health_timeout_fails_and_stops_the_server(run, env):
     port = free_port()
-    result = run("serve.sh", "m1", port, "--timeout", "1", extra_env={"VLLM_STUB_STARTUP_DELAY": "60"})
+    # 4 s: enough for the stand-in to be listening (and answering 503) even on a loaded machine
+    result = run("serve.sh", "m1", port, "--timeout", "4", extra_env={"VLLM_STUB_STARTUP_DELAY": "60"})
     assert result.returncode == 1
     assert "did not answer 200" in result.stderr and "last answer: 503" in result.stderr
     [rec] = records(env)
