@@ -802,7 +802,10 @@ class _Analyzer:
                 return None
             lin = self.linearize(("local", cls))
             # local methods are the file's own business; only calls that reach a pinned method are judged
-            if any(e[0] == "local" and func.attr in self.local_members(e[1])[0] for e in lin):
+            key = "lm:" + cls.name
+            if key not in self._members_cache:
+                self._members_cache[key] = set().union(*(self.local_members(e[1])[0] for e in lin if e[0] == "local"))
+            if func.attr in self._members_cache[key]:
                 return None
             return self._method_in(lin, func.attr, f"self.{func.attr}")
         # Base.__init__(self, ...)
@@ -1110,7 +1113,7 @@ class _Analyzer:
                     continue
                 for op in rec.get("ops", ()):
                     plugin_ops.setdefault(op, mod)
-        for node, name in _op_registrations(self.tree):
+        for node, name in _op_registrations(self.tree, self.nodes):
             flags = _context_flags(node, self.parents)
             if flags["guarded"] or flags["conditional"] or flags["function_level"]:
                 continue  # guarded registration: the plugin's way to avoid a duplicate
@@ -1398,10 +1401,10 @@ def render_signature(sig: dict) -> str:
     return "(" + ", ".join(parts) + ")"
 
 
-def _op_registrations(tree: ast.AST) -> list[tuple[ast.AST, str]]:
+def _op_registrations(tree: ast.AST, nodes: list | None = None) -> list[tuple[ast.AST, str]]:
     """(node, op name) of ``CustomOp.register("x")`` / ``direct_register_custom_op(op_name="x")``."""
     out = []
-    for node in ast.walk(tree):
+    for node in nodes if nodes is not None else ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
         func = dotted(node.func) or ""
