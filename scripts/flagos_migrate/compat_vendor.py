@@ -28,12 +28,23 @@ def compat_module_for(upstream_module: str) -> str:
     return f"{COMPAT_PKG}.{rest.replace('.', '_')}"
 
 
+def _plain_targets(target: ast.AST) -> list[str]:
+    """Names an assignment binds (``a``, ``a, b``), not the ones it writes into (``a[k]``, ``a.x``)."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [n for elt in target.elts for n in _plain_targets(elt)]
+    if isinstance(target, ast.Starred):
+        return _plain_targets(target.value)
+    return []
+
+
 def _stmt_names(stmt: ast.stmt) -> list[str]:
     if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return [stmt.name]
     if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
         targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-        return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+        return [n for t in targets for n in _plain_targets(t)]
     if isinstance(stmt, (ast.Try, ast.If)) and not is_type_checking_test(getattr(stmt, "test", None)):
         # ``try: from x import A / except ImportError: A = object``: the whole block defines A
         out: list[str] = []
@@ -44,6 +55,28 @@ def _stmt_names(stmt: ast.stmt) -> list[str]:
                 out += _stmt_names(sub)
         return out
     return []
+
+
+def _mutated(stmt: ast.stmt) -> set[str]:
+    """Top-level names a statement changes in place: ``X[k] = v``, ``X.a = v``, ``X.update(...)``."""
+    out: set[str] = set()
+    for sub in ast.walk(stmt):
+        targets = []
+        if isinstance(sub, ast.Assign):
+            targets = sub.targets
+        elif isinstance(sub, (ast.AugAssign, ast.AnnAssign)):
+            targets = [sub.target]
+        for t in targets:
+            if isinstance(t, (ast.Subscript, ast.Attribute)):
+                base = t.value
+                while isinstance(base, (ast.Subscript, ast.Attribute)):
+                    base = base.value
+                if isinstance(base, ast.Name):
+                    out.add(base.id)
+        if isinstance(sub, ast.Expr) and isinstance(sub.value, ast.Call) and isinstance(sub.value.func, ast.Attribute):
+            if isinstance(sub.value.func.value, ast.Name):
+                out.add(sub.value.func.value.id)
+    return out
 
 
 def _referenced(stmt: ast.stmt) -> set[str]:
@@ -59,6 +92,7 @@ class SliceResult:
     plain_imports: list[str]  # ``import x`` lines
     code: list[str]  # source segments in upstream order
     lines: int
+    future_annotations: bool = False  # upstream defers annotations; the slice must too
 
 
 def slice_definitions(text: str, module: str, wanted: list[str], pinned_has) -> SliceResult | None:
@@ -80,6 +114,12 @@ def slice_definitions(text: str, module: str, wanted: list[str], pinned_has) -> 
                 imports[a.asname or a.name.split(".")[0]] = (a.name if a.asname else a.name.split(".")[0], None)
     if any(w not in defs for w in wanted):
         return None
+    mutators: dict[str, list[ast.stmt]] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for n in _mutated(stmt) - set(_stmt_names(stmt)):
+            mutators.setdefault(n, []).append(stmt)
     chosen: list[ast.stmt] = []
     seen_stmts: set[int] = set()
     need_imports: dict[str, tuple[str, str | None]] = {}
@@ -94,12 +134,12 @@ def slice_definitions(text: str, module: str, wanted: list[str], pinned_has) -> 
             if name not in wanted and pinned_has(module, name):
                 need_imports[name] = (module, name)
                 continue
-            stmt = defs[name]
-            if id(stmt) in seen_stmts:
-                continue
-            seen_stmts.add(id(stmt))
-            chosen.append(stmt)
-            todo.extend(_referenced(stmt))
+            for stmt in [defs[name], *mutators.get(name, [])]:
+                if id(stmt) in seen_stmts:
+                    continue
+                seen_stmts.add(id(stmt))
+                chosen.append(stmt)
+                todo.extend(_referenced(stmt))
         elif name in imports:
             need_imports[name] = imports[name]
     chosen.sort(key=lambda s: s.lineno)
@@ -120,7 +160,9 @@ def slice_definitions(text: str, module: str, wanted: list[str], pinned_has) -> 
             plain.append(f"import {src} as {alias}" if alias != src.split(".")[0] else f"import {src}")
         else:
             from_imports.setdefault(src, []).append(name if alias == name else f"{name} as {alias}")
-    return SliceResult(sorted(seen_names & set(defs)), from_imports, plain, segments, total)
+    future = any(isinstance(s, ast.ImportFrom) and s.module == "__future__"
+                 and any(a.name == "annotations" for a in s.names) for s in tree.body)
+    return SliceResult(sorted(seen_names & set(defs)), from_imports, plain, segments, total, future)
 
 
 def render_compat(upstream_module: str, upstream_version: str, names: list[str], sl: SliceResult) -> str:
@@ -130,7 +172,8 @@ def render_compat(upstream_module: str, upstream_version: str, names: list[str],
         "what they need. Regenerated on every migrate_model.py apply; do not edit by hand.\n"
         '"""\n\n'
     )
-    imports = [f"{line}\n" for line in sl.plain_imports]
+    imports = ["from __future__ import annotations\n\n"] if sl.future_annotations else []
+    imports += [f"{line}\n" for line in sl.plain_imports]
     for mod, ns in sl.imports.items():
         if mod == "__future__":
             continue

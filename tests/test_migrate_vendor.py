@@ -1,0 +1,84 @@
+"""Slices of upstream modules for vllm_fl/compat (P16): exactly what a definition needs, nothing invented."""
+
+from __future__ import annotations
+
+import ast
+
+from flagos_migrate.compat_vendor import compat_module_for, render_compat, slice_definitions
+
+UPSTREAM = '''"""An upstream module."""
+
+from __future__ import annotations
+
+import torch
+
+from vllm.model_executor.layers.activation import SiluAndMul
+from .utils import maybe_prefix
+
+try:
+    from torch._opaque_base import OpaqueBase
+except ImportError:
+    OpaqueBase = object
+
+TABLE = {SiluAndMul: "silu"}
+if torch.cuda.is_available():
+    TABLE[torch.nn.GELU] = "gelu"
+
+
+class Name(OpaqueBase):
+    def me(self) -> Name:
+        return self
+
+
+def helper(x):
+    return TABLE.get(type(x)), maybe_prefix("a", "b")
+
+
+def unrelated():
+    return 1
+
+
+def pinned_too():
+    return 2
+
+
+def uses_pinned():
+    return pinned_too()
+'''
+
+
+def pinned_has(module, name):
+    return name == "pinned_too"
+
+
+def test_slice_takes_definitions_blocks_and_mutations_it_needs():
+    sl = slice_definitions(UPSTREAM, "vllm.model_executor.models.up", ["Name", "helper"], pinned_has)
+    code = "".join(sl.code)
+    assert "except ImportError:\n    OpaqueBase = object" in code  # try-defined base comes along
+    assert 'TABLE[torch.nn.GELU] = "gelu"' in code  # the block that fills TABLE too
+    assert "def unrelated" not in code
+    assert sl.imports == {"vllm.model_executor.layers.activation": ["SiluAndMul"],
+                          "vllm.model_executor.models.utils": ["maybe_prefix"]}
+    assert sl.plain_imports == ["import torch"] and sl.future_annotations
+
+
+def test_names_the_pinned_module_has_are_imported_not_copied():
+    sl = slice_definitions(UPSTREAM, "vllm.x.up", ["uses_pinned"], pinned_has)
+    assert sl.imports == {"vllm.x.up": ["pinned_too"]}
+    assert "def pinned_too" not in "".join(sl.code)
+
+
+def test_rendered_module_is_valid_and_keeps_deferred_annotations():
+    sl = slice_definitions(UPSTREAM, "vllm.model_executor.models.up", ["Name"], pinned_has)
+    text = render_compat("vllm.model_executor.models.up", "0.33.0", ["Name"], sl)
+    tree = ast.parse(text)
+    assert "vllm.model_executor.models.up" in ast.get_docstring(tree)
+    assert isinstance(tree.body[1], ast.ImportFrom) and tree.body[1].module == "__future__"
+    assert 'vllm.model_executor.models.up' in text and '__all__ = [\n    "Name",\n]' in text
+
+
+def test_missing_or_too_large_definitions_are_refused():
+    assert slice_definitions(UPSTREAM, "m", ["nope"], pinned_has) is None
+    big = "def huge():\n" + "    x = 1\n" * 500
+    assert slice_definitions(big, "m", ["huge"], pinned_has) is None
+    assert compat_module_for("vllm.model_executor.models.utils") == "vllm_fl.compat.model_executor_models_utils"
