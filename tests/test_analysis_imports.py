@@ -158,3 +158,9 @@ def test_moved_name_among_model_modules_prefers_same_family():
     assert f.data["new_module"] == "vllm.model_executor.models.deepseek_v2"
     (f,) = only(analyze(code, origin="vllm.model_executor.models.other"), "P3")
     assert "new_module" not in f.data and len(f.data["candidates"]) > 1
+
+
+def test_transformers_name_kept_in_a_sibling_module_is_p13():
+    code = "from transformers.models.llama4.image_processing_llama4 import get_best_fit\nget_best_fit()\n"
+    (f,) = only(analyze(code), "P13")
+    assert f.data["new_module"] == "transformers.models.llama4.image_processing_llama4_fast"

@@ -438,6 +438,13 @@ class _Analyzer:
         if top == PLUGIN:
             self.add("P18", b.node, f"import of {what}: {reason} in the plugin tree", data=data)
             return
+        if top == "transformers" and name:
+            sibling = self._transformers_sibling(b.module, name)
+            if sibling:
+                data.update({"new_module": sibling, "candidates": [sibling]})
+                self.add("P13", b.node, f"import of {what}: {reason} in {pinned}; it is defined in `{sibling}`",
+                         fix=f"from {sibling} import {name}", autofix=True, data=data)
+                return
         if top == "transformers":
             new = TRANSFORMERS_RENAMES.get(name or "")
             if new and self.apis.resolve("transformers", new) is None:
@@ -477,6 +484,18 @@ class _Analyzer:
             fix = "defined in several pinned modules: " + ", ".join(data["candidates"])
         self.add("P3", b.node, f"import of {what}: {reason} in {pinned}" + (" (unused)" if data["unused"] else ""),
                  fix=fix, autofix=data["unused"], data=data)
+
+    def _transformers_sibling(self, module: str, name: str) -> str | None:
+        """The one module of the same transformers model package that defines ``name`` (e.g. a helper
+        that 4.57.6 keeps in ``image_processing_x_fast``); only that package is searched, so it stays cheap."""
+        parts = module.split(".")
+        if len(parts) < 3 or parts[1] != "models" or self.apis.transformers is None:
+            return None
+        prefix = ".".join(parts[:3]) + "."
+        idx = self.apis.transformers
+        found = [m for m in idx.modules.keys() if m.startswith(prefix) and ".modular_" not in m
+                 and name in idx.modules[m]["defs"]]
+        return found[0] if len(found) == 1 else None
 
     def moved_candidates(self, name: str, module: str) -> tuple[str | None, list[str]] | None:
         """(unique target module or None, all candidates) for a name defined elsewhere in pinned vLLM."""

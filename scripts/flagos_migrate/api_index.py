@@ -196,6 +196,8 @@ class ApiIndex:
         module below it (below ``<package>.models`` for the top-level package) exports its ``__all__``."""
         if not hasattr(self, "_dyn_cache"):
             self._dyn_cache: dict[str, dict[str, str]] = {}
+        if module not in self._dyn_cache and isinstance(self.modules[module].get("dynexp"), dict):
+            self._dyn_cache[module] = self.modules[module]["dynexp"]  # precomputed by the builder
         if module not in self._dyn_cache:
             base = f"{module}.models" if module == self.package and f"{module}.models" in self.modules else module
             out: dict[str, str] = {}

@@ -431,10 +431,12 @@ def build_index(source: SourceTree, command: str = "", progress=None) -> dict:
         if rec is None:
             unparsable.append(relpath)
             continue
-        # each record is kept as JSON text so that readers decode only the modules they touch
-        modules[module_name(relpath)] = json.dumps(rec, separators=(",", ":"), sort_keys=True)
+        modules[module_name(relpath)] = rec
         if progress and i % 200 == 0:
             progress(f"indexed {i}/{total} modules")
+    add_dynamic_exports(modules, source.package)
+    # each record is kept as JSON text so that readers decode only the modules they touch
+    modules = {k: json.dumps(v, separators=(",", ":"), sort_keys=True) for k, v in modules.items()}
     return {
         "format": FORMAT,
         "package": source.package,
@@ -446,3 +448,22 @@ def build_index(source: SourceTree, command: str = "", progress=None) -> dict:
         "unparsable": unparsable,
         "modules": modules,
     }
+
+
+def add_dynamic_exports(modules: dict[str, dict], package: str) -> None:
+    """``"dynexp": {name: module}`` on lazy packages whose ``__init__`` calls ``define_import_structure``
+    (transformers): at run time they export the ``__all__`` of every module below them (below
+    ``<package>.models`` for the top-level package). Precomputed so readers need not decode them all.
+    """
+    for name, rec in modules.items():
+        if not (rec.get("lazy") and "define_import_structure" in rec.get("imports", {})):
+            continue
+        base = f"{name}.models" if name == package and f"{name}.models" in modules else name
+        prefix = base + "."
+        out: dict[str, str] = {}
+        below = sorted((m for m in modules if m.startswith(prefix)),
+                       key=lambda m: (m.rsplit(".", 1)[-1].startswith("modular_"), m))
+        for mod in below:
+            for exported in modules[mod].get("all") or ():
+                out.setdefault(exported, mod)
+        rec["dynexp"] = out
