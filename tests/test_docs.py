@@ -334,7 +334,7 @@ def example_outputs(tmp_path_factory):
     validate = subprocess.run([sys.executable, str(SCRIPTS / "validate_migration.py"), str(EXAMPLES / "plugin"),
                                "--all", "--json"], capture_output=True, text=True, timeout=120)
     assert validate.returncode in (0, 1), validate.stderr
-    return {"apply": json.loads(apply.stdout), "validate": json.loads(validate.stdout)}
+    return {"apply": json.loads(apply.stdout), "validate": json.loads(validate.stdout), "plugin": plugin}
 
 
 def has_path(obj, dotted: str) -> bool:
@@ -397,6 +397,33 @@ def test_report_template_fields_are_real(example_outputs):
             code = "\n".join(read(p) for p in sources[src])
             for part in field.replace("[]", "").split("."):
                 assert re.search(rf"[\"']{part}[\"']|\b{part}\b", code), (src, field)
+
+
+RUNNABLE = re.compile(r"scripts/(validate_migration\.py|benchmark\.sh|request\.sh|e2e_eval\.py"
+                      r"|serve\.sh start|e2e_remote_serve\.sh start)\b")
+
+
+def test_procedure_commands_run_on_the_example(example_outputs, tmp_path):
+    """The procedure's commands, placeholders filled for the bundled example, run as written
+    (with --dry-run where they would start vLLM or talk to a server)."""
+    values = {"model_name": "nova_lite", "model_name_lower": "nova_lite", "model_type": "nova_lite",
+              "skill_root": str(ROOT), "plugin_folder": str(example_outputs["plugin"]),
+              "upstream_folder": str(EXAMPLES / "upstream"), "model_path": str(tmp_path / "NovaLite"),
+              "pinned_python": sys.executable}
+    shutil.copy(SCRIPTS / "e2e_config.template.json", tmp_path / "e2e_config.json")
+    env = {**os.environ, "FLAGOS_STATE_DIR": str(tmp_path / "state")}
+    blocks = [body for lang, body in split_fences(read(PROCEDURE))[0] if lang == "bash"]
+    ran = 0
+    for line in (ln for b in blocks for ln in b.splitlines()):
+        if not RUNNABLE.search(line):
+            continue
+        cmd = re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], line.split(" > ")[0])
+        if "validate_migration.py" not in cmd and "--dry-run" not in cmd:
+            cmd += " --dry-run"
+        out = subprocess.run(["bash", "-c", cmd], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, f"{cmd}\n{out.stdout}\n{out.stderr}"
+        ran += 1
+    assert ran >= 7
 
 
 # ---------------------------------------------------------------- links, frontmatter, catalog
