@@ -41,7 +41,7 @@ from .rewrites import (
 from .upstream import CONFIGS_PKG, MODELS_PKG, SHARED_MODEL_MODULES, Upstream, resolve
 
 MAX_PASSES = 10
-MAX_VENDOR_DEPTH = 2
+MAX_VENDOR_DEPTH = 4
 # rules whose findings are problems the migration must leave for a human when they remain
 BUILTINS = frozenset(dir(builtins)) | {"self", "cls", "__class__"}
 
