@@ -172,6 +172,7 @@ class Migration:
         self.bridged: dict[str, str] = {}  # config class name -> plugin config module
         self.units: dict[str, Unit] = {}
         self.compat: dict[str, Vendored] = {}
+        self.compat_units: dict[str, Unit] = {}
         self.vendor_failed: dict[tuple[str, str], str] = {}
         self.notes: list[str] = []
         self._base = plugin_records(plugin)
@@ -297,7 +298,7 @@ class Migration:
         # compat modules last: their final text is the union of every vendored name
         for cmod, v in self.compat.items():
             if v.ok and v.names:
-                unit = self.units.get(cmod) or Unit(cmod, v.upstream_module, "compat", v.text)
+                unit = self.compat_units.get(cmod) or Unit(cmod, v.upstream_module, "compat", v.text)
                 unit.text = v.text
                 unit.rules.add("P16")
                 self.units[cmod] = unit
@@ -478,6 +479,7 @@ class Migration:
             return None
         self.set_overlay(cmod, unit.text)
         self.compat[cmod] = Vendored(dmod, trial, unit.text)
+        self.compat_units[cmod] = unit  # its findings (e.g. call mismatches in bodies) stay visible
         return cmod
 
     # -- results -------------------------------------------------------------------------------
