@@ -524,3 +524,12 @@ def test_pre_commit_hooks_point_at_an_existing_script(tmp_path):
         out = subprocess.run([str(entry), *hook.get("args", [])], cwd=plugin, capture_output=True, text=True,
                              timeout=120)
         assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_procedure_has_the_eleven_steps_each_with_a_progress_marker():
+    text = read(PROCEDURE)
+    numbers = [int(n) for n in re.findall(r"^## Step (\d+):", text, re.M)]
+    assert numbers == list(range(1, 12))
+    for section in re.split(r"^## Step \d+:", text, flags=re.M)[1:]:
+        body = section.split("\n## ")[0]
+        assert "**Tell user**" in body, body.splitlines()[0]
