@@ -46,6 +46,32 @@ def register_model():
 '''
 
 
+# First import errors that no mechanical rewrite may fix: the stacked weight loading that
+# WeightsMapper(orig_to_new_stacked=...) carries (dropping it breaks weight loading, issue #4), and
+# the new fused-MoE construction API (FusedMoEFactory & co. build upstream's MoE subsystem).
+STRUCTURAL = {
+    "stacked weight mapping (P6, never dropped)": ("orig_to_new_stacked",),
+    "new fused-MoE API (P3, a subsystem, not a helper)": ("FusedMoEFactory", "fused_moe_make_expert_params_mapping",
+                                                        "GateLinear"),
+}
+
+
+def structural_breakdown(per_file: dict[str, dict]) -> dict:
+    """How many failed imports each structural blocker explains, and the rate on the other files."""
+    counts = dict.fromkeys(STRUCTURAL, 0)
+    blocked = set()
+    for name, r in per_file.items():
+        err = r.get("import_error", "")
+        for label, needles in STRUCTURAL.items():
+            if r.get("imports") is False and any(n in err for n in needles):
+                counts[label] += 1
+                blocked.add(name)
+    rest = [r for n, r in per_file.items() if n not in blocked]
+    ok = sum(1 for r in rest if r.get("imports"))
+    return {"blocked": counts, "others": len(rest), "others_ok": ok,
+            "others_rate": round(ok / len(rest), 4) if rest else 0.0}
+
+
 def fresh_plugin(dest: Path) -> Path:
     pkg = dest / "vllm_fl"
     (pkg / "models").mkdir(parents=True)
@@ -124,6 +150,7 @@ def main() -> int:
                  "top_errors": Counter(per_file[n].get("import_error", "").split(":")[0] + ": " +
                                        per_file[n].get("import_error", "").split(":", 1)[-1][:90]
                                        for n in mods if not per_file[n].get("imports")).most_common(12)}
+        probe["structural"] = structural_breakdown(per_file)
     secs = [r["seconds"] for r in per_file.values()]
     lefts = [r["left"] for r in per_file.values() if "left" in r]
     summary = {
