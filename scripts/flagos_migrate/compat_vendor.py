@@ -45,10 +45,12 @@ def _stmt_names(stmt: ast.stmt) -> list[str]:
     if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
         targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
         return [n for t in targets for n in _plain_targets(t)]
-    if isinstance(stmt, (ast.Try, ast.If)) and not is_type_checking_test(getattr(stmt, "test", None)):
-        # ``try: from x import A / except ImportError: A = object``: the whole block defines A
+    if isinstance(stmt, (ast.Try, ast.If)):
+        # ``try: from x import A / except ImportError: A = object``: the whole block defines A;
+        # ``if TYPE_CHECKING: import torch / else: torch = LazyLoader(...)``: its else branch does
+        parts = stmt.orelse if is_type_checking_test(getattr(stmt, "test", None)) else [stmt]
         out: list[str] = []
-        for sub in ast.walk(stmt):
+        for sub in (n for part in parts for n in ast.walk(part)):
             if isinstance(sub, (ast.Import, ast.ImportFrom)):
                 out += [a.asname or a.name.split(".")[0] for a in sub.names if a.name != "*"]
             elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)):
@@ -206,6 +208,39 @@ def locate_definition(up: Upstream, module: str, name: str) -> tuple[str, str] |
         if not module.startswith("vllm"):
             return None
     return None
+
+
+def missing_class_attributes(text: str, module: str, apis) -> list[str]:
+    """``Cls.attr`` read at import time (outside functions) where the pinned class lacks ``attr``.
+
+    The analysis judges module attributes; a slice also runs class-level reads such as
+    ``GroupShape.PER_CHANNEL`` when imported, so they decide whether it can be taken."""
+    tree = parse_source(text, module)
+    if tree is None:
+        return []
+    bound: dict[str, tuple[str, str]] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.level:
+            for a in stmt.names:
+                bound[a.asname or a.name] = (stmt.module, a.name)
+    out = []
+    todo = [s for s in tree.body if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue  # bodies run later; decorators and defaults were queued with the parent
+        if isinstance(node, ast.ClassDef):
+            todo.extend(node.decorator_list + node.bases + [s for s in node.body])
+            continue
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in bound:
+            mod, name = bound[node.value.id]
+            sym = apis.resolve(mod, name) if mod.split(".")[0] in ("vllm", "transformers") else None
+            if sym is not None and sym.kind == "class" and apis.class_has_member(sym, node.attr) is False:
+                out.append(f"{name}.{node.attr}")
+        todo.extend(ast.iter_child_nodes(node))
+    return out
 
 
 def slice_ops_clash(text: str, pinned_ops: dict[str, str]) -> list[str]:

@@ -21,6 +21,7 @@ from .compat_vendor import (
     Vendored,
     compat_module_for,
     locate_definition,
+    missing_class_attributes,
     render_compat,
     slice_definitions,
     slice_ops_clash,
@@ -469,6 +470,9 @@ class Migration:
         unit = Unit(cmod, dmod, "compat", text)
         self.migrate_unit(unit, depth + 1)
         errors = [f for f in unit.after if blocks_import(f)]
+        if not errors and (attrs := missing_class_attributes(unit.text, cmod, self.apis)):
+            errors = [Finding("P3", unit.relpath, 1, 0, f"`{attrs[0]}` does not exist in the pinned vLLM "
+                              "and is read at import time")]
         if errors:
             if saved is None:
                 self._overlay.pop(cmod, None)
