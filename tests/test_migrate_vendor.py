@@ -82,3 +82,25 @@ def test_missing_or_too_large_definitions_are_refused():
     big = "def huge():\n" + "    x = 1\n" * 500
     assert slice_definitions(big, "m", ["huge"], pinned_has) is None
     assert compat_module_for("vllm.model_executor.models.utils") == "vllm_fl.compat.model_executor_models_utils"
+
+
+def test_type_checking_else_branch_binds_at_run_time():
+    src = (
+        "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    import torch\nelse:\n"
+        "    torch = LazyLoader('torch')\n\n\ndef f(x):\n    return torch.ones(x)\n"
+    )
+    sl = slice_definitions(src, "vllm.m", ["f"], pinned_has)
+    assert "torch = LazyLoader('torch')" in "".join(sl.code)
+
+
+def test_class_attributes_read_at_import_time_are_checked_against_the_pinned_class():
+    from flagos_migrate.api_index import PinnedApis
+    from flagos_migrate.compat_vendor import missing_class_attributes
+
+    apis = PinnedApis.load("0.13.0")
+    src = (
+        "from vllm.config import CacheConfig\n\n"
+        "FIELD = CacheConfig.block_size\nLATER = CacheConfig.not_there_at_all\n\n\n"
+        "def f():\n    return CacheConfig.also_not_there\n"
+    )
+    assert missing_class_attributes(src, "vllm_fl.compat.x", apis) == ["CacheConfig.not_there_at_all"]
