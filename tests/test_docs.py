@@ -533,3 +533,21 @@ def test_procedure_has_the_eleven_steps_each_with_a_progress_marker():
     for section in re.split(r"^## Step \d+:", text, flags=re.M)[1:]:
         body = section.split("\n## ")[0]
         assert "**Tell user**" in body, body.splitlines()[0]
+
+
+def test_skill_example_1_numbers_are_the_real_ones(example_outputs):
+    """SKILL.md example 1 is the bundled toy model; its numbers must be what apply reports."""
+    m = re.search(r"(\d+) findings the tool fixes \(([^)]*)\), (\d+) left for you", read(SKILL))
+    assert m, "example 1 lost its plan line"
+    claimed = {}
+    for part in m.group(2).split(","):
+        rule, _, times = part.strip().partition(" x")
+        claimed[rule] = int(times or 1)
+    payload = example_outputs["apply"]
+    real = {}
+    for f in payload["will_fix"]:
+        real[f["rule"]] = real.get(f["rule"], 0) + 1
+    assert claimed == real and int(m.group(1)) == len(payload["will_fix"])
+    assert int(m.group(3)) == len(payload["left_for_you"])
+    written = set(re.findall(r"vllm_fl/[\w/]+\.py", read(SKILL).split("**Example 1")[1].split("**Example 2")[0]))
+    assert written == set(payload["written"])
