@@ -223,6 +223,7 @@ class Usage:
     runtime: int = 0
     annotation: int = 0
     lines: list[int] = field(default_factory=list)
+    runtime_lines: list[int] = field(default_factory=list)  # loads outside annotations
 
     @property
     def unused(self) -> bool:
@@ -282,6 +283,7 @@ def name_usage(tree: ast.AST, parents: dict | None = None, nodes: list | None = 
                 u.annotation += 1
             else:
                 u.runtime += 1
+                u.runtime_lines.append(node.lineno)
             u.lines.append(node.lineno)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) in ann:
             for ident in set(_IDENT.findall(node.value)):

@@ -122,26 +122,6 @@ def _hook_methods(tree: ast.Module, missing: set[str], pinned_methods: frozenset
     return out
 
 
-def _runtime_lines(tree: ast.Module, aliases: set[str]) -> dict[str, list[int]]:
-    """Lines where each of ``aliases`` is read outside annotations."""
-    ann: set[int] = set()
-    for node in ast.walk(tree):
-        roots = []
-        if isinstance(node, ast.arg) and node.annotation is not None:
-            roots.append(node.annotation)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns is not None:
-            roots.append(node.returns)
-        elif isinstance(node, ast.AnnAssign):
-            roots.append(node.annotation)
-        for r in roots:
-            ann.update(id(x) for x in ast.walk(r))
-    out: dict[str, list[int]] = {}
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Name) and n.id in aliases and isinstance(n.ctx, ast.Load) and id(n) not in ann:
-            out.setdefault(n.id, []).append(n.lineno)
-    return out
-
-
 IMPORT_RULES = frozenset({"P1", "P2", "P3", "P5", "P13", "P14", "P18", "P20"})
 
 
@@ -414,9 +394,9 @@ class Migration:
                          depth: int) -> None:
         hooks = _hook_methods(tree, set(missing), self._pinned_methods)
         spans = list(hooks.values())
-        runtime = _runtime_lines(tree, set(missing)) if hooks else {}
+        usage = name_usage(tree) if hooks else {}
         for alias, f in missing.items():
-            lines = runtime.get(alias, [])
+            lines = usage[alias].runtime_lines if alias in usage else []
             if lines and hooks and all(any(a <= ln <= b for a, b in spans) for ln in lines):
                 for (cls, meth), (a, b) in hooks.items():
                     if any(a <= ln <= b for ln in lines):
