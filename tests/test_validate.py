@@ -200,3 +200,20 @@ def test_cli_bad_input_exit_2_without_traceback(tmp_path):
     for args in ([str(tmp_path / "nope"), "x"], [str(GOOD_PLUGIN), "x", "--pinned", "0.0.1"], [str(tmp_path), "x"]):
         proc = run_cli(*args)
         assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_cli_file_arguments_relative_to_the_plugin_from_any_directory(tmp_path):
+    # the design card's form: PLUGIN MODEL_FILE CONFIG_FILE INIT_FILE with paths inside the plugin
+    proc = subprocess.run(
+        [sys.executable, str(CLI), str(GOOD_PLUGIN), "vllm_fl/models/qwen3_5.py", "vllm_fl/configs/qwen3_5.py",
+         "vllm_fl/__init__.py", "--json"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    files = json.loads(proc.stdout)["files"]
+    assert any(f.endswith("configs/qwen3_5.py") for f in files) and any(f.endswith("__init__.py") for f in files)
+    missing = subprocess.run(
+        [sys.executable, str(CLI), str(GOOD_PLUGIN), "qwen3_5", "vllm_fl/configs/nope.py"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert missing.returncode == 2 and "config file not found: vllm_fl/configs/nope.py" in missing.stderr

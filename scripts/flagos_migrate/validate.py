@@ -35,10 +35,7 @@ def resolve_model_file(tree: PluginTree, model: str) -> Path:
     """A path, or a bare model name meaning vllm_fl/models/NAME.py."""
     p = Path(model).expanduser()
     if p.suffix == ".py" or "/" in model or p.exists():
-        if not p.exists() and not p.is_absolute():
-            alt = tree.root / model
-            if alt.exists():
-                p = alt
+        p = _in_cwd_or_plugin(tree, model)
         if not p.exists():
             raise UsageError(f"model file not found: {model}",
                              hint="pass a path to the model file or a model name (vllm_fl/models/NAME.py)")
@@ -52,8 +49,16 @@ def resolve_model_file(tree: PluginTree, model: str) -> Path:
     return cand
 
 
-def _existing_file(path: str, what: str) -> Path:
+def _in_cwd_or_plugin(tree: PluginTree, path: str) -> Path:
+    """A relative path is taken from the working directory, else from the plugin checkout."""
     p = Path(path).expanduser()
+    if not p.exists() and not p.is_absolute() and (tree.root / p).exists():
+        return tree.root / p
+    return p
+
+
+def _existing_file(tree: PluginTree, path: str, what: str) -> Path:
+    p = _in_cwd_or_plugin(tree, path)
     if not p.is_file():
         raise UsageError(f"{what} not found: {path}", hint=f"pass an existing {what} or leave it out")
     return p
@@ -226,7 +231,7 @@ def validate(plugin: str, model: str | None = None, config: str | None = None, i
     _PLUGIN_FILES.clear()
     _PLUGIN_FILES.update({tree.module_of(p): p for p in tree.python_files()})
     apis = base_apis.with_package(tree.index())
-    init_path = _existing_file(init, "__init__ file") if init else tree.init_file
+    init_path = _existing_file(tree, init, "__init__ file") if init else tree.init_file
     reg = parse_registrations(init_path)
     report = Report(pinned=pinned, plugin=str(tree.root))
 
@@ -241,7 +246,7 @@ def validate(plugin: str, model: str | None = None, config: str | None = None, i
             raise UsageError("give a MODEL_FILE (path or model name) or --all")
         files = [resolve_model_file(tree, model)]
         if config:
-            files.append(_existing_file(config, "config file"))
+            files.append(_existing_file(tree, config, "config file"))
         only = {module_for(tree, files[0])}
 
     for path in files:
