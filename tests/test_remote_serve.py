@@ -16,7 +16,8 @@ from flagos_migrate.cli import UsageError
 from flagos_migrate.remote_config import load_config, validate_gt_machine, validate_model_name
 from flagos_migrate.remote_gt import start_call
 
-from tests.sshd_fixture import free_port, keygen, sshd_unavailable, start_sshd
+from tests.proc_helpers import alive, free_port
+from tests.sshd_fixture import keygen, sshd_unavailable, start_sshd
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "e2e_remote_serve.sh"
@@ -26,12 +27,6 @@ SKIP_REASON = sshd_unavailable()
 needs_sshd = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
 
 
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")

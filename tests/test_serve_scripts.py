@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.vllm_openai_server import start_server
+from tests.proc_helpers import alive, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
@@ -22,18 +23,8 @@ FAKE_BIN = ROOT / "tests" / "fakes" / "bin"
 SHELL_SCRIPTS = ["serve.sh", "benchmark.sh", "request.sh", "e2e_remote_serve.sh", "lib/common.sh"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture
