@@ -118,26 +118,22 @@ sys.exit(1)
 PY
 }
 
-# Process identity: the start time (clock ticks since boot) does not change across exec and
-# differs for a reused PID, so PID + start time names one process.
-fm_proc_starttime() {
-    local stat rest
+# Field N of /proc/PID/stat, counted after "(comm) " (state=1, pgrp=3, starttime=20): comm may
+# hold spaces and parentheses, so split only what follows its last ")".
+fm_proc_stat_field() {
+    local stat rest n=$2
     stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
     rest=${stat##*) }
-    # fields after "(comm) ": state=1 ... pgrp=3 ... starttime=20
     # shellcheck disable=SC2086
     set -- $rest
-    printf '%s' "${20}"
+    printf '%s' "${!n}"
 }
 
-fm_proc_pgid() {
-    local stat rest
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    rest=${stat##*) }
-    # shellcheck disable=SC2086
-    set -- $rest
-    printf '%s' "$3"
-}
+# Process identity: the start time (clock ticks since boot) does not change across exec and
+# differs for a reused PID, so PID + start time names one process.
+fm_proc_starttime() { fm_proc_stat_field "$1" 20; }
+
+fm_proc_pgid() { fm_proc_stat_field "$1" 3; }
 
 fm_pid_alive() {  # alive and not a zombie
     local stat rest
