@@ -119,7 +119,8 @@ def main() -> int:
             write_prepared(p, ns)
             left = [f for f in p.migration.left() if f.is_issue]
             per_file[name] = {"left": len(left), "fixed": len(p.migration.fixed()),
-                              "modules": len(p.outputs), "rules_left": sorted({f.rule for f in left})}
+                              "modules": len(p.outputs), "rules_left": sorted({f.rule for f in left}),
+                              "left_findings": [f"{f.rule} {f.file}:{f.line} {f.message}"[:160] for f in left]}
             rules_left.update(f.rule for f in left)
         except UsageError as exc:
             per_file[name] = {"error": exc.message}

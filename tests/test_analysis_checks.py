@@ -16,6 +16,9 @@ def test_unknown_kwarg_on_pinned_class_is_p6_not_safe_to_drop():
     assert f.data["kwarg"] == "orig_to_new_stacked" and f.data["safe_drop"] is False
     assert f.data["callee"] == "vllm.model_executor.models.utils.WeightsMapper"
     assert f.data["import_time"] is True  # a module-level call: the import itself fails
+    # never dropped: the migration brings the back-port that accepts it (P22), and says so
+    assert f.data["backport"] == "vllm_fl.compat.stacked_weights" and f.autofix
+    assert "vllm_fl.compat.stacked_weights" in f.fix
 
 
 def test_accepted_kwargs_and_star_kwargs_are_clean():

@@ -297,6 +297,16 @@ def test_rule_ids_in_docs_exist():
     assert {"P8", "P11", "P12"} <= seen  # the manual rules the procedure must explain
 
 
+def test_rule_ranges_in_docs_and_help_end_at_the_last_rule():
+    """"rules P1-P21" in a doc or a --help goes stale when a rule is added; the test says where."""
+    last = max(int(r[1:]) for r in BY_ID)
+    texts = {doc.name: read(doc) for doc in DOCS}
+    texts["validate_migration.py --help"] = help_text("validate_migration.py")
+    for name, text in texts.items():
+        for end in re.findall(r"\bP1\s*(?:-|\.\.|–)\s*P(\d+)\b", text):
+            assert int(end) == last, f"{name} says P1-P{end}; the catalog ends at P{last}"
+
+
 def test_every_left_for_you_rule_has_guidance():
     """Rules apply cannot always fix (partial/manual) each get a row in procedure step 5."""
     text = read(PROCEDURE)

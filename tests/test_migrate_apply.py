@@ -11,6 +11,7 @@ from pathlib import Path
 
 import migrate_model
 import pytest
+from flagos_migrate import backports
 from flagos_migrate.analysis import AnalysisContext, analyze_source
 from flagos_migrate.api_index import PinnedApis
 from flagos_migrate.cli import UsageError
@@ -73,9 +74,11 @@ def test_plan_splits_fixed_and_left_and_writes_nothing(capsys, plugin):
     fixed_rules = {f["rule"] for f in plan["will_fix"]}
     assert {"P1", "P3", "P4", "P5", "P6", "P9", "P13", "P14", "P17"} <= fixed_rules
     applied = {r for f in plan["files"] for r in f["rules"]}
-    assert {"P1", "P2", "P3", "P4", "P5", "P6", "P9", "P13", "P14", "P16", "P17"} <= applied
+    assert {"P1", "P2", "P3", "P4", "P5", "P6", "P9", "P13", "P14", "P16", "P17", "P22"} <= applied
     left = [f for f in plan["left_for_you"] if f["severity"] == "error"]
-    assert [(f["rule"], f["data"]["kwarg"]) for f in left] == [("P6", "orig_to_new_stacked")]
+    assert [(f["rule"], f["data"]["kwarg"]) for f in left] == [("P6", "weight_offset")]
+    assert list(plan["backports"]) == ["vllm_fl.compat.stacked_weights"]
+    assert ("vllm_fl/compat/stacked_weights.py", "backport") in {(f["path"], f["role"]) for f in plan["files"]}
     assert plan["closure"] == ["vllm.model_executor.models.mini_base"]
     assert plan["config_bridges"] == ["vllm_fl.configs.mini <- vllm.transformers_utils.configs.mini"]
     assert plan["compat"] == {"vllm_fl.compat.model_executor_models_utils": ["scaled_sum"]}
@@ -84,7 +87,7 @@ def test_plan_splits_fixed_and_left_and_writes_nothing(capsys, plugin):
 
 def test_apply_writes_migrated_files_registration_and_provenance(capsys, plugin):
     code, out, _ = cli(capsys, "apply", "mini", *common(plugin))
-    assert code == 1 and "left for you (1)" in out and "orig_to_new_stacked" in out
+    assert code == 1 and "left for you (1)" in out and "weight_offset" in out
     pkg = plugin / "vllm_fl"
     model = (pkg / "models" / "mini.py").read_text()
     assert "from ." not in model and "_mark_language_model" not in model
@@ -92,6 +95,9 @@ def test_apply_writes_migrated_files_registration_and_provenance(capsys, plugin)
     assert "from vllm_fl.configs.mini import MiniConfig" in model
     assert "from vllm_fl.compat.model_executor_models_utils import scaled_sum" in model
     assert "from vllm.attention.layer import Attention" in model
+    # the stacked mapper is kept and comes from the back-port (P22), written once into compat/
+    assert "orig_to_new_stacked" in model and "from vllm_fl.compat.stacked_weights import WeightsMapper" in model
+    assert (pkg / "compat" / "stacked_weights.py").read_text() == backports.STACKED_WEIGHTS.text()
     assert "get_mamba_state_copy_func" not in model and "MambaStateCopyFuncCalculator" not in model
     assert "EncoderCudaGraphConfig" not in model  # unused and missing: removed
     assert "if TYPE_CHECKING:\n    from vllm.v1.worker.encoder_cudagraph_defs import EncoderItemSpec" in model
@@ -115,19 +121,22 @@ def test_apply_writes_migrated_files_registration_and_provenance(capsys, plugin)
     record = json.loads((pkg / "models" / ".migration" / "mini.json").read_text())
     assert record["pinned_vllm"] == "0.13.0" and record["upstream"]["version"] == "0.33.0"
     assert set(record["files"]) == {"vllm_fl/models/mini.py", "vllm_fl/models/mini_base.py",
-                                    "vllm_fl/configs/mini.py", "vllm_fl/compat/model_executor_models_utils.py"}
+                                    "vllm_fl/configs/mini.py", "vllm_fl/compat/model_executor_models_utils.py",
+                                    "vllm_fl/compat/stacked_weights.py"}
     assert "P13" in record["files"]["vllm_fl/models/mini.py"]["rules"]
+    assert record["files"]["vllm_fl/compat/stacked_weights.py"]["role"] == "backport"
 
 
 def test_written_files_pass_the_validator_analysis_except_what_is_left(capsys, plugin):
     cli(capsys, "apply", "mini", *common(plugin))
     tree = PluginTree(plugin)
     apis = PinnedApis.load("0.13.0").with_package(tree.index())
-    for rel in ("models/mini.py", "models/mini_base.py", "configs/mini.py", "compat/model_executor_models_utils.py"):
+    for rel in ("models/mini.py", "models/mini_base.py", "configs/mini.py", "compat/model_executor_models_utils.py",
+                "compat/stacked_weights.py"):
         path = tree.package_dir / rel
         ctx = AnalysisContext(apis, tree.module_of(path), str(path))
         errors = [f for f in analyze_source(path.read_text(), ctx) if f.is_issue]
-        expected = [("P6", "orig_to_new_stacked")] if rel == "models/mini.py" else []
+        expected = [("P6", "weight_offset")] if rel == "models/mini.py" else []
         assert [(f.rule, f.data.get("kwarg")) for f in errors] == expected, rel
 
 

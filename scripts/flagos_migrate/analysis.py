@@ -18,6 +18,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 
+from . import backports
 from .api_index import PinnedApis, Symbol, _normalise_external, external_members
 from .findings import Finding
 from .index_builder import custom_op_names, dotted, resolve_relative, signature_of
@@ -967,11 +968,16 @@ class _Analyzer:
             if k.arg is None or k.arg in accepted or sig.get("kw"):
                 continue
             safe = _safe_drop(shown, k.arg)
+            bp = backports.for_keyword(shown, k.arg)
+            if bp is not None:
+                fix = (f"`migrate_model.py apply` installs the back-port {bp.module} (P22: {bp.what}) and "
+                       "imports the class from there")
+            else:
+                fix = f"drop `{k.arg}=` (an optional refinement)" if safe else f"adapt the call; pinned signature: {shown}{rendered}"
             self.add("P6", k.value, f"`{shown}()` does not accept keyword `{k.arg}` on the pinned version",
                      line=getattr(k, "lineno", call.lineno), col=getattr(k, "col_offset", call.col_offset),
-                     fix=(f"drop `{k.arg}=` (an optional refinement)" if safe else
-                          f"adapt the call; pinned signature: {shown}{rendered}"),
-                     autofix=safe, data={**base, "kwarg": k.arg, "safe_drop": safe})
+                     fix=fix, autofix=safe or bp is not None,
+                     data={**base, "kwarg": k.arg, "safe_drop": safe, **({"backport": bp.module} if bp else {})})
         if star or kwstar:
             return
         if sig.get("dc"):

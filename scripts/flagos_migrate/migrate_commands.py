@@ -23,7 +23,7 @@ from .registration_edit import plan_registration
 from .upstream import Upstream, check_model_name, open_upstream, read_hf_config, resolve
 
 PACKAGE_DOCS = {
-    "vllm_fl/compat/__init__.py": '"""Upstream vLLM helpers vendored by model-migrate-flagos (rule P16)."""\n',
+    "vllm_fl/compat/__init__.py": '"""Upstream vLLM helpers vendored (rule P16) and back-ports (rule P22) by model-migrate-flagos."""\n',
     "vllm_fl/configs/__init__.py": '"""Config bridges for model types the pinned transformers lacks."""\n',
     "vllm_fl/models/__init__.py": '"""Models migrated from upstream vLLM."""\n',
 }

@@ -14,6 +14,7 @@ import builtins
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from . import backports
 from .analysis import AnalysisContext, analyze_source, import_bindings, name_usage
 from .api_index import ApiIndex, PinnedApis
 from .compat_vendor import (
@@ -155,6 +156,7 @@ class Migration:
         self.compat: dict[str, Vendored] = {}
         self.compat_units: dict[str, Unit] = {}
         self.vendor_failed: dict[tuple[str, str], str] = {}
+        self.backports: list[backports.Backport] = []
         self.notes: list[str] = []
         self._base = plugin_records(plugin)
         self._overlay: dict[str, dict] = {}
@@ -274,8 +276,13 @@ class Migration:
 
     def run(self) -> Migration:
         self.discover()
+        self.backports = self._needed_backports()
+        for bp in self.backports:
+            self.set_overlay(bp.module, bp.text())  # the migrated files resolve the shadowed names there
         for unit in list(self.units.values()):
             self.migrate_unit(unit)
+        for bp in self.backports:
+            self.units[bp.module] = Unit(bp.module, None, "backport", bp.text(), bp.text(), {"P22"})
         # compat modules last: their final text is the union of every vendored name
         for cmod, v in self.compat.items():
             if v.ok and v.names:
@@ -284,6 +291,20 @@ class Migration:
                 unit.rules.add("P16")
                 self.units[cmod] = unit
         return self
+
+    def _needed_backports(self) -> list[backports.Backport]:
+        """Back-ports some unit calls for, unless the pinned class already takes the keyword."""
+        trees = [t for u in self.units.values() if (t := parse_source(u.upstream_text, u.relpath)) is not None]
+        out = []
+        for bp in backports.needed(trees):
+            shadowed = bp.shadowed()
+            for cls, kw in bp.keywords:
+                sym = self.apis.resolve(shadowed[cls], cls)
+                sig = self.apis.callable_signature(sym) if sym is not None else None
+                if sig is None or kw not in set(sig.get("p", ())) | set(sig.get("k", ())):
+                    out.append(bp)
+                    break
+        return out
 
     def migrate_unit(self, unit: Unit, depth: int = 0) -> None:
         ctx = AnalysisContext(self.ctx_apis(), unit.module, unit.relpath, unit.origin)
@@ -311,6 +332,16 @@ class Migration:
             return edits
         aliases = {(b.line, b.name): b for b in import_bindings(tree, unit.origin or unit.module)}
         runtime_missing: dict[str, Finding] = {}
+        for bp in self.backports:
+            # every import of a shadowed name, used with the new keywords or not: mappers and loaders
+            # of the migrated files must come in pairs
+            shadowed = bp.shadowed()
+            for b in aliases.values():
+                if b.name in shadowed and b.module == shadowed[b.name] and not b.type_checking:
+                    edits.imports[(b.line, b.name)] = ImportAction("P22", "repoint", bp.module)
+                    unit.synthetic.append(Finding(
+                        "P22", unit.relpath, b.line, 0, f"`{b.name}` comes from the back-port {bp.module} "
+                        f"({bp.what})", autofix=True, data={"name": b.name, "backport": bp.module}))
         for f in findings:
             d = f.data
             if f.rule == "P1":
@@ -500,6 +531,7 @@ class Migration:
             "closure": sorted(u.origin for u in self.units.values() if u.role == "closure"),
             "config_bridges": sorted(f"{u.module} <- {u.origin}" for u in self.units.values() if u.role == "config"),
             "compat": {m: sorted(v.names) for m, v in sorted(self.compat.items())},
+            "backports": {bp.module: bp.what for bp in self.backports},
             "not_vendored": {f"{m}:{n}": why for (m, n), why in sorted(self.vendor_failed.items())},
         }
 

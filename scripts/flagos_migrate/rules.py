@@ -189,6 +189,22 @@ CATALOG: tuple[Rule, ...] = (
         "with gpu_sync_allowed():\n    n = int(mask.sum())",
         "n = int(mask.sum())",
     ),
+    Rule(
+        "P22", "backport", "Back-ports of upstream behaviour the pinned vLLM lacks", "auto", "error",
+        "Some upstream APIs change how vLLM itself behaves rather than add a helper: "
+        "`WeightsMapper(orig_to_new_stacked=...)` renames `q_proj`/`k_proj`/`v_proj` (and `gate_proj`/`up_proj`) "
+        "checkpoint tensors to the fused parameter and relies on upstream's loader to pass each tensor's shard id "
+        "to the parameter's `weight_loader`. vLLM 0.13.0 rejects the keyword, and its `AutoWeightsLoader` passes "
+        "no shard id; dropping the keyword would load q, k and v into the whole fused weight.",
+        "A back-port written for the pinned vLLM (subclasses of its `WeightsMapper` and `AutoWeightsLoader`; "
+        "untagged tensors load exactly as before) is installed once as `vllm_fl/compat/stacked_weights.py`, and "
+        "every migrated file's imports of `WeightsMapper` and `AutoWeightsLoader` are re-pointed there, so mappers "
+        "and loaders always come in pairs. Loaders outside the plugin (a pinned parent class's `load_weights`) "
+        "still ignore shard ids: check the weights load when the mapper reaches one.",
+        "from .utils import AutoWeightsLoader, WeightsMapper, maybe_prefix",
+        "from vllm.model_executor.models.utils import maybe_prefix\n"
+        "from vllm_fl.compat.stacked_weights import AutoWeightsLoader, WeightsMapper",
+    ),
 )
 
 BY_ID: dict[str, Rule] = {r.id: r for r in CATALOG}

@@ -1,0 +1,84 @@
+"""Hand-written back-ports of upstream APIs that cannot be vendored (rule P22).
+
+Some upstream APIs are not a helper to copy (P16) but a change in how the pinned vLLM itself
+behaves: upstream's ``WeightsMapper(orig_to_new_stacked=...)`` only works because upstream's
+loader passes shard ids on. Each back-port here is a small module in ``backport_sources/``,
+written for the pinned vLLM and tested against it, that ``migrate_model.py apply`` installs into
+``vllm_fl/compat/`` once a migrated file needs it; the migrated files' imports of the names it
+shadows are then re-pointed there. The table is data: the analysis (finding hints), the plan
+and the rewrite all read it.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+SOURCES = Path(__file__).resolve().parent / "backport_sources"
+
+
+@dataclass(frozen=True)
+class Backport:
+    source: str  # file name in backport_sources/
+    module: str  # where it lives in the plugin
+    shadows: tuple[tuple[str, str], ...]  # (name, pinned module it extends), re-pointed together
+    keywords: tuple[tuple[str, str], ...]  # (class, keyword) the pinned class rejects, the back-port takes
+    what: str  # one line for plans and hints
+
+    def shadowed(self) -> dict[str, str]:
+        return dict(self.shadows)
+
+    def text(self) -> str:
+        return _source_text(self.source)
+
+
+STACKED_WEIGHTS = Backport(
+    "stacked_weights.py",
+    "vllm_fl.compat.stacked_weights",
+    (("WeightsMapper", "vllm.model_executor.models.utils"),
+     ("AutoWeightsLoader", "vllm.model_executor.models.utils")),
+    (("WeightsMapper", "orig_to_new_stacked"), ("WeightsMapper", "orig_to_new_regex")),
+    "stacked weight mapping: WeightsMapper(orig_to_new_stacked=...) and a loader that passes shard ids",
+)
+
+BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS,)
+
+
+@lru_cache(maxsize=None)
+def _source_text(name: str) -> str:
+    return (SOURCES / name).read_text("utf-8")
+
+
+def for_keyword(callee: str, keyword: str) -> Backport | None:
+    """The back-port that makes ``callee(keyword=...)`` work (``callee`` as the analysis shows it)."""
+    last = callee.rsplit(".", 1)[-1]
+    if last == "__init__" and "." in callee:
+        last = callee.rsplit(".", 2)[-2]
+    for bp in BACKPORTS:
+        if (last, keyword) in bp.keywords:
+            return bp
+    return None
+
+
+def _called_name(call: ast.Call) -> str | None:
+    if isinstance(call.func, ast.Name):
+        return call.func.id
+    if isinstance(call.func, ast.Attribute):
+        return call.func.attr
+    return None
+
+
+def needed(trees: Iterable[ast.Module]) -> list[Backport]:
+    """Back-ports whose keywords some call in these modules passes."""
+    wanted: set[str] = set()
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and (name := _called_name(node)):
+                for kw in node.keywords:
+                    bp = for_keyword(name, kw.arg) if kw.arg else None
+                    if bp is not None:
+                        wanted.add(bp.module)
+    return [bp for bp in BACKPORTS if bp.module in wanted]

@@ -1,0 +1,140 @@
+"""The stacked-weights back-port (P22): its table entry, and its behaviour on the real vLLM 0.13.0.
+
+The runtime half builds real 0.13.0 layers on CPU (QKVParallelLinear, MergedColumnParallelLinear,
+RowParallelLinear) in the venv named by $MMF_PINNED_VENV and loads checkpoint-shaped tensors
+through the back-ported mapper and loader; it skips without that venv.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from flagos_migrate import backports
+from flagos_migrate.api_index import PinnedApis
+from flagos_migrate.import_probe import python_of
+
+BP = backports.STACKED_WEIGHTS
+
+
+def _source_tree() -> ast.Module:
+    return ast.parse(BP.text())
+
+
+def test_the_backport_defines_what_it_shadows_and_takes_its_keywords():
+    tree = _source_tree()
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    assert set(BP.shadowed()) <= set(classes)
+    for cls, kw in BP.keywords:
+        fields = {s.target.id for s in classes[cls].body if isinstance(s, ast.AnnAssign)}
+        assert kw in fields, (cls, kw)
+    # it extends the pinned classes it shadows (isinstance keeps working), never replaces them
+    for name, module in BP.shadowed().items():
+        bases = [ast.unparse(b) for b in classes[name].bases]
+        assert bases == [f"_Pinned{name}"]
+        assert f"from {module} import {name} as _Pinned{name}" in BP.text()
+
+
+def test_the_pinned_classes_reject_the_keywords_so_the_backport_is_needed():
+    apis = PinnedApis.load("0.13.0")
+    for cls, kw in BP.keywords:
+        sym = apis.resolve(BP.shadowed()[cls], cls)
+        sig = apis.callable_signature(sym)
+        assert kw not in set(sig["p"]) | set(sig["k"])
+
+
+@pytest.mark.parametrize("callee", ["WeightsMapper", "vllm.model_executor.models.utils.WeightsMapper",
+                                    "vllm.model_executor.models.utils.WeightsMapper.__init__"])
+def test_for_keyword_matches_the_ways_the_analysis_shows_a_callee(callee):
+    assert backports.for_keyword(callee, "orig_to_new_stacked") is BP
+    assert backports.for_keyword(callee, "orig_to_new_prefix") is None
+    assert backports.for_keyword("OtherMapper", "orig_to_new_stacked") is None
+
+
+def test_needed_scans_calls_in_any_module():
+    uses = ast.parse("m = utils.WeightsMapper(orig_to_new_regex={})\n")
+    plain = ast.parse("m = WeightsMapper(orig_to_new_prefix={})\nloader = AutoWeightsLoader(self)\n")
+    assert backports.needed([plain]) == []
+    assert backports.needed([plain, uses]) == [BP]
+
+
+RUNTIME = textwrap.dedent('''
+    import socket, sys
+    sys.path.insert(0, sys.argv[1])
+    import torch
+    from vllm.config import DeviceConfig, VllmConfig, set_current_vllm_config
+    CONFIG = set_current_vllm_config(VllmConfig(device_config=DeviceConfig(device="cpu")))
+    CONFIG.__enter__()  # kept referenced: the context ends when the generator is collected
+    from vllm.distributed import init_distributed_environment, initialize_model_parallel
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    init_distributed_environment(world_size=1, rank=0, local_rank=0,
+                                 distributed_init_method=f"tcp://127.0.0.1:{port}", backend="gloo")
+    initialize_model_parallel(1, 1)
+    from vllm.model_executor.layers.linear import (MergedColumnParallelLinear, QKVParallelLinear,
+                                                   RowParallelLinear)
+    from vllm.model_executor.models import utils as pinned
+    import stacked_weights as sw
+
+    STACKED = {".q_proj": (".qkv_proj", "q"), ".k_proj": (".qkv_proj", "k"), ".v_proj": (".qkv_proj", "v"),
+               ".gate_proj": (".gate_up_proj", 0), ".up_proj": (".gate_up_proj", 1),
+               ".tied_proj": (".gate_up_proj", [0, 1])}
+
+    class Layer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv_proj = QKVParallelLinear(8, 4, 2, 1, bias=False)   # q 8 rows, k 4, v 4
+            self.gate_up_proj = MergedColumnParallelLinear(8, [6, 6], bias=False)
+            self.o_proj = RowParallelLinear(8, 8, bias=False)
+
+    class Model(torch.nn.Module):
+        mapper = sw.WeightsMapper(orig_to_new_stacked=STACKED, orig_to_new_prefix={"model.": ""},
+                                  orig_to_new_substr={".dropped.": None})
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.ModuleList([Layer(), Layer()])
+        def load_weights(self, weights):
+            return sw.AutoWeightsLoader(self).load_weights(weights, mapper=self.mapper)
+
+    torch.manual_seed(0)
+    t = {n: torch.randn(r, 8) for n, r in [("q", 8), ("k", 4), ("v", 4), ("g", 6), ("u", 6), ("o", 8)]}
+    m = Model()
+    ckpt = [("model.layers.0.self_attn.q_proj.weight", t["q"]), ("model.layers.0.self_attn.k_proj.weight", t["k"]),
+            ("model.layers.0.self_attn.v_proj.weight", t["v"]), ("model.layers.0.mlp.gate_proj.weight", t["g"]),
+            ("model.layers.0.mlp.up_proj.weight", t["u"]), ("model.layers.0.o_proj.weight", t["o"]),
+            ("model.layers.1.mlp.tied_proj.weight", t["g"]), ("model.layers.1.x.dropped.weight", t["o"])]
+    ckpt = [(n.replace(".self_attn", "").replace(".mlp", ""), w) for n, w in ckpt]
+    loaded = m.load_weights(ckpt)
+    l0, l1 = m.layers
+    print("loaded", sorted(loaded))
+    print("qkv", torch.equal(l0.qkv_proj.weight, torch.cat([t["q"], t["k"], t["v"]])))
+    print("gate_up", torch.equal(l0.gate_up_proj.weight, torch.cat([t["g"], t["u"]])))
+    print("untagged", torch.equal(l0.o_proj.weight, t["o"]))
+    print("list", torch.equal(l1.gate_up_proj.weight, torch.cat([t["g"], t["g"]])))
+    left = pinned.WeightsMapper(orig_to_new_prefix={"a.": "b."}) | Model.mapper
+    print("ror", type(left) is sw.WeightsMapper and left.orig_to_new_stacked == STACKED
+          and left.orig_to_new_prefix["a."] == "b.")
+    print("dict", Model.mapper.apply_dict({"model.layers.0.q_proj": 1, "x.dropped.y": 2})
+          == {"layers.0.qkv_proj": 1})
+    print("isinstance", isinstance(Model.mapper, pinned.WeightsMapper))
+''')
+
+
+@pytest.mark.slow
+def test_stacked_loading_on_the_real_pinned_vllm(tmp_path: Path):
+    venv = os.environ.get("MMF_PINNED_VENV")
+    if not venv:
+        pytest.skip("MMF_PINNED_VENV (a venv with the real vLLM 0.13.0) is not set")
+    script = tmp_path / "run.py"
+    script.write_text(RUNTIME)
+    proc = subprocess.run([python_of(venv), str(script), str(backports.SOURCES)], capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    assert lines["loaded"] == str(sorted(["layers.0.qkv_proj.weight", "layers.0.gate_up_proj.weight",
+                                          "layers.0.o_proj.weight", "layers.1.gate_up_proj.weight"]))
+    for check in ("qkv", "gate_up", "untagged", "list", "ror", "dict", "isinstance"):
+        assert lines[check] == "True", check
