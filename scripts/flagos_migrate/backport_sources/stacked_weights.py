@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 import torch
-
 from vllm.model_executor.models.utils import AutoWeightsLoader as _PinnedAutoWeightsLoader
 from vllm.model_executor.models.utils import WeightsMapper as _PinnedWeightsMapper
 
