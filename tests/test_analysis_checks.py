@@ -350,3 +350,43 @@ def test_clean_code_has_no_p19():
             return 2
     """
     assert only(analyze(code), "P19") == []
+
+
+def test_is_encoder_is_safe_to_drop_only_next_to_enable_if():
+    code = """
+    from vllm.compilation.decorators import support_torch_compile
+    from vllm.model_executor.models.vision import should_torch_compile_mm_vit
+
+    @support_torch_compile(dynamic_arg_dims={"x": 0}, enable_if=should_torch_compile_mm_vit, is_encoder=True)
+    class Gated:
+        pass
+
+    @support_torch_compile(dynamic_arg_dims={"x": 0}, is_encoder=True)
+    class Ungated:
+        pass
+    """
+    gated, ungated = only(analyze(code), "P6")
+    assert (gated.data["kwarg"], gated.data["safe_drop"], gated.autofix) == ("is_encoder", True, True)
+    assert (ungated.data["kwarg"], ungated.data["safe_drop"], ungated.autofix) == ("is_encoder", False, False)
+
+
+def test_split_pooling_types_become_the_pinned_keyword_when_only_one_is_set():
+    code = """
+    from vllm.model_executor.models.interfaces_base import default_pooling_type
+
+    @default_pooling_type(seq_pooling_type="CLS")
+    class Seq:
+        pass
+
+    @default_pooling_type(tok_pooling_type="ALL")
+    class Tok:
+        pass
+
+    @default_pooling_type(seq_pooling_type="CLS", tok_pooling_type="ALL")
+    class Both:
+        pass
+    """
+    found = only(analyze(code), "P6")
+    renames = [(f.data["kwarg"], f.data.get("rename_to"), f.autofix) for f in found]
+    assert renames == [("seq_pooling_type", "pooling_type", True), ("tok_pooling_type", "pooling_type", True),
+                       ("seq_pooling_type", None, False), ("tok_pooling_type", None, False)]

@@ -104,6 +104,7 @@ def test_apply_writes_migrated_files_registration_and_provenance(capsys, plugin)
     assert 'def describe(self, spec: "EncoderItemSpec") -> str:' in model
     assert "def forward(self, x: torch.Tensor) -> torch.Tensor:" in model
     assert "cache_config.enable_prefix_caching" in model and "disable_tp" not in model
+    assert '@default_pooling_type(pooling_type="CLS")\nclass MiniForEmbedding' in model  # the pinned keyword
     # the vendored helper is the real definition with what it needs, never a stub
     compat = (pkg / "compat" / "model_executor_models_utils.py").read_text()
     tree = ast.parse(compat)

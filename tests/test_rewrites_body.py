@@ -107,3 +107,11 @@ def test_debug_context_manager_unwrapped_everywhere():
     assert "    n = int(mask.sum())  # sync\n    return n\n" in out and "    return x.item()\n" in out
     assert Edits(unwrap_calls={"gpu_sync_allowed": "P21"}).rules() == {"P21"}
     ast.parse(out)
+
+
+def test_kwarg_rename_keeps_value_and_formatting():
+    src = '@default_pooling_type(seq_pooling_type="CLS")  # sequence models\nclass A:\n    pass\n'
+    out = apply_edits(src, Edits(rename_kwargs={(1, "seq_pooling_type", "pooling_type"): "P6"}))
+    assert out == '@default_pooling_type(pooling_type="CLS")  # sequence models\nclass A:\n    pass\n'
+    assert apply_edits(src, Edits(rename_kwargs={(2, "seq_pooling_type", "pooling_type"): "P6"})) == src
+    assert Edits(rename_kwargs={(1, "a", "b"): "P6"}).rules() == {"P6"}

@@ -50,6 +50,21 @@ SAFE_DROP_KWARGS: dict[tuple[str, str], bool] = {
     ("Attention", "attn_type"): False,
 }
 SAFE_DROP_KWARG_NAMES = frozenset({"disable_tp", "return_bias", "prefix_separator"})
+# Safe only next to another keyword: (callee, kwarg) -> keyword the same call must pass.
+# ``is_encoder`` tags a multimodal encoder for upstream's compile cache; with ``enable_if`` (the
+# pinned ``should_torch_compile_mm_vit`` check) the pinned decorator compiles it exactly when
+# upstream would, which is how the pinned vLLM's own vision blocks are decorated.
+SAFE_DROP_WITH: dict[tuple[str, str], str] = {
+    ("support_torch_compile", "is_encoder"): "enable_if",
+}
+# Keywords that the pinned signature spells differently: (callee, kwarg) -> (pinned keyword, keywords
+# that must not be passed too). Upstream split ``default_pooling_type(pooling_type)`` into a
+# sequence and a token pooling type; the pinned one type is the one a model sets (bert: "CLS" for
+# sequence models, "ALL" for token classification), and a call setting both stays a finding.
+KWARG_RENAMES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
+    ("default_pooling_type", "seq_pooling_type"): ("pooling_type", frozenset({"tok_pooling_type"})),
+    ("default_pooling_type", "tok_pooling_type"): ("pooling_type", frozenset({"seq_pooling_type"})),
+}
 
 # variable names that hold vLLM config objects -> the class that defines them in vllm.config
 CONFIG_CLASSES = {
@@ -967,17 +982,23 @@ class _Analyzer:
         for k in call.keywords:
             if k.arg is None or k.arg in accepted or sig.get("kw"):
                 continue
-            safe = _safe_drop(shown, k.arg)
+            safe = _safe_drop(shown, k.arg, kw_names)
             bp = backports.for_keyword(shown, k.arg)
+            rename = _kwarg_rename(shown, k.arg, kw_names, accepted)
+            extra: dict = {}
             if bp is not None:
                 fix = (f"`migrate_model.py apply` installs the back-port {bp.module} (P22: {bp.what}) and "
                        "imports the class from there")
+                extra["backport"] = bp.module
+            elif rename is not None:
+                fix = f"the pinned keyword is `{rename}=`: `{k.arg}=` becomes `{rename}=`"
+                extra["rename_to"] = rename
             else:
                 fix = f"drop `{k.arg}=` (an optional refinement)" if safe else f"adapt the call; pinned signature: {shown}{rendered}"
             self.add("P6", k.value, f"`{shown}()` does not accept keyword `{k.arg}` on the pinned version",
                      line=getattr(k, "lineno", call.lineno), col=getattr(k, "col_offset", call.col_offset),
-                     fix=fix, autofix=safe or bp is not None,
-                     data={**base, "kwarg": k.arg, "safe_drop": safe, **({"backport": bp.module} if bp else {})})
+                     fix=fix, autofix=safe or bool(extra),
+                     data={**base, "kwarg": k.arg, "safe_drop": safe, **extra})
         if star or kwstar:
             return
         if sig.get("dc"):
@@ -1399,12 +1420,30 @@ def _harmless(decorator: str) -> bool:
     return decorator.rsplit(".", 1)[-1] in _HARMLESS_DECORATORS
 
 
-def _safe_drop(callee: str, kwarg: str) -> bool:
-    last = callee.split(".")[-1] if not callee.endswith("__init__") else callee.split(".")[-2]
+def _callee_name(callee: str) -> str:
+    return callee.split(".")[-1] if not callee.endswith("__init__") else callee.split(".")[-2]
+
+
+def _safe_drop(callee: str, kwarg: str, passed: list[str] = ()) -> bool:
+    last = _callee_name(callee)
     for (name, kw), safe in SAFE_DROP_KWARGS.items():
-        if kw == kwarg and (last == name or callee.endswith("." + name)):
+        if kw == kwarg and last == name:
             return safe
+    needs = SAFE_DROP_WITH.get((last, kwarg))
+    if needs is not None:
+        return needs in passed
     return kwarg in SAFE_DROP_KWARG_NAMES
+
+
+def _kwarg_rename(callee: str, kwarg: str, passed: list[str], accepted: set[str]) -> str | None:
+    """The pinned spelling of ``kwarg`` when the table has one and the call allows it."""
+    entry = KWARG_RENAMES.get((_callee_name(callee), kwarg))
+    if entry is None:
+        return None
+    new, exclusive = entry
+    if new not in accepted or new in passed or exclusive & set(passed):
+        return None
+    return new
 
 
 def render_signature(sig: dict) -> str:

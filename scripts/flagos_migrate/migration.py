@@ -363,6 +363,8 @@ class Migration:
                 edits.unwrap[f.line] = "P4"
             elif f.rule == "P6" and d.get("safe_drop") and d.get("kwarg"):
                 edits.drop_kwargs[(f.line, d["kwarg"])] = "P6"
+            elif f.rule == "P6" and d.get("rename_to") and d.get("kwarg"):
+                edits.rename_kwargs[(f.line, d["kwarg"], d["rename_to"])] = "P6"
             elif f.rule == "P9" and d.get("attr") in ATTR_RENAMES:
                 edits.attr_renames[d["attr"]] = "P9"
         if findings is unit.before:

@@ -34,16 +34,18 @@ class Edits:
     unwrap: dict[int, str] = field(default_factory=dict)  # line of ``with`` -> rule
     unwrap_calls: dict[str, str] = field(default_factory=dict)  # local name of a P21 context manager -> rule
     drop_kwargs: dict[tuple[int, str], str] = field(default_factory=dict)  # (call line, kwarg) -> rule
+    rename_kwargs: dict[tuple[int, str, str], str] = field(default_factory=dict)  # (line, old, new) -> rule
     attr_renames: dict[str, str] = field(default_factory=dict)  # attr -> rule (table in ATTR_RENAMES)
     remove_methods: dict[tuple[str, str], str] = field(default_factory=dict)  # (class, method) -> rule
 
     def __bool__(self) -> bool:
-        return bool(self.imports or self.unwrap or self.unwrap_calls or self.drop_kwargs or self.attr_renames
-                    or self.remove_methods)
+        return bool(self.imports or self.unwrap or self.unwrap_calls or self.drop_kwargs or self.rename_kwargs
+                    or self.attr_renames or self.remove_methods)
 
     def rules(self) -> set[str]:
         out = {a.rule for a in self.imports.values()}
-        for table in (self.unwrap, self.unwrap_calls, self.drop_kwargs, self.attr_renames, self.remove_methods):
+        for table in (self.unwrap, self.unwrap_calls, self.drop_kwargs, self.rename_kwargs, self.attr_renames,
+                      self.remove_methods):
             out.update(table.values())
         return out
 
@@ -438,30 +440,35 @@ def mark_context_lines(module: cst.Module) -> dict[int, str]:
     return found
 
 
-# -- P6: drop keyword arguments -------------------------------------------------------------------
+# -- P6: drop or rename keyword arguments ---------------------------------------------------------
 
 
 class _KwargDropper(cst.CSTTransformer):
     METADATA_DEPENDENCIES = (PositionProvider,)
 
-    def __init__(self, drops: set[tuple[int, str]]):
+    def __init__(self, drops: set[tuple[int, str]], renames: dict[tuple[int, str], str] | None = None):
         self.drops = drops
+        self.kw_renames = renames or {}
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
-        if not self.drops:
+        if not self.drops and not self.kw_renames:
             return updated
         start = self.get_metadata(PositionProvider, original).start.line
         drop_idx = set()
+        new_args = list(updated.args)
         for i, arg in enumerate(original.args):
             if arg.keyword is None:
                 continue
             # the analysis points at the keyword's value (or the call) depending on the Python version
             line = self.get_metadata(PositionProvider, arg.value).start.line
-            if (line, arg.keyword.value) in self.drops or (start, arg.keyword.value) in self.drops:
+            keys = ((line, arg.keyword.value), (start, arg.keyword.value))
+            if any(k in self.drops for k in keys):
                 drop_idx.add(i)
+            elif (new := next((self.kw_renames[k] for k in keys if k in self.kw_renames), None)) is not None:
+                new_args[i] = new_args[i].with_changes(keyword=cst.Name(new))
         if not drop_idx:
-            return updated
-        args = [a for i, a in enumerate(updated.args) if i not in drop_idx]
+            return updated.with_changes(args=new_args)
+        args = [a for i, a in enumerate(new_args) if i not in drop_idx]
         if len(args) == len(updated.args):
             return updated
         if args and updated.args[-1].comma is cst.MaybeSentinel.DEFAULT:
@@ -541,12 +548,13 @@ class _LineEdits(_ImportRewriter, _Unwrapper, _KwargDropper):
         self.lines_unwrap = set(edits.unwrap)
         self.plain_unwrap = frozenset(edits.unwrap_calls)
         self.drops = set(edits.drop_kwargs)
+        self.kw_renames = {(line, old): new for line, old, new in edits.rename_kwargs}
 
 
 def apply_edits(text: str, edits: Edits) -> str:
     """One pass of every rewrite; the caller re-analyses and repeats until nothing changes."""
     module = parse(text)
-    if edits.imports or edits.unwrap or edits.unwrap_calls or edits.drop_kwargs:
+    if edits.imports or edits.unwrap or edits.unwrap_calls or edits.drop_kwargs or edits.rename_kwargs:
         line_edits = _LineEdits(edits)
         module = MetadataWrapper(module, unsafe_skip_copy=True).visit(line_edits)
         if line_edits.renames:

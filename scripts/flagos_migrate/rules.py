@@ -79,9 +79,12 @@ CATALOG: tuple[Rule, ...] = (
     Rule(
         "P6", "unknown-kwarg", "Keyword arguments the pinned signature rejects", "partial", "error",
         "A call passes a keyword that the pinned function or class does not accept: TypeError at run time.",
-        "Dropped only where the safe-drop table says the keyword is an optional refinement; otherwise left for "
-        "you. `WeightsMapper(orig_to_new_stacked=...)` is never dropped silently: it carries the qkv/gate_up "
-        "weight stacking, and without it weight loading breaks.",
+        "Dropped only where the safe-drop table says the keyword is an optional refinement, some only next to "
+        "another keyword (`support_torch_compile(is_encoder=True)` when the call also passes `enable_if=`, as the "
+        "pinned vLLM decorates its own vision blocks); renamed where the pinned signature spells it differently "
+        "(`default_pooling_type(seq_pooling_type=\"CLS\")` becomes `pooling_type=\"CLS\"`; a call passing both "
+        "pooling types is left); otherwise left for you. `WeightsMapper(orig_to_new_stacked=...)` is never "
+        "dropped: it carries the qkv/gate_up weight stacking, and P22 brings a back-port that keeps it.",
     ),
     Rule(
         "P7", "call-arity", "Calls with too many positional or missing required arguments", "manual", "error",
