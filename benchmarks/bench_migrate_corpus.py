@@ -120,7 +120,8 @@ def main() -> int:
             left = [f for f in p.migration.left() if f.is_issue]
             per_file[name] = {"left": len(left), "fixed": len(p.migration.fixed()),
                               "modules": len(p.outputs), "rules_left": sorted({f.rule for f in left}),
-                              "left_findings": [f"{f.rule} {f.file}:{f.line} {f.message}"[:160] for f in left]}
+                              "left_findings": [f"{f.rule} {f.file}:{f.line} {f.message}"[:160] for f in left],
+                              "left_at_import": sum(1 for f in left if f.data.get("import_time") is True)}
             rules_left.update(f.rule for f in left)
         except UsageError as exc:
             per_file[name] = {"error": exc.message}

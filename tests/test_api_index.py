@@ -314,3 +314,14 @@ def test_build_script_dry_run_on_a_folder(tmp_path):
 def test_version_of_an_unpacked_package_folder(tmp_path, line):
     write_tree(tmp_path, {"vllm/__init__.py": "", "vllm/_version.py": f"# generated\n{line}\n"})
     assert open_source(tmp_path, "vllm").version == "0.33.0"
+
+
+def test_namedtuple_based_classes_are_fully_known(pinned):
+    """GroupShape derives from a NamedTuple: its members are known, so a read of an upstream-only
+    member (``GroupShape.PER_CHANNEL``) is a definite miss, not "maybe from an unknown base"."""
+    gs = pinned.resolve("vllm.model_executor.layers.quantization.utils.quant_utils", "GroupShape")
+    assert pinned.mro(gs)[1] == ["typing.NamedTuple"]
+    assert pinned.class_has_member(gs, "PER_CHANNEL") is False
+    assert pinned.class_has_member(gs, "PER_TOKEN") is True  # a ClassVar of the pinned class
+    assert pinned.class_has_member(gs, "row") is True  # a field of its NamedTuple base
+    assert pinned.class_has_member(gs, "_replace") is True  # what every NamedTuple has

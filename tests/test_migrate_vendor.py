@@ -104,3 +104,31 @@ def test_class_attributes_read_at_import_time_are_checked_against_the_pinned_cla
         "def f():\n    return CacheConfig.also_not_there\n"
     )
     assert missing_class_attributes(src, "vllm_fl.compat.x", apis) == ["CacheConfig.not_there_at_all"]
+
+
+def test_class_reads_follow_local_subclasses_to_their_pinned_bases():
+    """``Qwen3Model.hf_to_vllm_mapper`` where the local Qwen3Model inherits it from upstream's Qwen2Model:
+    the pinned Qwen2Model lacks it, so upstream's qwen2 must come along (the closure decision)."""
+    import textwrap
+
+    from flagos_migrate.api_index import PinnedApis
+    from flagos_migrate.compat_vendor import import_time_class_reads
+
+    apis = PinnedApis.load("0.13.0")
+    src = textwrap.dedent("""
+        from .qwen2 import Qwen2Model
+
+        class Qwen3Model(Qwen2Model):
+            own = 1
+
+        class Head(Qwen3Model):
+            mapper = Qwen3Model.hf_to_vllm_mapper
+            loader = Qwen3Model.load_weights  # the pinned Qwen2Model has this one
+            mine = Qwen3Model.own
+
+        def later():
+            return Qwen2Model.not_read_at_import
+        """)
+    origin = "vllm.model_executor.models.qwen3"
+    reads = import_time_class_reads(src, origin, apis, origin)
+    assert reads == [("vllm.model_executor.models.qwen2", "Qwen2Model", "hf_to_vllm_mapper")]

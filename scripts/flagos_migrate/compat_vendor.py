@@ -210,19 +210,48 @@ def locate_definition(up: Upstream, module: str, name: str) -> tuple[str, str] |
     return None
 
 
-def missing_class_attributes(text: str, module: str, apis) -> list[str]:
+def missing_class_attributes(text: str, module: str, apis, origin: str | None = None) -> list[str]:
     """``Cls.attr`` read at import time (outside functions) where the pinned class lacks ``attr``.
 
     The analysis judges module attributes; a slice also runs class-level reads such as
     ``GroupShape.PER_CHANNEL`` when imported, so they decide whether it can be taken."""
+    return [f"{name}.{attr}" for _, name, attr in import_time_class_reads(text, module, apis, origin)]
+
+
+def import_time_class_reads(text: str, module: str, apis, origin: str | None = None) -> list[tuple[str, str, str]]:
+    """(module, class, attr) of the reads ``missing_class_attributes`` reports; relative imports
+    resolve against ``origin`` (the upstream module an unmigrated text comes from)."""
     tree = parse_source(text, module)
     if tree is None:
         return []
     bound: dict[str, tuple[str, str]] = {}
     for stmt in tree.body:
-        if isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.level:
+        if isinstance(stmt, ast.ImportFrom) and (stmt.module or stmt.level):
+            src = resolve_relative(origin or module, False, stmt.level, stmt.module) if stmt.level else stmt.module
             for a in stmt.names:
-                bound[a.asname or a.name] = (stmt.module, a.name)
+                bound[a.asname or a.name] = (src, a.name)
+    # local classes: a read of ``Local.attr`` that Local's body does not assign is answered by its
+    # imported bases (``class Qwen3Model(Qwen2Model)`` then ``Qwen3Model.hf_to_vllm_mapper``)
+    local: dict[str, tuple[set[str], list[str]]] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ClassDef):
+            own = {n for s in stmt.body for n in _stmt_names(s)}
+            local[stmt.name] = (own, [b.id for b in stmt.bases if isinstance(b, ast.Name)])
+
+    def lacking(cls_name: str, attr: str, depth: int = 0) -> list[tuple[str, str, str]]:
+        if cls_name in bound:
+            mod, name = bound[cls_name]
+            sym = apis.resolve(mod, name) if mod.split(".")[0] in ("vllm", "transformers") else None
+            if sym is not None and sym.kind == "class" and apis.class_has_member(sym, attr) is False:
+                return [(mod, name, attr)]
+            return []
+        if cls_name not in local or attr in local[cls_name][0] or depth > 8:
+            return []
+        bases = local[cls_name][1]
+        found = [lacking(b, attr, depth + 1) for b in bases]
+        # missing only when no base has it; blame the imported bases that lack it
+        return [x for f in found for x in f] if bases and all(found) else []
+
     out = []
     todo = [s for s in tree.body if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))]
     while todo:
@@ -234,11 +263,8 @@ def missing_class_attributes(text: str, module: str, apis) -> list[str]:
             continue
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in bound:
-            mod, name = bound[node.value.id]
-            sym = apis.resolve(mod, name) if mod.split(".")[0] in ("vllm", "transformers") else None
-            if sym is not None and sym.kind == "class" and apis.class_has_member(sym, node.attr) is False:
-                out.append(f"{name}.{node.attr}")
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and isinstance(node.ctx, ast.Load):
+            out.extend(lacking(node.value.id, node.attr))
         todo.extend(ast.iter_child_nodes(node))
     return out
 

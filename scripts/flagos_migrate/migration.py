@@ -21,6 +21,7 @@ from .compat_vendor import (
     COMPAT_PKG,
     Vendored,
     compat_module_for,
+    import_time_class_reads,
     locate_definition,
     missing_class_attributes,
     render_compat,
@@ -237,6 +238,8 @@ class Migration:
                     cfg = self._bridge(name)
                     if cfg:
                         out.append((cfg, "config"))
+        # ``Parent.hf_to_vllm_mapper | ...`` in a class body: upstream's Parent has it, the pinned one not
+        lacking = {m for m, _, _ in import_time_class_reads(text, origin, self.apis, origin)}
         for mod, names in wanted.items():
             short = mod[len(MODELS_PKG) + 1 :]
             if "." in short or short in SHARED_MODEL_MODULES:
@@ -249,7 +252,8 @@ class Migration:
             if held:
                 self.redirects[mod] = plugin_mod  # the plugin's own migration of it wins
                 continue
-            pinned_ok = bool(self.apis.has_module(mod)) and all(self.apis.resolve(mod, n) for n in names)
+            pinned_ok = (bool(self.apis.has_module(mod)) and all(self.apis.resolve(mod, n) for n in names)
+                         and mod not in lacking)
             if pinned_ok or not self.up.has_module(mod):
                 continue
             self.redirects[mod] = plugin_mod
