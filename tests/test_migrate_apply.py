@@ -81,7 +81,8 @@ def test_plan_splits_fixed_and_left_and_writes_nothing(capsys, plugin):
     assert ("vllm_fl/compat/stacked_weights.py", "backport") in {(f["path"], f["role"]) for f in plan["files"]}
     assert plan["closure"] == ["vllm.model_executor.models.mini_base"]
     assert plan["config_bridges"] == ["vllm_fl.configs.mini <- vllm.transformers_utils.configs.mini"]
-    assert plan["compat"] == {"vllm_fl.compat.model_executor_models_utils": ["scaled_sum"]}
+    # a pinned function with another signature: upstream's definition comes along for the call
+    assert plan["compat"] == {"vllm_fl.compat.model_executor_models_utils": ["extract_layer_index", "scaled_sum"]}
     assert "MiniLMHeadModel -> vllm_fl.models.mini:MiniForCausalLM" in plan["registration"]["add"]
 
 
@@ -93,7 +94,7 @@ def test_apply_writes_migrated_files_registration_and_provenance(capsys, plugin)
     assert "from ." not in model and "_mark_language_model" not in model
     assert "from vllm_fl.models.mini_base import MiniBlock  # the block lives in a sibling module" in model
     assert "from vllm_fl.configs.mini import MiniConfig" in model
-    assert "from vllm_fl.compat.model_executor_models_utils import scaled_sum" in model
+    assert "from vllm_fl.compat.model_executor_models_utils import extract_layer_index, scaled_sum" in model
     assert "from vllm.attention.layer import Attention" in model
     # the stacked mapper is kept and comes from the back-port (P22), written once into compat/
     assert "orig_to_new_stacked" in model and "from vllm_fl.compat.stacked_weights import WeightsMapper" in model
@@ -109,7 +110,7 @@ def test_apply_writes_migrated_files_registration_and_provenance(capsys, plugin)
     compat = (pkg / "compat" / "model_executor_models_utils.py").read_text()
     tree = ast.parse(compat)
     defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    assert defined == {"scaled_sum", "_double"} and "_SCALE = 2.0" in compat
+    assert defined == {"scaled_sum", "_double", "extract_layer_index"} and "_SCALE = 2.0" in compat
     assert "vllm.model_executor.models.utils" in compat.split('"""')[1]  # provenance header
     bridge = (pkg / "configs" / "mini.py").read_text()
     assert "class MiniConfig(PretrainedConfig):" in bridge and 'model_type = "mini"' in bridge

@@ -369,6 +369,8 @@ class Migration:
                 edits.drop_kwargs[(f.line, d["kwarg"])] = "P6"
             elif f.rule == "P6" and d.get("rename_to") and d.get("kwarg"):
                 edits.rename_kwargs[(f.line, d["kwarg"], d["rename_to"])] = "P6"
+            elif f.rule in ("P6", "P7") and d.get("callee") and not d.get("backport") and not d.get("safe_drop"):
+                self._vendor_changed_function(d["callee"], aliases.values(), edits, depth)
             elif f.rule == "P9" and d.get("attr") in ATTR_RENAMES:
                 edits.attr_renames[d["attr"]] = "P9"
         if findings is unit.before:
@@ -376,6 +378,21 @@ class Migration:
         if runtime_missing:
             self._hooks_or_vendor(unit, tree, runtime_missing, edits, depth)
         return edits
+
+    def _vendor_changed_function(self, callee: str, bindings, edits: Edits, depth: int) -> None:
+        """A module-level vLLM function whose pinned signature rejects upstream's call: upstream's own
+        definition, vendored (P16), is the one the call was written for. Classes are never swapped this
+        way (their identity matters to isinstance checks and registries)."""
+        last = callee.rsplit(".", 1)[-1]
+        for b in bindings:
+            if b.name != last or b.type_checking or (b.line, b.name) in edits.imports:
+                continue
+            sym = self.apis.resolve(b.module, b.name)
+            if sym is None or sym.kind != "function" or sym.qualname != callee:
+                continue
+            target = self.vendor(b.module, b.name, depth)
+            if target:
+                edits.imports[(b.line, b.name)] = ImportAction("P16", "repoint", target)
 
     def _relative(self, edits: Edits, f: Finding) -> None:
         absm, names = f.data["absolute"], f.data.get("names") or []

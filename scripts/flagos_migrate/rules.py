@@ -155,7 +155,9 @@ CATALOG: tuple[Rule, ...] = (
     Rule(
         "P16", "vendored-api", "Upstream helpers vendored into vllm_fl/compat", "auto", "error",
         "An upstream helper that the pinned vLLM lacks, but whose own code only needs what the pinned version "
-        "has, can be brought along instead of rewritten.",
+        "has, can be brought along instead of rewritten. The same holds for a module-level function that the "
+        "pinned vLLM has with another signature (`async_tensor_h2d(data, device, dtype=...)`): the upstream "
+        "caller was written for upstream's definition.",
         "The definition is copied once into `vllm_fl/compat/<upstream module>.py` with provenance and the import "
         "is re-pointed there. Never a placeholder stub: a name that cannot be resolved stays a finding.",
     ),
