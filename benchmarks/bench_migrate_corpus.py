@@ -46,13 +46,14 @@ def register_model():
 '''
 
 
-# First import errors that no mechanical rewrite may fix: the stacked weight loading that
-# WeightsMapper(orig_to_new_stacked=...) carries (dropping it breaks weight loading, issue #4), and
-# the new fused-MoE construction API (FusedMoEFactory & co. build upstream's MoE subsystem).
+# First import errors that no mechanical rewrite fixes: the new fused-MoE construction API
+# (FusedMoEFactory & co. build upstream's MoE subsystem, which the pinned FusedMoE does not mirror),
+# and config/processor classes that exist only in transformers 5 (no source for a bridge in upstream vLLM).
 STRUCTURAL = {
-    "stacked weight mapping (P6, never dropped)": ("orig_to_new_stacked",),
     "new fused-MoE API (P3, a subsystem, not a helper)": ("FusedMoEFactory", "fused_moe_make_expert_params_mapping",
                                                         "GateLinear"),
+    "transformers-5-only class (P5, the agent writes the bridge)": ("from 'transformers'",
+                                                                    "No module named 'transformers."),
 }
 
 
