@@ -261,3 +261,17 @@ def test_verify_imports_with_the_pinned_vllm(capsys, plugin):
     assert code == 1
     assert "ok      vllm_fl.models.mini_base" in out and "ok      vllm_fl.configs.mini" in out
     assert "FAILED  vllm_fl.models.mini: TypeError" in out and "(likely P6)" in out
+
+
+def test_only_plain_upstream_helpers_replace_a_pinned_function(plugin):
+    """Upstream's definition replaces a pinned function of another signature only when it is a plain
+    helper: decorator factories and functions that set attributes on their arguments talk to the
+    pinned framework, which reads other attributes."""
+    up = Upstream(open_upstream(str(UPSTREAM)))
+    m = Migration("mini", up, PluginTree(plugin), PinnedApis.load("0.13.0"))
+    utils = "vllm.model_executor.models.utils"
+    assert m._plain_upstream_helper(utils, "extract_layer_index") is True
+    assert m._plain_upstream_helper(utils, "scaled_sum") is True
+    assert m._plain_upstream_helper(utils, "tag_model") is False
+    assert m._plain_upstream_helper(utils, "tagged") is False
+    assert m._plain_upstream_helper(utils, "not_defined_upstream") is False

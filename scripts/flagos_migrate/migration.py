@@ -370,7 +370,7 @@ class Migration:
             elif f.rule == "P6" and d.get("rename_to") and d.get("kwarg"):
                 edits.rename_kwargs[(f.line, d["kwarg"], d["rename_to"])] = "P6"
             elif f.rule in ("P6", "P7") and d.get("callee") and not d.get("backport") and not d.get("safe_drop"):
-                self._vendor_changed_function(d["callee"], aliases.values(), edits, depth)
+                self._vendor_changed_function(d["callee"], aliases.values(), tree, edits, depth)
             elif f.rule == "P9" and d.get("attr") in ATTR_RENAMES:
                 edits.attr_renames[d["attr"]] = "P9"
         if findings is unit.before:
@@ -379,20 +379,49 @@ class Migration:
             self._hooks_or_vendor(unit, tree, runtime_missing, edits, depth)
         return edits
 
-    def _vendor_changed_function(self, callee: str, bindings, edits: Edits, depth: int) -> None:
+    def _vendor_changed_function(self, callee: str, bindings, tree: ast.Module, edits: Edits, depth: int) -> None:
         """A module-level vLLM function whose pinned signature rejects upstream's call: upstream's own
-        definition, vendored (P16), is the one the call was written for. Classes are never swapped this
-        way (their identity matters to isinstance checks and registries)."""
+        definition, vendored (P16), is the one the call was written for. Only plain helpers: classes
+        keep their identity (isinstance, registries), and decorators or functions that set attributes
+        on what they are given talk to the pinned framework, which would not read upstream's attributes
+        (``default_pooling_type`` upstream sets ``default_seq_pooling_type``; 0.13.0 reads another)."""
         last = callee.rsplit(".", 1)[-1]
+        decorators = {n.id for d in ast.walk(tree) for dec in getattr(d, "decorator_list", ())
+                      for n in ast.walk(dec) if isinstance(n, ast.Name)}
         for b in bindings:
-            if b.name != last or b.type_checking or (b.line, b.name) in edits.imports:
+            if b.name != last or b.type_checking or (b.line, b.name) in edits.imports or b.alias in decorators:
                 continue
             sym = self.apis.resolve(b.module, b.name)
             if sym is None or sym.kind != "function" or sym.qualname != callee:
                 continue
+            if not self._plain_upstream_helper(b.module, b.name):
+                continue
             target = self.vendor(b.module, b.name, depth)
             if target:
                 edits.imports[(b.line, b.name)] = ImportAction("P16", "repoint", target)
+
+    def _plain_upstream_helper(self, module: str, name: str) -> bool:
+        """Upstream's ``name`` is a function that neither builds functions (decorators, closures) nor
+        writes attributes of its parameters."""
+        loc = locate_definition(self.up, module, name)
+        tree = parse_source(self.up.text(loc[0]) or "", loc[0]) if loc else None
+        fn = next((s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
+                   and s.name == loc[1]), None) if tree else None
+        if fn is None:
+            return False
+        params = {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)}
+        for node in ast.walk(fn):
+            if node is not fn and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                return False
+            targets = node.targets if isinstance(node, ast.Assign) else (
+                [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else [])
+            for tgt in targets:
+                if isinstance(tgt, ast.Attribute) and isinstance(tgt.value, ast.Name) and tgt.value.id in params:
+                    return False
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr"
+                    and node.args and isinstance(node.args[0], ast.Name) and node.args[0].id in params):
+                return False
+        return True
 
     def _relative(self, edits: Edits, f: Finding) -> None:
         absm, names = f.data["absolute"], f.data.get("names") or []

@@ -157,7 +157,8 @@ CATALOG: tuple[Rule, ...] = (
         "An upstream helper that the pinned vLLM lacks, but whose own code only needs what the pinned version "
         "has, can be brought along instead of rewritten. The same holds for a module-level function that the "
         "pinned vLLM has with another signature (`async_tensor_h2d(data, device, dtype=...)`): the upstream "
-        "caller was written for upstream's definition.",
+        "caller was written for upstream's definition. Only plain helpers are swapped that way: never classes, "
+        "decorators, or functions that set attributes on their arguments (the pinned framework reads its own).",
         "The definition is copied once into `vllm_fl/compat/<upstream module>.py` with provenance and the import "
         "is re-pointed there. Never a placeholder stub: a name that cannot be resolved stays a finding.",
     ),
