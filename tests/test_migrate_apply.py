@@ -275,3 +275,15 @@ def test_only_plain_upstream_helpers_replace_a_pinned_function(plugin):
     assert m._plain_upstream_helper(utils, "tag_model") is False
     assert m._plain_upstream_helper(utils, "tagged") is False
     assert m._plain_upstream_helper(utils, "not_defined_upstream") is False
+
+
+def test_a_class_attribute_only_upstream_has_brings_its_module_along(capsys, plugin):
+    """``Qwen2VLMultiModalDataParser.embedding_fields`` is read in a class body; the pinned class lacks
+    it, so upstream's module comes along and the absolute import is re-pointed to the plugin's copy."""
+    code, out, _ = cli(capsys, "plan", "omni", *common(plugin, "--json"))
+    plan = json.loads(out)
+    assert code == 0 and plan["closure"] == ["vllm.model_executor.models.qwen2_vl"]
+    cli(capsys, "apply", "omni", *common(plugin))
+    model = (plugin / "vllm_fl" / "models" / "omni.py").read_text()
+    assert "from vllm_fl.models.qwen2_vl import Qwen2VLMultiModalDataParser" in model
+    assert (plugin / "vllm_fl" / "models" / "qwen2_vl.py").is_file()

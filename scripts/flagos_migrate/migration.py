@@ -336,6 +336,13 @@ class Migration:
             return edits
         aliases = {(b.line, b.name): b for b in import_bindings(tree, unit.origin or unit.module)}
         runtime_missing: dict[str, Finding] = {}
+        for b in aliases.values():
+            # absolute imports of a module that comes along (or that the plugin holds): the names may
+            # exist on the pinned version too, so no finding asks for it, but the pinned copy lacks
+            # what made the migration bring the module (``Parent.embedding_fields`` read in a class body)
+            if (b.name and not b.level and not b.type_checking and b.module != unit.origin
+                    and b.module in self.redirects and (b.line, b.name) not in edits.imports):
+                edits.imports[(b.line, b.name)] = ImportAction("P1", "repoint", self.redirects[b.module])
         for bp in self.backports:
             # every import of a shadowed name, used with the new keywords or not: mappers and loaders
             # of the migrated files must come in pairs

@@ -36,7 +36,8 @@ CATALOG: tuple[Rule, ...] = (
         "point at the plugin package, where those modules do not exist.",
         "Each relative import is rewritten to `vllm.model_executor.models.<module>` when the pinned vLLM has that "
         "module and every imported name, and to `vllm_fl.models.<module>` when the plugin holds the module or the "
-        "migration brings it along.",
+        "migration brings it along (also when a pinned class lacks an attribute that the file reads while its "
+        "class bodies run). Absolute imports of such a module are re-pointed the same way.",
         "from .utils import maybe_prefix",
         "from vllm.model_executor.models.utils import maybe_prefix",
     ),
