@@ -287,3 +287,20 @@ def test_a_class_attribute_only_upstream_has_brings_its_module_along(capsys, plu
     model = (plugin / "vllm_fl" / "models" / "omni.py").read_text()
     assert "from vllm_fl.models.qwen2_vl import Qwen2VLMultiModalDataParser" in model
     assert (plugin / "vllm_fl" / "models" / "qwen2_vl.py").is_file()
+
+
+def test_an_installed_backport_is_used_by_every_later_migration(capsys, plugin):
+    """Once the plugin holds the stacked-weights back-port, a migration that would not need it still
+    imports the shadowed names from it, so shared files never flip between two texts."""
+    pkg = plugin / "vllm_fl"
+    cli(capsys, "apply", "plain", *common(plugin))
+    assert "from vllm.model_executor.models.utils import WeightsMapper" in (pkg / "models" / "plain.py").read_text()
+    assert not (pkg / "compat" / "stacked_weights.py").exists()  # nothing needed it yet
+    cli(capsys, "apply", "mini", *common(plugin))
+    cli(capsys, "apply", "plain", *common(plugin))
+    assert "from vllm_fl.compat.stacked_weights import WeightsMapper" in (pkg / "models" / "plain.py").read_text()
+    before = snapshot(plugin)
+    for name in ("mini", "plain", "mini"):
+        code, out, _ = cli(capsys, "apply", name, *common(plugin))
+        assert "nothing changed (already applied)" in out, name
+    assert snapshot(plugin) == before

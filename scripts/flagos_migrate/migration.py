@@ -297,10 +297,14 @@ class Migration:
         return self
 
     def _needed_backports(self) -> list[backports.Backport]:
-        """Back-ports some unit calls for, unless the pinned class already takes the keyword."""
+        """Back-ports some unit calls for (unless the pinned class already takes the keyword), and
+        those the plugin already holds: once installed, every migration imports the shadowed names
+        from it, so files shared by several migrations (closure, compat) read the same either way."""
         trees = [t for u in self.units.values() if (t := parse_source(u.upstream_text, u.relpath)) is not None]
-        out = []
+        out = [bp for bp in backports.BACKPORTS if bp.module in self._base]
         for bp in backports.needed(trees):
+            if bp in out:
+                continue
             shadowed = bp.shadowed()
             for cls, kw in bp.keywords:
                 sym = self.apis.resolve(shadowed[cls], cls)
