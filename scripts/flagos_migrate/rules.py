@@ -206,7 +206,7 @@ CATALOG: tuple[Rule, ...] = (
         "A back-port written for the pinned vLLM (subclasses of its `WeightsMapper` and `AutoWeightsLoader`; "
         "untagged tensors load exactly as before) is installed once as `vllm_fl/compat/stacked_weights.py`, and "
         "every migrated file's imports of `WeightsMapper` and `AutoWeightsLoader` are re-pointed there, so mappers "
-        "and loaders always come in pairs. Loaders outside the plugin (a pinned parent class's `load_weights`) "
+        "and loaders always come in pairs; once installed, later migrations import from it too. Loaders outside the plugin (a pinned parent class's `load_weights`) "
         "still ignore shard ids: check the weights load when the mapper reaches one.",
         "from .utils import AutoWeightsLoader, WeightsMapper, maybe_prefix",
         "from vllm.model_executor.models.utils import maybe_prefix\n"
