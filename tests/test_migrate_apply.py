@@ -283,10 +283,13 @@ def test_a_class_attribute_only_upstream_has_brings_its_module_along(capsys, plu
     code, out, _ = cli(capsys, "plan", "omni", *common(plugin, "--json"))
     plan = json.loads(out)
     assert code == 0 and plan["closure"] == ["vllm.model_executor.models.qwen2_vl"]
+    assert list(plan["backports"]) == ["vllm_fl.compat.gate_linear"]  # GateLinear: a back-port, not a finding
     cli(capsys, "apply", "omni", *common(plugin))
     model = (plugin / "vllm_fl" / "models" / "omni.py").read_text()
     assert "from vllm_fl.models.qwen2_vl import Qwen2VLMultiModalDataParser" in model
+    assert "from vllm_fl.compat.gate_linear import GateLinear" in model
     assert (plugin / "vllm_fl" / "models" / "qwen2_vl.py").is_file()
+    assert (plugin / "vllm_fl" / "compat" / "gate_linear.py").read_text() == backports.GATE_LINEAR.text()
 
 
 def test_an_installed_backport_is_used_by_every_later_migration(capsys, plugin):

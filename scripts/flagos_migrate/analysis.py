@@ -496,12 +496,16 @@ class _Analyzer:
                      fix=f"import {name} from the plugin's config bridge vllm_fl.configs.<model_type>", data=data)
             return
         fix = None
+        bp = backports.for_import(b.module, name) if name else None
         if data["unused"]:
             fix = "the name is unused: remove the import"
+        elif bp is not None:
+            fix = f"`migrate_model.py apply` installs the back-port {bp.module} (P22: {bp.what}) and imports it from there"
+            data["backport"] = bp.module
         elif data.get("candidates"):
             fix = "defined in several pinned modules: " + ", ".join(data["candidates"])
         self.add("P3", b.node, f"import of {what}: {reason} in {pinned}" + (" (unused)" if data["unused"] else ""),
-                 fix=fix, autofix=data["unused"], data=data)
+                 fix=fix, autofix=data["unused"] or bp is not None, data=data)
 
     def _transformers_sibling(self, module: str, name: str) -> str | None:
         """The one module of the same transformers model package that defines ``name`` (e.g. a helper

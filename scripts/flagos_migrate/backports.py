@@ -24,12 +24,19 @@ SOURCES = Path(__file__).resolve().parent / "backport_sources"
 class Backport:
     source: str  # file name in backport_sources/
     module: str  # where it lives in the plugin
-    shadows: tuple[tuple[str, str], ...]  # (name, pinned module it extends), re-pointed together
+    names: tuple[tuple[str, str], ...]  # (name, upstream module it is imported from), re-pointed together
     keywords: tuple[tuple[str, str], ...]  # (class, keyword) the pinned class rejects, the back-port takes
     what: str  # one line for plans and hints
 
     def shadowed(self) -> dict[str, str]:
-        return dict(self.shadows)
+        """Name -> the first module it is imported from (the pinned home of a shadowed class)."""
+        out: dict[str, str] = {}
+        for name, module in self.names:
+            out.setdefault(name, module)
+        return out
+
+    def repoints(self, module: str, name: str) -> bool:
+        return (name, module) in self.names
 
     def text(self) -> str:
         return _source_text(self.source)
@@ -44,7 +51,16 @@ STACKED_WEIGHTS = Backport(
     "stacked weight mapping: WeightsMapper(orig_to_new_stacked=...) and a loader that passes shard ids",
 )
 
-BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS,)
+GATE_LINEAR = Backport(
+    "gate_linear.py",
+    "vllm_fl.compat.gate_linear",
+    (("GateLinear", "vllm.model_executor.layers.fused_moe"),
+     ("GateLinear", "vllm.model_executor.layers.fused_moe.router.gate_linear")),
+    (),
+    "MoE router gate: GateLinear as a ReplicatedLinear with an out_dtype for router logits",
+)
+
+BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR)
 
 
 @lru_cache(maxsize=None)
@@ -71,8 +87,14 @@ def _called_name(call: ast.Call) -> str | None:
     return None
 
 
-def needed(trees: Iterable[ast.Module]) -> list[Backport]:
-    """Back-ports whose keywords some call in these modules passes."""
+def for_import(module: str, name: str) -> Backport | None:
+    """The back-port that provides ``from module import name`` (when the pinned vLLM lacks it)."""
+    return next((bp for bp in BACKPORTS if bp.repoints(module, name)), None)
+
+
+def needed(trees: Iterable[ast.Module], pinned_lacks=lambda module, name: True) -> list[Backport]:
+    """Back-ports whose keywords some call in these modules passes, or whose names they import
+    from an upstream module where ``pinned_lacks(module, name)``."""
     wanted: set[str] = set()
     for tree in trees:
         for node in ast.walk(tree):
@@ -80,5 +102,10 @@ def needed(trees: Iterable[ast.Module]) -> list[Backport]:
                 for kw in node.keywords:
                     bp = for_keyword(name, kw.arg) if kw.arg else None
                     if bp is not None:
+                        wanted.add(bp.module)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                for alias in node.names:
+                    bp = for_import(node.module, alias.name)
+                    if bp is not None and not bp.keywords and pinned_lacks(node.module, alias.name):
                         wanted.add(bp.module)
     return [bp for bp in BACKPORTS if bp.module in wanted]

@@ -302,8 +302,11 @@ class Migration:
         from it, so files shared by several migrations (closure, compat) read the same either way."""
         trees = [t for u in self.units.values() if (t := parse_source(u.upstream_text, u.relpath)) is not None]
         out = [bp for bp in backports.BACKPORTS if bp.module in self._base]
-        for bp in backports.needed(trees):
+        for bp in backports.needed(trees, lambda mod, name: self.apis.resolve(mod, name) is None):
             if bp in out:
+                continue
+            if not bp.keywords:  # a name the pinned vLLM lacks
+                out.append(bp)
                 continue
             shadowed = bp.shadowed()
             for cls, kw in bp.keywords:
@@ -350,9 +353,8 @@ class Migration:
         for bp in self.backports:
             # every import of a shadowed name, used with the new keywords or not: mappers and loaders
             # of the migrated files must come in pairs
-            shadowed = bp.shadowed()
             for b in aliases.values():
-                if b.name in shadowed and b.module == shadowed[b.name] and not b.type_checking:
+                if b.name and bp.repoints(b.module, b.name) and not b.type_checking:
                     edits.imports[(b.line, b.name)] = ImportAction("P22", "repoint", bp.module)
                     unit.synthetic.append(Finding(
                         "P22", unit.relpath, b.line, 0, f"`{b.name}` comes from the back-port {bp.module} "
@@ -370,7 +372,7 @@ class Migration:
                 act = self._import_action(f)
                 if act is not None:
                     edits.imports[(f.line, name)] = act
-                elif f.rule == "P3" and d.get("used_at_runtime") and not d.get("attribute_access"):
+                elif f.rule == "P3" and d.get("used_at_runtime") and not d.get("attribute_access") and not d.get("backport"):
                     b = aliases.get((f.line, name))
                     if b is not None:
                         runtime_missing[b.alias] = f

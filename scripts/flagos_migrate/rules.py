@@ -207,7 +207,9 @@ CATALOG: tuple[Rule, ...] = (
         "untagged tensors load exactly as before) is installed once as `vllm_fl/compat/stacked_weights.py`, and "
         "every migrated file's imports of `WeightsMapper` and `AutoWeightsLoader` are re-pointed there, so mappers "
         "and loaders always come in pairs; once installed, later migrations import from it too. Loaders outside the plugin (a pinned parent class's `load_weights`) "
-        "still ignore shard ids: check the weights load when the mapper reaches one.",
+        "still ignore shard ids: check the weights load when the mapper reaches one. Likewise upstream's MoE "
+        "router gate `GateLinear` (a `ReplicatedLinear` with an `out_dtype` for router logits; the rest of it "
+        "picks fast kernels 0.13.0 lacks) comes from `vllm_fl/compat/gate_linear.py`.",
         "from .utils import AutoWeightsLoader, WeightsMapper, maybe_prefix",
         "from vllm.model_executor.models.utils import maybe_prefix\n"
         "from vllm_fl.compat.stacked_weights import AutoWeightsLoader, WeightsMapper",

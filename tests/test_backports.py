@@ -1,8 +1,9 @@
-"""The stacked-weights back-port (P22): its table entry, and its behaviour on the real vLLM 0.13.0.
+"""The back-ports (P22): their table entries, and their behaviour on the real vLLM 0.13.0.
 
-The runtime half builds real 0.13.0 layers on CPU (QKVParallelLinear, MergedColumnParallelLinear,
-RowParallelLinear) in the venv named by $MMF_PINNED_VENV and loads checkpoint-shaped tensors
-through the back-ported mapper and loader; it skips without that venv.
+The runtime halves build real 0.13.0 layers on CPU in the venv named by $MMF_PINNED_VENV: the
+stacked weights load checkpoint-shaped q/k/v and gate/up tensors through the back-ported mapper
+and loader into QKVParallelLinear / MergedColumnParallelLinear; GateLinear computes router logits
+in its out_dtype. They skip without that venv.
 """
 
 from __future__ import annotations
@@ -23,6 +24,23 @@ BP = backports.STACKED_WEIGHTS
 
 def _source_tree() -> ast.Module:
     return ast.parse(BP.text())
+
+
+@pytest.mark.parametrize("bp", backports.BACKPORTS, ids=lambda b: b.source)
+def test_every_backport_defines_its_names_and_the_pinned_vllm_needs_it(bp):
+    tree = ast.parse(bp.text())
+    defined = {n.name for n in tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef)}
+    exported = next(ast.literal_eval(n.value) for n in tree.body
+                    if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "__all__")
+    names = {name for name, _ in bp.names}
+    assert names <= defined and names <= set(exported)
+    assert bp.module == "vllm_fl.compat." + bp.source.removesuffix(".py")
+    apis = PinnedApis.load("0.13.0")
+    for name, module in bp.names:
+        sym = apis.resolve(module, name)
+        if not bp.keywords:
+            assert sym is None, f"the pinned vLLM has {module}.{name}: the back-port is not needed"
+        assert backports.for_import(module, name) is bp
 
 
 def test_the_backport_defines_what_it_shadows_and_takes_its_keywords():
@@ -60,6 +78,9 @@ def test_needed_scans_calls_in_any_module():
     plain = ast.parse("m = WeightsMapper(orig_to_new_prefix={})\nloader = AutoWeightsLoader(self)\n")
     assert backports.needed([plain]) == []
     assert backports.needed([plain, uses]) == [BP]
+    gate = ast.parse("from vllm.model_executor.layers.fused_moe import GateLinear, fused_topk\n")
+    assert backports.needed([gate]) == [backports.GATE_LINEAR]
+    assert backports.needed([gate], pinned_lacks=lambda module, name: False) == []  # a pin that has it
 
 
 RUNTIME = textwrap.dedent('''
@@ -137,4 +158,56 @@ def test_stacked_loading_on_the_real_pinned_vllm(tmp_path: Path):
     assert lines["loaded"] == str(sorted(["layers.0.qkv_proj.weight", "layers.0.gate_up_proj.weight",
                                           "layers.0.o_proj.weight", "layers.1.gate_up_proj.weight"]))
     for check in ("qkv", "gate_up", "untagged", "list", "ror", "dict", "isinstance"):
+        assert lines[check] == "True", check
+
+
+GATE_RUNTIME = textwrap.dedent('''
+    import socket, sys
+    sys.path.insert(0, sys.argv[1])
+    import torch
+    from vllm.config import DeviceConfig, VllmConfig, set_current_vllm_config
+    CONFIG = set_current_vllm_config(VllmConfig(device_config=DeviceConfig(device="cpu")))
+    CONFIG.__enter__()
+    from vllm.distributed import init_distributed_environment, initialize_model_parallel
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    init_distributed_environment(world_size=1, rank=0, local_rank=0,
+                                 distributed_init_method=f"tcp://127.0.0.1:{port}", backend="gloo")
+    initialize_model_parallel(1, 1)
+    from vllm.model_executor.layers.linear import ReplicatedLinear
+    from gate_linear import GateLinear
+
+    torch.manual_seed(0)
+    gate = GateLinear(8, 4, out_dtype=torch.float32, params_dtype=torch.bfloat16, prefix="mlp.gate")
+    gate.weight.data.copy_(torch.randn(4, 8).to(torch.bfloat16))
+    x = torch.randn(3, 8).to(torch.bfloat16)
+    logits, bias = gate(x)
+    expected = torch.nn.functional.linear(x, gate.weight).float()
+    print("tuple", bias is None and logits.dtype == torch.float32 and torch.allclose(logits, expected))
+    print("replicated", isinstance(gate, ReplicatedLinear) and gate.weight.dtype == torch.bfloat16)
+    late = GateLinear(8, 4, params_dtype=torch.bfloat16, return_bias=False)
+    print("plain", late(x).dtype == torch.bfloat16)
+    late.set_out_dtype(torch.float32)
+    print("late", late(x).dtype == torch.float32)
+    try:
+        late.set_out_dtype(torch.float16)
+        print("twice", False)
+    except ValueError:
+        print("twice", True)
+    fp32 = GateLinear(8, 4, force_fp32_compute=True, params_dtype=torch.bfloat16, return_bias=False)
+    print("fp32", fp32.weight.dtype == torch.float32 and fp32(x.float()).dtype == torch.float32)
+''')
+
+
+@pytest.mark.slow
+def test_gate_linear_on_the_real_pinned_vllm(tmp_path: Path):
+    venv = os.environ.get("MMF_PINNED_VENV")
+    if not venv:
+        pytest.skip("MMF_PINNED_VENV (a venv with the real vLLM 0.13.0) is not set")
+    script = tmp_path / "run.py"
+    script.write_text(GATE_RUNTIME)
+    proc = subprocess.run([python_of(venv), str(script), str(backports.SOURCES)], capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    for check in ("tuple", "replicated", "plain", "late", "twice", "fp32"):
         assert lines[check] == "True", check
