@@ -370,7 +370,9 @@ def test_is_encoder_is_safe_to_drop_only_next_to_enable_if():
     assert (ungated.data["kwarg"], ungated.data["safe_drop"], ungated.autofix) == ("is_encoder", False, False)
 
 
-def test_split_pooling_types_become_the_pinned_keyword_when_only_one_is_set():
+def test_split_pooling_types_become_the_pinned_keyword():
+    """The pinned single pooling type is the sequence one; token poolers of 0.13.0 pool ALL tokens
+    unless the type is STEP, so a token type of "ALL" is dropped and "STEP" becomes the type alone."""
     code = """
     from vllm.model_executor.models.interfaces_base import default_pooling_type
 
@@ -379,14 +381,25 @@ def test_split_pooling_types_become_the_pinned_keyword_when_only_one_is_set():
         pass
 
     @default_pooling_type(tok_pooling_type="ALL")
-    class Tok:
+    class TokAll:
         pass
 
     @default_pooling_type(seq_pooling_type="CLS", tok_pooling_type="ALL")
     class Both:
         pass
+
+    @default_pooling_type(tok_pooling_type="STEP")
+    class Step:
+        pass
+
+    @default_pooling_type(seq_pooling_type="CLS", tok_pooling_type="STEP")
+    class Conflict:
+        pass
     """
     found = only(analyze(code), "P6")
-    renames = [(f.data["kwarg"], f.data.get("rename_to"), f.autofix) for f in found]
-    assert renames == [("seq_pooling_type", "pooling_type", True), ("tok_pooling_type", "pooling_type", True),
-                       ("seq_pooling_type", None, False), ("tok_pooling_type", None, False)]
+    got = [(f.data["kwarg"], f.data.get("rename_to"), f.data["safe_drop"], f.autofix) for f in found]
+    assert got == [("seq_pooling_type", "pooling_type", False, True),
+                   ("tok_pooling_type", None, True, True),
+                   ("seq_pooling_type", "pooling_type", False, True), ("tok_pooling_type", None, True, True),
+                   ("tok_pooling_type", "pooling_type", False, True),
+                   ("seq_pooling_type", None, False, False), ("tok_pooling_type", None, False, False)]

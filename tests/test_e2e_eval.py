@@ -160,7 +160,10 @@ def test_interrupted_run_keeps_finished_prompts(tmp_path, servers):
     proc = subprocess.Popen(
         [sys.executable, str(SCRIPT), "--local-only", "--local-port", str(local.port), "--prompts", prompts,
          "--results-dir", str(results), "--concurrency", "1", "--max-tokens", "8", "--token-match-count", "8",
-         "--wait-timeout", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+         "--wait-timeout", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        # a terminal's Ctrl-C: when this test itself runs in a background job, SIGINT is inherited as
+        # ignored, and Python then (rightly) installs no KeyboardInterrupt handler in the child
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 20
     while len(local.requests) < 2:
         assert time.monotonic() < deadline and proc.poll() is None

@@ -115,3 +115,10 @@ def test_kwarg_rename_keeps_value_and_formatting():
     assert out == '@default_pooling_type(pooling_type="CLS")  # sequence models\nclass A:\n    pass\n'
     assert apply_edits(src, Edits(rename_kwargs={(2, "seq_pooling_type", "pooling_type"): "P6"})) == src
     assert Edits(rename_kwargs={(1, "a", "b"): "P6"}).rules() == {"P6"}
+
+
+def test_kwarg_rename_and_drop_in_one_call():
+    src = '@default_pooling_type(seq_pooling_type="CLS", tok_pooling_type="ALL")\nclass A:\n    pass\n'
+    edits = Edits(rename_kwargs={(1, "seq_pooling_type", "pooling_type"): "P6"},
+                  drop_kwargs={(1, "tok_pooling_type"): "P6"})
+    assert apply_edits(src, edits) == '@default_pooling_type(pooling_type="CLS")\nclass A:\n    pass\n'

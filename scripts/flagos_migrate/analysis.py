@@ -57,10 +57,16 @@ SAFE_DROP_KWARG_NAMES = frozenset({"disable_tp", "return_bias", "prefix_separato
 SAFE_DROP_WITH: dict[tuple[str, str], str] = {
     ("support_torch_compile", "is_encoder"): "enable_if",
 }
+# Safe only with one literal value: (callee, kwarg) -> that value. Upstream split
+# ``default_pooling_type(pooling_type)`` into a sequence and a token pooling type; the pinned
+# token poolers pool ALL tokens whatever the type says (only "STEP" changes them), so a token type
+# of "ALL" says what the pinned version does anyway.
+SAFE_DROP_IF_VALUE: dict[tuple[str, str], str] = {
+    ("default_pooling_type", "tok_pooling_type"): "ALL",
+}
 # Keywords that the pinned signature spells differently: (callee, kwarg) -> (pinned keyword, keywords
-# that must not be passed too). Upstream split ``default_pooling_type(pooling_type)`` into a
-# sequence and a token pooling type; the pinned one type is the one a model sets (bert: "CLS" for
-# sequence models, "ALL" for token classification), and a call setting both stays a finding.
+# that must not be passed too, unless they are dropped). The pinned single pooling type is the
+# sequence one ("CLS" for bert); a token type other than "ALL" ("STEP") becomes it only alone.
 KWARG_RENAMES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("default_pooling_type", "seq_pooling_type"): ("pooling_type", frozenset({"tok_pooling_type"})),
     ("default_pooling_type", "tok_pooling_type"): ("pooling_type", frozenset({"seq_pooling_type"})),
@@ -983,12 +989,12 @@ class _Analyzer:
                      f"{n_pos} given", fix=f"pinned signature: {shown}{rendered}",
                      data={**base, "problem": "too-many-positional", "given": n_pos})
         accepted = set(params[posonly:]) | set(sig["k"])
-        for k in call.keywords:
-            if k.arg is None or k.arg in accepted or sig.get("kw"):
-                continue
-            safe = _safe_drop(shown, k.arg, kw_names)
+        rejected = [k for k in call.keywords if k.arg is not None and k.arg not in accepted and not sig.get("kw")]
+        dropped = {k.arg for k in rejected if _safe_drop(shown, k.arg, kw_names, k.value)}
+        for k in rejected:
+            safe = k.arg in dropped
             bp = backports.for_keyword(shown, k.arg)
-            rename = _kwarg_rename(shown, k.arg, kw_names, accepted)
+            rename = None if safe else _kwarg_rename(shown, k.arg, kw_names, accepted, dropped)
             extra: dict = {}
             if bp is not None:
                 fix = (f"`migrate_model.py apply` installs the back-port {bp.module} (P22: {bp.what}) and "
@@ -1428,7 +1434,7 @@ def _callee_name(callee: str) -> str:
     return callee.split(".")[-1] if not callee.endswith("__init__") else callee.split(".")[-2]
 
 
-def _safe_drop(callee: str, kwarg: str, passed: list[str] = ()) -> bool:
+def _safe_drop(callee: str, kwarg: str, passed: list[str] = (), value: ast.expr | None = None) -> bool:
     last = _callee_name(callee)
     for (name, kw), safe in SAFE_DROP_KWARGS.items():
         if kw == kwarg and last == name:
@@ -1436,16 +1442,20 @@ def _safe_drop(callee: str, kwarg: str, passed: list[str] = ()) -> bool:
     needs = SAFE_DROP_WITH.get((last, kwarg))
     if needs is not None:
         return needs in passed
+    literal = SAFE_DROP_IF_VALUE.get((last, kwarg))
+    if literal is not None:
+        return isinstance(value, ast.Constant) and value.value == literal
     return kwarg in SAFE_DROP_KWARG_NAMES
 
 
-def _kwarg_rename(callee: str, kwarg: str, passed: list[str], accepted: set[str]) -> str | None:
+def _kwarg_rename(callee: str, kwarg: str, passed: list[str], accepted: set[str],
+                  dropped: set[str] = frozenset()) -> str | None:
     """The pinned spelling of ``kwarg`` when the table has one and the call allows it."""
     entry = KWARG_RENAMES.get((_callee_name(callee), kwarg))
     if entry is None:
         return None
     new, exclusive = entry
-    if new not in accepted or new in passed or exclusive & set(passed):
+    if new not in accepted or new in passed or exclusive & (set(passed) - dropped):
         return None
     return new
 
