@@ -208,6 +208,20 @@ def test_sibling_the_plugin_already_holds_is_reused_not_overwritten(capsys, plug
     assert own.read_text().endswith("    pass\n")
     assert "wrote vllm_fl/models/mini_base.py" not in out
     assert "from vllm_fl.models.mini_base import MiniBlock" in (plugin / "vllm_fl/models/mini.py").read_text()
+    code, out, _ = cli(capsys, "plan", "mini", *common(plugin, "--json"))
+    assert not [f for f in json.loads(out)["left_for_you"] if f["rule"] == "P18"]  # the plugin's copy imports
+
+
+def test_a_held_sibling_that_will_not_import_is_reported_on_its_importer(capsys, plugin):
+    """The plugin's own mini_base is used as it is; when it cannot import, neither can mini (P18)."""
+    own = plugin / "vllm_fl" / "models" / "mini_base.py"
+    own.write_text("from vllm.model_executor.layers.fused_moe import FusedMoEFactory\n\n\n"
+                   "class MiniBlock(FusedMoEFactory):\n    pass\n")
+    code, out, _ = cli(capsys, "plan", "mini", *common(plugin, "--json"))
+    held = [f for f in json.loads(out)["left_for_you"] if f["rule"] == "P18"]
+    assert code == 1 and len(held) == 1
+    assert held[0]["file"] == "vllm_fl/models/mini.py" and "vllm_fl.models.mini_base" in held[0]["message"]
+    assert "FusedMoEFactory" in held[0]["message"]
 
 
 def test_refuses_to_write_through_a_symlink_outside_the_plugin(capsys, plugin, tmp_path):

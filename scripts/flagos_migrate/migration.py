@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from . import backports
-from .analysis import AnalysisContext, analyze_source, import_bindings, name_usage
+from .analysis import AnalysisContext, analyze_source, import_blockers, import_bindings, name_usage
 from .api_index import ApiIndex, PinnedApis
 from .compat_vendor import (
     COMPAT_PKG,
@@ -287,6 +287,7 @@ class Migration:
             self.migrate_unit(unit)
         for bp in self.backports:
             self.units[bp.module] = Unit(bp.module, None, "backport", bp.text(), bp.text(), {"P22"})
+        self._flag_broken_held_modules()
         # compat modules last: their final text is the union of every vendored name
         for cmod, v in self.compat.items():
             if v.ok and v.names:
@@ -295,6 +296,38 @@ class Migration:
                 unit.rules.add("P16")
                 self.units[cmod] = unit
         return self
+
+    def _flag_broken_held_modules(self) -> None:
+        """A written module that imports a plugin module this migration does not write (the plugin's
+        own copy wins) cannot import while that module cannot: say so on the importing module (P18)."""
+        verdicts: dict[str, Finding | None] = {}
+        held = {mod for mod in self.redirects.values() if mod in self._base and mod not in self.units}
+        for unit in list(self.units.values()):
+            tree = parse_source(unit.text, unit.relpath) if unit.role in ("model", "closure") else None
+            if tree is None:
+                continue
+            for b in import_bindings(tree, unit.module):
+                if b.module not in held or b.type_checking or b.level:
+                    continue
+                if b.module not in verdicts:
+                    verdicts[b.module] = self._held_blocker(b.module)
+                blocker = verdicts[b.module]
+                if blocker is not None and not any(f.rule == "P18" and f.line == b.line for f in unit.after):
+                    unit.after.append(Finding(
+                        "P18", unit.relpath, b.line, 0, f"`{b.module}` (the plugin's own module, used as it is) "
+                        f"will not import on the pinned vLLM: {blocker.message}",
+                        fix=f"fix {b.module.replace('.', '/')}.py first (validate_migration.py shows it), or "
+                            "migrate it again", data={"module": b.module, "import_time": True}))
+
+    def _held_blocker(self, module: str) -> Finding | None:
+        path = self.plugin.root / (module.replace(".", "/") + ".py")
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        ctx = AnalysisContext(self.ctx_apis(), module, str(path))
+        blockers = import_blockers(analyze_source(text, ctx))
+        return blockers[0] if blockers else None
 
     def _needed_backports(self) -> list[backports.Backport]:
         """Back-ports some unit calls for (unless the pinned class already takes the keyword), and

@@ -171,9 +171,13 @@ CATALOG: tuple[Rule, ...] = (
         "A method whose only content is such calls, and that no pinned base class declares, is removed.",
     ),
     Rule(
-        "P18", "plugin-import", "vllm_fl imports that the plugin tree does not hold", "manual", "error",
-        "`from vllm_fl.x import Y` where the plugin folder has no module `vllm_fl/x.py` (or package) defining `Y`.",
-        "Migrate the missing module too, or point the import at the module that defines the name.",
+        "P18", "plugin-import", "vllm_fl imports that the plugin tree does not hold or that will not import",
+        "manual", "error",
+        "`from vllm_fl.x import Y` where the plugin folder has no module `vllm_fl/x.py` (or package) defining `Y`; "
+        "or, in a migration, a sibling the plugin already holds (and that is used as it is) that will not import "
+        "on the pinned vLLM itself, so neither will the module importing it.",
+        "Migrate the missing module too, or point the import at the module that defines the name; fix a broken "
+        "sibling first (validate_migration.py names its blockers).",
     ),
     Rule(
         "P19", "cleanliness", "Leftovers that do not belong in a plugin file", "manual", "warning",
