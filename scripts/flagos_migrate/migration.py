@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from . import backports
-from .analysis import AnalysisContext, analyze_source, import_blockers, import_bindings, name_usage
+from .analysis import AnalysisContext, analyze_source, import_bindings, import_blockers, name_usage
 from .api_index import ApiIndex, PinnedApis
 from .compat_vendor import (
     COMPAT_PKG,
