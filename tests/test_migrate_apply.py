@@ -296,12 +296,18 @@ def test_a_class_attribute_only_upstream_has_brings_its_module_along(capsys, plu
     it, so upstream's module comes along and the absolute import is re-pointed to the plugin's copy."""
     code, out, _ = cli(capsys, "plan", "omni", *common(plugin, "--json"))
     plan = json.loads(out)
-    assert code == 0 and plan["closure"] == ["vllm.model_executor.models.qwen2_vl"]
+    assert code == 0 and plan["closure"] == ["vllm.model_executor.models.qwen2_vl",
+                                             "vllm.transformers_utils.processors.omni",
+                                             "vllm.transformers_utils.processors.omni_base"]
     assert list(plan["backports"]) == ["vllm_fl.compat.gate_linear"]  # GateLinear: a back-port, not a finding
     cli(capsys, "apply", "omni", *common(plugin))
     model = (plugin / "vllm_fl" / "models" / "omni.py").read_text()
     assert "from vllm_fl.models.qwen2_vl import Qwen2VLMultiModalDataParser" in model
     assert "from vllm_fl.compat.gate_linear import GateLinear" in model
+    assert "from vllm_fl.processors.omni import OmniProcessor" in model  # the whole processor module came along
+    processor = (plugin / "vllm_fl" / "processors" / "omni.py").read_text()
+    assert "from vllm_fl.processors.omni_base import describe" in processor
+    assert (plugin / "vllm_fl" / "processors" / "__init__.py").is_file()
     assert (plugin / "vllm_fl" / "models" / "qwen2_vl.py").is_file()
     assert (plugin / "vllm_fl" / "compat" / "gate_linear.py").read_text() == backports.GATE_LINEAR.text()
 

@@ -26,6 +26,7 @@ PACKAGE_DOCS = {
     "vllm_fl/compat/__init__.py": '"""Upstream vLLM helpers vendored (rule P16) and back-ports (rule P22) by model-migrate-flagos."""\n',
     "vllm_fl/configs/__init__.py": '"""Config bridges for model types the pinned transformers lacks."""\n',
     "vllm_fl/models/__init__.py": '"""Models migrated from upstream vLLM."""\n',
+    "vllm_fl/processors/__init__.py": '"""Hugging Face processors that upstream vLLM ships, brought along by migrations."""\n',
 }
 
 

@@ -41,7 +41,7 @@ from .rewrites import (
     mark_context_lines,
     parse,
 )
-from .upstream import CONFIGS_PKG, MODELS_PKG, SHARED_MODEL_MODULES, Upstream, resolve
+from .upstream import CONFIGS_PKG, MODELS_PKG, PROCESSORS_PKG, SHARED_MODEL_MODULES, Upstream, resolve
 
 MAX_PASSES = 10
 MAX_VENDOR_DEPTH = 4
@@ -238,6 +238,11 @@ class Migration:
                     cfg = self._bridge(name)
                     if cfg:
                         out.append((cfg, "config"))
+            elif (mod.startswith(PROCESSORS_PKG + ".") and mod != origin and self.up.has_module(mod)
+                  and (not self.apis.has_module(mod) or (name and self.apis.resolve(mod, name) is None))):
+                # a whole processor module, like a sibling model module: too big to slice (P16)
+                self.redirects.setdefault(mod, f"{PACKAGE}.processors.{mod[len(PROCESSORS_PKG) + 1:].replace('.', '_')}")
+                out.append((mod, "closure"))
         # ``Parent.hf_to_vllm_mapper | ...`` in a class body: upstream's Parent has it, the pinned one not
         lacking = {m for m, _, _ in import_time_class_reads(text, origin, self.apis, origin)}
         for mod, names in wanted.items():
@@ -482,7 +487,7 @@ class Migration:
         d = f.data
         mod, name = d["module"], d["name"]
         if mod in self.redirects:
-            return ImportAction("P1" if mod.startswith(MODELS_PKG) else "P2", "repoint", self.redirects[mod])
+            return ImportAction("P2" if mod.startswith(CONFIGS_PKG) else "P1", "repoint", self.redirects[mod])
         if name in self.bridged and (mod.startswith(CONFIGS_PKG) or mod.split(".")[0] == "transformers"):
             return ImportAction("P2", "repoint", self.bridged[name])
         if f.rule == "P5" and d.get("new_name"):

@@ -37,7 +37,9 @@ CATALOG: tuple[Rule, ...] = (
         "Each relative import is rewritten to `vllm.model_executor.models.<module>` when the pinned vLLM has that "
         "module and every imported name, and to `vllm_fl.models.<module>` when the plugin holds the module or the "
         "migration brings it along (also when a pinned class lacks an attribute that the file reads while its "
-        "class bodies run). Absolute imports of such a module are re-pointed the same way.",
+        "class bodies run). Absolute imports of such a module are re-pointed the same way. Hugging Face processors "
+        "that upstream vLLM ships (`vllm.transformers_utils.processors.<x>`) and the pinned one lacks come along "
+        "whole, as `vllm_fl.processors.<x>`.",
         "from .utils import maybe_prefix",
         "from vllm.model_executor.models.utils import maybe_prefix",
     ),

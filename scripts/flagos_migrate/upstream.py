@@ -24,6 +24,8 @@ from .sources import SourceTree, open_source
 DEFAULT_UPSTREAM = "/tmp/vllm-upstream-ref"
 MODELS_PKG = "vllm.model_executor.models"
 CONFIGS_PKG = "vllm.transformers_utils.configs"
+# Hugging Face processors that upstream vLLM ships itself; a migration brings a missing one along
+PROCESSORS_PKG = "vllm.transformers_utils.processors"
 FETCH_CACHE = Path.home() / ".cache" / "model-migrate-flagos" / "upstream"
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
 
