@@ -403,3 +403,21 @@ def test_split_pooling_types_become_the_pinned_keyword():
                    ("seq_pooling_type", "pooling_type", False, True), ("tok_pooling_type", None, True, True),
                    ("tok_pooling_type", "pooling_type", False, True),
                    ("seq_pooling_type", None, False, False), ("tok_pooling_type", None, False, False)]
+
+
+def test_merged_upstream_class_used_only_in_isinstance_maps_to_the_pinned_classes():
+    code = """
+    from vllm.model_executor.layers.quantization.auto_awq import AutoAWQConfig
+
+    def patch(quant_config):
+        if isinstance(quant_config, (AutoAWQConfig, int)) or issubclass(type(quant_config), AutoAWQConfig):
+            return None
+        return quant_config
+    """
+    (f,) = only(analyze(code), "P13")
+    assert f.autofix and f.data["equivalent"] == [
+        ["vllm.model_executor.layers.quantization.awq", "AWQConfig"],
+        ["vllm.model_executor.layers.quantization.awq_marlin", "AWQMarlinConfig"]]
+    constructed = code.replace("return None", "return AutoAWQConfig()")  # built, not only checked
+    assert only(analyze(constructed), "P13") == []
+    assert [f.rule for f in analyze(constructed) if f.data.get("name") == "AutoAWQConfig"] == ["P3"]

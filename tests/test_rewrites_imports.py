@@ -114,3 +114,22 @@ def test_long_import_is_wrapped():
     assert text.startswith("from vllm.model_executor.models.utils import (\n")
     assert all(len(line) <= 110 for line in text.splitlines())
     ast.parse(text)
+
+
+def test_equivalent_import_becomes_a_tuple_of_pinned_classes_after_the_imports():
+    from flagos_migrate.rewrites import Edits, ImportAction, apply_edits
+
+    src = ("import torch\n"
+           "from vllm.model_executor.layers.quantization.auto_gptq import AutoGPTQConfig  # merged upstream\n"
+           "from vllm.config import VllmConfig\n\n\n"
+           "def skip(q):\n    return isinstance(q, AutoGPTQConfig)\n")
+    act = ImportAction("P13", "equivalent", targets=(("vllm.model_executor.layers.quantization.gptq", "GPTQConfig"),
+                                                    ("vllm.model_executor.layers.quantization.gptq_marlin",
+                                                     "GPTQMarlinConfig")))
+    out = apply_edits(src, Edits(imports={(2, "AutoGPTQConfig"): act}))
+    assert out == ("import torch\n"
+                   "from vllm.model_executor.layers.quantization.gptq import GPTQConfig\n"
+                   "from vllm.model_executor.layers.quantization.gptq_marlin import GPTQMarlinConfig\n"
+                   "from vllm.config import VllmConfig\n\n"
+                   "AutoGPTQConfig = (GPTQConfig, GPTQMarlinConfig)\n\n\n"
+                   "def skip(q):\n    return isinstance(q, AutoGPTQConfig)\n")

@@ -72,6 +72,20 @@ KWARG_RENAMES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("default_pooling_type", "tok_pooling_type"): ("pooling_type", frozenset({"seq_pooling_type"})),
 }
 
+# Upstream classes that merged several pinned ones, for code that only asks ``isinstance(x, Cls)``:
+# (upstream module, class) -> the pinned (module, class) pairs. Upstream's AutoAWQConfig unified the
+# AWQ configs (Triton, Marlin); the pinned vLLM's own models check ``(GPTQConfig, GPTQMarlinConfig)``.
+ISINSTANCE_EQUIVALENTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
+    ("vllm.model_executor.layers.quantization.auto_awq", "AutoAWQConfig"): (
+        ("vllm.model_executor.layers.quantization.awq", "AWQConfig"),
+        ("vllm.model_executor.layers.quantization.awq_marlin", "AWQMarlinConfig"),
+    ),
+    ("vllm.model_executor.layers.quantization.auto_gptq", "AutoGPTQConfig"): (
+        ("vllm.model_executor.layers.quantization.gptq", "GPTQConfig"),
+        ("vllm.model_executor.layers.quantization.gptq_marlin", "GPTQMarlinConfig"),
+    ),
+}
+
 # variable names that hold vLLM config objects -> the class that defines them in vllm.config
 CONFIG_CLASSES = {
     "cache_config": "CacheConfig",
@@ -503,6 +517,14 @@ class _Analyzer:
             return
         fix = None
         bp = backports.for_import(b.module, name) if name else None
+        equivalent = ISINSTANCE_EQUIVALENTS.get((b.module, name or ""))
+        if equivalent and not data["unused"] and self._isinstance_only(b.alias):
+            classes = ", ".join(cls for _, cls in equivalent)
+            data["equivalent"] = [list(pair) for pair in equivalent]
+            self.add("P13", b.node, f"import of {what}: {reason} in {pinned}; used only in isinstance checks, "
+                     f"where the pinned classes ({classes}) stand for it",
+                     fix=f"{b.alias} = ({classes},) with those classes imported", autofix=True, data=data)
+            return
         if data["unused"]:
             fix = "the name is unused: remove the import"
         elif bp is not None:
@@ -512,6 +534,19 @@ class _Analyzer:
             fix = "defined in several pinned modules: " + ", ".join(data["candidates"])
         self.add("P3", b.node, f"import of {what}: {reason} in {pinned}" + (" (unused)" if data["unused"] else ""),
                  fix=fix, autofix=data["unused"] or bp is not None, data=data)
+
+    def _isinstance_only(self, alias: str) -> bool:
+        """Every use of ``alias`` is the class argument of isinstance/issubclass (or inside its tuple)."""
+        uses = [n for n in self.nodes if isinstance(n, ast.Name) and n.id == alias and isinstance(n.ctx, ast.Load)]
+        for node in uses:
+            parent = self.parents.get(node)
+            if isinstance(parent, ast.Tuple):
+                node, parent = parent, self.parents.get(parent)
+            if not (isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name)
+                    and parent.func.id in ("isinstance", "issubclass") and len(parent.args) == 2
+                    and parent.args[1] is node):
+                return False
+        return bool(uses)
 
     def _transformers_sibling(self, module: str, name: str) -> str | None:
         """The one module of the same transformers model package that defines ``name`` (e.g. a helper

@@ -494,6 +494,8 @@ class Migration:
             return ImportAction("P5", "rename", None, d["new_name"])
         if f.rule == "P13" and d.get("new_module"):
             return ImportAction("P13", "repoint", d["new_module"])
+        if f.rule == "P13" and d.get("equivalent"):
+            return ImportAction("P13", "equivalent", targets=tuple(tuple(pair) for pair in d["equivalent"]))
         if d.get("unused"):
             return ImportAction("P3", "remove")
         if f.rule == "P14" and d.get("annotation_only") and d.get("import_time", True):

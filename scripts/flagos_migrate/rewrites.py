@@ -21,9 +21,10 @@ class ImportAction:
     """What happens to one imported name (``name`` None: the whole statement)."""
 
     rule: str
-    kind: str  # repoint | remove | type_checking | rename
+    kind: str  # repoint | remove | type_checking | rename | equivalent
     new_module: str | None = None
     new_name: str | None = None
+    targets: tuple[tuple[str, str], ...] = ()  # equivalent: the pinned (module, class) pairs it stands for
 
 
 @dataclass
@@ -127,6 +128,7 @@ class _ImportRewriter(cst.CSTTransformer):
         self.lines = {line for line, _ in plan}
         self.type_checking: list[tuple[str, str]] = []  # (module, alias text)
         self.renames: dict[str, str] = {}  # local name -> new local name
+        self.equivalents: list[str] = []  # ``X = (A, B)`` lines, placed after the imports
         self.applied: set[str] = set()
 
     def leave_SimpleStatementLine(self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine):
@@ -163,6 +165,14 @@ class _ImportRewriter(cst.CSTTransformer):
                 continue
             if act.kind == "type_checking":
                 self.type_checking.append((module, _alias_text(alias)))
+                continue
+            if act.kind == "equivalent":
+                # ``X = (A, B)``: the one name upstream checks with isinstance, as the pinned classes
+                for mod, cls in act.targets:
+                    moved.setdefault(mod, []).append(cls)
+                classes = ", ".join(cls for _, cls in act.targets)
+                self.equivalents.append(f"{alias.asname.name.value if alias.asname else name} = "
+                                        f"({classes}{',' if len(act.targets) == 1 else ''})\n")
                 continue
             if act.kind == "rename":
                 if alias.asname is None:
@@ -273,6 +283,18 @@ def ensure_future_annotations(module: cst.Module) -> cst.Module:
     return module.with_changes(body=body)
 
 
+def add_after_imports(module: cst.Module, lines: list[str]) -> cst.Module:
+    """Statements right after the last top-level import (so every import stays at the top)."""
+    if not lines:
+        return module
+    body = list(module.body)
+    last_import = max((i for i, s in enumerate(body) if _is_import_line(s)), default=-1)
+    stmts = [cst.parse_statement(line) for line in lines]
+    stmts[0] = stmts[0].with_changes(leading_lines=[cst.EmptyLine()])
+    body[last_import + 1:last_import + 1] = stmts
+    return module.with_changes(body=body)
+
+
 def add_type_checking_imports(module: cst.Module, entries: list[tuple[str, str]]) -> cst.Module:
     """Put ``from m import n`` lines under ``if TYPE_CHECKING:`` (existing block or a new one)."""
     if not entries:
@@ -363,6 +385,7 @@ def rewrite_imports(module: cst.Module, plan: dict[tuple[int, str | None], Impor
     module = MetadataWrapper(module, unsafe_skip_copy=True).visit(rewriter)
     if rewriter.renames:
         module = module.visit(_NameRenamer(rewriter.renames))
+    module = add_after_imports(module, rewriter.equivalents)
     return add_type_checking_imports(module, rewriter.type_checking)
 
 
@@ -559,6 +582,7 @@ def apply_edits(text: str, edits: Edits) -> str:
         module = MetadataWrapper(module, unsafe_skip_copy=True).visit(line_edits)
         if line_edits.renames:
             module = module.visit(_NameRenamer(line_edits.renames))
+        module = add_after_imports(module, line_edits.equivalents)
         module = add_type_checking_imports(module, line_edits.type_checking)
     module = remove_methods(module, set(edits.remove_methods))
     module = rename_attrs(module, set(edits.attr_renames))

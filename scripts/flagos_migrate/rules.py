@@ -138,7 +138,9 @@ CATALOG: tuple[Rule, ...] = (
         "The name exists in the pinned vLLM, but in another module (e.g. `MultiModalDataDict` lives in "
         "`vllm.multimodal.inputs` on 0.13.0, `Attention` in `vllm.attention.layer`).",
         "The import is re-pointed to the pinned module that defines a name of the same kind; when several "
-        "modules define it, non-model modules are preferred and an ambiguity is reported, not guessed.",
+        "modules define it, non-model modules are preferred and an ambiguity is reported, not guessed. An "
+        "upstream class that merged several pinned ones (`AutoAWQConfig`, `AutoGPTQConfig`) and that the file "
+        "uses only in `isinstance` checks becomes a tuple of those pinned classes.",
         "from vllm.model_executor.layers.attention import Attention",
         "from vllm.attention.layer import Attention",
     ),
