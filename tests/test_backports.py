@@ -83,7 +83,8 @@ def test_needed_scans_calls_in_any_module():
     assert backports.needed([gate], pinned_lacks=lambda module, name: False) == []  # a pin that has it
 
 
-RUNTIME = textwrap.dedent('''
+# vLLM 0.13.0 on a CPU-only machine: a CPU device config and a one-rank gloo group for the layers
+CPU_SETUP = textwrap.dedent('''
     import socket, sys
     sys.path.insert(0, sys.argv[1])
     import torch
@@ -95,6 +96,23 @@ RUNTIME = textwrap.dedent('''
     init_distributed_environment(world_size=1, rank=0, local_rank=0,
                                  distributed_init_method=f"tcp://127.0.0.1:{port}", backend="gloo")
     initialize_model_parallel(1, 1)
+''')
+
+
+def run_in_pinned_venv(tmp_path: Path, body: str) -> dict[str, str]:
+    """Run CPU_SETUP + body with the real pinned vLLM; the "name value" lines it prints."""
+    venv = os.environ.get("MMF_PINNED_VENV")
+    if not venv:
+        pytest.skip("MMF_PINNED_VENV (a venv with the real vLLM 0.13.0) is not set")
+    script = tmp_path / "run.py"
+    script.write_text(CPU_SETUP + textwrap.dedent(body))
+    proc = subprocess.run([python_of(venv), str(script), str(backports.SOURCES)], capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+
+
+RUNTIME = '''
     from vllm.model_executor.layers.linear import (MergedColumnParallelLinear, QKVParallelLinear,
                                                    RowParallelLinear)
     from vllm.model_executor.models import utils as pinned
@@ -141,38 +159,19 @@ RUNTIME = textwrap.dedent('''
     print("dict", Model.mapper.apply_dict({"model.layers.0.q_proj": 1, "x.dropped.y": 2})
           == {"layers.0.qkv_proj": 1})
     print("isinstance", isinstance(Model.mapper, pinned.WeightsMapper))
-''')
+'''
 
 
 @pytest.mark.slow
 def test_stacked_loading_on_the_real_pinned_vllm(tmp_path: Path):
-    venv = os.environ.get("MMF_PINNED_VENV")
-    if not venv:
-        pytest.skip("MMF_PINNED_VENV (a venv with the real vLLM 0.13.0) is not set")
-    script = tmp_path / "run.py"
-    script.write_text(RUNTIME)
-    proc = subprocess.run([python_of(venv), str(script), str(backports.SOURCES)], capture_output=True, text=True,
-                          timeout=600, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    lines = run_in_pinned_venv(tmp_path, RUNTIME)
     assert lines["loaded"] == str(sorted(["layers.0.qkv_proj.weight", "layers.0.gate_up_proj.weight",
                                           "layers.0.o_proj.weight", "layers.1.gate_up_proj.weight"]))
     for check in ("qkv", "gate_up", "untagged", "list", "ror", "dict", "isinstance"):
         assert lines[check] == "True", check
 
 
-GATE_RUNTIME = textwrap.dedent('''
-    import socket, sys
-    sys.path.insert(0, sys.argv[1])
-    import torch
-    from vllm.config import DeviceConfig, VllmConfig, set_current_vllm_config
-    CONFIG = set_current_vllm_config(VllmConfig(device_config=DeviceConfig(device="cpu")))
-    CONFIG.__enter__()
-    from vllm.distributed import init_distributed_environment, initialize_model_parallel
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
-    init_distributed_environment(world_size=1, rank=0, local_rank=0,
-                                 distributed_init_method=f"tcp://127.0.0.1:{port}", backend="gloo")
-    initialize_model_parallel(1, 1)
+GATE_RUNTIME = '''
     from vllm.model_executor.layers.linear import ReplicatedLinear
     from gate_linear import GateLinear
 
@@ -195,19 +194,11 @@ GATE_RUNTIME = textwrap.dedent('''
         print("twice", True)
     fp32 = GateLinear(8, 4, force_fp32_compute=True, params_dtype=torch.bfloat16, return_bias=False)
     print("fp32", fp32.weight.dtype == torch.float32 and fp32(x.float()).dtype == torch.float32)
-''')
+'''
 
 
 @pytest.mark.slow
 def test_gate_linear_on_the_real_pinned_vllm(tmp_path: Path):
-    venv = os.environ.get("MMF_PINNED_VENV")
-    if not venv:
-        pytest.skip("MMF_PINNED_VENV (a venv with the real vLLM 0.13.0) is not set")
-    script = tmp_path / "run.py"
-    script.write_text(GATE_RUNTIME)
-    proc = subprocess.run([python_of(venv), str(script), str(backports.SOURCES)], capture_output=True, text=True,
-                          timeout=600, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    lines = run_in_pinned_venv(tmp_path, GATE_RUNTIME)
     for check in ("tuple", "replicated", "plain", "late", "twice", "fp32"):
         assert lines[check] == "True", check
