@@ -373,29 +373,10 @@ def test_is_encoder_is_safe_to_drop_only_next_to_enable_if():
 def test_split_pooling_types_become_the_pinned_keyword():
     """The pinned single pooling type is the sequence one; token poolers of 0.13.0 pool ALL tokens
     unless the type is STEP, so a token type of "ALL" is dropped and "STEP" becomes the type alone."""
-    code = """
-    from vllm.model_executor.models.interfaces_base import default_pooling_type
-
-    @default_pooling_type(seq_pooling_type="CLS")
-    class Seq:
-        pass
-
-    @default_pooling_type(tok_pooling_type="ALL")
-    class TokAll:
-        pass
-
-    @default_pooling_type(seq_pooling_type="CLS", tok_pooling_type="ALL")
-    class Both:
-        pass
-
-    @default_pooling_type(tok_pooling_type="STEP")
-    class Step:
-        pass
-
-    @default_pooling_type(seq_pooling_type="CLS", tok_pooling_type="STEP")
-    class Conflict:
-        pass
-    """
+    calls = ['seq_pooling_type="CLS"', 'tok_pooling_type="ALL"', 'seq_pooling_type="CLS", tok_pooling_type="ALL"',
+             'tok_pooling_type="STEP"', 'seq_pooling_type="CLS", tok_pooling_type="STEP"']
+    code = "from vllm.model_executor.models.interfaces_base import default_pooling_type\n" + "".join(
+        f"\n\n@default_pooling_type({args})\nclass Model{i}:\n    pass\n" for i, args in enumerate(calls))
     found = only(analyze(code), "P6")
     got = [(f.data["kwarg"], f.data.get("rename_to"), f.data["safe_drop"], f.autofix) for f in found]
     assert got == [("seq_pooling_type", "pooling_type", False, True),
