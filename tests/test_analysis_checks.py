@@ -372,7 +372,8 @@ def test_is_encoder_is_safe_to_drop_only_next_to_enable_if():
 
 def test_split_pooling_types_become_the_pinned_keyword():
     """The pinned single pooling type is the sequence one; token poolers of 0.13.0 pool ALL tokens
-    unless the type is STEP, so a token type of "ALL" is dropped and "STEP" becomes the type alone."""
+    unless the type is STEP, so a token type of "ALL" next to a sequence type is dropped; a token type
+    alone becomes the pinned type (never a call without the required ``pooling_type``)."""
     calls = ['seq_pooling_type="CLS"', 'tok_pooling_type="ALL"', 'seq_pooling_type="CLS", tok_pooling_type="ALL"',
              'tok_pooling_type="STEP"', 'seq_pooling_type="CLS", tok_pooling_type="STEP"']
     code = "from vllm.model_executor.models.interfaces_base import default_pooling_type\n" + "".join(
@@ -380,7 +381,7 @@ def test_split_pooling_types_become_the_pinned_keyword():
     found = only(analyze(code), "P6")
     got = [(f.data["kwarg"], f.data.get("rename_to"), f.data["safe_drop"], f.autofix) for f in found]
     assert got == [("seq_pooling_type", "pooling_type", False, True),
-                   ("tok_pooling_type", None, True, True),
+                   ("tok_pooling_type", "pooling_type", False, True),  # alone: the pinned type, as bert spells it
                    ("seq_pooling_type", "pooling_type", False, True), ("tok_pooling_type", None, True, True),
                    ("tok_pooling_type", "pooling_type", False, True),
                    ("seq_pooling_type", None, False, False), ("tok_pooling_type", None, False, False)]

@@ -57,12 +57,13 @@ SAFE_DROP_KWARG_NAMES = frozenset({"disable_tp", "return_bias", "prefix_separato
 SAFE_DROP_WITH: dict[tuple[str, str], str] = {
     ("support_torch_compile", "is_encoder"): "enable_if",
 }
-# Safe only with one literal value: (callee, kwarg) -> that value. Upstream split
-# ``default_pooling_type(pooling_type)`` into a sequence and a token pooling type; the pinned
-# token poolers pool ALL tokens whatever the type says (only "STEP" changes them), so a token type
-# of "ALL" says what the pinned version does anyway.
-SAFE_DROP_IF_VALUE: dict[tuple[str, str], str] = {
-    ("default_pooling_type", "tok_pooling_type"): "ALL",
+# Safe only with one literal value, next to another keyword: (callee, kwarg) -> (value, keyword).
+# Upstream split ``default_pooling_type(pooling_type)`` into a sequence and a token pooling type;
+# the pinned token poolers pool ALL tokens whatever the type says (only "STEP" changes them), so a
+# token type of "ALL" next to a sequence type (which becomes the pinned one) says nothing new.
+# Alone it becomes the pinned type, as the pinned token-classification models spell it ("ALL").
+SAFE_DROP_IF_VALUE: dict[tuple[str, str], tuple[str, str]] = {
+    ("default_pooling_type", "tok_pooling_type"): ("ALL", "seq_pooling_type"),
 }
 # Keywords that the pinned signature spells differently: (callee, kwarg) -> (pinned keyword, keywords
 # that must not be passed too, unless they are dropped). The pinned single pooling type is the
@@ -1479,7 +1480,7 @@ def _safe_drop(callee: str, kwarg: str, passed: list[str] = (), value: ast.expr 
         return needs in passed
     literal = SAFE_DROP_IF_VALUE.get((last, kwarg))
     if literal is not None:
-        return isinstance(value, ast.Constant) and value.value == literal
+        return isinstance(value, ast.Constant) and value.value == literal[0] and literal[1] in passed
     return kwarg in SAFE_DROP_KWARG_NAMES
 
 

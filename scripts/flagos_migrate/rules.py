@@ -86,8 +86,8 @@ CATALOG: tuple[Rule, ...] = (
         "another keyword (`support_torch_compile(is_encoder=True)` when the call also passes `enable_if=`, as the "
         "pinned vLLM decorates its own vision blocks); renamed where the pinned signature spells it differently "
         "(`default_pooling_type(seq_pooling_type=\"CLS\")` becomes `pooling_type=\"CLS\"`; `tok_pooling_type=\"ALL\"` "
-        "is dropped, since 0.13.0's token poolers pool all tokens unless the type is STEP; a sequence type with a "
-        "STEP token type is left); otherwise left for you. `WeightsMapper(orig_to_new_stacked=...)` is never "
+        "next to it is dropped, since 0.13.0's token poolers pool all tokens unless the type is STEP; a token type "
+        "alone becomes `pooling_type`; a sequence type with a STEP token type is left); otherwise left for you. `WeightsMapper(orig_to_new_stacked=...)` is never "
         "dropped: it carries the qkv/gate_up weight stacking, and P22 brings a back-port that keeps it.",
     ),
     Rule(
