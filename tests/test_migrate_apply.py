@@ -272,6 +272,14 @@ def test_verify_imports_with_the_pinned_vllm(capsys, plugin):
         pytest.skip("MMF_PINNED_VENV (a venv with the real vLLM 0.13.0) is not set")
     cli(capsys, "apply", "mini", *common(plugin))
     code, out, _ = cli(capsys, "verify", "mini", "--plugin", str(plugin), "--python", venv)
+    # everything apply wrote imports on the real 0.13.0, the stacked-weights back-port included
+    assert code == 0, out
+    for module in ("models.mini", "models.mini_base", "configs.mini", "compat.stacked_weights"):
+        assert f"ok      vllm_fl.{module}" in out
+    # what is left for the agent (RMSNorm(weight_offset=)) runs in __init__; run at import time it fails
+    model = plugin / "vllm_fl" / "models" / "mini.py"
+    model.write_text(model.read_text() + "\n_NORM = RMSNorm(8, weight_offset=1.0)\n")
+    code, out, _ = cli(capsys, "verify", "mini", "--plugin", str(plugin), "--python", venv)
     assert code == 1
     assert "ok      vllm_fl.models.mini_base" in out and "ok      vllm_fl.configs.mini" in out
     assert "FAILED  vllm_fl.models.mini: TypeError" in out and "(likely P6)" in out
