@@ -4,7 +4,8 @@
   resolve  the design card's placeholders (model file, classes, architectures, model_type,
            config class, display name) as JSON; ambiguity is reported, not guessed
   plan     every finding on the copied file, split into "this tool will fix" and "left for
-           you", with the sibling modules, config bridges and vendored helpers that come along
+           you", with the sibling modules, processors, config bridges, vendored helpers (P16)
+           and back-ports for the pinned vLLM (P22) that come along
   apply    write all of that into the plugin, register the model, record provenance, print
            what is left (idempotent; hand-edited files need --force)
   verify   import every written module in this Python (or --python) and report the first
