@@ -50,24 +50,21 @@ SAFE_DROP_KWARGS: dict[tuple[str, str], bool] = {
     ("Attention", "attn_type"): False,
 }
 SAFE_DROP_KWARG_NAMES = frozenset({"disable_tp", "return_bias", "prefix_separator"})
-# Safe only next to another keyword: (callee, kwarg) -> keyword the same call must pass.
-# ``is_encoder`` tags a multimodal encoder for upstream's compile cache; with ``enable_if`` (the
-# pinned ``should_torch_compile_mm_vit`` check) the pinned decorator compiles it exactly when
-# upstream would, which is how the pinned vLLM's own vision blocks are decorated.
-SAFE_DROP_WITH: dict[tuple[str, str], str] = {
-    ("support_torch_compile", "is_encoder"): "enable_if",
-}
-# Safe only with one literal value, next to another keyword: (callee, kwarg) -> (value, keyword).
+# Safe only in some calls: (callee, kwarg) -> (literal value it must have or None, keyword the same
+# call must also pass). ``is_encoder`` tags a multimodal encoder for upstream's compile cache; with
+# ``enable_if`` (the pinned ``should_torch_compile_mm_vit`` check) the pinned decorator compiles it
+# exactly when upstream would, which is how the pinned vLLM's own vision blocks are decorated.
 # Upstream split ``default_pooling_type(pooling_type)`` into a sequence and a token pooling type;
 # the pinned token poolers pool ALL tokens whatever the type says (only "STEP" changes them), so a
 # token type of "ALL" next to a sequence type (which becomes the pinned one) says nothing new.
 # Alone it becomes the pinned type, as the pinned token-classification models spell it ("ALL").
-SAFE_DROP_IF_VALUE: dict[tuple[str, str], tuple[str, str]] = {
+SAFE_DROP_WHEN: dict[tuple[str, str], tuple[str | None, str]] = {
+    ("support_torch_compile", "is_encoder"): (None, "enable_if"),
     ("default_pooling_type", "tok_pooling_type"): ("ALL", "seq_pooling_type"),
 }
 # Keywords that the pinned signature spells differently: (callee, kwarg) -> (pinned keyword, keywords
 # that must not be passed too, unless they are dropped). The pinned single pooling type is the
-# sequence one ("CLS" for bert); a token type other than "ALL" ("STEP") becomes it only alone.
+# sequence one ("CLS" for bert); a token type becomes it only when it is the only one passed.
 KWARG_RENAMES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("default_pooling_type", "seq_pooling_type"): ("pooling_type", frozenset({"tok_pooling_type"})),
     ("default_pooling_type", "tok_pooling_type"): ("pooling_type", frozenset({"seq_pooling_type"})),
@@ -1475,12 +1472,11 @@ def _safe_drop(callee: str, kwarg: str, passed: list[str] = (), value: ast.expr 
     for (name, kw), safe in SAFE_DROP_KWARGS.items():
         if kw == kwarg and last == name:
             return safe
-    needs = SAFE_DROP_WITH.get((last, kwarg))
-    if needs is not None:
-        return needs in passed
-    literal = SAFE_DROP_IF_VALUE.get((last, kwarg))
-    if literal is not None:
-        return isinstance(value, ast.Constant) and value.value == literal[0] and literal[1] in passed
+    condition = SAFE_DROP_WHEN.get((last, kwarg))
+    if condition is not None:
+        literal, partner = condition
+        value_ok = literal is None or (isinstance(value, ast.Constant) and value.value == literal)
+        return value_ok and partner in passed
     return kwarg in SAFE_DROP_KWARG_NAMES
 
 

@@ -68,15 +68,16 @@ def _source_text(name: str) -> str:
     return (SOURCES / name).read_text("utf-8")
 
 
+def _class_of(callee: str) -> str:
+    """``a.b.Cls``, ``Cls`` or ``a.b.Cls.__init__`` -> ``Cls``."""
+    last = callee.rsplit(".", 1)[-1]
+    return callee.rsplit(".", 2)[-2] if last == "__init__" and "." in callee else last
+
+
 def for_keyword(callee: str, keyword: str) -> Backport | None:
     """The back-port that makes ``callee(keyword=...)`` work (``callee`` as the analysis shows it)."""
-    last = callee.rsplit(".", 1)[-1]
-    if last == "__init__" and "." in callee:
-        last = callee.rsplit(".", 2)[-2]
-    for bp in BACKPORTS:
-        if (last, keyword) in bp.keywords:
-            return bp
-    return None
+    cls = _class_of(callee)
+    return next((bp for bp in BACKPORTS if (cls, keyword) in bp.keywords), None)
 
 
 def _called_name(call: ast.Call) -> str | None:
@@ -92,16 +93,18 @@ def for_import(module: str, name: str) -> Backport | None:
     return next((bp for bp in BACKPORTS if bp.repoints(module, name)), None)
 
 
-def needed(trees: Iterable[ast.Module], pinned_lacks=lambda module, name: True) -> list[Backport]:
-    """Back-ports whose keywords some call in these modules passes, or whose names they import
-    from an upstream module where ``pinned_lacks(module, name)``."""
+def needed(trees: Iterable[ast.Module], pinned_lacks=lambda module, name: True,
+           pinned_takes=lambda module, cls, keyword: False) -> list[Backport]:
+    """Back-ports whose keywords some call in these modules passes where the pinned class does not
+    take them (``pinned_takes``), or whose names they import from an upstream module where
+    ``pinned_lacks(module, name)``."""
     wanted: set[str] = set()
     for tree in trees:
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and (name := _called_name(node)):
                 for kw in node.keywords:
                     bp = for_keyword(name, kw.arg) if kw.arg else None
-                    if bp is not None:
+                    if bp is not None and not pinned_takes(bp.shadowed()[_class_of(name)], _class_of(name), kw.arg):
                         wanted.add(bp.module)
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 for alias in node.names:

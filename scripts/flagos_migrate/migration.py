@@ -325,10 +325,12 @@ class Migration:
                             "migrate it again", data={"module": b.module, "import_time": True}))
 
     def _held_blocker(self, module: str) -> Finding | None:
-        path = self.plugin.root / (module.replace(".", "/") + ".py")
+        path = self.plugin.module_path(module)
         try:
-            text = path.read_text("utf-8")
+            text = path.read_text("utf-8") if path else None
         except (OSError, UnicodeDecodeError):
+            return None
+        if text is None:
             return None
         ctx = AnalysisContext(self.ctx_apis(), module, str(path))
         blockers = import_blockers(analyze_source(text, ctx))
@@ -339,21 +341,17 @@ class Migration:
         those the plugin already holds: once installed, every migration imports the shadowed names
         from it, so files shared by several migrations (closure, compat) read the same either way."""
         trees = [t for u in self.units.values() if (t := parse_source(u.upstream_text, u.relpath)) is not None]
-        out = [bp for bp in backports.BACKPORTS if bp.module in self._base]
-        for bp in backports.needed(trees, lambda mod, name: self.apis.resolve(mod, name) is None):
-            if bp in out:
-                continue
-            if not bp.keywords:  # a name the pinned vLLM lacks
-                out.append(bp)
-                continue
-            shadowed = bp.shadowed()
-            for cls, kw in bp.keywords:
-                sym = self.apis.resolve(shadowed[cls], cls)
-                sig = self.apis.callable_signature(sym) if sym is not None else None
-                if sig is None or kw not in set(sig.get("p", ())) | set(sig.get("k", ())):
-                    out.append(bp)
-                    break
-        return out
+        installed = [bp for bp in backports.BACKPORTS if bp.module in self._base]
+        needed = backports.needed(trees, self._pinned_lacks, self._pinned_takes)
+        return installed + [bp for bp in needed if bp not in installed]
+
+    def _pinned_lacks(self, module: str, name: str) -> bool:
+        return self.apis.resolve(module, name) is None
+
+    def _pinned_takes(self, module: str, cls: str, keyword: str) -> bool:
+        sym = self.apis.resolve(module, cls)
+        sig = self.apis.callable_signature(sym) if sym is not None else None
+        return sig is not None and keyword in set(sig.get("p", ())) | set(sig.get("k", ()))
 
     def migrate_unit(self, unit: Unit, depth: int = 0) -> None:
         ctx = AnalysisContext(self.ctx_apis(), unit.module, unit.relpath, unit.origin)

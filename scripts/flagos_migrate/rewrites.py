@@ -466,7 +466,7 @@ def mark_context_lines(module: cst.Module) -> dict[int, str]:
 # -- P6: drop or rename keyword arguments ---------------------------------------------------------
 
 
-class _KwargDropper(cst.CSTTransformer):
+class _KwargEditor(cst.CSTTransformer):
     METADATA_DEPENDENCIES = (PositionProvider,)
 
     def __init__(self, drops: set[tuple[int, str]], renames: dict[tuple[int, str], str] | None = None):
@@ -500,7 +500,7 @@ class _KwargDropper(cst.CSTTransformer):
 
 
 def drop_kwargs(module: cst.Module, drops: set[tuple[int, str]]) -> cst.Module:
-    return MetadataWrapper(module, unsafe_skip_copy=True).visit(_KwargDropper(drops)) if drops else module
+    return MetadataWrapper(module, unsafe_skip_copy=True).visit(_KwargEditor(drops)) if drops else module
 
 
 # -- P9: attribute renames with comparison semantics ----------------------------------------------
@@ -563,7 +563,7 @@ def remove_methods(module: cst.Module, targets: set[tuple[str, str]]) -> cst.Mod
     return module.visit(_MethodRemover(targets)) if targets else module
 
 
-class _LineEdits(_ImportRewriter, _Unwrapper, _KwargDropper):
+class _LineEdits(_ImportRewriter, _Unwrapper, _KwargEditor):
     """Every line-keyed rewrite in one traversal, so all of them see the analysed positions."""
 
     def __init__(self, edits: Edits):
