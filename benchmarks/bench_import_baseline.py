@@ -25,7 +25,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 import corpus  # noqa: E402
 from flagos_migrate import cli  # noqa: E402
 from flagos_migrate.fsutil import atomic_write_json  # noqa: E402
-from flagos_migrate.import_probe import (  # noqa: E402
+from flagos_migrate.verify.import_probe import (  # noqa: E402
     PINNED_VENV_ENV,
     ProbeResult,
     moved_checker,

@@ -17,12 +17,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from flagos_migrate.index_builder import build_index  # noqa: E402
-from flagos_migrate.sources import open_source  # noqa: E402
+from flagos_migrate.pinned.index_builder import build_index  # noqa: E402
+from flagos_migrate.pinned.sources import open_source  # noqa: E402
 
 LOAD = (
     "import time; t=time.perf_counter();"
-    "from flagos_migrate.api_index import PinnedApis; a=PinnedApis.load('{pinned}');"
+    "from flagos_migrate.pinned.api_index import PinnedApis; a=PinnedApis.load('{pinned}');"
     "t1=time.perf_counter(); a.resolve('transformers','PretrainedConfig'); a.vllm.definers('Attention');"
     "print(t1-t, time.perf_counter()-t1)"
 )

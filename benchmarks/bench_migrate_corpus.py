@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import corpus  # noqa: E402
-from flagos_migrate.api_index import PinnedApis  # noqa: E402
 from flagos_migrate.cli import UsageError, progress  # noqa: E402
-from flagos_migrate.migrate_commands import prepare, write_prepared  # noqa: E402
-from flagos_migrate.upstream import Upstream, open_upstream  # noqa: E402
+from flagos_migrate.commands.migrate import prepare, write_prepared  # noqa: E402
+from flagos_migrate.migrate.upstream import Upstream, open_upstream  # noqa: E402
+from flagos_migrate.pinned.api_index import PinnedApis  # noqa: E402
 
 INIT = '''"""vllm_fl (benchmark plugin tree)."""
 
@@ -136,7 +136,7 @@ def main() -> int:
     python = args.python or os.environ.get("MMF_PINNED_VENV")
     probe = None
     if python:
-        from flagos_migrate.import_probe import probe_imports, python_of
+        from flagos_migrate.verify.import_probe import probe_imports, python_of
 
         mods = {n: f"vllm_fl.models.{n}" for n, r in per_file.items() if "error" not in r}
         t0 = time.perf_counter()

@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # noqa: E402  (puts scripts/ on sys.path)
-from flagos_migrate.analysis import AnalysisContext, analyze_source, import_blockers  # noqa: E402
-from flagos_migrate.api_index import PinnedApis  # noqa: E402
-from flagos_migrate.import_probe import PINNED_VENV_ENV, probe_imports, python_of  # noqa: E402
-from flagos_migrate.sources import module_name  # noqa: E402
+from flagos_migrate.analysis.engine import AnalysisContext, analyze_source, import_blockers  # noqa: E402
+from flagos_migrate.pinned.api_index import PinnedApis  # noqa: E402
+from flagos_migrate.pinned.sources import module_name  # noqa: E402
+from flagos_migrate.verify.import_probe import PINNED_VENV_ENV, probe_imports, python_of  # noqa: E402
 
 SRC = Path.home() / ".cache" / "mmf" / "src"
 

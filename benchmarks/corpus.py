@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "scripts") not in sys.path:
     sys.path.insert(0, str(ROOT / "scripts"))
 
-from flagos_migrate.index_builder import resolve_relative  # noqa: E402
-from flagos_migrate.sources import SourceTree, module_name, open_source  # noqa: E402
+from flagos_migrate.pinned.index_builder import resolve_relative  # noqa: E402
+from flagos_migrate.pinned.sources import SourceTree, module_name, open_source  # noqa: E402
 
 MODELS_DIR = "vllm/model_executor/models"
 MODELS_PACKAGE = "vllm.model_executor.models"

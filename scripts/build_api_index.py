@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-from flagos_migrate import api_index
 from flagos_migrate.cli import EXIT_OK, UsageError, make_parser, print_json, progress, run_main
 from flagos_migrate.fsutil import atomic_write_bytes
-from flagos_migrate.index_builder import build_index
-from flagos_migrate.sources import open_source
+from flagos_migrate.pinned import api_index
+from flagos_migrate.pinned.index_builder import build_index
+from flagos_migrate.pinned.sources import open_source
 
 EPILOG = """examples:
   python3 scripts/build_api_index.py vllm==0.13.0            # download the wheel with pip, index it
@@ -23,7 +23,7 @@ EPILOG = """examples:
   python3 scripts/build_api_index.py --package transformers transformers-4.57.6-py3-none-any.whl --bundle
 
 Indexes are written to ~/.cache/model-migrate-flagos/index/ (or --output DIR, or --bundle for the
-copy shipped in scripts/flagos_migrate/data/index/). $MMF_INDEX_DIR is searched first when loading."""
+copy shipped in scripts/flagos_migrate/pinned/data/index/). $MMF_INDEX_DIR is searched first when loading."""
 
 WHEEL_CACHE = Path.home() / ".cache" / "model-migrate-flagos" / "wheels"
 

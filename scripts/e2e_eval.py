@@ -24,7 +24,7 @@ from flagos_migrate.cli import (
     progress,
     run_main,
 )
-from flagos_migrate.e2e_client import (
+from flagos_migrate.e2e.client import (
     SIDES,
     ResultStore,
     collect,
@@ -33,16 +33,16 @@ from flagos_migrate.e2e_client import (
     read_results,
     results_path,
 )
-from flagos_migrate.e2e_compare import compare_records, summarise
-from flagos_migrate.e2e_config import (
+from flagos_migrate.e2e.compare import compare_records, summarise
+from flagos_migrate.e2e.config import (
     APIS,
     MODES,
     find_default_config,
     load_config_file,
     resolve_settings,
 )
-from flagos_migrate.e2e_prompts import image_urls, load_prompts, select_prompts
-from flagos_migrate.e2e_report import build_report, console_table, write_reports
+from flagos_migrate.e2e.prompts import image_urls, load_prompts, select_prompts
+from flagos_migrate.e2e.report import build_report, console_table, write_reports
 
 EPILOG = """\
 precedence: command-line flags > config file (--config, or ./e2e_config.json) > defaults.

@@ -19,8 +19,8 @@ import sys
 from typing import Sequence
 
 from flagos_migrate.cli import make_parser, run_main
-from flagos_migrate.migrate_commands import COMMANDS
-from flagos_migrate.upstream import DEFAULT_UPSTREAM
+from flagos_migrate.commands.migrate import COMMANDS
+from flagos_migrate.migrate.upstream import DEFAULT_UPSTREAM
 
 EPILOG = f"""examples:
   python3 scripts/migrate_model.py resolve qwen3_5 --upstream ~/src/vllm

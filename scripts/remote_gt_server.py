@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 
 from flagos_migrate.cli import EXIT_FINDINGS, EXIT_OK, UsageError, make_parser, print_json, progress, run_main
-from flagos_migrate.remote_config import load_config, validate_model_name
-from flagos_migrate.remote_gt import (
+from flagos_migrate.remote.config import load_config, validate_model_name
+from flagos_migrate.remote.gt import (
     RemoteError,
     connect,
     logs,

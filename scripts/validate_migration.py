@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
+from flagos_migrate.catalog.findings import format_github, format_text, split
 from flagos_migrate.cli import EXIT_FINDINGS, EXIT_OK, make_parser, print_json, progress, run_main
-from flagos_migrate.findings import format_github, format_text, split
-from flagos_migrate.validate import validate
+from flagos_migrate.commands.validate import validate
 
 EPILOG = """examples:
   python3 scripts/validate_migration.py ~/vllm-plugin-FL qwen3_5

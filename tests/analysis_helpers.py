@@ -6,9 +6,9 @@ import textwrap
 from functools import lru_cache
 from pathlib import Path
 
-from flagos_migrate.analysis import AnalysisContext, analyze_source
-from flagos_migrate.api_index import PinnedApis
-from flagos_migrate.plugin_tree import PluginTree
+from flagos_migrate.analysis.engine import AnalysisContext, analyze_source
+from flagos_migrate.pinned.api_index import PinnedApis
+from flagos_migrate.plugin.tree import PluginTree
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "plugins"
 GOOD_PLUGIN = FIXTURES / "good"

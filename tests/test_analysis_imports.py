@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flagos_migrate.analysis import ImportBinding, import_bindings, name_usage, parse_text
+from flagos_migrate.analysis.engine import ImportBinding, import_bindings, name_usage, parse_text
 
 from tests.analysis_helpers import analyze, only, rules
 

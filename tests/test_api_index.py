@@ -11,11 +11,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from flagos_migrate import api_index
-from flagos_migrate.api_index import ApiIndex, PinnedApis, Symbol
 from flagos_migrate.cli import UsageError
-from flagos_migrate.index_builder import build_index, module_record
-from flagos_migrate.sources import git_head, module_name, open_source
+from flagos_migrate.pinned import api_index
+from flagos_migrate.pinned.api_index import ApiIndex, PinnedApis, Symbol
+from flagos_migrate.pinned.index_builder import build_index, module_record
+from flagos_migrate.pinned.sources import git_head, module_name, open_source
 
 ROOT = Path(__file__).resolve().parents[1]
 

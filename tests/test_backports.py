@@ -15,9 +15,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from flagos_migrate import backports
-from flagos_migrate.api_index import PinnedApis
-from flagos_migrate.import_probe import python_of
+from flagos_migrate.migrate import backports
+from flagos_migrate.pinned.api_index import PinnedApis
+from flagos_migrate.verify.import_probe import python_of
 
 BP = backports.STACKED_WEIGHTS
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from flagos_migrate.rules import BY_ID
+from flagos_migrate.catalog.rules import BY_ID
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
@@ -394,8 +394,8 @@ def test_report_template_fields_are_real(example_outputs):
     assert len(refs) >= 10
     sources = {  # where fields that need a GPU or a server are defined
         "bench": [SCRIPTS / "benchmark.sh"],
-        "verify": [SCRIPTS / "flagos_migrate" / "migrate_commands.py", SCRIPTS / "flagos_migrate" / "import_probe.py"],
-        "e2e": [SCRIPTS / "e2e_eval.py", *SCRIPTS.glob("flagos_migrate/e2e_*.py")],
+        "verify": [SCRIPTS / "flagos_migrate" / "commands" / "migrate.py", SCRIPTS / "flagos_migrate" / "verify" / "import_probe.py"],
+        "e2e": [SCRIPTS / "e2e_eval.py", *SCRIPTS.glob("flagos_migrate/e2e/*.py")],
         "serve status": [SCRIPTS / "serve.sh"],
         "request": [],  # the OpenAI answer itself
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flagos_migrate.e2e_compare import compare_outputs, compare_records, summarise
+from flagos_migrate.e2e.compare import compare_outputs, compare_records, summarise
 
 
 def out(ids, tops=None, kind="id"):

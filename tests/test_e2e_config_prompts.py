@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from flagos_migrate.cli import UsageError
-from flagos_migrate.e2e_config import Settings, load_config_file, overrides_from_config, resolve_settings
-from flagos_migrate.e2e_prompts import (
+from flagos_migrate.e2e.config import Settings, load_config_file, overrides_from_config, resolve_settings
+from flagos_migrate.e2e.prompts import (
     check_image_bytes,
     check_png,
     decode_data_url,
@@ -148,6 +148,6 @@ def test_mode_and_api_select_prompts():
 
 def test_shipped_prompts_file_is_what_the_generator_builds():
     # the images are generated; regenerate the file rather than editing the base64 by hand
-    from flagos_migrate.e2e_prompts import build_default_prompts
+    from flagos_migrate.e2e.prompts import build_default_prompts
 
     assert json.loads(PROMPTS.read_text(encoding="utf-8")) == build_default_prompts()

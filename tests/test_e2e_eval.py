@@ -352,8 +352,8 @@ def test_token_texts_are_cached_for_compare_only(capsys, tmp_path, servers):
 
 
 def test_detokenize_failure_costs_one_probe(tmp_path, servers):
-    from flagos_migrate.e2e_client import decode_tokens
-    from flagos_migrate.e2e_config import Settings
+    from flagos_migrate.e2e.client import decode_tokens
+    from flagos_migrate.e2e.config import Settings
 
     gt = servers()
     notes = []

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 from flagos_migrate.cli import UsageError
-from flagos_migrate.import_probe import (
+from flagos_migrate.pinned.sources import open_source
+from flagos_migrate.verify.import_probe import (
     PINNED_VENV_ENV,
     ProbeResult,
     likely_rule,
@@ -25,7 +26,6 @@ from flagos_migrate.import_probe import (
     probe_in_current_python,
     python_of,
 )
-from flagos_migrate.sources import open_source
 
 from benchmarks.corpus import SHARED_MODULES, absolutize_relative_imports, lay_out, model_files
 
@@ -279,7 +279,7 @@ def test_killed_probe_leaves_no_hung_child(tmp_path):
     scripts = Path(__file__).resolve().parent.parent / "scripts"
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        "from flagos_migrate.import_probe import probe_imports;"
+        "from flagos_migrate.verify.import_probe import probe_imports;"
         "probe_imports(sys.executable, ['hang_forever_mmf'], [sys.argv[2]], timeout=120, preload=())"
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(scripts), str(tmp_path)])

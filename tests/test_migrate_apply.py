@@ -11,13 +11,13 @@ from pathlib import Path
 
 import migrate_model
 import pytest
-from flagos_migrate import backports
-from flagos_migrate.analysis import AnalysisContext, analyze_source
-from flagos_migrate.api_index import PinnedApis
+from flagos_migrate.analysis.engine import AnalysisContext, analyze_source
 from flagos_migrate.cli import UsageError
-from flagos_migrate.migration import Migration
-from flagos_migrate.plugin_tree import PluginTree, parse_registrations
-from flagos_migrate.upstream import Upstream, open_upstream
+from flagos_migrate.migrate import backports
+from flagos_migrate.migrate.engine import Migration
+from flagos_migrate.migrate.upstream import Upstream, open_upstream
+from flagos_migrate.pinned.api_index import PinnedApis
+from flagos_migrate.plugin.tree import PluginTree, parse_registrations
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM = ROOT / "tests" / "fixtures" / "upstream_mini"

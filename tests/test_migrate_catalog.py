@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import render_patch_catalog as rpc
-from flagos_migrate.rules import CATALOG, Rule
+from flagos_migrate.catalog.rules import CATALOG, Rule
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "references" / "compatibility-patches.md"

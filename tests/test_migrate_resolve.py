@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from flagos_migrate.cli import UsageError
-from flagos_migrate.upstream import Upstream, check_model_name, open_upstream, resolve
+from flagos_migrate.migrate.upstream import Upstream, check_model_name, open_upstream, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM = ROOT / "tests" / "fixtures" / "upstream_mini"
@@ -107,7 +107,7 @@ def _fake_pip(tmp_path, wheel_src: Path | None) -> str:
 def test_fetch_downloads_a_wheel_and_opens_it(tmp_path, monkeypatch):
     import zipfile
 
-    from flagos_migrate import upstream as upstream_mod
+    from flagos_migrate.migrate import upstream as upstream_mod
 
     wheel = tmp_path / "vllm-9.9.9-cp38-abi3-manylinux_2_28_x86_64.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
@@ -122,7 +122,7 @@ def test_fetch_downloads_a_wheel_and_opens_it(tmp_path, monkeypatch):
 
 
 def test_fetch_failure_is_a_clear_error(tmp_path):
-    from flagos_migrate import upstream as upstream_mod
+    from flagos_migrate.migrate import upstream as upstream_mod
 
     with pytest.raises(UsageError) as exc:
         upstream_mod.fetch_latest_wheel(tmp_path / "cache", python=_fake_pip(tmp_path, None))

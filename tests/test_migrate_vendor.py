@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from flagos_migrate.compat_vendor import compat_module_for, render_compat, slice_definitions
+from flagos_migrate.migrate.vendor import compat_module_for, render_compat, slice_definitions
 
 UPSTREAM = '''"""An upstream module."""
 
@@ -94,8 +94,8 @@ def test_type_checking_else_branch_binds_at_run_time():
 
 
 def test_class_attributes_read_at_import_time_are_checked_against_the_pinned_class():
-    from flagos_migrate.api_index import PinnedApis
-    from flagos_migrate.compat_vendor import missing_class_attributes
+    from flagos_migrate.migrate.vendor import missing_class_attributes
+    from flagos_migrate.pinned.api_index import PinnedApis
 
     apis = PinnedApis.load("0.13.0")
     src = (
@@ -111,8 +111,8 @@ def test_class_reads_follow_local_subclasses_to_their_pinned_bases():
     the pinned Qwen2Model lacks it, so upstream's qwen2 must come along (the closure decision)."""
     import textwrap
 
-    from flagos_migrate.api_index import PinnedApis
-    from flagos_migrate.compat_vendor import import_time_class_reads
+    from flagos_migrate.migrate.vendor import import_time_class_reads
+    from flagos_migrate.pinned.api_index import PinnedApis
 
     apis = PinnedApis.load("0.13.0")
     src = textwrap.dedent("""

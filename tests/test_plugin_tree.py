@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from flagos_migrate.cli import UsageError
-from flagos_migrate.plugin_tree import PluginTree, find_package_dir, parse_registrations
+from flagos_migrate.plugin.tree import PluginTree, find_package_dir, parse_registrations
 
 ROOT = Path(__file__).resolve().parents[1]
 

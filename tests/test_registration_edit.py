@@ -5,8 +5,8 @@ from __future__ import annotations
 import ast
 
 import pytest
-from flagos_migrate.plugin_tree import parse_registrations
-from flagos_migrate.registration_edit import plan_registration
+from flagos_migrate.plugin.registration import plan_registration
+from flagos_migrate.plugin.tree import parse_registrations
 
 STANDARD = '''import logging
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from flagos_migrate.cli import UsageError
-from flagos_migrate.remote_config import load_config, validate_gt_machine, validate_model_name
-from flagos_migrate.remote_gt import start_call
+from flagos_migrate.remote.config import load_config, validate_gt_machine, validate_model_name
+from flagos_migrate.remote.gt import start_call
 
 from tests.proc_helpers import alive, free_port
 from tests.sshd_fixture import keygen, sshd_unavailable, start_sshd

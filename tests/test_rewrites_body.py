@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from flagos_migrate.rewrites import Edits, apply_edits, mark_context_lines, parse
+from flagos_migrate.migrate.rewrites import Edits, apply_edits, mark_context_lines, parse
 
 SRC = '''class M(nn.Module):
     def __init__(self, vllm_config, cache_config):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from flagos_migrate.rewrites import Edits, ImportAction, apply_edits, import_from_text
+from flagos_migrate.migrate.rewrites import Edits, ImportAction, apply_edits, import_from_text
 
 BEFORE = '''"""Doc string."""
 
@@ -117,7 +117,7 @@ def test_long_import_is_wrapped():
 
 
 def test_equivalent_import_becomes_a_tuple_of_pinned_classes_after_the_imports():
-    from flagos_migrate.rewrites import Edits, ImportAction, apply_edits
+    from flagos_migrate.migrate.rewrites import Edits, ImportAction, apply_edits
 
     src = ("import torch\n"
            "from vllm.model_executor.layers.quantization.auto_gptq import AutoGPTQConfig  # merged upstream\n"

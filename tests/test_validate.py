@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from flagos_migrate.cli import UsageError
-from flagos_migrate.validate import validate
+from flagos_migrate.commands.validate import validate
 
 from tests.analysis_helpers import GOOD_PLUGIN
 

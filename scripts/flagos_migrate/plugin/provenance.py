@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .fsutil import sha256_text
+from flagos_migrate.fsutil import sha256_text
 
 RECORD_DIR = "models/.migration"
 FORMAT = 1

@@ -14,10 +14,34 @@ import builtins
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from . import backports
-from .analysis import AnalysisContext, analyze_source, import_bindings, import_blockers, name_usage
-from .api_index import ApiIndex, PinnedApis
-from .compat_vendor import (
+from flagos_migrate.analysis.engine import (
+    AnalysisContext,
+    analyze_source,
+    import_bindings,
+    import_blockers,
+    name_usage,
+)
+from flagos_migrate.catalog.findings import Finding
+from flagos_migrate.migrate import backports
+from flagos_migrate.migrate.rewrites import (
+    ATTR_RENAMES,
+    DEBUG_CONTEXT_MANAGERS,
+    MARK_CONTEXT_MANAGERS,
+    Edits,
+    ImportAction,
+    apply_edits,
+    mark_context_lines,
+    parse,
+)
+from flagos_migrate.migrate.upstream import (
+    CONFIGS_PKG,
+    MODELS_PKG,
+    PROCESSORS_PKG,
+    SHARED_MODEL_MODULES,
+    Upstream,
+    resolve,
+)
+from flagos_migrate.migrate.vendor import (
     COMPAT_PKG,
     Vendored,
     compat_module_for,
@@ -28,20 +52,9 @@ from .compat_vendor import (
     slice_definitions,
     slice_ops_clash,
 )
-from .findings import Finding
-from .index_builder import module_record, parse_source
-from .plugin_tree import PACKAGE, PluginTree
-from .rewrites import (
-    ATTR_RENAMES,
-    DEBUG_CONTEXT_MANAGERS,
-    MARK_CONTEXT_MANAGERS,
-    Edits,
-    ImportAction,
-    apply_edits,
-    mark_context_lines,
-    parse,
-)
-from .upstream import CONFIGS_PKG, MODELS_PKG, PROCESSORS_PKG, SHARED_MODEL_MODULES, Upstream, resolve
+from flagos_migrate.pinned.api_index import ApiIndex, PinnedApis
+from flagos_migrate.pinned.index_builder import module_record, parse_source
+from flagos_migrate.plugin.tree import PACKAGE, PluginTree
 
 MAX_PASSES = 10
 MAX_VENDOR_DEPTH = 4

@@ -25,10 +25,10 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from .cli import UsageError
-from .e2e_config import Settings
-from .e2e_prompts import Prompt
-from .fsutil import atomic_write_json
+from flagos_migrate.cli import UsageError
+from flagos_migrate.e2e.config import Settings
+from flagos_migrate.e2e.prompts import Prompt
+from flagos_migrate.fsutil import atomic_write_json
 
 SIDES = ("gt", "local")
 TOKEN_ID_RE = re.compile(r"^token_id:(-?\d+)$")

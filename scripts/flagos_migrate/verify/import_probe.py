@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .cli import UsageError
+from flagos_migrate.cli import UsageError
 
 WORKER = Path(__file__).resolve().parent / "_probe_worker.py"
 PINNED_VENV_ENV = "MMF_PINNED_VENV"
@@ -247,7 +247,7 @@ def moved_checker(pinned: str = "0.13.0") -> Callable[[str, str], bool] | None:
     """``moved(module, name)`` from the static index of the pinned versions (None without an index):
     true when the pinned package defines ``name`` in a module other than ``module``."""
     try:
-        from .api_index import PinnedApis
+        from flagos_migrate.pinned.api_index import PinnedApis
 
         apis = PinnedApis.load(pinned)
     except (UsageError, OSError, ValueError, KeyError):

@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cli import UsageError
+from flagos_migrate.cli import UsageError
 
 
 @dataclass

@@ -13,14 +13,14 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from .cli import UsageError
+from flagos_migrate.cli import UsageError
 
 MODES = ("text", "multimodal", "all")
 APIS = ("chat", "completions")
 #: vLLM's default --max-logprobs is 20; a larger top-k is refused by the server.
 MAX_TOP_K = 20
 DEFAULT_CONFIG_NAME = "e2e_config.json"
-DEFAULT_PROMPTS = Path(__file__).resolve().parent.parent / "e2e_test_prompts.json"
+DEFAULT_PROMPTS = Path(__file__).resolve().parents[2] / "e2e_test_prompts.json"
 
 
 @dataclass(frozen=True)

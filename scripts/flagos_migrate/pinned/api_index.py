@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .cli import UsageError
-from .index_builder import FORMAT
+from flagos_migrate.cli import UsageError
+from flagos_migrate.pinned.index_builder import FORMAT
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "index"
 USER_DIR_ENV = "MMF_INDEX_DIR"

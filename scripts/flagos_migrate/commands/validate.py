@@ -11,12 +11,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import analysis
-from .analysis import AnalysisContext, analyze_source, parse_text
-from .api_index import PinnedApis, available_versions
-from .cli import UsageError
-from .findings import Finding, sort_key
-from .plugin_tree import PACKAGE, PluginTree, RegistrationFile, parse_registrations
+from flagos_migrate.analysis import engine as analysis
+from flagos_migrate.analysis.engine import AnalysisContext, analyze_source, parse_text
+from flagos_migrate.catalog.findings import Finding, sort_key
+from flagos_migrate.cli import UsageError
+from flagos_migrate.pinned.api_index import PinnedApis, available_versions
+from flagos_migrate.plugin.tree import PACKAGE, PluginTree, RegistrationFile, parse_registrations
 
 
 @dataclass

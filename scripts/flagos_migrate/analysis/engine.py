@@ -18,10 +18,10 @@ import re
 import warnings
 from dataclasses import dataclass, field
 
-from . import backports
-from .api_index import PinnedApis, Symbol, _normalise_external, external_members
-from .findings import Finding
-from .index_builder import custom_op_names, dotted, resolve_relative, signature_of
+from flagos_migrate.catalog.findings import Finding
+from flagos_migrate.migrate import backports
+from flagos_migrate.pinned.api_index import PinnedApis, Symbol, _normalise_external, external_members
+from flagos_migrate.pinned.index_builder import custom_op_names, dotted, resolve_relative, signature_of
 
 # --------------------------------------------------------------------------------------------
 # context and tables
@@ -210,7 +210,7 @@ def _context_flags(node: ast.AST, parents: dict) -> dict:
             if child in cur.body:
                 flags["class_level"] = True
         elif isinstance(cur, ast.If):
-            from .index_builder import is_type_checking_test
+            from flagos_migrate.pinned.index_builder import is_type_checking_test
 
             if is_type_checking_test(cur.test) and child in cur.body:
                 flags["type_checking"] = True
@@ -286,7 +286,7 @@ def _annotation_nodes(nodes: list) -> set[int]:
 
 
 def _type_checking_ids(nodes: list) -> set[int]:
-    from .index_builder import is_type_checking_test
+    from flagos_migrate.pinned.index_builder import is_type_checking_test
 
     ids: set[int] = set()
     for node in nodes:

@@ -10,9 +10,9 @@ import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .api_index import ApiIndex
-from .cli import UsageError
-from .index_builder import dotted, module_record, parse_source, resolve_relative
+from flagos_migrate.cli import UsageError
+from flagos_migrate.pinned.api_index import ApiIndex
+from flagos_migrate.pinned.index_builder import dotted, module_record, parse_source, resolve_relative
 
 PACKAGE = "vllm_fl"
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from flagos_migrate.remote_config import GtMachine
+from flagos_migrate.remote.config import GtMachine
 
 EXIT_CONNECT = 2
 

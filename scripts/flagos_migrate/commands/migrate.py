@@ -12,15 +12,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .api_index import PinnedApis
-from .cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, UsageError, print_json, progress
-from .findings import Finding, format_text
-from .fsutil import atomic_write_json, atomic_write_text, is_within, sha256_text
-from .migration import Migration, new_packages
-from .plugin_tree import PluginTree
-from .provenance import build_record, known_outputs, load_record, record_path, upstream_changes
-from .registration_edit import plan_registration
-from .upstream import Upstream, check_model_name, open_upstream, read_hf_config, resolve
+from flagos_migrate.catalog.findings import Finding, format_text
+from flagos_migrate.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, UsageError, print_json, progress
+from flagos_migrate.fsutil import atomic_write_json, atomic_write_text, is_within, sha256_text
+from flagos_migrate.migrate.engine import Migration, new_packages
+from flagos_migrate.migrate.upstream import Upstream, check_model_name, open_upstream, read_hf_config, resolve
+from flagos_migrate.pinned.api_index import PinnedApis
+from flagos_migrate.plugin.provenance import (
+    build_record,
+    known_outputs,
+    load_record,
+    record_path,
+    upstream_changes,
+)
+from flagos_migrate.plugin.registration import plan_registration
+from flagos_migrate.plugin.tree import PluginTree
 
 PACKAGE_DOCS = {
     "vllm_fl/compat/__init__.py": '"""Upstream vLLM helpers vendored (rule P16) and back-ports (rule P22) by model-migrate-flagos."""\n',
@@ -50,7 +56,7 @@ class Prepared:
 
 
 def _upstream_info(up: Upstream) -> dict:
-    from .sources import git_head
+    from flagos_migrate.pinned.sources import git_head
 
     info = {"source": up.source.label, "version": up.version}
     if up.source.root is not None:
@@ -256,7 +262,7 @@ def _vllm_importable(python: str) -> bool:
 
 
 def cmd_verify(args) -> int:
-    from .import_probe import probe_imports, python_of
+    from flagos_migrate.verify.import_probe import probe_imports, python_of
 
     check_model_name(args.model_name)
     plugin = PluginTree(args.plugin)

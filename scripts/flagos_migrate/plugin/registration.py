@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from .plugin_tree import RegistrationFile, parse_registrations
+from flagos_migrate.plugin.tree import RegistrationFile, parse_registrations
 
 
 @dataclass

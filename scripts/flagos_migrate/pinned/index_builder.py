@@ -34,7 +34,7 @@ import sys
 import time
 import warnings
 
-from .sources import SourceTree, module_name
+from flagos_migrate.pinned.sources import SourceTree, module_name
 
 FORMAT = 2
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from .rules import BY_ID
+from flagos_migrate.catalog.rules import BY_ID
 
 
 @dataclass

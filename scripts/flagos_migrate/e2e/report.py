@@ -11,8 +11,8 @@ import html
 from pathlib import Path
 from typing import Any
 
-from .e2e_compare import EARLY_POSITIONS
-from .fsutil import atomic_write_json, atomic_write_text
+from flagos_migrate.e2e.compare import EARLY_POSITIONS
+from flagos_migrate.fsutil import atomic_write_json, atomic_write_text
 
 REPORT_NAMES = {"json": "report.json", "markdown": "report.md", "html": "report.html"}
 

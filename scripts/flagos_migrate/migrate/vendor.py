@@ -13,9 +13,14 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from .index_builder import custom_op_names, is_type_checking_test, parse_source, resolve_relative
-from .rewrites import import_from_text
-from .upstream import Upstream
+from flagos_migrate.migrate.rewrites import import_from_text
+from flagos_migrate.migrate.upstream import Upstream
+from flagos_migrate.pinned.index_builder import (
+    custom_op_names,
+    is_type_checking_test,
+    parse_source,
+    resolve_relative,
+)
 
 COMPAT_PKG = "vllm_fl.compat"
 MAX_SLICE_LINES = 400  # bigger slices are subsystems, not helpers: port them by hand

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from .cli import UsageError
-from .index_builder import dotted, module_record, parse_source, resolve_relative
-from .sources import SourceTree, open_source
+from flagos_migrate.cli import UsageError
+from flagos_migrate.pinned.index_builder import dotted, module_record, parse_source, resolve_relative
+from flagos_migrate.pinned.sources import SourceTree, open_source
 
 DEFAULT_UPSTREAM = "/tmp/vllm-upstream-ref"
 MODELS_PKG = "vllm.model_executor.models"

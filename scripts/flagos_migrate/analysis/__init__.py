@@ -1,0 +1,1 @@
+"""Static checks of one file against the pinned API index."""

@@ -1,0 +1,1 @@
+"""The rule catalog and the findings it produces."""

@@ -1,0 +1,1 @@
+"""The migration engine: upstream closure, rewrites, vendored helpers and back-ports."""

@@ -1,0 +1,1 @@
+"""The plugin checkout (vllm_fl): its files, registrations and provenance records."""

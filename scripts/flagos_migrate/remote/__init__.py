@@ -1,0 +1,1 @@
+"""The ground-truth server on a remote machine, over SSH."""

@@ -1,0 +1,1 @@
+"""Real checks of migrated files in a Python with the pinned vLLM."""
