@@ -306,3 +306,32 @@ def _alive(pid: int) -> bool:
     # a zombie is dead for our purpose
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
+
+
+def test_plugin_init_needing_a_gpu_is_skipped_and_classified_as_environment(tmp_path):
+    """A plugin whose __init__ imports a GPU-only package (flag_gems without a GPU): its model
+    files import without running that __init__; a module that needs the package itself is an
+    environment failure with a reason, never a code failure without a rule."""
+    (tmp_path / "gpu_pkg").mkdir()
+    (tmp_path / "gpu_pkg" / "__init__.py").write_text("raise RuntimeError('flag_gems: the device is missing')\n")
+    plug = tmp_path / "plug"
+    (plug / "models").mkdir(parents=True)
+    (plug / "__init__.py").write_text("import gpu_pkg\n")
+    (plug / "models" / "__init__.py").write_text("")
+    (plug / "models" / "model.py").write_text("import json\nVALUE = json.dumps(1)\n")
+    (plug / "models" / "kernel.py").write_text("import gpu_pkg\n")
+    (plug / "models" / "needs_cuda.py").write_text("raise RuntimeError('Found no NVIDIA driver on your system')\n")
+    (plug / "models" / "broken.py").write_text("raise ValueError('a bug in the model file')\n")
+    (plug / "models" / "timm_user.py").write_text("import no_such_vision_pkg_mmf\n")
+    mods = [f"plug.models.{n}" for n in ("model", "kernel", "needs_cuda", "broken", "timm_user")]
+    plain = probe_imports(sys.executable, mods[:1], [str(tmp_path)], preload=())
+    r = plain["plug.models.model"]
+    assert not r.ok and r.rule is None and r.raised_in == "gpu_pkg"
+    assert r.environment == "raised inside the third-party package 'gpu_pkg' while it was imported"
+    res = probe_imports(sys.executable, mods, [str(tmp_path)], preload=(), no_init=["plug"])
+    assert res["plug.models.model"].ok
+    assert "third-party package 'gpu_pkg'" in res["plug.models.kernel"].environment
+    assert res["plug.models.needs_cuda"].environment == "needs a GPU (or its driver), which this machine lacks"
+    assert res["plug.models.timm_user"].environment == "the package 'no_such_vision_pkg_mmf' is not installed in this Python"
+    broken = res["plug.models.broken"]
+    assert not broken.ok and broken.environment == "" and broken.in_probed_file  # the code's own error

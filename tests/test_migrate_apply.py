@@ -335,3 +335,26 @@ def test_an_installed_backport_is_used_by_every_later_migration(capsys, plugin):
         code, out, _ = cli(capsys, "apply", name, *common(plugin))
         assert "nothing changed (already applied)" in out, name
     assert snapshot(plugin) == before
+
+
+@pytest.mark.slow
+def test_verify_on_a_plugin_whose_init_needs_a_gpu(capsys, plugin):
+    """The real plugin's __init__ imports flag_gems, which raises without a GPU: verify still
+    imports the migrated modules; one that needs such a package itself is exit 2 with a hint."""
+    venv = os.environ.get("MMF_PINNED_VENV")
+    if not venv:
+        pytest.skip("MMF_PINNED_VENV (a venv with the real vLLM 0.13.0) is not set")
+    cli(capsys, "apply", "plain", *common(plugin))
+    (plugin / "fake_flag_gems").mkdir()
+    (plugin / "fake_flag_gems" / "__init__.py").write_text("raise RuntimeError('flag_gems: no device found')\n")
+    init = plugin / "vllm_fl" / "__init__.py"
+    init.write_text("import fake_flag_gems  # noqa: F401\n" + init.read_text())
+    code, out, _ = cli(capsys, "verify", "plain", "--plugin", str(plugin), "--python", venv)
+    assert code == 0 and "ok      vllm_fl.models.plain" in out, out
+    model = plugin / "vllm_fl" / "models" / "plain.py"
+    model.write_text("import fake_flag_gems  # noqa: F401\n" + model.read_text())
+    code, out, err = cli(capsys, "verify", "plain", "--plugin", str(plugin), "--python", venv, "--json")
+    assert code == 2 and "could not be checked" in err and "hint:" in err
+    data = json.loads(out)
+    assert data["failed"] == 0 and data["environment"] == 1
+    assert "fake_flag_gems" in data["results"]["vllm_fl.models.plain"]["environment"]

@@ -4,7 +4,9 @@ It must import nothing but the standard library before preloading, and nothing f
 ``flagos_migrate`` at all, because the foreign Python does not have this bundle on its path.
 
 Protocol. argv[1] is a JSON object ``{"sys_path": [...], "preload": [...], "jobs": N,
-"timeout": seconds, "modules": [...]}``. The worker prepends ``sys_path``, imports every
+"timeout": seconds, "modules": [...], "no_init": [...]}``. The worker prepends ``sys_path``,
+registers each ``no_init`` package without running its ``__init__.py`` (a plugin's ``__init__``
+may import GPU-only packages that its model files never need), imports every
 ``preload`` module once (failures are only recorded), then, for each module, forks a child that
 imports it and writes one JSON result to a pipe. A child that outlives ``timeout`` is killed with
 its process group. At most ``jobs`` children run at once. Each result is written as one JSON
@@ -26,7 +28,6 @@ import signal
 import sys
 import tempfile
 import time
-import traceback
 
 MAX_FRAMES = 12
 MAX_MESSAGE = 2000
@@ -35,9 +36,25 @@ TAIL_BYTES = 1500
 
 def _frames(tb):
     out = []
-    for fs in traceback.extract_tb(tb)[-MAX_FRAMES:]:
-        out.append({"file": fs.filename, "line": fs.lineno, "func": fs.name})
-    return out
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        out.append({"file": code.co_filename, "line": tb.tb_lineno, "func": code.co_name,
+                    "module": tb.tb_frame.f_globals.get("__name__")})
+        tb = tb.tb_next
+    return out[-MAX_FRAMES:]
+
+
+def _raised_in(tb):
+    """Top-level package of the innermost frame outside the import machinery, and whether it is
+    the standard library: an error raised inside a third-party package is the environment's."""
+    top = None
+    while tb is not None:
+        name = tb.tb_frame.f_globals.get("__name__") or ""
+        if name and not name.startswith(("importlib", "_frozen_importlib")):
+            top = name.split(".", 1)[0]
+        tb = tb.tb_next
+    stdlib = getattr(sys, "stdlib_module_names", ())
+    return top, bool(top) and (top in stdlib or top in sys.builtin_module_names)
 
 
 def _describe(exc, origin):
@@ -52,6 +69,7 @@ def _describe(exc, origin):
         "frames": _frames(exc.__traceback__),
         "bases": [b.__name__ for b in cls.__mro__[1:-1]],
     }
+    info["raised_in"], info["raised_in_stdlib"] = _raised_in(exc.__traceback__)
     if isinstance(exc, ImportError):
         info["import_name"] = exc.name
         info["import_path"] = exc.path
@@ -203,6 +221,15 @@ def run(request, out):
     preload_failed = {}
     t0 = time.monotonic()
     import importlib
+    import importlib.machinery
+    import importlib.util
+
+    no_init = {}
+    for name in request.get("no_init") or []:
+        spec = importlib.machinery.PathFinder.find_spec(name)
+        if spec is not None and spec.submodule_search_locations is not None:
+            sys.modules[name] = importlib.util.module_from_spec(spec)  # registered, never executed
+            no_init[name] = spec.origin
 
     for name in request.get("preload") or []:
         try:
@@ -216,7 +243,8 @@ def run(request, out):
     gc.collect()
     gc.freeze()
     _emit(out, {"event": "ready", "preload_seconds": round(time.monotonic() - t0, 3),
-                "preload_failed": preload_failed, "python": sys.version.split()[0]})
+                "preload_failed": preload_failed, "python": sys.version.split()[0],
+                "no_init": no_init})
 
     pending = list(request.get("modules") or [])
     pending.reverse()

@@ -107,6 +107,8 @@ class ProbeResult:
     origin: str = ""  # the probed module's file
     seconds: float = 0.0
     rule: str | None = None  # likely catalog id
+    environment: str = ""  # why the failure is the environment's (a missing package, no GPU), not the code's
+    raised_in: str = ""  # top-level package of the innermost frame outside the import machinery
     frames: list[dict] = field(default_factory=list)
     output_tail: str = ""
 
@@ -239,6 +241,36 @@ def likely_rule(error: ProbeResult | dict, moved: Callable[[str, str], bool] | N
     return None
 
 
+# Packages whose errors are the migration's to fix; an error raised inside any other
+# third-party package (flag_gems without a GPU, a CUDA-only kernel library) is the environment's.
+OWN_PACKAGES = frozenset({"vllm", "vllm_fl", "transformers", "torch"})
+_GPU_ONLY = re.compile(
+    r"\bCUDA\b|\bNVIDIA\b|libcuda|\bno GPU|GPU.{0,20}(?:not found|not available|unavailable|required)|"
+    r"Found no .{0,20}driver|0 active drivers|Torch not compiled with|\bROCm\b",
+    re.I,
+)
+
+
+def environment_reason(res: ProbeResult) -> str:
+    """Why a failure is the environment's rather than the migrated code's ("" when it is the code's).
+
+    A catalog rule explains the failure: the code's. Otherwise: a missing third-party package,
+    a message about GPUs or drivers, or an exception raised inside a third-party package (not
+    vLLM, the plugin, transformers, torch, the standard library or the probed package itself).
+    """
+    if res.ok or res.rule is not None:
+        return ""
+    top = _top(res.missing) if res.missing else ""
+    if res.error_type == "ModuleNotFoundError" and top and top not in OWN_PACKAGES and top != _top(res.module):
+        return f"the package {top!r} is not installed in this Python"
+    if _GPU_ONLY.search(res.message):
+        return "needs a GPU (or its driver), which this machine lacks"
+    raised = res.raised_in
+    if raised and raised not in OWN_PACKAGES and raised != _top(res.module):
+        return f"raised inside the third-party package {raised!r} while it was imported"
+    return ""
+
+
 # --------------------------------------------------------------------------------------------
 # Running the worker
 
@@ -307,6 +339,9 @@ def _result_from_worker(raw: dict, moved: Callable[[str, str], bool] | None = No
     if res.in_probed_file and res.error_type in ("ModuleNotFoundError", "ImportError"):
         res.imported_names = _imported_names(res.file, res.line, res.missing_from or res.missing)
     res.rule = likely_rule(res, moved)
+    if not raw.get("raised_in_stdlib"):
+        res.raised_in = raw.get("raised_in") or ""
+    res.environment = environment_reason(res)
     return res
 
 
@@ -348,6 +383,7 @@ def probe_imports(
     startup_timeout: float = 600,
     moved: Callable[[str, str], bool] | None = None,
     stats: dict | None = None,
+    no_init: Iterable[str] = (),
 ) -> dict[str, ProbeResult]:
     """Import each module in a fresh fork of a preloaded ``python``; return results by module.
 
@@ -357,7 +393,9 @@ def probe_imports(
     raises :class:`UsageError`; modules it never reported come back as ``NotRun``. ``moved`` is
     passed to :func:`likely_rule` (e.g. ``moved_checker("0.13.0")``). A ``stats`` dict, when
     given, receives ``preload_seconds``, ``preload_failed`` ({module: error}) and ``python_version``
-    of the worker (``verify`` can tell "vLLM is not importable here" from it).
+    of the worker (``verify`` can tell "vLLM is not importable here" from it). Packages in
+    ``no_init`` are registered without running their ``__init__.py`` (``verify`` passes the
+    plugin's ``vllm_fl``: its ``__init__`` may import GPU-only packages the models never need).
     """
     modules = list(dict.fromkeys(modules))
     if not modules:
@@ -368,6 +406,7 @@ def probe_imports(
         "jobs": max(1, int(jobs)),
         "timeout": float(timeout),
         "modules": modules,
+        "no_init": list(no_init),
     }
     full_env = {**os.environ, **DEFAULT_ENV, **(env or {})}
     try:
