@@ -112,6 +112,11 @@ def check_registrations(tree: PluginTree, apis: PinnedApis, reg: RegistrationFil
         out.append(Finding("P10", shown, 1, 0, "no register_model() function and no ModelRegistry.register_model "
                            "call: the plugin registers no model", fix="add register_model() with one guarded "
                            "block per model (see plugin.md)", data={"kind": "no-register-model"}))
+    for line, col, why in reg.irregular:
+        out.append(Finding("P10", shown, line, col, f"{why}: a registration must be one plain statement of "
+                           "string literals (input pasted into code looks like this)",
+                           fix="rewrite the block as migrate_model.py apply writes it, and check where the "
+                           "value came from", data={"kind": "irregular-registration"}))
     for m in reg.models:
         if only_modules is not None and m.module not in only_modules:
             continue

@@ -31,7 +31,7 @@ from flagos_migrate.e2e.prompts import Prompt
 from flagos_migrate.fsutil import atomic_write_json
 
 SIDES = ("gt", "local")
-TOKEN_ID_RE = re.compile(r"^token_id:(-?\d+)$")
+TOKEN_ID_RE = re.compile(r"token_id:(-?\d+)\Z")
 RESULTS_SCHEMA = 1
 Log = Callable[[str], None]
 
@@ -167,7 +167,7 @@ def params_key(params: dict[str, Any], model: str) -> str:
 def _key_of(token: Any) -> tuple[str, Any]:
     """('id', int) for vLLM's 'token_id:N' strings, else ('text', the string)."""
     if isinstance(token, str):
-        m = TOKEN_ID_RE.match(token)
+        m = TOKEN_ID_RE.fullmatch(token)
         if m:
             return "id", int(m.group(1))
         return "text", token

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from flagos_migrate import names
 from flagos_migrate.cli import UsageError
 from flagos_migrate.pinned.index_builder import dotted, module_record, parse_source, resolve_relative
 from flagos_migrate.pinned.sources import SourceTree, open_source
@@ -27,7 +28,6 @@ CONFIGS_PKG = "vllm.transformers_utils.configs"
 # Hugging Face processors that upstream vLLM ships itself; a migration brings a missing one along
 PROCESSORS_PKG = "vllm.transformers_utils.processors"
 FETCH_CACHE = Path.home() / ".cache" / "model-migrate-flagos" / "upstream"
-SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # Modules of vllm/model_executor/models that are infrastructure, not models: a migration never
 # copies them into the plugin (a copy of ``interfaces`` would make the model's protocols differ
@@ -38,9 +38,10 @@ SHARED_MODEL_MODULES = frozenset(
 
 
 def check_model_name(name: str) -> str:
-    if not SNAKE_CASE.match(name or "") or name.endswith("_") or "__" in name:
+    if not names.matches(names.MODEL_MODULE, name) or name.endswith("_") or "__" in name:
+        shown = name if len(name or "") <= 80 else f"{name[:60]}... ({len(name)} characters)"
         raise UsageError(
-            f"MODEL_NAME must be a snake_case module name, got {name!r}",
+            f"MODEL_NAME must be a snake_case module name, got {shown!r}",
             hint="use the upstream file name without .py, e.g. qwen3_5 for vllm/model_executor/models/qwen3_5.py",
         )
     return name
@@ -270,7 +271,21 @@ def read_hf_config(path: str | None) -> dict | None:
         raise UsageError(f"cannot read --hf-config {p}: {exc}", hint="pass the model's config.json") from exc
     if not isinstance(data, dict):
         raise UsageError(f"--hf-config {p} is not a JSON object", hint="pass the model's config.json")
+    check_hf_config(data, p)
     return data
+
+
+def check_hf_config(data: dict, where: object) -> None:
+    """The fields a migration reads from config.json end up in the plugin's code as literals:
+    they must be plain names (a downloaded config.json is untrusted input)."""
+    model_type = data.get("model_type")
+    if model_type is not None and not names.matches(names.MODEL_TYPE, model_type):
+        raise UsageError(f"--hf-config {where}: model_type must be a name of letters, digits and _ . -, "
+                         f"got {model_type!r:.100}", hint="pass the model's own config.json, unedited")
+    archs = data.get("architectures")
+    if archs is not None and (not isinstance(archs, list) or not all(names.is_identifier(a) for a in archs)):
+        raise UsageError(f"--hf-config {where}: architectures must be a list of class names, got {archs!r:.100}",
+                         hint="pass the model's own config.json, unedited")
 
 
 def resolve(up: Upstream, name: str, hf_config: dict | None = None) -> dict:

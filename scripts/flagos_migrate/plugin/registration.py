@@ -10,10 +10,13 @@ not registered again, and a conflicting registration is reported instead of chan
 from __future__ import annotations
 
 import ast
+import json
 from dataclasses import dataclass, field
 
 import libcst as cst
 
+from flagos_migrate import names
+from flagos_migrate.cli import UsageError
 from flagos_migrate.plugin.tree import RegistrationFile, parse_registrations
 
 
@@ -51,19 +54,44 @@ def _function_binds(fn: cst.FunctionDef, name: str) -> bool:
     return False
 
 
+# Every value below comes from input (config.json, upstream source): strings are written as
+# escaped literals, comments keep printable characters only, and names that become code
+# (imported module, class) must be plain identifiers, so nothing read can become a statement.
+
+
+def _literal(text: str) -> str:
+    """A double-quoted Python string literal of ``text`` (JSON escapes are valid Python escapes)."""
+    return json.dumps(text)
+
+
+def _comment(text: str) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in text)[:200]
+
+
+def _code_name(value: str, what: str, dotted: bool = False) -> str:
+    if not (names.is_dotted(value) if dotted else names.is_identifier(value)):
+        raise UsageError(f"refusing to register {what} {value!r:.100}: not a Python "
+                         f"{'module path' if dotted else 'identifier'}",
+                         hint="the name came from config.json or upstream source; check that input")
+    return value
+
+
 def _error_call(has_logger: bool, what: str) -> str:
+    message = _literal(f"Failed to register {what}: %s")
     if has_logger:
-        return f'logger.error("Failed to register {what}: %s", e)'
-    return f'__import__("logging").getLogger(__name__).error("Failed to register {what}: %s", e)'
+        return f"logger.error({message}, e)"
+    return f'__import__("logging").getLogger(__name__).error({message}, e)'
 
 
 def config_block(display: str, model_type: str, cls: str, module: str, has_logger: bool) -> str:
+    cls, module = _code_name(cls, "config class"), _code_name(module, "module", dotted=True)
     return (
-        f"# {display} config bridge (transformers of the pinned vLLM lacks model_type {model_type!r})\n"
+        f"# {_comment(display)} config bridge (transformers of the pinned vLLM lacks model_type "
+        f"{_comment(repr(model_type))})\n"
         "try:\n"
         "    from vllm.transformers_utils.config import _CONFIG_REGISTRY\n"
         f"    from {module} import {cls}\n\n"
-        f'    _CONFIG_REGISTRY["{model_type}"] = {cls}\n'
+        f"    _CONFIG_REGISTRY[{_literal(model_type)}] = {cls}\n"
         "except Exception as e:\n"
         f"    {_error_call(has_logger, display + ' config')}\n"
     )
@@ -71,11 +99,13 @@ def config_block(display: str, model_type: str, cls: str, module: str, has_logge
 
 def model_block(display: str, pairs: list[tuple[str, str]], module: str, has_logger: bool,
                 import_registry: bool) -> str:
-    lines = [f"# {display} model\n", "try:\n"]
+    lines = [f"# {_comment(display)} model\n", "try:\n"]
     if import_registry:
         lines.append("    from vllm import ModelRegistry\n\n")
+    module = _code_name(module, "module", dotted=True)
     for arch, cls in pairs:
-        lines.append(f'    ModelRegistry.register_model("{arch}", "{module}:{cls}")\n')
+        target = f"{module}:{_code_name(cls, 'model class')}"
+        lines.append(f"    ModelRegistry.register_model({_literal(arch)}, {_literal(target)})\n")
     lines += ["except Exception as e:\n", f"    {_error_call(has_logger, display + ' model')}\n"]
     return "".join(lines)
 

@@ -55,6 +55,9 @@ class RegistrationFile:
     models: list[ModelRegistration] = field(default_factory=list)
     configs: list[ConfigRegistration] = field(default_factory=list)
     overrides: list[InTreeOverride] = field(default_factory=list)
+    # registrations that are not plain literals or share their line with other code:
+    # (line, col, why); an edit that pasted input into code looks like this
+    irregular: list[tuple[int, int, str]] = field(default_factory=list)
     has_register_model: bool = False
     parse_error: str | None = None
 
@@ -112,19 +115,39 @@ def parse_registrations(path: Path, module: str = f"{PACKAGE}") -> RegistrationF
             result.parse_error = "cannot parse"
         return result
     bindings = _import_bindings(tree, module, path.name == "__init__.py")
+    simple_on_line: dict[int, int] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt) and not hasattr(node, "body"):
+            simple_on_line[node.lineno] = simple_on_line.get(node.lineno, 0) + 1
+
+    def irregular(node: ast.AST, why: str) -> None:
+        result.irregular.append((node.lineno, node.col_offset, why))
+
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef) and node.name == "register_model":
             result.has_register_model = True
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and \
+                (dotted(node.value.func) or "").endswith("register_model") and simple_on_line[node.lineno] > 1:
+            irregular(node, "a register_model call shares its line with other statements")
         if isinstance(node, ast.Call) and (dotted(node.func) or "").endswith("register_model") and len(node.args) >= 2:
             arch_node, target = node.args[0], node.args[1]
             if not (isinstance(arch_node, ast.Constant) and isinstance(arch_node.value, str)):
+                irregular(node, f"register_model({ast.unparse(arch_node)[:60]}, ...): the architecture is not "
+                          "a string literal")
                 continue
             result.models.append(_model_registration(arch_node.value, target, bindings, node))
         elif isinstance(node, ast.Assign) and len(node.targets) == 1:
             tgt = node.targets[0]
             if isinstance(tgt, ast.Subscript) and (dotted(tgt.value) or "").endswith("_CONFIG_REGISTRY"):
                 key = tgt.slice
-                if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                shown = f"_CONFIG_REGISTRY[{ast.unparse(key)[:60]}]"
+                if simple_on_line[node.lineno] > 1:
+                    irregular(node, f"{shown} shares its line with other statements")
+                if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+                    irregular(node, f"{shown}: the model_type is not a string literal")
+                elif not isinstance(node.value, (ast.Name, ast.Attribute)):
+                    irregular(node, f"{shown} = {ast.unparse(node.value)[:60]}: the value is not a config class")
+                else:
                     written = dotted(node.value) or ast.unparse(node.value)
                     where = bindings.get(written.split(".")[0])
                     if where and ":" in where and "." not in written:
@@ -144,6 +167,7 @@ def parse_registrations(path: Path, module: str = f"{PACKAGE}") -> RegistrationF
     result.models.sort(key=lambda r: (r.line, r.col))
     result.configs.sort(key=lambda r: (r.line, r.col))
     result.overrides.sort(key=lambda r: r.line)
+    result.irregular.sort()
     return result
 
 

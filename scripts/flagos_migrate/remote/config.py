@@ -14,21 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flagos_migrate import names
 from flagos_migrate.cli import UsageError
 
 HOST_KEY_POLICIES = ("reject", "accept-new")
 HEALTH_CHECKS = ("auto", "direct", "ssh")
 
-_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
-_CONTAINER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_CONDA_ENV = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_GPUS = re.compile(r"^[0-9]+(,[0-9]+)*$")
-_REMOTE_PATH = re.compile(r"^/[A-Za-z0-9_./+@-]*$")
-_EXECUTABLE = re.compile(r"^(/[A-Za-z0-9_./+@-]+|[A-Za-z0-9_][A-Za-z0-9_.+-]*)$")
-_MODEL_PART = r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}"
-_MODEL = re.compile(rf"^{_MODEL_PART}(/{_MODEL_PART})?$")
 
 
 @dataclass(frozen=True)
@@ -73,7 +64,7 @@ def valid_host(value: str) -> bool:
         pass
     if not value or len(value) > 253:
         return False
-    return all(_HOSTNAME_LABEL.match(label) for label in value.rstrip(".").split("."))
+    return all(names.matches(names.HOSTNAME_LABEL, label) for label in value.rstrip(".").split("."))
 
 
 def _safe_text(value: str) -> bool:
@@ -88,7 +79,7 @@ def _check_str(raw: dict, name: str, errors: list[str], pattern: re.Pattern | No
         errors.append(f"gt_machine.{name} must be a string, got {type(value).__name__}")
     elif value == "" and not allow_empty:
         errors.append(f"gt_machine.{name} must not be empty")
-    elif value and pattern is not None and not pattern.match(value):
+    elif value and pattern is not None and not names.matches(pattern, value, limit=4096):
         errors.append(f"gt_machine.{name} = {value!r} is not {describe}")
     elif not _safe_text(value):
         errors.append(f"gt_machine.{name} contains a NUL or newline character")
@@ -101,7 +92,7 @@ def _check_int(raw: dict, name: str, errors: list[str], low: int, high: int) -> 
 
 
 def _check_path(raw: dict, name: str, errors: list[str]) -> None:
-    _check_str(raw, name, errors, _REMOTE_PATH, allow_empty=False,
+    _check_str(raw, name, errors, names.REMOTE_PATH, allow_empty=False,
                describe="an absolute path of letters, digits and _ . / + @ -")
     value = raw[name]
     if isinstance(value, str) and ".." in value.split("/"):
@@ -123,15 +114,15 @@ def validate_gt_machine(raw: Any) -> GtMachine:
         errors.append("gt_machine.host is required")
     elif not isinstance(merged["host"], str) or not valid_host(merged["host"]):
         errors.append(f"gt_machine.host = {merged['host']!r} is not a hostname or IP address")
-    _check_str(merged, "user", errors, _USER, allow_empty=False, describe="a user name")
+    _check_str(merged, "user", errors, names.USER, allow_empty=False, describe="a user name")
     _check_int(merged, "port", errors, 1, 65535)
     _check_str(merged, "key_file", errors)
     _check_str(merged, "known_hosts", errors, allow_empty=False)
     if merged["host_key_policy"] not in HOST_KEY_POLICIES:
         errors.append(f"gt_machine.host_key_policy must be one of {', '.join(HOST_KEY_POLICIES)}, "
                       f"got {merged['host_key_policy']!r}")
-    _check_str(merged, "docker_container", errors, _CONTAINER, describe="a docker container name")
-    _check_str(merged, "conda_env", errors, _CONDA_ENV, describe="a conda environment name")
+    _check_str(merged, "docker_container", errors, names.CONTAINER, describe="a docker container name")
+    _check_str(merged, "conda_env", errors, names.CONDA_ENV, describe="a conda environment name")
     _check_path(merged, "workdir", errors)
     _check_path(merged, "models_dir", errors)
     _check_int(merged, "serve_port", errors, 1, 65535)
@@ -141,13 +132,13 @@ def validate_gt_machine(raw: Any) -> GtMachine:
     except ValueError:
         errors.append(f"gt_machine.serve_host must be an IP address to bind, got {serve_host!r}")
     _check_int(merged, "tensor_parallel_size", errors, 1, 1024)
-    _check_str(merged, "gpus", errors, _GPUS, describe="a GPU list of digits and commas (e.g. 0,1)")
+    _check_str(merged, "gpus", errors, names.GPUS, describe="a GPU list of digits and commas (e.g. 0,1)")
     env_vars = merged["env_vars"]
     if not isinstance(env_vars, dict):
         errors.append("gt_machine.env_vars must be an object of NAME: value strings")
         env_vars = {}
     for name, value in env_vars.items():
-        if not _ENV_NAME.match(name):
+        if not names.matches(names.ENV_NAME, name):
             errors.append(f"gt_machine.env_vars name {name!r} is not an identifier")
         if not isinstance(value, str) or not _safe_text(value):
             errors.append(f"gt_machine.env_vars[{name!r}] must be a string without NUL/newlines")
@@ -155,7 +146,7 @@ def validate_gt_machine(raw: Any) -> GtMachine:
     if not isinstance(extra, (list, tuple)) or not all(isinstance(a, str) and _safe_text(a) for a in extra):
         errors.append("gt_machine.extra_args must be a list of strings (one vllm argument each)")
         extra = ()
-    _check_str(merged, "vllm_command", errors, _EXECUTABLE, allow_empty=False,
+    _check_str(merged, "vllm_command", errors, names.EXECUTABLE, allow_empty=False,
                describe="an executable name or absolute path")
     if merged["health_check"] not in HEALTH_CHECKS:
         errors.append(f"gt_machine.health_check must be one of {', '.join(HEALTH_CHECKS)}")
@@ -174,8 +165,8 @@ def validate_gt_machine(raw: Any) -> GtMachine:
 
 def validate_model_name(name: Any) -> str:
     """A model folder under models_dir: letters, digits, _ . + - and at most one '/'."""
-    if not isinstance(name, str) or not _MODEL.match(name) or ".." in name.split("/"):
-        raise UsageError(f"model name {name!r} is not a safe folder name",
+    if not isinstance(name, str) or not names.matches(names.MODEL_FOLDER, name) or ".." in name.split("/"):
+        raise UsageError(f"model name {name!r:.100} is not a safe folder name",
                          hint="use letters, digits, _ . + - (and one '/' for org/name); the model "
                               "is looked up under gt_machine.models_dir")
     return name
