@@ -218,7 +218,11 @@ CATALOG: tuple[Rule, ...] = (
         "and loaders always come in pairs; once installed, later migrations import from it too. Loaders outside the plugin (a pinned parent class's `load_weights`) "
         "still ignore shard ids: check the weights load when the mapper reaches one. Likewise upstream's MoE "
         "router gate `GateLinear` (a `ReplicatedLinear` with an `out_dtype` for router logits; the rest of it "
-        "picks fast kernels 0.13.0 lacks) comes from `vllm_fl/compat/gate_linear.py`.",
+        "picks fast kernels 0.13.0 lacks) comes from `vllm_fl/compat/gate_linear.py`, and upstream's fused-MoE "
+        "construction API (`FusedMoEFactory`, `MoERunner`, `RoutedExperts`, `fused_moe_make_expert_params_mapping`: "
+        "gate inside, shared experts added, upstream routing, `routed_experts.w13_weight` parameters) from "
+        "`vllm_fl/compat/fused_moe.py`, built on the pinned `FusedMoE`; what 0.13.0 cannot do (fused shared "
+        "experts, zero experts, EPLB on CPU) raises `NotImplementedError` at construction.",
         "from .utils import AutoWeightsLoader, WeightsMapper, maybe_prefix",
         "from vllm.model_executor.models.utils import maybe_prefix\n"
         "from vllm_fl.compat.stacked_weights import AutoWeightsLoader, WeightsMapper",

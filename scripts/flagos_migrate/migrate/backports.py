@@ -60,7 +60,22 @@ GATE_LINEAR = Backport(
     "MoE router gate: GateLinear as a ReplicatedLinear with an out_dtype for router logits",
 )
 
-BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR)
+_FM = "vllm.model_executor.layers.fused_moe"
+FUSED_MOE = Backport(
+    "fused_moe.py",
+    "vllm_fl.compat.fused_moe",
+    ((("FusedMoEFactory", _FM), ("FusedMoEFactory", _FM + ".layer"),
+      ("fused_moe_make_expert_params_mapping", _FM), ("fused_moe_make_expert_params_mapping", _FM + ".layer"),
+      ("MoERunner", _FM), ("MoERunner", _FM + ".runner.moe_runner"),
+      ("RoutedExperts", _FM), ("RoutedExperts", _FM + ".routed_experts"),
+      ("is_model_fused_shared_expert_compatible", _FM + ".utils"),
+      ("resolve_layer_fused_shared_expert", _FM + ".utils"))),
+    (),
+    "fused-MoE construction: FusedMoEFactory/MoERunner (gate, shared experts, upstream routing) over the "
+    "pinned FusedMoE, routed-expert checkpoint names and fused_moe_make_expert_params_mapping",
+)
+
+BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE)
 
 
 @lru_cache(maxsize=None)
