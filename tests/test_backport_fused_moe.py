@@ -11,7 +11,6 @@ without $MMF_PINNED_VENV.
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
 from flagos_migrate.migrate import backports
@@ -178,16 +177,22 @@ ROUTING = COMMON + '''
 '''
 
 
+@pytest.fixture(scope="module")
+def pinned_run(tmp_path_factory) -> dict[str, str]:
+    """One pinned-vLLM process for both halves (importing vLLM dominates the time)."""
+    return run_in_pinned_venv(tmp_path_factory.mktemp("fused_moe"), ROUTING + LOADING)
+
+
 @pytest.mark.slow
-def test_forward_matches_a_dense_reference_over_the_routing_variants(tmp_path: Path):
-    lines = run_in_pinned_venv(tmp_path, ROUTING)
+def test_forward_matches_a_dense_reference_over_the_routing_variants(pinned_run):
+    lines = pinned_run
     for case in ("softmax_renorm", "softmax_plain", "sigmoid_topk", "sigmoid_bias_scaled", "grouped_softmax_shared",
                  "grouped_sigmoid_bias", "grouped_bias_scale_on_output_shared", "custom_on_input", "gelu_tanh",
                  "swiglu_limit", "external_logits", "pinned_cpu_kernel"):
         assert lines[case].startswith("True"), (case, lines[case])
 
 
-LOADING = COMMON + '''
+LOADING = '''
     from vllm.model_executor.models.utils import AutoWeightsLoader
 
     def fused_equal(layer, W):
@@ -269,8 +274,8 @@ LOADING = COMMON + '''
 
 
 @pytest.mark.slow
-def test_upstream_checkpoint_names_load_into_the_fused_parameters(tmp_path: Path):
-    lines = run_in_pinned_venv(tmp_path, LOADING)
+def test_upstream_checkpoint_names_load_into_the_fused_parameters(pinned_run):
+    lines = pinned_run
     for check in ("per_expert", "stacked", "stacked_transposed", "per_expert_gate_up", "mixtral_names", "mapping_rows",
                   "hand_written", "eplb_hooks", "refuses_eplb", "refuses_fused_shared", "refuses_zero_experts",
                   "refuses_sqrtsoftplus"):
