@@ -9,7 +9,9 @@
   apply    write all of that into the plugin, register the model, record provenance, print
            what is left (idempotent; hand-edited files need --force)
   verify   import every written module in this Python (or --python) and report the first
-           error of each with its likely rule
+           error of each with its likely rule; with --run, build, load and run every
+           registered architecture on the pinned vLLM on CPU, level by level (import,
+           construct, load, forward, match), comparing logits with --reference-python
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ EPILOG = f"""examples:
 when it does not exist, --fetch downloads the latest vLLM wheel with pip into
 ~/.cache/model-migrate-flagos/upstream. --plugin defaults to the current directory.
 plan/apply exit 1 when findings are left for you (or a registration conflicts); verify exits 1
-when a module fails to import and 2 when vLLM itself is not importable."""
+when a module fails to import and 2 when vLLM itself is not importable. verify --run exits 0
+when every level that ran passed (a GPU-only layer's forward is "skipped: needs GPU (<op>)"),
+1 when a level failed, 2 when it could not run (no vLLM, or the migrated modules need a GPU-only
+package such as flag_gems: an environment problem, not a migration failure).
+  python3 scripts/migrate_model.py verify qwen3 --plugin ~/vllm-plugin-FL --run \
+      --python ~/venv013 --reference-python ~/venv033 --json"""
 
 
 def parse_args(argv):
@@ -57,6 +64,16 @@ def parse_args(argv):
         if name == "verify":
             p.add_argument("--python", metavar="PATH", help="interpreter or venv with vLLM (default: this Python)")
             p.add_argument("--jobs", type=int, default=2, help="parallel imports (default 2)")
+            p.add_argument("--run", action="store_true",
+                           help="runtime levels per architecture on CPU: import, construct (tiny config), load "
+                                "(synthetic checkpoint), forward (12-token prefill), match (with --reference-python)")
+            p.add_argument("--reference-python", metavar="PATH",
+                           help="interpreter or venv with upstream vLLM for the match level (falls back to its "
+                                "transformers where upstream cannot run a layer on CPU)")
+            p.add_argument("--tolerance", type=float, default=1e-3,
+                           help="max |delta logit| for match, fp32 (default 1e-3)")
+            p.add_argument("--timeout", type=float, default=900,
+                           help="seconds per architecture and side for --run (default 900)")
     return parser.parse_args(argv)
 
 

@@ -394,7 +394,8 @@ def test_report_template_fields_are_real(example_outputs):
     assert len(refs) >= 10
     sources = {  # where fields that need a GPU or a server are defined
         "bench": [SCRIPTS / "benchmark.sh"],
-        "verify": [SCRIPTS / "flagos_migrate" / "commands" / "migrate.py", SCRIPTS / "flagos_migrate" / "verify" / "import_probe.py"],
+        "verify": [SCRIPTS / "flagos_migrate" / "commands" / "migrate.py", SCRIPTS / "flagos_migrate" / "verify" / "import_probe.py",
+                   SCRIPTS / "flagos_migrate" / "verify" / "runtime.py"],
         "e2e": [SCRIPTS / "e2e_eval.py", *SCRIPTS.glob("flagos_migrate/e2e/*.py")],
         "serve status": [SCRIPTS / "serve.sh"],
         "request": [],  # the OpenAI answer itself

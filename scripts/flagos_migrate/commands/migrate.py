@@ -271,6 +271,8 @@ def cmd_verify(args) -> int:
         raise UsageError(f"no migration record for {args.model_name} in {record_path(plugin.package_dir, args.model_name)}",
                          hint=f"run: migrate_model.py apply {args.model_name} first")
     python = python_of(args.python) if args.python else sys.executable
+    if getattr(args, "run", False):
+        return _verify_run(args, plugin, record, python)
     if not _vllm_importable(python):
         raise UsageError(
             f"vLLM is not importable in {python}",
@@ -303,6 +305,31 @@ def cmd_verify(args) -> int:
                          hint="install what is missing in that Python, or run verify where the package works "
                          "(a GPU machine); these failures say nothing about the migrated code")
     return EXIT_OK
+
+
+def _verify_run(args, plugin: PluginTree, record: dict, python: str) -> int:
+    """``verify --run``: the runtime levels (import, construct, load, forward, match) per architecture."""
+    from flagos_migrate.verify import runtime
+    from flagos_migrate.verify.import_probe import python_of
+
+    reference = python_of(args.reference_python) if args.reference_python else None
+    for py, what in ((python, "--python"), (reference, "--reference-python")):
+        if py and not _vllm_importable(py):
+            raise UsageError(f"vLLM is not importable in {py} ({what})",
+                             hint="give a venv with vLLM installed (its folder or its bin/python)")
+    hf_config = read_hf_config(args.hf_config) if args.hf_config else None
+    report = runtime.verify_runtime(python, plugin.root, record, args.model_name, args.pinned,
+                                    reference_python=reference, tolerance=args.tolerance,
+                                    timeout=args.timeout, progress=progress, hf_config=hf_config)
+    if args.json:
+        print_json(report)
+    else:
+        for line in runtime.text_lines(report):
+            print(line)
+    env = report.get("environment_error")
+    if env:
+        raise UsageError(env["message"], hint=env["hint"])
+    return runtime.exit_code(report)
 
 
 COMMANDS = {"resolve": cmd_resolve, "plan": cmd_plan, "apply": cmd_apply, "verify": cmd_verify}

@@ -1,0 +1,359 @@
+"""Runtime truth for a migration: build, load, run and compare each registered architecture.
+
+``migrate_model.py verify NAME --run`` calls :func:`verify_runtime`. The levels, per architecture,
+in order, stopping at the first that fails:
+
+  import     the migrated module and class import on the pinned vLLM
+  construct  the class builds on CPU from a tiny config derived from the model's own config class
+  load       a synthetic checkpoint (names/shapes of the Hugging Face class, random values) loads
+             through the migrated ``load_weights``: every parameter written, fused ones equal to
+             the concatenation of their parts, nothing left over
+  forward    a 12-token prefill gives finite logits (multimodal: ``get_language_model()`` and the
+             ``embed_input_ids`` path too); GPU-only kernels make it ``skipped: needs GPU (<op>)``
+  match      with a reference Python (upstream vLLM): the same config, checkpoint and tokens through
+             the upstream model (else its Hugging Face class), max |Δlogit| within the tolerance
+
+The heavy work runs in ``_runtime_worker.py`` under the pinned (and the reference) interpreter;
+this module builds its requests and shapes its answers (pure functions, tested without vLLM).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Callable
+
+from flagos_migrate.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, UsageError
+from flagos_migrate.verify import import_probe
+
+WORKER = Path(__file__).resolve().parent / "_runtime_worker.py"
+LEVELS = ("import", "construct", "load", "forward", "match")
+TOLERANCE = 1e-3
+DEFAULT_TIMEOUT = 900.0  # per architecture and side; vLLM imports alone take a minute on a busy box
+NUM_TOKENS = 12
+SEED = 0
+
+WORKER_ENV = {
+    **import_probe.DEFAULT_ENV,
+    "VLLM_TARGET_DEVICE": "cpu",  # upstream vLLM picks its CPU platform from this
+    "VLLM_PLUGINS": "",  # no installed plugin (the real vllm_fl included) loads behind our back
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "CUDA_VISIBLE_DEVICES": "",
+}
+
+_REGISTRATION = re.compile(r"^\s*(?P<arch>[A-Za-z_]\w*)\s*->\s*(?P<module>[\w.]+):(?P<cls>[A-Za-z_]\w*)\s*$")
+
+# Third-party packages whose absence or failure on a CPU-only machine is the environment's problem,
+# not the migration's (they need a GPU, or are the plugin's own GPU runtime).
+GPU_PACKAGES = ("flag_gems", "triton", "flash_attn", "vllm_flash_attn", "deep_gemm", "flashinfer", "cuda",
+                "pynvml", "apex", "xformers", "mamba_ssm", "causal_conv1d", "fla")
+
+
+# --------------------------------------------------------------------------------------------
+# inputs from the provenance record
+
+
+def architectures_of(record: dict) -> list[dict]:
+    """``[{"architecture", "module", "class"}]`` from the record's ``registration`` lines
+    (``"Arch -> vllm_fl.models.x:Class"``); malformed lines are ignored (the record is input)."""
+    out = []
+    for line in record.get("registration") or []:
+        m = _REGISTRATION.match(str(line))
+        if m and m.group("module").split(".")[0] == "vllm_fl":
+            out.append({"architecture": m.group("arch"), "module": m.group("module"), "class": m.group("cls")})
+    return out
+
+
+def config_modules_of(record: dict) -> list[str]:
+    """Modules of the config bridges the migration wrote (``files`` with role ``config``)."""
+    out = []
+    for rel, info in sorted((record.get("files") or {}).items()):
+        if isinstance(info, dict) and info.get("role") == "config" and rel.endswith(".py") \
+                and re.fullmatch(r"[\w/]+\.py", rel):
+            out.append(rel[:-3].replace("/", "."))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# results
+
+
+def level(status: str, reason: str | None = None) -> dict:
+    return {"status": status, "reason": reason}
+
+
+_RUNTIME_RULES: tuple[tuple[re.Pattern, str], ...] = (
+    # a merged projection built as a plain ColumnParallelLinear (e.g. a hook the pinned parent never calls)
+    (re.compile(r"has no attribute 'output_sizes'"), "P8"),
+    (re.compile(r"is not the concatenation of its checkpoint parts"), "P8"),
+    # the language model lost with _mark_language_model
+    (re.compile(r"get_language_model\(\) returned None|'NoneType' object has no attribute 'embed_input_ids'"), "P4"),
+    # upstream's stacked loading (tuple shard ids, orig_to_new_stacked) on the pinned loaders
+    (re.compile(r"weight_loader\w*\(\) (takes|got)"), "P22"),
+    (re.compile(r"not \(fully\) loaded|did not report .* parameter|more values than the model's parameters"), "P22"),
+)
+
+
+def likely_rule(level_name: str, error: dict) -> str | None:
+    """Catalog id most likely behind a level's failure (None when no rule fits)."""
+    message = str(error.get("message") or "")
+    for pattern, rule in _RUNTIME_RULES:
+        if pattern.search(message):
+            return rule
+    if error.get("type") == "LevelError":
+        return None
+    return import_probe.likely_rule({"type": error.get("type", ""), "message": message, "ok": False})
+
+
+def environment_problem(error: dict | None) -> str | None:
+    """A GPU-only package behind an import failure (the environment's problem), else None."""
+    if not error or error.get("level") != "import":
+        return None
+    message = str(error.get("message") or "")
+    m = re.search(r"No module named '([\w.]+)'", message)
+    if m and m.group(1).split(".")[0] in GPU_PACKAGES:
+        return m.group(1).split(".")[0]
+    for frame in error.get("frames") or []:
+        parts = Path(str(frame.get("file", ""))).parts
+        for pkg in GPU_PACKAGES:
+            if pkg in parts:
+                return pkg
+    if re.search(r"no nvidia driver|found no nvidia|cuda driver|torch not compiled with cuda", message, re.I):
+        return "CUDA"
+    return None
+
+
+def shape_architecture(spec: dict, pinned: dict | None, reference: dict | None, want_match: bool,
+                       tolerance: float = TOLERANCE, match_skip: str | None = None) -> dict:
+    """One architecture's entry of the report from the workers' answers; pure."""
+    levels = {lv: level("skipped", "not run") for lv in LEVELS}
+    first_error = None
+    if pinned is None:
+        levels["import"] = level("fail", "the runtime worker gave no result")
+        first_error = {"level": "import", "message": "the runtime worker gave no result", "traceback_tail": "",
+                       "likely_rule": None}
+    elif pinned.get("crash"):
+        crash = pinned["crash"]
+        levels["import"] = level("fail", crash.get("message"))
+        first_error = {"level": "import", "message": str(crash.get("message")),
+                       "traceback_tail": crash.get("traceback_tail", ""), "likely_rule": None}
+    else:
+        for lv, value in (pinned.get("levels") or {}).items():
+            if lv in levels and isinstance(value, dict):
+                levels[lv] = level(value.get("status", "skipped"), value.get("reason"))
+        err = pinned.get("first_error")
+        if err:
+            first_error = {"level": err.get("level"), "message": f"{err.get('type')}: {err.get('message')}",
+                           "traceback_tail": err.get("traceback_tail", ""),
+                           "likely_rule": likely_rule(err.get("level", ""), err)}
+    max_diff = None
+    ref_name = None
+    if not want_match:
+        levels["match"] = level("skipped", match_skip or "no --reference-python given")
+    elif levels["forward"]["status"] != "pass":
+        why = levels["forward"]["reason"] if levels["forward"]["status"] == "skipped" else "forward failed"
+        levels["match"] = level("skipped", why if first_error is None else "an earlier level failed")
+    elif reference is None or reference.get("crash"):
+        msg = (reference or {}).get("crash", {}).get("message") or "the reference worker gave no result"
+        levels["match"] = level("skipped", f"no reference could run: {msg}")
+    elif reference.get("error"):
+        levels["match"] = level("skipped", f"no reference could run: {reference['error']}")
+        ref_name = reference.get("reference")
+    else:
+        ref_name = reference.get("reference")
+        max_diff = float(reference["max_abs_logit_diff"])
+        if max_diff <= tolerance:
+            levels["match"] = level("pass", f"max |Δlogit| {max_diff:.3g} <= {tolerance:g} ({ref_name})")
+        else:
+            reason = f"max |Δlogit| {max_diff:.3g} > {tolerance:g} ({ref_name})"
+            levels["match"] = level("fail", reason)
+            first_error = first_error or {"level": "match", "message": reason, "traceback_tail": "",
+                                          "likely_rule": None}
+    return {
+        "architecture": spec["architecture"],
+        "module": spec["module"],
+        "class": spec["class"],
+        "levels": levels,
+        "first_error": first_error,
+        "max_abs_logit_diff": max_diff,
+        "tolerance": tolerance,
+        "reference": ref_name,
+        "notes": list((pinned or {}).get("notes") or []) + list((reference or {}).get("notes") or []),
+        "load_stats": ((pinned or {}).get("stats") or {}).get("load"),
+    }
+
+
+def report_ok(architectures: list[dict]) -> bool:
+    return bool(architectures) and all(
+        a["levels"][lv]["status"] != "fail" for a in architectures for lv in LEVELS)
+
+
+def exit_code(report: dict) -> int:
+    """0 every level that ran passed, 1 a level failed, 2 could not run."""
+    if report.get("environment_error"):
+        return EXIT_ERROR
+    return EXIT_OK if report.get("ok") else EXIT_FINDINGS
+
+
+def text_lines(report: dict) -> list[str]:
+    """One line per architecture per level (the text form of ``verify --run``)."""
+    lines = []
+    for arch in report["architectures"]:
+        for lv in LEVELS:
+            st = arch["levels"][lv]
+            word = {"pass": "pass", "fail": "FAIL", "skipped": "skipped"}.get(st["status"], st["status"])
+            line = f"{arch['architecture']:<40} {lv:<10} {word}"
+            if st.get("reason"):
+                line += f"  {st['reason']}"
+            err = arch.get("first_error")
+            if st["status"] == "fail" and err and err.get("level") == lv and err.get("likely_rule"):
+                line += f"  (likely {err['likely_rule']})"
+            lines.append(line)
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# running the worker
+
+
+def run_worker(python: str, request: dict, timeout: float,
+               progress: Callable[[str], None] | None = None) -> tuple[dict, dict[str, dict]]:
+    """Run ``_runtime_worker.py`` under ``python``; its ready event and its results by architecture."""
+    env = {**os.environ, **WORKER_ENV}
+    try:
+        proc = subprocess.Popen([python, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, text=True, start_new_session=True)
+    except OSError as exc:
+        raise UsageError(f"cannot run {python}: {exc}", hint="give a working python executable or venv") from exc
+    tail: list[str] = []
+
+    def drain() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            tail.append(line)
+            del tail[:-40]
+
+    drainer = threading.Thread(target=drain, daemon=True)
+    drainer.start()
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps(request))
+    proc.stdin.close()
+    budget = 600 + timeout * (len(request.get("architectures") or []) + 1)
+    watchdog = threading.Timer(budget, proc.kill)
+    watchdog.start()
+    ready: dict = {}
+    results: dict[str, dict] = {}
+    try:
+        for line in proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == "ready":
+                ready = event
+            elif event.get("event") == "result":
+                results[str(event.get("id") or event.get("architecture", ""))] = event
+                if progress:
+                    progress(event.get("architecture", ""))
+        proc.wait()
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        drainer.join(timeout=5)
+    if not ready:
+        raise UsageError(f"the runtime worker could not start under {python} (exit code {proc.returncode})",
+                         hint="".join(tail[-5:]).strip() or "check that the interpreter runs")
+    if ready.get("environment_error"):
+        err = ready["environment_error"]
+        raise UsageError(f"vLLM cannot be set up on CPU under {python}: {err.get('type')}: {err.get('message')}",
+                         hint="give a venv with vLLM, torch and transformers installed (--python / --reference-python)")
+    return ready, results
+
+
+def verify_runtime(python: str, plugin_root: Path, record: dict, model: str, pinned: str,
+                   reference_python: str | None = None, tolerance: float = TOLERANCE,
+                   timeout: float = DEFAULT_TIMEOUT, progress: Callable[[str], None] | None = None,
+                   workdir: str | None = None, hf_config: dict | None = None) -> dict:
+    """Run the levels for every architecture the record registered; the report (see module doc).
+    ``hf_config`` (a real config.json) is the base of the tiny config of the architectures it names."""
+    specs = [{**s, "id": f"{i}-{s['architecture']}", **with_base_config(s["architecture"], hf_config)}
+             for i, s in enumerate(architectures_of(record))]
+    if not specs:
+        raise UsageError(f"the migration record of {model} registers no vllm_fl architecture",
+                         hint=f"run: migrate_model.py apply {model} (it registers the model classes)")
+    say = progress or (lambda _msg: None)
+    with tempfile.TemporaryDirectory(prefix="mmf-runtime-") as tmp:
+        work = workdir or tmp
+        base = {"sys_path": [str(plugin_root)], "namespace_packages": {"vllm_fl": str(plugin_root / "vllm_fl")},
+                "config_modules": config_modules_of(record), "workdir": work, "timeout": timeout,
+                "seed": SEED, "num_tokens": NUM_TOKENS}
+        say(f"pinned: building {len(specs)} architecture(s) under {python}")
+        ready, pinned_res = run_worker(python, {**base, "mode": "pinned", "architectures": specs}, timeout,
+                                       lambda a: say(f"pinned: {a} done"))
+        ref_ready: dict = {}
+        ref_res: dict[str, dict] = {}
+        if reference_python:
+            need = [s for s in specs if (pinned_res.get(s["id"]) or {}).get("needs_checkpoint")]
+            if need:
+                say(f"reference: checkpoint names for {len(need)} architecture(s) the pinned transformers lacks")
+                ref_ready, made = run_worker(reference_python, {**base, "mode": "reference", "sys_path": [],
+                                                                "namespace_packages": {},
+                                                                "architectures": [{**s, "make_checkpoint": True}
+                                                                                  for s in need]}, timeout)
+                again = [s for s in need if (made.get(s["id"]) or {}).get("checkpoint")]
+                if again:
+                    _, rerun = run_worker(python, {**base, "mode": "pinned", "architectures": again}, timeout)
+                    pinned_res.update(rerun)
+            todo = [s for s in specs
+                    if ((pinned_res.get(s["id"]) or {}).get("levels") or {}).get("forward", {}).get("status")
+                    == "pass"]
+            if todo:
+                say(f"reference: running {len(todo)} architecture(s) under {reference_python}")
+                ref_ready, ref_res = run_worker(reference_python, {**base, "mode": "reference", "sys_path": [],
+                                                                   "namespace_packages": {}, "architectures": todo},
+                                                timeout, lambda a: say(f"reference: {a} done"))
+        archs = [shape_architecture(s, pinned_res.get(s["id"]), ref_res.get(s["id"]),
+                                    want_match=bool(reference_python), tolerance=tolerance) for s in specs]
+    env_pkgs = {pkg for s in specs if (pkg := environment_problem(_raw_error(pinned_res, s)))}
+    report = {
+        "model": model,
+        "pinned": pinned,
+        "plugin": str(plugin_root),
+        "ok": report_ok(archs) and not env_pkgs,
+        "architectures": archs,
+        "python": python,
+        "vllm": ready.get("vllm"),
+        "reference_python": reference_python,
+        "reference_vllm": ref_ready.get("vllm"),
+        "environment_error": None,
+    }
+    if env_pkgs:
+        report["environment_error"] = {
+            "message": f"the migrated modules import GPU-only package(s) {', '.join(sorted(env_pkgs))}, "
+                       "which cannot be set up on this machine",
+            "hint": "run verify --run in a venv where they import (or without them installed), or on a GPU machine; "
+                    "this is not a migration failure",
+        }
+    return report
+
+
+def with_base_config(arch: str, hf_config: dict | None) -> dict:
+    """Spec fields taking the tiny config from a real config.json that names ``arch`` (pure)."""
+    if not isinstance(hf_config, dict) or arch not in (hf_config.get("architectures") or []):
+        return {}
+    out: dict = {"base_config": hf_config}
+    if isinstance(hf_config.get("model_type"), str):
+        out["model_type"] = hf_config["model_type"]
+    return out
+
+
+def _raw_error(results: dict[str, dict], arch: dict) -> dict | None:
+    return (results.get(arch["id"]) or {}).get("first_error")

@@ -1,0 +1,226 @@
+"""Tiny configs for runtime verification: a model's own config shrunk so it builds in seconds on CPU.
+
+Standard library only and no ``flagos_migrate`` imports: ``_runtime_worker.py`` loads this file by
+path inside a foreign venv (the pinned or the upstream vLLM), and the host tests it directly.
+
+:func:`tiny_config` maps a config dict (``PretrainedConfig.to_dict()`` of the model's config class)
+to a small one that keeps what decides the code paths: the layer-type pattern, MoE vs dense,
+grouped-query attention, the vision tower's structure, multimodal rope sections. Sizes shrink,
+special token ids move into the small vocabulary, so the same dict builds the pinned model, the
+upstream model and the Hugging Face reference alike.
+"""
+
+from __future__ import annotations
+
+import copy
+
+HIDDEN = 64
+HEADS = 4
+KV_HEADS = 2
+HEAD_DIM = HIDDEN // HEADS
+INTERMEDIATE = 128
+LAYERS = 2
+VOCAB = 512
+EXPERTS = 4
+EXPERTS_PER_TOKEN = 2
+MOE_INTERMEDIATE = 32
+MAX_POSITIONS = 2048
+
+VISION_HIDDEN = 32
+VISION_HEADS = 2
+VISION_INTERMEDIATE = 64
+VISION_DEPTH = 1
+
+# key -> value set wherever the key already exists (a config never gains a field it lacked)
+_TEXT_SIZES = {
+    "hidden_size": HIDDEN,
+    "d_model": HIDDEN,
+    "n_embd": HIDDEN,
+    "intermediate_size": INTERMEDIATE,
+    "ffn_hidden_size": INTERMEDIATE,
+    "num_attention_heads": HEADS,
+    "n_head": HEADS,
+    "head_dim": HEAD_DIM,
+    "num_experts": EXPERTS,
+    "num_local_experts": EXPERTS,
+    "n_routed_experts": EXPERTS,
+    "moe_num_experts": EXPERTS,
+    "num_experts_per_tok": EXPERTS_PER_TOKEN,
+    "moe_topk": EXPERTS_PER_TOKEN,
+    "moe_intermediate_size": MOE_INTERMEDIATE,
+    "shared_expert_intermediate_size": MOE_INTERMEDIATE,
+    "n_group": 1,
+    "topk_group": 1,
+    "n_shared_experts": 1,
+    "kv_lora_rank": 32,
+    "q_lora_rank": 32,
+    "qk_nope_head_dim": 16,
+    "qk_rope_head_dim": 16,
+    "v_head_dim": 16,
+    "linear_num_key_heads": 2,
+    "linear_num_value_heads": 4,
+    "linear_key_head_dim": 16,
+    "linear_value_head_dim": 16,
+}
+_VISION_SIZES = {
+    "hidden_size": VISION_HIDDEN,
+    "embed_dim": VISION_HIDDEN,
+    "intermediate_size": VISION_INTERMEDIATE,
+    "num_heads": VISION_HEADS,
+    "num_attention_heads": VISION_HEADS,
+    "depth": VISION_DEPTH,
+    "num_hidden_layers": VISION_DEPTH,
+    "num_layers": VISION_DEPTH,
+}
+_LAYER_COUNTS = ("num_hidden_layers", "n_layer", "num_layers")
+_VISION_KEYS = ("vision_config", "vision_tower_config", "visual")
+_TEXT_KEYS = ("text_config", "language_config", "llm_config")
+
+
+def _pattern_layers(types: list) -> list:
+    """Two layers keeping the pattern: the first layer of each distinct type, in order (at least 2)."""
+    seen: list = []
+    for t in types:
+        if t not in seen:
+            seen.append(t)
+    while len(seen) < LAYERS and types:
+        seen.append(types[len(seen) % len(types)])
+    return seen
+
+
+def _token_ids(cfg: dict, vocab: int) -> None:
+    """Special token ids above the small vocabulary move to its top end (distinct, stable order)."""
+    nxt = vocab - 1
+    for key in sorted(cfg, key=str):
+        value = cfg[key]
+        if not isinstance(key, str) or not key.endswith("token_id") and not key.endswith("token_index"):
+            continue
+        if isinstance(value, int) and value >= vocab:
+            cfg[key] = nxt
+            nxt -= 1
+        elif isinstance(value, list) and all(isinstance(v, int) for v in value):
+            cfg[key] = [v if v < vocab else vocab - 1 for v in value]
+
+
+def _rope(cfg: dict, head_dim: int) -> None:
+    """Multimodal rope sections must sum to half the (new) head dim: scale them proportionally."""
+    for key in ("rope_scaling", "rope_parameters"):
+        rope = cfg.get(key)
+        if not isinstance(rope, dict):
+            continue
+        for sec_key in ("mrope_section",):
+            sec = rope.get(sec_key)
+            if isinstance(sec, list) and sec and all(isinstance(s, int) for s in sec):
+                rope[sec_key] = scale_sections(sec, head_dim // 2)
+
+
+def scale_sections(sections: list[int], total: int) -> list[int]:
+    """Positive integers proportional to ``sections`` that sum to ``total``."""
+    old = sum(sections)
+    out = [max(1, s * total // old) for s in sections]
+    out[-1] += total - sum(out)
+    if out[-1] < 1:  # more sections than total allows: fall back to ones
+        out = [1] * len(sections)
+        out[-1] += total - len(sections)
+    return out
+
+
+def _shrink_text(cfg: dict) -> None:
+    old_heads = cfg.get("num_attention_heads")
+    for key, value in _TEXT_SIZES.items():
+        if key in cfg and isinstance(cfg[key], int) and not isinstance(cfg[key], bool):
+            cfg[key] = value
+    heads = cfg.get("num_attention_heads", HEADS)
+    for key in ("num_key_value_heads", "n_head_kv", "num_kv_heads"):
+        if isinstance(cfg.get(key), int):
+            # keep MHA as MHA and GQA as GQA
+            cfg[key] = heads if isinstance(old_heads, int) and cfg[key] >= old_heads else KV_HEADS
+    if "vocab_size" in cfg:
+        cfg["vocab_size"] = VOCAB
+    if isinstance(cfg.get("max_position_embeddings"), int):
+        cfg["max_position_embeddings"] = min(cfg["max_position_embeddings"], MAX_POSITIONS)
+    for key in ("sliding_window",):
+        if isinstance(cfg.get(key), int):
+            cfg[key] = min(cfg[key], 8)  # smaller than the prompt, so the window matters
+    types = cfg.get("layer_types")
+    if isinstance(types, list) and types:
+        kept = _pattern_layers(types)
+        cfg["layer_types"] = kept
+        layers = len(kept)
+    else:
+        layers = LAYERS
+    for key in _LAYER_COUNTS:
+        if isinstance(cfg.get(key), int):
+            cfg[key] = layers
+    # per-layer lists sized by the layer count (mlp_only_layers, ...) keep indexes that still exist
+    for key in ("mlp_only_layers",):
+        if isinstance(cfg.get(key), list):
+            cfg[key] = [i for i in cfg[key] if isinstance(i, int) and i < layers]
+    if isinstance(cfg.get("first_k_dense_replace"), int):
+        cfg["first_k_dense_replace"] = min(cfg["first_k_dense_replace"], 1)
+    if isinstance(cfg.get("decoder_sparse_step"), int):
+        cfg["decoder_sparse_step"] = 1
+    head_dim = cfg.get("head_dim") if isinstance(cfg.get("head_dim"), int) else \
+        cfg.get("hidden_size", HIDDEN) // max(1, heads)
+    _rope(cfg, head_dim)
+    _token_ids(cfg, cfg.get("vocab_size", VOCAB))
+
+
+def _shrink_vision(cfg: dict, text_hidden: int) -> None:
+    for key, value in _VISION_SIZES.items():
+        if key in cfg and isinstance(cfg[key], int) and not isinstance(cfg[key], bool):
+            cfg[key] = value
+    if isinstance(cfg.get("out_hidden_size"), int):
+        cfg["out_hidden_size"] = text_hidden
+    for key in ("fullatt_block_indexes", "deepstack_visual_indexes"):
+        if isinstance(cfg.get(key), list):
+            cfg[key] = [i for i in cfg[key] if isinstance(i, int) and i < VISION_DEPTH] or [0]
+
+
+def tiny_config(config: dict) -> dict:
+    """A small copy of ``config`` (a config ``to_dict()``) with the same structure; pure."""
+    cfg = copy.deepcopy(config)
+    text = next((cfg[k] for k in _TEXT_KEYS if isinstance(cfg.get(k), dict)), None)
+    if text is not None:
+        _shrink_text(text)
+        # top-level copies of text fields (some configs keep both) follow the text config
+        for key in list(cfg):
+            if key in text and key not in _TEXT_KEYS and isinstance(cfg[key], int) and not isinstance(cfg[key], bool):
+                cfg[key] = text[key]
+        _token_ids(cfg, text.get("vocab_size", VOCAB))
+    else:
+        _shrink_text(cfg)
+    text_hidden = (text or cfg).get("hidden_size", HIDDEN)
+    for key in _VISION_KEYS:
+        if isinstance(cfg.get(key), dict):
+            _shrink_vision(cfg[key], text_hidden)
+    return cfg
+
+
+def prompt_ids(vocab: int, count: int, reserved: set[int], seed: int = 0) -> list[int]:
+    """``count`` deterministic token ids below ``vocab`` that avoid ``reserved`` (special ids)."""
+    out: list[int] = []
+    state = (seed * 2654435761 + 12345) & 0xFFFFFFFF
+    while len(out) < count:
+        state = (state * 1103515245 + 12345) & 0x7FFFFFFF
+        tok = 1 + state % max(1, vocab - 2)
+        if tok not in reserved:
+            out.append(tok)
+    return out
+
+
+def special_ids(config: dict) -> set[int]:
+    """Every integer ``*_token_id``/``*_token_index`` anywhere in the config."""
+    found: set[int] = set()
+    stack = [config]
+    while stack:
+        cur = stack.pop()
+        for key, value in cur.items():
+            if isinstance(value, dict):
+                stack.append(value)
+            elif isinstance(key, str) and key.endswith(("token_id", "token_index")):
+                if isinstance(value, int):
+                    found.add(value)
+                elif isinstance(value, list):
+                    found.update(v for v in value if isinstance(v, int))
+    return found

@@ -1,0 +1,306 @@
+"""``migrate_model.py verify --run``: the runtime levels (import, construct, load, forward, match).
+
+The pure halves (tiny configs, record parsing, result shaping, likely rules, exit codes) run
+everywhere. The real halves build migrated models on the real vLLM 0.13.0 on CPU in the venv named
+by $MMF_PINNED_VENV (and compare with upstream vLLM in $MMF_REFERENCE_VENV); they migrate llama
+from the upstream vLLM source in ~/.cache/mmf/src/vllm-0.33.0 (or $MMF_UPSTREAM) and skip without.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from flagos_migrate.verify import runtime
+from flagos_migrate.verify.runtime_tiny import (
+    HEAD_DIM,
+    VOCAB,
+    prompt_ids,
+    scale_sections,
+    special_ids,
+    tiny_config,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "migrate_model.py"
+EXAMPLE_PLUGIN = ROOT / "examples" / "plugin"
+UPSTREAM = Path(os.environ.get("MMF_UPSTREAM") or Path.home() / ".cache" / "mmf" / "src" / "vllm-0.33.0")
+
+# ------------------------------------------------------------------------------------ tiny configs
+
+QWEN3 = {"model_type": "qwen3", "hidden_size": 4096, "intermediate_size": 12288, "num_attention_heads": 32,
+         "num_key_value_heads": 8, "head_dim": 128, "num_hidden_layers": 36, "vocab_size": 151936,
+         "max_position_embeddings": 40960, "bos_token_id": 151643, "eos_token_id": 151645,
+         "tie_word_embeddings": False, "id2label": {0: "LABEL_0"}}
+
+QWEN25_VL = {
+    "model_type": "qwen2_5_vl", "image_token_id": 151655, "video_token_id": 151656, "vision_start_token_id": 151652,
+    "text_config": {"hidden_size": 3584, "intermediate_size": 18944, "num_attention_heads": 28,
+                    "num_key_value_heads": 4, "num_hidden_layers": 28, "vocab_size": 152064,
+                    "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]}, "eos_token_id": 151645},
+    "vision_config": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
+                      "out_hidden_size": 3584, "fullatt_block_indexes": [7, 15, 23, 31], "patch_size": 14,
+                      "spatial_merge_size": 2},
+}
+
+QWEN3_NEXT = {"hidden_size": 2048, "num_attention_heads": 16, "num_key_value_heads": 2, "num_hidden_layers": 48,
+              "num_experts": 512, "num_experts_per_tok": 10, "moe_intermediate_size": 512, "vocab_size": 151936,
+              "layer_types": ["linear_attention", "linear_attention", "linear_attention", "full_attention"] * 12,
+              "linear_num_key_heads": 16, "linear_num_value_heads": 32}
+
+
+def test_tiny_dense_config_is_small_and_keeps_gqa():
+    tiny = tiny_config(QWEN3)
+    assert (tiny["hidden_size"], tiny["num_hidden_layers"], tiny["vocab_size"]) == (64, 2, VOCAB)
+    assert tiny["num_attention_heads"] == 4 and tiny["num_key_value_heads"] == 2  # GQA stays GQA
+    assert tiny["head_dim"] == HEAD_DIM
+    assert tiny["bos_token_id"] < VOCAB and tiny["eos_token_id"] < VOCAB and tiny["bos_token_id"] != tiny["eos_token_id"]
+    assert QWEN3["hidden_size"] == 4096  # pure: the input is untouched
+
+
+def test_tiny_config_keeps_mha_as_mha():
+    tiny = tiny_config({"hidden_size": 1024, "num_attention_heads": 16, "num_key_value_heads": 16})
+    assert tiny["num_key_value_heads"] == tiny["num_attention_heads"]
+
+
+def test_tiny_vlm_config_has_a_one_block_tower_and_rope_sections_for_the_small_head():
+    tiny = tiny_config(QWEN25_VL)
+    text, vision = tiny["text_config"], tiny["vision_config"]
+    assert vision["depth"] == 1 and vision["fullatt_block_indexes"] == [0]
+    assert vision["out_hidden_size"] == text["hidden_size"] == 64
+    assert vision["patch_size"] == 14 and vision["spatial_merge_size"] == 2  # structure kept
+    head_dim = text["hidden_size"] // text["num_attention_heads"]
+    assert sum(text["rope_scaling"]["mrope_section"]) == head_dim // 2
+    ids = {tiny[k] for k in ("image_token_id", "video_token_id", "vision_start_token_id")}
+    assert len(ids) == 3 and max(ids) < text["vocab_size"]
+
+
+def test_tiny_hybrid_config_keeps_one_layer_of_each_type_and_few_experts():
+    tiny = tiny_config(QWEN3_NEXT)
+    assert tiny["layer_types"] == ["linear_attention", "full_attention"]
+    assert tiny["num_hidden_layers"] == 2
+    assert tiny["num_experts"] == 4 and tiny["num_experts_per_tok"] == 2
+    assert tiny["linear_num_value_heads"] % tiny["linear_num_key_heads"] == 0
+
+
+@pytest.mark.parametrize("sections,total", [([16, 24, 24], 8), ([1, 1, 1], 3), ([2, 2], 32), ([8, 12, 12], 16)])
+def test_scaled_rope_sections_sum_to_the_target(sections, total):
+    out = scale_sections(sections, total)
+    assert sum(out) == total and len(out) == len(sections) and min(out) >= 1
+
+
+def test_prompt_ids_avoid_special_ids_and_are_deterministic():
+    tiny = tiny_config(QWEN25_VL)
+    reserved = special_ids(tiny)
+    ids = prompt_ids(VOCAB, 12, reserved, seed=0)
+    assert len(ids) == 12 and not set(ids) & reserved and all(0 < i < VOCAB for i in ids)
+    assert ids == prompt_ids(VOCAB, 12, reserved, seed=0) != prompt_ids(VOCAB, 12, reserved, seed=1)
+
+
+# ------------------------------------------------------------------------------------ record parsing
+
+RECORD = {
+    "registration": ["Qwen3ForCausalLM -> vllm_fl.models.qwen3:Qwen3ForCausalLM",
+                     "Evil -> os:system", "garbage", "X -> vllm_fl.models.x:Y; import os"],
+    "files": {"vllm_fl/models/qwen3.py": {"role": "model"}, "vllm_fl/configs/qwen3_x.py": {"role": "config"},
+              "vllm_fl/configs/../../etc.py": {"role": "config"}},
+}
+
+
+def test_architectures_come_from_the_record_and_only_name_plugin_modules():
+    assert runtime.architectures_of(RECORD) == [
+        {"architecture": "Qwen3ForCausalLM", "module": "vllm_fl.models.qwen3", "class": "Qwen3ForCausalLM"}]
+    assert runtime.config_modules_of(RECORD) == ["vllm_fl.configs.qwen3_x"]
+
+
+# ------------------------------------------------------------------------------------ result shaping
+
+SPEC = {"architecture": "A", "module": "vllm_fl.models.a", "class": "A"}
+
+
+def _pinned(**levels):
+    full = {lv: {"status": "skipped", "reason": "an earlier level failed"} for lv in runtime.LEVELS[:-1]}
+    full.update({k: {"status": v[0], "reason": v[1]} for k, v in levels.items()})
+    return {"architecture": "A", "levels": full, "first_error": None, "notes": []}
+
+
+PASS = ("pass", None)
+
+
+def test_a_construct_failure_names_the_level_and_the_likely_rule():
+    pinned = _pinned(**{"import": PASS, "construct": ("fail", "TypeError: x")})
+    pinned["first_error"] = {"level": "construct", "type": "TypeError",
+                             "message": "get_rope() got an unexpected keyword argument 'mrope_positions_factor'",
+                             "traceback_tail": "Traceback ..."}
+    arch = runtime.shape_architecture(SPEC, pinned, None, want_match=True)
+    assert arch["first_error"]["level"] == "construct" and arch["first_error"]["likely_rule"] == "P6"
+    assert arch["levels"]["match"]["status"] == "skipped"
+    report = {"ok": runtime.report_ok([arch]), "architectures": [arch]}
+    assert runtime.exit_code(report) == 1
+
+
+def test_match_within_and_beyond_the_tolerance():
+    pinned = _pinned(**{lv: PASS for lv in ("import", "construct", "load", "forward")})
+    good = runtime.shape_architecture(SPEC, pinned, {"reference": "vllm-0.33.0", "max_abs_logit_diff": 2e-6},
+                                      want_match=True)
+    assert good["levels"]["match"]["status"] == "pass" and good["reference"] == "vllm-0.33.0"
+    assert good["max_abs_logit_diff"] == 2e-6 and good["first_error"] is None
+    assert runtime.exit_code({"ok": runtime.report_ok([good])}) == 0
+    bad = runtime.shape_architecture(SPEC, pinned, {"reference": "transformers-5.2", "max_abs_logit_diff": 0.5},
+                                     want_match=True)
+    assert bad["levels"]["match"]["status"] == "fail" and bad["first_error"]["level"] == "match"
+    assert runtime.exit_code({"ok": runtime.report_ok([bad])}) == 1
+    assert runtime.shape_architecture(SPEC, pinned, None, want_match=False)["levels"]["match"] == \
+        {"status": "skipped", "reason": "no --reference-python given"}
+
+
+def test_a_gpu_only_forward_is_skipped_never_passed_and_does_not_fail_the_run():
+    pinned = _pinned(**{"import": PASS, "construct": PASS, "load": PASS,
+                        "forward": ("skipped", "needs GPU (triton kernel in chunk_gated_delta_rule)")})
+    arch = runtime.shape_architecture(SPEC, pinned, None, want_match=True)
+    assert arch["levels"]["forward"]["status"] == "skipped"
+    assert arch["levels"]["match"] == {"status": "skipped", "reason": "needs GPU (triton kernel in chunk_gated_delta_rule)"}
+    assert runtime.exit_code({"ok": runtime.report_ok([arch])}) == 0
+    lines = runtime.text_lines({"architectures": [arch]})
+    assert len(lines) == 5 and "forward" in lines[3] and "needs GPU" in lines[3]
+
+
+@pytest.mark.parametrize("message,rule", [
+    ("'ColumnParallelLinear' object has no attribute 'output_sizes'", "P8"),
+    ("weight_loader_v2() takes 3 positional arguments but 4 were given", "P22"),
+    ("get_language_model() returned None: the multimodal path has no language model", "P4"),
+    ("'NoneType' object has no attribute 'embed_input_ids'", "P4"),
+    ("get_rope() got an unexpected keyword argument 'mrope_positions_factor'", "P6"),
+    ("'VllmConfig' object has no attribute 'kernel_config'", "P9"),
+    ("1 parameter(s) not (fully) loaded: model.layers.1.mlp.down_proj.weight", "P22"),
+])
+def test_likely_rules_of_runtime_failures(message, rule):
+    kind = "LevelError" if "loaded" in message or "returned None" in message else \
+        ("TypeError" if "()" in message and "object" not in message else "AttributeError")
+    assert runtime.likely_rule("construct", {"type": kind, "message": message}) == rule
+
+
+def test_gpu_only_packages_are_environment_problems():
+    flag_gems = {"level": "import", "type": "ModuleNotFoundError", "message": "No module named 'flag_gems'"}
+    assert runtime.environment_problem(flag_gems) == "flag_gems"
+    assert runtime.environment_problem({**flag_gems, "message": "No module named 'vllm.foo'"}) is None
+    assert runtime.environment_problem({**flag_gems, "level": "forward"}) is None
+
+
+def test_verify_run_without_vllm_exits_2_with_a_hint(tmp_path):
+    plugin = tmp_path / "plugin"
+    shutil.copytree(EXAMPLE_PLUGIN, plugin)
+    record = plugin / "vllm_fl" / "models" / ".migration" / "mini.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"format": 1, "files": {},
+                                  "registration": ["MiniForCausalLM -> vllm_fl.models.mini:MiniForCausalLM"]}))
+    proc = subprocess.run([sys.executable, str(SCRIPT), "verify", "mini", "--plugin", str(plugin), "--run",
+                           "--python", sys.executable, "--json"], capture_output=True, text=True, timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("this Python has vLLM")
+    assert proc.returncode == 2
+    assert "error: vLLM is not importable" in proc.stderr and "hint:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------------------------ real runs
+
+BROKEN = textwrap.dedent('''
+    """Deliberately broken migrations of llama (test fixture, written by the test)."""
+    from vllm.model_executor.layers.layernorm import RMSNorm
+
+    from vllm_fl.models.llama import LlamaForCausalLM
+
+
+    class DropsATensor(LlamaForCausalLM):
+        """load_weights loses one checkpoint tensor (as a wrong mapper or a skipped shard would)."""
+
+        def load_weights(self, weights):
+            return super().load_weights((n, w) for n, w in weights if "layers.1.mlp.down_proj" not in n)
+
+
+    class PassesAnUpstreamKeyword(LlamaForCausalLM):
+        """Builds a layer with a keyword only upstream's class takes (as an unported call would)."""
+
+        def __init__(self, *, vllm_config, prefix=""):
+            extra_norm = RMSNorm(8, eps=1e-6, has_weight=True, upstream_only=True)
+            super().__init__(vllm_config=vllm_config, prefix=prefix)
+            self.extra_norm = extra_norm
+''')
+
+
+def _venv(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.skip(f"{name} (a venv with real vLLM) is not set")
+    return value
+
+
+@pytest.fixture(scope="module")
+def llama_plugin(tmp_path_factory):
+    """A plugin with llama migrated by apply, plus broken variants registered under llama-shaped
+    architectures of transformers (Mistral, Qwen2 configs build LlamaForCausalLM-like models)."""
+    _venv("MMF_PINNED_VENV")
+    if not UPSTREAM.is_dir():
+        pytest.skip(f"no upstream vLLM source at {UPSTREAM} (set MMF_UPSTREAM)")
+    plugin = tmp_path_factory.mktemp("rt") / "plugin"
+    shutil.copytree(EXAMPLE_PLUGIN, plugin)
+    proc = subprocess.run([sys.executable, str(SCRIPT), "apply", "llama", "--upstream", str(UPSTREAM),
+                           "--plugin", str(plugin), "--json"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    (plugin / "vllm_fl" / "models" / "broken_llama.py").write_text(BROKEN)
+    record_path = plugin / "vllm_fl" / "models" / ".migration" / "llama.json"
+    record = json.loads(record_path.read_text())
+    record["registration"] = ["LlamaForCausalLM -> vllm_fl.models.llama:LlamaForCausalLM",
+                              "MistralForCausalLM -> vllm_fl.models.broken_llama:DropsATensor",
+                              "Qwen2ForCausalLM -> vllm_fl.models.broken_llama:PassesAnUpstreamKeyword"]
+    record_path.write_text(json.dumps(record))
+    return plugin
+
+
+def _run_verify(plugin: Path, *extra: str) -> tuple[int, dict, str]:
+    cmd = [sys.executable, str(SCRIPT), "verify", "llama", "--plugin", str(plugin), "--run",
+           "--python", os.environ["MMF_PINNED_VENV"], "--json", *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    try:
+        payload = json.loads(proc.stdout)
+    except ValueError:
+        payload = {}
+    return proc.returncode, payload, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def llama_report(llama_plugin):
+    extra = ("--reference-python", os.environ["MMF_REFERENCE_VENV"]) if os.environ.get("MMF_REFERENCE_VENV") else ()
+    return _run_verify(llama_plugin, *extra)
+
+
+def test_real_llama_builds_loads_and_runs_and_broken_variants_fail_at_their_level(llama_report):
+    code, report, stderr = llama_report
+    assert report, stderr[-3000:]
+    assert code == 1  # a level failed (the broken variants)
+    by_arch = {a["architecture"]: a for a in report["architectures"]}
+    good = by_arch["LlamaForCausalLM"]
+    for lv in ("import", "construct", "load", "forward"):
+        assert good["levels"][lv]["status"] == "pass", (lv, good["levels"][lv], good["first_error"])
+    assert good["first_error"] is None
+    assert good["load_stats"]["fused_equal"] >= 4  # qkv_proj and gate_up_proj of both layers
+    if os.environ.get("MMF_REFERENCE_VENV"):
+        assert good["levels"]["match"]["status"] == "pass" and good["max_abs_logit_diff"] <= good["tolerance"]
+        assert good["reference"].startswith(("vllm-", "transformers-"))
+
+    drops = by_arch["MistralForCausalLM"]
+    assert [drops["levels"][lv]["status"] for lv in runtime.LEVELS] == ["pass", "pass", "fail", "skipped", "skipped"]
+    assert "layers.1.mlp.down_proj" in drops["first_error"]["message"]
+    assert drops["first_error"]["likely_rule"] == "P22"
+
+    kw = by_arch["Qwen2ForCausalLM"]
+    assert [kw["levels"][lv]["status"] for lv in runtime.LEVELS[:3]] == ["pass", "fail", "skipped"]
+    assert "upstream_only" in kw["first_error"]["message"] and kw["first_error"]["likely_rule"] == "P6"
+    assert "Traceback" in kw["first_error"]["traceback_tail"] or "line" in kw["first_error"]["traceback_tail"]
