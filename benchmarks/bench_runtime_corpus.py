@@ -64,8 +64,10 @@ def apply_one(name: str, plugin: Path, args, loaded) -> dict:
             "left_findings": [f"{f.rule} {f.file}:{f.line} {f.message}"[:160] for f in left]}
 
 
-def verify_command(name: str, plugin: Path, python: str, reference: str | None, script: Path) -> list[str]:
-    cmd = [sys.executable, str(script), "verify", name, "--plugin", str(plugin), "--python", python, "--run", "--json"]
+def verify_command(name: str, plugin: Path, python: str, reference: str | None, script: Path,
+                   arch_timeout: float) -> list[str]:
+    cmd = [sys.executable, str(script), "verify", name, "--plugin", str(plugin), "--python", python, "--run", "--json",
+           "--timeout", str(arch_timeout)]
     if reference:
         cmd += ["--reference-python", reference]
     return cmd
@@ -99,81 +101,115 @@ def run_verify(cmd: list[str], timeout: float) -> dict:
 
 
 def kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the process group that ``run_verify`` created for ``proc`` (its pid), nothing else."""
+    """Stop a ``verify`` this benchmark started: SIGINT first, so that it stops the worker it
+    started in a session of its own (a SIGKILL would orphan that worker), then SIGKILL the
+    process group ``run_verify`` created for it (its pid), nothing else."""
+    try:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
 
 
+def arch_levels(arch: dict) -> dict[str, str]:
+    """One architecture's levels, normalised: a level counts only when every earlier one passed
+    (the harness stops at the first level that does not pass); match is "skipped" without a reference."""
+    out: dict[str, str] = {}
+    for level in LEVELS:
+        entry = (arch.get("levels") or {}).get(level) or {}
+        status = entry.get("status", "skipped")
+        out[level] = status if status in ("pass", "fail") else f"skipped: {entry.get('reason') or ''}".rstrip(": ")
+        if status != "pass":
+            break
+    return out
+
+
 def summarize_file(res: dict) -> dict:
-    """One file's verdict per level from the verify JSON: pass / fail / skipped / not reached."""
+    """One file's result from the verify JSON: per architecture the levels reached, and the first error."""
     report = res.get("report") or {}
     archs = report.get("architectures") or []
     if res.get("timeout") or res.get("exit") == 2 or not archs:
-        return {"levels": {}, "outcome": "timeout" if res.get("timeout") else "could not run",
-                "first_error": res.get("error") or "no architecture verified", "architectures": len(archs)}
-    levels, first = {}, None
-    for level in LEVELS:
-        statuses = [(a.get("levels") or {}).get(level, {}).get("status", "skipped") for a in archs]
-        if "fail" in statuses:
-            levels[level] = "fail"
-            break  # the harness stops at the first failing level: the later ones were not reached
-        elif all(s == "pass" for s in statuses):
-            levels[level] = "pass"
-        else:
-            reasons = sorted({(a.get("levels") or {}).get(level, {}).get("reason") or "" for a in archs} - {""})
-            levels[level] = "skipped: " + "; ".join(reasons)[:160] if reasons else "skipped"
+        env = report.get("environment_error") or {}
+        msg = res.get("error") or env.get("message") or "no architecture verified"
+        return {"outcome": "timeout" if res.get("timeout") else "could not run", "architectures": {},
+                "first_error": {"level": None, "message": str(msg)[:300], "likely_rule": None}}
+    per_arch, first = {}, None
     for a in archs:
+        name = a.get("architecture") or "?"
+        per_arch[name] = {"levels": arch_levels(a), "max_abs_logit_diff": a.get("max_abs_logit_diff"),
+                          "reference": a.get("reference")}
         fe = a.get("first_error")
         if fe:
-            first = {"architecture": a.get("architecture"), "level": fe.get("level"),
-                     "message": (fe.get("message") or "")[:300], "likely_rule": fe.get("likely_rule")}
-            break
-    diffs = [a.get("max_abs_logit_diff") for a in archs if a.get("max_abs_logit_diff") is not None]
-    return {"levels": levels, "outcome": "pass" if report.get("ok") else "fail", "first_error": first,
-            "architectures": len(archs), "max_abs_logit_diff": max(diffs) if diffs else None,
-            "reference": sorted({str(a.get("reference")) for a in archs if a.get("reference")}) or None}
+            per_arch[name]["error"] = {"level": fe.get("level"), "message": (fe.get("message") or "")[:300],
+                                       "likely_rule": fe.get("likely_rule")}
+            first = first or {"architecture": name, **per_arch[name]["error"]}
+    return {"outcome": "pass" if report.get("ok") else "fail", "architectures": per_arch, "first_error": first}
+
+
+def file_levels(r: dict) -> dict[str, str]:
+    """A file passes a level when every architecture does, fails it when any does."""
+    archs = [a["levels"] for a in r.get("architectures", {}).values()]
+    out = {}
+    for level in LEVELS:
+        statuses = [a.get(level) for a in archs]
+        if not archs or any(s is None for s in statuses) and "fail" not in statuses:
+            continue
+        out[level] = "fail" if "fail" in statuses else "pass" if all(s == "pass" for s in statuses) else "skipped"
+    return out
 
 
 def level_counts(files: dict[str, dict]) -> dict:
-    """Per level: files that pass, fail, were skipped there, or never got there."""
+    """Per level: architectures (and files) that pass, fail or were skipped there; the rest never got there."""
     out = {}
     for level in LEVELS:
-        c = {"pass": 0, "fail": 0, "skipped": 0, "not reached": 0}
+        arch = {"pass": 0, "fail": 0, "skipped": 0}
+        files_c = {"pass": 0, "fail": 0}
         for r in files.values():
-            s = r.get("levels", {}).get(level)
-            if s is None:
-                c["not reached"] += 1
-            elif s in ("pass", "fail"):
-                c[s] += 1
-            else:
-                c["skipped"] += 1
-        out[level] = c
+            for a in r.get("architectures", {}).values():
+                s = a["levels"].get(level)
+                if s is not None:
+                    arch["pass" if s == "pass" else "fail" if s == "fail" else "skipped"] += 1
+            fs = file_levels(r).get(level)
+            if fs in files_c:
+                files_c[fs] += 1
+        out[level] = {"architectures": arch, "files": files_c}
+    return out
+
+
+def promise_failures(files: dict[str, dict]) -> list[dict]:
+    """"0 left for you" files with an architecture that fails a level (or that could not be verified)."""
+    out = []
+    for n, r in sorted(files.items()):
+        if r.get("left") != 0:
+            continue
+        if r["outcome"] in ("timeout", "could not run"):
+            out.append({"model": n, "architecture": None, "level": r["outcome"], **r["first_error"]})
+        for arch, a in r.get("architectures", {}).items():
+            failed = next((lv for lv, s in a["levels"].items() if s == "fail"), None)
+            if failed:
+                out.append({"model": n, "architecture": arch, **a.get("error", {}), "level": failed})
     return out
 
 
 def build_summary(per_file: dict[str, dict], meta: dict) -> dict:
-    done = {n: r for n, r in per_file.items() if "levels" in r}
+    done = {n: r for n, r in per_file.items() if "outcome" in r}
     clean = {n: r for n, r in done.items() if r.get("left") == 0}
     new = {n: r for n, r in done.items() if r.get("new_model")}
-    broken_promises = sorted(
-        (n, lvl) for n, r in clean.items()
-        for lvl in [next((lv for lv in LEVELS if r["levels"].get(lv) == "fail"), None)
-                    or (r["outcome"] if r["outcome"] in ("timeout", "could not run") else None)]
-        if lvl)
     return {
         **meta,
         "files_verified": len(done),
+        "architectures_verified": sum(len(r["architectures"]) for r in done.values()),
         "outcomes": {k: sum(1 for r in done.values() if r["outcome"] == k)
                      for k in ("pass", "fail", "timeout", "could not run")},
         "levels": level_counts(done),
-        "zero_left": {"files": len(clean), "levels": level_counts(clean),
-                      "failing": [{"model": n, "level": lvl, "error": (done[n].get("first_error") or {})
-                                   if isinstance(done[n].get("first_error"), dict)
-                                   else {"message": done[n].get("first_error")}} for n, lvl in broken_promises]},
+        "zero_left": {"files": len(clean), "levels": level_counts(clean), "failing": promise_failures(done)},
         "new_models": {"files": len(new), "levels": level_counts(new)},
         "apply_errors": sorted(n for n, r in per_file.items() if "apply_error" in r),
+        "no_architecture": sorted(n for n, r in per_file.items() if r.get("registered") == 0),
     }
 
 
@@ -181,12 +217,24 @@ def render_table(summary: dict) -> str:
     rows = [("all verified", summary["files_verified"], summary["levels"]),
             ('"0 left for you"', summary["zero_left"]["files"], summary["zero_left"]["levels"]),
             ("new models (not in pinned)", summary["new_models"]["files"], summary["new_models"]["levels"])]
-    lines = [f"{'files':30s} {'n':>4s} " + " ".join(f"{lv:>16s}" for lv in LEVELS),
-             f"{'':30s} {'':>4s} " + " ".join(f"{'pass/fail/skip':>16s}" for _ in LEVELS)]
+    lines = ["architectures pass/fail/skipped at each level (files where every architecture passes / any fails);",
+             "an architecture that failed or was skipped at a level is not counted at the later ones",
+             f"{'':28s} {'files':>5s} " + " ".join(f"{lv:>15s}" for lv in LEVELS)]
     for label, n, counts in rows:
-        cells = [f"{c['pass']}/{c['fail']}/{c['skipped']}" for c in (counts[lv] for lv in LEVELS)]
-        lines.append(f"{label:30s} {n:4d} " + " ".join(f"{c:>16s}" for c in cells))
+        cells = [f"{c['architectures']['pass']}/{c['architectures']['fail']}/{c['architectures']['skipped']}"
+                 f" ({c['files']['pass']}/{c['files']['fail']})" for c in (counts[lv] for lv in LEVELS)]
+        lines.append(f"{label:28s} {n:5d} " + " ".join(f"{c:>15s}" for c in cells))
     return "\n".join(lines)
+
+
+def code_version() -> str:
+    """The commit the benchmark (and the verify it runs) comes from, for the results file."""
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
 
 
 def default_output(args, upstream_version: str) -> Path | None:
@@ -207,7 +255,10 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0, help="first N model files only")
     ap.add_argument("--only", nargs="*", default=[], metavar="NAME", help="these model names only")
     ap.add_argument("--jobs", type=int, default=2, help="verify processes at once (default %(default)s)")
-    ap.add_argument("--timeout", type=float, default=900, help="seconds per model before it counts as timed out")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds per model file (all its architectures) "
+                                                                "before it counts as timed out (default %(default)s)")
+    ap.add_argument("--arch-timeout", type=float, default=300,
+                    help="verify's own --timeout: seconds per architecture and side (default %(default)s)")
     ap.add_argument("--output", help="per-file results JSON (default: benchmarks/results/ for a whole-corpus run, "
                                      "none for --limit/--only)")
     ap.add_argument("--resume", action="store_true", help="keep the models already verified in --output")
@@ -244,7 +295,7 @@ def main() -> int:
     output = default_output(args, up.source.version)
     per_file: dict[str, dict] = {}
     if args.resume and output and output.is_file():
-        per_file = {n: r for n, r in json.loads(output.read_text())["per_file"].items() if "levels" in r}
+        per_file = {n: r for n, r in json.loads(output.read_text())["per_file"].items() if "outcome" in r}
     if args.apply_only and not args.keep:
         print("error: --apply-only needs --keep DIR\nhint: the applied tree is reused from there", file=sys.stderr)
         return 2
@@ -261,7 +312,7 @@ def main() -> int:
         plugin = fresh_plugin(work)
     meta = {"upstream": up.source.label, "pinned": args.pinned, "corpus_files": len(corpus.model_files(up.source)),
             "selected": len(names), "reference": "given" if reference else "none: match skipped",
-            "timeout_s": args.timeout, "jobs": args.jobs, "plugin_tree": str(plugin)}
+            "timeout_s": args.timeout, "arch_timeout_s": args.arch_timeout, "jobs": args.jobs, "code": code_version(), "plugin_tree": str(plugin)}
 
     def save() -> None:
         if output:
@@ -289,27 +340,35 @@ def main() -> int:
     if args.apply_only:
         print(f"applied {len(applied)} models into {plugin} ({len(to_apply)} now)")
         return 0
-    todo = [n for n in names if "apply_error" not in applied[n] and n not in per_file]
+    # Files that register no architecture of their own (encoders, MTP/utility modules that another
+    # model's file uses) have nothing for --run to build: counted apart, not as failures.
+    from flagos_migrate.plugin.provenance import load_record
+    from flagos_migrate.verify.runtime import architectures_of
+
     for n in names:
-        if "apply_error" in applied[n]:
+        if "apply_error" not in applied[n]:
+            applied[n]["registered"] = len(architectures_of(load_record(plugin / "vllm_fl", n) or {}))
+    todo = [n for n in names if "apply_error" not in applied[n] and applied[n]["registered"] and n not in per_file]
+    for n in names:
+        if "apply_error" in applied[n] or not applied[n]["registered"]:
             per_file[n] = applied[n]
         elif n in per_file:
             per_file[n].update(applied[n])
     t_verify = time.perf_counter()
     pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
     try:
-        futs = {pool.submit(run_verify, verify_command(n, plugin, python, reference, Path(args.migrate_script)),
-                            args.timeout): n for n in todo}
+        futs = {pool.submit(run_verify, verify_command(n, plugin, python, reference, Path(args.migrate_script),
+                                                       args.arch_timeout), args.timeout): n for n in todo}
         for i, fut in enumerate(as_completed(futs), 1):
             n = futs[fut]
             res = fut.result()
             per_file[n] = {**applied[n], **summarize_file(res), "exit": res.get("exit"),
                            "verify_seconds": res["seconds"]}
             save()
-            levels = per_file[n]["levels"]
-            last = next((lv for lv in reversed(LEVELS) if levels.get(lv) == "pass"), "-")
-            progress(f"verified {i}/{len(todo)} {n}: {per_file[n]['outcome']} (last level passed: {last}, "
-                     f"{res['seconds']:.0f}s; {time.perf_counter() - t_verify:.0f}s so far)")
+            fl = file_levels(per_file[n])
+            last = next((lv for lv in reversed(LEVELS) if fl.get(lv) == "pass"), "-")
+            progress(f"verified {i}/{len(todo)} {n}: {per_file[n]['outcome']} (all architectures pass up to: {last}; "
+                     f"{res['seconds']:.0f}s, {time.perf_counter() - t_verify:.0f}s so far)")
         pool.shutdown()
     except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -325,23 +384,32 @@ def main() -> int:
     if args.json:
         print(json.dumps({"summary": summary, "per_file": per_file}, indent=2))
         return 0
-    print(f"{'model':28s} {'left':>4s} " + " ".join(f"{lv[:9]:>9s}" for lv in LEVELS) + "  first error")
+    print(f"{'model / architecture':44s} {'left':>4s} " + " ".join(f"{lv[:9]:>9s}" for lv in LEVELS) + "  error")
     for n, r in per_file.items():
         if "apply_error" in r:
-            print(f"{n:28s} apply error: {r['apply_error'][:90]}")
+            print(f"{n:44s} apply error: {r['apply_error'][:90]}")
             continue
-        cells = [(r["levels"].get(lv) or "-").split(":")[0] for lv in LEVELS]
-        fe = r.get("first_error")
-        msg = (f"{fe.get('level')}: {fe.get('message')}" if isinstance(fe, dict) else str(fe or ""))[:70]
-        print(f"{n:28s} {r.get('left', -1):4d} " + " ".join(f"{c:>9s}" for c in cells) + f"  {msg}")
+        if "outcome" not in r:
+            continue
+        if not r["architectures"]:
+            print(f"{n:44s} {r.get('left', -1):4d} {r['outcome']}: {r['first_error']['message'][:90]}")
+        for arch, a in r["architectures"].items():
+            cells = [(a["levels"].get(lv) or "-").split(":")[0] for lv in LEVELS]
+            msg = a.get("error", {}).get("message", "")[:70]
+            print(f"{n + ' / ' + arch:44.44s} {r.get('left', -1):4d} " + " ".join(f"{c:>9s}" for c in cells)
+                  + f"  {msg}")
     print()
     print(render_table(summary))
     print(f"\n{summary['files_verified']} of {meta['corpus_files']} corpus files verified "
           f"({summary['outcomes']}); reference for match: {meta['reference']}")
+    if summary["no_architecture"]:
+        print(f"{len(summary['no_architecture'])} selected files register no architecture (nothing to run): "
+              + " ".join(summary["no_architecture"]))
     if summary["zero_left"]["failing"]:
         print('\npromise check: "0 left for you" models that fail a level')
         for f in summary["zero_left"]["failing"]:
-            print(f"  {f['model']:28s} {f['level']:10s} {str(f['error'].get('message', ''))[:90]}")
+            print(f"  {f['model']:24s} {str(f['architecture'] or '-'):36.36s} {f['level']:10s} "
+                  f"{str(f.get('message') or '')[:80]}")
     else:
         print('\npromise check: no "0 left for you" model failed a level')
     if output:
