@@ -255,6 +255,9 @@ def llama_plugin(tmp_path_factory):
                            "--plugin", str(plugin), "--json"], capture_output=True, text=True, timeout=600)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     (plugin / "vllm_fl" / "models" / "broken_llama.py").write_text(BROKEN)
+    # like the real plugin: its top-level __init__ imports a GPU-only package; verify must not run it
+    init = plugin / "vllm_fl" / "__init__.py"
+    init.write_text("import flag_gems  # GPU-only\n" + init.read_text())
     record_path = plugin / "vllm_fl" / "models" / ".migration" / "llama.json"
     record = json.loads(record_path.read_text())
     record["registration"] = ["LlamaForCausalLM -> vllm_fl.models.llama:LlamaForCausalLM",
@@ -304,3 +307,24 @@ def test_real_llama_builds_loads_and_runs_and_broken_variants_fail_at_their_leve
     assert [kw["levels"][lv]["status"] for lv in runtime.LEVELS[:3]] == ["pass", "fail", "skipped"]
     assert "upstream_only" in kw["first_error"]["message"] and kw["first_error"]["likely_rule"] == "P6"
     assert "Traceback" in kw["first_error"]["traceback_tail"] or "line" in kw["first_error"]["traceback_tail"]
+
+
+def test_a_module_that_needs_a_gpu_only_package_is_an_environment_problem_exit_2(tmp_path):
+    _venv("MMF_PINNED_VENV")
+    plugin = tmp_path / "plugin"
+    shutil.copytree(EXAMPLE_PLUGIN, plugin)
+    (plugin / "vllm_fl" / "models" / "gems.py").write_text(
+        "import flag_gems  # the plugin's GPU kernels\n\n\nclass GemsForCausalLM:\n    pass\n")
+    record = plugin / "vllm_fl" / "models" / ".migration" / "gems.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"format": 1, "files": {},
+                                  "registration": ["LlamaForCausalLM -> vllm_fl.models.gems:GemsForCausalLM"]}))
+    proc = subprocess.run([sys.executable, str(SCRIPT), "verify", "gems", "--plugin", str(plugin), "--run",
+                           "--python", os.environ["MMF_PINNED_VENV"], "--json"],
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "error:" in proc.stderr and "hint:" in proc.stderr and "Traceback" not in proc.stderr
+    report = json.loads(proc.stdout)
+    assert "flag_gems" in report["environment_error"]["message"]
+    arch = report["architectures"][0]
+    assert arch["levels"]["import"]["status"] == "skipped" and arch["first_error"] is None

@@ -4,7 +4,8 @@ Runs inside a venv with vLLM (the pinned 0.13.0, or upstream for ``match``); imp
 standard library, torch, transformers, vLLM and, by path, the stdlib-only ``runtime_tiny.py``
 next to this file. Nothing from ``flagos_migrate``.
 
-Protocol. stdin holds a JSON request::
+Protocol. The worker imports torch, transformers and vLLM, writes ``{"event": "ready", ...}``, then
+reads a JSON request from stdin::
 
     {"mode": "pinned" | "reference", "sys_path": [...], "namespace_packages": {"vllm_fl": dir},
      "config_modules": [...], "workdir": dir, "timeout": s, "seed": 0, "num_tokens": 12,
@@ -360,6 +361,11 @@ def make_checkpoint(arch, cfg, seed):
 # the levels
 
 
+# Native torch code for every custom op, except the unquantized fused MoE: its native path is the
+# Triton (GPU) kernel, its CPU path is plain torch (per-expert F.linear) in the CUDA wheel too.
+CUSTOM_OPS = ("none", "+unquantized_fused_moe")
+
+
 def _vllm_config(workdir):
     import torch
     from vllm.config import CompilationConfig, DeviceConfig, ModelConfig, VllmConfig
@@ -367,7 +373,7 @@ def _vllm_config(workdir):
     mc = ModelConfig(model=workdir, tokenizer=None, skip_tokenizer_init=True, dtype=torch.float32,
                      enforce_eager=True, seed=0, max_model_len=256)
     return VllmConfig(model_config=mc, device_config=DeviceConfig(device="cpu"),
-                      compilation_config=CompilationConfig(custom_ops=["none"]))
+                      compilation_config=CompilationConfig(custom_ops=list(CUSTOM_OPS)))
 
 
 def _resolved_class(vc):
@@ -771,12 +777,11 @@ def _run_one(req, spec, timeout):
 
 
 def main():
+    """Heavy imports first, then the request: the host starts the reference worker while the
+    pinned one still runs and sends it the request (which needs the pinned artifacts) later."""
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
-    req = json.load(sys.stdin)
     os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
-    for entry in reversed(req.get("sys_path") or []):
-        sys.path.insert(0, entry)
     t0 = time.monotonic()
     env_error = None
     try:
@@ -785,9 +790,7 @@ def main():
         import vllm
 
         _platform_cpu()
-        _namespace(req.get("namespace_packages"))
         patched = _reference_attention()
-        _preload(req)
     except BaseException as exc:
         env_error = _describe("environment", exc)
     ready = {"event": "ready", "seconds": round(time.monotonic() - t0, 2), "python": sys.version.split()[0]}
@@ -798,6 +801,11 @@ def main():
     proto.write(json.dumps(ready) + "\n")
     proto.flush()
     if env_error is None:
+        req = json.load(sys.stdin)
+        for entry in reversed(req.get("sys_path") or []):
+            sys.path.insert(0, entry)
+        _namespace(req.get("namespace_packages"))
+        _preload(req)
         import gc
 
         gc.collect()

@@ -222,60 +222,81 @@ def text_lines(report: dict) -> list[str]:
 # running the worker
 
 
+class Worker:
+    """One ``_runtime_worker.py`` process under a foreign ``python``. It starts importing vLLM at
+    once; :meth:`run` sends the request later (so the reference side imports while the pinned side
+    runs) and returns the ready event and the results by spec id."""
+
+    def __init__(self, python: str):
+        self.python = python
+        env = {**os.environ, **WORKER_ENV}
+        try:
+            self.proc = subprocess.Popen([python, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, env=env, text=True, start_new_session=True)
+        except OSError as exc:
+            raise UsageError(f"cannot run {python}: {exc}", hint="give a working python executable or venv") from exc
+        self.tail: list[str] = []
+        self.drainer = threading.Thread(target=self._drain, daemon=True)
+        self.drainer.start()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.tail.append(line)
+            del self.tail[:-40]
+
+    def close(self) -> None:
+        """Stop the process (ours, started by this object) if it still runs."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.drainer.join(timeout=5)
+
+    def run(self, request: dict, timeout: float,
+            progress: Callable[[str], None] | None = None) -> tuple[dict, dict[str, dict]]:
+        proc = self.proc
+        assert proc.stdin is not None and proc.stdout is not None
+        budget = 900 + timeout * (len(request.get("architectures") or []) + 1)
+        watchdog = threading.Timer(budget, proc.kill)
+        watchdog.start()
+        ready: dict = {}
+        results: dict[str, dict] = {}
+        try:
+            for line in proc.stdout:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if event.get("event") == "ready":
+                    ready = event
+                    if not event.get("environment_error"):
+                        try:
+                            proc.stdin.write(json.dumps(request))
+                            proc.stdin.close()
+                        except OSError:
+                            break
+                elif event.get("event") == "result":
+                    results[str(event.get("id") or event.get("architecture", ""))] = event
+                    if progress:
+                        progress(event.get("architecture", ""))
+            proc.wait()
+        finally:
+            watchdog.cancel()
+            self.close()
+        if not ready:
+            raise UsageError(f"the runtime worker could not start under {self.python} (exit code {proc.returncode})",
+                             hint="".join(self.tail[-5:]).strip() or "check that the interpreter runs")
+        if ready.get("environment_error"):
+            err = ready["environment_error"]
+            raise UsageError(f"vLLM cannot be set up on CPU under {self.python}: {err.get('type')}: {err.get('message')}",
+                             hint="give a venv with vLLM, torch and transformers installed (--python / --reference-python)")
+        return ready, results
+
+
 def run_worker(python: str, request: dict, timeout: float,
                progress: Callable[[str], None] | None = None) -> tuple[dict, dict[str, dict]]:
-    """Run ``_runtime_worker.py`` under ``python``; its ready event and its results by architecture."""
-    env = {**os.environ, **WORKER_ENV}
-    try:
-        proc = subprocess.Popen([python, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env, text=True, start_new_session=True)
-    except OSError as exc:
-        raise UsageError(f"cannot run {python}: {exc}", hint="give a working python executable or venv") from exc
-    tail: list[str] = []
-
-    def drain() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            tail.append(line)
-            del tail[:-40]
-
-    drainer = threading.Thread(target=drain, daemon=True)
-    drainer.start()
-    assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(json.dumps(request))
-    proc.stdin.close()
-    budget = 600 + timeout * (len(request.get("architectures") or []) + 1)
-    watchdog = threading.Timer(budget, proc.kill)
-    watchdog.start()
-    ready: dict = {}
-    results: dict[str, dict] = {}
-    try:
-        for line in proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if event.get("event") == "ready":
-                ready = event
-            elif event.get("event") == "result":
-                results[str(event.get("id") or event.get("architecture", ""))] = event
-                if progress:
-                    progress(event.get("architecture", ""))
-        proc.wait()
-    finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        drainer.join(timeout=5)
-    if not ready:
-        raise UsageError(f"the runtime worker could not start under {python} (exit code {proc.returncode})",
-                         hint="".join(tail[-5:]).strip() or "check that the interpreter runs")
-    if ready.get("environment_error"):
-        err = ready["environment_error"]
-        raise UsageError(f"vLLM cannot be set up on CPU under {python}: {err.get('type')}: {err.get('message')}",
-                         hint="give a venv with vLLM, torch and transformers installed (--python / --reference-python)")
-    return ready, results
+    """Run ``_runtime_worker.py`` under ``python`` with ``request``; its ready event and results."""
+    return Worker(python).run(request, timeout, progress)
 
 
 def verify_runtime(python: str, plugin_root: Path, record: dict, model: str, pinned: str,
@@ -296,33 +317,55 @@ def verify_runtime(python: str, plugin_root: Path, record: dict, model: str, pin
                 "config_modules": config_modules_of(record), "workdir": work, "timeout": timeout,
                 "seed": SEED, "num_tokens": NUM_TOKENS}
         say(f"pinned: building {len(specs)} architecture(s) under {python}")
-        ready, pinned_res = run_worker(python, {**base, "mode": "pinned", "architectures": specs}, timeout,
-                                       lambda a: say(f"pinned: {a} done"))
-        ref_ready: dict = {}
-        ref_res: dict[str, dict] = {}
-        if reference_python:
-            need = [s for s in specs if (pinned_res.get(s["id"]) or {}).get("needs_checkpoint")]
-            if need:
-                say(f"reference: checkpoint names for {len(need)} architecture(s) the pinned transformers lacks")
-                ref_ready, made = run_worker(reference_python, {**base, "mode": "reference", "sys_path": [],
-                                                                "namespace_packages": {},
-                                                                "architectures": [{**s, "make_checkpoint": True}
-                                                                                  for s in need]}, timeout)
-                again = [s for s in need if (made.get(s["id"]) or {}).get("checkpoint")]
-                if again:
-                    _, rerun = run_worker(python, {**base, "mode": "pinned", "architectures": again}, timeout)
-                    pinned_res.update(rerun)
-            todo = [s for s in specs
-                    if ((pinned_res.get(s["id"]) or {}).get("levels") or {}).get("forward", {}).get("status")
-                    == "pass"]
-            if todo:
-                say(f"reference: running {len(todo)} architecture(s) under {reference_python}")
-                ref_ready, ref_res = run_worker(reference_python, {**base, "mode": "reference", "sys_path": [],
-                                                                   "namespace_packages": {}, "architectures": todo},
-                                                timeout, lambda a: say(f"reference: {a} done"))
+        started: list[Worker] = []
+
+        def worker(py: str) -> Worker:
+            started.append(Worker(py))
+            return started[-1]
+
+        def reference_worker() -> Worker:
+            # the first request goes to the worker started early; later ones need a new process
+            fresh = [w for w in started if w.python == reference_python and w.proc.stdin and not w.proc.stdin.closed]
+            return fresh[0] if fresh else worker(reference_python)
+
+        try:
+            if reference_python:
+                worker(reference_python)  # imports vLLM while the pinned side runs
+            ready, pinned_res = worker(python).run({**base, "mode": "pinned", "architectures": specs}, timeout,
+                                                   lambda a: say(f"pinned: {a} done"))
+            ref_ready: dict = {}
+            ref_res: dict[str, dict] = {}
+            if reference_python:
+                need = [s for s in specs if (pinned_res.get(s["id"]) or {}).get("needs_checkpoint")]
+                if need:
+                    say(f"reference: checkpoint names for {len(need)} architecture(s) the pinned transformers lacks")
+                    ref_ready, made = reference_worker().run(
+                        {**base, "mode": "reference", "sys_path": [], "namespace_packages": {},
+                         "architectures": [{**s, "make_checkpoint": True} for s in need]}, timeout)
+                    again = [s for s in need if (made.get(s["id"]) or {}).get("checkpoint")]
+                    if again:
+                        _, rerun = worker(python).run({**base, "mode": "pinned", "architectures": again}, timeout)
+                        pinned_res.update(rerun)
+                todo = [s for s in specs
+                        if ((pinned_res.get(s["id"]) or {}).get("levels") or {}).get("forward", {}).get("status")
+                        == "pass"]
+                if todo:
+                    say(f"reference: running {len(todo)} architecture(s) under {reference_python}")
+                    ref_ready, ref_res = reference_worker().run(
+                        {**base, "mode": "reference", "sys_path": [], "namespace_packages": {}, "architectures": todo},
+                        timeout, lambda a: say(f"reference: {a} done"))
+        finally:
+            for w in started:
+                w.close()
         archs = [shape_architecture(s, pinned_res.get(s["id"]), ref_res.get(s["id"]),
                                     want_match=bool(reference_python), tolerance=tolerance) for s in specs]
-    env_pkgs = {pkg for s in specs if (pkg := environment_problem(_raw_error(pinned_res, s)))}
+    env_pkgs = set()
+    for spec, arch in zip(specs, archs):
+        pkg = environment_problem(_raw_error(pinned_res, spec))
+        if pkg:  # the environment's problem: not a level this migration failed
+            env_pkgs.add(pkg)
+            arch["levels"]["import"] = level("skipped", f"environment: needs GPU-only package {pkg}")
+            arch["first_error"] = None
     report = {
         "model": model,
         "pinned": pinned,
