@@ -232,6 +232,13 @@ BROKEN = textwrap.dedent('''
             extra_norm = RMSNorm(8, eps=1e-6, has_weight=True, upstream_only=True)
             super().__init__(vllm_config=vllm_config, prefix=prefix)
             self.extra_norm = extra_norm
+
+
+    class ShiftsLogits(LlamaForCausalLM):
+        """Runs, but computes something else than upstream (as a wrong rewrite would)."""
+
+        def compute_logits(self, hidden_states):
+            return super().compute_logits(hidden_states) + 0.01
 ''')
 
 
@@ -244,8 +251,8 @@ def _venv(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def llama_plugin(tmp_path_factory):
-    """A plugin with llama migrated by apply, plus broken variants registered under llama-shaped
-    architectures of transformers (Mistral, Qwen2 configs build LlamaForCausalLM-like models)."""
+    """A plugin with llama migrated by apply, plus deliberately broken variants registered for the
+    same architecture (the report has one entry per registration)."""
     _venv("MMF_PINNED_VENV")
     if not UPSTREAM.is_dir():
         pytest.skip(f"no upstream vLLM source at {UPSTREAM} (set MMF_UPSTREAM)")
@@ -260,9 +267,9 @@ def llama_plugin(tmp_path_factory):
     init.write_text("import flag_gems  # GPU-only\n" + init.read_text())
     record_path = plugin / "vllm_fl" / "models" / ".migration" / "llama.json"
     record = json.loads(record_path.read_text())
-    record["registration"] = ["LlamaForCausalLM -> vllm_fl.models.llama:LlamaForCausalLM",
-                              "MistralForCausalLM -> vllm_fl.models.broken_llama:DropsATensor",
-                              "Qwen2ForCausalLM -> vllm_fl.models.broken_llama:PassesAnUpstreamKeyword"]
+    record["registration"] = ["LlamaForCausalLM -> vllm_fl.models.llama:LlamaForCausalLM"] + [
+        f"LlamaForCausalLM -> vllm_fl.models.broken_llama:{cls}"
+        for cls in ("DropsATensor", "PassesAnUpstreamKeyword", "ShiftsLogits")]
     record_path.write_text(json.dumps(record))
     return plugin
 
@@ -288,8 +295,8 @@ def test_real_llama_builds_loads_and_runs_and_broken_variants_fail_at_their_leve
     code, report, stderr = llama_report
     assert report, stderr[-3000:]
     assert code == 1  # a level failed (the broken variants)
-    by_arch = {a["architecture"]: a for a in report["architectures"]}
-    good = by_arch["LlamaForCausalLM"]
+    by_class = {a["class"]: a for a in report["architectures"]}
+    good = by_class["LlamaForCausalLM"]
     for lv in ("import", "construct", "load", "forward"):
         assert good["levels"][lv]["status"] == "pass", (lv, good["levels"][lv], good["first_error"])
     assert good["first_error"] is None
@@ -298,15 +305,22 @@ def test_real_llama_builds_loads_and_runs_and_broken_variants_fail_at_their_leve
         assert good["levels"]["match"]["status"] == "pass" and good["max_abs_logit_diff"] <= good["tolerance"]
         assert good["reference"].startswith(("vllm-", "transformers-"))
 
-    drops = by_arch["MistralForCausalLM"]
+    drops = by_class["DropsATensor"]
     assert [drops["levels"][lv]["status"] for lv in runtime.LEVELS] == ["pass", "pass", "fail", "skipped", "skipped"]
     assert "layers.1.mlp.down_proj" in drops["first_error"]["message"]
     assert drops["first_error"]["likely_rule"] == "P22"
 
-    kw = by_arch["Qwen2ForCausalLM"]
+    kw = by_class["PassesAnUpstreamKeyword"]
     assert [kw["levels"][lv]["status"] for lv in runtime.LEVELS[:3]] == ["pass", "fail", "skipped"]
     assert "upstream_only" in kw["first_error"]["message"] and kw["first_error"]["likely_rule"] == "P6"
     assert "Traceback" in kw["first_error"]["traceback_tail"] or "line" in kw["first_error"]["traceback_tail"]
+
+    shifted = by_class["ShiftsLogits"]
+    assert [shifted["levels"][lv]["status"] for lv in runtime.LEVELS[:4]] == ["pass"] * 4
+    if os.environ.get("MMF_REFERENCE_VENV"):  # the comparison sees a 0.01 shift of every logit
+        assert shifted["levels"]["match"]["status"] == "fail"
+        assert shifted["max_abs_logit_diff"] == pytest.approx(0.01, abs=1e-4)
+        assert shifted["first_error"]["level"] == "match"
 
 
 def test_a_module_that_needs_a_gpu_only_package_is_an_environment_problem_exit_2(tmp_path):
