@@ -280,8 +280,15 @@ def _config_class(arch, bridges, model_type_hint=None):
             return CONFIG_MAPPING[mt]
     if len(bridges) == 1:
         return next(iter(bridges.values()))
+    # several bridges: the one whose model_type spells the architecture's prefix
+    # ("Qwen3_5MoeForCausalLM" -> "qwen3_5_moe"), compared without case and underscores
+    stem = arch.split("For")[0].replace("_", "").lower()
+    named = [cls for mt, cls in bridges.items() if mt.replace("_", "").lower() == stem]
+    if len(named) == 1:
+        return named[0]
     raise Unavailable(f"no config class for {arch}: transformers {_tf_version()} maps no model_type to it and "
-                      f"the plugin's config bridges define {sorted(bridges) or 'none'} (a remote-code model?)")
+                      f"the plugin's config bridges define {sorted(bridges) or 'none'} (a remote-code model, or a "
+                      "model type the pinned transformers lacks without a config bridge: P2)")
 
 
 def _tiny_module():
