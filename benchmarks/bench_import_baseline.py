@@ -25,6 +25,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 import corpus  # noqa: E402
 from flagos_migrate import cli  # noqa: E402
 from flagos_migrate.fsutil import atomic_write_json  # noqa: E402
+from flagos_migrate.pinned import target  # noqa: E402
 from flagos_migrate.verify.import_probe import (  # noqa: E402
     PINNED_VENV_ENV,
     ProbeResult,
@@ -51,8 +52,7 @@ def parse_args(argv):
     p.add_argument("--no-control", action="store_true", help="skip the control run on the pinned vLLM's own files")
     p.add_argument("--include-shared", action="store_true",
                    help="also probe the shared modules of models/ (utils, interfaces, ...)")
-    p.add_argument("--pinned", default="0.13.0",
-                   help="pinned version whose static index tells moved names (P13) from missing ones (P3)")
+    target.add_arguments(p, "(no plugin here)")
     p.add_argument("--jobs", type=int, default=2, help="modules imported in parallel (default: 2)")
     p.add_argument("--timeout", type=float, default=120, help="seconds per module (default: 120)")
     p.add_argument("--limit", type=int, default=0, help="only the first N files of each corpus (0: all)")
@@ -77,7 +77,8 @@ def run_corpus(label, source, python, args, tmp, moved=None):
     t0 = time.monotonic()
     stats: dict = {}
     results = probe_imports(python, list(mapping.values()), [str(Path(tmp) / label)], jobs=args.jobs,
-                            timeout=args.timeout, progress=progress, moved=moved, stats=stats)
+                            timeout=args.timeout, progress=progress, moved=moved, stats=stats,
+                            pinned=args.target)
     wall = time.monotonic() - t0
     per_file = {rel: results[mod] for rel, mod in mapping.items()}
     summary = summarize(label, source, per_file, wall, args.top)
@@ -139,10 +140,11 @@ def print_text(s):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    target.target_of(args)  # its index tells moved names (P13) from missing ones (P3)
     if not args.pinned_venv:
         raise cli.UsageError(
             f"no venv with the pinned vLLM: --pinned-venv is not given and ${PINNED_VENV_ENV} is unset",
-            hint=f"export {PINNED_VENV_ENV}=/path/to/venv (a venv where `import vllm` works, e.g. vLLM 0.13.0)",
+            hint=f"export {PINNED_VENV_ENV}=/path/to/venv (a venv where `import vllm` works, with the pinned vLLM)",
         )
     python = python_of(args.pinned_venv)
     upstream = corpus.open_vllm(args.upstream)
@@ -154,7 +156,7 @@ def main(argv=None) -> int:
                                  hint="give --control PATH or --no-control")
         control_src = corpus.open_vllm(root)
 
-    moved = moved_checker(args.pinned)
+    moved = moved_checker(args.target)
     summaries = []
     with tempfile.TemporaryDirectory(prefix="mmf-baseline-") as tmp:
         summaries.append(run_corpus("upstream", upstream, python, args, tmp, moved))

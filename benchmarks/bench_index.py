@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from flagos_migrate.pinned.index_builder import build_index  # noqa: E402
 from flagos_migrate.pinned.sources import open_source  # noqa: E402
+from flagos_migrate.pinned.target import DEFAULT_VLLM  # noqa: E402
 
 LOAD = (
     "import time; t=time.perf_counter();"
@@ -31,7 +32,7 @@ LOAD = (
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--wheel", type=Path)
-    p.add_argument("--pinned", default="0.13.0")
+    p.add_argument("--pinned", default=DEFAULT_VLLM)
     p.add_argument("--repeat", type=int, default=5)
     args = p.parse_args()
     loads, first_queries = [], []

@@ -32,6 +32,7 @@ import corpus  # noqa: E402
 from flagos_migrate.cli import UsageError, progress  # noqa: E402
 from flagos_migrate.commands.migrate import prepare, write_prepared  # noqa: E402
 from flagos_migrate.migrate.upstream import Upstream, open_upstream  # noqa: E402
+from flagos_migrate.pinned import target  # noqa: E402
 from flagos_migrate.pinned.api_index import PinnedApis  # noqa: E402
 
 INIT = '''"""vllm_fl (benchmark plugin tree)."""
@@ -84,7 +85,7 @@ def fresh_plugin(dest: Path) -> Path:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--upstream", default=str(corpus.DEFAULT_UPSTREAM))
-    ap.add_argument("--pinned", default="0.13.0")
+    target.add_arguments(ap, "(no plugin here)")
     ap.add_argument("--limit", type=int, default=0, help="first N model files only")
     ap.add_argument("--only", nargs="*", default=[], help="these model names only")
     ap.add_argument("--python", help="interpreter/venv with the pinned vLLM (default $MMF_PINNED_VENV)")
@@ -93,8 +94,9 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     try:
+        pinned = target.target_of(args)
         up = Upstream(open_upstream(args.upstream))
-        apis = PinnedApis.load(args.pinned)
+        apis = PinnedApis.load(pinned)
     except UsageError as exc:
         print(f"error: {exc.message}\nhint: {exc.hint}", file=sys.stderr)
         return 2
@@ -114,7 +116,7 @@ def main() -> int:
     for i, name in enumerate(names, 1):
         t0 = time.perf_counter()
         ns = argparse.Namespace(model_name=name, upstream=args.upstream, plugin=str(plugin), pinned=args.pinned,
-                                json=True, fetch=False, hf_config=None, dry_run=False, force=False)
+                                json=True, fetch=False, hf_config=None, dry_run=False, force=False, target=pinned)
         try:
             p = prepare(ns, (up, apis, None))
             write_prepared(p, ns)
@@ -140,7 +142,8 @@ def main() -> int:
 
         mods = {n: f"vllm_fl.models.{n}" for n, r in per_file.items() if "error" not in r}
         t0 = time.perf_counter()
-        results = probe_imports(python_of(python), list(mods.values()), sys_path=[str(plugin)], jobs=args.jobs)
+        results = probe_imports(python_of(python), list(mods.values()), sys_path=[str(plugin)], jobs=args.jobs,
+                                pinned=pinned)
         for n, m in mods.items():
             r = results[m]
             per_file[n]["imports"] = r.ok
@@ -157,6 +160,7 @@ def main() -> int:
     secs = [r["seconds"] for r in per_file.values()]
     lefts = [r["left"] for r in per_file.values() if "left" in r]
     summary = {
+        "pinned": pinned.to_dict(),
         "upstream": up.source.label,
         "files": len(names),
         "crashed": sorted(n for n, r in per_file.items() if "error" in r),

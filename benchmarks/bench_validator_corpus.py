@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # noqa: E402  (puts scripts/ on sys.path)
 from flagos_migrate.analysis.engine import AnalysisContext, analyze_source, import_blockers  # noqa: E402
+from flagos_migrate.pinned import target  # noqa: E402
 from flagos_migrate.pinned.api_index import PinnedApis  # noqa: E402
 from flagos_migrate.pinned.sources import module_name  # noqa: E402
 from flagos_migrate.verify.import_probe import PINNED_VENV_ENV, probe_imports, python_of  # noqa: E402
@@ -84,10 +85,10 @@ def analyse_corpus(source, relpaths: list[str], pinned: str, jobs: int) -> tuple
     return {r["file"]: r for r in results}, time.perf_counter() - started
 
 
-def probe(source, relpaths: list[str], venv: str, jobs: int) -> dict[str, dict]:
+def probe(source, relpaths: list[str], venv: str, jobs: int, pinned: str) -> dict[str, dict]:
     with tempfile.TemporaryDirectory(prefix="mmf-validator-corpus-") as tmp:
         mapping = corpus.lay_out(source, relpaths, tmp)
-        results = probe_imports(python_of(venv), list(mapping.values()), sys_path=[tmp], jobs=jobs)
+        results = probe_imports(python_of(venv), list(mapping.values()), sys_path=[tmp], jobs=jobs, pinned=pinned)
         return {rel: {"ok": results[mod].ok, "error": results[mod].first_error,
                       "where": results[mod].location} for rel, mod in mapping.items()}
 
@@ -131,7 +132,7 @@ def run_one(label: str, root: Path, pinned: str, jobs: int, venv: str | None, lo
         out["issues_on_control"] = {f: r["issue_texts"] for f, r in static.items() if r["issues"]}
     if venv:
         started = time.perf_counter()
-        real = probe(source, relpaths, venv, jobs)
+        real = probe(source, relpaths, venv, jobs, pinned)
         out["probe_seconds"] = round(time.perf_counter() - started, 1)
         out["really_failing"] = sum(not r["ok"] for r in real.values())
         out.update(compare(static, real))
@@ -144,9 +145,10 @@ def run_one(label: str, root: Path, pinned: str, jobs: int, venv: str | None, lo
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--upstream", type=Path, default=SRC / "vllm-0.33.0", help="upstream vLLM source (folder/wheel)")
-    p.add_argument("--control-source", type=Path, default=SRC / "vllm-0.13.0", help="the pinned vLLM's own source")
+    p.add_argument("--control-source", type=Path, help="the pinned vLLM's own source (default: "
+                   f"{SRC}/vllm-PINNED when it exists, else the site-packages of --venv)")
     p.add_argument("--no-control", action="store_true", help="skip the control run on the pinned files")
-    p.add_argument("--pinned", default="0.13.0")
+    target.add_arguments(p, "(no plugin here)")
     p.add_argument("--venv", default=os.environ.get(PINNED_VENV_ENV), help=f"venv with the real pinned vLLM "
                    f"(default ${PINNED_VENV_ENV}); without it only the static side runs")
     p.add_argument("--jobs", type=int, default=2)
@@ -157,13 +159,17 @@ def main(argv=None) -> int:
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
+    pinned = target.target_of(args)
+    if args.control_source is None and not args.no_control:
+        own = SRC / f"vllm-{pinned.vllm}"
+        args.control_source = own if own.exists() else (corpus.installed_vllm_root(args.venv) if args.venv else own)
     runs = [("upstream", args.upstream)] + ([] if args.no_control else [("control", args.control_source)])
     for _, root in runs:
         if not root.exists():
             print(f"error: source not found: {root}\nhint: unpack the vLLM wheel there or pass --upstream/"
                   "--control-source", file=sys.stderr)
             return 2
-    result = {"pinned": args.pinned, "runs": [run_one(label, root, args.pinned, args.jobs, args.venv, log)
+    result = {"pinned": pinned.to_dict(), "runs": [run_one(label, root, args.pinned, args.jobs, args.venv, log)
                                              for label, root in runs]}
     text = json.dumps(result, indent=2)
     if args.output:

@@ -23,13 +23,17 @@ from typing import Sequence
 from flagos_migrate.cli import make_parser, run_main
 from flagos_migrate.commands.migrate import COMMANDS
 from flagos_migrate.migrate.upstream import DEFAULT_UPSTREAM
+from flagos_migrate.pinned import target
 
 EPILOG = f"""examples:
   python3 scripts/migrate_model.py resolve qwen3_5 --upstream ~/src/vllm
   python3 scripts/migrate_model.py plan qwen3_5 --upstream vllm-0.33.0-cp38-abi3-manylinux_2_28_x86_64.whl
-  python3 scripts/migrate_model.py apply qwen3_5 --plugin ~/vllm-plugin-FL --dry-run
-  python3 scripts/migrate_model.py verify qwen3_5 --plugin ~/vllm-plugin-FL --python ~/venv013/bin/python
+  python3 scripts/migrate_model.py apply qwen3_5 --plugin ~/vllm-plugin-FL --pinned 0.20.2 --dry-run
+  python3 scripts/migrate_model.py verify qwen3_5 --plugin ~/vllm-plugin-FL --pinned 0.20.2 --python ~/venv/bin/python
 
+The pinned target (vLLM, its transformers, the plugin package) is printed first on stderr and
+under "pinned" in --json: --pinned, else the plugin's declared vllm requirement, else the
+installed vLLM, else {target.DEFAULT_VLLM}.
 --upstream (default {DEFAULT_UPSTREAM}) is a vLLM checkout, a site-packages folder or a wheel;
 when it does not exist, --fetch downloads the latest vLLM wheel with pip into
 ~/.cache/model-migrate-flagos/upstream. --plugin defaults to the current directory.
@@ -53,7 +57,7 @@ def parse_args(argv):
                        help=f"upstream vLLM: checkout, site-packages or wheel (default {DEFAULT_UPSTREAM})")
         p.add_argument("--plugin", default=os.getcwd(), metavar="P",
                        help="vllm-plugin-FL checkout (default: current directory)")
-        p.add_argument("--pinned", default="0.13.0", help="vLLM version the plugin is pinned to (default 0.13.0)")
+        target.add_arguments(p)
         p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
         p.add_argument("--fetch", action="store_true", help="download the latest vLLM wheel when U does not exist")
         p.add_argument("--hf-config", metavar="CONFIG_JSON",
@@ -79,6 +83,7 @@ def parse_args(argv):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    target.target_of(args)
     return COMMANDS[args.command](args)
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Check migrated vllm-plugin-FL files against the pinned vLLM (0.13.0) without importing anything.
+"""Check migrated vllm-plugin-FL files against the pinned vLLM without importing anything.
 
 Imports, call signatures, inherited methods, vLLM config attributes, registrations, config
 bridges, custom ops, __init__ overrides, merged projections and cleanliness, judged against the
@@ -13,12 +13,15 @@ from typing import Sequence
 from flagos_migrate.catalog.findings import format_github, format_text, split
 from flagos_migrate.cli import EXIT_FINDINGS, EXIT_OK, make_parser, print_json, progress, run_main
 from flagos_migrate.commands.validate import validate
+from flagos_migrate.pinned import target
 
 EPILOG = """examples:
   python3 scripts/validate_migration.py ~/vllm-plugin-FL qwen3_5
   python3 scripts/validate_migration.py . vllm_fl/models/kimi_k25.py vllm_fl/configs/kimi_k25.py
   python3 scripts/validate_migration.py . --all --format github      # CI annotations
 
+The pinned target is --pinned, else the vllm requirement PLUGIN_FOLDER declares, else the
+installed vLLM, else the default; it is printed first on stderr and under "pinned" in --json.
 MODEL_FILE is a path or a model name (vllm_fl/models/NAME.py). Warnings never change the exit
 code unless --strict."""
 
@@ -30,7 +33,7 @@ def parse_args(argv):
     p.add_argument("config_file", nargs="?", help="the model's config bridge (vllm_fl/configs/...)")
     p.add_argument("init_file", nargs="?", help="the registering __init__.py (default: vllm_fl/__init__.py)")
     p.add_argument("--all", action="store_true", help="every model file and config bridge the plugin holds")
-    p.add_argument("--pinned", default="0.13.0", help="pinned vLLM version whose index to use (default 0.13.0)")
+    target.add_arguments(p, "PLUGIN_FOLDER")
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
     p.add_argument("--json", action="store_true", help="same as --format json")
     p.add_argument("--strict", action="store_true", help="warnings count as issues")
@@ -39,6 +42,7 @@ def parse_args(argv):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    pinned = target.target_of(args, "plugin_folder")
     fmt = "json" if args.json else args.format
     if args.all and args.model_file:
         # with --all the positional slots shift: PLUGIN [INIT]
@@ -46,11 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         init = args.init_file
     report = validate(args.plugin_folder, None if args.all else args.model_file, args.config_file,
-                      init, all_models=args.all, pinned=args.pinned)
+                      init, all_models=args.all, pinned=pinned)
     issues, warnings = split(report.findings, strict=args.strict)
     if fmt == "json":
         print_json({"issues": [f.to_dict() for f in issues], "warnings": [f.to_dict() for f in warnings],
-                    "files": report.files, "pinned": report.pinned, "plugin": report.plugin,
+                    "files": report.files, "pinned": pinned.to_dict(), "plugin": report.plugin,
                     "seconds": report.seconds, "ok": not issues})
     elif fmt == "github":
         for f in issues + warnings:

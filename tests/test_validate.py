@@ -179,7 +179,7 @@ def test_cli_findings_exit_1_json_and_github(plugin):
     proc = run_cli(str(plugin), "qwen3_5", "--format", "json")
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["pinned"] == "0.13.0" and doc["files"]
+    assert doc["pinned"]["vllm"] == "0.13.0" and doc["pinned"]["transformers"] == "4.57.6" and doc["files"]
     (issue,) = doc["issues"]
     assert issue["rule"] == "P5" and issue["data"]["new_name"] == "PretrainedConfig"
     assert {"rule", "file", "line", "col", "message"} <= set(issue)
@@ -199,7 +199,10 @@ def test_cli_strict_turns_warnings_into_issues(plugin):
 def test_cli_bad_input_exit_2_without_traceback(tmp_path):
     for args in ([str(tmp_path / "nope"), "x"], [str(GOOD_PLUGIN), "x", "--pinned", "0.0.1"], [str(tmp_path), "x"]):
         proc = run_cli(*args)
-        assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+        # the pinned target is announced first, then the one error
+        first, *rest = proc.stderr.splitlines()
+        assert proc.returncode == 2 and first.startswith("pinned target: vLLM ") and "Traceback" not in proc.stderr
+        assert rest[0].startswith("error: ") and rest[1].startswith("hint: "), proc.stderr
 
 
 def test_cli_file_arguments_relative_to_the_plugin_from_any_directory(tmp_path):

@@ -6,6 +6,3 @@ rewriter share one rule catalog and one analysis.
 """
 
 __version__ = "0.1.0"
-
-#: vLLM version the plugin is pinned to unless ``--pinned`` says otherwise.
-DEFAULT_PINNED = "0.13.0"

@@ -18,6 +18,7 @@ from flagos_migrate.fsutil import atomic_write_json, atomic_write_text, is_withi
 from flagos_migrate.migrate.engine import Migration, new_packages
 from flagos_migrate.migrate.upstream import Upstream, check_model_name, open_upstream, read_hf_config, resolve
 from flagos_migrate.pinned.api_index import PinnedApis
+from flagos_migrate.pinned.target import target_of
 from flagos_migrate.plugin.provenance import (
     build_record,
     known_outputs,
@@ -53,6 +54,7 @@ class Prepared:
     registration: object
     record: dict
     changes_upstream: list[str]
+    pinned: dict = field(default_factory=dict)  # the target (target.PinnedTarget.to_dict())
 
 
 def _upstream_info(up: Upstream) -> dict:
@@ -70,7 +72,7 @@ def load_inputs(args) -> tuple[Upstream, PinnedApis, dict | None]:
     check_model_name(args.model_name)
     hf = read_hf_config(getattr(args, "hf_config", None))
     up = Upstream(open_upstream(args.upstream, fetch=getattr(args, "fetch", False)))
-    apis = PinnedApis.load(args.pinned)
+    apis = PinnedApis.load(target_of(args))
     return up, apis, hf
 
 
@@ -100,7 +102,7 @@ def prepare(args, loaded: tuple[Upstream, PinnedApis, dict | None] | None = None
     up_info = _upstream_info(up)
     left = sum(1 for f in m.left() if f.is_issue)
     record = build_record(args.model_name, up_info, args.pinned, files, reg.added + reg.present, left)
-    return Prepared(m, outputs, reg, record, upstream_changes(previous, files, up_info))
+    return Prepared(m, outputs, reg, record, upstream_changes(previous, files, up_info), target_of(args).to_dict())
 
 
 def _findings_json(findings: list[Finding]) -> list[dict]:
@@ -118,6 +120,7 @@ def _plan_payload(p: Prepared) -> dict:
         "will_fix": _findings_json(m.fixed()),
         "left_for_you": _findings_json(m.left()),
         "upstream_changes": p.changes_upstream,
+        "pinned": p.pinned,
     }
 
 
@@ -158,7 +161,7 @@ def _print_plan(p: Prepared) -> None:
 def cmd_resolve(args) -> int:
     up, _, hf = load_inputs(args)
     result = resolve(up, args.model_name, hf)
-    print_json(result)
+    print_json({**result, "pinned": target_of(args).to_dict()})
     return EXIT_FINDINGS if result["ambiguous"] or not result["ModelClassName"] else EXIT_OK
 
 
@@ -262,7 +265,7 @@ def _vllm_importable(python: str) -> bool:
 
 
 def cmd_verify(args) -> int:
-    from flagos_migrate.verify.import_probe import probe_imports, python_of
+    from flagos_migrate.verify.import_probe import moved_checker, probe_imports, python_of
 
     check_model_name(args.model_name)
     plugin = PluginTree(args.plugin)
@@ -281,11 +284,14 @@ def cmd_verify(args) -> int:
         )
     modules = [rel[:-3].replace("/", ".").removesuffix(".__init__") for rel in record["files"]]
     # the plugin's own __init__ is not the migration's and may need a GPU (flag_gems): skipped
-    results = probe_imports(python, modules, sys_path=[str(plugin.root)], jobs=args.jobs, no_init=["vllm_fl"])
+    pinned = target_of(args)
+    results = probe_imports(python, modules, sys_path=[str(plugin.root)], jobs=args.jobs, no_init=[pinned.package],
+                            moved=moved_checker(pinned), pinned=pinned)
     failed = {m: r for m, r in results.items() if not r.ok}
     environment = {m: r for m, r in failed.items() if r.environment}
     if args.json:
-        print_json({"python": python, "results": {m: r.__dict__ for m, r in results.items()},
+        print_json({"python": python, "pinned": pinned.to_dict(),
+                    "results": {m: r.__dict__ for m, r in results.items()},
                     "ok": len(results) - len(failed), "failed": len(failed) - len(environment),
                     "environment": len(environment)})
     else:

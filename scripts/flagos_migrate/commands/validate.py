@@ -15,7 +15,8 @@ from flagos_migrate.analysis import engine as analysis
 from flagos_migrate.analysis.engine import AnalysisContext, analyze_source, parse_text
 from flagos_migrate.catalog.findings import Finding, sort_key
 from flagos_migrate.cli import UsageError
-from flagos_migrate.pinned.api_index import PinnedApis, available_versions
+from flagos_migrate.pinned.api_index import PinnedApis, available_versions, find_index_file
+from flagos_migrate.pinned.target import PinnedTarget, resolve_target
 from flagos_migrate.plugin.tree import PACKAGE, PluginTree, RegistrationFile, parse_registrations
 
 
@@ -209,12 +210,14 @@ _PLUGIN_FILES: dict[str, Path] = {}
 # -- the run -----------------------------------------------------------------------------------
 
 
-def load_apis(pinned: str) -> PinnedApis:
-    if pinned not in available_versions("vllm"):
+def load_apis(pinned: PinnedTarget) -> PinnedApis:
+    try:
+        find_index_file("vllm", pinned.vllm)
+    except UsageError:
         known = ", ".join(available_versions("vllm")) or "none"
-        raise UsageError(f"no API index for vLLM {pinned} (available: {known})",
-                         hint=f"build it: python3 scripts/build_api_index.py vllm=={pinned} "
-                         f"(and transformers: python3 scripts/build_api_index.py transformers==VERSION)")
+        raise UsageError(f"no API index for vLLM {pinned.vllm} (available: {known})",
+                         hint=f"build it: python3 scripts/build_api_index.py vllm=={pinned.vllm} "
+                         "(its transformers index comes along)") from None
     return PinnedApis.load(pinned)
 
 
@@ -229,16 +232,19 @@ def analyze_file(tree: PluginTree, apis: PinnedApis, path: Path) -> list[Finding
 
 
 def validate(plugin: str, model: str | None = None, config: str | None = None, init: str | None = None,
-             all_models: bool = False, pinned: str = "0.13.0") -> Report:
+             all_models: bool = False, pinned: PinnedTarget | str | None = None) -> Report:
+    """``pinned``: the target (a vLLM version stands for its target); None: what the plugin declares."""
     started = time.perf_counter()
     tree = PluginTree(plugin)
+    if not isinstance(pinned, PinnedTarget):
+        pinned = resolve_target(pinned, tree.root)
     base_apis = load_apis(pinned)
     _PLUGIN_FILES.clear()
     _PLUGIN_FILES.update({tree.module_of(p): p for p in tree.python_files()})
     apis = base_apis.with_package(tree.index())
     init_path = _existing_file(tree, init, "__init__ file") if init else tree.init_file
     reg = parse_registrations(init_path)
-    report = Report(pinned=pinned, plugin=str(tree.root))
+    report = Report(pinned=pinned.vllm, plugin=str(tree.root))
 
     if all_models:
         files = all_files(tree, reg)

@@ -21,9 +21,6 @@ from flagos_migrate.pinned.index_builder import FORMAT
 DATA_DIR = Path(__file__).resolve().parent / "data" / "index"
 USER_DIR_ENV = "MMF_INDEX_DIR"
 
-# transformers version that each supported vLLM pin was released against
-TRANSFORMERS_FOR_VLLM = {"0.13.0": "4.57.6"}
-
 # Members of classes outside the indexed packages, so that ``self.X`` on an ``nn.Module``
 # subclass can be judged. Generated from the real classes (see data/external_members.json).
 EXTERNAL_MEMBERS_FILE = Path(__file__).resolve().parent / "data" / "external_members.json"
@@ -63,11 +60,25 @@ def available_versions(package: str) -> list[str]:
     return sorted(found)
 
 
+def _same_version(a: str, b: str) -> bool:
+    """``0.18`` and ``0.18.0`` name one release (a plugin may declare either)."""
+    def norm(v: str) -> str:
+        parts = v.split(".")
+        while len(parts) > 1 and parts[-1] == "0":
+            parts.pop()
+        return ".".join(parts)
+
+    return norm(a) == norm(b)
+
+
 def find_index_file(package: str, version: str) -> Path:
     for d in index_search_path():
         f = d / index_file_name(package, version)
         if f.is_file():
             return f
+    for other in available_versions(package):
+        if _same_version(other, version):
+            return find_index_file(package, other)
     known = ", ".join(available_versions(package)) or "none"
     raise UsageError(
         f"no API index for {package} {version} (indexes found for: {known})",
@@ -304,11 +315,22 @@ class PinnedApis:
         return PinnedApis(self.vllm, self.transformers, {**self.extra, index.package: index})
 
     @classmethod
-    def load(cls, pinned: str) -> PinnedApis:
+    def load(cls, pinned, transformers: str | None = None) -> PinnedApis:
+        """The indexes of a pin: a vLLM version (``str``) or a ``target.PinnedTarget``. The
+        transformers version is ``transformers``, else the target's, else what the vLLM index
+        records; without one every transformers name would pass unchecked, so that is an error."""
+        if not isinstance(pinned, str):
+            transformers = transformers or pinned.transformers
+            pinned = pinned.vllm
         vllm = load_index("vllm", pinned)
-        tf_version = TRANSFORMERS_FOR_VLLM.get(pinned) or vllm.data.get("transformers")
-        tf = load_index("transformers", tf_version) if tf_version else None
-        return cls(vllm, tf)
+        tf_version = transformers or vllm.data.get("transformers")
+        if not tf_version:
+            raise UsageError(
+                f"the API index of vLLM {vllm.version} records no transformers version",
+                hint=f"rebuild it (python3 scripts/build_api_index.py vllm=={vllm.version} reads it from the "
+                "wheel's Requires-Dist), or pass --transformers VERSION",
+            )
+        return cls(vllm, load_index("transformers", tf_version))
 
     def index_for(self, module: str) -> ApiIndex | None:
         top = module.split(".")[0]

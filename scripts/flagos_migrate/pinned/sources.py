@@ -181,3 +181,54 @@ def module_name(relpath: str) -> str:
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
+
+
+def dist_metadata(source: SourceTree) -> str | None:
+    """The ``METADATA`` text of the source's own distribution (a wheel's ``*.dist-info``, or the
+    dist-info beside a site-packages folder), else None (a git checkout has none)."""
+    pattern = re.compile(rf"^{re.escape(source.package)}-[^/]+\.dist-info/METADATA$")
+    if source.wheel is not None:
+        with zipfile.ZipFile(source.wheel) as zf:
+            for name in zf.namelist():
+                if pattern.match(name):
+                    return zf.read(name).decode("utf-8", errors="replace")
+        return None
+    assert source.root is not None
+    for info in sorted(source.root.glob(f"{source.package}-*.dist-info")):
+        meta = info / "METADATA"
+        if meta.is_file():
+            return meta.read_text("utf-8", errors="replace")
+    return None
+
+
+def required_spec(source: SourceTree, requirement: str) -> str | None:
+    """The version specifier the source requires of ``requirement`` (``<5,>=4.56.0``), from its
+    metadata (``Requires-Dist``) or, for a checkout, its ``requirements/*.txt``; None when unstated.
+    Requirements under an extra (``; extra == "x"``) do not count."""
+    texts: list[str] = []
+    meta = dist_metadata(source)
+    if meta is not None:
+        texts = [line.split(":", 1)[1] for line in meta.splitlines() if line.lower().startswith("requires-dist:")]
+    elif source.root is not None:
+        for f in sorted((source.root / "requirements").glob("*.txt")) + [source.root / "requirements.txt"]:
+            if f.is_file():
+                texts += f.read_text("utf-8", errors="replace").splitlines()
+    pattern = re.compile(rf"^\s*{re.escape(requirement)}(?:\[[^\]]*\])?\s*\(?\s*([<>=!~][^;#)]*)", re.IGNORECASE)
+    for text in texts:
+        if "extra ==" in text.replace('"', "").replace("'", ""):
+            continue
+        m = pattern.match(text)
+        if m:
+            return m.group(1).replace(" ", "")
+    return None
+
+
+def installed_beside(source: SourceTree, distribution: str) -> str | None:
+    """Version of ``distribution`` installed next to a site-packages source (its dist-info), else None."""
+    if source.root is None:
+        return None
+    for info in sorted(source.root.glob(f"{distribution}-*.dist-info")):
+        m = re.match(rf"{re.escape(distribution)}-([^-]+)\.dist-info$", info.name)
+        if m:
+            return m.group(1)
+    return None

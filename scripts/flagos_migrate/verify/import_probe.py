@@ -26,8 +26,9 @@ from flagos_migrate.cli import UsageError
 WORKER = Path(__file__).resolve().parent / "_probe_worker.py"
 PINNED_VENV_ENV = "MMF_PINNED_VENV"
 
-# Imported once per worker before forking: everything most model files import anyway.
-# A name missing in some vLLM version is harmless (the worker only records the failure).
+# Imported once per worker before forking: everything most model files import anyway, as spelled
+# by any supported pin; :func:`preload_for` keeps the ones the pinned index has (a module that
+# moved, e.g. ``vllm.attention.layer``, is preloaded where the pin has it).
 VLLM_PRELOAD: tuple[str, ...] = (
     "torch",
     "torch.nn",
@@ -275,14 +276,30 @@ def environment_reason(res: ProbeResult) -> str:
 # Running the worker
 
 
-def moved_checker(pinned: str = "0.13.0") -> Callable[[str, str], bool] | None:
-    """``moved(module, name)`` from the static index of the pinned versions (None without an index):
-    true when the pinned package defines ``name`` in a module other than ``module``."""
+def _pinned_apis(pinned):
     try:
         from flagos_migrate.pinned.api_index import PinnedApis
 
-        apis = PinnedApis.load(pinned)
+        return PinnedApis.load(pinned)
     except (UsageError, OSError, ValueError, KeyError):
+        return None
+
+
+def preload_for(pinned) -> tuple[str, ...]:
+    """:data:`VLLM_PRELOAD` without the modules the pinned vLLM (a version or a target) lacks;
+    all of it when there is no index to ask."""
+    apis = _pinned_apis(pinned)
+    if apis is None:
+        return VLLM_PRELOAD
+    return tuple(m for m in VLLM_PRELOAD if apis.has_module(m) is not False)
+
+
+def moved_checker(pinned) -> Callable[[str, str], bool] | None:
+    """``moved(module, name)`` from the static index of the pinned versions (None without an index):
+    true when the pinned package defines ``name`` in a module other than ``module``. ``pinned`` is
+    a vLLM version or a ``target.PinnedTarget``."""
+    apis = _pinned_apis(pinned)
+    if apis is None:
         return None
 
     def moved(module: str, name: str) -> bool:
@@ -384,14 +401,16 @@ def probe_imports(
     moved: Callable[[str, str], bool] | None = None,
     stats: dict | None = None,
     no_init: Iterable[str] = (),
+    pinned=None,
 ) -> dict[str, ProbeResult]:
     """Import each module in a fresh fork of a preloaded ``python``; return results by module.
 
     ``sys_path`` entries are put first on the worker's ``sys.path``. ``preload`` defaults to
-    :data:`VLLM_PRELOAD`; pass ``()`` for plain Python modules. ``timeout`` is per module.
+    :data:`VLLM_PRELOAD` as far as the ``pinned`` vLLM has it (:func:`preload_for`); pass ``()``
+    for plain Python modules. ``timeout`` is per module.
     ``progress(result, done, total)`` is called as results arrive. A worker that cannot start
     raises :class:`UsageError`; modules it never reported come back as ``NotRun``. ``moved`` is
-    passed to :func:`likely_rule` (e.g. ``moved_checker("0.13.0")``). A ``stats`` dict, when
+    passed to :func:`likely_rule` (e.g. ``moved_checker(target)``). A ``stats`` dict, when
     given, receives ``preload_seconds``, ``preload_failed`` ({module: error}) and ``python_version``
     of the worker (``verify`` can tell "vLLM is not importable here" from it). Packages in
     ``no_init`` are registered without running their ``__init__.py`` (``verify`` passes the
@@ -402,7 +421,7 @@ def probe_imports(
         return {}
     request = {
         "sys_path": [str(p) for p in sys_path],
-        "preload": list(VLLM_PRELOAD if preload is None else preload),
+        "preload": list(preload if preload is not None else preload_for(pinned) if pinned else VLLM_PRELOAD),
         "jobs": max(1, int(jobs)),
         "timeout": float(timeout),
         "modules": modules,
