@@ -420,7 +420,7 @@ def test_procedure_commands_run_on_the_example(example_outputs, tmp_path):
     values = {"model_name": "nova_lite", "model_name_lower": "nova_lite", "model_type": "nova_lite",
               "skill_root": str(ROOT), "plugin_folder": str(example_outputs["plugin"]),
               "upstream_folder": str(EXAMPLES / "upstream"), "model_path": str(tmp_path / "NovaLite"),
-              "pinned_python": sys.executable}
+              "pinned_python": sys.executable, "pinned": "0.13.0"}
     shutil.copy(SCRIPTS / "e2e_config.template.json", tmp_path / "e2e_config.json")
     env = {**os.environ, "FLAGOS_STATE_DIR": str(tmp_path / "state")}
     blocks = [body for lang, body in split_fences(read(PROCEDURE))[0] if lang == "bash"]
