@@ -71,6 +71,9 @@ VLLM_PRELOAD: tuple[str, ...] = (
     "vllm.v1.attention.backends.utils",
     "vllm.utils.tensor_schema",
     "vllm.attention.layers.encoder_only_attention",
+    # where later pins (0.20.x) moved the attention layers
+    "vllm.model_executor.layers.attention",
+    "vllm.model_executor.layers.attention.encoder_only_attention",
     "vllm.model_executor.layers.conv",
     "vllm.model_executor.layers.pooler",
     "vllm.model_executor.layers.mamba.abstract",
