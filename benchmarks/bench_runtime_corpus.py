@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import corpus  # noqa: E402
 from bench_migrate_corpus import fresh_plugin  # noqa: E402
 from flagos_migrate.cli import UsageError, progress  # noqa: E402
+from flagos_migrate.pinned import target  # noqa: E402
 
 LEVELS = ("import", "construct", "load", "forward", "match")
 MIGRATE = ROOT / "scripts" / "migrate_model.py"
@@ -56,7 +57,7 @@ def apply_one(name: str, plugin: Path, args, loaded) -> dict:
     from flagos_migrate.commands.migrate import prepare, write_prepared
 
     ns = argparse.Namespace(model_name=name, upstream=args.upstream, plugin=str(plugin), pinned=args.pinned,
-                            json=True, fetch=False, hf_config=None, dry_run=False, force=False)
+                            json=True, fetch=False, hf_config=None, dry_run=False, force=False, target=args.target)
     p = prepare(ns, loaded)
     write_prepared(p, ns)
     left = [f for f in p.migration.left() if f.is_issue]
@@ -65,9 +66,11 @@ def apply_one(name: str, plugin: Path, args, loaded) -> dict:
 
 
 def verify_command(name: str, plugin: Path, python: str, reference: str | None, script: Path,
-                   arch_timeout: float) -> list[str]:
+                   arch_timeout: float, pinned: str | None = None) -> list[str]:
     cmd = [sys.executable, str(script), "verify", name, "--plugin", str(plugin), "--python", python, "--run", "--json",
            "--timeout", str(arch_timeout)]
+    if pinned:
+        cmd += ["--pinned", pinned]
     if reference:
         cmd += ["--reference-python", reference]
     return cmd
@@ -248,7 +251,7 @@ def default_output(args, upstream_version: str) -> Path | None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--upstream", default=str(corpus.DEFAULT_UPSTREAM), help="upstream vLLM source (default %(default)s)")
-    ap.add_argument("--pinned", default="0.13.0")
+    target.add_arguments(ap, "(no plugin here)")
     ap.add_argument("--python", help="venv or interpreter with the pinned vLLM (default $MMF_PINNED_VENV)")
     ap.add_argument("--reference-python", help=f"venv with the upstream vLLM, for match (default ${REFERENCE_VENV_ENV}; "
                                                "without one, match is skipped)")
@@ -268,6 +271,11 @@ def main() -> int:
     ap.add_argument("--migrate-script", default=str(MIGRATE), help=argparse.SUPPRESS)  # a stand-in, for testing
     ap.add_argument("--json", action="store_true", help="print the summary and per-file results as JSON")
     args = ap.parse_args()
+    try:
+        target.target_of(args)  # args.pinned: the vLLM version from here on
+    except UsageError as exc:
+        print(f"error: {exc.message}\nhint: {exc.hint}", file=sys.stderr)
+        return 2
 
     python = args.python or os.environ.get("MMF_PINNED_VENV")
     if not python:
@@ -279,7 +287,7 @@ def main() -> int:
         from flagos_migrate.pinned.api_index import PinnedApis
 
         up = Upstream(open_upstream(args.upstream))
-        apis = PinnedApis.load(args.pinned)
+        apis = PinnedApis.load(args.target)
     except UsageError as exc:
         print(f"error: {exc.message}\nhint: {exc.hint}", file=sys.stderr)
         return 2
@@ -358,7 +366,7 @@ def main() -> int:
     pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
     try:
         futs = {pool.submit(run_verify, verify_command(n, plugin, python, reference, Path(args.migrate_script),
-                                                       args.arch_timeout), args.timeout): n for n in todo}
+                                                       args.arch_timeout, args.pinned), args.timeout): n for n in todo}
         for i, fut in enumerate(as_completed(futs), 1):
             n = futs[fut]
             res = fut.result()
