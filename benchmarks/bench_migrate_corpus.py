@@ -35,6 +35,8 @@ from flagos_migrate.migrate.upstream import Upstream, open_upstream  # noqa: E40
 from flagos_migrate.pinned import target  # noqa: E402
 from flagos_migrate.pinned.api_index import PinnedApis  # noqa: E402
 
+APPLIED = ".bench_migrate_applied.json"  # an --apply-only run's results, next to the tree they describe
+
 INIT = '''"""vllm_fl (benchmark plugin tree)."""
 
 import logging
@@ -82,34 +84,8 @@ def fresh_plugin(dest: Path) -> Path:
     return dest
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--upstream", default=str(corpus.DEFAULT_UPSTREAM))
-    target.add_arguments(ap, "(no plugin here)")
-    ap.add_argument("--limit", type=int, default=0, help="first N model files only")
-    ap.add_argument("--only", nargs="*", default=[], help="these model names only")
-    ap.add_argument("--python", help="interpreter/venv with the pinned vLLM (default $MMF_PINNED_VENV)")
-    ap.add_argument("--keep", help="write the plugin tree here instead of a temporary folder")
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    try:
-        pinned = target.target_of(args)
-        up = Upstream(open_upstream(args.upstream))
-        apis = PinnedApis.load(pinned)
-    except UsageError as exc:
-        print(f"error: {exc.message}\nhint: {exc.hint}", file=sys.stderr)
-        return 2
-    names = [Path(r).stem for r in corpus.model_files(up.source)]
-    if args.only:
-        names = [n for n in names if n in set(args.only)]
-    if args.limit:
-        names = names[: args.limit]
-    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mmf-bench-migrate-"))
-    if args.keep and work.exists() and any(work.iterdir()):
-        print(f"error: --keep folder {work} is not empty", file=sys.stderr)
-        return 2
-    plugin = fresh_plugin(work)
+def apply_all(names, plugin, up, apis, pinned, args) -> tuple[dict[str, dict], Counter, float]:
+    """``apply`` every model, one after another, into one plugin tree; per-file results."""
     per_file: dict[str, dict] = {}
     rules_left: Counter = Counter()
     started = time.perf_counter()
@@ -133,7 +109,59 @@ def main() -> int:
         per_file[name]["seconds"] = round(time.perf_counter() - t0, 2)
         if i % 10 == 0 or i == len(names):
             progress(f"applied {i}/{len(names)} ({time.perf_counter() - started:.0f}s)")
-    total_apply = time.perf_counter() - started
+    return per_file, rules_left, time.perf_counter() - started
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--upstream", default=str(corpus.DEFAULT_UPSTREAM))
+    target.add_arguments(ap, "(no plugin here)")
+    ap.add_argument("--limit", type=int, default=0, help="first N model files only")
+    ap.add_argument("--only", nargs="*", default=[], help="these model names only")
+    ap.add_argument("--python", help="interpreter/venv with the pinned vLLM (default $MMF_PINNED_VENV)")
+    ap.add_argument("--keep", help="write the plugin tree here instead of a temporary folder")
+    ap.add_argument("--apply-only", action="store_true", help="apply into --keep DIR and stop (import later)")
+    ap.add_argument("--import-only", action="store_true",
+                    help="import what an --apply-only run left in --keep DIR (apply is not repeated)")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    try:
+        pinned = target.target_of(args)
+        up = Upstream(open_upstream(args.upstream))
+        apis = PinnedApis.load(pinned)
+    except UsageError as exc:
+        print(f"error: {exc.message}\nhint: {exc.hint}", file=sys.stderr)
+        return 2
+    names = [Path(r).stem for r in corpus.model_files(up.source)]
+    if args.only:
+        names = [n for n in names if n in set(args.only)]
+    if args.limit:
+        names = names[: args.limit]
+    if (args.apply_only or args.import_only) and not args.keep:
+        print("error: --apply-only and --import-only need --keep DIR", file=sys.stderr)
+        return 2
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mmf-bench-migrate-"))
+    applied_file = work / APPLIED
+    if args.import_only:
+        if not applied_file.is_file():
+            print(f"error: {work} holds no --apply-only run ({APPLIED} missing)", file=sys.stderr)
+            return 2
+        saved = json.loads(applied_file.read_text())
+        plugin, per_file, total_apply = work, saved["per_file"], saved["total_apply"]
+        rules_left = Counter(saved["rules_left"])
+        names = [n for n in names if n in per_file]
+    elif args.keep and work.exists() and any(work.iterdir()):
+        print(f"error: --keep folder {work} is not empty", file=sys.stderr)
+        return 2
+    else:
+        plugin = fresh_plugin(work)
+        per_file, rules_left, total_apply = apply_all(names, plugin, up, apis, pinned, args)
+    if args.apply_only:
+        applied_file.write_text(json.dumps({"per_file": per_file, "total_apply": total_apply,
+                                            "rules_left": dict(rules_left), "pinned": pinned.to_dict()}))
+        progress(f"applied {len(per_file)} model(s) into {work}; import them with --import-only --keep {work}")
+        return 0
 
     python = args.python or os.environ.get("MMF_PINNED_VENV")
     probe = None
