@@ -30,8 +30,9 @@ EPILOG = """examples:
 Indexes are written to ~/.cache/model-migrate-flagos/index/ (or --output DIR, or --bundle for the
 copy shipped in scripts/flagos_migrate/pinned/data/index/). $MMF_INDEX_DIR is searched first when loading.
 A vLLM index records the transformers version that runs with it: --transformers, else the one
-installed beside a site-packages folder, else the newest release that the wheel's
-`Requires-Dist: transformers...` allows (what `pip install vllm==X` installs); that transformers
+installed beside a site-packages folder (or recorded so by an index of the same vLLM, e.g. the
+bundled one), else the newest release that the wheel's `Requires-Dist: transformers...` allows
+(another dependency may cap it: index an installed site-packages to be sure); that transformers
 index is built too when none exists yet. vLLM wheels are fetched for Python 3.12 whatever their
 manylinux tag."""
 
@@ -112,6 +113,21 @@ def newest_on_pypi(package: str, spec: str) -> str | None:
     return None
 
 
+def _installed_pairing(version: str) -> tuple[str, str] | None:
+    """The transformers an existing index of this vLLM version saw installed beside it, and where."""
+    for folder in api_index.index_search_path():
+        path = folder / api_index.index_file_name("vllm", version)
+        if not path.is_file():
+            continue
+        try:
+            data = api_index.load_index_data(path)
+        except UsageError:
+            continue
+        if data.get("transformers_installed"):
+            return data["transformers_installed"], data.get("source", str(path))
+    return None
+
+
 def pair_transformers(source, override: str | None) -> dict:
     """Which transformers runs with this vLLM, and how we know (stored in the index)."""
     spec = required_spec(source, "transformers")
@@ -121,10 +137,18 @@ def pair_transformers(source, override: str | None) -> dict:
         out.update(transformers=check_version(override, "--transformers"), transformers_from="--transformers")
     elif installed:
         out.update(transformers=installed, transformers_from=f"installed beside vllm in {source.label}")
+    elif (seen := _installed_pairing(source.version)) is not None:
+        # pip install vllm==X resolves every dependency: one of them may cap transformers below
+        # what vLLM's own requirement allows (0.20.2: xgrammar needs <5), so a measured pairing wins
+        out.update(transformers=seen[0], transformers_installed=seen[0],
+                   transformers_from=f"installed beside vllm {source.version} ({seen[1]})")
     elif spec:
         newest = newest_on_pypi("transformers", spec)
         if newest:
             out.update(transformers=newest, transformers_from=f"newest release matching transformers{spec} on PyPI")
+            progress(f"note: transformers {newest} is the newest release vLLM's own requirement allows; another "
+                     "dependency may cap it (check with `pip install vllm==X` in a venv and index that "
+                     "site-packages, or pass --transformers)")
         else:
             known = [v for v in api_index.available_versions("transformers") if _satisfies(v, spec)]
             if known:

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,22 @@ def test_a_wheel_that_cannot_be_fetched_names_the_platform_tags_tried(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     error = next(line for line in proc.stderr.splitlines() if line.startswith("error: "))
     assert "Python 3.12" in error and "manylinux_2_35_x86_64" in error and "manylinux_2_28_x86_64" in error
+
+
+def test_a_wheel_build_keeps_the_pairing_measured_beside_an_installed_vllm(tmp_path):
+    # vLLM's own requirement allows transformers 5, but `pip install` put 4.57.6 beside it (another
+    # dependency caps it): a later build from the wheel keeps what was measured, asking nobody
+    site = _site_packages(tmp_path, "transformers>=4.56.0", "4.57.6")
+    measured = tmp_path / "measured"
+    assert _build("--package", "vllm", str(site), "--output", str(measured)).returncode == 0
+    wheel = tmp_path / "vllm-9.9.9-cp38-abi3-manylinux_2_35_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("vllm/__init__.py", "X = 1\n")
+        zf.writestr("vllm-9.9.9.dist-info/METADATA", "Name: vllm\nVersion: 9.9.9\nRequires-Dist: transformers>=4.56.0\n")
+    offline = {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_FIND_LINKS": "",
+               "PIP_EXTRA_INDEX_URL": "", "PIP_RETRIES": "0", "PIP_TIMEOUT": "2", api_index.USER_DIR_ENV: str(measured)}
+    proc = _build("--package", "vllm", str(wheel), "--output", str(tmp_path / "out"), "--json", env=offline)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["transformers"] == "4.57.6" and summary["transformers_requires"] == ">=4.56.0"
+    assert summary["transformers_from"].startswith("installed beside vllm 9.9.9 (")
