@@ -555,6 +555,17 @@ def _levels():
     return {lv: {"status": "skipped", "reason": "an earlier level failed"} for lv in LEVELS}
 
 
+def _skip_from(res, level, reason):
+    """``level`` skipped for ``reason``; the later levels were not run because of that, not a failure."""
+    later = False
+    for lv in LEVELS:
+        if lv == level:
+            res["levels"][lv] = {"status": "skipped", "reason": reason}
+            later = True
+        elif later:
+            res["levels"][lv] = {"status": "skipped", "reason": f"not run: {level} was skipped"}
+
+
 def run_pinned(req, spec):
     """import -> construct -> load -> forward of the migrated class; artifacts into workdir/<arch>."""
     import importlib
@@ -619,13 +630,13 @@ def run_pinned(req, spec):
         torch.save(logits, os.path.join(work, "logits.pt"))
         res["levels"]["forward"] = {"status": "pass", "reason": None}
     except NeedsGpu as exc:
-        res["levels"][level] = {"status": "skipped", "reason": f"needs GPU ({exc})"}
+        _skip_from(res, level, f"needs GPU ({exc})")
     except Unavailable as exc:
-        res["levels"][level] = {"status": "skipped", "reason": str(exc)}
+        _skip_from(res, level, str(exc))
     except BaseException as exc:  # the model's own errors are the findings
         op = gpu_only_op(exc) if level == "forward" else None
         if op:
-            res["levels"][level] = {"status": "skipped", "reason": f"needs GPU ({op})"}
+            _skip_from(res, level, f"needs GPU ({op})")
         else:
             res["levels"][level] = {"status": "fail", "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
             res["first_error"] = _describe(level, exc)
