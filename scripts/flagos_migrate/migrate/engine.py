@@ -33,6 +33,8 @@ from flagos_migrate.migrate.rewrites import (
     mark_context_lines,
     parse,
 )
+from flagos_migrate.migrate.tf5_configs import BASE_MODULE as TF5_BASE_MODULE
+from flagos_migrate.migrate.tf5_configs import Transformers5, base_text, open_transformers5
 from flagos_migrate.migrate.upstream import (
     CONFIGS_PKG,
     MODELS_PKG,
@@ -177,6 +179,9 @@ class Migration:
         self._apis_cache: PinnedApis | None = None
         self._pinned_methods = pinned_method_names(id(apis), apis)
         self._mark_missing = self._pinned_lacks_mark_methods()
+        self.tf5_bridged: dict[str, str] = {}  # transformers 5 class the model imports -> its bridge module
+        self._tf5: Transformers5 | None | bool = False  # False: not opened yet
+        self._fill_model_type_from_tf5()
 
     # -- indexes ---------------------------------------------------------------------------
 
@@ -198,6 +203,72 @@ class Migration:
             return True
         return not any(self.apis.class_has_member(sym, m) for m in MARK_CONTEXT_MANAGERS)
 
+    # -- transformers 5 config bridges (P2) ----------------------------------------------------
+
+    @property
+    def tf5(self) -> Transformers5 | None:
+        """The transformers 5 source (``$MMF_TRANSFORMERS5`` or the newest cached wheel), if any."""
+        if self._tf5 is False:
+            try:
+                src = open_transformers5()
+            except Exception as exc:  # an unreadable wheel: no bridges, the P5 findings stay
+                self.notes.append(f"transformers 5 source unusable: {exc}")
+                src = None
+            self._tf5 = Transformers5(src) if src is not None else None
+        return self._tf5
+
+    def _fill_model_type_from_tf5(self) -> None:
+        cc = self.resolved.get("ConfigClassName")
+        if self.resolved.get("model_type") or not cc or self.apis.resolve("transformers", cc) is not None:
+            return
+        tf5 = self.tf5
+        mt = tf5.model_type_of(cc) if tf5 else None
+        if mt:
+            self.resolved["model_type"] = mt
+            self.resolved["notes"] = [n for n in self.resolved.get("notes", []) if "pass --hf-config" not in n]
+
+    def _tf5_bridge(self, cls_name: str) -> str | None:
+        """Translate the transformers 5 module defining ``cls_name`` (and the config modules it
+        needs) into ``vllm_fl/configs/``; the bridge module, or None when it cannot be written."""
+        if cls_name in self.bridged:
+            if self.bridged[cls_name].startswith(TF5_BASE_MODULE.rsplit(".", 1)[0] + ".tf5_"):
+                self.tf5_bridged.setdefault(cls_name, self.bridged[cls_name])
+            return self.bridged[cls_name]
+        tf5 = self.tf5
+        origin = tf5.module_of(cls_name) if tf5 else None
+        if origin is None:
+            return None
+
+        def pinned_has(module: str, name: str) -> bool:
+            return self.apis.resolve(module, name) is not None
+
+        bridges, todo, seen = [], [origin], set()
+        while todo:
+            mod = todo.pop(0)
+            if mod in seen:
+                continue
+            seen.add(mod)
+            b = tf5.translate(mod, pinned_has)
+            if b.missing:
+                self.vendor_failed[("transformers", cls_name)] = (
+                    f"its transformers {tf5.version} config ({mod}) needs what transformers 4.x lacks: "
+                    + ", ".join(b.missing))
+                return None
+            bridges.append(b)
+            todo.extend(b.needs)
+        base_module = TF5_BASE_MODULE
+        if base_module not in self.units:
+            self.units[base_module] = Unit(base_module, None, "config", base_text(), base_text())
+            self.set_overlay(base_module, base_text())
+        for b in bridges:
+            for name in b.classes:
+                self.bridged.setdefault(name, b.module)
+            if b.module not in self.units:
+                self.units[b.module] = Unit(b.module, b.origin, "config", b.text, b.text)
+                self.set_overlay(b.module, b.text)
+        self.tf5_bridged[cls_name] = self.bridged[cls_name]
+        return self.bridged[cls_name]
+
     # -- what comes along --------------------------------------------------------------------
 
     def _previously_written(self, module: str) -> bool:
@@ -213,8 +284,11 @@ class Migration:
         # vLLM needs it in _CONFIG_REGISTRY to read the checkpoint's config.json
         own = self.resolved.get("ConfigClassName")
         cfg_mod = self.resolved.get("config_module") or ""
-        if own and self.apis.resolve(cfg_mod, own) is None and (bridge := self._bridge(own)):
-            queue.append((bridge, "config"))
+        if own and self.apis.resolve(cfg_mod, own) is None:
+            if bridge := self._bridge(own):
+                queue.append((bridge, "config"))
+            elif cfg_mod.split(".")[0] == "transformers":
+                self._tf5_bridge(own)
         while queue:
             origin, role = queue.pop(0)
             text = self.up.text(origin)
@@ -251,6 +325,8 @@ class Migration:
                     cfg = self._bridge(name)
                     if cfg:
                         out.append((cfg, "config"))
+                    elif mod.split(".")[0] == "transformers":
+                        self._tf5_bridge(name)
             elif (mod.startswith(PROCESSORS_PKG + ".") and mod != origin and self.up.has_module(mod)
                   and (not self.apis.has_module(mod) or (name and self.apis.resolve(mod, name) is None))):
                 # a whole processor module, like a sibling model module: too big to slice (P16)
@@ -631,6 +707,11 @@ class Migration:
         for model_type, cls in sorted(self.up.config_registry.items()):
             if cls in self.bridged and self.bridged[cls] in self.units:
                 out.append((model_type, cls, self.bridged[cls]))
+        tf5 = self.tf5 if self.tf5_bridged else None
+        for cls, module in sorted(self.tf5_bridged.items()):
+            mt = tf5.model_type_of(cls)
+            if mt and not any(m == mt for m, _, _ in out):
+                out.append((mt, cls, module))
         mt, cc = self.resolved.get("model_type"), self.resolved.get("ConfigClassName")
         if mt and cc in self.bridged and not any(m == mt for m, _, _ in out):
             out.append((mt, cc, self.bridged[cc]))
@@ -645,7 +726,8 @@ class Migration:
     def summary(self) -> dict:
         return {
             "closure": sorted(u.origin for u in self.units.values() if u.role == "closure"),
-            "config_bridges": sorted(f"{u.module} <- {u.origin}" for u in self.units.values() if u.role == "config"),
+            "config_bridges": sorted(f"{u.module} <- {u.origin or 'model-migrate-flagos (transformers 5 config base)'}"
+                                     for u in self.units.values() if u.role == "config"),
             "compat": {m: sorted(v.names) for m, v in sorted(self.compat.items())},
             "backports": {bp.module: bp.what for bp in self.backports},
             "not_vendored": {f"{m}:{n}": why for (m, n), why in sorted(self.vendor_failed.items())},

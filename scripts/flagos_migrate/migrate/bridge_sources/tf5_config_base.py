@@ -1,0 +1,213 @@
+"""The transformers 5 config contract on transformers 4.x, for config bridges (rule P23).
+
+Written by model-migrate-flagos; regenerated on every migrate_model.py apply, do not edit by hand.
+
+transformers 5 configs are keyword-only dataclasses: fields with defaults, then ``__post_init__``
+(sub-configs from ``sub_configs_defaults``, RoPE keys folded into ``rope_parameters``, leftover
+keys set as attributes). The translated classes keep their fields as ``__v5_fields__`` and their
+own ``__post_init__``; this base runs them in the same order and then hands the keys the 4.x
+``PretrainedConfig.__init__`` owns to it. For the pinned vLLM (which reads RoPE the 4.x way),
+``rope_scaling`` aliases ``rope_parameters`` as in transformers 5 and a flat ``rope_parameters``
+mirrors its ``rope_theta``.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+
+from transformers import PretrainedConfig
+
+# what transformers 5 calls ``RopeParameters`` is a TypedDict: a plain dict at run time
+RopeParameters = dict
+_PINNED_INIT_KEYS = frozenset(inspect.signature(PretrainedConfig.__init__).parameters) - {"self", "kwargs"}
+_LEGACY_LAYER_TYPE_REMAP = {
+    "mamba": "linear_attention",
+    "attention": "full_attention",
+    "deepseek_sparse_attention": "indexed_attention",
+    "qwen_sparse_attention": "indexed_attention",
+}
+_BRIDGES: dict = {}  # model_type -> translated class
+_SCALED_ROPE_TYPES = ("llama3", "yarn", "longrope")
+# class validators transformers 5 runs (``@strict``) but the base class defines: not re-run here
+_BASE_VALIDATORS = frozenset({"validate_rope", "validate_token_ids", "validate_layer_type",
+                              "validate_architecture", "validate_output_attentions"})
+
+
+class SubConfigSpec:
+    """How a composite config builds one sub-config (transformers 5 ``SubConfigSpec``)."""
+
+    def __init__(self, config_class, model_type=None, init_kwargs=None, optional=False):
+        self.init_kwargs = init_kwargs if init_kwargs is not None else {}
+        self.config_class = config_class
+        self.optional = optional
+        if model_type is None and not hasattr(config_class, "model_type"):
+            raise ValueError(f"sub-config spec for {config_class} needs a model_type")
+        self.model_type = model_type if model_type is not None else config_class.model_type
+
+    def get_config_class(self, model_type):
+        if model_type in _BRIDGES:  # the transformers 5 class, translated: same keys as the checkpoint's
+            return _BRIDGES[model_type]
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+        if model_type not in CONFIG_MAPPING:
+            raise ValueError(f"Unrecognized model type for subconfig: {model_type}")
+        return CONFIG_MAPPING[model_type]
+
+    def create_subconfig(self, key, subconfig=None, **kwargs):
+        if isinstance(subconfig, PretrainedConfig):
+            return subconfig, kwargs
+        if isinstance(self.config_class, type) and issubclass(self.config_class, PretrainedConfig):
+            cls = self.config_class
+        else:
+            model_type = subconfig.get("model_type", self.model_type) if subconfig is not None else self.model_type
+            cls = self.get_config_class(model_type)
+        if subconfig is None:
+            subconfig = self.init_kwargs
+        elif not isinstance(subconfig, dict):
+            raise TypeError(f"`{key}` must be a dict, a config or None, got {type(subconfig)}")
+        return cls(**subconfig), kwargs
+
+
+class PreTrainedConfig(PretrainedConfig):
+    """transformers 5 ``PreTrainedConfig`` semantics over the 4.x ``PretrainedConfig``."""
+
+    model_type = ""  # as in transformers 5: the base of the bridges maps no checkpoint itself
+    __v5_fields__: dict = {}
+    __v5_factories__: dict = {}
+    sub_configs_defaults: dict = {}
+    default_theta = 10_000.0
+    default_rope_type = "default"
+    ignore_keys_at_rope_validation: set = set()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "sub_configs_defaults" in cls.__dict__:
+            cls.sub_configs = {key: spec.config_class for key, spec in cls.sub_configs_defaults.items()}
+        # transformers 5 knows every model_type; 4.x learns the ones it lacks (sub-configs by type)
+        model_type = cls.__dict__.get("model_type")
+        if model_type:
+            _BRIDGES.setdefault(model_type, cls)
+            from transformers import AutoConfig
+            from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+            if model_type not in CONFIG_MAPPING:
+                AutoConfig.register(model_type, cls)
+
+    @classmethod
+    def _v5_defaults(cls) -> dict:
+        """name -> zero-argument factory of its default, parents first (dataclass field order)."""
+        out: dict = {}
+        for klass in reversed(cls.__mro__):
+            for name, value in klass.__dict__.get("__v5_fields__", {}).items():
+                out[name] = (lambda v=value: copy.deepcopy(v))
+            out.update(klass.__dict__.get("__v5_factories__", {}))
+        return out
+
+    def __init__(self, **kwargs):
+        for name, default in type(self)._v5_defaults().items():
+            setattr(self, name, kwargs.pop(name) if name in kwargs else default())
+        self.__post_init__(**kwargs)
+        for klass in type(self).__mro__:
+            for name, fn in klass.__dict__.items():
+                if name.startswith("validate_") and name not in _BASE_VALIDATORS and callable(fn):
+                    getattr(self, name)()
+            if klass is PreTrainedConfig:
+                break
+
+    def __post_init__(self, **kwargs):
+        for key, spec in type(self).sub_configs_defaults.items():
+            sub = getattr(self, key, None)
+            if sub is None and spec.optional:
+                continue
+            sub, kwargs = spec.create_subconfig(key, sub, **kwargs)
+            setattr(self, key, sub)
+        if "rope_parameters" in type(self)._v5_defaults():
+            kwargs = self.convert_rope_params_to_dict(**kwargs)
+        fields = type(self)._v5_defaults()
+        owned = {name: getattr(self, name) for name in fields if name in _PINNED_INIT_KEYS}
+        PretrainedConfig.__init__(self, **owned, **kwargs)
+        for attr in ("layer_types", "mtp_layer_types"):
+            types = getattr(self, attr, None)
+            if types is not None and (remapped := remap_legacy_layer_types(types)) != types:
+                setattr(self, attr, remapped)
+        self._mirror_rope_for_pinned()
+
+    # -- RoPE: transformers 5 keeps everything in ``rope_parameters`` -------------------------------
+
+    @property
+    def rope_scaling(self):
+        return getattr(self, "rope_parameters", None)
+
+    @rope_scaling.setter
+    def rope_scaling(self, value):
+        self.rope_parameters = value
+
+    def nested_rope_parameter_keys(self, rope_parameters: dict) -> list:
+        labels = getattr(self, "_rope_type_labels", None) or getattr(self, "layer_types", None) or ()
+        return [key for key in rope_parameters if key in labels]
+
+    def convert_rope_params_to_dict(self, **kwargs):
+        rope_scaling = kwargs.pop("rope_scaling", None)
+        self.rope_parameters = rope_scaling or self.rope_parameters
+        self.rope_parameters = self.rope_parameters if self.rope_parameters is not None else {}
+        rope_theta = kwargs.pop("rope_theta", self.__dict__.get("rope_theta", self.default_theta))
+        partial = kwargs.pop("partial_rotary_factor", self.__dict__.get("partial_rotary_factor"))
+        nested = self.nested_rope_parameter_keys(self.rope_parameters)
+        for params in [self.rope_parameters[key] for key in nested] or [self.rope_parameters]:
+            if params is None:
+                continue
+            params.setdefault("rope_theta", rope_theta)
+            if partial is not None:
+                params.setdefault("partial_rotary_factor", partial)
+        if partial is not None:
+            self.ignore_keys_at_rope_validation = set(self.ignore_keys_at_rope_validation or []) | {
+                "partial_rotary_factor"}
+        self.standardize_rope_params()
+        return kwargs
+
+    def standardize_rope_params(self):
+        rope_theta = self.__dict__.get("rope_theta")
+        partial = self.__dict__.get("partial_rotary_factor")
+        params = getattr(self, "rope_parameters", None) or {}
+        nested = self.nested_rope_parameter_keys(params)
+        if not (params or rope_theta):
+            return
+        for one in [params[key] for key in nested] or [params]:
+            if one is None:
+                continue
+            one.setdefault("rope_type", one.get("type", "default"))
+            one.setdefault("rope_theta", rope_theta)
+            if partial is not None:
+                one.setdefault("partial_rotary_factor", partial)
+            if one["rope_type"] in _SCALED_ROPE_TYPES:
+                if not nested and "original_max_position_embeddings" in self.__dict__:
+                    one["original_max_position_embeddings"] = self.original_max_position_embeddings
+                else:
+                    one.setdefault("original_max_position_embeddings", getattr(self, "max_position_embeddings", None))
+            if self.default_rope_type != "default" and one["rope_type"] == "default":
+                one["rope_type"] = self.default_rope_type
+        self.rope_parameters = params
+
+    def _mirror_rope_for_pinned(self) -> None:
+        """A flat ``rope_parameters`` answers ``config.rope_theta`` too (4.x code reads it there);
+        a per-layer-type one does not (vLLM would add the key next to the layer types)."""
+        params = getattr(self, "rope_parameters", None)
+        if isinstance(params, dict) and params and not self.nested_rope_parameter_keys(params):
+            if "rope_theta" in params:
+                self.__dict__["rope_theta"] = params["rope_theta"]
+
+
+def remap_legacy_layer_types(layer_types):
+    """Legacy layer-type names (``mamba``, ``attention``, ...) in the transformers 5 spelling."""
+    return [_LEGACY_LAYER_TYPE_REMAP.get(t, t) for t in layer_types]
+
+
+def layer_type_validation(layer_types, num_hidden_layers=None, attention=True):
+    """transformers 5 ``layer_type_validation``: the list matches the number of layers."""
+    if num_hidden_layers is not None and num_hidden_layers != len(layer_types):
+        raise ValueError(f"`num_hidden_layers` ({num_hidden_layers}) must be equal to the number of layer types "
+                         f"({len(layer_types)})")
+
+
+__all__ = ["PreTrainedConfig", "RopeParameters", "SubConfigSpec", "layer_type_validation", "remap_legacy_layer_types"]

@@ -1,0 +1,198 @@
+"""Config bridges translated from transformers 5 source (P2): the translation itself, the
+round trip of real config.json shapes through transformers 5 and through the bridge on 4.57.6,
+and the migration that writes and registers them."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from flagos_migrate.migrate.engine import Migration
+from flagos_migrate.migrate.tf5_configs import Transformers5, base_text, open_transformers5
+from flagos_migrate.migrate.upstream import Upstream, open_upstream
+from flagos_migrate.pinned.api_index import PinnedApis
+from flagos_migrate.plugin.tree import PluginTree
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "tf5_configs"
+ATTRS = ROOT / "tests" / "tf5_config_attrs.py"
+VENV5 = Path(os.environ.get("MMF_UPSTREAM_VENV", Path.home() / ".cache/mmf/venv-vllm033")) / "bin" / "python"
+VENV4 = Path(os.environ.get("MMF_PINNED_VENV", Path.home() / ".cache/mmf/venv-vllm013")) / "bin" / "python"
+
+SOURCE = open_transformers5()
+needs_tf5 = pytest.mark.skipif(SOURCE is None, reason="no transformers 5 wheel (MMF_TRANSFORMERS5 or ~/.cache/mmf/wheels)")
+
+
+@pytest.fixture(scope="module")
+def tf5() -> Transformers5:
+    return Transformers5(SOURCE)
+
+
+@pytest.fixture(scope="module")
+def apis() -> PinnedApis:
+    return PinnedApis.load("0.13.0")
+
+
+def write_bridges(tf5: Transformers5, apis: PinnedApis, root: Path, *classes: str) -> list[str]:
+    """The bridges of ``classes`` and every module they need, as a plugin tree under ``root``."""
+    cfg = root / "vllm_fl" / "configs"
+    cfg.mkdir(parents=True, exist_ok=True)
+    (root / "vllm_fl" / "__init__.py").write_text("")
+    (cfg / "__init__.py").write_text("")
+    (cfg / "tf5_base.py").write_text(base_text())
+    todo, done = [tf5.module_of(c) for c in classes], []
+    while todo:
+        mod = todo.pop(0)
+        if mod in done:
+            continue
+        done.append(mod)
+        b = tf5.translate(mod, lambda m, n: apis.resolve(m, n) is not None)
+        assert not b.missing, b.missing
+        (root / (b.module.replace(".", "/") + ".py")).write_text(b.text)
+        todo += b.needs
+    return done
+
+
+@needs_tf5
+def test_fields_defaults_and_post_init_come_from_the_parsed_source(tf5, apis):
+    origin = tf5.module_of("Qwen3_5TextConfig")
+    b = tf5.translate(origin, lambda m, n: apis.resolve(m, n) is not None)
+    assert b.classes == {"Qwen3_5TextConfig": "qwen3_5_text", "Qwen3_5VisionConfig": "qwen3_5_vision",
+                         "Qwen3_5Config": "qwen3_5"}
+    src = {n.name: n for n in tf5.tree(origin).body if isinstance(n, ast.ClassDef)}
+    out = {n.name: n for n in ast.parse(b.text).body if isinstance(n, ast.ClassDef)}
+    for name, cls in src.items():
+        want = {s.target.id: ast.literal_eval(s.value) for s in cls.body
+                if isinstance(s, ast.AnnAssign) and s.value is not None}
+        got = next(s.value for s in out[name].body if isinstance(s, ast.Assign) and s.targets[0].id == "__v5_fields__")
+        assert ast.literal_eval(got) == want
+        assert [d for d in out[name].decorator_list] == []  # @strict / @auto_docstring go
+        src_post = [ast.dump(f) for f in cls.body if isinstance(f, ast.FunctionDef)]
+        assert src_post == [ast.dump(f) for f in out[name].body if isinstance(f, ast.FunctionDef)]
+    imports = [n for n in ast.parse(b.text).body if isinstance(n, ast.ImportFrom)]
+    assert {n.module for n in imports} == {"__future__", "vllm_fl.configs.tf5_base"}
+
+
+@needs_tf5
+def test_a_sub_config_named_by_model_type_brings_its_module_and_validated_fields_keep_defaults(tf5, apis):
+    b = tf5.translate(tf5.module_of("Kimi_K25Config"), lambda m, n: apis.resolve(m, n) is not None)
+    assert b.needs == ["transformers.models.deepseek_v3.configuration_deepseek_v3"]
+    assert "import vllm_fl.configs.tf5_deepseek_v3" in b.text
+    g = tf5.translate(tf5.module_of("Gemma4TextConfig"), lambda m, n: apis.resolve(m, n) is not None)
+    assert not g.missing and "interval" not in g.text  # ``interval(min=0.0, max=1.0)(default=0.02)`` -> 0.02
+
+
+@needs_tf5
+def test_a_name_the_pinned_transformers_lacks_makes_the_bridge_impossible(tf5):
+    b = tf5.translate(tf5.module_of("Qwen3_5TextConfig"), lambda m, n: False)
+    assert b.missing == []  # only the base's names: nothing from the pinned transformers needed
+    n = tf5.translate(tf5.module_of("NemotronHConfig"), lambda m, n: False)
+    assert n.missing == ["transformers.utils:logging"]
+    k = tf5.translate(tf5.module_of("Kimi_K25Config"), lambda m, n: n != "AutoConfig")
+    assert k.missing == ["transformers.models.auto:AutoConfig"]
+
+
+ROUND_TRIPS = [
+    ("Qwen3_5Config", "qwen3_5.json"),
+    ("Qwen3_5TextConfig", "qwen3_5_legacy_rope.json"),
+    ("NemotronHConfig", "nemotron_h.json"),
+    ("Kimi_K25Config", "kimi_k25.json"),
+]
+
+
+def _attrs(python: Path, jobs: list[dict], tmp: Path, path: Path | None = None) -> list[dict]:
+    spec = tmp / f"spec-{python.parent.parent.name}.json"
+    spec.write_text(json.dumps(jobs))
+    cmd = [str(python), str(ATTRS), str(spec)] + ([str(path)] if path else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "TRANSFORMERS_VERBOSITY": "error"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _compare(v5: dict, v4: dict, where: str = "") -> list[str]:
+    out = []
+    for k, want in v5.items():
+        if k == "rope_theta":  # transformers 5 has none: the bridge mirrors rope_parameters (checked below)
+            continue
+        got = v4.get(k)
+        if isinstance(want, dict) and isinstance(got, dict) and k not in ("rope_parameters", "attribute_map"):
+            out += _compare(want, got, f"{where}{k}.")
+        elif want != got:
+            out.append(f"{where}{k}: transformers 5 {want!r}, bridge {got!r}")
+    return out
+
+
+def _rope_mirrors(values: dict) -> list[str]:
+    bad = []
+    params = values.get("rope_parameters")
+    if isinstance(params, dict) and "rope_theta" in params and "rope_type" in params:
+        if values.get("rope_theta") != params["rope_theta"]:
+            bad.append(f"rope_theta {values.get('rope_theta')} != rope_parameters {params['rope_theta']}")
+    for v in values.values():
+        if isinstance(v, dict) and "rope_parameters" in v:
+            bad += _rope_mirrors(v)
+    return bad
+
+
+@pytest.mark.slow
+@needs_tf5
+@pytest.mark.skipif(not (VENV5.exists() and VENV4.exists()), reason="needs the transformers 5 and 4.57.6 venvs")
+def test_round_trip_real_config_shapes(tf5, apis, tmp_path):
+    bridges = {cls: "vllm_fl.configs.tf5_" + write_bridges(tf5, apis, tmp_path, cls)[0].split(".")[2]
+               for cls, _ in ROUND_TRIPS}
+    v5 = _attrs(VENV5, [{"target": f"transformers:{cls}", "config": str(FIXTURES / fx)} for cls, fx in ROUND_TRIPS],
+                tmp_path)
+    v4 = _attrs(VENV4, [{"target": f"{bridges[cls]}:{cls}", "config": str(FIXTURES / fx), "names": want["names"]}
+                        for (cls, fx), want in zip(ROUND_TRIPS, v5)], tmp_path, tmp_path)
+    for (cls, fixture), want, got in zip(ROUND_TRIPS, v5, v4):
+        assert len(want["names"]) > 10
+        assert _compare(want["values"], got["values"]) == [], (cls, fixture)
+        assert _rope_mirrors(got["values"]) == [], (cls, fixture)
+
+
+@needs_tf5
+def test_migration_writes_registers_and_repoints_the_bridge(tmp_path, apis):
+    root = tmp_path / "plugin"
+    (root / "vllm_fl" / "models").mkdir(parents=True)
+    (root / "vllm_fl" / "__init__.py").write_text("def register_model():\n    pass\n")
+    (root / "vllm_fl" / "models" / "__init__.py").write_text("")
+    up = Upstream(open_upstream(str(ROOT / "tests" / "fixtures" / "upstream_tf5")))
+    m = Migration("gdn_mini", up, PluginTree(root), apis).run()
+    assert m.resolved["model_type"] == "qwen3_5_text"
+    assert "from vllm_fl.configs.tf5_qwen3_5 import Qwen3_5TextConfig" in m.model_unit.text
+    assert {"vllm_fl.configs.tf5_base", "vllm_fl.configs.tf5_qwen3_5"} <= set(m.units)
+    assert ("qwen3_5_text", "Qwen3_5TextConfig", "vllm_fl.configs.tf5_qwen3_5") in m.config_registrations()
+    assert [f for f in m.left() if f.is_issue] == []
+    assert any(f.rule == "P2" or f.rule == "P5" for f in m.fixed())
+
+
+@pytest.mark.slow
+@needs_tf5
+@pytest.mark.skipif(not VENV4.exists(), reason="needs the pinned venv")
+def test_migrated_model_builds_its_config_on_the_pinned_transformers(tmp_path, apis):
+    root = tmp_path / "plugin"
+    (root / "vllm_fl" / "models").mkdir(parents=True)
+    (root / "vllm_fl" / "__init__.py").write_text("")
+    (root / "vllm_fl" / "models" / "__init__.py").write_text("")
+    up = Upstream(open_upstream(str(ROOT / "tests" / "fixtures" / "upstream_tf5")))
+    m = Migration("gdn_mini", up, PluginTree(root), apis).run()
+    for unit in m.units.values():
+        path = root / unit.relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / "__init__.py").touch()
+        path.write_text(unit.text)
+    code = ("import json,sys; sys.path.insert(0, sys.argv[1]); from vllm_fl.models.gdn_mini import *; "
+            "from vllm_fl.configs.tf5_qwen3_5 import Qwen3_5TextConfig as C; "
+            "m = GdnMiniForCausalLM(C(num_hidden_layers=8)); "
+            "print(json.dumps([m.layer_types, m.rope_parameters, m.is_config]))")
+    proc = subprocess.run([str(VENV4), "-c", code, str(root)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    layer_types, rope, is_config = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert layer_types == ["linear_attention"] * 3 + ["full_attention"] + ["linear_attention"] * 3 + ["full_attention"]
+    assert rope == {"rope_theta": 10000.0, "partial_rotary_factor": 0.25, "rope_type": "default"}
+    assert is_config is True
