@@ -62,6 +62,9 @@ def parse_args(argv):
         p.add_argument("--fetch", action="store_true", help="download the latest vLLM wheel when U does not exist")
         p.add_argument("--hf-config", metavar="CONFIG_JSON",
                        help="the model's HF config.json (model_type and architectures)")
+        p.add_argument("--variant", choices=("nvidia", "amd", "generic"), default=None,
+                       help="for a per-model package vllm/models/NAME/: the platform variant its entry point "
+                            "would pick (default nvidia, i.e. CUDA)")
         if name == "apply":
             p.add_argument("--dry-run", action="store_true", help="print unified diffs, write nothing")
             p.add_argument("--force", action="store_true", help="overwrite files edited by hand since the last apply")

@@ -158,15 +158,59 @@ def _print_plan(p: Prepared) -> None:
     _print_findings("left for you", m.left())
 
 
+def _package_model(args, up: Upstream) -> bool:
+    """A per-model package (vllm/models/NAME/); apply and verify do not take one yet."""
+    from flagos_migrate.migrate.packages import is_package_model
+
+    if not is_package_model(up, args.model_name):
+        return False
+    if args.command in ("apply", "verify"):
+        raise UsageError(f"{args.model_name} is a per-model package (vllm/models/{args.model_name}/); "
+                         f"{args.command} does not write packages yet",
+                         hint=f"run `migrate_model.py plan {args.model_name}` for the per-file map of what the "
+                         "pinned vLLM lacks")
+    return True
+
+
 def cmd_resolve(args) -> int:
-    up, _, hf = load_inputs(args)
+    up, apis, hf = load_inputs(args)
+    if _package_model(args, up):
+        from flagos_migrate.migrate.packages import resolve_package
+
+        result = resolve_package(up, args.model_name, getattr(args, "variant", None))
+        print_json(result)
+        return EXIT_FINDINGS if result["ambiguous"] or not result["ModelClassName"] else EXIT_OK
     result = resolve(up, args.model_name, hf)
     print_json({**result, "pinned": target_of(args).to_dict()})
     return EXIT_FINDINGS if result["ambiguous"] or not result["ModelClassName"] else EXIT_OK
 
 
+def _print_package_plan(plan: dict) -> None:
+    r = plan["resolved"]
+    print(f"model {r['model_name']} ({r['MODEL_DISPLAY_NAME']}): package {r['upstream_module']}, "
+          f"variant {r['variant']}, {len(plan['files'])} file(s) -> {r['plugin_package']}")
+    print("files:")
+    for path, info in plan["files"].items():
+        print(f"  {path:64s} {info['lines']:6d} lines  {info['findings']:3d} finding(s)")
+    print(f"left for you, grouped by what the pinned vLLM lacks ({len(plan['groups'])}):")
+    for key, paths in plan["groups"].items():
+        print(f"  {key}: {len(paths)} file(s)")
+        for path in paths:
+            print(f"    {path}")
+
+
 def cmd_plan(args) -> int:
-    p = prepare(args)
+    up, apis, _ = load_inputs(args)
+    if _package_model(args, up):
+        from flagos_migrate.migrate.packages import plan_package
+
+        plan = plan_package(up, apis, args.model_name, getattr(args, "variant", None))
+        if args.json:
+            print_json(plan)
+        else:
+            _print_package_plan(plan)
+        return EXIT_FINDINGS if plan["groups"] else EXIT_OK
+    p = prepare(args, (up, apis, read_hf_config(getattr(args, "hf_config", None))))
     if args.json:
         print_json(_plan_payload(p))
     else:
@@ -227,6 +271,9 @@ def write_prepared(p: Prepared, args) -> list[tuple[Path, str, str]]:
 
 
 def cmd_apply(args, loaded=None) -> int:
+    if loaded is None:
+        loaded = load_inputs(args)
+        _package_model(args, loaded[0])
     p = prepare(args, loaded)
     root = p.migration.plugin.root
     writes = write_prepared(p, args)

@@ -1,0 +1,232 @@
+"""Upstream's per-model packages: ``vllm/models/<name>/`` (resolve and plan).
+
+vLLM 0.33.0 keeps its newest models as packages: an ``__init__.py`` entry point that picks the
+platform variant (``nvidia/``, ``amd/`` or a generic fallback) when imported, ``common/`` code
+shared by the variants, and shared helpers in ``vllm/models/common/``. The registry points at
+``vllm.models.<name>``. The closure of such a model is its package for one variant (``nvidia``
+by default) plus the ``vllm.models.common`` modules it imports, read statically like any
+upstream file. ``plan`` analyses every file of the closure at its place in the plugin
+(``vllm_fl/models/<name>/...``) and groups what is left by what the pinned vLLM lacks (a missing
+module or subsystem, custom CUDA/CuTe ops), so the agent gets a map of the work.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+
+from flagos_migrate.catalog.rules import CATALOG
+from flagos_migrate.cli import UsageError
+from flagos_migrate.migrate.upstream import Upstream, _display_name
+from flagos_migrate.pinned.index_builder import parse_source, resolve_relative
+
+RULES = {r.id: r for r in CATALOG}
+PACKAGES_ROOT = "vllm.models"
+SHARED = "common"  # vllm/models/common: helpers shared by the packages, not a model
+VARIANTS = ("nvidia", "amd", "generic")
+# variant sub-packages a platform does not load
+OTHER_VARIANTS = {"nvidia": ("amd",), "amd": ("nvidia",), "generic": ("nvidia", "amd")}
+# imports that mean a kernel toolchain the CPU-pinned plugin does not have (grouped as "custom ops")
+KERNEL_PACKAGES = frozenset({"cutlass", "cuda", "triton", "deep_gemm", "flashinfer", "tilelang", "aiter",
+                             "flash_mla", "flash_attn", "vllm_flash_attn", "nvshmem", "cupy", "tvm_ffi", "quack"})
+
+
+def package_models(up: Upstream) -> list[str]:
+    """Names of ``vllm/models/<name>/__init__.py`` packages (``common`` is not a model)."""
+    prefix = PACKAGES_ROOT.replace(".", "/") + "/"
+    out = set()
+    for rel in up.source.files():
+        if rel.startswith(prefix) and rel.endswith("/__init__.py") and rel.count("/") == prefix.count("/") + 1:
+            name = rel[len(prefix):].split("/")[0]
+            if name != SHARED:
+                out.add(name)
+    return sorted(out)
+
+
+def is_package_model(up: Upstream, name: str) -> bool:
+    return up.source.has(f"{PACKAGES_ROOT.replace('.', '/')}/{name}/__init__.py") and name != SHARED
+
+
+def check_variant(variant: str | None) -> str:
+    v = variant or "nvidia"
+    if v not in VARIANTS:
+        raise UsageError(f"--variant must be one of {', '.join(VARIANTS)}, got {variant!r}",
+                         hint="nvidia (CUDA, the default), amd (ROCm) or generic (the entry point's fallback)")
+    return v
+
+
+def _module_of(rel: str) -> str:
+    return rel[:-3].replace("/", ".").removesuffix(".__init__")
+
+
+def _in_variant(module: str, pkg: str, variant: str) -> bool:
+    rest = module[len(pkg) + 1:].split(".") if module != pkg else []
+    return not (rest and rest[0] in OTHER_VARIANTS[variant])
+
+
+def _imports(text: str, module: str, is_pkg: bool) -> list[tuple[str, str | None, int]]:
+    """(absolute module, name or None, line) of every import, relative ones resolved."""
+    tree = parse_source(text, module)
+    out = []
+    for node in ast.walk(tree) if tree else []:
+        if isinstance(node, ast.ImportFrom):
+            src = resolve_relative(module, is_pkg, node.level, node.module) if node.level else node.module or ""
+            out += [(src, a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.Import):
+            out += [(a.name, None, node.lineno) for a in node.names]
+    return out
+
+
+def package_closure(up: Upstream, name: str, variant: str) -> list[str]:
+    """Relpaths of the package files for ``variant`` and the ``vllm.models.common`` modules they import."""
+    pkg = f"{PACKAGES_ROOT}.{name}"
+    prefix = pkg.replace(".", "/") + "/"
+    files = [r for r in up.source.files() if r.startswith(prefix) and _in_variant(_module_of(r), pkg, variant)]
+    shared_prefix = f"{PACKAGES_ROOT}.{SHARED}"
+    todo, seen = list(files), set(files)
+    while todo:
+        rel = todo.pop()
+        mod = _module_of(rel)
+        for src, nm, _ in _imports(up.source.read_text(rel), mod, rel.endswith("__init__.py")):
+            for cand in (f"{src}.{nm}" if nm else None, src):
+                if not cand or not cand.startswith(shared_prefix):
+                    continue
+                target = up.relpath(cand)
+                if target and target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+                    # a package's __init__ runs before its modules: it comes along too
+                    parts = cand.split(".")
+                    for i in range(3, len(parts)):
+                        init = up.relpath(".".join(parts[:i]))
+                        if init and init not in seen:
+                            seen.add(init)
+                            todo.append(init)
+                if target:
+                    break
+    return sorted(seen)
+
+
+def plugin_module_for(module: str) -> str:
+    """``vllm.models.beam.nvidia.model`` -> ``vllm_fl.models.beam.nvidia.model``."""
+    return "vllm_fl.models." + module[len(PACKAGES_ROOT) + 1:]
+
+
+def resolve_package(up: Upstream, name: str, variant: str | None = None) -> dict:
+    """The design card's placeholders for a per-model package."""
+    variant = check_variant(variant)
+    pkg = f"{PACKAGES_ROOT}.{name}"
+    archs = {a: (m, c, t) for a, (m, c, t) in up.model_registry.items() if m == pkg or m.startswith(pkg + ".")}
+    classes = sorted({c for _, c, _ in archs.values()})
+    init = up.text(pkg) or ""
+    tree = parse_source(init, pkg)
+    exported = set()
+    for node in ast.walk(tree) if tree else []:
+        if isinstance(node, ast.ImportFrom):
+            exported.update(a.asname or a.name for a in node.names)
+        elif isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            exported.add(node.name)
+        elif isinstance(node, ast.FunctionDef) and node.name == "__getattr__":
+            exported.add("__getattr__")
+    files = package_closure(up, name, variant)
+    # the model itself, not its draft/MTP heads (registered in the speculative-decoding table)
+    served = sorted({c for _, c, t in archs.values() if "SPECULATIVE" not in t.upper()})
+    main = [c for c in served if c.endswith("ForCausalLM") or c.endswith("ForConditionalGeneration")] or served
+    notes = []
+    lazy = bool(tree and any(isinstance(n, ast.FunctionDef) and n.name == "__getattr__" for n in tree.body))
+    if lazy:
+        notes.append("the entry point resolves its classes lazily (module __getattr__); kept as written")
+    return {
+        "model_name": name,
+        "model_name_lower": name.lower(),
+        "MODEL_DISPLAY_NAME": _display_name(init, tree, (main[0] if main else name).split("For")[0]) if tree else name,
+        "ModelClassName": main[0] if len(main) == 1 else None,
+        "model_type": None,
+        "ConfigClassName": None,
+        "config_module": None,
+        "architectures": sorted(archs),
+        "classes": {a: c for a, (_, c, _) in sorted(archs.items())},
+        "classes_missing_upstream": sorted(c for c in classes if c not in exported and not lazy),
+        "upstream_files": [up.source.path_of(r) for r in files],
+        "upstream_module": pkg,
+        "upstream_version": up.version,
+        "package": True,
+        "variant": variant,
+        "plugin_package": plugin_module_for(pkg),
+        "ambiguous": {"ModelClassName": main} if len(main) > 1 else {},
+        "notes": notes,
+    }
+
+
+def _group_key(f, apis, closure: set[str], pkg: str) -> str | None:
+    """What a finding says the pinned vLLM lacks, as a work item (None: the package brings it)."""
+    d = f.data or {}
+    mod = d.get("module") or d.get("absolute") or ""
+    top = mod.split(".")[0]
+    if top in KERNEL_PACKAGES:
+        return f"kernel toolchain `{top}` (custom CUDA/CuTe/Triton ops)"
+    if mod.startswith(PACKAGES_ROOT + ".") or f.rule == "P1":
+        name = d.get("name")
+        if (mod in closure or (name and f"{mod}.{name}" in closure) or mod.startswith(f"{PACKAGES_ROOT}.{SHARED}")
+                or mod == pkg or mod.startswith(pkg + ".")):
+            return None  # in the closure, or the other platform's branch of the entry point
+        return f"`{mod}` (another upstream package)"
+    if mod.startswith("vllm"):
+        parts = mod.split(".")
+        for i in range(len(parts), 1, -1):
+            if apis.has_module(".".join(parts[:i])):
+                missing = ".".join(parts[: i + 1]) if i < len(parts) else mod
+                return f"`{missing}` ({'module' if i < len(parts) else 'names'} missing in the pinned vLLM)"
+        return f"`{mod}` (missing in the pinned vLLM)"
+    if top == "transformers":
+        return "transformers 5 API (P5: a config bridge, P2)"
+    rule = RULES.get(f.rule)
+    return f"{f.rule}: {rule.title}" if rule else f"rule {f.rule}"
+
+
+def plan_package(up: Upstream, apis, name: str, variant: str | None = None) -> dict:
+    """Per-file analysis of the package closure placed in the plugin, grouped by what is missing."""
+    from flagos_migrate.analysis.engine import AnalysisContext, analyze_source
+
+    resolved = resolve_package(up, name, variant)
+    variant = resolved["variant"]
+    files = package_closure(up, name, variant)
+    closure = {_module_of(r) for r in files}
+    per_file: dict[str, dict] = {}
+    groups: dict[str, list[str]] = defaultdict(list)
+    for rel in files:
+        module = _module_of(rel)
+        target = plugin_module_for(module)
+        path = target.replace(".", "/") + ("/__init__.py" if rel.endswith("__init__.py") else ".py")
+        text = up.source.read_text(rel)
+        # relative imports resolve in upstream's package: they come along, so they are not work items
+        origin = f"{module}.__init__" if rel.endswith("__init__.py") else module  # ``.x`` is inside the package
+        ctx = AnalysisContext(apis=apis, module=target, path=path, origin_module=origin)
+        findings = [f for f in analyze_source(text, ctx) if f.is_issue]
+        kernels = sorted({m.split(".")[0] for m, _, _ in _imports(text, module, rel.endswith("__init__.py"))
+                          if m.split(".")[0] in KERNEL_PACKAGES})
+        torch_ops = sorted({_torch_op(n) for n in ast.walk(parse_source(text, rel) or ast.Module([], []))
+                            if _torch_op(n)})
+        keys = sorted({k for f in findings if (k := _group_key(f, apis, closure, f"{PACKAGES_ROOT}.{name}"))} | {f"kernel toolchain `{k}` (custom CUDA/CuTe/Triton ops)"
+                                                                for k in kernels})
+        if torch_ops:
+            keys.append("custom torch ops: " + ", ".join(torch_ops[:6]))
+        for k in keys:
+            groups[k].append(path)
+        per_file[path] = {"origin": module, "lines": text.count("\n"), "findings": len(findings),
+                          "rules": sorted({f.rule for f in findings}), "needs": keys}
+    return {"resolved": resolved, "files": per_file,
+            "groups": {k: sorted(v) for k, v in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))}}
+
+
+def _torch_op(node: ast.AST) -> str | None:
+    """``torch.ops.<namespace>`` of a custom-op call such as ``torch.ops._C.foo``."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute):
+        inner = node.value
+        if inner.attr == "ops" and isinstance(inner.value, ast.Name) and inner.value.id == "torch":
+            return f"torch.ops.{node.attr}"
+    return None
+
+
+__all__ = ["VARIANTS", "check_variant", "is_package_model", "package_closure", "package_models", "plan_package",
+           "resolve_package"]

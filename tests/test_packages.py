@@ -1,0 +1,70 @@
+"""Per-model packages (vllm/models/<name>/): resolve and plan through migrate_model.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import migrate_model
+import pytest
+from flagos_migrate.cli import UsageError
+
+ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM = ROOT / "tests" / "fixtures" / "upstream_tf5"
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    try:
+        code = migrate_model.main(list(args))
+    except UsageError as exc:
+        out, err = capsys.readouterr()
+        return 2, out, f"{err}error: {exc.message}\nhint: {exc.hint}\n"
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def plugin(tmp_path) -> Path:
+    (tmp_path / "vllm_fl" / "models").mkdir(parents=True)
+    (tmp_path / "vllm_fl" / "__init__.py").write_text("def register_model():\n    pass\n")
+    (tmp_path / "vllm_fl" / "models" / "__init__.py").write_text("")
+    return tmp_path
+
+
+def test_resolve_a_package_model_cuda_variant_by_default(capsys):
+    code, out, _ = run(capsys, "resolve", "tiny", "--upstream", str(UPSTREAM))
+    r = json.loads(out)
+    assert code == 0
+    assert r["package"] is True and r["variant"] == "nvidia" and r["upstream_module"] == "vllm.models.tiny"
+    assert r["ModelClassName"] == "TinyForCausalLM"  # the draft head's table does not make it ambiguous
+    assert r["architectures"] == ["TinyForCausalLM", "TinyMTPModel"]
+    files = [f.split("upstream_tf5/")[1] for f in r["upstream_files"]]
+    assert "vllm/models/tiny/nvidia/model.py" in files and "vllm/models/common/helpers.py" in files
+    assert not any("/amd/" in f for f in files)
+
+
+def test_variant_chooses_the_platform_sub_package(capsys):
+    _, out, _ = run(capsys, "resolve", "tiny", "--upstream", str(UPSTREAM), "--variant", "amd")
+    files = [f.split("upstream_tf5/")[1] for f in json.loads(out)["upstream_files"]]
+    assert "vllm/models/tiny/amd/model.py" in files and not any("/nvidia/" in f for f in files)
+
+
+def test_plan_groups_what_the_pinned_vllm_lacks_per_file(capsys, plugin):
+    code, out, _ = run(capsys, "plan", "tiny", "--upstream", str(UPSTREAM), "--plugin", str(plugin), "--json")
+    plan = json.loads(out)
+    assert code == 1
+    groups = plan["groups"]
+    model = "vllm_fl/models/tiny/nvidia/model.py"
+    assert groups["`vllm.model_executor.layers.sparse_mla` (module missing in the pinned vLLM)"] == [model]
+    assert groups["custom torch ops: torch.ops._C"] == [model]
+    # package-internal imports (relative, vllm.models.common) come along: they are not work items
+    assert not any("tiny" in k or "common" in k for k in groups)
+    assert plan["files"]["vllm_fl/models/tiny/common/layers.py"]["needs"] == []
+    amd = json.loads(run(capsys, "plan", "tiny", "--upstream", str(UPSTREAM), "--plugin", str(plugin), "--json",
+                         "--variant", "amd")[1])
+    assert amd["groups"]["kernel toolchain `aiter` (custom CUDA/CuTe/Triton ops)"] == ["vllm_fl/models/tiny/amd/model.py"]
+
+
+def test_apply_refuses_a_package_with_a_hint(capsys, plugin):
+    code, _, err = run(capsys, "apply", "tiny", "--upstream", str(UPSTREAM), "--plugin", str(plugin))
+    assert code == 2 and "per-model package" in err and "hint: run `migrate_model.py plan tiny`" in err
