@@ -11,10 +11,19 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from flagos_migrate.catalog.findings import Finding, format_text
 from flagos_migrate.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, UsageError, print_json, progress
-from flagos_migrate.fsutil import atomic_write_json, atomic_write_text, is_within, sha256_text
+from flagos_migrate.fsutil import (
+    atomic_write_json,
+    atomic_write_text,
+    check_writable,
+    ensure_within,
+    locked,
+    remove_stale_temps,
+    sha256_text,
+)
 from flagos_migrate.migrate.engine import Migration, new_packages
 from flagos_migrate.migrate.upstream import Upstream, check_model_name, open_upstream, read_hf_config, resolve
 from flagos_migrate.pinned.api_index import PinnedApis
@@ -23,6 +32,7 @@ from flagos_migrate.plugin.provenance import (
     build_record,
     known_outputs,
     load_record,
+    lock_path,
     record_path,
     upstream_changes,
 )
@@ -55,6 +65,10 @@ class Prepared:
     record: dict
     changes_upstream: list[str]
     pinned: dict = field(default_factory=dict)  # the target (target.PinnedTarget.to_dict())
+    # the __init__.py text the registration was planned on, and how to plan it again on a newer
+    # text (another apply may have registered its model meanwhile)
+    init_text: str | None = None
+    replan: Callable[[str], object] | None = None
 
 
 def _upstream_info(up: Upstream) -> dict:
@@ -91,18 +105,31 @@ def prepare(args, loaded: tuple[Upstream, PinnedApis, dict | None] | None = None
                               sha256_text(up.text(unit.origin) or ""), sorted(unit.rules)))
     for rel in new_packages(plugin, [u.module for u in m.units.values()]):
         outputs.append(Output(rel, PACKAGE_DOCS.get(rel, ""), "package"))
-    init_text = plugin.init_file.read_text("utf-8")
-    try:
-        reg = plan_registration(init_text, plugin.init_file, m.resolved["MODEL_DISPLAY_NAME"],
-                                m.model_unit.module, m.model_registrations(), m.config_registrations())
-    except ValueError as exc:
-        raise UsageError(str(exc), hint="fix vllm_fl/__init__.py so that it parses, then run again") from exc
+    init_text = read_init(plugin)
+
+    def replan(text: str):
+        try:
+            return plan_registration(text, plugin.init_file, m.resolved["MODEL_DISPLAY_NAME"],
+                                     m.model_unit.module, m.model_registrations(), m.config_registrations())
+        except ValueError as exc:
+            raise UsageError(str(exc), hint="fix vllm_fl/__init__.py so that it parses, then run again") from exc
+
+    reg = replan(init_text)
     files = {o.relpath: {"role": o.role, "origin": o.origin, "upstream_sha256": o.upstream_sha256,
                          "text": o.text, "rules": o.rules} for o in outputs if o.role != "package"}
     up_info = _upstream_info(up)
     left = sum(1 for f in m.left() if f.is_issue)
     record = build_record(args.model_name, up_info, args.pinned, files, reg.added + reg.present, left)
-    return Prepared(m, outputs, reg, record, upstream_changes(previous, files, up_info), target_of(args).to_dict())
+    return Prepared(m, outputs, reg, record, upstream_changes(previous, files, up_info),
+                    target_of(args).to_dict(), init_text, replan)
+
+
+def read_init(plugin: PluginTree) -> str:
+    try:
+        return plugin.init_file.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {plugin.init_file}: {exc}",
+                         hint="vllm_fl/__init__.py must be a readable UTF-8 file") from None
 
 
 def _findings_json(findings: list[Finding]) -> list[dict]:
@@ -233,11 +260,9 @@ def compute_writes(p: Prepared) -> tuple[list[tuple[Path, str, str]], list[str]]
     outputs = [(o.relpath, o.text) for o in p.outputs]
     outputs.append((plugin.init_file.relative_to(root).as_posix(), p.registration.text))
     for rel, text in outputs:
-        path = root / rel
-        if not is_within(path, plugin.package_dir):
-            raise UsageError(f"refusing to write outside the plugin package: {path}",
-                             hint="a symlink in the plugin tree points elsewhere; remove it")
-        old = path.read_text("utf-8") if path.is_file() else None
+        path = ensure_within(root / rel, plugin.package_dir)
+        # undecodable bytes stay distinct (so they count as hand-edited) instead of raising
+        old = path.read_bytes().decode("utf-8", "surrogateescape") if path.is_file() else None
         if old == text:
             continue
         if old is not None and path != plugin.init_file and sha256_text(old) not in known.get(rel, set()):
@@ -247,9 +272,29 @@ def compute_writes(p: Prepared) -> tuple[list[tuple[Path, str, str]], list[str]]
 
 
 def write_prepared(p: Prepared, args) -> list[tuple[Path, str, str]]:
-    """Write what ``prepare`` computed (unless --dry-run); refuse hand-edited files without --force."""
+    """Write what ``prepare`` computed (unless --dry-run); refuse hand-edited files without --force.
+
+    The read-modify-write of ``__init__.py`` and the record runs under a lock on the plugin, so
+    that applies of different models at once all end registered.
+    """
+    if args.dry_run:
+        return _write_locked(p, args)
+    package = p.migration.plugin.package_dir
+    lock = ensure_within(lock_path(package), package)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with locked(lock):
+        return _write_locked(p, args)
+
+
+def _write_locked(p: Prepared, args) -> list[tuple[Path, str, str]]:
+    plugin = p.migration.plugin
+    if p.replan is not None and not args.dry_run:
+        now = read_init(plugin)
+        if now != p.init_text:  # changed since prepare(): plan the registration on what is there now
+            p.registration, p.init_text = p.replan(now), now
+            p.record["registration"] = p.registration.added + p.registration.present
     writes, hand_edited = compute_writes(p)
-    root = p.migration.plugin.root
+    root = plugin.root
     if hand_edited and not args.force:
         for path, old, new in writes:
             rel = path.relative_to(root).as_posix()
@@ -262,11 +307,22 @@ def write_prepared(p: Prepared, args) -> list[tuple[Path, str, str]]:
         )
     if args.dry_run:
         return writes
-    for path, _, new in writes:
-        atomic_write_text(path, new)
-    rec_path = record_path(p.migration.plugin.package_dir, args.model_name)
-    if writes or not rec_path.is_file():
-        atomic_write_json(rec_path, p.record)
+    package = plugin.package_dir
+    rec_path = record_path(package, args.model_name)
+    # every check before the first write: a refusal leaves the plugin as it was
+    for path in [w[0] for w in writes] + [rec_path]:
+        check_writable(ensure_within(path, package))
+    for rel in [o.relpath for o in p.outputs] + [plugin.init_file.relative_to(root).as_posix()]:
+        remove_stale_temps(root / rel)  # left by an apply that was killed mid-write
+    remove_stale_temps(rec_path)
+    try:
+        for path, _, new in writes:
+            atomic_write_text(path, new, within=package)
+        if writes or not rec_path.is_file():
+            atomic_write_json(rec_path, p.record, within=package)
+    except OSError as exc:
+        raise UsageError(f"writing the migration failed: {exc}",
+                         hint="fix the cause and run apply again (it picks up where it stopped)") from None
     return writes
 
 

@@ -7,6 +7,7 @@ The per-file checks live in ``analysis``; what needs the whole plugin (registrat
 from __future__ import annotations
 
 import ast
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from flagos_migrate.catalog.findings import Finding, sort_key
 from flagos_migrate.cli import UsageError
 from flagos_migrate.pinned.api_index import PinnedApis, available_versions, find_index_file
 from flagos_migrate.pinned.target import PinnedTarget, resolve_target
+from flagos_migrate.plugin.provenance import RECORD_DIR, all_records
 from flagos_migrate.plugin.tree import PACKAGE, PluginTree, RegistrationFile, parse_registrations
 
 
@@ -34,6 +36,9 @@ class Report:
 
 def resolve_model_file(tree: PluginTree, model: str) -> Path:
     """A path, or a bare model name meaning vllm_fl/models/NAME.py."""
+    if len(model) > 4096 or any(len(part) > 255 for part in model.split("/")) or "\x00" in model:
+        raise UsageError(f"model file or name is too long or holds a NUL byte: {model[:60]!r}... "
+                         f"({len(model)} characters)", hint="pass a model name or a path to its file")
     p = Path(model).expanduser()
     if p.suffix == ".py" or "/" in model or p.exists():
         p = _in_cwd_or_plugin(tree, model)
@@ -207,6 +212,35 @@ def _literal_class_attr(apis: PinnedApis, sym, attr: str) -> str | None:
 _PLUGIN_FILES: dict[str, Path] = {}
 
 
+# -- records of migrate_model.py apply -----------------------------------------------------------
+
+_RECORDED_MODEL = re.compile(r"(?P<arch>\w+) -> (?P<module>[\w.]+):(?P<cls>\w+)( \(line \d+\))?\Z")
+_RECORDED_CONFIG = re.compile(r'_CONFIG_REGISTRY\["(?P<type>[^"]+)"\] = .*\Z|config (?P<type2>\S+) -> .*\Z')
+
+
+def check_records(tree: PluginTree, reg: RegistrationFile, shown: str, only: set[str] | None) -> list[Finding]:
+    """A model that ``apply`` migrated (its record says what it registered) must still be registered."""
+    out: list[Finding] = []
+    archs, types = {m.arch for m in reg.models}, {c.model_type for c in reg.configs}
+    for rec in all_records(tree.package_dir):
+        name = rec.get("model")
+        where = f"{RECORD_DIR}/{name}.json"
+        for line in rec.get("registration") or []:
+            m = _RECORDED_MODEL.match(line)
+            if m and (only is None or m["module"] in only) and m["arch"] not in archs:
+                out.append(Finding("P10", shown, 1, 0, f"{m['arch']} was migrated (record {where}) but is not "
+                                   f"registered: no register_model({m['arch']!r}, ...)",
+                                   fix=f"run migrate_model.py apply {name} again (it adds the missing block)",
+                                   data={"kind": "unregistered-migration", "arch": m["arch"], "model": name}))
+            c = _RECORDED_CONFIG.match(line)
+            mt = c and (c["type"] or c["type2"])
+            if mt and only is None and mt not in types:
+                out.append(Finding("P10", shown, 1, 0, f"config {mt!r} was bridged (record {where}) but is not "
+                                   "registered in _CONFIG_REGISTRY", fix=f"run migrate_model.py apply {name} again",
+                                   data={"kind": "unregistered-migration", "model_type": mt, "model": name}))
+    return out
+
+
 # -- the run -----------------------------------------------------------------------------------
 
 
@@ -268,6 +302,8 @@ def validate(plugin: str, model: str | None = None, config: str | None = None, i
     shown_init = display(tree, init_path)
     report.files.append(shown_init)
     report.findings.extend(check_registrations(tree, apis, reg, shown_init, only))
+    if init is None and not reg.parse_error:
+        report.findings.extend(check_records(tree, reg, shown_init, only))
     if not all_models and reg.models and not any(m.module in only for m in reg.models if m.module):
         report.findings.append(Finding("P10", shown_init, 1, 0, f"{files[0].name} is not registered: no "
                                        f"register_model(...) points at {next(iter(only))}", severity="warning",

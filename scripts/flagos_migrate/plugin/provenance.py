@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from flagos_migrate.fsutil import sha256_text
+from flagos_migrate.cli import UsageError
+from flagos_migrate.fsutil import ensure_within, sha256_text
 
 RECORD_DIR = "models/.migration"
 FORMAT = 1
@@ -21,23 +22,53 @@ def record_path(package_dir: Path, model: str) -> Path:
     return package_dir / RECORD_DIR / f"{model}.json"
 
 
-def load_record(package_dir: Path, model: str) -> dict | None:
-    path = record_path(package_dir, model)
+def lock_path(package_dir: Path) -> Path:
+    """The lock taken by ``apply`` around its read-modify-write of ``__init__.py`` and the record."""
+    return package_dir / RECORD_DIR / ".lock"
+
+
+def _malformed(path: Path, why: str) -> UsageError:
+    return UsageError(f"malformed migration record {path}: {why}",
+                      hint="move it away (apply writes a new one; files it listed then count as hand-edited)")
+
+
+def read_record(path: Path) -> dict | None:
+    """A record of this format, None for another format; UsageError when it cannot be used."""
     try:
         data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return None
-    return data if isinstance(data, dict) and data.get("format") == FORMAT else None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise _malformed(path, str(exc)) from None
+    if not isinstance(data, dict):
+        raise _malformed(path, "not a JSON object")
+    if data.get("format") != FORMAT:
+        return None
+    files = data.get("files")
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in files.items()):
+        raise _malformed(path, "'files' must map paths to objects")
+    for rel, info in files.items():
+        for key in ("origin", "upstream_sha256", "output_sha256"):
+            if info.get(key) is not None and not isinstance(info[key], str):
+                raise _malformed(path, f"files[{rel!r}].{key} must be a string")
+    reg = data.get("registration", [])
+    if not isinstance(reg, list) or not all(isinstance(r, str) for r in reg):
+        raise _malformed(path, "'registration' must be a list of strings")
+    if not isinstance(data.get("upstream", {}), dict):
+        raise _malformed(path, "'upstream' must be an object")
+    return data
+
+
+def load_record(package_dir: Path, model: str) -> dict | None:
+    return read_record(ensure_within(record_path(package_dir, model), package_dir))
 
 
 def all_records(package_dir: Path) -> list[dict]:
     out = []
-    for path in sorted((package_dir / RECORD_DIR).glob("*.json")):
-        try:
-            data = json.loads(path.read_text("utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict) and data.get("format") == FORMAT:
+    folder = package_dir / RECORD_DIR
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        data = read_record(ensure_within(path, package_dir))
+        if data is not None:
             out.append(data)
     return out
 

@@ -7,10 +7,12 @@ plugin is importable.
 from __future__ import annotations
 
 import ast
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flagos_migrate.cli import UsageError
+from flagos_migrate.fsutil import is_within
 from flagos_migrate.pinned.api_index import ApiIndex
 from flagos_migrate.pinned.index_builder import dotted, module_record, parse_source, resolve_relative
 
@@ -73,13 +75,23 @@ def find_package_dir(plugin_folder: str | Path) -> Path:
     if not root.is_dir():
         raise UsageError(f"plugin folder is not a directory: {root}")
     if (root / PACKAGE / "__init__.py").is_file():
-        return root / PACKAGE
+        return _inside(root / PACKAGE, root)
     if root.name == PACKAGE and (root / "__init__.py").is_file():
-        return root
+        return _inside(root, root.parent)
     raise UsageError(
         f"{root} is not a vllm-plugin-FL checkout: {root / PACKAGE / '__init__.py'} does not exist",
         hint="run from the plugin checkout or pass its path; the package folder must be named vllm_fl",
     )
+
+
+def _inside(package: Path, checkout: Path) -> Path:
+    """The package folder, unless it (or its __init__.py) is a link out of the checkout."""
+    for path in (package, package / "__init__.py"):
+        if not is_within(path, checkout):
+            raise UsageError(f"{path} is a symlink out of the plugin checkout {checkout} "
+                             f"(to {os.path.realpath(path)})",
+                             hint="migrate into a real checkout; the tools never follow links out of the plugin")
+    return package
 
 
 def _import_bindings(tree: ast.AST, module: str, is_package: bool) -> dict[str, str]:
@@ -215,12 +227,20 @@ class PluginTree:
             parts.pop()
         return ".".join(parts)
 
+    def _checked(self, files) -> list[Path]:
+        out = sorted(files)
+        for p in out:
+            if not is_within(p, self.package_dir):
+                raise UsageError(f"{p} is a symlink out of the plugin (to {os.path.realpath(p)})",
+                                 hint="replace the link with the file itself, or remove it")
+        return out
+
     def python_files(self) -> list[Path]:
-        return sorted(p for p in self.package_dir.rglob("*.py") if "__pycache__" not in p.parts)
+        return self._checked(p for p in self.package_dir.rglob("*.py") if "__pycache__" not in p.parts)
 
     def model_files(self) -> list[Path]:
         d = self.package_dir / "models"
-        return sorted(p for p in d.glob("*.py") if p.name != "__init__.py") if d.is_dir() else []
+        return self._checked(p for p in d.glob("*.py") if p.name != "__init__.py") if d.is_dir() else []
 
     def index(self, overlay: dict[str, str] | None = None) -> ApiIndex:
         """Index of the plugin's own modules; ``overlay`` (module -> source text) adds or replaces
