@@ -16,7 +16,7 @@ from flagos_migrate.cli import UsageError
 from flagos_migrate.commands.validate import validate
 from flagos_migrate.plugin.tree import parse_registrations
 
-from tests.test_migrate_apply import INIT, UPSTREAM, cli, common, snapshot
+from tests.test_migrate_apply import INIT, UPSTREAM, common, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATE = ROOT / "scripts" / "migrate_model.py"
