@@ -23,6 +23,7 @@ from flagos_migrate.cli import (
     print_json,
     progress,
     run_main,
+    seconds,
 )
 from flagos_migrate.e2e.client import (
     SIDES,
@@ -74,8 +75,9 @@ def build_parser():
     p.add_argument("--concurrency", type=int, help="requests in flight per server (default 8)")
     p.add_argument("--mode", choices=MODES, help="which prompts: text, multimodal or all (default all)")
     p.add_argument("--api", choices=APIS, help="chat (default) or completions")
-    p.add_argument("--wait-timeout", type=float, help="seconds to wait for a server's /health (default 600)")
-    p.add_argument("--request-timeout", type=float, help="seconds per request (default 300)")
+    p.add_argument("--wait-timeout", type=seconds(0), help="seconds to wait for a server's /health (default 600)")
+    p.add_argument("--request-timeout", type=seconds(0.001),
+                   help="seconds for a whole request, answer included (default 300)")
     p.add_argument("--retries", type=int, help="retries on refused connections and HTTP 5xx (default 2)")
     p.add_argument("--seed", type=int, help="sampling seed sent with every request (default 0)")
     p.add_argument("--results-dir", help="where results and reports go (default e2e_results)")

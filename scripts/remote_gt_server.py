@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import sys
 
-from flagos_migrate.cli import EXIT_FINDINGS, EXIT_OK, UsageError, make_parser, print_json, progress, run_main
+from flagos_migrate.cli import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    UsageError,
+    make_parser,
+    print_json,
+    progress,
+    run_main,
+    seconds,
+)
 from flagos_migrate.remote.config import load_config, validate_model_name
 from flagos_migrate.remote.gt import (
     RemoteError,
@@ -51,7 +60,7 @@ def build_parser():
     parser.add_argument("--no-wait", action="store_true", help="start: return without waiting for /health 200")
     parser.add_argument("--timeout", type=int, default=None,
                         help="start: seconds to wait for /health 200 (default gt_machine.startup_timeout)")
-    parser.add_argument("--poll", type=float, default=5.0, help="start: seconds between health probes (default 5)")
+    parser.add_argument("--poll", type=seconds(0.01, 3600), default=5.0, help="start: seconds between health probes (default 5)")
     parser.add_argument("--stop-timeout", type=int, default=30, help="stop: seconds between TERM and KILL (default 30)")
     parser.add_argument("--dry-run", action="store_true", help="print the remote command line, connect to nothing")
     return parser

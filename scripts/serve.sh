@@ -135,17 +135,20 @@ fm_check_port "$port"
 
 state_dir="$state_base/serve-$port"
 pid_file="$state_dir/pid"
+cmdline_file="$state_dir/cmdline"
 log_file="$state_dir/server.log"
 probe_url="http://$(fm_client_host "$host"):$port"
 
-# Prints the recorded PID when that PID is still the process 'start' launched.
+# Prints the recorded PID when that PID is still the process 'start' launched; otherwise
+# returns 1 and leaves the reason in $refused.
+refused=''
 recorded_pid() {
     local pid start
+    refused='nothing recorded'
     [ -s "$pid_file" ] || return 1
     read -r pid start <"$pid_file" || true
-    [[ ${pid:-} =~ ^[0-9]+$ ]] || return 1
-    fm_pid_alive "$pid" || return 1
-    [ "$(fm_proc_starttime "$pid")" = "${start:-}" ] || return 1
+    refused=$(fm_check_target "${pid:-}" "${start:-}" "$cmdline_file") || return 1
+    fm_pid_alive "$pid" || { refused="the recorded PID $pid has exited"; return 1; }
     printf '%s' "$pid"
 }
 
@@ -169,6 +172,9 @@ stop_group() {
     local pid=$1 target waited=0
     target=$pid
     [ "$(fm_proc_pgid "$pid")" != "$pid" ] || target="-$pid"
+    if [ "$target" = "-$(fm_proc_pgid $$)" ] || [ "$pid" -le 1 ]; then
+        fm_info "refusing to signal process group $pid: it is this tool's own"; return 0
+    fi
     kill -TERM -- "$target" 2>/dev/null || true
     while target_alive "$target" && [ "$waited" -lt $((stop_timeout * 10)) ]; do
         sleep 0.1
@@ -187,12 +193,13 @@ do_stop() {
         return 0
     fi
     if ! pid=$(recorded_pid); then
-        rm -f -- "$pid_file"
-        echo "the recorded PID for port $port is no longer the server serve.sh started; removed the stale record, signalled nothing"
+        recorded_pid >/dev/null || true  # for $refused (the call above ran in a subshell)
+        rm -f -- "$pid_file" "$cmdline_file"
+        echo "the recorded PID for port $port is not the server serve.sh started ($refused); removed the stale record, signalled nothing"
         return 0
     fi
     stop_group "$pid"
-    rm -f -- "$pid_file"
+    rm -f -- "$pid_file" "$cmdline_file"
     echo "stopped server on port $port (process group $pid); log kept at $log_file"
 }
 
@@ -283,6 +290,7 @@ fi
 mkdir -p -- "$state_dir"
 printf '%q ' "${cmd[@]}" >"$state_dir/command"
 
+fm_write_cmdline "$cmdline_file" "${cmd[@]}"
 if [ "$foreground" = 1 ]; then
     printf '%s %s\n' "$$" "$(fm_proc_starttime $$)" >"$pid_file"
     fm_info "serving $model_path on port $port in the foreground"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Callable, NoReturn, Sequence
 
@@ -43,6 +44,22 @@ def make_parser(prog: str, description: str, epilog: str | None = None) -> argpa
         epilog=text,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def seconds(low: float = 0.0, high: float = 7 * 86400) -> Callable[[str], float]:
+    """An argparse type: a finite number of seconds in [low, high] (nan, inf, 1e300 are refused at parse time)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds in {low:g}..{high:g}")
+        return value
+
+    parse.__name__ = "seconds"
+    return parse
 
 
 def fail(message: str, hint: str | None = None) -> NoReturn:

@@ -65,10 +65,10 @@ def is_within(path: str | os.PathLike, root: str | os.PathLike) -> bool:
     return real == base or base in real.parents
 
 
-def ensure_within(path: str | os.PathLike, root: str | os.PathLike) -> Path:
+def ensure_within(path: str | os.PathLike, root: str | os.PathLike, what: str = "the plugin") -> Path:
     """``path`` itself, or UsageError (exit 2) when it or any folder on the way is a link out of ``root``."""
     if not is_within(path, root):
-        raise UsageError(f"refusing {path}: it resolves to {os.path.realpath(path)}, outside {root}",
+        raise UsageError(f"refusing {path}: it resolves to {os.path.realpath(path)}, outside {what} ({root})",
                          hint="a symlink in the plugin tree points elsewhere; remove it (nothing was written)")
     return Path(path)
 

@@ -157,3 +157,38 @@ fm_group_alive() {
     done
     return 1
 }
+
+# The command line a start recorded: NUL, then every argument after argv[0], each NUL-terminated.
+# argv[0] is left out because an interpreter script runs as "python3 /path/vllm serve ...".
+fm_write_cmdline() {  # fm_write_cmdline FILE CMD ARGS...
+    local file=$1
+    shift 2
+    { printf '\0'; printf '%s\0' "$@"; } >"$file"
+}
+
+fm_cmdline_matches() {  # fm_cmdline_matches PID FILE : /proc/PID/cmdline ends with FILE's bytes
+    local n
+    [ -s "$2" ] || return 1
+    n=$(wc -c <"$2") || return 1
+    [ "$(tail -c "$n" "/proc/$1/cmdline" 2>/dev/null | cksum)" = "$(cksum <"$2")" ]
+}
+
+# A PID record is input like any other (stale, edited, forged): signal only a PID above 1 that is
+# neither this shell nor the leader of its process group, whose start time and command line still
+# match what start recorded. Prints why it refuses.
+fm_check_target() {  # fm_check_target PID STARTTIME CMDLINE_FILE
+    local pid=$1 own
+    if ! [[ $pid =~ ^[1-9][0-9]{0,9}$ ]] || [ "$pid" -le 1 ]; then
+        printf 'the recorded PID %s is not a process this tool may signal' "$pid"; return 1
+    fi
+    own=$(fm_proc_pgid $$) || own=$$
+    if [ "$pid" = "$$" ] || [ "$pid" = "$own" ]; then
+        printf 'the recorded PID %s is this shell or the leader of its own process group' "$pid"; return 1
+    fi
+    if [ "$(fm_proc_starttime "$pid")" != "$2" ]; then
+        printf 'the recorded PID %s is gone or was reused (start time differs)' "$pid"; return 1
+    fi
+    if ! fm_cmdline_matches "$pid" "$3"; then
+        printf 'the recorded PID %s runs another command than the one started' "$pid"; return 1
+    fi
+}

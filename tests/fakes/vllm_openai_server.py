@@ -506,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per generation request")
     parser.add_argument("--startup-delay", type=float, default=0.0, help="seconds /health answers 503")
     parser.add_argument("--max-model-len", type=int, default=DEFAULT_MAX_MODEL_LEN)
+    parser.add_argument("vllm_argv", nargs="*", help="the `vllm serve` command line this stands in for")
     args = parser.parse_args(argv)
     try:
         handle = start_server(args.host, args.port, args.served_model_name, args.latency,

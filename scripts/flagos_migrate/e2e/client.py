@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -22,6 +23,8 @@ from typing import Any, Callable
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
@@ -31,6 +34,8 @@ from flagos_migrate.e2e.prompts import Prompt
 from flagos_migrate.fsutil import atomic_write_json
 
 SIDES = ("gt", "local")
+#: the largest answer read; a greedy answer of a few hundred tokens with top-20 logprobs is < 1 MiB
+MAX_RESPONSE_BYTES = 32 * 2**20
 TOKEN_ID_RE = re.compile(r"token_id:(-?\d+)\Z")
 RESULTS_SCHEMA = 1
 Log = Callable[[str], None]
@@ -41,6 +46,115 @@ class ResponseError(Exception):
 
 
 # ---------------------------------------------------------------- HTTP session
+
+# requests' timeout bounds each socket read, not the request: a server that sends one byte every
+# few seconds would hold a request forever. Each attempt (a retry is a new request) arms a timer
+# that shuts the socket of the connection in use when the deadline passes; the pool's connection
+# class arms it, so the timer knows which socket that is.
+_current = threading.local()
+
+
+class _Watch:
+    def __init__(self, timeout: float) -> None:
+        self.lock = threading.Lock()
+        self.timeout = timeout
+        self.timer: threading.Timer | None = None
+        self.conn = None
+        self.expired = False
+        self.done = False
+
+    def arm(self, conn) -> None:
+        with self.lock:
+            if self.done or self.expired:
+                return
+            if self.timer is not None:
+                self.timer.cancel()
+            self.conn = conn
+            self.timer = threading.Timer(self.timeout, self.expire)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def expire(self) -> None:
+        with self.lock:
+            if self.done:
+                return
+            self.expired = True
+            sock = getattr(self.conn, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def finish(self) -> None:
+        with self.lock:
+            self.done = True
+            if self.timer is not None:
+                self.timer.cancel()
+
+
+class _Tracked:
+    def request(self, *args, **kwargs):
+        watch = getattr(_current, "watch", None)
+        if watch is not None:
+            watch.arm(self)
+        return super().request(*args, **kwargs)
+
+
+class _TrackedHTTP(_Tracked, HTTPConnection):
+    pass
+
+
+class _TrackedHTTPS(_Tracked, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTP
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPS
+
+
+class DeadlineExceeded(Exception):
+    """No complete answer within the whole-request deadline."""
+
+
+class TooLarge(Exception):
+    """The answer is larger than the cap."""
+
+
+def fetch(session: requests.Session, method: str, url: str, timeout: float,
+          max_bytes: int = MAX_RESPONSE_BYTES, **kwargs) -> tuple[int, bytes]:
+    """(HTTP status, body) of one request whose every attempt ends within ``timeout`` seconds and
+    reads at most ``max_bytes``; raises DeadlineExceeded, TooLarge or requests' exceptions."""
+    watch = _Watch(timeout)
+    _current.watch = watch
+    try:
+        resp = session.request(method, url, timeout=(min(10.0, timeout), timeout), stream=True, **kwargs)
+        with resp:
+            length = resp.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > max_bytes:
+                raise TooLarge(f"the answer announces {int(length)} bytes")
+            chunks, size = [], 0
+            for chunk in resp.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(f"the answer exceeded {max_bytes} bytes")
+                chunks.append(chunk)
+        watch.finish()
+    except (requests.RequestException, OSError):
+        watch.finish()
+        if watch.expired:
+            raise DeadlineExceeded() from None
+        raise
+    finally:
+        watch.finish()
+        _current.watch = None
+    if watch.expired:  # the socket was shut mid-body: what arrived is cut short
+        raise DeadlineExceeded()
+    return resp.status_code, b"".join(chunks)
 
 
 def make_session(retries: int, backoff: float, pool_size: int) -> requests.Session:
@@ -54,6 +168,7 @@ def make_session(retries: int, backoff: float, pool_size: int) -> requests.Sessi
         allowed_methods=None, raise_on_status=False, respect_retry_after_header=True,
     )
     adapter = HTTPAdapter(max_retries=retry, pool_connections=2, pool_maxsize=max(pool_size, 1))
+    adapter.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
     session = requests.Session()
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -66,35 +181,45 @@ def wait_for_health(url: str, timeout: float, log: Log, poll: float = 0.25,
     """Poll ``/health`` until it answers 200; a refused connection or 503 means 'not up yet'."""
     deadline = clock() + timeout
     last, next_note = "no answer yet", clock() + 10
-    while not (stop and stop.is_set()):
-        try:
-            resp = requests.get(f"{url}/health", timeout=min(5.0, max(timeout, 0.5)))
-            if resp.status_code == 200:
-                return True, "healthy"
-            last = f"HTTP {resp.status_code}" + (" (loading)" if resp.status_code == 503 else "")
-        except requests.ConnectionError:
-            last = "connection refused"
-        except requests.Timeout:
-            last = "health check timed out"
-        now = clock()
-        if now >= deadline:
-            return False, last
-        if now >= next_note:
-            log(f"waiting for {url}/health: {last} ({deadline - now:.0f}s left)")
-            next_note = now + 10
-        time.sleep(min(poll, max(deadline - now, 0)))
+    session = make_session(0, 0, 1)
+    try:
+        while not (stop and stop.is_set()):
+            try:
+                status, _ = fetch(session, "GET", f"{url}/health", min(5.0, max(timeout, 0.5)), max_bytes=64 * 1024)
+                if status == 200:
+                    return True, "healthy"
+                last = f"HTTP {status}" + (" (loading)" if status == 503 else "")
+            except requests.ConnectionError:
+                last = "connection refused"
+            except (requests.Timeout, DeadlineExceeded):
+                last = "health check timed out"
+            except (requests.RequestException, TooLarge) as exc:
+                last = f"unusable answer ({exc.__class__.__name__})"
+            now = clock()
+            if now >= deadline:
+                return False, last
+            if now >= next_note:
+                log(f"waiting for {url}/health: {last} ({deadline - now:.0f}s left)")
+                next_note = now + 10
+            time.sleep(min(poll, max(deadline - now, 0)))
+    finally:
+        session.close()
     return False, "interrupted"
 
 
 def list_models(session: requests.Session, url: str, timeout: float) -> list[dict[str, Any]]:
     try:
-        resp = session.get(f"{url}/v1/models", timeout=timeout)
+        status, body = fetch(session, "GET", f"{url}/v1/models", timeout)
+    except DeadlineExceeded:
+        raise UsageError(f"{url}/v1/models gave no complete answer within {timeout:g}s") from None
+    except TooLarge as exc:
+        raise UsageError(f"{url}/v1/models: {exc}; refused") from None
     except requests.RequestException as exc:
         raise UsageError(f"cannot list models at {url}/v1/models: {exc.__class__.__name__}") from None
-    if resp.status_code != 200:
-        raise UsageError(f"{url}/v1/models answered HTTP {resp.status_code}")
+    if status != 200:
+        raise UsageError(f"{url}/v1/models answered HTTP {status}")
     try:
-        data = resp.json().get("data")
+        data = json.loads(body).get("data")
     except (ValueError, AttributeError):
         data = None
     if not isinstance(data, list) or not all(isinstance(c, dict) and isinstance(c.get("id"), str) for c in data):
@@ -273,21 +398,25 @@ def parse_completion(data: Any) -> dict[str, Any]:
     return out
 
 
-def _error_text(resp: requests.Response) -> str:
+def _error_text(status: int, body: bytes) -> str:
     try:
-        data = resp.json()
+        data = json.loads(body)
         err = data.get("error") if isinstance(data, dict) else None
         message = err.get("message") if isinstance(err, dict) else (data.get("message") or data.get("detail"))
-    except ValueError:
-        message = resp.text
-    return f"HTTP {resp.status_code}: {str(message or '').strip()[:300]}"
+    except (ValueError, AttributeError):
+        message = body.decode("utf-8", "replace")
+    return f"HTTP {status}: {str(message or '').strip()[:300]}"
 
 
 def ask(session: requests.Session, url: str, path: str, body: dict[str, Any], timeout: float,
-        api: str) -> tuple[str, dict[str, Any] | None, str | None]:
+        api: str, max_bytes: int = MAX_RESPONSE_BYTES) -> tuple[str, dict[str, Any] | None, str | None]:
     """(status, output, error) of one request; never raises for server-side problems."""
     try:
-        resp = session.post(f"{url}{path}", json=body, timeout=(min(10.0, timeout), timeout))
+        status, raw = fetch(session, "POST", f"{url}{path}", timeout, max_bytes, json=body)
+    except DeadlineExceeded:
+        return "error", None, f"timed out after {timeout:g}s: no complete answer (--request-timeout bounds the whole request)"
+    except TooLarge as exc:
+        return "error", None, f"answer too large: {exc} (cap {max_bytes // 2**20} MiB); refused"
     except requests.Timeout:
         return "error", None, f"timed out after {timeout:g}s"
     except requests.ConnectionError as exc:
@@ -298,12 +427,12 @@ def ask(session: requests.Session, url: str, path: str, body: dict[str, Any], ti
         return "error", None, f"connection failed: {(reason or exc).__class__.__name__}"
     except requests.RequestException as exc:
         return "error", None, f"request failed: {exc}"
-    if resp.status_code != 200:
-        return "error", None, _error_text(resp)
+    if status != 200:
+        return "error", None, _error_text(status, raw)
     try:
-        data = resp.json()
+        data = json.loads(raw)
     except ValueError:
-        return "error", None, f"malformed JSON in the response: {resp.text[:80]!r}"
+        return "error", None, f"malformed JSON in the response: {raw[:80].decode('utf-8', 'replace')!r}"
     try:
         return "ok", (parse_chat(data) if api == "chat" else parse_completion(data)), None
     except ResponseError as exc:
@@ -512,10 +641,11 @@ def decode_tokens(url: str, model: str, ids: set[int], settings: Settings, log: 
 
     def one(tid: int) -> tuple[int, str | None]:
         try:
-            resp = session.post(f"{url}/detokenize", json={"model": model, "tokens": [tid]}, timeout=timeout)
-            text = resp.json().get("prompt") if resp.status_code == 200 else None
+            status, raw = fetch(session, "POST", f"{url}/detokenize", timeout, 1024 * 1024,
+                                json={"model": model, "tokens": [tid]})
+            text = json.loads(raw).get("prompt") if status == 200 else None
             return tid, text if isinstance(text, str) else None
-        except (requests.RequestException, ValueError, AttributeError):
+        except (requests.RequestException, DeadlineExceeded, TooLarge, ValueError, AttributeError):
             return tid, None
 
     try:

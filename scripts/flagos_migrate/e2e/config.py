@@ -9,6 +9,7 @@ address of the GT server.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -137,9 +138,14 @@ def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None
         raise UsageError(f"{name} must be an integer {bound}, got {value!r}")
 
 
-def _check_number(name: str, value: Any, low: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
-        raise UsageError(f"{name} must be a number >= {low}, got {value!r}")
+#: the longest wait any setting accepts (a week): larger values are typos, and nan/inf never end
+MAX_SECONDS = 7 * 86400
+
+
+def _check_number(name: str, value: Any, low: float, high: float = MAX_SECONDS) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise UsageError(f"{name} must be a finite number of seconds in {low:g}..{high:g}, got {value!r}")
 
 
 def validate(settings: Settings) -> Settings:
@@ -151,8 +157,8 @@ def validate(settings: Settings) -> Settings:
     _check_int("retries", settings.retries, 0, 10)
     for name in ("gt_port", "local_port"):
         _check_int(name, getattr(settings, name), 1, 65535)
-    for name in ("wait_timeout", "backoff"):
-        _check_number(name, getattr(settings, name), 0)
+    _check_number("wait_timeout", settings.wait_timeout, 0)
+    _check_number("backoff", settings.backoff, 0, 60)
     _check_number("request_timeout", settings.request_timeout, 0.001)
     if settings.mode not in MODES:
         raise UsageError(f"mode must be one of {', '.join(MODES)}, got {settings.mode!r}")

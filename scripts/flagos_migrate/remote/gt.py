@@ -30,7 +30,7 @@ EXIT_CONNECT = 2
 _PRELUDE = r"""
 set -u
 workdir=$1; port=$2; shift 2
-pidfile="$workdir/vllm-$port.pid"; logfile="$workdir/vllm-$port.log"
+pidfile="$workdir/vllm-$port.pid"; logfile="$workdir/vllm-$port.log"; cmdfile="$workdir/vllm-$port.cmdline"
 starttime_of() {
   s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
   s=${s##*) }
@@ -57,11 +57,21 @@ group_alive() {  # a non-zombie member of process group $1 exists
 target_alive() {
   case $1 in -*) group_alive "${1#-}";; *) [ -n "$(starttime_of "$1")" ];; esac
 }
+cmdline_matches() {  # /proc/$1/cmdline ends with the recorded arguments (NUL-separated)
+  [ -s "$cmdfile" ] || return 1
+  n=$(wc -c < "$cmdfile") || return 1
+  [ "$(tail -c "$n" "/proc/$1/cmdline" 2>/dev/null | cksum)" = "$(cksum < "$cmdfile")" ]
+}
+# the record is input: only a PID above 1, not this shell nor its group leader, with the recorded
+# start time and command line, is ours
 recorded_ours() {
   [ -s "$pidfile" ] || return 1
   read -r rpid rstart < "$pidfile" || true
-  case ${rpid:-x} in *[!0-9]*) return 1;; esac
+  case ${rpid:-x} in ''|0*|*[!0-9]*) return 1;; esac
+  [ "${#rpid}" -le 10 ] && [ "$rpid" -gt 1 ] || return 1
+  [ "$rpid" != "$$" ] && [ "$rpid" != "$(pgid_of $$)" ] || return 1
   [ "$(starttime_of "$rpid")" = "${rstart:-}" ] || return 1
+  cmdline_matches "$rpid" || return 1
   printf '%s' "$rpid"
 }
 """
@@ -92,6 +102,7 @@ fi
 command -v "$1" >/dev/null 2>&1 || { echo "$1 is not on PATH on the GT machine" >&2; exit 7; }
 command -v setsid >/dev/null 2>&1 || { echo "setsid is missing on the GT machine" >&2; exit 7; }
 cd -- "$workdir"
+{ printf '\0'; printf '%s\0' "${@:2}"; } > "$cmdfile"  # not argv[0]: it may run as "python3 /path/vllm"
 setsid "$@" > "$logfile" 2>&1 < /dev/null &
 pid=$!
 printf '%s %s\n' "$pid" "$(starttime_of "$pid")" > "$pidfile"
@@ -110,14 +121,15 @@ fi
 STOP_PROGRAM = _PRELUDE + r"""
 wait_s=$1
 if [ ! -s "$pidfile" ]; then echo "result=none"; exit 0; fi
-if ! pid=$(recorded_ours); then rm -f -- "$pidfile"; echo "result=stale"; exit 0; fi
+if ! pid=$(recorded_ours); then rm -f -- "$pidfile" "$cmdfile"; echo "result=stale"; exit 0; fi
 target=$pid
 [ "$(pgid_of "$pid")" != "$pid" ] || target="-$pid"
+if [ "$target" = "-$(pgid_of $$)" ]; then echo "result=refused"; exit 0; fi
 kill -TERM -- "$target" 2>/dev/null || true
 i=0
 while target_alive "$target" && [ "$i" -lt $((wait_s * 10)) ]; do sleep 0.1; i=$((i+1)); done
 if target_alive "$target"; then kill -KILL -- "$target" 2>/dev/null; echo "result=killed"; else echo "result=stopped"; fi
-rm -f -- "$pidfile"
+rm -f -- "$pidfile" "$cmdfile"
 printf 'pid=%s\n' "$pid"
 """
 
@@ -438,7 +450,9 @@ def stop(machine: GtMachine, client, wait_seconds: int) -> Outcome:
     fields = parse_fields(out)
     result = fields.get("result", "unknown")
     texts = {"none": "no GT server recorded; nothing to stop",
-             "stale": "the recorded PID is no longer our server; removed the stale record, signalled nothing",
+             "stale": "the recorded PID is not our server (PID <= 1, this shell's own group, or its start time or "
+                      "command line differ); removed the stale record, signalled nothing",
+             "refused": "the recorded server shares the process group of the stop command; signalled nothing",
              "stopped": f"stopped the GT server (process group {fields.get('pid')})",
              "killed": f"the GT server ignored TERM; killed its process group {fields.get('pid')}"}
     return Outcome(True, {"result": result, "pid": fields.get("pid")}, texts.get(result, out.strip()))
