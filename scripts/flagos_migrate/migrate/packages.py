@@ -78,7 +78,8 @@ def _imports(text: str, module: str, is_pkg: bool) -> list[tuple[str, str | None
 
 
 def package_closure(up: Upstream, name: str, variant: str) -> list[str]:
-    """Relpaths of the package files for ``variant`` and the ``vllm.models.common`` modules they import."""
+    """Relpaths of the package files for ``variant`` and the ``vllm.models`` modules outside it
+    (``vllm.models.common``, other packages for the same variant) that they import."""
     pkg = f"{PACKAGES_ROOT}.{name}"
     prefix = pkg.replace(".", "/") + "/"
     files = [r for r in up.source.files() if r.startswith(prefix) and _in_variant(_module_of(r), pkg, variant)]
@@ -89,7 +90,11 @@ def package_closure(up: Upstream, name: str, variant: str) -> list[str]:
         mod = _module_of(rel)
         for src, nm, _ in _imports(up.source.read_text(rel), mod, rel.endswith("__init__.py")):
             for cand in (f"{src}.{nm}" if nm else None, src):
-                if not cand or not cand.startswith(shared_prefix):
+                # vllm.models.common and modules of other packages (deepseek_v41 builds on deepseek_v4)
+                if not cand or not cand.startswith(PACKAGES_ROOT + ".") or cand.startswith(pkg + "."):
+                    continue
+                other = ".".join(cand.split(".")[:3])
+                if other != shared_prefix and not _in_variant(cand, other, variant):
                     continue
                 target = up.relpath(cand)
                 if target and target not in seen:
