@@ -38,7 +38,7 @@ SRC = Path.home() / ".cache" / "mmf" / "src"
 _APIS: PinnedApis | None = None
 
 
-def _init(pinned: str) -> None:
+def _init(pinned) -> None:
     global _APIS
     _APIS = PinnedApis.load(pinned)
 
@@ -169,7 +169,8 @@ def main(argv=None) -> int:
             print(f"error: source not found: {root}\nhint: unpack the vLLM wheel there or pass --upstream/"
                   "--control-source", file=sys.stderr)
             return 2
-    result = {"pinned": pinned.to_dict(), "runs": [run_one(label, root, args.pinned, args.jobs, args.venv, log)
+    # the target (not just its vLLM version) goes to the workers: --transformers must reach them
+    result = {"pinned": pinned.to_dict(), "runs": [run_one(label, root, pinned, args.jobs, args.venv, log)
                                              for label, root in runs]}
     text = json.dumps(result, indent=2)
     if args.output:
