@@ -122,10 +122,19 @@ if [ "$dry_run" = 1 ]; then
 fi
 
 fm_info "asking $served on $base (max_tokens $max_tokens)"
+rc=0
 code=$(curl -s -o "$work/answer.json" -w '%{http_code}' --max-time "$timeout" \
     -H 'Content-Type: application/json' --data-binary "@$work/body.json" \
-    "$base/v1/chat/completions") || code=000
-[ "$code" != 000 ] || fm_die "no answer from $base/v1/chat/completions within ${timeout}s" "check serve.sh status $port and its logs"
+    "$base/v1/chat/completions") || rc=$?
+if [ "$rc" != 0 ] || [ "${code:-000}" = 000 ]; then
+    case $rc in  # curl's exit status says what happened
+        28) why="no answer from $base/v1/chat/completions within ${timeout}s" ;;
+        7) why="cannot connect to $base (nothing listens there)" ;;
+        52 | 56) why="the server at $base closed the connection without an answer (curl exit $rc)" ;;
+        *) why="the request to $base/v1/chat/completions failed (curl exit $rc)" ;;
+    esac
+    fm_die "$why" "check serve.sh status $port and its logs"
+fi
 
 python3 - "$work/answer.json" "$code" "$json" <<'PY'
 import json, sys

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from flagos_migrate.cli import UsageError
+from flagos_migrate.e2e import legacy_layout
 
 MODES = ("text", "multimodal", "all")
 APIS = ("chat", "completions")
@@ -93,6 +94,7 @@ def overrides_from_config(data: Any) -> dict[str, Any]:
     """Settings fields set by a parsed config file (unvalidated values; see validate())."""
     if not isinstance(data, dict):
         raise UsageError("the config file must hold a JSON object", "start from scripts/e2e_config.template.json")
+    data, _ = legacy_layout.upgrade(data)
     _unknown(data, TOP_LEVEL_KEYS, "the top level")
     out: dict[str, Any] = {}
     if data.get("model") is not None:
@@ -125,6 +127,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"config file not found: {p}", "copy scripts/e2e_config.template.json and fill it in") from None
     except OSError as exc:
         raise UsageError(f"cannot read config file {p}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"config file {p} is not UTF-8 text: {exc.reason}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

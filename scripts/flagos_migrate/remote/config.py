@@ -16,6 +16,7 @@ from typing import Any
 
 from flagos_migrate import names
 from flagos_migrate.cli import UsageError
+from flagos_migrate.e2e.legacy_layout import upgrade as upgrade_layout
 
 HOST_KEY_POLICIES = ("reject", "accept-new")
 HEALTH_CHECKS = ("auto", "direct", "ssh")
@@ -176,6 +177,8 @@ def load_config(path: str | Path) -> tuple[GtMachine, str | None]:
     """Read the E2E config; return the validated GT machine and the config's default model."""
     try:
         text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"config {path} is not UTF-8 text: {exc.reason}") from None
     except OSError as exc:
         raise UsageError(f"cannot read config {path}: {exc.strerror or exc}",
                          hint="copy scripts/e2e_config.template.json to e2e_config.json and fill it in") from None
@@ -185,6 +188,7 @@ def load_config(path: str | Path) -> tuple[GtMachine, str | None]:
         raise UsageError(f"config {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError(f"config {path} must hold a JSON object")
+    data, _ = upgrade_layout(data)
     machine = validate_gt_machine(data.get("gt_machine"))
     model = data.get("model")
     return machine, (validate_model_name(model) if model not in (None, "") else None)
