@@ -163,7 +163,7 @@ def resolve_package(up: Upstream, name: str, variant: str | None = None) -> dict
     }
 
 
-def _group_key(f, apis, closure: set[str], pkg: str) -> str | None:
+def _group_key(f, apis, closure: set[str], pkg: str, variant: str) -> str | None:
     """What a finding says the pinned vLLM lacks, as a work item (None: the package brings it)."""
     d = f.data or {}
     mod = d.get("module") or d.get("absolute") or ""
@@ -173,7 +173,8 @@ def _group_key(f, apis, closure: set[str], pkg: str) -> str | None:
     if mod.startswith(PACKAGES_ROOT + ".") or f.rule == "P1":
         name = d.get("name")
         if (mod in closure or (name and f"{mod}.{name}" in closure) or mod.startswith(f"{PACKAGES_ROOT}.{SHARED}")
-                or mod == pkg or mod.startswith(pkg + ".")):
+                or mod == pkg or mod.startswith(pkg + ".")
+                or not _in_variant(mod, ".".join(mod.split(".")[:3]), variant)):
             return None  # in the closure, or the other platform's branch of the entry point
         return f"`{mod}` (another upstream package)"
     if mod.startswith("vllm"):
@@ -212,7 +213,7 @@ def plan_package(up: Upstream, apis, name: str, variant: str | None = None) -> d
                           if m.split(".")[0] in KERNEL_PACKAGES})
         torch_ops = sorted({_torch_op(n) for n in ast.walk(parse_source(text, rel) or ast.Module([], []))
                             if _torch_op(n)})
-        keys = sorted({k for f in findings if (k := _group_key(f, apis, closure, f"{PACKAGES_ROOT}.{name}"))} | {f"kernel toolchain `{k}` (custom CUDA/CuTe/Triton ops)"
+        keys = sorted({k for f in findings if (k := _group_key(f, apis, closure, f"{PACKAGES_ROOT}.{name}", variant))} | {f"kernel toolchain `{k}` (custom CUDA/CuTe/Triton ops)"
                                                                 for k in kernels})
         if torch_ops:
             keys.append("custom torch ops: " + ", ".join(torch_ops[:6]))
