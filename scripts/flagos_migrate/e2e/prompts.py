@@ -241,6 +241,10 @@ def load_prompts(path: str | Path) -> list[Prompt]:
         raise UsageError(f"prompts file not found: {p}", "pass --prompts PATH") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"prompts file {p} is not valid JSON: line {exc.lineno}: {exc.msg}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"prompts file {p} is not UTF-8 text: {exc.reason}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read prompts file {p}: {exc.strerror or exc}", "pass a JSON file") from None
     return parse_prompts(data)
 
 
