@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flagos_migrate.analysis import engine as analysis
-from flagos_migrate.analysis.engine import AnalysisContext, analyze_source, parse_text
+from flagos_migrate.analysis import AnalysisContext, analyze_source, parse_text
+from flagos_migrate.analysis.bridges import bridge_field_findings
 from flagos_migrate.catalog.findings import Finding, sort_key
 from flagos_migrate.cli import UsageError
 from flagos_migrate.pinned.api_index import PinnedApis, available_versions, find_index_file
@@ -316,9 +316,6 @@ def validate(plugin: str, model: str | None = None, config: str | None = None, i
 def cross_file_checks(tree: PluginTree, apis: PinnedApis, files: list[Path]) -> list[Finding]:
     """Checks that need two files: config bridges against the pinned parents of their models."""
     out: list[Finding] = []
-    checker = getattr(analysis, "bridge_field_findings", None)
-    if checker is None:
-        return out
     for path in files:
         try:
             text = path.read_bytes()
@@ -327,5 +324,5 @@ def cross_file_checks(tree: PluginTree, apis: PinnedApis, files: list[Path]) -> 
         ptree, _ = parse_text(text, str(path))
         if ptree is None:
             continue
-        out.extend(checker(ptree, AnalysisContext(apis, module_for(tree, path), display(tree, path)), _PLUGIN_FILES))
+        out.extend(bridge_field_findings(ptree, AnalysisContext(apis, module_for(tree, path), display(tree, path)), _PLUGIN_FILES))
     return out

@@ -14,13 +14,14 @@ import builtins
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from flagos_migrate.analysis.engine import (
+from flagos_migrate.analysis import (
     AnalysisContext,
     analyze_source,
     import_bindings,
     import_blockers,
     name_usage,
 )
+from flagos_migrate.astutil import parse_source
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.migrate import backports
 from flagos_migrate.migrate.rewrites import (
@@ -55,7 +56,7 @@ from flagos_migrate.migrate.vendor import (
     slice_ops_clash,
 )
 from flagos_migrate.pinned.api_index import ApiIndex, PinnedApis
-from flagos_migrate.pinned.index_builder import module_record, parse_source
+from flagos_migrate.pinned.index_builder import module_record
 from flagos_migrate.plugin.tree import PACKAGE, PluginTree
 
 MAX_PASSES = 10

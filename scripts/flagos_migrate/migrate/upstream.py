@@ -18,8 +18,9 @@ from functools import cached_property
 from pathlib import Path
 
 from flagos_migrate import names
+from flagos_migrate.astutil import binding_map, dotted, parse_source
 from flagos_migrate.cli import UsageError
-from flagos_migrate.pinned.index_builder import dotted, module_record, parse_source, resolve_relative
+from flagos_migrate.pinned.index_builder import module_record
 from flagos_migrate.pinned.sources import SourceTree, open_source
 
 DEFAULT_UPSTREAM = "/tmp/vllm-upstream-ref"
@@ -228,17 +229,6 @@ def _model_type_of(node: ast.ClassDef) -> str | None:
 _DISPLAY = re.compile(r"Inference-only\s+(.+?)\s+model", re.I)
 
 
-def _imported_names(tree: ast.Module, module: str) -> dict[str, str]:
-    """alias -> ``module:name`` of every from-import in the file (relative ones resolved)."""
-    out = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            src = resolve_relative(module, False, node.level, node.module) if node.level else node.module or ""
-            for a in node.names:
-                out[a.asname or a.name] = f"{src}:{a.name}"
-    return out
-
-
 def _hf_config_calls(tree: ast.Module) -> list[str]:
     """Names passed to ``get_hf_config(X)`` / ``get_hf_config((X, Y))``, in order of appearance."""
     out: list[str] = []
@@ -314,7 +304,7 @@ def resolve(up: Upstream, name: str, hf_config: dict | None = None) -> dict:
     if not classes:
         notes.append("upstream's registry maps no architecture to this file (a helper module?)")
 
-    imports = _imported_names(tree, module)
+    imports = binding_map(tree, module, from_only=True)
     model_type = hf_config.get("model_type") if hf_config else None
     config_class, config_module = _pick_config(up, tree, imports, model_type, name, ambiguous)
     if model_type is None and config_class:

@@ -13,14 +13,10 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
+from flagos_migrate.astutil import is_type_checking_test, parse_source, resolve_relative
 from flagos_migrate.migrate.rewrites import import_from_text
 from flagos_migrate.migrate.upstream import Upstream
-from flagos_migrate.pinned.index_builder import (
-    custom_op_names,
-    is_type_checking_test,
-    parse_source,
-    resolve_relative,
-)
+from flagos_migrate.pinned.index_builder import custom_op_names
 
 COMPAT_PKG = "vllm_fl.compat"
 MAX_SLICE_LINES = 400  # bigger slices are subsystems, not helpers: port them by hand

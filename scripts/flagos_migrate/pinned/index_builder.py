@@ -32,86 +32,22 @@ import ast
 import json
 import sys
 import time
-import warnings
 
+from flagos_migrate.astutil import (  # noqa: F401  (re-exported: the index's readers import them from here)
+    decorator_names,
+    dotted,
+    is_type_checking_test,
+    parse_source,
+    resolve_relative,
+    signature_of,
+    string_arg,
+)
 from flagos_migrate.pinned.sources import SourceTree, module_name
 
 FORMAT = 2
 
 # Names under which code reads a HuggingFace config object; ``config.X`` on these is a direct read.
 CONFIG_VARIABLES = frozenset({"config", "hf_config", "text_config", "hf_text_config", "vision_config"})
-
-
-def signature_of(args: ast.arguments, drop_first: bool = False) -> dict:
-    """Compact signature; ``drop_first`` removes ``self``/``cls`` of methods."""
-    positional = [a.arg for a in args.posonlyargs + args.args]
-    posonly = len(args.posonlyargs)
-    n_required = len(positional) - len(args.defaults)
-    if drop_first and positional:
-        positional = positional[1:]
-        n_required = max(0, n_required - 1)
-        posonly = max(0, posonly - 1)
-    kwonly = [a.arg for a in args.kwonlyargs]
-    kw_required = [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None]
-    sig = {"p": positional, "r": n_required, "k": kwonly, "kr": kw_required}
-    if posonly:
-        sig["po"] = posonly
-    if args.vararg:
-        sig["a"] = 1
-    if args.kwarg:
-        sig["kw"] = 1
-    return sig
-
-
-def dotted(node: ast.AST) -> str | None:
-    """``a.b.c`` for Name/Attribute chains, the base of a subscript, else None."""
-    if isinstance(node, ast.Subscript):
-        return dotted(node.value)
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        head = dotted(node.value)
-        return f"{head}.{node.attr}" if head else None
-    return None
-
-
-def is_type_checking_test(test: ast.AST) -> bool:
-    name = dotted(test)
-    return name in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
-
-
-def resolve_relative(current: str, is_package: bool, level: int, target: str | None) -> str:
-    """Absolute module of ``from <level dots><target> import ...`` inside module ``current``."""
-    parts = current.split(".")
-    if not is_package:
-        parts = parts[:-1]
-    if level > 1:
-        parts = parts[: len(parts) - (level - 1)]
-    base = ".".join(parts)
-    if target:
-        return f"{base}.{target}" if base else target
-    return base
-
-
-def _decorator_names(node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
-    out = []
-    for dec in node.decorator_list:
-        target = dec.func if isinstance(dec, ast.Call) else dec
-        name = dotted(target)
-        if name:
-            out.append(name)
-    return out
-
-
-def _string_arg(call: ast.Call, keyword: str, position: int) -> str | None:
-    for kw in call.keywords:
-        if kw.arg == keyword and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
-            return kw.value.value
-    if len(call.args) > position:
-        arg = call.args[position]
-        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-            return arg.value
-    return None
 
 
 def custom_op_names(tree: ast.AST) -> list[str]:
@@ -123,9 +59,9 @@ def custom_op_names(tree: ast.AST) -> list[str]:
         func = dotted(node.func) or ""
         last = func.rsplit(".", 1)[-1]
         if func.endswith("CustomOp.register") or func.endswith("CustomOp.register_oot"):
-            name = _string_arg(node, "name", 0)
+            name = string_arg(node, "name", 0)
         elif last == "direct_register_custom_op":
-            name = _string_arg(node, "op_name", 0)
+            name = string_arg(node, "op_name", 0)
         else:
             continue
         if name:
@@ -182,7 +118,7 @@ class _MethodScan(ast.NodeVisitor):
 
 
 def class_record(node: ast.ClassDef) -> dict:
-    decorators = _decorator_names(node)
+    decorators = decorator_names(node)
     is_dataclass = any(d.rsplit(".", 1)[-1] == "dataclass" or d.endswith("config") for d in decorators)
     methods: dict[str, dict] = {}
     attrs: set[str] = set()
@@ -193,7 +129,7 @@ def class_record(node: ast.ClassDef) -> dict:
     dynamic = False
     for stmt in node.body:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            decs = _decorator_names(stmt)
+            decs = decorator_names(stmt)
             static = "staticmethod" in decs
             if any(d == "property" or d.endswith(".setter") or d.endswith("cached_property") for d in decs):
                 attrs.add(stmt.name)
@@ -318,7 +254,7 @@ class _ModuleScan:
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             section["defs"][stmt.name] = "function"
             self.functions[stmt.name] = signature_of(stmt.args)
-            decs = _decorator_names(stmt)
+            decs = decorator_names(stmt)
             if decs:
                 self.functions[stmt.name]["d"] = decs  # a decorator may change the call signature
             if stmt.name == "__getattr__":
@@ -400,15 +336,6 @@ class _ModuleScan:
         if self.lazy and self.str_maps:
             rec["lazymap"] = self.lazy_map()
         return rec
-
-
-def parse_source(text: bytes | str, relpath: str) -> ast.Module | None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # invalid escape sequences in old files are not our concern
-        try:
-            return ast.parse(text, filename=relpath)
-        except (SyntaxError, ValueError):
-            return None
 
 
 def module_record(relpath: str, text: bytes | str) -> dict | None:

@@ -11,10 +11,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flagos_migrate.astutil import binding_map, dotted, parse_source
 from flagos_migrate.cli import UsageError
 from flagos_migrate.fsutil import is_within
 from flagos_migrate.pinned.api_index import ApiIndex
-from flagos_migrate.pinned.index_builder import dotted, module_record, parse_source, resolve_relative
+from flagos_migrate.pinned.index_builder import module_record
 
 PACKAGE = "vllm_fl"
 
@@ -94,21 +95,6 @@ def _inside(package: Path, checkout: Path) -> Path:
     return package
 
 
-def _import_bindings(tree: ast.AST, module: str, is_package: bool) -> dict[str, str]:
-    """Every import binding anywhere in the file (functions included): alias -> module[:name]."""
-    out: dict[str, str] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                out[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
-        elif isinstance(node, ast.ImportFrom):
-            src = resolve_relative(module, is_package, node.level, node.module) if node.level else node.module or ""
-            for a in node.names:
-                if a.name != "*":
-                    out[a.asname or a.name] = f"{src}:{a.name}"
-    return out
-
-
 def parse_registrations(path: Path, module: str = f"{PACKAGE}") -> RegistrationFile:
     """Read the registrations of an ``__init__.py`` without running it."""
     result = RegistrationFile(path=path)
@@ -126,7 +112,7 @@ def parse_registrations(path: Path, module: str = f"{PACKAGE}") -> RegistrationF
         else:
             result.parse_error = "cannot parse"
         return result
-    bindings = _import_bindings(tree, module, path.name == "__init__.py")
+    bindings = binding_map(tree, module, path.name == "__init__.py")
     simple_on_line: dict[int, int] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.stmt) and not hasattr(node, "body"):

@@ -1,0 +1,132 @@
+"""Calls the pinned signature rejects (P6 unknown keywords, P7 arity) and the keyword edits they
+propose: safe drops and renames from the tables below, back-ports (P22) for keywords that carry
+behaviour.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from flagos_migrate.analysis.facts import ModuleFacts
+from flagos_migrate.analysis.signatures import callee, render_signature
+from flagos_migrate.astutil import context_flags
+from flagos_migrate.migrate import backports
+
+# Keywords that are optional refinements: dropping them keeps behaviour on the pinned version.
+# (callee qualname suffix, kwarg) -> safe. Anything not listed is not safe to drop.
+SAFE_DROP_KWARGS: dict[tuple[str, str], bool] = {
+    ("WeightsMapper", "orig_to_new_stacked"): False,  # carries qkv/gate_up stacking
+    ("support_torch_compile", "enable_if"): False,
+    ("RMSNorm", "has_weight"): False,
+    ("Attention", "attn_type"): False,
+}
+SAFE_DROP_KWARG_NAMES = frozenset({"disable_tp", "return_bias", "prefix_separator"})
+# Safe only in some calls: (callee, kwarg) -> (literal value it must have or None, keyword the same
+# call must also pass). ``is_encoder`` tags a multimodal encoder for upstream's compile cache; with
+# ``enable_if`` (the pinned ``should_torch_compile_mm_vit`` check) the pinned decorator compiles it
+# exactly when upstream would, which is how the pinned vLLM's own vision blocks are decorated.
+# Upstream split ``default_pooling_type(pooling_type)`` into a sequence and a token pooling type;
+# the pinned token poolers pool ALL tokens whatever the type says (only "STEP" changes them), so a
+# token type of "ALL" next to a sequence type (which becomes the pinned one) says nothing new.
+# Alone it becomes the pinned type, as the pinned token-classification models spell it ("ALL").
+SAFE_DROP_WHEN: dict[tuple[str, str], tuple[str | None, str]] = {
+    ("support_torch_compile", "is_encoder"): (None, "enable_if"),
+    ("default_pooling_type", "tok_pooling_type"): ("ALL", "seq_pooling_type"),
+}
+# Keywords that the pinned signature spells differently: (callee, kwarg) -> (pinned keyword, keywords
+# that must not be passed too, unless they are dropped). The pinned single pooling type is the
+# sequence one ("CLS" for bert); a token type becomes it only when it is the only one passed.
+KWARG_RENAMES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
+    ("default_pooling_type", "seq_pooling_type"): ("pooling_type", frozenset({"tok_pooling_type"})),
+    ("default_pooling_type", "tok_pooling_type"): ("pooling_type", frozenset({"seq_pooling_type"})),
+}
+
+
+def check_calls(m: ModuleFacts) -> None:
+    for node in m.nodes:
+        if not isinstance(node, ast.Call):
+            continue
+        found = callee(m, node)
+        if found is None:
+            continue
+        shown, sig, skip = found
+        _judge_call(m, node, shown, sig, skip)
+
+
+def _judge_call(m, call: ast.Call, shown: str, sig: dict, skip: int) -> None:
+    star = any(isinstance(a, ast.Starred) for a in call.args)
+    kwstar = any(k.arg is None for k in call.keywords)
+    n_pos = len(call.args) - skip
+    params = sig["p"]
+    posonly = sig.get("po", 0)
+    kw_names = [k.arg for k in call.keywords if k.arg is not None]
+    rendered = render_signature(sig)
+    flags = context_flags(call, m.parents)
+    import_time = not (flags["function_level"] or flags["guarded"] or flags["conditional"])
+    base = {"callee": shown, "signature": rendered, "import_time": import_time}
+    if not star and not sig.get("a") and not sig.get("dc") and n_pos > len(params):
+        m.add("P7", call, f"`{shown}()` takes {len(params)} positional argument(s) on the pinned version, "
+              f"{n_pos} given", fix=f"pinned signature: {shown}{rendered}",
+              data={**base, "problem": "too-many-positional", "given": n_pos})
+    accepted = set(params[posonly:]) | set(sig["k"])
+    rejected = [k for k in call.keywords if k.arg is not None and k.arg not in accepted and not sig.get("kw")]
+    dropped = {k.arg for k in rejected if _safe_drop(shown, k.arg, kw_names, k.value)}
+    for k in rejected:
+        safe = k.arg in dropped
+        bp = backports.for_keyword(shown, k.arg)
+        rename = None if safe else _kwarg_rename(shown, k.arg, kw_names, accepted, dropped)
+        extra: dict = {}
+        if bp is not None:
+            fix = (f"`migrate_model.py apply` installs the back-port {bp.module} (P22: {bp.what}) and "
+                   "imports the class from there")
+            extra["backport"] = bp.module
+        elif rename is not None:
+            fix = f"the pinned keyword is `{rename}=`: `{k.arg}=` becomes `{rename}=`"
+            extra["rename_to"] = rename
+        else:
+            fix = f"drop `{k.arg}=` (an optional refinement)" if safe else f"adapt the call; pinned signature: {shown}{rendered}"
+        m.add("P6", k.value, f"`{shown}()` does not accept keyword `{k.arg}` on the pinned version",
+              line=getattr(k, "lineno", call.lineno), col=getattr(k, "col_offset", call.col_offset),
+              fix=fix, autofix=safe or bool(extra),
+              data={**base, "kwarg": k.arg, "safe_drop": safe, **extra})
+    if star or kwstar:
+        return
+    if sig.get("dc"):
+        required = list(sig.get("req", ()))
+        missing = [p for p in required if p not in kw_names and params.index(p) >= n_pos]
+    else:
+        missing = [p for i, p in enumerate(params[: sig["r"]]) if i >= n_pos and (p not in kw_names or i < posonly)]
+        missing += [p for p in sig["kr"] if p not in kw_names]
+    if missing:
+        m.add("P7", call, f"`{shown}()` misses required argument(s) {', '.join(missing)} on the pinned version",
+              fix=f"pinned signature: {shown}{rendered}", data={**base, "problem": "missing-required",
+                                                                 "missing": missing})
+
+
+def _callee_name(callee: str) -> str:
+    return callee.split(".")[-1] if not callee.endswith("__init__") else callee.split(".")[-2]
+
+
+def _safe_drop(callee: str, kwarg: str, passed: list[str] = (), value: ast.expr | None = None) -> bool:
+    last = _callee_name(callee)
+    for (name, kw), safe in SAFE_DROP_KWARGS.items():
+        if kw == kwarg and last == name:
+            return safe
+    condition = SAFE_DROP_WHEN.get((last, kwarg))
+    if condition is not None:
+        literal, partner = condition
+        value_ok = literal is None or (isinstance(value, ast.Constant) and value.value == literal)
+        return value_ok and partner in passed
+    return kwarg in SAFE_DROP_KWARG_NAMES
+
+
+def _kwarg_rename(callee: str, kwarg: str, passed: list[str], accepted: set[str],
+                  dropped: set[str] = frozenset()) -> str | None:
+    """The pinned spelling of ``kwarg`` when the table has one and the call allows it."""
+    entry = KWARG_RENAMES.get((_callee_name(callee), kwarg))
+    if entry is None:
+        return None
+    new, exclusive = entry
+    if new not in accepted or new in passed or exclusive & (set(passed) - dropped):
+        return None
+    return new

@@ -1,0 +1,158 @@
+"""Per-module facts that every check of one file shares: the tree, walked once, its import
+bindings and name usage, its local classes, and the resolution of its names to pinned symbols.
+
+``ModuleFacts`` is built once per file; each check reads it and adds findings to it. Caches that
+several checks fill (sub-trees, class hierarchies) live here so no check walks a class twice.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from functools import cached_property
+
+from flagos_migrate.astutil import ImportBinding, import_bindings, name_usage, walk_with_parents
+from flagos_migrate.catalog.findings import Finding
+from flagos_migrate.pinned.api_index import PinnedApis, Symbol
+
+PLUGIN = "vllm_fl"
+
+
+@dataclass
+class AnalysisContext:
+    apis: PinnedApis  # pinned vllm + transformers, plus the plugin's vllm_fl via apis.with_package(...)
+    module: str  # dotted name the file has or will have, e.g. "vllm_fl.models.qwen3_5"
+    path: str  # path shown in findings
+    origin_module: str | None = None  # upstream module the text came from (relative imports resolve there)
+
+
+_RESOLVED_KINDS = ("module", "class", "function", "var", "external")
+
+
+class ModuleFacts:
+    def __init__(self, tree: ast.Module, ctx: AnalysisContext):
+        self.tree = tree
+        self.ctx = ctx
+        self.apis = ctx.apis
+        self.findings: list[Finding] = []
+        self.nodes, self.parents = walk_with_parents(tree)
+        self.is_package = ctx.path.endswith("__init__.py")
+        base = ctx.origin_module or ctx.module
+        self.bindings = import_bindings(tree, base, self.is_package and not ctx.origin_module, self.parents,
+                                        self.nodes)
+        self.usage = name_usage(tree, self.parents, self.nodes)
+        # alias -> binding made at module level (the last one wins, like Python)
+        self.module_bindings: dict[str, ImportBinding] = {}
+        for b in self.bindings:
+            if not b.function_level and not b.class_level:
+                self.module_bindings[b.alias] = b
+        self.local_classes = {s.name: s for s in tree.body if isinstance(s, ast.ClassDef)}
+        self.rebound = self._rebound() - set(self.local_classes)
+        self._subtrees: dict[int, list] = {}
+        # attribute names tested with hasattr(...) anywhere: reads of them are guarded
+        self.hasattr_names = {
+            n.args[1].value for n in self.nodes
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "hasattr"
+            and len(n.args) >= 2 and isinstance(n.args[1], ast.Constant) and isinstance(n.args[1].value, str)
+        }
+
+    @cached_property
+    def hierarchy(self):
+        """Class hierarchies of the local classes (built on first use: many files need none)."""
+        from flagos_migrate.analysis.hierarchy import Hierarchy
+
+        return Hierarchy(self)
+
+    # -- findings -------------------------------------------------------------------------------
+
+    def add(self, rule: str, node: ast.AST | None, message: str, line: int | None = None, col: int | None = None,
+            **kw) -> Finding:
+        f = Finding(rule, self.ctx.path, line if line is not None else getattr(node, "lineno", 1),
+                    col if col is not None else getattr(node, "col_offset", 0), message, **kw)
+        self.findings.append(f)
+        return f
+
+    def found(self, *rules: str) -> list[Finding]:
+        """Findings made so far by earlier checks (checks that build on others run after them)."""
+        return [f for f in self.findings if f.rule in rules]
+
+    # -- walking ----------------------------------------------------------------------------------
+
+    def subtree(self, node: ast.AST) -> list[ast.AST]:
+        """All nodes below ``node`` (cached: classes and functions are walked by several checks)."""
+        key = id(node)
+        found = self._subtrees.get(key)
+        if found is None:
+            found = self._subtrees[key] = list(ast.walk(node))
+        return found
+
+    def enclosing(self, node: ast.AST, kinds) -> ast.AST | None:
+        cur = self.parents.get(node)
+        while cur is not None and not isinstance(cur, kinds):
+            cur = self.parents.get(cur)
+        return cur
+
+    def enclosing_class(self, node: ast.AST) -> ast.ClassDef | None:
+        """The top-level class whose method contains ``node`` (None in nested classes/functions)."""
+        func = self.enclosing(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        if func is None:
+            return None
+        cls = self.parents.get(func)
+        if isinstance(cls, ast.ClassDef) and cls.name in self.local_classes and self.local_classes[cls.name] is cls:
+            return cls
+        return None
+
+    # -- resolving names of the file to pinned symbols ------------------------------------------
+
+    def known_package(self, module: str) -> bool:
+        return self.apis.index_for(module) is not None
+
+    def _rebound(self) -> set[str]:
+        """Names assigned other than by one module-level import: we cannot say what they hold."""
+        names: set[str] = set()
+        for node in self.nodes:
+            if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                names.add(node.id)
+            elif isinstance(node, ast.arg):
+                names.add(node.arg)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.ClassDef) and node not in self.tree.body:
+                names.add(node.name)
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                names.add(node.name)
+        seen: dict[str, tuple] = {}
+        for b in self.bindings:
+            key = (b.module, b.name)
+            if b.alias in seen and seen[b.alias] != key:
+                names.add(b.alias)
+            seen[b.alias] = key
+        return names
+
+    def resolve_expr(self, node: ast.AST) -> Symbol | None:
+        """Pinned symbol of a Name / attribute chain, None when unknown (never guesses)."""
+        if isinstance(node, ast.Name):
+            if node.id in self.rebound:
+                return None
+            b = self.module_bindings.get(node.id)
+            if b is None or b.type_checking or b.level:
+                return None
+            if b.name is None:
+                # ``import a.b.c`` binds ``a``; ``import a.b.c as x`` binds ``a.b.c``
+                mod = b.module if b.alias != b.module.split(".")[0] else b.alias
+                if not self.known_package(mod):
+                    return Symbol(mod, "", "external")
+                return Symbol(mod, "", "module") if self.apis.has_module(mod) else None
+            if not self.known_package(b.module):
+                return Symbol(b.module, b.name, "external")  # e.g. torch.nn: named, never judged
+            sym = self.apis.resolve(b.module, b.name)
+            return sym if sym is not None and sym.kind in _RESOLVED_KINDS else None
+        if isinstance(node, ast.Attribute):
+            base = self.resolve_expr(node.value)
+            if base is not None and base.kind == "external":
+                return Symbol(base.qualname, node.attr, "external")
+            if base is None or base.kind != "module" or not self.apis.has_module(base.module):
+                return None
+            sym = self.apis.resolve(base.module, node.attr)
+            return sym if sym is not None and sym.kind in _RESOLVED_KINDS else None
+        return None

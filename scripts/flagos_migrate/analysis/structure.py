@@ -1,0 +1,265 @@
+"""Checks of a file's structure: custom ops registered twice (P11), ``__init__`` overrides that skip
+the parent (P12), merged projections built as one ColumnParallelLinear (P8), config classes without
+``model_type`` (P15, one file) and leftovers (P19).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from flagos_migrate.analysis.facts import PLUGIN, ModuleFacts
+from flagos_migrate.astutil import context_flags, dotted
+from flagos_migrate.pinned.api_index import _normalise_external
+
+DEBUG_MODULES = frozenset({"pdb", "ipdb", "pudb", "pdbpp", "debugpy", "remote_pdb", "rpdb"})
+HARDCODED_PATH = re.compile(r"(^|[\s'\"=:])/(models|root|home/[^/\s]+)/|site-packages/")
+
+
+# -- check 7: custom ops ------------------------------------------------------------------------------
+def check_custom_ops(m: ModuleFacts) -> None:
+    pinned_ops = m.apis.vllm.custom_ops()
+    plugin = m.apis.extra.get(PLUGIN)
+    plugin_ops: dict[str, str] = {}
+    if plugin is not None:
+        for mod, rec in plugin.modules.items():
+            if mod == m.ctx.module:
+                continue
+            for op in rec.get("ops", ()):
+                plugin_ops.setdefault(op, mod)
+    for node, name in _op_registrations(m.tree, m.nodes):
+        flags = context_flags(node, m.parents)
+        if flags["guarded"] or flags["conditional"] or flags["function_level"]:
+            continue  # guarded registration: the plugin's way to avoid a duplicate
+        where = pinned_ops.get(name)
+        if where:
+            # certain when this file imports the registering module (e.g. to subclass from it);
+            # otherwise only when something else imports that module too
+            imported = any(b.module == where or b.module.startswith(where + ".") for b in m.bindings)
+            m.add("P11", node, f"custom op {name!r} is already registered by the pinned vLLM ({where}): "
+                  "registering it again raises `Duplicate op name`" + ("" if imported else
+                                                                       " once both modules are imported"),
+                  fix="rename the op or guard the registration (e.g. `if not hasattr(torch.ops.vllm, ...)`)",
+                  severity="error" if imported else "warning",
+                  data={"op": name, "registered_by": where, "pinned": True, "certain": imported,
+                        "import_time": True})
+        elif name in plugin_ops:
+            m.add("P11", node, f"custom op {name!r} is also registered by plugin module {plugin_ops[name]}",
+                  fix="register it in one module and import it from there", data={
+                      "op": name, "registered_by": plugin_ops[name], "pinned": False, "import_time": True})
+    if plugin is None:
+        return
+    # the same ops reached through two plugin module paths
+    for b in m.bindings:
+        if b.type_checking or b.guarded or b.module.split(".")[0] != PLUGIN:
+            continue
+        target = b.module if b.name is None else b.module
+        sym = m.apis.resolve(b.module, b.name) if b.name else None
+        if sym is not None and sym.kind == "module":
+            target = sym.module
+        elif sym is not None and sym.kind == "class":
+            target = sym.module
+        rec = plugin.module(target)
+        if not rec:
+            continue
+        for op in rec.get("ops", ()):
+            for mod, other in plugin.modules.items():
+                if mod in (target, m.ctx.module) or op not in other.get("ops", ()):
+                    continue
+                m.add("P11", b.node, f"`{target}` registers custom op {op!r}, which `{mod}` registers too: "
+                      "importing both raises `Duplicate op name`", fix="import the op classes from one "
+                      "module path (the one the parent model uses)",
+                      data={"op": op, "module": target, "other_module": mod, "two_paths": True,
+                            "import_time": b.import_time})
+                break
+
+
+# -- check 8: __init__ that skips its parent ---------------------------------------------------------------
+def check_incomplete_init(m: ModuleFacts) -> None:
+    for cls in m.local_classes.values():
+        init = next((s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None)
+        if init is None:
+            continue
+        skips = False
+        calls_super = False
+        for node in ast.walk(init):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "__init__":
+                v = node.func.value
+                if isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id == "super":
+                    calls_super = True
+                else:
+                    sym = m.resolve_expr(v)
+                    written = dotted(v) or ""
+                    if (sym is not None and sym.kind == "external" and _normalise_external(sym.qualname)
+                            == "torch.nn.Module") or written in ("nn.Module", "torch.nn.Module"):
+                        skips = True
+                    elif sym is not None and sym.kind == "class":
+                        calls_super = True  # an explicit parent init
+        if not skips or calls_super:
+            continue
+        lin = m.hierarchy.linearize(("local", cls))
+        own, dynamic = m.hierarchy.local_members(cls)
+        if dynamic:
+            continue
+        skipped = [(o[0], o[1]) for k, o in lin[1:] if k == "pinned"]
+        if not skipped:
+            continue
+        set_by_init: set[str] = set()
+        for _, rec in skipped:
+            set_by_init |= set(rec.get("sets", {}).get("__init__", ()))
+        overridden = set(own)
+        missing: dict[str, list[str]] = {}
+        for sym, rec in skipped:
+            for method, reads in rec.get("reads", {}).items():
+                if method == "__init__" or method in overridden:
+                    continue
+                for attr in reads:
+                    if attr in set_by_init and attr not in own and not _class_level(skipped, attr):
+                        missing.setdefault(attr, []).append(f"{sym.name}.{method}")
+            overridden |= set(rec["methods"])
+        if missing:
+            attrs = sorted(missing)
+            parent = skipped[0][0].qualname
+            # certain when a reading method runs anyway: the framework's forward, or one this class calls
+            called = {n.func.attr for n in m.subtree(cls) if isinstance(n, ast.Call)
+                      and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
+                      and n.func.value.id == "self"}
+            certain = any(m.split(".")[-1] in called or m.split(".")[-1] == "forward"
+                          for ms in missing.values() for m in ms)
+            m.add("P12", init, f"{cls.name}.__init__ calls nn.Module.__init__ instead of {skipped[0][0].name}."
+                  f"__init__ and never sets {', '.join(attrs)}, which inherited methods read",
+                  fix="set these attributes in the override (as the parent's __init__ does)",
+                  severity="error" if certain else "warning",
+                  data={"class": cls.name, "parent": parent, "missing": attrs, "certain": certain,
+                        "read_by": {a: sorted(set(m)) for a, m in missing.items()}})
+
+
+def _class_level(classes: list[tuple], attr: str) -> bool:
+    for _, rec in classes:
+        sets = set().union(*[set(v) for v in rec.get("sets", {}).values()]) if rec.get("sets") else set()
+        if attr in rec["methods"] or (attr in rec["attrs"] and attr not in sets):
+            return True
+    return False
+
+
+# -- check 9: merged projections built as ColumnParallelLinear ---------------------------------------
+def check_merged_projections(m: ModuleFacts) -> None:
+    for node in m.nodes:
+        if not isinstance(node, ast.Call):
+            continue
+        sym = m.resolve_expr(node.func)
+        if sym is None or sym.name != "ColumnParallelLinear" or sym.kind != "class":
+            continue
+        size = next((k.value for k in node.keywords if k.arg == "output_size"), None)
+        if size is None and len(node.args) >= 2:
+            size = node.args[1]
+        terms = _sum_terms(m, size, node)
+        if len(terms) < 2 or len({ast.dump(t) for t in terms}) < 2:
+            continue
+        target = m.parents.get(node)
+        attr = None
+        if isinstance(target, ast.Assign) and isinstance(target.targets[0], ast.Attribute):
+            attr = target.targets[0].attr
+        if attr and _has_custom_loader(m, attr):
+            continue
+        parts = [ast.unparse(t) for t in terms]
+        m.add("P8", node, f"ColumnParallelLinear{' ' + attr if attr else ''} has output_size "
+              f"{' + '.join(parts)}: a merged projection of sub-projections of different sizes is sharded "
+              "wrongly under tensor parallelism", fix="use MergedColumnParallelLinear(input_size, "
+              f"output_sizes=[{', '.join(parts)}])", data={"attr": attr, "output_sizes": parts})
+
+
+def _sum_terms(m, node: ast.AST | None, call: ast.Call) -> list[ast.AST]:
+    if node is None:
+        return []
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _sum_terms(m, node.left, call) + _sum_terms(m, node.right, call)
+    # one level of indirection: a name / m.attr assigned a sum in the same function
+    func = m.enclosing(call, (ast.FunctionDef, ast.AsyncFunctionDef))
+    if func is not None and isinstance(node, (ast.Name, ast.Attribute)):
+        written = ast.dump(node).replace("ctx=Load()", "")
+        for stmt in ast.walk(func):
+            if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                    and ast.dump(stmt.targets[0]).replace("ctx=Store()", "") == written
+                    and isinstance(stmt.value, ast.BinOp) and isinstance(stmt.value.op, ast.Add)):
+                return _sum_terms(m, stmt.value, call) if stmt.lineno < call.lineno else []
+    return [node]
+
+
+def _has_custom_loader(m, attr: str) -> bool:
+    """``set_weight_attrs(m.<attr>.weight, {"weight_loader": ...})`` shards the merged parts itself."""
+    for node in m.nodes:
+        if isinstance(node, ast.Call) and (dotted(node.func) or "").endswith("set_weight_attrs") and node.args:
+            if attr in (dotted(node.args[0]) or "").split("."):
+                return True
+    return False
+
+
+# -- check 6 (one file): config bridges ---------------------------------------------------------------
+def check_config_bridges(m: ModuleFacts) -> None:
+    for cls in m.local_classes.values():
+        lin = m.hierarchy.linearize(("local", cls))
+        if not any(k == "pinned" and o[0].name in ("PretrainedConfig", "PreTrainedConfig")
+                   and o[0].module.startswith("transformers") for k, o in lin):
+            continue
+        if any(k == "unknown" for k, _ in lin):
+            continue
+        has_type = False
+        for k, o in lin:
+            if k == "local" and "model_type" in m.hierarchy.local_members(o)[0]:
+                has_type = True
+            elif k == "pinned" and o[0].name not in ("PretrainedConfig", "PreTrainedConfig") and (
+                    "model_type" in o[1]["attrs"]):
+                has_type = True
+        if not has_type:
+            m.add("P15", cls, f"config class {cls.name} has no `model_type`: vLLM cannot map the "
+                  "checkpoint's config.json to it", fix='add `model_type = "<model_type of config.json>"`',
+                  data={"class": cls.name, "problem": "no-model-type"})
+
+
+# -- check 10: cleanliness ---------------------------------------------------------------------------
+def check_cleanliness(m: ModuleFacts) -> None:
+    docstrings = set()
+    for node in m.nodes:
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    for node in m.nodes:
+        if isinstance(node, ast.ExceptHandler) and node.type is None:
+            m.add("P19", node, "bare `except:` also catches KeyboardInterrupt/SystemExit and hides real errors",
+                  fix="catch a specific exception (at least `except Exception:`)", data={"kind": "bare-except"})
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            if HARDCODED_PATH.search(node.value):
+                m.add("P19", node, f"hard-coded path {node.value[:60]!r}", fix="take the path from "
+                      "configuration or an argument", data={"kind": "hard-coded-path", "value": node.value})
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "breakpoint":
+            m.add("P19", node, "leftover `breakpoint()`", fix="remove it", data={"kind": "debug"})
+    for b in m.bindings:
+        if b.module.split(".")[0] in DEBUG_MODULES:
+            m.add("P19", b.node, f"leftover debug import `{b.module}`", fix="remove it",
+                  data={"kind": "debug", "module": b.module})
+
+
+def _op_registrations(tree: ast.AST, nodes: list | None = None) -> list[tuple[ast.AST, str]]:
+    """(node, op name) of ``CustomOp.register("x")`` / ``direct_register_custom_op(op_name="x")``."""
+    out = []
+    for node in nodes if nodes is not None else ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = dotted(node.func) or ""
+        if func.endswith("CustomOp.register") or func.endswith("CustomOp.register_oot"):
+            key, pos = "name", 0
+        elif func.rsplit(".", 1)[-1] == "direct_register_custom_op":
+            key, pos = "op_name", 0
+        else:
+            continue
+        name = None
+        for kw in node.keywords:
+            if kw.arg == key and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
+                name = kw.value.value
+        if name is None and len(node.args) > pos and isinstance(node.args[pos], ast.Constant):
+            name = node.args[pos].value if isinstance(node.args[pos].value, str) else None
+        if name:
+            out.append((node, name))
+    return out
