@@ -10,36 +10,15 @@ import ast
 from flagos_migrate.analysis.facts import ModuleFacts
 from flagos_migrate.analysis.signatures import callee, render_signature
 from flagos_migrate.astutil import context_flags
+from flagos_migrate.catalog.findings import Finding
+from flagos_migrate.catalog.tables import (
+    KWARG_RENAMES,
+    SAFE_DROP_KWARG_NAMES,
+    SAFE_DROP_KWARGS,
+    SAFE_DROP_WHEN,
+)
 from flagos_migrate.migrate import backports
-
-# Keywords that are optional refinements: dropping them keeps behaviour on the pinned version.
-# (callee qualname suffix, kwarg) -> safe. Anything not listed is not safe to drop.
-SAFE_DROP_KWARGS: dict[tuple[str, str], bool] = {
-    ("WeightsMapper", "orig_to_new_stacked"): False,  # carries qkv/gate_up stacking
-    ("support_torch_compile", "enable_if"): False,
-    ("RMSNorm", "has_weight"): False,
-    ("Attention", "attn_type"): False,
-}
-SAFE_DROP_KWARG_NAMES = frozenset({"disable_tp", "return_bias", "prefix_separator"})
-# Safe only in some calls: (callee, kwarg) -> (literal value it must have or None, keyword the same
-# call must also pass). ``is_encoder`` tags a multimodal encoder for upstream's compile cache; with
-# ``enable_if`` (the pinned ``should_torch_compile_mm_vit`` check) the pinned decorator compiles it
-# exactly when upstream would, which is how the pinned vLLM's own vision blocks are decorated.
-# Upstream split ``default_pooling_type(pooling_type)`` into a sequence and a token pooling type;
-# the pinned token poolers pool ALL tokens whatever the type says (only "STEP" changes them), so a
-# token type of "ALL" next to a sequence type (which becomes the pinned one) says nothing new.
-# Alone it becomes the pinned type, as the pinned token-classification models spell it ("ALL").
-SAFE_DROP_WHEN: dict[tuple[str, str], tuple[str | None, str]] = {
-    ("support_torch_compile", "is_encoder"): (None, "enable_if"),
-    ("default_pooling_type", "tok_pooling_type"): ("ALL", "seq_pooling_type"),
-}
-# Keywords that the pinned signature spells differently: (callee, kwarg) -> (pinned keyword, keywords
-# that must not be passed too, unless they are dropped). The pinned single pooling type is the
-# sequence one ("CLS" for bert); a token type becomes it only when it is the only one passed.
-KWARG_RENAMES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
-    ("default_pooling_type", "seq_pooling_type"): ("pooling_type", frozenset({"tok_pooling_type"})),
-    ("default_pooling_type", "tok_pooling_type"): ("pooling_type", frozenset({"seq_pooling_type"})),
-}
+from flagos_migrate.migrate.edits import Edits
 
 
 def check_calls(m: ModuleFacts) -> None:
@@ -130,3 +109,15 @@ def _kwarg_rename(callee: str, kwarg: str, passed: list[str], accepted: set[str]
     if new not in accepted or new in passed or exclusive & (set(passed) - dropped):
         return None
     return new
+
+
+def propose_edits(f: Finding, edits: Edits) -> bool:
+    """P6: drop a safe keyword or rename it as the table says; False when the finding asks for more."""
+    d = f.data
+    if f.rule == "P6" and d.get("safe_drop") and d.get("kwarg"):
+        edits.drop_kwargs[(f.line, d["kwarg"])] = "P6"
+        return True
+    if f.rule == "P6" and d.get("rename_to") and d.get("kwarg"):
+        edits.rename_kwargs[(f.line, d["kwarg"], d["rename_to"])] = "P6"
+        return True
+    return False

@@ -6,8 +6,9 @@ finding). Every answer that the index cannot give for sure (unknown bases, lazy 
 outside the indexed packages, dynamic code) produces no finding: the plugin's migrated files ran
 in production on the pinned vLLM, so a false alarm costs more than a miss here.
 
-The checks live by concern next to this module (``imports``, ``calls``, ``members``,
-``structure``, ``bridges``); ``CHECKS`` is the order they run in.
+The checks live by concern next to this module (``imports``, ``removed``, ``calls``, ``members``,
+``structure``, ``bridges``), each with the edits its findings propose; ``CHECKS`` is the order they
+run in. The migration engine makes no finding of its own: what it rewrites, the validator reports.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import ast
 import warnings
 
-from flagos_migrate.analysis import calls, imports, members, structure
+from flagos_migrate.analysis import calls, imports, members, removed, structure
 from flagos_migrate.analysis.facts import AnalysisContext, ModuleFacts
 from flagos_migrate.astutil import ImportBinding, Usage, import_bindings, name_usage
 from flagos_migrate.catalog.findings import Finding
@@ -26,9 +27,13 @@ from flagos_migrate.pinned.index_builder import custom_op_names
 CHECKS = (
     imports.check_imports,
     imports.check_module_attributes,
+    imports.check_backport_imports,
+    removed.check_removed_apis,
     calls.check_calls,
     members.check_methods,
+    members.check_mark_contexts,
     members.check_config_attributes,
+    members.check_attr_renames,
     structure.check_custom_ops,
     structure.check_incomplete_init,
     structure.check_merged_projections,

@@ -11,26 +11,9 @@ import os
 from flagos_migrate.analysis.facts import PLUGIN, ModuleFacts
 from flagos_migrate.astutil import ImportBinding, Usage, context_flags
 from flagos_migrate.catalog.findings import Finding
+from flagos_migrate.catalog.tables import ISINSTANCE_EQUIVALENTS, TRANSFORMERS_RENAMES
 from flagos_migrate.migrate import backports
-
-# transformers 5 spellings -> the 4.57.6 name (each checked against both indexes by a test)
-TRANSFORMERS_RENAMES = {
-    "PreTrainedConfig": "PretrainedConfig",
-}
-
-# Upstream classes that merged several pinned ones, for code that only asks ``isinstance(x, Cls)``:
-# (upstream module, class) -> the pinned (module, class) pairs. Upstream's AutoAWQConfig unified the
-# AWQ configs (Triton, Marlin); the pinned vLLM's own models check ``(GPTQConfig, GPTQMarlinConfig)``.
-ISINSTANCE_EQUIVALENTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
-    ("vllm.model_executor.layers.quantization.auto_awq", "AutoAWQConfig"): (
-        ("vllm.model_executor.layers.quantization.awq", "AWQConfig"),
-        ("vllm.model_executor.layers.quantization.awq_marlin", "AWQMarlinConfig"),
-    ),
-    ("vllm.model_executor.layers.quantization.auto_gptq", "AutoGPTQConfig"): (
-        ("vllm.model_executor.layers.quantization.gptq", "GPTQConfig"),
-        ("vllm.model_executor.layers.quantization.gptq_marlin", "GPTQMarlinConfig"),
-    ),
-}
+from flagos_migrate.migrate.edits import ImportAction
 
 # compiled extension modules of the vLLM wheel (not in a source index, but importable)
 COMPILED_MODULES = frozenset({
@@ -274,8 +257,10 @@ def _guarded_by_hasattr(m, node: ast.AST) -> bool:
     return attr is not None and attr in m.hasattr_names
 
 
+# rules about an import statement: one that cannot resolve blocks even inside a function
+IMPORT_STATEMENT_RULES = frozenset({"P1", "P2", "P3", "P5", "P13", "P14", "P18", "P20"})
 # rules whose error findings, when they run at import time, make ``import`` of the file fail
-IMPORT_FAILURE_RULES = frozenset({"P1", "P2", "P3", "P5", "P6", "P7", "P11", "P13", "P14", "P18", "P20"})
+IMPORT_FAILURE_RULES = IMPORT_STATEMENT_RULES | {"P6", "P7", "P11"}
 
 
 def import_blockers(findings: list[Finding]) -> list[Finding]:
@@ -291,3 +276,46 @@ def import_blockers(findings: list[Finding]) -> list[Finding]:
     return out
 
 
+def blocks_import(f: Finding) -> bool:
+    """A finding that stops a vendored slice from being taken: an import that cannot resolve, or
+    anything that fails while the module is imported. Call and attribute problems inside function
+    bodies stay in the plan as "left for you" on the compat module, like any migrated file's."""
+    if not f.is_issue:
+        return False
+    if f.data.get("import_time") is True:
+        return True
+    # an import statement that cannot resolve blocks even inside a function: the helper could never work
+    return f.rule in IMPORT_STATEMENT_RULES and not f.data.get("attribute_access")
+
+
+# -- check: names a back-port of the plugin shadows (P22) ----------------------------------------
+def check_backport_imports(m: ModuleFacts) -> None:
+    """Once a back-port is in the plugin (or comes with this migration), every import of a name it
+    shadows comes from it: mappers and loaders must come in pairs."""
+    for bp in backports.BACKPORTS:
+        if m.ctx.module == bp.module or not m.apis.has_module(bp.module):
+            continue
+        for b in m.bindings:
+            if b.name and not b.type_checking and bp.repoints(b.module, b.name):
+                m.add("P22", b.node, f"`{b.name}` comes from the back-port {bp.module} ({bp.what})",
+                      line=b.line, col=0, fix=f"from {bp.module} import {b.name}", autofix=True,
+                      data={"name": b.name, "module": b.module, "backport": bp.module})
+
+
+def import_action(f: Finding) -> ImportAction | None:
+    """The edit an import finding proposes by itself (the migration first re-points modules that
+    come along or are bridged)."""
+    d = f.data
+    if f.rule == "P5" and d.get("new_name"):
+        return ImportAction("P5", "rename", None, d["new_name"])
+    if f.rule == "P13" and d.get("new_module"):
+        return ImportAction("P13", "repoint", d["new_module"])
+    if f.rule == "P13" and d.get("equivalent"):
+        return ImportAction("P13", "equivalent", targets=tuple(tuple(pair) for pair in d["equivalent"]))
+    if d.get("unused"):
+        return ImportAction("P3", "remove")
+    if f.rule == "P14" and d.get("annotation_only") and d.get("import_time", True):
+        return ImportAction("P14", "type_checking")
+    if f.rule == "P22":
+        return ImportAction("P22", "repoint", d["backport"])
+    return None

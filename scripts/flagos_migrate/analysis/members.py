@@ -9,30 +9,15 @@ import ast
 
 from flagos_migrate.analysis.facts import ModuleFacts
 from flagos_migrate.analysis.signatures import NO_INIT_BASES
+from flagos_migrate.catalog.findings import Finding
+from flagos_migrate.catalog.tables import (
+    ATTR_RENAMES,
+    CONFIG_ATTR_RENAMES,
+    CONFIG_CLASSES,
+    MARK_CONTEXT_MANAGERS,
+)
+from flagos_migrate.migrate.edits import Edits
 from flagos_migrate.pinned.api_index import Symbol, _normalise_external
-
-# upstream context managers that mark sub-modules; the migration unwraps them
-MARK_CONTEXT_MANAGERS = frozenset({"_mark_tower_model", "_mark_language_model", "_mark_composite_model"})
-
-# variable names that hold vLLM config objects -> the class that defines them in vllm.config
-CONFIG_CLASSES = {
-    "cache_config": "CacheConfig",
-    "model_config": "ModelConfig",
-    "parallel_config": "ParallelConfig",
-    "scheduler_config": "SchedulerConfig",
-    "lora_config": "LoRAConfig",
-    "speculative_config": "SpeculativeConfig",
-    "compilation_config": "CompilationConfig",
-    "device_config": "DeviceConfig",
-    "load_config": "LoadConfig",
-    "multimodal_config": "MultiModalConfig",
-    "quant_config": None,  # many classes: never judged
-}
-
-# known renames of config attributes: (config var, upstream attr) -> pinned spelling
-CONFIG_ATTR_RENAMES = {
-    ("cache_config", "mamba_cache_mode"): "enable_prefix_caching",
-}
 
 
 # -- check: self.X() / super().X() ---------------------------------------------------------------
@@ -163,3 +148,67 @@ def _config_aliases(m) -> dict[str, str]:
                 and isinstance(node.value, ast.Attribute) and node.value.attr in CONFIG_CLASSES):
             counted[node.targets[0].id] = counted.get(node.targets[0].id, 0) + 1
     return {n: k for n, k in out.items() if n not in spoiled and stores.get(n, 0) == counted.get(n, 0)}
+
+
+# -- check: marker context managers the pinned vLLM has nowhere (P4) -----------------------------
+_MARKS_MISSING: dict[int, bool] = {}
+
+
+def _pinned_lacks_marks(m: ModuleFacts) -> bool:
+    key = id(m.apis.vllm)
+    if key not in _MARKS_MISSING:
+        sym = m.apis.resolve("vllm.model_executor.models.interfaces", "SupportsMultiModal")
+        _MARKS_MISSING[key] = sym is None or sym.kind != "class" or not any(
+            m.apis.class_has_member(sym, name) for name in MARK_CONTEXT_MANAGERS)
+    return _MARKS_MISSING[key]
+
+
+def check_mark_contexts(m: ModuleFacts) -> None:
+    """``with x._mark_tower_model(...):`` where the pinned SupportsMultiModal has none of the markers:
+    the hierarchy check above judges only classes with known pinned bases; these methods exist nowhere."""
+    withs = [n for n in m.nodes if isinstance(n, (ast.With, ast.AsyncWith)) and len(n.items) == 1
+             and n.items[0].optional_vars is None and isinstance(n.items[0].context_expr, ast.Call)
+             and isinstance(n.items[0].context_expr.func, ast.Attribute)
+             and n.items[0].context_expr.func.attr in MARK_CONTEXT_MANAGERS]
+    if not withs or not _pinned_lacks_marks(m):
+        return
+    reported = {f.line for f in m.found("P4") if f.data.get("method") in MARK_CONTEXT_MANAGERS}
+    for node in withs:
+        method = node.items[0].context_expr.func.attr
+        if node.lineno not in reported:
+            m.add("P4", node, f"`self.{method}(...)` context manager does not exist in the pinned vLLM",
+                  fix="unwrap the context manager (its body runs directly)", autofix=True,
+                  data={"method": method, "via": "self"})
+
+
+# -- check: renamed config attributes compared where the config variable is not recognised (P9) ---
+_OPS = {ast.Eq: "==", ast.NotEq: "!="}
+
+
+def check_attr_renames(m: ModuleFacts) -> None:
+    """``<anything>.mamba_cache_mode == "all"``: the comparison the rename table knows how to rewrite,
+    when the pinned config class lacks the attribute and no P9 above named it already."""
+    named = {f.data.get("attr") for f in m.found("P9")}
+    for attr, (var, new_attr, semantics) in ATTR_RENAMES.items():
+        if attr in named:
+            continue
+        for node in m.nodes:
+            if (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.left, ast.Attribute)
+                    and node.left.attr == attr and type(node.ops[0]) in _OPS
+                    and isinstance(node.comparators[0], ast.Constant)
+                    and (_OPS[type(node.ops[0])], node.comparators[0].value) in semantics):
+                sym = _config_class(m, var)
+                if sym is None or m.apis.class_has_member(sym, attr) is not False:
+                    return
+                m.add("P9", node, f"`{var}.{attr}` does not exist in the pinned vLLM; compared as `{new_attr}`",
+                      fix=f"use `{var}.{new_attr}`", autofix=True,
+                      data={"config": var, "config_class": sym.qualname, "attr": attr, "rename": new_attr})
+                break
+
+
+def propose_edits(f: Finding, edits: Edits) -> None:
+    """P4: unwrap the marker context managers; P9: apply the attribute renames of the table."""
+    if f.rule == "P4" and f.data.get("method") in MARK_CONTEXT_MANAGERS:
+        edits.unwrap[f.line] = "P4"
+    elif f.rule == "P9" and f.data.get("attr") in ATTR_RENAMES:
+        edits.attr_renames[f.data["attr"]] = "P9"

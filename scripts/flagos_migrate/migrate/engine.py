@@ -10,30 +10,23 @@ plan, apply and the validator can never disagree.
 from __future__ import annotations
 
 import ast
-import builtins
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from flagos_migrate.analysis import (
     AnalysisContext,
     analyze_source,
+    calls,
     import_bindings,
     import_blockers,
+    members,
     name_usage,
 )
+from flagos_migrate.analysis.imports import blocks_import, import_action
 from flagos_migrate.astutil import parse_source
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.migrate import backports
-from flagos_migrate.migrate.rewrites import (
-    ATTR_RENAMES,
-    DEBUG_CONTEXT_MANAGERS,
-    MARK_CONTEXT_MANAGERS,
-    Edits,
-    ImportAction,
-    apply_edits,
-    mark_context_lines,
-    parse,
-)
+from flagos_migrate.migrate.edits import Edits, ImportAction
+from flagos_migrate.migrate.rewrites import apply_edits
 from flagos_migrate.migrate.tf5_configs import BASE_MODULE as TF5_BASE_MODULE
 from flagos_migrate.migrate.tf5_configs import Transformers5, base_text, open_transformers5
 from flagos_migrate.migrate.upstream import (
@@ -61,10 +54,8 @@ from flagos_migrate.plugin.tree import PACKAGE, PluginTree
 
 MAX_PASSES = 10
 MAX_VENDOR_DEPTH = 4
-# rules whose findings are problems the migration must leave for a human when they remain
-BUILTINS = frozenset(dir(builtins)) | {"self", "cls", "__class__"}
-
-
+# findings about one imported name, whose edit is an import action
+IMPORT_FINDINGS = frozenset({"P2", "P3", "P5", "P13", "P14", "P22"})
 @dataclass
 class Unit:
     """One module the migration writes into the plugin."""
@@ -77,7 +68,6 @@ class Unit:
     rules: set[str] = field(default_factory=set)
     before: list[Finding] = field(default_factory=list)
     after: list[Finding] = field(default_factory=list)
-    synthetic: list[Finding] = field(default_factory=list)  # rewrites made without a finding
 
     @property
     def relpath(self) -> str:
@@ -85,7 +75,7 @@ class Unit:
 
     def fixed(self) -> list[Finding]:
         left = {(f.rule, f.message) for f in self.after}
-        return [f for f in self.before if (f.rule, f.message) not in left] + self.synthetic
+        return [f for f in self.before if (f.rule, f.message) not in left]
 
 
 _RECORD_CACHE: dict[str, tuple[tuple[int, int], dict | None]] = {}
@@ -112,49 +102,6 @@ def plugin_records(plugin: PluginTree) -> dict[str, dict]:
     return out
 
 
-@lru_cache(maxsize=4)
-def pinned_method_names(apis_id: int, apis: PinnedApis) -> frozenset[str]:
-    """Every method name some pinned vLLM class defines (hooks vLLM may call)."""
-    out: set[str] = set()
-    for rec in apis.vllm.modules.values():
-        for cls in rec.get("classes", {}).values():
-            out.update(cls.get("methods", {}))
-    return frozenset(out)
-
-
-def _hook_methods(tree: ast.Module, missing: set[str], pinned_methods: frozenset[str]) -> dict[tuple[str, str], tuple]:
-    """Methods whose whole body is one statement using only missing names: (class, method) -> span."""
-    out = {}
-    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
-        for fn in cls.body:
-            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) or fn.name in pinned_methods:
-                continue
-            body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-            if len(body) != 1 or not isinstance(body[0], (ast.Return, ast.Expr)):
-                continue
-            params = {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)}
-            used = {n.id for n in ast.walk(body[0]) if isinstance(n, ast.Name)} - params - BUILTINS
-            if used and used <= missing:
-                start = min([fn.lineno] + [d.lineno for d in fn.decorator_list])
-                out[(cls.name, fn.name)] = (start, fn.end_lineno)
-    return out
-
-
-IMPORT_RULES = frozenset({"P1", "P2", "P3", "P5", "P13", "P14", "P18", "P20"})
-
-
-def blocks_import(f: Finding) -> bool:
-    """A finding that stops a vendored slice from being taken: an import that cannot resolve, or
-    anything that fails while the module is imported. Call and attribute problems inside function
-    bodies stay in the plan as "left for you" on the compat module, like any migrated file's."""
-    if not f.is_issue:
-        return False
-    if f.data.get("import_time") is True:
-        return True
-    # an import statement that cannot resolve blocks even inside a function: the helper could never work
-    return f.rule in IMPORT_RULES and not f.data.get("attribute_access")
-
-
 class Migration:
     """Everything one ``apply`` would write, computed in memory."""
 
@@ -178,8 +125,6 @@ class Migration:
         self._base = plugin_records(plugin)
         self._overlay: dict[str, dict] = {}
         self._apis_cache: PinnedApis | None = None
-        self._pinned_methods = pinned_method_names(id(apis), apis)
-        self._mark_missing = self._pinned_lacks_mark_methods()
         self.tf5_bridged: dict[str, str] = {}  # transformers 5 class the model imports -> its bridge module
         self._tf5: Transformers5 | None | bool = False  # False: not opened yet
         self._fill_model_type_from_tf5()
@@ -197,12 +142,6 @@ class Migration:
             index = ApiIndex.from_records(PACKAGE, "plugin", {**self._base, **self._overlay})
             self._apis_cache = self.apis.with_package(index)
         return self._apis_cache
-
-    def _pinned_lacks_mark_methods(self) -> bool:
-        sym = self.apis.resolve("vllm.model_executor.models.interfaces", "SupportsMultiModal")
-        if sym is None or sym.kind != "class":
-            return True
-        return not any(self.apis.class_has_member(sym, m) for m in MARK_CONTEXT_MANAGERS)
 
     # -- transformers 5 config bridges (P2) ----------------------------------------------------
 
@@ -463,12 +402,13 @@ class Migration:
         unit.after = findings
 
     def derive(self, unit: Unit, text: str, findings: list[Finding], depth: int) -> Edits:
+        """The edits this pass makes: each finding's own proposal (next to its check in ``analysis``),
+        then what needs the migration's state (modules that come along, bridges, vendoring)."""
         edits = Edits()
         tree = parse_source(text, unit.relpath)
         if tree is None:
             return edits
         aliases = {(b.line, b.name): b for b in import_bindings(tree, unit.origin or unit.module)}
-        runtime_missing: dict[str, Finding] = {}
         for b in aliases.values():
             # absolute imports of a module that comes along (or that the plugin holds): the names may
             # exist on the pinned version too, so no finding asks for it, but the pinned copy lacks
@@ -476,47 +416,39 @@ class Migration:
             if (b.name and not b.level and not b.type_checking and b.module != unit.origin
                     and b.module in self.redirects and (b.line, b.name) not in edits.imports):
                 edits.imports[(b.line, b.name)] = ImportAction("P1", "repoint", self.redirects[b.module])
-        for bp in self.backports:
-            # every import of a shadowed name, used with the new keywords or not: mappers and loaders
-            # of the migrated files must come in pairs
-            for b in aliases.values():
-                if b.name and bp.repoints(b.module, b.name) and not b.type_checking:
-                    edits.imports[(b.line, b.name)] = ImportAction("P22", "repoint", bp.module)
-                    unit.synthetic.append(Finding(
-                        "P22", unit.relpath, b.line, 0, f"`{b.name}` comes from the back-port {bp.module} "
-                        f"({bp.what})", autofix=True, data={"name": b.name, "backport": bp.module}))
-        for f in findings:
-            d = f.data
+        runtime_missing: dict[str, Finding] = {}
+        removed: list[Finding] = []  # P17 / P21: decided once every import's fate is known
+        # back-port re-points first: a later finding on the same name (an unused import) wins
+        for f in sorted(findings, key=lambda f: f.rule != "P22"):
             if f.rule == "P1":
                 self._relative(edits, f)
-            elif f.rule in ("P2", "P3", "P5", "P13", "P14"):
-                name = d.get("name")
-                if not name:
-                    if d.get("unused") and f.rule == "P3":  # ``import missing.module`` that nothing uses
-                        edits.imports[(f.line, None)] = ImportAction("P3", "remove")
-                    continue
-                act = self._import_action(f)
-                if act is not None:
-                    edits.imports[(f.line, name)] = act
-                elif f.rule == "P3" and d.get("used_at_runtime") and not d.get("attribute_access") and not d.get("backport"):
-                    b = aliases.get((f.line, name))
-                    if b is not None:
-                        runtime_missing[b.alias] = f
-            elif f.rule == "P4" and d.get("method") in MARK_CONTEXT_MANAGERS:
-                edits.unwrap[f.line] = "P4"
-            elif f.rule == "P6" and d.get("safe_drop") and d.get("kwarg"):
-                edits.drop_kwargs[(f.line, d["kwarg"])] = "P6"
-            elif f.rule == "P6" and d.get("rename_to") and d.get("kwarg"):
-                edits.rename_kwargs[(f.line, d["kwarg"], d["rename_to"])] = "P6"
-            elif f.rule in ("P6", "P7") and d.get("callee") and not d.get("backport") and not d.get("safe_drop"):
-                self._vendor_changed_function(d["callee"], aliases.values(), tree, edits, depth)
-            elif f.rule == "P9" and d.get("attr") in ATTR_RENAMES:
-                edits.attr_renames[d["attr"]] = "P9"
-        if findings is unit.before:
-            self._fallbacks(unit, text, findings, edits)
+            elif f.rule in IMPORT_FINDINGS:
+                self._import(edits, f, aliases, runtime_missing)
+            elif f.rule in ("P4", "P9"):
+                members.propose_edits(f, edits)
+            elif f.rule in ("P6", "P7"):
+                if not calls.propose_edits(f, edits) and f.data.get("callee") and not f.data.get("backport"):
+                    self._vendor_changed_function(f.data["callee"], aliases.values(), tree, edits, depth)
+            elif f.rule in ("P17", "P21"):
+                removed.append(f)
         if runtime_missing:
-            self._hooks_or_vendor(unit, tree, runtime_missing, edits, depth)
+            self._removed_or_vendor(runtime_missing, removed, edits, depth)
         return edits
+
+    def _import(self, edits: Edits, f: Finding, aliases: dict, runtime_missing: dict[str, Finding]) -> None:
+        d = f.data
+        name = d.get("name")
+        if not name:
+            if d.get("unused") and f.rule == "P3":  # ``import missing.module`` that nothing uses
+                edits.imports[(f.line, None)] = ImportAction("P3", "remove")
+            return
+        act = self._import_action(f)
+        if act is not None:
+            edits.imports[(f.line, name)] = act
+        elif f.rule == "P3" and d.get("used_at_runtime") and not d.get("attribute_access") and not d.get("backport"):
+            b = aliases.get((f.line, name))
+            if b is not None:
+                runtime_missing[b.alias] = f
 
     def _vendor_changed_function(self, callee: str, bindings, tree: ast.Module, edits: Edits, depth: int) -> None:
         """A module-level vLLM function whose pinned signature rejects upstream's call: upstream's own
@@ -574,64 +506,25 @@ class Migration:
     def _import_action(self, f: Finding) -> ImportAction | None:
         d = f.data
         mod, name = d["module"], d["name"]
-        if mod in self.redirects:
+        if mod in self.redirects and f.rule != "P22":
             return ImportAction("P2" if mod.startswith(CONFIGS_PKG) else "P1", "repoint", self.redirects[mod])
         if name in self.bridged and (mod.startswith(CONFIGS_PKG) or mod.split(".")[0] == "transformers"):
             return ImportAction("P2", "repoint", self.bridged[name])
-        if f.rule == "P5" and d.get("new_name"):
-            return ImportAction("P5", "rename", None, d["new_name"])
-        if f.rule == "P13" and d.get("new_module"):
-            return ImportAction("P13", "repoint", d["new_module"])
-        if f.rule == "P13" and d.get("equivalent"):
-            return ImportAction("P13", "equivalent", targets=tuple(tuple(pair) for pair in d["equivalent"]))
-        if d.get("unused"):
-            return ImportAction("P3", "remove")
-        if f.rule == "P14" and d.get("annotation_only") and d.get("import_time", True):
-            return ImportAction("P14", "type_checking")
-        return None
+        return import_action(f)
 
-    def _fallbacks(self, unit: Unit, text: str, findings: list[Finding], edits: Edits) -> None:
-        """Rewrites whose findings the analysis may not (yet) emit, decided from the pinned index."""
-        if self._mark_missing and "._mark_" in text:
-            # the analysis reports P4 only inside classes with pinned bases; the methods do not exist at all
-            for line, method in mark_context_lines(parse(text)).items():
-                if line in edits.unwrap:
-                    continue
-                edits.unwrap[line] = "P4"
-                unit.synthetic.append(Finding("P4", unit.relpath, line, 0, f"`self.{method}(...)` context "
-                                              "manager does not exist in the pinned vLLM", autofix=True,
-                                              data={"method": method}))
-        for attr, (new_attr, _) in ATTR_RENAMES.items():
-            if attr not in edits.attr_renames and f".{attr} " in text and self._config_lacks("CacheConfig", attr):
-                new = apply_edits(text, Edits(attr_renames={attr: "P9"}))
-                if new != text:
-                    edits.attr_renames[attr] = "P9"
-                    unit.synthetic.append(Finding("P9", unit.relpath, 1, 0, f"`cache_config.{attr}` does not "
-                                                  f"exist in the pinned vLLM; compared as `{new_attr}`",
-                                                  autofix=True, data={"attr": attr, "rename": new_attr}))
-
-    def _config_lacks(self, cls: str, attr: str) -> bool:
-        sym = self.apis.resolve("vllm.config", cls)
-        return sym is not None and self.apis.class_has_member(sym, attr) is False
-
-    def _hooks_or_vendor(self, unit: Unit, tree: ast.Module, missing: dict[str, Finding], edits: Edits,
-                         depth: int) -> None:
-        hooks = _hook_methods(tree, set(missing), self._pinned_methods)
-        spans = list(hooks.values())
-        usage = name_usage(tree) if hooks else {}
+    def _removed_or_vendor(self, missing: dict[str, Finding], removed: list[Finding], edits: Edits,
+                           depth: int) -> None:
+        """Names the pinned vLLM lacks and nothing re-points: hooks made of them go (P17), debug
+        context managers are unwrapped (P21), anything else is vendored from upstream (P16)."""
+        hooks = [f for f in removed if f.rule == "P17"]
+        debug = {f.data["alias"] for f in removed if f.rule == "P21"}
         for alias, f in missing.items():
-            lines = usage[alias].runtime_lines if alias in usage else []
-            if lines and hooks and all(any(a <= ln <= b for a, b in spans) for ln in lines):
-                for (cls, meth), (a, b) in hooks.items():
-                    if any(a <= ln <= b for ln in lines):
-                        if (cls, meth) not in edits.remove_methods:
-                            unit.synthetic.append(Finding(
-                                "P17", unit.relpath, a, 0, f"hook `{cls}.{meth}` uses only APIs the pinned vLLM "
-                                "lacks and no pinned class declares it", autofix=True,
-                                data={"class": cls, "method": meth}))
-                        edits.remove_methods[(cls, meth)] = "P17"
+            covering = [h for h in hooks if alias in h.data["names"]]
+            if covering:
+                for h in covering:
+                    edits.remove_methods[(h.data["class"], h.data["method"])] = "P17"
                 continue
-            if f.data["name"] in DEBUG_CONTEXT_MANAGERS.get(f.data["module"], ()):
+            if alias in debug:
                 edits.unwrap_calls[alias] = "P21"  # the import goes once nothing uses it
                 continue
             target = self.vendor(f.data["module"], f.data["name"], depth)

@@ -8,61 +8,13 @@ rewritten module; deciding *what* to rewrite is the job of ``migration.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from flagos_migrate.catalog.tables import ATTR_RENAMES, MARK_CONTEXT_MANAGERS
+from flagos_migrate.migrate.edits import Edits, ImportAction  # noqa: F401  (re-exported)
+
 LINE_LIMIT = 110
-
-
-@dataclass(frozen=True)
-class ImportAction:
-    """What happens to one imported name (``name`` None: the whole statement)."""
-
-    rule: str
-    kind: str  # repoint | remove | type_checking | rename | equivalent
-    new_module: str | None = None
-    new_name: str | None = None
-    targets: tuple[tuple[str, str], ...] = ()  # equivalent: the pinned (module, class) pairs it stands for
-
-
-@dataclass
-class Edits:
-    """Everything one pass rewrites; keys are the 1-based lines the findings point at."""
-
-    imports: dict[tuple[int, str | None], ImportAction] = field(default_factory=dict)
-    unwrap: dict[int, str] = field(default_factory=dict)  # line of ``with`` -> rule
-    unwrap_calls: dict[str, str] = field(default_factory=dict)  # local name of a P21 context manager -> rule
-    drop_kwargs: dict[tuple[int, str], str] = field(default_factory=dict)  # (call line, kwarg) -> rule
-    rename_kwargs: dict[tuple[int, str, str], str] = field(default_factory=dict)  # (line, old, new) -> rule
-    attr_renames: dict[str, str] = field(default_factory=dict)  # attr -> rule (table in ATTR_RENAMES)
-    remove_methods: dict[tuple[str, str], str] = field(default_factory=dict)  # (class, method) -> rule
-
-    def __bool__(self) -> bool:
-        return bool(self.imports or self.unwrap or self.unwrap_calls or self.drop_kwargs or self.rename_kwargs
-                    or self.attr_renames or self.remove_methods)
-
-    def rules(self) -> set[str]:
-        out = {a.rule for a in self.imports.values()}
-        for table in (self.unwrap, self.unwrap_calls, self.drop_kwargs, self.rename_kwargs, self.attr_renames,
-                      self.remove_methods):
-            out.update(table.values())
-        return out
-
-
-# Context managers of newer SupportsMultiModal that only tag sub-modules; unwrapping keeps the
-# initialisation they wrap (P4).
-MARK_CONTEXT_MANAGERS = frozenset({"_mark_tower_model", "_mark_language_model", "_mark_composite_model"})
-
-# Attribute renames with their comparison semantics (P9): upstream attr -> (pinned attr,
-# {(operator, literal): negate}). ``mamba_cache_mode == "all"`` means prefix caching is on.
-ATTR_RENAMES: dict[str, tuple[str, dict[tuple[str, str], bool]]] = {
-    "mamba_cache_mode": (
-        "enable_prefix_caching",
-        {("==", "all"): False, ("!=", "none"): False, ("==", "none"): True, ("!=", "all"): True},
-    ),
-}
 
 
 def parse(text: str) -> cst.Module:
@@ -392,13 +344,6 @@ def rewrite_imports(module: cst.Module, plan: dict[tuple[int, str | None], Impor
 # -- P4: unwrap _mark_* context managers -----------------------------------------------------------
 
 
-# Context managers (module-level functions) that only scope an upstream debugging aid (P21):
-# upstream module -> names.
-DEBUG_CONTEXT_MANAGERS: dict[str, frozenset[str]] = {
-    "vllm.utils.gpu_sync_debug": frozenset({"gpu_sync_allowed"}),
-}
-
-
 def _mark_call(item: cst.WithItem, plain: frozenset[str] = frozenset()) -> str | None:
     """Name of a ``self._mark_*(...)`` context manager, or of a plain ``name(...)`` in ``plain``."""
     call = item.item
@@ -520,7 +465,7 @@ class _AttrRenamer(cst.CSTTransformer):
         op = "==" if isinstance(comp.operator, cst.Equal) else "!=" if isinstance(comp.operator, cst.NotEqual) else None
         if op is None or not isinstance(comp.comparator, cst.SimpleString):
             return updated
-        new_attr, semantics = ATTR_RENAMES[attr]
+        _, new_attr, semantics = ATTR_RENAMES[attr]
         negate = semantics.get((op, comp.comparator.evaluated_value))
         if negate is None:
             return updated

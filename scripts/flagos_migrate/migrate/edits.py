@@ -1,0 +1,43 @@
+"""What one pass of the migration rewrites: plain data that the analysis' checks propose from their
+findings (``propose_edits`` next to each check) and that ``rewrites.apply_edits`` carries out.
+Kept free of libcst so the validator, which only proposes nothing, imports none of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ImportAction:
+    """What happens to one imported name (``name`` None: the whole statement)."""
+
+    rule: str
+    kind: str  # repoint | remove | type_checking | rename | equivalent
+    new_module: str | None = None
+    new_name: str | None = None
+    targets: tuple[tuple[str, str], ...] = ()  # equivalent: the pinned (module, class) pairs it stands for
+
+
+@dataclass
+class Edits:
+    """Everything one pass rewrites; keys are the 1-based lines the findings point at."""
+
+    imports: dict[tuple[int, str | None], ImportAction] = field(default_factory=dict)
+    unwrap: dict[int, str] = field(default_factory=dict)  # line of ``with`` -> rule
+    unwrap_calls: dict[str, str] = field(default_factory=dict)  # local name of a P21 context manager -> rule
+    drop_kwargs: dict[tuple[int, str], str] = field(default_factory=dict)  # (call line, kwarg) -> rule
+    rename_kwargs: dict[tuple[int, str, str], str] = field(default_factory=dict)  # (line, old, new) -> rule
+    attr_renames: dict[str, str] = field(default_factory=dict)  # attr -> rule (table in ATTR_RENAMES)
+    remove_methods: dict[tuple[str, str], str] = field(default_factory=dict)  # (class, method) -> rule
+
+    def __bool__(self) -> bool:
+        return bool(self.imports or self.unwrap or self.unwrap_calls or self.drop_kwargs or self.rename_kwargs
+                    or self.attr_renames or self.remove_methods)
+
+    def rules(self) -> set[str]:
+        out = {a.rule for a in self.imports.values()}
+        for table in (self.unwrap, self.unwrap_calls, self.drop_kwargs, self.rename_kwargs, self.attr_renames,
+                      self.remove_methods):
+            out.update(table.values())
+        return out
