@@ -11,7 +11,12 @@ import os
 from flagos_migrate.analysis.facts import PLUGIN, ModuleFacts
 from flagos_migrate.astutil import ImportBinding, Usage, context_flags
 from flagos_migrate.catalog.findings import Finding
-from flagos_migrate.catalog.tables import ISINSTANCE_EQUIVALENTS, TRANSFORMERS_RENAMES
+from flagos_migrate.catalog.tables import (
+    IMPORT_FAILURE_RULES,
+    IMPORT_STATEMENT_RULES,
+    ISINSTANCE_EQUIVALENTS,
+    TRANSFORMERS_RENAMES,
+)
 from flagos_migrate.migrate import backports
 from flagos_migrate.migrate.edits import ImportAction
 
@@ -255,12 +260,6 @@ def check_module_attributes(m: ModuleFacts) -> None:
 def _guarded_by_hasattr(m, node: ast.AST) -> bool:
     attr = getattr(node, "attr", None)
     return attr is not None and attr in m.hasattr_names
-
-
-# rules about an import statement: one that cannot resolve blocks even inside a function
-IMPORT_STATEMENT_RULES = frozenset({"P1", "P2", "P3", "P5", "P13", "P14", "P18", "P20"})
-# rules whose error findings, when they run at import time, make ``import`` of the file fail
-IMPORT_FAILURE_RULES = IMPORT_STATEMENT_RULES | {"P6", "P7", "P11"}
 
 
 def import_blockers(findings: list[Finding]) -> list[Finding]:
