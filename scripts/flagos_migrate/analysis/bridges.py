@@ -10,6 +10,7 @@ import ast
 
 from flagos_migrate.analysis.engine import parse_text
 from flagos_migrate.analysis.facts import PLUGIN, AnalysisContext, ModuleFacts
+from flagos_migrate.astutil import import_bindings
 from flagos_migrate.catalog.findings import Finding
 
 
@@ -43,10 +44,14 @@ def bridge_field_findings(tree: ast.Module, ctx: AnalysisContext, plugin_files: 
 
     A warning: a field may also arrive from the checkpoint's config.json through ``**kwargs``.
     """
+    base = ctx.origin_module or ctx.module
+    is_package = ctx.path.endswith("__init__.py") and not ctx.origin_module
+    # the bindings alone first: most files import no bridge, and need no facts at all
+    if not any(b.name and b.module.startswith(f"{PLUGIN}.configs") and not b.level
+               for b in import_bindings(tree, base, is_package)):
+        return []
     an = ModuleFacts(tree, ctx)
     bridges = [b for b in an.bindings if b.name and b.module.startswith(f"{PLUGIN}.configs") and not b.level]
-    if not bridges:
-        return []
     reads: dict[str, set[str]] = {}
     for cls in an.local_classes.values():
         lin = an.hierarchy.linearize(("local", cls))

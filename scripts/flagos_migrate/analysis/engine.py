@@ -68,11 +68,13 @@ def analyze_tree(tree: ast.Module, ctx: AnalysisContext) -> list[Finding]:
     return facts.findings
 
 
-def analyze_source(text: str | bytes, ctx: AnalysisContext) -> list[Finding]:
-    """All findings for one file; never raises on bad code (P20 instead)."""
-    tree, err = parse_text(text, ctx.path)
+def analyze_source(text: str | bytes, ctx: AnalysisContext, tree: ast.Module | None = None) -> list[Finding]:
+    """All findings for one file; never raises on bad code (P20 instead). ``tree``: ``text`` parsed
+    already (the validator parses each file once for the index and every check)."""
     if tree is None:
-        return [err]
+        tree, err = parse_text(text, ctx.path)
+        if tree is None:
+            return [err]
     try:
         findings = analyze_tree(tree, ctx)
     except RecursionError:

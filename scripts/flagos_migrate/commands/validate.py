@@ -194,7 +194,7 @@ def _literal_class_attr(apis: PinnedApis, sym, attr: str) -> str | None:
     path = _PLUGIN_FILES.get(sym.module)
     if path is None:
         return None
-    tree, _ = parse_text(path.read_bytes(), str(path))
+    _, tree, _ = _parsed(path)
     if tree is None:
         return None
     for node in tree.body:
@@ -210,6 +210,18 @@ def _literal_class_attr(apis: PinnedApis, sym, attr: str) -> str | None:
 
 
 _PLUGIN_FILES: dict[str, Path] = {}
+# every file of one run, read and parsed once: the plugin index, every check and the cross-file
+# checks share the tree (path -> (bytes, tree or None, P20 finding or None))
+_PARSED: dict[Path, tuple[bytes, ast.Module | None, Finding | None]] = {}
+
+
+def _parsed(path: Path) -> tuple[bytes, ast.Module | None, Finding | None]:
+    found = _PARSED.get(path)
+    if found is None:
+        data = path.read_bytes()
+        tree, err = parse_text(data, str(path))
+        found = _PARSED[path] = (data, tree, err)
+    return found
 
 
 # -- records of migrate_model.py apply -----------------------------------------------------------
@@ -258,11 +270,11 @@ def load_apis(pinned: PinnedTarget) -> PinnedApis:
 def analyze_file(tree: PluginTree, apis: PinnedApis, path: Path) -> list[Finding]:
     shown = display(tree, path)
     try:
-        data = path.read_bytes()
+        data, ptree, _ = _parsed(path)
     except OSError as exc:
         return [Finding("P20", shown, 1, 0, f"cannot read file: {exc.strerror or exc}")]
     ctx = AnalysisContext(apis, module_for(tree, path), shown)
-    return analyze_source(data, ctx)
+    return analyze_source(data, ctx, tree=ptree)
 
 
 def validate(plugin: str, model: str | None = None, config: str | None = None, init: str | None = None,
@@ -275,7 +287,15 @@ def validate(plugin: str, model: str | None = None, config: str | None = None, i
     base_apis = load_apis(pinned)
     _PLUGIN_FILES.clear()
     _PLUGIN_FILES.update({tree.module_of(p): p for p in tree.python_files()})
-    apis = base_apis.with_package(tree.index())
+    _PARSED.clear()
+    parsed = {}
+    for path in _PLUGIN_FILES.values():
+        try:
+            data, ptree, _ = _parsed(path)
+        except OSError:
+            continue
+        parsed[path] = (data, ptree)
+    apis = base_apis.with_package(tree.index(parsed=parsed))
     init_path = _existing_file(tree, init, "__init__ file") if init else tree.init_file
     reg = parse_registrations(init_path)
     report = Report(pinned=pinned.vllm, plugin=str(tree.root))
@@ -318,11 +338,10 @@ def cross_file_checks(tree: PluginTree, apis: PinnedApis, files: list[Path]) -> 
     out: list[Finding] = []
     for path in files:
         try:
-            text = path.read_bytes()
+            text, ptree, _ = _parsed(path)
         except OSError:
             continue
-        ptree, _ = parse_text(text, str(path))
-        if ptree is None:
+        if ptree is None or b"configs" not in text:  # imports no config bridge (relative ones included)
             continue
         out.extend(bridge_field_findings(ptree, AnalysisContext(apis, module_for(tree, path), display(tree, path)), _PLUGIN_FILES))
     return out

@@ -317,7 +317,7 @@ class _ModuleScan:
             out[key] = f"{mod}:{attr or key}"
         return out
 
-    def record(self, relpath: str, tree: ast.Module) -> dict:
+    def record(self, relpath: str, tree: ast.Module, text: bytes | str | None = None) -> dict:
         self.scan(tree.body, self.main)
         rec = {
             "file": relpath,
@@ -329,7 +329,7 @@ class _ModuleScan:
             "all": self.all,
             "classes": self.classes,
             "functions": self.functions,
-            "ops": custom_op_names(tree),
+            "ops": custom_op_names(tree) if text is None or _may_register_ops(text) else [],
         }
         if any(self.tc.values()):
             rec["tc"] = self.tc
@@ -338,13 +338,22 @@ class _ModuleScan:
         return rec
 
 
-def module_record(relpath: str, text: bytes | str) -> dict | None:
-    """Index record of one module, or None when it does not parse."""
-    tree = parse_source(text, relpath)
+def _may_register_ops(text: bytes | str) -> bool:
+    """Whether the source can register a custom op at all (a registration spells one of these names);
+    saves a walk over every node of the many modules that register none."""
+    if isinstance(text, bytes):
+        return b"CustomOp" in text or b"direct_register_custom_op" in text
+    return "CustomOp" in text or "direct_register_custom_op" in text
+
+
+def module_record(relpath: str, text: bytes | str, tree: ast.Module | None = None) -> dict | None:
+    """Index record of one module, or None when it does not parse (``tree``: already parsed)."""
+    if tree is None:
+        tree = parse_source(text, relpath)
     if tree is None:
         return None
     name = module_name(relpath)
-    return _ModuleScan(name, relpath.endswith("__init__.py")).record(relpath, tree)
+    return _ModuleScan(name, relpath.endswith("__init__.py")).record(relpath, tree, text)
 
 
 def build_index(source: SourceTree, command: str = "", progress=None) -> dict:

@@ -228,14 +228,21 @@ class PluginTree:
         d = self.package_dir / "models"
         return self._checked(p for p in d.glob("*.py") if p.name != "__init__.py") if d.is_dir() else []
 
-    def index(self, overlay: dict[str, str] | None = None) -> ApiIndex:
+    def index(self, overlay: dict[str, str] | None = None,
+              parsed: dict[Path, tuple[bytes, ast.Module | None]] | None = None) -> ApiIndex:
         """Index of the plugin's own modules; ``overlay`` (module -> source text) adds or replaces
-        modules that are not written yet (the migration checks its output before writing)."""
+        modules that are not written yet (the migration checks its output before writing);
+        ``parsed`` (path -> (bytes, tree)) holds files the caller read and parsed already."""
         if self._index is None or overlay:
             records = {}
             for path in self.python_files():
+                rel = path.relative_to(self.root).as_posix()
                 try:
-                    rec = module_record(path.relative_to(self.root).as_posix(), path.read_bytes())
+                    if parsed is not None and path in parsed:
+                        data, tree = parsed[path]
+                        rec = module_record(rel, data, tree) if tree is not None else None
+                    else:
+                        rec = module_record(rel, path.read_bytes())
                 except OSError:
                     rec = None
                 if rec is not None:
