@@ -8,6 +8,7 @@ autoescape). The layouts are the templates ``templates/e2e-report.md.j2`` and ``
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ REPORT_NAMES = {"json": "report.json", "markdown": "report.md", "html": "report.
 TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
 
 
+@lru_cache(maxsize=None)
 def _template(name: str) -> jinja2.Template:
+    """Compiled once per process (several reports render in one run)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
                              autoescape=jinja2.select_autoescape(["html", "html.j2"]), keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
