@@ -92,7 +92,8 @@ def apply_all(names, plugin, up, apis, pinned, args) -> tuple[dict[str, dict], C
     for i, name in enumerate(names, 1):
         t0 = time.perf_counter()
         ns = argparse.Namespace(model_name=name, upstream=args.upstream, plugin=str(plugin), pinned=args.pinned,
-                                json=True, fetch=False, hf_config=None, dry_run=False, force=False, target=pinned)
+                                json=True, fetch=False, hf_config=None, dry_run=False, force=False, target=pinned,
+                                all_archs=True)  # a maintainer porting all: every architecture
         try:
             p = prepare(ns, (up, apis, None))
             write_prepared(p, ns)

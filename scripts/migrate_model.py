@@ -37,7 +37,9 @@ installed vLLM, else {target.DEFAULT_VLLM}.
 --upstream (default {DEFAULT_UPSTREAM}) is a vLLM checkout, a site-packages folder or a wheel;
 when it does not exist, --fetch downloads the latest vLLM wheel with pip into
 ~/.cache/model-migrate-flagos/upstream. --plugin defaults to the current directory.
-plan/apply exit 1 when findings are left for you (or a registration conflicts); verify exits 1
+A file with several peer model classes (dense and MoE, text and multimodal) is never guessed:
+resolve exits 1 and lists them, plan/apply exit 2 until --arch NAME (repeatable) or --all-archs
+answers. plan/apply exit 1 when findings are left for you (or a registration conflicts); verify exits 1
 when a module fails to import and 2 when vLLM itself is not importable. verify --run exits 0
 when every level that ran passed (a GPU-only layer's forward is "skipped: needs GPU (<op>)"),
 1 when a level failed, 2 when it could not run (no vLLM, or the migrated modules need a GPU-only
@@ -65,6 +67,13 @@ def parse_args(argv):
         p.add_argument("--variant", choices=("nvidia", "amd", "generic"), default=None,
                        help="for a per-model package vllm/models/NAME/: the platform variant its entry point "
                             "would pick (default nvidia, i.e. CUDA)")
+        if name != "verify":
+            which = p.add_mutually_exclusive_group()
+            which.add_argument("--arch", action="append", metavar="NAME",
+                               help="architecture (or class) to migrate and register when the file has several; "
+                               "repeatable, the first is the main class")
+            which.add_argument("--all-archs", action="store_true",
+                               help="migrate and register every architecture upstream maps to the file")
         if name == "apply":
             p.add_argument("--dry-run", action="store_true", help="print unified diffs, write nothing")
             p.add_argument("--force", action="store_true", help="overwrite files edited by hand since the last apply")

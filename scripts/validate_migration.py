@@ -10,20 +10,29 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
+from pathlib import Path
+
 from flagos_migrate.catalog.findings import format_github, format_text, split
 from flagos_migrate.cli import EXIT_FINDINGS, EXIT_OK, make_parser, print_json, progress, run_main
+from flagos_migrate.commands import baseline
 from flagos_migrate.commands.validate import validate
 from flagos_migrate.pinned import target
+from flagos_migrate.fsutil import atomic_write_json
 
 EPILOG = """examples:
   python3 scripts/validate_migration.py ~/vllm-plugin-FL qwen3_5
   python3 scripts/validate_migration.py . vllm_fl/models/kimi_k25.py vllm_fl/configs/kimi_k25.py
   python3 scripts/validate_migration.py . --all --format github      # CI annotations
+  python3 scripts/validate_migration.py . --all --strict --write-baseline .mmf-baseline.json
+  python3 scripts/validate_migration.py . --all --strict --baseline .mmf-baseline.json
+  python3 scripts/validate_migration.py . --all --strict --since origin/main
 
 The pinned target is --pinned, else the vllm requirement PLUGIN_FOLDER declares, else the
 installed vLLM, else the default; it is printed first on stderr and under "pinned" in --json.
 MODEL_FILE is a path or a model name (vllm_fl/models/NAME.py). Warnings never change the exit
-code unless --strict."""
+code unless --strict. Findings an earlier --write-baseline recorded (same rule, file, message)
+and, with --since, findings in files git shows unchanged since REF are counted as "known" and
+never change the exit code."""
 
 
 def parse_args(argv):
@@ -37,6 +46,12 @@ def parse_args(argv):
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
     p.add_argument("--json", action="store_true", help="same as --format json")
     p.add_argument("--strict", action="store_true", help="warnings count as issues")
+    p.add_argument("--baseline", metavar="FILE", help="ignore findings recorded in FILE (--write-baseline)")
+    p.add_argument("--write-baseline", metavar="FILE",
+                   help="record today's findings in FILE (exit 0); later runs pass it as --baseline")
+    p.add_argument("--since", metavar="GIT_REF",
+                   help="judge only files changed since GIT_REF (commits, uncommitted and untracked files)")
+    p.add_argument("--dry-run", action="store_true", help="with --write-baseline: print the baseline, write nothing")
     return p.parse_args(argv)
 
 
@@ -51,11 +66,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         init = args.init_file
     report = validate(args.plugin_folder, None if args.all else args.model_file, args.config_file,
                       init, all_models=args.all, pinned=pinned)
-    issues, warnings = split(report.findings, strict=args.strict)
+    if args.write_baseline:
+        payload = baseline.baseline_payload(report.findings, pinned.vllm)
+        if args.dry_run:
+            print_json(payload)
+        else:
+            atomic_write_json(Path(args.write_baseline).expanduser(), payload)
+        progress(f"{'would write' if args.dry_run else 'wrote'} a baseline of {len(payload['findings'])} "
+                 f"finding(s) to {args.write_baseline}")
+        return EXIT_OK
+    findings, known = report.findings, []
+    if args.since:
+        findings, known = baseline.only_in(findings, baseline.changed_files(Path(report.plugin), args.since))
+    if args.baseline:
+        findings, old = baseline.subtract(findings, baseline.load_baseline(args.baseline))
+        known += old
+    issues, warnings = split(findings, strict=args.strict)
     if fmt == "json":
         print_json({"issues": [f.to_dict() for f in issues], "warnings": [f.to_dict() for f in warnings],
                     "files": report.files, "pinned": pinned.to_dict(), "plugin": report.plugin,
-                    "seconds": report.seconds, "ok": not issues})
+                    "seconds": report.seconds, "ok": not issues, "known": len(known)})
     elif fmt == "github":
         for f in issues + warnings:
             print(format_github(f))
@@ -64,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(format_text(f))
         verdict = "OK" if not issues else "FAILED"
         print(f"{verdict}: {len(issues)} issue(s), {len(warnings)} warning(s) in {len(report.files)} file(s) "
-              f"against vLLM {report.pinned} ({report.seconds:.2f}s)")
+              f"against vLLM {report.pinned} ({report.seconds:.2f}s)"
+              + (f"; {len(known)} known finding(s) not counted (baseline/--since)" if known else ""))
     if fmt != "text":
         progress(f"{len(issues)} issue(s), {len(warnings)} warning(s)")
     return EXIT_FINDINGS if issues else EXIT_OK

@@ -398,6 +398,7 @@ def test_report_template_fields_are_real(example_outputs):
                    SCRIPTS / "flagos_migrate" / "verify" / "runtime.py"],
         "e2e": [SCRIPTS / "e2e_eval.py", *SCRIPTS.glob("flagos_migrate/e2e/*.py")],
         "serve status": [SCRIPTS / "serve.sh"],
+        "unit": [SCRIPTS / "run_plugin_tests.py", SCRIPTS / "flagos_migrate" / "commands" / "plugin_tests.py"],
         "request": [],  # the OpenAI answer itself
     }
     for src, expr in refs:
@@ -410,7 +411,7 @@ def test_report_template_fields_are_real(example_outputs):
                 assert re.search(rf"[\"']{part}[\"']|\b{part}\b", code), (src, field)
 
 
-RUNNABLE = re.compile(r"scripts/(validate_migration\.py|benchmark\.sh|request\.sh|e2e_eval\.py"
+RUNNABLE = re.compile(r"scripts/(validate_migration\.py|benchmark\.sh|request\.sh|e2e_eval\.py|run_plugin_tests\.py"
                       r"|serve\.sh start|e2e_remote_serve\.sh start)\b")
 
 
@@ -562,3 +563,50 @@ def test_skill_example_1_numbers_are_the_real_ones(example_outputs):
     assert int(m.group(3)) == len(payload["left_for_you"])
     written = set(re.findall(r"vllm_fl/[\w/]+\.py", read(SKILL).split("**Example 1")[1].split("**Example 2")[0]))
     assert written == set(payload["written"])
+
+
+# ---------------------------------------------------------------- the agent's path (issue 17)
+
+
+def test_report_template_has_a_row_for_unreported_hand_fixes_and_no_repeated_name():
+    template = read(PROCEDURE).split("## Final report template")[1]
+    title = next(line for line in template.splitlines() if line.startswith("## "))
+    assert "{{model_name}}" not in title and "({{" not in title  # never "qwen3_5 (qwen3_5)"
+    rows = [line.split("|")[1].strip() for line in template.splitlines() if line.startswith("| ")]
+    assert "5 hand fixes (reported)" in rows and "5 hand fixes (not reported by the tool)" in rows
+
+
+def test_judgment_is_not_only_for_left_findings_and_parents_are_compared():
+    skill = read(SKILL)
+    assert not re.search(r"judgment is needed only", skill) and "You only decide" not in skill
+    assert "compare each parent class" in skill and "verify --run" in skill
+    step5 = " ".join(read(PROCEDURE).split("## Step 5:")[1].split("## Step 6:")[0].replace("**", "").split())
+    assert "even with 0 left for you" in step5 and "before declaring this step done" in step5
+    assert "hand fix the tool did not report" in step5 and "parent class compared" in step5
+
+
+def test_skill_worked_example_has_two_architectures_and_a_hand_fix():
+    example = read(SKILL).split("**Example 2")[1].split("**Example 3")[0]
+    assert "ambiguous.ModelClassName" in example and "--arch Qwen3_5MoeForConditionalGeneration" in example
+    assert "-> ask:" in example and "hand fix the tool did not report" in example
+    assert "hand fixes (not reported by the tool)" in example
+
+
+def test_architecture_answer_is_documented_where_the_question_is_asked():
+    for doc in (SKILL, PROCEDURE, README):
+        text = read(doc)
+        assert "--arch NAME" in text and "--all-archs" in text, doc.name
+
+
+def test_step_8_finds_the_plugins_tests_and_says_how_to_get_pytest():
+    step8 = read(PROCEDURE).split("## Step 8:")[1].split("## Step 9:")[0]
+    assert "tests/unit_tests/" in step8 and "run_plugin_tests.py" in step8
+    assert "no unit tests" in step8 and "--pytest-path" in step8 and "pip install --target" in step8
+    assert "tests/unit_tests/test_model_imports.py" not in step8  # not a path the plugin has
+
+
+def test_readme_ci_shows_baseline_and_since():
+    ci = read(README).split("## Validation in CI")[1].split("\n## ")[0]
+    runs = [c for c in code_commands(ci) if "validate_migration.py" in c]
+    assert any("--baseline" in c for c in runs) and any("--since" in c for c in runs)
+    assert "--write-baseline" in ci

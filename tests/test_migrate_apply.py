@@ -62,7 +62,25 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 def common(plugin: Path, *extra: str) -> list[str]:
-    return ["--upstream", str(UPSTREAM), "--plugin", str(plugin), *extra]
+    return ["--upstream", str(UPSTREAM), "--plugin", str(plugin), "--all-archs", *extra]
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_peer_architectures_are_asked_not_guessed(capsys, plugin, command):
+    before = snapshot(plugin)
+    code, out, err = cli(capsys, command, "mini", "--upstream", str(UPSTREAM), "--plugin", str(plugin))
+    assert code == 2 and out == "" and snapshot(plugin) == before
+    assert "MiniForCausalLM, MiniLMHeadModel, MiniVLForConditionalGeneration" in err
+    assert "hint: answer with --arch NAME" in err and "--all-archs" in err
+
+
+def test_arch_choice_limits_what_is_registered(capsys, plugin):
+    code, out, _ = cli(capsys, "plan", "mini", "--upstream", str(UPSTREAM), "--plugin", str(plugin),
+                       "--arch", "MiniVLForConditionalGeneration", "--json")
+    plan = json.loads(out)
+    assert plan["resolved"]["ModelClassName"] == "MiniVLForConditionalGeneration"
+    assert [a for a in plan["registration"]["add"] if " -> " in a] == [
+        "MiniVLForConditionalGeneration -> vllm_fl.models.mini:MiniVLForConditionalGeneration"]
 
 
 def test_plan_splits_fixed_and_left_and_writes_nothing(capsys, plugin):
@@ -358,3 +376,31 @@ def test_verify_on_a_plugin_whose_init_needs_a_gpu(capsys, plugin):
     data = json.loads(out)
     assert data["failed"] == 0 and data["environment"] == 1
     assert "fake_flag_gems" in data["results"]["vllm_fl.models.plain"]["environment"]
+
+
+def test_plan_p1_says_what_apply_writes(capsys, plugin):
+    """A relative import of a sibling that comes along: the plan names the plugin's module that apply
+    writes, not the upstream module the relative import resolves to."""
+    _, out, _ = cli(capsys, "plan", "mini", *common(plugin, "--json"))
+    p1 = {f["message"]: f["fix"] for f in json.loads(out)["will_fix"] if f["rule"] == "P1" and f["file"].endswith("/mini.py")}
+    sibling = [m for m in p1 if "mini_base" in m]
+    assert sibling == ["relative import `from .mini_base import MiniBlock`: apply writes `from vllm_fl.models.mini_base "
+                       "import MiniBlock` (the plugin's migrated sibling; upstream resolves to "
+                       "vllm.model_executor.models.mini_base)"]
+    assert p1[sibling[0]] == "import from the absolute module: from vllm_fl.models.mini_base import MiniBlock"
+    cli(capsys, "apply", "mini", *common(plugin))
+    assert "from vllm_fl.models.mini_base import MiniBlock" in (plugin / "vllm_fl" / "models" / "mini.py").read_text()
+
+
+def test_record_counts_what_left_for_you_lists(capsys, plugin, tmp_path):
+    """findings_left is the length of left_for_you, warnings included (issues_left: the errors)."""
+    upstream = tmp_path / "upstream"
+    shutil.copytree(UPSTREAM, upstream)
+    plain = upstream / "vllm" / "model_executor" / "models" / "plain.py"
+    plain.write_text(plain.read_text() + "\n\ndef _leftover():\n    try:\n        return 1\n    except:\n        return 0\n")
+    _, out, _ = cli(capsys, "apply", "plain", "--upstream", str(upstream), "--plugin", str(plugin), "--json")
+    applied = json.loads(out)
+    left = applied["left_for_you"]
+    assert [(f["rule"], f["severity"]) for f in left] == [("P19", "warning")]
+    record = json.loads((plugin / applied["record"]).read_text())
+    assert (record["findings_left"], record["issues_left"]) == (1, 0)

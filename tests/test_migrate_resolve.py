@@ -68,12 +68,40 @@ def run(*args):
 
 
 def test_cli_resolve_json_and_exit_codes(tmp_path):
-    p = run("resolve", "plain", "--upstream", str(UPSTREAM))
+    p = run("resolve", "plain", "--upstream", str(UPSTREAM), "--json")
     assert p.returncode == 0, p.stderr
     data = json.loads(p.stdout)
     assert data["ModelClassName"] == "PlainForCausalLM" and data["architectures"] == ["PlainForCausalLM"]
-    p = run("resolve", "mini", "--upstream", str(UPSTREAM))
+    p = run("resolve", "mini", "--upstream", str(UPSTREAM), "--json")
     assert p.returncode == 1 and json.loads(p.stdout)["ambiguous"]
+
+
+def test_cli_resolve_prints_text_without_json_and_says_how_to_answer():
+    p = run("resolve", "mini", "--upstream", str(UPSTREAM))
+    assert p.returncode == 1 and not p.stdout.lstrip().startswith("{")
+    assert "ambiguous ModelClassName: MiniForCausalLM, MiniVLForConditionalGeneration" in p.stdout
+    assert "--arch NAME" in p.stdout and "--all-archs" in p.stdout
+    p = run("resolve", "mini", "--upstream", str(UPSTREAM), "--arch", "MiniVLForConditionalGeneration")
+    assert p.returncode == 0, p.stdout
+    assert "ModelClassName   MiniVLForConditionalGeneration" in p.stdout
+    assert "  MiniVLForConditionalGeneration -> MiniVLForConditionalGeneration" in p.stdout
+    assert "not chosen: MiniForCausalLM, MiniLMHeadModel" in p.stdout
+
+
+def test_arch_answers_the_peer_question(up):
+    # a class name picks every architecture it implements
+    r = resolve(up, "mini", archs=["MiniForCausalLM"])
+    assert r["ModelClassName"] == "MiniForCausalLM" and not r["ambiguous"]
+    assert r["architectures"] == ["MiniForCausalLM", "MiniLMHeadModel"]
+    r = resolve(up, "mini", all_archs=True)
+    assert r["ModelClassName"] == "MiniForCausalLM" and not r["ambiguous"]
+    assert r["architectures"] == ["MiniForCausalLM", "MiniLMHeadModel", "MiniVLForConditionalGeneration"]
+    # peers with a config each: the chosen class names its config, so that question is answered too
+    r = resolve(up, "twin", archs=["TwinBForCausalLM"])
+    assert (r["ModelClassName"], r["ConfigClassName"], r["ambiguous"]) == ("TwinBForCausalLM", "TwinBConfig", {})
+    with pytest.raises(UsageError) as exc:
+        resolve(up, "twin", archs=["TwinCForCausalLM"])
+    assert "TwinAForCausalLM, TwinBForCausalLM" in exc.value.hint
 
 
 def test_cli_missing_upstream_says_how_to_get_it(tmp_path):

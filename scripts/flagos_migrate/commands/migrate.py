@@ -96,7 +96,10 @@ def prepare(args, loaded: tuple[Upstream, PinnedApis, dict | None] | None = None
     plugin = PluginTree(args.plugin)
     previous = load_record(plugin.package_dir, args.model_name)
     started = time.perf_counter()
-    m = Migration(args.model_name, up, plugin, apis, hf, previous).run()
+    m = Migration(args.model_name, up, plugin, apis, hf, previous,
+                  getattr(args, "arch", None), getattr(args, "all_archs", False))
+    check_answered(m.resolved)
+    m.run()
     progress(f"migrated {len(m.units)} module(s) in memory in {time.perf_counter() - started:.1f}s")
     outputs = []
     for unit in m.units.values():
@@ -118,8 +121,9 @@ def prepare(args, loaded: tuple[Upstream, PinnedApis, dict | None] | None = None
     files = {o.relpath: {"role": o.role, "origin": o.origin, "upstream_sha256": o.upstream_sha256,
                          "text": o.text, "rules": o.rules} for o in outputs if o.role != "package"}
     up_info = _upstream_info(up)
-    left = sum(1 for f in m.left() if f.is_issue)
-    record = build_record(args.model_name, up_info, args.pinned, files, reg.added + reg.present, left)
+    left = m.left()  # the same list plan/apply print as "left for you", warnings included
+    record = build_record(args.model_name, up_info, args.pinned, files, reg.added + reg.present, len(left),
+                          sum(1 for f in left if f.is_issue))
     return Prepared(m, outputs, reg, record, upstream_changes(previous, files, up_info),
                     target_of(args).to_dict(), init_text, replan)
 
@@ -130,6 +134,21 @@ def read_init(plugin: PluginTree) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {plugin.init_file}: {exc}",
                          hint="vllm_fl/__init__.py must be a readable UTF-8 file") from None
+
+
+ANSWER_HINT = "answer with --arch NAME (repeatable; an architecture or a class) or --all-archs"
+
+
+def check_answered(resolved: dict) -> None:
+    """plan/apply never guess which of several peer architectures to migrate: exit 2 until answered."""
+    classes = resolved["ambiguous"].get("ModelClassName")
+    if classes:
+        archs = [a for a, c in resolved["classes"].items() if c in classes]
+        raise UsageError(
+            f"{resolved['model_name']} defines {len(classes)} model classes for {len(archs)} architectures "
+            f"({', '.join(archs)}); which to migrate and register is your answer, not a guess",
+            hint=f"{ANSWER_HINT}, e.g. --arch {archs[0]}",
+        )
 
 
 def _findings_json(findings: list[Finding]) -> list[dict]:
@@ -185,6 +204,24 @@ def _print_plan(p: Prepared) -> None:
     _print_findings("left for you", m.left())
 
 
+def _print_resolved(r: dict) -> None:
+    print(f"model {r['model_name']} ({r['MODEL_DISPLAY_NAME']}) from {r['upstream_files'][0]} "
+          f"(upstream {r['upstream_version']})")
+    for key in ("ModelClassName", "model_type", "ConfigClassName", "config_module"):
+        print(f"  {key:16s} {r[key] if r[key] is not None else '(unresolved)'}")
+    print("architectures (registered):")
+    for arch in r["architectures"]:
+        print(f"  {arch} -> {r['classes'][arch]}")
+    others = sorted(set(r["classes"]) - set(r["architectures"]))
+    if others:
+        print("not chosen: " + ", ".join(others))
+    for what, candidates in r["ambiguous"].items():
+        print(f"ambiguous {what}: {', '.join(candidates)}")
+        print("  " + (ANSWER_HINT if what == "ModelClassName" else "answer with --hf-config CONFIG_JSON"))
+    for note in r["notes"]:
+        print(f"note: {note}")
+
+
 def _package_model(args, up: Upstream) -> bool:
     """A per-model package (vllm/models/NAME/); apply and verify do not take one yet."""
     from flagos_migrate.migrate.packages import is_package_model
@@ -207,8 +244,11 @@ def cmd_resolve(args) -> int:
         result = resolve_package(up, args.model_name, getattr(args, "variant", None))
         print_json(result)
         return EXIT_FINDINGS if result["ambiguous"] or not result["ModelClassName"] else EXIT_OK
-    result = resolve(up, args.model_name, hf)
-    print_json({**result, "pinned": target_of(args).to_dict()})
+    result = resolve(up, args.model_name, hf, getattr(args, "arch", None), getattr(args, "all_archs", False))
+    if args.json:
+        print_json({**result, "pinned": target_of(args).to_dict()})
+    else:
+        _print_resolved(result)
     return EXIT_FINDINGS if result["ambiguous"] or not result["ModelClassName"] else EXIT_OK
 
 

@@ -102,18 +102,24 @@ def plugin_records(plugin: PluginTree) -> dict[str, dict]:
     return out
 
 
+def d_written(f: Finding) -> str:
+    """How a P1 finding's relative import is written (``.``, ``.sibling``)."""
+    return f.data.get("written") or "." * int(f.data.get("level") or 1)
+
+
 class Migration:
     """Everything one ``apply`` would write, computed in memory."""
 
     def __init__(self, name: str, up: Upstream, plugin: PluginTree, apis: PinnedApis,
-                 hf_config: dict | None = None, previous: dict | None = None):
+                 hf_config: dict | None = None, previous: dict | None = None,
+                 archs: list[str] | None = None, all_archs: bool = False):
         self.name = name
         self.up = up
         self.plugin = plugin
         self.apis = apis
         self.hf_config = hf_config
         self.previous = previous or {}
-        self.resolved = resolve(up, name, hf_config)
+        self.resolved = resolve(up, name, hf_config, archs, all_archs)
         self.redirects: dict[str, str] = {}  # upstream module -> plugin module
         self.bridged: dict[str, str] = {}  # config class name -> plugin config module
         self.units: dict[str, Unit] = {}
@@ -497,11 +503,24 @@ class Migration:
     def _relative(self, edits: Edits, f: Finding) -> None:
         absm, names = f.data["absolute"], f.data.get("names") or []
         target = self.redirects.get(absm, absm)
+        writes = {n: target for n in names}
         for n in names:
             sub = self.redirects.get(f"{absm}.{n}")
             if sub:  # ``from . import sibling`` where the sibling comes along
-                edits.imports[(f.line, n)] = ImportAction("P1", "repoint", sub.rsplit(".", 1)[0])
+                writes[n] = sub.rsplit(".", 1)[0]
+                edits.imports[(f.line, n)] = ImportAction("P1", "repoint", writes[n])
         edits.imports[(f.line, None)] = ImportAction("P1", "repoint", target)
+        # the plan says what apply writes: a sibling that comes along (or that the plugin holds)
+        # is imported from the plugin, not from where upstream's relative import resolves
+        by_module: dict[str, list[str]] = {}
+        for n, mod in writes.items():
+            by_module.setdefault(mod, []).append(n)
+        written = "; ".join(f"from {m} import {', '.join(ns)}" for m, ns in by_module.items())
+        if set(by_module) != {absm}:
+            where = "the plugin's migrated sibling" if any(m.startswith(PACKAGE + ".") for m in by_module) else ""
+            f.message = (f"relative import `from {d_written(f)} import {', '.join(names)}`: apply writes "
+                         f"`{written}`" + (f" ({where}; upstream resolves to {absm})" if where else ""))
+        f.fix = f"import from the absolute module: {written}"
 
     def _import_action(self, f: Finding) -> ImportAction | None:
         d = f.data
@@ -615,7 +634,8 @@ class Migration:
         """(architecture, class) pairs to register, for classes the migrated file defines."""
         tree = parse_source(self.model_unit.text, "model")
         defined = {n.name for n in tree.body if isinstance(n, ast.ClassDef)} if tree else set()
-        return [(a, c) for a, c in sorted(self.resolved["classes"].items()) if c in defined]
+        chosen = set(self.resolved["architectures"])
+        return [(a, c) for a, c in sorted(self.resolved["classes"].items()) if c in defined and a in chosen]
 
     def summary(self) -> dict:
         return {

@@ -278,8 +278,40 @@ def check_hf_config(data: dict, where: object) -> None:
                          hint="pass the model's own config.json, unedited")
 
 
-def resolve(up: Upstream, name: str, hf_config: dict | None = None) -> dict:
-    """The design card's placeholders for ``name``; ``ambiguous`` lists what needs a human."""
+def _choose_archs(archs: dict[str, tuple], chosen: list[str]) -> list[str]:
+    """Architectures picked by ``--arch`` (an architecture or a class name); unknown ones refused."""
+    out: list[str] = []
+    for want in chosen:
+        hits = [want] if want in archs else [a for a, (_, c, _) in archs.items() if c == want]
+        if not hits:
+            raise UsageError(
+                f"--arch {want!r} is not an architecture or class of this model file",
+                hint="choose from: " + ", ".join(sorted(archs)) if archs else "upstream registers none for it",
+            )
+        out += [a for a in sorted(hits) if a not in out]
+    return out
+
+
+def _class_levels(tree: ast.Module, cls: str) -> list[set[str]]:
+    """Names read in the body of ``cls``, then in its same-file bases, level by level."""
+    defs = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    seen: set[str] = set()
+    level = [cls] if cls in defs else []
+    out: list[set[str]] = []
+    while level:
+        seen.update(level)
+        out.append({n.id for c in level for n in ast.walk(defs[c]) if isinstance(n, ast.Name)})
+        level = [b for c in level for b in (dotted(x) for x in defs[c].bases) if b in defs and b not in seen]
+    return out
+
+
+def resolve(up: Upstream, name: str, hf_config: dict | None = None, archs: list[str] | None = None,
+            all_archs: bool = False) -> dict:
+    """The design card's placeholders for ``name``; ``ambiguous`` lists what needs a human.
+
+    ``archs`` (``--arch``, architectures or class names) or ``all_archs`` (``--all-archs``) answer
+    the question which of several peer architectures of one file to migrate and register.
+    """
     check_model_name(name)
     module = up.require_model_file(name)
     text = up.text(module) or ""
@@ -289,24 +321,34 @@ def resolve(up: Upstream, name: str, hf_config: dict | None = None) -> dict:
     ambiguous: dict[str, list] = {}
     notes: list[str] = []
 
-    archs = {a: (m, c, t) for a, (m, c, t) in up.model_registry.items() if m == module}
-    classes = sorted({c for _, c, _ in archs.values()})
+    archs_of_file = {a: (m, c, t) for a, (m, c, t) in up.model_registry.items() if m == module}
+    classes = sorted({c for _, c, _ in archs_of_file.values()})
     defined = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
-    if hf_config and hf_config.get("architectures"):
-        wanted = [a for a in hf_config["architectures"] if a in archs]
-        if wanted:
-            classes = sorted({archs[a][1] for a in wanted})
-        else:
+    chosen: list[str] | None = None
+    if archs:
+        chosen = _choose_archs(archs_of_file, archs)
+    elif all_archs:
+        chosen = sorted(archs_of_file)
+    elif hf_config and hf_config.get("architectures"):
+        chosen = [a for a in hf_config["architectures"] if a in archs_of_file] or None
+        if chosen is None:
             notes.append("none of config.json's architectures maps to this file in upstream's registry")
+    if chosen:
+        classes = sorted({archs_of_file[a][1] for a in chosen})
     model_class = classes[0] if len(classes) == 1 else None
-    if len(classes) > 1:
+    if len(classes) > 1 and chosen:
+        model_class = archs_of_file[chosen[0]][1]  # the first answer is the main class
+        notes.append(f"{len(classes)} classes chosen; ModelClassName is {model_class}, every one is registered")
+    elif len(classes) > 1:
         ambiguous["ModelClassName"] = classes
     if not classes:
         notes.append("upstream's registry maps no architecture to this file (a helper module?)")
+    archs = archs_of_file
 
     imports = binding_map(tree, module, from_only=True)
     model_type = hf_config.get("model_type") if hf_config else None
-    config_class, config_module = _pick_config(up, tree, imports, model_type, name, ambiguous)
+    used = [_class_levels(tree, c) for c in classes] if chosen else None
+    config_class, config_module = _pick_config(up, tree, imports, model_type, name, ambiguous, used)
     if model_type is None and config_class:
         cc = up.find_config_class(config_class)
         model_type = cc.model_type if cc else None
@@ -338,7 +380,8 @@ def resolve(up: Upstream, name: str, hf_config: dict | None = None) -> dict:
 
 
 def _pick_config(
-    up: Upstream, tree: ast.Module, imports: dict[str, str], model_type: str | None, name: str, ambiguous: dict
+    up: Upstream, tree: ast.Module, imports: dict[str, str], model_type: str | None, name: str, ambiguous: dict,
+    used: list[list[set[str]]] | None = None,
 ) -> tuple[str | None, str | None]:
     def source_of(alias: str) -> tuple[str, str] | None:
         where = imports.get(alias)
@@ -353,6 +396,16 @@ def _pick_config(
     candidates = called or [a for a in imports if a.endswith("Config") and source_of(a)]
     found = [source_of(a) for a in candidates]
     found = [f for f in found if f]
+    if used and not model_type:
+        # each chosen class (or its nearest same-file base naming one) names the same single
+        # candidate, e.g. ``config: XConfig = vllm_config.model_config.hf_config``
+        picks = set()
+        for levels in used:
+            hits = next(([a for a in candidates if source_of(a) and a in names] for names in levels
+                         if any(source_of(a) and a in names for a in candidates)), [])
+            picks.add(hits[0] if len(hits) == 1 else None)
+        if len(picks) == 1 and None not in picks:
+            return source_of(picks.pop())
     if model_type:
         typed = [f for f in found if (up.find_config_class(f[0]) or ConfigClass("", "", None)).model_type == model_type]
         if typed:

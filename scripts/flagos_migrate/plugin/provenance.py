@@ -84,8 +84,9 @@ def known_outputs(package_dir: Path) -> dict[str, set[str]]:
 
 
 def build_record(model: str, upstream: dict, pinned: str, files: dict[str, dict], registration: list[str],
-                 left: int) -> dict:
-    """``files``: relpath -> {role, origin, upstream_sha256, text, rules}."""
+                 left: int, issues_left: int | None = None) -> dict:
+    """``files``: relpath -> {role, origin, upstream_sha256, text, rules}; ``left``: how many findings
+    ``left_for_you`` lists (warnings included), ``issues_left``: how many of them are errors."""
     return {
         "format": FORMAT,
         "tool": "model-migrate-flagos migrate_model.py",
@@ -104,6 +105,7 @@ def build_record(model: str, upstream: dict, pinned: str, files: dict[str, dict]
         },
         "registration": registration,
         "findings_left": left,
+        "issues_left": left if issues_left is None else issues_left,
     }
 
 
