@@ -8,9 +8,8 @@ static API index of the pinned vLLM and its transformers (rule catalog P1-P22: r
 from __future__ import annotations
 
 import sys
-from typing import Sequence
-
 from pathlib import Path
+from typing import Sequence
 
 from flagos_migrate.catalog.findings import format_github, format_text, split
 from flagos_migrate.cli import EXIT_FINDINGS, EXIT_OK, make_parser, print_json, progress, run_main

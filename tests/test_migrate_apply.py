@@ -209,7 +209,7 @@ def test_dry_run_prints_diffs_and_writes_nothing(capsys, plugin):
 def test_rerun_after_upstream_update_reports_the_change(capsys, plugin, tmp_path):
     upstream = tmp_path / "upstream"
     shutil.copytree(UPSTREAM, upstream)
-    args = ["--upstream", str(upstream), "--plugin", str(plugin)]
+    args = ["--upstream", str(upstream), "--plugin", str(plugin), "--all-archs"]
     cli(capsys, "apply", "mini", *args)
     base = upstream / "vllm" / "model_executor" / "models" / "mini_base.py"
     base.write_text(base.read_text().replace("return self.proj(x)", "return self.proj(x) * 1"))
