@@ -57,7 +57,8 @@ def apply_one(name: str, plugin: Path, args, loaded) -> dict:
     from flagos_migrate.commands.migrate import prepare, write_prepared
 
     ns = argparse.Namespace(model_name=name, upstream=args.upstream, plugin=str(plugin), pinned=args.pinned,
-                            json=True, fetch=False, hf_config=None, dry_run=False, force=False, target=args.target)
+                            json=True, fetch=False, hf_config=None, dry_run=False, force=False, target=args.target,
+                            all_archs=True)  # every architecture, as upstream registers them
     p = prepare(ns, loaded)
     write_prepared(p, ns)
     left = [f for f in p.migration.left() if f.is_issue]

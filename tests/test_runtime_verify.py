@@ -259,7 +259,7 @@ def llama_plugin(tmp_path_factory):
     plugin = tmp_path_factory.mktemp("rt") / "plugin"
     shutil.copytree(EXAMPLE_PLUGIN, plugin)
     proc = subprocess.run([sys.executable, str(SCRIPT), "apply", "llama", "--upstream", str(UPSTREAM),
-                           "--plugin", str(plugin), "--json"], capture_output=True, text=True, timeout=600)
+                           "--plugin", str(plugin), "--all-archs", "--json"], capture_output=True, text=True, timeout=600)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     (plugin / "vllm_fl" / "models" / "broken_llama.py").write_text(BROKEN)
     # like the real plugin: its top-level __init__ imports a GPU-only package; verify must not run it
