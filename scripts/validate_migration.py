@@ -15,8 +15,8 @@ from flagos_migrate.catalog.findings import format_github, format_text, split
 from flagos_migrate.cli import EXIT_FINDINGS, EXIT_OK, make_parser, print_json, progress, run_main
 from flagos_migrate.commands import baseline
 from flagos_migrate.commands.validate import validate
-from flagos_migrate.pinned import target
 from flagos_migrate.fsutil import atomic_write_json
+from flagos_migrate.pinned import target
 
 EPILOG = """examples:
   python3 scripts/validate_migration.py ~/vllm-plugin-FL qwen3_5
