@@ -121,7 +121,7 @@ def test_prompt_failures_are_recorded_and_the_others_go_on(capsys, tmp_path, ser
     })
     names = ["boom", "slow", "garbled", "nolp", "noids", "quiet", "short", "reject", "fine"]
     prompts = prompts_file(tmp_path, {n: f"{n} prompt" for n in names})
-    code, report = run(capsys, tmp_path, gt, local, prompts, "--request-timeout", "0.5", "--concurrency", "9")
+    code, report = run(capsys, tmp_path, gt, local, prompts, "--request-timeout", "3", "--concurrency", "9")
     assert code == 1
     v = verdicts(report)
     assert v["fine"]["verdict"] == "match"
