@@ -199,6 +199,8 @@ def main(argv=None) -> int:
     check_version(source.version, "version")
     data = build_index(source, command=command, progress=progress)
     out_dir = api_index.DATA_DIR if args.bundle else (args.output or api_index.index_search_path()[-2])
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--output {out_dir} is not a folder", hint="name a folder (it is created when missing)")
     paired = {}
     if package == "vllm":
         paired = pair_transformers(source, args.transformers)

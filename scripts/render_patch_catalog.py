@@ -17,7 +17,7 @@ from typing import Sequence
 
 import jinja2
 from flagos_migrate.catalog.rules import CATALOG, Rule
-from flagos_migrate.cli import EXIT_FINDINGS, EXIT_OK, make_parser, print_json, run_main
+from flagos_migrate.cli import EXIT_FINDINGS, EXIT_OK, UsageError, make_parser, print_json, run_main
 from flagos_migrate.fsutil import atomic_write_text
 from flagos_migrate.pinned.target import DEFAULT_VLLM
 
@@ -81,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     text = render()
     out = Path(args.out)
+    if out.exists() and not out.is_file():
+        raise UsageError(f"--out {out} is not a file", hint="name the Markdown file to write")
     current = out.read_text("utf-8") if out.is_file() else None
     stale = current != text
     proc = Path(args.procedure)

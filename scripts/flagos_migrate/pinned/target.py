@@ -66,10 +66,13 @@ def declared_vllm(plugin_root: str | Path | None) -> tuple[str, str] | None:
     if plugin_root is None:
         return None
     root = Path(plugin_root).expanduser()
-    if root.name == PLUGIN_PACKAGE and not (root / "pyproject.toml").exists():
-        root = root.parent  # the package folder was given
-    files = [root / name for name in _DECLARING_FILES]
-    files += sorted(root.glob("requirements*.txt")) + sorted((root / "requirements").glob("*.txt"))
+    try:  # the path is input: a name too long or unreadable declares nothing (the caller reports it)
+        if root.name == PLUGIN_PACKAGE and not (root / "pyproject.toml").exists():
+            root = root.parent  # the package folder was given
+        files = [root / name for name in _DECLARING_FILES]
+        files += sorted(root.glob("requirements*.txt")) + sorted((root / "requirements").glob("*.txt"))
+    except OSError:
+        return None
     lower: tuple[str, str] | None = None
     for path in dict.fromkeys(files):
         try:

@@ -68,7 +68,12 @@ class RegistrationFile:
 def find_package_dir(plugin_folder: str | Path) -> Path:
     """``plugin_folder/vllm_fl`` (or the folder itself when it is the package)."""
     root = Path(plugin_folder).expanduser()
-    if not root.exists():
+    try:
+        found = root.exists()
+    except OSError as exc:  # the path is input: too long, or not readable
+        raise UsageError(f"plugin folder cannot be read: {exc.strerror}",
+                         hint="pass the vllm-plugin-FL checkout (the folder that holds vllm_fl/)") from None
+    if not found:
         raise UsageError(
             f"plugin folder not found: {root}",
             hint="pass the vllm-plugin-FL checkout (the folder that holds vllm_fl/)",
