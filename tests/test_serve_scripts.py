@@ -338,3 +338,38 @@ def test_request_without_server_is_a_clear_error(run):
 def test_shell_scripts_are_shellcheck_clean():
     result = subprocess.run(["shellcheck", "-x", *SHELL_SCRIPTS], cwd=SCRIPTS, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_request_to_a_server_that_closes_the_connection_says_so(run):
+    """A server that hangs up on the completion is not 'no answer within 300 s' (issue 15, item 7)."""
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def hang_up():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            request = conn.recv(65536)
+            if request.startswith(b"GET /v1/models"):  # the model list answers; the completion hangs up
+                body = json.dumps({"object": "list", "data": [{"id": "m1", "object": "model", "root": "/models/m1"}]})
+                conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                             f"Connection: close\r\n\r\n{body}".encode())
+            conn.close()
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    try:
+        result = run("request.sh", "m1", port, "--timeout", "20")
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+    assert result.returncode != 0
+    assert "closed the connection" in result.stderr, result.stderr
+    assert "within" not in result.stderr
