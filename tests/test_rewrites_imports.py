@@ -74,6 +74,19 @@ def test_annotation_only_goes_under_type_checking_and_only_its_annotations_are_q
     assert 'def f(x: "OnlyTyped", c: PreTrainedConfig) -> MultiModalDataDict:' in out
 
 
+def test_type_checking_name_goes_after_the_files_own_typing_import():
+    src = (
+        "import torch\nimport typing\nfrom typing import Optional\n\nfrom a import B\n\n\n"
+        "def f(x: B, y: Optional[int]): pass\n"
+    )
+    out = apply_edits(src, Edits(imports={(5, "B"): ImportAction("P14", "type_checking")}))
+    assert out == (
+        "import torch\nimport typing\nfrom typing import Optional\nfrom typing import TYPE_CHECKING\n\n"
+        "if TYPE_CHECKING:\n    from a import B\n\n\n"
+        'def f(x: "B", y: Optional[int]): pass\n'
+    )
+
+
 def test_type_checking_reuses_existing_block():
     src = (
         "from typing import TYPE_CHECKING\n\nfrom a import B\n\nif TYPE_CHECKING:\n    from c import D\n\n"

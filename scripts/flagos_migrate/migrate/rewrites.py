@@ -272,7 +272,7 @@ def add_type_checking_imports(module: cst.Module, entries: list[tuple[str, str]]
         body.insert(last_import + 1, block)
     module = module.with_changes(body=body)
     if not _binds(module, "TYPE_CHECKING"):
-        module = _insert_after_future(module, cst.parse_statement("from typing import TYPE_CHECKING\n"))
+        module = _insert_type_checking_name(module)
     if _has_future_annotations(module):
         return module
     # quote only the annotations that mention the moved names: a blanket ``from __future__ import
@@ -280,6 +280,31 @@ def add_type_checking_imports(module: cst.Module, entries: list[tuple[str, str]]
     # annotations at run time (``support_torch_compile`` finds dynamic dimensions through them)
     locals_ = {alias.split(" as ")[-1] for _, alias in entries}
     return module.visit(_AnnotationQuoter(locals_))
+
+
+def _imports_typing(stmt: cst.CSTNode) -> bool:
+    """``import typing`` / ``from typing import ...`` as a top-level statement."""
+    if not _is_import_line(stmt):
+        return False
+    for imp in stmt.body:
+        if isinstance(imp, cst.Import) and any(cst.Module([]).code_for_node(a.name) == "typing" for a in imp.names):
+            return True
+        if isinstance(imp, cst.ImportFrom) and imp.module is not None and not imp.relative \
+                and cst.Module([]).code_for_node(imp.module) == "typing":
+            return True
+    return False
+
+
+def _insert_type_checking_name(module: cst.Module) -> cst.Module:
+    """``from typing import TYPE_CHECKING`` next to the file's own typing import (after the last one),
+    else at the top of the imports, after ``__future__``."""
+    stmt = cst.parse_statement("from typing import TYPE_CHECKING\n")
+    body = list(module.body)
+    typing_lines = [i for i, s in enumerate(body) if _imports_typing(s)]
+    if not typing_lines:
+        return _insert_after_future(module, stmt)
+    body.insert(typing_lines[-1] + 1, stmt)
+    return module.with_changes(body=body)
 
 
 def _has_future_annotations(module: cst.Module) -> bool:
