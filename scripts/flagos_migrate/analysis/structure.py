@@ -109,7 +109,14 @@ def check_incomplete_init(m: ModuleFacts) -> None:
             set_by_init |= set(rec.get("sets", {}).get("__init__", ()))
         overridden = set(own)
         missing: dict[str, list[str]] = {}
-        for sym, rec in skipped:
+        # walk the MRO: a local class between this one and a pinned parent overrides that parent's methods too
+        for kind, entry in lin[1:]:
+            if kind == "local":
+                overridden |= m.hierarchy.local_members(entry)[0]
+                continue
+            if kind != "pinned":
+                continue
+            sym, rec = entry[0], entry[1]
             for method, reads in rec.get("reads", {}).items():
                 if method == "__init__" or method in overridden:
                     continue
