@@ -38,13 +38,18 @@ def register_model():
 '''
 
 
-@pytest.fixture
-def plugin(tmp_path) -> Path:
+def make_plugin(tmp_path: Path) -> Path:
+    """A plugin checkout with one existing registration (INIT) and an empty models package."""
     root = tmp_path / "plugin"
     (root / "vllm_fl" / "models").mkdir(parents=True)
     (root / "vllm_fl" / "__init__.py").write_text(INIT)
     (root / "vllm_fl" / "models" / "__init__.py").write_text("")
     return root
+
+
+@pytest.fixture
+def plugin(tmp_path) -> Path:
+    return make_plugin(tmp_path)
 
 
 def cli(capsys, *args) -> tuple[int, str, str]:

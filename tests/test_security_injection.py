@@ -13,7 +13,7 @@ from flagos_migrate.commands.validate import validate
 from flagos_migrate.plugin.registration import plan_registration
 
 from tests.analysis_helpers import GOOD_PLUGIN
-from tests.test_migrate_apply import INIT, cli, common
+from tests.test_migrate_apply import INIT, cli, common, make_plugin
 
 PAYLOADS = [
     'a"]=1;import os;os.system("id")#',
@@ -28,11 +28,7 @@ PAYLOADS = [
 
 @pytest.fixture
 def plugin(tmp_path) -> Path:
-    root = tmp_path / "plugin"
-    (root / "vllm_fl" / "models").mkdir(parents=True)
-    (root / "vllm_fl" / "__init__.py").write_text(INIT)
-    (root / "vllm_fl" / "models" / "__init__.py").write_text("")
-    return root
+    return make_plugin(tmp_path)
 
 
 @pytest.mark.parametrize("model_type", [*PAYLOADS, 5, ["mini"], {"a": 1}, True])

@@ -16,7 +16,7 @@ from flagos_migrate.cli import UsageError
 from flagos_migrate.commands.validate import validate
 from flagos_migrate.plugin.tree import parse_registrations
 
-from tests.test_migrate_apply import INIT, UPSTREAM, common, snapshot
+from tests.test_migrate_apply import INIT, UPSTREAM, common, make_plugin, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATE = ROOT / "scripts" / "migrate_model.py"
@@ -25,11 +25,7 @@ VALIDATE = ROOT / "scripts" / "validate_migration.py"
 
 @pytest.fixture
 def plugin(tmp_path) -> Path:
-    root = tmp_path / "plugin"
-    (root / "vllm_fl" / "models").mkdir(parents=True)
-    (root / "vllm_fl" / "__init__.py").write_text(INIT)
-    (root / "vllm_fl" / "models" / "__init__.py").write_text("")
-    return root
+    return make_plugin(tmp_path)
 
 
 def run(script: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

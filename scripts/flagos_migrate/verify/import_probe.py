@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from flagos_migrate.cli import UsageError
+from flagos_migrate.verify.worker_io import StderrTail, json_events
 
 WORKER = Path(__file__).resolve().parent / "_probe_worker.py"
 PINNED_VENV_ENV = "MMF_PINNED_VENV"
@@ -443,17 +444,7 @@ def probe_imports(
     except OSError as exc:
         raise UsageError(f"cannot run {python}: {exc}", hint="give a working python executable or venv") from exc
 
-    # Drain stderr in the background (vLLM is chatty) and keep only its tail for diagnostics.
-    tail: list[str] = []
-
-    def drain() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            tail.append(line)
-            del tail[:-40]
-
-    drainer = threading.Thread(target=drain, daemon=True)
-    drainer.start()
+    tail = StderrTail(proc.stderr)
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(json.dumps(request))
     proc.stdin.close()
@@ -465,11 +456,7 @@ def probe_imports(
     results: dict[str, ProbeResult] = {}
     ready = False
     try:
-        for line in proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
+        for event in json_events(proc.stdout):
             if event.get("event") == "ready":
                 ready = True
                 if stats is not None:
@@ -487,17 +474,17 @@ def probe_imports(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        drainer.join(timeout=5)
+        tail.join()
     if not ready:
         raise UsageError(
             f"the import probe could not start under {python} (exit code {proc.returncode})",
-            hint="".join(tail[-5:]).strip() or "check that the interpreter runs",
+            hint=tail.last(5).strip() or "check that the interpreter runs",
         )
     for mod in modules:
         if mod not in results:
             results[mod] = ProbeResult(module=mod, ok=False, error_type="NotRun",
                                        message="the probe worker stopped before importing this module",
-                                       output_tail="".join(tail[-10:]))
+                                       output_tail=tail.last(10))
     return {m: results[m] for m in modules}
 
 

@@ -30,6 +30,7 @@ from typing import Callable
 
 from flagos_migrate.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, UsageError
 from flagos_migrate.verify import import_probe
+from flagos_migrate.verify.worker_io import StderrTail, json_events
 
 WORKER = Path(__file__).resolve().parent / "_runtime_worker.py"
 LEVELS = ("import", "construct", "load", "forward", "match")
@@ -235,22 +236,14 @@ class Worker:
                                          stderr=subprocess.PIPE, env=env, text=True, start_new_session=True)
         except OSError as exc:
             raise UsageError(f"cannot run {python}: {exc}", hint="give a working python executable or venv") from exc
-        self.tail: list[str] = []
-        self.drainer = threading.Thread(target=self._drain, daemon=True)
-        self.drainer.start()
-
-    def _drain(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.tail.append(line)
-            del self.tail[:-40]
+        self.tail = StderrTail(self.proc.stderr)
 
     def close(self) -> None:
         """Stop the process (ours, started by this object) if it still runs."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        self.drainer.join(timeout=5)
+        self.tail.join()
 
     def run(self, request: dict, timeout: float,
             progress: Callable[[str], None] | None = None) -> tuple[dict, dict[str, dict]]:
@@ -262,11 +255,7 @@ class Worker:
         ready: dict = {}
         results: dict[str, dict] = {}
         try:
-            for line in proc.stdout:
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
+            for event in json_events(proc.stdout):
                 if event.get("event") == "ready":
                     ready = event
                     if not event.get("environment_error"):
@@ -285,7 +274,7 @@ class Worker:
             self.close()
         if not ready:
             raise UsageError(f"the runtime worker could not start under {self.python} (exit code {proc.returncode})",
-                             hint="".join(self.tail[-5:]).strip() or "check that the interpreter runs")
+                             hint=self.tail.last(5).strip() or "check that the interpreter runs")
         if ready.get("environment_error"):
             err = ready["environment_error"]
             raise UsageError(f"vLLM cannot be set up on CPU under {self.python}: {err.get('type')}: {err.get('message')}",
