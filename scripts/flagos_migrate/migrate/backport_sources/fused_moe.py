@@ -117,6 +117,12 @@ def grouped_topk(gating_output: torch.Tensor, topk: int, renormalize: bool, num_
     masked = scores.masked_fill(~score_mask.reshape(n, -1).bool(), float("-inf"))
     topk_ids = torch.topk(masked, k=topk, dim=-1, sorted=False)[1]
     topk_weights = original.gather(1, topk_ids)
+    return _finish(topk_weights, topk_ids, renormalize, routed_scaling_factor)
+
+
+def _finish(topk_weights: torch.Tensor, topk_ids: torch.Tensor, renormalize: bool,
+            routed_scaling_factor: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The common end of every router: renormalise, scale, and the dtypes the experts take."""
     if renormalize:
         topk_weights = topk_weights / topk_weights.sum(dim=-1, keepdim=True)
     if routed_scaling_factor != 1.0:
@@ -131,20 +137,14 @@ def topk_bias(gating_output: torch.Tensor, topk: int, renormalize: bool, scoring
     scores = _scores(gating_output, scoring_func)
     topk_ids = torch.topk(scores + e_score_correction_bias.float().unsqueeze(0), k=topk, dim=-1)[1]
     topk_weights = scores.gather(1, topk_ids)
-    if renormalize:
-        topk_weights = topk_weights / topk_weights.sum(dim=-1, keepdim=True)
-    if routed_scaling_factor != 1.0:
-        topk_weights = topk_weights * routed_scaling_factor
-    return topk_weights.float(), topk_ids.to(torch.int32)
+    return _finish(topk_weights, topk_ids, renormalize, routed_scaling_factor)
 
 
 def fused_topk(gating_output: torch.Tensor, topk: int, renormalize: bool, scoring_func: str = "softmax"
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Upstream's ``fused_topk`` (topk_softmax/topk_sigmoid kernels): no routed scaling here."""
     topk_weights, topk_ids = torch.topk(_scores(gating_output, scoring_func), k=topk, dim=-1)
-    if renormalize:
-        topk_weights = topk_weights / topk_weights.sum(dim=-1, keepdim=True)
-    return topk_weights.float(), topk_ids.to(torch.int32)
+    return _finish(topk_weights, topk_ids, renormalize)
 
 
 @dataclass
