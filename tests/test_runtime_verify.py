@@ -89,6 +89,33 @@ def test_tiny_hybrid_config_keeps_one_layer_of_each_type_and_few_experts():
     assert tiny["linear_num_value_heads"] % tiny["linear_num_key_heads"] == 0
 
 
+def test_tiny_config_per_layer_lists_follow_the_kept_layers():
+    # gemma3n: a size per layer and a sparsity per layer, for 35 layers
+    cfg = {"hidden_size": 2048, "num_attention_heads": 8, "num_hidden_layers": 5, "num_kv_shared_layers": 3,
+           "layer_types": ["sliding_attention"] * 4 + ["full_attention"],
+           "intermediate_size": [16384] * 5, "activation_sparsity_pattern": [0.95, 0.95, 0.0, 0.0, 0.0]}
+    tiny = tiny_config(cfg)
+    assert tiny["layer_types"] == ["sliding_attention", "full_attention"] and tiny["num_hidden_layers"] == 2
+    assert tiny["intermediate_size"] == [128, 128]
+    assert tiny["activation_sparsity_pattern"] == [0.95, 0.0]  # layers 0 and 4
+    assert tiny["num_kv_shared_layers"] == 0
+
+
+def test_tiny_config_keeps_sizes_consistent_with_each_other():
+    gptj = tiny_config({"n_embd": 4096, "n_head": 16, "n_layer": 28, "rotary_dim": 64})
+    assert gptj["rotary_dim"] == 4  # a quarter of the 16-wide head, as 64 of 256 was
+    mamba2 = tiny_config({"hidden_size": 4096, "num_hidden_layers": 64, "expand": 2, "num_heads": 128,
+                          "head_dim": 64, "n_groups": 8, "state_size": 128, "time_step_rank": 256})
+    assert mamba2["num_heads"] * mamba2["head_dim"] == mamba2["expand"] * mamba2["hidden_size"]
+    assert mamba2["num_heads"] % mamba2["n_groups"] == 0 and mamba2["state_size"] <= 16
+    ernie = tiny_config({"hidden_size": 2560, "num_attention_heads": 20, "moe_num_experts": 64, "moe_k": 6})
+    assert ernie["moe_num_experts"] == 4 and ernie["moe_k"] == 2
+    falcon = tiny_config({"hidden_size": 4544, "num_attention_heads": 71, "ffn_hidden_size": 18176})
+    assert falcon["ffn_hidden_size"] == 4 * falcon["hidden_size"]
+    nemotron = tiny_config({"hidden_size": 6144, "num_attention_heads": 48, "num_key_value_heads": None})
+    assert nemotron["num_key_value_heads"] == nemotron["num_attention_heads"]
+
+
 @pytest.mark.parametrize("sections,total", [([16, 24, 24], 8), ([1, 1, 1], 3), ([2, 2], 32), ([8, 12, 12], 16)])
 def test_scaled_rope_sections_sum_to_the_target(sections, total):
     out = scale_sections(sections, total)
@@ -190,7 +217,33 @@ def test_gpu_only_packages_are_environment_problems():
     flag_gems = {"level": "import", "type": "ModuleNotFoundError", "message": "No module named 'flag_gems'"}
     assert runtime.environment_problem(flag_gems) == "flag_gems"
     assert runtime.environment_problem({**flag_gems, "message": "No module named 'vllm.foo'"}) is None
-    assert runtime.environment_problem({**flag_gems, "level": "forward"}) is None
+    assert runtime.environment_problem({**flag_gems, "level": "forward", "type": "RuntimeError",
+                                        "message": "flag_gems kernel failed"}) is None
+    # an optional third-party package this venv lacks, at any level (OpenVLA needs timm at build)
+    timm = {"level": "construct", "type": "ImportError",
+            "message": "Please install timm to use OpenVLA. OpenVLA verification used timm==0.9.10."}
+    assert runtime.environment_problem(timm) == "timm"
+    assert runtime.environment_problem({**timm, "message": "No module named 'vllm.model_executor.layers.foo'"}) is None
+    assert runtime.environment_problem({**timm, "message": "cannot import name 'X' from 'vllm.config'"}) is None
+
+
+def test_a_real_failure_wins_over_an_environment_problem_in_the_exit_code():
+    pinned = _pinned(**{"import": PASS, "construct": ("fail", "TypeError: x")})
+    failed = runtime.shape_architecture(SPEC, pinned, None, want_match=False)
+    assert runtime.exit_code({"ok": False, "environment_error": {"message": "m"}, "architectures": [failed]}) == 1
+    assert runtime.exit_code({"ok": False, "environment_error": {"message": "m"}, "architectures": []}) == 2
+
+
+def test_verify_run_on_a_record_without_architectures_says_there_is_nothing_to_build(tmp_path):
+    plugin = tmp_path / "plugin"
+    shutil.copytree(EXAMPLE_PLUGIN, plugin)
+    record = plugin / "vllm_fl" / "models" / ".migration" / "enc.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"format": 1, "files": {"vllm_fl/models/enc.py": {"role": "model"}}, "registration": []}))
+    proc = subprocess.run([sys.executable, str(SCRIPT), "verify", "enc", "--plugin", str(plugin), "--run",
+                           "--python", sys.executable, "--json"], capture_output=True, text=True, timeout=120)
+    assert "registers no architecture" in proc.stderr and "registers no vllm_fl architecture" not in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_verify_run_without_vllm_exits_2_with_a_hint(tmp_path):
@@ -213,6 +266,7 @@ def test_verify_run_without_vllm_exits_2_with_a_hint(tmp_path):
 
 BROKEN = textwrap.dedent('''
     """Deliberately broken migrations of llama (test fixture, written by the test)."""
+    import torch
     from vllm.model_executor.layers.layernorm import RMSNorm
 
     from vllm_fl.models.llama import LlamaForCausalLM
@@ -239,6 +293,18 @@ BROKEN = textwrap.dedent('''
 
         def compute_logits(self, hidden_states):
             return super().compute_logits(hidden_states) + 0.01
+
+
+    class PerturbsOneWeight(LlamaForCausalLM):
+        """Loads the checkpoint exactly, then runs with one weight changed by 0.05 (as a wrong
+        post-load transform would): only match can see it."""
+
+        def forward(self, *args, **kwargs):
+            if not getattr(self, "_perturbed", False):
+                self._perturbed = True
+                with torch.no_grad():
+                    self.model.layers[1].mlp.down_proj.weight[0, 0] += 0.05
+            return super().forward(*args, **kwargs)
 ''')
 
 
@@ -269,7 +335,7 @@ def llama_plugin(tmp_path_factory):
     record = json.loads(record_path.read_text())
     record["registration"] = ["LlamaForCausalLM -> vllm_fl.models.llama:LlamaForCausalLM"] + [
         f"LlamaForCausalLM -> vllm_fl.models.broken_llama:{cls}"
-        for cls in ("DropsATensor", "PassesAnUpstreamKeyword", "ShiftsLogits")]
+        for cls in ("DropsATensor", "PassesAnUpstreamKeyword", "ShiftsLogits", "PerturbsOneWeight")]
     record_path.write_text(json.dumps(record))
     return plugin
 
@@ -291,7 +357,7 @@ def llama_report(llama_plugin):
     return _run_verify(llama_plugin, *extra)
 
 
-def test_real_llama_builds_loads_and_runs_and_broken_variants_fail_at_their_level(llama_report):
+def test_real_llama_builds_loads_and_runs_and_broken_variants_fail_at_their_level(llama_report, llama_plugin):
     code, report, stderr = llama_report
     assert report, stderr[-3000:]
     assert code == 1  # a level failed (the broken variants)
@@ -301,9 +367,14 @@ def test_real_llama_builds_loads_and_runs_and_broken_variants_fail_at_their_leve
         assert good["levels"][lv]["status"] == "pass", (lv, good["levels"][lv], good["first_error"])
     assert good["first_error"] is None
     assert good["load_stats"]["fused_equal"] >= 4  # qkv_proj and gate_up_proj of both layers
+    assert good["built_from"]["pinned"].startswith(str(llama_plugin))  # the migrated file ran
     if os.environ.get("MMF_REFERENCE_VENV"):
         assert good["levels"]["match"]["status"] == "pass" and good["max_abs_logit_diff"] <= good["tolerance"]
         assert good["reference"].startswith(("vllm-", "transformers-"))
+        # the reference ran upstream's own file, in its venv: two different codes gave these logits
+        ref_file = good["built_from"]["reference"]
+        assert "site-packages" in ref_file and not ref_file.startswith(str(llama_plugin)), ref_file
+        assert Path(ref_file).read_text() != Path(good["built_from"]["pinned"]).read_text()
 
     drops = by_class["DropsATensor"]
     assert [drops["levels"][lv]["status"] for lv in runtime.LEVELS] == ["pass", "pass", "fail", "skipped", "skipped"]
@@ -321,6 +392,11 @@ def test_real_llama_builds_loads_and_runs_and_broken_variants_fail_at_their_leve
         assert shifted["levels"]["match"]["status"] == "fail"
         assert shifted["max_abs_logit_diff"] == pytest.approx(0.01, abs=1e-4)
         assert shifted["first_error"]["level"] == "match"
+
+    perturbed = by_class["PerturbsOneWeight"]
+    assert [perturbed["levels"][lv]["status"] for lv in runtime.LEVELS[:4]] == ["pass"] * 4
+    if os.environ.get("MMF_REFERENCE_VENV"):  # one weight off by 0.05 shows in the logits
+        assert perturbed["levels"]["match"]["status"] == "fail" and perturbed["max_abs_logit_diff"] > 1e-3
 
 
 def test_a_module_that_needs_a_gpu_only_package_is_an_environment_problem_exit_2(tmp_path):
@@ -342,3 +418,53 @@ def test_a_module_that_needs_a_gpu_only_package_is_an_environment_problem_exit_2
     assert "flag_gems" in report["environment_error"]["message"]
     arch = report["architectures"][0]
     assert arch["levels"]["import"]["status"] == "skipped" and arch["first_error"] is None
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_a_killed_verify_leaves_no_worker_running(tmp_path, sig):
+    import signal
+    import time
+
+    _venv("MMF_PINNED_VENV")
+    plugin = tmp_path / "plugin"
+    shutil.copytree(EXAMPLE_PLUGIN, plugin)
+    record = plugin / "vllm_fl" / "models" / ".migration" / "mini.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"format": 1, "files": {},
+                                  "registration": ["MiniForCausalLM -> vllm_fl.models.mini:MiniForCausalLM"]}))
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "verify", "mini", "--plugin", str(plugin), "--run",
+                             "--python", os.environ["MMF_PINNED_VENV"], "--json"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    deadline = time.monotonic() + 180
+    while worker is None and time.monotonic() < deadline and proc.poll() is None:
+        for child in _children(proc.pid):
+            try:
+                if b"_runtime_worker.py" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    worker = child
+            except OSError:
+                pass
+        time.sleep(0.2)
+    assert worker is not None, "the worker never started"
+    proc.send_signal(getattr(signal, sig))
+    proc.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
+        try:  # a zombie (exited, not yet reaped by init) counts as gone
+            if Path(f"/proc/{worker}/stat").read_text().split(")")[-1].split()[0] == "Z":
+                break
+        except OSError:
+            break
+        time.sleep(0.2)
+    state = Path(f"/proc/{worker}/stat").read_text().split(")")[-1].split()[0] if Path(f"/proc/{worker}").exists() else "gone"
+    assert state in ("gone", "Z"), f"worker {worker} still running after {sig} of verify ({state})"

@@ -167,7 +167,13 @@ def _reference_attention():
         if window:
             allowed = allowed & (i - j < window)
         scores = scores.masked_fill(~allowed, float("-inf"))
-        out = torch.matmul(F.softmax(scores.float(), dim=-1).to(q.dtype), v)
+        sinks = getattr(impl, "sinks", None)
+        if isinstance(sinks, torch.Tensor):  # learned per-head sink logits (GPT-OSS): one more softmax column
+            sink = sinks.reshape(heads, 1, 1).to(scores.dtype).expand(heads, n, 1)
+            probs = F.softmax(torch.cat([scores, sink], -1).float(), dim=-1)[..., :-1]
+        else:
+            probs = F.softmax(scores.float(), dim=-1)
+        out = torch.matmul(probs.to(q.dtype), v)
         out = out.transpose(0, 1).reshape(n, -1)
         if output_shape is not None:
             out = out.reshape(output_shape)
@@ -176,6 +182,31 @@ def _reference_attention():
     for cls in classes:
         cls.forward = forward
     return [c.__module__ + "." + c.__qualname__ for c in classes]
+
+
+def _cpu_gemm_keeps_conv_weights():
+    """vLLM's CPU platform repacks every linear weight after loading assuming it is 2-D; Mamba's
+    ``conv1d`` is a linear layer holding a 3-D conv weight (no CPU path in these wheels: its scan is
+    Triton), so that layer keeps the plain ``F.linear`` fallback the function itself ends with.
+    The same on both sides."""
+    import torch
+
+    try:
+        import vllm.model_executor.layers.utils as lu
+    except Exception:
+        return
+    orig = getattr(lu, "dispatch_cpu_unquantized_gemm", None)
+    if orig is None:
+        return
+
+    def dispatch(layer, remove_weight):
+        weight = getattr(layer, "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.dim() != 2:
+            layer.cpu_linear = lambda x, w, b: torch.nn.functional.linear(x, w, b)
+            return None
+        return orig(layer, remove_weight)
+
+    lu.dispatch_cpu_unquantized_gemm = dispatch
 
 
 PRELOAD = ("vllm.config", "vllm.distributed", "vllm.forward_context", "vllm.model_executor.model_loader.utils",
@@ -269,26 +300,72 @@ def _register_bridge(model_type, cls):
         pass
 
 
-def _config_class(arch, bridges, model_type_hint=None):
+def _vllm_configs():
+    """The config classes the pinned vLLM itself registers (``vllm.transformers_utils.configs``)."""
+    try:
+        from vllm.transformers_utils.config import _CONFIG_REGISTRY
+    except Exception:
+        return {}
+    out = {}
+    for mt, cls in dict(_CONFIG_REGISTRY).items():
+        if isinstance(cls, str):  # newer vLLMs register lazily, by class name
+            try:
+                import vllm.transformers_utils.configs as configs
+
+                cls = getattr(configs, cls)
+            except Exception:
+                continue
+        out[mt] = cls
+    return out
+
+
+def _by_stem(arch, table):
+    """The one entry of ``table`` whose model_type spells the architecture's prefix
+    ("Qwen3_5MoeForCausalLM" -> "qwen3_5_moe"), compared without case and underscores."""
+    stem = arch.split("For")[0].replace("_", "").lower()
+    named = [cls for mt, cls in table.items() if mt.replace("_", "").replace("-", "").lower() == stem]
+    return named[0] if len(named) == 1 else None
+
+
+def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None):
+    """The config class to build ``arch`` from, looked up where the pinned stack gets it: the
+    plugin's config bridges (``vllm_fl/configs``), the pinned vLLM's own config registry,
+    transformers' auto mappings (the order of vLLM's ``get_config``); else the config of the class ``arch`` is registered to (a peer
+    architecture such as ``InternLM3ForCausalLM -> LlamaForCausalLM`` whose own config is remote code)."""
     from transformers import CONFIG_MAPPING
 
+    vllm_cfgs = _vllm_configs()
     types = ([model_type_hint] if model_type_hint else []) + _hf_model_types(arch)
-    for mt in types:
+    for mt in types:  # in the order the pinned vLLM's get_config reads a config.json
         if mt in bridges:
             return bridges[mt]
+        if mt in vllm_cfgs:
+            return vllm_cfgs[mt]
         if mt in CONFIG_MAPPING:
             return CONFIG_MAPPING[mt]
     if len(bridges) == 1:
         return next(iter(bridges.values()))
-    # several bridges: the one whose model_type spells the architecture's prefix
-    # ("Qwen3_5MoeForCausalLM" -> "qwen3_5_moe"), compared without case and underscores
-    stem = arch.split("For")[0].replace("_", "").lower()
-    named = [cls for mt, cls in bridges.items() if mt.replace("_", "").lower() == stem]
-    if len(named) == 1:
-        return named[0]
-    raise Unavailable(f"no config class for {arch}: transformers {_tf_version()} maps no model_type to it and "
-                      f"the plugin's config bridges define {sorted(bridges) or 'none'} (a remote-code model, or a "
-                      "model type the pinned transformers lacks without a config bridge: P2)")
+    found = _by_stem(arch, bridges) or _by_stem(arch, vllm_cfgs)
+    if found is not None:
+        return found
+    if cls_name and cls_name != arch:
+        for mt in _hf_model_types(cls_name):
+            if mt in CONFIG_MAPPING:
+                if notes is not None:
+                    notes.append(f"config: no config class of its own for {arch} here (remote code); built from "
+                                 f"{CONFIG_MAPPING[mt].__name__}, the config of {cls_name} it is registered to")
+                return CONFIG_MAPPING[mt]
+    raise Unavailable(f"no config class for {arch}: transformers {_tf_version()} maps no model_type to it, the "
+                      f"pinned vLLM's config registry has none for it and the plugin's config bridges define "
+                      f"{sorted(bridges) or 'none'} (a remote-code model, or a model type the pinned transformers "
+                      "lacks without a config bridge: P2)")
+
+
+def _config_class_of(cls_name):
+    from transformers import CONFIG_MAPPING
+
+    types = _hf_model_types(cls_name) if cls_name else []
+    return CONFIG_MAPPING[types[0]] if types and types[0] in CONFIG_MAPPING else None
 
 
 def _tiny_module():
@@ -339,13 +416,14 @@ def _text_config(cfg):
     return getter() if getter else cfg
 
 
-def make_checkpoint(arch, cfg, seed):
-    """Random tensors (fixed seed) with the names and shapes of the Hugging Face class of ``arch``;
-    None when this transformers lacks the class."""
+def make_checkpoint(arch, cfg, seed, alt=None):
+    """Random tensors (fixed seed) with the names and shapes of the Hugging Face class of ``arch``
+    (else of ``alt``, the class a peer architecture is registered to); None when this transformers
+    lacks both."""
     import torch
     import transformers
 
-    hf_cls = getattr(transformers, arch, None)
+    hf_cls = getattr(transformers, arch, None) or (getattr(transformers, alt, None) if alt else None)
     if hf_cls is None:
         return None
     with torch.device("meta"):
@@ -373,12 +451,28 @@ def make_checkpoint(arch, cfg, seed):
 CUSTOM_OPS = ("none", "+unquantized_fused_moe")
 
 
+def _runner(workdir):
+    """``pooling`` for an architecture whose name vLLM reads as a pooling model (``*Model``,
+    ``*ForSequenceClassification``, ...), else ``auto``. vLLM registers e.g. ``LlamaModel`` as
+    ``LlamaForCausalLM``; its checkpoints (embedding models, no ``model.`` prefix, no head) are
+    served as pooling models (a Sentence Transformers config or ``--runner pooling``), whose adapter
+    loads the bare names. The same decision on both sides."""
+    try:
+        from vllm.config.model import try_match_architecture_defaults
+        with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+            archs = json.load(f).get("architectures") or []
+        match = try_match_architecture_defaults(archs[0]) if archs else None
+    except Exception:
+        return "auto"
+    return "pooling" if match and match[1][0] == "pooling" else "auto"
+
+
 def _vllm_config(workdir):
     import torch
     from vllm.config import CompilationConfig, DeviceConfig, ModelConfig, VllmConfig
 
     mc = ModelConfig(model=workdir, tokenizer=None, skip_tokenizer_init=True, dtype=torch.float32,
-                     enforce_eager=True, seed=0, max_model_len=256)
+                     enforce_eager=True, seed=0, max_model_len=256, runner=_runner(workdir))
     return VllmConfig(model_config=mc, device_config=DeviceConfig(device="cpu"),
                       compilation_config=CompilationConfig(custom_ops=list(CUSTOM_OPS)))
 
@@ -390,17 +484,75 @@ def _resolved_class(vc):
     return get_model_architecture(vc.model_config)[0]
 
 
-def _construct(cls, vc):
+class _GpuOnlyOp:
+    """Stands for a compiled ``torch.ops._C`` op this wheel lacks (the CUDA wheel's ``_C`` does not
+    load without a GPU driver). Layers such as 0.13.0's ``GeluAndMul``/``NewGELU`` look theirs up in
+    ``__init__`` on the CPU platform and then run ``forward_native`` (custom ops "none"), so the
+    lookup must not fail; a call means the native path was not taken and is reported as needing a GPU."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self, *args, **kwargs):
+        raise NeedsGpu(f"compiled op _C.{self.name}")
+
+
+class _missing_c_ops_as_gpu_only:
+    """While a model is built: an absent ``torch.ops._C.<op>`` is a :class:`_GpuOnlyOp` (the same
+    on both sides); the names looked up are kept for the report's notes."""
+
+    def __enter__(self):
+        from torch._ops import _OpNamespace
+
+        self.cls, self.orig, self.names = _OpNamespace, _OpNamespace.__getattr__, []
+        orig, names = self.orig, self.names
+
+        def getattr_(ns, op_name):
+            try:
+                return orig(ns, op_name)
+            except AttributeError:
+                if ns.name != "_C" or op_name.startswith("__"):
+                    raise
+                names.append(op_name)
+                return _GpuOnlyOp(op_name)
+
+        _OpNamespace.__getattr__ = getattr_
+        return self
+
+    def __exit__(self, *exc):
+        self.cls.__getattr__ = self.orig
+        return False
+
+
+def _source_of(model):
+    """The file of the model class that was built (past vLLM's generated pooling adapters), so the
+    report shows which code each side ran."""
+    import inspect
+
+    for klass in type(model).__mro__:
+        if "adapters" not in klass.__module__.split("."):
+            try:
+                return inspect.getsourcefile(klass)
+            except TypeError:
+                return None
+    return None
+
+
+def _construct(cls, vc, notes=None):
     import torch
     from vllm.config import set_current_vllm_config
 
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float32)
     try:
-        with set_current_vllm_config(vc), torch.device("cpu"):
-            return cls(vllm_config=vc, prefix="")
+        with set_current_vllm_config(vc), torch.device("cpu"), _missing_c_ops_as_gpu_only() as ops:
+            model = cls(vllm_config=vc, prefix="")
     finally:
         torch.set_default_dtype(old)
+    if ops.names and notes is not None:
+        notes.append("compiled ops looked up at build, absent from this wheel (their native torch path runs): "
+                     + ", ".join(sorted(set(ops.names))))
+    return model
 
 
 def _suffix_index(names):
@@ -432,9 +584,19 @@ def _packed(model):
     return packed
 
 
+def _same_values(want, got):
+    """The same values in another order (a loader that permutes a tensor, e.g. per head)."""
+    import torch
+
+    return want.numel() == got.numel() and torch.equal(torch.sort(want.flatten().float())[0],
+                                                       torch.sort(got.flatten().float())[0])
+
+
 def check_loaded(model, ckpt, reported):
     """Every parameter written (NaN-filled before loading), and each equal to its checkpoint tensor or,
-    for fused parameters, to the concatenation of its parts. Returns (problems, stats)."""
+    for fused parameters, to the concatenation of its parts. Returns (problems, stats); the stats'
+    ``reordered`` lists parameters holding their checkpoint values in another order (the caller
+    decides against the pinned loader whether that order is right)."""
     import torch
 
     params = dict(model.named_parameters())
@@ -449,13 +611,17 @@ def check_loaded(model, ckpt, reported):
     index = _suffix_index(ckpt)
     packed = _packed(model)
     equal = fused = unchecked = 0
+    reordered = []
     for name, p in params.items():
         if name in unloaded:
             continue
         key = _ckpt_name(name, index)
         if key is not None and tuple(ckpt[key].shape) == tuple(p.shape):
             if not torch.equal(ckpt[key], p.data.to(ckpt[key].dtype)):
-                problems.append(f"{name} differs from its checkpoint tensor {key}")
+                if _same_values(ckpt[key], p.data):
+                    reordered.append(name)
+                else:
+                    problems.append(f"{name} differs from its checkpoint tensor {key}")
             equal += 1
             continue
         pieces = name.split(".")
@@ -473,19 +639,27 @@ def check_loaded(model, ckpt, reported):
             unchecked += 1
             continue
         if not torch.equal(want, p.data.to(want.dtype)):
-            problems.append(f"{name} is not the concatenation of its checkpoint parts {keys}")
+            if _same_values(want, p.data):
+                reordered.append(name)
+            else:
+                problems.append(f"{name} is not the concatenation of its checkpoint parts {keys}")
         fused += 1
     in_ckpt = sum(t.numel() for n, t in ckpt.items() if not n.endswith("rotary_emb.inv_freq"))
     in_params = sum(p.numel() for p in params.values())
     stats = {"parameters": len(params), "equal": equal, "fused_equal": fused, "unchecked": unchecked,
-             "checkpoint_tensors": len(ckpt), "checkpoint_values": in_ckpt, "parameter_values": in_params}
+             "reordered": reordered, "checkpoint_tensors": len(ckpt), "checkpoint_values": in_ckpt, "parameter_values": in_params}
     if not unloaded and in_ckpt > in_params:
         problems.append(f"the checkpoint holds {in_ckpt - in_params} more values than the model's parameters: "
                         "some checkpoint tensors were not loaded")
     return problems, stats
 
 
-def _load(model, ckpt, vc):
+def _load(model, ckpt, vc, pinned_loader=None, notes=None):
+    """Load ``ckpt`` through the model's ``load_weights`` and check it (:func:`check_loaded`).
+    A parameter holding its checkpoint values in another order is right only where the pinned
+    vLLM's own class of the architecture (``pinned_loader()``: its parameters after loading the
+    same checkpoint) orders them the same way; with no such class (a model new to the pin) the
+    order is left to ``match``, and a note says so."""
     import torch
     from vllm.config import set_current_vllm_config
     from vllm.model_executor.model_loader.utils import process_weights_after_loading
@@ -497,6 +671,29 @@ def _load(model, ckpt, vc):
     with set_current_vllm_config(vc):
         reported = model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
     problems, stats = check_loaded(model, ckpt, reported)
+    reordered = stats.pop("reordered")
+    if reordered and not problems:
+        try:
+            expected = pinned_loader() if pinned_loader else None
+        except Exception as exc:  # the pinned class does not build from this config: no order to compare with
+            expected = None
+            if notes is not None:
+                notes.append(f"the pinned vLLM's own class could not be built to check the order: {type(exc).__name__}")
+        params = dict(model.named_parameters())
+        if expected is None:
+            stats["reordered_unchecked"] = len(reordered)
+            if notes is not None:
+                notes.append(f"{len(reordered)} parameter(s) hold their checkpoint values reordered (e.g. "
+                             f"{reordered[0]}); no pinned class to compare the order with, match decides")
+        else:
+            wrong = [n for n in reordered if n not in expected or tuple(expected[n].shape) != tuple(params[n].shape)
+                     or not torch.equal(expected[n], params[n].data.to(expected[n].dtype))]
+            problems += [f"{n} differs from its checkpoint tensor and from the pinned vLLM's own loading of it"
+                         for n in wrong[:8]]
+            stats["reordered_as_pinned_loader"] = len(reordered) - len(wrong)
+            if not wrong and notes is not None:
+                notes.append(f"{len(reordered)} parameter(s) hold their checkpoint values reordered (e.g. {reordered[0]}), "
+                             "exactly as the pinned vLLM's own class loads them")
     if problems:
         raise LevelError("; ".join(problems))
     with set_current_vllm_config(vc):
@@ -566,6 +763,31 @@ def _skip_from(res, level, reason):
             res["levels"][lv] = {"status": "skipped", "reason": f"not run: {level} was skipped"}
 
 
+def _builtin_class(registry, arch):
+    """The pinned vLLM's own class of ``arch`` (before the migrated one replaces it), else None."""
+    entry = registry.models.get(arch) if isinstance(getattr(registry, "models", None), dict) else None
+    if entry is None or str(getattr(entry, "module_name", "")).startswith("vllm_fl"):
+        return None
+    try:
+        return entry.load_model_cls()
+    except Exception:
+        return None
+
+
+def _builtin_loaded(cls, ckpt, work):
+    """Parameters of the pinned vLLM's own ``cls`` after loading ``ckpt`` (None without one)."""
+    if cls is None:
+        return None
+    import torch
+    from vllm.config import set_current_vllm_config
+
+    vc = _vllm_config(work)  # its own compilation config: layer names do not clash with the migrated model's
+    model = _construct(cls, vc)
+    with set_current_vllm_config(vc):
+        model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
+    return {n: p.data.detach().clone() for n, p in model.named_parameters() if isinstance(p.data, torch.Tensor)}
+
+
 def run_pinned(req, spec):
     """import -> construct -> load -> forward of the migrated class; artifacts into workdir/<arch>."""
     import importlib
@@ -588,9 +810,11 @@ def run_pinned(req, spec):
         bridges = _bridge_classes(req.get("config_modules"))
         for mt, bcls in bridges.items():
             _register_bridge(mt, bcls)
-        cfg_cls = _config_class(arch, bridges, spec.get("model_type"))
+        cfg_cls = _config_class(arch, bridges, spec.get("model_type"), spec.get("class"), res["notes"])
         cfg = _write_tiny_config(arch, cfg_cls, work, spec.get("base_config"))
-        ckpt = make_checkpoint(arch, cfg, int(req.get("seed", 0)))
+        # a peer architecture built from its class's config takes that class's checkpoint names too
+        peer = spec.get("class") if cfg_cls is _config_class_of(spec.get("class")) else None
+        ckpt = make_checkpoint(arch, cfg, int(req.get("seed", 0)), peer)
         if ckpt is None and os.path.exists(os.path.join(work, "model.safetensors")):
             from safetensors.torch import load_file
 
@@ -602,11 +826,13 @@ def run_pinned(req, spec):
             save_file(ckpt, os.path.join(work, "model.safetensors"))
         from vllm import ModelRegistry
 
+        builtin = _builtin_class(ModelRegistry, arch)
         ModelRegistry.register_model(arch, cls)
         vc = _vllm_config(work)
         _init_distributed(vc)
-        model = _construct(_resolved_class(vc), vc)
+        model = _construct(_resolved_class(vc), vc, res["notes"])
         model.eval()
+        res["model_file"] = _source_of(model)
         res["levels"]["construct"] = {"status": "pass", "reason": None}
 
         level = "load"
@@ -616,7 +842,7 @@ def run_pinned(req, spec):
                                      "take checkpoint names from; pass --reference-python"}
             res["levels"]["forward"] = {"status": "skipped", "reason": "no checkpoint"}
             return res
-        res["stats"]["load"] = _load(model, ckpt, vc)
+        res["stats"]["load"] = _load(model, ckpt, vc, lambda: _builtin_loaded(builtin, ckpt, work), res["notes"])
         res["levels"]["load"] = {"status": "pass", "reason": None}
 
         level = "forward"
@@ -683,7 +909,8 @@ def run_reference(req, spec):
             raise LevelError(f"upstream vLLM has no {arch}")
         vc = _vllm_config(work)
         _init_distributed(vc)
-        model = _construct(_resolved_class(vc), vc).eval()
+        model = _construct(_resolved_class(vc), vc, res["notes"]).eval()
+        res["model_file"] = _source_of(model)
         _load(model, ckpt, vc)
         from transformers import AutoConfig
 
@@ -694,7 +921,7 @@ def run_reference(req, spec):
         res["notes"].append(f"upstream vLLM {vllm.__version__} could not run it on CPU "
                             f"({op or type(exc).__name__ + ': ' + str(exc)[:200]}); Hugging Face reference used")
         try:
-            logits = _hf_logits(arch, work, ids)
+            logits, res["model_file"] = _hf_logits(arch, work, ids)
             res["reference"] = f"transformers-{_tf_version()}"
         except BaseException as exc2:
             res["error"] = f"{type(exc2).__name__}: {str(exc2)[:300]}"
@@ -720,15 +947,30 @@ def _hf_logits(arch, work, ids):
     with torch.no_grad():
         out = model(input_ids=torch.tensor([ids]))
     out = out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
-    return out[0].float()
+    return out[0].float(), _source_of(model)
 
 
 # --------------------------------------------------------------------------------------------
 # process handling
 
 
+def _die_with_parent():
+    """Linux: SIGKILL this process when its parent exits (however it exits, SIGKILL included), so
+    no worker outlives the verify run that started it."""
+    try:
+        import ctypes
+
+        parent = os.getppid()
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the call
+            os._exit(1)
+    except Exception:
+        pass
+
+
 def _child(req, spec, wfd):
     os.setpgid(0, 0)
+    _die_with_parent()
     try:
         res = (run_reference if req["mode"] == "reference" else run_pinned)(req, spec)
     except BaseException as exc:
@@ -797,6 +1039,7 @@ def _run_one(req, spec, timeout):
 def main():
     """Heavy imports first, then the request: the host starts the reference worker while the
     pinned one still runs and sends it the request (which needs the pinned artifacts) later."""
+    _die_with_parent()
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
@@ -809,6 +1052,7 @@ def main():
 
         _platform_cpu()
         patched = _reference_attention()
+        _cpu_gemm_keeps_conv_weights()
     except BaseException as exc:
         env_error = _describe("environment", exc)
     ready = {"event": "ready", "seconds": round(time.monotonic() - t0, 2), "python": sys.version.split()[0]}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import threading
@@ -112,14 +113,31 @@ def likely_rule(level_name: str, error: dict) -> str | None:
     return import_probe.likely_rule({"type": error.get("type", ""), "message": message, "ok": False})
 
 
+# Packages whose missing modules are the migration's (a module the pinned stack does not have).
+OWN_PACKAGES = ("vllm", "vllm_fl", "torch", "transformers")
+_INSTALL_HINT = re.compile(r"(?:please )?install `?([A-Za-z][\w-]*)`?(?: to use|\b)", re.I)
+
+
 def environment_problem(error: dict | None) -> str | None:
-    """A GPU-only package behind an import failure (the environment's problem), else None."""
-    if not error or error.get("level") != "import":
+    """The package behind a failure that is the environment's problem, else None: a GPU-only
+    package at import, or at any level an optional third-party package this Python lacks (an
+    ``ImportError`` naming a module outside vLLM, the plugin, torch and transformers, or asking to
+    install one, as OpenVLA's ``Please install timm``)."""
+    if not error:
         return None
     message = str(error.get("message") or "")
     m = re.search(r"No module named '([\w.]+)'", message)
-    if m and m.group(1).split(".")[0] in GPU_PACKAGES:
-        return m.group(1).split(".")[0]
+    top = m.group(1).split(".")[0] if m else None
+    if error.get("type") in ("ImportError", "ModuleNotFoundError"):
+        if top and top not in OWN_PACKAGES:
+            return top
+        hint = _INSTALL_HINT.search(message)
+        if not top and hint and hint.group(1).lower() not in OWN_PACKAGES:
+            return hint.group(1)
+    if error.get("level") != "import":
+        return None
+    if top in GPU_PACKAGES:
+        return top
     for frame in error.get("frames") or []:
         parts = Path(str(frame.get("file", ""))).parts
         for pkg in GPU_PACKAGES:
@@ -187,6 +205,8 @@ def shape_architecture(spec: dict, pinned: dict | None, reference: dict | None, 
         "reference": ref_name,
         "notes": list((pinned or {}).get("notes") or []) + list((reference or {}).get("notes") or []),
         "load_stats": ((pinned or {}).get("stats") or {}).get("load"),
+        # the files of the model classes each side built: match compares different code
+        "built_from": {"pinned": (pinned or {}).get("model_file"), "reference": (reference or {}).get("model_file")},
     }
 
 
@@ -195,8 +215,15 @@ def report_ok(architectures: list[dict]) -> bool:
         a["levels"][lv]["status"] != "fail" for a in architectures for lv in LEVELS)
 
 
+def any_failed(report: dict) -> bool:
+    return any(a["levels"][lv]["status"] == "fail" for a in report.get("architectures") or [] for lv in LEVELS)
+
+
 def exit_code(report: dict) -> int:
-    """0 every level that ran passed, 1 a level failed, 2 could not run."""
+    """0 every level that ran passed, 1 a level failed (even when another architecture could not
+    be set up here), 2 could not run."""
+    if any_failed(report):
+        return EXIT_FINDINGS
     if report.get("environment_error"):
         return EXIT_ERROR
     return EXIT_OK if report.get("ok") else EXIT_FINDINGS
@@ -239,9 +266,14 @@ class Worker:
         self.tail = StderrTail(self.proc.stderr)
 
     def close(self) -> None:
-        """Stop the process (ours, started by this object) if it still runs."""
+        """Stop the process (ours, started by this object, the leader of its own session) and its
+        process group if it still runs; its per-architecture children die with it (the worker sets
+        their parent-death signal)."""
         if self.proc.poll() is None:
-            self.proc.kill()
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                self.proc.kill()
             self.proc.wait()
         self.tail.join()
 
@@ -300,7 +332,7 @@ def verify_runtime(python: str, plugin_root: Path, record: dict, model: str, pin
         raise UsageError(f"the migration record of {model} registers no vllm_fl architecture",
                          hint=f"run: migrate_model.py apply {model} (it registers the model classes)")
     say = progress or (lambda _msg: None)
-    with tempfile.TemporaryDirectory(prefix="mmf-runtime-") as tmp:
+    with _terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="mmf-runtime-") as tmp:
         work = workdir or tmp
         base = {"sys_path": [str(plugin_root)], "namespace_packages": {"vllm_fl": str(plugin_root / "vllm_fl")},
                 "config_modules": config_modules_of(record), "workdir": work, "timeout": timeout,
@@ -353,7 +385,9 @@ def verify_runtime(python: str, plugin_root: Path, record: dict, model: str, pin
         pkg = environment_problem(_raw_error(pinned_res, spec))
         if pkg:  # the environment's problem: not a level this migration failed
             env_pkgs.add(pkg)
-            arch["levels"]["import"] = level("skipped", f"environment: needs GPU-only package {pkg}")
+            failed = (arch["first_error"] or {}).get("level") or "import"
+            why = "GPU-only package" if pkg in GPU_PACKAGES or pkg == "CUDA" else "package not installed here:"
+            arch["levels"][failed if failed in LEVELS else "import"] = level("skipped", f"environment: needs {why} {pkg}")
             arch["first_error"] = None
     report = {
         "model": model,
@@ -369,12 +403,35 @@ def verify_runtime(python: str, plugin_root: Path, record: dict, model: str, pin
     }
     if env_pkgs:
         report["environment_error"] = {
-            "message": f"the migrated modules import GPU-only package(s) {', '.join(sorted(env_pkgs))}, "
-                       "which cannot be set up on this machine",
-            "hint": "run verify --run in a venv where they import (or without them installed), or on a GPU machine; "
-                    "this is not a migration failure",
+            "message": f"the migrated models need package(s) {', '.join(sorted(env_pkgs))}, which cannot be set up "
+                       f"under {python} (GPU-only, or not installed)",
+            "hint": "install them in that venv (a GPU-only one: run where it imports, or on a GPU machine) and "
+                    "re-run; this is not a migration failure",
         }
     return report
+
+
+class _terminate_as_interrupt:
+    """SIGTERM/SIGHUP raise KeyboardInterrupt while the workers run, so that ``finally`` stops them
+    (they run in their own session: a signal to our process group does not reach them)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+    def __enter__(self):
+        self.old = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self.old[sig] = signal.signal(sig, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def __exit__(self, *exc):
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+        return False
 
 
 def with_base_config(arch: str, hf_config: dict | None) -> dict:

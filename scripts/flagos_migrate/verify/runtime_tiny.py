@@ -47,6 +47,10 @@ _TEXT_SIZES = {
     "moe_num_experts": EXPERTS,
     "num_experts_per_tok": EXPERTS_PER_TOKEN,
     "moe_topk": EXPERTS_PER_TOKEN,
+    "moe_k": EXPERTS_PER_TOKEN,
+    "moe_top_k": EXPERTS_PER_TOKEN,
+    "num_experts_per_token": EXPERTS_PER_TOKEN,
+    "n_activated_experts": EXPERTS_PER_TOKEN,
     "moe_intermediate_size": MOE_INTERMEDIATE,
     "shared_expert_intermediate_size": MOE_INTERMEDIATE,
     "n_group": 1,
@@ -125,11 +129,33 @@ def scale_sections(sections: list[int], total: int) -> list[int]:
     return out
 
 
+def _head_dim(cfg: dict) -> int | None:
+    if isinstance(cfg.get("head_dim"), int):
+        return cfg["head_dim"]
+    hidden = next((cfg[k] for k in ("hidden_size", "n_embd", "d_model") if isinstance(cfg.get(k), int)), None)
+    heads = next((cfg[k] for k in ("num_attention_heads", "n_head") if isinstance(cfg.get(k), int)), None)
+    return hidden // heads if hidden and heads else None
+
+
+def _kept_indexes(types: list, kept: list) -> list[int]:
+    """Indexes into the original layers of the layers ``_pattern_layers`` kept."""
+    out: list[int] = []
+    for t in kept:
+        free = [i for i, x in enumerate(types) if x == t and i not in out]
+        out.append(free[0] if free else len(out) % len(types))
+    return out
+
+
 def _shrink_text(cfg: dict) -> None:
     old_heads = cfg.get("num_attention_heads")
+    old_head_dim = _head_dim(cfg)
+    old_layers = next((cfg[k] for k in _LAYER_COUNTS if isinstance(cfg.get(k), int)), None)
+    old_hidden = next((cfg[k] for k in ("hidden_size", "n_embd", "d_model") if isinstance(cfg.get(k), int)), None)
     for key, value in _TEXT_SIZES.items():
         if key in cfg and isinstance(cfg[key], int) and not isinstance(cfg[key], bool):
-            cfg[key] = value
+            # an MLP exactly 4x the hidden size stays 4x (vLLM's Falcon builds 4 * hidden, not the config's size)
+            four_x = key in ("intermediate_size", "ffn_hidden_size") and old_hidden and cfg[key] == 4 * old_hidden
+            cfg[key] = 4 * HIDDEN if four_x else value
     heads = cfg.get("num_attention_heads", HEADS)
     for key in ("num_key_value_heads", "n_head_kv", "num_kv_heads"):
         if isinstance(cfg.get(key), int):
@@ -145,13 +171,24 @@ def _shrink_text(cfg: dict) -> None:
     types = cfg.get("layer_types")
     if isinstance(types, list) and types:
         kept = _pattern_layers(types)
+        indexes = _kept_indexes(types, kept)
         cfg["layer_types"] = kept
         layers = len(kept)
     else:
         layers = LAYERS
+        indexes = list(range(layers))
+    # other per-layer lists (gemma3n's intermediate_size, activation_sparsity_pattern) keep the same layers
+    for key, value in list(cfg.items()):
+        if key != "layer_types" and isinstance(value, list) and old_layers and len(value) == old_layers > layers:
+            kept_values = [value[i] for i in indexes]
+            if key in _TEXT_SIZES and all(isinstance(v, int) for v in kept_values):
+                kept_values = [_TEXT_SIZES[key]] * len(kept_values)
+            cfg[key] = kept_values
     for key in _LAYER_COUNTS:
         if isinstance(cfg.get(key), int):
             cfg[key] = layers
+    if isinstance(cfg.get("num_kv_shared_layers"), int) and cfg["num_kv_shared_layers"] >= layers:
+        cfg["num_kv_shared_layers"] = 0  # layers sharing an earlier layer's KV need more layers than kept
     # per-layer lists sized by the layer count (mlp_only_layers, ...) keep indexes that still exist
     for key in ("mlp_only_layers",):
         if isinstance(cfg.get(key), list):
@@ -160,10 +197,40 @@ def _shrink_text(cfg: dict) -> None:
         cfg["first_k_dense_replace"] = min(cfg["first_k_dense_replace"], 1)
     if isinstance(cfg.get("decoder_sparse_step"), int):
         cfg["decoder_sparse_step"] = 1
-    head_dim = cfg.get("head_dim") if isinstance(cfg.get("head_dim"), int) else \
-        cfg.get("hidden_size", HIDDEN) // max(1, heads)
+    head_dim = _head_dim(cfg) or HIDDEN // max(1, heads)
+    # a rotary dimension keeps its share of the head (GPT-J: 64 of 256 -> 4 of 16)
+    if isinstance(cfg.get("rotary_dim"), int) and old_head_dim:
+        cfg["rotary_dim"] = max(2, (cfg["rotary_dim"] * head_dim // old_head_dim) // 2 * 2)
+    if "num_key_value_heads" in cfg and cfg["num_key_value_heads"] is None:
+        cfg["num_key_value_heads"] = heads  # None means as many as the query heads (what HF reads)
+    _mamba(cfg)
+    for key in ("num_experts_per_tok", "moe_k", "moe_topk", "moe_top_k", "num_experts_per_token"):
+        experts = next((cfg[k] for k in ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts")
+                        if isinstance(cfg.get(k), int)), None)
+        if isinstance(cfg.get(key), int) and experts and cfg[key] > experts:
+            cfg[key] = experts  # top-k never above the (shrunk) expert count
     _rope(cfg, head_dim)
     _token_ids(cfg, cfg.get("vocab_size", VOCAB))
+
+
+def _mamba(cfg: dict) -> None:
+    """Mamba-2 heads must tile the expanded hidden size (``num_heads * head_dim == expand * hidden``),
+    groups must divide the heads; the SSM state and time-step rank shrink too."""
+    hidden = cfg.get("hidden_size")
+    if not isinstance(hidden, int):
+        return
+    if isinstance(cfg.get("expand"), int) and isinstance(cfg.get("num_heads"), int) \
+            and isinstance(cfg.get("head_dim"), int) and "num_attention_heads" not in cfg:
+        cfg["num_heads"] = max(1, cfg["expand"] * hidden // cfg["head_dim"])
+        if isinstance(cfg.get("n_groups"), int):
+            groups = min(cfg["n_groups"], cfg["num_heads"])
+            while cfg["num_heads"] % groups:
+                groups -= 1
+            cfg["n_groups"] = groups
+    if isinstance(cfg.get("time_step_rank"), int):
+        cfg["time_step_rank"] = max(1, hidden // 16)
+    if isinstance(cfg.get("state_size"), int):
+        cfg["state_size"] = min(cfg["state_size"], 16)
 
 
 def _shrink_vision(cfg: dict, text_hidden: int) -> None:
