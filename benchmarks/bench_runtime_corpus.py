@@ -136,7 +136,8 @@ def summarize_file(res: dict) -> dict:
     """One file's result from the verify JSON: per architecture the levels reached, and the first error."""
     report = res.get("report") or {}
     archs = report.get("architectures") or []
-    if res.get("timeout") or res.get("exit") == 2 or not archs:
+    environment = res.get("exit") == 2 and archs and report.get("environment_error")
+    if (res.get("timeout") or res.get("exit") == 2 or not archs) and not environment:
         env = report.get("environment_error") or {}
         msg = res.get("error") or env.get("message") or "no architecture verified"
         return {"outcome": "timeout" if res.get("timeout") else "could not run", "architectures": {},
@@ -151,6 +152,9 @@ def summarize_file(res: dict) -> dict:
             per_arch[name]["error"] = {"level": fe.get("level"), "message": (fe.get("message") or "")[:300],
                                        "likely_rule": fe.get("likely_rule")}
             first = first or {"architecture": name, **per_arch[name]["error"]}
+    if environment:  # the machine lacks a package a model needs: not verified here, not a migration failure
+        first = {"level": None, "message": str(report["environment_error"].get("message"))[:300], "likely_rule": None}
+        return {"outcome": "environment", "architectures": per_arch, "first_error": first}
     return {"outcome": "pass" if report.get("ok") else "fail", "architectures": per_arch, "first_error": first}
 
 
@@ -208,9 +212,10 @@ def build_summary(per_file: dict[str, dict], meta: dict) -> dict:
         "files_verified": len(done),
         "architectures_verified": sum(len(r["architectures"]) for r in done.values()),
         "outcomes": {k: sum(1 for r in done.values() if r["outcome"] == k)
-                     for k in ("pass", "fail", "timeout", "could not run")},
+                     for k in ("pass", "fail", "timeout", "could not run", "environment")},
         "levels": level_counts(done),
-        "zero_left": {"files": len(clean), "levels": level_counts(clean), "failing": promise_failures(done)},
+        "zero_left": {"files": len(clean), "levels": level_counts(clean), "failing": promise_failures(done),
+                      "environment": sorted(n for n, r in clean.items() if r["outcome"] == "environment")},
         "new_models": {"files": len(new), "levels": level_counts(new)},
         "apply_errors": sorted(n for n, r in per_file.items() if "apply_error" in r),
         "no_architecture": sorted(n for n, r in per_file.items() if r.get("registered") == 0),
