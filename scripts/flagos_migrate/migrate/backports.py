@@ -75,7 +75,16 @@ FUSED_MOE = Backport(
     "pinned FusedMoE, routed-expert checkpoint names and fused_moe_make_expert_params_mapping",
 )
 
-BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE)
+GDN_LINEAR_ATTN = Backport(
+    "gdn_linear_attn.py",
+    "vllm_fl.compat.gdn_linear_attn",
+    (("QwenGatedDeltaNetAttention", "vllm.model_executor.layers.mamba.gdn.qwen_gdn_linear_attn"),),
+    (),
+    "Qwen gated-delta-net linear attention: upstream's constructor, forward and Qwen3.5's separate "
+    "in_proj_qkv/z/b/a checkpoint layout over the pinned Qwen3NextGatedDeltaNet",
+)
+
+BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE, GDN_LINEAR_ATTN)
 
 
 @lru_cache(maxsize=None)
