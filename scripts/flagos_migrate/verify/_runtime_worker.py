@@ -323,6 +323,7 @@ def _by_stem(arch, table):
     """The one entry of ``table`` whose model_type spells the architecture's prefix
     ("Qwen3_5MoeForCausalLM" -> "qwen3_5_moe"), compared without case and underscores."""
     stem = arch.split("For")[0].replace("_", "").lower()
+    stem = stem[:-len("model")] if stem.endswith("model") and len(stem) > 5 else stem  # ChatGLMModel
     named = [cls for mt, cls in table.items() if mt.replace("_", "").replace("-", "").lower() == stem]
     return named[0] if len(named) == 1 else None
 
@@ -375,6 +376,20 @@ def _tiny_module():
     return runtime_tiny
 
 
+def _sub_architectures(tiny):
+    """A language sub-config without ``architectures`` gets its causal-LM class, as a real
+    checkpoint's config.json has it (BLIP-2's default OPT ``text_config`` has none; vLLM builds the
+    language model from it with ``init_vllm_registered_model``)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    for key in _tiny_module()._TEXT_KEYS:
+        sub = tiny.get(key)
+        if isinstance(sub, dict) and not sub.get("architectures"):
+            name = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(sub.get("model_type"))
+            if isinstance(name, str):
+                sub["architectures"] = [name]
+
+
 def _write_tiny_config(arch, cfg_cls, workdir, base=None):
     """The tiny config of ``arch``: from the model's real config.json when given (``--hf-config``),
     else from the config class's defaults."""
@@ -382,6 +397,7 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None):
     tiny = _tiny_module().tiny_config(source)
     tiny["architectures"] = [arch]
     tiny.pop("transformers_version", None)
+    _sub_architectures(tiny)
     cfg = cfg_cls.from_dict(tiny)
     cfg.architectures = [arch]
     cfg.save_pretrained(workdir)
@@ -426,7 +442,10 @@ def make_checkpoint(arch, cfg, seed, alt=None):
     hf_cls = getattr(transformers, arch, None) or (getattr(transformers, alt, None) if alt else None)
     if hf_cls is None:
         return None
-    with torch.device("meta"):
+    try:
+        with torch.device("meta"):
+            hf = hf_cls(cfg)
+    except NotImplementedError:  # a layer computes in __init__ (HF's XIELU reads .item()): build it for real, tiny
         hf = hf_cls(cfg)
     shapes = _checkpoint_names(hf)
     if getattr(_text_config(cfg), "tie_word_embeddings", False) or getattr(cfg, "tie_word_embeddings", False):
@@ -788,6 +807,24 @@ def _builtin_loaded(cls, ckpt, work):
     return {n: p.data.detach().clone() for n, p in model.named_parameters() if isinstance(p.data, torch.Tensor)}
 
 
+def _builtin_fails_alike(builtin, exc, req, spec):
+    """When the migrated class fails to build, the pinned vLLM's own class of the architecture on
+    the same tiny config: failing with the same error, the config is what is short (a field every
+    real checkpoint's config.json carries but the class's defaults lack, e.g. ChatGLM's
+    ``original_rope``), not the migration. The reason to skip with, else None."""
+    if builtin is None:
+        return None
+    work = os.path.join(req["workdir"], spec.get("id", spec["architecture"]))
+    try:
+        _construct(builtin, _vllm_config(work))
+    except BaseException as exc2:
+        if type(exc2) is type(exc) and str(exc2) == str(exc):
+            return (f"the pinned vLLM's own {builtin.__name__} fails the same way on this tiny config "
+                    f"({type(exc).__name__}: {str(exc)[:200]}): the config class's defaults lack what a real "
+                    "checkpoint has; pass --hf-config with a real config.json")
+    return None
+
+
 def run_pinned(req, spec):
     """import -> construct -> load -> forward of the migrated class; artifacts into workdir/<arch>."""
     import importlib
@@ -807,6 +844,7 @@ def run_pinned(req, spec):
         res["levels"]["import"] = {"status": "pass", "reason": None}
 
         level = "construct"
+        builtin = None
         bridges = _bridge_classes(req.get("config_modules"))
         for mt, bcls in bridges.items():
             _register_bridge(mt, bcls)
@@ -861,8 +899,11 @@ def run_pinned(req, spec):
         _skip_from(res, level, str(exc))
     except BaseException as exc:  # the model's own errors are the findings
         op = gpu_only_op(exc) if level == "forward" else None
+        same = _builtin_fails_alike(builtin, exc, req, spec) if level == "construct" else None
         if op:
             _skip_from(res, level, f"needs GPU ({op})")
+        elif same:
+            _skip_from(res, level, same)
         else:
             res["levels"][level] = {"status": "fail", "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
             res["first_error"] = _describe(level, exc)

@@ -164,7 +164,11 @@ def _shrink_text(cfg: dict) -> None:
     if "vocab_size" in cfg:
         cfg["vocab_size"] = VOCAB
     if isinstance(cfg.get("max_position_embeddings"), int):
-        cfg["max_position_embeddings"] = min(cfg["max_position_embeddings"], MAX_POSITIONS)
+        # never below a scaled rope's original context (llama3/yarn scaling reads it against this)
+        floor = max([r.get("original_max_position_embeddings") for r in (cfg.get("rope_scaling"), cfg.get("rope_parameters"))
+                     if isinstance(r, dict) and isinstance(r.get("original_max_position_embeddings"), int)] or [0])
+        cfg["max_position_embeddings"] = max(min(cfg["max_position_embeddings"], MAX_POSITIONS),
+                                             min(floor, cfg["max_position_embeddings"]))
     for key in ("sliding_window",):
         if isinstance(cfg.get(key), int):
             cfg[key] = min(cfg[key], 8)  # smaller than the prompt, so the window matters
