@@ -468,3 +468,20 @@ def test_a_killed_verify_leaves_no_worker_running(tmp_path, sig):
         time.sleep(0.2)
     state = Path(f"/proc/{worker}/stat").read_text().split(")")[-1].split()[0] if Path(f"/proc/{worker}").exists() else "gone"
     assert state in ("gone", "Z"), f"worker {worker} still running after {sig} of verify ({state})"
+
+
+def test_config_classes_are_found_by_the_architecture_stem_and_rope_context_is_kept():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_rw", ROOT / "scripts" / "flagos_migrate" / "verify" / "_runtime_worker.py")
+    worker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(worker)  # standard library only at import time
+    table = {"chatglm": "ChatGLMConfig", "kimi_vl": "KimiVLConfig", "qwen3_5_moe": "Qwen35Moe"}
+    assert worker._by_stem("ChatGLMModel", table) == "ChatGLMConfig"
+    assert worker._by_stem("ChatGLMForConditionalGeneration", table) == "ChatGLMConfig"
+    assert worker._by_stem("KimiVLForConditionalGeneration", table) == "KimiVLConfig"
+    assert worker._by_stem("Qwen3_5MoeForCausalLM", table) == "Qwen35Moe"
+    assert worker._by_stem("LlamaForCausalLM", table) is None
+    llama3 = tiny_config({"hidden_size": 4096, "num_attention_heads": 32, "max_position_embeddings": 131072,
+                          "rope_scaling": {"rope_type": "llama3", "original_max_position_embeddings": 8192}})
+    assert llama3["max_position_embeddings"] == 8192
