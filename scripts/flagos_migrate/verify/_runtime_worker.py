@@ -995,23 +995,22 @@ def _hf_logits(arch, work, ids):
 # process handling
 
 
-def _die_with_parent():
-    """Linux: SIGKILL this process when its parent exits (however it exits, SIGKILL included), so
-    no worker outlives the verify run that started it."""
+def _die_with_parent(parent):
+    """Linux: SIGKILL this process when its parent (pid ``parent``) exits, however it exits (SIGKILL
+    included), so no worker outlives the verify run that started it."""
     try:
         import ctypes
 
-        parent = os.getppid()
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent died before the call
-            os._exit(1)
     except Exception:
-        pass
+        return
+    if parent and os.getppid() != parent:  # the parent died before the call: the signal will not come
+        os._exit(1)
 
 
-def _child(req, spec, wfd):
+def _child(req, spec, wfd, parent):
     os.setpgid(0, 0)
-    _die_with_parent()
+    _die_with_parent(parent)
     try:
         res = (run_reference if req["mode"] == "reference" else run_pinned)(req, spec)
     except BaseException as exc:
@@ -1030,11 +1029,12 @@ def _run_one(req, spec, timeout):
     rfd, wfd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(rfd)
-            _child(req, spec, wfd)
+            _child(req, spec, wfd, parent)
         finally:
             os._exit(70)
     os.close(wfd)
@@ -1080,7 +1080,11 @@ def _run_one(req, spec, timeout):
 def main():
     """Heavy imports first, then the request: the host starts the reference worker while the
     pinned one still runs and sends it the request (which needs the pinned artifacts) later."""
-    _die_with_parent()
+    try:
+        host = int(os.environ.get("MMF_RUNTIME_HOST_PID") or 0)
+    except ValueError:
+        host = 0
+    _die_with_parent(host)
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")

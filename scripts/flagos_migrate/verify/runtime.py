@@ -257,7 +257,7 @@ class Worker:
 
     def __init__(self, python: str):
         self.python = python
-        env = {**os.environ, **WORKER_ENV}
+        env = {**os.environ, **WORKER_ENV, "MMF_RUNTIME_HOST_PID": str(os.getpid())}  # it dies with us
         try:
             self.proc = subprocess.Popen([python, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, env=env, text=True, start_new_session=True)
