@@ -364,6 +364,11 @@ def verify_runtime(python: str, plugin_root: Path, record: dict, model: str, pin
                         {**base, "mode": "reference", "sys_path": [], "namespace_packages": {},
                          "architectures": [{**s, "make_checkpoint": True} for s in need]}, timeout)
                     again = [s for s in need if (made.get(s["id"]) or {}).get("checkpoint")]
+                    for s in need:  # the reference could not name the tensors either: say so, not "pass it"
+                        why = (made.get(s["id"]) or {}).get("error")
+                        load = ((pinned_res.get(s["id"]) or {}).get("levels") or {}).get("load")
+                        if why and isinstance(load, dict):
+                            load["reason"] = f"no Hugging Face class to take checkpoint names from, here or in the reference ({why})"
                     if again:
                         _, rerun = worker(python).run({**base, "mode": "pinned", "architectures": again}, timeout)
                         pinned_res.update(rerun)
