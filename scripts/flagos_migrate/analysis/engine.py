@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import warnings
 
-from flagos_migrate.analysis import calls, imports, members, removed, structure
+from flagos_migrate.analysis import calls, imports, inherited, members, removed, structure
 from flagos_migrate.analysis.facts import AnalysisContext, ModuleFacts
 from flagos_migrate.astutil import ImportBinding, Usage, import_bindings, name_usage
 from flagos_migrate.catalog.findings import Finding
@@ -34,6 +34,9 @@ CHECKS = (
     members.check_mark_contexts,
     members.check_config_attributes,
     members.check_attr_renames,
+    inherited.check_inherited_defaults,
+    inherited.check_dead_hooks,
+    inherited.check_tower_skipping,
     structure.check_custom_ops,
     structure.check_incomplete_init,
     structure.check_merged_projections,
@@ -61,8 +64,9 @@ def parse_text(text: str | bytes, path: str) -> tuple[ast.Module | None, Finding
             return None, Finding("P20", path, 1, 0, f"cannot parse: {exc}")
 
 
-def analyze_tree(tree: ast.Module, ctx: AnalysisContext) -> list[Finding]:
+def analyze_tree(tree: ast.Module, ctx: AnalysisContext, source: str | None = None) -> list[Finding]:
     facts = ModuleFacts(tree, ctx)
+    facts.source = source  # comments some checks read (P26), when the caller has the text
     for check in CHECKS:
         check(facts)
     return facts.findings
@@ -76,7 +80,7 @@ def analyze_source(text: str | bytes, ctx: AnalysisContext, tree: ast.Module | N
         if tree is None:
             return [err]
     try:
-        findings = analyze_tree(tree, ctx)
+        findings = analyze_tree(tree, ctx, text if isinstance(text, str) else text.decode("utf-8", "replace"))
     except RecursionError:
         return [Finding("P20", ctx.path, 1, 0, "file too deeply nested to analyse", severity="warning")]
     except Exception as exc:  # a bug of ours must not hide the other files' results

@@ -35,6 +35,7 @@ class ModuleFacts:
         self.ctx = ctx
         self.apis = ctx.apis
         self.findings: list[Finding] = []
+        self.source: str | None = None  # the file's text, when the caller has it (comments are not in the tree)
         self.nodes, self.parents = walk_with_parents(tree)
         self.is_package = ctx.path.endswith("__init__.py")
         base = ctx.origin_module or ctx.module

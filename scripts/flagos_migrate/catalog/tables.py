@@ -44,3 +44,14 @@ DEBUG_CONTEXT_MANAGERS: dict[str, frozenset[str]] = {
 # rules whose error findings at import time make the import fail; those about import statements
 IMPORT_FAILURE_RULES = frozenset(r.id for r in BY_ID.values() if r.blocks_import)
 IMPORT_STATEMENT_RULES = frozenset(r.id for r in BY_ID.values() if r.import_statement)
+
+# P23: interface methods the pinned vLLM only declares, and the bodies its own models write for them
+INHERITED_DEFAULTS: tuple[dict, ...] = tuple(_table("P23", "inherited_defaults"))
+INHERITED_TEMPLATES: dict[str, str] = dict(_table("P23", "templates"))
+
+# P25: architecture -> upstream's MODELS_CONFIG_MAP hook class the pinned map lacks; rope-type patches
+CONFIG_HOOKS: dict[str, str] = dict(_table("P25", "config_hooks"))
+ROPE_TYPE_PATCHES: tuple[dict, ...] = tuple(_table("P25", "rope_type_patches"))
+
+# P26: the comment an unwrapped _mark_tower_model block keeps
+TOWER_COMMENT: str = _table("P26", "comment")

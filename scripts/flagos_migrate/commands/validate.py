@@ -14,6 +14,7 @@ from pathlib import Path
 
 from flagos_migrate.analysis import AnalysisContext, analyze_source, parse_text
 from flagos_migrate.analysis.bridges import bridge_field_findings
+from flagos_migrate.analysis.inherited import framework_findings
 from flagos_migrate.catalog.findings import Finding, sort_key
 from flagos_migrate.cli import UsageError
 from flagos_migrate.pinned.api_index import PinnedApis, available_versions, find_index_file
@@ -126,6 +127,7 @@ def check_registrations(tree: PluginTree, apis: PinnedApis, reg: RegistrationFil
     for m in reg.models:
         if only_modules is not None and m.module not in only_modules:
             continue
+        out.extend(framework_findings(m.arch, shown, m.line, m.col))  # P25: upstream hooks on the arch
         if m.module is None:
             continue  # a dynamic target: cannot judge
         top = m.module.split(".")[0]

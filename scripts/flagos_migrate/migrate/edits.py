@@ -30,14 +30,17 @@ class Edits:
     rename_kwargs: dict[tuple[int, str, str], str] = field(default_factory=dict)  # (line, old, new) -> rule
     attr_renames: dict[str, str] = field(default_factory=dict)  # attr -> rule (table in ATTR_RENAMES)
     remove_methods: dict[tuple[str, str], str] = field(default_factory=dict)  # (class, method) -> rule
+    # (class, method) -> (rule, the method's source): appended to the class body (P23)
+    add_methods: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.imports or self.unwrap or self.unwrap_calls or self.drop_kwargs or self.rename_kwargs
-                    or self.attr_renames or self.remove_methods)
+                    or self.attr_renames or self.remove_methods or self.add_methods)
 
     def rules(self) -> set[str]:
         out = {a.rule for a in self.imports.values()}
         for table in (self.unwrap, self.unwrap_calls, self.drop_kwargs, self.rename_kwargs, self.attr_renames,
                       self.remove_methods):
             out.update(table.values())
+        out.update(rule for rule, _ in self.add_methods.values())
         return out

@@ -18,6 +18,7 @@ from flagos_migrate.analysis import (
     calls,
     import_bindings,
     import_blockers,
+    inherited,
     members,
     name_usage,
 )
@@ -328,6 +329,7 @@ class Migration:
         for bp in self.backports:
             self.units[bp.module] = Unit(bp.module, None, "backport", bp.text(), bp.text(), {"P22"})
         self._flag_broken_held_modules()
+        self._flag_framework_hooks()
         # compat modules last: their final text is the union of every vendored name
         for cmod, v in self.compat.items():
             if v.ok and v.names:
@@ -358,6 +360,19 @@ class Migration:
                         f"will not import on the pinned vLLM: {blocker.message}",
                         fix=f"fix {b.module.replace('.', '/')}.py first (validate_migration.py shows it), or "
                             "migrate it again", data={"module": b.module, "import_time": True}))
+
+    def _flag_framework_hooks(self) -> None:
+        """P25 on each architecture this migration registers (the validator reports it on the registration)."""
+        unit = self.units.get(f"{PACKAGE}.models.{self.name}")
+        if unit is None:
+            return
+        tree = parse_source(unit.text, unit.relpath)
+        lines = {n.name: n.lineno for n in tree.body if isinstance(n, ast.ClassDef)} if tree else {}
+        for arch, cls in self.model_registrations():
+            for f in inherited.framework_findings(arch, unit.relpath, lines.get(cls, 1)):
+                if not any(g.rule == "P25" and g.message == f.message for g in unit.after):
+                    unit.before.append(f)
+                    unit.after.append(f)
 
     def _held_blocker(self, module: str) -> Finding | None:
         path = self.plugin.module_path(module)
@@ -432,6 +447,8 @@ class Migration:
                 self._import(edits, f, aliases, runtime_missing)
             elif f.rule in ("P4", "P9"):
                 members.propose_edits(f, edits)
+            elif f.rule == "P23":
+                inherited.propose_edits(f, edits)
             elif f.rule in ("P6", "P7"):
                 if not calls.propose_edits(f, edits) and f.data.get("callee") and not f.data.get("backport"):
                     self._vendor_changed_function(f.data["callee"], aliases.values(), tree, edits, depth)

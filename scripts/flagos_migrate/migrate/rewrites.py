@@ -11,7 +11,7 @@ from __future__ import annotations
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from flagos_migrate.catalog.tables import ATTR_RENAMES, MARK_CONTEXT_MANAGERS
+from flagos_migrate.catalog.tables import ATTR_RENAMES, MARK_CONTEXT_MANAGERS, TOWER_COMMENT
 from flagos_migrate.migrate.edits import Edits, ImportAction  # noqa: F401  (re-exported)
 
 LINE_LIMIT = 110
@@ -227,9 +227,9 @@ def ensure_future_annotations(module: cst.Module) -> cst.Module:
         lead = nxt.leading_lines
         if pos == 0:
             stmt = stmt.with_changes(leading_lines=lead)
-            body[pos] = nxt.with_changes(leading_lines=[cst.EmptyLine()])
+            body[pos] = nxt.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
         else:
-            stmt = stmt.with_changes(leading_lines=[cst.EmptyLine()])
+            stmt = stmt.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
             body[pos] = nxt.with_changes(leading_lines=[cst.EmptyLine(), *[x for x in lead if x.comment]])
     body.insert(pos, stmt)
     return module.with_changes(body=body)
@@ -242,7 +242,7 @@ def add_after_imports(module: cst.Module, lines: list[str]) -> cst.Module:
     body = list(module.body)
     last_import = max((i for i, s in enumerate(body) if _is_import_line(s)), default=-1)
     stmts = [cst.parse_statement(line) for line in lines]
-    stmts[0] = stmts[0].with_changes(leading_lines=[cst.EmptyLine()])
+    stmts[0] = stmts[0].with_changes(leading_lines=[cst.EmptyLine(indent=False)])
     body[last_import + 1:last_import + 1] = stmts
     return module.with_changes(body=body)
 
@@ -350,7 +350,7 @@ def _insert_after_future(module: cst.Module, stmt: cst.BaseStatement) -> cst.Mod
         stmt = stmt.with_changes(leading_lines=body[0].leading_lines)
         body[0] = body[0].with_changes(leading_lines=[])
     else:
-        stmt = stmt.with_changes(leading_lines=[cst.EmptyLine()])
+        stmt = stmt.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
     body.insert(pos, stmt)
     return module.with_changes(body=body)
 
@@ -410,8 +410,21 @@ class _Unwrapper(cst.CSTTransformer):
             inner = list(updated.body.body)
         if not inner:
             return cst.RemoveFromParent()
-        inner[0] = inner[0].with_changes(leading_lines=[*updated.leading_lines, *inner[0].leading_lines])
+        note = _tower_note(updated.items[0])
+        inner[0] = inner[0].with_changes(leading_lines=[*updated.leading_lines, *note, *inner[0].leading_lines])
         return cst.FlattenSentinel(inner)
+
+
+def _tower_note(item: cst.WithItem) -> list[cst.EmptyLine]:
+    """P26: an unwrapped ``_mark_tower_model`` block says what unwrapping lost, so the validator (which
+    sees only the result) reports it as plan and apply do."""
+    call = item.item
+    if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)
+            and call.func.attr.value == "_mark_tower_model"):
+        return []
+    code = cst.Module([]).code_for_node
+    args = ", ".join((f"{a.keyword.value}={code(a.value)}" if a.keyword else code(a.value)) for a in call.args)
+    return [cst.EmptyLine(comment=cst.Comment(TOWER_COMMENT.format(args=args)))]
 
 
 def unwrap_mark_contexts(module: cst.Module, lines: set[int] | None = None) -> cst.Module:
@@ -533,6 +546,34 @@ def remove_methods(module: cst.Module, targets: set[tuple[str, str]]) -> cst.Mod
     return module.visit(_MethodRemover(targets)) if targets else module
 
 
+# -- P23: add methods -----------------------------------------------------------------------------
+
+
+class _MethodAdder(cst.CSTTransformer):
+    def __init__(self, methods: dict[tuple[str, str], tuple[str, str]]):
+        self.methods = methods
+        self.depth = 0
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.depth += 1
+
+    def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
+        self.depth -= 1
+        if self.depth or not isinstance(updated.body, cst.IndentedBlock):
+            return updated
+        name = updated.name.value
+        have = {s.name.value for s in updated.body.body if isinstance(s, cst.FunctionDef)}
+        new = [cst.parse_statement(src.rstrip() + "\n").with_changes(leading_lines=[cst.EmptyLine(indent=False)])
+               for (cls, method), (_, src) in sorted(self.methods.items()) if cls == name and method not in have]
+        if not new:
+            return updated
+        return updated.with_changes(body=updated.body.with_changes(body=[*updated.body.body, *new]))
+
+
+def add_methods(module: cst.Module, methods: dict[tuple[str, str], tuple[str, str]]) -> cst.Module:
+    return module.visit(_MethodAdder(methods)) if methods else module
+
+
 class _LineEdits(_ImportRewriter, _Unwrapper, _KwargEditor):
     """Every line-keyed rewrite in one traversal, so all of them see the analysed positions."""
 
@@ -555,5 +596,6 @@ def apply_edits(text: str, edits: Edits) -> str:
         module = add_after_imports(module, line_edits.equivalents)
         module = add_type_checking_imports(module, line_edits.type_checking)
     module = remove_methods(module, set(edits.remove_methods))
+    module = add_methods(module, edits.add_methods)
     module = rename_attrs(module, set(edits.attr_renames))
     return module.code

@@ -1,0 +1,324 @@
+"""What a class inherits that behaves differently on the pinned vLLM, although every name resolves.
+
+- P23: interface methods whose upstream default body the pinned version only declares (a stub that
+  returns None), where nothing else in the class's hierarchy defines them; the fix writes the method
+  the way the pinned version's own models do, when the file shows what it must return.
+- P24: overrides of hooks that no pinned class of the hierarchy defines or calls (dead on 0.13.0).
+- P25: architectures whose behaviour upstream sets in framework code keyed by the architecture name
+  (``framework_hooks``, used on registrations by the migration and the validator).
+- P26: encoder towers built under ``_mark_tower_model``, which upstream skips at a modality limit of 0;
+  P4 unwraps the marker and leaves a ``# P26:`` comment so the validator still sees it afterwards.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from flagos_migrate.analysis.facts import ModuleFacts
+from flagos_migrate.astutil import dotted
+from flagos_migrate.catalog.findings import Finding
+from flagos_migrate.catalog.tables import (
+    CONFIG_HOOKS,
+    INHERITED_DEFAULTS,
+    INHERITED_TEMPLATES,
+    ROPE_TYPE_PATCHES,
+    TOWER_COMMENT,
+)
+from flagos_migrate.migrate.edits import Edits
+
+_INTERFACE_MODULES = ("vllm.model_executor.models.interfaces", "vllm.model_executor.models.interfaces_base")
+
+
+# -- the ancestry of a local class, relative imports resolved where the pinned vLLM has them ---------
+
+class _Ancestry:
+    """Local classes and pinned classes above ``cls`` (None: a base nobody can name, say nothing)."""
+
+    def __init__(self, locals_: list[ast.ClassDef], pinned: list[tuple], interfaces: set[str]):
+        self.locals = locals_  # cls first
+        self.pinned = pinned  # (Symbol, record)
+        self.interfaces = interfaces  # qualnames of interfaces reached (pinned or an upstream relative import)
+
+
+def _ancestry(m: ModuleFacts, cls: ast.ClassDef) -> _Ancestry | None:
+    locals_: list[ast.ClassDef] = []
+    pinned: list[tuple] = []
+    interfaces: set[str] = set()
+    seen: set[str] = set()
+    todo = [cls]
+    while todo:
+        cur = todo.pop(0)
+        if cur.name in seen:
+            continue
+        seen.add(cur.name)
+        locals_.append(cur)
+        for base in cur.bases:
+            expr = base.value if isinstance(base, ast.Subscript) else base
+            local = m.hierarchy._local_class_before(expr.id, cur) if isinstance(expr, ast.Name) else None
+            if local is not None:
+                todo.append(local)
+                continue
+            sym = m.resolve_expr(expr) or _relative_symbol(m, expr)
+            if sym is None:
+                b = m.module_bindings.get(expr.id) if isinstance(expr, ast.Name) else None
+                if b is not None and b.name and b.module in _INTERFACE_MODULES:
+                    interfaces.add(f"{b.module}.{b.name}")  # an upstream-only interface: no method of ours
+                    continue
+                return None
+            if sym.kind == "external":
+                continue
+            if sym.kind != "class":
+                return None
+            classes, external = m.apis.mro(sym)
+            if "?" in external:
+                return None
+            for s, rec in classes:
+                if s.module in _INTERFACE_MODULES:
+                    interfaces.add(s.qualname)
+                pinned.append((s, rec))
+    return _Ancestry(locals_, pinned, interfaces)
+
+
+def _relative_symbol(m: ModuleFacts, expr: ast.AST):
+    """``from .interfaces import X`` in an upstream file: the pinned class that P1 points it at."""
+    if not isinstance(expr, ast.Name):
+        return None
+    b = m.module_bindings.get(expr.id)
+    if b is None or not b.level or not b.name or b.type_checking or expr.id in m.rebound:
+        return None
+    sym = m.apis.resolve(b.module, b.name)
+    return sym if sym is not None and sym.kind == "class" else None
+
+
+def _defines(node: ast.ClassDef, name: str) -> bool:
+    return any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == name for s in node.body)
+
+
+def _self_assigns(node: ast.AST) -> dict[str, ast.expr]:
+    """``self.X = value`` anywhere below ``node``: X -> the value (the last one)."""
+    out: dict[str, ast.expr] = {}
+    for sub in ast.walk(node):
+        if isinstance(sub, (ast.Assign, ast.AnnAssign)):
+            targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
+            for t in targets:
+                if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
+                    if sub.value is not None:
+                        out[t.attr] = sub.value
+    return out
+
+
+def _marked_language_model(classes: list[ast.ClassDef]) -> tuple[str, ast.expr] | None:
+    """The one ``self.X`` built inside ``with self._mark_language_model(...)`` without ``targets=``."""
+    found: dict[str, ast.expr] = {}
+    for node in classes:
+        for sub in ast.walk(node):
+            if not (isinstance(sub, ast.With) and len(sub.items) == 1):
+                continue
+            call = sub.items[0].context_expr
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                    and call.func.attr == "_mark_language_model"):
+                continue
+            if any(k.arg == "targets" for k in call.keywords):
+                return None
+            for stmt in sub.body:
+                found.update(_self_assigns(stmt))
+    return next(iter(found.items())) if len(found) == 1 else None
+
+
+def _builds_causal_lm(value: ast.expr) -> bool:
+    """The value is a whole causal LM (with its ``.model`` decoder): a registered model or *ForCausalLM."""
+    if not isinstance(value, ast.Call):
+        return False
+    name = (dotted(value.func) or "").rsplit(".", 1)[-1]
+    return name == "init_vllm_registered_model" or name.endswith("ForCausalLM")
+
+
+def _annotation(m: ModuleFacts, source: str) -> str:
+    """The templates annotate with ``torch.nn.Module``; spell it as the file can."""
+    if "torch" in m.module_bindings:
+        return source
+    if "nn" in m.module_bindings:
+        return source.replace("torch.nn.Module", "nn.Module")
+    return source.replace(" -> torch.nn.Module", "")
+
+
+# -- P23 -------------------------------------------------------------------------------------------
+
+def check_inherited_defaults(m: ModuleFacts) -> None:
+    if not m.local_classes:
+        return
+    for cls in m.local_classes.values():
+        anc = None
+        for entry in INHERITED_DEFAULTS:
+            iface, method = entry["interface"], entry["method"]
+            if anc is None:
+                anc = _ancestry(m, cls) or False
+            if not anc or iface not in anc.interfaces:
+                continue
+            if not any(s.qualname == iface and method in rec["methods"] for s, rec in anc.pinned):
+                continue  # the pinned interface does not declare it: not this drift
+            if any(_defines(c, method) for c in anc.locals):
+                continue
+            if any(s.qualname != iface and method in rec["methods"] for s, rec in anc.pinned):
+                continue  # a pinned parent model defines it
+            if m.hierarchy.subclass_defines(cls, method):
+                continue
+            # report on the first local class of the chain that reaches the interface
+            if any(_reaches(m, c, iface) for c in anc.locals[1:]):
+                continue
+            source = _fix_source(m, anc, entry)
+            iname = iface.rsplit(".", 1)[-1]
+            m.add("P23", cls, f"class {cls.name} relies on upstream's default `{iname}.{method}()`, which "
+                  f"{entry['upstream']}; the pinned {iname} only declares it (returns None)",
+                  fix=("the method is written as the pinned models write it" if source else
+                       f"define `{method}` in {cls.name} as the pinned vLLM's own models do"),
+                  autofix=bool(source), data={"class": cls.name, "method": method, "interface": iface,
+                                              "source": source})
+
+
+def _reaches(m: ModuleFacts, cls: ast.ClassDef, iface: str) -> bool:
+    anc = _ancestry(m, cls)
+    return bool(anc) and iface in anc.interfaces
+
+
+def _fix_source(m: ModuleFacts, anc: _Ancestry, entry: dict) -> str | None:
+    fix = entry["fix"]
+    lm = _marked_language_model(anc.locals)
+    if fix == "language_model":
+        return _annotation(m, INHERITED_TEMPLATES[fix].format(attr=lm[0])) if lm else None
+    if fix == "eagle3_get" and any(_defines(c, entry.get("upstream_hook", "")) for c in anc.locals):
+        return INHERITED_TEMPLATES["eagle3_get_hook"]
+    multimodal = any(i.endswith(".SupportsMultiModal") for i in anc.interfaces)
+    assigned: dict[str, ast.expr] = {}
+    for c in anc.locals:
+        for k, v in _self_assigns(c).items():
+            assigned.setdefault(k, v)
+    if multimodal:
+        if lm is None and "language_model" in assigned:
+            lm = ("language_model", assigned["language_model"])
+        holder = f"self.{lm[0]}.model" if lm and _builds_causal_lm(lm[1]) else None
+    else:
+        holder = "self.model" if "model" in assigned else None
+    return INHERITED_TEMPLATES[fix].format(holder=holder) if holder else None
+
+
+# -- P24 -------------------------------------------------------------------------------------------
+
+_METHOD_NAMES: dict[int, frozenset[str]] = {}
+
+
+def _pinned_method_names(m: ModuleFacts) -> frozenset[str]:
+    """Every method name of every pinned vLLM class: a name in here may be called by duck typing."""
+    key = id(m.apis.vllm)
+    if key not in _METHOD_NAMES:
+        names: set[str] = set()
+        for rec in m.apis.vllm.modules.values():
+            for crec in rec.get("classes", {}).values():
+                names.update(crec["methods"])
+        _METHOD_NAMES[key] = frozenset(names)
+    return _METHOD_NAMES[key]
+
+
+def _model_parent(qualname: str) -> bool:
+    return qualname.startswith("vllm.model_executor.models.") and not qualname.startswith(_INTERFACE_MODULES)
+
+
+def check_dead_hooks(m: ModuleFacts) -> None:
+    referenced: set[str] | None = None
+    for cls in m.local_classes.values():
+        lin = m.hierarchy.linearize(("local", cls))
+        if any(k == "unknown" for k, _ in lin):
+            continue
+        parents = [o for k, o in lin if k == "pinned" and _model_parent(o[0].qualname)]
+        if not parents:
+            continue
+        for stmt in cls.body:
+            if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) or stmt.name.startswith("__"):
+                continue
+            name = stmt.name
+            if any(k == "pinned" and (name in o[1]["methods"] or name in o[1]["attrs"]
+                                      or any(name in r for r in o[1].get("reads", {}).values()))
+                   for k, o in lin):
+                continue
+            if referenced is None:
+                referenced = _referenced_names(m)
+            if name in referenced or name in _pinned_method_names(m):
+                continue
+            parent, rec = parents[0]
+            where = f"{parent.module.replace('.', '/')}.py:{rec.get('line', 1)}"
+            m.add("P24", stmt, f"`{cls.name}.{name}()` overrides nothing on the pinned vLLM: its parent "
+                  f"`{parent.name}` ({where}) and the rest of its pinned hierarchy neither define nor call "
+                  f"`{name}`, and nothing in this file calls it, so the parent builds what it builds "
+                  "without it", fix=f"override the pinned `{parent.name}` method that builds the part instead",
+                  data={"class": cls.name, "method": name, "parent": parent.qualname, "where": where})
+
+
+def _referenced_names(m: ModuleFacts) -> set[str]:
+    out: set[str] = set()
+    for node in m.nodes:
+        if isinstance(node, ast.Attribute):
+            out.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            out.add(node.id)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
+            out.add(node.value)
+    return out
+
+
+# -- P25 -------------------------------------------------------------------------------------------
+
+def framework_hooks(arch: str) -> list[str]:
+    """What upstream's framework does for ``arch`` that the pinned vLLM does not (one message each)."""
+    out = []
+    hook = CONFIG_HOOKS.get(arch)
+    if hook:
+        out.append(f"architecture {arch}: upstream's MODELS_CONFIG_MAP (vllm/model_executor/models/config.py) "
+                   f"applies `{hook}` to its config; the pinned vLLM has no entry, so nothing does")
+    for patch in ROPE_TYPE_PATCHES:
+        if arch in patch["archs"]:
+            out.append(f"architecture {arch}: upstream's patch_legacy_rope_type rewrites rope_type "
+                       f"{patch['rope_type']!r} (it {patch['what']}); the pinned vLLM does not")
+    return out
+
+
+def framework_findings(arch: str, path: str, line: int, col: int = 0) -> list[Finding]:
+    return [Finding("P25", path, line, col, msg, fix="port the hook's effect into the config bridge or the model",
+                    data={"arch": arch}) for msg in framework_hooks(arch)]
+
+
+# -- P26 -------------------------------------------------------------------------------------------
+
+_head, _tail = TOWER_COMMENT.split("{args}")
+_TOWER_COMMENT_RE = re.compile(r"^[ \t]*" + re.escape(_head) + r"(.*)" + re.escape(_tail) + r"[ \t]*$", re.M)
+
+
+def _tower_message(args: str) -> str:
+    return (f"encoder tower built under `self._mark_tower_model({args})`: upstream does not build it (nor load "
+            "its weights) when the modality limit is 0; unwrapped, it is always built")
+
+
+def check_tower_skipping(m: ModuleFacts) -> None:
+    for node in m.nodes:
+        if not (isinstance(node, (ast.With, ast.AsyncWith)) and len(node.items) == 1):
+            continue
+        call = node.items[0].context_expr
+        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                and call.func.attr == "_mark_tower_model" and node.items[0].optional_vars is None):
+            args = ", ".join([ast.unparse(a) for a in call.args]
+                             + [f"{k.arg}={ast.unparse(k.value)}" for k in call.keywords if k.arg])
+            m.add("P26", node, _tower_message(args), fix="keep it (delete the P26 comment apply leaves) or build "
+                  "it only when the limit is non-zero, as the pinned models do", data={"args": args})
+    source = getattr(m, "source", None)
+    if source and "# P26:" in source:
+        for match in _TOWER_COMMENT_RE.finditer(source):
+            line = source.count("\n", 0, match.start()) + 1
+            m.add("P26", None, _tower_message(match.group(1)), line=line, col=0,
+                  fix="keep it (delete this comment) or build it only when the limit is non-zero, as the pinned "
+                      "models do", data={"args": match.group(1)})
+
+
+def propose_edits(f: Finding, edits: Edits) -> None:
+    """P23: write the method the pinned models write."""
+    if f.rule == "P23" and f.data.get("source"):
+        edits.add_methods[(f.data["class"], f.data["method"])] = ("P23", f.data["source"])
