@@ -298,6 +298,11 @@ def _tower_message(args: str) -> str:
             "its weights) when the modality limit is 0; unwrapped, it is always built")
 
 
+def _written(m: ModuleFacts, node: ast.AST) -> str:
+    """The expression as the file spells it (the comment apply writes keeps the spelling too)."""
+    return (ast.get_source_segment(m.source, node) if m.source else None) or ast.unparse(node)
+
+
 def check_tower_skipping(m: ModuleFacts) -> None:
     for node in m.nodes:
         if not (isinstance(node, (ast.With, ast.AsyncWith)) and len(node.items) == 1):
@@ -305,11 +310,11 @@ def check_tower_skipping(m: ModuleFacts) -> None:
         call = node.items[0].context_expr
         if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
                 and call.func.attr == "_mark_tower_model" and node.items[0].optional_vars is None):
-            args = ", ".join([ast.unparse(a) for a in call.args]
-                             + [f"{k.arg}={ast.unparse(k.value)}" for k in call.keywords if k.arg])
+            args = ", ".join([_written(m, a) for a in call.args]
+                             + [f"{k.arg}={_written(m, k.value)}" for k in call.keywords if k.arg])
             m.add("P26", node, _tower_message(args), fix="keep it (delete the P26 comment apply leaves) or build "
                   "it only when the limit is non-zero, as the pinned models do", data={"args": args})
-    source = getattr(m, "source", None)
+    source = m.source
     if source and "# P26:" in source:
         for match in _TOWER_COMMENT_RE.finditer(source):
             line = source.count("\n", 0, match.start()) + 1

@@ -1,0 +1,337 @@
+"""P23-P26 (issue 13, classes 1, 2, 7, 8): golden before/after text through the migration engine,
+negative fixtures, the validator on migrated text, and the rule tables checked against both sources."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from flagos_migrate.analysis.inherited import framework_hooks
+from flagos_migrate.catalog.rules import BY_ID
+from flagos_migrate.catalog.tables import CONFIG_HOOKS, INHERITED_DEFAULTS
+from flagos_migrate.commands.validate import validate
+from flagos_migrate.migrate.engine import Migration
+from flagos_migrate.migrate.upstream import Upstream, open_upstream
+from flagos_migrate.plugin.tree import PluginTree
+
+from tests.analysis_helpers import GOOD_PLUGIN, analyze, only, pinned
+
+ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM_MINI = ROOT / "tests" / "fixtures" / "upstream_mini"
+UPSTREAM_SRC = Path(os.environ.get("MMF_UPSTREAM_SRC", Path.home() / ".cache/mmf/src/vllm-0.33.0"))
+PINNED_VENV = Path(os.environ.get("MMF_PINNED_VENV", Path.home() / ".cache/mmf/venv-vllm013"))
+
+
+def migrate(tmp_path: Path, text: str) -> Migration:
+    up = tmp_path / "upstream"
+    shutil.copytree(UPSTREAM_MINI, up)
+    (up / "vllm" / "model_executor" / "models" / "example.py").write_text(textwrap.dedent(text))
+    plugin = tmp_path / "plugin"
+    (plugin / "vllm_fl" / "models").mkdir(parents=True)
+    (plugin / "vllm_fl" / "__init__.py").write_text("")
+    (plugin / "vllm_fl" / "models" / "__init__.py").write_text("")
+    return Migration("example", Upstream(open_upstream(str(up))), PluginTree(plugin), pinned()).run()
+
+
+# -- P23: inherited interface defaults -------------------------------------------------------------
+
+EAGLE_TEXT = '''\
+from torch import nn
+from vllm.model_executor.models.interfaces import SupportsEagle3
+
+
+class ExampleForCausalLM(nn.Module, SupportsEagle3):
+    def __init__(self, *, vllm_config, prefix: str = "") -> None:
+        super().__init__()
+        self.model = nn.Linear(2, 2)
+'''
+
+EAGLE_TEXT_AFTER = EAGLE_TEXT + '''
+    def get_eagle3_aux_hidden_state_layers(self) -> tuple[int, ...]:
+        num_layers = len(self.model.layers)
+        return (2, num_layers // 2, num_layers - 3)
+
+    def set_aux_hidden_state_layers(self, layers: tuple[int, ...]) -> None:
+        self.model.aux_hidden_state_layers = layers
+'''
+
+
+def test_eagle3_hooks_are_written_as_the_pinned_llama_writes_them(tmp_path):
+    m = migrate(tmp_path, EAGLE_TEXT)
+    assert m.model_unit.text == EAGLE_TEXT_AFTER
+    assert sorted(f.data["method"] for f in m.model_unit.before if f.rule == "P23") == [
+        "get_eagle3_aux_hidden_state_layers", "set_aux_hidden_state_layers"]
+    assert not [f for f in m.left() if f.rule == "P23"]
+
+
+HOOK_TEXT = '''\
+from torch import nn
+from vllm.model_executor.models.interfaces import SupportsEagle3
+
+
+class ExampleForCausalLM(nn.Module, SupportsEagle3):
+    def __init__(self, *, vllm_config, prefix: str = "") -> None:
+        super().__init__()
+        self.model = nn.Linear(2, 2)
+
+    def get_eagle3_default_aux_hidden_state_layers(self) -> tuple[int, ...]:
+        return (1, 2)
+'''
+
+
+def test_upstreams_own_eagle3_default_hook_is_what_the_pinned_name_returns(tmp_path):
+    """Upstream's hook name is never called by 0.13.0's model runner: the pinned name delegates to it."""
+    m = migrate(tmp_path, HOOK_TEXT)
+    assert m.model_unit.text == HOOK_TEXT + '''
+    def get_eagle3_aux_hidden_state_layers(self) -> tuple[int, ...]:
+        return self.get_eagle3_default_aux_hidden_state_layers()
+
+    def set_aux_hidden_state_layers(self, layers: tuple[int, ...]) -> None:
+        self.model.aux_hidden_state_layers = layers
+'''
+
+
+MM_TEXT = '''\
+import torch
+from torch import nn
+from vllm.model_executor.models.interfaces import SupportsEagle3, SupportsMultiModal
+from vllm.model_executor.models.utils import init_vllm_registered_model
+
+
+class ExampleForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsEagle3):
+    def __init__(self, *, vllm_config, prefix: str = "") -> None:
+        super().__init__()
+        with self._mark_language_model(vllm_config):
+            self.text_model = init_vllm_registered_model(vllm_config=vllm_config, prefix=prefix)
+'''
+
+
+def test_multimodal_language_model_and_eagle3_through_it(tmp_path):
+    m = migrate(tmp_path, MM_TEXT)
+    assert m.model_unit.text == '''\
+import torch
+from torch import nn
+from vllm.model_executor.models.interfaces import SupportsEagle3, SupportsMultiModal
+from vllm.model_executor.models.utils import init_vllm_registered_model
+
+
+class ExampleForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsEagle3):
+    def __init__(self, *, vllm_config, prefix: str = "") -> None:
+        super().__init__()
+        self.text_model = init_vllm_registered_model(vllm_config=vllm_config, prefix=prefix)
+
+    def get_eagle3_aux_hidden_state_layers(self) -> tuple[int, ...]:
+        num_layers = len(self.text_model.model.layers)
+        return (2, num_layers // 2, num_layers - 3)
+
+    def get_language_model(self) -> torch.nn.Module:
+        return self.text_model
+
+    def set_aux_hidden_state_layers(self, layers: tuple[int, ...]) -> None:
+        self.text_model.model.aux_hidden_state_layers = layers
+'''
+
+
+def test_targets_marker_is_left_for_you_with_the_evidence(tmp_path):
+    text = MM_TEXT.replace("_mark_language_model(vllm_config)", "_mark_language_model(vllm_config, targets=nn.Linear)")
+    text = text.replace(", SupportsEagle3)", ")").replace("SupportsEagle3, ", "")
+    m = migrate(tmp_path, text)
+    left = [f for f in m.left() if f.rule == "P23"]
+    assert [f.data["method"] for f in left] == ["get_language_model"]
+    assert "only declares it (returns None)" in left[0].message
+    assert "def get_language_model" not in m.model_unit.text
+
+
+def test_negatives_own_method_pinned_parent_and_plain_module():
+    own = analyze('''
+        import torch
+        from torch import nn
+        from vllm.model_executor.models.interfaces import SupportsMultiModal
+
+        class M(nn.Module, SupportsMultiModal):
+            def get_language_model(self) -> torch.nn.Module:
+                return self.language_model
+    ''')
+    parent = analyze('''
+        from vllm.model_executor.models.interfaces import SupportsEagle3
+        from vllm.model_executor.models.llama import LlamaForCausalLM
+
+        class M(LlamaForCausalLM, SupportsEagle3):
+            pass
+    ''')
+    plain = analyze('''
+        from torch import nn
+
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.model = nn.Linear(2, 2)
+    ''')
+    assert only(own, "P23") == only(parent, "P23") == only(plain, "P23") == []
+
+
+def test_validator_reports_a_hand_migrated_class_without_the_method():
+    found = only(analyze('''
+        from torch import nn
+        from vllm.model_executor.models.interfaces import SupportsMultiModal
+
+        class M(nn.Module, SupportsMultiModal):
+            def __init__(self):
+                super().__init__()
+                self.language_model = nn.Linear(2, 2)
+    '''), "P23")
+    assert [(f.data["method"], f.data["source"], f.severity) for f in found] == [
+        ("get_language_model", None, "error")]
+
+
+# -- P24: dead hooks -------------------------------------------------------------------------------
+
+DEAD = '''
+    from vllm.model_executor.models.llama import LlamaModel
+
+    class ExampleModel(LlamaModel):
+        def create_qkvz_proj(self, hidden_size):
+            return hidden_size * 2
+'''
+
+
+def test_override_the_pinned_parent_never_calls_is_reported():
+    found = only(analyze(DEAD), "P24")
+    assert len(found) == 1 and found[0].severity == "warning"
+    assert found[0].message == (
+        "`ExampleModel.create_qkvz_proj()` overrides nothing on the pinned vLLM: its parent `LlamaModel` "
+        f"(vllm/model_executor/models/llama.py:{found[0].data['where'].rsplit(':', 1)[1]}) and the rest of its "
+        "pinned hierarchy neither define nor call `create_qkvz_proj`, and nothing in this file calls it, so the "
+        "parent builds what it builds without it")
+
+
+@pytest.mark.parametrize("variant", [
+    DEAD + "\n        def forward(self, x):\n            return self.create_qkvz_proj(x)\n",  # the file calls it
+    DEAD.replace("create_qkvz_proj", "forward"),  # the pinned parent defines it
+    DEAD.replace("create_qkvz_proj", "load_weights"),  # a pinned class defines the name: duck-typed hook
+    DEAD.replace("LlamaModel", "SupportsLoRA").replace("llama", "interfaces"),  # no model parent
+])
+def test_dead_hook_negatives(variant):
+    assert only(analyze(variant), "P24") == []
+
+
+# -- P25: framework-level hooks on the architecture ---------------------------------------------
+
+def test_framework_hooks_name_the_upstream_code():
+    assert framework_hooks("LlamaBidirectionalModel") == [
+        "architecture LlamaBidirectionalModel: upstream's MODELS_CONFIG_MAP (vllm/model_executor/models/config.py) "
+        "applies `LlamaBidirectionalConfig` to its config; the pinned vLLM has no entry, so nothing does"]
+    assert framework_hooks("TeleChat3ForCausalLM") == [
+        "architecture TeleChat3ForCausalLM: upstream's patch_legacy_rope_type rewrites rope_type 'telechat3-yarn' "
+        "(it becomes `yarn` with `attention_factor = 0.07 * log(factor) + 1`); the pinned vLLM does not"]
+    assert framework_hooks("LlamaForCausalLM") == [] and framework_hooks("GteNewModel") == []
+
+
+def test_validator_reports_it_on_the_registration(tmp_path):
+    plugin = tmp_path / "plugin"
+    shutil.copytree(GOOD_PLUGIN, plugin)
+    report = validate(str(plugin), all_models=True)
+    p25 = [f for f in report.findings if f.rule == "P25"]
+    assert sorted(f.data["arch"] for f in p25) == ["Qwen3_5ForCausalLM", "Qwen3_5ForConditionalGeneration"]
+    assert {f.file for f in p25} == {"vllm_fl/__init__.py"} and {f.severity for f in p25} == {"warning"}
+    init = plugin / "vllm_fl" / "__init__.py"
+    text = init.read_text()
+    init.write_text(text.replace('"Qwen3_5ForCausalLM", "vllm_fl', '"Qwen3_5TextForCausalLM", "vllm_fl'))
+    after = [f.data["arch"] for f in validate(str(plugin), all_models=True).findings if f.rule == "P25"]
+    assert after == ["Qwen3_5ForConditionalGeneration"]
+
+
+# -- P26: tower skipping lost by unwrapping -------------------------------------------------------
+
+TOWER = '''\
+from torch import nn
+from vllm.model_executor.models.interfaces import SupportsMultiModal
+
+
+class ExampleForConditionalGeneration(nn.Module, SupportsMultiModal):
+    def __init__(self, *, vllm_config, prefix: str = "") -> None:
+        super().__init__()
+        with self._mark_tower_model(vllm_config, {"image", "video"}):
+            self.visual = nn.Linear(2, 2)
+        self.language_model = nn.Linear(2, 2)
+
+    def get_language_model(self) -> nn.Module:
+        return self.language_model
+'''
+
+
+def test_unwrapped_tower_keeps_a_comment_and_plan_apply_validator_agree(tmp_path):
+    m = migrate(tmp_path, TOWER)
+    assert m.model_unit.text == TOWER.replace('''        with self._mark_tower_model(vllm_config, {"image", "video"}):
+            self.visual = nn.Linear(2, 2)
+''', '''        # P26: built under self._mark_tower_model(vllm_config, {"image", "video"}) upstream, which skips it when the limit is 0
+        self.visual = nn.Linear(2, 2)
+''')
+    before = [(f.rule, f.message) for f in m.model_unit.before if f.rule == "P26"]
+    left = [(f.rule, f.message) for f in m.left() if f.rule == "P26"]
+    validator = [(f.rule, f.message) for f in analyze(m.model_unit.text) if f.rule == "P26"]
+    assert before == left == validator and len(before) == 1
+    assert "when the modality limit is 0" in before[0][1]
+    # negative: the agent decided and removed the comment
+    decided = "\n".join(ln for ln in m.model_unit.text.splitlines() if "# P26:" not in ln)
+    assert only(analyze(decided), "P26") == []
+
+
+# -- the tables against both sources -------------------------------------------------------------
+
+needs_sources = pytest.mark.skipif(
+    not (UPSTREAM_SRC.is_dir() and (PINNED_VENV / "lib").is_dir()),
+    reason="needs upstream vLLM 0.33.0 source (MMF_UPSTREAM_SRC) and the pinned venv (MMF_PINNED_VENV)")
+
+
+def _pinned_root() -> Path:
+    return next(PINNED_VENV.glob("lib/python3*/site-packages"))
+
+
+def _method(root: Path, qualname: str, name: str) -> ast.FunctionDef | None:
+    module, cls = qualname.rsplit(".", 1)
+    tree = ast.parse((root / (module.replace(".", "/") + ".py")).read_text())
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == cls:
+            for f in node.body:
+                if isinstance(f, ast.FunctionDef) and f.name == name:
+                    return f
+    return None
+
+
+def _is_stub(f: ast.FunctionDef) -> bool:
+    body = [s for s in f.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
+                                      and isinstance(s.value.value, str))]
+    return len(body) == 1 and isinstance(body[0], ast.Expr) and body[0].value.value is Ellipsis
+
+
+@needs_sources
+@pytest.mark.parametrize("entry", INHERITED_DEFAULTS, ids=lambda e: e["method"])
+def test_each_inherited_default_is_a_stub_pinned_and_a_body_upstream(entry):
+    pinned_def = _method(_pinned_root(), entry["interface"], entry["method"])
+    assert pinned_def is not None and _is_stub(pinned_def)
+    up = _method(UPSTREAM_SRC, entry["interface"], entry.get("upstream_hook") or entry["method"])
+    assert up is not None and not _is_stub(up)
+
+
+def _config_map(path: Path) -> dict[str, str]:
+    for node in ast.parse(path.read_text()).body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+        if isinstance(target, ast.Name) and target.id == "MODELS_CONFIG_MAP":
+            return {k.value: ast.unparse(v) for k, v in zip(node.value.keys, node.value.values)}
+    raise AssertionError(f"no MODELS_CONFIG_MAP in {path}")
+
+
+@needs_sources
+def test_config_hooks_are_upstreams_map_minus_the_pinned_one():
+    rel = Path("vllm/model_executor/models/config.py")
+    up, pin = _config_map(UPSTREAM_SRC / rel), _config_map(_pinned_root() / rel)
+    assert CONFIG_HOOKS == {k: v for k, v in up.items() if k not in pin}
+    rope = (UPSTREAM_SRC / "vllm/transformers_utils/config.py").read_text()
+    pinned_rope = (_pinned_root() / "vllm/transformers_utils/config.py").read_text()
+    for patch in BY_ID["P25"].tables["rope_type_patches"]:
+        assert f'"{patch["rope_type"]}"' in rope and patch["rope_type"] not in pinned_rope
