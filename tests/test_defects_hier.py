@@ -231,18 +231,20 @@ def test_framework_hooks_name_the_upstream_code():
     assert framework_hooks("LlamaForCausalLM") == [] and framework_hooks("GteNewModel") == []
 
 
-def test_validator_reports_it_on_the_registration(tmp_path):
+def test_validator_reports_it_on_the_registration_until_the_plugin_hooks_it(tmp_path):
     plugin = tmp_path / "plugin"
     shutil.copytree(GOOD_PLUGIN, plugin)
-    report = validate(str(plugin), all_models=True)
-    p25 = [f for f in report.findings if f.rule == "P25"]
-    assert sorted(f.data["arch"] for f in p25) == ["Qwen3_5ForCausalLM", "Qwen3_5ForConditionalGeneration"]
-    assert {f.file for f in p25} == {"vllm_fl/__init__.py"} and {f.severity for f in p25} == {"warning"}
+    assert [f for f in validate(str(plugin), all_models=True).findings if f.rule == "P25"] == []  # hooked
     init = plugin / "vllm_fl" / "__init__.py"
     text = init.read_text()
-    init.write_text(text.replace('"Qwen3_5ForCausalLM", "vllm_fl', '"Qwen3_5TextForCausalLM", "vllm_fl'))
-    after = [f.data["arch"] for f in validate(str(plugin), all_models=True).findings if f.rule == "P25"]
-    assert after == ["Qwen3_5ForConditionalGeneration"]
+    hook = '        MODELS_CONFIG_MAP["Qwen3_5ForConditionalGeneration"] = Qwen3_5ForCausalLMConfig\n'
+    assert hook in text
+    init.write_text(text.replace(hook, ""))
+    p25 = [f for f in validate(str(plugin), all_models=True).findings if f.rule == "P25"]
+    assert [(f.data["arch"], f.file, f.severity) for f in p25] == [
+        ("Qwen3_5ForConditionalGeneration", "vllm_fl/__init__.py", "warning")]
+    assert p25[0].message == framework_hooks("Qwen3_5ForConditionalGeneration")[0]
+    assert framework_hooks("Qwen3_5ForConditionalGeneration", {"Qwen3_5ForConditionalGeneration"}) == []
 
 
 # -- P26: tower skipping lost by unwrapping -------------------------------------------------------

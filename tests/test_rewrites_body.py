@@ -45,8 +45,10 @@ def test_mark_context_managers_found_and_unwrapped():
     lines = mark_context_lines(parse(SRC))
     assert lines == {5: "_mark_tower_model", 8: "_mark_language_model"}
     out = apply_edits(SRC, Edits(unwrap={5: "P4", 8: "P4"}))
-    assert "_mark_" not in out
-    assert "        # the tower\n        self.visual = Tower(1, 2)  # trailing comment\n" in out
+    assert "with self._mark_" not in out
+    # the tower's block keeps what unwrapping lost as a P26 comment, after the block's own comments
+    assert ("        # the tower\n        # P26: built under self._mark_tower_model(vllm_config, \"image\") upstream, "
+            "which skips it when the limit is 0\n        self.visual = Tower(1, 2)  # trailing comment\n") in out
     assert "        self.proj = nn.Linear(2, 3)\n        self.lm = LM()\n" in out
     assert 'with open("x") as fh:' in out  # other context managers untouched
     ast.parse(out)
@@ -92,7 +94,7 @@ def test_all_edits_in_one_pass_keep_positions():
     out = apply_edits(SRC, Edits(unwrap={5: "P4"}, drop_kwargs={(14, "disable_tp"): "P6"},
                                  attr_renames={"mamba_cache_mode": "P9"},
                                  remove_methods={("M", "get_mamba_state_copy_func"): "P17"}))
-    assert "_mark_tower_model" not in out and "disable_tp" not in out and "get_mamba" not in out
+    assert "with self._mark_tower_model" not in out and "disable_tp" not in out and "get_mamba" not in out
     ast.parse(out)
 
 

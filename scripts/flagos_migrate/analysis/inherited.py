@@ -268,11 +268,12 @@ def _referenced_names(m: ModuleFacts) -> set[str]:
 
 # -- P25 -------------------------------------------------------------------------------------------
 
-def framework_hooks(arch: str) -> list[str]:
-    """What upstream's framework does for ``arch`` that the pinned vLLM does not (one message each)."""
+def framework_hooks(arch: str, hooked: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """What upstream's framework does for ``arch`` that the pinned vLLM does not (one message each);
+    ``hooked``: architectures the plugin gives a ``MODELS_CONFIG_MAP`` entry of its own."""
     out = []
     hook = CONFIG_HOOKS.get(arch)
-    if hook:
+    if hook and arch not in hooked:
         out.append(f"architecture {arch}: upstream's MODELS_CONFIG_MAP (vllm/model_executor/models/config.py) "
                    f"applies `{hook}` to its config; the pinned vLLM has no entry, so nothing does")
     for patch in ROPE_TYPE_PATCHES:
@@ -282,9 +283,11 @@ def framework_hooks(arch: str) -> list[str]:
     return out
 
 
-def framework_findings(arch: str, path: str, line: int, col: int = 0) -> list[Finding]:
-    return [Finding("P25", path, line, col, msg, fix="port the hook's effect into the config bridge or the model",
-                    data={"arch": arch}) for msg in framework_hooks(arch)]
+def framework_findings(arch: str, path: str, line: int, col: int = 0,
+                       hooked: frozenset[str] | set[str] = frozenset()) -> list[Finding]:
+    return [Finding("P25", path, line, col, msg, fix="port the hook's effect: the config bridge, the model, or "
+                    f'`MODELS_CONFIG_MAP["{arch}"] = <your VerifyAndUpdateConfig>` in register_model()',
+                    data={"arch": arch}) for msg in framework_hooks(arch, hooked)]
 
 
 # -- P26 -------------------------------------------------------------------------------------------

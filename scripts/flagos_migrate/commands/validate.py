@@ -127,7 +127,7 @@ def check_registrations(tree: PluginTree, apis: PinnedApis, reg: RegistrationFil
     for m in reg.models:
         if only_modules is not None and m.module not in only_modules:
             continue
-        out.extend(framework_findings(m.arch, shown, m.line, m.col))  # P25: upstream hooks on the arch
+        out.extend(framework_findings(m.arch, shown, m.line, m.col, reg.config_hooks))  # P25: upstream hooks on the arch
         if m.module is None:
             continue  # a dynamic target: cannot judge
         top = m.module.split(".")[0]

@@ -368,8 +368,9 @@ class Migration:
             return
         tree = parse_source(unit.text, unit.relpath)
         lines = {n.name: n.lineno for n in tree.body if isinstance(n, ast.ClassDef)} if tree else {}
+        hooked = self.plugin.registrations().config_hooks if self.plugin.init_file.is_file() else set()
         for arch, cls in self.model_registrations():
-            for f in inherited.framework_findings(arch, unit.relpath, lines.get(cls, 1)):
+            for f in inherited.framework_findings(arch, unit.relpath, lines.get(cls, 1), hooked=hooked):
                 if not any(g.rule == "P25" and g.message == f.message for g in unit.after):
                     unit.before.append(f)
                     unit.after.append(f)

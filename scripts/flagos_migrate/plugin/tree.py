@@ -63,6 +63,8 @@ class RegistrationFile:
     irregular: list[tuple[int, int, str]] = field(default_factory=list)
     has_register_model: bool = False
     parse_error: str | None = None
+    # architectures given a config hook of their own: ``MODELS_CONFIG_MAP["Arch"] = Hook`` (P25)
+    config_hooks: set[str] = field(default_factory=set)
 
 
 def find_package_dir(plugin_folder: str | Path) -> Path:
@@ -141,7 +143,10 @@ def parse_registrations(path: Path, module: str = f"{PACKAGE}") -> RegistrationF
             result.models.append(_model_registration(arch_node.value, target, bindings, node))
         elif isinstance(node, ast.Assign) and len(node.targets) == 1:
             tgt = node.targets[0]
-            if isinstance(tgt, ast.Subscript) and (dotted(tgt.value) or "").endswith("_CONFIG_REGISTRY"):
+            if (isinstance(tgt, ast.Subscript) and (dotted(tgt.value) or "").endswith("MODELS_CONFIG_MAP")
+                    and isinstance(tgt.slice, ast.Constant) and isinstance(tgt.slice.value, str)):
+                result.config_hooks.add(tgt.slice.value)
+            elif isinstance(tgt, ast.Subscript) and (dotted(tgt.value) or "").endswith("_CONFIG_REGISTRY"):
                 key = tgt.slice
                 shown = f"_CONFIG_REGISTRY[{ast.unparse(key)[:60]}]"
                 if simple_on_line[node.lineno] > 1:
