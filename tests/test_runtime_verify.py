@@ -482,6 +482,12 @@ def test_config_classes_are_found_by_the_architecture_stem_and_rope_context_is_k
     assert worker._by_stem("KimiVLForConditionalGeneration", table) == "KimiVLConfig"
     assert worker._by_stem("Qwen3_5MoeForCausalLM", table) == "Qwen35Moe"
     assert worker._by_stem("LlamaForCausalLM", table) is None
+    # a config that is itself a text config and holds one too (Isaac): the top-level layer list follows
+    isaac = tiny_config({"hidden_size": 4096, "num_attention_heads": 32, "num_hidden_layers": 32,
+                         "layer_types": ["full_attention"] * 32,
+                         "text_config": {"hidden_size": 4096, "num_attention_heads": 32, "num_hidden_layers": 32,
+                                         "layer_types": ["full_attention"] * 32}})
+    assert len(isaac["layer_types"]) == isaac["num_hidden_layers"] == 2
     llama3 = tiny_config({"hidden_size": 4096, "num_attention_heads": 32, "max_position_embeddings": 131072,
                           "rope_scaling": {"rope_type": "llama3", "original_max_position_embeddings": 8192}})
     assert llama3["max_position_embeddings"] == 8192

@@ -256,8 +256,9 @@ def tiny_config(config: dict) -> dict:
         _shrink_text(text)
         # top-level copies of text fields (some configs keep both) follow the text config
         for key in list(cfg):
-            if key in text and key not in _TEXT_KEYS and isinstance(cfg[key], int) and not isinstance(cfg[key], bool):
-                cfg[key] = text[key]
+            if key in text and key not in _TEXT_KEYS and key != "architectures" and (
+                    isinstance(cfg[key], int) and not isinstance(cfg[key], bool) or isinstance(cfg[key], list)):
+                cfg[key] = copy.deepcopy(text[key])  # sizes and per-layer lists (Isaac: a Qwen3Config with a text_config)
         _token_ids(cfg, text.get("vocab_size", VOCAB))
     else:
         _shrink_text(cfg)
