@@ -736,9 +736,24 @@ def _load(model, ckpt, vc, pinned_loader=None, notes=None):
     return stats
 
 
+def _stateful_layers(model):
+    """Mamba / linear-attention layers (vLLM's ``MambaBase``): their scans are Triton kernels and,
+    without their own attention metadata (which only the GPU runner builds), vLLM's forward skips
+    them as in a profiling run, leaving uninitialised output. Such a forward proves nothing."""
+    try:
+        from vllm.model_executor.layers.mamba.abstract import MambaBase
+    except Exception:
+        return []
+    return sorted({type(m).__name__ for m in model.modules() if isinstance(m, MambaBase)})
+
+
 def _forward(model, vc, cfg, ids_list):
     import torch
     from vllm.forward_context import set_forward_context
+
+    stateful = _stateful_layers(model)
+    if stateful:
+        raise NeedsGpu(f"{', '.join(stateful)}: Triton scans, run only with the GPU runner's metadata")
 
     ids = torch.tensor(ids_list, dtype=torch.long)
     n = ids.shape[0]
