@@ -245,6 +245,7 @@ def test_validator_reports_it_on_the_registration_until_the_plugin_hooks_it(tmp_
         ("Qwen3_5ForConditionalGeneration", "vllm_fl/__init__.py", "warning")]
     assert p25[0].message == framework_hooks("Qwen3_5ForConditionalGeneration")[0]
     assert framework_hooks("Qwen3_5ForConditionalGeneration", {"Qwen3_5ForConditionalGeneration"}) == []
+    assert framework_hooks("TeleChat3ForCausalLM", {"TeleChat3ForCausalLM"}) == []
 
 
 # -- P26: tower skipping lost by unwrapping -------------------------------------------------------

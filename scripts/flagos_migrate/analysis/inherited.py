@@ -271,9 +271,11 @@ def _referenced_names(m: ModuleFacts) -> set[str]:
 def framework_hooks(arch: str, hooked: frozenset[str] | set[str] = frozenset()) -> list[str]:
     """What upstream's framework does for ``arch`` that the pinned vLLM does not (one message each);
     ``hooked``: architectures the plugin gives a ``MODELS_CONFIG_MAP`` entry of its own."""
-    out = []
+    out: list[str] = []
+    if arch in hooked:  # the plugin's own hook runs where upstream's would (before the model is built)
+        return out
     hook = CONFIG_HOOKS.get(arch)
-    if hook and arch not in hooked:
+    if hook:
         out.append(f"architecture {arch}: upstream's MODELS_CONFIG_MAP (vllm/model_executor/models/config.py) "
                    f"applies `{hook}` to its config; the pinned vLLM has no entry, so nothing does")
     for patch in ROPE_TYPE_PATCHES:
