@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import re
 import warnings
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 # exceptions whose handler makes an import in the ``try`` body optional
@@ -99,25 +100,58 @@ def parse_source(text: bytes | str, relpath: str) -> ast.Module | None:
 
 
 
-def walk_with_parents(tree: ast.AST) -> tuple[list[ast.AST], dict[ast.AST, ast.AST]]:
-    """Every node (breadth-first, like ast.walk) and each node's parent, in one pass."""
-    nodes = [tree]
+def walk_indexed(tree: ast.AST) -> tuple[list[ast.AST], dict[ast.AST, ast.AST], dict[type, list[ast.AST]]]:
+    """Every node (breadth-first, like ast.walk), each node's parent, and the nodes of each type
+    (each list in walk order), in one pass: the checks of a file read the lists of the types they
+    look at instead of testing every node again."""
+    nodes: list[ast.AST] = [tree]
     parents: dict[ast.AST, ast.AST] = {}
-    i = 0
-    while i < len(nodes):
-        node = nodes[i]
-        i += 1
+    by_type: dict[type, list[ast.AST]] = defaultdict(list)
+    append, node_type = nodes.append, ast.AST
+    for node in nodes:  # the list grows while it is read: breadth-first
+        by_type[type(node)].append(node)
         for name in node._fields:
             value = getattr(node, name, None)
-            if isinstance(value, ast.AST):
-                parents[value] = node
-                nodes.append(value)
-            elif isinstance(value, list):
+            if value.__class__ is list:
                 for item in value:
-                    if isinstance(item, ast.AST):
+                    if isinstance(item, node_type):
                         parents[item] = node
-                        nodes.append(item)
+                        append(item)
+            elif isinstance(value, node_type):
+                parents[value] = node
+                append(value)
+    return nodes, parents, by_type
+
+
+def walk_with_parents(tree: ast.AST) -> tuple[list[ast.AST], dict[ast.AST, ast.AST]]:
+    """Every node (breadth-first, like ast.walk) and each node's parent, in one pass."""
+    nodes, parents, _ = walk_indexed(tree)
     return nodes, parents
+
+
+def walk(node: ast.AST) -> list[ast.AST]:
+    """``list(ast.walk(node))``, same order, at about two thirds of the cost."""
+    nodes = [node]
+    append, node_type = nodes.append, ast.AST
+    for cur in nodes:
+        for name in cur._fields:
+            value = getattr(cur, name, None)
+            if value.__class__ is list:
+                for item in value:
+                    if isinstance(item, node_type):
+                        append(item)
+            elif isinstance(value, node_type):
+                append(value)
+    return nodes
+
+
+def _of_types(nodes: list, by_type: dict | None, *types: type) -> list:
+    """The nodes of ``types``: from the per-type lists when given, else by testing each node."""
+    if by_type is None:
+        return [n for n in nodes if isinstance(n, types)]
+    if len(types) == 1:
+        return by_type.get(types[0], [])
+    return [n for t in types for n in by_type.get(t, ())]
 
 
 def _handler_guards(handler: ast.ExceptHandler) -> bool:
@@ -186,12 +220,13 @@ def context_flags(node: ast.AST, parents: dict) -> dict:
 
 
 def import_bindings(tree: ast.AST, module: str, is_package: bool = False,
-                    parents: dict | None = None, nodes: list | None = None) -> list[ImportBinding]:
+                    parents: dict | None = None, nodes: list | None = None,
+                    by_type: dict | None = None) -> list[ImportBinding]:
     """Every import in the file, with where it runs. Relative imports resolve against ``module``."""
     if parents is None or nodes is None:
-        nodes, parents = walk_with_parents(tree)
+        nodes, parents, by_type = walk_indexed(tree)
     out: list[ImportBinding] = []
-    for node in nodes:
+    for node in _of_types(nodes, by_type, ast.Import, ast.ImportFrom):
         if isinstance(node, ast.Import):
             flags = context_flags(node, parents)
             for a in node.names:
@@ -225,10 +260,10 @@ class Usage:
         return self.annotation > 0 and self.runtime == 0
 
 
-def _annotation_nodes(nodes: list) -> set[int]:
+def _annotation_nodes(nodes: list, by_type: dict | None = None) -> set[int]:
     """ids of every node inside an annotation."""
     roots: list[ast.AST] = []
-    for node in nodes:
+    for node in _of_types(nodes, by_type, ast.arg, ast.FunctionDef, ast.AsyncFunctionDef, ast.AnnAssign):
         if isinstance(node, ast.arg) and node.annotation is not None:
             roots.append(node.annotation)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns is not None:
@@ -237,36 +272,36 @@ def _annotation_nodes(nodes: list) -> set[int]:
             roots.append(node.annotation)
     ids: set[int] = set()
     for root in roots:
-        for sub in ast.walk(root):
-            ids.add(id(sub))
+        ids.update(map(id, walk(root)))
     return ids
 
 
-def _type_checking_ids(nodes: list) -> set[int]:
+def _type_checking_ids(nodes: list, by_type: dict | None = None) -> set[int]:
     ids: set[int] = set()
-    for node in nodes:
-        if isinstance(node, ast.If) and is_type_checking_test(node.test):
+    for node in _of_types(nodes, by_type, ast.If):
+        if is_type_checking_test(node.test):
             for stmt in node.body:
-                ids.update(id(sub) for sub in ast.walk(stmt))
+                ids.update(map(id, walk(stmt)))
     return ids
 
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 
 
-def name_usage(tree: ast.AST, parents: dict | None = None, nodes: list | None = None) -> dict[str, Usage]:
+def name_usage(tree: ast.AST, parents: dict | None = None, nodes: list | None = None,
+               by_type: dict | None = None) -> dict[str, Usage]:
     """Loads of each name: at run time or only inside annotations (string annotations included).
 
     Names listed in ``__all__`` count as run-time uses (re-exports); names used only under
     ``if TYPE_CHECKING:`` count as annotations.
     """
     if parents is None or nodes is None:
-        nodes, parents = walk_with_parents(tree)
-    ann = _annotation_nodes(nodes)
-    tc_ids = _type_checking_ids(nodes)
+        nodes, parents, by_type = walk_indexed(tree)
+    ann = _annotation_nodes(nodes, by_type)
+    tc_ids = _type_checking_ids(nodes, by_type)
     usage: dict[str, Usage] = {}
-    for node in nodes:
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+    for node in _of_types(nodes, by_type, ast.Name):
+        if isinstance(node.ctx, ast.Load):
             u = usage.setdefault(node.id, Usage())
             if id(node) in ann or id(node) in tc_ids:
                 u.annotation += 1
@@ -274,17 +309,18 @@ def name_usage(tree: ast.AST, parents: dict | None = None, nodes: list | None = 
                 u.runtime += 1
                 u.runtime_lines.append(node.lineno)
             u.lines.append(node.lineno)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) in ann:
+    for node in _of_types(nodes, by_type, ast.Constant):
+        if isinstance(node.value, str) and id(node) in ann:
             for ident in set(_IDENT.findall(node.value)):
                 u = usage.setdefault(ident, Usage())
                 u.annotation += 1
                 u.lines.append(node.lineno)
-        elif isinstance(node, ast.Assign):
-            for t in node.targets:
-                if isinstance(t, ast.Name) and t.id == "__all__" and isinstance(node.value, (ast.List, ast.Tuple)):
-                    for elt in node.value.elts:
-                        if isinstance(elt, ast.Constant) and isinstance(elt.value, str):
-                            usage.setdefault(elt.value, Usage()).runtime += 1
+    for node in _of_types(nodes, by_type, ast.Assign):
+        for t in node.targets:
+            if isinstance(t, ast.Name) and t.id == "__all__" and isinstance(node.value, (ast.List, ast.Tuple)):
+                for elt in node.value.elts:
+                    if isinstance(elt, ast.Constant) and isinstance(elt.value, str):
+                        usage.setdefault(elt.value, Usage()).runtime += 1
     return usage
 
 

@@ -22,9 +22,7 @@ from flagos_migrate.migrate.edits import Edits
 
 
 def check_calls(m: ModuleFacts) -> None:
-    for node in m.nodes:
-        if not isinstance(node, ast.Call):
-            continue
+    for node in m.of_type(ast.Call):
         found = callee(m, node)
         if found is None:
             continue

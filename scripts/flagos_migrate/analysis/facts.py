@@ -11,7 +11,7 @@ import ast
 from dataclasses import dataclass
 from functools import cached_property
 
-from flagos_migrate.astutil import ImportBinding, import_bindings, name_usage, walk_with_parents
+from flagos_migrate.astutil import ImportBinding, import_bindings, name_usage, walk, walk_indexed
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.pinned.api_index import PinnedApis, Symbol
 
@@ -36,12 +36,12 @@ class ModuleFacts:
         self.apis = ctx.apis
         self.findings: list[Finding] = []
         self.source: str | None = None  # the file's text, when the caller has it (comments are not in the tree)
-        self.nodes, self.parents = walk_with_parents(tree)
+        self.nodes, self.parents, self._by_type = walk_indexed(tree)
         self.is_package = ctx.path.endswith("__init__.py")
         base = ctx.origin_module or ctx.module
         self.bindings = import_bindings(tree, base, self.is_package and not ctx.origin_module, self.parents,
-                                        self.nodes)
-        self.usage = name_usage(tree, self.parents, self.nodes)
+                                        self.nodes, self._by_type)
+        self.usage = name_usage(tree, self.parents, self.nodes, self._by_type)
         # alias -> binding made at module level (the last one wins, like Python)
         self.module_bindings: dict[str, ImportBinding] = {}
         for b in self.bindings:
@@ -52,8 +52,8 @@ class ModuleFacts:
         self._subtrees: dict[int, list] = {}
         # attribute names tested with hasattr(...) anywhere: reads of them are guarded
         self.hasattr_names = {
-            n.args[1].value for n in self.nodes
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "hasattr"
+            n.args[1].value for n in self.of_type(ast.Call)
+            if isinstance(n.func, ast.Name) and n.func.id == "hasattr"
             and len(n.args) >= 2 and isinstance(n.args[1], ast.Constant) and isinstance(n.args[1].value, str)
         }
 
@@ -79,12 +79,19 @@ class ModuleFacts:
 
     # -- walking ----------------------------------------------------------------------------------
 
+    def of_type(self, *types: type) -> list[ast.AST]:
+        """The file's nodes of exactly these types (``ast.Call``, not subclasses): walk order within
+        one type; several types come one type after another."""
+        if len(types) == 1:
+            return self._by_type.get(types[0], [])
+        return [n for t in types for n in self._by_type.get(t, ())]
+
     def subtree(self, node: ast.AST) -> list[ast.AST]:
         """All nodes below ``node`` (cached: classes and functions are walked by several checks)."""
         key = id(node)
         found = self._subtrees.get(key)
         if found is None:
-            found = self._subtrees[key] = list(ast.walk(node))
+            found = self._subtrees[key] = walk(node)
         return found
 
     def enclosing(self, node: ast.AST, kinds) -> ast.AST | None:
@@ -110,18 +117,12 @@ class ModuleFacts:
 
     def _rebound(self) -> set[str]:
         """Names assigned other than by one module-level import: we cannot say what they hold."""
-        names: set[str] = set()
-        for node in self.nodes:
-            if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-                names.add(node.id)
-            elif isinstance(node, ast.arg):
-                names.add(node.arg)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                names.add(node.name)
-            elif isinstance(node, ast.ClassDef) and node not in self.tree.body:
-                names.add(node.name)
-            elif isinstance(node, ast.ExceptHandler) and node.name:
-                names.add(node.name)
+        names: set[str] = {n.id for n in self.of_type(ast.Name) if isinstance(n.ctx, (ast.Store, ast.Del))}
+        names.update(n.arg for n in self.of_type(ast.arg))
+        names.update(n.name for n in self.of_type(ast.FunctionDef, ast.AsyncFunctionDef))
+        top = set(map(id, self.tree.body))
+        names.update(n.name for n in self.of_type(ast.ClassDef) if id(n) not in top)
+        names.update(n.name for n in self.of_type(ast.ExceptHandler) if n.name)
         seen: dict[str, tuple] = {}
         for b in self.bindings:
             key = (b.module, b.name)

@@ -163,7 +163,7 @@ def _missing(m, b: ImportBinding, name: str | None, module_missing: bool = False
 
 def _isinstance_only(m, alias: str) -> bool:
     """Every use of ``alias`` is the class argument of isinstance/issubclass (or inside its tuple)."""
-    uses = [n for n in m.nodes if isinstance(n, ast.Name) and n.id == alias and isinstance(n.ctx, ast.Load)]
+    uses = [n for n in m.of_type(ast.Name) if n.id == alias and isinstance(n.ctx, ast.Load)]
     for node in uses:
         parent = m.parents.get(node)
         if isinstance(parent, ast.Tuple):
@@ -224,8 +224,8 @@ def moved_candidates(m, name: str, module: str) -> tuple[str | None, list[str]] 
 
 
 def check_module_attributes(m: ModuleFacts) -> None:
-    for node in m.nodes:
-        if not (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)):
+    for node in m.of_type(ast.Attribute):
+        if not isinstance(node.ctx, ast.Load):
             continue
         if isinstance(m.parents.get(node), ast.Attribute):
             continue  # judge the longest chain once, from its outermost node

@@ -62,8 +62,8 @@ def check_methods(m: ModuleFacts) -> None:
 # -- check 4: vLLM config attributes ----------------------------------------------------------------
 def check_config_attributes(m: ModuleFacts) -> None:
     aliases = _config_aliases(m)
-    for node in m.nodes:
-        if not (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)):
+    for node in m.of_type(ast.Attribute):
+        if not isinstance(node.ctx, ast.Load):
             continue
         base = node.value
         kind = None
@@ -128,8 +128,8 @@ def _config_aliases(m) -> dict[str, str]:
     """``cc = vllm_config.cache_config`` style aliases (a name bound only that way)."""
     out: dict[str, str] = {}
     spoiled: set[str] = set()
-    for node in m.nodes:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+    for node in m.of_type(ast.Assign):
+        if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             name = node.targets[0].id
             v = node.value
             if isinstance(v, ast.Attribute) and v.attr in CONFIG_CLASSES and name not in CONFIG_CLASSES:
@@ -137,14 +137,14 @@ def _config_aliases(m) -> dict[str, str]:
                     spoiled.add(name)
                 out[name] = v.attr
     stores: dict[str, int] = {}
-    for node in m.nodes:
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+    for node in m.of_type(ast.Name):
+        if isinstance(node.ctx, ast.Store):
             stores[node.id] = stores.get(node.id, 0) + 1
-        elif isinstance(node, ast.arg):
-            stores[node.arg] = stores.get(node.arg, 0) + 1
+    for node in m.of_type(ast.arg):
+        stores[node.arg] = stores.get(node.arg, 0) + 1
     counted: dict[str, int] = {}
-    for node in m.nodes:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+    for node in m.of_type(ast.Assign):
+        if (len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
                 and isinstance(node.value, ast.Attribute) and node.value.attr in CONFIG_CLASSES):
             counted[node.targets[0].id] = counted.get(node.targets[0].id, 0) + 1
     return {n: k for n, k in out.items() if n not in spoiled and stores.get(n, 0) == counted.get(n, 0)}
@@ -166,7 +166,7 @@ def _pinned_lacks_marks(m: ModuleFacts) -> bool:
 def check_mark_contexts(m: ModuleFacts) -> None:
     """``with x._mark_tower_model(...):`` where the pinned SupportsMultiModal has none of the markers:
     the hierarchy check above judges only classes with known pinned bases; these methods exist nowhere."""
-    withs = [n for n in m.nodes if isinstance(n, (ast.With, ast.AsyncWith)) and len(n.items) == 1
+    withs = [n for n in m.of_type(ast.With, ast.AsyncWith) if len(n.items) == 1
              and n.items[0].optional_vars is None and isinstance(n.items[0].context_expr, ast.Call)
              and isinstance(n.items[0].context_expr.func, ast.Attribute)
              and n.items[0].context_expr.func.attr in MARK_CONTEXT_MANAGERS]
@@ -192,8 +192,8 @@ def check_attr_renames(m: ModuleFacts) -> None:
     for attr, (var, new_attr, semantics) in ATTR_RENAMES.items():
         if attr in named:
             continue
-        for node in m.nodes:
-            if (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.left, ast.Attribute)
+        for node in m.of_type(ast.Compare):
+            if (len(node.ops) == 1 and isinstance(node.left, ast.Attribute)
                     and node.left.attr == attr and type(node.ops[0]) in _OPS
                     and isinstance(node.comparators[0], ast.Constant)
                     and (_OPS[type(node.ops[0])], node.comparators[0].value) in semantics):

@@ -11,6 +11,7 @@ import builtins
 from functools import lru_cache
 
 from flagos_migrate.analysis.facts import ModuleFacts
+from flagos_migrate.astutil import walk
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.catalog.tables import DEBUG_CONTEXT_MANAGERS
 
@@ -44,20 +45,24 @@ def runtime_missing(m: ModuleFacts) -> dict[str, Finding]:
     return out
 
 
-def hook_methods(tree: ast.Module, missing: set[str], pinned_methods) -> dict[tuple[str, str], tuple]:
+def hook_methods(tree: ast.Module, missing: set[str], pinned_methods,
+                 classes: list[ast.ClassDef] | None = None) -> dict[tuple[str, str], tuple]:
     """Methods whose whole body is one statement using only missing names: (class, method) -> span.
-    ``pinned_methods`` is called only when a candidate exists (it reads the whole index)."""
+    ``pinned_methods`` is called only when a candidate exists (it reads the whole index);
+    ``classes``: every class of ``tree`` in walk order, when the caller has them already."""
     out = {}
     names = None
-    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+    if classes is None:
+        classes = [n for n in walk(tree) if isinstance(n, ast.ClassDef)]
+    for cls in classes:
         for fn in cls.body:
             if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
             body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
             if len(body) != 1 or not isinstance(body[0], (ast.Return, ast.Expr)):
                 continue
-            params = {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)}
-            used = {n.id for n in ast.walk(body[0]) if isinstance(n, ast.Name)} - params - BUILTINS
+            params = {a.arg for a in walk(fn.args) if isinstance(a, ast.arg)}
+            used = {n.id for n in walk(body[0]) if isinstance(n, ast.Name)} - params - BUILTINS
             if not used or not used <= missing:
                 continue
             names = pinned_methods() if names is None else names
@@ -71,7 +76,7 @@ def check_removed_apis(m: ModuleFacts) -> None:
     missing = runtime_missing(m)
     if not missing:
         return
-    hooks = hook_methods(m.tree, set(missing), lambda: pinned_method_names(m.apis))
+    hooks = hook_methods(m.tree, set(missing), lambda: pinned_method_names(m.apis), m.of_type(ast.ClassDef))
     covered: dict[tuple[str, str], list[str]] = {}
     for alias, f in missing.items():
         lines = m.usage[alias].runtime_lines if alias in m.usage else []

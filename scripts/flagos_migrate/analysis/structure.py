@@ -18,16 +18,17 @@ HARDCODED_PATH = re.compile(r"(^|[\s'\"=:])/(models|root|home/[^/\s]+)/|site-pac
 
 # -- check 7: custom ops ------------------------------------------------------------------------------
 def check_custom_ops(m: ModuleFacts) -> None:
-    pinned_ops = m.apis.vllm.custom_ops()
     plugin = m.apis.extra.get(PLUGIN)
+    registrations = _op_registrations(m.tree, m.of_type(ast.Call))
+    pinned_ops = m.apis.vllm.custom_ops() if registrations else {}
     plugin_ops: dict[str, str] = {}
-    if plugin is not None:
+    if plugin is not None and registrations:
         for mod, rec in plugin.modules.items():
             if mod == m.ctx.module:
                 continue
             for op in rec.get("ops", ()):
                 plugin_ops.setdefault(op, mod)
-    for node, name in _op_registrations(m.tree, m.nodes):
+    for node, name in registrations:
         flags = context_flags(node, m.parents)
         if flags["guarded"] or flags["conditional"] or flags["function_level"]:
             continue  # guarded registration: the plugin's way to avoid a duplicate
@@ -151,9 +152,7 @@ def _class_level(classes: list[tuple], attr: str) -> bool:
 
 # -- check 9: merged projections built as ColumnParallelLinear ---------------------------------------
 def check_merged_projections(m: ModuleFacts) -> None:
-    for node in m.nodes:
-        if not isinstance(node, ast.Call):
-            continue
+    for node in m.of_type(ast.Call):
         sym = m.resolve_expr(node.func)
         if sym is None or sym.name != "ColumnParallelLinear" or sym.kind != "class":
             continue
@@ -195,8 +194,8 @@ def _sum_terms(m, node: ast.AST | None, call: ast.Call) -> list[ast.AST]:
 
 def _has_custom_loader(m, attr: str) -> bool:
     """``set_weight_attrs(m.<attr>.weight, {"weight_loader": ...})`` shards the merged parts itself."""
-    for node in m.nodes:
-        if isinstance(node, ast.Call) and (dotted(node.func) or "").endswith("set_weight_attrs") and node.args:
+    for node in m.of_type(ast.Call):
+        if (dotted(node.func) or "").endswith("set_weight_attrs") and node.args:
             if attr in (dotted(node.args[0]) or "").split("."):
                 return True
     return False
@@ -227,20 +226,21 @@ def check_config_bridges(m: ModuleFacts) -> None:
 # -- check 10: cleanliness ---------------------------------------------------------------------------
 def check_cleanliness(m: ModuleFacts) -> None:
     docstrings = set()
-    for node in m.nodes:
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+    for node in m.of_type(ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef):
+        if node.body:
             first = node.body[0]
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
                 docstrings.add(id(first.value))
-    for node in m.nodes:
-        if isinstance(node, ast.ExceptHandler) and node.type is None:
+    for node in m.of_type(ast.ExceptHandler):
+        if node.type is None:
             m.add("P19", node, "bare `except:` also catches KeyboardInterrupt/SystemExit and hides real errors",
                   fix="catch a specific exception (at least `except Exception:`)", data={"kind": "bare-except"})
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
-            if HARDCODED_PATH.search(node.value):
-                m.add("P19", node, f"hard-coded path {node.value[:60]!r}", fix="take the path from "
-                      "configuration or an argument", data={"kind": "hard-coded-path", "value": node.value})
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "breakpoint":
+    for node in m.of_type(ast.Constant):
+        if isinstance(node.value, str) and id(node) not in docstrings and HARDCODED_PATH.search(node.value):
+            m.add("P19", node, f"hard-coded path {node.value[:60]!r}", fix="take the path from "
+                  "configuration or an argument", data={"kind": "hard-coded-path", "value": node.value})
+    for node in m.of_type(ast.Call):
+        if isinstance(node.func, ast.Name) and node.func.id == "breakpoint":
             m.add("P19", node, "leftover `breakpoint()`", fix="remove it", data={"kind": "debug"})
     for b in m.bindings:
         if b.module.split(".")[0] in DEBUG_MODULES:

@@ -137,6 +137,7 @@ class ApiIndex:
         self.version: str = data["version"]
         self.modules: dict[str, dict] = data["modules"]
         self._definers: dict[str, list[tuple[str, str]]] | None = None
+        self._ops: dict[str, str] | None = None
 
     # -- modules and names -------------------------------------------------------------------
 
@@ -274,12 +275,15 @@ class ApiIndex:
         return self.modules[sym.module]["functions"].get(sym.name)
 
     def custom_ops(self) -> dict[str, str]:
-        """Op name -> module that registers it."""
-        out = {}
-        for mod, rec in self.modules.items():
-            for op in rec.get("ops", ()):
-                out.setdefault(op, mod)
-        return out
+        """Op name -> module that registers it (computed once: it decodes every module record; do
+        not change the dict returned)."""
+        if self._ops is None:
+            out: dict[str, str] = {}
+            for mod, rec in self.modules.items():
+                for op in rec.get("ops", ()):
+                    out.setdefault(op, mod)
+            self._ops = out
+        return self._ops
 
 
 @lru_cache(maxsize=8)

@@ -41,6 +41,7 @@ from flagos_migrate.astutil import (  # noqa: F401  (re-exported: the index's re
     resolve_relative,
     signature_of,
     string_arg,
+    walk,
 )
 from flagos_migrate.pinned.sources import SourceTree, module_name
 
@@ -53,7 +54,7 @@ CONFIG_VARIABLES = frozenset({"config", "hf_config", "text_config", "hf_text_con
 def custom_op_names(tree: ast.AST) -> list[str]:
     """Op names registered with ``CustomOp.register("x")`` or ``direct_register_custom_op(op_name=...)``."""
     names = set()
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if not isinstance(node, ast.Call):
             continue
         func = dotted(node.func) or ""
@@ -69,8 +70,9 @@ def custom_op_names(tree: ast.AST) -> list[str]:
     return sorted(names)
 
 
-class _MethodScan(ast.NodeVisitor):
-    """Collect ``self.X`` reads and writes and direct ``config.X`` reads inside one function."""
+class _MethodScan:
+    """Collect ``self.X`` reads and writes and direct ``config.X`` reads inside one function
+    (every node of it: decorators, defaults and nested functions included)."""
 
     def __init__(self) -> None:
         self.reads: set[str] = set()
@@ -78,7 +80,16 @@ class _MethodScan(ast.NodeVisitor):
         self.config_reads: set[str] = set()
         self.dynamic = False  # setattr(self, <computed name>, ...) or self.__dict__: members unknowable
 
-    def visit_Attribute(self, node: ast.Attribute) -> None:
+    def visit(self, func: ast.AST) -> None:
+        # one flat walk, not an ast.NodeVisitor: the plugin index scans every method of every file
+        for node in walk(func):
+            kind = type(node)
+            if kind is ast.Attribute:
+                self._attribute(node)
+            elif kind is ast.Call:
+                self._call(node)
+
+    def _attribute(self, node: ast.Attribute) -> None:
         if isinstance(node.value, ast.Name):
             if node.value.id == "self":
                 (self.sets if isinstance(node.ctx, ast.Store) else self.reads).add(node.attr)
@@ -92,9 +103,8 @@ class _MethodScan(ast.NodeVisitor):
             and isinstance(node.ctx, ast.Load)
         ):
             self.config_reads.add(node.attr)
-        self.generic_visit(node)
 
-    def visit_Call(self, node: ast.Call) -> None:
+    def _call(self, node: ast.Call) -> None:
         # setattr(self, "x", ...) assigns as well
         if (
             isinstance(node.func, ast.Name)
@@ -114,7 +124,6 @@ class _MethodScan(ast.NodeVisitor):
             and node.args[0].id == "self"
         ):
             self.dynamic = True
-        self.generic_visit(node)
 
 
 def class_record(node: ast.ClassDef) -> dict:
