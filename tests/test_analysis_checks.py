@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from flagos_migrate.analysis import calls, members
+from flagos_migrate.migrate.edits import Edits
+
 from tests.analysis_helpers import analyze, only
+
+
+def proposes(f) -> bool:
+    """The rewriter acts on this P6 finding (drops or renames the keyword)."""
+    return calls.propose_edits(f, Edits())
 
 # -- check 2: calls ---------------------------------------------------------------------------
 
@@ -17,7 +25,7 @@ def test_unknown_kwarg_on_pinned_class_is_p6_not_safe_to_drop():
     assert f.data["callee"] == "vllm.model_executor.models.utils.WeightsMapper"
     assert f.data["import_time"] is True  # a module-level call: the import itself fails
     # never dropped: the migration brings the back-port that accepts it (P22), and says so
-    assert f.data["backport"] == "vllm_fl.compat.stacked_weights" and f.autofix
+    assert f.data["backport"] == "vllm_fl.compat.stacked_weights"
     assert "vllm_fl.compat.stacked_weights" in f.fix
 
 
@@ -96,7 +104,9 @@ def test_missing_inherited_method_is_p4():
     """
     (f,) = only(analyze(code), "P4")
     assert f.data == {**f.data, "method": "_mark_tower_model", "via": "self", "class": "M"}
-    assert f.autofix and f.severity == "error"
+    edits = Edits()
+    members.propose_edits(f, edits)
+    assert edits.unwrap == {f.line: "P4"} and f.severity == "error"
 
 
 def test_inherited_local_and_assigned_methods_are_fine():
@@ -394,8 +404,8 @@ def test_is_encoder_is_safe_to_drop_only_next_to_enable_if():
         pass
     """
     gated, ungated = only(analyze(code), "P6")
-    assert (gated.data["kwarg"], gated.data["safe_drop"], gated.autofix) == ("is_encoder", True, True)
-    assert (ungated.data["kwarg"], ungated.data["safe_drop"], ungated.autofix) == ("is_encoder", False, False)
+    assert (gated.data["kwarg"], gated.data["safe_drop"], proposes(gated)) == ("is_encoder", True, True)
+    assert (ungated.data["kwarg"], ungated.data["safe_drop"], proposes(ungated)) == ("is_encoder", False, False)
 
 
 def test_split_pooling_types_become_the_pinned_keyword():
@@ -407,7 +417,7 @@ def test_split_pooling_types_become_the_pinned_keyword():
     code = "from vllm.model_executor.models.interfaces_base import default_pooling_type\n" + "".join(
         f"\n\n@default_pooling_type({args})\nclass Model{i}:\n    pass\n" for i, args in enumerate(calls))
     found = only(analyze(code), "P6")
-    got = [(f.data["kwarg"], f.data.get("rename_to"), f.data["safe_drop"], f.autofix) for f in found]
+    got = [(f.data["kwarg"], f.data.get("rename_to"), f.data["safe_drop"], proposes(f)) for f in found]
     assert got == [("seq_pooling_type", "pooling_type", False, True),
                    ("tok_pooling_type", "pooling_type", False, True),  # alone: the pinned type, as bert spells it
                    ("seq_pooling_type", "pooling_type", False, True), ("tok_pooling_type", None, True, True),
@@ -425,7 +435,7 @@ def test_merged_upstream_class_used_only_in_isinstance_maps_to_the_pinned_classe
         return quant_config
     """
     (f,) = only(analyze(code), "P13")
-    assert f.autofix and f.data["equivalent"] == [
+    assert f.data["equivalent"] == [
         ["vllm.model_executor.layers.quantization.awq", "AWQConfig"],
         ["vllm.model_executor.layers.quantization.awq_marlin", "AWQMarlinConfig"]]
     constructed = code.replace("return None", "return AutoAWQConfig()")  # built, not only checked

@@ -64,7 +64,7 @@ def _judge_call(m, call: ast.Call, shown: str, sig: dict, skip: int) -> None:
             fix = f"drop `{k.arg}=` (an optional refinement)" if safe else f"adapt the call; pinned signature: {shown}{rendered}"
         m.add("P6", k.value, f"`{shown}()` does not accept keyword `{k.arg}` on the pinned version",
               line=getattr(k, "lineno", call.lineno), col=getattr(k, "col_offset", call.col_offset),
-              fix=fix, autofix=safe or bool(extra),
+              fix=fix,
               data={**base, "kwarg": k.arg, "safe_drop": safe, **extra})
     if star or kwstar:
         return

@@ -64,7 +64,6 @@ def _relative(m, b: ImportBinding) -> None:
      "P1", b.node, f"relative import `from {b.written} import {', '.join(names)}` "
      f"(resolves to {b.module})",
      fix=f"import from the absolute module: from {b.module} import ..." if exists and not missing else None,
-     autofix=True,
      data={"level": b.level, "written": b.written, "names": names, "absolute": b.module,
            "pinned_module_exists": exists, "missing_names": missing if exists else names,
            "import_time": b.import_time},
@@ -106,7 +105,7 @@ def _missing(m, b: ImportBinding, name: str | None, module_missing: bool = False
         if sibling:
             data.update({"new_module": sibling, "candidates": [sibling]})
             m.add("P13", b.node, f"import of {what}: {reason} in {pinned}; it is defined in `{sibling}`",
-                  fix=f"from {sibling} import {name}", autofix=True, data=data)
+                  fix=f"from {sibling} import {name}", data=data)
             return
     if top == "transformers":
         new = TRANSFORMERS_RENAMES.get(name or "")
@@ -116,7 +115,7 @@ def _missing(m, b: ImportBinding, name: str | None, module_missing: bool = False
             data["new_name"] = new
         fix = (f"use `{new}` (transformers {pinned.split()[-1]} spelling)" if new else
                ("add a config bridge in vllm_fl/configs/ (P2)" if (name or "").endswith("Config") else None))
-        m.add("P5", b.node, f"import of {what}: {reason} in {pinned}", fix=fix, autofix=bool(new),
+        m.add("P5", b.node, f"import of {what}: {reason} in {pinned}", fix=fix,
               data=data)
         return
     # vllm: moved? annotation only? unused?
@@ -127,14 +126,14 @@ def _missing(m, b: ImportBinding, name: str | None, module_missing: bool = False
             data.update({"new_module": new_module, "candidates": all_cands})
             m.add("P13", b.node, f"import of {what}: {reason} in {pinned}; "
                   f"it is defined in `{new_module}`", fix=f"from {new_module} import {name}",
-                  autofix=True, data=data)
+                  data=data)
             return
         if cands:
             data["candidates"] = cands[1]
     if name is not None and data["annotation_only"]:
         m.add("P14", b.node, f"import of {what}: {reason} in {pinned}; used only in annotations",
               fix="move the import under `if TYPE_CHECKING:` and add `from __future__ import annotations`",
-              autofix=True, data=data)
+              data=data)
         return
     if name and name.endswith("Config") and b.module.startswith("vllm.transformers_utils.config"):
         m.add("P2", b.node, f"import of {what}: {reason} in {pinned}",
@@ -148,7 +147,7 @@ def _missing(m, b: ImportBinding, name: str | None, module_missing: bool = False
         data["equivalent"] = [list(pair) for pair in equivalent]
         m.add("P13", b.node, f"import of {what}: {reason} in {pinned}; used only in isinstance checks, "
               f"where the pinned classes ({classes}) stand for it",
-              fix=f"{b.alias} = ({classes},) with those classes imported", autofix=True, data=data)
+              fix=f"{b.alias} = ({classes},) with those classes imported", data=data)
         return
     if data["unused"]:
         fix = "the name is unused: remove the import"
@@ -158,7 +157,7 @@ def _missing(m, b: ImportBinding, name: str | None, module_missing: bool = False
     elif data.get("candidates"):
         fix = "defined in several pinned modules: " + ", ".join(data["candidates"])
     m.add("P3", b.node, f"import of {what}: {reason} in {pinned}" + (" (unused)" if data["unused"] else ""),
-          fix=fix, autofix=data["unused"] or bp is not None, data=data)
+          fix=fix, data=data)
 
 
 def _isinstance_only(m, alias: str) -> bool:
@@ -297,7 +296,7 @@ def check_backport_imports(m: ModuleFacts) -> None:
         for b in m.bindings:
             if b.name and not b.type_checking and bp.repoints(b.module, b.name):
                 m.add("P22", b.node, f"`{b.name}` comes from the back-port {bp.module} ({bp.what})",
-                      line=b.line, col=0, fix=f"from {bp.module} import {b.name}", autofix=True,
+                      line=b.line, col=0, fix=f"from {bp.module} import {b.name}",
                       data={"name": b.name, "module": b.module, "backport": bp.module})
 
 

@@ -55,7 +55,7 @@ def check_methods(m: ModuleFacts) -> None:
                   f"of its hierarchy on the pinned version defines `{name}`",
                   fix=("unwrap the context manager (its body runs directly)"
                        if name in MARK_CONTEXT_MANAGERS else "define it or remove the call"),
-                  autofix=name in MARK_CONTEXT_MANAGERS, severity=severity,
+                  severity=severity,
                   data={"method": name, "via": via, "class": cls.name, "pinned_bases": pinned})
 
 
@@ -86,7 +86,7 @@ def check_config_attributes(m: ModuleFacts) -> None:
             data["rename"] = rename
         m.add("P9", node, f"`{kind}.{node.attr}`: {sym.name} of the pinned vLLM has no attribute `{node.attr}`",
               fix=(f"use `{kind}.{rename}`" if rename else f"read it with getattr({kind}, {node.attr!r}, "
-                   "<default>) or drop the feature"), autofix=bool(rename), data=data)
+                   "<default>) or drop the feature"), data=data)
 
 
 def _trusted_config_name(m, node: ast.Name) -> bool:
@@ -177,7 +177,7 @@ def check_mark_contexts(m: ModuleFacts) -> None:
         method = node.items[0].context_expr.func.attr
         if node.lineno not in reported:
             m.add("P4", node, f"`self.{method}(...)` context manager does not exist in the pinned vLLM",
-                  fix="unwrap the context manager (its body runs directly)", autofix=True,
+                  fix="unwrap the context manager (its body runs directly)",
                   data={"method": method, "via": "self"})
 
 
@@ -201,7 +201,7 @@ def check_attr_renames(m: ModuleFacts) -> None:
                 if sym is None or m.apis.class_has_member(sym, attr) is not False:
                     return
                 m.add("P9", node, f"`{var}.{attr}` does not exist in the pinned vLLM; compared as `{new_attr}`",
-                      fix=f"use `{var}.{new_attr}`", autofix=True,
+                      fix=f"use `{var}.{new_attr}`",
                       data={"config": var, "config_class": sym.qualname, "attr": attr, "rename": new_attr})
                 break
 

@@ -89,9 +89,9 @@ def check_removed_apis(m: ModuleFacts) -> None:
         if f.data["name"] in DEBUG_CONTEXT_MANAGERS.get(f.data["module"], ()):
             m.add("P21", f, f"`{f.data['name']}` only scopes an upstream debug check the pinned vLLM lacks: "
                   "its `with` blocks run their bodies directly", line=f.line, col=f.col,
-                  fix="unwrap its `with` blocks and remove the import", autofix=True,
+                  fix="unwrap its `with` blocks and remove the import",
                   data={"alias": alias, "module": f.data["module"], "name": f.data["name"]})
     for (cls, meth), aliases in covered.items():
         m.add("P17", None, f"hook `{cls}.{meth}` uses only APIs the pinned vLLM lacks and no pinned class "
-              "declares it", line=hooks[(cls, meth)][0], col=0, autofix=True,
+              "declares it", line=hooks[(cls, meth)][0], col=0,
               data={"class": cls, "method": meth, "names": sorted(aliases)})

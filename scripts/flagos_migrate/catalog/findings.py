@@ -17,7 +17,6 @@ class Finding:
     message: str
     severity: str = ""  # "error" | "warning"; defaults to the rule's severity
     fix: str | None = None  # human-readable fix, e.g. "import it from vllm.attention.layer"
-    autofix: bool = False  # True when migrate_model.py apply rewrites it
     data: dict = field(default_factory=dict)  # structured facts the rewriter acts on
 
     def __post_init__(self) -> None:
