@@ -35,3 +35,31 @@ def test_check_mode_detects_drift(tmp_path):
 def test_rule_ids_are_sequential():
     ids = [int(r.id[1:]) for r in CATALOG]
     assert ids == list(range(1, len(ids) + 1))
+
+
+PROCEDURE = ROOT / "references" / "procedure.md"
+
+
+def test_final_report_template_in_the_procedure_is_rendered_from_templates(tmp_path):
+    current = PROCEDURE.read_text("utf-8")
+    block = rpc.REPORT_BEGIN + "```markdown\n" + rpc.render_report_template() + "```\n" + rpc.REPORT_END
+    assert block in current, "run: python3 scripts/render_patch_catalog.py"
+    assert "| 6 validation | [validate: ok]" in block and "{{model_name}}.py" in block
+    # a hand edit inside the block is stale: --check fails, a render puts the template's text back
+    stale = current.replace("| 6 validation |", "| 6 validated by hand |", 1)
+    proc = tmp_path / "procedure.md"
+    proc.write_text(stale, "utf-8")
+    out = tmp_path / "cp.md"
+    out.write_text(rpc.render(), "utf-8")
+    assert rpc.main(["--out", str(out), "--procedure", str(proc), "--check"]) == 1
+    assert rpc.main(["--out", str(out), "--procedure", str(proc)]) == 0
+    assert proc.read_text("utf-8") == current
+
+
+def test_final_report_template_takes_real_values():
+    text = rpc.render_report_template({"display_name": "Qwen3.5", "model_name": "qwen3_5",
+                                       "upstream_folder": "/src/vllm", "model_type": "qwen3_5",
+                                       "config_class": "Qwen3_5Config"})
+    assert text.startswith("## Qwen3.5 migrated to vllm-plugin-FL")
+    assert "Model file: qwen3_5.py; upstream: [resolve: resolved.upstream_version] from /src/vllm" in text
+    assert "{{" not in text
