@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import migrate_model
@@ -281,6 +282,33 @@ def test_verify_without_vllm_says_what_to_install(capsys, plugin):
     cli(capsys, "apply", "plain", *common(plugin))
     code, _, err = cli(capsys, "verify", "plain", "--plugin", str(plugin))
     assert code == 2 and "vLLM is not importable" in err and "pip install vllm==0.13.0" in err
+
+
+def _python_with_vllm(tmp_path: Path, version: str) -> Path:
+    """This interpreter with a stand-in ``vllm`` of ``version`` on its path (metadata only)."""
+    site = tmp_path / f"site-{version}"
+    (site / "vllm").mkdir(parents=True)
+    (site / "vllm" / "__init__.py").write_text("")
+    (site / f"vllm-{version}.dist-info").mkdir()
+    (site / f"vllm-{version}.dist-info" / "METADATA").write_text(f"Metadata-Version: 2.1\nName: vllm\nVersion: {version}\n")
+    py = tmp_path / f"python-{version}"
+    py.write_text(f'#!/bin/sh\nPYTHONPATH="{site}" exec "{sys.executable}" "$@"\n')
+    py.chmod(0o755)
+    return py
+
+
+def test_verify_warns_when_the_python_has_another_vllm_than_the_pin(capsys, plugin, tmp_path):
+    cli(capsys, "apply", "plain", *common(plugin))
+    other = _python_with_vllm(tmp_path, "0.20.2")
+    _, out, err = cli(capsys, "verify", "plain", "--plugin", str(plugin), "--python", str(other), "--pinned", "0.13.0",
+                      "--json")
+    assert f"warning: the vLLM in {other} is 0.20.2, the pin is 0.13.0 (from --pinned)" in err
+    assert "pass --pinned 0.20.2" in err
+    if out.strip():
+        assert json.loads(out)["python_vllm"] == "0.20.2"
+    same = _python_with_vllm(tmp_path, "0.13.0+cpu")  # a local build of the pinned release
+    _, _, err = cli(capsys, "verify", "plain", "--plugin", str(plugin), "--python", str(same), "--pinned", "0.13.0")
+    assert "warning: the vLLM in" not in err
 
 
 def test_verify_without_a_record_exit_2(capsys, plugin):

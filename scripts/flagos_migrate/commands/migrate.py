@@ -399,12 +399,35 @@ def cmd_apply(args, loaded=None) -> int:
     return code
 
 
-def _vllm_importable(python: str) -> bool:
-    code = "import importlib.util,sys; sys.exit(0 if importlib.util.find_spec('vllm') else 3)"
+_VLLM_IN = ("import importlib.metadata as md, importlib.util, sys\n"
+            "if not importlib.util.find_spec('vllm'): sys.exit(3)\n"
+            "try: print(md.version('vllm'))\n"
+            "except md.PackageNotFoundError: print('')\n")
+
+
+def _vllm_in(python: str) -> str | None:
+    """The vLLM version installed in ``python`` ('' when importable without metadata, e.g. a source
+    checkout on the path); None when vLLM is not importable there. Nothing of vLLM is imported."""
     try:
-        return subprocess.run([python, "-c", code], capture_output=True, timeout=120).returncode == 0
+        out = subprocess.run([python, "-c", _VLLM_IN], capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired):
-        return False
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _vllm_importable(python: str) -> bool:
+    return _vllm_in(python) is not None
+
+
+def _warn_other_vllm(python: str, found: str | None, pinned) -> None:
+    """The checks ran against the pin's index; a --python with another vLLM checks something else."""
+    if not found:
+        return
+    base = found.split("+", 1)[0]  # a local build tag (0.13.0+cpu) is the same release
+    if base != pinned.vllm:
+        progress(f"warning: the vLLM in {python} is {found}, the pin is {pinned.vllm} (from {pinned.source}): "
+                 f"the imports run on another vLLM than the one the migration targeted; pass --pinned {base} "
+                 f"or a --python with vLLM {pinned.vllm}")
 
 
 def cmd_verify(args) -> int:
@@ -417,6 +440,9 @@ def cmd_verify(args) -> int:
         raise UsageError(f"no migration record for {args.model_name} in {record_path(plugin.package_dir, args.model_name)}",
                          hint=f"run: migrate_model.py apply {args.model_name} first")
     python = python_of(args.python) if args.python else sys.executable
+    pinned = target_of(args)
+    found = _vllm_in(python)
+    _warn_other_vllm(python, found, pinned)
     run_note = None
     if getattr(args, "run", False):
         from flagos_migrate.verify.runtime import architectures_of
@@ -428,7 +454,7 @@ def cmd_verify(args) -> int:
         run_note = (f"{args.model_name} registers no architecture (a module other models import): nothing to build, "
                     "its files are import-checked; verify --run the models that use it")
         progress(run_note)
-    if not _vllm_importable(python):
+    if found is None:
         raise UsageError(
             f"vLLM is not importable in {python}",
             hint=f"install the pinned vLLM there (pip install vllm=={args.pinned}) and the plugin with "
@@ -436,13 +462,12 @@ def cmd_verify(args) -> int:
         )
     modules = [rel[:-3].replace("/", ".").removesuffix(".__init__") for rel in record["files"]]
     # the plugin's own __init__ is not the migration's and may need a GPU (flag_gems): skipped
-    pinned = target_of(args)
     results = probe_imports(python, modules, sys_path=[str(plugin.root)], jobs=args.jobs, no_init=[pinned.package],
                             moved=moved_checker(pinned), pinned=pinned)
     failed = {m: r for m, r in results.items() if not r.ok}
     environment = {m: r for m, r in failed.items() if r.environment}
     if args.json:
-        print_json({"python": python, "pinned": pinned.to_dict(),
+        print_json({"python": python, "python_vllm": found or None, "pinned": pinned.to_dict(),
                     "results": {m: r.__dict__ for m, r in results.items()},
                     "ok": len(results) - len(failed), "failed": len(failed) - len(environment),
                     "environment": len(environment), **({"run": run_note} if run_note else {})})
