@@ -84,12 +84,29 @@ def fresh_plugin(dest: Path) -> Path:
     return dest
 
 
+def from_record(plugin: Path, name: str) -> dict | None:
+    """Per-file result of a model an earlier (interrupted) run applied into ``plugin`` (--resume):
+    its migration record, or None when it has none. Fixed findings and seconds are not recorded."""
+    path = plugin / "vllm_fl" / "models" / ".migration" / f"{name}.json"
+    try:
+        rec = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict) or not isinstance(rec.get("issues_left"), int):
+        return None
+    return {"left": rec["issues_left"], "fixed": None, "modules": len(rec.get("files") or {}), "rules_left": [],
+            "left_findings": [], "left_at_import": None, "resumed": True, "seconds": 0.0}
+
+
 def apply_all(names, plugin, up, apis, pinned, args) -> tuple[dict[str, dict], Counter, float]:
     """``apply`` every model, one after another, into one plugin tree; per-file results."""
     per_file: dict[str, dict] = {}
     rules_left: Counter = Counter()
     started = time.perf_counter()
     for i, name in enumerate(names, 1):
+        if args.resume and (done := from_record(plugin, name)) is not None:
+            per_file[name] = done  # applied by the interrupted run: not applied again
+            continue
         t0 = time.perf_counter()
         ns = argparse.Namespace(model_name=name, upstream=args.upstream, plugin=str(plugin), pinned=args.pinned,
                                 json=True, fetch=False, hf_config=None, dry_run=False, force=False, target=pinned,
@@ -124,6 +141,9 @@ def main() -> int:
     ap.add_argument("--apply-only", action="store_true", help="apply into --keep DIR and stop (import later)")
     ap.add_argument("--import-only", action="store_true",
                     help="import what an --apply-only run left in --keep DIR (apply is not repeated)")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue an interrupted run in --keep DIR: models with a migration record there are "
+                    "not applied again (their findings-left count comes from the record)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -152,8 +172,14 @@ def main() -> int:
         plugin, per_file, total_apply = work, saved["per_file"], saved["total_apply"]
         rules_left = Counter(saved["rules_left"])
         names = [n for n in names if n in per_file]
+    elif args.resume:
+        if not args.keep or not (work / "vllm_fl" / "models").is_dir():
+            print("error: --resume needs --keep DIR holding the plugin tree of an earlier run", file=sys.stderr)
+            return 2
+        plugin = work
+        per_file, rules_left, total_apply = apply_all(names, plugin, up, apis, pinned, args)
     elif args.keep and work.exists() and any(work.iterdir()):
-        print(f"error: --keep folder {work} is not empty", file=sys.stderr)
+        print(f"error: --keep folder {work} is not empty (--resume continues the run that left it)", file=sys.stderr)
         return 2
     else:
         plugin = fresh_plugin(work)
@@ -186,12 +212,17 @@ def main() -> int:
                                        per_file[n].get("import_error", "").split(":", 1)[-1][:90]
                                        for n in mods if not per_file[n].get("imports")).most_common(12)}
         probe["structural"] = structural_breakdown(per_file)
+        # "0 left for you" is a promise: every file plan calls clean must import
+        clean = [n for n in mods if per_file[n].get("left") == 0]
+        probe["clean_files"] = len(clean)
+        probe["clean_files_not_importing"] = sorted(n for n in clean if not per_file[n].get("imports"))
     secs = [r["seconds"] for r in per_file.values()]
     lefts = [r["left"] for r in per_file.values() if "left" in r]
     summary = {
         "pinned": pinned.to_dict(),
         "upstream": up.source.label,
         "files": len(names),
+        "resumed": sum(1 for r in per_file.values() if r.get("resumed")),
         "crashed": sorted(n for n, r in per_file.items() if "error" in r),
         "clean_statically": sum(1 for x in lefts if x == 0),
         "findings_left": {"median": statistics.median(lefts) if lefts else 0, "max": max(lefts, default=0),
@@ -211,7 +242,8 @@ def main() -> int:
             print(f"{n:32s} ERROR {r['error'][:100]}")
             continue
         imp = "" if "imports" not in r else ("ok" if r["imports"] else f"FAIL {r.get('import_error', '')[:80]}")
-        print(f"{n:32s} {r['left']:4d} {r['fixed']:5d} {r['modules']:4d} {r['seconds']:6.2f}  {imp}")
+        fixed = "-" if r["fixed"] is None else str(r["fixed"])
+        print(f"{n:32s} {r['left']:4d} {fixed:>5s} {r['modules']:4d} {r['seconds']:6.2f}  {imp}")
     print(json.dumps(summary, indent=2))
     return 0
 
