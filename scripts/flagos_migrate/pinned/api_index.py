@@ -138,6 +138,7 @@ class ApiIndex:
         self.modules: dict[str, dict] = data["modules"]
         self._definers: dict[str, list[tuple[str, str]]] | None = None
         self._ops: dict[str, str] | None = None
+        self._resolved: dict[tuple[str, str, bool], Symbol | None] = {}
 
     # -- modules and names -------------------------------------------------------------------
 
@@ -150,7 +151,19 @@ class ApiIndex:
     def resolve(
         self, module: str, name: str, _seen: frozenset = frozenset(), allow_lazy: bool = True
     ) -> Symbol | None:
-        """What ``from module import name`` binds, following re-exports; None when it fails."""
+        """What ``from module import name`` binds, following re-exports; None when it fails.
+        Answers are kept per index (its records never change once loaded): every file of a run asks
+        for the same few hundred names, each through chains of re-exports."""
+        if _seen:
+            return self._resolve(module, name, _seen, allow_lazy)
+        key = (module, name, allow_lazy)
+        try:
+            return self._resolved[key]
+        except KeyError:
+            found = self._resolved[key] = self._resolve(module, name, _seen, allow_lazy)
+            return found
+
+    def _resolve(self, module: str, name: str, _seen: frozenset, allow_lazy: bool) -> Symbol | None:
         key = (module, name)
         if key in _seen:
             return None
