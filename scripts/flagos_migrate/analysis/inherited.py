@@ -173,8 +173,7 @@ def check_inherited_defaults(m: ModuleFacts) -> None:
                   f"{entry['upstream']}; the pinned {iname} only declares it (returns None)",
                   fix=("the method is written as the pinned models write it" if source else
                        f"define `{method}` in {cls.name} as the pinned vLLM's own models do"),
-                  autofix=bool(source), data={"class": cls.name, "method": method, "interface": iface,
-                                              "source": source})
+                  data={"class": cls.name, "method": method, "interface": iface, "source": source})
 
 
 def _reaches(m: ModuleFacts, cls: ast.ClassDef, iface: str) -> bool:
