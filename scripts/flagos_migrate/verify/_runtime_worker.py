@@ -390,11 +390,20 @@ def _sub_architectures(tiny):
                 sub["architectures"] = [name]
 
 
+def _mm_module():
+    """``runtime_mm.py`` (images through the vision tower), loaded by path like ``runtime_tiny``."""
+    sys.path.insert(0, HERE)
+    import runtime_mm
+
+    return runtime_mm
+
+
 def _write_tiny_config(arch, cfg_cls, workdir, base=None):
     """The tiny config of ``arch``: from the model's real config.json when given (``--hf-config``),
     else from the config class's defaults."""
     source = cfg_cls.from_dict(base).to_dict() if base else cfg_cls().to_dict()
     tiny = _tiny_module().tiny_config(source)
+    _mm_module().shrink_vision_geometry(tiny)
     tiny["architectures"] = [arch]
     tiny.pop("transformers_version", None)
     _sub_architectures(tiny)
@@ -448,7 +457,9 @@ def make_checkpoint(arch, cfg, seed, alt=None):
     except NotImplementedError:  # a layer computes in __init__ (HF's XIELU reads .item()): build it for real, tiny
         hf = hf_cls(cfg)
     shapes = _checkpoint_names(hf)
-    if getattr(_text_config(cfg), "tie_word_embeddings", False) or getattr(cfg, "tie_word_embeddings", False):
+    # the text config decides (vLLM builds the language model from it); a composite config's own
+    # top-level flag is PretrainedConfig's default True even where the text model is untied (llava)
+    if getattr(_text_config(cfg), "tie_word_embeddings", False):
         shapes = {k: v for k, v in shapes.items() if not k.endswith("lm_head.weight")}
     gen = torch.Generator().manual_seed(seed)
     out = {}
@@ -667,6 +678,10 @@ def check_loaded(model, ckpt, reported):
     in_params = sum(p.numel() for p in params.values())
     stats = {"parameters": len(params), "equal": equal, "fused_equal": fused, "unchecked": unchecked,
              "reordered": reordered, "checkpoint_tensors": len(ckpt), "checkpoint_values": in_ckpt, "parameter_values": in_params}
+    if not unloaded and in_ckpt > in_params:  # tensors of layers the model does not build are no loss
+        unbuilt = _mm_module().unbuilt_tensors(model, list(ckpt))
+        stats["not_built"] = len(unbuilt)
+        in_ckpt -= sum(ckpt[n].numel() for n in unbuilt)
     if not unloaded and in_ckpt > in_params:
         problems.append(f"the checkpoint holds {in_ckpt - in_params} more values than the model's parameters: "
                         "some checkpoint tensors were not loaded")
@@ -923,7 +938,10 @@ def run_pinned(req, spec):
         logits, notes = _forward(model, vc, cfg, ids)
         res["notes"].extend(notes)
         torch.save(logits, os.path.join(work, "logits.pt"))
-        res["levels"]["forward"] = {"status": "pass", "reason": None}
+        image = None
+        if getattr(model, "supports_multimodal", False):  # one image through the tower (runtime_mm)
+            image = _mm_module().pinned_image_forward(model, vc, cfg, ids, work, LevelError)
+        res["levels"]["forward"] = {"status": "pass", "reason": image}
     except NeedsGpu as exc:
         _skip_from(res, level, f"needs GPU ({exc})")
     except Unavailable as exc:
@@ -974,6 +992,7 @@ def run_reference(req, spec):
         ids = json.load(f)
     import vllm
 
+    image_diff = None
     try:
         from vllm.model_executor.models.registry import ModelRegistry
 
@@ -987,6 +1006,10 @@ def run_reference(req, spec):
         from transformers import AutoConfig
 
         logits, _ = _forward(model, vc, vc.model_config.hf_config, ids)
+        try:
+            image_diff = _mm_module().reference_image_diff(model, vc, work, LevelError)
+        except Exception as exc:  # the upstream side's image path: the text prefill still compares
+            res["notes"].append(f"image not compared: upstream {type(exc).__name__}: {str(exc)[:200]}")
         res["reference"] = f"vllm-{vllm.__version__}"
     except BaseException as exc:
         op = gpu_only_op(exc)
@@ -1005,6 +1028,9 @@ def run_reference(req, spec):
         res["error"] = f"logit shapes differ: pinned {tuple(pinned.shape)}, reference {tuple(logits.shape)}"
         return res
     res["max_abs_logit_diff"] = float((pinned - logits).abs().max())
+    if image_diff is not None:  # the prefill with the image counts as much as the text one
+        res["notes"].append(f"with one image: max |Δlogit| {image_diff:.3g}")
+        res["max_abs_logit_diff"] = max(res["max_abs_logit_diff"], image_diff)
     return res
 
 

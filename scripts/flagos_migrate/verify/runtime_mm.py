@@ -1,0 +1,411 @@
+"""Images through the vision tower for ``verify --run``: the multimodal half of the forward level.
+
+Standard library only at import and no ``flagos_migrate`` imports: ``_runtime_worker.py`` loads
+this file by path inside a foreign venv (the pinned or the upstream vLLM); torch, transformers and
+vLLM are imported inside the functions that need them. The host tests the pure parts directly.
+
+What the forward level does for a multimodal architecture, in the order vLLM's runner does it:
+
+1. ``get_language_model()`` must return a module (0.13.0's ``SupportsMultiModal`` default returns
+   None: a class that lost upstream's ``_mark_language_model`` crashes at the first image);
+2. one tiny image with deterministic pixels goes through the model's Hugging Face image processor
+   (constructed with its defaults, sized to the tiny tower; no downloaded files), and the processor's
+   outputs become the kwargs the runner passes, through the pinned model's own multimodal processor
+   field layout (``_get_mm_fields_config`` + ``group_mm_kwargs_by_modality``) where it can be built;
+3. ``embed_multimodal`` (or ``get_multimodal_embeddings`` on versions that name it so) runs the tower
+   and the projector; the prompt holds one image placeholder token per embedding row;
+4. ``embed_input_ids(input_ids, mm_embeds, is_multimodal=mask)`` merges them at the placeholders and
+   a prefill with ``inputs_embeds`` gives finite logits.
+
+The kwargs, token ids and logits are written next to the text artifacts, so the reference side
+(upstream vLLM) runs the same image through its own classes and ``match`` compares both prefills.
+"""
+
+import json
+import os
+
+IMAGE_PATCHES = 4  # patches per side of the tiny image (a 2x2 grid after a 2x2 spatial merge)
+DEFAULT_PATCH = 14
+KWARGS_FILE = "mm_kwargs.pt"
+IDS_FILE = "mm_ids.json"
+LOGITS_FILE = "mm_logits.pt"
+LOGITS_REF_FILE = "mm_logits_ref.pt"
+
+# keys naming the image placeholder id, in the order looked up (top level, then the text config)
+IMAGE_TOKEN_KEYS = ("image_token_id", "image_token_index", "image_pad_token_id", "img_context_token_id")
+
+
+def _tiny():
+    """``runtime_tiny`` as the host imports it, or by path next to this file inside the worker."""
+    try:
+        from flagos_migrate.verify import runtime_tiny
+    except ImportError:
+        import runtime_tiny
+    return runtime_tiny
+
+
+class NoImage(Exception):
+    """No image input could be built for this architecture here: the forward stays text-only."""
+
+
+# --------------------------------------------------------------------------------------------
+# tiny config (pure)
+
+
+def shrink_vision_geometry(cfg: dict) -> None:
+    """Make the tiny config's tower see a small image consistently: ``image_size`` is a few patches,
+    and what is derived from it (tokens per image, pooling) follows. Mutates ``cfg`` (a tiny config)."""
+    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
+    for key in ("vision_config", "vision_tower_config"):
+        vision = cfg.get(key)
+        if not isinstance(vision, dict):
+            continue
+        # Qwen2-VL's tower is embed_dim wide and its merger writes hidden_size: the text model's width
+        if isinstance(vision.get("embed_dim"), int) and isinstance(vision.get("hidden_size"), int) \
+                and isinstance(text.get("hidden_size"), int) and "out_hidden_size" not in vision:
+            vision["hidden_size"] = text["hidden_size"]
+        patch = vision.get("patch_size") if isinstance(vision.get("patch_size"), int) else None
+        if isinstance(vision.get("image_size"), int):
+            vision["image_size"] = IMAGE_PATCHES * (patch or DEFAULT_PATCH)
+        if isinstance(vision.get("num_image_tokens"), int):
+            vision["num_image_tokens"] = IMAGE_PATCHES * IMAGE_PATCHES
+    # the tower keeps one block up to its feature layer (llava's vision_feature_layer=-2 builds all
+    # but the last layer: two layers in the checkpoint, one built and run)
+    layers = cfg.get("vision_feature_layer")
+    layers = layers if isinstance(layers, list) else [layers]
+    need = max([-x if x < 0 else x for x in layers if isinstance(x, int) and not isinstance(x, bool)] or [1])
+    vision = next((cfg[k] for k in ("vision_config", "vision_tower_config") if isinstance(cfg.get(k), dict)), None)
+    if vision is not None and need > 1:
+        for key in ("num_hidden_layers", "depth", "num_layers"):
+            if isinstance(vision.get(key), int):
+                vision[key] = max(vision[key], min(need, 4))
+    # gemma3: the tower's patches are average-pooled to mm_tokens_per_image (a square)
+    if isinstance(cfg.get("mm_tokens_per_image"), int):
+        cfg["mm_tokens_per_image"] = (IMAGE_PATCHES // 2) ** 2
+    if isinstance(cfg.get("num_query_tokens"), int):  # blip2's Q-Former queries
+        cfg["num_query_tokens"] = 4
+    qformer = cfg.get("qformer_config")
+    if isinstance(qformer, dict):
+        for key, value in (("hidden_size", 32), ("num_hidden_layers", 1), ("num_attention_heads", 2),
+                           ("intermediate_size", 64), ("encoder_hidden_size", None)):
+            if key in qformer and isinstance(qformer[key], int):
+                qformer[key] = value if value is not None else cfg.get("vision_config", {}).get("hidden_size", 32)
+
+
+def image_token_id(cfg: dict):
+    """The placeholder token id of an image in the (tiny) config dict, else None."""
+    for scope in (cfg, cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else {}):
+        for key in IMAGE_TOKEN_KEYS:
+            if isinstance(scope.get(key), int) and not isinstance(scope.get(key), bool):
+                return scope[key]
+    return None
+
+
+def free_token(vocab: int, used: set):
+    """The highest token id below ``vocab`` that is not in ``used``, else None."""
+    return next((t for t in range(vocab - 1, 0, -1) if t not in used), None)
+
+
+def prompt_with_image(ids: list, token: int, count: int) -> list:
+    """The text prompt with ``count`` image placeholders in its middle."""
+    half = len(ids) // 2
+    return list(ids[:half]) + [token] * count + list(ids[half:])
+
+
+def pixels(side: int) -> list:
+    """A deterministic ``side`` x ``side`` RGB image as nested lists of 0..255 (no randomness)."""
+    return [[[(x * 37 + y * 11 + c * 83 + (x * y) % 17) % 256 for c in range(3)] for x in range(side)]
+            for y in range(side)]
+
+
+# --------------------------------------------------------------------------------------------
+# load (inside the worker)
+
+
+def unbuilt_tensors(model, names) -> list:
+    """Checkpoint tensors of modules the model deliberately does not build: a vision tower cut at its
+    feature layer (``vision_feature_layer=-2`` builds one layer less; vLLM's CLIP/SigLIP loaders skip
+    the rest) or a sub-module left None (an unused ``post_layernorm``). The tensor's module path is
+    anchored at the model module that shares the longest dotted run of it; the tensor is unbuilt when
+    that module's next attribute is None or its next index is past the end of a ModuleList."""
+    import torch.nn as nn
+
+    by_suffix = {}
+    for qual, mod in model.named_modules():
+        parts = qual.split(".") if qual else []
+        for i in range(len(parts)):
+            by_suffix.setdefault(".".join(parts[i:]), []).append(mod)
+    out = []
+    for name in names:
+        parts = name.split(".")
+        best = None  # (run length, k, owner)
+        for k in range(len(parts) - 1, 0, -1):
+            for start in range(k):
+                owners = by_suffix.get(".".join(parts[start:k]), [])
+                if len(owners) == 1 and (best is None or k - start > best[0]):
+                    best = (k - start, k, owners[0])
+        if best is None:
+            continue
+        _, k, owner = best
+        nxt = parts[k]
+        if isinstance(owner, nn.ModuleList):
+            gone = nxt.isdigit() and int(nxt) >= len(owner)
+        else:
+            gone = (nxt in owner._modules and owner._modules[nxt] is None) or \
+                (nxt in vars(owner) and vars(owner)[nxt] is None)
+        if gone:
+            out.append(name)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# image inputs (inside the worker)
+
+
+def _vision(cfg):
+    for key in ("vision_config", "vision_tower_config"):
+        v = getattr(cfg, key, None)
+        if v is not None:
+            return v
+    return None
+
+
+def _image_side(cfg):
+    vision = _vision(cfg)
+    patch = getattr(vision, "patch_size", None) if vision is not None else None
+    size = getattr(vision, "image_size", None) if vision is not None else None
+    if isinstance(size, int):
+        return size
+    return IMAGE_PATCHES * (patch if isinstance(patch, int) else DEFAULT_PATCH)
+
+
+def _sized(value, side, area):
+    if isinstance(value, dict):
+        return {k: (area if k in ("shortest_edge", "longest_edge") and area else side) if isinstance(v, int) else v
+                for k, v in value.items()}
+    return value
+
+
+def image_processor(cfg):
+    """The Hugging Face image processor class of the config's model type, built with its defaults and
+    sized to the tiny tower (the slow, PIL/numpy one: deterministic)."""
+    import transformers
+    from transformers.models.auto import image_processing_auto as ipa
+
+    model_type = getattr(cfg, "model_type", None)
+    names = ipa.IMAGE_PROCESSOR_MAPPING_NAMES.get(model_type)
+    if not names:
+        raise NoImage(f"transformers {transformers.__version__} maps no image processor to {model_type!r}")
+    names = names if isinstance(names, (tuple, list)) else (names,)
+    cls = next((getattr(transformers, n, None) for n in names if n and getattr(transformers, n, None)), None)
+    if cls is None:
+        raise NoImage(f"transformers {transformers.__version__} has none of {list(names)}")
+    vision = _vision(cfg)
+    side = _image_side(cfg)
+    kwargs = {}
+    patch = getattr(vision, "patch_size", None)
+    merge = getattr(vision, "spatial_merge_size", None)
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters
+    pixel_area = "min_pixels" in params or "max_pixels" in params
+    for key, value in (("patch_size", patch), ("merge_size", merge),
+                       ("temporal_patch_size", getattr(vision, "temporal_patch_size", None))):
+        if key in params and isinstance(value, int):
+            kwargs[key] = value
+    if pixel_area:
+        kwargs.update(min_pixels=side * side, max_pixels=side * side)
+    for key in ("do_image_splitting", "do_pan_and_scan", "do_convert_rgb"):
+        if key in params:
+            kwargs[key] = key == "do_convert_rgb"
+    proc = cls(**kwargs)
+    for attr in ("size", "crop_size", "max_image_size"):
+        if isinstance(getattr(proc, attr, None), dict):
+            setattr(proc, attr, _sized(getattr(proc, attr), side, side * side if pixel_area else None))
+    if pixel_area:
+        for attr in ("min_pixels", "max_pixels"):
+            if hasattr(proc, attr):
+                setattr(proc, attr, side * side)
+    if isinstance(patch, int) and hasattr(proc, "patch_size") and not isinstance(proc.patch_size, dict):
+        proc.patch_size = patch
+    elif isinstance(patch, int) and isinstance(getattr(proc, "patch_size", None), dict):
+        proc.patch_size = {"height": patch, "width": patch}
+    return proc, side
+
+
+def _runner_kwargs(vc, hf_inputs):
+    """The kwargs vLLM's runner would pass for one image: the model's multimodal processor lays out
+    the fields (batched, flat, shared), ``group_mm_kwargs_by_modality`` batches the one item."""
+    from vllm.multimodal import MULTIMODAL_REGISTRY
+    from vllm.multimodal.inputs import MultiModalKwargsItems
+    from vllm.multimodal.utils import group_mm_kwargs_by_modality
+
+    proc = MULTIMODAL_REGISTRY.create_processor(vc.model_config)
+    try:
+        fields = proc._get_mm_fields_config(hf_inputs, {})
+    except KeyError as exc:  # a count the vLLM processor adds after the HF call (idefics3)
+        if "num_patches" not in str(exc):
+            raise
+        fields = None
+    if fields is None or "num_patches" in fields and "num_patches" not in hf_inputs:  # gemma3: crops + 1
+        _crops(hf_inputs, need=True)
+        fields = proc._get_mm_fields_config(hf_inputs, {})
+    items = MultiModalKwargsItems.from_hf_inputs(hf_inputs, fields)
+    group = list(items.get("image", []))
+    if not group:
+        raise NoImage("the multimodal processor lays out no image field")
+    for _modality, _n, kwargs in group_mm_kwargs_by_modality(group, device="cpu"):
+        return dict(kwargs)
+    raise NoImage("no image group")
+
+
+def _crops(hf_inputs, need=False) -> None:
+    """What vLLM's processors add after the Hugging Face call for tiled images (idefics3, gemma3):
+    ``num_patches`` = the crops of the one image, the crops as the leading dim of the pixels."""
+    pv = hf_inputs.get("pixel_values")
+    if pv is None or "image_grid_thw" in hf_inputs:
+        return
+    if pv.dim() == 5:  # (images, crops, 3, h, w)
+        hf_inputs["num_patches"] = pv.new_tensor([pv.shape[1]]).long()
+        hf_inputs["pixel_values"] = pv[0]
+        mask = hf_inputs.get("pixel_attention_mask")
+        if mask is not None and mask.dim() == 4:
+            hf_inputs["pixel_attention_mask"] = mask[0]
+    elif pv.dim() == 4 and need:
+        hf_inputs["num_patches"] = pv.new_tensor([pv.shape[0]]).long()
+
+
+def build_image_kwargs(vc, cfg):
+    """Kwargs of ``embed_multimodal`` for one tiny image and how they were made (a note)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from transformers import BatchFeature
+
+    proc, side = image_processor(cfg)
+    img = Image.fromarray(np.asarray(pixels(side), dtype=np.uint8), "RGB")
+    out = proc(images=[img], return_tensors="pt")
+    hf_inputs = BatchFeature({k: v for k, v in out.items() if isinstance(v, torch.Tensor)})
+    note = f"{type(proc).__name__} on a {side}x{side} image"
+    _crops(hf_inputs)
+    try:
+        kwargs = _runner_kwargs(vc, hf_inputs)
+        note += ", fields laid out by the model's multimodal processor"
+    except Exception as exc:  # e.g. fields the vLLM processor computes in _call_hf_processor
+        kwargs = dict(hf_inputs)
+        note += f", processor outputs passed as they are ({type(exc).__name__}: {str(exc)[:120]})"
+    return {k: (v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v)
+            for k, v in kwargs.items()}, note
+
+
+# --------------------------------------------------------------------------------------------
+# the forward with an image (both sides)
+
+
+def _embeds_list(mm):
+    import torch
+
+    if mm is None:
+        return []
+    if isinstance(mm, torch.Tensor):
+        return list(mm) if mm.dim() == 3 else [mm]
+    out = []
+    for item in mm:
+        out.extend(_embeds_list(item) if not isinstance(item, torch.Tensor) or item.dim() == 3 else [item])
+    return out
+
+
+def embed_image(model, kwargs):
+    """Image embeddings via the version's API (``embed_multimodal``, else ``get_multimodal_embeddings``)."""
+    fn = getattr(model, "embed_multimodal", None) or getattr(model, "get_multimodal_embeddings", None)
+    if fn is None:
+        raise NoImage(f"{type(model).__name__} has neither embed_multimodal nor get_multimodal_embeddings")
+    return _embeds_list(fn(**dict(kwargs)))
+
+
+def run_with_image(model, vc, ids, kwargs, token, fail, placed=False):
+    """``embed_multimodal`` -> placeholders -> ``embed_input_ids(..., is_multimodal=mask)`` ->
+    prefill with ``inputs_embeds``; returns (logits, prompt ids, image token count). ``ids`` is the
+    text prompt (one placeholder per embedding row goes into its middle), or with ``placed`` the
+    whole prompt, placeholders included."""
+    import torch
+    from vllm.forward_context import set_forward_context
+
+    lm = model.get_language_model()
+    if lm is None:
+        raise fail("get_language_model() returned None: the multimodal path has no language model "
+                   "('NoneType' object has no attribute 'embed_input_ids' at the first image)")
+    with torch.no_grad():
+        embeds = embed_image(model, kwargs)
+        if not embeds:
+            raise fail("embed_multimodal returned no embedding for the image")
+        for e in embeds:
+            if not torch.isfinite(e).all():
+                raise fail("the image embeddings are not finite")
+        count = sum(int(e.shape[0]) for e in embeds)
+        prompt = list(ids) if placed else prompt_with_image(ids, token, count)
+        input_ids = torch.tensor(prompt, dtype=torch.long)
+        mask = input_ids == token
+        merged = model.embed_input_ids(input_ids, embeds, is_multimodal=mask)
+        n = input_ids.shape[0]
+        if tuple(merged.shape[:1]) != (n,):
+            raise fail(f"embed_input_ids returned {tuple(merged.shape)} for {n} tokens")
+        pos = torch.arange(n)
+        if getattr(vc.model_config, "uses_mrope", False):
+            pos = pos.unsqueeze(0).expand(3, n).contiguous()
+        with set_forward_context(None, vc, num_tokens=n):
+            hidden = model(input_ids=None, positions=pos, inputs_embeds=merged)
+            if isinstance(hidden, tuple):
+                hidden = hidden[0]
+            logits = model.compute_logits(hidden)
+        if logits is None or not torch.isfinite(logits).all():
+            raise fail("logits of the prefill with the image are not finite")
+    return logits.float(), prompt, count
+
+
+def pinned_image_forward(model, vc, cfg, ids, work, fail):
+    """The image half of the pinned forward level; returns a reason naming what ran (``with one image``
+    or why text only), and writes the artifacts the reference side reads."""
+    import torch
+
+    cfg_dict = cfg.to_dict()
+    token = image_token_id(cfg_dict)
+    chosen = token is None
+    if chosen:  # blip2 takes it from the tokenizer: any id the prompt does not use (the mask decides)
+        vocab = (cfg_dict.get("text_config") or cfg_dict).get("vocab_size") or 0
+        token = free_token(int(vocab), set(ids) | _tiny().special_ids(cfg_dict))
+        if token is None:
+            return "text only: the config names no image token id and the vocabulary has no free one"
+    try:
+        kwargs, note = build_image_kwargs(vc, cfg)
+    except NoImage as exc:
+        return f"text only: no image input ({exc})"
+    logits, prompt, count = run_with_image(model, vc, ids, kwargs, token, fail)
+    torch.save(kwargs, os.path.join(work, KWARGS_FILE))
+    torch.save(logits, os.path.join(work, LOGITS_FILE))
+    with open(os.path.join(work, IDS_FILE), "w", encoding="utf-8") as f:
+        json.dump({"ids": prompt, "token": token, "count": count}, f)
+    if chosen:
+        note += f"; placeholder id {token} (the config names none)"
+    return f"with one image ({count} image tokens through the vision tower; {note})"
+
+
+def reference_image_diff(model, vc, work, fail):
+    """The pinned side's image prefill through the upstream model: max |Δlogit|, or None when the
+    pinned side ran text only."""
+    import torch
+
+    path = os.path.join(work, IDS_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        saved = json.load(f)
+    kwargs = torch.load(os.path.join(work, KWARGS_FILE))
+    logits, _prompt, count = run_with_image(model, vc, saved["ids"], kwargs, saved["token"], fail, placed=True)
+    if count != saved["count"]:
+        raise fail(f"upstream gives {count} image tokens, the pinned model {saved['count']}")
+    torch.save(logits, os.path.join(work, LOGITS_REF_FILE))
+    pinned = torch.load(os.path.join(work, LOGITS_FILE))
+    if pinned.shape != logits.shape:
+        raise fail(f"image logit shapes differ: pinned {tuple(pinned.shape)}, reference {tuple(logits.shape)}")
+    return float((pinned - logits).abs().max())

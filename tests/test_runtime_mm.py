@@ -1,0 +1,181 @@
+"""``verify --run`` on multimodal architectures: one tiny image through the vision tower.
+
+The pure halves (the tower's geometry in the tiny config, placeholders, pixels) run everywhere. The
+real half builds LLaVA on the real vLLM 0.13.0 on CPU in the venv named by $MMF_PINNED_VENV: a
+plugin whose classes are the pinned vLLM's own LLaVA (a correct port by definition) and the same
+class with what unwrapping upstream's ``_mark_language_model`` leaves on 0.13.0 (the interface's
+``get_language_model``, which returns None), and one whose tower output is scaled (the image path,
+and only it, differs: with $MMF_REFERENCE_VENV the match level must see it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from flagos_migrate.verify import runtime
+from flagos_migrate.verify.runtime_mm import (
+    IMAGE_PATCHES,
+    fill_sub_architectures,
+    image_token_id,
+    pixels,
+    prompt_with_image,
+    shrink_vision_geometry,
+)
+from flagos_migrate.verify.runtime_tiny import tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "migrate_model.py"
+EXAMPLE_PLUGIN = ROOT / "examples" / "plugin"
+
+LLAVA = {"model_type": "llava", "image_token_index": 32000, "vision_feature_layer": -2,
+         "text_config": {"model_type": "llama", "hidden_size": 4096, "num_attention_heads": 32,
+                         "num_hidden_layers": 32, "vocab_size": 32064},
+         "vision_config": {"model_type": "clip_vision_model", "hidden_size": 1024, "image_size": 336,
+                           "patch_size": 14, "num_hidden_layers": 24, "num_attention_heads": 16}}
+
+QWEN2_VL = {"model_type": "qwen2_vl", "image_token_id": 151655,
+            "text_config": {"hidden_size": 1536, "num_attention_heads": 12, "vocab_size": 151936},
+            "vision_config": {"depth": 32, "embed_dim": 1280, "hidden_size": 1536, "num_heads": 16,
+                              "patch_size": 14, "spatial_merge_size": 2}}
+
+GEMMA3 = {"model_type": "gemma3", "image_token_index": 262144, "mm_tokens_per_image": 256,
+          "text_config": {"hidden_size": 2560, "num_attention_heads": 8, "vocab_size": 262208},
+          "vision_config": {"hidden_size": 1152, "image_size": 896, "patch_size": 14, "num_hidden_layers": 27}}
+
+
+def _tiny(cfg: dict) -> dict:
+    out = tiny_config(cfg)
+    shrink_vision_geometry(out)
+    return out
+
+
+def test_the_tower_sees_a_few_patches_and_keeps_one_block_up_to_its_feature_layer():
+    tiny = _tiny(LLAVA)
+    vision = tiny["vision_config"]
+    assert vision["image_size"] == IMAGE_PATCHES * vision["patch_size"] == 56
+    # vision_feature_layer=-2: two layers in the checkpoint, vLLM builds and runs the first
+    assert vision["num_hidden_layers"] == 2 and tiny["vision_feature_layer"] == -2
+    assert LLAVA["vision_config"]["image_size"] == 336  # pure on the input
+
+
+def test_qwen2_vl_merger_writes_the_text_width_and_gemma3_pools_to_a_square():
+    qwen = _tiny(QWEN2_VL)
+    assert qwen["vision_config"]["hidden_size"] == qwen["text_config"]["hidden_size"] == 64
+    assert qwen["vision_config"]["embed_dim"] == 32 and qwen["vision_config"]["depth"] == 1
+    gemma = _tiny(GEMMA3)
+    side = gemma["vision_config"]["image_size"] // gemma["vision_config"]["patch_size"]
+    per_side = int(gemma["mm_tokens_per_image"] ** 0.5)
+    assert per_side * per_side == gemma["mm_tokens_per_image"] and side % per_side == 0
+
+
+def test_sub_configs_without_architectures_get_their_causal_lm_class():
+    cfg = {"text_config": {"model_type": "llama", "architectures": None},
+           "vision_config": {"model_type": "clip_vision_model"}}
+    fill_sub_architectures(cfg, {"llama": "LlamaForCausalLM"})
+    assert cfg["text_config"]["architectures"] == ["LlamaForCausalLM"]
+    kept = {"text_config": {"model_type": "llama", "architectures": ["MistralForCausalLM"]}}
+    fill_sub_architectures(kept, {"llama": "LlamaForCausalLM"})
+    assert kept["text_config"]["architectures"] == ["MistralForCausalLM"]
+
+
+def test_image_token_and_placeholders():
+    tiny = _tiny(LLAVA)
+    token = image_token_id(tiny)
+    assert token == tiny["image_token_index"] and token < tiny["text_config"]["vocab_size"]
+    assert image_token_id({"text_config": {"image_token_id": 7}}) == 7
+    assert image_token_id({"vision_config": {}}) is None
+    assert prompt_with_image([1, 2, 3, 4], 9, 3) == [1, 2, 9, 9, 9, 3, 4]
+
+
+def test_pixels_are_deterministic_rgb_bytes():
+    img = pixels(8)
+    assert len(img) == 8 and len(img[0]) == 8 and len(img[0][0]) == 3
+    assert img == pixels(8) and all(0 <= v < 256 for row in img for px in row for v in px)
+    assert len({tuple(px) for row in img for px in row}) > 16  # not flat: the tower sees structure
+
+
+# ------------------------------------------------------------------------------------ real runs
+
+PLUGIN_LLAVA = textwrap.dedent('''\
+    """LLaVA as vLLM 0.13.0 ships it, and what a port that unwrapped _mark_language_model leaves."""
+    from vllm.model_executor.models.interfaces import SupportsMultiModal
+    from vllm.model_executor.models.llava import LlavaForConditionalGeneration as _Pinned
+
+
+    class LlavaForConditionalGeneration(_Pinned):
+        pass
+
+
+    class LostLanguageModel(_Pinned):
+        # upstream marks the language model with `with self._mark_language_model(...)` and defines no
+        # get_language_model; unwrapped on 0.13.0 the interface's default (returns None) is what is left
+        get_language_model = SupportsMultiModal.get_language_model
+
+
+    class ScalesImageFeatures(_Pinned):
+        def embed_multimodal(self, **kwargs):
+            return [e * 1.01 for e in super().embed_multimodal(**kwargs)]
+''')
+
+
+def _venv(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.skip(f"{name} (a venv with real vLLM) is not set")
+    return value
+
+
+@pytest.fixture(scope="module")
+def llava_report(tmp_path_factory):
+    pinned = _venv("MMF_PINNED_VENV")
+    plugin = tmp_path_factory.mktemp("mm") / "plugin"
+    shutil.copytree(EXAMPLE_PLUGIN, plugin)
+    (plugin / "vllm_fl" / "models" / "llava.py").write_text(PLUGIN_LLAVA)
+    record = plugin / "vllm_fl" / "models" / ".migration" / "llava.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"format": 1, "files": {}, "registration": [
+        f"LlavaForConditionalGeneration -> vllm_fl.models.llava:{cls}"
+        for cls in ("LlavaForConditionalGeneration", "LostLanguageModel", "ScalesImageFeatures")]}))
+    extra = ["--reference-python", os.environ["MMF_REFERENCE_VENV"]] if os.environ.get("MMF_REFERENCE_VENV") else []
+    proc = subprocess.run([sys.executable, str(SCRIPT), "verify", "llava", "--plugin", str(plugin), "--run",
+                           "--python", pinned, "--json", *extra], capture_output=True, text=True, timeout=2400)
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError:
+        report = {}
+    return proc.returncode, report, proc.stderr
+
+
+def test_an_image_goes_through_the_tower_and_a_lost_language_model_fails_forward(llava_report):
+    code, report, stderr = llava_report
+    assert report, stderr[-3000:]
+    assert code == 1  # LostLanguageModel fails its forward level
+    by_class = {a["class"]: a for a in report["architectures"]}
+
+    good = by_class["LlavaForConditionalGeneration"]
+    for lv in ("import", "construct", "load", "forward"):
+        assert good["levels"][lv]["status"] == "pass", (lv, good["levels"][lv], good["first_error"])
+    reason = good["levels"]["forward"]["reason"]
+    # 56x56 pixels, 14-pixel patches, CLS dropped: 16 image tokens merged at the placeholders
+    assert reason.startswith("with one image (16 image tokens through the vision tower"), reason
+    assert good["load_stats"]["not_built"] > 0  # the tower's last layer past vision_feature_layer=-2
+
+    lost = by_class["LostLanguageModel"]
+    assert [lost["levels"][lv]["status"] for lv in runtime.LEVELS[:4]] == ["pass", "pass", "pass", "fail"]
+    assert "get_language_model() returned None" in lost["first_error"]["message"]
+    assert lost["first_error"]["likely_rule"] == "P4"
+
+    scaled = by_class["ScalesImageFeatures"]
+    assert scaled["levels"]["forward"]["status"] == "pass"
+    if os.environ.get("MMF_REFERENCE_VENV"):
+        assert good["levels"]["match"]["status"] == "pass", good["levels"]["match"]
+        assert any("with one image: max |Δlogit|" in n for n in good["notes"]), good["notes"]
+        # the text prefill matches; only the image prefill sees the 1% scaled features
+        assert scaled["levels"]["match"]["status"] == "fail", scaled["levels"]["match"]
