@@ -79,6 +79,10 @@ def shrink_vision_geometry(cfg: dict) -> None:
         for key in ("num_hidden_layers", "depth", "num_layers"):
             if isinstance(vision.get(key), int):
                 vision[key] = max(vision[key], min(need, 4))
+    # Gemma 3 and PaliGemma checkpoints read the tower's patch states: their vision_config says
+    # vision_use_head false (vLLM's SigLIP pools the image to one token when the key is absent or true)
+    if cfg.get("model_type") in ("gemma3", "paligemma") and isinstance(vision, dict):
+        vision["vision_use_head"] = False
     # gemma3: the tower's patches are average-pooled to mm_tokens_per_image (a square)
     if isinstance(cfg.get("mm_tokens_per_image"), int):
         cfg["mm_tokens_per_image"] = (IMAGE_PATCHES // 2) ** 2
