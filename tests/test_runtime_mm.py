@@ -22,7 +22,6 @@ import pytest
 from flagos_migrate.verify import runtime
 from flagos_migrate.verify.runtime_mm import (
     IMAGE_PATCHES,
-    fill_sub_architectures,
     image_token_id,
     pixels,
     prompt_with_image,
@@ -73,16 +72,6 @@ def test_qwen2_vl_merger_writes_the_text_width_and_gemma3_pools_to_a_square():
     side = gemma["vision_config"]["image_size"] // gemma["vision_config"]["patch_size"]
     per_side = int(gemma["mm_tokens_per_image"] ** 0.5)
     assert per_side * per_side == gemma["mm_tokens_per_image"] and side % per_side == 0
-
-
-def test_sub_configs_without_architectures_get_their_causal_lm_class():
-    cfg = {"text_config": {"model_type": "llama", "architectures": None},
-           "vision_config": {"model_type": "clip_vision_model"}}
-    fill_sub_architectures(cfg, {"llama": "LlamaForCausalLM"})
-    assert cfg["text_config"]["architectures"] == ["LlamaForCausalLM"]
-    kept = {"text_config": {"model_type": "llama", "architectures": ["MistralForCausalLM"]}}
-    fill_sub_architectures(kept, {"llama": "LlamaForCausalLM"})
-    assert kept["text_config"]["architectures"] == ["MistralForCausalLM"]
 
 
 def test_image_token_and_placeholders():
