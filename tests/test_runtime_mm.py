@@ -74,6 +74,17 @@ def test_qwen2_vl_merger_writes_the_text_width_and_gemma3_pools_to_a_square():
     assert per_side * per_side == gemma["mm_tokens_per_image"] and side % per_side == 0
 
 
+def test_blip2_text_embeddings_are_as_wide_as_the_projected_image_and_its_queries_few():
+    blip2 = _tiny({"model_type": "blip-2", "num_query_tokens": 32,
+                   "text_config": {"model_type": "opt", "hidden_size": 2560, "word_embed_proj_dim": 2560,
+                                   "num_attention_heads": 32, "vocab_size": 50272},
+                   "vision_config": {"hidden_size": 1408, "image_size": 224, "patch_size": 14},
+                   "qformer_config": {"hidden_size": 768, "num_hidden_layers": 12, "encoder_hidden_size": 1408}})
+    assert blip2["text_config"]["word_embed_proj_dim"] == blip2["text_config"]["hidden_size"] == 64
+    assert blip2["num_query_tokens"] == 4
+    assert blip2["qformer_config"]["encoder_hidden_size"] == blip2["vision_config"]["hidden_size"]
+
+
 def test_image_token_and_placeholders():
     tiny = _tiny(LLAVA)
     token = image_token_id(tiny)

@@ -83,6 +83,10 @@ def shrink_vision_geometry(cfg: dict) -> None:
     # vision_use_head false (vLLM's SigLIP pools the image to one token when the key is absent or true)
     if cfg.get("model_type") in ("gemma3", "paligemma") and isinstance(vision, dict):
         vision["vision_use_head"] = False
+    # OPT (BLIP-2's language model) embeds tokens word_embed_proj_dim wide: the image embeddings are
+    # merged at that width, so it follows the shrunk hidden size (as in most OPT checkpoints)
+    if isinstance(text.get("word_embed_proj_dim"), int) and isinstance(text.get("hidden_size"), int):
+        text["word_embed_proj_dim"] = text["hidden_size"]
     # gemma3: the tower's patches are average-pooled to mm_tokens_per_image (a square)
     if isinstance(cfg.get("mm_tokens_per_image"), int):
         cfg["mm_tokens_per_image"] = (IMAGE_PATCHES // 2) ** 2
