@@ -76,6 +76,88 @@ def test_super_init_checked_against_pinned_parent():
     assert f.line == 5
 
 
+def test_classmethod_and_staticmethod_calls_through_a_pinned_class_are_judged():
+    """Issue 13 class 3: ``PinnedClass.method(...)`` is checked against the pinned method's signature:
+    0.13.0's gated_delta_net_state_dtype takes two arguments, mamba2_state_shape has no num_spec."""
+    code = """
+    from vllm.model_executor.layers.mamba.mamba_utils import MambaStateDtypeCalculator, MambaStateShapeCalculator
+    from vllm.multimodal.hasher import MultiModalHasher
+
+    class M:
+        @classmethod
+        def dtypes(cls, vllm_config):
+            return MambaStateDtypeCalculator.gated_delta_net_state_dtype(
+                vllm_config.model_config.dtype, vllm_config.cache_config.mamba_cache_dtype, "auto")
+
+        @classmethod
+        def shapes(cls):
+            return MambaStateShapeCalculator.mamba2_state_shape(
+                tp_world_size=1, intermediate_size=8, n_groups=1, num_heads=2, head_dim=4, state_size=4,
+                conv_kernel=4, num_spec=0)
+
+    H = MultiModalHasher.hash_kwargs("blake3", mm_hash="x")
+    """
+    found = analyze(code)
+    p7 = only(found, "P7")
+    assert [(f.line, f.data["callee"], f.data["given"]) for f in p7] == [
+        (8, "vllm.model_executor.layers.mamba.mamba_utils.MambaStateDtypeCalculator.gated_delta_net_state_dtype", 3),
+        (17, "vllm.multimodal.hasher.MultiModalHasher.hash_kwargs", 1)]
+    assert p7[1].data["import_time"] is True and p7[0].data["import_time"] is False
+    (p6,) = only(found, "P6")
+    assert p6.data["kwarg"] == "num_spec" and p6.data["safe_drop"] is True and p6.autofix
+
+
+def test_calls_through_a_class_that_fit_or_cannot_be_judged_are_clean():
+    code = """
+    from vllm.model_executor.layers.mamba.mamba_utils import MambaStateDtypeCalculator, MambaStateShapeCalculator
+    from vllm.model_executor.layers.linear import LinearBase
+
+    class Local(MambaStateShapeCalculator):
+        @classmethod
+        def shapes(cls):
+            a = cls.mamba2_state_shape(1, 8, 1, 2, 4, 4, 4)
+            b = cls.extra_groups_for_head_shards(1, 2)
+            return a, b, cls.local_thing(1, 2, 3)
+
+        @classmethod
+        def local_thing(cls, x, y, z):
+            return x
+
+    def f(layer, *args):
+        MambaStateDtypeCalculator.gated_delta_net_state_dtype("auto", "auto")
+        MambaStateDtypeCalculator.gated_delta_net_state_dtype(*args)
+        return LinearBase.forward(layer, None)
+    """
+    found = analyze(code)
+    assert only(found, "P6") == [] and only(found, "P7") == []
+
+
+def test_cls_call_reaching_a_pinned_classmethod_is_judged():
+    code = """
+    from vllm.model_executor.layers.mamba.mamba_utils import MambaStateShapeCalculator
+
+    class Local(MambaStateShapeCalculator):
+        @classmethod
+        def shapes(cls):
+            return cls.extra_groups_for_head_shards(1, 2, 3)
+    """
+    (f,) = only(analyze(code), "P7")
+    assert f.data["callee"].endswith("MambaStateShapeCalculator.extra_groups_for_head_shards")
+
+
+def test_vllm_config_attribute_the_pinned_class_lacks_is_p9():
+    """``vllm_config.num_speculative_tokens`` (a property added after 0.13.0) made falcon_h1 a "0 left"
+    model that failed to construct; existing fields stay clean."""
+    code = """
+    from vllm.config import VllmConfig
+
+    def shape(vllm_config: VllmConfig):
+        return vllm_config.num_speculative_tokens, vllm_config.model_config, vllm_config.speculative_config
+    """
+    (f,) = only(analyze(code), "P9")
+    assert f.data["config_class"].endswith("VllmConfig") and f.data["attr"] == "num_speculative_tokens"
+
+
 def test_external_callees_and_unknown_bases_are_not_judged():
     code = """
     import torch

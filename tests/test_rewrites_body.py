@@ -67,6 +67,13 @@ def test_safe_kwarg_dropped_on_its_own_line_of_a_multiline_call():
     ast.parse(out)
 
 
+def test_dropping_the_last_keyword_keeps_the_closing_parenthesis_where_it_was():
+    src = ("x = f(\n    a=1,\n    num_spec=v.n,\n)\ny = g(a=1, num_spec=2)\n"
+           "z = g(\n    a=1,\n    num_spec=2)\nw = g(num_spec=2, a=1)\n")
+    edits = Edits(drop_kwargs={(line, "num_spec"): "P6" for line in (1, 5, 6, 9)})
+    assert apply_edits(src, edits) == "x = f(\n    a=1,\n)\ny = g(a=1)\nz = g(\n    a=1)\nw = g(a=1)\n"
+
+
 def test_attribute_rename_follows_comparison_semantics():
     out = apply_edits(SRC, Edits(attr_renames={"mamba_cache_mode": "P9"}))
     assert "if cache_config.enable_prefix_caching:\n            self.a" in out

@@ -93,7 +93,7 @@ def _safe_drop(callee: str, kwarg: str, passed: list[str] = (), value: ast.expr 
     if condition is not None:
         literal, partner = condition
         value_ok = literal is None or (isinstance(value, ast.Constant) and value.value == literal)
-        return value_ok and partner in passed
+        return value_ok and (partner is None or partner in passed)
     return kwarg in SAFE_DROP_KWARG_NAMES
 
 

@@ -1,6 +1,6 @@
 """Call signatures the pinned version gives a call of the file: module functions, pinned classes
-(their ``__init__`` along the MRO, dataclass fields), ``self.X()`` / ``super().X()`` reaching a pinned
-method. ``callee`` answers only when it is sure (no signature-changing decorator, no dynamic class).
+(their ``__init__`` along the MRO, dataclass fields), ``self.X()`` / ``super().X()`` / ``cls.X()`` reaching a
+pinned method, ``PinnedClass.X()`` (classmethods, staticmethods, methods given the instance). ``callee`` answers only when it is sure (no signature-changing decorator, no dynamic class).
 """
 
 from __future__ import annotations
@@ -111,6 +111,21 @@ def callee(m, call: ast.Call) -> tuple[str, dict, int] | None:
             sig = entry_init_signature(h, h.linearize(("pinned", (sym, rec))))
             return (f"{sym.qualname}.__init__", sig, 1) if sig else None
         return None
+    # cls.X(...) in a classmethod of a local class: like self.X, only a pinned method is judged
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "cls":
+        cls = m.enclosing_class(call)
+        if cls is None or not _in_classmethod(m, call) or func.attr in h.local_method_names(cls):
+            return None
+        return _method_in(h, h.linearize(("local", cls)), func.attr, f"cls.{func.attr}", through_class=True)
+    # PinnedClass.X(...): classmethods, staticmethods, and methods called with an explicit instance
+    if isinstance(func, ast.Attribute) and func.attr != "__init__":
+        sym = m.resolve_expr(func.value)
+        if sym is not None and sym.kind == "class":
+            rec = m.apis.class_record(sym)
+            if rec is None:
+                return None
+            return _method_in(h, h.linearize(("pinned", (sym, rec))), func.attr, f"{sym.name}.{func.attr}",
+                              through_class=True, call=call)
     if isinstance(func, ast.Name) and func.id in m.local_classes and func.id not in m.rebound:
         cls = m.local_classes[func.id]
         sig = entry_init_signature(h, h.linearize(("local", cls)))
@@ -133,7 +148,25 @@ def callee(m, call: ast.Call) -> tuple[str, dict, int] | None:
     return None
 
 
-def _method_in(h, lin: list[tuple], name: str, shown: str) -> tuple[str, dict, int] | None:
+def _in_classmethod(m, node: ast.AST) -> bool:
+    func = m.enclosing(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    return func is not None and "classmethod" in decorators(func) and func.args.args[:1] != [] \
+        and func.args.args[0].arg == "cls"
+
+
+def _through_class(sig: dict, name: str, shown: str, call: ast.Call | None) -> tuple[str, dict, int] | None:
+    """A method reached through the class, not an instance: a classmethod or staticmethod takes the
+    call's arguments as they are; a plain method takes the instance as its first positional argument."""
+    decs = sig.get("d", ())
+    if any(d.rsplit(".", 1)[-1] in ("classmethod", "staticmethod") for d in decs):
+        return shown, sig, 0
+    if call is None or not call.args or isinstance(call.args[0], ast.Starred):
+        return None  # cls.method(...) of a plain method, or no explicit instance: not ours to judge
+    return shown, sig, 1
+
+
+def _method_in(h, lin: list[tuple], name: str, shown: str, through_class: bool = False,
+               call: ast.Call | None = None) -> tuple[str, dict, int] | None:
     if name == "__init__":
         sig = entry_init_signature(h, lin)
         return (shown, sig, 0) if sig else None
@@ -145,7 +178,7 @@ def _method_in(h, lin: list[tuple], name: str, shown: str) -> tuple[str, dict, i
             for stmt in obj.body:
                 if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name:
                     decs = decorators(stmt)
-                    if any(not harmless(d) for d in decs):
+                    if through_class or any(not harmless(d) for d in decs):
                         return None
                     return shown, signature_of(stmt.args, drop_first="staticmethod" not in decs), 0
             if name in members:
@@ -158,6 +191,8 @@ def _method_in(h, lin: list[tuple], name: str, shown: str) -> tuple[str, dict, i
                     return None
                 if name in rec["attrs"] and name not in rec["methods"]:
                     return None
+                if through_class:
+                    return _through_class(sig, name, f"{obj[0].qualname}.{name}", call)
                 return f"{obj[0].qualname}.{name}", sig, 0
             if name in rec["attrs"] or "__getattr__" in rec["methods"]:
                 return None

@@ -477,8 +477,10 @@ class _KwargEditor(cst.CSTTransformer):
         args = [a for i, a in enumerate(new_args) if i not in drop_idx]
         if len(args) == len(updated.args):
             return updated
-        if args and updated.args[-1].comma is cst.MaybeSentinel.DEFAULT:
-            args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        if args and len(new_args) - 1 in drop_idx:
+            # the last argument went: the new last one ends as it did (trailing comma and the line
+            # break before the closing parenthesis, or nothing)
+            args[-1] = args[-1].with_changes(comma=updated.args[-1].comma)
         return updated.with_changes(args=args)
 
 
