@@ -437,3 +437,38 @@ def test_record_counts_what_left_for_you_lists(capsys, plugin, tmp_path):
     assert [(f["rule"], f["severity"]) for f in left] == [("P19", "warning")]
     record = json.loads((plugin / applied["record"]).read_text())
     assert (record["findings_left"], record["issues_left"]) == (1, 0)
+
+
+SIBLING_USER = '''"""Inference-only Large model (fixture: a subclass of a sibling the pinned vLLM has)."""
+
+from .llama import LlamaForCausalLM
+
+
+class LargeForCausalLM(LlamaForCausalLM):
+    pass
+'''
+
+
+@pytest.mark.parametrize("written_by_apply", [True, False])
+def test_a_pinned_sibling_is_kept_over_a_copy_an_earlier_migration_wrote(tmp_path, written_by_apply):
+    """Issue 13 class 9: the pinned llama has LlamaForCausalLM, so a migrated copy of upstream's llama
+    that an earlier apply wrote (which may need what 0.13.0 lacks, as deepseek_v2 did for
+    mistral_large_3) does not replace it; a module the plugin wrote itself still wins."""
+    up = tmp_path / "upstream"
+    shutil.copytree(UPSTREAM, up)
+    models = up / "vllm" / "model_executor" / "models"
+    (models / "large.py").write_text(SIBLING_USER)
+    (models / "llama.py").write_text("from torch import nn\n\n\nclass LlamaForCausalLM(nn.Module):\n    pass\n")
+    plugin = make_plugin(tmp_path)
+    (plugin / "vllm_fl" / "models" / "llama.py").write_text(
+        "from torch import nn\n\n\nclass LlamaForCausalLM(nn.Module):\n    pass\n")
+    if written_by_apply:
+        record = plugin / "vllm_fl" / "models" / ".migration" / "llama.json"
+        record.parent.mkdir(parents=True)
+        record.write_text(json.dumps({"format": 1, "model": "llama", "files": {
+            "vllm_fl/models/llama.py": {"role": "model", "origin": "vllm.model_executor.models.llama"}}}))
+    m = Migration("large", Upstream(open_upstream(str(up))), PluginTree(plugin), PinnedApis.load("0.13.0")).run()
+    expected = ("from vllm.model_executor.models.llama import LlamaForCausalLM" if written_by_apply
+                else "from vllm_fl.models.llama import LlamaForCausalLM")
+    assert m.model_unit.text == SIBLING_USER.replace("from .llama import LlamaForCausalLM", expected)
+    assert "vllm_fl.models.llama" not in m.units  # never rewritten either way

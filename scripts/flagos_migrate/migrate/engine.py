@@ -46,6 +46,7 @@ from flagos_migrate.migrate.vendor import (
 from flagos_migrate.migrate.vendoring import Vendoring
 from flagos_migrate.pinned.api_index import ApiIndex, PinnedApis
 from flagos_migrate.pinned.index_builder import module_record
+from flagos_migrate.plugin.provenance import all_records
 from flagos_migrate.plugin.tree import PACKAGE, PluginTree
 
 MAX_PASSES = 10
@@ -102,6 +103,7 @@ class Migration(Vendoring):
         self.backports: list[backports.Backport] = []
         self.notes: list[str] = []
         self._base = plugin_records(plugin)
+        self._migrated_files: set[str] | None = None
         self._overlay: dict[str, dict] = {}
         self._apis_cache: PinnedApis | None = None
         self.tf5_bridged: dict[str, str] = {}  # transformers 5 class the model imports -> its bridge module
@@ -261,17 +263,27 @@ class Migration(Vendoring):
             if plugin_mod in self.redirects.values():
                 self.redirects.setdefault(mod, plugin_mod)
                 continue
-            held = plugin_mod in self._base and not self._previously_written(plugin_mod)
-            if held:
-                self.redirects[mod] = plugin_mod  # the plugin's own migration of it wins
-                continue
             pinned_ok = (bool(self.apis.has_module(mod)) and all(self.apis.resolve(mod, n) for n in names)
                          and mod not in lacking)
+            held = plugin_mod in self._base and not self._previously_written(plugin_mod)
+            # the plugin's own module wins; a copy an earlier migration wrote does not replace a pinned
+            # sibling that has everything this file needs (that copy may need what 0.13.0 lacks)
+            if held and not (pinned_ok and self._migrated_copy(plugin_mod)):
+                self.redirects[mod] = plugin_mod
+                continue
             if pinned_ok or not self.up.has_module(mod):
                 continue
             self.redirects[mod] = plugin_mod
             out.append((mod, "closure"))
         return out
+
+    def _migrated_copy(self, module: str) -> bool:
+        """A plugin module some earlier ``apply`` wrote as a model or a sibling (its provenance says so)."""
+        if self._migrated_files is None:
+            self._migrated_files = {rel for rec in all_records(self.plugin.package_dir)
+                                    for rel, info in (rec.get("files") or {}).items()
+                                    if info.get("role") in ("model", "closure")}
+        return module.replace(".", "/") + ".py" in self._migrated_files
 
     def _bridge(self, cls_name: str) -> str | None:
         cc = self.up.find_config_class(cls_name)
