@@ -18,7 +18,9 @@ The index is plain data (see ``api_index.py`` for its reader):
     CLASS = {"line": n, "bases": ["nn.Module", ...], "methods": {name: SIG}, "attrs": [names],
              "dc": true when a dataclass (then "fields": [[name, has_default], ...]),
              "reads": {method: [self.X attributes read]}, "sets": {method: [self.X assigned]},
-             "cfg": [X of config.X read directly anywhere in the class]}
+             "cfg": [X of config.X read directly anywhere in the class],
+             "cfgv": {"config" | "text_config" | "vision_config": [X]}}   # the same reads by the config
+                   # object they go through (config/hf_config, text_config/hf_text_config, vision_config)
     SIG = {"p": [positional names], "po": n positional-only, "r": n required positionals,
            "k": [keyword-only], "kr": [required keyword-only], "a": 1 if *args, "kw": 1 if **kwargs,
            "d": [decorator names] when decorated}
@@ -49,6 +51,9 @@ FORMAT = 2
 
 # Names under which code reads a HuggingFace config object; ``config.X`` on these is a direct read.
 CONFIG_VARIABLES = frozenset({"config", "hf_config", "text_config", "hf_text_config", "vision_config"})
+# the config object a read goes through (P15 attributes each field to the bridge that must set it)
+CONFIG_OBJECT = {"config": "config", "hf_config": "config", "text_config": "text_config",
+                 "hf_text_config": "text_config", "vision_config": "vision_config"}
 
 
 def custom_op_names(tree: ast.AST) -> list[str]:
@@ -78,6 +83,7 @@ class _MethodScan:
         self.reads: set[str] = set()
         self.sets: set[str] = set()
         self.config_reads: set[str] = set()
+        self.config_reads_by: dict[str, set[str]] = {}  # config object -> fields read through it
         self.dynamic = False  # setattr(self, <computed name>, ...) or self.__dict__: members unknowable
 
     def visit(self, func: ast.AST) -> None:
@@ -96,13 +102,25 @@ class _MethodScan:
                 if node.attr == "__dict__":
                     self.dynamic = True
             elif node.value.id in CONFIG_VARIABLES and isinstance(node.ctx, ast.Load):
-                self.config_reads.add(node.attr)
+                self._config_read(node.value.id, node.attr)
         elif (
             isinstance(node.value, ast.Attribute)
             and node.value.attr in CONFIG_VARIABLES
             and isinstance(node.ctx, ast.Load)
         ):
-            self.config_reads.add(node.attr)
+            self._config_read(node.value.attr, node.attr)
+        elif (
+            isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Attribute)
+            and node.value.func.attr == "get_text_config"
+            and isinstance(node.ctx, ast.Load)
+        ):
+            self._config_read("text_config", node.attr, flat=False)
+
+    def _config_read(self, via: str, attr: str, flat: bool = True) -> None:
+        if flat:
+            self.config_reads.add(attr)
+        self.config_reads_by.setdefault(CONFIG_OBJECT[via], set()).add(attr)
 
     def _call(self, node: ast.Call) -> None:
         # setattr(self, "x", ...) assigns as well
@@ -135,6 +153,7 @@ def class_record(node: ast.ClassDef) -> dict:
     reads: dict[str, list[str]] = {}
     sets: dict[str, list[str]] = {}
     cfg: set[str] = set()
+    cfg_by: dict[str, set[str]] = {}
     dynamic = False
     for stmt in node.body:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -153,6 +172,8 @@ def class_record(node: ast.ClassDef) -> dict:
                 sets[stmt.name] = sorted(scan.sets)
                 attrs.update(scan.sets)
             cfg |= scan.config_reads
+            for via, attrs_read in scan.config_reads_by.items():
+                cfg_by.setdefault(via, set()).update(attrs_read)
             dynamic = dynamic or scan.dynamic
         elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
             attrs.add(stmt.target.id)
@@ -184,6 +205,8 @@ def class_record(node: ast.ClassDef) -> dict:
         record["sets"] = sets
     if cfg:
         record["cfg"] = sorted(cfg)
+    if cfg_by:
+        record["cfgv"] = {via: sorted(attrs_read) for via, attrs_read in sorted(cfg_by.items())}
     return record
 
 
