@@ -123,6 +123,10 @@ def slice_definitions(text: str, module: str, wanted: list[str], pinned_has) -> 
             continue
         for n in _mutated(stmt) - set(_stmt_names(stmt)):
             mutators.setdefault(n, []).append(stmt)
+    # module state some function rebinds (``global _current_vllm_config``): a copy made by
+    # ``from module import _x`` keeps the value of import time, upstream reads the live one
+    rebound = {n for node in ast.walk(tree) if isinstance(node, ast.Global) for n in node.names}
+    live: dict[str, str] = {}  # name -> module it is read through
     chosen: list[ast.stmt] = []
     seen_stmts: set[int] = set()
     need_imports: dict[str, tuple[str, str | None]] = {}
@@ -135,7 +139,10 @@ def slice_definitions(text: str, module: str, wanted: list[str], pinned_has) -> 
         seen_names.add(name)
         if name in defs:
             if name not in wanted and pinned_has(module, name):
-                need_imports[name] = (module, name)
+                if name in rebound and isinstance(defs[name], (ast.Assign, ast.AnnAssign)):
+                    live[name] = module
+                else:
+                    need_imports[name] = (module, name)
                 continue
             for stmt in [defs[name], *mutators.get(name, [])]:
                 if id(stmt) in seen_stmts:
@@ -149,6 +156,10 @@ def slice_definitions(text: str, module: str, wanted: list[str], pinned_has) -> 
     segments = []
     total = 0
     lines = text.splitlines(keepends=True)
+    if live:
+        lines = _read_through_module(lines, chosen, live)
+        if lines is None:
+            return None
     for stmt in chosen:
         start = min([stmt.lineno] + [d.lineno for d in getattr(stmt, "decorator_list", [])])
         seg = "".join(lines[start - 1 : stmt.end_lineno])
@@ -158,6 +169,8 @@ def slice_definitions(text: str, module: str, wanted: list[str], pinned_has) -> 
         return None
     from_imports: dict[str, list[str]] = {}
     plain: list[str] = []
+    for src in sorted(set(live.values())):
+        plain.append(f"import {src} as {_module_alias(src)}")
     for alias, (src, name) in sorted(need_imports.items(), key=lambda kv: (kv[1][0], kv[0])):
         if name is None:
             plain.append(f"import {src} as {alias}" if alias != src.split(".")[0] else f"import {src}")
@@ -166,6 +179,29 @@ def slice_definitions(text: str, module: str, wanted: list[str], pinned_has) -> 
     future = any(isinstance(s, ast.ImportFrom) and s.module == "__future__"
                  and any(a.name == "annotations" for a in s.names) for s in tree.body)
     return SliceResult(sorted(seen_names & set(defs)), from_imports, plain, segments, total, future)
+
+
+def _module_alias(module: str) -> str:
+    return "_" + module.replace(".", "_")
+
+
+def _read_through_module(lines: list[str], chosen: list[ast.stmt], live: dict[str, str]) -> list[str] | None:
+    """``_x`` becomes ``_vllm_m._x`` in the copied statements (reads only; None when a copied
+    function rebinds it itself: it would then write the compat module's own global)."""
+    spots: list[tuple[int, int, int, str]] = []
+    for stmt in chosen:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Global) and live.keys() & set(node.names):
+                return None
+            if isinstance(node, ast.Name) and node.id in live:
+                if not isinstance(node.ctx, ast.Load):
+                    return None
+                spots.append((node.lineno, node.col_offset, node.end_col_offset, node.id))
+    out = list(lines)
+    for lineno, start, end, name in sorted(spots, reverse=True):
+        raw = out[lineno - 1].encode("utf-8")  # AST columns count UTF-8 bytes
+        out[lineno - 1] = (raw[:start] + f"{_module_alias(live[name])}.{name}".encode() + raw[end:]).decode("utf-8")
+    return out
 
 
 def render_compat(upstream_module: str, upstream_version: str, names: list[str], sl: SliceResult) -> str:
