@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flagos_migrate.analysis import calls, members
+from flagos_migrate.analysis.engine import import_blockers
 from flagos_migrate.migrate.edits import Edits
 
 from tests.analysis_helpers import analyze, only
@@ -156,6 +157,51 @@ def test_vllm_config_attribute_the_pinned_class_lacks_is_p9():
     """
     (f,) = only(analyze(code), "P9")
     assert f.data["config_class"].endswith("VllmConfig") and f.data["attr"] == "num_speculative_tokens"
+
+
+def test_members_read_through_a_pinned_class_or_a_typed_parameter_are_p9():
+    """Issue 13 class 3: class attributes and classmethods the pinned class lacks, read through the
+    class (at import time in a class body: the import fails) or a parameter annotated with a pinned
+    dataclass (the vendored pooler helpers' ``pooling_metadata.get_pooling_cursor()``)."""
+    code = """
+    from vllm.model_executor.layers.mamba.mamba_utils import MambaStateShapeCalculator
+    from vllm.model_executor.models.qwen2 import Qwen2Model
+    from vllm.v1.pool.metadata import PoolingMetadata
+
+    class Mine(Qwen2Model):
+        hf_to_vllm_mapper = Qwen2Model.hf_to_vllm_mapper
+
+    def ring(n):
+        return MambaStateShapeCalculator.append_replayssm_ring(base_shapes=n)
+
+    def pool(hidden, pooling_metadata: PoolingMetadata):
+        return pooling_metadata.get_pooling_cursor(), pooling_metadata.prompt_lens
+    """
+    found = [(f.line, f.data["class"].rsplit(".", 1)[-1], f.data["attr"], f.data["via"], f.data["import_time"])
+             for f in only(analyze(code), "P9")]
+    assert found == [(7, "Qwen2Model", "hf_to_vllm_mapper", "class", True),
+                     (10, "MambaStateShapeCalculator", "append_replayssm_ring", "class", False),
+                     (13, "PoolingMetadata", "get_pooling_cursor", "instance", False)]
+    blockers = [f for f in import_blockers(analyze(code)) if f.rule == "P9"]
+    assert [f.line for f in blockers] == [7]
+
+
+def test_members_the_pinned_class_has_or_unknowable_ones_are_clean():
+    code = """
+    from vllm.model_executor.layers.mamba.mamba_utils import MambaStateShapeCalculator
+    from vllm.model_executor.layers.linear import LinearBase
+    from vllm.v1.pool.metadata import PoolingMetadata
+
+    X = MambaStateShapeCalculator.mamba2_state_shape
+
+    def f(layer: LinearBase, pooling_metadata: PoolingMetadata, other: "PoolingMetadata"):
+        a = layer.anything_a_subclass_sets          # not a dataclass: subclasses add attributes
+        if hasattr(pooling_metadata, "get_pooling_cursor"):
+            a = pooling_metadata.get_pooling_cursor()
+        other = object()
+        return a, other.whatever, MambaStateShapeCalculator.__name__
+    """
+    assert only(analyze(code), "P9") == []
 
 
 def test_external_callees_and_unknown_bases_are_not_judged():

@@ -34,6 +34,7 @@ CHECKS = (
     members.check_mark_contexts,
     members.check_config_attributes,
     members.check_attr_renames,
+    members.check_class_members,
     inherited.check_inherited_defaults,
     inherited.check_dead_hooks,
     inherited.check_tower_skipping,

@@ -1,6 +1,7 @@
 """Members the pinned classes lack: ``self.X()`` / ``super().X()`` that no class of the hierarchy
-defines (P4, with the upstream marker context managers it unwraps) and attributes of the vLLM config
-objects (P9, with the attribute renames it applies).
+defines (P4, with the upstream marker context managers it unwraps), attributes of the vLLM config
+objects (P9, with the attribute renames it applies) and members read through a pinned class or a
+parameter annotated with a pinned dataclass (P9).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import ast
 
 from flagos_migrate.analysis.facts import ModuleFacts
 from flagos_migrate.analysis.signatures import NO_INIT_BASES
+from flagos_migrate.astutil import context_flags
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.catalog.tables import (
     ATTR_RENAMES,
@@ -150,6 +152,94 @@ def _config_aliases(m) -> dict[str, str]:
     return {n: k for n, k in out.items() if n not in spoiled and stores.get(n, 0) == counted.get(n, 0)}
 
 
+# -- check: members of pinned classes read through the class or a typed parameter (P9) ----------
+def check_class_members(m: ModuleFacts) -> None:
+    """``PinnedClass.X`` (a class attribute, classmethod or staticmethod) and ``param.X`` where the
+    parameter is annotated with a pinned vLLM dataclass (``pooling_metadata: PoolingMetadata``), when no
+    class of the pinned hierarchy defines ``X``. Read in a module or class body it fails the import."""
+    typed = _typed_parameters(m)
+    seen_p9 = {(f.line, f.col) for f in m.found("P9")}
+    for node in m.nodes:
+        if not (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)):
+            continue
+        attr = node.attr
+        if attr.startswith("__") or attr in m.hasattr_names or (node.lineno, node.col_offset) in seen_p9:
+            continue
+        sym, via = m.resolve_expr(node.value), "class"
+        if sym is None or sym.kind != "class":
+            sym, via = (typed.get((id(_scope(m, node)), node.value.id)) if isinstance(node.value, ast.Name)
+                        else None), "instance"
+        if sym is None or not _closed_class(m, sym) or m.apis.class_has_member(sym, attr) is not False:
+            continue
+        flags = context_flags(node, m.parents)
+        import_time = not (flags["function_level"] or flags["guarded"] or flags["conditional"]
+                           or flags["type_checking"])
+        shown = ast.unparse(node.value)
+        m.add("P9", node, f"`{shown}.{attr}`: {sym.name} of the pinned "
+              f"{m.apis.index_for(sym.module).package} has no attribute `{attr}`"
+              + (" (read while the module is imported)" if import_time else ""),
+              fix=("use what the pinned class offers for it, pass it in, or back-port it; pinned class: "
+                   f"{sym.qualname}"),
+              data={"class": sym.qualname, "config_class": sym.qualname, "attr": attr, "via": via,
+                    "import_time": import_time})
+
+
+def _closed_class(m, sym: Symbol) -> bool:
+    """A pinned class whose members the index knows: no dynamic attributes, no ``__getattr__``."""
+    classes, _ = m.apis.mro(sym)
+    return bool(classes) and not any(rec.get("dyn") or "__getattr__" in rec["methods"]
+                                     or "__getattribute__" in rec["methods"] for _, rec in classes)
+
+
+def _scope(m, node: ast.AST):
+    return m.enclosing(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+
+
+def _typed_parameters(m) -> dict[tuple[int, str], Symbol]:
+    """(function, parameter) -> pinned vLLM dataclass the parameter is annotated with, for parameters
+    the function never rebinds. Only dataclasses: their fields are the whole interface (a class such as
+    a layer base is often given a subclass with more attributes). Config variables are P9's."""
+    out: dict[tuple[int, str], Symbol] = {}
+    for func in m.nodes:
+        if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        args = func.args
+        params = [a for a in args.posonlyargs + args.args + args.kwonlyargs
+                  if a.annotation is not None and a.arg not in ("self", "cls") and a.arg not in CONFIG_CLASSES]
+        if not params:
+            continue
+        stored = {n.id for n in m.subtree(func) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))}
+        for a in params:
+            if a.arg in stored:
+                continue
+            sym = _annotation_class(m, a.annotation)
+            if sym is None or not sym.module.startswith("vllm."):
+                continue
+            rec = m.apis.class_record(sym)
+            if rec is not None and rec.get("dc"):
+                out[(id(func), a.arg)] = sym
+    return out
+
+
+def _annotation_class(m, ann: ast.expr) -> Symbol | None:
+    if isinstance(ann, ast.Constant) and isinstance(ann.value, str):
+        try:
+            ann = ast.parse(ann.value, mode="eval").body
+        except SyntaxError:
+            return None
+        if not isinstance(ann, (ast.Name, ast.Attribute)):
+            return None
+    if isinstance(ann, ast.BinOp) and isinstance(ann.op, ast.BitOr):
+        parts = [p for p in (ann.left, ann.right) if not (isinstance(p, ast.Constant) and p.value is None)]
+        if len(parts) != 1:
+            return None
+        ann = parts[0]
+    if not isinstance(ann, (ast.Name, ast.Attribute)):
+        return None
+    sym = m.resolve_expr(ann)
+    return sym if sym is not None and sym.kind == "class" else None
+
+
 # -- check: marker context managers the pinned vLLM has nowhere (P4) -----------------------------
 _MARKS_MISSING: dict[int, bool] = {}
 
@@ -210,5 +300,5 @@ def propose_edits(f: Finding, edits: Edits) -> None:
     """P4: unwrap the marker context managers; P9: apply the attribute renames of the table."""
     if f.rule == "P4" and f.data.get("method") in MARK_CONTEXT_MANAGERS:
         edits.unwrap[f.line] = "P4"
-    elif f.rule == "P9" and f.data.get("attr") in ATTR_RENAMES:
+    elif f.rule == "P9" and f.data.get("config") and f.data.get("attr") in ATTR_RENAMES:
         edits.attr_renames[f.data["attr"]] = "P9"
