@@ -204,6 +204,28 @@ def test_members_the_pinned_class_has_or_unknowable_ones_are_clean():
     assert only(analyze(code), "P9") == []
 
 
+def test_same_name_different_behaviour_is_a_p7_warning_until_the_pinned_api_gets_what_it_needs():
+    """Issue 13 class 6: the pinned get_vit_attn_backend / MMEncoderAttention accept upstream's call
+    but take the ViT backend override only as an argument (upstream reads the current config)."""
+    code = """
+    from vllm.attention.layers.mm_encoder_attention import MMEncoderAttention
+    from vllm.model_executor.models.vision import get_vit_attn_backend
+
+    def build(head_dim, dtype, multimodal_config):
+        a = get_vit_attn_backend(head_size=head_dim, dtype=dtype)
+        b = MMEncoderAttention(4, head_dim, prefix="attn")
+        c = get_vit_attn_backend(head_dim, dtype, attn_backend_override=multimodal_config.mm_encoder_attn_backend)
+        d = MMEncoderAttention(4, head_dim, None, None, "attn", multimodal_config)
+        e = MMEncoderAttention(4, head_dim, multimodal_config=multimodal_config)
+        return a, b, c, d, e
+    """
+    found = only(analyze(code), "P7")
+    assert [(f.line, f.severity, f.data["problem"], f.data["missing"]) for f in found] == [
+        (6, "warning", "behaviour-needs", ["attn_backend_override"]),
+        (7, "warning", "behaviour-needs", ["multimodal_config"])]
+    assert "reads mm_encoder_attn_backend from the current MultiModalConfig" in found[0].message
+
+
 def test_external_callees_and_unknown_bases_are_not_judged():
     code = """
     import torch

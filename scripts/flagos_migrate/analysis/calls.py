@@ -12,6 +12,7 @@ from flagos_migrate.analysis.signatures import callee, render_signature
 from flagos_migrate.astutil import context_flags
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.catalog.tables import (
+    BEHAVIOUR_NEEDS,
     KWARG_RENAMES,
     SAFE_DROP_KWARG_NAMES,
     SAFE_DROP_KWARGS,
@@ -78,6 +79,16 @@ def _judge_call(m, call: ast.Call, shown: str, sig: dict, skip: int) -> None:
         m.add("P7", call, f"`{shown}()` misses required argument(s) {', '.join(missing)} on the pinned version",
               fix=f"pinned signature: {shown}{rendered}", data={**base, "problem": "missing-required",
                                                                  "missing": missing})
+    last = _callee_name(shown)
+    for (name, kwarg), upstream in BEHAVIOUR_NEEDS.items():
+        if name != last or kwarg in kw_names or kwarg not in accepted:
+            continue
+        if kwarg in params and params.index(kwarg) < n_pos:
+            continue  # passed by position
+        m.add("P7", call, f"`{shown}()` without `{kwarg}=` behaves differently on the pinned version: upstream "
+              f"{upstream}; the pinned one uses only what it is given", severity="warning",
+              fix=f"pass `{kwarg}=` as the pinned vLLM's own models do; pinned signature: {shown}{rendered}",
+              data={**base, "problem": "behaviour-needs", "missing": [kwarg]})
 
 
 def _callee_name(callee: str) -> str:

@@ -22,6 +22,10 @@ SAFE_DROP_WHEN: dict[tuple[str, str], tuple[str | None, str]] = {
 KWARG_RENAMES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     (e["callee"], e["kwarg"]): (e["to"], frozenset(e.get("not_with", ()))) for e in _table("P6", "kwarg_renames")}
 
+# P7: (callee, keyword) the pinned version needs for the behaviour upstream gets from the current config
+BEHAVIOUR_NEEDS: dict[tuple[str, str], str] = {
+    (e["callee"], e["kwarg"]): e["upstream"] for e in _table("P7", "behaviour_needs")}
+
 # P13: (upstream module, class) -> the pinned (module, class) pairs it stands for in isinstance checks
 ISINSTANCE_EQUIVALENTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     (e["module"], e["class"]): tuple((m, c) for m, c in e["pinned"]) for e in _table("P13", "isinstance_equivalents")}
