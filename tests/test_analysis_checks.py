@@ -189,12 +189,14 @@ def test_members_read_through_a_pinned_class_or_a_typed_parameter_are_p9():
 def test_members_the_pinned_class_has_or_unknowable_ones_are_clean():
     code = """
     from vllm.model_executor.layers.mamba.mamba_utils import MambaStateShapeCalculator
+    from vllm.config import ModelConfig
     from vllm.model_executor.layers.linear import LinearBase
     from vllm.v1.pool.metadata import PoolingMetadata
 
     X = MambaStateShapeCalculator.mamba2_state_shape
 
-    def f(layer: LinearBase, pooling_metadata: PoolingMetadata, other: "PoolingMetadata"):
+    def f(layer: LinearBase, pooling_metadata: PoolingMetadata, other: "PoolingMetadata", c: ModelConfig):
+        c.moe_num_experts                            # an HF config annotated as ModelConfig (step3_text)
         a = layer.anything_a_subclass_sets          # not a dataclass: subclasses add attributes
         if hasattr(pooling_metadata, "get_pooling_cursor"):
             a = pooling_metadata.get_pooling_cursor()

@@ -213,7 +213,9 @@ def _typed_parameters(m) -> dict[tuple[int, str], Symbol]:
             if a.arg in stored:
                 continue
             sym = _annotation_class(m, a.annotation)
-            if sym is None or not sym.module.startswith("vllm."):
+            # config classes are judged by variable name (above): the pinned step3_text annotates the
+            # HF config it is given as ``config: ModelConfig``, so an annotation alone is not trusted
+            if sym is None or not sym.module.startswith("vllm.") or sym.module.startswith("vllm.config"):
                 continue
             rec = m.apis.class_record(sym)
             if rec is not None and rec.get("dc"):
