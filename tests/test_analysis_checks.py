@@ -105,7 +105,7 @@ def test_classmethod_and_staticmethod_calls_through_a_pinned_class_are_judged():
         (17, "vllm.multimodal.hasher.MultiModalHasher.hash_kwargs", 1)]
     assert p7[1].data["import_time"] is True and p7[0].data["import_time"] is False
     (p6,) = only(found, "P6")
-    assert p6.data["kwarg"] == "num_spec" and p6.data["safe_drop"] is True and p6.autofix
+    assert p6.data["kwarg"] == "num_spec" and p6.data["safe_drop"] is True
 
 
 def test_calls_through_a_class_that_fit_or_cannot_be_judged_are_clean():
