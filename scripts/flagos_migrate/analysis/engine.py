@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import warnings
 
-from flagos_migrate.analysis import calls, imports, inherited, members, removed, structure
+from flagos_migrate.analysis import calls, imports, inherited, members, removed, structure, weights
 from flagos_migrate.analysis.facts import AnalysisContext, ModuleFacts
 from flagos_migrate.astutil import ImportBinding, Usage, import_bindings, name_usage
 from flagos_migrate.catalog.findings import Finding
@@ -43,6 +43,8 @@ CHECKS = (
     structure.check_merged_projections,
     structure.check_config_bridges,
     structure.check_cleanliness,
+    weights.check_tuple_shard_ids,
+    weights.check_gguf_handling,
 )
 
 import_blockers = imports.import_blockers

@@ -59,3 +59,6 @@ ROPE_TYPE_PATCHES: tuple[dict, ...] = tuple(_table("P25", "rope_type_patches"))
 
 # P26: the comment an unwrapped _mark_tower_model block keeps
 TOWER_COMMENT: str = _table("P26", "comment")
+
+# P32: pinned vLLM version -> module stem -> the pinned GGUF handling upstream dropped
+GGUF_HANDLING: dict[str, dict[str, dict]] = _table("P32", "gguf_handling")

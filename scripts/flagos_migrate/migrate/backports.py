@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from flagos_migrate.astutil import import_bindings
+
 SOURCES = Path(__file__).resolve().parent / "backport_sources"
 
 
@@ -27,6 +29,9 @@ class Backport:
     names: tuple[tuple[str, str], ...]  # (name, upstream module it is imported from), re-pointed together
     keywords: tuple[tuple[str, str], ...]  # (class, keyword) the pinned class rejects, the back-port takes
     what: str  # one line for plans and hints
+    # (name, upstream module) whose import alone needs the back-port: upstream's class takes the same
+    # call but behaves differently, and upstream models rely on it (they dropped the hand-written code)
+    on_import: tuple[tuple[str, str], ...] = ()
 
     def shadowed(self) -> dict[str, str]:
         """Name -> the first module it is imported from (the pinned home of a shadowed class)."""
@@ -49,6 +54,9 @@ STACKED_WEIGHTS = Backport(
      ("AutoWeightsLoader", "vllm.model_executor.models.utils")),
     (("WeightsMapper", "orig_to_new_stacked"), ("WeightsMapper", "orig_to_new_regex")),
     "stacked weight mapping: WeightsMapper(orig_to_new_stacked=...) and a loader that passes shard ids",
+    # upstream's AutoWeightsLoader renames KV-cache scales, ignores GPTQ biases, loads buffers, skips tied
+    # aliases and cuts tuple shard ids; upstream models rely on that where 0.13.0's did it by hand
+    (("AutoWeightsLoader", "vllm.model_executor.models.utils"),),
 )
 
 GATE_LINEAR = Backport(
@@ -118,12 +126,17 @@ def for_import(module: str, name: str) -> Backport | None:
 
 
 def needed(trees: Iterable[ast.Module], pinned_lacks=lambda module, name: True,
-           pinned_takes=lambda module, cls, keyword: False) -> list[Backport]:
+           pinned_takes=lambda module, cls, keyword: False, origins: Iterable[str | None] = ()) -> list[Backport]:
     """Back-ports whose keywords some call in these modules passes where the pinned class does not
-    take them (``pinned_takes``), or whose names they import from an upstream module where
-    ``pinned_lacks(module, name)``."""
+    take them (``pinned_takes``), whose names they import from an upstream module where
+    ``pinned_lacks(module, name)``, or whose ``on_import`` names they import at all. ``origins``: each
+    tree's upstream module, against which its relative imports resolve (none: absolute imports only)."""
     wanted: set[str] = set()
-    for tree in trees:
+    trees = list(trees)
+    for tree, origin in zip(trees, list(origins) or [None] * len(trees)):
+        for b in import_bindings(tree, origin or ""):
+            if b.name and (origin or not b.level):
+                wanted.update(bp.module for bp in BACKPORTS if (b.name, b.module) in bp.on_import)
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and (name := _called_name(node)):
                 for kw in node.keywords:

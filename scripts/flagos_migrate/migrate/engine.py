@@ -375,9 +375,10 @@ class Migration(Vendoring):
         """Back-ports some unit calls for (unless the pinned class already takes the keyword), and
         those the plugin already holds: once installed, every migration imports the shadowed names
         from it, so files shared by several migrations (closure, compat) read the same either way."""
-        trees = [t for u in self.units.values() if (t := parse_source(u.upstream_text, u.relpath)) is not None]
+        parsed = [(t, u.origin) for u in self.units.values() if (t := parse_source(u.upstream_text, u.relpath)) is not None]
         installed = [bp for bp in backports.BACKPORTS if bp.module in self._base]
-        needed = backports.needed(trees, self._pinned_lacks, self._pinned_takes)
+        needed = backports.needed([t for t, _ in parsed], self._pinned_lacks, self._pinned_takes,
+                                  origins=[o for _, o in parsed])
         return installed + [bp for bp in needed if bp not in installed]
 
     def _pinned_lacks(self, module: str, name: str) -> bool:
