@@ -136,7 +136,7 @@ def test_p32_the_pinned_module_of_that_name_handled_gguf():
     assert found[0].message == (
         "GGUF checkpoints: the pinned vllm.model_executor.models.gemma3 subtracts 1 from every norm.weight of a "
         "GGUF checkpoint in load_weights (llama.cpp stores Gemma norms plus one) (line 385: "
-        f"`{entry['code']}`); upstream has no GGUF support and dropped it, so this file loads a GGUF "
+        f"`{entry['code']}`); upstream has no GGUF support and dropped it, so this file handles a GGUF "
         "checkpoint differently")
     rope = only(analyze("rotary = get_rope(64, max_position=8)\n", module="vllm_fl.models.llama"), "P32")
     assert [f.line for f in rope] == [1] and "is_neox_style=False" in rope[0].message

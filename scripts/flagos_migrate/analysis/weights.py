@@ -86,6 +86,6 @@ def check_gguf_handling(m: ModuleFacts) -> None:
     node = _anchor(m, entry["anchor"])
     m.add("P32", node, f"GGUF checkpoints: the pinned vllm.model_executor.models.{stem} {entry['does']} "
           f"(line {entry['line']}: `{entry['code']}`); upstream has no GGUF support and dropped it, so this "
-          "file loads a GGUF checkpoint differently", line=None if node is not None else 1,
+          "file handles a GGUF checkpoint differently", line=None if node is not None else 1,
           fix=f"port the pinned code ({entry['port']}) or state that GGUF checkpoints are not supported",
           data={"pinned_module": f"vllm.model_executor.models.{stem}", "pinned_line": entry["line"]})
