@@ -33,8 +33,10 @@ def test_check_mode_detects_drift(tmp_path):
 
 
 def test_rule_ids_are_sequential():
+    # ids are handed out in blocks (issue 13: P23-P26, P27-P30, P31-P32), so a block may land before
+    # the one in front of it: unique, in catalog order, starting at P1
     ids = [int(r.id[1:]) for r in CATALOG]
-    assert ids == list(range(1, len(ids) + 1))
+    assert ids[0] == 1 and ids == sorted(set(ids))
 
 
 PROCEDURE = ROOT / "references" / "procedure.md"
