@@ -246,13 +246,19 @@ def test_verify_run_on_a_record_without_architectures_says_there_is_nothing_to_b
     assert "Traceback" not in proc.stderr
 
 
-def test_verify_run_without_vllm_exits_2_with_a_hint(tmp_path):
+def _mini_plugin(tmp_path):
+    """The example plugin with a migration record registering the bundled mini model."""
     plugin = tmp_path / "plugin"
     shutil.copytree(EXAMPLE_PLUGIN, plugin)
     record = plugin / "vllm_fl" / "models" / ".migration" / "mini.json"
     record.parent.mkdir(parents=True)
     record.write_text(json.dumps({"format": 1, "files": {},
                                   "registration": ["MiniForCausalLM -> vllm_fl.models.mini:MiniForCausalLM"]}))
+    return plugin
+
+
+def test_verify_run_without_vllm_exits_2_with_a_hint(tmp_path):
+    plugin = _mini_plugin(tmp_path)
     proc = subprocess.run([sys.executable, str(SCRIPT), "verify", "mini", "--plugin", str(plugin), "--run",
                            "--python", sys.executable, "--json"], capture_output=True, text=True, timeout=120)
     if proc.returncode == 0:
@@ -436,12 +442,7 @@ def test_a_killed_verify_leaves_no_worker_running(tmp_path, sig):
     import time
 
     _venv("MMF_PINNED_VENV")
-    plugin = tmp_path / "plugin"
-    shutil.copytree(EXAMPLE_PLUGIN, plugin)
-    record = plugin / "vllm_fl" / "models" / ".migration" / "mini.json"
-    record.parent.mkdir(parents=True)
-    record.write_text(json.dumps({"format": 1, "files": {},
-                                  "registration": ["MiniForCausalLM -> vllm_fl.models.mini:MiniForCausalLM"]}))
+    plugin = _mini_plugin(tmp_path)
     proc = subprocess.Popen([sys.executable, str(SCRIPT), "verify", "mini", "--plugin", str(plugin), "--run",
                              "--python", os.environ["MMF_PINNED_VENV"], "--json"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
