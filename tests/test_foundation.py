@@ -70,3 +70,18 @@ def test_design_card_scripts_exist():
     for name in ("validate_migration.py", "benchmark.sh", "serve.sh", "request.sh", "e2e_eval.py",
                  "e2e_test_prompts.json", "e2e_config.template.json", "e2e_remote_serve.sh", "migrate_model.py"):
         assert (ROOT / "scripts" / name).is_file(), name
+
+
+def test_source_segment_over_lines_split_once_equals_ast_get_source_segment():
+    import ast
+
+    from flagos_migrate.astutil import source_lines, source_segment
+
+    for src in ["a = 1\r\nb = (x +\r\n  y)\n", "x = 'é' + f(\n  2)\n", "a\rb = g(3,\n 4)", "x = 1\x0c + 2\n",
+                "class C:\n    def f(self):\n        return {'k': [1,\n 2]}\n"]:
+        lines = source_lines(src)
+        assert "".join(lines) == src
+        nodes = [n for n in ast.walk(ast.parse(src)) if isinstance(n, (ast.expr, ast.stmt))]
+        assert nodes
+        for node in nodes:
+            assert source_segment(lines, node) == ast.get_source_segment(src, node), (src, ast.dump(node))

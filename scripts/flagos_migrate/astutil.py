@@ -14,6 +14,9 @@ import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+# a line and its end as Python's tokenizer ends lines (not at \f, \x1c or \u2028 like str.splitlines)
+_LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
 # exceptions whose handler makes an import in the ``try`` body optional
 GUARD_EXCEPTIONS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
 
@@ -121,6 +124,27 @@ def walk_indexed(tree: ast.AST) -> tuple[list[ast.AST], dict[ast.AST, ast.AST], 
                 parents[value] = node
                 append(value)
     return nodes, parents, by_type
+
+
+def source_lines(source: str) -> list[str]:
+    """Lines with their ends, split where Python's tokenizer splits (\\r\\n, \\r, \\n only), as
+    ast.get_source_segment splits them."""
+    return _LINE_RE.findall(source)
+
+
+def source_segment(lines: list[str], node: ast.AST) -> str | None:
+    """``ast.get_source_segment`` over lines split once by ``source_lines`` (offsets are UTF-8 bytes)."""
+    end_lineno, end_col = getattr(node, "end_lineno", None), getattr(node, "end_col_offset", None)
+    if end_lineno is None or end_col is None:
+        return None
+    first, last = node.lineno - 1, end_lineno - 1
+    if last >= len(lines):
+        return None
+    if first == last:
+        return lines[first].encode()[node.col_offset:end_col].decode()
+    head = lines[first].encode()[node.col_offset:].decode()
+    tail = lines[last].encode()[:end_col].decode()
+    return head + "".join(lines[first + 1:last]) + tail
 
 
 def walk_with_parents(tree: ast.AST) -> tuple[list[ast.AST], dict[ast.AST, ast.AST]]:

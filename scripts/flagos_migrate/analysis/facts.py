@@ -11,7 +11,14 @@ import ast
 from dataclasses import dataclass
 from functools import cached_property
 
-from flagos_migrate.astutil import ImportBinding, import_bindings, name_usage, walk, walk_indexed
+from flagos_migrate.astutil import (
+    ImportBinding,
+    import_bindings,
+    name_usage,
+    source_lines,
+    walk,
+    walk_indexed,
+)
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.pinned.api_index import PinnedApis, Symbol
 
@@ -56,6 +63,12 @@ class ModuleFacts:
             if isinstance(n.func, ast.Name) and n.func.id == "hasattr"
             and len(n.args) >= 2 and isinstance(n.args[1], ast.Constant) and isinstance(n.args[1].value, str)
         }
+
+    @cached_property
+    def source_lines(self) -> list[str]:
+        """The file's lines with their ends, split once (ast.get_source_segment re-splits the
+        whole file on every call, in a Python loop)."""
+        return source_lines(self.source or "")
 
     @cached_property
     def hierarchy(self):

@@ -16,7 +16,7 @@ import ast
 import re
 
 from flagos_migrate.analysis.facts import ModuleFacts
-from flagos_migrate.astutil import dotted
+from flagos_migrate.astutil import dotted, source_segment
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.catalog.tables import (
     CONFIG_HOOKS,
@@ -304,7 +304,7 @@ def _tower_message(args: str) -> str:
 
 def _written(m: ModuleFacts, node: ast.AST) -> str:
     """The expression as the file spells it (the comment apply writes keeps the spelling too)."""
-    return (ast.get_source_segment(m.source, node) if m.source else None) or ast.unparse(node)
+    return (source_segment(m.source_lines, node) if m.source else None) or ast.unparse(node)
 
 
 def check_tower_skipping(m: ModuleFacts) -> None:
