@@ -155,14 +155,18 @@ def test_round_trip_real_config_shapes(tf5, apis, tmp_path):
         assert _rope_mirrors(got["values"]) == [], (cls, fixture)
 
 
-@needs_tf5
-def test_migration_writes_registers_and_repoints_the_bridge(tmp_path, apis):
-    root = tmp_path / "plugin"
+def _migrate_gdn_mini(root, apis, init_text: str):
+    """The transformers-5 fixture model migrated in memory into an empty plugin tree at root."""
     (root / "vllm_fl" / "models").mkdir(parents=True)
-    (root / "vllm_fl" / "__init__.py").write_text("def register_model():\n    pass\n")
+    (root / "vllm_fl" / "__init__.py").write_text(init_text)
     (root / "vllm_fl" / "models" / "__init__.py").write_text("")
     up = Upstream(open_upstream(str(ROOT / "tests" / "fixtures" / "upstream_tf5")))
-    m = Migration("gdn_mini", up, PluginTree(root), apis).run()
+    return Migration("gdn_mini", up, PluginTree(root), apis).run()
+
+
+@needs_tf5
+def test_migration_writes_registers_and_repoints_the_bridge(tmp_path, apis):
+    m = _migrate_gdn_mini(tmp_path / "plugin", apis, "def register_model():\n    pass\n")
     assert m.resolved["model_type"] == "qwen3_5_text"
     assert "from vllm_fl.configs.tf5_qwen3_5 import Qwen3_5TextConfig" in m.model_unit.text
     assert {"vllm_fl.configs.tf5_base", "vllm_fl.configs.tf5_qwen3_5"} <= set(m.units)
@@ -176,11 +180,7 @@ def test_migration_writes_registers_and_repoints_the_bridge(tmp_path, apis):
 @pytest.mark.skipif(not VENV4.exists(), reason="needs the pinned venv")
 def test_migrated_model_builds_its_config_on_the_pinned_transformers(tmp_path, apis):
     root = tmp_path / "plugin"
-    (root / "vllm_fl" / "models").mkdir(parents=True)
-    (root / "vllm_fl" / "__init__.py").write_text("")
-    (root / "vllm_fl" / "models" / "__init__.py").write_text("")
-    up = Upstream(open_upstream(str(ROOT / "tests" / "fixtures" / "upstream_tf5")))
-    m = Migration("gdn_mini", up, PluginTree(root), apis).run()
+    m = _migrate_gdn_mini(root, apis, "")
     for unit in m.units.values():
         path = root / unit.relpath
         path.parent.mkdir(parents=True, exist_ok=True)
