@@ -471,12 +471,10 @@ def test_a_killed_verify_leaves_no_worker_running(tmp_path, sig):
     assert state in ("gone", "Z"), f"worker {worker} still running after {sig} of verify ({state})"
 
 
-def test_config_classes_are_found_by_the_architecture_stem_and_rope_context_is_kept():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_rw", ROOT / "scripts" / "flagos_migrate" / "verify" / "_runtime_worker.py")
-    worker = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(worker)  # standard library only at import time
+def test_config_classes_are_found_by_the_architecture_stem_and_rope_context_is_kept(monkeypatch):
+    # the worker's modules import each other by bare name from their directory; standard library only at import
+    monkeypatch.syspath_prepend(str(ROOT / "scripts" / "flagos_migrate" / "verify"))
+    import _runtime_config as worker
     table = {"chatglm": "ChatGLMConfig", "kimi_vl": "KimiVLConfig", "qwen3_5_moe": "Qwen35Moe"}
     assert worker._by_stem("ChatGLMModel", table) == "ChatGLMConfig"
     assert worker._by_stem("ChatGLMForConditionalGeneration", table) == "ChatGLMConfig"

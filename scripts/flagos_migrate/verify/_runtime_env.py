@@ -1,0 +1,280 @@
+"""The worker's environment (part of ``_runtime_worker.py``): vLLM on CPU, either version.
+
+Standard library only at import and no ``flagos_migrate`` imports, like every ``_runtime_*`` module:
+the worker runs by path inside a foreign venv (the pinned or the upstream vLLM) and imports these
+modules by bare name from its own directory.
+
+What is here: the exceptions a level ends with; the error description the report carries; which
+GPU-only op an exception points to; forcing the CPU platform, namespace plugin packages (their
+``__init__`` may import GPU-only packages), world size 1 over gloo; the ``VllmConfig`` of a tiny
+model (fp32, eager, native custom ops) and building a class from it, with absent compiled ``_C``
+ops standing in as GPU-only.
+"""
+
+import json
+import os
+import sys
+import traceback
+
+MAX_MESSAGE = 2000
+
+
+TAIL_LINES = 12
+
+
+class LevelError(Exception):
+    """A level failed for a reason found by a check (not an exception of the model code)."""
+
+
+class NeedsGpu(Exception):
+    """The layer's kernels exist only for GPUs; the level is skipped with this op named."""
+
+
+class Unavailable(Exception):
+    """What the level needs does not exist here (e.g. no config class for a remote-code model):
+    the level is skipped with this reason, it did not fail."""
+
+
+def _tail(exc):
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    text = "".join(lines).rstrip().splitlines()
+    return "\n".join(text[-TAIL_LINES:])
+
+
+def _describe(level, exc):
+    return {
+        "level": level,
+        "type": type(exc).__name__,
+        "message": str(exc)[:MAX_MESSAGE],
+        "traceback_tail": _tail(exc),
+        "frames": [{"file": f.filename, "line": f.lineno, "func": f.name}
+                   for f in traceback.extract_tb(exc.__traceback__)[-12:]],
+    }
+
+
+_GPU_MARKERS = ("triton", "cuda", "nvidia", "nccl", "_C.", "_C::", "'_C'", "_moe_C", "flash_attn", "deep_gemm")
+
+
+def gpu_only_op(exc):
+    """The GPU-only op an exception points to (Triton kernel, missing compiled op), else None."""
+    msg = str(exc)
+    frames = traceback.extract_tb(exc.__traceback__)
+    for fs in reversed(frames):
+        if "/triton/" in fs.filename:
+            user = next((f for f in reversed(frames) if "/triton/" not in f.filename), fs)
+            return f"triton kernel in {user.name}"
+    low = msg.lower()
+    if "_opnamespace" in low and "'_c'" in low or "no such operator _c" in low or "_moe_c" in low:
+        name = msg.split("'")[-2] if msg.count("'") >= 2 else msg
+        return f"compiled op {name}"
+    if "torch not compiled with cuda" in low or "no nvidia driver" in low or "found no nvidia" in low \
+            or "cuda driver" in low or "cuda is not available" in low:
+        return f"CUDA ({frames[-1].name if frames else 'device'})"
+    if "triton" in low:
+        return "triton"
+    return None
+
+
+def _platform_cpu():
+    """Make vLLM resolve the CPU platform (0.13 only picks it for CPU builds of vLLM)."""
+    import vllm.platforms as platforms
+    from vllm.platforms.cpu import CpuPlatform
+
+    platforms._current_platform = CpuPlatform()
+
+
+def _namespace(packages):
+    """Top-level plugin packages as bare namespaces: their ``__init__`` (which may import GPU-only
+    packages such as flag_gems) is not executed; sub-packages import normally."""
+    import types
+
+    for name, path in (packages or {}).items():
+        mod = types.ModuleType(name)
+        mod.__path__ = [path]
+        mod.__file__ = None
+        sys.modules[name] = mod
+
+
+def _cpu_gemm_keeps_conv_weights():
+    """vLLM's CPU platform repacks every linear weight after loading assuming it is 2-D; Mamba's
+    ``conv1d`` is a linear layer holding a 3-D conv weight (no CPU path in these wheels: its scan is
+    Triton), so that layer keeps the plain ``F.linear`` fallback the function itself ends with.
+    The same on both sides."""
+    import torch
+
+    try:
+        import vllm.model_executor.layers.utils as lu
+    except Exception:
+        return
+    orig = getattr(lu, "dispatch_cpu_unquantized_gemm", None)
+    if orig is None:
+        return
+
+    def dispatch(layer, remove_weight):
+        weight = getattr(layer, "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.dim() != 2:
+            layer.cpu_linear = lambda x, w, b: torch.nn.functional.linear(x, w, b)
+            return None
+        return orig(layer, remove_weight)
+
+    lu.dispatch_cpu_unquantized_gemm = dispatch
+
+
+PRELOAD = ("vllm.config", "vllm.distributed", "vllm.forward_context", "vllm.model_executor.model_loader.utils",
+           "vllm.model_executor.models", "vllm.model_executor.models.registry", "safetensors.torch",
+           "transformers.models.auto.modeling_auto")
+
+
+def _preload(req):
+    """Import once before forking what every child needs, the migrated modules included (a child
+    that finds one in ``sys.modules`` saves its import; one that failed is retried by the child,
+    which reports the error)."""
+    import importlib
+
+    names = list(PRELOAD) + list(req.get("config_modules") or [])
+    names += [s["module"] for s in req.get("architectures") or [] if s.get("module") and req.get("mode") == "pinned"]
+    for name in dict.fromkeys(names):
+        try:
+            importlib.import_module(name)
+        except BaseException:
+            pass
+
+
+def _free_port():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _init_distributed(vc):
+    from vllm.config import set_current_vllm_config
+    from vllm.distributed import init_distributed_environment, initialize_model_parallel
+
+    with set_current_vllm_config(vc):
+        init_distributed_environment(world_size=1, rank=0, local_rank=0,
+                                     distributed_init_method=f"tcp://127.0.0.1:{_free_port()}", backend="gloo")
+        initialize_model_parallel(1, 1)
+
+
+# Native torch code for every custom op, except the unquantized fused MoE: its native path is the
+# Triton (GPU) kernel, its CPU path is plain torch (per-expert F.linear) in the CUDA wheel too.
+CUSTOM_OPS = ("none", "+unquantized_fused_moe")
+
+
+def _runner(workdir):
+    """``pooling`` for an architecture whose name vLLM reads as a pooling model (``*Model``,
+    ``*ForSequenceClassification``, ...), else ``auto``. vLLM registers e.g. ``LlamaModel`` as
+    ``LlamaForCausalLM``; its checkpoints (embedding models, no ``model.`` prefix, no head) are
+    served as pooling models (a Sentence Transformers config or ``--runner pooling``), whose adapter
+    loads the bare names. The same decision on both sides."""
+    try:
+        from vllm.config.model import try_match_architecture_defaults
+        with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+            archs = json.load(f).get("architectures") or []
+        match = try_match_architecture_defaults(archs[0]) if archs else None
+    except Exception:
+        return "auto"
+    return "pooling" if match and match[1][0] == "pooling" else "auto"
+
+
+def _vllm_config(workdir):
+    import torch
+    from vllm.config import CompilationConfig, DeviceConfig, ModelConfig, VllmConfig
+
+    mc = ModelConfig(model=workdir, tokenizer=None, skip_tokenizer_init=True, dtype=torch.float32,
+                     enforce_eager=True, seed=0, max_model_len=256, runner=_runner(workdir))
+    return VllmConfig(model_config=mc, device_config=DeviceConfig(device="cpu"),
+                      compilation_config=CompilationConfig(custom_ops=list(CUSTOM_OPS)))
+
+
+def _resolved_class(vc):
+    """The class vLLM itself would build for the config (its registry, pooling adapters included)."""
+    from vllm.model_executor.model_loader.utils import get_model_architecture
+
+    return get_model_architecture(vc.model_config)[0]
+
+
+class _GpuOnlyOp:
+    """Stands for a compiled ``torch.ops._C`` op this wheel lacks (the CUDA wheel's ``_C`` does not
+    load without a GPU driver). Layers such as 0.13.0's ``GeluAndMul``/``NewGELU`` look theirs up in
+    ``__init__`` on the CPU platform and then run ``forward_native`` (custom ops "none"), so the
+    lookup must not fail; a call means the native path was not taken and is reported as needing a GPU."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self, *args, **kwargs):
+        raise NeedsGpu(f"compiled op _C.{self.name}")
+
+
+class _missing_c_ops_as_gpu_only:
+    """While a model is built: an absent ``torch.ops._C.<op>`` is a :class:`_GpuOnlyOp` (the same
+    on both sides); the names looked up are kept for the report's notes."""
+
+    def __enter__(self):
+        from torch._ops import _OpNamespace
+
+        self.cls, self.orig, self.names = _OpNamespace, _OpNamespace.__getattr__, []
+        orig, names = self.orig, self.names
+
+        def getattr_(ns, op_name):
+            try:
+                return orig(ns, op_name)
+            except AttributeError:
+                if ns.name != "_C" or op_name.startswith("__"):
+                    raise
+                names.append(op_name)
+                return _GpuOnlyOp(op_name)
+
+        _OpNamespace.__getattr__ = getattr_
+        return self
+
+    def __exit__(self, *exc):
+        self.cls.__getattr__ = self.orig
+        return False
+
+
+def _source_of(model):
+    """The file of the model class that was built (past vLLM's generated pooling adapters), so the
+    report shows which code each side ran."""
+    import inspect
+
+    for klass in type(model).__mro__:
+        if "adapters" not in klass.__module__.split("."):
+            try:
+                return inspect.getsourcefile(klass)
+            except TypeError:
+                return None
+    return None
+
+
+def _construct(cls, vc, notes=None):
+    import torch
+    from vllm.config import set_current_vllm_config
+
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        with set_current_vllm_config(vc), torch.device("cpu"), _missing_c_ops_as_gpu_only() as ops:
+            model = cls(vllm_config=vc, prefix="")
+    finally:
+        torch.set_default_dtype(old)
+    if ops.names and notes is not None:
+        notes.append("compiled ops looked up at build, absent from this wheel (their native torch path runs): "
+                     + ", ".join(sorted(set(ops.names))))
+    return model
+
+
+def _tf_version():
+    import transformers
+
+    return transformers.__version__
+
+
+def _save_json(path, obj):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f)

@@ -1,0 +1,137 @@
+"""The forward level (part of ``_runtime_worker.py``): a reference causal attention in place of
+vLLM's kernels (the same on both sides), the text prefill with the ``get_language_model()`` /
+``embed_input_ids`` path, and the Hugging Face reference's logits. Standard library only at import.
+"""
+
+from _runtime_env import LevelError, NeedsGpu, _source_of
+
+
+def _window(value):
+    """Tokens a query may see (itself included), from a layer's window (size) or a backend's
+    ``(left, right)`` tuple or ``-1``; None for full attention."""
+    if isinstance(value, (tuple, list)):
+        return value[0] + 1 if value and isinstance(value[0], int) and value[0] >= 0 else None
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _reference_attention():
+    """Replace the forward of vLLM's decoder ``Attention`` layer with a causal SDPA over the prefill."""
+    import torch
+    import torch.nn.functional as F
+
+    classes = []
+    for path in ("vllm.attention.layer", "vllm.model_executor.layers.attention.attention",
+                 "vllm.model_executor.layers.attention"):
+        try:
+            mod = __import__(path, fromlist=["Attention"])
+            cls = getattr(mod, "Attention", None)
+            if cls is not None and cls not in classes:
+                classes.append(cls)
+        except Exception:
+            pass
+
+    def forward(self, query, key, value, output_shape=None, **_):
+        heads, kv, dim = self.num_heads, self.num_kv_heads, self.head_size
+        q = query.reshape(-1, heads, dim).transpose(0, 1)
+        k = key.reshape(-1, kv, dim).transpose(0, 1)
+        v = value.reshape(-1, kv, getattr(self, "head_size_v", dim) or dim).transpose(0, 1)
+        if heads != kv:
+            k = k.repeat_interleave(heads // kv, 0)
+            v = v.repeat_interleave(heads // kv, 0)
+        impl = getattr(self, "impl", None)
+        scale = getattr(impl, "scale", None) or getattr(self, "scale", None) or dim ** -0.5
+        n = q.shape[1]
+        scores = torch.matmul(q, k.transpose(1, 2)) * scale
+        cap = getattr(impl, "logits_soft_cap", None)
+        if cap:
+            scores = cap * torch.tanh(scores / cap)
+        causal = str(getattr(self, "attn_type", "decoder")).lower().endswith("decoder")
+        i = torch.arange(n).unsqueeze(1)
+        j = torch.arange(n).unsqueeze(0)
+        allowed = (j <= i) if causal else torch.ones(n, n, dtype=torch.bool)
+        window = _window(getattr(self, "sliding_window", None)) or _window(getattr(impl, "sliding_window", None))
+        if window:
+            allowed = allowed & (i - j < window)
+        scores = scores.masked_fill(~allowed, float("-inf"))
+        sinks = getattr(impl, "sinks", None)
+        if isinstance(sinks, torch.Tensor):  # learned per-head sink logits (GPT-OSS): one more softmax column
+            sink = sinks.reshape(heads, 1, 1).to(scores.dtype).expand(heads, n, 1)
+            probs = F.softmax(torch.cat([scores, sink], -1).float(), dim=-1)[..., :-1]
+        else:
+            probs = F.softmax(scores.float(), dim=-1)
+        out = torch.matmul(probs.to(q.dtype), v)
+        out = out.transpose(0, 1).reshape(n, -1)
+        if output_shape is not None:
+            out = out.reshape(output_shape)
+        return out
+
+    for cls in classes:
+        cls.forward = forward
+    return [c.__module__ + "." + c.__qualname__ for c in classes]
+
+
+def _stateful_layers(model):
+    """Mamba / linear-attention layers (vLLM's ``MambaBase``): their scans are Triton kernels and,
+    without their own attention metadata (which only the GPU runner builds), vLLM's forward skips
+    them as in a profiling run, leaving uninitialised output. Such a forward proves nothing."""
+    try:
+        from vllm.model_executor.layers.mamba.abstract import MambaBase
+    except Exception:
+        return []
+    return sorted({type(m).__name__ for m in model.modules() if isinstance(m, MambaBase)})
+
+
+def _forward(model, vc, cfg, ids_list):
+    import torch
+    from vllm.forward_context import set_forward_context
+
+    stateful = _stateful_layers(model)
+    if stateful:
+        raise NeedsGpu(f"{', '.join(stateful)}: Triton scans, run only with the GPU runner's metadata")
+
+    ids = torch.tensor(ids_list, dtype=torch.long)
+    n = ids.shape[0]
+    pos = torch.arange(n)
+    if getattr(vc.model_config, "uses_mrope", False):  # what vLLM's runner decides from the config
+        pos = pos.unsqueeze(0).expand(3, n).contiguous()
+    notes = []
+    with torch.no_grad(), set_forward_context(None, vc, num_tokens=n):
+        hidden = model(input_ids=ids, positions=pos)
+        if isinstance(hidden, tuple):
+            hidden = hidden[0]
+        pooling = getattr(model, "is_pooling_model", False) or not hasattr(model, "compute_logits")
+        logits = hidden if pooling else model.compute_logits(hidden)
+        if pooling:
+            notes.append("pooling model: hidden states compared instead of logits")
+        if logits is None or not torch.isfinite(logits).all():
+            raise LevelError("logits are not finite" if logits is not None else "compute_logits returned None")
+        lm_getter = getattr(model, "get_language_model", None)
+        if getattr(model, "supports_multimodal", False) and lm_getter is not None:
+            lm = lm_getter()
+            if lm is None:
+                raise LevelError("get_language_model() returned None: the multimodal path has no language model "
+                                 "('NoneType' object has no attribute 'embed_input_ids' at the first image)")
+            embed = getattr(model, "embed_input_ids", None) or getattr(model, "get_input_embeddings", None)
+            embeds = embed(ids)
+            hidden2 = model(input_ids=None, positions=pos, inputs_embeds=embeds)
+            if isinstance(hidden2, tuple):
+                hidden2 = hidden2[0]
+            logits2 = hidden2 if pooling else model.compute_logits(hidden2)
+            if not torch.allclose(logits, logits2, atol=1e-5, rtol=0):
+                raise LevelError("logits through inputs_embeds (embed_input_ids) differ from logits through input_ids")
+            notes.append("get_language_model()/embed_input_ids path ok")
+    return logits.float(), notes
+
+
+def _hf_logits(arch, work, ids):
+    import torch
+    import transformers
+
+    hf_cls = getattr(transformers, arch, None)
+    if hf_cls is None:
+        raise LevelError(f"transformers {transformers.__version__} has no {arch}")
+    model = hf_cls.from_pretrained(work, dtype=torch.float32, attn_implementation="eager").eval()
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor([ids]))
+    out = out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
+    return out[0].float(), _source_of(model)

@@ -1,0 +1,253 @@
+"""Synthetic checkpoints and the load level (part of ``_runtime_worker.py``).
+
+The checkpoint has the tensor names and shapes of the Hugging Face class of the architecture (a
+reference implementation, not the migrated file), random values with a fixed seed; it is loaded
+through the migrated ``load_weights`` and checked: every parameter written, each equal to its
+checkpoint tensor or, for a fused one, to the concatenation of its parts; values held in another
+order only as the pinned vLLM's own class loads them. Standard library only at import.
+"""
+
+import runtime_mm
+from _runtime_config import _text_config
+from _runtime_env import LevelError, _construct, _vllm_config
+
+
+def _checkpoint_names(hf_model):
+    """State-dict names as a saved Hugging Face checkpoint spells them (transformers' own reverse
+    of ``_checkpoint_conversion_mapping``, as ``save_pretrained`` applies it)."""
+    import re
+
+    mapping = getattr(hf_model, "_checkpoint_conversion_mapping", None) or {}
+    reverse = {v: k for k, v in mapping.items()}
+    out = {}
+    for key, tensor in hf_model.state_dict().items():
+        new = key
+        for pattern, replacement in reverse.items():
+            replacement = re.sub(r"\(.*\)", "", replacement.lstrip("^"))
+            new, n = re.subn(pattern, replacement, key)
+            if n:
+                break
+        out[new] = tuple(tensor.shape)
+    return out
+
+
+def make_checkpoint(arch, cfg, seed, alt=None):
+    """Random tensors (fixed seed) with the names and shapes of the Hugging Face class of ``arch``
+    (else of ``alt``, the class a peer architecture is registered to); None when this transformers
+    lacks both."""
+    import torch
+    import transformers
+
+    hf_cls = getattr(transformers, arch, None) or (getattr(transformers, alt, None) if alt else None)
+    if hf_cls is None:
+        return None
+    try:
+        with torch.device("meta"):
+            hf = hf_cls(cfg)
+    except NotImplementedError:  # a layer computes in __init__ (HF's XIELU reads .item()): build it for real, tiny
+        hf = hf_cls(cfg)
+    shapes = _checkpoint_names(hf)
+    # the text config decides (vLLM builds the language model from it); a composite config's own
+    # top-level flag is PretrainedConfig's default True even where the text model is untied (llava)
+    if getattr(_text_config(cfg), "tie_word_embeddings", False):
+        shapes = {k: v for k, v in shapes.items() if not k.endswith("lm_head.weight")}
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for name in sorted(shapes):
+        shape = shapes[name]
+        t = torch.randn(shape, generator=gen, dtype=torch.float32) * 0.1
+        if len(shape) == 1 and "norm" in name and name.endswith("weight"):
+            t = t + 1.0
+        out[name] = t.contiguous()
+    return out
+
+
+def _suffix_index(names):
+    index = {}
+    for name in names:
+        parts = name.split(".")
+        for i in range(len(parts)):
+            index.setdefault(".".join(parts[i:]), []).append(name)
+    return index
+
+
+def _ckpt_name(name, index):
+    """The checkpoint tensor a vLLM parameter name corresponds to: the longest dotted suffix of
+    ``name`` that ends exactly one checkpoint name (prefixes such as ``language_model.`` differ)."""
+    parts = name.split(".")
+    for i in range(len(parts) - 1):
+        found = index.get(".".join(parts[i:]), [])
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            return None
+    return None
+
+
+def _packed(model):
+    packed = {}
+    for mod in model.modules():
+        packed.update(getattr(mod, "packed_modules_mapping", None) or {})
+    return packed
+
+
+def _same_values(want, got):
+    """The same values in another order (a loader that permutes a tensor, e.g. per head)."""
+    import torch
+
+    return want.numel() == got.numel() and torch.equal(torch.sort(want.flatten().float())[0],
+                                                       torch.sort(got.flatten().float())[0])
+
+
+def check_loaded(model, ckpt, reported):
+    """Every parameter written (NaN-filled before loading), and each equal to its checkpoint tensor or,
+    for fused parameters, to the concatenation of its parts. Returns (problems, stats); the stats'
+    ``reordered`` lists parameters holding their checkpoint values in another order (the caller
+    decides against the pinned loader whether that order is right)."""
+    import torch
+
+    params = dict(model.named_parameters())
+    problems = []
+    unloaded = [n for n, p in params.items() if p.is_floating_point() and torch.isnan(p.data).any()]
+    if unloaded:
+        problems.append(f"{len(unloaded)} parameter(s) not (fully) loaded: {', '.join(sorted(unloaded)[:8])}")
+    if reported is not None:
+        missing = sorted(set(params) - set(reported))
+        if missing and not unloaded:
+            problems.append(f"load_weights did not report {len(missing)} parameter(s): {', '.join(missing[:8])}")
+    index = _suffix_index(ckpt)
+    packed = _packed(model)
+    equal = fused = unchecked = 0
+    reordered = []
+    for name, p in params.items():
+        if name in unloaded:
+            continue
+        key = _ckpt_name(name, index)
+        if key is not None and tuple(ckpt[key].shape) == tuple(p.shape):
+            if not torch.equal(ckpt[key], p.data.to(ckpt[key].dtype)):
+                if _same_values(ckpt[key], p.data):
+                    reordered.append(name)
+                else:
+                    problems.append(f"{name} differs from its checkpoint tensor {key}")
+            equal += 1
+            continue
+        pieces = name.split(".")
+        fused_at = next((i for i, piece in enumerate(pieces) if piece in packed), None)
+        if fused_at is None:
+            unchecked += 1
+            continue
+        keys = [_ckpt_name(".".join(pieces[:fused_at] + [part] + pieces[fused_at + 1:]), index)
+                for part in packed[pieces[fused_at]]]
+        if None in keys:
+            unchecked += 1
+            continue
+        want = torch.cat([ckpt[k] for k in keys], 0)
+        if tuple(want.shape) != tuple(p.shape):
+            unchecked += 1
+            continue
+        if not torch.equal(want, p.data.to(want.dtype)):
+            if _same_values(want, p.data):
+                reordered.append(name)
+            else:
+                problems.append(f"{name} is not the concatenation of its checkpoint parts {keys}")
+        fused += 1
+    in_ckpt = sum(t.numel() for n, t in ckpt.items() if not n.endswith("rotary_emb.inv_freq"))
+    in_params = sum(p.numel() for p in params.values())
+    stats = {"parameters": len(params), "equal": equal, "fused_equal": fused, "unchecked": unchecked,
+             "reordered": reordered, "checkpoint_tensors": len(ckpt), "checkpoint_values": in_ckpt, "parameter_values": in_params}
+    if not unloaded and in_ckpt > in_params:  # tensors of layers the model does not build are no loss
+        unbuilt = runtime_mm.unbuilt_tensors(model, list(ckpt))
+        stats["not_built"] = len(unbuilt)
+        in_ckpt -= sum(ckpt[n].numel() for n in unbuilt)
+    if not unloaded and in_ckpt > in_params:
+        problems.append(f"the checkpoint holds {in_ckpt - in_params} more values than the model's parameters: "
+                        "some checkpoint tensors were not loaded")
+    return problems, stats
+
+
+def _load(model, ckpt, vc, pinned_loader=None, notes=None):
+    """Load ``ckpt`` through the model's ``load_weights`` and check it (:func:`check_loaded`).
+    A parameter holding its checkpoint values in another order is right only where the pinned
+    vLLM's own class of the architecture (``pinned_loader()``: its parameters after loading the
+    same checkpoint) orders them the same way; with no such class (a model new to the pin) the
+    order is left to ``match``, and a note says so."""
+    import torch
+    from vllm.config import set_current_vllm_config
+    from vllm.model_executor.model_loader.utils import process_weights_after_loading
+
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.is_floating_point():
+                p.data.fill_(float("nan"))
+    with set_current_vllm_config(vc):
+        reported = model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
+    problems, stats = check_loaded(model, ckpt, reported)
+    reordered = stats.pop("reordered")
+    cache = []
+
+    def pinned_params():
+        if not cache:
+            try:
+                cache.append(pinned_loader() if pinned_loader else None)
+            except Exception as exc:  # the pinned class does not build from this config: nothing to compare with
+                cache.append(None)
+                if notes is not None:
+                    notes.append(f"the pinned vLLM's own class could not be built to compare with: {type(exc).__name__}")
+        return cache[0]
+
+    leftover = [m for m in problems if m.startswith("the checkpoint holds")]
+    if leftover and len(problems) == 1:
+        # vLLM builds fewer layers than a checkpoint holds on purpose (a vision tower cut at
+        # vision_feature_layer): the same count as the pinned vLLM's own class is right
+        expected = pinned_params()
+        if expected is not None and sum(t.numel() for t in expected.values()) == stats["parameter_values"]:
+            problems = []
+            if notes is not None:
+                notes.append(leftover[0] + "; exactly as many as the pinned vLLM's own class leaves unloaded")
+    if reordered and not problems:
+        expected = pinned_params()
+        params = dict(model.named_parameters())
+        if expected is None:
+            stats["reordered_unchecked"] = len(reordered)
+            if notes is not None:
+                notes.append(f"{len(reordered)} parameter(s) hold their checkpoint values reordered (e.g. "
+                             f"{reordered[0]}); no pinned class to compare the order with, match decides")
+        else:
+            wrong = [n for n in reordered if n not in expected or tuple(expected[n].shape) != tuple(params[n].shape)
+                     or not torch.equal(expected[n], params[n].data.to(expected[n].dtype))]
+            problems += [f"{n} differs from its checkpoint tensor and from the pinned vLLM's own loading of it"
+                         for n in wrong[:8]]
+            stats["reordered_as_pinned_loader"] = len(reordered) - len(wrong)
+            if not wrong and notes is not None:
+                notes.append(f"{len(reordered)} parameter(s) hold their checkpoint values reordered (e.g. {reordered[0]}), "
+                             "exactly as the pinned vLLM's own class loads them")
+    if problems:
+        raise LevelError("; ".join(problems))
+    with set_current_vllm_config(vc):
+        process_weights_after_loading(model, vc.model_config, torch.device("cpu"))
+    return stats
+
+
+def _builtin_class(registry, arch):
+    """The pinned vLLM's own class of ``arch`` (before the migrated one replaces it), else None."""
+    entry = registry.models.get(arch) if isinstance(getattr(registry, "models", None), dict) else None
+    if entry is None or str(getattr(entry, "module_name", "")).startswith("vllm_fl"):
+        return None
+    try:
+        return entry.load_model_cls()
+    except Exception:
+        return None
+
+
+def _builtin_loaded(cls, ckpt, work):
+    """Parameters of the pinned vLLM's own ``cls`` after loading ``ckpt`` (None without one)."""
+    if cls is None:
+        return None
+    import torch
+    from vllm.config import set_current_vllm_config
+
+    vc = _vllm_config(work)  # its own compilation config: layer names do not clash with the migrated model's
+    model = _construct(cls, vc)
+    with set_current_vllm_config(vc):
+        model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
+    return {n: p.data.detach().clone() for n, p in model.named_parameters() if isinstance(p.data, torch.Tensor)}
