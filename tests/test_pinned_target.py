@@ -15,6 +15,7 @@ import pytest
 from flagos_migrate.cli import UsageError
 from flagos_migrate.pinned import api_index
 from flagos_migrate.pinned.api_index import PinnedApis
+from flagos_migrate.pinned.index_builder import RECORDS
 from flagos_migrate.pinned.sources import installed_beside, open_source, required_spec
 from flagos_migrate.pinned.target import DEFAULT_VLLM, declared_vllm, installed_vllm, resolve_target
 
@@ -179,3 +180,29 @@ def test_a_wheel_build_keeps_the_pairing_measured_beside_an_installed_vllm(tmp_p
     summary = json.loads(proc.stdout)
     assert summary["transformers"] == "4.57.6" and summary["transformers_requires"] == ">=4.56.0"
     assert summary["transformers_from"].startswith("installed beside vllm 9.9.9 (")
+
+
+def test_an_index_from_an_older_builder_does_not_shadow_a_newer_one(tmp_path, monkeypatch, capsys):
+    # a cache index of 0.20.2 built before the records gained config reads by object (no ``records``
+    # stamp, no ``cfgv``) sat before the bundled one in the search path, and was used
+    bundled = api_index.DATA_DIR / "vllm-0.20.2.json.gz"
+    data = json.loads(gzip.decompress(bundled.read_bytes()))
+    assert data["records"] == RECORDS
+    stale = dict(data, source="stale", modules={"vllm": data["modules"]["vllm"]})
+    del stale["records"]
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "vllm-0.20.2.json.gz").write_bytes(gzip.compress(json.dumps(stale).encode()))
+    monkeypatch.setenv(api_index.USER_DIR_ENV, str(cache))
+    api_index.load_index.cache_clear()
+    try:
+        assert api_index.find_index_file("vllm", "0.20.2") == bundled
+        assert api_index.load_index("vllm", "0.20.2").data["source"] == data["source"]
+        assert f"API index {cache / 'vllm-0.20.2.json.gz'} is not used" in capsys.readouterr().err
+        # one built by the current builder is the user's override: it comes first again
+        (cache / "vllm-0.20.2.json.gz").write_bytes(gzip.compress(json.dumps(dict(stale, records=RECORDS)).encode()))
+        api_index.load_index.cache_clear()
+        assert api_index.find_index_file("vllm", "0.20.2") == cache / "vllm-0.20.2.json.gz"
+        assert api_index.load_index("vllm", "0.20.2").data["source"] == "stale"
+    finally:
+        api_index.load_index.cache_clear()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from flagos_migrate.cli import UsageError
+from flagos_migrate.cli import UsageError, progress
 from flagos_migrate.pinned.index_builder import FORMAT
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "index"
@@ -71,14 +71,38 @@ def _same_version(a: str, b: str) -> bool:
     return norm(a) == norm(b)
 
 
+def _index_files(package: str, version: str) -> list[Path]:
+    """Every index of ``version`` in search order (``0.18`` also finds ``0.18.0``)."""
+    files = [d / index_file_name(package, version) for d in index_search_path()]
+    found = [f for f in files if f.is_file()]
+    if not found:
+        for other in available_versions(package):
+            if _same_version(other, version):
+                return _index_files(package, other)
+    return found
+
+
+def _newest_built(files: list[Path]) -> tuple[Path, dict | None]:
+    """The index to use among several of one version: the one built by the newest builder
+    (``records``), the first in search order among equals. Only then are files read twice."""
+    if len(files) == 1:
+        return files[0], None
+    best: tuple[int, Path, dict] | None = None
+    for f in files:
+        data = load_index_data(f)
+        if best is None or data.get("records", 2) > best[0]:
+            best = (data.get("records", 2), f, data)
+    assert best is not None
+    for f in files:
+        if f != best[1]:
+            progress(f"note: API index {f} is not used: {best[1]} of the same version was built by a newer "
+                     f"builder (records {best[0]}); rebuild or delete the other one")
+    return best[1], best[2]
+
+
 def find_index_file(package: str, version: str) -> Path:
-    for d in index_search_path():
-        f = d / index_file_name(package, version)
-        if f.is_file():
-            return f
-    for other in available_versions(package):
-        if _same_version(other, version):
-            return find_index_file(package, other)
+    if files := _index_files(package, version):
+        return _newest_built(files)[0]
     known = ", ".join(available_versions(package)) or "none"
     raise UsageError(
         f"no API index for {package} {version} (indexes found for: {known})",
@@ -301,7 +325,8 @@ class ApiIndex:
 
 @lru_cache(maxsize=8)
 def load_index(package: str, version: str) -> ApiIndex:
-    return ApiIndex(load_index_data(find_index_file(package, version)))
+    path, data = _newest_built(_index_files(package, version) or [find_index_file(package, version)])
+    return ApiIndex(data if data is not None else load_index_data(path))
 
 
 @lru_cache(maxsize=1)

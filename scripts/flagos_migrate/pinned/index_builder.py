@@ -5,7 +5,7 @@ seconds with the standard library alone, and the validator then needs no extra d
 
 The index is plain data (see ``api_index.py`` for its reader):
 
-    {"format": 2, "package": "vllm", "version": "0.13.0", "source": "...", "command": "...",
+    {"format": 2, "records": 3, "package": "vllm", "version": "0.13.0", "source": "...", "command": "...",
      "modules": {"vllm.attention.layer": "<MODULE as JSON text>", ...}}
 
     MODULE = {"file": "vllm/attention/layer.py", "pkg": false, "lazy": false,
@@ -48,6 +48,10 @@ from flagos_migrate.astutil import (  # noqa: F401  (re-exported: the index's re
 from flagos_migrate.pinned.sources import SourceTree, module_name
 
 FORMAT = 2
+#: what a module record holds, raised when records gain a field readers use (3: config reads by
+#: object, ``cfgv``); an index built by an older builder still loads, but one from a newer builder
+#: for the same version wins over it (a stale cache must not shadow the bundled index)
+RECORDS = 3
 
 # Names under which code reads a HuggingFace config object; ``config.X`` on these is a direct read.
 CONFIG_VARIABLES = frozenset({"config", "hf_config", "text_config", "hf_text_config", "vision_config"})
@@ -407,6 +411,7 @@ def build_index(source: SourceTree, command: str = "", progress=None) -> dict:
     modules = {k: json.dumps(v, separators=(",", ":"), sort_keys=True) for k, v in modules.items()}
     return {
         "format": FORMAT,
+        "records": RECORDS,
         "package": source.package,
         "version": source.version,
         "source": source.label,
