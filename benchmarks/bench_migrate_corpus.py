@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import corpus  # noqa: E402
+from flagos_migrate.catalog.findings import left_for_you  # noqa: E402
 from flagos_migrate.cli import UsageError, progress  # noqa: E402
 from flagos_migrate.commands.migrate import prepare, write_prepared  # noqa: E402
 from flagos_migrate.migrate.upstream import Upstream, open_upstream  # noqa: E402
@@ -92,9 +93,9 @@ def from_record(plugin: Path, name: str) -> dict | None:
         rec = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(rec, dict) or not isinstance(rec.get("issues_left"), int):
+    if not isinstance(rec, dict) or not isinstance(rec.get("findings_left"), int):
         return None
-    return {"left": rec["issues_left"], "fixed": None, "modules": len(rec.get("files") or {}), "rules_left": [],
+    return {"left": rec["findings_left"], "errors_left": rec.get("issues_left"), "fixed": None, "modules": len(rec.get("files") or {}), "rules_left": [],
             "left_findings": [], "left_at_import": None, "resumed": True, "seconds": 0.0}
 
 
@@ -114,8 +115,8 @@ def apply_all(names, plugin, up, apis, pinned, args) -> tuple[dict[str, dict], C
         try:
             p = prepare(ns, (up, apis, None))
             write_prepared(p, ns)
-            left = [f for f in p.migration.left() if f.is_issue]
-            per_file[name] = {"left": len(left), "fixed": len(p.migration.fixed()),
+            left = left_for_you(p.migration.left())
+            per_file[name] = {"left": len(left), "errors_left": sum(1 for f in left if f.is_issue), "fixed": len(p.migration.fixed()),
                               "modules": len(p.outputs), "rules_left": sorted({f.rule for f in left}),
                               "left_findings": [f"{f.rule} {f.file}:{f.line} {f.message}"[:160] for f in left],
                               "left_at_import": sum(1 for f in left if f.data.get("import_time") is True)}

@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import corpus  # noqa: E402
 from bench_migrate_corpus import fresh_plugin  # noqa: E402
+from flagos_migrate.catalog.findings import left_for_you  # noqa: E402
 from flagos_migrate.cli import UsageError, progress  # noqa: E402
 from flagos_migrate.pinned import target  # noqa: E402
 
@@ -61,8 +62,8 @@ def apply_one(name: str, plugin: Path, args, loaded) -> dict:
                             all_archs=True)  # every architecture, as upstream registers them
     p = prepare(ns, loaded)
     write_prepared(p, ns)
-    left = [f for f in p.migration.left() if f.is_issue]
-    return {"left": len(left), "rules_left": sorted({f.rule for f in left}),
+    left = left_for_you(p.migration.left())
+    return {"left": len(left), "errors_left": sum(1 for f in left if f.is_issue), "rules_left": sorted({f.rule for f in left}),
             "left_findings": [f"{f.rule} {f.file}:{f.line} {f.message}"[:160] for f in left]}
 
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from flagos_migrate.catalog.findings import format_github, format_text, split
+from flagos_migrate.catalog.findings import format_github, format_text, left_for_you, split
 from flagos_migrate.cli import EXIT_FINDINGS, EXIT_OK, make_parser, print_json, progress, run_main
 from flagos_migrate.commands import baseline
 from flagos_migrate.commands.validate import validate
@@ -29,7 +29,8 @@ EPILOG = """examples:
 The pinned target is --pinned, else the vllm requirement PLUGIN_FOLDER declares, else the
 installed vLLM, else the default; it is printed first on stderr and under "pinned" in --json.
 MODEL_FILE is a path or a model name (vllm_fl/models/NAME.py). Warnings never change the exit
-code unless --strict. Findings an earlier --write-baseline recorded (same rule, file, message)
+code unless --strict; "left for you" counts them as plan and apply do (every finding, errors and
+warnings alike). Findings an earlier --write-baseline recorded (same rule, file, message)
 and, with --since, findings in files git shows unchanged since REF are counted as "known" and
 never change the exit code."""
 
@@ -81,10 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         findings, old = baseline.subtract(findings, baseline.load_baseline(args.baseline))
         known += old
     issues, warnings = split(findings, strict=args.strict)
+    left = len(left_for_you(findings))  # as plan/apply count it: warnings too, whatever --strict says
     if fmt == "json":
         print_json({"issues": [f.to_dict() for f in issues], "warnings": [f.to_dict() for f in warnings],
                     "files": report.files, "pinned": pinned.to_dict(), "plugin": report.plugin,
-                    "seconds": report.seconds, "ok": not issues, "known": len(known)})
+                    "seconds": report.seconds, "ok": not issues, "left_for_you": left, "known": len(known)})
     elif fmt == "github":
         for f in issues + warnings:
             print(format_github(f))
@@ -93,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(format_text(f))
         verdict = "OK" if not issues else "FAILED"
         print(f"{verdict}: {len(issues)} issue(s), {len(warnings)} warning(s) in {len(report.files)} file(s) "
-              f"against vLLM {report.pinned} ({report.seconds:.2f}s)"
+              f"against vLLM {report.pinned} ({report.seconds:.2f}s); {left} left for you"
               + (f"; {len(known)} known finding(s) not counted (baseline/--since)" if known else ""))
     if fmt != "text":
         progress(f"{len(issues)} issue(s), {len(warnings)} warning(s)")

@@ -426,17 +426,26 @@ def test_plan_p1_says_what_apply_writes(capsys, plugin):
 
 
 def test_record_counts_what_left_for_you_lists(capsys, plugin, tmp_path):
-    """findings_left is the length of left_for_you, warnings included (issues_left: the errors)."""
+    """One "left for you" (catalog.findings.left_for_you): a warning alone is left for you, so apply
+    exits 1; findings_left is its length (issues_left: the errors); the validator counts it alike
+    while only errors change its own exit code."""
     upstream = tmp_path / "upstream"
     shutil.copytree(UPSTREAM, upstream)
     plain = upstream / "vllm" / "model_executor" / "models" / "plain.py"
     plain.write_text(plain.read_text() + "\n\ndef _leftover():\n    try:\n        return 1\n    except:\n        return 0\n")
-    _, out, _ = cli(capsys, "apply", "plain", "--upstream", str(upstream), "--plugin", str(plugin), "--json")
+    code, out, _ = cli(capsys, "apply", "plain", "--upstream", str(upstream), "--plugin", str(plugin), "--json")
     applied = json.loads(out)
     left = applied["left_for_you"]
     assert [(f["rule"], f["severity"]) for f in left] == [("P19", "warning")]
+    assert code == 1
     record = json.loads((plugin / applied["record"]).read_text())
     assert (record["findings_left"], record["issues_left"]) == (1, 0)
+    spec = importlib.util.spec_from_file_location("validate_migration", ROOT / "scripts" / "validate_migration.py")
+    validator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(validator)
+    assert validator.main([str(plugin), "plain", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["ok"], len(report["warnings"]), report["left_for_you"]) == (True, 1, 1)
 
 
 SIBLING_USER = '''"""Inference-only Large model (fixture: a subclass of a sibling the pinned vLLM has)."""

@@ -42,6 +42,21 @@ def split(findings: list[Finding], strict: bool = False) -> tuple[list[Finding],
     return issues, warnings
 
 
+def left_for_you(findings) -> list[Finding]:
+    """What is "left for you", one definition for plan, apply (and their exit code), the migration
+    record, the validator and the benchmarks: every finding the tool did not fix, errors and
+    warnings alike. A warning is a difference the tool could not settle (P24's dead hook was a load
+    failure at runtime), so "0 left for you" means no finding at all."""
+    return list(findings)
+
+
+def left_counts(findings) -> dict:
+    """How many findings are left for you, and how many of them are errors and warnings."""
+    left = left_for_you(findings)
+    errors = sum(1 for f in left if f.is_issue)
+    return {"left": len(left), "errors": errors, "warnings": len(left) - errors}
+
+
 def sort_key(f: Finding) -> tuple:
     return (f.file, f.line, f.col, f.rule, f.message)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from flagos_migrate.catalog.findings import Finding, format_text
+from flagos_migrate.catalog.findings import Finding, format_text, left_counts, left_for_you
 from flagos_migrate.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, UsageError, print_json, progress
 from flagos_migrate.fsutil import (
     atomic_write_json,
@@ -121,9 +121,9 @@ def prepare(args, loaded: tuple[Upstream, PinnedApis, dict | None] | None = None
     files = {o.relpath: {"role": o.role, "origin": o.origin, "upstream_sha256": o.upstream_sha256,
                          "text": o.text, "rules": o.rules} for o in outputs if o.role != "package"}
     up_info = _upstream_info(up)
-    left = m.left()  # the same list plan/apply print as "left for you", warnings included
-    record = build_record(args.model_name, up_info, args.pinned, files, reg.added + reg.present, len(left),
-                          sum(1 for f in left if f.is_issue))
+    counts = left_counts(m.left())  # what plan/apply print as "left for you"
+    record = build_record(args.model_name, up_info, args.pinned, files, reg.added + reg.present, counts["left"],
+                          counts["errors"])
     return Prepared(m, outputs, reg, record, upstream_changes(previous, files, up_info),
                     target_of(args).to_dict(), init_text, replan)
 
@@ -164,14 +164,15 @@ def _plan_payload(p: Prepared) -> dict:
         "registration": {"add": p.registration.added, "present": p.registration.present,
                          "conflicts": p.registration.conflicts},
         "will_fix": _findings_json(m.fixed()),
-        "left_for_you": _findings_json(m.left()),
+        "left_for_you": _findings_json(left_for_you(m.left())),
         "upstream_changes": p.changes_upstream,
         "pinned": p.pinned,
     }
 
 
 def _exit_for(findings: list[Finding], conflicts: list[str]) -> int:
-    return EXIT_FINDINGS if any(f.is_issue for f in findings) or conflicts else EXIT_OK
+    """Exit 1 while anything is left for you (warnings included) or a registration conflicts."""
+    return EXIT_FINDINGS if left_for_you(findings) or conflicts else EXIT_OK
 
 
 def _print_findings(title: str, findings: list[Finding]) -> None:
@@ -201,7 +202,7 @@ def _print_plan(p: Prepared) -> None:
     for line in p.changes_upstream:
         print(f"upstream: {line}")
     _print_findings("this tool will fix", m.fixed())
-    _print_findings("left for you", m.left())
+    _print_findings("left for you", left_for_you(m.left()))
 
 
 def _print_resolved(r: dict) -> None:
@@ -421,7 +422,7 @@ def cmd_apply(args, loaded=None) -> int:
         print(f"registration conflict: {line}")
     for line in p.changes_upstream:
         print(f"upstream: {line}")
-    _print_findings("left for you", p.migration.left())
+    _print_findings("left for you", left_for_you(p.migration.left()))
     return code
 
 
