@@ -74,6 +74,17 @@ def test_qwen2_vl_merger_writes_the_text_width_and_gemma3_pools_to_a_square():
     assert per_side * per_side == gemma["mm_tokens_per_image"] and side % per_side == 0
 
 
+def test_llava_next_video_pooler_sees_at_least_one_image_of_patches_squared():
+    # its pooler computes sqrt(n * s // s) with s = image_size // patch_size**2 (ZeroDivisionError at 0)
+    tiny = _tiny({"model_type": "llava_next_video", "spatial_pool_stride": 2, "image_token_index": 32001,
+                  "text_config": {"model_type": "llama", "hidden_size": 4096, "num_attention_heads": 32},
+                  "vision_config": {"model_type": "clip_vision_model", "image_size": 336, "patch_size": 14}})
+    vision = tiny["vision_config"]
+    assert vision["image_size"] // vision["patch_size"] ** 2 == 1
+    assert vision["image_size"] // vision["patch_size"] == IMAGE_PATCHES  # still a few patches per side
+    assert _tiny(LLAVA)["vision_config"]["patch_size"] == 14  # only the pooled family changes its patch
+
+
 def test_blip2_text_embeddings_are_as_wide_as_the_projected_image_and_its_queries_few():
     blip2 = _tiny({"model_type": "blip-2", "num_query_tokens": 32,
                    "text_config": {"model_type": "opt", "hidden_size": 2560, "word_embed_proj_dim": 2560,

@@ -490,3 +490,45 @@ def test_config_classes_are_found_by_the_architecture_stem_and_rope_context_is_k
     llama3 = tiny_config({"hidden_size": 4096, "num_attention_heads": 32, "max_position_embeddings": 131072,
                           "rope_scaling": {"rope_type": "llama3", "original_max_position_embeddings": 8192}})
     assert llama3["max_position_embeddings"] == 8192
+
+
+XIELU_LOAD = textwrap.dedent('''\
+    """check_loaded on vLLM's real XIELU: parameters kept in bfloat16 whatever the model's dtype."""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    import torch
+    from _runtime_env import _platform_cpu
+    _platform_cpu()
+    from _runtime_load import check_loaded
+    from vllm.model_executor.layers.activation import XIELU
+
+    model = torch.nn.Module()
+    model.act_fn = XIELU()  # alpha_p / alpha_n: bfloat16 parameters, pinned and upstream alike
+    ckpt = {n: torch.randn(p.shape, generator=torch.Generator().manual_seed(0)) * 0.1
+            for n, p in model.named_parameters()}
+    out = {"dtypes": sorted({str(p.dtype) for p in model.parameters()})}
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            p.data.copy_(ckpt[n])  # what default_weight_loader does
+    out["loaded"] = check_loaded(model, ckpt, None)[0]
+    with torch.no_grad():
+        model.act_fn.alpha_p.add_(0.5)
+    out["wrong"] = check_loaded(model, ckpt, None)[0]
+    print(json.dumps(out))
+''')
+
+
+def test_the_load_check_compares_in_the_dtype_a_layer_keeps_its_parameters(tmp_path):
+    """apertus failed load on XIELU's alpha_p/alpha_n: the layer keeps them in bfloat16, so the load
+    rounds the fp32 checkpoint; the harness compared in fp32 (its bug, not the migration's)."""
+    venv = Path(_venv("MMF_PINNED_VENV"))
+    python = venv / "bin" / "python" if venv.is_dir() else venv
+    script = tmp_path / "xielu.py"
+    script.write_text(XIELU_LOAD)
+    proc = subprocess.run([str(python), str(script), str(ROOT / "scripts" / "flagos_migrate" / "verify")],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "VLLM_TARGET_DEVICE": "cpu"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["dtypes"] == ["torch.bfloat16"]
+    assert out["loaded"] == []
+    assert out["wrong"] == ["act_fn.alpha_p differs from its checkpoint tensor act_fn.alpha_p"]

@@ -226,7 +226,7 @@ def run_reference(req, spec):
         _init_distributed(vc)
         model = _construct(_resolved_class(vc), vc, res["notes"]).eval()
         res["model_file"] = _source_of(model)
-        _load(model, ckpt, vc)
+        _load(model, ckpt, vc, reference=True)
         from transformers import AutoConfig
 
         logits, _ = _forward(model, vc, vc.model_config.hf_config, ids)

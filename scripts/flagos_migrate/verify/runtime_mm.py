@@ -65,6 +65,10 @@ def shrink_vision_geometry(cfg: dict) -> None:
                 and isinstance(text.get("hidden_size"), int) and "out_hidden_size" not in vision:
             vision["hidden_size"] = text["hidden_size"]
         patch = vision.get("patch_size") if isinstance(vision.get("patch_size"), int) else None
+        if "spatial_pool_stride" in cfg and patch and patch > IMAGE_PATCHES:
+            # LLaVA-NeXT-Video's pooler divides by image_size // patch_size**2 (1 for 336 / 14, 0 for
+            # 4 patches of 14): smaller patches keep it 1, the same on the pinned and upstream side
+            patch = vision["patch_size"] = IMAGE_PATCHES
         if isinstance(vision.get("image_size"), int):
             vision["image_size"] = IMAGE_PATCHES * (patch or DEFAULT_PATCH)
         if isinstance(vision.get("num_image_tokens"), int):
@@ -331,6 +335,41 @@ def embed_image(model, kwargs):
     return _embeds_list(fn(**dict(kwargs)))
 
 
+class _FieldElem:
+    """The part of vLLM's ``MultiModalFieldElem`` a model's M-RoPE code reads: ``.data``."""
+
+    def __init__(self, data):
+        self.data = data
+
+
+def mrope_positions(model, vc, prompt, kwargs, token, count, fail):
+    """The (3, n) positions vLLM's runner passes a multimodal-rope model (Qwen2-VL family, GLM-4.1V):
+    the model's own ``get_mrope_input_positions(prompt, mm_features)`` over one image feature (its
+    ``image_grid_thw``, placeholders at the prompt's image tokens), as the runner computes them at
+    prefill; the same call on both sides, so each runs its own position code. None for a model
+    without M-RoPE (1-D positions)."""
+    import torch
+
+    if not getattr(vc.model_config, "uses_mrope", False):
+        return None
+    n = len(prompt)
+    get = getattr(model, "get_mrope_input_positions", None)
+    grid = kwargs.get("image_grid_thw")
+    if get is None or not isinstance(grid, torch.Tensor):  # no grid: text positions in all three sections
+        return torch.arange(n).unsqueeze(0).expand(3, n).contiguous()
+    from vllm.multimodal.inputs import MultiModalFeatureSpec, PlaceholderRange
+
+    item = {key: _FieldElem(value[0] if isinstance(value, torch.Tensor) and value.dim() > 1 else value)
+            for key, value in kwargs.items() if key.endswith("_grid_thw")}
+    feature = MultiModalFeatureSpec(data=item, modality="image", identifier="image-0",
+                                    mm_position=PlaceholderRange(offset=prompt.index(token), length=count))
+    positions, _delta = get(list(prompt), [feature])
+    positions = torch.as_tensor(positions, dtype=torch.long)
+    if tuple(positions.shape) != (3, n):
+        raise fail(f"get_mrope_input_positions gave {tuple(positions.shape)} for {n} tokens")
+    return positions
+
+
 def run_with_image(model, vc, ids, kwargs, token, fail, placed=False):
     """``embed_multimodal`` -> placeholders -> ``embed_input_ids(..., is_multimodal=mask)`` ->
     prefill with ``inputs_embeds``; returns (logits, prompt ids, image token count). ``ids`` is the
@@ -358,9 +397,9 @@ def run_with_image(model, vc, ids, kwargs, token, fail, placed=False):
         n = input_ids.shape[0]
         if tuple(merged.shape[:1]) != (n,):
             raise fail(f"embed_input_ids returned {tuple(merged.shape)} for {n} tokens")
-        pos = torch.arange(n)
-        if getattr(vc.model_config, "uses_mrope", False):
-            pos = pos.unsqueeze(0).expand(3, n).contiguous()
+        pos = mrope_positions(model, vc, prompt, kwargs, token, count, fail)
+        if pos is None:
+            pos = torch.arange(n)
         with set_forward_context(None, vc, num_tokens=n):
             hidden = model(input_ids=None, positions=pos, inputs_embeds=merged)
             if isinstance(hidden, tuple):
@@ -395,6 +434,10 @@ def pinned_image_forward(model, vc, cfg, ids, work, fail):
         json.dump({"ids": prompt, "token": token, "count": count}, f)
     if chosen:
         note += f"; placeholder id {token} (the config names none)"
+    if getattr(vc.model_config, "uses_mrope", False):
+        note += ("; M-RoPE positions from the model's get_mrope_input_positions over the image grid"
+                 if "image_grid_thw" in kwargs and hasattr(model, "get_mrope_input_positions")
+                 else "; M-RoPE positions: the text ones in all three sections (no image grid)")
     return f"with one image ({count} image tokens through the vision tower; {note})"
 
 
