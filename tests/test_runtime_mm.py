@@ -49,6 +49,19 @@ GEMMA3 = {"model_type": "gemma3", "image_token_index": 262144, "mm_tokens_per_im
           "vision_config": {"hidden_size": 1152, "image_size": 896, "patch_size": 14, "num_hidden_layers": 27}}
 
 
+# GLM-4.1V-9B's config.json, the keys that decide the code paths (M-RoPE over half the head)
+GLM41V = {"architectures": ["Glm4vForConditionalGeneration"], "model_type": "glm4v",
+          "image_token_id": 151343, "video_token_id": 151344, "image_start_token_id": 151339,
+          "image_end_token_id": 151340, "video_start_token_id": 151341, "video_end_token_id": 151342,
+          "text_config": {"model_type": "glm4v_text", "hidden_size": 4096, "intermediate_size": 13696,
+                          "num_attention_heads": 32, "num_key_value_heads": 2, "num_hidden_layers": 40,
+                          "vocab_size": 151552, "partial_rotary_factor": 0.5, "rope_theta": 10000,
+                          "rope_scaling": {"type": "default", "mrope_section": [8, 12, 12]}},
+          "vision_config": {"model_type": "glm4v", "hidden_size": 1536, "depth": 24, "num_heads": 12,
+                            "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "image_size": 336,
+                            "out_hidden_size": 4096, "intermediate_size": 13696}}
+
+
 def _tiny(cfg: dict) -> dict:
     out = tiny_config(cfg)
     shrink_vision_geometry(out)
@@ -83,6 +96,21 @@ def test_llava_next_video_pooler_sees_at_least_one_image_of_patches_squared():
     assert vision["image_size"] // vision["patch_size"] ** 2 == 1
     assert vision["image_size"] // vision["patch_size"] == IMAGE_PATCHES  # still a few patches per side
     assert _tiny(LLAVA)["vision_config"]["patch_size"] == 14  # only the pooled family changes its patch
+
+
+def test_a_top_level_token_id_is_not_replaced_by_the_text_configs_none():
+    # Glm4vConfig: image_token_id at the top, None in its text config
+    tiny = _tiny({"model_type": "glm4v", "image_token_id": 151343, "video_token_id": 151344,
+                  "text_config": {"hidden_size": 4096, "num_attention_heads": 32, "vocab_size": 151552,
+                                  "image_token_id": None, "video_token_id": None},
+                  "vision_config": {"hidden_size": 1536, "patch_size": 14, "spatial_merge_size": 2,
+                                    "image_size": 336, "depth": 24}})
+    assert image_token_id(tiny) is not None and tiny["image_token_id"] < tiny["text_config"]["vocab_size"]
+    # its M-RoPE sections sum to half of the rotary part of the head (partial_rotary_factor 0.5)
+    glm = _tiny(GLM41V)
+    text = glm["text_config"]
+    head_dim = text["hidden_size"] // text["num_attention_heads"]
+    assert sum(text["rope_scaling"]["mrope_section"]) == int(head_dim * 0.5) // 2
 
 
 def test_blip2_text_embeddings_are_as_wide_as_the_projected_image_and_its_queries_few():

@@ -213,7 +213,10 @@ def _shrink_text(cfg: dict) -> None:
                         if isinstance(cfg.get(k), int)), None)
         if isinstance(cfg.get(key), int) and experts and cfg[key] > experts:
             cfg[key] = experts  # top-k never above the (shrunk) expert count
-    _rope(cfg, head_dim)
+    # M-RoPE sections cover the rotary part of the head (GLM-4.1V rotates half of it)
+    factor = cfg.get("partial_rotary_factor")
+    rotary = int(head_dim * factor) if isinstance(factor, (int, float)) and 0 < factor < 1 else head_dim
+    _rope(cfg, rotary)
     _token_ids(cfg, cfg.get("vocab_size", VOCAB))
 
 
@@ -256,7 +259,8 @@ def tiny_config(config: dict) -> dict:
         _shrink_text(text)
         # top-level copies of text fields (some configs keep both) follow the text config
         for key in list(cfg):
-            if key in text and key not in _TEXT_KEYS and key != "architectures" and (
+            # (never a None of the text config over a set value: GLM-4.1V's text image_token_id is None)
+            if key in text and key not in _TEXT_KEYS and key != "architectures" and text[key] is not None and (
                     isinstance(cfg[key], int) and not isinstance(cfg[key], bool) or isinstance(cfg[key], list)):
                 cfg[key] = copy.deepcopy(text[key])  # sizes and per-layer lists (Isaac: a Qwen3Config with a text_config)
         _token_ids(cfg, text.get("vocab_size", VOCAB))
