@@ -23,7 +23,7 @@ BP = backports.FUSED_MOE
 def test_the_table_repoints_the_upstream_names_and_needed_finds_them():
     tree = ast.parse("from vllm.model_executor.layers.fused_moe import FusedMoEFactory, GateLinear\n"
                      "from vllm.model_executor.layers.fused_moe.utils import resolve_layer_fused_shared_expert\n")
-    assert backports.needed([tree]) == [backports.GATE_LINEAR, BP]
+    assert backports.needed([tree]) == [backports.GATE_LINEAR, backports.FUSED_MOE_ROUTING, BP]
     assert backports.for_import("vllm.model_executor.layers.fused_moe", "fused_moe_make_expert_params_mapping") is BP
     assert backports.for_import("vllm.model_executor.layers.fused_moe.runner.moe_runner", "MoERunner") is BP
     # names the pinned vLLM has keep their pinned home

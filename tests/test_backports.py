@@ -30,6 +30,7 @@ def _source_tree() -> ast.Module:
 def test_every_backport_defines_its_names_and_the_pinned_vllm_needs_it(bp):
     tree = ast.parse(bp.text())
     defined = {n.name for n in tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef)}
+    defined |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
     exported = next(ast.literal_eval(n.value) for n in tree.body
                     if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "__all__")
     names = {name for name, _ in bp.names}
@@ -85,8 +86,13 @@ def test_needed_scans_calls_in_any_module():
 
 # vLLM 0.13.0 on a CPU-only machine: a CPU device config and a one-rank gloo group for the layers
 CPU_SETUP = textwrap.dedent('''
-    import socket, sys
+    import socket, sys, types
     sys.path.insert(0, sys.argv[1])
+    # the back-ports import each other as vllm_fl.compat.<name>: that package is the sources folder here
+    sys.modules["vllm_fl"] = types.ModuleType("vllm_fl")
+    sys.modules["vllm_fl"].__path__ = []
+    sys.modules["vllm_fl.compat"] = types.ModuleType("vllm_fl.compat")
+    sys.modules["vllm_fl.compat"].__path__ = [sys.argv[1]]
     import torch
     from vllm.config import DeviceConfig, VllmConfig, set_current_vllm_config
     CONFIG = set_current_vllm_config(VllmConfig(device_config=DeviceConfig(device="cpu")))

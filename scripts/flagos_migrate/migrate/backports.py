@@ -32,6 +32,8 @@ class Backport:
     # (name, upstream module) whose import alone needs the back-port: upstream's class takes the same
     # call but behaves differently, and upstream models rely on it (they dropped the hand-written code)
     on_import: tuple[tuple[str, str], ...] = ()
+    # plugin modules of other back-ports this one imports (installed along with it)
+    requires: tuple[str, ...] = ()
 
     def shadowed(self) -> dict[str, str]:
         """Name -> the first module it is imported from (the pinned home of a shadowed class)."""
@@ -69,6 +71,14 @@ GATE_LINEAR = Backport(
 )
 
 _FM = "vllm.model_executor.layers.fused_moe"
+FUSED_MOE_ROUTING = Backport(
+    "fused_moe_routing.py",
+    "vllm_fl.compat.fused_moe_routing",
+    (),
+    (),
+    "upstream's MoE routing (grouped top-k, correction bias, scoring, routed scaling) and expert "
+    "activations in plain torch, for the fused-MoE back-port",
+)
 FUSED_MOE = Backport(
     "fused_moe.py",
     "vllm_fl.compat.fused_moe",
@@ -81,6 +91,7 @@ FUSED_MOE = Backport(
     (),
     "fused-MoE construction: FusedMoEFactory/MoERunner (gate, shared experts, upstream routing) over the "
     "pinned FusedMoE, routed-expert checkpoint names and fused_moe_make_expert_params_mapping",
+    requires=(FUSED_MOE_ROUTING.module,),
 )
 
 GDN_LINEAR_ATTN = Backport(
@@ -92,12 +103,52 @@ GDN_LINEAR_ATTN = Backport(
     "in_proj_qkv/z/b/a checkpoint layout over the pinned Qwen3NextGatedDeltaNet",
 )
 
-BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE, GDN_LINEAR_ATTN)
+SPARSE_MLA = Backport(
+    "sparse_mla.py",
+    "vllm_fl.compat.sparse_mla",
+    (("SparseAttnIndexer", "vllm.model_executor.layers.sparse_attn_indexer"),
+     ("SparseMLAIndexGroupBuilder", "vllm.v1.attention.backends.mla.index_group")),
+    (),
+    "DeepSeek V3.2 sparse MLA: SparseAttnIndexer over the pinned sparse_attn_indexer op (CUDA, FP8 path; "
+    "the rest refused), SparseMLAIndexGroupBuilder refused (0.13.0's MLA wrapper takes no index groups)",
+)
+
+LAYER_NAME = Backport(
+    "layer_name.py",
+    "vllm_fl.compat.layer_name",
+    (("_encode_layer_name", "vllm.utils.torch_utils"), ("_resolve_layer_name", "vllm.utils.torch_utils"),
+     ("LayerNameType", "vllm.utils.torch_utils"), ("LayerName", "vllm.utils.torch_utils")),
+    (),
+    "layer names for custom ops: plain str, as upstream passes them on torch < 2.11 (the pinned torch)",
+)
+
+FUSED_MOE_KERNEL = Backport(
+    "fused_moe_kernel.py",
+    "vllm_fl.compat.fused_moe_kernel",
+    (("dispatch_fused_moe_kernel", _FM + ".fused_moe"),),
+    (),
+    "dispatch_fused_moe_kernel: upstream's name for the pinned invoke_fused_moe_kernel (same parameters, "
+    "same kernel choice)",
+)
+
+BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
+                                   SPARSE_MLA, LAYER_NAME, FUSED_MOE_KERNEL)
 
 
 @lru_cache(maxsize=None)
 def _source_text(name: str) -> str:
     return (SOURCES / name).read_text("utf-8")
+
+
+def with_requirements(chosen: Iterable[Backport]) -> list[Backport]:
+    """These back-ports and the ones they import, in table order."""
+    wanted = {bp.module for bp in chosen}
+    changed = True
+    while changed:
+        extra = {req for bp in BACKPORTS if bp.module in wanted for req in bp.requires} - wanted
+        wanted |= extra
+        changed = bool(extra)
+    return [bp for bp in BACKPORTS if bp.module in wanted]
 
 
 def _class_of(callee: str) -> str:
@@ -148,4 +199,4 @@ def needed(trees: Iterable[ast.Module], pinned_lacks=lambda module, name: True,
                     bp = for_import(node.module, alias.name)
                     if bp is not None and not bp.keywords and pinned_lacks(node.module, alias.name):
                         wanted.add(bp.module)
-    return [bp for bp in BACKPORTS if bp.module in wanted]
+    return with_requirements(bp for bp in BACKPORTS if bp.module in wanted)

@@ -379,7 +379,7 @@ class Migration(Vendoring):
         installed = [bp for bp in backports.BACKPORTS if bp.module in self._base]
         needed = backports.needed([t for t, _ in parsed], self._pinned_lacks, self._pinned_takes,
                                   origins=[o for _, o in parsed])
-        return installed + [bp for bp in needed if bp not in installed]
+        return backports.with_requirements(installed + [bp for bp in needed if bp not in installed])
 
     def _pinned_lacks(self, module: str, name: str) -> bool:
         return self.apis.resolve(module, name) is None

@@ -14,7 +14,8 @@ This module rebuilds the upstream surface on top of the pinned ``FusedMoE``:
   path ``<prefix>.routed_experts.w13_weight``, with upstream's checkpoint-name ``load_weights``.
 * Routing follows upstream's router selection (grouped top-k; custom routing function; correction
   bias; plain top-k), with upstream's scoring functions, renormalisation and routed scaling. It is
-  handed to the pinned layer as its ``custom_routing_function``, so the pinned kernels apply it.
+  handed to the pinned layer as its ``custom_routing_function``, so the pinned kernels apply it
+  (``Router`` and the activations live in ``vllm_fl/compat/fused_moe_routing.py``, installed with this).
 * ``MoERunner.forward`` is upstream's contract: internal gate, routed input/output transforms,
   shared experts added, routed scale on the output when asked, one final all-reduce.
 
@@ -43,158 +44,14 @@ from vllm.model_executor.layers.fused_moe.layer import FusedMoE
 from vllm.model_executor.layers.fused_moe.unquantized_fused_moe_method import UnquantizedFusedMoEMethod
 from vllm.model_executor.layers.quantization import QuantizationConfig
 from vllm.platforms import current_platform
-
-# activations upstream names; the pinned kernels know the first three under these names
-_GATED = {
-    "silu": lambda g, u: F.silu(g) * u,
-    "gelu": lambda g, u: F.gelu(g) * u,
-    "gelu_tanh": lambda g, u: F.gelu(g, approximate="tanh") * u,
-    "relu2": lambda g, u: torch.square(F.relu(g)) * u,
-}
-_NOT_GATED = {
-    "silu_no_mul": F.silu,
-    "gelu_no_mul": F.gelu,
-    "gelu_tanh_no_mul": lambda x: F.gelu(x, approximate="tanh"),
-    "relu2_no_mul": lambda x: torch.square(F.relu(x)),
-}
-_SPECIAL = ("swigluoai", "swigluoai_uninterleave", "swiglustep")
-_PINNED_KERNEL_ACTIVATIONS = ("silu", "gelu", "swigluoai")
-
-
-def _activate(activation: str, h: torch.Tensor, limit: float | None, alpha: float | None,
-              beta: float | None) -> torch.Tensor:
-    """Upstream's MoE activation on one expert's ``x @ w13.T`` (gate first, then up)."""
-    if activation in _NOT_GATED:
-        return _NOT_GATED[activation](h)
-    if activation == "swigluoai":  # gpt-oss: gate/up interleaved, fixed alpha and limit
-        gate, up = h[..., ::2], h[..., 1::2]
-        gate = gate.clamp(max=7.0)
-        up = up.clamp(min=-7.0, max=7.0)
-        return (up + 1) * gate * torch.sigmoid(1.702 * gate)
-    gate, up = h.chunk(2, dim=-1)
-    if activation == "swigluoai_uninterleave":  # packed layout, the model's limit/alpha/beta
-        if limit is None:
-            raise ValueError("swigluoai_uninterleave needs swiglu_limit")
-        gate = gate.clamp(max=limit)
-        up = up.clamp(min=-limit, max=limit)
-        a = 1.0 if alpha is None else alpha
-        return (up + (beta or 0.0)) * gate * torch.sigmoid(a * gate)
-    if activation == "swiglustep":
-        lim = 7.0 if limit is None else limit
-        return F.silu(gate).clamp(max=lim) * up.clamp(min=-lim, max=lim)
-    if activation == "silu" and limit is not None:  # upstream's silu_and_mul_with_clamp
-        return F.silu(gate.clamp(max=limit)) * up.clamp(min=-limit, max=limit)
-    return _GATED[activation](gate, up)
-
-
-# ------------------------------------------------------------------------------------------ routing
-
-
-def _scores(logits: torch.Tensor, scoring_func: str) -> torch.Tensor:
-    if scoring_func == "softmax":
-        return torch.softmax(logits.float(), dim=-1)
-    if scoring_func == "sigmoid":
-        return logits.float().sigmoid()
-    raise ValueError(f"Unsupported scoring function: {scoring_func}")
-
-
-def grouped_topk(gating_output: torch.Tensor, topk: int, renormalize: bool, num_expert_group: int,
-                 topk_group: int, scoring_func: str = "softmax", routed_scaling_factor: float = 1.0,
-                 e_score_correction_bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """DeepSeek-style routing: pick ``topk_group`` groups, then ``topk`` experts inside them."""
-    scores = _scores(gating_output, scoring_func)
-    n = scores.shape[0]
-    original = scores
-    if e_score_correction_bias is not None:
-        # the bias steers the choice (groups by their two best experts); weights stay unbiased
-        scores = scores + e_score_correction_bias.float().unsqueeze(0)
-        group_scores = scores.view(n, num_expert_group, -1).topk(2, dim=-1)[0].sum(dim=-1)
-    else:
-        group_scores = scores.view(n, num_expert_group, -1).max(dim=-1).values
-    group_idx = torch.topk(group_scores, k=topk_group, dim=-1, sorted=False)[1]
-    group_mask = torch.zeros_like(group_scores).scatter_(1, group_idx, 1)
-    score_mask = group_mask.unsqueeze(-1).expand(n, num_expert_group, scores.shape[-1] // num_expert_group)
-    masked = scores.masked_fill(~score_mask.reshape(n, -1).bool(), float("-inf"))
-    topk_ids = torch.topk(masked, k=topk, dim=-1, sorted=False)[1]
-    topk_weights = original.gather(1, topk_ids)
-    return _finish(topk_weights, topk_ids, renormalize, routed_scaling_factor)
-
-
-def _finish(topk_weights: torch.Tensor, topk_ids: torch.Tensor, renormalize: bool,
-            routed_scaling_factor: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The common end of every router: renormalise, scale, and the dtypes the experts take."""
-    if renormalize:
-        topk_weights = topk_weights / topk_weights.sum(dim=-1, keepdim=True)
-    if routed_scaling_factor != 1.0:
-        topk_weights = topk_weights * routed_scaling_factor
-    return topk_weights.float(), topk_ids.to(torch.int32)
-
-
-def topk_bias(gating_output: torch.Tensor, topk: int, renormalize: bool, scoring_func: str,
-              e_score_correction_bias: torch.Tensor, routed_scaling_factor: float = 1.0
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Upstream's ``fused_topk_bias``: choose on score + bias, weigh with the score, then scale."""
-    scores = _scores(gating_output, scoring_func)
-    topk_ids = torch.topk(scores + e_score_correction_bias.float().unsqueeze(0), k=topk, dim=-1)[1]
-    topk_weights = scores.gather(1, topk_ids)
-    return _finish(topk_weights, topk_ids, renormalize, routed_scaling_factor)
-
-
-def fused_topk(gating_output: torch.Tensor, topk: int, renormalize: bool, scoring_func: str = "softmax"
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Upstream's ``fused_topk`` (topk_softmax/topk_sigmoid kernels): no routed scaling here."""
-    topk_weights, topk_ids = torch.topk(_scores(gating_output, scoring_func), k=topk, dim=-1)
-    return _finish(topk_weights, topk_ids, renormalize)
-
-
-@dataclass
-class Router:
-    """Upstream's router choice (``create_fused_moe_router`` on GPU), as one callable.
-
-    Called by the pinned ``FusedMoE`` as its ``custom_routing_function``."""
-
-    top_k: int
-    renormalize: bool = True
-    use_grouped_topk: bool = False
-    num_expert_group: int | None = None
-    topk_group: int | None = None
-    scoring_func: str = "softmax"
-    routed_scaling_factor: float = 1.0
-    e_score_correction_bias: torch.Tensor | None = None
-    custom_routing_function: Callable | None = None
-
-    def __post_init__(self):
-        if self.use_grouped_topk and (self.num_expert_group is None or self.topk_group is None):
-            raise ValueError("num_expert_group and topk_group must be provided when use_grouped_topk is True")
-        if self.scoring_func not in ("softmax", "sigmoid"):
-            raise NotImplementedError(
-                f"scoring_func={self.scoring_func!r}: vLLM 0.13.0 has no kernel for it and the "
-                "back-port routes with softmax or sigmoid only")
-
-    def select(self, hidden_states: torch.Tensor, router_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        bias = self.e_score_correction_bias
-        if self.use_grouped_topk:
-            n = router_logits.shape[-1]
-            if self.num_expert_group < n and n % self.num_expert_group == 0:
-                return grouped_topk(router_logits, self.top_k, self.renormalize, self.num_expert_group,
-                                    self.topk_group, self.scoring_func, self.routed_scaling_factor, bias)
-            # upstream falls back here when the experts do not split into the groups
-            if bias is not None:
-                return topk_bias(router_logits, self.top_k, self.renormalize, self.scoring_func, bias,
-                                 self.routed_scaling_factor)
-            return fused_topk(router_logits, self.top_k, self.renormalize)
-        if self.custom_routing_function is not None:
-            w, ids = self.custom_routing_function(hidden_states=hidden_states, gating_output=router_logits,
-                                                  topk=self.top_k, renormalize=self.renormalize)
-            return w.float(), ids.to(torch.int32)
-        if bias is not None:
-            return topk_bias(router_logits, self.top_k, self.renormalize, self.scoring_func, bias,
-                             self.routed_scaling_factor)
-        return fused_topk(router_logits, self.top_k, self.renormalize, self.scoring_func)
-
-    def __call__(self, hidden_states: torch.Tensor, gating_output: torch.Tensor, topk: int, renormalize: bool):
-        return self.select(hidden_states, gating_output)
-
+from vllm_fl.compat.fused_moe_routing import (
+    _GATED,
+    _NOT_GATED,
+    _PINNED_KERNEL_ACTIVATIONS,
+    _SPECIAL,
+    Router,
+    _activate,
+)
 
 # ----------------------------------------------------------------------------------- routed experts
 
