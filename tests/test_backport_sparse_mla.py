@@ -133,3 +133,19 @@ def test_sparse_mla_layer_name_and_kernel_backports_on_the_real_pinned_vllm(tmp_
     assert lines["passes"] == "13"
     for check in ("cpu_forward", "refused", "group", "layer_name", "torch_below_2_11", "kernel_params", "unsorted"):
         assert lines[check] == "True", check
+
+
+def test_a_backported_name_used_only_in_annotations_comes_from_the_backport_not_type_checking():
+    # torch's infer_schema reads a custom op's annotations at run time: under TYPE_CHECKING the
+    # quoted "LayerNameType" fails there (cohere2_moe's ops), so the back-port wins over P14
+    from tests.analysis_helpers import analyze, only
+
+    findings = analyze("""
+    from vllm.utils.torch_utils import LayerNameType, direct_register_custom_op
+    def op(x, layer_name: LayerNameType):
+        return x
+    direct_register_custom_op("op", op)
+    """)
+    assert not only(findings, "P14")
+    (f,) = [f for f in only(findings, "P3") if f.data.get("name") == "LayerNameType"]
+    assert f.data["backport"] == "vllm_fl.compat.layer_name"

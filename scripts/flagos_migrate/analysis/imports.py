@@ -130,7 +130,9 @@ def _missing(m, b: ImportBinding, name: str | None, module_missing: bool = False
             return
         if cands:
             data["candidates"] = cands[1]
-    if name is not None and data["annotation_only"]:
+    # a name a back-port provides is imported from it even when only annotations use it: torch's
+    # custom-op schema (infer_schema) and dataclasses read annotations at run time
+    if name is not None and data["annotation_only"] and backports.for_import(b.module, name) is None:
         m.add("P14", b.node, f"import of {what}: {reason} in {pinned}; used only in annotations",
               fix="move the import under `if TYPE_CHECKING:` and add `from __future__ import annotations`",
               data=data)
