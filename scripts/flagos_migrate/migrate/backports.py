@@ -131,8 +131,19 @@ FUSED_MOE_KERNEL = Backport(
     "same kernel choice)",
 )
 
+_HPC = "vllm.model_executor.layers.hpc"
+HPC_ROPE_NORM = Backport(
+    "hpc_rope_norm.py",
+    "vllm_fl.compat.hpc_rope_norm",
+    (("HpcRopeNorm", _HPC), ("HpcRopeNorm", _HPC + ".rope_norm"),
+     ("QkNormPolicy", _HPC), ("QkNormPolicy", _HPC + ".rope_norm")),
+    (),
+    "HunYuan's fused HPC RoPE + QK-norm: support() is False as upstream's is without the HPC_ATTN attention "
+    "backend (0.13.0 has none), so the model's plain rotary + norm path runs",
+)
+
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
-                                   SPARSE_MLA, LAYER_NAME, FUSED_MOE_KERNEL)
+                                   SPARSE_MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM)
 
 
 @lru_cache(maxsize=None)

@@ -1,4 +1,4 @@
-"""Three small back-ports the DeepSeek-family, Cohere2-MoE and K2-Horizon files need (P22), on the real vLLM 0.13.0.
+"""Small back-ports the DeepSeek-family, Cohere2-MoE, K2-Horizon and HunYuan V3 files need (P22), on the real vLLM 0.13.0.
 
 - ``sparse_mla.py``: ``SparseAttnIndexer`` calls the pinned ``torch.ops.vllm.sparse_attn_indexer``
   (checked here against that op's registered schema: the arguments the back-port passes are the
@@ -6,6 +6,9 @@
   DeepGEMM-only (CUDA), which this CPU machine cannot run, so on CPU it must say so instead of
   returning anything. ``SparseMLAIndexGroupBuilder`` is refused (0.13.0's MLA takes no index groups).
 - ``layer_name.py``: a layer name reaches a custom op registered the pinned way as the same string.
+- ``hpc_rope_norm.py``: ``HpcRopeNorm.support`` is False, as upstream's is without the HPC_ATTN
+  attention backend, which the pinned ``AttentionBackendEnum`` does not have; ``QkNormPolicy`` has
+  upstream's values.
 - ``fused_moe_kernel.py``: upstream's ``dispatch_fused_moe_kernel`` parameters are, in order and
   with defaults, those of the pinned ``invoke_fused_moe_kernel`` it calls.
 
@@ -61,6 +64,19 @@ def test_dispatch_fused_moe_kernel_takes_upstreams_parameters():
         _params(_function(upstream, "dispatch_fused_moe_kernel"))
 
 
+def test_qk_norm_policy_has_upstreams_values():
+    upstream = UPSTREAM / "model_executor/layers/hpc/rope_norm.py"
+    if not upstream.exists():
+        pytest.skip("the upstream vLLM 0.33.0 source is not unpacked at ~/.cache/mmf/src/vllm-0.33.0")
+
+    def members(path):
+        cls = next(n for n in ast.parse(path.read_text("utf-8")).body
+                   if isinstance(n, ast.ClassDef) and n.name == "QkNormPolicy")
+        return [(s.targets[0].id, ast.literal_eval(s.value)) for s in cls.body if isinstance(s, ast.Assign)]
+
+    assert members(backports.SOURCES / "hpc_rope_norm.py") == members(upstream) != []
+
+
 SPARSE = '''
     import inspect
     from vllm.model_executor.layers.fused_moe.fused_moe import invoke_fused_moe_kernel
@@ -112,6 +128,10 @@ SPARSE = '''
                               fake_impl=lambda x, layer_name: torch.empty_like(x))
     torch.ops.vllm.mmf_layer_name_probe(torch.ones(2), layer_name._encode_layer_name("model.layers.3.mlp"))
     print("layer_name", seen == ["model.layers.3.mlp"])
+    from vllm.attention.backends.registry import AttentionBackendEnum
+    import hpc_rope_norm
+    print("no_hpc_backend", "HPC_ATTN" not in AttentionBackendEnum.__members__
+          and not hpc_rope_norm.HpcRopeNorm.support(8, 2, 128, "auto"))
     print("torch_below_2_11", tuple(int(p) for p in torch.__version__.split(".")[:2]) < (2, 11))
 
     pinned = inspect.signature(invoke_fused_moe_kernel).parameters
@@ -131,7 +151,8 @@ def test_sparse_mla_layer_name_and_kernel_backports_on_the_real_pinned_vllm(tmp_
     assert lines["op_args"] == ("hidden_states,k_cache_prefix,kv_cache,q_fp8,k,weights,quant_block_size,"
                                 "scale_fmt,topk_tokens,head_dim,max_model_len,total_seq_lens,topk_indices_buffer")
     assert lines["passes"] == "13"
-    for check in ("cpu_forward", "refused", "group", "layer_name", "torch_below_2_11", "kernel_params", "unsorted"):
+    for check in ("cpu_forward", "refused", "group", "layer_name", "no_hpc_backend", "torch_below_2_11",
+                  "kernel_params", "unsorted"):
         assert lines[check] == "True", check
 
 
