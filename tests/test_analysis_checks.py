@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from flagos_migrate.analysis import calls, members
 from flagos_migrate.analysis.engine import import_blockers
 from flagos_migrate.migrate.edits import Edits
 
-from tests.analysis_helpers import analyze, only
+from tests.analysis_helpers import analyze, only, pinned
 
 
 def proposes(f) -> bool:
@@ -593,3 +595,125 @@ def test_merged_upstream_class_used_only_in_isinstance_maps_to_the_pinned_classe
     constructed = code.replace("return None", "return AutoAWQConfig()")  # built, not only checked
     assert only(analyze(constructed), "P13") == []
     assert [f.rule for f in analyze(constructed) if f.data.get("name") == "AutoAWQConfig"] == ["P3"]
+
+
+OOV = '''
+import torch
+
+from vllm.model_executor.models.interfaces import SupportsMultiModal
+
+
+class M(torch.nn.Module, SupportsMultiModal):
+    def __init__(self):
+        super().__init__()
+        {init}
+
+    def embed_input_ids(self, input_ids, multimodal_embeddings=None, *, is_multimodal=None):
+        return self._embed_text_input_ids(input_ids, self.embed, is_multimodal=is_multimodal)
+'''
+
+
+def test_p7_required_keyword_with_a_table_value_is_proposed():
+    (f,) = only(analyze(OOV.format(init="self.embed = None")), "P7")
+    assert f.data["missing"] == ["handle_oov_mm_token"]
+    assert f.data["add_kwargs"] == {"handle_oov_mm_token": "False"}
+    assert f.fix.startswith("pass `handle_oov_mm_token=False`: upstream takes no handle_oov_mm_token")
+
+
+def test_p7_no_value_where_upstream_reads_oov_state():
+    """Negative: a file that calls configure_mm_token_handling makes upstream's choice depend on
+    _has_oov_mm_tokens, which the pinned version lacks: the finding stays, with the signature."""
+    code = OOV.format(init="self.configure_mm_token_handling(10, [11])")
+    (f,) = only(analyze(code), "P7")
+    assert "add_kwargs" not in f.data and f.fix.startswith("pinned signature:")
+    assert "add_kwargs" not in only(analyze(OOV.format(init="self._has_oov_mm_tokens = True")), "P7")[0].data
+
+
+PARENT = '''
+import torch
+from torch import nn
+
+
+class Parent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.buf = [torch.zeros(2)]
+        self.hidden = 4
+
+    def _get(self, n):
+        if not getattr(self, "buf", None):
+            return None
+        if n > self.buf[0].size(0):
+            self._resize(n)
+        return self.buf
+
+    def _resize(self, n):
+        self.buf = [torch.zeros(n, device=self.buf[0].device)]
+
+    def size(self):
+        return self.hidden
+{extra}'''
+
+
+def _p12_with_parent(tmp_path, extra=""):
+    from flagos_migrate.analysis.engine import AnalysisContext, analyze_source
+    from flagos_migrate.plugin.tree import PluginTree
+
+    (tmp_path / "vllm_fl" / "models").mkdir(parents=True)
+    (tmp_path / "vllm_fl" / "__init__.py").write_text("")
+    (tmp_path / "vllm_fl" / "models" / "__init__.py").write_text("")
+    (tmp_path / "vllm_fl" / "models" / "parent.py").write_text(PARENT.format(extra=extra))
+    apis = pinned().with_package(PluginTree(tmp_path).index())
+    child = textwrap.dedent("""
+    from torch import nn
+    from vllm_fl.models.parent import Parent
+    class Child(Parent):
+        def __init__(self):
+            nn.Module.__init__(self)
+            self.hidden = 8
+    """)
+    return only(analyze_source(child, AnalysisContext(apis, "vllm_fl.models.child", "child.py")), "P12")
+
+
+def test_p12_reads_behind_a_getattr_guard_are_not_missing(tmp_path):
+    """Upstream's qwen3_5 skips Qwen3VLForConditionalGeneration.__init__ and never sets
+    deepstack_input_embeds: every read of it tests it first (or runs only from a method that does)."""
+    assert _p12_with_parent(tmp_path) == []
+
+
+def test_p12_an_unguarded_read_is_still_missing(tmp_path):
+    """Negative: a public method (anyone may call it) reading the attribute without a test."""
+    found = _p12_with_parent(tmp_path, extra="\n    def size_of_buf(self):\n        return len(self.buf)\n")
+    assert [f.data["missing"] for f in found] == [["buf"]]
+    assert found[0].data["read_by"]["buf"] == ["Parent.size_of_buf"]
+
+
+GDN_DTYPE = '''
+from vllm.model_executor.layers.mamba.mamba_utils import MambaStateDtypeCalculator
+
+
+def state_dtype(vllm_config):
+    return MambaStateDtypeCalculator.gated_delta_net_state_dtype(
+        vllm_config.model_config.dtype,
+        vllm_config.cache_config.mamba_cache_dtype,
+        {third}
+    )
+'''
+
+
+def test_p7_more_positionals_re_pointed_to_the_pinned_method_that_takes_them():
+    (f,) = only(analyze(GDN_DTYPE.format(third="vllm_config.cache_config.mamba_ssm_cache_dtype,")), "P7")
+    assert f.data["problem"] == "too-many-positional" and f.data["rename_callee"] == "mamba2_state_dtype"
+    assert f.fix.startswith("call `mamba2_state_dtype` of the same pinned class instead")
+    edits = Edits()
+    assert calls.propose_edits(f, edits) and edits.rename_callees == {(f.line, "gated_delta_net_state_dtype"):
+                                                                     ("P7", "mamba2_state_dtype")}
+
+
+def test_p7_no_re_point_for_a_keyword_or_two_positionals():
+    """Negative: the table's entry is for three positionals; a keyword is a P6 question, and two
+    positionals are what the pinned method takes."""
+    kw = only(analyze(GDN_DTYPE.format(third="mamba_ssm_cache_dtype=vllm_config.cache_config.mamba_ssm_cache_dtype,")),
+              "P7")
+    assert all("rename_callee" not in f.data for f in kw)
+    assert only(analyze(GDN_DTYPE.format(third="")), "P7") == []

@@ -131,3 +131,21 @@ def test_kwarg_rename_and_drop_in_one_call():
     edits = Edits(rename_kwargs={(1, "seq_pooling_type", "pooling_type"): "P6"},
                   drop_kwargs={(1, "tok_pooling_type"): "P6"})
     assert apply_edits(src, edits) == '@default_pooling_type(pooling_type="CLS")\nclass A:\n    pass\n'
+
+
+def test_required_keyword_added_after_the_last_argument_in_its_layout():
+    multi = "x = self.embed(\n    ids,\n    fn,\n    is_multimodal=m,\n)\n"
+    out = apply_edits(multi, Edits(add_kwargs={(1, "handle_oov_mm_token"): ("P7", "False")}))
+    assert out == "x = self.embed(\n    ids,\n    fn,\n    is_multimodal=m,\n    handle_oov_mm_token=False,\n)\n"
+    one = "x = self.embed(ids)\n"
+    assert apply_edits(one, Edits(add_kwargs={(1, "k"): ("P7", "False")})) == "x = self.embed(ids, k=False)\n"
+    # another line's call, and a call that already passes it, are left alone
+    assert apply_edits(one, Edits(add_kwargs={(2, "k"): ("P7", "False")})) == one
+    done = "x = self.embed(ids, k=True)\n"
+    assert apply_edits(done, Edits(add_kwargs={(1, "k"): ("P7", "False")})) == done
+
+
+def test_callee_re_pointed_on_its_line_only():
+    src = "a = C.old(x, y, z)\nb = C.old(x, y, z)\n"
+    out = apply_edits(src, Edits(rename_callees={(2, "old"): ("P7", "new")}))
+    assert out == "a = C.old(x, y, z)\nb = C.new(x, y, z)\n"

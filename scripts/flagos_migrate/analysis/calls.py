@@ -13,7 +13,9 @@ from flagos_migrate.astutil import context_flags
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.catalog.tables import (
     BEHAVIOUR_NEEDS,
+    CALLEE_RENAMES,
     KWARG_RENAMES,
+    REQUIRED_VALUES,
     SAFE_DROP_KWARG_NAMES,
     SAFE_DROP_KWARGS,
     SAFE_DROP_WHEN,
@@ -43,9 +45,14 @@ def _judge_call(m, call: ast.Call, shown: str, sig: dict, skip: int) -> None:
     import_time = not (flags["function_level"] or flags["guarded"] or flags["conditional"])
     base = {"callee": shown, "signature": rendered, "import_time": import_time}
     if not star and not sig.get("a") and not sig.get("dc") and n_pos > len(params):
+        renamed = CALLEE_RENAMES.get((_callee_name(shown), n_pos)) if isinstance(call.func, ast.Attribute) else None
+        if renamed and not call.keywords and _has_method(m, shown, renamed[0]):
+            fix = f"call `{renamed[0]}` of the same pinned class instead: upstream's {renamed[1]}"
+            extra = {"rename_callee": renamed[0]}
+        else:
+            fix, extra = f"pinned signature: {shown}{rendered}", {}
         m.add("P7", call, f"`{shown}()` takes {len(params)} positional argument(s) on the pinned version, "
-              f"{n_pos} given", fix=f"pinned signature: {shown}{rendered}",
-              data={**base, "problem": "too-many-positional", "given": n_pos})
+              f"{n_pos} given", fix=fix, data={**base, "problem": "too-many-positional", "given": n_pos, **extra})
     accepted = set(params[posonly:]) | set(sig["k"])
     rejected = [k for k in call.keywords if k.arg is not None and k.arg not in accepted and not sig.get("kw")]
     dropped = {k.arg for k in rejected if _safe_drop(shown, k.arg, kw_names, k.value)}
@@ -76,9 +83,15 @@ def _judge_call(m, call: ast.Call, shown: str, sig: dict, skip: int) -> None:
         missing = [p for i, p in enumerate(params[: sig["r"]]) if i >= n_pos and (p not in kw_names or i < posonly)]
         missing += [p for p in sig["kr"] if p not in kw_names]
     if missing:
+        values = _required_values(m, shown, missing, set(sig["kr"]) | set(params[posonly:]))
+        if values:
+            fix = (f"pass {', '.join(f'`{k}={v}`' for k, v in values.items())}: upstream "
+                   + "; ".join(REQUIRED_VALUES[(_callee_name(shown), k)][2] for k in values))
+        else:
+            fix = f"pinned signature: {shown}{rendered}"
         m.add("P7", call, f"`{shown}()` misses required argument(s) {', '.join(missing)} on the pinned version",
-              fix=f"pinned signature: {shown}{rendered}", data={**base, "problem": "missing-required",
-                                                                 "missing": missing})
+              fix=fix, data={**base, "problem": "missing-required", "missing": missing,
+                             **({"add_kwargs": values} if values else {})})
     last = _callee_name(shown)
     for (name, kwarg), upstream in BEHAVIOUR_NEEDS.items():
         if name != last or kwarg in kw_names or kwarg not in accepted:
@@ -89,6 +102,27 @@ def _judge_call(m, call: ast.Call, shown: str, sig: dict, skip: int) -> None:
               f"{upstream}; the pinned one uses only what it is given", severity="warning",
               fix=f"pass `{kwarg}=` as the pinned vLLM's own models do; pinned signature: {shown}{rendered}",
               data={**base, "problem": "behaviour-needs", "missing": [kwarg]})
+
+
+def _required_values(m, shown: str, missing: list[str], keywords: set[str]) -> dict[str, str]:
+    """Every missing argument's value from the table, when each has one (else nothing: a partial
+    call is still wrong) and the file reads none of the names that make upstream's choice stateful."""
+    last = _callee_name(shown)
+    out = {}
+    for kw in missing:
+        entry = REQUIRED_VALUES.get((last, kw))
+        if entry is None or kw not in keywords or entry[1] & m.names_read:
+            return {}
+        out[kw] = entry[0]
+    return out
+
+
+def _has_method(m, shown: str, method: str) -> bool:
+    """The pinned class of ``module.Class.method`` defines ``method`` too."""
+    mod, _, cls = shown.rsplit(".", 1)[0].rpartition(".")
+    sym = m.apis.resolve(mod, cls) if mod else None
+    rec = m.apis.class_record(sym) if sym is not None else None
+    return bool(rec) and method in rec.get("methods", {})
 
 
 def _callee_name(callee: str) -> str:
@@ -121,12 +155,20 @@ def _kwarg_rename(callee: str, kwarg: str, passed: list[str], accepted: set[str]
 
 
 def propose_edits(f: Finding, edits: Edits) -> bool:
-    """P6: drop a safe keyword or rename it as the table says; False when the finding asks for more."""
+    """P6: drop a safe keyword or rename it as the table says; P7: add a required keyword with the
+    table's value; False when the finding asks for more."""
     d = f.data
     if f.rule == "P6" and d.get("safe_drop") and d.get("kwarg"):
         edits.drop_kwargs[(f.line, d["kwarg"])] = "P6"
         return True
     if f.rule == "P6" and d.get("rename_to") and d.get("kwarg"):
         edits.rename_kwargs[(f.line, d["kwarg"], d["rename_to"])] = "P6"
+        return True
+    if f.rule == "P7" and d.get("rename_callee"):
+        edits.rename_callees[(f.line, _callee_name(d["callee"]))] = ("P7", d["rename_callee"])
+        return True
+    if f.rule == "P7" and d.get("add_kwargs"):
+        for kw, value in d["add_kwargs"].items():
+            edits.add_kwargs[(f.line, kw)] = ("P7", value)
         return True
     return False

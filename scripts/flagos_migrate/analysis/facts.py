@@ -71,6 +71,11 @@ class ModuleFacts:
         return source_lines(self.source or "")
 
     @cached_property
+    def names_read(self) -> frozenset[str]:
+        """Every name and attribute name the file spells (``x`` and ``.x``)."""
+        return frozenset([n.id for n in self.of_type(ast.Name)] + [n.attr for n in self.of_type(ast.Attribute)])
+
+    @cached_property
     def hierarchy(self):
         """Class hierarchies of the local classes (built on first use: many files need none)."""
         from flagos_migrate.analysis.hierarchy import Hierarchy

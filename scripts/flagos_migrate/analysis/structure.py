@@ -109,6 +109,9 @@ def check_incomplete_init(m: ModuleFacts) -> None:
         for _, rec in skipped:
             set_by_init |= set(rec.get("sets", {}).get("__init__", ()))
         overridden = set(own)
+        own_calls = {n.func.attr for n in m.subtree(cls) if isinstance(n, ast.Call)
+                     and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
+                     and n.func.value.id == "self"}
         missing: dict[str, list[str]] = {}
         # walk the MRO: a local class between this one and a pinned parent overrides that parent's methods too
         for kind, entry in lin[1:]:
@@ -122,7 +125,8 @@ def check_incomplete_init(m: ModuleFacts) -> None:
                 if method == "__init__" or method in overridden:
                     continue
                 for attr in reads:
-                    if attr in set_by_init and attr not in own and not _class_level(skipped, attr):
+                    if (attr in set_by_init and attr not in own and not _class_level(skipped, attr)
+                            and not _guarded(rec, method, attr, own_calls)):
                         missing.setdefault(attr, []).append(f"{sym.name}.{method}")
             overridden |= set(rec["methods"])
         if missing:
@@ -140,6 +144,19 @@ def check_incomplete_init(m: ModuleFacts) -> None:
                   severity="error" if certain else "warning",
                   data={"class": cls.name, "parent": parent, "missing": attrs, "certain": certain,
                         "read_by": {a: sorted(set(m)) for a, m in missing.items()}})
+
+
+def _guarded(rec: dict, method: str, attr: str, own_calls: set[str]) -> bool:
+    """The read tolerates the attribute's absence: the method tests it first (``getattr(self, "x",
+    None)``, ``hasattr``), or it is a private helper that only methods testing it call (upstream's
+    qwen3_vl ``_resize_deepstack_input_embeds``, called from ``_get_``/``_set_deepstack_input_embeds``)."""
+    guards = rec.get("guards", {})
+    if attr in guards.get(method, ()):
+        return True
+    if not method.startswith("_") or method in own_calls:
+        return False
+    callers = [m for m, called in rec.get("scalls", {}).items() if method in called and m != method]
+    return bool(callers) and all(attr in guards.get(c, ()) for c in callers)
 
 
 def _class_level(classes: list[tuple], attr: str) -> bool:

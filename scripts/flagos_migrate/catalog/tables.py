@@ -25,6 +25,15 @@ KWARG_RENAMES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
 # P7: (callee, keyword) the pinned version needs for the behaviour upstream gets from the current config
 BEHAVIOUR_NEEDS: dict[tuple[str, str], str] = {
     (e["callee"], e["kwarg"]): e["upstream"] for e in _table("P7", "behaviour_needs")}
+# P7: (callee, required keyword) -> (the value that gives upstream's behaviour, names that make it depend
+# on state: a file reading one of them keeps the finding, what upstream does)
+REQUIRED_VALUES: dict[tuple[str, str], tuple[str, frozenset[str], str]] = {
+    (e["callee"], e["kwarg"]): (e["value"], frozenset(e.get("unless", ())), e["upstream"])
+    for e in _table("P7", "required_values")}
+
+# P7: (callee, positional count) -> (the pinned method of the same class that does what upstream's does, why)
+CALLEE_RENAMES: dict[tuple[str, int], tuple[str, str]] = {
+    (e["callee"], int(e["positional"])): (e["to"], e["upstream"]) for e in _table("P7", "callee_renames")}
 
 # P13: (upstream module, class) -> the pinned (module, class) pairs it stands for in isinstance checks
 ISINSTANCE_EQUIVALENTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {

@@ -28,6 +28,10 @@ class Edits:
     unwrap_calls: dict[str, str] = field(default_factory=dict)  # local name of a P21 context manager -> rule
     drop_kwargs: dict[tuple[int, str], str] = field(default_factory=dict)  # (call line, kwarg) -> rule
     rename_kwargs: dict[tuple[int, str, str], str] = field(default_factory=dict)  # (line, old, new) -> rule
+    # (call line, kwarg) -> (rule, the value's source): appended as the call's last argument (P7)
+    add_kwargs: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)
+    # (call line, method) -> (rule, the pinned method to call instead): ``X.method(`` becomes ``X.new(`` (P7)
+    rename_callees: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)
     attr_renames: dict[str, str] = field(default_factory=dict)  # attr -> rule (table in ATTR_RENAMES)
     remove_methods: dict[tuple[str, str], str] = field(default_factory=dict)  # (class, method) -> rule
     # (class, method) -> (rule, the method's source): appended to the class body (P23)
@@ -35,7 +39,7 @@ class Edits:
 
     def __bool__(self) -> bool:
         return bool(self.imports or self.unwrap or self.unwrap_calls or self.drop_kwargs or self.rename_kwargs
-                    or self.attr_renames or self.remove_methods or self.add_methods)
+                    or self.add_kwargs or self.rename_callees or self.attr_renames or self.remove_methods or self.add_methods)
 
     def rules(self) -> set[str]:
         out = {a.rule for a in self.imports.values()}
@@ -43,4 +47,6 @@ class Edits:
                       self.remove_methods):
             out.update(table.values())
         out.update(rule for rule, _ in self.add_methods.values())
+        out.update(rule for rule, _ in self.add_kwargs.values())
+        out.update(rule for rule, _ in self.rename_callees.values())
         return out

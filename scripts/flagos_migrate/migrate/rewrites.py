@@ -452,14 +452,24 @@ def mark_context_lines(module: cst.Module) -> dict[int, str]:
 class _KwargEditor(cst.CSTTransformer):
     METADATA_DEPENDENCIES = (PositionProvider,)
 
-    def __init__(self, drops: set[tuple[int, str]], renames: dict[tuple[int, str], str] | None = None):
+    def __init__(self, drops: set[tuple[int, str]], renames: dict[tuple[int, str], str] | None = None,
+                 adds: dict[tuple[int, str], str] | None = None):
         self.drops = drops
         self.kw_renames = renames or {}
+        self.kw_adds = adds or {}
+        self.callee_renames: dict[tuple[int, str], str] = {}
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
-        if not self.drops and not self.kw_renames:
+        if not self.drops and not self.kw_renames and not self.kw_adds and not self.callee_renames:
             return updated
         start = self.get_metadata(PositionProvider, original).start.line
+        adds = {kw: v for (line, kw), v in self.kw_adds.items() if line == start}
+        if adds:
+            updated = _add_kwargs(updated, adds)
+        func = updated.func
+        if isinstance(func, cst.Attribute) and (start, func.attr.value) in self.callee_renames:
+            updated = updated.with_changes(func=func.with_changes(
+                attr=cst.Name(self.callee_renames[(start, func.attr.value)])))
         drop_idx = set()
         new_args = list(updated.args)
         for i, arg in enumerate(original.args):
@@ -482,6 +492,29 @@ class _KwargEditor(cst.CSTTransformer):
             # break before the closing parenthesis, or nothing)
             args[-1] = args[-1].with_changes(comma=updated.args[-1].comma)
         return updated.with_changes(args=args)
+
+
+def _add_kwargs(call: cst.Call, adds: dict[str, str]) -> cst.Call:
+    """Append ``kw=value`` after the last argument, laid out like the call's other arguments."""
+    args = list(call.args)
+    have = {a.keyword.value for a in args if a.keyword is not None}
+    new = [(kw, v) for kw, v in adds.items() if kw not in have]
+    if not new or any(a.star for a in args):
+        return call
+    # the separator between arguments: the one before the last (a line break and indent in a
+    # multi-line call), else ", "
+    sep = args[-2].comma if len(args) > 1 and isinstance(args[-2].comma, cst.Comma) else cst.Comma(
+        whitespace_after=cst.SimpleWhitespace(" "))
+    end = args[-1].comma if args else cst.MaybeSentinel.DEFAULT
+    if args:
+        args[-1] = args[-1].with_changes(comma=sep)
+    for i, (kw, value) in enumerate(new):
+        last = i == len(new) - 1
+        args.append(cst.Arg(value=cst.parse_expression(value), keyword=cst.Name(kw),
+                            equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
+                                                  whitespace_after=cst.SimpleWhitespace("")),
+                            comma=end if last else sep))
+    return call.with_changes(args=args)
 
 
 def drop_kwargs(module: cst.Module, drops: set[tuple[int, str]]) -> cst.Module:
@@ -585,12 +618,15 @@ class _LineEdits(_ImportRewriter, _Unwrapper, _KwargEditor):
         self.plain_unwrap = frozenset(edits.unwrap_calls)
         self.drops = set(edits.drop_kwargs)
         self.kw_renames = {(line, old): new for line, old, new in edits.rename_kwargs}
+        self.kw_adds = {key: value for key, (_, value) in edits.add_kwargs.items()}
+        self.callee_renames = {key: new for key, (_, new) in edits.rename_callees.items()}
 
 
 def apply_edits(text: str, edits: Edits) -> str:
     """One pass of every rewrite; the caller re-analyses and repeats until nothing changes."""
     module = parse(text)
-    if edits.imports or edits.unwrap or edits.unwrap_calls or edits.drop_kwargs or edits.rename_kwargs:
+    if (edits.imports or edits.unwrap or edits.unwrap_calls or edits.drop_kwargs or edits.rename_kwargs
+            or edits.add_kwargs or edits.rename_callees):
         line_edits = _LineEdits(edits)
         module = MetadataWrapper(module, unsafe_skip_copy=True).visit(line_edits)
         if line_edits.renames:

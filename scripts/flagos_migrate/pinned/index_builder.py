@@ -18,6 +18,8 @@ The index is plain data (see ``api_index.py`` for its reader):
     CLASS = {"line": n, "bases": ["nn.Module", ...], "methods": {name: SIG}, "attrs": [names],
              "dc": true when a dataclass (then "fields": [[name, has_default], ...]),
              "reads": {method: [self.X attributes read]}, "sets": {method: [self.X assigned]},
+             "guards": {method: [X of getattr(self, "X", d) / hasattr(self, "X")]},  # with "scalls":
+             "scalls": {method: [m of self.m(...) calls]},                            # {method: [...]}
              "cfg": [X of config.X read directly anywhere in the class],
              "cfgv": {"config" | "text_config" | "vision_config": [X]}}   # the same reads by the config
                    # object they go through (config/hf_config, text_config/hf_text_config, vision_config)
@@ -89,6 +91,8 @@ class _MethodScan:
         self.config_reads: set[str] = set()
         self.config_reads_by: dict[str, set[str]] = {}  # config object -> fields read through it
         self.dynamic = False  # setattr(self, <computed name>, ...) or self.__dict__: members unknowable
+        self.guards: set[str] = set()  # getattr(self, "x", default) / hasattr(self, "x"): reads that tolerate absence
+        self.self_calls: set[str] = set()  # self.m(...): methods this one calls
 
     def visit(self, func: ast.AST) -> None:
         # one flat walk, not an ast.NodeVisitor: the plugin index scans every method of every file
@@ -127,6 +131,14 @@ class _MethodScan:
         self.config_reads_by.setdefault(CONFIG_OBJECT[via], set()).add(attr)
 
     def _call(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
+            self.self_calls.add(func.attr)
+        elif (isinstance(func, ast.Name) and ((func.id == "getattr" and len(node.args) == 3)
+                                              or (func.id == "hasattr" and len(node.args) == 2))
+              and isinstance(node.args[0], ast.Name) and node.args[0].id == "self"
+              and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
+            self.guards.add(node.args[1].value)
         # setattr(self, "x", ...) assigns as well
         if (
             isinstance(node.func, ast.Name)
@@ -156,6 +168,8 @@ def class_record(node: ast.ClassDef) -> dict:
     fields: list[list] = []
     reads: dict[str, list[str]] = {}
     sets: dict[str, list[str]] = {}
+    guards: dict[str, list[str]] = {}
+    self_calls: dict[str, list[str]] = {}
     cfg: set[str] = set()
     cfg_by: dict[str, set[str]] = {}
     dynamic = False
@@ -172,6 +186,10 @@ def class_record(node: ast.ClassDef) -> dict:
             scan.visit(stmt)
             if scan.reads:
                 reads[stmt.name] = sorted(scan.reads)
+            if scan.guards:
+                guards[stmt.name] = sorted(scan.guards)
+            if scan.self_calls:
+                self_calls[stmt.name] = sorted(scan.self_calls)
             if scan.sets:
                 sets[stmt.name] = sorted(scan.sets)
                 attrs.update(scan.sets)
@@ -207,6 +225,9 @@ def class_record(node: ast.ClassDef) -> dict:
         record["reads"] = reads
     if sets:
         record["sets"] = sets
+    if guards:  # only with the calls: P12 needs both to see a read that runs only behind a guard
+        record["guards"] = guards
+        record["scalls"] = self_calls
     if cfg:
         record["cfg"] = sorted(cfg)
     if cfg_by:

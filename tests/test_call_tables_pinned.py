@@ -1,0 +1,47 @@
+"""The P7 call tables on the real versions: a re-pointed call returns on vLLM 0.13.0 what upstream's
+call returns on upstream vLLM, over every dtype setting. Skips without $MMF_PINNED_VENV and
+$MMF_REFERENCE_VENV (a venv with upstream vLLM)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+from flagos_migrate.catalog.tables import CALLEE_RENAMES
+from flagos_migrate.verify.import_probe import python_of
+
+GRID = '''
+import itertools, json, sys
+import torch
+from vllm.model_executor.layers.mamba.mamba_utils import MambaStateDtypeCalculator as C
+out = {}
+for model, cache, ssm in itertools.product(("bfloat16", "float16", "float32"), ("auto", "bfloat16", "float32"),
+                                           ("auto", "bfloat16", "float32")):
+    try:
+        r = getattr(C, sys.argv[1])(getattr(torch, model), cache, ssm)
+        out[f"{model}/{cache}/{ssm}"] = [str(d) for d in r]
+    except Exception as exc:
+        out[f"{model}/{cache}/{ssm}"] = type(exc).__name__
+print(json.dumps(out))
+'''
+
+
+def _grid(venv: str, method: str) -> dict:
+    proc = subprocess.run([python_of(venv), "-c", GRID, method], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "VLLM_LOGGING_LEVEL": "ERROR"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_gated_delta_net_state_dtype_re_pointed_matches_upstream():
+    pinned, upstream = os.environ.get("MMF_PINNED_VENV"), os.environ.get("MMF_REFERENCE_VENV")
+    if not pinned or not upstream:
+        pytest.skip("needs $MMF_PINNED_VENV (vLLM 0.13.0) and $MMF_REFERENCE_VENV (upstream vLLM)")
+    new, _ = CALLEE_RENAMES[("gated_delta_net_state_dtype", 3)]
+    theirs = _grid(upstream, "gated_delta_net_state_dtype")
+    ours = _grid(pinned, new)
+    assert ours == theirs and len(ours) == 27
+    # and the pinned method of the old name is not it (the reason for the table entry)
+    assert _grid(pinned, "gated_delta_net_state_dtype") != theirs
