@@ -65,6 +65,51 @@ def test_plan_groups_what_the_pinned_vllm_lacks_per_file(capsys, plugin):
     assert amd["groups"]["kernel toolchain `aiter` (custom CUDA/CuTe/Triton ops)"] == ["vllm_fl/models/tiny/amd/model.py"]
 
 
-def test_apply_refuses_a_package_with_a_hint(capsys, plugin):
-    code, _, err = run(capsys, "apply", "tiny", "--upstream", str(UPSTREAM), "--plugin", str(plugin))
-    assert code == 2 and "per-model package" in err and "hint: run `migrate_model.py plan tiny`" in err
+ENTRY_AFTER = '''"""Tiny model entry point (fixture): the platform picks the variant."""
+
+from vllm.platforms import current_platform
+
+if current_platform.is_rocm():
+    from vllm_fl.models.tiny.amd.model import TinyForCausalLM
+else:
+    from vllm_fl.models.tiny.nvidia.model import TinyForCausalLM
+
+__all__ = ["TinyForCausalLM"]
+'''
+
+
+def test_apply_writes_the_package_at_its_place_with_its_entry_point(capsys, plugin):
+    code, out, _ = run(capsys, "apply", "tiny", "--upstream", str(UPSTREAM), "--plugin", str(plugin), "--json")
+    result = json.loads(out)
+    assert code == 1  # the CUDA variant's sparse-MLA import is left for you
+    pkg = plugin / "vllm_fl" / "models"
+    written = sorted(p.relative_to(plugin).as_posix() for p in pkg.rglob("*.py"))
+    assert written == ["vllm_fl/models/__init__.py", "vllm_fl/models/common/__init__.py",
+                       "vllm_fl/models/common/helpers.py", "vllm_fl/models/tiny/__init__.py",
+                       "vllm_fl/models/tiny/common/__init__.py", "vllm_fl/models/tiny/common/layers.py",
+                       "vllm_fl/models/tiny/nvidia/__init__.py", "vllm_fl/models/tiny/nvidia/model.py"]
+    # the entry point stays the entry point: its platform dispatch kept, imports re-pointed into the plugin
+    assert (pkg / "tiny" / "__init__.py").read_text() == ENTRY_AFTER
+    assert "from vllm_fl.models.common.helpers import double" in (pkg / "tiny" / "common" / "layers.py").read_text()
+    assert not (plugin / "vllm_fl" / "compat").exists()  # the other variant is not sliced into compat/
+    # registration names the package (the entry point serves the class); not the draft head's entry
+    init = (plugin / "vllm_fl" / "__init__.py").read_text()
+    assert 'ModelRegistry.register_model("TinyForCausalLM", "vllm_fl.models.tiny:TinyForCausalLM")' in init
+    assert "TinyMTPModel" not in init
+    left = {(f["file"], f["rule"], f["severity"]) for f in result["left_for_you"]}
+    assert left == {("vllm_fl/models/tiny/nvidia/model.py", "P3", "error"),
+                    ("vllm_fl/models/tiny/__init__.py", "P18", "warning")}
+    amd = next(f for f in result["left_for_you"] if f["rule"] == "P18")
+    assert "another platform's variant" in amd["message"] and "--variant nvidia" in amd["message"]
+    record = json.loads((pkg / ".migration" / "tiny.json").read_text())
+    assert "vllm_fl/models/tiny/__init__.py" in record["files"]
+    assert record["files"]["vllm_fl/models/tiny/__init__.py"]["role"] == "model"
+    # applied again: nothing changes
+    assert run(capsys, "apply", "tiny", "--upstream", str(UPSTREAM), "--plugin", str(plugin))[1].startswith(
+        "nothing changed")
+
+
+def test_apply_amd_variant_writes_the_rocm_branch(capsys, plugin):
+    run(capsys, "apply", "tiny", "--upstream", str(UPSTREAM), "--plugin", str(plugin), "--variant", "amd")
+    pkg = plugin / "vllm_fl" / "models" / "tiny"
+    assert (pkg / "amd" / "model.py").is_file() and not (pkg / "nvidia").exists()

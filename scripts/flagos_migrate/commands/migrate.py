@@ -96,8 +96,14 @@ def prepare(args, loaded: tuple[Upstream, PinnedApis, dict | None] | None = None
     plugin = PluginTree(args.plugin)
     previous = load_record(plugin.package_dir, args.model_name)
     started = time.perf_counter()
-    m = Migration(args.model_name, up, plugin, apis, hf, previous,
-                  getattr(args, "arch", None), getattr(args, "all_archs", False))
+    if _package_model(args, up):
+        from flagos_migrate.migrate.packages import PackageMigration
+
+        m = PackageMigration(args.model_name, up, plugin, apis, getattr(args, "variant", None), previous,
+                             getattr(args, "arch", None), getattr(args, "all_archs", False))
+    else:
+        m = Migration(args.model_name, up, plugin, apis, hf, previous,
+                      getattr(args, "arch", None), getattr(args, "all_archs", False))
     check_answered(m.resolved)
     m.run()
     progress(f"migrated {len(m.units)} module(s) in memory in {time.perf_counter() - started:.1f}s")
@@ -106,8 +112,10 @@ def prepare(args, loaded: tuple[Upstream, PinnedApis, dict | None] | None = None
         outputs.append(Output(unit.relpath, unit.text, unit.role, unit.origin,
                               sha256_text(unit.upstream_text) if unit.role != "compat" else
                               sha256_text(up.text(unit.origin) or ""), sorted(unit.rules)))
+    written = {u.relpath for u in m.units.values()}
     for rel in new_packages(plugin, [u.module for u in m.units.values()]):
-        outputs.append(Output(rel, PACKAGE_DOCS.get(rel, ""), "package"))
+        if rel not in written:  # a per-model package brings its own __init__ files
+            outputs.append(Output(rel, PACKAGE_DOCS.get(rel, ""), "package"))
     init_text = read_init(plugin)
 
     def replan(text: str):
@@ -248,17 +256,11 @@ def _key_drift(apis, config_class: str | None, model_type: str | None, hf: dict)
 
 
 def _package_model(args, up: Upstream) -> bool:
-    """A per-model package (vllm/models/NAME/); apply and verify do not take one yet."""
+    """A per-model package (vllm/models/NAME/): resolve and plan print its own shapes; apply runs
+    the engine over the package (``PackageMigration``)."""
     from flagos_migrate.migrate.packages import is_package_model
 
-    if not is_package_model(up, args.model_name):
-        return False
-    if args.command in ("apply", "verify"):
-        raise UsageError(f"{args.model_name} is a per-model package (vllm/models/{args.model_name}/); "
-                         f"{args.command} does not write packages yet",
-                         hint=f"run `migrate_model.py plan {args.model_name}` for the per-file map of what the "
-                         "pinned vLLM lacks")
-    return True
+    return is_package_model(up, args.model_name)
 
 
 def cmd_resolve(args) -> int:
@@ -396,7 +398,6 @@ def _write_locked(p: Prepared, args) -> list[tuple[Path, str, str]]:
 def cmd_apply(args, loaded=None) -> int:
     if loaded is None:
         loaded = load_inputs(args)
-        _package_model(args, loaded[0])
     p = prepare(args, loaded)
     root = p.migration.plugin.root
     writes = write_prepared(p, args)

@@ -86,14 +86,15 @@ class Migration(Vendoring):
 
     def __init__(self, name: str, up: Upstream, plugin: PluginTree, apis: PinnedApis,
                  hf_config: dict | None = None, previous: dict | None = None,
-                 archs: list[str] | None = None, all_archs: bool = False):
+                 archs: list[str] | None = None, all_archs: bool = False, resolved: dict | None = None):
         self.name = name
         self.up = up
         self.plugin = plugin
         self.apis = apis
         self.hf_config = hf_config
         self.previous = previous or {}
-        self.resolved = resolve(up, name, hf_config, archs, all_archs)
+        # resolved: what a per-model package resolved to (migrate/packages.py), else the model file's
+        self.resolved = resolved if resolved is not None else resolve(up, name, hf_config, archs, all_archs)
         self.redirects: dict[str, str] = {}  # upstream module -> plugin module
         self.bridged: dict[str, str] = {}  # config class name -> plugin config module
         self.units: dict[str, Unit] = {}
@@ -113,7 +114,8 @@ class Migration(Vendoring):
     # -- indexes ---------------------------------------------------------------------------
 
     def set_overlay(self, module: str, text: str) -> None:
-        rec = module_record(module.replace(".", "/") + ".py", text)
+        unit = self.units.get(module)
+        rec = module_record(unit.relpath if unit is not None else module.replace(".", "/") + ".py", text)
         if rec is not None:
             self._overlay[module] = rec
             self._apis_cache = None

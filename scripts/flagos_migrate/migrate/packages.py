@@ -7,7 +7,11 @@ shared by the variants, and shared helpers in ``vllm/models/common/``. The regis
 by default) plus the ``vllm.models.common`` modules it imports, read statically like any
 upstream file. ``plan`` analyses every file of the closure at its place in the plugin
 (``vllm_fl/models/<name>/...``) and groups what is left by what the pinned vLLM lacks (a missing
-module or subsystem, custom CUDA/CuTe ops), so the agent gets a map of the work.
+module or subsystem, custom CUDA/CuTe ops), so the agent gets a map of the work. ``apply`` runs the
+migration engine over the same closure (``PackageMigration``): every file is written at that place,
+the entry point ``__init__.py`` stays the entry point (its platform dispatch or module ``__getattr__``
+as written, imports re-pointed into the plugin), and the registration names the package
+(``vllm_fl.models.<name>:<Class>``), so the entry point picks the class as upstream's registry does.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from collections import defaultdict
 
 from flagos_migrate.catalog.rules import CATALOG
 from flagos_migrate.cli import UsageError
+from flagos_migrate.migrate.engine import Migration
+from flagos_migrate.migrate.unit import Unit
 from flagos_migrate.migrate.upstream import Upstream, _display_name
 from flagos_migrate.pinned.index_builder import parse_source, resolve_relative
 
@@ -152,6 +158,7 @@ def resolve_package(up: Upstream, name: str, variant: str | None = None) -> dict
         "architectures": sorted(archs),
         "classes": {a: c for a, (_, c, _) in sorted(archs.items())},
         "classes_missing_upstream": sorted(c for c in classes if c not in exported and not lazy),
+        "draft_architectures": sorted(a for a, (_, _, t) in archs.items() if "SPECULATIVE" in t.upper()),
         "upstream_files": [up.source.path_of(r) for r in files],
         "upstream_module": pkg,
         "upstream_version": up.version,
@@ -225,6 +232,92 @@ def plan_package(up: Upstream, apis, name: str, variant: str | None = None) -> d
             "groups": {k: sorted(v) for k, v in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))}}
 
 
+class PackageMigration(Migration):
+    """``apply`` for a per-model package: the engine over the package closure (see the module doc)."""
+
+    def __init__(self, name, up, plugin, apis, variant, previous, archs, all_archs):
+        resolved = resolve_package(up, name, variant)
+        _choose(resolved, archs, all_archs)
+        self.variant = resolved["variant"]
+        super().__init__(name, up, plugin, apis, None, previous, resolved=resolved)
+
+    def discover(self) -> None:
+        """The package files for the variant (and ``vllm.models.common`` modules they import) at
+        their place under ``vllm_fl/models/``, then what they need, as for a model file."""
+        queue = []
+        # the other platforms' modules keep their place too (the entry point's other branches import
+        # them there), but are not written: --variant brings them
+        for rel in package_closure(self.up, self.name, "generic") + package_closure(self.up, self.name, "nvidia") \
+                + package_closure(self.up, self.name, "amd"):
+            self.redirects[_module_of(rel)] = plugin_module_for(_module_of(rel))
+        for rel in package_closure(self.up, self.name, self.variant):
+            module = _module_of(rel)
+            self.redirects[module] = plugin_module_for(module)
+            queue.append((rel, module))
+        for rel, module in queue:
+            text = self.up.source.read_text(rel)
+            is_pkg = rel.endswith("__init__.py")
+            target = self.redirects[module]
+            # an __init__'s relative imports resolve inside it: its origin names it as upstream's plan does
+            origin = f"{module}.__init__" if is_pkg else module
+            self.units[target] = Unit(target, origin, "model" if module == f"{PACKAGES_ROOT}.{self.name}"
+                                      else "closure", text, text, package=is_pkg)
+            self.set_overlay(target, text)
+        siblings = [need for u in list(self.units.values()) if u.origin
+                    for need in self._needs(u.origin.removesuffix(".__init__"), u.upstream_text)]
+        while siblings:
+            origin, role = siblings.pop(0)
+            target = self.redirects.get(origin)
+            text = self.up.text(origin)
+            if target is None or text is None or target in self.units:
+                continue
+            self.units[target] = Unit(target, origin, role, text, text)
+            self.set_overlay(target, text)
+            siblings += [(o, r) for o, r in self._needs(origin, text) if self.redirects.get(o) not in self.units]
+
+    def run(self):
+        super().run()
+        # the entry point's branch for another platform imports a module this variant does not write
+        other = {plugin_module_for(_module_of(r)) for v in VARIANTS if v != self.variant
+                 for r in package_closure(self.up, self.name, v)} - set(self.units)
+        for unit in self.units.values():
+            for f in unit.after:
+                mod = (f.data or {}).get("module")
+                if f.rule == "P18" and mod in other:
+                    f.severity = "warning"
+                    f.message = (f"`{mod}` belongs to another platform's variant of the package, which "
+                                 f"`--variant {self.variant}` does not write; the entry point imports it only there")
+                    f.fix = "apply again with --variant for that platform if the plugin must run there"
+        return self
+
+    def model_registrations(self) -> list[tuple[str, str]]:
+        """Every chosen architecture: the entry point serves its class (imported, or looked up
+        by a module ``__getattr__``), as upstream's registry entries assume."""
+        chosen = set(self.resolved["architectures"])
+        return [(a, c) for a, c in sorted(self.resolved["classes"].items()) if a in chosen]
+
+
+def _choose(resolved: dict, archs: list[str] | None, all_archs: bool) -> None:
+    """--arch / --all-archs for a package: register the main class's architectures, the ones
+    named, or all (the draft heads of the speculative table only when asked)."""
+    classes = resolved["classes"]
+    if all_archs:
+        chosen = sorted(classes)
+    elif archs:
+        unknown = [a for a in archs if a not in classes and a not in classes.values()]
+        if unknown:
+            raise UsageError(f"{', '.join(unknown)}: not an architecture or class of {resolved['model_name']}",
+                             hint=f"one of: {', '.join(sorted(classes))}")
+        chosen = sorted(a for a, c in classes.items() if a in archs or c in archs)
+    elif resolved["ModelClassName"]:
+        drafts = set(resolved["draft_architectures"])
+        chosen = sorted(a for a, c in classes.items() if c == resolved["ModelClassName"] and a not in drafts)
+    else:
+        return  # ambiguous: check_answered asks
+    resolved["architectures"] = chosen
+    resolved["ambiguous"] = {}
+
+
 def _torch_op(node: ast.AST) -> str | None:
     """``torch.ops.<namespace>`` of a custom-op call such as ``torch.ops._C.foo``."""
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute):
@@ -234,5 +327,5 @@ def _torch_op(node: ast.AST) -> str | None:
     return None
 
 
-__all__ = ["VARIANTS", "check_variant", "is_package_model", "package_closure", "package_models", "plan_package",
+__all__ = ["VARIANTS", "PackageMigration", "check_variant", "is_package_model", "package_closure", "package_models", "plan_package",
            "resolve_package"]

@@ -20,10 +20,11 @@ class Unit:
     rules: set[str] = field(default_factory=set)
     before: list[Finding] = field(default_factory=list)
     after: list[Finding] = field(default_factory=list)
+    package: bool = False  # written as <module>/__init__.py (a per-model package's entry points)
 
     @property
     def relpath(self) -> str:
-        return self.module.replace(".", "/") + ".py"
+        return self.module.replace(".", "/") + ("/__init__.py" if self.package else ".py")
 
     def fixed(self) -> list[Finding]:
         left = {(f.rule, f.message) for f in self.after}
