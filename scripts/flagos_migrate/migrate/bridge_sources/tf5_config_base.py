@@ -133,6 +133,12 @@ class PreTrainedConfig(PretrainedConfig):
                 setattr(self, attr, remapped)
         self._mirror_rope_for_pinned()
 
+    def to_dict(self):
+        # transformers 5 never serializes these (_remove_keys_not_serialized); a set is not JSON either
+        out = super().to_dict()
+        out.pop("ignore_keys_at_rope_validation", None)
+        return out
+
     # -- RoPE: transformers 5 keeps everything in ``rope_parameters`` -------------------------------
 
     @property
