@@ -717,3 +717,40 @@ def test_p7_no_re_point_for_a_keyword_or_two_positionals():
               "P7")
     assert all("rename_callee" not in f.data for f in kw)
     assert only(analyze(GDN_DTYPE.format(third="")), "P7") == []
+
+
+FP8 = '''
+from vllm.config import MultiModalConfig
+
+
+def get_multimodal_config() -> MultiModalConfig | None:
+    return None
+
+
+def padded(num_heads, head_dim):
+    mm_cfg = get_multimodal_config()
+    if mm_cfg is None or mm_cfg.mm_encoder_attn_dtype != "fp8":
+        return None
+    return num_heads * head_dim
+'''
+
+
+def test_p9_a_field_for_a_feature_the_pinned_vllm_lacks_reads_upstreams_default():
+    (f,) = only(analyze(FP8), "P9")
+    assert f.data["attr"] == "mm_encoder_attn_dtype" and f.data["default"] == "None"
+    assert f.fix.startswith("read it as getattr(mm_cfg, 'mm_encoder_attn_dtype', None), upstream's default")
+    edits = Edits()
+    members.propose_edits(f, edits)
+    from flagos_migrate.migrate.rewrites import apply_edits
+
+    out = apply_edits(FP8, edits)
+    assert 'if mm_cfg is None or getattr(mm_cfg, "mm_encoder_attn_dtype", None) != "fp8":' in out
+    assert only(analyze(out), "P9") == []
+
+
+def test_p9_other_missing_fields_keep_the_finding():
+    """Negative: a field not in the table is left for you, and a name bound from an unannotated call
+    is not taken for a config object."""
+    (f,) = only(analyze(FP8.replace("mm_encoder_attn_dtype", "mm_encoder_unknown_knob")), "P9")
+    assert "default" not in f.data and f.fix.endswith("or drop the feature")
+    assert only(analyze(FP8.replace(" -> MultiModalConfig | None", "")), "P9") == []

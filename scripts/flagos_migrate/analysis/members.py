@@ -10,12 +10,13 @@ import ast
 
 from flagos_migrate.analysis.facts import ModuleFacts
 from flagos_migrate.analysis.signatures import NO_INIT_BASES
-from flagos_migrate.astutil import context_flags
+from flagos_migrate.astutil import context_flags, dotted
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.catalog.tables import (
     ATTR_RENAMES,
     CONFIG_ATTR_RENAMES,
     CONFIG_CLASSES,
+    UNSET_DEFAULTS,
     MARK_CONTEXT_MANAGERS,
 )
 from flagos_migrate.migrate.edits import Edits
@@ -84,11 +85,18 @@ def check_config_attributes(m: ModuleFacts) -> None:
             continue
         rename = CONFIG_ATTR_RENAMES.get((kind, node.attr))
         data = {"config": kind, "config_class": sym.qualname, "attr": node.attr}
+        unset = UNSET_DEFAULTS.get((sym.name, node.attr))
         if rename:
             data["rename"] = rename
+            fix = f"use `{kind}.{rename}`"
+        elif unset:
+            data["default"] = unset[0]
+            fix = (f"read it as getattr({dotted(base) or kind}, {node.attr!r}, {unset[0]}), upstream's default: "
+                   f"{unset[1]}, so the pinned config cannot set it")
+        else:
+            fix = f"read it with getattr({kind}, {node.attr!r}, <default>) or drop the feature"
         m.add("P9", node, f"`{kind}.{node.attr}`: {sym.name} of the pinned vLLM has no attribute `{node.attr}`",
-              fix=(f"use `{kind}.{rename}`" if rename else f"read it with getattr({kind}, {node.attr!r}, "
-                   "<default>) or drop the feature"), data=data)
+              fix=fix, data=data)
 
 
 def _trusted_config_name(m, node: ast.Name) -> bool:
@@ -110,7 +118,7 @@ def _trusted_config_name(m, node: ast.Name) -> bool:
                 if any(isinstance(t, ast.Name) and t.id == node.id for t in targets):
                     bound = True
                     v = sub.value
-                    if not (isinstance(v, ast.Attribute) and v.attr == node.id):
+                    if not (isinstance(v, ast.Attribute) and v.attr == node.id) and not _returns(m, v, cls_name):
                         return False
             elif isinstance(sub, (ast.For, ast.With, ast.NamedExpr)) and node.id in {
                     n.id for n in ast.walk(sub) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}:
@@ -119,6 +127,14 @@ def _trusted_config_name(m, node: ast.Name) -> bool:
             return True
         scope = m.enclosing(scope, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
     return False
+
+
+def _returns(m, value: ast.expr | None, cls_name: str) -> bool:
+    """``f()`` of a function of this file annotated to return ``cls_name`` (or ``cls_name | None``)."""
+    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)):
+        return False
+    fn = next((s for s in m.tree.body if isinstance(s, ast.FunctionDef) and s.name == value.func.id), None)
+    return fn is not None and fn.returns is not None and cls_name in ast.unparse(fn.returns)
 
 
 def _config_class(m, kind: str) -> Symbol | None:
@@ -302,5 +318,7 @@ def propose_edits(f: Finding, edits: Edits) -> None:
     """P4: unwrap the marker context managers; P9: apply the attribute renames of the table."""
     if f.rule == "P4" and f.data.get("method") in MARK_CONTEXT_MANAGERS:
         edits.unwrap[f.line] = "P4"
+    elif f.rule == "P9" and f.data.get("default") is not None:
+        edits.attr_defaults[(f.line, f.data["attr"])] = ("P9", f.data["default"])
     elif f.rule == "P9" and f.data.get("config") and f.data.get("attr") in ATTR_RENAMES:
         edits.attr_renames[f.data["attr"]] = "P9"

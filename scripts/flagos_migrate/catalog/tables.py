@@ -42,6 +42,9 @@ ISINSTANCE_EQUIVALENTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
 # P9: config variable -> vllm.config class (None: never judged); attribute renames with semantics:
 # upstream attr -> (config variable, pinned attr, {(operator, literal): negate})
 CONFIG_CLASSES: dict[str, str | None] = dict(_table("P9", "config_classes"))
+# P9: (config class, attribute) -> (upstream's default as Python source, why the pinned config cannot set it)
+UNSET_DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
+    (e["class"], e["attr"]): (e["default"], e["why"]) for e in _table("P9", "unset_defaults")}
 ATTR_RENAMES: dict[str, tuple[str, str, dict[tuple[str, str], bool]]] = {
     e["attr"]: (e["config"], e["to"], {(c["op"], c["value"]): bool(c["negate"]) for c in e["compare"]})
     for e in _table("P9", "attr_renames")}

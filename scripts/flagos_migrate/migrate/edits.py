@@ -33,13 +33,15 @@ class Edits:
     # (call line, method) -> (rule, the pinned method to call instead): ``X.method(`` becomes ``X.new(`` (P7)
     rename_callees: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)
     attr_renames: dict[str, str] = field(default_factory=dict)  # attr -> rule (table in ATTR_RENAMES)
+    # (line, attr) -> (rule, default source): ``x.attr`` read becomes ``getattr(x, "attr", default)`` (P9)
+    attr_defaults: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)
     remove_methods: dict[tuple[str, str], str] = field(default_factory=dict)  # (class, method) -> rule
     # (class, method) -> (rule, the method's source): appended to the class body (P23)
     add_methods: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.imports or self.unwrap or self.unwrap_calls or self.drop_kwargs or self.rename_kwargs
-                    or self.add_kwargs or self.rename_callees or self.attr_renames or self.remove_methods or self.add_methods)
+                    or self.add_kwargs or self.rename_callees or self.attr_defaults or self.attr_renames or self.remove_methods or self.add_methods)
 
     def rules(self) -> set[str]:
         out = {a.rule for a in self.imports.values()}
@@ -49,4 +51,5 @@ class Edits:
         out.update(rule for rule, _ in self.add_methods.values())
         out.update(rule for rule, _ in self.add_kwargs.values())
         out.update(rule for rule, _ in self.rename_callees.values())
+        out.update(rule for rule, _ in self.attr_defaults.values())
         return out

@@ -548,6 +548,30 @@ class _AttrRenamer(cst.CSTTransformer):
         return expr.with_changes(lpar=updated.lpar, rpar=updated.rpar)
 
 
+class _AttrDefaults(cst.CSTTransformer):
+    """``x.attr`` on a listed line -> ``getattr(x, "attr", default)``."""
+
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, defaults: dict[tuple[int, str], str]):
+        self.defaults = defaults
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute):
+        line = self.get_metadata(PositionProvider, original).start.line
+        default = self.defaults.get((line, updated.attr.value))
+        if default is None:
+            return updated
+        return cst.Call(func=cst.Name("getattr"), args=[
+            cst.Arg(updated.value, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
+            cst.Arg(cst.SimpleString(f'"{updated.attr.value}"'),
+                    comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
+            cst.Arg(cst.parse_expression(default))], lpar=updated.lpar, rpar=updated.rpar)
+
+
+def attr_defaults(module: cst.Module, defaults: dict[tuple[int, str], str]) -> cst.Module:
+    return MetadataWrapper(module, unsafe_skip_copy=True).visit(_AttrDefaults(defaults)) if defaults else module
+
+
 def rename_attrs(module: cst.Module, attrs: set[str]) -> cst.Module:
     return module.visit(_AttrRenamer(attrs)) if attrs else module
 
@@ -625,6 +649,8 @@ class _LineEdits(_ImportRewriter, _Unwrapper, _KwargEditor):
 def apply_edits(text: str, edits: Edits) -> str:
     """One pass of every rewrite; the caller re-analyses and repeats until nothing changes."""
     module = parse(text)
+    # first: it rewrites within lines, so the analysis' positions still hold for the passes after it
+    module = attr_defaults(module, {k: v for k, (_, v) in edits.attr_defaults.items()})
     if (edits.imports or edits.unwrap or edits.unwrap_calls or edits.drop_kwargs or edits.rename_kwargs
             or edits.add_kwargs or edits.rename_callees):
         line_edits = _LineEdits(edits)
