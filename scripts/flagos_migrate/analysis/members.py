@@ -16,8 +16,8 @@ from flagos_migrate.catalog.tables import (
     ATTR_RENAMES,
     CONFIG_ATTR_RENAMES,
     CONFIG_CLASSES,
-    UNSET_DEFAULTS,
     MARK_CONTEXT_MANAGERS,
+    UNSET_DEFAULTS,
 )
 from flagos_migrate.migrate.edits import Edits
 from flagos_migrate.pinned.api_index import Symbol, _normalise_external
