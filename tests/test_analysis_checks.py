@@ -754,3 +754,18 @@ def test_p9_other_missing_fields_keep_the_finding():
     (f,) = only(analyze(FP8.replace("mm_encoder_attn_dtype", "mm_encoder_unknown_knob")), "P9")
     assert "default" not in f.data and f.fix.endswith("or drop the feature")
     assert only(analyze(FP8.replace(" -> MultiModalConfig | None", "")), "P9") == []
+
+
+def test_p6_is_sequence_parallel_dropped_from_qwen2_moe_mlp_as_the_pinned_qwen3_next_builds_it():
+    code = """
+    from vllm.model_executor.models.qwen2_moe import Qwen2MoeMLP as Qwen3NextMLP
+    def build(config, gate, sp):
+        return Qwen3NextMLP(hidden_size=8, intermediate_size=16, hidden_act="silu", reduce_results=False,
+                            expert_gate=gate, is_sequence_parallel=sp, prefix="shared_expert")
+    """
+    (f,) = only(analyze(code), "P6")
+    assert f.data["kwarg"] == "is_sequence_parallel" and f.data["safe_drop"]
+    # negative: the same keyword on another callee is not dropped
+    other = code.replace("from vllm.model_executor.models.qwen2_moe import Qwen2MoeMLP as Qwen3NextMLP",
+                         "from vllm.model_executor.models.qwen2_moe import Qwen2MoeSparseMoeBlock as Qwen3NextMLP")
+    assert not any(g.data.get("safe_drop") for g in only(analyze(other), "P6"))
