@@ -769,3 +769,15 @@ def test_p6_is_sequence_parallel_dropped_from_qwen2_moe_mlp_as_the_pinned_qwen3_
     other = code.replace("from vllm.model_executor.models.qwen2_moe import Qwen2MoeMLP as Qwen3NextMLP",
                          "from vllm.model_executor.models.qwen2_moe import Qwen2MoeSparseMoeBlock as Qwen3NextMLP")
     assert not any(g.data.get("safe_drop") for g in only(analyze(other), "P6"))
+
+
+def test_p6_mrope_positions_factor_dropped_from_get_rope():
+    code = """
+    from vllm.model_executor.layers.rotary_embedding import get_rope
+    def rope(config, factor):
+        return get_rope(head_size=8, max_position=64, rope_parameters=config.rope_parameters,
+                        mrope_positions_factor=factor)
+    """
+    (f,) = only(analyze(code), "P6")
+    assert f.data["kwarg"] == "mrope_positions_factor" and f.data["safe_drop"]
+    assert f.fix == "drop `mrope_positions_factor=` (an optional refinement)"

@@ -45,3 +45,28 @@ def test_gated_delta_net_state_dtype_re_pointed_matches_upstream():
     assert ours == theirs and len(ours) == 27
     # and the pinned method of the old name is not it (the reason for the table entry)
     assert _grid(pinned, "gated_delta_net_state_dtype") != theirs
+
+
+MROPE = '''
+import json, sys, torch
+from vllm.model_executor.layers.rotary_embedding.mrope import MRotaryEmbedding
+kw = {"positions_factor": 1} if sys.argv[1] == "upstream" else {}
+rope = MRotaryEmbedding(8, 8, 64, 10000.0, True, torch.float32, mrope_section=[2, 1, 1], **kw)
+print(json.dumps({"rows": rope.cos_sin_cache.shape[0], "first": rope.cos_sin_cache[:64].tolist()}))
+'''
+
+
+def test_mrope_positions_factor_drop_keeps_every_position_upstream_has():
+    """P6 safe_drop_when get_rope(mrope_positions_factor=): upstream with factor 1 caches 64 rows, the
+    pinned MRotaryEmbedding 256 (always 4x); the 64 upstream has are the same values."""
+    pinned, upstream = os.environ.get("MMF_PINNED_VENV"), os.environ.get("MMF_REFERENCE_VENV")
+    if not pinned or not upstream:
+        pytest.skip("needs $MMF_PINNED_VENV (vLLM 0.13.0) and $MMF_REFERENCE_VENV (upstream vLLM)")
+    out = {}
+    for side, venv in (("upstream", upstream), ("pinned", pinned)):
+        proc = subprocess.run([python_of(venv), "-c", MROPE, side], capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "VLLM_LOGGING_LEVEL": "ERROR"})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out[side] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (out["upstream"]["rows"], out["pinned"]["rows"]) == (64, 256)
+    assert out["upstream"]["first"] == out["pinned"]["first"]
