@@ -781,3 +781,16 @@ def test_p6_mrope_positions_factor_dropped_from_get_rope():
     (f,) = only(analyze(code), "P6")
     assert f.data["kwarg"] == "mrope_positions_factor" and f.data["safe_drop"]
     assert f.fix == "drop `mrope_positions_factor=` (an optional refinement)"
+
+
+def test_p9_language_model_only_reads_false_through_an_aliased_multimodal_config():
+    code = """
+    def text_only(model_config):
+        mm_config = model_config.multimodal_config if model_config else None
+        return mm_config is None or mm_config.language_model_only
+    """
+    (f,) = only(analyze(code), "P9")
+    assert f.data["config"] == "mm_config" and f.data["default"] == "False"
+    # negative: bound from something else, the name says nothing
+    assert only(analyze(code.replace("model_config.multimodal_config if model_config else None",
+                                     "load_options()")), "P9") == []

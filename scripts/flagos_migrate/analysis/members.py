@@ -118,7 +118,10 @@ def _trusted_config_name(m, node: ast.Name) -> bool:
                 if any(isinstance(t, ast.Name) and t.id == node.id for t in targets):
                     bound = True
                     v = sub.value
-                    if not (isinstance(v, ast.Attribute) and v.attr == node.id) and not _returns(m, v, cls_name):
+                    if isinstance(v, ast.IfExp) and isinstance(v.orelse, ast.Constant) and v.orelse.value is None:
+                        v = v.body  # ``x.cfg if x else None``
+                    if not (isinstance(v, ast.Attribute) and CONFIG_CLASSES.get(v.attr) == cls_name) \
+                            and not _returns(m, v, cls_name):
                         return False
             elif isinstance(sub, (ast.For, ast.With, ast.NamedExpr)) and node.id in {
                     n.id for n in ast.walk(sub) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}:
