@@ -48,11 +48,16 @@ def test_gated_delta_net_state_dtype_re_pointed_matches_upstream():
 
 
 MROPE = '''
-import json, sys, torch
+import inspect, json, sys, torch
 from vllm.model_executor.layers.rotary_embedding.mrope import MRotaryEmbedding
-kw = {"positions_factor": 1} if sys.argv[1] == "upstream" else {}
-rope = MRotaryEmbedding(8, 8, 64, 10000.0, True, torch.float32, mrope_section=[2, 1, 1], **kw)
-print(json.dumps({"rows": rope.cos_sin_cache.shape[0], "first": rope.cos_sin_cache[:64].tolist()}))
+# the cache rows each side builds: upstream factor 1 -> 64; the pinned __init__ always multiplies by 4
+rows = 64 if sys.argv[1] == "upstream" else 64 * 4
+rope = MRotaryEmbedding.__new__(MRotaryEmbedding)  # no CustomOp __init__: no vLLM config needed
+rope.head_size, rope.rotary_dim, rope.base, rope.is_neox_style = 8, 8, 10000.0, True
+rope.max_position_embeddings, rope.dtype = rows, torch.float32
+cache = rope._compute_cos_sin_cache()
+print(json.dumps({"rows": cache.shape[0], "first": cache[:64].tolist(),
+                  "init_x4": "max_position_embeddings * 4" in inspect.getsource(MRotaryEmbedding.__init__)}))
 '''
 
 
@@ -69,4 +74,5 @@ def test_mrope_positions_factor_drop_keeps_every_position_upstream_has():
         assert proc.returncode == 0, proc.stderr[-2000:]
         out[side] = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (out["upstream"]["rows"], out["pinned"]["rows"]) == (64, 256)
+    assert out["pinned"]["init_x4"] and not out["upstream"]["init_x4"]
     assert out["upstream"]["first"] == out["pinned"]["first"]
