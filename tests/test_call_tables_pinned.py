@@ -4,9 +4,11 @@ $MMF_REFERENCE_VENV (a venv with upstream vLLM)."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 from flagos_migrate.catalog.tables import CALLEE_RENAMES
@@ -47,32 +49,25 @@ def test_gated_delta_net_state_dtype_re_pointed_matches_upstream():
     assert _grid(pinned, "gated_delta_net_state_dtype") != theirs
 
 
-MROPE = '''
-import inspect, json, sys, torch
-from vllm.model_executor.layers.rotary_embedding.mrope import MRotaryEmbedding
-# the cache rows each side builds: upstream factor 1 -> 64; the pinned __init__ always multiplies by 4
-rows = 64 if sys.argv[1] == "upstream" else 64 * 4
-rope = MRotaryEmbedding.__new__(MRotaryEmbedding)  # no CustomOp __init__: no vLLM config needed
-rope.head_size, rope.rotary_dim, rope.base, rope.is_neox_style = 8, 8, 10000.0, True
-rope.max_position_embeddings, rope.dtype = rows, torch.float32
-cache = rope._compute_cos_sin_cache()
-print(json.dumps({"rows": cache.shape[0], "first": cache[:64].tolist(),
-                  "init_x4": "max_position_embeddings * 4" in inspect.getsource(MRotaryEmbedding.__init__)}))
-'''
+def _methods(venv: str, rel: str, cls: str) -> dict[str, str]:
+    path = next(Path(venv).glob(f"lib/python3*/site-packages/vllm/{rel}"))
+    tree = ast.parse(path.read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
+    return {f.name: ast.unparse(f) for f in node.body if isinstance(f, ast.FunctionDef)}
 
 
 def test_mrope_positions_factor_drop_keeps_every_position_upstream_has():
-    """P6 safe_drop_when get_rope(mrope_positions_factor=): upstream with factor 1 caches 64 rows, the
-    pinned MRotaryEmbedding 256 (always 4x); the 64 upstream has are the same values."""
+    """P6 safe_drop_when get_rope(mrope_positions_factor=): the factor only sizes the cos/sin cache
+    (upstream max_position * factor, the pinned MRotaryEmbedding always * 4); each row is a function of
+    its position by the same code on both versions, so the rows upstream has are the pinned rows."""
     pinned, upstream = os.environ.get("MMF_PINNED_VENV"), os.environ.get("MMF_REFERENCE_VENV")
     if not pinned or not upstream:
         pytest.skip("needs $MMF_PINNED_VENV (vLLM 0.13.0) and $MMF_REFERENCE_VENV (upstream vLLM)")
-    out = {}
-    for side, venv in (("upstream", upstream), ("pinned", pinned)):
-        proc = subprocess.run([python_of(venv), "-c", MROPE, side], capture_output=True, text=True, timeout=600,
-                              env={**os.environ, "VLLM_LOGGING_LEVEL": "ERROR"})
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        out[side] = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert (out["upstream"]["rows"], out["pinned"]["rows"]) == (64, 256)
-    assert out["pinned"]["init_x4"] and not out["upstream"]["init_x4"]
-    assert out["upstream"]["first"] == out["pinned"]["first"]
+    rel = "model_executor/layers/rotary_embedding/"
+    ours, theirs = (_methods(v, rel + "mrope.py", "MRotaryEmbedding") for v in (pinned, upstream))
+    for name in ("_compute_inv_freq", "_compute_cos_sin_cache"):
+        assert ours[name] == theirs[name]
+        base = [_methods(v, rel + "base.py", "RotaryEmbeddingBase")[name] for v in (pinned, upstream)]
+        assert base[0] == base[1]
+    assert "self.cache_max_position_num = max_position_embeddings * 4" in ours["__init__"]
+    assert "self.cache_max_position_num = max_position_embeddings * positions_factor" in theirs["__init__"]
