@@ -27,7 +27,7 @@ from flagos_migrate.verify.runtime_mm import (
     prompt_with_image,
     shrink_vision_geometry,
 )
-from flagos_migrate.verify.runtime_tiny import tiny_config
+from flagos_migrate.verify.runtime_tiny import tiny_config, with_mrope
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "migrate_model.py"
@@ -111,6 +111,16 @@ def test_a_top_level_token_id_is_not_replaced_by_the_text_configs_none():
     text = glm["text_config"]
     head_dim = text["hidden_size"] // text["num_attention_heads"]
     assert sum(text["rope_scaling"]["mrope_section"]) == int(head_dim * 0.5) // 2
+
+
+def test_mrope_sections_are_added_where_the_config_class_defaults_lack_them():
+    tiny = _tiny(QWEN2_VL)  # Qwen2VLConfig() has rope_scaling None: vLLM would build 1-D rope
+    assert with_mrope(tiny)
+    text = tiny["text_config"]
+    assert sum(text["rope_scaling"]["mrope_section"]) == text["hidden_size"] // text["num_attention_heads"] // 2
+    glm = _tiny(GLM41V)  # a real config.json's sections are kept
+    before = list(glm["text_config"]["rope_scaling"]["mrope_section"])
+    assert not with_mrope(glm) and glm["text_config"]["rope_scaling"]["mrope_section"] == before
 
 
 def test_blip2_text_embeddings_are_as_wide_as_the_projected_image_and_its_queries_few():
@@ -218,3 +228,68 @@ def test_an_image_goes_through_the_tower_and_a_lost_language_model_fails_forward
         assert any("with one image: max |Δlogit|" in n for n in good["notes"]), good["notes"]
         # the text prefill matches; only the image prefill sees the 1% scaled features
         assert scaled["levels"]["match"]["status"] == "fail", scaled["levels"]["match"]
+
+
+PLUGIN_GLM41V = textwrap.dedent('''\
+    """GLM-4.1V as vLLM 0.13.0 ships it, and one whose image prefill gets text positions."""
+    import torch
+    from vllm.model_executor.models.glm4_1v import Glm4vForConditionalGeneration as _Pinned
+
+
+    class Glm4vForConditionalGeneration(_Pinned):
+        pass
+
+
+    class TextPositions(_Pinned):
+        # what the harness passed before: arange in all three M-RoPE sections, image tokens included
+        def get_mrope_input_positions(self, input_tokens, mm_features):
+            n = len(input_tokens)
+            return torch.arange(n).unsqueeze(0).expand(3, n).contiguous(), 0
+''')
+
+
+@pytest.fixture(scope="module")
+def glm_report(tmp_path_factory):
+    """GLM-4.1V (Qwen2-VL family: M-RoPE, grid_thw) from its real config.json keys (--hf-config)."""
+    pinned = _venv("MMF_PINNED_VENV")
+    root = tmp_path_factory.mktemp("glm")
+    plugin = root / "plugin"
+    shutil.copytree(EXAMPLE_PLUGIN, plugin)
+    (plugin / "vllm_fl" / "models" / "glm4_1v.py").write_text(PLUGIN_GLM41V)
+    record = plugin / "vllm_fl" / "models" / ".migration" / "glm4_1v.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"format": 1, "files": {}, "registration": [
+        f"Glm4vForConditionalGeneration -> vllm_fl.models.glm4_1v:{cls}"
+        for cls in ("Glm4vForConditionalGeneration", "TextPositions")]}))
+    (root / "config.json").write_text(json.dumps(GLM41V))
+    extra = ["--reference-python", os.environ["MMF_REFERENCE_VENV"]] if os.environ.get("MMF_REFERENCE_VENV") else []
+    proc = subprocess.run([sys.executable, str(SCRIPT), "verify", "glm4_1v", "--plugin", str(plugin), "--run",
+                           "--python", pinned, "--hf-config", str(root / "config.json"), "--json", *extra],
+                          capture_output=True, text=True, timeout=2400)
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError:
+        report = {}
+    return proc.returncode, report, proc.stderr
+
+
+def test_glm41v_image_runs_with_the_positions_of_its_own_mrope(glm_report):
+    code, report, stderr = glm_report
+    assert report, stderr[-3000:]
+    by_class = {a["class"]: a for a in report["architectures"]}
+    for cls in ("Glm4vForConditionalGeneration", "TextPositions"):
+        arch = by_class[cls]
+        for lv in ("import", "construct", "load", "forward"):
+            assert arch["levels"][lv]["status"] == "pass", (cls, lv, arch["levels"][lv], arch["first_error"])
+        reason = arch["levels"]["forward"]["reason"]
+        # 56x56 pixels, 14-pixel patches, 2x2 merge: 4 image tokens; placeholders at its image_token_id
+        assert reason.startswith("with one image (4 image tokens through the vision tower"), reason
+        assert "M-RoPE positions from the model's get_mrope_input_positions over the image grid" in reason
+        assert "the config names none" not in reason
+    if os.environ.get("MMF_REFERENCE_VENV"):
+        good = by_class["Glm4vForConditionalGeneration"]
+        assert good["levels"]["match"]["status"] == "pass", good["levels"]["match"]
+        assert any("with one image: max |Δlogit|" in n for n in good["notes"]), good["notes"]
+        # the text prefill matches; the image prefill with text positions does not
+        assert by_class["TextPositions"]["levels"]["match"]["status"] == "fail", by_class["TextPositions"]["levels"]
+        assert code == 1

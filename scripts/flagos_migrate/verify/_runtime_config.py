@@ -139,11 +139,15 @@ def _sub_architectures(tiny):
                 sub["architectures"] = [name]
 
 
-def _write_tiny_config(arch, cfg_cls, workdir, base=None):
+def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=None):
     """The tiny config of ``arch``: from the model's real config.json when given (``--hf-config``),
-    else from the config class's defaults."""
+    else from the config class's defaults; ``mrope``: the model computes M-RoPE positions, so the
+    config gets the sections its real checkpoints carry where the defaults lack them."""
     source = cfg_cls.from_dict(base).to_dict() if base else cfg_cls().to_dict()
     tiny = runtime_tiny.tiny_config(source)
+    if mrope and runtime_tiny.with_mrope(tiny) and notes is not None:
+        notes.append("config: M-RoPE sections added (rope_scaling.mrope_section, as the model's released "
+                     "checkpoints carry them; the config class's defaults have none)")
     runtime_mm.shrink_vision_geometry(tiny)
     tiny["architectures"] = [arch]
     tiny.pop("transformers_version", None)

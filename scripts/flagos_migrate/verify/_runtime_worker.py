@@ -126,7 +126,8 @@ def run_pinned(req, spec):
         for mt, bcls in bridges.items():
             _register_bridge(mt, bcls)
         cfg_cls = _config_class(arch, bridges, spec.get("model_type"), spec.get("class"), res["notes"])
-        cfg = _write_tiny_config(arch, cfg_cls, work, spec.get("base_config"))
+        cfg = _write_tiny_config(arch, cfg_cls, work, spec.get("base_config"),
+                                 hasattr(cls, "get_mrope_input_positions"), res["notes"])
         # a peer architecture built from its class's config takes that class's checkpoint names too
         peer = spec.get("class") if cfg_cls is _config_class_of(spec.get("class")) else None
         ckpt = make_checkpoint(arch, cfg, int(req.get("seed", 0)), peer)

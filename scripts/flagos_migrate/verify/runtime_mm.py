@@ -231,9 +231,17 @@ def image_processor(cfg):
         if key in params:
             kwargs[key] = key == "do_convert_rgb"
     proc = cls(**kwargs)
+    # GLM-4.1V's processor has no min_pixels/max_pixels but reads size's shortest/longest edge as
+    # pixel areas (its longest_edge is 28*28*15000): no edge length is that large
+    size = getattr(proc, "size", None)
+    areas = isinstance(size, dict) and isinstance(size.get("longest_edge"), int) and size["longest_edge"] >= 1_000_000
+    pixel_area = pixel_area or areas
     for attr in ("size", "crop_size", "max_image_size"):
         if isinstance(getattr(proc, attr, None), dict):
             setattr(proc, attr, _sized(getattr(proc, attr), side, side * side if pixel_area else None))
+    if areas:  # its budget counts the frames of a temporal patch too (an image is 2 frames)
+        temporal = getattr(proc, "temporal_patch_size", None)
+        proc.size = {**proc.size, "longest_edge": side * side * (temporal if isinstance(temporal, int) else 1)}
     if pixel_area:
         for attr in ("min_pixels", "max_pixels"):
             if hasattr(proc, attr):

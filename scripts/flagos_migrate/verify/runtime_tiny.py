@@ -273,6 +273,30 @@ def tiny_config(config: dict) -> dict:
     return cfg
 
 
+# Qwen2-VL's released split of the rotary half-dimension (t, h, w): [16, 24, 24] of 64
+MROPE_SECTION = [16, 24, 24]
+
+
+def with_mrope(cfg: dict) -> bool:
+    """Give a (tiny) config that has no M-RoPE sections the ones every released checkpoint of an
+    M-RoPE model carries (the Qwen2-VL family, GLM-4.1V: ``rope_scaling.mrope_section``), which the
+    config classes' defaults lack: without them vLLM builds plain 1-D rope. Sized to the rotary part
+    of the text head. True when it added them. Mutates ``cfg``."""
+    text = next((cfg[k] for k in _TEXT_KEYS if isinstance(cfg.get(k), dict)), cfg)
+    for scope in (text, cfg):
+        for key in ("rope_scaling", "rope_parameters"):
+            if isinstance(scope.get(key), dict) and "mrope_section" in scope[key]:
+                return False
+    head_dim = _head_dim(text) or HEAD_DIM
+    factor = text.get("partial_rotary_factor")
+    rotary = int(head_dim * factor) if isinstance(factor, (int, float)) and 0 < factor < 1 else head_dim
+    rope = dict(text.get("rope_scaling") or {}) if isinstance(text.get("rope_scaling"), dict) else {}
+    rope.setdefault("type", rope.get("rope_type", "default"))
+    rope["mrope_section"] = scale_sections(MROPE_SECTION, rotary // 2)
+    text["rope_scaling"] = rope
+    return True
+
+
 def prompt_ids(vocab: int, count: int, reserved: set[int], seed: int = 0) -> list[int]:
     """``count`` deterministic token ids below ``vocab`` that avoid ``reserved`` (special ids)."""
     out: list[int] = []
