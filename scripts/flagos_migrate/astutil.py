@@ -103,27 +103,61 @@ def parse_source(text: bytes | str, relpath: str) -> ast.Module | None:
 
 
 
+class Walk:
+    """Every node of a tree walked once, breadth-first like ast.walk: the nodes, each node's parent,
+    the nodes of each type (each list in walk order), and where each node's children start in the
+    walk. The children of consecutive nodes are consecutive, so the nodes below any node, in the
+    order ast.walk gives them, are a few slices of the one walk: no check walks a subtree again."""
+
+    __slots__ = ("nodes", "parents", "by_type", "_starts", "_pos")
+
+    def __init__(self, tree: ast.AST):
+        nodes: list[ast.AST] = [tree]
+        parents: dict[ast.AST, ast.AST] = {}
+        by_type: dict[type, list[ast.AST]] = defaultdict(list)
+        starts: list[int] = []  # starts[i]: index in ``nodes`` of the first child of nodes[i]
+        append, node_type, start = nodes.append, ast.AST, starts.append
+        for node in nodes:  # the list grows while it is read: breadth-first
+            by_type[type(node)].append(node)
+            start(len(nodes))
+            for name in node._fields:
+                value = getattr(node, name, None)
+                if value.__class__ is list:
+                    for item in value:
+                        if isinstance(item, node_type):
+                            parents[item] = node
+                            append(item)
+                elif isinstance(value, node_type):
+                    parents[value] = node
+                    append(value)
+        starts.append(len(nodes))
+        self.nodes, self.parents, self.by_type, self._starts = nodes, parents, by_type, starts
+        self._pos: dict[ast.AST, int] | None = None
+
+    def subtree(self, node: ast.AST) -> list[ast.AST]:
+        """``walk(node)`` (same nodes, same order) for a node of this tree, read off the one walk
+        level by level: the descendants at each depth are one slice."""
+        if self._pos is None:
+            self._pos = {n: i for i, n in enumerate(self.nodes)}
+        i = self._pos.get(node)
+        if i is None:
+            return walk(node)
+        nodes, starts = self.nodes, self._starts
+        out = nodes[i:i + 1]
+        a, b = i, i + 1
+        while True:
+            a, b = starts[a], starts[b]
+            if a == b:
+                return out
+            out += nodes[a:b]
+
+
 def walk_indexed(tree: ast.AST) -> tuple[list[ast.AST], dict[ast.AST, ast.AST], dict[type, list[ast.AST]]]:
     """Every node (breadth-first, like ast.walk), each node's parent, and the nodes of each type
     (each list in walk order), in one pass: the checks of a file read the lists of the types they
     look at instead of testing every node again."""
-    nodes: list[ast.AST] = [tree]
-    parents: dict[ast.AST, ast.AST] = {}
-    by_type: dict[type, list[ast.AST]] = defaultdict(list)
-    append, node_type = nodes.append, ast.AST
-    for node in nodes:  # the list grows while it is read: breadth-first
-        by_type[type(node)].append(node)
-        for name in node._fields:
-            value = getattr(node, name, None)
-            if value.__class__ is list:
-                for item in value:
-                    if isinstance(item, node_type):
-                        parents[item] = node
-                        append(item)
-            elif isinstance(value, node_type):
-                parents[value] = node
-                append(value)
-    return nodes, parents, by_type
+    w = Walk(tree)
+    return w.nodes, w.parents, w.by_type
 
 
 def source_lines(source: str) -> list[str]:
@@ -284,7 +318,7 @@ class Usage:
         return self.annotation > 0 and self.runtime == 0
 
 
-def _annotation_nodes(nodes: list, by_type: dict | None = None) -> set[int]:
+def _annotation_nodes(nodes: list, by_type: dict | None = None, subtree=None) -> set[int]:
     """ids of every node inside an annotation."""
     roots: list[ast.AST] = []
     for node in _of_types(nodes, by_type, ast.arg, ast.FunctionDef, ast.AsyncFunctionDef, ast.AnnAssign):
@@ -296,16 +330,16 @@ def _annotation_nodes(nodes: list, by_type: dict | None = None) -> set[int]:
             roots.append(node.annotation)
     ids: set[int] = set()
     for root in roots:
-        ids.update(map(id, walk(root)))
+        ids.update(map(id, (subtree or walk)(root)))
     return ids
 
 
-def _type_checking_ids(nodes: list, by_type: dict | None = None) -> set[int]:
+def _type_checking_ids(nodes: list, by_type: dict | None = None, subtree=None) -> set[int]:
     ids: set[int] = set()
     for node in _of_types(nodes, by_type, ast.If):
         if is_type_checking_test(node.test):
             for stmt in node.body:
-                ids.update(map(id, walk(stmt)))
+                ids.update(map(id, (subtree or walk)(stmt)))
     return ids
 
 
@@ -313,16 +347,16 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 
 
 def name_usage(tree: ast.AST, parents: dict | None = None, nodes: list | None = None,
-               by_type: dict | None = None) -> dict[str, Usage]:
+               by_type: dict | None = None, subtree=None) -> dict[str, Usage]:
     """Loads of each name: at run time or only inside annotations (string annotations included).
 
     Names listed in ``__all__`` count as run-time uses (re-exports); names used only under
-    ``if TYPE_CHECKING:`` count as annotations.
+    ``if TYPE_CHECKING:`` count as annotations. ``subtree``: ``Walk.subtree`` of the tree, when walked.
     """
     if parents is None or nodes is None:
         nodes, parents, by_type = walk_indexed(tree)
-    ann = _annotation_nodes(nodes, by_type)
-    tc_ids = _type_checking_ids(nodes, by_type)
+    ann = _annotation_nodes(nodes, by_type, subtree)
+    tc_ids = _type_checking_ids(nodes, by_type, subtree)
     usage: dict[str, Usage] = {}
     for node in _of_types(nodes, by_type, ast.Name):
         if isinstance(node.ctx, ast.Load):

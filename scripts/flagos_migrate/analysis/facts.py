@@ -13,11 +13,10 @@ from functools import cached_property
 
 from flagos_migrate.astutil import (
     ImportBinding,
+    Walk,
     import_bindings,
     name_usage,
     source_lines,
-    walk,
-    walk_indexed,
 )
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.pinned.api_index import PinnedApis, Symbol
@@ -37,18 +36,21 @@ _RESOLVED_KINDS = ("module", "class", "function", "var", "external")
 
 
 class ModuleFacts:
-    def __init__(self, tree: ast.Module, ctx: AnalysisContext):
+    def __init__(self, tree: ast.Module, ctx: AnalysisContext, walked: Walk | None = None):
+        """``walked``: ``Walk(tree)`` when the caller has it already (the validator walks each file
+        once for the plugin index and every check)."""
         self.tree = tree
         self.ctx = ctx
         self.apis = ctx.apis
         self.findings: list[Finding] = []
         self.source: str | None = None  # the file's text, when the caller has it (comments are not in the tree)
-        self.nodes, self.parents, self._by_type = walk_indexed(tree)
+        self.walk = walked if walked is not None else Walk(tree)
+        self.nodes, self.parents, self._by_type = self.walk.nodes, self.walk.parents, self.walk.by_type
         self.is_package = ctx.path.endswith("__init__.py")
         base = ctx.origin_module or ctx.module
         self.bindings = import_bindings(tree, base, self.is_package and not ctx.origin_module, self.parents,
                                         self.nodes, self._by_type)
-        self.usage = name_usage(tree, self.parents, self.nodes, self._by_type)
+        self.usage = name_usage(tree, self.parents, self.nodes, self._by_type, self.walk.subtree)
         # alias -> binding made at module level (the last one wins, like Python)
         self.module_bindings: dict[str, ImportBinding] = {}
         for b in self.bindings:
@@ -109,7 +111,7 @@ class ModuleFacts:
         key = id(node)
         found = self._subtrees.get(key)
         if found is None:
-            found = self._subtrees[key] = walk(node)
+            found = self._subtrees[key] = self.walk.subtree(node)
         return found
 
     def enclosing(self, node: ast.AST, kinds) -> ast.AST | None:

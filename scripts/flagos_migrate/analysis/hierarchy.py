@@ -113,7 +113,7 @@ class Hierarchy:
             elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
                 for t in targets:
-                    for sub in ast.walk(t):
+                    for sub in self.m.subtree(t):
                         if isinstance(sub, ast.Name):
                             members.add(sub.id)
         for sub in self.m.subtree(node):

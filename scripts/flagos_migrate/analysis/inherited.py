@@ -95,10 +95,10 @@ def _defines(node: ast.ClassDef, name: str) -> bool:
     return any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == name for s in node.body)
 
 
-def _self_assigns(node: ast.AST) -> dict[str, ast.expr]:
+def _self_assigns(m: ModuleFacts, node: ast.AST) -> dict[str, ast.expr]:
     """``self.X = value`` anywhere below ``node``: X -> the value (the last one)."""
     out: dict[str, ast.expr] = {}
-    for sub in ast.walk(node):
+    for sub in m.subtree(node):
         if isinstance(sub, (ast.Assign, ast.AnnAssign)):
             targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
             for t in targets:
@@ -108,11 +108,11 @@ def _self_assigns(node: ast.AST) -> dict[str, ast.expr]:
     return out
 
 
-def _marked_language_model(classes: list[ast.ClassDef]) -> tuple[str, ast.expr] | None:
+def _marked_language_model(m: ModuleFacts, classes: list[ast.ClassDef]) -> tuple[str, ast.expr] | None:
     """The one ``self.X`` built inside ``with self._mark_language_model(...)`` without ``targets=``."""
     found: dict[str, ast.expr] = {}
     for node in classes:
-        for sub in ast.walk(node):
+        for sub in m.subtree(node):
             if not (isinstance(sub, ast.With) and len(sub.items) == 1):
                 continue
             call = sub.items[0].context_expr
@@ -122,7 +122,7 @@ def _marked_language_model(classes: list[ast.ClassDef]) -> tuple[str, ast.expr] 
             if any(k.arg == "targets" for k in call.keywords):
                 return None
             for stmt in sub.body:
-                found.update(_self_assigns(stmt))
+                found.update(_self_assigns(m, stmt))
     return next(iter(found.items())) if len(found) == 1 else None
 
 
@@ -183,7 +183,7 @@ def _reaches(m: ModuleFacts, cls: ast.ClassDef, iface: str) -> bool:
 
 def _fix_source(m: ModuleFacts, anc: _Ancestry, entry: dict) -> str | None:
     fix = entry["fix"]
-    lm = _marked_language_model(anc.locals)
+    lm = _marked_language_model(m, anc.locals)
     if fix == "language_model":
         return _annotation(m, INHERITED_TEMPLATES[fix].format(attr=lm[0])) if lm else None
     if fix == "eagle3_get" and any(_defines(c, entry.get("upstream_hook", "")) for c in anc.locals):
@@ -191,7 +191,7 @@ def _fix_source(m: ModuleFacts, anc: _Ancestry, entry: dict) -> str | None:
     multimodal = any(i.endswith(".SupportsMultiModal") for i in anc.interfaces)
     assigned: dict[str, ast.expr] = {}
     for c in anc.locals:
-        for k, v in _self_assigns(c).items():
+        for k, v in _self_assigns(m, c).items():
             assigned.setdefault(k, v)
     if multimodal:
         if lm is None and "language_model" in assigned:
@@ -255,13 +255,10 @@ def check_dead_hooks(m: ModuleFacts) -> None:
 
 def _referenced_names(m: ModuleFacts) -> set[str]:
     out: set[str] = set()
-    for node in m.nodes:
-        if isinstance(node, ast.Attribute):
-            out.add(node.attr)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-            out.add(node.id)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
-            out.add(node.value)
+    out.update(node.attr for node in m.of_type(ast.Attribute))
+    out.update(node.id for node in m.of_type(ast.Name) if isinstance(node.ctx, ast.Load))
+    out.update(node.value for node in m.of_type(ast.Constant)
+               if isinstance(node.value, str) and node.value.isidentifier())
     return out
 
 
@@ -308,8 +305,8 @@ def _written(m: ModuleFacts, node: ast.AST) -> str:
 
 
 def check_tower_skipping(m: ModuleFacts) -> None:
-    for node in m.nodes:
-        if not (isinstance(node, (ast.With, ast.AsyncWith)) and len(node.items) == 1):
+    for node in m.of_type(ast.With, ast.AsyncWith):
+        if len(node.items) != 1:
             continue
         call = node.items[0].context_expr
         if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)

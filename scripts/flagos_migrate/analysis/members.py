@@ -124,7 +124,7 @@ def _trusted_config_name(m, node: ast.Name) -> bool:
                             and not _returns(m, v, cls_name):
                         return False
             elif isinstance(sub, (ast.For, ast.With, ast.NamedExpr)) and node.id in {
-                    n.id for n in ast.walk(sub) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}:
+                    n.id for n in m.subtree(sub) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}:
                 return False
         if bound:
             return True
@@ -178,8 +178,8 @@ def check_class_members(m: ModuleFacts) -> None:
     class of the pinned hierarchy defines ``X``. Read in a module or class body it fails the import."""
     typed = _typed_parameters(m)
     seen_p9 = {(f.line, f.col) for f in m.found("P9")}
-    for node in m.nodes:
-        if not (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)):
+    for node in m.of_type(ast.Attribute):
+        if not isinstance(node.ctx, ast.Load):
             continue
         attr = node.attr
         if attr.startswith("__") or attr in m.hasattr_names or (node.lineno, node.col_offset) in seen_p9:
@@ -219,9 +219,7 @@ def _typed_parameters(m) -> dict[tuple[int, str], Symbol]:
     the function never rebinds. Only dataclasses: their fields are the whole interface (a class such as
     a layer base is often given a subclass with more attributes). Config variables are P9's."""
     out: dict[tuple[int, str], Symbol] = {}
-    for func in m.nodes:
-        if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
+    for func in m.of_type(ast.FunctionDef, ast.AsyncFunctionDef):
         args = func.args
         params = [a for a in args.posonlyargs + args.args + args.kwonlyargs
                   if a.annotation is not None and a.arg not in ("self", "cls") and a.arg not in CONFIG_CLASSES]

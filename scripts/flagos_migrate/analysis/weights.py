@@ -43,7 +43,7 @@ FIX = ("load each shard id of the tuple on its slice: `from vllm_fl.compat.stack
 
 
 def check_tuple_shard_ids(m: ModuleFacts) -> None:
-    for node in m.nodes:
+    for node in m.of_type(ast.Call, ast.Tuple):
         if isinstance(node, ast.Call):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
@@ -81,7 +81,7 @@ def check_gguf_handling(m: ModuleFacts) -> None:
     entry = table.get(stem)
     if entry is None:
         return
-    if any(isinstance(n, ast.Constant) and isinstance(n.value, str) and "gguf" in n.value.lower() for n in m.nodes):
+    if any(isinstance(n.value, str) and "gguf" in n.value.lower() for n in m.of_type(ast.Constant)):
         return  # the file handles GGUF itself (the pinned code kept, or a hand port)
     node = _anchor(m, entry["anchor"])
     m.add("P32", node, f"GGUF checkpoints: the pinned vllm.model_executor.models.{stem} {entry['does']} "
