@@ -38,13 +38,14 @@ def _class_sets(node: ast.ClassDef) -> set[str]:
     return out
 
 
-def bridge_field_findings(tree: ast.Module, ctx: AnalysisContext, plugin_files: dict) -> list[Finding]:
+def bridge_field_findings(tree: ast.Module, ctx: AnalysisContext, plugin_files: dict, walked=None) -> list[Finding]:
     """P15: fields that the pinned parent classes of this file's models read directly (``config.X``)
     but the config bridge the file imports from ``vllm_fl.configs`` never sets. Each read is attributed
     to the config object it goes through: a text-config bridge answers for ``text_config.X`` and for a
     language-model parent's ``config.X``, not for a multimodal parent's ``config.vision_config``.
 
     A warning: a field may also arrive from the checkpoint's config.json through ``**kwargs``.
+    ``walked``: ``astutil.Walk(tree)`` when the caller has it.
     """
     base = ctx.origin_module or ctx.module
     is_package = ctx.path.endswith("__init__.py") and not ctx.origin_module
@@ -52,7 +53,7 @@ def bridge_field_findings(tree: ast.Module, ctx: AnalysisContext, plugin_files: 
     if not any(b.name and b.module.startswith(f"{PLUGIN}.configs") and not b.level
                for b in import_bindings(tree, base, is_package)):
         return []
-    an = ModuleFacts(tree, ctx)
+    an = ModuleFacts(tree, ctx, walked)
     bridges = [b for b in an.bindings if b.name and b.module.startswith(f"{PLUGIN}.configs") and not b.level]
     parents: dict[str, tuple[str, dict[str, list[str]]]] = {}  # name -> (role, config object -> fields)
     for cls in an.local_classes.values():

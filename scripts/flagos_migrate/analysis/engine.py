@@ -18,7 +18,7 @@ import warnings
 
 from flagos_migrate.analysis import calls, imports, inherited, members, removed, structure, weights
 from flagos_migrate.analysis.facts import AnalysisContext, ModuleFacts
-from flagos_migrate.astutil import ImportBinding, Usage, import_bindings, name_usage
+from flagos_migrate.astutil import ImportBinding, Usage, Walk, import_bindings, name_usage
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.pinned.api_index import Symbol
 from flagos_migrate.pinned.index_builder import custom_op_names
@@ -67,23 +67,27 @@ def parse_text(text: str | bytes, path: str) -> tuple[ast.Module | None, Finding
             return None, Finding("P20", path, 1, 0, f"cannot parse: {exc}")
 
 
-def analyze_tree(tree: ast.Module, ctx: AnalysisContext, source: str | None = None) -> list[Finding]:
-    facts = ModuleFacts(tree, ctx)
+def analyze_tree(tree: ast.Module, ctx: AnalysisContext, source: str | None = None,
+                 walked: Walk | None = None) -> list[Finding]:
+    facts = ModuleFacts(tree, ctx, walked)
     facts.source = source  # comments some checks read (P26), when the caller has the text
     for check in CHECKS:
         check(facts)
     return facts.findings
 
 
-def analyze_source(text: str | bytes, ctx: AnalysisContext, tree: ast.Module | None = None) -> list[Finding]:
+def analyze_source(text: str | bytes, ctx: AnalysisContext, tree: ast.Module | None = None,
+                   walked: Walk | None = None) -> list[Finding]:
     """All findings for one file; never raises on bad code (P20 instead). ``tree``: ``text`` parsed
-    already (the validator parses each file once for the index and every check)."""
+    already, ``walked``: ``Walk(tree)`` (the validator parses and walks each file once for the index
+    and every check)."""
     if tree is None:
+        walked = None  # a walk belongs to the tree it was made of
         tree, err = parse_text(text, ctx.path)
         if tree is None:
             return [err]
     try:
-        findings = analyze_tree(tree, ctx, text if isinstance(text, str) else text.decode("utf-8", "replace"))
+        findings = analyze_tree(tree, ctx, text if isinstance(text, str) else text.decode("utf-8", "replace"), walked)
     except RecursionError:
         return [Finding("P20", ctx.path, 1, 0, "file too deeply nested to analyse", severity="warning")]
     except Exception as exc:  # a bug of ours must not hide the other files' results

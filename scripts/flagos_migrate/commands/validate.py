@@ -16,6 +16,7 @@ from pathlib import Path
 from flagos_migrate.analysis import AnalysisContext, analyze_source, parse_text
 from flagos_migrate.analysis.bridges import bridge_field_findings
 from flagos_migrate.analysis.inherited import framework_findings
+from flagos_migrate.astutil import Walk
 from flagos_migrate.catalog.findings import Finding, sort_key
 from flagos_migrate.cli import UsageError
 from flagos_migrate.pinned.api_index import PinnedApis, available_versions, find_index_file
@@ -216,6 +217,8 @@ _PLUGIN_FILES: dict[str, Path] = {}
 # every file of one run, read and parsed once: the plugin index, every check and the cross-file
 # checks share the tree (path -> (bytes, tree or None, P20 finding or None))
 _PARSED: dict[Path, tuple[bytes, ast.Module | None, Finding | None]] = {}
+# each tree of the run walked once (path -> Walk): the plugin index and every check read it
+_WALKS: dict[Path, Walk] = {}
 
 
 def _parsed(path: Path) -> tuple[bytes, ast.Module | None, Finding | None]:
@@ -277,7 +280,7 @@ def analyze_file(tree: PluginTree, apis: PinnedApis, path: Path) -> list[Finding
     except OSError as exc:
         return [Finding("P20", shown, 1, 0, f"cannot read file: {exc.strerror or exc}")]
     ctx = AnalysisContext(apis, module_for(tree, path), shown)
-    return analyze_source(data, ctx, tree=ptree)
+    return analyze_source(data, ctx, tree=ptree, walked=_WALKS.get(path))
 
 
 def validate(plugin: str, model: str | None = None, config: str | None = None, init: str | None = None,
@@ -291,6 +294,7 @@ def validate(plugin: str, model: str | None = None, config: str | None = None, i
     _PLUGIN_FILES.clear()
     _PLUGIN_FILES.update({tree.module_of(p): p for p in tree.python_files()})
     _PARSED.clear()
+    _WALKS.clear()
     parsed = {}
     # The trees of every file stay alive for the whole run: millions of nodes the cyclic collector
     # would walk again at every full collection (two thirds of the parse time on the corpus). They
@@ -304,6 +308,8 @@ def validate(plugin: str, model: str | None = None, config: str | None = None, i
             except OSError:
                 continue
             parsed[path] = (data, ptree)
+            if ptree is not None:
+                _WALKS[path] = Walk(ptree)
     finally:
         gc.enable()
     gc.freeze()
@@ -311,11 +317,12 @@ def validate(plugin: str, model: str | None = None, config: str | None = None, i
         return _validate_parsed(tree, pinned, base_apis, parsed, started, model, config, init, all_models)
     finally:
         gc.unfreeze()
+        _WALKS.clear()
 
 
 def _validate_parsed(tree: PluginTree, pinned: PinnedTarget, base_apis: PinnedApis, parsed: dict, started: float,
                      model: str | None, config: str | None, init: str | None, all_models: bool) -> Report:
-    apis = base_apis.with_package(tree.index(parsed=parsed))
+    apis = base_apis.with_package(tree.index(parsed=parsed, walks=_WALKS))
     init_path = _existing_file(tree, init, "__init__ file") if init else tree.init_file
     reg = parse_registrations(init_path)
     report = Report(pinned=pinned.vllm, plugin=str(tree.root))
@@ -363,5 +370,6 @@ def cross_file_checks(tree: PluginTree, apis: PinnedApis, files: list[Path]) -> 
             continue
         if ptree is None or b"configs" not in text:  # imports no config bridge (relative ones included)
             continue
-        out.extend(bridge_field_findings(ptree, AnalysisContext(apis, module_for(tree, path), display(tree, path)), _PLUGIN_FILES))
+        out.extend(bridge_field_findings(ptree, AnalysisContext(apis, module_for(tree, path), display(tree, path)),
+                                         _PLUGIN_FILES, walked=_WALKS.get(path)))
     return out

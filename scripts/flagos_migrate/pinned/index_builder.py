@@ -62,10 +62,11 @@ CONFIG_OBJECT = {"config": "config", "hf_config": "config", "text_config": "text
                  "hf_text_config": "text_config", "vision_config": "vision_config"}
 
 
-def custom_op_names(tree: ast.AST) -> list[str]:
-    """Op names registered with ``CustomOp.register("x")`` or ``direct_register_custom_op(op_name=...)``."""
+def custom_op_names(tree: ast.AST, nodes: list[ast.AST] | None = None) -> list[str]:
+    """Op names registered with ``CustomOp.register("x")`` or ``direct_register_custom_op(op_name=...)``
+    (``nodes``: the tree walked already)."""
     names = set()
-    for node in walk(tree):
+    for node in walk(tree) if nodes is None else nodes:
         if not isinstance(node, ast.Call):
             continue
         func = dotted(node.func) or ""
@@ -94,9 +95,10 @@ class _MethodScan:
         self.guards: set[str] = set()  # getattr(self, "x", default) / hasattr(self, "x"): reads that tolerate absence
         self.self_calls: set[str] = set()  # self.m(...): methods this one calls
 
-    def visit(self, func: ast.AST) -> None:
+    def visit(self, func: ast.AST, walker=walk) -> None:
         # one flat walk, not an ast.NodeVisitor: the plugin index scans every method of every file
-        for node in walk(func):
+        # (``walker``: ``Walk.subtree`` of a tree the caller walked already)
+        for node in walker(func):
             kind = type(node)
             if kind is ast.Attribute:
                 self._attribute(node)
@@ -160,7 +162,7 @@ class _MethodScan:
             self.dynamic = True
 
 
-def class_record(node: ast.ClassDef) -> dict:
+def class_record(node: ast.ClassDef, walker=walk) -> dict:
     decorators = decorator_names(node)
     is_dataclass = any(d.rsplit(".", 1)[-1] == "dataclass" or d.endswith("config") for d in decorators)
     methods: dict[str, dict] = {}
@@ -183,7 +185,7 @@ def class_record(node: ast.ClassDef) -> dict:
             if decs:
                 methods[stmt.name]["d"] = decs
             scan = _MethodScan()
-            scan.visit(stmt)
+            scan.visit(stmt, walker)
             if scan.reads:
                 reads[stmt.name] = sorted(scan.reads)
             if scan.guards:
@@ -256,9 +258,10 @@ def _literal_strings(node: ast.AST) -> list[str] | None:
 class _ModuleScan:
     """Walk a module's top-level statements (into if/try/with, not into defs)."""
 
-    def __init__(self, name: str, is_package: bool):
+    def __init__(self, name: str, is_package: bool, walked=None):
         self.name = name
         self.is_package = is_package
+        self.walked = walked  # astutil.Walk of the tree, when the caller has it
         self.main = {"defs": {}, "imports": {}, "star": []}
         self.tc = {"defs": {}, "imports": {}, "star": []}
         self.classes: dict[str, dict] = {}
@@ -307,7 +310,7 @@ class _ModuleScan:
                     section["imports"][alias.asname or alias.name] = f"{source}:{alias.name}"
         elif isinstance(stmt, ast.ClassDef):
             section["defs"][stmt.name] = "class"
-            self.classes[stmt.name] = class_record(stmt)
+            self.classes[stmt.name] = class_record(stmt, walk if self.walked is None else self.walked.subtree)
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             section["defs"][stmt.name] = "function"
             self.functions[stmt.name] = signature_of(stmt.args)
@@ -386,7 +389,8 @@ class _ModuleScan:
             "all": self.all,
             "classes": self.classes,
             "functions": self.functions,
-            "ops": custom_op_names(tree) if text is None or _may_register_ops(text) else [],
+            "ops": (custom_op_names(tree, self.walked and self.walked.nodes)
+                    if text is None or _may_register_ops(text) else []),
         }
         if any(self.tc.values()):
             rec["tc"] = self.tc
@@ -403,14 +407,15 @@ def _may_register_ops(text: bytes | str) -> bool:
     return "CustomOp" in text or "direct_register_custom_op" in text
 
 
-def module_record(relpath: str, text: bytes | str, tree: ast.Module | None = None) -> dict | None:
-    """Index record of one module, or None when it does not parse (``tree``: already parsed)."""
+def module_record(relpath: str, text: bytes | str, tree: ast.Module | None = None, walked=None) -> dict | None:
+    """Index record of one module, or None when it does not parse (``tree``: already parsed;
+    ``walked``: ``astutil.Walk(tree)``, already made)."""
     if tree is None:
         tree = parse_source(text, relpath)
     if tree is None:
         return None
     name = module_name(relpath)
-    return _ModuleScan(name, relpath.endswith("__init__.py")).record(relpath, tree, text)
+    return _ModuleScan(name, relpath.endswith("__init__.py"), walked).record(relpath, tree, text)
 
 
 def build_index(source: SourceTree, command: str = "", progress=None) -> dict:

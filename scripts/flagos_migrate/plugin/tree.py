@@ -239,10 +239,12 @@ class PluginTree:
         return self._checked(p for p in d.glob("*.py") if p.name != "__init__.py") if d.is_dir() else []
 
     def index(self, overlay: dict[str, str] | None = None,
-              parsed: dict[Path, tuple[bytes, ast.Module | None]] | None = None) -> ApiIndex:
+              parsed: dict[Path, tuple[bytes, ast.Module | None]] | None = None,
+              walks: dict | None = None) -> ApiIndex:
         """Index of the plugin's own modules; ``overlay`` (module -> source text) adds or replaces
         modules that are not written yet (the migration checks its output before writing);
-        ``parsed`` (path -> (bytes, tree)) holds files the caller read and parsed already."""
+        ``parsed`` (path -> (bytes, tree)) holds files the caller read and parsed already, ``walks``
+        (path -> astutil.Walk) those trees walked."""
         if self._index is None or overlay:
             records = {}
             for path in self.python_files():
@@ -250,7 +252,8 @@ class PluginTree:
                 try:
                     if parsed is not None and path in parsed:
                         data, tree = parsed[path]
-                        rec = module_record(rel, data, tree) if tree is not None else None
+                        rec = (module_record(rel, data, tree, (walks or {}).get(path))
+                               if tree is not None else None)
                     else:
                         rec = module_record(rel, path.read_bytes())
                 except OSError:
