@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import re
 import warnings
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -109,7 +110,7 @@ class Walk:
     walk. The children of consecutive nodes are consecutive, so the nodes below any node, in the
     order ast.walk gives them, are a few slices of the one walk: no check walks a subtree again."""
 
-    __slots__ = ("nodes", "parents", "by_type", "_starts", "_pos")
+    __slots__ = ("nodes", "parents", "by_type", "_starts", "_pos", "_type_pos")
 
     def __init__(self, tree: ast.AST):
         nodes: list[ast.AST] = [tree]
@@ -133,13 +134,17 @@ class Walk:
         starts.append(len(nodes))
         self.nodes, self.parents, self.by_type, self._starts = nodes, parents, by_type, starts
         self._pos: dict[ast.AST, int] | None = None
+        self._type_pos: dict[type, list[int]] = {}
+
+    def _index(self, node: ast.AST) -> int | None:
+        if self._pos is None:
+            self._pos = {n: i for i, n in enumerate(self.nodes)}
+        return self._pos.get(node)
 
     def subtree(self, node: ast.AST) -> list[ast.AST]:
         """``walk(node)`` (same nodes, same order) for a node of this tree, read off the one walk
         level by level: the descendants at each depth are one slice."""
-        if self._pos is None:
-            self._pos = {n: i for i, n in enumerate(self.nodes)}
-        i = self._pos.get(node)
+        i = self._index(node)
         if i is None:
             return walk(node)
         nodes, starts = self.nodes, self._starts
@@ -150,6 +155,46 @@ class Walk:
             if a == b:
                 return out
             out += nodes[a:b]
+
+    def below(self, node: ast.AST, *types: type) -> list[ast.AST]:
+        """``[n for n in walk(node) if type(n) in types]`` (same order) without testing every node:
+        the nodes of a type at each depth below ``node`` are one slice of that type's list."""
+        i = self._index(node)
+        if i is None or any(issubclass(t, _SHARED_NODES) for t in types):
+            return [n for n in self.subtree(node) if type(n) in types]
+        if len(types) == 1:
+            return [n for _, n in self._below(i, types[0])]
+        found = [pair for t in types for pair in self._below(i, t)]
+        found.sort(key=_first)  # back into walk order
+        return [n for _, n in found]
+
+    def _below(self, i: int, t: type) -> list[tuple[int, ast.AST]]:
+        """(walk position, node) of the nodes of type ``t`` below nodes[i] (itself included)."""
+        nodes = self.by_type.get(t)
+        if not nodes:
+            return []
+        where = self._type_pos.get(t)
+        if where is None:
+            pos = self._pos
+            where = self._type_pos[t] = [pos[n] for n in nodes]
+        out: list[tuple[int, ast.AST]] = []
+        starts = self._starts
+        a, b = i, i + 1
+        while a < b:
+            lo = bisect_left(where, a)
+            hi = bisect_left(where, b, lo)
+            out.extend(zip(where[lo:hi], nodes[lo:hi]))
+            a, b = starts[a], starts[b]
+        return out
+
+
+def _first(pair: tuple) -> int:
+    return pair[0]
+
+
+# node types whose instances the parser shares between places (``ast.Load()``, ``ast.Add()``): one
+# object at many positions of the walk, so they have no one position
+_SHARED_NODES = (ast.expr_context, ast.boolop, ast.operator, ast.unaryop, ast.cmpop)
 
 
 def walk_indexed(tree: ast.AST) -> tuple[list[ast.AST], dict[ast.AST, ast.AST], dict[type, list[ast.AST]]]:

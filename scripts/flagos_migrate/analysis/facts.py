@@ -114,6 +114,10 @@ class ModuleFacts:
             found = self._subtrees[key] = self.walk.subtree(node)
         return found
 
+    def below(self, node: ast.AST, *types: type) -> list[ast.AST]:
+        """The nodes of exactly these types in ``subtree(node)``, in its order (read off per-type lists)."""
+        return self.walk.below(node, *types)
+
     def enclosing(self, node: ast.AST, kinds) -> ast.AST | None:
         cur = self.parents.get(node)
         while cur is not None and not isinstance(cur, kinds):

@@ -116,7 +116,7 @@ class Hierarchy:
                     for sub in self.m.subtree(t):
                         if isinstance(sub, ast.Name):
                             members.add(sub.id)
-        for sub in self.m.subtree(node):
+        for sub in self.m.below(node, ast.Attribute, ast.Call):
             if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id in ("self", "cls"):
                 if isinstance(sub.ctx, ast.Store):
                     members.add(sub.attr)

@@ -98,7 +98,7 @@ def _defines(node: ast.ClassDef, name: str) -> bool:
 def _self_assigns(m: ModuleFacts, node: ast.AST) -> dict[str, ast.expr]:
     """``self.X = value`` anywhere below ``node``: X -> the value (the last one)."""
     out: dict[str, ast.expr] = {}
-    for sub in m.subtree(node):
+    for sub in m.below(node, ast.Assign, ast.AnnAssign):
         if isinstance(sub, (ast.Assign, ast.AnnAssign)):
             targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
             for t in targets:
@@ -112,8 +112,8 @@ def _marked_language_model(m: ModuleFacts, classes: list[ast.ClassDef]) -> tuple
     """The one ``self.X`` built inside ``with self._mark_language_model(...)`` without ``targets=``."""
     found: dict[str, ast.expr] = {}
     for node in classes:
-        for sub in m.subtree(node):
-            if not (isinstance(sub, ast.With) and len(sub.items) == 1):
+        for sub in m.below(node, ast.With):
+            if len(sub.items) != 1:
                 continue
             call = sub.items[0].context_expr
             if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)

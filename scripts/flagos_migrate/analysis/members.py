@@ -30,8 +30,8 @@ def check_methods(m: ModuleFacts) -> None:
         if not any(k == "pinned" or (k == "external" and _normalise_external(o) not in NO_INIT_BASES)
                    for k, o in lin[1:]):
             continue  # plain classes and mixins: attributes may come from anywhere
-        for node in m.subtree(cls):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        for node in m.below(cls, ast.Call):
+            if not isinstance(node.func, ast.Attribute):
                 continue
             if m.enclosing_class(node) is not cls:
                 continue
@@ -112,7 +112,7 @@ def _trusted_config_name(m, node: ast.Name) -> bool:
                 bound = True
                 if a.annotation is not None and cls_name not in ast.unparse(a.annotation):
                     return False
-        for sub in m.subtree(scope):
+        for sub in m.below(scope, ast.Assign, ast.AnnAssign, ast.For, ast.With, ast.NamedExpr):
             if isinstance(sub, (ast.Assign, ast.AnnAssign)):
                 targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
                 if any(isinstance(t, ast.Name) and t.id == node.id for t in targets):
@@ -124,7 +124,7 @@ def _trusted_config_name(m, node: ast.Name) -> bool:
                             and not _returns(m, v, cls_name):
                         return False
             elif isinstance(sub, (ast.For, ast.With, ast.NamedExpr)) and node.id in {
-                    n.id for n in m.subtree(sub) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}:
+                    n.id for n in m.below(sub, ast.Name) if isinstance(n.ctx, ast.Store)}:
                 return False
         if bound:
             return True
@@ -186,8 +186,8 @@ def check_class_members(m: ModuleFacts) -> None:
             continue
         sym, via = m.resolve_expr(node.value), "class"
         if sym is None or sym.kind != "class":
-            sym, via = (typed.get((id(_scope(m, node)), node.value.id)) if isinstance(node.value, ast.Name)
-                        else None), "instance"
+            sym, via = (typed.get((id(_scope(m, node)), node.value.id))
+                        if typed and isinstance(node.value, ast.Name) else None), "instance"
         if sym is None or not _closed_class(m, sym) or m.apis.class_has_member(sym, attr) is not False:
             continue
         flags = context_flags(node, m.parents)
@@ -225,7 +225,7 @@ def _typed_parameters(m) -> dict[tuple[int, str], Symbol]:
                   if a.annotation is not None and a.arg not in ("self", "cls") and a.arg not in CONFIG_CLASSES]
         if not params:
             continue
-        stored = {n.id for n in m.subtree(func) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))}
+        stored = {n.id for n in m.below(func, ast.Name) if isinstance(n.ctx, (ast.Store, ast.Del))}
         for a in params:
             if a.arg in stored:
                 continue

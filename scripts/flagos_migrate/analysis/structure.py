@@ -83,8 +83,8 @@ def check_incomplete_init(m: ModuleFacts) -> None:
             continue
         skips = False
         calls_super = False
-        for node in m.subtree(init):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "__init__":
+        for node in m.below(init, ast.Call):
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "__init__":
                 v = node.func.value
                 if isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id == "super":
                     calls_super = True
@@ -201,7 +201,7 @@ def _sum_terms(m, node: ast.AST | None, call: ast.Call) -> list[ast.AST]:
     func = m.enclosing(call, (ast.FunctionDef, ast.AsyncFunctionDef))
     if func is not None and isinstance(node, (ast.Name, ast.Attribute)):
         written = ast.dump(node).replace("ctx=Load()", "")
-        for stmt in m.subtree(func):
+        for stmt in m.below(func, ast.Assign):
             if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
                     and ast.dump(stmt.targets[0]).replace("ctx=Store()", "") == written
                     and isinstance(stmt.value, ast.BinOp) and isinstance(stmt.value.op, ast.Add)):

@@ -95,10 +95,17 @@ class _MethodScan:
         self.guards: set[str] = set()  # getattr(self, "x", default) / hasattr(self, "x"): reads that tolerate absence
         self.self_calls: set[str] = set()  # self.m(...): methods this one calls
 
-    def visit(self, func: ast.AST, walker=walk) -> None:
+    def visit(self, func: ast.AST, walked=None) -> None:
+        """``walked``: ``astutil.Walk`` of the tree, when the caller has it (the answer is sets:
+        the order the nodes come in does not matter)."""
+        if walked is not None:
+            for node in walked.below(func, ast.Attribute):
+                self._attribute(node)
+            for node in walked.below(func, ast.Call):
+                self._call(node)
+            return
         # one flat walk, not an ast.NodeVisitor: the plugin index scans every method of every file
-        # (``walker``: ``Walk.subtree`` of a tree the caller walked already)
-        for node in walker(func):
+        for node in walk(func):
             kind = type(node)
             if kind is ast.Attribute:
                 self._attribute(node)
@@ -162,7 +169,7 @@ class _MethodScan:
             self.dynamic = True
 
 
-def class_record(node: ast.ClassDef, walker=walk) -> dict:
+def class_record(node: ast.ClassDef, walked=None) -> dict:
     decorators = decorator_names(node)
     is_dataclass = any(d.rsplit(".", 1)[-1] == "dataclass" or d.endswith("config") for d in decorators)
     methods: dict[str, dict] = {}
@@ -185,7 +192,7 @@ def class_record(node: ast.ClassDef, walker=walk) -> dict:
             if decs:
                 methods[stmt.name]["d"] = decs
             scan = _MethodScan()
-            scan.visit(stmt, walker)
+            scan.visit(stmt, walked)
             if scan.reads:
                 reads[stmt.name] = sorted(scan.reads)
             if scan.guards:
@@ -310,7 +317,7 @@ class _ModuleScan:
                     section["imports"][alias.asname or alias.name] = f"{source}:{alias.name}"
         elif isinstance(stmt, ast.ClassDef):
             section["defs"][stmt.name] = "class"
-            self.classes[stmt.name] = class_record(stmt, walk if self.walked is None else self.walked.subtree)
+            self.classes[stmt.name] = class_record(stmt, self.walked)
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             section["defs"][stmt.name] = "function"
             self.functions[stmt.name] = signature_of(stmt.args)
