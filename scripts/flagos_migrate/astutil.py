@@ -117,11 +117,15 @@ class Walk:
         parents: dict[ast.AST, ast.AST] = {}
         by_type: dict[type, list[ast.AST]] = defaultdict(list)
         starts: list[int] = []  # starts[i]: index in ``nodes`` of the first child of nodes[i]
-        append, node_type, start = nodes.append, ast.AST, starts.append
+        append, node_type, start, node_fields = nodes.append, ast.AST, starts.append, _NODE_FIELDS.get
         for node in nodes:  # the list grows while it is read: breadth-first
-            by_type[type(node)].append(node)
+            cls = node.__class__
+            by_type[cls].append(node)
             start(len(nodes))
-            for name in node._fields:
+            fields = node_fields(cls)
+            if fields is None:
+                fields = _node_fields(cls)
+            for name in fields:
                 value = getattr(node, name, None)
                 if value.__class__ is list:
                     for item in value:
@@ -190,6 +194,20 @@ class Walk:
 
 def _first(pair: tuple) -> int:
     return pair[0]
+
+
+# fields that hold a name, a number or a string in every node type (``Name.id``, ``alias.asname``)
+# and the types whose other fields do too: the walk reads only the fields that can hold nodes
+_SCALAR_FIELDS = frozenset({"id", "attr", "arg", "name", "asname", "module", "level", "kind", "conversion",
+                            "is_async", "type_comment", "simple", "tag"})
+_NODE_FIELDS: dict[type, tuple[str, ...]] = {ast.Constant: (), ast.Global: (), ast.Nonlocal: ()}
+if hasattr(ast, "MatchSingleton"):
+    _NODE_FIELDS[ast.MatchSingleton] = ()
+
+
+def _node_fields(cls: type) -> tuple[str, ...]:
+    fields = _NODE_FIELDS[cls] = tuple(f for f in cls._fields if f not in _SCALAR_FIELDS)
+    return fields
 
 
 # node types whose instances the parser shares between places (``ast.Load()``, ``ast.Add()``): one
@@ -403,9 +421,12 @@ def name_usage(tree: ast.AST, parents: dict | None = None, nodes: list | None = 
     ann = _annotation_nodes(nodes, by_type, subtree)
     tc_ids = _type_checking_ids(nodes, by_type, subtree)
     usage: dict[str, Usage] = {}
+    load = ast.Load
     for node in _of_types(nodes, by_type, ast.Name):
-        if isinstance(node.ctx, ast.Load):
-            u = usage.setdefault(node.id, Usage())
+        if isinstance(node.ctx, load):
+            u = usage.get(node.id)
+            if u is None:  # not setdefault: that would build a Usage for every load
+                u = usage[node.id] = Usage()
             if id(node) in ann or id(node) in tc_ids:
                 u.annotation += 1
             else:
