@@ -59,6 +59,11 @@ class ModuleFacts:
         self.local_classes = {s.name: s for s in tree.body if isinstance(s, ast.ClassDef)}
         self.rebound = self._rebound() - set(self.local_classes)
         self._subtrees: dict[int, list] = {}
+        # answers of resolve_expr: a name means one thing in the whole file (rebound names mean
+        # nothing), an attribute chain is resolved once per node (checks ask again for each link)
+        self._resolved_names: dict[str, Symbol | None] = {}
+        self._resolved_nodes: dict[ast.AST, Symbol | None] = {}
+        self.memo: dict = {}  # per-file answers a check keeps for itself (key: a tuple naming the check)
         # attribute names tested with hasattr(...) anywhere: reads of them are guarded
         self.hasattr_names = {
             n.args[1].value for n in self.of_type(ast.Call)
@@ -158,27 +163,41 @@ class ModuleFacts:
     def resolve_expr(self, node: ast.AST) -> Symbol | None:
         """Pinned symbol of a Name / attribute chain, None when unknown (never guesses)."""
         if isinstance(node, ast.Name):
-            if node.id in self.rebound:
-                return None
-            b = self.module_bindings.get(node.id)
-            if b is None or b.type_checking or b.level:
-                return None
-            if b.name is None:
-                # ``import a.b.c`` binds ``a``; ``import a.b.c as x`` binds ``a.b.c``
-                mod = b.module if b.alias != b.module.split(".")[0] else b.alias
-                if not self.known_package(mod):
-                    return Symbol(mod, "", "external")
-                return Symbol(mod, "", "module") if self.apis.has_module(mod) else None
-            if not self.known_package(b.module):
-                return Symbol(b.module, b.name, "external")  # e.g. torch.nn: named, never judged
-            sym = self.apis.resolve(b.module, b.name)
-            return sym if sym is not None and sym.kind in _RESOLVED_KINDS else None
+            try:
+                return self._resolved_names[node.id]
+            except KeyError:
+                found = self._resolved_names[node.id] = self._resolve_name(node.id)
+                return found
         if isinstance(node, ast.Attribute):
-            base = self.resolve_expr(node.value)
-            if base is not None and base.kind == "external":
-                return Symbol(base.qualname, node.attr, "external")
-            if base is None or base.kind != "module" or not self.apis.has_module(base.module):
-                return None
-            sym = self.apis.resolve(base.module, node.attr)
-            return sym if sym is not None and sym.kind in _RESOLVED_KINDS else None
+            try:
+                return self._resolved_nodes[node]
+            except KeyError:
+                found = self._resolved_nodes[node] = self._resolve_attribute(node)
+                return found
         return None
+
+    def _resolve_name(self, name: str) -> Symbol | None:
+        if name in self.rebound:
+            return None
+        b = self.module_bindings.get(name)
+        if b is None or b.type_checking or b.level:
+            return None
+        if b.name is None:
+            # ``import a.b.c`` binds ``a``; ``import a.b.c as x`` binds ``a.b.c``
+            mod = b.module if b.alias != b.module.split(".")[0] else b.alias
+            if not self.known_package(mod):
+                return Symbol(mod, "", "external")
+            return Symbol(mod, "", "module") if self.apis.has_module(mod) else None
+        if not self.known_package(b.module):
+            return Symbol(b.module, b.name, "external")  # e.g. torch.nn: named, never judged
+        sym = self.apis.resolve(b.module, b.name)
+        return sym if sym is not None and sym.kind in _RESOLVED_KINDS else None
+
+    def _resolve_attribute(self, node: ast.Attribute) -> Symbol | None:
+        base = self.resolve_expr(node.value)
+        if base is not None and base.kind == "external":
+            return Symbol(base.qualname, node.attr, "external")
+        if base is None or base.kind != "module" or not self.apis.has_module(base.module):
+            return None
+        sym = self.apis.resolve(base.module, node.attr)
+        return sym if sym is not None and sym.kind in _RESOLVED_KINDS else None

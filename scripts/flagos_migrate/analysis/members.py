@@ -102,20 +102,28 @@ def check_config_attributes(m: ModuleFacts) -> None:
 def _trusted_config_name(m, node: ast.Name) -> bool:
     """A variable called e.g. ``cache_config`` holds the vLLM config class: every binding of it in the
     enclosing function is a parameter annotated with that class (or unannotated) or ``X.cache_config``."""
-    cls_name = CONFIG_CLASSES[node.id]
     scope = m.enclosing(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+    key = ("trusted_config_name", scope, node.id)  # the answer is the same for every read in the function
+    found = m.memo.get(key)
+    if found is None:
+        found = m.memo[key] = _trusted_in(m, scope, node.id)
+    return found
+
+
+def _trusted_in(m, scope: ast.AST | None, name: str) -> bool:
+    cls_name = CONFIG_CLASSES[name]
     while scope is not None:
         bound = False
         args = scope.args
         for a in args.posonlyargs + args.args + args.kwonlyargs:
-            if a.arg == node.id:
+            if a.arg == name:
                 bound = True
                 if a.annotation is not None and cls_name not in ast.unparse(a.annotation):
                     return False
         for sub in m.below(scope, ast.Assign, ast.AnnAssign, ast.For, ast.With, ast.NamedExpr):
             if isinstance(sub, (ast.Assign, ast.AnnAssign)):
                 targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
-                if any(isinstance(t, ast.Name) and t.id == node.id for t in targets):
+                if any(isinstance(t, ast.Name) and t.id == name for t in targets):
                     bound = True
                     v = sub.value
                     if isinstance(v, ast.IfExp) and isinstance(v.orelse, ast.Constant) and v.orelse.value is None:
@@ -123,7 +131,7 @@ def _trusted_config_name(m, node: ast.Name) -> bool:
                     if not (isinstance(v, ast.Attribute) and CONFIG_CLASSES.get(v.attr) == cls_name) \
                             and not _returns(m, v, cls_name):
                         return False
-            elif isinstance(sub, (ast.For, ast.With, ast.NamedExpr)) and node.id in {
+            elif isinstance(sub, (ast.For, ast.With, ast.NamedExpr)) and name in {
                     n.id for n in m.below(sub, ast.Name) if isinstance(n.ctx, ast.Store)}:
                 return False
         if bound:
