@@ -85,3 +85,34 @@ def test_source_segment_over_lines_split_once_equals_ast_get_source_segment():
         assert nodes
         for node in nodes:
             assert source_segment(lines, node) == ast.get_source_segment(src, node), (src, ast.dump(node))
+
+
+def test_one_walk_answers_every_subtree_as_ast_walk_does():
+    """The validator walks each file once: ``Walk.subtree``/``Walk.below`` must give what a new
+    ``ast.walk`` of the node gives, node for node and in the same order (the checks' findings and
+    the rewrites depend on it), over the package's own sources and odd syntax."""
+    import ast
+
+    from flagos_migrate.astutil import Walk
+
+    sources = [p.read_text("utf-8") for p in sorted((ROOT / "scripts" / "flagos_migrate").rglob("*.py"))]
+    sources += ["global g\nnonlocal_free = 1\ndef f():\n    nonlocal_x = 1\n    def g():\n        global h\n",
+                "match x:\n    case None: pass\n    case [1, *rest] as y if y: pass\n    case {'k': v, **kw}: pass\n",
+                "@d1\n@d2(x=1)\nclass C(B, metaclass=M):\n    a: int = 1\n    async def m(self, *a, k=2, **kw):\n"
+                "        async with c as d, e: return [i async for i in z if i]\n",
+                "x = f'{a!r:>{w}}' + b'\\x00'.decode()\ntry:\n    pass\nexcept* E as e:\n    pass\n"]
+    kinds = [(ast.Call,), (ast.Attribute, ast.Call), (ast.Name,), (ast.Assign, ast.AnnAssign), (ast.Load,)]
+    checked = 0
+    for src in sources:
+        tree = ast.parse(src)
+        w = Walk(tree)
+        assert w.nodes == list(ast.walk(tree))
+        for node in w.nodes[::7] + list(tree.body):
+            expected = list(ast.walk(node))
+            assert w.subtree(node) == expected
+            for types in kinds:
+                assert w.below(node, *types) == [n for n in expected if type(n) in types]
+            checked += 1
+        outside = ast.parse("y = g(1)").body[0]  # a node of another tree: walked on its own
+        assert w.subtree(outside) == list(ast.walk(outside))
+    assert checked > 1000
