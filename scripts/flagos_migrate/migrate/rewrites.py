@@ -3,7 +3,9 @@
 libcst keeps every comment, blank line and quote style that a rewrite does not touch, so a
 migrated file diffs cleanly against its upstream origin. Each function here is pure: it takes
 a module and the facts a finding carries (line numbers, names, target modules) and returns the
-rewritten module; deciding *what* to rewrite is the job of ``migration.py``.
+rewritten module; deciding *what* to rewrite is the job of ``migration.py``. The import rewrites
+live in ``rewrite_imports``; ``apply_edits`` runs every line-keyed rewrite in one traversal of the
+statements that hold the lines (``cst_positions``).
 """
 
 from __future__ import annotations
@@ -12,358 +14,20 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from flagos_migrate.catalog.tables import ATTR_RENAMES, MARK_CONTEXT_MANAGERS, TOWER_COMMENT
+from flagos_migrate.migrate.cst_positions import LineTransformer, visit_at_lines
 from flagos_migrate.migrate.edits import Edits, ImportAction  # noqa: F401  (re-exported)
-
-LINE_LIMIT = 110
+from flagos_migrate.migrate.rewrite_imports import (  # noqa: F401  (import_from_text, rewrite_imports re-exported)
+    ImportRewriter,
+    NameRenamer,
+    add_after_imports,
+    add_type_checking_imports,
+    import_from_text,
+    rewrite_imports,
+)
 
 
 def parse(text: str) -> cst.Module:
     return cst.parse_module(text)
-
-
-# -- imports ------------------------------------------------------------------------------------
-
-
-def _dotted_expr(name: str) -> cst.Attribute | cst.Name:
-    parts = name.split(".")
-    node: cst.Attribute | cst.Name = cst.Name(parts[0])
-    for p in parts[1:]:
-        node = cst.Attribute(value=node, attr=cst.Name(p))
-    return node
-
-
-def _module_text(node: cst.ImportFrom) -> str:
-    dots = "".join("." for _ in node.relative)
-    mod = cst.Module([]).code_for_node(node.module) if node.module is not None else ""
-    return dots + mod
-
-
-def _alias_name(alias: cst.ImportAlias) -> str:
-    return cst.Module([]).code_for_node(alias.name)
-
-
-def _alias_text(alias: cst.ImportAlias) -> str:
-    name = _alias_name(alias)
-    if alias.asname is not None:
-        return f"{name} as {cst.Module([]).code_for_node(alias.asname.name)}"
-    return name
-
-
-def import_from_text(module: str, names: list[str], indent: str = "") -> str:
-    """``from module import a, b`` (parenthesised over several lines when long)."""
-    one = f"{indent}from {module} import {', '.join(names)}"
-    if len(one) <= LINE_LIMIT or len(names) == 1:
-        return one + "\n"
-    body = "".join(f"{indent}    {n},\n" for n in names)
-    return f"{indent}from {module} import (\n{body}{indent})\n"
-
-
-def _fix_commas(aliases: list[cst.ImportAlias], parenthesised: bool, last_comma) -> list[cst.ImportAlias]:
-    out = []
-    for i, a in enumerate(aliases):
-        if i < len(aliases) - 1:
-            if a.comma is cst.MaybeSentinel.DEFAULT:
-                a = a.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-        elif not parenthesised or last_comma is cst.MaybeSentinel.DEFAULT:
-            a = a.with_changes(comma=cst.MaybeSentinel.DEFAULT)
-        elif a.comma is cst.MaybeSentinel.DEFAULT:
-            a = a.with_changes(comma=last_comma)  # multi-line list: keep the trailing comma style
-        out.append(a)
-    return out
-
-
-class _ImportRewriter(cst.CSTTransformer):
-    METADATA_DEPENDENCIES = (PositionProvider,)
-
-    def __init__(self, plan: dict[tuple[int, str | None], ImportAction]):
-        self.plan = plan
-        self.lines = {line for line, _ in plan}
-        self.type_checking: list[tuple[str, str]] = []  # (module, alias text)
-        self.renames: dict[str, str] = {}  # local name -> new local name
-        self.equivalents: list[str] = []  # ``X = (A, B)`` lines, placed after the imports
-        self.applied: set[str] = set()
-
-    def leave_SimpleStatementLine(self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine):
-        if len(updated.body) != 1 or not isinstance(updated.body[0], (cst.ImportFrom, cst.Import)):
-            return updated
-        line = self.get_metadata(PositionProvider, original.body[0]).start.line
-        if line not in self.lines:
-            return updated
-        if isinstance(updated.body[0], cst.Import):
-            act = self.plan.get((line, None))
-            if act is not None and act.kind == "remove":
-                self.applied.add(act.rule)
-                return cst.RemoveFromParent()
-            return updated
-        node: cst.ImportFrom = updated.body[0]
-        if isinstance(node.names, cst.ImportStar):
-            return updated
-        whole = self.plan.get((line, None))
-        module = _module_text(node)
-        if whole is not None and whole.kind == "repoint":
-            node = node.with_changes(relative=(), module=_dotted_expr(whole.new_module))
-            module = whole.new_module
-            self.applied.add(whole.rule)
-        keep: list[cst.ImportAlias] = []
-        moved: dict[str, list[str]] = {}
-        for alias in node.names:
-            name = _alias_name(alias)
-            act = self.plan.get((line, name))
-            if act is None:
-                keep.append(alias)
-                continue
-            self.applied.add(act.rule)
-            if act.kind == "remove":
-                continue
-            if act.kind == "type_checking":
-                self.type_checking.append((module, _alias_text(alias)))
-                continue
-            if act.kind == "equivalent":
-                # ``X = (A, B)``: the one name upstream checks with isinstance, as the pinned classes
-                for mod, cls in act.targets:
-                    moved.setdefault(mod, []).append(cls)
-                classes = ", ".join(cls for _, cls in act.targets)
-                self.equivalents.append(f"{alias.asname.name.value if alias.asname else name} = "
-                                        f"({classes}{',' if len(act.targets) == 1 else ''})\n")
-                continue
-            if act.kind == "rename":
-                if alias.asname is None:
-                    self.renames[name] = act.new_name
-                alias = alias.with_changes(name=cst.Name(act.new_name))
-                if act.new_module is None:
-                    keep.append(alias)
-                    continue
-            target = act.new_module or module
-            if target == module:
-                keep.append(alias)
-            else:
-                moved.setdefault(target, []).append(_alias_text(alias))
-        new_lines: list[cst.BaseStatement] = []
-        if keep:
-            parenthesised = node.lpar is not None
-            last_comma = node.names[-1].comma
-            node = node.with_changes(names=_fix_commas(keep, parenthesised, last_comma))
-            new_lines.append(updated.with_changes(body=[node]))
-        for target, names in moved.items():
-            stmt = cst.parse_statement(import_from_text(target, names))
-            if not new_lines:
-                stmt = stmt.with_changes(leading_lines=updated.leading_lines)
-            new_lines.append(stmt)
-        if not new_lines:
-            return cst.RemoveFromParent()
-        return cst.FlattenSentinel(new_lines) if len(new_lines) > 1 else new_lines[0]
-
-
-class _NameRenamer(cst.CSTTransformer):
-    def __init__(self, renames: dict[str, str]):
-        self.renames = renames
-
-    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.Name:
-        new = self.renames.get(updated.value)
-        return updated.with_changes(value=new) if new else updated
-
-    def leave_ImportAlias(self, original: cst.ImportAlias, updated: cst.ImportAlias) -> cst.ImportAlias:
-        return updated  # names inside other imports were renamed by the import pass already
-
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
-        return False  # never touch import statements (they were rewritten deliberately)
-
-
-def _is_import_line(stmt: cst.CSTNode) -> bool:
-    return isinstance(stmt, cst.SimpleStatementLine) and any(
-        isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body
-    )
-
-
-def _is_docstring(stmt: cst.CSTNode) -> bool:
-    return (
-        isinstance(stmt, cst.SimpleStatementLine)
-        and len(stmt.body) == 1
-        and isinstance(stmt.body[0], cst.Expr)
-        and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
-    )
-
-
-def _is_future(stmt: cst.CSTNode) -> bool:
-    return (
-        isinstance(stmt, cst.SimpleStatementLine)
-        and isinstance(stmt.body[0], cst.ImportFrom)
-        and stmt.body[0].module is not None
-        and cst.Module([]).code_for_node(stmt.body[0].module) == "__future__"
-    )
-
-
-def _is_type_checking_if(stmt: cst.CSTNode) -> bool:
-    if not isinstance(stmt, cst.If):
-        return False
-    test = cst.Module([]).code_for_node(stmt.test).strip()
-    return test in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
-
-
-def _binds(module: cst.Module, name: str) -> bool:
-    """True when a top-level import binds ``name``."""
-    for stmt in module.body:
-        if _is_import_line(stmt):
-            for imp in stmt.body:
-                if isinstance(imp, cst.ImportFrom) and not isinstance(imp.names, cst.ImportStar):
-                    for a in imp.names:
-                        local = a.asname.name.value if a.asname is not None else _alias_name(a)
-                        if local == name:
-                            return True
-    return False
-
-
-def ensure_future_annotations(module: cst.Module) -> cst.Module:
-    body = list(module.body)
-    if any(_is_future(s) and "annotations" in cst.Module([]).code_for_node(s) for s in body):
-        return module
-    pos = 1 if body and _is_docstring(body[0]) else 0
-    while pos < len(body) and _is_future(body[pos]):
-        pos += 1
-    stmt = cst.parse_statement("from __future__ import annotations\n")
-    if pos < len(body):
-        # keep the next statement's comments/blank lines where they were, after the new line
-        nxt = body[pos]
-        lead = nxt.leading_lines
-        if pos == 0:
-            stmt = stmt.with_changes(leading_lines=lead)
-            body[pos] = nxt.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
-        else:
-            stmt = stmt.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
-            body[pos] = nxt.with_changes(leading_lines=[cst.EmptyLine(), *[x for x in lead if x.comment]])
-    body.insert(pos, stmt)
-    return module.with_changes(body=body)
-
-
-def add_after_imports(module: cst.Module, lines: list[str]) -> cst.Module:
-    """Statements right after the last top-level import (so every import stays at the top)."""
-    if not lines:
-        return module
-    body = list(module.body)
-    last_import = max((i for i, s in enumerate(body) if _is_import_line(s)), default=-1)
-    stmts = [cst.parse_statement(line) for line in lines]
-    stmts[0] = stmts[0].with_changes(leading_lines=[cst.EmptyLine(indent=False)])
-    body[last_import + 1:last_import + 1] = stmts
-    return module.with_changes(body=body)
-
-
-def add_type_checking_imports(module: cst.Module, entries: list[tuple[str, str]]) -> cst.Module:
-    """Put ``from m import n`` lines under ``if TYPE_CHECKING:`` (existing block or a new one)."""
-    if not entries:
-        return module
-    grouped: dict[str, list[str]] = {}
-    for mod, alias in entries:
-        if alias not in grouped.setdefault(mod, []):
-            grouped[mod].append(alias)
-    lines = [cst.parse_statement(import_from_text(m, names)) for m, names in grouped.items()]
-    body = list(module.body)
-    for i, stmt in enumerate(body):
-        if _is_type_checking_if(stmt) and isinstance(stmt.body, cst.IndentedBlock):
-            block = stmt.body.with_changes(body=[*stmt.body.body, *lines])
-            body[i] = stmt.with_changes(body=block)
-            break
-    else:
-        last_import = max((i for i, s in enumerate(body) if _is_import_line(s)), default=-1)
-        block = cst.If(
-            test=cst.Name("TYPE_CHECKING"),
-            body=cst.IndentedBlock(body=lines),
-            leading_lines=[cst.EmptyLine()],
-        )
-        body.insert(last_import + 1, block)
-    module = module.with_changes(body=body)
-    if not _binds(module, "TYPE_CHECKING"):
-        module = _insert_type_checking_name(module)
-    if _has_future_annotations(module):
-        return module
-    # quote only the annotations that mention the moved names: a blanket ``from __future__ import
-    # annotations`` would also turn ``x: torch.Tensor`` into a string, and vLLM reads some
-    # annotations at run time (``support_torch_compile`` finds dynamic dimensions through them)
-    locals_ = {alias.split(" as ")[-1] for _, alias in entries}
-    return module.visit(_AnnotationQuoter(locals_))
-
-
-def _imports_typing(stmt: cst.CSTNode) -> bool:
-    """``import typing`` / ``from typing import ...`` as a top-level statement."""
-    if not _is_import_line(stmt):
-        return False
-    for imp in stmt.body:
-        if isinstance(imp, cst.Import) and any(cst.Module([]).code_for_node(a.name) == "typing" for a in imp.names):
-            return True
-        if isinstance(imp, cst.ImportFrom) and imp.module is not None and not imp.relative \
-                and cst.Module([]).code_for_node(imp.module) == "typing":
-            return True
-    return False
-
-
-def _insert_type_checking_name(module: cst.Module) -> cst.Module:
-    """``from typing import TYPE_CHECKING`` next to the file's own typing import (after the last one),
-    else at the top of the imports, after ``__future__``."""
-    stmt = cst.parse_statement("from typing import TYPE_CHECKING\n")
-    body = list(module.body)
-    typing_lines = [i for i, s in enumerate(body) if _imports_typing(s)]
-    if not typing_lines:
-        return _insert_after_future(module, stmt)
-    body.insert(typing_lines[-1] + 1, stmt)
-    return module.with_changes(body=body)
-
-
-def _has_future_annotations(module: cst.Module) -> bool:
-    return any(_is_future(s) and "annotations" in cst.Module([]).code_for_node(s) for s in module.body)
-
-
-class _AnnotationQuoter(cst.CSTTransformer):
-    """Turn annotations that mention ``names`` into string annotations."""
-
-    def __init__(self, names: set[str]):
-        self.names = names
-
-    def leave_Annotation(self, original: cst.Annotation, updated: cst.Annotation) -> cst.Annotation:
-        expr = updated.annotation
-        if isinstance(expr, (cst.SimpleString, cst.ConcatenatedString)):
-            return updated
-        found = []
-
-        class _Find(cst.CSTVisitor):
-            def visit_Name(inner, node: cst.Name) -> None:  # noqa: N805
-                if node.value in self.names:
-                    found.append(node)
-
-        expr.visit(_Find())
-        if not found:
-            return updated
-        code = " ".join(cst.Module([]).code_for_node(expr).split())
-        if '"' not in code:
-            text = f'"{code}"'
-        elif "'" not in code:
-            text = f"'{code}'"
-        else:
-            return updated
-        return updated.with_changes(annotation=cst.SimpleString(text))
-
-
-def _insert_after_future(module: cst.Module, stmt: cst.BaseStatement) -> cst.Module:
-    body = list(module.body)
-    pos = 1 if body and _is_docstring(body[0]) else 0
-    while pos < len(body) and _is_future(body[pos]):
-        pos += 1
-    if pos == 0 and body:
-        stmt = stmt.with_changes(leading_lines=body[0].leading_lines)
-        body[0] = body[0].with_changes(leading_lines=[])
-    else:
-        stmt = stmt.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
-    body.insert(pos, stmt)
-    return module.with_changes(body=body)
-
-
-def rewrite_imports(module: cst.Module, plan: dict[tuple[int, str | None], ImportAction]) -> cst.Module:
-    if not plan:
-        return module
-    rewriter = _ImportRewriter(plan)
-    module = MetadataWrapper(module, unsafe_skip_copy=True).visit(rewriter)
-    if rewriter.renames:
-        module = module.visit(_NameRenamer(rewriter.renames))
-    module = add_after_imports(module, rewriter.equivalents)
-    return add_type_checking_imports(module, rewriter.type_checking)
 
 
 # -- P4: unwrap _mark_* context managers -----------------------------------------------------------
@@ -382,9 +46,7 @@ def _mark_call(item: cst.WithItem, plain: frozenset[str] = frozenset()) -> str |
     return None
 
 
-class _Unwrapper(cst.CSTTransformer):
-    METADATA_DEPENDENCIES = (PositionProvider,)
-
+class _Unwrapper(LineTransformer):
     def __init__(self, lines: set[int] | None, plain: frozenset[str] = frozenset()):
         self.lines_unwrap = lines  # None: every _mark_* block
         self.plain_unwrap = plain  # local names of P21 debug context managers: every block
@@ -397,7 +59,7 @@ class _Unwrapper(cst.CSTTransformer):
             return updated
         if name in self.plain_unwrap:
             return self._flatten(updated)
-        line = self.get_metadata(PositionProvider, original).start.line
+        line = self.line_of(original)
         if self.lines_unwrap is not None and line not in self.lines_unwrap:
             return updated
         return self._flatten(updated)
@@ -449,9 +111,7 @@ def mark_context_lines(module: cst.Module) -> dict[int, str]:
 # -- P6: drop or rename keyword arguments ---------------------------------------------------------
 
 
-class _KwargEditor(cst.CSTTransformer):
-    METADATA_DEPENDENCIES = (PositionProvider,)
-
+class _KwargEditor(LineTransformer):
     def __init__(self, drops: set[tuple[int, str]], renames: dict[tuple[int, str], str] | None = None,
                  adds: dict[tuple[int, str], str] | None = None):
         self.drops = drops
@@ -462,7 +122,7 @@ class _KwargEditor(cst.CSTTransformer):
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
         if not self.drops and not self.kw_renames and not self.kw_adds and not self.callee_renames:
             return updated
-        start = self.get_metadata(PositionProvider, original).start.line
+        start = self.line_of(original)
         adds = {kw: v for (line, kw), v in self.kw_adds.items() if line == start}
         if adds:
             updated = _add_kwargs(updated, adds)
@@ -476,7 +136,7 @@ class _KwargEditor(cst.CSTTransformer):
             if arg.keyword is None:
                 continue
             # the analysis points at the keyword's value (or the call) depending on the Python version
-            line = self.get_metadata(PositionProvider, arg.value).start.line
+            line = self.line_of(arg.value)
             keys = ((line, arg.keyword.value), (start, arg.keyword.value))
             if any(k in self.drops for k in keys):
                 drop_idx.add(i)
@@ -548,16 +208,14 @@ class _AttrRenamer(cst.CSTTransformer):
         return expr.with_changes(lpar=updated.lpar, rpar=updated.rpar)
 
 
-class _AttrDefaults(cst.CSTTransformer):
+class _AttrDefaults(LineTransformer):
     """``x.attr`` on a listed line -> ``getattr(x, "attr", default)``."""
-
-    METADATA_DEPENDENCIES = (PositionProvider,)
 
     def __init__(self, defaults: dict[tuple[int, str], str]):
         self.defaults = defaults
 
     def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute):
-        line = self.get_metadata(PositionProvider, original).start.line
+        line = self.line_of(original)
         default = self.defaults.get((line, updated.attr.value))
         if default is None:
             return updated
@@ -568,8 +226,13 @@ class _AttrDefaults(cst.CSTTransformer):
             cst.Arg(cst.parse_expression(default))], lpar=updated.lpar, rpar=updated.rpar)
 
 
-def attr_defaults(module: cst.Module, defaults: dict[tuple[int, str], str]) -> cst.Module:
-    return MetadataWrapper(module, unsafe_skip_copy=True).visit(_AttrDefaults(defaults)) if defaults else module
+def attr_defaults(module: cst.Module, defaults: dict[tuple[int, str], str], text: str | None = None) -> cst.Module:
+    """``text``: the module's source, when the caller has it (only the statements on the lines are visited)."""
+    if not defaults:
+        return module
+    if text is None:
+        return MetadataWrapper(module, unsafe_skip_copy=True).visit(_AttrDefaults(defaults))
+    return visit_at_lines(module, text, _AttrDefaults(defaults), {line for line, _ in defaults})
 
 
 def rename_attrs(module: cst.Module, attrs: set[str]) -> cst.Module:
@@ -586,6 +249,9 @@ class _MethodRemover(cst.CSTTransformer):
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self.classes.append(node.name.value)
+
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
+        return False  # holds no class or def: not rebuilt node by node
 
     def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
         self.classes.pop()
@@ -616,6 +282,9 @@ class _MethodAdder(cst.CSTTransformer):
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self.depth += 1
 
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
+        return False  # holds no class: not rebuilt node by node
+
     def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
         self.depth -= 1
         if self.depth or not isinstance(updated.body, cst.IndentedBlock):
@@ -633,11 +302,11 @@ def add_methods(module: cst.Module, methods: dict[tuple[str, str], tuple[str, st
     return module.visit(_MethodAdder(methods)) if methods else module
 
 
-class _LineEdits(_ImportRewriter, _Unwrapper, _KwargEditor):
+class _LineEdits(ImportRewriter, _Unwrapper, _KwargEditor):
     """Every line-keyed rewrite in one traversal, so all of them see the analysed positions."""
 
     def __init__(self, edits: Edits):
-        _ImportRewriter.__init__(self, edits.imports)
+        ImportRewriter.__init__(self, edits.imports)
         self.lines_unwrap = set(edits.unwrap)
         self.plain_unwrap = frozenset(edits.unwrap_calls)
         self.drops = set(edits.drop_kwargs)
@@ -645,18 +314,28 @@ class _LineEdits(_ImportRewriter, _Unwrapper, _KwargEditor):
         self.kw_adds = {key: value for key, (_, value) in edits.add_kwargs.items()}
         self.callee_renames = {key: new for key, (_, new) in edits.rename_callees.items()}
 
+    def edited_lines(self) -> set[int]:
+        """Every line an edit is keyed by (nothing else changes)."""
+        return (self.lines | self.lines_unwrap | {line for line, _ in self.drops}
+                | {line for line, _ in self.kw_renames} | {line for line, _ in self.kw_adds}
+                | {line for line, _ in self.callee_renames})
+
 
 def apply_edits(text: str, edits: Edits) -> str:
     """One pass of every rewrite; the caller re-analyses and repeats until nothing changes."""
     module = parse(text)
     # first: it rewrites within lines, so the analysis' positions still hold for the passes after it
-    module = attr_defaults(module, {k: v for k, (_, v) in edits.attr_defaults.items()})
+    defaults = {k: v for k, (_, v) in edits.attr_defaults.items()}
+    module = attr_defaults(module, defaults, text)
+    if defaults:
+        text = module.code  # the lines are where they were, their text changed
     if (edits.imports or edits.unwrap or edits.unwrap_calls or edits.drop_kwargs or edits.rename_kwargs
             or edits.add_kwargs or edits.rename_callees):
         line_edits = _LineEdits(edits)
-        module = MetadataWrapper(module, unsafe_skip_copy=True).visit(line_edits)
+        # the plain context managers are unwrapped wherever they are: their blocks are edited too
+        module = visit_at_lines(module, text, line_edits, line_edits.edited_lines(), line_edits.plain_unwrap)
         if line_edits.renames:
-            module = module.visit(_NameRenamer(line_edits.renames))
+            module = module.visit(NameRenamer(line_edits.renames))
         module = add_after_imports(module, line_edits.equivalents)
         module = add_type_checking_imports(module, line_edits.type_checking)
     module = remove_methods(module, set(edits.remove_methods))
