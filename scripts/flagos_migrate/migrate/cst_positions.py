@@ -31,10 +31,12 @@ class LineTransformer(cst.CSTTransformer):
         return self.get_metadata(PositionProvider, node).start.line + self.line_offset
 
 
-def visit_at_lines(module: cst.Module, text: str, transformer: LineTransformer, lines: set[int]) -> cst.Module:
+def visit_at_lines(module: cst.Module, text: str, transformer: LineTransformer, lines: set[int],
+                   with_calls: frozenset[str] = frozenset()) -> cst.Module:
     """``MetadataWrapper(module).visit(transformer)`` for a transformer that changes nothing outside
-    the top-level statements spanning ``lines`` (``module`` is ``text`` parsed)."""
-    parts = _statement_parts(module, text, lines)
+    the top-level statements spanning ``lines`` and those holding a ``with name(...)`` block of a
+    name in ``with_calls`` (``module`` is ``text`` parsed)."""
+    parts = _statement_parts(module, text, lines, with_calls)
     if parts is None:
         return MetadataWrapper(module, unsafe_skip_copy=True).visit(transformer)
     body: list[cst.BaseStatement] = []
@@ -52,7 +54,7 @@ def visit_at_lines(module: cst.Module, text: str, transformer: LineTransformer, 
     return module.with_changes(body=body)
 
 
-def _statement_parts(module: cst.Module, text: str, lines: set[int]) -> list[tuple] | None:
+def _statement_parts(module: cst.Module, text: str, lines: set[int], with_calls: frozenset[str]) -> list[tuple] | None:
     """Each top-level statement with the line offset of its own module when it spans one of
     ``lines`` (None: kept as it is), or None when a statement cannot be placed for sure."""
     with warnings.catch_warnings():
@@ -61,6 +63,10 @@ def _statement_parts(module: cst.Module, text: str, lines: set[int]) -> list[tup
             tree = ast.parse(text)
         except (SyntaxError, ValueError):
             return None
+    if with_calls:
+        lines = lines | {node.lineno for node in ast.walk(tree) if isinstance(node, (ast.With, ast.AsyncWith))
+                         and any(isinstance(i.context_expr, ast.Call) and isinstance(i.context_expr.func, ast.Name)
+                                 and i.context_expr.func.id in with_calls for i in node.items)}
     stmts = list(tree.body)
     file_lines = source_lines(text)
     out: list[tuple] = []
