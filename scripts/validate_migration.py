@@ -3,7 +3,7 @@
 
 Imports, call signatures, inherited methods, vLLM config attributes, registrations, config
 bridges, custom ops, __init__ overrides, merged projections and cleanliness, judged against the
-static API index of the pinned vLLM and its transformers (rule catalog P1-P32: references/compatibility-patches.md)."""
+static API index of the pinned vLLM and its transformers (rule catalog P1-P33: references/compatibility-patches.md)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ EPILOG = """examples:
   python3 scripts/validate_migration.py . --all --strict --write-baseline .mmf-baseline.json
   python3 scripts/validate_migration.py . --all --strict --baseline .mmf-baseline.json
   python3 scripts/validate_migration.py . --all --strict --since origin/main
+  python3 scripts/validate_migration.py . qwen3_moe --hf-config ~/ckpt/config.json  # key drift (P33)
 
 The pinned target is --pinned, else the vllm requirement PLUGIN_FOLDER declares, else the
 installed vLLM, else the default; it is printed first on stderr and under "pinned" in --json.
@@ -42,6 +43,9 @@ def parse_args(argv):
     p.add_argument("config_file", nargs="?", help="the model's config bridge (vllm_fl/configs/...)")
     p.add_argument("init_file", nargs="?", help="the registering __init__.py (default: vllm_fl/__init__.py)")
     p.add_argument("--all", action="store_true", help="every model file and config bridge the plugin holds")
+    p.add_argument("--hf-config", metavar="CONFIG_JSON",
+                   help="a checkpoint's config.json: report every key the config class the pinned vLLM builds "
+                   "does not take (P33; e.g. num_local_experts written by transformers 5)")
     target.add_arguments(p, "PLUGIN_FOLDER")
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
     p.add_argument("--json", action="store_true", help="same as --format json")
@@ -65,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         init = args.init_file
     report = validate(args.plugin_folder, None if args.all else args.model_file, args.config_file,
-                      init, all_models=args.all, pinned=pinned)
+                      init, all_models=args.all, pinned=pinned, hf_config=args.hf_config)
     if args.write_baseline:
         payload = baseline.baseline_payload(report.findings, pinned.vllm)
         if args.dry_run:

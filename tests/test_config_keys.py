@@ -118,3 +118,99 @@ def test_the_mapped_config_builds_what_the_checkpoint_says_on_transformers_4_57_
     lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
     for case in ("silent_default", "mapped_experts", "gemma"):
         assert lines[case] == "True", case
+
+
+# --- P33: the key-mapping config class apply writes, and the validator's --hf-config -------------
+
+def _apply_plain_with(tmp_path: Path, hf: dict) -> tuple[Path, Path]:
+    from tests.test_migrate_apply import make_plugin
+
+    plugin = make_plugin(tmp_path)
+    cfg = tmp_path / "ckpt" / "config.json"
+    cfg.parent.mkdir()
+    cfg.write_text(json.dumps(hf, indent=2))
+    p = run("apply", "plain", "--upstream", str(UPSTREAM), "--plugin", str(plugin), "--hf-config", str(cfg))
+    assert p.returncode in (0, 1), p.stderr
+    return plugin, cfg
+
+
+VALIDATE = Path(__file__).resolve().parent.parent / "scripts" / "validate_migration.py"
+
+
+def validate_json(*args) -> dict:
+    import sys
+
+    p = subprocess.run([sys.executable, str(VALIDATE), *args, "--json"], capture_output=True, text=True, timeout=300)
+    assert p.returncode in (0, 1), p.stderr
+    return json.loads(p.stdout)
+
+
+def test_apply_writes_a_key_mapping_class_and_the_validator_sees_it_settled(tmp_path):
+    if open_transformers5() is None:
+        pytest.skip("no transformers 5 wheel to name the class of model_type qwen3_moe")
+    hf = {**QWEN3_MOE_TF5, "architectures": ["PlainForCausalLM"], "made_up_key": 1}
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    from tests.test_migrate_apply import make_plugin
+
+    # before apply: the validator reports each key, an error where the pinned class would use a default
+    empty = make_plugin(bare)
+    (bare / "config.json").write_text(json.dumps(hf, indent=2))
+    r = validate_json(str(empty), "--all", "--hf-config", str(bare / "config.json"))
+    p33 = {f["data"]["key"]: f for f in r["issues"] + r["warnings"] if f["rule"] == "P33"}
+    assert set(p33) == {"num_local_experts", "rope_parameters", "made_up_key"}
+    assert p33["num_local_experts"]["severity"] == "error" and p33["made_up_key"]["severity"] == "warning"
+    assert p33["num_local_experts"]["line"] == json.dumps(hf, indent=2).splitlines().index(
+        '  "num_local_experts": 64,') + 1
+
+    plugin, cfg = _apply_plain_with(tmp_path, hf)
+    keys = plugin / "vllm_fl" / "configs" / "keys_qwen3_moe.py"
+    text = keys.read_text()
+    assert "class Qwen3MoeConfig(_Pinned):" in text and "from transformers import Qwen3MoeConfig as _Pinned" in text
+    assert "__v5_keys__ = {'num_local_experts': ('num_experts',), 'rope_parameters': ('rope_theta', 'rope_scaling')}" in text
+    assert (plugin / "vllm_fl" / "configs" / "tf5_keymap.py").read_text() == (
+        Path(ck.__file__).resolve().parent.parent / "migrate" / "bridge_sources" / "tf5_keymap.py").read_text()
+    init = (plugin / "vllm_fl" / "__init__.py").read_text()
+    assert '_CONFIG_REGISTRY["qwen3_moe"] = Qwen3MoeConfig' in init
+    # after apply: the mapped keys are settled by the registered class; the unknown key is still reported
+    r = validate_json(str(plugin), "--all", "--hf-config", str(cfg))
+    assert {f["data"]["key"] for f in r["issues"] + r["warnings"] if f["rule"] == "P33"} == {"made_up_key"}
+
+
+REGISTERED = '''
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    import vllm_fl
+    vllm_fl.register_model()
+    from vllm.transformers_utils.config import get_config
+    cfg = get_config(sys.argv[2], trust_remote_code=False)
+    print("class", type(cfg).__module__)
+    print("experts", cfg.num_experts)
+    print("theta", cfg.rope_theta)
+'''
+
+
+@pytest.mark.slow
+def test_the_plugin_builds_the_checkpoints_expert_count_on_the_real_pinned_vllm(tmp_path):
+    venv = os.environ.get("MMF_PINNED_VENV")
+    if not venv:
+        pytest.skip("MMF_PINNED_VENV (a venv with the real vLLM 0.13.0) is not set")
+    if open_transformers5() is None:
+        pytest.skip("no transformers 5 wheel to name the class of model_type qwen3_moe")
+    hf = {**QWEN3_MOE_TF5, "architectures": ["PlainForCausalLM"]}
+    plugin, cfg = _apply_plain_with(tmp_path, hf)
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(REGISTERED))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = {}
+    for root, ckpt in ((plugin, cfg.parent), (tmp_path / "none", cfg.parent)):
+        if not root.exists():  # the same checkpoint without the plugin's class: the silent default
+            (root / "vllm_fl").mkdir(parents=True)
+            (root / "vllm_fl" / "__init__.py").write_text("def register_model():\n    pass\n")
+        proc = subprocess.run([python_of(venv), str(script), str(root), str(ckpt)], capture_output=True, text=True,
+                              timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out[root.name] = {k: v for k, v in (line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+                          if k in ("class", "experts", "theta")}
+    assert out["plugin"] == {"class": "vllm_fl.configs.keys_qwen3_moe", "experts": "64", "theta": "1000000.0"}
+    assert out["none"]["experts"] == "128"  # what 0.13.0 builds from the same config.json on its own

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flagos_migrate.migrate.bridge_sources.tf5_keymap import map_keys
+
 # keys config.json carries that vLLM or transformers read outside the config class's __init__
 PASSTHROUGH = frozenset({
     "model_type", "transformers_version", "torch_dtype", "_name_or_path", "auto_map", "quantization_config",
@@ -85,35 +87,15 @@ def key_drift(hf_config: dict, known: set[str], aliases: dict[str, str] | None =
     return out
 
 
-def _rope_mapped(value: dict, targets: tuple[str, ...]) -> dict:
-    per_layer = all(isinstance(v, dict) for v in value.values())
-    full = dict(value.get("full_attention", {})) if per_layer else dict(value)
-    out: dict = {}
-    theta = full.pop("rope_theta", None)
-    if theta is not None and "rope_theta" in targets:
-        out["rope_theta"] = theta
-    rope_type = full.get("rope_type", full.get("type", "default"))
-    if rope_type != "default" and "rope_scaling" in targets:
-        out["rope_scaling"] = full
-    if "rope_local_base_freq" in targets:
-        local = value.get("sliding_attention", {}).get("rope_theta")
-        if local is not None:
-            out["rope_local_base_freq"] = local
-    return out
+def keymap_of(drift: list[KeyDrift]) -> dict[str, tuple[str, ...]]:
+    """The drifted keys that map, for ``map_keys`` (and the key-mapping class apply writes)."""
+    return {d.key: d.maps_to for d in drift if d.maps_to}
 
 
 def mapped_config(hf_config: dict, drift: list[KeyDrift]) -> dict:
     """``hf_config`` with every drifted key that maps replaced by the pinned keys (a key the file
-    already sets wins)."""
-    out = dict(hf_config)
-    for d in drift:
-        if not d.maps_to:
-            continue
-        value = out.pop(d.key)
-        new = _rope_mapped(value, d.maps_to) if d.key == "rope_parameters" else {d.maps_to[0]: value}
-        for k, v in new.items():
-            out.setdefault(k, v)
-    return out
+    already sets wins): the same ``map_keys`` the plugin runs (bridge_sources/tf5_keymap.py)."""
+    return map_keys(hf_config, keymap_of(drift))
 
 
 def report(apis, class_name: str | None, hf_config: dict, tf5=None) -> dict | None:
@@ -128,3 +110,68 @@ def report(apis, class_name: str | None, hf_config: dict, tf5=None) -> dict | No
     drift = key_drift(hf_config, known, fields[0] if fields else None)
     return {"config_class": class_name, "keys": [d.to_dict() for d in drift],
             "mapped": mapped_config(hf_config, drift) if any(d.maps_to for d in drift) else None}
+
+
+def drift_for(apis, config_class: str | None, hf_config: dict, tf5=None) -> dict | None:
+    """``report`` for the config class the pinned vLLM will build from ``hf_config``: ``config_class``
+    (the one the model file names) when the pinned transformers has it, else the class transformers 5
+    registers for the config.json's ``model_type`` (4.57.6 spells it the same). ``resolve --hf-config``,
+    the validator's ``--hf-config`` and ``apply --hf-config`` all ask here."""
+    model_type = hf_config.get("model_type")
+    by_type = tf5.model_types.get(model_type) if tf5 is not None and isinstance(model_type, str) else None
+    for name in (config_class, by_type):
+        answer = report(apis, name, hf_config, tf5) if name else None
+        if answer is not None:
+            return answer
+    return None
+
+
+def _v5_keys_of(path) -> set[str]:
+    """The keys a generated key-mapping class (``__v5_keys__ = {...}``) maps, read from its source."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text("utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__v5_keys__" for t in node.targets)
+                and isinstance(node.value, ast.Dict)):
+            return {k.value for k in node.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+    return set()
+
+
+def drift_findings(apis, hf_config: dict, shown: str, text: str, registered=None, plugin_files=None, tf5=None):
+    """The validator's ``--hf-config``: one P33 finding per config.json key the config class the pinned
+    vLLM builds does not take (an error where it maps to a key the class reads: the model would be
+    built from the class default; a warning otherwise). ``registered``: the plugin's config
+    registration for the config.json's model_type; a key-mapping class there settles the keys it maps,
+    any other registered class is the plugin's own config (it takes its own keys)."""
+    import re
+
+    from flagos_migrate.catalog.findings import Finding
+
+    settled: set[str] = set()
+    if registered is not None:
+        path = (plugin_files or {}).get(registered.module)
+        settled = _v5_keys_of(path) if path is not None else set()
+        if not settled:
+            return []
+    answer = drift_for(apis, None, hf_config, tf5)
+    out = []
+    for d in (answer or {}).get("keys", []):
+        if d["key"] in settled:
+            continue
+        m = re.search(r'"' + re.escape(d["key"]) + r'"\s*:', text)
+        line = text.count("\n", 0, m.start()) + 1 if m else 1
+        maps = ", ".join(d["maps_to"])
+        out.append(Finding(
+            "P33", shown, line, 0,
+            f"config.json key `{d['key']}`: no __init__ of the pinned {answer['config_class']} takes it"
+            + (f"; it maps to {maps}, which the pinned class would otherwise take from its defaults" if maps else "")
+            + f" ({d['why']})",
+            severity="error" if maps else "warning",
+            fix=("apply --hf-config CONFIG_JSON writes a key-mapping config class (vllm_fl/configs/keys_<model_type>.py)"
+                 if maps else "check whether the model reads this key under another name"),
+            data={"key": d["key"], "maps_to": d["maps_to"], "config_class": answer["config_class"]}))
+    return out

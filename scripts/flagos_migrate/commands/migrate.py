@@ -238,21 +238,13 @@ def _print_resolved(r: dict) -> None:
             print("  the mapped config.json is under config_key_drift.mapped in --json")
 
 
-def _key_drift(apis, config_class: str | None, model_type: str | None, hf: dict) -> dict | None:
-    """The config.json keys the pinned config class does not take; the class is the one the model
-    file names when the pinned transformers has it, else the class transformers 5 registers for
-    model_type (4.57.6 spells it the same)."""
-    from flagos_migrate.analysis.config_keys import report
+def _key_drift(apis, config_class: str | None, hf: dict) -> dict | None:
+    """The config.json keys the pinned config class does not take (analysis/config_keys.py)."""
+    from flagos_migrate.analysis.config_keys import drift_for
     from flagos_migrate.migrate.tf5_configs import Transformers5, open_transformers5
 
     source = open_transformers5()
-    tf5 = Transformers5(source) if source is not None else None
-    by_type = tf5.model_types.get(model_type) if tf5 is not None and isinstance(model_type, str) else None
-    for name in (config_class, by_type):
-        answer = report(apis, name, hf, tf5) if name else None
-        if answer is not None:
-            return answer
-    return None
+    return drift_for(apis, config_class, hf, Transformers5(source) if source is not None else None)
 
 
 def _package_model(args, up: Upstream) -> bool:
@@ -273,7 +265,7 @@ def cmd_resolve(args) -> int:
         return EXIT_FINDINGS if result["ambiguous"] or not result["ModelClassName"] else EXIT_OK
     result = resolve(up, args.model_name, hf, getattr(args, "arch", None), getattr(args, "all_archs", False))
     if hf is not None:
-        result["config_key_drift"] = _key_drift(apis, result["ConfigClassName"], hf.get("model_type"), hf)
+        result["config_key_drift"] = _key_drift(apis, result["ConfigClassName"], hf)
     if args.json:
         print_json({**result, "pinned": target_of(args).to_dict()})
     else:

@@ -284,8 +284,10 @@ def analyze_file(tree: PluginTree, apis: PinnedApis, path: Path) -> list[Finding
 
 
 def validate(plugin: str, model: str | None = None, config: str | None = None, init: str | None = None,
-             all_models: bool = False, pinned: PinnedTarget | str | None = None) -> Report:
-    """``pinned``: the target (a vLLM version stands for its target); None: what the plugin declares."""
+             all_models: bool = False, pinned: PinnedTarget | str | None = None,
+             hf_config: str | None = None) -> Report:
+    """``pinned``: the target (a vLLM version stands for its target); None: what the plugin declares.
+    ``hf_config``: a checkpoint's config.json, checked for keys the pinned config class does not take (P33)."""
     started = time.perf_counter()
     tree = PluginTree(plugin)
     if not isinstance(pinned, PinnedTarget):
@@ -314,7 +316,11 @@ def validate(plugin: str, model: str | None = None, config: str | None = None, i
         gc.enable()
     gc.freeze()
     try:
-        return _validate_parsed(tree, pinned, base_apis, parsed, started, model, config, init, all_models)
+        report = _validate_parsed(tree, pinned, base_apis, parsed, started, model, config, init, all_models)
+        if hf_config:
+            report.findings.extend(hf_config_findings(tree, base_apis, hf_config, init))
+            report.findings.sort(key=sort_key)
+        return report
     finally:
         gc.unfreeze()
         _WALKS.clear()
@@ -358,6 +364,21 @@ def _validate_parsed(tree: PluginTree, pinned: PinnedTarget, base_apis: PinnedAp
     report.findings.sort(key=sort_key)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def hf_config_findings(tree: PluginTree, apis: PinnedApis, hf_config: str, init: str | None) -> list[Finding]:
+    """P33 over a checkpoint's config.json: the keys the config class the pinned vLLM builds does not take."""
+    from flagos_migrate.analysis.config_keys import drift_findings
+    from flagos_migrate.migrate.tf5_configs import Transformers5, open_transformers5
+    from flagos_migrate.migrate.upstream import read_hf_config
+
+    data = read_hf_config(hf_config)
+    path = Path(hf_config).expanduser()
+    reg = parse_registrations(_existing_file(tree, init, "__init__ file") if init else tree.init_file)
+    registered = next((c for c in reg.configs if c.model_type == data.get("model_type")), None)
+    source = open_transformers5()
+    return drift_findings(apis, data, str(path), path.read_text("utf-8"), registered, _PLUGIN_FILES,
+                          Transformers5(source) if source is not None else None)
 
 
 def cross_file_checks(tree: PluginTree, apis: PinnedApis, files: list[Path]) -> list[Finding]:

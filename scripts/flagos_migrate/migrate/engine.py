@@ -29,6 +29,7 @@ from flagos_migrate.migrate.edits import Edits, ImportAction
 from flagos_migrate.migrate.rewrites import apply_edits
 from flagos_migrate.migrate.tf5_configs import BASE_MODULE as TF5_BASE_MODULE
 from flagos_migrate.migrate.tf5_configs import Transformers5, base_text, open_transformers5
+from flagos_migrate.migrate.tf5_modules import Tf5Vendoring
 from flagos_migrate.migrate.unit import Unit
 from flagos_migrate.migrate.upstream import (
     CONFIGS_PKG,
@@ -81,7 +82,7 @@ def d_written(f: Finding) -> str:
     return f.data.get("written") or "." * int(f.data.get("level") or 1)
 
 
-class Migration(Vendoring):
+class Migration(Vendoring, Tf5Vendoring):
     """Everything one ``apply`` would write, computed in memory."""
 
     def __init__(self, name: str, up: Upstream, plugin: PluginTree, apis: PinnedApis,
@@ -109,6 +110,8 @@ class Migration(Vendoring):
         self._apis_cache: PinnedApis | None = None
         self.tf5_bridged: dict[str, str] = {}  # transformers 5 class the model imports -> its bridge module
         self._tf5: Transformers5 | None | bool = False  # False: not opened yet
+        self.key_mapped: tuple[str, str, str] | None = None  # P33: (model_type, class, module)
+        self._tf5_state()  # processors only transformers 5 has, vendored (tf5_modules)
         self._fill_model_type_from_tf5()
 
     # -- indexes ---------------------------------------------------------------------------
@@ -236,7 +239,12 @@ class Migration(Vendoring):
         for b in import_bindings(tree, origin):
             if b.type_checking or b.module == "__future__":
                 continue
-            if b.name is not None and not (usage.get(b.alias) and usage[b.alias].runtime):
+            used = usage.get(b.alias)
+            # a config class only transformers 5 has is bridged even when only annotations use it:
+            # the import stays and, without ``from __future__ import annotations``, runs
+            tf5_config = (b.name and b.name.endswith("Config") and b.module.split(".")[0] == "transformers"
+                          and used is not None and self.apis.resolve(b.module, b.name) is None)
+            if b.name is not None and not (used and used.runtime) and not tf5_config:
                 continue  # names used only in annotations (P14) or not at all (P3) need nothing along
             mod, name = b.module, b.name
             if mod == MODELS_PKG and name and self.up.has_module(f"{mod}.{name}"):
@@ -250,6 +258,8 @@ class Migration(Vendoring):
                         out.append((cfg, "config"))
                     elif mod.split(".")[0] == "transformers":
                         self._tf5_bridge(name)
+            elif name and mod.split(".")[0] == "transformers" and self.apis.resolve(mod, name) is None:
+                self._tf5_vendor(mod, name)  # a processor only transformers 5 has
             elif (mod.startswith(PROCESSORS_PKG + ".") and mod != origin and self.up.has_module(mod)
                   and (not self.apis.has_module(mod) or (name and self.apis.resolve(mod, name) is None))):
                 # a whole processor module, like a sibling model module: too big to slice (P16)
@@ -307,6 +317,7 @@ class Migration(Vendoring):
 
     def run(self) -> Migration:
         self.discover()
+        self._key_mapping_config()
         self.backports = self._needed_backports()
         for bp in self.backports:
             self.set_overlay(bp.module, bp.text())  # the migrated files resolve the shadowed names there
@@ -490,6 +501,11 @@ class Migration(Vendoring):
             return ImportAction("P2" if mod.startswith(CONFIGS_PKG) else "P1", "repoint", self.redirects[mod])
         if name in self.bridged and (mod.startswith(CONFIGS_PKG) or mod.split(".")[0] == "transformers"):
             return ImportAction("P2", "repoint", self.bridged[name])
+        if f.rule == "P5" and (mod, name) in self.tf5_vendored:
+            return ImportAction("P5", "repoint", self.tf5_vendored[(mod, name)])
+        if f.rule == "P5" and ("transformers", name) in self.vendor_failed and "vendor_failed" not in d:
+            d["vendor_failed"] = self.vendor_failed[("transformers", name)]
+            f.message += f"; not vendored from transformers 5: {d['vendor_failed']}"
         return import_action(f)
 
     # -- results -------------------------------------------------------------------------------
@@ -515,6 +531,8 @@ class Migration(Vendoring):
             mt = tf5.model_type_of(cls)
             if mt and not any(m == mt for m, _, _ in out):
                 out.append((mt, cls, module))
+        if self.key_mapped and not any(m == self.key_mapped[0] for m, _, _ in out):
+            out.append(self.key_mapped)
         mt, cc = self.resolved.get("model_type"), self.resolved.get("ConfigClassName")
         if mt and cc in self.bridged and not any(m == mt for m, _, _ in out):
             out.append((mt, cc, self.bridged[cc]))

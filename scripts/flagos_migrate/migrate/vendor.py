@@ -98,7 +98,8 @@ class SliceResult:
     future_annotations: bool = False  # upstream defers annotations; the slice must too
 
 
-def slice_definitions(text: str, module: str, wanted: list[str], pinned_has) -> SliceResult | None:
+def slice_definitions(text: str, module: str, wanted: list[str], pinned_has,
+                      max_lines: int = MAX_SLICE_LINES) -> SliceResult | None:
     """The definitions ``wanted`` need from their module ``module``; None when not sliceable."""
     tree = parse_source(text, module)
     if tree is None:
@@ -165,7 +166,7 @@ def slice_definitions(text: str, module: str, wanted: list[str], pinned_has) -> 
         seg = "".join(lines[start - 1 : stmt.end_lineno])
         total += stmt.end_lineno - start + 1
         segments.append(seg)
-    if total > MAX_SLICE_LINES:
+    if total > max_lines:
         return None
     from_imports: dict[str, list[str]] = {}
     plain: list[str] = []

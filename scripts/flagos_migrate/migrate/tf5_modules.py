@@ -1,0 +1,263 @@
+"""Processors, feature extractors and their helpers that only transformers 5 has (rule P5).
+
+Upstream vLLM imports ``Qwen3ASRProcessor`` from ``transformers.models.qwen3_asr``, a module
+transformers 4.57.6 does not have. Like the processors vLLM itself ships (vendored whole into
+``vllm_fl/processors/``), such a module is vendored whole from the transformers 5 source into
+``vllm_fl/processors/tf5_<file>.py``; a name it takes from a transformers 5 framework module that
+4.57.6 lacks (``audio_utils.make_audio_chat_template_content``, ``TorchvisionBackend``) is sliced
+from that module with what it needs (the P16 slicer) into ``vllm_fl/processors/tf5_<module>.py``.
+Every import is then either a name 4.57.6 has (kept, so classes keep their identity), another
+vendored module, or missing: then nothing is vendored and the finding names what is missing.
+Configuration classes are not vendored here: they get a bridge (P2, ``tf5_configs``).
+
+Only syntax trees are emitted (``ast.unparse`` of the parsed 5.x source with its imports
+re-pointed); nothing from a checkpoint reaches the code.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+from flagos_migrate.astutil import parse_source, resolve_relative
+from flagos_migrate.catalog.tables import TRANSFORMERS_RENAMES
+from flagos_migrate.migrate.tf5_configs import (
+    KEYMAP_MODULE,
+    _decorator_name,
+    keymap_class_text,
+    keymap_module_for,
+    keymap_text,
+)
+from flagos_migrate.migrate.unit import Unit
+from flagos_migrate.migrate.vendor import slice_definitions
+
+PROCESSORS_PKG = "vllm_fl.processors"
+# whole modules of transformers/models/<x>/ that are vendored: not the modelling code, not configs
+VENDORED_KINDS = ("processing_", "feature_extraction_", "image_processing_", "video_processing_", "tokenization_")
+MAX_TF5_SLICE_LINES = 800  # a transformers 5 base class (TorchvisionBackend) is ~330 lines
+_TOP_DEF = re.compile(rb"^(?:class|def)\s+([A-Za-z_][A-Za-z0-9_]*)|^([A-Za-z_][A-Za-z0-9_]*)\s*(?::[^=\n]*)?=", re.M)
+
+
+def vendored_module_for(tf5_module: str) -> str:
+    """``transformers.models.qwen3_asr.processing_qwen3_asr`` -> ``vllm_fl.processors.tf5_processing_qwen3_asr``;
+    ``transformers.audio_utils`` -> ``vllm_fl.processors.tf5_audio_utils``."""
+    parts = tf5_module.split(".")
+    stem = parts[-1] if len(parts) == 4 and parts[1] == "models" else "_".join(parts[1:])
+    return f"{PROCESSORS_PKG}.tf5_{stem}"
+
+
+def is_model_module(tf5_module: str) -> bool:
+    parts = tf5_module.split(".")
+    return len(parts) == 4 and parts[1] == "models" and parts[3].startswith(VENDORED_KINDS)
+
+
+def top_level_defs(data: bytes) -> set[str]:
+    return {(m.group(1) or m.group(2)).decode() for m in _TOP_DEF.finditer(data)}
+
+
+@dataclass
+class Tf5Module:
+    """One module vendored from transformers 5: whole (a model's processor) or a slice of names."""
+
+    origin: str
+    target: str
+    whole: bool
+    names: set[str] = field(default_factory=set)
+    text: str = ""
+    missing: list[str] = field(default_factory=list)
+    ok: bool = True
+    busy: bool = False  # being translated: a module importing it back gets its target
+
+
+class Tf5Vendoring:
+    """A part of ``engine.Migration`` (a mixin): reads ``tf5`` (the transformers 5 source), ``apis``
+    (the pinned indexes), and writes ``units``."""
+
+    def _key_mapping_config(self) -> None:
+        """P33: with ``--hf-config``, config.json keys the pinned config class does not take but that map
+        to keys it does (a transformers 5 config.json: ``num_local_experts``, ``rope_parameters``) get a
+        subclass of the pinned class that maps them, registered for the model_type."""
+        from flagos_migrate.analysis.config_keys import drift_for
+
+        if not isinstance(self.hf_config, dict):
+            return
+        report = drift_for(self.apis, self.resolved.get("ConfigClassName"), self.hf_config, self.tf5)
+        keymap = {k["key"]: tuple(k["maps_to"]) for k in (report or {}).get("keys", []) if k["maps_to"]}
+        mt = self.hf_config.get("model_type")
+        module = keymap_module_for(mt) if isinstance(mt, str) and keymap else None
+        if module is None:
+            return
+        text = keymap_class_text(report["config_class"], mt, keymap, self.apis.index_for("transformers").version)
+        if text is None:
+            self.notes.append("config.json key drift not mapped: a key or class name is not a plain identifier")
+            return
+        self.units[KEYMAP_MODULE] = Unit(KEYMAP_MODULE, None, "config", keymap_text(), keymap_text(), {"P33"})
+        self.units[module] = Unit(module, None, "config", text, text, {"P33"})
+        self.set_overlay(module, text)
+        self.key_mapped = (mt, report["config_class"], module)
+
+    def _tf5_state(self) -> dict[str, Tf5Module]:
+        if not hasattr(self, "_tf5_mods"):
+            self._tf5_mods: dict[str, Tf5Module] = {}
+            self.tf5_vendored: dict[tuple[str, str], str] = {}
+        return self._tf5_mods
+
+    def _tf5_locate(self, module: str, name: str, depth: int = 0) -> str | None:
+        """The transformers 5 module that defines what ``from module import name`` binds: its own
+        top-level definition, an explicit import followed (``from .x import name``), or, for a
+        lazy package (``transformers``, ``transformers.models.x``), the processor-kind module of it
+        that defines the name."""
+        src = self.tf5.source
+        base = module.replace(".", "/")
+        rel = next((r for r in (base + ".py", base + "/__init__.py") if src.has(r)), None)
+        if rel is None or depth > 4:
+            return None
+        data = src.read_bytes(rel)
+        if name.encode() in data:
+            if name in top_level_defs(data):
+                return module
+            tree = parse_source(data.decode("utf-8", "replace"), rel)
+            for node in ast.walk(tree) if tree is not None else ():
+                if isinstance(node, ast.ImportFrom) and any(a.name == name and not a.asname for a in node.names):
+                    target = (resolve_relative(module, rel.endswith("__init__.py"), node.level, node.module)
+                              if node.level else node.module or "")
+                    if target.split(".")[0] == "transformers" and target != module:
+                        return self._tf5_locate(target, name, depth + 1)
+        if not rel.endswith("__init__.py"):
+            return None
+        if module == "transformers":
+            def wanted(r: str) -> bool:
+                return (r.startswith("transformers/models/") and r.count("/") == 3
+                        and r.rsplit("/", 1)[1].startswith(VENDORED_KINDS))
+        else:
+            def wanted(r: str) -> bool:
+                return (r.startswith(base + "/") and r.count("/") == base.count("/") + 1
+                        and r.rsplit("/", 1)[1].startswith(VENDORED_KINDS))
+        needle = name.encode()
+        for r in sorted(r for r in src.files() if wanted(r)):
+            data = src.read_bytes(r)
+            if needle in data and name in top_level_defs(data):
+                return r[:-3].replace("/", ".")
+        return None
+
+    def _tf5_vendor(self, module: str, name: str) -> str | None:
+        """The plugin module that provides ``name`` (imported from the transformers 5 ``module``),
+        vendored from the transformers 5 source; None when that cannot be done (the reason is in
+        ``vendor_failed``)."""
+        mods = self._tf5_state()
+        key = (module, name)
+        if key in self.tf5_vendored:
+            return self.tf5_vendored[key]
+        if self.tf5 is None or (name in TRANSFORMERS_RENAMES) or name.endswith("Config"):
+            return None
+        origin = self._tf5_locate(module, name)
+        if origin is None:
+            self.vendor_failed[("transformers", name)] = f"transformers {self.tf5.version} has no {module}:{name}"
+            return None
+        whole = is_model_module(origin)
+        if origin.split(".")[1] == "models" and not whole:
+            self.vendor_failed[("transformers", name)] = f"{origin} is modelling code, not a processor"
+            return None
+        m = mods.get(origin)
+        if m is None:
+            m = mods[origin] = Tf5Module(origin, vendored_module_for(origin), whole)
+        elif not m.ok:
+            self.vendor_failed[("transformers", name)] = f"{origin} needs what transformers 4.x lacks: " + ", ".join(m.missing)
+            return None
+        self.tf5_vendored[key] = m.target
+        if m.busy or (m.text and (whole or name in m.names)):
+            return m.target  # done, or being translated (modules that import each other)
+        m.names.add(name)
+        m.busy = True
+        try:
+            ok = self._tf5_translate(m)
+        finally:
+            m.busy = False
+        if not ok:
+            self.tf5_vendored.pop(key, None)
+            self.vendor_failed[("transformers", name)] = f"{origin} needs what transformers 4.x lacks: " + ", ".join(m.missing)
+            return None
+        return m.target
+
+    def _tf5_translate(self, m: Tf5Module) -> bool:
+        rel = m.origin.replace(".", "/") + ".py"
+        text = self.tf5.source.read_text(rel)
+        if not m.whole:
+            sl = slice_definitions(text, m.origin, sorted(m.names), self._tf5_pinned_has, MAX_TF5_SLICE_LINES)
+            if sl is None:
+                m.ok, m.missing = False, [f"{m.origin}:{n}" for n in sorted(m.names)] + ["(not sliceable)"]
+                return False
+            imports = "".join(f"from {mod} import {', '.join(ns)}\n" for mod, ns in sl.imports.items() if mod != "__future__")
+            text = ("from __future__ import annotations\n" if sl.future_annotations else "") + \
+                "\n".join(sl.plain_imports) + "\n" + imports + "\n\n" + "\n\n".join(sl.code)
+        tree = parse_source(text, rel)
+        if tree is None:
+            m.ok, m.missing = False, [f"{m.origin}: does not parse"]
+            return False
+        missing: list[str] = []
+        tree.body = self._tf5_imports(tree.body, m.origin, missing, import_time=True)
+        for node in ast.walk(tree):
+            # documentation only; 4.57.6's auto_docstring fails on 5.x signatures (``int | None``)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                node.decorator_list = [d for d in node.decorator_list if _decorator_name(d) != "auto_docstring"]
+        if not m.whole:
+            tree.body.append(ast.Assign([ast.Name("__all__", ast.Store())],
+                                        ast.List([ast.Constant(n) for n in sorted(m.names)], ast.Load())))
+        if missing:
+            m.ok, m.missing = False, sorted(set(missing))
+            return False
+        body = ast.unparse(ast.fix_missing_locations(tree))
+        how = "the whole module" if m.whole else "the definitions " + ", ".join(sorted(m.names)) + " with what they need"
+        m.text = (f'"""Vendored from transformers {self.tf5.version}: {m.origin} ({how}).\n\n'
+                  "Generated by model-migrate-flagos (rule P5): transformers 4.57.6 lacks it; every name it imports\n"
+                  "is one 4.57.6 has or another vendored module. Regenerated on every migrate_model.py apply.\n"
+                  '"""\n' + body + "\n")
+        self.units[m.target] = Unit(m.target, m.origin, "closure", m.text, m.text, {"P5"})
+        self.set_overlay(m.target, m.text)
+        return True
+
+    def _tf5_pinned_has(self, module: str, name: str) -> bool:
+        return self.apis.resolve(module, name) is not None
+
+    def _tf5_imports(self, body: list[ast.stmt], origin: str, missing: list[str], import_time: bool) -> list[ast.stmt]:
+        """``body`` with every ``from`` import absolute and re-pointed: kept where 4.57.6 has the
+        name, else to the vendored module (import-time imports only; a missing name inside a
+        function stays absolute and fails only when that function runs)."""
+        out: list[ast.stmt] = []
+        for stmt in body:
+            if isinstance(stmt, ast.ImportFrom):
+                out += self._tf5_import(stmt, origin, missing, import_time)
+                continue
+            inner_time = import_time and not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            for fname in ("body", "orelse", "finalbody"):
+                sub = getattr(stmt, fname, None)
+                if isinstance(sub, list) and sub and isinstance(sub[0], ast.stmt):
+                    setattr(stmt, fname, self._tf5_imports(sub, origin, missing, inner_time) or [ast.Pass()])
+            for handler in getattr(stmt, "handlers", []):
+                handler.body = self._tf5_imports(handler.body, origin, missing, inner_time) or [ast.Pass()]
+            out.append(stmt)
+        return out
+
+    def _tf5_import(self, stmt: ast.ImportFrom, origin: str, missing: list[str], import_time: bool) -> list[ast.stmt]:
+        src = resolve_relative(origin, False, stmt.level, stmt.module) if stmt.level else stmt.module or ""
+        if src.split(".")[0] != "transformers":
+            return [stmt]
+        grouped: dict[str, list[ast.alias]] = {}
+        for a in stmt.names:
+            target = src
+            if a.name != "*" and not self._tf5_pinned_has(src, a.name):
+                renamed = TRANSFORMERS_RENAMES.get(a.name)
+                if renamed and self._tf5_pinned_has("transformers", renamed):
+                    grouped.setdefault("transformers", []).append(ast.alias(renamed, a.asname or a.name))
+                    continue
+                vendored = self._tf5_vendor(src, a.name) if import_time else self.tf5_vendored.get((src, a.name))
+                if vendored:
+                    target = vendored
+                elif import_time:
+                    missing.append(f"{src}:{a.name}")
+            grouped.setdefault(target, []).append(ast.alias(a.name, a.asname))
+        return [ast.ImportFrom(t, names, 0) for t, names in grouped.items()]
+
+
+__all__ = ["PROCESSORS_PKG", "Tf5Vendoring", "is_model_module", "vendored_module_for"]

@@ -1,0 +1,158 @@
+"""Processors and feature extractors that only transformers 5 has, vendored from the transformers 5
+source (P5): whole modules into vllm_fl/processors/tf5_<file>.py, the transformers 5 helpers they need
+sliced, every import either a name transformers 4.57.6 has or another vendored module; a module that
+needs what 4.57.6 lacks stays a finding that names it. The pinned half imports the vendored modules on
+the real transformers 4.57.6 and compares a feature extractor's output with transformers 5's own
+(skips without $MMF_PINNED_VENV and the 0.33.0 reference venv).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from flagos_migrate.migrate.engine import Migration
+from flagos_migrate.migrate.tf5_configs import open_transformers5
+from flagos_migrate.migrate.upstream import Upstream, open_upstream
+from flagos_migrate.pinned.api_index import PinnedApis
+from flagos_migrate.plugin.tree import PluginTree
+from flagos_migrate.verify.import_probe import python_of
+
+ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM = ROOT / "tests" / "fixtures" / "upstream_mini"
+needs_tf5 = pytest.mark.skipif(open_transformers5() is None,
+                               reason="no transformers 5 wheel (MMF_TRANSFORMERS5 or ~/.cache/mmf/wheels)")
+
+MODEL = '''\
+"""A model that takes its processors from transformers 5 (fixture)."""
+
+from torch import nn
+from transformers.models.qwen3_asr import Qwen3ASRFeatureExtractor, Qwen3ASRProcessor
+from transformers.models.exaone4_5 import Exaone4_5_Processor
+from transformers.models.qwen3_asr.modeling_qwen3_asr import Qwen3ASRPreTrainedModel
+from transformers import TokenizersBackend
+
+
+class AsrForConditionalGeneration(nn.Module):
+    processors = (Qwen3ASRFeatureExtractor, Qwen3ASRProcessor, Exaone4_5_Processor, TokenizersBackend)
+    base = Qwen3ASRPreTrainedModel
+'''
+
+
+@pytest.fixture(scope="module")
+def apis() -> PinnedApis:
+    return PinnedApis.load("0.13.0")
+
+
+@pytest.fixture(scope="module")
+def migration(tmp_path_factory, apis) -> Migration:
+    tmp = tmp_path_factory.mktemp("tf5mod")
+    up = tmp / "upstream"
+    shutil.copytree(UPSTREAM, up)
+    (up / "vllm" / "model_executor" / "models" / "asr.py").write_text(MODEL)
+    plugin = tmp / "plugin"
+    (plugin / "vllm_fl" / "models").mkdir(parents=True)
+    (plugin / "vllm_fl" / "__init__.py").write_text("")
+    (plugin / "vllm_fl" / "models" / "__init__.py").write_text("")
+    return Migration("asr", Upstream(open_upstream(str(up))), PluginTree(plugin), apis).run()
+
+
+def _imports(text: str) -> list[tuple[str, str]]:
+    return [(n.module, a.name) for n in ast.walk(ast.parse(text)) if isinstance(n, ast.ImportFrom) for a in n.names]
+
+
+@needs_tf5
+def test_processor_modules_are_vendored_whole_and_the_model_imports_them(migration):
+    model = migration.model_unit.text
+    assert ("from vllm_fl.processors.tf5_feature_extraction_qwen3_asr import Qwen3ASRFeatureExtractor" in model)
+    assert "from vllm_fl.processors.tf5_processing_qwen3_asr import Qwen3ASRProcessor" in model
+    assert "from vllm_fl.processors.tf5_processing_exaone4_5 import Exaone4_5_Processor" in model
+    # a transformers 5 alias of a 4.x class is the 4.x class (P5 renames), not a vendored copy
+    assert "from transformers import PreTrainedTokenizerFast" in model and "TokenizersBackend" not in model
+    vendored = {m: u for m, u in migration.units.items() if m.startswith("vllm_fl.processors.tf5_")}
+    assert {"vllm_fl.processors.tf5_processing_qwen3_asr", "vllm_fl.processors.tf5_feature_extraction_qwen3_asr",
+            "vllm_fl.processors.tf5_processing_exaone4_5"} <= set(vendored)
+    for module, unit in vendored.items():
+        assert unit.origin.startswith("transformers."), module
+        for src, name in _imports(unit.text):
+            # every import: a name 4.57.6 has, another vendored module, or not transformers at all;
+            # imports inside functions may stay (they run only when called) and are findings if missing
+            if src.startswith("transformers"):
+                assert migration.apis.resolve(src, name) is not None or any(
+                    f.rule == "P5" and name in f.message for f in unit.after), (module, src, name)
+            elif src.startswith("vllm_fl."):
+                assert src in vendored, (module, src)
+
+
+@needs_tf5
+def test_helpers_transformers_4_57_6_lacks_are_sliced_from_their_transformers_5_module(migration):
+    utils = migration.units["vllm_fl.processors.tf5_audio_utils"]
+    tree = ast.parse(utils.text)
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert {"make_audio_chat_template_content", "make_list_of_audio_chat_template"} <= defined
+    # what 4.57.6 has is imported from it (identity kept), not copied
+    assert ("transformers.audio_utils", "make_list_of_audio") in _imports(utils.text)
+    assert "make_list_of_audio" not in defined
+
+
+@needs_tf5
+def test_modelling_code_is_not_vendored_and_the_finding_says_why(migration):
+    left = [f for f in migration.model_unit.after if f.rule == "P5"]
+    assert len(left) == 1 and left[0].data["name"] == "Qwen3ASRPreTrainedModel"
+    assert "not vendored from transformers 5" in left[0].message and "modelling code" in left[0].message
+
+
+PINNED = '''
+    import json, sys
+    import numpy as np
+    sys.path.insert(0, sys.argv[1])
+    if sys.argv[2] == "plugin":
+        import transformers
+        from vllm_fl.processors.tf5_feature_extraction_qwen3_asr import Qwen3ASRFeatureExtractor
+        from vllm_fl.processors.tf5_processing_qwen3_asr import Qwen3ASRProcessor
+        from vllm_fl.processors.tf5_processing_exaone4_5 import Exaone4_5_Processor
+        assert transformers.__version__ == "4.57.6", transformers.__version__
+    else:
+        from transformers.models.qwen3_asr import Qwen3ASRFeatureExtractor
+    wave = np.sin(np.linspace(0, 400, 16000)).astype(np.float32) * 0.3
+    fe = Qwen3ASRFeatureExtractor()
+    out = fe(wave, sampling_rate=16000, return_tensors="np")
+    print(json.dumps({k: np.asarray(v).tolist() for k, v in out.items()}))
+'''
+
+
+@needs_tf5
+@pytest.mark.slow
+def test_the_vendored_feature_extractor_imports_on_4_57_6_and_matches_transformers_5(migration, tmp_path):
+    pinned = os.environ.get("MMF_PINNED_VENV")
+    ref = Path.home() / ".cache" / "mmf" / "venv-vllm033"
+    if not pinned or not ref.is_dir():
+        pytest.skip("needs MMF_PINNED_VENV and the transformers 5 venv ~/.cache/mmf/venv-vllm033")
+    root = tmp_path / "plugin"
+    for module, unit in migration.units.items():
+        if module.startswith("vllm_fl.processors."):
+            path = root / unit.relpath
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(unit.text)
+    for pkg in ("vllm_fl", "vllm_fl/processors"):
+        (root / pkg / "__init__.py").write_text("")
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(PINNED))
+    outs = {}
+    for which, venv in (("plugin", pinned), ("reference", str(ref))):
+        proc = subprocess.run([python_of(venv), str(script), str(root), which], capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outs[which] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert outs["plugin"].keys() == outs["reference"].keys() and outs["plugin"]
+    import numpy as np
+
+    for key in outs["reference"]:
+        got, want = np.asarray(outs["plugin"][key]), np.asarray(outs["reference"][key])
+        assert got.shape == want.shape and np.allclose(got, want, atol=1e-5), key
