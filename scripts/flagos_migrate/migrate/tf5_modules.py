@@ -30,7 +30,7 @@ from flagos_migrate.migrate.tf5_configs import (
     keymap_text,
 )
 from flagos_migrate.migrate.unit import Unit
-from flagos_migrate.migrate.vendor import slice_definitions
+from flagos_migrate.migrate.vendor import _stmt_names, slice_definitions
 
 PROCESSORS_PKG = "vllm_fl.processors"
 # whole modules of transformers/models/<x>/ that are vendored: not the modelling code, not configs
@@ -54,6 +54,18 @@ def is_model_module(tf5_module: str) -> bool:
 
 def top_level_defs(data: bytes) -> set[str]:
     return {(m.group(1) or m.group(2)).decode() for m in _TOP_DEF.finditer(data)}
+
+
+def defines(data: bytes, name: str) -> bool:
+    """The module source ``data`` binds ``name`` at module level: a definition at column 0, or one
+    inside a module-level ``if``/``try`` (``if is_torchvision_available(): mapping = {...}``)."""
+    if name.encode() not in data:
+        return False
+    if name in top_level_defs(data):
+        return True
+    tree = parse_source(data.decode("utf-8", "replace"), "<tf5>")
+    return tree is not None and any(name in _stmt_names(stmt) for stmt in tree.body
+                                    if isinstance(stmt, (ast.If, ast.Try)))
 
 
 @dataclass
@@ -115,7 +127,7 @@ class Tf5Vendoring:
             return None
         data = src.read_bytes(rel)
         if name.encode() in data:
-            if name in top_level_defs(data):
+            if defines(data, name):
                 return module
             tree = parse_source(data.decode("utf-8", "replace"), rel)
             for node in ast.walk(tree) if tree is not None else ():
@@ -137,7 +149,7 @@ class Tf5Vendoring:
         needle = name.encode()
         for r in sorted(r for r in src.files() if wanted(r)):
             data = src.read_bytes(r)
-            if needle in data and name in top_level_defs(data):
+            if needle in data and defines(data, name):
                 return r[:-3].replace("/", ".")
         return None
 
