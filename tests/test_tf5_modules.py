@@ -37,10 +37,12 @@ from transformers.models.qwen3_asr import Qwen3ASRFeatureExtractor, Qwen3ASRProc
 from transformers.models.exaone4_5 import Exaone4_5_Processor
 from transformers.models.qwen3_asr.modeling_qwen3_asr import Qwen3ASRPreTrainedModel
 from transformers import TokenizersBackend
+from transformers.models.cohere2_vision.image_processing_cohere2_vision import Cohere2VisionImageProcessor
 
 
 class AsrForConditionalGeneration(nn.Module):
-    processors = (Qwen3ASRFeatureExtractor, Qwen3ASRProcessor, Exaone4_5_Processor, TokenizersBackend)
+    processors = (Qwen3ASRFeatureExtractor, Qwen3ASRProcessor, Exaone4_5_Processor, TokenizersBackend,
+                  Cohere2VisionImageProcessor)
     base = Qwen3ASRPreTrainedModel
 '''
 
@@ -103,9 +105,21 @@ def test_helpers_transformers_4_57_6_lacks_are_sliced_from_their_transformers_5_
 
 @needs_tf5
 def test_modelling_code_is_not_vendored_and_the_finding_says_why(migration):
-    left = [f for f in migration.model_unit.after if f.rule == "P5"]
-    assert len(left) == 1 and left[0].data["name"] == "Qwen3ASRPreTrainedModel"
-    assert "not vendored from transformers 5" in left[0].message and "modelling code" in left[0].message
+    left = {f.data["name"]: f for f in migration.model_unit.after if f.rule == "P5"}
+    assert set(left) == {"Qwen3ASRPreTrainedModel", "Cohere2VisionImageProcessor"}
+    assert "not vendored from transformers 5" in left["Qwen3ASRPreTrainedModel"].message
+    assert "modelling code" in left["Qwen3ASRPreTrainedModel"].message
+
+
+@needs_tf5
+def test_what_only_a_newer_dependency_has_keeps_the_finding_and_names_it(migration):
+    # TorchvisionBackend (transformers 5's image-processor base) reaches image_utils.load_image_as_tensor,
+    # which imports httpx from huggingface_hub >= 1.0; 4.57.6 runs with huggingface_hub < 1.0
+    msg = migration.model_unit.after
+    cohere = next(f for f in msg if f.rule == "P5" and f.data["name"] == "Cohere2VisionImageProcessor")
+    assert "TorchvisionBackend" in cohere.message
+    assert "huggingface_hub.utils:httpx" in migration.vendor_failed[("transformers", "load_image_as_tensor")]
+    assert not any(m.startswith("vllm_fl.processors.tf5_image_processing_cohere2") for m in migration.units)
 
 
 PINNED = '''

@@ -13,6 +13,8 @@ def _table(rule: str, name: str):
 
 # P5: transformers 5 spellings -> the 4.57.6 name
 TRANSFORMERS_RENAMES: dict[str, str] = dict(_table("P5", "renames"))
+# P5: third-party names only the newer dependencies of transformers 5 have (vendored 5.x code needing one is not vendored)
+NEWER_DEPENDENCIES: dict[str, str] = dict(_table("P5", "newer_dependencies"))
 
 # P6: (callee, kwarg) -> safe to drop; keyword names safe to drop in any call; conditional drops
 SAFE_DROP_KWARGS: dict[tuple[str, str], bool] = {(e["callee"], e["kwarg"]): False for e in _table("P6", "never_drop")}

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from flagos_migrate.astutil import parse_source, resolve_relative
-from flagos_migrate.catalog.tables import TRANSFORMERS_RENAMES
+from flagos_migrate.catalog.tables import NEWER_DEPENDENCIES, TRANSFORMERS_RENAMES
 from flagos_migrate.migrate.tf5_configs import (
     KEYMAP_MODULE,
     _decorator_name,
@@ -241,6 +241,9 @@ class Tf5Vendoring:
             if isinstance(stmt, ast.ImportFrom):
                 out += self._tf5_import(stmt, origin, missing, import_time)
                 continue
+            if isinstance(stmt, ast.Import) and import_time:
+                missing += [f"{a.name} ({NEWER_DEPENDENCIES.get(a.name)})" for a in stmt.names
+                            if not self._third_party_ok(a.name, None)]
             inner_time = import_time and not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             for fname in ("body", "orelse", "finalbody"):
                 sub = getattr(stmt, fname, None)
@@ -251,9 +254,17 @@ class Tf5Vendoring:
             out.append(stmt)
         return out
 
+    def _third_party_ok(self, module: str, name: str | None) -> bool:
+        """A non-transformers import of vendored 5.x code, unless the P5 table ``newer_dependencies``
+        names it: what only the newer dependency transformers 5 requires has (``huggingface_hub.utils.httpx``)."""
+        return f"{module}:{name}" not in NEWER_DEPENDENCIES and module not in NEWER_DEPENDENCIES
+
     def _tf5_import(self, stmt: ast.ImportFrom, origin: str, missing: list[str], import_time: bool) -> list[ast.stmt]:
         src = resolve_relative(origin, False, stmt.level, stmt.module) if stmt.level else stmt.module or ""
         if src.split(".")[0] != "transformers":
+            if import_time:
+                missing += [f"{src}:{a.name} ({NEWER_DEPENDENCIES.get(f'{src}:{a.name}')})"
+                            for a in stmt.names if not self._third_party_ok(src, a.name)]
             return [stmt]
         grouped: dict[str, list[ast.alias]] = {}
         for a in stmt.names:
