@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 
 import pytest
 from flagos_migrate.migrate import backports
 from flagos_migrate.pinned.api_index import PinnedApis
 from flagos_migrate.pinned.target import resolve_target
-from test_migrate_apply import cli, common, plugin  # noqa: F401  (the fixture)
+from test_migrate_apply import UPSTREAM, cli, common, plugin  # noqa: F401  (the fixture)
 
 PINS = ("0.13.0", "0.20.2")
 
@@ -74,3 +75,43 @@ def test_plan_of_the_same_model_against_two_pins(capsys, plugin):  # noqa: F811
         assert any("PreTrainedConfig" in f["message"] for f in mini[pin]["will_fix"] if f["rule"] == "P5"), pin
     assert mini["0.20.2"]["pinned"] == {"vllm": "0.20.2", "transformers": "4.57.6", "package": "vllm_fl",
                                         "source": "--pinned"}
+
+
+def test_a_backport_written_for_one_pin_leaves_what_another_pin_lacks(capsys, tmp_path, plugin):  # noqa: F811
+    # the gated-delta-net back-port builds on 0.13.0's Qwen3NextGatedDeltaNet, which 0.20.2 no longer
+    # has: on 0.20.2 a model that needs it must not be called clean (qwen3_5 and qwen3_next_mtp were,
+    # and did not import)
+    upstream = tmp_path / "upstream"
+    shutil.copytree(UPSTREAM, upstream)
+    models = upstream / "vllm" / "model_executor" / "models"
+    (models / "gdn.py").write_text(
+        '"""Inference-only Gdn model (fixture: a layer only the gated-delta-net back-port gives)."""\n\n'
+        "from torch import nn\n\n"
+        "from vllm.model_executor.layers.mamba.gdn.qwen_gdn_linear_attn import QwenGatedDeltaNetAttention\n\n\n"
+        "class GdnForCausalLM(nn.Module):\n"
+        "    def __init__(self, *, vllm_config, prefix: str = ''):\n"
+        "        super().__init__()\n"
+        "        self.attn = QwenGatedDeltaNetAttention(vllm_config.model_config.hf_config, vllm_config, prefix)\n")
+    registry = models / "registry.py"
+    registry.write_text(registry.read_text().replace(
+        '"OmniForConditionalGeneration": ("omni", "OmniForConditionalGeneration"),',
+        '"OmniForConditionalGeneration": ("omni", "OmniForConditionalGeneration"),\n'
+        '    "GdnForCausalLM": ("gdn", "GdnForCausalLM"),'))
+    left = {}
+    for pin in PINS:
+        code, out, err = cli(capsys, "plan", "gdn", "--upstream", str(upstream), "--plugin", str(plugin),
+                             "--all-archs", "--pinned", pin, "--json")
+        assert code in (0, 1), err
+        plan = json.loads(out)
+        assert "vllm_fl.compat.gdn_linear_attn" in plan["backports"], pin
+        left[pin] = [f for f in plan["left_for_you"] if f["file"].endswith("compat/gdn_linear_attn.py")]
+    assert left["0.13.0"] == []
+    assert [(f["rule"], "Qwen3NextGatedDeltaNet" in f["message"]) for f in left["0.20.2"]] == [("P3", True)]
+    # once the back-port is in the plugin, a model that does not use it is not charged with it
+    assert cli(capsys, "apply", "gdn", "--upstream", str(upstream), "--plugin", str(plugin), "--all-archs",
+               "--pinned", "0.20.2")[0] in (0, 1)
+    assert (plugin / "vllm_fl" / "compat" / "gdn_linear_attn.py").is_file()
+    code, out, err = cli(capsys, "plan", "plain", "--upstream", str(upstream), "--plugin", str(plugin),
+                         "--all-archs", "--pinned", "0.20.2", "--json")
+    assert code in (0, 1), err
+    assert not [f for f in json.loads(out)["left_for_you"] if "compat/" in f["file"]]
