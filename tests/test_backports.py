@@ -39,7 +39,8 @@ def test_every_backport_defines_its_names_and_the_pinned_vllm_needs_it(bp):
     apis = PinnedApis.load("0.13.0")
     for name, module in bp.names:
         sym = apis.resolve(module, name)
-        if not bp.keywords:
+        if not bp.keywords and (name, module) not in bp.on_import:
+            # (an on_import name exists on the pinned vLLM and behaves differently: activation.py's lookup)
             assert sym is None, f"the pinned vLLM has {module}.{name}: the back-port is not needed"
         assert backports.for_import(module, name) is bp
 

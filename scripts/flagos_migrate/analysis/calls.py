@@ -13,6 +13,7 @@ from flagos_migrate.astutil import context_flags
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.catalog.tables import (
     BEHAVIOUR_NEEDS,
+    BEHAVIOUR_PASS,
     CALLEE_RENAMES,
     KWARG_RENAMES,
     REQUIRED_VALUES,
@@ -98,10 +99,13 @@ def _judge_call(m, call: ast.Call, shown: str, sig: dict, skip: int) -> None:
             continue
         if kwarg in params and params.index(kwarg) < n_pos:
             continue  # passed by position
+        passed = BEHAVIOUR_PASS.get((name, kwarg))
         m.add("P7", call, f"`{shown}()` without `{kwarg}=` behaves differently on the pinned version: upstream "
               f"{upstream}; the pinned one uses only what it is given", severity="warning",
-              fix=f"pass `{kwarg}=` as the pinned vLLM's own models do; pinned signature: {shown}{rendered}",
-              data={**base, "problem": "behaviour-needs", "missing": [kwarg]})
+              fix=(f"apply passes `{kwarg}={passed[0]}` (upstream's own reader of the current config)" if passed else
+                   f"pass `{kwarg}=` as the pinned vLLM's own models do; pinned signature: {shown}{rendered}"),
+              data={**base, "problem": "behaviour-needs", "missing": [kwarg],
+                    **({"pass": [kwarg, passed[0], *passed[1]]} if passed else {})})
 
 
 def _required_values(m, shown: str, missing: list[str], keywords: set[str]) -> dict[str, str]:
@@ -156,8 +160,14 @@ def _kwarg_rename(callee: str, kwarg: str, passed: list[str], accepted: set[str]
 
 def propose_edits(f: Finding, edits: Edits) -> bool:
     """P6: drop a safe keyword or rename it as the table says; P7: add a required keyword with the
-    table's value; False when the finding asks for more."""
+    table's value, or pass what the table says the pinned callable needs; False when the finding asks
+    for more."""
     d = f.data
+    if f.rule == "P7" and d.get("pass"):
+        kwarg, value, module, name = d["pass"]
+        edits.add_kwargs[(f.line, kwarg)] = ("P7", value)
+        edits.add_imports[(module, name)] = "P7"
+        return True
     if f.rule == "P6" and d.get("safe_drop") and d.get("kwarg"):
         edits.drop_kwargs[(f.line, d["kwarg"])] = "P6"
         return True

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import warnings
 
-from flagos_migrate.analysis import calls, imports, inherited, members, removed, structure, weights
+from flagos_migrate.analysis import calls, framework, imports, inherited, members, removed, structure, weights
 from flagos_migrate.analysis.facts import AnalysisContext, ModuleFacts
 from flagos_migrate.astutil import ImportBinding, Usage, Walk, import_bindings, name_usage
 from flagos_migrate.catalog.findings import Finding
@@ -38,6 +38,9 @@ CHECKS = (
     inherited.check_inherited_defaults,
     inherited.check_dead_hooks,
     inherited.check_tower_skipping,
+    framework.check_pooling_inner_load,
+    framework.check_rope_layer_types,
+    framework.check_replaced_config_classes,
     structure.check_custom_ops,
     structure.check_incomplete_init,
     structure.check_merged_projections,

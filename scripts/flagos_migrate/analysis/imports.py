@@ -318,4 +318,6 @@ def import_action(f: Finding) -> ImportAction | None:
         return ImportAction("P14", "type_checking")
     if f.rule == "P22":
         return ImportAction("P22", "repoint", d["backport"])
+    if f.rule == "P29":
+        return ImportAction("P29", "repoint", d["new_module"])
     return None

@@ -36,6 +36,10 @@ REQUIRED_VALUES: dict[tuple[str, str], tuple[str, frozenset[str], str]] = {
 # P7: (callee, positional count) -> (the pinned method of the same class that does what upstream's does, why)
 CALLEE_RENAMES: dict[tuple[str, int], tuple[str, str]] = {
     (e["callee"], int(e["positional"])): (e["to"], e["upstream"]) for e in _table("P7", "callee_renames")}
+# ... and where the table says so, what apply passes: (callee, keyword) -> (value, (module, name) it needs)
+BEHAVIOUR_PASS: dict[tuple[str, str], tuple[str, tuple[str, str]]] = {
+    (e["callee"], e["kwarg"]): (e["pass"], tuple(e["pass_import"])) for e in _table("P7", "behaviour_needs")
+    if e.get("pass")}
 
 # P13: (upstream module, class) -> the pinned (module, class) pairs it stands for in isinstance checks
 ISINSTANCE_EQUIVALENTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
@@ -76,3 +80,14 @@ TOWER_COMMENT: str = _table("P26", "comment")
 
 # P32: pinned vLLM version -> module stem -> the pinned GGUF handling upstream dropped
 GGUF_HANDLING: dict[str, dict[str, dict]] = _table("P32", "gguf_handling")
+
+# P27: upstream embedding architecture -> (module stem, causal-LM class the pooling adapter wraps); the
+# inner model's load_weights written ({outer}: the class whose mapper it applies)
+POOLING_ARCHS: dict[str, tuple[str, str]] = {a: tuple(mc) for a, mc in _table("P27", "pooling_archs").items()}
+POOLING_INNER_LOAD: str = _table("P27", "template")
+
+# P28: pinned vLLM version -> module stem -> upstream's per-layer-type rope read and the pinned code for it
+ROPE_LAYOUTS: dict[str, dict[str, dict]] = _table("P28", "rope_layouts")
+
+# P29: pinned vLLM version -> model type -> the config class the pinned vLLM builds instead of transformers'
+REPLACED_CONFIG_CLASSES: dict[str, dict[str, str]] = _table("P29", "replaced_config_classes")

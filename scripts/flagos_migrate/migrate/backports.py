@@ -142,8 +142,19 @@ HPC_ROPE_NORM = Backport(
     "backend (0.13.0 has none), so the model's plain rotary + norm path runs",
 )
 
+ACTIVATION = Backport(
+    "activation.py",
+    "vllm_fl.compat.activation",
+    (("get_act_and_mul_fn", "vllm.model_executor.layers.activation"),),
+    (),
+    "activation layers by name: get_act_and_mul_fn with upstream's names the pinned registry lacks "
+    "(gelu_pytorch_tanh, swish)",
+    # the same call, fewer names on 0.13.0 (issue 13 class 6): the config's name decides at build time
+    (("get_act_and_mul_fn", "vllm.model_executor.layers.activation"),),
+)
+
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
-                                   SPARSE_MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM)
+                                   SPARSE_MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION)
 
 
 @lru_cache(maxsize=None)

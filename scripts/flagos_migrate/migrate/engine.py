@@ -15,6 +15,7 @@ from flagos_migrate.analysis import (
     AnalysisContext,
     analyze_source,
     calls,
+    framework,
     import_bindings,
     import_blockers,
     inherited,
@@ -43,6 +44,7 @@ from flagos_migrate.migrate.vendor import (
     COMPAT_PKG,
     Vendored,
     import_time_class_reads,
+    locate_definition,
 )
 from flagos_migrate.migrate.vendoring import Vendoring
 from flagos_migrate.pinned.api_index import ApiIndex, PinnedApis
@@ -52,7 +54,7 @@ from flagos_migrate.plugin.tree import PACKAGE, PluginTree
 
 MAX_PASSES = 10
 # findings about one imported name, whose edit is an import action
-IMPORT_FINDINGS = frozenset({"P2", "P3", "P5", "P13", "P14", "P22"})
+IMPORT_FINDINGS = frozenset({"P2", "P3", "P5", "P13", "P14", "P22", "P29"})
 _RECORD_CACHE: dict[str, tuple[tuple[int, int], dict | None]] = {}
 
 
@@ -460,7 +462,11 @@ class Migration(Vendoring, Tf5Vendoring):
                 members.propose_edits(f, edits)
             elif f.rule == "P23":
                 inherited.propose_edits(f, edits)
+            elif f.rule in ("P27", "P28"):
+                framework.propose_edits(f, edits)
             elif f.rule in ("P6", "P7"):
+                if f.data.get("pass") and not self._provides(*f.data["pass"][2:]):
+                    continue  # nothing would define what the call is to be given: the warning stays
                 if not calls.propose_edits(f, edits) and f.data.get("callee") and not f.data.get("backport"):
                     self._vendor_changed_function(f.data["callee"], aliases.values(), tree, edits, depth)
             elif f.rule in ("P17", "P21"):
@@ -468,6 +474,10 @@ class Migration(Vendoring, Tf5Vendoring):
         if runtime_missing:
             self._removed_or_vendor(runtime_missing, removed, edits, depth)
         return edits
+
+    def _provides(self, module: str, name: str) -> bool:
+        """``from module import name`` will work: the pinned vLLM has it, or upstream's definition can be vendored."""
+        return self.apis.resolve(module, name) is not None or locate_definition(self.up, module, name) is not None
 
     def _import(self, edits: Edits, f: Finding, aliases: dict, runtime_missing: dict[str, Finding]) -> None:
         d = f.data

@@ -19,11 +19,13 @@ from flagos_migrate.migrate.edits import Edits, ImportAction  # noqa: F401  (re-
 from flagos_migrate.migrate.rewrite_imports import (  # noqa: F401  (import_from_text, rewrite_imports re-exported)
     ImportRewriter,
     NameRenamer,
+    _binds,
     add_after_imports,
     add_type_checking_imports,
     import_from_text,
     rewrite_imports,
 )
+from flagos_migrate.migrate.statement_edits import add_imports, edit_statements
 
 
 def parse(text: str) -> cst.Module:
@@ -324,6 +326,10 @@ class _LineEdits(ImportRewriter, _Unwrapper, _KwargEditor):
 def apply_edits(text: str, edits: Edits) -> str:
     """One pass of every rewrite; the caller re-analyses and repeats until nothing changes."""
     module = parse(text)
+    if edits.replace_statements:
+        # alone in their pass: they move later lines, and the engine re-analyses before the next pass
+        module = edit_statements(module, {line: code for line, (_, code) in edits.replace_statements.items()})
+        return add_imports(module, [key for key in edits.add_imports if not _binds(module, key[1])]).code
     # first: it rewrites within lines, so the analysis' positions still hold for the passes after it
     defaults = {k: v for k, (_, v) in edits.attr_defaults.items()}
     module = attr_defaults(module, defaults, text)
@@ -341,4 +347,5 @@ def apply_edits(text: str, edits: Edits) -> str:
     module = remove_methods(module, set(edits.remove_methods))
     module = add_methods(module, edits.add_methods)
     module = rename_attrs(module, set(edits.attr_renames))
+    module = add_imports(module, [key for key in edits.add_imports if not _binds(module, key[1])])
     return module.code

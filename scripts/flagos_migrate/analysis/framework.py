@@ -1,0 +1,233 @@
+"""What the pinned vLLM's framework around a model file does differently, though every name resolves
+(issue 13, classes 6 and 7: same name, different behaviour; framework-level dependencies).
+
+- P27: an embedding architecture served through the pooling adapter, whose ``*Model`` checkpoint
+  (names without ``model.``) the pinned adapter loads only through ``self.model.load_weights``.
+- P28: ``config.rope_parameters[layer_type]``, transformers 5's per-layer-type layout; the pinned
+  vLLM under transformers 4.57.6 has one flat dict (``patch_rope_parameters``).
+- P29: a transformers config class that the pinned vLLM's config registry replaces with its own for
+  the model type (``isinstance`` against transformers' class fails on the pinned vLLM).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+
+from flagos_migrate.analysis.facts import ModuleFacts
+from flagos_migrate.astutil import dotted
+from flagos_migrate.catalog.tables import (
+    POOLING_ARCHS,
+    POOLING_INNER_LOAD,
+    REPLACED_CONFIG_CLASSES,
+    ROPE_LAYOUTS,
+)
+from flagos_migrate.migrate.edits import Edits
+
+PINNED_CONFIGS = "vllm.transformers_utils.configs"
+
+
+def _stem(m: ModuleFacts) -> str:
+    return (m.ctx.origin_module or m.ctx.module).rsplit(".", 1)[-1]
+
+
+def _method(cls: ast.ClassDef, name: str) -> ast.FunctionDef | None:
+    return next((s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == name), None)
+
+
+# -- P27 -------------------------------------------------------------------------------------------
+
+def _inner_model(m: ModuleFacts, outer: ast.ClassDef) -> ast.ClassDef | None:
+    """The local class ``outer`` builds as ``self.model = Inner(...)``."""
+    for sub in ast.walk(outer):
+        if (isinstance(sub, ast.Assign) and len(sub.targets) == 1 and dotted(sub.targets[0]) == "self.model"
+                and isinstance(sub.value, ast.Call) and isinstance(sub.value.func, ast.Name)):
+            return m.local_classes.get(sub.value.func.id)
+    return None
+
+
+def _loads_weights(m: ModuleFacts, cls: ast.ClassDef, seen: frozenset[str] = frozenset()) -> bool | None:
+    """``cls`` or a base defines ``load_weights`` (None: a base nobody can name)."""
+    if _method(cls, "load_weights") is not None:
+        return True
+    for base in cls.bases:
+        spelled = dotted(base) or ""
+        if spelled in ("nn.Module", "torch.nn.Module"):
+            continue
+        local = m.local_classes.get(spelled)
+        if local is not None and local.name not in seen:
+            found = _loads_weights(m, local, seen | {cls.name})
+            if found is not False:
+                return found
+            continue
+        sym = m.resolve_expr(base)
+        if sym is None or sym.kind != "class":
+            return None
+        classes, external = m.apis.mro(sym)
+        if "?" in external:
+            return None
+        if any("load_weights" in rec["methods"] for _, rec in classes):
+            return True
+    return False
+
+
+def _stacked_only_mapper(outer: ast.ClassDef) -> bool:
+    """``hf_to_vllm_mapper = WeightsMapper(orig_to_new_stacked=...)`` in the class body, nothing else
+    (stacked projection names match the same under ``model.`` and without it)."""
+    for stmt in outer.body:
+        if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and dotted(stmt.targets[0]) == "hf_to_vllm_mapper"
+                and isinstance(stmt.value, ast.Call) and (dotted(stmt.value.func) or "").endswith("WeightsMapper")):
+            return not stmt.value.args and [k.arg for k in stmt.value.keywords] == ["orig_to_new_stacked"]
+    return False
+
+
+def _mapper_keyword(outer: ast.ClassDef) -> ast.keyword | None:
+    """``mapper=self.hf_to_vllm_mapper`` of the one ``<AutoWeightsLoader>.load_weights(weights, mapper=...)``
+    that ``outer.load_weights`` returns, the loader built as ``AutoWeightsLoader(self, ...)``."""
+    fn = _method(outer, "load_weights")
+    if fn is None:
+        return None
+    body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if not body or not isinstance(body[-1], ast.Return) or not isinstance(body[-1].value, ast.Call):
+        return None
+    call = body[-1].value
+    if not (isinstance(call.func, ast.Attribute) and call.func.attr == "load_weights"):
+        return None
+    loader = call.func.value
+    if isinstance(loader, ast.Name) and len(body) == 2 and isinstance(body[0], ast.Assign) \
+            and [dotted(t) for t in body[0].targets] == [loader.id]:
+        loader = body[0].value
+    elif len(body) != 1:
+        return None
+    if not (isinstance(loader, ast.Call) and dotted(loader.func) == "AutoWeightsLoader"
+            and [dotted(a) for a in loader.args] == ["self"]):
+        return None
+    mapper = [k for k in call.keywords if k.arg == "mapper"]
+    if len(call.args) != 1 or len(call.keywords) != 1 or not mapper or dotted(mapper[0].value) != "self.hf_to_vllm_mapper":
+        return None
+    return mapper[0]
+
+
+def check_pooling_inner_load(m: ModuleFacts) -> None:
+    stem = _stem(m)
+    served: dict[str, list[str]] = {}
+    for arch, (module, cls) in POOLING_ARCHS.items():
+        if module == stem:
+            served.setdefault(cls, []).append(arch)
+    for cname, archs in served.items():
+        outer = m.local_classes.get(cname)
+        inner = _inner_model(m, outer) if outer is not None else None
+        if inner is None or _loads_weights(m, inner) is not False:
+            continue
+        kw = _mapper_keyword(outer)
+        source = None
+        if kw is not None and _stacked_only_mapper(outer) and {"Iterable", "torch", "AutoWeightsLoader"} <= set(
+                m.module_bindings) | set(m.local_classes):
+            source = POOLING_INNER_LOAD.format(outer=cname)
+        names = ", ".join(f"`{a}`" for a in archs)
+        m.add("P27", outer, f"{names} serve{'s' if len(archs) == 1 else ''} {cname} through the pooling adapter; "
+              "such a checkpoint has no `model.` prefix, and the pinned adapter (vllm/model_executor/models/"
+              "adapters.py, `_create_pooling_model_cls.load_weights`) loads those names only through "
+              f"`self.model.load_weights`, which {inner.name} does not define, else through {cname}.load_weights, "
+              "which finds no `embed_tokens` (upstream's adapter finds the prefix itself)",
+              fix=(f"{inner.name} gets the load_weights upstream's LlamaModel has (the mapper applied there)"
+                   if source else f"give {inner.name} a load_weights that loads its own names"),
+              data={"class": cname, "inner": inner.name, "archs": archs, "source": source,
+                    "mapper_line": getattr(kw.value, "lineno", None) if kw is not None else None})
+
+
+# -- P28 -------------------------------------------------------------------------------------------
+
+def _layer_type_key(key: ast.expr) -> bool:
+    if isinstance(key, ast.Constant):
+        return isinstance(key.value, str) and key.value.endswith("_attention")
+    spelled = dotted(key) if isinstance(key, (ast.Name, ast.Attribute)) else None
+    return bool(spelled) and "layer_type" in spelled
+
+
+def _guarded(m: ModuleFacts, node: ast.AST) -> bool:
+    """Inside the body of an ``if`` (or a conditional expression) whose test looks at rope_parameters."""
+    child, cur = node, m.parents.get(node)
+    while cur is not None and not isinstance(cur, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        if isinstance(cur, (ast.If, ast.IfExp)) and child is not cur.test:
+            if any((isinstance(n, ast.Attribute) and n.attr == "rope_parameters")
+                   or (isinstance(n, ast.Name) and n.id == "rope_parameters") for n in ast.walk(cur.test)):
+                return True
+        child, cur = cur, m.parents.get(cur)
+    return False
+
+
+def _available(fn: ast.FunctionDef, before: int, code: str) -> bool:
+    """Every name and ``self.X`` the replacement reads (besides what it assigns itself) is a parameter
+    of ``fn`` or assigned in ``fn`` before line ``before``."""
+    tree = ast.parse(code)
+    own = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    bound = {a.arg for a in [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]}
+    for n in ast.walk(fn):
+        if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.lineno < before:
+            for t in (n.targets if isinstance(n, ast.Assign) else [n.target]):
+                for sub in ast.walk(t):
+                    if isinstance(sub, (ast.Name, ast.Attribute)) and isinstance(sub.ctx, ast.Store):
+                        bound.add(dotted(sub) or "")
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self":
+            if dotted(n) not in bound:
+                return False
+        elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
+            if n.id not in bound and n.id not in own and not hasattr(builtins, n.id):
+                return False
+    return True
+
+
+def check_rope_layer_types(m: ModuleFacts) -> None:
+    layout = ROPE_LAYOUTS.get(m.apis.version, {}).get(_stem(m))
+    for node in m.of_type(ast.Subscript):
+        if not (isinstance(node.value, ast.Attribute) and node.value.attr == "rope_parameters"
+                and isinstance(node.ctx, ast.Load) and _layer_type_key(node.slice)) or _guarded(m, node):
+            continue
+        stmt = m.enclosing(node, ast.stmt)
+        fn = m.enclosing(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        source = None
+        if (layout and isinstance(stmt, ast.Assign) and fn is not None and ast.unparse(stmt) == layout["upstream"]
+                and _available(fn, stmt.lineno, layout["pinned"])):
+            source = layout["pinned"]
+        where = (f"; the pinned vllm.model_executor.models.{_stem(m)} reads both layouts (lines "
+                 f"{layout['lines'][0]}-{layout['lines'][1]})" if layout else "")
+        # a model the pinned vLLM has: its config is a 4.57.6 class, flat; a new one's config (remote code,
+        # a transformers 5 bridge) may keep the per-layer-type dict, which patch_rope_parameters leaves nested
+        known = m.apis.vllm.has_module(f"vllm.model_executor.models.{_stem(m)}")
+        m.add("P28", node, f"`{ast.unparse(node)}` reads transformers 5's per-layer-type rope_parameters; under "
+              "transformers 4.57.6 the pinned vLLM's patch_rope_parameters builds one flat dict (rope_theta, "
+              "rope_scaling) from a config that has no per-layer-type dict, "
+              + ("so this raises KeyError when the model is built" if known else
+                 "so this raises KeyError unless the model's config class keeps that dict")
+              + where, severity="" if known else "warning",
+              fix=("upstream's read becomes the pinned module's both-layouts code" if source else
+                   "read the per-layer-type dict only when the config has it (`if layer_type in "
+                   "config.rope_parameters`), else the flat dict and the 4.57.6 config's per-layer field"),
+              data={"source": source, "stmt_line": getattr(stmt, "lineno", None)})
+
+
+# -- P29 -------------------------------------------------------------------------------------------
+
+def check_replaced_config_classes(m: ModuleFacts) -> None:
+    table = REPLACED_CONFIG_CLASSES.get(m.apis.version, {})
+    by_name = {cls: mt for mt, cls in table.items()}
+    for b in m.bindings:
+        if (b.name in by_name and not b.level and b.module.split(".")[0] == "transformers"
+                and m.apis.resolve(PINNED_CONFIGS, b.name) is not None):
+            m.add("P29", b.node, f"`{b.name}` from {b.module}: the pinned vLLM builds every `{by_name[b.name]}` "
+                  f"config as its own {PINNED_CONFIGS}.{b.name} (_CONFIG_REGISTRY in "
+                  "vllm/transformers_utils/config.py), not transformers' class of that name",
+                  line=b.line, col=b.col, fix=f"import {b.name} from {PINNED_CONFIGS}",
+                  data={"module": b.module, "name": b.name, "new_module": PINNED_CONFIGS, "model_type": by_name[b.name]})
+
+
+def propose_edits(f, edits: Edits) -> None:
+    """P27: the inner model's load_weights, the outer call without its mapper; P28: the pinned code."""
+    d = f.data
+    if f.rule == "P27" and d.get("source") and d.get("mapper_line"):
+        edits.add_methods[(d["inner"], "load_weights")] = ("P27", d["source"])
+        edits.drop_kwargs[(d["mapper_line"], "mapper")] = "P27"
+    elif f.rule == "P28" and d.get("source") and d.get("stmt_line"):
+        edits.replace_statements[d["stmt_line"]] = ("P28", d["source"])
