@@ -412,3 +412,53 @@ def test_activation_backport_builds_upstreams_layers_on_the_real_pinned_vllm(tmp
     lines = run_in_pinned_venv(tmp_path, ACTIVATION_RUNTIME)
     for case in ("pinned_rejects", "gelu_tanh", "swish", "gelu_pinned", "unknown_raises"):
         assert lines[case] == "True", (case, lines[case])
+
+
+MM_RUNTIME = '''
+    import importlib, types
+    from vllm.attention.backends.registry import AttentionBackendEnum
+    from vllm.config import MultiModalConfig
+    from vllm.config import vllm as config_vllm
+    from vllm.attention.layers.mm_encoder_attention import MMEncoderAttention
+    sys.path.insert(0, sys.argv[2])
+    vision = importlib.import_module("vllm_fl.compat.model_executor_models_vision")
+    mm = MultiModalConfig(mm_encoder_attn_backend="TORCH_SDPA")
+    current = config_vllm._current_vllm_config
+    config_vllm._current_vllm_config = None
+    print("none_outside", vision.get_multimodal_config() is None)
+    # the engine sets the current config after the model module was imported: read live
+    config_vllm._current_vllm_config = current
+    object.__setattr__(current, "model_config", types.SimpleNamespace(multimodal_config=mm))
+    print("live", vision.get_multimodal_config() is mm)
+    layer = MMEncoderAttention(4, 8, multimodal_config=vision.get_multimodal_config())
+    print("backend", layer.attn_backend == AttentionBackendEnum.TORCH_SDPA)
+'''
+
+
+def test_p7_vendored_reader_hands_the_live_config_to_the_pinned_layer(tmp_path):
+    """The migrated call on the real vLLM 0.13.0: the vendored get_multimodal_config returns the
+    MultiModalConfig set after import, and the pinned MMEncoderAttention takes its backend override."""
+    from tests.test_backports import CPU_SETUP, python_of
+
+    venv = os.environ.get("MMF_PINNED_VENV")
+    if not venv:
+        pytest.skip("MMF_PINNED_VENV (a venv with the real vLLM 0.13.0) is not set")
+    m = migrate(tmp_path / "m", "vit", VIT, {"vllm/model_executor/models/vision.py": VISION,
+                                             "vllm/config/vllm.py": CONFIG_VLLM})
+    plugin = tmp_path / "plugin"
+    for module in ("vllm_fl.compat.model_executor_models_vision", "vllm_fl.compat.config_vllm"):
+        path = plugin / (module.replace(".", "/") + ".py")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(m.units[module].text)
+    for pkg in ("vllm_fl", "vllm_fl/compat"):
+        (plugin / pkg / "__init__.py").write_text("")
+    script = tmp_path / "run.py"
+    script.write_text(CPU_SETUP + textwrap.dedent(MM_RUNTIME))
+    import subprocess
+
+    proc = subprocess.run([python_of(venv), str(script), str(tmp_path), str(plugin)], capture_output=True,
+                          text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    for case in ("live", "backend", "none_outside"):
+        assert lines.get(case) == "True", (case, lines.get(case), proc.stderr[-2000:])
