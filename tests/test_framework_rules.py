@@ -421,6 +421,8 @@ MM_RUNTIME = '''
     from vllm.config import vllm as config_vllm
     from vllm.attention.layers.mm_encoder_attention import MMEncoderAttention
     sys.path.insert(0, sys.argv[2])
+    for name in [n for n in sys.modules if n == "vllm_fl" or n.startswith("vllm_fl.")]:
+        del sys.modules[name]  # a vllm_fl the setup imported from elsewhere: this test's plugin is the one
     vision = importlib.import_module("vllm_fl.compat.model_executor_models_vision")
     mm = MultiModalConfig(mm_encoder_attn_backend="TORCH_SDPA")
     current = config_vllm._current_vllm_config
