@@ -794,3 +794,21 @@ def test_p9_language_model_only_reads_false_through_an_aliased_multimodal_config
     # negative: bound from something else, the name says nothing
     assert only(analyze(code.replace("model_config.multimodal_config if model_config else None",
                                      "load_options()")), "P9") == []
+
+
+def test_p9_mm_config_as_an_attribute_is_not_the_multimodal_config():
+    # the pinned pixtral's own file: the image processor's `mm_config` holds its vision settings
+    code = """
+    class PixtralProcessorAdapter:
+        def get_max_image_size(self):
+            return self.image_processor.mm_config.max_image_size
+    """
+    assert only(analyze(code), "P9") == []
+    # the same read through a variable bound from the model config is still judged
+    bound = """
+    def f(model_config):
+        mm_config = model_config.multimodal_config
+        return mm_config.max_image_size
+    """
+    (f,) = only(analyze(bound), "P9")
+    assert f.data["attr"] == "max_image_size"

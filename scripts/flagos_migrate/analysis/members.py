@@ -16,6 +16,7 @@ from flagos_migrate.catalog.tables import (
     ATTR_RENAMES,
     CONFIG_ATTR_RENAMES,
     CONFIG_CLASSES,
+    CONFIG_VARIABLE_ONLY,
     MARK_CONTEXT_MANAGERS,
     UNSET_DEFAULTS,
 )
@@ -70,7 +71,7 @@ def check_config_attributes(m: ModuleFacts) -> None:
             continue
         base = node.value
         kind = None
-        if isinstance(base, ast.Attribute) and base.attr in CONFIG_CLASSES:
+        if isinstance(base, ast.Attribute) and base.attr in CONFIG_CLASSES and base.attr not in CONFIG_VARIABLE_ONLY:
             kind = base.attr
         elif isinstance(base, ast.Name):
             kind = aliases.get(base.id)

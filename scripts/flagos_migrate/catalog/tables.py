@@ -48,6 +48,7 @@ ISINSTANCE_EQUIVALENTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
 # P9: config variable -> vllm.config class (None: never judged); attribute renames with semantics:
 # upstream attr -> (config variable, pinned attr, {(operator, literal): negate})
 CONFIG_CLASSES: dict[str, str | None] = dict(_table("P9", "config_classes"))
+CONFIG_VARIABLE_ONLY = frozenset(_table("P9", "variable_only"))
 # P9: (config class, attribute) -> (upstream's default as Python source, why the pinned config cannot set it)
 UNSET_DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
     (e["class"], e["attr"]): (e["default"], e["why"]) for e in _table("P9", "unset_defaults")}
