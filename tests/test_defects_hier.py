@@ -174,6 +174,36 @@ def test_negatives_own_method_pinned_parent_and_plain_module():
     assert only(own, "P23") == only(parent, "P23") == only(plain, "P23") == []
 
 
+NO_LANGUAGE_MODEL = '''
+    from torch import nn
+    from vllm.model_executor.models.interfaces import IsAttentionFree, SupportsMultiModal
+
+    class Predictor(nn.Module):
+        def forward(self, x):
+            return x
+
+    class M(nn.Module, IsAttentionFree, SupportsMultiModal):
+        def __init__(self):
+            super().__init__()
+            self.runner = Predictor()
+
+        def embed_input_ids(self, input_ids, multimodal_embeddings=None):
+            return input_ids
+'''
+
+
+def test_get_language_model_only_where_upstreams_default_finds_one():
+    # the pinned terratorch: no child for upstream's default to return (it raises there, the pinned
+    # default returns None): nothing relied on
+    assert only(analyze(NO_LANGUAGE_MODEL), "P23") == []
+    # a child whose class has embed_input_ids is what upstream's fallback returns: relied on
+    child = NO_LANGUAGE_MODEL.replace("        def forward(self, x):",
+                                      "        def embed_input_ids(self, ids):\n            return ids\n\n"
+                                      "        def forward(self, x):")
+    (f,) = only(analyze(child), "P23")
+    assert f.data["method"] == "get_language_model"
+
+
 def test_validator_reports_a_hand_migrated_class_without_the_method():
     found = only(analyze('''
         from torch import nn

@@ -126,6 +126,25 @@ def _marked_language_model(m: ModuleFacts, classes: list[ast.ClassDef]) -> tuple
     return next(iter(found.items())) if len(found) == 1 else None
 
 
+def _builds_language_model(m: ModuleFacts, classes: list[ast.ClassDef]) -> bool:
+    """Upstream's default returns a child only when there is one: the chain marks a language model
+    (``_mark_language_model``, ``_mark_composite_model``), or builds a child its fallback takes (one with
+    ``embed_input_ids``: a registered model, a ``*ForCausalLM``/``*Model``, a local class defining it)."""
+    for node in classes:
+        for sub in m.below(node, ast.Call):
+            if isinstance(sub.func, ast.Attribute) and sub.func.attr in ("_mark_language_model",
+                                                                        "_mark_composite_model"):
+                return True
+        for value in _self_assigns(m, node).values():
+            name = (dotted(value.func) or "").rsplit(".", 1)[-1] if isinstance(value, ast.Call) else ""
+            if name == "init_vllm_registered_model" or name.endswith(("ForCausalLM", "Model")):
+                return True
+            local = m.local_classes.get(name)
+            if local is not None and _defines(local, "embed_input_ids"):
+                return True
+    return False
+
+
 def _builds_causal_lm(value: ast.expr) -> bool:
     """The value is a whole causal LM (with its ``.model`` decoder): a registered model or *ForCausalLM."""
     if not isinstance(value, ast.Call):
@@ -167,6 +186,8 @@ def check_inherited_defaults(m: ModuleFacts) -> None:
             # report on the first local class of the chain that reaches the interface
             if any(_reaches(m, c, iface) for c in anc.locals[1:]):
                 continue
+            if entry.get("fix") == "language_model" and not _builds_language_model(m, anc.locals):
+                continue  # no child for upstream's default to find: it raises, the pinned one returns None
             source = _fix_source(m, anc, entry)
             iname = iface.rsplit(".", 1)[-1]
             m.add("P23", cls, f"class {cls.name} relies on upstream's default `{iname}.{method}()`, which "
