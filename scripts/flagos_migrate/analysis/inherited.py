@@ -128,14 +128,17 @@ def _marked_language_model(m: ModuleFacts, classes: list[ast.ClassDef]) -> tuple
 
 def _builds_language_model(m: ModuleFacts, classes: list[ast.ClassDef]) -> bool:
     """Upstream's default returns a child only when there is one: the chain marks a language model
-    (``_mark_language_model``, ``_mark_composite_model``), or builds a child its fallback takes (one with
-    ``embed_input_ids``: a registered model, a ``*ForCausalLM``/``*Model``, a local class defining it)."""
+    (``_mark_language_model``, ``_mark_composite_model``, or a ``self.*language_model*`` left by unwrapping
+    it), or builds a child its fallback takes (one with ``embed_input_ids``: a registered model, a
+    ``*ForCausalLM``/``*Model``, a local class defining it)."""
     for node in classes:
         for sub in m.below(node, ast.Call):
             if isinstance(sub.func, ast.Attribute) and sub.func.attr in ("_mark_language_model",
                                                                         "_mark_composite_model"):
                 return True
-        for value in _self_assigns(m, node).values():
+        for attr, value in _self_assigns(m, node).items():
+            if "language_model" in attr:
+                return True  # the marker's own idiom, unwrapped by hand
             name = (dotted(value.func) or "").rsplit(".", 1)[-1] if isinstance(value, ast.Call) else ""
             if name == "init_vllm_registered_model" or name.endswith(("ForCausalLM", "Model")):
                 return True
