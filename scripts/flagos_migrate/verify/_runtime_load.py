@@ -107,6 +107,18 @@ def _same_values(want, got):
                                                        torch.sort(got.flatten().float())[0])
 
 
+def _judge(name: str, want, got, reordered: list, problems: list, differs: str) -> None:
+    """Equal passes; the same values in another order are ``reordered`` (the caller decides); else a problem."""
+    import torch
+
+    if torch.equal(want, got.to(want.dtype)):
+        return
+    if _same_values(want, got):
+        reordered.append(name)
+    else:
+        problems.append(differs)
+
+
 def check_loaded(model, ckpt, reported):
     """Every parameter written (NaN-filled before loading), and each equal to its checkpoint tensor or,
     for fused parameters, to the concatenation of its parts. Returns (problems, stats); the stats'
@@ -132,12 +144,8 @@ def check_loaded(model, ckpt, reported):
             continue
         key = _ckpt_name(name, index)
         if key is not None and tuple(ckpt[key].shape) == tuple(p.shape):
-            want = _as_loaded(ckpt[key], p.data)
-            if not torch.equal(want, p.data.to(want.dtype)):
-                if _same_values(want, p.data):
-                    reordered.append(name)
-                else:
-                    problems.append(f"{name} differs from its checkpoint tensor {key}")
+            _judge(name, _as_loaded(ckpt[key], p.data), p.data, reordered, problems,
+                   f"{name} differs from its checkpoint tensor {key}")
             equal += 1
             continue
         pieces = name.split(".")
@@ -154,11 +162,8 @@ def check_loaded(model, ckpt, reported):
         if tuple(want.shape) != tuple(p.shape):
             unchecked += 1
             continue
-        if not torch.equal(want, p.data.to(want.dtype)):
-            if _same_values(want, p.data):
-                reordered.append(name)
-            else:
-                problems.append(f"{name} is not the concatenation of its checkpoint parts {keys}")
+        _judge(name, want, p.data, reordered, problems,
+               f"{name} is not the concatenation of its checkpoint parts {keys}")
         fused += 1
     in_ckpt = sum(t.numel() for n, t in ckpt.items() if not n.endswith("rotary_emb.inv_freq"))
     in_params = sum(p.numel() for p in params.values())
