@@ -146,6 +146,24 @@ def test_architectures_come_from_the_record_and_only_name_plugin_modules():
     assert runtime.config_modules_of(RECORD) == ["vllm_fl.configs.qwen3_x"]
 
 
+def test_a_registration_apply_found_in_place_still_names_its_architecture(tmp_path):
+    """A second apply into the same tree records the registration it found with its line; verify
+    must still build it (it said "registers no architecture" and exited 0)."""
+    from flagos_migrate.plugin.registration import plan_registration
+
+    init = tmp_path / "__init__.py"
+    init.write_text((EXAMPLE_PLUGIN / "vllm_fl" / "__init__.py").read_text())
+    regs = [("Gemma3ForCausalLM", "Gemma3ForCausalLM")]
+    first = plan_registration(init.read_text(), init, "gemma3", "vllm_fl.models.gemma3", regs, [])
+    init.write_text(first.text)
+    again = plan_registration(first.text, init, "gemma3", "vllm_fl.models.gemma3", regs, [])
+    assert again.added == [] and again.present[0].endswith(")")  # "... (line N)"
+    want = [{"architecture": "Gemma3ForCausalLM", "module": "vllm_fl.models.gemma3", "class": "Gemma3ForCausalLM"}]
+    assert runtime.architectures_of({"registration": first.added}) == want
+    assert runtime.architectures_of({"registration": again.present}) == want
+    assert runtime.architectures_of({"registration": [again.present[0] + "; import os"]}) == []
+
+
 # ------------------------------------------------------------------------------------ result shaping
 
 SPEC = {"architecture": "A", "module": "vllm_fl.models.a", "class": "A"}

@@ -49,7 +49,9 @@ WORKER_ENV = {
     "CUDA_VISIBLE_DEVICES": "",
 }
 
-_REGISTRATION = re.compile(r"^\s*(?P<arch>[A-Za-z_]\w*)\s*->\s*(?P<module>[\w.]+):(?P<cls>[A-Za-z_]\w*)\s*$")
+# an apply that finds the registration already in place records it with where it is ("(line 20)")
+_REGISTRATION = re.compile(
+    r"^\s*(?P<arch>[A-Za-z_]\w*)\s*->\s*(?P<module>[\w.]+):(?P<cls>[A-Za-z_]\w*)(?:\s+\(line \d+\))?\s*$")
 
 # Third-party packages whose absence or failure on a CPU-only machine is the environment's problem,
 # not the migration's (they need a GPU, or are the plugin's own GPU runtime).
