@@ -550,3 +550,66 @@ def test_the_load_check_compares_in_the_dtype_a_layer_keeps_its_parameters(tmp_p
     assert out["dtypes"] == ["torch.bfloat16"]
     assert out["loaded"] == []
     assert out["wrong"] == ["act_fn.alpha_p differs from its checkpoint tensor act_fn.alpha_p"]
+
+
+GEMMA3N_SPELLING = textwrap.dedent('''\
+    """load_checkpoint on the pinned vLLM's own Gemma3nForCausalLM: transformers saves the class as
+    model.language_model.*, which vLLM (pinned and upstream) serves only inside the multimodal class."""
+    import json, os, sys
+    sys.path.insert(0, sys.argv[1])
+    work = sys.argv[2]
+    os.environ["VLLM_TARGET_DEVICE"] = "cpu"
+    import torch
+    from _runtime_env import _platform_cpu, _vllm_config, _init_distributed, _construct, _resolved_class
+    _platform_cpu()
+    from _runtime_config import _config_class, _write_tiny_config
+    from _runtime_load import load_checkpoint, make_checkpoint
+
+    arch = "Gemma3nForCausalLM"
+    cfg = _write_tiny_config(arch, _config_class(arch, {}), work)
+    ckpt = make_checkpoint(arch, cfg, 0)
+    out = {"saved": sorted(ckpt)[:3], "garbled": [k for k in ckpt if "model.language_model" in k[len("model."):]]}
+    vc = _vllm_config(work)
+    _init_distributed(vc)
+    cls = _resolved_class(vc)
+
+    def attempt(c, builtin):
+        notes = []
+        fresh = _vllm_config(work)  # layer names are per config
+        try:
+            stats, used = load_checkpoint(_construct(cls, fresh), c, fresh, builtin, work, notes)
+        except Exception as exc:
+            return {"error": type(exc).__name__ + ": " + str(exc)[:200]}
+        return {"names": sorted(used)[:3], "notes": notes, "equal": stats["equal"] + stats["fused_equal"]}
+
+    out["with_pinned_class"] = attempt(ckpt, cls)
+    out["without"] = attempt(ckpt, None)  # nobody to decide which spelling is served: the failure stands
+    short = type(ckpt)({k: v for k, v in ckpt.items() if not k.endswith("layers.1.mlp.down_proj.weight")})
+    short.in_memory = ckpt.in_memory
+    out["short"] = attempt(short, cls)  # respelling does not excuse a missing tensor
+    print(json.dumps(out))
+''')
+
+
+def test_gemma3n_causal_lm_takes_the_names_the_pinned_class_loads(tmp_path):
+    """gemma3n failed load on model.language_model.*: transformers (4.57 and 5) saves Gemma3nForCausalLM
+    so, but vLLM's Gemma3nForCausalLM, the pinned one and upstream's alike, loads only its own names
+    (served inside Gemma3nForConditionalGeneration, whose mapper renames). The harness's, not the
+    migration's; and its reverse of the conversion mapping garbled per_layer_model_projection."""
+    venv = Path(_venv("MMF_PINNED_VENV"))
+    python = venv / "bin" / "python" if venv.is_dir() else venv
+    script = tmp_path / "gemma3n.py"
+    script.write_text(GEMMA3N_SPELLING)
+    proc = subprocess.run([str(python), str(script), str(ROOT / "scripts" / "flagos_migrate" / "verify"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "VLLM_TARGET_DEVICE": "cpu", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["saved"][0].startswith("model.language_model.")
+    assert out["garbled"] == []
+    ok = out["with_pinned_class"]
+    assert "error" not in ok, ok
+    assert ok["names"][0].startswith("model.") and not ok["names"][0].startswith("model.language_model.")
+    assert ok["equal"] > 0 and "does not load the spelling transformers saves" in ok["notes"][-1]
+    assert "language_model" in out["without"]["error"]  # the pinned class's own loader on the saved names
+    assert "not (fully) loaded" in out["short"]["error"] and "layers.1.mlp.down_proj" in out["short"]["error"]

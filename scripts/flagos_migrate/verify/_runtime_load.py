@@ -12,9 +12,27 @@ from _runtime_config import _text_config
 from _runtime_env import LevelError, _construct, _vllm_config
 
 
+class Checkpoint(dict):
+    """Checkpoint tensors by name as a saved checkpoint spells them; ``in_memory`` maps each name to
+    the reference class's own state-dict name where transformers renames on save (VLMs)."""
+
+    in_memory: dict = {}
+
+    def respelled(self):
+        """The same tensors under the reference class's own names (None when nothing is renamed)."""
+        if not any(k != v for k, v in self.in_memory.items()):
+            return None
+        out = Checkpoint({self.in_memory.get(k, k): t for k, t in self.items()})
+        out.in_memory = {}
+        return out
+
+
 def _checkpoint_names(hf_model):
     """State-dict names as a saved Hugging Face checkpoint spells them (transformers' own reverse
-    of ``_checkpoint_conversion_mapping``, as ``save_pretrained`` applies it)."""
+    of ``_checkpoint_conversion_mapping``, as ``save_pretrained`` applies it), each with its shape
+    and the in-memory name. The mapping's targets are prefixes: the reverse replaces the prefix
+    only (transformers 4.57's unanchored ``re.subn`` also rewrites later matches, e.g. gemma3n's
+    ``"model"`` inside ``per_layer_model_projection``, a name no real checkpoint has)."""
     import re
 
     mapping = getattr(hf_model, "_checkpoint_conversion_mapping", None) or {}
@@ -24,10 +42,10 @@ def _checkpoint_names(hf_model):
         new = key
         for pattern, replacement in reverse.items():
             replacement = re.sub(r"\(.*\)", "", replacement.lstrip("^"))
-            new, n = re.subn(pattern, replacement, key)
+            new, n = re.subn(pattern if pattern.startswith("^") else "^" + pattern, replacement, key, count=1)
             if n:
                 break
-        out[new] = tuple(tensor.shape)
+        out[new] = (tuple(tensor.shape), key)
     return out
 
 
@@ -52,13 +70,14 @@ def make_checkpoint(arch, cfg, seed, alt=None):
     if getattr(_text_config(cfg), "tie_word_embeddings", False):
         shapes = {k: v for k, v in shapes.items() if not k.endswith("lm_head.weight")}
     gen = torch.Generator().manual_seed(seed)
-    out = {}
+    out = Checkpoint()
     for name in sorted(shapes):
-        shape = shapes[name]
+        shape = shapes[name][0]
         t = torch.randn(shape, generator=gen, dtype=torch.float32) * 0.1
         if len(shape) == 1 and "norm" in name and name.endswith("weight"):
             t = t + 1.0
         out[name] = t.contiguous()
+    out.in_memory = {k: v[1] for k, v in shapes.items()}
     return out
 
 
@@ -275,3 +294,33 @@ def _builtin_loaded(cls, ckpt, work):
     with set_current_vllm_config(vc):
         model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
     return {n: p.data.detach().clone() for n, p in model.named_parameters() if isinstance(p.data, torch.Tensor)}
+
+
+def _loads(cls, ckpt, work):
+    """Whether the pinned vLLM's own ``cls`` loads ``ckpt`` without an error."""
+    try:
+        _builtin_loaded(cls, ckpt, work)
+    except Exception:
+        return False
+    return True
+
+
+def load_checkpoint(model, ckpt, vc, builtin, work, notes):
+    """The load level: ``ckpt`` through the migrated ``load_weights`` (:func:`_load`); returns
+    (stats, the checkpoint loaded). A class vLLM serves as the language model of a multimodal
+    checkpoint (gemma3n's ``Gemma3nForCausalLM``) takes its reference class's own names, not the
+    spelling transformers saves (``model.language_model.*``): when the load fails, the pinned
+    vLLM's own class of the architecture decides: it fails on the saved spelling too and loads the
+    in-memory one, so that is the checkpoint this architecture is served with, here and upstream.
+    Without a pinned class to decide, the failure stands."""
+    try:
+        return _load(model, ckpt, vc, lambda: _builtin_loaded(builtin, ckpt, work), notes), ckpt
+    except Exception:
+        alt = ckpt.respelled() if isinstance(ckpt, Checkpoint) and builtin is not None else None
+        if alt is None or _loads(builtin, ckpt, work) or not _loads(builtin, alt, work):
+            raise
+    stats = _load(model, alt, vc, lambda: _builtin_loaded(builtin, alt, work), notes)
+    renamed = next(f"{k} -> {v}" for k, v in ckpt.in_memory.items() if k != v)
+    notes.append(f"checkpoint in the reference class's own names (e.g. {renamed}): the pinned vLLM's own "
+                 f"{builtin.__name__} does not load the spelling transformers saves and loads this one")
+    return stats, alt

@@ -64,7 +64,7 @@ from _runtime_env import (
     gpu_only_op,
 )
 from _runtime_forward import _forward, _hf_logits, _reference_attention
-from _runtime_load import _builtin_class, _builtin_loaded, _load, make_checkpoint
+from _runtime_load import _builtin_class, _load, load_checkpoint, make_checkpoint
 
 LEVELS = ("import", "construct", "load", "forward")
 
@@ -136,9 +136,9 @@ def run_pinned(req, spec):
 
             ckpt = load_file(os.path.join(work, "model.safetensors"))
             res["notes"].append("checkpoint names from the reference venv's transformers")
-        if ckpt is not None:
-            from safetensors.torch import save_file
+        from safetensors.torch import save_file
 
+        if ckpt is not None:
             save_file(ckpt, os.path.join(work, "model.safetensors"))
         from vllm import ModelRegistry
 
@@ -158,7 +158,9 @@ def run_pinned(req, spec):
                                      "take checkpoint names from; pass --reference-python"}
             res["levels"]["forward"] = {"status": "skipped", "reason": "no checkpoint"}
             return res
-        res["stats"]["load"] = _load(model, ckpt, vc, lambda: _builtin_loaded(builtin, ckpt, work), res["notes"])
+        res["stats"]["load"], loaded = load_checkpoint(model, ckpt, vc, builtin, work, res["notes"])
+        if loaded is not ckpt:  # the spelling the pinned vLLM's own class loads: upstream's side takes it too
+            save_file(loaded, os.path.join(work, "model.safetensors"))
         res["levels"]["load"] = {"status": "pass", "reason": None}
 
         level = "forward"
