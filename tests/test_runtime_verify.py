@@ -613,3 +613,43 @@ def test_gemma3n_causal_lm_takes_the_names_the_pinned_class_loads(tmp_path):
     assert ok["equal"] > 0 and "does not load the spelling transformers saves" in ok["notes"][-1]
     assert "language_model" in out["without"]["error"]  # the pinned class's own loader on the saved names
     assert "not (fully) loaded" in out["short"]["error"] and "layers.1.mlp.down_proj" in out["short"]["error"]
+
+
+NEMOTRON_NAMES = textwrap.dedent('''\
+    """make_checkpoint from the config class the pinned vLLM builds for model_type nemotron."""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    import transformers
+    from vllm.transformers_utils.configs import NemotronConfig
+    from _runtime_load import make_checkpoint
+
+    cfg = NemotronConfig(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=128, rope_theta=5000.0)
+    out = {"vllm_has_rope_theta": hasattr(cfg, "rope_theta")}
+    try:
+        transformers.NemotronForCausalLM(cfg)
+    except AttributeError as exc:
+        out["direct"] = str(exc)
+    ckpt = make_checkpoint("NemotronForCausalLM", cfg, 0)
+    out["shapes"] = {k: list(v.shape) for k, v in ckpt.items() if ".0." in k or "layers" not in k}
+    print(json.dumps(out))
+''')
+
+
+def test_the_reference_class_is_built_from_its_own_config_class(tmp_path):
+    """nemotron failed construct in the harness's checkpoint maker: transformers' NemotronForCausalLM
+    reads config.rope_theta, and the pinned vLLM's NemotronConfig (the class it builds for
+    model_type nemotron) keeps rope_parameters only. The harness's, not the migration's."""
+    venv = Path(_venv("MMF_PINNED_VENV"))
+    python = venv / "bin" / "python" if venv.is_dir() else venv
+    script = tmp_path / "nemotron.py"
+    script.write_text(NEMOTRON_NAMES)
+    proc = subprocess.run([str(python), str(script), str(ROOT / "scripts" / "flagos_migrate" / "verify")],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "VLLM_TARGET_DEVICE": "cpu"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["vllm_has_rope_theta"] is False and "rope_theta" in out["direct"]  # what failed before
+    shapes = out["shapes"]
+    assert shapes["model.embed_tokens.weight"] == [128, 64] and shapes["lm_head.weight"] == [128, 64]
+    assert shapes["model.layers.0.self_attn.k_proj.weight"] == [32, 64]  # 2 kv heads of 16
+    assert shapes["model.layers.0.mlp.up_proj.weight"] == [96, 64]

@@ -49,6 +49,20 @@ def _checkpoint_names(hf_model):
     return out
 
 
+def _reference_config(hf_cls, cfg):
+    """``cfg`` as the reference class's own config class: the pinned vLLM replaces some of
+    transformers' (``vllm.transformers_utils.configs.NemotronConfig`` keeps ``rope_parameters``
+    only, and transformers' Nemotron reads ``config.rope_theta``). The model is built from vLLM's
+    class; the reference implementation, which only names and shapes the tensors, from its own."""
+    own = getattr(hf_cls, "config_class", None)
+    if not isinstance(own, type) or isinstance(cfg, own):
+        return cfg
+    try:
+        return own.from_dict(cfg.to_dict())
+    except Exception:  # not convertible: the class gets the config as it is (and may fail on it)
+        return cfg
+
+
 def make_checkpoint(arch, cfg, seed, alt=None):
     """Random tensors (fixed seed) with the names and shapes of the Hugging Face class of ``arch``
     (else of ``alt``, the class a peer architecture is registered to); None when this transformers
@@ -59,6 +73,7 @@ def make_checkpoint(arch, cfg, seed, alt=None):
     hf_cls = getattr(transformers, arch, None) or (getattr(transformers, alt, None) if alt else None)
     if hf_cls is None:
         return None
+    cfg = _reference_config(hf_cls, cfg)
     try:
         with torch.device("meta"):
             hf = hf_cls(cfg)
