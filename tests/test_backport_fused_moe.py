@@ -174,6 +174,19 @@ ROUTING = COMMON + '''
         theirs = pinned_kernel(re, x, False, 2, logits, True, global_num_experts=E)
         ours = re.run(x, logits)
     print("pinned_cpu_kernel", torch.allclose(theirs, ours, atol=1e-5), (theirs - ours).abs().max().item())
+
+    # upstream's RoutedExperts has no read-only tp_size: DbrxExperts assigns it in __init__
+    class AssignsTpSize(fm.RoutedExperts):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            before = self.tp_size
+            self.tp_size = self.moe_config.tp_size
+            self.per_rank = I // self.tp_size
+            self.before = before
+
+    layer = build(top_k=2, routed_experts_cls=AssignsTpSize)
+    re = layer.routed_experts
+    print("assigned_tp_size", re.tp_size == re.before == 1 and re.per_rank == I and "_assigned_tp_size" in vars(re))
 '''
 
 
@@ -190,6 +203,7 @@ def test_forward_matches_a_dense_reference_over_the_routing_variants(pinned_run)
                  "grouped_sigmoid_bias", "grouped_bias_scale_on_output_shared", "custom_on_input", "gelu_tanh",
                  "swiglu_limit", "external_logits", "pinned_cpu_kernel"):
         assert lines[case].startswith("True"), (case, lines[case])
+    assert lines["assigned_tp_size"] == "True"  # fails on a back-port whose tp_size has no setter
 
 
 LOADING = '''

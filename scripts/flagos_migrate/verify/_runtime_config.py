@@ -4,6 +4,7 @@ mappings, a peer's registered class) and the tiny config written from its defaul
 config.json. Standard library only at import (see ``_runtime_env``).
 """
 
+import _runtime_subcfg as _subcfg
 import runtime_mm
 import runtime_tiny
 from _runtime_env import Unavailable, _tf_version
@@ -92,7 +93,7 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
     from transformers import CONFIG_MAPPING
 
     vllm_cfgs = _vllm_configs()
-    types = ([model_type_hint] if model_type_hint else []) + _hf_model_types(arch)
+    types = ([model_type_hint] if model_type_hint else []) + _subcfg.text_first(arch, _hf_model_types(arch))
     for mt in types:  # in the order the pinned vLLM's get_config reads a config.json
         if mt in bridges:
             return bridges[mt]
@@ -152,7 +153,7 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     tiny["architectures"] = [arch]
     tiny.pop("transformers_version", None)
     _sub_architectures(tiny)
-    cfg = cfg_cls.from_dict(tiny)
+    cfg = _subcfg.from_dict(cfg_cls, tiny)
     cfg.architectures = [arch]
     cfg.save_pretrained(workdir)
     return cfg

@@ -67,7 +67,9 @@ def _reference_attention():
 
     for cls in classes:
         cls.forward = forward
-    return [c.__module__ + "." + c.__qualname__ for c in classes]
+    import _runtime_mla  # DeepSeek-style latent attention: its own reference (0.13.0 refuses MLA on CPU)
+
+    return [c.__module__ + "." + c.__qualname__ for c in classes] + _runtime_mla.install()
 
 
 def _stateful_layers(model):

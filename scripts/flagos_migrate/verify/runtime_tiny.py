@@ -146,6 +146,10 @@ def _kept_indexes(types: list, kept: list) -> list[int]:
     return out
 
 
+# lists of layer indexes, not per-layer values (Llama 4's ``moe_layers``: which layers are MoE)
+_INDEX_LISTS = ("moe_layers",)
+
+
 def _shrink_text(cfg: dict) -> None:
     old_heads = cfg.get("num_attention_heads")
     old_head_dim = _head_dim(cfg)
@@ -183,7 +187,8 @@ def _shrink_text(cfg: dict) -> None:
         indexes = list(range(layers))
     # other per-layer lists (gemma3n's intermediate_size, activation_sparsity_pattern) keep the same layers
     for key, value in list(cfg.items()):
-        if key != "layer_types" and isinstance(value, list) and old_layers and len(value) == old_layers > layers:
+        if key != "layer_types" and key not in _INDEX_LISTS and isinstance(value, list) and old_layers \
+                and len(value) == old_layers > layers:
             kept_values = [value[i] for i in indexes]
             if key in _TEXT_SIZES and all(isinstance(v, int) for v in kept_values):
                 kept_values = [_TEXT_SIZES[key]] * len(kept_values)
@@ -193,6 +198,10 @@ def _shrink_text(cfg: dict) -> None:
             cfg[key] = layers
     if isinstance(cfg.get("num_kv_shared_layers"), int) and cfg["num_kv_shared_layers"] >= layers:
         cfg["num_kv_shared_layers"] = 0  # layers sharing an earlier layer's KV need more layers than kept
+    for key in _INDEX_LISTS:  # lists of layer indexes: the kept layers that were in it, at their new positions
+        if isinstance(cfg.get(key), list):
+            listed = set(cfg[key])
+            cfg[key] = [pos for pos, i in enumerate(indexes) if i in listed]
     # per-layer lists sized by the layer count (mlp_only_layers, ...) keep indexes that still exist
     for key in ("mlp_only_layers",):
         if isinstance(cfg.get(key), list):
@@ -201,6 +210,9 @@ def _shrink_text(cfg: dict) -> None:
         cfg["first_k_dense_replace"] = min(cfg["first_k_dense_replace"], 1)
     if isinstance(cfg.get("decoder_sparse_step"), int):
         cfg["decoder_sparse_step"] = 1
+    if isinstance(cfg.get("qk_head_dim"), int) and isinstance(cfg.get("qk_nope_head_dim"), int) \
+            and isinstance(cfg.get("qk_rope_head_dim"), int):  # MLA's query head, derived (DeepSeek-V3's to_dict keeps it)
+        cfg["qk_head_dim"] = cfg["qk_nope_head_dim"] + cfg["qk_rope_head_dim"]
     head_dim = _head_dim(cfg) or HIDDEN // max(1, heads)
     # a rotary dimension keeps its share of the head (GPT-J: 64 of 256 -> 4 of 16)
     if isinstance(cfg.get("rotary_dim"), int) and old_head_dim:

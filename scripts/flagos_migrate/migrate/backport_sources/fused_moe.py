@@ -74,6 +74,19 @@ class MoESpec:
     is_sequence_parallel: bool = False
 
 
+def _settable(name: str) -> property:
+    """A property reading ``moe_parallel_config.<name>`` until the instance assigns its own value."""
+    key = "_assigned_" + name
+
+    def get(self):
+        return self.__dict__[key] if key in self.__dict__ else getattr(self.moe_parallel_config, name)
+
+    def set_(self, value):
+        self.__dict__[key] = value
+
+    return property(get, set_)
+
+
 class RoutedExperts(FusedMoE):
     """The routed experts: the pinned ``FusedMoE`` built from upstream's ``RoutedExperts`` arguments."""
 
@@ -149,6 +162,13 @@ class RoutedExperts(FusedMoE):
         if spec.enable_eplb and (on_cpu or current_platform.is_cpu()):
             raise NotImplementedError("enable_eplb=True: vLLM 0.13.0 has no expert load balancing on CPU; "
                                       "run without --enable-eplb")
+
+    # Upstream's RoutedExperts has no tp/dp/ep size properties, so its subclasses assign them
+    # (DbrxExperts: ``self.tp_size = self.moe_config.tp_size``); the pinned FusedMoE has read-only
+    # properties over moe_parallel_config. An assigned value is kept and read back, as upstream's.
+    tp_size = _settable("tp_size")
+    dp_size = _settable("dp_size")
+    ep_size = _settable("ep_size")
 
     # -- execution
 
