@@ -22,6 +22,7 @@ import pytest
 from flagos_migrate.verify import runtime
 from flagos_migrate.verify.runtime_mm import (
     IMAGE_PATCHES,
+    image_delimiters,
     image_token_id,
     pixels,
     prompt_with_image,
@@ -141,6 +142,14 @@ def test_image_token_and_placeholders():
     assert image_token_id({"text_config": {"image_token_id": 7}}) == 7
     assert image_token_id({"vision_config": {}}) is None
     assert prompt_with_image([1, 2, 3, 4], 9, 3) == [1, 2, 9, 9, 9, 3, 4]
+    assert prompt_with_image([1, 2, 3, 4], 9, 2, (7, 8)) == [1, 2, 7, 9, 9, 8, 3, 4]
+
+
+def test_the_image_sits_between_the_start_and_end_tokens_a_real_prompt_has():
+    assert image_delimiters({"vision_start_token_id": 151652, "vision_end_token_id": 151653}) == (151652, 151653)
+    assert image_delimiters({"text_config": {"image_start_token_id": 3, "image_end_token_id": 4}}) == (3, 4)
+    assert image_delimiters({"vision_start_token_id": 5}) == (None, None)  # a start without an end: none
+    assert image_delimiters(_tiny(LLAVA)) == (None, None)
 
 
 def test_pixels_are_deterministic_rgb_bytes():
@@ -293,3 +302,45 @@ def test_glm41v_image_runs_with_the_positions_of_its_own_mrope(glm_report):
         # the text prefill matches; the image prefill with text positions does not
         assert by_class["TextPositions"]["levels"]["match"]["status"] == "fail", by_class["TextPositions"]["levels"]
         assert code == 1
+
+
+QWEN2_VL_POSITIONS = textwrap.dedent('''\
+    """The pinned vLLM's Qwen2-VL M-RoPE positions for the harness's image prompt."""
+    import json, sys, types
+    sys.path.insert(0, sys.argv[1])
+    import torch
+    from transformers import Qwen2VLConfig
+    from vllm.model_executor.models.qwen2_vl import Qwen2VLForConditionalGeneration
+    import runtime_mm
+
+    cfg = Qwen2VLConfig(vision_config={"spatial_merge_size": 2})
+    grid = {"image_grid_thw": torch.tensor([[1, 4, 4]])}  # 4 tokens after the 2x2 merge
+    out = {}
+    for name, around in (("with", runtime_mm.image_delimiters(cfg.to_dict())), ("without", (None, None))):
+        prompt = runtime_mm.prompt_with_image(list(range(10, 16)), cfg.image_token_id, 4, around)
+        vc = types.SimpleNamespace(model_config=types.SimpleNamespace(uses_mrope=True))
+        model = types.SimpleNamespace(config=cfg)  # the pinned method reads only self.config
+        model.get_mrope_input_positions = types.MethodType(
+            Qwen2VLForConditionalGeneration.get_mrope_input_positions, model)
+        pos = runtime_mm.mrope_positions(model, vc, prompt, grid, cfg.image_token_id, 4, AssertionError)
+        at = prompt.index(cfg.image_token_id)
+        out[name] = pos[:, at:at + 4].tolist()
+    print(json.dumps(out))
+''')
+
+
+def test_qwen2_vl_image_tokens_get_their_grid_positions_on_the_pinned_vllm(tmp_path):
+    """Qwen2-VL's image prefill differed from upstream by 0.55: vLLM 0.13.0 finds an image's M-RoPE
+    grid by the token after each <|vision_start|> (upstream by the placeholder offsets), and the
+    harness's prompt had no vision-start token, so the pinned side ran the image on text positions."""
+    venv = Path(_venv("MMF_PINNED_VENV"))
+    python = venv / "bin" / "python" if venv.is_dir() else venv
+    script = tmp_path / "positions.py"
+    script.write_text(QWEN2_VL_POSITIONS)
+    proc = subprocess.run([str(python), str(script), str(ROOT / "scripts" / "flagos_migrate" / "verify")],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "VLLM_TARGET_DEVICE": "cpu"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    # 3 text tokens, the start token at 3, the 2x2 grid from 4: t 4 4 4 4, h 4 4 5 5, w 4 5 4 5
+    assert out["with"] == [[4, 4, 4, 4], [4, 4, 5, 5], [4, 5, 4, 5]]
+    assert out["without"] == [[3, 4, 5, 6]] * 3  # what the harness ran before: text positions

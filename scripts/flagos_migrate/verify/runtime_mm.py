@@ -33,6 +33,10 @@ LOGITS_REF_FILE = "mm_logits_ref.pt"
 
 # keys naming the image placeholder id, in the order looked up (top level, then the text config)
 IMAGE_TOKEN_KEYS = ("image_token_id", "image_token_index", "image_pad_token_id", "img_context_token_id")
+# keys naming the tokens a real prompt puts around an image's placeholders (Qwen2-VL's
+# "<|vision_start|><|image_pad|>...<|vision_end|>", GLM-4.1V's begin/end of image)
+IMAGE_DELIMITER_KEYS = (("vision_start_token_id", "vision_end_token_id"),
+                        ("image_start_token_id", "image_end_token_id"))
 
 
 def _tiny():
@@ -113,15 +117,31 @@ def image_token_id(cfg: dict):
     return None
 
 
+def image_delimiters(cfg: dict) -> tuple:
+    """(start, end) token ids a real prompt puts around the image placeholders, from the (tiny)
+    config dict, else (None, None). vLLM 0.13.0's Qwen2-VL family finds an image's M-RoPE grid by
+    the token after each vision-start token (as transformers' ``get_rope_index``): placeholders
+    without it get text positions, upstream's (from the placeholder offsets) grid ones."""
+    for scope in (cfg, cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else {}):
+        for start, end in IMAGE_DELIMITER_KEYS:
+            ids = [scope.get(start), scope.get(end)]
+            if all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+                return tuple(ids)
+    return (None, None)
+
+
 def free_token(vocab: int, used: set):
     """The highest token id below ``vocab`` that is not in ``used``, else None."""
     return next((t for t in range(vocab - 1, 0, -1) if t not in used), None)
 
 
-def prompt_with_image(ids: list, token: int, count: int) -> list:
-    """The text prompt with ``count`` image placeholders in its middle."""
+def prompt_with_image(ids: list, token: int, count: int, around: tuple = (None, None)) -> list:
+    """The text prompt with ``count`` image placeholders in its middle, between the ``around``
+    start and end tokens where the model has them."""
     half = len(ids) // 2
-    return list(ids[:half]) + [token] * count + list(ids[half:])
+    start, end = around
+    image = ([start] if start is not None else []) + [token] * count + ([end] if end is not None else [])
+    return list(ids[:half]) + image + list(ids[half:])
 
 
 def pixels(side: int) -> list:
@@ -378,11 +398,11 @@ def mrope_positions(model, vc, prompt, kwargs, token, count, fail):
     return positions
 
 
-def run_with_image(model, vc, ids, kwargs, token, fail, placed=False):
+def run_with_image(model, vc, ids, kwargs, token, fail, placed=False, around=(None, None)):
     """``embed_multimodal`` -> placeholders -> ``embed_input_ids(..., is_multimodal=mask)`` ->
     prefill with ``inputs_embeds``; returns (logits, prompt ids, image token count). ``ids`` is the
     text prompt (one placeholder per embedding row goes into its middle), or with ``placed`` the
-    whole prompt, placeholders included."""
+    whole prompt, placeholders included; ``around``: the image's start and end tokens."""
     import torch
     from vllm.forward_context import set_forward_context
 
@@ -398,7 +418,7 @@ def run_with_image(model, vc, ids, kwargs, token, fail, placed=False):
             if not torch.isfinite(e).all():
                 raise fail("the image embeddings are not finite")
         count = sum(int(e.shape[0]) for e in embeds)
-        prompt = list(ids) if placed else prompt_with_image(ids, token, count)
+        prompt = list(ids) if placed else prompt_with_image(ids, token, count, around)
         input_ids = torch.tensor(prompt, dtype=torch.long)
         mask = input_ids == token
         merged = model.embed_input_ids(input_ids, embeds, is_multimodal=mask)
@@ -435,7 +455,7 @@ def pinned_image_forward(model, vc, cfg, ids, work, fail):
         kwargs, note = build_image_kwargs(vc, cfg)
     except NoImage as exc:
         return f"text only: no image input ({exc})"
-    logits, prompt, count = run_with_image(model, vc, ids, kwargs, token, fail)
+    logits, prompt, count = run_with_image(model, vc, ids, kwargs, token, fail, around=image_delimiters(cfg_dict))
     torch.save(kwargs, os.path.join(work, KWARGS_FILE))
     torch.save(logits, os.path.join(work, LOGITS_FILE))
     with open(os.path.join(work, IDS_FILE), "w", encoding="utf-8") as f:
