@@ -196,6 +196,24 @@ def test_p28_negatives_and_what_stays_a_finding(tmp_path):
         return config.rope_parameters["rope_theta"]
     '''
     assert only(analyze(guarded, module="vllm_fl.models.plamo3"), "P28") == []
+    # a branch that asks for a field the pinned config class lacks never runs there (0.13.0's own modernbert,
+    # ModernBertConfig of 4.57.6 has no layer_types); where the pinned class has the field, the read stays a finding
+    asks = '''
+    from transformers import {cfg}
+
+    def rope(config: {cfg}, layer_id):
+        if layer_types := getattr(config, "layer_types", None):
+            layer_type = layer_types[layer_id]
+            rope_parameters = config.rope_parameters[layer_type]
+        else:
+            rope_parameters = {{"rope_type": "default", "rope_theta": config.global_rope_theta}}
+        return rope_parameters
+    '''
+    assert only(analyze(asks.format(cfg="ModernBertConfig"), module="vllm_fl.models.modernbert"), "P28") == []
+    assert len(only(analyze(asks.format(cfg="Gemma3TextConfig"), module="vllm_fl.models.modernbert"), "P28")) == 1
+    # no config class named: not proven dead, still a finding
+    assert len(only(analyze(asks.format(cfg="ModernBertConfig").replace("from transformers import ModernBertConfig", ""),
+                            module="vllm_fl.models.modernbert"), "P28")) == 1
     # a module without the pinned code (upstream dory): a finding, no rewrite
     m = migrate(tmp_path / "a", "dory", GEMMA3)
     (f,) = only(m.model_unit.after, "P28")

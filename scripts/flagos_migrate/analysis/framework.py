@@ -145,14 +145,44 @@ def _layer_type_key(key: ast.expr) -> bool:
     return bool(spelled) and "layer_type" in spelled
 
 
+def _asks_for_field(test: ast.expr) -> str | None:
+    """The config field a test asks about without reading it: ``getattr(c, "f", default)``, ``hasattr(c, "f")``."""
+    for n in ast.walk(test):
+        if (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("getattr", "hasattr")
+                and len(n.args) == (3 if n.func.id == "getattr" else 2) and isinstance(n.args[1], ast.Constant)
+                and isinstance(n.args[1].value, str)):
+            return n.args[1].value
+    return None
+
+
+def _pinned_configs_lack(m: ModuleFacts, field: str) -> bool:
+    """Every transformers config class the module imports exists on the pin and has no ``field``: a
+    branch that runs only when the config has it (0.13.0's own modernbert asks for ``layer_types``)
+    never runs there. No such import, or one the index does not know: not proven."""
+    found = False
+    for b in m.bindings:
+        if b.level or b.module.split(".")[0] != "transformers" or not b.name.endswith("Config"):
+            continue
+        sym = m.apis.resolve(b.module, b.name)
+        if sym is None or m.apis.class_has_member(sym, field) is not False:
+            return False
+        found = True
+    return found
+
+
 def _guarded(m: ModuleFacts, node: ast.AST) -> bool:
-    """Inside the body of an ``if`` (or a conditional expression) whose test looks at rope_parameters."""
+    """Inside the body of an ``if`` (or a conditional expression) whose test looks at rope_parameters,
+    or asks for a config field the pinned config classes do not have (a branch dead on the pin)."""
     child, cur = node, m.parents.get(node)
     while cur is not None and not isinstance(cur, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         if isinstance(cur, (ast.If, ast.IfExp)) and child is not cur.test:
             if any((isinstance(n, ast.Attribute) and n.attr == "rope_parameters")
                    or (isinstance(n, ast.Name) and n.id == "rope_parameters") for n in ast.walk(cur.test)):
                 return True
+            field = _asks_for_field(cur.test)
+            if child in cur.body if isinstance(cur, ast.If) else child is cur.body:
+                if field and _pinned_configs_lack(m, field):
+                    return True
         child, cur = cur, m.parents.get(cur)
     return False
 
