@@ -510,6 +510,22 @@ def cmd_verify(args) -> int:
     return EXIT_OK
 
 
+def _config_hints(args, record: dict):
+    """``config_hints`` for verify_runtime: read from the upstream source (--upstream, else the one
+    the record names); None when neither opens (the worker then finds what the pinned stack has)."""
+    from flagos_migrate.verify import config_hints
+
+    recorded = record.get("upstream") if isinstance(record.get("upstream"), dict) else {}
+    for where in (args.upstream, recorded.get("source")):
+        if isinstance(where, str) and Path(where).expanduser().exists():
+            try:
+                up = Upstream(open_upstream(where))
+            except UsageError:
+                continue
+            return lambda specs: config_hints.hints_for(up, args.model_name, specs)
+    return None
+
+
 def _verify_run(args, plugin: PluginTree, record: dict, python: str) -> int:
     """``verify --run``: the runtime levels (import, construct, load, forward, match) per architecture."""
     from flagos_migrate.verify import runtime
@@ -523,7 +539,8 @@ def _verify_run(args, plugin: PluginTree, record: dict, python: str) -> int:
     hf_config = read_hf_config(args.hf_config) if args.hf_config else None
     report = runtime.verify_runtime(python, plugin.root, record, args.model_name, args.pinned,
                                     reference_python=reference, tolerance=args.tolerance,
-                                    timeout=args.timeout, progress=progress, hf_config=hf_config)
+                                    timeout=args.timeout, progress=progress, hf_config=hf_config,
+                                    config_hints=_config_hints(args, record))
     if args.json:
         print_json(report)
     else:

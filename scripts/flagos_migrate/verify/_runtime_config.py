@@ -10,8 +10,9 @@ import runtime_tiny
 from _runtime_env import Unavailable, _tf_version
 
 
-def _hf_model_types(arch):
-    """model_types whose Hugging Face class of any auto mapping is named ``arch``."""
+def _hf_model_types(arch, fold=False):
+    """model_types whose Hugging Face class of any auto mapping is named ``arch`` (``fold``: compared
+    without case)."""
     from transformers.models.auto import modeling_auto
 
     found = []
@@ -21,7 +22,8 @@ def _hf_model_types(arch):
             continue
         for model_type, cls in table.items():
             names = cls if isinstance(cls, (tuple, list)) else (cls,)
-            if arch in names and model_type not in found:
+            hit = arch.lower() in [str(n).lower() for n in names] if fold else arch in names
+            if hit and model_type not in found:
                 found.append(model_type)
     return found
 
@@ -85,38 +87,117 @@ def _by_stem(arch, table):
     return named[0] if len(named) == 1 else None
 
 
-def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None):
-    """The config class to build ``arch`` from, looked up where the pinned stack gets it: the
-    plugin's config bridges (``vllm_fl/configs``), the pinned vLLM's own config registry,
-    transformers' auto mappings (the order of vLLM's ``get_config``); else the config of the class ``arch`` is registered to (a peer
-    architecture such as ``InternLM3ForCausalLM -> LlamaForCausalLM`` whose own config is remote code)."""
+def _lookup(mt, bridges, vllm_cfgs, mapping):
+    """The class of model_type ``mt`` in the order the pinned vLLM's get_config reads a config.json."""
+    for table in (bridges, vllm_cfgs, mapping):
+        if mt in table:
+            return table[mt]
+    return None
+
+
+def _class_of_arch(arch, bridges, vllm_cfgs):
+    """The config class of a known architecture name (transformers' auto mappings, compared without
+    case: "PhiMoEForCausalLM" is 4.57.6's "PhimoeForCausalLM"; else the stem of a registry entry)."""
     from transformers import CONFIG_MAPPING
 
+    for mt in _hf_model_types(arch) or _hf_model_types(arch, fold=True):
+        found = _lookup(mt, bridges, vllm_cfgs, CONFIG_MAPPING)
+        if found is not None:
+            return found
+    return _by_stem(arch, bridges) or _by_stem(arch, vllm_cfgs)
+
+
+def _from_hints(arch, hints, bridges, vllm_cfgs, notes):
+    """A draft architecture's base config (upstream's ``hf_config_override`` read backwards), else
+    the config of a base class of the upstream class (``config_hints`` on the host)."""
+    from transformers import CONFIG_MAPPING
+
+    draft = hints.get("draft") or {}
+    for mt in draft.get("model_types") or []:
+        found = _lookup(mt, bridges, vllm_cfgs, CONFIG_MAPPING)
+        if found is not None:
+            notes.append(f"config: {arch} is a draft model of model type {mt} (upstream's SpeculativeConfig."
+                         f"hf_config_override); built from {found.__name__}")
+            return found, "draft"
+    for kind, names in (("draft", draft.get("architectures") or []), ("base class", hints.get("bases") or [])):
+        for base in names:
+            found = _class_of_arch(base, bridges, vllm_cfgs)
+            if found is not None:
+                why = ("a draft model of " if kind == "draft" else "a subclass of ") + base
+                notes.append(f"config: {arch} is {why} upstream; built from {found.__name__}")
+                return found, kind
+    return None, None
+
+
+def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None, hints=None):
+    """The config class to build ``arch`` from and where it came from, looked up where the pinned
+    stack gets it: the plugin's config bridges (``vllm_fl/configs``), the pinned vLLM's own config
+    registry, transformers' auto mappings (the order of vLLM's ``get_config``); else, from the
+    host's ``hints``, the base config of a draft model or of a base class; else the config of the
+    class ``arch`` is registered to (a peer architecture such as ``InternLM3ForCausalLM ->
+    LlamaForCausalLM`` whose own config is remote code); else a config synthesized from what the
+    upstream model file reads (``config_source: synthesized``)."""
+    from transformers import CONFIG_MAPPING
+
+    notes = notes if notes is not None else []
+    hints = hints or {}
     vllm_cfgs = _vllm_configs()
     types = ([model_type_hint] if model_type_hint else []) + _subcfg.text_first(arch, _hf_model_types(arch))
     for mt in types:  # in the order the pinned vLLM's get_config reads a config.json
-        if mt in bridges:
-            return bridges[mt]
-        if mt in vllm_cfgs:
-            return vllm_cfgs[mt]
-        if mt in CONFIG_MAPPING:
-            return CONFIG_MAPPING[mt]
-    if len(bridges) == 1:
-        return next(iter(bridges.values()))
-    found = _by_stem(arch, bridges) or _by_stem(arch, vllm_cfgs)
+        found = _lookup(mt, bridges, vllm_cfgs, CONFIG_MAPPING)
+        if found is not None:
+            return found, "registry"
+    found, source = _from_hints(arch, hints, bridges, vllm_cfgs, notes)
     if found is not None:
-        return found
+        return found, source
+    if len(bridges) == 1:
+        return next(iter(bridges.values())), "bridge"
+    found = _by_stem(arch, bridges) or _by_stem(arch, vllm_cfgs) or _class_of_arch(arch, {}, {})
+    if found is not None:
+        return found, "registry"
     if cls_name and cls_name != arch:
         for mt in _hf_model_types(cls_name):
             if mt in CONFIG_MAPPING:
-                if notes is not None:
-                    notes.append(f"config: no config class of its own for {arch} here (remote code); built from "
-                                 f"{CONFIG_MAPPING[mt].__name__}, the config of {cls_name} it is registered to")
-                return CONFIG_MAPPING[mt]
+                notes.append(f"config: no config class of its own for {arch} here (remote code); built from "
+                             f"{CONFIG_MAPPING[mt].__name__}, the config of {cls_name} it is registered to")
+                return CONFIG_MAPPING[mt], "peer"
+    synth = hints.get("synth")
+    if synth and synth.get("config"):
+        notes.append(f"config: synthesized: no config class for {arch} here (transformers {_tf_version()}, the pinned "
+                     f"vLLM's registry, the plugin's bridges); from the {synth.get('reads')} attributes "
+                     f"{synth.get('file')} reads from its config, valued by name"
+                     + (f"; no value for {', '.join(synth['missing'])}" if synth.get("missing") else ""))
+        return synth_class(synth["model_type"]), "synthesized"
     raise Unavailable(f"no config class for {arch}: transformers {_tf_version()} maps no model_type to it, the "
                       f"pinned vLLM's config registry has none for it and the plugin's config bridges define "
                       f"{sorted(bridges) or 'none'} (a remote-code model, or a model type the pinned transformers "
                       "lacks without a config bridge: P2)")
+
+
+SYNTH_PREFIX = "mmf_synth_"
+
+
+def synth_class(model_type):
+    """A plain ``PretrainedConfig`` for a synthesized config.json, registered under its model type
+    (``mmf_synth_*``, which no real config uses) where vLLM's get_config and AutoConfig look."""
+    from transformers import PretrainedConfig
+
+    cls = type("SynthesizedConfig", (PretrainedConfig,), {"model_type": model_type})
+    _register_bridge(model_type, cls)
+    return cls
+
+
+def register_synthesized(workdir):
+    """The reference side: the class of the synthesized config.json in ``workdir``, if it is one."""
+    import json
+    import os
+
+    try:
+        with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+            mt = json.load(f).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return synth_class(mt) if isinstance(mt, str) and mt.startswith(SYNTH_PREFIX) else None
 
 
 def _config_class_of(cls_name):
@@ -140,12 +221,67 @@ def _sub_architectures(tiny):
                 sub["architectures"] = [name]
 
 
-def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=None):
+def _complete(source, instance, complete, cls_name, notes):
+    """Attributes upstream's file reads without a default that the class's defaults lack, or leave
+    None where the file indexes them: set from the synthesis table (a real config.json carries them)."""
+    fill, indexed = complete.get("fill") or {}, set(complete.get("indexed") or ())
+    absent = sorted(k for k in fill if not hasattr(instance, k))
+    nones = sorted(k for k in fill if k in indexed and k in source and source[k] is None)
+    for key in absent + nones:
+        source[key] = fill[key]
+    if notes is not None and (absent or nones):
+        notes.append(f"config: {', '.join(absent + nones)} " + ("absent from" if absent else "None in")
+                     + f" {cls_name}'s defaults and read by upstream's model; set from the synthesis table (a real "
+                     "config.json carries them)")
+
+
+def hf_config_for(arch, cfg):
+    """The config a Hugging Face class builds from: a synthesized config's values in the class's own
+    config class (its other fields keep their defaults: HF's MiniMax-M2 reads ``pad_token_id``)."""
+    import transformers
+
+    hf_cls = getattr(transformers, hf_class_name(arch) or arch, None)
+    if not str(getattr(cfg, "model_type", "")).startswith(SYNTH_PREFIX) or hf_cls is None:
+        return cfg
+    values = cfg.to_dict()
+    values.pop("model_type", None)
+    return hf_cls.config_class.from_dict(values)
+
+
+def hf_class_name(arch):
+    """transformers' spelling of ``arch`` when it differs only in case (4.57.6's "PhimoeForCausalLM"
+    for vLLM's "PhiMoEForCausalLM"), else None."""
+    import transformers
+
+    if getattr(transformers, arch, None) is not None:
+        return None
+    from transformers.models.auto import modeling_auto
+
+    for name in dir(modeling_auto):
+        table = getattr(modeling_auto, name)
+        if name.endswith("MAPPING_NAMES") and isinstance(table, dict):
+            for cls in table.values():
+                for n in cls if isinstance(cls, (tuple, list)) else (cls,):
+                    if isinstance(n, str) and n.lower() == arch.lower() and getattr(transformers, n, None) is not None:
+                        return n
+    return None
+
+
+def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=None, hints=None, source_kind=None):
     """The tiny config of ``arch``: from the model's real config.json when given (``--hf-config``),
-    else from the config class's defaults; ``mrope``: the model computes M-RoPE positions, so the
-    config gets the sections its real checkpoints carry where the defaults lack them."""
+    else from the config class's defaults (a synthesized class: from the synthesized values);
+    ``mrope``: the model computes M-RoPE positions, so the config gets the sections its real
+    checkpoints carry where the defaults lack them. ``hints``: a draft model's updates (upstream's
+    ``hf_config_override``) and values for attributes the model indexes that the defaults leave None."""
+    hints = hints or {}
+    if source_kind == "synthesized" and not base:
+        base = dict(hints["synth"]["config"])
     source = cfg_cls.from_dict(base).to_dict() if base else cfg_cls().to_dict()
+    if source_kind != "synthesized":
+        _complete(source, cfg_cls.from_dict(dict(source)), hints.get("complete") or {}, cfg_cls.__name__, notes)
     tiny = runtime_tiny.tiny_config(source)
+    if source_kind == "draft":
+        tiny.update((hints.get("draft") or {}).get("update") or {})
     if mrope and runtime_tiny.with_mrope(tiny) and notes is not None:
         notes.append("config: M-RoPE sections added (rope_scaling.mrope_section, as the model's released "
                      "checkpoints carry them; the config class's defaults have none)")

@@ -43,6 +43,9 @@ from _runtime_config import (
     _register_bridge,
     _text_config,
     _write_tiny_config,
+    hf_class_name,
+    hf_config_for,
+    register_synthesized,
 )
 from _runtime_env import (
     LevelError,
@@ -102,6 +105,19 @@ def _builtin_fails_alike(builtin, exc, req, spec):
     return None
 
 
+def _synth_lacks(res, exc):
+    """A synthesized config without an attribute the model reads: the reason naming it (the config
+    is the harness's, not the migration's), else None."""
+    msg = str(exc)
+    if res.get("config_source") != "synthesized" or not isinstance(exc, AttributeError) \
+            or "SynthesizedConfig' object has no attribute" not in msg:
+        return None
+    name = msg.rsplit("attribute", 1)[-1].strip(" '\"")
+    return (f"the synthesized config has no value for {name!r}: the model reads it, the synthesis table has no "
+            "entry for that name and the upstream file reads it without a default; pass --hf-config with a real "
+            "config.json")
+
+
 def run_pinned(req, spec):
     """import -> construct -> load -> forward of the migrated class; artifacts into workdir/<arch>."""
     import importlib
@@ -125,11 +141,13 @@ def run_pinned(req, spec):
         bridges = _bridge_classes(req.get("config_modules"))
         for mt, bcls in bridges.items():
             _register_bridge(mt, bcls)
-        cfg_cls = _config_class(arch, bridges, spec.get("model_type"), spec.get("class"), res["notes"])
+        hints = spec.get("config_hints") or {}
+        cfg_cls, res["config_source"] = _config_class(arch, bridges, spec.get("model_type"), spec.get("class"),
+                                                      res["notes"], hints)
         cfg = _write_tiny_config(arch, cfg_cls, work, spec.get("base_config"),
-                                 hasattr(cls, "get_mrope_input_positions"), res["notes"])
+                                 hasattr(cls, "get_mrope_input_positions"), res["notes"], hints, res["config_source"])
         # a peer architecture built from its class's config takes that class's checkpoint names too
-        peer = spec.get("class") if cfg_cls is _config_class_of(spec.get("class")) else None
+        peer = spec.get("class") if cfg_cls is _config_class_of(spec.get("class")) else hf_class_name(arch)
         ckpt = make_checkpoint(arch, cfg, int(req.get("seed", 0)), peer)
         if ckpt is None and os.path.exists(os.path.join(work, "model.safetensors")):
             from safetensors.torch import load_file
@@ -180,6 +198,10 @@ def run_pinned(req, spec):
     except Unavailable as exc:
         _skip_from(res, level, str(exc))
     except BaseException as exc:  # the model's own errors are the findings
+        lacking = _synth_lacks(res, exc)
+        if lacking:
+            _skip_from(res, level, lacking)
+            return res
         op = gpu_only_op(exc) if level == "forward" else None
         same = _builtin_fails_alike(builtin, exc, req, spec) if level == "construct" else None
         if op:
@@ -201,11 +223,13 @@ def run_reference(req, spec):
     res = {"architecture": arch, "reference": None, "notes": [], "error": None}
     from safetensors.torch import load_file
 
+    register_synthesized(work)  # the pinned side's synthesized config builds this side too
+
     if spec.get("make_checkpoint"):
         from transformers import AutoConfig
 
-        cfg = AutoConfig.from_pretrained(work)
-        ckpt = make_checkpoint(arch, cfg, int(req.get("seed", 0)))
+        cfg = hf_config_for(arch, AutoConfig.from_pretrained(work))
+        ckpt = make_checkpoint(hf_class_name(arch) or arch, cfg, int(req.get("seed", 0)))
         if ckpt is None:
             res["error"] = f"transformers {_tf_version()} has no {arch} either"
             return res
@@ -245,7 +269,7 @@ def run_reference(req, spec):
         if os.path.exists(os.path.join(work, runtime_mm.IDS_FILE)):
             res["notes"].append("image not compared: the Hugging Face reference runs the text prefill only")
         try:
-            logits, res["model_file"] = _hf_logits(arch, work, ids)
+            logits, res["model_file"] = _hf_logits(hf_class_name(arch) or arch, work, ids)
             res["reference"] = f"transformers-{_tf_version()}"
         except BaseException as exc2:
             res["error"] = f"{type(exc2).__name__}: {str(exc2)[:300]}"

@@ -207,6 +207,8 @@ def shape_architecture(spec: dict, pinned: dict | None, reference: dict | None, 
         "reference": ref_name,
         "notes": list((pinned or {}).get("notes") or []) + list((reference or {}).get("notes") or []),
         "load_stats": ((pinned or {}).get("stats") or {}).get("load"),
+        # where the tiny config's class came from (registry, draft, base class, peer, bridge, synthesized)
+        "config_source": (pinned or {}).get("config_source"),
         # the files of the model classes each side built: match compares different code
         "built_from": {"pinned": (pinned or {}).get("model_file"), "reference": (reference or {}).get("model_file")},
     }
@@ -325,11 +327,17 @@ def run_worker(python: str, request: dict, timeout: float,
 def verify_runtime(python: str, plugin_root: Path, record: dict, model: str, pinned: str,
                    reference_python: str | None = None, tolerance: float = TOLERANCE,
                    timeout: float = DEFAULT_TIMEOUT, progress: Callable[[str], None] | None = None,
-                   workdir: str | None = None, hf_config: dict | None = None) -> dict:
+                   workdir: str | None = None, hf_config: dict | None = None,
+                   config_hints: Callable[[list[dict]], dict[str, dict]] | None = None) -> dict:
     """Run the levels for every architecture the record registered; the report (see module doc).
-    ``hf_config`` (a real config.json) is the base of the tiny config of the architectures it names."""
+    ``hf_config`` (a real config.json) is the base of the tiny config of the architectures it names;
+    ``config_hints(specs)``: per spec id, where a config class comes from when the pinned stack has none."""
     specs = [{**s, "id": f"{i}-{s['architecture']}", **with_base_config(s["architecture"], hf_config)}
              for i, s in enumerate(architectures_of(record))]
+    hints = config_hints(specs) if config_hints and specs else {}
+    for spec in specs:  # where the worker gets a config class the pinned stack lacks (config_hints)
+        if hints.get(spec["id"]):
+            spec["config_hints"] = hints[spec["id"]]
     if not specs:
         raise UsageError(f"the migration record of {model} registers no vllm_fl architecture",
                          hint=f"run: migrate_model.py apply {model} (it registers the model classes)")

@@ -1,0 +1,333 @@
+"""Where the runtime worker gets a config class when the pinned stack has none for an architecture.
+
+Host side of ``verify --run`` (the worker, ``_runtime_config``, consumes the hints). Read statically
+from the upstream source (the reference side, never the migrated file):
+
+- ``draft``: an MTP/EAGLE/draft architecture is built from its base model's config. Upstream's
+  ``SpeculativeConfig.hf_config_override`` (``vllm/config/speculative.py``) rewrites a base config
+  into the draft one (``deepseek_v3 -> deepseek_mtp``, ``architectures: ["DeepSeekMTPModel"]``);
+  :func:`draft_bases` reads that function backwards: draft architecture -> base model types,
+  base architectures and the literal updates (``n_predict``, ``num_hidden_layers: 0``).
+- ``bases``: the upstream class's ancestors (``MistralLarge3ForCausalLM(DeepseekV3ForCausalLM)``):
+  the config of a base architecture builds the subclass.
+- ``synth``: a config synthesized from the attributes the upstream model file reads from its config
+  (``config.X``, ``getattr(config, "X", default)``), valued from :data:`SYNTH_VALUES` by name; what
+  the table cannot value and no default gives is listed as missing. Both sides build from it.
+- ``complete``: attributes a found config class leaves ``None`` that the file indexes
+  (``config.layer_types[i]``): valued from the same table.
+
+Pure functions over source text; :func:`hints_for` reads the upstream tree.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from flagos_migrate.verify import runtime_tiny as T
+
+SPECULATIVE = "vllm.config.speculative"
+MODELS_PKG = "vllm.model_executor.models"
+# names that hold the Hugging Face config in model files (``vllm_config`` and the like do not)
+CONFIG_NAMES = {"config", "hf_config", "text_config", "hf_text_config", "language_config"}
+NOT_FIELDS = {"get_text_config", "to_dict", "get", "update", "model_type", "architectures"}
+MISSING = object()
+
+_ROPE = {"rope_type": "default", "rope_theta": 10000.0}
+# one table: attribute name -> value of a synthesized tiny config (the sizes of ``runtime_tiny``)
+SYNTH_VALUES: dict[str, object] = {
+    "hidden_size": T.HIDDEN, "intermediate_size": T.INTERMEDIATE, "ffn_hidden_size": T.INTERMEDIATE,
+    "num_attention_heads": T.HEADS, "num_key_value_heads": T.KV_HEADS, "num_kv_heads": T.KV_HEADS,
+    "head_dim": T.HEAD_DIM, "num_hidden_layers": T.LAYERS, "num_layers": T.LAYERS, "vocab_size": T.VOCAB,
+    "max_position_embeddings": T.MAX_POSITIONS, "hidden_act": "silu", "hidden_activation": "silu",
+    "rms_norm_eps": 1e-6, "layer_norm_eps": 1e-5, "layer_norm_epsilon": 1e-5, "norm_eps": 1e-6,
+    "rope_theta": 10000.0, "rope_scaling": None, "rope_parameters": _ROPE, "partial_rotary_factor": 1.0,
+    "rotary_dim": T.HEAD_DIM, "tie_word_embeddings": False, "initializer_range": 0.02,
+    "attention_bias": False, "mlp_bias": False, "use_bias": False, "bias": False, "qkv_bias": False,
+    "attention_dropout": 0.0, "hidden_dropout": 0.0,
+    "num_experts": T.EXPERTS, "num_local_experts": T.EXPERTS, "n_routed_experts": T.EXPERTS,
+    "moe_num_experts": T.EXPERTS, "num_routed_experts": T.EXPERTS,
+    "num_experts_per_tok": T.EXPERTS_PER_TOKEN, "num_experts_per_token": T.EXPERTS_PER_TOKEN,
+    "moe_topk": T.EXPERTS_PER_TOKEN, "moe_top_k": T.EXPERTS_PER_TOKEN, "moe_k": T.EXPERTS_PER_TOKEN,
+    "n_activated_experts": T.EXPERTS_PER_TOKEN, "top_k": T.EXPERTS_PER_TOKEN,
+    "moe_intermediate_size": T.MOE_INTERMEDIATE, "shared_expert_intermediate_size": T.MOE_INTERMEDIATE,
+    "expert_intermediate_size": T.MOE_INTERMEDIATE,
+    "n_shared_experts": 1, "num_shared_experts": 1, "moe_shared_experts": 1,
+    "n_group": 1, "topk_group": 1, "num_expert_group": 1, "num_expert_groups": 1, "num_limited_groups": 1,
+    "norm_topk_prob": True, "routed_scaling_factor": 1.0, "route_scale": 1.0, "scoring_func": "softmax",
+    "score_func": "softmax", "topk_method": "greedy", "moe_layer_freq": 1, "decoder_sparse_step": 1,
+    "first_k_dense_replace": 1, "num_dense_layers": 1, "moe_router_enable_expert_bias": False,
+    "kv_lora_rank": 32, "q_lora_rank": 32, "qk_nope_head_dim": 16, "qk_rope_head_dim": 16, "v_head_dim": 16,
+    "sliding_window": 8, "layer_types": ["sliding_attention", "full_attention"], "max_window_layers": T.LAYERS,
+    "mup_enabled": False, "route_norm": True, "norm_expert_weight": True, "need_fp32_gate": False,
+    "logit_scale": 1.0, "mlp_layer_types": ["dense", "sparse"], "top_k_experts": T.EXPERTS_PER_TOKEN,
+    "share_expert_dim": T.MOE_INTERMEDIATE, "num_attention_groups": T.KV_HEADS, "swiglu_limits": None,
+    "swiglu_limits_shared": None, "gating": False, "layernorm_num_groups": 1, "short_conv_kernel_size": 4,
+    "layer_group_size": T.LAYERS, "max_position_embedding": T.MAX_POSITIONS, "num_nextn_predict_layers": 1, "n_predict": 1, "mlp_only_layers": [],
+    "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
+}
+# name patterns valued when no exact entry does, first match wins (booleans off, small sizes)
+SYNTH_PATTERNS: tuple[tuple[str, object], ...] = (
+    (r"^(use|enable|is|apply|has)_\w+$", False),
+    (r"_bias$", False),
+    (r"_(eps|epsilon)$", 1e-6),
+    (r"_dropout$", 0.0),
+    (r"(expert|moe|shared)\w*_intermediate_size$", T.MOE_INTERMEDIATE),
+    (r"intermediate_size$", T.INTERMEDIATE),
+    (r"_head_dim$", 16),
+    (r"scaling_factor$", 1.0),
+    (r"(score|scoring)_func$", "softmax"),
+    (r"^n(um)?_\w*experts_per_tok$", T.EXPERTS_PER_TOKEN),
+    (r"^n(um)?_\w*experts$", T.EXPERTS),
+    (r"^need_\w+$", False),
+)
+
+
+def synth_value(name: str) -> object:
+    """The synthesized value of attribute ``name``, or MISSING; pure."""
+    if name in SYNTH_VALUES:
+        return SYNTH_VALUES[name]
+    for pattern, value in SYNTH_PATTERNS:
+        if re.search(pattern, name):
+            return value
+    return MISSING
+
+
+# ------------------------------------------------------------------------------ config reads
+
+
+def _is_config(node: ast.AST) -> bool:
+    if isinstance(node, ast.Name):
+        return node.id in CONFIG_NAMES
+    return isinstance(node, ast.Attribute) and node.attr in CONFIG_NAMES
+
+
+def _literal(node: ast.AST) -> object:
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return MISSING
+
+
+def config_reads(source: str) -> dict[str, dict]:
+    """Attributes ``source`` reads from a Hugging Face config: name -> ``{"default": literal or
+    MISSING (read without one), "indexed": subscripted/iterated, "guarded": tested with hasattr}``;
+    pure. A read without default anywhere wins over one with a default."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    out: dict[str, dict] = {}
+    parents: dict[ast.AST, ast.AST] = {}
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            parents[child] = node
+
+    def add(name: str, default: object, node: ast.AST) -> None:
+        parent = parents.get(node)
+        indexed = isinstance(parent, ast.Subscript) and parent.value is node or \
+            isinstance(parent, (ast.For, ast.comprehension)) and parent.iter is node
+        cur = out.setdefault(name, {"default": default, "indexed": False})
+        if default is MISSING:
+            cur["default"] = MISSING
+        cur["indexed"] = cur["indexed"] or indexed
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _is_config(node.value) and node.attr not in NOT_FIELDS \
+                and not node.attr.startswith("_") and isinstance(node.ctx, ast.Load):
+            parent = parents.get(node)
+            if isinstance(parent, ast.Call) and parent.func is node:
+                continue  # a method call (config.get_text_config())
+            add(node.attr, MISSING, node)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr") \
+                and len(node.args) >= 2 and _is_config(node.args[0]) and isinstance(node.args[1], ast.Constant) \
+                and isinstance(node.args[1].value, str):
+            if node.func.id == "hasattr":  # optional: absent takes the other branch
+                out.setdefault(node.args[1].value, {"default": MISSING, "indexed": False})["guarded"] = True
+                continue
+            default = _literal(node.args[2]) if len(node.args) > 2 else MISSING
+            add(node.args[1].value, None if default is MISSING and len(node.args) > 2 else default, node)
+    return out
+
+
+def synthesize(reads: dict[str, dict]) -> tuple[dict, list[str]]:
+    """A tiny config from ``reads`` (:func:`config_reads`): the table's value where it has one, else
+    the literal default the code reads with; the names neither values (sorted); pure."""
+    cfg: dict = {}
+    missing: list[str] = []
+    for name, read in sorted(reads.items()):
+        value = synth_value(name)
+        if value is MISSING:
+            if read.get("guarded"):
+                continue  # hasattr(config, name): left out, the code takes its branch for configs without it
+            if read["default"] is MISSING:
+                missing.append(name)
+                continue
+            value = read["default"]
+        cfg[name] = value
+    if "rope_parameters" in cfg or "rope_theta" in cfg:  # the pinned side reads rope_theta/rope_scaling
+        for key in ("rope_theta", "rope_scaling", "rope_parameters"):
+            cfg.setdefault(key, SYNTH_VALUES[key])
+    if isinstance(cfg.get("layer_types"), list):
+        cfg["layer_types"] = cfg["layer_types"][: cfg.get("num_hidden_layers", T.LAYERS)]
+    return cfg, missing
+
+
+def completion(reads: dict[str, dict]) -> dict:
+    """``{"fill": {name: value}, "indexed": [names]}``: table values for the attributes the file reads
+    without a default, which the worker sets where a found config class lacks them
+    (``num_nextn_predict_layers`` on DeepseekV3Config builds DeepSeek's MTP), or leaves None where
+    the file indexes them (AfMoE's ``config.layer_types[i]``): every real config.json carries
+    them; pure."""
+    fill = {}
+    for name, read in sorted(reads.items()):
+        value = synth_value(name)
+        if value is not MISSING and read["default"] is MISSING and not read.get("guarded"):
+            fill[name] = value
+    return {"fill": fill, "indexed": sorted(n for n in fill if reads[n]["indexed"])}
+
+
+# ------------------------------------------------------------------------------ drafts and bases
+
+
+def _strings(node: ast.AST) -> list[str]:
+    return [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+
+
+def _test_keys(test: ast.AST) -> tuple[list[str], list[str]]:
+    """(model types, architectures) an ``if`` of ``hf_config_override`` compares against."""
+    types: list[str] = []
+    archs: list[str] = []
+    for node in ast.walk(test):
+        if not isinstance(node, ast.Compare):
+            continue
+        left = ast.unparse(node.left)
+        values = [s for c in node.comparators for s in _strings(c)]
+        if left.endswith("model_type"):
+            types += values
+        elif "architecture" in left or left == "arch" or isinstance(node.left, ast.NamedExpr):
+            archs += values
+        elif any("architectures" in ast.unparse(c) for c in node.comparators):
+            archs += _strings(node.left)
+    for node in ast.walk(test):  # {"A", "B"}.intersection(... architectures ...)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "intersection":
+            archs += _strings(node.func.value)
+    return types, archs
+
+
+def draft_bases(source: str) -> dict[str, dict]:
+    """Draft architecture -> ``{"model_types", "architectures", "update"}`` from upstream's
+    ``hf_config_override``: the base configs it is rewritten from; pure."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    fn = next((n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "hf_config_override"), None)
+    if fn is None:
+        return {}
+    alias: dict[str, set[str]] = {}  # model type -> the model types / architectures rewritten into it
+    out: dict[str, dict] = {}
+    for stmt in fn.body:
+        if not isinstance(stmt, ast.If):
+            continue
+        types, archs = _test_keys(stmt.test)
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]).endswith(".model_type") \
+                    and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                alias.setdefault(node.value.value, set()).update(types + archs)
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "update"
+                    and node.args and isinstance(node.args[0], ast.Dict)):
+                continue
+            update: dict = {}
+            drafts: list[str] = []
+            for k, v in zip(node.args[0].keys, node.args[0].values):
+                if not isinstance(k, ast.Constant):
+                    continue
+                if k.value == "architectures":
+                    drafts = _strings(v)
+                else:  # n_predict and the like are variables upstream: one draft layer here
+                    lit = _literal(v)
+                    update[k.value] = 1 if lit is MISSING else lit
+            for d in drafts:
+                entry = out.setdefault(d, {"model_types": [], "architectures": [], "update": update})
+                entry["model_types"] += [t for t in types if t not in entry["model_types"]]
+                entry["architectures"] += [a for a in archs if a not in entry["architectures"]]
+    for entry in out.values():  # deepseek_mtp <- deepseek_v3, deepseek_v32 (and their aliases)
+        todo = list(entry["model_types"])
+        while todo:
+            for src in sorted(alias.get(todo.pop(0), ())):
+                kind = "architectures" if src[:1].isupper() else "model_types"
+                if src not in entry[kind]:
+                    entry[kind].append(src)
+                    todo.append(src)
+    return out
+
+
+def class_ancestors(source: str, cls: str) -> list[str]:
+    """Names of ``cls``'s base classes, nearest first, following bases defined in the same file; pure."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    defs = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    out: list[str] = []
+    level = [cls]
+    while level:
+        nxt = []
+        for c in level:
+            for b in getattr(defs.get(c), "bases", []):
+                name = ast.unparse(b).split(".")[-1]
+                if name not in out and name != cls and name not in ("Module", "object"):
+                    out.append(name)
+                    nxt.append(name)
+        level = nxt
+    return out
+
+
+# ------------------------------------------------------------------------------ the tree
+
+
+def _imported_models(source: str) -> list[str]:
+    """Upstream model modules ``source`` imports from (an MTP file builds its base model's layers)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    return [n.module for n in tree.body if isinstance(n, ast.ImportFrom) and (n.module or "").startswith(MODELS_PKG + ".")]
+
+
+def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
+    """Per spec id the worker's ``config_hints``, from the upstream tree (an ``Upstream``)."""
+    text = upstream.text(f"{MODELS_PKG}.{model}") or ""
+    drafts = draft_bases(upstream.text(SPECULATIVE) or "")
+    sources = [text] + [upstream.text(m) or "" for m in _imported_models(text)]
+    reads: dict[str, dict] = {}
+    for src in reversed(sources):  # the model file's own reads win
+        reads.update(config_reads(src))
+    synth, missing = synthesize(reads)
+    out = {}
+    for spec in specs:
+        arch, cls = spec["architecture"], spec["class"]
+        up = upstream.model_registry.get(arch)
+        up_cls = up[1] if up else cls
+        # the class the architecture is registered to (a peer), then its ancestors
+        bases = ([up_cls] if up_cls != arch else []) + [b for b in class_ancestors(text, up_cls) if b != arch]
+        draft = drafts.get(arch)
+        if draft:  # a base architecture's own bases (EagleMistralLarge3 <- MistralLarge3 <- DeepseekV3)
+            for base in list(draft["architectures"]):
+                reg = upstream.model_registry.get(base)
+                if reg:
+                    draft["architectures"] += [b for b in class_ancestors(upstream.text(reg[0]) or "", reg[1])
+                                               if b not in draft["architectures"]]
+        out[spec["id"]] = {
+            "bases": bases, "draft": draft,
+            "synth": {"config": synth, "missing": missing, "reads": len(reads),
+                      "file": f"{MODELS_PKG}.{model}", "model_type": _synth_model_type(arch)},
+            "complete": completion(reads),
+        }
+    return out
+
+
+def _synth_model_type(arch: str) -> str:
+    """A model_type no real config uses, so nothing else claims the synthesized class."""
+    return "mmf_synth_" + re.sub(r"[^a-z0-9]+", "_", arch.lower()).strip("_")
