@@ -28,6 +28,8 @@ MODEL = textwrap.dedent('''
             if hasattr(config, "index_topk"):                      # optional branch
                 self.topk = config.index_topk
             self.gate = config.router_gate_kind                    # nothing values this name
+            self.use_router_bias = config.use_router_bias
+            assert self.use_router_bias, "only with a router bias"  # a flag the code needs set
 
     class Model(nn.Module):
         def __init__(self, *, vllm_config, prefix=""):
@@ -41,7 +43,8 @@ MODEL = textwrap.dedent('''
 def test_config_reads_keep_hf_config_fields_only_with_their_defaults():
     reads = H.config_reads(MODEL)
     assert set(reads) == {"hidden_size", "sliding_window", "layer_types", "attention_bias", "my_custom_flag",
-                          "index_topk", "router_gate_kind", "mlp_layer_types", "num_local_experts"}
+                          "index_topk", "router_gate_kind", "mlp_layer_types", "num_local_experts", "use_router_bias"}
+    assert reads["use_router_bias"].get("asserted") and not reads["hidden_size"].get("asserted")
     assert reads["hidden_size"]["default"] is H.MISSING
     assert reads["attention_bias"]["default"] is False and reads["my_custom_flag"]["default"] == 7
     assert reads["layer_types"]["indexed"] and reads["mlp_layer_types"]["indexed"]
@@ -53,6 +56,7 @@ def test_synthesized_config_values_by_name_and_lists_what_no_name_values():
     cfg, missing = H.synthesize(H.config_reads(MODEL))
     assert cfg["hidden_size"] == HIDDEN and cfg["num_local_experts"] == 4
     assert cfg["attention_bias"] is False
+    assert cfg["use_router_bias"] is True  # use_* is off by name, but the code asserts it
     assert cfg["my_custom_flag"] == 7  # the code's own default, written so both sides read the same
     assert len(cfg["layer_types"]) == LAYERS and "sliding_attention" in cfg["layer_types"]
     assert "index_topk" not in cfg  # hasattr-guarded: left out, so the code takes its plain branch
@@ -75,7 +79,7 @@ def test_rope_fields_come_together_so_either_side_finds_its_spelling():
 def test_completion_values_fields_read_without_a_default():
     done = H.completion(H.config_reads(MODEL))
     assert set(done["fill"]) == {"hidden_size", "sliding_window", "layer_types", "mlp_layer_types",
-                                 "num_local_experts"}  # not attention_bias (a default), index_topk (guarded)
+                                 "num_local_experts", "use_router_bias"}  # not attention_bias (a default), index_topk (guarded)
     assert done["fill"]["layer_types"] == H.SYNTH_VALUES["layer_types"]
     assert done["indexed"] == ["layer_types", "mlp_layer_types"]
 
@@ -185,7 +189,7 @@ def test_a_build_short_of_a_synthesized_attribute_is_skipped_naming_it(monkeypat
     _, worker = _worker_modules(monkeypatch)
     exc = AttributeError("'SynthesizedConfig' object has no attribute 'router_gate_kind'")
     reason = worker._synth_lacks({"config_source": "synthesized"}, exc)
-    assert "'router_gate_kind'" in reason and "synthesized config" in reason
+    assert "'router_gate_kind'" in reason and "synthesized config has no value" in reason
     assert worker._synth_lacks({"config_source": "registry"}, exc) is None  # a real class: the migration's error
     assert worker._synth_lacks({"config_source": "synthesized"}, AttributeError("'Foo' object has no attribute 'x'")) \
         is None

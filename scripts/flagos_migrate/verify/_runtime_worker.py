@@ -113,8 +113,8 @@ def _synth_lacks(res, exc):
             or "SynthesizedConfig' object has no attribute" not in msg:
         return None
     name = msg.rsplit("attribute", 1)[-1].strip(" '\"")
-    return (f"the synthesized config has no value for {name!r}: the model reads it, the synthesis table has no "
-            "entry for that name and the upstream file reads it without a default; pass --hf-config with a real "
+    return (f"the synthesized config has no value for {name!r}: the model reads it, and neither the synthesis "
+            "table nor a default in upstream's file values it (see the note); pass --hf-config with a real "
             "config.json")
 
 

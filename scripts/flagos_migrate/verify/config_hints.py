@@ -62,10 +62,17 @@ SYNTH_VALUES: dict[str, object] = {
     "mup_enabled": False, "route_norm": True, "norm_expert_weight": True, "need_fp32_gate": False,
     "logit_scale": 1.0, "mlp_layer_types": ["dense", "sparse"], "top_k_experts": T.EXPERTS_PER_TOKEN,
     "share_expert_dim": T.MOE_INTERMEDIATE, "num_attention_groups": T.KV_HEADS, "swiglu_limits": None,
-    "swiglu_limits_shared": None, "gating": False, "layernorm_num_groups": 1, "short_conv_kernel_size": 4,
+    "swiglu_limits_shared": None, "gating": False, "moe_apply_router_weight_on_input": False,
+    "attention_gate_func": None, "query_key_norm": False, "mova_num_experts": T.EXPERTS,
+    "mova_num_experts_per_tok": T.EXPERTS_PER_TOKEN, "layernorm_num_groups": 1, "short_conv_kernel_size": 4,
     "layer_group_size": T.LAYERS, "max_position_embedding": T.MAX_POSITIONS, "num_nextn_predict_layers": 1, "n_predict": 1, "mlp_only_layers": [],
     "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
 }
+# always in a synthesized config: vLLM's ModelConfig reads them whatever the model file does, and
+# the pinned side reads rope_theta/rope_scaling where upstream reads rope_parameters
+CORE = ("hidden_size", "num_attention_heads", "num_key_value_heads", "num_hidden_layers", "vocab_size",
+        "intermediate_size", "max_position_embeddings", "rms_norm_eps", "hidden_act", "tie_word_embeddings",
+        "rope_theta", "rope_scaling", "rope_parameters")
 # name patterns valued when no exact entry does, first match wins (booleans off, small sizes)
 SYNTH_PATTERNS: tuple[tuple[str, object], ...] = (
     (r"^(use|enable|is|apply|has)_\w+$", False),
@@ -111,7 +118,8 @@ def _literal(node: ast.AST) -> object:
 
 def config_reads(source: str) -> dict[str, dict]:
     """Attributes ``source`` reads from a Hugging Face config: name -> ``{"default": literal or
-    MISSING (read without one), "indexed": subscripted/iterated, "guarded": tested with hasattr}``;
+    MISSING (read without one), "indexed": subscripted/iterated, "guarded": tested with hasattr,
+    "asserted": a name the code asserts true}``;
     pure. A read without default anywhere wins over one with a default."""
     try:
         tree = ast.parse(source)
@@ -132,6 +140,14 @@ def config_reads(source: str) -> dict[str, dict]:
             cur["default"] = MISSING
         cur["indexed"] = cur["indexed"] or indexed
 
+    asserted = set()  # assert self.use_moe_router_bias: a flag the code supports only set (Step-3.5)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assert):
+            test = node.test.left if isinstance(node.test, ast.Compare) and len(node.test.ops) == 1 and \
+                isinstance(node.test.ops[0], (ast.Is, ast.Eq)) and _literal(node.test.comparators[0]) is True \
+                else node.test
+            if isinstance(test, (ast.Attribute, ast.Name)):
+                asserted.add(test.attr if isinstance(test, ast.Attribute) else test.id)
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and _is_config(node.value) and node.attr not in NOT_FIELDS \
                 and not node.attr.startswith("_") and isinstance(node.ctx, ast.Load):
@@ -147,6 +163,8 @@ def config_reads(source: str) -> dict[str, dict]:
                 continue
             default = _literal(node.args[2]) if len(node.args) > 2 else MISSING
             add(node.args[1].value, None if default is MISSING and len(node.args) > 2 else default, node)
+    for name in asserted & set(out):
+        out[name]["asserted"] = True
     return out
 
 
@@ -164,10 +182,9 @@ def synthesize(reads: dict[str, dict]) -> tuple[dict, list[str]]:
                 missing.append(name)
                 continue
             value = read["default"]
-        cfg[name] = value
-    if "rope_parameters" in cfg or "rope_theta" in cfg:  # the pinned side reads rope_theta/rope_scaling
-        for key in ("rope_theta", "rope_scaling", "rope_parameters"):
-            cfg.setdefault(key, SYNTH_VALUES[key])
+        cfg[name] = True if value is False and read.get("asserted") else value
+    for key in CORE:  # what vLLM itself reads (ModelConfig, get_rope): the pinned spelling of rope too
+        cfg.setdefault(key, SYNTH_VALUES[key])
     if isinstance(cfg.get("layer_types"), list):
         cfg["layer_types"] = cfg["layer_types"][: cfg.get("num_hidden_layers", T.LAYERS)]
     return cfg, missing
@@ -183,7 +200,7 @@ def completion(reads: dict[str, dict]) -> dict:
     for name, read in sorted(reads.items()):
         value = synth_value(name)
         if value is not MISSING and read["default"] is MISSING and not read.get("guarded"):
-            fill[name] = value
+            fill[name] = True if value is False and read.get("asserted") else value
     return {"fill": fill, "indexed": sorted(n for n in fill if reads[n]["indexed"])}
 
 
@@ -293,7 +310,13 @@ def _imported_models(source: str) -> list[str]:
         tree = ast.parse(source)
     except SyntaxError:
         return []
-    return [n.module for n in tree.body if isinstance(n, ast.ImportFrom) and (n.module or "").startswith(MODELS_PKG + ".")]
+    out = []
+    for n in tree.body:
+        if isinstance(n, ast.ImportFrom) and n.module:
+            mod = f"{MODELS_PKG}.{n.module}" if n.level == 1 else n.module  # from .bailing_moe import ...
+            if mod.startswith(MODELS_PKG + ".") and mod not in out:
+                out.append(mod)
+    return out
 
 
 def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
