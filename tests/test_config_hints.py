@@ -191,5 +191,8 @@ def test_a_build_short_of_a_synthesized_attribute_is_skipped_naming_it(monkeypat
     reason = worker._synth_lacks({"config_source": "synthesized"}, exc)
     assert "'router_gate_kind'" in reason and "synthesized config has no value" in reason
     assert worker._synth_lacks({"config_source": "registry"}, exc) is None  # a real class: the migration's error
+    draft = AttributeError("'Glm4vTextConfig' object has no attribute 'num_nextn_predict_layers'")
+    assert "draft config (Glm4vTextConfig) has no 'num_nextn_predict_layers'" in \
+        worker._synth_lacks({"config_source": "draft"}, draft)
     assert worker._synth_lacks({"config_source": "synthesized"}, AttributeError("'Foo' object has no attribute 'x'")) \
         is None

@@ -106,16 +106,21 @@ def _builtin_fails_alike(builtin, exc, req, spec):
 
 
 def _synth_lacks(res, exc):
-    """A synthesized config without an attribute the model reads: the reason naming it (the config
-    is the harness's, not the migration's), else None."""
-    msg = str(exc)
-    if res.get("config_source") != "synthesized" or not isinstance(exc, AttributeError) \
-            or "SynthesizedConfig' object has no attribute" not in msg:
+    """A config the harness derived (synthesized, or a draft's or base class's config) without an
+    attribute the model reads: the reason naming it (the config is the harness's, not the
+    migration's), else None."""
+    import re
+
+    source = res.get("config_source")
+    m = re.search(r"'(\w*Config)' object has no attribute '(\w+)'", str(exc))
+    if source not in ("synthesized", "draft", "base class") or not isinstance(exc, AttributeError) or not m:
         return None
-    name = msg.rsplit("attribute", 1)[-1].strip(" '\"")
-    return (f"the synthesized config has no value for {name!r}: the model reads it, and neither the synthesis "
-            "table nor a default in upstream's file values it (see the note); pass --hf-config with a real "
-            "config.json")
+    if source == "synthesized":
+        return (f"the synthesized config has no value for {m.group(2)!r}: the model reads it, and neither the "
+                "synthesis table nor a default in upstream's file values it (see the note); pass --hf-config with a "
+                "real config.json")
+    return (f"the {source} config ({m.group(1)}) has no {m.group(2)!r}, which the model reads (a real checkpoint's "
+            "config.json carries it); pass --hf-config with a real config.json")
 
 
 def run_pinned(req, spec):

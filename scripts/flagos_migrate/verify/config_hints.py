@@ -73,6 +73,8 @@ SYNTH_VALUES: dict[str, object] = {
 CORE = ("hidden_size", "num_attention_heads", "num_key_value_heads", "num_hidden_layers", "vocab_size",
         "intermediate_size", "max_position_embeddings", "rms_norm_eps", "hidden_act", "tie_word_embeddings",
         "rope_theta", "rope_scaling", "rope_parameters")
+# a found class keeps its own rope spelling (transformers 4.57.6 configs carry rope_theta/rope_scaling)
+ROPE_KEYS = ("rope_theta", "rope_scaling", "rope_parameters")
 # name patterns valued when no exact entry does, first match wins (booleans off, small sizes)
 SYNTH_PATTERNS: tuple[tuple[str, object], ...] = (
     (r"^(use|enable|is|apply|has)_\w+$", False),
@@ -199,7 +201,7 @@ def completion(reads: dict[str, dict]) -> dict:
     fill = {}
     for name, read in sorted(reads.items()):
         value = synth_value(name)
-        if value is not MISSING and read["default"] is MISSING and not read.get("guarded"):
+        if value is not MISSING and read["default"] is MISSING and not read.get("guarded") and name not in ROPE_KEYS:
             fill[name] = True if value is False and read.get("asserted") else value
     return {"fill": fill, "indexed": sorted(n for n in fill if reads[n]["indexed"])}
 
