@@ -11,8 +11,9 @@ from the upstream source (the reference side, never the migrated file):
 - ``bases``: the upstream class's ancestors (``MistralLarge3ForCausalLM(DeepseekV3ForCausalLM)``):
   the config of a base architecture builds the subclass.
 - ``synth``: a config synthesized from the attributes the upstream model file reads from its config
-  (``config.X``, ``getattr(config, "X", default)``), valued from :data:`SYNTH_VALUES` by name; what
-  the table cannot value and no default gives is listed as missing. Both sides build from it.
+  (``config.X``, ``getattr(config, "X", default)``), valued from :data:`SYNTH_VALUES` by name (a
+  name read with a default and not in the table is left out); what the table cannot value and no
+  default covers is listed as missing. Both sides build from it.
 - ``complete``: attributes a found config class leaves ``None`` that the file indexes
   (``config.layer_types[i]``): valued from the same table.
 
@@ -55,7 +56,7 @@ SYNTH_VALUES: dict[str, object] = {
     "n_shared_experts": 1, "num_shared_experts": 1, "moe_shared_experts": 1,
     "n_group": 1, "topk_group": 1, "num_expert_group": 1, "num_expert_groups": 1, "num_limited_groups": 1,
     "norm_topk_prob": True, "routed_scaling_factor": 1.0, "route_scale": 1.0, "scoring_func": "softmax",
-    "score_func": "softmax", "topk_method": "greedy", "moe_layer_freq": 1, "decoder_sparse_step": 1,
+    "score_func": "softmax", "score_function": "softmax", "topk_method": "greedy", "moe_layer_freq": 1, "decoder_sparse_step": 1,
     "first_k_dense_replace": 1, "num_dense_layers": 1, "moe_router_enable_expert_bias": False,
     "kv_lora_rank": 32, "q_lora_rank": 32, "qk_nope_head_dim": 16, "qk_rope_head_dim": 16, "v_head_dim": 16,
     "sliding_window": 8, "layer_types": ["sliding_attention", "full_attention"], "max_window_layers": T.LAYERS,
@@ -171,19 +172,19 @@ def config_reads(source: str) -> dict[str, dict]:
 
 
 def synthesize(reads: dict[str, dict]) -> tuple[dict, list[str]]:
-    """A tiny config from ``reads`` (:func:`config_reads`): the table's value where it has one, else
-    the literal default the code reads with; the names neither values (sorted); pure."""
+    """A tiny config from ``reads`` (:func:`config_reads`): the table's value where it has one; a
+    name the code reads with a default or only under ``hasattr`` is left out; the names read
+    without either that the table does not value are listed (sorted); pure."""
     cfg: dict = {}
     missing: list[str] = []
     for name, read in sorted(reads.items()):
         value = synth_value(name)
         if value is MISSING:
-            if read.get("guarded"):
-                continue  # hasattr(config, name): left out, the code takes its branch for configs without it
-            if read["default"] is MISSING:
+            # read with a default (each reader keeps its own: sarvam's "sigmoid" is not bailing_moe's None)
+            # or hasattr-guarded (the code takes its branch for configs without it): left out
+            if read["default"] is MISSING and not read.get("guarded"):
                 missing.append(name)
-                continue
-            value = read["default"]
+            continue
         cfg[name] = True if value is False and read.get("asserted") else value
     for key in CORE:  # what vLLM itself reads (ModelConfig, get_rope): the pinned spelling of rope too
         cfg.setdefault(key, SYNTH_VALUES[key])
