@@ -140,8 +140,11 @@ def _safe_drop(callee: str, kwarg: str, passed: list[str] = (), value: ast.expr 
             return safe
     condition = SAFE_DROP_WHEN.get((last, kwarg))
     if condition is not None:
-        literal, partner = condition
+        literal, partner, maker = condition
         value_ok = literal is None or (isinstance(value, ast.Constant) and value.value == literal)
+        if maker is not None:  # the value must be built by that call (upstream's own factory)
+            func = value.func if isinstance(value, ast.Call) else None
+            value_ok = value_ok and maker in (getattr(func, "id", None), getattr(func, "attr", None))
         return value_ok and (partner is None or partner in passed)
     return kwarg in SAFE_DROP_KWARG_NAMES
 

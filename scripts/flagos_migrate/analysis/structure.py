@@ -113,6 +113,7 @@ def check_incomplete_init(m: ModuleFacts) -> None:
                      and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
                      and n.func.value.id == "self"}
         missing: dict[str, list[str]] = {}
+        live = _live_calls(m, lin)
         # walk the MRO: a local class between this one and a pinned parent overrides that parent's methods too
         for kind, entry in lin[1:]:
             if kind == "local":
@@ -126,7 +127,8 @@ def check_incomplete_init(m: ModuleFacts) -> None:
                     continue
                 for attr in reads:
                     if (attr in set_by_init and attr not in own and not _class_level(skipped, attr)
-                            and not _guarded(rec, method, attr, own_calls)):
+                            and not _guarded(rec, method, attr, own_calls)
+                            and not _unreached(method, live)):
                         missing.setdefault(attr, []).append(f"{sym.name}.{method}")
             overridden |= set(rec["methods"])
         if missing:
@@ -157,6 +159,56 @@ def _guarded(rec: dict, method: str, attr: str, own_calls: set[str]) -> bool:
         return False
     callers = [m for m, called in rec.get("scalls", {}).items() if method in called and m != method]
     return bool(callers) and all(attr in guards.get(c, ()) for c in callers)
+
+
+def _live_calls(m, lin: list[tuple]) -> tuple[dict[str, set[str]], set[str]] | None:
+    """The ``self.X()`` calls of every method as it runs on this class (the implementation that wins in
+    the MRO), and every method some pinned implementation calls, overridden or not; None when a class
+    of the MRO cannot be read."""
+    winners: dict[str, set[str]] = {}
+    helpers: set[str] = set()
+    delegated: set[str] = set()  # super().X() / Parent.X(self, ...): the parents' X runs too
+    for kind, entry in lin:
+        if kind == "local":
+            for stmt in entry.body:
+                if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                calls = set()
+                for n in m.subtree(stmt):
+                    if not (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)):
+                        continue
+                    v = n.func.value
+                    if isinstance(v, ast.Name) and v.id == "self":
+                        calls.add(n.func.attr)
+                    elif ((isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id == "super")
+                          or (n.args and isinstance(n.args[0], ast.Name) and n.args[0].id == "self")):
+                        delegated.add(n.func.attr)
+                winners.setdefault(stmt.name, calls)
+        elif kind == "pinned":
+            calls = entry[1].get("scalls", {})
+            for name in entry[1]["methods"]:
+                winners.setdefault(name, set(calls.get(name, ())))
+                if name in delegated:  # a name that is not private: always live
+                    winners.setdefault(f"super().{name}", set()).update(calls.get(name, ()))
+            helpers.update(c for called in calls.values() for c in called)
+        elif kind == "unknown":
+            return None
+    return winners, helpers
+
+
+def _unreached(method: str, live: tuple[dict[str, set[str]], set[str]] | None,
+               seen: frozenset[str] = frozenset()) -> bool:
+    """A private helper the pinned parent calls only from methods this class overrides (or from helpers
+    that are themselves unreached): nothing runs it. The pinned qwen3_vl's ``_get_``/``_set_``/
+    ``_clear_deepstack_input_embeds`` serve its ``forward`` and ``embed_input_ids``, which qwen3_5
+    replaces. A private method no pinned code calls may be the framework's hook: not judged."""
+    if live is None or not method.startswith("_") or method.startswith("__") or method in seen:
+        return False
+    winners, helpers = live
+    if method not in helpers:
+        return False
+    callers = [c for c, called in winners.items() if method in called and c != method]
+    return all(_unreached(c, live, seen | {method}) for c in callers)
 
 
 def _class_level(classes: list[tuple], attr: str) -> bool:

@@ -19,8 +19,8 @@ NEWER_DEPENDENCIES: dict[str, str] = dict(_table("P5", "newer_dependencies"))
 # P6: (callee, kwarg) -> safe to drop; keyword names safe to drop in any call; conditional drops
 SAFE_DROP_KWARGS: dict[tuple[str, str], bool] = {(e["callee"], e["kwarg"]): False for e in _table("P6", "never_drop")}
 SAFE_DROP_KWARG_NAMES = frozenset(_table("P6", "safe_drop"))
-SAFE_DROP_WHEN: dict[tuple[str, str], tuple[str | None, str]] = {
-    (e["callee"], e["kwarg"]): (e["value"], e["with"]) for e in _table("P6", "safe_drop_when")}
+SAFE_DROP_WHEN: dict[tuple[str, str], tuple[str | None, str | None, str | None]] = {
+    (e["callee"], e["kwarg"]): (e["value"], e["with"], e.get("value_call")) for e in _table("P6", "safe_drop_when")}
 KWARG_RENAMES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     (e["callee"], e["kwarg"]): (e["to"], frozenset(e.get("not_with", ()))) for e in _table("P6", "kwarg_renames")}
 

@@ -330,6 +330,7 @@ class Migration(Vendoring, Tf5Vendoring):
             self.units[bp.module] = self._backport_unit(bp)
         self._flag_broken_held_modules()
         self._flag_framework_hooks()
+        self._prune_compat()
         # compat modules last: their final text is the union of every vendored name
         for cmod, v in self.compat.items():
             if v.ok and v.names:
@@ -338,6 +339,24 @@ class Migration(Vendoring, Tf5Vendoring):
                 unit.rules.add("P16")
                 self.units[cmod] = unit
         return self
+
+    def _prune_compat(self) -> None:
+        """Compat modules this run vendored that no written file imports any more (their only reader was
+        a keyword a later pass dropped) are not written; the plugin's own compat modules stay."""
+        while True:
+            imported: set[str] = set()
+            for mod, text in [(m, u.text) for m, u in self.units.items()] + [(c, v.text) for c, v in self.compat.items()]:
+                tree = parse_source(text or "", mod)
+                if tree is not None:
+                    imported |= {b.module for b in import_bindings(tree, mod)}
+            unused = [c for c in self.compat if c not in imported and c not in self._base]
+            if not unused:
+                return
+            for cmod in unused:
+                del self.compat[cmod]
+                self.compat_units.pop(cmod, None)
+                self._overlay.pop(cmod, None)
+            self._apis_cache = None
 
     def _backport_unit(self, bp: backports.Backport) -> Unit:
         """A back-port is written and tested for one pin (0.13.0): what another pin lacks of what
@@ -471,6 +490,16 @@ class Migration(Vendoring, Tf5Vendoring):
                     self._vendor_changed_function(f.data["callee"], aliases.values(), tree, edits, depth)
             elif f.rule in ("P17", "P21"):
                 removed.append(f)
+        if edits.drop_kwargs:
+            # a name read only in the keywords this pass drops goes with them, rather than being vendored
+            # (or, vendored by an earlier pass, its import goes: the unused slice is pruned at the end)
+            gone = _read_only_in_dropped(tree, set(edits.drop_kwargs))
+            for alias in gone & set(runtime_missing):
+                f = runtime_missing.pop(alias)
+                edits.imports[(f.line, f.data["name"])] = ImportAction(f.rule, "remove")
+            for b in aliases.values():
+                if b.alias in gone and b.name and b.module.startswith(COMPAT_PKG + ".") and (b.line, b.name) not in edits.imports:
+                    edits.imports[(b.line, b.name)] = ImportAction("P6", "remove")
         if runtime_missing:
             self._removed_or_vendor(runtime_missing, removed, edits, depth)
         return edits
@@ -576,6 +605,27 @@ class Migration(Vendoring, Tf5Vendoring):
             "backports": {bp.module: bp.what for bp in self.backports},
             "not_vendored": {f"{m}:{n}": why for (m, n), why in sorted(self.vendor_failed.items())},
         }
+
+
+def _read_only_in_dropped(tree: ast.Module, drops: set[tuple[int, str]]) -> set[str]:
+    """Names every read of which sits in the value of a keyword argument ``drops`` removes (keyed by
+    the call's or the value's line, as P6 findings point)."""
+    inside: dict[str, int] = {}
+    for call in ast.walk(tree):
+        if not isinstance(call, ast.Call):
+            continue
+        for k in call.keywords:
+            if k.arg and ((call.lineno, k.arg) in drops or (k.value.lineno, k.arg) in drops):
+                for n in ast.walk(k.value):
+                    if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
+                        inside[n.id] = inside.get(n.id, 0) + 1
+    if not inside:
+        return set()
+    total: dict[str, int] = {}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in inside:
+            total[n.id] = total.get(n.id, 0) + 1
+    return {name for name, count in inside.items() if total.get(name) == count}
 
 
 def new_packages(plugin: PluginTree, modules: list[str]) -> list[str]:

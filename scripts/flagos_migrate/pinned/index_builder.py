@@ -18,8 +18,8 @@ The index is plain data (see ``api_index.py`` for its reader):
     CLASS = {"line": n, "bases": ["nn.Module", ...], "methods": {name: SIG}, "attrs": [names],
              "dc": true when a dataclass (then "fields": [[name, has_default], ...]),
              "reads": {method: [self.X attributes read]}, "sets": {method: [self.X assigned]},
-             "guards": {method: [X of getattr(self, "X", d) / hasattr(self, "X")]},  # with "scalls":
-             "scalls": {method: [m of self.m(...) calls]},                            # {method: [...]}
+             "guards": {method: [X of getattr(self, "X", d) / hasattr(self, "X")]},
+             "scalls": {method: [m of self.m(...) calls]},
              "cfg": [X of config.X read directly anywhere in the class],
              "cfgv": {"config" | "text_config" | "vision_config": [X]}}   # the same reads by the config
                    # object they go through (config/hf_config, text_config/hf_text_config, vision_config)
@@ -52,8 +52,9 @@ from flagos_migrate.pinned.sources import SourceTree, module_name
 FORMAT = 2
 #: what a module record holds, raised when records gain a field readers use (3: config reads by
 #: object, ``cfgv``); an index built by an older builder still loads, but one from a newer builder
-#: for the same version wins over it (a stale cache must not shadow the bundled index)
-RECORDS = 3
+#: for the same version wins over it (a stale cache must not shadow the bundled index; 4: ``scalls``
+#: for every class, not only those with guards)
+RECORDS = 4
 
 # Names under which code reads a HuggingFace config object; ``config.X`` on these is a direct read.
 CONFIG_VARIABLES = frozenset({"config", "hf_config", "text_config", "hf_text_config", "vision_config"})
@@ -234,8 +235,9 @@ def class_record(node: ast.ClassDef, walked=None) -> dict:
         record["reads"] = reads
     if sets:
         record["sets"] = sets
-    if guards:  # only with the calls: P12 needs both to see a read that runs only behind a guard
+    if guards:  # P12: a read that runs only behind a guard
         record["guards"] = guards
+    if self_calls:  # P12: which methods run a read (a helper that only overridden methods call is dead)
         record["scalls"] = self_calls
     if cfg:
         record["cfg"] = sorted(cfg)

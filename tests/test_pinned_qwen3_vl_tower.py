@@ -1,0 +1,110 @@
+"""Issue 14 part 3: a model built on the pinned qwen3_vl (the sibling the pinned vLLM has) the way
+upstream's qwen3_5 builds its vision tower: P6 drops upstream's ``input_norm`` where the pinned code
+shows the drop is equivalent, P7 passes the config the pinned tower reads, and the import the dropped
+keyword alone read goes with it instead of being vendored."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from flagos_migrate.migrate.engine import Migration
+from flagos_migrate.migrate.upstream import Upstream, open_upstream
+from flagos_migrate.pinned.api_index import PinnedApis
+from flagos_migrate.plugin.tree import PluginTree
+
+ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM = ROOT / "tests" / "fixtures" / "upstream_mini"
+
+# upstream's qwen3_vl, cut to what the fixture imports (the pinned 0.13.0 qwen3_vl has both classes)
+UPSTREAM_QWEN3_VL = '''"""Upstream's Qwen3-VL pieces (fixture)."""
+
+from torch import nn
+
+
+class Qwen3VLForConditionalGeneration(nn.Module):
+    pass
+'''
+
+# -- the vision tower the pinned qwen3_vl builds: P6 drops upstream's input_norm, P7 passes the config --
+
+TOWER_USER = '''"""Inference-only Large model (fixture: upstream's way of building the Qwen3-VL tower)."""
+
+from vllm.config import VllmConfig
+from vllm.model_executor.layers.fusion.mm_input_norm import build_mm_input_norm
+
+from .qwen3_vl import Qwen3_VisionTransformer, Qwen3VLForConditionalGeneration
+
+
+class LargeForConditionalGeneration(Qwen3VLForConditionalGeneration):
+    def __init__(self, *, vllm_config: VllmConfig, prefix: str = ""):
+        super().__init__(vllm_config=vllm_config, prefix=prefix)
+        config = vllm_config.model_config.hf_config
+        self.visual = Qwen3_VisionTransformer(
+            config.vision_config,
+            norm_eps=getattr(config, "rms_norm_eps", 1e-6),
+            input_norm={norm},
+            prefix=f"{{prefix}}.visual",
+        )
+'''
+
+UPSTREAM_VISION = '''"""Upstream's vision helpers (fixture)."""
+
+from vllm.config import MultiModalConfig, get_current_vllm_config
+
+
+def get_multimodal_config() -> MultiModalConfig | None:
+    return getattr(get_current_vllm_config().model_config, "multimodal_config", None)
+'''
+
+
+def migrate_tower(tmp_path: Path, norm: str) -> Migration:
+    up = tmp_path / "upstream"
+    shutil.copytree(UPSTREAM, up)
+    models = up / "vllm" / "model_executor" / "models"
+    (models / "qwen3_vl.py").write_text(UPSTREAM_QWEN3_VL + "\n\nclass Qwen3_VisionTransformer(nn.Module):\n    pass\n")
+    (models / "vision.py").write_text(UPSTREAM_VISION)
+    (models / "large.py").write_text(TOWER_USER.format(norm=norm))
+    plugin = tmp_path / "plugin"
+    (plugin / "vllm_fl" / "models").mkdir(parents=True)
+    (plugin / "vllm_fl" / "__init__.py").write_text("def register_model():\n    pass\n")
+    (plugin / "vllm_fl" / "models" / "__init__.py").write_text("")
+    return Migration("large", Upstream(open_upstream(str(up))), PluginTree(plugin), PinnedApis.load("0.13.0")).run()
+
+
+def test_the_pinned_tower_gets_upstreams_config_and_no_input_norm(tmp_path):
+    """On 0.13.0 (no MultiModalConfig.mm_device_do_normalize) build_mm_input_norm returns a cast to the
+    tower's dtype, which the pinned tower's forward does itself: dropped, and its import with it (not
+    vendored). The pinned tower reads the attention backend and data parallelism from the config it
+    is given, upstream's from the current one: apply passes upstream's reader of it."""
+    m = migrate_tower(tmp_path, "build_mm_input_norm(vllm_config.model_config)")
+    assert m.model_unit.text == '''"""Inference-only Large model (fixture: upstream's way of building the Qwen3-VL tower)."""
+
+from vllm.config import VllmConfig
+
+from vllm.model_executor.models.qwen3_vl import Qwen3_VisionTransformer, Qwen3VLForConditionalGeneration
+from vllm_fl.compat.model_executor_models_vision import get_multimodal_config
+
+
+class LargeForConditionalGeneration(Qwen3VLForConditionalGeneration):
+    def __init__(self, *, vllm_config: VllmConfig, prefix: str = ""):
+        super().__init__(vllm_config=vllm_config, prefix=prefix)
+        config = vllm_config.model_config.hf_config
+        self.visual = Qwen3_VisionTransformer(
+            config.vision_config,
+            norm_eps=getattr(config, "rms_norm_eps", 1e-6),
+            prefix=f"{prefix}.visual",
+            multimodal_config=get_multimodal_config(),
+        )
+'''
+    assert "vllm_fl.compat.model_executor_layers_fusion_mm_input_norm" not in m.units
+    assert {"P1", "P3", "P6", "P7"} <= m.model_unit.rules
+    assert m.left() == []
+
+
+def test_an_input_norm_not_built_by_upstreams_factory_is_left(tmp_path):
+    """Negative: any other module passed as input_norm may normalise: the keyword is not dropped."""
+    m = migrate_tower(tmp_path, "config.input_norm")
+    assert "input_norm=config.input_norm," in m.model_unit.text
+    (f,) = [f for f in m.left() if f.rule == "P6"]
+    assert f.data["kwarg"] == "input_norm" and not f.data["safe_drop"]
