@@ -106,20 +106,55 @@ def test_helpers_transformers_4_57_6_lacks_are_sliced_from_their_transformers_5_
 @needs_tf5
 def test_modelling_code_is_not_vendored_and_the_finding_says_why(migration):
     left = {f.data["name"]: f for f in migration.model_unit.after if f.rule == "P5"}
-    assert set(left) == {"Qwen3ASRPreTrainedModel", "Cohere2VisionImageProcessor"}
+    assert set(left) == {"Qwen3ASRPreTrainedModel"}
     assert "not vendored from transformers 5" in left["Qwen3ASRPreTrainedModel"].message
     assert "modelling code" in left["Qwen3ASRPreTrainedModel"].message
 
 
 @needs_tf5
-def test_what_only_a_newer_dependency_has_keeps_the_finding_and_names_it(migration):
+def test_a_newer_dependency_with_a_substitute_is_tried_first_then_the_older_stack_s_module(migration):
     # TorchvisionBackend (transformers 5's image-processor base) reaches image_utils.load_image_as_tensor,
-    # which imports httpx from huggingface_hub >= 1.0; 4.57.6 runs with huggingface_hub < 1.0
-    msg = migration.model_unit.after
-    cohere = next(f for f in msg if f.rule == "P5" and f.data["name"] == "Cohere2VisionImageProcessor")
-    assert "TorchvisionBackend" in cohere.message
-    assert "huggingface_hub.utils:httpx" in migration.vendor_failed[("transformers", "load_image_as_tensor")]
-    assert not any(m.startswith("vllm_fl.processors.tf5_image_processing_cohere2") for m in migration.units)
+    # which imports httpx from huggingface_hub >= 1.0; 4.57.6 runs with huggingface_hub < 1.0, and the
+    # P5 table ``substitutes`` names the module that is the same client there (httpx)
+    assert not any(f.rule == "P5" and f.data["name"] == "Cohere2VisionImageProcessor" for f in migration.model_unit.after)
+    assert ("from vllm_fl.processors.tf5_image_processing_cohere2_vision import Cohere2VisionImageProcessor"
+            in migration.model_unit.text)
+    backends = migration.units["vllm_fl.processors.tf5_image_processing_backends"].text
+    assert "class TorchvisionBackend" in backends
+    utils = migration.units["vllm_fl.processors.tf5_image_utils"].text
+    assert "try:\n    from huggingface_hub.utils import httpx\nexcept ImportError:\n    import httpx\n" in utils
+    assert "def load_image_as_tensor" in utils
+
+
+@needs_tf5
+def test_a_class_on_a_base_transformers_5_rewrote_imports_but_keeps_a_finding(migration):
+    # transformers 5's BaseImageProcessor (image_processing_utils) is a rewrite of 4.57.6's: the vendored
+    # TorchvisionBackend keeps 4.57.6's class (identity) and calls what only 5.x's defines
+    unit = migration.units["vllm_fl.processors.tf5_image_processing_backends"]
+    left = [f for f in unit.after if f.rule == "P5"]
+    assert len(left) == 1 and left[0].data["class"] == "TorchvisionBackend"
+    assert left[0].data["methods"] == ["_set_attributes"] and left[0].severity == "error"
+    assert left[0].data["bases"] == "transformers.image_processing_utils.BaseImageProcessor"
+    assert left[0] in migration.left()
+    # the vendored processors built on transformers classes 5.x did not rewrite keep none
+    assert not any(f.rule == "P5" for f in migration.units["vllm_fl.processors.tf5_processing_qwen3_asr"].after)
+
+
+def test_a_newer_dependency_without_a_substitute_keeps_the_finding_and_names_it(migration, monkeypatch):
+    import flagos_migrate.migrate.tf5_modules as tf5_modules
+
+    stmt = ast.parse("from huggingface_hub.utils import httpx, HfHubHTTPError").body[0]
+    missing: list[str] = []
+    out = migration._tf5_import(stmt, "transformers.image_utils", missing, True)
+    assert missing == []
+    assert ast.unparse(ast.Module(out, [])) == (
+        "from huggingface_hub.utils import HfHubHTTPError\n"
+        "try:\n    from huggingface_hub.utils import httpx\nexcept ImportError:\n    import httpx")
+    monkeypatch.setattr(tf5_modules, "DEPENDENCY_SUBSTITUTES", {})
+    stmt = ast.parse("from huggingface_hub.utils import httpx").body[0]
+    out = migration._tf5_import(stmt, "transformers.image_utils", missing, True)
+    assert ast.unparse(ast.Module(out, [])) == "from huggingface_hub.utils import httpx"
+    assert len(missing) == 1 and missing[0].startswith("huggingface_hub.utils:httpx (huggingface_hub >= 1.0")
 
 
 PINNED = '''
@@ -170,3 +205,35 @@ def test_the_vendored_feature_extractor_imports_on_4_57_6_and_matches_transforme
     for key in outs["reference"]:
         got, want = np.asarray(outs["plugin"][key]), np.asarray(outs["reference"][key])
         assert got.shape == want.shape and np.allclose(got, want, atol=1e-5), key
+
+
+@needs_tf5
+@pytest.mark.slow
+def test_the_class_on_a_rewritten_base_imports_on_4_57_6_and_fails_to_build_as_the_finding_says(migration, tmp_path):
+    pinned = os.environ.get("MMF_PINNED_VENV")
+    if not pinned:
+        pytest.skip("needs MMF_PINNED_VENV")
+    root = tmp_path / "plugin"
+    for module, unit in migration.units.items():
+        if module.startswith("vllm_fl.processors."):
+            path = root / unit.relpath
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(unit.text)
+    for pkg in ("vllm_fl", "vllm_fl/processors"):
+        (root / pkg / "__init__.py").write_text("")
+    script = tmp_path / "build.py"
+    script.write_text(textwrap.dedent("""
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        from vllm_fl.processors.tf5_image_processing_cohere2_vision import Cohere2VisionImageProcessor
+        try:
+            Cohere2VisionImageProcessor()
+            print("built")
+        except AttributeError as e:
+            print("AttributeError:", e)
+    """))
+    proc = subprocess.run([python_of(pinned), str(script), str(root)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [finding] = [f for f in migration.units["vllm_fl.processors.tf5_image_processing_backends"].after if f.rule == "P5"]
+    out = proc.stdout.strip().splitlines()[-1]
+    assert out.startswith("AttributeError:") and any(m in out for m in finding.data["methods"]), out

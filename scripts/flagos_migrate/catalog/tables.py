@@ -15,6 +15,8 @@ def _table(rule: str, name: str):
 TRANSFORMERS_RENAMES: dict[str, str] = dict(_table("P5", "renames"))
 # P5: third-party names only the newer dependencies of transformers 5 have (vendored 5.x code needing one is not vendored)
 NEWER_DEPENDENCIES: dict[str, str] = dict(_table("P5", "newer_dependencies"))
+# P5: of those, the ones with a module the older stack imports for the same thing ("module:name" -> module)
+DEPENDENCY_SUBSTITUTES: dict[str, str] = dict(_table("P5", "substitutes"))
 
 # P6: (callee, kwarg) -> safe to drop; keyword names safe to drop in any call; conditional drops
 SAFE_DROP_KWARGS: dict[tuple[str, str], bool] = {(e["callee"], e["kwarg"]): False for e in _table("P6", "never_drop")}

@@ -329,6 +329,7 @@ class Migration(Vendoring, Tf5Vendoring):
         for bp in self.backports:
             self.units[bp.module] = self._backport_unit(bp)
         self._flag_broken_held_modules()
+        self._flag_tf5_base_drift()
         self._flag_framework_hooks()
         self._prune_compat()
         # compat modules last: their final text is the union of every vendored name

@@ -21,7 +21,8 @@ import re
 from dataclasses import dataclass, field
 
 from flagos_migrate.astutil import parse_source, resolve_relative
-from flagos_migrate.catalog.tables import NEWER_DEPENDENCIES, TRANSFORMERS_RENAMES
+from flagos_migrate.catalog.findings import Finding
+from flagos_migrate.catalog.tables import DEPENDENCY_SUBSTITUTES, NEWER_DEPENDENCIES, TRANSFORMERS_RENAMES
 from flagos_migrate.migrate.tf5_configs import (
     KEYMAP_MODULE,
     _decorator_name,
@@ -66,6 +67,16 @@ def defines(data: bytes, name: str) -> bool:
     tree = parse_source(data.decode("utf-8", "replace"), "<tf5>")
     return tree is not None and any(name in _stmt_names(stmt) for stmt in tree.body
                                     if isinstance(stmt, (ast.If, ast.Try)))
+
+
+def substitute_import(module: str, alias: ast.alias) -> ast.Try:
+    """``from module import name`` that only a newer dependency has (P5 table ``substitutes``): tried
+    first, else the module the older stack imports for the same thing, bound to the same name."""
+    bound = alias.asname or alias.name
+    sub = DEPENDENCY_SUBSTITUTES[f"{module}:{alias.name}"]
+    fallback = ast.Import([ast.alias(sub, None if sub == bound else bound)])
+    handler = ast.ExceptHandler(ast.Name("ImportError", ast.Load()), None, [fallback])
+    return ast.Try([ast.ImportFrom(module, [alias], 0)], [handler], [], [])
 
 
 @dataclass
@@ -229,6 +240,71 @@ class Tf5Vendoring:
         self.set_overlay(m.target, m.text)
         return True
 
+    def _flag_tf5_base_drift(self) -> None:
+        """After every unit is migrated (each pass re-analyses): P5 on vendored classes built on a base
+        transformers 5 rewrote."""
+        for m in self._tf5_state().values():
+            unit = self.units.get(m.target)
+            if m.ok and m.text and unit is not None:
+                unit.after = [f for f in unit.after if not (f.rule == "P5" and "class" in f.data)] + self._tf5_base_drift(unit)
+
+    def _tf5_base_drift(self, unit: Unit) -> list[Finding]:
+        """P5 on a vendored class whose ``self.X()`` / ``super().X()`` only transformers 5's version of a
+        base it keeps from 4.57.6 defines (5.x rewrote ``BaseImageProcessor``: ``_set_attributes``): the
+        module imports, but the class fails when built on 4.57.6's base."""
+        from flagos_migrate.analysis.facts import AnalysisContext, ModuleFacts
+
+        tree = parse_source(unit.text, unit.relpath)
+        if tree is None:
+            return []
+        m = ModuleFacts(tree, AnalysisContext(self.ctx_apis(), unit.module, unit.relpath))
+        out: list[Finding] = []
+        for cls in m.local_classes.values():
+            lin = m.hierarchy.linearize(("local", cls))
+            kept = [o[0] for k, o in lin if k == "pinned" and o[0].module.split(".")[0] == "transformers"]
+            if not kept:
+                continue
+            newer = {f"{s.module}.{s.name}": self._tf5_class_members(s.module, s.name) for s in kept}
+            lacking: dict[str, int] = {}
+            for node in m.below(cls, ast.Call):
+                f = node.func
+                if not isinstance(f, ast.Attribute) or m.enclosing_class(node) is not cls:
+                    continue
+                if not ((isinstance(f.value, ast.Name) and f.value.id == "self") or (
+                        isinstance(f.value, ast.Call) and isinstance(f.value.func, ast.Name) and f.value.func.id == "super")):
+                    continue
+                if any(f.attr in ms for ms in newer.values()) and m.hierarchy.hierarchy_defines(lin, f.attr) is not True:
+                    lacking.setdefault(f.attr, node.lineno)
+            if lacking:
+                bases = ", ".join(sorted(b for b, ms in newer.items() if ms & set(lacking)))
+                out.append(Finding(
+                    "P5", unit.relpath, min(lacking.values()), 0,
+                    f"class {cls.name} (vendored from transformers {self.tf5.version}) calls "
+                    f"{', '.join(sorted(lacking))}, which transformers {self.tf5.version}'s {bases} defines and "
+                    "transformers 4.57.6's does not: the module imports, building the class fails",
+                    severity="error", fix="vendor a processor written for 4.57.6's base, or port those methods",
+                    data={"class": cls.name, "methods": sorted(lacking), "bases": bases}))
+        return out
+
+    def _tf5_class_members(self, module: str, name: str, depth: int = 0) -> set[str]:
+        """Methods the transformers 5 class ``module.name`` and its transformers bases define."""
+        origin = self._tf5_locate(module, name) if depth < 8 else None
+        rel = origin.replace(".", "/") + ".py" if origin else None
+        tree = parse_source(self.tf5.source.read_text(rel), rel) if rel and self.tf5.source.has(rel) else None
+        cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name), None) if tree else None
+        if cls is None:
+            return set()
+        # methods only: an annotated instance attribute (``feature_extractor: Any``) is set at run time in both
+        members = {n.name for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        imported = {a.asname or a.name: (resolve_relative(origin, False, n.level, n.module) if n.level else n.module or "")
+                    for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
+        for b in cls.bases:
+            if isinstance(b, ast.Name):
+                src = imported.get(b.id, origin)
+                if src.split(".")[0] == "transformers":
+                    members |= self._tf5_class_members(src, b.id, depth + 1)
+        return members
+
     def _tf5_pinned_has(self, module: str, name: str) -> bool:
         return self.apis.resolve(module, name) is not None
 
@@ -262,10 +338,12 @@ class Tf5Vendoring:
     def _tf5_import(self, stmt: ast.ImportFrom, origin: str, missing: list[str], import_time: bool) -> list[ast.stmt]:
         src = resolve_relative(origin, False, stmt.level, stmt.module) if stmt.level else stmt.module or ""
         if src.split(".")[0] != "transformers":
+            subs = [a for a in stmt.names if f"{src}:{a.name}" in DEPENDENCY_SUBSTITUTES]
             if import_time:
                 missing += [f"{src}:{a.name} ({NEWER_DEPENDENCIES.get(f'{src}:{a.name}')})"
-                            for a in stmt.names if not self._third_party_ok(src, a.name)]
-            return [stmt]
+                            for a in stmt.names if a not in subs and not self._third_party_ok(src, a.name)]
+            rest = [a for a in stmt.names if a not in subs]
+            return ([ast.ImportFrom(src, rest, stmt.level)] if rest else []) + [substitute_import(src, a) for a in subs]
         grouped: dict[str, list[ast.alias]] = {}
         for a in stmt.names:
             target = src
