@@ -316,6 +316,10 @@ def import_action(f: Finding) -> ImportAction | None:
         return ImportAction("P3", "remove")
     if f.rule == "P14" and d.get("annotation_only") and d.get("import_time", True):
         return ImportAction("P14", "type_checking")
+    # a transformers 5 class (an image processor in ``image_processor: X = ...``) that only annotations
+    # use, not renamed, bridged or vendored: as P14, under TYPE_CHECKING with those annotations quoted
+    if f.rule == "P5" and d.get("annotation_only") and d.get("import_time", True) and d.get("name"):
+        return ImportAction("P5", "type_checking")
     if f.rule == "P22":
         return ImportAction("P22", "repoint", d["backport"])
     if f.rule == "P29":
