@@ -237,3 +237,54 @@ def test_the_class_on_a_rewritten_base_imports_on_4_57_6_and_fails_to_build_as_t
     [finding] = [f for f in migration.units["vllm_fl.processors.tf5_image_processing_backends"].after if f.rule == "P5"]
     out = proc.stdout.strip().splitlines()[-1]
     assert out.startswith("AttributeError:") and any(m in out for m in finding.data["methods"]), out
+
+
+ANNOTATED = '''\
+"""A model that names a transformers 5 image processor only in annotations (fixture)."""
+
+from torch import nn
+from transformers.models.lfm2_vl.image_processing_lfm2_vl import Lfm2VlImageProcessor
+
+
+def image_processor_of(processor) -> Lfm2VlImageProcessor:
+    image_processor: Lfm2VlImageProcessor = processor.image_processor
+    return image_processor
+
+
+class AnnForConditionalGeneration(nn.Module):
+    pass
+'''
+
+ANNOTATED_AFTER = '''\
+"""A model that names a transformers 5 image processor only in annotations (fixture)."""
+
+from typing import TYPE_CHECKING
+
+from torch import nn
+
+if TYPE_CHECKING:
+    from transformers.models.lfm2_vl.image_processing_lfm2_vl import Lfm2VlImageProcessor
+
+
+def image_processor_of(processor) -> "Lfm2VlImageProcessor":
+    image_processor: "Lfm2VlImageProcessor" = processor.image_processor
+    return image_processor
+
+
+class AnnForConditionalGeneration(nn.Module):
+    pass
+'''
+
+
+def test_a_transformers_5_class_only_annotations_use_moves_under_type_checking(tmp_path, apis):
+    up = tmp_path / "upstream"
+    shutil.copytree(UPSTREAM, up)
+    (up / "vllm" / "model_executor" / "models" / "ann.py").write_text(ANNOTATED)
+    plugin = tmp_path / "plugin"
+    (plugin / "vllm_fl" / "models").mkdir(parents=True)
+    (plugin / "vllm_fl" / "__init__.py").write_text("")
+    (plugin / "vllm_fl" / "models" / "__init__.py").write_text("")
+    mig = Migration("ann", Upstream(open_upstream(str(up))), PluginTree(plugin), apis).run()
+    assert mig.model_unit.text == ANNOTATED_AFTER
+    assert not [f for f in mig.model_unit.after if f.rule in ("P5", "P14")]
+    assert not any(m.startswith("vllm_fl.processors.") for m in mig.units)  # nothing vendored for an annotation
