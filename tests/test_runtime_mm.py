@@ -124,6 +124,23 @@ def test_mrope_sections_are_added_where_the_config_class_defaults_lack_them():
     assert not with_mrope(glm) and glm["text_config"]["rope_scaling"]["mrope_section"] == before
 
 
+def test_mrope_sections_cover_the_rotary_part_a_transformers5_config_names_in_rope_parameters():
+    # Qwen3.5's text config (transformers 5): partial_rotary_factor 0.25 inside rope_parameters; 0.13.0's
+    # MRotaryEmbedding asserts sum(mrope_section) == rotary_dim // 2
+    text = {"hidden_size": 64, "num_attention_heads": 4, "head_dim": 16,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1e7, "partial_rotary_factor": 0.25}}
+    cfg = {"model_type": "qwen3_5_moe", "text_config": text}
+    assert with_mrope(cfg)
+    rope = cfg["text_config"]["rope_parameters"]
+    assert sum(rope["mrope_section"]) == 16 // 4 // 2 and rope["partial_rotary_factor"] == 0.25
+    assert "rope_scaling" not in cfg["text_config"]
+    # sections a config already has are scaled to the rotary part of the shrunk head, not the whole head
+    tiny = tiny_config({"hidden_size": 2048, "num_attention_heads": 16, "head_dim": 256,
+                        "rope_parameters": {"rope_type": "default", "partial_rotary_factor": 0.25,
+                                            "mrope_section": [11, 11, 10]}})
+    assert sum(tiny["rope_parameters"]["mrope_section"]) == tiny["head_dim"] // 4 // 2
+
+
 def test_blip2_text_embeddings_are_as_wide_as_the_projected_image_and_its_queries_few():
     blip2 = _tiny({"model_type": "blip-2", "num_query_tokens": 32,
                    "text_config": {"model_type": "opt", "hidden_size": 2560, "word_embed_proj_dim": 2560,

@@ -653,3 +653,39 @@ def test_the_reference_class_is_built_from_its_own_config_class(tmp_path):
     assert shapes["model.embed_tokens.weight"] == [128, 64] and shapes["lm_head.weight"] == [128, 64]
     assert shapes["model.layers.0.self_attn.k_proj.weight"] == [32, 64]  # 2 kv heads of 16
     assert shapes["model.layers.0.mlp.up_proj.weight"] == [96, 64]
+
+
+BRIDGE_BEFORE_BASE = textwrap.dedent('''\
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    from transformers import PretrainedConfig
+    from _runtime_config import _config_class
+
+    class Dense(PretrainedConfig):
+        model_type = "qwen3_5"
+
+    class Moe(PretrainedConfig):
+        model_type = "qwen3_5_moe"
+
+    bridges = {"qwen3_5": Dense, "qwen3_5_moe": Moe}
+    hints = {"bases": ["Qwen3_5ForConditionalGeneration"]}
+    notes = []
+    cls, source = _config_class("Qwen3_5MoeForConditionalGeneration", bridges, notes=notes, hints=hints)
+    dense, dsource = _config_class("Qwen3_5ForConditionalGeneration", bridges, notes=[], hints={})
+    print(json.dumps({"moe": [cls.__name__, source], "dense": [dense.__name__, dsource], "notes": notes}))
+''')
+
+
+def test_a_bridge_spelled_like_the_architecture_comes_before_its_base_class_config(tmp_path):
+    """qwen3_5's MoE class subclasses the dense one upstream; built from the dense class's config it has
+    no MoE layer (construct failed: "No Qwen3Next layer found"). The plugin's own bridge decides."""
+    venv = Path(_venv("MMF_PINNED_VENV"))
+    python = venv / "bin" / "python" if venv.is_dir() else venv
+    script = tmp_path / "bridge_first.py"
+    script.write_text(BRIDGE_BEFORE_BASE)
+    proc = subprocess.run([str(python), str(script), str(ROOT / "scripts" / "flagos_migrate" / "verify")],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["moe"] == ["Moe", "bridge"] and out["notes"] == []
+    assert out["dense"] == ["Dense", "bridge"]

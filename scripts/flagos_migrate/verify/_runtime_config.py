@@ -147,12 +147,18 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
         found = _lookup(mt, bridges, vllm_cfgs, CONFIG_MAPPING)
         if found is not None:
             return found, "registry"
+    # the plugin's own bridge spelled like the architecture comes before a base class's config
+    # (Qwen3_5MoeForConditionalGeneration subclasses Qwen3_5ForConditionalGeneration upstream, but its
+    # checkpoints are Qwen3_5MoeConfig's: the dense class's config builds no MoE layer)
+    found = _by_stem(arch, bridges)
+    if found is not None:
+        return found, "bridge"
     found, source = _from_hints(arch, hints, bridges, vllm_cfgs, notes)
     if found is not None:
         return found, source
     if len(bridges) == 1:
         return next(iter(bridges.values())), "bridge"
-    found = _by_stem(arch, bridges) or _by_stem(arch, vllm_cfgs) or _class_of_arch(arch, {}, {})
+    found = _by_stem(arch, vllm_cfgs) or _class_of_arch(arch, {}, {})
     if found is not None:
         return found, "registry"
     if cls_name and cls_name != arch:

@@ -129,6 +129,15 @@ def scale_sections(sections: list[int], total: int) -> list[int]:
     return out
 
 
+def rotary_dim(cfg: dict, head_dim: int) -> int:
+    """The rotated part of the head: ``partial_rotary_factor`` at the top (transformers 4) or inside
+    ``rope_parameters``/``rope_scaling`` (transformers 5 moves it there: Qwen3.5 rotates a quarter)."""
+    scopes = [cfg] + [cfg[k] for k in ("rope_parameters", "rope_scaling") if isinstance(cfg.get(k), dict)]
+    factor = next((s["partial_rotary_factor"] for s in scopes if isinstance(s.get("partial_rotary_factor"), (int, float))),
+                  None)
+    return int(head_dim * factor) if factor is not None and 0 < factor < 1 else head_dim
+
+
 def _head_dim(cfg: dict) -> int | None:
     if isinstance(cfg.get("head_dim"), int):
         return cfg["head_dim"]
@@ -226,9 +235,7 @@ def _shrink_text(cfg: dict) -> None:
         if isinstance(cfg.get(key), int) and experts and cfg[key] > experts:
             cfg[key] = experts  # top-k never above the (shrunk) expert count
     # M-RoPE sections cover the rotary part of the head (GLM-4.1V rotates half of it)
-    factor = cfg.get("partial_rotary_factor")
-    rotary = int(head_dim * factor) if isinstance(factor, (int, float)) and 0 < factor < 1 else head_dim
-    _rope(cfg, rotary)
+    _rope(cfg, rotary_dim(cfg, head_dim))
     _token_ids(cfg, cfg.get("vocab_size", VOCAB))
 
 
@@ -300,12 +307,14 @@ def with_mrope(cfg: dict) -> bool:
             if isinstance(scope.get(key), dict) and "mrope_section" in scope[key]:
                 return False
     head_dim = _head_dim(text) or HEAD_DIM
-    factor = text.get("partial_rotary_factor")
-    rotary = int(head_dim * factor) if isinstance(factor, (int, float)) and 0 < factor < 1 else head_dim
-    rope = dict(text.get("rope_scaling") or {}) if isinstance(text.get("rope_scaling"), dict) else {}
+    rotary = rotary_dim(text, head_dim)
+    # a transformers 5 config keeps its rope in rope_parameters (Qwen3.5's released config.json has the
+    # sections there), a 4.57.6 one in rope_scaling
+    key = "rope_parameters" if isinstance(text.get("rope_parameters"), dict) else "rope_scaling"
+    rope = dict(text.get(key) or {}) if isinstance(text.get(key), dict) else {}
     rope.setdefault("type", rope.get("rope_type", "default"))
     rope["mrope_section"] = scale_sections(MROPE_SECTION, rotary // 2)
-    text["rope_scaling"] = rope
+    text[key] = rope
     return True
 
 
