@@ -23,12 +23,16 @@ from dataclasses import dataclass, field
 from flagos_migrate.astutil import parse_source, resolve_relative
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.catalog.tables import DEPENDENCY_SUBSTITUTES, NEWER_DEPENDENCIES, TRANSFORMERS_RENAMES
+from flagos_migrate.migrate.tf5_configs import BASE_MODULE as TF5_BASE_MODULE
 from flagos_migrate.migrate.tf5_configs import (
     KEYMAP_MODULE,
+    Transformers5,
     _decorator_name,
+    base_text,
     keymap_class_text,
     keymap_module_for,
     keymap_text,
+    open_transformers5,
 )
 from flagos_migrate.migrate.unit import Unit
 from flagos_migrate.migrate.vendor import _stmt_names, slice_definitions
@@ -94,8 +98,73 @@ class Tf5Module:
 
 
 class Tf5Vendoring:
-    """A part of ``engine.Migration`` (a mixin): reads ``tf5`` (the transformers 5 source), ``apis``
-    (the pinned indexes), and writes ``units``."""
+    """A part of ``engine.Migration`` (a mixin): what comes from transformers 5 (``tf5``, its source;
+    config bridges, the key-mapping config, vendored processors); reads ``apis`` (the pinned indexes),
+    writes ``units``."""
+
+    @property
+    def tf5(self) -> Transformers5 | None:
+        """The transformers 5 source (``$MMF_TRANSFORMERS5`` or the newest cached wheel), if any."""
+        if self._tf5 is False:
+            try:
+                src = open_transformers5()
+            except Exception as exc:  # an unreadable wheel: no bridges, the P5 findings stay
+                self.notes.append(f"transformers 5 source unusable: {exc}")
+                src = None
+            self._tf5 = Transformers5(src) if src is not None else None
+        return self._tf5
+
+    def _fill_model_type_from_tf5(self) -> None:
+        cc = self.resolved.get("ConfigClassName")
+        if self.resolved.get("model_type") or not cc or self.apis.resolve("transformers", cc) is not None:
+            return
+        tf5 = self.tf5
+        mt = tf5.model_type_of(cc) if tf5 else None
+        if mt:
+            self.resolved["model_type"] = mt
+            self.resolved["notes"] = [n for n in self.resolved.get("notes", []) if "pass --hf-config" not in n]
+
+    def _tf5_bridge(self, cls_name: str) -> str | None:
+        """Translate the transformers 5 module defining ``cls_name`` (and the config modules it
+        needs) into ``vllm_fl/configs/``; the bridge module, or None when it cannot be written."""
+        if cls_name in self.bridged:
+            if self.bridged[cls_name].startswith(TF5_BASE_MODULE.rsplit(".", 1)[0] + ".tf5_"):
+                self.tf5_bridged.setdefault(cls_name, self.bridged[cls_name])
+            return self.bridged[cls_name]
+        tf5 = self.tf5
+        origin = tf5.module_of(cls_name) if tf5 else None
+        if origin is None:
+            return None
+
+        def pinned_has(module: str, name: str) -> bool:
+            return self.apis.resolve(module, name) is not None
+
+        bridges, todo, seen = [], [origin], set()
+        while todo:
+            mod = todo.pop(0)
+            if mod in seen:
+                continue
+            seen.add(mod)
+            b = tf5.translate(mod, pinned_has)
+            if b.missing:
+                self.vendor_failed[("transformers", cls_name)] = (
+                    f"its transformers {tf5.version} config ({mod}) needs what transformers 4.x lacks: "
+                    + ", ".join(b.missing))
+                return None
+            bridges.append(b)
+            todo.extend(b.needs)
+        base_module = TF5_BASE_MODULE
+        if base_module not in self.units:
+            self.units[base_module] = Unit(base_module, None, "config", base_text(), base_text())
+            self.set_overlay(base_module, base_text())
+        for b in bridges:
+            for name in b.classes:
+                self.bridged.setdefault(name, b.module)
+            if b.module not in self.units:
+                self.units[b.module] = Unit(b.module, b.origin, "config", b.text, b.text)
+                self.set_overlay(b.module, b.text)
+        self.tf5_bridged[cls_name] = self.bridged[cls_name]
+        return self.bridged[cls_name]
 
     def _key_mapping_config(self) -> None:
         """P33: with ``--hf-config``, config.json keys the pinned config class does not take but that map
