@@ -138,6 +138,8 @@ def test_pinned_deepseek_mla_is_refused_on_cpu_and_with_the_reference_equals_hug
     assert res["context_matters"] > 1e-3, res
 
 
+DBRX_D_MODEL = 2048  # 4.57.6's DbrxConfig().d_model; the tiny config shrinks it
+
 SUBCFG = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
@@ -154,6 +156,12 @@ out["kv_n_heads"] = cfg.attn_config.kv_n_heads
 out["d_model"] = cfg.d_model
 out["order"] = S.text_first("Llama4ForCausalLM", ["llama4", "llama4_text"])
 out["vl_order"] = S.text_first("Llama4ForConditionalGeneration", ["llama4", "llama4_text"])
+# the whole tiny-config path goes through it too (the completion of missing attributes built the class
+# with plain from_dict, and dbrx failed construct again)
+import tempfile
+from _runtime_config import _write_tiny_config
+tiny = _write_tiny_config("DbrxForCausalLM", DbrxConfig, tempfile.mkdtemp(), notes=[])
+out["tiny_d_model"] = tiny.d_model
 print(json.dumps(out))
 """
 
@@ -164,6 +172,7 @@ def test_dbrx_sub_configs_round_trip_and_llama4_causal_lm_takes_the_text_config(
     assert res["kv_n_heads"] == 2 and res["d_model"] == 64
     assert res["order"] == ["llama4_text", "llama4"]
     assert res["vl_order"] == ["llama4", "llama4_text"]
+    assert 0 < res["tiny_d_model"] < DBRX_D_MODEL
 
 
 def test_tiny_config_remaps_llama4_moe_layer_indexes_to_the_kept_layers():

@@ -282,9 +282,9 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     hints = hints or {}
     if source_kind == "synthesized" and not base:
         base = dict(hints["synth"]["config"])
-    source = cfg_cls.from_dict(base).to_dict() if base else cfg_cls().to_dict()
+    source = _subcfg.from_dict(cfg_cls, base).to_dict() if base else cfg_cls().to_dict()
     if source_kind != "synthesized":
-        _complete(source, cfg_cls.from_dict(dict(source)), hints.get("complete") or {}, cfg_cls.__name__, notes)
+        _complete(source, _subcfg.from_dict(cfg_cls, dict(source)), hints.get("complete") or {}, cfg_cls.__name__, notes)
     tiny = runtime_tiny.tiny_config(source)
     if source_kind == "draft":
         tiny.update((hints.get("draft") or {}).get("update") or {})
