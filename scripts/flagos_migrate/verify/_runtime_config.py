@@ -289,8 +289,9 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     if source_kind == "draft":
         tiny.update((hints.get("draft") or {}).get("update") or {})
     if mrope and runtime_tiny.with_mrope(tiny) and notes is not None:
-        notes.append("config: M-RoPE sections added (rope_scaling.mrope_section, as the model's released "
-                     "checkpoints carry them; the config class's defaults have none)")
+        notes.append("config: M-RoPE sections added (mrope_section in rope_scaling, in rope_parameters for a "
+                     "transformers 5 config, as the model's released checkpoints carry them; the config "
+                     "class's defaults have none)")
     runtime_mm.shrink_vision_geometry(tiny)
     tiny["architectures"] = [arch]
     tiny.pop("transformers_version", None)
