@@ -8,14 +8,8 @@ supported on CPU") and, with it, equals the Hugging Face DeepSeek-V3 attention o
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 VERIFY = ROOT / "scripts" / "flagos_migrate" / "verify"
@@ -24,21 +18,7 @@ sys.path.insert(0, str(VERIFY))
 import _runtime_mla  # noqa: E402  (the worker's module, standard library only at import)
 import runtime_tiny  # noqa: E402
 
-
-def _pinned() -> str:
-    venv = os.environ.get("MMF_PINNED_VENV")
-    if not venv:
-        pytest.skip("MMF_PINNED_VENV (a venv with real vLLM 0.13.0) is not set")
-    return str(Path(venv) / "bin" / "python")
-
-
-def _run(code: str, *args: str, timeout: float = 600) -> dict:
-    env = {**os.environ, "VLLM_TARGET_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([_pinned(), "-c", textwrap.dedent(code), str(VERIFY), *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
+from tests.worker_helpers import run_in_worker as _run  # noqa: E402
 
 # --------------------------------------------------------------------------------------------- pure
 

@@ -30,6 +30,8 @@ from flagos_migrate.verify.runtime_mm import (
 )
 from flagos_migrate.verify.runtime_tiny import tiny_config, with_mrope
 
+from tests.worker_helpers import run_in_worker
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "migrate_model.py"
 EXAMPLE_PLUGIN = ROOT / "examples" / "plugin"
@@ -350,14 +352,7 @@ def test_qwen2_vl_image_tokens_get_their_grid_positions_on_the_pinned_vllm(tmp_p
     """Qwen2-VL's image prefill differed from upstream by 0.55: vLLM 0.13.0 finds an image's M-RoPE
     grid by the token after each <|vision_start|> (upstream by the placeholder offsets), and the
     harness's prompt had no vision-start token, so the pinned side ran the image on text positions."""
-    venv = Path(_venv("MMF_PINNED_VENV"))
-    python = venv / "bin" / "python" if venv.is_dir() else venv
-    script = tmp_path / "positions.py"
-    script.write_text(QWEN2_VL_POSITIONS)
-    proc = subprocess.run([str(python), str(script), str(ROOT / "scripts" / "flagos_migrate" / "verify")],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "VLLM_TARGET_DEVICE": "cpu"})
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_in_worker(QWEN2_VL_POSITIONS, timeout=600)
     # 3 text tokens, the start token at 3, the 2x2 grid from 4: t 4 4 4 4, h 4 4 5 5, w 4 5 4 5
     assert out["with"] == [[4, 4, 4, 4], [4, 4, 5, 5], [4, 5, 4, 5]]
     assert out["without"] == [[3, 4, 5, 6]] * 3  # what the harness ran before: text positions

@@ -27,6 +27,8 @@ from flagos_migrate.verify.runtime_tiny import (
     tiny_config,
 )
 
+from tests.worker_helpers import run_in_worker
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "migrate_model.py"
 EXAMPLE_PLUGIN = ROOT / "examples" / "plugin"
@@ -539,14 +541,7 @@ XIELU_LOAD = textwrap.dedent('''\
 def test_the_load_check_compares_in_the_dtype_a_layer_keeps_its_parameters(tmp_path):
     """apertus failed load on XIELU's alpha_p/alpha_n: the layer keeps them in bfloat16, so the load
     rounds the fp32 checkpoint; the harness compared in fp32 (its bug, not the migration's)."""
-    venv = Path(_venv("MMF_PINNED_VENV"))
-    python = venv / "bin" / "python" if venv.is_dir() else venv
-    script = tmp_path / "xielu.py"
-    script.write_text(XIELU_LOAD)
-    proc = subprocess.run([str(python), str(script), str(ROOT / "scripts" / "flagos_migrate" / "verify")],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "VLLM_TARGET_DEVICE": "cpu"})
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_in_worker(XIELU_LOAD, timeout=600)
     assert out["dtypes"] == ["torch.bfloat16"]
     assert out["loaded"] == []
     assert out["wrong"] == ["act_fn.alpha_p differs from its checkpoint tensor act_fn.alpha_p"]
@@ -566,7 +561,7 @@ GEMMA3N_SPELLING = textwrap.dedent('''\
     from _runtime_load import load_checkpoint, make_checkpoint
 
     arch = "Gemma3nForCausalLM"
-    cfg = _write_tiny_config(arch, _config_class(arch, {}), work)
+    cfg = _write_tiny_config(arch, _config_class(arch, {})[0], work)  # (class, where it came from)
     ckpt = make_checkpoint(arch, cfg, 0)
     out = {"saved": sorted(ckpt)[:3], "garbled": [k for k in ckpt if "model.language_model" in k[len("model."):]]}
     vc = _vllm_config(work)
@@ -596,15 +591,7 @@ def test_gemma3n_causal_lm_takes_the_names_the_pinned_class_loads(tmp_path):
     so, but vLLM's Gemma3nForCausalLM, the pinned one and upstream's alike, loads only its own names
     (served inside Gemma3nForConditionalGeneration, whose mapper renames). The harness's, not the
     migration's; and its reverse of the conversion mapping garbled per_layer_model_projection."""
-    venv = Path(_venv("MMF_PINNED_VENV"))
-    python = venv / "bin" / "python" if venv.is_dir() else venv
-    script = tmp_path / "gemma3n.py"
-    script.write_text(GEMMA3N_SPELLING)
-    proc = subprocess.run([str(python), str(script), str(ROOT / "scripts" / "flagos_migrate" / "verify"), str(tmp_path)],
-                          capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "VLLM_TARGET_DEVICE": "cpu", "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_in_worker(GEMMA3N_SPELLING, str(tmp_path), timeout=900)
     assert out["saved"][0].startswith("model.language_model.")
     assert out["garbled"] == []
     ok = out["with_pinned_class"]
@@ -640,14 +627,7 @@ def test_the_reference_class_is_built_from_its_own_config_class(tmp_path):
     """nemotron failed construct in the harness's checkpoint maker: transformers' NemotronForCausalLM
     reads config.rope_theta, and the pinned vLLM's NemotronConfig (the class it builds for
     model_type nemotron) keeps rope_parameters only. The harness's, not the migration's."""
-    venv = Path(_venv("MMF_PINNED_VENV"))
-    python = venv / "bin" / "python" if venv.is_dir() else venv
-    script = tmp_path / "nemotron.py"
-    script.write_text(NEMOTRON_NAMES)
-    proc = subprocess.run([str(python), str(script), str(ROOT / "scripts" / "flagos_migrate" / "verify")],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "VLLM_TARGET_DEVICE": "cpu"})
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_in_worker(NEMOTRON_NAMES, timeout=600)
     assert out["vllm_has_rope_theta"] is False and "rope_theta" in out["direct"]  # what failed before
     shapes = out["shapes"]
     assert shapes["model.embed_tokens.weight"] == [128, 64] and shapes["lm_head.weight"] == [128, 64]
@@ -679,13 +659,6 @@ BRIDGE_BEFORE_BASE = textwrap.dedent('''\
 def test_a_bridge_spelled_like_the_architecture_comes_before_its_base_class_config(tmp_path):
     """qwen3_5's MoE class subclasses the dense one upstream; built from the dense class's config it has
     no MoE layer (construct failed: "No Qwen3Next layer found"). The plugin's own bridge decides."""
-    venv = Path(_venv("MMF_PINNED_VENV"))
-    python = venv / "bin" / "python" if venv.is_dir() else venv
-    script = tmp_path / "bridge_first.py"
-    script.write_text(BRIDGE_BEFORE_BASE)
-    proc = subprocess.run([str(python), str(script), str(ROOT / "scripts" / "flagos_migrate" / "verify")],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_in_worker(BRIDGE_BEFORE_BASE, timeout=600)
     assert out["moe"] == ["Moe", "bridge"] and out["notes"] == []
     assert out["dense"] == ["Dense", "bridge"]
