@@ -176,14 +176,8 @@ PINNED = '''
 '''
 
 
-@needs_tf5
-@pytest.mark.slow
-def test_the_vendored_feature_extractor_imports_on_4_57_6_and_matches_transformers_5(migration, tmp_path):
-    pinned = os.environ.get("MMF_PINNED_VENV")
-    ref = Path.home() / ".cache" / "mmf" / "venv-vllm033"
-    if not pinned or not ref.is_dir():
-        pytest.skip("needs MMF_PINNED_VENV and the transformers 5 venv ~/.cache/mmf/venv-vllm033")
-    root = tmp_path / "plugin"
+def _write_processors(migration: Migration, root: Path) -> Path:
+    """The vendored processor modules of ``migration`` as a plugin tree under ``root``."""
     for module, unit in migration.units.items():
         if module.startswith("vllm_fl.processors."):
             path = root / unit.relpath
@@ -191,6 +185,17 @@ def test_the_vendored_feature_extractor_imports_on_4_57_6_and_matches_transforme
             path.write_text(unit.text)
     for pkg in ("vllm_fl", "vllm_fl/processors"):
         (root / pkg / "__init__.py").write_text("")
+    return root
+
+
+@needs_tf5
+@pytest.mark.slow
+def test_the_vendored_feature_extractor_imports_on_4_57_6_and_matches_transformers_5(migration, tmp_path):
+    pinned = os.environ.get("MMF_PINNED_VENV")
+    ref = Path.home() / ".cache" / "mmf" / "venv-vllm033"
+    if not pinned or not ref.is_dir():
+        pytest.skip("needs MMF_PINNED_VENV and the transformers 5 venv ~/.cache/mmf/venv-vllm033")
+    root = _write_processors(migration, tmp_path / "plugin")
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(PINNED))
     outs = {}
@@ -213,14 +218,7 @@ def test_the_class_on_a_rewritten_base_imports_on_4_57_6_and_fails_to_build_as_t
     pinned = os.environ.get("MMF_PINNED_VENV")
     if not pinned:
         pytest.skip("needs MMF_PINNED_VENV")
-    root = tmp_path / "plugin"
-    for module, unit in migration.units.items():
-        if module.startswith("vllm_fl.processors."):
-            path = root / unit.relpath
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(unit.text)
-    for pkg in ("vllm_fl", "vllm_fl/processors"):
-        (root / pkg / "__init__.py").write_text("")
+    root = _write_processors(migration, tmp_path / "plugin")
     script = tmp_path / "build.py"
     script.write_text(textwrap.dedent("""
         import sys
