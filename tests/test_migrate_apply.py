@@ -248,6 +248,24 @@ def test_a_held_sibling_that_will_not_import_is_reported_on_its_importer(capsys,
     assert "FusedMoEFactory" in held[0]["message"]
 
 
+def test_a_held_sibling_with_findings_left_makes_its_importer_not_clean(capsys, plugin):
+    """A sibling an earlier apply left work in is used as it is: the model importing it runs only
+    once that work is done, so its plan is not "0 left" (granite_speech_plus over granite_speech)."""
+    own = plugin / "vllm_fl" / "models" / "mini_base.py"
+    own.write_text("from torch import nn\n\n\nclass MiniBlock(nn.Module):\n"
+                   "    def forward(self, x):\n        return self.configure_mm_token_handling(x)\n")
+    code, out, _ = cli(capsys, "plan", "mini", *common(plugin, "--json"))
+    held = [f for f in json.loads(out)["left_for_you"] if f["rule"] == "P18"]
+    assert code == 1 and len(held) == 1
+    # a call no pinned class answers is a warning on a plain nn.Module (it may be set at run time)
+    assert held[0]["file"] == "vllm_fl/models/mini.py" and held[0]["severity"] == "warning"
+    assert "`vllm_fl.models.mini_base` (the plugin's own module, used as it is) has 1 finding(s) left" in held[0]["message"]
+    assert held[0]["message"].endswith("first: vllm_fl/models/mini_base.py:6:15: warning P4 "
+                                       "`self.configure_mm_token_handling()` in class MiniBlock: no class of its "
+                                       "hierarchy on the pinned version defines `configure_mm_token_handling`")
+    assert held[0]["data"] == {"module": "vllm_fl.models.mini_base", "import_time": False}
+
+
 def test_refuses_to_write_through_a_symlink_outside_the_plugin(capsys, plugin, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -24,7 +24,7 @@ from flagos_migrate.analysis import (
 )
 from flagos_migrate.analysis.imports import import_action
 from flagos_migrate.astutil import parse_source
-from flagos_migrate.catalog.findings import Finding
+from flagos_migrate.catalog.findings import Finding, format_text, left_for_you
 from flagos_migrate.migrate import backports
 from flagos_migrate.migrate.edits import Edits, ImportAction
 from flagos_migrate.migrate.rewrites import apply_edits
@@ -306,8 +306,10 @@ class Migration(Vendoring, Tf5Vendoring):
 
     def _flag_broken_held_modules(self) -> None:
         """A written module that imports a plugin module this migration does not write (the plugin's
-        own copy wins) cannot import while that module cannot: say so on the importing module (P18)."""
-        verdicts: dict[str, Finding | None] = {}
+        own copy wins) is only as good as that module: when it will not import, neither will the
+        importer; when it has findings left (a sibling an earlier ``apply`` left work in), the model
+        does not run until they are resolved, so this migration is not "0 left" either (P18)."""
+        verdicts: dict[str, tuple[list[Finding], bool]] = {}
         held = {mod for mod in self.redirects.values() if mod in self._base and mod not in self.units}
         for unit in list(self.units.values()):
             tree = parse_source(unit.text, unit.relpath) if unit.role in ("model", "closure") else None
@@ -317,14 +319,25 @@ class Migration(Vendoring, Tf5Vendoring):
                 if b.module not in held or b.type_checking or b.level:
                     continue
                 if b.module not in verdicts:
-                    verdicts[b.module] = self._held_blocker(b.module)
-                blocker = verdicts[b.module]
-                if blocker is not None and not any(f.rule == "P18" and f.line == b.line for f in unit.after):
-                    unit.after.append(Finding(
-                        "P18", unit.relpath, b.line, 0, f"`{b.module}` (the plugin's own module, used as it is) "
-                        f"will not import on the pinned vLLM: {blocker.message}",
-                        fix=f"fix {b.module.replace('.', '/')}.py first (validate_migration.py shows it), or "
-                            "migrate it again", data={"module": b.module, "import_time": True}))
+                    verdicts[b.module] = self._held_findings(b.module)
+                found, blocks = verdicts[b.module]
+                if found and not any(f.rule == "P18" and f.line == b.line for f in unit.after):
+                    unit.after.append(_held_finding(b.module, unit.relpath, b.line, found, blocks))
+
+    def _held_findings(self, module: str) -> tuple[list[Finding], bool]:
+        """(what is left in a held plugin module, whether it stops the import): its import
+        blockers when it has any, else every finding the validator reports on it."""
+        path = self.plugin.module_path(module)
+        try:
+            text = path.read_text("utf-8") if path else None
+        except (OSError, UnicodeDecodeError):
+            return [], False
+        if text is None:
+            return [], False
+        rel = path.relative_to(self.plugin.root).as_posix() if path.is_relative_to(self.plugin.root) else str(path)
+        found = analyze_source(text, AnalysisContext(self.ctx_apis(), module, rel))
+        blockers = import_blockers(found)
+        return (blockers, True) if blockers else (left_for_you(found), False)
 
     def _flag_framework_hooks(self) -> None:
         """P25 on each architecture this migration registers (the validator reports it on the registration)."""
@@ -339,18 +352,6 @@ class Migration(Vendoring, Tf5Vendoring):
                 if not any(g.rule == "P25" and g.message == f.message for g in unit.after):
                     unit.before.append(f)
                     unit.after.append(f)
-
-    def _held_blocker(self, module: str) -> Finding | None:
-        path = self.plugin.module_path(module)
-        try:
-            text = path.read_text("utf-8") if path else None
-        except (OSError, UnicodeDecodeError):
-            return None
-        if text is None:
-            return None
-        ctx = AnalysisContext(self.ctx_apis(), module, str(path))
-        blockers = import_blockers(analyze_source(text, ctx))
-        return blockers[0] if blockers else None
 
     def _needed_backports(self) -> list[backports.Backport]:
         """Back-ports some unit calls for (unless the pinned class already takes the keyword), and
@@ -562,6 +563,23 @@ def _read_only_in_dropped(tree: ast.Module, drops: set[tuple[int, str]]) -> set[
         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in inside:
             total[n.id] = total.get(n.id, 0) + 1
     return {name for name, count in inside.items() if total.get(name) == count}
+
+
+def _held_finding(module: str, relpath: str, line: int, found: list[Finding], blocks: bool) -> Finding:
+    """P18 on the line that imports a held plugin module: why this model depends on work left there."""
+    first = found[0]
+    if blocks:
+        return Finding("P18", relpath, line, 0, f"`{module}` (the plugin's own module, used as it is) will not "
+                       f"import on the pinned vLLM: {first.message}",
+                       fix=f"fix {module.replace('.', '/')}.py first (validate_migration.py shows it), or migrate it again",
+                       data={"module": module, "import_time": True})
+    errors = any(f.is_issue for f in found)
+    return Finding("P18", relpath, line, 0, f"`{module}` (the plugin's own module, used as it is) has "
+                   f"{len(found)} finding(s) left for you, so this model runs only once they are resolved; "
+                   f"first: {format_text(first).splitlines()[0]}",
+                   severity="error" if errors else "warning",
+                   fix=f"resolve what validate_migration.py reports on {module.replace('.', '/')}.py, or migrate "
+                       "it again", data={"module": module, "import_time": False})
 
 
 def new_packages(plugin: PluginTree, modules: list[str]) -> list[str]:
