@@ -272,6 +272,40 @@ LOADING = '''
     print("hand_written", fused_equal(m.mlp.experts, W)
           and done == {"mlp.experts.routed_experts.w13_weight", "mlp.experts.routed_experts.w2_weight"})
 
+    # DBRX's hand-written loader as P34 rewrites it: checkpoint names mapped onto experts.w13_weight (the
+    # pre-refactor name; KeyError on upstream, vllm#49004), looked up through upstream's remap helper
+    m = Model()
+    params = dict(m.named_parameters(remove_duplicate=False))
+    mapping = [("w13" if w in ("w1", "v1") else "w2", f"mlp.{w}") for w in ("w1", "v1", "w2")]
+    ckpt = [("mlp.experts.mlp.w1", torch.cat([W[e][0] for e in range(E)])),
+            ("mlp.experts.mlp.v1", torch.cat([W[e][1] for e in range(E)])),
+            ("mlp.experts.mlp.w2", torch.cat([W[e][2].T for e in range(E)]))]  # DBRX stores w2 as [E*I, H]
+    done = set()
+    for name, t in ckpt:
+        name = name + "_weight"
+        for param_name, weight_name in mapping:
+            if weight_name not in name:
+                continue
+            name = name.replace(weight_name, param_name)
+            name = fm.maybe_remap_moe_expert_param_name(name, params)
+            param = params[name]
+            per = t.reshape(E, -1, H)  # DbrxExperts.weight_loader's reshape, here per shard
+            with torch.no_grad():
+                if weight_name.endswith("w1"):
+                    param[:, :I, :] = per
+                elif weight_name.endswith("v1"):
+                    param[:, I:, :] = per
+                else:
+                    param[:] = per.transpose(1, 2)
+            done.add(name)
+            break
+    keeps = (fm.maybe_remap_moe_expert_param_name("mlp.experts.routed_experts.w2_weight", params)
+             == "mlp.experts.routed_experts.w2_weight"
+             and fm.maybe_remap_moe_expert_param_name("lm_head.weight", params) == "lm_head.weight"
+             and fm.maybe_remap_moe_expert_param_name("mlp.experts.w13_weight", {}) == "mlp.experts.w13_weight")
+    print("dbrx_remap", fused_equal(m.mlp.experts, W) and keeps
+          and done == {"mlp.experts.routed_experts.w13_weight", "mlp.experts.routed_experts.w2_weight"})
+
     # EPLB hooks: without expert parallelism they answer like the pinned layer; EPLB on CPU is refused
     layer = build(top_k=2)
     layer.update_expert_map()
@@ -291,6 +325,6 @@ LOADING = '''
 def test_upstream_checkpoint_names_load_into_the_fused_parameters(pinned_run):
     lines = pinned_run
     for check in ("per_expert", "stacked", "stacked_transposed", "per_expert_gate_up", "mixtral_names", "mapping_rows",
-                  "hand_written", "eplb_hooks", "refuses_eplb", "refuses_fused_shared", "refuses_zero_experts",
+                  "hand_written", "dbrx_remap", "eplb_hooks", "refuses_eplb", "refuses_fused_shared", "refuses_zero_experts",
                   "refuses_sqrtsoftplus"):
         assert lines[check] == "True", check

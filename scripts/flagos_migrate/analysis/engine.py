@@ -16,7 +16,18 @@ from __future__ import annotations
 import ast
 import warnings
 
-from flagos_migrate.analysis import calls, framework, imports, inherited, members, removed, structure, weights
+from flagos_migrate.analysis import (
+    calls,
+    env_vars,
+    framework,
+    imports,
+    inherited,
+    members,
+    removed,
+    routed_experts,
+    structure,
+    weights,
+)
 from flagos_migrate.analysis.facts import AnalysisContext, ModuleFacts
 from flagos_migrate.astutil import ImportBinding, Usage, Walk, import_bindings, name_usage
 from flagos_migrate.catalog.findings import Finding
@@ -27,6 +38,7 @@ from flagos_migrate.pinned.index_builder import custom_op_names
 CHECKS = (
     imports.check_imports,
     imports.check_module_attributes,
+    env_vars.check_env_lookups,
     imports.check_backport_imports,
     removed.check_removed_apis,
     calls.check_calls,
@@ -48,6 +60,7 @@ CHECKS = (
     structure.check_cleanliness,
     weights.check_tuple_shard_ids,
     weights.check_gguf_handling,
+    routed_experts.check_routed_expert_names,
 )
 
 import_blockers = imports.import_blockers

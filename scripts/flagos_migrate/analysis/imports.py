@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import os
 
+from flagos_migrate.analysis import env_vars
 from flagos_migrate.analysis.facts import PLUGIN, ModuleFacts
 from flagos_migrate.astutil import ImportBinding, Usage, context_flags
 from flagos_migrate.catalog.findings import Finding
@@ -252,7 +253,7 @@ def check_module_attributes(m: ModuleFacts) -> None:
                       f"{m.apis.index_for(base.module).package} {m.apis.index_for(base.module).version}",
                       data={"module": base.module, "name": attr_node.attr, "used_at_runtime": True,
                             "annotation_only": False, "unused": False, "import_time": top_level,
-                            "attribute_access": True})
+                            "attribute_access": True, **env_vars.env_fix(m, cur, attr_node.attr)})
                 break
             if sym is None or sym.kind != "module":
                 break

@@ -18,6 +18,9 @@ NEWER_DEPENDENCIES: dict[str, str] = dict(_table("P5", "newer_dependencies"))
 # P5: of those, the ones with a module the older stack imports for the same thing ("module:name" -> module)
 DEPENDENCY_SUBSTITUTES: dict[str, str] = dict(_table("P5", "substitutes"))
 
+# P3: upstream's environment variables the pinned vllm.envs lacks: name -> (parser, default string)
+ENV_VARS: dict[str, tuple[str, str]] = {k: (v["parser"], str(v["default"])) for k, v in _table("P3", "env_vars").items()}
+
 # P6: (callee, kwarg) -> safe to drop; keyword names safe to drop in any call; conditional drops
 SAFE_DROP_KWARGS: dict[tuple[str, str], bool] = {(e["callee"], e["kwarg"]): False for e in _table("P6", "never_drop")}
 SAFE_DROP_KWARG_NAMES = frozenset(_table("P6", "safe_drop"))

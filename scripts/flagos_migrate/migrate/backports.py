@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from flagos_migrate.astutil import import_bindings
+from flagos_migrate.catalog.tables import ENV_VARS
 
 SOURCES = Path(__file__).resolve().parent / "backport_sources"
 
@@ -34,6 +35,9 @@ class Backport:
     on_import: tuple[tuple[str, str], ...] = ()
     # plugin modules of other back-ports this one imports (installed along with it)
     requires: tuple[str, ...] = ()
+    # environment variables it reads as upstream does: a file reading one through ``vllm.envs`` that the
+    # pinned version lacks needs it (P3); its source gets the table written in
+    env_vars: tuple[tuple[str, tuple[str, str]], ...] = ()
 
     def shadowed(self) -> dict[str, str]:
         """Name -> the first module it is imported from (the pinned home of a shadowed class)."""
@@ -46,7 +50,12 @@ class Backport:
         return (name, module) in self.names
 
     def text(self) -> str:
-        return _source_text(self.source)
+        text = _source_text(self.source)
+        if self.env_vars:
+            rows = "".join(f"    {name!r}: {spec!r},\n" for name, spec in self.env_vars)
+            text = text.replace("UPSTREAM_ENV_VARS: dict[str, tuple[str, str]] = {}",
+                                "UPSTREAM_ENV_VARS: dict[str, tuple[str, str]] = {\n" + rows + "}", 1)
+        return text
 
 
 STACKED_WEIGHTS = Backport(
@@ -153,8 +162,18 @@ ACTIVATION = Backport(
     (("get_act_and_mul_fn", "vllm.model_executor.layers.activation"),),
 )
 
+ENVS = Backport(
+    "envs.py",
+    "vllm_fl.compat.envs",
+    (),
+    (),
+    "vllm.envs plus upstream's environment variables the pinned version lacks, read with upstream's default "
+    "and parser (P3 table env_vars)",
+    env_vars=tuple(sorted(ENV_VARS.items())),
+)
+
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
-                                   SPARSE_MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION)
+                                   SPARSE_MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS)
 
 
 @lru_cache(maxsize=None)
@@ -198,6 +217,30 @@ def for_import(module: str, name: str) -> Backport | None:
     return next((bp for bp in BACKPORTS if bp.repoints(module, name)), None)
 
 
+def env_reads(tree: ast.Module, bindings) -> set[str]:
+    """Variables read through a name bound to ``vllm.envs``: ``envs.X``, ``envs.is_set("X")``,
+    ``getattr(envs, "X")``."""
+    names = {b.alias for b in bindings if (b.name is None and b.module == "vllm.envs" and b.alias != "vllm")
+             or (b.module == "vllm" and b.name == "envs")}
+    if not names:
+        return set()
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in names:
+            out.add(node.attr)
+        elif isinstance(node, ast.Call):
+            f, a = node.func, node.args
+            if isinstance(f, ast.Attribute) and f.attr == "is_set" and isinstance(f.value, ast.Name):
+                root, key = f.value, a[0] if a else None
+            elif isinstance(f, ast.Name) and f.id == "getattr" and len(a) >= 2 and isinstance(a[0], ast.Name):
+                root, key = a[0], a[1]
+            else:
+                continue
+            if root.id in names and isinstance(key, ast.Constant) and isinstance(key.value, str):
+                out.add(key.value)
+    return out
+
+
 def needed(trees: Iterable[ast.Module], pinned_lacks=lambda module, name: True,
            pinned_takes=lambda module, cls, keyword: False, origins: Iterable[str | None] = ()) -> list[Backport]:
     """Back-ports whose keywords some call in these modules passes where the pinned class does not
@@ -207,9 +250,13 @@ def needed(trees: Iterable[ast.Module], pinned_lacks=lambda module, name: True,
     wanted: set[str] = set()
     trees = list(trees)
     for tree, origin in zip(trees, list(origins) or [None] * len(trees)):
-        for b in import_bindings(tree, origin or ""):
+        bindings = import_bindings(tree, origin or "")
+        for b in bindings:
             if b.name and (origin or not b.level):
                 wanted.update(bp.module for bp in BACKPORTS if (b.name, b.module) in bp.on_import)
+        read = env_reads(tree, bindings)
+        wanted.update(bp.module for bp in BACKPORTS for name, _ in bp.env_vars
+                      if name in read and pinned_lacks("vllm.envs", name))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and (name := _called_name(node)):
                 for kw in node.keywords:

@@ -15,12 +15,14 @@ from flagos_migrate.analysis import (
     AnalysisContext,
     analyze_source,
     calls,
+    env_vars,
     framework,
     import_bindings,
     import_blockers,
     inherited,
     members,
     name_usage,
+    routed_experts,
 )
 from flagos_migrate.analysis.imports import import_action
 from flagos_migrate.astutil import parse_source
@@ -420,6 +422,8 @@ class Migration(Vendoring, Tf5Vendoring):
                 inherited.propose_edits(f, edits)
             elif f.rule in ("P27", "P28"):
                 framework.propose_edits(f, edits)
+            elif f.rule == "P34":
+                routed_experts.propose_edits(f, edits)
             elif f.rule in ("P6", "P7"):
                 if f.data.get("pass") and not self._provides(*f.data["pass"][2:]):
                     continue  # nothing would define what the call is to be given: the warning stays
@@ -427,6 +431,8 @@ class Migration(Vendoring, Tf5Vendoring):
                     self._vendor_changed_function(f.data["callee"], aliases.values(), tree, edits, depth)
             elif f.rule in ("P17", "P21"):
                 removed.append(f)
+        if any(bp.module == env_vars.COMPAT_ENVS for bp in self.backports):
+            env_vars.propose_edits(findings, edits)
         if edits.drop_kwargs:
             # a name read only in the keywords this pass drops goes with them, rather than being vendored
             # (or, vendored by an earlier pass, its import goes: the unused slice is pruned at the end)

@@ -86,6 +86,12 @@ class ImportRewriter(LineTransformer):
             if act is not None and act.kind == "remove":
                 self.applied.add(act.rule)
                 return cst.RemoveFromParent()
+            names = updated.body[0].names
+            if act is not None and act.kind == "repoint" and len(names) == 1 and names[0].asname is not None:
+                # ``import a.b as x`` -> ``import new.module as x`` (P3: vllm.envs -> the compat module)
+                self.applied.add(act.rule)
+                alias = names[0].with_changes(name=_dotted_expr(act.new_module))
+                return updated.with_changes(body=[updated.body[0].with_changes(names=[alias])])
             return updated
         node: cst.ImportFrom = updated.body[0]
         if isinstance(node.names, cst.ImportStar):

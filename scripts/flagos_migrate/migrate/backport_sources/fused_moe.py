@@ -541,6 +541,23 @@ def fused_moe_make_expert_params_mapping(
                                                     routed_experts_prefix)
 
 
+def maybe_remap_moe_expert_param_name(name: str, params_dict: dict[str, torch.nn.Parameter]) -> str:
+    """Upstream's helper (``model_loader/weight_utils.py``) for the move of the fused expert parameters
+    under ``routed_experts``: ``...experts.w13_weight`` becomes ``...experts.routed_experts.w13_weight``
+    when that parameter exists, every other name is returned unchanged."""
+    if ".experts." not in name or ".experts.routed_experts." in name:
+        return name
+    if not any(f".{s}" in name or name.endswith(s) for s in _EXPERT_PARAM_SUFFIXES):
+        return name
+    new_name = name.replace(".experts.", ".experts.routed_experts.", 1)
+    return new_name if new_name in params_dict else name
+
+
+# upstream's list of the fused expert parameter names (maybe_remap_moe_expert_param_name)
+_EXPERT_PARAM_SUFFIXES = tuple(f"{w}_{s}" for s in ("weight", "weight_scale", "input_scale", "bias", "scale",
+                                                    "qweight", "qzeros", "weight_shape") for w in ("w13", "w2"))
+
+
 def resolve_layer_fused_shared_expert(quant_config: QuantizationConfig | None, prefix: str,
                                       shared_expert_name: str = "shared_experts",
                                       moe_backend: str | None = None) -> bool:
@@ -571,4 +588,5 @@ def is_model_fused_shared_expert_compatible(layers: Iterable[torch.nn.Module], m
 
 
 __all__ = ["FusedMoEFactory", "MoERunner", "MoESpec", "RoutedExperts", "Router", "fused_moe_make_expert_params_mapping",
-           "is_model_fused_shared_expert_compatible", "resolve_layer_fused_shared_expert"]
+           "is_model_fused_shared_expert_compatible", "maybe_remap_moe_expert_param_name",
+           "resolve_layer_fused_shared_expert"]
