@@ -196,3 +196,132 @@ def test_a_build_short_of_a_synthesized_attribute_is_skipped_naming_it(monkeypat
         worker._synth_lacks({"config_source": "draft"}, draft)
     assert worker._synth_lacks({"config_source": "synthesized"}, AttributeError("'Foo' object has no attribute 'x'")) \
         is None
+
+
+# ------------------------------------------------------------------------------ required reads, layer kinds, equivalents
+
+HYBRID = textwrap.dedent('''
+    ALL_DECODER_LAYER_TYPES = {"attention": AttentionLayer, "mamba": MambaLayer}
+
+    class DecoderLayer(nn.Module):
+        def __init__(self, config, layer_idx):
+            if not hasattr(config, "first_k_dense_replace"):
+                raise ValueError("first_k_dense_replace not exist,please check config")
+            if hasattr(config, "index_topk"):
+                self.topk = config.index_topk
+            self.dense = layer_idx < config.first_k_dense_replace
+            self.size = config.expert_hidden_dim
+            self.layer = ALL_DECODER_LAYER_TYPES[config.layer_types[layer_idx]]
+''')
+
+
+def test_a_hasattr_that_only_raises_reads_a_required_field_and_layer_kinds_come_from_the_lookup_table():
+    reads = H.config_reads(HYBRID)
+    assert not reads["first_k_dense_replace"].get("guarded")  # raises when absent: required (hy_v3)
+    assert reads["index_topk"].get("guarded")  # a real option stays one
+    assert reads["layer_types"]["kinds"] == ["attention", "mamba"]
+    done = H.completion(reads)
+    assert done["fill"]["first_k_dense_replace"] == 1
+    assert done["fill"]["layer_types"] == ["attention", "mamba"]  # never a kind the model has no layer for
+    assert done["fill"]["expert_hidden_dim"] is None  # no table value: only from the class's own field
+    assert done["equivalent"] == {"expert_hidden_dim": ["moe_intermediate_size", None],
+                                  "first_k_dense_replace": ["mlp_layer_types", "dense"]}
+    cfg, missing = H.synthesize(reads)
+    assert cfg["layer_types"] == ["attention", "mamba"] and missing == ["expert_hidden_dim"]
+
+
+def test_speculative_method_of_draft_architectures():
+    reads_draft = "config = vllm_config.speculative_config.draft_model_config.hf_config"
+    assert H.speculative_method("NemotronHMTPModel", "", True) == "mtp"  # a draft of hf_config_override
+    assert H.speculative_method("EagleLlamaForCausalLM", reads_draft, False) == "eagle"
+    assert H.speculative_method("Eagle3LlamaForCausalLM", "assert vllm_config.speculative_config is not None",
+                                False) == "eagle3"
+    # a base model that reads the speculative config only when there is one is not a draft
+    assert H.speculative_method("Qwen3NextForCausalLM", reads_draft, False) is None
+    assert H.speculative_method("LlamaEagleHelper", "if vllm_config.speculative_config: pass", False) is None
+
+
+def test_the_found_class_gives_what_upstream_spells_its_own_way(monkeypatch):
+    rc, _ = _worker_modules(monkeypatch)
+
+    class HYV3Defaults:  # transformers 5's HYV3Config: no first_k_dense_replace / expert_hidden_dim / qk_norm
+        model_type = "hy_v3"
+        moe_intermediate_size = 1536
+        mlp_layer_types = ["dense", "sparse", "sparse"]
+
+    source = {"moe_intermediate_size": 1536, "mlp_layer_types": ["dense", "sparse", "sparse"]}
+    notes: list = []
+    done = H.completion(H.config_reads(HYBRID))
+    rc._complete(source, HYV3Defaults(), done, "HYV3Config", notes)
+    assert source["expert_hidden_dim"] == 1536 and source["first_k_dense_replace"] == 1
+    assert source["layer_types"] == ["attention", "mamba"]
+    assert source["qk_norm"] is True  # its released checkpoints carry q_norm/k_norm (read with default False)
+    assert any("expert_hidden_dim = moe_intermediate_size" in n and "mlp_layer_types's leading 'dense'" in n
+               for n in notes), notes
+    # without the class's field: the table's value, or nothing when the table has none
+    bare: dict = {}
+    rc._complete(bare, object(), done, "Other", [])
+    assert bare["first_k_dense_replace"] == 1 and "expert_hidden_dim" not in bare and "qk_norm" not in bare
+
+
+def test_module_bound_bridge_is_the_config_source_when_it_is_the_only_top_level_one(monkeypatch):
+    rc, _ = _worker_modules(monkeypatch)
+    import types
+
+    class Text:
+        model_type = "cosmos3_omni_text"
+
+    class Omni:
+        model_type = "cosmos3_omni"
+        sub_configs = {"text_config": Text}
+
+    class Other:
+        model_type = "qwen3_vl"
+
+    bridges = {"cosmos3_omni": Omni, "cosmos3_omni_text": Text, "qwen3_vl": Other}
+    mod = types.ModuleType("vllm_fl.models.cosmos3")
+    mod.Cosmos3OmniConfig, mod.Cosmos3TextConfig, mod.json, mod.names = Omni, Text, object(), []  # unhashable too
+    assert rc._module_bridge(mod, bridges) is Omni  # the text config is Omni's sub-config
+    mod.Other = Other
+    assert rc._module_bridge(mod, bridges) is None  # two top-level bridges: a question, not a guess
+    assert rc._module_bridge(None, bridges) is None
+
+
+def test_tiny_mamba_mixers_in_every_spelling_tile_the_expanded_size():
+    from flagos_migrate.verify.runtime_tiny import tiny_config
+
+    granite = tiny_config({"hidden_size": 1536, "num_attention_heads": 12, "num_hidden_layers": 4, "mamba_expand": 2,
+                           "mamba_n_heads": 128, "mamba_d_head": 24, "mamba_n_groups": 1, "mamba_d_state": 128,
+                           "layer_types": ["mamba", "mamba", "attention", "mamba"]})
+    assert granite["mamba_n_heads"] * granite["mamba_d_head"] == granite["mamba_expand"] * granite["hidden_size"]
+    assert granite["mamba_d_state"] == 16 and granite["layer_types"] == ["mamba", "attention"]
+    nemotron_h = tiny_config({"hidden_size": 4096, "num_attention_heads": 32, "expand": 2, "mamba_num_heads": 128,
+                              "mamba_head_dim": 64, "n_groups": 8, "ssm_state_size": 128})
+    assert nemotron_h["mamba_num_heads"] * nemotron_h["mamba_head_dim"] == 2 * nemotron_h["hidden_size"]
+    assert nemotron_h["mamba_num_heads"] % nemotron_h["n_groups"] == 0 and nemotron_h["ssm_state_size"] == 16
+
+
+def test_layer_kinds_a_transformers_4_class_refuses_go_in_the_legacy_names_its_checkpoints_carry(monkeypatch):
+    rc, _ = _worker_modules(monkeypatch)
+
+    class Granite4Config:  # like 4.57.6's GraniteMoeHybridConfig: only the legacy names
+        @classmethod
+        def from_dict(cls, d):
+            if any(t not in ("mamba", "attention") for t in d.get("layer_types") or ()):
+                raise ValueError("layer_types must be a list strings in  [`mamba` `attention`]")
+            return cls()
+
+    complete = {"fill": {"layer_types": ["full_attention", "linear_attention"]}}
+    source = {"layer_types": ["full_attention", "linear_attention"]}
+    notes: list = []
+    rc._legacy_kinds(source, Granite4Config, complete, notes)
+    assert source["layer_types"] == ["attention", "mamba"] and "legacy names" in notes[0]
+
+    class Accepting:
+        @classmethod
+        def from_dict(cls, d):
+            return cls()
+
+    source = {"layer_types": ["full_attention", "linear_attention"]}
+    rc._legacy_kinds(source, Accepting, complete, [])
+    assert source["layer_types"] == ["full_attention", "linear_attention"]  # a class that takes them keeps them

@@ -4,6 +4,9 @@ mappings, a peer's registered class) and the tiny config written from its defaul
 config.json. Standard library only at import (see ``_runtime_env``).
 """
 
+import copy
+
+import _runtime_env
 import _runtime_subcfg as _subcfg
 import runtime_mm
 import runtime_tiny
@@ -129,14 +132,29 @@ def _from_hints(arch, hints, bridges, vllm_cfgs, notes):
     return None, None
 
 
-def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None, hints=None):
+def _module_bridge(module, bridges):
+    """The plugin's config bridge the model module itself binds (upstream's ``from transformers import
+    Cosmos3OmniConfig`` re-pointed to ``vllm_fl.configs``, then ``ctx.get_hf_config(Cosmos3OmniConfig)``):
+    the one such class no other bound one holds as a sub-config, else None."""
+    known = {id(c) for c in bridges.values()}
+    bound = []
+    for value in vars(module).values() if module is not None else ():
+        if isinstance(value, type) and id(value) in known and value not in bound:
+            bound.append(value)
+    subs = {id(sub) for c in bound for sub in (getattr(c, "sub_configs", None) or {}).values() if isinstance(sub, type)}
+    top = [c for c in bound if id(c) not in subs]
+    return top[0] if len(top) == 1 else None
+
+
+def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None, hints=None, module=None):
     """The config class to build ``arch`` from and where it came from, looked up where the pinned
     stack gets it: the plugin's config bridges (``vllm_fl/configs``), the pinned vLLM's own config
     registry, transformers' auto mappings (the order of vLLM's ``get_config``); else, from the
     host's ``hints``, the base config of a draft model or of a base class; else the config of the
     class ``arch`` is registered to (a peer architecture such as ``InternLM3ForCausalLM ->
     LlamaForCausalLM`` whose own config is remote code); else a config synthesized from what the
-    upstream model file reads (``config_source: synthesized``)."""
+    upstream model file reads (``config_source: synthesized``). ``module``: the model module, whose
+    own bound config bridge comes after a bridge spelled like the architecture."""
     from transformers import CONFIG_MAPPING
 
     notes = notes if notes is not None else []
@@ -152,6 +170,11 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
     # checkpoints are Qwen3_5MoeConfig's: the dense class's config builds no MoE layer)
     found = _by_stem(arch, bridges)
     if found is not None:
+        return found, "bridge"
+    found = _module_bridge(module, bridges)
+    if found is not None:
+        notes.append(f"config: {found.__name__}, the plugin's config bridge {getattr(module, '__name__', 'the module')} "
+                     "itself imports (its model_type differs from the architecture's name)")
         return found, "bridge"
     found, source = _from_hints(arch, hints, bridges, vllm_cfgs, notes)
     if found is not None:
@@ -227,18 +250,82 @@ def _sub_architectures(tiny):
                 sub["architectures"] = [name]
 
 
+def _equivalent(source, spec):
+    """A value from the config's own field of the same meaning (``[field, leading]``: the field's
+    value, or how many of its per-layer entries lead with ``leading``), else None."""
+    field, leading = (list(spec) + [None, None])[:2]
+    value = source.get(field)
+    if leading is None:
+        return value
+    if not isinstance(value, list):
+        return None
+    count = 0
+    while count < len(value) and value[count] == leading:
+        count += 1
+    return count
+
+
 def _complete(source, instance, complete, cls_name, notes):
     """Attributes upstream's file reads without a default that the class's defaults lack, or leave
-    None where the file indexes them: set from the synthesis table (a real config.json carries them)."""
+    None where the file indexes them: set from the class's own field of the same meaning where there
+    is one, else from the synthesis table (a real config.json carries them)."""
     fill, indexed = complete.get("fill") or {}, set(complete.get("indexed") or ())
+    equivalent = complete.get("equivalent") or {}
     absent = sorted(k for k in fill if not hasattr(instance, k))
     nones = sorted(k for k in fill if k in indexed and k in source and source[k] is None)
+    tabled, derived = [], []
     for key in absent + nones:
-        source[key] = fill[key]
-    if notes is not None and (absent or nones):
-        notes.append(f"config: {', '.join(absent + nones)} " + ("absent from" if absent else "None in")
+        value = _equivalent(source, equivalent[key]) if key in equivalent else None
+        if value is not None:
+            source[key] = value
+            derived.append(f"{key} = {equivalent[key][0]}" + (f"'s leading {equivalent[key][1]!r} layers"
+                                                                if equivalent[key][1] else ""))
+        elif fill[key] is not None:
+            source[key] = fill[key]
+            tabled.append(key)
+    carried = (complete.get("checkpoint") or {}).get(getattr(instance, "model_type", None)) or {}
+    released = sorted(k for k in carried if not hasattr(instance, k))
+    for key in released:
+        source[key] = carried[key]
+    if notes is not None and released:
+        notes.append(f"config: {', '.join(f'{k}={carried[k]!r}' for k in released)}: absent from {cls_name}, carried "
+                     "by the released checkpoints the Hugging Face implementation loads (config_hints.CHECKPOINT_FIELDS)")
+    if notes is not None and tabled:
+        notes.append(f"config: {', '.join(tabled)} " + ("absent from" if absent else "None in")
                      + f" {cls_name}'s defaults and read by upstream's model; set from the synthesis table (a real "
                      "config.json carries them)")
+    if notes is not None and derived:
+        notes.append(f"config: {cls_name} spells what upstream's model reads its own way; from the class's own "
+                     f"fields: {'; '.join(derived)}")
+
+
+# transformers 5's remap of legacy layer-type names (configuration_utils._LEGACY_LAYER_TYPE_REMAP), read
+# backwards: a config class of transformers 4 holds (and checks) the legacy names its checkpoints carry
+LEGACY_LAYER_TYPES = {"linear_attention": "mamba", "full_attention": "attention",
+                      "indexed_attention": "deepseek_sparse_attention"}
+
+
+def _legacy_kinds(source, cfg_cls, complete, notes):
+    """Layer kinds filled in transformers 5's names that the class refuses (4.57.6's
+    GraniteMoeHybridConfig accepts only "mamba"/"attention"): the legacy names real checkpoints of
+    that class carry, which transformers 5 remaps on load. The model then gets what the pinned stack
+    gives it from a real config.json."""
+    fill = complete.get("fill") or {}
+    keys = [k for k in fill if isinstance(fill[k], list) and source.get(k) == fill[k]
+            and any(v in LEGACY_LAYER_TYPES for v in fill[k])]
+    if not keys:
+        return
+    try:
+        _subcfg.from_dict(cfg_cls, dict(source))
+        return
+    except ValueError:
+        pass
+    for key in keys:
+        source[key] = [LEGACY_LAYER_TYPES.get(v, v) for v in source[key]]
+    if notes is not None:
+        notes.append(f"config: {cfg_cls.__name__} refuses transformers 5's layer kinds upstream's model looks up; "
+                     f"{', '.join(keys)} in the legacy names its checkpoints carry ({source[keys[0]]}), which "
+                     "transformers 5 remaps on load")
 
 
 def hf_config_for(arch, cfg):
@@ -285,9 +372,8 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     source = _subcfg.from_dict(cfg_cls, base).to_dict() if base else cfg_cls().to_dict()
     if source_kind != "synthesized":
         _complete(source, _subcfg.from_dict(cfg_cls, dict(source)), hints.get("complete") or {}, cfg_cls.__name__, notes)
+        _legacy_kinds(source, cfg_cls, hints.get("complete") or {}, notes)
     tiny = runtime_tiny.tiny_config(source)
-    if source_kind == "draft":
-        tiny.update((hints.get("draft") or {}).get("update") or {})
     if mrope and runtime_tiny.with_mrope(tiny) and notes is not None:
         notes.append("config: M-RoPE sections added (mrope_section in rope_scaling, in rope_parameters for a "
                      "transformers 5 config, as the model's released checkpoints carry them; the config "
@@ -296,10 +382,43 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     tiny["architectures"] = [arch]
     tiny.pop("transformers_version", None)
     _sub_architectures(tiny)
+    if hints.get("speculative"):  # a draft exists only in a checkpoint with a draft layer (NemotronHConfig's default is 0)
+        for key in DRAFT_LAYER_COUNTS:
+            if isinstance(tiny.get(key), int) and not isinstance(tiny[key], bool) and tiny[key] < 1:
+                tiny[key] = 1
+    target = copy.deepcopy(tiny)  # a draft's target: the base config before upstream's draft rewrite
+    if source_kind == "draft":
+        tiny.update((hints.get("draft") or {}).get("update") or {})
     cfg = _subcfg.from_dict(cfg_cls, tiny)
     cfg.architectures = [arch]
     cfg.save_pretrained(workdir)
+    if hints.get("speculative"):
+        _write_target(arch, cfg_cls, target, workdir, hints["speculative"], notes)
     return cfg
+
+
+DRAFT_LAYER_COUNTS = ("num_nextn_predict_layers",)
+
+
+def _write_target(arch, cfg_cls, target, workdir, method, notes):
+    """A draft model's target (``workdir/target``): vLLM's proposer builds a draft with the target
+    model's ``VllmConfig`` and a speculative config holding the draft's model config (the rewritten
+    config, ``workdir``); ``_runtime_env._vllm_config`` builds both from here. The target names the
+    draft's architecture too, so it resolves on either side whatever base model the plugin has."""
+    import json
+    import os
+
+    base = _subcfg.from_dict(cfg_cls, target)
+    base.architectures = [arch]
+    os.makedirs(os.path.join(workdir, _runtime_env.TARGET_DIR), exist_ok=True)
+    base.save_pretrained(os.path.join(workdir, _runtime_env.TARGET_DIR))
+    with open(os.path.join(workdir, _runtime_env.TARGET_DIR, _runtime_env.SPECULATIVE_FILE), "w",
+              encoding="utf-8") as f:
+        json.dump({"method": method, "num_speculative_tokens": 1}, f)
+    if notes is not None:
+        notes.append(f"config: {arch} is a draft model: built as vLLM's proposer builds it, with the target's "
+                     f"VllmConfig and a speculative config (method {method!r}, 1 token) holding the draft's "
+                     "model config (upstream's hf_config_override rewrite where it has one)")
 
 
 def _text_config(cfg):

@@ -75,6 +75,18 @@ def gpu_only_op(exc):
     return None
 
 
+def cuda_only_refusal(exc):
+    """A layer that refuses to be built off CUDA, saying so (0.13.0's FusedMoE: "is_act_and_mul=False is
+    supported only for CUDA for now"): the layer named, else None. Narrower than :func:`gpu_only_op`,
+    for the construct level, where a missing op may be the migration's."""
+    low = str(exc).lower()
+    if isinstance(exc, NotImplementedError) and "cuda" in low and ("only" in low or "not supported" in low):
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = next((f"{os.path.basename(f.filename)}:{f.lineno}" for f in reversed(frames)), "?")
+        return f"{str(exc)[:120]} ({where})"
+    return None
+
+
 def _platform_cpu():
     """Make vLLM resolve the CPU platform (0.13 only picks it for CPU builds of vLLM)."""
     import vllm.platforms as platforms
@@ -181,21 +193,63 @@ def _runner(workdir):
     return "pooling" if match and match[1][0] == "pooling" else "auto"
 
 
-def _vllm_config(workdir):
-    import torch
-    from vllm.config import CompilationConfig, DeviceConfig, ModelConfig, VllmConfig
+TARGET_DIR = "target"  # a draft model's target config (``_runtime_config._write_target``)
+SPECULATIVE_FILE = "speculative.json"
 
-    mc = ModelConfig(model=workdir, tokenizer=None, skip_tokenizer_init=True, dtype=torch.float32,
-                     enforce_eager=True, seed=0, max_model_len=256, runner=_runner(workdir))
-    return VllmConfig(model_config=mc, device_config=DeviceConfig(device="cpu"),
+
+def _model_config(workdir, runner):
+    import torch
+    from vllm.config import ModelConfig
+
+    return ModelConfig(model=workdir, tokenizer=None, skip_tokenizer_init=True, dtype=torch.float32,
+                       enforce_eager=True, seed=0, max_model_len=256, runner=runner)
+
+
+def _speculative(workdir, pc):
+    """For a draft model (``workdir/target`` written): the target's ``ModelConfig`` and a
+    ``SpeculativeConfig`` holding the draft's (``workdir``, already rewritten the way upstream's
+    ``hf_config_override`` does), as vLLM's proposer has them when it builds the draft
+    (``get_model(vllm_config=<the target's>, model_config=draft_model_config)``); else (None, None).
+    The object is made through the method that needs no draft model (ngram) and then given the
+    draft: the running vLLM's own rewrite may not know a draft the plugin brings (0.13.0's does not
+    know nemotron_h_mtp), and the model only reads the fields set here."""
+    from vllm.config import SpeculativeConfig
+
+    spec_file = os.path.join(workdir, TARGET_DIR, SPECULATIVE_FILE)
+    if not os.path.isfile(spec_file):
+        return None, None
+    with open(spec_file, encoding="utf-8") as f:
+        want = json.load(f)
+    target = _model_config(os.path.join(workdir, TARGET_DIR), "draft")
+    spec = SpeculativeConfig(method="ngram", num_speculative_tokens=int(want.get("num_speculative_tokens") or 1),
+                             target_model_config=target, target_parallel_config=pc)
+    spec.method = want.get("method") or "mtp"
+    spec.model = workdir
+    spec.draft_model_config = _model_config(workdir, "draft")
+    spec.draft_parallel_config = pc
+    spec.prompt_lookup_min = spec.prompt_lookup_max = 0
+    return target, spec
+
+
+def _vllm_config(workdir):
+    from vllm.config import CompilationConfig, DeviceConfig, ParallelConfig, VllmConfig
+
+    pc = ParallelConfig()
+    target, spec = _speculative(workdir, pc)
+    mc = target or _model_config(workdir, _runner(workdir))
+    return VllmConfig(model_config=mc, parallel_config=pc, speculative_config=spec,
+                      device_config=DeviceConfig(device="cpu"),
                       compilation_config=CompilationConfig(custom_ops=list(CUSTOM_OPS)))
 
 
 def _resolved_class(vc):
-    """The class vLLM itself would build for the config (its registry, pooling adapters included)."""
+    """The class vLLM itself would build for the config (its registry, pooling adapters included;
+    a draft's from the draft's model config, as the proposer resolves it)."""
     from vllm.model_executor.model_loader.utils import get_model_architecture
 
-    return get_model_architecture(vc.model_config)[0]
+    spec = getattr(vc, "speculative_config", None)
+    mc = spec.draft_model_config if spec is not None and spec.draft_model_config is not None else vc.model_config
+    return get_model_architecture(mc)[0]
 
 
 class _GpuOnlyOp:

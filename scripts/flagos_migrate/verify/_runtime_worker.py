@@ -64,6 +64,7 @@ from _runtime_env import (
     _tail,
     _tf_version,
     _vllm_config,
+    cuda_only_refusal,
     gpu_only_op,
 )
 from _runtime_forward import _forward, _hf_logits, _reference_attention
@@ -148,7 +149,7 @@ def run_pinned(req, spec):
             _register_bridge(mt, bcls)
         hints = spec.get("config_hints") or {}
         cfg_cls, res["config_source"] = _config_class(arch, bridges, spec.get("model_type"), spec.get("class"),
-                                                      res["notes"], hints)
+                                                      res["notes"], hints, mod)
         cfg = _write_tiny_config(arch, cfg_cls, work, spec.get("base_config"),
                                  hasattr(cls, "get_mrope_input_positions"), res["notes"], hints, res["config_source"])
         # a peer architecture built from its class's config takes that class's checkpoint names too
@@ -207,7 +208,7 @@ def run_pinned(req, spec):
         if lacking:
             _skip_from(res, level, lacking)
             return res
-        op = gpu_only_op(exc) if level == "forward" else None
+        op = gpu_only_op(exc) if level == "forward" else cuda_only_refusal(exc) if level == "construct" else None
         same = _builtin_fails_alike(builtin, exc, req, spec) if level == "construct" else None
         if op:
             _skip_from(res, level, f"needs GPU ({op})")

@@ -14,8 +14,14 @@ from the upstream source (the reference side, never the migrated file):
   (``config.X``, ``getattr(config, "X", default)``), valued from :data:`SYNTH_VALUES` by name (a
   name read with a default and not in the table is left out); what the table cannot value and no
   default covers is listed as missing. Both sides build from it.
-- ``complete``: attributes a found config class leaves ``None`` that the file indexes
-  (``config.layer_types[i]``): valued from the same table.
+- ``complete``: attributes a found config class lacks, or leaves ``None`` where the file indexes
+  them (``config.layer_types[i]``), that upstream reads without a default: from the class's own
+  field of the same meaning (:data:`EQUIVALENTS`), else the same table; a per-layer list the code
+  looks up in a dict of layer kinds gets those kinds. ``if not hasattr(config, X): raise`` is a
+  read of a required X, not an option.
+- ``speculative``: the method a draft architecture is served with; the worker builds its
+  ``VllmConfig`` the way vLLM's proposer does (the target's config plus a speculative config
+  holding the draft's model config).
 
 Pure functions over source text; :func:`hints_for` reads the upstream tree.
 """
@@ -69,6 +75,17 @@ SYNTH_VALUES: dict[str, object] = {
     "layer_group_size": T.LAYERS, "max_position_embedding": T.MAX_POSITIONS, "num_nextn_predict_layers": 1, "n_predict": 1, "mlp_only_layers": [],
     "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
 }
+# fields the released checkpoints of an architecture carry that its config class lacks (model_type ->
+# values), as data, each from the Hugging Face implementation that loads those checkpoints: the
+# worker sets them where the class has no such attribute, whether upstream reads them with a default
+# or not (its default describes a different checkpoint)
+CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
+    # transformers' HYV3Attention builds q_norm/k_norm unconditionally: its checkpoints hold them
+    "hy_v3": {"qk_norm": True},
+    # transformers' LongcatFlashMLA (4.57.6 and 5.x) scales both LoRA paths unconditionally, and its
+    # zero experts are nn.Identity
+    "longcat_flash": {"mla_scale_q_lora": True, "mla_scale_kv_lora": True, "zero_expert_type": "identity"},
+}
 # always in a synthesized config: vLLM's ModelConfig reads them whatever the model file does, and
 # the pinned side reads rope_theta/rope_scaling where upstream reads rope_parameters
 CORE = ("hidden_size", "num_attention_heads", "num_key_value_heads", "num_hidden_layers", "vocab_size",
@@ -91,6 +108,22 @@ SYNTH_PATTERNS: tuple[tuple[str, object], ...] = (
     (r"^n(um)?_\w*experts$", T.EXPERTS),
     (r"^need_\w+$", False),
 )
+
+
+# a field upstream reads that a config class spells its own way: taken from the class's own field,
+# so both sides describe one checkpoint (transformers 5's HYV3Config holds hy_v3's expert size as
+# moe_intermediate_size and its dense-then-MoE layout as mlp_layer_types, upstream reads
+# expert_hidden_dim and first_k_dense_replace): name -> (the class's field, the leading value counted
+# for a per-layer list, or None for the same value)
+EQUIVALENTS: dict[str, tuple[str, str | None]] = {
+    "expert_hidden_dim": ("moe_intermediate_size", None),
+    "first_k_dense_replace": ("mlp_layer_types", "dense"),
+}
+
+
+def _read_value(name: str, read: dict) -> object:
+    """The table's value of a read, or the kinds of layer the code builds (one of each, in its order)."""
+    return list(read["kinds"]) if read.get("kinds") else synth_value(name)
 
 
 def synth_value(name: str) -> object:
@@ -143,6 +176,8 @@ def config_reads(source: str) -> dict[str, dict]:
             cur["default"] = MISSING
         cur["indexed"] = cur["indexed"] or indexed
 
+    required = _raised_if_absent(tree)
+    kinds = _layer_kinds(tree)
     asserted = set()  # assert self.use_moe_router_bias: a flag the code supports only set (Step-3.5)
     for node in ast.walk(tree):
         if isinstance(node, ast.Assert):
@@ -162,12 +197,50 @@ def config_reads(source: str) -> dict[str, dict]:
                 and len(node.args) >= 2 and _is_config(node.args[0]) and isinstance(node.args[1], ast.Constant) \
                 and isinstance(node.args[1].value, str):
             if node.func.id == "hasattr":  # optional: absent takes the other branch
-                out.setdefault(node.args[1].value, {"default": MISSING, "indexed": False})["guarded"] = True
+                entry = out.setdefault(node.args[1].value, {"default": MISSING, "indexed": False})
+                if node not in required:  # `if not hasattr(config, X): raise`: X is required, not optional
+                    entry["guarded"] = True
                 continue
             default = _literal(node.args[2]) if len(node.args) > 2 else MISSING
             add(node.args[1].value, None if default is MISSING and len(node.args) > 2 else default, node)
     for name in asserted & set(out):
         out[name]["asserted"] = True
+    for name, values in kinds.items():
+        if name in out:
+            out[name]["kinds"] = values
+    return out
+
+
+def _raised_if_absent(tree: ast.AST) -> set:
+    """``hasattr`` calls whose False branch only raises (hy_v3: ``if not hasattr(config,
+    "first_k_dense_replace"): raise ValueError``): the attribute is required, not an option."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.UnaryOp) and isinstance(node.test.op, ast.Not) \
+                and isinstance(node.test.operand, ast.Call) and node.body \
+                and all(isinstance(stmt, ast.Raise) for stmt in node.body):
+            out.add(node.test.operand)
+    return out
+
+
+def _layer_kinds(tree: ast.AST) -> dict[str, list[str]]:
+    """Per-layer config lists the code looks up in a module-level dict of string keys
+    (granitemoehybrid: ``ALL_DECODER_LAYER_TYPES[config.layer_types[i]]``): name -> those keys, the
+    only values the model builds a layer for; pure."""
+    tables = {}
+    for stmt in getattr(tree, "body", []):
+        target = stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else \
+            stmt.target if isinstance(stmt, ast.AnnAssign) else None
+        value = getattr(stmt, "value", None)
+        if isinstance(target, ast.Name) and isinstance(value, ast.Dict) and value.keys \
+                and all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in value.keys):
+            tables[target.id] = [k.value for k in value.keys]
+    out: dict[str, list[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in tables \
+                and isinstance(node.slice, ast.Subscript) and isinstance(node.slice.value, ast.Attribute) \
+                and _is_config(node.slice.value.value):
+            out.setdefault(node.slice.value.attr, tables[node.value.id])
     return out
 
 
@@ -178,7 +251,7 @@ def synthesize(reads: dict[str, dict]) -> tuple[dict, list[str]]:
     cfg: dict = {}
     missing: list[str] = []
     for name, read in sorted(reads.items()):
-        value = synth_value(name)
+        value = _read_value(name, read)
         if value is MISSING:
             # read with a default (each reader keeps its own: sarvam's "sigmoid" is not bailing_moe's None)
             # or hasattr-guarded (the code takes its branch for configs without it): left out
@@ -194,17 +267,22 @@ def synthesize(reads: dict[str, dict]) -> tuple[dict, list[str]]:
 
 
 def completion(reads: dict[str, dict]) -> dict:
-    """``{"fill": {name: value}, "indexed": [names]}``: table values for the attributes the file reads
-    without a default, which the worker sets where a found config class lacks them
-    (``num_nextn_predict_layers`` on DeepseekV3Config builds DeepSeek's MTP), or leaves None where
-    the file indexes them (AfMoE's ``config.layer_types[i]``): every real config.json carries
-    them; pure."""
+    """``{"fill": {name: value}, "indexed": [names], "equivalent": {name: [field, leading]}}``: table
+    values for the attributes the file reads without a default, which the worker sets where a found
+    config class lacks them (``num_nextn_predict_layers`` on DeepseekV3Config builds DeepSeek's MTP),
+    or leaves None where the file indexes them (AfMoE's ``config.layer_types[i]``): every real
+    config.json carries them. ``equivalent``: the class's own field to take such a value from first
+    (:data:`EQUIVALENTS`); ``checkpoint``: :data:`CHECKPOINT_FIELDS`; pure."""
     fill = {}
     for name, read in sorted(reads.items()):
-        value = synth_value(name)
+        value = _read_value(name, read)
         if value is not MISSING and read["default"] is MISSING and not read.get("guarded") and name not in ROPE_KEYS:
             fill[name] = True if value is False and read.get("asserted") else value
-    return {"fill": fill, "indexed": sorted(n for n in fill if reads[n]["indexed"])}
+        elif name in EQUIVALENTS and read["default"] is MISSING and not read.get("guarded"):
+            fill[name] = None  # only from the class's own field (no table value)
+    return {"fill": fill, "indexed": sorted(n for n in fill if reads[n]["indexed"]),
+            "equivalent": {n: list(EQUIVALENTS[n]) for n in fill if n in EQUIVALENTS},
+            "checkpoint": {mt: dict(v) for mt, v in CHECKPOINT_FIELDS.items()}}
 
 
 # ------------------------------------------------------------------------------ drafts and bases
@@ -322,6 +400,23 @@ def _imported_models(source: str) -> list[str]:
     return out
 
 
+# a draft model (MTP, EAGLE, ...) is built by vLLM's proposer with the target's VllmConfig and a
+# speculative config that carries the draft's model config; such a class reads it unguarded
+DRAFT_NAME = re.compile(r"MTP|Mtp|Eagle|EAGLE|DFlash|Dflash|DSpark|Dspark|Xpress|MultiTokenPredictor")
+NEEDS_SPECULATIVE = re.compile(r"speculative_config\.draft_model_config|get_draft_quant_config|"
+                               r"assert\s+(?:self\.)?(?:vllm_config\.)?speculative_config\s+is\s+not\s+None")
+
+
+def speculative_method(arch: str, source: str, is_draft: bool) -> str | None:
+    """The speculative method a draft architecture is served with (``eagle3``/``eagle``/``mtp``),
+    when upstream builds it only with a speculative config: a draft of ``hf_config_override``, or a
+    draft-named class in a file that reads the draft's model config unguarded; else None; pure."""
+    if not is_draft and not (DRAFT_NAME.search(arch) and NEEDS_SPECULATIVE.search(source)):
+        return None
+    low = arch.lower()
+    return "eagle3" if "eagle3" in low else "eagle" if "eagle" in low else "mtp"
+
+
 def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
     """Per spec id the worker's ``config_hints``, from the upstream tree (an ``Upstream``)."""
     text = upstream.text(f"{MODELS_PKG}.{model}") or ""
@@ -346,7 +441,7 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
                     draft["architectures"] += [b for b in class_ancestors(upstream.text(reg[0]) or "", reg[1])
                                                if b not in draft["architectures"]]
         out[spec["id"]] = {
-            "bases": bases, "draft": draft,
+            "bases": bases, "draft": draft, "speculative": speculative_method(arch, text, bool(draft)),
             "synth": {"config": synth, "missing": missing, "reads": len(reads),
                       "file": f"{MODELS_PKG}.{model}", "model_type": _synth_model_type(arch)},
             "complete": completion(reads),

@@ -13,6 +13,7 @@ upstream model and the Hugging Face reference alike.
 from __future__ import annotations
 
 import copy
+import math
 
 HIDDEN = 64
 HEADS = 4
@@ -53,6 +54,7 @@ _TEXT_SIZES = {
     "n_activated_experts": EXPERTS_PER_TOKEN,
     "moe_intermediate_size": MOE_INTERMEDIATE,
     "shared_expert_intermediate_size": MOE_INTERMEDIATE,
+    "expert_hidden_dim": MOE_INTERMEDIATE,
     "n_group": 1,
     "topk_group": 1,
     "n_shared_experts": 1,
@@ -239,20 +241,35 @@ def _shrink_text(cfg: dict) -> None:
     _token_ids(cfg, cfg.get("vocab_size", VOCAB))
 
 
+# the spellings of a Mamba-2 mixer's sizes: (expand, heads, head dim, groups, state size); the first
+# shares its head names with attention, so it applies only to configs without attention heads
+_MAMBA_KEYS = (
+    ("expand", "num_heads", "head_dim", "n_groups", "state_size"),
+    ("mamba_expand", "mamba_n_heads", "mamba_d_head", "mamba_n_groups", "mamba_d_state"),  # Granite 4, Falcon-H1
+    ("expand", "mamba_num_heads", "mamba_head_dim", "n_groups", "ssm_state_size"),  # Nemotron-H
+)
+
+
 def _mamba(cfg: dict) -> None:
     """Mamba-2 heads must tile the expanded hidden size (``num_heads * head_dim == expand * hidden``),
     groups must divide the heads; the SSM state and time-step rank shrink too."""
     hidden = cfg.get("hidden_size")
     if not isinstance(hidden, int):
         return
-    if isinstance(cfg.get("expand"), int) and isinstance(cfg.get("num_heads"), int) \
-            and isinstance(cfg.get("head_dim"), int) and "num_attention_heads" not in cfg:
-        cfg["num_heads"] = max(1, cfg["expand"] * hidden // cfg["head_dim"])
-        if isinstance(cfg.get("n_groups"), int):
-            groups = min(cfg["n_groups"], cfg["num_heads"])
-            while cfg["num_heads"] % groups:
-                groups -= 1
-            cfg["n_groups"] = groups
+    for n, (expand, heads, head_dim, groups, state) in enumerate(_MAMBA_KEYS):
+        if n == 0 and "num_attention_heads" in cfg:
+            continue
+        if isinstance(cfg.get(expand), int) and isinstance(cfg.get(heads), int) and isinstance(cfg.get(head_dim), int):
+            dim = math.gcd(cfg[head_dim], cfg[expand] * hidden)  # a head dim that tiles the expanded size
+            cfg[head_dim] = dim
+            cfg[heads] = max(1, cfg[expand] * hidden // dim)
+            if isinstance(cfg.get(groups), int):
+                kept = max(1, min(cfg[groups], cfg[heads]))
+                while cfg[heads] % kept:
+                    kept -= 1
+                cfg[groups] = kept
+        if n and isinstance(cfg.get(state), int):
+            cfg[state] = min(cfg[state], 16)
     if isinstance(cfg.get("time_step_rank"), int):
         cfg["time_step_rank"] = max(1, hidden // 16)
     if isinstance(cfg.get("state_size"), int):
