@@ -387,24 +387,31 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
             if isinstance(tiny.get(key), int) and not isinstance(tiny[key], bool) and tiny[key] < 1:
                 tiny[key] = 1
     target = copy.deepcopy(tiny)  # a draft's target: the base config before upstream's draft rewrite
-    if source_kind == "draft":
-        tiny.update((hints.get("draft") or {}).get("update") or {})
+    update = dict((hints.get("draft") or {}).get("update") or {}) if source_kind == "draft" else {}
     cfg = _subcfg.from_dict(cfg_cls, tiny)
     cfg.architectures = [arch]
     cfg.save_pretrained(workdir)
+    if update and not hints.get("speculative"):
+        cfg = _subcfg.from_dict(cfg_cls, {**tiny, **update})
+        cfg.architectures = [arch]
+        cfg.save_pretrained(workdir)
+    elif update:  # upstream's rewrite updates the loaded config object (MiMo's num_hidden_layers 0 next to
+        cfg.update(update)  # a 2-entry layer_types, which building the class again would refuse)
     if hints.get("speculative"):
-        _write_target(arch, cfg_cls, target, workdir, hints["speculative"], notes)
+        _write_target(arch, cfg_cls, target, workdir, hints["speculative"], notes, update)
     return cfg
 
 
 DRAFT_LAYER_COUNTS = ("num_nextn_predict_layers",)
 
 
-def _write_target(arch, cfg_cls, target, workdir, method, notes):
+def _write_target(arch, cfg_cls, target, workdir, method, notes, update=None):
     """A draft model's target (``workdir/target``): vLLM's proposer builds a draft with the target
     model's ``VllmConfig`` and a speculative config holding the draft's model config (the rewritten
     config, ``workdir``); ``_runtime_env._vllm_config`` builds both from here. The target names the
-    draft's architecture too, so it resolves on either side whatever base model the plugin has."""
+    draft's architecture too, so it resolves on either side whatever base model the plugin has.
+    ``update``: upstream's rewrite, applied by the draft's ``ModelConfig`` to the loaded config as
+    ``SpeculativeConfig`` does (``hf_overrides``)."""
     import json
     import os
 
@@ -414,7 +421,7 @@ def _write_target(arch, cfg_cls, target, workdir, method, notes):
     base.save_pretrained(os.path.join(workdir, _runtime_env.TARGET_DIR))
     with open(os.path.join(workdir, _runtime_env.TARGET_DIR, _runtime_env.SPECULATIVE_FILE), "w",
               encoding="utf-8") as f:
-        json.dump({"method": method, "num_speculative_tokens": 1}, f)
+        json.dump({"method": method, "num_speculative_tokens": 1, "overrides": update or {}}, f)
     if notes is not None:
         notes.append(f"config: {arch} is a draft model: built as vLLM's proposer builds it, with the target's "
                      f"VllmConfig and a speculative config (method {method!r}, 1 token) holding the draft's "

@@ -197,12 +197,17 @@ TARGET_DIR = "target"  # a draft model's target config (``_runtime_config._write
 SPECULATIVE_FILE = "speculative.json"
 
 
-def _model_config(workdir, runner):
+def _model_config(workdir, runner, overrides=None):
     import torch
     from vllm.config import ModelConfig
 
+    def rewrite(hf_config):  # applied to the loaded config object, as SpeculativeConfig.hf_config_override is
+        hf_config.update(dict(overrides))
+        return hf_config
+
     return ModelConfig(model=workdir, tokenizer=None, skip_tokenizer_init=True, dtype=torch.float32,
-                       enforce_eager=True, seed=0, max_model_len=256, runner=runner)
+                       enforce_eager=True, seed=0, max_model_len=256, runner=runner,
+                       **({"hf_overrides": rewrite} if overrides else {}))
 
 
 def _speculative(workdir, pc):
@@ -225,7 +230,7 @@ def _speculative(workdir, pc):
                              target_model_config=target, target_parallel_config=pc)
     spec.method = want.get("method") or "mtp"
     spec.model = workdir
-    spec.draft_model_config = _model_config(workdir, "draft")
+    spec.draft_model_config = _model_config(workdir, "draft", want.get("overrides"))
     spec.draft_parallel_config = pc
     spec.prompt_lookup_min = spec.prompt_lookup_max = 0
     return target, spec
