@@ -8,6 +8,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from flagos_migrate.analysis import AnalysisContext, analyze_source
+from flagos_migrate.migrate import backports
 from flagos_migrate.migrate.engine import Migration
 from flagos_migrate.migrate.upstream import Upstream, open_upstream
 from flagos_migrate.pinned.api_index import PinnedApis
@@ -84,6 +86,7 @@ from vllm.config import VllmConfig
 
 from vllm.model_executor.models.qwen3_vl import Qwen3_VisionTransformer, Qwen3VLForConditionalGeneration
 from vllm_fl.compat.model_executor_models_vision import get_multimodal_config
+from vllm_fl.compat.config_defaults import with_config_defaults
 
 
 class LargeForConditionalGeneration(Qwen3VLForConditionalGeneration):
@@ -91,7 +94,7 @@ class LargeForConditionalGeneration(Qwen3VLForConditionalGeneration):
         super().__init__(vllm_config=vllm_config, prefix=prefix)
         config = vllm_config.model_config.hf_config
         self.visual = Qwen3_VisionTransformer(
-            config.vision_config,
+            with_config_defaults(config.vision_config, deepstack_visual_indexes=[]),
             norm_eps=getattr(config, "rms_norm_eps", 1e-6),
             prefix=f"{prefix}.visual",
             multimodal_config=get_multimodal_config(),
@@ -100,6 +103,26 @@ class LargeForConditionalGeneration(Qwen3VLForConditionalGeneration):
     assert "vllm_fl.compat.model_executor_layers_fusion_mm_input_norm" not in m.units
     assert {"P1", "P3", "P6", "P7"} <= m.model_unit.rules
     assert m.left() == []
+    # the pinned tower reads vision_config.deepstack_visual_indexes unguarded, upstream's defaults it to []:
+    # the helper that gives it that default comes along
+    assert m.units["vllm_fl.compat.config_defaults"].text == backports.CONFIG_DEFAULTS.text()
+
+
+def test_a_call_already_given_the_default_is_left_alone():
+    """Negative: re-migrating (or a hand edit) that already wraps the config adds nothing; the bare
+    config is found."""
+    apis = PinnedApis.load("0.13.0")
+    text = ("from vllm.model_executor.models.qwen3_vl import Qwen3_VisionTransformer\n"
+            "from vllm_fl.compat.config_defaults import with_config_defaults\n\n"
+            "def build(config, mm):\n"
+            "    return Qwen3_VisionTransformer(with_config_defaults(config.vision_config, deepstack_visual_indexes=[]),"
+            " multimodal_config=mm)\n")
+    findings = analyze_source(text, AnalysisContext(apis, "vllm_fl.models.large", "vllm_fl/models/large.py"))
+    assert not [f for f in findings if f.rule == "P7" and f.data.get("problem") == "config-defaults"]
+    bare = text.replace("with_config_defaults(config.vision_config, deepstack_visual_indexes=[])", "config.vision_config")
+    findings = analyze_source(bare, AnalysisContext(apis, "vllm_fl.models.large", "vllm_fl/models/large.py"))
+    (f,) = [f for f in findings if f.rule == "P7" and f.data.get("problem") == "config-defaults"]
+    assert f.data["wrap"] == [0, "deepstack_visual_indexes=[]"] and f.severity == "warning"
 
 
 def test_an_input_norm_not_built_by_upstreams_factory_is_left(tmp_path):

@@ -15,6 +15,7 @@ from flagos_migrate.catalog.tables import (
     BEHAVIOUR_NEEDS,
     BEHAVIOUR_PASS,
     CALLEE_RENAMES,
+    CONFIG_DEFAULTS,
     KWARG_RENAMES,
     REQUIRED_VALUES,
     SAFE_DROP_KWARG_NAMES,
@@ -93,6 +94,7 @@ def _judge_call(m, call: ast.Call, shown: str, sig: dict, skip: int) -> None:
         m.add("P7", call, f"`{shown}()` misses required argument(s) {', '.join(missing)} on the pinned version",
               fix=fix, data={**base, "problem": "missing-required", "missing": missing,
                              **({"add_kwargs": values} if values else {})})
+    _config_defaults(m, call, shown, sig, skip, base)
     last = _callee_name(shown)
     for (name, kwarg), upstream in BEHAVIOUR_NEEDS.items():
         if name != last or kwarg in kw_names or kwarg not in accepted:
@@ -106,6 +108,35 @@ def _judge_call(m, call: ast.Call, shown: str, sig: dict, skip: int) -> None:
                    f"pass `{kwarg}=` as the pinned vLLM's own models do; pinned signature: {shown}{rendered}"),
               data={**base, "problem": "behaviour-needs", "missing": [kwarg],
                     **({"pass": [kwarg, passed[0], *passed[1]]} if passed else {})})
+
+
+CONFIG_DEFAULTS_MODULE = "vllm_fl.compat.config_defaults"
+CONFIG_DEFAULTS_FUNC = "with_config_defaults"
+
+
+def _config_defaults(m, call: ast.Call, shown: str, sig: dict, skip: int, base: dict) -> None:
+    """P7 ``config_defaults``: a pinned class that reads config fields unguarded where upstream's falls
+    back to a default gets its config argument through ``with_config_defaults`` (unless it already does)."""
+    if not shown.startswith("vllm."):
+        return  # the plugin's own copy of the class is upstream's, which has the fallback
+    params = sig["p"]
+    for param, defaults in CONFIG_DEFAULTS.get(_callee_name(shown), ()):
+        index = params.index(param) - skip if param in params else None
+        value = next((k.value for k in call.keywords if k.arg == param), None)
+        where: int | str = param
+        if value is None and index is not None and 0 <= index < len(call.args):
+            value, where = call.args[index], index
+        if value is None or isinstance(value, ast.Starred):
+            continue
+        if (isinstance(value, ast.Call) and getattr(value.func, "id", None) == CONFIG_DEFAULTS_FUNC
+                and set(defaults) <= {k.arg for k in value.keywords}):
+            continue
+        fields = ", ".join(f"{k}={v}" for k, v in defaults.items())
+        m.add("P7", call, f"`{shown}()` reads {', '.join(f'{param}.{k}' for k in defaults)} unguarded on the pinned "
+              f"version; upstream's falls back to {fields} when the config lacks it", severity="warning",
+              fix=f"apply passes `{CONFIG_DEFAULTS_FUNC}({ast.unparse(value)}, {fields})` "
+                  f"({CONFIG_DEFAULTS_MODULE}: the config itself, or a copy with the missing fields)",
+              data={**base, "problem": "config-defaults", "wrap": [where, fields]})
 
 
 def _required_values(m, shown: str, missing: list[str], keywords: set[str]) -> dict[str, str]:
@@ -166,6 +197,11 @@ def propose_edits(f: Finding, edits: Edits) -> bool:
     table's value, or pass what the table says the pinned callable needs; False when the finding asks
     for more."""
     d = f.data
+    if f.rule == "P7" and d.get("wrap"):
+        where, fields = d["wrap"]
+        edits.wrap_args[(f.line, where)] = ("P7", CONFIG_DEFAULTS_FUNC, fields)
+        edits.add_imports[(CONFIG_DEFAULTS_MODULE, CONFIG_DEFAULTS_FUNC)] = "P7"
+        return True
     if f.rule == "P7" and d.get("pass"):
         kwarg, value, module, name = d["pass"]
         edits.add_kwargs[(f.line, kwarg)] = ("P7", value)

@@ -46,6 +46,13 @@ BEHAVIOUR_PASS: dict[tuple[str, str], tuple[str, tuple[str, str]]] = {
     (e["callee"], e["kwarg"]): (e["pass"], tuple(e["pass_import"])) for e in _table("P7", "behaviour_needs")
     if e.get("pass")}
 
+# P7: callee -> ((the parameter the config is passed as, {field: upstream's default as Python source}), ...):
+# fields the pinned class reads unguarded where upstream's falls back to the default
+CONFIG_DEFAULTS: dict[str, tuple[tuple[str, dict[str, str]], ...]] = {}
+for _e in _table("P7", "config_defaults"):
+    CONFIG_DEFAULTS.setdefault(_e["callee"], ())
+    CONFIG_DEFAULTS[_e["callee"]] += ((_e["param"], dict(_e["defaults"])),)
+
 # P13: (upstream module, class) -> the pinned (module, class) pairs it stands for in isinstance checks
 ISINSTANCE_EQUIVALENTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     (e["module"], e["class"]): tuple((m, c) for m, c in e["pinned"]) for e in _table("P13", "isinstance_equivalents")}

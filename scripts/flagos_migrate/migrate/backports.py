@@ -172,8 +172,18 @@ ENVS = Backport(
     env_vars=tuple(sorted(ENV_VARS.items())),
 )
 
+# not an upstream API: what a P7 `config_defaults` rewrite calls (installed when a migrated file imports it)
+CONFIG_DEFAULTS = Backport(
+    "config_defaults.py",
+    "vllm_fl.compat.config_defaults",
+    (),
+    (),
+    "config fields a pinned class reads unguarded, with upstream's default (with_config_defaults)",
+)
+
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
-                                   SPARSE_MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS)
+                                   SPARSE_MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
+                                   CONFIG_DEFAULTS)
 
 
 @lru_cache(maxsize=None)

@@ -30,6 +30,9 @@ class Edits:
     rename_kwargs: dict[tuple[int, str, str], str] = field(default_factory=dict)  # (line, old, new) -> rule
     # (call line, kwarg) -> (rule, the value's source): appended as the call's last argument (P7)
     add_kwargs: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)
+    # (call line, argument position or keyword) -> (rule, function, extra keywords' source): the argument
+    # ``a`` becomes ``function(a, extra)`` (P7 config_defaults)
+    wrap_args: dict[tuple[int, int | str], tuple[str, str, str]] = field(default_factory=dict)
     # (call line, method) -> (rule, the pinned method to call instead): ``X.method(`` becomes ``X.new(`` (P7)
     rename_callees: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)
     attr_renames: dict[str, str] = field(default_factory=dict)  # attr -> rule (table in ATTR_RENAMES)
@@ -45,7 +48,7 @@ class Edits:
 
     def __bool__(self) -> bool:
         return bool(self.imports or self.unwrap or self.unwrap_calls or self.drop_kwargs or self.rename_kwargs
-                    or self.add_kwargs or self.rename_callees or self.attr_defaults or self.attr_renames
+                    or self.add_kwargs or self.wrap_args or self.rename_callees or self.attr_defaults or self.attr_renames
                     or self.remove_methods or self.add_methods or self.replace_statements or self.add_imports)
 
     def rules(self) -> set[str]:
@@ -55,6 +58,7 @@ class Edits:
             out.update(table.values())
         out.update(rule for rule, _ in self.add_methods.values())
         out.update(rule for rule, _ in self.add_kwargs.values())
+        out.update(rule for rule, _, _ in self.wrap_args.values())
         out.update(rule for rule, _ in self.rename_callees.values())
         out.update(rule for rule, _ in self.attr_defaults.values())
         out.update(rule for rule, _ in self.replace_statements.values())

@@ -215,8 +215,9 @@ class Migration(Vendoring, Tf5Vendoring):
             if plugin_mod in self.redirects.values():
                 self.redirects.setdefault(mod, plugin_mod)
                 continue
-            pinned_ok = (bool(self.apis.has_module(mod)) and all(self.apis.resolve(mod, n) for n in names)
-                         and mod not in lacking)
+            # a plain helper only upstream's sibling has is vendored (P16) instead of the whole sibling
+            pinned_ok = (bool(self.apis.has_module(mod)) and mod not in lacking
+                         and all(self.apis.resolve(mod, n) or self._vendorable(mod, n) for n in names))
             held = plugin_mod in self._base and not self._previously_written(plugin_mod)
             # the plugin's own module wins; a copy an earlier migration wrote does not replace a pinned
             # sibling that has everything this file needs (that copy may need what 0.13.0 lacks)
@@ -261,8 +262,10 @@ class Migration(Vendoring, Tf5Vendoring):
         self.backports = self._needed_backports()
         for bp in self.backports:
             self.set_overlay(bp.module, bp.text())  # the migrated files resolve the shadowed names there
+        self.set_overlay(backports.CONFIG_DEFAULTS.module, backports.CONFIG_DEFAULTS.text())
         for unit in list(self.units.values()):
             self.migrate_unit(unit)
+        self._config_defaults_backport()
         for bp in self.backports:
             self.units[bp.module] = self._backport_unit(bp)
         self._flag_broken_held_modules()
@@ -277,6 +280,20 @@ class Migration(Vendoring, Tf5Vendoring):
                 unit.rules.add("P16")
                 self.units[cmod] = unit
         return self
+
+    def _config_defaults_backport(self) -> None:
+        """What a P7 ``config_defaults`` rewrite calls comes along once a written file imports it."""
+        bp = backports.CONFIG_DEFAULTS
+        if bp in self.backports:
+            return
+        for unit in self.units.values():
+            tree = parse_source(unit.text or "", unit.relpath)
+            if tree is not None and any(b.module == bp.module for b in import_bindings(tree, unit.module)):
+                self.backports.append(bp)
+                self._backports_needed.add(bp.module)
+                return
+        self._overlay.pop(bp.module, None)
+        self._apis_cache = None
 
     def _prune_compat(self) -> None:
         """Compat modules this run vendored that no written file imports any more (their only reader was

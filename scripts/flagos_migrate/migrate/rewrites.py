@@ -120,11 +120,14 @@ class _KwargEditor(LineTransformer):
         self.kw_renames = renames or {}
         self.kw_adds = adds or {}
         self.callee_renames: dict[tuple[int, str], str] = {}
+        self.wraps: dict[tuple[int, int | str], tuple[str, str]] = {}
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
-        if not self.drops and not self.kw_renames and not self.kw_adds and not self.callee_renames:
+        if not self.drops and not self.kw_renames and not self.kw_adds and not self.callee_renames and not self.wraps:
             return updated
         start = self.line_of(original)
+        if any(line == start for line, _ in self.wraps):
+            updated = _wrap_args(updated, {where: w for (line, where), w in self.wraps.items() if line == start})
         adds = {kw: v for (line, kw), v in self.kw_adds.items() if line == start}
         if adds:
             updated = _add_kwargs(updated, adds)
@@ -154,6 +157,22 @@ class _KwargEditor(LineTransformer):
             # break before the closing parenthesis, or nothing)
             args[-1] = args[-1].with_changes(comma=updated.args[-1].comma)
         return updated.with_changes(args=args)
+
+
+def _wrap_args(call: cst.Call, wraps: dict[int | str, tuple[str, str]]) -> cst.Call:
+    """The argument at a position (or keyword) ``a`` becomes ``function(a, extra)``, its layout kept."""
+    args = list(call.args)
+    positional = [i for i, a in enumerate(args) if a.keyword is None and not a.star]
+    for where, (func, extra) in wraps.items():
+        if isinstance(where, int):
+            i = positional[where] if where < len(positional) else None
+        else:
+            i = next((j for j, a in enumerate(args) if a.keyword is not None and a.keyword.value == where), None)
+        if i is None:
+            continue
+        inner = cst.Module([]).code_for_node(args[i].value)
+        args[i] = args[i].with_changes(value=cst.parse_expression(f"{func}({inner}, {extra})"))
+    return call.with_changes(args=args)
 
 
 def _add_kwargs(call: cst.Call, adds: dict[str, str]) -> cst.Call:
@@ -315,12 +334,13 @@ class _LineEdits(ImportRewriter, _Unwrapper, _KwargEditor):
         self.kw_renames = {(line, old): new for line, old, new in edits.rename_kwargs}
         self.kw_adds = {key: value for key, (_, value) in edits.add_kwargs.items()}
         self.callee_renames = {key: new for key, (_, new) in edits.rename_callees.items()}
+        self.wraps = {key: (func, extra) for key, (_, func, extra) in edits.wrap_args.items()}
 
     def edited_lines(self) -> set[int]:
         """Every line an edit is keyed by (nothing else changes)."""
         return (self.lines | self.lines_unwrap | {line for line, _ in self.drops}
                 | {line for line, _ in self.kw_renames} | {line for line, _ in self.kw_adds}
-                | {line for line, _ in self.callee_renames})
+                | {line for line, _ in self.callee_renames} | {line for line, _ in self.wraps})
 
 
 def apply_edits(text: str, edits: Edits) -> str:
@@ -336,7 +356,7 @@ def apply_edits(text: str, edits: Edits) -> str:
     if defaults:
         text = module.code  # the lines are where they were, their text changed
     if (edits.imports or edits.unwrap or edits.unwrap_calls or edits.drop_kwargs or edits.rename_kwargs
-            or edits.add_kwargs or edits.rename_callees):
+            or edits.add_kwargs or edits.wrap_args or edits.rename_callees):
         line_edits = _LineEdits(edits)
         # the plain context managers are unwrapped wherever they are: their blocks are edited too
         module = visit_at_lines(module, text, line_edits, line_edits.edited_lines(), line_edits.plain_unwrap)

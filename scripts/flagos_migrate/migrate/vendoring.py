@@ -75,6 +75,16 @@ class Vendoring:
                 return False
         return True
 
+    def _vendorable(self, module: str, name: str) -> bool:
+        """Upstream's ``name`` in ``module`` is a plain helper (``_plain_upstream_helper``) whose slice
+        needs only what the pinned vLLM has: a pinned sibling lacking only such helpers stays the
+        sibling (issue 13 class 9), the helper comes along as P16."""
+        loc = locate_definition(self.up, module, name)
+        if loc is None or loc[1] != name or not self._plain_upstream_helper(module, name):
+            return False
+        return slice_definitions(self.up.text(loc[0]) or "", loc[0], [name],
+                                 lambda m, n: self.apis.resolve(m, n) is not None) is not None
+
     def _removed_or_vendor(self, missing: dict[str, Finding], removed: list[Finding], edits: Edits,
                            depth: int) -> None:
         """Names the pinned vLLM lacks and nothing re-points: hooks made of them go (P17), debug
