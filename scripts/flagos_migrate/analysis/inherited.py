@@ -323,6 +323,13 @@ def _tower_message(args: str) -> str:
             "its weights) when the modality limit is 0; unwrapped, it is always built")
 
 
+# why apply leaves it: the outputs are the same either way; skipping is a change of the model's own code
+# (its weight loading and every reader of the attribute), which upstream's marker did in the framework
+_TOWER_WHY = ("outputs are the same; skipping it needs the model's own load_weights to skip the tower's weights "
+              "(upstream's loader skips a marked tower by itself, 0.13.0's AutoWeightsLoader only when told "
+              "skip_prefixes) and every reader of the attribute to accept None, which apply cannot prove")
+
+
 def _written(m: ModuleFacts, node: ast.AST) -> str:
     """The expression as the file spells it (the comment apply writes keeps the spelling too)."""
     return (source_segment(m.source_lines, node) if m.source else None) or ast.unparse(node)
@@ -338,14 +345,15 @@ def check_tower_skipping(m: ModuleFacts) -> None:
             args = ", ".join([_written(m, a) for a in call.args]
                              + [f"{k.arg}={_written(m, k.value)}" for k in call.keywords if k.arg])
             m.add("P26", node, _tower_message(args), fix="keep it (delete the P26 comment apply leaves) or build "
-                  "it only when the limit is non-zero, as the pinned models do", data={"args": args})
+                  f"it only when the limit is non-zero, as the pinned models do; left for you: {_TOWER_WHY}",
+                  data={"args": args})
     source = m.source
     if source and "# P26:" in source:
         for match in _TOWER_COMMENT_RE.finditer(source):
             line = source.count("\n", 0, match.start()) + 1
             m.add("P26", None, _tower_message(match.group(1)), line=line, col=0,
                   fix="keep it (delete this comment) or build it only when the limit is non-zero, as the pinned "
-                      "models do", data={"args": match.group(1)})
+                      f"models do; left for you: {_TOWER_WHY}", data={"args": match.group(1)})
 
 
 def propose_edits(f: Finding, edits: Edits) -> None:

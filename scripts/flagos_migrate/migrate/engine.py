@@ -27,6 +27,7 @@ from flagos_migrate.analysis import (
 from flagos_migrate.analysis.imports import import_action
 from flagos_migrate.astutil import parse_source
 from flagos_migrate.catalog.findings import Finding, format_text, left_for_you
+from flagos_migrate.catalog.tables import CONFIG_HOOKS
 from flagos_migrate.migrate import backports
 from flagos_migrate.migrate.edits import Edits, ImportAction
 from flagos_migrate.migrate.rewrites import apply_edits
@@ -44,6 +45,7 @@ from flagos_migrate.migrate.upstream import (
 from flagos_migrate.migrate.vendor import (
     COMPAT_PKG,
     Vendored,
+    compat_module_for,
     import_time_class_reads,
     locate_definition,
 )
@@ -54,6 +56,8 @@ from flagos_migrate.plugin.provenance import all_records
 from flagos_migrate.plugin.tree import PACKAGE, PluginTree
 
 MAX_PASSES = 10
+# where upstream defines its MODELS_CONFIG_MAP hooks (P25)
+CONFIG_HOOKS_MODULE = "vllm.model_executor.models.config"
 # findings about one imported name, whose edit is an import action
 IMPORT_FINDINGS = frozenset({"P2", "P3", "P5", "P13", "P14", "P22", "P29"})
 _RECORD_CACHE: dict[str, tuple[tuple[int, int], dict | None]] = {}
@@ -115,6 +119,7 @@ class Migration(Vendoring, Tf5Vendoring):
         self.tf5_bridged: dict[str, str] = {}  # transformers 5 class the model imports -> its bridge module
         self._tf5: Transformers5 | None | bool = False  # False: not opened yet
         self.key_mapped: tuple[str, str, str] | None = None  # P33: (model_type, class, module)
+        self.config_hooks: list[tuple[str, str, str]] = []  # P25: (architecture, hook class, compat module)
         self._tf5_state()  # processors only transformers 5 has, vendored (tf5_modules)
         self._fill_model_type_from_tf5()
 
@@ -304,6 +309,7 @@ class Migration(Vendoring, Tf5Vendoring):
                 tree = parse_source(text or "", mod)
                 if tree is not None:
                     imported |= {b.module for b in import_bindings(tree, mod)}
+            imported |= {module for _, _, module in self.config_hooks}  # register_model() imports those
             unused = [c for c in self.compat if c not in imported and c not in self._base]
             if not unused:
                 return
@@ -359,7 +365,10 @@ class Migration(Vendoring, Tf5Vendoring):
         return (blockers, True) if blockers else (left_for_you(found), False)
 
     def _flag_framework_hooks(self) -> None:
-        """P25 on each architecture this migration registers (the validator reports it on the registration)."""
+        """P25 on each architecture this migration registers (the validator reports it on the registration).
+        Upstream's MODELS_CONFIG_MAP hook itself comes along when its code needs only what the pinned vLLM
+        has (vendored, P16, with no finding left in it): register_model() then maps the architecture to it,
+        which the pinned VllmConfig consults at the same point (before the model-type-wide hybrid hook)."""
         unit = self.units.get(f"{PACKAGE}.models.{self.name}")
         if unit is None:
             return
@@ -367,10 +376,32 @@ class Migration(Vendoring, Tf5Vendoring):
         lines = {n.name: n.lineno for n in tree.body if isinstance(n, ast.ClassDef)} if tree else {}
         hooked = self.plugin.registrations().config_hooks if self.plugin.init_file.is_file() else set()
         for arch, cls in self.model_registrations():
+            # an earlier apply's hook (the plugin holds its compat module) is written again, like any vendored slice
+            ours = compat_module_for(CONFIG_HOOKS_MODULE) in self._base
+            target = self._vendor_config_hook(arch) if arch not in hooked or ours else None
             for f in inherited.framework_findings(arch, unit.relpath, lines.get(cls, 1), hooked=hooked):
-                if not any(g.rule == "P25" and g.message == f.message for g in unit.after):
-                    unit.before.append(f)
-                    unit.after.append(f)
+                if any(g.rule == "P25" and g.message == f.message for g in unit.after):
+                    continue
+                if unit.before is unit.after:  # one list while nothing was rewritten
+                    unit.before = list(unit.before)
+                unit.before.append(f)
+                if target is not None and "MODELS_CONFIG_MAP" in f.message:
+                    f.fix = (f"apply vendors upstream's {CONFIG_HOOKS[arch]} into {target} (P16) and maps "
+                             f"{arch} to it in register_model()")
+                    unit.rules.add("P25")
+                    continue  # apply registers upstream's hook
+                unit.after.append(f)
+
+    def _vendor_config_hook(self, arch: str) -> str | None:
+        hook = CONFIG_HOOKS.get(arch)
+        if hook is None:
+            return None
+        target = self.vendor(CONFIG_HOOKS_MODULE, hook, 0)
+        unit = self.compat_units.get(target) if target else None
+        if unit is None or any(f.is_issue for f in unit.after):
+            return None
+        self.config_hooks.append((arch, hook, target))
+        return target
 
     def _needed_backports(self) -> list[backports.Backport]:
         """Back-ports some unit calls for (unless the pinned class already takes the keyword), and

@@ -97,6 +97,20 @@ def config_block(display: str, model_type: str, cls: str, module: str, has_logge
     )
 
 
+def hook_block(display: str, arch: str, cls: str, module: str, has_logger: bool) -> str:
+    cls, module = _code_name(cls, "config hook class"), _code_name(module, "module", dotted=True)
+    return (
+        f"# {_comment(display)} config hook (upstream's MODELS_CONFIG_MAP entry for {_comment(arch)}; "
+        "the pinned map lacks it)\n"
+        "try:\n"
+        "    from vllm.model_executor.models.config import MODELS_CONFIG_MAP\n"
+        f"    from {module} import {cls}\n\n"
+        f"    MODELS_CONFIG_MAP[{_literal(arch)}] = {cls}\n"
+        "except Exception as e:\n"
+        f"    {_error_call(has_logger, display + ' config hook')}\n"
+    )
+
+
 def model_block(display: str, pairs: list[tuple[str, str]], module: str, has_logger: bool,
                 import_registry: bool) -> str:
     lines = [f"# {_comment(display)} model\n", "try:\n"]
@@ -116,8 +130,10 @@ def _covered_by_override(reg: RegistrationFile, module: str, cls: str) -> bool:
 
 
 def plan_registration(init_text: str, init_path, display: str, model_module: str,
-                      archs: list[tuple[str, str]], configs: list[tuple[str, str, str]]) -> RegistrationPlan:
-    """The edited ``__init__.py``; ``archs`` = [(architecture, class)], ``configs`` = [(type, class, module)]."""
+                      archs: list[tuple[str, str]], configs: list[tuple[str, str, str]],
+                      hooks: list[tuple[str, str, str]] = ()) -> RegistrationPlan:
+    """The edited ``__init__.py``; ``archs`` = [(architecture, class)], ``configs`` = [(type, class, module)],
+    ``hooks`` = [(architecture, config hook class, module)] (upstream's MODELS_CONFIG_MAP entries, P25)."""
     reg = parse_registrations(init_path)
     if reg.parse_error:
         raise ValueError(f"{init_path}: {reg.parse_error}")
@@ -148,19 +164,27 @@ def plan_registration(init_text: str, init_path, display: str, model_module: str
             plan.present.append(f"{arch} -> {model_module}:{cls} (line {have.line})")
         else:
             plan.conflicts.append(f"{arch} is already registered to {have.raw} (line {have.line}); left unchanged")
-    if not todo_configs and not todo_models:
+    todo_hooks = []
+    for arch, cls, module in hooks:
+        if arch in reg.config_hooks:
+            plan.present.append(f"config hook {arch}")
+            continue
+        todo_hooks.append((arch, cls, module))
+        plan.added.append(f'MODELS_CONFIG_MAP["{arch}"] = {module}.{cls}')
+    if not todo_configs and not todo_models and not todo_hooks:
         return plan
-    plan.text = _insert_blocks(init_text, display, model_module, todo_configs, todo_models)
+    plan.text = _insert_blocks(init_text, display, model_module, todo_configs, todo_models, todo_hooks)
     return plan
 
 
-def _insert_blocks(text: str, display: str, model_module: str, configs, models) -> str:
+def _insert_blocks(text: str, display: str, model_module: str, configs, models, hooks=()) -> str:
     module = cst.parse_module(text)
     has_logger = _binds_at_top(module, "logger")
     fn_index = next((i for i, s in enumerate(module.body)
                      if isinstance(s, cst.FunctionDef) and s.name.value == "register_model"), None)
     if fn_index is None:
         body_src = "".join(config_block(display, *c, has_logger) for c in configs)
+        body_src += "".join(hook_block(display, *h, has_logger) for h in hooks)
         body_src += model_block(display, models, model_module, has_logger, True) if models else ""
         indented = "".join(("    " + ln if ln.strip() else ln) for ln in body_src.splitlines(keepends=True))
         sep = "" if text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
@@ -168,6 +192,7 @@ def _insert_blocks(text: str, display: str, model_module: str, configs, models) 
     fn: cst.FunctionDef = module.body[fn_index]
     import_registry = not _function_binds(fn, "ModelRegistry") and not _binds_at_top(module, "ModelRegistry")
     src = "".join(config_block(display, *c, has_logger) for c in configs)
+    src += "".join(hook_block(display, *h, has_logger) for h in hooks)
     if models:
         src += model_block(display, models, model_module, has_logger, import_registry)
     # parsed as a function body so that each block keeps its leading comment

@@ -1,0 +1,135 @@
+"""P25 settled where the pinned code allows it: upstream's MODELS_CONFIG_MAP hook for a registered
+architecture is vendored (P16) when its code needs only what the pinned vLLM has, and register_model()
+maps the architecture to it (the pinned VllmConfig consults MODELS_CONFIG_MAP at the same point as
+upstream's); a hook that needs more stays a P25 finding."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from flagos_migrate.migrate.engine import Migration
+from flagos_migrate.migrate.upstream import Upstream, open_upstream
+from flagos_migrate.pinned.api_index import PinnedApis
+from flagos_migrate.plugin.registration import plan_registration
+from flagos_migrate.plugin.tree import PluginTree, parse_registrations
+
+ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM = ROOT / "tests" / "fixtures" / "upstream_mini"
+
+# upstream's config.py, cut down (ColQwen3_5 is in the P25 table: the pinned map has no entry for it)
+HOOKS = '''"""Model-specific config hooks (fixture)."""
+
+from typing import TYPE_CHECKING
+
+from vllm.logger import init_logger
+{extra_import}
+if TYPE_CHECKING:
+    from vllm.config import VllmConfig
+
+logger = init_logger(__name__)
+
+
+class VerifyAndUpdateConfig:
+    @staticmethod
+    def verify_and_update_config(vllm_config: "VllmConfig") -> None:
+        raise NotImplementedError
+
+
+class ColQwen3_5Config(VerifyAndUpdateConfig):
+    @staticmethod
+    def verify_and_update_config(vllm_config: "VllmConfig") -> None:
+        cache_config = vllm_config.cache_config
+        mamba_ssm_dtype = getattr(vllm_config.model_config.hf_text_config, "mamba_ssm_dtype", None)
+        if cache_config.mamba_ssm_cache_dtype == "auto" and mamba_ssm_dtype is not None:
+            cache_config.mamba_ssm_cache_dtype = {value}
+'''
+
+MODEL = '''"""Inference-only ColQwen3.5 (fixture)."""
+
+from torch import nn
+
+
+class ColQwen3_5(nn.Module):
+    pass
+'''
+
+
+def migrate(tmp_path: Path, extra_import: str = "", value: str = "mamba_ssm_dtype") -> tuple[Migration, Path]:
+    up = tmp_path / "upstream"
+    shutil.copytree(UPSTREAM, up)
+    models = up / "vllm" / "model_executor" / "models"
+    (models / "config.py").write_text(HOOKS.format(extra_import=extra_import, value=value))
+    (models / "colqwen3_5.py").write_text(MODEL)
+    registry = models / "registry.py"
+    registry.write_text(registry.read_text().replace(
+        "_MULTIMODAL_MODELS = {", '_MULTIMODAL_MODELS = {\n    "ColQwen3_5": ("colqwen3_5", "ColQwen3_5"),'))
+    plugin = tmp_path / "plugin"
+    (plugin / "vllm_fl" / "models").mkdir(parents=True)
+    (plugin / "vllm_fl" / "__init__.py").write_text("def register_model():\n    pass\n")
+    (plugin / "vllm_fl" / "models" / "__init__.py").write_text("")
+    m = Migration("colqwen3_5", Upstream(open_upstream(str(up))), PluginTree(plugin), PinnedApis.load("0.13.0")).run()
+    return m, plugin
+
+
+def test_upstreams_hook_is_vendored_and_registered(tmp_path):
+    m, plugin = migrate(tmp_path)
+    assert m.config_hooks == [("ColQwen3_5", "ColQwen3_5Config", "vllm_fl.compat.model_executor_models_config")]
+    assert [f.rule for f in m.left()] == []
+    assert [f.rule for f in m.fixed() if f.rule == "P25"] == ["P25"]
+    hook = m.units["vllm_fl.compat.model_executor_models_config"].text
+    # only the hook is copied; its base class is the pinned vLLM's own
+    assert hook.split('"""\n\n', 1)[1] == '''from vllm.model_executor.models.config import VerifyAndUpdateConfig
+
+
+class ColQwen3_5Config(VerifyAndUpdateConfig):
+    @staticmethod
+    def verify_and_update_config(vllm_config: "VllmConfig") -> None:
+        cache_config = vllm_config.cache_config
+        mamba_ssm_dtype = getattr(vllm_config.model_config.hf_text_config, "mamba_ssm_dtype", None)
+        if cache_config.mamba_ssm_cache_dtype == "auto" and mamba_ssm_dtype is not None:
+            cache_config.mamba_ssm_cache_dtype = mamba_ssm_dtype
+
+
+__all__ = [
+    "ColQwen3_5Config",
+]
+'''
+    init = plugin / "vllm_fl" / "__init__.py"
+    plan = plan_registration(init.read_text(), init, "ColQwen3.5", m.model_unit.module, m.model_registrations(),
+                             m.config_registrations(), m.config_hooks)
+    assert plan.text == '''def register_model():
+    pass
+
+    # ColQwen3.5 config hook (upstream's MODELS_CONFIG_MAP entry for ColQwen3_5; the pinned map lacks it)
+    try:
+        from vllm.model_executor.models.config import MODELS_CONFIG_MAP
+        from vllm_fl.compat.model_executor_models_config import ColQwen3_5Config
+
+        MODELS_CONFIG_MAP["ColQwen3_5"] = ColQwen3_5Config
+    except Exception as e:
+        __import__("logging").getLogger(__name__).error("Failed to register ColQwen3.5 config hook: %s", e)
+    # ColQwen3.5 model
+    try:
+        from vllm import ModelRegistry
+
+        ModelRegistry.register_model("ColQwen3_5", "vllm_fl.models.colqwen3_5:ColQwen3_5")
+    except Exception as e:
+        __import__("logging").getLogger(__name__).error("Failed to register ColQwen3.5 model: %s", e)
+'''
+    assert 'MODELS_CONFIG_MAP["ColQwen3_5"] = vllm_fl.compat.model_executor_models_config.ColQwen3_5Config' in plan.added
+    init.write_text(plan.text)
+    assert parse_registrations(init).config_hooks == {"ColQwen3_5"}
+    # registered once: a second plan adds nothing
+    again = plan_registration(plan.text, init, "ColQwen3.5", m.model_unit.module, m.model_registrations(),
+                              m.config_registrations(), m.config_hooks)
+    assert again.added == [] and again.text == plan.text
+
+
+def test_a_hook_needing_what_the_pinned_vllm_lacks_stays_a_finding(tmp_path):
+    """Negative: the hook's code imports a helper 0.13.0 does not have (and upstream's slice cannot bring)."""
+    m, _ = migrate(tmp_path, "from vllm.utils.no_such_module import pick_dtype\n", "pick_dtype(mamba_ssm_dtype)")
+    assert m.config_hooks == []
+    (f,) = [f for f in m.left() if f.rule == "P25"]
+    assert "applies `ColQwen3_5Config`" in f.message
+    assert "vllm_fl.compat.model_executor_models_config" not in m.units
