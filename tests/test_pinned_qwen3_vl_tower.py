@@ -8,12 +8,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from flagos_migrate.analysis import AnalysisContext, analyze_source
 from flagos_migrate.migrate import backports
 from flagos_migrate.migrate.engine import Migration
 from flagos_migrate.migrate.upstream import Upstream, open_upstream
 from flagos_migrate.pinned.api_index import PinnedApis
 from flagos_migrate.plugin.tree import PluginTree
+
+from tests.test_backports import run_in_pinned_venv
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM = ROOT / "tests" / "fixtures" / "upstream_mini"
@@ -131,3 +134,41 @@ def test_an_input_norm_not_built_by_upstreams_factory_is_left(tmp_path):
     assert "input_norm=config.input_norm," in m.model_unit.text
     (f,) = [f for f in m.left() if f.rule == "P6"]
     assert f.data["kwarg"] == "input_norm" and not f.data["safe_drop"]
+
+
+TOWER_RUNTIME = '''
+    from transformers.models.qwen3_vl.configuration_qwen3_vl import Qwen3VLVisionConfig
+    from vllm.model_executor.models.qwen3_vl import Qwen3_VisionTransformer
+    from config_defaults import with_config_defaults
+
+    def tiny(**kw):
+        return Qwen3VLVisionConfig(depth=2, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=16,
+                                   patch_size=2, spatial_merge_size=2, temporal_patch_size=2,
+                                   num_position_embeddings=16, **kw)
+
+    lacking = tiny()
+    del lacking.deepstack_visual_indexes  # a vision config without the field, as Qwen3.5's
+    try:
+        Qwen3_VisionTransformer(lacking, norm_eps=1e-6, prefix="visual")
+        print("bare", "built")
+    except AttributeError as exc:
+        print("bare", "deepstack_visual_indexes" in str(exc))
+    tower = Qwen3_VisionTransformer(with_config_defaults(lacking, deepstack_visual_indexes=[]), norm_eps=1e-6,
+                                    prefix="visual")
+    print("defaulted", tower.deepstack_visual_indexes == [] and len(tower.deepstack_merger_list) == 0)
+    print("original_untouched", not hasattr(lacking, "deepstack_visual_indexes"))
+    having = tiny(deepstack_visual_indexes=[1])
+    print("same_object", with_config_defaults(having, deepstack_visual_indexes=[]) is having)
+    print("kept", Qwen3_VisionTransformer(having, norm_eps=1e-6, prefix="v").deepstack_visual_indexes == [1])
+'''
+
+
+@pytest.mark.slow
+def test_with_config_defaults_builds_the_real_pinned_tower_from_a_config_without_the_field(tmp_path):
+    """On the real vLLM 0.13.0: its Qwen3_VisionTransformer fails on a vision config without
+    deepstack_visual_indexes; through with_config_defaults it builds with upstream's [] (no deepstack
+    mergers), the model's own config still lacks the field (hasattr tests elsewhere see what upstream
+    sees), and a config that has it is passed through unchanged."""
+    lines = run_in_pinned_venv(tmp_path, TOWER_RUNTIME)
+    for check in ("bare", "defaulted", "original_untouched", "same_object", "kept"):
+        assert lines[check] == "True", (check, lines)
