@@ -196,3 +196,26 @@ def test_migrated_model_builds_its_config_on_the_pinned_transformers(tmp_path, a
     assert layer_types == ["linear_attention"] * 3 + ["full_attention"] + ["linear_attention"] * 3 + ["full_attention"]
     assert rope == {"rope_theta": 10000.0, "partial_rotary_factor": 0.25, "rope_type": "default"}
     assert is_config is True
+
+
+def _migrate_swa_mini(root, apis):
+    (root / "vllm_fl" / "models").mkdir(parents=True)
+    (root / "vllm_fl" / "__init__.py").write_text("def register_model():\n    pass\n")
+    (root / "vllm_fl" / "models" / "__init__.py").write_text("")
+    up = Upstream(open_upstream(str(ROOT / "tests" / "fixtures" / "upstream_tf5")))
+    return Migration("swa_mini", up, PluginTree(root), apis, all_archs=True).run()
+
+
+@needs_tf5
+def test_an_architecture_whose_model_type_only_transformers_5_has_gets_its_bridge(tmp_path, apis, tf5):
+    # upstream's granitemoeshared.py also serves GraniteMoeSWAForCausalLM, whose checkpoints say
+    # model_type granitemoe_swa: transformers 5 reads them as GraniteMoeSWAConfig (sliding window,
+    # sinks), 4.57.6 cannot read them at all; the file itself imports only GraniteMoeSharedConfig
+    assert tf5.arch_model_types["GraniteMoeSWAForCausalLM"] == ["granitemoe_swa"]
+    m = _migrate_swa_mini(tmp_path / "plugin", apis)
+    assert m.config_registrations() == [
+        ("granitemoe_swa", "GraniteMoeSWAConfig", "vllm_fl.configs.tf5_granitemoe_swa")]
+    assert {"vllm_fl.configs.tf5_base", "vllm_fl.configs.tf5_granitemoe_swa"} <= set(m.units)
+    # the model keeps the class the pinned transformers has (granitemoeshared: no bridge for it)
+    assert "from transformers import GraniteMoeSharedConfig" in m.model_unit.text
+    assert not any("granitemoeshared" in u for u in m.units if u.startswith("vllm_fl.configs."))

@@ -18,6 +18,7 @@ import warnings
 
 from flagos_migrate.analysis import (
     calls,
+    classattrs,
     env_vars,
     framework,
     imports,
@@ -47,6 +48,8 @@ CHECKS = (
     members.check_config_attributes,
     members.check_attr_renames,
     members.check_class_members,
+    classattrs.check_none_class_attributes,
+    classattrs.check_frozen_module_state,
     inherited.check_inherited_defaults,
     inherited.check_dead_hooks,
     inherited.check_tower_skipping,

@@ -104,3 +104,12 @@ ROPE_LAYOUTS: dict[str, dict[str, dict]] = _table("P28", "rope_layouts")
 
 # P29: pinned vLLM version -> model type -> the config class the pinned vLLM builds instead of transformers'
 REPLACED_CONFIG_CLASSES: dict[str, dict[str, str]] = _table("P29", "replaced_config_classes")
+
+# P35: (pinned class, attribute) declared None there (an interface's default), which subclasses inherit
+NONE_DEFAULTS: frozenset[tuple[str, str]] = frozenset(
+    (e["class"], e["attr"]) for e in _table("P35", "none_defaults"))
+
+# P16: pinned vLLM version -> module -> module state a function of it rebinds (read live, never copied)
+LIVE_MODULE_STATE: dict[str, dict[str, frozenset[str]]] = {
+    version: {module: frozenset(names) for module, names in modules.items()}
+    for version, modules in _table("P16", "live_module_state").items()}

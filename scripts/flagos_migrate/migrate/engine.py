@@ -160,6 +160,7 @@ class Migration(Vendoring, Tf5Vendoring):
                 queue.append((bridge, "config"))
             elif cfg_mod.split(".")[0] == "transformers":
                 self._tf5_bridge(own)
+        self._bridge_arch_configs()  # model types only transformers 5 maps to a registered architecture
         while queue:
             origin, role = queue.pop(0)
             text = self.up.text(origin)

@@ -46,6 +46,7 @@ BASE_NAMES = {"PreTrainedConfig": "PreTrainedConfig", "PretrainedConfig": "PreTr
 DROPPED_DECORATORS = frozenset({"auto_docstring", "strict"})
 FETCH_CACHE = Path.home() / ".cache" / "model-migrate-flagos" / "transformers"
 _CLASS_LINE = re.compile(rb"^class\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(", re.M)
+_AUTO_PAIR = re.compile(rb'\(\s*"([A-Za-z0-9_\-]+)"\s*,\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)')  # ("mt", "Arch")
 _MODEL_TYPE_LINE = re.compile(rb"^    model_type(?:\s*:[^=\n]*)?\s*=\s*[\"']([A-Za-z0-9_\-]+)[\"']", re.M)
 
 MODULE_TEMPLATE = Template('''\
@@ -201,6 +202,20 @@ class Transformers5:
 
     def model_type_of(self, name: str) -> str | None:
         return next((t for t, c in self.model_types.items() if c == name), None)
+
+    @cached_property
+    def arch_model_types(self) -> dict[str, list[str]]:
+        """Architecture -> the model types transformers 5's auto model mappings give it
+        (``GraniteMoeSWAForCausalLM`` -> ``granitemoe_swa``): the config class a checkpoint of that
+        architecture names, which upstream vLLM reads through transformers 5's ``AutoConfig``."""
+        rel = "transformers/models/auto/modeling_auto.py"
+        out: dict[str, list[str]] = {}
+        if self.source.has(rel):
+            for m in _AUTO_PAIR.finditer(self.source.read_bytes(rel)):
+                types = out.setdefault(m.group(2).decode(), [])
+                if m.group(1).decode() not in types:
+                    types.append(m.group(1).decode())
+        return out
 
     def tree(self, module: str) -> ast.Module | None:
         rel = module.replace(".", "/") + ".py"

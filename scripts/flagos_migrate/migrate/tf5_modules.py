@@ -124,6 +124,22 @@ class Tf5Vendoring:
             self.resolved["model_type"] = mt
             self.resolved["notes"] = [n for n in self.resolved.get("notes", []) if "pass --hf-config" not in n]
 
+    def _bridge_arch_configs(self) -> None:
+        """P2 for the architectures this migration registers: a checkpoint whose model type only
+        transformers 5 maps to the architecture (``granitemoe_swa`` for ``GraniteMoeSWAForCausalLM``,
+        served by ``granitemoeshared.py`` upstream, whose file imports only ``GraniteMoeSharedConfig``)
+        names a config class the pinned transformers lacks, so the pinned vLLM cannot read its
+        config.json; the class gets a bridge and its ``_CONFIG_REGISTRY`` entry like an imported one."""
+        tf5 = self.tf5
+        if tf5 is None:
+            return
+        for arch in self.resolved.get("architectures") or []:
+            for mt in tf5.arch_model_types.get(arch, []):
+                cc = tf5.model_types.get(mt)
+                if (cc and mt not in self.up.config_registry and cc != self.resolved.get("ConfigClassName")
+                        and self.apis.resolve("transformers", cc) is None):
+                    self._tf5_bridge(cc)
+
     def _tf5_bridge(self, cls_name: str) -> str | None:
         """Translate the transformers 5 module defining ``cls_name`` (and the config modules it
         needs) into ``vllm_fl/configs/``; the bridge module, or None when it cannot be written."""

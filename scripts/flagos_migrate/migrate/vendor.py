@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
+from flagos_migrate.analysis.classattrs import none_default
 from flagos_migrate.astutil import is_type_checking_test, parse_source, resolve_relative
 from flagos_migrate.migrate.rewrites import import_from_text
 from flagos_migrate.migrate.upstream import Upstream
@@ -257,7 +258,8 @@ def missing_class_attributes(text: str, module: str, apis, origin: str | None = 
 
 
 def import_time_class_reads(text: str, module: str, apis, origin: str | None = None) -> list[tuple[str, str, str]]:
-    """(module, class, attr) of the reads ``missing_class_attributes`` reports; relative imports
+    """(module, class, attr) of the reads ``missing_class_attributes`` reports (and those P35 finds None
+    there: upstream's sibling then comes along, its class defines them); relative imports
     resolve against ``origin`` (the upstream module an unmigrated text comes from)."""
     tree = parse_source(text, module)
     if tree is None:
@@ -280,7 +282,9 @@ def import_time_class_reads(text: str, module: str, apis, origin: str | None = N
         if cls_name in bound:
             mod, name = bound[cls_name]
             sym = apis.resolve(mod, name) if mod.split(".")[0] in ("vllm", "transformers") else None
-            if sym is not None and sym.kind == "class" and apis.class_has_member(sym, attr) is False:
+            # absent from the pinned class (P9), or inherited there as an interface's None (P35)
+            if sym is not None and sym.kind == "class" and (apis.class_has_member(sym, attr) is False
+                                                            or none_default(apis, sym, attr)):
                 return [(mod, name, attr)]
             return []
         if cls_name not in local or attr in local[cls_name][0] or depth > 8:

@@ -132,8 +132,33 @@ def _hf_logits(arch, work, ids):
     hf_cls = getattr(transformers, arch, None)
     if hf_cls is None:
         raise LevelError(f"transformers {transformers.__version__} has no {arch}")
+    _same_config_class(hf_cls, work)
     model = hf_cls.from_pretrained(work, dtype=torch.float32, attn_implementation="eager").eval()
     with torch.no_grad():
         out = model(input_ids=torch.tensor([ids]))
     out = out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
     return out[0].float(), _source_of(model)
+
+
+def _same_config_class(hf_cls, work):
+    """The Hugging Face class reads its own config class from ``work``'s config.json whatever its
+    model type: built from another, unrelated class (GraniteMoeSWA from the GraniteMoeSharedConfig of
+    the class upstream registers it to) it gets that class's defaults (its sliding window and sinks,
+    absent from the checkpoint: random) and is another model, not a reference."""
+    import json
+    import os
+
+    from transformers import CONFIG_MAPPING
+
+    want = getattr(hf_cls, "config_class", None)
+    with open(os.path.join(work, "config.json"), encoding="utf-8") as f:
+        model_type = json.load(f).get("model_type")
+    have = CONFIG_MAPPING[model_type] if isinstance(model_type, str) and model_type in CONFIG_MAPPING else None
+    if want is None or have is None or issubclass(have, want) or issubclass(want, have):
+        return
+    if want in (getattr(have, "sub_configs", None) or {}).values():  # a text model of a composite config
+        return
+    raise LevelError(f"transformers' {hf_cls.__name__} reads {want.__name__} (model type "
+                     f"{getattr(want, 'model_type', '?')!r}); the pinned side built from {have.__name__} "
+                     f"({model_type!r}): not the same model, no comparison (the pinned stack has no config "
+                     "class for the architecture's own model type: P2)")
