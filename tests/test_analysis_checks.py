@@ -783,6 +783,44 @@ def test_p6_mrope_positions_factor_dropped_from_get_rope():
     assert f.fix == "drop `mrope_positions_factor=` (an optional refinement)"
 
 
+REPLAYSSM = '''
+from vllm.config import VllmConfig
+from vllm.model_executor.layers.mamba.mamba_utils import MambaStateDtypeCalculator
+
+
+class ExampleForCausalLM:
+    @classmethod
+    def get_mamba_state_dtype_from_config(cls, vllm_config: VllmConfig):
+        cache_config = vllm_config.cache_config
+        base_dtype = MambaStateDtypeCalculator.mamba2_state_dtype(
+            vllm_config.model_config.dtype, cache_config.mamba_cache_dtype, cache_config.mamba_ssm_cache_dtype)
+        if cache_config.use_replayssm:
+            return MambaStateDtypeCalculator.append_replayssm_ring(base_dtype, vllm_config.model_config.dtype)
+        return base_dtype
+'''
+
+
+def test_p9_use_replayssm_reads_upstreams_default_false():
+    """nemotron_h's mamba state hooks: ReplaySSM does not exist on 0.13.0, so the flag reads False
+    (upstream's default) and the ring-buffer branch is the one upstream never takes without it."""
+    fs = only(analyze(REPLAYSSM), "P9")
+    (f,) = [g for g in fs if g.data.get("attr") == "use_replayssm"]
+    assert f.data["default"] == "False"
+    edits = Edits()
+    members.propose_edits(f, edits)
+    from flagos_migrate.migrate.rewrites import apply_edits
+
+    out = apply_edits(REPLAYSSM, edits)
+    assert out == REPLAYSSM.replace("if cache_config.use_replayssm:",
+                                    'if getattr(cache_config, "use_replayssm", False):')
+    assert [g.data.get("attr") for g in only(analyze(out), "P9")] == [
+        g.data.get("attr") for g in fs if g is not f]
+    # negative: its sibling field is no feature flag with a default that means "off": left for you
+    (g,) = [g for g in only(analyze(REPLAYSSM.replace("use_replayssm", "replayssm_buffer_len")), "P9")
+            if g.data.get("attr") == "replayssm_buffer_len"]
+    assert "default" not in g.data
+
+
 def test_p9_language_model_only_reads_false_through_an_aliased_multimodal_config():
     code = """
     def text_only(model_config):

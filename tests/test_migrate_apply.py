@@ -499,3 +499,66 @@ def test_a_pinned_sibling_is_kept_over_a_copy_an_earlier_migration_wrote(tmp_pat
                 else "from vllm_fl.models.llama import LlamaForCausalLM")
     assert m.model_unit.text == SIBLING_USER.replace("from .llama import LlamaForCausalLM", expected)
     assert "vllm_fl.models.llama" not in m.units  # never rewritten either way
+
+
+TOWER_USER = '''"""A model that builds upstream's vision tower with a keyword only upstream's class takes."""
+
+from torch import nn
+
+from .idefics2_vision_model import Idefics2VisionTransformer
+
+
+class TowerUser(nn.Module):
+    def __init__(self, config, prefix=""):
+        super().__init__()
+        self.vpm = CALL
+'''
+
+UPSTREAM_TOWER = '''"""Upstream's tower (fixture): its __init__ grew a keyword the pinned one does not take."""
+
+from torch import nn
+
+
+class Idefics2VisionTransformer(nn.Module):
+    def __init__(self, config, quant_config=None, *, num_hidden_layers_override=None,
+                 require_post_norm=True, apply_encoder_attention_mask=False, prefix=""):
+        super().__init__()
+        self.apply_encoder_attention_mask = apply_encoder_attention_mask
+'''
+
+
+def test_a_pinned_sibling_whose_class_rejects_a_keyword_gives_way_to_upstreams(tmp_path, plugin):
+    """minicpmv4_6 builds ``Idefics2VisionTransformer(apply_encoder_attention_mask=True)``: the pinned
+    class has no such keyword (nor the attention mask it turns on), so the sibling that comes along is
+    upstream's, the class the caller was written for; calls the pinned class takes, or whose extra
+    keyword a P6 table settles, keep the pinned sibling."""
+    root = tmp_path / "up"
+    shutil.copytree(UPSTREAM, root)
+    (root / "vllm" / "model_executor" / "models" / "idefics2_vision_model.py").write_text(UPSTREAM_TOWER)
+    m = Migration("mini", Upstream(open_upstream(str(root))), PluginTree(plugin), PinnedApis.load("0.13.0"))
+    origin, tower = "vllm.model_executor.models.tower_user", "vllm.model_executor.models.idefics2_vision_model"
+
+    def needs(call: str) -> list:
+        m.redirects.clear()
+        return m._needs(origin, TOWER_USER.replace("CALL", call))
+
+    assert needs("Idefics2VisionTransformer(config, apply_encoder_attention_mask=True, prefix=prefix)") == [
+        (tower, "closure")]
+    assert m.redirects[tower] == "vllm_fl.models.idefics2_vision_model"
+    assert needs("Idefics2VisionTransformer(config, require_post_norm=False, prefix=prefix)") == []
+    assert needs("Idefics2VisionTransformer(config, prefix=prefix, return_bias=False)") == []  # safe drop
+    assert tower not in m.redirects
+    # through a local subclass that keeps the inherited __init__ (cosmos3_edge's NemotronHModel), not one
+    # with its own __init__ (which takes what it defines)
+    sub = "class Mine(Idefics2VisionTransformer):\n    BODY\n\n\nclass TowerUser"
+    m.redirects.clear()
+    text = TOWER_USER.replace("CALL", "Mine(config, apply_encoder_attention_mask=True)").replace("class TowerUser", sub)
+    assert m._needs(origin, text.replace("BODY", "load_weights = None")) == [(tower, "closure")]
+    m.redirects.clear()
+    own = "def __init__(self, config, apply_encoder_attention_mask=False):\n        super().__init__(config)"
+    assert m._needs(origin, text.replace("BODY", own)) == []
+    # negative: upstream's class does not take the keyword either: its copy would not help (P6 stays)
+    (root / "vllm" / "model_executor" / "models" / "idefics2_vision_model.py").write_text(
+        UPSTREAM_TOWER.replace("apply_encoder_attention_mask=False, ", ""))
+    m = Migration("mini", Upstream(open_upstream(str(root))), PluginTree(plugin), PinnedApis.load("0.13.0"))
+    assert m._needs(origin, TOWER_USER.replace("CALL", "Idefics2VisionTransformer(config, apply_encoder_attention_mask=True)")) == []

@@ -286,3 +286,39 @@ def test_a_transformers_5_class_only_annotations_use_moves_under_type_checking(t
     assert mig.model_unit.text == ANNOTATED_AFTER
     assert not [f for f in mig.model_unit.after if f.rule in ("P5", "P14")]
     assert not any(m.startswith("vllm_fl.processors.") for m in mig.units)  # nothing vendored for an annotation
+
+
+@needs_tf5
+def test_a_slice_an_earlier_apply_wrote_keeps_its_names(tmp_path, apis):
+    """Models applied one after another into one plugin: a later model's slice of the same transformers
+    5 module is regenerated with the names the held slice exports too (else qwen3_asr's import_utils
+    slice dropped what gemma4 imports); a name the held file lists that transformers 5's module does not
+    define is not taken from it."""
+    up = tmp_path / "upstream"
+    shutil.copytree(UPSTREAM, up)
+    (up / "vllm" / "model_executor" / "models" / "asr.py").write_text(MODEL)
+    plugin = tmp_path / "plugin"
+    (plugin / "vllm_fl" / "processors").mkdir(parents=True)
+    (plugin / "vllm_fl" / "models").mkdir()
+    for pkg in ("", "models/", "processors/"):
+        (plugin / "vllm_fl" / f"{pkg}__init__.py").write_text("")
+    (plugin / "vllm_fl" / "processors" / "tf5_audio_utils.py").write_text(
+        '"""Vendored from transformers: an earlier apply."""\n\n\ndef conv1d_output_length(x):\n    return x\n\n\n'
+        "__all__ = ['conv1d_output_length', 'not_in_transformers_5']\n")
+    m = Migration("asr", Upstream(open_upstream(str(up))), PluginTree(plugin), apis).run()
+    text = m.units["vllm_fl.processors.tf5_audio_utils"].text
+    defined = {n.name for n in ast.parse(text).body if isinstance(n, ast.FunctionDef)}
+    assert {"conv1d_output_length", "make_audio_chat_template_content"} <= defined
+    assert "not_in_transformers_5" not in text
+    # negative: without the held slice, the name no model here needs is not sliced
+    assert "conv1d_output_length" not in migration_text(tmp_path, apis)
+
+
+def migration_text(tmp_path: Path, apis: PinnedApis) -> str:
+    up = tmp_path / "upstream"
+    plugin = tmp_path / "fresh"
+    (plugin / "vllm_fl" / "models").mkdir(parents=True)
+    (plugin / "vllm_fl" / "__init__.py").write_text("")
+    (plugin / "vllm_fl" / "models" / "__init__.py").write_text("")
+    m = Migration("asr", Upstream(open_upstream(str(up))), PluginTree(plugin), apis).run()
+    return m.units["vllm_fl.processors.tf5_audio_utils"].text

@@ -9,7 +9,7 @@ import ast
 
 from flagos_migrate.analysis.facts import ModuleFacts
 from flagos_migrate.analysis.signatures import callee, render_signature
-from flagos_migrate.astutil import context_flags
+from flagos_migrate.astutil import context_flags, parse_source, signature_of
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.catalog.tables import (
     BEHAVIOUR_NEEDS,
@@ -137,6 +137,58 @@ def _config_defaults(m, call: ast.Call, shown: str, sig: dict, skip: int, base: 
               fix=f"apply passes `{CONFIG_DEFAULTS_FUNC}({ast.unparse(value)}, {fields})` "
                   f"({CONFIG_DEFAULTS_MODULE}: the config itself, or a copy with the missing fields)",
               data={**base, "problem": "config-defaults", "wrap": [where, fields]})
+
+
+def unsettled_keywords(call: ast.Call, shown: str, sig: dict) -> list[str]:
+    """Keywords of ``call`` that the pinned signature rejects and that no P6 table settles (safe drop,
+    rename, back-port): the call needs a callee that takes them."""
+    if sig.get("kw"):
+        return []
+    accepted = set(sig["p"][sig.get("po", 0):]) | set(sig["k"])
+    passed = [k.arg for k in call.keywords if k.arg is not None]
+    rejected = [k for k in call.keywords if k.arg is not None and k.arg not in accepted]
+    dropped = {k.arg for k in rejected if _safe_drop(shown, k.arg, passed, k.value)}
+    return [k.arg for k in rejected if k.arg not in dropped and backports.for_keyword(shown, k.arg) is None
+            and _kwarg_rename(shown, k.arg, passed, accepted, dropped) is None]
+
+
+def init_takes(source: str, cls: str, keywords: list[str]) -> bool:
+    """The class ``cls`` that ``source`` defines has an ``__init__`` of its own that takes every keyword."""
+    tree = parse_source(source, "<upstream>")
+    for node in tree.body if tree is not None else ():
+        if isinstance(node, ast.ClassDef) and node.name == cls:
+            for b in node.body:
+                if isinstance(b, ast.FunctionDef) and b.name == "__init__":
+                    sig = signature_of(b.args, drop_first=True)
+                    return bool(sig.get("kw")) or set(keywords) <= set(sig["p"]) | set(sig["k"])
+    return False
+
+
+def pinned_class_rejects(apis, module: str, aliases: dict[str, str], tree: ast.Module,
+                         upstream_source: str = "") -> bool:
+    """A class the file imports from the pinned ``module`` (``aliases``: local name -> imported name) is
+    called with a keyword its pinned ``__init__`` rejects and no P6 table settles (minicpmv4_6's
+    ``Idefics2VisionTransformer(apply_encoder_attention_mask=True)``; qwen3_asr's
+    ``Qwen3OmniMoeAudioEncoder(prefix=...)``, which the pinned module binds to transformers' encoder): the
+    caller was written for upstream's class, so upstream's module (``upstream_source``, whose class must take
+    those keywords) must come along. A local subclass that
+    keeps the inherited ``__init__`` counts as the class (cosmos3_edge's ``Cosmos3EdgeTextModel(NemotronHModel)``
+    built with ``decoder_layer_types=``)."""
+    aliases = dict(aliases)
+    for node in tree.body:
+        if (isinstance(node, ast.ClassDef) and len(node.bases) == 1 and isinstance(node.bases[0], ast.Name)
+                and node.bases[0].id in aliases
+                and not any(isinstance(b, ast.FunctionDef) and b.name == "__init__" for b in node.body)):
+            aliases[node.name] = aliases[node.bases[0].id]
+    for call in ast.walk(tree):
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in aliases):
+            continue
+        sym = apis.resolve(module, aliases[call.func.id])
+        sig = apis.init_signature(sym) if sym is not None and sym.kind == "class" else None
+        unsettled = unsettled_keywords(call, f"{module}.{aliases[call.func.id]}", sig) if sig is not None else []
+        if unsettled and init_takes(upstream_source, aliases[call.func.id], unsettled):
+            return True
+    return False
 
 
 def _required_values(m, shown: str, missing: list[str], keywords: set[str]) -> dict[str, str]:

@@ -182,6 +182,7 @@ class Migration(Vendoring, Tf5Vendoring):
         wanted: dict[str, set[str]] = {}
         out: list[tuple[str, str]] = []
         usage = name_usage(tree)
+        classes_of: dict[str, dict[str, str]] = {}  # sibling module -> {local alias: imported name}
         for b in import_bindings(tree, origin):
             if b.type_checking or b.module == "__future__":
                 continue
@@ -197,6 +198,8 @@ class Migration(Vendoring, Tf5Vendoring):
                 mod, name = f"{mod}.{name}", None
             if mod.startswith(MODELS_PKG + ".") and mod != origin:
                 wanted.setdefault(mod, set()).update([name] if name else [])
+                if name:
+                    classes_of.setdefault(mod, {})[b.alias] = name
             elif name and name.endswith("Config") and (mod.startswith(CONFIGS_PKG) or mod.split(".")[0] == "transformers"):
                 if self.apis.resolve(mod, name) is None:
                     cfg = self._bridge(name)
@@ -223,7 +226,9 @@ class Migration(Vendoring, Tf5Vendoring):
                 continue
             # a plain helper only upstream's sibling has is vendored (P16) instead of the whole sibling
             pinned_ok = (bool(self.apis.has_module(mod)) and mod not in lacking
-                         and all(self.apis.resolve(mod, n) or self._vendorable(mod, n) for n in names))
+                         and all(self.apis.resolve(mod, n) or self._vendorable(mod, n) for n in names)
+                         and not calls.pinned_class_rejects(
+                             self.apis, mod, classes_of.get(mod, {}), tree, self.up.text(mod) or ""))
             held = plugin_mod in self._base and not self._previously_written(plugin_mod)
             # the plugin's own module wins; a copy an earlier migration wrote does not replace a pinned
             # sibling that has everything this file needs (that copy may need what 0.13.0 lacks)

@@ -270,6 +270,8 @@ class Tf5Vendoring:
         m = mods.get(origin)
         if m is None:
             m = mods[origin] = Tf5Module(origin, vendored_module_for(origin), whole)
+            if not whole:
+                m.names |= self._tf5_held_names(origin, m.target)
         elif not m.ok:
             self.vendor_failed[("transformers", name)] = f"{origin} needs what transformers 4.x lacks: " + ", ".join(m.missing)
             return None
@@ -287,6 +289,21 @@ class Tf5Vendoring:
             self.vendor_failed[("transformers", name)] = f"{origin} needs what transformers 4.x lacks: " + ", ".join(m.missing)
             return None
         return m.target
+
+    def _tf5_held_names(self, origin: str, target: str) -> set[str]:
+        """The names a slice the plugin already holds exports (its ``__all__``) that ``origin`` defines:
+        the slice is regenerated on every apply, so it keeps them, else a later model's apply drops
+        what an earlier model imports from it (qwen3_asr's ``import_utils`` slice dropped gemma4's
+        ``is_torchcodec_greater_or_equal``)."""
+        path = self.plugin.module_path(target)
+        data = self.tf5.source.read_bytes(origin.replace(".", "/") + ".py")
+        tree = parse_source(path.read_text(encoding="utf-8", errors="replace"), str(path)) if path else None
+        for node in tree.body if tree is not None else ():
+            if (isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["__all__"]
+                    and isinstance(node.value, ast.List)):
+                return {e.value for e in node.value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)
+                        and e.value.isidentifier() and defines(data, e.value)}
+        return set()
 
     def _tf5_translate(self, m: Tf5Module) -> bool:
         rel = m.origin.replace(".", "/") + ".py"

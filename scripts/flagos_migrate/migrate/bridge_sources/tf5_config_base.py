@@ -139,6 +139,20 @@ class PreTrainedConfig(PretrainedConfig):
         out.pop("ignore_keys_at_rope_validation", None)
         return out
 
+    def to_diff_dict(self):
+        # transformers 5 diffs a sub-config only when one is set; 4.57.6 diffs every `sub_configs` key and
+        # fails on an optional one left None (EmbeddingGemma2's vision_config), in repr() too. Such a key
+        # is written as null, as transformers 5 writes it.
+        unset = [k for k in type(self).sub_configs if k in self.__dict__ and self.__dict__[k] is None]
+        if not unset:
+            return super().to_diff_dict()
+        saved = {k: self.__dict__.pop(k) for k in unset}
+        try:
+            out = super().to_diff_dict()
+        finally:
+            self.__dict__.update(saved)
+        return {**out, **saved}
+
     # -- RoPE: transformers 5 keeps everything in ``rope_parameters`` -------------------------------
 
     @property
