@@ -236,14 +236,19 @@ def test_sibling_the_plugin_already_holds_is_reused_not_overwritten(capsys, plug
     assert not [f for f in json.loads(out)["left_for_you"] if f["rule"] == "P18"]  # the plugin's copy imports
 
 
-def test_a_held_sibling_that_will_not_import_is_reported_on_its_importer(capsys, plugin):
-    """The plugin's own mini_base is used as it is; when it cannot import, neither can mini (P18)."""
-    own = plugin / "vllm_fl" / "models" / "mini_base.py"
-    own.write_text("from vllm.model_executor.layers.fused_moe import FusedMoEFactory\n\n\n"
-                   "class MiniBlock(FusedMoEFactory):\n    pass\n")
+def _plan_p18_with_held_base(capsys, plugin, base_text: str) -> list[dict]:
+    """The plugin holds its own mini_base (used as it is); plan mini and return its one P18 finding."""
+    (plugin / "vllm_fl" / "models" / "mini_base.py").write_text(base_text)
     code, out, _ = cli(capsys, "plan", "mini", *common(plugin, "--json"))
     held = [f for f in json.loads(out)["left_for_you"] if f["rule"] == "P18"]
     assert code == 1 and len(held) == 1
+    return held
+
+
+def test_a_held_sibling_that_will_not_import_is_reported_on_its_importer(capsys, plugin):
+    """The plugin's own mini_base is used as it is; when it cannot import, neither can mini (P18)."""
+    held = _plan_p18_with_held_base(capsys, plugin, "from vllm.model_executor.layers.fused_moe import FusedMoEFactory"
+                                    "\n\n\nclass MiniBlock(FusedMoEFactory):\n    pass\n")
     assert held[0]["file"] == "vllm_fl/models/mini.py" and "vllm_fl.models.mini_base" in held[0]["message"]
     assert "FusedMoEFactory" in held[0]["message"]
 
@@ -251,12 +256,8 @@ def test_a_held_sibling_that_will_not_import_is_reported_on_its_importer(capsys,
 def test_a_held_sibling_with_findings_left_makes_its_importer_not_clean(capsys, plugin):
     """A sibling an earlier apply left work in is used as it is: the model importing it runs only
     once that work is done, so its plan is not "0 left" (granite_speech_plus over granite_speech)."""
-    own = plugin / "vllm_fl" / "models" / "mini_base.py"
-    own.write_text("from torch import nn\n\n\nclass MiniBlock(nn.Module):\n"
-                   "    def forward(self, x):\n        return self.configure_mm_token_handling(x)\n")
-    code, out, _ = cli(capsys, "plan", "mini", *common(plugin, "--json"))
-    held = [f for f in json.loads(out)["left_for_you"] if f["rule"] == "P18"]
-    assert code == 1 and len(held) == 1
+    held = _plan_p18_with_held_base(capsys, plugin, "from torch import nn\n\n\nclass MiniBlock(nn.Module):\n"
+                                    "    def forward(self, x):\n        return self.configure_mm_token_handling(x)\n")
     # a call no pinned class answers is a warning on a plain nn.Module (it may be set at run time)
     assert held[0]["file"] == "vllm_fl/models/mini.py" and held[0]["severity"] == "warning"
     assert "`vllm_fl.models.mini_base` (the plugin's own module, used as it is) has 1 finding(s) left" in held[0]["message"]
