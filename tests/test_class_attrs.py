@@ -94,6 +94,45 @@ def test_a_read_inside_a_method_is_reported_without_the_import_claim():
     assert found[0].message.endswith("upstream's class defines it")
 
 
+COHERE_EAGLE = '''
+from vllm.model_executor.models.commandr import CohereForCausalLM
+from vllm.model_executor.models.utils import WeightsMapper
+
+
+class EagleCohereForCausalLM(CohereForCausalLM):
+    def __init__(self, config):
+        if config.tie_word_embeddings:
+            self.hf_to_vllm_mapper = self.hf_to_vllm_mapper | WeightsMapper(
+                orig_to_new_prefix={"model.embed_tokens.": None}
+            )
+
+    def load_weights(self, weights):
+        return self.load(weights, mapper=self.hf_to_vllm_mapper)
+'''
+
+
+def test_self_read_as_an_operand_in_a_method_is_reported():
+    """cohere_eagle: ``self.hf_to_vllm_mapper | WeightsMapper(...)`` in __init__; the pinned
+    CohereForCausalLM inherits SupportsQuant's None, so building the model fails (found at runtime)."""
+    found = only(analyze(COHERE_EAGLE), "P35")
+    assert [(f.line, f.col, f.message) for f in found] == [(
+        9, 37, "`self.hf_to_vllm_mapper` is None on the pinned vLLM: CohereForCausalLM "
+        "(vllm.model_executor.models.commandr) does not define `hf_to_vllm_mapper` and inherits the default "
+        "None of vllm.model_executor.models.interfaces.SupportsQuant; upstream's class defines it")]
+    assert found[0].severity == "error" and found[0].data["import_time"] is False
+
+
+def test_self_reads_that_do_not_fail_are_not_reported():
+    own_value = COHERE_EAGLE.replace("    def __init__(self, config):",
+                                     "    hf_to_vllm_mapper = WeightsMapper()\n\n    def __init__(self, config):")
+    assigned_first = COHERE_EAGLE.replace("        if config.tie_word_embeddings:",
+                                          "        self.hf_to_vllm_mapper = WeightsMapper()\n"
+                                          "        if config.tie_word_embeddings:")
+    # the load_weights read passes the value on (None is a valid "no mapper"): only operands are reported
+    for code in (own_value, assigned_first):
+        assert only(analyze(code), "P35") == []
+
+
 @pytest.mark.skipif(not (PINNED_VENV / "lib").is_dir(), reason="needs the pinned venv's source (MMF_PINNED_VENV)")
 @pytest.mark.parametrize("entry", sorted(NONE_DEFAULTS), ids=lambda e: f"{e[0].rsplit('.', 1)[1]}.{e[1]}")
 def test_each_none_default_is_declared_none_in_the_pinned_source(entry):

@@ -59,6 +59,23 @@ def _assigned(stmt: ast.stmt) -> set[str]:
     return set()
 
 
+def _self_operand_owner(m: ModuleFacts, node: ast.Attribute) -> str | None:
+    """The local class whose method reads ``self.attr`` as an operand of ``|`` before the method assigns
+    ``self.attr`` itself, else None."""
+    if node.value.id != "self" or not isinstance(m.parents.get(node), ast.BinOp):
+        return None
+    func = m.parents.get(node)
+    while func is not None and not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        func = m.parents.get(func)
+    cls = m.parents.get(func) if func is not None else None
+    if not isinstance(cls, ast.ClassDef) or cls.name not in m.local_classes:
+        return None
+    assigned_before = any(
+        isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self" and t.attr == node.attr
+        and isinstance(t.ctx, ast.Store) and t.lineno < node.lineno for t in ast.walk(func))
+    return None if assigned_before else cls.name
+
+
 def check_none_class_attributes(m: ModuleFacts) -> None:
     for node in m.of_type(ast.Attribute):
         if not isinstance(node.ctx, ast.Load) or not isinstance(node.value, ast.Name):
@@ -70,6 +87,10 @@ def check_none_class_attributes(m: ModuleFacts) -> None:
             hits = [(sym, definer)] if definer else []
         elif name in m.local_classes and name not in m.rebound:
             hits = _local_definers(m, name, attr)
+        elif (owner := _self_operand_owner(m, node)) is not None:
+            # ``self.hf_to_vllm_mapper | WeightsMapper(...)`` in a method (cohere_eagle's __init__): None
+            # fails there whatever upstream holds; a plain read (passed on as a value) is not reported
+            hits, name = _local_definers(m, owner, attr), "self"
         else:
             continue
         if not hits:
