@@ -36,3 +36,11 @@ def rules(findings, severity: str | None = None) -> list[str]:
 
 def only(findings, rule: str):
     return [f for f in findings if f.rule == rule]
+
+
+def empty_plugin(root: Path, init: str = "") -> Path:
+    """A plugin tree with nothing migrated yet: ``vllm_fl/__init__.py`` (``init``) and ``vllm_fl/models/``."""
+    (root / "vllm_fl" / "models").mkdir(parents=True)
+    (root / "vllm_fl" / "__init__.py").write_text(init)
+    (root / "vllm_fl" / "models" / "__init__.py").write_text("")
+    return root

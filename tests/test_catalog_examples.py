@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from analysis_helpers import empty_plugin
 from flagos_migrate.catalog.rules import CATALOG, Rule
 from flagos_migrate.migrate.engine import Migration
 from flagos_migrate.migrate.upstream import Upstream, open_upstream
@@ -31,10 +32,7 @@ def migrate(tmp_path: Path, apis: PinnedApis, rule: Rule, text: str) -> Migratio
         (up / rel).parent.mkdir(parents=True, exist_ok=True)
         (up / rel).write_text(extra)
     (up / "vllm" / "model_executor" / "models" / "example.py").write_text(text)
-    plugin = tmp_path / "plugin"
-    (plugin / "vllm_fl" / "models").mkdir(parents=True)
-    (plugin / "vllm_fl" / "__init__.py").write_text("")
-    (plugin / "vllm_fl" / "models" / "__init__.py").write_text("")
+    plugin = empty_plugin(tmp_path / "plugin")
     return Migration("example", Upstream(open_upstream(str(up))), PluginTree(plugin), apis).run()
 
 

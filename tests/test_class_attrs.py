@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from analysis_helpers import analyze, only, pinned
+from analysis_helpers import analyze, empty_plugin, only, pinned
 from flagos_migrate.catalog.tables import NONE_DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,10 +162,7 @@ def test_glm4v_takes_upstreams_chatglm_whose_class_defines_the_mapper(tmp_path):
     absolute = re.sub(r"^from \.(\w)", r"from vllm.model_executor.models.\1", text, flags=re.M)
     before = only(analyze(absolute, "vllm_fl.models.glm4v", plugin=False), "P35")
     assert [(f.line, f.data["attr"]) for f in before] == [(380, "hf_to_vllm_mapper")]
-    plugin = tmp_path / "plugin"
-    (plugin / "vllm_fl" / "models").mkdir(parents=True)
-    (plugin / "vllm_fl" / "__init__.py").write_text("")
-    (plugin / "vllm_fl" / "models" / "__init__.py").write_text("")
+    plugin = empty_plugin(tmp_path / "plugin")
     m = Migration("glm4v", Upstream(open_upstream(str(UPSTREAM_SRC))), PluginTree(plugin), pinned()).run()
     assert m.redirects["vllm.model_executor.models.chatglm"] == "vllm_fl.models.chatglm"
     assert "vllm_fl.models.chatglm" in m.units

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from analysis_helpers import empty_plugin
 from flagos_migrate.migrate.engine import Migration
 from flagos_migrate.migrate.upstream import Upstream, open_upstream
 from flagos_migrate.pinned.api_index import PinnedApis
@@ -64,10 +65,7 @@ def migrate(tmp_path: Path, extra_import: str = "", value: str = "mamba_ssm_dtyp
     registry = models / "registry.py"
     registry.write_text(registry.read_text().replace(
         "_MULTIMODAL_MODELS = {", '_MULTIMODAL_MODELS = {\n    "ColQwen3_5": ("colqwen3_5", "ColQwen3_5"),'))
-    plugin = tmp_path / "plugin"
-    (plugin / "vllm_fl" / "models").mkdir(parents=True)
-    (plugin / "vllm_fl" / "__init__.py").write_text("def register_model():\n    pass\n")
-    (plugin / "vllm_fl" / "models" / "__init__.py").write_text("")
+    plugin = empty_plugin(tmp_path / "plugin", init="def register_model():\n    pass\n")
     m = Migration("colqwen3_5", Upstream(open_upstream(str(up))), PluginTree(plugin), PinnedApis.load("0.13.0")).run()
     return m, plugin
 

@@ -18,7 +18,7 @@ from flagos_migrate.migrate.engine import Migration
 from flagos_migrate.migrate.upstream import Upstream, open_upstream
 from flagos_migrate.plugin.tree import PluginTree
 
-from tests.analysis_helpers import GOOD_PLUGIN, analyze, only, pinned
+from tests.analysis_helpers import GOOD_PLUGIN, analyze, empty_plugin, only, pinned
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_MINI = ROOT / "tests" / "fixtures" / "upstream_mini"
@@ -30,10 +30,7 @@ def migrate(tmp_path: Path, text: str) -> Migration:
     up = tmp_path / "upstream"
     shutil.copytree(UPSTREAM_MINI, up)
     (up / "vllm" / "model_executor" / "models" / "example.py").write_text(textwrap.dedent(text))
-    plugin = tmp_path / "plugin"
-    (plugin / "vllm_fl" / "models").mkdir(parents=True)
-    (plugin / "vllm_fl" / "__init__.py").write_text("")
-    (plugin / "vllm_fl" / "models" / "__init__.py").write_text("")
+    plugin = empty_plugin(tmp_path / "plugin")
     return Migration("example", Upstream(open_upstream(str(up))), PluginTree(plugin), pinned()).run()
 
 

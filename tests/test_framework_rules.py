@@ -16,7 +16,7 @@ from flagos_migrate.migrate.engine import Migration
 from flagos_migrate.migrate.upstream import Upstream, open_upstream
 from flagos_migrate.plugin.tree import PluginTree
 
-from tests.analysis_helpers import analyze, only, pinned
+from tests.analysis_helpers import analyze, empty_plugin, only, pinned
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_MINI = ROOT / "tests" / "fixtures" / "upstream_mini"
@@ -31,10 +31,7 @@ def migrate(tmp_path: Path, name: str, text: str, extra: dict[str, str] | None =
         (up / rel).parent.mkdir(parents=True, exist_ok=True)
         (up / rel).write_text(code)
     (up / "vllm" / "model_executor" / "models" / f"{name}.py").write_text(textwrap.dedent(text))
-    plugin = tmp_path / "plugin"
-    (plugin / "vllm_fl" / "models").mkdir(parents=True)
-    (plugin / "vllm_fl" / "__init__.py").write_text("")
-    (plugin / "vllm_fl" / "models" / "__init__.py").write_text("")
+    plugin = empty_plugin(tmp_path / "plugin")
     return Migration(name, Upstream(open_upstream(str(up))), PluginTree(plugin), pinned()).run()
 
 

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from analysis_helpers import empty_plugin
 from flagos_migrate.analysis import AnalysisContext, analyze_source
 from flagos_migrate.migrate import backports
 from flagos_migrate.migrate.engine import Migration
@@ -70,10 +71,7 @@ def migrate_tower(tmp_path: Path, norm: str) -> Migration:
     (models / "qwen3_vl.py").write_text(UPSTREAM_QWEN3_VL + "\n\nclass Qwen3_VisionTransformer(nn.Module):\n    pass\n")
     (models / "vision.py").write_text(UPSTREAM_VISION)
     (models / "large.py").write_text(TOWER_USER.format(norm=norm))
-    plugin = tmp_path / "plugin"
-    (plugin / "vllm_fl" / "models").mkdir(parents=True)
-    (plugin / "vllm_fl" / "__init__.py").write_text("def register_model():\n    pass\n")
-    (plugin / "vllm_fl" / "models" / "__init__.py").write_text("")
+    plugin = empty_plugin(tmp_path / "plugin", init="def register_model():\n    pass\n")
     return Migration("large", Upstream(open_upstream(str(up))), PluginTree(plugin), PinnedApis.load("0.13.0")).run()
 
 

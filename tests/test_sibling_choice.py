@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from analysis_helpers import empty_plugin
 from flagos_migrate.migrate.engine import Migration
 from flagos_migrate.migrate.upstream import Upstream, open_upstream
 from flagos_migrate.pinned.api_index import PinnedApis
@@ -64,10 +65,7 @@ def migrate(tmp_path: Path, extra: str, call: str) -> Migration:
     models = up / "vllm" / "model_executor" / "models"
     (models / "qwen3_vl.py").write_text(SIBLING)
     (models / "large.py").write_text(MODEL.format(extra=extra, call=call))
-    plugin = tmp_path / "plugin"
-    (plugin / "vllm_fl" / "models").mkdir(parents=True)
-    (plugin / "vllm_fl" / "__init__.py").write_text("def register_model():\n    pass\n")
-    (plugin / "vllm_fl" / "models" / "__init__.py").write_text("")
+    plugin = empty_plugin(tmp_path / "plugin", init="def register_model():\n    pass\n")
     return Migration("large", Upstream(open_upstream(str(up))), PluginTree(plugin), PinnedApis.load("0.13.0")).run()
 
 

@@ -17,6 +17,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from analysis_helpers import empty_plugin
 from flagos_migrate.migrate.engine import Migration
 from flagos_migrate.migrate.tf5_configs import open_transformers5
 from flagos_migrate.migrate.upstream import Upstream, open_upstream
@@ -58,10 +59,7 @@ def migration(tmp_path_factory, apis) -> Migration:
     up = tmp / "upstream"
     shutil.copytree(UPSTREAM, up)
     (up / "vllm" / "model_executor" / "models" / "asr.py").write_text(MODEL)
-    plugin = tmp / "plugin"
-    (plugin / "vllm_fl" / "models").mkdir(parents=True)
-    (plugin / "vllm_fl" / "__init__.py").write_text("")
-    (plugin / "vllm_fl" / "models" / "__init__.py").write_text("")
+    plugin = empty_plugin(tmp / "plugin")
     return Migration("asr", Upstream(open_upstream(str(up))), PluginTree(plugin), apis).run()
 
 
@@ -278,10 +276,7 @@ def test_a_transformers_5_class_only_annotations_use_moves_under_type_checking(t
     up = tmp_path / "upstream"
     shutil.copytree(UPSTREAM, up)
     (up / "vllm" / "model_executor" / "models" / "ann.py").write_text(ANNOTATED)
-    plugin = tmp_path / "plugin"
-    (plugin / "vllm_fl" / "models").mkdir(parents=True)
-    (plugin / "vllm_fl" / "__init__.py").write_text("")
-    (plugin / "vllm_fl" / "models" / "__init__.py").write_text("")
+    plugin = empty_plugin(tmp_path / "plugin")
     mig = Migration("ann", Upstream(open_upstream(str(up))), PluginTree(plugin), apis).run()
     assert mig.model_unit.text == ANNOTATED_AFTER
     assert not [f for f in mig.model_unit.after if f.rule in ("P5", "P14")]

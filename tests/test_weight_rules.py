@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from analysis_helpers import analyze, only
+from analysis_helpers import analyze, empty_plugin, only
 from flagos_migrate.catalog.tables import GGUF_HANDLING
 from flagos_migrate.migrate import backports
 from flagos_migrate.migrate.engine import Migration
@@ -27,10 +27,7 @@ def migrate(tmp_path: Path, text: str) -> Migration:
     up = tmp_path / "upstream"
     shutil.copytree(UPSTREAM, up)
     (up / "vllm" / "model_executor" / "models" / "example.py").write_text(text)
-    plugin = tmp_path / "plugin"
-    (plugin / "vllm_fl" / "models").mkdir(parents=True)
-    (plugin / "vllm_fl" / "__init__.py").write_text("")
-    (plugin / "vllm_fl" / "models" / "__init__.py").write_text("")
+    plugin = empty_plugin(tmp_path / "plugin")
     return Migration("example", Upstream(open_upstream(str(up))), PluginTree(plugin), PinnedApis.load("0.13.0")).run()
 
 
