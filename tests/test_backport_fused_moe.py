@@ -166,6 +166,7 @@ ROUTING = COMMON + '''
         err = (layer(x, logits) - reference(x, logits, W, top_k=2)).abs().max().item()
     print("external_logits", err < 1e-4, err)
 
+
     # the back-port's CPU loop is the pinned CPU kernel's method: same result as CPUFusedMOE
     from vllm.model_executor.layers.fused_moe import cpu_fused_moe
     re = layer.routed_experts
@@ -174,6 +175,30 @@ ROUTING = COMMON + '''
         theirs = pinned_kernel(re, x, False, 2, logits, True, global_num_experts=E)
         ours = re.run(x, logits)
     print("pinned_cpu_kernel", torch.allclose(theirs, ours, atol=1e-5), (theirs - ours).abs().max().item())
+
+    # LongCat-Flash's zero experts (upstream's ZeroExpertRouter): the router scores E real and Z identity
+    # experts with the correction bias; an identity expert gives the token times its (scaled) weight
+    Z = 3
+    zbias = torch.randn(E + Z) * 0.3
+    zlayer = build(top_k=3, renormalize=False, e_score_correction_bias=zbias, routed_scaling_factor=2.0,
+                  zero_expert_type="identity")
+    ZW = experts_weights()
+    list(zlayer.load_weights(per_expert_ckpt(ZW)))
+    zx, zlogits = torch.randn(13, H), torch.randn(13, E + Z)
+    ref, chose_zero = torch.zeros_like(zx), 0
+    for t in range(zx.shape[0]):
+        s = zlogits[t].softmax(-1)
+        for e in sorted(range(E + Z), key=lambda e: -float(s[e] + zbias[e]))[:3]:
+            if e >= E:
+                ref[t] += 2.0 * s[e] * zx[t]
+                chose_zero += 1
+            else:
+                g, u, d = ZW[e]
+                ref[t] += 2.0 * s[e] * (d @ act("silu", g @ zx[t], u @ zx[t]))
+    with torch.no_grad():
+        got = zlayer(zx, zlogits)
+    err = (got - ref).abs().max().item()
+    print("zero_experts_identity", err < 1e-4 * max(1.0, ref.abs().max().item()) and 0 < chose_zero < 39, err)
 
     # upstream's RoutedExperts has no read-only tp_size: DbrxExperts assigns it in __init__
     class AssignsTpSize(fm.RoutedExperts):
@@ -201,7 +226,7 @@ def test_forward_matches_a_dense_reference_over_the_routing_variants(pinned_run)
     lines = pinned_run
     for case in ("softmax_renorm", "softmax_plain", "sigmoid_topk", "sigmoid_bias_scaled", "grouped_softmax_shared",
                  "grouped_sigmoid_bias", "grouped_bias_scale_on_output_shared", "custom_on_input", "gelu_tanh",
-                 "swiglu_limit", "external_logits", "pinned_cpu_kernel"):
+                 "swiglu_limit", "external_logits", "zero_experts_identity", "pinned_cpu_kernel"):
         assert lines[case].startswith("True"), (case, lines[case])
     assert lines["assigned_tp_size"] == "True"  # fails on a back-port whose tp_size has no setter
 
@@ -312,7 +337,8 @@ LOADING = '''
     weights = list(layer.get_expert_weights())
     print("eplb_hooks", layer.expert_map is None and len(weights) == 2 and all(w.shape[0] == E for w in weights))
     for bad, kw in (("eplb", dict(enable_eplb=True)), ("fused_shared", dict(fuse_shared_experts=True, n_shared_experts=1)),
-                    ("zero_experts", dict(zero_expert_type="identity")), ("sqrtsoftplus", dict(scoring_func="sqrtsoftplus"))):
+                    ("zero_experts", dict(zero_expert_type="drop", e_score_correction_bias=torch.zeros(E))),
+                    ("sqrtsoftplus", dict(scoring_func="sqrtsoftplus"))):
         try:
             build(top_k=2, **kw)
             print("refuses_" + bad, False)

@@ -122,6 +122,21 @@ SPARSE_MLA = Backport(
     "the rest refused), SparseMLAIndexGroupBuilder refused (0.13.0's MLA wrapper takes no index groups)",
 )
 
+_MLA = "vllm.model_executor.layers.mla"
+MLA = Backport(
+    "mla.py",
+    "vllm_fl.compat.mla",
+    (("MLAModules", _MLA), ("MultiHeadLatentAttentionWrapper", _MLA)),
+    (("MLAModules", "g_proj"), ("MLAModules", "index_group_builder"),
+     ("MultiHeadLatentAttentionWrapper", "skip_topk"),
+     ("MultiHeadLatentAttentionWrapper", "non_causal_multi_token_decode"),
+     ("MultiHeadLatentAttentionWrapper", "allow_short_prefill_indexer_scoring_skip"),
+     ("MultiHeadLatentAttentionWrapper", "fuse_qkv_rmsnorm")),
+    "multi-head latent attention: upstream's MLAModules(g_proj=, index_group_builder=) and "
+    "MultiHeadLatentAttentionWrapper keywords over the pinned wrapper (output gate, skip_topk; sparse index "
+    "groups and non-causal multi-token decode refused)",
+)
+
 LAYER_NAME = Backport(
     "layer_name.py",
     "vllm_fl.compat.layer_name",
@@ -182,7 +197,7 @@ CONFIG_DEFAULTS = Backport(
 )
 
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
-                                   SPARSE_MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
+                                   SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
                                    CONFIG_DEFAULTS)
 
 

@@ -13,7 +13,9 @@ This module rebuilds the upstream surface on top of the pinned ``FusedMoE``:
   methods and EP maps), constructed from upstream's arguments, living at upstream's parameter
   path ``<prefix>.routed_experts.w13_weight``, with upstream's checkpoint-name ``load_weights``.
 * Routing follows upstream's router selection (grouped top-k; custom routing function; correction
-  bias; plain top-k), with upstream's scoring functions, renormalisation and routed scaling. It is
+  bias; plain top-k; zero experts first, as upstream's ``ZeroExpertRouter``: LongCat-Flash's identity
+  experts, whose weighted token the runner adds last), with upstream's scoring functions,
+  renormalisation and routed scaling. It is
   handed to the pinned layer as its ``custom_routing_function``, so the pinned kernels apply it
   (``Router`` and the activations live in ``vllm_fl/compat/fused_moe_routing.py``, installed with this).
 * ``MoERunner.forward`` is upstream's contract: internal gate, routed input/output transforms,
@@ -22,7 +24,7 @@ This module rebuilds the upstream surface on top of the pinned ``FusedMoE``:
 Unquantized experts on CPU run a per-expert loop in plain torch (the pinned CPU kernel's own
 method, which also covers what that kernel lacks: gelu, gelu_tanh, clamped SwiGLU, router weights
 on the input); elsewhere, and for quantized experts, the pinned layer's quantization method runs. What the pinned vLLM cannot do is refused at construction with
-``NotImplementedError`` naming the argument: ROCm fused shared experts, zero experts, hash
+``NotImplementedError`` naming the argument: ROCm fused shared experts, zero experts other than identity, hash
 routing, sqrtsoftplus scoring, expert substitution, and EPLB on CPU.
 
 Written by model-migrate-flagos; ``migrate_model.py apply`` installs it as
@@ -382,6 +384,8 @@ class MoERunner(torch.nn.Module):
         if (not re.is_sequence_parallel and not self.moe_config.skip_final_all_reduce
                 and (re.tp_size > 1 or re.ep_size > 1)):
             result = tensor_model_parallel_all_reduce(result)
+        if self.router.zero_expert_type is not None:  # upstream adds the zero experts' output last
+            result = result + self.router.take_zero_expert_output()[..., :routed_dim]
         return result
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> Iterable[str]:
@@ -492,7 +496,8 @@ def FusedMoEFactory(  # noqa: N802 - upstream's name
     refused = {
         "fuse_shared_experts (ROCm AITER fused shared experts)": fuse_shared_experts,
         "shared_expert_gate (only used with fused shared experts)": shared_expert_gate is not None,
-        "zero_expert_type (zero experts)": zero_expert_type is not None,
+        f"zero_expert_type={zero_expert_type!r} (upstream computes identity zero experts only)":
+            zero_expert_type not in (None, "identity"),
         "bias_vl/image_sentinel_lo (vision routing bias)": bias_vl is not None or image_sentinel_lo,
         "router (a pre-built upstream router)": router is not None,
         "intermediate_pad": bool(intermediate_pad),
@@ -520,6 +525,13 @@ def FusedMoEFactory(  # noqa: N802 - upstream's name
         swiglu_limit=swiglu_limit, swiglu_alpha=swiglu_alpha, swiglu_beta=swiglu_beta,
         e_score_correction_bias=e_score_correction_bias, apply_router_weight_on_input=apply_router_weight_on_input,
         hash_indices_table=hash_indices_table, **(routed_experts_args or {}))
+    if zero_expert_type is not None:
+        # upstream's ZeroExpertRouter takes over the routing (router_factory: before any other router)
+        routed.router = Router(top_k=top_k, renormalize=renormalize, scoring_func=scoring_func,
+                               routed_scaling_factor=routed.router.routed_scaling_factor,
+                               e_score_correction_bias=e_score_correction_bias, zero_expert_type=zero_expert_type,
+                               num_logical_experts=num_experts)
+        routed.custom_routing_function = routed.router
     return (runner_cls or MoERunner)(
         layer_name=prefix, routed_experts=routed, gate=gate, shared_experts=shared_experts,
         routed_input_transform=routed_input_transform, routed_output_transform=routed_output_transform,

@@ -11,7 +11,7 @@ each file stays readable; ``migrate_model.py apply`` installs it as
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -134,8 +134,19 @@ class Router:
     routed_scaling_factor: float = 1.0
     e_score_correction_bias: torch.Tensor | None = None
     custom_routing_function: Callable | None = None
+    # upstream's ZeroExpertRouter (LongCat-Flash): experts from num_logical_experts on are "zero experts"
+    # that the router itself computes ("identity": the token, weighted); the runner adds that output
+    zero_expert_type: str | None = None
+    num_logical_experts: int | None = None
+    zero_expert_output: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
+        if self.zero_expert_type is not None:
+            if self.zero_expert_type != "identity":
+                raise NotImplementedError(f"zero_expert_type={self.zero_expert_type!r}: upstream computes "
+                                          "identity zero experts only")
+            if self.e_score_correction_bias is None or self.num_logical_experts is None:
+                raise ValueError("zero experts need e_score_correction_bias and num_logical_experts (upstream)")
         if self.use_grouped_topk and (self.num_expert_group is None or self.topk_group is None):
             raise ValueError("num_expert_group and topk_group must be provided when use_grouped_topk is True")
         if self.scoring_func not in ("softmax", "sigmoid"):
@@ -145,6 +156,8 @@ class Router:
 
     def select(self, hidden_states: torch.Tensor, router_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         bias = self.e_score_correction_bias
+        if self.zero_expert_type is not None:
+            return self._select_with_zero_experts(hidden_states, router_logits)
         if self.use_grouped_topk:
             n = router_logits.shape[-1]
             if self.num_expert_group < n and n % self.num_expert_group == 0:
@@ -163,6 +176,22 @@ class Router:
             return topk_bias(router_logits, self.top_k, self.renormalize, self.scoring_func, bias,
                              self.routed_scaling_factor)
         return fused_topk(router_logits, self.top_k, self.renormalize, self.scoring_func)
+
+    def _select_with_zero_experts(self, hidden_states: torch.Tensor, router_logits: torch.Tensor
+                                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Upstream's ZeroExpertRouter: biased top-k over real and zero experts, scaled; the zero experts'
+        share of the token is kept for the runner, and their slots become expert 0 with weight 0."""
+        weights, ids = topk_bias(router_logits, self.top_k, self.renormalize, self.scoring_func,
+                                 self.e_score_correction_bias, self.routed_scaling_factor)
+        zero = ids >= self.num_logical_experts
+        share = (weights * zero).sum(dim=-1, keepdim=True)
+        self.zero_expert_output = (hidden_states.float() * share).to(hidden_states.dtype)
+        return weights.masked_fill(zero, 0.0), ids.masked_fill(zero, 0)
+
+    def take_zero_expert_output(self) -> torch.Tensor | None:
+        """The zero experts' output of the last routing, once (upstream's ``zero_expert_output``)."""
+        out, self.zero_expert_output = self.zero_expert_output, None
+        return out
 
     def __call__(self, hidden_states: torch.Tensor, gating_output: torch.Tensor, topk: int, renormalize: bool):
         return self.select(hidden_states, gating_output)
