@@ -93,6 +93,26 @@ def make_checkpoint(arch, cfg, seed, alt=None):
             t = t + 1.0
         out[name] = t.contiguous()
     out.in_memory = {k: v[1] for k, v in shapes.items()}
+    return _as_saved(hf, out)
+
+
+def _as_saved(hf, ckpt):
+    """``ckpt`` as transformers 5's ``save_pretrained`` writes it: the reverse of the model's weight
+    conversions (``conversion_mapping.py``: renamings such as hy_v3's ``mlp.expert_bias ->
+    mlp.e_score_correction_bias``, MoE experts fused on load split back per expert), which is the
+    spelling of the released checkpoints those conversions load. transformers 4 has none (its
+    ``_checkpoint_conversion_mapping`` is reversed in :func:`_checkpoint_names`). ``in_memory``
+    keeps the class's own name of each tensor only renamed (a split expert has none)."""
+    try:
+        from transformers.core_model_loading import revert_weight_conversion
+    except ImportError:
+        return ckpt
+    saved = revert_weight_conversion(hf, dict(ckpt))
+    if set(saved) == set(ckpt):
+        return ckpt
+    own = {id(t): k for k, t in ckpt.items()}
+    out = Checkpoint({k: t.contiguous() for k, t in sorted(saved.items())})
+    out.in_memory = {k: own.get(id(t), k) for k, t in saved.items()}
     return out
 
 
