@@ -123,6 +123,22 @@ def test_class_ancestors_follow_same_file_bases_nearest_first():
     assert H.class_ancestors(src, "Missing") == []
 
 
+def test_class_ancestors_follow_a_module_level_alias_of_a_wrapped_class():
+    # upstream d3.py: the base is a module-level name bound to as_seq_cls_model(Qwen3_5ForConditionalGeneration)
+    src = textwrap.dedent('''
+        if TYPE_CHECKING:
+            _Base = Qwen3_5ForConditionalGeneration
+        else:
+            _Base = as_seq_cls_model(Qwen3_5ForConditionalGeneration)
+        class D3ForSequenceClassification(_Base): pass
+        Other = make_thing(4)
+    ''')
+    assert H.class_ancestors(src, "D3ForSequenceClassification") == ["_Base", "Qwen3_5ForConditionalGeneration"]
+    # a class of the file named like an alias is the class, not the alias
+    same = "class A(B): pass\nclass B: pass\nB2 = wrap(C)\n"
+    assert H.class_ancestors(same, "A") == ["B"]
+
+
 def _upstream():
     if not (UPSTREAM / "vllm" / "config" / "speculative.py").is_file():
         pytest.skip(f"no upstream vLLM source at {UPSTREAM} (set MMF_UPSTREAM)")
@@ -325,3 +341,55 @@ def test_layer_kinds_a_transformers_4_class_refuses_go_in_the_legacy_names_its_c
     source = {"layer_types": ["full_attention", "linear_attention"]}
     rc._legacy_kinds(source, Accepting, complete, [])
     assert source["layer_types"] == ["full_attention", "linear_attention"]  # a class that takes them keeps them
+
+
+def test_bridges_are_the_plugin_configs_the_model_imported_and_its_own_last(monkeypatch):
+    rc, _ = _worker_modules(monkeypatch)
+    import sys
+    import types
+
+    for name in ("vllm_fl.configs.tf5_qwen3_5", "vllm_fl.configs.tf5_base", "other_pkg.configs.x"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    got = rc.bridge_modules(["vllm_fl.configs.own", "vllm_fl.configs.tf5_base"], {"vllm_fl": "/p/vllm_fl"})
+    assert got == ["vllm_fl.configs.tf5_qwen3_5", "vllm_fl.configs.own", "vllm_fl.configs.tf5_base"]
+    assert rc.bridge_modules(None, None) == []
+
+
+def test_a_multimodal_config_whose_vision_sub_config_defaults_to_none_gets_the_sub_class_defaults(monkeypatch):
+    rc, _ = _worker_modules(monkeypatch)
+
+    class Vision:
+        def to_dict(self):
+            return {"model_type": "v", "hidden_size": 768}
+
+    class Needy:
+        def __init__(self, required):
+            pass
+
+    class Composite:  # transformers 5's optional sub-configs (Gemma4Config): None unless a checkpoint sets them
+        sub_configs = {"text_config": Vision, "vision_config": Vision, "audio_config": Vision}
+
+    source = {"text_config": None, "vision_config": None, "audio_config": None}
+    notes: list = []
+    rc._with_tower(source, Composite, notes)
+    assert source == {"text_config": None, "vision_config": {"model_type": "v", "hidden_size": 768},
+                      "audio_config": None}
+    assert notes and "vision_config (Vision)" in notes[0]
+    kept = {"vision_config": {"model_type": "mine"}}  # a set one is never replaced
+    rc._with_tower(kept, Composite, [])
+    assert kept == {"vision_config": {"model_type": "mine"}}
+    Composite.sub_configs = {"vision_config": Needy}  # a class that needs arguments stays None
+    left = {"vision_config": None}
+    rc._with_tower(left, Composite, [])
+    assert left == {"vision_config": None}
+
+
+def test_a_tower_keeps_per_layer_lists_as_long_as_its_depth():
+    from flagos_migrate.verify.runtime_tiny import VISION_DEPTH, tiny_config
+
+    tiny = tiny_config({"hidden_size": 2048, "num_attention_heads": 16, "num_hidden_layers": 4,
+                        "vision_config": {"hidden_size": 1024, "num_hidden_layers": 4, "image_size": [32, 32, 3, 3],
+                                          "layer_types": ["full", "sliding", "sliding", "full"]}})
+    vision = tiny["vision_config"]
+    assert vision["num_hidden_layers"] == VISION_DEPTH and vision["layer_types"] == ["full"]
+    assert vision["image_size"] == [32, 32, 3, 3]  # a list that is not per layer keeps its length

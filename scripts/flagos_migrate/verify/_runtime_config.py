@@ -47,6 +47,17 @@ def _bridge_classes(modules):
     return out
 
 
+def bridge_modules(own, packages):
+    """The config bridges a model is built with: the plugin's ``<package>.configs.*`` modules its code
+    imported (a sibling migrated earlier wrote ``tf5_qwen3_5`` that d3's and colqwen3_5's base class
+    reads: their own record does not list it), then the record's own (``own``), which win on a
+    model_type both define. Call after importing the model module."""
+    import sys
+
+    loaded = sorted(m for m in list(sys.modules) for pkg in packages or () if m.startswith(f"{pkg}.configs."))
+    return [m for m in loaded if m not in (own or [])] + list(own or [])
+
+
 def _register_bridge(model_type, cls):
     from transformers import AutoConfig
 
@@ -360,16 +371,39 @@ def hf_class_name(arch):
     return None
 
 
-def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=None, hints=None, source_kind=None):
+def _with_tower(source, cfg_cls, notes):
+    """A multimodal model's vision sub-config that the class's defaults leave None (transformers 5's
+    optional sub-configs: Gemma4Config's ``vision_config``) gets its sub-config class's defaults, as
+    the released checkpoints of a model served with images carry one; shrunk like any tower later."""
+    subs = getattr(cfg_cls, "sub_configs", None) or {}
+    filled = []
+    for key in runtime_tiny._VISION_KEYS:
+        sub = subs.get(key)
+        if key in source and source[key] is None and isinstance(sub, type):
+            try:
+                source[key] = sub().to_dict()
+            except Exception:  # a sub-config class that needs arguments: left None
+                continue
+            filled.append(f"{key} ({sub.__name__})")
+    if filled and notes is not None:
+        notes.append(f"config: {', '.join(filled)} from the sub-config class's defaults: {cfg_cls.__name__} leaves "
+                     "it None by default, a checkpoint of a model served with images carries one")
+
+
+def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=None, hints=None, source_kind=None,
+                       multimodal=False):
     """The tiny config of ``arch``: from the model's real config.json when given (``--hf-config``),
     else from the config class's defaults (a synthesized class: from the synthesized values);
     ``mrope``: the model computes M-RoPE positions, so the config gets the sections its real
     checkpoints carry where the defaults lack them. ``hints``: a draft model's updates (upstream's
-    ``hf_config_override``) and values for attributes the model indexes that the defaults leave None."""
+    ``hf_config_override``) and values for attributes the model indexes that the defaults leave None.
+    ``multimodal``: the class takes images, so a vision sub-config left None is filled (:func:`_with_tower`)."""
     hints = hints or {}
     if source_kind == "synthesized" and not base:
         base = dict(hints["synth"]["config"])
     source = _subcfg.from_dict(cfg_cls, base).to_dict() if base else cfg_cls().to_dict()
+    if multimodal and not base:
+        _with_tower(source, cfg_cls, notes)
     if source_kind != "synthesized":
         _complete(source, _subcfg.from_dict(cfg_cls, dict(source)), hints.get("complete") or {}, cfg_cls.__name__, notes)
         _legacy_kinds(source, cfg_cls, hints.get("complete") or {}, notes)
@@ -390,11 +424,11 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     update = dict((hints.get("draft") or {}).get("update") or {}) if source_kind == "draft" else {}
     cfg = _subcfg.from_dict(cfg_cls, tiny)
     cfg.architectures = [arch]
-    cfg.save_pretrained(workdir)
+    _save(cfg, workdir, notes)
     if update and not hints.get("speculative"):
         cfg = _subcfg.from_dict(cfg_cls, {**tiny, **update})
         cfg.architectures = [arch]
-        cfg.save_pretrained(workdir)
+        _save(cfg, workdir)
     elif update:  # upstream's rewrite updates the loaded config object (MiMo's num_hidden_layers 0 next to
         cfg.update(update)  # a 2-entry layer_types, which building the class again would refuse)
     if hints.get("speculative"):
@@ -403,6 +437,41 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
 
 
 DRAFT_LAYER_COUNTS = ("num_nextn_predict_layers",)
+
+
+def auto_model_type(cls):
+    """The model_type AutoConfig maps to ``cls`` when the class's own spelling is none of its keys
+    (4.57.6's Lfm2VlConfig says "lfm2-vl", registered as "lfm2_vl": a config.json it saves does not
+    load back), else None."""
+    from transformers import CONFIG_MAPPING
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    own = getattr(cls, "model_type", None)
+    if not own or own in CONFIG_MAPPING:
+        return None
+    keys = [k for k, name in CONFIG_MAPPING_NAMES.items() if name == cls.__name__ and CONFIG_MAPPING[k] is cls]
+    return keys[0] if len(keys) == 1 else None
+
+
+def _save(cfg, workdir, notes=None):
+    """``save_pretrained``, with the model_type AutoConfig reads the class under (:func:`auto_model_type`),
+    as a released checkpoint's config.json names it."""
+    import json
+    import os
+
+    cfg.save_pretrained(workdir)
+    key = auto_model_type(type(cfg))
+    if key is None:
+        return
+    path = os.path.join(workdir, "config.json")
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    data["model_type"] = key
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+    if notes is not None:
+        notes.append(f"config: model_type {key!r} in config.json: {type(cfg).__name__} spells itself "
+                     f"{type(cfg).model_type!r}, which AutoConfig does not map (its key for the class is {key!r})")
 
 
 def _write_target(arch, cfg_cls, target, workdir, method, notes, update=None):
@@ -418,7 +487,7 @@ def _write_target(arch, cfg_cls, target, workdir, method, notes, update=None):
     base = _subcfg.from_dict(cfg_cls, target)
     base.architectures = [arch]
     os.makedirs(os.path.join(workdir, _runtime_env.TARGET_DIR), exist_ok=True)
-    base.save_pretrained(os.path.join(workdir, _runtime_env.TARGET_DIR))
+    _save(base, os.path.join(workdir, _runtime_env.TARGET_DIR))
     with open(os.path.join(workdir, _runtime_env.TARGET_DIR, _runtime_env.SPECULATIVE_FILE), "w",
               encoding="utf-8") as f:
         json.dump({"method": method, "num_speculative_tokens": 1, "overrides": update or {}}, f)

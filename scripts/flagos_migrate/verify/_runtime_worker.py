@@ -43,6 +43,7 @@ from _runtime_config import (
     _register_bridge,
     _text_config,
     _write_tiny_config,
+    bridge_modules,
     hf_class_name,
     hf_config_for,
     register_synthesized,
@@ -144,14 +145,15 @@ def run_pinned(req, spec):
 
         level = "construct"
         builtin = None
-        bridges = _bridge_classes(req.get("config_modules"))
+        bridges = _bridge_classes(bridge_modules(req.get("config_modules"), req.get("namespace_packages")))
         for mt, bcls in bridges.items():
             _register_bridge(mt, bcls)
         hints = spec.get("config_hints") or {}
         cfg_cls, res["config_source"] = _config_class(arch, bridges, spec.get("model_type"), spec.get("class"),
                                                       res["notes"], hints, mod)
         cfg = _write_tiny_config(arch, cfg_cls, work, spec.get("base_config"),
-                                 hasattr(cls, "get_mrope_input_positions"), res["notes"], hints, res["config_source"])
+                                 hasattr(cls, "get_mrope_input_positions"), res["notes"], hints, res["config_source"],
+                                 bool(getattr(cls, "supports_multimodal", False)))
         # a peer architecture built from its class's config takes that class's checkpoint names too
         peer = spec.get("class") if cfg_cls is _config_class_of(spec.get("class")) else hf_class_name(arch)
         ckpt = make_checkpoint(arch, cfg, int(req.get("seed", 0)), peer)

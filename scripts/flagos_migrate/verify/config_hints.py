@@ -361,23 +361,47 @@ def draft_bases(source: str) -> dict[str, dict]:
     return out
 
 
+def _module_aliases(tree: ast.AST) -> dict[str, list[str]]:
+    """Module-level names bound to a class or to a class wrapper's result (d3:
+    ``_Base = as_seq_cls_model(Qwen3_5ForConditionalGeneration)``, also under ``if TYPE_CHECKING``):
+    name -> the class names it stands for (the wrapper's bare-name arguments)."""
+    out: dict[str, list[str]] = {}
+    stack = list(getattr(tree, "body", []))
+    while stack:
+        stmt = stack.pop(0)
+        if isinstance(stmt, (ast.If, ast.Try)):
+            stack += stmt.body + stmt.orelse + [s for h in getattr(stmt, "handlers", []) for s in h.body]
+            continue
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+            continue
+        value = stmt.value
+        names = [value.id] if isinstance(value, ast.Name) else \
+            [a.id for a in value.args if isinstance(a, ast.Name)] if isinstance(value, ast.Call) else []
+        entry = out.setdefault(stmt.targets[0].id, [])
+        entry += [n for n in names if n not in entry]
+    return out
+
+
 def class_ancestors(source: str, cls: str) -> list[str]:
-    """Names of ``cls``'s base classes, nearest first, following bases defined in the same file; pure."""
+    """Names of ``cls``'s base classes, nearest first, following bases defined in the same file and
+    module-level aliases of a class (:func:`_module_aliases`); pure."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return []
     defs = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    aliases = _module_aliases(tree)
     out: list[str] = []
     level = [cls]
     while level:
         nxt = []
         for c in level:
-            for b in getattr(defs.get(c), "bases", []):
-                name = ast.unparse(b).split(".")[-1]
-                if name not in out and name != cls and name not in ("Module", "object"):
-                    out.append(name)
-                    nxt.append(name)
+            bases = [ast.unparse(b).split(".")[-1] for b in getattr(defs.get(c), "bases", [])]
+            for name in bases:
+                for real in [name] + ([] if name in defs else aliases.get(name, [])):
+                    if real not in out and real != cls and real not in ("Module", "object"):
+                        out.append(real)
+                        nxt.append(real)
         level = nxt
     return out
 

@@ -277,9 +277,14 @@ def _mamba(cfg: dict) -> None:
 
 
 def _shrink_vision(cfg: dict, text_hidden: int) -> None:
+    depth = next((cfg[k] for k in ("depth", "num_hidden_layers", "num_layers") if isinstance(cfg.get(k), int)), None)
     for key, value in _VISION_SIZES.items():
         if key in cfg and isinstance(cfg[key], int) and not isinstance(cfg[key], bool):
             cfg[key] = value
+    # per-layer lists of the tower keep its first layers (MuseGlimmer's vision layer_types must match the depth)
+    for key, value in list(cfg.items()):
+        if "layer" in key and isinstance(value, list) and depth and len(value) == depth > VISION_DEPTH:
+            cfg[key] = value[:VISION_DEPTH]
     if isinstance(cfg.get("out_hidden_size"), int):
         cfg["out_hidden_size"] = text_hidden
     for key in ("fullatt_block_indexes", "deepstack_visual_indexes"):
