@@ -280,6 +280,49 @@ def test_the_found_class_gives_what_upstream_spells_its_own_way(monkeypatch):
     assert bare["first_k_dense_replace"] == 1 and "expert_hidden_dim" not in bare and "qk_norm" not in bare
 
 
+def test_afmoe_routes_as_its_released_checkpoints_not_as_the_tables_generic_softmax(monkeypatch):
+    rc, _ = _worker_modules(monkeypatch)
+    # upstream afmoe.py reads these without a default; transformers 5's AfmoeConfig (the plugin's bridge) lacks them
+    reads = H.config_reads("def f(config):\n    a = config.score_func\n    b = config.route_norm\n"
+                           "    c = config.n_group\n    d = config.topk_group\n")
+    done = H.completion(reads)
+    assert done["fill"]["score_func"] == "softmax"  # the generic table alone would build a softmax router
+
+    class AfmoeBridge:
+        model_type = "afmoe"
+
+    source: dict = {}
+    rc._complete(source, AfmoeBridge(), done, "AfmoeConfig", [])
+    assert source == {"score_func": "sigmoid", "route_norm": True, "n_group": 1, "topk_group": 1}
+
+    class PinnedAfmoe:  # the pinned vLLM's own AfmoeConfig has the fields: its values stay
+        model_type = "afmoe"
+        score_func, route_norm, n_group, topk_group = "sigmoid", True, 1, 1
+
+    kept: dict = {}
+    rc._complete(kept, PinnedAfmoe(), done, "AfmoeConfig", [])
+    assert kept == {}
+
+
+def test_a_sub_config_field_released_checkpoints_carry_fills_only_a_none_or_absent_one(monkeypatch):
+    rc, _ = _worker_modules(monkeypatch)
+    done = H.completion({})
+
+    class Qwen3ASR:  # upstream vLLM's Qwen3ASRConfig: thinker_config.classify_num defaults to None
+        model_type = "qwen3_asr"
+
+    source = {"thinker_config": {"classify_num": None, "text_config": {}}}
+    notes: list = []
+    rc._complete(source, Qwen3ASR(), done, "Qwen3ASRConfig", notes)
+    assert source["thinker_config"]["classify_num"] == 8 and "thinker_config.classify_num=8" in notes[0]
+    real = {"thinker_config": {"classify_num": 5000}}  # a value the config holds stays
+    rc._complete(real, Qwen3ASR(), done, "Qwen3ASRConfig", [])
+    assert real == {"thinker_config": {"classify_num": 5000}}
+    nothing: dict = {}  # no such sub-config: nothing is invented
+    rc._complete(nothing, Qwen3ASR(), done, "Qwen3ASRConfig", [])
+    assert nothing == {}
+
+
 def test_module_bound_bridge_is_the_config_source_when_it_is_the_only_top_level_one(monkeypatch):
     rc, _ = _worker_modules(monkeypatch)
     import types
@@ -303,6 +346,26 @@ def test_module_bound_bridge_is_the_config_source_when_it_is_the_only_top_level_
     assert rc._module_bridge(None, bridges) is None
 
 
+def test_the_module_bound_bridge_wins_over_the_one_spelled_like_the_architecture_when_it_holds_what_is_read(
+        monkeypatch):
+    rc, _ = _worker_modules(monkeypatch)
+
+    class ModernVBert:  # what upstream's colmodernvbert.py imports and reads (config.text_config)
+        model_type = "modernvbert"
+        sub_configs = {"text_config": object, "vision_config": object}
+
+    class ColModernVBert:  # transformers 5's retrieval wrapper config: a vlm_config instead
+        model_type = "colmodernvbert"
+        sub_configs = {"vlm_config": object}
+
+    hints = {"synth": {"config": {"hidden_size": 64}, "missing": ["text_config", "vision_config"]}}
+    assert rc._holds_more_of_what_is_read(ModernVBert, ColModernVBert, hints) is True
+    # negatives: upstream reads neither sub-config; the same class; no bound class
+    assert rc._holds_more_of_what_is_read(ModernVBert, ColModernVBert, {"synth": {"missing": ["vlm_config"]}}) is False
+    assert rc._holds_more_of_what_is_read(ModernVBert, ModernVBert, hints) is False
+    assert rc._holds_more_of_what_is_read(None, ColModernVBert, hints) is False
+
+
 def test_tiny_mamba_mixers_in_every_spelling_tile_the_expanded_size():
     from flagos_migrate.verify.runtime_tiny import tiny_config
 
@@ -311,6 +374,11 @@ def test_tiny_mamba_mixers_in_every_spelling_tile_the_expanded_size():
                            "layer_types": ["mamba", "mamba", "attention", "mamba"]})
     assert granite["mamba_n_heads"] * granite["mamba_d_head"] == granite["mamba_expand"] * granite["hidden_size"]
     assert granite["mamba_d_state"] == 16 and granite["layer_types"] == ["mamba", "attention"]
+    # Falcon-H1: the mixer is mamba_d_ssm wide when set (4.57.6's FalconH1Config default 1024, 0.13.0's
+    # MambaMixer2 checks heads * head dim against it)
+    falcon = tiny_config({"hidden_size": 1024, "num_attention_heads": 8, "mamba_expand": 2, "mamba_n_heads": 128,
+                          "mamba_d_head": 8, "mamba_n_groups": 1, "mamba_d_state": 256, "mamba_d_ssm": 1024})
+    assert falcon["mamba_n_heads"] * falcon["mamba_d_head"] == falcon["mamba_d_ssm"] == 2 * falcon["hidden_size"]
     nemotron_h = tiny_config({"hidden_size": 4096, "num_attention_heads": 32, "expand": 2, "mamba_num_heads": 128,
                               "mamba_head_dim": 64, "n_groups": 8, "ssm_state_size": 128})
     assert nemotron_h["mamba_num_heads"] * nemotron_h["mamba_head_dim"] == 2 * nemotron_h["hidden_size"]

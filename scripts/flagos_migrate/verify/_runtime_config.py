@@ -157,6 +157,19 @@ def _module_bridge(module, bridges):
     return top[0] if len(top) == 1 else None
 
 
+def _holds_more_of_what_is_read(bound, named, hints):
+    """Whether the bridge the model module binds has sub-configs upstream's file reads that the bridge
+    spelled like the architecture lacks: upstream's ColModernVBertForRetrieval reads ``config.text_config``
+    of the ``ModernVBertConfig`` it imports, transformers 5's ``ColModernVBertConfig`` holds a
+    ``vlm_config`` instead (a checkpoint vLLM serves is the former's)."""
+    if bound is None or bound is named:
+        return False
+    synth = (hints or {}).get("synth") or {}
+    reads = set(synth.get("config") or ()) | set(synth.get("missing") or ())
+    subs = lambda c: set(getattr(c, "sub_configs", None) or ())  # noqa: E731
+    return bool((reads & subs(bound)) - subs(named))
+
+
 def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None, hints=None, module=None):
     """The config class to build ``arch`` from and where it came from, looked up where the pinned
     stack gets it: the plugin's config bridges (``vllm_fl/configs``), the pinned vLLM's own config
@@ -180,9 +193,10 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
     # (Qwen3_5MoeForConditionalGeneration subclasses Qwen3_5ForConditionalGeneration upstream, but its
     # checkpoints are Qwen3_5MoeConfig's: the dense class's config builds no MoE layer)
     found = _by_stem(arch, bridges)
-    if found is not None:
+    bound = _module_bridge(module, bridges)
+    if found is not None and not _holds_more_of_what_is_read(bound, found, hints):
         return found, "bridge"
-    found = _module_bridge(module, bridges)
+    found = bound
     if found is not None:
         notes.append(f"config: {found.__name__}, the plugin's config bridge {getattr(module, '__name__', 'the module')} "
                      "itself imports (its model_type differs from the architecture's name)")
@@ -295,9 +309,17 @@ def _complete(source, instance, complete, cls_name, notes):
             source[key] = fill[key]
             tabled.append(key)
     carried = (complete.get("checkpoint") or {}).get(getattr(instance, "model_type", None)) or {}
-    released = sorted(k for k in carried if not hasattr(instance, k))
+    released = sorted(k for k in carried if "." not in k and not hasattr(instance, k))
     for key in released:
         source[key] = carried[key]
+    for key in sorted(k for k in carried if "." in k):  # in a sub-config: where its dict leaves it absent or None
+        *path, leaf = key.split(".")
+        sub = source
+        for part in path:
+            sub = sub.get(part) if isinstance(sub, dict) else None
+        if isinstance(sub, dict) and sub.get(leaf) is None:
+            sub[leaf] = carried[key]
+            released.append(key)
     if notes is not None and released:
         notes.append(f"config: {', '.join(f'{k}={carried[k]!r}' for k in released)}: absent from {cls_name}, carried "
                      "by the released checkpoints the Hugging Face implementation loads (config_hints.CHECKPOINT_FIELDS)")

@@ -82,6 +82,14 @@ SYNTH_VALUES: dict[str, object] = {
 CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # transformers' HYV3Attention builds q_norm/k_norm unconditionally: its checkpoints hold them
     "hy_v3": {"qk_norm": True},
+    # transformers 5's AfmoeTokenChoiceRouter always scores with a sigmoid and renormalises in one group,
+    # which its AfmoeConfig does not spell: Arcee's released config.json carries these (and the pinned
+    # vLLM's own AfmoeConfig defaults to them); the table's generic "softmax" built another model
+    "afmoe": {"score_func": "sigmoid", "route_norm": True, "n_group": 1, "topk_group": 1},
+    # a dotted name is a sub-config's field: Qwen3-ForcedAligner's thinker_config carries the size of its
+    # time-bin classifier, which Qwen3ASRThinkerConfig defaults to None (the aligner builds nn.Linear(h, it));
+    # the ASR model ignores it. Small, like every size of the tiny config
+    "qwen3_asr": {"thinker_config.classify_num": 8},
     # transformers' LongcatFlashMLA (4.57.6 and 5.x) scales both LoRA paths unconditionally, and its
     # zero experts are nn.Identity
     "longcat_flash": {"mla_scale_q_lora": True, "mla_scale_kv_lora": True, "zero_expert_type": "identity"},

@@ -270,6 +270,10 @@ def _mamba(cfg: dict) -> None:
                 cfg[groups] = kept
         if n and isinstance(cfg.get(state), int):
             cfg[state] = min(cfg[state], 16)
+        # Falcon-H1 sizes the mixer by mamba_d_ssm when set (else expand * hidden): the heads tile it
+        if n == 1 and isinstance(cfg.get("mamba_d_ssm"), int) and isinstance(cfg.get(heads), int) \
+                and isinstance(cfg.get(head_dim), int):
+            cfg["mamba_d_ssm"] = cfg[heads] * cfg[head_dim]
     if isinstance(cfg.get("time_step_rank"), int):
         cfg["time_step_rank"] = max(1, hidden // 16)
     if isinstance(cfg.get("state_size"), int):
