@@ -461,3 +461,17 @@ def test_a_tower_keeps_per_layer_lists_as_long_as_its_depth():
     vision = tiny["vision_config"]
     assert vision["num_hidden_layers"] == VISION_DEPTH and vision["layer_types"] == ["full"]
     assert vision["image_size"] == [32, 32, 3, 3]  # a list that is not per layer keeps its length
+
+
+def test_a_top_level_width_after_the_towers_pixel_shuffle_follows_the_tower():
+    from flagos_migrate.verify.runtime_tiny import VISION_HIDDEN, tiny_config
+
+    glimmer = {"hidden_size": 6656, "out_hidden_size": 6144,
+               "vision_config": {"hidden_size": 1536, "num_hidden_layers": 50, "merge_size": 2}}
+    assert tiny_config(glimmer)["out_hidden_size"] == VISION_HIDDEN * 4
+    # negatives: a width unrelated to the shuffle, and a tower without a merge size, keep theirs
+    other = {"hidden_size": 6656, "out_hidden_size": 4096,
+             "vision_config": {"hidden_size": 1536, "num_hidden_layers": 50, "merge_size": 2}}
+    assert tiny_config(other)["out_hidden_size"] == 4096
+    plain = {"hidden_size": 6656, "out_hidden_size": 6144, "vision_config": {"hidden_size": 1536}}
+    assert tiny_config(plain)["out_hidden_size"] == 6144

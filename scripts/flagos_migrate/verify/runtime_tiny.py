@@ -314,7 +314,15 @@ def tiny_config(config: dict) -> dict:
     text_hidden = (text or cfg).get("hidden_size", HIDDEN)
     for key in _VISION_KEYS:
         if isinstance(cfg.get(key), dict):
+            old = cfg[key].get("hidden_size")
             _shrink_vision(cfg[key], text_hidden)
+            new = cfg[key].get("hidden_size")
+            # a top-level width that is the tower's after its pixel shuffle (MuseGlimmer's out_hidden_size =
+            # hidden * merge_size**2) follows the tower
+            merge = next((cfg[key][k] for k in ("merge_size", "spatial_merge_size")
+                          if isinstance(cfg[key].get(k), int)), None)
+            if merge and isinstance(old, int) and isinstance(new, int) and cfg.get("out_hidden_size") == old * merge**2:
+                cfg["out_hidden_size"] = new * merge**2
     return cfg
 
 
