@@ -214,6 +214,25 @@ def test_a_build_short_of_a_synthesized_attribute_is_skipped_naming_it(monkeypat
         is None
 
 
+def test_a_missing_attribute_of_vllms_own_config_is_the_migrations_not_the_tiny_configs(monkeypatch):
+    # colqwen3_5's vendored pooler reads PoolerConfig.get_tok_pooling_type, which vLLM 0.13.0's PoolerConfig lacks:
+    # with a base-class config that was reported as "the base class config (PoolerConfig) has no ..." and skipped
+    import sys
+    import types
+
+    _, worker = _worker_modules(monkeypatch)
+    fake = types.ModuleType("vllm.config")
+    fake.PoolerConfig = type("PoolerConfig", (), {})
+    fake.get_current_vllm_config = lambda: None  # a function of the module is no config class
+    monkeypatch.setitem(sys.modules, "vllm", types.ModuleType("vllm"))
+    monkeypatch.setitem(sys.modules, "vllm.config", fake)
+    pooler = AttributeError("'PoolerConfig' object has no attribute 'get_tok_pooling_type'")
+    assert worker._synth_lacks({"config_source": "base class"}, pooler) is None
+    hf = AttributeError("'Qwen3_5Config' object has no attribute 'joint_head_config'")
+    assert "base class config (Qwen3_5Config) has no 'joint_head_config'" in \
+        worker._synth_lacks({"config_source": "base class"}, hf)
+
+
 # ------------------------------------------------------------------------------ required reads, layer kinds, equivalents
 
 HYBRID = textwrap.dedent('''
