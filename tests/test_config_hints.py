@@ -323,6 +323,24 @@ def test_afmoe_routes_as_its_released_checkpoints_not_as_the_tables_generic_soft
     assert kept == {}
 
 
+def test_released_values_win_over_a_class_default_only_when_the_tiny_config_comes_from_the_defaults(monkeypatch):
+    rc, _ = _worker_modules(monkeypatch)
+    done = H.completion({})
+
+    class Phimoe:  # 4.57.6's PhimoeConfig defaults both False; Phi-3.5-MoE's config.json sets both
+        model_type = "phimoe"
+        attention_bias = False
+        lm_head_bias = False
+
+    source = {"attention_bias": False, "lm_head_bias": False}
+    notes: list = []
+    rc._complete(source, Phimoe(), done, "PhimoeConfig", notes, defaults=True)
+    assert source == {"attention_bias": True, "lm_head_bias": True} and "another default" in notes[0]
+    real = {"attention_bias": False, "lm_head_bias": False}  # from a real config.json (--hf-config): it stays
+    rc._complete(real, Phimoe(), done, "PhimoeConfig", [], defaults=False)
+    assert real == {"attention_bias": False, "lm_head_bias": False}
+
+
 def test_a_sub_config_field_released_checkpoints_carry_fills_only_a_none_or_absent_one(monkeypatch):
     rc, _ = _worker_modules(monkeypatch)
     done = H.completion({})

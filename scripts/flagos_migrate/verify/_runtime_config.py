@@ -290,10 +290,12 @@ def _equivalent(source, spec):
     return count
 
 
-def _complete(source, instance, complete, cls_name, notes):
+def _complete(source, instance, complete, cls_name, notes, defaults=False):
     """Attributes upstream's file reads without a default that the class's defaults lack, or leave
     None where the file indexes them: set from the class's own field of the same meaning where there
-    is one, else from the synthesis table (a real config.json carries them)."""
+    is one, else from the synthesis table (a real config.json carries them). ``defaults``: ``source``
+    is the class's defaults (no real config.json), so a value the released checkpoints carry wins over
+    a class default too (Phi-3.5-MoE's config.json says attention_bias true, PhimoeConfig defaults False)."""
     fill, indexed = complete.get("fill") or {}, set(complete.get("indexed") or ())
     equivalent = complete.get("equivalent") or {}
     absent = sorted(k for k in fill if not hasattr(instance, k))
@@ -309,7 +311,7 @@ def _complete(source, instance, complete, cls_name, notes):
             source[key] = fill[key]
             tabled.append(key)
     carried = (complete.get("checkpoint") or {}).get(getattr(instance, "model_type", None)) or {}
-    released = sorted(k for k in carried if "." not in k and not hasattr(instance, k))
+    released = sorted(k for k in carried if "." not in k and (defaults or not hasattr(instance, k)))
     for key in released:
         source[key] = carried[key]
     for key in sorted(k for k in carried if "." in k):  # in a sub-config: where its dict leaves it absent or None
@@ -321,8 +323,9 @@ def _complete(source, instance, complete, cls_name, notes):
             sub[leaf] = carried[key]
             released.append(key)
     if notes is not None and released:
-        notes.append(f"config: {', '.join(f'{k}={carried[k]!r}' for k in released)}: absent from {cls_name}, carried "
-                     "by the released checkpoints the Hugging Face implementation loads (config_hints.CHECKPOINT_FIELDS)")
+        notes.append(f"config: {', '.join(f'{k}={carried[k]!r}' for k in released)}: absent from (or another default "
+                     f"in) {cls_name}, carried by the released checkpoints the Hugging Face implementation loads "
+                     "(config_hints.CHECKPOINT_FIELDS)")
     if notes is not None and tabled:
         notes.append(f"config: {', '.join(tabled)} " + ("absent from" if absent else "None in")
                      + f" {cls_name}'s defaults and read by upstream's model; set from the synthesis table (a real "
@@ -427,7 +430,8 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     if multimodal and not base:
         _with_tower(source, cfg_cls, notes)
     if source_kind != "synthesized":
-        _complete(source, _subcfg.from_dict(cfg_cls, dict(source)), hints.get("complete") or {}, cfg_cls.__name__, notes)
+        _complete(source, _subcfg.from_dict(cfg_cls, dict(source)), hints.get("complete") or {}, cfg_cls.__name__, notes,
+                  defaults=not base)
         _legacy_kinds(source, cfg_cls, hints.get("complete") or {}, notes)
     tiny = runtime_tiny.tiny_config(source)
     if mrope and runtime_tiny.with_mrope(tiny) and notes is not None:

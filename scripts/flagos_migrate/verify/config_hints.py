@@ -77,8 +77,9 @@ SYNTH_VALUES: dict[str, object] = {
 }
 # fields the released checkpoints of an architecture carry that its config class lacks (model_type ->
 # values), as data, each from the Hugging Face implementation that loads those checkpoints: the
-# worker sets them where the class has no such attribute, whether upstream reads them with a default
-# or not (its default describes a different checkpoint)
+# worker sets them where the class has no such attribute, or over the class's default when the tiny
+# config comes from its defaults, whether upstream reads them with a default or not (its default
+# describes a different checkpoint)
 CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # transformers' HYV3Attention builds q_norm/k_norm unconditionally: its checkpoints hold them
     "hy_v3": {"qk_norm": True},
@@ -90,6 +91,9 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # time-bin classifier, which Qwen3ASRThinkerConfig defaults to None (the aligner builds nn.Linear(h, it));
     # the ASR model ignores it. Small, like every size of the tiny config
     "qwen3_asr": {"thinker_config.classify_num": 8},
+    # upstream's phimoe.py builds qkv/o/lm_head with bias always; PhimoeConfig defaults both flags False, the released
+    # Phi-3.5-MoE config.json sets them (a tiny config from the defaults gave a checkpoint without the biases)
+    "phimoe": {"attention_bias": True, "lm_head_bias": True},
     # transformers' LongcatFlashMLA (4.57.6 and 5.x) scales both LoRA paths unconditionally, and its
     # zero experts are nn.Identity
     "longcat_flash": {"mla_scale_q_lora": True, "mla_scale_kv_lora": True, "zero_expert_type": "identity"},
