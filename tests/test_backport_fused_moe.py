@@ -215,10 +215,45 @@ ROUTING = COMMON + '''
 '''
 
 
+# Nemotron-H's non-gated experts (relu2 without a gate, checkpoint up_proj/down_proj), which 0.13.0's
+# FusedMoE refuses off CUDA: built, loaded under upstream's names, and equal to a dense per-expert reference
+NON_GATED = """
+    layer = build(top_k=2, activation="relu2_no_mul", ckpt_names=("up_proj", "down_proj", None),
+                  use_grouped_topk=True, num_expert_group=2, topk_group=1, scoring_func="sigmoid",
+                  routed_scaling_factor=2.0)
+    re = layer.routed_experts
+    U = {e: (torch.randn(I, H), torch.randn(H, I) / 4) for e in range(E)}
+    loaded = set(layer.load_weights([(f"{e}.{n}.weight", t) for e, (u, d) in U.items()
+                                     for n, t in (("up_proj", u), ("down_proj", d))]))
+    x, logits = torch.randn(9, H), torch.randn(9, E)
+    with torch.no_grad():
+        out = layer(x, logits)
+        ref = torch.zeros_like(x)
+        for t in range(x.shape[0]):
+            s = logits[t].sigmoid()
+            per = E // 2
+            best = max(range(2), key=lambda gi: float(s[gi * per:(gi + 1) * per].max()))
+            ids = sorted(range(best * per, (best + 1) * per), key=lambda e: -float(s[e]))[:2]
+            ws = [float(s[e]) for e in ids]
+            for e, w in zip(ids, ws):
+                ref[t] += 2.0 * w / sum(ws) * (U[e][1] @ torch.relu(U[e][0] @ x[t]).square())
+    err = (out - ref).abs().max().item()
+    print("non_gated", tuple(re.w13_weight.shape) == (E, I, H) and not re.moe_config.is_act_and_mul
+          and torch.equal(re.w13_weight, torch.stack([U[e][0] for e in range(E)]))
+          and loaded == {"routed_experts.w13_weight", "routed_experts.w2_weight"}
+          and err < 1e-4 * max(1.0, ref.abs().max().item()), err)
+"""
+
+
 @pytest.fixture(scope="module")
 def pinned_run(tmp_path_factory) -> dict[str, str]:
     """One pinned-vLLM process for both halves (importing vLLM dominates the time)."""
-    return run_in_pinned_venv(tmp_path_factory.mktemp("fused_moe"), ROUTING + LOADING)
+    return run_in_pinned_venv(tmp_path_factory.mktemp("fused_moe"), ROUTING + LOADING + NON_GATED)
+
+
+@pytest.mark.slow
+def test_non_gated_experts_build_load_and_match_on_cpu(pinned_run):
+    assert pinned_run["non_gated"].startswith("True"), pinned_run["non_gated"]
 
 
 @pytest.mark.slow

@@ -210,3 +210,68 @@ def test_gate_linear_on_the_real_pinned_vllm(tmp_path: Path):
     lines = run_in_pinned_venv(tmp_path, GATE_RUNTIME)
     for check in ("tuple", "replicated", "plain", "late", "twice", "fp32"):
         assert lines[check] == "True", check
+
+
+SHORT_CONV_RUNTIME = '''
+    from types import SimpleNamespace
+    from vllm.model_executor.layers.linear import UnquantizedLinearMethod
+    from vllm.model_executor.layers.mamba.short_conv import ShortConv as Pinned
+    from vllm.model_executor.layers.quantization.fp8 import Fp8Config, Fp8LinearMethod
+    from short_conv import ShortConv
+
+    cfg = SimpleNamespace(conv_L_cache=3, conv_bias=False)
+    pinned = Pinned(cfg, 16, 0, prefix="pinned.conv")
+    plain = ShortConv(cfg, 16, 0, quant_config=None, prefix="plain.conv")
+    shapes = lambda m: {n: tuple(p.shape) for n, p in m.named_parameters()}
+    print("unquantized", shapes(plain) == shapes(pinned) and isinstance(plain, Pinned)
+          and isinstance(plain.in_proj.quant_method, UnquantizedLinearMethod))
+    fp8 = ShortConv(cfg, 16, 0, quant_config=Fp8Config(is_checkpoint_fp8_serialized=True), prefix="fp8.conv")
+    print("quantized", isinstance(fp8.in_proj.quant_method, Fp8LinearMethod)
+          and isinstance(fp8.out_proj.quant_method, Fp8LinearMethod)
+          and fp8.in_proj.weight.dtype == torch.float8_e4m3fn and hasattr(fp8.in_proj, "weight_scale"))
+    print("conv", isinstance(fp8.conv.quant_method, UnquantizedLinearMethod)
+          and tuple(fp8.conv.weight.shape) == (16, 1, 3))
+'''
+
+
+@pytest.mark.slow
+def test_short_conv_takes_upstreams_quant_config_on_the_real_pinned_vllm(tmp_path: Path):
+    # unquantized: exactly the pinned layer; quantized: the projections quantized as upstream's are
+    lines = run_in_pinned_venv(tmp_path, SHORT_CONV_RUNTIME)
+    for check in ("unquantized", "quantized", "conv"):
+        assert lines[check] == "True", check
+
+
+TOKEN_POOLER_RUNTIME = '''
+    import tempfile
+    from types import SimpleNamespace
+    from vllm.config import PoolerConfig
+    from vllm.model_executor.layers.pooler import AllPooler, StepPooler
+    from vllm.pooling_params import PoolingParams
+    from token_pooler import pooler_for_token_embed
+
+    # the head reads the current model config: a local folder without sentence-transformers modules
+    from vllm.config import get_current_vllm_config
+    object.__setattr__(get_current_vllm_config(), "model_config",
+                       SimpleNamespace(head_dtype=torch.float32, model=tempfile.mkdtemp(), revision=None))
+    torch.manual_seed(0)
+    proj = torch.nn.Linear(8, 4, bias=True)
+    pooler = pooler_for_token_embed(PoolerConfig(pooling_type="CLS"), projector=proj)
+    hidden = torch.randn(5, 8)
+    with torch.no_grad():
+        out = pooler.head(hidden, PoolingParams(normalize=True))
+        ref = torch.nn.functional.normalize(proj(hidden), p=2, dim=-1)  # upstream: projector, then normalise
+        cut = pooler.head(hidden, PoolingParams(normalize=False, dimensions=2))
+    print("all_tokens", type(pooler) is AllPooler and pooler.head.projector is proj)
+    print("projected", torch.allclose(out, ref, atol=1e-6) and torch.allclose(cut, proj(hidden)[..., :2].detach()))
+    print("step", type(pooler_for_token_embed(PoolerConfig(pooling_type="STEP"))) is StepPooler)
+    print("no_projector", pooler_for_token_embed(PoolerConfig(pooling_type="ALL")).head.projector is None)
+'''
+
+
+@pytest.mark.slow
+def test_token_pooler_is_the_pinned_pooler_with_the_models_projector(tmp_path: Path):
+    # upstream's TokenPooler(ALL or STEP, head: head_dtype, projector, dimensions, normalise) on 0.13.0's classes
+    lines = run_in_pinned_venv(tmp_path, TOKEN_POOLER_RUNTIME)
+    for check in ("all_tokens", "projected", "step", "no_projector"):
+        assert lines[check] == "True", (check, lines)

@@ -170,3 +170,85 @@ def test_with_config_defaults_builds_the_real_pinned_tower_from_a_config_without
     lines = run_in_pinned_venv(tmp_path, TOWER_RUNTIME)
     for check in ("bare", "defaulted", "original_untouched", "same_object", "kept"):
         assert lines[check] == "True", (check, lines)
+
+
+# -- exaone4_5: a local subclass of the pinned Qwen2_5_VisionTransformer forwards its own input_norm --
+
+FORWARDING = '''"""Inference-only Exa model (fixture: upstream's exaone4_5 tower)."""
+
+from torch import nn
+from vllm.config import VllmConfig
+from vllm.model_executor.layers.fusion.mm_input_norm import build_mm_input_norm
+from vllm.model_executor.models.qwen2_5_vl import Qwen2_5_VisionTransformer
+
+
+class ExaVisionTransformer(Qwen2_5_VisionTransformer):
+    def __init__(self, vision_config, norm_eps: float = 1e-6, input_norm: nn.Module | None = None, prefix: str = ""):
+        super().__init__(
+            vision_config=vision_config,
+            norm_eps=norm_eps,
+            input_norm=input_norm,
+            prefix=prefix,
+        )
+
+
+class ExaForConditionalGeneration(nn.Module):
+    def __init__(self, *, vllm_config: VllmConfig, prefix: str = ""):
+        super().__init__()
+        config = vllm_config.model_config.hf_config
+        self.visual = ExaVisionTransformer(
+            config.vision_config,
+            input_norm={norm},
+            prefix=f"{{prefix}}.visual",
+        ){tail}
+'''
+
+
+def _forwarding_p6(norm: str, tail: str = "") -> list:
+    text = FORWARDING.format(norm=norm, tail=tail)
+    findings = analyze_source(text, AnalysisContext(PinnedApis.load("0.13.0"), "vllm_fl.models.exa",
+                                                    "vllm_fl/models/exa.py"))
+    return [f for f in findings if f.rule == "P6" and f.data.get("kwarg") == "input_norm"]
+
+
+def test_a_subclass_forwarding_upstreams_input_norm_into_the_pinned_qwen2_5_tower_drops_it(tmp_path):
+    """exaone4_5: the pinned Qwen2_5_VisionTransformer.forward casts its input to its dtype itself, which
+    is all upstream's build_mm_input_norm gives on 0.13.0; the subclass's one construction passes that
+    factory, so the forwarded keyword is dropped (golden), the subclass keeps its parameter."""
+    up = tmp_path / "upstream"
+    shutil.copytree(UPSTREAM, up)
+    (up / "vllm" / "model_executor" / "models" / "exa.py").write_text(
+        FORWARDING.format(norm="build_mm_input_norm(vllm_config.model_config)", tail=""))
+    plugin = empty_plugin(tmp_path / "plugin", init="def register_model():\n    pass\n")
+    m = Migration("exa", Upstream(open_upstream(str(up))), PluginTree(plugin), PinnedApis.load("0.13.0")).run()
+    text = m.model_unit.text
+    assert '''        super().__init__(
+            vision_config=vision_config,
+            norm_eps=norm_eps,
+            prefix=prefix,
+        )
+''' in text
+    assert "input_norm=build_mm_input_norm(vllm_config.model_config)," in text
+    assert not [f for f in m.left() if f.rule == "P6"]
+
+
+@pytest.mark.parametrize("norm,tail", [
+    ("config.input_norm", ""),  # a module that may normalise
+    ("build_mm_input_norm(vllm_config.model_config)", "\n        self.visual.input_norm.input_dtype"),  # read back
+])
+def test_a_forwarded_input_norm_that_may_differ_is_left(norm, tail):
+    """Negatives: another value at a construction, or upstream's stored `.input_norm` read later: kept."""
+    (f,) = _forwarding_p6(norm, tail)
+    assert not f.data["safe_drop"]
+    (ok,) = _forwarding_p6("build_mm_input_norm(vllm_config.model_config)")
+    assert ok.data["safe_drop"] and ok.data["callee"] == "super().__init__"
+
+
+def test_a_subclass_built_without_the_keyword_is_left():
+    """Negative: a construction that omits input_norm relies on upstream's default, not on the table."""
+    text = FORWARDING.format(norm="build_mm_input_norm(vllm_config.model_config)",
+                             tail="\n        self.other = ExaVisionTransformer(config.vision_config)")
+    findings = analyze_source(text, AnalysisContext(PinnedApis.load("0.13.0"), "vllm_fl.models.exa",
+                                                    "vllm_fl/models/exa.py"))
+    (f,) = [f for f in findings if f.rule == "P6" and f.data.get("kwarg") == "input_norm"]
+    assert not f.data["safe_drop"]

@@ -57,7 +57,8 @@ def _judge_call(m, call: ast.Call, shown: str, sig: dict, skip: int) -> None:
               f"{n_pos} given", fix=fix, data={**base, "problem": "too-many-positional", "given": n_pos, **extra})
     accepted = set(params[posonly:]) | set(sig["k"])
     rejected = [k for k in call.keywords if k.arg is not None and k.arg not in accepted and not sig.get("kw")]
-    dropped = {k.arg for k in rejected if _safe_drop(shown, k.arg, kw_names, k.value)}
+    dropped = {k.arg for k in rejected if _safe_drop(shown, k.arg, kw_names, k.value)
+               or _forwarded_safe_drop(m, call, shown, k, kw_names)}
     for k in rejected:
         safe = k.arg in dropped
         bp = backports.for_keyword(shown, k.arg)
@@ -230,6 +231,48 @@ def _safe_drop(callee: str, kwarg: str, passed: list[str] = (), value: ast.expr 
             value_ok = value_ok and maker in (getattr(func, "id", None), getattr(func, "attr", None))
         return value_ok and (partner is None or partner in passed)
     return kwarg in SAFE_DROP_KWARG_NAMES
+
+
+def _forwarded_safe_drop(m, call: ast.Call, shown: str, k: ast.keyword, passed: list[str]) -> bool:
+    """``super().__init__(kw=kw)`` forwarding a parameter of the local class's own ``__init__`` into its
+    pinned base: safe to drop when the file builds that class at least once, every time passing a value
+    the table settles for the pinned base (``input_norm=build_mm_input_norm(...)``), never reassigns the
+    parameter, and never reads the attribute upstream's base would have stored (``.input_norm``)."""
+    if shown != "super().__init__" or not isinstance(k.value, ast.Name) or k.value.id != k.arg:
+        return False
+    func = m.enclosing(call, (ast.FunctionDef, ast.AsyncFunctionDef))
+    cls = m.enclosing_class(call)
+    if func is None or cls is None or func.name != "__init__" or m.parents.get(func) is not cls:
+        return False
+    if k.arg not in {a.arg for a in func.args.args + func.args.kwonlyargs}:
+        return False
+    if any(isinstance(n, ast.Name) and n.id == k.arg and isinstance(n.ctx, ast.Store) for n in ast.walk(func)):
+        return False
+    if any(isinstance(n, ast.Attribute) and n.attr == k.arg and isinstance(n.ctx, ast.Load) for n in m.nodes):
+        return False
+    base = _pinned_init_owner(m, cls)
+    sites = [c for c in m.of_type(ast.Call) if isinstance(c.func, ast.Name) and c.func.id == cls.name]
+    values = []
+    for site in sites:
+        given = next((kw for kw in site.keywords if kw.arg == k.arg), None)
+        if given is None or any(kw.arg is None for kw in site.keywords):
+            return False  # the default (or an unknown **kwargs) is not what the table settles
+        values.append(given.value)
+    return bool(base and values) and all(_safe_drop(base, k.arg, passed, v) for v in values)
+
+
+def _pinned_init_owner(m, cls: ast.ClassDef) -> str | None:
+    """The pinned class whose ``__init__`` a local class's ``super().__init__`` reaches (None: a local one)."""
+    for kind, obj in m.hierarchy.linearize(("local", cls))[1:]:
+        if kind == "local":
+            if any(isinstance(s, ast.FunctionDef) and s.name == "__init__" for s in obj.body):
+                return None
+        elif kind == "pinned":
+            if "__init__" in obj[1]["methods"]:
+                return obj[0].name
+        else:
+            return None
+    return None
 
 
 def _kwarg_rename(callee: str, kwarg: str, passed: list[str], accepted: set[str],

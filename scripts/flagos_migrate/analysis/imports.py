@@ -13,6 +13,7 @@ from flagos_migrate.analysis.facts import PLUGIN, ModuleFacts
 from flagos_migrate.astutil import ImportBinding, Usage, context_flags
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.catalog.tables import (
+    ABSENT_SUBSYSTEMS,
     IMPORT_FAILURE_RULES,
     IMPORT_STATEMENT_RULES,
     ISINSTANCE_EQUIVALENTS,
@@ -159,8 +160,17 @@ def _missing(m, b: ImportBinding, name: str | None, module_missing: bool = False
         data["backport"] = bp.module
     elif data.get("candidates"):
         fix = "defined in several pinned modules: " + ", ".join(data["candidates"])
+    elif (absent := absent_subsystem(b.module)) is not None:
+        fix = f"no counterpart in {pinned}: {absent}; port the subsystem or leave the model out"
+        data["absent_subsystem"] = True
     m.add("P3", b.node, f"import of {what}: {reason} in {pinned}" + (" (unused)" if data["unused"] else ""),
           fix=fix, data=data)
+
+
+def absent_subsystem(module: str) -> str | None:
+    """What the pinned vLLM lacks for an import from ``module`` (the P3 table ``absent_subsystems``)."""
+    return next((why for prefix, why in ABSENT_SUBSYSTEMS.items()
+                 if module == prefix or module.startswith(prefix + ".")), None)
 
 
 def _isinstance_only(m, alias: str) -> bool:

@@ -53,6 +53,9 @@ for _e in _table("P7", "config_defaults"):
     CONFIG_DEFAULTS.setdefault(_e["callee"], ())
     CONFIG_DEFAULTS[_e["callee"]] += ((_e["param"], dict(_e["defaults"])),)
 
+# P3: upstream module prefix -> what the pinned vLLM lacks there (no rewrite or slice can stand in)
+ABSENT_SUBSYSTEMS: dict[str, str] = dict(_table("P3", "absent_subsystems"))
+
 # P13: (upstream module, class) -> the pinned (module, class) pairs it stands for in isinstance checks
 ISINSTANCE_EQUIVALENTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     (e["module"], e["class"]): tuple((m, c) for m, c in e["pinned"]) for e in _table("P13", "isinstance_equivalents")}

@@ -196,9 +196,29 @@ CONFIG_DEFAULTS = Backport(
     "config fields a pinned class reads unguarded, with upstream's default (with_config_defaults)",
 )
 
+# LFM2's short convolution (lfm2, lfm2_moe): upstream passes quant_config on to the two projections
+SHORT_CONV = Backport(
+    "short_conv.py",
+    "vllm_fl.compat.short_conv",
+    (("ShortConv", "vllm.model_executor.layers.mamba.short_conv"),),
+    (("ShortConv", "quant_config"),),
+    "LFM2 short convolution: the pinned ShortConv with upstream's quant_config reaching in_proj/out_proj",
+)
+
+_TOKWISE = "vllm.model_executor.layers.pooler.tokwise"
+# ColBERT-style models (colmodernvbert, colqwen3, colqwen3_5, roberta's ColBERT head)
+TOKEN_POOLER = Backport(
+    "token_pooler.py",
+    "vllm_fl.compat.token_pooler",
+    (("pooler_for_token_embed", _TOKWISE), ("pooler_for_token_embed", _TOKWISE + ".poolers")),
+    (),
+    "per-token embedding pooler: upstream's pooler_for_token_embed(pooler_config, projector) as the pinned "
+    "Pooler.for_token_embed with the model's projector on its head",
+)
+
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
                                    SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
-                                   CONFIG_DEFAULTS)
+                                   CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER)
 
 
 @lru_cache(maxsize=None)

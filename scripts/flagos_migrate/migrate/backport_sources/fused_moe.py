@@ -134,15 +134,21 @@ class RoutedExperts(FusedMoE):
                              custom_routing_function=custom_routing_function)
         # Routing is ours (the router above); the pinned layer takes it as a custom routing function,
         # so it must not run its own grouped/bias/scoring paths.
+        # 0.13.0's FusedMoE refuses non-gated experts off CUDA before it creates weights ("supported only
+        # for CUDA"); no pinned kernel has a non-gated activation, so they always run in the torch loop
+        # below: there the pinned layer is built gated and its weights re-made non-gated (Nemotron-H).
+        regated = not gated and not current_platform.is_cuda()
         super().__init__(
             num_experts=spec.num_experts, top_k=spec.top_k, hidden_size=spec.hidden_size,
             intermediate_size=spec.intermediate_size, params_dtype=params_dtype, reduce_results=False,
             renormalize=renormalize, quant_config=quant_config, tp_size=spec.tp_size, dp_size=spec.dp_size,
             pcp_size=spec.pcp_size, prefix=layer_name, custom_routing_function=self.router,
-            activation=act if act in _PINNED_KERNEL_ACTIVATIONS else "silu", is_act_and_mul=gated,
+            activation=act if act in _PINNED_KERNEL_ACTIVATIONS else "silu", is_act_and_mul=gated or regated,
             apply_router_weight_on_input=apply_router_weight_on_input, enable_eplb=spec.enable_eplb,
             num_redundant_experts=spec.num_redundant_experts, has_bias=spec.has_bias,
             is_sequence_parallel=spec.is_sequence_parallel)
+        if regated and isinstance(self.quant_method, UnquantizedFusedMoEMethod):
+            self._make_non_gated_weights()
         self.upstream_activation = act
         self.upstream_scoring_func = scoring_func
         self.ckpt_gate_proj_name = ckpt_gate_proj_name
@@ -164,6 +170,16 @@ class RoutedExperts(FusedMoE):
         if spec.enable_eplb and (on_cpu or current_platform.is_cpu()):
             raise NotImplementedError("enable_eplb=True: vLLM 0.13.0 has no expert load balancing on CPU; "
                                       "run without --enable-eplb")
+
+    def _make_non_gated_weights(self) -> None:
+        """Upstream's non-gated parameters (w13 of one intermediate block per expert) in place of the gated
+        ones: the pinned method's own ``create_weights``, with the flag its loader and shapes read cleared."""
+        experts, _, hidden = self.w13_weight.shape
+        self.moe_config.is_act_and_mul = False  # the same object as self.quant_method.moe
+        self.quant_method.create_weights(
+            layer=self, num_experts=experts, hidden_size=hidden,
+            intermediate_size_per_partition=self.w2_weight.shape[2], params_dtype=self.w13_weight.dtype,
+            weight_loader=self.weight_loader, global_num_experts=self.global_num_experts)
 
     # Upstream's RoutedExperts has no tp/dp/ep size properties, so its subclasses assign them
     # (DbrxExperts: ``self.tp_size = self.moe_config.tp_size``); the pinned FusedMoE has read-only
