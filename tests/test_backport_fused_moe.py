@@ -200,6 +200,23 @@ ROUTING = COMMON + '''
     err = (got - ref).abs().max().item()
     print("zero_experts_identity", err < 1e-4 * max(1.0, ref.abs().max().item()) and 0 < chose_zero < 39, err)
 
+    # the correction bias is a parameter of the layer, as upstream registers it: a checkpoint's
+    # ...mlp.experts.e_score_correction_bias loads into it and steers the routing (Laguna)
+    bparam = torch.nn.Parameter(torch.zeros(E), requires_grad=False)
+    blayer = build(top_k=2, scoring_func="sigmoid", e_score_correction_bias=bparam)
+    BW = experts_weights()
+    steer = torch.randn(E) * 2.0
+    bloaded = set(blayer.load_weights(per_expert_ckpt(BW) + [("e_score_correction_bias", steer)]))
+    bx, blogits = torch.randn(9, H), torch.randn(9, E)
+    with torch.no_grad():
+        bgot = blayer(bx, blogits)
+    bref = reference(bx, blogits, BW, top_k=2, scoring="sigmoid", bias=steer)
+    unsteered = reference(bx, blogits, BW, top_k=2, scoring="sigmoid", bias=torch.zeros(E))
+    print("bias_parameter_loads", "e_score_correction_bias" in bloaded
+          and "e_score_correction_bias" in dict(blayer.named_parameters()) and torch.equal(bparam.data, steer)
+          and (bgot - bref).abs().max().item() < 1e-4 * max(1.0, bref.abs().max().item())
+          and (bref - unsteered).abs().max().item() > 1e-3)
+
     # upstream's RoutedExperts has no read-only tp_size: DbrxExperts assigns it in __init__
     class AssignsTpSize(fm.RoutedExperts):
         def __init__(self, *args, **kwargs):
@@ -261,7 +278,8 @@ def test_forward_matches_a_dense_reference_over_the_routing_variants(pinned_run)
     lines = pinned_run
     for case in ("softmax_renorm", "softmax_plain", "sigmoid_topk", "sigmoid_bias_scaled", "grouped_softmax_shared",
                  "grouped_sigmoid_bias", "grouped_bias_scale_on_output_shared", "custom_on_input", "gelu_tanh",
-                 "swiglu_limit", "external_logits", "zero_experts_identity", "pinned_cpu_kernel"):
+                 "swiglu_limit", "external_logits", "zero_experts_identity", "bias_parameter_loads",
+                 "pinned_cpu_kernel"):
         assert lines[case].startswith("True"), (case, lines[case])
     assert lines["assigned_tp_size"] == "True"  # fails on a back-port whose tp_size has no setter
 

@@ -357,6 +357,11 @@ class MoERunner(torch.nn.Module):
         self.routed_input_transform = routed_input_transform
         self.routed_output_transform = routed_output_transform
         self.routed_experts = routed_experts
+        bias = getattr(routed_experts.router, "e_score_correction_bias", None)
+        if isinstance(bias, torch.nn.Parameter):
+            # upstream's layer registers the correction bias it routes with: a checkpoint names it
+            # ``...mlp.experts.e_score_correction_bias`` (Laguna), and the loader must find it here
+            self.e_score_correction_bias = bias
         self.routed_scaling_factor = routed_scaling_factor  # applied to the output (apply_routed_scale_to_output)
         self.reduce_results = reduce_results
         self.moe_config = _ConfigView(routed_experts.moe_config, skip_final_all_reduce=(
@@ -405,8 +410,19 @@ class MoERunner(torch.nn.Module):
         return result
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> Iterable[str]:
-        for name in self.routed_experts.load_weights(weights):
+        own: list[str] = []
+
+        def routed():
+            for name, tensor in weights:
+                if name == "e_score_correction_bias" and isinstance(getattr(self, name, None), torch.nn.Parameter):
+                    self.e_score_correction_bias.data.copy_(tensor)
+                    own.append(name)
+                else:
+                    yield name, tensor
+
+        for name in self.routed_experts.load_weights(routed()):
             yield f"routed_experts.{name}"
+        yield from own
 
     # -- what models and the EPLB machinery ask a MoE layer
 
