@@ -171,6 +171,41 @@ def test_glm4v_takes_upstreams_chatglm_whose_class_defines_the_mapper(tmp_path):
     assert [f for f in m.left() if f.rule == "P35"] == []
 
 
+def test_self_operand_reads_name_the_sibling_the_migration_takes_along():
+    """The engine takes upstream's sibling along for a ``self.attr |`` operand too (not only for class-body
+    reads); the slice check (``missing_class_attributes``: import time only) does not see method bodies."""
+    from flagos_migrate.migrate.vendor import import_time_class_reads, missing_class_attributes
+
+    origin = "vllm.model_executor.models.cohere_eagle"
+    want = [("vllm.model_executor.models.commandr", "CohereForCausalLM", "hf_to_vllm_mapper")]
+    assert import_time_class_reads(COHERE_EAGLE, origin, pinned(), origin, self_operands=True) == want
+    assert import_time_class_reads(COHERE_EAGLE, origin, pinned(), origin) == []
+    assert missing_class_attributes(COHERE_EAGLE, origin, pinned(), origin) == []
+    assigned_first = COHERE_EAGLE.replace("        if config.tie_word_embeddings:",
+                                          "        self.hf_to_vllm_mapper = WeightsMapper()\n"
+                                          "        if config.tie_word_embeddings:")
+    assert import_time_class_reads(assigned_first, origin, pinned(), origin, self_operands=True) == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (UPSTREAM_SRC / "vllm").is_dir(), reason="needs upstream vLLM 0.33.0 source (MMF_UPSTREAM_SRC)")
+def test_cohere_eagle_takes_upstreams_commandr_whose_class_defines_the_mapper(tmp_path):
+    """The real cohere_eagle: ``self.hf_to_vllm_mapper | WeightsMapper(...)`` in __init__ failed construct
+    on the pinned CohereForCausalLM (SupportsQuant's None; its load_weights is AutoWeightsLoader without a
+    mapper, so the pinned class cannot stand in). Upstream's commandr comes along, the eagle subclasses its
+    CohereForCausalLM (stacked q/k/v and gate/up in the mapper, through the P22 back-port) and P35 is gone."""
+    from flagos_migrate.migrate.engine import Migration
+    from flagos_migrate.migrate.upstream import Upstream, open_upstream
+    from flagos_migrate.plugin.tree import PluginTree
+
+    plugin = empty_plugin(tmp_path / "plugin")
+    m = Migration("cohere_eagle", Upstream(open_upstream(str(UPSTREAM_SRC))), PluginTree(plugin), pinned()).run()
+    assert m.redirects["vllm.model_executor.models.commandr"] == "vllm_fl.models.commandr"
+    assert "vllm_fl.models.commandr" in m.units
+    assert "from vllm_fl.models.commandr import CohereDecoderLayer, CohereForCausalLM, LayerNorm" in m.model_unit.text
+    assert [f for f in m.left() if f.rule == "P35"] == [] and m.left() == []
+
+
 # -- P16: module state copied at import time (issue 13, class 5) ---------------------------------
 
 

@@ -214,8 +214,9 @@ class Migration(Vendoring, Tf5Vendoring):
                 # a whole processor module, like a sibling model module: too big to slice (P16)
                 self.redirects.setdefault(mod, f"{PACKAGE}.processors.{mod[len(PROCESSORS_PKG) + 1:].replace('.', '_')}")
                 out.append((mod, "closure"))
-        # ``Parent.hf_to_vllm_mapper | ...`` in a class body: upstream's Parent has it, the pinned one not
-        lacking = {m for m, _, _ in import_time_class_reads(text, origin, self.apis, origin)}
+        # ``Parent.hf_to_vllm_mapper | ...`` in a class body (or ``self.hf_to_vllm_mapper | ...`` in a
+        # method of a subclass): upstream's Parent has it, the pinned one not
+        lacking = {m for m, _, _ in import_time_class_reads(text, origin, self.apis, origin, self_operands=True)}
         for mod, names in wanted.items():
             short = mod[len(MODELS_PKG) + 1 :]
             if "." in short or short in SHARED_MODEL_MODULES:

@@ -257,9 +257,11 @@ def missing_class_attributes(text: str, module: str, apis, origin: str | None = 
     return [f"{name}.{attr}" for _, name, attr in import_time_class_reads(text, module, apis, origin)]
 
 
-def import_time_class_reads(text: str, module: str, apis, origin: str | None = None) -> list[tuple[str, str, str]]:
+def import_time_class_reads(text: str, module: str, apis, origin: str | None = None,
+                            self_operands: bool = False) -> list[tuple[str, str, str]]:
     """(module, class, attr) of the reads ``missing_class_attributes`` reports (and those P35 finds None
-    there: upstream's sibling then comes along, its class defines them); relative imports
+    there, in a class body or as a ``self.attr |`` operand in a method: upstream's sibling then comes
+    along, its class defines them; the latter with ``self_operands``); relative imports
     resolve against ``origin`` (the upstream module an unmigrated text comes from)."""
     tree = parse_source(text, module)
     if tree is None:
@@ -295,6 +297,15 @@ def import_time_class_reads(text: str, module: str, apis, origin: str | None = N
         return [x for f in found for x in f] if bases and all(found) else []
 
     out = []
+    # ``self.attr | ...`` in a method of a local class, before the method assigns ``self.attr``: None
+    # fails there too when the model is built (cohere_eagle's ``self.hf_to_vllm_mapper | WeightsMapper``)
+    for cls in (s for s in tree.body if self_operands and isinstance(s, ast.ClassDef)):
+        for fn in (s for s in cls.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))):
+            for op in (n for n in ast.walk(fn) if isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr)):
+                for side in (op.left, op.right):
+                    if (isinstance(side, ast.Attribute) and isinstance(side.value, ast.Name)
+                            and side.value.id == "self" and not _self_assigned_before(fn, side)):
+                        out.extend(lacking(cls.name, side.attr))
     todo = [s for s in tree.body if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))]
     while todo:
         node = todo.pop()
@@ -309,6 +320,12 @@ def import_time_class_reads(text: str, module: str, apis, origin: str | None = N
             out.extend(lacking(node.value.id, node.attr))
         todo.extend(ast.iter_child_nodes(node))
     return out
+
+
+def _self_assigned_before(fn: ast.AST, read: ast.Attribute) -> bool:
+    return any(isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+               and t.attr == read.attr and isinstance(t.ctx, ast.Store) and t.lineno < read.lineno
+               for t in ast.walk(fn))
 
 
 def slice_ops_clash(text: str, pinned_ops: dict[str, str]) -> list[str]:
