@@ -56,6 +56,8 @@ CHECKS = (
     framework.check_pooling_inner_load,
     framework.check_rope_layer_types,
     framework.check_replaced_config_classes,
+    framework.check_legacy_layer_types,
+    framework.check_routed_layout_siblings,
     structure.check_custom_ops,
     structure.check_incomplete_init,
     structure.check_merged_projections,

@@ -7,6 +7,11 @@
   vLLM under transformers 4.57.6 has one flat dict (``patch_rope_parameters``).
 - P29: a transformers config class that the pinned vLLM's config registry replaces with its own for
   the model type (``isinstance`` against transformers' class fails on the pinned vLLM).
+- P36: a layer kind looked up by transformers 5's name (``"full_attention"``, ``"linear_attention"``),
+  which transformers 5's ``PreTrainedConfig`` makes of a checkpoint's legacy ``layer_types``; the
+  pinned transformers' class keeps (and accepts only) the legacy names.
+- P37: expert parameters named in upstream's ``routed_experts`` layout while the class holding the
+  experts comes from a pinned sibling built on the pinned ``FusedMoE`` (``experts.w13_weight``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import builtins
 from flagos_migrate.analysis.facts import ModuleFacts
 from flagos_migrate.astutil import dotted
 from flagos_migrate.catalog.tables import (
+    LEGACY_LAYER_TYPES,
     POOLING_ARCHS,
     POOLING_INNER_LOAD,
     REPLACED_CONFIG_CLASSES,
@@ -253,11 +259,121 @@ def check_replaced_config_classes(m: ModuleFacts) -> None:
                   data={"module": b.module, "name": b.name, "new_module": PINNED_CONFIGS, "model_type": by_name[b.name]})
 
 
+# -- P36 -------------------------------------------------------------------------------------------
+
+LAYER_TYPE_FIELDS = ("layer_types", "layers_block_type")
+
+
+def _reads_layer_types(m: ModuleFacts, expr: ast.expr) -> bool:
+    """``expr`` reads the config's layer kinds: ``config.layer_types[i]``, or a name the enclosing function
+    binds from such a read (``layer_type = config.layer_types[i]``, ``for i, t in enumerate(config.layer_types)``)."""
+    if any(isinstance(n, ast.Attribute) and n.attr in LAYER_TYPE_FIELDS for n in ast.walk(expr)):
+        return True
+    names = {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)}
+    fn = m.enclosing(expr, (ast.FunctionDef, ast.AsyncFunctionDef))
+    for n in ast.walk(fn) if fn is not None and names else ():
+        target, value = ((n.targets[0], n.value) if isinstance(n, ast.Assign) and len(n.targets) == 1
+                         else (n.target, n.iter) if isinstance(n, (ast.For, ast.comprehension)) else (None, None))
+        bound = {t.id for t in ast.walk(target) if isinstance(t, ast.Name)} if target is not None else set()
+        if (bound & names
+                and any(isinstance(x, ast.Attribute) and x.attr in LAYER_TYPE_FIELDS for x in ast.walk(value))):
+            return True
+    return False
+
+
+def _dict_looked_up_by_layer_type(m: ModuleFacts, d: ast.Dict) -> bool:
+    """The dict literal (or the name it is assigned to) is subscripted with a layer kind of the config."""
+    parent = m.parents.get(d)
+    if isinstance(parent, ast.Subscript) and parent.value is d:
+        return _reads_layer_types(m, parent.slice)
+    if not (isinstance(parent, (ast.Assign, ast.AnnAssign)) and parent.value is d):
+        return False
+    targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
+    names = {t.id for t in targets if isinstance(t, ast.Name)}
+    return any(isinstance(n.value, ast.Name) and n.value.id in names and _reads_layer_types(m, n.slice)
+               for n in m.of_type(ast.Subscript))
+
+
+def _compared_with_layer_type(m: ModuleFacts, node: ast.Constant) -> bool:
+    parent = m.parents.get(node)
+    if isinstance(parent, (ast.Tuple, ast.List, ast.Set)):  # ``t in ("full_attention", ...)``
+        node, parent = parent, m.parents.get(parent)
+    if not isinstance(parent, ast.Compare):
+        return False
+    return any(_reads_layer_types(m, side) for side in [parent.left, *parent.comparators] if side is not node)
+
+
+def check_legacy_layer_types(m: ModuleFacts) -> None:
+    table = LEGACY_LAYER_TYPES.get(m.apis.version, {})
+    classes = {b.name: table[b.name] for b in m.bindings
+               if b.name in table and not b.level and b.module.split(".")[0] == "transformers"
+               and m.apis.resolve(b.module, b.name) is not None}
+    if not classes:
+        return
+    for node in m.of_type(ast.Constant):
+        owner = next((c for c, names in classes.items() if node.value in names), None)
+        if owner is None or not isinstance(node.value, str):
+            continue
+        parent = m.parents.get(node)
+        lookup = isinstance(parent, ast.Dict) and node in parent.keys and _dict_looked_up_by_layer_type(m, parent)
+        if not (lookup or _compared_with_layer_type(m, node)):
+            continue
+        legacy = classes[owner][node.value]
+        m.add("P36", node, f'"{node.value}" is transformers 5\'s name of a layer kind: its PreTrainedConfig renames '
+              f'a checkpoint\'s legacy layer_types on load ("{legacy}" -> "{node.value}", configuration_utils.'
+              f"_LEGACY_LAYER_TYPE_REMAP); the pinned transformers' {owner} keeps \"{legacy}\" and accepts only "
+              "the legacy names, so "
+              + ("this lookup raises KeyError when the model is built" if lookup else "this comparison never holds"),
+              fix=f'the legacy name "{legacy}", the one the pinned config holds',
+              data={"config_class": owner, "value": node.value, "legacy": legacy})
+
+
+# -- P37 -------------------------------------------------------------------------------------------
+
+def pinned_layout_siblings(apis, tree: ast.AST, bindings) -> list:
+    """The imports of classes holding ``experts`` from a pinned model module that builds them with the
+    pinned ``FusedMoE`` (parameters ``experts.w13_weight``), in a file whose strings name upstream's
+    ``routed_experts`` layout and which builds no ``FusedMoEFactory`` of its own (engine and detector)."""
+    if not any(isinstance(n, ast.Constant) and isinstance(n.value, str) and "routed_experts" in n.value
+               for n in ast.walk(tree)):
+        return []
+    if any(b.name == "FusedMoEFactory" for b in bindings):
+        return []
+    out = []
+    for b in bindings:
+        if not b.name or b.type_checking or not b.module.startswith("vllm.model_executor.models."):
+            continue
+        sym = apis.resolve(b.module, b.name)
+        fused = apis.resolve(b.module, "FusedMoE")
+        if (sym is None or sym.kind != "class" or sym.module != b.module or fused is None
+                or fused.kind != "class"):
+            continue
+        classes, _ = apis.mro(sym)
+        if any("experts" in rec["attrs"] for _, rec in classes):
+            out.append(b)
+    return out
+
+
+def check_routed_layout_siblings(m: ModuleFacts) -> None:
+    for b in pinned_layout_siblings(m.apis, m.tree, m.bindings):
+        m.add("P37", b.node, f"`{b.name}` comes from the pinned {b.module}, whose experts are the pinned "
+              "FusedMoE (parameters `experts.w13_weight`, `experts.w2_weight`), while this file names upstream's "
+              "layout (`experts.routed_experts.w13_weight`, the fused-MoE refactor vllm#41184): those names are "
+              "not in the model, so its expert weights do not load (a loader that skips unknown names leaves "
+              "them unloaded, one that looks them up raises KeyError)", line=b.line, col=b.col,
+              fix=f"take upstream's {b.module.rsplit('.', 1)[1]} along (its experts are the P22 back-port's "
+                  "FusedMoEFactory, the layout this file names)",
+              data={"module": b.module, "name": b.name})
+
+
 def propose_edits(f, edits: Edits) -> None:
-    """P27: the inner model's load_weights, the outer call without its mapper; P28: the pinned code."""
+    """P27: the inner model's load_weights, the outer call without its mapper; P28: the pinned code;
+    P36: the legacy layer-kind name."""
     d = f.data
     if f.rule == "P27" and d.get("source") and d.get("mapper_line"):
         edits.add_methods[(d["inner"], "load_weights")] = ("P27", d["source"])
         edits.drop_kwargs[(d["mapper_line"], "mapper")] = "P27"
     elif f.rule == "P28" and d.get("source") and d.get("stmt_line"):
         edits.replace_statements[d["stmt_line"]] = ("P28", d["source"])
+    elif f.rule == "P36":
+        edits.replace_strings[(f.line, d["value"])] = ("P36", d["legacy"])

@@ -108,6 +108,10 @@ ROPE_LAYOUTS: dict[str, dict[str, dict]] = _table("P28", "rope_layouts")
 # P29: pinned vLLM version -> model type -> the config class the pinned vLLM builds instead of transformers'
 REPLACED_CONFIG_CLASSES: dict[str, dict[str, str]] = _table("P29", "replaced_config_classes")
 
+# P36: pinned vLLM version -> transformers config class -> {transformers 5 layer-type name: the legacy
+# name the pinned transformers' class keeps}
+LEGACY_LAYER_TYPES: dict[str, dict[str, dict[str, str]]] = _table("P36", "legacy_layer_types")
+
 # P35: (pinned class, attribute) declared None there (an interface's default), which subclasses inherit
 NONE_DEFAULTS: frozenset[tuple[str, str]] = frozenset(
     (e["class"], e["attr"]) for e in _table("P35", "none_defaults"))

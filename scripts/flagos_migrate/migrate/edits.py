@@ -43,13 +43,16 @@ class Edits:
     add_methods: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     # line of a statement -> (rule, the code that replaces it) (P28)
     replace_statements: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # (line, string value) -> (rule, new value): a string constant's text replaced, quotes kept (P36)
+    replace_strings: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)
     # (module, name) -> rule: `from module import name` added after the imports unless the name is bound
     add_imports: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.imports or self.unwrap or self.unwrap_calls or self.drop_kwargs or self.rename_kwargs
                     or self.add_kwargs or self.wrap_args or self.rename_callees or self.attr_defaults or self.attr_renames
-                    or self.remove_methods or self.add_methods or self.replace_statements or self.add_imports)
+                    or self.remove_methods or self.add_methods or self.replace_statements or self.add_imports
+                    or self.replace_strings)
 
     def rules(self) -> set[str]:
         out = {a.rule for a in self.imports.values()}
@@ -62,5 +65,6 @@ class Edits:
         out.update(rule for rule, _ in self.rename_callees.values())
         out.update(rule for rule, _ in self.attr_defaults.values())
         out.update(rule for rule, _ in self.replace_statements.values())
+        out.update(rule for rule, _ in self.replace_strings.values())
         out.update(self.add_imports.values())
         return out

@@ -217,6 +217,10 @@ class Migration(Vendoring, Tf5Vendoring):
         # ``Parent.hf_to_vllm_mapper | ...`` in a class body (or ``self.hf_to_vllm_mapper | ...`` in a
         # method of a subclass): upstream's Parent has it, the pinned one not
         lacking = {m for m, _, _ in import_time_class_reads(text, origin, self.apis, origin, self_operands=True)}
+        # the file names upstream's ``routed_experts`` parameters; the pinned sibling builds the pinned FusedMoE
+        # (P37): upstream's sibling builds them with FusedMoEFactory (the P22 back-port)
+        lacking |= {b.module for b in framework.pinned_layout_siblings(self.apis, tree, import_bindings(tree, origin))
+                    if "FusedMoEFactory" in (self.up.text(b.module) or "")}
         for mod, names in wanted.items():
             short = mod[len(MODELS_PKG) + 1 :]
             if "." in short or short in SHARED_MODEL_MODULES:
@@ -475,7 +479,7 @@ class Migration(Vendoring, Tf5Vendoring):
                 members.propose_edits(f, edits)
             elif f.rule == "P23":
                 inherited.propose_edits(f, edits)
-            elif f.rule in ("P27", "P28"):
+            elif f.rule in ("P27", "P28", "P36"):
                 framework.propose_edits(f, edits)
             elif f.rule == "P34":
                 routed_experts.propose_edits(f, edits)

@@ -256,6 +256,27 @@ def attr_defaults(module: cst.Module, defaults: dict[tuple[int, str], str], text
     return visit_at_lines(module, text, _AttrDefaults(defaults), {line for line, _ in defaults})
 
 
+class _StringReplacer(LineTransformer):
+    """A string constant on a listed line, of a listed value -> the new value, in the same quotes."""
+
+    def __init__(self, strings: dict[tuple[int, str], str]):
+        self.strings = strings
+
+    def leave_SimpleString(self, original: cst.SimpleString, updated: cst.SimpleString):
+        value = updated.evaluated_value
+        new = self.strings.get((self.line_of(original), value)) if isinstance(value, str) else None
+        if new is None:
+            return updated
+        quote = updated.quote
+        return updated.with_changes(value=f"{updated.prefix}{quote}{new}{quote}")
+
+
+def replace_strings(module: cst.Module, text: str, strings: dict[tuple[int, str], str]) -> cst.Module:
+    if not strings:
+        return module
+    return visit_at_lines(module, text, _StringReplacer(strings), {line for line, _ in strings})
+
+
 def rename_attrs(module: cst.Module, attrs: set[str]) -> cst.Module:
     return module.visit(_AttrRenamer(attrs)) if attrs else module
 
@@ -350,7 +371,11 @@ def apply_edits(text: str, edits: Edits) -> str:
         # alone in their pass: they move later lines, and the engine re-analyses before the next pass
         module = edit_statements(module, {line: code for line, (_, code) in edits.replace_statements.items()})
         return add_imports(module, [key for key in edits.add_imports if not _binds(module, key[1])]).code
-    # first: it rewrites within lines, so the analysis' positions still hold for the passes after it
+    # first: they rewrite within lines, so the analysis' lines still hold for the passes after them
+    strings = {k: v for k, (_, v) in edits.replace_strings.items()}
+    module = replace_strings(module, text, strings)
+    if strings:
+        text = module.code
     defaults = {k: v for k, (_, v) in edits.attr_defaults.items()}
     module = attr_defaults(module, defaults, text)
     if defaults:

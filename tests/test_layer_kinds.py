@@ -1,0 +1,205 @@
+"""P36: layer kinds looked up by their transformers 5 names where the pinned config class keeps the
+legacy ones; P37: expert parameters named in upstream's ``routed_experts`` layout while the experts come
+from a pinned sibling. Both were granitemoehybrid's runtime failures as "0 left for you" (construct
+``KeyError: 'attention'``, then 4 expert parameters never loaded): detectors, goldens, negatives, the
+table against both transformers, and the migration of the real file."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from analysis_helpers import analyze, empty_plugin, only, pinned
+from flagos_migrate.catalog.tables import LEGACY_LAYER_TYPES
+from flagos_migrate.migrate.engine import Migration
+from flagos_migrate.migrate.upstream import Upstream, open_upstream
+from flagos_migrate.plugin.tree import PluginTree
+
+ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM_MINI = ROOT / "tests" / "fixtures" / "upstream_mini"
+UPSTREAM_SRC = Path(os.environ.get("MMF_UPSTREAM_SRC", Path.home() / ".cache/mmf/src/vllm-0.33.0"))
+PINNED_VENV = Path(os.environ.get("MMF_PINNED_VENV", Path.home() / ".cache/mmf/venv-vllm013"))
+REFERENCE_VENV = Path(os.environ.get("MMF_REFERENCE_VENV", Path.home() / ".cache/mmf/venv-vllm033"))
+
+
+def migrate(tmp_path: Path, name: str, text: str) -> Migration:
+    up = tmp_path / "upstream"
+    shutil.copytree(UPSTREAM_MINI, up)
+    (up / "vllm" / "model_executor" / "models" / f"{name}.py").write_text(textwrap.dedent(text))
+    plugin = empty_plugin(tmp_path / "plugin")
+    return Migration(name, Upstream(open_upstream(str(up))), PluginTree(plugin), pinned()).run()
+
+
+# -- P36 -------------------------------------------------------------------------------------------
+
+HYBRID = '''
+from transformers import GraniteMoeHybridConfig
+
+ALL_DECODER_LAYER_TYPES = {
+    "full_attention": "AttentionLayer",
+    "linear_attention": "MambaLayer",
+}
+
+
+def get_layer(config: GraniteMoeHybridConfig, layer_idx: int) -> str:
+    return ALL_DECODER_LAYER_TYPES[config.layer_types[layer_idx]]
+
+
+def attention_layers(config: GraniteMoeHybridConfig) -> list[int]:
+    return [i for i, t in enumerate(config.layer_types) if t in ("full_attention",)]
+
+
+def first_mamba(config: GraniteMoeHybridConfig) -> int:
+    for i, kind in enumerate(config.layers_block_type):
+        if kind != "linear_attention":
+            continue
+        return i
+    return -1
+'''
+
+HYBRID_AFTER = HYBRID.replace('"full_attention"', '"attention"').replace('"linear_attention"', '"mamba"')
+
+
+def test_each_lookup_and_comparison_of_a_layer_kind_is_reported_with_the_legacy_name():
+    found = only(analyze(HYBRID), "P36")
+    assert [(f.line, f.col, f.data["value"], f.data["legacy"]) for f in found] == [
+        (5, 4, "full_attention", "attention"), (6, 4, "linear_attention", "mamba"),
+        (15, 65, "full_attention", "attention"), (20, 19, "linear_attention", "mamba")]
+    assert found[0].message == (
+        '"full_attention" is transformers 5\'s name of a layer kind: its PreTrainedConfig renames a checkpoint\'s '
+        'legacy layer_types on load ("attention" -> "full_attention", configuration_utils._LEGACY_LAYER_TYPE_REMAP); '
+        "the pinned transformers' GraniteMoeHybridConfig keeps \"attention\" and accepts only the legacy names, so "
+        "this lookup raises KeyError when the model is built")
+    assert found[2].message.endswith("so this comparison never holds")
+    assert {f.severity for f in found} == {"error"}
+    assert found[0].fix == 'the legacy name "attention", the one the pinned config holds'
+
+
+def test_the_migration_writes_the_legacy_names_and_nothing_else(tmp_path):
+    m = migrate(tmp_path, "hybrid", HYBRID)
+    assert m.model_unit.text == textwrap.dedent(HYBRID_AFTER)
+    assert "P36" in m.model_unit.rules and not [f for f in m.left() if f.rule == "P36"]
+    # negative: the migrated text has nothing left for the rule
+    assert only(analyze(HYBRID_AFTER), "P36") == []
+
+
+def test_quotes_and_the_other_strings_of_the_line_are_kept(tmp_path):
+    code = '''
+    from transformers import GraniteMoeHybridConfig
+
+    KINDS = {'full_attention': "full_attention layer", "linear_attention": 'linear_attention layer'}
+
+
+    def kind(config: GraniteMoeHybridConfig, i: int) -> str:
+        return KINDS[config.layer_types[i]]
+    '''
+    m = migrate(tmp_path, "hybrid_quotes", code)
+    assert "KINDS = {'attention': \"full_attention layer\", \"mamba\": 'linear_attention layer'}\n" in m.model_unit.text
+
+
+def test_negatives_other_configs_plain_values_and_tables_not_looked_up_by_layer_kind():
+    # Qwen3NextConfig names its layer kinds the transformers 5 way on the pin too: not in the table
+    assert only(analyze(HYBRID.replace("GraniteMoeHybridConfig", "Qwen3NextConfig")), "P36") == []
+    # the config class of the table, the names used otherwise: a value passed on, a table of rope
+    # parameters, a dict looked up by something else, a comparison with a plain string
+    code = '''
+    from transformers import GraniteMoeHybridConfig
+
+    ROPE = {"full_attention": 10000.0}
+    KINDS = {"full_attention": 1, "linear_attention": 2}
+
+
+    def build(config: GraniteMoeHybridConfig, name: str):
+        theta = ROPE[name]
+        make(kind="full_attention", theta=theta)
+        return KINDS[name], name == "linear_attention"
+    '''
+    assert only(analyze(code), "P36") == []
+
+
+@pytest.mark.skipif(not ((PINNED_VENV / "lib").is_dir() and (REFERENCE_VENV / "lib").is_dir()),
+                    reason="needs the pinned venv (MMF_PINNED_VENV) and the reference venv (MMF_REFERENCE_VENV)")
+def test_the_table_is_transformers_5s_remap_of_the_names_each_pinned_class_keeps():
+    """Each entry: transformers 5's _LEGACY_LAYER_TYPE_REMAP maps the legacy name to the new one, and the
+    pinned transformers' class validates its layer_types against the legacy names. Complete: every 4.57.6
+    configuration module that spells a legacy name of the remap as a layer kind is in the table."""
+    ref = next(REFERENCE_VENV.glob("lib/python3*/site-packages"))
+    utils = ast.parse((ref / "transformers/configuration_utils.py").read_text())
+    remap = next(ast.literal_eval(n.value) for n in utils.body if isinstance(n, ast.Assign)
+                 and [getattr(t, "id", None) for t in n.targets] == ["_LEGACY_LAYER_TYPE_REMAP"])
+    models = next(PINNED_VENV.glob("lib/python3*/site-packages")) / "transformers/models"
+    table = LEGACY_LAYER_TYPES["0.13.0"]
+    for cls, names in table.items():
+        assert all(remap[legacy] == new for new, legacy in names.items()), cls
+        src = next(p for p in models.glob("*/configuration_*.py") if f"class {cls}(" in p.read_text()).read_text()
+        allowed = re.search(r"layer_type not in (\[[^\]]*\])", src)
+        assert allowed and sorted(ast.literal_eval(allowed.group(1))) == sorted(names.values()), cls
+    spelled = set()
+    for path in models.glob("*/configuration_*.py"):
+        src = path.read_text()
+        if "layer_types" in src and re.search(r"layer_type not in \[[^\]]*(" + "|".join(
+                f'"{re.escape(k)}"' for k in remap) + ")", src):
+            spelled |= set(re.findall(r"^class (\w+Config)\(", src, flags=re.M))
+    assert spelled == set(table)
+
+
+# -- P37 -------------------------------------------------------------------------------------------
+
+ROUTED = '''
+from vllm.model_executor.models.granitemoe import GraniteMoeMoE
+from vllm.model_executor.models.granitemoeshared import GraniteMoeSharedMLP
+
+
+def expert_name(n: str) -> str:
+    return n.replace(".input_linear.", ".experts.routed_experts.w13_")
+'''
+
+
+def test_a_pinned_sibling_whose_experts_are_the_pinned_fused_moe_is_reported():
+    found = only(analyze(ROUTED), "P37")
+    assert [(f.line, f.col, f.data) for f in found] == [
+        (2, 0, {"module": "vllm.model_executor.models.granitemoe", "name": "GraniteMoeMoE"})]
+    assert found[0].message == (
+        "`GraniteMoeMoE` comes from the pinned vllm.model_executor.models.granitemoe, whose experts are the pinned "
+        "FusedMoE (parameters `experts.w13_weight`, `experts.w2_weight`), while this file names upstream's layout "
+        "(`experts.routed_experts.w13_weight`, the fused-MoE refactor vllm#41184): those names are not in the "
+        "model, so its expert weights do not load (a loader that skips unknown names leaves them unloaded, one "
+        "that looks them up raises KeyError)")
+    assert found[0].fix == ("take upstream's granitemoe along (its experts are the P22 back-port's FusedMoEFactory, "
+                            "the layout this file names)")
+
+
+def test_p37_negatives_pinned_layout_names_own_factory_and_the_plugins_copy():
+    # the pinned layout's names (0.13.0's own granitemoehybrid)
+    assert only(analyze(ROUTED.replace("routed_experts.w13_", "w13_")), "P37") == []
+    # the file builds its experts itself with upstream's factory (the P22 back-port's layout)
+    own = ROUTED + "from vllm.model_executor.layers.fused_moe import FusedMoEFactory\n"
+    assert only(analyze(own), "P37") == []
+    # the class comes from the plugin's copy of upstream's sibling (what apply writes)
+    copy = ROUTED.replace("vllm.model_executor.models.granitemoe ", "vllm_fl.models.granitemoe ")
+    assert only(analyze(copy, plugin=False), "P37") == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (UPSTREAM_SRC / "vllm").is_dir(), reason="needs upstream vLLM 0.33.0 source (MMF_UPSTREAM_SRC)")
+def test_granitemoehybrid_gets_the_legacy_layer_kinds_and_upstreams_granitemoe(tmp_path):
+    """The real granitemoehybrid, which failed construct (KeyError: 'attention') and then load (its experts
+    unloaded) as "0 left for you": both names of its layer table become the legacy ones, upstream's
+    granitemoe comes along (its GraniteMoeMoE builds FusedMoEFactory), the pinned granitemoeshared stays
+    (GraniteMoeSharedMLP holds no experts), and nothing is left."""
+    plugin = empty_plugin(tmp_path / "plugin")
+    m = Migration("granitemoehybrid", Upstream(open_upstream(str(UPSTREAM_SRC))), PluginTree(plugin), pinned()).run()
+    text = m.model_unit.text
+    assert ('    "attention": GraniteMoeHybridAttentionDecoderLayer,\n'
+            '    "mamba": GraniteMoeHybridMambaDecoderLayer,\n') in text
+    assert "from vllm_fl.models.granitemoe import GraniteMoeMoE\n" in text
+    assert "from vllm.model_executor.models.granitemoeshared import GraniteMoeSharedMLP\n" in text
+    assert "vllm_fl.models.granitemoe" in m.units and "vllm_fl.models.granitemoeshared" not in m.units
+    assert {"P36"} <= m.model_unit.rules
+    assert {f.rule for f in m.model_unit.before} >= {"P36"}
+    assert m.left() == []
