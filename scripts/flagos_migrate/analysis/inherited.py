@@ -5,7 +5,8 @@
   the way the pinned version's own models do, when the file shows what it must return.
 - P24: overrides of hooks that no pinned class of the hierarchy defines or calls (dead on 0.13.0).
 - P25: architectures whose behaviour upstream sets in framework code keyed by the architecture name
-  (``framework_hooks``, used on registrations by the migration and the validator).
+  (``framework_hooks``, used on registrations by the migration and the validator); P38 with it: draft
+  architectures upstream builds only through a speculative method the pinned vLLM lacks.
 - P26: encoder towers built under ``_mark_tower_model``, which upstream skips at a modality limit of 0;
   P4 unwraps the marker and leaves a ``# P26:`` comment so the validator still sees it afterwards.
 """
@@ -20,6 +21,7 @@ from flagos_migrate.astutil import dotted, source_segment
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.catalog.tables import (
     CONFIG_HOOKS,
+    SPECULATIVE_ONLY,
     INHERITED_DEFAULTS,
     INHERITED_TEMPLATES,
     ROPE_TYPE_PATCHES,
@@ -305,11 +307,29 @@ def framework_hooks(arch: str, hooked: frozenset[str] | set[str] = frozenset()) 
     return out
 
 
+def speculative_method(arch: str, version: str) -> str | None:
+    """P38: the speculative method the pinned vLLM ``version`` lacks through which alone upstream builds ``arch``."""
+    return next((method for method, archs in SPECULATIVE_ONLY.get(version, {}).items() if arch in archs), None)
+
+
 def framework_findings(arch: str, path: str, line: int, col: int = 0,
-                       hooked: frozenset[str] | set[str] = frozenset()) -> list[Finding]:
-    return [Finding("P25", path, line, col, msg, fix="port the hook's effect: the config bridge, the model, or "
-                    f'`MODELS_CONFIG_MAP["{arch}"] = <your VerifyAndUpdateConfig>` in register_model()',
-                    data={"arch": arch}) for msg in framework_hooks(arch, hooked)]
+                       hooked: frozenset[str] | set[str] = frozenset(), version: str = "") -> list[Finding]:
+    """P25 (upstream's config hooks) and P38 (a speculative method the pinned ``version`` lacks) on ``arch``."""
+    out = [Finding("P25", path, line, col, msg, fix="port the hook's effect: the config bridge, the model, or "
+                   f'`MODELS_CONFIG_MAP["{arch}"] = <your VerifyAndUpdateConfig>` in register_model()',
+                   data={"arch": arch}) for msg in framework_hooks(arch, hooked)]
+    method = speculative_method(arch, version)
+    if method:
+        out.append(Finding(
+            "P38", path, line, col,
+            f"architecture {arch}: upstream builds it only as the draft of `--speculative-config "
+            f"'{{\"method\": \"{method}\"}}'` (its SpeculativeConfig and its proposer); the pinned vLLM {version}'s "
+            f"SpeculativeConfig has no method {method!r} (SpeculativeMethod in vllm/config/speculative.py) and "
+            "no proposer builds this class, so the registered draft is never used",
+            fix=f"report that the draft cannot be served on the pinned vLLM (or back-port the {method!r} method "
+                "and its proposer into its config and model runner)",
+            data={"arch": arch, "method": method}))
+    return out
 
 
 # -- P26 -------------------------------------------------------------------------------------------

@@ -112,6 +112,10 @@ REPLACED_CONFIG_CLASSES: dict[str, dict[str, str]] = _table("P29", "replaced_con
 # name the pinned transformers' class keeps}
 LEGACY_LAYER_TYPES: dict[str, dict[str, dict[str, str]]] = _table("P36", "legacy_layer_types")
 
+# P38: pinned vLLM version -> speculative method the pinned vLLM lacks -> the architectures upstream reaches
+# only through it
+SPECULATIVE_ONLY: dict[str, dict[str, list[str]]] = _table("P38", "speculative_methods")
+
 # P35: (pinned class, attribute) declared None there (an interface's default), which subclasses inherit
 NONE_DEFAULTS: frozenset[tuple[str, str]] = frozenset(
     (e["class"], e["attr"]) for e in _table("P35", "none_defaults"))

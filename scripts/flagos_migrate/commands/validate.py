@@ -129,7 +129,8 @@ def check_registrations(tree: PluginTree, apis: PinnedApis, reg: RegistrationFil
     for m in reg.models:
         if only_modules is not None and m.module not in only_modules:
             continue
-        out.extend(framework_findings(m.arch, shown, m.line, m.col, reg.config_hooks))  # P25: upstream hooks on the arch
+        # P25: upstream hooks on the arch; P38: a speculative method the pinned vLLM lacks
+        out.extend(framework_findings(m.arch, shown, m.line, m.col, reg.config_hooks, apis.version))
         if m.module is None:
             continue  # a dynamic target: cannot judge
         top = m.module.split(".")[0]

@@ -376,7 +376,7 @@ class Migration(Vendoring, Tf5Vendoring):
         return (blockers, True) if blockers else (left_for_you(found), False)
 
     def _flag_framework_hooks(self) -> None:
-        """P25 on each architecture this migration registers (the validator reports it on the registration).
+        """P25 (and P38) on each architecture this migration registers (the validator reports it on the registration).
         Upstream's MODELS_CONFIG_MAP hook itself comes along when its code needs only what the pinned vLLM
         has (vendored, P16, with no finding left in it): register_model() then maps the architecture to it,
         which the pinned VllmConfig consults at the same point (before the model-type-wide hybrid hook)."""
@@ -390,8 +390,9 @@ class Migration(Vendoring, Tf5Vendoring):
             # an earlier apply's hook (the plugin holds its compat module) is written again, like any vendored slice
             ours = compat_module_for(CONFIG_HOOKS_MODULE) in self._base
             target = self._vendor_config_hook(arch) if arch not in hooked or ours else None
-            for f in inherited.framework_findings(arch, unit.relpath, lines.get(cls, 1), hooked=hooked):
-                if any(g.rule == "P25" and g.message == f.message for g in unit.after):
+            for f in inherited.framework_findings(arch, unit.relpath, lines.get(cls, 1), hooked=hooked,
+                                                  version=self.apis.version):
+                if any(g.rule == f.rule and g.message == f.message for g in unit.after):
                     continue
                 if unit.before is unit.after:  # one list while nothing was rewritten
                     unit.before = list(unit.before)
