@@ -21,10 +21,10 @@ from flagos_migrate.astutil import dotted, source_segment
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.catalog.tables import (
     CONFIG_HOOKS,
-    SPECULATIVE_ONLY,
     INHERITED_DEFAULTS,
     INHERITED_TEMPLATES,
     ROPE_TYPE_PATCHES,
+    SPECULATIVE_ONLY,
     TOWER_COMMENT,
 )
 from flagos_migrate.migrate.edits import Edits
