@@ -850,3 +850,25 @@ def test_p9_mm_config_as_an_attribute_is_not_the_multimodal_config():
     """
     (f,) = only(analyze(bound), "P9")
     assert f.data["attr"] == "max_image_size"
+
+
+STEP1_ATTN = """
+from vllm.attention.layer import Attention
+def build(num_heads, head_dim, slopes):
+    return Attention(num_heads, head_dim, head_dim**-0.5, alibi_slopes=slopes, use_alibi_sqrt=True, prefix="attn")
+"""
+
+
+def test_p6_keyword_the_pinned_callee_takes_only_into_kwargs_it_cannot_use_is_left_for_you():
+    """0.13.0's Attention takes any keyword into **extra_impl_args and hands it to the backend impl,
+    which has no square-root ALiBi: step1 imported as '0 left' and failed construct."""
+    (f,) = only(analyze(STEP1_ATTN), "P6")
+    assert f.data["kwarg"] == "use_alibi_sqrt" and not f.data["safe_drop"]
+    assert f.fix == ("adapt the call: the pinned `vllm.attention.layer.Attention` takes `use_alibi_sqrt=` only into "
+                     "the attention backend impl's __init__ (**extra_impl_args); no pinned backend has square-root ALiBi")
+    assert not proposes(f)
+
+
+def test_p6_other_keywords_into_the_pinned_attentions_kwargs_stay_clean():
+    """Negative: a keyword the table does not name still passes through **extra_impl_args unjudged."""
+    assert only(analyze(STEP1_ATTN.replace("use_alibi_sqrt=True", "sinks=None")), "P6") == []

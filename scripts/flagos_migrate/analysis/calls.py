@@ -16,6 +16,7 @@ from flagos_migrate.catalog.tables import (
     BEHAVIOUR_PASS,
     CALLEE_RENAMES,
     CONFIG_DEFAULTS,
+    FORWARDED_REJECTS,
     KWARG_RENAMES,
     REQUIRED_VALUES,
     SAFE_DROP_KWARG_NAMES,
@@ -56,7 +57,9 @@ def _judge_call(m, call: ast.Call, shown: str, sig: dict, skip: int) -> None:
         m.add("P7", call, f"`{shown}()` takes {len(params)} positional argument(s) on the pinned version, "
               f"{n_pos} given", fix=fix, data={**base, "problem": "too-many-positional", "given": n_pos, **extra})
     accepted = set(params[posonly:]) | set(sig["k"])
-    rejected = [k for k in call.keywords if k.arg is not None and k.arg not in accepted and not sig.get("kw")]
+    forwarded = {k.arg: FORWARDED_REJECTS.get((_callee_name(shown), k.arg)) for k in call.keywords if k.arg is not None}
+    rejected = [k for k in call.keywords if k.arg is not None and k.arg not in accepted
+                and (not sig.get("kw") or forwarded[k.arg])]
     dropped = {k.arg for k in rejected if _safe_drop(shown, k.arg, kw_names, k.value)
                or _forwarded_safe_drop(m, call, shown, k, kw_names)}
     for k in rejected:
@@ -71,6 +74,8 @@ def _judge_call(m, call: ast.Call, shown: str, sig: dict, skip: int) -> None:
         elif rename is not None:
             fix = f"the pinned keyword is `{rename}=`: `{k.arg}=` becomes `{rename}=`"
             extra["rename_to"] = rename
+        elif forwarded[k.arg]:
+            fix = f"adapt the call: the pinned `{shown}` takes `{k.arg}=` only into {forwarded[k.arg]}"
         else:
             fix = f"drop `{k.arg}=` (an optional refinement)" if safe else f"adapt the call; pinned signature: {shown}{rendered}"
         m.add("P6", k.value, f"`{shown}()` does not accept keyword `{k.arg}` on the pinned version",

@@ -24,6 +24,8 @@ ENV_VARS: dict[str, tuple[str, str]] = {k: (v["parser"], str(v["default"])) for 
 # P6: (callee, kwarg) -> safe to drop; keyword names safe to drop in any call; conditional drops
 SAFE_DROP_KWARGS: dict[tuple[str, str], bool] = {(e["callee"], e["kwarg"]): False for e in _table("P6", "never_drop")}
 SAFE_DROP_KWARG_NAMES = frozenset(_table("P6", "safe_drop"))
+# (callee, keyword) -> where the pinned callee's **kwargs take it, though nothing there accepts it
+FORWARDED_REJECTS: dict[tuple[str, str], str] = {(e["callee"], e["kwarg"]): e["into"] for e in _table("P6", "forwarded_rejects")}
 SAFE_DROP_WHEN: dict[tuple[str, str], tuple[str | None, str | None, str | None]] = {
     (e["callee"], e["kwarg"]): (e["value"], e["with"], e.get("value_call")) for e in _table("P6", "safe_drop_when")}
 KWARG_RENAMES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
