@@ -21,7 +21,7 @@ import ast
 
 from flagos_migrate.migrate import backports
 
-from tests.worker_helpers import run_in_worker
+from tests.worker_helpers import TINY_DEEPSEEK_V3, run_in_worker
 
 UPSTREAM_CALLS = '''
 from vllm.model_executor.layers.mla import MLAModules, MultiHeadLatentAttentionWrapper
@@ -56,14 +56,7 @@ work = sys.argv[2]
 spec = importlib.util.spec_from_file_location("backport_mla", sys.argv[3])
 B = sys.modules["backport_mla"] = importlib.util.module_from_spec(spec)  # dataclasses look the module up
 spec.loader.exec_module(B)
-cfg = DeepseekV3Config(hidden_size=64, num_attention_heads=4, num_key_value_heads=4, num_hidden_layers=1,
-                       q_lora_rank=32, kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=12,
-                       vocab_size=128, intermediate_size=64, moe_intermediate_size=16, n_routed_experts=4,
-                       num_experts_per_tok=2, n_group=1, topk_group=1, max_position_embeddings=512,
-                       architectures=["DeepseekV3ForCausalLM"])
-cfg.save_pretrained(work)
-cfg._attn_implementation = "eager"
-_platform_cpu()
+""" + TINY_DEEPSEEK_V3 + """_platform_cpu()
 from vllm.config import set_current_vllm_config
 from vllm.forward_context import set_forward_context
 from vllm.model_executor.layers.linear import ReplicatedLinear

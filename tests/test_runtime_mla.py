@@ -18,6 +18,7 @@ sys.path.insert(0, str(VERIFY))
 import _runtime_mla  # noqa: E402  (the worker's module, standard library only at import)
 import runtime_tiny  # noqa: E402
 
+from tests.worker_helpers import TINY_DEEPSEEK_V3  # noqa: E402
 from tests.worker_helpers import run_in_worker as _run  # noqa: E402
 
 # --------------------------------------------------------------------------------------------- pure
@@ -50,14 +51,7 @@ from _runtime_forward import _reference_attention
 from transformers import DeepseekV3Config
 from transformers.models.deepseek_v3 import modeling_deepseek_v3 as M
 work = sys.argv[2]
-cfg = DeepseekV3Config(hidden_size=64, num_attention_heads=4, num_key_value_heads=4, num_hidden_layers=1,
-                       q_lora_rank=32, kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=12,
-                       vocab_size=128, intermediate_size=64, moe_intermediate_size=16, n_routed_experts=4,
-                       num_experts_per_tok=2, n_group=1, topk_group=1, max_position_embeddings=512,
-                       architectures=["DeepseekV3ForCausalLM"])
-cfg.save_pretrained(work)
-cfg._attn_implementation = "eager"
-_platform_cpu()
+""" + TINY_DEEPSEEK_V3 + """_platform_cpu()
 from vllm.config import set_current_vllm_config
 from vllm.forward_context import set_forward_context
 from vllm.model_executor.models.deepseek_v2 import DeepseekV2MLAAttention
