@@ -341,23 +341,6 @@ def test_released_values_win_over_a_class_default_only_when_the_tiny_config_come
     assert real == {"attention_bias": False, "lm_head_bias": False}
 
 
-def test_minicpm3_stays_dense_as_its_released_checkpoints(monkeypatch):
-    rc, _ = _worker_modules(monkeypatch)
-    # upstream minicpm.py: the getattr with default picks the branch, the MoE branch reads it bare
-    reads = H.config_reads("def f(self):\n    self.num_experts = getattr(self.config, 'num_experts', 0)\n"
-                           "    if self.num_experts:\n        n = self.config.num_experts\n")
-    done = H.completion(reads)
-    assert done["fill"]["num_experts"] == 4  # the bare read wins: the generic table alone builds a MoE
-
-    class MiniCPM3Bridge:  # transformers 5's MiniCPM3Config has no num_experts
-        model_type = "minicpm3"
-
-    source: dict = {}
-    notes: list = []
-    rc._complete(source, MiniCPM3Bridge(), done, "MiniCPM3Config", notes)
-    assert source == {"num_experts": 0} and "num_experts=0" in notes[0]
-
-
 def test_a_sub_config_field_released_checkpoints_carry_fills_only_a_none_or_absent_one(monkeypatch):
     rc, _ = _worker_modules(monkeypatch)
     done = H.completion({})
