@@ -341,6 +341,44 @@ def test_released_values_win_over_a_class_default_only_when_the_tiny_config_come
     assert real == {"attention_bias": False, "lm_head_bias": False}
 
 
+def test_minicpm3_stays_dense_as_its_released_checkpoints(monkeypatch):
+    from flagos_migrate.verify.runtime_tiny import EXPERTS, tiny_config
+
+    rc, _ = _worker_modules(monkeypatch)
+    # upstream minicpm.py: the getattr with default picks the branch, the MoE branch reads it bare
+    reads = H.config_reads("def f(self):\n    self.num_experts = getattr(self.config, 'num_experts', 0)\n"
+                           "    if self.num_experts:\n        n = self.config.num_experts\n"
+                           "        k = self.config.num_experts_per_tok\n")
+    done = H.completion(reads)
+    assert done["fill"]["num_experts"] == EXPERTS  # the bare read wins: the generic table alone builds a MoE
+
+    class MiniCPM3Bridge:  # transformers 5's MiniCPM3Config has no num_experts
+        model_type = "minicpm3"
+
+    source: dict = {"hidden_size": 2560, "num_attention_heads": 40, "num_hidden_layers": 62}
+    notes: list = []
+    rc._complete(source, MiniCPM3Bridge(), done, "MiniCPM3Config", notes)
+    assert source["num_experts"] == 0 and "num_experts=0" in notes[0]
+    # the table's note names only what it still set
+    assert "num_experts_per_tok absent" in notes[1] and "num_experts," not in notes[1]
+    # and the tiny config keeps it dense (the shrink set every expert count to EXPERTS: the pinned
+    # MiniCPMDecoderLayer built MiniCPMMoE and load failed on the dense checkpoint's mlp.down_proj)
+    assert tiny_config(source)["num_experts"] == 0
+
+
+def test_a_zero_size_stays_zero_in_the_tiny_config():
+    from flagos_migrate.verify.runtime_tiny import EXPERTS, tiny_config
+
+    # a 0 switches a part off; the shrink keeps the parts the config has and makes them small
+    tiny = tiny_config({"hidden_size": 4096, "num_attention_heads": 32, "num_hidden_layers": 4,
+                        "n_routed_experts": 64, "n_shared_experts": 0, "q_lora_rank": 0, "kv_lora_rank": 512})
+    assert (tiny["n_routed_experts"], tiny["n_shared_experts"], tiny["q_lora_rank"]) == (EXPERTS, 0, 0)
+    assert tiny["kv_lora_rank"] == 32
+    per_layer = tiny_config({"hidden_size": 4096, "num_attention_heads": 32, "num_hidden_layers": 4,
+                             "num_experts": [0, 64, 64, 64]})  # a dense first layer stays dense
+    assert per_layer["num_experts"] == [0, EXPERTS]
+
+
 def test_a_sub_config_field_released_checkpoints_carry_fills_only_a_none_or_absent_one(monkeypatch):
     rc, _ = _worker_modules(monkeypatch)
     done = H.completion({})

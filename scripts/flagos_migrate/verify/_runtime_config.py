@@ -314,6 +314,7 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False):
     released = sorted(k for k in carried if "." not in k and (defaults or not hasattr(instance, k)))
     for key in released:
         source[key] = carried[key]
+    tabled = [k for k in tabled if k not in released]  # the released value replaced the table's
     for key in sorted(k for k in carried if "." in k):  # in a sub-config: where its dict leaves it absent or None
         *path, leaf = key.split(".")
         sub = source

@@ -97,6 +97,10 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # transformers' LongcatFlashMLA (4.57.6 and 5.x) scales both LoRA paths unconditionally, and its
     # zero experts are nn.Identity
     "longcat_flash": {"mla_scale_q_lora": True, "mla_scale_kv_lora": True, "zero_expert_type": "identity"},
+    # MiniCPM3-4B's config.json has no num_experts: upstream's MiniCPMDecoderLayer reads getattr(config,
+    # "num_experts", 0) and builds its dense MLP for 0 (transformers' MiniCPM3MLP is dense); the bare read
+    # in its MoE branch made the table's 4 experts a MoE model no MiniCPM3 checkpoint fits
+    "minicpm3": {"num_experts": 0},
 }
 # always in a synthesized config: vLLM's ModelConfig reads them whatever the model file does, and
 # the pinned side reads rope_theta/rope_scaling where upstream reads rope_parameters

@@ -167,7 +167,9 @@ def _shrink_text(cfg: dict) -> None:
     old_layers = next((cfg[k] for k in _LAYER_COUNTS if isinstance(cfg.get(k), int)), None)
     old_hidden = next((cfg[k] for k in ("hidden_size", "n_embd", "d_model") if isinstance(cfg.get(k), int)), None)
     for key, value in _TEXT_SIZES.items():
-        if key in cfg and isinstance(cfg[key], int) and not isinstance(cfg[key], bool):
+        # a 0 stays 0: it switches a part off (num_experts 0 is MiniCPM's dense MLP, n_shared_experts 0 no
+        # shared expert); a smaller model never gains a part its checkpoint does not hold
+        if key in cfg and isinstance(cfg[key], int) and not isinstance(cfg[key], bool) and cfg[key] != 0:
             # an MLP exactly 4x the hidden size stays 4x (vLLM's Falcon builds 4 * hidden, not the config's size)
             four_x = key in ("intermediate_size", "ffn_hidden_size") and old_hidden and cfg[key] == 4 * old_hidden
             cfg[key] = 4 * HIDDEN if four_x else value
@@ -202,7 +204,7 @@ def _shrink_text(cfg: dict) -> None:
                 and len(value) == old_layers > layers:
             kept_values = [value[i] for i in indexes]
             if key in _TEXT_SIZES and all(isinstance(v, int) for v in kept_values):
-                kept_values = [_TEXT_SIZES[key]] * len(kept_values)
+                kept_values = [_TEXT_SIZES[key] if v else 0 for v in kept_values]  # a 0 stays 0, as above
             cfg[key] = kept_values
     for key in _LAYER_COUNTS:
         if isinstance(cfg.get(key), int):
