@@ -126,6 +126,25 @@ def test_mrope_sections_are_added_where_the_config_class_defaults_lack_them():
     assert not with_mrope(glm) and glm["text_config"]["rope_scaling"]["mrope_section"] == before
 
 
+def test_added_mrope_sections_name_their_rope_type_and_reach_every_language_config():
+    # 4.57.6's Qwen3VLMoeTextConfig validates rope_scaling and requires rope_type (Qwen3-VL's released
+    # text_config: {"rope_type": "default", "mrope_section": [24, 20, 20], ...}); the validation raised
+    # KeyError on the sections alone (qwen3_vl_moe, interns1_pro failed construct)
+    cfg = {"model_type": "qwen3_vl_moe", "text_config": {"hidden_size": 64, "num_attention_heads": 4, "head_dim": 16,
+                                                         "rope_scaling": None}}
+    assert with_mrope(cfg)
+    assert cfg["text_config"]["rope_scaling"] == {"type": "default", "rope_type": "default", "mrope_section": [2, 3, 3]}
+    # Qwen3-Omni: the language configs sit one level down, in the thinker and in the talker
+    omni = {"model_type": "qwen3_omni_moe",
+            "thinker_config": {"text_config": {"hidden_size": 64, "num_attention_heads": 4, "head_dim": 16}},
+            "talker_config": {"text_config": {"hidden_size": 64, "num_attention_heads": 4, "head_dim": 16,
+                                              "rope_scaling": {"rope_type": "default", "mrope_section": [2, 3, 3]}}}}
+    assert with_mrope(omni)
+    assert omni["thinker_config"]["text_config"]["rope_scaling"]["mrope_section"] == [2, 3, 3]
+    assert omni["talker_config"]["text_config"]["rope_scaling"] == {"rope_type": "default", "mrope_section": [2, 3, 3]}
+    assert "rope_scaling" not in omni and not with_mrope(omni)  # sections present everywhere: nothing added
+
+
 def test_mrope_sections_cover_the_rotary_part_a_transformers5_config_names_in_rope_parameters():
     # Qwen3.5's text config (transformers 5): partial_rotary_factor 0.25 inside rope_parameters; 0.13.0's
     # MRotaryEmbedding asserts sum(mrope_section) == rotary_dim // 2

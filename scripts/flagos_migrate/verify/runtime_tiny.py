@@ -336,22 +336,30 @@ def with_mrope(cfg: dict) -> bool:
     """Give a (tiny) config that has no M-RoPE sections the ones every released checkpoint of an
     M-RoPE model carries (the Qwen2-VL family, GLM-4.1V: ``rope_scaling.mrope_section``), which the
     config classes' defaults lack: without them vLLM builds plain 1-D rope. Sized to the rotary part
-    of the text head. True when it added them. Mutates ``cfg``."""
-    text = next((cfg[k] for k in _TEXT_KEYS if isinstance(cfg.get(k), dict)), cfg)
-    for scope in (text, cfg):
-        for key in ("rope_scaling", "rope_parameters"):
-            if isinstance(scope.get(key), dict) and "mrope_section" in scope[key]:
-                return False
-    head_dim = _head_dim(text) or HEAD_DIM
-    rotary = rotary_dim(text, head_dim)
-    # a transformers 5 config keeps its rope in rope_parameters (Qwen3.5's released config.json has the
-    # sections there), a 4.57.6 one in rope_scaling
-    key = "rope_parameters" if isinstance(text.get("rope_parameters"), dict) else "rope_scaling"
-    rope = dict(text.get(key) or {}) if isinstance(text.get(key), dict) else {}
-    rope.setdefault("type", rope.get("rope_type", "default"))
-    rope["mrope_section"] = scale_sections(MROPE_SECTION, rotary // 2)
-    text[key] = rope
-    return True
+    of the text head. Every language config gets them, also one level down (Qwen3-Omni's
+    thinker_config.text_config and talker_config.text_config, both M-RoPE in its released config.json).
+    True when it added them. Mutates ``cfg``."""
+    holders = [cfg] + [v for v in cfg.values() if isinstance(v, dict) and any(isinstance(v.get(k), dict) for k in _TEXT_KEYS)]
+    texts = [h[k] for h in holders for k in _TEXT_KEYS if isinstance(h.get(k), dict)] or [cfg]
+    added = False
+    for text in texts:
+        if any(isinstance(scope.get(key), dict) and "mrope_section" in scope[key]
+               for scope in (text, cfg) for key in ("rope_scaling", "rope_parameters")):
+            continue
+        head_dim = _head_dim(text) or HEAD_DIM
+        rotary = rotary_dim(text, head_dim)
+        # a transformers 5 config keeps its rope in rope_parameters (Qwen3.5's released config.json has the
+        # sections there), a 4.57.6 one in rope_scaling
+        key = "rope_parameters" if isinstance(text.get("rope_parameters"), dict) else "rope_scaling"
+        rope = dict(text.get(key) or {}) if isinstance(text.get(key), dict) else {}
+        # both spellings: Qwen3-VL's released text_config says rope_type "default" (4.57.6's rope validation
+        # requires that key), Qwen2-VL's says type
+        rope.setdefault("type", rope.get("rope_type", "default"))
+        rope.setdefault("rope_type", rope["type"])
+        rope["mrope_section"] = scale_sections(MROPE_SECTION, rotary // 2)
+        text[key] = rope
+        added = True
+    return added
 
 
 def prompt_ids(vocab: int, count: int, reserved: set[int], seed: int = 0) -> list[int]:
