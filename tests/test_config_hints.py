@@ -550,3 +550,62 @@ def test_a_top_level_width_after_the_towers_pixel_shuffle_follows_the_tower():
     assert tiny_config(other)["out_hidden_size"] == 4096
     plain = {"hidden_size": 6656, "out_hidden_size": 6144, "vision_config": {"hidden_size": 1536}}
     assert tiny_config(plain)["out_hidden_size"] == 6144
+
+
+def test_a_value_upstream_asserts_is_the_one_every_checkpoint_it_serves_carries(monkeypatch):
+    """llama4_eagle asserts its draft config has no YOCO layers and no MoE layers; Llama4TextConfig lacks the
+    first two and defaults moe_layers to every layer (its construct was skipped, then failed the assert)."""
+    reads = H.config_reads(textwrap.dedent('''
+        def validate(self):
+            assert self.config.yoco_global_kv_layer is None
+            assert len(self.config.moe_layers) == 0
+            assert self.config.hidden_size == 64          # a size: not a single value upstream supports
+            self.n = self.config.num_hidden_layers
+    '''))
+    assert reads["yoco_global_kv_layer"]["only"] is None and reads["moe_layers"]["only"] == []
+    assert "only" not in reads["hidden_size"] and "only" not in reads["num_hidden_layers"]
+    done = H.completion(reads)
+    assert done["only"] == {"moe_layers": [], "yoco_global_kv_layer": None}
+    synth, missing = H.synthesize(reads)
+    assert synth["yoco_global_kv_layer"] is None and synth["moe_layers"] == [] and "yoco_global_kv_layer" not in missing
+    rc, _ = _worker_modules(monkeypatch)
+
+    class Llama4Text:  # 4.57.6's Llama4TextConfig: moe_layers from interleave_moe_layer_step, no yoco fields
+        model_type = "llama4_text"
+        moe_layers = [0, 1]
+
+    source = {"moe_layers": [0, 1], "vocab_size": 202048}
+    notes: list = []
+    only = {"only": done["only"]}  # (the sizes of the fill are another test's)
+    rc._complete(source, Llama4Text(), only, "Llama4TextConfig", notes, defaults=True)
+    assert source == {"moe_layers": [], "yoco_global_kv_layer": None, "vocab_size": 202048}
+    assert "the one value upstream's model asserts" in notes[0]
+    real = {"moe_layers": [0, 1]}  # a real config.json's value is reported by the model's own assert, not replaced
+    rc._complete(real, Llama4Text(), only, "Llama4TextConfig", [], defaults=False)
+    assert real == {"moe_layers": [0, 1], "yoco_global_kv_layer": None}
+
+
+def test_an_eagle_heads_draft_vocabulary_is_the_whole_vocabulary_when_the_class_has_none(monkeypatch):
+    rc, _ = _worker_modules(monkeypatch)
+    done = H.completion({"draft_vocab_size": {"default": H.MISSING, "indexed": False}})
+    assert done["fill"] == {"draft_vocab_size": None} and done["equivalent"] == {"draft_vocab_size": ["vocab_size", None]}
+
+    class Llama4Text:
+        model_type = "llama4_text"
+        vocab_size = 202048
+
+    source = {"vocab_size": 202048}
+    rc._complete(source, Llama4Text(), done, "Llama4TextConfig", [])
+    assert source == {"vocab_size": 202048, "draft_vocab_size": 202048}
+
+
+def test_a_synthesized_config_holds_what_the_layers_of_an_imported_modules_imports_read():
+    """glm4_moe_lite_mtp -> glm4_moe_lite -> deepseek_v2: the MoE block's moe_intermediate_size is read two
+    imports away (the draft's construct was skipped for it)."""
+    hints = H.hints_for(_upstream(), "glm4_moe_lite_mtp", [{"id": "0", "architecture": "Glm4MoeLiteMTPModel",
+                                                            "class": "Glm4MoeLiteMTPModel"}])["0"]
+    synth = hints["synth"]
+    assert synth["config"]["moe_intermediate_size"] == 32 and "moe_intermediate_size" not in synth["missing"]
+    assert hints["speculative"] == "mtp" and hints["draft"]["architectures"][0] == "Glm4MoeLiteForCausalLM"
+    # a found class is still completed from the direct imports only
+    assert "moe_intermediate_size" not in hints["complete"]["fill"]

@@ -114,7 +114,9 @@ def _class_of_arch(arch, bridges, vllm_cfgs):
     case: "PhiMoEForCausalLM" is 4.57.6's "PhimoeForCausalLM"; else the stem of a registry entry)."""
     from transformers import CONFIG_MAPPING
 
-    for mt in _hf_model_types(arch) or _hf_model_types(arch, fold=True):
+    # a base class's causal-LM name takes its text config, as the architecture's own does (EagleLlama4ForCausalLM
+    # <- Llama4ForCausalLM: llama4_text, whose checkpoints are flat; llama4's composite config has no vocab_size)
+    for mt in _subcfg.text_first(arch, _hf_model_types(arch) or _hf_model_types(arch, fold=True)):
         found = _lookup(mt, bridges, vllm_cfgs, CONFIG_MAPPING)
         if found is not None:
             return found
@@ -229,6 +231,7 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
 
 
 SYNTH_PREFIX = "mmf_synth_"
+MISSING = object()
 
 
 def synth_class(model_type):
@@ -310,6 +313,13 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False):
         elif fill[key] is not None:
             source[key] = fill[key]
             tabled.append(key)
+    only = complete.get("only") or {}  # upstream asserts the one value it serves (llama4_eagle: yoco layers None)
+    pinned = sorted(k for k in only if (not hasattr(instance, k) or defaults) and source.get(k, MISSING) != only[k])
+    for key in pinned:
+        source[key] = copy.deepcopy(only[key])
+    if notes is not None and pinned:
+        notes.append(f"config: {', '.join(f'{k}={only[k]!r}' for k in pinned)}: the one value upstream's model asserts "
+                     f"(absent from, or another default in, {cls_name}): every checkpoint it serves carries it")
     carried = (complete.get("checkpoint") or {}).get(getattr(instance, "model_type", None)) or {}
     released = sorted(k for k in carried if "." not in k and (defaults or not hasattr(instance, k)))
     for key in released:
@@ -444,9 +454,18 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     tiny.pop("transformers_version", None)
     _sub_architectures(tiny)
     if hints.get("speculative"):  # a draft exists only in a checkpoint with a draft layer (NemotronHConfig's default is 0)
+        read = (hints.get("complete") or {}).get("fill") or {}
         for key in DRAFT_LAYER_COUNTS:
             if isinstance(tiny.get(key), int) and not isinstance(tiny[key], bool) and tiny[key] < 1:
                 tiny[key] = 1
+            # a composite base config: its text config is where the draft reads the count (GLM-OCR's MTP reads
+            # hf_config.text_config.num_nextn_predict_layers; the released checkpoint's text_config carries it)
+            for sub in (tiny.get(k) for k in runtime_tiny._TEXT_KEYS):
+                if isinstance(sub, dict) and key in read and not isinstance(sub.get(key), int):
+                    sub[key] = 1
+                    if notes is not None:
+                        notes.append(f"config: {key}=1 in the text sub-config: the draft reads it there, a checkpoint "
+                                     "with a draft layer carries it")
     target = copy.deepcopy(tiny)  # a draft's target: the base config before upstream's draft rewrite
     update = dict((hints.get("draft") or {}).get("update") or {}) if source_kind == "draft" else {}
     cfg = _subcfg.from_dict(cfg_cls, tiny)

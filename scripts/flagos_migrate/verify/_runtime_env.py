@@ -231,9 +231,29 @@ def _speculative(workdir, pc):
     spec.method = want.get("method") or "mtp"
     spec.model = workdir
     spec.draft_model_config = _model_config(workdir, "draft", want.get("overrides"))
+    _eagle_wrap(spec)
     spec.draft_parallel_config = pc
     spec.prompt_lookup_min = spec.prompt_lookup_max = 0
     return target, spec
+
+
+# the methods whose draft config both vLLMs' SpeculativeConfig.__post_init__ (0.13.0 and 0.33.0) wrap in
+# their EAGLEConfig (``config.model`` is the draft's own config: deepseek_eagle reads config.model.hidden_size)
+EAGLE_WRAPPED = ("eagle", "eagle3")
+
+
+def _eagle_wrap(spec):
+    """The draft's hf_config wrapped in the running vLLM's ``EAGLEConfig`` for an EAGLE method, as its
+    ``SpeculativeConfig`` does (skipped here: it is made through ngram, see :func:`_speculative`)."""
+    if spec.method not in EAGLE_WRAPPED:
+        return
+    from vllm.transformers_utils.configs.eagle import EAGLEConfig
+
+    mc = spec.draft_model_config
+    if not isinstance(mc.hf_config, EAGLEConfig):
+        mc.hf_config = EAGLEConfig(mc.hf_config, method=spec.method, model_type="eagle")
+        if hasattr(mc, "update_arch_"):  # 0.33.0 re-reads the architectures from the wrapped config
+            mc.update_arch_()
 
 
 def _vllm_config(workdir):

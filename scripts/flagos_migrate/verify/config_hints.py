@@ -134,6 +134,9 @@ SYNTH_PATTERNS: tuple[tuple[str, object], ...] = (
 EQUIVALENTS: dict[str, tuple[str, str | None]] = {
     "expert_hidden_dim": ("moe_intermediate_size", None),
     "first_k_dense_replace": ("mlp_layer_types", "dense"),
+    # an EAGLE head over the whole vocabulary: upstream's llama_eagle.py sets draft_vocab_size to the vocab_size
+    # when a checkpoint does not carry a truncated one (llama4_eagle reads it unguarded)
+    "draft_vocab_size": ("vocab_size", None),
 }
 
 
@@ -171,7 +174,7 @@ def _literal(node: ast.AST) -> object:
 def config_reads(source: str) -> dict[str, dict]:
     """Attributes ``source`` reads from a Hugging Face config: name -> ``{"default": literal or
     MISSING (read without one), "indexed": subscripted/iterated, "guarded": tested with hasattr,
-    "asserted": a name the code asserts true}``;
+    "asserted": a name the code asserts true, "only": the one value the code asserts it has (:func:`_asserted_values`)}``;
     pure. A read without default anywhere wins over one with a default."""
     try:
         tree = ast.parse(source)
@@ -221,9 +224,30 @@ def config_reads(source: str) -> dict[str, dict]:
             add(node.args[1].value, None if default is MISSING and len(node.args) > 2 else default, node)
     for name in asserted & set(out):
         out[name]["asserted"] = True
+    for name, value in _asserted_values(tree).items():
+        if name in out:
+            out[name]["only"] = value
     for name, values in kinds.items():
         if name in out:
             out[name]["kinds"] = values
+    return out
+
+
+def _asserted_values(tree: ast.AST) -> dict[str, object]:
+    """Config fields the code asserts a single value of (llama4_eagle: ``assert self.config.yoco_global_kv_layer
+    is None``, ``assert len(self.config.moe_layers) == 0``): name -> that value, the only one upstream builds
+    the model with, so every checkpoint it serves carries it; pure."""
+    out: dict[str, object] = {}
+    for node in ast.walk(tree):
+        test = node.test if isinstance(node, ast.Assert) else None
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Is, ast.Eq))):
+            continue
+        left, value = test.left, _literal(test.comparators[0])
+        if isinstance(left, ast.Call) and isinstance(left.func, ast.Name) and left.func.id == "len" \
+                and len(left.args) == 1 and value == 0:
+            left, value = left.args[0], []  # len(config.X) == 0: an empty list
+        if isinstance(left, ast.Attribute) and _is_config(left.value) and (value is None or value == []):
+            out[left.attr] = value
     return out
 
 
@@ -267,7 +291,7 @@ def synthesize(reads: dict[str, dict]) -> tuple[dict, list[str]]:
     cfg: dict = {}
     missing: list[str] = []
     for name, read in sorted(reads.items()):
-        value = _read_value(name, read)
+        value = read["only"] if "only" in read else _read_value(name, read)
         if value is MISSING:
             # read with a default (each reader keeps its own: sarvam's "sigmoid" is not bailing_moe's None)
             # or hasattr-guarded (the code takes its branch for configs without it): left out
@@ -297,6 +321,7 @@ def completion(reads: dict[str, dict]) -> dict:
         elif name in EQUIVALENTS and read["default"] is MISSING and not read.get("guarded"):
             fill[name] = None  # only from the class's own field (no table value)
     return {"fill": fill, "indexed": sorted(n for n in fill if reads[n]["indexed"]),
+            "only": {n: r["only"] for n, r in sorted(reads.items()) if "only" in r},
             "equivalent": {n: list(EQUIVALENTS[n]) for n in fill if n in EQUIVALENTS},
             "checkpoint": {mt: dict(v) for mt, v in CHECKPOINT_FIELDS.items()}}
 
@@ -457,6 +482,23 @@ def speculative_method(arch: str, source: str, is_draft: bool) -> str | None:
     return "eagle3" if "eagle3" in low else "eagle" if "eagle" in low else "mtp"
 
 
+def _imported_deep(upstream, text: str, depth: int = 3) -> list[str]:
+    """Model modules imported through the directly imported ones (up to ``depth`` levels), nearest
+    first, without the direct imports."""
+    direct = _imported_models(text)
+    seen, level, out = set(direct), direct, []
+    for _ in range(depth - 1):
+        nxt = []
+        for mod in level:
+            for sub in _imported_models(upstream.text(mod) or ""):
+                if sub not in seen:
+                    seen.add(sub)
+                    nxt.append(sub)
+        out += nxt
+        level = nxt
+    return out
+
+
 def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
     """Per spec id the worker's ``config_hints``, from the upstream tree (an ``Upstream``)."""
     text = upstream.text(f"{MODELS_PKG}.{model}") or ""
@@ -465,7 +507,14 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
     reads: dict[str, dict] = {}
     for src in reversed(sources):  # the model file's own reads win
         reads.update(config_reads(src))
-    synth, missing = synthesize(reads)
+    # a synthesized config (no class at all) holds what every layer the model builds reads, also through a
+    # module an imported one imports (glm4_moe_lite_mtp -> glm4_moe_lite -> deepseek_v2's MoE reads
+    # moe_intermediate_size); a found class is completed from the direct imports only
+    deep = dict(reads)
+    for src in reversed([upstream.text(m) or "" for m in _imported_deep(upstream, text)]):
+        for name, read in config_reads(src).items():
+            deep.setdefault(name, read)
+    synth, missing = synthesize(deep)
     out = {}
     for spec in specs:
         arch, cls = spec["architecture"], spec["class"]
