@@ -366,6 +366,33 @@ def test_minicpm3_stays_dense_as_its_released_checkpoints(monkeypatch):
     assert tiny_config(source)["num_experts"] == 0
 
 
+def test_longcat_flash_sizes_come_from_its_own_fields_and_keep_two_sublayers_per_layer(monkeypatch):
+    from flagos_migrate.verify.runtime_tiny import LAYERS, MOE_INTERMEDIATE, tiny_config
+
+    rc, _ = _worker_modules(monkeypatch)
+    # upstream's longcat_flash.py reads transformers 5's attribute_map aliases, bare
+    reads = H.config_reads("def f(config):\n    a = config.intermediate_size\n    b = config.moe_intermediate_size\n")
+    done = H.completion(reads)
+
+    class LongcatFlash457:  # 4.57.6's LongcatFlashConfig: no aliases, the fields they stand for
+        model_type = "longcat_flash"
+        ffn_hidden_size = 12288
+        expert_ffn_hidden_size = 2048
+
+    source = {"hidden_size": 6144, "num_attention_heads": 64, "ffn_hidden_size": 12288,
+              "expert_ffn_hidden_size": 2048, "num_layers": 28, "num_hidden_layers": 56}
+    rc._complete(source, LongcatFlash457(), done, "LongcatFlashConfig", [])
+    # the table's 32 built 32-wide experts: the FusedMoE loader took the first 32 rows of the
+    # checkpoint's 2048 (3,096,576 values taken by no parameter)
+    assert source["moe_intermediate_size"] == 2048 and source["intermediate_size"] == 12288
+    tiny = tiny_config(source)
+    assert tiny["moe_intermediate_size"] == tiny["expert_ffn_hidden_size"] == MOE_INTERMEDIATE
+    # transformers' num_hidden_layers is 2 * num_layers (5.x: a property whose setter halves it)
+    assert (tiny["num_layers"], tiny["num_hidden_layers"]) == (LAYERS, 2 * LAYERS)
+    plain = tiny_config({"hidden_size": 4096, "num_attention_heads": 32, "num_layers": 4, "num_hidden_layers": 4})
+    assert (plain["num_layers"], plain["num_hidden_layers"]) == (LAYERS, LAYERS)
+
+
 def test_a_zero_size_stays_zero_in_the_tiny_config():
     from flagos_migrate.verify.runtime_tiny import EXPERTS, tiny_config
 

@@ -547,6 +547,55 @@ def test_the_load_check_compares_in_the_dtype_a_layer_keeps_its_parameters(tmp_p
     assert out["wrong"] == ["act_fn.alpha_p differs from its checkpoint tensor act_fn.alpha_p"]
 
 
+TRANSFORM_LOAD = textwrap.dedent('''\
+    """check_loaded + accept_transforms on vLLM's real RMSNorm whose weight loader scales on load, the way
+    upstream's longcat_flash.py folds sqrt(hidden/q_lora_rank) into q_a_layernorm (composed_weight_loader)."""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    import torch
+    from _runtime_env import _platform_cpu
+    _platform_cpu()
+    from _runtime_load import accept_transforms, check_loaded
+    from vllm.model_executor.layers.layernorm import RMSNorm
+    from vllm.model_executor.model_loader.weight_utils import composed_weight_loader, default_weight_loader
+    from vllm.model_executor.utils import set_weight_attrs
+
+    model = torch.nn.Module()
+    model.q_a_layernorm = RMSNorm(32)
+    scale = (64 / 32) ** 0.5
+    set_weight_attrs(model.q_a_layernorm.weight,
+                     {"weight_loader": composed_weight_loader(default_weight_loader, lambda x: x * scale)})
+    ckpt = {"q_a_layernorm.weight": torch.randn(32, generator=torch.Generator().manual_seed(0))}
+    with torch.no_grad():
+        model.q_a_layernorm.weight.fill_(float("nan"))
+    model.q_a_layernorm.weight.weight_loader(model.q_a_layernorm.weight, ckpt["q_a_layernorm.weight"])
+    params = dict(model.named_parameters())
+    out = {}
+    problems, stats = check_loaded(model, ckpt, None)
+    out["problems"] = problems
+    changed = stats["changed"]
+    # the pinned vLLM's own class scales the same way (its load_weights: weight.data *= scale)
+    same = {"q_a_layernorm.weight": ckpt["q_a_layernorm.weight"] * scale}
+    out["as_pinned"] = accept_transforms(problems, changed, params, same, [], {})
+    other = {"q_a_layernorm.weight": ckpt["q_a_layernorm.weight"] * 2.0}  # a transform the pinned class does not make
+    out["unlike_pinned"] = accept_transforms(problems, changed, params, other, [], {})
+    out["no_pinned_class"] = accept_transforms(problems, changed, params, None, [], {})
+    out["upstream_side"] = accept_transforms(problems, changed, params, None, [], {}, reference=True)
+    print(json.dumps(out))
+''')
+
+
+def test_a_transform_on_load_passes_only_as_the_pinned_vllms_own_class_makes_it():
+    """longcat_flash failed load: its q/kv_a_layernorm weights hold sqrt(hidden/rank) * the checkpoint's, which
+    the pinned vLLM's own load_weights and upstream's weight loader both fold in on load."""
+    out = run_in_worker(TRANSFORM_LOAD, timeout=600)
+    wrong = ["q_a_layernorm.weight differs from its checkpoint tensor q_a_layernorm.weight"]
+    assert out["problems"] == wrong
+    assert out["as_pinned"] == []
+    assert out["unlike_pinned"] == wrong and out["no_pinned_class"] == wrong
+    assert out["upstream_side"] == []
+
+
 GEMMA3N_SPELLING = textwrap.dedent('''\
     """load_checkpoint on the pinned vLLM's own Gemma3nForCausalLM: transformers saves the class as
     model.language_model.*, which vLLM (pinned and upstream) serves only inside the multimodal class."""

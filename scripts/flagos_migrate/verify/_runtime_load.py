@@ -161,8 +161,9 @@ def _same_values(want, got):
                                                        torch.sort(got.flatten().float())[0])
 
 
-def _judge(name: str, want, got, reordered: list, problems: list, differs: str) -> None:
-    """Equal passes; the same values in another order are ``reordered`` (the caller decides); else a problem."""
+def _judge(name: str, want, got, reordered: list, problems: list, differs: str, changed: dict) -> None:
+    """Equal passes; the same values in another order are ``reordered`` (the caller decides); else a
+    problem, which ``changed`` (name -> its message) lets the caller judge against the pinned loader."""
     import torch
 
     if torch.equal(want, got.to(want.dtype)):
@@ -171,6 +172,7 @@ def _judge(name: str, want, got, reordered: list, problems: list, differs: str) 
         reordered.append(name)
     else:
         problems.append(differs)
+        changed[name] = differs
 
 
 def check_loaded(model, ckpt, reported):
@@ -193,13 +195,14 @@ def check_loaded(model, ckpt, reported):
     packed = _packed(model)
     equal = fused = unchecked = 0
     reordered = []
+    changed: dict[str, str] = {}
     for name, p in params.items():
         if name in unloaded:
             continue
         key = _ckpt_name(name, index)
         if key is not None and tuple(ckpt[key].shape) == tuple(p.shape):
             _judge(name, _as_loaded(ckpt[key], p.data), p.data, reordered, problems,
-                   f"{name} differs from its checkpoint tensor {key}")
+                   f"{name} differs from its checkpoint tensor {key}", changed)
             equal += 1
             continue
         pieces = name.split(".")
@@ -217,7 +220,7 @@ def check_loaded(model, ckpt, reported):
             unchecked += 1
             continue
         _judge(name, want, p.data, reordered, problems,
-               f"{name} is not the concatenation of its checkpoint parts {keys}")
+               f"{name} is not the concatenation of its checkpoint parts {keys}", changed)
         fused += 1
     in_ckpt = sum(t.numel() for n, t in ckpt.items() if not n.endswith("rotary_emb.inv_freq"))
     in_params = sum(p.numel() for p in params.values())
@@ -225,7 +228,7 @@ def check_loaded(model, ckpt, reported):
     buffers = sum(b.numel() for n, b in model.named_buffers() if (k := _ckpt_name(n, index)) is not None
                   and tuple(ckpt[k].shape) == tuple(b.shape))
     stats = {"parameters": len(params), "equal": equal, "fused_equal": fused, "unchecked": unchecked,
-             "reordered": reordered, "checkpoint_tensors": len(ckpt), "checkpoint_values": in_ckpt, "parameter_values": in_params}
+             "reordered": reordered, "changed": changed, "checkpoint_tensors": len(ckpt), "checkpoint_values": in_ckpt, "parameter_values": in_params}
     in_ckpt -= buffers
     if not unloaded and in_ckpt > in_params:  # tensors of layers the model does not build are no loss
         unbuilt = runtime_mm.unbuilt_tensors(model, list(ckpt))
@@ -235,6 +238,33 @@ def check_loaded(model, ckpt, reported):
         problems.append(f"the checkpoint holds {in_ckpt - in_params} more values than the model's parameters: "
                         "some checkpoint tensors were not loaded")
     return problems, stats
+
+
+def accept_transforms(problems, changed, params, expected, notes, stats, reference=False):
+    """``problems`` without the parameters (``changed``: name -> its problem) that differ from their
+    checkpoint tensors by a transform on load the pinned vLLM's own class of the architecture makes too:
+    LongCat-Flash folds sqrt(hidden/rank) into its q/kv_a_layernorm weights, in the pinned vLLM's own
+    load_weights and in upstream's weight loader alike. Right only where that class (``expected``: its
+    parameters after loading the same checkpoint) holds exactly the same values; without it the
+    difference stands. On upstream's side (``reference``) its own loader is the reference's behaviour:
+    its logits are of what it loaded, and match compares."""
+    import torch
+
+    if reference:
+        same = list(changed)
+    else:
+        same = [n for n in changed if expected is not None and n in expected and n in params
+                and tuple(expected[n].shape) == tuple(params[n].shape)
+                and torch.equal(expected[n], params[n].data.to(expected[n].dtype))]
+    if not same:
+        return problems
+    gone = {changed[n] for n in same}
+    stats["transformed_as_pinned_loader" if not reference else "transformed_upstream"] = len(same)
+    if notes is not None:
+        notes.append(f"{len(same)} parameter(s) differ from their checkpoint tensors (e.g. {same[0]}) "
+                     + ("on upstream's side: its own transform on load" if reference else
+                        "exactly as the pinned vLLM's own class loads them (a transform on load)"))
+    return [m for m in problems if m not in gone]
 
 
 def _load(model, ckpt, vc, pinned_loader=None, notes=None, reference=False):
@@ -255,6 +285,7 @@ def _load(model, ckpt, vc, pinned_loader=None, notes=None, reference=False):
         reported = model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
     problems, stats = check_loaded(model, ckpt, reported)
     reordered = stats.pop("reordered")
+    changed = stats.pop("changed")
     cache = []
 
     def pinned_params():
@@ -267,6 +298,9 @@ def _load(model, ckpt, vc, pinned_loader=None, notes=None, reference=False):
                     notes.append(f"the pinned vLLM's own class could not be built to compare with: {type(exc).__name__}")
         return cache[0]
 
+    if changed:
+        problems = accept_transforms(problems, changed, dict(model.named_parameters()),
+                                     None if reference else pinned_params(), notes, stats, reference)
     leftover = [m for m in problems if m.startswith("the checkpoint holds")]
     if leftover and len(problems) == 1 and reference:
         # upstream's side: what the pinned side left unloaded was judged there against the pinned

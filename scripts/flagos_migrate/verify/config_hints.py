@@ -137,6 +137,10 @@ EQUIVALENTS: dict[str, tuple[str, str | None]] = {
     # an EAGLE head over the whole vocabulary: upstream's llama_eagle.py sets draft_vocab_size to the vocab_size
     # when a checkpoint does not carry a truncated one (llama4_eagle reads it unguarded)
     "draft_vocab_size": ("vocab_size", None),
+    # transformers 5's LongcatFlashConfig reads these through its attribute_map (upstream's longcat_flash.py
+    # reads the aliases); 4.57.6's class and LongCat-Flash's config.json hold only the fields they alias
+    "intermediate_size": ("ffn_hidden_size", None),
+    "moe_intermediate_size": ("expert_ffn_hidden_size", None),
 }
 
 

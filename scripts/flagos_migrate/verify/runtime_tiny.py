@@ -55,6 +55,7 @@ _TEXT_SIZES = {
     "moe_intermediate_size": MOE_INTERMEDIATE,
     "shared_expert_intermediate_size": MOE_INTERMEDIATE,
     "expert_hidden_dim": MOE_INTERMEDIATE,
+    "expert_ffn_hidden_size": MOE_INTERMEDIATE,
     "n_group": 1,
     "topk_group": 1,
     "n_shared_experts": 1,
@@ -206,9 +207,15 @@ def _shrink_text(cfg: dict) -> None:
             if key in _TEXT_SIZES and all(isinstance(v, int) for v in kept_values):
                 kept_values = [_TEXT_SIZES[key] if v else 0 for v in kept_values]  # a 0 stays 0, as above
             cfg[key] = kept_values
+    counts = {k: cfg[k] for k in _LAYER_COUNTS if isinstance(cfg.get(k), int)}
     for key in _LAYER_COUNTS:
         if isinstance(cfg.get(key), int):
             cfg[key] = layers
+    # a count that is a multiple of another stays one: LongCat-Flash's num_hidden_layers is 2 * num_layers
+    # (two attention/MLP pairs per layer; transformers derives it so, 5.x as a property whose setter halves
+    # it back), so equal counts would build half the layers on one side
+    if counts.get("num_layers") and counts.get("num_hidden_layers") == 2 * counts["num_layers"]:
+        cfg["num_hidden_layers"] = 2 * layers
     if isinstance(cfg.get("num_kv_shared_layers"), int) and cfg["num_kv_shared_layers"] >= layers:
         cfg["num_kv_shared_layers"] = 0  # layers sharing an earlier layer's KV need more layers than kept
     for key in _INDEX_LISTS:  # lists of layer indexes: the kept layers that were in it, at their new positions
