@@ -73,7 +73,10 @@ class PreTrainedConfig(PretrainedConfig):
     """transformers 5 ``PreTrainedConfig`` semantics over the 4.x ``PretrainedConfig``."""
 
     model_type = ""  # as in transformers 5: the base of the bridges maps no checkpoint itself
-    __v5_fields__: dict = {}
+    # the fields of transformers 5's base dataclass that a translated ``__post_init__`` reads before the base
+    # runs (OpenAIPrivacyFilterConfig: ``if self.id2label is None``); 4.x sets them only in its __init__,
+    # to which they are handed on as every field it owns
+    __v5_fields__: dict = {"id2label": None, "label2id": None}
     __v5_factories__: dict = {}
     sub_configs_defaults: dict = {}
     default_theta = 10_000.0
@@ -208,6 +211,37 @@ class PreTrainedConfig(PretrainedConfig):
             if self.default_rope_type != "default" and one["rope_type"] == "default":
                 one["rope_type"] = self.default_rope_type
         self.rope_parameters = params
+
+    # -- validators a translated ``__post_init__`` may call by name (Cohere2MoeConfig calls both):
+    # transformers 5 defines them on its base class, 4.57.6's PretrainedConfig has neither
+
+    def validate_rope(self):
+        """transformers 5 ``validate_rope``: each RoPE dict gets its ``rope_type``; a fully rotated
+        odd head (> 4) is refused. The per-type key checks of transformers 5 are not repeated."""
+        params = getattr(self, "rope_parameters", None)
+        if not params:
+            return
+        nested = self.nested_rope_parameter_keys(params)
+        head_dim = getattr(self, "head_dim", None)
+        for layer_type, one in ({key: params[key] for key in nested} or {"full_attention": params}).items():
+            if one is None:
+                continue
+            one["rope_type"] = one.get("rope_type", one.get("type", "default"))
+            if (isinstance(head_dim, int) and head_dim > 4 and head_dim % 2
+                    and int(head_dim * one.get("partial_rotary_factor", 1.0)) == head_dim):
+                raise ValueError(f"RoPE requires an even rotary dimension, but got `head_dim`={head_dim} for "
+                                 f"`{layer_type}`.")
+
+    def validate_layer_type(self):
+        """transformers 5 ``validate_layer_type``: ``layer_types`` / ``mlp_layer_types`` has one entry a layer
+        (and, as there, nothing is checked when ``layer_types`` is unset)."""
+        for attr in ("layer_types", "mlp_layer_types"):
+            layers = getattr(self, attr, None)
+            if layers is None or not hasattr(self, "num_hidden_layers"):
+                return
+            if self.num_hidden_layers is not None and self.num_hidden_layers != len(layers):
+                raise ValueError(f"`num_hidden_layers` ({self.num_hidden_layers}) must be equal to the number of "
+                                 f"`{attr}` ({len(layers)})")
 
     def _mirror_rope_for_pinned(self) -> None:
         """A flat ``rope_parameters`` answers ``config.rope_theta`` too (4.x code reads it there);
