@@ -39,10 +39,14 @@ def test_every_backport_defines_its_names_and_the_pinned_vllm_needs_it(bp):
     apis = PinnedApis.load("0.13.0")
     for name, module in bp.names:
         sym = apis.resolve(module, name)
-        if not bp.keywords and (name, module) not in bp.on_import:
+        if not bp.keywords and (name, module) not in bp.on_import and not bp.members:
             # (an on_import name exists on the pinned vLLM and behaves differently: activation.py's lookup)
             assert sym is None, f"the pinned vLLM has {module}.{name}: the back-port is not needed"
         assert backports.for_import(module, name) is bp
+    for cls, attr in bp.members:  # a subclass adding members: the pinned class exists and lacks each one
+        sym = apis.resolve(bp.shadowed()[cls], cls)
+        assert sym is not None and apis.class_has_member(sym, attr) is False, (cls, attr)
+        assert backports.for_member(cls, attr) is bp
 
 
 def test_the_backport_defines_what_it_shadows_and_takes_its_keywords():
@@ -274,4 +278,57 @@ def test_token_pooler_is_the_pinned_pooler_with_the_models_projector(tmp_path: P
     # upstream's TokenPooler(ALL or STEP, head: head_dtype, projector, dimensions, normalise) on 0.13.0's classes
     lines = run_in_pinned_venv(tmp_path, TOKEN_POOLER_RUNTIME)
     for check in ("all_tokens", "projected", "step", "no_projector"):
+        assert lines[check] == "True", (check, lines)
+
+
+def test_reading_a_member_the_pinned_class_lacks_needs_the_backport():
+    # jamba's JambaForSequenceClassification: `DispatchPooler.for_seq_cls(...)`; a plain mapping does not
+    seq_cls = ast.parse("from vllm.model_executor.layers.pooler import DispatchPooler\n"
+                        "p = DispatchPooler.for_seq_cls(cfg, classifier=score)\n")
+    plain = ast.parse("from vllm.model_executor.layers.pooler import DispatchPooler\np = DispatchPooler({})\n")
+    assert backports.needed([seq_cls]) == [backports.DISPATCH_POOLER]
+    assert backports.needed([plain], pinned_lacks=lambda module, name: False) == []
+
+
+DISPATCH_POOLER_RUNTIME = '''
+    import tempfile
+    from types import SimpleNamespace
+    from vllm.config import PoolerConfig, get_current_vllm_config
+    from vllm.model_executor.layers.pooler import AllPooler, ClassifierPooler, LastPool, SimplePooler
+    from vllm.pooling_params import PoolingParams
+    from dispatch_pooler import DispatchPooler
+
+    # the poolers read the current model config: a single-label classifier (softmax), no cross-encoder act
+    object.__setattr__(get_current_vllm_config(), "model_config", SimpleNamespace(
+        head_dtype=torch.float32, pooler_config=PoolerConfig(pooling_type="LAST"), model=tempfile.mkdtemp(),
+        revision=None,
+        hf_config=SimpleNamespace(problem_type="single_label_classification", num_labels=3)))
+    torch.manual_seed(0)
+    score = torch.nn.Linear(8, 3, bias=False)
+    cls_pooler = DispatchPooler.for_seq_cls(PoolerConfig(pooling_type="LAST"), classifier=score)
+    byt = cls_pooler.poolers_by_task
+    print("tasks", sorted(byt) == ["classify", "score", "token_classify"] and isinstance(cls_pooler, DispatchPooler))
+    print("kinds", type(byt["token_classify"]) is AllPooler and type(byt["classify"]) is ClassifierPooler
+          and isinstance(byt["classify"].pooling, LastPool) and byt["classify"].classifier is score)
+    # the classify head on the pooled (last) token: the model's classifier, then softmax (dense reference)
+    hidden = torch.randn(5, 8)
+    md = SimpleNamespace(pooling_params=[PoolingParams(use_activation=True)])  # as verify() resolves it
+    own = ClassifierPooler(pooling=lambda h, m: h[-1:], classifier=score, act_fn="classify")
+    with torch.no_grad():
+        got = own(hidden, md)
+        ref = torch.softmax(score(hidden[-1:]), dim=-1)
+        passed = DispatchPooler.for_seq_cls(PoolerConfig(pooling_type="LAST"), classifier=score,
+                                            pooling=lambda h, m: h[-1:]).poolers_by_task["classify"](hidden, md)
+    print("classified", torch.allclose(got, ref, atol=1e-6) and torch.allclose(passed, ref, atol=1e-6))
+    emb = DispatchPooler.for_embedding(PoolerConfig(pooling_type="LAST")).poolers_by_task
+    print("embedding", sorted(emb) == ["embed", "token_embed"] and type(emb["embed"]) is SimplePooler
+          and type(emb["token_embed"]) is AllPooler)
+'''
+
+
+@pytest.mark.slow
+def test_dispatch_pooler_factories_build_the_pinned_poolers(tmp_path: Path):
+    # upstream's for_seq_cls / for_embedding as 0.13.0's own models spell the mapping (jamba.py, bert.py)
+    lines = run_in_pinned_venv(tmp_path, DISPATCH_POOLER_RUNTIME)
+    for check in ("tasks", "kinds", "classified", "embedding"):
         assert lines[check] == "True", (check, lines)

@@ -20,6 +20,7 @@ from flagos_migrate.catalog.tables import (
     MARK_CONTEXT_MANAGERS,
     UNSET_DEFAULTS,
 )
+from flagos_migrate.migrate import backports
 from flagos_migrate.migrate.edits import Edits
 from flagos_migrate.pinned.api_index import Symbol, _normalise_external
 
@@ -203,13 +204,18 @@ def check_class_members(m: ModuleFacts) -> None:
         import_time = not (flags["function_level"] or flags["guarded"] or flags["conditional"]
                            or flags["type_checking"])
         shown = ast.unparse(node.value)
+        bp = backports.for_member(sym.name, attr) if via == "class" else None
+        fix = ("use what the pinned class offers for it, pass it in, or back-port it; pinned class: "
+               f"{sym.qualname}")
+        if bp is not None:
+            fix = (f"`migrate_model.py apply` installs the back-port {bp.module} (P22: {bp.what}) and imports "
+                   f"{sym.name} from there")
         m.add("P9", node, f"`{shown}.{attr}`: {sym.name} of the pinned "
               f"{m.apis.index_for(sym.module).package} has no attribute `{attr}`"
               + (" (read while the module is imported)" if import_time else ""),
-              fix=("use what the pinned class offers for it, pass it in, or back-port it; pinned class: "
-                   f"{sym.qualname}"),
+              fix=fix,
               data={"class": sym.qualname, "config_class": sym.qualname, "attr": attr, "via": via,
-                    "import_time": import_time})
+                    "import_time": import_time, **({"backport": bp.module} if bp else {})})
 
 
 def _closed_class(m, sym: Symbol) -> bool:

@@ -38,6 +38,9 @@ class Backport:
     # environment variables it reads as upstream does: a file reading one through ``vllm.envs`` that the
     # pinned version lacks needs it (P3); its source gets the table written in
     env_vars: tuple[tuple[str, tuple[str, str]], ...] = ()
+    # (class, attribute) the pinned class lacks and the back-port's subclass defines: reading
+    # ``Class.attribute`` needs it (upstream's ``DispatchPooler.for_seq_cls``)
+    members: tuple[tuple[str, str], ...] = ()
 
     def shadowed(self) -> dict[str, str]:
         """Name -> the first module it is imported from (the pinned home of a shadowed class)."""
@@ -216,9 +219,21 @@ TOKEN_POOLER = Backport(
     "Pooler.for_token_embed with the model's projector on its head",
 )
 
+_POOLER = "vllm.model_executor.layers.pooler"
+# pooling models built with upstream's factories (jamba's sequence classifier, bert, roberta, embedding_gemma2...)
+DISPATCH_POOLER = Backport(
+    "dispatch_pooler.py",
+    "vllm_fl.compat.dispatch_pooler",
+    (("DispatchPooler", _POOLER), ("DispatchPooler", _POOLER + ".special")),
+    (),
+    "pooler factories: upstream's DispatchPooler.for_embedding / for_seq_cls over the pinned poolers, as "
+    "0.13.0's own models spell them out",
+    members=(("DispatchPooler", "for_embedding"), ("DispatchPooler", "for_seq_cls")),
+)
+
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
                                    SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
-                                   CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER)
+                                   CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER)
 
 
 @lru_cache(maxsize=None)
@@ -257,6 +272,11 @@ def _called_name(call: ast.Call) -> str | None:
     return None
 
 
+def for_member(cls: str, attr: str) -> Backport | None:
+    """The back-port whose subclass of the pinned ``cls`` defines ``attr``."""
+    return next((bp for bp in BACKPORTS if (cls, attr) in bp.members), None)
+
+
 def for_import(module: str, name: str) -> Backport | None:
     """The back-port that provides ``from module import name`` (when the pinned vLLM lacks it)."""
     return next((bp for bp in BACKPORTS if bp.repoints(module, name)), None)
@@ -290,7 +310,8 @@ def needed(trees: Iterable[ast.Module], pinned_lacks=lambda module, name: True,
            pinned_takes=lambda module, cls, keyword: False, origins: Iterable[str | None] = ()) -> list[Backport]:
     """Back-ports whose keywords some call in these modules passes where the pinned class does not
     take them (``pinned_takes``), whose names they import from an upstream module where
-    ``pinned_lacks(module, name)``, or whose ``on_import`` names they import at all. ``origins``: each
+    ``pinned_lacks(module, name)``, whose ``on_import`` names they import at all, or whose ``members``
+    they read (``DispatchPooler.for_seq_cls``). ``origins``: each
     tree's upstream module, against which its relative imports resolve (none: absolute imports only)."""
     wanted: set[str] = set()
     trees = list(trees)
@@ -303,7 +324,10 @@ def needed(trees: Iterable[ast.Module], pinned_lacks=lambda module, name: True,
         wanted.update(bp.module for bp in BACKPORTS for name, _ in bp.env_vars
                       if name in read and pinned_lacks("vllm.envs", name))
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and (name := _called_name(node)):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and (bp := for_member(node.value.id, node.attr)) is not None):
+                wanted.add(bp.module)  # the table lists members the pinned class lacks (tests check it)
+            elif isinstance(node, ast.Call) and (name := _called_name(node)):
                 for kw in node.keywords:
                     bp = for_keyword(name, kw.arg) if kw.arg else None
                     if bp is not None and not pinned_takes(bp.shadowed()[_class_of(name)], _class_of(name), kw.arg):
