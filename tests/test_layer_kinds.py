@@ -185,6 +185,28 @@ def test_p37_negatives_pinned_layout_names_own_factory_and_the_plugins_copy():
     assert only(analyze(copy, plugin=False), "P37") == []
 
 
+# glm4_moe_lite: Glm4MoE from the pinned glm4_moe, and expert rows from upstream's mapping helper, whose default
+# prefix names `experts.routed_experts.w13_` (load failed: KeyError 'layers.1.mlp.experts.routed_experts.w2_weight')
+HELPER_ROUTED = '''
+from vllm.model_executor.layers.fused_moe import fused_moe_make_expert_params_mapping
+from vllm.model_executor.models.glm4_moe import Glm4MoE
+
+
+def load_weights(self, weights):
+    return fused_moe_make_expert_params_mapping(self, ckpt_gate_proj_name="gate_proj", ckpt_down_proj_name="down_proj",
+                                                ckpt_up_proj_name="up_proj", num_experts=4)
+'''
+
+
+def test_upstreams_mapping_helper_names_the_routed_layout_too():
+    found = only(analyze(HELPER_ROUTED), "P37")
+    assert [(f.line, f.data) for f in found] == [(3, {"module": "vllm.model_executor.models.glm4_moe",
+                                                      "name": "Glm4MoE"})]
+    # with the pinned layout's prefix the rows name `experts.w13_`: nothing to report
+    pinned_prefix = HELPER_ROUTED.replace("num_experts=4)", "num_experts=4, routed_experts_prefix=\"\")")
+    assert only(analyze(pinned_prefix), "P37") == []
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (UPSTREAM_SRC / "vllm").is_dir(), reason="needs upstream vLLM 0.33.0 source (MMF_UPSTREAM_SRC)")
 def test_granitemoehybrid_gets_the_legacy_layer_kinds_and_upstreams_granitemoe(tmp_path):

@@ -330,12 +330,31 @@ def check_legacy_layer_types(m: ModuleFacts) -> None:
 
 # -- P37 -------------------------------------------------------------------------------------------
 
+# upstream's expert mapping helpers: their rows name ``experts.routed_experts.w13_`` unless the call passes
+# another ``routed_experts_prefix`` (vllm/model_executor/layers/fused_moe/layer.py, routed_experts.py)
+ROUTED_LAYOUT_HELPERS = ("fused_moe_make_expert_params_mapping", "make_expert_params_mapping")
+
+
+def names_routed_layout(tree: ast.AST) -> bool:
+    """The file names upstream's ``routed_experts`` parameters: in a string, or through a mapping helper
+    called with its default prefix (glm4_moe_lite: ``fused_moe_make_expert_params_mapping(self, ...)``)."""
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and "routed_experts" in n.value:
+            return True
+        if isinstance(n, ast.Call):
+            name = n.func.id if isinstance(n.func, ast.Name) else getattr(n.func, "attr", None)
+            prefix = next((k.value for k in n.keywords if k.arg == "routed_experts_prefix"), None)
+            if name in ROUTED_LAYOUT_HELPERS and (prefix is None or (isinstance(prefix, ast.Constant)
+                                                                     and prefix.value)):
+                return True
+    return False
+
+
 def pinned_layout_siblings(apis, tree: ast.AST, bindings) -> list:
     """The imports of classes holding ``experts`` from a pinned model module that builds them with the
     pinned ``FusedMoE`` (parameters ``experts.w13_weight``), in a file whose strings name upstream's
     ``routed_experts`` layout and which builds no ``FusedMoEFactory`` of its own (engine and detector)."""
-    if not any(isinstance(n, ast.Constant) and isinstance(n.value, str) and "routed_experts" in n.value
-               for n in ast.walk(tree)):
+    if not names_routed_layout(tree):
         return []
     if any(b.name == "FusedMoEFactory" for b in bindings):
         return []
@@ -344,7 +363,8 @@ def pinned_layout_siblings(apis, tree: ast.AST, bindings) -> list:
         if not b.name or b.type_checking or not b.module.startswith("vllm.model_executor.models."):
             continue
         sym = apis.resolve(b.module, b.name)
-        fused = apis.resolve(b.module, "FusedMoE")
+        # the pinned FusedMoE, or its SharedFusedMoE subclass (0.13.0's glm4_moe): the same parameter names
+        fused = apis.resolve(b.module, "FusedMoE") or apis.resolve(b.module, "SharedFusedMoE")
         if (sym is None or sym.kind != "class" or sym.module != b.module or fused is None
                 or fused.kind != "class"):
             continue
