@@ -101,6 +101,17 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # "num_experts", 0) and builds its dense MLP for 0 (transformers' MiniCPM3MLP is dense); the bare read
     # in its MoE branch made the table's 4 experts a MoE model no MiniCPM3 checkpoint fits
     "minicpm3": {"num_experts": 0},
+    # DeepSeek-V3's config.json sets topk_method "noaux_tc" and scoring_func "sigmoid", which neither
+    # DeepseekV3Config spells; upstream registers gate.e_score_correction_bias only for noaux_tc and reads the
+    # scoring with a "softmax" default, HF's DeepseekV3TopkRouter always holds the bias and scores with a sigmoid
+    "deepseek_v3": {"topk_method": "noaux_tc", "scoring_func": "sigmoid"},
+    # upstream's DeepseekV2MoE routes with grouped top-k always; DeepseekV2Config defaults n_group/topk_group
+    # and num_experts_per_tok to None, every released config.json sets them (DeepSeek-V2-Lite: 1, 1 and 6 of
+    # 64 experts, which the tiny config shrinks like every size)
+    "deepseek_v2": {"n_group": 1, "topk_group": 1, "num_experts_per_tok": 6},
+    # transformers 5's MiniMaxM2TopKRouter always scores with a sigmoid plus e_score_correction_bias (a buffer of
+    # every checkpoint), which MiniMaxM2Config does not spell: MiniMax-M2's config.json carries both
+    "minimax_m2": {"use_routing_bias": True, "scoring_func": "sigmoid"},
 }
 # always in a synthesized config: vLLM's ModelConfig reads them whatever the model file does, and
 # the pinned side reads rope_theta/rope_scaling where upstream reads rope_parameters
