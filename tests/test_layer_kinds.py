@@ -225,3 +225,18 @@ def test_granitemoehybrid_gets_the_legacy_layer_kinds_and_upstreams_granitemoe(t
     assert {"P36"} <= m.model_unit.rules
     assert {f.rule for f in m.model_unit.before} >= {"P36"}
     assert m.left() == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (UPSTREAM_SRC / "vllm").is_dir(), reason="needs upstream vLLM 0.33.0 source (MMF_UPSTREAM_SRC)")
+def test_glm4_moe_lite_gets_upstreams_glm4_moe_and_keeps_a_moved_helper_pinned(tmp_path):
+    """The real glm4_moe_lite, which failed load (KeyError '...experts.routed_experts.w2_weight'): its rows come
+    from upstream's mapping helper, so upstream's glm4_moe comes along (P37); the helper it imports from
+    upstream's utils (get_spec_layer_idx_from_weight_name, which 0.13.0 defines in its model modules, P13)
+    then comes from a pinned definer that stays pinned, not from the plugin's glm4_moe, which lacks it."""
+    plugin = empty_plugin(tmp_path / "plugin")
+    m = Migration("glm4_moe_lite", Upstream(open_upstream(str(UPSTREAM_SRC))), PluginTree(plugin), pinned()).run()
+    text = m.model_unit.text
+    assert "from vllm_fl.models.glm4_moe import Glm4MixtureOfExperts, Glm4MoE, Glm4MoeMLP\n" in text
+    assert "from vllm.model_executor.models.deepseek_v2 import get_spec_layer_idx_from_weight_name\n" in text
+    assert "vllm_fl.models.glm4_moe" in m.units

@@ -557,10 +557,28 @@ class Migration(Vendoring, Tf5Vendoring):
             return ImportAction("P2", "repoint", self.bridged[name])
         if f.rule == "P5" and (mod, name) in self.tf5_vendored:
             return ImportAction("P5", "repoint", self.tf5_vendored[(mod, name)])
+        target = d.get("new_module")
+        if f.rule == "P13" and target in self.redirects and not self._defines(target, name):
+            # the pinned module P13 found becomes the plugin's copy of upstream's, which no longer defines the
+            # name (glm4_moe_lite: get_spec_layer_idx_from_weight_name moved from glm4_moe to utils upstream):
+            # another pinned definer that stays pinned
+            other = next((c for c in d.get("candidates") or [] if c not in self.redirects), None)
+            if other is not None:
+                d["new_module"] = other
+                f.message = f.message.replace(f"`{target}`", f"`{other}`")
+                f.fix = f"from {other} import {name}"
         if f.rule == "P5" and ("transformers", name) in self.vendor_failed and "vendor_failed" not in d:
             d["vendor_failed"] = self.vendor_failed[("transformers", name)]
             f.message += f"; not vendored from transformers 5: {d['vendor_failed']}"
         return import_action(f)
+
+    def _defines(self, module: str, name: str) -> bool:
+        """Upstream's ``module`` defines ``name`` at its top level (a redirected module is written from it)."""
+        tree = parse_source(self.up.text(module) or "", module)
+        return tree is not None and any(
+            getattr(n, "name", None) == name or any(isinstance(t, ast.Name) and t.id == name
+                                                    for t in getattr(n, "targets", []))
+            for n in tree.body)
 
     # -- results -------------------------------------------------------------------------------
 
