@@ -636,3 +636,67 @@ def test_a_synthesized_config_holds_what_the_layers_of_an_imported_modules_impor
     assert hints["speculative"] == "mtp" and hints["draft"]["architectures"][0] == "Glm4MoeLiteForCausalLM"
     # a found class is still completed from the direct imports only
     assert "moe_intermediate_size" not in hints["complete"]["fill"]
+
+
+def test_mimo_v2_flash_gets_the_hub_spelling_upstream_reads_from_the_classs_own_per_layer_fields(monkeypatch):
+    """Upstream's mimo_v2.py reads hybrid_layer_pattern/moe_layer_freq/swa_*; transformers 5's MiMoV2FlashConfig
+    keeps layer_types/mlp_layer_types (construct was skipped for hybrid_layer_pattern)."""
+    rc, _ = _worker_modules(monkeypatch)
+    done = H.completion({})
+
+    class MiMo:
+        model_type = "mimo_v2_flash"
+
+    source = {"layer_types": ["full_attention", "sliding_attention", "sliding_attention"],
+              "mlp_layer_types": ["dense", "sparse", "sparse"]}
+    notes: list = []
+    rc._complete(source, MiMo(), done, "MiMoV2FlashConfig", notes, defaults=True)
+    assert source["hybrid_layer_pattern"] == [0, 1, 1] and source["moe_layer_freq"] == [0, 1, 1]
+    assert (source["swa_num_attention_heads"], source["swa_num_key_value_heads"], source["swa_head_dim"]) == (4, 4, 16)
+    assert source["add_swa_attention_sink_bias"] is True and source["sliding_window_size"] == 7
+    no_list: dict = {}  # a class without the per-layer fields: nothing derived, the literals still set
+    rc._complete(no_list, MiMo(), done, "MiMoV2FlashConfig", [], defaults=True)
+    assert "hybrid_layer_pattern" not in no_list and no_list["swa_head_dim"] == 16
+
+
+def test_deepseek_routers_as_their_released_checkpoints(monkeypatch):
+    rc, _ = _worker_modules(monkeypatch)
+    done = H.completion({})
+
+    class V2:  # 4.57.6's DeepseekV2Config: n_group/topk_group None
+        model_type = "deepseek_v2"
+        n_group = None
+        topk_group = None
+
+    class V3:  # DeepseekV3Config: no topk_method/scoring_func; HF routes with sigmoid + correction bias
+        model_type = "deepseek_v3"
+
+    v2 = {"n_group": None, "topk_group": None, "num_experts_per_tok": None}
+    rc._complete(v2, V2(), done, "DeepseekV2Config", [], defaults=True)
+    assert v2 == {"n_group": 1, "topk_group": 1, "num_experts_per_tok": 2}
+    v3: dict = {}
+    rc._complete(v3, V3(), done, "DeepseekV3Config", [], defaults=False)
+    assert v3 == {"topk_method": "noaux_tc", "scoring_func": "sigmoid"}
+
+
+def test_a_model_gets_the_config_bridges_of_the_sibling_models_its_files_import(tmp_path):
+    """mimo_v2_mtp builds mimo_v2's layers and is MiMoV2FlashForCausalLM's draft: that config bridge is in mimo_v2's
+    record only (its construct ran on a synthesized config without hybrid_layer_pattern)."""
+    import json
+
+    from flagos_migrate.verify.runtime import config_modules_of, sibling_config_modules
+
+    pkg = tmp_path / "vllm_fl"
+    (pkg / "models" / ".migration").mkdir(parents=True)
+    (pkg / "models" / "mimo_v2_mtp.py").write_text("from vllm_fl.models.mimo_v2 import MiMoV2MLP\n")
+
+    def record(name, files):
+        data = {"format": 1, "model": name, "files": files, "registration": []}
+        (pkg / "models" / ".migration" / f"{name}.json").write_text(json.dumps(data))
+        return data
+
+    base = record("mimo_v2", {"vllm_fl/models/mimo_v2.py": {"role": "model"},
+                              "vllm_fl/configs/tf5_mimo_v2_flash.py": {"role": "config"}})
+    mtp = record("mimo_v2_mtp", {"vllm_fl/models/mimo_v2_mtp.py": {"role": "model"}})
+    assert sibling_config_modules(pkg, mtp) == ["vllm_fl.configs.tf5_mimo_v2_flash"]
+    assert sibling_config_modules(pkg, base) == [] and config_modules_of(mtp) == []

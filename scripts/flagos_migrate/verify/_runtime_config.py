@@ -322,8 +322,12 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False):
                      f"(absent from, or another default in, {cls_name}): every checkpoint it serves carries it")
     carried = (complete.get("checkpoint") or {}).get(getattr(instance, "model_type", None)) or {}
     released = sorted(k for k in carried if "." not in k and (defaults or not hasattr(instance, k)))
-    for key in released:
-        source[key] = carried[key]
+    for key in list(released):
+        value = _derived(source, carried[key])
+        if value is MISSING:
+            released.remove(key)
+        else:
+            source[key] = value
     tabled = [k for k in tabled if k not in released]  # the released value replaced the table's
     for key in sorted(k for k in carried if "." in k):  # in a sub-config: where its dict leaves it absent or None
         *path, leaf = key.split(".")
@@ -334,7 +338,7 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False):
             sub[leaf] = carried[key]
             released.append(key)
     if notes is not None and released:
-        notes.append(f"config: {', '.join(f'{k}={carried[k]!r}' for k in released)}: absent from (or another default "
+        notes.append(f"config: {', '.join(f'{k}={_at(source, k)!r}' for k in released)}: absent from (or another default "
                      f"in) {cls_name}, carried by the released checkpoints the Hugging Face implementation loads "
                      "(config_hints.CHECKPOINT_FIELDS)")
     if notes is not None and tabled:
@@ -344,6 +348,25 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False):
     if notes is not None and derived:
         notes.append(f"config: {cls_name} spells what upstream's model reads its own way; from the class's own "
                      f"fields: {'; '.join(derived)}")
+
+
+def _at(source, dotted):
+    """``source``'s value at a dotted key (a sub-config's field)."""
+    for part in dotted.split("."):
+        source = source.get(part) if isinstance(source, dict) else None
+    return source
+
+
+def _derived(source, value):
+    """A CHECKPOINT_FIELDS value: a literal, or ``{"=from": field, "map": {...}}``, the class's own per-layer
+    field with each entry mapped (MiMo-V2-Flash's hybrid_layer_pattern from layer_types); MISSING when the
+    field is not a list."""
+    if not (isinstance(value, dict) and "=from" in value):
+        return copy.deepcopy(value)
+    field = source.get(value["=from"])
+    if not isinstance(field, list):
+        return MISSING
+    return [value["map"].get(v, v) for v in field]
 
 
 # transformers 5's remap of legacy layer-type names (configuration_utils._LEGACY_LAYER_TYPE_REMAP), read

@@ -94,6 +94,27 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # upstream's phimoe.py builds qkv/o/lm_head with bias always; PhimoeConfig defaults both flags False, the released
     # Phi-3.5-MoE config.json sets them (a tiny config from the defaults gave a checkpoint without the biases)
     "phimoe": {"attention_bias": True, "lm_head_bias": True},
+    # upstream's mimo_v2.py reads the hub config.json's own spelling of MiMo-V2-Flash (hybrid_layer_pattern,
+    # moe_layer_freq, swa_*), which the released checkpoint carries next to what transformers 5's
+    # MiMoV2FlashConfig keeps (layer_types, mlp_layer_types): derived from those, and the SWA attention as
+    # transformers' MiMoV2FlashAttention builds it: the same query heads and head sizes, twice the KV heads,
+    # a sink per head. Tiny sizes, as in runtime_tiny (these names are not shrunk there)
+    "mimo_v2_flash": {
+        "hybrid_layer_pattern": {"=from": "layer_types", "map": {"full_attention": 0, "sliding_attention": 1}},
+        "moe_layer_freq": {"=from": "mlp_layer_types", "map": {"dense": 0, "sparse": 1}},
+        "swa_num_attention_heads": T.HEADS, "swa_num_key_value_heads": 2 * T.KV_HEADS, "swa_head_dim": T.HEAD_DIM,
+        "swa_v_head_dim": 16, "add_swa_attention_sink_bias": True, "add_full_attention_sink_bias": False,
+        # the hub's window (transformers' config takes sliding_window = sliding_window_size + 1): the tiny window 8
+        "sliding_window_size": 7,
+    },
+    # DeepSeek-V2-Lite's released config.json: one expert group and 6 experts a token (DeepseekV2Config defaults
+    # n_group/topk_group/num_experts_per_tok to None, which upstream's grouped top-k takes as counts). Small top-k,
+    # like every size of the tiny config
+    "deepseek_v2": {"n_group": 1, "topk_group": 1, "num_experts_per_tok": T.EXPERTS_PER_TOKEN},
+    # transformers' DeepseekV3TopkRouter always scores with a sigmoid plus e_score_correction_bias (noaux_tc), as
+    # DeepSeek-V3's released config.json says; DeepseekV3Config has neither field and upstream's getattr defaults
+    # (greedy, softmax) build another router without the bias the checkpoint holds
+    "deepseek_v3": {"topk_method": "noaux_tc", "scoring_func": "sigmoid"},
     # transformers' LongcatFlashMLA (4.57.6 and 5.x) scales both LoRA paths unconditionally, and its
     # zero experts are nn.Identity
     "longcat_flash": {"mla_scale_q_lora": True, "mla_scale_kv_lora": True, "zero_expert_type": "identity"},

@@ -84,6 +84,30 @@ def config_modules_of(record: dict) -> list[str]:
     return out
 
 
+_SIBLING_IMPORT = re.compile(r"^\s*from\s+vllm_fl\.models\.(\w+)\s+import", re.M)
+
+
+def sibling_config_modules(package_dir: Path, record: dict) -> list[str]:
+    """Config bridges of the sibling models the record's model files import (``vllm_fl.models.X``), from their
+    own records: mimo_v2_mtp builds mimo_v2's layers and is a draft of MiMoV2FlashForCausalLM, whose bridge
+    (``tf5_mimo_v2_flash``) only mimo_v2's record lists; the worker's own record's come after (they win)."""
+    from flagos_migrate.plugin.provenance import load_record
+
+    out: list[str] = []
+    own = config_modules_of(record)
+    for rel, info in sorted((record.get("files") or {}).items()):
+        if not (isinstance(info, dict) and info.get("role") == "model"):
+            continue
+        try:
+            text = (package_dir.parent / rel).read_text(encoding="utf-8")
+        except OSError:
+            continue
+        for name in _SIBLING_IMPORT.findall(text):
+            sibling = load_record(package_dir, name) if name != record.get("model") else None
+            out += [m for m in config_modules_of(sibling or {}) if m not in out and m not in own]
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # results
 
@@ -345,7 +369,8 @@ def verify_runtime(python: str, plugin_root: Path, record: dict, model: str, pin
     with _terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="mmf-runtime-") as tmp:
         work = workdir or tmp
         base = {"sys_path": [str(plugin_root)], "namespace_packages": {"vllm_fl": str(plugin_root / "vllm_fl")},
-                "config_modules": config_modules_of(record), "workdir": work, "timeout": timeout,
+                "config_modules": sibling_config_modules(Path(plugin_root) / "vllm_fl", record)
+                + config_modules_of(record), "workdir": work, "timeout": timeout,
                 "seed": SEED, "num_tokens": NUM_TOKENS}
         say(f"pinned: building {len(specs)} architecture(s) under {python}")
         started: list[Worker] = []
