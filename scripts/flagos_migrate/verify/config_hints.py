@@ -107,14 +107,6 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
         # the hub's window (transformers' config takes sliding_window = sliding_window_size + 1): the tiny window 8
         "sliding_window_size": 7,
     },
-    # DeepSeek-V2-Lite's released config.json: one expert group and 6 experts a token (DeepseekV2Config defaults
-    # n_group/topk_group/num_experts_per_tok to None, which upstream's grouped top-k takes as counts). Small top-k,
-    # like every size of the tiny config
-    "deepseek_v2": {"n_group": 1, "topk_group": 1, "num_experts_per_tok": T.EXPERTS_PER_TOKEN},
-    # transformers' DeepseekV3TopkRouter always scores with a sigmoid plus e_score_correction_bias (noaux_tc), as
-    # DeepSeek-V3's released config.json says; DeepseekV3Config has neither field and upstream's getattr defaults
-    # (greedy, softmax) build another router without the bias the checkpoint holds
-    "deepseek_v3": {"topk_method": "noaux_tc", "scoring_func": "sigmoid"},
     # transformers' LongcatFlashMLA (4.57.6 and 5.x) scales both LoRA paths unconditionally, and its
     # zero experts are nn.Identity
     "longcat_flash": {"mla_scale_q_lora": True, "mla_scale_kv_lora": True, "zero_expert_type": "identity"},
