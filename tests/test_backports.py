@@ -43,8 +43,10 @@ def test_every_backport_defines_its_names_and_the_pinned_vllm_needs_it(bp):
             # (an on_import name exists on the pinned vLLM and behaves differently: activation.py's lookup)
             assert sym is None, f"the pinned vLLM has {module}.{name}: the back-port is not needed"
         assert backports.for_import(module, name) is bp
-    for cls, attr in bp.members:  # a subclass adding members: the pinned class exists and lacks each one
-        sym = apis.resolve(bp.shadowed()[cls], cls)
+    pinned_homes = {a.name: n.module for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names
+                    if a.asname == f"_Pinned{a.name}"}
+    for cls, attr in bp.members:  # a subclass adding members: the pinned class it extends lacks each one
+        sym = apis.resolve(pinned_homes[cls], cls)
         assert sym is not None and apis.class_has_member(sym, attr) is False, (cls, attr)
         assert backports.for_member(cls, attr) is bp
 
@@ -288,6 +290,10 @@ def test_reading_a_member_the_pinned_class_lacks_needs_the_backport():
     plain = ast.parse("from vllm.model_executor.layers.pooler import DispatchPooler\np = DispatchPooler({})\n")
     assert backports.needed([seq_cls]) == [backports.DISPATCH_POOLER]
     assert backports.needed([plain], pinned_lacks=lambda module, name: False) == []
+    # minimax_m2: upstream's module path (absent on 0.13.0; P13 would find the pinned layer in mamba.linear_attn)
+    minimax = ast.parse("from vllm.model_executor.layers.minimax_rms_norm import MiniMaxText01RMSNormTP\n"
+                        "q, k, v = MiniMaxText01RMSNormTP.forward_qkv(a, b, qkv, 8, 4)\n")
+    assert backports.needed([minimax], pinned_lacks=lambda module, name: False) == [backports.MINIMAX_RMS_NORM]
 
 
 DISPATCH_POOLER_RUNTIME = '''
@@ -331,4 +337,39 @@ def test_dispatch_pooler_factories_build_the_pinned_poolers(tmp_path: Path):
     # upstream's for_seq_cls / for_embedding as 0.13.0's own models spell the mapping (jamba.py, bert.py)
     lines = run_in_pinned_venv(tmp_path, DISPATCH_POOLER_RUNTIME)
     for check in ("tasks", "kinds", "classified", "embedding"):
+        assert lines[check] == "True", (check, lines)
+
+
+MINIMAX_NORM_RUNTIME = '''
+    from minimax_rms_norm import MiniMaxText01RMSNormTP as Norm
+
+    torch.manual_seed(0)
+    q_norm, k_norm = Norm(8, eps=1e-6), Norm(4, eps=1e-6)
+    with torch.no_grad():
+        q_norm.weight.copy_(torch.rand(8) + 0.5)
+        k_norm.weight.copy_(torch.rand(4) + 0.5)
+        qkv = torch.randn(5, 16)
+        q, k, v = Norm.forward_qkv(q_norm, k_norm, qkv, 8, 4)
+
+    def rms(x, w):  # dense reference: RMSNorm over the whole q (k) of a token, in fp32
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * w
+
+    print("qkv", torch.allclose(q, rms(qkv[:, :8], q_norm.weight), atol=1e-6)
+          and torch.allclose(k, rms(qkv[:, 8:12], k_norm.weight), atol=1e-6) and torch.equal(v, qkv[:, 12:]))
+    print("same_as_pinned", torch.allclose(q_norm(qkv[:, :8]), q, atol=1e-6))
+    # K-norm sharded by KV head (upstream: KV heads replicated across TP ranks): shard 1 of 2
+    shard = Norm(4, eps=1e-6, weight_shard_world_size=2, weight_shard_rank=1)
+    full = torch.arange(4.0)
+    shard.weight.weight_loader(shard.weight, full)
+    print("shard", tuple(shard.weight.shape) == (2,) and torch.equal(shard.weight.data, full[2:]))
+    plain = Norm(4)
+    plain.weight.weight_loader(plain.weight, full)
+    print("unsharded", torch.equal(plain.weight.data, full))
+'''
+
+
+@pytest.mark.slow
+def test_minimax_rms_norm_takes_upstreams_shard_keywords_and_forward_qkv(tmp_path: Path):
+    lines = run_in_pinned_venv(tmp_path, MINIMAX_NORM_RUNTIME)
+    for check in ("qkv", "same_as_pinned", "shard", "unsharded"):
         assert lines[check] == "True", (check, lines)

@@ -123,7 +123,9 @@ def _missing(m, b: ImportBinding, name: str | None, module_missing: bool = False
     # vllm: moved? annotation only? unused?
     if name is not None:
         cands = moved_candidates(m, name, b.module)
-        if cands and cands[0] is not None:
+        moved_bp = backports.for_import(b.module, name)
+        if cands and cands[0] is not None and not (moved_bp is not None and m.apis.has_module(moved_bp.module)):
+            # (a back-port of the plugin that shadows the name is where it comes from: P22 re-points it there)
             new_module, all_cands = cands
             data.update({"new_module": new_module, "candidates": all_cands})
             m.add("P13", b.node, f"import of {what}: {reason} in {pinned}; "

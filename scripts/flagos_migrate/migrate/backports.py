@@ -231,9 +231,22 @@ DISPATCH_POOLER = Backport(
     members=(("DispatchPooler", "for_embedding"), ("DispatchPooler", "for_seq_cls")),
 )
 
+_MINIMAX_NORM = "vllm.model_executor.layers.minimax_rms_norm"
+# MiniMax-M2: upstream moved the layer and gave it K-norm sharding keywords and forward_qkv
+MINIMAX_RMS_NORM = Backport(
+    "minimax_rms_norm.py",
+    "vllm_fl.compat.minimax_rms_norm",
+    (("MiniMaxText01RMSNormTP", _MINIMAX_NORM), ("MiniMaxText01RMSNormTP", _MINIMAX_NORM + ".rms_norm_tp")),
+    (("MiniMaxText01RMSNormTP", "weight_shard_world_size"), ("MiniMaxText01RMSNormTP", "weight_shard_rank")),
+    "MiniMax TP RMSNorm: the pinned MiniMaxText01RMSNormTP with upstream's weight_shard_world_size/rank and "
+    "forward_qk/forward_qkv",
+    members=(("MiniMaxText01RMSNormTP", "forward_qk"), ("MiniMaxText01RMSNormTP", "forward_qkv")),
+)
+
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
                                    SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
-                                   CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER)
+                                   CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER,
+                                   MINIMAX_RMS_NORM)
 
 
 @lru_cache(maxsize=None)
