@@ -272,6 +272,31 @@ TOKEN_POOLER_RUNTIME = '''
     print("projected", torch.allclose(out, ref, atol=1e-6) and torch.allclose(cut, proj(hidden)[..., :2].detach()))
     print("step", type(pooler_for_token_embed(PoolerConfig(pooling_type="STEP"))) is StepPooler)
     print("no_projector", pooler_for_token_embed(PoolerConfig(pooling_type="ALL")).head.projector is None)
+
+    # token classification: upstream's default activation from the HF config, the pinned head's order
+    from token_pooler import pooler_for_token_classify
+    from vllm.model_executor.layers.pooler import PoolerIdentity, PoolerMultiLabelClassify
+    def classify_head(hf_config, **kw):
+        object.__setattr__(get_current_vllm_config(), "model_config", SimpleNamespace(
+            head_dtype=torch.float32, hf_config=hf_config, pooler_config=PoolerConfig(logit_bias=0.5)))
+        return pooler_for_token_classify(PoolerConfig(pooling_type="ALL"), **kw)
+    cls = torch.nn.Linear(8, 3, bias=False)
+    tok = classify_head(SimpleNamespace(num_labels=0), classifier=cls)
+    with torch.no_grad():
+        scores = tok.head(hidden, PoolingParams(use_activation=True))
+        ref = torch.softmax(cls(hidden) - 0.5, dim=-1)  # classifier, minus the logit offset, softmax over 3
+    print("classify", type(tok) is AllPooler and torch.allclose(scores, ref, atol=1e-6))
+    print("regression", type(classify_head(SimpleNamespace(problem_type="regression")).head.act_fn) is PoolerIdentity)
+    print("multi_label", type(classify_head(SimpleNamespace(problem_type="multi_label_classification")).head.act_fn)
+          is PoolerMultiLabelClassify)
+    st = classify_head(SimpleNamespace(sentence_transformers={"activation_fn": "torch.nn.modules.activation.Tanh"}))
+    print("st_activation", torch.allclose(st.head.act_fn(hidden), torch.tanh(hidden)))
+    print("step_cls", type(pooler_for_token_classify(PoolerConfig(pooling_type="STEP"))) is StepPooler)
+    try:
+        pooler_for_token_classify(PoolerConfig(pooling_type="ALL"), pooling=object())
+        print("pooling_refused", False)
+    except NotImplementedError:
+        print("pooling_refused", True)
 '''
 
 
@@ -279,7 +304,9 @@ TOKEN_POOLER_RUNTIME = '''
 def test_token_pooler_is_the_pinned_pooler_with_the_models_projector(tmp_path: Path):
     # upstream's TokenPooler(ALL or STEP, head: head_dtype, projector, dimensions, normalise) on 0.13.0's classes
     lines = run_in_pinned_venv(tmp_path, TOKEN_POOLER_RUNTIME)
-    for check in ("all_tokens", "projected", "step", "no_projector"):
+    # upstream's pooler_for_token_classify(pooler_config) on 0.13.0's Pooler.for_token_classify
+    for check in ("all_tokens", "projected", "step", "no_projector", "classify", "regression", "multi_label",
+                  "st_activation", "step_cls", "pooling_refused"):
         assert lines[check] == "True", (check, lines)
 
 

@@ -209,14 +209,17 @@ SHORT_CONV = Backport(
 )
 
 _TOKWISE = "vllm.model_executor.layers.pooler.tokwise"
-# ColBERT-style models (colmodernvbert, colqwen3, colqwen3_5, roberta's ColBERT head)
+# ColBERT-style models (colmodernvbert, colqwen3, colqwen3_5, roberta's ColBERT head); token classifiers
+# (qwen3_asr_forced_aligner, openai_privacy_filter, bert, roberta, qwen2_rm, internlm2, modernbert)
 TOKEN_POOLER = Backport(
     "token_pooler.py",
     "vllm_fl.compat.token_pooler",
-    (("pooler_for_token_embed", _TOKWISE), ("pooler_for_token_embed", _TOKWISE + ".poolers")),
+    (("pooler_for_token_embed", _TOKWISE), ("pooler_for_token_embed", _TOKWISE + ".poolers"),
+     ("pooler_for_token_classify", _TOKWISE), ("pooler_for_token_classify", _TOKWISE + ".poolers")),
     (),
-    "per-token embedding pooler: upstream's pooler_for_token_embed(pooler_config, projector) as the pinned "
-    "Pooler.for_token_embed with the model's projector on its head",
+    "per-token poolers: upstream's pooler_for_token_embed(pooler_config, projector) as the pinned "
+    "Pooler.for_token_embed with the model's projector on its head, pooler_for_token_classify(pooler_config) "
+    "as the pinned Pooler.for_token_classify with upstream's default activation",
 )
 
 _POOLER = "vllm.model_executor.layers.pooler"
