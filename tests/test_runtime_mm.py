@@ -71,6 +71,18 @@ def _tiny(cfg: dict) -> dict:
     return out
 
 
+def test_a_grouped_query_tower_stays_grouped_with_kv_heads_dividing_its_heads():
+    # EXAONE 4.5's vision config: 16 heads over 8 KV heads (the tiny tower kept 8 KV heads for 2 heads: the
+    # pinned MMEncoderAttention asserted num_heads % num_kv_heads == 0); an MHA tower keeps KV == heads
+    gqa = tiny_config({"hidden_size": 4096, "num_attention_heads": 32, "num_key_value_heads": 8,
+                       "vision_config": {"hidden_size": 3584, "num_heads": 16, "num_key_value_heads": 8, "depth": 32}})
+    mha = tiny_config({"hidden_size": 4096, "num_attention_heads": 32,
+                       "vision_config": {"hidden_size": 1024, "num_heads": 16, "num_key_value_heads": 16}})
+    vision = gqa["vision_config"]
+    assert vision["num_heads"] % vision["num_key_value_heads"] == 0 and vision["num_key_value_heads"] < vision["num_heads"]
+    assert mha["vision_config"]["num_key_value_heads"] == mha["vision_config"]["num_heads"]
+
+
 def test_the_tower_sees_a_few_patches_and_keeps_one_block_up_to_its_feature_layer():
     tiny = _tiny(LLAVA)
     vision = tiny["vision_config"]

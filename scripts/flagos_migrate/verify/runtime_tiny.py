@@ -291,9 +291,15 @@ def _mamba(cfg: dict) -> None:
 
 def _shrink_vision(cfg: dict, text_hidden: int) -> None:
     depth = next((cfg[k] for k in ("depth", "num_hidden_layers", "num_layers") if isinstance(cfg.get(k), int)), None)
+    old_heads = next((cfg[k] for k in ("num_heads", "num_attention_heads") if isinstance(cfg.get(k), int)), None)
     for key, value in _VISION_SIZES.items():
         if key in cfg and isinstance(cfg[key], int) and not isinstance(cfg[key], bool):
             cfg[key] = value
+    # a tower with grouped-query attention (EXAONE 4.5's: 16 heads, 8 KV heads) stays grouped, its KV heads
+    # dividing the tiny heads (the encoder attention asserts it); MHA stays MHA
+    for key in ("num_key_value_heads", "num_kv_heads"):
+        if isinstance(cfg.get(key), int) and isinstance(old_heads, int):
+            cfg[key] = VISION_HEADS if cfg[key] >= old_heads else VISION_HEADS // 2
     # per-layer lists of the tower keep its first layers (MuseGlimmer's vision layer_types must match the depth)
     for key, value in list(cfg.items()):
         if "layer" in key and isinstance(value, list) and depth and len(value) == depth > VISION_DEPTH:
