@@ -83,6 +83,17 @@ def test_a_grouped_query_tower_stays_grouped_with_kv_heads_dividing_its_heads():
     assert mha["vision_config"]["num_key_value_heads"] == mha["vision_config"]["num_heads"]
 
 
+def test_per_layer_overrides_follow_the_kept_layers_and_keep_their_ratio():
+    # Gemma 4 / EmbeddingGemma2: every 6th layer is full attention with twice the head_dim and 1 KV head,
+    # kept in the sparse per_layer_config; the tiny config keeps one layer of each type
+    types = ["sliding_attention"] * 5 + ["full_attention"]
+    tiny = tiny_config({"hidden_size": 768, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 256,
+                        "num_hidden_layers": 6, "layer_types": types,
+                        "per_layer_config": {"5": {"head_dim": 512, "num_key_value_heads": 1}}})
+    full = tiny["layer_types"].index("full_attention")
+    assert tiny["per_layer_config"] == {str(full): {"head_dim": 2 * tiny["head_dim"], "num_key_value_heads": 1}}
+
+
 def test_the_tower_sees_a_few_patches_and_keeps_one_block_up_to_its_feature_layer():
     tiny = _tiny(LLAVA)
     vision = tiny["vision_config"]

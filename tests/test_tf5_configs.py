@@ -228,3 +228,38 @@ def test_an_architecture_whose_model_type_only_transformers_5_has_gets_its_bridg
     # the model keeps the class the pinned transformers has (granitemoeshared: no bridge for it)
     assert "from transformers import GraniteMoeSharedConfig" in m.model_unit.text
     assert not any("granitemoeshared" in u for u in m.units if u.startswith("vllm_fl.configs."))
+
+
+PER_LAYER = '''
+import json, sys
+sys.path.insert(0, sys.argv[1])
+mod, cls = sys.argv[2].split(":")
+C = getattr(__import__(mod, fromlist=[cls]), cls)
+c = C(num_hidden_layers=6)  # the default overrides: the full-attention layer's head_dim and KV heads
+layers = [(lc.head_dim, lc.num_key_value_heads, lc.intermediate_size) for lc in c.per_layer_config]
+given = C(num_hidden_layers=6, per_layer_config={"02": {"intermediate_size": 96}})
+again = C(**{k: v for k, v in given.to_dict().items() if k in ("num_hidden_layers", "per_layer_config")})
+print(json.dumps({"layers": layers, "full": c.per_layer_config["full_attention"].head_dim,
+                  "saved": c.to_dict()["per_layer_config"],
+                  "again": [lc.intermediate_size for lc in again.per_layer_config]}))
+'''
+
+
+@pytest.mark.slow
+@needs_tf5
+@pytest.mark.skipif(not (VENV5.exists() and VENV4.exists()), reason="needs the transformers 5 and 4.57.6 venvs")
+def test_per_layer_config_reads_as_transformers_5s_heterogeneous_config(tf5, apis, tmp_path):
+    # EmbeddingGemma2 (as Gemma 4) keeps its wider full-attention layers in the sparse per_layer_config:
+    # upstream reads config.per_layer_config[i].head_dim per layer (the bridge raised KeyError: 0 on a dict)
+    module = "vllm_fl.configs.tf5_" + write_bridges(tf5, apis, tmp_path, "EmbeddingGemma2TextConfig")[0].split(".")[2]
+    script = tmp_path / "per_layer.py"
+    script.write_text(PER_LAYER)
+    out = {}
+    for side, python, target in (("5", VENV5, "transformers:EmbeddingGemma2TextConfig"),
+                                 ("4", VENV4, f"{module}:EmbeddingGemma2TextConfig")):
+        proc = subprocess.run([str(python), str(script), str(tmp_path), target], capture_output=True, text=True,
+                              timeout=600, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out[side] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["4"] == out["5"]
+    assert out["4"]["layers"][5][0] == 512 and out["4"]["layers"][0][0] == 256 and out["4"]["again"][2] == 96

@@ -162,7 +162,29 @@ def _kept_indexes(types: list, kept: list) -> list[int]:
 _INDEX_LISTS = ("moe_layers",)
 
 
+def _per_layer_overrides(cfg: dict, before: dict, indexes: list[int]) -> None:
+    """transformers 5's sparse ``per_layer_config`` ({layer index: overrides}, Gemma 4's wider full-attention
+    layers) follows the kept layers to their new positions; an overridden size keeps its ratio to the
+    global one (Gemma 4: full-attention head_dim 512 over 256 stays twice the tiny head_dim)."""
+    overrides = cfg.get("per_layer_config")
+    if not isinstance(overrides, dict) or not overrides:
+        return
+    by_index = {int(k): v for k, v in overrides.items() if isinstance(v, dict)}
+    out = {}
+    for pos, i in enumerate(indexes):
+        if i not in by_index:
+            continue
+        one = copy.deepcopy(by_index[i])
+        for key, value in one.items():
+            old, new = before.get(key), cfg.get(key)
+            if all(isinstance(v, int) and not isinstance(v, bool) for v in (value, old, new)) and old:
+                one[key] = max(1, value * new // old)
+        out[str(pos)] = one
+    cfg["per_layer_config"] = out
+
+
 def _shrink_text(cfg: dict) -> None:
+    before = dict(cfg)
     old_heads = cfg.get("num_attention_heads")
     old_head_dim = _head_dim(cfg)
     old_layers = next((cfg[k] for k in _LAYER_COUNTS if isinstance(cfg.get(k), int)), None)
@@ -216,6 +238,7 @@ def _shrink_text(cfg: dict) -> None:
     # it back), so equal counts would build half the layers on one side
     if counts.get("num_layers") and counts.get("num_hidden_layers") == 2 * counts["num_layers"]:
         cfg["num_hidden_layers"] = 2 * layers
+    _per_layer_overrides(cfg, before, indexes)
     if isinstance(cfg.get("num_kv_shared_layers"), int) and cfg["num_kv_shared_layers"] >= layers:
         cfg["num_kv_shared_layers"] = 0  # layers sharing an earlier layer's KV need more layers than kept
     for key in _INDEX_LISTS:  # lists of layer indexes: the kept layers that were in it, at their new positions

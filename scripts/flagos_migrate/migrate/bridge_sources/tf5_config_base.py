@@ -8,13 +8,17 @@ keys set as attributes). The translated classes keep their fields as ``__v5_fiel
 own ``__post_init__``; this base runs them in the same order and then hands the keys the 4.x
 ``PretrainedConfig.__init__`` owns to it. For the pinned vLLM (which reads RoPE the 4.x way),
 ``rope_scaling`` aliases ``rope_parameters`` as in transformers 5 and a flat ``rope_parameters``
-mirrors its ``rope_theta``.
+mirrors its ``rope_theta``. ``per_layer_config`` (transformers 5's heterogeneous configs: Gemma 4's
+full-attention layers with their own ``head_dim``) is a sequence of per-layer configs over sparse
+overrides, as transformers 5's ``HeterogeneousConfigMixin`` gives it; the global fields stay readable
+(transformers 5 refuses a per-layer field read globally, which the pinned vLLM's ModelConfig does).
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
+from collections.abc import Sequence
 
 from transformers import PretrainedConfig
 
@@ -67,6 +71,50 @@ class SubConfigSpec:
         elif not isinstance(subconfig, dict):
             raise TypeError(f"`{key}` must be a dict, a config or None, got {type(subconfig)}")
         return cls(**subconfig), kwargs
+
+
+def _layer_config(config, overrides: dict):
+    """One layer's config: a shallow copy of the global one with that layer's overrides (transformers 5
+    ``_get_layer_config``: ``skip`` lists the sub-layers the layer has not)."""
+    out = copy.copy(config)
+    out.__dict__.pop("_per_layer_overrides", None)
+    out.skip = overrides.get("skip", [])
+    for attr, value in overrides.items():
+        if attr != "skip":
+            setattr(out, attr, value)
+    return out
+
+
+class _PerLayerConfigView(Sequence):
+    """``config.per_layer_config[i]`` (an index, a slice, or a layer type all of whose layers agree)."""
+
+    def __init__(self, config) -> None:
+        self._config = config
+
+    def __len__(self) -> int:
+        return self._config.num_hidden_layers
+
+    def __getitem__(self, layer_idx):
+        overrides = self._config.__dict__.get("_per_layer_overrides")
+        if isinstance(layer_idx, str):
+            types = getattr(self._config, "layer_types", None)
+            if types is None or layer_idx not in types:
+                raise ValueError(f"Layer type '{layer_idx}' not found in config.layer_types: {types}")
+            if overrides is None:
+                return self._config
+            reference = overrides.get(types.index(layer_idx), {})
+            if any(t == layer_idx and overrides.get(i, {}) != reference for i, t in enumerate(types)):
+                raise ValueError(f"Layer type '{layer_idx}' is not homogeneous across layers")
+            return _layer_config(self._config, reference)
+        if isinstance(layer_idx, slice):
+            return [self[i] for i in range(*layer_idx.indices(len(self)))]
+        if layer_idx < 0:
+            layer_idx += len(self)
+        if not 0 <= layer_idx < len(self):
+            raise IndexError("list index out of range")
+        if overrides is None:
+            return self._config
+        return _layer_config(self._config, overrides.get(layer_idx, {}))
 
 
 class PreTrainedConfig(PretrainedConfig):
@@ -129,17 +177,55 @@ class PreTrainedConfig(PretrainedConfig):
             kwargs = self.convert_rope_params_to_dict(**kwargs)
         fields = type(self)._v5_defaults()
         owned = {name: getattr(self, name) for name in fields if name in _PINNED_INIT_KEYS}
+        per_layer = kwargs.pop("per_layer_config", None)  # applied last, over every other field (transformers 5)
         PretrainedConfig.__init__(self, **owned, **kwargs)
+        if per_layer is not None:
+            self.per_layer_config = per_layer
         for attr in ("layer_types", "mtp_layer_types"):
             types = getattr(self, attr, None)
             if types is not None and (remapped := remap_legacy_layer_types(types)) != types:
                 setattr(self, attr, remapped)
         self._mirror_rope_for_pinned()
 
+    # -- per-layer overrides: transformers 5's HeterogeneousConfigMixin ------------------------------
+
+    @property
+    def is_heterogeneous(self) -> bool:
+        return "_per_layer_overrides" in self.__dict__
+
+    @property
+    def per_layer_config(self):
+        return _PerLayerConfigView(self)
+
+    @per_layer_config.setter
+    def per_layer_config(self, value) -> None:
+        if value is None:
+            self.__dict__.pop("_per_layer_overrides", None)
+            return
+        overrides = {int(i): copy.deepcopy(dict(o)) for i, o in value.items()}  # config.json keys are strings
+        bad = [i for i in overrides if not 0 <= i < self.num_hidden_layers]
+        if bad:
+            raise ValueError(f"`per_layer_config` keys must be integer layer indices in the range "
+                             f"[0, {self.num_hidden_layers}); got {bad}.")
+        for one in overrides.values():  # an override equal to the global value is no override
+            for attr in [a for a in one if a != "skip" and a in self.__dict__ and one[a] == self.__dict__[a]]:
+                del one[attr]
+            if "skip" in one:
+                one["skip"] = sorted(set(one["skip"]))
+        overrides = {i: o for i, o in overrides.items() if o}
+        if overrides:
+            self.__dict__["_per_layer_overrides"] = overrides
+        else:
+            self.__dict__.pop("_per_layer_overrides", None)
+
     def to_dict(self):
         # transformers 5 never serializes these (_remove_keys_not_serialized); a set is not JSON either
         out = super().to_dict()
         out.pop("ignore_keys_at_rope_validation", None)
+        overrides = out.pop("_per_layer_overrides", None)
+        if overrides:  # as transformers 5 writes it: zero-padded layer indexes
+            width = len(str(max(overrides)))
+            out["per_layer_config"] = {str(i).zfill(width): copy.deepcopy(o) for i, o in overrides.items()}
         return out
 
     def to_diff_dict(self):
