@@ -479,3 +479,44 @@ def test_p7_vendored_reader_hands_the_live_config_to_the_pinned_layer(tmp_path):
     lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
     for case in ("live", "backend", "none_outside"):
         assert lines.get(case) == "True", (case, lines.get(case), proc.stderr[-2000:])
+
+
+# -- P10: a sibling's architecture the model builds by name ------------------------------------------
+
+WRAP = '''\
+from torch import nn
+from vllm.model_executor.models.utils import init_vllm_registered_model
+
+from .plain import PlainForCausalLM
+
+
+class WrapForConditionalGeneration(nn.Module):
+    def __init__(self, *, vllm_config, prefix: str = ""):
+        super().__init__()
+        self.language_model: PlainForCausalLM = init_vllm_registered_model(
+            vllm_config=vllm_config, prefix=prefix, architectures=["PlainForCausalLM"])
+        self.other = init_vllm_registered_model(vllm_config=vllm_config, architectures=["LlamaForCausalLM"])
+        self.mapper = PlainForCausalLM.hf_to_vllm_mapper  # what brings the sibling along
+'''
+
+
+def test_a_sibling_architecture_built_by_name_is_registered_with_the_model(tmp_path):
+    # gemma4_unified builds init_vllm_registered_model(architectures=["Gemma4ForCausalLM"]): 0.13.0's registry
+    # lacks the name (construct failed "not supported for now") though the sibling gemma4.py came along;
+    # LlamaForCausalLM is the pinned vLLM's own and needs nothing
+    m = migrate(tmp_path, "wrap", WRAP)
+    assert "vllm_fl.models.plain" in m.units
+    assert m.sibling_registrations() == [("PlainForCausalLM", "PlainForCausalLM", "vllm_fl.models.plain")]
+    init = tmp_path / "plugin" / "vllm_fl" / "__init__.py"
+    from flagos_migrate.plugin.registration import parse_registrations, plan_registration
+    plan = plan_registration(init.read_text(), init, "Wrap", m.model_unit.module,
+                             m.model_registrations() + m.sibling_registrations(), [])
+    init.write_text(plan.text)
+    got = {(r.arch, r.module, r.cls) for r in parse_registrations(init).models}
+    assert ("PlainForCausalLM", "vllm_fl.models.plain", "PlainForCausalLM") in got
+    assert not any(arch == "LlamaForCausalLM" for arch, _, _ in got)
+
+
+def test_no_sibling_registration_without_a_name_built_through_the_registry(tmp_path):
+    m = migrate(tmp_path, "wrap", WRAP.replace('architectures=["PlainForCausalLM"]', 'architectures=None'))
+    assert m.sibling_registrations() == []

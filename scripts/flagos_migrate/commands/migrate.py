@@ -121,7 +121,9 @@ def prepare(args, loaded: tuple[Upstream, PinnedApis, dict | None] | None = None
     def replan(text: str):
         try:
             return plan_registration(text, plugin.init_file, m.resolved["MODEL_DISPLAY_NAME"],
-                                     m.model_unit.module, m.model_registrations(), m.config_registrations(),
+                                     m.model_unit.module,
+                                     m.model_registrations() + getattr(m, "sibling_registrations", list)(),
+                                     m.config_registrations(),
                                      getattr(m, "config_hooks", []))
         except ValueError as exc:
             raise UsageError(str(exc), hint="fix vllm_fl/__init__.py so that it parses, then run again") from exc

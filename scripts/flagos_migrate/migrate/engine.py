@@ -610,6 +610,34 @@ class Migration(Vendoring, Tf5Vendoring):
             out.append((mt, cc, self.bridged[cc]))
         return out
 
+    def sibling_registrations(self) -> list[tuple[str, str, str]]:
+        """(architecture, class, plugin module) a migrated file builds by name, ``init_vllm_registered_model(
+        ..., architectures=["Gemma4ForCausalLM"])``, where upstream's registry maps it to a sibling brought
+        into the plugin and the pinned vLLM lacks that class (so its registry lacks the name: P10)."""
+        siblings = {u.origin: u for u in self.units.values() if u.origin and u.role in ("model", "closure")}
+        own = self.model_unit.module
+        out: set[tuple[str, str, str]] = set()
+        for unit in self.units.values():
+            tree = parse_source(unit.text, unit.relpath) if "init_vllm_registered_model" in unit.text else None
+            for call in ast.walk(tree) if tree else ():
+                func = call.func if isinstance(call, ast.Call) else None
+                name = getattr(func, "id", None) or getattr(func, "attr", None)
+                if name != "init_vllm_registered_model":
+                    continue
+                for kw in call.keywords:
+                    if kw.arg != "architectures" or not isinstance(kw.value, ast.List | ast.Tuple):
+                        continue
+                    for elt in kw.value.elts:
+                        arch = elt.value if isinstance(elt, ast.Constant) and isinstance(elt.value, str) else None
+                        module, cls, _ = self.up.model_registry.get(arch, (None, None, None))
+                        sibling = siblings.get(module)
+                        if sibling is None or sibling.module == own or self.apis.resolve(module, cls) is not None:
+                            continue
+                        defined = parse_source(sibling.text, sibling.relpath)
+                        if defined and any(isinstance(n, ast.ClassDef) and n.name == cls for n in defined.body):
+                            out.add((arch, cls, sibling.module))
+        return sorted(out)
+
     def model_registrations(self) -> list[tuple[str, str]]:
         """(architecture, class) pairs to register, for classes the migrated file defines."""
         tree = parse_source(self.model_unit.text, "model")

@@ -113,12 +113,13 @@ def hook_block(display: str, arch: str, cls: str, module: str, has_logger: bool)
 
 def model_block(display: str, pairs: list[tuple[str, str]], module: str, has_logger: bool,
                 import_registry: bool) -> str:
+    """``pairs``: (architecture, class), or (architecture, class, module) for a sibling's class."""
     lines = [f"# {_comment(display)} model\n", "try:\n"]
     if import_registry:
         lines.append("    from vllm import ModelRegistry\n\n")
-    module = _code_name(module, "module", dotted=True)
-    for arch, cls in pairs:
-        target = f"{module}:{_code_name(cls, 'model class')}"
+    for arch, cls, *own in pairs:
+        where = _code_name(own[0] if own else module, "module", dotted=True)
+        target = f"{where}:{_code_name(cls, 'model class')}"
         lines.append(f"    ModelRegistry.register_model({_literal(arch)}, {_literal(target)})\n")
     lines += ["except Exception as e:\n", f"    {_error_call(has_logger, display + ' model')}\n"]
     return "".join(lines)
@@ -132,7 +133,8 @@ def _covered_by_override(reg: RegistrationFile, module: str, cls: str) -> bool:
 def plan_registration(init_text: str, init_path, display: str, model_module: str,
                       archs: list[tuple[str, str]], configs: list[tuple[str, str, str]],
                       hooks: list[tuple[str, str, str]] = ()) -> RegistrationPlan:
-    """The edited ``__init__.py``; ``archs`` = [(architecture, class)], ``configs`` = [(type, class, module)],
+    """The edited ``__init__.py``; ``archs`` = [(architecture, class)] of ``model_module``, or (architecture,
+    class, module) for a sibling's class the model builds by name; ``configs`` = [(type, class, module)],
     ``hooks`` = [(architecture, config hook class, module)] (upstream's MODELS_CONFIG_MAP entries, P25)."""
     reg = parse_registrations(init_path)
     if reg.parse_error:
@@ -152,16 +154,17 @@ def plan_registration(init_text: str, init_path, display: str, model_module: str
             plan.conflicts.append(f"config {model_type} is already registered to {have.module}.{have.cls} "
                                   f"(line {have.line}); left unchanged")
     todo_models = []
-    for arch, cls in archs:
+    for arch, cls, *own in archs:
+        module = own[0] if own else model_module
         have = known_models.get(arch)
         if have is None:
-            if _covered_by_override(reg, model_module, cls):
+            if _covered_by_override(reg, module, cls):
                 plan.present.append(f"{arch} (in-tree override of {cls})")
                 continue
-            todo_models.append((arch, cls))
-            plan.added.append(f"{arch} -> {model_module}:{cls}")
-        elif have.module == model_module and have.cls == cls:
-            plan.present.append(f"{arch} -> {model_module}:{cls} (line {have.line})")
+            todo_models.append((arch, cls, module))
+            plan.added.append(f"{arch} -> {module}:{cls}")
+        elif have.module == module and have.cls == cls:
+            plan.present.append(f"{arch} -> {module}:{cls} (line {have.line})")
         else:
             plan.conflicts.append(f"{arch} is already registered to {have.raw} (line {have.line}); left unchanged")
     todo_hooks = []
