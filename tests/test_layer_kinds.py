@@ -240,3 +240,68 @@ def test_glm4_moe_lite_gets_upstreams_glm4_moe_and_keeps_a_moved_helper_pinned(t
     assert "from vllm_fl.models.glm4_moe import Glm4MixtureOfExperts, Glm4MoE, Glm4MoeMLP\n" in text
     assert "from vllm.model_executor.models.deepseek_v2 import get_spec_layer_idx_from_weight_name\n" in text
     assert "vllm_fl.models.glm4_moe" in m.units
+
+
+# -- P39 -------------------------------------------------------------------------------------------
+
+LFM2_VL = '''
+from torch import nn
+from transformers.models.lfm2_vl.configuration_lfm2_vl import Lfm2VlConfig
+
+
+class Projector(nn.Module):
+    def __init__(self, config: Lfm2VlConfig):
+        super().__init__()
+        self.projector_use_layernorm = config.projector_use_layernorm
+        if self.projector_use_layernorm:
+            self.layer_norm = nn.LayerNorm(4)
+
+
+class Model(nn.Module):
+    def __init__(self, *, vllm_config):
+        super().__init__()
+        self.config = vllm_config.model_config.hf_config
+        self.norm = self.config.projector_use_layernorm
+'''
+
+
+def test_a_field_transformers_5_added_is_read_with_its_default():
+    # lfm2_vl failed construct: 'Lfm2VlConfig' object has no attribute 'projector_use_layernorm' (4.57.6's class)
+    found = only(analyze(LFM2_VL), "P39")
+    assert [(f.line, f.data["attr"], f.data["default"]) for f in found] == [
+        (9, "projector_use_layernorm", "True"), (18, "projector_use_layernorm", "True")]
+    assert found[0].message.startswith("`config.projector_use_layernorm`: transformers 5's Lfm2VlConfig declares "
+                                       "`projector_use_layernorm` (default True")
+    assert found[0].severity == "error"
+
+
+def test_the_migration_reads_the_field_with_the_default_and_leaves_the_modules_own(tmp_path):
+    m = migrate(tmp_path, "lfm2_vl_mini", LFM2_VL)
+    text = m.model_unit.text
+    assert 'self.projector_use_layernorm = getattr(config, "projector_use_layernorm", True)' in text
+    assert 'self.norm = getattr(self.config, "projector_use_layernorm", True)' in text
+    assert "if self.projector_use_layernorm:" in text
+    assert not [f for f in m.left() if f.rule == "P39"]
+
+
+def test_no_finding_without_the_transformers_class():
+    code = LFM2_VL.replace("from transformers.models.lfm2_vl.configuration_lfm2_vl import Lfm2VlConfig",
+                           "Lfm2VlConfig = object")
+    assert only(analyze(code), "P39") == []
+
+
+@pytest.mark.skipif(not ((PINNED_VENV / "lib").is_dir() and (REFERENCE_VENV / "lib").is_dir()),
+                    reason="needs the pinned venv (MMF_PINNED_VENV) and the reference venv (MMF_REFERENCE_VENV)")
+def test_each_added_field_is_transformers_5s_with_its_default_and_absent_from_the_pinned_class():
+    from flagos_migrate.catalog.tables import ADDED_CONFIG_FIELDS
+    ref = next(REFERENCE_VENV.glob("lib/python3*/site-packages")) / "transformers/models"
+    old = next(PINNED_VENV.glob("lib/python3*/site-packages")) / "transformers/models"
+    for cls, fields in ADDED_CONFIG_FIELDS["0.13.0"].items():
+        new_src = next(p for p in ref.glob("*/configuration_*.py") if f"class {cls}(" in p.read_text())
+        old_src = next(p for p in old.glob("*/configuration_*.py") if f"class {cls}(" in p.read_text())
+        new_cls = next(n for n in ast.parse(new_src.read_text()).body if isinstance(n, ast.ClassDef) and n.name == cls)
+        declared = {s.target.id: ast.unparse(s.value) for s in new_cls.body
+                    if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and s.value is not None}
+        for attr, entry in fields.items():
+            assert declared.get(attr) == entry["default"], (cls, attr)
+            assert attr not in old_src.read_text(), (cls, attr)

@@ -12,6 +12,8 @@
   pinned transformers' class keeps (and accepts only) the legacy names.
 - P37: expert parameters named in upstream's ``routed_experts`` layout while the class holding the
   experts comes from a pinned sibling built on the pinned ``FusedMoE`` (``experts.w13_weight``).
+- P39: a config field transformers 5's class added (``Lfm2VlConfig.projector_use_layernorm``) read from
+  the pinned transformers' class of that name, which lacks it unless the checkpoint's config.json has it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import builtins
 from flagos_migrate.analysis.facts import ModuleFacts
 from flagos_migrate.astutil import dotted
 from flagos_migrate.catalog.tables import (
+    ADDED_CONFIG_FIELDS,
     LEGACY_LAYER_TYPES,
     POOLING_ARCHS,
     POOLING_INNER_LOAD,
@@ -386,9 +389,35 @@ def check_routed_layout_siblings(m: ModuleFacts) -> None:
               data={"module": b.module, "name": b.name})
 
 
+# -- P39 -------------------------------------------------------------------------------------------
+
+def check_added_config_fields(m: ModuleFacts) -> None:
+    table = ADDED_CONFIG_FIELDS.get(m.apis.version, {})
+    fields = {attr: (b.name, entry) for b in m.bindings
+              if b.name in table and not b.level and b.module.split(".")[0] == "transformers"
+              and m.apis.resolve(b.module, b.name) is not None
+              for attr, entry in table[b.name].items()}
+    if not fields:
+        return
+    for node in m.of_type(ast.Attribute):
+        if node.attr not in fields or not isinstance(node.ctx, ast.Load):
+            continue
+        base = node.value
+        holder = base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute) else ""
+        if "config" not in holder.lower():  # a module's own attribute of the same name (self.<field>) is not it
+            continue
+        cls, entry = fields[node.attr]
+        default = entry["default"]
+        m.add("P39", node, f"`{ast.unparse(node)}`: transformers 5's {cls} declares `{node.attr}` (default "
+              f"{default}: {entry['why']}); the pinned transformers' {cls} has no such field, so the model fails "
+              "with AttributeError on a checkpoint whose config.json does not carry it",
+              fix=f'getattr({ast.unparse(base)}, "{node.attr}", {default}), transformers 5\'s default',
+              data={"config_class": cls, "attr": node.attr, "default": default})
+
+
 def propose_edits(f, edits: Edits) -> None:
     """P27: the inner model's load_weights, the outer call without its mapper; P28: the pinned code;
-    P36: the legacy layer-kind name."""
+    P36: the legacy layer-kind name; P39: the read with transformers 5's default."""
     d = f.data
     if f.rule == "P27" and d.get("source") and d.get("mapper_line"):
         edits.add_methods[(d["inner"], "load_weights")] = ("P27", d["source"])
@@ -397,3 +426,5 @@ def propose_edits(f, edits: Edits) -> None:
         edits.replace_statements[d["stmt_line"]] = ("P28", d["source"])
     elif f.rule == "P36":
         edits.replace_strings[(f.line, d["value"])] = ("P36", d["legacy"])
+    elif f.rule == "P39":
+        edits.attr_defaults[(f.line, d["attr"])] = ("P39", d["default"])

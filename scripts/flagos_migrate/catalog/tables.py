@@ -114,6 +114,9 @@ REPLACED_CONFIG_CLASSES: dict[str, dict[str, str]] = _table("P29", "replaced_con
 # name the pinned transformers' class keeps}
 LEGACY_LAYER_TYPES: dict[str, dict[str, dict[str, str]]] = _table("P36", "legacy_layer_types")
 
+# P39: pinned vLLM version -> transformers config class -> {field transformers 5's class added: {default, why}}
+ADDED_CONFIG_FIELDS: dict[str, dict[str, dict[str, dict]]] = _table("P39", "added_config_fields")
+
 # P38: pinned vLLM version -> speculative method the pinned vLLM lacks -> the architectures upstream reaches
 # only through it
 SPECULATIVE_ONLY: dict[str, dict[str, list[str]]] = _table("P38", "speculative_methods")

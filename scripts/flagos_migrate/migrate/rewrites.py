@@ -234,11 +234,21 @@ class _AttrDefaults(LineTransformer):
 
     def __init__(self, defaults: dict[tuple[int, str], str]):
         self.defaults = defaults
+        self._stores: set[int] = set()  # ``self.attr = config.attr``: the target on the line is no read
+
+    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+        self._stores.add(id(node.target))
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._stores.add(id(node.target))
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._stores.add(id(node.target))
 
     def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute):
         line = self.line_of(original)
         default = self.defaults.get((line, updated.attr.value))
-        if default is None:
+        if default is None or id(original) in self._stores:
             return updated
         return cst.Call(func=cst.Name("getattr"), args=[
             cst.Arg(updated.value, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
