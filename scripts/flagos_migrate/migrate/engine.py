@@ -617,7 +617,9 @@ class Migration(Vendoring, Tf5Vendoring):
         siblings = {u.origin: u for u in self.units.values() if u.origin and u.role in ("model", "closure")}
         own = self.model_unit.module
         out: set[tuple[str, str, str]] = set()
-        for unit in self.units.values():
+        # the model's own file only: a sibling brought along for a helper (embedding_gemma2 takes Gemma4MLP
+        # from gemma4_mm.py's module) builds nothing this model serves
+        for unit in (self.model_unit,):
             tree = parse_source(unit.text, unit.relpath) if "init_vllm_registered_model" in unit.text else None
             for call in ast.walk(tree) if tree else ():
                 func = call.func if isinstance(call, ast.Call) else None
