@@ -250,10 +250,16 @@ def _eagle_wrap(spec):
     from vllm.transformers_utils.configs.eagle import EAGLEConfig
 
     mc = spec.draft_model_config
-    if not isinstance(mc.hf_config, EAGLEConfig):
-        mc.hf_config = EAGLEConfig(mc.hf_config, method=spec.method, model_type="eagle")
-        if hasattr(mc, "update_arch_"):  # 0.33.0 re-reads the architectures from the wrapped config
-            mc.update_arch_()
+    if isinstance(mc.hf_config, EAGLEConfig):
+        return
+    wrapped = EAGLEConfig(mc.hf_config, method=spec.method, model_type="eagle")
+    # the wrap renames an architecture without the method's prefix (PEagleDraftModel -> EaglePEagleDraftModel, a
+    # class no vLLM registers): the harness's method guess from the name is not the checkpoint's then; unwrapped
+    if list(getattr(wrapped, "architectures", None) or []) != list(getattr(mc.hf_config, "architectures", None) or []):
+        return
+    mc.hf_config = wrapped
+    if hasattr(mc, "update_arch_"):  # 0.33.0 re-reads the architectures from the wrapped config
+        mc.update_arch_()
 
 
 def _vllm_config(workdir):
