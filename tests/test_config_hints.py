@@ -151,6 +151,9 @@ def _upstream():
     ("deepseek_mtp", "DeepSeekMTPModel", "DeepSeekMTP", "draft", "deepseek_v3"),
     ("mistral_large_3", "MistralLarge3ForCausalLM", "MistralLarge3ForCausalLM", "bases", "DeepseekV3ForCausalLM"),
     ("deepseek_v2", "DeepseekForCausalLM", "DeepseekForCausalLM", "bases", "DeepseekV2ForCausalLM"),
+    # a base registered in another file brings its own bases there (InternS2Preview subclasses Qwen3_5Moe)
+    ("interns2_mobius", "InternS2MobiusForConditionalGeneration", "InternS2MobiusForConditionalGeneration", "bases",
+     "Qwen3_5MoeForConditionalGeneration"),
 ])
 def test_hints_from_the_real_upstream_source(model, arch, cls, kind, expect):
     hints = H.hints_for(_upstream(), model, [{"id": "0", "architecture": arch, "class": cls}])["0"]

@@ -550,6 +550,10 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
         up_cls = up[1] if up else cls
         # the class the architecture is registered to (a peer), then its ancestors
         bases = ([up_cls] if up_cls != arch else []) + [b for b in class_ancestors(text, up_cls) if b != arch]
+        for base in list(bases):  # a base registered in another file brings its own bases (InternS2Mobius <-
+            reg = upstream.model_registry.get(base)  # InternS2Preview, which subclasses Qwen3_5Moe there)
+            if reg and reg[0] != f"{MODELS_PKG}.{model}":
+                bases += [b for b in class_ancestors(upstream.text(reg[0]) or "", reg[1]) if b not in bases and b != arch]
         draft = drafts.get(arch)
         if draft:  # a base architecture's own bases (EagleMistralLarge3 <- MistralLarge3 <- DeepseekV3)
             for base in list(draft["architectures"]):
