@@ -703,3 +703,22 @@ def test_a_model_gets_the_config_bridges_of_the_sibling_models_its_files_import(
     mtp = record("mimo_v2_mtp", {"vllm_fl/models/mimo_v2_mtp.py": {"role": "model"}})
     assert sibling_config_modules(pkg, mtp) == ["vllm_fl.configs.tf5_mimo_v2_flash"]
     assert sibling_config_modules(pkg, base) == [] and config_modules_of(mtp) == []
+
+
+def test_sibling_config_modules_reads_no_file_a_record_names_outside_the_plugin(tmp_path):
+    """The record is input: a model file named by ``..`` is not read (its import would bring a bridge)."""
+    import json
+
+    from flagos_migrate.verify.runtime import sibling_config_modules
+
+    pkg = tmp_path / "plugin" / "vllm_fl"
+    (pkg / "models" / ".migration").mkdir(parents=True)
+    (tmp_path / "outside.py").write_text("from vllm_fl.models.mimo_v2 import MiMoV2MLP\n")
+    base = {"format": 1, "model": "mimo_v2", "registration": [],
+            "files": {"vllm_fl/configs/tf5_mimo_v2_flash.py": {"role": "config"}}}
+    (pkg / "models" / ".migration" / "mimo_v2.json").write_text(json.dumps(base))
+    evil = {"format": 1, "model": "x", "registration": [], "files": {"../outside.py": {"role": "model"}}}
+    assert sibling_config_modules(pkg, evil) == []
+    evil["files"] = {"outside.py": {"role": "model"}}  # the same file, named plainly, would be read
+    (pkg.parent / "outside.py").write_text((tmp_path / "outside.py").read_text())
+    assert sibling_config_modules(pkg, evil) == ["vllm_fl.configs.tf5_mimo_v2_flash"]

@@ -619,25 +619,25 @@ class Migration(Vendoring, Tf5Vendoring):
         out: set[tuple[str, str, str]] = set()
         # the model's own file only: a sibling brought along for a helper (embedding_gemma2 takes Gemma4MLP
         # from gemma4_mm.py's module) builds nothing this model serves
-        for unit in (self.model_unit,):
-            tree = parse_source(unit.text, unit.relpath) if "init_vllm_registered_model" in unit.text else None
-            for call in ast.walk(tree) if tree else ():
-                func = call.func if isinstance(call, ast.Call) else None
-                name = getattr(func, "id", None) or getattr(func, "attr", None)
-                if name != "init_vllm_registered_model":
+        unit = self.model_unit
+        tree = parse_source(unit.text, unit.relpath) if "init_vllm_registered_model" in unit.text else None
+        for call in ast.walk(tree) if tree else ():
+            func = call.func if isinstance(call, ast.Call) else None
+            name = getattr(func, "id", None) or getattr(func, "attr", None)
+            if name != "init_vllm_registered_model":
+                continue
+            for kw in call.keywords:
+                if kw.arg != "architectures" or not isinstance(kw.value, ast.List | ast.Tuple):
                     continue
-                for kw in call.keywords:
-                    if kw.arg != "architectures" or not isinstance(kw.value, ast.List | ast.Tuple):
+                for elt in kw.value.elts:
+                    arch = elt.value if isinstance(elt, ast.Constant) and isinstance(elt.value, str) else None
+                    module, cls, _ = self.up.model_registry.get(arch, (None, None, None))
+                    sibling = siblings.get(module)
+                    if sibling is None or sibling.module == own or self.apis.resolve(module, cls) is not None:
                         continue
-                    for elt in kw.value.elts:
-                        arch = elt.value if isinstance(elt, ast.Constant) and isinstance(elt.value, str) else None
-                        module, cls, _ = self.up.model_registry.get(arch, (None, None, None))
-                        sibling = siblings.get(module)
-                        if sibling is None or sibling.module == own or self.apis.resolve(module, cls) is not None:
-                            continue
-                        defined = parse_source(sibling.text, sibling.relpath)
-                        if defined and any(isinstance(n, ast.ClassDef) and n.name == cls for n in defined.body):
-                            out.add((arch, cls, sibling.module))
+                    defined = parse_source(sibling.text, sibling.relpath)
+                    if defined and any(isinstance(n, ast.ClassDef) and n.name == cls for n in defined.body):
+                        out.add((arch, cls, sibling.module))
         return sorted(out)
 
     def model_registrations(self) -> list[tuple[str, str]]:

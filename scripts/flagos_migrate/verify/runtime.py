@@ -74,14 +74,16 @@ def architectures_of(record: dict) -> list[dict]:
     return out
 
 
+def _files_of(record: dict, role: str) -> list[str]:
+    """The record's ``files`` of one role, as plugin-relative ``.py`` paths; a path that is not plain
+    ``[\\w/]+.py`` (``..``, absolute) is ignored: the record is input."""
+    return [rel for rel, info in sorted((record.get("files") or {}).items())
+            if isinstance(info, dict) and info.get("role") == role and re.fullmatch(r"[\w/]+\.py", str(rel))]
+
+
 def config_modules_of(record: dict) -> list[str]:
     """Modules of the config bridges the migration wrote (``files`` with role ``config``)."""
-    out = []
-    for rel, info in sorted((record.get("files") or {}).items()):
-        if isinstance(info, dict) and info.get("role") == "config" and rel.endswith(".py") \
-                and re.fullmatch(r"[\w/]+\.py", rel):
-            out.append(rel[:-3].replace("/", "."))
-    return out
+    return [rel[:-3].replace("/", ".") for rel in _files_of(record, "config")]
 
 
 _SIBLING_IMPORT = re.compile(r"^\s*from\s+vllm_fl\.models\.(\w+)\s+import", re.M)
@@ -95,9 +97,7 @@ def sibling_config_modules(package_dir: Path, record: dict) -> list[str]:
 
     out: list[str] = []
     own = config_modules_of(record)
-    for rel, info in sorted((record.get("files") or {}).items()):
-        if not (isinstance(info, dict) and info.get("role") == "model"):
-            continue
+    for rel in _files_of(record, "model"):
         try:
             text = (package_dir.parent / rel).read_text(encoding="utf-8")
         except OSError:
