@@ -596,6 +596,75 @@ def test_a_transform_on_load_passes_only_as_the_pinned_vllms_own_class_makes_it(
     assert out["upstream_side"] == []
 
 
+def test_unloaded_passes_only_as_the_pinned_class_leaves_it_and_without_a_reference_tensor():
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts" / "flagos_migrate" / "verify"))
+    from _runtime_load import unloaded_as_pinned
+
+    head = ((64, 32), 2048, "a1")  # (shape, values left unloaded, digest of which)
+    unloaded = {"lm_head.weight": head}
+    names = {"model.embed_tokens.weight", "score.weight"}  # a sequence-classification checkpoint: no lm_head
+    assert unloaded_as_pinned(unloaded, {"lm_head.weight": head}, names) == ["lm_head.weight"]
+    assert unloaded_as_pinned(unloaded, None, names) == []  # no pinned class to compare with
+    assert unloaded_as_pinned(unloaded, {}, names) == []  # the pinned class loads it
+    assert unloaded_as_pinned(unloaded, {"lm_head.weight": ((64, 32), 1024, "b2")}, names) == []  # other values
+    # a tensor the reference class has (dropped from the checkpoint) is missing, whatever the pinned class does
+    assert unloaded_as_pinned(unloaded, {"lm_head.weight": head}, names | {"lm_head.weight"}) == []
+    layer = {"model.layers.1.mlp.down_proj.weight": head}
+    assert unloaded_as_pinned(layer, layer, {"model.language_model.layers.1.mlp.down_proj.weight"}) == []
+
+
+JAMBA_SEQ_CLS = textwrap.dedent('''\
+    """load_checkpoint of JambaForSequenceClassification on the pinned vLLM's own class: it inherits
+    JambaForCausalLM's lm_head, which the sequence-classification checkpoint (score.weight) never holds."""
+    import json, os, sys
+    sys.path.insert(0, sys.argv[1])
+    work = sys.argv[2]
+    os.environ["VLLM_TARGET_DEVICE"] = "cpu"
+    from _runtime_env import (_platform_cpu, _vllm_config, _init_distributed, _construct, _resolved_class,
+                              _cpu_gemm_keeps_conv_weights)
+    _platform_cpu()
+    _cpu_gemm_keeps_conv_weights()  # as the worker: the mamba conv1d weight is 3-D
+    from _runtime_config import _config_class, _write_tiny_config
+    from _runtime_load import load_checkpoint, make_checkpoint
+
+    arch = "JambaForSequenceClassification"
+    cfg = _write_tiny_config(arch, _config_class(arch, {})[0], work)
+    ckpt = make_checkpoint(arch, cfg, 0)
+    out = {"lm_head_in_ckpt": [k for k in ckpt if "lm_head" in k], "score": [k for k in ckpt if "score" in k]}
+    vc = _vllm_config(work)
+    _init_distributed(vc)
+    cls = _resolved_class(vc)
+
+    def attempt(c, builtin):
+        notes = []
+        fresh = _vllm_config(work)
+        try:
+            stats, _ = load_checkpoint(_construct(cls, fresh), c, fresh, builtin, work, notes)
+        except Exception as exc:
+            return {"error": type(exc).__name__ + ": " + str(exc)[:200]}
+        return {"unloaded_as_pinned": stats.get("unloaded_as_pinned"), "notes": notes}
+
+    out["with_pinned_class"] = attempt(ckpt, cls)
+    out["without"] = attempt(ckpt, None)
+    short = type(ckpt)({k: v for k, v in ckpt.items() if k != "score.weight"})
+    short.in_memory = ckpt.in_memory  # the reference class's names
+    out["short"] = attempt(short, cls)  # score.weight: a tensor the reference class has, missing here
+    print(json.dumps(out))
+''')
+
+
+def test_jamba_seq_cls_lm_head_is_left_unloaded_as_the_pinned_class_leaves_it(tmp_path):
+    """jamba failed load ('1 parameter(s) not (fully) loaded: lm_head.weight'): the pinned vLLM 0.13.0's own
+    JambaForSequenceClassification, loading the same checkpoint, leaves the same lm_head unloaded."""
+    out = run_in_worker(JAMBA_SEQ_CLS, str(tmp_path), timeout=900)
+    assert out["lm_head_in_ckpt"] == [] and out["score"] == ["score.weight"]
+    ok = out["with_pinned_class"]
+    assert ok.get("unloaded_as_pinned") == ["lm_head.weight"], ok
+    assert "leaves the very same values unloaded" in ok["notes"][0]
+    assert "not (fully) loaded: lm_head.weight" in out["without"]["error"]
+    assert "not (fully) loaded: score.weight" in out["short"]["error"]
+
+
 GEMMA3N_SPELLING = textwrap.dedent('''\
     """load_checkpoint on the pinned vLLM's own Gemma3nForCausalLM: transformers saves the class as
     model.language_model.*, which vLLM (pinned and upstream) serves only inside the multimodal class."""

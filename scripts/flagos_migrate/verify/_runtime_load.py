@@ -175,14 +175,54 @@ def _judge(name: str, want, got, reordered: list, problems: list, differs: str, 
         changed[name] = differs
 
 
-def check_loaded(model, ckpt, reported):
+def unloaded_signatures(params):
+    """Parameters left (partly) unloaded, i.e. still NaN where they were NaN-filled before loading:
+    name -> (shape, how many values, a digest of which), for :func:`unloaded_as_pinned`."""
+    import hashlib
+
+    import torch
+
+    out = {}
+    for name, p in params.items():
+        if not (isinstance(p, torch.Tensor) and p.is_floating_point()):
+            continue
+        mask = torch.isnan(p.data if hasattr(p, "data") else p)
+        if mask.any():
+            out[name] = (tuple(mask.shape), int(mask.sum()),
+                         hashlib.sha1(mask.flatten().to(torch.uint8).numpy().tobytes()).hexdigest())
+    return out
+
+
+def unloaded_as_pinned(unloaded, pinned_unloaded, reference_names):
+    """The names of ``unloaded`` (name -> signature, :func:`unloaded_signatures`) that the pinned vLLM's
+    own class of the architecture, given the same checkpoint, leaves unloaded the very same way (same
+    shape, same values), and for which the reference class has no tensor at all (``reference_names``:
+    its state-dict names, saved and in memory): JambaForSequenceClassification inherits
+    JambaForCausalLM's lm_head, which no sequence-classification checkpoint holds (it has score.weight),
+    in the pinned vLLM and upstream alike. A tensor the reference class has but the checkpoint lacks
+    stays a failure; without the pinned class (``pinned_unloaded`` None) nothing is accepted. Pure."""
+    if not pinned_unloaded:
+        return []
+    index = _suffix_index(reference_names)
+
+    def in_reference(name):  # a dotted suffix of two parts or more names a reference tensor
+        parts = name.split(".")
+        return any(".".join(parts[i:]) in index for i in range(len(parts) - 1))
+
+    return sorted(n for n, sig in unloaded.items() if pinned_unloaded.get(n) == sig and not in_reference(n))
+
+
+def check_loaded(model, ckpt, reported, excused=()):
     """Every parameter written (NaN-filled before loading), and each equal to its checkpoint tensor or,
     for fused parameters, to the concatenation of its parts. Returns (problems, stats); the stats'
     ``reordered`` lists parameters holding their checkpoint values in another order (the caller
-    decides against the pinned loader whether that order is right)."""
+    decides against the pinned loader whether that order is right). ``excused``: parameters left
+    unloaded exactly as the pinned vLLM's own class leaves them (:func:`unloaded_as_pinned`), reported
+    in the stats as ``unloaded_as_pinned`` and counted nowhere else."""
     import torch
 
-    params = dict(model.named_parameters())
+    excused = set(excused)
+    params = {n: p for n, p in model.named_parameters() if n not in excused}
     problems = []
     unloaded = [n for n, p in params.items() if p.is_floating_point() and torch.isnan(p.data).any()]
     if unloaded:
@@ -223,12 +263,13 @@ def check_loaded(model, ckpt, reported):
                f"{name} is not the concatenation of its checkpoint parts {keys}", changed)
         fused += 1
     in_ckpt = sum(t.numel() for n, t in ckpt.items() if not n.endswith("rotary_emb.inv_freq"))
-    in_params = sum(p.numel() for p in params.values())
+    in_params = sum(p.numel() for p in params.values())  # an excused parameter holds no checkpoint values
+    all_values = in_params + sum(p.numel() for n, p in model.named_parameters() if n in excused)
     # buffers a checkpoint holds and the loader fills (XIELU's beta and eps) are loaded values too
     buffers = sum(b.numel() for n, b in model.named_buffers() if (k := _ckpt_name(n, index)) is not None
                   and tuple(ckpt[k].shape) == tuple(b.shape))
-    stats = {"parameters": len(params), "equal": equal, "fused_equal": fused, "unchecked": unchecked,
-             "reordered": reordered, "changed": changed, "checkpoint_tensors": len(ckpt), "checkpoint_values": in_ckpt, "parameter_values": in_params}
+    stats = {"parameters": len(params) + len(excused), "equal": equal, "fused_equal": fused, "unchecked": unchecked,
+             "reordered": reordered, "changed": changed, "checkpoint_tensors": len(ckpt), "checkpoint_values": in_ckpt, "parameter_values": all_values}
     in_ckpt -= buffers
     if not unloaded and in_ckpt > in_params:  # tensors of layers the model does not build are no loss
         unbuilt = runtime_mm.unbuilt_tensors(model, list(ckpt))
@@ -237,6 +278,8 @@ def check_loaded(model, ckpt, reported):
     if not unloaded and in_ckpt > in_params:
         problems.append(f"the checkpoint holds {in_ckpt - in_params} more values than the model's parameters: "
                         "some checkpoint tensors were not loaded")
+    if excused:
+        stats["unloaded_as_pinned"] = sorted(excused)
     return problems, stats
 
 
@@ -267,12 +310,14 @@ def accept_transforms(problems, changed, params, expected, notes, stats, referen
     return [m for m in problems if m not in gone]
 
 
-def _load(model, ckpt, vc, pinned_loader=None, notes=None, reference=False):
+def _load(model, ckpt, vc, pinned_loader=None, notes=None, reference=False, pinned_unloaded=None):
     """Load ``ckpt`` through the model's ``load_weights`` and check it (:func:`check_loaded`).
     A parameter holding its checkpoint values in another order is right only where the pinned
     vLLM's own class of the architecture (``pinned_loader()``: its parameters after loading the
     same checkpoint) orders them the same way; with no such class (a model new to the pin) the
-    order is left to ``match``, and a note says so."""
+    order is left to ``match``, and a note says so. Parameters left unloaded pass only as the pinned
+    class leaves them (:func:`unloaded_as_pinned`); on upstream's side (``reference``) the names the
+    pinned side accepted so (``pinned_unloaded``)."""
     import torch
     from vllm.config import set_current_vllm_config
     from vllm.model_executor.model_loader.utils import process_weights_after_loading
@@ -283,9 +328,6 @@ def _load(model, ckpt, vc, pinned_loader=None, notes=None, reference=False):
                 p.data.fill_(float("nan"))
     with set_current_vllm_config(vc):
         reported = model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
-    problems, stats = check_loaded(model, ckpt, reported)
-    reordered = stats.pop("reordered")
-    changed = stats.pop("changed")
     cache = []
 
     def pinned_params():
@@ -297,6 +339,24 @@ def _load(model, ckpt, vc, pinned_loader=None, notes=None, reference=False):
                 if notes is not None:
                     notes.append(f"the pinned vLLM's own class could not be built to compare with: {type(exc).__name__}")
         return cache[0]
+
+    unloaded = unloaded_signatures(dict(model.named_parameters()))
+    excused = []
+    if unloaded and reference:
+        # upstream's side: the pinned side judged what stays unloaded against the pinned vLLM's own class
+        excused = [n for n in (pinned_unloaded or ()) if n in unloaded]
+    elif unloaded:
+        expected = pinned_params()
+        own = getattr(ckpt, "in_memory", None) or {}
+        excused = unloaded_as_pinned(unloaded, None if expected is None else unloaded_signatures(expected),
+                                     set(ckpt) | set(own) | set(own.values()))
+    if excused and notes is not None:
+        notes.append(f"{len(excused)} parameter(s) left unloaded ({', '.join(excused[:4])}): "
+                     + ("as on the pinned side" if reference else
+                        "the pinned vLLM's own class leaves the very same values unloaded from this checkpoint"))
+    problems, stats = check_loaded(model, ckpt, reported, excused)
+    reordered = stats.pop("reordered")
+    changed = stats.pop("changed")
 
     if changed:
         problems = accept_transforms(problems, changed, dict(model.named_parameters()),
@@ -360,6 +420,10 @@ def _builtin_loaded(cls, ckpt, work):
 
     vc = _vllm_config(work)  # its own compilation config: layer names do not clash with the migrated model's
     model = _construct(cls, vc)
+    with torch.no_grad():  # NaN-filled as the migrated model is: what it leaves unloaded stays NaN
+        for p in model.parameters():
+            if p.is_floating_point():
+                p.data.fill_(float("nan"))
     with set_current_vllm_config(vc):
         model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
     return {n: p.data.detach().clone() for n, p in model.named_parameters() if isinstance(p.data, torch.Tensor)}

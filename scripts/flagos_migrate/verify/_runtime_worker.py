@@ -72,6 +72,15 @@ from _runtime_forward import _forward, _hf_logits, _reference_attention
 from _runtime_load import _builtin_class, _load, load_checkpoint, make_checkpoint
 
 LEVELS = ("import", "construct", "load", "forward")
+UNLOADED_FILE = "unloaded_as_pinned.json"  # the pinned side's accepted unloaded parameters, for upstream's side
+
+
+def _read_json(path, default):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
 
 
 def _levels():
@@ -198,6 +207,8 @@ def run_pinned(req, spec):
             res["levels"]["forward"] = {"status": "skipped", "reason": "no checkpoint"}
             return res
         res["stats"]["load"], loaded = load_checkpoint(model, ckpt, vc, builtin, work, res["notes"])
+        # upstream's side leaves unloaded only what the pinned side judged against the pinned vLLM's own class
+        _save_json(os.path.join(work, UNLOADED_FILE), res["stats"]["load"].get("unloaded_as_pinned") or [])
         if loaded is not ckpt:  # the spelling the pinned vLLM's own class loads: upstream's side takes it too
             save_file(loaded, os.path.join(work, "model.safetensors"))
         res["levels"]["load"] = {"status": "pass", "reason": None}
@@ -274,7 +285,7 @@ def run_reference(req, spec):
         _init_distributed(vc)
         model = _construct(_resolved_class(vc), vc, res["notes"]).eval()
         res["model_file"] = _source_of(model)
-        _load(model, ckpt, vc, reference=True)
+        _load(model, ckpt, vc, reference=True, pinned_unloaded=_read_json(os.path.join(work, UNLOADED_FILE), []))
         from transformers import AutoConfig
 
         logits, _ = _forward(model, vc, vc.model_config.hf_config, ids)
