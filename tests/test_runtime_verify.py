@@ -207,6 +207,29 @@ def test_match_within_and_beyond_the_tolerance():
         {"status": "skipped", "reason": "no --reference-python given"}
 
 
+def test_the_hugging_face_stand_in_is_adjusted_only_where_upstream_vllm_leaves_something_out():
+    """phimoe failed match (0.41, transformers-5.20.2): transformers' PhimoeForCausalLM adds lm_head.bias,
+    which upstream vLLM (and the pinned one) loads and never adds. Only the Hugging Face stand-in is
+    adjusted, with the upstream lines as evidence, and the report says so."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts" / "flagos_migrate" / "verify"))
+    from reference_divergences import REFERENCE_DIVERGENCES, adjustments_for
+
+    (adj,) = adjustments_for("PhiMoEForCausalLM", "transformers-5.20.2")
+    assert adj["parameter"] == "lm_head.bias" and adj["action"] == "zeroed"
+    assert adj["evidence"][0].startswith("vllm/model_executor/models/phimoe.py:580: ")
+    assert adjustments_for("PhiMoEForCausalLM", "vllm-0.33.0") == []  # upstream itself runs as it is
+    assert adjustments_for("MixtralForCausalLM", "transformers-5.20.2") == []
+    pinned = _pinned(**{lv: PASS for lv in ("import", "construct", "load", "forward")})
+    arch = runtime.shape_architecture(SPEC, pinned, {"reference": "transformers-5.20.2", "max_abs_logit_diff": 1e-6,
+                                                     "reference_adjustments": [adj]}, want_match=True)
+    assert arch["levels"]["match"]["status"] == "pass" and arch["reference_adjustments"] == [adj]
+    if UPSTREAM.is_dir():  # each line of evidence is in upstream's source at that line
+        for entry in REFERENCE_DIVERGENCES.values():
+            for ev in entry["evidence"]:
+                path, line, text = ev.split(":", 2)
+                assert text.strip() in (UPSTREAM / path).read_text().splitlines()[int(line) - 1], ev
+
+
 def test_a_gpu_only_forward_is_skipped_never_passed_and_does_not_fail_the_run():
     pinned = _pinned(**{"import": PASS, "construct": PASS, "load": PASS,
                         "forward": ("skipped", "needs GPU (triton kernel in chunk_gated_delta_rule)")})

@@ -125,7 +125,9 @@ def _forward(model, vc, cfg, ids_list):
     return logits.float(), notes
 
 
-def _hf_logits(arch, work, ids):
+def _hf_logits(arch, work, ids, adjustments=()):
+    """The Hugging Face class's logits; ``adjustments`` (reference_divergences.adjustments_for) zero
+    parameters upstream vLLM never uses. Returns (logits, source file, the adjustments applied)."""
     import torch
     import transformers
 
@@ -134,10 +136,14 @@ def _hf_logits(arch, work, ids):
         raise LevelError(f"transformers {transformers.__version__} has no {arch}")
     _same_config_class(hf_cls, work)
     model = hf_cls.from_pretrained(work, dtype=torch.float32, attn_implementation="eager").eval()
+    params = dict(model.named_parameters())
+    applied = [a for a in adjustments if a["action"] == "zeroed" and a["parameter"] in params]
     with torch.no_grad():
+        for a in applied:
+            params[a["parameter"]].zero_()
         out = model(input_ids=torch.tensor([ids]))
     out = out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
-    return out[0].float(), _source_of(model)
+    return out[0].float(), _source_of(model), applied
 
 
 def _same_config_class(hf_cls, work):

@@ -70,6 +70,7 @@ from _runtime_env import (
 )
 from _runtime_forward import _forward, _hf_logits, _reference_attention
 from _runtime_load import _builtin_class, _load, load_checkpoint, make_checkpoint
+from reference_divergences import adjustments_for
 
 LEVELS = ("import", "construct", "load", "forward")
 UNLOADED_FILE = "unloaded_as_pinned.json"  # the pinned side's accepted unloaded parameters, for upstream's side
@@ -301,8 +302,14 @@ def run_reference(req, spec):
         if os.path.exists(os.path.join(work, runtime_mm.IDS_FILE)):
             res["notes"].append("image not compared: the Hugging Face reference runs the text prefill only")
         try:
-            logits, res["model_file"] = _hf_logits(hf_class_name(arch) or arch, work, ids)
-            res["reference"] = f"transformers-{_tf_version()}"
+            reference = f"transformers-{_tf_version()}"
+            logits, res["model_file"], applied = _hf_logits(hf_class_name(arch) or arch, work, ids,
+                                                            adjustments_for(arch, reference))
+            res["reference"] = reference
+            if applied:  # what upstream vLLM leaves out, left out of its stand-in too (never a tolerance)
+                res["reference_adjustments"] = applied
+                res["notes"].append("Hugging Face reference adjusted to upstream vLLM: "
+                                    + ", ".join(f"{a['parameter']} {a['action']}" for a in applied))
         except BaseException as exc2:
             res["error"] = f"{type(exc2).__name__}: {str(exc2)[:300]}"
             res["traceback_tail"] = _tail(exc2)

@@ -229,6 +229,8 @@ def shape_architecture(spec: dict, pinned: dict | None, reference: dict | None, 
         "max_abs_logit_diff": max_diff,
         "tolerance": tolerance,
         "reference": ref_name,
+        # what the Hugging Face stand-in for upstream vLLM was changed in (reference_divergences), with evidence
+        "reference_adjustments": list((reference or {}).get("reference_adjustments") or []),
         "notes": list((pinned or {}).get("notes") or []) + list((reference or {}).get("notes") or []),
         "load_stats": ((pinned or {}).get("stats") or {}).get("load"),
         # where the tiny config's class came from (registry, draft, base class, peer, bridge, synthesized)

@@ -1,0 +1,37 @@
+"""Where transformers computes what upstream vLLM does not (part of ``_runtime_worker.py``).
+
+``match`` compares the migrated file with upstream vLLM; when upstream cannot run on the CPU, the
+Hugging Face class stands in for it. Where that class computes something upstream vLLM's model file
+leaves out, the stand-in is adjusted so that it computes what upstream does: data, one entry per
+architecture, each with the upstream lines that show it. Only the Hugging Face reference is adjusted
+(upstream vLLM itself and the migrated file run the checkpoint as it is, so a migrated file that adds
+what upstream leaves out still fails ``match``), and every adjustment is reported
+(``reference_adjustments``). Standard library only.
+"""
+
+# vLLM architecture -> {"zero": parameters (the Hugging Face class's names) set to 0 after loading,
+# "why": what upstream vLLM does instead, "evidence": file:line in upstream vLLM 0.33.0's source}
+REFERENCE_DIVERGENCES: dict[str, dict] = {
+    "PhiMoEForCausalLM": {
+        "zero": ["lm_head.bias"],
+        "why": "upstream vLLM builds and loads lm_head.bias (ParallelLMHead(bias=True)) but never adds it: "
+               "compute_logits calls logits_processor(self.lm_head, hidden_states) without embedding_bias, "
+               "and the head's matmul takes only that bias; transformers' PhimoeForCausalLM adds it "
+               "(nn.Linear(bias=config.lm_head_bias))",
+        "evidence": [
+            "vllm/model_executor/models/phimoe.py:580: logits = self.logits_processor(self.lm_head, hidden_states)",
+            "vllm/model_executor/layers/logits_processor.py:145: lm_head, hidden_states, bias=embedding_bias",
+        ],
+    },
+}
+
+
+def adjustments_for(arch: str, reference: str | None) -> list[dict]:
+    """What to change in the reference run of ``arch`` (``reference``: "transformers-X" or "vllm-X"):
+    the table's entry as a list of {"parameter", "action", "why", "evidence"}; none for upstream vLLM
+    itself, which computes what it computes. Pure."""
+    entry = REFERENCE_DIVERGENCES.get(arch)
+    if not entry or not str(reference or "").startswith("transformers"):
+        return []
+    return [{"parameter": name, "action": "zeroed", "why": entry["why"], "evidence": list(entry["evidence"])}
+            for name in entry["zero"]]
