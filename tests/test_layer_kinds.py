@@ -305,3 +305,88 @@ def test_each_added_field_is_transformers_5s_with_its_default_and_absent_from_th
         for attr, entry in fields.items():
             assert declared.get(attr) == entry["default"], (cls, attr)
             assert attr not in old_src.read_text(), (cls, attr)
+
+
+# -- P40 -------------------------------------------------------------------------------------------
+
+LONGCAT = '''
+from torch import nn
+from transformers import FalconH1Config, LongcatFlashConfig
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, vllm_config, config: LongcatFlashConfig, prefix: str = ""):
+        super().__init__()
+        self.intermediate_size = config.intermediate_size
+        self.moe = (config.moe_intermediate_size, config.n_routed_experts)
+
+
+class Model(nn.Module):
+    def __init__(self, *, vllm_config):
+        super().__init__()
+        config = vllm_config.model_config.hf_config
+        self.size = config.intermediate_size
+
+
+def kinds(config: "FalconH1Config | None") -> list[str]:
+    return config.layer_types
+'''
+
+
+def test_an_alias_transformers_5_added_is_found_where_the_config_is_annotated_with_the_class():
+    # longcat_flash with LongCat-Flash's config.json: 'LongcatFlashConfig' object has no attribute 'intermediate_size'
+    found = only(analyze(LONGCAT), "P40")
+    assert [(f.line, f.data["attr"], f.data["target"], bool(f.data.get("manual"))) for f in found] == [
+        (9, "intermediate_size", "ffn_hidden_size", False),
+        (10, "moe_intermediate_size", "expert_ffn_hidden_size", False),
+        (21, "layer_types", "layers_block_type", True)]
+    assert found[0].message.startswith("`config.intermediate_size`: transformers 5's LongcatFlashConfig reads "
+                                       "`intermediate_size` as `ffn_hidden_size` through its attribute_map")
+    assert "no rename is the same here" in found[2].message and found[0].severity == "error"
+
+
+def test_the_migration_reads_the_aliased_field_and_leaves_the_rest(tmp_path):
+    m = migrate(tmp_path, "longcat_mini", LONGCAT)
+    text = m.model_unit.text
+    assert "self.intermediate_size = config.ffn_hidden_size\n" in text  # the module's own attribute stays
+    assert "self.moe = (config.expert_ffn_hidden_size, config.n_routed_experts)" in text
+    assert "self.size = config.intermediate_size\n" in text  # not annotated: another class, maybe
+    assert "return config.layer_types\n" in text
+    assert [(f.rule, f.data["attr"]) for f in m.left() if f.rule == "P40"] == [("P40", "layer_types")]
+
+
+def test_no_alias_finding_without_the_transformers_class():
+    code = LONGCAT.replace("from transformers import FalconH1Config, LongcatFlashConfig",
+                           "LongcatFlashConfig = FalconH1Config = object")
+    assert only(analyze(code), "P40") == []
+
+
+@pytest.mark.skipif(not ((PINNED_VENV / "lib").is_dir() and (REFERENCE_VENV / "lib").is_dir()),
+                    reason="needs the pinned venv (MMF_PINNED_VENV) and the reference venv (MMF_REFERENCE_VENV)")
+def test_each_alias_is_transformers_5s_and_unknown_to_the_pinned_class_which_sets_its_target():
+    from flagos_migrate.catalog.tables import ATTRIBUTE_ALIASES
+
+    def classes(venv):
+        root = next(venv.glob("lib/python3*/site-packages")) / "transformers/models"
+        out = {}
+        for path in root.glob("*/configuration_*.py"):
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.ClassDef):
+                    out[node.name] = node
+        return out
+
+    def amap(cls):
+        for s in cls.body:
+            if isinstance(s, (ast.Assign, ast.AnnAssign)) and "attribute_map" in ast.unparse(
+                    s.targets[0] if isinstance(s, ast.Assign) else s.target):
+                return ast.literal_eval(s.value)
+        return {}
+
+    new, old = classes(REFERENCE_VENV), classes(PINNED_VENV)
+    for cls, aliases in ATTRIBUTE_ALIASES["0.13.0"].items():
+        sets = {n.attr for n in ast.walk(old[cls]) if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store)
+                and isinstance(n.value, ast.Name) and n.value.id == "self"}
+        for alias, entry in aliases.items():
+            assert amap(new[cls]).get(alias) == entry["target"], (cls, alias)
+            assert alias not in amap(old[cls]) and alias not in sets, (cls, alias)
+            assert (entry["target"] in sets) or entry.get("manual"), (cls, alias)  # the rename reads a set field

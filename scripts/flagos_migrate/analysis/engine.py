@@ -58,6 +58,7 @@ CHECKS = (
     framework.check_replaced_config_classes,
     framework.check_legacy_layer_types,
     framework.check_added_config_fields,
+    framework.check_attribute_aliases,
     framework.check_routed_layout_siblings,
     structure.check_custom_ops,
     structure.check_incomplete_init,

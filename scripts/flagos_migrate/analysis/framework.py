@@ -14,6 +14,8 @@
   experts comes from a pinned sibling built on the pinned ``FusedMoE`` (``experts.w13_weight``).
 - P39: a config field transformers 5's class added (``Lfm2VlConfig.projector_use_layernorm``) read from
   the pinned transformers' class of that name, which lacks it unless the checkpoint's config.json has it.
+- P40: an alias transformers 5's ``attribute_map`` added (``LongcatFlashConfig.intermediate_size`` for
+  ``ffn_hidden_size``) read through a config annotated with the pinned transformers' class of that name.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from flagos_migrate.analysis.facts import ModuleFacts
 from flagos_migrate.astutil import dotted
 from flagos_migrate.catalog.tables import (
     ADDED_CONFIG_FIELDS,
+    ATTRIBUTE_ALIASES,
     LEGACY_LAYER_TYPES,
     POOLING_ARCHS,
     POOLING_INNER_LOAD,
@@ -415,9 +418,53 @@ def check_added_config_fields(m: ModuleFacts) -> None:
               data={"config_class": cls, "attr": node.attr, "default": default})
 
 
+# -- P40 -------------------------------------------------------------------------------------------
+
+def _annotated_with(arg: ast.arg, names: set[str]) -> str | None:
+    ann = arg.annotation
+    if isinstance(ann, ast.Constant) and isinstance(ann.value, str):
+        try:
+            ann = ast.parse(ann.value, mode="eval").body
+        except SyntaxError:
+            return None
+    if isinstance(ann, ast.BinOp) and isinstance(ann.op, ast.BitOr):  # ``X | None``
+        ann = ann.left if isinstance(ann.left, (ast.Name, ast.Attribute)) else ann.right
+    name = ann.id if isinstance(ann, ast.Name) else ann.attr if isinstance(ann, ast.Attribute) else None
+    return name if name in names else None
+
+
+def check_attribute_aliases(m: ModuleFacts) -> None:
+    table = ATTRIBUTE_ALIASES.get(m.apis.version, {})
+    classes = {b.name for b in m.bindings if b.name in table and not b.level
+               and b.module.split(".")[0] == "transformers" and m.apis.resolve(b.module, b.name) is not None}
+    if not classes:
+        return
+    for fn in m.of_type(ast.FunctionDef, ast.AsyncFunctionDef):
+        args = fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs
+        holders = {a.arg: cls for a in args if (cls := _annotated_with(a, classes))}
+        if not holders:
+            continue
+        for node in ast.walk(fn):  # a nested function's own parameter of the same name is annotated on its own
+            if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id in holders and node.attr in table[holders[node.value.id]]):
+                continue
+            cls = holders[node.value.id]
+            entry = table[cls][node.attr]
+            what = (f"`{ast.unparse(node)}`: transformers 5's {cls} reads `{node.attr}` as `{entry['target']}` through "
+                    f"its attribute_map; the pinned transformers' {cls} has no `{node.attr}`, so the "
+                    "model fails with AttributeError")
+            if entry.get("manual"):
+                m.add("P40", node, f"{what}; no rename is the same here: {entry['manual']}",
+                      fix=f"read what `{entry['target']}` means from the pinned {cls} by hand",
+                      data={"config_class": cls, "attr": node.attr, "target": entry["target"], "manual": True})
+                continue
+            m.add("P40", node, what, fix=f"{node.value.id}.{entry['target']}, the field the alias reads",
+                  data={"config_class": cls, "attr": node.attr, "target": entry["target"], "holder": node.value.id})
+
+
 def propose_edits(f, edits: Edits) -> None:
     """P27: the inner model's load_weights, the outer call without its mapper; P28: the pinned code;
-    P36: the legacy layer-kind name; P39: the read with transformers 5's default."""
+    P36: the legacy layer-kind name; P39: the read with transformers 5's default; P40: the aliased field."""
     d = f.data
     if f.rule == "P27" and d.get("source") and d.get("mapper_line"):
         edits.add_methods[(d["inner"], "load_weights")] = ("P27", d["source"])
@@ -428,3 +475,5 @@ def propose_edits(f, edits: Edits) -> None:
         edits.replace_strings[(f.line, d["value"])] = ("P36", d["legacy"])
     elif f.rule == "P39":
         edits.attr_defaults[(f.line, d["attr"])] = ("P39", d["default"])
+    elif f.rule == "P40" and not d.get("manual"):
+        edits.attr_aliases[(f.line, d["holder"], d["attr"])] = ("P40", d["target"])

@@ -117,6 +117,10 @@ LEGACY_LAYER_TYPES: dict[str, dict[str, dict[str, str]]] = _table("P36", "legacy
 # P39: pinned vLLM version -> transformers config class -> {field transformers 5's class added: {default, why}}
 ADDED_CONFIG_FIELDS: dict[str, dict[str, dict[str, dict]]] = _table("P39", "added_config_fields")
 
+# P40: pinned vLLM version -> transformers config class -> {alias transformers 5's attribute_map adds: {target
+# (and ``manual``: why a rename is not the same)}}
+ATTRIBUTE_ALIASES: dict[str, dict[str, dict[str, dict]]] = _table("P40", "attribute_aliases")
+
 # P38: pinned vLLM version -> speculative method the pinned vLLM lacks -> the architectures upstream reaches
 # only through it
 SPECULATIVE_ONLY: dict[str, dict[str, list[str]]] = _table("P38", "speculative_methods")

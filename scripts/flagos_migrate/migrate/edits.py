@@ -45,6 +45,8 @@ class Edits:
     replace_statements: dict[int, tuple[str, str]] = field(default_factory=dict)
     # (line, string value) -> (rule, new value): a string constant's text replaced, quotes kept (P36)
     replace_strings: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)
+    # (line, holder name, attr) -> (rule, new attr): ``holder.attr`` on that line becomes ``holder.new`` (P40)
+    attr_aliases: dict[tuple[int, str, str], tuple[str, str]] = field(default_factory=dict)
     # (module, name) -> rule: `from module import name` added after the imports unless the name is bound
     add_imports: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -52,7 +54,7 @@ class Edits:
         return bool(self.imports or self.unwrap or self.unwrap_calls or self.drop_kwargs or self.rename_kwargs
                     or self.add_kwargs or self.wrap_args or self.rename_callees or self.attr_defaults or self.attr_renames
                     or self.remove_methods or self.add_methods or self.replace_statements or self.add_imports
-                    or self.replace_strings)
+                    or self.replace_strings or self.attr_aliases)
 
     def rules(self) -> set[str]:
         out = {a.rule for a in self.imports.values()}
@@ -66,5 +68,6 @@ class Edits:
         out.update(rule for rule, _ in self.attr_defaults.values())
         out.update(rule for rule, _ in self.replace_statements.values())
         out.update(rule for rule, _ in self.replace_strings.values())
+        out.update(rule for rule, _ in self.attr_aliases.values())
         out.update(self.add_imports.values())
         return out

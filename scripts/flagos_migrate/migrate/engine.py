@@ -480,7 +480,7 @@ class Migration(Vendoring, Tf5Vendoring):
                 members.propose_edits(f, edits)
             elif f.rule == "P23":
                 inherited.propose_edits(f, edits)
-            elif f.rule in ("P27", "P28", "P36", "P39"):
+            elif f.rule in ("P27", "P28", "P36", "P39", "P40"):
                 framework.propose_edits(f, edits)
             elif f.rule == "P34":
                 routed_experts.propose_edits(f, edits)

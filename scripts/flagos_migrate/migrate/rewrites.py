@@ -287,6 +287,25 @@ def replace_strings(module: cst.Module, text: str, strings: dict[tuple[int, str]
     return visit_at_lines(module, text, _StringReplacer(strings), {line for line, _ in strings})
 
 
+class _AttrAliases(LineTransformer):
+    """``holder.attr`` on a listed line (``holder`` a plain name) -> ``holder.new`` (P40)."""
+
+    def __init__(self, aliases: dict[tuple[int, str, str], str]):
+        self.aliases = aliases
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute):
+        if not isinstance(updated.value, cst.Name):
+            return updated
+        new = self.aliases.get((self.line_of(original), updated.value.value, updated.attr.value))
+        return updated if new is None else updated.with_changes(attr=cst.Name(new))
+
+
+def alias_attrs(module: cst.Module, text: str, aliases: dict[tuple[int, str, str], str]) -> cst.Module:
+    if not aliases:
+        return module
+    return visit_at_lines(module, text, _AttrAliases(aliases), {line for line, _, _ in aliases})
+
+
 def rename_attrs(module: cst.Module, attrs: set[str]) -> cst.Module:
     return module.visit(_AttrRenamer(attrs)) if attrs else module
 
@@ -385,6 +404,10 @@ def apply_edits(text: str, edits: Edits) -> str:
     strings = {k: v for k, (_, v) in edits.replace_strings.items()}
     module = replace_strings(module, text, strings)
     if strings:
+        text = module.code
+    aliases = {k: v for k, (_, v) in edits.attr_aliases.items()}
+    module = alias_attrs(module, text, aliases)
+    if aliases:
         text = module.code
     defaults = {k: v for k, (_, v) in edits.attr_defaults.items()}
     module = attr_defaults(module, defaults, text)
