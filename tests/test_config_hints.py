@@ -722,3 +722,36 @@ def test_sibling_config_modules_reads_no_file_a_record_names_outside_the_plugin(
     evil["files"] = {"outside.py": {"role": "model"}}  # the same file, named plainly, would be read
     (pkg.parent / "outside.py").write_text((tmp_path / "outside.py").read_text())
     assert sibling_config_modules(pkg, evil) == ["vllm_fl.configs.tf5_mimo_v2_flash"]
+
+
+def test_a_value_whose_alternative_only_raises_is_the_one_upstream_serves():
+    """bailing_moe_v3's KDA layer raises unless ``no_kda_lora`` is set (read with default False, so the synthesized
+    config left it out and construct failed with that ValueError); zamba2 raises for any activation but gelu."""
+    reads = H.config_reads(textwrap.dedent('''
+        def build(config):
+            if not getattr(config, "no_kda_lora", False):
+                raise ValueError("expects no_kda_lora=True")
+            if config.hidden_act != "gelu":
+                raise ValueError("only gelu")
+            if not config.use_fast:            # the branch does more than raise: an option, not a requirement
+                warn("slow")
+                raise ValueError("slow")
+            if config.head_dim != config.hidden_size // 2:   # no literal: not one value
+                raise ValueError("head_dim")
+            if getattr(config, "rope_scaling", None) is not None:
+                raise NotImplementedError("no rope scaling")
+    '''))
+    assert reads["no_kda_lora"]["only"] is True and reads["hidden_act"]["only"] == "gelu"
+    assert reads["rope_scaling"]["only"] is None
+    assert "only" not in reads["use_fast"] and "only" not in reads["head_dim"]
+    synth, missing = H.synthesize(reads)
+    assert synth["no_kda_lora"] is True and synth["hidden_act"] == "gelu" and "no_kda_lora" not in missing
+    assert H.completion(reads)["only"] == {"hidden_act": "gelu", "no_kda_lora": True, "rope_scaling": None}
+
+
+@pytest.mark.skipif(not (UPSTREAM / "vllm" / "model_executor" / "models" / "bailing_moe_v3.py").is_file(),
+                    reason="no upstream vLLM source")
+def test_bailing_moe_v3s_kda_flag_is_synthesized_set_from_the_real_source():
+    src = (UPSTREAM / "vllm" / "model_executor" / "models" / "bailing_moe_v3.py").read_text()
+    synth, _ = H.synthesize(H.config_reads(src))
+    assert synth["no_kda_lora"] is True

@@ -263,8 +263,9 @@ def config_reads(source: str) -> dict[str, dict]:
 
 def _asserted_values(tree: ast.AST) -> dict[str, object]:
     """Config fields the code asserts a single value of (llama4_eagle: ``assert self.config.yoco_global_kv_layer
-    is None``, ``assert len(self.config.moe_layers) == 0``): name -> that value, the only one upstream builds
-    the model with, so every checkpoint it serves carries it; pure."""
+    is None``, ``assert len(self.config.moe_layers) == 0``; bailing_moe_v3: ``if not getattr(config, "no_kda_lora",
+    False): raise``, zamba2: ``if config.hidden_act != "gelu": raise``): name -> that value, the only one upstream
+    builds the model with, so every checkpoint it serves carries it; pure."""
     out: dict[str, object] = {}
     for node in ast.walk(tree):
         test = node.test if isinstance(node, ast.Assert) else None
@@ -276,7 +277,30 @@ def _asserted_values(tree: ast.AST) -> dict[str, object]:
             left, value = left.args[0], []  # len(config.X) == 0: an empty list
         if isinstance(left, ast.Attribute) and _is_config(left.value) and (value is None or value == []):
             out[left.attr] = value
+    for node in ast.walk(tree):  # a test whose branch only raises: what it refuses is not served
+        if not (isinstance(node, ast.If) and node.body and all(isinstance(stmt, ast.Raise) for stmt in node.body)):
+            continue
+        test = node.test
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            name, value = _read_name(test.operand), True  # `if not getattr(config, "no_kda_lora", False): raise`
+        elif isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.NotEq, ast.IsNot)):
+            name, value = _read_name(test.left), _literal(test.comparators[0])  # `if config.hidden_act != "gelu"`
+        else:
+            continue
+        if name is not None and value is not MISSING:
+            out.setdefault(name, value)
     return out
+
+
+def _read_name(node: ast.AST) -> str | None:
+    """The field ``node`` reads from a config (``config.X``, ``getattr(config, "X"[, default])``), else None."""
+    if isinstance(node, ast.Attribute) and _is_config(node.value):
+        return node.attr
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr" \
+            and len(node.args) >= 2 and _is_config(node.args[0]) and isinstance(node.args[1], ast.Constant) \
+            and isinstance(node.args[1].value, str):
+        return node.args[1].value
+    return None
 
 
 def _raised_if_absent(tree: ast.AST) -> set:
