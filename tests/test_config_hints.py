@@ -755,3 +755,30 @@ def test_bailing_moe_v3s_kda_flag_is_synthesized_set_from_the_real_source():
     src = (UPSTREAM / "vllm" / "model_executor" / "models" / "bailing_moe_v3.py").read_text()
     synth, _ = H.synthesize(H.config_reads(src))
     assert synth["no_kda_lora"] is True
+
+
+def test_a_draft_heads_vocabulary_shrinks_with_the_vocabulary():
+    """Laguna DFlash shares the target's lm_head and refuses a draft_vocab_size other than the target's vocabulary
+    (construct failed with 100352 != 512: vocab_size shrank, draft_vocab_size did not); an EAGLE-3 head over a
+    truncated vocabulary keeps its share of it."""
+    from flagos_migrate.verify.runtime_tiny import VOCAB, tiny_config
+
+    whole = tiny_config({"hidden_size": 2048, "num_attention_heads": 16, "vocab_size": 100352, "draft_vocab_size": 100352})
+    assert whole["vocab_size"] == VOCAB and whole["draft_vocab_size"] == VOCAB
+    part = tiny_config({"hidden_size": 4096, "num_attention_heads": 32, "vocab_size": 128256, "draft_vocab_size": 32000})
+    assert part["draft_vocab_size"] == VOCAB * 32000 // 128256 < VOCAB
+
+
+def test_a_synthesized_draft_vocabulary_is_the_synthesized_vocabulary():
+    reads = H.config_reads(textwrap.dedent('''
+        def build(self, vllm_config):
+            self.config = vllm_config.speculative_config.draft_model_config.hf_config
+            if getattr(self.config, "draft_vocab_size", None) is None:
+                raise ValueError("requires draft_vocab_size")
+            self.lm_head = ParallelLMHead(self.config.draft_vocab_size, self.config.hidden_size)
+            self.ids = self.config.dflash_config["target_layer_ids"]
+    '''))
+    synth, missing = H.synthesize(reads)
+    assert synth["draft_vocab_size"] == synth["vocab_size"] and "draft_vocab_size" not in missing
+    assert synth["dflash_config"]["target_layer_ids"] == list(range(LAYERS))
+    assert synth["dflash_config"]["mask_token_id"] < synth["vocab_size"]

@@ -74,6 +74,8 @@ SYNTH_VALUES: dict[str, object] = {
     "mova_num_experts_per_tok": T.EXPERTS_PER_TOKEN, "layernorm_num_groups": 1, "short_conv_kernel_size": 4,
     "layer_group_size": T.LAYERS, "max_position_embedding": T.MAX_POSITIONS, "num_nextn_predict_layers": 1, "n_predict": 1, "mlp_only_layers": [],
     "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
+    # a DFlash draft's block (z-lab's checkpoints): the target layers it reads, its mask token in the vocabulary
+    "dflash_config": {"target_layer_ids": list(range(T.LAYERS)), "mask_token_id": T.VOCAB - 1},
 }
 # fields the released checkpoints of an architecture carry that its config class lacks (model_type ->
 # values), as data, each from the Hugging Face implementation that loads those checkpoints: the
@@ -353,6 +355,11 @@ def synthesize(reads: dict[str, dict]) -> tuple[dict, list[str]]:
         cfg[name] = True if value is False and read.get("asserted") else value
     for key in CORE:  # what vLLM itself reads (ModelConfig, get_rope): the pinned spelling of rope too
         cfg.setdefault(key, SYNTH_VALUES[key])
+    for name in list(missing):  # a name another field values (draft_vocab_size: the whole vocab_size)
+        field, leading = EQUIVALENTS.get(name, (None, None))
+        if leading is None and field in cfg:
+            cfg[name] = cfg[field]
+            missing.remove(name)
     if isinstance(cfg.get("layer_types"), list):
         cfg["layer_types"] = cfg["layer_types"][: cfg.get("num_hidden_layers", T.LAYERS)]
     return cfg, missing

@@ -202,7 +202,12 @@ def _shrink_text(cfg: dict) -> None:
             # keep MHA as MHA and GQA as GQA
             cfg[key] = heads if isinstance(old_heads, int) and cfg[key] >= old_heads else KV_HEADS
     if "vocab_size" in cfg:
-        cfg["vocab_size"] = VOCAB
+        old_vocab, cfg["vocab_size"] = cfg["vocab_size"], VOCAB
+        # a draft head's vocabulary shrinks with it: the whole one stays whole (Laguna DFlash shares the target's
+        # lm_head and refuses another size), a truncated one (EAGLE-3's d2t) keeps its share
+        draft = cfg.get("draft_vocab_size")
+        if isinstance(draft, int) and not isinstance(draft, bool) and isinstance(old_vocab, int) and old_vocab > 0:
+            cfg["draft_vocab_size"] = VOCAB if draft >= old_vocab else max(2, VOCAB * draft // old_vocab)
     if isinstance(cfg.get("max_position_embeddings"), int):
         # never below a scaled rope's original context (llama3/yarn scaling reads it against this)
         floor = max([r.get("original_max_position_embeddings") for r in (cfg.get("rope_scaling"), cfg.get("rope_parameters"))
