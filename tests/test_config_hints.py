@@ -782,3 +782,43 @@ def test_a_synthesized_draft_vocabulary_is_the_synthesized_vocabulary():
     assert synth["draft_vocab_size"] == synth["vocab_size"] and "draft_vocab_size" not in missing
     assert synth["dflash_config"]["target_layer_ids"] == list(range(LAYERS))
     assert synth["dflash_config"]["mask_token_id"] < synth["vocab_size"]
+
+
+def test_a_draft_named_through_a_variable_and_served_from_its_files_target():
+    """upstream's hf_config_override names InternS2MobiusMTP through ``architecture = "InternS2MobiusMTP" if is_mobius
+    else ...``: read as no draft, it was synthesized (model_type mmf_synth_*) and Qwen3.5's decoder layer refused
+    it. Its model types have no config class anywhere (remote code); the file's own target is built from
+    Qwen3_5MoeConfig, which the draft now follows after its own."""
+    drafts = H.draft_bases(textwrap.dedent('''
+        def hf_config_override(hf_config):
+            if hf_config.model_type in ("intern_s2_preview", "interns2_mobius"):
+                is_mobius = hf_config.model_type == "interns2_mobius"
+                architecture = "InternS2MobiusMTP" if is_mobius else "Qwen3_5MTP"
+                hf_config.update({"n_predict": 1, "architectures": [architecture]})
+    '''))
+    assert drafts["InternS2MobiusMTP"]["model_types"] == ["intern_s2_preview", "interns2_mobius"]
+    assert "Qwen3_5MTP" in drafts
+    specs = [{"id": "t", "architecture": "InternS2MobiusForConditionalGeneration",
+              "class": "InternS2MobiusForConditionalGeneration"},
+             {"id": "d", "architecture": "InternS2MobiusMTP", "class": "InternS2MobiusMTP"}]
+    hints = H.hints_for(_upstream(), "interns2_mobius", specs)
+    draft = hints["d"]["draft"]
+    assert "interns2_mobius" in draft["model_types"] and hints["d"]["speculative"] == "mtp"
+    found = draft["architectures"]
+    assert found.index("InternS2MobiusForConditionalGeneration") < found.index("Qwen3_5MoeForConditionalGeneration")
+    assert hints["t"]["draft"] is None  # the target is no draft
+    assert hints["t"]["complete"]["fill"]["num_blocks"] == LAYERS  # Mobius's shared MoE blocks, one per tiny layer
+
+
+def test_a_composite_configs_text_sub_config_gets_the_field_its_layers_read(monkeypatch):
+    rc, _ = _worker_modules(monkeypatch)
+
+    class Text:  # Qwen3_5MoeTextConfig: no num_blocks
+        hidden_size = 2048
+
+    class Composite:
+        text_config = Text()
+
+    source = {"text_config": {"hidden_size": 2048}}
+    rc._complete(source, Composite(), {"fill": {"num_blocks": 2, "hidden_size": 64}}, "Qwen3_5MoeConfig", [])
+    assert source == {"text_config": {"hidden_size": 2048, "num_blocks": 2}, "num_blocks": 2, "hidden_size": 64}

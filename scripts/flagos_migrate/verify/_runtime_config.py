@@ -313,6 +313,12 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False):
         elif fill[key] is not None:
             source[key] = fill[key]
             tabled.append(key)
+            # a composite config: its text sub-config lacking the field too gets it, where layers reading
+            # hf_text_config look (InternS2-Mobius's decoder layers read num_blocks from Qwen3_5MoeTextConfig)
+            for sub_key in runtime_tiny._TEXT_KEYS:
+                sub, sub_inst = source.get(sub_key), getattr(instance, sub_key, None)
+                if isinstance(sub, dict) and sub_inst is not None and not hasattr(sub_inst, key) and key not in sub:
+                    sub[key] = copy.deepcopy(fill[key])
     only = complete.get("only") or {}  # upstream asserts the one value it serves (llama4_eagle: yoco layers None)
     pinned = sorted(k for k in only if (not hasattr(instance, k) or defaults) and source.get(k, MISSING) != only[k])
     for key in pinned:

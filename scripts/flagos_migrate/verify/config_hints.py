@@ -74,6 +74,8 @@ SYNTH_VALUES: dict[str, object] = {
     "mova_num_experts_per_tok": T.EXPERTS_PER_TOKEN, "layernorm_num_groups": 1, "short_conv_kernel_size": 4,
     "layer_group_size": T.LAYERS, "max_position_embedding": T.MAX_POSITIONS, "num_nextn_predict_layers": 1, "n_predict": 1, "mlp_only_layers": [],
     "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
+    # InternS2-Mobius's routed MoE blocks, shared round-robin by the layers (layer i uses block i % num_blocks)
+    "num_blocks": T.LAYERS,
     # a DFlash draft's block (z-lab's checkpoints): the target layers it reads, its mask token in the vocabulary
     "dflash_config": {"target_layer_ids": list(range(T.LAYERS)), "mask_token_id": T.VOCAB - 1},
 }
@@ -429,6 +431,9 @@ def draft_bases(source: str) -> dict[str, dict]:
         if not isinstance(stmt, ast.If):
             continue
         types, archs = _test_keys(stmt.test)
+        # a name bound in the branch (``architecture = "InternS2MobiusMTP" if is_mobius else ...``): its strings
+        bound = {t.id: _strings(n.value) for n in ast.walk(stmt) if isinstance(n, ast.Assign)
+                 for t in n.targets if isinstance(t, ast.Name)}
         for node in ast.walk(stmt):
             if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]).endswith(".model_type") \
                     and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
@@ -442,7 +447,7 @@ def draft_bases(source: str) -> dict[str, dict]:
                 if not isinstance(k, ast.Constant):
                     continue
                 if k.value == "architectures":
-                    drafts = _strings(v)
+                    drafts = _strings(v) + [d for n in ast.walk(v) if isinstance(n, ast.Name) for d in bound.get(n.id, ())]
                 else:  # n_predict and the like are variables upstream: one draft layer here
                     lit = _literal(v)
                     update[k.value] = 1 if lit is MISSING else lit
@@ -575,6 +580,7 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
             deep.setdefault(name, read)
     synth, missing = synthesize(deep)
     out = {}
+    bases_of = {}
     for spec in specs:
         arch, cls = spec["architecture"], spec["class"]
         up = upstream.model_registry.get(arch)
@@ -585,6 +591,10 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
             reg = upstream.model_registry.get(base)  # InternS2Preview, which subclasses Qwen3_5Moe there)
             if reg and reg[0] != f"{MODELS_PKG}.{model}":
                 bases += [b for b in class_ancestors(upstream.text(reg[0]) or "", reg[1]) if b not in bases and b != arch]
+        bases_of[arch] = bases
+    for spec in specs:
+        arch = spec["architecture"]
+        bases = bases_of[arch]
         draft = drafts.get(arch)
         if draft:  # a base architecture's own bases (EagleMistralLarge3 <- MistralLarge3 <- DeepseekV3)
             for base in list(draft["architectures"]):
@@ -592,6 +602,12 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
                 if reg:
                     draft["architectures"] += [b for b in class_ancestors(upstream.text(reg[0]) or "", reg[1])
                                                if b not in draft["architectures"]]
+            # the target the same file registers, and its bases, after the draft's own: InternS2MobiusMTP is
+            # rewritten from interns2_mobius (remote code), whose InternS2MobiusForConditionalGeneration is built
+            # from Qwen3_5MoeConfig; the draft's own base Qwen3_5MoeMTP has no config of that name
+            for other, other_bases in bases_of.items():
+                if other != arch and other not in drafts:
+                    draft["architectures"] += [b for b in [other, *other_bases] if b not in draft["architectures"]]
         out[spec["id"]] = {
             "bases": bases, "draft": draft, "speculative": speculative_method(arch, text, bool(draft)),
             "synth": {"config": synth, "missing": missing, "reads": len(reads),
