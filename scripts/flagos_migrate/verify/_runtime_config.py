@@ -303,7 +303,7 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False):
     equivalent = complete.get("equivalent") or {}
     absent = sorted(k for k in fill if not hasattr(instance, k))
     nones = sorted(k for k in fill if k in indexed and k in source and source[k] is None)
-    tabled, derived = [], []
+    tabled, derived, in_text = [], [], []
     for key in absent + nones:
         value = _equivalent(source, equivalent[key]) if key in equivalent else None
         if value is not None:
@@ -319,6 +319,7 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False):
                 sub, sub_inst = source.get(sub_key), getattr(instance, sub_key, None)
                 if isinstance(sub, dict) and sub_inst is not None and not hasattr(sub_inst, key) and key not in sub:
                     sub[key] = copy.deepcopy(fill[key])
+                    in_text.append(f"{sub_key}.{key}")
     only = complete.get("only") or {}  # upstream asserts the one value it serves (llama4_eagle: yoco layers None)
     pinned = sorted(k for k in only if (not hasattr(instance, k) or defaults) and source.get(k, MISSING) != only[k])
     for key in pinned:
@@ -351,6 +352,9 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False):
         notes.append(f"config: {', '.join(tabled)} " + ("absent from" if absent else "None in")
                      + f" {cls_name}'s defaults and read by upstream's model; set from the synthesis table (a real "
                      "config.json carries them)")
+    if notes is not None and in_text:
+        notes.append(f"config: {', '.join(in_text)} too: in the text sub-config, where layers reading hf_text_config "
+                     "look for them (its class lacks them as well)")
     if notes is not None and derived:
         notes.append(f"config: {cls_name} spells what upstream's model reads its own way; from the class's own "
                      f"fields: {'; '.join(derived)}")
