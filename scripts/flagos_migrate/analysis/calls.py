@@ -179,20 +179,30 @@ def pinned_class_rejects(apis, module: str, aliases: dict[str, str], tree: ast.M
     caller was written for upstream's class, so upstream's module (``upstream_source``, whose class must take
     those keywords) must come along. A local subclass that
     keeps the inherited ``__init__`` counts as the class (cosmos3_edge's ``Cosmos3EdgeTextModel(NemotronHModel)``
-    built with ``decoder_layer_types=``)."""
+    built with ``decoder_layer_types=``), and so does a local subclass's own ``__init__`` handing keywords on
+    through ``super().__init__(...)`` (qwen3_vl_moe's ``Qwen3MoeLLMModel(Qwen3MoeModel)`` passes
+    ``decoder_layer_type=``, its decoder layer ``is_fused_checkpoint_transposed=``)."""
     aliases = dict(aliases)
+    calls: list[tuple[ast.Call, str]] = []  # (call, imported class whose pinned __init__ it reaches)
     for node in tree.body:
-        if (isinstance(node, ast.ClassDef) and len(node.bases) == 1 and isinstance(node.bases[0], ast.Name)
-                and node.bases[0].id in aliases
-                and not any(isinstance(b, ast.FunctionDef) and b.name == "__init__" for b in node.body)):
-            aliases[node.name] = aliases[node.bases[0].id]
-    for call in ast.walk(tree):
-        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in aliases):
+        if not (isinstance(node, ast.ClassDef) and len(node.bases) == 1 and isinstance(node.bases[0], ast.Name)
+                and node.bases[0].id in aliases):
             continue
-        sym = apis.resolve(module, aliases[call.func.id])
+        init = next((b for b in node.body if isinstance(b, ast.FunctionDef) and b.name == "__init__"), None)
+        if init is None:
+            aliases[node.name] = aliases[node.bases[0].id]
+            continue
+        calls += [(c, aliases[node.bases[0].id]) for c in ast.walk(init)
+                  if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) and c.func.attr == "__init__"
+                  and isinstance(c.func.value, ast.Call) and isinstance(c.func.value.func, ast.Name)
+                  and c.func.value.func.id == "super" and not c.func.value.args]
+    calls += [(c, aliases[c.func.id]) for c in ast.walk(tree)
+              if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in aliases]
+    for call, name in calls:
+        sym = apis.resolve(module, name)
         sig = apis.init_signature(sym) if sym is not None and sym.kind == "class" else None
-        unsettled = unsettled_keywords(call, f"{module}.{aliases[call.func.id]}", sig) if sig is not None else []
-        if unsettled and init_takes(upstream_source, aliases[call.func.id], unsettled):
+        unsettled = unsettled_keywords(call, f"{module}.{name}", sig) if sig is not None else []
+        if unsettled and init_takes(upstream_source, name, unsettled):
             return True
     return False
 

@@ -14,6 +14,7 @@ from flagos_migrate.astutil import context_flags, dotted
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.catalog.tables import (
     ATTR_RENAMES,
+    BASE_METHODS,
     CONFIG_ATTR_RENAMES,
     CONFIG_CLASSES,
     CONFIG_VARIABLE_ONLY,
@@ -56,12 +57,16 @@ def check_methods(m: ModuleFacts) -> None:
             # only torch bases: the method may be dead code of the file itself; a pinned vLLM base
             # whose newer version added the method (``_mark_tower_model``) is the case that breaks
             severity = "error" if pinned else "warning"
+            # upstream's version of a pinned base added it: written as the pinned base does that work
+            source = next((BASE_METHODS[(b, name)] for b in pinned if (b, name) in BASE_METHODS), None)
             m.add("P4", node, f"`{via}{'()' if via == 'super' else ''}.{name}()` in class {cls.name}: no class "
                   f"of its hierarchy on the pinned version defines `{name}`",
-                  fix=("unwrap the context manager (its body runs directly)"
-                       if name in MARK_CONTEXT_MANAGERS else "define it or remove the call"),
+                  fix=("unwrap the context manager (its body runs directly)" if name in MARK_CONTEXT_MANAGERS
+                       else "the method is written as the pinned base does its work" if source
+                       else "define it or remove the call"),
                   severity=severity,
-                  data={"method": name, "via": via, "class": cls.name, "pinned_bases": pinned})
+                  data={"method": name, "via": via, "class": cls.name, "pinned_bases": pinned,
+                        "source": source})
 
 
 # -- check 4: vLLM config attributes ----------------------------------------------------------------
@@ -331,9 +336,11 @@ def check_attr_renames(m: ModuleFacts) -> None:
 
 
 def propose_edits(f: Finding, edits: Edits) -> None:
-    """P4: unwrap the marker context managers; P9: apply the attribute renames of the table."""
+    """P4: unwrap the marker context managers, write the table's base methods; P9: apply the attribute renames of the table."""
     if f.rule == "P4" and f.data.get("method") in MARK_CONTEXT_MANAGERS:
         edits.unwrap[f.line] = "P4"
+    elif f.rule == "P4" and f.data.get("source"):
+        edits.add_methods[(f.data["class"], f.data["method"])] = ("P4", f.data["source"])
     elif f.rule == "P9" and f.data.get("default") is not None:
         edits.attr_defaults[(f.line, f.data["attr"])] = ("P9", f.data["default"])
     elif f.rule == "P9" and f.data.get("config") and f.data.get("attr") in ATTR_RENAMES:

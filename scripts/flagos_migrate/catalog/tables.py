@@ -76,6 +76,8 @@ CONFIG_ATTR_RENAMES = {(var, attr): new for attr, (var, new, _) in ATTR_RENAMES.
 
 # P4: marker context managers the migration unwraps
 MARK_CONTEXT_MANAGERS = frozenset(_table("P4", "mark_context_managers"))
+# (pinned base qualname, method) -> the method as the pinned base does its work
+BASE_METHODS: dict[tuple[str, str], str] = {(e["base"], e["method"]): e["source"] for e in _table("P4", "base_methods")}
 
 # P21: upstream module -> context managers that only scope a debugging aid
 DEBUG_CONTEXT_MANAGERS: dict[str, frozenset[str]] = {

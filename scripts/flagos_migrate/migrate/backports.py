@@ -246,10 +246,20 @@ MINIMAX_RMS_NORM = Backport(
     members=(("MiniMaxText01RMSNormTP", "forward_qk"), ("MiniMaxText01RMSNormTP", "forward_qkv")),
 )
 
+# upstream's QKVParallelLinear(v_head_size=): V heads of another size than Q/K (MiMo-V2-Flash)
+QKV_LINEAR = Backport(
+    "qkv_linear.py",
+    "vllm_fl.compat.qkv_linear",
+    (("QKVParallelLinear", "vllm.model_executor.layers.linear"),),
+    (("QKVParallelLinear", "v_head_size"),),
+    "fused QKV projection: the pinned QKVParallelLinear with upstream's v_head_size (V heads of another size, "
+    "loaded at upstream's offsets; unquantized only)",
+)
+
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
                                    SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
                                    CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER,
-                                   MINIMAX_RMS_NORM)
+                                   MINIMAX_RMS_NORM, QKV_LINEAR)
 
 
 @lru_cache(maxsize=None)

@@ -1,0 +1,72 @@
+"""P22 ``qkv_linear.py``: upstream's ``QKVParallelLinear(v_head_size=...)`` (MiMo-V2-Flash) on the real vLLM 0.13.0.
+
+The layer is checked against a dense reference: the q/k/v projections loaded one by one (the weight through
+the pinned v2 loader, the bias through the v1 loader) and as one fused checkpoint tensor give
+``[x Wq + bq | x Wk + bk | x Wv + bv]`` with V heads of their own size; without ``v_head_size`` it is the
+pinned layer. The runtime half skips without $MMF_PINNED_VENV.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from flagos_migrate.migrate import backports
+
+from tests.test_backports import run_in_pinned_venv
+
+
+def test_the_keyword_needs_the_backport_and_a_plain_call_does_not():
+    uses = ast.parse("from vllm.model_executor.layers.linear import QKVParallelLinear\n"
+                     "p = QKVParallelLinear(8, 6, 2, 1, v_head_size=4)\n")
+    plain = ast.parse("from vllm.model_executor.layers.linear import QKVParallelLinear\n"
+                      "p = QKVParallelLinear(8, 6, 2, 1)\n")
+    assert backports.for_keyword("vllm.model_executor.layers.linear.QKVParallelLinear", "v_head_size") \
+        is backports.QKV_LINEAR
+    assert backports.needed([uses], pinned_lacks=lambda module, name: False) == [backports.QKV_LINEAR]
+    assert backports.needed([plain], pinned_lacks=lambda module, name: False) == []
+
+
+QKV = '''
+    from vllm.model_executor.layers.linear import QKVParallelLinear as Pinned
+    from qkv_linear import QKVParallelLinear
+
+    torch.manual_seed(0)
+    H, D, DV, NH, NKV = 8, 6, 4, 2, 1
+    wq, wk, wv = torch.randn(NH * D, H), torch.randn(NKV * D, H), torch.randn(NKV * DV, H)
+    bq, bk, bv = torch.randn(NH * D), torch.randn(NKV * D), torch.randn(NKV * DV)
+    x = torch.randn(3, H)
+    dense = torch.cat([x @ wq.T + bq, x @ wk.T + bk, x @ wv.T + bv], dim=-1)
+
+    layer = QKVParallelLinear(H, D, NH, NKV, bias=True, v_head_size=DV)
+    print("sizes", layer.output_sizes == [NH * D, NKV * D, NKV * DV] and layer.weight.shape == (22, H))
+    for sid, w, b in (("q", wq, bq), ("k", wk, bk), ("v", wv, bv)):
+        layer.weight.weight_loader(layer.weight, w, sid)
+        layer.bias.weight_loader(layer.bias, b, sid)
+    out, _ = layer(x)
+    print("shards", torch.allclose(out, dense, atol=1e-5))
+
+    fused = QKVParallelLinear(H, D, NH, NKV, bias=True, v_head_size=DV)
+    fused.weight.weight_loader(fused.weight, torch.cat([wq, wk, wv]))
+    fused.bias.weight_loader(fused.bias, torch.cat([bq, bk, bv]))
+    out, _ = fused(x)
+    print("fused", torch.allclose(out, dense, atol=1e-5))
+
+    same, pinned = QKVParallelLinear(H, D, NH, NKV, bias=False), Pinned(H, D, NH, NKV, bias=False)
+    print("plain", same.output_sizes == pinned.output_sizes and same.weight.shape == pinned.weight.shape
+          and same._get_shard_offset_mapping("v") == pinned._get_shard_offset_mapping("v"))
+    from vllm.model_executor.layers.quantization.fp8 import Fp8Config
+    try:
+        QKVParallelLinear(H, D, NH, NKV, v_head_size=DV, quant_config=Fp8Config())
+        print("quantized", "built")
+    except NotImplementedError:
+        print("quantized", True)
+'''
+
+
+@pytest.mark.slow
+def test_qkv_with_a_v_head_size_of_its_own_on_the_real_pinned_vllm(tmp_path: Path):
+    lines = run_in_pinned_venv(tmp_path, QKV)
+    for check in ("sizes", "shards", "fused", "plain", "quantized"):
+        assert lines[check] == "True", check

@@ -1,0 +1,165 @@
+"""Issue 14 (fused-MoE files on vLLM 0.13.0): a method upstream's version of a pinned base added (P4
+`base_methods`, Qwen3-VL's `_init_video_pruning`), a pinned base whose `__init__` rejects what a local
+subclass hands it through `super().__init__` (upstream's sibling comes along: qwen3_vl_moe's
+`Qwen3MoeModel(decoder_layer_type=)`), and Attention keywords 0.13.0's backends reject (P6: Gemma 4's
+`mm_prefix_clamp_sliding_window`, MiMo-V2's `head_size_v`). Golden text through the engine, negatives,
+and the tables checked against both sources."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from flagos_migrate.analysis import calls
+from flagos_migrate.catalog.rules import BY_ID
+from flagos_migrate.migrate.engine import Migration
+from flagos_migrate.migrate.upstream import Upstream, open_upstream
+from flagos_migrate.plugin.tree import PluginTree
+
+from tests.analysis_helpers import analyze, empty_plugin, only, pinned
+
+ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM_MINI = ROOT / "tests" / "fixtures" / "upstream_mini"
+UPSTREAM_SRC = Path(os.environ.get("MMF_UPSTREAM_SRC", Path.home() / ".cache/mmf/src/vllm-0.33.0"))
+PINNED_VENV = Path(os.environ.get("MMF_PINNED_VENV", Path.home() / ".cache/mmf/venv-vllm013"))
+
+
+def migrate(tmp_path: Path, text: str) -> Migration:
+    up = tmp_path / "upstream"
+    shutil.copytree(UPSTREAM_MINI, up)
+    (up / "vllm" / "model_executor" / "models" / "example.py").write_text(textwrap.dedent(text))
+    plugin = empty_plugin(tmp_path / "plugin")
+    return Migration("example", Upstream(open_upstream(str(up))), PluginTree(plugin), pinned()).run()
+
+
+# -- P4 base_methods -------------------------------------------------------------------------------
+
+PRUNING = '''\
+from vllm.model_executor.models.qwen3_vl import Qwen3VLForConditionalGeneration
+
+
+class ExampleForConditionalGeneration(Qwen3VLForConditionalGeneration):
+    def __init__(self, *, vllm_config, prefix: str = "") -> None:
+        super(Qwen3VLForConditionalGeneration, self).__init__()
+        self._init_video_pruning(vllm_config.model_config.multimodal_config)
+'''
+
+PRUNING_AFTER = PRUNING + '''
+    def _init_video_pruning(self, multimodal_config) -> None:
+        self.video_pruning_rate = multimodal_config.video_pruning_rate
+        self.is_multimodal_pruning_enabled = (
+            multimodal_config.is_multimodal_pruning_enabled()
+        )
+'''
+
+
+def test_a_method_upstreams_base_added_is_written_as_the_pinned_base_does_the_work(tmp_path):
+    m = migrate(tmp_path, PRUNING)
+    assert m.model_unit.text == PRUNING_AFTER
+    assert [f.data["method"] for f in m.model_unit.before if f.rule == "P4"] == ["_init_video_pruning"]
+    assert not [f for f in m.left() if f.rule == "P4"]
+
+
+def test_the_same_call_on_a_base_the_table_does_not_name_stays_left(tmp_path):
+    text = PRUNING.replace("qwen3_vl import Qwen3VLForConditionalGeneration",
+                           "qwen2_5_vl import Qwen2_5_VLForConditionalGeneration").replace(
+        "(Qwen3VLForConditionalGeneration)", "(Qwen2_5_VLForConditionalGeneration)").replace(
+        "super(Qwen3VLForConditionalGeneration", "super(Qwen2_5_VLForConditionalGeneration")
+    m = migrate(tmp_path, text)
+    assert m.model_unit.text == textwrap.dedent(text)
+    (f,) = [f for f in m.left() if f.rule == "P4"]
+    assert f.data["method"] == "_init_video_pruning" and f.data["source"] is None
+
+
+def _class(path: Path, name: str) -> ast.ClassDef:
+    return next(n for n in ast.walk(ast.parse(path.read_text("utf-8"))) if isinstance(n, ast.ClassDef) and n.name == name)
+
+
+def _pinned_root() -> Path:
+    found = sorted(PINNED_VENV.glob("lib/python3*/site-packages"))
+    if not found or not (found[0] / "vllm").is_dir():
+        pytest.skip("the pinned vLLM 0.13.0 venv is not built")
+    return found[0]
+
+
+@pytest.mark.parametrize("entry", BY_ID["P4"].tables["base_methods"], ids=lambda e: e["method"])
+def test_each_base_method_is_upstreams_and_its_body_is_the_pinned_bases_own_statements(entry):
+    if not UPSTREAM_SRC.is_dir():
+        pytest.skip("the upstream vLLM 0.33.0 source is not unpacked")
+    module, cls = entry["base"].rsplit(".", 1)
+    rel = Path(*module.split(".")).with_suffix(".py")
+    up = _class(UPSTREAM_SRC / rel, cls)
+    pin = _class(_pinned_root() / rel, cls)
+    assert any(isinstance(f, ast.FunctionDef) and f.name == entry["method"] for f in up.body)
+    assert not any(isinstance(f, ast.FunctionDef) and f.name == entry["method"] for f in pin.body)
+    init = next(f for f in pin.body if isinstance(f, ast.FunctionDef) and f.name == "__init__")
+    pinned_statements = {ast.dump(s) for s in init.body}
+    (method,) = ast.parse(entry["source"]).body
+    assert method.name == entry["method"] and all(ast.dump(s) in pinned_statements for s in method.body)
+
+
+# -- a pinned base whose __init__ rejects what super().__init__ hands it ----------------------------
+
+LOCAL = ast.parse(textwrap.dedent('''
+    from vllm.model_executor.models.qwen3_moe import Qwen3MoeModel
+
+    class LLMModel(Qwen3MoeModel):
+        def __init__(self, *, vllm_config, prefix="", decoder_layer_type=None):
+            super().__init__(vllm_config=vllm_config, prefix=prefix, decoder_layer_type=decoder_layer_type)
+'''))
+UPSTREAM_QWEN3_MOE = '''
+class Qwen3MoeModel:
+    def __init__(self, *, vllm_config, prefix="", decoder_layer_type=None):
+        pass
+'''
+ALIASES = {"Qwen3MoeModel": "Qwen3MoeModel"}
+QWEN3_MOE = "vllm.model_executor.models.qwen3_moe"
+
+
+def test_super_init_with_a_keyword_only_upstreams_base_takes_brings_upstreams_module():
+    assert calls.pinned_class_rejects(pinned(), QWEN3_MOE, ALIASES, LOCAL, UPSTREAM_QWEN3_MOE)
+
+
+def test_super_init_negatives_keywords_the_pinned_base_takes_or_upstreams_does_not():
+    plain = ast.parse(ast.unparse(LOCAL).replace(", decoder_layer_type=decoder_layer_type)", ")"))
+    assert not calls.pinned_class_rejects(pinned(), QWEN3_MOE, ALIASES, plain, UPSTREAM_QWEN3_MOE)
+    assert not calls.pinned_class_rejects(pinned(), QWEN3_MOE, ALIASES, LOCAL,
+                                          UPSTREAM_QWEN3_MOE.replace(", decoder_layer_type=None", ""))
+    # super(Other, self).__init__ skips the imported base: not judged against it
+    skipping = ast.parse(ast.unparse(LOCAL).replace("super().__init__", "super(Qwen3MoeModel, self).__init__"))
+    assert not calls.pinned_class_rejects(pinned(), QWEN3_MOE, ALIASES, skipping, UPSTREAM_QWEN3_MOE)
+
+
+# -- P6: Attention keywords 0.13.0's backends reject --------------------------------------------------
+
+GEMMA4_ATTN = """
+from vllm.attention.layer import Attention
+def build(num_heads, head_dim, is_sliding):
+    return Attention(num_heads, head_dim, head_dim**-0.5, mm_prefix_clamp_sliding_window=is_sliding, prefix="attn")
+"""
+
+
+def test_p6_gemma4s_mm_prefix_clamp_is_dropped():
+    (f,) = only(analyze(GEMMA4_ATTN), "P6")
+    assert f.data["kwarg"] == "mm_prefix_clamp_sliding_window" and f.data["safe_drop"]
+
+
+def test_p6_mimo_v2s_v_head_size_for_attention_is_left_for_you():
+    (f,) = only(analyze(GEMMA4_ATTN.replace("mm_prefix_clamp_sliding_window=is_sliding", "head_size_v=16")), "P6")
+    assert f.data["kwarg"] == "head_size_v" and not f.data["safe_drop"]
+    assert "V heads of another size" in f.fix
+
+
+def test_the_pinned_vllm_never_reads_the_clamp_and_builds_no_mm_prefix_for_gemma4():
+    root = _pinned_root() / "vllm"
+    assert not any("mm_prefix_clamp" in p.read_text("utf-8", "replace") for p in root.rglob("*.py"))
+    model = (root / "config" / "model.py").read_text("utf-8")
+    block = model[model.index("MM_PREFIX_LM_MODELS = (") + len("MM_PREFIX_LM_MODELS = "):]
+    block = "\n".join(line.split("#")[0] for line in block.splitlines())
+    block = block[:block.index(")") + 1]
+    assert ast.literal_eval(block) == ("gemma3",)
+    assert not any("head_size_v" in p.read_text("utf-8", "replace") for p in (root / "v1" / "attention").rglob("*.py"))
