@@ -301,7 +301,12 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False):
     a class default too (Phi-3.5-MoE's config.json says attention_bias true, PhimoeConfig defaults False)."""
     fill, indexed = complete.get("fill") or {}, set(complete.get("indexed") or ())
     equivalent = complete.get("equivalent") or {}
-    absent = sorted(k for k in fill if not hasattr(instance, k))
+    aliases = set((complete.get("aliases") or {}).get(cls_name) or ())  # P40: no config.json carries them
+    absent = sorted(k for k in fill if not hasattr(instance, k) and k not in aliases)
+    if notes is not None and any(k in aliases and not hasattr(instance, k) for k in fill):
+        notes.append(f"config: {', '.join(sorted(k for k in fill if k in aliases and not hasattr(instance, k)))} "
+                     f"left absent: transformers 5's {cls_name} aliases them (attribute_map), a real config.json "
+                     "holds the fields they stand for (P40)")
     nones = sorted(k for k in fill if k in indexed and k in source and source[k] is None)
     tabled, derived, in_text = [], [], []
     for key in absent + nones:

@@ -165,10 +165,6 @@ EQUIVALENTS: dict[str, tuple[str, str | None]] = {
     # an EAGLE head over the whole vocabulary: upstream's llama_eagle.py sets draft_vocab_size to the vocab_size
     # when a checkpoint does not carry a truncated one (llama4_eagle reads it unguarded)
     "draft_vocab_size": ("vocab_size", None),
-    # transformers 5's LongcatFlashConfig reads these through its attribute_map (upstream's longcat_flash.py
-    # reads the aliases); 4.57.6's class and LongCat-Flash's config.json hold only the fields they alias
-    "intermediate_size": ("ffn_hidden_size", None),
-    "moe_intermediate_size": ("expert_ffn_hidden_size", None),
 }
 
 
@@ -367,6 +363,19 @@ def synthesize(reads: dict[str, dict]) -> tuple[dict, list[str]]:
     return cfg, missing
 
 
+def _aliases() -> dict[str, list[str]]:
+    """config class -> the aliases transformers 5's attribute_map adds to it (P40's table): a real
+    config.json never carries them (it holds the fields they stand for), so the tiny config leaves them
+    absent and a model file that reads one on the pinned class fails as it would on a real checkpoint."""
+    from flagos_migrate.catalog.tables import ATTRIBUTE_ALIASES
+
+    out: dict[str, set[str]] = {}
+    for classes in ATTRIBUTE_ALIASES.values():
+        for cls, aliases in classes.items():
+            out.setdefault(cls, set()).update(aliases)
+    return {cls: sorted(v) for cls, v in sorted(out.items())}
+
+
 def completion(reads: dict[str, dict]) -> dict:
     """``{"fill": {name: value}, "indexed": [names], "equivalent": {name: [field, leading]}}``: table
     values for the attributes the file reads without a default, which the worker sets where a found
@@ -384,6 +393,7 @@ def completion(reads: dict[str, dict]) -> dict:
     return {"fill": fill, "indexed": sorted(n for n in fill if reads[n]["indexed"]),
             "only": {n: r["only"] for n, r in sorted(reads.items()) if "only" in r},
             "equivalent": {n: list(EQUIVALENTS[n]) for n in fill if n in EQUIVALENTS},
+            "aliases": _aliases(),
             "checkpoint": {mt: dict(v) for mt, v in CHECKPOINT_FIELDS.items()}}
 
 
