@@ -830,3 +830,37 @@ def test_a_composite_configs_text_sub_config_gets_the_field_its_layers_read(monk
     source = {"text_config": {"hidden_size": 2048}}
     rc._complete(source, Composite(), {"fill": {"num_blocks": 2, "hidden_size": 64}}, "Qwen3_5MoeConfig", [])
     assert source == {"text_config": {"hidden_size": 2048, "num_blocks": 2}, "num_blocks": 2, "hidden_size": 64}
+
+
+def test_a_language_model_one_level_down_shrinks_with_its_towers():
+    """Qwen3-Omni's config holds its language model in thinker_config (text_config, vision_config, audio_config)
+    and talker_config: nothing was shrunk (hidden 2048, a 32-layer 1280-wide audio encoder) and the run was killed
+    for memory. Each holder now shrinks as a config of its own; the audio encoder projects to the tiny text width."""
+    from flagos_migrate.verify.runtime_tiny import HIDDEN, VOCAB, tiny_config
+
+    source = {
+        "thinker_config": {
+            "text_config": {"hidden_size": 2048, "num_attention_heads": 32, "num_hidden_layers": 48, "vocab_size": 152064,
+                            "num_experts": 128},
+            "vision_config": {"hidden_size": 1152, "depth": 27, "num_heads": 16, "out_hidden_size": 2048},
+            "audio_config": {"d_model": 1280, "encoder_layers": 32, "encoder_attention_heads": 20,
+                             "encoder_ffn_dim": 5120, "output_dim": 2048, "num_mel_bins": 128},
+            "image_token_id": 151655,
+        },
+        "talker_config": {"text_config": {"hidden_size": 1024, "num_attention_heads": 16, "vocab_size": 3072}},
+        "im_start_token_id": 151644,
+        "enable_audio_output": False,
+    }
+    tiny = tiny_config(source)
+    thinker = tiny["thinker_config"]
+    assert thinker["text_config"]["hidden_size"] == HIDDEN and thinker["text_config"]["vocab_size"] == VOCAB
+    assert thinker["text_config"]["num_hidden_layers"] == LAYERS
+    assert thinker["vision_config"]["depth"] == 1 and thinker["vision_config"]["out_hidden_size"] == HIDDEN
+    audio = thinker["audio_config"]
+    assert audio["encoder_layers"] == 1 and audio["d_model"] < 1280 and audio["output_dim"] == HIDDEN
+    assert audio["d_model"] % audio["encoder_attention_heads"] == 0 and audio["num_mel_bins"] == 128  # the input stays
+    assert thinker["image_token_id"] < VOCAB and tiny["im_start_token_id"] < VOCAB
+    assert tiny["talker_config"]["text_config"]["hidden_size"] == HIDDEN
+    assert tiny["enable_audio_output"] is False
+    flat = tiny_config({"hidden_size": 2048, "num_attention_heads": 32, "vocab_size": 1000})  # no holder: as before
+    assert flat["hidden_size"] == HIDDEN

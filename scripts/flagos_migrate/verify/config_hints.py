@@ -129,6 +129,14 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # transformers 5's MiniMaxM2TopKRouter always scores with a sigmoid plus e_score_correction_bias (a buffer of
     # every checkpoint), which MiniMaxM2Config does not spell: MiniMax-M2's config.json carries both
     "minimax_m2": {"use_routing_bias": True, "scoring_func": "sigmoid"},
+    # upstream's Qwen3-Omni thinker loads no talker tensors (its mapper drops "talker."); the thinker-only release
+    # (Qwen3-Omni-30B-A3B-Thinking) says enable_audio_output false, so transformers builds no talker/code2wav
+    # (4.57.6's talker also reads shared_expert_intermediate_size, which its Qwen3OmniMoeTalkerTextConfig lacks).
+    # Its vision tower's image_size (the Qwen conversion script writes it from img_size; 768 = 48 patches of 16, the
+    # grid of num_position_embeddings 2304) and apply_vit_abs_pos_embed (transformers' tower always adds its
+    # pos_embed), which vLLM's tower reads and Qwen3OmniMoeVisionEncoderConfig lacks
+    "qwen3_omni_moe": {"enable_audio_output": False, "thinker_config.vision_config.image_size": 768,
+                       "thinker_config.vision_config.apply_vit_abs_pos_embed": True},
 }
 # always in a synthesized config: vLLM's ModelConfig reads them whatever the model file does, and
 # the pinned side reads rope_theta/rope_scaling where upstream reads rope_parameters

@@ -339,9 +339,43 @@ def _shrink_vision(cfg: dict, text_hidden: int) -> None:
             cfg[key] = [i for i in cfg[key] if isinstance(i, int) and i < VISION_DEPTH] or [0]
 
 
+# an audio encoder's sizes (Whisper-style spellings, as Qwen2.5-/Qwen3-Omni's audio_config has them)
+_AUDIO_KEYS = ("audio_config", "audio_tower_config")
+_AUDIO_SIZES = {
+    "d_model": VISION_HIDDEN, "encoder_layers": VISION_DEPTH, "encoder_attention_heads": VISION_HEADS,
+    "encoder_ffn_dim": VISION_INTERMEDIATE, "num_hidden_layers": VISION_DEPTH, "num_attention_heads": VISION_HEADS,
+    "hidden_size": VISION_HIDDEN, "intermediate_size": VISION_INTERMEDIATE, "downsample_hidden_size": VISION_HIDDEN,
+}
+
+
+def _shrink_audio(cfg: dict, text_hidden: int) -> None:
+    for key, value in _AUDIO_SIZES.items():
+        if key in cfg and isinstance(cfg[key], int) and not isinstance(cfg[key], bool):
+            cfg[key] = value
+    if isinstance(cfg.get("output_dim"), int):
+        cfg["output_dim"] = text_hidden  # projected into the language model's embeddings
+
+
+def _holders(cfg: dict) -> list[str]:
+    """Keys of sub-configs that hold a language config themselves (Qwen3-Omni's thinker_config and
+    talker_config, each with its text_config, vision/audio towers): a model within the model."""
+    return [k for k, v in cfg.items() if k not in _TEXT_KEYS + _VISION_KEYS + _AUDIO_KEYS and isinstance(v, dict)
+            and any(isinstance(v.get(t), dict) for t in _TEXT_KEYS)]
+
+
 def tiny_config(config: dict) -> dict:
     """A small copy of ``config`` (a config ``to_dict()``) with the same structure; pure."""
     cfg = copy.deepcopy(config)
+    holders = _holders(cfg)
+    if holders and not any(isinstance(cfg.get(k), dict) for k in _TEXT_KEYS):
+        # the language model sits one level down (Qwen3-Omni: hf_config.thinker_config.text_config): each such
+        # model shrinks as a whole config; the top level's special token ids stay in its vocabulary
+        for key in holders:
+            cfg[key] = tiny_config(cfg[key])
+        first = cfg[holders[0]]
+        text = next(first[k] for k in _TEXT_KEYS if isinstance(first.get(k), dict))
+        _token_ids(cfg, text.get("vocab_size", VOCAB))
+        return cfg
     text = next((cfg[k] for k in _TEXT_KEYS if isinstance(cfg.get(k), dict)), None)
     if text is not None:
         _shrink_text(text)
@@ -366,6 +400,9 @@ def tiny_config(config: dict) -> dict:
                           if isinstance(cfg[key].get(k), int)), None)
             if merge and isinstance(old, int) and isinstance(new, int) and cfg.get("out_hidden_size") == old * merge**2:
                 cfg["out_hidden_size"] = new * merge**2
+    for key in _AUDIO_KEYS:
+        if isinstance(cfg.get(key), dict):
+            _shrink_audio(cfg[key], text_hidden)
     return cfg
 
 
