@@ -230,6 +230,52 @@ def test_the_hugging_face_stand_in_is_adjusted_only_where_upstream_vllm_leaves_s
                 assert text.strip() in (UPSTREAM / path).read_text().splitlines()[int(line) - 1], ev
 
 
+COHERE_WINDOW = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+import torch
+from transformers import Cohere2MoeConfig, Cohere2MoeForCausalLM
+from reference_divergences import adjustments_for
+from _runtime_forward import _hf_logits
+work = sys.argv[2]
+cfg = Cohere2MoeConfig(hidden_size=64, num_attention_heads=4, num_key_value_heads=4, head_dim=16, num_hidden_layers=2,
+                       intermediate_size=32, num_experts=4, num_experts_per_tok=2, vocab_size=128, sliding_window=4,
+                       layer_types=["sliding_attention", "full_attention"], mlp_layer_types=["sparse", "sparse"],
+                       architectures=["Cohere2MoeForCausalLM"])
+torch.manual_seed(0)
+Cohere2MoeForCausalLM(cfg).save_pretrained(work)
+ids = list(range(3, 13))
+adj = adjustments_for("Cohere2MoeForCausalLM", "transformers-5")
+adjusted, _, applied = _hf_logits("Cohere2MoeForCausalLM", work, ids, adj)
+plain, _, _ = _hf_logits("Cohere2MoeForCausalLM", work, ids)
+cfg.sliding_window = 5  # what upstream vLLM's sliding layers see
+wider = Cohere2MoeForCausalLM.from_pretrained(work, config=cfg, dtype=torch.float32, attn_implementation="eager").eval()
+with torch.no_grad():
+    five = wider(input_ids=torch.tensor([ids])).logits[0].float()
+print(json.dumps({"applied": [a["parameter"] + a["action"] for a in applied],
+                  "vs_wider": float((adjusted - five).abs().max()),
+                  "rows_changed": [int(i) for i in ((adjusted - plain).abs().max(-1).values > 1e-6).nonzero().flatten()]}))
+"""
+
+
+def test_cohere2_moes_stand_in_sees_the_window_upstream_vllm_sees(tmp_path):
+    """cohere2_moe failed match (0.048, transformers-5.20.2), only at positions past the window: upstream's
+    sliding layers see sliding_window + 1 tokens (cohere2_moe.py:256), transformers' sliding_window. The stand-in's
+    window is widened by one, and that is all that changes: exactly the model with sliding_window + 1."""
+    venv = os.environ.get("MMF_REFERENCE_VENV")
+    if not venv:
+        pytest.skip("MMF_REFERENCE_VENV (a venv with upstream vLLM and transformers 5) is not set")
+    python = str(Path(venv) / "bin" / "python") if Path(venv).is_dir() else venv
+    verify = Path(__file__).resolve().parent.parent / "scripts" / "flagos_migrate" / "verify"
+    proc = subprocess.run([python, "-c", COHERE_WINDOW, str(verify), str(tmp_path)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["applied"] == ["config.sliding_window+1"]
+    assert out["vs_wider"] == 0.0
+    assert out["rows_changed"] and min(out["rows_changed"]) >= 4  # only positions with more than 4 tokens behind
+
+
 def test_a_gpu_only_forward_is_skipped_never_passed_and_does_not_fail_the_run():
     pinned = _pinned(**{"import": PASS, "construct": PASS, "load": PASS,
                         "forward": ("skipped", "needs GPU (triton kernel in chunk_gated_delta_rule)")})

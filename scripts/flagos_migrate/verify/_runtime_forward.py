@@ -127,7 +127,7 @@ def _forward(model, vc, cfg, ids_list):
 
 def _hf_logits(arch, work, ids, adjustments=()):
     """The Hugging Face class's logits; ``adjustments`` (reference_divergences.adjustments_for) zero
-    parameters upstream vLLM never uses. Returns (logits, source file, the adjustments applied)."""
+    parameters upstream vLLM never uses, or add to a config field upstream reads another way. Returns (logits, source file, the adjustments applied)."""
     import torch
     import transformers
 
@@ -135,11 +135,19 @@ def _hf_logits(arch, work, ids, adjustments=()):
     if hf_cls is None:
         raise LevelError(f"transformers {transformers.__version__} has no {arch}")
     _same_config_class(hf_cls, work)
-    model = hf_cls.from_pretrained(work, dtype=torch.float32, attn_implementation="eager").eval()
+    config = transformers.AutoConfig.from_pretrained(work)
+    applied = []
+    for a in adjustments:  # a config field upstream reads another way (Cohere2Moe's window + 1)
+        name = a["parameter"][len("config."):] if a["parameter"].startswith("config.") else None
+        if name and a["action"].startswith("+") and isinstance(getattr(config, name, None), int):
+            setattr(config, name, getattr(config, name) + int(a["action"][1:]))
+            applied.append(a)
+    model = hf_cls.from_pretrained(work, config=config, dtype=torch.float32, attn_implementation="eager").eval()
     params = dict(model.named_parameters())
-    applied = [a for a in adjustments if a["action"] == "zeroed" and a["parameter"] in params]
+    zeroed = [a for a in adjustments if a["action"] == "zeroed" and a["parameter"] in params]
+    applied += zeroed
     with torch.no_grad():
-        for a in applied:
+        for a in zeroed:
             params[a["parameter"]].zero_()
         out = model(input_ids=torch.tensor([ids]))
     out = out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state

@@ -10,7 +10,8 @@ what upstream leaves out still fails ``match``), and every adjustment is reporte
 """
 
 # vLLM architecture -> {"zero": parameters (the Hugging Face class's names) set to 0 after loading,
-# "why": what upstream vLLM does instead, "evidence": file:line in upstream vLLM 0.33.0's source}
+# "config_add": {config field: amount added before the class is built}, "why": what upstream vLLM does
+# instead, "evidence": file:line in upstream vLLM 0.33.0's source}
 REFERENCE_DIVERGENCES: dict[str, dict] = {
     "PhiMoEForCausalLM": {
         "zero": ["lm_head.bias"],
@@ -21,6 +22,17 @@ REFERENCE_DIVERGENCES: dict[str, dict] = {
         "evidence": [
             "vllm/model_executor/models/phimoe.py:580: logits = self.logits_processor(self.lm_head, hidden_states)",
             "vllm/model_executor/layers/logits_processor.py:145: lm_head, hidden_states, bias=embedding_bias",
+        ],
+    },
+    "Cohere2MoeForCausalLM": {
+        "config_add": {"sliding_window": 1},
+        "why": "upstream vLLM's sliding layers see sliding_window + 1 tokens ([pos - sliding_window, pos], Cohere's "
+               "training convention as its commandr.py states); transformers' Cohere2Moe masks to sliding_window "
+               "tokens",
+        "evidence": [
+            "vllm/model_executor/models/cohere2_moe.py:256: self.sliding_window = config.sliding_window + 1",
+            "vllm/model_executor/models/commandr.py:237: # cohere swa layer sees [pos - sliding_window, pos], i.e. "
+            "sliding_window + 1",
         ],
     },
 }
@@ -34,4 +46,6 @@ def adjustments_for(arch: str, reference: str | None) -> list[dict]:
     if not entry or not str(reference or "").startswith("transformers"):
         return []
     return [{"parameter": name, "action": "zeroed", "why": entry["why"], "evidence": list(entry["evidence"])}
-            for name in entry["zero"]]
+            for name in entry.get("zero", ())] + \
+        [{"parameter": f"config.{name}", "action": f"+{amount}", "why": entry["why"], "evidence": list(entry["evidence"])}
+         for name, amount in (entry.get("config_add") or {}).items()]
