@@ -806,6 +806,19 @@ def test_a_draft_named_through_a_variable_and_served_from_its_files_target():
     '''))
     assert drafts["InternS2MobiusMTP"]["model_types"] == ["intern_s2_preview", "interns2_mobius"]
     assert "Qwen3_5MTP" in drafts
+    # a dict looked up gives its values (MiMo-V2's mtp_arch_maps[arch]), never its keys, the base architectures;
+    # a name tested inside the element (is_moe, bound to model types) is no draft
+    drafts = H.draft_bases(textwrap.dedent('''
+        def hf_config_override(hf_config):
+            if hf_config.model_type in ("qwen3_5", "qwen3_5_moe"):
+                is_moe = hf_config.model_type in ("qwen3_5_moe", "qwen3_5_moe_text")
+                hf_config.update({"architectures": ["Qwen3_5MoeMTP" if is_moe else "Qwen3_5MTP"]})
+            if (arch := hf_config.architectures[0]) in ("MiMoV2ForCausalLM", "MiMoV2OmniForCausalLM"):
+                mtp_arch_maps = {"MiMoV2ForCausalLM": "MiMoV2MTPModel", "MiMoV2OmniForCausalLM": "MiMoV2OmniMTPModel"}
+                hf_config.update({"n_predict": 1, "architectures": [mtp_arch_maps[arch]]})
+    '''))
+    assert sorted(drafts) == ["MiMoV2MTPModel", "MiMoV2OmniMTPModel", "Qwen3_5MTP", "Qwen3_5MoeMTP"]
+    assert drafts["MiMoV2OmniMTPModel"]["architectures"] == ["MiMoV2ForCausalLM", "MiMoV2OmniForCausalLM"]
     specs = [{"id": "t", "architecture": "InternS2MobiusForConditionalGeneration",
               "class": "InternS2MobiusForConditionalGeneration"},
              {"id": "d", "architecture": "InternS2MobiusMTP", "class": "InternS2MobiusMTP"}]

@@ -450,7 +450,9 @@ def draft_bases(source: str) -> dict[str, dict]:
             continue
         types, archs = _test_keys(stmt.test)
         # a name bound in the branch (``architecture = "InternS2MobiusMTP" if is_mobius else ...``): its strings
-        bound = {t.id: _strings(n.value) for n in ast.walk(stmt) if isinstance(n, ast.Assign)
+        # (a dict's values only: mtp_arch_maps[arch] maps base architectures to their drafts)
+        bound = {t.id: [x for v in n.value.values for x in _strings(v)] if isinstance(n.value, ast.Dict)
+                 else _strings(n.value) for n in ast.walk(stmt) if isinstance(n, ast.Assign)
                  for t in n.targets if isinstance(t, ast.Name)}
         for node in ast.walk(stmt):
             if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]).endswith(".model_type") \
@@ -465,7 +467,12 @@ def draft_bases(source: str) -> dict[str, dict]:
                 if not isinstance(k, ast.Constant):
                     continue
                 if k.value == "architectures":
-                    drafts = _strings(v) + [d for n in ast.walk(v) if isinstance(n, ast.Name) for d in bound.get(n.id, ())]
+                    # an element that is a bound name, or a bound dict looked up (not names inside expressions:
+                    # `"Qwen3_5MoeMTP" if is_moe else ...` tests is_moe, bound to model types)
+                    elts = v.elts if isinstance(v, (ast.List, ast.Tuple)) else []
+                    named = [e.id if isinstance(e, ast.Name) else e.value.id for e in elts
+                             if isinstance(e, ast.Name) or isinstance(e, ast.Subscript) and isinstance(e.value, ast.Name)]
+                    drafts = _strings(v) + [d for name in named for d in bound.get(name, ())]
                 else:  # n_predict and the like are variables upstream: one draft layer here
                     lit = _literal(v)
                     update[k.value] = 1 if lit is MISSING else lit
