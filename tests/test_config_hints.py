@@ -877,3 +877,33 @@ def test_a_language_model_one_level_down_shrinks_with_its_towers():
     assert tiny["enable_audio_output"] is False
     flat = tiny_config({"hidden_size": 2048, "num_attention_heads": 32, "vocab_size": 1000})  # no holder: as before
     assert flat["hidden_size"] == HIDDEN
+
+
+def test_a_vision_sub_config_class_is_never_the_models_own_config_but_fills_its_part(monkeypatch):
+    """mimo_v2_omni's file binds only Mimo_VLVisionConfig (base_config_key "vision_config", the vision part of a
+    remote-code top-level config): it was taken as the model's config and construct failed on
+    'Mimo_VLVisionConfig' object has no attribute 'vision_config'. A text sub-config is a whole language model's
+    config (a text-only checkpoint names it) and stays eligible."""
+    import types
+
+    rc, _ = _worker_modules(monkeypatch)
+
+    class VisionPart:
+        base_config_key = "vision_config"
+        model_type = "mimovl"
+
+        def to_dict(self):
+            return {"model_type": "mimovl", "hidden_size": 1280, "depth": 28}
+
+    class TextPart:
+        base_config_key = "text_config"
+
+    assert rc._sub_config_only(VisionPart) and not rc._sub_config_only(TextPart)
+    module = types.ModuleType("vllm_fl.models.mimo_v2_omni")
+    module.Mimo_VLVisionConfig = VisionPart
+    assert rc._module_bridge(module, {"mimovl": VisionPart}) is None
+    synth = {"config": {"hidden_size": 64}, "missing": ["vision_config", "use_sink"]}
+    assert rc._bound_parts(module, {"mimovl": VisionPart}, synth) == ["vision_config (VisionPart)"]
+    assert synth["config"]["vision_config"]["depth"] == 28 and synth["missing"] == ["use_sink"]
+    unbound = {"config": {}, "missing": ["vision_config"]}  # a class the file does not bind fills nothing
+    assert rc._bound_parts(types.ModuleType("other"), {"mimovl": VisionPart}, unbound) == []

@@ -149,7 +149,7 @@ def _module_bridge(module, bridges):
     """The plugin's config bridge the model module itself binds (upstream's ``from transformers import
     Cosmos3OmniConfig`` re-pointed to ``vllm_fl.configs``, then ``ctx.get_hf_config(Cosmos3OmniConfig)``):
     the one such class no other bound one holds as a sub-config, else None."""
-    known = {id(c) for c in bridges.values()}
+    known = {id(c) for c in bridges.values() if not _sub_config_only(c)}
     bound = []
     for value in vars(module).values() if module is not None else ():
         if isinstance(value, type) and id(value) in known and value not in bound:
@@ -157,6 +157,31 @@ def _module_bridge(module, bridges):
     subs = {id(sub) for c in bound for sub in (getattr(c, "sub_configs", None) or {}).values() if isinstance(sub, type)}
     top = [c for c in bound if id(c) not in subs]
     return top[0] if len(top) == 1 else None
+
+
+def _sub_config_only(cls):
+    """A config class that declares itself a part of another (transformers' ``base_config_key``: MiMo-V2-Omni's
+    Mimo_VLVisionConfig is the ``vision_config`` of a remote-code top-level config): never a model's own config."""
+    key = getattr(cls, "base_config_key", None)
+    return bool(key) and key not in runtime_tiny._TEXT_KEYS  # a text config is a whole language model's
+
+
+def _bound_parts(module, bridges, synth):
+    """A synthesized config's sub-configs the model file binds a class of (``base_config_key``) and reads
+    without a value: from that class's defaults, as its real config.json nests them (MiMo-V2-Omni's
+    vision_config, a Mimo_VLVisionConfig); the names filled."""
+    filled = []
+    missing = synth.get("missing") or []
+    for cls in {id(c): c for c in bridges.values()}.values():
+        key = getattr(cls, "base_config_key", None)
+        if _sub_config_only(cls) and key in missing and any(v is cls for v in vars(module).values()):
+            try:
+                synth["config"][key] = cls().to_dict()
+            except Exception:  # a class that needs arguments: left missing
+                continue
+            missing.remove(key)
+            filled.append(f"{key} ({cls.__name__})")
+    return filled
 
 
 def _holds_more_of_what_is_read(bound, named, hints):
@@ -206,7 +231,7 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
     found, source = _from_hints(arch, hints, bridges, vllm_cfgs, notes)
     if found is not None:
         return found, source
-    if len(bridges) == 1:
+    if len(bridges) == 1 and not _sub_config_only(next(iter(bridges.values()))):
         return next(iter(bridges.values())), "bridge"
     found = _by_stem(arch, vllm_cfgs) or _class_of_arch(arch, {}, {})
     if found is not None:
@@ -219,6 +244,9 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
                 return CONFIG_MAPPING[mt], "peer"
     synth = hints.get("synth")
     if synth and synth.get("config"):
+        parts = _bound_parts(module, bridges, synth) if module is not None else []
+        if parts:
+            notes.append(f"config: {', '.join(parts)} from the defaults of the sub-config class the model file binds")
         notes.append(f"config: synthesized: no config class for {arch} here (transformers {_tf_version()}, the pinned "
                      f"vLLM's registry, the plugin's bridges); from the {synth.get('reads')} attributes "
                      f"{synth.get('file')} reads from its config, valued by name"
