@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from flagos_migrate.verify import config_hints as H
-from flagos_migrate.verify.runtime_tiny import HIDDEN, LAYERS
+from flagos_migrate.verify.runtime_tiny import HIDDEN, LAYERS, MOE_INTERMEDIATE
 
 UPSTREAM = Path(os.environ.get("MMF_UPSTREAM") or Path.home() / ".cache" / "mmf" / "src" / "vllm-0.33.0")
 
@@ -643,7 +643,7 @@ def test_a_synthesized_config_holds_what_the_layers_of_an_imported_modules_impor
     hints = H.hints_for(_upstream(), "glm4_moe_lite_mtp", [{"id": "0", "architecture": "Glm4MoeLiteMTPModel",
                                                             "class": "Glm4MoeLiteMTPModel"}])["0"]
     synth = hints["synth"]
-    assert synth["config"]["moe_intermediate_size"] == 32 and "moe_intermediate_size" not in synth["missing"]
+    assert synth["config"]["moe_intermediate_size"] == MOE_INTERMEDIATE and "moe_intermediate_size" not in synth["missing"]
     assert hints["speculative"] == "mtp" and hints["draft"]["architectures"][0] == "Glm4MoeLiteForCausalLM"
     # a found class is still completed from the direct imports only
     assert "moe_intermediate_size" not in hints["complete"]["fill"]
@@ -907,3 +907,9 @@ def test_a_vision_sub_config_class_is_never_the_models_own_config_but_fills_its_
     assert synth["config"]["vision_config"]["depth"] == 28 and synth["missing"] == ["use_sink"]
     unbound = {"config": {}, "missing": ["vision_config"]}  # a class the file does not bind fills nothing
     assert rc._bound_parts(types.ModuleType("other"), {"mimovl": VisionPart}, unbound) == []
+
+
+def test_no_fused_expert_tensor_of_the_tiny_config_is_square():
+    """transformers 5's Transpose(check_dims=True) (qwen3_vl_moe's expert conversion) keeps a square tensor as it
+    is: with 2 * MOE_INTERMEDIATE == HIDDEN the reference read the released layout transposed."""
+    assert HIDDEN not in (MOE_INTERMEDIATE, 2 * MOE_INTERMEDIATE)

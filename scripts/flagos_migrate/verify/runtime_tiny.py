@@ -24,7 +24,10 @@ LAYERS = 2
 VOCAB = 512
 EXPERTS = 4
 EXPERTS_PER_TOKEN = 2
-MOE_INTERMEDIATE = 32
+# no fused expert tensor square ([E, 2 * I, H] and [E, H, I]): transformers 5 loads qwen3_vl_moe's experts with
+# Transpose(check_dims=True), which leaves a square tensor as it is, so a checkpoint in the released layout
+# reached the Hugging Face reference transposed (2 * 32 == HIDDEN: match off by 2.5 where both sides agree)
+MOE_INTERMEDIATE = 48
 MAX_POSITIONS = 2048
 
 VISION_HIDDEN = 32
