@@ -913,3 +913,29 @@ def test_no_fused_expert_tensor_of_the_tiny_config_is_square():
     """transformers 5's Transpose(check_dims=True) (qwen3_vl_moe's expert conversion) keeps a square tensor as it
     is: with 2 * MOE_INTERMEDIATE == HIDDEN the reference read the released layout transposed."""
     assert HIDDEN not in (MOE_INTERMEDIATE, 2 * MOE_INTERMEDIATE)
+def test_lfm2s_block_dim_is_its_hidden_size_also_in_a_sub_config(monkeypatch):
+    from flagos_migrate.verify.runtime_tiny import HIDDEN, tiny_config
+
+    rc, _ = _worker_modules(monkeypatch)
+    done = H.completion({})
+
+    class Lfm2Vl:  # 4.57.6's Lfm2VlConfig: its text_config an Lfm2Config, which has no block_dim
+        model_type = "lfm2_vl"
+
+    source = {"text_config": {"model_type": "lfm2", "hidden_size": 1024}, "vision_config": {"model_type": "siglip2"}}
+    notes: list = []
+    rc._complete(source, Lfm2Vl(), done, "Lfm2VlConfig", notes)
+    assert source["text_config"]["block_dim"] == 1024 and "text_config.block_dim=1024" in notes[0]
+    assert "block_dim" not in source["vision_config"]
+    assert tiny_config(source["text_config"])["block_dim"] == HIDDEN  # shrunk with the hidden size it equals
+    carried = {"text_config": {"model_type": "lfm2", "hidden_size": 1024, "block_dim": 512}}  # a value held stays
+    rc._complete(carried, Lfm2Vl(), done, "Lfm2VlConfig", [])
+    assert carried["text_config"]["block_dim"] == 512
+
+    class Lfm2:
+        model_type = "lfm2"
+
+    top = {"hidden_size": 2560}  # the class's defaults of a top-level LFM2
+    rc._complete(top, Lfm2(), done, "Lfm2Config", [], defaults=True)
+    assert top["block_dim"] == 2560
+

@@ -377,6 +377,13 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False):
         if isinstance(sub, dict) and sub.get(leaf) is None:
             sub[leaf] = carried[key]
             released.append(key)
+    for key, sub in sorted(source.items()):  # a sub-config of a tabled model_type (LFM2-VL's Lfm2Config text_config)
+        sub_carried = (complete.get("checkpoint") or {}).get(sub.get("model_type")) if isinstance(sub, dict) else None
+        for leaf, spec in sorted((sub_carried or {}).items()):
+            value = _derived(sub, spec) if "." not in leaf and leaf not in sub else MISSING
+            if value is not MISSING:
+                sub[leaf] = value
+                released.append(f"{key}.{leaf}")
     if notes is not None and released:
         notes.append(f"config: {', '.join(f'{k}={_at(source, k)!r}' for k in released)}: absent from (or another default "
                      f"in) {cls_name}, carried by the released checkpoints the Hugging Face implementation loads "
@@ -401,12 +408,15 @@ def _at(source, dotted):
 
 
 def _derived(source, value):
-    """A CHECKPOINT_FIELDS value: a literal, or ``{"=from": field, "map": {...}}``, the class's own per-layer
-    field with each entry mapped (MiMo-V2-Flash's hybrid_layer_pattern from layer_types); MISSING when the
-    field is not a list."""
+    """A CHECKPOINT_FIELDS value: a literal, ``{"=from": field}``, the config's own field (LFM2's block_dim
+    is its hidden_size), or ``{"=from": field, "map": {...}}``, the class's own per-layer field with each
+    entry mapped (MiMo-V2-Flash's hybrid_layer_pattern from layer_types); MISSING when the field is absent
+    (not a list, for a map)."""
     if not (isinstance(value, dict) and "=from" in value):
         return copy.deepcopy(value)
     field = source.get(value["=from"])
+    if "map" not in value:
+        return MISSING if field is None else copy.deepcopy(field)
     if not isinstance(field, list):
         return MISSING
     return [value["map"].get(v, v) for v in field]

@@ -137,6 +137,12 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # pos_embed), which vLLM's tower reads and Qwen3OmniMoeVisionEncoderConfig lacks
     "qwen3_omni_moe": {"enable_audio_output": False, "thinker_config.vision_config.image_size": 768,
                        "thinker_config.vision_config.apply_vit_abs_pos_embed": True},
+    # vLLM's lfm2.py (0.13.0 and upstream) builds the MLP over config.block_dim (0.13.0: block_ff_dim wide) and
+    # the short conv over config.conv_dim, which neither transformers' Lfm2Config declares: LFM2's config.json
+    # carries them, equal to what transformers' Lfm2MLP/Lfm2ShortConv build from (hidden_size; intermediate_size,
+    # which Lfm2Config reads from block_ff_dim). Also a sub-config's: LFM2-VL's text_config is an Lfm2Config
+    "lfm2": {"block_dim": {"=from": "hidden_size"}, "conv_dim": {"=from": "hidden_size"},
+             "block_ff_dim": {"=from": "intermediate_size"}},
 }
 # always in a synthesized config: vLLM's ModelConfig reads them whatever the model file does, and
 # the pinned side reads rope_theta/rope_scaling where upstream reads rope_parameters

@@ -40,6 +40,11 @@ _TEXT_SIZES = {
     "hidden_size": HIDDEN,
     "d_model": HIDDEN,
     "n_embd": HIDDEN,
+    # LFM2's widths of the MLP and the short conv, which its released config.json carries next to
+    # hidden_size and intermediate_size (equal to them)
+    "block_dim": HIDDEN,
+    "conv_dim": HIDDEN,
+    "block_ff_dim": INTERMEDIATE,
     "intermediate_size": INTERMEDIATE,
     "ffn_hidden_size": INTERMEDIATE,
     "num_attention_heads": HEADS,
