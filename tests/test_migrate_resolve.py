@@ -155,3 +155,18 @@ def test_fetch_failure_is_a_clear_error(tmp_path):
     with pytest.raises(UsageError) as exc:
         upstream_mod.fetch_latest_wheel(tmp_path / "cache", python=_fake_pip(tmp_path, None))
     assert "No matching distribution" in exc.value.message and "pip download" in exc.value.hint
+
+
+def test_a_file_that_never_names_its_config_takes_the_one_registered_under_its_name(tmp_path):
+    # upstream's funaudiochat.py reads hf_config untyped; FunAudioChatConfig is registered as "funaudiochat":
+    # without it the plugin registers no config and the pinned vLLM cannot read the checkpoint's config.json
+    import shutil
+
+    shutil.copytree(UPSTREAM, tmp_path / "up")
+    models = tmp_path / "up" / "vllm" / "model_executor" / "models"
+    text = (models / "mini.py").read_text()
+    (models / "mini.py").write_text("\n".join(line for line in text.splitlines() if "MiniConfig" not in line and "PreTrainedConfig" not in line))
+    r = resolve(Upstream(open_upstream(str(tmp_path / "up"))), "mini", all_archs=True)
+    assert (r["ConfigClassName"], r["config_module"]) == ("MiniConfig", "vllm.transformers_utils.configs.mini")
+    (models / "mini2.py").write_text((models / "mini.py").read_text())  # no config registered as "mini2"
+    assert resolve(Upstream(open_upstream(str(tmp_path / "up"))), "mini2", all_archs=True)["ConfigClassName"] is None

@@ -424,4 +424,11 @@ def _pick_config(
             return exact[0]
         ambiguous["ConfigClassName"] = [f[0] for f in found]
         return None, None
+    if not found and not model_type:
+        # a file that never names its config (funaudiochat reads hf_config untyped): the config upstream's
+        # registry holds under the file's own name, which vLLM needs registered to read the checkpoint
+        reg = up.config_registry.get(name)
+        cc = up.find_config_class(reg) if reg else None
+        if cc is not None:
+            return reg, cc.module
     return found[0] if found else (None, None)
