@@ -520,3 +520,13 @@ def test_a_sibling_architecture_built_by_name_is_registered_with_the_model(tmp_p
 def test_no_sibling_registration_without_a_name_built_through_the_registry(tmp_path):
     m = migrate(tmp_path, "wrap", WRAP.replace('architectures=["PlainForCausalLM"]', 'architectures=None'))
     assert m.sibling_registrations() == []
+
+
+def test_a_sibling_named_only_by_the_registry_call_comes_along_and_is_registered(tmp_path):
+    # upstream's gemma4_unified/gemma4_mm import Gemma4ForCausalLM for a string annotation only (P14 keeps it
+    # under TYPE_CHECKING); the name in init_vllm_registered_model(architectures=[...]) is what needs gemma4.py
+    text = WRAP.replace("        self.mapper = PlainForCausalLM.hf_to_vllm_mapper  # what brings the sibling along\n", "")
+    text = text.replace("self.language_model: PlainForCausalLM", 'self.language_model: "PlainForCausalLM"')
+    m = migrate(tmp_path, "wrap", text)
+    assert "vllm_fl.models.plain" in m.units
+    assert m.sibling_registrations() == [("PlainForCausalLM", "PlainForCausalLM", "vllm_fl.models.plain")]

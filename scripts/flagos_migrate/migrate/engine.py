@@ -214,6 +214,13 @@ class Migration(Vendoring, Tf5Vendoring):
                 # a whole processor module, like a sibling model module: too big to slice (P16)
                 self.redirects.setdefault(mod, f"{PACKAGE}.processors.{mod[len(PROCESSORS_PKG) + 1:].replace('.', '_')}")
                 out.append((mod, "closure"))
+        # an architecture built by name (gemma4_mm/gemma4_unified: init_vllm_registered_model(architectures=
+        # ["Gemma4ForCausalLM"]), its import only for the annotation): the module upstream's registry maps it to
+        # is needed at run time like an import, when the pinned vLLM lacks the class (P10 registers it)
+        for arch in _built_by_name(tree):
+            module, cls, _ = self.up.model_registry.get(arch, (None, None, None))
+            if module and module.startswith(MODELS_PKG + ".") and module != origin and self.apis.resolve(module, cls) is None:
+                wanted.setdefault(module, set()).add(cls)
         # ``Parent.hf_to_vllm_mapper | ...`` in a class body (or ``self.hf_to_vllm_mapper | ...`` in a
         # method of a subclass): upstream's Parent has it, the pinned one not
         lacking = {m for m, _, _ in import_time_class_reads(text, origin, self.apis, origin, self_operands=True)}
@@ -620,24 +627,20 @@ class Migration(Vendoring, Tf5Vendoring):
         # the model's own file only: a sibling brought along for a helper (embedding_gemma2 takes Gemma4MLP
         # from gemma4_mm.py's module) builds nothing this model serves
         unit = self.model_unit
-        tree = parse_source(unit.text, unit.relpath) if "init_vllm_registered_model" in unit.text else None
-        for call in ast.walk(tree) if tree else ():
-            func = call.func if isinstance(call, ast.Call) else None
-            name = getattr(func, "id", None) or getattr(func, "attr", None)
-            if name != "init_vllm_registered_model":
+        for arch in _built_by_name(parse_source(unit.text, unit.relpath)):
+            module, cls, _ = self.up.model_registry.get(arch, (None, None, None))
+            if module is None or self.apis.resolve(module, cls) is not None:
                 continue
-            for kw in call.keywords:
-                if kw.arg != "architectures" or not isinstance(kw.value, ast.List | ast.Tuple):
-                    continue
-                for elt in kw.value.elts:
-                    arch = elt.value if isinstance(elt, ast.Constant) and isinstance(elt.value, str) else None
-                    module, cls, _ = self.up.model_registry.get(arch, (None, None, None))
-                    sibling = siblings.get(module)
-                    if sibling is None or sibling.module == own or self.apis.resolve(module, cls) is not None:
-                        continue
-                    defined = parse_source(sibling.text, sibling.relpath)
-                    if defined and any(isinstance(n, ast.ClassDef) and n.name == cls for n in defined.body):
-                        out.add((arch, cls, sibling.module))
+            sibling = siblings.get(module)
+            if sibling is not None and sibling.module != own:
+                defined = parse_source(sibling.text, sibling.relpath)
+                if defined and any(isinstance(n, ast.ClassDef) and n.name == cls for n in defined.body):
+                    out.add((arch, cls, sibling.module))
+                continue
+            # the sibling an earlier migration wrote into the plugin (redirected to, not rewritten)
+            held = self.redirects.get(module)
+            if held and held != own and cls in ((self._base.get(held) or {}).get("classes") or {}):
+                out.add((arch, cls, held))
         return sorted(out)
 
     def model_registrations(self) -> list[tuple[str, str]]:
@@ -656,6 +659,21 @@ class Migration(Vendoring, Tf5Vendoring):
             "backports": {bp.module: bp.what for bp in self.backports},
             "not_vendored": {f"{m}:{n}": why for (m, n), why in sorted(self.vendor_failed.items())},
         }
+
+
+def _built_by_name(tree: ast.Module | None) -> list[str]:
+    """Architectures a module builds by name: the literal ``architectures=[...]`` of its
+    ``init_vllm_registered_model`` calls."""
+    out: list[str] = []
+    for call in ast.walk(tree) if tree is not None else ():
+        func = call.func if isinstance(call, ast.Call) else None
+        if (getattr(func, "id", None) or getattr(func, "attr", None)) != "init_vllm_registered_model":
+            continue
+        for kw in call.keywords:
+            if kw.arg == "architectures" and isinstance(kw.value, ast.List | ast.Tuple):
+                out += [e.value for e in kw.value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)
+                        and e.value not in out]
+    return out
 
 
 def _read_only_in_dropped(tree: ast.Module, drops: set[tuple[int, str]]) -> set[str]:
