@@ -939,3 +939,63 @@ def test_lfm2s_block_dim_is_its_hidden_size_also_in_a_sub_config(monkeypatch):
     rc._complete(top, Lfm2(), done, "Lfm2Config", [], defaults=True)
     assert top["block_dim"] == 2560
 
+
+def test_a_config_class_from_transformers_5s_mapping_or_the_module_bound_vllm_config(monkeypatch):
+    import sys
+    import types
+
+    rc, _ = _worker_modules(monkeypatch)
+    tf = types.ModuleType("transformers")  # 4.57.6 maps none of these names: empty auto mappings
+    tf.CONFIG_MAPPING, tf.__version__ = {}, "4.57.6"
+    auto, modeling_auto = types.ModuleType("transformers.models.auto"), types.ModuleType("m")
+    auto.modeling_auto = modeling_auto
+    for name, mod in (("transformers", tf), ("transformers.models", types.ModuleType("transformers.models")),
+                      ("transformers.models.auto", auto), ("transformers.models.auto.modeling_auto", modeling_auto)):
+        monkeypatch.setitem(sys.modules, name, mod)
+
+    class Omni:  # the plugin's bridge of transformers 5's nemotron_h_omni (NemotronH_Omni_Reasoning_V3)
+        model_type = "nemotron_h_omni"
+
+    class Other:
+        model_type = "radio"
+
+    bridges = {"nemotron_h_omni": Omni, "radio": Other}
+    notes: list = []
+    hints = {"tf5_model_types": ["nemotron_h_omni"]}
+    assert rc._config_class("NemotronH_Omni_Reasoning_V3", bridges, notes=notes, hints=hints) == (Omni, "bridge")
+    assert "transformers 5 maps NemotronH_Omni_Reasoning_V3" in notes[0]
+
+    class ChatGLM:  # vLLM's own ChatGLMConfig, which upstream's glm4v.py imports
+        model_type = "chatglm"
+
+    monkeypatch.setattr(rc, "_vllm_configs", lambda: {"chatglm": ChatGLM})
+    mod = types.ModuleType("vllm_fl.models.glm4v")
+    mod.ChatGLMConfig = ChatGLM
+    assert rc._config_class("GLM4VForCausalLM", bridges, module=mod, hints={}) == (ChatGLM, "registry")
+    synth = {"synth": {"config": {"hidden_size": 64}, "model_type": "mmf_synth_glm4v", "reads": 1}}
+    monkeypatch.setattr(rc, "synth_class", lambda mt: mt)
+    assert rc._config_class("GLM4VForCausalLM", bridges, module=types.ModuleType("m"), hints=synth) == \
+        ("mmf_synth_glm4v", "synthesized")  # a module that binds no config: synthesized as before
+
+
+def test_the_records_other_architectures_the_pinned_registry_lacks_are_registered_before_a_build(monkeypatch):
+    _, rw = _worker_modules(monkeypatch)
+
+    class Registry:  # the pinned ModelRegistry: knows Llama, not Gemma 4
+        def __init__(self):
+            self.models = {"LlamaForCausalLM": "vllm"}
+
+        def get_supported_archs(self):
+            return self.models.keys()
+
+        def register_model(self, arch, cls):
+            self.models[arch] = cls
+
+    reg = Registry()
+    req = {"architectures": [
+        {"architecture": "Gemma4UnifiedForConditionalGeneration", "module": "vllm_fl.models.gemma4_unified",
+         "class": "Gemma4UnifiedForConditionalGeneration"},
+        {"architecture": "Gemma4ForCausalLM", "module": "vllm_fl.models.gemma4", "class": "Gemma4ForCausalLM"},
+        {"architecture": "LlamaForCausalLM", "module": "vllm_fl.models.llama", "class": "LlamaForCausalLM"}]}
+    rw._register_siblings(reg, req, "Gemma4UnifiedForConditionalGeneration")
+    assert reg.models == {"LlamaForCausalLM": "vllm", "Gemma4ForCausalLM": "vllm_fl.models.gemma4:Gemma4ForCausalLM"}

@@ -216,6 +216,11 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
         found = _lookup(mt, bridges, vllm_cfgs, CONFIG_MAPPING)
         if found is not None:
             return found, "registry"
+    for mt in hints.get("tf5_model_types") or []:  # a model type only transformers 5 maps the architecture to
+        if mt in bridges:
+            notes.append(f"config: {bridges[mt].__name__}, the plugin's config bridge of model type {mt!r}, which "
+                         f"transformers 5 maps {arch} to")
+            return bridges[mt], "bridge"
     # the plugin's own bridge spelled like the architecture comes before a base class's config
     # (Qwen3_5MoeForConditionalGeneration subclasses Qwen3_5ForConditionalGeneration upstream, but its
     # checkpoints are Qwen3_5MoeConfig's: the dense class's config builds no MoE layer)
@@ -235,6 +240,11 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
         return next(iter(bridges.values())), "bridge"
     found = _by_stem(arch, vllm_cfgs) or _class_of_arch(arch, {}, {})
     if found is not None:
+        return found, "registry"
+    found = _module_bridge(module, vllm_cfgs)  # upstream's glm4v.py: ctx.get_hf_config(ChatGLMConfig), vLLM's own
+    if found is not None:
+        notes.append(f"config: {found.__name__}, the pinned vLLM's config class {getattr(module, '__name__', 'the module')} "
+                     "itself imports (its model_type differs from the architecture's name)")
         return found, "registry"
     if cls_name and cls_name != arch:
         for mt in _hf_model_types(cls_name):

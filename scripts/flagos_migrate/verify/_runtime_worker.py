@@ -148,6 +148,16 @@ def _synth_lacks(res, exc):
             "config.json carries it); pass --hf-config with a real config.json")
 
 
+def _register_siblings(registry, req, arch):
+    """The record's other architectures the pinned registry lacks, registered as the plugin's register()
+    does (lazily, by "module:Class"): gemma4_unified builds Gemma4ForCausalLM by name, which only the
+    plugin registers on 0.13.0."""
+    for other in req.get("architectures") or []:
+        name = other.get("architecture")
+        if name != arch and name not in registry.get_supported_archs():
+            registry.register_model(name, f"{other['module']}:{other['class']}")
+
+
 def run_pinned(req, spec):
     """import -> construct -> load -> forward of the migrated class; artifacts into workdir/<arch>."""
     import importlib
@@ -192,6 +202,7 @@ def run_pinned(req, spec):
         from vllm import ModelRegistry
 
         builtin = _builtin_class(ModelRegistry, arch)
+        _register_siblings(ModelRegistry, req, arch)
         ModelRegistry.register_model(arch, cls)
         vc = _vllm_config(work)
         _init_distributed(vc)

@@ -141,6 +141,13 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # the short conv over config.conv_dim, which neither transformers' Lfm2Config declares: LFM2's config.json
     # carries them, equal to what transformers' Lfm2MLP/Lfm2ShortConv build from (hidden_size; intermediate_size,
     # which Lfm2Config reads from block_ff_dim). Also a sub-config's: LFM2-VL's text_config is an Lfm2Config
+    # upstream's FunAudioChatDiscreteEncoder embeds a codebook (nn.Embedding(codebook_size, ..., padding_idx=
+    # int(pad_token_id))), which vLLM's FunAudioChatAudioEncoderConfig defaults to None: a checkpoint with
+    # the discrete tower carries both. Small, like every size of the tiny config; the pad id a code of it
+    "funaudiochat": {"audio_config.codebook_size": 16, "audio_config.pad_token_id": 0},
+    # vLLM's chatglm.py reads config.original_rope unguarded (its note: GLM-4's checkpoints say true, CogAgent's
+    # false), which its ChatGLMConfig does not declare; glm-4-9b's and GLM-4V-9B's config.json carry true
+    "chatglm": {"original_rope": True},
     "lfm2": {"block_dim": {"=from": "hidden_size"}, "conv_dim": {"=from": "hidden_size"},
              "block_ff_dim": {"=from": "intermediate_size"}},
 }
@@ -610,6 +617,7 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
         for name, read in config_reads(src).items():
             deep.setdefault(name, read)
     synth, missing = synthesize(deep)
+    tf5_types = _tf5_arch_model_types()
     out = {}
     bases_of = {}
     for spec in specs:
@@ -644,8 +652,22 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
             "synth": {"config": synth, "missing": missing, "reads": len(reads),
                       "file": f"{MODELS_PKG}.{model}", "model_type": _synth_model_type(arch)},
             "complete": completion(reads),
+            # the model types transformers 5 maps the architecture to (nemotron_h_omni for
+            # NemotronH_Omni_Reasoning_V3): a plugin bridge of one is the config a checkpoint names
+            "tf5_model_types": list(tf5_types.get(arch, [])),
         }
     return out
+
+
+def _tf5_arch_model_types() -> dict[str, list[str]]:
+    """transformers 5's architecture -> model types (its auto model mappings), or {} without its source."""
+    try:
+        from flagos_migrate.migrate.tf5_configs import Transformers5, open_transformers5
+
+        src = open_transformers5()
+        return Transformers5(src).arch_model_types if src is not None else {}
+    except Exception:  # an unreadable wheel: the worker looks the config up without it
+        return {}
 
 
 def _synth_model_type(arch: str) -> str:
