@@ -530,3 +530,58 @@ def test_a_sibling_named_only_by_the_registry_call_comes_along_and_is_registered
     m = migrate(tmp_path, "wrap", text)
     assert "vllm_fl.models.plain" in m.units
     assert m.sibling_registrations() == [("PlainForCausalLM", "PlainForCausalLM", "vllm_fl.models.plain")]
+
+
+# -- P1: one module's classes throughout ---------------------------------------------------------------
+
+NEXT_UP = '''\
+from torch import nn
+
+
+class Qwen3NextSparseMoeBlock(nn.Module):
+    pass
+
+
+class QwenNextMixtureOfExperts:
+    pass
+'''
+
+MTP5 = '''\
+from torch import nn
+from vllm.model_executor.models.qwen3_next import QwenNextMixtureOfExperts
+
+from .sib5 import Sib5Layer
+
+
+class Mtp5(nn.Module, QwenNextMixtureOfExperts):
+    def __init__(self, *, vllm_config, prefix: str = ""):
+        super().__init__()
+        self.layers = nn.ModuleList([Sib5Layer()])
+'''
+
+
+def test_a_sibling_the_plugins_copy_of_another_sibling_builds_from_is_taken_from_the_plugin_too(tmp_path):
+    # the plugin's qwen3_5.py (an earlier migration) builds vllm_fl.models.qwen3_next's MoE blocks; qwen3_5_mtp
+    # took QwenNextMixtureOfExperts from the pinned qwen3_next, whose isinstance checks then found no
+    # Qwen3Next layer in the plugin's layers (construct failed); the pinned module alone has every name
+    import json
+
+    sib = "from torch import nn\nfrom vllm.model_executor.models.qwen3_next import Qwen3NextSparseMoeBlock\n\n\n" \
+          "class Sib5Layer(nn.Module):\n    def __init__(self):\n        super().__init__()\n" \
+          "        self.mlp = Qwen3NextSparseMoeBlock()\n"
+    up = tmp_path / "upstream"
+    shutil.copytree(UPSTREAM_MINI, up)
+    models = up / "vllm" / "model_executor" / "models"
+    (models / "qwen3_next.py").write_text(NEXT_UP)
+    (models / "sib5.py").write_text(sib)
+    (models / "mtp5.py").write_text(MTP5)
+    plugin = empty_plugin(tmp_path / "plugin")
+    pkg = plugin / "vllm_fl" / "models"
+    (pkg / "qwen3_next.py").write_text(NEXT_UP)
+    (pkg / "sib5.py").write_text(sib.replace("vllm.model_executor.models.qwen3_next", "vllm_fl.models.qwen3_next"))
+    (pkg / ".migration").mkdir()
+    (pkg / ".migration" / "sib5.json").write_text(json.dumps({"format": 1, "model": "sib5", "files": {
+        "vllm_fl/models/sib5.py": {"role": "model"}, "vllm_fl/models/qwen3_next.py": {"role": "closure"}}}))
+    m = Migration("mtp5", Upstream(open_upstream(str(up))), PluginTree(plugin), pinned()).run()
+    assert m.redirects["vllm.model_executor.models.qwen3_next"] == "vllm_fl.models.qwen3_next"
+    assert "from vllm_fl.models.qwen3_next import QwenNextMixtureOfExperts" in m.model_unit.text

@@ -228,12 +228,21 @@ class Migration(Vendoring, Tf5Vendoring):
         # (P37): upstream's sibling builds them with FusedMoEFactory (the P22 back-port)
         lacking |= {b.module for b in framework.pinned_layout_siblings(self.apis, tree, import_bindings(tree, origin))
                     if "FusedMoEFactory" in (self.up.text(b.module) or "")}
+        # what the plugin's own copies of this file's siblings import, where the pinned vLLM lacks the sibling
+        # (so the copy is used): the plugin's qwen3_5.py builds vllm_fl.models.qwen3_next's layers, and
+        # qwen3_5_mtp's QwenNextMixtureOfExperts must be that module's too (the pinned one's isinstance
+        # checks see no Qwen3Next layer in a model of the plugin's classes)
+        copies_use = set()
+        for mod in wanted:
+            rec = self._base.get(f"{PACKAGE}.models.{mod[len(MODELS_PKG) + 1:]}")
+            if rec and not self.apis.has_module(mod):
+                copies_use |= {str(v).split(":")[0] for v in (rec.get("imports") or {}).values()}
         for mod, names in wanted.items():
             short = mod[len(MODELS_PKG) + 1 :]
             if "." in short or short in SHARED_MODEL_MODULES:
                 continue
             plugin_mod = f"{PACKAGE}.models.{short}"
-            if plugin_mod in self.redirects.values():
+            if plugin_mod in self.redirects.values() or (plugin_mod in self._base and plugin_mod in copies_use):
                 self.redirects.setdefault(mod, plugin_mod)
                 continue
             # a plain helper only upstream's sibling has is vendored (P16) instead of the whole sibling
