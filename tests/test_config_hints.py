@@ -215,6 +215,13 @@ def test_a_build_short_of_a_synthesized_attribute_is_skipped_naming_it(monkeypat
         worker._synth_lacks({"config_source": "draft"}, draft)
     assert worker._synth_lacks({"config_source": "synthesized"}, AttributeError("'Foo' object has no attribute 'x'")) \
         is None
+    # transformers 5's own class (a bridge) without a field upstream reads: only a real config.json carries it
+    omni = AttributeError("'NemotronH_Omni_Reasoning_V3_Config' object has no attribute 'patch_size'")
+    bridge = {"config_source": "bridge", "config_class": "NemotronH_Omni_Reasoning_V3_Config"}
+    assert "bridge config (NemotronH_Omni_Reasoning_V3_Config) has no 'patch_size'" in worker._synth_lacks(bridge, omni)
+    # a pinned transformers class under the bridge (a text_config) lacking a field: the migration's (P39)
+    pinned_sub = AttributeError("'Lfm2Config' object has no attribute 'projector_use_layernorm'")
+    assert worker._synth_lacks(bridge, pinned_sub) is None
 
 
 def test_a_missing_attribute_of_vllms_own_config_is_the_migrations_not_the_tiny_configs(monkeypatch):
