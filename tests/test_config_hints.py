@@ -1006,3 +1006,13 @@ def test_the_records_other_architectures_the_pinned_registry_lacks_are_registere
         {"architecture": "LlamaForCausalLM", "module": "vllm_fl.models.llama", "class": "LlamaForCausalLM"}]}
     rw._register_siblings(reg, req, "Gemma4UnifiedForConditionalGeneration")
     assert reg.models == {"LlamaForCausalLM": "vllm", "Gemma4ForCausalLM": "vllm_fl.models.gemma4:Gemma4ForCausalLM"}
+
+
+def test_the_tiny_lfm2_moe_keeps_a_moe_layer_after_its_leading_dense_ones():
+    from flagos_migrate.verify.runtime_tiny import tiny_config
+
+    # Lfm2MoeConfig's defaults: 2 leading dense layers; the tiny model has 2 layers, so both were dense
+    tiny = tiny_config({"hidden_size": 2048, "num_attention_heads": 32, "num_hidden_layers": 24, "num_dense_layers": 2,
+                        "num_experts": 32, "layer_types": ["conv", "conv", "full_attention"] * 8})
+    assert tiny["num_dense_layers"] == 1 < len(tiny["layer_types"]) == tiny["num_hidden_layers"]
+    assert tiny_config({"hidden_size": 64, "num_dense_layers": 0})["num_dense_layers"] == 0  # all MoE stays all MoE

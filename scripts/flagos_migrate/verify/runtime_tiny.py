@@ -262,8 +262,11 @@ def _shrink_text(cfg: dict) -> None:
     for key in ("mlp_only_layers",):
         if isinstance(cfg.get(key), list):
             cfg[key] = [i for i in cfg[key] if isinstance(i, int) and i < layers]
-    if isinstance(cfg.get("first_k_dense_replace"), int):
-        cfg["first_k_dense_replace"] = min(cfg["first_k_dense_replace"], 1)
+    # leading dense layers: one, so a MoE layer is left (LFM2-MoE's num_dense_layers defaults to 2, which
+    # on the 2 tiny layers built no MoE block: set_moe_parameters raised "No Lfm2MoeSparseMoeBlock layer")
+    for key in ("first_k_dense_replace", "num_dense_layers"):
+        if isinstance(cfg.get(key), int) and not isinstance(cfg[key], bool):
+            cfg[key] = min(cfg[key], 1)
     if isinstance(cfg.get("decoder_sparse_step"), int):
         cfg["decoder_sparse_step"] = 1
     if isinstance(cfg.get("qk_head_dim"), int) and isinstance(cfg.get("qk_nope_head_dim"), int) \
