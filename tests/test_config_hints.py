@@ -1016,3 +1016,18 @@ def test_the_tiny_lfm2_moe_keeps_a_moe_layer_after_its_leading_dense_ones():
                         "num_experts": 32, "layer_types": ["conv", "conv", "full_attention"] * 8})
     assert tiny["num_dense_layers"] == 1 < len(tiny["layer_types"]) == tiny["num_hidden_layers"]
     assert tiny_config({"hidden_size": 64, "num_dense_layers": 0})["num_dense_layers"] == 0  # all MoE stays all MoE
+
+
+def test_an_architectures_own_released_fields_over_its_model_types(monkeypatch):
+    rc, _ = _worker_modules(monkeypatch)
+    done = H.completion({})
+
+    class ChatGLM:  # vLLM's ChatGLMConfig: neither original_rope nor vision_config
+        model_type = "chatglm"
+
+    glm4v: dict = {"hidden_size": 4096}
+    rc._complete(glm4v, ChatGLM(), done, "ChatGLMConfig", [], defaults=True, arch="GLM4VForCausalLM")
+    assert glm4v["original_rope"] is True and glm4v["vision_config"]["patch_size"] == 14
+    text: dict = {"hidden_size": 4096}  # a text-only ChatGLM (which refuses a vision_config) gets none
+    rc._complete(text, ChatGLM(), done, "ChatGLMConfig", [], defaults=True, arch="ChatGLMForCausalLM")
+    assert text["original_rope"] is True and "vision_config" not in text

@@ -331,7 +331,7 @@ def _equivalent(source, spec):
     return count
 
 
-def _complete(source, instance, complete, cls_name, notes, defaults=False):
+def _complete(source, instance, complete, cls_name, notes, defaults=False, arch=None):
     """Attributes upstream's file reads without a default that the class's defaults lack, or leave
     None where the file indexes them: set from the class's own field of the same meaning where there
     is one, else from the synthesis table (a real config.json carries them). ``defaults``: ``source``
@@ -370,7 +370,9 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False):
     if notes is not None and pinned:
         notes.append(f"config: {', '.join(f'{k}={only[k]!r}' for k in pinned)}: the one value upstream's model asserts "
                      f"(absent from, or another default in, {cls_name}): every checkpoint it serves carries it")
-    carried = (complete.get("checkpoint") or {}).get(getattr(instance, "model_type", None)) or {}
+    table = complete.get("checkpoint") or {}
+    # an architecture's own entry over its model type's (GLM-4V is a chatglm checkpoint with a vision_config)
+    carried = {**(table.get(getattr(instance, "model_type", None)) or {}), **(table.get(arch) or {})}
     released = sorted(k for k in carried if "." not in k and (defaults or not hasattr(instance, k)))
     for key in list(released):
         value = _derived(source, carried[key])
@@ -528,7 +530,7 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
         _with_tower(source, cfg_cls, notes)
     if source_kind != "synthesized":
         _complete(source, _subcfg.from_dict(cfg_cls, dict(source)), hints.get("complete") or {}, cfg_cls.__name__, notes,
-                  defaults=not base)
+                  defaults=not base, arch=arch)
         _legacy_kinds(source, cfg_cls, hints.get("complete") or {}, notes)
     tiny = runtime_tiny.tiny_config(source)
     if mrope and runtime_tiny.with_mrope(tiny) and notes is not None:

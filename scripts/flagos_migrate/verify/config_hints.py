@@ -148,6 +148,14 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # vLLM's chatglm.py reads config.original_rope unguarded (its note: GLM-4's checkpoints say true, CogAgent's
     # false), which its ChatGLMConfig does not declare; glm-4-9b's and GLM-4V-9B's config.json carry true
     "chatglm": {"original_rope": True},
+    # keyed by architecture: GLM-4V-9B is a chatglm checkpoint whose config.json adds the EVA2-CLIP tower's
+    # vision_config (a plain dict upstream's glm4v.py reads as a Namespace), which ChatGLMConfig never fills in
+    # (and a text-only ChatGLM refuses): its fields, tiny (4x4 patches of 14 pixels plus the class token,
+    # the tiny tower geometry)
+    "GLM4VForCausalLM": {"vision_config": {
+        "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "num_hidden_layers": 1, "in_channels": 3,
+        "patch_size": 14, "image_size": 56, "num_positions": 17, "dropout_prob": 0.0, "hidden_act": "gelu",
+        "layer_norm_eps": 1e-6, "scaling_factor": 8}},
     "lfm2": {"block_dim": {"=from": "hidden_size"}, "conv_dim": {"=from": "hidden_size"},
              "block_ff_dim": {"=from": "intermediate_size"}},
 }
