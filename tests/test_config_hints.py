@@ -1031,3 +1031,10 @@ def test_an_architectures_own_released_fields_over_its_model_types(monkeypatch):
     text: dict = {"hidden_size": 4096}  # a text-only ChatGLM (which refuses a vision_config) gets none
     rc._complete(text, ChatGLM(), done, "ChatGLMConfig", [], defaults=True, arch="ChatGLMForCausalLM")
     assert text["original_rope"] is True and "vision_config" not in text
+
+    class Qwen35:  # Clef-Flash's base class config: no joint_head_config
+        model_type = "qwen3_5"
+
+    clef: dict = {}
+    rc._complete(clef, Qwen35(), done, "Qwen3_5Config", [], defaults=True, arch="ClefFlashForJointSchema")
+    assert set(clef["joint_head_config"]) == {"hidden_size", "width", "routing_layers", "layers", "heads", "feedforward"}

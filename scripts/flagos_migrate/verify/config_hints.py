@@ -152,6 +152,10 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # vision_config (a plain dict upstream's glm4v.py reads as a Namespace), which ChatGLMConfig never fills in
     # (and a text-only ChatGLM refuses): its fields, tiny (4x4 patches of 14 pixels plus the class token,
     # the tiny tower geometry)
+    # Clef-Flash is a Qwen3.5 checkpoint whose config.json adds joint_head_config, the keywords of upstream's
+    # JointSchemaHead (clef_joint_schema.py); Qwen3_5Config has no such field. Tiny; hidden_size the text model's
+    "ClefFlashForJointSchema": {"joint_head_config": {"hidden_size": T.HIDDEN, "width": 32, "routing_layers": 1,
+                                                      "layers": 1, "heads": 2, "feedforward": 64}},
     "GLM4VForCausalLM": {"vision_config": {
         "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "num_hidden_layers": 1, "in_channels": 3,
         "patch_size": 14, "image_size": 56, "num_positions": 17, "dropout_prob": 0.0, "hidden_act": "gelu",
