@@ -972,6 +972,21 @@ def test_a_config_class_from_transformers_5s_mapping_or_the_module_bound_vllm_co
     assert rc._config_class("NemotronH_Omni_Reasoning_V3", bridges, notes=notes, hints=hints) == (Omni, "bridge")
     assert "transformers 5 maps NemotronH_Omni_Reasoning_V3" in notes[0]
 
+
+    class ModernVBert:  # what upstream's colmodernvbert.py imports and reads (config.text_config)
+        model_type = "modernvbert"
+        sub_configs = {"text_config": object}
+
+    class ColModernVBert:  # what transformers 5 maps ColModernVBertForRetrieval to: a vlm_config instead
+        model_type = "colmodernvbert"
+        sub_configs = {"vlm_config": object}
+
+    col = types.ModuleType("vllm_fl.models.colmodernvbert")
+    col.ModernVBertConfig = ModernVBert
+    reads = {"tf5_model_types": ["colmodernvbert"], "synth": {"missing": ["text_config"]}}
+    assert rc._config_class("ColModernVBertForRetrieval", {"modernvbert": ModernVBert, "colmodernvbert": ColModernVBert},
+                            module=col, hints=reads)[0] is ModernVBert  # the module-bound bridge comes first
+
     class ChatGLM:  # vLLM's own ChatGLMConfig, which upstream's glm4v.py imports
         model_type = "chatglm"
 

@@ -216,11 +216,6 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
         found = _lookup(mt, bridges, vllm_cfgs, CONFIG_MAPPING)
         if found is not None:
             return found, "registry"
-    for mt in hints.get("tf5_model_types") or []:  # a model type only transformers 5 maps the architecture to
-        if mt in bridges:
-            notes.append(f"config: {bridges[mt].__name__}, the plugin's config bridge of model type {mt!r}, which "
-                         f"transformers 5 maps {arch} to")
-            return bridges[mt], "bridge"
     # the plugin's own bridge spelled like the architecture comes before a base class's config
     # (Qwen3_5MoeForConditionalGeneration subclasses Qwen3_5ForConditionalGeneration upstream, but its
     # checkpoints are Qwen3_5MoeConfig's: the dense class's config builds no MoE layer)
@@ -233,6 +228,13 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
         notes.append(f"config: {found.__name__}, the plugin's config bridge {getattr(module, '__name__', 'the module')} "
                      "itself imports (its model_type differs from the architecture's name)")
         return found, "bridge"
+    # a model type only transformers 5 maps the architecture to (after the bridge the module binds: upstream's
+    # colmodernvbert.py reads ModernVBertConfig's text_config, not the ColModernVBertConfig transformers 5 maps)
+    for mt in hints.get("tf5_model_types") or []:
+        if mt in bridges:
+            notes.append(f"config: {bridges[mt].__name__}, the plugin's config bridge of model type {mt!r}, which "
+                         f"transformers 5 maps {arch} to")
+            return bridges[mt], "bridge"
     found, source = _from_hints(arch, hints, bridges, vllm_cfgs, notes)
     if found is not None:
         return found, source
