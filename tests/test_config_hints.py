@@ -1053,3 +1053,22 @@ def test_an_architectures_own_released_fields_over_its_model_types(monkeypatch):
     clef: dict = {}
     rc._complete(clef, Qwen35(), done, "Qwen3_5Config", [], defaults=True, arch="ClefFlashForJointSchema")
     assert set(clef["joint_head_config"]) == {"hidden_size", "width", "routing_layers", "layers", "heads", "feedforward"}
+
+
+def test_a_drafts_model_type_spelled_like_the_architecture_comes_first(monkeypatch):
+    rc, _ = _worker_modules(monkeypatch)
+
+    class Dense:
+        model_type = "qwen3_5"
+
+    class Moe:
+        model_type = "qwen3_5_moe"
+
+    bridges = {"qwen3_5": Dense, "qwen3_5_moe": Moe}
+    hints = {"draft": {"model_types": ["qwen3_5", "qwen3_5_moe"]}}
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "transformers", types.SimpleNamespace(CONFIG_MAPPING={}))
+    assert rc._from_hints("Qwen3_5MoeMTP", hints, bridges, {}, [])[0] is Moe
+    assert rc._from_hints("Qwen3_5MTP", hints, bridges, {}, [])[0] is Dense

@@ -129,7 +129,11 @@ def _from_hints(arch, hints, bridges, vllm_cfgs, notes):
     from transformers import CONFIG_MAPPING
 
     draft = hints.get("draft") or {}
-    for mt in draft.get("model_types") or []:
+    # the model type spelled most like the architecture first: upstream's MTP rewrite serves qwen3_5 and
+    # qwen3_5_moe, and Qwen3_5MoeMTP built from the dense Qwen3_5Config had no MoE layer ("No Qwen3Next layer")
+    stem = arch.replace("_", "").lower()
+    spelled = lambda mt: -len(mt.replace("_", "")) if stem.startswith(mt.replace("_", "").lower()) else 0  # noqa: E731
+    for mt in sorted(draft.get("model_types") or [], key=spelled):
         found = _lookup(mt, bridges, vllm_cfgs, CONFIG_MAPPING)
         if found is not None:
             notes.append(f"config: {arch} is a draft model of model type {mt} (upstream's SpeculativeConfig."
