@@ -1072,3 +1072,16 @@ def test_a_drafts_model_type_spelled_like_the_architecture_comes_first(monkeypat
     monkeypatch.setitem(sys.modules, "transformers", types.SimpleNamespace(CONFIG_MAPPING={}))
     assert rc._from_hints("Qwen3_5MoeMTP", hints, bridges, {}, [])[0] is Moe
     assert rc._from_hints("Qwen3_5MTP", hints, bridges, {}, [])[0] is Dense
+
+
+def test_a_tiny_audio_encoder_keeps_its_kv_heads_dividing_its_heads():
+    from flagos_migrate.verify.runtime_tiny import tiny_config
+
+    # GLM-ASR's audio_config: 20 heads over 20 KV heads; the shrink left 20 KV heads for 2 heads
+    base = {"text_config": {"hidden_size": 2048, "num_attention_heads": 16, "num_hidden_layers": 4}}
+    mha = tiny_config({**base, "audio_config": {"hidden_size": 1280, "num_attention_heads": 20,
+                                                "num_key_value_heads": 20, "num_hidden_layers": 32}})["audio_config"]
+    assert mha["num_key_value_heads"] == mha["num_attention_heads"]
+    gqa = tiny_config({**base, "audio_config": {"hidden_size": 1280, "num_attention_heads": 20,
+                                                "num_key_value_heads": 4, "num_hidden_layers": 32}})["audio_config"]
+    assert gqa["num_attention_heads"] % gqa["num_key_value_heads"] == 0 < gqa["num_key_value_heads"] < 2

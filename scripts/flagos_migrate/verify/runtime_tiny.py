@@ -360,9 +360,14 @@ _AUDIO_SIZES = {
 
 
 def _shrink_audio(cfg: dict, text_hidden: int) -> None:
+    old_heads = cfg.get("num_attention_heads")
     for key, value in _AUDIO_SIZES.items():
         if key in cfg and isinstance(cfg[key], int) and not isinstance(cfg[key], bool):
             cfg[key] = value
+    # KV heads with the heads: an MHA encoder stays MHA (GLM-ASR's 20 over 20 left 20 KV heads for 2 heads, and
+    # the attention asserted num_heads % num_kv_heads at construct), a grouped one stays grouped (1 KV head)
+    if isinstance(cfg.get("num_key_value_heads"), int) and isinstance(old_heads, int):
+        cfg["num_key_value_heads"] = cfg["num_attention_heads"] if cfg["num_key_value_heads"] >= old_heads else 1
     if isinstance(cfg.get("output_dim"), int):
         cfg["output_dim"] = text_hidden  # projected into the language model's embeddings
 
