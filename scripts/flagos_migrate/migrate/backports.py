@@ -41,6 +41,9 @@ class Backport:
     # (class, attribute) the pinned class lacks and the back-port's subclass defines: reading
     # ``Class.attribute`` needs it (upstream's ``DispatchPooler.for_seq_cls``)
     members: tuple[tuple[str, str], ...] = ()
+    # upstream modules whose calls of a shadowed name get, from the model's config.json, a value only upstream's
+    # version takes (Gemma 4's get_rope with rope_type "proportional"): migrating one needs the back-port
+    modules: tuple[str, ...] = ()
 
     def shadowed(self) -> dict[str, str]:
         """Name -> the first module it is imported from (the pinned home of a shadowed class)."""
@@ -247,6 +250,17 @@ MINIMAX_RMS_NORM = Backport(
 )
 
 # upstream's QKVParallelLinear(v_head_size=): V heads of another size than Q/K (MiMo-V2-Flash)
+# upstream's get_rope rope types 0.13.0 lacks ("proportional": Gemma 4), the rest handed to the pinned get_rope
+ROPE = Backport(
+    "rope.py",
+    "vllm_fl.compat.rope",
+    (("get_rope", "vllm.model_executor.layers.rotary_embedding"),),
+    (),
+    "rotary embeddings: upstream's get_rope for the rope types the pinned one lacks (Gemma 4's proportional "
+    "RoPE), the pinned get_rope for the rest",
+    modules=("vllm.model_executor.models.gemma4",),
+)
+
 QKV_LINEAR = Backport(
     "qkv_linear.py",
     "vllm_fl.compat.qkv_linear",
@@ -259,7 +273,7 @@ QKV_LINEAR = Backport(
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
                                    SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
                                    CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER,
-                                   MINIMAX_RMS_NORM, QKV_LINEAR)
+                                   MINIMAX_RMS_NORM, QKV_LINEAR, ROPE)
 
 
 @lru_cache(maxsize=None)
@@ -336,12 +350,13 @@ def needed(trees: Iterable[ast.Module], pinned_lacks=lambda module, name: True,
            pinned_takes=lambda module, cls, keyword: False, origins: Iterable[str | None] = ()) -> list[Backport]:
     """Back-ports whose keywords some call in these modules passes where the pinned class does not
     take them (``pinned_takes``), whose names they import from an upstream module where
-    ``pinned_lacks(module, name)``, whose ``on_import`` names they import at all, or whose ``members``
-    they read (``DispatchPooler.for_seq_cls``). ``origins``: each
+    ``pinned_lacks(module, name)``, whose ``on_import`` names they import at all, whose ``members``
+    they read (``DispatchPooler.for_seq_cls``), or whose ``modules`` they are. ``origins``: each
     tree's upstream module, against which its relative imports resolve (none: absolute imports only)."""
     wanted: set[str] = set()
     trees = list(trees)
     for tree, origin in zip(trees, list(origins) or [None] * len(trees)):
+        wanted.update(bp.module for bp in BACKPORTS if origin and origin in bp.modules)
         bindings = import_bindings(tree, origin or "")
         for b in bindings:
             if b.name and (origin or not b.level):

@@ -1,4 +1,5 @@
-"""P22 ``qkv_linear.py``: upstream's ``QKVParallelLinear(v_head_size=...)`` (MiMo-V2-Flash) on the real vLLM 0.13.0.
+"""P22 ``qkv_linear.py``: upstream's ``QKVParallelLinear(v_head_size=...)`` (MiMo-V2-Flash), and ``rope.py``: upstream's
+``get_rope`` for Gemma 4's "proportional" RoPE (checked against upstream's formula), on the real vLLM 0.13.0.
 
 The layer is checked against a dense reference: the q/k/v projections loaded one by one (the weight through
 the pinned v2 loader, the bias through the v1 loader) and as one fused checkpoint tensor give
@@ -69,4 +70,53 @@ QKV = '''
 def test_qkv_with_a_v_head_size_of_its_own_on_the_real_pinned_vllm(tmp_path: Path):
     lines = run_in_pinned_venv(tmp_path, QKV)
     for check in ("sizes", "shards", "fused", "plain", "quantized"):
+        assert lines[check] == "True", check
+
+
+# -- rope.py: upstream's get_rope "proportional" (Gemma 4) ------------------------------------------------
+
+def test_gemma4s_module_needs_the_rope_backport_and_another_does_not():
+    tree = ast.parse("from vllm.model_executor.layers.rotary_embedding import get_rope\n")
+    assert backports.needed([tree], pinned_lacks=lambda m, n: False,
+                            origins=["vllm.model_executor.models.gemma4"]) == [backports.ROPE]
+    assert backports.needed([tree], pinned_lacks=lambda m, n: False,
+                            origins=["vllm.model_executor.models.llama"]) == []
+
+
+ROPE = '''
+    from vllm.model_executor.layers.rotary_embedding import get_rope as pinned_get_rope
+    import rope
+
+    D, BASE, FACTOR = 16, 10000.0, 0.25
+    emb = rope.get_rope(D, 64, True, {"rope_type": "proportional", "rope_theta": BASE, "partial_rotary_factor": FACTOR})
+    # upstream's formula (HF _compute_proportional_rope_parameters): head_size in the exponent, the rest unrotated
+    angles = int(D * FACTOR) // 2
+    inv = torch.cat([1.0 / BASE ** (torch.arange(0, 2 * angles, 2, dtype=torch.float) / D), torch.zeros(D // 2 - angles)])
+    pos = torch.arange(5)
+    freqs = torch.outer(pos.float(), inv)
+    print("cache", torch.allclose(emb.cos_sin_cache[:5], torch.cat([freqs.cos(), freqs.sin()], dim=-1), atol=1e-6))
+    q, k = torch.randn(5, 2 * D), torch.randn(5, D)
+    rq, rk = emb.forward_native(pos, q.clone(), k.clone())
+    emb2 = torch.cat([freqs, freqs], dim=-1)
+    def rot(x):
+        x = x.view(5, -1, D)
+        x1, x2 = x[..., : D // 2], x[..., D // 2:]
+        return (x * emb2.cos()[:, None] + torch.cat([-x2, x1], dim=-1) * emb2.sin()[:, None]).view(5, -1)
+    print("rotation", torch.allclose(rq, rot(q), atol=1e-5) and torch.allclose(rk, rot(k), atol=1e-5))
+    # the unrotated half of each head passes through
+    print("nope", torch.allclose(rq.view(5, 2, D)[..., angles:D // 2], q.view(5, 2, D)[..., angles:D // 2]))
+    plain = {"rope_type": "default", "rope_theta": BASE}
+    print("delegates", rope.get_rope(D, 64, True, plain) is pinned_get_rope(D, 64, True, plain))
+    try:
+        pinned_get_rope(D, 64, True, {"rope_type": "proportional", "rope_theta": BASE})
+        print("pinned_lacks", False)
+    except ValueError:
+        print("pinned_lacks", True)
+'''
+
+
+@pytest.mark.slow
+def test_proportional_rope_on_the_real_pinned_vllm(tmp_path: Path):
+    lines = run_in_pinned_venv(tmp_path, ROPE)
+    for check in ("cache", "rotation", "nope", "delegates", "pinned_lacks"):
         assert lines[check] == "True", check
