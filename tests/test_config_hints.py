@@ -850,6 +850,11 @@ def test_a_composite_configs_text_sub_config_gets_the_field_its_layers_read(monk
     source = {"text_config": {"hidden_size": 2048}}
     rc._complete(source, Composite(), {"fill": {"num_blocks": 2, "hidden_size": 64}}, "Qwen3_5MoeConfig", [])
     assert source == {"text_config": {"hidden_size": 2048, "num_blocks": 2}, "num_blocks": 2, "hidden_size": 64}
+    # never a second norm epsilon: Cosmos3 Edge's text config (rms_norm_eps) goes to NemotronHConfig as
+    # layer_norm_epsilon=rms_norm_eps plus its to_dict(), which a filled layer_norm_epsilon made a duplicate keyword
+    edge = {"text_config": {"hidden_size": 2048, "rms_norm_eps": 1e-6}}
+    rc._complete(edge, Composite(), {"fill": {"layer_norm_epsilon": 1e-6, "mamba_head_dim": 16}}, "Cosmos3EdgeConfig", [])
+    assert edge["text_config"] == {"hidden_size": 2048, "rms_norm_eps": 1e-6, "mamba_head_dim": 16}
 
 
 def test_a_language_model_one_level_down_shrinks_with_its_towers():

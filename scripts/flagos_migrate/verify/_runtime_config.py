@@ -5,6 +5,7 @@ config.json. Standard library only at import (see ``_runtime_env``).
 """
 
 import copy
+import re
 
 import _runtime_env
 import _runtime_subcfg as _subcfg
@@ -337,6 +338,9 @@ def _equivalent(source, spec):
     return count
 
 
+_EPS = re.compile(r"(^|_)(eps|epsilon)$")
+
+
 def _complete(source, instance, complete, cls_name, notes, defaults=False, arch=None):
     """Attributes upstream's file reads without a default that the class's defaults lack, or leave
     None where the file indexes them: set from the class's own field of the same meaning where there
@@ -366,7 +370,11 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False, arch=
             # hf_text_config look (InternS2-Mobius's decoder layers read num_blocks from Qwen3_5MoeTextConfig)
             for sub_key in runtime_tiny._TEXT_KEYS:
                 sub, sub_inst = source.get(sub_key), getattr(instance, sub_key, None)
-                if isinstance(sub, dict) and sub_inst is not None and not hasattr(sub_inst, key) and key not in sub:
+                # never a second norm epsilon next to the one the sub-config spells (Cosmos3 Edge's text config has
+                # rms_norm_eps and hands layer_norm_epsilon=rms_norm_eps plus its to_dict() to NemotronHConfig)
+                second_eps = _EPS.search(key) and any(_EPS.search(k) for k in sub) if isinstance(sub, dict) else False
+                if isinstance(sub, dict) and sub_inst is not None and not hasattr(sub_inst, key) and key not in sub \
+                        and not second_eps:
                     sub[key] = copy.deepcopy(fill[key])
                     in_text.append(f"{sub_key}.{key}")
     only = complete.get("only") or {}  # upstream asserts the one value it serves (llama4_eagle: yoco layers None)
