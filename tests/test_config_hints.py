@@ -855,6 +855,14 @@ def test_a_composite_configs_text_sub_config_gets_the_field_its_layers_read(monk
     edge = {"text_config": {"hidden_size": 2048, "rms_norm_eps": 1e-6}}
     rc._complete(edge, Composite(), {"fill": {"layer_norm_epsilon": 1e-6, "mamba_head_dim": 16}}, "Cosmos3EdgeConfig", [])
     assert edge["text_config"] == {"hidden_size": 2048, "rms_norm_eps": 1e-6, "mamba_head_dim": 16}
+    # nor a field upstream also reads with a default (gemma4: getattr(config, "num_experts", None) means dense)
+    reads = H.config_reads("def f(config):\n    moe = getattr(config, 'num_experts', None) is not None\n"
+                           "    return moe and config.num_experts\n")
+    done = H.completion(reads)
+    assert done["defaulted"] == ["num_experts"] and "num_experts" in done["fill"]
+    dense = {"text_config": {"hidden_size": 2048}}
+    rc._complete(dense, Composite(), done, "Gemma4UnifiedConfig", [])
+    assert "num_experts" not in dense["text_config"] and "num_experts" in dense
 
 
 def test_a_language_model_one_level_down_shrinks_with_its_towers():

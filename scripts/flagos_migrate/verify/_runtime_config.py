@@ -373,8 +373,11 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False, arch=
                 # never a second norm epsilon next to the one the sub-config spells (Cosmos3 Edge's text config has
                 # rms_norm_eps and hands layer_norm_epsilon=rms_norm_eps plus its to_dict() to NemotronHConfig)
                 second_eps = _EPS.search(key) and any(_EPS.search(k) for k in sub) if isinstance(sub, dict) else False
+                # nor a field some read of upstream's takes a default for: there its absence is a model of its own
+                # (gemma4's getattr(config, "num_experts", None) is a dense model; a filled count built a MoE block
+                # for Gemma4UnifiedTextConfig, which has no expert size)
                 if isinstance(sub, dict) and sub_inst is not None and not hasattr(sub_inst, key) and key not in sub \
-                        and not second_eps:
+                        and not second_eps and key not in (complete.get("defaulted") or ()):
                     sub[key] = copy.deepcopy(fill[key])
                     in_text.append(f"{sub_key}.{key}")
     only = complete.get("only") or {}  # upstream asserts the one value it serves (llama4_eagle: yoco layers None)

@@ -254,6 +254,8 @@ def config_reads(source: str) -> dict[str, dict]:
         cur = out.setdefault(name, {"default": default, "indexed": False})
         if default is MISSING:
             cur["default"] = MISSING
+        else:  # some read says what the field's absence means (gemma4: getattr(config, "num_experts", None))
+            cur["defaulted"] = True
         cur["indexed"] = cur["indexed"] or indexed
 
     required = _raised_if_absent(tree)
@@ -424,6 +426,7 @@ def completion(reads: dict[str, dict]) -> dict:
         elif name in EQUIVALENTS and read["default"] is MISSING and not read.get("guarded"):
             fill[name] = None  # only from the class's own field (no table value)
     return {"fill": fill, "indexed": sorted(n for n in fill if reads[n]["indexed"]),
+            "defaulted": sorted(n for n in fill if reads[n].get("defaulted")),
             "only": {n: r["only"] for n, r in sorted(reads.items()) if "only" in r},
             "equivalent": {n: list(EQUIVALENTS[n]) for n in fill if n in EQUIVALENTS},
             "aliases": _aliases(),
