@@ -163,3 +163,30 @@ def test_the_pinned_vllm_never_reads_the_clamp_and_builds_no_mm_prefix_for_gemma
     block = block[:block.index(")") + 1]
     assert ast.literal_eval(block) == ("gemma3",)
     assert not any("head_size_v" in p.read_text("utf-8", "replace") for p in (root / "v1" / "attention").rglob("*.py"))
+
+
+# -- local back-ports: installed, they re-point only the files that need them ----------------------------
+
+def test_a_local_backport_in_the_plugin_repoints_only_the_files_that_need_it(tmp_path):
+    from flagos_migrate.analysis.engine import analyze_source
+    from flagos_migrate.analysis.facts import AnalysisContext
+    from flagos_migrate.migrate import backports
+
+    plugin = empty_plugin(tmp_path / "plugin")
+    (plugin / "vllm_fl" / "compat").mkdir()
+    (plugin / "vllm_fl" / "compat" / "__init__.py").write_text("")
+    for bp in (backports.ROPE, backports.QKV_LINEAR):
+        (plugin / "vllm_fl" / "compat" / bp.source).write_text(bp.text())
+    apis = pinned().with_package(PluginTree(plugin).index())
+    text = ("from vllm.model_executor.layers.rotary_embedding import get_rope\n"
+            "from vllm.model_executor.layers.linear import QKVParallelLinear\n"
+            "rope = get_rope(16, 64)\nqkv = QKVParallelLinear(8, 6, 2, 1)\n")
+
+    def p22(source, origin):
+        return sorted(f.data["name"] for f in analyze_source(source, AnalysisContext(
+            apis, "vllm_fl.models.demo", "demo.py", origin_module=origin)) if f.rule == "P22")
+
+    assert p22(text, "vllm.model_executor.models.llama") == []  # the pinned callables, as another migration wrote them
+    assert p22(text, "vllm.model_executor.models.gemma4") == ["get_rope"]
+    assert p22(text.replace("(8, 6, 2, 1)", "(8, 6, 2, 1, v_head_size=4)"), "vllm.model_executor.models.llama") == [
+        "QKVParallelLinear"]

@@ -305,9 +305,16 @@ def blocks_import(f: Finding) -> bool:
 def check_backport_imports(m: ModuleFacts) -> None:
     """Once a back-port is in the plugin (or comes with this migration), every import of a name it
     shadows comes from it: mappers and loaders must come in pairs."""
+    local = None
     for bp in backports.BACKPORTS:
         if m.ctx.module == bp.module or not m.apis.has_module(bp.module):
             continue
+        if bp.local:
+            if local is None:
+                local = set(backports.needed([m.tree], lambda mod, name: m.apis.resolve(mod, name) is None,
+                                             origins=[m.ctx.origin_module]))
+            if bp not in local:
+                continue
         for b in m.bindings:
             if b.name and not b.type_checking and bp.repoints(b.module, b.name):
                 m.add("P22", b.node, f"`{b.name}` comes from the back-port {bp.module} ({bp.what})",

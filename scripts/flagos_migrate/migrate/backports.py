@@ -44,6 +44,10 @@ class Backport:
     # upstream modules whose calls of a shadowed name get, from the model's config.json, a value only upstream's
     # version takes (Gemma 4's get_rope with rope_type "proportional"): migrating one needs the back-port
     modules: tuple[str, ...] = ()
+    # the shadowed names come from it only in the files that need it (a subclass or wrapper that is the pinned
+    # callable unless given what it adds); the others keep the pinned import, so installing it re-points
+    # nothing another migration wrote (stacked weights, by contrast: mappers and loaders come in pairs)
+    local: bool = False
 
     def shadowed(self) -> dict[str, str]:
         """Name -> the first module it is imported from (the pinned home of a shadowed class)."""
@@ -259,6 +263,7 @@ ROPE = Backport(
     "rotary embeddings: upstream's get_rope for the rope types the pinned one lacks (Gemma 4's proportional "
     "RoPE), the pinned get_rope for the rest",
     modules=("vllm.model_executor.models.gemma4",),
+    local=True,
 )
 
 QKV_LINEAR = Backport(
@@ -268,6 +273,7 @@ QKV_LINEAR = Backport(
     (("QKVParallelLinear", "v_head_size"),),
     "fused QKV projection: the pinned QKVParallelLinear with upstream's v_head_size (V heads of another size, "
     "loaded at upstream's offsets; unquantized only)",
+    local=True,
 )
 
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
