@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import textwrap
 from functools import lru_cache
 from pathlib import Path
 
 from flagos_migrate.analysis.engine import AnalysisContext, analyze_source
+from flagos_migrate.migrate.engine import Migration
+from flagos_migrate.migrate.upstream import Upstream, open_upstream
 from flagos_migrate.pinned.api_index import PinnedApis
 from flagos_migrate.plugin.tree import PluginTree
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "plugins"
 GOOD_PLUGIN = FIXTURES / "good"
+UPSTREAM_MINI = Path(__file__).resolve().parent / "fixtures" / "upstream_mini"
+# The real sources, for tests that check a rule's table against both versions (they skip without them).
+UPSTREAM_SRC = Path(os.environ.get("MMF_UPSTREAM_SRC", Path.home() / ".cache/mmf/src/vllm-0.33.0"))
+PINNED_VENV = Path(os.environ.get("MMF_PINNED_VENV", Path.home() / ".cache/mmf/venv-vllm013"))
 
 
 @lru_cache(maxsize=1)
@@ -44,3 +52,16 @@ def empty_plugin(root: Path, init: str = "") -> Path:
     (root / "vllm_fl" / "__init__.py").write_text(init)
     (root / "vllm_fl" / "models" / "__init__.py").write_text("")
     return root
+
+
+def migrate_example(tmp_path: Path, text: str, name: str = "example", extra: dict[str, str] | None = None) -> Migration:
+    """Migrate ``text`` as upstream's ``models/<name>.py`` (beside the mini upstream tree and any ``extra``
+    files, by relative path) into an empty plugin, through the real engine."""
+    up = tmp_path / "upstream"
+    shutil.copytree(UPSTREAM_MINI, up)
+    for rel, code in (extra or {}).items():
+        (up / rel).parent.mkdir(parents=True, exist_ok=True)
+        (up / rel).write_text(code)
+    (up / "vllm" / "model_executor" / "models" / f"{name}.py").write_text(textwrap.dedent(text))
+    plugin = empty_plugin(tmp_path / "plugin")
+    return Migration(name, Upstream(open_upstream(str(up))), PluginTree(plugin), pinned()).run()

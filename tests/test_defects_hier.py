@@ -4,9 +4,7 @@ negative fixtures, the validator on migrated text, and the rule tables checked a
 from __future__ import annotations
 
 import ast
-import os
 import shutil
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -14,25 +12,9 @@ from flagos_migrate.analysis.inherited import framework_hooks
 from flagos_migrate.catalog.rules import BY_ID
 from flagos_migrate.catalog.tables import CONFIG_HOOKS, INHERITED_DEFAULTS
 from flagos_migrate.commands.validate import validate
-from flagos_migrate.migrate.engine import Migration
-from flagos_migrate.migrate.upstream import Upstream, open_upstream
-from flagos_migrate.plugin.tree import PluginTree
 
-from tests.analysis_helpers import GOOD_PLUGIN, analyze, empty_plugin, only, pinned
-
-ROOT = Path(__file__).resolve().parent.parent
-UPSTREAM_MINI = ROOT / "tests" / "fixtures" / "upstream_mini"
-UPSTREAM_SRC = Path(os.environ.get("MMF_UPSTREAM_SRC", Path.home() / ".cache/mmf/src/vllm-0.33.0"))
-PINNED_VENV = Path(os.environ.get("MMF_PINNED_VENV", Path.home() / ".cache/mmf/venv-vllm013"))
-
-
-def migrate(tmp_path: Path, text: str) -> Migration:
-    up = tmp_path / "upstream"
-    shutil.copytree(UPSTREAM_MINI, up)
-    (up / "vllm" / "model_executor" / "models" / "example.py").write_text(textwrap.dedent(text))
-    plugin = empty_plugin(tmp_path / "plugin")
-    return Migration("example", Upstream(open_upstream(str(up))), PluginTree(plugin), pinned()).run()
-
+from tests.analysis_helpers import GOOD_PLUGIN, PINNED_VENV, UPSTREAM_SRC, analyze, only
+from tests.analysis_helpers import migrate_example as migrate
 
 # -- P23: inherited interface defaults -------------------------------------------------------------
 

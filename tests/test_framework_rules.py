@@ -16,23 +16,20 @@ from flagos_migrate.migrate.engine import Migration
 from flagos_migrate.migrate.upstream import Upstream, open_upstream
 from flagos_migrate.plugin.tree import PluginTree
 
-from tests.analysis_helpers import analyze, empty_plugin, only, pinned
-
-ROOT = Path(__file__).resolve().parent.parent
-UPSTREAM_MINI = ROOT / "tests" / "fixtures" / "upstream_mini"
-UPSTREAM_SRC = Path(os.environ.get("MMF_UPSTREAM_SRC", Path.home() / ".cache/mmf/src/vllm-0.33.0"))
-PINNED_VENV = Path(os.environ.get("MMF_PINNED_VENV", Path.home() / ".cache/mmf/venv-vllm013"))
+from tests.analysis_helpers import (
+    PINNED_VENV,
+    UPSTREAM_MINI,
+    UPSTREAM_SRC,
+    analyze,
+    empty_plugin,
+    migrate_example,
+    only,
+    pinned,
+)
 
 
 def migrate(tmp_path: Path, name: str, text: str, extra: dict[str, str] | None = None) -> Migration:
-    up = tmp_path / "upstream"
-    shutil.copytree(UPSTREAM_MINI, up)
-    for rel, code in (extra or {}).items():
-        (up / rel).parent.mkdir(parents=True, exist_ok=True)
-        (up / rel).write_text(code)
-    (up / "vllm" / "model_executor" / "models" / f"{name}.py").write_text(textwrap.dedent(text))
-    plugin = empty_plugin(tmp_path / "plugin")
-    return Migration(name, Upstream(open_upstream(str(up))), PluginTree(plugin), pinned()).run()
+    return migrate_example(tmp_path, text, name, extra)
 
 
 # -- P27: the inner model's load_weights for the pinned pooling adapter ------------------------------

@@ -9,30 +9,21 @@ from __future__ import annotations
 import ast
 import os
 import re
-import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
-from analysis_helpers import analyze, empty_plugin, only, pinned
+from analysis_helpers import PINNED_VENV, UPSTREAM_SRC, analyze, empty_plugin, migrate_example, only, pinned
 from flagos_migrate.catalog.tables import LEGACY_LAYER_TYPES
 from flagos_migrate.migrate.engine import Migration
 from flagos_migrate.migrate.upstream import Upstream, open_upstream
 from flagos_migrate.plugin.tree import PluginTree
 
-ROOT = Path(__file__).resolve().parent.parent
-UPSTREAM_MINI = ROOT / "tests" / "fixtures" / "upstream_mini"
-UPSTREAM_SRC = Path(os.environ.get("MMF_UPSTREAM_SRC", Path.home() / ".cache/mmf/src/vllm-0.33.0"))
-PINNED_VENV = Path(os.environ.get("MMF_PINNED_VENV", Path.home() / ".cache/mmf/venv-vllm013"))
 REFERENCE_VENV = Path(os.environ.get("MMF_REFERENCE_VENV", Path.home() / ".cache/mmf/venv-vllm033"))
 
 
 def migrate(tmp_path: Path, name: str, text: str) -> Migration:
-    up = tmp_path / "upstream"
-    shutil.copytree(UPSTREAM_MINI, up)
-    (up / "vllm" / "model_executor" / "models" / f"{name}.py").write_text(textwrap.dedent(text))
-    plugin = empty_plugin(tmp_path / "plugin")
-    return Migration(name, Upstream(open_upstream(str(up))), PluginTree(plugin), pinned()).run()
+    return migrate_example(tmp_path, text, name)
 
 
 # -- P36 -------------------------------------------------------------------------------------------

@@ -7,29 +7,13 @@ from __future__ import annotations
 import ast
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-from analysis_helpers import analyze, empty_plugin, only
+from analysis_helpers import analyze, only
+from analysis_helpers import migrate_example as migrate
 from flagos_migrate.catalog.tables import GGUF_HANDLING
 from flagos_migrate.migrate import backports
-from flagos_migrate.migrate.engine import Migration
-from flagos_migrate.migrate.upstream import Upstream, open_upstream
-from flagos_migrate.pinned.api_index import PinnedApis
-from flagos_migrate.plugin.tree import PluginTree
-
-ROOT = Path(__file__).resolve().parent.parent
-UPSTREAM = ROOT / "tests" / "fixtures" / "upstream_mini"
-
-
-def migrate(tmp_path: Path, text: str) -> Migration:
-    up = tmp_path / "upstream"
-    shutil.copytree(UPSTREAM, up)
-    (up / "vllm" / "model_executor" / "models" / "example.py").write_text(text)
-    plugin = empty_plugin(tmp_path / "plugin")
-    return Migration("example", Upstream(open_upstream(str(up))), PluginTree(plugin), PinnedApis.load("0.13.0")).run()
-
 
 # ---------------------------------------------------------------- P22: a loader-only file gets the back-port
 
