@@ -610,3 +610,37 @@ def test_readme_ci_shows_baseline_and_since():
     runs = [c for c in code_commands(ci) if "validate_migration.py" in c]
     assert any("--baseline" in c for c in runs) and any("--since" in c for c in runs)
     assert "--write-baseline" in ci
+
+
+def test_readmes_latest_runtime_table_is_what_its_results_files_say():
+    # The README's runtime numbers are recomputed from the per-file results they cite, with the
+    # benchmark's own counting: a re-run that changes a results file must change the table too.
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_runtime_corpus import LEVELS, level_counts
+
+    results = ROOT / "benchmarks" / "results"
+    text = README.read_text()
+    head = re.search(r"^\| files \(architectures\) at (\w+) \|.*\n\|[-|]+\|\n((?:\|.*\n)+)", text, re.M)
+    assert head, "README has no runtime table headed 'files (architectures) at <commit>'"
+    code = head.group(1)
+    per_file = {}
+    for name in (f"runtime_zero_left_{code}_0.33.0_on_0.13.0.json", f"runtime_moe_tf5_{code}_0.33.0_on_0.13.0.json"):
+        data = json.loads((results / name).read_text())
+        assert data["summary"]["code"] == code, name
+        per_file.update(data["per_file"])
+    zero = [n for n, r in per_file.items() if r.get("left") == 0]
+    groups = {
+        '"0 left for you"': zero,
+        "fused-MoE": list(json.loads((results / "moe_corpus_0.33.0_on_0.13.0.json").read_text())["per_file"]),
+        "transformers-5": list(json.loads((results / "migrate_tf5_0.33.0_on_0.13.0.json").read_text())["per_file"]),
+    }
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in head.group(2).splitlines()]
+    assert len(rows) == len(groups)
+    for row, (key, names) in zip(rows, groups.items()):
+        assert key in row[0], (row[0], key)
+        done = {n: per_file[n] for n in names if n in per_file and "outcome" in per_file[n]}
+        counts = level_counts(done)
+        archs = sum(len(r["architectures"]) for r in done.values())
+        want = [f"{len(done)} ({archs})"] + [
+            " / ".join(str(counts[lv]["architectures"][k]) for k in ("pass", "fail", "skipped")) for lv in LEVELS]
+        assert row[1:] == want, key
