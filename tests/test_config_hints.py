@@ -1036,6 +1036,46 @@ def test_the_records_other_architectures_the_pinned_registry_lacks_are_registere
     assert reg.models == {"LlamaForCausalLM": "vllm", "Gemma4ForCausalLM": "vllm_fl.models.gemma4:Gemma4ForCausalLM"}
 
 
+def test_an_architecture_another_record_registers_is_registered_before_a_build(monkeypatch, tmp_path):
+    """gemma4 migrated first registers Gemma4ForCausalLM from its own record; gemma4_unified's record then
+    does not name it, and its build by name failed ("Model architectures ['Gemma4ForCausalLM'] are not supported")."""
+    import json
+
+    from flagos_migrate.verify.runtime import plugin_registrations
+
+    _, rw = _worker_modules(monkeypatch)
+    pkg = tmp_path / "vllm_fl"
+    (pkg / "models" / ".migration").mkdir(parents=True)
+
+    def record(name, lines):
+        data = {"format": 1, "model": name, "files": {}, "registration": lines}
+        (pkg / "models" / ".migration" / f"{name}.json").write_text(json.dumps(data))
+        return data
+
+    record("gemma4", ["Gemma4ForCausalLM -> vllm_fl.models.gemma4:Gemma4ForCausalLM", "Evil -> os:system"])
+    unified = record("gemma4_unified", ["Gemma4UnifiedForConditionalGeneration -> "
+                                        "vllm_fl.models.gemma4_unified:Gemma4UnifiedForConditionalGeneration"])
+    others = plugin_registrations(pkg, unified)
+    assert others == [{"architecture": "Gemma4ForCausalLM", "module": "vllm_fl.models.gemma4", "class": "Gemma4ForCausalLM"}]
+
+    class Registry:
+        def __init__(self):
+            self.models = {"LlamaForCausalLM": "vllm"}
+
+        def get_supported_archs(self):
+            return self.models.keys()
+
+        def register_model(self, arch, cls):
+            self.models[arch] = cls
+
+    reg = Registry()
+    rw._register_siblings(reg, {"architectures": [{"architecture": "Gemma4UnifiedForConditionalGeneration",
+                                                   "module": "vllm_fl.models.gemma4_unified",
+                                                   "class": "Gemma4UnifiedForConditionalGeneration"}],
+                                "registrations": others}, "Gemma4UnifiedForConditionalGeneration")
+    assert reg.models == {"LlamaForCausalLM": "vllm", "Gemma4ForCausalLM": "vllm_fl.models.gemma4:Gemma4ForCausalLM"}
+
+
 def test_the_tiny_lfm2_moe_keeps_a_moe_layer_after_its_leading_dense_ones():
     from flagos_migrate.verify.runtime_tiny import tiny_config
 

@@ -154,10 +154,11 @@ def _synth_lacks(res, exc):
 
 
 def _register_siblings(registry, req, arch):
-    """The record's other architectures the pinned registry lacks, registered as the plugin's register()
-    does (lazily, by "module:Class"): gemma4_unified builds Gemma4ForCausalLM by name, which only the
-    plugin registers on 0.13.0."""
-    for other in req.get("architectures") or []:
+    """The record's other architectures and those of the plugin's other records (``registrations``) that
+    the pinned registry lacks, registered as the plugin's register() does (lazily, by "module:Class"):
+    gemma4_unified builds Gemma4ForCausalLM by name, which only the plugin registers on 0.13.0, from its
+    own record or from gemma4's when that model was migrated first."""
+    for other in (req.get("architectures") or []) + (req.get("registrations") or []):
         name = other.get("architecture")
         if name != arch and name not in registry.get_supported_archs():
             registry.register_model(name, f"{other['module']}:{other['class']}")

@@ -89,6 +89,15 @@ def config_modules_of(record: dict) -> list[str]:
 _SIBLING_IMPORT = re.compile(r"^\s*from\s+vllm_fl\.models\.(\w+)\s+import", re.M)
 
 
+def plugin_registrations(package_dir: Path, record: dict) -> list[dict]:
+    """The architectures the plugin's other migration records register (:func:`architectures_of`), as its
+    register() does: a model that builds another by name finds it whichever migration registered it."""
+    from flagos_migrate.plugin.provenance import all_records
+
+    return [a for other in all_records(package_dir) if other.get("model") != record.get("model")
+            for a in architectures_of(other)]
+
+
 def sibling_config_modules(package_dir: Path, record: dict) -> list[str]:
     """Config bridges of the sibling models the record's model files import (``vllm_fl.models.X``), from their
     own records: mimo_v2_mtp builds mimo_v2's layers and is a draft of MiMoV2FlashForCausalLM, whose bridge
@@ -371,6 +380,7 @@ def verify_runtime(python: str, plugin_root: Path, record: dict, model: str, pin
     with _terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="mmf-runtime-") as tmp:
         work = workdir or tmp
         base = {"sys_path": [str(plugin_root)], "namespace_packages": {"vllm_fl": str(plugin_root / "vllm_fl")},
+                "registrations": plugin_registrations(Path(plugin_root) / "vllm_fl", record),
                 "config_modules": sibling_config_modules(Path(plugin_root) / "vllm_fl", record)
                 + config_modules_of(record), "workdir": work, "timeout": timeout,
                 "seed": SEED, "num_tokens": NUM_TOKENS}
