@@ -1013,20 +1013,23 @@ def test_a_config_class_from_transformers_5s_mapping_or_the_module_bound_vllm_co
         ("mmf_synth_glm4v", "synthesized")  # a module that binds no config: synthesized as before
 
 
+class _PinnedRegistry:
+    """The pinned ModelRegistry, as far as the worker uses it: knows Llama, not Gemma 4."""
+
+    def __init__(self):
+        self.models = {"LlamaForCausalLM": "vllm"}
+
+    def get_supported_archs(self):
+        return self.models.keys()
+
+    def register_model(self, arch, cls):
+        self.models[arch] = cls
+
+
 def test_the_records_other_architectures_the_pinned_registry_lacks_are_registered_before_a_build(monkeypatch):
     _, rw = _worker_modules(monkeypatch)
 
-    class Registry:  # the pinned ModelRegistry: knows Llama, not Gemma 4
-        def __init__(self):
-            self.models = {"LlamaForCausalLM": "vllm"}
-
-        def get_supported_archs(self):
-            return self.models.keys()
-
-        def register_model(self, arch, cls):
-            self.models[arch] = cls
-
-    reg = Registry()
+    reg = _PinnedRegistry()
     req = {"architectures": [
         {"architecture": "Gemma4UnifiedForConditionalGeneration", "module": "vllm_fl.models.gemma4_unified",
          "class": "Gemma4UnifiedForConditionalGeneration"},
@@ -1058,17 +1061,7 @@ def test_an_architecture_another_record_registers_is_registered_before_a_build(m
     others = plugin_registrations(pkg, unified)
     assert others == [{"architecture": "Gemma4ForCausalLM", "module": "vllm_fl.models.gemma4", "class": "Gemma4ForCausalLM"}]
 
-    class Registry:
-        def __init__(self):
-            self.models = {"LlamaForCausalLM": "vllm"}
-
-        def get_supported_archs(self):
-            return self.models.keys()
-
-        def register_model(self, arch, cls):
-            self.models[arch] = cls
-
-    reg = Registry()
+    reg = _PinnedRegistry()
     rw._register_siblings(reg, {"architectures": [{"architecture": "Gemma4UnifiedForConditionalGeneration",
                                                    "module": "vllm_fl.models.gemma4_unified",
                                                    "class": "Gemma4UnifiedForConditionalGeneration"}],
