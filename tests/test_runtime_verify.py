@@ -312,6 +312,10 @@ def test_gpu_only_packages_are_environment_problems():
     timm = {"level": "construct", "type": "ImportError",
             "message": "Please install timm to use OpenVLA. OpenVLA verification used timm==0.9.10."}
     assert runtime.environment_problem(timm) == "timm"
+    # transformers' own wording names the package after "pip install", not after "install it" (gemma3n_mm)
+    wrapper = {**timm, "message": "TimmWrapperModel requires the timm library but it was not found in your environment. "
+                                  "You can install it with pip:\n`pip install timm`. Please note that you may need to restart"}
+    assert runtime.environment_problem(wrapper) == "timm"
     assert runtime.environment_problem({**timm, "message": "No module named 'vllm.model_executor.layers.foo'"}) is None
     assert runtime.environment_problem({**timm, "message": "cannot import name 'X' from 'vllm.config'"}) is None
 

@@ -150,7 +150,9 @@ def likely_rule(level_name: str, error: dict) -> str | None:
 
 # Packages whose missing modules are the migration's (a module the pinned stack does not have).
 OWN_PACKAGES = ("vllm", "vllm_fl", "torch", "transformers")
-_INSTALL_HINT = re.compile(r"(?:please )?install `?([A-Za-z][\w-]*)`?(?: to use|\b)", re.I)
+# "pip install timm" names the package; a bare "install X" may name a pronoun ("You can install it with pip")
+_INSTALL_HINT = re.compile(r"pip install `?([A-Za-z][\w-]*)|(?:please )?install `?(?!(?:it|them|this|these)\b)"
+                           r"([A-Za-z][\w-]*)`?(?: to use|\b)", re.I)
 
 
 def environment_problem(error: dict | None) -> str | None:
@@ -167,8 +169,9 @@ def environment_problem(error: dict | None) -> str | None:
         if top and top not in OWN_PACKAGES:
             return top
         hint = _INSTALL_HINT.search(message)
-        if not top and hint and hint.group(1).lower() not in OWN_PACKAGES:
-            return hint.group(1)
+        name = hint and (hint.group(1) or hint.group(2))
+        if not top and name and name.lower() not in OWN_PACKAGES:
+            return name
     if error.get("level") != "import":
         return None
     if top in GPU_PACKAGES:
