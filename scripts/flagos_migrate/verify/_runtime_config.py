@@ -407,7 +407,7 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False, arch=
             sub[leaf] = carried[key]
             released.append(key)
     for key, sub in sorted(source.items()):  # a sub-config of a tabled model_type (LFM2-VL's Lfm2Config text_config)
-        sub_carried = (complete.get("checkpoint") or {}).get(sub.get("model_type")) if isinstance(sub, dict) else None
+        sub_carried = table.get(sub.get("model_type")) if isinstance(sub, dict) else None
         for leaf, spec in sorted((sub_carried or {}).items()):
             value = _derived(sub, spec) if "." not in leaf and leaf not in sub else MISSING
             if value is not MISSING:

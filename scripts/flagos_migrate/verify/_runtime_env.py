@@ -363,3 +363,12 @@ def _tf_version():
 def _save_json(path, obj):
     with open(path, "w", encoding="utf-8") as f:
         json.dump(obj, f)
+
+
+def _read_json(path, default):
+    """What :func:`_save_json` wrote there, or ``default`` when nothing readable is."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default

@@ -59,6 +59,7 @@ from _runtime_env import (
     _namespace,
     _platform_cpu,
     _preload,
+    _read_json,
     _resolved_class,
     _save_json,
     _source_of,
@@ -74,14 +75,6 @@ from reference_divergences import adjustments_for
 
 LEVELS = ("import", "construct", "load", "forward")
 UNLOADED_FILE = "unloaded_as_pinned.json"  # the pinned side's accepted unloaded parameters, for upstream's side
-
-
-def _read_json(path, default):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return default
 
 
 def _levels():
