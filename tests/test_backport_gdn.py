@@ -27,7 +27,7 @@ def test_the_table_repoints_the_upstream_name_and_needed_finds_it():
     tree = ast.parse(f"from {module} import QwenGatedDeltaNetAttention\n")
     assert backports.needed([tree]) == [BP]
     assert backports.for_import(module, "QwenGatedDeltaNetAttention") is BP
-    # the other gated-delta-net layers (Kimi, OLMo) are not back-ported: they stay findings
+    # Kimi's gated-delta-net layer is not back-ported: it stays a finding
     assert backports.for_import("vllm.model_executor.layers.mamba.gdn.kimi_gdn_linear_attn",
                                 "KimiGatedDeltaNetAttention") is None
 

@@ -122,6 +122,15 @@ GDN_LINEAR_ATTN = Backport(
     "in_proj_qkv/z/b/a checkpoint layout over the pinned Qwen3NextGatedDeltaNet",
 )
 
+OLMO_GDN_LINEAR_ATTN = Backport(
+    "olmo_gdn_linear_attn.py",
+    "vllm_fl.compat.olmo_gdn_linear_attn",
+    (("OlmoHybridGatedDeltaNetAttention", "vllm.model_executor.layers.mamba.gdn.olmo_gdn_linear_attn"),),
+    (),
+    "OLMo Hybrid gated-delta-net linear attention: upstream's projections (in_proj_qkvg, b_proj/a_proj, fused "
+    "q/k/v conv1d), grouped q/k and gating (linear_allow_neg_eigval) over the pinned Qwen3NextGatedDeltaNet core",
+)
+
 SPARSE_MLA = Backport(
     "sparse_mla.py",
     "vllm_fl.compat.sparse_mla",
@@ -277,6 +286,7 @@ QKV_LINEAR = Backport(
 )
 
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
+                                   OLMO_GDN_LINEAR_ATTN,
                                    SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
                                    CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER,
                                    MINIMAX_RMS_NORM, QKV_LINEAR, ROPE)
