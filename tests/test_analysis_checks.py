@@ -872,3 +872,25 @@ def test_p6_keyword_the_pinned_callee_takes_only_into_kwargs_it_cannot_use_is_le
 def test_p6_other_keywords_into_the_pinned_attentions_kwargs_stay_clean():
     """Negative: a keyword the table does not name still passes through **extra_impl_args unjudged."""
     assert only(analyze(STEP1_ATTN.replace("use_alibi_sqrt=True", "sinks=None")), "P6") == []
+
+
+def test_p9_parallel_drafting_reads_upstreams_default_false():
+    """llama_eagle3/qwen3_eagle3: the pinned SpeculativeConfig has no parallel drafting (no such field, its
+    EAGLE proposer drafts token by token), so the flag reads upstream's default False and the mask-hidden
+    buffer for parallel drafting is not built, as upstream does not build it without the flag."""
+    code = '''
+class Eagle3ExampleForCausalLM:
+    def __init__(self, *, vllm_config, prefix=""):
+        speculative_config = vllm_config.speculative_config
+        self.use_parallel_drafting = speculative_config.parallel_drafting
+'''
+    (f,) = [g for g in only(analyze(code), "P9") if g.data.get("attr") == "parallel_drafting"]
+    assert f.data["default"] == "False"
+    edits = Edits()
+    members.propose_edits(f, edits)
+    from flagos_migrate.migrate.rewrites import apply_edits
+
+    out = apply_edits(code, edits)
+    assert out == code.replace("= speculative_config.parallel_drafting",
+                               '= getattr(speculative_config, "parallel_drafting", False)')
+    assert [g for g in only(analyze(out), "P9") if g.data.get("attr") == "parallel_drafting"] == []
