@@ -284,6 +284,10 @@ def test_speculative_method_of_draft_architectures():
     # a base model that reads the speculative config only when there is one is not a draft
     assert H.speculative_method("Qwen3NextForCausalLM", reads_draft, False) is None
     assert H.speculative_method("LlamaEagleHelper", "if vllm_config.speculative_config: pass", False) is None
+    # an architecture named unlike a draft, registered to a draft class upstream: the class names it
+    assert H.speculative_method("PeagleQwen3ForCausalLM", reads_draft, False, "Eagle3Qwen3ForCausalLM") == "eagle3"
+    assert H.speculative_method("PeagleQwen3ForCausalLM", reads_draft, False) is None
+    assert H.speculative_method("EagleLlamaForCausalLM", reads_draft, False, "Eagle3LlamaForCausalLM") == "eagle"
 
 
 def test_the_found_class_gives_what_upstream_spells_its_own_way(monkeypatch):

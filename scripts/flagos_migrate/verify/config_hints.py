@@ -589,13 +589,16 @@ NEEDS_SPECULATIVE = re.compile(r"speculative_config\.draft_model_config|get_draf
                                r"assert\s+(?:self\.)?(?:vllm_config\.)?speculative_config\s+is\s+not\s+None")
 
 
-def speculative_method(arch: str, source: str, is_draft: bool) -> str | None:
+def speculative_method(arch: str, source: str, is_draft: bool, cls: str | None = None) -> str | None:
     """The speculative method a draft architecture is served with (``eagle3``/``eagle``/``mtp``),
     when upstream builds it only with a speculative config: a draft of ``hf_config_override``, or a
-    draft-named class in a file that reads the draft's model config unguarded; else None; pure."""
-    if not is_draft and not (DRAFT_NAME.search(arch) and NEEDS_SPECULATIVE.search(source)):
+    draft-named class in a file that reads the draft's model config unguarded; else None; pure.
+    ``cls``: the class upstream registers ``arch`` to, which names it when the architecture's own name
+    does not (PeagleQwen3ForCausalLM -> Eagle3Qwen3ForCausalLM: an EAGLE-3 draft)."""
+    name = arch if DRAFT_NAME.search(arch) or not cls else cls
+    if not is_draft and not (DRAFT_NAME.search(name) and NEEDS_SPECULATIVE.search(source)):
         return None
-    low = arch.lower()
+    low = name.lower()
     return "eagle3" if "eagle3" in low else "eagle" if "eagle" in low else "mtp"
 
 
@@ -634,7 +637,7 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
     synth, missing = synthesize(deep)
     tf5_types = _tf5_arch_model_types()
     out = {}
-    bases_of = {}
+    bases_of, up_of = {}, {}
     for spec in specs:
         arch, cls = spec["architecture"], spec["class"]
         up = upstream.model_registry.get(arch)
@@ -645,7 +648,7 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
             reg = upstream.model_registry.get(base)  # InternS2Preview, which subclasses Qwen3_5Moe there)
             if reg and reg[0] != f"{MODELS_PKG}.{model}":
                 bases += [b for b in class_ancestors(upstream.text(reg[0]) or "", reg[1]) if b not in bases and b != arch]
-        bases_of[arch] = bases
+        bases_of[arch], up_of[arch] = bases, up_cls
     for spec in specs:
         arch = spec["architecture"]
         bases = bases_of[arch]
@@ -663,7 +666,7 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
                 if other != arch and other not in drafts:
                     draft["architectures"] += [b for b in [other, *other_bases] if b not in draft["architectures"]]
         out[spec["id"]] = {
-            "bases": bases, "draft": draft, "speculative": speculative_method(arch, text, bool(draft)),
+            "bases": bases, "draft": draft, "speculative": speculative_method(arch, text, bool(draft), up_of[arch]),
             "synth": {"config": synth, "missing": missing, "reads": len(reads),
                       "file": f"{MODELS_PKG}.{model}", "model_type": _synth_model_type(arch)},
             "complete": completion(reads),
