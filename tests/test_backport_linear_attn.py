@@ -1,5 +1,6 @@
 """Linear-attention back-ports (P22) on the real vLLM 0.13.0: OLMo Hybrid's gated delta net
-(``vllm_fl/compat/olmo_gdn_linear_attn.py``).
+(``vllm_fl/compat/olmo_gdn_linear_attn.py``) and Bailing V2.5's lightning attention
+(``vllm_fl/compat/bailing_linear_attn.py``).
 
 The layer is built on CPU over the pinned ``Qwen3NextGatedDeltaNet``, loaded with OLMo's separate
 checkpoint tensors through upstream's stacked mapping, and run through the pinned
@@ -7,7 +8,10 @@ checkpoint tensors through upstream's stacked mapping, and run through the pinne
 shapes. Only the two Triton kernels (causal conv, chunked delta rule) are swapped for torch ones;
 projections, layout, grouped q/k, gating, gated norm and output projection are the back-port's.
 The reference is plain PyTorch written from upstream's layer (a token-by-token delta rule).
-Skips without $MMF_PINNED_VENV.
+Bailing's layer is built over the pinned ``MiniMaxText01LinearAttention`` and run through the pinned
+``linear_attention`` op with a prefill metadata; only the lightning-attention Triton kernel is
+swapped for a torch recurrence, and the reference is the decayed causal attention written out
+(``sum_j exp(-slope * (t - j)) (q_t . k_j) v_j``). Skips without $MMF_PINNED_VENV.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from flagos_migrate.migrate import backports
 from tests.test_backports import run_in_pinned_venv
 
 OLMO = backports.OLMO_GDN_LINEAR_ATTN
+BAILING = backports.BAILING_LINEAR_ATTN
 
 
 def test_the_table_repoints_olmos_layer_and_needed_finds_it():
@@ -27,6 +32,13 @@ def test_the_table_repoints_olmos_layer_and_needed_finds_it():
     tree = ast.parse(f"from {module} import OlmoHybridGatedDeltaNetAttention\n")
     assert backports.needed([tree]) == [OLMO]
     assert backports.for_import(module, "OlmoHybridGatedDeltaNetAttention") is OLMO
+
+
+def test_the_table_repoints_bailings_layer_and_needed_finds_it():
+    module = "vllm.model_executor.layers.mamba.linear.bailing_linear_attn"
+    tree = ast.parse(f"from {module} import BailingMoELinearAttention\n")
+    assert backports.needed([tree]) == [BAILING]
+    assert backports.for_import(module, "BailingMoELinearAttention") is BAILING
 
 
 OLMO_RUNTIME = '''
@@ -153,3 +165,106 @@ def test_olmo_gdn_builds_loads_and_matches_plain_torch_on_the_real_pinned_vllm(t
     for case in ("all_loaded", "shapes", "fused_conv", "state", "reference_not_trivial", "matches",
                  "final_state_cached", "neg_eigval_matters"):
         assert lines[case].startswith("True"), (case, lines[case])
+
+
+BAILING_RUNTIME = '''
+    import math
+    import vllm.platforms as platforms
+    from vllm.platforms.cpu import CpuPlatform
+    platforms._current_platform = CpuPlatform()
+    import torch.nn.functional as F
+    from transformers import PretrainedConfig
+    from vllm.config import get_current_vllm_config
+    from vllm.forward_context import set_forward_context
+    from vllm.model_executor.layers.mamba import linear_attn as pinned
+    from vllm.v1.attention.backends.linear_attn import LinearAttentionMetadata
+    from vllm.model_executor.model_loader.weight_utils import default_weight_loader
+    import bailing_linear_attn as bp
+
+    HID, NH, D, L, T, THETA = 32, 4, 8, 4, 6, 10000.0
+
+    # the pinned lightning-attention prefill kernel (Triton), as a torch recurrence over one sequence
+    def prefix_fn(q, k, v, kv_cache, slope_rate, block_size, layer_idx=None, **kw):
+        S = kv_cache.float().clone()
+        out = []
+        for t in range(q.shape[1]):
+            S = torch.exp(-slope_rate.float()) * S + k[:, t, :, None] * v[:, t, None, :]
+            out.append(torch.einsum("hd,hde->he", q[:, t], S).reshape(-1))
+        kv_cache.copy_(S)
+        return torch.stack(out)
+    pinned.MiniMaxText01LinearKernel.jit_linear_forward_prefix = staticmethod(prefix_fn)
+
+    def rope(x, pos):
+        inv = 1.0 / THETA ** (torch.arange(0, D, 2).float() / D)
+        ang = pos[:, None].float() * inv
+        cos, sin = ang.cos()[:, None, :], ang.sin()[:, None, :]
+        x1, x2 = x[..., : D // 2], x[..., D // 2:]
+        return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+    def rms(x, w, eps, groups=1):
+        xs = x.reshape(*x.shape[:-1], groups, -1)
+        return (xs / (xs.pow(2).mean(-1, keepdim=True) + eps).sqrt()).reshape(x.shape) * w
+
+    def run(case, layer_idx, **opts):
+        cfg = PretrainedConfig(hidden_size=HID, num_attention_heads=NH, head_dim=D, max_position_embeddings=64,
+                               num_hidden_layers=L, rms_norm_eps=1e-6, use_bias=False, use_qkv_bias=True,
+                               rope_theta=THETA, **opts)
+        prefix = f"model.layers.{layer_idx}.self_attn"
+        layer = bp.BailingMoELinearAttention(cfg, get_current_vllm_config(), prefix=prefix)
+        torch.manual_seed(layer_idx)
+        r = lambda *s: torch.randn(*s) * 0.3
+        ckpt = {"query_key_value.weight": r(3 * NH * D, HID), "query_key_value.bias": r(3 * NH * D),
+                "g_proj.weight": r(NH * D, HID), "dense.weight": r(HID, NH * D), "g_norm.weight": 1 + r(NH * D)}
+        if opts.get("use_qk_norm"):
+            ckpt.update({"query_layernorm.weight": 1 + r(D), "key_layernorm.weight": 1 + r(D)})
+        params = dict(layer.named_parameters())
+        shapes_ok = {n: tuple(p.shape) for n, p in params.items()} == {n: tuple(t.shape) for n, t in ckpt.items()}
+        for n, t in ckpt.items():
+            getattr(params[n], "weight_loader", default_weight_loader)(params[n], t.clone())
+        for mod in layer.modules():
+            if getattr(mod, "quant_method", None) is not None:
+                mod.quant_method.process_weights_after_loading(mod)
+        print(case + "_shapes", shapes_ok and layer.get_state_shape() == ((NH, D, D),), layer.get_state_shape(), sorted(params))
+        layer.kv_cache = [[torch.full((2, NH, D, D), 7.0)]]  # a stale state the new sequence must not see
+        md = LinearAttentionMetadata(num_prefills=1, num_prefill_tokens=T, num_decodes=0, num_decode_tokens=0,
+                                     query_start_loc=torch.tensor([0, T]), seq_lens=torch.tensor([T]),
+                                     state_indices_tensor=torch.tensor([1]))
+        x, pos = torch.randn(T, HID), torch.arange(T)
+        out = torch.zeros_like(x)
+        with torch.no_grad(), set_forward_context({prefix: md}, get_current_vllm_config()):
+            layer(hidden_states=x, output=out, positions=pos)
+
+        # plain PyTorch, from upstream's layer
+        qkv = x @ ckpt["query_key_value.weight"].T + ckpt["query_key_value.bias"]
+        if opts.get("use_linear_silu"):
+            qkv = F.silu(qkv)
+        q, k, v = (t.reshape(T, NH, D) for t in qkv.split(NH * D, dim=-1))
+        if opts.get("use_qk_norm"):
+            q, k = rms(q, ckpt["query_layernorm.weight"], 1e-6), rms(k, ckpt["key_layernorm.weight"], 1e-6)
+        if opts.get("linear_rope", True):
+            q, k = rope(q, pos), rope(k, pos)
+        q = q * D ** -0.5
+        slopes = torch.tensor([2.0 ** (-8 / NH * (h + 1)) for h in range(NH)]) * (1 - layer_idx / (L - 1) + 1e-5)
+        dist = (torch.arange(T)[:, None] - torch.arange(T)[None, :]).float()
+        decay = torch.where(dist >= 0, torch.exp(-slopes[:, None, None] * dist), torch.zeros(()))
+        attn = torch.einsum("thd,jhd->htj", q, k) * decay
+        hidden = torch.einsum("htj,jhe->the", attn, v).reshape(T, NH * D)
+        gate = x @ ckpt["g_proj.weight"].T
+        groups = opts.get("group_norm_size", 1)
+        hidden = rms(hidden, ckpt["g_norm.weight"], 1e-6, groups) * gate.sigmoid()
+        want = hidden @ ckpt["dense.weight"].T
+        err = (out - want).abs().max().item()
+        print(case + "_slopes", torch.allclose(layer.tp_slope.flatten(), slopes), layer.tp_slope.flatten().tolist())
+        print(case + "_matches", want.abs().max().item() > 1e-2 and err < 1e-4 * max(1.0, want.abs().max().item()), err)
+
+    run("gated_groups", 1, use_qk_norm=True, group_norm_size=2)
+    run("silu_norope", 2, use_linear_silu=True, linear_rope=False)
+'''
+
+
+@pytest.mark.slow
+def test_bailing_linear_attention_matches_plain_torch_on_the_real_pinned_vllm(tmp_path):
+    lines = run_in_pinned_venv(tmp_path, BAILING_RUNTIME)
+    for case in ("gated_groups", "silu_norope"):
+        for check in ("shapes", "slopes", "matches"):
+            assert lines[f"{case}_{check}"].startswith("True"), (case, check, lines[f"{case}_{check}"])

@@ -131,6 +131,15 @@ OLMO_GDN_LINEAR_ATTN = Backport(
     "q/k/v conv1d), grouped q/k and gating (linear_allow_neg_eigval) over the pinned Qwen3NextGatedDeltaNet core",
 )
 
+BAILING_LINEAR_ATTN = Backport(
+    "bailing_linear_attn.py",
+    "vllm_fl.compat.bailing_linear_attn",
+    (("BailingMoELinearAttention", "vllm.model_executor.layers.mamba.linear.bailing_linear_attn"),),
+    (),
+    "Bailing MoE V2.5 linear attention: upstream's query_key_value, q/k norm, RoPE and sigmoid-gated group "
+    "RMSNorm over the pinned MiniMaxText01LinearAttention (lightning attention state, slopes and kernels)",
+)
+
 SPARSE_MLA = Backport(
     "sparse_mla.py",
     "vllm_fl.compat.sparse_mla",
@@ -286,7 +295,7 @@ QKV_LINEAR = Backport(
 )
 
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
-                                   OLMO_GDN_LINEAR_ATTN,
+                                   OLMO_GDN_LINEAR_ATTN, BAILING_LINEAR_ATTN,
                                    SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
                                    CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER,
                                    MINIMAX_RMS_NORM, QKV_LINEAR, ROPE)
