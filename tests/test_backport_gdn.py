@@ -27,9 +27,9 @@ def test_the_table_repoints_the_upstream_name_and_needed_finds_it():
     tree = ast.parse(f"from {module} import QwenGatedDeltaNetAttention\n")
     assert backports.needed([tree]) == [BP]
     assert backports.for_import(module, "QwenGatedDeltaNetAttention") is BP
-    # Kimi's gated-delta-net layer is not back-ported: it stays a finding
+    # the other gated-delta-net layers are back-ported apart (tests/test_backport_linear_attn.py)
     assert backports.for_import("vllm.model_executor.layers.mamba.gdn.kimi_gdn_linear_attn",
-                                "KimiGatedDeltaNetAttention") is None
+                                "KimiGatedDeltaNetAttention") is backports.KIMI_GDN_LINEAR_ATTN
 
 
 RUNTIME = '''

@@ -1,6 +1,7 @@
 """Linear-attention back-ports (P22) on the real vLLM 0.13.0: OLMo Hybrid's gated delta net
-(``vllm_fl/compat/olmo_gdn_linear_attn.py``) and Bailing V2.5's lightning attention
-(``vllm_fl/compat/bailing_linear_attn.py``).
+(``vllm_fl/compat/olmo_gdn_linear_attn.py``), Bailing V2.5's lightning attention
+(``vllm_fl/compat/bailing_linear_attn.py``) and the Kimi delta attention of AliceAI
+(``vllm_fl/compat/kimi_gdn_linear_attn.py``).
 
 The layer is built on CPU over the pinned ``Qwen3NextGatedDeltaNet``, loaded with OLMo's separate
 checkpoint tensors through upstream's stacked mapping, and run through the pinned
@@ -11,7 +12,11 @@ The reference is plain PyTorch written from upstream's layer (a token-by-token d
 Bailing's layer is built over the pinned ``MiniMaxText01LinearAttention`` and run through the pinned
 ``linear_attention`` op with a prefill metadata; only the lightning-attention Triton kernel is
 swapped for a torch recurrence, and the reference is the decayed causal attention written out
-(``sum_j exp(-slope * (t - j)) (q_t . k_j) v_j``). Skips without $MMF_PINNED_VENV.
+(``sum_j exp(-slope * (t - j)) (q_t . k_j) v_j``). Kimi's layer runs the pinned ``kda_attention`` op and
+core; its conv, chunked KDA and gated-norm Triton kernels are swapped for torch ones (the KDA
+recurrence written once, used by the kernel stand-in and the reference); the reference computes
+the projections, convs, gate, beta, norm and output projection from the checkpoint tensors.
+Skips without $MMF_PINNED_VENV.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from tests.test_backports import run_in_pinned_venv
 
 OLMO = backports.OLMO_GDN_LINEAR_ATTN
 BAILING = backports.BAILING_LINEAR_ATTN
+KIMI = backports.KIMI_GDN_LINEAR_ATTN
 
 
 def test_the_table_repoints_olmos_layer_and_needed_finds_it():
@@ -39,6 +45,13 @@ def test_the_table_repoints_bailings_layer_and_needed_finds_it():
     tree = ast.parse(f"from {module} import BailingMoELinearAttention\n")
     assert backports.needed([tree]) == [BAILING]
     assert backports.for_import(module, "BailingMoELinearAttention") is BAILING
+
+
+def test_the_table_repoints_kimis_layer_and_needed_finds_it():
+    module = "vllm.model_executor.layers.mamba.gdn.kimi_gdn_linear_attn"
+    tree = ast.parse(f"from {module} import KimiGatedDeltaNetAttention\n")
+    assert backports.needed([tree]) == [KIMI]
+    assert backports.for_import(module, "KimiGatedDeltaNetAttention") is KIMI
 
 
 OLMO_RUNTIME = '''
@@ -268,3 +281,133 @@ def test_bailing_linear_attention_matches_plain_torch_on_the_real_pinned_vllm(tm
     for case in ("gated_groups", "silu_norope"):
         for check in ("shapes", "slopes", "matches"):
             assert lines[f"{case}_{check}"].startswith("True"), (case, check, lines[f"{case}_{check}"])
+
+
+KIMI_RUNTIME = '''
+    import copy
+    import vllm.platforms as platforms
+    from vllm.platforms.cpu import CpuPlatform
+    platforms._current_platform = CpuPlatform()
+    import torch.nn.functional as F
+    from transformers import PretrainedConfig
+    from vllm.config import get_current_vllm_config
+    from vllm.forward_context import set_forward_context
+    from vllm.model_executor.layers import kda as pinned_kda
+    from vllm.model_executor.layers.fla.ops import kda as pinned_fla_kda
+    from vllm.v1.attention.backends.gdn_attn import GDNAttentionMetadata
+    import stacked_weights as sw
+    import kimi_gdn_linear_attn as bp
+
+    HID, NH, D, K, T = 32, 2, 8, 4, 6
+    P = NH * D
+
+    def kda_recurrence(q, k, v, g, beta, S):
+        \"\"\"[T, H, D] inputs, per-channel log decay g, state S [H, D, D]: the KDA delta rule.\"\"\"
+        q, k = F.normalize(q, dim=-1, eps=1e-6) * D ** -0.5, F.normalize(k, dim=-1, eps=1e-6)
+        out = []
+        for t in range(q.shape[0]):
+            S = S * g[t].exp()[:, :, None]
+            delta = (v[t] - torch.einsum("hkv,hk->hv", S, k[t])) * beta[t][:, None]
+            S = S + torch.einsum("hk,hv->hkv", k[t], delta)
+            out.append(torch.einsum("hkv,hk->hv", S, q[t]))
+        return torch.stack(out), S
+
+    def conv_fn(x, weight, bias, activation=None, conv_states=None, has_initial_state=None, cache_indices=None,
+                query_start_loc=None, metadata=None):
+        return F.silu(F.conv1d(x[None].float(), weight[:, None, :], padding=K - 1, groups=x.shape[0])[0, :, :x.shape[1]]).to(x.dtype)
+
+    def chunk_fn(q, k, v, g, beta, initial_state, output_final_state, use_qk_l2norm_in_kernel, cu_seqlens):
+        out, S = kda_recurrence(q[0].float(), k[0].float(), v[0].float(), g[0], beta[0], initial_state[0].float())
+        return out[None], S[None]
+
+    def norm_fn(x, g, weight, bias, activation="swish", residual=None, prenorm=False, residual_in_fp32=False, eps=1e-6):
+        assert activation == "sigmoid"
+        return (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight * g.sigmoid()).to(x.dtype)
+
+    pinned_kda.causal_conv1d_fn, pinned_kda.chunk_kda = conv_fn, chunk_fn
+    pinned_fla_kda.rms_norm_gated = norm_fn
+
+    cfg = PretrainedConfig(hidden_size=HID, rms_norm_eps=1e-6)
+    cfg.linear_attn_config = {"head_dim": D, "num_heads": NH, "short_conv_kernel_size": K,
+                              "use_full_rank_gate": False, "gate_lower_bound": None}
+    PREFIX = "model.layers.0.linear_attn"
+
+    class Layer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear_attn = bp.KimiGatedDeltaNetAttention(cfg, get_current_vllm_config(), prefix=PREFIX)
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = Layer()
+
+    # upstream alice_ai.py's mapping for the KDA tensors (its conv shards load the same way)
+    STACKED = {".linear_attn.q_proj": (".linear_attn.in_proj_qkvgfab", 0),
+               ".linear_attn.k_proj": (".linear_attn.in_proj_qkvgfab", 1),
+               ".linear_attn.v_proj": (".linear_attn.in_proj_qkvgfab", 2),
+               ".linear_attn.b_proj": (".linear_attn.in_proj_qkvgfab", 3),
+               ".linear_attn.f_a_proj": (".linear_attn.in_proj_qkvgfab", 4),
+               ".q_conv1d": (".conv1d", 0), ".k_conv1d": (".conv1d", 1), ".v_conv1d": (".conv1d", 2)}
+    torch.manual_seed(0)
+    r = lambda *s: torch.randn(*s) * 0.3
+    ckpt = {"q_proj.weight": r(P, HID), "k_proj.weight": r(P, HID), "v_proj.weight": r(P, HID),
+            "b_proj.weight": r(NH, HID), "f_a_proj.weight": r(D, HID), "f_b_proj.weight": r(P, D),
+            "g_a_proj.weight": r(D, HID), "g_b_proj.weight": r(P, D), "dt_bias": r(P),
+            "q_conv1d.weight": r(P, 1, K), "k_conv1d.weight": r(P, 1, K), "v_conv1d.weight": r(P, 1, K),
+            "A_log": r(1, 1, NH, 1), "o_norm.weight": 1 + r(D), "o_proj.weight": r(HID, P)}
+    m = Model()
+    loaded = sw.AutoWeightsLoader(m).load_weights([("model.linear_attn." + n, t.clone()) for n, t in ckpt.items()],
+                                                  mapper=sw.WeightsMapper(orig_to_new_stacked=STACKED))
+    for mod in m.modules():
+        if getattr(mod, "quant_method", None) is not None:
+            mod.quant_method.process_weights_after_loading(mod)
+    layer = m.model.linear_attn
+    params = {n: tuple(p.shape) for n, p in layer.named_parameters()}
+    print("all_loaded", set(loaded) == {"model.linear_attn." + n for n in params}, sorted(loaded))
+    print("shapes", params == {"in_proj_qkvgfab.weight": (3 * P + NH + D, HID), "f_b_proj.weight": (P, D), "dt_bias": (P,),
+                               "conv1d.weight": (3 * P, 1, K), "A_log": (NH,), "g_a_proj.weight": (D, HID),
+                               "g_b_proj.weight": (P, D), "o_norm.weight": (D,), "o_proj.weight": (HID, P)}, params)
+    print("old_A_log_loads", torch.equal(layer.A_log, ckpt["A_log"].flatten()))
+    print("state", layer.mamba_type == "gdn_attention" and len(layer.get_state_shape()) == 4, layer.get_state_shape())
+
+    shapes = layer.get_state_shape()
+    layer.kv_cache = [tuple(torch.full((2, *s), 5.0) for s in shapes)]  # stale: a new sequence starts from zero
+    md = GDNAttentionMetadata(num_prefills=1, num_prefill_tokens=T, num_decodes=0, num_decode_tokens=0,
+                              num_spec_decodes=0, num_spec_decode_tokens=0, num_actual_tokens=T,
+                              has_initial_state=torch.tensor([False]), non_spec_query_start_loc=torch.tensor([0, T]),
+                              non_spec_state_indices_tensor=torch.tensor([1]))
+    x = torch.randn(T, HID)
+    with torch.no_grad(), set_forward_context({PREFIX: md}, get_current_vllm_config()):
+        got = layer(hidden_states=x, positions=torch.arange(T))
+
+    def conv(w, y):
+        return F.silu(F.conv1d(y.T[None], w, padding=K - 1, groups=y.shape[1])[0, :, :T]).T
+    q, k, v = (conv(ckpt[f"{n}_conv1d.weight"], x @ ckpt[f"{n}_proj.weight"].T).view(T, NH, D) for n in "qkv")
+    g = -ckpt["A_log"].flatten().exp()[:, None] * F.softplus(((x @ ckpt["f_a_proj.weight"].T) @ ckpt["f_b_proj.weight"].T
+                                                               + ckpt["dt_bias"]).view(T, NH, D))
+    beta = (x @ ckpt["b_proj.weight"].T).sigmoid()
+    o, S = kda_recurrence(q, k, v, g, beta, torch.zeros(NH, D, D))
+    gate = ((x @ ckpt["g_a_proj.weight"].T) @ ckpt["g_b_proj.weight"].T).view(T, NH, D)
+    o = o * torch.rsqrt(o.pow(2).mean(-1, keepdim=True) + 1e-5) * ckpt["o_norm.weight"] * gate.sigmoid()
+    want = o.reshape(T, P) @ ckpt["o_proj.weight"].T
+    err = (got - want).abs().max().item()
+    print("matches", want.abs().max().item() > 1e-2 and err < 1e-4 * max(1.0, want.abs().max().item()), err)
+    print("final_state_cached", torch.allclose(layer.kv_cache[0][3][1], S, atol=1e-5))
+    for key, value in (("use_full_rank_gate", True), ("gate_lower_bound", -1.0)):
+        bad = copy.copy(cfg)
+        bad.linear_attn_config = dict(cfg.linear_attn_config, **{key: value})
+        try:
+            bp.KimiGatedDeltaNetAttention(bad, get_current_vllm_config(), prefix=f"model.layers.9.{key}")
+            print("refuses_" + key, False)
+        except NotImplementedError:
+            print("refuses_" + key, True)
+'''
+
+
+@pytest.mark.slow
+def test_kimi_kda_builds_loads_and_matches_plain_torch_on_the_real_pinned_vllm(tmp_path):
+    lines = run_in_pinned_venv(tmp_path, KIMI_RUNTIME)
+    for case in ("all_loaded", "shapes", "old_A_log_loads", "state", "matches", "final_state_cached",
+                 "refuses_use_full_rank_gate", "refuses_gate_lower_bound"):
+        assert lines[case].startswith("True"), (case, lines[case])

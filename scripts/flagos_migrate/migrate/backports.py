@@ -140,6 +140,15 @@ BAILING_LINEAR_ATTN = Backport(
     "RMSNorm over the pinned MiniMaxText01LinearAttention (lightning attention state, slopes and kernels)",
 )
 
+KIMI_GDN_LINEAR_ATTN = Backport(
+    "kimi_gdn_linear_attn.py",
+    "vllm_fl.compat.kimi_gdn_linear_attn",
+    (("KimiGatedDeltaNetAttention", "vllm.model_executor.layers.mamba.gdn.kimi_gdn_linear_attn"),),
+    (),
+    "Kimi delta attention (AliceAI): upstream's in_proj_qkvgfab, fused q/k/v conv1d, 1-D A_log and forward "
+    "contract over the pinned KimiDeltaAttention's state and kda_attention core (full-rank and bounded gates refused)",
+)
+
 SPARSE_MLA = Backport(
     "sparse_mla.py",
     "vllm_fl.compat.sparse_mla",
@@ -295,7 +304,7 @@ QKV_LINEAR = Backport(
 )
 
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
-                                   OLMO_GDN_LINEAR_ATTN, BAILING_LINEAR_ATTN,
+                                   OLMO_GDN_LINEAR_ATTN, BAILING_LINEAR_ATTN, KIMI_GDN_LINEAR_ATTN,
                                    SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
                                    CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER,
                                    MINIMAX_RMS_NORM, QKV_LINEAR, ROPE)
