@@ -722,6 +722,14 @@ def test_a_model_gets_the_config_bridges_of_the_sibling_models_its_files_import(
     mtp = record("mimo_v2_mtp", {"vllm_fl/models/mimo_v2_mtp.py": {"role": "model"}})
     assert sibling_config_modules(pkg, mtp) == ["vllm_fl.configs.tf5_mimo_v2_flash"]
     assert sibling_config_modules(pkg, base) == [] and config_modules_of(mtp) == []
+    # every other record's bridges too (the plugin's register() registers them all): none imported by the draft
+    from flagos_migrate.verify.runtime import plugin_config_modules
+
+    other = record("exaone4_5", {"vllm_fl/configs/tf5_exaone4_5.py": {"role": "config"},
+                                 "vllm_fl/configs/tf5_exaone4.py": {"role": "config"}})
+    assert plugin_config_modules(pkg, mtp) == ["vllm_fl.configs.tf5_exaone4", "vllm_fl.configs.tf5_exaone4_5",
+                                               "vllm_fl.configs.tf5_mimo_v2_flash"]
+    assert "vllm_fl.configs.tf5_exaone4_5" not in plugin_config_modules(pkg, other)
 
 
 def test_sibling_config_modules_reads_no_file_a_record_names_outside_the_plugin(tmp_path):
@@ -1124,6 +1132,34 @@ def test_a_drafts_model_type_spelled_like_the_architecture_comes_first(monkeypat
     assert rc._from_hints("Qwen3_5MTP", hints, bridges, {}, [])[0] is Dense
 
 
+def test_a_drafts_target_model_type_from_another_records_bridge(monkeypatch):
+    """exaone4_5_mtp is a draft of an exaone4_5 checkpoint, whose Exaone4_5_Config only exaone4_5's migration
+    bridged: the plugin's register() registers it for a serve, so the draft is built from it, registered
+    where vLLM's get_config looks, and the other records' bridges are read only when the draft's own miss."""
+    rc, _ = _worker_modules(monkeypatch)
+
+    class Exaone45:
+        model_type = "exaone4_5"
+
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "transformers", types.SimpleNamespace(CONFIG_MAPPING={}))
+    registered = []
+    monkeypatch.setattr(rc, "_register_bridge", lambda mt, cls: registered.append((mt, cls)))
+    hints = {"draft": {"model_types": ["exaone4_5_mtp", "exaone4_5"]}}
+    notes: list = []
+    assert rc._from_hints("Exaone4_5_MTP", hints, {}, {}, notes, lambda: {"exaone4_5": Exaone45}) == (Exaone45, "draft")
+    assert registered == [("exaone4_5", Exaone45)] and "another migration of the plugin wrote" in notes[0]
+    assert rc._from_hints("Exaone4_5_MTP", hints, {}, {}, []) == (None, None)  # without them: none (synthesized)
+
+    def unread():
+        raise AssertionError("read although the draft's own bridges have its model type")
+
+    own = {"exaone4_5": type("Own", (), {"model_type": "exaone4_5"})}
+    assert rc._from_hints("Exaone4_5_MTP", hints, own, {}, [], unread)[0] is own["exaone4_5"]
+
+
 def test_a_tiny_audio_encoder_keeps_its_kv_heads_dividing_its_heads():
     from flagos_migrate.verify.runtime_tiny import tiny_config
 
@@ -1135,3 +1171,24 @@ def test_a_tiny_audio_encoder_keeps_its_kv_heads_dividing_its_heads():
     gqa = tiny_config({**base, "audio_config": {"hidden_size": 1280, "num_attention_heads": 20,
                                                 "num_key_value_heads": 4, "num_hidden_layers": 32}})["audio_config"]
     assert gqa["num_attention_heads"] % gqa["num_key_value_heads"] == 0 < gqa["num_key_value_heads"] < 2
+
+
+def test_a_draft_of_a_model_type_tested_by_substring():
+    """upstream's EXAONE-4.5 rewrite tests ``"exaone4_5" in hf_config.model_type``: read as no model type, the MTP
+    had no base config and was synthesized (no text_config, which it reads); the substring is the model type."""
+    drafts = H.draft_bases(textwrap.dedent('''
+        def hf_config_override(hf_config):
+            if "exaone4_5" in hf_config.model_type:
+                hf_config.model_type = "exaone4_5_mtp"
+            if hf_config.model_type == "exaone4_5_mtp":
+                n_predict = getattr(hf_config, "num_nextn_predict_layers", None)
+                hf_config.update({"n_predict": n_predict, "architectures": ["Exaone4_5_MTP"]})
+    '''))
+    assert drafts["Exaone4_5_MTP"]["model_types"] == ["exaone4_5_mtp", "exaone4_5"]
+    # a string tested for in something else is no model type
+    other = H.draft_bases(textwrap.dedent('''
+        def hf_config_override(hf_config):
+            if "exaone4_5" in hf_config.architectures[0]:
+                hf_config.update({"architectures": ["Exaone4_5_MTP"]})
+    '''))
+    assert other["Exaone4_5_MTP"]["model_types"] == []

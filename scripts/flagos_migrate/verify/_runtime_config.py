@@ -32,15 +32,21 @@ def _hf_model_types(arch, fold=False):
     return found
 
 
-def _bridge_classes(modules):
-    """PretrainedConfig subclasses the plugin's config bridges define, by model_type."""
+def _bridge_classes(modules, tolerant=False):
+    """PretrainedConfig subclasses the plugin's config bridges define, by model_type (``tolerant``: a module
+    that does not import is passed over, for the other records' bridges)."""
     import importlib
 
     from transformers import PretrainedConfig
 
     out = {}
     for name in modules or []:
-        mod = importlib.import_module(name)
+        try:
+            mod = importlib.import_module(name)
+        except Exception:
+            if not tolerant:
+                raise
+            continue
         for value in vars(mod).values():
             if isinstance(value, type) and issubclass(value, PretrainedConfig) and value.__module__ == mod.__name__ \
                     and getattr(value, "model_type", ""):
@@ -124,9 +130,11 @@ def _class_of_arch(arch, bridges, vllm_cfgs):
     return _by_stem(arch, bridges) or _by_stem(arch, vllm_cfgs)
 
 
-def _from_hints(arch, hints, bridges, vllm_cfgs, notes):
+def _from_hints(arch, hints, bridges, vllm_cfgs, notes, plugin_bridges=None):
     """A draft architecture's base config (upstream's ``hf_config_override`` read backwards), else
-    the config of a base class of the upstream class (``config_hints`` on the host)."""
+    the config of a base class of the upstream class (``config_hints`` on the host). ``plugin_bridges``:
+    a callable giving the bridges of the plugin's other records, by model_type, which its register()
+    registers for a serve too; a draft's target model type may be one of them (exaone4_5_mtp <- exaone4_5)."""
     from transformers import CONFIG_MAPPING
 
     draft = hints.get("draft") or {}
@@ -134,12 +142,21 @@ def _from_hints(arch, hints, bridges, vllm_cfgs, notes):
     # qwen3_5_moe, and Qwen3_5MoeMTP built from the dense Qwen3_5Config had no MoE layer ("No Qwen3Next layer")
     stem = arch.replace("_", "").lower()
     spelled = lambda mt: -len(mt.replace("_", "")) if stem.startswith(mt.replace("_", "").lower()) else 0  # noqa: E731
-    for mt in sorted(draft.get("model_types") or [], key=spelled):
+    types = sorted(draft.get("model_types") or [], key=spelled)
+    for mt in types:
         found = _lookup(mt, bridges, vllm_cfgs, CONFIG_MAPPING)
         if found is not None:
             notes.append(f"config: {arch} is a draft model of model type {mt} (upstream's SpeculativeConfig."
                          f"hf_config_override); built from {found.__name__}")
             return found, "draft"
+    others = plugin_bridges() if types and plugin_bridges else {}
+    for mt in types:
+        if mt in others:
+            _register_bridge(mt, others[mt])
+            notes.append(f"config: {arch} is a draft model of model type {mt} (upstream's SpeculativeConfig."
+                         f"hf_config_override); built from {others[mt].__name__}, the config bridge another "
+                         "migration of the plugin wrote (its register() registers it for a serve too)")
+            return others[mt], "draft"
     for kind, names in (("draft", draft.get("architectures") or []), ("base class", hints.get("bases") or [])):
         for base in names:
             found = _class_of_arch(base, bridges, vllm_cfgs)
@@ -202,7 +219,8 @@ def _holds_more_of_what_is_read(bound, named, hints):
     return bool((reads & subs(bound)) - subs(named))
 
 
-def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None, hints=None, module=None):
+def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None, hints=None, module=None,
+                  plugin_bridges=None):
     """The config class to build ``arch`` from and where it came from, looked up where the pinned
     stack gets it: the plugin's config bridges (``vllm_fl/configs``), the pinned vLLM's own config
     registry, transformers' auto mappings (the order of vLLM's ``get_config``); else, from the
@@ -240,7 +258,7 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
             notes.append(f"config: {bridges[mt].__name__}, the plugin's config bridge of model type {mt!r}, which "
                          f"transformers 5 maps {arch} to")
             return bridges[mt], "bridge"
-    found, source = _from_hints(arch, hints, bridges, vllm_cfgs, notes)
+    found, source = _from_hints(arch, hints, bridges, vllm_cfgs, notes, plugin_bridges)
     if found is not None:
         return found, source
     if len(bridges) == 1 and not _sub_config_only(next(iter(bridges.values()))):

@@ -181,8 +181,10 @@ def run_pinned(req, spec):
         for mt, bcls in bridges.items():
             _register_bridge(mt, bcls)
         hints = spec.get("config_hints") or {}
+        others = {k: v for k, v in _bridge_classes(req.get("plugin_config_modules"), tolerant=True).items()
+                  if k not in bridges} if hints.get("draft") else {}
         cfg_cls, res["config_source"] = _config_class(arch, bridges, spec.get("model_type"), spec.get("class"),
-                                                      res["notes"], hints, mod)
+                                                      res["notes"], hints, mod, lambda: others)
         res["config_class"] = getattr(cfg_cls, "__name__", None)
         cfg = _write_tiny_config(arch, cfg_cls, work, spec.get("base_config"),
                                  hasattr(cls, "get_mrope_input_positions"), res["notes"], hints, res["config_source"],

@@ -451,6 +451,9 @@ def _test_keys(test: ast.AST) -> tuple[list[str], list[str]]:
         values = [s for c in node.comparators for s in _strings(c)]
         if left.endswith("model_type"):
             types += values
+        elif len(node.ops) == 1 and isinstance(node.ops[0], ast.In) \
+                and ast.unparse(node.comparators[0]).endswith("model_type"):
+            types += _strings(node.left)  # `"exaone4_5" in hf_config.model_type`: that model type and its kin
         elif "architecture" in left or left == "arch" or isinstance(node.left, ast.NamedExpr):
             archs += values
         elif any("architectures" in ast.unparse(c) for c in node.comparators):

@@ -98,6 +98,20 @@ def plugin_registrations(package_dir: Path, record: dict) -> list[dict]:
             for a in architectures_of(other)]
 
 
+def plugin_config_modules(package_dir: Path, record: dict) -> list[str]:
+    """The config bridges of the plugin's other records, which its register() registers for a serve too: a
+    draft's target checkpoint names a model type only another record's bridge knows (exaone4_5_mtp is a draft of
+    an exaone4_5 checkpoint, whose Exaone4_5Config exaone4_5's record wrote); the worker reads them only there."""
+    from flagos_migrate.plugin.provenance import all_records
+
+    own = config_modules_of(record)
+    out: list[str] = []
+    for other in all_records(package_dir):
+        if other.get("model") != record.get("model"):
+            out += [m for m in config_modules_of(other) if m not in out and m not in own]
+    return out
+
+
 def sibling_config_modules(package_dir: Path, record: dict) -> list[str]:
     """Config bridges of the sibling models the record's model files import (``vllm_fl.models.X``), from their
     own records: mimo_v2_mtp builds mimo_v2's layers and is a draft of MiMoV2FlashForCausalLM, whose bridge
@@ -386,6 +400,7 @@ def verify_runtime(python: str, plugin_root: Path, record: dict, model: str, pin
                 "registrations": plugin_registrations(Path(plugin_root) / "vllm_fl", record),
                 "config_modules": sibling_config_modules(Path(plugin_root) / "vllm_fl", record)
                 + config_modules_of(record), "workdir": work, "timeout": timeout,
+                "plugin_config_modules": plugin_config_modules(Path(plugin_root) / "vllm_fl", record),
                 "seed": SEED, "num_tokens": NUM_TOKENS}
         say(f"pinned: building {len(specs)} architecture(s) under {python}")
         started: list[Worker] = []
