@@ -1192,3 +1192,47 @@ def test_a_draft_of_a_model_type_tested_by_substring():
                 hf_config.update({"architectures": ["Exaone4_5_MTP"]})
     '''))
     assert other["Exaone4_5_MTP"]["model_types"] == []
+
+
+LAGUNA_DFLASH = '''
+def _get_dflash_layer_types(config):
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is None:
+        raise ValueError("Laguna DFlash config requires `layer_types`.")
+    if len(set(layer_types)) > 1:
+        raise NotImplementedError("Laguna DFlash drafter requires a uniform `layer_types`")
+    return tuple(layer_types)
+
+
+def window(config):
+    if len(set(config.sliding_window_pattern)) > 2:
+        raise ValueError("at most two")
+    kinds = config.mlp_layer_types
+    if len(set(kinds)) > 1:
+        print("mixed")
+'''
+
+
+def test_a_per_layer_field_whose_mixed_values_only_raise_is_uniform(monkeypatch):
+    """laguna_dflash raises on a mixed layer_types: the tiny config kept LagunaConfig's full/sliding pattern and
+    construct failed; every drafter checkpoint holds one kind throughout, so the tiny config does too."""
+    reads = H.config_reads(LAGUNA_DFLASH)
+    assert reads["layer_types"].get("uniform")
+    # a set of more than two, or mixed values that do not raise, say nothing
+    assert not reads["sliding_window_pattern"].get("uniform") and not reads["mlp_layer_types"].get("uniform")
+    done = H.completion(reads)
+    assert done["uniform"] == ["layer_types"]
+    rc, _ = _worker_modules(monkeypatch)
+
+    class Laguna:
+        layer_types = ["full_attention", "sliding_attention", "sliding_attention"]
+        mlp_layer_types = ["dense", "sparse", "sparse"]
+        sliding_window_pattern = [1, 2]
+
+    source = {"layer_types": list(Laguna.layer_types), "mlp_layer_types": ["dense", "sparse", "sparse"]}
+    notes: list = []
+    rc._complete(source, Laguna(), done, "LagunaConfig", notes)
+    assert source == {"layer_types": ["full_attention"] * 3, "mlp_layer_types": ["dense", "sparse", "sparse"]}
+    assert any("raises on mixed values" in n for n in notes)
+    cfg, _ = H.synthesize({"layer_types": {**reads["layer_types"], "only": ["full_attention", "sliding_attention"]}})
+    assert cfg["layer_types"] == ["full_attention", "full_attention"]

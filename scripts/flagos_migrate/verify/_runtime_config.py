@@ -405,6 +405,13 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False, arch=
     if notes is not None and pinned:
         notes.append(f"config: {', '.join(f'{k}={only[k]!r}' for k in pinned)}: the one value upstream's model asserts "
                      f"(absent from, or another default in, {cls_name}): every checkpoint it serves carries it")
+    mixed = sorted(k for k in complete.get("uniform") or () if isinstance(source.get(k), list)
+                   and len({repr(v) for v in source[k]}) > 1)
+    for key in mixed:  # upstream raises on mixed values: every checkpoint it serves holds one throughout
+        source[key] = [source[key][0]] * len(source[key])
+    if notes is not None and mixed:
+        notes.append(f"config: {', '.join(f'{k}={source[k]!r}' for k in mixed)}: one value throughout, the first of "
+                     f"{cls_name}'s; upstream's model raises on mixed values (every checkpoint it serves holds one)")
     table = complete.get("checkpoint") or {}
     # an architecture's own entry over its model type's (GLM-4V is a chatglm checkpoint with a vision_config)
     carried = {**(table.get(getattr(instance, "model_type", None)) or {}), **(table.get(arch) or {})}

@@ -290,6 +290,9 @@ def config_reads(source: str) -> dict[str, dict]:
     for name, value in _asserted_values(tree).items():
         if name in out:
             out[name]["only"] = value
+    for name in _uniform_fields(tree):
+        if name in out:
+            out[name]["uniform"] = True
     for name, values in kinds.items():
         if name in out:
             out[name]["kinds"] = values
@@ -325,6 +328,37 @@ def _asserted_values(tree: ast.AST) -> dict[str, object]:
         if name is not None and value is not MISSING:
             out.setdefault(name, value)
     return out
+
+
+def _uniform_fields(tree: ast.AST) -> set:
+    """Per-layer config fields whose mixed values only raise (laguna_dflash: ``layer_types = getattr(config,
+    "layer_types", None)`` ... ``if len(set(layer_types)) > 1: raise NotImplementedError``): every checkpoint
+    upstream serves holds one value throughout, read directly or through a name bound to the read; pure."""
+    out = set()
+    for fn in ast.walk(tree):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        bound = {n.targets[0].id: _read_name(n.value) for n in ast.walk(fn) if isinstance(n, ast.Assign)
+                 and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name) and _read_name(n.value)}
+        for node in ast.walk(fn):
+            if not (isinstance(node, ast.If) and node.body and all(isinstance(st, ast.Raise) for st in node.body)):
+                continue
+            test = node.test
+            if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Gt, ast.NotEq))
+                    and _literal(test.comparators[0]) == 1 and _called(test.left, "len")
+                    and _called(test.left.args[0], "set")):
+                continue
+            seq = test.left.args[0].args[0]
+            name = _read_name(seq) or (bound.get(seq.id) if isinstance(seq, ast.Name) else None)
+            if name:
+                out.add(name)
+    return out
+
+
+def _called(node: ast.AST, func: str) -> bool:
+    """``node`` is ``func(<one argument>)``."""
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == func \
+        and len(node.args) == 1 and not node.keywords
 
 
 def _read_name(node: ast.AST) -> str | None:
@@ -395,6 +429,9 @@ def synthesize(reads: dict[str, dict]) -> tuple[dict, list[str]]:
             missing.remove(name)
     if isinstance(cfg.get("layer_types"), list):
         cfg["layer_types"] = cfg["layer_types"][: cfg.get("num_hidden_layers", T.LAYERS)]
+    for name, read in reads.items():  # one value throughout where mixed ones only raise (laguna_dflash)
+        if read.get("uniform") and isinstance(cfg.get(name), list) and cfg[name]:
+            cfg[name] = [cfg[name][0]] * len(cfg[name])
     return cfg, missing
 
 
@@ -428,6 +465,7 @@ def completion(reads: dict[str, dict]) -> dict:
     return {"fill": fill, "indexed": sorted(n for n in fill if reads[n]["indexed"]),
             "defaulted": sorted(n for n in fill if reads[n].get("defaulted")),
             "only": {n: r["only"] for n, r in sorted(reads.items()) if "only" in r},
+            "uniform": sorted(n for n, r in reads.items() if r.get("uniform")),
             "equivalent": {n: list(EQUIVALENTS[n]) for n in fill if n in EQUIVALENTS},
             "aliases": _aliases(),
             "checkpoint": {mt: dict(v) for mt, v in CHECKPOINT_FIELDS.items()}}
