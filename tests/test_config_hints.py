@@ -275,6 +275,39 @@ def test_a_hasattr_that_only_raises_reads_a_required_field_and_layer_kinds_come_
     assert cfg["layer_types"] == ["attention", "mamba"] and missing == ["expert_hidden_dim"]
 
 
+IF_CHAIN_HYBRID = '''
+class Block(nn.Module):
+    def __init__(self, config, layer_type, prefix=""):
+        self.window = getattr(config, "block_attn_res_block_size", None)
+        if layer_type == "linear_attention":
+            self.linear_attn = Linear(config.linear_num_key_heads, config.linear_num_value_heads,
+                                      config.linear_key_head_dim, config.linear_value_head_dim,
+                                      config.linear_conv_kernel_dim)
+        elif layer_type == "full_attention":
+            self.self_attn = Attention(config)
+        else:
+            raise ValueError(f"Invalid layer_type {layer_type}")
+
+class Model(nn.Module):
+    def __init__(self, config):
+        self.layers = [Block(config, config.layer_types[i]) for i in range(config.num_hidden_layers)]
+'''
+
+
+def test_layer_kinds_come_from_an_if_chain_that_raises_on_any_other_kind():
+    reads = H.config_reads(IF_CHAIN_HYBRID)
+    assert reads["layer_types"]["kinds"] == ["linear_attention", "full_attention"]
+    cfg, missing = H.synthesize(reads)
+    assert cfg["layer_types"] == ["linear_attention", "full_attention"] and missing == []
+    # equal key/value head counts of one size (AliceAI's KDA refuses others), a 4-tap conv
+    assert cfg["linear_num_key_heads"] == cfg["linear_num_value_heads"]
+    assert cfg["linear_key_head_dim"] == cfg["linear_value_head_dim"] and cfg["linear_conv_kernel_dim"] == 4
+    assert cfg["block_attn_res_block_size"] == 1  # read with a None default that the model refuses
+    # a chain that falls through (no raise) names no kinds: the model may build a layer for anything else
+    lenient = IF_CHAIN_HYBRID.replace('raise ValueError(f"Invalid layer_type {layer_type}")', "pass")
+    assert "kinds" not in H.config_reads(lenient)["layer_types"]
+
+
 def test_speculative_method_of_draft_architectures():
     reads_draft = "config = vllm_config.speculative_config.draft_model_config.hf_config"
     assert H.speculative_method("NemotronHMTPModel", "", True) == "mtp"  # a draft of hf_config_override

@@ -89,6 +89,14 @@ def test_tiny_hybrid_config_keeps_one_layer_of_each_type_and_few_experts():
     assert tiny["num_hidden_layers"] == 2
     assert tiny["num_experts"] == 4 and tiny["num_experts_per_tok"] == 2
     assert tiny["linear_num_value_heads"] % tiny["linear_num_key_heads"] == 0
+    assert tiny["linear_num_value_heads"] > tiny["linear_num_key_heads"]  # grouped stays grouped
+
+
+def test_tiny_config_keeps_as_many_linear_value_heads_as_key_heads():
+    # AliceAI's KDA layer refuses unequal key/value head counts
+    tiny = tiny_config({"hidden_size": 2048, "num_attention_heads": 16, "linear_num_key_heads": 32,
+                        "linear_num_value_heads": 32})
+    assert tiny["linear_num_key_heads"] == tiny["linear_num_value_heads"] == 2
 
 
 def test_tiny_config_per_layer_lists_follow_the_kept_layers():

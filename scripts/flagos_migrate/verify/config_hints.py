@@ -74,6 +74,12 @@ SYNTH_VALUES: dict[str, object] = {
     "mova_num_experts_per_tok": T.EXPERTS_PER_TOKEN, "layernorm_num_groups": 1, "short_conv_kernel_size": 4,
     "layer_group_size": T.LAYERS, "max_position_embedding": T.MAX_POSITIONS, "num_nextn_predict_layers": 1, "n_predict": 1, "mlp_only_layers": [],
     "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
+    # linear-attention (gated delta net / KDA) geometry: as many value heads as key heads, of one size
+    "linear_num_key_heads": 2, "linear_num_value_heads": 2, "linear_key_head_dim": 16, "linear_value_head_dim": 16,
+    "linear_conv_kernel_dim": 4,
+    # AliceAI's attention-residual block (layers per block), which upstream reads with a None default and then
+    # refuses: 1, so the tiny layers cross a block boundary
+    "block_attn_res_block_size": 1,
     # InternS2-Mobius's routed MoE blocks, shared round-robin by the layers (layer i uses block i % num_blocks)
     "num_blocks": T.LAYERS,
     # a DFlash draft's block (z-lab's checkpoints): the target layers it reads, its mask token in the vocabulary
@@ -402,6 +408,22 @@ def _layer_kinds(tree: ast.AST) -> dict[str, list[str]]:
                 and isinstance(node.slice, ast.Subscript) and isinstance(node.slice.value, ast.Attribute) \
                 and _is_config(node.slice.value.value):
             out.setdefault(node.slice.value.attr, tables[node.value.id])
+    # or an if/elif chain over one layer's kind that raises on any other (AliceAI: ``if layer_type ==
+    # "linear_attention": ... elif layer_type == "full_attention": ... else: raise``): ``X_type`` -> ``X_types``
+    for node in ast.walk(tree):
+        kinds, subject, branch = [], None, node
+        while isinstance(branch, ast.If) and isinstance(branch.test, ast.Compare) and len(branch.test.ops) == 1 \
+                and isinstance(branch.test.ops[0], ast.Eq) and isinstance(branch.test.comparators[0], ast.Constant) \
+                and isinstance(branch.test.comparators[0].value, str):
+            left = branch.test.left
+            name = left.id if isinstance(left, ast.Name) else left.attr if isinstance(left, ast.Attribute) else None
+            if name is None or not name.endswith("_type") or subject not in (None, name):
+                break
+            subject = name
+            kinds.append(branch.test.comparators[0].value)
+            branch = branch.orelse[0] if len(branch.orelse) == 1 else None
+        if subject and len(kinds) > 1 and isinstance(branch, ast.Raise):
+            out.setdefault(subject + "s", kinds)
     return out
 
 

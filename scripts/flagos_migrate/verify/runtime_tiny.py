@@ -209,6 +209,10 @@ def _shrink_text(cfg: dict) -> None:
         if isinstance(cfg.get(key), int):
             # keep MHA as MHA and GQA as GQA
             cfg[key] = heads if isinstance(old_heads, int) and cfg[key] >= old_heads else KV_HEADS
+    # linear attention as well: as many value heads as key heads stays so (AliceAI's KDA refuses any other
+    # geometry), more value heads than key heads stays grouped (Qwen3-Next)
+    if before.get("linear_num_value_heads") == before.get("linear_num_key_heads") and "linear_num_key_heads" in cfg:
+        cfg["linear_num_value_heads"] = cfg["linear_num_key_heads"]
     if "vocab_size" in cfg:
         old_vocab, cfg["vocab_size"] = cfg["vocab_size"], VOCAB
         # a draft head's vocabulary shrinks with it: the whole one stays whole (Laguna DFlash shares the target's
