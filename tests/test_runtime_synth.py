@@ -3,7 +3,8 @@
 K2-Horizon's config lives in its hub repo (transformers 4.57.6 and 5.x and vLLM 0.13.0 have none): the
 harness synthesizes a tiny config from what upstream's ``k2_horizon.py`` reads from its config and
 builds the migrated class from it on the real vLLM 0.13.0 ($MMF_PINNED_VENV). No transformers has the
-model either, so the load level is skipped naming that, with or without $MMF_REFERENCE_VENV.
+model either, so without $MMF_REFERENCE_VENV the load level is skipped naming that; with it, upstream
+vLLM's own K2HorizonForCausalLM names the checkpoint (self-checked by its own load_weights) and load passes.
 (MiniMax-M2 was this test's model until apply began bridging transformers 5's MiniMaxM2Config for
 the architecture it registers (P2): it now builds from that bridge.)
 """
@@ -52,6 +53,11 @@ def test_a_remote_code_moe_constructs_from_a_synthesized_config(k2_report):
     assert any(n.startswith("config: synthesized") and "k2_horizon reads" in n for n in arch["notes"])
     levels = arch["levels"]
     assert levels["import"]["status"] == "pass" and levels["construct"]["status"] == "pass", (levels, err[-2000:])
-    # no transformers has K2-Horizon: nothing names its checkpoint, so load is skipped and says so
-    assert levels["load"]["status"] == "skipped" and "checkpoint names" in levels["load"]["reason"]
-    assert "K2HorizonForCausalLM" in levels["load"]["reason"]
+    if not os.environ.get("MMF_REFERENCE_VENV"):
+        # no transformers has K2-Horizon: without the reference nothing names its checkpoint; load says so
+        assert levels["load"]["status"] == "skipped" and "checkpoint names" in levels["load"]["reason"]
+        assert "K2HorizonForCausalLM" in levels["load"]["reason"]
+        return
+    # with it, upstream vLLM's own class names the checkpoint, and the migrated class loads it
+    assert arch["checkpoint"] == "upstream vLLM 0.33.0 K2HorizonForCausalLM (validated by its own load_weights)"
+    assert levels["load"]["status"] == "pass", (levels, err[-2000:])

@@ -457,3 +457,193 @@ def load_checkpoint(model, ckpt, vc, builtin, work, notes):
     notes.append(f"checkpoint in the reference class's own names (e.g. {renamed}): the pinned vLLM's own "
                  f"{builtin.__name__} does not load the spelling transformers saves and loads this one")
     return stats, alt
+
+
+# ------------------------------------------------------------------------------------------------
+# checkpoint names from the upstream vLLM class (no transformers has the architecture)
+
+_QKV_SHARDS = {"q": 0, "k": 1, "v": 2}
+# vLLM's conventional stacked layers, as the ``stacked_params_mapping`` inside most ``load_weights`` spell
+# them; a model's own mappings win (K2-Horizon declares gate_up_proj in packed_modules_mapping only for
+# some configs, and its loader stacks it always). The self-check decides whether they hold.
+CONVENTIONAL_STACKED = {"qkv_proj": ["q_proj", "k_proj", "v_proj"], "gate_up_proj": ["gate_proj", "up_proj"]}
+
+
+def _shard_index(shard):
+    """A stacked mapping's shard id as an index into the layer's ``output_sizes`` (0, "q", (i,))."""
+    if isinstance(shard, (tuple, list)) and len(shard) == 1:
+        shard = shard[0]
+    if isinstance(shard, str):
+        return _QKV_SHARDS.get(shard)
+    return shard if isinstance(shard, int) else None
+
+
+def _mappers(model):
+    """(module path, WeightsMapper) of every module class declaring ``hf_to_vllm_mapper``."""
+    out = []
+    for path, mod in model.named_modules():
+        mapper = getattr(type(mod), "hf_to_vllm_mapper", None)
+        if mapper is not None and hasattr(mapper, "orig_to_new_prefix"):
+            out.append((path, mapper))
+    return out
+
+
+def _unmap(name, mappers):
+    """``name`` (a vLLM parameter) as the checkpoint spells it: each module's ``hf_to_vllm_mapper``
+    read backwards on the part of the name under that module (prefix, substring and suffix maps;
+    an ignored name, mapped to None, names no tensor). Deepest module first, as a loader nests."""
+    for path, mapper in sorted(mappers, key=lambda pm: -len(pm[0])):
+        if path and not name.startswith(path + "."):
+            continue
+        head, rel = (path + ".", name[len(path) + 1:]) if path else ("", name)
+        for orig, new in (getattr(mapper, "orig_to_new_suffix", None) or {}).items():
+            if new and rel.endswith(new):
+                rel = orig.join(rel.rsplit(new, 1))
+                break
+        for orig, new in (getattr(mapper, "orig_to_new_prefix", None) or {}).items():
+            if new is not None and rel.startswith(new) and (new or orig):
+                rel = orig + rel[len(new):]
+                break
+        for orig, new in (getattr(mapper, "orig_to_new_substr", None) or {}).items():
+            if new and new in rel:
+                rel = rel.replace(new, orig, 1)
+                break
+        name = head + rel
+    return name
+
+
+def _stacked(model):
+    """Stacked vLLM layers and their checkpoint parts: ``{fused: [(part, shard index)]}`` from the
+    mappers' ``orig_to_new_stacked`` (".mlp.gate_proj" -> (".mlp.gate_up_proj", 0)) and the
+    ``packed_modules_mapping`` of every module ({"qkv_proj": ["q_proj", "k_proj", "v_proj"]},
+    parts in shard order). Mapper entries are substrings (with their dots), packed ones leaf names."""
+    out = {}
+    for _, mapper in _mappers(model):
+        for orig, (new, shard) in (getattr(mapper, "orig_to_new_stacked", None) or {}).items():
+            idx = _shard_index(shard)
+            if idx is not None:
+                out.setdefault(("substr", new), []).append((orig, idx))
+    for leaf, parts in {**CONVENTIONAL_STACKED, **_packed(model)}.items():
+        if isinstance(parts, (list, tuple)) and list(parts) != [leaf]:
+            out.setdefault(("leaf", leaf), [(part, i) for i, part in enumerate(parts)])
+    return out
+
+
+def _split_stacked(name, param, sizes, stacked):
+    """(checkpoint part name, slice) pairs of a stacked parameter (its layer's ``output_sizes``), else None."""
+    if not sizes or len(sizes) < 2:
+        return None
+    dim = getattr(param, "output_dim", 0) or 0
+    leaf = name.split(".")[-2] if "." in name else ""
+    for (kind, key), parts in stacked.items():
+        if kind == "substr" and key in "." + name:
+            renamed = [("." + name).replace(key, orig, 1)[1:] for orig, _ in parts]
+        elif kind == "leaf" and key == leaf:
+            pieces = name.split(".")
+            renamed = [".".join(pieces[:-2] + [part, pieces[-1]]) for part, _ in parts]
+        else:
+            continue
+        if sorted(i for _, i in parts) != list(range(len(sizes))):
+            continue
+        out = []
+        for (_, i), new in zip(parts, renamed):
+            start = sum(sizes[:i])
+            out.append((new, (dim, start, sizes[i])))
+        return out
+    return None
+
+
+def _expert_parts(model):
+    """Per-expert checkpoint names of the fused expert parameters: ``{param: [(name, (expert, dim,
+    start, size))]}``, from each expert layer's own ``get_expert_mapping()`` (param prefix, checkpoint
+    name, expert, shard w1/w2/w3) read backwards: w1 is the first half of w13's rows, w3 the second."""
+    out = {}
+    for path, mod in model.named_modules():
+        get = getattr(mod, "get_expert_mapping", None)
+        own = dict(mod.named_parameters(recurse=False))
+        if not callable(get) or not own:
+            continue
+        try:
+            mapping = list(get())
+        except Exception:
+            continue
+        pieces = path.split(".")
+        at = max((i for i, piece in enumerate(pieces) if piece == "experts"), default=None)
+        if at is None:
+            continue
+        base = ".".join(pieces[:at])
+        gated = {s for _, _, _, s in mapping} >= {"w1", "w3"}
+        for param_prefix, weight_name, expert, shard in mapping:
+            prefix = param_prefix.split(".")[-1]
+            for pname, p in own.items():
+                if not pname.startswith(prefix) or p.dim() < 2:
+                    continue
+                leaf = pname[len(prefix):]
+                rows = p.shape[1]
+                start, size = (0, rows) if shard == "w2" or not gated else ((0, rows // 2) if shard == "w1" else (rows // 2, rows // 2))
+                out.setdefault(f"{path}.{pname}", []).append(
+                    ((base + "." if base else "") + weight_name + leaf, (expert, 1, start, size)))
+    return out
+
+
+def upstream_checkpoint(model, seed):
+    """A checkpoint as the released one of ``model`` (an upstream vLLM class, built) would be spelled,
+    derived from the model itself: random values (fixed seed) for each of its parameters, split back
+    through its own mappings (stacked layers by their ``output_sizes``, fused experts by their expert
+    mapping, names by the ``hf_to_vllm_mapper`` read backwards). Returns (checkpoint, the parameters'
+    values it should load to). Only as good as :func:`self_check` finds it."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    mappers = _mappers(model)
+    stacked = _stacked(model)
+    experts = _expert_parts(model)
+    modules = dict(model.named_modules())
+    expected = {}
+    out = Checkpoint()
+    for name, p in model.named_parameters():
+        if not p.is_floating_point():
+            continue
+        t = torch.randn(tuple(p.shape), generator=gen, dtype=torch.float32) * 0.1
+        if p.dim() == 1 and "norm" in name and name.endswith("weight"):
+            t = t + 1.0
+        expected[name] = t
+        if name in experts:
+            for new, (e, dim, start, size) in experts[name]:
+                out[_unmap(new, mappers)] = t[e].narrow(dim - 1, start, size).contiguous()
+            continue
+        owner = modules.get(name.rsplit(".", 1)[0]) if "." in name else model
+        parts = _split_stacked(name, p, list(getattr(owner, "output_sizes", None) or []), stacked)
+        if parts is None:
+            out[_unmap(name, mappers)] = t.contiguous()
+            continue
+        for new, (dim, start, size) in parts:
+            out[_unmap(new, mappers)] = t.narrow(dim, start, size).contiguous()
+    out = Checkpoint({k: out[k] for k in sorted(out)})
+    out.in_memory = {}
+    return out, expected
+
+
+def self_check(model, ckpt, expected, vc):
+    """Load ``ckpt`` through ``model``'s own ``load_weights``: every parameter written and equal to the
+    values the checkpoint was derived from. The reason it fails, else None (the checkpoint is right)."""
+    import torch
+    from vllm.config import set_current_vllm_config
+
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.is_floating_point():
+                p.data.fill_(float("nan"))
+    try:
+        with set_current_vllm_config(vc):
+            model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
+    except Exception as exc:
+        return f"its load_weights refused the derived checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
+    params = dict(model.named_parameters())
+    unloaded = sorted(n for n in expected if torch.isnan(params[n].data).any())
+    if unloaded:
+        return f"{len(unloaded)} parameter(s) not (fully) written by its load_weights: {', '.join(unloaded[:4])}"
+    differ = sorted(n for n, t in expected.items() if not torch.equal(params[n].data, t.to(params[n].dtype)))
+    if differ:
+        return f"{len(differ)} parameter(s) differ from the derived checkpoint after its load_weights: {', '.join(differ[:4])}"
+    return None

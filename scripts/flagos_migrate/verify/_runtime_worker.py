@@ -70,11 +70,19 @@ from _runtime_env import (
     gpu_only_op,
 )
 from _runtime_forward import _forward, _hf_logits, _reference_attention
-from _runtime_load import _builtin_class, _load, load_checkpoint, make_checkpoint
+from _runtime_load import (
+    _builtin_class,
+    _load,
+    load_checkpoint,
+    make_checkpoint,
+    self_check,
+    upstream_checkpoint,
+)
 from reference_divergences import adjustments_for
 
 LEVELS = ("import", "construct", "load", "forward")
 UNLOADED_FILE = "unloaded_as_pinned.json"  # the pinned side's accepted unloaded parameters, for upstream's side
+CHECKPOINT_SOURCE = "checkpoint_source.json"  # what named the checkpoint the reference side made
 
 
 def _levels():
@@ -192,11 +200,17 @@ def run_pinned(req, spec):
         # a peer architecture built from its class's config takes that class's checkpoint names too
         peer = spec.get("class") if cfg_cls is _config_class_of(spec.get("class")) else hf_class_name(arch)
         ckpt = make_checkpoint(arch, cfg, int(req.get("seed", 0)), peer)
-        if ckpt is None and os.path.exists(os.path.join(work, "model.safetensors")):
+        if ckpt is not None:
+            import transformers
+
+            res["checkpoint_source"] = f"transformers {_tf_version()} {arch if hasattr(transformers, arch) else peer}"
+        elif os.path.exists(os.path.join(work, "model.safetensors")):
             from safetensors.torch import load_file
 
             ckpt = load_file(os.path.join(work, "model.safetensors"))
-            res["notes"].append("checkpoint names from the reference venv's transformers")
+            res["checkpoint_source"] = _read_json(os.path.join(work, CHECKPOINT_SOURCE), "the reference venv")
+        if res.get("checkpoint_source"):
+            res["notes"].append(f"checkpoint: {res['checkpoint_source']}")
         from safetensors.torch import save_file
 
         if ckpt is not None:
@@ -217,7 +231,8 @@ def run_pinned(req, spec):
         if ckpt is None:
             res["needs_checkpoint"] = True
             res["levels"]["load"] = {"status": "skipped", "reason": f"transformers {_tf_version()} has no {arch} to "
-                                     "take checkpoint names from; pass --reference-python"}
+                                     "take checkpoint names from; pass --reference-python (its transformers, else "
+                                     "upstream vLLM's own class, names it)"}
             res["levels"]["forward"] = {"status": "skipped", "reason": "no checkpoint"}
             return res
         res["stats"]["load"], loaded = load_checkpoint(model, ckpt, vc, builtin, work, res["notes"])
@@ -260,6 +275,65 @@ def run_pinned(req, spec):
     return res
 
 
+def _hf_checkpoint(arch, work, seed):
+    """The reference transformers' checkpoint of ``arch`` and its source, else (None, why not)."""
+    from transformers import AutoConfig
+
+    name = hf_class_name(arch) or arch
+    try:
+        cfg = hf_config_for(arch, AutoConfig.from_pretrained(work))
+        ckpt = make_checkpoint(name, cfg, seed)
+    except Exception as exc:  # the class exists but does not build from the tiny config
+        return None, f"transformers {_tf_version()}'s {name} failed ({type(exc).__name__}: {str(exc)[:160]})"
+    if ckpt is None:
+        return None, f"transformers {_tf_version()} has no {arch} either"
+    return ckpt, f"transformers {_tf_version()} {name}"
+
+
+def _upstream_vllm_checkpoint(arch, work, seed, notes):
+    """Checkpoint names from upstream vLLM's own class of ``arch`` (a reference implementation, not the
+    migrated file), built on the same tiny config: its parameters split back through its own mappings
+    (``upstream_checkpoint``) and accepted only when its own ``load_weights`` writes every parameter
+    with exactly the values they were split from (``self_check``). (checkpoint, source) or (None, why)."""
+    import vllm
+    from vllm.model_executor.models.registry import ModelRegistry
+
+    where = f"upstream vLLM {vllm.__version__}"
+    try:
+        if ModelRegistry._try_load_model_cls(arch) is None:
+            return None, f"{where} has no {arch}"
+        vc = _vllm_config(work)
+        _init_distributed(vc)
+        model = _construct(_resolved_class(vc), vc, notes)
+        name = type(model).__name__
+        ckpt, expected = upstream_checkpoint(model, seed)
+        why = self_check(model, ckpt, expected, vc)
+    except Exception as exc:
+        return None, f"{where}'s {arch} could not be built to name it ({type(exc).__name__}: {str(exc)[:160]})"
+    if why:
+        return None, f"{where} {name}: no checkpoint derived from it passes its own load_weights ({why})"
+    return ckpt, f"upstream vLLM {vllm.__version__} {name} (validated by its own load_weights)"
+
+
+def _reference_checkpoint(arch, work, seed, res):
+    """``make_checkpoint`` mode: the checkpoint the pinned transformers could not name, from the
+    reference transformers' class, else from upstream vLLM's own class; saved with its source."""
+    from safetensors.torch import save_file
+
+    ckpt, why = _hf_checkpoint(arch, work, seed)
+    source = why
+    if ckpt is None:
+        ckpt, source = _upstream_vllm_checkpoint(arch, work, seed, res["notes"])
+        if ckpt is None:
+            res["error"] = f"{why}; {source}"
+            return res
+    save_file(ckpt, os.path.join(work, "model.safetensors"))
+    _save_json(os.path.join(work, CHECKPOINT_SOURCE), source)
+    res["checkpoint"] = True
+    res["checkpoint_source"] = source
+    return res
+
+
 def run_reference(req, spec):
     """The same tiny config, checkpoint and tokens through upstream vLLM (else Hugging Face)."""
     import torch
@@ -272,18 +346,7 @@ def run_reference(req, spec):
     register_synthesized(work)  # the pinned side's synthesized config builds this side too
 
     if spec.get("make_checkpoint"):
-        from transformers import AutoConfig
-
-        cfg = hf_config_for(arch, AutoConfig.from_pretrained(work))
-        ckpt = make_checkpoint(hf_class_name(arch) or arch, cfg, int(req.get("seed", 0)))
-        if ckpt is None:
-            res["error"] = f"transformers {_tf_version()} has no {arch} either"
-            return res
-        from safetensors.torch import save_file
-
-        save_file(ckpt, os.path.join(work, "model.safetensors"))
-        res["checkpoint"] = True
-        return res
+        return _reference_checkpoint(arch, work, int(req.get("seed", 0)), res)
     ckpt = load_file(os.path.join(work, "model.safetensors"))
     with open(os.path.join(work, "ids.json"), encoding="utf-8") as f:
         ids = json.load(f)
@@ -300,7 +363,6 @@ def run_reference(req, spec):
         model = _construct(_resolved_class(vc), vc, res["notes"]).eval()
         res["model_file"] = _source_of(model)
         _load(model, ckpt, vc, reference=True, pinned_unloaded=_read_json(os.path.join(work, UNLOADED_FILE), []))
-        from transformers import AutoConfig
 
         logits, _ = _forward(model, vc, vc.model_config.hf_config, ids)
         try:
@@ -310,8 +372,8 @@ def run_reference(req, spec):
         res["reference"] = f"vllm-{vllm.__version__}"
     except BaseException as exc:
         op = gpu_only_op(exc)
-        res["notes"].append(f"upstream vLLM {vllm.__version__} could not run it on CPU "
-                            f"({op or type(exc).__name__ + ': ' + str(exc)[:200]}); Hugging Face reference used")
+        upstream_why = f"upstream vLLM {vllm.__version__} could not run it on CPU ({op or type(exc).__name__ + ': ' + str(exc)[:200]})"
+        res["notes"].append(f"{upstream_why}; Hugging Face reference used")
         if os.path.exists(os.path.join(work, runtime_mm.IDS_FILE)):
             res["notes"].append("image not compared: the Hugging Face reference runs the text prefill only")
         try:
@@ -323,8 +385,8 @@ def run_reference(req, spec):
                 res["reference_adjustments"] = applied
                 res["notes"].append("Hugging Face reference adjusted to upstream vLLM: "
                                     + ", ".join(f"{a['parameter']} {a['action']}" for a in applied))
-        except BaseException as exc2:
-            res["error"] = f"{type(exc2).__name__}: {str(exc2)[:300]}"
+        except BaseException as exc2:  # neither reference: both reasons
+            res["error"] = f"{upstream_why}; Hugging Face: {type(exc2).__name__}: {str(exc2)[:300]}"
             res["traceback_tail"] = _tail(exc2)
             return res
     torch.save(logits, os.path.join(work, "logits_ref.pt"))

@@ -7,7 +7,10 @@ in order, stopping at the first that fails:
   construct  the class builds on CPU from a tiny config derived from the model's own config class
   load       a synthetic checkpoint (names/shapes of the Hugging Face class, random values) loads
              through the migrated ``load_weights``: every parameter written, fused ones equal to
-             the concatenation of their parts, nothing left over
+             the concatenation of their parts, nothing left over. Without a Hugging Face class in
+             either transformers, upstream vLLM's own class names it (its parameters split back
+             through its own mappings, kept only when its own load_weights reproduces them);
+             the report's ``checkpoint`` says which
   forward    a 12-token prefill gives finite logits (multimodal: ``get_language_model()`` and the
              ``embed_input_ids`` path too); GPU-only kernels make it ``skipped: needs GPU (<op>)``
   match      with a reference Python (upstream vLLM): the same config, checkpoint and tokens through
@@ -259,6 +262,8 @@ def shape_architecture(spec: dict, pinned: dict | None, reference: dict | None, 
         "reference_adjustments": list((reference or {}).get("reference_adjustments") or []),
         "notes": list((pinned or {}).get("notes") or []) + list((reference or {}).get("notes") or []),
         "load_stats": ((pinned or {}).get("stats") or {}).get("load"),
+        # what named the synthetic checkpoint: a transformers class, or upstream vLLM's own (self-checked)
+        "checkpoint": (pinned or {}).get("checkpoint_source"),
         # where the tiny config's class came from (registry, draft, base class, peer, bridge, synthesized)
         "config_source": (pinned or {}).get("config_source"),
         # the files of the model classes each side built: match compares different code
@@ -430,10 +435,12 @@ def verify_runtime(python: str, plugin_root: Path, record: dict, model: str, pin
                          "architectures": [{**s, "make_checkpoint": True} for s in need]}, timeout)
                     again = [s for s in need if (made.get(s["id"]) or {}).get("checkpoint")]
                     for s in need:  # the reference could not name the tensors either: say so, not "pass it"
-                        why = (made.get(s["id"]) or {}).get("error")
+                        got = made.get(s["id"]) or {}
+                        why = got.get("error") or (got.get("crash") or {}).get("message")
                         load = ((pinned_res.get(s["id"]) or {}).get("levels") or {}).get("load")
                         if why and isinstance(load, dict):
-                            load["reason"] = f"no Hugging Face class to take checkpoint names from, here or in the reference ({why})"
+                            load["reason"] = ("nothing named the checkpoint: no Hugging Face class here, nor one in the "
+                                              f"reference or upstream vLLM's own class there ({why})")
                     if again:
                         _, rerun = worker(python).run({**base, "mode": "pinned", "architectures": again}, timeout)
                         pinned_res.update(rerun)
