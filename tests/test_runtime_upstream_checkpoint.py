@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -61,6 +63,34 @@ out["dropped"] = broken(lambda c: c.pop("model.layers.0.self_attn.k_proj.weight"
 out["misnamed"] = broken(lambda c: c.__setitem__("model.layers.0.self_attn.kv_proj.weight",
                                                  c.pop("model.layers.0.self_attn.k_proj.weight")))
 
+# the values too: upstream vLLM (its CPU experts computed by _runtime_moe) on the derived checkpoint gives
+# transformers 5's logits on the same file; and the experts count (one expert's down_proj zeroed changes them)
+import torch
+from safetensors.torch import save_file
+import _runtime_moe
+from _runtime_forward import _forward, _hf_logits
+from vllm.config import set_current_vllm_config
+from vllm.model_executor.model_loader.utils import process_weights_after_loading
+out["moe_patched"] = _runtime_moe.install()
+assert self_check(model, ck, expected, vc) is None
+with set_current_vllm_config(vc):
+    process_weights_after_loading(model, vc.model_config, torch.device("cpu"))
+ids = [3, 17, 42, 5, 99, 64, 7, 120, 1, 33, 80, 11]
+logits, _ = _forward(model, vc, cfg, ids)
+save_file(dict(ck), os.path.join(work, "model.safetensors"))
+hf_logits, _, _ = _hf_logits("Qwen3MoeForCausalLM", work, ids)
+out["vs_hf"] = float((logits - hf_logits).abs().max())
+with torch.no_grad():
+    dict(model.named_parameters())[[n for n in expected if "layers.1." in n and n.endswith("w2_weight")][0]][1].zero_()
+out["expert_counts"] = float((_forward(model, vc, cfg, ids)[0] - logits).abs().max())
+ref = torch.zeros(4, 64)
+torch.manual_seed(0)
+h, w1, w2 = torch.randn(4, 64) * 0.1, torch.randn(3, 96, 64) * 0.1, torch.randn(3, 64, 48) * 0.1
+tw, ti = torch.rand(4, 2), torch.tensor([[0, 2], [1, 0], [2, 1], [0, 1]])
+_runtime_moe.experts_reference(ref, h, w1, w2, tw, ti, "silu")
+loop = torch.stack([sum(tw[t, k] * (torch.nn.functional.silu(w1[ti[t, k], :48] @ h[t]) * (w1[ti[t, k], 48:] @ h[t])) @ w2[ti[t, k]].T
+                        for k in range(2)) for t in range(4)])
+out["per_token_loop"] = float((ref - loop).abs().max())
 print(json.dumps(out))
 """
 
@@ -85,6 +115,49 @@ def test_upstream_vllm_names_the_checkpoint_transformers_saves_and_its_loader_re
                               "model.layers.1.mlp.experts.routed_experts.w13_weight")
     assert got["dropped"] == ("1 parameter(s) not (fully) written by its load_weights: "
                               "model.layers.0.self_attn.qkv_proj.weight")
+    # upstream vLLM with the reference CPU experts computes transformers 5's Qwen3-MoE on the derived checkpoint
+    assert got["moe_patched"] == ["vllm.model_executor.layers.fused_moe.experts.cpu_moe.CPUUnquantizedExperts",
+                                  "vllm.model_executor.layers.fused_moe.router.cpu_router.CPURouter._compute_routing"]
+    assert got["vs_hf"] < 1e-4, got["vs_hf"]
+    assert got["expert_counts"] > 1e-3
+    assert got["per_token_loop"] < 1e-6
     assert got["misnamed"].startswith("its load_weights refused the derived checkpoint (ValueError: There is no module "
                                       "or parameter named 'layers.0.self_attn.kv_proj'")
 
+
+ROOT = Path(__file__).resolve().parents[1]
+UPSTREAM = Path(os.environ.get("MMF_UPSTREAM") or Path.home() / ".cache" / "mmf" / "src" / "vllm-0.33.0")
+
+
+def test_a_moe_no_transformers_has_loads_and_matches_upstream_vllm(tmp_path):
+    """BailingMoe (Ling): neither transformers 4.57.6 nor 5.20.2 has a class for it, so before this source
+    the load level was skipped and forward and match never ran. Upstream vLLM's own BailingMoeV2ForCausalLM
+    names the checkpoint (QKV, shared experts' gate_up and the routed experts split back), the migrated
+    file loads it on vLLM 0.13.0, and its logits equal upstream vLLM 0.33.0's on the same checkpoint."""
+    pinned = os.environ.get("MMF_PINNED_VENV")
+    reference = os.environ.get("MMF_REFERENCE_VENV")
+    if not pinned or not reference:
+        pytest.skip("needs MMF_PINNED_VENV (vLLM 0.13.0) and MMF_REFERENCE_VENV (vLLM 0.33.0)")
+    if not UPSTREAM.is_dir():
+        pytest.skip(f"no upstream vLLM source at {UPSTREAM} (set MMF_UPSTREAM)")
+    plugin = tmp_path / "plugin"
+    shutil.copytree(ROOT / "examples" / "plugin", plugin)
+    script = str(ROOT / "scripts" / "migrate_model.py")
+    proc = subprocess.run([sys.executable, script, "apply", "bailing_moe", "--upstream", str(UPSTREAM),
+                           "--plugin", str(plugin), "--all-archs", "--json"], capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    proc = subprocess.run([sys.executable, script, "verify", "bailing_moe", "--plugin", str(plugin), "--run",
+                           "--python", pinned, "--reference-python", reference, "--json"],
+                          capture_output=True, text=True, timeout=2400)
+    assert proc.stdout, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    archs = {a["architecture"]: a for a in report["architectures"]}
+    arch = archs["BailingMoeV2ForCausalLM"]
+    assert arch["checkpoint"] == "upstream vLLM 0.33.0 BailingMoeV2ForCausalLM (validated by its own load_weights)"
+    assert f"checkpoint: {arch['checkpoint']}" in arch["notes"]
+    assert {lv: arch["levels"][lv]["status"] for lv in arch["levels"]} == {
+        "import": "pass", "construct": "pass", "load": "pass", "forward": "pass", "match": "pass"}, arch["levels"]
+    assert arch["reference"] == "vllm-0.33.0"
+    assert arch["built_from"]["reference"].endswith("vllm/model_executor/models/bailing_moe.py")
+    assert arch["load_stats"]["checkpoint_tensors"] > arch["load_stats"]["parameters"]  # experts split per expert

@@ -34,6 +34,7 @@ import signal
 import sys
 import time
 
+import _runtime_moe
 import runtime_mm
 import runtime_tiny
 from _runtime_config import (
@@ -502,7 +503,7 @@ def main():
         import vllm
 
         _platform_cpu()
-        patched = _reference_attention()
+        patched = _reference_attention() + _runtime_moe.install()
         _cpu_gemm_keeps_conv_weights()
     except BaseException as exc:
         env_error = _describe("environment", exc)

@@ -1,0 +1,94 @@
+"""A reference for upstream vLLM's CPU MoE experts (part of ``_runtime_worker.py``). Standard library only
+at import.
+
+Upstream vLLM's unquantized CPU experts (``fused_moe/experts/cpu_moe.py``) prepack their weights and run
+them with compiled ``torch.ops._C`` kernels, which the CUDA wheel installed here does not load without a
+GPU driver; so upstream could not run any fused MoE model on this CPU and match compared those with the
+Hugging Face class instead, or not at all when transformers has none (BailingMoe, Sarvam ...). Here the
+experts keep their weights as loaded and compute in plain torch what the kernel computes: per token, the
+routed experts' ``down(act(gate) * up)`` weighted by the router's weights, as the pinned vLLM's CPU
+experts do (``cpu_fused_moe.CPUFusedMOE``: ``F.linear`` per expert). Routing stays upstream's own.
+"""
+
+GATED = {"silu": "silu", "gelu": "gelu", "gelu_tanh": "gelu_tanh"}
+
+
+def _act(name, x):
+    import torch.nn.functional as F
+
+    gate, up = x.chunk(2, dim=-1)
+    if name == "silu":
+        return F.silu(gate) * up
+    if name == "gelu":
+        return F.gelu(gate) * up
+    return F.gelu(gate, approximate="tanh") * up
+
+
+def experts_reference(output, hidden_states, w1, w2, topk_weights, topk_ids, activation, expert_map=None,
+                      w1_bias=None, w2_bias=None, weights_on_input=False):
+    """``output`` = sum over each token's routed experts of weight * down(act(gate_up(x))); pure torch."""
+    import torch
+    import torch.nn.functional as F
+
+    name = str(getattr(activation, "value", activation)).lower()
+    if name not in GATED:
+        raise NotImplementedError(f"the reference MoE experts compute {sorted(GATED)} only, not {name!r}")
+    ids = topk_ids.long()
+    if expert_map is not None:
+        ids = expert_map[ids].long()
+    acc = torch.zeros(hidden_states.shape[0], w2.shape[1], dtype=torch.float32)
+    for e in torch.unique(ids).tolist():
+        if e < 0:  # an expert of another rank
+            continue
+        tok, slot = (ids == e).nonzero(as_tuple=True)
+        h = F.linear(hidden_states[tok], w1[e], None if w1_bias is None else w1_bias[e])
+        out = F.linear(_act(name, h), w2[e], None if w2_bias is None else w2_bias[e])
+        weight = 1.0 if weights_on_input else topk_weights[tok, slot].unsqueeze(-1).float()
+        acc.index_add_(0, tok, out.float() * weight)
+    output.copy_(acc.to(output.dtype))
+
+
+def install():
+    """Patch upstream's unquantized CPU experts (absent on the pinned vLLM: nothing to do there)."""
+    try:
+        from vllm.model_executor.layers.fused_moe.experts import cpu_moe
+    except Exception:
+        return []
+    cls = getattr(cpu_moe, "CPUUnquantizedExperts", None)
+    if cls is None:
+        return []
+
+    def process_weights_after_loading(self, layer):  # no prepack, no padding: the weights as loaded
+        self._use_zentorch = False
+
+    def apply(self, output, hidden_states, w1, w2, topk_weights, topk_ids, activation, global_num_experts,
+              expert_map, a1q_scale, a2_scale, workspace13, workspace2, expert_tokens_meta,
+              apply_router_weight_on_input):
+        experts_reference(output, hidden_states, w1, w2, topk_weights, topk_ids, activation, expert_map,
+                          getattr(self, "w1_bias", None), getattr(self, "w2_bias", None),
+                          apply_router_weight_on_input)
+
+    cls.process_weights_after_loading = process_weights_after_loading
+    cls.apply = apply
+    return [cls.__module__ + "." + cls.__qualname__] + _refuse_dropped_bias()
+
+
+def _refuse_dropped_bias():
+    """Upstream's CPU router routes plain softmax top-k without the ``e_score_correction_bias`` its GPU
+    router selects experts with (``fused_topk_bias``; Ernie 4.5 MoE: 0.58 off the pinned vLLM, which
+    keeps it): upstream on CPU is then no reference, and saying so sends match to the Hugging Face class."""
+    try:
+        from vllm.model_executor.layers.fused_moe.router.cpu_router import CPURouter
+    except Exception:
+        return []
+    own = CPURouter._compute_routing
+
+    def _compute_routing(self, hidden_states, router_logits, indices_type, **kwargs):
+        if (not self.use_grouped_topk and self.scoring_func == "softmax" and self.custom_routing_function is None
+                and self.e_score_correction_bias is not None):
+            raise NotImplementedError("upstream's CPU router drops e_score_correction_bias (plain softmax top-k), "
+                                      "which its GPU router selects experts with")
+        return own(self, hidden_states, router_logits, indices_type, **kwargs)
+
+    CPURouter._compute_routing = _compute_routing
+    return [CPURouter.__module__ + ".CPURouter._compute_routing"]
