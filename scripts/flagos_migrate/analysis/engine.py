@@ -60,6 +60,7 @@ CHECKS = (
     framework.check_added_config_fields,
     framework.check_attribute_aliases,
     framework.check_routed_layout_siblings,
+    framework.check_auto_from_bridged_config,
     structure.check_custom_ops,
     structure.check_incomplete_init,
     structure.check_merged_projections,

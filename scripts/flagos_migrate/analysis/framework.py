@@ -14,6 +14,9 @@
   experts comes from a pinned sibling built on the pinned ``FusedMoE`` (``experts.w13_weight``).
 - P39: a config field transformers 5's class added (``Lfm2VlConfig.projector_use_layernorm``) read from
   the pinned transformers' class of that name, which lacks it unless the checkpoint's config.json has it.
+- P41: a transformers ``Auto*`` class asked to build a model from a config class that transformers 4.57.6
+  lacks (only transformers 5 or upstream vLLM has it; on the pinned stack it comes from the plugin's config
+  bridge): 4.57.6's auto mappings are keyed by its own config classes.
 - P40: an alias transformers 5's ``attribute_map`` added (``LongcatFlashConfig.intermediate_size`` for
   ``ffn_hidden_size``) read through a config annotated with the pinned transformers' class of that name.
 """
@@ -477,3 +480,49 @@ def propose_edits(f, edits: Edits) -> None:
         edits.attr_defaults[(f.line, d["attr"])] = ("P39", d["default"])
     elif f.rule == "P40" and not d.get("manual"):
         edits.attr_aliases[(f.line, d["holder"], d["attr"])] = ("P40", d["target"])
+
+
+# -- P41 -------------------------------------------------------------------------------------------
+
+AUTO_FACTORIES = ("from_config", "_from_config")
+PLUGIN_CONFIGS = "vllm_fl.configs."
+
+
+def _outside_pinned_configs(m: ModuleFacts) -> list[tuple[str, str]]:
+    """(class, module) of the config classes the file imports that the pinned stack lacks: a plugin config
+    bridge (P2 writes them there), or a transformers / vLLM config class the pinned index does not have."""
+    out = []
+    for b in m.bindings:
+        if not b.name or not b.name.endswith("Config") or b.level or b.type_checking:
+            continue
+        top = b.module.split(".")[0]
+        if b.module.startswith(PLUGIN_CONFIGS) or (
+                (top == "transformers" or b.module.startswith("vllm.transformers_utils.config"))
+                and m.apis.resolve(b.module, b.name) is None):
+            out.append((b.name, b.module))
+    return out
+
+
+def check_auto_from_bridged_config(m: ModuleFacts) -> None:
+    auto = {b.alias: b.name for b in m.bindings
+            if b.name and b.name.startswith("Auto") and b.module.split(".")[0] == "transformers"}
+    if not auto:
+        return
+    bridged = _outside_pinned_configs(m)
+    if not bridged:
+        return
+    names = ", ".join(f"{c} ({mod})" for c, mod in bridged)
+    index = m.apis.index_for("transformers")
+    version = index.version if index is not None else "pinned"
+    for node in m.of_type(ast.Call):
+        func = node.func
+        if not (isinstance(func, ast.Attribute) and func.attr in AUTO_FACTORIES
+                and isinstance(func.value, ast.Name) and func.value.id in auto):
+            continue
+        m.add("P41", node, f"`{auto[func.value.id]}.{func.attr}(...)` picks the model class by the config's class; "
+              f"the config classes this file uses are not transformers {version}'s "
+              f"({names}), so its auto mappings have no model for them and the call raises "
+              "'Unrecognized configuration class' when the model is built",
+              fix="build the tower the way the pinned vLLM builds it (a vLLM module for it), or vendor the "
+                  "transformers 5 modeling and build it directly",
+              severity="error", data={"factory": auto[func.value.id], "configs": [c for c, _ in bridged]})

@@ -125,7 +125,37 @@ def _marked_language_model(m: ModuleFacts, classes: list[ast.ClassDef]) -> tuple
                 return None
             for stmt in sub.body:
                 found.update(_self_assigns(m, stmt))
+            if len(found) > 1:
+                # several children share no dotted prefix: upstream's default falls back to the first
+                # child registered with `embed_input_ids` (Aria: its text model before lm_head)
+                return _first_language_child(m, node)
     return next(iter(found.items())) if len(found) == 1 else None
+
+
+def _first_language_child(m: ModuleFacts, cls: ast.ClassDef) -> tuple[str, ast.expr] | None:
+    """Upstream's fallback over ``self.children()``: the first ``self.X = Cls(...)`` of ``__init__`` (in
+    registration order) whose class has ``embed_input_ids``; None as soon as one earlier child's class is
+    not known to lack it."""
+    init = next((s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None)
+    seen: set[str] = set()
+    assigns = sorted((n for n in m.below(init, ast.Assign) if len(n.targets) == 1), key=lambda n: (n.lineno, n.col_offset)) if init else []
+    for node in assigns:
+        t = node.targets[0]
+        if not (isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+                and t.attr not in seen and isinstance(node.value, ast.Call)):
+            continue
+        seen.add(t.attr)
+        func = node.value.func
+        local = m.local_classes.get(func.id) if isinstance(func, ast.Name) else None
+        entry = ("local", local) if local is not None else m.hierarchy._symbol_entry(m.resolve_expr(func), "?")
+        if entry[0] == "unknown":
+            return None
+        has = m.hierarchy.hierarchy_defines(m.hierarchy.linearize(entry), "embed_input_ids")
+        if has:
+            return t.attr, node.value
+        if has is None:
+            return None
+    return None
 
 
 def _builds_language_model(m: ModuleFacts, classes: list[ast.ClassDef]) -> bool:

@@ -98,7 +98,8 @@ def check_config_attributes(m: ModuleFacts) -> None:
             fix = f"use `{kind}.{rename}`"
         elif unset:
             data["default"] = unset[0]
-            fix = (f"read it as getattr({dotted(base) or kind}, {node.attr!r}, {unset[0]}), upstream's default: "
+            obj = dotted(base) or kind
+            fix = (f"read it as getattr({obj}, {node.attr!r}, {unset[0].replace('{obj}', obj)}), upstream's default: "
                    f"{unset[1]}, so the pinned config cannot set it")
         else:
             fix = f"read it with getattr({kind}, {node.attr!r}, <default>) or drop the feature"

@@ -230,7 +230,7 @@ class _AttrRenamer(cst.CSTTransformer):
 
 
 class _AttrDefaults(LineTransformer):
-    """``x.attr`` on a listed line -> ``getattr(x, "attr", default)``."""
+    """``x.attr`` on a listed line -> ``getattr(x, "attr", default)`` (``{obj}`` in the default: ``x``)."""
 
     def __init__(self, defaults: dict[tuple[int, str], str]):
         self.defaults = defaults
@@ -254,7 +254,9 @@ class _AttrDefaults(LineTransformer):
             cst.Arg(updated.value, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
             cst.Arg(cst.SimpleString(f'"{updated.attr.value}"'),
                     comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
-            cst.Arg(cst.parse_expression(default))], lpar=updated.lpar, rpar=updated.rpar)
+            # ``{obj}``: the default reads the same object (a method's stand-in spelled with its fields)
+            cst.Arg(cst.parse_expression(default.replace("{obj}", cst.Module([]).code_for_node(updated.value))))],
+            lpar=updated.lpar, rpar=updated.rpar)
 
 
 def attr_defaults(module: cst.Module, defaults: dict[tuple[int, str], str], text: str | None = None) -> cst.Module:
@@ -362,8 +364,11 @@ class _MethodAdder(cst.CSTTransformer):
             return updated
         name = updated.name.value
         have = {s.name.value for s in updated.body.body if isinstance(s, cst.FunctionDef)}
-        new = [cst.parse_statement(src.rstrip() + "\n").with_changes(leading_lines=[cst.EmptyLine(indent=False)])
-               for (cls, method), (_, src) in sorted(self.methods.items()) if cls == name and method not in have]
+        # a source may hold more than one def (a method and the hook that reads what it sets)
+        new = [s.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
+               for (cls, method), (_, src) in sorted(self.methods.items()) if cls == name and method not in have
+               for s in cst.parse_module(src.rstrip() + "\n").body
+               if not (isinstance(s, cst.FunctionDef) and s.name.value in have)]
         if not new:
             return updated
         return updated.with_changes(body=updated.body.with_changes(body=[*updated.body.body, *new]))
