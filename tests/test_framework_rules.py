@@ -345,7 +345,7 @@ class VisionAttention(nn.Module):
 
 VIT_AFTER = '''\
 from torch import nn
-from vllm.attention.layers.mm_encoder_attention import MMEncoderAttention
+from vllm_fl.compat.mm_encoder_attention import MMEncoderAttention
 from vllm_fl.compat.model_executor_models_vision import get_multimodal_config
 
 

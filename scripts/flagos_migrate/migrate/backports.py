@@ -303,11 +303,27 @@ QKV_LINEAR = Backport(
     local=True,
 )
 
+_MM_ATTN = "vllm.model_executor.layers.attention"
+# upstream's ViT attention: metadata class methods its encoders call (qwen2_5_vl, pixtral, qwen3_vl...) and a
+# forward taking sequence_lengths (FlashInfer only), which 0.13.0's layer rejects
+MM_ENCODER_ATTENTION = Backport(
+    "mm_encoder_attention.py",
+    "vllm_fl.compat.mm_encoder_attention",
+    (("MMEncoderAttention", "vllm.attention.layers.mm_encoder_attention"), ("MMEncoderAttention", _MM_ATTN),
+     ("MMEncoderAttention", _MM_ATTN + ".mm_encoder_attention")),
+    (),
+    "ViT attention: the pinned MMEncoderAttention with upstream's compute_max_seqlen / maybe_compute_seq_lens / "
+    "maybe_recompute_cu_seqlens for the backends 0.13.0 picks, and forward(sequence_lengths=) (FlashInfer only)",
+    on_import=(("MMEncoderAttention", _MM_ATTN), ("MMEncoderAttention", _MM_ATTN + ".mm_encoder_attention")),
+    members=(("MMEncoderAttention", "compute_max_seqlen"), ("MMEncoderAttention", "maybe_compute_seq_lens"),
+             ("MMEncoderAttention", "maybe_recompute_cu_seqlens")),
+)
+
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
                                    OLMO_GDN_LINEAR_ATTN, BAILING_LINEAR_ATTN, KIMI_GDN_LINEAR_ATTN,
                                    SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
                                    CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER,
-                                   MINIMAX_RMS_NORM, QKV_LINEAR, ROPE)
+                                   MINIMAX_RMS_NORM, QKV_LINEAR, ROPE, MM_ENCODER_ATTENTION)
 
 
 @lru_cache(maxsize=None)
