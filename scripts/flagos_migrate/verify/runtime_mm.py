@@ -327,13 +327,23 @@ def build_image_kwargs(vc, cfg):
     out = proc(images=[img], return_tensors="pt")
     hf_inputs = BatchFeature({k: v for k, v in out.items() if isinstance(v, torch.Tensor)})
     note = f"{type(proc).__name__} on a {side}x{side} image"
-    _crops(hf_inputs)
-    try:
-        kwargs = _runner_kwargs(vc, hf_inputs)
-        note += ", fields laid out by the model's multimodal processor"
-    except Exception as exc:  # e.g. fields the vLLM processor computes in _call_hf_processor
-        kwargs = dict(hf_inputs)
-        note += f", processor outputs passed as they are ({type(exc).__name__}: {str(exc)[:120]})"
+    kwargs = failure = None
+    # the crops first stay where the Hugging Face processor put them (LLaVA-NeXT's batched pixel_values are
+    # (images, crops, 3, h, w) in vLLM too; fields that count crops flatten them in _runner_kwargs), then
+    # as the leading dim
+    for flat in (False, True):
+        inputs = BatchFeature(dict(hf_inputs))
+        if flat:
+            _crops(inputs)
+        try:
+            kwargs = _runner_kwargs(vc, inputs)
+            note += (", crops as the leading dim" if flat else "") + ", fields laid out by the model's multimodal processor"
+            break
+        except Exception as exc:  # e.g. fields the vLLM processor computes in _call_hf_processor
+            failure = exc
+    if kwargs is None:
+        kwargs = dict(inputs)
+        note += f", processor outputs passed as they are ({type(failure).__name__}: {str(failure)[:120]})"
     return {k: (v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v)
             for k, v in kwargs.items()}, note
 
