@@ -316,3 +316,58 @@ def test_an_earlier_child_of_unknown_class_leaves_the_finding(tmp_path):
     m = migrate(tmp_path, unknown)
     assert "def get_language_model" not in m.model_unit.text
     assert [f.data["method"] for f in m.left() if f.rule == "P23"] == ["get_language_model"]
+
+
+COMPOSITE = '''\
+from torch import nn
+from vllm.model_executor.models.interfaces import SupportsMultiModal
+from vllm.model_executor.models.llama import LlamaModel
+
+
+class Tower(nn.Module):
+    pass
+
+
+class ExampleModel(nn.Module):
+    def __init__(self, *, vllm_config, prefix: str = "") -> None:
+        super().__init__()
+        self.vision_model = Tower()
+        self.text_model = LlamaModel(vllm_config=vllm_config, prefix=prefix)
+
+
+class ExampleForConditionalGeneration(nn.Module, SupportsMultiModal):
+    def __init__(self, *, vllm_config, prefix: str = "") -> None:
+        super().__init__()
+        with self._mark_composite_model(
+            vllm_config,
+            language_targets=LlamaModel,
+            tower_targets={"image": Tower},
+        ):
+            self.model = ExampleModel(vllm_config=vllm_config, prefix=prefix)
+'''
+
+
+def test_language_targets_give_the_descendant_of_that_class(tmp_path):
+    # Idefics3: upstream marks the LlamaModel inside self.model; get_language_model returns it
+    m = migrate(tmp_path, COMPOSITE)
+    assert m.model_unit.text.endswith('''        self.model = ExampleModel(vllm_config=vllm_config, prefix=prefix)
+
+    def get_language_model(self) -> nn.Module:
+        return self.model.text_model
+''')
+    assert not [f for f in m.left() if f.rule == "P23"]
+    # two descendants of the target class: which one upstream's common prefix picks is not this rewrite's
+    two = COMPOSITE.replace("        self.vision_model = Tower()\n",
+                            "        self.draft_model = LlamaModel(vllm_config=vllm_config, prefix=prefix)\n")
+    assert [f.data["method"] for f in migrate(tmp_path / "two", two).left() if f.rule == "P23"] == ["get_language_model"]
+
+
+def test_a_tower_child_of_a_class_the_index_cannot_see_is_an_encoder_there(tmp_path):
+    # Aria: the tower is built under _mark_tower_model from a class the index cannot resolve, the text model
+    # is a local subclass of one it cannot either (relative imports): upstream's default still takes it
+    towered = MARKED.replace("        self.projector = Projector()\n", '''        with self._mark_tower_model(vllm_config, "image"):
+            self.vision_tower = build_tower()
+''')
+    m = migrate(tmp_path, towered)
+    assert "        return self.language_model\n" in m.model_unit.text
+    assert not [f for f in m.left() if f.rule == "P23"]

@@ -119,38 +119,75 @@ def _marked_language_model(m: ModuleFacts, classes: list[ast.ClassDef]) -> tuple
                 continue
             call = sub.items[0].context_expr
             if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
-                    and call.func.attr == "_mark_language_model"):
+                    and call.func.attr in ("_mark_language_model", "_mark_composite_model")):
                 continue
-            if any(k.arg == "targets" for k in call.keywords):
+            targets = next((k.value for k in call.keywords if k.arg in ("targets", "language_targets")), None)
+            if targets is not None:
+                return _targeted_child(m, sub.body, targets)
+            if call.func.attr == "_mark_composite_model":
                 return None
             for stmt in sub.body:
                 found.update(_self_assigns(m, stmt))
             if len(found) > 1:
                 # several children share no dotted prefix: upstream's default falls back to the first
                 # child registered with `embed_input_ids` (Aria: its text model before lm_head)
-                return _first_language_child(m, node)
+                return _first_language_child(m, node, set(found))
     return next(iter(found.items())) if len(found) == 1 else None
 
 
-def _first_language_child(m: ModuleFacts, cls: ast.ClassDef) -> tuple[str, ast.expr] | None:
+def _targeted_child(m: ModuleFacts, body: list[ast.stmt], targets: ast.expr) -> tuple[str, ast.expr] | None:
+    """``targets=``: upstream marks the descendants of those classes; the one ``self.X = T(...)`` in the
+    block, or the one ``self.Y = T(...)`` in the ``__init__`` of the local class ``self.X`` is built from
+    (Idefics3: ``self.model = Idefics3Model(...)`` whose ``text_model`` is the ``LlamaModel``)."""
+    names = {dotted(e) for e in (targets.elts if isinstance(targets, ast.Tuple) else [targets])}
+
+    def is_target(value: ast.expr) -> bool:
+        return isinstance(value, ast.Call) and dotted(value.func) in names
+
+    found: list[tuple[str, ast.expr]] = []
+    for stmt in body:
+        for attr, value in _self_assigns(m, stmt).items():
+            if is_target(value):
+                found.append((attr, value))
+                continue
+            local = m.local_classes.get(dotted(value.func) or "") if isinstance(value, ast.Call) else None
+            init = next((s for s in local.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"),
+                        None) if local is not None else None
+            inner = [(a, v) for a, v in _self_assigns(m, init).items() if is_target(v)] if init else []
+            found += [(f"{attr}.{a}", v) for a, v in inner]
+    return found[0] if len(found) == 1 else None
+
+
+def _first_language_child(m: ModuleFacts, cls: ast.ClassDef, marked: set[str]) -> tuple[str, ast.expr] | None:
     """Upstream's fallback over ``self.children()``: the first ``self.X = Cls(...)`` of ``__init__`` (in
-    registration order) whose class has ``embed_input_ids``; None as soon as one earlier child's class is
-    not known to lack it."""
+    registration order) whose class has ``embed_input_ids``. A child built under ``_mark_tower_model`` is an
+    encoder tower there; a marked child whose class the index cannot see (a relative import) counts when it
+    is built as a model (``*Model``, ``*ForCausalLM``, a registered model); None as soon as another child's
+    class is not known to lack it."""
     init = next((s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None)
+    towers = {id(n) for w in (m.below(init, ast.With) if init else ()) if len(w.items) == 1
+              and isinstance(c := w.items[0].context_expr, ast.Call) and isinstance(c.func, ast.Attribute)
+              and c.func.attr == "_mark_tower_model" for n in ast.walk(w)}
     seen: set[str] = set()
-    assigns = sorted((n for n in m.below(init, ast.Assign) if len(n.targets) == 1), key=lambda n: (n.lineno, n.col_offset)) if init else []
+    assigns = sorted((n for n in m.below(init, ast.Assign) if len(n.targets) == 1),
+                     key=lambda n: (n.lineno, n.col_offset)) if init else []
     for node in assigns:
         t = node.targets[0]
         if not (isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
                 and t.attr not in seen and isinstance(node.value, ast.Call)):
             continue
         seen.add(t.attr)
+        if id(node) in towers:
+            continue
         func = node.value.func
         local = m.local_classes.get(func.id) if isinstance(func, ast.Name) else None
         entry = ("local", local) if local is not None else m.hierarchy._symbol_entry(m.resolve_expr(func), "?")
-        if entry[0] == "unknown":
-            return None
-        has = m.hierarchy.hierarchy_defines(m.hierarchy.linearize(entry), "embed_input_ids")
+        has = (m.hierarchy.hierarchy_defines(m.hierarchy.linearize(entry), "embed_input_ids")
+               if entry[0] != "unknown" else None)
+        name = (dotted(func) or "").rsplit(".", 1)[-1]
+        if has is None and t.attr in marked and (
+                name == "init_vllm_registered_model" or name.endswith(("ForCausalLM", "Model"))):
+            has = True
         if has:
             return t.attr, node.value
         if has is None:
