@@ -568,6 +568,9 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     if source_kind == "synthesized" and not base:
         base = dict(hints["synth"]["config"])
     source = _subcfg.from_dict(cfg_cls, base).to_dict() if base else cfg_cls().to_dict()
+    # every config.json names its architectures, and some classes read them while built (0.13.0's
+    # DeepseekVLV2Config: `"DeepseekOCRForCausalLM" in (self.architectures or kwargs.get("architectures", []))`)
+    source["architectures"] = source.get("architectures") or [arch]
     if multimodal and not base:
         _with_tower(source, cfg_cls, notes)
     if source_kind != "synthesized":
