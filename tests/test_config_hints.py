@@ -1269,3 +1269,22 @@ def test_a_per_layer_field_whose_mixed_values_only_raise_is_uniform(monkeypatch)
     assert any("raises on mixed values" in n for n in notes)
     cfg, _ = H.synthesize({"layer_types": {**reads["layer_types"], "only": ["full_attention", "sliding_attention"]}})
     assert cfg["layer_types"] == ["full_attention", "full_attention"]
+
+
+@pytest.mark.parametrize("model, arch, expect", [
+    # MiniCPM's muP scales: logits scale hidden_size / dim_model_base, 1 in the tiny config
+    ("minicpm", "MiniCPMForCausalLM", {"dim_model_base": HIDDEN, "scale_emb": 12, "scale_depth": 1.4}),
+    ("rnj1", "Rnj1ForCausalLM", {"query_pre_attn_scalar": HIDDEN // 4, "final_logit_softcapping": None}),
+    ("exaone", "ExaoneForCausalLM", {"activation_function": "silu"}),
+    ("plamo3", "Plamo3ForCausalLM", {"rope_local_theta": 10000.0, "interleaved_sliding_window": [8, None]}),
+    # HrmTextConfig: num_hidden_layers = num_layers_per_stack * H_cycles * (L_cycles + 1)
+    ("hrm_text", "HrmTextForCausalLM", {"H_cycles": 1, "L_cycles": 1, "num_layers_per_stack": LAYERS // 2}),
+])
+def test_remote_code_scalars_the_model_reads_are_synthesized(model, arch, expect):
+    hints = H.hints_for(_upstream(), model, [{"id": "0", "architecture": arch, "class": arch}])["0"]["synth"]
+    assert {k: hints["config"].get(k, "absent") for k in expect} == expect
+    assert not set(expect) & set(hints["missing"])
+    if model == "hrm_text":
+        c = hints["config"]
+        assert c["num_layers_per_stack"] * c["H_cycles"] * (c["L_cycles"] + 1) == c["num_hidden_layers"]
+

@@ -84,7 +84,29 @@ SYNTH_VALUES: dict[str, object] = {
     "num_blocks": T.LAYERS,
     # a DFlash draft's block (z-lab's checkpoints): the target layers it reads, its mask token in the vocabulary
     "dflash_config": {"target_layer_ids": list(range(T.LAYERS)), "mask_token_id": T.VOCAB - 1},
+    # MiniCPM's muP scales (remote-code MiniCPMConfig; MiniCPM-2B's config.json: scale_emb 12, scale_depth 1.4,
+    # dim_model_base 256 of hidden 2304): upstream's minicpm.py scales logits by hidden_size / dim_model_base,
+    # here 1 (dim_model_base = the tiny hidden_size)
+    "scale_emb": 12, "scale_depth": 1.4, "dim_model_base": T.HIDDEN,
+    # BERT's token-type table (transformers' BertConfig default 2: segments A and B)
+    "type_vocab_size": 2,
+    # Gemma-3-style attention (rnj1.py scales by query_pre_attn_scalar**-0.5; Gemma3TextConfig's default is the
+    # head_dim, 256 = head_dim 256) and no final soft cap (Gemma3TextConfig's default None)
+    "query_pre_attn_scalar": T.HEAD_DIM, "final_logit_softcapping": None,
+    # EXAONE's remote-code ExaoneConfig names hidden_act activation_function (default and released "silu")
+    "activation_function": "silu",
+    # PLaMo 3: the local layers' rope base (rope_theta's value here) and vLLM's per-layer window list (its
+    # get_config renames a list sliding_window to interleaved_sliding_window): the table's layer_types, window 8
+    # on the sliding layer, None on the full one
+    "rope_local_theta": 10000.0, "interleaved_sliding_window": [8, None],
+    # transformers 5's HrmTextConfig: num_hidden_layers = num_layers_per_stack * H_cycles * (L_cycles + 1), the
+    # tiny 2 layers with one cycle of each (defaults H 2, L 3)
+    "H_cycles": 1, "L_cycles": 1, "num_layers_per_stack": T.LAYERS // 2,
 }
+# a remote-code model family's nested sub-configs and top-level fields, keyed by the upstream model files that
+# build it (the family's config class is remote code in both transformers): a sub-config is a dict with its
+# model_type, which the worker builds as that transformers class, else as a plain config holding the fields
+# (``_runtime_config.synth_class``). Tiny sizes, as in runtime_tiny; the rest as the released config.json
 # fields the released checkpoints of an architecture carry that its config class lacks (model_type ->
 # values), as data, each from the Hugging Face implementation that loads those checkpoints: the
 # worker sets them where the class has no such attribute, or over the class's default when the tiny
