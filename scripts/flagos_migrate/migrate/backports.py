@@ -319,11 +319,30 @@ MM_ENCODER_ATTENTION = Backport(
              ("MMEncoderAttention", "maybe_recompute_cu_seqlens")),
 )
 
+# upstream's Attention(head_size_v=) and the DiffKV backends MiMo-V2-Flash picks for it: the pinned layer over
+# zero-padded heads (exactly upstream's output; a wider V cache). Local: other files keep the pinned Attention
+_ATTN = "vllm.model_executor.layers.attention"
+_REGISTRY = "backends.registry"
+DIFFKV_ATTENTION = Backport(
+    "diffkv_attention.py",
+    "vllm_fl.compat.diffkv_attention",
+    (("Attention", "vllm.attention.layer"), ("Attention", _ATTN), ("Attention", _ATTN + ".attention"),
+     ("AttentionBackendEnum", "vllm.attention." + _REGISTRY), ("AttentionBackendEnum", "vllm.v1.attention." + _REGISTRY),
+     ("FlashAttentionDiffKVBackend", "vllm.v1.attention.backends.flash_attn_diffkv"),
+     ("TritonAttentionDiffKVBackend", "vllm.v1.attention.backends.triton_attn_diffkv")),
+    (("Attention", "head_size_v"),),
+    "attention with V heads of another size: the pinned Attention over Q/K/V zero-padded to one head size, the "
+    "output cut back (upstream's result, a wider V cache); upstream's DiffKV backends choose the pinned backend",
+    members=(("AttentionBackendEnum", "FLASH_ATTN_DIFFKV"), ("AttentionBackendEnum", "TRITON_ATTN_DIFFKV")),
+    local=True,
+)
+
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
                                    OLMO_GDN_LINEAR_ATTN, BAILING_LINEAR_ATTN, KIMI_GDN_LINEAR_ATTN,
                                    SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
                                    CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER,
-                                   MINIMAX_RMS_NORM, QKV_LINEAR, ROPE, MM_ENCODER_ATTENTION)
+                                   MINIMAX_RMS_NORM, QKV_LINEAR, ROPE, MM_ENCODER_ATTENTION,
+                                   DIFFKV_ATTENTION)
 
 
 @lru_cache(maxsize=None)
