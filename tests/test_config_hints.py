@@ -703,15 +703,22 @@ def test_mimo_v2_flash_gets_the_hub_spelling_upstream_reads_from_the_classs_own_
         model_type = "mimo_v2_flash"
 
     source = {"layer_types": ["full_attention", "sliding_attention", "sliding_attention"],
-              "mlp_layer_types": ["dense", "sparse", "sparse"]}
+              "mlp_layer_types": ["dense", "sparse", "sparse"], "rms_norm_eps": 1e-5,
+              "rope_parameters": {"full_attention": {"rope_theta": 5e6, "partial_rotary_factor": 0.334},
+                                  "sliding_attention": {"rope_theta": 1e4, "partial_rotary_factor": 0.334}}}
     notes: list = []
     rc._complete(source, MiMo(), done, "MiMoV2FlashConfig", notes, defaults=True)
     assert source["hybrid_layer_pattern"] == [0, 1, 1] and source["moe_layer_freq"] == [0, 1, 1]
-    assert (source["swa_num_attention_heads"], source["swa_num_key_value_heads"], source["swa_head_dim"]) == (4, 4, 16)
+    # the SWA heads as the tiny full-attention ones: Q/K 32 (16 doubled for the 0.334 rotary share), V 16
+    assert (source["swa_num_attention_heads"], source["swa_num_key_value_heads"], source["swa_head_dim"],
+            source["swa_v_head_dim"]) == (4, 4, 32, 16)
     assert source["add_swa_attention_sink_bias"] is True and source["sliding_window_size"] == 7
+    # the hub's flat rope fields and epsilon, from what transformers 5 keeps per layer type / calls rms_norm_eps
+    assert (source["rope_theta"], source["swa_rope_theta"], source["partial_rotary_factor"]) == (5e6, 1e4, 0.334)
+    assert source["layernorm_epsilon"] == 1e-5
     no_list: dict = {}  # a class without the per-layer fields: nothing derived, the literals still set
     rc._complete(no_list, MiMo(), done, "MiMoV2FlashConfig", [], defaults=True)
-    assert "hybrid_layer_pattern" not in no_list and no_list["swa_head_dim"] == 16
+    assert "hybrid_layer_pattern" not in no_list and no_list["swa_head_dim"] == 32 and "rope_theta" not in no_list
 
 
 def test_deepseek_routers_as_their_released_checkpoints(monkeypatch):

@@ -114,6 +114,12 @@ def test_tiny_config_per_layer_lists_follow_the_kept_layers():
 def test_tiny_config_keeps_sizes_consistent_with_each_other():
     gptj = tiny_config({"n_embd": 4096, "n_head": 16, "n_layer": 28, "rotary_dim": 64})
     assert gptj["rotary_dim"] == 4  # a quarter of the 16-wide head, as 64 of 256 was
+    # MiMo-V2-Flash rotates 0.334 of its 192-wide head (64): of 16 that is 5, odd; the head doubles to 32 (10)
+    mimo = tiny_config({"hidden_size": 4096, "num_attention_heads": 64, "head_dim": 192, "partial_rotary_factor": 0.334})
+    assert mimo["head_dim"] == 32
+    quarter = tiny_config({"hidden_size": 4096, "num_attention_heads": 32, "head_dim": 256,
+                           "rope_parameters": {"partial_rotary_factor": 0.25}})
+    assert quarter["head_dim"] == 16  # an even share stays on the tiny head
     mamba2 = tiny_config({"hidden_size": 4096, "num_hidden_layers": 64, "expand": 2, "num_heads": 128,
                           "head_dim": 64, "n_groups": 8, "state_size": 128, "time_step_rank": 256})
     assert mamba2["num_heads"] * mamba2["head_dim"] == mamba2["expand"] * mamba2["hidden_size"]

@@ -64,3 +64,34 @@ def test_bridge_with_an_unset_optional_sub_config_serializes(tmp_path):
     # written as transformers 5 writes it: the unset sub-configs as null, the set one diffed
     assert diff["vision_config"] is None and diff["audio_config"] is None
     assert isinstance(diff["text_config"], dict)
+
+
+PER_LAYER_ROPE = '''
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from vllm.transformers_utils.config import patch_rope_parameters
+from vllm_fl.configs.tf5_mimo_v2_flash import MiMoV2FlashConfig
+# MiMo-V2-Flash's config.json: flat rope_theta / partial_rotary_factor (upstream's mimo_v2.py reads them), which
+# transformers 5 keeps next to its per-layer-type rope_parameters
+cfg = MiMoV2FlashConfig(rope_theta=5000000.0, swa_rope_theta=10000.0, partial_rotary_factor=0.334)
+patch_rope_parameters(cfg)  # what 0.13.0's ModelConfig runs: it wrote the flat keys next to the layer types
+print(json.dumps({"rope": cfg.rope_parameters, "theta": cfg.rope_theta, "saved": json.loads(cfg.to_json_string())["rope_parameters"]}))
+'''
+
+
+@pytest.mark.skipif(SOURCE is None or not VENV4.exists(), reason="needs a transformers 5 wheel and the pinned venv")
+def test_a_per_layer_type_rope_takes_the_pinned_vllms_flat_keys_into_each_layer_type(tmp_path):
+    """mimo_v2 with its released rope fields failed ModelConfig on the pinned vLLM: "rope_parameters should have a
+    'rope_type' key" (patch_rope_parameters had added rope_theta beside full_attention/sliding_attention)."""
+    from flagos_migrate.migrate.tf5_configs import Transformers5
+    from flagos_migrate.pinned.api_index import PinnedApis
+
+    write_bridges(Transformers5(SOURCE), PinnedApis.load("0.13.0"), tmp_path, "MiMoV2FlashConfig")
+    proc = subprocess.run([str(VENV4), "-c", PER_LAYER_ROPE, str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(out["rope"]) == set(out["saved"]) == {"full_attention", "sliding_attention"}
+    # each layer type keeps its own theta (transformers 5's setdefault), the flat one stays for upstream's read
+    assert out["rope"]["full_attention"]["rope_theta"] == 5000000.0
+    assert out["rope"]["sliding_attention"]["rope_theta"] == 10000.0 and out["theta"] == 5000000.0
+    assert out["rope"]["sliding_attention"]["rope_type"] == "default"

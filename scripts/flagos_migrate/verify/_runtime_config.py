@@ -463,12 +463,13 @@ def _at(source, dotted):
 
 def _derived(source, value):
     """A CHECKPOINT_FIELDS value: a literal, ``{"=from": field}``, the config's own field (LFM2's block_dim
-    is its hidden_size), or ``{"=from": field, "map": {...}}``, the class's own per-layer field with each
+    is its hidden_size; dotted: a value inside one, MiMo-V2-Flash's rope_theta in its per-layer-type
+    rope_parameters), or ``{"=from": field, "map": {...}}``, the class's own per-layer field with each
     entry mapped (MiMo-V2-Flash's hybrid_layer_pattern from layer_types); MISSING when the field is absent
     (not a list, for a map)."""
     if not (isinstance(value, dict) and "=from" in value):
         return copy.deepcopy(value)
-    field = source.get(value["=from"])
+    field = _at(source, value["=from"])
     if "map" not in value:
         return MISSING if field is None else copy.deepcopy(field)
     if not isinstance(field, list):

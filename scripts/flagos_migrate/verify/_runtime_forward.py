@@ -127,7 +127,7 @@ def _forward(model, vc, cfg, ids_list):
 
 def _hf_logits(arch, work, ids, adjustments=()):
     """The Hugging Face class's logits; ``adjustments`` (reference_divergences.adjustments_for) zero
-    parameters upstream vLLM never uses, or add to a config field upstream reads another way. Returns (logits, source file, the adjustments applied)."""
+    parameters upstream vLLM never uses, or add to (or take from) a config field upstream reads another way. Returns (logits, source file, the adjustments applied)."""
     import torch
     import transformers
 
@@ -139,8 +139,8 @@ def _hf_logits(arch, work, ids, adjustments=()):
     applied = []
     for a in adjustments:  # a config field upstream reads another way (Cohere2Moe's window + 1)
         name = a["parameter"][len("config."):] if a["parameter"].startswith("config.") else None
-        if name and a["action"].startswith("+") and isinstance(getattr(config, name, None), int):
-            setattr(config, name, getattr(config, name) + int(a["action"][1:]))
+        if name and a["action"][:1] in ("+", "-") and isinstance(getattr(config, name, None), int):
+            setattr(config, name, getattr(config, name) + int(a["action"]))
             applied.append(a)
     model = hf_cls.from_pretrained(work, config=config, dtype=torch.float32, attn_implementation="eager").eval()
     params = dict(model.named_parameters())

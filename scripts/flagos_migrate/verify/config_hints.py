@@ -134,10 +134,19 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     "mimo_v2_flash": {
         "hybrid_layer_pattern": {"=from": "layer_types", "map": {"full_attention": 0, "sliding_attention": 1}},
         "moe_layer_freq": {"=from": "mlp_layer_types", "map": {"dense": 0, "sparse": 1}},
-        "swa_num_attention_heads": T.HEADS, "swa_num_key_value_heads": 2 * T.KV_HEADS, "swa_head_dim": T.HEAD_DIM,
+        # the tiny head_dim (16, doubled for the 0.334 rotary share below: 32) and v_head_dim (16): V heads of
+        # their own size, as the released 192 / 128
+        "swa_num_attention_heads": T.HEADS, "swa_num_key_value_heads": 2 * T.KV_HEADS, "swa_head_dim": 2 * T.HEAD_DIM,
         "swa_v_head_dim": 16, "add_swa_attention_sink_bias": True, "add_full_attention_sink_bias": False,
         # the hub's window (transformers' config takes sliding_window = sliding_window_size + 1): the tiny window 8
         "sliding_window_size": 7,
+        # the hub's flat rope fields, which transformers 5 keeps per layer type in rope_parameters (upstream reads
+        # them with defaults 1e6 and a whole-head rotation: another model than transformers')
+        "rope_theta": {"=from": "rope_parameters.full_attention.rope_theta"},
+        "swa_rope_theta": {"=from": "rope_parameters.sliding_attention.rope_theta"},
+        "partial_rotary_factor": {"=from": "rope_parameters.full_attention.partial_rotary_factor"},
+        # the hub's name of the norms' epsilon (transformers' MiMoV2FlashRMSNorm takes rms_norm_eps)
+        "layernorm_epsilon": {"=from": "rms_norm_eps"},
     },
     # transformers' LongcatFlashMLA (4.57.6 and 5.x) scales both LoRA paths unconditionally, and its
     # zero experts are nn.Identity

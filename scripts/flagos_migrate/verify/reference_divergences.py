@@ -35,6 +35,19 @@ REFERENCE_DIVERGENCES: dict[str, dict] = {
             "sliding_window + 1",
         ],
     },
+    "MiMoV2FlashForCausalLM": {
+        "config_add": {"sliding_window": -1},
+        "why": "upstream vLLM's sliding layers see sliding_window_size tokens (the query and sliding_window_size - 1 "
+               "before it: the Triton/FA DiffKV impls' window (w - 1, 0)); transformers' MiMoV2FlashConfig takes "
+               "sliding_window = sliding_window_size + 1 (SGLang's convention: that many previous tokens plus the "
+               "query; its configuration_mimo_v2_flash.py)",
+        "evidence": [
+            "vllm/model_executor/models/mimo_v2.py:318: sliding_window = sliding_window_size if sliding_window_size "
+            "> -1 else None",
+            "vllm/v1/attention/backends/triton_attn.py:508: self.sliding_window = (sliding_window - 1, 0)",
+            "vllm/v1/attention/backends/triton_attn_diffkv.py:108: class TritonAttentionDiffKVImpl(TritonAttentionImpl):",
+        ],
+    },
 }
 
 
@@ -47,5 +60,5 @@ def adjustments_for(arch: str, reference: str | None) -> list[dict]:
         return []
     return [{"parameter": name, "action": "zeroed", "why": entry["why"], "evidence": list(entry["evidence"])}
             for name in entry.get("zero", ())] + \
-        [{"parameter": f"config.{name}", "action": f"+{amount}", "why": entry["why"], "evidence": list(entry["evidence"])}
+        [{"parameter": f"config.{name}", "action": f"{amount:+d}", "why": entry["why"], "evidence": list(entry["evidence"])}
          for name, amount in (entry.get("config_add") or {}).items()]

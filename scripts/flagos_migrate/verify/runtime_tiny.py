@@ -277,6 +277,10 @@ def _shrink_text(cfg: dict) -> None:
             and isinstance(cfg.get("qk_rope_head_dim"), int):  # MLA's query head, derived (DeepSeek-V3's to_dict keeps it)
         cfg["qk_head_dim"] = cfg["qk_nope_head_dim"] + cfg["qk_rope_head_dim"]
     head_dim = _head_dim(cfg) or HIDDEN // max(1, heads)
+    # a partial rotary share that leaves the tiny head an odd rotated width (MiMo-V2-Flash's 0.334: 64 of 192,
+    # 5 of 16) is a shape no checkpoint has, which neither side rotates: the head doubles until it is even
+    while isinstance(cfg.get("head_dim"), int) and rotary_dim(cfg, head_dim) % 2 and head_dim < 8 * HEAD_DIM:
+        head_dim = cfg["head_dim"] = 2 * head_dim
     # a rotary dimension keeps its share of the head (GPT-J: 64 of 256 -> 4 of 16)
     if isinstance(cfg.get("rotary_dim"), int) and old_head_dim:
         cfg["rotary_dim"] = max(2, (cfg["rotary_dim"] * head_dim // old_head_dim) // 2 * 2)

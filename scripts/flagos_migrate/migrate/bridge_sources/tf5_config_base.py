@@ -331,11 +331,27 @@ class PreTrainedConfig(PretrainedConfig):
 
     def _mirror_rope_for_pinned(self) -> None:
         """A flat ``rope_parameters`` answers ``config.rope_theta`` too (4.x code reads it there);
-        a per-layer-type one does not (vLLM would add the key next to the layer types)."""
+        a per-layer-type one does not, and takes a flat key into each layer type's dict instead."""
         params = getattr(self, "rope_parameters", None)
         if isinstance(params, dict) and params and not self.nested_rope_parameter_keys(params):
             if "rope_theta" in params:
                 self.__dict__["rope_theta"] = params["rope_theta"]
+        elif isinstance(params, dict) and params and not isinstance(params, _PerLayerTypeRope):
+            self.rope_parameters = _PerLayerTypeRope(params)
+
+
+class _PerLayerTypeRope(dict):
+    """A per-layer-type ``rope_parameters`` ({"full_attention": {...}, "sliding_attention": {...}}). vLLM 0.13.0's
+    patch_rope_parameters writes a config's flat ``rope_theta`` / ``partial_rotary_factor`` (MiMo-V2-Flash's
+    config.json carries both, which upstream's model reads) into it as keys next to the layer types, and then
+    refuses the dict; transformers 5 (standardize_rope_params) gives each layer type the flat value it lacks."""
+
+    def __setitem__(self, key, value):
+        if isinstance(value, dict) or not any(isinstance(v, dict) for v in self.values()):
+            return super().__setitem__(key, value)
+        for one in self.values():
+            if isinstance(one, dict):
+                one.setdefault(key, value)
 
 
 def remap_legacy_layer_types(layer_types):
