@@ -228,6 +228,35 @@ def test_dead_hook_negatives(variant):
     assert only(analyze(variant), "P24") == []
 
 
+DEAD_ATTRS = '''
+    from vllm.model_executor.models.gpt_oss import OAIAttention, TransformerBlock
+
+    class FilterAttention(OAIAttention):
+        rope_is_neox_style = False
+
+    class FilterBlock(TransformerBlock):
+        attention_cls: type = FilterAttention
+        packed_modules_mapping = {}
+'''
+
+
+def test_class_attribute_hooks_the_pinned_parent_never_reads_are_reported():
+    """openai_privacy_filter failed match (3.7): upstream's gpt_oss builds `self.attention_cls(...)` and reads
+    `self.rope_is_neox_style`, which the subclass sets; the pinned gpt_oss has neither (GPT-J RoPE became NeoX)."""
+    found = only(analyze(DEAD_ATTRS), "P24")
+    assert [(f.data["class"], f.data["attribute"]) for f in found] == [
+        ("FilterAttention", "rope_is_neox_style"), ("FilterBlock", "attention_cls")]
+    assert found[0].message.startswith("`FilterAttention.rope_is_neox_style` overrides nothing on the pinned vLLM: "
+                                       "its parent `OAIAttention` (vllm/model_executor/models/gpt_oss.py:")
+    assert "neither define nor read `rope_is_neox_style`, and nothing in this file reads it" in found[0].message
+    # read in the file, or a name pinned classes define (a framework attribute): not a dead hook
+    read = DEAD_ATTRS + "\n    def neox(a):\n        return a.rope_is_neox_style\n"
+    assert [f.data["attribute"] for f in only(analyze(read), "P24")] == ["attention_cls"]
+    # a capability flag the framework reads (mimo's supports_aux_hidden_states_over_pp): not a parent's hook
+    flag = DEAD_ATTRS.replace("rope_is_neox_style = False", "supports_aux_hidden_states_over_pp = False")
+    assert [f.data["attribute"] for f in only(analyze(flag), "P24")] == ["attention_cls"]
+
+
 # -- P25: framework-level hooks on the architecture ---------------------------------------------
 
 def test_framework_hooks_name_the_upstream_code():

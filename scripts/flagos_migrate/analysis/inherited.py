@@ -21,6 +21,7 @@ from flagos_migrate.astutil import dotted, source_segment
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.catalog.tables import (
     CONFIG_HOOKS,
+    FRAMEWORK_FLAGS,
     INHERITED_DEFAULTS,
     INHERITED_TEMPLATES,
     ROPE_TYPE_PATCHES,
@@ -326,24 +327,60 @@ def check_dead_hooks(m: ModuleFacts) -> None:
         if not parents:
             continue
         for stmt in cls.body:
-            if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) or stmt.name.startswith("__"):
+            name = _hook_name(stmt)
+            if name is None:
                 continue
-            name = stmt.name
+            method = isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
             if any(k == "pinned" and (name in o[1]["methods"] or name in o[1]["attrs"]
                                       or any(name in r for r in o[1].get("reads", {}).values()))
                    for k, o in lin):
                 continue
             if referenced is None:
                 referenced = _referenced_names(m)
-            if name in referenced or name in _pinned_method_names(m):
+            if name in referenced or name in (_pinned_method_names(m) if method else _pinned_member_names(m)):
                 continue
             parent, rec = parents[0]
             where = f"{parent.module.replace('.', '/')}.py:{rec.get('line', 1)}"
-            m.add("P24", stmt, f"`{cls.name}.{name}()` overrides nothing on the pinned vLLM: its parent "
-                  f"`{parent.name}` ({where}) and the rest of its pinned hierarchy neither define nor call "
-                  f"`{name}`, and nothing in this file calls it, so the parent builds what it builds "
+            shown, use = (f"{name}()", "call") if method else (name, "read")
+            m.add("P24", stmt, f"`{cls.name}.{shown}` overrides nothing on the pinned vLLM: its parent "
+                  f"`{parent.name}` ({where}) and the rest of its pinned hierarchy neither define nor {use} "
+                  f"`{name}`, and nothing in this file {use}s it, so the parent builds what it builds "
                   "without it", fix=f"override the pinned `{parent.name}` method that builds the part instead",
-                  data={"class": cls.name, "method": name, "parent": parent.qualname, "where": where})
+                  data={"class": cls.name, "method" if method else "attribute": name, "parent": parent.qualname,
+                        "where": where})
+
+
+def _hook_name(stmt: ast.stmt) -> str | None:
+    """A method, or a class attribute (upstream's gpt_oss reads ``self.attention_cls`` / ``self.rope_is_neox_style``,
+    which a subclass sets in its body), that a subclass may define to change what its parent builds."""
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        name = stmt.name
+    elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+        name = stmt.targets[0].id
+    elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None and isinstance(stmt.target, ast.Name):
+        name = stmt.target.id
+    else:
+        return None
+    if name.startswith("__") or (not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
+                                 and any(re.match(p, name) for p in FRAMEWORK_FLAGS)):
+        return None
+    return name
+
+
+_MEMBER_NAMES: dict[int, frozenset[str]] = {}
+
+
+def _pinned_member_names(m: ModuleFacts) -> frozenset[str]:
+    """Every method and class attribute name of every pinned vLLM class: a class attribute of one of these
+    names may be read by the framework (``packed_modules_mapping``, ``hf_to_vllm_mapper``)."""
+    key = id(m.apis.vllm)
+    if key not in _MEMBER_NAMES:
+        names: set[str] = set(_pinned_method_names(m))
+        for rec in m.apis.vllm.modules.values():
+            for crec in rec.get("classes", {}).values():
+                names.update(crec["attrs"])
+        _MEMBER_NAMES[key] = frozenset(names)
+    return _MEMBER_NAMES[key]
 
 
 def _referenced_names(m: ModuleFacts) -> set[str]:

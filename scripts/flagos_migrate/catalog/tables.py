@@ -135,3 +135,6 @@ NONE_DEFAULTS: frozenset[tuple[str, str]] = frozenset(
 LIVE_MODULE_STATE: dict[str, dict[str, frozenset[str]]] = {
     version: {module: frozenset(names) for module, names in modules.items()}
     for version, modules in _table("P16", "live_module_state").items()}
+
+# P24: class-attribute name patterns that are capability flags the framework reads, not a parent's hooks
+FRAMEWORK_FLAGS: tuple[str, ...] = tuple(_table("P24", "framework_flags"))
