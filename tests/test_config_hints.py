@@ -741,6 +741,21 @@ def test_deepseek_routers_as_their_released_checkpoints(monkeypatch):
     assert v3 == {"topk_method": "noaux_tc", "scoring_func": "sigmoid"}
 
 
+def test_step3s_moe_layers_as_its_released_comma_separated_string(monkeypatch):
+    """step3_text's construct was skipped (the pinned vLLM's own class failed alike): both vLLMs parse
+    moe_layers_enum.strip().split(","), the pinned Step3TextConfig defaults to a tuple, a list in the tiny JSON."""
+    rc, _ = _worker_modules(monkeypatch)
+
+    class Step3Text:  # the pinned vllm.transformers_utils.configs.Step3TextConfig
+        model_type = "step3_text"
+        moe_layers_enum = (4, 5, 6)
+
+    source = {"moe_layers_enum": [4, 5, 6]}
+    rc._complete(source, Step3Text(), H.completion({}), "Step3TextConfig", [], defaults=True)
+    assert source["moe_layers_enum"] == "1"  # layer 0 dense, layer 1 MoE on the 2 tiny layers
+    assert [int(i) for i in source["moe_layers_enum"].strip().split(",")] == [1]
+
+
 def test_a_model_gets_the_config_bridges_of_the_sibling_models_its_files_import(tmp_path):
     """mimo_v2_mtp builds mimo_v2's layers and is MiMoV2FlashForCausalLM's draft: that config bridge is in mimo_v2's
     record only (its construct ran on a synthesized config without hybrid_layer_pattern)."""

@@ -197,6 +197,11 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
         "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "num_hidden_layers": 1, "in_channels": 3,
         "patch_size": 14, "image_size": 56, "num_positions": 17, "dropout_prob": 0.0, "hidden_act": "gelu",
         "layer_norm_eps": 1e-6, "scaling_factor": 8}},
+    # Step3's config.json spells its MoE layers as one comma-separated string ("4,5,...,59"), which both vLLMs'
+    # step3_text.py parse with moe_layers_enum.strip().split(","); the pinned Step3TextConfig defaults to a tuple,
+    # which the tiny config.json wrote as a list (AttributeError 'list' object has no attribute 'strip', for the
+    # pinned vLLM's own class too). The tiny 2 layers: one dense, then MoE, as the released leading dense layers
+    "step3_text": {"moe_layers_enum": "1"},
     "lfm2": {"block_dim": {"=from": "hidden_size"}, "conv_dim": {"=from": "hidden_size"},
              "block_ff_dim": {"=from": "intermediate_size"}},
 }
