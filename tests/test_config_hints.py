@@ -222,6 +222,12 @@ def test_a_build_short_of_a_synthesized_attribute_is_skipped_naming_it(monkeypat
     # a pinned transformers class under the bridge (a text_config) lacking a field: the migration's (P39)
     pinned_sub = AttributeError("'Lfm2Config' object has no attribute 'projector_use_layernorm'")
     assert worker._synth_lacks(bridge, pinned_sub) is None
+    # a transformers 5 alias the pinned class lacks (P40): no real config.json carries it either, so the build
+    # fails with every checkpoint (longcat_flash_mtp hands LongcatFlashConfig to a layer reading intermediate_size)
+    alias = AttributeError("'LongcatFlashConfig' object has no attribute 'intermediate_size'")
+    aliases = {"LongcatFlashConfig": ["intermediate_size", "moe_intermediate_size"]}
+    assert worker._synth_lacks({"config_source": "draft"}, alias, aliases) is None
+    assert "has no 'intermediate_size'" in worker._synth_lacks({"config_source": "draft"}, alias, {"Other": ["x"]})
 
 
 def test_a_missing_attribute_of_vllms_own_config_is_the_migrations_not_the_tiny_configs(monkeypatch):
@@ -1310,3 +1316,57 @@ def test_remote_code_scalars_the_model_reads_are_synthesized(model, arch, expect
         c = hints["config"]
         assert c["num_layers_per_stack"] * c["H_cycles"] * (c["L_cycles"] + 1) == c["num_hidden_layers"]
 
+
+def test_a_draft_layers_own_kinds_where_the_class_defaults_have_no_draft_layer(monkeypatch):
+    """step3p5_mtp: Step3p7TextConfig splits a released checkpoint's padded layer_types into mtp_layer_types; from
+    the class's defaults (no draft layer) it was None, the draft count 1 made the MTP layer index one past
+    layer_types and upstream's _get_layer_type raised IndexError."""
+    rc, _ = _worker_modules(monkeypatch)
+    tiny = {"layer_types": ["full_attention", "sliding_attention"], "mlp_layer_types": ["dense", "sparse"],
+            "mtp_layer_types": None, "mtp_mlp_layer_types": None, "mtp_loss_weight": None}
+    notes: list = []
+    rc._draft_layer_kinds(tiny, 1, notes)
+    assert tiny["mtp_layer_types"] == ["sliding_attention"] and tiny["mtp_mlp_layer_types"] == ["sparse"]
+    assert tiny["mtp_loss_weight"] is None and "draft layer's own entries" in notes[0]
+    given = {"layer_types": ["full_attention"], "mtp_layer_types": ["sliding_attention"]}
+    rc._draft_layer_kinds(given, 2, [])  # a checkpoint's own entries stay
+    assert given["mtp_layer_types"] == ["sliding_attention"]
+    none = {"layer_types": ["full_attention"], "mtp_layer_types": None}
+    rc._draft_layer_kinds(none, 0, [])  # no draft layer: nothing to carry
+    assert none["mtp_layer_types"] is None
+
+
+def test_an_architecture_upstream_reaches_only_through_a_speculative_method_is_a_draft():
+    """ExtractHiddenStatesModel (P38: method extract_hidden_states) has no draft name; built without a speculative
+    config it stopped at upstream's ``assert speculative_config is not None``."""
+    assert "ExtractHiddenStatesModel" in H._speculative_only() and "Qwen3DSparkModel" in H._speculative_only()
+    assert "Qwen3ForCausalLM" not in H._speculative_only()
+    assert H.speculative_method("ExtractHiddenStatesModel", "", "ExtractHiddenStatesModel" in H._speculative_only())
+
+
+def test_the_one_bridge_fallback_is_the_records_own_never_a_siblings(monkeypatch):
+    """qwen3_dspark imports qwen3_dflash, whose record bridged MuseGlimmerAssistantConfig (for its
+    MuseGlimmerAssistantModel): as the one bridge loaded it built the DSpark drafts ("the bridge config
+    (MuseGlimmerAssistantConfig) has no 'markov_rank'"); a record's own single bridge still is its config."""
+    import sys
+    import types
+
+    rc, _ = _worker_modules(monkeypatch)
+    tf = types.ModuleType("transformers")
+    tf.CONFIG_MAPPING, tf.__version__ = {}, "4.57.6"
+    auto, modeling_auto = types.ModuleType("transformers.models.auto"), types.ModuleType("m")
+    auto.modeling_auto = modeling_auto
+    for name, mod in (("transformers", tf), ("transformers.models", types.ModuleType("transformers.models")),
+                      ("transformers.models.auto", auto), ("transformers.models.auto.modeling_auto", modeling_auto)):
+        monkeypatch.setitem(sys.modules, name, mod)
+
+    class Muse:
+        model_type = "muse_glimmer_assistant"
+
+    bridges = {"muse_glimmer_assistant": Muse}
+    synth = {"synth": {"config": {"hidden_size": 64}, "model_type": "mmf_synth_qwen3dsparkmodel", "reads": 1,
+                       "file": "m"}}
+    monkeypatch.setattr(rc, "synth_class", lambda mt: ("synth", mt))
+    assert rc._config_class("Qwen3DSparkModel", bridges, hints=synth, own_bridges={}) == \
+        (("synth", "mmf_synth_qwen3dsparkmodel"), "synthesized")
+    assert rc._config_class("Qwen3DSparkModel", bridges, hints=synth, own_bridges=bridges) == (Muse, "bridge")

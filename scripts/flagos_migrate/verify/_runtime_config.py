@@ -220,7 +220,7 @@ def _holds_more_of_what_is_read(bound, named, hints):
 
 
 def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None, hints=None, module=None,
-                  plugin_bridges=None):
+                  plugin_bridges=None, own_bridges=None):
     """The config class to build ``arch`` from and where it came from, looked up where the pinned
     stack gets it: the plugin's config bridges (``vllm_fl/configs``), the pinned vLLM's own config
     registry, transformers' auto mappings (the order of vLLM's ``get_config``); else, from the
@@ -261,8 +261,11 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
     found, source = _from_hints(arch, hints, bridges, vllm_cfgs, notes, plugin_bridges)
     if found is not None:
         return found, source
-    if len(bridges) == 1 and not _sub_config_only(next(iter(bridges.values()))):
-        return next(iter(bridges.values())), "bridge"
+    # the model's own one bridge, never a sibling's (qwen3_dspark imports qwen3_dflash, whose record bridged
+    # MuseGlimmerAssistantConfig for its MuseGlimmerAssistantModel: the DSpark drafts were built from it)
+    own = bridges if own_bridges is None else own_bridges
+    if len(own) == 1 and not _sub_config_only(next(iter(own.values()))):
+        return next(iter(own.values())), "bridge"
     found = _by_stem(arch, vllm_cfgs) or _class_of_arch(arch, {}, {})
     if found is not None:
         return found, "registry"
@@ -592,6 +595,7 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
         for key in DRAFT_LAYER_COUNTS:
             if isinstance(tiny.get(key), int) and not isinstance(tiny[key], bool) and tiny[key] < 1:
                 tiny[key] = 1
+            _draft_layer_kinds(tiny, tiny.get(key), notes)
             # a composite base config: its text config is where the draft reads the count (GLM-OCR's MTP reads
             # hf_config.text_config.num_nextn_predict_layers; the released checkpoint's text_config carries it)
             for sub in (tiny.get(k) for k in runtime_tiny._TEXT_KEYS):
@@ -617,6 +621,26 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
 
 
 DRAFT_LAYER_COUNTS = ("num_nextn_predict_layers",)
+
+
+def _draft_layer_kinds(tiny, count, notes):
+    """The draft layers' own per-layer entries (``mtp_layer_types`` next to ``layer_types``) that a config
+    class with such fields left None because its defaults have no draft layer: Step3p7TextConfig splits them off
+    a released checkpoint's padded ``layer_types`` (the draft layers trail the decoder's), so a checkpoint with
+    ``count`` draft layers carries them; here the last decoder entry each, as the class derives its defaults
+    (all full attention; MoE from the fourth layer on)."""
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        return
+    filled = []
+    for key in sorted(k for k in tiny if k.startswith("mtp_") and tiny[k] is None):
+        base = tiny.get(key[len("mtp_"):])
+        if isinstance(base, list) and base:
+            tiny[key] = [base[-1]] * count
+            filled.append(key)
+    if filled and notes is not None:
+        notes.append(f"config: {', '.join(f'{k}={tiny[k]!r}' for k in filled)}: the draft layer's own entries, which "
+                     "a checkpoint with a draft layer carries (the class's defaults have none); the last decoder "
+                     "layer's")
 
 
 def auto_model_type(cls):

@@ -130,14 +130,17 @@ def _is_vllm_config(name):
     return isinstance(getattr(vllm_config, name, None), type)
 
 
-def _synth_lacks(res, exc):
+def _synth_lacks(res, exc, aliases=None):
     """A config the harness derived (synthesized, or a draft's or base class's config) without an
     attribute the model reads: the reason naming it (the config is the harness's, not the
-    migration's), else None."""
+    migration's), else None. ``aliases``: config class -> the transformers 5 aliases (P40) no config.json
+    carries; the pinned class lacking one fails with every real checkpoint too, so that is no skip."""
     import re
 
     source = res.get("config_source")
     m = re.search(r"'(\w*Config)' object has no attribute '(\w+)'", str(exc))
+    if m and m.group(2) in ((aliases or {}).get(m.group(1)) or ()):
+        return None
     # a bridge is transformers 5's own class, the one upstream runs with: a field it lacks is one only a real
     # config.json carries (nano_nemotron_vl reads config.patch_size, which NemotronH_Omni_Reasoning_V3_Config
     # does not declare), never a drift between the two transformers
@@ -187,13 +190,15 @@ def run_pinned(req, spec):
         level = "construct"
         builtin = None
         bridges = _bridge_classes(bridge_modules(req.get("config_modules"), req.get("namespace_packages")))
+        own = set(req["own_config_modules"] if "own_config_modules" in req else req.get("config_modules") or ())
         for mt, bcls in bridges.items():
             _register_bridge(mt, bcls)
         hints = spec.get("config_hints") or {}
         others = {k: v for k, v in _bridge_classes(req.get("plugin_config_modules"), tolerant=True).items()
                   if k not in bridges} if hints.get("draft") else {}
         cfg_cls, res["config_source"] = _config_class(arch, bridges, spec.get("model_type"), spec.get("class"),
-                                                      res["notes"], hints, mod, lambda: others)
+                                                      res["notes"], hints, mod, lambda: others,
+                                                      {mt: c for mt, c in bridges.items() if c.__module__ in own})
         res["config_class"] = getattr(cfg_cls, "__name__", None)
         cfg = _write_tiny_config(arch, cfg_cls, work, spec.get("base_config"),
                                  hasattr(cls, "get_mrope_input_positions"), res["notes"], hints, res["config_source"],
@@ -260,7 +265,7 @@ def run_pinned(req, spec):
     except Unavailable as exc:
         _skip_from(res, level, str(exc))
     except BaseException as exc:  # the model's own errors are the findings
-        lacking = _synth_lacks(res, exc)
+        lacking = _synth_lacks(res, exc, ((spec.get("config_hints") or {}).get("complete") or {}).get("aliases"))
         if lacking:
             _skip_from(res, level, lacking)
             return res

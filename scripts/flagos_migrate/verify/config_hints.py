@@ -688,6 +688,14 @@ NEEDS_SPECULATIVE = re.compile(r"speculative_config\.draft_model_config|get_draf
                                r"assert\s+(?:self\.)?(?:vllm_config\.)?speculative_config\s+is\s+not\s+None")
 
 
+def _speculative_only() -> set:
+    """Architectures upstream builds only through a speculative method (P38's table, every pinned version):
+    drafts whatever their name (ExtractHiddenStatesModel)."""
+    from flagos_migrate.catalog.tables import SPECULATIVE_ONLY
+
+    return {a for methods in SPECULATIVE_ONLY.values() for archs in methods.values() for a in archs}
+
+
 def speculative_method(arch: str, source: str, is_draft: bool, cls: str | None = None) -> str | None:
     """The speculative method a draft architecture is served with (``eagle3``/``eagle``/``mtp``),
     when upstream builds it only with a speculative config: a draft of ``hf_config_override``, or a
@@ -765,7 +773,8 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
                 if other != arch and other not in drafts:
                     draft["architectures"] += [b for b in [other, *other_bases] if b not in draft["architectures"]]
         out[spec["id"]] = {
-            "bases": bases, "draft": draft, "speculative": speculative_method(arch, text, bool(draft), up_of[arch]),
+            "bases": bases, "draft": draft,
+            "speculative": speculative_method(arch, text, bool(draft) or arch in _speculative_only(), up_of[arch]),
             "synth": {"config": synth, "missing": missing, "reads": len(reads),
                       "file": f"{MODELS_PKG}.{model}", "model_type": _synth_model_type(arch)},
             "complete": completion(reads),

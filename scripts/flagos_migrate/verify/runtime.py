@@ -406,6 +406,7 @@ def verify_runtime(python: str, plugin_root: Path, record: dict, model: str, pin
                 "config_modules": sibling_config_modules(Path(plugin_root) / "vllm_fl", record)
                 + config_modules_of(record), "workdir": work, "timeout": timeout,
                 "plugin_config_modules": plugin_config_modules(Path(plugin_root) / "vllm_fl", record),
+                "own_config_modules": config_modules_of(record),
                 "seed": SEED, "num_tokens": NUM_TOKENS}
         say(f"pinned: building {len(specs)} architecture(s) under {python}")
         started: list[Worker] = []
