@@ -138,6 +138,22 @@ def test_a_class_on_a_base_transformers_5_rewrote_imports_but_keeps_a_finding(mi
     assert not any(f.rule == "P5" for f in migration.units["vllm_fl.processors.tf5_processing_qwen3_asr"].after)
 
 
+@needs_tf5
+def test_an_upstream_vllm_config_module_calling_what_only_transformers_5s_base_defines_keeps_a_finding(tmp_path, apis):
+    """bailing_moe_v3_vl failed construct with no finding: upstream's BailingMoeV3TextConfig (vLLM's own config module,
+    kept on 4.57.6's PretrainedConfig by P5's rename) calls self.validate_layer_type(), which only 5.x's base defines."""
+    from analysis_helpers import UPSTREAM_SRC
+
+    if not UPSTREAM_SRC.is_dir():
+        pytest.skip("no upstream vLLM 0.33.0 source")
+    mig = Migration("bailing_moe_v3_vl", Upstream(open_upstream(str(UPSTREAM_SRC))),
+                    PluginTree(empty_plugin(tmp_path / "plugin")), apis).run()
+    unit = mig.units["vllm_fl.configs.bailing_moe_v3_vl"]
+    (left,) = [f for f in unit.after if f.rule == "P5"]
+    assert left.data["class"] == "BailingMoeV3TextConfig" and left.data["methods"] == ["validate_layer_type"]
+    assert left.data["bases"] == "transformers.configuration_utils.PretrainedConfig" and left in mig.left()
+
+
 def test_a_newer_dependency_without_a_substitute_keeps_the_finding_and_names_it(migration, monkeypatch):
     import flagos_migrate.migrate.tf5_modules as tf5_modules
 

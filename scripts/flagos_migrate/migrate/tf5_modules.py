@@ -349,8 +349,15 @@ class Tf5Vendoring:
             unit = self.units.get(m.target)
             if m.ok and m.text and unit is not None:
                 unit.after = [f for f in unit.after if not (f.rule == "P5" and "class" in f.data)] + self._tf5_base_drift(unit)
+        # upstream vLLM's own config modules too: written for transformers 5's PreTrainedConfig, they keep 4.57.6's
+        # PretrainedConfig (P5's rename), which lacks what 5.x added (bailing_moe_v3_vl: self.validate_layer_type())
+        if self.tf5 is not None:
+            for unit in self.units.values():
+                if unit.role == "config" and (unit.origin or "").startswith("vllm.transformers_utils.configs."):
+                    unit.after = [f for f in unit.after if not (f.rule == "P5" and "class" in f.data)] \
+                        + self._tf5_base_drift(unit, "upstream vLLM, for transformers")
 
-    def _tf5_base_drift(self, unit: Unit) -> list[Finding]:
+    def _tf5_base_drift(self, unit: Unit, written: str = "vendored from transformers") -> list[Finding]:
         """P5 on a vendored class whose ``self.X()`` / ``super().X()`` only transformers 5's version of a
         base it keeps from 4.57.6 defines (5.x rewrote ``BaseImageProcessor``: ``_set_attributes``): the
         module imports, but the class fails when built on 4.57.6's base."""
@@ -366,7 +373,9 @@ class Tf5Vendoring:
             kept = [o[0] for k, o in lin if k == "pinned" and o[0].module.split(".")[0] == "transformers"]
             if not kept:
                 continue
-            newer = {f"{s.module}.{s.name}": self._tf5_class_members(s.module, s.name) for s in kept}
+            # a base kept under 4.57.6's name (P5's rename: PretrainedConfig) is transformers 5's class of the other
+            older = {new: old for old, new in TRANSFORMERS_RENAMES.items()}
+            newer = {f"{s.module}.{s.name}": self._tf5_class_members(s.module, older.get(s.name, s.name)) for s in kept}
             lacking: dict[str, int] = {}
             for node in m.below(cls, ast.Call):
                 f = node.func
@@ -381,10 +390,14 @@ class Tf5Vendoring:
                 bases = ", ".join(sorted(b for b, ms in newer.items() if ms & set(lacking)))
                 out.append(Finding(
                     "P5", unit.relpath, min(lacking.values()), 0,
-                    f"class {cls.name} (vendored from transformers {self.tf5.version}) calls "
+                    f"class {cls.name} ({written} {self.tf5.version}) calls "
                     f"{', '.join(sorted(lacking))}, which transformers {self.tf5.version}'s {bases} defines and "
                     "transformers 4.57.6's does not: the module imports, building the class fails",
-                    severity="error", fix="vendor a processor written for 4.57.6's base, or port those methods",
+                    severity="error", fix=("vendor a processor written for 4.57.6's base, or port those methods"
+                                           if written.startswith("vendored") else
+                                           "build the class on a base that has them (the plugin's transformers 5 "
+                                           "config base vllm_fl.configs.tf5_base.PreTrainedConfig defines "
+                                           "validate_layer_type / validate_rope), or port those methods"),
                     data={"class": cls.name, "methods": sorted(lacking), "bases": bases}))
         return out
 
