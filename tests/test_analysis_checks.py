@@ -894,3 +894,22 @@ class Eagle3ExampleForCausalLM:
     assert out == code.replace("= speculative_config.parallel_drafting",
                                '= getattr(speculative_config, "parallel_drafting", False)')
     assert [g for g in only(analyze(out), "P9") if g.data.get("attr") == "parallel_drafting"] == []
+
+
+def test_p9_a_read_through_get_current_vllm_config_is_judged():
+    """upstream's qwen3_dflash.py reads `get_current_vllm_config().use_v2_model_runner` (a VllmConfig property
+    0.13.0 lacks; its V2 runner is the env var VLLM_USE_V2_MODEL_RUNNER): it was not reported, and qwen3_dspark /
+    qwen3_dflash2 failed construct with AttributeError on '0 left'-looking reads."""
+    code = '''
+from vllm.config import get_current_vllm_config
+
+
+def needs_v2(layer_types):
+    return layer_types and not get_current_vllm_config().use_v2_model_runner
+'''
+    (f,) = only(analyze(code), "P9")
+    assert f.data["attr"] == "use_v2_model_runner" and f.data["config_class"].endswith("VllmConfig")
+    assert "default" not in f.data  # no mechanical default: the pinned V2 runner is an env var, upstream's default True
+    # a field the pinned VllmConfig has, or another function's result: nothing
+    assert only(analyze(code.replace("use_v2_model_runner", "cache_config")), "P9") == []
+    assert only(analyze(code.replace("get_current_vllm_config()", "load_options()")), "P9") == []

@@ -17,6 +17,7 @@ from flagos_migrate.catalog.tables import (
     BASE_METHODS,
     CONFIG_ATTR_RENAMES,
     CONFIG_CLASSES,
+    CONFIG_GETTERS,
     CONFIG_VARIABLE_ONLY,
     MARK_CONTEXT_MANAGERS,
     UNSET_DEFAULTS,
@@ -83,6 +84,8 @@ def check_config_attributes(m: ModuleFacts) -> None:
             kind = aliases.get(base.id)
             if CONFIG_CLASSES.get(base.id) and _trusted_config_name(m, base):
                 kind = base.id
+        elif isinstance(base, ast.Call) and not base.args and not base.keywords:
+            kind = CONFIG_GETTERS.get(dotted(base.func).rsplit(".", 1)[-1] if dotted(base.func) else "")
         if not kind or CONFIG_CLASSES.get(kind) is None or node.attr in m.hasattr_names:
             continue
         if node.attr.startswith("__"):

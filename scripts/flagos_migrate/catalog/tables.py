@@ -66,6 +66,7 @@ ISINSTANCE_EQUIVALENTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
 # upstream attr -> (config variable, pinned attr, {(operator, literal): negate})
 CONFIG_CLASSES: dict[str, str | None] = dict(_table("P9", "config_classes"))
 CONFIG_VARIABLE_ONLY = frozenset(_table("P9", "variable_only"))
+CONFIG_GETTERS: dict[str, str] = dict(_table("P9", "config_getters"))
 # P9: (config class, attribute) -> (upstream's default as Python source, why the pinned config cannot set it)
 UNSET_DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
     (e["class"], e["attr"]): (e["default"], e["why"]) for e in _table("P9", "unset_defaults")}
