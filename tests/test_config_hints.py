@@ -1370,3 +1370,20 @@ def test_the_one_bridge_fallback_is_the_records_own_never_a_siblings(monkeypatch
     assert rc._config_class("Qwen3DSparkModel", bridges, hints=synth, own_bridges={}) == \
         (("synth", "mmf_synth_qwen3dsparkmodel"), "synthesized")
     assert rc._config_class("Qwen3DSparkModel", bridges, hints=synth, own_bridges=bridges) == (Muse, "bridge")
+
+@pytest.mark.parametrize("model", ["internvl", "h2ovl", "nvlm_d", "skyworkr1v"])
+def test_the_internvl_family_synthesizes_its_towers(model):
+    hints = H.hints_for(_upstream(), model, [{"id": "0", "architecture": "X", "class": "X"}])["0"]["synth"]
+    cfg, missing = hints["config"], hints["missing"]
+    assert cfg["vision_config"]["model_type"] == "intern_vit_6b" and cfg["vision_config"]["image_size"] == 56
+    assert cfg["text_config"]["architectures"] == ["Qwen2ForCausalLM"]
+    assert cfg["force_image_size"] is None and cfg["downsample_ratio"] == 0.5 and cfg["ps_version"] == "v2"
+    # the tower's reads (intern_vit.py's config.image_size, norm_type, ...) are held by the vision_config
+    assert not {"vision_config", "text_config", "force_image_size", "image_size", "norm_type", "patch_size"} & set(missing)
+
+
+def test_a_family_holds_only_its_files():
+    assert H.family_values("internvl")["select_layer"] == -1
+    assert H.family_values("nemotron_vl") == {}  # its chat model's tower is C-RADIO remote code: not known
+    cfg, missing = H.with_family({"a": 1}, ["image_size", "other"], {"vision_config": {"image_size": 56}})
+    assert cfg == {"a": 1, "vision_config": {"image_size": 56}} and missing == ["other"]

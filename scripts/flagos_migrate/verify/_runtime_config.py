@@ -305,9 +305,29 @@ def synth_class(model_type):
     (``mmf_synth_*``, which no real config uses) where vLLM's get_config and AutoConfig look."""
     from transformers import PretrainedConfig
 
-    cls = type("SynthesizedConfig", (PretrainedConfig,), {"model_type": model_type})
+    def __init__(self, **kwargs):
+        for key in runtime_tiny._TEXT_KEYS + runtime_tiny._VISION_KEYS:
+            if isinstance(kwargs.get(key), dict) and isinstance(kwargs[key].get("model_type"), str):
+                kwargs[key] = _sub_config(kwargs[key])
+        PretrainedConfig.__init__(self, **kwargs)
+
+    cls = type("SynthesizedConfig", (PretrainedConfig,), {"model_type": model_type, "__init__": __init__})
     _register_bridge(model_type, cls)
     return cls
+
+
+def _sub_config(values):
+    """A synthesized config's nested sub-config (a dict with its model_type, as a real config.json nests
+    one) as an object, which the model reads attributes of (``config.vision_config.image_size``), as a
+    remote-code config class builds it: the transformers class of that model_type (Qwen2Config), else a
+    plain config holding the fields (InternViT's intern_vit_6b is remote code too)."""
+    from transformers import CONFIG_MAPPING, PretrainedConfig
+
+    values = dict(values)
+    mt = values.pop("model_type")
+    cls = CONFIG_MAPPING[mt] if mt in CONFIG_MAPPING else \
+        type("SynthesizedSubConfig", (PretrainedConfig,), {"model_type": mt})
+    return cls(**values)
 
 
 def register_synthesized(workdir):

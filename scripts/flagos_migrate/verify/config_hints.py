@@ -29,6 +29,7 @@ Pure functions over source text; :func:`hints_for` reads the upstream tree.
 from __future__ import annotations
 
 import ast
+import copy
 import re
 
 from flagos_migrate.verify import runtime_tiny as T
@@ -107,6 +108,71 @@ SYNTH_VALUES: dict[str, object] = {
 # build it (the family's config class is remote code in both transformers): a sub-config is a dict with its
 # model_type, which the worker builds as that transformers class, else as a plain config holding the fields
 # (``_runtime_config.synth_class``). Tiny sizes, as in runtime_tiny; the rest as the released config.json
+_QWEN2_TEXT = {  # a tiny Qwen2 language model (transformers' Qwen2Config)
+    "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "hidden_size": T.HIDDEN,
+    "intermediate_size": T.INTERMEDIATE, "num_attention_heads": T.HEADS, "num_key_value_heads": T.KV_HEADS,
+    "num_hidden_layers": T.LAYERS, "vocab_size": T.VOCAB, "max_position_embeddings": T.MAX_POSITIONS,
+    "rms_norm_eps": 1e-6, "hidden_act": "silu", "tie_word_embeddings": False, "rope_theta": 10000.0}
+SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
+    # InternVL's InternVLChatConfig (OpenGVLab/InternVL2_5-1B's config.json): an InternViT tower (the pinned and
+    # upstream intern_vit.py's InternVisionModel reads these fields; InternViT-300M-448px's values: qkv_bias,
+    # layer_norm, no qk norm, 448 / 14), a Qwen2 language model (init_vllm_registered_model builds whatever its
+    # text_config's architectures name: InternVL2.5/3's is Qwen2ForCausalLM), pixel shuffle 0.5 "v2", the last
+    # tower layer. force_image_size None: every released value equals the tower's image_size, which upstream's
+    # `config.force_image_size or config.vision_config.image_size` then takes (the tiny tower's 4x4 patches)
+    ("internvl", "h2ovl", "nvlm_d", "skyworkr1v"): {
+        "vision_config": {
+            "model_type": "intern_vit_6b", "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
+            "num_hidden_layers": 1, "image_size": 56, "patch_size": 14, "num_channels": 3, "qkv_bias": True,
+            "qk_normalization": False, "norm_type": "layer_norm", "layer_norm_eps": 1e-6, "hidden_act": "gelu",
+            "initializer_factor": 1.0, "initializer_range": 0.02, "drop_path_rate": 0.0, "dropout": 0.0,
+            "attention_dropout": 0.0, "use_flash_attn": False},
+        "text_config": _QWEN2_TEXT,
+        "force_image_size": None, "downsample_ratio": 0.5, "ps_version": "v2", "select_layer": -1,
+        "dynamic_image_size": True, "min_dynamic_patch": 1, "max_dynamic_patch": 12, "use_thumbnail": True,
+        "template": "internvl2_5",
+    },
+    # Eagle2.5-VL (nvidia/Eagle2.5-8B: a SigLIP tower, a Qwen2 language model, as upstream's eagle2_5_vl.py builds
+    # them: SiglipVisionModel(config.vision_config), init_vllm_registered_model(config.text_config)); its
+    # force_image_size, downsample_ratio and select_layer are read with defaults (None, 0.5, -1). The tower is
+    # transformers' SiglipVisionConfig, tiny: 4x4 patches of 14
+    ("eagle2_5_vl",): {
+        "vision_config": {
+            "model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
+            "num_hidden_layers": 1, "image_size": 56, "patch_size": 14, "num_channels": 3, "hidden_act": "gelu_pytorch_tanh",
+            "layer_norm_eps": 1e-6},
+        "text_config": _QWEN2_TEXT,
+        "ps_version": "v2", "dynamic_image_size": True, "min_dynamic_patch": 1, "max_dynamic_patch": 12,
+        "use_thumbnail": True,
+    },
+    # Pixtral in Mistral's format: vLLM's own config loader (transformers_utils/configs/mistral.py,
+    # _remap_mistral_vision_args) nests params.json's vision_encoder as a plain config (the fields of upstream's
+    # VisionEncoderArgs; Pixtral-12B's: patches of 16, rope-2D base 10000, image token 10) and the rest as the
+    # text_config of the MistralForCausalLM pixtral.py builds. Tiny: 4x4 patches of 16
+    ("pixtral",): {
+        "vision_config": {
+            "model_type": "mistral_vision_encoder", "hidden_size": 32, "num_channels": 3, "image_size": 64,
+            "patch_size": 16, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "rope_theta": 10000.0, "image_token_id": 10, "adapter_bias": True, "spatial_merge_size": 1,
+            "add_pre_mm_projector_layer_norm": False, "mm_projector_id": ""},
+        "text_config": {**_QWEN2_TEXT, "model_type": "mistral", "architectures": ["MistralForCausalLM"]},
+    },
+}
+
+
+def family_values(model: str) -> dict[str, object]:
+    """:data:`SYNTH_FAMILIES`' values for the upstream model file ``model`` ({} for none); pure."""
+    return next((copy.deepcopy(v) for k, v in SYNTH_FAMILIES.items() if model in k), {})
+
+
+def with_family(cfg: dict, missing: list[str], family: dict[str, object]) -> tuple[dict, list[str]]:
+    """``cfg`` and ``missing`` (:func:`synthesize`) with a family's values: its fields set, and no longer
+    missing either those or the reads its sub-configs hold (the tower's image_size, read from the
+    vision_config by a module the model imports, is no top-level field); pure."""
+    held = set(family) | {k for v in family.values() if isinstance(v, dict) for k in v}
+    return {**cfg, **family}, [m for m in missing if m not in held]
+
+
 # fields the released checkpoints of an architecture carry that its config class lacks (model_type ->
 # values), as data, each from the Hugging Face implementation that loads those checkpoints: the
 # worker sets them where the class has no such attribute, or over the class's default when the tiny
@@ -742,6 +808,7 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
         for name, read in config_reads(src).items():
             deep.setdefault(name, read)
     synth, missing = synthesize(deep)
+    synth, missing = with_family(synth, missing, family_values(model))
     tf5_types = _tf5_arch_model_types()
     out = {}
     bases_of, up_of = {}, {}
