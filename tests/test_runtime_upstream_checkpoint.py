@@ -161,3 +161,26 @@ def test_a_moe_no_transformers_has_loads_and_matches_upstream_vllm(tmp_path):
     assert arch["reference"] == "vllm-0.33.0"
     assert arch["built_from"]["reference"].endswith("vllm/model_executor/models/bailing_moe.py")
     assert arch["load_stats"]["checkpoint_tensors"] > arch["load_stats"]["parameters"]  # experts split per expert
+
+
+def test_a_stacked_shard_may_span_several_outputs_and_the_parts_must_tile_the_layer():
+    """Qwen3.5's mapper stacks ``.in_proj_qkv`` as the span (0, 1, 2) of ``in_proj_qkvz``'s four outputs and
+    ``.in_proj_z`` as 3: split back as two tensors, q+k+v rows then z rows. Parts that do not tile the layer's
+    outputs exactly (a packed mapping of two names over four outputs) split nothing. Pure (no torch)."""
+    import sys
+
+    sys.path.insert(0, str(VERIFY))
+    from _runtime_load import _shard_index, _split_stacked
+
+    class Param:
+        output_dim = 0
+
+    stacked = {("substr", ".in_proj_qkvz"): [(".in_proj_qkv", _shard_index((0, 1, 2))), (".in_proj_z", _shard_index(3))],
+               ("leaf", "gate_up_proj"): [("gate_proj", (0, 0)), ("up_proj", (1, 1))]}
+    assert _split_stacked("model.layers.0.linear_attn.in_proj_qkvz.weight", Param(), [32, 32, 64, 64], stacked) == [
+        ("model.layers.0.linear_attn.in_proj_qkv.weight", (0, 0, 128)),
+        ("model.layers.0.linear_attn.in_proj_z.weight", (0, 128, 64))]
+    assert _split_stacked("model.layers.0.mlp.gate_up_proj.weight", Param(), [48, 48], stacked) == [
+        ("model.layers.0.mlp.gate_proj.weight", (0, 0, 48)), ("model.layers.0.mlp.up_proj.weight", (0, 48, 48))]
+    assert _split_stacked("model.layers.0.mlp.gate_up_proj.weight", Param(), [48, 48, 48], stacked) is None
+    assert _shard_index("k") == (1, 1) and _shard_index((0, 2)) is None and _shard_index("x") is None

@@ -470,12 +470,14 @@ CONVENTIONAL_STACKED = {"qkv_proj": ["q_proj", "k_proj", "v_proj"], "gate_up_pro
 
 
 def _shard_index(shard):
-    """A stacked mapping's shard id as an index into the layer's ``output_sizes`` (0, "q", (i,))."""
-    if isinstance(shard, (tuple, list)) and len(shard) == 1:
-        shard = shard[0]
+    """A stacked mapping's shard id as the span (first, last) of the layer's ``output_sizes`` it covers:
+    0 or "q" one entry, a tuple one contiguous span (Qwen3.5's ``.in_proj_qkv`` -> (0, 1, 2) of
+    ``in_proj_qkvz``'s four); None for anything else."""
+    if isinstance(shard, (tuple, list)) and shard and all(isinstance(i, int) for i in shard):
+        return (shard[0], shard[-1]) if list(shard) == list(range(shard[0], shard[-1] + 1)) else None
     if isinstance(shard, str):
-        return _QKV_SHARDS.get(shard)
-    return shard if isinstance(shard, int) else None
+        shard = _QKV_SHARDS.get(shard)
+    return (shard, shard) if isinstance(shard, int) else None
 
 
 def _mappers(model):
@@ -513,7 +515,7 @@ def _unmap(name, mappers):
 
 
 def _stacked(model):
-    """Stacked vLLM layers and their checkpoint parts: ``{fused: [(part, shard index)]}`` from the
+    """Stacked vLLM layers and their checkpoint parts: ``{fused: [(part, shard span)]}`` from the
     mappers' ``orig_to_new_stacked`` (".mlp.gate_proj" -> (".mlp.gate_up_proj", 0)) and the
     ``packed_modules_mapping`` of every module ({"qkv_proj": ["q_proj", "k_proj", "v_proj"]},
     parts in shard order). Mapper entries are substrings (with their dots), packed ones leaf names."""
@@ -525,7 +527,7 @@ def _stacked(model):
                 out.setdefault(("substr", new), []).append((orig, idx))
     for leaf, parts in {**CONVENTIONAL_STACKED, **_packed(model)}.items():
         if isinstance(parts, (list, tuple)) and list(parts) != [leaf]:
-            out.setdefault(("leaf", leaf), [(part, i) for i, part in enumerate(parts)])
+            out.setdefault(("leaf", leaf), [(part, (i, i)) for i, part in enumerate(parts)])
     return out
 
 
@@ -543,13 +545,9 @@ def _split_stacked(name, param, sizes, stacked):
             renamed = [".".join(pieces[:-2] + [part, pieces[-1]]) for part, _ in parts]
         else:
             continue
-        if sorted(i for _, i in parts) != list(range(len(sizes))):
-            continue
-        out = []
-        for (_, i), new in zip(parts, renamed):
-            start = sum(sizes[:i])
-            out.append((new, (dim, start, sizes[i])))
-        return out
+        if sorted(i for _, span in parts for i in range(span[0], span[1] + 1)) != list(range(len(sizes))):
+            continue  # the parts must tile the layer's outputs exactly
+        return [(new, (dim, sum(sizes[:lo]), sum(sizes[lo:hi + 1]))) for (_, (lo, hi)), new in zip(parts, renamed)]
     return None
 
 
