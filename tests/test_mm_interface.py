@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import os
 import subprocess
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -371,3 +372,48 @@ def test_a_tower_child_of_a_class_the_index_cannot_see_is_an_encoder_there(tmp_p
     m = migrate(tmp_path, towered)
     assert "        return self.language_model\n" in m.model_unit.text
     assert not [f for f in m.left() if f.rule == "P23"]
+
+
+# -- a module built from a pinned sibling's class, then called with a keyword only upstream's forward takes --
+
+IDEFICS3 = ast.parse(textwrap.dedent('''
+    from torch import nn
+    from vllm.model_executor.models.idefics2_vision_model import Idefics2VisionTransformer
+
+    class Idefics3Model(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.vision_model = Idefics2VisionTransformer(config.vision_config)
+
+        def image_pixels_to_features(self, pixel_values, patch_attention_mask, position_ids):
+            return self.vision_model(pixel_values=pixel_values, patch_attention_mask=patch_attention_mask,
+                                     position_ids=position_ids)
+'''))
+UPSTREAM_IDEFICS2 = '''
+class Idefics2VisionTransformer:
+    def __init__(self, config):
+        pass
+
+    def forward(self, pixel_values, patch_attention_mask=None, position_ids=None):
+        pass
+'''
+IDEFICS2 = "vllm.model_executor.models.idefics2_vision_model"
+VIT = {"Idefics2VisionTransformer": "Idefics2VisionTransformer"}
+
+
+def test_a_called_module_whose_pinned_forward_rejects_a_keyword_brings_upstreams_sibling():
+    # 0.13.0's Idefics2VisionTransformer.forward(pixel_values, patch_attention_mask, tgt_sizes): no position_ids
+    from flagos_migrate.analysis import calls
+
+    from tests.analysis_helpers import pinned
+
+    assert calls.pinned_class_rejects(pinned(), IDEFICS2, VIT, IDEFICS3, UPSTREAM_IDEFICS2)
+    # upstream's forward does not take it either: nothing to bring
+    assert not calls.pinned_class_rejects(pinned(), IDEFICS2, VIT, IDEFICS3,
+                                          UPSTREAM_IDEFICS2.replace(", position_ids=None", ""))
+    # keywords the pinned forward takes, or an attribute also built from something else: not judged
+    plain = ast.parse(ast.unparse(IDEFICS3).replace(", position_ids=position_ids", ""))
+    assert not calls.pinned_class_rejects(pinned(), IDEFICS2, VIT, plain, UPSTREAM_IDEFICS2)
+    rebuilt = ast.parse(ast.unparse(IDEFICS3).replace(
+        "super().__init__()", "super().__init__()\n        self.vision_model = nn.Identity()"))
+    assert not calls.pinned_class_rejects(pinned(), IDEFICS2, VIT, rebuilt, UPSTREAM_IDEFICS2)

@@ -158,13 +158,14 @@ def unsettled_keywords(call: ast.Call, shown: str, sig: dict) -> list[str]:
             and _kwarg_rename(shown, k.arg, passed, accepted, dropped) is None]
 
 
-def init_takes(source: str, cls: str, keywords: list[str]) -> bool:
-    """The class ``cls`` that ``source`` defines has an ``__init__`` of its own that takes every keyword."""
+def init_takes(source: str, cls: str, keywords: list[str], method: str = "__init__") -> bool:
+    """The class ``cls`` that ``source`` defines has an ``__init__`` (``method``) of its own that takes every
+    keyword."""
     tree = parse_source(source, "<upstream>")
     for node in tree.body if tree is not None else ():
         if isinstance(node, ast.ClassDef) and node.name == cls:
             for b in node.body:
-                if isinstance(b, ast.FunctionDef) and b.name == "__init__":
+                if isinstance(b, ast.FunctionDef) and b.name == method:
                     sig = signature_of(b.args, drop_first=True)
                     return bool(sig.get("kw")) or set(keywords) <= set(sig["p"]) | set(sig["k"])
     return False
@@ -204,7 +205,46 @@ def pinned_class_rejects(apis, module: str, aliases: dict[str, str], tree: ast.M
         unsettled = unsettled_keywords(call, f"{module}.{name}", sig) if sig is not None else []
         if unsettled and init_takes(upstream_source, name, unsettled):
             return True
+    # a module built from the class and then called (``self.vision_model(..., position_ids=...)``, Idefics3 on
+    # upstream's Idefics2VisionTransformer): its pinned forward must take the keywords too
+    for call, name in _module_calls(tree, aliases):
+        sym = apis.resolve(module, name)
+        sig = _forward_signature(apis, sym) if sym is not None and sym.kind == "class" else None
+        unsettled = unsettled_keywords(call, f"{module}.{name}.forward", sig) if sig is not None else []
+        if unsettled and init_takes(upstream_source, name, unsettled, "forward"):
+            return True
     return False
+
+
+def _self_attr(node: ast.expr) -> str | None:
+    return node.attr if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                         and node.value.id == "self") else None
+
+
+def _module_calls(tree: ast.Module, aliases: dict[str, str]) -> list[tuple[ast.Call, str]]:
+    """``self.X(...)`` calls in a class whose ``self.X`` is only ever built from one imported class."""
+    out = []
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        built: dict[str, set[str]] = {}
+        for sub in ast.walk(cls):
+            if isinstance(sub, (ast.Assign, ast.AnnAssign)):
+                targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
+                for t in targets:
+                    if (attr := _self_attr(t)) is not None:
+                        v = sub.value
+                        built.setdefault(attr, set()).add(
+                            aliases[v.func.id] if isinstance(v, ast.Call) and isinstance(v.func, ast.Name)
+                            and v.func.id in aliases else "")
+        out += [(c, next(iter(built[a]))) for c in ast.walk(cls)
+                if isinstance(c, ast.Call) and (a := _self_attr(c.func)) in built and len(built[a]) == 1
+                and "" not in built[a]]
+    return out
+
+
+def _forward_signature(apis, sym) -> dict | None:
+    """The pinned class's ``forward`` (the first in its MRO)."""
+    classes, _ = apis.mro(sym)
+    return next((rec["methods"]["forward"] for _, rec in classes if "forward" in rec["methods"]), None)
 
 
 def _required_values(m, shown: str, missing: list[str], keywords: set[str]) -> dict[str, str]:
