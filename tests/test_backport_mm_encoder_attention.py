@@ -34,6 +34,16 @@ RUN = '''
     a = ours(query=q, key=k, value=v, cu_seqlens=cut, max_seqlen=torch.tensor(5), sequence_lengths=None)
     b = pinned(query=q, key=k, value=v, cu_seqlens=cut, max_seqlen=torch.tensor(5))
     print("forward_equal", torch.equal(a, b), tuple(a.shape))
+    # no cu_seqlens (Idefics2's ViT): each batch row is one sequence, a 3-D query keeps its layout, as upstream
+    q3, k3, v3 = (torch.randn(2, 6, 16) for _ in range(3))
+    whole = ours(q3, k3, v3)
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        *(x.view(2, 6, 2, 8).transpose(1, 2) for x in (q3, k3, v3))).transpose(1, 2).reshape(2, 6, 16)
+    print("no_cu", tuple(whole.shape), torch.allclose(whole, ref, atol=1e-6))
+    try:
+        A(num_heads=2, head_size=8, scale=0.5)
+    except NotImplementedError:
+        print("scale refused")
     try:
         pinned(query=q, key=k, value=v, cu_seqlens=cut, max_seqlen=torch.tensor(5), sequence_lengths=None)
         print("pinned_takes_sequence_lengths True")
@@ -48,6 +58,7 @@ def test_upstreams_helpers_and_keyword_on_the_real_pinned_layer(tmp_path):
     assert out["seq_lens"] == "None" and out["cu"] == "torch.int32 [0, 3, 7, 12]"
     assert out["flashinfer"] == "refused" and out["pinned_lacks"] == "True"
     assert out["forward_equal"] == "True (1, 12, 2, 8)" and out["pinned_takes_sequence_lengths"] == "False"
+    assert out["no_cu"] == "(2, 6, 16) True" and out["scale"] == "refused"
 
 
 UPSTREAM_VIT = '''\
