@@ -398,3 +398,25 @@ def test_qwen2_vl_image_tokens_get_their_grid_positions_on_the_pinned_vllm(tmp_p
     # 3 text tokens, the start token at 3, the 2x2 grid from 4: t 4 4 4 4, h 4 4 5 5, w 4 5 4 5
     assert out["with"] == [[4, 4, 4, 4], [4, 4, 5, 5], [4, 5, 4, 5]]
     assert out["without"] == [[3, 4, 5, 6]] * 3  # what the harness ran before: text positions
+
+
+def test_an_assertion_in_the_pinned_cpu_only_path_is_a_gpu_need(tmp_path):
+    # 0.13.0's cpu_fused_moe.py asserts `not apply_router_weight_on_input` (Llama 4's MoE sets it; the GPU
+    # fused MoE has it): forward on CPU is skipped as needing a GPU, not failed
+    from flagos_migrate.verify._runtime_env import gpu_only_op
+
+    def raised(path: Path, code: str):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(code)
+        ns: dict = {}
+        exec(compile(code, str(path), "exec"), ns)
+        try:
+            ns["f"]()
+        except AssertionError as exc:
+            return exc
+
+    code = "def f(apply_router_weight_on_input=True):\n    assert not apply_router_weight_on_input\n"
+    exc = raised(tmp_path / "vllm" / "model_executor" / "layers" / "fused_moe" / "cpu_fused_moe.py", code)
+    assert gpu_only_op(exc) == "cpu_fused_moe.py:2 assert not apply_router_weight_on_input"
+    # the same assertion in a model file is the model's
+    assert gpu_only_op(raised(tmp_path / "vllm_fl" / "models" / "cpu_model.py", code)) is None

@@ -72,6 +72,12 @@ def gpu_only_op(exc):
         return f"CUDA ({frames[-1].name if frames else 'device'})"
     if "triton" in low:
         return "triton"
+    # an assertion in the pinned vLLM's CPU-only path of a layer (0.13.0's cpu_fused_moe.py: `assert not
+    # apply_router_weight_on_input`, which Llama 4's MoE sets): the GPU path has the feature, the CPU one not
+    last = frames[-1] if frames else None
+    if (isinstance(exc, AssertionError) and last is not None and "/vllm/" in last.filename
+            and os.path.basename(last.filename).startswith("cpu_")):
+        return f"{os.path.basename(last.filename)}:{last.lineno} {(last.line or '').strip()}"
     return None
 
 
