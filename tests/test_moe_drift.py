@@ -162,6 +162,32 @@ def test_the_pinned_vllm_never_reads_the_clamp_and_builds_no_mm_prefix_for_gemma
 
 # -- local back-ports: installed, they re-point only the files that need them ----------------------------
 
+def test_an_upstream_import_a_local_backport_shadows_moves_to_the_pinned_module_in_a_file_that_does_not_need_it(tmp_path):
+    """step3_text, applied after mimo_v2 installed diffkv_attention.py, kept `from vllm.model_executor.layers.attention
+    import Attention` (P3: no such module in 0.13.0): the move to vllm.attention.layer (P13) was skipped for the
+    back-port that shadows the name, which re-points only the files that pass head_size_v."""
+    from flagos_migrate.analysis.engine import analyze_source
+    from flagos_migrate.analysis.facts import AnalysisContext
+    from flagos_migrate.migrate import backports
+
+    plugin = empty_plugin(tmp_path / "plugin")
+    (plugin / "vllm_fl" / "compat").mkdir()
+    (plugin / "vllm_fl" / "compat" / "__init__.py").write_text("")
+    bp = backports.DIFFKV_ATTENTION
+    (plugin / "vllm_fl" / "compat" / bp.source).write_text(bp.text())
+    apis = pinned().with_package(PluginTree(plugin).index())
+    text = "from vllm.model_executor.layers.attention import Attention\nattn = Attention(4, 16, 0.25{})\n"
+
+    def found(source):
+        return sorted((f.rule, f.data.get("new_module") or f.data.get("backport") or "") for f in analyze_source(
+            source, AnalysisContext(apis, "vllm_fl.models.demo", "demo.py", origin_module="vllm.model_executor.models.demo"))
+            if f.rule in ("P3", "P13", "P22"))
+
+    assert found(text.format("")) == [("P13", "vllm.attention.layer")]
+    needs = found(text.format(", head_size_v=8"))  # the back-port is where it comes from (P3 names it, P22 re-points)
+    assert ("P22", bp.module) in needs and all(rule != "P13" for rule, _ in needs)
+
+
 def test_a_local_backport_in_the_plugin_repoints_only_the_files_that_need_it(tmp_path):
     from flagos_migrate.analysis.engine import analyze_source
     from flagos_migrate.analysis.facts import AnalysisContext

@@ -124,6 +124,9 @@ def _missing(m, b: ImportBinding, name: str | None, module_missing: bool = False
     if name is not None:
         cands = moved_candidates(m, name, b.module)
         moved_bp = backports.for_import(b.module, name)
+        if moved_bp is not None and moved_bp.local and moved_bp not in backports.needed(
+                [m.tree], lambda mod, n: m.apis.resolve(mod, n) is None, origins=[m.ctx.origin_module]):
+            moved_bp = None  # a local back-port re-points only the files that need it (step3_text's Attention)
         if cands and cands[0] is not None and not (moved_bp is not None and m.apis.has_module(moved_bp.module)):
             # (a back-port of the plugin that shadows the name is where it comes from: P22 re-points it there)
             new_module, all_cands = cands
