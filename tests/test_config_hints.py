@@ -1387,3 +1387,28 @@ def test_a_family_holds_only_its_files():
     assert H.family_values("nemotron_vl") == {}  # its chat model's tower is C-RADIO remote code: not known
     cfg, missing = H.with_family({"a": 1}, ["image_size", "other"], {"vision_config": {"image_size": 56}})
     assert cfg == {"a": 1, "vision_config": {"image_size": 56}} and missing == ["other"]
+
+
+def test_an_architecture_takes_the_config_of_a_peer_registered_to_the_same_class():
+    up = _upstream()
+    hints = H.hints_for(up, "qwen2_5_omni_thinker", [
+        {"id": "0", "architecture": "Qwen2_5OmniModel", "class": "Qwen2_5OmniThinkerForConditionalGeneration"}])["0"]
+    assert hints["peers"] == ["Qwen2_5OmniForConditionalGeneration"]  # transformers' qwen2_5_omni
+    hints = H.hints_for(up, "interns1", [
+        {"id": "0", "architecture": "InternS1ForConditionalGeneration", "class": "InternS1ForConditionalGeneration"}])["0"]
+    assert hints["peers"] == ["InternVLForConditionalGeneration"]
+    # the Transformers modeling backend registers many architectures to one generic class: no peers there
+    reg = up.model_registry.get("CwmForCausalLM")
+    if reg and reg[0].startswith(H.TRANSFORMERS_BACKEND):
+        hints = H.hints_for(up, reg[0].rsplit(".", 1)[-1], [
+            {"id": "0", "architecture": "CwmForCausalLM", "class": reg[1]}])["0"]
+        assert hints["peers"] == []
+
+
+def test_keye_synthesizes_its_siglip_tower_over_the_qwen3_config():
+    hints = H.hints_for(_upstream(), "keye", [{"id": "0", "architecture": "KeyeForConditionalGeneration",
+                                               "class": "KeyeForConditionalGeneration"}])["0"]["synth"]
+    vision = hints["config"]["vision_config"]
+    assert vision["model_type"] == "siglip_vision_model" and vision["spatial_merge_size"] == 2
+    assert "text_config" not in hints["config"]  # the language model is the top-level config's Qwen3
+    assert not {"vision_config", "image_size", "patch_size", "num_channels"} & set(hints["missing"])

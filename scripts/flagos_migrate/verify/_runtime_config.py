@@ -280,6 +280,13 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
                 notes.append(f"config: no config class of its own for {arch} here (remote code); built from "
                              f"{CONFIG_MAPPING[mt].__name__}, the config of {cls_name} it is registered to")
                 return CONFIG_MAPPING[mt], "peer"
+    for peer in hints.get("peers") or []:  # one class, one config: the config transformers maps a peer to
+        for mt in _hf_model_types(peer):
+            if mt in CONFIG_MAPPING:
+                notes.append(f"config: no config class of its own for {arch} here (remote code); built from "
+                             f"{CONFIG_MAPPING[mt].__name__}, the config of {peer}, which upstream registers to the "
+                             "same class")
+                return CONFIG_MAPPING[mt], "peer"
     synth = hints.get("synth")
     if synth and synth.get("config"):
         parts = _bound_parts(module, bridges, synth) if module is not None else []

@@ -36,6 +36,7 @@ from flagos_migrate.verify import runtime_tiny as T
 
 SPECULATIVE = "vllm.config.speculative"
 MODELS_PKG = "vllm.model_executor.models"
+TRANSFORMERS_BACKEND = MODELS_PKG + ".transformers"
 # names that hold the Hugging Face config in model files (``vllm_config`` and the like do not)
 CONFIG_NAMES = {"config", "hf_config", "text_config", "hf_text_config", "language_config"}
 NOT_FIELDS = {"get_text_config", "to_dict", "get", "update", "model_type", "architectures"}
@@ -156,6 +157,15 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
             "rope_theta": 10000.0, "image_token_id": 10, "adapter_bias": True, "spatial_merge_size": 1,
             "add_pre_mm_projector_layer_norm": False, "mm_projector_id": ""},
         "text_config": {**_QWEN2_TEXT, "model_type": "mistral", "architectures": ["MistralForCausalLM"]},
+    },
+    # Keye-VL: the top-level config is the Qwen3 language model's (upstream's keye.py builds it with
+    # architectures=["Qwen3ForCausalLM"] from the whole hf_config); its KeyeSiglipVisionModel reads a SigLIP
+    # tower's fields plus the 2x2 spatial_merge_size its processor merges with (Keye-VL's merge_size 2). Tiny
+    ("keye", "keye_vl1_5"): {
+        "vision_config": {
+            "model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
+            "num_hidden_layers": 1, "image_size": 56, "patch_size": 14, "num_channels": 3, "hidden_act": "gelu_pytorch_tanh",
+            "layer_norm_eps": 1e-6, "spatial_merge_size": 2},
     },
 }
 
@@ -811,10 +821,11 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
     synth, missing = with_family(synth, missing, family_values(model))
     tf5_types = _tf5_arch_model_types()
     out = {}
-    bases_of, up_of = {}, {}
+    bases_of, up_of, up_reg_of = {}, {}, {}
     for spec in specs:
         arch, cls = spec["architecture"], spec["class"]
         up = upstream.model_registry.get(arch)
+        up_reg_of[arch] = up
         up_cls = up[1] if up else cls
         # the class the architecture is registered to (a peer), then its ancestors
         bases = ([up_cls] if up_cls != arch else []) + [b for b in class_ancestors(text, up_cls) if b != arch]
@@ -848,6 +859,13 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
             # the model types transformers 5 maps the architecture to (nemotron_h_omni for
             # NemotronH_Omni_Reasoning_V3): a plugin bridge of one is the config a checkpoint names
             "tf5_model_types": list(tf5_types.get(arch, [])),
+            # the other architectures upstream registers to the same class (Qwen2_5OmniModel and
+            # Qwen2_5OmniForConditionalGeneration: one Qwen2_5OmniThinkerForConditionalGeneration): one class reads
+            # one config, so a config class transformers maps a peer to builds this one too (not the Transformers
+            # modeling backend, whose classes build any Hugging Face model from its own config)
+            "peers": [a for a, reg in upstream.model_registry.items()
+                      if a != arch and up_reg_of[arch] is not None and tuple(reg[:2]) == tuple(up_reg_of[arch][:2])
+                      and not reg[0].startswith(TRANSFORMERS_BACKEND)],
         }
     return out
 
