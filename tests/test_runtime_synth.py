@@ -90,3 +90,16 @@ def test_a_remote_code_vlm_constructs_from_its_familys_sub_configs(internvl_repo
     levels = arch["levels"]
     # was skipped: "the synthesized config has no value for 'force_image_size'"
     assert levels["construct"]["status"] == "pass", (levels, err[-2000:])
+
+
+def test_a_config_class_the_pinned_vllm_exports_without_registering_it():
+    """0.13.0 exports DotsOCRConfig but registers no 'dots_ocr' (upstream's dots_ocr.py imports it and refuses any
+    other class): the module-bound lookup finds it there; what transformers maps stays transformers'."""
+    if not os.environ.get("MMF_PINNED_VENV"):
+        pytest.skip("MMF_PINNED_VENV (a venv with real vLLM) is not set")
+    python = Path(os.environ["MMF_PINNED_VENV"]) / "bin" / "python"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import _runtime_config as rc; t = rc._vllm_exported_configs(); "
+            "print(t['dots_ocr'].__name__, 'deepseek_v3' in t)")
+    proc = subprocess.run([str(python), "-c", code, str(ROOT / "scripts" / "flagos_migrate" / "verify")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.stdout.split() == ["DotsOCRConfig", "False"], proc.stderr[-2000:]

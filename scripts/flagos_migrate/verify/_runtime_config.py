@@ -99,6 +99,27 @@ def _vllm_configs():
     return out
 
 
+def _vllm_exported_configs():
+    """The config classes ``vllm.transformers_utils.configs`` exports, by model_type, that neither its
+    registry nor transformers maps (a model module may import one: only that module's lookup reads these)."""
+    from transformers import CONFIG_MAPPING
+
+    try:
+        import vllm.transformers_utils.configs as configs
+    except Exception:
+        return {}
+    out = {}
+    for name in getattr(configs, "__all__", ()):
+        try:
+            cls = getattr(configs, name)
+        except Exception:  # an export whose module does not import here
+            continue
+        mt = getattr(cls, "model_type", None)
+        if isinstance(cls, type) and isinstance(mt, str) and mt and mt not in CONFIG_MAPPING:
+            out.setdefault(mt, cls)
+    return out
+
+
 def _by_stem(arch, table):
     """The one entry of ``table`` whose model_type spells the architecture's prefix
     ("Qwen3_5MoeForCausalLM" -> "qwen3_5_moe"), compared without case and underscores."""
@@ -269,8 +290,12 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
     found = _by_stem(arch, vllm_cfgs) or _class_of_arch(arch, {}, {})
     if found is not None:
         return found, "registry"
-    found = _module_bridge(module, vllm_cfgs)  # upstream's glm4v.py: ctx.get_hf_config(ChatGLMConfig), vLLM's own
+    # upstream's glm4v.py: ctx.get_hf_config(ChatGLMConfig), vLLM's own; also one the pinned vLLM exports without
+    # registering its model_type (0.13.0's DotsOCRConfig, which dots_ocr.py imports and requires by name)
+    found = _module_bridge(module, {**_vllm_exported_configs(), **vllm_cfgs})
     if found is not None:
+        if found not in vllm_cfgs.values():  # get_config reads a config.json of its model_type through the registry
+            _register_bridge(found.model_type, found)
         notes.append(f"config: {found.__name__}, the pinned vLLM's config class {getattr(module, '__name__', 'the module')} "
                      "itself imports (its model_type differs from the architecture's name)")
         return found, "registry"
