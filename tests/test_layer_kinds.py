@@ -346,6 +346,68 @@ def test_the_migration_reads_the_aliased_field_and_leaves_the_rest(tmp_path):
     assert [(f.rule, f.data["attr"]) for f in m.left() if f.rule == "P40"] == [("P40", "layer_types")]
 
 
+MTP = '''
+from torch import nn
+from transformers import LongcatFlashConfig
+
+from vllm.model_executor.models.deepseek_v2 import DeepseekV2DecoderLayer
+
+
+class PredictorLayer(nn.Module):
+    def __init__(self, vllm_config, prefix: str):
+        super().__init__()
+        self.mtp_block = DeepseekV2DecoderLayer(vllm_config, prefix)
+
+
+def block(vllm_config, config: LongcatFlashConfig, prefix: str):
+    return DeepseekV2DecoderLayer(vllm_config, prefix, config=config)
+'''
+
+
+def test_a_pinned_class_built_from_a_config_whose_alias_it_reads_is_a_finding():
+    # longcat_flash_mtp on 0.13.0: the pinned DeepseekV2DecoderLayer reads config.intermediate_size of the
+    # hf_config, 4.57.6's LongcatFlashConfig (construct failed on any real config.json): was "0 left for you"
+    found = only(analyze(MTP, module="vllm_fl.models.longcat_flash_mtp"), "P40")
+    assert [(f.line, f.data["pinned_class"], f.data["attr"], f.data["target"], f.data["manual"]) for f in found] == [
+        (11, "vllm.model_executor.models.deepseek_v2.DeepseekV2DecoderLayer", "intermediate_size", "ffn_hidden_size",
+         True),
+        (15, "vllm.model_executor.models.deepseek_v2.DeepseekV2DecoderLayer", "intermediate_size", "ffn_hidden_size",
+         True)]
+    assert found[0].message == (
+        "`DeepseekV2DecoderLayer(...)`: the pinned vllm.model_executor.models.deepseek_v2.DeepseekV2DecoderLayer "
+        "(vllm/model_executor/models/deepseek_v2.py:1099) reads `config.intermediate_size` of the config it is given, "
+        "here the model's hf_config, the pinned transformers' LongcatFlashConfig, which has no `intermediate_size` "
+        "(transformers 5's LongcatFlashConfig reads it as `ffn_hidden_size` through its attribute_map), so the model "
+        "fails with AttributeError when it is built; the rewrite of this file does not reach pinned code")
+    assert "here `config`" in found[1].message
+    # another model's file: its hf_config is not known to be LongcatFlashConfig, the annotated call still is
+    assert [f.line for f in only(analyze(MTP), "P40")] == [15]
+    # the file gives the config the alias first, as the pinned longcat_flash_mtp.py does: settled
+    settled = MTP.replace("        self.mtp_block =", "        vllm_config.model_config.hf_config.intermediate_size = 1\n"
+                          "        self.mtp_block =")
+    assert only(analyze(settled, module="vllm_fl.models.longcat_flash_mtp"), "P40") == []
+
+
+@pytest.mark.skipif(not (PINNED_VENV / "lib").is_dir(), reason="needs the pinned venv (MMF_PINNED_VENV)")
+def test_each_hf_config_class_is_the_one_the_pinned_speculative_config_hands_the_draft():
+    from flagos_migrate.catalog.tables import HF_CONFIG_CLASSES
+
+    site = next(PINNED_VENV.glob("lib/python3*/site-packages"))
+    spec = (site / "vllm/config/speculative.py").read_text()
+    for module, cls in HF_CONFIG_CLASSES["0.13.0"].items():
+        src = next(p for p in (site / "transformers/models").glob("*/configuration_*.py") if f"class {cls}(" in p.read_text())
+        model_type = re.search(r'model_type = "([^"]+)"', src.read_text()).group(1)
+        # the draft's model_type is rewritten on the target's config object: its class stays the target's
+        assert f'hf_config.model_type == "{model_type}"' in spec and f'hf_config.model_type = "{module}"' in spec, module
+
+
+def test_the_migration_leaves_the_pinned_alias_read_for_you(tmp_path):
+    m = migrate(tmp_path, "longcat_flash_mtp", MTP)
+    assert "self.mtp_block = DeepseekV2DecoderLayer(vllm_config, prefix)\n" in m.model_unit.text
+    assert [(f.rule, f.line, f.data["attr"]) for f in m.left() if f.rule == "P40"] == [
+        ("P40", 11, "intermediate_size"), ("P40", 15, "intermediate_size")]
+
+
 def test_no_alias_finding_without_the_transformers_class():
     code = LONGCAT.replace("from transformers import FalconH1Config, LongcatFlashConfig",
                            "LongcatFlashConfig = FalconH1Config = object")

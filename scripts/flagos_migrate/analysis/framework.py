@@ -31,6 +31,7 @@ from flagos_migrate.astutil import dotted
 from flagos_migrate.catalog.tables import (
     ADDED_CONFIG_FIELDS,
     ATTRIBUTE_ALIASES,
+    HF_CONFIG_CLASSES,
     LEGACY_LAYER_TYPES,
     POOLING_ARCHS,
     POOLING_INNER_LOAD,
@@ -440,7 +441,11 @@ def check_attribute_aliases(m: ModuleFacts) -> None:
     table = ATTRIBUTE_ALIASES.get(m.apis.version, {})
     classes = {b.name for b in m.bindings if b.name in table and not b.level
                and b.module.split(".")[0] == "transformers" and m.apis.resolve(b.module, b.name) is not None}
-    if not classes:
+    stem = (m.ctx.origin_module or m.ctx.module).rsplit(".", 1)[-1]
+    hf_class = HF_CONFIG_CLASSES.get(m.apis.version, {}).get(stem)
+    if hf_class not in table:
+        hf_class = None
+    if not classes and not hf_class:
         return
     for fn in m.of_type(ast.FunctionDef, ast.AsyncFunctionDef):
         args = fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs
@@ -463,6 +468,61 @@ def check_attribute_aliases(m: ModuleFacts) -> None:
                 continue
             m.add("P40", node, what, fix=f"{node.value.id}.{entry['target']}, the field the alias reads",
                   data={"config_class": cls, "attr": node.attr, "target": entry["target"], "holder": node.value.id})
+    _pinned_alias_reads(m, table, classes, hf_class)
+
+
+def _holder_class(m: ModuleFacts, node: ast.AST, name: str, classes: set[str]) -> str | None:
+    """The table class ``name`` is annotated with as a parameter of the function around ``node`` (the
+    nearest function that has a parameter of that name decides)."""
+    fn = m.enclosing(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    while fn is not None:
+        for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs:
+            if a.arg == name:
+                return _annotated_with(a, classes)
+        fn = m.enclosing(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
+    return None
+
+
+def _pinned_alias_reads(m: ModuleFacts, table: dict, classes: set[str], hf_class: str | None) -> None:
+    """A pinned vLLM class built from a config of the table reads the alias in code no rewrite of this
+    file reaches (longcat_flash_mtp: the pinned DeepseekV2DecoderLayer reads ``config.intermediate_size``
+    of the hf_config, 4.57.6's LongcatFlashConfig). A finding, unless the file sets the alias itself (the
+    pinned longcat_flash_mtp.py sets ``hf_config.intermediate_size`` before it builds the layer)."""
+    set_here = {n.attr for n in m.of_type(ast.Attribute) if isinstance(n.ctx, ast.Store)
+                and not (isinstance(n.value, ast.Name) and n.value.id == "self")}
+    for call in m.of_type(ast.Call):
+        sym = m.resolve_expr(call.func)
+        if sym is None or sym.kind != "class" or not sym.module.startswith("vllm."):
+            continue
+        sig = m.apis.init_signature(sym) or {}
+        bound = [(p, a) for p, a in zip(sig.get("p", []), call.args)] + [(k.arg, k.value) for k in call.keywords]
+        given = next((a for p, a in bound if p in ("config", "hf_config")), None)
+        if isinstance(given, ast.Name):
+            cls = _holder_class(m, call, given.id, classes)
+        elif given is None and hf_class and any(
+                p == "vllm_config" or (isinstance(a, ast.Name) and a.id == "vllm_config") for p, a in bound):
+            cls = hf_class  # the pinned class reads vllm_config.model_config.hf_config
+        else:
+            continue
+        if cls is None:
+            continue
+        reads: set[str] = set()
+        for psym, rec in m.apis.mro(sym)[0]:
+            if psym.module.startswith("vllm."):
+                reads.update((rec.get("cfgv") or {}).get("config", rec.get("cfg", [])))
+        rec = m.apis.class_record(sym) or {}
+        where = f"{sym.module.replace('.', '/')}.py:{rec.get('line', 1)}"
+        via = "the model's hf_config" if given is None else f"`{given.id}`"
+        for alias in sorted(reads & set(table[cls]) - set_here):
+            target = table[cls][alias]["target"]
+            m.add("P40", call, f"`{sym.name}(...)`: the pinned {sym.qualname} ({where}) reads `config.{alias}` of "
+                  f"the config it is given, here {via}, the pinned transformers' {cls}, which has no `{alias}` "
+                  f"(transformers 5's {cls} reads it as `{target}` through its attribute_map), so the model fails "
+                  "with AttributeError when it is built; the rewrite of this file does not reach pinned code",
+                  fix=f"give {sym.name} a config where `{alias}` resolves: set it from `{target}` on that config first (the "
+                      "value transformers 5 returns for the alias), or subclass it to read the target",
+                  data={"config_class": cls, "attr": alias, "target": target, "manual": True,
+                        "pinned_class": sym.qualname, "where": where})
 
 
 def propose_edits(f, edits: Edits) -> None:

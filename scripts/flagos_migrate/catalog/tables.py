@@ -123,6 +123,9 @@ ADDED_CONFIG_FIELDS: dict[str, dict[str, dict[str, dict]]] = _table("P39", "adde
 # P40: pinned vLLM version -> transformers config class -> {alias transformers 5's attribute_map adds: {target
 # (and ``manual``: why a rename is not the same)}}
 ATTRIBUTE_ALIASES: dict[str, dict[str, dict[str, dict]]] = _table("P40", "attribute_aliases")
+# P40: pinned vLLM version -> model module name -> transformers class of the hf_config it is handed (files that
+# never name it)
+HF_CONFIG_CLASSES: dict[str, dict[str, str]] = _table("P40", "hf_config_classes")
 
 # P38: pinned vLLM version -> speculative method the pinned vLLM lacks -> the architectures upstream reaches
 # only through it
