@@ -98,8 +98,9 @@ def test_a_config_class_the_pinned_vllm_exports_without_registering_it():
     if not os.environ.get("MMF_PINNED_VENV"):
         pytest.skip("MMF_PINNED_VENV (a venv with real vLLM) is not set")
     python = Path(os.environ["MMF_PINNED_VENV"]) / "bin" / "python"
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import _runtime_config as rc; t = rc._vllm_exported_configs(); "
-            "print(t['dots_ocr'].__name__, 'deepseek_v3' in t)")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import _runtime_config as rc; "
+            "t = rc._vllm_exported_configs({'DotsOCRConfig', 'DeepseekV3Config'}); "
+            "print(t['dots_ocr'].__name__, 'deepseek_v3' in t, rc._vllm_exported_configs({'X'}) == {})")
     proc = subprocess.run([str(python), "-c", code, str(ROOT / "scripts" / "flagos_migrate" / "verify")],
                           capture_output=True, text=True, timeout=600)
-    assert proc.stdout.split() == ["DotsOCRConfig", "False"], proc.stderr[-2000:]
+    assert proc.stdout.split() == ["DotsOCRConfig", "False", "True"], proc.stderr[-2000:]

@@ -99,9 +99,22 @@ def _vllm_configs():
     return out
 
 
-def _vllm_exported_configs():
-    """The config classes ``vllm.transformers_utils.configs`` exports, by model_type, that neither its
-    registry nor transformers maps (a model module may import one: only that module's lookup reads these)."""
+def _hf_config_names(module):
+    """Config class names the model module asks its processing context for (``get_hf_config(DotsOCRConfig)``,
+    ``def get_hf_config(self) -> DotsOCRConfig``): the model's own config, never a tower's it also imports
+    (nemotron_parse imports RadioConfig for its encoder)."""
+    import inspect
+
+    try:
+        src = inspect.getsource(module)
+    except (TypeError, OSError):
+        return set()
+    return set(re.findall(r"get_hf_config\((\w+)", src)) | set(re.findall(r"def get_hf_config\(self\)\s*->\s*(\w+)", src))
+
+
+def _vllm_exported_configs(names):
+    """The config classes named ``names`` that ``vllm.transformers_utils.configs`` exports, by model_type, that
+    neither its registry nor transformers maps (a model module may require one: only that module's lookup reads these)."""
     from transformers import CONFIG_MAPPING
 
     try:
@@ -115,7 +128,7 @@ def _vllm_exported_configs():
         except Exception:  # an export whose module does not import here
             continue
         mt = getattr(cls, "model_type", None)
-        if isinstance(cls, type) and isinstance(mt, str) and mt and mt not in CONFIG_MAPPING:
+        if name in names and isinstance(cls, type) and isinstance(mt, str) and mt and mt not in CONFIG_MAPPING:
             out.setdefault(mt, cls)
     return out
 
@@ -292,7 +305,7 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
         return found, "registry"
     # upstream's glm4v.py: ctx.get_hf_config(ChatGLMConfig), vLLM's own; also one the pinned vLLM exports without
     # registering its model_type (0.13.0's DotsOCRConfig, which dots_ocr.py imports and requires by name)
-    found = _module_bridge(module, {**_vllm_exported_configs(), **vllm_cfgs})
+    found = _module_bridge(module, {**_vllm_exported_configs(_hf_config_names(module)), **vllm_cfgs})
     if found is not None:
         if found not in vllm_cfgs.values():  # get_config reads a config.json of its model_type through the registry
             _register_bridge(found.model_type, found)
