@@ -44,6 +44,7 @@ CHECKS = (
     removed.check_removed_apis,
     calls.check_calls,
     members.check_methods,
+    members.check_loader_children,
     members.check_mark_contexts,
     members.check_config_attributes,
     members.check_attr_renames,

@@ -19,11 +19,12 @@ from flagos_migrate.catalog.tables import (
     CONFIG_CLASSES,
     CONFIG_GETTERS,
     CONFIG_VARIABLE_ONLY,
+    LOADER_CHILDREN,
     MARK_CONTEXT_MANAGERS,
     UNSET_DEFAULTS,
 )
 from flagos_migrate.migrate import backports
-from flagos_migrate.migrate.edits import Edits
+from flagos_migrate.migrate.edits import Edits, ImportAction
 from flagos_migrate.pinned.api_index import Symbol, _normalise_external
 
 
@@ -68,6 +69,80 @@ def check_methods(m: ModuleFacts) -> None:
                   severity=severity,
                   data={"method": name, "via": via, "class": cls.name, "pinned_bases": pinned,
                         "source": source})
+
+
+# -- check: AutoWeightsLoader(self) over a pinned child without load_weights ---------------------
+def check_loader_children(m: ModuleFacts) -> None:
+    """``AutoWeightsLoader(self)`` in a class under a pinned owner of the table: the loader calls the
+    child module's ``load_weights``, which only upstream's version of the child has (P4 loader_children)."""
+    for cls in m.local_classes.values():
+        lin = m.hierarchy.linearize(("local", cls))
+        owner = next((o[0].qualname for k, o in lin[1:] if k == "pinned" and o[0].qualname in LOADER_CHILDREN), None)
+        if owner is None:
+            continue
+        child, attr = LOADER_CHILDREN[owner]
+        if _assigns_own(cls, attr, child.rsplit(".", 1)[-1], set(m.local_classes)):
+            continue  # its `self.model` is the file's own (deepseek_eagle's DeepseekV2Model with a load_weights)
+        for node in m.below(cls, ast.Call):
+            if (m.enclosing_class(node) is not cls or (dotted(node.func) or "").rsplit(".", 1)[-1] != "AutoWeightsLoader"
+                    or not node.args or not (isinstance(node.args[0], ast.Name) and node.args[0].id == "self")):
+                continue
+            source = _owner_loader(cls, node)
+            name = dotted(node.func)
+            # the loader's import goes with its only use
+            uses = sum(1 for n in m.of_type(ast.Name) if n.id == name and isinstance(n.ctx, ast.Load))
+            imported = next(([i.lineno, a.name] for i in m.of_type(ast.ImportFrom) for a in i.names
+                             if (a.asname or a.name) == name), None) if uses == 1 else None
+            m.add("P4", node, f"`AutoWeightsLoader(self)` in class {cls.name}: it hands the checkpoint to the child "
+                  f"modules' `load_weights`, which the pinned {child.rsplit('.', 1)[-1]} (built by "
+                  f"{owner.rsplit('.', 1)[-1]}) does not define, so stacked and expert names fail to load",
+                  fix=(f"load through the pinned {owner.rsplit('.', 1)[-1]}.load_weights, the mapper applied first"
+                       if source else f"load through super().load_weights (the pinned {owner.rsplit('.', 1)[-1]} "
+                       f"loads the whole model) or write {child.rsplit('.', 1)[-1]}'s load_weights"),
+                  data={"method": "load_weights", "via": "AutoWeightsLoader", "class": cls.name,
+                        "owner": owner, "child": child, "source": source,
+                        "replace": bool(source), "import": imported if source else None})
+
+
+def _assigns_own(cls: ast.ClassDef, attr: str, child: str, local: set[str]) -> bool:
+    """The class's ``__init__`` assigns ``self.<attr>`` something other than a call of the pinned child
+    (a class of the file, even of the same name, loads as the file says)."""
+    init = next((f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+    for node in ast.walk(init) if init else ():
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Attribute) and t.attr == attr and isinstance(t.value, ast.Name)
+                   and t.value.id == "self" for t in targets):
+                v = node.value
+                callee = dotted(v.func) if isinstance(v, ast.Call) else None
+                return not (callee and callee.rsplit(".", 1)[-1] == child and callee not in local)
+    return False
+
+
+def _owner_loader(cls: ast.ClassDef, call: ast.Call) -> str | None:
+    """The class's load_weights written over the pinned owner's, when that is equivalent: the class builds
+    no modules of its own (no ``__init__``: its children are the owner's) and its load_weights is only
+    ``loader = AutoWeightsLoader(self)`` / ``return loader.load_weights(weights[, mapper=M])``."""
+    defs = {f.name: f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    fn = defs.get("load_weights")
+    if "__init__" in defs or fn is None or call.keywords or len(call.args) != 1:
+        return None
+    body = fn.body[1:] if fn.body and isinstance(fn.body[0], ast.Expr) and isinstance(fn.body[0].value, ast.Constant) else fn.body
+    if len(body) != 2 or not (isinstance(body[0], ast.Assign) and body[0].value is call and len(body[0].targets) == 1
+                              and isinstance(body[0].targets[0], ast.Name)):
+        return None
+    ret = body[1].value if isinstance(body[1], ast.Return) else None
+    if not (isinstance(ret, ast.Call) and isinstance(ret.func, ast.Attribute) and ret.func.attr == "load_weights"
+            and isinstance(ret.func.value, ast.Name) and ret.func.value.id == body[0].targets[0].id
+            and len(ret.args) == 1 and all(k.arg == "mapper" for k in ret.keywords)):
+        return None
+    weights = ast.unparse(ret.args[0])
+    mapper = next((ast.unparse(k.value) for k in ret.keywords), None)
+    returns = f" -> {ast.unparse(fn.returns)}" if fn.returns else ""
+    return (f"def load_weights(self, {ast.unparse(fn.args.args[1])}){returns}:\n"
+            f"    # P4: the pinned parent loads the whole model (its model class has no load_weights for\n"
+            f"    # AutoWeightsLoader to hand the checkpoint to)\n"
+            f"    return super().load_weights({f'{mapper}.apply({weights})' if mapper else weights})\n")
 
 
 # -- check 4: vLLM config attributes ----------------------------------------------------------------
@@ -343,6 +418,11 @@ def propose_edits(f: Finding, edits: Edits) -> None:
     """P4: unwrap the marker context managers, write the table's base methods; P9: apply the attribute renames of the table."""
     if f.rule == "P4" and f.data.get("method") in MARK_CONTEXT_MANAGERS:
         edits.unwrap[f.line] = "P4"
+    elif f.rule == "P4" and f.data.get("replace"):
+        edits.remove_methods[(f.data["class"], f.data["method"])] = "P4"
+        edits.add_methods[(f.data["class"], f.data["method"])] = ("P4", f.data["source"])
+        if f.data.get("import"):
+            edits.imports[tuple(f.data["import"])] = ImportAction("P4", "remove")
     elif f.rule == "P4" and f.data.get("source"):
         edits.add_methods[(f.data["class"], f.data["method"])] = ("P4", f.data["source"])
     elif f.rule == "P9" and f.data.get("default") is not None:

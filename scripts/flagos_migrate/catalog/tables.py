@@ -79,6 +79,9 @@ CONFIG_ATTR_RENAMES = {(var, attr): new for attr, (var, new, _) in ATTR_RENAMES.
 MARK_CONTEXT_MANAGERS = frozenset(_table("P4", "mark_context_managers"))
 # (pinned base qualname, method) -> the method as the pinned base does its work
 BASE_METHODS: dict[tuple[str, str], str] = {(e["base"], e["method"]): e["source"] for e in _table("P4", "base_methods")}
+# pinned class whose own load_weights does what upstream's version of its child class's added one does
+# -> (child class, the attribute the owner builds it as)
+LOADER_CHILDREN: dict[str, tuple[str, str]] = {e["owner"]: (e["child"], e["attr"]) for e in _table("P4", "loader_children")}
 
 # P21: upstream module -> context managers that only scope a debugging aid
 DEBUG_CONTEXT_MANAGERS: dict[str, frozenset[str]] = {
