@@ -445,7 +445,8 @@ def load_checkpoint(model, ckpt, vc, builtin, work, notes):
     spelling transformers saves (``model.language_model.*``): when the load fails, the pinned
     vLLM's own class of the architecture decides: it fails on the saved spelling too and loads the
     in-memory one, so that is the checkpoint this architecture is served with, here and upstream.
-    Without a pinned class to decide, the failure stands."""
+    Without a pinned class the failure stands here: a checkpoint the reference venv made was already spelled
+    as upstream vLLM's own class routes it (:func:`served_spelling`)."""
     try:
         return _load(model, ckpt, vc, lambda: _builtin_loaded(builtin, ckpt, work), notes), ckpt
     except Exception:
@@ -458,6 +459,73 @@ def load_checkpoint(model, ckpt, vc, builtin, work, notes):
                  f"{builtin.__name__} does not load the spelling transformers saves and loads this one")
     return stats, alt
 
+
+
+def _refusal(model, ckpt, vc, route_only=False):
+    """Why ``model``'s own ``load_weights`` refuses ``ckpt`` and whether it raised (else it left a parameter
+    unwritten), else (None, False). ``route_only``: every parameter's ``weight_loader`` stubbed to record the
+    hit, so only the names are judged (which tensor reaches which parameter), not a loader's handling of the
+    values (upstream 0.33.0's olmo_hybrid conv1d loader is never handed the shard id its own
+    AutoWeightsLoader tags the tensor with, and raises on every checkpoint)."""
+    import torch
+    from vllm.config import set_current_vllm_config
+
+    params = dict(model.named_parameters())
+    hit, own = set(), {}
+    with torch.no_grad():
+        for n, p in params.items():
+            if p.is_floating_point():
+                p.data.fill_(float("nan"))
+            if route_only:  # vLLM's own parameter classes keep theirs as _weight_loader behind a property
+                attr = "_weight_loader" if isinstance(getattr(type(p), "weight_loader", None), property) else "weight_loader"
+                own[n] = (attr, p.__dict__.get(attr, own))
+                setattr(p, attr, lambda *a, _n=n, **k: hit.add(_n))
+    try:
+        with set_current_vllm_config(vc):
+            model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc)[:160]}", True
+    finally:
+        for n, (attr, loader) in own.items():
+            if loader is own:
+                delattr(params[n], attr)
+            else:
+                setattr(params[n], attr, loader)
+    if route_only:
+        unloaded = sorted(set(params) - hit)
+    else:
+        unloaded = sorted(n for n, p in params.items() if p.is_floating_point() and torch.isnan(p.data).any())
+    return (f"{len(unloaded)} parameter(s) not written: {', '.join(unloaded[:4])}" if unloaded else None), False
+
+
+def served_spelling(model, ckpt, vc, seed):
+    """The spelling of ``ckpt`` (a transformers checkpoint, :func:`make_checkpoint`) that ``model``, upstream
+    vLLM's own class of the architecture built in the reference venv, is served with, where the pinned vLLM
+    has no class to decide (:func:`load_checkpoint`). The saved spelling unless its ``load_weights`` raises
+    on its names; then the class's in-memory names if its ``load_weights`` routes every one of those to a
+    parameter and writes each parameter, else a checkpoint derived from it (:func:`upstream_checkpoint`) that
+    passes :func:`self_check`. transformers 5 renames some checkpoints on load that upstream vLLM reads in
+    its in-memory names, not as it saves them (olmo_hybrid: saved ``attention_layer_norm``, upstream's
+    ``input_layernorm``). Returns (checkpoint, why it was taken, or None when the saved spelling stands);
+    when every spelling fails the saved one stays (the load fails on it)."""
+    alt = ckpt.respelled() if isinstance(ckpt, Checkpoint) else None
+    if alt is None:
+        return ckpt, None
+    why, raised = _refusal(model, ckpt, vc, route_only=True)
+    if not raised:  # its names load without an error (what is left unwritten the load level judges): it stands
+        return ckpt, None
+    name, why = type(model).__name__, why.split(". ")[0]
+    if _refusal(model, alt, vc, route_only=True)[0] is None:
+        renamed = next(f"{k} -> {v}" for k, v in ckpt.in_memory.items() if k != v)
+        taken = (f"in the class's own names (e.g. {renamed}): upstream vLLM's own {name} refuses the spelling "
+                 f"transformers saves ({why}) and routes each of these names to its parameters")
+        values = _refusal(model, alt, vc)[0]
+        return alt, taken + (f"; its own weight loaders then fail on the values ({values})" if values else "")
+    derived, expected = upstream_checkpoint(model, seed)
+    if self_check(model, derived, expected, vc) is None:
+        return derived, (f"refused by upstream vLLM's own {name} as transformers saves it ({why}) and in the "
+                         f"class's own names: the checkpoint named by {name} (validated by its own load_weights)")
+    return ckpt, None
 
 # ------------------------------------------------------------------------------------------------
 # checkpoint names from the upstream vLLM class (no transformers has the architecture)

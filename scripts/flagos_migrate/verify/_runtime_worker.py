@@ -72,11 +72,13 @@ from _runtime_env import (
 )
 from _runtime_forward import _forward, _hf_logits, _reference_attention
 from _runtime_load import (
+    Checkpoint,
     _builtin_class,
     _load,
     load_checkpoint,
     make_checkpoint,
     self_check,
+    served_spelling,
     upstream_checkpoint,
 )
 from reference_divergences import adjustments_for
@@ -321,6 +323,30 @@ def _upstream_vllm_checkpoint(arch, work, seed, notes):
     return ckpt, f"upstream vLLM {vllm.__version__} {name} (validated by its own load_weights)"
 
 
+def _served_by_upstream(arch, work, seed, ckpt, source, notes):
+    """The reference transformers' checkpoint in the spelling upstream vLLM's own class of ``arch`` is served
+    with (``served_spelling``): the pinned side has no class of its own to judge a new architecture's
+    spelling by (``load_checkpoint``), and a spelling only the migrated file loads proves nothing. The
+    saved spelling stands when upstream's class is missing or cannot be built."""
+    import vllm
+    from vllm.model_executor.models.registry import ModelRegistry
+
+    if not isinstance(ckpt, Checkpoint) or ckpt.respelled() is None:
+        return ckpt, source  # nothing renamed: one spelling, nothing to decide
+    try:
+        if ModelRegistry._try_load_model_cls(arch) is None:
+            return ckpt, source
+        vc = _vllm_config(work)
+        _init_distributed(vc)
+        model = _construct(_resolved_class(vc), vc, notes)
+        served, why = served_spelling(model, ckpt, vc, seed)
+    except Exception as exc:
+        notes.append(f"upstream vLLM {vllm.__version__}'s {arch} could not judge the checkpoint's spelling "
+                     f"({type(exc).__name__}: {str(exc)[:160]})")
+        return ckpt, source
+    return served, (source if why is None else f"{source}, {why}")
+
+
 def _reference_checkpoint(arch, work, seed, res):
     """``make_checkpoint`` mode: the checkpoint the pinned transformers could not name, from the
     reference transformers' class, else from upstream vLLM's own class; saved with its source."""
@@ -328,6 +354,8 @@ def _reference_checkpoint(arch, work, seed, res):
 
     ckpt, why = _hf_checkpoint(arch, work, seed)
     source = why
+    if ckpt is not None:
+        ckpt, source = _served_by_upstream(arch, work, seed, ckpt, source, res["notes"])
     if ckpt is None:
         ckpt, source = _upstream_vllm_checkpoint(arch, work, seed, res["notes"])
         if ckpt is None:
