@@ -869,6 +869,27 @@ def test_p6_keyword_the_pinned_callee_takes_only_into_kwargs_it_cannot_use_is_le
     assert not proposes(f)
 
 
+RNJ1_ATTN = """
+from vllm.attention.layer import Attention
+def build(config, layer_type, num_heads, head_dim):
+    is_chunked = layer_type == "chunked_attention"
+    chunk_lookback = 1 if is_chunked else -1
+    return Attention(num_heads, head_dim, head_dim**-0.5, per_layer_sliding_window=config.sliding_window if is_chunked else None,
+                     chunk_lookback=chunk_lookback, prefix="attn")
+"""
+
+
+def test_p6_chunk_lookback_into_the_pinned_attentions_kwargs_is_left_for_you():
+    """rnj1 was '0 left' and failed construct: 0.13.0's Attention hands chunk_lookback= to the backend impl's
+    __init__, and no pinned backend has upstream's chunked (lookback) sliding-window attention."""
+    (f,) = only(analyze(RNJ1_ATTN), "P6")
+    assert f.data["kwarg"] == "chunk_lookback" and not f.data["safe_drop"]
+    assert f.fix == ("adapt the call: the pinned `vllm.attention.layer.Attention` takes `chunk_lookback=` only into "
+                     "the attention backend impl's __init__ (**extra_impl_args); no pinned backend has chunked "
+                     "(lookback) attention")
+    assert not proposes(f)
+
+
 def test_p6_other_keywords_into_the_pinned_attentions_kwargs_stay_clean():
     """Negative: a keyword the table does not name still passes through **extra_impl_args unjudged."""
     assert only(analyze(STEP1_ATTN.replace("use_alibi_sqrt=True", "sinks=None")), "P6") == []
