@@ -867,3 +867,38 @@ def test_a_bridge_spelled_like_the_architecture_comes_before_its_base_class_conf
     out = run_in_worker(BRIDGE_BEFORE_BASE, timeout=600)
     assert out["moe"] == ["Moe", "bridge"] and out["notes"] == []
     assert out["dense"] == ["Dense", "bridge"]
+
+
+FORWARD_KWARGS = """
+import hashlib, json, sys, types
+sys.path.insert(0, sys.argv[1])
+import torch
+from _runtime_forward import _call_kwargs
+from vllm.model_executor.models.ernie_mtp import ErnieMTP
+from vllm.model_executor.models.internlm2 import InternLM2ForCausalLM
+from vllm.model_executor.models.llama import LlamaForCausalLM
+from vllm.model_executor.models.llama_eagle import EagleLlamaForCausalLM
+vc = types.SimpleNamespace(model_config=types.SimpleNamespace(get_hidden_size=lambda: 8, dtype=torch.float32))
+out = {}
+for cls in (ErnieMTP, InternLM2ForCausalLM, LlamaForCausalLM, EagleLlamaForCausalLM):
+    kw = _call_kwargs(object.__new__(cls), vc, None, 5, [])
+    hs = kw.get("hidden_states")
+    out[cls.__name__] = {k: (list(v.shape) if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
+    if hs is not None:
+        out[cls.__name__]["sha"] = hashlib.sha256(hs.numpy().tobytes()).hexdigest()
+print(json.dumps(out))
+"""
+
+
+def test_the_forward_gets_what_the_runner_or_the_spec_decode_proposer_passes():
+    """ernie_mtp / mistral_eagle failed forward ('missing 1 required positional argument: hidden_states'),
+    internlm2 ('... intermediate_tensors'): vLLM's proposer hands a draft the target's hidden states
+    (draft hidden size wide), the runner hands every other model intermediate_tensors (None on rank 0).
+    The draft's hidden states are fixed, the same tensor whichever side builds them."""
+    out = run_in_worker(FORWARD_KWARGS)
+    assert out["InternLM2ForCausalLM"] == {"intermediate_tensors": None}
+    assert out["LlamaForCausalLM"] == {"intermediate_tensors": None}
+    assert out["ErnieMTP"]["hidden_states"] == [5, 8]
+    assert out["EagleLlamaForCausalLM"]["hidden_states"] == [5, 8]
+    assert out["ErnieMTP"]["sha"] == out["EagleLlamaForCausalLM"]["sha"]
+    assert "intermediate_tensors" not in out["ErnieMTP"]  # the proposer does not pass it

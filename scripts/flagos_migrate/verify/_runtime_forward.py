@@ -83,6 +83,48 @@ def _stateful_layers(model):
     return sorted({type(m).__name__ for m in model.modules() if isinstance(m, MambaBase)})
 
 
+def _call_kwargs(model, vc, cfg, n, notes):
+    """What vLLM hands the forward besides ids and positions. A draft / MTP model (a forward taking
+    ``hidden_states``) gets, as the spec-decode proposer passes it, the target's hidden states
+    (``draft_model_config.get_hidden_size()`` wide): a fixed deterministic tensor, the same in both
+    venvs, so match compares like with like. Any other model gets ``intermediate_tensors=None``, as
+    the runner passes it on the first pipeline rank (InternLM2 takes it with no default)."""
+    import inspect
+
+    import torch
+
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return {}
+    if "hidden_states" in params:
+        try:
+            width = int(vc.model_config.get_hidden_size())
+        except Exception:
+            width = int(cfg.hidden_size)
+        grid = torch.arange(n * width, dtype=torch.float32).reshape(n, width)
+        notes.append(f"draft model: fed fixed target hidden states ({n}x{width}) as the proposer passes them")
+        dtype = getattr(vc.model_config, "dtype", None)
+        hidden = torch.sin(grid * 0.37) * 0.5
+        return {"hidden_states": hidden.to(dtype) if isinstance(dtype, torch.dtype) else hidden}
+    if "intermediate_tensors" in params:
+        return {"intermediate_tensors": None}
+    return {}
+
+
+def _share_target_lm_head(model, extra, notes):
+    """A draft without an lm_head of its own (EagleMistralForCausalLM) computes logits with the
+    target's, which the proposer assigns after loading (``self.model.lm_head =
+    target_language_model.lm_head``). With no target here, a target with tied embeddings stands in:
+    the draft's own (loaded) embedding, the same on both sides."""
+    if "hidden_states" not in extra or hasattr(model, "lm_head") or not hasattr(model, "compute_logits"):
+        return
+    embed = getattr(getattr(model, "model", None), "embed_tokens", None)
+    if embed is not None:
+        model.lm_head = embed
+        notes.append("draft without an lm_head: the target's stood in by its embedding (a tied target)")
+
+
 def _forward(model, vc, cfg, ids_list):
     import torch
     from vllm.forward_context import set_forward_context
@@ -97,8 +139,10 @@ def _forward(model, vc, cfg, ids_list):
     if getattr(vc.model_config, "uses_mrope", False):  # what vLLM's runner decides from the config
         pos = pos.unsqueeze(0).expand(3, n).contiguous()
     notes = []
+    extra = _call_kwargs(model, vc, cfg, n, notes)
+    _share_target_lm_head(model, extra, notes)
     with torch.no_grad(), set_forward_context(None, vc, num_tokens=n):
-        hidden = model(input_ids=ids, positions=pos)
+        hidden = model(input_ids=ids, positions=pos, **extra)
         if isinstance(hidden, tuple):
             hidden = hidden[0]
         pooling = getattr(model, "is_pooling_model", False) or not hasattr(model, "compute_logits")
@@ -115,7 +159,7 @@ def _forward(model, vc, cfg, ids_list):
                                  "('NoneType' object has no attribute 'embed_input_ids' at the first image)")
             embed = getattr(model, "embed_input_ids", None) or getattr(model, "get_input_embeddings", None)
             embeds = embed(ids)
-            hidden2 = model(input_ids=None, positions=pos, inputs_embeds=embeds)
+            hidden2 = model(input_ids=None, positions=pos, inputs_embeds=embeds, **extra)
             if isinstance(hidden2, tuple):
                 hidden2 = hidden2[0]
             logits2 = hidden2 if pooling else model.compute_logits(hidden2)
