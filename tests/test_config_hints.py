@@ -1412,3 +1412,13 @@ def test_keye_synthesizes_its_siglip_tower_over_the_qwen3_config():
     assert vision["model_type"] == "siglip_vision_model" and vision["spatial_merge_size"] == 2
     assert "text_config" not in hints["config"]  # the language model is the top-level config's Qwen3
     assert not {"vision_config", "image_size", "patch_size", "num_channels"} & set(hints["missing"])
+
+
+def test_sarvam_synthesizes_a_direct_query_projection():
+    """sarvam passed construct and failed forward on the table's q_lora_rank 32: upstream's sarvam.py builds
+    MLAModules(fused_qkv_a_proj=None), which upstream's own MLA wrapper refuses for a low-rank query; the
+    released Sarvam-105B config (q_lora_rank None) builds the direct q_proj."""
+    hints = H.hints_for(_upstream(), "sarvam", [{"id": "0", "architecture": "SarvamMLAForCausalLM",
+                                                 "class": "SarvamMLAForCausalLM"}])["0"]["synth"]
+    assert "q_lora_rank" in hints["config"] and hints["config"]["q_lora_rank"] is None
+    assert "q_lora_rank" not in hints["missing"]

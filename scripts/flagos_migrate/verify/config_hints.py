@@ -158,6 +158,11 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
             "add_pre_mm_projector_layer_norm": False, "mm_projector_id": ""},
         "text_config": {**_QWEN2_TEXT, "model_type": "mistral", "architectures": ["MistralForCausalLM"]},
     },
+    # Sarvam-105B (sarvam_mla): its query projection is direct, not low-rank. Both vLLMs' SarvamMLAConfig and
+    # transformers' default q_lora_rank to None (sarvamai/sarvam-105b's config.json), and upstream's sarvam.py
+    # hands MLAModules fused_qkv_a_proj=None, which upstream's own MLA wrapper refuses for a q_lora_rank
+    # ("fused_qkv_a_proj is required"): the table's generic 32 built a model upstream cannot run either
+    ("sarvam",): {"q_lora_rank": None},
     # Keye-VL: the top-level config is the Qwen3 language model's (upstream's keye.py builds it with
     # architectures=["Qwen3ForCausalLM"] from the whole hf_config); its KeyeSiglipVisionModel reads a SigLIP
     # tower's fields plus the 2x2 spatial_merge_size its processor merges with (Keye-VL's merge_size 2). Tiny
