@@ -95,3 +95,26 @@ def test_a_per_layer_type_rope_takes_the_pinned_vllms_flat_keys_into_each_layer_
     assert out["rope"]["full_attention"]["rope_theta"] == 5000000.0
     assert out["rope"]["sliding_attention"]["rope_theta"] == 10000.0 and out["theta"] == 5000000.0
     assert out["rope"]["sliding_attention"]["rope_type"] == "default"
+
+
+TIED_TEXT = '''
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from vllm_fl.configs.tf5_qwen3_vl import Qwen3VLConfig
+print(json.dumps([Qwen3VLConfig(text_config={"num_hidden_layers": 2}, tie_word_embeddings=t).get_text_config().tie_word_embeddings
+                  for t in (False, True)]))
+'''
+
+
+@pytest.mark.skipif(SOURCE is None or not VENV4.exists(), reason="needs a transformers 5 wheel and the pinned venv")
+def test_bridge_text_config_takes_the_top_levels_tie_word_embeddings(tmp_path):
+    """cosmos3 failed load (32768 checkpoint values not loaded): transformers 5's Qwen3VLTextConfig has no
+    tie_word_embeddings, so the bridge's text config took 4.57.6's default True and the pinned Qwen3 language
+    model tied the lm_head the checkpoint holds apart; upstream vLLM copies the top level's value there."""
+    from flagos_migrate.migrate.tf5_configs import Transformers5
+    from flagos_migrate.pinned.api_index import PinnedApis
+
+    write_bridges(Transformers5(SOURCE), PinnedApis.load("0.13.0"), tmp_path, "Qwen3VLConfig")
+    proc = subprocess.run([str(VENV4), "-c", TIED_TEXT, str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [False, True]

@@ -179,6 +179,7 @@ class PreTrainedConfig(PretrainedConfig):
         owned = {name: getattr(self, name) for name in fields if name in _PINNED_INIT_KEYS}
         per_layer = kwargs.pop("per_layer_config", None)  # applied last, over every other field (transformers 5)
         PretrainedConfig.__init__(self, **owned, **kwargs)
+        self._tie_text_config()
         if per_layer is not None:
             self.per_layer_config = per_layer
         for attr in ("layer_types", "mtp_layer_types"):
@@ -186,6 +187,16 @@ class PreTrainedConfig(PretrainedConfig):
             if types is not None and (remapped := remap_legacy_layer_types(types)) != types:
                 setattr(self, attr, remapped)
         self._mirror_rope_for_pinned()
+
+    def _tie_text_config(self) -> None:
+        """transformers 5 keeps ``tie_word_embeddings`` on the config that holds both layers (Qwen3VLConfig) and
+        not on its text config (Qwen3VLTextConfig has no such field); upstream vLLM copies the top level's into
+        the text config its language model reads (VllmConfig.with_hf_config). 4.x's PretrainedConfig defaults it
+        to True, so without the copy the pinned language model tied an lm_head the checkpoint holds apart."""
+        sub = self.__dict__.get("text_config")
+        if ("tie_word_embeddings" in type(self)._v5_defaults() and isinstance(sub, PreTrainedConfig)
+                and "tie_word_embeddings" not in type(sub)._v5_defaults()):
+            sub.tie_word_embeddings = self.tie_word_embeddings
 
     # -- per-layer overrides: transformers 5's HeterogeneousConfigMixin ------------------------------
 
