@@ -20,6 +20,11 @@ UPSTREAM_MINI = Path(__file__).resolve().parent / "fixtures" / "upstream_mini"
 # The real sources, for tests that check a rule's table against both versions (they skip without them).
 UPSTREAM_SRC = Path(os.environ.get("MMF_UPSTREAM_SRC", Path.home() / ".cache/mmf/src/vllm-0.33.0"))
 PINNED_VENV = Path(os.environ.get("MMF_PINNED_VENV", Path.home() / ".cache/mmf/venv-vllm013"))
+# the runtime harness's worker modules and the upstream venv's python, for tests that run them in that venv
+VERIFY_DIR = Path(__file__).resolve().parent.parent / "scripts" / "flagos_migrate" / "verify"
+REFERENCE_PY = Path(os.environ.get("MMF_REFERENCE_VENV", Path.home() / ".cache/mmf/venv-vllm033")) / "bin" / "python"
+CPU_ENV = {"VLLM_TARGET_DEVICE": "cpu", "VLLM_PLUGINS": "", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
 
 
 @lru_cache(maxsize=1)

@@ -19,11 +19,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-VERIFY = Path(__file__).resolve().parent.parent / "scripts" / "flagos_migrate" / "verify"
-REFERENCE = Path(os.environ.get("MMF_REFERENCE_VENV", Path.home() / ".cache/mmf/venv-vllm033")) / "bin" / "python"
-ENV = {"VLLM_TARGET_DEVICE": "cpu", "VLLM_PLUGINS": "", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-       "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+from analysis_helpers import CPU_ENV as ENV
+from analysis_helpers import REFERENCE_PY as REFERENCE
+from analysis_helpers import VERIFY_DIR as VERIFY
 
 SCRIPT = """
 import json, os, sys
