@@ -26,6 +26,10 @@ import os
 
 IMAGE_PATCHES = 4  # patches per side of the tiny image (a 2x2 grid after a 2x2 spatial merge)
 DEFAULT_PATCH = 14
+# model types whose checkpoints read the SigLIP tower's patch states: their vision_config says
+# vision_use_head false (vLLM's SigLIP pools the image to one token when the key is absent or true;
+# Cohere2Vision's projector pixel-shuffles a grid of patches, which one pooled token is not)
+PATCH_STATE_TOWERS = ("gemma3", "paligemma", "cohere2_vision")
 KWARGS_FILE = "mm_kwargs.pt"
 IDS_FILE = "mm_ids.json"
 LOGITS_FILE = "mm_logits.pt"
@@ -87,10 +91,7 @@ def shrink_vision_geometry(cfg: dict) -> None:
         for key in ("num_hidden_layers", "depth", "num_layers"):
             if isinstance(vision.get(key), int):
                 vision[key] = max(vision[key], min(need, 4))
-    # Gemma 3, PaliGemma and Command A Vision checkpoints read the tower's patch states: their vision_config
-    # says vision_use_head false (vLLM's SigLIP pools the image to one token when the key is absent or true;
-    # Cohere2Vision's projector pixel-shuffles a grid of patches, which one pooled token is not)
-    if cfg.get("model_type") in ("gemma3", "paligemma", "cohere2_vision") and isinstance(vision, dict):
+    if cfg.get("model_type") in PATCH_STATE_TOWERS and isinstance(vision, dict):
         vision["vision_use_head"] = False
     # OPT (BLIP-2's language model) embeds tokens word_embed_proj_dim wide: the image embeddings are
     # merged at that width, so it follows the shrunk hidden size (as in most OPT checkpoints)
