@@ -301,9 +301,10 @@ fi
 # to fork: $! is the server itself, and it leads a new session and process group.
 setsid "${cmd[@]}" >"$log_file" 2>&1 </dev/null &
 pid=$!
-printf '%s %s\n' "$pid" "$(fm_proc_starttime "$pid")" >"$pid_file"
-# Interrupting the wait stops the server we just started instead of leaving it behind.
+# Interrupting the wait stops the server we just started instead of leaving it behind; set before the
+# PID record is written, so a signal arriving once the server runs always finds the trap.
 trap 'fm_info "interrupted; stopping the server (pid $pid)"; stop_group "$pid"; rm -f -- "$pid_file"; exit 130' INT TERM
+printf '%s %s\n' "$pid" "$(fm_proc_starttime "$pid")" >"$pid_file"
 fm_info "started $vllm_cmd serve (pid $pid), log: $log_file; waiting for $probe_url/health (timeout ${timeout}s)"
 
 deadline=$((SECONDS + timeout))
