@@ -176,6 +176,7 @@ def _plan_payload(p: Prepared) -> dict:
                          "conflicts": p.registration.conflicts},
         "will_fix": _findings_json(m.fixed()),
         "left_for_you": _findings_json(left_for_you(m.left())),
+        "left_to_earlier_migrations": _findings_json(left_for_you(m.others_left())),
         "upstream_changes": p.changes_upstream,
         "pinned": p.pinned,
     }
@@ -214,6 +215,15 @@ def _print_plan(p: Prepared) -> None:
         print(f"upstream: {line}")
     _print_findings("this tool will fix", m.fixed())
     _print_findings("left for you", left_for_you(m.left()))
+    _print_others(m)
+
+
+def _print_others(m) -> None:
+    others = left_for_you(m.others_left())
+    if others:
+        files = sorted({f.file for f in others})
+        print(f"not counted ({len(others)}): findings in shared files ({', '.join(files)}) inside definitions "
+              "that only earlier migrations vendored; their records hold them")
 
 
 def _print_resolved(r: dict) -> None:
@@ -419,6 +429,7 @@ def cmd_apply(args, loaded=None) -> int:
     for line in p.changes_upstream:
         print(f"upstream: {line}")
     _print_findings("left for you", left_for_you(p.migration.left()))
+    _print_others(p.migration)
     return code
 
 

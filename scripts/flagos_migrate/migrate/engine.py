@@ -108,6 +108,7 @@ class Migration(Vendoring, Tf5Vendoring):
         self.units: dict[str, Unit] = {}
         self.compat: dict[str, Vendored] = {}
         self.compat_units: dict[str, Unit] = {}
+        self.compat_asked: dict[str, set[str]] = {}  # compat module -> the names this migration vendored
         self.vendor_failed: dict[tuple[str, str], str] = {}
         self.backports: list[backports.Backport] = []
         self._backports_needed: set[str] = set()  # modules of the back-ports this model's files call for
@@ -603,10 +604,24 @@ class Migration(Vendoring, Tf5Vendoring):
         return self.units[f"{PACKAGE}.models.{self.name}"]
 
     def fixed(self) -> list[Finding]:
-        return [f for u in self.units.values() for f in u.fixed()]
+        return [f for m, u in self.units.items() for f in self._own(m, u.fixed())]
 
     def left(self) -> list[Finding]:
-        return [f for u in self.units.values() for f in u.after]
+        return [f for m, u in self.units.items() for f in self._own(m, u.after)]
+
+    def others_left(self) -> list[Finding]:
+        """Findings of shared compat files inside definitions only earlier migrations vendored."""
+        out = []
+        for m, u in self.units.items():
+            foreign = self.foreign_lines(m) if u.role == "compat" else set()
+            out += [f for f in u.after if f.line in foreign]
+        return out
+
+    def _own(self, module: str, findings: list[Finding]) -> list[Finding]:
+        if self.units[module].role != "compat":
+            return findings
+        foreign = self.foreign_lines(module)
+        return [f for f in findings if f.line not in foreign]
 
     def config_registrations(self) -> list[tuple[str, str, str]]:
         """(model_type, class, plugin module) for bridged configs that upstream registers."""

@@ -19,6 +19,7 @@ from flagos_migrate.migrate.edits import Edits, ImportAction
 from flagos_migrate.migrate.unit import Unit
 from flagos_migrate.migrate.vendor import (
     Vendored,
+    _stmt_names,
     compat_module_for,
     locate_definition,
     missing_class_attributes,
@@ -152,4 +153,28 @@ class Vendoring:
         self.set_overlay(cmod, unit.text)
         self.compat[cmod] = Vendored(dmod, trial, unit.text)
         self.compat_units[cmod] = unit  # its findings (e.g. call mismatches in bodies) stay visible
+        self.compat_asked.setdefault(cmod, set()).add(name)
         return cmod
+
+    def foreign_lines(self, cmod: str) -> set[int]:
+        """Lines of the compat module ``cmod`` (its written text) that hold definitions only other
+        migrations need: the file is shared, and its text is the union of every migration's names.
+        Their findings were that migration's to settle and are in its record; counting them here
+        made a model "left" with another model's work (qwen3_5 after alice_ai: 5 left, not 2)."""
+        asked = self.compat_asked.get(cmod)
+        v, unit = self.compat.get(cmod), self.units.get(cmod)
+        if not asked or v is None or unit is None:
+            return set()
+        sl = slice_definitions(self.up.text(v.upstream_module) or "", v.upstream_module, sorted(asked),
+                               lambda m, n: self.apis.resolve(m, n) is not None)
+        tree = parse_source(unit.text or "", unit.relpath)
+        if sl is None or tree is None:
+            return set()
+        mine = set(sl.names)
+        out: set[int] = set()
+        for stmt in tree.body:
+            names = set(_stmt_names(stmt))
+            if names and not names & mine:
+                start = min([stmt.lineno] + [d.lineno for d in getattr(stmt, "decorator_list", [])])
+                out.update(range(start, (stmt.end_lineno or stmt.lineno) + 1))
+        return out
