@@ -104,3 +104,102 @@ def test_a_config_class_the_pinned_vllm_exports_without_registering_it():
     proc = subprocess.run([str(python), "-c", code, str(ROOT / "scripts" / "flagos_migrate" / "verify")],
                           capture_output=True, text=True, timeout=600)
     assert proc.stdout.split() == ["DotsOCRConfig", "False", "True"], proc.stderr[-2000:]
+
+
+# ------------------------------------------------------------------ the synthesis tables (no venv)
+
+def test_activation_function_is_a_familys_value_not_every_synthesized_configs():
+    """The table's "silu" for activation_function came from EXAONE and reached every synthesized config, while the
+    same name is GPT-2's "gelu_new", Nomic BERT's "swiglu" and mBART's "gelu": only EXAONE's family carries it."""
+    from flagos_migrate.verify import config_hints as H
+
+    assert H.synth_value("activation_function") is H.MISSING
+    assert H.family_values("exaone") == {"activation_function": "silu"}
+    cfg, missing = H.synthesize({"activation_function": {"default": H.MISSING, "indexed": False}})
+    assert "activation_function" not in cfg and missing == ["activation_function"]
+
+
+def test_solars_skip_connections_keep_then_blend_within_the_tiny_layers():
+    """upstream's solar.py reads bskcn_1..4 and bskcn_tv unguarded in forward: a state kept before a layer of
+    bskcn_1/2 is blended back before a later layer of bskcn_3/4 (SolarConfig's released pattern, tiny)."""
+    from flagos_migrate.verify import config_hints as H
+    from flagos_migrate.verify.runtime_tiny import LAYERS
+
+    fam = H.family_values("solar")
+    for keep, blend in (("bskcn_1", "bskcn_3"), ("bskcn_2", "bskcn_4")):
+        assert all(0 <= i < LAYERS for i in fam[keep] + fam[blend])
+        assert min(fam[keep]) < min(fam[blend])  # the blend reads a state kept before it
+    assert fam["bskcn_tv"] == [0.9, 0.8]  # [training, inference]: the released weights
+
+
+def test_nomic_berts_released_fields_pass_upstreams_checks():
+    """NomicBertModelConfig (both vLLMs' models/config.py) asserts these on the config before building; a tiny
+    config from transformers 5's NomicBertConfig lacked them all (construct skipped on 'activation_function')."""
+    from flagos_migrate.verify import config_hints as H
+    from flagos_migrate.verify.runtime_tiny import tiny_config
+
+    nomic = H.CHECKPOINT_FIELDS["nomic_bert"]
+    assert nomic["activation_function"] in ("swiglu", "gelu")
+    assert nomic["mlp_fc1_bias"] == nomic["mlp_fc2_bias"] == nomic["qkv_proj_bias"]
+    assert nomic["rotary_emb_scale_base"] is None and not nomic["rotary_emb_interleaved"]
+    # GPT-2-style sizes derived from the class's own, then shrunk alike: upstream builds from n_inner, the
+    # Hugging Face reference from intermediate_size (3072 = 4 x 768 stays 4 x the tiny hidden on both)
+    tiny = tiny_config({"hidden_size": 768, "n_embd": 768, "intermediate_size": 3072, "n_inner": 3072,
+                        "num_hidden_layers": 12, "n_layer": 12, "num_attention_heads": 12})
+    assert tiny["n_inner"] == tiny["intermediate_size"] and tiny["n_embd"] == tiny["hidden_size"]
+    assert tiny["n_layer"] == tiny["num_hidden_layers"]
+
+
+def test_telechat2s_gpt2_spellings_follow_the_llama_fields_they_alias():
+    """upstream's telechat2.py points LlamaConfig's attribute_map at n_layer / n_head / ffn_hidden_size /
+    layer_norm_epsilon (TeleChat2's config.json names): each derived from the field it stands for."""
+    from flagos_migrate.verify import config_hints as H
+
+    tele = H.CHECKPOINT_FIELDS["TeleChat2ForCausalLM"]
+    assert {k: v["=from"] for k, v in tele.items()} == {
+        "n_layer": "num_hidden_layers", "n_head": "num_attention_heads", "ffn_hidden_size": "intermediate_size",
+        "layer_norm_epsilon": "rms_norm_eps"}
+
+
+def test_a_familys_partial_sub_config_is_set_over_the_bound_classs_defaults(monkeypatch):
+    """MiMo-V2-Omni: the vision_config comes from the defaults of the Mimo_VLVisionConfig the model file binds;
+    the family's use_sink (no model_type: an overlay) is set over them, not in their place."""
+    root = Path(__file__).resolve().parents[1] / "scripts" / "flagos_migrate" / "verify"
+    monkeypatch.syspath_prepend(str(root))
+    import types
+
+    import _runtime_config as rc
+
+    class VisionConfig:
+        base_config_key = "vision_config"
+
+        def to_dict(self):
+            return {"depth": 28, "hidden_size": 1280}
+
+    module = types.SimpleNamespace(VisionConfig=VisionConfig)
+    synth = {"config": {"vision_config": {"use_sink": True}}, "missing": []}
+    filled = rc._bound_parts(module, {"mimovl": VisionConfig}, synth)
+    assert synth["config"]["vision_config"] == {"depth": 28, "hidden_size": 1280, "use_sink": True}
+    assert filled == ["vision_config (VisionConfig, with use_sink)"]
+    whole = {"config": {"vision_config": {"model_type": "siglip_vision_model"}}, "missing": []}
+    assert rc._bound_parts(module, {"mimovl": VisionConfig}, whole) == []  # a family's own sub-config stays
+
+
+def test_a_synthesized_per_layer_config_reads_like_transformers_5s():
+    """Gemma 4's MTP and DSpark drafts read config.per_layer_config[i].head_dim: on the pinned transformers 4.57.6
+    the synthesized class gives transformers 5's view over the sparse overrides and writes them back as sparse."""
+    if not os.environ.get("MMF_PINNED_VENV"):
+        pytest.skip("MMF_PINNED_VENV (a venv with real vLLM) is not set")
+    python = Path(os.environ["MMF_PINNED_VENV"]) / "bin" / "python"
+    code = ("import sys, json, tempfile; sys.path.insert(0, sys.argv[1]); import _runtime_config as rc\n"
+            "cls = rc.synth_class('mmf_synth_test_per_layer')\n"
+            "c = cls(hidden_size=64, num_hidden_layers=2, head_dim=16, per_layer_config={'1': {'head_dim': 32}})\n"
+            "d = tempfile.mkdtemp(); c.save_pretrained(d)\n"
+            "from transformers import AutoConfig; back = AutoConfig.from_pretrained(d)\n"
+            "print(json.dumps([[x.head_dim for x in c.per_layer_config], c.head_dim,\n"
+            "                  json.load(open(d + '/config.json'))['per_layer_config'],\n"
+            "                  [x.head_dim for x in back.per_layer_config]]))")
+    proc = subprocess.run([str(python), "-c", code, str(ROOT / "scripts" / "flagos_migrate" / "verify")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [[16, 32], 16, {"1": {"head_dim": 32}}, [16, 32]]

@@ -230,13 +230,19 @@ def _bound_parts(module, bridges, synth):
     missing = synth.get("missing") or []
     for cls in {id(c): c for c in bridges.values()}.values():
         key = getattr(cls, "base_config_key", None)
-        if _sub_config_only(cls) and key in missing and any(v is cls for v in vars(module).values()):
+        # a family's sub-config without a model_type (SYNTH_FAMILIES) is what the released config.json sets over
+        # the class's defaults (MiMo-V2-Omni's vision_config.use_sink), not a whole sub-config of its own
+        given = synth["config"].get(key)
+        overlay = given if isinstance(given, dict) and "model_type" not in given else None
+        if _sub_config_only(cls) and (key in missing or overlay is not None) \
+                and any(v is cls for v in vars(module).values()):
             try:
-                synth["config"][key] = cls().to_dict()
+                synth["config"][key] = {**cls().to_dict(), **(overlay or {})}
             except Exception:  # a class that needs arguments: left missing
                 continue
-            missing.remove(key)
-            filled.append(f"{key} ({cls.__name__})")
+            if key in missing:
+                missing.remove(key)
+            filled.append(f"{key} ({cls.__name__}" + (f", with {', '.join(sorted(overlay))})" if overlay else ")"))
     return filled
 
 
@@ -350,15 +356,50 @@ def synth_class(model_type):
     (``mmf_synth_*``, which no real config uses) where vLLM's get_config and AutoConfig look."""
     from transformers import PretrainedConfig
 
+    sparse = not isinstance(getattr(PretrainedConfig, "per_layer_config", None), property)
+
     def __init__(self, **kwargs):
         for key in runtime_tiny._TEXT_KEYS + runtime_tiny._VISION_KEYS:
             if isinstance(kwargs.get(key), dict) and isinstance(kwargs[key].get("model_type"), str):
                 kwargs[key] = _sub_config(kwargs[key])
+        per_layer = kwargs.pop("per_layer_config", None) if sparse else None
         PretrainedConfig.__init__(self, **kwargs)
+        if isinstance(per_layer, dict):
+            self.__dict__[_PER_LAYER] = {int(i): dict(o) for i, o in per_layer.items()}
 
-    cls = type("SynthesizedConfig", (PretrainedConfig,), {"model_type": model_type, "__init__": __init__})
+    body = {"model_type": model_type, "__init__": __init__}
+    if sparse:  # transformers 4.x: the per-layer view transformers 5's PreTrainedConfig gives (HeterogeneousConfigMixin)
+        body.update(per_layer_config=property(_per_layer_view), to_dict=_to_dict_sparse)
+    cls = type("SynthesizedConfig", (PretrainedConfig,), body)
     _register_bridge(model_type, cls)
     return cls
+
+
+_PER_LAYER = "_per_layer_overrides"
+
+
+def _per_layer_view(self):
+    """transformers 5's ``config.per_layer_config``: per layer, the config with that layer's sparse overrides
+    (Gemma 4's full-attention head_dim; its MTP and DSpark drafts read ``config.per_layer_config[i].head_dim``),
+    for a synthesized config on transformers 4, whose PretrainedConfig has no such view."""
+    overrides = self.__dict__.get(_PER_LAYER) or {}
+    layers = []
+    for i in range(self.num_hidden_layers):
+        one = copy.copy(self)
+        one.__dict__.update(copy.deepcopy(overrides.get(i, {})))
+        layers.append(one)
+    return layers
+
+
+def _to_dict_sparse(self):
+    """``to_dict`` writing the overrides back as a config.json holds them (``per_layer_config``, string keys)."""
+    from transformers import PretrainedConfig
+
+    out = PretrainedConfig.to_dict(self)
+    overrides = out.pop(_PER_LAYER, None)
+    if overrides is not None:
+        out["per_layer_config"] = {str(i): o for i, o in overrides.items()}
+    return out
 
 
 def _sub_config(values):

@@ -86,6 +86,9 @@ SYNTH_VALUES: dict[str, object] = {
     "num_blocks": T.LAYERS,
     # a DFlash draft's block (z-lab's checkpoints): the target layers it reads, its mask token in the vocabulary
     "dflash_config": {"target_layer_ids": list(range(T.LAYERS)), "mask_token_id": T.VOCAB - 1},
+    # a DSpark draft's (upstream's qwen3_dspark.py / gemma4_dspark.py): the same target layers at the top level, and
+    # the rank of its Markov transition head (nn.Embedding(vocab, rank) and a rank -> vocab head): a size, tiny
+    "target_layer_ids": list(range(T.LAYERS)), "markov_rank": 16,
     # MiniCPM's muP scales (remote-code MiniCPMConfig; MiniCPM-2B's config.json: scale_emb 12, scale_depth 1.4,
     # dim_model_base 256 of hidden 2304): upstream's minicpm.py scales logits by hidden_size / dim_model_base,
     # here 1 (dim_model_base = the tiny hidden_size)
@@ -95,8 +98,6 @@ SYNTH_VALUES: dict[str, object] = {
     # Gemma-3-style attention (rnj1.py scales by query_pre_attn_scalar**-0.5; Gemma3TextConfig's default is the
     # head_dim, 256 = head_dim 256) and no final soft cap (Gemma3TextConfig's default None)
     "query_pre_attn_scalar": T.HEAD_DIM, "final_logit_softcapping": None,
-    # EXAONE's remote-code ExaoneConfig names hidden_act activation_function (default and released "silu")
-    "activation_function": "silu",
     # PLaMo 3: the local layers' rope base (rope_theta's value here) and vLLM's per-layer window list (its
     # get_config renames a list sliding_window to interleaved_sliding_window): the table's layer_types, window 8
     # on the sliding layer, None on the full one
@@ -166,6 +167,24 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # Keye-VL: the top-level config is the Qwen3 language model's (upstream's keye.py builds it with
     # architectures=["Qwen3ForCausalLM"] from the whole hf_config); its KeyeSiglipVisionModel reads a SigLIP
     # tower's fields plus the 2x2 spatial_merge_size its processor merges with (Keye-VL's merge_size 2). Tiny
+    # EXAONE's remote-code ExaoneConfig names hidden_act activation_function (default and released "silu"). Per
+    # family, not in SYNTH_VALUES: the name means another activation elsewhere (GPT-2 "gelu_new", Nomic BERT
+    # "swiglu", mBART's decoder "gelu"), and a "silu" for every synthesized config built those models wrong
+    ("exaone",): {"activation_function": "silu"},
+    # Solar Pro's block skip connections (upstage's remote-code SolarConfig defaults: the hidden state is kept
+    # before the layers bskcn_1 [12, 20, 32, 44] and bskcn_2 [20, 32], blended back before bskcn_3 [16, 24, 36, 48]
+    # and bskcn_4 [28, 40] with weight bskcn_tv [0.9 training, 0.8 inference]); upstream's solar.py reads them
+    # unguarded in forward. The tiny 2 layers: kept before layer 0, blended before layer 1, the released weights
+    ("solar",): {"bskcn_1": [0], "bskcn_2": [0], "bskcn_3": [1], "bskcn_4": [1], "bskcn_tv": [0.9, 0.8]},
+    # Gemma 4's drafts (the MTP assistant, the DSpark draft) read their layers' own sizes from transformers 5's
+    # per_layer_config ({layer index: overrides}, read as config.per_layer_config[i].head_dim): Gemma4TextConfig
+    # gives each full-attention layer global_head_dim, 512 over head_dim 256. The table's layer_types end in the full
+    # layer (Gemma 4 forces its last layer full): twice the tiny head_dim there
+    ("gemma4_mtp", "gemma4_dspark"): {"head_dim": T.HEAD_DIM, "per_layer_config": {"1": {"head_dim": 2 * T.HEAD_DIM}}},
+    # MiMo-V2-Omni's vision tower: its window-attention blocks hold a sink per head (upstream's mimo_v2_omni.py: "The
+    # checkpoint stores these only for non-full-attention blocks"), a flag vLLM's Mimo_VLVisionConfig does not
+    # declare; set over that class's defaults, which the worker fills the vision_config from
+    ("mimo_v2_omni",): {"vision_config": {"use_sink": True}},
     ("keye", "keye_vl1_5"): {
         "vision_config": {
             "model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
@@ -283,6 +302,24 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # which the tiny config.json wrote as a list (AttributeError 'list' object has no attribute 'strip', for the
     # pinned vLLM's own class too). The tiny 2 layers: one dense, then MoE, as the released leading dense layers
     "step3_text": {"moe_layers_enum": "1"},
+    # TeleChat2's remote-code config spells the sizes GPT-2's way: upstream's telechat2.py replaces the LlamaConfig's
+    # attribute_map with num_hidden_layers -> n_layer, num_attention_heads -> n_head, intermediate_size ->
+    # ffn_hidden_size, rms_norm_eps -> layer_norm_epsilon, the fields Tele-AI/TeleChat2's config.json carries
+    "TeleChat2ForCausalLM": {"n_layer": {"=from": "num_hidden_layers"}, "n_head": {"=from": "num_attention_heads"},
+                             "ffn_hidden_size": {"=from": "intermediate_size"},
+                             "layer_norm_epsilon": {"=from": "rms_norm_eps"}},
+    # nomic-ai/nomic-embed-text-v1's config.json (remote code; transformers 5's NomicBertConfig keeps the 4.x names,
+    # a checkpoint carries its own): GPT-2-style sizes, which upstream's NomicBertModelConfig copies into
+    # hidden_size / intermediate_size / num_hidden_layers / layer_norm_eps, a SwiGLU MLP, no biases (it asserts
+    # fc1 == fc2 == qkv), plain rope (it asserts no scale base, not interleaved)
+    "nomic_bert": {"activation_function": "swiglu", "n_embd": {"=from": "hidden_size"},
+                   "n_inner": {"=from": "intermediate_size"}, "n_layer": {"=from": "num_hidden_layers"},
+                   "layer_norm_epsilon": {"=from": "layer_norm_eps"}, "qkv_proj_bias": False, "mlp_fc1_bias": False,
+                   "mlp_fc2_bias": False, "rotary_emb_scale_base": None, "rotary_emb_interleaved": False},
+    # the GTE checkpoints (Alibaba-NLP's "new" remote code, Snowflake's arctic-embed-m-v2.0) say
+    # position_embedding_type "rope", which transformers 5's GteConfig drops (its GteModel always rotates);
+    # upstream's bert_with_rope.py refuses any other
+    "gte": {"position_embedding_type": "rope"},
     "lfm2": {"block_dim": {"=from": "hidden_size"}, "conv_dim": {"=from": "hidden_size"},
              "block_ff_dim": {"=from": "intermediate_size"}},
 }

@@ -47,6 +47,7 @@ _TEXT_SIZES = {
     "block_ff_dim": INTERMEDIATE,
     "intermediate_size": INTERMEDIATE,
     "ffn_hidden_size": INTERMEDIATE,
+    "n_inner": INTERMEDIATE,  # GPT-2's MLP width when set (Nomic BERT's config.json: its intermediate_size)
     "num_attention_heads": HEADS,
     "n_head": HEADS,
     "head_dim": HEAD_DIM,
@@ -202,7 +203,7 @@ def _shrink_text(cfg: dict) -> None:
         # shared expert); a smaller model never gains a part its checkpoint does not hold
         if key in cfg and isinstance(cfg[key], int) and not isinstance(cfg[key], bool) and cfg[key] != 0:
             # an MLP exactly 4x the hidden size stays 4x (vLLM's Falcon builds 4 * hidden, not the config's size)
-            four_x = key in ("intermediate_size", "ffn_hidden_size") and old_hidden and cfg[key] == 4 * old_hidden
+            four_x = key in ("intermediate_size", "ffn_hidden_size", "n_inner") and old_hidden and cfg[key] == 4 * old_hidden
             cfg[key] = 4 * HIDDEN if four_x else value
     heads = cfg.get("num_attention_heads", HEADS)
     for key in ("num_key_value_heads", "n_head_kv", "num_kv_heads"):
