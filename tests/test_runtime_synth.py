@@ -121,14 +121,15 @@ def test_activation_function_is_a_familys_value_not_every_synthesized_configs():
 
 def test_solars_skip_connections_keep_then_blend_within_the_tiny_layers():
     """upstream's solar.py reads bskcn_1..4 and bskcn_tv unguarded in forward: a state kept before a layer of
-    bskcn_1/2 is blended back before a later layer of bskcn_3/4 (SolarConfig's released pattern, tiny)."""
+    bskcn_1/2 is blended back before a layer of bskcn_3/4, never before the first layer (no residual yet: upstream
+    asserts one; the forward failed so with a keep at layer 0)."""
     from flagos_migrate.verify import config_hints as H
     from flagos_migrate.verify.runtime_tiny import LAYERS
 
     fam = H.family_values("solar")
     for keep, blend in (("bskcn_1", "bskcn_3"), ("bskcn_2", "bskcn_4")):
-        assert all(0 <= i < LAYERS for i in fam[keep] + fam[blend])
-        assert min(fam[keep]) < min(fam[blend])  # the blend reads a state kept before it
+        assert all(1 <= i < LAYERS for i in fam[keep] + fam[blend])
+        assert min(fam[keep]) <= min(fam[blend])  # the blend reads a state kept before it (or at its layer)
     assert fam["bskcn_tv"] == [0.9, 0.8]  # [training, inference]: the released weights
 
 

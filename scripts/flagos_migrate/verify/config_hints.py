@@ -174,8 +174,10 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # Solar Pro's block skip connections (upstage's remote-code SolarConfig defaults: the hidden state is kept
     # before the layers bskcn_1 [12, 20, 32, 44] and bskcn_2 [20, 32], blended back before bskcn_3 [16, 24, 36, 48]
     # and bskcn_4 [28, 40] with weight bskcn_tv [0.9 training, 0.8 inference]); upstream's solar.py reads them
-    # unguarded in forward. The tiny 2 layers: kept before layer 0, blended before layer 1, the released weights
-    ("solar",): {"bskcn_1": [0], "bskcn_2": [0], "bskcn_3": [1], "bskcn_4": [1], "bskcn_tv": [0.9, 0.8]},
+    # unguarded in forward. A state is kept only once a residual exists (upstream asserts it: from layer 1 on), so
+    # the tiny 2 layers keep and blend before layer 1: the path runs at the released weights, but blends the state
+    # it just kept (an identity; its effect needs a deeper model than the tiny one)
+    ("solar",): {"bskcn_1": [1], "bskcn_2": [1], "bskcn_3": [1], "bskcn_4": [1], "bskcn_tv": [0.9, 0.8]},
     # Gemma 4's drafts (the MTP assistant, the DSpark draft) read their layers' own sizes from transformers 5's
     # per_layer_config ({layer index: overrides}, read as config.per_layer_config[i].head_dim): Gemma4TextConfig
     # gives each full-attention layer global_head_dim, 512 over head_dim 256. The table's layer_types end in the full
