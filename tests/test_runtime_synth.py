@@ -204,3 +204,36 @@ def test_a_synthesized_per_layer_config_reads_like_transformers_5s():
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == [[16, 32], 16, {"1": {"head_dim": 32}}, [16, 32]]
+
+
+@pytest.fixture(scope="module")
+def telechat2_report(tmp_path_factory):
+    """TeleChat2 is built from its base class's LlamaConfig; upstream's telechat2.py points that config's
+    attribute_map at TeleChat2's own spellings (n_layer, n_head, ffn_hidden_size, layer_norm_epsilon), which
+    LlamaConfig lacks: construct was skipped on 'n_layer' until CHECKPOINT_FIELDS carried them."""
+    if not os.environ.get("MMF_PINNED_VENV"):
+        pytest.skip("MMF_PINNED_VENV (a venv with real vLLM) is not set")
+    if not UPSTREAM.is_dir():
+        pytest.skip(f"no upstream vLLM source at {UPSTREAM} (set MMF_UPSTREAM)")
+    plugin = tmp_path_factory.mktemp("synth_telechat2") / "plugin"
+    shutil.copytree(EXAMPLE_PLUGIN, plugin)
+    proc = subprocess.run([sys.executable, str(SCRIPT), "apply", "telechat2", "--upstream", str(UPSTREAM),
+                           "--plugin", str(plugin), "--json"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    ref = os.environ.get("MMF_REFERENCE_VENV")
+    cmd = [sys.executable, str(SCRIPT), "verify", "telechat2", "--plugin", str(plugin), "--upstream", str(UPSTREAM),
+           "--run", "--python", os.environ["MMF_PINNED_VENV"], "--json", *(("--reference-python", ref) if ref else ())]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=2400)
+    assert proc.stdout, proc.stderr[-3000:]
+    return json.loads(proc.stdout), proc.stderr
+
+
+def test_a_base_class_config_gets_the_spellings_upstream_aliases_it_to(telechat2_report):
+    report, err = telechat2_report
+    (arch,) = report["architectures"]
+    assert arch["architecture"] == "TeleChat2ForCausalLM" and arch["config_source"] == "base class"
+    assert any("n_layer=" in n and "CHECKPOINT_FIELDS" in n for n in arch["notes"]), arch["notes"]
+    levels = arch["levels"]
+    assert levels["construct"]["status"] == "pass", (levels, err[-2000:])
+    if os.environ.get("MMF_REFERENCE_VENV"):  # upstream vLLM's own class names the checkpoint and computes the reference
+        assert levels["match"]["status"] == "pass", (levels, err[-2000:])

@@ -182,7 +182,12 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # per_layer_config ({layer index: overrides}, read as config.per_layer_config[i].head_dim): Gemma4TextConfig
     # gives each full-attention layer global_head_dim, 512 over head_dim 256. The table's layer_types end in the full
     # layer (Gemma 4 forces its last layer full): twice the tiny head_dim there
-    ("gemma4_mtp", "gemma4_dspark"): {"head_dim": T.HEAD_DIM, "per_layer_config": {"1": {"head_dim": 2 * T.HEAD_DIM}}},
+    ("gemma4_mtp",): {"head_dim": T.HEAD_DIM, "per_layer_config": {"1": {"head_dim": 2 * T.HEAD_DIM}}},
+    # the DSpark draft's layers are all full attention with keys as values: upstream's gemma4_dspark.py asserts
+    # "Gemma4 DSpark fused precompute assumes uniform attention_k_eq_v layers" (use_k_eq_v: a full-attention layer
+    # of a config with attention_k_eq_v), so every checkpoint it serves is so; each full layer at global_head_dim
+    ("gemma4_dspark",): {"head_dim": T.HEAD_DIM, "layer_types": ["full_attention"] * T.LAYERS, "attention_k_eq_v": True,
+                         "per_layer_config": {str(i): {"head_dim": 2 * T.HEAD_DIM} for i in range(T.LAYERS)}},
     # MiMo-V2-Omni's vision tower: its window-attention blocks hold a sink per head (upstream's mimo_v2_omni.py: "The
     # checkpoint stores these only for non-full-attention blocks"), a flag vLLM's Mimo_VLVisionConfig does not
     # declare; set over that class's defaults, which the worker fills the vision_config from
