@@ -115,6 +115,37 @@ class ExampleForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsEag
 '''
 
 
+# gemma4_mm / gemma4_unified: a tensor buffer (or None) built beside the language model under the marker,
+# after a `self.X = bool(...)` that upstream's fallback over the children cannot judge
+PLE_TEXT = MM_TEXT.replace(", SupportsEagle3)", ")").replace("SupportsEagle3, ", "").replace(
+    "        with self._mark", "        self.enable_lora = bool(vllm_config)\n        with self._mark")
+PLE_BLOCK = """
+            if vllm_config.ple:
+                self.per_layer_embeddings = torch.zeros(4, 2)
+            else:
+                self.per_layer_embeddings = None
+"""
+
+
+def test_a_tensor_beside_the_language_model_is_no_marked_child(tmp_path):
+    # upstream collects children with a module registration hook: the buffer never registers, so the
+    # language model is still the one child upstream's default returns
+    text = PLE_TEXT + PLE_BLOCK
+    m = migrate(tmp_path, text)
+    assert "    def get_language_model(self) -> torch.nn.Module:\n        return self.text_model\n" in m.model_unit.text
+    assert [f for f in m.left() if f.rule == "P23"] == []
+
+
+def test_a_module_that_may_be_beside_the_language_model_is_left_for_you(tmp_path):
+    # negative: one branch assigns a module, so upstream may mark two children (their common prefix is
+    # the model itself, then its fallback over the children decides, and `bool(...)` comes first): the
+    # file does not show which, the finding stays
+    text = PLE_TEXT + PLE_BLOCK.replace("torch.zeros(4, 2)", "nn.Linear(4, 2)")
+    m = migrate(tmp_path, text)
+    assert [f.data["method"] for f in m.left() if f.rule == "P23"] == ["get_language_model"]
+    assert "def get_language_model" not in m.model_unit.text
+
+
 def test_targets_marker_is_left_for_you_with_the_evidence(tmp_path):
     text = MM_TEXT.replace("_mark_language_model(vllm_config)", "_mark_language_model(vllm_config, targets=nn.Linear)")
     text = text.replace(", SupportsEagle3)", ")").replace("SupportsEagle3, ", "")

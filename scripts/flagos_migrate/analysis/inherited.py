@@ -23,6 +23,7 @@ from flagos_migrate.catalog.tables import (
     CONFIG_HOOKS,
     FRAMEWORK_FLAGS,
     INHERITED_DEFAULTS,
+    INHERITED_NOT_CHILDREN,
     INHERITED_TEMPLATES,
     ROPE_TYPE_PATCHES,
     SPECULATIVE_ONLY,
@@ -127,13 +128,47 @@ def _marked_language_model(m: ModuleFacts, classes: list[ast.ClassDef]) -> tuple
                 return _targeted_child(m, sub.body, targets)
             if call.func.attr == "_mark_composite_model":
                 return None
+            not_children: set[str] = set()
             for stmt in sub.body:
-                found.update(_self_assigns(m, stmt))
+                assigned = _self_assigns(m, stmt)
+                found.update(assigned)
+                not_children |= {a for a in assigned if not _maybe_child(m, stmt, a)}
+            # a tensor or None assigned there registers no child: upstream's marker never sees it
+            found = {a: v for a, v in found.items() if a not in not_children}
             if len(found) > 1:
                 # several children share no dotted prefix: upstream's default falls back to the first
                 # child registered with `embed_input_ids` (Aria: its text model before lm_head)
                 return _first_language_child(m, node, set(found))
     return next(iter(found.items())) if len(found) == 1 else None
+
+
+def _maybe_child(m: ModuleFacts, node: ast.AST, attr: str) -> bool:
+    """Some ``self.<attr> = value`` below ``node`` may assign an ``nn.Module``: not every value is a
+    constant (None) or a call the P23 table names as returning a tensor (``torch.zeros``)."""
+    def module_free(value: ast.expr) -> bool:
+        if isinstance(value, ast.Constant):
+            return True
+        if isinstance(value, ast.IfExp):
+            return module_free(value.body) and module_free(value.orelse)
+        if not isinstance(value, ast.Call):
+            return False
+        name = dotted(value.func) or ""
+        head, _, rest = name.partition(".")
+        b = m.module_bindings.get(head)
+        if b is None or b.level or head in m.rebound:
+            return False
+        if b.name is not None:  # from torch import zeros
+            bound = f"{b.module}.{b.name}"
+        else:  # import torch (binds the top package) / import torch.nn as tnn (binds the module)
+            bound = head if b.alias == b.module.split(".")[0] else b.module
+        return ".".join(p for p in (bound, rest) if p) in INHERITED_NOT_CHILDREN
+
+    for sub in m.below(node, ast.Assign, ast.AnnAssign):
+        targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
+        if any(isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+               and t.attr == attr for t in targets) and sub.value is not None and not module_free(sub.value):
+            return True
+    return False
 
 
 def _targeted_child(m: ModuleFacts, body: list[ast.stmt], targets: ast.expr) -> tuple[str, ast.expr] | None:
