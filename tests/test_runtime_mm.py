@@ -113,6 +113,16 @@ def test_qwen2_vl_merger_writes_the_text_width_and_gemma3_pools_to_a_square():
     assert per_side * per_side == gemma["mm_tokens_per_image"] and side % per_side == 0
 
 
+def test_towers_whose_checkpoints_hold_no_siglip_head_say_vision_use_head_false():
+    # LFM2-VL: upstream's lfm2_siglip2.Siglip2Model builds no head, so the Hugging Face class writing the
+    # synthetic checkpoint must not either (a head there failed load: 'vision_model.head' in Siglip2Model)
+    lfm2 = _tiny({"model_type": "lfm2_vl", "vision_config": {"model_type": "siglip2_vision_model",
+                                                           "patch_size": 16, "num_hidden_layers": 1}})
+    assert lfm2["vision_config"]["vision_use_head"] is False
+    other = _tiny({"model_type": "llava", "vision_config": {"model_type": "siglip_vision_model", "patch_size": 14}})
+    assert "vision_use_head" not in other["vision_config"]
+
+
 def test_llava_next_video_pooler_sees_at_least_one_image_of_patches_squared():
     # its pooler computes sqrt(n * s // s) with s = image_size // patch_size**2 (ZeroDivisionError at 0)
     tiny = _tiny({"model_type": "llava_next_video", "spatial_pool_stride": 2, "image_token_index": 32001,

@@ -28,8 +28,9 @@ IMAGE_PATCHES = 4  # patches per side of the tiny image (a 2x2 grid after a 2x2 
 DEFAULT_PATCH = 14
 # model types whose checkpoints read the SigLIP tower's patch states: their vision_config says
 # vision_use_head false (vLLM's SigLIP pools the image to one token when the key is absent or true;
-# Cohere2Vision's projector pixel-shuffles a grid of patches, which one pooled token is not)
-PATCH_STATE_TOWERS = ("gemma3", "paligemma", "cohere2_vision")
+# Cohere2Vision's projector pixel-shuffles a grid of patches, which one pooled token is not; upstream's
+# lfm2_siglip2.Siglip2Model, LFM2-VL's tower, builds no head at all, so its checkpoints carry none)
+PATCH_STATE_TOWERS = ("gemma3", "paligemma", "cohere2_vision", "lfm2_vl")
 KWARGS_FILE = "mm_kwargs.pt"
 IDS_FILE = "mm_ids.json"
 LOGITS_FILE = "mm_logits.pt"
