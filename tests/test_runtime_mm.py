@@ -123,6 +123,16 @@ def test_towers_whose_checkpoints_hold_no_siglip_head_say_vision_use_head_false(
     assert "vision_use_head" not in other["vision_config"]
 
 
+def test_arias_tower_makes_a_patch_count_its_projector_has_queries_for():
+    # the projector raises for a count its projector_patch_to_query_dict lacks; the default Idefics3 tower
+    # (32-pixel patches) gave 900 patches of a 980 image: 'Number of patches 900 not found'
+    aria = _tiny({"model_type": "aria", "vision_config": {"model_type": "idefics3_vision", "patch_size": 32},
+                  "projector_patch_to_query_dict": {1225: 128, 4900: 256}})
+    vision = aria["vision_config"]
+    assert (vision["image_size"] // vision["patch_size"]) ** 2 in aria["projector_patch_to_query_dict"]
+    assert vision["image_size"] in (490, 980)  # the only sides AriaImageProcessor pads an image to
+
+
 def test_llava_next_video_pooler_sees_at_least_one_image_of_patches_squared():
     # its pooler computes sqrt(n * s // s) with s = image_size // patch_size**2 (ZeroDivisionError at 0)
     tiny = _tiny({"model_type": "llava_next_video", "spatial_pool_stride": 2, "image_token_index": 32001,

@@ -31,6 +31,10 @@ DEFAULT_PATCH = 14
 # Cohere2Vision's projector pixel-shuffles a grid of patches, which one pooled token is not; upstream's
 # lfm2_siglip2.Siglip2Model, LFM2-VL's tower, builds no head at all, so its checkpoints carry none)
 PATCH_STATE_TOWERS = ("gemma3", "paligemma", "cohere2_vision", "lfm2_vl")
+# Aria: its projector takes only the patch counts its config's projector_patch_to_query_dict names (1225
+# and 4900 in every checkpoint: a 490 or 980 image, the only sizes AriaImageProcessor makes, in the real
+# tower's 14-pixel patches), so the tiny tower keeps that geometry and sees the smaller image
+QUERY_PROJECTOR_TOWER = {"patch_size": 14, "image_size": 490}
 KWARGS_FILE = "mm_kwargs.pt"
 IDS_FILE = "mm_ids.json"
 LOGITS_FILE = "mm_logits.pt"
@@ -92,6 +96,8 @@ def shrink_vision_geometry(cfg: dict) -> None:
         for key in ("num_hidden_layers", "depth", "num_layers"):
             if isinstance(vision.get(key), int):
                 vision[key] = max(vision[key], min(need, 4))
+    if isinstance(cfg.get("projector_patch_to_query_dict"), dict) and isinstance(vision, dict):
+        vision.update(QUERY_PROJECTOR_TOWER)
     if cfg.get("model_type") in PATCH_STATE_TOWERS and isinstance(vision, dict):
         vision["vision_use_head"] = False
     # OPT (BLIP-2's language model) embeds tokens word_embed_proj_dim wide: the image embeddings are
@@ -262,6 +268,8 @@ def image_processor(cfg):
     for attr in ("size", "crop_size", "max_image_size"):
         if isinstance(getattr(proc, attr, None), dict):
             setattr(proc, attr, _sized(getattr(proc, attr), side, side * side if pixel_area else None))
+    if isinstance(getattr(proc, "max_image_size", None), int):  # Aria: the side it pads every image to
+        proc.max_image_size = side
     if areas:  # its budget counts the frames of a temporal patch too (an image is 2 frames)
         temporal = getattr(proc, "temporal_patch_size", None)
         proc.size = {**proc.size, "longest_edge": side * side * (temporal if isinstance(temporal, int) else 1)}
