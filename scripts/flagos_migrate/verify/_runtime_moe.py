@@ -70,7 +70,82 @@ def install():
 
     cls.process_weights_after_loading = process_weights_after_loading
     cls.apply = apply
-    return [cls.__module__ + "." + cls.__qualname__] + _refuse_dropped_bias()
+    return [cls.__module__ + "." + cls.__qualname__] + _refuse_dropped_bias() + _routing_ops()
+
+
+def topk_reference(weights, ids, gating, renormalize, bias=None, scoring="softmax", scale=1.0):
+    """What the compiled ``topk_softmax`` / ``topk_sigmoid`` kernels write into ``weights`` and ``ids``:
+    experts chosen by score (plus the correction bias when there is one), weighted by the score without
+    it, renormalised on request; the pinned vLLM's torch ``fused_topk_bias`` / ``grouped_topk`` compute
+    the same (``routed_scaling_factor`` last, sigmoid only: the softmax caller scales itself)."""
+    import torch
+
+    scores = gating.float().softmax(dim=-1) if scoring == "softmax" else gating.float().sigmoid()
+    choice = scores if bias is None else scores + bias.float().unsqueeze(0)
+    top = torch.topk(choice, k=weights.shape[-1], dim=-1)[1]
+    w = scores.gather(1, top)
+    if renormalize:
+        w = w / w.sum(dim=-1, keepdim=True)
+    weights.copy_((w * scale).to(weights.dtype))
+    ids.copy_(top.to(ids.dtype))
+
+
+def _routing_ops():
+    """Upstream's routers that are not its ``CPURouter`` (LongCat's zero-expert router, chosen before the
+    CPU one) call the compiled ``_moe_C`` top-k kernels, absent here: the same selection in torch."""
+    import torch
+
+    try:
+        from vllm import _custom_ops as ops
+    except Exception:
+        return []
+    try:
+        torch.ops._moe_C.topk_softmax  # noqa: B018 (the kernel is there: nothing to stand in for)
+        return []
+    except Exception:
+        pass
+
+    def topk_softmax(weights, ids, token_expert_indices, gating, renormalize=False, e_score_correction_bias=None,
+                     is_padding=None):
+        topk_reference(weights, ids, gating, renormalize, e_score_correction_bias)
+
+    def topk_sigmoid(weights, ids, token_expert_indices, gating, renormalize=False, e_score_correction_bias=None,
+                     routed_scaling_factor=1.0, is_padding=None):
+        topk_reference(weights, ids, gating, renormalize, e_score_correction_bias, "sigmoid", routed_scaling_factor)
+
+    patched = []
+    for name, fn in (("topk_softmax", topk_softmax), ("topk_sigmoid", topk_sigmoid)):
+        if hasattr(ops, name):
+            setattr(ops, name, fn)
+            patched.append(f"vllm._custom_ops.{name}")
+    return patched + _zero_experts()
+
+
+def zero_experts_reference(expert_indices, expert_scales, num_experts, zero_expert_type, hidden_states):
+    """Upstream's ``zero_experts_compute_triton`` in torch: the identity zero experts' output, each token's
+    hidden state times the summed weights of the zero experts it routed to; and, in place as upstream does,
+    those slots emptied (expert 0, weight 0) for the real experts that follow."""
+    if zero_expert_type != "identity":
+        raise NotImplementedError(f"zero_expert_type={zero_expert_type!r}: upstream computes identity only")
+    zero_scales = expert_scales.clone()
+    zero_scales[expert_indices < num_experts] = 0.0
+    zero_slots = expert_indices >= num_experts
+    expert_indices[zero_slots] = 0
+    expert_scales[zero_slots] = 0.0
+    share = zero_scales.float().sum(dim=-1, keepdim=True)
+    return (hidden_states.float() * share).to(hidden_states.dtype)
+
+
+def _zero_experts():
+    """Upstream's zero-expert router (LongCat) computes the zero experts with a Triton kernel: in torch."""
+    try:
+        from vllm.model_executor.layers.fused_moe.router import zero_expert_router
+    except Exception:
+        return []
+    if not hasattr(zero_expert_router, "zero_experts_compute_triton"):
+        return []
+    zero_expert_router.zero_experts_compute_triton = zero_experts_reference
+    return [zero_expert_router.__name__ + ".zero_experts_compute_triton"]
 
 
 def _refuse_dropped_bias():
@@ -92,3 +167,4 @@ def _refuse_dropped_bias():
 
     CPURouter._compute_routing = _compute_routing
     return [CPURouter.__module__ + ".CPURouter._compute_routing"]
+

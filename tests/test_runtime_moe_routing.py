@@ -1,0 +1,92 @@
+"""The harness's stand-ins for upstream vLLM's compiled MoE routing kernels on CPU (``_runtime_moe``):
+``topk_softmax`` / ``topk_sigmoid`` of ``_moe_C`` and LongCat's Triton ``zero_experts_compute_triton``,
+which the CUDA wheel cannot run here. Checked against the pinned vLLM's own torch routing (0.13.0's
+``fused_topk_bias`` and ``grouped_topk`` are plain torch: the kernels' semantics in code) and against a
+per-token loop; then a real model: LongCat-Flash (zero experts) matches upstream vLLM."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from analysis_helpers import CPU_ENV, PINNED_VENV, REFERENCE_PY, UPSTREAM_SRC, VERIFY_DIR
+
+PINNED_PY = PINNED_VENV / "bin" / "python"
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import torch
+from _runtime_moe import topk_reference, zero_experts_reference
+from vllm.model_executor.layers.fused_moe.fused_moe import fused_topk_bias, grouped_topk
+
+torch.manual_seed(0)
+out = {}
+gating, bias = torch.randn(6, 8), torch.randn(8) * 0.3
+for renorm in (False, True):
+    w, i = torch.empty(6, 3), torch.empty(6, 3, dtype=torch.int32)
+    topk_reference(w, i, gating, renorm, bias)
+    pw, pi = fused_topk_bias(torch.zeros(6, 4), gating, bias, 3, renorm)
+    order, porder = i.long().sort(-1)[1], pi.long().sort(-1)[1]
+    out[f"softmax_bias_{renorm}"] = [torch.equal(i.long().gather(1, order), pi.long().gather(1, porder)),
+                                     float((w.gather(1, order) - pw.gather(1, porder)).abs().max())]
+    # sigmoid with a correction bias and a scaling factor: the pinned grouped_topk over one group
+    w, i = torch.empty(6, 3), torch.empty(6, 3, dtype=torch.int32)
+    topk_reference(w, i, gating, renorm, bias, "sigmoid", 2.5)
+    gw, gi = grouped_topk(torch.zeros(6, 4), gating, 3, renorm, 1, 1, "sigmoid", 2.5, bias)
+    order, gorder = i.long().sort(-1)[1], gi.long().sort(-1)[1]
+    out[f"sigmoid_bias_{renorm}"] = [torch.equal(i.long().gather(1, order), gi.long().gather(1, gorder)),
+                                     float((w.gather(1, order) - gw.gather(1, gorder)).abs().max())]
+# zero experts (ids >= 4 of 6): their share of each token's hidden state, and the slots emptied in place
+ids = torch.tensor([[0, 4], [5, 4], [1, 2]])
+scales = torch.tensor([[0.5, 0.25], [0.125, 1.0], [0.75, 0.25]])
+h = torch.randn(3, 16)
+want = torch.stack([h[0] * 0.25, h[1] * 1.125, h[2] * 0.0])
+got = zero_experts_reference(ids, scales, 4, "identity", h)
+out["zero"] = float((got - want).abs().max())
+out["zero_ids"], out["zero_scales"] = ids.tolist(), scales.tolist()
+try:
+    zero_experts_reference(ids, scales, 4, "copy", h)
+except NotImplementedError as exc:
+    out["other_type"] = str(exc)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not PINNED_PY.exists(), reason="needs the pinned venv (MMF_PINNED_VENV, vLLM 0.13.0)")
+def test_routing_stand_ins_compute_what_the_pinned_torch_routing_computes():
+    proc = subprocess.run([str(PINNED_PY), "-c", textwrap.dedent(SCRIPT), str(VERIFY_DIR)], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, **CPU_ENV})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("softmax_bias_False", "softmax_bias_True", "sigmoid_bias_False", "sigmoid_bias_True"):
+        same_ids, diff = got[key]
+        assert same_ids is True and diff < 1e-6, (key, got[key])
+    assert got["zero"] < 1e-6
+    assert got["zero_ids"] == [[0, 0], [0, 0], [1, 2]]  # zero-expert slots emptied for the real experts
+    assert got["zero_scales"] == [[0.5, 0.0], [0.0, 0.0], [0.75, 0.25]]
+    assert "identity only" in got["other_type"]
+
+
+@pytest.mark.skipif(not (PINNED_PY.exists() and REFERENCE_PY.exists() and UPSTREAM_SRC.is_dir()),
+                    reason="needs both venvs (MMF_PINNED_VENV, MMF_REFERENCE_VENV) and the upstream source")
+def test_longcat_flash_with_zero_experts_matches_upstream_vllm(tmp_path):
+    plugin = tmp_path / "plugin"
+    (plugin / "vllm_fl").mkdir(parents=True)
+    (plugin / "vllm_fl" / "__init__.py").write_text("")
+    script = ROOT / "scripts" / "migrate_model.py"
+    proc = subprocess.run([sys.executable, str(script), "apply", "longcat_flash", "--upstream", str(UPSTREAM_SRC),
+                           "--plugin", str(plugin), "--all-archs"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    proc = subprocess.run([sys.executable, str(script), "verify", "longcat_flash", "--plugin", str(plugin), "--run",
+                           "--python", str(PINNED_PY), "--reference-python", str(REFERENCE_PY), "--json"],
+                          capture_output=True, text=True, timeout=1800)
+    (arch,) = json.loads(proc.stdout)["architectures"]
+    assert arch["levels"]["match"]["status"] == "pass", (arch["levels"], arch["first_error"])
+    assert arch["reference"] == "vllm-0.33.0"  # upstream vLLM itself, not the Hugging Face class
