@@ -1,5 +1,6 @@
 """P22 ``qkv_linear.py``: upstream's ``QKVParallelLinear(v_head_size=...)`` (MiMo-V2-Flash), and ``rope.py``: upstream's
-``get_rope`` for Gemma 4's "proportional" RoPE (checked against upstream's formula), on the real vLLM 0.13.0.
+``get_rope`` for Gemma 4's "proportional" RoPE and YaRN's scale (checked against upstream's formulas), on the real
+vLLM 0.13.0.
 
 The layer is checked against a dense reference: the q/k/v projections loaded one by one (the weight through
 the pinned v2 loader, the bias through the v1 loader) and as one fused checkpoint tensor give
@@ -75,12 +76,14 @@ def test_qkv_with_a_v_head_size_of_its_own_on_the_real_pinned_vllm(tmp_path: Pat
 
 # -- rope.py: upstream's get_rope "proportional" (Gemma 4) ------------------------------------------------
 
-def test_gemma4s_module_needs_the_rope_backport_and_another_does_not():
+def test_gemma4s_and_llamas_modules_need_the_rope_backport_and_another_does_not():
     tree = ast.parse("from vllm.model_executor.layers.rotary_embedding import get_rope\n")
+    # llama.py: Ministral 3 (mistral.py over llama.py's LlamaAttention) has YaRN with mscale = mscale_all_dim = 1
+    for module in ("gemma4", "llama"):
+        assert backports.needed([tree], pinned_lacks=lambda m, n: False,
+                                origins=[f"vllm.model_executor.models.{module}"]) == [backports.ROPE]
     assert backports.needed([tree], pinned_lacks=lambda m, n: False,
-                            origins=["vllm.model_executor.models.gemma4"]) == [backports.ROPE]
-    assert backports.needed([tree], pinned_lacks=lambda m, n: False,
-                            origins=["vllm.model_executor.models.llama"]) == []
+                            origins=["vllm.model_executor.models.qwen2"]) == []
 
 
 ROPE = '''
@@ -119,4 +122,38 @@ ROPE = '''
 def test_proportional_rope_on_the_real_pinned_vllm(tmp_path: Path):
     lines = run_in_pinned_venv(tmp_path, ROPE)
     for check in ("cache", "rotation", "nope", "delegates", "pinned_lacks"):
+        assert lines[check] == "True", check
+
+
+YARN = '''
+    import math
+    from vllm.model_executor.layers.rotary_embedding import get_rope as pinned_get_rope
+    import rope
+
+    D, BASE, FACTOR, ORIG = 16, 10000.0, 16.0, 32
+    yarn = {"rope_type": "yarn", "rope_theta": BASE, "factor": FACTOR, "original_max_position_embeddings": ORIG,
+            "beta_fast": 32.0, "beta_slow": 1.0}
+    plain = pinned_get_rope(D, 512, True, dict(yarn))
+    # the pinned scale with no upstream key: yarn_get_mscale(factor), upstream's too (the same cache)
+    pinned_scale = 0.1 * math.log(FACTOR) + 1.0
+    print("plain", torch.equal(rope.get_rope(D, 512, True, dict(yarn)).cos_sin_cache, plain.cos_sin_cache))
+    # Ministral 3: mscale = mscale_all_dim = 1 -> upstream's scale is yarn_get_mscale(f, 1) / yarn_get_mscale(f, 1) = 1
+    ministral = dict(yarn, mscale=1.0, mscale_all_dim=1.0, llama_4_scaling_beta=0.1)
+    got = rope.get_rope(D, 512, True, ministral).cos_sin_cache
+    print("mscale", torch.allclose(got, plain.cos_sin_cache / pinned_scale, atol=1e-6))
+    # mscale = 1, mscale_all_dim = 0.5 -> (0.1 ln f + 1) / (0.05 ln f + 1)
+    ratio = (0.1 * math.log(FACTOR) + 1) / (0.05 * math.log(FACTOR) + 1)
+    got = rope.get_rope(D, 512, True, dict(yarn, mscale=1.0, mscale_all_dim=0.5)).cos_sin_cache
+    print("ratio", torch.allclose(got, plain.cos_sin_cache / pinned_scale * ratio, atol=1e-6))
+    got = rope.get_rope(D, 512, True, dict(yarn, attention_factor=0.75)).cos_sin_cache
+    print("attention_factor", torch.allclose(got, plain.cos_sin_cache / pinned_scale * 0.75, atol=1e-6))
+    # the drift itself: the pinned get_rope reads none of the three keys
+    print("pinned_differs", torch.equal(pinned_get_rope(D, 512, True, ministral).cos_sin_cache, plain.cos_sin_cache))
+'''
+
+
+@pytest.mark.slow
+def test_yarn_scale_on_the_real_pinned_vllm(tmp_path: Path):
+    lines = run_in_pinned_venv(tmp_path, YARN)
+    for check in ("plain", "mscale", "ratio", "attention_factor", "pinned_differs"):
         assert lines[check] == "True", check

@@ -207,7 +207,7 @@ def test_a_local_backport_in_the_plugin_repoints_only_the_files_that_need_it(tmp
         return sorted(f.data["name"] for f in analyze_source(source, AnalysisContext(
             apis, "vllm_fl.models.demo", "demo.py", origin_module=origin)) if f.rule == "P22")
 
-    assert p22(text, "vllm.model_executor.models.llama") == []  # the pinned callables, as another migration wrote them
+    assert p22(text, "vllm.model_executor.models.qwen2") == []  # the pinned callables, as another migration wrote them
     assert p22(text, "vllm.model_executor.models.gemma4") == ["get_rope"]
-    assert p22(text.replace("(8, 6, 2, 1)", "(8, 6, 2, 1, v_head_size=4)"), "vllm.model_executor.models.llama") == [
+    assert p22(text.replace("(8, 6, 2, 1)", "(8, 6, 2, 1, v_head_size=4)"), "vllm.model_executor.models.qwen2") == [
         "QKVParallelLinear"]

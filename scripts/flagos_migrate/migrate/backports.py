@@ -281,15 +281,17 @@ MINIMAX_RMS_NORM = Backport(
 )
 
 # upstream's QKVParallelLinear(v_head_size=): V heads of another size than Q/K (MiMo-V2-Flash)
-# upstream's get_rope rope types 0.13.0 lacks ("proportional": Gemma 4), the rest handed to the pinned get_rope
+# upstream's get_rope rope types 0.13.0 lacks ("proportional": Gemma 4) or computes otherwise (YaRN's scale from
+# attention_factor / mscale / mscale_all_dim: Ministral 3's config, through llama.py's LlamaAttention), the rest
+# handed to the pinned get_rope
 ROPE = Backport(
     "rope.py",
     "vllm_fl.compat.rope",
     (("get_rope", "vllm.model_executor.layers.rotary_embedding"),),
     (),
     "rotary embeddings: upstream's get_rope for the rope types the pinned one lacks (Gemma 4's proportional "
-    "RoPE), the pinned get_rope for the rest",
-    modules=("vllm.model_executor.models.gemma4",),
+    "RoPE) or scales otherwise (YaRN's attention_factor, mscale / mscale_all_dim), the pinned get_rope for the rest",
+    modules=("vllm.model_executor.models.gemma4", "vllm.model_executor.models.llama"),
     local=True,
 )
 
