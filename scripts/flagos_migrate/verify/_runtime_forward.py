@@ -1,8 +1,10 @@
 """The forward level (part of ``_runtime_worker.py``): a reference causal attention in place of
-vLLM's kernels (the same on both sides), the text prefill with the ``get_language_model()`` /
-``embed_input_ids`` path, and the Hugging Face reference's logits. Standard library only at import.
+vLLM's kernels (the same on both sides), a reference gated delta net core (``_runtime_gdn``), the
+text prefill with the ``get_language_model()`` / ``embed_input_ids`` path, and the Hugging Face
+reference's logits. Standard library only at import.
 """
 
+import _runtime_gdn
 from _runtime_env import LevelError, NeedsGpu, _source_of
 
 
@@ -73,14 +75,16 @@ def _reference_attention():
 
 
 def _stateful_layers(model):
-    """Mamba / linear-attention layers (vLLM's ``MambaBase``): their scans are Triton kernels and,
-    without their own attention metadata (which only the GPU runner builds), vLLM's forward skips
-    them as in a profiling run, leaving uninitialised output. Such a forward proves nothing."""
+    """Mamba / linear-attention layers (vLLM's ``MambaBase``) with no reference here: their scans are
+    Triton kernels and, without their own attention metadata (which only the GPU runner builds),
+    vLLM's forward skips them as in a profiling run, leaving uninitialised output. Such a forward
+    proves nothing. A layer given a reference (``_runtime_gdn``) is marked ``_mmf_reference``."""
     try:
         from vllm.model_executor.layers.mamba.abstract import MambaBase
     except Exception:
         return []
-    return sorted({type(m).__name__ for m in model.modules() if isinstance(m, MambaBase)})
+    return sorted({type(m).__name__ for m in model.modules()
+                   if isinstance(m, MambaBase) and not getattr(m, "_mmf_reference", None)})
 
 
 def _call_kwargs(model, vc, cfg, n, notes):
@@ -129,6 +133,10 @@ def _forward(model, vc, cfg, ids_list):
     import torch
     from vllm.forward_context import set_forward_context
 
+    notes = []
+    gdn = _runtime_gdn.install(model)
+    if gdn:
+        notes.append(f"reference gated delta net prefill (torch, zero initial state) for {', '.join(gdn)}")
     stateful = _stateful_layers(model)
     if stateful:
         raise NeedsGpu(f"{', '.join(stateful)}: Triton scans, run only with the GPU runner's metadata")
@@ -138,13 +146,16 @@ def _forward(model, vc, cfg, ids_list):
     pos = torch.arange(n)
     if getattr(vc.model_config, "uses_mrope", False):  # what vLLM's runner decides from the config
         pos = pos.unsqueeze(0).expand(3, n).contiguous()
-    notes = []
     extra = _call_kwargs(model, vc, cfg, n, notes)
     _share_target_lm_head(model, extra, notes)
     with torch.no_grad(), set_forward_context(None, vc, num_tokens=n):
         hidden = model(input_ids=ids, positions=pos, **extra)
         if isinstance(hidden, tuple):
             hidden = hidden[0]
+        skipped = _runtime_gdn.unreached(model)
+        if skipped:
+            raise LevelError(f"the reference gated delta net core was not reached in {', '.join(skipped)}: "
+                             "their output is the op's zeros")
         pooling = getattr(model, "is_pooling_model", False) or not hasattr(model, "compute_logits")
         logits = hidden if pooling else model.compute_logits(hidden)
         if pooling:

@@ -1,0 +1,138 @@
+"""A reference for the gated delta net's prefill (part of ``_runtime_forward.py``), the same on both
+sides, as ``_reference_attention`` is for attention.
+
+vLLM's GDN layer runs its projections, then a core ``_forward_core(mixed_qkv, b, a, core_attn_out)``
+(0.13.0's ``Qwen3NextGatedDeltaNet`` through ``torch.ops.vllm.gdn_attention_core``; 0.33.0's
+``QwenGatedDeltaNetAttention`` through ``qwen_gdn_attention_core``, on CPU through
+``cpu_gdn_attention_core``), then its gated norm and output projection. The core reads the runner's
+GDN metadata and state cache, which only the GPU runner builds; without them both versions return and
+leave the output zero. Only that core is replaced here, for a single prefill sequence with zero initial
+state: causal depthwise conv1d + activation over the mixed q/k/v, ``g = -exp(A_log) *
+softplus(a + dt_bias)``, ``beta = sigmoid(b)``, q/k l2-normalised (``use_qk_l2norm_in_kernel=True``
+in both versions, eps 1e-6), ``scale = head_k_dim ** -0.5``, and the gated delta rule token by token
+(v heads sharing a k head ``i // (Hv // Hk)``, as FLA's kernels index). Each side keeps its own
+projections, layouts, norm and output code; a back-ported layer whose core is the pinned one (P22)
+goes through the same reference. Standard library only at import.
+"""
+
+# the cores read here (0.13.0 / 0.33.0): a layer whose class overrides them is another core, left alone
+_CORES = (
+    ("vllm.model_executor.models.qwen3_next", "Qwen3NextGatedDeltaNet"),
+    ("vllm.model_executor.layers.mamba.gdn.qwen_gdn_linear_attn", "QwenGatedDeltaNetAttention"),
+)
+_LAYERS = {}  # prefix -> layer, for upstream's CPU op, which names the layer
+
+
+def causal_conv1d(x, weight, bias, activation):
+    """Depthwise causal conv over time, zero history: ``x`` (tokens, channels), ``weight``
+    (channels, width)."""
+    import torch.nn.functional as F
+
+    n, width = x.shape[0], weight.shape[-1]
+    out = F.conv1d(x.t().unsqueeze(0), weight.unsqueeze(1), bias, padding=width - 1, groups=x.shape[1])
+    out = out[0, :, :n].t()
+    if activation in ("silu", "swish"):
+        out = F.silu(out)
+    elif activation is not None:
+        raise ValueError(f"GDN reference: conv activation {activation!r} not read")
+    return out
+
+
+def l2norm(x, eps=1e-6):
+    import torch
+
+    return x * torch.rsqrt((x * x).sum(-1, keepdim=True) + eps)
+
+
+def gated_delta_rule(q, k, v, g, beta, scale=None, use_qk_l2norm=True):
+    """Gated delta rule over one sequence from a zero state. ``q``/``k`` (T, Hk, K), ``v`` (T, Hv, V),
+    ``g``/``beta`` (T, Hv); returns (T, Hv, V) in float32. Per token and v head:
+    ``S = S * exp(g); S += k (beta (v - k S)); o = (q * scale) S``."""
+    import torch
+
+    q, k, v, g, beta = (t.float() for t in (q, k, v, g, beta))
+    if use_qk_l2norm:
+        q, k = l2norm(q), l2norm(k)
+    hv = v.shape[1]
+    if hv != q.shape[1]:
+        q = q.repeat_interleave(hv // q.shape[1], dim=1)
+        k = k.repeat_interleave(hv // k.shape[1], dim=1)
+    q = q * (scale if scale is not None else q.shape[-1] ** -0.5)
+    state = torch.zeros(hv, q.shape[-1], v.shape[-1])
+    out = torch.empty(v.shape)
+    for t in range(v.shape[0]):
+        state = state * g[t].exp()[:, None, None]
+        delta = (v[t] - torch.einsum("hk,hkv->hv", k[t], state)) * beta[t][:, None]
+        state = state + k[t][:, :, None] * delta[:, None, :]
+        out[t] = torch.einsum("hk,hkv->hv", q[t], state)
+    return out
+
+
+def reference_core(layer, mixed_qkv, b, a, core_attn_out):
+    """``_forward_core`` for one prefill sequence: the layer's conv weights, gating parameters and
+    head sizes, no metadata, no state cache."""
+    import torch.nn.functional as F
+
+    n = mixed_qkv.shape[0]
+    weight = layer.conv1d.weight
+    x = causal_conv1d(mixed_qkv.float(), weight.reshape(weight.shape[0], weight.shape[-1]).float(),
+                      None if layer.conv1d.bias is None else layer.conv1d.bias.float(), layer.activation)
+    tp = int(getattr(layer, "tp_size", 1) or 1)
+    kd, vd = layer.key_dim // tp, layer.value_dim // tp
+    q, k, v = x.split([kd, kd, vd], dim=-1)
+    q, k = q.reshape(n, -1, layer.head_k_dim), k.reshape(n, -1, layer.head_k_dim)
+    v = v.reshape(n, -1, layer.head_v_dim)
+    g = -layer.A_log.float().exp() * F.softplus(a.float() + layer.dt_bias.float())
+    beta = b.float().sigmoid()
+    core_attn_out[:n] = gated_delta_rule(q, k, v, g, beta).to(core_attn_out.dtype)
+    layer._mmf_reference_calls = getattr(layer, "_mmf_reference_calls", 0) + 1
+
+
+def _core_classes():
+    classes = []
+    for path, name in _CORES:
+        try:
+            cls = getattr(__import__(path, fromlist=[name]), name, None)
+        except Exception:
+            cls = None
+        if cls is not None:
+            classes.append(cls)
+    return classes
+
+
+def _cpu_op(mixed_qkv, b, a, core_attn_out, layer_name):
+    """Upstream's CPU op (``cpu_gdn_attention_core``) returns without the runner's metadata; here it
+    calls the layer's core, as its CUDA op does."""
+    layer = _LAYERS[getattr(layer_name, "value", layer_name)]
+    layer._forward_core(mixed_qkv, b, a, core_attn_out)
+
+
+def install(model):
+    """Give every GDN layer of ``model`` whose core is one read here the reference core. Returns the
+    class names given it."""
+    import types
+
+    import torch
+
+    cores = [(cls, cls.__dict__.get("_forward_core")) for cls in _core_classes()]
+    done = set()
+    for m in model.modules():
+        own = getattr(type(m), "_forward_core", None)
+        if not any(isinstance(m, cls) and own is core for cls, core in cores):
+            continue
+        m._forward_core = types.MethodType(reference_core, m)
+        m._mmf_reference = "gdn"
+        m._mmf_reference_calls = 0
+        _LAYERS[m.prefix] = m
+        done.add(type(m).__name__)
+    ops = getattr(torch.ops, "vllm", None)
+    if done and ops is not None and hasattr(ops, "cpu_gdn_attention_core"):
+        ops.cpu_gdn_attention_core = _cpu_op  # the namespace's cached op object, shadowed in this worker
+    return sorted(done)
+
+
+def unreached(model):
+    """Layers given the reference that a forward did not call: their output is the op's zeros (a
+    forward that skipped them would still compare equal on both sides)."""
+    return sorted({type(m).__name__ for m in model.modules()
+                   if getattr(m, "_mmf_reference", None) == "gdn" and not getattr(m, "_mmf_reference_calls", 0)})
