@@ -121,9 +121,10 @@ def test_verify_run_of_a_tiny_qwen3_5_reaches_forward_through_the_gdn_reference(
     plugin = tmp_path / "plugin"
     (plugin / "vllm_fl").mkdir(parents=True)
     (plugin / "vllm_fl" / "__init__.py").write_text("")
-    subprocess.run([sys.executable, str(SCRIPT), "apply", "qwen3_5", "--arch", "Qwen3_5ForCausalLM",
-                    "--upstream", str(UPSTREAM), "--plugin", str(plugin)], check=True, capture_output=True,
-                   timeout=600)
+    applied = subprocess.run([sys.executable, str(SCRIPT), "apply", "qwen3_5", "--arch", "Qwen3_5ForCausalLM",
+                              "--upstream", str(UPSTREAM), "--plugin", str(plugin)], capture_output=True, text=True,
+                             timeout=600)
+    assert applied.returncode in (0, 1), applied.stderr[-2000:]  # 1: findings left for the user
     reference = os.environ.get("MMF_REFERENCE_VENV")
     extra = ["--reference-python", str(Path(reference) / "bin" / "python")] if reference else []
     proc = subprocess.run([sys.executable, str(SCRIPT), "verify", "qwen3_5", "--plugin", str(plugin), "--run",
