@@ -116,9 +116,11 @@ def test_qwen2_vl_merger_writes_the_text_width_and_gemma3_pools_to_a_square():
 def test_towers_whose_checkpoints_hold_no_siglip_head_say_vision_use_head_false():
     # LFM2-VL: upstream's lfm2_siglip2.Siglip2Model builds no head, so the Hugging Face class writing the
     # synthetic checkpoint must not either (a head there failed load: 'vision_model.head' in Siglip2Model)
-    lfm2 = _tiny({"model_type": "lfm2_vl", "vision_config": {"model_type": "siglip2_vision_model",
-                                                           "patch_size": 16, "num_hidden_layers": 1}})
-    assert lfm2["vision_config"]["vision_use_head"] is False
+    # "lfm2-vl": as 4.57.6's Lfm2VlConfig.to_dict() spells its model_type when the tiny config is shrunk
+    for model_type in ("lfm2_vl", "lfm2-vl"):
+        lfm2 = _tiny({"model_type": model_type, "vision_config": {"model_type": "siglip2_vision_model",
+                                                                  "patch_size": 16, "num_hidden_layers": 1}})
+        assert lfm2["vision_config"]["vision_use_head"] is False
     other = _tiny({"model_type": "llava", "vision_config": {"model_type": "siglip_vision_model", "patch_size": 14}})
     assert "vision_use_head" not in other["vision_config"]
 

@@ -29,8 +29,9 @@ DEFAULT_PATCH = 14
 # model types whose checkpoints read the SigLIP tower's patch states: their vision_config says
 # vision_use_head false (vLLM's SigLIP pools the image to one token when the key is absent or true;
 # Cohere2Vision's projector pixel-shuffles a grid of patches, which one pooled token is not; upstream's
-# lfm2_siglip2.Siglip2Model, LFM2-VL's tower, builds no head at all, so its checkpoints carry none)
-PATCH_STATE_TOWERS = ("gemma3", "paligemma", "cohere2_vision", "lfm2_vl")
+# lfm2_siglip2.Siglip2Model, LFM2-VL's tower, builds no head at all, so its checkpoints carry none; 4.57.6's
+# Lfm2VlConfig spells its type "lfm2-vl", the key AutoConfig maps it by "lfm2_vl")
+PATCH_STATE_TOWERS = ("gemma3", "paligemma", "cohere2_vision", "lfm2_vl", "lfm2-vl")
 # Aria: its projector takes only the patch counts its config's projector_patch_to_query_dict names (1225
 # and 4900 in every checkpoint: a 490 or 980 image, the only sizes AriaImageProcessor makes, in the real
 # tower's 14-pixel patches), so the tiny tower keeps that geometry and sees the smaller image
