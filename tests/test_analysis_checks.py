@@ -738,7 +738,7 @@ def padded(num_heads, head_dim):
 def test_p9_a_field_for_a_feature_the_pinned_vllm_lacks_reads_upstreams_default():
     (f,) = only(analyze(FP8), "P9")
     assert f.data["attr"] == "mm_encoder_attn_dtype" and f.data["default"] == "None"
-    assert f.fix.startswith("read it as getattr(mm_cfg, 'mm_encoder_attn_dtype', None), upstream's default")
+    assert f.fix.startswith("read it as getattr(mm_cfg, 'mm_encoder_attn_dtype', None): FP8 ViT")
     edits = Edits()
     members.propose_edits(f, edits)
     from flagos_migrate.migrate.rewrites import apply_edits
@@ -746,6 +746,86 @@ def test_p9_a_field_for_a_feature_the_pinned_vllm_lacks_reads_upstreams_default(
     out = apply_edits(FP8, edits)
     assert 'if mm_cfg is None or getattr(mm_cfg, "mm_encoder_attn_dtype", None) != "fp8":' in out
     assert only(analyze(out), "P9") == []
+
+
+POOLER = '''
+from vllm.config import PoolerConfig
+
+
+def pooling_types(pooler_config: PoolerConfig):
+    assert pooler_config.seq_pooling_type is not None
+    return pooler_config.get_seq_pooling_type(), pooler_config.tok_pooling_type, pooler_config.get_tok_pooling_type()
+'''
+POOLER_AFTER = '''
+from vllm.config import PoolerConfig
+
+
+def pooling_types(pooler_config: PoolerConfig):
+    assert getattr(pooler_config, "seq_pooling_type", pooler_config.pooling_type) is not None
+    return getattr(pooler_config, "get_seq_pooling_type", lambda: pooler_config.pooling_type)(), getattr(pooler_config, "tok_pooling_type", "STEP" if pooler_config.pooling_type == "STEP" else "ALL"), getattr(pooler_config, "get_tok_pooling_type", lambda: "STEP" if pooler_config.pooling_type == "STEP" else "ALL")()
+'''
+
+
+def test_p9_upstreams_split_pooling_types_read_from_the_pinned_single_one():
+    """bert's BertPooler, lfm2's and the vendored seqwise poolers read upstream's sequence pooling type; 0.13.0's
+    PoolerConfig holds it as `pooling_type` (its own Pooler.for_embed reads it there); token types as its token
+    poolers read it (STEP when it says STEP, else ALL)."""
+    from flagos_migrate.migrate.rewrites import apply_edits
+
+    found = only(analyze(POOLER), "P9")
+    assert sorted(f.data["attr"] for f in found) == ["get_seq_pooling_type", "get_tok_pooling_type",
+                                                     "seq_pooling_type", "tok_pooling_type"]
+    edits = Edits()
+    for f in found:
+        members.propose_edits(f, edits)
+    out = apply_edits(POOLER, edits)
+    assert out == POOLER_AFTER
+    assert only(analyze(out), "P9") == []
+
+
+POOLER_RUN = '''
+import json, sys
+from vllm.config import PoolerConfig
+ns = {}
+if sys.argv[1] == "pinned":
+    exec(sys.argv[2], ns)  # the rewritten function, on the pinned PoolerConfig
+out = {}
+for kind in ("CLS", "LAST", "MEAN", "ALL", "STEP"):
+    pooler_config = PoolerConfig(pooling_type=kind)
+    if sys.argv[1] == "pinned":
+        out[kind] = list(ns["pooling_types"](pooler_config))
+    else:  # upstream resolves the one type into the sequence or the token one
+        out[kind] = [pooler_config.seq_pooling_type, pooler_config.tok_pooling_type]
+print(json.dumps(out))
+'''
+
+
+def test_the_pooling_stand_ins_read_what_upstream_resolves_on_the_real_configs(tmp_path):
+    """On the real PoolerConfig of each version: a sequence type set as the one pinned type is what upstream
+    resolves as the sequence type, a token type what it resolves as the token type."""
+    import json
+    import subprocess
+
+    import pytest
+
+    from tests.analysis_helpers import CPU_ENV, PINNED_VENV, REFERENCE_PY
+    pinned_py = PINNED_VENV / "bin" / "python"
+    if not pinned_py.exists() or not REFERENCE_PY.exists():
+        pytest.skip("needs the pinned and the upstream venvs")
+    script = tmp_path / "run.py"
+    script.write_text(POOLER_RUN)
+
+    def run(py, which):
+        proc = subprocess.run([str(py), str(script), which, POOLER_AFTER], capture_output=True, text=True,
+                              timeout=300, env={**CPU_ENV, "PATH": "/usr/bin:/bin"}, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    ours, theirs = run(pinned_py, "pinned"), run(REFERENCE_PY, "upstream")
+    for kind in ("CLS", "LAST", "MEAN"):  # get_seq_pooling_type()
+        assert ours[kind][0] == theirs[kind][0] == kind
+    for kind in ("ALL", "STEP"):  # tok_pooling_type, get_tok_pooling_type()
+        assert ours[kind][1] == ours[kind][2] == theirs[kind][1] == kind
 
 
 def test_p9_other_missing_fields_keep_the_finding():

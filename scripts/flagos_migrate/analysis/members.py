@@ -177,8 +177,7 @@ def check_config_attributes(m: ModuleFacts) -> None:
         elif unset:
             data["default"] = unset[0]
             obj = dotted(base) or kind
-            fix = (f"read it as getattr({obj}, {node.attr!r}, {unset[0].replace('{obj}', obj)}), upstream's default: "
-                   f"{unset[1]}, so the pinned config cannot set it")
+            fix = f"read it as getattr({obj}, {node.attr!r}, {unset[0].replace('{obj}', obj)}): {unset[1]}"
         else:
             fix = f"read it with getattr({kind}, {node.attr!r}, <default>) or drop the feature"
         m.add("P9", node, f"`{kind}.{node.attr}`: {sym.name} of the pinned vLLM has no attribute `{node.attr}`",

@@ -67,7 +67,7 @@ ISINSTANCE_EQUIVALENTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
 CONFIG_CLASSES: dict[str, str | None] = dict(_table("P9", "config_classes"))
 CONFIG_VARIABLE_ONLY = frozenset(_table("P9", "variable_only"))
 CONFIG_GETTERS: dict[str, str] = dict(_table("P9", "config_getters"))
-# P9: (config class, attribute) -> (upstream's default as Python source, why the pinned config cannot set it)
+# P9: (config class, attribute) -> (what a read means on the pinned config, as Python source; why)
 UNSET_DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
     (e["class"], e["attr"]): (e["default"], e["why"]) for e in _table("P9", "unset_defaults")}
 ATTR_RENAMES: dict[str, tuple[str, str, dict[tuple[str, str], bool]]] = {
