@@ -86,3 +86,37 @@ def test_a_transformers5_checkpoint_is_spelled_as_save_pretrained_writes_it():
     assert got["split_equal"] is True
     assert got["bias_same_tensor"] is True
     assert got["llama_unchanged"] is True
+
+
+PINNED = Path(os.environ.get("MMF_PINNED_VENV", Path.home() / ".cache/mmf/venv-vllm013")) / "bin" / "python"
+
+TIED = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import torch, transformers
+from _runtime_load import make_checkpoint
+
+cfg = transformers.BertConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                              vocab_size=64, max_position_embeddings=32)
+ck = make_checkpoint("BertForMaskedLM", cfg, 0)
+out = {"bias": torch.equal(ck["cls.predictions.decoder.bias"], ck["cls.predictions.bias"]),
+       "weight": torch.equal(ck["cls.predictions.decoder.weight"], ck["bert.embeddings.word_embeddings.weight"]),
+       # an alias is its own tensor (a loader writing one does not write the other)
+       "copy": ck["cls.predictions.decoder.bias"] is not ck["cls.predictions.bias"]}
+# negative: untied, the decoder weight is drawn apart from the embeddings
+ck = make_checkpoint("BertForMaskedLM", transformers.BertConfig(**{**cfg.to_dict(), "tie_word_embeddings": False}), 0)
+out["untied"] = not torch.equal(ck["cls.predictions.decoder.weight"], ck["bert.embeddings.word_embeddings.weight"])
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not PINNED.exists(), reason="needs the pinned venv (MMF_PINNED_VENV, transformers 4.57.6)")
+def test_tied_tensors_of_the_class_hold_the_same_values_in_the_checkpoint():
+    """BERT's MLM decoder bias is cls.predictions.bias (and its weight the word embeddings), as in every checkpoint
+    the class writes; drawn apart, BertForMaskedLM's load failed: `mlm_head.decoder.bias differs from its checkpoint
+    tensor cls.predictions.decoder.bias` (the migrated mapper loads cls.predictions.bias, as upstream's does)."""
+    proc = subprocess.run([str(PINNED), "-c", textwrap.dedent(TIED), str(VERIFY)], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"bias": True, "weight": True, "copy": True,
+                                                                 "untied": True}

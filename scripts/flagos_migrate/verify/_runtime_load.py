@@ -92,8 +92,23 @@ def make_checkpoint(arch, cfg, seed, alt=None):
         if len(shape) == 1 and "norm" in name and name.endswith("weight"):
             t = t + 1.0
         out[name] = t.contiguous()
+    _tie_aliases(hf, out, {v[1]: k for k, v in shapes.items()})
     out.in_memory = {k: v[1] for k, v in shapes.items()}
     return _as_saved(hf, out)
+
+
+def _tie_aliases(hf, ckpt, saved_of):
+    """Tensors the class ties (one parameter under two names: BERT's ``cls.predictions.decoder.bias`` is
+    ``cls.predictions.bias``, its decoder weight the word embeddings) hold the same values, as in every
+    checkpoint the class writes; drawn apart, a loader that reads either name looks wrong."""
+    groups: dict[int, list[str]] = {}
+    for name, t in [*hf.named_parameters(remove_duplicate=False), *hf.named_buffers(remove_duplicate=False)]:
+        if (saved := saved_of.get(name)) in ckpt:
+            groups.setdefault(id(t), []).append(saved)
+    for names in groups.values():
+        for alias in names[1:]:
+            if ckpt[alias].shape == ckpt[names[0]].shape:
+                ckpt[alias] = ckpt[names[0]].clone()
 
 
 def _as_saved(hf, ckpt):
