@@ -184,3 +184,75 @@ def test_a_stacked_shard_may_span_several_outputs_and_the_parts_must_tile_the_la
         ("model.layers.0.mlp.gate_proj.weight", (0, 0, 48)), ("model.layers.0.mlp.up_proj.weight", (0, 48, 48))]
     assert _split_stacked("model.layers.0.mlp.gate_up_proj.weight", Param(), [48, 48, 48], stacked) is None
     assert _shard_index("k") == (1, 1) and _shard_index((0, 2)) is None and _shard_index("x") is None
+
+
+def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
+    """Golden before/after of each respelling (``draft_respellings.RESPELLINGS``) on the names upstream vLLM's
+    own draft classes are derived with: an EAGLE loader prefixes ``model.`` to all but lm_head, a DeepSeek-style
+    MTP loader inserts ``.mtp_block`` into an MTP layer's block, a Qwen3-Next-style MTP loader reads ``mtp.`` as
+    ``model.`` (keeping the target's embed_tokens), Bailing's reads ``model.word_embeddings``. A respelling that
+    makes two names one is refused (None). Pure (no torch)."""
+    sys.path.insert(0, str(VERIFY))
+    from draft_respellings import RESPELLINGS, respell
+
+    table = {e["id"]: e["rewrites"] for e in RESPELLINGS}
+    assert list(table) == ["draft-model-prefix", "mtp-block-segment", "mtp-block-segment-shared-head",
+                          "mtp-prefix", "word-embeddings"]
+    assert all(e["evidence"].split(" ")[0].endswith(".py") for e in RESPELLINGS)  # each names its upstream file
+    eagle = ["model.embed_tokens.weight", "model.layers.2.self_attn.qkv_proj.weight", "model.fc.weight", "lm_head.weight"]
+    assert respell(eagle, table["draft-model-prefix"]) == {
+        "model.embed_tokens.weight": "embed_tokens.weight",
+        "model.layers.2.self_attn.qkv_proj.weight": "layers.2.self_attn.qkv_proj.weight",
+        "model.fc.weight": "fc.weight", "lm_head.weight": "lm_head.weight"}
+    mtp = ["model.embed_tokens.weight", "model.layers.2.enorm.weight", "model.layers.2.shared_head.head.weight",
+           "model.layers.2.mtp_block.self_attn.kv_a_proj_with_mqa.weight",
+           "model.language_model.layers.1.mtp_block.mlp.experts.0.down_proj.weight"]
+    assert respell(mtp, table["mtp-block-segment"]) == {
+        "model.embed_tokens.weight": "model.embed_tokens.weight",
+        "model.layers.2.enorm.weight": "model.layers.2.enorm.weight",
+        "model.layers.2.shared_head.head.weight": "model.layers.2.shared_head.head.weight",
+        "model.layers.2.mtp_block.self_attn.kv_a_proj_with_mqa.weight": "model.layers.2.self_attn.kv_a_proj_with_mqa.weight",
+        "model.language_model.layers.1.mtp_block.mlp.experts.0.down_proj.weight":
+            "model.language_model.layers.1.mlp.experts.0.down_proj.weight"}
+    nxt = ["model.embed_tokens.weight", "model.fc.weight", "model.layers.0.mlp.experts.1.up_proj.weight",
+           "model.pre_fc_norm_hidden.weight", "lm_head.weight"]
+    assert respell(nxt, table["mtp-prefix"]) == {
+        "model.embed_tokens.weight": "model.embed_tokens.weight", "model.fc.weight": "mtp.fc.weight",
+        "model.layers.0.mlp.experts.1.up_proj.weight": "mtp.layers.0.mlp.experts.1.up_proj.weight",
+        "model.pre_fc_norm_hidden.weight": "mtp.pre_fc_norm_hidden.weight", "lm_head.weight": "lm_head.weight"}
+    assert respell(["model.embed_tokens.weight", "model.layers.2.eh_proj.weight"], table["word-embeddings"]) == {
+        "model.embed_tokens.weight": "model.word_embeddings.weight",
+        "model.layers.2.eh_proj.weight": "model.layers.2.eh_proj.weight"}
+    # two names one: refused, never a checkpoint with a tensor silently dropped
+    assert respell(["model.fc.weight", "fc.weight"], table["draft-model-prefix"]) is None
+
+
+def test_an_eagle_draft_whose_loader_renames_in_code_loads_and_matches_upstream_vllm(tmp_path):
+    """EagleLlamaForCausalLM: no transformers has it, and upstream vLLM's own class cannot name its checkpoint
+    through its mappings, since its ``load_weights`` prefixes ``model.`` to every name but lm_head in code. Before
+    the respelling table the load level was skipped ("nothing named the checkpoint") and forward and match never
+    ran; now the derived names are respelled (draft-model-prefix), upstream's own loader writes every parameter
+    back exactly, the migrated file loads that checkpoint on vLLM 0.13.0 and computes upstream vLLM 0.33.0's logits."""
+    pinned = os.environ.get("MMF_PINNED_VENV")
+    reference = os.environ.get("MMF_REFERENCE_VENV")
+    if not pinned or not reference:
+        pytest.skip("needs MMF_PINNED_VENV (vLLM 0.13.0) and MMF_REFERENCE_VENV (vLLM 0.33.0)")
+    if not UPSTREAM.is_dir():
+        pytest.skip(f"no upstream vLLM source at {UPSTREAM} (set MMF_UPSTREAM)")
+    plugin = tmp_path / "plugin"
+    (plugin / "vllm_fl").mkdir(parents=True)
+    (plugin / "vllm_fl" / "__init__.py").touch()
+    script = str(ROOT / "scripts" / "migrate_model.py")
+    proc = subprocess.run([sys.executable, script, "apply", "llama_eagle", "--upstream", str(UPSTREAM),
+                           "--plugin", str(plugin)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    proc = subprocess.run([sys.executable, script, "verify", "llama_eagle", "--plugin", str(plugin), "--run",
+                           "--timeout", "300", "--python", pinned, "--reference-python", reference, "--json"],
+                          capture_output=True, text=True, timeout=2400)
+    assert proc.stdout, proc.stderr[-3000:]
+    arch = {a["architecture"]: a for a in json.loads(proc.stdout)["architectures"]}["EagleLlamaForCausalLM"]
+    assert arch["checkpoint"].startswith("upstream vLLM 0.33.0 EagleLlamaForCausalLM (validated by its own "
+                                         "load_weights), respelled as its load_weights reads it (draft-model-prefix: ")
+    assert {lv: arch["levels"][lv]["status"] for lv in arch["levels"]} == {
+        "import": "pass", "construct": "pass", "load": "pass", "forward": "pass", "match": "pass"}, arch["levels"]
+    assert arch["reference"] == "vllm-0.33.0"

@@ -10,6 +10,7 @@ order only as the pinned vLLM's own class loads them. Standard library only at i
 import runtime_mm
 from _runtime_config import _text_config
 from _runtime_env import LevelError, _construct, _vllm_config
+from draft_respellings import RESPELLINGS, respell
 
 
 class Checkpoint(dict):
@@ -536,8 +537,8 @@ def served_spelling(model, ckpt, vc, seed):
                  f"transformers saves ({why}) and routes each of these names to its parameters")
         values = _refusal(model, alt, vc)[0]
         return alt, taken + (f"; its own weight loaders then fail on the values ({values})" if values else "")
-    derived, expected = upstream_checkpoint(model, seed)
-    if self_check(model, derived, expected, vc) is None:
+    derived, why_not, _ = named_by_upstream(model, seed, vc)
+    if why_not is None:
         return derived, (f"refused by upstream vLLM's own {name} as transformers saves it ({why}) and in the "
                          f"class's own names: the checkpoint named by {name} (validated by its own load_weights)")
     return ckpt, None
@@ -564,10 +565,11 @@ def _shard_index(shard):
 
 
 def _mappers(model):
-    """(module path, WeightsMapper) of every module class declaring ``hf_to_vllm_mapper``."""
+    """(module path, WeightsMapper) of every module declaring ``hf_to_vllm_mapper``."""
     out = []
     for path, mod in model.named_modules():
-        mapper = getattr(type(mod), "hf_to_vllm_mapper", None)
+        # a class attribute mostly; MiMoMTP builds its own in __init__ (its MTP layers' index offset)
+        mapper = getattr(mod, "hf_to_vllm_mapper", None)
         if mapper is not None and hasattr(mapper, "orig_to_new_prefix"):
             out.append((path, mapper))
     return out
@@ -728,3 +730,23 @@ def self_check(model, ckpt, expected, vc):
     if differ:
         return f"{len(differ)} parameter(s) differ from the derived checkpoint after its load_weights: {', '.join(differ[:4])}"
     return None
+
+
+def named_by_upstream(model, seed, vc):
+    """The checkpoint :func:`upstream_checkpoint` derives from ``model``, else the first respelling of it
+    (``draft_respellings.RESPELLINGS``: a draft's ``load_weights`` renames in code, ``"model." + name``)
+    that passes :func:`self_check`. Returns (checkpoint, why the derived one failed or None, the respelling
+    entry taken or None); a respelling never passes what upstream's own loader does not write back exactly."""
+    ckpt, expected = upstream_checkpoint(model, seed)
+    why = self_check(model, ckpt, expected, vc)
+    if why is None:
+        return ckpt, None, None
+    for entry in RESPELLINGS:
+        names = respell(ckpt, entry["rewrites"])
+        if names is None or all(k == v for k, v in names.items()):
+            continue
+        alt = Checkpoint({names[k]: t for k, t in ckpt.items()})
+        alt.in_memory = {}
+        if self_check(model, alt, expected, vc) is None:
+            return alt, None, entry
+    return ckpt, why, None

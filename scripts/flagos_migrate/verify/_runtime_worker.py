@@ -77,9 +77,8 @@ from _runtime_load import (
     _load,
     load_checkpoint,
     make_checkpoint,
-    self_check,
+    named_by_upstream,
     served_spelling,
-    upstream_checkpoint,
 )
 from reference_divergences import adjustments_for
 
@@ -314,12 +313,14 @@ def _upstream_vllm_checkpoint(arch, work, seed, notes):
         _init_distributed(vc)
         model = _construct(_resolved_class(vc), vc, notes)
         name = type(model).__name__
-        ckpt, expected = upstream_checkpoint(model, seed)
-        why = self_check(model, ckpt, expected, vc)
+        ckpt, why, respelled = named_by_upstream(model, seed, vc)
     except Exception as exc:
         return None, f"{where}'s {arch} could not be built to name it ({type(exc).__name__}: {str(exc)[:160]})"
     if why:
         return None, f"{where} {name}: no checkpoint derived from it passes its own load_weights ({why})"
+    if respelled:  # its loader renames in code: the released spelling, found by the same self-check
+        return ckpt, (f"upstream vLLM {vllm.__version__} {name} (validated by its own load_weights), respelled as "
+                      f"its load_weights reads it ({respelled['id']}: {respelled['evidence']})")
     return ckpt, f"upstream vLLM {vllm.__version__} {name} (validated by its own load_weights)"
 
 

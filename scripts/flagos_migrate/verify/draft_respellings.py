@@ -1,0 +1,50 @@
+"""Respellings of a checkpoint derived from upstream vLLM's own class (``_runtime_load.upstream_checkpoint``)
+back to the spelling a released checkpoint has, for classes whose ``load_weights`` renames names in code
+rather than through a ``WeightsMapper`` the derivation can read backwards: speculative-decoding drafts
+(EAGLE / EAGLE3 / DFlash prefix ``model.``, DeepSeek-style MTP inserts ``.mtp_block``, Qwen3-Next-style
+MTP renames ``mtp.`` to ``model.``, Bailing MTP ``word_embeddings`` to ``embed_tokens``).
+
+Data only, tried in order, never chosen by architecture name: a candidate is kept only when upstream's
+own ``load_weights`` writes every parameter back with exactly the derived values
+(``_runtime_load.self_check``), so a candidate that does not fit a class can never name its checkpoint.
+Each entry: ``id``, ``rewrites`` (regular expression, replacement) applied in order to every tensor
+name (each at most once per name), and ``evidence``: where upstream vLLM 0.33.0 makes the rename."""
+
+import re
+
+RESPELLINGS = (
+    {"id": "draft-model-prefix",
+     "rewrites": ((r"^model\.", ""),),
+     "evidence": "llama_eagle.py / llama_eagle3.py / qwen3_eagle3.py / deepseek_eagle.py / minicpm_eagle.py / "
+                 "laguna_dflash.py load_weights: name = 'model.' + name for every name but lm_head"},
+    {"id": "mtp-block-segment",
+     "rewrites": ((r"^(model\.(?:language_model\.)?layers\.\d+)\.mtp_block\.", r"\1."),),
+     "evidence": "deepseek_mtp.py (and glm4_moe_mtp, glm4_moe_lite_mtp, glm_ocr_mtp, openpangu_mtp, hy_v3_mtp) "
+                 "_rewrite_spec_layer_name: model.layers.{spec}. -> model.layers.{spec}.mtp_block. for the "
+                 "transformer block of an MTP layer"},
+    {"id": "mtp-block-segment-shared-head",
+     "rewrites": ((r"^(model\.layers\.\d+)\.mtp_block\.", r"\1."), (r"^model\.layers\.\d+\.shared_head\.head\.", "lm_head.")),
+     "evidence": "hy_v3_mtp.py load_weights: as mtp-block-segment, and the MTP layer's shared_head.head is read "
+                 "from lm_head.weight (its own model.layers.{spec}.shared_head name is skipped)"},
+    {"id": "mtp-prefix",
+     "rewrites": ((r"^model\.(?!embed_tokens\.)", "mtp."),),
+     "evidence": "qwen3_next_mtp.py / qwen3_5_mtp.py / exaone_moe_mtp.py / exaone4_5_mtp.py load_weights: "
+                 "'mtp.' -> 'model.'; is_unused_checkpoint_weight drops any other name but embed_tokens and lm_head"},
+    {"id": "word-embeddings",
+     "rewrites": ((r"^model\.embed_tokens\.", "model.word_embeddings."),),
+     "evidence": "bailing_moe_mtp.py / bailing_moe_v3_mtp.py load_weights: model.word_embeddings.weight -> "
+                 "model.embed_tokens.weight (any other name outside the MTP layers is skipped)"},
+)
+
+
+def respell(names, rewrites):
+    """``names`` -> their respelling under ``rewrites`` ({old: new}); None when two names collide. Pure."""
+    out = {}
+    for name in names:
+        new = name
+        for pattern, replacement in rewrites:
+            new = re.sub(pattern, replacement, new, count=1)
+        if new in out.values():
+            return None
+        out[name] = new
+    return out
