@@ -741,12 +741,15 @@ def named_by_upstream(model, seed, vc):
     why = self_check(model, ckpt, expected, vc)
     if why is None:
         return ckpt, None, None
+    tried = []
     for entry in RESPELLINGS:
         names = respell(ckpt, entry["rewrites"])
         if names is None or all(k == v for k, v in names.items()):
             continue
         alt = Checkpoint({names[k]: t for k, t in ckpt.items()})
         alt.in_memory = {}
-        if self_check(model, alt, expected, vc) is None:
+        alt_why = self_check(model, alt, expected, vc)
+        if alt_why is None:
             return alt, None, entry
-    return ckpt, why, None
+        tried.append(f"respelled {entry['id']}: {alt_why[:200]}")
+    return ckpt, "; ".join([why] + tried), None
