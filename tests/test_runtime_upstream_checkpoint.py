@@ -196,8 +196,8 @@ def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
     from draft_respellings import RESPELLINGS, respell
 
     table = {e["id"]: e["rewrites"] for e in RESPELLINGS}
-    assert list(table) == ["draft-model-prefix", "mtp-block-segment", "mtp-block-segment-shared-head",
-                          "mtp-prefix", "word-embeddings"]
+    assert list(table) == ["draft-model-prefix", "mtp-block-segment-layer-embed", "mtp-block-segment",
+                           "mtp-block-segment-shared-head", "mtp-prefix", "word-embeddings"]
     assert all(e["evidence"].split(" ")[0].endswith(".py") for e in RESPELLINGS)  # each names its upstream file
     eagle = ["model.embed_tokens.weight", "model.layers.2.self_attn.qkv_proj.weight", "model.fc.weight", "lm_head.weight"]
     assert respell(eagle, table["draft-model-prefix"]) == {
@@ -214,6 +214,13 @@ def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
         "model.layers.2.mtp_block.self_attn.kv_a_proj_with_mqa.weight": "model.layers.2.self_attn.kv_a_proj_with_mqa.weight",
         "model.language_model.layers.1.mtp_block.mlp.experts.0.down_proj.weight":
             "model.language_model.layers.1.mlp.experts.0.down_proj.weight"}
+    # the released DeepSeek-V3 / GLM spelling: the first MTP layer (num_hidden_layers) holds its own embed_tokens
+    assert respell(mtp[:3], table["mtp-block-segment-layer-embed"], {"num_hidden_layers": 2}) == {
+        "model.embed_tokens.weight": "model.layers.2.embed_tokens.weight",
+        "model.layers.2.enorm.weight": "model.layers.2.enorm.weight",
+        "model.layers.2.shared_head.head.weight": "model.layers.2.shared_head.head.weight"}
+    assert respell(mtp, table["mtp-block-segment-layer-embed"], {}) is None  # no layer count, no guess
+    assert respell(mtp, table["mtp-block-segment-shared-head"])["model.layers.2.shared_head.head.weight"] == "lm_head.weight"
     nxt = ["model.embed_tokens.weight", "model.fc.weight", "model.layers.0.mlp.experts.1.up_proj.weight",
            "model.pre_fc_norm_hidden.weight", "lm_head.weight"]
     assert respell(nxt, table["mtp-prefix"]) == {

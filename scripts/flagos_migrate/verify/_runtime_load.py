@@ -10,7 +10,7 @@ order only as the pinned vLLM's own class loads them. Standard library only at i
 import runtime_mm
 from _runtime_config import _text_config
 from _runtime_env import LevelError, _construct, _vllm_config
-from draft_respellings import RESPELLINGS, respell
+from draft_respellings import FIELDS, RESPELLINGS, respell
 
 
 class Checkpoint(dict):
@@ -742,8 +742,10 @@ def named_by_upstream(model, seed, vc):
     if why is None:
         return ckpt, None, None
     tried = []
+    config = getattr(model, "config", None) or getattr(vc.model_config, "hf_config", None)
+    fields = {f: getattr(config, f, None) for f in FIELDS}
     for entry in RESPELLINGS:
-        names = respell(ckpt, entry["rewrites"])
+        names = respell(ckpt, entry["rewrites"], fields)
         if names is None or all(k == v for k, v in names.items()):
             continue
         alt = Checkpoint({names[k]: t for k, t in ckpt.items()})

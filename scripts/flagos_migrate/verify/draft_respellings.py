@@ -17,6 +17,13 @@ RESPELLINGS = (
      "rewrites": ((r"^model\.", ""),),
      "evidence": "llama_eagle.py / llama_eagle3.py / qwen3_eagle3.py / deepseek_eagle.py / minicpm_eagle.py / "
                  "laguna_dflash.py load_weights: name = 'model.' + name for every name but lm_head"},
+    {"id": "mtp-block-segment-layer-embed",
+     "rewrites": ((r"^(model\.(?:language_model\.)?layers\.\d+)\.mtp_block\.", r"\1."),
+                  (r"^model\.embed_tokens\.", "model.layers.{num_hidden_layers}.embed_tokens.")),
+     "evidence": "deepseek_mtp.py / glm4_moe_lite_mtp.py / openpangu_mtp.py _rewrite_spec_layer_name: as "
+                 "mtp-block-segment, and the MTP layer's own embed_tokens (model.layers.{spec}.embed_tokens, spec = "
+                 "num_hidden_layers, the first MTP layer) is read as model.embed_tokens; glm4_moe_lite_mtp and "
+                 "openpangu_mtp skip any name outside the MTP layers"},
     {"id": "mtp-block-segment",
      "rewrites": ((r"^(model\.(?:language_model\.)?layers\.\d+)\.mtp_block\.", r"\1."),),
      "evidence": "deepseek_mtp.py (and glm4_moe_mtp, glm4_moe_lite_mtp, glm_ocr_mtp, openpangu_mtp, hy_v3_mtp) "
@@ -37,12 +44,22 @@ RESPELLINGS = (
 )
 
 
-def respell(names, rewrites):
-    """``names`` -> their respelling under ``rewrites`` ({old: new}); None when two names collide. Pure."""
+FIELDS = ("num_hidden_layers",)  # config fields a replacement may name as {field}
+
+
+def respell(names, rewrites, fields=None):
+    """``names`` -> their respelling under ``rewrites`` ({old: new}), a ``{field}`` in a replacement filled from
+    ``fields`` (config values by name); None when two names collide or a named field is missing. Pure."""
+    fields = fields or {}
     out = {}
     for name in names:
         new = name
         for pattern, replacement in rewrites:
+            for field in FIELDS:
+                if "{" + field + "}" in replacement:
+                    if not isinstance(fields.get(field), int):
+                        return None
+                    replacement = replacement.replace("{" + field + "}", str(fields[field]))
             new = re.sub(pattern, replacement, new, count=1)
         if new in out.values():
             return None
