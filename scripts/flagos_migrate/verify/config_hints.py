@@ -191,7 +191,14 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # MiMo-V2-Omni's vision tower: its window-attention blocks hold a sink per head (upstream's mimo_v2_omni.py: "The
     # checkpoint stores these only for non-full-attention blocks"), a flag vLLM's Mimo_VLVisionConfig does not
     # declare; set over that class's defaults, which the worker fills the vision_config from
-    ("mimo_v2_omni",): {"vision_config": {"use_sink": True}},
+    # Its language model is MiMoV2FlashForCausalLM, reading MiMo-V2-Flash's hub spellings (CHECKPOINT_FIELDS'
+    # "mimo_v2_flash" derives them for transformers 5's class): layer 0 full attention then SWA, layer 0 dense then MoE
+    # (the table's int moe_layer_freq 1 built no MoE layer), the SWA attention with twice the KV heads and a sink per
+    # head, the hub's window (sliding_window_size + 1 is the table's 8). Tiny; a whole-head rotation as the table's
+    ("mimo_v2_omni",): {"vision_config": {"use_sink": True}, "hybrid_layer_pattern": [0, 1], "moe_layer_freq": [0, 1],
+                        "swa_num_attention_heads": T.HEADS, "swa_num_key_value_heads": 2 * T.KV_HEADS,
+                        "swa_head_dim": T.HEAD_DIM, "swa_v_head_dim": T.HEAD_DIM, "add_swa_attention_sink_bias": True,
+                        "add_full_attention_sink_bias": False, "sliding_window_size": 7},
     ("keye", "keye_vl1_5"): {
         "vision_config": {
             "model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
