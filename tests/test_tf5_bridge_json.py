@@ -118,3 +118,25 @@ def test_bridge_text_config_takes_the_top_levels_tie_word_embeddings(tmp_path):
     proc = subprocess.run([str(VENV4), "-c", TIED_TEXT, str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == [False, True]
+
+
+TIED_OWN_FIELD = '''
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from vllm_fl.configs.tf5_glmasr import GlmAsrConfig
+print(json.dumps([GlmAsrConfig(tie_word_embeddings=t).get_text_config().tie_word_embeddings for t in (False, True)]))
+'''
+
+
+@pytest.mark.skipif(SOURCE is None or not VENV4.exists(), reason="needs a transformers 5 wheel and the pinned venv")
+def test_the_top_levels_tie_word_embeddings_wins_over_the_text_config_classes_own(tmp_path):
+    """glmasr failed load (language_model.lm_head.weight not loaded): its LlamaConfig text config has a
+    tie_word_embeddings field of its own (False), GlmAsrConfig's top level says True, and upstream vLLM copies
+    the top level's into the text config of every multimodal model whatever the text config class has."""
+    from flagos_migrate.migrate.tf5_configs import Transformers5
+    from flagos_migrate.pinned.api_index import PinnedApis
+
+    write_bridges(Transformers5(SOURCE), PinnedApis.load("0.13.0"), tmp_path, "GlmAsrConfig")
+    proc = subprocess.run([str(VENV4), "-c", TIED_OWN_FIELD, str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [False, True]

@@ -192,10 +192,12 @@ class PreTrainedConfig(PretrainedConfig):
         """transformers 5 keeps ``tie_word_embeddings`` on the config that holds both layers (Qwen3VLConfig) and
         not on its text config (Qwen3VLTextConfig has no such field); upstream vLLM copies the top level's into
         the text config its language model reads (VllmConfig.with_hf_config). 4.x's PretrainedConfig defaults it
-        to True, so without the copy the pinned language model tied an lm_head the checkpoint holds apart."""
+        to True, so without the copy the pinned language model tied an lm_head the checkpoint holds apart. It
+        copies it whether or not the text config class has the field too (GlmAsrConfig's top level says True,
+        its LlamaConfig text config False: upstream ties, vllm/config/vllm.py "the presence of
+        tie_word_embeddings in SomeVLTextConfig cannot be used as a signal")."""
         sub = self.__dict__.get("text_config")
-        if ("tie_word_embeddings" in type(self)._v5_defaults() and isinstance(sub, PreTrainedConfig)
-                and "tie_word_embeddings" not in type(sub)._v5_defaults()):
+        if "tie_word_embeddings" in type(self)._v5_defaults() and isinstance(sub, PretrainedConfig):
             sub.tie_word_embeddings = self.tie_word_embeddings
 
     # -- per-layer overrides: transformers 5's HeterogeneousConfigMixin ------------------------------
