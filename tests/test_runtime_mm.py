@@ -30,11 +30,13 @@ from flagos_migrate.verify.runtime_mm import (
 )
 from flagos_migrate.verify.runtime_tiny import tiny_config, with_mrope
 
+from tests.analysis_helpers import PINNED_VENV, VERIFY_DIR
 from tests.worker_helpers import run_in_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "migrate_model.py"
 EXAMPLE_PLUGIN = ROOT / "examples" / "plugin"
+PINNED_PY = PINNED_VENV / "bin" / "python"
 
 LLAVA = {"model_type": "llava", "image_token_index": 32000, "vision_feature_layer": -2,
          "text_config": {"model_type": "llama", "hidden_size": 4096, "num_attention_heads": 32,
@@ -133,6 +135,37 @@ def test_arias_tower_makes_a_patch_count_its_projector_has_queries_for():
     vision = aria["vision_config"]
     assert (vision["image_size"] // vision["patch_size"]) ** 2 in aria["projector_patch_to_query_dict"]
     assert vision["image_size"] in (490, 980)  # the only sides AriaImageProcessor pads an image to
+
+
+HEADLESS = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import torch.nn as nn
+import runtime_mm
+
+class Pooling(nn.Module):  # what vLLM's pooling adapter leaves of a causal LM: lm_head deleted, a pooler
+    def __init__(self):
+        super().__init__()
+        self.model, self.pooler = nn.Linear(2, 2), nn.Identity()
+
+class Causal(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = nn.Linear(2, 2)
+
+names = ["lm_head.weight", "model.weight"]
+print(json.dumps([runtime_mm.unbuilt_tensors(Pooling(), names), runtime_mm.unbuilt_tensors(Causal(), names)]))
+"""
+
+
+@pytest.mark.skipif(not PINNED_PY.exists(), reason="needs the pinned venv (torch)")
+def test_a_pooling_models_lm_head_is_no_lost_checkpoint_tensor():
+    # DeepseekV3BidirectionalModel: named by DeepseekV3ForCausalLM, whose lm_head the pooling adapter deletes
+    # (the load failed on 'the checkpoint holds 32768 more values'); a causal LM without it still fails
+    proc = subprocess.run([str(PINNED_PY), "-c", HEADLESS, str(VERIFY_DIR)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [["lm_head.weight"], []]
 
 
 def test_llava_next_video_pooler_sees_at_least_one_image_of_patches_squared():

@@ -169,8 +169,13 @@ def unbuilt_tensors(model, names) -> list:
     feature layer (``vision_feature_layer=-2`` builds one layer less; vLLM's CLIP/SigLIP loaders skip
     the rest) or a sub-module left None (an unused ``post_layernorm``). The tensor's module path is
     anchored at the model module that shares the longest dotted run of it; the tensor is unbuilt when
-    that module's next attribute is None or its next index is past the end of a ModuleList."""
+    that module's next attribute is None or its next index is past the end of a ModuleList. A pooling
+    model without an ``lm_head`` does not build the one of the causal LM it adapts: vLLM's pooling
+    adapters (``adapters.py``, pinned and upstream) delete it and their ``load_weights`` skip ``lm_head.``
+    (DeepseekV3BidirectionalModel, named by transformers' DeepseekV3ForCausalLM)."""
     import torch.nn as nn
+
+    headless = hasattr(model, "pooler") and not hasattr(model, "lm_head")
 
     by_suffix = {}
     for qual, mod in model.named_modules():
@@ -179,6 +184,9 @@ def unbuilt_tensors(model, names) -> list:
             by_suffix.setdefault(".".join(parts[i:]), []).append(mod)
     out = []
     for name in names:
+        if headless and name.startswith("lm_head."):
+            out.append(name)
+            continue
         parts = name.split(".")
         best = None  # (run length, k, owner)
         for k in range(len(parts) - 1, 0, -1):
