@@ -2,7 +2,7 @@
 ``topk_softmax`` / ``topk_sigmoid`` of ``_moe_C`` and LongCat's Triton ``zero_experts_compute_triton``,
 which the CUDA wheel cannot run here. Checked against the pinned vLLM's own torch routing (0.13.0's
 ``fused_topk_bias`` and ``grouped_topk`` are plain torch: the kernels' semantics in code) and against a
-per-token loop; then a real model: LongCat-Flash (zero experts) matches upstream vLLM."""
+per-token loop; then real models whose routing upstream's CPU router lacks match upstream vLLM."""
 
 from __future__ import annotations
 
@@ -74,19 +74,24 @@ def test_routing_stand_ins_compute_what_the_pinned_torch_routing_computes():
     assert "identity only" in got["other_type"]
 
 
+# LongCat: zero experts and a softmax router with a correction bias outside upstream's CPU router;
+# Step-3.5: sigmoid + bias, which upstream's CPU router asserts against; Ernie 4.5 MoE: softmax + bias,
+# which upstream's CPU router silently drops (0.58 off before): each routed as upstream's GPU router does
 @pytest.mark.skipif(not (PINNED_PY.exists() and REFERENCE_PY.exists() and UPSTREAM_SRC.is_dir()),
                     reason="needs both venvs (MMF_PINNED_VENV, MMF_REFERENCE_VENV) and the upstream source")
-def test_longcat_flash_with_zero_experts_matches_upstream_vllm(tmp_path):
+@pytest.mark.parametrize("model", ["longcat_flash", "step3p5", "ernie45_moe"])
+def test_biased_and_zero_expert_routing_matches_upstream_vllm(tmp_path, model):
     plugin = tmp_path / "plugin"
     (plugin / "vllm_fl").mkdir(parents=True)
     (plugin / "vllm_fl" / "__init__.py").write_text("")
     script = ROOT / "scripts" / "migrate_model.py"
-    proc = subprocess.run([sys.executable, str(script), "apply", "longcat_flash", "--upstream", str(UPSTREAM_SRC),
+    proc = subprocess.run([sys.executable, str(script), "apply", model, "--upstream", str(UPSTREAM_SRC),
                            "--plugin", str(plugin), "--all-archs"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    proc = subprocess.run([sys.executable, str(script), "verify", "longcat_flash", "--plugin", str(plugin), "--run",
+    proc = subprocess.run([sys.executable, str(script), "verify", model, "--plugin", str(plugin), "--run",
                            "--python", str(PINNED_PY), "--reference-python", str(REFERENCE_PY), "--json"],
                           capture_output=True, text=True, timeout=1800)
     (arch,) = json.loads(proc.stdout)["architectures"]
+    assert arch["levels"]["load"]["status"] == "pass", arch["levels"]
     assert arch["levels"]["match"]["status"] == "pass", (arch["levels"], arch["first_error"])
     assert arch["reference"] == "vllm-0.33.0"  # upstream vLLM itself, not the Hugging Face class

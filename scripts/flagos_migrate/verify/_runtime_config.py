@@ -351,6 +351,14 @@ SYNTH_PREFIX = "mmf_synth_"
 MISSING = object()
 
 
+def _derived_property(cls, name):
+    """``name`` is a read-only property of ``cls`` (a config attribute the class computes)."""
+    import inspect
+
+    attr = inspect.getattr_static(cls, name, None)
+    return isinstance(attr, property) and attr.fset is None
+
+
 def synth_class(model_type):
     """A plain ``PretrainedConfig`` for a synthesized config.json, registered under its model type
     (``mmf_synth_*``, which no real config uses) where vLLM's get_config and AutoConfig look."""
@@ -359,6 +367,9 @@ def synth_class(model_type):
     sparse = not isinstance(getattr(PretrainedConfig, "per_layer_config", None), property)
 
     def __init__(self, **kwargs):
+        for key in [k for k in kwargs if _derived_property(PretrainedConfig, k)]:
+            # transformers 5 derives it (is_heterogeneous from per_layer_config): setting it raises
+            kwargs.pop(key)
         for key in runtime_tiny._TEXT_KEYS + runtime_tiny._VISION_KEYS:
             if isinstance(kwargs.get(key), dict) and isinstance(kwargs[key].get("model_type"), str):
                 kwargs[key] = _sub_config(kwargs[key])

@@ -70,7 +70,7 @@ def install():
 
     cls.process_weights_after_loading = process_weights_after_loading
     cls.apply = apply
-    return [cls.__module__ + "." + cls.__qualname__] + _refuse_dropped_bias() + _routing_ops()
+    return [cls.__module__ + "." + cls.__qualname__] + _biased_routing_as_on_gpu() + _routing_ops()
 
 
 def topk_reference(weights, ids, gating, renormalize, bias=None, scoring="softmax", scale=1.0):
@@ -148,21 +148,28 @@ def _zero_experts():
     return [zero_expert_router.__name__ + ".zero_experts_compute_triton"]
 
 
-def _refuse_dropped_bias():
-    """Upstream's CPU router routes plain softmax top-k without the ``e_score_correction_bias`` its GPU
-    router selects experts with (``fused_topk_bias``; Ernie 4.5 MoE: 0.58 off the pinned vLLM, which
-    keeps it): upstream on CPU is then no reference, and saying so sends match to the Hugging Face class."""
+def _biased_routing_as_on_gpu():
+    """Upstream's CPU router has no plain (ungrouped) top-k with a correction bias: softmax drops the
+    ``e_score_correction_bias`` its GPU router selects experts with (Ernie 4.5 MoE: 0.58 off), sigmoid
+    asserts (Step-3.5). Those layers route here with the function upstream's GPU router calls
+    (``fused_topk_bias``; its ``_moe_C`` kernels stand in torch, ``_routing_ops``): what upstream computes."""
     try:
         from vllm.model_executor.layers.fused_moe.router.cpu_router import CPURouter
+        from vllm.model_executor.layers.fused_moe.router.fused_topk_bias_router import fused_topk_bias
     except Exception:
         return []
     own = CPURouter._compute_routing
 
     def _compute_routing(self, hidden_states, router_logits, indices_type, **kwargs):
-        if (not self.use_grouped_topk and self.scoring_func == "softmax" and self.custom_routing_function is None
-                and self.e_score_correction_bias is not None):
-            raise NotImplementedError("upstream's CPU router drops e_score_correction_bias (plain softmax top-k), "
-                                      "which its GPU router selects experts with")
+        import torch
+
+        if (not self.use_grouped_topk and self.scoring_func in ("softmax", "sigmoid")
+                and self.custom_routing_function is None and self.e_score_correction_bias is not None):
+            bias = self.e_score_correction_bias.data
+            return fused_topk_bias(hidden_states=hidden_states, gating_output=router_logits,
+                                   scoring_func=self.scoring_func, e_score_correction_bias=bias, topk=self.top_k,
+                                   renormalize=self.renormalize, routed_scaling_factor=self.routed_scaling_factor,
+                                   indices_type=torch.int32)  # cpu_fused_moe reads int32 ids
         return own(self, hidden_states, router_logits, indices_type, **kwargs)
 
     CPURouter._compute_routing = _compute_routing
