@@ -214,6 +214,19 @@ ACTIVATION = Backport(
     (("get_act_and_mul_fn", "vllm.model_executor.layers.activation"),),
 )
 
+# upstream's LayerNorm: a drop-in for nn.LayerNorm (elementwise_affine=, bias=, dtype=; parameters in the default
+# dtype); 0.13.0's class of that name is another layer (dim, eps: float32 weight and bias, float32 compute)
+LAYERNORM = Backport(
+    "layernorm.py",
+    "vllm_fl.compat.layernorm",
+    (("LayerNorm", "vllm.model_executor.layers.layernorm"),),
+    (),
+    "LayerNorm: upstream's drop-in for nn.LayerNorm (elementwise_affine, bias, dtype); 0.13.0's class of that "
+    "name always has float32 weight and bias and computes in float32",
+    # the same name, another layer on 0.13.0: every import of it means upstream's
+    (("LayerNorm", "vllm.model_executor.layers.layernorm"),),
+)
+
 ENVS = Backport(
     "envs.py",
     "vllm_fl.compat.envs",
@@ -343,7 +356,7 @@ BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTI
                                    OLMO_GDN_LINEAR_ATTN, BAILING_LINEAR_ATTN, KIMI_GDN_LINEAR_ATTN,
                                    SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
                                    CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER,
-                                   MINIMAX_RMS_NORM, QKV_LINEAR, ROPE, MM_ENCODER_ATTENTION,
+                                   MINIMAX_RMS_NORM, QKV_LINEAR, ROPE, MM_ENCODER_ATTENTION, LAYERNORM,
                                    DIFFKV_ATTENTION)
 
 
