@@ -1,10 +1,11 @@
 """The forward level (part of ``_runtime_worker.py``): a reference causal attention in place of
-vLLM's kernels (the same on both sides), a reference gated delta net core (``_runtime_gdn``), the
-text prefill with the ``get_language_model()`` / ``embed_input_ids`` path, and the Hugging Face
-reference's logits. Standard library only at import.
+vLLM's kernels (the same on both sides), reference gated delta net and Mamba2 cores
+(``_runtime_gdn``, ``_runtime_mamba2``), the text prefill with the ``get_language_model()`` /
+``embed_input_ids`` path, and the Hugging Face reference's logits. Standard library only at import.
 """
 
 import _runtime_gdn
+import _runtime_mamba2
 from _runtime_env import LevelError, NeedsGpu, _source_of
 
 
@@ -78,7 +79,8 @@ def _stateful_layers(model):
     """Mamba / linear-attention layers (vLLM's ``MambaBase``) with no reference here: their scans are
     Triton kernels and, without their own attention metadata (which only the GPU runner builds),
     vLLM's forward skips them as in a profiling run, leaving uninitialised output. Such a forward
-    proves nothing. A layer given a reference (``_runtime_gdn``) is marked ``_mmf_reference``."""
+    proves nothing. A layer given a reference (``_runtime_gdn``, ``_runtime_mamba2``) is marked
+    ``_mmf_reference``."""
     try:
         from vllm.model_executor.layers.mamba.abstract import MambaBase
     except Exception:
@@ -134,9 +136,9 @@ def _forward(model, vc, cfg, ids_list):
     from vllm.forward_context import set_forward_context
 
     notes = []
-    gdn = _runtime_gdn.install(model)
-    if gdn:
-        notes.append(f"reference gated delta net prefill (torch, zero initial state) for {', '.join(gdn)}")
+    for name, given in (("gated delta net", _runtime_gdn.install(model)), ("Mamba2", _runtime_mamba2.install(model))):
+        if given:
+            notes.append(f"reference {name} prefill (torch, zero initial state) for {', '.join(given)}")
     stateful = _stateful_layers(model)
     if stateful:
         raise NeedsGpu(f"{', '.join(stateful)}: Triton scans, run only with the GPU runner's metadata")
@@ -154,8 +156,8 @@ def _forward(model, vc, cfg, ids_list):
             hidden = hidden[0]
         skipped = _runtime_gdn.unreached(model)
         if skipped:
-            raise LevelError(f"the reference gated delta net core was not reached in {', '.join(skipped)}: "
-                             "their output is the op's zeros")
+            raise LevelError(f"the reference prefill core was not reached in {', '.join(skipped)}: "
+                             "their output is the op's, never written")
         pooling = getattr(model, "is_pooling_model", False) or not hasattr(model, "compute_logits")
         logits = hidden if pooling else model.compute_logits(hidden)
         if pooling:

@@ -88,9 +88,10 @@ def reference_core(layer, mixed_qkv, b, a, core_attn_out):
     layer._mmf_reference_calls = getattr(layer, "_mmf_reference_calls", 0) + 1
 
 
-def _core_classes():
+def core_classes(cores=_CORES):
+    """The classes of ``cores`` ((module, class name) pairs) this vLLM has."""
     classes = []
-    for path, name in _CORES:
+    for path, name in cores:
         try:
             cls = getattr(__import__(path, fromlist=[name]), name, None)
         except Exception:
@@ -114,7 +115,7 @@ def install(model):
 
     import torch
 
-    cores = [(cls, cls.__dict__.get("_forward_core")) for cls in _core_classes()]
+    cores = [(cls, cls.__dict__.get("_forward_core")) for cls in core_classes()]
     done = set()
     for m in model.modules():
         own = getattr(type(m), "_forward_core", None)
@@ -132,7 +133,8 @@ def install(model):
 
 
 def unreached(model):
-    """Layers given the reference that a forward did not call: their output is the op's zeros (a
-    forward that skipped them would still compare equal on both sides)."""
+    """Layers given a reference (here or in ``_runtime_mamba2``) that a forward did not call: their
+    output is the op's zeros or garbage (a forward that skipped them would still compare equal on
+    both sides)."""
     return sorted({type(m).__name__ for m in model.modules()
-                   if getattr(m, "_mmf_reference", None) == "gdn" and not getattr(m, "_mmf_reference_calls", 0)})
+                   if getattr(m, "_mmf_reference", None) and not getattr(m, "_mmf_reference_calls", 0)})
