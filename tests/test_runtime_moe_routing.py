@@ -79,8 +79,12 @@ def test_routing_stand_ins_compute_what_the_pinned_torch_routing_computes():
 # which upstream's CPU router silently drops (0.58 off before): each routed as upstream's GPU router does
 @pytest.mark.skipif(not (PINNED_PY.exists() and REFERENCE_PY.exists() and UPSTREAM_SRC.is_dir()),
                     reason="needs both venvs (MMF_PINNED_VENV, MMF_REFERENCE_VENV) and the upstream source")
-@pytest.mark.parametrize("model", ["longcat_flash", "step3p5", "ernie45_moe"])
-def test_biased_and_zero_expert_routing_matches_upstream_vllm(tmp_path, model):
+# DBRX: upstream vLLM 0.33.0's own load_weights cannot load it (KeyError on experts.w13_weight), and
+# transformers 5's DbrxAttention raises on clip_qkv=None; with the released configs' clip_qkv=8 (CHECKPOINT_FIELDS)
+# the Hugging Face class is the reference
+@pytest.mark.parametrize("model,reference", [("longcat_flash", "vllm-0.33.0"), ("step3p5", "vllm-0.33.0"),
+                                             ("ernie45_moe", "vllm-0.33.0"), ("dbrx", "transformers-5")])
+def test_biased_and_zero_expert_routing_matches_upstream_vllm(tmp_path, model, reference):
     plugin = tmp_path / "plugin"
     (plugin / "vllm_fl").mkdir(parents=True)
     (plugin / "vllm_fl" / "__init__.py").write_text("")
@@ -94,4 +98,4 @@ def test_biased_and_zero_expert_routing_matches_upstream_vllm(tmp_path, model):
     (arch,) = json.loads(proc.stdout)["architectures"]
     assert arch["levels"]["load"]["status"] == "pass", arch["levels"]
     assert arch["levels"]["match"]["status"] == "pass", (arch["levels"], arch["first_error"])
-    assert arch["reference"] == "vllm-0.33.0"  # upstream vLLM itself, not the Hugging Face class
+    assert arch["reference"].startswith(reference)  # upstream vLLM itself where it can run the model

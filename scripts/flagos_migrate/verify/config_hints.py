@@ -229,6 +229,9 @@ def with_family(cfg: dict, missing: list[str], family: dict[str, object]) -> tup
 CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # transformers' HYV3Attention builds q_norm/k_norm unconditionally: its checkpoints hold them
     "hy_v3": {"qk_norm": True},
+    # released DBRX configs clip q/k/v at 8 (databricks/dbrx-base attn_config); transformers 5's DbrxAttention
+    # calls clamp(min=None, max=None) when clip_qkv is None (its default) and raises: no reference at all
+    "dbrx": {"attn_config.clip_qkv": 8},
     # transformers 5's AfmoeTokenChoiceRouter always scores with a sigmoid and renormalises in one group,
     # which its AfmoeConfig does not spell: Arcee's released config.json carries these (and the pinned
     # vLLM's own AfmoeConfig defaults to them); the table's generic "softmax" built another model
