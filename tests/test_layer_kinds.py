@@ -370,7 +370,7 @@ def test_a_pinned_class_built_from_a_config_whose_alias_it_reads_is_a_finding():
     found = only(analyze(MTP, module="vllm_fl.models.longcat_flash_mtp"), "P40")
     assert [(f.line, f.data["pinned_class"], f.data["attr"], f.data["target"], f.data["manual"]) for f in found] == [
         (11, "vllm.model_executor.models.deepseek_v2.DeepseekV2DecoderLayer", "intermediate_size", "ffn_hidden_size",
-         True),
+         False),
         (15, "vllm.model_executor.models.deepseek_v2.DeepseekV2DecoderLayer", "intermediate_size", "ffn_hidden_size",
          True)]
     assert found[0].message == (
@@ -382,10 +382,11 @@ def test_a_pinned_class_built_from_a_config_whose_alias_it_reads_is_a_finding():
     assert "here `config`" in found[1].message
     # another model's file: its hf_config is not known to be LongcatFlashConfig, the annotated call still is
     assert [f.line for f in only(analyze(MTP), "P40")] == [15]
-    # the file gives the config the alias first, as the pinned longcat_flash_mtp.py does: settled
+    # the file gives the config the alias first, as the pinned longcat_flash_mtp.py does: settled (the annotated
+    # `config` of the other call is another object: still a finding)
     settled = MTP.replace("        self.mtp_block =", "        vllm_config.model_config.hf_config.intermediate_size = 1\n"
                           "        self.mtp_block =")
-    assert only(analyze(settled, module="vllm_fl.models.longcat_flash_mtp"), "P40") == []
+    assert [f.line for f in only(analyze(settled, module="vllm_fl.models.longcat_flash_mtp"), "P40")] == [16]
 
 
 @pytest.mark.skipif(not (PINNED_VENV / "lib").is_dir(), reason="needs the pinned venv (MMF_PINNED_VENV)")
@@ -401,11 +402,21 @@ def test_each_hf_config_class_is_the_one_the_pinned_speculative_config_hands_the
         assert f'hf_config.model_type == "{model_type}"' in spec and f'hf_config.model_type = "{module}"' in spec, module
 
 
-def test_the_migration_leaves_the_pinned_alias_read_for_you(tmp_path):
+def test_the_migration_sets_the_hf_configs_alias_before_the_pinned_class_is_built(tmp_path):
+    # as the pinned longcat_flash_mtp.py (hf_config.intermediate_size from FlashConfig's ffn_hidden_size): every
+    # read of the alias then gets what transformers 5's attribute_map returns. An annotated config is left: the
+    # P40 rewrite of its reads turns a store of the alias into a store of the target
     m = migrate(tmp_path, "longcat_flash_mtp", MTP)
-    assert "self.mtp_block = DeepseekV2DecoderLayer(vllm_config, prefix)\n" in m.model_unit.text
+    assert m.model_unit.text == MTP.replace(
+        "        self.mtp_block =",
+        "        vllm_config.model_config.hf_config.intermediate_size = vllm_config.model_config.hf_config.ffn_hidden_size\n"
+        "        self.mtp_block =")
+    assert [(f.rule, f.line) for f in m.fixed() if f.rule == "P40"] == [("P40", 11)]
     assert [(f.rule, f.line, f.data["attr"]) for f in m.left() if f.rule == "P40"] == [
-        ("P40", 11, "intermediate_size"), ("P40", 15, "intermediate_size")]
+        ("P40", 16, "intermediate_size")]
+    # the alias set on another config than the one the class reads settles nothing
+    other = MTP.replace("        self.mtp_block =", "        other.intermediate_size = 1\n        self.mtp_block =")
+    assert [f.line for f in only(analyze(other, module="vllm_fl.models.longcat_flash_mtp"), "P40")] == [12, 16]
 
 
 def test_no_alias_finding_without_the_transformers_class():

@@ -138,20 +138,96 @@ def test_a_class_on_a_base_transformers_5_rewrote_imports_but_keeps_a_finding(mi
     assert not any(f.rule == "P5" for f in migration.units["vllm_fl.processors.tf5_processing_qwen3_asr"].after)
 
 
-@needs_tf5
-def test_an_upstream_vllm_config_module_calling_what_only_transformers_5s_base_defines_keeps_a_finding(tmp_path, apis):
-    """bailing_moe_v3_vl failed construct with no finding: upstream's BailingMoeV3TextConfig (vLLM's own config module,
-    kept on 4.57.6's PretrainedConfig by P5's rename) calls self.validate_layer_type(), which only 5.x's base defines."""
+def _bailing_vl(tmp_path: Path, apis) -> Migration:
     from analysis_helpers import UPSTREAM_SRC
 
     if not UPSTREAM_SRC.is_dir():
         pytest.skip("no upstream vLLM 0.33.0 source")
-    mig = Migration("bailing_moe_v3_vl", Upstream(open_upstream(str(UPSTREAM_SRC))),
-                    PluginTree(empty_plugin(tmp_path / "plugin")), apis).run()
+    return Migration("bailing_moe_v3_vl", Upstream(open_upstream(str(UPSTREAM_SRC))),
+                     PluginTree(empty_plugin(tmp_path / "plugin")), apis).run()
+
+
+@needs_tf5
+def test_an_upstream_vllm_config_class_calling_what_only_transformers_5s_base_defines_gets_those_methods(tmp_path, apis):
+    """bailing_moe_v3_vl failed construct: upstream's BailingMoeV3TextConfig (vLLM's own config module, kept on
+    4.57.6's PretrainedConfig by P5's rename) calls self.validate_layer_type(), which only 5.x's base defines. The
+    plugin's transformers 5 base holds it as 5.x writes it, mixed in after the pinned base."""
+    mig = _bailing_vl(tmp_path, apis)
+    unit = mig.units["vllm_fl.configs.bailing_moe_v3_vl"]
+    assert not [f for f in unit.after if f.rule == "P5"] and "P5" in unit.rules
+    before = unit.upstream_text.replace("from transformers.configuration_utils import PreTrainedConfig",
+                                        "from transformers.configuration_utils import PretrainedConfig")
+    before = before.replace("PreTrainedConfig", "PretrainedConfig")
+    assert unit.text == before.replace(
+        "from transformers.configuration_utils import PretrainedConfig\n",
+        "from transformers.configuration_utils import PretrainedConfig\n"
+        "from vllm_fl.configs.tf5_base import Transformers5ConfigMethods\n").replace(
+        "class BailingMoeV3TextConfig(PretrainedConfig):",
+        "class BailingMoeV3TextConfig(PretrainedConfig, Transformers5ConfigMethods):")
+    assert "vllm_fl.configs.tf5_base" in mig.units  # the base comes along
+
+
+def test_a_method_the_mixin_does_not_hold_keeps_the_finding(tmp_path, apis, monkeypatch):
+    from flagos_migrate.migrate import tf5_modules
+
+    monkeypatch.setattr(tf5_modules, "tf5_base_methods", lambda: {"validate_rope"})
+    if open_transformers5() is None:
+        pytest.skip("no transformers 5 wheel")
+    mig = _bailing_vl(tmp_path, apis)
     unit = mig.units["vllm_fl.configs.bailing_moe_v3_vl"]
     (left,) = [f for f in unit.after if f.rule == "P5"]
     assert left.data["class"] == "BailingMoeV3TextConfig" and left.data["methods"] == ["validate_layer_type"]
     assert left.data["bases"] == "transformers.configuration_utils.PretrainedConfig" and left in mig.left()
+    assert "Transformers5ConfigMethods" not in unit.text
+
+
+BUILD_TEXT_CONFIG = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from {module} import BailingMoeV3TextConfig
+cfg = BailingMoeV3TextConfig(num_hidden_layers=6, layer_group_size=3)
+print("layer_types", cfg.layer_types)
+cfg.layer_types = ["full_attention", "bogus_attention"] + cfg.layer_types[2:]
+try:
+    cfg.validate_layer_type()
+    print("bogus", "accepted")
+except ValueError as e:
+    print("bogus", str(e)[:40])
+cfg.layer_types = cfg.layer_types[:2]
+try:
+    cfg.validate_layer_type()
+    print("count", "accepted")
+except ValueError as e:
+    print("count", str(e)[:40])
+"""
+
+
+@needs_tf5
+@pytest.mark.slow
+def test_the_mixed_in_config_builds_on_4_57_6_and_validates_as_transformers_5s(tmp_path, apis):
+    from analysis_helpers import REFERENCE_PY
+
+    pinned = os.environ.get("MMF_PINNED_VENV")
+    if not pinned or not REFERENCE_PY.is_file():
+        pytest.skip("needs MMF_PINNED_VENV and the reference venv (MMF_REFERENCE_VENV)")
+    mig = _bailing_vl(tmp_path, apis)
+    root = tmp_path / "tree"
+    for module in ("vllm_fl.configs.bailing_moe_v3_vl", "vllm_fl.configs.tf5_base"):
+        path = root / mig.units[module].relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(mig.units[module].text)
+    for pkg in ("vllm_fl", "vllm_fl/configs"):
+        (root / pkg / "__init__.py").write_text("")
+    outs = {}
+    for side, python, module in (("plugin", python_of(pinned), "vllm_fl.configs.bailing_moe_v3_vl"),
+                                 ("reference", str(REFERENCE_PY), "vllm.transformers_utils.configs.bailing_moe_v3_vl")):
+        script = tmp_path / f"{side}.py"
+        script.write_text(BUILD_TEXT_CONFIG.format(module=module))
+        proc = subprocess.run([python, str(script), str(root)], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outs[side] = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    assert outs["plugin"] == outs["reference"]
+    assert outs["plugin"]["bogus"] != "accepted" and outs["plugin"]["count"] != "accepted"
 
 
 def test_a_newer_dependency_without_a_substitute_keeps_the_finding_and_names_it(migration, monkeypatch):

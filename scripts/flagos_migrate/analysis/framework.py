@@ -488,8 +488,8 @@ def _pinned_alias_reads(m: ModuleFacts, table: dict, classes: set[str], hf_class
     file reaches (longcat_flash_mtp: the pinned DeepseekV2DecoderLayer reads ``config.intermediate_size``
     of the hf_config, 4.57.6's LongcatFlashConfig). A finding, unless the file sets the alias itself (the
     pinned longcat_flash_mtp.py sets ``hf_config.intermediate_size`` before it builds the layer)."""
-    set_here = {n.attr for n in m.of_type(ast.Attribute) if isinstance(n.ctx, ast.Store)
-                and not (isinstance(n.value, ast.Name) and n.value.id == "self")}
+    # (holder, alias) the file sets itself: on the config the call is given, not another one
+    set_here = {(ast.unparse(n.value), n.attr) for n in m.of_type(ast.Attribute) if isinstance(n.ctx, ast.Store)}
     for call in m.of_type(ast.Call):
         sym = m.resolve_expr(call.func)
         if sym is None or sym.kind != "class" or not sym.module.startswith("vllm."):
@@ -497,11 +497,13 @@ def _pinned_alias_reads(m: ModuleFacts, table: dict, classes: set[str], hf_class
         sig = m.apis.init_signature(sym) or {}
         bound = [(p, a) for p, a in zip(sig.get("p", []), call.args)] + [(k.arg, k.value) for k in call.keywords]
         given = next((a for p, a in bound if p in ("config", "hf_config")), None)
+        vllm_config = next((a for p, a in bound if p == "vllm_config"
+                            or (isinstance(a, ast.Name) and a.id == "vllm_config")), None)
         if isinstance(given, ast.Name):
-            cls = _holder_class(m, call, given.id, classes)
-        elif given is None and hf_class and any(
-                p == "vllm_config" or (isinstance(a, ast.Name) and a.id == "vllm_config") for p, a in bound):
-            cls = hf_class  # the pinned class reads vllm_config.model_config.hf_config
+            cls, holder = _holder_class(m, call, given.id, classes), given.id
+        elif given is None and hf_class and vllm_config is not None:
+            # the pinned class reads vllm_config.model_config.hf_config
+            cls, holder = hf_class, f"{ast.unparse(vllm_config)}.model_config.hf_config"
         else:
             continue
         if cls is None:
@@ -513,16 +515,30 @@ def _pinned_alias_reads(m: ModuleFacts, table: dict, classes: set[str], hf_class
         rec = m.apis.class_record(sym) or {}
         where = f"{sym.module.replace('.', '/')}.py:{rec.get('line', 1)}"
         via = "the model's hf_config" if given is None else f"`{given.id}`"
-        for alias in sorted(reads & set(table[cls]) - set_here):
+        aliases = sorted(a for a in reads & set(table[cls]) if (holder, a) not in set_here)
+        # the hf_config's alias set from its target before the statement that builds the class: the value
+        # transformers 5's attribute_map returns for every read of it (the pinned longcat_flash_mtp.py does this
+        # itself). An annotated config stays a finding (the rewrite above turns its alias stores into target
+        # stores), as do a "manual" alias (the pinned field means something else) and a compound statement
+        stmt = m.enclosing(call, ast.stmt)
+        plain = [a for a in aliases if not table[cls][a].get("manual")]
+        source = None
+        if given is None and plain and isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Return)):
+            source = "".join(f"{holder}.{a} = {holder}.{table[cls][a]['target']}\n" for a in plain) + ast.unparse(stmt)
+        for alias in aliases:
             target = table[cls][alias]["target"]
+            done = source is not None and alias in plain
             m.add("P40", call, f"`{sym.name}(...)`: the pinned {sym.qualname} ({where}) reads `config.{alias}` of "
                   f"the config it is given, here {via}, the pinned transformers' {cls}, which has no `{alias}` "
                   f"(transformers 5's {cls} reads it as `{target}` through its attribute_map), so the model fails "
                   "with AttributeError when it is built; the rewrite of this file does not reach pinned code",
-                  fix=f"give {sym.name} a config where `{alias}` resolves: set it from `{target}` on that config first (the "
-                      "value transformers 5 returns for the alias), or subclass it to read the target",
-                  data={"config_class": cls, "attr": alias, "target": target, "manual": True,
-                        "pinned_class": sym.qualname, "where": where})
+                  fix=(f"`{holder}.{alias} = {holder}.{target}` before the statement: every read of the alias then "
+                       "gets the value transformers 5 returns for it" if done else
+                       f"give {sym.name} a config where `{alias}` resolves: set it from `{target}` on that config "
+                       "first (the value transformers 5 returns for the alias), or subclass it to read the target"),
+                  data={"config_class": cls, "attr": alias, "target": target, "manual": not done,
+                        "pinned_class": sym.qualname, "where": where,
+                        **({"source": source, "stmt_line": stmt.lineno} if done else {})})
 
 
 def propose_edits(f, edits: Edits) -> None:
@@ -538,6 +554,8 @@ def propose_edits(f, edits: Edits) -> None:
         edits.replace_strings[(f.line, d["value"])] = ("P36", d["legacy"])
     elif f.rule == "P39":
         edits.attr_defaults[(f.line, d["attr"])] = ("P39", d["default"])
+    elif f.rule == "P40" and d.get("stmt_line") and not d.get("manual"):
+        edits.replace_statements[d["stmt_line"]] = ("P40", d["source"])
     elif f.rule == "P40" and not d.get("manual"):
         edits.attr_aliases[(f.line, d["holder"], d["attr"])] = ("P40", d["target"])
 

@@ -38,6 +38,15 @@ from flagos_migrate.migrate.unit import Unit
 from flagos_migrate.migrate.vendor import _stmt_names, slice_definitions
 
 PROCESSORS_PKG = "vllm_fl.processors"
+# the class of the plugin's transformers 5 config base holding 5.x base-class methods 4.57.6 lacks
+TF5_METHODS_MIXIN = "Transformers5ConfigMethods"
+
+
+def tf5_base_methods() -> set[str]:
+    """The methods :data:`TF5_METHODS_MIXIN` defines in the transformers 5 config base's source."""
+    tree = ast.parse(base_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == TF5_METHODS_MIXIN)
+    return {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
 # whole modules of transformers/models/<x>/ that are vendored: not the modelling code, not configs
 VENDORED_KINDS = ("processing_", "feature_extraction_", "image_processing_", "video_processing_", "tokenization_")
 MAX_TF5_SLICE_LINES = 800  # a transformers 5 base class (TorchvisionBackend) is ~330 lines
@@ -352,10 +361,42 @@ class Tf5Vendoring:
         # upstream vLLM's own config modules too: written for transformers 5's PreTrainedConfig, they keep 4.57.6's
         # PretrainedConfig (P5's rename), which lacks what 5.x added (bailing_moe_v3_vl: self.validate_layer_type())
         if self.tf5 is not None:
-            for unit in self.units.values():
+            for unit in list(self.units.values()):
                 if unit.role == "config" and (unit.origin or "").startswith("vllm.transformers_utils.configs."):
-                    unit.after = [f for f in unit.after if not (f.rule == "P5" and "class" in f.data)] \
-                        + self._tf5_base_drift(unit, "upstream vLLM, for transformers")
+                    drift = self._tf5_base_drift(unit, "upstream vLLM, for transformers")
+                    drift = [f for f in drift if not self._mix_in_tf5_methods(unit, f)]
+                    unit.after = [f for f in unit.after if not (f.rule == "P5" and "class" in f.data)] + drift
+
+    def _mix_in_tf5_methods(self, unit: Unit, finding: Finding) -> bool:
+        """P5: an upstream vLLM config class calling only base methods the plugin's transformers 5 base writes as
+        5.x does (``Transformers5ConfigMethods``) gets that class mixed in after its 4.57.6 base: the names the
+        pinned base lacks resolve to 5.x's bodies, nothing the pinned base defines is shadowed. True if done."""
+        if not set(finding.data["methods"]) <= tf5_base_methods():
+            return False
+        tree = parse_source(unit.text, unit.relpath)
+        cls = next((n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == finding.data["class"]),
+                   None) if tree is not None else None
+        if cls is None or not cls.bases or cls.keywords:
+            return False
+        lines = unit.text.splitlines(keepends=True)
+        last = cls.bases[-1]
+        raw = lines[last.end_lineno - 1].encode("utf-8")
+        lines[last.end_lineno - 1] = (raw[:last.end_col_offset] + b", " + TF5_METHODS_MIXIN.encode()
+                                      + raw[last.end_col_offset:]).decode("utf-8")
+        text = "".join(lines)
+        imp = f"from {TF5_BASE_MODULE} import {TF5_METHODS_MIXIN}\n"
+        if imp not in text:
+            body = parse_source(text, unit.relpath).body
+            at = max((n.end_lineno for n in body if isinstance(n, (ast.Import, ast.ImportFrom))), default=0)
+            lines = text.splitlines(keepends=True)
+            lines.insert(at, imp)
+            text = "".join(lines)
+        unit.text = text
+        unit.rules.add("P5")
+        if TF5_BASE_MODULE not in self.units:
+            self.units[TF5_BASE_MODULE] = Unit(TF5_BASE_MODULE, None, "config", base_text(), base_text())
+            self.set_overlay(TF5_BASE_MODULE, base_text())
+        return True
 
     def _tf5_base_drift(self, unit: Unit, written: str = "vendored from transformers") -> list[Finding]:
         """P5 on a vendored class whose ``self.X()`` / ``super().X()`` only transformers 5's version of a

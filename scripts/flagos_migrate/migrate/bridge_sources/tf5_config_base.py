@@ -31,11 +31,37 @@ _LEGACY_LAYER_TYPE_REMAP = {
     "deepseek_sparse_attention": "indexed_attention",
     "qwen_sparse_attention": "indexed_attention",
 }
+# transformers 5.20.2's configuration_utils: the layer kinds its validate_layer_type accepts
+ALLOWED_ATTN_LAYER_TYPES = ("full_attention", "sliding_attention", "chunked_attention", "window_attention",
+                            "indexed_attention", "compressed_sparse_attention", "heavily_compressed_attention",
+                            "minimax_m3_sparse", "conv", "moe", "hybrid", "hybrid_sliding",
+                            "reference_sliding_attention", "linear_attention")
+ALLOWED_MLP_LAYER_TYPES = ("sparse", "dense")
 _BRIDGES: dict = {}  # model_type -> translated class
 _SCALED_ROPE_TYPES = ("llama3", "yarn", "longrope")
 # class validators transformers 5 runs (``@strict``) but the base class defines: not re-run here
 _BASE_VALIDATORS = frozenset({"validate_rope", "validate_token_ids", "validate_layer_type",
                               "validate_architecture", "validate_output_attentions"})
+
+
+class Transformers5ConfigMethods:
+    """Methods transformers 5's ``PreTrainedConfig`` defines and 4.57.6's ``PretrainedConfig`` lacks, as 5.x
+    writes them. The bridges' base has them; upstream vLLM's own config modules, written for transformers 5
+    but kept on 4.57.6's ``PretrainedConfig``, get them mixed in after it (bailing_moe_v3_vl's text config
+    calls ``self.validate_layer_type()``): a name the pinned base defines is never shadowed."""
+
+    def validate_layer_type(self):
+        """transformers 5 ``validate_layer_type``: ``layer_types`` / ``mlp_layer_types`` hold known kinds, one a
+        layer (and, as there, nothing is checked once ``layer_types`` is unset)."""
+        for allowed, attr in zip((ALLOWED_ATTN_LAYER_TYPES, ALLOWED_MLP_LAYER_TYPES), ("layer_types", "mlp_layer_types")):
+            layers = getattr(self, attr, None)
+            if layers is None or not hasattr(self, "num_hidden_layers"):
+                return
+            if not all(kind in allowed for kind in layers):
+                raise ValueError(f"The `{attr}` entries must be in {allowed} but got {layers}")
+            if self.num_hidden_layers is not None and self.num_hidden_layers != len(layers):
+                raise ValueError(f"`num_hidden_layers` ({self.num_hidden_layers}) must be equal to the number of "
+                                 f"`{attr}` ({len(layers)})")
 
 
 class SubConfigSpec:
@@ -117,7 +143,7 @@ class _PerLayerConfigView(Sequence):
         return _layer_config(self._config, overrides.get(layer_idx, {}))
 
 
-class PreTrainedConfig(PretrainedConfig):
+class PreTrainedConfig(PretrainedConfig, Transformers5ConfigMethods):
     """transformers 5 ``PreTrainedConfig`` semantics over the 4.x ``PretrainedConfig``."""
 
     model_type = ""  # as in transformers 5: the base of the bridges maps no checkpoint itself
@@ -331,17 +357,6 @@ class PreTrainedConfig(PretrainedConfig):
                 raise ValueError(f"RoPE requires an even rotary dimension, but got `head_dim`={head_dim} for "
                                  f"`{layer_type}`.")
 
-    def validate_layer_type(self):
-        """transformers 5 ``validate_layer_type``: ``layer_types`` / ``mlp_layer_types`` has one entry a layer
-        (and, as there, nothing is checked when ``layer_types`` is unset)."""
-        for attr in ("layer_types", "mlp_layer_types"):
-            layers = getattr(self, attr, None)
-            if layers is None or not hasattr(self, "num_hidden_layers"):
-                return
-            if self.num_hidden_layers is not None and self.num_hidden_layers != len(layers):
-                raise ValueError(f"`num_hidden_layers` ({self.num_hidden_layers}) must be equal to the number of "
-                                 f"`{attr}` ({len(layers)})")
-
     def _mirror_rope_for_pinned(self) -> None:
         """A flat ``rope_parameters`` answers ``config.rope_theta`` too (4.x code reads it there);
         a per-layer-type one does not, and takes a flat key into each layer type's dict instead."""
@@ -379,4 +394,5 @@ def layer_type_validation(layer_types, num_hidden_layers=None, attention=True):
                          f"({len(layer_types)})")
 
 
-__all__ = ["PreTrainedConfig", "RopeParameters", "SubConfigSpec", "layer_type_validation", "remap_legacy_layer_types"]
+__all__ = ["PreTrainedConfig", "RopeParameters", "SubConfigSpec", "Transformers5ConfigMethods", "layer_type_validation",
+           "remap_legacy_layer_types"]
