@@ -157,3 +157,81 @@ def test_yarn_scale_on_the_real_pinned_vllm(tmp_path: Path):
     lines = run_in_pinned_venv(tmp_path, YARN)
     for check in ("plain", "mscale", "ratio", "attention_factor", "pinned_differs"):
         assert lines[check] == "True", check
+
+
+# -- rope.py: upstream's get_rope FoPE (InternS1-Pro) -------------------------------------------------------------
+
+def test_interns1_pros_module_needs_the_rope_backport():
+    tree = ast.parse("from vllm.model_executor.layers.rotary_embedding import get_rope\n")
+    assert backports.needed([tree], pinned_lacks=lambda m, n: False,
+                            origins=["vllm.model_executor.models.interns1_pro"]) == [backports.ROPE]
+
+
+FOPE = '''
+    from vllm.model_executor.layers.rotary_embedding import get_rope as pinned_get_rope
+    import rope
+
+    torch.manual_seed(0)
+    D, NH, NKV, MAXPOS, BASE, T = 16, 4, 2, 64, 10000.0, 6
+
+    def reference(q, k, pos, cos_coef, sin_coef, num_inv_freq):
+        """FoPE in plain torch: the selected inverse frequencies mixed per KV head by the coefficients into the
+        head's cos / sin (padded with 1, both halves alike), applied neox-style; a query head uses its group's."""
+        inv = 1.0 / BASE ** (torch.arange(0, D, 2, dtype=torch.float) / D)
+        inv = inv[:num_inv_freq] if num_inv_freq is not None else inv[inv > 2 * torch.pi / MAXPOS]
+        ang = pos.float()[:, None] * inv[None]                          # (T, F)
+        coefs = [(cos_coef[h], sin_coef[h]) for h in range(NKV)]
+        out = []
+        for x, heads in ((q, NH), (k, NKV)):
+            x = x.view(T, heads, D)
+            y = torch.empty_like(x)
+            for j in range(heads):
+                cc, sc = coefs[j // (heads // NKV)]
+                c = torch.cat([ang.cos() @ cc, torch.ones(T, D // 2 - ang.shape[1])], dim=-1).repeat(1, 2)
+                s = torch.cat([ang.sin() @ sc, torch.ones(T, D // 2 - ang.shape[1])], dim=-1).repeat(1, 2)
+                x1, x2 = x[:, j, : D // 2], x[:, j, D // 2:]
+                y[:, j] = x[:, j] * c + torch.cat([-x2, x1], dim=-1) * s
+            out.append(y.view(T, -1))
+        return out
+
+    pos = torch.tensor([0, 3, 1, 7, 63, 20])
+    q, k = torch.randn(T, NH * D), torch.randn(T, NKV * D)
+    for name, num_inv_freq, sep_head in (("sep_head", None, True), ("num_inv_freq", 5, True)):
+        params = {"rope_type": "default", "rope_theta": BASE, "use_fope": True, "fope_init_factor": 0.5,
+                  "fope_sep_head": sep_head, "num_inv_freq": num_inv_freq, "num_key_value_heads": NKV}
+        emb = rope.get_rope(D, MAXPOS, True, params, torch.float32)
+        F = emb.inv_freq.numel()
+        shape = (NKV, F, F)
+        cos_coef, sin_coef = torch.randn(shape), torch.randn(shape)
+        # a checkpoint holds every KV head's coefficients; the layer's own loader takes this rank's
+        emb.cos_coef.weight_loader(emb.cos_coef, cos_coef)
+        emb.sin_coef.weight_loader(emb.sin_coef, sin_coef)
+        rq, rk = emb.forward_native(pos, q.clone(), k.clone())
+        eq, ek = reference(q, k, pos, cos_coef, sin_coef, num_inv_freq)
+        print(name, type(emb).__name__ == "FourierRotaryEmbedding" and F == (3 if num_inv_freq is None else 5)
+              and torch.allclose(rq.reshape(T, -1), eq, atol=1e-4) and torch.allclose(rk.reshape(T, -1), ek, atol=1e-4))
+        # as upstream's _ROPE_DICT: the same arguments give the same module (every layer shares the coefficients)
+        print(name + "_shared", rope.get_rope(D, MAXPOS, True, dict(params), torch.float32) is emb)
+    # upstream's fope_sep_head=False path mixes 3-D coefficients with a 2-D einsum and raises when built: so does
+    # the back-port (the same code), rather than computing something upstream does not
+    try:
+        rope.get_rope(D, MAXPOS, True, dict(params, fope_sep_head=False), torch.float32)
+        print("not_sep_head", False)
+    except RuntimeError:
+        print("not_sep_head", True)
+    # 0.13.0's own get_rope ignores use_fope: plain RoPE, no coefficients (what the back-port is for)
+    plain = pinned_get_rope(D, MAXPOS, True, dict(params), torch.float32)
+    print("pinned_plain", not hasattr(plain, "cos_coef"))
+    # an M-RoPE config takes upstream's M-RoPE branch first: the pinned get_rope, as upstream would
+    mrope = dict(params, mrope_section=[2, 3, 3])
+    print("mrope_delegates", rope.get_rope(D, MAXPOS, True, mrope, torch.float32)
+          is pinned_get_rope(D, MAXPOS, True, mrope, torch.float32))
+'''
+
+
+@pytest.mark.slow
+def test_fope_on_the_real_pinned_vllm_matches_plain_torch(tmp_path: Path):
+    lines = run_in_pinned_venv(tmp_path, FOPE)
+    for check in ("sep_head", "sep_head_shared", "num_inv_freq", "num_inv_freq_shared", "not_sep_head", "pinned_plain",
+                  "mrope_delegates"):
+        assert lines[check] == "True", check

@@ -294,17 +294,19 @@ MINIMAX_RMS_NORM = Backport(
 )
 
 # upstream's QKVParallelLinear(v_head_size=): V heads of another size than Q/K (MiMo-V2-Flash)
-# upstream's get_rope rope types 0.13.0 lacks ("proportional": Gemma 4) or computes otherwise (YaRN's scale from
-# attention_factor / mscale / mscale_all_dim: Ministral 3's config, through llama.py's LlamaAttention), the rest
-# handed to the pinned get_rope
+# upstream's get_rope rope types 0.13.0 lacks ("proportional": Gemma 4; FoPE, which 0.13.0 silently builds as plain
+# RoPE: InternS1-Pro) or computes otherwise (YaRN's scale from attention_factor / mscale / mscale_all_dim: Ministral
+# 3's config, through llama.py's LlamaAttention), the rest handed to the pinned get_rope
 ROPE = Backport(
     "rope.py",
     "vllm_fl.compat.rope",
     (("get_rope", "vllm.model_executor.layers.rotary_embedding"),),
     (),
     "rotary embeddings: upstream's get_rope for the rope types the pinned one lacks (Gemma 4's proportional "
-    "RoPE) or scales otherwise (YaRN's attention_factor, mscale / mscale_all_dim), the pinned get_rope for the rest",
-    modules=("vllm.model_executor.models.gemma4", "vllm.model_executor.models.llama"),
+    "RoPE, InternS1-Pro's FoPE) or scales otherwise (YaRN's attention_factor, mscale / mscale_all_dim), the "
+    "pinned get_rope for the rest",
+    modules=("vllm.model_executor.models.gemma4", "vllm.model_executor.models.llama",
+             "vllm.model_executor.models.interns1_pro"),
     local=True,
 )
 
@@ -352,12 +354,27 @@ DIFFKV_ATTENTION = Backport(
     local=True,
 )
 
+_OFFLOADER = "vllm.model_executor.offloader"
+# upstream's offloader module (AliceAI asks which kind runs; whisper hands it layers): 0.13.0 offloads only by
+# cpu_offload_gb, over UVA, in models/utils.py's maybe_offload_to_cpu
+OFFLOADER = Backport(
+    "offloader.py",
+    "vllm_fl.compat.offloader",
+    tuple((name, module) for module in (_OFFLOADER, _OFFLOADER + ".base")
+          for name in ("BaseOffloader", "NoopOffloader", "get_offloader"))
+    + (("PrefetchOffloader", _OFFLOADER), ("PrefetchOffloader", _OFFLOADER + ".prefetch"),
+       ("UVAOffloader", _OFFLOADER), ("UVAOffloader", _OFFLOADER + ".uva")),
+    (),
+    "model offloading: upstream's get_offloader / UVAOffloader / PrefetchOffloader describing what the pinned "
+    "vLLM offloads (cpu_offload_gb over UVA, no prefetching)",
+)
+
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
                                    OLMO_GDN_LINEAR_ATTN, BAILING_LINEAR_ATTN, KIMI_GDN_LINEAR_ATTN,
                                    SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
                                    CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER,
                                    MINIMAX_RMS_NORM, QKV_LINEAR, ROPE, MM_ENCODER_ATTENTION, LAYERNORM,
-                                   DIFFKV_ATTENTION)
+                                   DIFFKV_ATTENTION, OFFLOADER)
 
 
 @lru_cache(maxsize=None)

@@ -4,8 +4,14 @@ Upstream's ``get_rope`` builds ``Gemma4RotaryEmbedding`` for ``rope_type: "propo
 layers, from its config.json): the inverse frequencies of the first ``rotary_dim / 2`` pairs use ``head_size`` as
 the exponent's denominator, the remaining pairs get frequency 0 (cos 1, sin 0: unrotated), and the rotation covers
 the whole head (neox-style ``rotate_half``). vLLM 0.13.0's ``get_rope`` raises ``Unknown RoPE scaling type
-proportional``. This ``get_rope`` builds upstream's class (over the pinned ``RotaryEmbedding``, as upstream's is)
-for that type and hands every other call to the pinned ``get_rope`` unchanged.
+proportional``. Upstream's ``get_rope`` also builds ``FourierRotaryEmbedding`` (FoPE, InternS1-Pro) for a
+``default`` rope without ``mrope_section`` whose parameters say ``use_fope``: per KV head (``fope_sep_head``) learned
+``cos_coef`` / ``sin_coef`` mix the inverse frequencies (the first ``num_inv_freq``, else those above
+``2 pi / max_position``) into the head's cos / sin, padded with 1; vLLM 0.13.0's ``get_rope`` ignores the keys and
+builds plain RoPE (other numbers, no coefficients to load). This ``get_rope`` builds upstream's classes (over the
+pinned ``RotaryEmbedding``, as upstream's are) for those and hands every other call to the pinned ``get_rope``
+unchanged. As upstream's, one instance serves every call with the same arguments (its ``_ROPE_DICT``): the layers
+of a model share one FoPE module and its coefficients.
 
 Upstream's YaRN (``rope_type: "yarn"``, no ``mrope_section``) scales cos/sin by the config's ``attention_factor``, else
 by ``yarn_get_mscale(factor, mscale) / yarn_get_mscale(factor, mscale_all_dim)`` when both are set, else by
@@ -22,11 +28,15 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch import nn
+from vllm.distributed import get_tensor_model_parallel_rank, get_tensor_model_parallel_world_size
 from vllm.model_executor.layers.rotary_embedding import get_rope as _pinned_get_rope
 from vllm.model_executor.layers.rotary_embedding.base import RotaryEmbedding
+from vllm.model_executor.layers.rotary_embedding.common import rotate_neox
 from vllm.model_executor.layers.rotary_embedding.yarn_scaling_rope import YaRNScalingRotaryEmbedding
 
-__all__ = ["Gemma4RotaryEmbedding", "get_rope"]
+__all__ = ["FourierRotaryEmbedding", "Gemma4RotaryEmbedding", "get_rope"]
 
 _ROPE_DICT: dict[tuple[Any, ...], RotaryEmbedding] = {}
 
@@ -64,13 +74,123 @@ def _yarn_scale(params: dict[str, Any]) -> float:
     return float(get_mscale())
 
 
+class FourierRotaryEmbedding(RotaryEmbedding):
+    """Upstream's FoPE (vllm/model_executor/layers/rotary_embedding/fope.py). Upstream builds its base with
+    ``init_cache=False``, which 0.13.0's ``RotaryEmbedding`` does not take: the pinned base computes its plain
+    cache once (over this class's selected frequencies), then upstream's FoPE cache replaces it."""
+
+    def __init__(self, head_size: int, rotary_dim: int, max_position_embeddings: int, base: float,
+                 is_neox_style: bool, dtype: torch.dtype, init_cache: bool, num_key_value_heads: int,
+                 num_inv_freq: int, fope_sep_head: bool, fope_init_factor: float) -> None:
+        self.num_key_value_heads = num_key_value_heads
+        self.num_inv_freq = num_inv_freq
+        self.fope_sep_head = fope_sep_head
+        self.fope_init_factor = fope_init_factor
+        super().__init__(head_size, rotary_dim, max_position_embeddings, base, is_neox_style, dtype)
+        self.inv_freq: torch.Tensor
+        self.register_buffer("inv_freq", self._compute_inv_freq(self.base), persistent=False)
+        self.input_dim = self.inv_freq.shape[-1]
+        self.output_dim = self.inv_freq.shape[-1]
+        self.cos_coef = nn.Parameter(torch.empty(num_key_value_heads, self.input_dim, self.output_dim),
+                                     requires_grad=False)
+        self.sin_coef = nn.Parameter(torch.empty(num_key_value_heads, self.input_dim, self.output_dim),
+                                     requires_grad=False)
+        self.sin_coef.weight_loader = self.weight_loader
+        self.cos_coef.weight_loader = self.weight_loader
+        self.cos_sin_cache: torch.Tensor
+        self.register_buffer("cos_sin_cache", self._compute_cos_sin_cache().to(dtype), persistent=False)
+        # the cache is computed again in the first forward, once the coefficients are loaded
+        self.update_cache = True
+
+    def _compute_inv_freq(self, base: float) -> torch.Tensor:
+        inv_freq = 1.0 / (base ** (torch.arange(0, self.rotary_dim, 2, dtype=torch.float) / self.rotary_dim))
+        selected = torch.ones_like(inv_freq, dtype=torch.bool)
+        if self.num_inv_freq is not None:
+            selected[self.num_inv_freq:] = False
+        else:
+            selected = inv_freq > (2.0 * torch.pi / self.max_position_embeddings)
+        return inv_freq[selected]
+
+    def _compute_cos_sin_cache(self) -> torch.Tensor:
+        if "cos_coef" not in self._parameters:  # the pinned base's __init__: its plain cache, replaced above
+            return super()._compute_cos_sin_cache()
+        t = torch.arange(self.max_position_embeddings, dtype=torch.float, device=self.inv_freq.device)
+        freqs = torch.einsum("j,i -> ji", t, self.inv_freq)
+        if self.fope_sep_head:
+            pos_cos = freqs.cos().unsqueeze(0).expand(self.num_key_value_heads, -1, -1)
+            pos_sin = freqs.sin().unsqueeze(0).expand(self.num_key_value_heads, -1, -1)
+            sin = torch.einsum("htD, hDd -> thd", pos_sin, self.sin_coef.float())
+            cos = torch.einsum("htD, hDd -> thd", pos_cos, self.cos_coef.float())
+        else:
+            sin = torch.einsum("tD, Dd -> td", freqs.sin(), self.sin_coef.float())
+            cos = torch.einsum("tD, Dd -> td", freqs.cos(), self.cos_coef.float())
+        sin = F.pad(input=sin, pad=(0, self.head_size // 2 - sin.size(-1)), mode="constant", value=1)
+        cos = F.pad(input=cos, pad=(0, self.head_size // 2 - cos.size(-1)), mode="constant", value=1)
+        sin = torch.cat((sin, sin), dim=-1)
+        cos = torch.cat((cos, cos), dim=-1)
+        return torch.cat((cos, sin), dim=-1)  # (max_position, [num_kv_heads,] head_size * 2)
+
+    def forward_native(self, positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor | None = None,
+                       offsets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.update_cache:
+            self.cos_sin_cache.copy_(self._compute_cos_sin_cache().to(self.dtype))
+            self.update_cache = False
+        positions = positions.flatten()
+        cos, sin = self.cos_sin_cache.index_select(0, positions).chunk(2, dim=-1)
+        query = query.unflatten(-1, (-1, self.head_size))
+        assert key is not None, "Key tensor is required for FoPE."
+        key = key.unflatten(-1, (-1, self.head_size))
+        assert query.dim() == key.dim() == 3, "Expected query key (seq_len, heads, head_dim)"
+        assert cos.dim() <= 3 and sin.dim() <= 3
+        need_reshape = False
+        if cos.dim() == 3:  # one cos / sin per KV head: the heads of a group side by side
+            need_reshape = True
+            query_shape, key_shape = query.shape, key.shape
+            cos, sin = cos.flatten(0, 1), sin.flatten(0, 1)
+            seq_len = cos.size(0)
+            query = query.view(seq_len, -1, query.size(-1))
+            key = key.view(seq_len, -1, key.size(-1))
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        query = (query * cos) + (rotate_neox(query) * sin)
+        key = (key * cos) + (rotate_neox(key) * sin)
+        if need_reshape:
+            query, key = query.view(query_shape), key.view(key_shape)
+        return query, key
+
+    def weight_loader(self, param: nn.Parameter, loaded_weight: torch.Tensor) -> None:
+        """A rank's KV heads of the coefficients (replicated where there are fewer heads than ranks)."""
+        world_size = get_tensor_model_parallel_world_size()
+        rank = get_tensor_model_parallel_rank()
+        num_key_value_heads = loaded_weight.size(0)
+        if num_key_value_heads < world_size:
+            n_replicate = world_size // num_key_value_heads
+            world_size = num_key_value_heads
+            rank = rank // n_replicate
+        param.data.copy_(loaded_weight.chunk(world_size, dim=0)[rank])
+
+
+_FOPE_KEYS = ("num_key_value_heads", "num_inv_freq", "fope_sep_head", "fope_init_factor")
+
+
+def _cache_key(params: dict[str, Any]) -> tuple[Any, ...]:
+    """Upstream's key of the rope parameters (lists as tuples)."""
+    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items())
+
+
+def _is_fope(params: dict[str, Any], dual_chunk_attention_config: dict[str, Any] | None) -> bool:
+    """Where upstream's get_rope builds FourierRotaryEmbedding."""
+    return (dual_chunk_attention_config is None and params.get("rope_type", "default") == "default"
+            and "mrope_section" not in params and bool(params.get("use_fope")))
+
+
 def get_rope(head_size: int, max_position: int, is_neox_style: bool = True,
              rope_parameters: dict[str, Any] | None = None, dtype: torch.dtype | None = None,
              dual_chunk_attention_config: dict[str, Any] | None = None) -> RotaryEmbedding:
     params = rope_parameters or {}
     rope_type = params.get("rope_type")
     yarn = rope_type == "yarn" and "mrope_section" not in params and dual_chunk_attention_config is None
-    if rope_type != "proportional" and not yarn:
+    fope = _is_fope(params, dual_chunk_attention_config)
+    if rope_type != "proportional" and not yarn and not fope:
         return _pinned_get_rope(head_size, max_position, is_neox_style, rope_parameters, dtype,
                                 dual_chunk_attention_config)
     dtype = torch.get_default_dtype() if dtype is None else dtype
@@ -92,7 +212,12 @@ def get_rope(head_size: int, max_position: int, is_neox_style: bool = True,
                 head_size, rotary_dim, params["original_max_position_embeddings"], base, is_neox_style,
                 params["factor"], dtype, attn_factor=scale, apply_yarn_scaling=False, **extra)
         return _ROPE_DICT[key]
-    key = (head_size, rotary_dim, max_position, is_neox_style, base, dtype)
+    key = (head_size, rotary_dim, max_position, is_neox_style, _cache_key(params), dtype)
     if key not in _ROPE_DICT:
-        _ROPE_DICT[key] = Gemma4RotaryEmbedding(head_size, rotary_dim, max_position, base, is_neox_style, dtype)
+        if fope:
+            extra = {k: v for k, v in params.items() if k in _FOPE_KEYS}
+            _ROPE_DICT[key] = FourierRotaryEmbedding(head_size, rotary_dim, max_position, base, is_neox_style, dtype,
+                                                     init_cache=False, **extra)
+        else:
+            _ROPE_DICT[key] = Gemma4RotaryEmbedding(head_size, rotary_dim, max_position, base, is_neox_style, dtype)
     return _ROPE_DICT[key]
