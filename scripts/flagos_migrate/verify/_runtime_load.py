@@ -525,13 +525,13 @@ def served_spelling(model, ckpt, vc, seed):
     ``input_layernorm``). Returns (checkpoint, why it was taken, or None when the saved spelling stands);
     when every spelling fails the saved one stays (the load fails on it)."""
     alt = ckpt.respelled() if isinstance(ckpt, Checkpoint) else None
-    if alt is None:
-        return ckpt, None
     why, raised = _refusal(model, ckpt, vc, route_only=True)
     if not raised:  # its names load without an error (what is left unwritten the load level judges): it stands
         return ckpt, None
+    # nothing renamed on save still may be refused: transformers 5's ColModernVBertForRetrieval names its
+    # tensors embedding_proj_layer / vlm.*, upstream's class reads the released model.custom_text_proj / model.*
     name, why = type(model).__name__, why.split(". ")[0]
-    if _refusal(model, alt, vc, route_only=True)[0] is None:
+    if alt is not None and _refusal(model, alt, vc, route_only=True)[0] is None:
         renamed = next(f"{k} -> {v}" for k, v in ckpt.in_memory.items() if k != v)
         taken = (f"in the class's own names (e.g. {renamed}): upstream vLLM's own {name} refuses the spelling "
                  f"transformers saves ({why}) and routes each of these names to its parameters")
