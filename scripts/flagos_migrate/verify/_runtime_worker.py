@@ -332,8 +332,10 @@ def _served_by_upstream(arch, work, seed, ckpt, source, notes):
     import vllm
     from vllm.model_executor.models.registry import ModelRegistry
 
-    if not isinstance(ckpt, Checkpoint) or ckpt.respelled() is None:
-        return ckpt, source  # nothing renamed: one spelling, nothing to decide
+    if not isinstance(ckpt, Checkpoint):
+        return ckpt, source
+    # nothing renamed on save is still judged: the class's own names may not be the released ones
+    # (transformers 5's ColModernVBertForRetrieval), and then upstream's class names the checkpoint
     try:
         if ModelRegistry._try_load_model_cls(arch) is None:
             return ckpt, source
