@@ -230,6 +230,30 @@ def test_the_mixed_in_config_builds_on_4_57_6_and_validates_as_transformers_5s(t
     assert outs["plugin"]["bogus"] != "accepted" and outs["plugin"]["count"] != "accepted"
 
 
+@needs_tf5
+def test_an_upstream_vllm_config_written_as_a_strict_dataclass_keeps_a_finding(tmp_path, apis):
+    """dory failed import (StrictDataclassDefinitionError from its config module) with only a P28 warning left:
+    upstream's DoryConfig is a transformers 5 @strict dataclass config, which 4.57.6's PretrainedConfig cannot be."""
+    from analysis_helpers import UPSTREAM_SRC
+    from flagos_migrate.migrate.tf5_modules import _strict_on_a_4x_base
+    from flagos_migrate.migrate.unit import Unit
+
+    if not UPSTREAM_SRC.is_dir():
+        pytest.skip("no upstream vLLM 0.33.0 source")
+    mig = Migration("dory", Upstream(open_upstream(str(UPSTREAM_SRC))),
+                    PluginTree(empty_plugin(tmp_path / "plugin")), apis).run()
+    unit = mig.units["vllm_fl.configs.dory"]
+    (left,) = [f for f in unit.after if f.rule == "P5"]
+    assert left.data == {"class": "DoryConfig", "decorator": "strict"} and left.severity == "error"
+    assert left in mig.left()
+    # negative: the same class without the decorator, and a strict class on another base, are not judged
+    plain = Unit(unit.module, unit.origin, "config", unit.text, unit.text.replace("@strict\n", ""), set())
+    assert _strict_on_a_4x_base(plain) == []
+    other = Unit(unit.module, unit.origin, "config", unit.text,
+                 unit.text.replace("class DoryConfig(PretrainedConfig)", "class DoryConfig(Base)"), set())
+    assert _strict_on_a_4x_base(other) == []
+
+
 def test_a_newer_dependency_without_a_substitute_keeps_the_finding_and_names_it(migration, monkeypatch):
     import flagos_migrate.migrate.tf5_modules as tf5_modules
 

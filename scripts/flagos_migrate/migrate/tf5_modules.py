@@ -365,7 +365,8 @@ class Tf5Vendoring:
                 if unit.role == "config" and (unit.origin or "").startswith("vllm.transformers_utils.configs."):
                     drift = self._tf5_base_drift(unit, "upstream vLLM, for transformers")
                     drift = [f for f in drift if not self._mix_in_tf5_methods(unit, f)]
-                    unit.after = [f for f in unit.after if not (f.rule == "P5" and "class" in f.data)] + drift
+                    unit.after = [f for f in unit.after if not (f.rule == "P5" and "class" in f.data)] + drift \
+                        + _strict_on_a_4x_base(unit)
 
     def _mix_in_tf5_methods(self, unit: Unit, finding: Finding) -> bool:
         """P5: an upstream vLLM config class calling only base methods the plugin's transformers 5 base writes as
@@ -518,3 +519,32 @@ class Tf5Vendoring:
 
 
 __all__ = ["PROCESSORS_PKG", "Tf5Vendoring", "is_model_module", "vendored_module_for"]
+
+
+def _strict_on_a_4x_base(unit: Unit) -> list[Finding]:
+    """P5 on an upstream vLLM config class written as a transformers 5 dataclass config (``@strict`` from
+    ``huggingface_hub.dataclasses``, fields as annotations, ``__post_init__``): 4.57.6's ``PretrainedConfig`` is no
+    dataclass, so ``@strict`` raises ``StrictDataclassDefinitionError`` when the module is imported (dory)."""
+    tree = parse_source(unit.text, unit.relpath)
+    if tree is None:
+        return []
+    strict = {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom)
+              and n.module == "huggingface_hub.dataclasses" for a in n.names if a.name == "strict"}
+    out: list[Finding] = []
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        dec = next((d for d in cls.decorator_list
+                    if (d.func if isinstance(d, ast.Call) else d).__class__ is ast.Name
+                    and (d.func if isinstance(d, ast.Call) else d).id in strict), None)
+        if dec is None or not any(isinstance(b, ast.Name) and b.id == "PretrainedConfig" for b in cls.bases):
+            continue
+        out.append(Finding(
+            "P5", unit.relpath, dec.lineno, dec.col_offset,
+            f"class {cls.name} (upstream vLLM) is a transformers 5 dataclass config (@strict, fields as annotations, "
+            "__post_init__): transformers 4.57.6's PretrainedConfig is no dataclass, so @strict raises "
+            "StrictDataclassDefinitionError when the module is imported, and its fields would not reach __init__",
+            severity="error",
+            fix="write the class as a 4.57.6 config (an __init__ taking each field with its default, then the "
+                "__post_init__ body, then super().__init__(**kwargs)), as the transformers 5 config bridges are",
+            data={"class": cls.name, "decorator": "strict"}))
+    return out
+
