@@ -115,6 +115,14 @@ _QWEN2_TEXT = {  # a tiny Qwen2 language model (transformers' Qwen2Config)
     "intermediate_size": T.INTERMEDIATE, "num_attention_heads": T.HEADS, "num_key_value_heads": T.KV_HEADS,
     "num_hidden_layers": T.LAYERS, "vocab_size": T.VOCAB, "max_position_embeddings": T.MAX_POSITIONS,
     "rms_norm_eps": 1e-6, "hidden_act": "silu", "tie_word_embeddings": False, "rope_theta": 10000.0}
+# MiMo-V2-Flash's config.json spellings (remote code), which upstream's mimo_v2.py / mimo_v2_mtp.py read and
+# CHECKPOINT_FIELDS' "mimo_v2_flash" derives for transformers 5's class: layer 0 full attention then SWA, layer 0 dense
+# then MoE (the table's int moe_layer_freq 1 built no MoE layer), the SWA attention with twice the KV heads and a sink
+# per head, the hub's window (sliding_window_size + 1 is the table's 8). Tiny; a whole-head rotation as the table's
+_MIMO_V2_FLASH_HUB = {
+    "hybrid_layer_pattern": [0, 1], "moe_layer_freq": [0, 1], "swa_num_attention_heads": T.HEADS,
+    "swa_num_key_value_heads": 2 * T.KV_HEADS, "swa_head_dim": T.HEAD_DIM, "swa_v_head_dim": T.HEAD_DIM,
+    "add_swa_attention_sink_bias": True, "add_full_attention_sink_bias": False, "sliding_window_size": 7}
 SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # InternVL's InternVLChatConfig (OpenGVLab/InternVL2_5-1B's config.json): an InternViT tower (the pinned and
     # upstream intern_vit.py's InternVisionModel reads these fields; InternViT-300M-448px's values: qkv_bias,
@@ -191,14 +199,10 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # MiMo-V2-Omni's vision tower: its window-attention blocks hold a sink per head (upstream's mimo_v2_omni.py: "The
     # checkpoint stores these only for non-full-attention blocks"), a flag vLLM's Mimo_VLVisionConfig does not
     # declare; set over that class's defaults, which the worker fills the vision_config from
-    # Its language model is MiMoV2FlashForCausalLM, reading MiMo-V2-Flash's hub spellings (CHECKPOINT_FIELDS'
-    # "mimo_v2_flash" derives them for transformers 5's class): layer 0 full attention then SWA, layer 0 dense then MoE
-    # (the table's int moe_layer_freq 1 built no MoE layer), the SWA attention with twice the KV heads and a sink per
-    # head, the hub's window (sliding_window_size + 1 is the table's 8). Tiny; a whole-head rotation as the table's
-    ("mimo_v2_omni",): {"vision_config": {"use_sink": True}, "hybrid_layer_pattern": [0, 1], "moe_layer_freq": [0, 1],
-                        "swa_num_attention_heads": T.HEADS, "swa_num_key_value_heads": 2 * T.KV_HEADS,
-                        "swa_head_dim": T.HEAD_DIM, "swa_v_head_dim": T.HEAD_DIM, "add_swa_attention_sink_bias": True,
-                        "add_full_attention_sink_bias": False, "sliding_window_size": 7},
+    # Its language model is MiMoV2FlashForCausalLM (_MIMO_V2_FLASH_HUB)
+    ("mimo_v2_omni",): {"vision_config": {"use_sink": True}, **_MIMO_V2_FLASH_HUB},
+    # MiMo-V2-Flash's (and -Omni's) MTP draft: its layer reads the SWA attention's fields, its target the rest
+    ("mimo_v2_mtp",): _MIMO_V2_FLASH_HUB,
     ("keye", "keye_vl1_5"): {
         "vision_config": {
             "model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
