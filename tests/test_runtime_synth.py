@@ -162,6 +162,35 @@ def test_telechat2s_gpt2_spellings_follow_the_llama_fields_they_alias():
         "layer_norm_epsilon": "rms_norm_eps"}
 
 
+def test_gemma4_drafts_per_layer_sizes_and_the_dspark_layers_upstream_asserts():
+    """Gemma4MTP / Gemma4DSpark read config.per_layer_config[i].head_dim (full-attention layers at global_head_dim,
+    twice head_dim); upstream's DSpark asserts every layer is a full-attention one with attention_k_eq_v (its
+    load_weights refused the mixed draft the generic layer_types built)."""
+    from flagos_migrate.verify import config_hints as H
+    from flagos_migrate.verify.runtime_tiny import HEAD_DIM, LAYERS
+
+    mtp, dspark = H.family_values("gemma4_mtp"), H.family_values("gemma4_dspark")
+    full = [i for i, t in enumerate(H.SYNTH_VALUES["layer_types"]) if t == "full_attention"]
+    assert {int(i) for i in mtp["per_layer_config"]} == set(full)
+    assert dspark["layer_types"] == ["full_attention"] * LAYERS and dspark["attention_k_eq_v"] is True
+    assert dspark["per_layer_config"] == {str(i): {"head_dim": 2 * HEAD_DIM} for i in range(LAYERS)}
+
+
+def test_mimo_v2_flash_hub_spellings_are_one_table_with_a_moe_layer():
+    """MiMo-V2-Omni's language model and the MiMo-V2 MTP drafts read MiMo-V2-Flash's config.json spellings: one
+    table; per-layer moe_layer_freq (the generic int 1 built no MoE layer: mimo_v2.py indexes a list only)."""
+    from flagos_migrate.verify import config_hints as H
+    from flagos_migrate.verify.runtime_tiny import LAYERS
+
+    omni, mtp = H.family_values("mimo_v2_omni"), H.family_values("mimo_v2_mtp")
+    assert {k: v for k, v in omni.items() if k != "vision_config"} == mtp
+    assert omni["vision_config"] == {"use_sink": True}
+    assert len(mtp["moe_layer_freq"]) == len(mtp["hybrid_layer_pattern"]) == LAYERS
+    assert 1 in mtp["moe_layer_freq"] and set(mtp["hybrid_layer_pattern"]) == {0, 1}  # a MoE layer; full and SWA
+    cfg, missing = H.with_family({}, ["swa_num_attention_heads", "use_sink", "other"], omni)
+    assert missing == ["other"]
+
+
 def test_a_familys_partial_sub_config_is_set_over_the_bound_classs_defaults(monkeypatch):
     """MiMo-V2-Omni: the vision_config comes from the defaults of the Mimo_VLVisionConfig the model file binds;
     the family's use_sink (no model_type: an overlay) is set over them, not in their place."""
