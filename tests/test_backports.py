@@ -401,3 +401,49 @@ def test_minimax_rms_norm_takes_upstreams_shard_keywords_and_forward_qkv(tmp_pat
     lines = run_in_pinned_venv(tmp_path, MINIMAX_NORM_RUNTIME)
     for check in ("qkv", "same_as_pinned", "shard", "unsharded"):
         assert lines[check] == "True", (check, lines)
+
+
+QWEN2_MOE_MLP_RUNTIME = '''
+    from vllm.model_executor.layers.linear import ReplicatedLinear
+    from vllm.model_executor.models.qwen2_moe import Qwen2MoeMLP as Pinned
+    from qwen2_moe_mlp import Qwen2MoeMLP
+
+    torch.manual_seed(0)
+    gate = ReplicatedLinear(16, 1, bias=False, prefix="mlp.shared_expert_gate")  # what upstream's callers pass
+    gate.weight.data.normal_()
+    mlp = Qwen2MoeMLP(16, 24, "silu", expert_gate=gate, prefix="mlp.shared_expert")
+    for p in mlp.parameters():
+        p.data.normal_(0, 0.2)
+    x = torch.randn(5, 16)
+    w13 = mlp.gate_up_proj.weight
+    dense = torch.nn.functional.silu(x @ w13[:24].T) * (x @ w13[24:].T) @ mlp.down_proj.weight.T
+    want = torch.sigmoid(x @ gate.weight.T) * dense  # upstream: sigmoid(expert_gate(x)[0]) * out
+    print("upstream_gate", bool(torch.allclose(mlp(x), want, atol=1e-5)) and isinstance(mlp, Pinned))
+    pinned = Pinned(16, 24, "silu", expert_gate=gate, prefix="p")
+    try:
+        pinned(x)
+        print("pinned_refuses", False)
+    except AttributeError as exc:  # the pinned forward applies the sigmoid to the (output, bias) tuple
+        print("pinned_refuses", "tuple" in str(exc))
+    plain = Qwen2MoeMLP(16, 24, "silu", prefix="q")
+    shapes = lambda m: {n: tuple(p.shape) for n, p in m.named_parameters()}
+    print("no_gate_same_layers", shapes(plain) == shapes(Pinned(16, 24, "silu", prefix="q")))
+    rep = Qwen2MoeMLP(16, 24, "silu", disable_tp=True, prefix="r")
+    print("disable_tp", rep.gate_up_proj.tp_size == 1 and rep.down_proj.tp_size == 1 and shapes(rep) == shapes(plain))
+'''
+
+
+@pytest.mark.slow
+def test_qwen2_moe_mlp_takes_upstreams_gate_contract_on_the_real_pinned_vllm(tmp_path: Path):
+    # Qwen3-Next / Qwen3.5 hand the shared expert a ReplicatedLinear gate: the pinned class crashes on it
+    lines = run_in_pinned_venv(tmp_path, QWEN2_MOE_MLP_RUNTIME)
+    for check in ("upstream_gate", "pinned_refuses", "no_gate_same_layers", "disable_tp"):
+        assert lines[check] == "True", check
+
+
+def test_importing_qwen2_moe_mlp_needs_the_backport_and_only_that_file_is_repointed():
+    tree = ast.parse("from vllm.model_executor.models.qwen2_moe import Qwen2MoeMLP as Qwen3NextMLP\n")
+    assert backports.needed([tree]) == [backports.QWEN2_MOE_MLP]
+    assert backports.QWEN2_MOE_MLP.local  # other files' imports of the pinned class stay pinned
+    other = ast.parse("from vllm.model_executor.models.qwen2_moe import Qwen2MoeForCausalLM\n")
+    assert backports.needed([other]) == []

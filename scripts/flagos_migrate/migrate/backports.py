@@ -369,12 +369,26 @@ OFFLOADER = Backport(
     "vLLM offloads (cpu_offload_gb over UVA, no prefetching)",
 )
 
+_QWEN2_MOE = "vllm.model_executor.models.qwen2_moe"
+# upstream's callers hand Qwen2MoeMLP a ReplicatedLinear gate and upstream's forward takes its [0]; the pinned
+# forward calls the gate as a torch.nn.Linear: importing the class is what needs the back-port
+QWEN2_MOE_MLP = Backport(
+    "qwen2_moe_mlp.py",
+    "vllm_fl.compat.qwen2_moe_mlp",
+    (("Qwen2MoeMLP", _QWEN2_MOE),),
+    (("Qwen2MoeMLP", "disable_tp"), ("Qwen2MoeMLP", "is_sequence_parallel")),
+    "Qwen2-MoE dense MLP: upstream's expert_gate contract (a vLLM linear, sigmoid of its [0]) and disable_tp / "
+    "is_sequence_parallel over the pinned layers",
+    on_import=(("Qwen2MoeMLP", _QWEN2_MOE),),
+    local=True,
+)
+
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
                                    OLMO_GDN_LINEAR_ATTN, BAILING_LINEAR_ATTN, KIMI_GDN_LINEAR_ATTN,
                                    SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
                                    CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER,
                                    MINIMAX_RMS_NORM, QKV_LINEAR, ROPE, MM_ENCODER_ATTENTION, LAYERNORM,
-                                   DIFFKV_ATTENTION, OFFLOADER)
+                                   DIFFKV_ATTENTION, OFFLOADER, QWEN2_MOE_MLP)
 
 
 @lru_cache(maxsize=None)
