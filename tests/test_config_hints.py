@@ -1422,3 +1422,39 @@ def test_sarvam_synthesizes_a_direct_query_projection():
                                                  "class": "SarvamMLAForCausalLM"}])["0"]["synth"]
     assert "q_lora_rank" in hints["config"] and hints["config"]["q_lora_rank"] is None
     assert "q_lora_rank" not in hints["missing"]
+
+
+def test_the_one_value_upstream_asserts_reaches_a_composite_models_text_config_too(monkeypatch):
+    # bailing_moe_v3.py raises unless getattr(config, "no_kda_lora", False): Bailing V3 VL's KDA layers read it
+    # from the text config, whose class defaults it False
+    rc, _ = _worker_modules(monkeypatch)
+    done = {"only": {"no_kda_lora": True}}
+
+    class BailingVL:
+        model_type = "bailing_moe_v3_vl"
+
+    source = {"text_config": {"no_kda_lora": False, "hidden_size": 64}, "vision_config": {"no_kda_lora": False}}
+    notes: list = []
+    rc._complete(source, BailingVL(), done, "BailingMoeV3VLConfig", notes, defaults=True)
+    assert source["no_kda_lora"] is True and source["text_config"]["no_kda_lora"] is True
+    assert source["vision_config"] == {"no_kda_lora": False}  # a tower is not the language model
+    assert "text_config.no_kda_lora=True" in notes[0]
+    plain = {"text_config": {"hidden_size": 64}}  # a text config without the field gets none invented
+    rc._complete(plain, BailingVL(), done, "BailingMoeV3VLConfig", [], defaults=True)
+    assert plain["text_config"] == {"hidden_size": 64}
+
+
+def test_a_hybrid_period_and_top_level_mrope_sections_follow_the_tiny_text_config():
+    from flagos_migrate.verify.runtime_tiny import tiny_config
+
+    # Bailing V3 VL: every 5th layer full attention, M-RoPE sections at the top level and in the text rope
+    released = {"mrope_section": [12, 10, 10], "text_config": {
+        "hidden_size": 4096, "num_attention_heads": 32, "head_dim": 128, "num_hidden_layers": 20,
+        "layer_group_size": 5, "rope_parameters": {"rope_type": "default", "mrope_section": [12, 10, 10]}}}
+    tiny = tiny_config(released)
+    text = tiny["text_config"]
+    assert text["layer_group_size"] == LAYERS == text["num_hidden_layers"]  # one linear, one full layer
+    assert tiny["mrope_section"] == text["rope_parameters"]["mrope_section"]  # the class refuses two that differ
+    assert sum(tiny["mrope_section"]) == text["head_dim"] // 2
+    short = tiny_config({"hidden_size": 4096, "num_attention_heads": 32, "num_hidden_layers": 4, "layer_group_size": 1})
+    assert short["layer_group_size"] == 1  # a period already within the kept layers stays

@@ -522,8 +522,14 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False, arch=
     pinned = sorted(k for k in only if (not hasattr(instance, k) or defaults) and source.get(k, MISSING) != only[k])
     for key in pinned:
         source[key] = copy.deepcopy(only[key])
+    for sub_key in runtime_tiny._TEXT_KEYS:  # a composite model's language layers read their text config's field
+        sub = source.get(sub_key)  # (Bailing V3 VL's KDA layers: no_kda_lora, which its text config defaults False)
+        for key in sorted(only):
+            if isinstance(sub, dict) and key in sub and sub[key] != only[key]:
+                sub[key] = copy.deepcopy(only[key])
+                pinned.append(f"{sub_key}.{key}")
     if notes is not None and pinned:
-        notes.append(f"config: {', '.join(f'{k}={only[k]!r}' for k in pinned)}: the one value upstream's model asserts "
+        notes.append(f"config: {', '.join(f'{k}={only[k.rsplit(chr(46), 1)[-1]]!r}' for k in pinned)}: the one value upstream's model asserts "
                      f"(absent from, or another default in, {cls_name}): every checkpoint it serves carries it")
     mixed = sorted(k for k in complete.get("uniform") or () if isinstance(source.get(k), list)
                    and len({repr(v) for v in source[k]}) > 1)

@@ -274,6 +274,12 @@ def _shrink_text(cfg: dict) -> None:
             cfg[key] = min(cfg[key], 1)
     if isinstance(cfg.get("decoder_sparse_step"), int):
         cfg["decoder_sparse_step"] = 1
+    # a hybrid schedule's period (Bailing V3: every layer_group_size-th layer full attention, the others linear)
+    # spans the kept layers, so they keep one of each kind: the default 5 over 2 layers made both full attention,
+    # which the config class, given the kept layer_types [linear, full], refuses
+    if isinstance(cfg.get("layer_group_size"), int) and not isinstance(cfg["layer_group_size"], bool) \
+            and cfg["layer_group_size"] > layers:
+        cfg["layer_group_size"] = layers
     if isinstance(cfg.get("qk_head_dim"), int) and isinstance(cfg.get("qk_nope_head_dim"), int) \
             and isinstance(cfg.get("qk_rope_head_dim"), int):  # MLA's query head, derived (DeepSeek-V3's to_dict keeps it)
         cfg["qk_head_dim"] = cfg["qk_nope_head_dim"] + cfg["qk_rope_head_dim"]
@@ -410,6 +416,13 @@ def tiny_config(config: dict) -> dict:
             if key in text and key not in _TEXT_KEYS and key != "architectures" and text[key] is not None and (
                     isinstance(cfg[key], int) and not isinstance(cfg[key], bool) or isinstance(cfg[key], list)):
                 cfg[key] = copy.deepcopy(text[key])  # sizes and per-layer lists (Isaac: a Qwen3Config with a text_config)
+        # top-level M-RoPE sections (Bailing V3 VL's own `mrope_section` field, which its config class copies
+        # into the text rope and refuses when the two differ) follow the text head's rotary part too
+        rotary = rotary_dim(text, _head_dim(text) or HIDDEN // max(1, text.get("num_attention_heads") or HEADS))
+        _rope(cfg, rotary)
+        sec = cfg.get("mrope_section")
+        if isinstance(sec, list) and sec and all(isinstance(v, int) and not isinstance(v, bool) for v in sec):
+            cfg["mrope_section"] = scale_sections(sec, rotary // 2)
         _token_ids(cfg, text.get("vocab_size", VOCAB))
     else:
         _shrink_text(cfg)
