@@ -1014,3 +1014,32 @@ def needs_v2(layer_types):
     # a field the pinned VllmConfig has, or another function's result: nothing
     assert only(analyze(code.replace("use_v2_model_runner", "cache_config")), "P9") == []
     assert only(analyze(code.replace("get_current_vllm_config()", "load_options()")), "P9") == []
+
+
+COMPILED = '''
+from torch import nn
+from vllm.compilation.decorators import support_torch_compile
+
+
+@support_torch_compile(dynamic_arg_dims={"x": 0})
+class Layer(nn.Module):
+    def __init__(self, config, quant_config=None, prefix: str = ""):
+        super().__init__()
+
+
+class Encoder(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.layers = nn.ModuleList([Layer(config, quant_config=None, prefix="l")])
+        self.other = Layer(config=config, prefix="m")
+'''
+
+
+def test_p7_positionals_to_a_class_the_pinned_support_torch_compile_wraps():
+    """paddleocr_vl: SiglipEncoderLayer(config, ...) raised TypeError at construct with no finding (the pinned
+    wrapper's __init__ is keyword-only, upstream's takes *args); keyword calls and undecorated classes are fine."""
+    (f,) = only(analyze(COMPILED), "P7")
+    assert f.data == {"callee": "Layer", "problem": "keyword-only-compile", "given": 1, "names": ["config"]}
+    assert f.line == 15 and f.fix == "pass them as keywords: config=..."
+    assert only(analyze(COMPILED.replace("Layer(config, quant", "Layer(config=config, quant")), "P7") == []
+    assert only(analyze(COMPILED.replace('@support_torch_compile(dynamic_arg_dims={"x": 0})\n', "")), "P7") == []

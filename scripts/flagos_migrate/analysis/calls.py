@@ -28,12 +28,48 @@ from flagos_migrate.migrate.edits import Edits
 
 
 def check_calls(m: ModuleFacts) -> None:
+    compiled = _compiled_classes(m)
     for node in m.of_type(ast.Call):
+        if isinstance(node.func, ast.Name) and node.func.id in compiled:
+            _judge_compiled_call(m, node, compiled[node.func.id])
         found = callee(m, node)
         if found is None:
             continue
         shown, sig, skip = found
         _judge_call(m, node, shown, sig, skip)
+
+
+_COMPILE_DECORATOR = ("vllm.compilation.decorators", "support_torch_compile")
+
+
+def _compiled_classes(m: ModuleFacts) -> dict[str, ast.ClassDef]:
+    """Local classes decorated with the pinned ``support_torch_compile``: its ``__init__`` wrapper takes keywords
+    only (``*, vllm_config, prefix, **kwargs``), upstream's takes ``*args`` too and hands them on."""
+    names = {b.alias for b in m.module_bindings.values() if (b.module, b.name) == _COMPILE_DECORATOR}
+    out = {}
+    for name, cls in m.local_classes.items():
+        for dec in cls.decorator_list:
+            f = dec.func if isinstance(dec, ast.Call) else dec
+            if isinstance(f, ast.Name) and f.id in names:
+                out[name] = cls
+    return out
+
+
+def _judge_compiled_call(m, call: ast.Call, cls: ast.ClassDef) -> None:
+    """P7: positional arguments to a class the pinned ``support_torch_compile`` wraps (paddleocr_vl's
+    ``SiglipEncoderLayer(config, ...)``) raise TypeError when it is built; they pass as keywords by the class's own
+    ``__init__`` parameter names."""
+    pos = [a for a in call.args if not isinstance(a, ast.Starred)]
+    if not pos or len(pos) != len(call.args):
+        return
+    init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+    params = [a.arg for a in (init.args.posonlyargs + init.args.args)][1:] if init is not None else []
+    names = params[:len(pos)] if len(params) >= len(pos) else []
+    m.add("P7", call, f"`{cls.name}()` is decorated with the pinned support_torch_compile, whose __init__ takes "
+          f"keyword arguments only (upstream's takes *args too): {len(pos)} positional given, TypeError when it is built",
+          fix=(f"pass them as keywords: {', '.join(f'{n}=...' for n in names)}" if names else
+               "pass them as keywords of the class's __init__"),
+          data={"callee": cls.name, "problem": "keyword-only-compile", "given": len(pos), "names": names})
 
 
 def _judge_call(m, call: ast.Call, shown: str, sig: dict, skip: int) -> None:
