@@ -350,6 +350,19 @@ LOADING = '''
     print("hand_written", fused_equal(m.mlp.experts, W)
           and done == {"mlp.experts.routed_experts.w13_weight", "mlp.experts.routed_experts.w2_weight"})
 
+    # a draft built from the pinned DeepseekV2DecoderLayer (deepseek_eagle, openpangu_mtp): 0.13.0's FusedMoE
+    # holds experts.w13_weight, and the rows name those (the routed_experts ones raised KeyError at load)
+    from vllm.model_executor.layers.fused_moe import FusedMoE
+    pinned_moe = torch.nn.Module()
+    pinned_moe.mlp = torch.nn.Module()
+    pinned_moe.mlp.experts = FusedMoE(num_experts=E, top_k=2, hidden_size=H, intermediate_size=I, prefix="mlp.experts")
+    rows = fm.fused_moe_make_expert_params_mapping(pinned_moe, ckpt_gate_proj_name="gate_proj",
+                                                   ckpt_down_proj_name="down_proj", ckpt_up_proj_name="up_proj",
+                                                   num_experts=E)
+    print("pinned_layer_rows", rows[:2] == [("experts.w13_", "experts.0.gate_proj.", 0, "w1"),
+                                            ("experts.w2_", "experts.0.down_proj.", 0, "w2")]
+          and all(p in dict(pinned_moe.named_parameters()) for p in ("mlp.experts.w13_weight", "mlp.experts.w2_weight")))
+
     # DBRX's hand-written loader as P34 rewrites it: checkpoint names mapped onto experts.w13_weight (the
     # pre-refactor name; KeyError on upstream, vllm#49004), looked up through upstream's remap helper
     m = Model()
@@ -404,6 +417,6 @@ LOADING = '''
 def test_upstream_checkpoint_names_load_into_the_fused_parameters(pinned_run):
     lines = pinned_run
     for check in ("per_expert", "stacked", "stacked_transposed", "per_expert_gate_up", "mixtral_names", "mapping_rows",
-                  "hand_written", "dbrx_remap", "eplb_hooks", "refuses_eplb", "refuses_fused_shared", "refuses_zero_experts",
+                  "hand_written", "pinned_layer_rows", "dbrx_remap", "eplb_hooks", "refuses_eplb", "refuses_fused_shared", "refuses_zero_experts",
                   "refuses_sqrtsoftplus"):
         assert lines[check] == "True", check

@@ -280,7 +280,12 @@ class RoutedExperts(FusedMoE):
     def make_expert_params_mapping(model: torch.nn.Module, ckpt_gate_proj_name: str, ckpt_down_proj_name: str,
                                    ckpt_up_proj_name: str | None, num_experts: int, num_redundant_experts: int = 0,
                                    routed_experts_prefix: str = "routed_experts") -> list[tuple[str, str, int, str]]:
-        prefix = "base_layer." if any(".base_layer." in n for n, _ in model.named_parameters()) else ""
+        names = [n for n, _ in model.named_parameters()]
+        prefix = "base_layer." if any(".base_layer." in n for n in names) else ""
+        if routed_experts_prefix and not any(f".{routed_experts_prefix}." in n for n in names):
+            # experts built by a pinned layer (a draft made of the pinned DeepseekV2DecoderLayer) keep 0.13.0's
+            # ``experts.w13_weight``: the rows name the parameters the model has
+            routed_experts_prefix = ""
         return RoutedExperts.build_expert_params_mapping(
             ckpt_gate_proj_name, ckpt_down_proj_name, ckpt_up_proj_name, num_experts, num_redundant_experts,
             routed_experts_prefix, lora_base_layer_prefix=prefix, lora_base_layer_prefix_on_param_name=prefix)
