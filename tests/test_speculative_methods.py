@@ -109,3 +109,34 @@ def test_extract_hidden_states_is_no_longer_zero_left(tmp_path):
     m = Migration("extract_hidden_states", Upstream(open_upstream(str(UPSTREAM_SRC))), PluginTree(plugin),
                   pinned()).run()
     assert [(f.rule, f.message) for f in m.left()] == [("P38", MESSAGE)]
+
+
+def test_eagle3_drafts_of_targets_the_pinned_config_refuses():
+    """deepseek_eagle3 failed construct (ValidationError: Eagle3 is only supported for ['llama', 'qwen', 'minicpm',
+    'gpt_oss'] models) with no finding saying the drafts cannot be served on 0.13.0."""
+    for arch, target in (("Eagle3DeepseekV2ForCausalLM", "deepseek_v2"), ("Eagle3DeepseekV3ForCausalLM", "deepseek_v3")):
+        (f,) = [f for f in framework_findings(arch, "m.py", 2, version="0.13.0") if f.rule == "P38"]
+        assert f.severity == "error" and f.data == {"arch": arch, "method": "eagle3", "target": target}
+        assert "allows eagle3 only for targets whose model_type names one of llama, qwen, minicpm, gpt_oss" in f.message
+    # negatives: a supported target's draft, and another pin
+    assert [f for f in framework_findings("Eagle3LlamaForCausalLM", "m.py", 1, version="0.13.0") if f.rule == "P38"] == []
+    assert framework_findings("Eagle3DeepseekV2ForCausalLM", "m.py", 1, version="0.99.0") == []
+
+
+@pytest.mark.skipif(not (UPSTREAM_SRC.is_dir() and (PINNED_VENV / "lib").is_dir()),
+                    reason="needs upstream vLLM 0.33.0 source (MMF_UPSTREAM_SRC) and the pinned venv (MMF_PINNED_VENV)")
+def test_the_refused_targets_table_is_the_pinned_check_and_upstreams_drafts():
+    from flagos_migrate.catalog.tables import SPECULATIVE_REFUSED
+
+    pinned_root = next(PINNED_VENV.glob("lib/python3*/site-packages"))
+    rel = Path("vllm/config/speculative.py")
+
+    def supported(root):
+        return next((ast.literal_eval(n.value) for n in ast.walk(ast.parse((root / rel).read_text()))
+                     if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "eagle3_target_supported"), None)
+
+    entry = SPECULATIVE_REFUSED["0.13.0"]["eagle3"]
+    assert entry["supported"] == supported(pinned_root) and supported(UPSTREAM_SRC) is None  # upstream dropped it
+    drafts = _registry(UPSTREAM_SRC, "_SPECULATIVE_DECODING_MODELS")
+    for arch, target in entry["archs"].items():
+        assert arch in drafts and not any(s in target for s in entry["supported"])

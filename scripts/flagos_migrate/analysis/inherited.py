@@ -27,6 +27,7 @@ from flagos_migrate.catalog.tables import (
     INHERITED_TEMPLATES,
     ROPE_TYPE_PATCHES,
     SPECULATIVE_ONLY,
+    SPECULATIVE_REFUSED,
     TOWER_COMMENT,
 )
 from flagos_migrate.migrate.edits import Edits
@@ -468,6 +469,20 @@ def framework_findings(arch: str, path: str, line: int, col: int = 0,
             fix=f"report that the draft cannot be served on the pinned vLLM (or back-port the {method!r} method "
                 "and its proposer into its config and model runner)",
             data={"arch": arch, "method": method}))
+    for method, entry in SPECULATIVE_REFUSED.get(version, {}).items():
+        target = entry["archs"].get(arch)
+        if target is None:
+            continue
+        out.append(Finding(
+            "P38", path, line, col,
+            f"architecture {arch}: upstream builds it as the `{method}` draft of a {target} target; the pinned vLLM "
+            f"{version}'s SpeculativeConfig allows {method} only for targets whose model_type names one of "
+            f"{', '.join(entry['supported'])} (vllm/config/speculative.py) and refuses this one, so the registered "
+            "draft is never used",
+            severity="error",
+            fix=f"report that the draft cannot be served on the pinned vLLM (or lift the {method} target check in "
+                "its SpeculativeConfig, outside the model file)",
+            data={"arch": arch, "method": method, "target": target}))
     return out
 
 

@@ -134,6 +134,8 @@ HF_CONFIG_CLASSES: dict[str, dict[str, str]] = _table("P40", "hf_config_classes"
 # P38: pinned vLLM version -> speculative method the pinned vLLM lacks -> the architectures upstream reaches
 # only through it
 SPECULATIVE_ONLY: dict[str, dict[str, list[str]]] = _table("P38", "speculative_methods")
+# P38: per pinned vLLM, method -> {"supported": target families, "archs": {draft arch: its target family}}
+SPECULATIVE_REFUSED: dict[str, dict[str, dict]] = _table("P38", "refused_targets")
 
 # P35: (pinned class, attribute) declared None there (an interface's default), which subclasses inherit
 NONE_DEFAULTS: frozenset[tuple[str, str]] = frozenset(
