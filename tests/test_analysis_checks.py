@@ -1043,3 +1043,40 @@ def test_p7_positionals_to_a_class_the_pinned_support_torch_compile_wraps():
     assert f.line == 15 and f.fix == "pass them as keywords: config=..."
     assert only(analyze(COMPILED.replace("Layer(config, quant", "Layer(config=config, quant")), "P7") == []
     assert only(analyze(COMPILED.replace('@support_torch_compile(dynamic_arg_dims={"x": 0})\n', "")), "P7") == []
+
+
+SOURCE = '''
+from vllm.model_executor.model_loader import DefaultModelLoader
+
+
+def weights(model, revision):
+    return DefaultModelLoader.Source(model_or_path=model, subfolder="whisper-large-v3", revision=revision)
+'''
+
+
+def test_p6_a_keyword_a_class_nested_in_a_pinned_class_lacks():
+    """kimi_audio failed construct (DefaultModelLoader.Source got an unexpected keyword argument 'subfolder') with
+    no finding: the index records the nested dataclass's name only; the table gives its fields."""
+    (f,) = only(analyze(SOURCE), "P6")
+    assert f.data["kwarg"] == "subfolder" and f.data["callee"].endswith("default_loader.DefaultModelLoader.Source")
+    edits = Edits()
+    assert not calls.propose_edits(f, edits) and not edits  # weights from a subfolder: nothing pinned does it
+    assert only(analyze(SOURCE.replace('subfolder="whisper-large-v3", ', "")), "P6") == []
+
+
+def test_the_nested_signatures_are_the_pinned_dataclass_fields():
+    import ast as _ast
+
+    from flagos_migrate.catalog.tables import NESTED_SIGNATURES
+
+    from tests.analysis_helpers import PINNED_VENV
+    roots = list(PINNED_VENV.glob("lib/python3*/site-packages"))
+    if not roots:
+        import pytest
+        pytest.skip("needs the pinned venv (MMF_PINNED_VENV)")
+    for qual, params in NESTED_SIGNATURES["0.13.0"].items():
+        module, outer, inner = qual.rsplit(".", 2)
+        tree = _ast.parse((roots[0] / (module.replace(".", "/") + ".py")).read_text())
+        cls = next(n for n in tree.body if isinstance(n, _ast.ClassDef) and n.name == outer)
+        nested = next(n for n in cls.body if isinstance(n, _ast.ClassDef) and n.name == inner)
+        assert [s.target.id for s in nested.body if isinstance(s, _ast.AnnAssign)] == params, qual

@@ -18,6 +18,7 @@ from flagos_migrate.catalog.tables import (
     CONFIG_DEFAULTS,
     FORWARDED_REJECTS,
     KWARG_RENAMES,
+    NESTED_SIGNATURES,
     REQUIRED_VALUES,
     SAFE_DROP_KWARG_NAMES,
     SAFE_DROP_KWARGS,
@@ -32,11 +33,29 @@ def check_calls(m: ModuleFacts) -> None:
     for node in m.of_type(ast.Call):
         if isinstance(node.func, ast.Name) and node.func.id in compiled:
             _judge_compiled_call(m, node, compiled[node.func.id])
+        elif isinstance(node.func, ast.Attribute):
+            _judge_nested_call(m, node)
         found = callee(m, node)
         if found is None:
             continue
         shown, sig, skip = found
         _judge_call(m, node, shown, sig, skip)
+
+
+def _judge_nested_call(m, call: ast.Call) -> None:
+    """P6 on ``Pinned.Nested(kw=...)``: the index knows only the nested class's name; the table its parameters."""
+    owner = m.resolve_expr(call.func.value)
+    if owner is None or owner.kind != "class":
+        return
+    qual = f"{owner.module}.{owner.name}.{call.func.attr}"
+    params = NESTED_SIGNATURES.get(m.apis.version, {}).get(qual)
+    if params is None:
+        return
+    for k in call.keywords:
+        if k.arg is not None and k.arg not in params:
+            m.add("P6", call, f"`{owner.name}.{call.func.attr}()` does not accept keyword `{k.arg}` on the pinned "
+                  "version", fix=f"adapt the call; pinned parameters: {qual}({', '.join(params)})",
+                  data={"callee": qual, "kwarg": k.arg, "signature": f"({', '.join(params)})"})
 
 
 _COMPILE_DECORATOR = ("vllm.compilation.decorators", "support_torch_compile")

@@ -134,6 +134,8 @@ HF_CONFIG_CLASSES: dict[str, dict[str, str]] = _table("P40", "hf_config_classes"
 # P38: pinned vLLM version -> speculative method the pinned vLLM lacks -> the architectures upstream reaches
 # only through it
 SPECULATIVE_ONLY: dict[str, dict[str, list[str]]] = _table("P38", "speculative_methods")
+# P6: per pinned vLLM, a class nested in a pinned class (qualified) -> its parameters
+NESTED_SIGNATURES: dict[str, dict[str, list[str]]] = _table("P6", "nested_signatures")
 # P38: per pinned vLLM, method -> {"supported": target families, "archs": {draft arch: its target family}}
 SPECULATIVE_REFUSED: dict[str, dict[str, dict]] = _table("P38", "refused_targets")
 
