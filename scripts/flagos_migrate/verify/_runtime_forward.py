@@ -167,7 +167,11 @@ def _forward(model, vc, cfg, ids_list):
         lm_getter = getattr(model, "get_language_model", None)
         if getattr(model, "supports_multimodal", False) and lm_getter is not None:
             lm = lm_getter()
-            if lm is None:
+            if lm is None and "hidden_states" in extra:
+                # a multimodal draft (Qwen3.5 MTP): vLLM 0.13.0 asks only the target for its language model (the
+                # EAGLE proposer, to share embeddings); the draft's own is never asked for
+                notes.append("draft: get_language_model() not checked (the pinned proposer asks the target's only)")
+            elif lm is None:
                 raise LevelError("get_language_model() returned None: the multimodal path has no language model "
                                  "('NoneType' object has no attribute 'embed_input_ids' at the first image)")
             embed = getattr(model, "embed_input_ids", None) or getattr(model, "get_input_embeddings", None)
