@@ -475,3 +475,30 @@ def test_an_assertion_in_the_pinned_cpu_only_path_is_a_gpu_need(tmp_path):
     assert gpu_only_op(exc) == "cpu_fused_moe.py:2 assert not apply_router_weight_on_input"
     # the same assertion in a model file is the model's
     assert gpu_only_op(raised(tmp_path / "vllm_fl" / "models" / "cpu_model.py", code)) is None
+
+
+QWEN3_5_PROCESSOR = textwrap.dedent('''\
+    """Which image processor the harness builds for Qwen3.5's model types on transformers 4.57.6."""
+    import json, sys, types
+    sys.path.insert(0, sys.argv[1])
+    import runtime_mm
+
+    out = {}
+    for model_type in ("qwen3_5", "qwen3_5_moe", "no_such_model"):
+        cfg = types.SimpleNamespace(model_type=model_type, vision_config=types.SimpleNamespace(
+            patch_size=16, spatial_merge_size=2, temporal_patch_size=2, image_size=64))
+        try:
+            proc = runtime_mm.image_processor(cfg)
+            out[model_type] = type(proc[0] if isinstance(proc, tuple) else proc).__name__
+        except runtime_mm.NoImage as exc:
+            out[model_type] = "NoImage: " + str(exc)
+    print(json.dumps(out))
+''')
+
+
+def test_qwen3_5_images_are_processed_as_upstream_processes_them_with_qwen3_vls_processor():
+    """4.57.6 maps no image processor to qwen3_5 / qwen3_5_moe, so the Qwen3.5 VL forward ran text only;
+    upstream's Qwen3_5ProcessingInfo is Qwen3-VL's, so the image goes through its processor and the tower."""
+    out = run_in_worker(QWEN3_5_PROCESSOR, timeout=600)
+    assert out["qwen3_5"] == out["qwen3_5_moe"] == "Qwen2VLImageProcessor"
+    assert out["no_such_model"].startswith("NoImage: ")  # no family, no guess

@@ -236,6 +236,12 @@ def _sized(value, side, area):
     return value
 
 
+# model types with no image processor of their own in transformers 4.57.6 whose upstream vLLM processing is
+# another family's: upstream's qwen3_5.py builds Qwen3_5(Moe)ProcessingInfo on Qwen3VLProcessingInfo (the released
+# Qwen3.5 checkpoints ship Qwen3-VL's preprocessor)
+IMAGE_PROCESSOR_FAMILY = {"qwen3_5": "qwen3_vl", "qwen3_5_moe": "qwen3_vl"}
+
+
 def image_processor(cfg):
     """The Hugging Face image processor class of the config's model type, built with its defaults and
     sized to the tiny tower (the slow, PIL/numpy one: deterministic)."""
@@ -243,7 +249,8 @@ def image_processor(cfg):
     from transformers.models.auto import image_processing_auto as ipa
 
     model_type = getattr(cfg, "model_type", None)
-    names = ipa.IMAGE_PROCESSOR_MAPPING_NAMES.get(model_type)
+    names = ipa.IMAGE_PROCESSOR_MAPPING_NAMES.get(model_type) or ipa.IMAGE_PROCESSOR_MAPPING_NAMES.get(
+        IMAGE_PROCESSOR_FAMILY.get(model_type))
     if not names:
         raise NoImage(f"transformers {transformers.__version__} maps no image processor to {model_type!r}")
     names = names if isinstance(names, (tuple, list)) else (names,)
