@@ -118,6 +118,10 @@ def test_verify_run_of_a_tiny_qwen3_5_reaches_forward_through_the_gdn_reference(
     python = pinned_python()
     if not UPSTREAM.is_dir():
         pytest.skip(f"no upstream source at {UPSTREAM}")
+    if not os.environ.get("MMF_REFERENCE_VENV"):
+        # transformers 4.57.6 has no Qwen3.5 class: only upstream vLLM's own (in the reference venv) names the
+        # synthetic checkpoint, and without one load, forward and match are skipped
+        pytest.skip("needs MMF_REFERENCE_VENV (vLLM 0.33.0) to name Qwen3.5's checkpoint")
     plugin = tmp_path / "plugin"
     (plugin / "vllm_fl").mkdir(parents=True)
     (plugin / "vllm_fl" / "__init__.py").write_text("")
@@ -125,8 +129,7 @@ def test_verify_run_of_a_tiny_qwen3_5_reaches_forward_through_the_gdn_reference(
                               "--upstream", str(UPSTREAM), "--plugin", str(plugin)], capture_output=True, text=True,
                              timeout=600)
     assert applied.returncode in (0, 1), applied.stderr[-2000:]  # 1: findings left for the user
-    reference = os.environ.get("MMF_REFERENCE_VENV")
-    extra = ["--reference-python", str(Path(reference) / "bin" / "python")] if reference else []
+    extra = ["--reference-python", str(Path(os.environ["MMF_REFERENCE_VENV"]) / "bin" / "python")]
     proc = subprocess.run([sys.executable, str(SCRIPT), "verify", "qwen3_5", "--plugin", str(plugin), "--run",
                            "--python", python, "--json", *extra], capture_output=True, text=True, timeout=900)
     report = json.loads(proc.stdout)
@@ -134,6 +137,5 @@ def test_verify_run_of_a_tiny_qwen3_5_reaches_forward_through_the_gdn_reference(
     levels = {name: level["status"] for name, level in arch["levels"].items()}
     assert levels["forward"] == "pass", arch
     assert any("reference gated delta net" in note for note in arch["notes"]), arch["notes"]
-    if reference:
-        assert levels["match"] == "pass", arch
+    assert levels["match"] == "pass", arch
     shutil.rmtree(plugin)

@@ -136,6 +136,14 @@ def _compare(v5: dict, v4: dict, where: str = "") -> list[str]:
     return out
 
 
+def _but_the_tied_text_config(bridge: dict, diffs: list[str]) -> list[str]:
+    """The one difference the bridges make on purpose: a sub-config's ``tie_word_embeddings`` is the top
+    level's, as upstream vLLM's ``VllmConfig.with_hf_config`` sets it for every multimodal model (730b128,
+    glmasr); transformers 5 keeps the sub-config's own."""
+    top = bridge.get("tie_word_embeddings")
+    return [d for d in diffs if not (d.split(":")[0].endswith(".tie_word_embeddings") and d.endswith(f"bridge {top!r}"))]
+
+
 def _rope_mirrors(values: dict) -> list[str]:
     bad = []
     params = values.get("rope_parameters")
@@ -160,7 +168,7 @@ def test_round_trip_real_config_shapes(tf5, apis, tmp_path):
                         for (cls, fx), want in zip(ROUND_TRIPS, v5)], tmp_path, tmp_path)
     for (cls, fixture), want, got in zip(ROUND_TRIPS, v5, v4):
         assert len(want["names"]) > 10
-        assert _compare(want["values"], got["values"]) == [], (cls, fixture)
+        assert _but_the_tied_text_config(got["values"], _compare(want["values"], got["values"])) == [], (cls, fixture)
         assert _rope_mirrors(got["values"]) == [], (cls, fixture)
 
 
