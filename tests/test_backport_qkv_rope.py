@@ -76,14 +76,40 @@ def test_qkv_with_a_v_head_size_of_its_own_on_the_real_pinned_vllm(tmp_path: Pat
 
 # -- rope.py: upstream's get_rope "proportional" (Gemma 4) ------------------------------------------------
 
-def test_gemma4s_and_llamas_modules_need_the_rope_backport_and_another_does_not():
+def test_every_module_importing_get_rope_needs_the_rope_backport():
+    """Which rope a layer builds comes from the checkpoint's config.json (Ministral 3's YaRN mscale through llama.py,
+    a Qwen3 checkpoint with YaRN attention_factor through qwen3.py), not from the model file: every import of
+    get_rope gets the back-port, whose get_rope is the pinned one wherever upstream computes the same."""
     tree = ast.parse("from vllm.model_executor.layers.rotary_embedding import get_rope\n")
-    # llama.py: Ministral 3 (mistral.py over llama.py's LlamaAttention) has YaRN with mscale = mscale_all_dim = 1
-    for module in ("gemma4", "llama"):
+    for module in ("gemma4", "llama", "qwen2", "qwen3", "deepseek_v2", "qwen2_5_vl"):
         assert backports.needed([tree], pinned_lacks=lambda m, n: False,
-                                origins=[f"vllm.model_executor.models.{module}"]) == [backports.ROPE]
-    assert backports.needed([tree], pinned_lacks=lambda m, n: False,
+                                origins=[f"vllm.model_executor.models.{module}"]) == [backports.ROPE], module
+    other = ast.parse("from vllm.model_executor.layers.rotary_embedding import MRotaryEmbedding\n")
+    assert backports.needed([other], pinned_lacks=lambda m, n: False,
                             origins=["vllm.model_executor.models.qwen2"]) == []
+
+
+QWEN3 = '''\
+from torch import nn
+from vllm.model_executor.layers.rotary_embedding import get_rope
+
+
+class Qwen3Attention(nn.Module):
+    def __init__(self, config, max_position: int = 4096) -> None:
+        super().__init__()
+        self.rotary_emb = get_rope(8, max_position=max_position, rope_parameters=config.rope_parameters)
+'''
+
+
+def test_apply_gives_a_model_other_than_llama_upstreams_get_rope(tmp_path: Path):
+    """qwen3.py's attention with a checkpoint whose config says YaRN with attention_factor: 0.13.0's get_rope
+    would scale by 0.1 ln(factor) + 1 instead; the migrated file takes get_rope from the back-port."""
+    from tests.analysis_helpers import migrate_example
+    m = migrate_example(tmp_path, QWEN3, "qwen3")
+    assert m.model_unit.text == QWEN3.replace("from vllm.model_executor.layers.rotary_embedding import get_rope",
+                                              "from vllm_fl.compat.rope import get_rope")
+    assert "P22" in m.model_unit.rules
+    assert backports.ROPE in m.backports  # installed as vllm_fl/compat/rope.py by apply
 
 
 ROPE = '''
@@ -161,12 +187,6 @@ def test_yarn_scale_on_the_real_pinned_vllm(tmp_path: Path):
 
 # -- rope.py: upstream's get_rope FoPE (InternS1-Pro) -------------------------------------------------------------
 
-def test_interns1_pros_module_needs_the_rope_backport():
-    tree = ast.parse("from vllm.model_executor.layers.rotary_embedding import get_rope\n")
-    assert backports.needed([tree], pinned_lacks=lambda m, n: False,
-                            origins=["vllm.model_executor.models.interns1_pro"]) == [backports.ROPE]
-
-
 FOPE = '''
     from vllm.model_executor.layers.rotary_embedding import get_rope as pinned_get_rope
     import rope
@@ -234,4 +254,106 @@ def test_fope_on_the_real_pinned_vllm_matches_plain_torch(tmp_path: Path):
     lines = run_in_pinned_venv(tmp_path, FOPE)
     for check in ("sep_head", "sep_head_shared", "num_inv_freq", "num_inv_freq_shared", "not_sep_head", "pinned_plain",
                   "mrope_delegates"):
+        assert lines[check] == "True", check
+
+
+# -- rope.py: the pinned get_rope wherever upstream computes the same, upstream's numbers elsewhere ---------------
+
+TABLE = '''
+    import math
+    from vllm.model_executor.layers.rotary_embedding import deepseek_scaling_rope
+    from vllm.model_executor.layers.rotary_embedding import get_rope as pinned_get_rope
+    import rope
+
+    # 0.13.0's DeepSeek YaRN builds its frequencies on current_platform.device_type, empty on this script's
+    # unspecified platform ("cpu" under verify --run's CPU platform)
+    deepseek_scaling_rope.current_platform = types.SimpleNamespace(device_type="cpu")
+    D, BASE, MAXPOS = 16, 10000.0, 64
+    # rope configs upstream's get_rope (vllm 0.33.0 rotary_embedding/__init__.py) builds with the class and the
+    # arguments 0.13.0's does: the back-port hands them to the pinned get_rope (the same cached module). (longrope
+    # too, the same class in both; its pinned __init__ reads the current vLLM config, which this script has not.)
+    SAME = {
+        "none": None,
+        "default": {"rope_type": "default", "rope_theta": BASE},
+        "partial": {"rope_type": "default", "rope_theta": BASE, "partial_rotary_factor": 0.5},
+        "linear": {"rope_type": "linear", "rope_theta": BASE, "factor": 2.0},
+        "ntk": {"rope_type": "ntk", "rope_theta": BASE, "factor": 2.0},
+        "dynamic_alpha": {"rope_type": "dynamic", "rope_theta": BASE, "alpha": 2.0},
+        "llama3": {"rope_type": "llama3", "rope_theta": BASE, "factor": 8.0, "low_freq_factor": 1.0,
+                   "high_freq_factor": 4.0, "original_max_position_embeddings": 32},
+        "mrope": {"rope_type": "default", "rope_theta": BASE, "mrope_section": [2, 3, 3]},
+        "mrope_interleaved": {"rope_type": "default", "rope_theta": BASE, "mrope_section": [2, 3, 3],
+                              "mrope_interleaved": True},
+        "deepseek_yarn": {"rope_type": "deepseek_yarn", "rope_theta": BASE, "factor": 4.0,
+                          "original_max_position_embeddings": 32, "mscale": 1.0, "mscale_all_dim": 0.5},
+        "rope_dim_whole": {"rope_type": "default", "rope_theta": BASE, "rope_dim": D},
+    }
+    for name, params in SAME.items():
+        print(name, rope.get_rope(D, MAXPOS, True, params, torch.float32)
+              is pinned_get_rope(D, MAXPOS, True, params, torch.float32))
+    # YaRN without upstream's keys: the back-port's own module, the pinned class with the same scale
+    yarn = {"rope_type": "yarn", "rope_theta": BASE, "factor": 4.0, "original_max_position_embeddings": 32}
+    print("yarn_plain", torch.equal(rope.get_rope(D, MAXPOS, True, dict(yarn), torch.float32).cos_sin_cache,
+                                    pinned_get_rope(D, MAXPOS, True, dict(yarn), torch.float32).cos_sin_cache))
+
+    def cache(inv, rows):
+        freqs = torch.outer(torch.arange(rows, dtype=torch.float), inv)
+        return torch.cat((freqs.cos(), freqs.sin()), dim=-1)
+
+    # M-RoPE + YaRN: upstream's frequencies (mrope.py) span the correction range over original_max_position *
+    # mrope_positions_factor, which the migration drops (P6); the back-port refuses it with that reason, and the
+    # pinned get_rope cannot build it at all (its MRotaryEmbedding never sets the truncate YaRN reads)
+    ymrope = dict(yarn, mrope_section=[2, 3, 3], mscale=1.0, mscale_all_dim=1.0)
+    try:
+        rope.get_rope(D, MAXPOS, True, dict(ymrope), torch.float32)
+        print("mrope_yarn_refused", False)
+    except NotImplementedError as exc:
+        print("mrope_yarn_refused", "mrope_positions_factor" in str(exc))
+    try:
+        pinned_get_rope(D, MAXPOS, True, dict(ymrope), torch.float32)
+        print("pinned_mrope_yarn_fails", False)
+    except AttributeError:
+        print("pinned_mrope_yarn_fails", True)
+    # upstream's dynamic NTK (dynamic_ntk_scaling_rope.py): base * (f * max_pos / max_trained - (f - 1)) ** (d / (d - 2))
+    # over max_pos rows; 0.13.0's base * (f * f - (f - 1)) ** ... over max_pos * f rows
+    plain_inv = 1.0 / BASE ** (torch.arange(0, D, 2, dtype=torch.float) / D)
+    dyn = {"rope_type": "dynamic", "rope_theta": BASE, "factor": 2.0}
+    emb = rope.get_rope(D, MAXPOS, True, dict(dyn), torch.float32)
+    print("dynamic", torch.allclose(emb.cos_sin_cache, cache(plain_inv, MAXPOS), atol=1e-5))
+    grown = BASE * (2.0 * MAXPOS / 16 - 1.0) ** (D / (D - 2))
+    emb = rope.get_rope(D, MAXPOS, True, dict(dyn, max_trained_positions=16), torch.float32)
+    print("dynamic_trained", torch.allclose(
+        emb.cos_sin_cache, cache(1.0 / grown ** (torch.arange(0, D, 2, dtype=torch.float) / D), MAXPOS), atol=1e-5))
+    pinned = pinned_get_rope(D, MAXPOS, True, dict(dyn), torch.float32)
+    print("pinned_dynamic_differs", pinned.cos_sin_cache.shape[0] == 2 * MAXPOS
+          and not torch.allclose(pinned.cos_sin_cache[:MAXPOS], cache(plain_inv, MAXPOS), atol=1e-3))
+    # upstream's DeepSeek YaRN reads no attn_factor (deepseek_scaling_rope.py); 0.13.0's multiplies its scale by it
+    ds = dict(SAME["deepseek_yarn"])
+    got = rope.get_rope(D, MAXPOS, True, dict(ds, attn_factor=0.5), torch.float32)
+    print("deepseek_attn_factor", torch.equal(got.cos_sin_cache, pinned_get_rope(D, MAXPOS, True, ds,
+                                                                                  torch.float32).cos_sin_cache))
+    print("pinned_deepseek_differs", not torch.equal(
+        pinned_get_rope(D, MAXPOS, True, dict(ds, attn_factor=0.5), torch.float32).cos_sin_cache, got.cos_sin_cache))
+    # upstream's rotary_dim is rope_dim when set; 0.13.0 ignores the key and rotates the whole head
+    got = rope.get_rope(D, MAXPOS, True, {"rope_type": "default", "rope_theta": BASE, "rope_dim": 8}, torch.float32)
+    print("rope_dim", got.rotary_dim == 8 and torch.equal(got.cos_sin_cache, cache(
+        1.0 / BASE ** (torch.arange(0, 8, 2, dtype=torch.float) / 8), MAXPOS)))
+    try:  # upstream's DeepSeek V4 rope is another class: refused, not built as V2/V3's
+        rope.get_rope(D, MAXPOS, True, dict(ds, is_deepseek_v4=True), torch.float32)
+        print("deepseek_v4_refused", False)
+    except NotImplementedError:
+        print("deepseek_v4_refused", True)
+'''
+
+SAME_CASES = ("none", "default", "partial", "linear", "ntk", "dynamic_alpha", "llama3", "mrope",
+              "mrope_interleaved", "deepseek_yarn", "rope_dim_whole", "yarn_plain")
+UPSTREAM_CASES = ("mrope_yarn_refused", "pinned_mrope_yarn_fails",
+                  "dynamic", "dynamic_trained", "pinned_dynamic_differs", "deepseek_attn_factor",
+                  "pinned_deepseek_differs", "rope_dim", "deepseek_v4_refused")
+
+
+@pytest.mark.slow
+def test_get_rope_is_the_pinned_one_where_upstream_computes_the_same_and_upstreams_elsewhere(tmp_path: Path):
+    lines = run_in_pinned_venv(tmp_path, TABLE)
+    for check in SAME_CASES + UPSTREAM_CASES:
         assert lines[check] == "True", check

@@ -147,7 +147,7 @@ class Gemma3Attention(nn.Module):
 
 GEMMA3_AFTER = '''\
 from torch import nn
-from vllm.model_executor.layers.rotary_embedding import get_rope
+from vllm_fl.compat.rope import get_rope
 
 
 class Gemma3Attention(nn.Module):

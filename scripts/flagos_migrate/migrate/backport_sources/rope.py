@@ -13,12 +13,21 @@ pinned ``RotaryEmbedding``, as upstream's are) for those and hands every other c
 unchanged. As upstream's, one instance serves every call with the same arguments (its ``_ROPE_DICT``): the layers
 of a model share one FoPE module and its coefficients.
 
-Upstream's YaRN (``rope_type: "yarn"``, no ``mrope_section``) scales cos/sin by the config's ``attention_factor``, else
-by ``yarn_get_mscale(factor, mscale) / yarn_get_mscale(factor, mscale_all_dim)`` when both are set, else by
-``yarn_get_mscale(factor)``, as transformers does; 0.13.0's reads none of those three keys and scales by
-``yarn_get_mscale(factor) * attn_factor`` (Ministral 3's config, ``mscale = mscale_all_dim = 1``: upstream 1.0,
+Upstream's YaRN (``rope_type: "yarn"``, no ``mrope_section``) scales cos/sin by the config's
+``attention_factor``, else by ``yarn_get_mscale(factor, mscale) / yarn_get_mscale(factor, mscale_all_dim)`` when both
+are set, else by ``yarn_get_mscale(factor)``, as transformers does; 0.13.0's reads none of those three keys and scales
+by ``yarn_get_mscale(factor) * attn_factor`` (Ministral 3's config, ``mscale = mscale_all_dim = 1``: upstream 1.0,
 0.13.0 1.28, so every logit moves). This ``get_rope`` builds the pinned ``YaRNScalingRotaryEmbedding`` with upstream's
-scale (``apply_yarn_scaling=False``: the scale is ``attn_factor`` as given) and upstream's keys only.
+scale (``apply_yarn_scaling=False``: the scale is ``attn_factor`` as given) and upstream's keys only. M-RoPE + YaRN
+is refused with the reason (upstream's frequencies depend on ``mrope_positions_factor``, which the migration drops;
+0.13.0's ``MRotaryEmbedding`` cannot build YaRN at all). Upstream's dynamic NTK (``rope_type: "dynamic"`` with a
+``factor``) keeps the base unless ``max_trained_positions`` is below ``max_position``; 0.13.0's always grows it: the
+back-port builds upstream's. Upstream reads ``rope_dim`` as the rotary dim and no ``attn_factor`` /
+``extrapolation_factor`` for DeepSeek YaRN; 0.13.0 the reverse: the pinned ``get_rope`` gets upstream's rotary dim as
+a ``partial_rotary_factor`` and no key only it reads. Upstream's ``is_deepseek_v4`` rope (another class) is refused.
+Every other call is the pinned ``get_rope``'s, unchanged (the same cached module): upstream computes those the same.
+Migrated files that import ``get_rope`` take it from here, whatever their model: the numbers depend on the
+checkpoint's config.json, which the migration does not see.
 Written by model-migrate-flagos; ``migrate_model.py apply`` installs it as ``vllm_fl/compat/rope.py``.
 """
 
@@ -36,7 +45,7 @@ from vllm.model_executor.layers.rotary_embedding.base import RotaryEmbedding
 from vllm.model_executor.layers.rotary_embedding.common import rotate_neox
 from vllm.model_executor.layers.rotary_embedding.yarn_scaling_rope import YaRNScalingRotaryEmbedding
 
-__all__ = ["FourierRotaryEmbedding", "Gemma4RotaryEmbedding", "get_rope"]
+__all__ = ["DynamicNTKScalingRotaryEmbedding", "FourierRotaryEmbedding", "Gemma4RotaryEmbedding", "get_rope"]
 
 _ROPE_DICT: dict[tuple[Any, ...], RotaryEmbedding] = {}
 
@@ -172,6 +181,33 @@ class FourierRotaryEmbedding(RotaryEmbedding):
 _FOPE_KEYS = ("num_key_value_heads", "num_inv_freq", "fope_sep_head", "fope_init_factor")
 
 
+class DynamicNTKScalingRotaryEmbedding(RotaryEmbedding):
+    """Upstream's dynamic NTK (dynamic_ntk_scaling_rope.py): the base grows by ``factor * max_position /
+    max_trained_positions - (factor - 1)`` (1, plain RoPE, unless ``max_trained_positions`` is below
+    ``max_position``) over a cache of ``max_position`` rows; 0.13.0's grows it by ``factor**2 - factor + 1`` over
+    ``max_position * factor`` rows (other frequencies for every factor above 1)."""
+
+    def __init__(self, head_size: int, rotary_dim: int, max_position_embeddings: int, max_trained_positions: int,
+                 base: float, is_neox_style: bool, scaling_factor: float, dtype: torch.dtype) -> None:
+        self.scaling_factor = scaling_factor
+        self.max_trained_positions = max_trained_positions
+        super().__init__(head_size, rotary_dim, max_position_embeddings, base, is_neox_style, dtype)
+
+    def _compute_cos_sin_cache(self) -> torch.Tensor:
+        base = self.base * ((self.scaling_factor * self.max_position_embeddings / self.max_trained_positions)
+                            - (self.scaling_factor - 1)) ** (self.rotary_dim / (self.rotary_dim - 2))
+        inv_freq = self._compute_inv_freq(base)
+        t = torch.arange(self.max_position_embeddings, dtype=torch.float)
+        freqs = torch.einsum("i,j -> ij", t, inv_freq)
+        return torch.cat((freqs.cos(), freqs.sin()), dim=-1)
+
+
+# keys 0.13.0's get_rope hands its classes that upstream's never reads (a config carrying one moves the pinned
+# numbers only): dropped before delegating, so the pinned class computes what upstream's does
+_PINNED_ONLY_KEYS = {"deepseek_yarn": ("extrapolation_factor", "attn_factor"),
+                     "deepseek_llama_scaling": ("extrapolation_factor", "attn_factor")}
+
+
 def _cache_key(params: dict[str, Any]) -> tuple[Any, ...]:
     """Upstream's key of the rope parameters (lists as tuples)."""
     return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items())
@@ -183,38 +219,78 @@ def _is_fope(params: dict[str, Any], dual_chunk_attention_config: dict[str, Any]
             and "mrope_section" not in params and bool(params.get("use_fope")))
 
 
+def _rotary_dim(head_size: int, params: dict[str, Any]) -> int:
+    """Upstream's rotary_dim: ``rope_dim`` when set (0.13.0 ignores the key), else ``partial_rotary_factor``."""
+    if rotary_dim := params.get("rope_dim"):
+        return int(rotary_dim)
+    factor = params.get("partial_rotary_factor", 1.0)
+    if factor <= 0.0 or factor > 1.0:
+        raise ValueError(f"partial_rotary_factor={factor} must be between 0.0 and 1.0")
+    return int(head_size * factor)
+
+
+def _pinned_params(head_size: int, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters that make the pinned get_rope compute upstream's rope: upstream's rotary_dim as a
+    ``partial_rotary_factor`` (exact, else refused) and no key only 0.13.0 reads."""
+    out = {k: v for k, v in params.items() if k not in _PINNED_ONLY_KEYS.get(params.get("rope_type", "default"), ())}
+    rope_dim = out.get("rope_dim")
+    if rope_dim and rope_dim != _rotary_dim(head_size, {k: v for k, v in out.items() if k != "rope_dim"}):
+        del out["rope_dim"]
+        out["partial_rotary_factor"] = rope_dim / head_size
+        if int(head_size * out["partial_rotary_factor"]) != rope_dim:
+            raise ValueError(f"rope_dim={rope_dim} is not a partial_rotary_factor of head_size={head_size} "
+                             "for vLLM 0.13.0's get_rope")
+    return out
+
+
 def get_rope(head_size: int, max_position: int, is_neox_style: bool = True,
              rope_parameters: dict[str, Any] | None = None, dtype: torch.dtype | None = None,
              dual_chunk_attention_config: dict[str, Any] | None = None) -> RotaryEmbedding:
     params = rope_parameters or {}
-    rope_type = params.get("rope_type")
-    yarn = rope_type == "yarn" and "mrope_section" not in params and dual_chunk_attention_config is None
+    rope_type = params.get("rope_type", "default")
+    if rope_type in ("deepseek_yarn", "deepseek_llama_scaling") and params.get("is_deepseek_v4"):
+        # upstream's DeepseekV4ScalingRotaryEmbedding (the last rotary_dim, an fp32 cache, inverse rotation):
+        # 0.13.0's get_rope ignores the key and would build the V2/V3 class, so refuse rather than compute that
+        raise NotImplementedError("rope is_deepseek_v4 (upstream's DeepseekV4ScalingRotaryEmbedding) has no "
+                                  "counterpart in vLLM 0.13.0")
+    yarn = rope_type == "yarn" and dual_chunk_attention_config is None
+    if yarn and "mrope_section" in params:
+        # upstream's M-RoPE + YaRN (mrope.py) spans its YaRN correction range over original_max_position *
+        # mrope_positions_factor, a get_rope argument the migration drops (P6: 0.13.0's get_rope lacks it), so the
+        # frequencies are not known here; 0.13.0's MRotaryEmbedding cannot build YaRN (it never sets the truncate
+        # its YaRN frequencies read: AttributeError). Refused with the reason rather than computed otherwise.
+        raise NotImplementedError("rope_type yarn with mrope_section: upstream's frequencies depend on "
+                                  "get_rope(mrope_positions_factor=), which vLLM 0.13.0's get_rope lacks, and "
+                                  "0.13.0's MRotaryEmbedding cannot build YaRN")
+    dynamic = (rope_type == "dynamic" and "alpha" not in params and "factor" in params
+               and dual_chunk_attention_config is None)
     fope = _is_fope(params, dual_chunk_attention_config)
-    if rope_type != "proportional" and not yarn and not fope:
-        return _pinned_get_rope(head_size, max_position, is_neox_style, rope_parameters, dtype,
-                                dual_chunk_attention_config)
+    if rope_type != "proportional" and not yarn and not fope and not dynamic:
+        return _pinned_get_rope(head_size, max_position, is_neox_style,
+                                _pinned_params(head_size, params) if rope_parameters is not None else None,
+                                dtype, dual_chunk_attention_config)
     dtype = torch.get_default_dtype() if dtype is None else dtype
-    rotary_dim = params.get("rope_dim")
-    if not rotary_dim:
-        factor = params.get("partial_rotary_factor", 1.0)
-        if factor <= 0.0 or factor > 1.0:
-            raise ValueError(f"partial_rotary_factor={factor} must be between 0.0 and 1.0")
-        rotary_dim = int(head_size * factor)
+    rotary_dim = _rotary_dim(head_size, params)
     base = params.get("rope_theta", 10000)
     if yarn:
         # upstream's keys only (0.13.0's extrapolation_factor / attn_factor / apply_yarn_scaling are not read there)
         extra = {k: params[k] for k in ("beta_fast", "beta_slow", "truncate") if k in params}
         scale = _yarn_scale(params)
-        key = ("yarn", head_size, rotary_dim, params["original_max_position_embeddings"], is_neox_style, base,
-               params["factor"], scale, tuple(sorted(extra.items())), dtype)
+        orig = params["original_max_position_embeddings"]
+        key = ("yarn", head_size, rotary_dim, orig, is_neox_style, base, params["factor"], scale,
+               tuple(sorted(extra.items())), dtype)
         if key not in _ROPE_DICT:
             _ROPE_DICT[key] = YaRNScalingRotaryEmbedding(
-                head_size, rotary_dim, params["original_max_position_embeddings"], base, is_neox_style,
-                params["factor"], dtype, attn_factor=scale, apply_yarn_scaling=False, **extra)
+                head_size, rotary_dim, orig, base, is_neox_style, params["factor"], dtype, attn_factor=scale,
+                apply_yarn_scaling=False, **extra)
         return _ROPE_DICT[key]
     key = (head_size, rotary_dim, max_position, is_neox_style, _cache_key(params), dtype)
     if key not in _ROPE_DICT:
-        if fope:
+        if dynamic:
+            _ROPE_DICT[key] = DynamicNTKScalingRotaryEmbedding(
+                head_size, rotary_dim, max_position, params.get("max_trained_positions", max_position), base,
+                is_neox_style, params["factor"], dtype)
+        elif fope:
             extra = {k: v for k, v in params.items() if k in _FOPE_KEYS}
             _ROPE_DICT[key] = FourierRotaryEmbedding(head_size, rotary_dim, max_position, base, is_neox_style, dtype,
                                                      init_cache=False, **extra)
