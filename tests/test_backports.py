@@ -39,9 +39,9 @@ def test_every_backport_defines_its_names_and_the_pinned_vllm_needs_it(bp):
     apis = PinnedApis.load("0.13.0")
     for name, module in bp.names:
         sym = apis.resolve(module, name)
-        if not bp.keywords and (name, module) not in bp.on_import and not bp.members and not bp.modules:
-            # (an on_import name exists on the pinned vLLM and behaves differently: activation.py's lookup;
-            # a `modules` name too: rope.py's get_rope, which the pinned vLLM has without Gemma 4's rope type)
+        if not bp.keywords and (name, module) not in bp.on_import and not bp.members:
+            # (an on_import name exists on the pinned vLLM and behaves differently: activation.py's lookup,
+            # rope.py's get_rope)
             assert sym is None, f"the pinned vLLM has {module}.{name}: the back-port is not needed"
         assert backports.for_import(module, name) is bp
     pinned_homes = {a.name: n.module for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names

@@ -41,9 +41,6 @@ class Backport:
     # (class, attribute) the pinned class lacks and the back-port's subclass defines: reading
     # ``Class.attribute`` needs it (upstream's ``DispatchPooler.for_seq_cls``)
     members: tuple[tuple[str, str], ...] = ()
-    # upstream modules whose calls of a shadowed name get, from the model's config.json, a value only upstream's
-    # version takes (Gemma 4's get_rope with rope_type "proportional"): migrating one needs the back-port
-    modules: tuple[str, ...] = ()
     # the shadowed names come from it only in the files that need it (a subclass or wrapper that is the pinned
     # callable unless given what it adds); the others keep the pinned import, so installing it re-points
     # nothing another migration wrote (stacked weights, by contrast: mappers and loaders come in pairs)
@@ -467,13 +464,12 @@ def needed(trees: Iterable[ast.Module], pinned_lacks=lambda module, name: True,
            pinned_takes=lambda module, cls, keyword: False, origins: Iterable[str | None] = ()) -> list[Backport]:
     """Back-ports whose keywords some call in these modules passes where the pinned class does not
     take them (``pinned_takes``), whose names they import from an upstream module where
-    ``pinned_lacks(module, name)``, whose ``on_import`` names they import at all, whose ``members``
-    they read (``DispatchPooler.for_seq_cls``), or whose ``modules`` they are. ``origins``: each
+    ``pinned_lacks(module, name)``, whose ``on_import`` names they import at all, or whose ``members``
+    they read (``DispatchPooler.for_seq_cls``). ``origins``: each
     tree's upstream module, against which its relative imports resolve (none: absolute imports only)."""
     wanted: set[str] = set()
     trees = list(trees)
     for tree, origin in zip(trees, list(origins) or [None] * len(trees)):
-        wanted.update(bp.module for bp in BACKPORTS if origin and origin in bp.modules)
         bindings = import_bindings(tree, origin or "")
         for b in bindings:
             if b.name and (origin or not b.level):
