@@ -502,3 +502,25 @@ def test_qwen3_5_images_are_processed_as_upstream_processes_them_with_qwen3_vls_
     out = run_in_worker(QWEN3_5_PROCESSOR, timeout=600)
     assert out["qwen3_5"] == out["qwen3_5_moe"] == "Qwen2VLImageProcessor"
     assert out["no_such_model"].startswith("NoImage: ")  # no family, no guess
+
+
+def test_a_fourier_rope_gets_no_mrope_sections():
+    # Intern-S1-Pro's released text_config.rope_scaling is FoPE without sections; upstream's get_rope takes its
+    # M-RoPE branch before FoPE, so added sections would build plain M-RoPE and fail interns1_pro's "should use
+    # FOPE" assert. The table entry (CHECKPOINT_FIELDS) is exactly what upstream's use_fope test accepts
+    from flagos_migrate.verify.config_hints import CHECKPOINT_FIELDS
+    from flagos_migrate.verify.runtime_tiny import FOPE_KEYS
+
+    rope = CHECKPOINT_FIELDS["InternS1ProForConditionalGeneration"]["text_config.rope_scaling"]
+    assert rope == {"rope_type": "default", "fope_init_factor": 0.5, "fope_sep_head": True, "num_inv_freq": None}
+    assert any(rope.get(k) is not None for k in FOPE_KEYS)  # upstream interns1_pro.py's use_fope
+    cfg = {"model_type": "qwen3_vl", "text_config": {"hidden_size": 64, "num_attention_heads": 4, "head_dim": 16,
+                                                     "rope_scaling": dict(rope)}}
+    assert not with_mrope(cfg) and cfg["text_config"]["rope_scaling"] == rope
+    # num_inv_freq alone (the other keys None) is FoPE too; a plain default rope still gets its sections
+    only = {"text_config": {"hidden_size": 64, "num_attention_heads": 4,
+                            "rope_scaling": {"rope_type": "default", "num_inv_freq": 4, "fope_sep_head": None}}}
+    assert not with_mrope(only)
+    plain = {"text_config": {"hidden_size": 64, "num_attention_heads": 4,
+                             "rope_scaling": {"rope_type": "default", "fope_sep_head": None}}}
+    assert with_mrope(plain) and "mrope_section" in plain["text_config"]["rope_scaling"]

@@ -738,6 +738,7 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
         _save(cfg, workdir)
     elif update:  # upstream's rewrite updates the loaded config object (MiMo's num_hidden_layers 0 next to
         cfg.update(update)  # a 2-entry layer_types, which building the class again would refuse)
+    _keep_released(workdir, tiny, _carried(hints, arch, cfg), notes)
     if hints.get("speculative"):
         _write_target(arch, cfg_cls, target, workdir, hints["speculative"], notes, update)
     return cfg
@@ -778,6 +779,42 @@ def auto_model_type(cls):
         return None
     keys = [k for k, name in CONFIG_MAPPING_NAMES.items() if name == cls.__name__ and CONFIG_MAPPING[k] is cls]
     return keys[0] if len(keys) == 1 else None
+
+
+def _carried(hints, arch, cfg):
+    """The CHECKPOINT_FIELDS entries of ``arch`` and of ``cfg``'s model type (its own over the type's)."""
+    table = (hints.get("complete") or {}).get("checkpoint") or {}
+    return {**(table.get(getattr(cfg, "model_type", None)) or {}), **(table.get(arch) or {})}
+
+
+def _keep_released(workdir, tiny, carried, notes=None):
+    """A sub-config's released field (a dotted CHECKPOINT_FIELDS key) written into config.json where
+    save_pretrained dropped it as the pinned class's default: a class of the reference transformers may not
+    declare it (transformers 5's Qwen3VLTextConfig has no tie_word_embeddings, Intern-S1-Pro's text config
+    holds False), and a released config.json holds what its own class sets."""
+    import json
+    import os
+
+    path = os.path.join(workdir, "config.json")
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    kept = []
+    for key in sorted(k for k in carried if "." in k):
+        *parts, leaf = key.split(".")
+        sub, have = data, tiny
+        for part in parts:
+            sub = sub.get(part) if isinstance(sub, dict) else None
+            have = have.get(part) if isinstance(have, dict) else None
+        if isinstance(sub, dict) and isinstance(have, dict) and leaf not in sub and have.get(leaf) is not None:
+            sub[leaf] = copy.deepcopy(have[leaf])
+            kept.append(f"{key}={have[leaf]!r}")
+    if not kept:
+        return
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+    if notes is not None:
+        notes.append(f"config: {', '.join(kept)} written into config.json: the pinned class's default, which "
+                     "save_pretrained leaves out, and a field the released config.json's own class holds")
 
 
 def _save(cfg, workdir, notes=None):

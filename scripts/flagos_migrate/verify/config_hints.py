@@ -314,6 +314,15 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # JointSchemaHead (clef_joint_schema.py); Qwen3_5Config has no such field. Tiny; hidden_size the text model's
     "ClefFlashForJointSchema": {"joint_head_config": {"hidden_size": T.HIDDEN, "width": 32, "routing_layers": 1,
                                                       "layers": 1, "heads": 2, "feedforward": 64}},
+    # Intern-S1-Pro (internlm/Intern-S1-Pro's config.json) is a Qwen3-VL checkpoint whose text_config.rope_scaling
+    # is Fourier rope: {"rope_type": "default", "fope_init_factor": 0.5, "fope_sep_head": true, "num_inv_freq": null},
+    # and no mrope_section. Upstream's interns1_pro.py asserts a FoPE key there ("should use FOPE for InternS1Pro
+    # model"); Qwen3VLTextConfig's default rope_scaling (None) built a model no Intern-S1-Pro checkpoint fits. Its
+    # remote-code InternS1ProTextConfig holds tie_word_embeddings (False), which upstream reads from text_config
+    # and transformers 5's Qwen3VLTextConfig does not declare
+    "InternS1ProForConditionalGeneration": {"text_config.rope_scaling": {
+        "rope_type": "default", "fope_init_factor": 0.5, "fope_sep_head": True, "num_inv_freq": None},
+        "text_config.tie_word_embeddings": False},
     "GLM4VForCausalLM": {"vision_config": {
         "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "num_hidden_layers": 1, "in_channels": 3,
         "patch_size": 14, "image_size": 56, "num_positions": 17, "dropout_prob": 0.0, "hidden_act": "gelu",

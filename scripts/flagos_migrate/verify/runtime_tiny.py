@@ -446,6 +446,9 @@ def tiny_config(config: dict) -> dict:
 
 # Qwen2-VL's released split of the rotary half-dimension (t, h, w): [16, 24, 24] of 64
 MROPE_SECTION = [16, 24, 24]
+# the rope keys that make a rope Fourier rope (upstream's interns1_pro.py: use_fope when any is not None); get_rope
+# takes its M-RoPE branch before FoPE, so a FoPE rope with sections would not be FoPE (Intern-S1-Pro has none)
+FOPE_KEYS = ("fope_init_factor", "fope_sep_head", "num_inv_freq")
 
 
 def with_mrope(cfg: dict) -> bool:
@@ -453,14 +456,15 @@ def with_mrope(cfg: dict) -> bool:
     M-RoPE model carries (the Qwen2-VL family, GLM-4.1V: ``rope_scaling.mrope_section``), which the
     config classes' defaults lack: without them vLLM builds plain 1-D rope. Sized to the rotary part
     of the text head. Every language config gets them, also one level down (Qwen3-Omni's
-    thinker_config.text_config and talker_config.text_config, both M-RoPE in its released config.json).
-    True when it added them. Mutates ``cfg``."""
+    thinker_config.text_config and talker_config.text_config, both M-RoPE in its released config.json);
+    none to a Fourier rope (:data:`FOPE_KEYS`). True when it added them. Mutates ``cfg``."""
     holders = [cfg] + [v for v in cfg.values() if isinstance(v, dict) and any(isinstance(v.get(k), dict) for k in _TEXT_KEYS)]
     texts = [h[k] for h in holders for k in _TEXT_KEYS if isinstance(h.get(k), dict)] or [cfg]
     added = False
     for text in texts:
-        if any(isinstance(scope.get(key), dict) and "mrope_section" in scope[key]
-               for scope in (text, cfg) for key in ("rope_scaling", "rope_parameters")):
+        ropes = [scope[key] for scope in (text, cfg) for key in ("rope_scaling", "rope_parameters")
+                 if isinstance(scope.get(key), dict)]
+        if any("mrope_section" in r or any(r.get(k) is not None for k in FOPE_KEYS) for r in ropes):
             continue
         head_dim = _head_dim(text) or HEAD_DIM
         rotary = rotary_dim(text, head_dim)
