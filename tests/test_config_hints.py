@@ -71,6 +71,18 @@ def test_synthesis_table_patterns():
     assert H.synth_value("router_gate_kind") is H.MISSING
 
 
+def test_a_synthesized_decoder_is_causal():
+    # deepseek_v2.py's getattr(config, "is_causal", True): the is_ pattern's False made glm4_moe_lite_mtp's
+    # synthesized draft encoder-only upstream (0.13.0's DeepseekV2Attention never reads it): match 1.29 -> 0
+    src = textwrap.dedent("""
+        def f(config):
+            if getattr(config, "is_causal", True):
+                return 1
+    """)
+    cfg, _ = H.synthesize(H.config_reads(src))
+    assert cfg["is_causal"] is True and H.synth_value("is_encoder") is False
+
+
 def test_rope_fields_come_together_so_either_side_finds_its_spelling():
     cfg, _ = H.synthesize({"rope_parameters": {"default": H.MISSING, "indexed": False}})
     assert cfg["rope_theta"] == cfg["rope_parameters"]["rope_theta"] and cfg["rope_scaling"] is None

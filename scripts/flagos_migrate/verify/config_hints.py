@@ -54,6 +54,11 @@ SYNTH_VALUES: dict[str, object] = {
     "rotary_dim": T.HEAD_DIM, "tie_word_embeddings": False, "initializer_range": 0.02,
     "attention_bias": False, "mlp_bias": False, "use_bias": False, "bias": False, "qkv_bias": False,
     "attention_dropout": 0.0, "hidden_dropout": 0.0,
+    # a decoder is causal: every upstream reader takes getattr(config, "is_causal", True) (deepseek_v2.py, llama.py,
+    # gemma3.py, apertus.py), and only vLLM's own config fix-ups for bidirectional embedding checkpoints set False
+    # (models/config.py). The is_ pattern's False built encoder-only attention upstream (glm4_moe_lite_mtp's synthesized
+    # draft: bidirectional upstream, causal in 0.13.0's DeepseekV2Attention, which has no such read)
+    "is_causal": True,
     "num_experts": T.EXPERTS, "num_local_experts": T.EXPERTS, "n_routed_experts": T.EXPERTS,
     "moe_num_experts": T.EXPERTS, "num_routed_experts": T.EXPERTS,
     "num_experts_per_tok": T.EXPERTS_PER_TOKEN, "num_experts_per_token": T.EXPERTS_PER_TOKEN,
