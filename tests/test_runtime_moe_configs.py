@@ -55,3 +55,14 @@ def test_glm4_moe_lite_mtp_draft_matches_upstream(tmp_path):
     arch, levels = _verify("glm4_moe_lite_mtp", tmp_path)
     assert levels["match"] == "pass", arch["levels"]
     assert arch["max_abs_logit_diff"] <= 1e-3
+
+
+def test_extract_hidden_states_gets_what_its_proposer_gives_it(tmp_path):
+    """Its forward takes the target's stacked hidden states only and writes them into its KV cache (no input_ids,
+    no logits): the harness passed input_ids (TypeError). Given hidden states, a bound cache and the slot mapping
+    where the side's set_forward_context takes one, the migrated file stops where 0.13.0 really differs: its
+    ForwardContext has no slot_mapping (nor does its runner build this draft: P38)."""
+    arch, levels = _verify("extract_hidden_states", tmp_path)
+    reason = arch["levels"]["forward"]["reason"] or ""
+    assert levels["load"] == "pass" and "input_ids" not in reason, arch["levels"]
+    assert levels["forward"] == "pass" or "slot_mapping" in reason, arch["levels"]

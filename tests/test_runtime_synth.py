@@ -266,3 +266,13 @@ def test_a_base_class_config_gets_the_spellings_upstream_aliases_it_to(telechat2
     assert levels["construct"]["status"] == "pass", (levels, err[-2000:])
     if os.environ.get("MMF_REFERENCE_VENV"):  # upstream vLLM's own class names the checkpoint and computes the reference
         assert levels["match"]["status"] == "pass", (levels, err[-2000:])
+
+
+def test_the_extract_hidden_states_draft_caches_some_target_layers():
+    """upstream's ExtractHiddenStatesProposer refuses a draft config without eagle_aux_hidden_state_layer_ids; the
+    model's getattr default [] built a cache-only layer of 0 heads (a forward that cached nothing)."""
+    from flagos_migrate.verify import config_hints as H
+    from flagos_migrate.verify.runtime_tiny import LAYERS
+
+    ids = H.family_values("extract_hidden_states")["eagle_aux_hidden_state_layer_ids"]
+    assert ids and all(0 <= i < LAYERS for i in ids)

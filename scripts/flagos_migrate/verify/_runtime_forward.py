@@ -131,10 +131,65 @@ def _share_target_lm_head(model, extra, notes):
         notes.append("draft without an lm_head: the target's stood in by its embedding (a tied target)")
 
 
+def _cache_layers(model):
+    """The model's cache-only layers (upstream's extract_hidden_states: a layer whose impl only writes the KV
+    cache, ``do_kv_cache_update``), by the layer name the forward context keys them by."""
+    return {m.layer_name: m for m in model.modules()
+            if isinstance(getattr(m, "layer_name", None), str) and hasattr(getattr(m, "impl", None), "do_kv_cache_update")}
+
+
+def _cache_only_forward(model, vc, n):
+    """A draft whose forward takes the target's hidden states only and returns nothing (upstream's
+    ExtractHiddenStatesModel): what it computes is the KV cache it writes. Given what the proposer gives it
+    (ExtractHiddenStatesProposer.propose): the target's hidden states stacked per cached layer, [n, heads, head
+    size] (a fixed deterministic tensor, the same in both venvs), a KV cache bound by the side's own
+    ``bind_kv_cache`` and the layer's slot mapping in the forward context, where the side's
+    ``set_forward_context`` takes one (0.13.0's has no slot_mapping: its runner cannot hand one). The written
+    cache is compared instead of logits. Returns (cache as [n, -1] rows, notes)."""
+    import inspect
+
+    import torch
+    from vllm.forward_context import set_forward_context
+    from vllm.v1.worker.utils import bind_kv_cache
+
+    layers = _cache_layers(model)
+    if len(layers) != 1:
+        raise LevelError(f"a forward without input_ids and logits needs one cache-only layer, found {len(layers)}")
+    (name, layer), = layers.items()
+    heads, size = int(layer.num_heads), int(layer.head_size)
+    block = int(getattr(layer, "block_size", 16) or 16)
+    dtype = getattr(layer, "kv_cache_torch_dtype", None) or vc.model_config.dtype
+    blocks = 1 + -(-n // block)  # block 0 is the null block padding slots go to, never a request's
+    # the cache-only layer's layout (its spec is an MLA-style one: no K/V split): blocks x heads x block x head
+    cache = torch.zeros(blocks, heads, block, size, dtype=dtype)
+    bind_kv_cache({name: cache}, vc.compilation_config.static_forward_context, [])
+    grid = torch.arange(n * heads * size, dtype=torch.float32).reshape(n, heads, size)
+    hidden = (torch.sin(grid * 0.37) * 0.5).to(dtype)
+    slots = {name: torch.arange(n) + block}
+    kwargs = {"slot_mapping": slots} if "slot_mapping" in inspect.signature(set_forward_context).parameters else {}
+    with torch.no_grad(), set_forward_context(None, vc, num_tokens=n, **kwargs):
+        out = model(hidden_states=hidden)
+    if out is not None and not (isinstance(out, torch.Tensor) and out.numel() == 0):
+        raise LevelError(f"the cache-only forward returned {type(out).__name__}, not None as upstream's")
+    notes = [f"cache-only draft: fed fixed target hidden states ({n}x{heads}x{size}) and a bound KV cache with the "
+             "layer's slot mapping, as the proposer passes them; the cache it wrote compared instead of logits"]
+    if not kwargs:
+        notes.append("this vLLM's set_forward_context takes no slot_mapping: none handed to the model")
+    return cache.float().permute(0, 2, 1, 3).reshape(blocks * block, heads * size)[block:block + n], notes
+
+
 def _forward(model, vc, cfg, ids_list):
+    import inspect
+
     import torch
     from vllm.forward_context import set_forward_context
 
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if params and "input_ids" not in params and "hidden_states" in params and not hasattr(model, "compute_logits"):
+        return _cache_only_forward(model, vc, len(ids_list))
     notes = []
     for name, given in (("gated delta net", _runtime_gdn.install(model)), ("Mamba2", _runtime_mamba2.install(model))):
         if given:

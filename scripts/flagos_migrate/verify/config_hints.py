@@ -206,6 +206,11 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # declare; set over that class's defaults, which the worker fills the vision_config from
     # Its language model is MiMoV2FlashForCausalLM (_MIMO_V2_FLASH_HUB)
     ("mimo_v2_omni",): {"vision_config": {"use_sink": True}, **_MIMO_V2_FLASH_HUB},
+    # the extract_hidden_states draft caches the target's hidden states of these layers (one cache head each):
+    # upstream's ExtractHiddenStatesProposer refuses a draft config without them ("eagle_aux_hidden_state_layer_ids
+    # must be set in the draft model config"); the model's own getattr default [] built a cache of no heads.
+    # Both tiny target layers
+    ("extract_hidden_states",): {"eagle_aux_hidden_state_layer_ids": list(range(T.LAYERS))},
     # MiMo-V2-Flash's (and -Omni's) MTP draft: its layer reads the SWA attention's fields, its target the rest
     ("mimo_v2_mtp",): _MIMO_V2_FLASH_HUB,
     ("keye", "keye_vl1_5"): {
