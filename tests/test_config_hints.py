@@ -1470,3 +1470,16 @@ def test_a_hybrid_period_and_top_level_mrope_sections_follow_the_tiny_text_confi
     assert sum(tiny["mrope_section"]) == text["head_dim"] // 2
     short = tiny_config({"hidden_size": 4096, "num_attention_heads": 32, "num_hidden_layers": 4, "layer_group_size": 1})
     assert short["layer_group_size"] == 1  # a period already within the kept layers stays
+
+
+def test_a_bare_assert_of_a_config_flag_is_the_one_value_served():
+    """Cohere Compass's language model asserts ``config.tie_word_embeddings``: its construct failed once the
+    bridge's text config took the top level's default False (upstream's with_hf_config copy)."""
+    reads = H.config_reads(textwrap.dedent('''
+        def build(self, config):
+            assert config.tie_word_embeddings
+            assert not config.use_qk_norm
+            assert config.hidden_size > 0                 # a bound, not a single value
+    '''))
+    assert reads["tie_word_embeddings"]["only"] is True and reads["use_qk_norm"]["only"] is False
+    assert "only" not in reads["hidden_size"]

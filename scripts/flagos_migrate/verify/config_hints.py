@@ -505,6 +505,12 @@ def _asserted_values(tree: ast.AST) -> dict[str, object]:
     False): raise``, zamba2: ``if config.hidden_act != "gelu": raise``): name -> that value, the only one upstream
     builds the model with, so every checkpoint it serves carries it; pure."""
     out: dict[str, object] = {}
+    for node in ast.walk(tree):  # `assert config.tie_word_embeddings` (Cohere Compass): only true is served
+        test = node.test if isinstance(node, ast.Assert) else None
+        negated = isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
+        attr = test.operand if negated else test
+        if isinstance(attr, ast.Attribute) and _is_config(attr.value):
+            out.setdefault(attr.attr, not negated)
     for node in ast.walk(tree):
         test = node.test if isinstance(node, ast.Assert) else None
         if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Is, ast.Eq))):
