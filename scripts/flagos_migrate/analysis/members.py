@@ -293,12 +293,17 @@ def check_class_members(m: ModuleFacts) -> None:
         if bp is not None:
             fix = (f"`migrate_model.py apply` installs the back-port {bp.module} (P22: {bp.what}) and imports "
                    f"{sym.name} from there")
+        # a method upstream added whose value the pinned instance holds (PoolingMetadata.get_pooling_cursor())
+        unset = UNSET_DEFAULTS.get((sym.name, attr)) if via == "instance" and bp is None else None
+        if unset:
+            fix = f"read it as getattr({shown}, {attr!r}, {unset[0].replace('{obj}', shown)}): {unset[1]}"
         m.add("P9", node, f"`{shown}.{attr}`: {sym.name} of the pinned "
               f"{m.apis.index_for(sym.module).package} has no attribute `{attr}`"
               + (" (read while the module is imported)" if import_time else ""),
               fix=fix,
               data={"class": sym.qualname, "config_class": sym.qualname, "attr": attr, "via": via,
-                    "import_time": import_time, **({"backport": bp.module} if bp else {})})
+                    "import_time": import_time, **({"backport": bp.module} if bp else {}),
+                    **({"default": unset[0]} if unset else {})})
 
 
 def _closed_class(m, sym: Symbol) -> bool:

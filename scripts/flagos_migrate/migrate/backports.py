@@ -45,6 +45,10 @@ class Backport:
     # callable unless given what it adds); the others keep the pinned import, so installing it re-points
     # nothing another migration wrote (stacked weights, by contrast: mappers and loaders come in pairs)
     local: bool = False
+    # (name, upstream module) vendored from upstream (P16) whose definition builds a shadowed name with what
+    # only the back-port takes (upstream's pooler_for_embed builds EmbeddingPoolerHead(head_dtype=, ...)): a
+    # file importing it needs the back-port, which the vendored copy then imports the name from
+    vendored_callers: tuple[tuple[str, str], ...] = ()
 
     def shadowed(self) -> dict[str, str]:
         """Name -> the first module it is imported from (the pinned home of a shadowed class)."""
@@ -278,6 +282,23 @@ DISPATCH_POOLER = Backport(
     members=(("DispatchPooler", "for_embedding"), ("DispatchPooler", "for_seq_cls")),
 )
 
+_SEQWISE = "vllm.model_executor.layers.pooler.seqwise"
+# models passing their own pooler layers to upstream's sequence head (bert, modernbert) and upstream's
+# pooler_for_embed / pooler_for_classify (lfm2's bidirectional embedder, vendored with the seqwise poolers)
+SEQ_POOLER_HEADS = Backport(
+    "seq_pooler_heads.py",
+    "vllm_fl.compat.seq_pooler_heads",
+    tuple((name, module) for name in ("EmbeddingPoolerHead", "ClassifierPoolerHead", "SequencePoolerHead",
+                                      "SequencePoolerHeadOutput")
+          for module in (_SEQWISE, _SEQWISE + ".heads")),
+    (),
+    "sequence pooler heads: upstream's EmbeddingPoolerHead(projector=, head_dtype=, activation=) and "
+    "ClassifierPoolerHead (0.13.0's EmbeddingPoolerHead() takes none), the activation flag read from "
+    "0.13.0's PoolingParams field for the task",
+    vendored_callers=tuple((name, module) for name in ("pooler_for_embed", "pooler_for_classify")
+                           for module in (_SEQWISE, _SEQWISE + ".poolers")),
+)
+
 _MINIMAX_NORM = "vllm.model_executor.layers.minimax_rms_norm"
 # MiniMax-M2: upstream moved the layer and gave it K-norm sharding keywords and forward_qkv
 MINIMAX_RMS_NORM = Backport(
@@ -385,7 +406,7 @@ QWEN2_MOE_MLP = Backport(
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
                                    OLMO_GDN_LINEAR_ATTN, BAILING_LINEAR_ATTN, KIMI_GDN_LINEAR_ATTN,
                                    SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
-                                   CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER,
+                                   CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER, SEQ_POOLER_HEADS,
                                    MINIMAX_RMS_NORM, QKV_LINEAR, ROPE, MM_ENCODER_ATTENTION, LAYERNORM,
                                    DIFFKV_ATTENTION, OFFLOADER, QWEN2_MOE_MLP)
 
@@ -473,7 +494,8 @@ def needed(trees: Iterable[ast.Module], pinned_lacks=lambda module, name: True,
         bindings = import_bindings(tree, origin or "")
         for b in bindings:
             if b.name and (origin or not b.level):
-                wanted.update(bp.module for bp in BACKPORTS if (b.name, b.module) in bp.on_import)
+                wanted.update(bp.module for bp in BACKPORTS
+                              if (b.name, b.module) in bp.on_import or (b.name, b.module) in bp.vendored_callers)
         read = env_reads(tree, bindings)
         wanted.update(bp.module for bp in BACKPORTS for name, _ in bp.env_vars
                       if name in read and pinned_lacks("vllm.envs", name))
