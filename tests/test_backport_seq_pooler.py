@@ -46,6 +46,11 @@ def cls_pool(hidden_states, pooling_metadata: PoolingMetadata):
 
 def token_ids(pooling_metadata: PoolingMetadata):
     return pooling_metadata.get_prompt_token_ids_cpu()
+
+
+def finished(pooling_metadata: PoolingMetadata):
+    pooling_cursor = pooling_metadata.get_pooling_cursor()
+    return pooling_cursor.get_finished_mask()
 '''
 METHODS_AFTER = '''
 from vllm.v1.pool.metadata import PoolingMetadata
@@ -58,12 +63,19 @@ def cls_pool(hidden_states, pooling_metadata: PoolingMetadata):
 
 def token_ids(pooling_metadata: PoolingMetadata):
     return getattr(pooling_metadata, "get_prompt_token_ids_cpu", lambda: [t.cpu() for t in pooling_metadata.get_prompt_token_ids()])()
+
+
+def finished(pooling_metadata: PoolingMetadata):
+    pooling_cursor = getattr(pooling_metadata, "get_pooling_cursor", lambda: pooling_metadata.pooling_cursor)()
+    return getattr(pooling_cursor, "get_finished_mask", lambda: pooling_cursor.is_finished().tolist())()
 '''
 
 
 def _rewritten() -> str:
     found = only(analyze(METHODS), "P9")
-    assert sorted(f.data["attr"] for f in found) == ["get_pooling_cursor", "get_prompt_token_ids_cpu"]
+    # (the cursor bound from get_pooling_cursor() is the pinned PoolingCursor: its get_finished_mask() too)
+    assert sorted(f.data["attr"] for f in found) == ["get_finished_mask", "get_pooling_cursor", "get_pooling_cursor",
+                                                     "get_prompt_token_ids_cpu"]
     edits = Edits()
     for f in found:
         members.propose_edits(f, edits)
@@ -140,15 +152,16 @@ CURSOR = '''
     metadata.pin_memory = False  # as on the CPU platform (this setup's platform guess says CUDA)
     ns = {}
     exec(%r, ns)  # the rewritten reads, on the pinned PoolingMetadata its runner builds
-    ids = torch.tensor([[5, 6, 7], [8, 9, 0]])
-    md = PoolingMetadata(prompt_lens=torch.tensor([3, 2]), prompt_token_ids=ids,
+    ids = torch.tensor([[5, 6, 7, 0], [8, 9, 10, 11]])
+    md = PoolingMetadata(prompt_lens=torch.tensor([3, 4]), prompt_token_ids=ids,
                          pooling_params=[PoolingParams(task="embed"), PoolingParams(task="embed")],
                          pooling_states=[PoolingStates(), PoolingStates()])
-    md.build_pooling_cursor([3, 2], torch.tensor([3, 2]), torch.device("cpu"))
+    md.build_pooling_cursor([3, 2], torch.tensor([3, 2]), torch.device("cpu"))  # the 2nd: 2 of 4 prompt tokens
     hidden = torch.arange(10.0).reshape(5, 2)
     print("json", json.dumps({"cls": ns["cls_pool"](hidden, md).tolist(),
                               "ids": [t.tolist() for t in ns["token_ids"](md)],
-                              "cpu": all(t.device.type == "cpu" for t in ns["token_ids"](md))}))
+                              "cpu": all(t.device.type == "cpu" for t in ns["token_ids"](md)),
+                              "finished": ns["finished"](md)}))
 '''
 
 CURSOR_UPSTREAM = '''
@@ -157,14 +170,15 @@ from vllm.pooling_params import PoolingParams
 from vllm.v1.pool.metadata import PoolingMetadata, PoolingStates
 ns = {}
 exec(sys.argv[1], ns)  # upstream's own reads, on upstream's PoolingMetadata
-ids = torch.tensor([[5, 6, 7], [8, 9, 0]])
-md = PoolingMetadata(prompt_lens=torch.tensor([3, 2]), prompt_token_ids=ids, prompt_token_ids_cpu=ids,
+ids = torch.tensor([[5, 6, 7, 0], [8, 9, 10, 11]])
+md = PoolingMetadata(prompt_lens=torch.tensor([3, 4]), prompt_token_ids=ids, prompt_token_ids_cpu=ids,
                      pooling_params=[PoolingParams(task="embed"), PoolingParams(task="embed")],
                      pooling_states=[PoolingStates(), PoolingStates()])
 md.build_pooling_cursor(np.array([3, 2]), torch.tensor([3, 2]), torch.device("cpu"))
 hidden = torch.arange(10.0).reshape(5, 2)
 print("json", json.dumps({"cls": ns["cls_pool"](hidden, md).tolist(),
-                          "ids": [t.tolist() for t in ns["token_ids"](md)], "cpu": True}))
+                          "ids": [t.tolist() for t in ns["token_ids"](md)], "cpu": True,
+                          "finished": ns["finished"](md)}))
 '''
 
 
@@ -214,8 +228,9 @@ def test_upstreams_sequence_heads_on_the_real_pinned_vllm(tmp_path: Path):
 @pytest.mark.slow
 def test_the_rewritten_pooling_metadata_reads_on_the_real_pinned_vllm(tmp_path: Path):
     got = json.loads(run_in_pinned_venv(tmp_path, CURSOR % _rewritten())["json"])
-    # the first token of each request (rows 0 and 3), each request's own ids on the CPU
-    assert got == {"cls": [[0.0, 1.0], [6.0, 7.0]], "ids": [[5, 6, 7], [8, 9]], "cpu": True}
+    # the first token of each request (rows 0 and 3), each request's own ids on the CPU, the first one finished
+    assert got == {"cls": [[0.0, 1.0], [6.0, 7.0]], "ids": [[5, 6, 7], [8, 9, 10, 11]], "cpu": True,
+                   "finished": [True, False]}
     theirs = _upstream(tmp_path, CURSOR_UPSTREAM, METHODS)
     if theirs is not None:
         assert theirs == got

@@ -22,6 +22,7 @@ from flagos_migrate.catalog.tables import (
     LOADER_CHILDREN,
     MARK_CONTEXT_MANAGERS,
     UNSET_DEFAULTS,
+    UNSET_RETURNS,
 )
 from flagos_migrate.migrate import backports
 from flagos_migrate.migrate.edits import Edits, ImportAction
@@ -270,6 +271,7 @@ def check_class_members(m: ModuleFacts) -> None:
     parameter is annotated with a pinned vLLM dataclass (``pooling_metadata: PoolingMetadata``), when no
     class of the pinned hierarchy defines ``X``. Read in a module or class body it fails the import."""
     typed = _typed_parameters(m)
+    typed.update(_typed_locals(m, typed))
     seen_p9 = {(f.line, f.col) for f in m.found("P9")}
     for node in m.of_type(ast.Attribute):
         if not isinstance(node.ctx, ast.Load):
@@ -315,6 +317,31 @@ def _closed_class(m, sym: Symbol) -> bool:
 
 def _scope(m, node: ast.AST):
     return m.enclosing(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+
+
+def _typed_locals(m, typed: dict[tuple[int, str], Symbol]) -> dict[tuple[int, str], Symbol]:
+    """(function, local) -> pinned class, for a local bound once from a typed parameter's member whose stand-in
+    the P9 table says returns that class (``pooling_cursor = pooling_metadata.get_pooling_cursor()``)."""
+    out: dict[tuple[int, str], Symbol] = {}
+    if not typed:
+        return out
+    for func in m.of_type(ast.FunctionDef, ast.AsyncFunctionDef):
+        binds = [n for n in m.below(func, ast.Name) if isinstance(n.ctx, (ast.Store, ast.Del))]
+        for node in m.below(func, ast.Assign):
+            if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):
+                continue
+            value = node.value.func if isinstance(node.value, ast.Call) and not node.value.args else node.value
+            if not (isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name)):
+                continue
+            owner = typed.get((id(func), value.value.id))
+            returns = UNSET_RETURNS.get((owner.name, value.attr)) if owner is not None else None
+            name = node.targets[0].id
+            if returns is None or sum(1 for n in binds if n.id == name) != 1:
+                continue
+            sym = m.apis.resolve(owner.module, returns)
+            if sym is not None and (rec := m.apis.class_record(sym)) is not None and rec.get("dc"):
+                out[(id(func), name)] = sym
+    return out
 
 
 def _typed_parameters(m) -> dict[tuple[int, str], Symbol]:

@@ -70,6 +70,9 @@ CONFIG_GETTERS: dict[str, str] = dict(_table("P9", "config_getters"))
 # P9: (config class, attribute) -> (what a read means on the pinned config, as Python source; why)
 UNSET_DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
     (e["class"], e["attr"]): (e["default"], e["why"]) for e in _table("P9", "unset_defaults")}
+# (class, method) -> the pinned class (same module) its stand-in returns: a local bound once from it is one of those
+UNSET_RETURNS: dict[tuple[str, str], str] = {
+    (e["class"], e["attr"]): e["returns"] for e in _table("P9", "unset_defaults") if e.get("returns")}
 ATTR_RENAMES: dict[str, tuple[str, str, dict[tuple[str, str], bool]]] = {
     e["attr"]: (e["config"], e["to"], {(c["op"], c["value"]): bool(c["negate"]) for c in e["compare"]})
     for e in _table("P9", "attr_renames")}
