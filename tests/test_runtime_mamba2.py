@@ -16,13 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from analysis_helpers import UPSTREAM_SRC as UPSTREAM
 
 from tests.worker_helpers import pinned_python
 from tests.worker_helpers import run_in_worker as _run
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "migrate_model.py"
-UPSTREAM = Path.home() / ".cache" / "mmf" / "src" / "vllm-0.33.0"
 
 PRELUDE = '''
 import json, sys, types

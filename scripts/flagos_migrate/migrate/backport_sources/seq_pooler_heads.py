@@ -47,6 +47,15 @@ class SequencePoolerHead(nn.Module, ABC):
                 pooling_metadata: PoolingMetadata) -> SequencePoolerHeadOutput:
         raise NotImplementedError
 
+    def _stacked(self, pooled_data, pooling_params) -> torch.Tensor:
+        """One row per request, in the head's dtype (what both of upstream's heads do first)."""
+        if len(pooled_data) != len(pooling_params):
+            raise ValueError(f"pooled_data length ({len(pooled_data)}) does not match "
+                             f"pooling_params length ({len(pooling_params)})")
+        if isinstance(pooled_data, list):
+            pooled_data = torch.stack(pooled_data)
+        return pooled_data.to(self.head_dtype) if self.head_dtype is not None else pooled_data
+
 
 class EmbeddingPoolerHead(SequencePoolerHead):
     def __init__(self, projector: _Fn | None = None, head_dtype: torch.dtype | str | None = None,
@@ -61,13 +70,7 @@ class EmbeddingPoolerHead(SequencePoolerHead):
 
     def forward(self, pooled_data, pooling_metadata: PoolingMetadata) -> SequencePoolerHeadOutput:
         pooling_params = pooling_metadata.pooling_params
-        if len(pooled_data) != len(pooling_params):
-            raise ValueError(f"pooled_data length ({len(pooled_data)}) does not match "
-                             f"pooling_params length ({len(pooling_params)})")
-        if isinstance(pooled_data, list):
-            pooled_data = torch.stack(pooled_data)
-        if self.head_dtype is not None:
-            pooled_data = pooled_data.to(self.head_dtype)
+        pooled_data = self._stacked(pooled_data, pooling_params)
         embeddings = self.projector(pooled_data) if self.projector is not None else pooled_data
 
         # matryoshka representation
@@ -104,13 +107,7 @@ class ClassifierPoolerHead(SequencePoolerHead):
 
     def forward(self, pooled_data, pooling_metadata: PoolingMetadata) -> SequencePoolerHeadOutput:
         pooling_params = pooling_metadata.pooling_params
-        if len(pooled_data) != len(pooling_params):
-            raise ValueError(f"pooled_data length ({len(pooled_data)}) does not match "
-                             f"pooling_params length ({len(pooling_params)})")
-        if isinstance(pooled_data, list):
-            pooled_data = torch.stack(pooled_data)
-        if self.head_dtype is not None:
-            pooled_data = pooled_data.to(self.head_dtype)
+        pooled_data = self._stacked(pooled_data, pooling_params)
         logits = self.classifier(pooled_data) if self.classifier is not None else pooled_data
 
         # affine score calibration: activation((logit - mean) / sigma)
