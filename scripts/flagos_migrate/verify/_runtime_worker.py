@@ -258,7 +258,10 @@ def run_pinned(req, spec):
         res["notes"].extend(notes)
         torch.save(logits, os.path.join(work, "logits.pt"))
         image = None
-        if getattr(model, "supports_multimodal", False):  # one image through the tower (runtime_mm)
+        # one image through the tower (runtime_mm); not for a draft (Qwen3.5's MTP): its proposer hands it the
+        # target's hidden states and embeddings, never pixels
+        draft = any(n.startswith("draft model: fed") for n in notes)
+        if getattr(model, "supports_multimodal", False) and not draft:
             image = runtime_mm.pinned_image_forward(model, vc, cfg, ids, work, LevelError)
         res["levels"]["forward"] = {"status": "pass", "reason": image}
     except NeedsGpu as exc:
