@@ -70,3 +70,22 @@ def migrate_example(tmp_path: Path, text: str, name: str = "example", extra: dic
     (up / "vllm" / "model_executor" / "models" / f"{name}.py").write_text(textwrap.dedent(text))
     plugin = empty_plugin(tmp_path / "plugin")
     return Migration(name, Upstream(open_upstream(str(up))), PluginTree(plugin), pinned()).run()
+
+
+def apply_and_verify_run(tmp_path: Path, model: str, *apply_args: str) -> list[dict]:
+    """``apply`` MODEL into a fresh plugin, then ``verify --run`` on the pinned venv against the reference venv
+    (both from the environment, as the runtime tests that compare with upstream need); the architectures' reports."""
+    import json
+    import subprocess
+    import sys
+
+    script = str(Path(__file__).resolve().parent.parent / "scripts" / "migrate_model.py")
+    plugin = empty_plugin(tmp_path / "plugin")
+    applied = subprocess.run([sys.executable, script, "apply", model, *apply_args, "--upstream", str(UPSTREAM_SRC),
+                              "--plugin", str(plugin)], capture_output=True, text=True, timeout=900)
+    assert applied.returncode in (0, 1), applied.stdout[-2000:] + applied.stderr[-2000:]  # 1: findings left
+    proc = subprocess.run([sys.executable, script, "verify", model, "--plugin", str(plugin), "--run", "--python",
+                           str(PINNED_VENV / "bin" / "python"), "--reference-python", str(REFERENCE_PY), "--json"],
+                          capture_output=True, text=True, timeout=2400)
+    assert proc.stdout, proc.stderr[-3000:]
+    return json.loads(proc.stdout)["architectures"]

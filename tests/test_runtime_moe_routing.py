@@ -9,12 +9,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from analysis_helpers import CPU_ENV, PINNED_VENV, REFERENCE_PY, UPSTREAM_SRC, VERIFY_DIR
+from analysis_helpers import (
+    CPU_ENV,
+    PINNED_VENV,
+    REFERENCE_PY,
+    UPSTREAM_SRC,
+    VERIFY_DIR,
+    apply_and_verify_run,
+)
 
 PINNED_PY = PINNED_VENV / "bin" / "python"
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,17 +91,7 @@ def test_routing_stand_ins_compute_what_the_pinned_torch_routing_computes():
 @pytest.mark.parametrize("model,reference", [("longcat_flash", "vllm-0.33.0"), ("step3p5", "vllm-0.33.0"),
                                              ("ernie45_moe", "vllm-0.33.0"), ("dbrx", "transformers-5")])
 def test_biased_and_zero_expert_routing_matches_upstream_vllm(tmp_path, model, reference):
-    plugin = tmp_path / "plugin"
-    (plugin / "vllm_fl").mkdir(parents=True)
-    (plugin / "vllm_fl" / "__init__.py").write_text("")
-    script = ROOT / "scripts" / "migrate_model.py"
-    proc = subprocess.run([sys.executable, str(script), "apply", model, "--upstream", str(UPSTREAM_SRC),
-                           "--plugin", str(plugin), "--all-archs"], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    proc = subprocess.run([sys.executable, str(script), "verify", model, "--plugin", str(plugin), "--run",
-                           "--python", str(PINNED_PY), "--reference-python", str(REFERENCE_PY), "--json"],
-                          capture_output=True, text=True, timeout=1800)
-    (arch,) = json.loads(proc.stdout)["architectures"]
+    (arch,) = apply_and_verify_run(tmp_path, model, "--all-archs")
     assert arch["levels"]["load"]["status"] == "pass", arch["levels"]
     assert arch["levels"]["match"]["status"] == "pass", (arch["levels"], arch["first_error"])
     assert arch["reference"].startswith(reference)  # upstream vLLM itself where it can run the model

@@ -6,14 +6,11 @@ shared-expert MLP through the Qwen2MoeMLP back-port and their MoE through the fu
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from analysis_helpers import UPSTREAM_SRC
+from analysis_helpers import UPSTREAM_SRC, apply_and_verify_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,18 +19,7 @@ def test_qwen3_5_mtp_drafts_reach_match_without_a_language_model_of_their_own(tm
     pinned, reference = os.environ.get("MMF_PINNED_VENV"), os.environ.get("MMF_REFERENCE_VENV")
     if not pinned or not reference or not UPSTREAM_SRC.is_dir():
         pytest.skip("needs MMF_PINNED_VENV (vLLM 0.13.0), MMF_REFERENCE_VENV (vLLM 0.33.0) and the upstream source")
-    plugin = tmp_path / "plugin"
-    (plugin / "vllm_fl").mkdir(parents=True)
-    (plugin / "vllm_fl" / "__init__.py").touch()
-    script = str(ROOT / "scripts" / "migrate_model.py")
-    proc = subprocess.run([sys.executable, script, "apply", "qwen3_5_mtp", "--all-archs", "--upstream", str(UPSTREAM_SRC),
-                           "--plugin", str(plugin)], capture_output=True, text=True, timeout=900)
-    assert proc.returncode in (0, 1), proc.stderr[-2000:]
-    proc = subprocess.run([sys.executable, script, "verify", "qwen3_5_mtp", "--plugin", str(plugin), "--run",
-                           "--python", pinned, "--reference-python", reference, "--json"],
-                          capture_output=True, text=True, timeout=2400)
-    assert proc.stdout, proc.stderr[-3000:]
-    archs = {a["architecture"]: a for a in json.loads(proc.stdout)["architectures"]}
+    archs = {a["architecture"]: a for a in apply_and_verify_run(tmp_path, "qwen3_5_mtp", "--all-archs")}
     assert set(archs) == {"Qwen3_5MTP", "Qwen3_5MoeMTP"}
     for arch in archs.values():
         assert {lv: s["status"] for lv, s in arch["levels"].items()} == {
