@@ -25,9 +25,11 @@ from flagos_migrate.catalog.tables import (
     INHERITED_DEFAULTS,
     INHERITED_NOT_CHILDREN,
     INHERITED_TEMPLATES,
+    PINNED_COUNTERPARTS,
     ROPE_TYPE_PATCHES,
     SPECULATIVE_ONLY,
     SPECULATIVE_REFUSED,
+    SPECULATIVE_UNCONVERTED,
     TOWER_COMMENT,
 )
 from flagos_migrate.migrate.edits import Edits
@@ -453,8 +455,11 @@ def speculative_method(arch: str, version: str) -> str | None:
 
 
 def framework_findings(arch: str, path: str, line: int, col: int = 0,
-                       hooked: frozenset[str] | set[str] = frozenset(), version: str = "") -> list[Finding]:
-    """P25 (upstream's config hooks) and P38 (a speculative method the pinned ``version`` lacks) on ``arch``."""
+                       hooked: frozenset[str] | set[str] = frozenset(), version: str = "",
+                       registered: frozenset[str] | set[str] = frozenset()) -> list[Finding]:
+    """P25 (upstream's config hooks), P38 (a speculative method the pinned ``version`` lacks) and P43 (pinned code
+    outside the model file that computes otherwise; ``registered``: the architectures the plugin registers) on
+    ``arch``."""
     out = [Finding("P25", path, line, col, msg, fix="port the hook's effect: the config bridge, the model, or "
                    f'`MODELS_CONFIG_MAP["{arch}"] = <your VerifyAndUpdateConfig>` in register_model()',
                    data={"arch": arch}) for msg in framework_hooks(arch, hooked)]
@@ -483,6 +488,30 @@ def framework_findings(arch: str, path: str, line: int, col: int = 0,
             fix=f"report that the draft cannot be served on the pinned vLLM (or lift the {method} target check in "
                 "its SpeculativeConfig, outside the model file)",
             data={"arch": arch, "method": method, "target": target}))
+    unconverted = SPECULATIVE_UNCONVERTED.get(version, {}).get(arch)
+    if unconverted is not None:
+        target = unconverted["target"]
+        out.append(Finding(
+            "P38", path, line, col,
+            f"architecture {arch}: upstream's SpeculativeConfig.hf_config_override makes it (model_type "
+            f"{unconverted['model_type']}) from a {target} target for `--speculative-config '{{\"method\": \"mtp\"}}'`; "
+            f"the pinned vLLM {version}'s has no case for {target} (vllm/config/speculative.py), so the draft keeps the "
+            "target's model_type, none of its MTPModelTypes, and its SpeculativeConfig raises NotImplementedError "
+            "(draft model): the registered draft is never used",
+            severity="error",
+            fix=f"report that the draft cannot be served on the pinned vLLM (or back-port the {target} case of "
+                "hf_config_override and the MTP model type, outside the model file)",
+            data={"arch": arch, "method": "mtp", "target": target}))
+    entry = PINNED_COUNTERPARTS.get(version, {}).get(arch)
+    if entry is not None and entry.get("answered_by") not in registered:
+        pinned = " ".join(entry["pinned"].split())
+        out.append(Finding(
+            "P43", path, line, col,
+            f"architecture {arch} runs through the pinned vLLM {version}'s {pinned}: {' '.join(entry['what'].split())}",
+            severity=entry["severity"],
+            fix=(f"register upstream's {entry['answered_by']} in the plugin (migrate its file), or report the difference"
+                 if entry.get("answered_by") else "report the difference (the pinned code is outside the model file)"),
+            data={"arch": arch, "pinned": pinned}))
     return out
 
 

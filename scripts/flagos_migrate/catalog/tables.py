@@ -141,6 +141,8 @@ SPECULATIVE_ONLY: dict[str, dict[str, list[str]]] = _table("P38", "speculative_m
 NESTED_SIGNATURES: dict[str, dict[str, list[str]]] = _table("P6", "nested_signatures")
 # P38: per pinned vLLM, method -> {"supported": target families, "archs": {draft arch: its target family}}
 SPECULATIVE_REFUSED: dict[str, dict[str, dict]] = _table("P38", "refused_targets")
+# P38: per pinned vLLM, MTP draft arch -> {"target": the target arch upstream makes it from, "model_type": the draft's}
+SPECULATIVE_UNCONVERTED: dict[str, dict[str, dict]] = _table("P38", "unconverted_targets")
 
 # P35: (pinned class, attribute) declared None there (an interface's default), which subclasses inherit
 NONE_DEFAULTS: frozenset[tuple[str, str]] = frozenset(
@@ -153,3 +155,6 @@ LIVE_MODULE_STATE: dict[str, dict[str, frozenset[str]]] = {
 
 # P24: class-attribute name patterns that are capability flags the framework reads, not a parent's hooks
 FRAMEWORK_FLAGS: tuple[str, ...] = tuple(_table("P24", "framework_flags"))
+# P43: pinned vLLM version -> architecture -> {"pinned": the pinned code outside the model file that decides,
+# "what": what it does otherwise than upstream's, "severity", "answered_by": an architecture whose registration answers it}
+PINNED_COUNTERPARTS: dict[str, dict[str, dict]] = _table("P43", "counterparts")

@@ -126,11 +126,13 @@ def check_registrations(tree: PluginTree, apis: PinnedApis, reg: RegistrationFil
                            "string literals (input pasted into code looks like this)",
                            fix="rewrite the block as migrate_model.py apply writes it, and check where the "
                            "value came from", data={"kind": "irregular-registration"}))
+    registered = {m.arch for m in reg.models}
     for m in reg.models:
         if only_modules is not None and m.module not in only_modules:
             continue
-        # P25: upstream hooks on the arch; P38: a speculative method the pinned vLLM lacks
-        out.extend(framework_findings(m.arch, shown, m.line, m.col, reg.config_hooks, apis.version))
+        # P25: upstream hooks on the arch; P38: a speculative method the pinned vLLM lacks; P43: pinned code
+        # outside the model file that computes otherwise
+        out.extend(framework_findings(m.arch, shown, m.line, m.col, reg.config_hooks, apis.version, registered))
         if m.module is None:
             continue  # a dynamic target: cannot judge
         top = m.module.split(".")[0]
@@ -368,7 +370,8 @@ def _validate_parsed(tree: PluginTree, pinned: PinnedTarget, base_apis: PinnedAp
 
 
 def hf_config_findings(tree: PluginTree, apis: PinnedApis, hf_config: str, init: str | None) -> list[Finding]:
-    """P33 over a checkpoint's config.json: the keys the config class the pinned vLLM builds does not take."""
+    """P33 over a checkpoint's config.json: the keys the config class the pinned vLLM builds does not take;
+    P42: its rope parameter sets the plugin's back-ported get_rope refuses."""
     from flagos_migrate.analysis.config_keys import drift_findings
     from flagos_migrate.migrate.tf5_configs import Transformers5, open_transformers5
     from flagos_migrate.migrate.upstream import read_hf_config
@@ -377,9 +380,15 @@ def hf_config_findings(tree: PluginTree, apis: PinnedApis, hf_config: str, init:
     path = Path(hf_config).expanduser()
     reg = parse_registrations(_existing_file(tree, init, "__init__ file") if init else tree.init_file)
     registered = next((c for c in reg.configs if c.model_type == data.get("model_type")), None)
+    from flagos_migrate.analysis.rope_refusals import ROPE_MODULE, line_in, rope_findings
+
     source = open_transformers5()
-    return drift_findings(apis, data, str(path), path.read_text("utf-8"), registered, _PLUGIN_FILES,
-                          Transformers5(source) if source is not None else None)
+    text = path.read_text("utf-8")
+    out = drift_findings(apis, data, str(path), text, registered, _PLUGIN_FILES,
+                         Transformers5(source) if source is not None else None)
+    if ROPE_MODULE in _PLUGIN_FILES:  # P42: the plugin's models build their rope through the back-port
+        out.extend(rope_findings(data, str(path), line_in(text)))
+    return out
 
 
 def cross_file_checks(tree: PluginTree, apis: PinnedApis, files: list[Path]) -> list[Finding]:

@@ -304,6 +304,7 @@ class Migration(Vendoring, Tf5Vendoring):
         self._flag_broken_held_modules()
         self._flag_tf5_base_drift()
         self._flag_framework_hooks()
+        self._flag_refused_ropes()
         self._prune_compat()
         # compat modules last: their final text is the union of every vendored name
         for cmod, v in self.compat.items():
@@ -402,13 +403,17 @@ class Migration(Vendoring, Tf5Vendoring):
             return
         tree = parse_source(unit.text, unit.relpath)
         lines = {n.name: n.lineno for n in tree.body if isinstance(n, ast.ClassDef)} if tree else {}
-        hooked = self.plugin.registrations().config_hooks if self.plugin.init_file.is_file() else set()
+        regs = self.plugin.registrations() if self.plugin.init_file.is_file() else None
+        hooked = regs.config_hooks if regs is not None else set()
+        # architectures the plugin will serve itself after this apply (a P43 counterpart registered answers it)
+        registered = {m.arch for m in regs.models} if regs is not None else set()
+        registered |= {arch for arch, _ in self.model_registrations()}
         for arch, cls in self.model_registrations():
             # an earlier apply's hook (the plugin holds its compat module) is written again, like any vendored slice
             ours = compat_module_for(CONFIG_HOOKS_MODULE) in self._base
             target = self._vendor_config_hook(arch) if arch not in hooked or ours else None
             for f in inherited.framework_findings(arch, unit.relpath, lines.get(cls, 1), hooked=hooked,
-                                                  version=self.apis.version):
+                                                  version=self.apis.version, registered=registered):
                 if any(g.rule == f.rule and g.message == f.message for g in unit.after):
                     continue
                 if unit.before is unit.after:  # one list while nothing was rewritten
@@ -420,6 +425,27 @@ class Migration(Vendoring, Tf5Vendoring):
                     unit.rules.add("P25")
                     continue  # apply registers upstream's hook
                 unit.after.append(f)
+
+    def _flag_refused_ropes(self) -> None:
+        """P42: with ``--hf-config``, each rope parameter set of the checkpoint the back-ported get_rope refuses,
+        reported on the import of it in a written file (the model file first)."""
+        from flagos_migrate.analysis.rope_refusals import ROPE_MODULE, rope_findings
+
+        if not isinstance(self.hf_config, dict):
+            return
+        units = sorted(self.units.values(), key=lambda u: u is not self.units.get(f"{PACKAGE}.models.{self.name}"))
+        for unit in units:
+            tree = parse_source(unit.text, unit.relpath) if unit.role in ("model", "closure") else None
+            line = next((b.line for b in (import_bindings(tree, unit.module) if tree is not None else ())
+                         if b.module == ROPE_MODULE and b.name == "get_rope"), None)
+            if line is None:
+                continue
+            if unit.before is unit.after:  # one list while nothing was rewritten
+                unit.before = list(unit.before)
+            found = rope_findings(self.hf_config, unit.relpath, lambda _key, at=line: at)
+            unit.before.extend(found)
+            unit.after.extend(found)
+            return
 
     def _vendor_config_hook(self, arch: str) -> str | None:
         hook = CONFIG_HOOKS.get(arch)

@@ -1,0 +1,156 @@
+"""P43: architectures that run through pinned vLLM code outside the model file that computes otherwise than upstream's
+(GLM-4.7-Flash's attention chosen by 0.13.0's ModelConfig.is_deepseek_mla; Command A Vision's language model served by
+0.13.0's Cohere2ForCausalLM, one sliding-window token narrower), and P38's MTP draft the pinned SpeculativeConfig never
+makes (GLM-4.7-Flash's). These were "0 left" (or only an unrelated finding left) with the difference seen only at runtime.
+Reported on the registration by plan/apply and the validator; each table entry is checked against both vLLM sources."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from analysis_helpers import GOOD_PLUGIN, empty_plugin, pinned
+from flagos_migrate.analysis.inherited import framework_findings
+from flagos_migrate.catalog.rules import BY_ID
+from flagos_migrate.catalog.tables import PINNED_COUNTERPARTS, SPECULATIVE_UNCONVERTED
+from flagos_migrate.commands.validate import validate
+
+UPSTREAM_SRC = Path(os.environ.get("MMF_UPSTREAM_SRC", Path.home() / ".cache/mmf/src/vllm-0.33.0"))
+PINNED_VENV = Path(os.environ.get("MMF_PINNED_VENV", Path.home() / ".cache/mmf/venv-vllm013"))
+BOTH = pytest.mark.skipif(not (UPSTREAM_SRC.is_dir() and (PINNED_VENV / "lib").is_dir()),
+                          reason="needs upstream vLLM 0.33.0 source (MMF_UPSTREAM_SRC) and the pinned venv (MMF_PINNED_VENV)")
+MLA_TYPES = BY_ID["P43"].tables["mla_model_types"]
+
+
+def _p43(arch: str, version: str = "0.13.0", registered=frozenset()):
+    return [f for f in framework_findings(arch, "m.py", 5, version=version, registered=registered) if f.rule == "P43"]
+
+
+def test_the_findings_name_the_pinned_code_and_what_it_does():
+    (glm,) = _p43("Glm4MoeLiteForCausalLM")
+    assert glm.severity == "warning" and glm.line == 5
+    assert glm.message.startswith("architecture Glm4MoeLiteForCausalLM runs through the pinned vLLM 0.13.0's "
+                                  "ModelConfig.is_deepseek_mla (vllm/config/model.py): its tuple of model types lacks "
+                                  "glm4_moe_lite (upstream's ModelArchConfigConvertor.is_deepseek_mla lists it), so "
+                                  "model_config.use_mla is False")
+    (mtp,) = _p43("Glm4MoeLiteMTPModel")
+    assert mtp.severity == "warning" and "lacks glm4_moe_lite_mtp" in mtp.message
+    (cohere,) = _p43("Cohere2VisionForConditionalGeneration")
+    assert cohere.severity == "error" and cohere.data["arch"] == "Cohere2VisionForConditionalGeneration"
+    assert "Cohere2ForCausalLM (CohereForCausalLM of vllm/model_executor/models/commandr.py)" in cohere.message
+    assert "`per_layer_sliding_window=config.sliding_window`, upstream's `config.sliding_window + 1`" in cohere.message
+    assert cohere.fix.startswith("register upstream's Cohere2ForCausalLM in the plugin")
+
+
+def test_negatives_other_architectures_other_pins_and_an_answered_counterpart():
+    for arch in ("DeepseekV3ForCausalLM", "Glm4MoeForCausalLM", "Cohere2ForCausalLM", "LlamaForCausalLM"):
+        assert _p43(arch) == []
+    assert _p43("Glm4MoeLiteForCausalLM", version="0.99.0") == []
+    # the plugin serves upstream's Cohere2ForCausalLM (apply commandr): the language model is upstream's
+    assert _p43("Cohere2VisionForConditionalGeneration", registered={"Cohere2ForCausalLM"}) == []
+
+
+def test_the_mtp_draft_the_pinned_speculative_config_never_makes():
+    (f,) = [f for f in framework_findings("Glm4MoeLiteMTPModel", "m.py", 2, version="0.13.0") if f.rule == "P38"]
+    assert f.severity == "error"
+    assert f.data == {"arch": "Glm4MoeLiteMTPModel", "method": "mtp", "target": "Glm4MoeLiteForCausalLM"}
+    assert "the pinned vLLM 0.13.0's has no case for Glm4MoeLiteForCausalLM" in f.message
+    assert [f for f in framework_findings("Glm4MoeMTPModel", "m.py", 2, version="0.13.0") if f.rule == "P38"] == []
+
+
+def test_the_validator_reports_it_on_the_registration(tmp_path: Path):
+    plugin = tmp_path / "plugin"
+    shutil.copytree(GOOD_PLUGIN, plugin)
+    init = plugin / "vllm_fl" / "__init__.py"
+    text = init.read_text()
+    anchor = "def register_model():\n"
+    assert anchor in text and [f for f in validate(str(plugin), all_models=True).findings if f.rule == "P43"] == []
+
+    def register(*archs: str) -> list:
+        calls = "".join(f'    ModelRegistry.register_model("{a}", "vllm_fl.models.cohere2_vision:{a}")\n' for a in archs)
+        init.write_text(text.replace(anchor, anchor + "    from vllm import ModelRegistry\n\n" + calls, 1))
+        return [(f.file, f.severity) for f in validate(str(plugin), all_models=True).findings if f.rule == "P43"]
+
+    assert register("Cohere2VisionForConditionalGeneration") == [("vllm_fl/__init__.py", "error")]
+    assert register("Cohere2VisionForConditionalGeneration", "Cohere2ForCausalLM") == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (UPSTREAM_SRC / "vllm").is_dir(), reason="needs upstream vLLM 0.33.0 source (MMF_UPSTREAM_SRC)")
+def test_plan_of_the_real_upstream_files(tmp_path: Path):
+    from flagos_migrate.migrate.engine import Migration
+    from flagos_migrate.migrate.upstream import Upstream, open_upstream
+    from flagos_migrate.plugin.tree import PluginTree
+
+    up = Upstream(open_upstream(str(UPSTREAM_SRC)))
+    for model, rules in (("glm4_moe_lite", ["P43"]), ("glm4_moe_lite_mtp", ["P38", "P43"]), ("cohere2_vision", ["P43"])):
+        plugin = PluginTree(empty_plugin(tmp_path / model))
+        left = Migration(model, up, plugin, pinned(), all_archs=True).run().left()
+        assert sorted(f.rule for f in left if f.rule in ("P38", "P43")) == rules, model
+        assert all(f.file == f"vllm_fl/models/{model}.py" for f in left if f.rule in ("P38", "P43"))
+
+
+# -- the tables against both vLLM sources ----------------------------------------------------------------------
+
+def _pinned_root() -> Path:
+    return next(PINNED_VENV.glob("lib/python3*/site-packages"))
+
+
+def _function(path: Path, name: str) -> ast.FunctionDef:
+    return next(n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.FunctionDef) and n.name == name)
+
+
+def _mla_types(fn: ast.FunctionDef) -> set[str]:
+    """The model types of ``is_deepseek_mla``'s ``model_type in (...)`` test."""
+    for node in ast.walk(fn):
+        if (isinstance(node, ast.Compare) and isinstance(node.ops[0], ast.In)
+                and isinstance(node.comparators[0], ast.Tuple) and "model_type" in ast.unparse(node.left)):
+            return {e.value for e in node.comparators[0].elts}
+    raise AssertionError("no model_type tuple")
+
+
+@BOTH
+def test_the_mla_model_types_are_upstreams_the_pinned_model_config_lacks():
+    up = _mla_types(_function(UPSTREAM_SRC / "vllm/transformers_utils/model_arch_config_convertor.py", "is_deepseek_mla"))
+    pin = _mla_types(_function(_pinned_root() / "vllm/config/model.py", "is_deepseek_mla"))
+    assert set(MLA_TYPES["0.13.0"]) == up - pin
+    # the GLM-4.7-Flash entries: their model types are among them and upstream's decoder layer reads use_mla
+    entries = PINNED_COUNTERPARTS["0.13.0"]
+    for arch, model_type in (("Glm4MoeLiteForCausalLM", "glm4_moe_lite"), ("Glm4MoeLiteMTPModel", "glm4_moe_lite_mtp")):
+        assert entries[arch]["pinned"].startswith("ModelConfig.is_deepseek_mla") and model_type in MLA_TYPES["0.13.0"]
+    layer = (UPSTREAM_SRC / "vllm/model_executor/models/glm4_moe_lite.py").read_text()
+    assert "if model_config.use_mla:\n            attn_cls = Glm4MoeLiteMLAAttention" in layer
+    assert "from .glm4_moe_lite import" in (UPSTREAM_SRC / "vllm/model_executor/models/glm4_moe_lite_mtp.py").read_text()
+
+
+def _window_values(path: Path) -> list[str]:
+    """What ``self.sliding_window`` is set to from the config in commandr.py's attention."""
+    return [ast.unparse(n.value) for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Assign)
+            and [ast.unparse(t) for t in n.targets] == ["self.sliding_window"] and "config" in ast.unparse(n.value)]
+
+
+@BOTH
+def test_the_cohere2_window_is_one_token_narrower_on_the_pinned_vllm():
+    rel = Path("vllm/model_executor/models/commandr.py")
+    assert _window_values(_pinned_root() / rel) == ["config.sliding_window"]
+    assert _window_values(UPSTREAM_SRC / rel) == ["config.sliding_window + 1"]
+    # cohere2_vision builds its language model by architecture name, which the pinned registry serves from commandr
+    vision = (UPSTREAM_SRC / "vllm/model_executor/models/cohere2_vision.py").read_text()
+    assert "architectures=config.text_config.architectures" in vision
+    registry = (_pinned_root() / "vllm/model_executor/models/registry.py").read_text()
+    assert '"Cohere2ForCausalLM": ("commandr", "CohereForCausalLM")' in registry
+
+
+@BOTH
+def test_the_unconverted_mtp_targets_are_upstreams_override_cases_the_pinned_one_lacks():
+    rel = Path("vllm/config/speculative.py")
+    up, pin = (root / rel for root in (UPSTREAM_SRC, _pinned_root()))
+    for arch, entry in SPECULATIVE_UNCONVERTED["0.13.0"].items():
+        case = f"hf_config.architectures[0] == '{entry['target']}'"
+        body = ast.unparse(_function(up, "hf_config_override"))
+        assert f"if {case}:" in body and f"'{entry['model_type']}'" in body and f"'{arch}'" in body
+        assert entry["target"] not in ast.unparse(_function(pin, "hf_config_override"))
+        assert entry["model_type"] not in pin.read_text()  # nor one of its MTPModelTypes
