@@ -403,12 +403,27 @@ QWEN2_MOE_MLP = Backport(
     local=True,
 )
 
+_SIGLIP = "vllm.model_executor.models.siglip"
+# upstream's SiglipVisionModel builds no pooling head unless asked (use_head=False); 0.13.0's builds one whenever the
+# config lacks vision_use_head. Callers rely on the default (colmodernvbert, cohere2_vision, gemma3_mm, llava,
+# paligemma, ...) or pass use_head= (nemotron_vl), so every import needs it (on_import)
+SIGLIP_VISION = Backport(
+    "siglip_vision.py",
+    "vllm_fl.compat.siglip_vision",
+    (("SiglipVisionModel", _SIGLIP),),
+    (("SiglipVisionModel", "use_head"),),
+    "SigLIP vision tower: upstream's use_head (default False: no pooling head, its checkpoint tensors dropped) "
+    "over the pinned tower",
+    on_import=(("SiglipVisionModel", _SIGLIP),),
+    local=True,
+)
+
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
                                    OLMO_GDN_LINEAR_ATTN, BAILING_LINEAR_ATTN, KIMI_GDN_LINEAR_ATTN,
                                    SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
                                    CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER, SEQ_POOLER_HEADS,
                                    MINIMAX_RMS_NORM, QKV_LINEAR, ROPE, MM_ENCODER_ATTENTION, LAYERNORM,
-                                   DIFFKV_ATTENTION, OFFLOADER, QWEN2_MOE_MLP)
+                                   DIFFKV_ATTENTION, OFFLOADER, QWEN2_MOE_MLP, SIGLIP_VISION)
 
 
 @lru_cache(maxsize=None)
