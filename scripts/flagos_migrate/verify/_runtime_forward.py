@@ -5,6 +5,7 @@ vLLM's kernels (the same on both sides), reference gated delta net and Mamba2 co
 """
 
 import _runtime_gdn
+import _runtime_kda
 import _runtime_mamba2
 from _runtime_env import LevelError, NeedsGpu, _source_of
 
@@ -191,7 +192,8 @@ def _forward(model, vc, cfg, ids_list):
     if params and "input_ids" not in params and "hidden_states" in params and not hasattr(model, "compute_logits"):
         return _cache_only_forward(model, vc, len(ids_list))
     notes = []
-    for name, given in (("gated delta net", _runtime_gdn.install(model)), ("Mamba2", _runtime_mamba2.install(model))):
+    for name, given in (("gated delta net", _runtime_gdn.install(model)), ("Mamba2", _runtime_mamba2.install(model)),
+                        ("Kimi delta attention", _runtime_kda.install(model))):
         if given:
             notes.append(f"reference {name} prefill (torch, zero initial state) for {', '.join(given)}")
     stateful = _stateful_layers(model)
