@@ -150,6 +150,17 @@ KIMI_GDN_LINEAR_ATTN = Backport(
     "contract over the pinned KimiDeltaAttention's state and kda_attention core (full-rank and bounded gates refused)",
 )
 
+# Bailing V3's KDA gate: upstream's fused_kda_gate(lower_bound=) bounded gate, which 0.13.0's kernel lacks
+KDA_GATE = Backport(
+    "kda_gate.py",
+    "vllm_fl.compat.kda_gate",
+    (("fused_kda_gate", "vllm.third_party.flash_linear_attention.ops.kda"),),
+    (("fused_kda_gate", "lower_bound"),),
+    "KDA gate: upstream's fused_kda_gate(lower_bound=) bounded gate (lower_bound * sigmoid(exp(A) * (g + bias)), "
+    "torch) over the pinned softplus kernel",
+    local=True,
+)
+
 SPARSE_MLA = Backport(
     "sparse_mla.py",
     "vllm_fl.compat.sparse_mla",
@@ -420,7 +431,7 @@ SIGLIP_VISION = Backport(
 
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
                                    OLMO_GDN_LINEAR_ATTN, BAILING_LINEAR_ATTN, KIMI_GDN_LINEAR_ATTN,
-                                   SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
+                                   KDA_GATE, SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
                                    CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER, SEQ_POOLER_HEADS,
                                    MINIMAX_RMS_NORM, QKV_LINEAR, ROPE, MM_ENCODER_ATTENTION, LAYERNORM,
                                    DIFFKV_ATTENTION, OFFLOADER, QWEN2_MOE_MLP, SIGLIP_VISION)
