@@ -190,6 +190,11 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # unguarded in forward. A state is kept only once a residual exists (upstream asserts it: from layer 1 on), so
     # the tiny 2 layers keep and blend before layer 1: the path runs at the released weights, but blends the state
     # it just kept (an identity; its effect needs a deeper model than the tiny one)
+    # AliceAI: upstream's AliceAIForCausalLMConfig (models/config.py) refuses a config whose KDA may take negative
+    # eigenvalues or whose router is not sigmoid with bias correction (the released model's, which alice_ai.py
+    # computes without reading them); a synthesized config without them built nothing upstream
+    ("alice_ai",): {"kda_allow_negative_eigenvalues": False, "router_score_function": "sigmoid",
+                    "router_bias_correction": True},
     ("solar",): {"bskcn_1": [1], "bskcn_2": [1], "bskcn_3": [1], "bskcn_4": [1], "bskcn_tv": [0.9, 0.8]},
     # Gemma 4's drafts (the MTP assistant, the DSpark draft) read their layers' own sizes from transformers 5's
     # per_layer_config ({layer index: overrides}, read as config.per_layer_config[i].head_dim): Gemma4TextConfig
