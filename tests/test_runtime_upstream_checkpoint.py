@@ -234,6 +234,34 @@ def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
     assert respell(["model.fc.weight", "fc.weight"], table["draft-model-prefix"]) is None
 
 
+def test_the_checkpoint_layouts_join_each_tensors_experts_in_expert_order():
+    """Golden of the layouts (``checkpoint_layouts.LAYOUTS``) a derived checkpoint is tried in after the
+    conventional one: Step3's loader reads ``moe.down_proj.weight`` holding every expert (``experts-stacked``),
+    DFlash-Laguna's reads every parameter as the class holds it (``as-held``). Experts join in index order; a gap
+    in the indices or a joined name that is already a name of its own joins nothing (None). Pure (no torch)."""
+    sys.path.insert(0, str(VERIFY))
+    from checkpoint_layouts import LAYOUTS, stacked_experts
+
+    table = {e["id"]: e for e in LAYOUTS}
+    assert list(table) == ["split", "experts-stacked", "as-held"]
+    assert table["split"]["split_stacked"] and table["split"]["split_experts"] and not table["split"]["stack_experts"]
+    assert not table["as-held"]["split_stacked"] and not table["as-held"]["split_experts"]
+    assert all(e["evidence"].split(" ")[0].endswith(".py") for e in LAYOUTS[1:])  # each names its upstream file
+    stack = table["experts-stacked"]["stack_experts"]
+    names = ["model.layers.1.moe.experts.1.down_proj.weight", "model.layers.1.moe.experts.0.down_proj.weight",
+             "model.layers.1.moe.experts.10.down_proj.weight", *[f"model.layers.1.moe.experts.{i}.down_proj.weight"
+                                                                 for i in range(2, 10)],
+             "model.layers.1.moe.experts.0.gate_proj.weight", "model.layers.1.moe.gate.weight",
+             "model.layers.1.share_expert.gate_proj.weight"]
+    joined = stacked_experts(names, stack)
+    assert list(joined) == ["model.layers.1.moe.down_proj.weight", "model.layers.1.moe.gate_proj.weight"]
+    assert joined["model.layers.1.moe.down_proj.weight"] == [
+        f"model.layers.1.moe.experts.{i}.down_proj.weight" for i in range(11)]  # 10 after 9, not after 1
+    assert joined["model.layers.1.moe.gate_proj.weight"] == ["model.layers.1.moe.experts.0.gate_proj.weight"]
+    assert stacked_experts(["a.experts.0.w.weight", "a.experts.2.w.weight"], stack) is None  # expert 1 missing
+    assert stacked_experts(["a.experts.0.w.weight", "a.w.weight"], stack) is None  # a.w.weight twice
+
+
 def test_an_eagle_draft_whose_loader_renames_in_code_loads_and_matches_upstream_vllm(tmp_path):
     """EagleLlamaForCausalLM: no transformers has it, and upstream vLLM's own class cannot name its checkpoint
     through its mappings, since its ``load_weights`` prefixes ``model.`` to every name but lm_head in code. Before

@@ -10,6 +10,7 @@ order only as the pinned vLLM's own class loads them. Standard library only at i
 import runtime_mm
 from _runtime_config import _text_config
 from _runtime_env import LevelError, _construct, _vllm_config
+from checkpoint_layouts import LAYOUTS, stacked_experts
 from draft_respellings import FIELDS, RESPELLINGS, respell
 
 
@@ -599,7 +600,7 @@ def _unmap(name, mappers):
     return name
 
 
-def _stacked(model):
+def _stacked(model, extra=None):
     """Stacked vLLM layers and their checkpoint parts: ``{fused: [(part, shard span)]}`` from the
     mappers' ``orig_to_new_stacked`` (".mlp.gate_proj" -> (".mlp.gate_up_proj", 0)) and the
     ``packed_modules_mapping`` of every module ({"qkv_proj": ["q_proj", "k_proj", "v_proj"]},
@@ -610,7 +611,7 @@ def _stacked(model):
             idx = _shard_index(shard)
             if idx is not None:
                 out.setdefault(("substr", new), []).append((orig, idx))
-    for leaf, parts in {**CONVENTIONAL_STACKED, **_packed(model)}.items():
+    for leaf, parts in {**CONVENTIONAL_STACKED, **(extra or {}), **_packed(model)}.items():
         if isinstance(parts, (list, tuple)) and list(parts) != [leaf]:
             out.setdefault(("leaf", leaf), [(part, (i, i)) for i, part in enumerate(parts)])
     return out
@@ -669,18 +670,21 @@ def _expert_parts(model):
     return out
 
 
-def upstream_checkpoint(model, seed):
+def upstream_checkpoint(model, seed, layout=None):
     """A checkpoint as the released one of ``model`` (an upstream vLLM class, built) would be spelled,
     derived from the model itself: random values (fixed seed) for each of its parameters, split back
     through its own mappings (stacked layers by their ``output_sizes``, fused experts by their expert
-    mapping, names by the ``hf_to_vllm_mapper`` read backwards). Returns (checkpoint, the parameters'
-    values it should load to). Only as good as :func:`self_check` finds it."""
+    mapping, names by the ``hf_to_vllm_mapper`` read backwards). ``layout`` (a ``checkpoint_layouts.LAYOUTS``
+    entry, default the first) may keep stacked layers whole or join each tensor's experts into one. Returns
+    (checkpoint, the parameters' values it should load to), the checkpoint None when the layout does not
+    apply. Only as good as :func:`self_check` finds it."""
     import torch
 
+    layout = layout or LAYOUTS[0]
     gen = torch.Generator().manual_seed(seed)
     mappers = _mappers(model)
-    stacked = _stacked(model)
-    experts = _expert_parts(model)
+    stacked = _stacked(model, layout["stacked_extra"]) if layout["split_stacked"] else {}
+    experts = _expert_parts(model) if layout["split_experts"] else {}
     modules = dict(model.named_modules())
     expected = {}
     out = Checkpoint()
@@ -702,6 +706,12 @@ def upstream_checkpoint(model, seed):
             continue
         for new, (dim, start, size) in parts:
             out[_unmap(new, mappers)] = t.narrow(dim, start, size).contiguous()
+    if layout["stack_experts"] is not None:
+        joined = stacked_experts(out, layout["stack_experts"])
+        if not joined or any(len({tuple(out[n].shape) for n in parts}) != 1 for parts in joined.values()):
+            return None, expected
+        for name, parts in joined.items():
+            out[name] = torch.stack([out.pop(n) for n in parts]).contiguous()
     out = Checkpoint({k: out[k] for k in sorted(out)})
     out.in_memory = {}
     return out, expected
@@ -733,25 +743,37 @@ def self_check(model, ckpt, expected, vc):
 
 
 def named_by_upstream(model, seed, vc):
-    """The checkpoint :func:`upstream_checkpoint` derives from ``model``, else the first respelling of it
-    (``draft_respellings.RESPELLINGS``: a draft's ``load_weights`` renames in code, ``"model." + name``)
-    that passes :func:`self_check`. Returns (checkpoint, why the derived one failed or None, the respelling
-    entry taken or None); a respelling never passes what upstream's own loader does not write back exactly."""
-    ckpt, expected = upstream_checkpoint(model, seed)
-    why = self_check(model, ckpt, expected, vc)
-    if why is None:
-        return ckpt, None, None
-    tried = []
+    """The checkpoint :func:`upstream_checkpoint` derives from ``model`` in the first layout
+    (``checkpoint_layouts.LAYOUTS``: stacked layers split, experts per expert), as it is or respelled
+    (``draft_respellings.RESPELLINGS``: a draft's ``load_weights`` renames in code, ``"model." + name``), that
+    passes :func:`self_check`; layouts in order, each as it is first. Returns (checkpoint, why none passed or
+    None, the layout / respelling taken or None: ``{"id", "evidence"}``); nothing passes that upstream's own
+    loader does not write back exactly."""
     config = getattr(model, "config", None) or getattr(vc.model_config, "hf_config", None)
     fields = {f: getattr(config, f, None) for f in FIELDS}
-    for entry in RESPELLINGS:
-        names = respell(ckpt, entry["rewrites"], fields)
-        if names is None or all(k == v for k, v in names.items()):
+    first, tried, seen = None, [], set()
+    for layout in LAYOUTS:
+        ckpt, expected = upstream_checkpoint(model, seed, layout)
+        if ckpt is None or frozenset(ckpt) in seen:  # the layout does not apply, or changes nothing here
             continue
-        alt = Checkpoint({names[k]: t for k, t in ckpt.items()})
-        alt.in_memory = {}
-        alt_why = self_check(model, alt, expected, vc)
-        if alt_why is None:
-            return alt, None, entry
-        tried.append(f"respelled {entry['id']}: {alt_why[:200]}")
-    return ckpt, "; ".join([why] + tried), None
+        seen.add(frozenset(ckpt))
+        first = ckpt if first is None else first
+        for entry in (None, *RESPELLINGS):
+            if entry is None:
+                alt = ckpt
+            else:
+                names = respell(ckpt, entry["rewrites"], fields)
+                if names is None or all(k == v for k, v in names.items()):
+                    continue
+                alt = Checkpoint({names[k]: t for k, t in ckpt.items()})
+                alt.in_memory = {}
+            why = self_check(model, alt, expected, vc)
+            taken = [e for e in (None if layout is LAYOUTS[0] else layout, entry) if e is not None]
+            if why is None:
+                return alt, None, ({"id": " + ".join(e["id"] for e in taken),
+                                    "evidence": "; ".join(e["evidence"] for e in taken)} if taken else None)
+            if entry is None:  # each layout's own failure, and the respellings' of the first only (length)
+                tried.append((f"in layout {layout['id']}: " if taken else "") + why[:200])
+            elif layout is LAYOUTS[0]:
+                tried.append(f"respelled {entry['id']}: {why[:200]}")
+    return first, "; ".join(tried), None

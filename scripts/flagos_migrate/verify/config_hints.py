@@ -216,6 +216,11 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # must be set in the draft model config"); the model's own getattr default [] built a cache of no heads.
     # Both tiny target layers
     ("extract_hidden_states",): {"eagle_aux_hidden_state_layer_ids": list(range(T.LAYERS))},
+    # Laguna's DFlash draft has dense layers only: upstream's laguna_dflash.py DFlashLagunaModel.load_weights hands
+    # every tensor to weight_loader(param, loaded_weight), which a MoE layer's RoutedExperts.weight_loader (weight
+    # name, shard and expert id required) refuses, so every checkpoint it serves is dense; the table's
+    # ["dense", "sparse"] built a layer no checkpoint of it can load
+    ("laguna_dflash",): {"mlp_layer_types": ["dense"] * T.LAYERS},
     # MiMo-V2-Flash's (and -Omni's) MTP draft: its layer reads the SWA attention's fields, its target the rest
     ("mimo_v2_mtp",): _MIMO_V2_FLASH_HUB,
     ("keye", "keye_vl1_5"): {

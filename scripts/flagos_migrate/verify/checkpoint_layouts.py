@@ -1,0 +1,46 @@
+"""Layouts of a checkpoint derived from upstream vLLM's own class (``_runtime_load.upstream_checkpoint``), for
+classes whose ``load_weights`` reads a released layout other than the conventional one (stacked layers split into
+their parts, fused experts split per expert) through code the derivation cannot read backwards: an inline expert
+mapping over tensors that hold every expert, a loader with no stacked mapping at all.
+
+Data only, tried in order (each with every ``draft_respellings`` entry), never chosen by architecture name: a layout
+is kept only when upstream's own ``load_weights`` writes every parameter back with exactly the derived values
+(``_runtime_load.self_check``). Each entry: ``id``; ``split_stacked``: stacked layers (qkv_proj, gate_up_proj ...)
+split into their parts (else kept as the class holds them), ``stacked_extra`` more of them ({fused: [parts]}) than
+the conventional qkv_proj / gate_up_proj and the model's ``packed_modules_mapping``; ``split_experts``: fused expert parameters split per
+expert by the expert layer's ``get_expert_mapping`` (else kept as the class holds them); ``stack_experts``: (regular expression over a
+per-expert name with the expert index as group ``index``, replacement) joining the experts of one tensor into one
+tensor with the experts along a new first dimension, or None; ``evidence``: where upstream vLLM 0.33.0 reads it."""
+
+import re
+
+LAYOUTS = (
+    {"id": "split", "split_stacked": True, "stacked_extra": {}, "split_experts": True, "stack_experts": None,
+     "evidence": "the conventional layout: stacked_params_mapping / packed_modules_mapping / get_expert_mapping"},
+    {"id": "experts-stacked", "split_stacked": True, "stacked_extra": {}, "split_experts": True,
+     "stack_experts": (r"^(?P<head>.*)\.experts\.(?P<index>\d+)\.(?P<tail>.+)$", r"\g<head>.\g<tail>"),
+     "evidence": "step3_text.py Step3TextModel.load_weights: expert_params_mapping reads .moe.gate_proj/.up_proj/"
+                 ".down_proj.weight, each holding every expert, and hands loaded_weight[expert_id] to the expert "
+                 "weight_loader for expert_id in range(loaded_weight.shape[0])"},
+    {"id": "as-held", "split_stacked": False, "stacked_extra": {}, "split_experts": False, "stack_experts": None,
+     "evidence": "laguna_dflash.py DFlashLagunaModel.load_weights: params_dict[name] for every name (no stacked or "
+                 "expert mapping), so qkv_proj and every other parameter is read as the class holds it"},
+)
+
+
+def stacked_experts(names, stack_experts):
+    """``names`` (per-expert checkpoint names) -> {joined name: [per-expert names, expert 0 first]} under
+    ``stack_experts`` (pattern, replacement); names it does not match are not in the result. None when a joined
+    tensor's experts are not exactly 0..n-1 or a joined name is also a name of its own. Pure."""
+    pattern, replacement = stack_experts
+    groups: dict[str, dict[int, str]] = {}
+    for name in names:
+        m = re.match(pattern, name)
+        if m is None:
+            continue
+        groups.setdefault(m.expand(replacement), {})[int(m.group("index"))] = name
+    if any(joined in names for joined in groups):
+        return None
+    if any(sorted(by_index) != list(range(len(by_index))) for by_index in groups.values()):
+        return None
+    return {joined: [by_index[i] for i in range(len(by_index))] for joined, by_index in groups.items()}
