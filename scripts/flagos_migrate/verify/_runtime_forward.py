@@ -1,11 +1,12 @@
 """The forward level (part of ``_runtime_worker.py``): a reference causal attention in place of
-vLLM's kernels (the same on both sides), reference gated delta net and Mamba2 cores
-(``_runtime_gdn``, ``_runtime_mamba2``), the text prefill with the ``get_language_model()`` /
+vLLM's kernels (the same on both sides), reference gated delta net, Mamba2, Mamba-1 and short conv cores
+(``_runtime_gdn``, ``_runtime_mamba2``, ``_runtime_mamba1``), the text prefill with the ``get_language_model()`` /
 ``embed_input_ids`` path, and the Hugging Face reference's logits. Standard library only at import.
 """
 
 import _runtime_gdn
 import _runtime_kda
+import _runtime_mamba1
 import _runtime_mamba2
 from _runtime_env import LevelError, NeedsGpu, _source_of
 
@@ -80,7 +81,7 @@ def _stateful_layers(model):
     """Mamba / linear-attention layers (vLLM's ``MambaBase``) with no reference here: their scans are
     Triton kernels and, without their own attention metadata (which only the GPU runner builds),
     vLLM's forward skips them as in a profiling run, leaving uninitialised output. Such a forward
-    proves nothing. A layer given a reference (``_runtime_gdn``, ``_runtime_mamba2``) is marked
+    proves nothing. A layer given a reference (``_runtime_gdn``, ``_runtime_mamba2``, ``_runtime_mamba1``) is marked
     ``_mmf_reference``."""
     try:
         from vllm.model_executor.layers.mamba.abstract import MambaBase
@@ -193,7 +194,8 @@ def _forward(model, vc, cfg, ids_list):
         return _cache_only_forward(model, vc, len(ids_list))
     notes = []
     for name, given in (("gated delta net", _runtime_gdn.install(model)), ("Mamba2", _runtime_mamba2.install(model)),
-                        ("Kimi delta attention", _runtime_kda.install(model))):
+                        ("Kimi delta attention", _runtime_kda.install(model)),
+                        ("Mamba-1 / short conv", _runtime_mamba1.install(model))):
         if given:
             notes.append(f"reference {name} prefill (torch, zero initial state) for {', '.join(given)}")
     stateful = _stateful_layers(model)
