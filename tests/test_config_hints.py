@@ -1043,6 +1043,8 @@ def test_lfm2s_block_dim_is_its_hidden_size_also_in_a_sub_config(monkeypatch):
     top = {"hidden_size": 2560}  # the class's defaults of a top-level LFM2
     rc._complete(top, Lfm2(), done, "Lfm2Config", [], defaults=True)
     assert top["block_dim"] == 2560
+    # a released LFM2's layers (short conv first), not the defaults' all-attention: the tiny model has a ShortConv
+    assert tiny_config(top)["layer_types"] == ["conv", "full_attention"]
 
 
 def test_a_config_class_from_transformers_5s_mapping_or_the_module_bound_vllm_config(monkeypatch):

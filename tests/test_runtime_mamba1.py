@@ -5,7 +5,7 @@ In the pinned venv ($MMF_PINNED_VENV: vLLM 0.13.0, transformers 4.57.6): the rea
 ``forward`` (the custom op that looks the layer up by name), give what transformers' torch slow paths give
 (``MambaMixer`` / ``FalconMambaMixer`` / ``JambaMambaMixer.slow_forward``, ``Lfm2ShortConv.slow_forward``),
 while without the reference the pinned op leaves the output unwritten. Then real ``verify --run``s of a
-tiny Mamba and LFM2-MoE reach forward (and match with $MMF_REFERENCE_VENV).
+tiny Mamba, LFM2-MoE and LFM2 reach forward (and match with $MMF_REFERENCE_VENV).
 """
 
 from __future__ import annotations
@@ -138,16 +138,18 @@ print(json.dumps(compare(layer, hidden[0], want)))
     assert out["scale"] > 0.01 and out["diff"] < 1e-5, out
 
 
-@pytest.mark.parametrize(("model", "archs", "classes"), [
-    ("mamba", ("MambaForCausalLM", "FalconMambaForCausalLM"), "MambaMixer"),
-    ("lfm2_moe", ("Lfm2MoeForCausalLM",), "ShortConv"),
+@pytest.mark.parametrize(("model", "archs", "classes", "apply_args"), [
+    ("mamba", ("MambaForCausalLM", "FalconMambaForCausalLM"), "MambaMixer", ()),
+    ("lfm2_moe", ("Lfm2MoeForCausalLM",), "ShortConv", ()),
+    # the tiny LFM2 has a short-conv layer as the released ones (config_hints: its layer_types)
+    ("lfm2", ("Lfm2ForCausalLM",), "ShortConv", ("--arch", "Lfm2ForCausalLM")),
 ])
-def test_verify_run_reaches_forward_and_matches_through_the_reference(tmp_path, model, archs, classes):
+def test_verify_run_reaches_forward_and_matches_through_the_reference(tmp_path, model, archs, classes, apply_args):
     if not os.environ.get("MMF_REFERENCE_VENV"):
         pytest.skip("needs MMF_REFERENCE_VENV (vLLM 0.33.0) to match against")
     if not UPSTREAM.is_dir():
         pytest.skip(f"no upstream source at {UPSTREAM}")
-    reports = {a["architecture"]: a for a in apply_and_verify_run(tmp_path, model)}
+    reports = {a["architecture"]: a for a in apply_and_verify_run(tmp_path, model, *apply_args)}
     for arch in archs:
         report = reports[arch]
         levels = {name: level["status"] for name, level in report["levels"].items()}

@@ -370,8 +370,12 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # position_embedding_type "rope", which transformers 5's GteConfig drops (its GteModel always rotates);
     # upstream's bert_with_rope.py refuses any other
     "gte": {"position_embedding_type": "rope"},
+    # Lfm2Config's default layer_types (no full_attn_idxs: every layer attention) describe no release: the
+    # released LFM2s (LFM2-350M/1.2B: full_attn_idxs [2, 5, 8, 10, 12, 14] of 16) start with short-conv layers;
+    # from the defaults the tiny model had no ShortConv at all
     "lfm2": {"block_dim": {"=from": "hidden_size"}, "conv_dim": {"=from": "hidden_size"},
-             "block_ff_dim": {"=from": "intermediate_size"}},
+             "block_ff_dim": {"=from": "intermediate_size"},
+             "layer_types": ["full_attention" if i in (2, 5, 8, 10, 12, 14) else "conv" for i in range(16)]},
 }
 # always in a synthesized config: vLLM's ModelConfig reads them whatever the model file does, and
 # the pinned side reads rope_theta/rope_scaling where upstream reads rope_parameters
