@@ -6,6 +6,7 @@ vLLM's kernels (the same on both sides), reference gated delta net, Mamba2, Mamb
 
 import _runtime_gdn
 import _runtime_kda
+import _runtime_linattn
 import _runtime_mamba1
 import _runtime_mamba2
 from _runtime_env import LevelError, NeedsGpu, _source_of
@@ -195,7 +196,8 @@ def _forward(model, vc, cfg, ids_list):
     notes = []
     for name, given in (("gated delta net", _runtime_gdn.install(model)), ("Mamba2", _runtime_mamba2.install(model)),
                         ("Kimi delta attention", _runtime_kda.install(model)),
-                        ("Mamba-1 / short conv", _runtime_mamba1.install(model))):
+                        ("Mamba-1 / short conv", _runtime_mamba1.install(model)),
+                        ("lightning attention", _runtime_linattn.install(model))):
         if given:
             notes.append(f"reference {name} prefill (torch, zero initial state) for {', '.join(given)}")
     stateful = _stateful_layers(model)
