@@ -43,7 +43,8 @@ def test_the_table_repoints_olmos_layer_and_needed_finds_it():
 def test_the_table_repoints_bailings_layer_and_needed_finds_it():
     module = "vllm.model_executor.layers.mamba.linear.bailing_linear_attn"
     tree = ast.parse(f"from {module} import BailingMoELinearAttention\n")
-    assert backports.needed([tree]) == [BAILING]
+    # with the rope back-port it imports: its RoPE is upstream's get_rope, as every migrated file's (P22)
+    assert backports.needed([tree]) == [BAILING, backports.ROPE]
     assert backports.for_import(module, "BailingMoELinearAttention") is BAILING
 
 

@@ -139,6 +139,7 @@ BAILING_LINEAR_ATTN = Backport(
     (),
     "Bailing MoE V2.5 linear attention: upstream's query_key_value, q/k norm, RoPE and sigmoid-gated group "
     "RMSNorm over the pinned MiniMaxText01LinearAttention (lightning attention state, slopes and kernels)",
+    requires=("vllm_fl.compat.rope",),  # its RoPE is upstream's get_rope, as every migrated file's
 )
 
 KIMI_GDN_LINEAR_ATTN = Backport(

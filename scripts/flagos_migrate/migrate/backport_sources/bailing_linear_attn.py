@@ -34,9 +34,9 @@ from vllm.distributed import get_tensor_model_parallel_rank, get_tensor_model_pa
 from vllm.forward_context import get_forward_context
 from vllm.model_executor.layers.linear import ColumnParallelLinear, QKVParallelLinear, RowParallelLinear
 from vllm.model_executor.layers.mamba.linear_attn import MiniMaxText01LinearAttention
-from vllm.model_executor.layers.rotary_embedding import get_rope
 from vllm.model_executor.models.utils import extract_layer_index
 from vllm.v1.attention.backends.linear_attn import LinearAttentionMetadata
+from vllm_fl.compat.rope import get_rope  # upstream's numbers where 0.13.0 computes others (P22)
 
 
 def _build_rope_parameters(config) -> dict | None:
