@@ -62,9 +62,9 @@ with torch.no_grad():
                          * layer.norm(la.lightning_prefill(qh, kh, vh, layer.slope_rate).reshape(T, -1)))
 print(json.dumps({"recurrence": float((ref.double() - rec).abs().max()), "scale": float(rec.abs().max()),
                   "layer": float((got - want).abs().max()), "layer_scale": float(want.abs().max()),
-                  "decay": float(slope.min()), "shape": list(ref.shape)}))
+                  "decay": float(slope.max()), "shape": list(ref.shape)}))
 ''')
-    assert out["shape"] == [19, 4, 8] and out["scale"] > 1 and out["decay"] > 0.01, out
+    assert out["shape"] == [19, 4, 8] and out["scale"] > 1 and out["decay"] > 0.1, out  # decays over the 19 tokens
     assert out["recurrence"] < 1e-4, out
     assert out["layer_scale"] > 0.01 and out["layer"] < 1e-5, out
 
