@@ -11,6 +11,7 @@ import _runtime_env
 import _runtime_subcfg as _subcfg
 import runtime_mm
 import runtime_tiny
+import runtime_tokenizer
 from _runtime_env import Unavailable, _tf_version
 
 
@@ -741,7 +742,20 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     _keep_released(workdir, tiny, _carried(hints, arch, cfg), notes)
     if hints.get("speculative"):
         _write_target(arch, cfg_cls, target, workdir, hints["speculative"], notes, update)
+    _write_tokenizer(cfg, workdir, notes)
     return cfg
+
+
+def _write_tokenizer(cfg, workdir, notes):
+    """The tiny tokenizer of a model type whose classes read token ids while built (runtime_tokenizer's table)."""
+    vocab = getattr(_text_config(cfg), "vocab_size", None) or getattr(cfg, "vocab_size", None)
+    if not isinstance(vocab, int) or runtime_tokenizer.tokens_for(getattr(cfg, "model_type", None)) is None:
+        return
+    written = runtime_tokenizer.write(workdir, cfg.model_type, vocab)
+    if notes is not None:
+        notes.append(f"tokenizer: a tiny WordLevel tokenizer written offline ({vocab} tokens; "
+                     f"{', '.join(f'{t}={i}' for t, i in written.items())}), the same on both sides: "
+                     f"{cfg.model_type}'s classes read token ids from it while built")
 
 
 DRAFT_LAYER_COUNTS = ("num_nextn_predict_layers",)

@@ -211,7 +211,9 @@ def _model_config(workdir, runner, overrides=None):
         hf_config.update(dict(overrides))
         return hf_config
 
-    return ModelConfig(model=workdir, tokenizer=None, skip_tokenizer_init=True, dtype=torch.float32,
+    # the tiny tokenizer written next to the config for a model that reads one while built (runtime_tokenizer)
+    tokenizer = workdir if os.path.isfile(os.path.join(workdir, "tokenizer.json")) else None
+    return ModelConfig(model=workdir, tokenizer=tokenizer, skip_tokenizer_init=tokenizer is None, dtype=torch.float32,
                        enforce_eager=True, seed=0, max_model_len=256, runner=runner,
                        **({"hf_overrides": rewrite} if overrides else {}))
 

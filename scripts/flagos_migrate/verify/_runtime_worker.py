@@ -35,8 +35,10 @@ import sys
 import time
 
 import _runtime_moe
+import _runtime_pool
 import runtime_mm
 import runtime_tiny
+import runtime_tokenizer
 from _runtime_config import (
     _bridge_classes,
     _config_class,
@@ -251,12 +253,18 @@ def run_pinned(req, spec):
 
         level = "forward"
         text = _text_config(cfg)
-        ids = runtime_tiny.prompt_ids(int(text.vocab_size), int(req.get("num_tokens", 12)),
-                                      runtime_tiny.special_ids(cfg.to_dict()), int(req.get("seed", 0)))
+        reserved = runtime_tiny.special_ids(cfg.to_dict()) | runtime_tokenizer.special_ids(
+            getattr(cfg, "model_type", None), int(text.vocab_size))
+        ids = runtime_tiny.prompt_ids(int(text.vocab_size), int(req.get("num_tokens", 12)), reserved,
+                                      int(req.get("seed", 0)))
         _save_json(os.path.join(work, "ids.json"), ids)
         logits, notes = _forward(model, vc, cfg, ids)
         res["notes"].extend(notes)
         torch.save(logits, os.path.join(work, "logits.pt"))
+        if _runtime_pool.tasks_of(model):  # what the model serves: its pooler's output over those hidden states
+            pooled = _runtime_pool.pool(model, vc, logits, ids)
+            _runtime_pool.save(pooled, work)
+            res["notes"].append(f"pooler output ({_runtime_pool.describe(pooled)}) compared too")
         image = None
         # one image through the tower (runtime_mm); not for a draft (Qwen3.5's MTP): its proposer hands it the
         # target's hidden states and embeddings, never pixels
@@ -392,7 +400,7 @@ def run_reference(req, spec):
         ids = json.load(f)
     import vllm
 
-    image_diff = None
+    image_diff = pooler_diffs = None
     try:
         from vllm.model_executor.models.registry import ModelRegistry
 
@@ -405,6 +413,7 @@ def run_reference(req, spec):
         _load(model, ckpt, vc, reference=True, pinned_unloaded=_read_json(os.path.join(work, UNLOADED_FILE), []))
 
         logits, _ = _forward(model, vc, vc.model_config.hf_config, ids)
+        pooler_diffs = _pooler_diffs(model, vc, logits, ids, work, res)
         try:
             image_diff = runtime_mm.reference_image_diff(model, vc, work, LevelError)
         except Exception as exc:  # the upstream side's image path: the text prefill still compares
@@ -416,6 +425,8 @@ def run_reference(req, spec):
         res["notes"].append(f"{upstream_why}; Hugging Face reference used")
         if os.path.exists(os.path.join(work, runtime_mm.IDS_FILE)):
             res["notes"].append("image not compared: the Hugging Face reference runs the text prefill only")
+        if os.path.exists(os.path.join(work, _runtime_pool.POOLED_FILE)):
+            res["notes"].append("pooler output not compared: the Hugging Face reference has no vLLM pooler")
         try:
             reference = f"transformers-{_tf_version()}"
             logits, res["model_file"], applied = _hf_logits(hf_class_name(arch) or arch, work, ids,
@@ -438,7 +449,27 @@ def run_reference(req, spec):
     if image_diff is not None:  # the prefill with the image counts as much as the text one
         res["notes"].append(f"with one image: max |Δlogit| {image_diff:.3g}")
         res["max_abs_logit_diff"] = max(res["max_abs_logit_diff"], image_diff)
+    if pooler_diffs:  # reported apart from the hidden states' diff; match holds both to the tolerance
+        res["pooler_diffs"] = pooler_diffs
+        res["max_abs_pooler_diff"] = max(pooler_diffs.values())
     return res
+
+
+def _pooler_diffs(model, vc, hidden, ids, work, res):
+    """Upstream's pooler over its own hidden states, against the pinned side's saved outputs: {task: max |Δ|},
+    or None when the pinned side pooled nothing. Upstream's pooler failing on CPU leaves it uncompared (a note)."""
+    if not os.path.exists(os.path.join(work, _runtime_pool.POOLED_FILE)):
+        return None
+    try:
+        pooled = _runtime_pool.pool(model, vc, hidden, ids)
+    except Exception as exc:
+        res["notes"].append(f"pooler output not compared: upstream's pooler {type(exc).__name__}: {str(exc)[:200]}")
+        return None
+    diffs, notes = _runtime_pool.compare(pooled, work)
+    res["notes"].extend(notes)
+    for task, diff in (diffs or {}).items():
+        res["notes"].append(f"pooler {task}: max |Δ| {diff:.3g}")
+    return diffs
 
 
 def _die_with_parent(parent):

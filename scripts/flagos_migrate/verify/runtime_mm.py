@@ -58,6 +58,15 @@ def _tiny():
     return runtime_tiny
 
 
+def _tokenizer():
+    """``runtime_tokenizer`` as the host imports it, or by path next to this file inside the worker."""
+    try:
+        from flagos_migrate.verify import runtime_tokenizer
+    except ImportError:
+        import runtime_tokenizer
+    return runtime_tokenizer
+
+
 class NoImage(Exception):
     """No image input could be built for this architecture here: the forward stays text-only."""
 
@@ -375,6 +384,42 @@ def build_image_kwargs(vc, cfg):
             for k, v in kwargs.items()}, note
 
 
+def processor_image_inputs(vc, cfg, ids, image_text):
+    """Kwargs, prompt ids, placeholder id and a note for one tiny image through the model's own vLLM multimodal
+    processor (``apply`` on the text prompt with the image's token ``image_text`` in its middle, words ``w<id>``
+    of the tiny tokenizer around it). The placeholder id is the one the processor put at the image's embedding
+    positions."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from vllm.multimodal import MULTIMODAL_REGISTRY
+    from vllm.multimodal.utils import group_mm_kwargs_by_modality
+
+    side = _image_side(cfg)
+    img = Image.fromarray(np.asarray(pixels(side), dtype=np.uint8), "RGB")
+    half = len(ids) // 2
+    text = " ".join([f"w{i}" for i in ids[:half]] + [image_text] + [f"w{i}" for i in ids[half:]])
+    proc = MULTIMODAL_REGISTRY.create_processor(vc.model_config)
+    out = proc.apply(text, {"image": [img]}, {})
+    prompt = list(out["prompt_token_ids"])
+    group = list(out["mm_kwargs"].get("image", []))
+    kwargs = None
+    for _modality, _n, batch in group_mm_kwargs_by_modality(group, device="cpu"):
+        kwargs = dict(batch)
+        break
+    if kwargs is None:
+        raise NoImage("the model's multimodal processor gave no image kwargs")
+    place = out["mm_placeholders"]["image"][0]
+    span = prompt[place.offset:place.offset + place.length]
+    embed = getattr(place, "is_embed", None)
+    at = [t for t, e in zip(span, embed.tolist() if embed is not None else [True] * len(span)) if e]
+    if len(set(at)) != 1:
+        raise NoImage(f"the processor's image placeholders hold {len(set(at))} distinct ids, not one")
+    kwargs = {k: (v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v) for k, v in kwargs.items()}
+    return kwargs, prompt, at[0], (f"{type(proc).__name__}.apply on a {side}x{side} image (the model's vLLM "
+                                   "processor, the tiny tokenizer)")
+
+
 # --------------------------------------------------------------------------------------------
 # the forward with an image (both sides)
 
@@ -481,18 +526,30 @@ def pinned_image_forward(model, vc, cfg, ids, work, fail):
     import torch
 
     cfg_dict = cfg.to_dict()
+    vocab = (cfg_dict.get("text_config") or cfg_dict).get("vocab_size") or 0
+    # the config's, else the tiny tokenizer's (DeepSeek-OCR reads tokenizer.vocab["<image>"])
     token = image_token_id(cfg_dict)
+    if token is None:
+        token = _tokenizer().image_token_id(cfg_dict.get("model_type"), int(vocab))
     chosen = token is None
     if chosen:  # blip2 takes it from the tokenizer: any id the prompt does not use (the mask decides)
-        vocab = (cfg_dict.get("text_config") or cfg_dict).get("vocab_size") or 0
         token = free_token(int(vocab), set(ids) | _tiny().special_ids(cfg_dict))
         if token is None:
             return "text only: the config names no image token id and the vocabulary has no free one"
+    placed = False
     try:
         kwargs, note = build_image_kwargs(vc, cfg)
     except NoImage as exc:
-        return f"text only: no image input ({exc})"
-    logits, prompt, count = run_with_image(model, vc, ids, kwargs, token, fail, around=image_delimiters(cfg_dict))
+        spec = _tokenizer().tokens_for(cfg_dict.get("model_type"))
+        if not (spec and spec.get("image") and getattr(vc.model_config, "tokenizer", None)):
+            return f"text only: no image input ({exc})"
+        # no Hugging Face image processor, but the tiny tokenizer: the model's own vLLM multimodal processor
+        # makes the prompt and the kwargs, as the engine's input processing does
+        kwargs, ids, token, note = processor_image_inputs(vc, cfg, ids, spec["image"])
+        note = f"{note} (transformers has no image processor for it: {exc})"
+        placed = True
+    logits, prompt, count = run_with_image(model, vc, ids, kwargs, token, fail, placed=placed,
+                                           around=image_delimiters(cfg_dict))
     torch.save(kwargs, os.path.join(work, KWARGS_FILE))
     torch.save(logits, os.path.join(work, LOGITS_FILE))
     with open(os.path.join(work, IDS_FILE), "w", encoding="utf-8") as f:

@@ -1,0 +1,123 @@
+"""A tiny tokenizer for ``verify --run``, written offline next to the tiny config, for the models whose vLLM
+classes read token ids from the tokenizer while they are built (the harness runs every other model without
+one: ``skip_tokenizer_init``).
+
+DeepSeek-VL2 / DeepSeek-OCR(-2) / Unlimited-OCR look up ``tokenizer.vocab["<image>"]`` in ``__init__`` and
+their processors read the begin/end/pad tokens; Isaac encodes its ``vision_token`` (``<image>``) and the
+``<|image_pad|>`` it replaces it with. A released checkpoint's tokenizer holds those tokens; here a
+``tokenizers`` WordLevel tokenizer (``tokenizer.json``, the format every transformers version reads) holds
+them at the top of the tiny vocabulary, and plain words ``w<N>`` below: the same file on the pinned and the
+upstream side, no download. Which tokens a model type needs is data (``TOKENIZER_TOKENS``), not code.
+
+Standard library only; pure (the host tests it directly; the worker loads it by path).
+"""
+
+import json
+import os
+
+TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+
+# DeepSeek's LLaMA-style tokenizer (DeepseekVLV2Processor / DeepseekOCRProcessor): begin/end/pad, the image
+# placeholder, the grounding and SFT tokens its processor adds when missing (present, they add nothing)
+_DEEPSEEK = {"bos": "<｜begin▁of▁sentence｜>", "eos": "<｜end▁of▁sentence｜>", "pad": "<｜▁pad▁｜>",
+             "image": "<image>",
+             "extra": ("<|ref|>", "<|/ref|>", "<|det|>", "<|/det|>", "<|grounding|>", "<|User|>", "<|Assistant|>")}
+# Isaac (Qwen3's tokenizer): the config's vision_token and the pad token each image becomes
+_ISAAC = {"eos": "<|im_end|>", "pad": "<|endoftext|>", "image": "<image>",
+          "extra": ("<|image_pad|>", "<|im_start|>")}
+
+# model type of the tiny config -> the special tokens its classes and processor read
+TOKENIZER_TOKENS = {
+    "deepseek_vl_v2": _DEEPSEEK,
+    "deepseek_ocr": _DEEPSEEK,
+    "deepseek_ocr2": _DEEPSEEK,
+    "unlimited-ocr": _DEEPSEEK,
+    "unlimited_ocr": _DEEPSEEK,
+    "isaac": _ISAAC,
+}
+_ROLES = ("bos", "eos", "pad", "image")
+
+
+def tokens_for(model_type) -> dict | None:
+    return TOKENIZER_TOKENS.get(model_type) if isinstance(model_type, str) else None
+
+
+def special_tokens(spec: dict) -> list:
+    """The spec's special tokens, each once, roles first."""
+    out = [spec[r] for r in _ROLES if spec.get(r)] + list(spec.get("extra") or ())
+    return list(dict.fromkeys(out))
+
+
+def vocabulary(spec: dict, vocab_size: int) -> dict:
+    """token -> id: the special tokens at the top ids (``vocab_size - k`` ..), words below."""
+    specials = special_tokens(spec)
+    if vocab_size <= len(specials) + 1:
+        raise ValueError(f"a vocabulary of {vocab_size} has no room for {len(specials)} special tokens")
+    words = vocab_size - len(specials)
+    vocab = {f"w{i}": i for i in range(words)}
+    vocab.update({tok: words + i for i, tok in enumerate(specials)})
+    return vocab
+
+
+def tokenizer_json(spec: dict, vocab_size: int) -> dict:
+    vocab = vocabulary(spec, vocab_size)
+    specials = special_tokens(spec)
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [{"id": vocab[t], "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+                          "normalized": False, "special": True} for t in specials],
+        "normalizer": None,
+        "pre_tokenizer": {"type": "WhitespaceSplit"},
+        "post_processor": None,
+        "decoder": None,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "w0"},
+    }
+
+
+def tokenizer_config(spec: dict) -> dict:
+    cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 4096, "unk_token": "w0",
+           "clean_up_tokenization_spaces": False}
+    for role in ("bos", "eos", "pad"):
+        if spec.get(role):
+            cfg[f"{role}_token"] = spec[role]
+    extra = [t for t in special_tokens(spec) if t not in (spec.get("bos"), spec.get("eos"), spec.get("pad"))]
+    cfg["additional_special_tokens"] = extra
+    return cfg
+
+
+def write(workdir: str, model_type, vocab_size: int):
+    """Write the tiny tokenizer of ``model_type`` into ``workdir``; its {token: id} of the special tokens, or
+    None when the model type needs none (nothing written)."""
+    spec = tokens_for(model_type)
+    if spec is None:
+        return None
+    with open(os.path.join(workdir, TOKENIZER_FILE), "w", encoding="utf-8") as f:
+        json.dump(tokenizer_json(spec, vocab_size), f, ensure_ascii=False)
+    with open(os.path.join(workdir, TOKENIZER_CONFIG_FILE), "w", encoding="utf-8") as f:
+        json.dump(tokenizer_config(spec), f, ensure_ascii=False)
+    vocab = vocabulary(spec, vocab_size)
+    return {t: vocab[t] for t in special_tokens(spec)}
+
+
+def written(workdir: str) -> bool:
+    return os.path.isfile(os.path.join(workdir, TOKENIZER_FILE))
+
+
+def image_token_id(model_type, vocab_size: int):
+    """The image placeholder's id in the tiny tokenizer of ``model_type``, else None."""
+    spec = tokens_for(model_type)
+    if spec is None or not spec.get("image"):
+        return None
+    return vocabulary(spec, vocab_size)[spec["image"]]
+
+
+def special_ids(model_type, vocab_size: int) -> set:
+    """The ids of the tiny tokenizer's special tokens (a prompt of plain words avoids them), else empty."""
+    spec = tokens_for(model_type)
+    if spec is None or not isinstance(vocab_size, int):
+        return set()
+    vocab = vocabulary(spec, vocab_size)
+    return {vocab[t] for t in special_tokens(spec)}
