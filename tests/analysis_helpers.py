@@ -72,9 +72,10 @@ def migrate_example(tmp_path: Path, text: str, name: str = "example", extra: dic
     return Migration(name, Upstream(open_upstream(str(up))), PluginTree(plugin), pinned()).run()
 
 
-def apply_and_verify_run(tmp_path: Path, model: str, *apply_args: str) -> list[dict]:
+def apply_and_verify_run(tmp_path: Path, model: str, *apply_args: str, edit=None) -> list[dict]:
     """``apply`` MODEL into a fresh plugin, then ``verify --run`` on the pinned venv against the reference venv
-    (both from the environment, as the runtime tests that compare with upstream need); the architectures' reports."""
+    (both from the environment, as the runtime tests that compare with upstream need); the architectures' reports.
+    ``edit(plugin)``: changes the migrated tree between the two (a test's deliberate defect)."""
     import json
     import subprocess
     import sys
@@ -84,6 +85,8 @@ def apply_and_verify_run(tmp_path: Path, model: str, *apply_args: str) -> list[d
     applied = subprocess.run([sys.executable, script, "apply", model, *apply_args, "--upstream", str(UPSTREAM_SRC),
                               "--plugin", str(plugin)], capture_output=True, text=True, timeout=900)
     assert applied.returncode in (0, 1), applied.stdout[-2000:] + applied.stderr[-2000:]  # 1: findings left
+    if edit is not None:
+        edit(plugin)
     proc = subprocess.run([sys.executable, script, "verify", model, "--plugin", str(plugin), "--run", "--python",
                            str(PINNED_VENV / "bin" / "python"), "--reference-python", str(REFERENCE_PY), "--json"],
                           capture_output=True, text=True, timeout=2400)

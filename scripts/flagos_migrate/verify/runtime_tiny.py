@@ -50,6 +50,12 @@ _TEXT_SIZES = {
     "n_inner": INTERMEDIATE,  # GPT-2's MLP width when set (Nomic BERT's config.json: its intermediate_size)
     "num_attention_heads": HEADS,
     "n_head": HEADS,
+    # an encoder-decoder's own heads and widths next to d_model (Whisper's 6 heads over a 64-wide d_model
+    # left embed_dim % num_heads != 0 at construct)
+    "encoder_attention_heads": HEADS,
+    "decoder_attention_heads": HEADS,
+    "encoder_ffn_dim": INTERMEDIATE,
+    "decoder_ffn_dim": INTERMEDIATE,
     "head_dim": HEAD_DIM,
     "num_experts": EXPERTS,
     "num_local_experts": EXPERTS,
