@@ -52,3 +52,21 @@ def test_a_classifier_defect_the_hidden_states_cannot_show_fails_match_on_the_po
              for m in [re.match(r"pooler (\w+): max \|Δ\| (\S+)", n)] if m}
     assert diffs["classify"] > arch["tolerance"], arch["notes"]
     assert "pooler output max |Δ|" in arch["levels"]["match"]["reason"]
+
+
+def test_match_holds_the_pooler_output_to_the_tolerance_and_reports_it_apart():
+    from flagos_migrate.verify import runtime
+
+    spec = {"architecture": "BertModel", "module": "vllm_fl.models.bert", "class": "BertEmbeddingModel"}
+    levels = {lv: {"status": "pass", "reason": None} for lv in ("import", "construct", "load", "forward")}
+    pinned = {"architecture": "BertModel", "levels": levels, "first_error": None, "notes": []}
+    ref = {"reference": "vllm-0.33.0", "max_abs_logit_diff": 0.0}
+    bad = runtime.shape_architecture(spec, pinned, {**ref, "max_abs_pooler_diff": 0.2}, want_match=True)
+    assert bad["levels"]["match"]["status"] == "fail" and bad["first_error"]["level"] == "match"
+    assert bad["max_abs_logit_diff"] == 0.0 and bad["max_abs_pooler_diff"] == 0.2
+    assert "pooler output max |Δ| 0.2" in bad["levels"]["match"]["reason"]
+    good = runtime.shape_architecture(spec, pinned, {**ref, "max_abs_pooler_diff": 1e-7}, want_match=True)
+    assert good["levels"]["match"]["status"] == "pass" and "pooler output" in good["levels"]["match"]["reason"]
+    plain = runtime.shape_architecture(spec, pinned, ref, want_match=True)  # not a pooling model: as before
+    assert plain["levels"]["match"]["reason"] == "max |Δlogit| 0 <= 0.001 (vllm-0.33.0)"
+    assert plain["max_abs_pooler_diff"] is None
