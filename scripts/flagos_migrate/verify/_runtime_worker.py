@@ -262,7 +262,12 @@ def run_pinned(req, spec):
         res["notes"].extend(notes)
         torch.save(logits, os.path.join(work, "logits.pt"))
         if _runtime_pool.tasks_of(model):  # what the model serves: its pooler's output over those hidden states
-            pooled = _runtime_pool.pool(model, vc, logits, ids)
+            try:
+                pooled = _runtime_pool.pool(model, vc, logits, ids)
+            except Exception:  # the pinned runner calls it so at warm-up and per request: the model's own failure
+                res["notes"].append("pooler: the pooler failed on the tiny prefill, called as the pinned runner "
+                                    "calls it (get_pooling_updates(task), PoolingMetadata, pooler(...))")
+                raise
             _runtime_pool.save(pooled, work)
             res["notes"].append(f"pooler output ({_runtime_pool.describe(pooled)}) compared too")
         image = None
