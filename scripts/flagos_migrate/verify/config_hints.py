@@ -378,11 +378,12 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
              "layer_types": ["full_attention" if i in (2, 5, 8, 10, 12, 14) else "conv" for i in range(16)]},
     # DeepseekVLV2Config's __init__ defaults tile_tag to the string "tile_tag" (its class attribute says "2D"), which
     # both vLLMs' deepseek_vl2.py / deepseek_ocr.py refuse ("Only 2D tile_tag is supported"); every released
-    # config.json (deepseek-vl2-tiny, DeepSeek-OCR, DeepSeek-OCR-2, Unlimited-OCR) says "2D"
-    "deepseek_vl_v2": {"tile_tag": "2D"},
-    "deepseek_ocr": {"tile_tag": "2D"},
-    "deepseek_ocr2": {"tile_tag": "2D"},
-    "unlimited-ocr": {"tile_tag": "2D"},
+    # config.json (deepseek-vl2-tiny, DeepSeek-OCR, DeepSeek-OCR-2, Unlimited-OCR) says "2D". Its text_config is
+    # built from the key language_config only, which those config.json files carry (a DeepSeek-V2 config) and
+    # to_dict never writes: without it the reloaded text model was DeepseekV2Config's full-size defaults, with no
+    # architectures to build it by
+    **{mt: {"tile_tag": "2D", "language_config": {"=from": "text_config"}}
+       for mt in ("deepseek_vl_v2", "deepseek_ocr", "deepseek_ocr2", "unlimited-ocr")},
 }
 # always in a synthesized config: vLLM's ModelConfig reads them whatever the model file does, and
 # the pinned side reads rope_theta/rope_scaling where upstream reads rope_parameters
