@@ -138,6 +138,12 @@ def test_scaled_rope_sections_sum_to_the_target(sections, total):
     assert sum(out) == total and len(out) == len(sections) and min(out) >= 1
 
 
+def test_scaled_rope_sections_keep_equal_sections_equal():
+    # Bailing V3 VL's [T, H, W] = [12, 10, 10]: upstream's Bailing M-RoPE refuses H != W (the construct error)
+    assert scale_sections([12, 10, 10], 8) == [4, 2, 2]
+    assert scale_sections([16, 24, 24], 8) == [2, 3, 3]
+
+
 def test_prompt_ids_avoid_special_ids_and_are_deterministic():
     tiny = tiny_config(QWEN25_VL)
     reserved = special_ids(tiny)

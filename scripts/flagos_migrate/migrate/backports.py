@@ -324,8 +324,8 @@ MINIMAX_RMS_NORM = Backport(
 )
 
 # upstream's QKVParallelLinear(v_head_size=): V heads of another size than Q/K (MiMo-V2-Flash)
-# upstream's get_rope rope types 0.13.0 lacks ("proportional": Gemma 4; FoPE, which 0.13.0 silently builds as plain
-# RoPE: InternS1-Pro) or computes otherwise from keys of the checkpoint's config.json (YaRN's scale from
+# upstream's get_rope rope types 0.13.0 lacks ("proportional": Gemma 4; "bailing_mrope": Bailing MoE V3 VL; FoPE,
+# which 0.13.0 silently builds as plain RoPE: InternS1-Pro) or computes otherwise from keys of the checkpoint's config.json (YaRN's scale from
 # attention_factor / mscale / mscale_all_dim: Ministral 3; dynamic NTK's base; rope_dim; DeepSeek YaRN's attn_factor),
 # the rest handed to the pinned get_rope unchanged. Which of those a checkpoint has is not in the model file, so
 # every import of get_rope needs it (on_import)
@@ -336,7 +336,7 @@ ROPE = Backport(
     (("get_rope", _ROPE_MODULE),),
     (),
     "rotary embeddings: upstream's get_rope for the rope types the pinned one lacks (Gemma 4's proportional "
-    "RoPE, InternS1-Pro's FoPE) or computes otherwise (YaRN's attention_factor, mscale / mscale_all_dim, also "
+    "RoPE, Bailing V3 VL's bailing_mrope, InternS1-Pro's FoPE) or computes otherwise (YaRN's attention_factor, mscale / mscale_all_dim, also "
     "with M-RoPE; dynamic NTK; rope_dim; DeepSeek YaRN's attn_factor), the pinned get_rope for the rest",
     on_import=(("get_rope", _ROPE_MODULE),),
     local=True,

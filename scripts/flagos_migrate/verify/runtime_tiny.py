@@ -137,10 +137,15 @@ def _rope(cfg: dict, head_dim: int) -> None:
 
 
 def scale_sections(sections: list[int], total: int) -> list[int]:
-    """Positive integers proportional to ``sections`` that sum to ``total``."""
+    """Positive integers proportional to ``sections`` that sum to ``total``; sections equal in the config stay
+    equal where one section is unique (Bailing M-RoPE refuses H != W: [12, 10, 10] -> [4, 2, 2], not [3, 2, 3])."""
     old = sum(sections)
     out = [max(1, s * total // old) for s in sections]
-    out[-1] += total - sum(out)
+    # the rounding remainder goes to the last section, or to the first unique one when the last has an equal
+    rest = len(sections) - 1
+    if sections.count(sections[rest]) > 1:
+        rest = next((i for i, s in enumerate(sections) if sections.count(s) == 1), rest)
+    out[rest] += total - sum(out)
     if out[-1] < 1:  # more sections than total allows: fall back to ones
         out = [1] * len(sections)
         out[-1] += total - len(sections)

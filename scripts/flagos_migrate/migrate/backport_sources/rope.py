@@ -8,8 +8,11 @@ proportional``. Upstream's ``get_rope`` also builds ``FourierRotaryEmbedding`` (
 ``default`` rope without ``mrope_section`` whose parameters say ``use_fope``: per KV head (``fope_sep_head``) learned
 ``cos_coef`` / ``sin_coef`` mix the inverse frequencies (the first ``num_inv_freq``, else those above
 ``2 pi / max_position``) into the head's cos / sin, padded with 1; vLLM 0.13.0's ``get_rope`` ignores the keys and
-builds plain RoPE (other numbers, no coefficients to load). This ``get_rope`` builds upstream's classes (over the
-pinned ``RotaryEmbedding``, as upstream's are) for those and hands every other call to the pinned ``get_rope``
+builds plain RoPE (other numbers, no coefficients to load). Upstream's ``get_rope`` builds
+``BailingMRotaryEmbedding`` for ``rope_type: "bailing_mrope"`` (Ling / Bailing MoE V3 VL: H/W positions on
+alternating frequency pairs, T on the tail); vLLM 0.13.0's raises ``Unknown RoPE scaling type bailing_mrope``.
+This ``get_rope`` builds upstream's classes (over the pinned ``RotaryEmbedding`` / ``MRotaryEmbedding``, as
+upstream's are) for those and hands every other call to the pinned ``get_rope``
 unchanged. As upstream's, one instance serves every call with the same arguments (its ``_ROPE_DICT``): the layers
 of a model share one FoPE module and its coefficients.
 
@@ -43,9 +46,11 @@ from vllm.distributed import get_tensor_model_parallel_rank, get_tensor_model_pa
 from vllm.model_executor.layers.rotary_embedding import get_rope as _pinned_get_rope
 from vllm.model_executor.layers.rotary_embedding.base import RotaryEmbedding
 from vllm.model_executor.layers.rotary_embedding.common import rotate_neox
+from vllm.model_executor.layers.rotary_embedding.mrope import MRotaryEmbedding
 from vllm.model_executor.layers.rotary_embedding.yarn_scaling_rope import YaRNScalingRotaryEmbedding
 
-__all__ = ["DynamicNTKScalingRotaryEmbedding", "FourierRotaryEmbedding", "Gemma4RotaryEmbedding", "get_rope"]
+__all__ = ["BailingMRotaryEmbedding", "DynamicNTKScalingRotaryEmbedding", "FourierRotaryEmbedding",
+           "Gemma4RotaryEmbedding", "get_rope"]
 
 _ROPE_DICT: dict[tuple[Any, ...], RotaryEmbedding] = {}
 
@@ -178,6 +183,98 @@ class FourierRotaryEmbedding(RotaryEmbedding):
         param.data.copy_(loaded_weight.chunk(world_size, dim=0)[rank])
 
 
+def _validate_bailing_mrope_config(head_size: int, rotary_dim: int, mrope_section: list[int]) -> int:
+    if rotary_dim <= 0 or rotary_dim % 2 != 0 or rotary_dim > head_size:
+        raise ValueError("Bailing M-RoPE requires an even rotary_dim in (0, head_size], "
+                         f"got rotary_dim={rotary_dim} and head_size={head_size}")
+    if len(mrope_section) != 3:
+        raise ValueError(f"Bailing M-RoPE expects [T, H, W] sections, got mrope_section={mrope_section}")
+    temporal_size, height_size, width_size = mrope_section
+    if any(section_size < 0 for section_size in mrope_section):
+        raise ValueError(f"Bailing M-RoPE sections must be non-negative, got mrope_section={mrope_section}")
+    if height_size != width_size:
+        raise ValueError("Bailing M-RoPE requires equal H and W sections, "
+                         f"got height_size={height_size} and width_size={width_size}")
+    spatial_size = height_size + width_size
+    if spatial_size + temporal_size != rotary_dim // 2:
+        raise ValueError("Bailing M-RoPE sections must sum to rotary_dim // 2, got "
+                         f"mrope_section={mrope_section} and rotary_dim={rotary_dim}")
+    return spatial_size
+
+
+def _validate_bailing_positions(positions: torch.Tensor, *, require_2d: bool = False) -> None:
+    if positions.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"Bailing M-RoPE positions must have int32 or int64 dtype, got dtype={positions.dtype}")
+    if positions.ndim == 1 and not require_2d:
+        return
+    if positions.ndim == 2:
+        if positions.shape[0] == 3:
+            return
+        raise ValueError(f"Bailing M-RoPE expects T/H/W positions with shape [3, N], got shape={tuple(positions.shape)}")
+    if require_2d:
+        raise ValueError(f"Bailing M-RoPE expects T/H/W positions with shape [3, N], got shape={tuple(positions.shape)}")
+    raise ValueError(f"Bailing M-RoPE positions must be 1D or 2D, got shape={tuple(positions.shape)}")
+
+
+class BailingMRotaryEmbedding(MRotaryEmbedding):
+    """Upstream's Bailing M-RoPE (vllm/model_executor/layers/rotary_embedding/bailing_mrope.py): the first
+    ``sum(H, W)`` frequency pairs alternate between the H and W positions, the rest (the tail) take the T
+    position, over the pinned ``MRotaryEmbedding``'s cache (upstream's with its default ``positions_factor`` 4:
+    ``4 * max_position`` rows, as 0.13.0's). 0.13.0's ``get_rope`` raises ``Unknown RoPE scaling type
+    bailing_mrope``. Upstream's CUDA path for 2-D positions with GPT-J style is a fused Triton kernel that rounds
+    each product to the query's dtype and subtracts / adds in float32 before storing in that dtype: the roundings
+    of ``forward_native`` (which upstream runs on CPU and for every other case), so CUDA runs that here."""
+
+    def __init__(self, head_size: int, rotary_dim: int, max_position_embeddings: int, base: float,
+                 is_neox_style: bool, dtype: torch.dtype, mrope_section: list[int]) -> None:
+        self.spatial_size = _validate_bailing_mrope_config(head_size, rotary_dim, mrope_section)
+        super().__init__(head_size, rotary_dim, max_position_embeddings, base, is_neox_style, dtype,
+                         mrope_section=mrope_section)
+
+    def select_cos_sin(self, positions: torch.Tensor,
+                       cos_sin_cache: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        _validate_bailing_positions(positions)
+        if cos_sin_cache is None:
+            cos_sin_cache = self.cos_sin_cache
+        cos_sin = cos_sin_cache[positions.to(torch.long)]
+        cos, sin = cos_sin.chunk(2, dim=-1)
+        if positions.ndim == 1:
+            return cos, sin
+        spatial_mask = torch.arange(self.spatial_size, device=cos.device) % 2 == 0
+        spatial_mask = spatial_mask.unsqueeze(0)
+        spatial_cos = torch.where(spatial_mask, cos[1, :, : self.spatial_size], cos[2, :, : self.spatial_size])
+        spatial_sin = torch.where(spatial_mask, sin[1, :, : self.spatial_size], sin[2, :, : self.spatial_size])
+        temporal_slice = slice(self.spatial_size, self.rotary_dim // 2)
+        return (torch.cat((spatial_cos, cos[0, :, temporal_slice]), dim=-1),
+                torch.cat((spatial_sin, sin[0, :, temporal_slice]), dim=-1))
+
+    def forward_native(self, positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor | None = None,
+                       offsets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if key is None:
+            raise ValueError("Bailing M-RoPE requires key states")
+        # upstream's _match_cos_sin_cache_dtype returns the cache; 0.13.0's sets it and returns None
+        self._match_cos_sin_cache_dtype(query)
+        cos, sin = self.select_cos_sin(positions, self.cos_sin_cache)
+        num_tokens = positions.shape[-1]
+        query_shape = query.shape
+        query = query.view(num_tokens, -1, self.head_size)
+        query_rot = self.apply_rotary_emb.forward_native(query[..., : self.rotary_dim], cos, sin)
+        query = torch.cat((query_rot, query[..., self.rotary_dim :]), dim=-1)
+        key_shape = key.shape
+        key = key.view(num_tokens, -1, self.head_size)
+        key_rot = self.apply_rotary_emb.forward_native(key[..., : self.rotary_dim], cos, sin)
+        key = torch.cat((key_rot, key[..., self.rotary_dim :]), dim=-1)
+        return query.reshape(query_shape), key.reshape(key_shape)
+
+    def forward_cuda(self, positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor | None = None,
+                     offsets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.forward_native(positions, query, key, offsets)
+
+    def forward_cpu(self, positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor | None = None,
+                    offsets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.forward_native(positions, query, key, offsets)
+
+
 _FOPE_KEYS = ("num_key_value_heads", "num_inv_freq", "fope_sep_head", "fope_init_factor")
 
 
@@ -265,7 +362,9 @@ def get_rope(head_size: int, max_position: int, is_neox_style: bool = True,
     dynamic = (rope_type == "dynamic" and "alpha" not in params and "factor" in params
                and dual_chunk_attention_config is None)
     fope = _is_fope(params, dual_chunk_attention_config)
-    if rope_type != "proportional" and not yarn and not fope and not dynamic:
+    # upstream's dual-chunk branch comes first: a bailing_mrope config with one is the pinned get_rope's too
+    bailing = rope_type == "bailing_mrope" and dual_chunk_attention_config is None
+    if rope_type != "proportional" and not yarn and not fope and not dynamic and not bailing:
         return _pinned_get_rope(head_size, max_position, is_neox_style,
                                 _pinned_params(head_size, params) if rope_parameters is not None else None,
                                 dtype, dual_chunk_attention_config)
@@ -290,6 +389,9 @@ def get_rope(head_size: int, max_position: int, is_neox_style: bool = True,
             _ROPE_DICT[key] = DynamicNTKScalingRotaryEmbedding(
                 head_size, rotary_dim, max_position, params.get("max_trained_positions", max_position), base,
                 is_neox_style, params["factor"], dtype)
+        elif bailing:
+            _ROPE_DICT[key] = BailingMRotaryEmbedding(head_size, rotary_dim, max_position, base, is_neox_style, dtype,
+                                                      mrope_section=params["mrope_section"])
         elif fope:
             extra = {k: v for k, v in params.items() if k in _FOPE_KEYS}
             _ROPE_DICT[key] = FourierRotaryEmbedding(head_size, rotary_dim, max_position, base, is_neox_style, dtype,
