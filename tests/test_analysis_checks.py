@@ -463,6 +463,50 @@ def test_init_calling_super_is_fine():
     assert only(analyze(code), "P12") == []
 
 
+def test_super_naming_the_parent_skips_its_init_and_reads_on_every_forward_are_p12():
+    """Upstream's interns1_pro: super(Qwen3VLForConditionalGeneration, self).__init__() skips that __init__, which
+    builds the deepstack buffer; the pinned Qwen3-VL forward and embed_input_ids index it (upstream's read it
+    through getattr: None), so the migrated model failed forward."""
+    code = """
+    from torch import nn
+    from vllm.model_executor.models.qwen3_vl import Qwen3VLForConditionalGeneration
+    class InternS1Pro(Qwen3VLForConditionalGeneration):
+        def __init__(self, *, vllm_config, prefix=""):
+            super(Qwen3VLForConditionalGeneration, self).__init__()
+            self.config = vllm_config.model_config.hf_config
+            self.use_deepstack = True
+    """
+    (f,) = only(analyze(code), "P12")
+    assert f.data["class"] == "InternS1Pro" and "deepstack_input_embeds" in f.data["missing"]
+    assert f.severity == "error" and "super(Qwen3VLForConditionalGeneration, self).__init__" in f.message
+    # the class replacing forward and embed_input_ids (qwen3_5's way): nothing every forward runs reads it
+    replaced = code + """
+        def forward(self, input_ids, positions, intermediate_tensors=None, inputs_embeds=None, **kwargs):
+            return self.language_model.model(input_ids, positions)
+        def embed_input_ids(self, input_ids, multimodal_embeddings=None, *, is_multimodal=None):
+            return self.language_model.embed_input_ids(input_ids)
+    """
+    assert "deepstack_input_embeds" not in {a for f in only(analyze(replaced), "P12") for a in f.data["missing"]}
+
+
+def test_super_naming_the_parent_is_judged_only_on_the_forward_path():
+    """qwen3_vl_moe's Qwen3MoeLLMForCausalLM skips Qwen3MoeForCausalLM.__init__ too: only its EPLB hook reads
+    what that __init__ sets, as upstream's own parent does; no finding (not a difference the migration made)."""
+    code = """
+    from vllm.model_executor.models.qwen3_moe import Qwen3MoeForCausalLM, Qwen3MoeModel
+    class LLM(Qwen3MoeForCausalLM):
+        def __init__(self, *, vllm_config, prefix=""):
+            super(Qwen3MoeForCausalLM, self).__init__()
+            self.config = vllm_config.model_config.hf_config
+            self.quant_config = vllm_config.quant_config
+            self.model = Qwen3MoeModel(vllm_config=vllm_config, prefix=prefix)
+            self.lm_head = None
+            self.logits_processor = None
+            self.make_empty_intermediate_tensors = self.model.make_empty_intermediate_tensors
+    """
+    assert only(analyze(code), "P12") == []
+
+
 # -- check 9: merged projections -------------------------------------------------------------------
 
 
