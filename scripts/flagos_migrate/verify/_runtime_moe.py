@@ -10,12 +10,17 @@ routed experts' ``down(act(gate) * up)`` weighted by the router's weights, as th
 experts do (``cpu_fused_moe.CPUFusedMOE``: ``F.linear`` per expert). Routing stays upstream's own.
 """
 
-GATED = {"silu": "silu", "gelu": "gelu", "gelu_tanh": "gelu_tanh"}
+GATED = {"silu": "silu", "gelu": "gelu", "gelu_tanh": "gelu_tanh", "swigluoai": "swigluoai"}
 
 
 def _act(name, x):
+    import torch
     import torch.nn.functional as F
 
+    if name == "swigluoai":  # upstream's SwigluOAIAndMul.forward_native (alpha 1.702, limit 7, the fused
+        # kernel's defaults): gate and up interleaved, as gpt-oss's load_weights lays w13 out
+        gate, up = x[..., ::2].clamp(max=7.0), x[..., 1::2].clamp(min=-7.0, max=7.0)
+        return (up + 1) * (gate * torch.sigmoid(gate * 1.702))
     gate, up = x.chunk(2, dim=-1)
     if name == "silu":
         return F.silu(gate) * up
@@ -49,7 +54,77 @@ def experts_reference(output, hidden_states, w1, w2, topk_weights, topk_ids, act
 
 
 def install():
-    """Patch upstream's unquantized CPU experts (absent on the pinned vLLM: nothing to do there)."""
+    """Patch upstream's unquantized CPU experts (absent on the pinned vLLM: nothing to do there) and the
+    pinned vLLM's CPU experts for routing weights on the input (absent upstream: nothing to do there);
+    in both, the compiled fused-MoE ops a model calls itself (``_runtime_moe_ops``)."""
+    import _runtime_moe_ops
+
+    return _upstream_experts() + _pinned_weight_on_input() + _runtime_moe_ops.install()
+
+
+def weight_on_input_reference(x, topk_weights, topk_ids, gate_up, down, act):
+    """What the pinned vLLM's GPU experts compute with ``apply_router_weight_on_input`` (Llama 4's top-1
+    MoE), which its CPU experts assert against: ``fused_experts_impl`` runs the Triton kernel with
+    ``MUL_ROUTED_WEIGHT`` on the first GEMM and not the second, i.e. per token and routed expert
+    ``down(act((x @ W13^T + b13) * weight))`` (the kernel scales the fp32 accumulator after its bias), and
+    ``moe_sum`` adds the experts' outputs unweighted. ``gate_up[e]`` / ``down[e]`` / ``act`` are the pinned
+    layer's own per-expert linears and activation (``CPUFusedMOE``); pure torch."""
+    import torch
+
+    ids = topk_ids.long()
+    acc = None
+    for e in torch.unique(ids).tolist():
+        tok, slot = (ids == e).nonzero(as_tuple=True)
+        h = gate_up[e](x[tok])
+        h = (h.float() * topk_weights[tok, slot].unsqueeze(-1).float()).to(h.dtype)
+        out = down[e](act(h)).float()
+        if acc is None:
+            acc = torch.zeros(x.shape[0], out.shape[-1], dtype=torch.float32)
+        acc.index_add_(0, tok, out)
+    return acc.to(x.dtype)
+
+
+def _pinned_weight_on_input():
+    """The pinned vLLM's CPU experts (``cpu_fused_moe.CPUFusedMOE``) assert ``not
+    apply_router_weight_on_input``; its GPU path serves it. With the flag set, route with the layer's own
+    ``select_experts`` and compute what the GPU path computes (:func:`weight_on_input_reference`); without
+    it, the pinned code runs untouched. The model's own code is not changed."""
+    try:
+        from vllm.model_executor.layers.fused_moe import cpu_fused_moe
+    except Exception:
+        return []
+    cls = getattr(cpu_fused_moe, "CPUFusedMOE", None)
+    if cls is None or getattr(cls.__call__, "_mmf_weight_on_input", False):
+        return []
+    import inspect
+
+    own = cls.__call__
+    sig = inspect.signature(own)
+
+    def __call__(self, *args, **kwargs):
+        bound = sig.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        a = bound.arguments
+        if not a["apply_router_weight_on_input"]:
+            return own(self, *args, **kwargs)
+        x = a["x"]
+        topk_weights, topk_ids = cpu_fused_moe.select_experts(
+            hidden_states=x, router_logits=a["router_logits"], top_k=a["top_k"],
+            use_grouped_topk=a["use_grouped_topk"], renormalize=a["renormalize"], topk_group=a["topk_group"],
+            num_expert_group=a["num_expert_group"], custom_routing_function=a["custom_routing_function"],
+            scoring_func=a["scoring_func"], routed_scaling_factor=a["routed_scaling_factor"],
+            e_score_correction_bias=a["e_score_correction_bias"])
+        layer = a["layer"]
+        return weight_on_input_reference(x, topk_weights, topk_ids, layer.gate_up_linear, layer.down_linear,
+                                         self.act_to_impl[a["activation"]].forward_native)
+
+    __call__._mmf_weight_on_input = True
+    cls.__call__ = __call__
+    return [cls.__module__ + "." + cls.__qualname__ + ".__call__"]
+
+
+def _upstream_experts():
+    """Upstream's unquantized CPU experts in plain torch (:func:`experts_reference`)."""
     try:
         from vllm.model_executor.layers.fused_moe.experts import cpu_moe
     except Exception:
