@@ -107,7 +107,7 @@ def test_weight_on_input_stand_in_computes_what_the_pinned_gpu_experts_compute()
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["before"] == "AssertionError"  # the pinned CPU experts refuse the flag
-    assert got["patched"] == ["vllm.model_executor.layers.fused_moe.cpu_fused_moe.CPUFusedMOE.__call__"]
+    assert "vllm.model_executor.layers.fused_moe.cpu_fused_moe.CPUFusedMOE.__call__" in got["patched"]
     assert got["unchanged_without_flag"] is True  # every other MoE runs the pinned code as it is
     assert got["top1_vs_loop"] < 1e-5 and got["top1_vs_pinned_cpu_on_scaled_input"] < 1e-5, got
     assert got["bias_top2_vs_loop"] < 1e-5, got  # the bias before the weight, as the kernel adds it

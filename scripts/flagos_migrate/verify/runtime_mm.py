@@ -96,6 +96,15 @@ def shrink_vision_geometry(cfg: dict) -> None:
             vision["image_size"] = IMAGE_PATCHES * (patch or DEFAULT_PATCH)
         if isinstance(vision.get("num_image_tokens"), int):
             vision["num_image_tokens"] = IMAGE_PATCHES * IMAGE_PATCHES
+        # a pixel-shuffle tower (Llama 4) folds 1/ratio^2 patch vectors into one, which its adapter MLP takes
+        # intermediate_size wide (Scout: 5632 = 1408 / 0.5^2) and writes projector_output_dim wide, read by the
+        # projector as vision_output_dim (both 4096 in the released config; the class's defaults disagree)
+        ratio = vision.get("pixel_shuffle_ratio")
+        if isinstance(ratio, float) and 0 < ratio < 1 and isinstance(vision.get("hidden_size"), int) \
+                and isinstance(vision.get("intermediate_size"), int):
+            vision["intermediate_size"] = round(vision["hidden_size"] / ratio ** 2)
+            if isinstance(vision.get("projector_output_dim"), int) and isinstance(vision.get("vision_output_dim"), int):
+                vision["vision_output_dim"] = vision["projector_output_dim"]
     # the tower keeps one block up to its feature layer (llava's vision_feature_layer=-2 builds all
     # but the last layer: two layers in the checkpoint, one built and run)
     layers = cfg.get("vision_feature_layer")
@@ -323,8 +332,9 @@ def _runner_kwargs(vc, hf_inputs):
         if "num_patches" not in str(exc):
             raise
         fields = None
-    if fields is None or "num_patches" in fields and "num_patches" not in hf_inputs:  # gemma3: crops + 1
-        _crops(hf_inputs, need=True)
+    missing = [k for k in CROP_COUNTS if fields is not None and k in fields and k not in hf_inputs]
+    if fields is None or missing:  # gemma3: crops + 1
+        _crops(hf_inputs, need=True, names=missing or CROP_COUNTS[:1])
         fields = proc._get_mm_fields_config(hf_inputs, {})
     items = MultiModalKwargsItems.from_hf_inputs(hf_inputs, fields)
     group = list(items.get("image", []))
@@ -335,20 +345,27 @@ def _runner_kwargs(vc, hf_inputs):
     raise NoImage("no image group")
 
 
-def _crops(hf_inputs, need=False) -> None:
-    """What vLLM's processors add after the Hugging Face call for tiled images (idefics3, gemma3):
-    ``num_patches`` = the crops of the one image, the crops as the leading dim of the pixels."""
+# the per-image crop counts vLLM's processors add after the Hugging Face call for tiled images, which
+# their flat pixel fields are split by (idefics3, gemma3: num_patches; Llama 4: patches_per_image)
+CROP_COUNTS = ("num_patches", "patches_per_image")
+
+
+def _crops(hf_inputs, need=False, names=CROP_COUNTS[:1]) -> None:
+    """What vLLM's processors add after the Hugging Face call for tiled images (idefics3, gemma3, Llama 4):
+    the crop count (``names``) = the crops of the one image, the crops as the leading dim of the pixels."""
     pv = hf_inputs.get("pixel_values")
     if pv is None or "image_grid_thw" in hf_inputs:
         return
     if pv.dim() == 5:  # (images, crops, 3, h, w)
-        hf_inputs["num_patches"] = pv.new_tensor([pv.shape[1]]).long()
+        for name in names:
+            hf_inputs[name] = pv.new_tensor([pv.shape[1]]).long()
         hf_inputs["pixel_values"] = pv[0]
         mask = hf_inputs.get("pixel_attention_mask")
         if mask is not None and mask.dim() == 4:
             hf_inputs["pixel_attention_mask"] = mask[0]
     elif pv.dim() == 4 and need:
-        hf_inputs["num_patches"] = pv.new_tensor([pv.shape[0]]).long()
+        for name in names:
+            hf_inputs[name] = pv.new_tensor([pv.shape[0]]).long()
 
 
 def build_image_kwargs(vc, cfg):
