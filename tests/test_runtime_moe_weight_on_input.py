@@ -139,3 +139,16 @@ def test_interns2_mobius_and_its_draft_match_upstream_vllm(tmp_path):
     for arch in archs.values():
         assert _levels(arch) == FIVE, (arch["levels"], arch["first_error"])
         assert arch["reference"] == "vllm-0.33.0"
+
+
+def test_the_tiny_config_keeps_llama4s_top_1_router():
+    # upstream vLLM implements weights on the experts' input for top-1 only (its prepare step asserts): a tiny
+    # Llama 4 routed top-2 was a model upstream cannot run, and match fell back to transformers, text only
+    from flagos_migrate.verify.runtime_tiny import EXPERTS, EXPERTS_PER_TOKEN, tiny_config
+
+    llama4 = tiny_config({"model_type": "llama4", "text_config": {
+        "model_type": "llama4_text", "num_experts_per_tok": 1, "num_local_experts": 16, "hidden_size": 5120}})
+    assert llama4["text_config"]["num_experts_per_tok"] == 1
+    assert llama4["text_config"]["num_local_experts"] == EXPERTS  # the other sizes shrink as ever
+    mixtral = tiny_config({"model_type": "mixtral", "num_experts_per_tok": 1, "num_local_experts": 8})
+    assert mixtral["num_experts_per_tok"] == EXPERTS_PER_TOKEN != 1  # only the table's types keep theirs

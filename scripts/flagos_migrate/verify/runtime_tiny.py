@@ -84,6 +84,12 @@ _TEXT_SIZES = {
     "linear_key_head_dim": 16,
     "linear_value_head_dim": 16,
 }
+# model types whose router's top-k is part of the model, not a size: Llama 4's MoE scales the experts' input
+# by the router weight (apply_router_weight_on_input), which upstream vLLM implements for top-1 only (its
+# prepare step asserts it) and every released Llama 4 routes top-1; the shrink keeps their class's value
+TOP_K_KEPT = ("llama4_text",)
+_TOP_K_KEYS = ("num_experts_per_tok", "moe_k", "moe_topk", "moe_top_k", "num_experts_per_token", "n_activated_experts")
+
 _VISION_SIZES = {
     "hidden_size": VISION_HIDDEN,
     "embed_dim": VISION_HIDDEN,
@@ -209,9 +215,12 @@ def _shrink_text(cfg: dict) -> None:
     old_head_dim = _head_dim(cfg)
     old_layers = next((cfg[k] for k in _LAYER_COUNTS if isinstance(cfg.get(k), int)), None)
     old_hidden = next((cfg[k] for k in ("hidden_size", "n_embd", "d_model") if isinstance(cfg.get(k), int)), None)
+    keep_top_k = cfg.get("model_type") in TOP_K_KEPT
     for key, value in _TEXT_SIZES.items():
         # a 0 stays 0: it switches a part off (num_experts 0 is MiniCPM's dense MLP, n_shared_experts 0 no
         # shared expert); a smaller model never gains a part its checkpoint does not hold
+        if keep_top_k and key in _TOP_K_KEYS:
+            continue
         if key in cfg and isinstance(cfg[key], int) and not isinstance(cfg[key], bool) and cfg[key] != 0:
             # an MLP exactly 4x the hidden size stays 4x (vLLM's Falcon builds 4 * hidden, not the config's size)
             four_x = key in ("intermediate_size", "ffn_hidden_size", "n_inner") and old_hidden and cfg[key] == 4 * old_hidden
