@@ -188,6 +188,31 @@ def test_members_read_through_a_pinned_class_or_a_typed_parameter_are_p9():
     assert [f.line for f in blockers] == [7]
 
 
+def test_members_of_what_a_pinned_getter_returns_are_p9():
+    """``get_forward_context()`` returns the pinned ``ForwardContext`` (P9 ``instance_getters``): upstream's
+    lfm2 reads ``.is_padding`` (a mask only upstream's runner sets) and extract_hidden_states a local's
+    ``.slot_mapping``; 0.13.0's dataclass has neither. Fields it has, and rebound locals, stay clean."""
+    code = """
+    from vllm.forward_context import get_forward_context
+
+    def conv(x):
+        pad = get_forward_context().is_padding
+        return x, pad, get_forward_context().attn_metadata
+
+    def cache(x):
+        forward_context = get_forward_context()
+        return forward_context.slot_mapping, forward_context.no_compile_layers
+
+    def rebound(x):
+        ctx = get_forward_context()
+        ctx = x
+        return ctx.slot_mapping
+    """
+    found = [(f.line, f.data["class"], f.data["attr"], f.data["via"]) for f in only(analyze(code), "P9")]
+    assert found == [(5, "vllm.forward_context.ForwardContext", "is_padding", "instance"),
+                     (10, "vllm.forward_context.ForwardContext", "slot_mapping", "instance")]
+
+
 def test_members_the_pinned_class_has_or_unknowable_ones_are_clean():
     code = """
     from vllm.model_executor.layers.mamba.mamba_utils import MambaStateShapeCalculator

@@ -19,6 +19,7 @@ from flagos_migrate.catalog.tables import (
     CONFIG_CLASSES,
     CONFIG_GETTERS,
     CONFIG_VARIABLE_ONLY,
+    INSTANCE_GETTERS,
     LOADER_CHILDREN,
     MARK_CONTEXT_MANAGERS,
     UNSET_DEFAULTS,
@@ -272,6 +273,7 @@ def check_class_members(m: ModuleFacts) -> None:
     class of the pinned hierarchy defines ``X``. Read in a module or class body it fails the import."""
     typed = _typed_parameters(m)
     typed.update(_typed_locals(m, typed))
+    typed.update(_getter_locals(m))
     seen_p9 = {(f.line, f.col) for f in m.found("P9")}
     for node in m.of_type(ast.Attribute):
         if not isinstance(node.ctx, ast.Load):
@@ -282,7 +284,7 @@ def check_class_members(m: ModuleFacts) -> None:
         sym, via = m.resolve_expr(node.value), "class"
         if sym is None or sym.kind != "class":
             sym, via = (typed.get((id(_scope(m, node)), node.value.id))
-                        if typed and isinstance(node.value, ast.Name) else None), "instance"
+                        if typed and isinstance(node.value, ast.Name) else _getter_class(m, node.value)), "instance"
         if sym is None or not _closed_class(m, sym) or m.apis.class_has_member(sym, attr) is not False:
             continue
         flags = context_flags(node, m.parents)
@@ -341,6 +343,31 @@ def _typed_locals(m, typed: dict[tuple[int, str], Symbol]) -> dict[tuple[int, st
             sym = m.apis.resolve(owner.module, returns)
             if sym is not None and (rec := m.apis.class_record(sym)) is not None and rec.get("dc"):
                 out[(id(func), name)] = sym
+    return out
+
+
+def _getter_class(m, value: ast.expr) -> Symbol | None:
+    """The pinned dataclass a no-argument call of an ``instance_getters`` function returns
+    (``get_forward_context()`` -> ``ForwardContext``)."""
+    if not (isinstance(value, ast.Call) and not value.args and not value.keywords):
+        return None
+    fn = m.resolve_expr(value.func)
+    returns = INSTANCE_GETTERS.get(fn.qualname) if fn is not None and fn.kind == "function" else None
+    sym = m.apis.resolve(fn.module, returns) if returns else None
+    rec = m.apis.class_record(sym) if sym is not None and sym.kind == "class" else None
+    return sym if rec is not None and rec.get("dc") else None
+
+
+def _getter_locals(m) -> dict[tuple[int, str], Symbol]:
+    """(function, local) -> pinned dataclass, for a local bound once from an ``instance_getters`` call
+    (``forward_context = get_forward_context()``)."""
+    out: dict[tuple[int, str], Symbol] = {}
+    for func in m.of_type(ast.FunctionDef, ast.AsyncFunctionDef):
+        binds = [n.id for n in m.below(func, ast.Name) if isinstance(n.ctx, (ast.Store, ast.Del))]
+        for node in m.below(func, ast.Assign):
+            if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                    and binds.count(node.targets[0].id) == 1 and (sym := _getter_class(m, node.value)) is not None:
+                out[(id(func), node.targets[0].id)] = sym
     return out
 
 
