@@ -381,8 +381,10 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # config.json (deepseek-vl2-tiny, DeepSeek-OCR, DeepSeek-OCR-2, Unlimited-OCR) says "2D". Its text_config is
     # built from the key language_config only, which those config.json files carry (a DeepSeek-V2 config) and
     # to_dict never writes: without it the reloaded text model was DeepseekV2Config's full-size defaults, with no
-    # architectures to build it by
-    **{mt: {"tile_tag": "2D", "language_config": {"=from": "text_config"}}
+    # architectures to build it by. Its MoE routes in one group (n_group / topk_group 1, as the released DeepSeek-V2
+    # family's config.json); DeepseekV2Config's None left 0.13.0's grouped top-k asserting at construct
+    **{mt: {"tile_tag": "2D", "language_config": {"=from": "text_config"}, "language_config.n_group": 1,
+            "language_config.topk_group": 1}
        for mt in ("deepseek_vl_v2", "deepseek_ocr", "deepseek_ocr2", "unlimited-ocr")},
 }
 # always in a synthesized config: vLLM's ModelConfig reads them whatever the model file does, and
