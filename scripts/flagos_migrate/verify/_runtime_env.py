@@ -276,9 +276,18 @@ def _vllm_config(workdir):
     pc = ParallelConfig()
     target, spec = _speculative(workdir, pc)
     mc = target or _model_config(workdir, _runner(workdir))
+    extra = {}
+    if getattr(mc, "is_hybrid", False) and getattr(mc, "use_mla", False):
+        # an MLA + Mamba hybrid (Bailing V3 VL): 0.33.0's CPU platform turns prefix caching off for MLA after the
+        # hybrid hook aligned mamba_block_size to it, and its own validator then refuses the config
+        # ("--mamba-block-size can only be set with --enable-prefix-caching"); off from the start, the state that
+        # platform forces anyway (cpu.py), so the hook sizes the Mamba blocks for a run without prefix caching
+        from vllm.config import CacheConfig
+
+        extra["cache_config"] = CacheConfig(enable_prefix_caching=False)
     return VllmConfig(model_config=mc, parallel_config=pc, speculative_config=spec,
                       device_config=DeviceConfig(device="cpu"),
-                      compilation_config=CompilationConfig(custom_ops=list(CUSTOM_OPS)))
+                      compilation_config=CompilationConfig(custom_ops=list(CUSTOM_OPS)), **extra)
 
 
 def _resolved_class(vc):
