@@ -138,3 +138,43 @@ def test_k2_horizon_mova_experts_match_upstream_vllm(tmp_path):
         "import": "pass", "construct": "pass", "load": "pass", "forward": "pass", "match": "pass"}, \
         (arch["levels"], arch["first_error"])
     assert arch["reference"] == "vllm-0.33.0"
+
+
+UNSORTED = """
+import json, sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+import torch
+import vllm.platforms as platforms
+from vllm.platforms.cpu import CpuPlatform
+
+platforms._current_platform = CpuPlatform()
+import _runtime_moe_ops
+
+_runtime_moe_ops.install()  # the pinned kernel's semantics in torch, before the back-port binds the launcher
+import fused_moe_kernel  # the back-port, as apply installs it
+
+torch.manual_seed(0)
+H, N, E, K, BM = 16, 12, 64, 2, 16
+x, w = torch.randn(1, H), torch.randn(E, N, H)
+ids, wts = torch.tensor([[5, 40]], dtype=torch.int32), torch.rand(1, K)
+C = torch.empty(1, K, N)
+# upstream's _prepare_expert_assignment for 1 token * top-2 * 4 <= 64 experts: no sorted ids
+fused_moe_kernel.dispatch_fused_moe_kernel(x, w, C, None, None, None, wts, None, ids.view(-1),
+                                           torch.tensor([ids.numel() * BM]), True, K, {"BLOCK_SIZE_M": BM},
+                                           None, False, False, False, False, False)
+want = torch.stack([(x[0] @ w[int(e)].t()) * wts[0, k] for k, e in enumerate(ids[0])]).unsqueeze(0)
+print(json.dumps({"unsorted": float((C - want).abs().max())}))
+"""
+
+
+def test_the_kernel_back_port_serves_upstreams_unsorted_path():
+    # before: NotImplementedError ("0.13.0's fused-MoE kernels need sorted_token_ids"), on every decode step of
+    # K2 Horizon's MoVA experts with few tokens on a GPU; now one (token, slot) pair per block of the sorted layout
+    if not PINNED_PY.exists():
+        pytest.skip("needs the pinned venv (MMF_PINNED_VENV, vLLM 0.13.0)")
+    from flagos_migrate.migrate import backports
+
+    proc = subprocess.run([str(PINNED_PY), "-c", textwrap.dedent(UNSORTED), str(VERIFY_DIR), str(backports.SOURCES)],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, **CPU_ENV})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["unsorted"] < 1e-5
