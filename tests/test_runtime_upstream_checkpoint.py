@@ -201,7 +201,7 @@ def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
 
     table = {e["id"]: e["rewrites"] for e in RESPELLINGS}
     assert list(table) == ["draft-model-prefix", "mtp-block-segment-layer-embed", "mtp-block-segment",
-                           "mtp-block-segment-shared-head", "mtp-prefix", "word-embeddings"]
+                           "mtp-block-segment-shared-head", "mtp-prefix", "longcat-mtp-names", "word-embeddings"]
     assert all(e["evidence"].split(" ")[0].endswith(".py") for e in RESPELLINGS)  # each names its upstream file
     eagle = ["model.embed_tokens.weight", "model.layers.2.self_attn.qkv_proj.weight", "model.fc.weight", "lm_head.weight"]
     assert respell(eagle, table["draft-model-prefix"]) == {
@@ -234,6 +234,18 @@ def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
     assert respell(["model.embed_tokens.weight", "model.layers.2.eh_proj.weight"], table["word-embeddings"]) == {
         "model.embed_tokens.weight": "model.word_embeddings.weight",
         "model.layers.2.eh_proj.weight": "model.layers.2.eh_proj.weight"}
+    # LongCat-Flash's MTP layer as its released checkpoint spells it (new_to_old_names_mapping read backwards)
+    longcat = ["model.embed_tokens.weight", "model.layers.4.enorm.weight", "model.layers.4.eh_proj.weight",
+               "model.layers.4.final_layernorm.weight", "model.layers.4.mtp_block.self_attn.q_a_proj.weight",
+               "model.layers.4.mtp_block.mlp.down_proj.weight", "lm_head.weight"]
+    assert respell(longcat, table["longcat-mtp-names"]) == {
+        "model.embed_tokens.weight": "model.mtp.embed_tokens.weight",
+        "model.layers.4.enorm.weight": "model.mtp.layers.0.enorm.m.weight",
+        "model.layers.4.eh_proj.weight": "model.mtp.layers.0.eh_proj.weight",
+        "model.layers.4.final_layernorm.weight": "model.mtp.norm.weight",
+        "model.layers.4.mtp_block.self_attn.q_a_proj.weight": "model.mtp.layers.0.self_attn.q_a_proj.weight",
+        "model.layers.4.mtp_block.mlp.down_proj.weight": "model.mtp.layers.0.transformer_layer.mlp.down_proj.weight",
+        "lm_head.weight": "lm_head.weight"}
     # two names one: refused, never a checkpoint with a tensor silently dropped
     assert respell(["model.fc.weight", "fc.weight"], table["draft-model-prefix"]) is None
 
@@ -247,7 +259,8 @@ def test_the_checkpoint_layouts_join_each_tensors_experts_in_expert_order():
     from checkpoint_layouts import LAYOUTS, stacked_experts
 
     table = {e["id"]: e for e in LAYOUTS}
-    assert list(table) == ["split", "experts-stacked", "as-held"]
+    assert list(table) == ["split", "experts-stacked", "mla-a-split", "as-held"]
+    assert table["mla-a-split"]["stacked_extra"] == {"fused_qkv_a_proj": ["q_a_proj", "kv_a_proj_with_mqa"]}
     assert table["split"]["split_stacked"] and table["split"]["split_experts"] and not table["split"]["stack_experts"]
     assert not table["as-held"]["split_stacked"] and not table["as-held"]["split_experts"]
     assert all(e["evidence"].split(" ")[0].endswith(".py") for e in LAYOUTS[1:])  # each names its upstream file
@@ -264,6 +277,39 @@ def test_the_checkpoint_layouts_join_each_tensors_experts_in_expert_order():
     assert joined["model.layers.1.moe.gate_proj.weight"] == ["model.layers.1.moe.experts.0.gate_proj.weight"]
     assert stacked_experts(["a.experts.0.w.weight", "a.experts.2.w.weight"], stack) is None  # expert 1 missing
     assert stacked_experts(["a.experts.0.w.weight", "a.w.weight"], stack) is None  # a.w.weight twice
+
+
+def test_a_loader_that_scales_on_load_and_a_head_the_target_lends_are_judged_as_upstream_serves_them():
+    """Two things upstream's own loader does not write back as derived, both served that way, so the self-check
+    expects them: LongCat's composed weight loaders scale q/kv_a_layernorm by sqrt(hidden / rank) on load
+    (``checkpoint_layouts.LOAD_SCALES``, only with the config's flag); an MTP draft's lm_head, which LongCat's MTP
+    loader skips, is the target's at serving time (both proposers assign it), so only a draft that has no head of
+    its own (``has_own_lm_head`` absent or False), built as a draft, with the tensor in the checkpoint, lends it.
+    Pure (no torch, no vLLM)."""
+    from types import SimpleNamespace as NS
+
+    sys.path.insert(0, str(VERIFY))
+    from _runtime_load import target_shared
+    from checkpoint_layouts import LOAD_SCALES, load_scale
+
+    assert [e["id"] for e in LOAD_SCALES] == ["longcat-mla-q-lora-norm", "longcat-mla-kv-lora-norm"]
+    cfg = NS(mla_scale_q_lora=True, mla_scale_kv_lora=False, hidden_size=64, q_lora_rank=16, kv_lora_rank=32)
+    assert load_scale("model.layers.4.mtp_block.self_attn.q_a_layernorm.weight", cfg) == 2.0
+    assert load_scale("model.layers.4.mtp_block.self_attn.kv_a_layernorm.weight", cfg) == 1.0  # flag off
+    assert load_scale("model.layers.4.mtp_block.self_attn.q_a_proj.weight", cfg) == 1.0
+    assert load_scale("x.q_a_layernorm.weight", NS(hidden_size=64, q_lora_rank=16)) == 1.0  # no flag, no scale
+
+    class Head:
+        def named_parameters(self):
+            return [("weight", None)]
+
+    draft, ckpt = NS(lm_head=Head()), {"lm_head.weight": None}
+    spec = NS(speculative_config=object())
+    assert target_shared(draft, spec, ckpt) == ["lm_head.weight"]
+    assert target_shared(draft, NS(speculative_config=None), ckpt) == []  # not built as a draft
+    assert target_shared(NS(lm_head=Head(), has_own_lm_head=True), spec, ckpt) == []  # its own head
+    assert target_shared(NS(lm_head=Head(), has_own_lm_head=False), spec, ckpt) == ["lm_head.weight"]
+    assert target_shared(draft, spec, {}) == []  # nothing to stand in for the target's head
 
 
 def test_an_eagle_draft_whose_loader_renames_in_code_loads_and_matches_upstream_vllm(tmp_path):

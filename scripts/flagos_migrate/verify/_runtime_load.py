@@ -10,7 +10,7 @@ order only as the pinned vLLM's own class loads them. Standard library only at i
 import runtime_mm
 from _runtime_config import _text_config
 from _runtime_env import LevelError, _construct, _vllm_config
-from checkpoint_layouts import LAYOUTS, stacked_experts
+from checkpoint_layouts import LAYOUTS, load_scale, stacked_experts
 from draft_respellings import FIELDS, RESPELLINGS, respell
 
 
@@ -327,6 +327,68 @@ def accept_transforms(problems, changed, params, expected, notes, stats, referen
     return [m for m in problems if m not in gone]
 
 
+def target_shared(model, vc, ckpt):
+    """The parameters of a draft that its proposer replaces with the target's after loading, where the draft's own
+    ``load_weights`` leaves them to it: an MTP draft's (or an EAGLE draft's without ``has_own_lm_head``) lm_head,
+    which both vLLMs' proposers assign (``self.model.lm_head = target_language_model.lm_head``: 0.13.0's
+    v1/spec_decode/eagle.py load_model, 0.33.0's llm_base_proposer.py _maybe_share_lm_head). LongCat-Flash's MTP
+    loader skips every name outside ``model.mtp``, lm_head included. Only names the checkpoint holds: its tensor
+    stands in for the target's head, the same on both sides. Pure over the model's names."""
+    if getattr(vc, "speculative_config", None) is None or getattr(model, "has_own_lm_head", False):
+        return []
+    head = getattr(model, "lm_head", None)
+    if head is None or not hasattr(head, "named_parameters"):
+        return []
+    return [f"lm_head.{n}" for n, _ in head.named_parameters() if f"lm_head.{n}" in ckpt]
+
+
+def _fill_from_target(model, vc, ckpt, notes):
+    """Each :func:`target_shared` parameter the draft's ``load_weights`` left unwritten (still NaN) set to the
+    checkpoint's tensor of that name, as the proposer's target head would hold it; noted."""
+    import torch
+
+    params = dict(model.named_parameters())
+    filled = []
+    with torch.no_grad():
+        for name in target_shared(model, vc, ckpt):
+            p = params.get(name)
+            if p is not None and p.is_floating_point() and torch.isnan(p.data).all() \
+                    and tuple(p.shape) == tuple(ckpt[name].shape):
+                p.data.copy_(ckpt[name].to(p.dtype))
+                filled.append(name)
+    if filled and notes is not None:
+        notes.append(f"draft: {', '.join(filled)} left to the target by its load_weights (its proposer shares the "
+                     "target's head); the checkpoint's tensor stands in for the target's, the same on both sides")
+    return filled
+
+
+def _accept_load_scales(model, ckpt, vc, problems, changed, notes, stats):
+    """``problems`` without the parameters of ``changed`` that hold their checkpoint tensor times the factor
+    upstream's own weight loader scales them by (``checkpoint_layouts.LOAD_SCALES``: LongCat's q/kv_a_layernorm),
+    exactly; those leave ``changed``. The pinned vLLM's own class may name them otherwise (its LongCat MTP layer
+    is num_hidden_layers * 2, upstream's num_layers * 2), so it cannot be asked by name."""
+    import torch
+
+    config = getattr(model, "config", None) or getattr(vc.model_config, "hf_config", None)
+    params, index = dict(model.named_parameters()), _suffix_index(ckpt)
+    same = []
+    for name in list(changed):
+        key, factor = _ckpt_name(name, index), load_scale(name, config)
+        if key is None or factor == 1.0 or name not in params:
+            continue
+        want = _as_loaded(ckpt[key] * factor, params[name].data)
+        if tuple(want.shape) == tuple(params[name].shape) and torch.equal(want, params[name].data):
+            same.append(name)
+    if not same:
+        return problems
+    gone = {changed.pop(n) for n in same}
+    stats["scaled_on_load"] = len(same)
+    if notes is not None:
+        notes.append(f"{len(same)} parameter(s) hold their checkpoint tensors scaled on load (e.g. {same[0]}), as "
+                     "upstream's own weight loader scales them (checkpoint_layouts.LOAD_SCALES)")
+    return [m for m in problems if m not in gone]
+
+
 def _load(model, ckpt, vc, pinned_loader=None, notes=None, reference=False, pinned_unloaded=None):
     """Load ``ckpt`` through the model's ``load_weights`` and check it (:func:`check_loaded`).
     A parameter holding its checkpoint values in another order is right only where the pinned
@@ -345,6 +407,9 @@ def _load(model, ckpt, vc, pinned_loader=None, notes=None, reference=False, pinn
                 p.data.fill_(float("nan"))
     with set_current_vllm_config(vc):
         reported = model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
+    filled = _fill_from_target(model, vc, ckpt, notes)
+    if filled and reported is not None:
+        reported = set(reported) | set(filled)
     cache = []
 
     def pinned_params():
@@ -375,6 +440,8 @@ def _load(model, ckpt, vc, pinned_loader=None, notes=None, reference=False, pinn
     reordered = stats.pop("reordered")
     changed = stats.pop("changed")
 
+    if changed:
+        problems = _accept_load_scales(model, ckpt, vc, problems, changed, notes, stats)
     if changed:
         problems = accept_transforms(problems, changed, dict(model.named_parameters()),
                                      None if reference else pinned_params(), notes, stats, reference)
@@ -733,10 +800,16 @@ def self_check(model, ckpt, expected, vc):
     except Exception as exc:
         return f"its load_weights refused the derived checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
     params = dict(model.named_parameters())
-    unloaded = sorted(n for n in expected if torch.isnan(params[n].data).any())
+    shared = set(target_shared(model, vc, ckpt))  # the target's at serving time: the harness fills them alike
+    unloaded = sorted(n for n in expected if torch.isnan(params[n].data).any() and not
+                      (n in shared and torch.isnan(params[n].data).all()))
+    expected = {n: t for n, t in expected.items() if n not in shared or not torch.isnan(params[n].data).all()}
     if unloaded:
         return f"{len(unloaded)} parameter(s) not (fully) written by its load_weights: {', '.join(unloaded[:4])}"
-    differ = sorted(n for n, t in expected.items() if not torch.equal(params[n].data, t.to(params[n].dtype)))
+    # a loader that scales on load (checkpoint_layouts.LOAD_SCALES) writes the derived values times its factor
+    config = getattr(model, "config", None) or getattr(vc.model_config, "hf_config", None)
+    want = {n: t * load_scale(n, config) for n, t in expected.items()}
+    differ = sorted(n for n, t in want.items() if not torch.equal(params[n].data, t.to(params[n].dtype)))
     if differ:
         return f"{len(differ)} parameter(s) differ from the derived checkpoint after its load_weights: {', '.join(differ[:4])}"
     return None

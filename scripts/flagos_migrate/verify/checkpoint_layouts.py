@@ -22,6 +22,11 @@ LAYOUTS = (
      "evidence": "step3_text.py Step3TextModel.load_weights: expert_params_mapping reads .moe.gate_proj/.up_proj/"
                  ".down_proj.weight, each holding every expert, and hands loaded_weight[expert_id] to the expert "
                  "weight_loader for expert_id in range(loaded_weight.shape[0])"},
+    {"id": "mla-a-split", "split_stacked": True, "split_experts": True, "stack_experts": None,
+     "stacked_extra": {"fused_qkv_a_proj": ["q_a_proj", "kv_a_proj_with_mqa"]},
+     "evidence": "longcat_flash_mtp.py LongCatFlashMTP.load_weights (as deepseek_v2.py's): stacked_params_mapping "
+                 "(fused_qkv_a_proj, q_a_proj, 0), (fused_qkv_a_proj, kv_a_proj_with_mqa, 1), with no "
+                 "packed_modules_mapping declaring it, and its released names hold q_a_proj and kv_a_proj_with_mqa"},
     {"id": "as-held", "split_stacked": False, "stacked_extra": {}, "split_experts": False, "stack_experts": None,
      "evidence": "laguna_dflash.py DFlashLagunaModel.load_weights: params_dict[name] for every name (no stacked or "
                  "expert mapping), so qkv_proj and every other parameter is read as the class holds it"},
@@ -44,3 +49,30 @@ def stacked_experts(names, stack_experts):
     if any(sorted(by_index) != list(range(len(by_index))) for by_index in groups.values()):
         return None
     return {joined: [by_index[i] for i in range(len(by_index))] for joined, by_index in groups.items()}
+
+
+# Values a class's own weight loader changes on load (a composed loader), so that the self-check compares what it
+# writes with what it must write: a parameter whose name matches ``param`` is loaded as the checkpoint tensor times
+# (config[num] / config[den]) ** power when config[flag] is true. Each entry names where upstream does it.
+LOAD_SCALES = (
+    {"id": "longcat-mla-q-lora-norm", "param": r"\.q_a_layernorm\.weight$", "flag": "mla_scale_q_lora",
+     "num": "hidden_size", "den": "q_lora_rank", "power": 0.5,
+     "evidence": "longcat_flash.py scale_mla_lora_norms_on_load: q_a_layernorm's weight_loader multiplies by "
+                 "(hidden_size / q_lora_rank) ** 0.5 when mla_scale_q_lora"},
+    {"id": "longcat-mla-kv-lora-norm", "param": r"\.kv_a_layernorm\.weight$", "flag": "mla_scale_kv_lora",
+     "num": "hidden_size", "den": "kv_lora_rank", "power": 0.5,
+     "evidence": "longcat_flash.py scale_mla_lora_norms_on_load: kv_a_layernorm's weight_loader multiplies by "
+                 "(hidden_size / kv_lora_rank) ** 0.5 when mla_scale_kv_lora"},
+)
+
+
+def load_scale(name, config):
+    """The factor ``name`` (a parameter) is loaded with under :data:`LOAD_SCALES` and ``config`` (an object with
+    attributes), 1.0 for none; the first matching entry whose flag is set and whose sizes are positive numbers. Pure."""
+    for entry in LOAD_SCALES:
+        if not re.search(entry["param"], name) or getattr(config, entry["flag"], False) is not True:
+            continue
+        num, den = getattr(config, entry["num"], None), getattr(config, entry["den"], None)
+        if isinstance(num, (int, float)) and isinstance(den, (int, float)) and num > 0 and den > 0:
+            return (num / den) ** entry["power"]
+    return 1.0

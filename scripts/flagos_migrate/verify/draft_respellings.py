@@ -37,6 +37,17 @@ RESPELLINGS = (
      "rewrites": ((r"^model\.(?!embed_tokens\.)", "mtp."),),
      "evidence": "qwen3_next_mtp.py / qwen3_5_mtp.py / exaone_moe_mtp.py / exaone4_5_mtp.py load_weights: "
                  "'mtp.' -> 'model.'; is_unused_checkpoint_weight drops any other name but embed_tokens and lm_head"},
+    {"id": "longcat-mtp-names",
+     "rewrites": ((r"^model\.layers\.\d+\.mtp_block\.mlp\.", "model.mtp.layers.0.transformer_layer.mlp."),
+                  (r"^model\.layers\.\d+\.mtp_block\.", "model.mtp.layers.0."),
+                  (r"^model\.layers\.\d+\.(enorm|hnorm)\.", r"model.mtp.layers.0.\1.m."),
+                  (r"^model\.layers\.\d+\.eh_proj\.", "model.mtp.layers.0.eh_proj."),
+                  (r"^model\.layers\.\d+\.final_layernorm\.", "model.mtp.norm."),
+                  (r"^model\.embed_tokens\.", "model.mtp.embed_tokens.")),
+     "evidence": "longcat_flash_mtp.py load_weights: new_to_old_names_mapping (model.mtp.layers.0.* -> "
+                 "model.layers.0.*, transformer_layer.mlp -> mlp, enorm.m / hnorm.m -> enorm / hnorm, model.mtp.norm "
+                 "-> final_layernorm, model.mtp.embed_tokens -> embed_tokens) then _rewrite_spec_layer_name "
+                 "(.mtp_block for the block); any name without model.mtp is skipped"},
     {"id": "word-embeddings",
      "rewrites": ((r"^model\.embed_tokens\.", "model.word_embeddings."),),
      "evidence": "bailing_moe_mtp.py / bailing_moe_v3_mtp.py load_weights: model.word_embeddings.weight -> "
