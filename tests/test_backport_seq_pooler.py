@@ -27,10 +27,12 @@ SEQWISE = "vllm.model_executor.layers.pooler.seqwise"
 def test_upstreams_heads_and_the_vendored_factories_that_build_them_need_the_backport():
     # bert.py / modernbert.py build EmbeddingPoolerHead(head_dtype=, projector=) themselves
     heads = ast.parse(f"from {SEQWISE} import EmbeddingPoolerHead, SequencePooler\n")
-    assert backports.needed([heads]) == [backports.SEQ_POOLER_HEADS]
+    assert backports.needed([heads]) == [backports.SEQ_POOLER_HEADS, backports.POOLING_PARAMS_UPDATE]
     # lfm2.py imports upstream's pooler_for_embed, vendored (P16): its copy builds the head with keywords
     factory = ast.parse(f"from {SEQWISE} import pooler_for_embed\n")
-    assert backports.needed([factory], pinned_lacks=lambda m, n: False) == [backports.SEQ_POOLER_HEADS]
+    # (and its SequencePooler merges updates with |=: pooling_params_update.py)
+    assert backports.needed([factory], pinned_lacks=lambda m, n: False) == [backports.SEQ_POOLER_HEADS,
+                                                                             backports.POOLING_PARAMS_UPDATE]
     methods = ast.parse(f"from {SEQWISE} import get_seq_pooling_method\n")
     assert backports.SEQ_POOLER_HEADS not in backports.needed([methods])
 

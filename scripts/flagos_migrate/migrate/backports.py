@@ -311,6 +311,26 @@ SEQ_POOLER_HEADS = Backport(
                            for module in (_SEQWISE, _SEQWISE + ".poolers")),
 )
 
+_POOLER_COMMON = "vllm.model_executor.layers.pooler.common"
+# upstream's poolers merge their methods' updates with `|` (vendored seqwise / tokwise poolers: LFM2's embedder,
+# ModernBERT, jina); 0.13.0's class of that name has the field and apply() but no __or__
+POOLING_PARAMS_UPDATE = Backport(
+    "pooling_params_update.py",
+    "vllm_fl.compat.pooling_params_update",
+    (("PoolingParamsUpdate", _POOLER_COMMON), ("PoolingParamsUpdate", _POOLER)),
+    (),
+    "PoolingParamsUpdate: the pinned dataclass with upstream's `|` (a field asked for when either side asks); "
+    "0.13.0's has no __or__ and upstream's poolers merge with |=",
+    # the same name and field on 0.13.0, without the operator upstream's code uses: every import means upstream's
+    (("PoolingParamsUpdate", _POOLER_COMMON), ("PoolingParamsUpdate", _POOLER)),
+    # what a model imports whose vendored (P16) definition merges with |=: SequencePooler / TokenPooler and the
+    # factories building them (LFM2's embedder imports pooler_for_embed)
+    vendored_callers=tuple((name, module) for kind, names in (
+        ("seqwise", ("SequencePooler", "pooler_for_embed", "pooler_for_classify")),
+        ("tokwise", ("TokenPooler", "pooler_for_token_embed", "pooler_for_token_classify")))
+        for name in names for module in (f"{_POOLER}.{kind}", f"{_POOLER}.{kind}.poolers")),
+)
+
 _MINIMAX_NORM = "vllm.model_executor.layers.minimax_rms_norm"
 # MiniMax-M2: upstream moved the layer and gave it K-norm sharding keywords and forward_qkv
 MINIMAX_RMS_NORM = Backport(
@@ -433,7 +453,7 @@ SIGLIP_VISION = Backport(
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
                                    OLMO_GDN_LINEAR_ATTN, BAILING_LINEAR_ATTN, KIMI_GDN_LINEAR_ATTN,
                                    KDA_GATE, SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
-                                   CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER, SEQ_POOLER_HEADS,
+                                   CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER, SEQ_POOLER_HEADS, POOLING_PARAMS_UPDATE,
                                    MINIMAX_RMS_NORM, QKV_LINEAR, ROPE, MM_ENCODER_ATTENTION, LAYERNORM,
                                    DIFFKV_ATTENTION, OFFLOADER, QWEN2_MOE_MLP, SIGLIP_VISION)
 
