@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import textwrap
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +27,15 @@ VERIFY_DIR = Path(__file__).resolve().parent.parent / "scripts" / "flagos_migrat
 REFERENCE_PY = Path(os.environ.get("MMF_REFERENCE_VENV", Path.home() / ".cache/mmf/venv-vllm033")) / "bin" / "python"
 CPU_ENV = {"VLLM_TARGET_DEVICE": "cpu", "VLLM_PLUGINS": "", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+
+
+def run_script_json(python: Path, script: str, *args: str) -> dict:
+    """Run a test script in a venv's python on the CPU, the harness's worker modules' folder as its argv[1]
+    (``args`` after it); the JSON its last line prints."""
+    proc = subprocess.run([str(python), "-c", textwrap.dedent(script), str(VERIFY_DIR), *args], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, **CPU_ENV})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 @lru_cache(maxsize=1)

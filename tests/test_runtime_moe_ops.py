@@ -8,19 +8,13 @@ _moe_C::moe_align_block_size)" before, matches upstream vLLM."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import textwrap
-
 import pytest
 from analysis_helpers import (
-    CPU_ENV,
     PINNED_VENV,
     REFERENCE_PY,
     UPSTREAM_SRC,
-    VERIFY_DIR,
     apply_and_verify_run,
+    run_script_json,
 )
 
 PINNED_PY = PINNED_VENV / "bin" / "python"
@@ -104,10 +98,7 @@ print(json.dumps(out))
 
 
 def _run(python):
-    proc = subprocess.run([str(python), "-c", textwrap.dedent(SCRIPT), str(VERIFY_DIR)], capture_output=True,
-                          text=True, timeout=600, env={**os.environ, **CPU_ENV})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_script_json(python, SCRIPT)
 
 
 @pytest.mark.parametrize("venv", ["pinned", "reference"])
@@ -174,7 +165,5 @@ def test_the_kernel_back_port_serves_upstreams_unsorted_path():
         pytest.skip("needs the pinned venv (MMF_PINNED_VENV, vLLM 0.13.0)")
     from flagos_migrate.migrate import backports
 
-    proc = subprocess.run([str(PINNED_PY), "-c", textwrap.dedent(UNSORTED), str(VERIFY_DIR), str(backports.SOURCES)],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, **CPU_ENV})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1])["unsorted"] < 1e-5
+    got = run_script_json(PINNED_PY, UNSORTED, str(backports.SOURCES))
+    assert got["unsorted"] < 1e-5

@@ -6,20 +6,15 @@ per-token loop; then real models whose routing upstream's CPU router lacks match
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
 from analysis_helpers import (
-    CPU_ENV,
     PINNED_VENV,
     REFERENCE_PY,
     UPSTREAM_SRC,
-    VERIFY_DIR,
     apply_and_verify_run,
+    run_script_json,
 )
 
 PINNED_PY = PINNED_VENV / "bin" / "python"
@@ -67,10 +62,7 @@ print(json.dumps(out))
 
 @pytest.mark.skipif(not PINNED_PY.exists(), reason="needs the pinned venv (MMF_PINNED_VENV, vLLM 0.13.0)")
 def test_routing_stand_ins_compute_what_the_pinned_torch_routing_computes():
-    proc = subprocess.run([str(PINNED_PY), "-c", textwrap.dedent(SCRIPT), str(VERIFY_DIR)], capture_output=True,
-                          text=True, timeout=600, env={**os.environ, **CPU_ENV})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = run_script_json(PINNED_PY, SCRIPT)
     for key in ("softmax_bias_False", "softmax_bias_True", "sigmoid_bias_False", "sigmoid_bias_True"):
         same_ids, diff = got[key]
         assert same_ids is True and diff < 1e-6, (key, got[key])

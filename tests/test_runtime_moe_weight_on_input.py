@@ -10,19 +10,13 @@ per-token loop in the kernel's order; then mllama4, whose forward was "skipped: 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import textwrap
-
 import pytest
 from analysis_helpers import (
-    CPU_ENV,
     PINNED_VENV,
     REFERENCE_PY,
     UPSTREAM_SRC,
-    VERIFY_DIR,
     apply_and_verify_run,
+    run_script_json,
 )
 
 PINNED_PY = PINNED_VENV / "bin" / "python"
@@ -102,10 +96,7 @@ print(json.dumps(out))
 
 @pytest.mark.skipif(not PINNED_PY.exists(), reason="needs the pinned venv (MMF_PINNED_VENV, vLLM 0.13.0)")
 def test_weight_on_input_stand_in_computes_what_the_pinned_gpu_experts_compute():
-    proc = subprocess.run([str(PINNED_PY), "-c", textwrap.dedent(SCRIPT), str(VERIFY_DIR)], capture_output=True,
-                          text=True, timeout=600, env={**os.environ, **CPU_ENV})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = run_script_json(PINNED_PY, SCRIPT)
     assert got["before"] == "AssertionError"  # the pinned CPU experts refuse the flag
     assert "vllm.model_executor.layers.fused_moe.cpu_fused_moe.CPUFusedMOE.__call__" in got["patched"]
     assert got["unchanged_without_flag"] is True  # every other MoE runs the pinned code as it is
