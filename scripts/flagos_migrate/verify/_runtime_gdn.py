@@ -108,28 +108,53 @@ def _cpu_op(mixed_qkv, b, a, core_attn_out, layer_name):
     layer._forward_core(mixed_qkv, b, a, core_attn_out)
 
 
+def core_table(cores, methods, reference, label, also=None):
+    """One row per class of ``cores`` ((module, class name) pairs) this vLLM has that defines one of
+    ``methods`` itself (its core): (class, {method: its own function}, {method: replacement}, label).
+    Each own method is replaced by ``reference``, and each of ``also`` (method -> function) too."""
+    rows = []
+    for cls in core_classes(cores):
+        own = {k: cls.__dict__[k] for k in methods if k in cls.__dict__}
+        if own:
+            rows.append((cls, own, {**dict.fromkeys(own, reference), **(also or {})}, label))
+    return rows
+
+
+def mark(layer, refs, label):
+    """Bind ``refs`` (method -> function) on ``layer`` and mark it for ``unreached``."""
+    import types
+
+    for name, fn in refs.items():
+        setattr(layer, name, types.MethodType(fn, layer))
+    layer._mmf_reference = label
+    layer._mmf_reference_calls = 0
+
+
+def give_references(model, rows):
+    """Give each layer of ``model`` that is an instance of a ``core_table`` row's class, and whose type
+    still has that class's own core (a subclass overriding it is another core, left alone), the row's
+    replacements. Returns the layers given one."""
+    layers = []
+    for m in model.modules():
+        row = next((r for r in rows if isinstance(m, r[0])
+                    and all(getattr(type(m), k, None) is f for k, f in r[1].items())), None)
+        if row is not None:
+            mark(m, row[2], row[3])
+            layers.append(m)
+    return layers
+
+
 def install(model):
     """Give every GDN layer of ``model`` whose core is one read here the reference core. Returns the
     class names given it."""
-    import types
-
     import torch
 
-    cores = [(cls, cls.__dict__.get("_forward_core")) for cls in core_classes()]
-    done = set()
-    for m in model.modules():
-        own = getattr(type(m), "_forward_core", None)
-        if not any(isinstance(m, cls) and own is core for cls, core in cores):
-            continue
-        m._forward_core = types.MethodType(reference_core, m)
-        m._mmf_reference = "gdn"
-        m._mmf_reference_calls = 0
-        _LAYERS[m.prefix] = m
-        done.add(type(m).__name__)
+    layers = give_references(model, core_table(_CORES, ("_forward_core",), reference_core, "gdn"))
+    _LAYERS.update((m.prefix, m) for m in layers)
     ops = getattr(torch.ops, "vllm", None)
-    if done and ops is not None and hasattr(ops, "cpu_gdn_attention_core"):
+    if layers and ops is not None and hasattr(ops, "cpu_gdn_attention_core"):
         ops.cpu_gdn_attention_core = _cpu_op  # the namespace's cached op object, shadowed in this worker
-    return sorted(done)
+    return sorted({type(m).__name__ for m in layers})
 
 
 def unreached(model):

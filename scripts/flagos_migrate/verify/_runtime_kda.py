@@ -197,19 +197,13 @@ def _kernels(layers):
 def install(model):
     """Give every KDA layer of ``model`` whose core is one read here the reference core, and the FLA kernels
     its forward calls torch references. Returns the class names given it."""
-    import types
-
-    done, layers = set(), []
+    layers = []
     for m in model.modules():
         core = _core_of(m)
-        if core is None:
-            continue
-        method, contract = core
-        setattr(m, method, types.MethodType(_REFERENCES[contract], m))
-        m._mmf_reference = "kda"
-        m._mmf_reference_calls = 0
-        layers.append(m)
-        done.add(type(m).__name__)
+        if core is not None:
+            method, contract = core
+            _runtime_gdn.mark(m, {method: _REFERENCES[contract]}, "kda")
+            layers.append(m)
     if layers:
         _kernels(layers)
-    return sorted(done)
+    return sorted({type(m).__name__ for m in layers})

@@ -140,19 +140,9 @@ def _install_fla_norm():
 def install(model):
     """Give every linear-attention layer of ``model`` whose core is one read here the reference core
     (and its ``_forward`` the one-prefill metadata). Returns the class names given it."""
-    import types
-
-    cores = [(cls, cls.__dict__.get("_prefill_and_mix_infer")) for cls in _runtime_gdn.core_classes(_CORES)]
-    done = set()
-    for m in model.modules():
-        own = getattr(type(m), "_prefill_and_mix_infer", None)
-        if not any(isinstance(m, cls) and own is core for cls, core in cores):
-            continue
-        m._prefill_and_mix_infer = types.MethodType(reference_prefill, m)
-        m._forward = types.MethodType(_reference_forward, m)
-        m._mmf_reference = "lightning attention"
-        m._mmf_reference_calls = 0
-        done.add(type(m).__name__)
+    rows = _runtime_gdn.core_table(_CORES, ("_prefill_and_mix_infer",), reference_prefill, "lightning attention",
+                                   also={"_forward": _reference_forward})
+    done = sorted({type(m).__name__ for m in _runtime_gdn.give_references(model, rows)})
     if done:
         _install_fla_norm()
-    return sorted(done)
+    return done

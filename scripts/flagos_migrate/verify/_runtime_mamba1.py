@@ -88,27 +88,12 @@ def reference_short_conv(layer, hidden_states, output):
 
 
 _REFERENCES = {"MambaMixer": reference_mixer, "ShortConv": reference_short_conv}
+_LABELS = {"MambaMixer": "mamba1", "ShortConv": "short conv"}
 
 
 def install(model):
     """Give every ``MambaMixer`` / ``ShortConv`` of ``model`` whose core methods are the ones read
     here the reference. Returns the class names given it."""
-    import types
-
-    cores = []
-    for path, name, methods in _CORES:
-        for cls in _runtime_gdn.core_classes([(path, name)]):
-            own = {k: cls.__dict__[k] for k in methods if k in cls.__dict__}
-            if own:
-                cores.append((cls, own, _REFERENCES[name]))
-    done = set()
-    for m in model.modules():
-        for cls, own, ref in cores:
-            if not isinstance(m, cls) or any(getattr(type(m), k, None) is not f for k, f in own.items()):
-                continue
-            for k in own:
-                setattr(m, k, types.MethodType(ref, m))
-            m._mmf_reference = "mamba1" if ref is reference_mixer else "short conv"
-            m._mmf_reference_calls = 0
-            done.add(type(m).__name__)
-    return sorted(done)
+    rows = [row for path, name, methods in _CORES
+            for row in _runtime_gdn.core_table([(path, name)], methods, _REFERENCES[name], _LABELS[name])]
+    return sorted({type(m).__name__ for m in _runtime_gdn.give_references(model, rows)})

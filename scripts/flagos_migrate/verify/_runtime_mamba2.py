@@ -59,15 +59,5 @@ def reference_conv_ssm(layer, projected_states, output):
 def install(model):
     """Give every ``MambaMixer2`` of ``model`` whose core is the one read here the reference core.
     Returns the class names given it."""
-    import types
-
-    cores = [(cls, cls.__dict__.get("conv_ssm_forward")) for cls in _runtime_gdn.core_classes(_CORES)]
-    done = set()
-    for m in model.modules():
-        own = getattr(type(m), "conv_ssm_forward", None)
-        if any(isinstance(m, cls) and own is core for cls, core in cores):
-            m.conv_ssm_forward = types.MethodType(reference_conv_ssm, m)
-            m._mmf_reference = "mamba2"
-            m._mmf_reference_calls = 0
-            done.add(type(m).__name__)
-    return sorted(done)
+    rows = _runtime_gdn.core_table(_CORES, ("conv_ssm_forward",), reference_conv_ssm, "mamba2")
+    return sorted({type(m).__name__ for m in _runtime_gdn.give_references(model, rows)})
