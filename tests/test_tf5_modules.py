@@ -230,28 +230,98 @@ def test_the_mixed_in_config_builds_on_4_57_6_and_validates_as_transformers_5s(t
     assert outs["plugin"]["bogus"] != "accepted" and outs["plugin"]["count"] != "accepted"
 
 
-@needs_tf5
-def test_an_upstream_vllm_config_written_as_a_strict_dataclass_keeps_a_finding(tmp_path, apis):
-    """dory failed import (StrictDataclassDefinitionError from its config module) with only a P28 warning left:
-    upstream's DoryConfig is a transformers 5 @strict dataclass config, which 4.57.6's PretrainedConfig cannot be."""
+def _dory(tmp_path: Path, apis) -> Migration:
     from analysis_helpers import UPSTREAM_SRC
-    from flagos_migrate.migrate.tf5_modules import _strict_on_a_4x_base
-    from flagos_migrate.migrate.unit import Unit
 
     if not UPSTREAM_SRC.is_dir():
         pytest.skip("no upstream vLLM 0.33.0 source")
-    mig = Migration("dory", Upstream(open_upstream(str(UPSTREAM_SRC))),
-                    PluginTree(empty_plugin(tmp_path / "plugin")), apis).run()
+    return Migration("dory", Upstream(open_upstream(str(UPSTREAM_SRC))),
+                     PluginTree(empty_plugin(tmp_path / "plugin")), apis).run()
+
+
+@needs_tf5
+def test_an_upstream_vllm_config_written_as_a_strict_dataclass_is_translated_as_the_bridges_are(tmp_path, apis):
+    """dory failed construct (StrictDataclassDefinitionError from its config module): upstream's DoryConfig is a
+    transformers 5 @strict dataclass config, which 4.57.6's PretrainedConfig cannot be. The class is translated as
+    the transformers 5 config bridges are: its fields (names and defaults as written) become __v5_fields__, every
+    method stays as written, the base is the plugin's transformers 5 base; the rest of the module keeps its text."""
+    from flagos_migrate.migrate.tf5_modules import _strict_on_a_4x_base
+    from flagos_migrate.migrate.unit import Unit
+
+    mig = _dory(tmp_path, apis)
     unit = mig.units["vllm_fl.configs.dory"]
-    (left,) = [f for f in unit.after if f.rule == "P5"]
+    assert not [f for f in unit.after if f.rule == "P5"] and "P5" in unit.rules
+    assert "vllm_fl.configs.tf5_base" in mig.units  # the base comes along
+    up = ast.parse(unit.upstream_text)
+    (up_cls,) = [n for n in up.body if isinstance(n, ast.ClassDef)]
+    tree = ast.parse(unit.text)
+    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+    assert cls.name == "DoryConfig" and [ast.unparse(b) for b in cls.bases] == ["PreTrainedConfig"]
+    assert cls.decorator_list == [] and "strict" not in unit.text
+    fields = next(ast.literal_eval(s.value) for s in cls.body if isinstance(s, ast.Assign)
+                  and s.targets[0].id == "__v5_fields__")
+    assert fields == {s.target.id: ast.literal_eval(s.value) for s in up_cls.body if isinstance(s, ast.AnnAssign)}
+    assert list(fields)[:3] == ["vocab_size", "hidden_size", "num_hidden_layers"]  # dataclass field order
+    methods = {n.name: ast.dump(n) for n in cls.body if isinstance(n, ast.FunctionDef)}
+    assert methods == {n.name: ast.dump(n) for n in up_cls.body if isinstance(n, ast.FunctionDef)}
+    assert ("vllm_fl.configs.tf5_base", "PreTrainedConfig") in _imports(unit.text)
+    assert not [m for m, _ in _imports(unit.text) if m.startswith(("huggingface_hub", "transformers"))]
+    assert unit.text.startswith(unit.upstream_text[:unit.upstream_text.index('"""')])  # the header is kept
+    # the detector still judges the untranslated class; not the same class undecorated, nor one on another base
+    strict = Unit(unit.module, unit.origin, "config", unit.upstream_text,
+                  unit.upstream_text.replace("PreTrainedConfig", "PretrainedConfig"), set())
+    (left,) = _strict_on_a_4x_base(strict)
     assert left.data == {"class": "DoryConfig", "decorator": "strict"} and left.severity == "error"
-    assert left in mig.left()
-    # negative: the same class without the decorator, and a strict class on another base, are not judged
-    plain = Unit(unit.module, unit.origin, "config", unit.text, unit.text.replace("@strict\n", ""), set())
+    plain = Unit(unit.module, unit.origin, "config", strict.text, strict.text.replace("@strict\n", ""), set())
     assert _strict_on_a_4x_base(plain) == []
-    other = Unit(unit.module, unit.origin, "config", unit.text,
-                 unit.text.replace("class DoryConfig(PretrainedConfig)", "class DoryConfig(Base)"), set())
+    other = Unit(unit.module, unit.origin, "config", strict.text,
+                 strict.text.replace("class DoryConfig(PretrainedConfig)", "class DoryConfig(Base)"), set())
     assert _strict_on_a_4x_base(other) == []
+
+
+BUILD_DORY = """
+import importlib, json, sys
+sys.path.insert(0, sys.argv[1])
+DoryConfig = importlib.import_module(sys.argv[2]).DoryConfig
+out = {}
+for kw in ({}, {"num_hidden_layers": 6, "rope_theta": 5000.0},
+           {"num_hidden_layers": 4, "n_input_layers": 1, "n_output_layers": 1, "sliding_window": 8,
+            "rope_parameters": {"sliding_attention": {"rope_type": "default", "rope_theta": 7.0}}}):
+    c = DoryConfig(**kw)
+    out[json.dumps(kw)] = {k: getattr(c, k, "MISSING") for k in (
+        "layer_types", "rope_parameters", "n_recurrent_layers", "sliding_window", "head_dim", "tie_word_embeddings",
+        "hidden_size", "num_hidden_layers", "recurrent_kv_cache_mode", "ngpt_alpha_init", "vocab_size")}
+print(json.dumps(out, sort_keys=True))
+"""
+
+
+@needs_tf5
+@pytest.mark.slow
+def test_the_translated_dory_config_builds_on_4_57_6_as_upstreams_on_transformers_5(tmp_path, apis):
+    from analysis_helpers import REFERENCE_PY
+
+    pinned = os.environ.get("MMF_PINNED_VENV")
+    if not pinned or not REFERENCE_PY.is_file():
+        pytest.skip("needs MMF_PINNED_VENV and the reference venv (MMF_REFERENCE_VENV)")
+    mig = _dory(tmp_path, apis)
+    root = tmp_path / "tree"
+    for module in ("vllm_fl.configs.dory", "vllm_fl.configs.tf5_base"):
+        path = root / mig.units[module].relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(mig.units[module].text)
+    for pkg in ("vllm_fl", "vllm_fl/configs"):
+        (root / pkg / "__init__.py").write_text("")
+    script = tmp_path / "build.py"
+    script.write_text(BUILD_DORY)
+    outs = {}
+    for side, python, module in (("plugin", python_of(pinned), "vllm_fl.configs.dory"),
+                                 ("reference", str(REFERENCE_PY), "vllm.transformers_utils.configs.dory")):
+        proc = subprocess.run([python, str(script), str(root), module], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outs[side] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert outs["plugin"] == outs["reference"]
+    first = outs["plugin"]["{}"]
+    assert first["layer_types"][:3] == ["sliding_attention", "mlp", "sliding_attention"] and first["vocab_size"] == 131072
 
 
 def test_a_newer_dependency_without_a_substitute_keeps_the_finding_and_names_it(migration, monkeypatch):

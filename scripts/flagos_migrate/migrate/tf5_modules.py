@@ -26,8 +26,11 @@ from flagos_migrate.catalog.tables import DEPENDENCY_SUBSTITUTES, NEWER_DEPENDEN
 from flagos_migrate.migrate.tf5_configs import BASE_MODULE as TF5_BASE_MODULE
 from flagos_migrate.migrate.tf5_configs import (
     KEYMAP_MODULE,
+    Bridge,
     Transformers5,
     _decorator_name,
+    _runtime_names,
+    _Translator,
     base_text,
     keymap_class_text,
     keymap_module_for,
@@ -363,10 +366,59 @@ class Tf5Vendoring:
         if self.tf5 is not None:
             for unit in list(self.units.values()):
                 if unit.role == "config" and (unit.origin or "").startswith("vllm.transformers_utils.configs."):
+                    self._translate_strict_configs(unit)
                     drift = self._tf5_base_drift(unit, "upstream vLLM, for transformers")
                     drift = [f for f in drift if not self._mix_in_tf5_methods(unit, f)]
                     unit.after = [f for f in unit.after if not (f.rule == "P5" and "class" in f.data)] + drift \
                         + _strict_on_a_4x_base(unit)
+
+    def _translate_strict_configs(self, unit: Unit) -> bool:
+        """P5: an upstream vLLM config class written as a transformers 5 ``@strict`` dataclass on
+        ``PretrainedConfig`` (dory) is translated as the transformers 5 config bridges are (``tf5_configs``):
+        the same class with its fields as ``__v5_fields__``, its methods and ``__post_init__``, on the plugin's
+        transformers 5 base, which assigns the fields, runs the post-init and the class's validators as 5.x
+        does. Only the class's statements are re-emitted; the rest of the module keeps its text. True if done."""
+        tree = parse_source(unit.text, unit.relpath)
+        if tree is None:
+            return False
+        classes = [cls for cls in tree.body if isinstance(cls, ast.ClassDef) and _strict_decorator(tree, cls)
+                   and [getattr(b, "id", None) for b in cls.bases] == ["PretrainedConfig"] and not cls.keywords]
+        bound = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                 for a in n.names} | {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
+        if not classes or "PreTrainedConfig" in bound:
+            return False
+        before = _runtime_names(tree.body)
+        bridge = Bridge(unit.origin or unit.module, unit.module)
+        translator = _Translator(self.tf5, unit.origin or unit.module, self._tf5_pinned_has, bridge)
+        lines = unit.text.splitlines(keepends=True)
+        for cls in reversed(classes):  # bottom up: line numbers above stay valid
+            start = min([d.lineno for d in cls.decorator_list] + [cls.lineno])
+            new = translator.config_class(cls)
+            new.bases = [ast.Name("PreTrainedConfig", ast.Load())]
+            lines[start - 1:cls.end_lineno] = [ast.unparse(ast.fix_missing_locations(new)) + "\n"]
+        if bridge.needs:  # a sub-config by model_type from another transformers 5 module: not this translation
+            return False
+        text = "".join(lines)
+        # an import only the translated classes read (``strict``, the 4.x base) goes with them
+        tree = parse_source(text, unit.relpath)
+        gone = before - _runtime_names(tree.body)
+        for node in reversed([n for n in tree.body if isinstance(n, ast.ImportFrom)]):
+            if all((a.asname or a.name) in gone for a in node.names):
+                lines = text.splitlines(keepends=True)
+                del lines[node.lineno - 1:node.end_lineno]
+                text = "".join(lines)
+        imp = f"from {TF5_BASE_MODULE} import PreTrainedConfig\n"
+        body = parse_source(text, unit.relpath).body
+        doc = body[0].end_lineno if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) else 0
+        at = max([n.end_lineno for n in body if isinstance(n, (ast.Import, ast.ImportFrom))] + [doc])
+        lines = text.splitlines(keepends=True)
+        lines.insert(at, imp)
+        unit.text = "".join(lines)
+        unit.rules.add("P5")
+        if TF5_BASE_MODULE not in self.units:
+            self.units[TF5_BASE_MODULE] = Unit(TF5_BASE_MODULE, None, "config", base_text(), base_text())
+            self.set_overlay(TF5_BASE_MODULE, base_text())
+        return True
 
     def _mix_in_tf5_methods(self, unit: Unit, finding: Finding) -> bool:
         """P5: an upstream vLLM config class calling only base methods the plugin's transformers 5 base writes as
@@ -521,6 +573,15 @@ class Tf5Vendoring:
 __all__ = ["PROCESSORS_PKG", "Tf5Vendoring", "is_model_module", "vendored_module_for"]
 
 
+def _strict_decorator(tree: ast.Module, cls: ast.ClassDef) -> ast.expr | None:
+    """The ``@strict`` (``huggingface_hub.dataclasses``) decorating ``cls``, or None."""
+    strict = {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom)
+              and n.module == "huggingface_hub.dataclasses" for a in n.names if a.name == "strict"}
+    return next((d for d in cls.decorator_list
+                 if (d.func if isinstance(d, ast.Call) else d).__class__ is ast.Name
+                 and (d.func if isinstance(d, ast.Call) else d).id in strict), None)
+
+
 def _strict_on_a_4x_base(unit: Unit) -> list[Finding]:
     """P5 on an upstream vLLM config class written as a transformers 5 dataclass config (``@strict`` from
     ``huggingface_hub.dataclasses``, fields as annotations, ``__post_init__``): 4.57.6's ``PretrainedConfig`` is no
@@ -528,13 +589,9 @@ def _strict_on_a_4x_base(unit: Unit) -> list[Finding]:
     tree = parse_source(unit.text, unit.relpath)
     if tree is None:
         return []
-    strict = {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom)
-              and n.module == "huggingface_hub.dataclasses" for a in n.names if a.name == "strict"}
     out: list[Finding] = []
     for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
-        dec = next((d for d in cls.decorator_list
-                    if (d.func if isinstance(d, ast.Call) else d).__class__ is ast.Name
-                    and (d.func if isinstance(d, ast.Call) else d).id in strict), None)
+        dec = _strict_decorator(tree, cls)
         if dec is None or not any(isinstance(b, ast.Name) and b.id == "PretrainedConfig" for b in cls.bases):
             continue
         out.append(Finding(
