@@ -45,8 +45,23 @@ def test_the_findings_name_the_pinned_code_and_what_it_does():
     assert cohere.fix.startswith("register upstream's Cohere2ForCausalLM in the plugin")
 
 
+def test_colpali_names_the_pinned_config_whose_language_config_gets_no_rope():
+    (f,) = _p43("ColPaliForRetrieval")
+    assert f.severity == "error" and f.data["arch"] == "ColPaliForRetrieval"
+    assert "ColPaliConfig of transformers 4.57.6" in f.message and "never to `vlm_config.text_config`" in f.message
+    assert "'GemmaConfig' object has no attribute 'rope_parameters'" in f.message
+    assert f.fix == "report the difference (the pinned code is outside the model file)"
+
+
+def test_glm_ocr_names_the_pinned_base_that_builds_no_language_model_for_its_type():
+    (f,) = _p43("GlmOcrForConditionalGeneration")
+    assert f.severity == "error" and "Glm4vForConditionalGeneration.__init__" in f.message
+    assert "upstream's lists glm_ocr (and glmga) with glm4v" in f.message
+
+
 def test_negatives_other_architectures_other_pins_and_an_answered_counterpart():
-    for arch in ("DeepseekV3ForCausalLM", "Glm4MoeForCausalLM", "Cohere2ForCausalLM", "LlamaForCausalLM"):
+    for arch in ("DeepseekV3ForCausalLM", "Glm4MoeForCausalLM", "Cohere2ForCausalLM", "LlamaForCausalLM",
+                 "PaliGemmaForConditionalGeneration"):
         assert _p43(arch) == []
     assert _p43("Glm4MoeLiteForCausalLM", version="0.99.0") == []
     # the plugin serves upstream's Cohere2ForCausalLM (apply commandr): the language model is upstream's
@@ -86,7 +101,8 @@ def test_plan_of_the_real_upstream_files(tmp_path: Path):
     from flagos_migrate.plugin.tree import PluginTree
 
     up = Upstream(open_upstream(str(UPSTREAM_SRC)))
-    for model, rules in (("glm4_moe_lite", ["P43"]), ("glm4_moe_lite_mtp", ["P38", "P43"]), ("cohere2_vision", ["P43"])):
+    for model, rules in (("glm4_moe_lite", ["P43"]), ("glm4_moe_lite_mtp", ["P38", "P43"]), ("cohere2_vision", ["P43"]),
+                         ("colpali", ["P43"]), ("glm_ocr", ["P43"])):
         plugin = PluginTree(empty_plugin(tmp_path / model))
         left = Migration(model, up, plugin, pinned(), all_archs=True).run().left()
         assert sorted(f.rule for f in left if f.rule in ("P38", "P43")) == rules, model
@@ -154,3 +170,61 @@ def test_the_unconverted_mtp_targets_are_upstreams_override_cases_the_pinned_one
         assert f"if {case}:" in body and f"'{entry['model_type']}'" in body and f"'{arch}'" in body
         assert entry["target"] not in ast.unparse(_function(pin, "hf_config_override"))
         assert entry["model_type"] not in pin.read_text()  # nor one of its MTPModelTypes
+
+
+COLPALI_CONFIGS = """
+from transformers import ColPaliConfig
+saved = ColPaliConfig().to_dict()
+loaded = ColPaliConfig.from_dict(saved)
+print("text_config" in saved, loaded.text_config is loaded.vlm_config.text_config,
+      loaded.get_text_config() is loaded.text_config, sorted(getattr(ColPaliConfig, "sub_configs", {})))
+"""
+
+
+@BOTH
+def test_the_pinned_colpali_config_keeps_a_text_config_the_pinned_rope_patch_reaches_and_the_model_does_not_read():
+    import subprocess
+
+    from flagos_migrate.migrate.tf5_configs import open_transformers5
+
+    # 4.57.6: a saved config holds text_config; loaded back it is another object than vlm_config's, and it is the one
+    # get_text_config gives (sub_configs: it and vlm_config, not vlm_config's own text_config)
+    proc = subprocess.run([str(PINNED_VENV / "bin" / "python"), "-c", COLPALI_CONFIGS], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["True", "False", "True", "['text_config',", "'vlm_config']"]
+    # the pinned get_config patches RoPE on get_text_config() and on each sub-config only
+    body = ast.unparse(_function(_pinned_root() / "vllm/transformers_utils/config.py", "get_config"))
+    assert "patch_rope_parameters(config.get_text_config())" in body and "patch_rope_parameters(getattr(config, sub_config))" in body
+    # upstream builds the language model from vlm_config (the pinned PaliGemma's Gemma reads config.rope_parameters)
+    assert "with_hf_config(config.vlm_config)" in (UPSTREAM_SRC / "vllm/model_executor/models/colpali.py").read_text()
+    gemma = (_pinned_root() / "vllm/model_executor/models/gemma.py").read_text()
+    assert "config.rope_parameters" in gemma
+    # transformers 5's ColPaliConfig: no text_config field, its text config is vlm_config's
+    tf5 = open_transformers5()
+    if tf5 is not None:
+        text = tf5.read_text("transformers/models/colpali/configuration_colpali.py")
+        assert "return self.vlm_config.get_text_config(" in text and "text_config:" not in text
+
+
+def _language_model_types(path: Path) -> set[str]:
+    """The model types Glm4vForConditionalGeneration.__init__ maps to Glm4ForCausalLM."""
+    init = next(f for c in ast.walk(ast.parse(path.read_text())) if isinstance(c, ast.ClassDef)
+                and c.name == "Glm4vForConditionalGeneration" for f in c.body
+                if isinstance(f, ast.FunctionDef) and f.name == "__init__")
+    for node in ast.walk(init):
+        if isinstance(node, ast.If) and "Glm4ForCausalLM" in ast.unparse(node.body[0]):
+            test = node.test
+            values = test.comparators[0]
+            return {e.value for e in values.elts} if isinstance(values, ast.Tuple) else {values.value}
+    raise AssertionError("no Glm4ForCausalLM case")
+
+
+@BOTH
+def test_the_pinned_glm4v_base_maps_no_language_model_for_glm_ocr():
+    rel = Path("vllm/model_executor/models/glm4_1v.py")
+    assert _language_model_types(_pinned_root() / rel) == {"glm4v"}
+    assert {"glm4v", "glm_ocr"} <= _language_model_types(UPSTREAM_SRC / rel)
+    ocr = ast.parse((UPSTREAM_SRC / "vllm/model_executor/models/glm_ocr.py").read_text())
+    cls = next(n for n in ocr.body if isinstance(n, ast.ClassDef) and n.name == "GlmOcrForConditionalGeneration")
+    assert [ast.unparse(b) for b in cls.bases] == ["Glm4vForConditionalGeneration"]
