@@ -298,6 +298,15 @@ TOKEN_POOLER_RUNTIME = '''
         print("pooling_refused", False)
     except NotImplementedError:
         print("pooling_refused", True)
+    # RoBERTa's BGE-M3 sparse head: upstream's AllPool() (the pinned AllPool once migrated) whatever the config says
+    from vllm.model_executor.layers.pooler import AllPool
+    object.__setattr__(get_current_vllm_config(), "scheduler_config", SimpleNamespace(enable_chunked_prefill=False))
+    allpool = classify_head(SimpleNamespace(num_labels=0), pooling=AllPool(), classifier=cls, act_fn=torch.relu)
+    allpool_step = pooler_for_token_classify(PoolerConfig(pooling_type="STEP"), pooling=AllPool())
+    with torch.no_grad():
+        relu = allpool.head(hidden, PoolingParams(use_activation=True))
+    print("allpool", type(allpool) is AllPooler and type(allpool_step) is AllPooler
+          and torch.allclose(relu, torch.relu(cls(hidden) - 0.5)))
 '''
 
 
@@ -307,7 +316,7 @@ def test_token_pooler_is_the_pinned_pooler_with_the_models_projector(tmp_path: P
     lines = run_in_pinned_venv(tmp_path, TOKEN_POOLER_RUNTIME)
     # upstream's pooler_for_token_classify(pooler_config) on 0.13.0's Pooler.for_token_classify
     for check in ("all_tokens", "projected", "step", "no_projector", "classify", "regression", "multi_label",
-                  "st_activation", "step_cls", "pooling_refused"):
+                  "st_activation", "step_cls", "pooling_refused", "allpool"):
         assert lines[check] == "True", (check, lines)
 
 

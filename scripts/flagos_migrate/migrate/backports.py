@@ -331,6 +331,17 @@ POOLING_PARAMS_UPDATE = Backport(
         for name in names for module in (f"{_POOLER}.{kind}", f"{_POOLER}.{kind}.poolers")),
 )
 
+# RoBERTa's BGE-M3 embedder: upstream's wrappers over other poolers (filter BOS/EOS rows, dense + sparse concatenated)
+SPECIAL_POOLERS = Backport(
+    "special_poolers.py",
+    "vllm_fl.compat.special_poolers",
+    tuple((name, module) for name in ("BOSEOSFilter", "BgeM3Pooler") for module in (_POOLER, _POOLER + ".special")),
+    (),
+    "pooler wrappers: upstream's BOSEOSFilter (drops the BOS / EOS rows of per-token outputs) and BgeM3Pooler "
+    "(dense embedding + sparse weights) over the pinned poolers and metadata",
+    requires=(POOLING_PARAMS_UPDATE.module,),
+)
+
 _MINIMAX_NORM = "vllm.model_executor.layers.minimax_rms_norm"
 # MiniMax-M2: upstream moved the layer and gave it K-norm sharding keywords and forward_qkv
 MINIMAX_RMS_NORM = Backport(
@@ -454,6 +465,7 @@ BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTI
                                    OLMO_GDN_LINEAR_ATTN, BAILING_LINEAR_ATTN, KIMI_GDN_LINEAR_ATTN,
                                    KDA_GATE, SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
                                    CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER, SEQ_POOLER_HEADS, POOLING_PARAMS_UPDATE,
+                                   SPECIAL_POOLERS,
                                    MINIMAX_RMS_NORM, QKV_LINEAR, ROPE, MM_ENCODER_ATTENTION, LAYERNORM,
                                    DIFFKV_ATTENTION, OFFLOADER, QWEN2_MOE_MLP, SIGLIP_VISION)
 

@@ -18,8 +18,10 @@ classifier, subtracts the pooler config's logit offset (0.13.0's ``logit_bias`` 
 0.13.0's PoolerConfig has no ``logit_sigma`` to divide by) and activates when the request asks. Its default
 activation is upstream's ``get_act_fn(hf_config, static_num_labels=False)`` (the config's ``problem_type``,
 then a sentence-transformers activation, else softmax/sigmoid by the number of logits), built from the
-pinned activation classes; 0.13.0's own default is always the latter. A ``pooling=`` method (RoBERTa's
-BGE-M3 sparse head passes upstream's ``AllPool()``) is not a 0.13.0 pooler: refused at construction.
+pinned activation classes; 0.13.0's own default is always the latter. A ``pooling=`` method replaces the
+configured one in upstream's: RoBERTa's BGE-M3 sparse head passes ``AllPool()`` (migrated to the pinned ``AllPool``),
+which is what 0.13.0's ``AllPooler`` pools with, so it builds that pooler whatever the configured type; any
+other method is not a 0.13.0 token pooler: refused at construction.
 Written by model-migrate-flagos; ``migrate_model.py apply`` installs it as ``vllm_fl/compat/token_pooler.py``.
 """
 
@@ -30,11 +32,14 @@ from collections.abc import Callable
 import torch
 from vllm.config import PoolerConfig, get_current_vllm_config
 from vllm.model_executor.layers.pooler import (
+    AllPool,
+    AllPooler,
     Pooler,
     PoolerActivation,
     PoolerClassify,
     PoolerIdentity,
     PoolerMultiLabelClassify,
+    TokenClassifierPoolerHead,
 )
 from vllm.utils.import_utils import resolve_obj_by_qualname
 
@@ -78,10 +83,10 @@ def pooler_for_token_classify(pooler_config: PoolerConfig, *, pooling=None,
                               classifier: Callable[[torch.Tensor], torch.Tensor] | None = None,
                               act_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Pooler:
     """The pinned token-classification pooler with upstream's default activation."""
-    if pooling is not None:
+    if pooling is not None and not isinstance(pooling, AllPool):
         raise NotImplementedError(
             "pooler_for_token_classify(pooling=...): vLLM 0.13.0's token poolers choose ALL or STEP from "
-            "pooler_config.pooling_type and take no upstream pooling method")
+            f"pooler_config.pooling_type and take no other pooling method ({type(pooling).__name__})")
     model_config = get_current_vllm_config().model_config
     if model_config.pooler_config is None:
         raise ValueError("model_config.pooler_config must be set for token classification pooling")
@@ -89,4 +94,6 @@ def pooler_for_token_classify(pooler_config: PoolerConfig, *, pooling=None,
         act_fn = _upstream_default_activation(model_config.hf_config)
     elif not callable(act_fn):
         raise TypeError(f"Expected a callable activation function, got {type(act_fn)}")
+    if pooling is not None:  # upstream's AllPool(): the pinned AllPooler, whatever the configured type
+        return AllPooler(head=TokenClassifierPoolerHead(classifier=classifier, act_fn=act_fn))
     return Pooler.for_token_classify(pooler_config, classifier=classifier, act_fn=act_fn)
