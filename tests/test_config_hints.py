@@ -1207,6 +1207,42 @@ def test_a_drafts_model_type_spelled_like_the_architecture_comes_first(monkeypat
     assert rc._from_hints("Qwen3_5MTP", hints, bridges, {}, [])[0] is Dense
 
 
+def test_a_drafts_inherited_base_of_another_model_type_is_not_its_config(monkeypatch):
+    """Step3p5MTP is rewritten from model types step3p5 / step3p7, whose configs the pinned stack lacks; a base class
+    of one target (Step3p7ForConditionalGeneration <- Step3VLForConditionalGeneration) has Step3VLConfig, which no
+    checkpoint of those types is: it was taken, and construct was skipped for a field that class has not. A rewrite
+    keyed on the architecture alone (EagleMistralLarge3 <- MistralLarge3 <- DeepseekV3) keeps its base's config."""
+    rc, _ = _worker_modules(monkeypatch)
+
+    class Step3VL:
+        model_type = "step3_vl"
+
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "transformers", types.SimpleNamespace(CONFIG_MAPPING={}))
+    monkeypatch.setattr(rc, "_class_of_arch", lambda arch, b, v: Step3VL if arch.startswith("Step3VL") else None)
+    draft = {"model_types": ["step3p5", "step3p7"], "inherited": ["Step3VLForConditionalGeneration"],
+             "architectures": ["Step3p5ForCausalLM", "Step3p7ForConditionalGeneration", "Step3VLForConditionalGeneration"]}
+    notes: list = []
+    assert rc._from_hints("Step3p5MTP", {"draft": draft}, {}, {}, notes) == (None, None)  # then synthesized
+    assert "not Step3VL (step3_vl)" in notes[0]
+    keyed_on_arch = {**draft, "model_types": []}
+    assert rc._from_hints("Step3p5MTP", {"draft": keyed_on_arch}, {}, {}, []) == (Step3VL, "draft")
+    named = {**draft, "inherited": []}  # a base architecture the rewrite names itself is taken whatever its type
+    assert rc._from_hints("Step3p5MTP", {"draft": named}, {}, {}, []) == (Step3VL, "draft")
+
+
+def test_the_step3p5_draft_hints_keep_its_targets_inherited_bases_apart():
+    hints = H.hints_for(_upstream(), "step3p5_mtp", [{"id": "0", "architecture": "Step3p5MTP", "class": "Step3p5MTP"}])
+    draft = hints["0"]["draft"]
+    assert draft["model_types"] == ["step3p5", "step3p7"]
+    assert "Step3VLForConditionalGeneration" in draft["inherited"]
+    assert "Step3p5ForCausalLM" not in draft["inherited"]
+    # its MTP layer's own kinds (the released config's padded layer_types): the layer is built at num_hidden_layers
+    assert hints["0"]["synth"]["config"]["mtp_layer_types"] == ["sliding_attention"]
+
+
 def test_a_drafts_target_model_type_from_another_records_bridge(monkeypatch):
     """exaone4_5_mtp is a draft of an exaone4_5 checkpoint, whose Exaone4_5_Config only exaone4_5's migration
     bridged: the plugin's register() registers it for a serve, so the draft is built from it, registered

@@ -195,11 +195,25 @@ def _from_hints(arch, hints, bridges, vllm_cfgs, notes, plugin_bridges=None):
     for kind, names in (("draft", draft.get("architectures") or []), ("base class", hints.get("bases") or [])):
         for base in names:
             found = _class_of_arch(base, bridges, vllm_cfgs)
+            if found is not None and kind == "draft" and _other_model_type(found, base, draft):
+                notes.append(f"config: not {found.__name__} ({found.model_type}), the config of {base}: a base class "
+                             f"of a target upstream rewrites by model type ({', '.join(draft['model_types'])}), "
+                             "never by that one")
+                continue
             if found is not None:
                 why = ("a draft model of " if kind == "draft" else "a subclass of ") + base
                 notes.append(f"config: {arch} is {why} upstream; built from {found.__name__}")
                 return found, kind
     return None, None
+
+
+def _other_model_type(found, base, draft):
+    """Whether ``found``, the config of ``base``, is one upstream's draft rewrite never reads: ``base`` is only a
+    base class of a target (Step3p7ForConditionalGeneration subclasses Step3VLForConditionalGeneration, whose
+    Step3VLConfig is no Step3.5 checkpoint's) and the rewrite keys on model types, of which ``found``'s is none.
+    A rewrite keyed on the architecture alone (MistralLarge3ForCausalLM) keeps its base's config (DeepseekV3)."""
+    types = draft.get("model_types") or []
+    return base in (draft.get("inherited") or ()) and bool(types) and getattr(found, "model_type", None) not in types
 
 
 def _module_bridge(module, bridges):

@@ -221,6 +221,13 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # name, shard and expert id required) refuses, so every checkpoint it serves is dense; the table's
     # ["dense", "sparse"] built a layer no checkpoint of it can load
     ("laguna_dflash",): {"mlp_layer_types": ["dense"] * T.LAYERS},
+    # Step-3.5-Flash's MTP layers (upstream's step3p5_mtp.py builds Step3p5DecoderLayer at index num_hidden_layers and
+    # on, whose kind it reads from [*layer_types, *mtp_layer_types]; without them an IndexError on both vLLMs):
+    # sliding-window attention and a dense MLP, as the released config.json pads its 45 layer_types with the 3 MTP
+    # layers' (48 layers, 36 sliding + 12 full: the 45 decoder layers hold 33 + 12), "MoE decoder layers surrounded
+    # by dense layers at the beginning/end and MTP layers" (NVIDIA Megatron Bridge's Step-3.5 notes);
+    # transformers 5's Step3p7TextConfig splits those pads off into these fields
+    ("step3p5_mtp",): {"mtp_layer_types": ["sliding_attention"], "mtp_mlp_layer_types": ["dense"]},
     # MiMo-V2-Flash's (and -Omni's) MTP draft: its layer reads the SWA attention's fields, its target the rest
     ("mimo_v2_mtp",): _MIMO_V2_FLASH_HUB,
     ("keye", "keye_vl1_5"): {
@@ -950,12 +957,15 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
         arch = spec["architecture"]
         bases = bases_of[arch]
         draft = drafts.get(arch)
-        if draft:  # a base architecture's own bases (EagleMistralLarge3 <- MistralLarge3 <- DeepseekV3)
+        if draft:  # a base architecture's own bases (EagleMistralLarge3 <- MistralLarge3 <- DeepseekV3), kept apart too
+            draft.setdefault("inherited", [])
             for base in list(draft["architectures"]):
                 reg = upstream.model_registry.get(base)
                 if reg:
-                    draft["architectures"] += [b for b in class_ancestors(upstream.text(reg[0]) or "", reg[1])
-                                               if b not in draft["architectures"]]
+                    more = [b for b in class_ancestors(upstream.text(reg[0]) or "", reg[1])
+                            if b not in draft["architectures"]]
+                    draft["architectures"] += more
+                    draft["inherited"] += more
             # the target the same file registers, and its bases, after the draft's own: InternS2MobiusMTP is
             # rewritten from interns2_mobius (remote code), whose InternS2MobiusForConditionalGeneration is built
             # from Qwen3_5MoeConfig; the draft's own base Qwen3_5MoeMTP has no config of that name
