@@ -689,6 +689,32 @@ def test_p7_required_keyword_with_a_table_value_is_proposed():
     assert f.fix.startswith("pass `handle_oov_mm_token=False`: upstream takes no handle_oov_mm_token")
 
 
+PREFIX_LM = '''
+from vllm.attention.selector import get_attn_backend
+
+
+def backend(head_size, dtype, kv_cache_dtype):
+    return get_attn_backend(head_size, dtype, kv_cache_dtype, attn_type="decoder")
+'''
+
+
+def test_p7_get_attn_backend_gets_the_block_size_the_pinned_attention_passes():
+    """hrm_text's vendored PrefillPrefixLMAttention: upstream's get_attn_backend reads the block size from the
+    current config itself; 0.13.0's requires it, and its own Attention passes cache_config.block_size (golden)."""
+    from flagos_migrate.migrate.rewrites import apply_edits
+
+    (f,) = only(analyze(PREFIX_LM), "P7")
+    assert f.data["missing"] == ["block_size"]
+    edits = Edits()
+    assert calls.propose_edits(f, edits)
+    out = apply_edits(PREFIX_LM, edits)
+    assert out == PREFIX_LM.replace(
+        "from vllm.attention.selector import get_attn_backend\n",
+        "from vllm.attention.selector import get_attn_backend\nfrom vllm.config import get_current_vllm_config\n",
+    ).replace('attn_type="decoder")', 'attn_type="decoder", block_size=get_current_vllm_config().cache_config.block_size)')
+    assert only(analyze(out), "P7") == []
+
+
 def test_p7_no_value_where_upstream_reads_oov_state():
     """Negative: a file that calls configure_mm_token_handling makes upstream's choice depend on
     _has_oov_mm_tokens, which the pinned version lacks: the finding stays, with the signature."""
@@ -1079,7 +1105,18 @@ def needs_v2(layer_types):
 '''
     (f,) = only(analyze(code), "P9")
     assert f.data["attr"] == "use_v2_model_runner" and f.data["config_class"].endswith("VllmConfig")
-    assert "default" not in f.data  # no mechanical default: the pinned V2 runner is an env var, upstream's default True
+    # what the pinned workers decide it by: the GPU worker's V2 runner is VLLM_USE_V2_MODEL_RUNNER, CPU/XPU never
+    edits = Edits()
+    members.propose_edits(f, edits)
+    from flagos_migrate.migrate.rewrites import apply_edits
+
+    out = apply_edits(code, edits)
+    assert out == code.replace(
+        "get_current_vllm_config().use_v2_model_runner",
+        'getattr(get_current_vllm_config(), "use_v2_model_runner", bool(__import__("vllm.envs", '
+        'fromlist=["VLLM_USE_V2_MODEL_RUNNER"]).VLLM_USE_V2_MODEL_RUNNER and __import__("vllm.platforms", '
+        'fromlist=["current_platform"]).current_platform.is_cuda_alike()))')
+    assert only(analyze(out), "P9") == []
     # a field the pinned VllmConfig has, or another function's result: nothing
     assert only(analyze(code.replace("use_v2_model_runner", "cache_config")), "P9") == []
     assert only(analyze(code.replace("get_current_vllm_config()", "load_options()")), "P9") == []
@@ -1108,10 +1145,33 @@ def test_p7_positionals_to_a_class_the_pinned_support_torch_compile_wraps():
     """paddleocr_vl: SiglipEncoderLayer(config, ...) raised TypeError at construct with no finding (the pinned
     wrapper's __init__ is keyword-only, upstream's takes *args); keyword calls and undecorated classes are fine."""
     (f,) = only(analyze(COMPILED), "P7")
-    assert f.data == {"callee": "Layer", "problem": "keyword-only-compile", "given": 1, "names": ["config"]}
-    assert f.line == 15 and f.fix == "pass them as keywords: config=..."
+    assert f.data == {"callee": "Layer", "problem": "keyword-only-compile", "given": 1, "names": ["config"],
+                      "keywords_for_positionals": ["config"]}
+    assert f.line == 15 and f.fix.startswith("apply passes them as keywords: config=...")
     assert only(analyze(COMPILED.replace("Layer(config, quant", "Layer(config=config, quant")), "P7") == []
     assert only(analyze(COMPILED.replace('@support_torch_compile(dynamic_arg_dims={"x": 0})\n', "")), "P7") == []
+
+
+def test_p7_positionals_to_a_compiled_class_pass_by_name_as_upstreams_wrapper_binds_them():
+    """Golden: upstream's wrapper hands *args to the class's __init__ in order, so by its parameter names they
+    bind alike on the pinned keyword-only wrapper (paddleocr_vl's SiglipEncoderLayer, pixtral's TransformerBlock)."""
+    from flagos_migrate.migrate.rewrites import apply_edits
+
+    (f,) = only(analyze(COMPILED), "P7")
+    edits = Edits()
+    assert calls.propose_edits(f, edits)
+    out = apply_edits(COMPILED, edits)
+    assert out == COMPILED.replace("Layer(config, quant_config", "Layer(config=config, quant_config")
+    assert only(analyze(out), "P7") == []
+    # two positionals where upstream's wrapper checks the second against an annotation: a finding only
+    two = COMPILED.replace("def __init__(self, config, quant", "def __init__(self, config: object, quant").replace(
+        "Layer(config, quant_config=None,", "Layer(config, None,")
+    (g,) = only(analyze(two), "P7")
+    assert g.data["names"] == ["config", "quant_config"] and "keywords_for_positionals" not in g.data
+    assert not calls.propose_edits(g, Edits())
+    # unannotated: both by name
+    (h,) = only(analyze(two.replace("config: object", "config")), "P7")
+    assert h.data["keywords_for_positionals"] == ["config", "quant_config"]
 
 
 SOURCE = '''
@@ -1149,3 +1209,27 @@ def test_the_nested_signatures_are_the_pinned_dataclass_fields():
         cls = next(n for n in tree.body if isinstance(n, _ast.ClassDef) and n.name == outer)
         nested = next(n for n in cls.body if isinstance(n, _ast.ClassDef) and n.name == inner)
         assert [s.target.id for s in nested.body if isinstance(s, _ast.AnnAssign)] == params, qual
+
+
+MONO = '''
+from vllm.model_executor.models.internvl import InternVLChatModel
+
+
+class H2OVLChatModel(InternVLChatModel):
+    def _init_vision_model(self, config, quant_config, *, prefix: str):
+        return None
+'''
+
+
+def test_p6_an_override_the_pinned_parent_calls_with_a_keyword_it_lacks():
+    """h2ovl / nvlm_d failed construct (_init_vision_model() got an unexpected keyword argument 'is_mono') with no
+    finding: 0.13.0's InternVLChatModel.__init__ passes is_mono=, required by its signature; upstream dropped it."""
+    (f,) = only(analyze(MONO), "P6")
+    assert f.data["kwargs"] == ["is_mono"] and f.data["callers"] == ["InternVLChatModel.__init__"]
+    assert f.data["pinned"].endswith("internvl.InternVLChatModel._init_vision_model") and f.line == 6
+    assert not calls.propose_edits(f, Edits())  # what is_mono=True builds upstream no longer has: left for you
+    # taking it, or **kwargs: nothing
+    assert only(analyze(MONO.replace("*, prefix", "*, is_mono: bool, prefix")), "P6") == []
+    assert only(analyze(MONO.replace("prefix: str)", "prefix: str, **kwargs)")), "P6") == []
+    # a method the pinned parent does not call on self: nothing
+    assert only(analyze(MONO.replace("_init_vision_model", "_init_other")), "P6") == []

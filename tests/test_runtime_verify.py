@@ -315,6 +315,9 @@ def test_a_gpu_only_forward_is_skipped_never_passed_and_does_not_fail_the_run():
     ("get_rope() got an unexpected keyword argument 'mrope_positions_factor'", "P6"),
     ("'VllmConfig' object has no attribute 'kernel_config'", "P9"),
     ("1 parameter(s) not (fully) loaded: model.layers.1.mlp.down_proj.weight", "P22"),
+    # paddleocr_vl / pixtral before P7 passed their compiled layers' positionals by name (likely rule None)
+    ("_support_torch_compile.<locals>.__init__() takes 1 positional argument but 2 positional arguments (and 1 "
+     "keyword-only argument) were given", "P7"),
 ])
 def test_likely_rules_of_runtime_failures(message, rule):
     kind = "LevelError" if "loaded" in message or "returned None" in message else \

@@ -19,6 +19,7 @@ from flagos_migrate.catalog.tables import (
     FORWARDED_REJECTS,
     KWARG_RENAMES,
     NESTED_SIGNATURES,
+    REQUIRED_VALUE_IMPORTS,
     REQUIRED_VALUES,
     SAFE_DROP_KWARG_NAMES,
     SAFE_DROP_KWARGS,
@@ -82,13 +83,24 @@ def _judge_compiled_call(m, call: ast.Call, cls: ast.ClassDef) -> None:
     if not pos or len(pos) != len(call.args):
         return
     init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
-    params = [a.arg for a in (init.args.posonlyargs + init.args.args)][1:] if init is not None else []
+    args = (init.args.posonlyargs + init.args.args)[1:] if init is not None else []
+    params = [a.arg for a in args]
     names = params[:len(pos)] if len(params) >= len(pos) else []
+    # upstream's wrapper binds the positionals in order (old_init(self, *args, **kwargs)), so by name they bind
+    # alike; before that it checks isinstance(arg, annotation) zipping them with old_init's parameters from
+    # `self` on, so the i-th positional against parameter i-1: vacuous when those are unannotated (always for
+    # one positional). Then only keywords the call does not pass, none positional-only.
+    passed = {k.arg for k in call.keywords}
+    settled = bool(names) and not passed & set(names) and len(pos) <= len(args) \
+        and all(a.annotation is None for a in args[:len(pos) - 1]) and len(init.args.posonlyargs) <= 1
     m.add("P7", call, f"`{cls.name}()` is decorated with the pinned support_torch_compile, whose __init__ takes "
           f"keyword arguments only (upstream's takes *args too): {len(pos)} positional given, TypeError when it is built",
-          fix=(f"pass them as keywords: {', '.join(f'{n}=...' for n in names)}" if names else
+          fix=(f"apply passes them as keywords: {', '.join(f'{n}=...' for n in names)} (bound as upstream's "
+               "wrapper binds them)" if settled else
+               f"pass them as keywords: {', '.join(f'{n}=...' for n in names)}" if names else
                "pass them as keywords of the class's __init__"),
-          data={"callee": cls.name, "problem": "keyword-only-compile", "given": len(pos), "names": names})
+          data={"callee": cls.name, "problem": "keyword-only-compile", "given": len(pos), "names": names,
+                **({"keywords_for_positionals": names} if settled else {})})
 
 
 def _judge_call(m, call: ast.Call, shown: str, sig: dict, skip: int) -> None:
@@ -152,9 +164,12 @@ def _judge_call(m, call: ast.Call, shown: str, sig: dict, skip: int) -> None:
                    + "; ".join(REQUIRED_VALUES[(_callee_name(shown), k)][2] for k in values))
         else:
             fix = f"pinned signature: {shown}{rendered}"
+        imports = [REQUIRED_VALUE_IMPORTS[key] for k in values if (key := (_callee_name(shown), k))
+                   in REQUIRED_VALUE_IMPORTS]
         m.add("P7", call, f"`{shown}()` misses required argument(s) {', '.join(missing)} on the pinned version",
               fix=fix, data={**base, "problem": "missing-required", "missing": missing,
-                             **({"add_kwargs": values} if values else {})})
+                             **({"add_kwargs": values} if values else {}),
+                             **({"add_imports": imports} if imports else {})})
     _config_defaults(m, call, shown, sig, skip, base)
     last = _callee_name(shown)
     for (name, kwarg), upstream in BEHAVIOUR_NEEDS.items():
@@ -421,8 +436,13 @@ def propose_edits(f: Finding, edits: Edits) -> bool:
     if f.rule == "P7" and d.get("rename_callee"):
         edits.rename_callees[(f.line, _callee_name(d["callee"]))] = ("P7", d["rename_callee"])
         return True
+    if f.rule == "P7" and d.get("keywords_for_positionals"):
+        edits.keyword_positionals[(f.line, d["callee"])] = ("P7", tuple(d["keywords_for_positionals"]))
+        return True
     if f.rule == "P7" and d.get("add_kwargs"):
         for kw, value in d["add_kwargs"].items():
             edits.add_kwargs[(f.line, kw)] = ("P7", value)
+        for module, name in d.get("add_imports", ()):
+            edits.add_imports[(module, name)] = "P7"
         return True
     return False

@@ -388,6 +388,43 @@ def check_dead_hooks(m: ModuleFacts) -> None:
                         "where": where})
 
 
+def check_override_signatures(m: ModuleFacts) -> None:
+    """P6: a method overriding a pinned one that the pinned hierarchy calls on ``self`` but that lacks a keyword-only
+    parameter the pinned signature requires: every pinned call passes it by name, so the call raises TypeError
+    (upstream's h2ovl / nvlm_d ``_init_vision_model`` has no ``is_mono``; 0.13.0's ``InternVLChatModel.__init__``
+    passes it, for Mono-InternVL, which upstream dropped)."""
+    for cls in m.local_classes.values():
+        lin = m.hierarchy.linearize(("local", cls))
+        if any(k == "unknown" for k, _ in lin):
+            continue
+        pinned = [o for k, o in lin if k == "pinned"]
+        for stmt in cls.body:
+            if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) or stmt.name.startswith("__"):
+                continue
+            if stmt.args.kwarg is not None:
+                continue
+            owner = next(((s, rec) for s, rec in pinned if stmt.name in rec["methods"]), None)
+            if owner is None:
+                continue
+            callers = [f"{s.name}.{caller}" for s, rec in pinned
+                       for caller, called in rec.get("scalls", {}).items() if stmt.name in called]
+            if not callers:
+                continue
+            have = {a.arg for a in stmt.args.posonlyargs + stmt.args.args + stmt.args.kwonlyargs}
+            lacking = [p for p in owner[1]["methods"][stmt.name].get("kr", ()) if p not in have]
+            if not lacking:
+                continue
+            sym = owner[0]
+            m.add("P6", stmt, f"`{cls.name}.{stmt.name}()` overrides the pinned `{sym.name}.{stmt.name}`, which "
+                  f"{callers[0]} calls with keyword(s) {', '.join(lacking)} (required by the pinned signature); this "
+                  "override takes none of them, so the pinned call raises TypeError (unexpected keyword argument)",
+                  fix=f"accept {', '.join(f'`{p}`' for p in lacking)} and do what the pinned `{sym.name}` does for its "
+                      "values (or refuse the ones upstream dropped); pinned signature: "
+                      f"{sym.qualname}.{stmt.name}",
+                  data={"class": cls.name, "method": stmt.name, "pinned": f"{sym.qualname}.{stmt.name}",
+                        "callers": callers, "kwargs": lacking, "problem": "override-lacks-keyword"})
+
+
 def _hook_name(stmt: ast.stmt) -> str | None:
     """A method, or a class attribute (upstream's gpt_oss reads ``self.attention_cls`` / ``self.rope_is_neox_style``,
     which a subclass sets in its body), that a subclass may define to change what its parent builds."""

@@ -39,6 +39,9 @@ BEHAVIOUR_NEEDS: dict[tuple[str, str], str] = {
 REQUIRED_VALUES: dict[tuple[str, str], tuple[str, frozenset[str], str]] = {
     (e["callee"], e["kwarg"]): (e["value"], frozenset(e.get("unless", ())), e["upstream"])
     for e in _table("P7", "required_values")}
+# P7: (callee, keyword) -> the (module, name) its table value needs imported
+REQUIRED_VALUE_IMPORTS: dict[tuple[str, str], tuple[str, str]] = {
+    (e["callee"], e["kwarg"]): tuple(e["import"]) for e in _table("P7", "required_values") if e.get("import")}
 
 # P7: (callee, positional count) -> (the pinned method of the same class that does what upstream's does, why)
 CALLEE_RENAMES: dict[tuple[str, int], tuple[str, str]] = {

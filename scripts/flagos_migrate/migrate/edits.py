@@ -35,6 +35,8 @@ class Edits:
     wrap_args: dict[tuple[int, int | str], tuple[str, str, str]] = field(default_factory=dict)
     # (call line, method) -> (rule, the pinned method to call instead): ``X.method(`` becomes ``X.new(`` (P7)
     rename_callees: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)
+    # (call line, callee name) -> (rule, keywords): the call's leading positionals passed by those names (P7)
+    keyword_positionals: dict[tuple[int, str], tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     attr_renames: dict[str, str] = field(default_factory=dict)  # attr -> rule (table in ATTR_RENAMES)
     # (line, attr) -> (rule, default source): ``x.attr`` read becomes ``getattr(x, "attr", default)`` (P9)
     attr_defaults: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)
@@ -54,7 +56,7 @@ class Edits:
         return bool(self.imports or self.unwrap or self.unwrap_calls or self.drop_kwargs or self.rename_kwargs
                     or self.add_kwargs or self.wrap_args or self.rename_callees or self.attr_defaults or self.attr_renames
                     or self.remove_methods or self.add_methods or self.replace_statements or self.add_imports
-                    or self.replace_strings or self.attr_aliases)
+                    or self.replace_strings or self.attr_aliases or self.keyword_positionals)
 
     def rules(self) -> set[str]:
         out = {a.rule for a in self.imports.values()}
@@ -65,6 +67,7 @@ class Edits:
         out.update(rule for rule, _ in self.add_kwargs.values())
         out.update(rule for rule, _, _ in self.wrap_args.values())
         out.update(rule for rule, _ in self.rename_callees.values())
+        out.update(rule for rule, _ in self.keyword_positionals.values())
         out.update(rule for rule, _ in self.attr_defaults.values())
         out.update(rule for rule, _ in self.replace_statements.values())
         out.update(rule for rule, _ in self.replace_strings.values())

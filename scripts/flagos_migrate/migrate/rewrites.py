@@ -121,11 +121,16 @@ class _KwargEditor(LineTransformer):
         self.kw_adds = adds or {}
         self.callee_renames: dict[tuple[int, str], str] = {}
         self.wraps: dict[tuple[int, int | str], tuple[str, str]] = {}
+        self.by_keyword: dict[tuple[int, str], tuple[str, ...]] = {}
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
-        if not self.drops and not self.kw_renames and not self.kw_adds and not self.callee_renames and not self.wraps:
+        if not (self.drops or self.kw_renames or self.kw_adds or self.callee_renames or self.wraps
+                or self.by_keyword):
             return updated
         start = self.line_of(original)
+        func_name = updated.func.value if isinstance(updated.func, cst.Name) else None
+        if func_name and (start, func_name) in self.by_keyword:
+            updated = _keywords_for_positionals(updated, self.by_keyword[(start, func_name)])
         if any(line == start for line, _ in self.wraps):
             updated = _wrap_args(updated, {where: w for (line, where), w in self.wraps.items() if line == start})
         adds = {kw: v for (line, kw), v in self.kw_adds.items() if line == start}
@@ -157,6 +162,17 @@ class _KwargEditor(LineTransformer):
             # break before the closing parenthesis, or nothing)
             args[-1] = args[-1].with_changes(comma=updated.args[-1].comma)
         return updated.with_changes(args=args)
+
+
+def _keywords_for_positionals(call: cst.Call, names: tuple[str, ...]) -> cst.Call:
+    """The call's first positional arguments passed as ``name=value``, in place, layout kept."""
+    args = list(call.args)
+    if len(args) < len(names) or any(a.keyword is not None or a.star for a in args[:len(names)]):
+        return call
+    eq = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
+    for i, name in enumerate(names):
+        args[i] = args[i].with_changes(keyword=cst.Name(name), equal=eq)
+    return call.with_changes(args=args)
 
 
 def _wrap_args(call: cst.Call, wraps: dict[int | str, tuple[str, str]]) -> cst.Call:
@@ -390,12 +406,14 @@ class _LineEdits(ImportRewriter, _Unwrapper, _KwargEditor):
         self.kw_adds = {key: value for key, (_, value) in edits.add_kwargs.items()}
         self.callee_renames = {key: new for key, (_, new) in edits.rename_callees.items()}
         self.wraps = {key: (func, extra) for key, (_, func, extra) in edits.wrap_args.items()}
+        self.by_keyword = {key: names for key, (_, names) in edits.keyword_positionals.items()}
 
     def edited_lines(self) -> set[int]:
         """Every line an edit is keyed by (nothing else changes)."""
         return (self.lines | self.lines_unwrap | {line for line, _ in self.drops}
                 | {line for line, _ in self.kw_renames} | {line for line, _ in self.kw_adds}
-                | {line for line, _ in self.callee_renames} | {line for line, _ in self.wraps})
+                | {line for line, _ in self.callee_renames} | {line for line, _ in self.wraps}
+                | {line for line, _ in self.by_keyword})
 
 
 def apply_edits(text: str, edits: Edits) -> str:
@@ -419,7 +437,7 @@ def apply_edits(text: str, edits: Edits) -> str:
     if defaults:
         text = module.code  # the lines are where they were, their text changed
     if (edits.imports or edits.unwrap or edits.unwrap_calls or edits.drop_kwargs or edits.rename_kwargs
-            or edits.add_kwargs or edits.wrap_args or edits.rename_callees):
+            or edits.add_kwargs or edits.wrap_args or edits.rename_callees or edits.keyword_positionals):
         line_edits = _LineEdits(edits)
         # the plain context managers are unwrapped wherever they are: their blocks are edited too
         module = visit_at_lines(module, text, line_edits, line_edits.edited_lines(), line_edits.plain_unwrap)

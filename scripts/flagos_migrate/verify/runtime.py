@@ -146,6 +146,8 @@ _RUNTIME_RULES: tuple[tuple[re.Pattern, str], ...] = (
     # a merged projection built as a plain ColumnParallelLinear (e.g. a hook the pinned parent never calls)
     (re.compile(r"has no attribute 'output_sizes'"), "P8"),
     (re.compile(r"is not the concatenation of its checkpoint parts"), "P8"),
+    # positionals to a class the pinned support_torch_compile wraps (its __init__ takes keywords only)
+    (re.compile(r"_support_torch_compile\.<locals>\.__init__\(\) takes 1 positional argument"), "P7"),
     # the language model lost with _mark_language_model
     (re.compile(r"get_language_model\(\) returned None|'NoneType' object has no attribute 'embed_input_ids'"), "P4"),
     # upstream's stacked loading (tuple shard ids, orig_to_new_stacked) on the pinned loaders
