@@ -11,8 +11,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from flagos_migrate.catalog.tables import CALLEE_RENAMES
+from flagos_migrate.catalog.tables import CALLEE_RENAMES, REQUIRED_VALUES, UNSET_DEFAULTS
 from flagos_migrate.verify.import_probe import python_of
+
+from tests.analysis_helpers import run_script_json
 
 GRID = '''
 import itertools, json, sys
@@ -71,3 +73,76 @@ def test_mrope_positions_factor_drop_keeps_every_position_upstream_has():
         assert base[0] == base[1]
     assert "self.cache_max_position_num = max_position_embeddings * 4" in ours["__init__"]
     assert "self.cache_max_position_num = max_position_embeddings * positions_factor" in theirs["__init__"]
+
+
+PINNED_SETTLED = '''
+import json
+import os
+import sys
+os.environ["VLLM_USE_V2_MODEL_RUNNER"] = "1"  # asks for V2: 0.13.0's CPU worker still builds its V1 runner
+import torch
+from torch import nn
+import vllm.platforms as platforms
+from vllm.platforms.cpu import CpuPlatform
+platforms._current_platform = CpuPlatform()  # as verify --run forces it (0.13.0 picks it only for CPU builds)
+from vllm.config import VllmConfig, set_current_vllm_config
+from vllm.compilation.decorators import support_torch_compile
+from vllm.attention.layer import Attention
+from vllm.attention.selector import get_attn_backend
+from vllm.config import DeviceConfig
+
+value, default = sys.argv[2], sys.argv[3]  # the P7 and P9 table entries
+out = {}
+cfg = VllmConfig(device_config=DeviceConfig(device="cpu"))
+cfg.cache_config.block_size = 128  # what the CPU platform fills in before any model is built
+with set_current_vllm_config(cfg):
+    # P7 required_values: get_attn_backend(..., block_size=<table value>) is the backend 0.13.0's own Attention picks
+    from vllm.config import get_current_vllm_config  # noqa: F401 (the table value's import)
+    ours = get_attn_backend(64, torch.float32, "auto", block_size=eval(value))
+    layer = Attention(2, 64, 0.125, num_kv_heads=2, cache_config=cfg.cache_config, prefix="l.attn")
+    out["backend"] = [ours.get_name(), layer.attn_backend.get_name(), eval(value)]
+    try:
+        get_attn_backend(64, torch.float32, "auto")
+        out["without"] = "ok"
+    except TypeError as exc:
+        out["without"] = type(exc).__name__
+
+    # P7 keyword-only compile: positionals raise on the pinned wrapper; by name they reach __init__ as upstream's
+    @support_torch_compile(dynamic_arg_dims={"x": 0})
+    class Layer(nn.Module):
+        def __init__(self, config, quant_config=None, prefix: str = ""):
+            super().__init__()
+            self.seen = (config, quant_config, prefix)
+
+        def forward(self, x):
+            return x
+
+    try:
+        Layer("cfg", quant_config=None, prefix="p")
+        out["positional"] = "ok"
+    except TypeError:
+        out["positional"] = "TypeError"
+    out["by_name"] = list(Layer(config="cfg", quant_config=None, prefix="p").seen)
+
+    # P9 unset default: the pinned VllmConfig has no use_v2_model_runner; the default on this CPU is False (0.13.0's
+    # CPUWorker always builds CPUModelRunner, a V1 runner)
+    out["has_attr"] = hasattr(cfg, "use_v2_model_runner")
+    out["v2"] = eval(default)
+print(json.dumps(out))
+'''
+
+
+def test_settled_pinned_calls_on_the_real_pinned_classes():
+    """issue 11: hrm_text's get_attn_backend block size, paddleocr_vl/pixtral's compiled layers built by name and
+    qwen3_dflash's use_v2_model_runner read, each on the real vLLM 0.13.0."""
+    pinned = os.environ.get("MMF_PINNED_VENV")
+    if not pinned:
+        pytest.skip("needs $MMF_PINNED_VENV (vLLM 0.13.0)")
+    out = run_script_json(python_of(pinned), PINNED_SETTLED, REQUIRED_VALUES[("get_attn_backend", "block_size")][0],
+                          UNSET_DEFAULTS[("VllmConfig", "use_v2_model_runner")][0])
+    ours, layers, block = out["backend"]
+    assert ours == layers and block == 128
+    assert out["without"] == "TypeError"  # the reason for the table entry
+    assert out["positional"] == "TypeError" and out["by_name"] == ["cfg", None, "p"]
+    # the env asks for V2, but 0.13.0's CPU worker never builds it
+    assert out["has_attr"] is False and out["v2"] is False
