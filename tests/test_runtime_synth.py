@@ -151,6 +151,18 @@ def test_nomic_berts_released_fields_pass_upstreams_checks():
     assert tiny["n_layer"] == tiny["num_hidden_layers"]
 
 
+def test_released_fields_upstream_reads_bare_are_ones_it_accepts():
+    """Upstream reads these with no default, so a tiny config without them built nothing upstream and no checkpoint
+    could be named (load skipped): ChatGLM's tie_word_embeddings (transformers 5's PreTrainedConfig no longer
+    defaults it; glm-4-9b's config.json says false, a separate output_layer) and the Llama bidirectional models'
+    pooling, one of the keys upstream's LlamaBidirectionalConfig maps ("avg", "cls", "last")."""
+    from flagos_migrate.verify import config_hints as H
+
+    assert H.CHECKPOINT_FIELDS["chatglm"]["tie_word_embeddings"] is False
+    for arch in ("LlamaBidirectionalModel", "LlamaBidirectionalForSequenceClassification"):
+        assert H.CHECKPOINT_FIELDS[arch]["pooling"] in ("avg", "cls", "last")
+
+
 def test_telechat2s_gpt2_spellings_follow_the_llama_fields_they_alias():
     """upstream's telechat2.py points LlamaConfig's attribute_map at n_layer / n_head / ffn_hidden_size /
     layer_norm_epsilon (TeleChat2's config.json names): each derived from the field it stands for."""

@@ -331,8 +331,13 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # the discrete tower carries both. Small, like every size of the tiny config; the pad id a code of it
     "funaudiochat": {"audio_config.codebook_size": 16, "audio_config.pad_token_id": 0},
     # vLLM's chatglm.py reads config.original_rope unguarded (its note: GLM-4's checkpoints say true, CogAgent's
-    # false), which its ChatGLMConfig does not declare; glm-4-9b's and GLM-4V-9B's config.json carry true
-    "chatglm": {"original_rope": True},
+    # false), which its ChatGLMConfig does not declare; glm-4-9b's and GLM-4V-9B's config.json carry true. Their
+    # config.json also say tie_word_embeddings false (a separate output_layer), which upstream's ChatGLMBaseModel
+    # reads bare and transformers 5's PreTrainedConfig no longer defaults (4.57.6's default True tied it here)
+    "chatglm": {"original_rope": True, "tie_word_embeddings": False},
+    # the Llama bidirectional embedders / rerankers (nvidia/llama-nemotron-embed-1b-v2, llama-nemotron-rerank-1b-v2)
+    # name their pooling in config.json ("avg"); upstream's LlamaBidirectionalConfig refuses a config without it
+    **{arch: {"pooling": "avg"} for arch in ("LlamaBidirectionalModel", "LlamaBidirectionalForSequenceClassification")},
     # keyed by architecture: GLM-4V-9B is a chatglm checkpoint whose config.json adds the EVA2-CLIP tower's
     # vision_config (a plain dict upstream's glm4v.py reads as a Namespace), which ChatGLMConfig never fills in
     # (and a text-only ChatGLM refuses): its fields, tiny (4x4 patches of 14 pixels plus the class token,
