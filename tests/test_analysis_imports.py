@@ -164,3 +164,36 @@ def test_transformers_name_kept_in_a_sibling_module_is_p13():
     code = "from transformers.models.llama4.image_processing_llama4 import get_best_fit\nget_best_fit()\n"
     (f,) = only(analyze(code), "P13")
     assert f.data["new_module"] == "transformers.models.llama4.image_processing_llama4_fast"
+
+
+def test_missing_name_used_only_inside_functions_can_be_deferred_to_them():
+    # openpangu: the sink-attention layer only some configs build; every other use runs when the file imports
+    code = """
+    from vllm.model_executor.layers.attention import StaticSinkAttention
+    from vllm.v1.attention.backends.flash_attn_diffkv import FlashAttentionDiffKVBackend
+    from vllm.v1.worker.gpu.spec_decode.xpress import kernels
+    from vllm.v1.worker.gpu.model_states.default import DefaultModelState
+
+
+    class SinkAttention:
+        backend = FlashAttentionDiffKVBackend
+
+        def __init__(self, n):
+            \"\"\"Doc.\"\"\"
+            self.attn = StaticSinkAttention(n, backend=lambda: FlashAttentionDiffKVBackend)
+
+
+    def refine(x, k=kernels.default):
+        def inner():
+            return StaticSinkAttention(x)
+        return inner
+
+
+    class State(DefaultModelState):
+        pass
+    """
+    found = {f.data["name"]: f.data.get("defer_to") for f in only(analyze(code), "P3")}
+    assert found == {"StaticSinkAttention": [11, 17],  # __init__ and the nested def (the innermost)
+                     "FlashAttentionDiffKVBackend": None,  # also read in a class body
+                     "kernels": None,  # a default: evaluated when the def runs, at import
+                     "DefaultModelState": None}  # a base class

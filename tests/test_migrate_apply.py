@@ -563,3 +563,27 @@ def test_a_pinned_sibling_whose_class_rejects_a_keyword_gives_way_to_upstreams(t
         UPSTREAM_TOWER.replace("apply_encoder_attention_mask=False, ", ""))
     m = Migration("mini", Upstream(open_upstream(str(root))), PluginTree(plugin), PinnedApis.load("0.13.0"))
     assert m._needs(origin, TOWER_USER.replace("CALL", "Idefics2VisionTransformer(config, apply_encoder_attention_mask=True)")) == []
+
+
+def test_a_missing_name_only_function_bodies_read_is_imported_there_and_stays_left(tmp_path):
+    # openpangu: the sink-attention layer (absent on 0.13.0) is built only for configs with sink tokens; its
+    # import no longer stops the file's other architectures, and the finding stays, on the moved import
+    from tests.analysis_helpers import migrate_example
+
+    m = migrate_example(tmp_path, '''\
+        import torch
+        from vllm.model_executor.layers.attention import StaticSinkAttention
+
+
+        class SinkAttention(torch.nn.Module):
+            def __init__(self, n):
+                super().__init__()
+                self.attn = StaticSinkAttention(n)
+        ''', "sinky")
+    text = m.model_unit.text
+    assert "\nfrom vllm.model_executor.layers.attention" not in text
+    assert ("    def __init__(self, n):\n        from vllm.model_executor.layers.attention import StaticSinkAttention\n"
+            "        super().__init__()\n") in text
+    left = [f for f in m.left() if f.rule == "P3"]
+    assert len(left) == 1 and left[0].data["name"] == "StaticSinkAttention" and not left[0].data["import_time"]
+    compile(text, "sinky.py", "exec")

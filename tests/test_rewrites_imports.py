@@ -146,3 +146,30 @@ def test_equivalent_import_becomes_a_tuple_of_pinned_classes_after_the_imports()
                    "from vllm.config import VllmConfig\n\n"
                    "AutoGPTQConfig = (GPTQConfig, GPTQMarlinConfig)\n\n\n"
                    "def skip(q):\n    return isinstance(q, AutoGPTQConfig)\n")
+
+
+def test_deferred_import_moves_into_the_functions_that_use_it():
+    # P3 left for you: the file imports; the functions raise the same ImportError when called
+    src = ("import torch\n"
+           "from vllm.model_executor.layers.attention import StaticSinkAttention, Other\n\n\n"
+           "class Sink(torch.nn.Module):\n"
+           "    def __init__(self, n):\n"
+           "        \"\"\"Doc.\"\"\"\n"
+           "        super().__init__()\n"
+           "        self.attn = StaticSinkAttention(n)\n\n"
+           "    def one(self):\n        return StaticSinkAttention(1)\n\n\n"
+           "def untouched():\n    return Other\n")
+    act = ImportAction("P3", "defer", lines=(6, 11))
+    out = apply_edits(src, Edits(imports={(2, "StaticSinkAttention"): act}))
+    assert out == ("import torch\n"
+                   "from vllm.model_executor.layers.attention import Other\n\n\n"
+                   "class Sink(torch.nn.Module):\n"
+                   "    def __init__(self, n):\n"
+                   "        \"\"\"Doc.\"\"\"\n"
+                   "        from vllm.model_executor.layers.attention import StaticSinkAttention\n"
+                   "        super().__init__()\n"
+                   "        self.attn = StaticSinkAttention(n)\n\n"
+                   "    def one(self):\n"
+                   "        from vllm.model_executor.layers.attention import StaticSinkAttention\n"
+                   "        return StaticSinkAttention(1)\n\n\n"
+                   "def untouched():\n    return Other\n")

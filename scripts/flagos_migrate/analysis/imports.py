@@ -168,6 +168,9 @@ def _missing(m, b: ImportBinding, name: str | None, module_missing: bool = False
     elif (absent := absent_subsystem(b.module)) is not None:
         fix = f"no counterpart in {pinned}: {absent}; port the subsystem or leave the model out"
         data["absent_subsystem"] = True
+    if name is not None and b.import_time and not data["unused"] and (users := function_users(m, b.alias)):
+        # what apply does when nothing resolves it: the import moves into these functions (the finding stays)
+        data["defer_to"] = users
     m.add("P3", b.node, f"import of {what}: {reason} in {pinned}" + (" (unused)" if data["unused"] else ""),
           fix=fix, data=data)
 
@@ -176,6 +179,25 @@ def absent_subsystem(module: str) -> str | None:
     """What the pinned vLLM lacks for an import from ``module`` (the P3 table ``absent_subsystems``)."""
     return next((why for prefix, why in ABSENT_SUBSYSTEMS.items()
                  if module == prefix or module.startswith(prefix + ".")), None)
+
+
+def function_users(m, alias: str) -> list[int] | None:
+    """The ``def`` lines of the functions whose bodies hold every use of ``alias``, or None when a use runs when
+    the module is imported (module level, a class body, a decorator, a default or an annotation of a def)."""
+    lines: set[int] = set()
+    uses = [n for n in m.of_type(ast.Name) if n.id == alias and isinstance(n.ctx, ast.Load)]
+    for node in uses:
+        child, parent = node, m.parents.get(node)
+        while parent is not None:
+            if isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(child is s for s in parent.body):
+                lines.add(parent.lineno)
+                break
+            if isinstance(parent, (ast.Module, ast.ClassDef)) and any(child is s for s in parent.body):
+                return None
+            child, parent = parent, m.parents.get(parent)
+        else:
+            return None
+    return sorted(lines) or None
 
 
 def _isinstance_only(m, alias: str) -> bool:

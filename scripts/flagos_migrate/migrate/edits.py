@@ -13,10 +13,11 @@ class ImportAction:
     """What happens to one imported name (``name`` None: the whole statement)."""
 
     rule: str
-    kind: str  # repoint | remove | type_checking | rename | equivalent
+    kind: str  # repoint | remove | type_checking | rename | equivalent | defer
     new_module: str | None = None
     new_name: str | None = None
     targets: tuple[tuple[str, str], ...] = ()  # equivalent: the pinned (module, class) pairs it stands for
+    lines: tuple[int, ...] = ()  # defer: the ``def`` lines of the functions the import moves into
 
 
 @dataclass

@@ -84,6 +84,12 @@ def plugin_records(plugin: PluginTree) -> dict[str, dict]:
     return out
 
 
+def defer_action(f: Finding) -> ImportAction:
+    """P3: an import nothing resolves, used only inside functions, moves into them: the file imports, and the
+    functions raise the same ImportError when called (the finding stays, on the moved import)."""
+    return ImportAction("P3", "defer", lines=tuple(f.data["defer_to"]))
+
+
 def d_written(f: Finding) -> str:
     """How a P1 finding's relative import is written (``.``, ``.sibling``)."""
     return f.data.get("written") or "." * int(f.data.get("level") or 1)
@@ -493,6 +499,13 @@ class Migration(Vendoring, Tf5Vendoring):
             text = new
             ctx = AnalysisContext(self.ctx_apis(), unit.module, unit.relpath, unit.origin)
             findings = analyze_source(text, ctx)
+        # last, once nothing else resolves them: imports only function bodies read move into those (P3, left)
+        deferred = Edits(imports={(f.line, f.data["name"]): defer_action(f) for f in findings
+                                  if f.rule == "P3" and f.data.get("defer_to") and f.data.get("name")})
+        if deferred.imports and (new := apply_edits(text, deferred)) != text:
+            unit.rules |= deferred.rules()
+            text = new
+            findings = analyze_source(text, AnalysisContext(self.ctx_apis(), unit.module, unit.relpath, unit.origin))
         unit.text = text
         unit.after = findings
 

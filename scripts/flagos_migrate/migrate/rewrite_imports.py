@@ -69,11 +69,25 @@ def _fix_commas(aliases: list[cst.ImportAlias], parenthesised: bool, last_comma)
 class ImportRewriter(LineTransformer):
     def __init__(self, plan: dict[tuple[int, str | None], ImportAction]):
         self.plan = plan
-        self.lines = {line for line, _ in plan}
+        # the import lines, and the ``def`` lines a deferred import moves into
+        self.lines = {line for line, _ in plan} | {ln for act in plan.values() if act.kind == "defer" for ln in act.lines}
         self.type_checking: list[tuple[str, str]] = []  # (module, alias text)
         self.renames: dict[str, str] = {}  # local name -> new local name
         self.equivalents: list[str] = []  # ``X = (A, B)`` lines, placed after the imports
         self.applied: set[str] = set()
+        self.deferred: dict[int, list[tuple[str, str]]] = {}  # ``def`` line -> (module, alias text) moved into it
+
+    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef):
+        moved = self.deferred.get(self.line_of(original.name))
+        if not moved or not isinstance(updated.body, cst.IndentedBlock):
+            return updated
+        by_module: dict[str, list[str]] = {}
+        for module, text in moved:
+            by_module.setdefault(module, []).append(text)
+        stmts = [cst.parse_statement(import_from_text(mod, names)) for mod, names in by_module.items()]
+        body = list(updated.body.body)
+        pos = 1 if body and _is_docstring(body[0]) else 0
+        return updated.with_changes(body=updated.body.with_changes(body=body[:pos] + stmts + body[pos:]))
 
     def leave_SimpleStatementLine(self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine):
         if len(updated.body) != 1 or not isinstance(updated.body[0], (cst.ImportFrom, cst.Import)):
@@ -115,6 +129,10 @@ class ImportRewriter(LineTransformer):
                 continue
             if act.kind == "type_checking":
                 self.type_checking.append((module, _alias_text(alias)))
+                continue
+            if act.kind == "defer":
+                for def_line in act.lines:
+                    self.deferred.setdefault(def_line, []).append((module, _alias_text(alias)))
                 continue
             if act.kind == "equivalent":
                 # ``X = (A, B)``: the one name upstream checks with isinstance, as the pinned classes
