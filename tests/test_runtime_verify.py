@@ -318,11 +318,21 @@ def test_a_gpu_only_forward_is_skipped_never_passed_and_does_not_fail_the_run():
     # paddleocr_vl / pixtral before P7 passed their compiled layers' positionals by name (likely rule None)
     ("_support_torch_compile.<locals>.__init__() takes 1 positional argument but 2 positional arguments (and 1 "
      "keyword-only argument) were given", "P7"),
+    ("ValueError: Unrecognized configuration class <class 'vllm_fl.configs.tf5_gemma4.Gemma4VisionConfig'> for this "
+     "kind of AutoModel: AutoModel.", "P41"),
+    ("StrictDataclassDefinitionError: Class 'DoryConfig' must be a dataclass before applying @strict.", "P5"),
+    ("Eagle3 is only supported for ['llama', 'qwen', 'minicpm', 'gpt_oss'] models. Got "
+     "self.target_model_config.hf_text_config.model_type='deepseek_v3'", "P38"),
 ])
 def test_likely_rules_of_runtime_failures(message, rule):
     kind = "LevelError" if "loaded" in message or "returned None" in message else \
         ("TypeError" if "()" in message and "object" not in message else "AttributeError")
     assert runtime.likely_rule("construct", {"type": kind, "message": message}) == rule
+
+
+def test_an_auto_class_refusing_a_config_transformers_has_is_not_p41():
+    message = "Unrecognized configuration class <class 'transformers.models.bert.BertConfig'> for this kind of AutoModel"
+    assert runtime.likely_rule("construct", {"type": "ValueError", "message": message}) is None
 
 
 def test_gpu_only_packages_are_environment_problems():

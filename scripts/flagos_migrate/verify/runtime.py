@@ -153,6 +153,12 @@ _RUNTIME_RULES: tuple[tuple[re.Pattern, str], ...] = (
     # upstream's stacked loading (tuple shard ids, orig_to_new_stacked) on the pinned loaders
     (re.compile(r"weight_loader\w*\(\) (takes|got)"), "P22"),
     (re.compile(r"not \(fully\) loaded|did not report .* parameter|more values than the model's parameters"), "P22"),
+    # transformers' Auto factory asked for a model of a plugin config bridge's class (Gemma 4's towers)
+    (re.compile(r"Unrecognized configuration class <class 'vllm_fl\.configs\."), "P41"),
+    # a transformers 5 @strict dataclass config on 4.57.6's PretrainedConfig
+    (re.compile(r"StrictDataclassDefinitionError"), "P5"),
+    # the pinned SpeculativeConfig refuses the draft's method for its target
+    (re.compile(r"(Eagle3|EAGLE3?|MTP|mtp) is only supported for"), "P38"),
 )
 
 
