@@ -291,6 +291,13 @@ for kw in ({}, {"num_hidden_layers": 6, "rope_theta": 5000.0},
     out[json.dumps(kw)] = {k: getattr(c, k, "MISSING") for k in (
         "layer_types", "rope_parameters", "n_recurrent_layers", "sliding_window", "head_dim", "tie_word_embeddings",
         "hidden_size", "num_hidden_layers", "recurrent_kv_cache_mode", "ngpt_alpha_init", "vocab_size")}
+    c.validate()  # transformers 5's validate (upstream's dory.py calls it): a valid config passes
+for bad in ({"num_attention_heads": 3}, {"n_input_layers": 5}, {"attention_bias": True}):
+    try:
+        DoryConfig(**bad).validate()
+        out[json.dumps(bad)] = "accepted"
+    except Exception as exc:  # transformers 5 refuses it while building (StrictDataclassClassValidationError)
+        out[json.dumps(bad)] = "refused" if "Validation" in type(exc).__name__ or isinstance(exc, ValueError) else repr(exc)
 print(json.dumps(out, sort_keys=True))
 """
 
@@ -322,6 +329,7 @@ def test_the_translated_dory_config_builds_on_4_57_6_as_upstreams_on_transformer
     assert outs["plugin"] == outs["reference"]
     first = outs["plugin"]["{}"]
     assert first["layer_types"][:3] == ["sliding_attention", "mlp", "sliding_attention"] and first["vocab_size"] == 131072
+    assert outs["plugin"]['{"num_attention_heads": 3}'] == outs["plugin"]['{"attention_bias": true}'] == "refused"
 
 
 def test_a_newer_dependency_without_a_substitute_keeps_the_finding_and_names_it(migration, monkeypatch):

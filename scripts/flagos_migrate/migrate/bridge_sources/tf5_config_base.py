@@ -226,6 +226,16 @@ class PreTrainedConfig(PretrainedConfig, Transformers5ConfigMethods):
         if "tie_word_embeddings" in type(self)._v5_defaults() and isinstance(sub, PretrainedConfig):
             sub.tie_word_embeddings = self.tie_word_embeddings
 
+    def validate(self) -> None:
+        """transformers 5's ``validate`` (what ``@strict`` gives its configs): every class validator, a public
+        ``validate_*`` method taking only ``self``, run on the instance; upstream's dory.py calls it after
+        hf_overrides. 4.57.6's PretrainedConfig has no such method. The validators are the bridge's: its own as
+        transformers 5 writes them, this base's where 5.x's base has one (validate_rope, validate_layer_type)."""
+        for name in dir(type(self)):
+            method = getattr(type(self), name) if name.startswith("validate_") else None
+            if callable(method) and len(inspect.signature(method).parameters) == 1:
+                method(self)
+
     # -- per-layer overrides: transformers 5's HeterogeneousConfigMixin ------------------------------
 
     @property
