@@ -83,6 +83,18 @@ def test_tiny_vlm_config_has_a_one_block_tower_and_rope_sections_for_the_small_h
     assert len(ids) == 3 and max(ids) < text["vocab_size"]
 
 
+def test_a_tower_whose_config_derives_heads_from_its_width_keeps_a_width_giving_one():
+    """Granite 4 Vision's config gives its Window Q-Former vision hidden_size // 64 heads: the tiny 32 gave 0."""
+    granite = {"model_type": "granite4_vision", "text_config": {"model_type": "granite", "hidden_size": 4096,
+                                                                "num_attention_heads": 32, "num_hidden_layers": 40},
+               "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 1152, "num_attention_heads": 16,
+                                 "intermediate_size": 4304, "num_hidden_layers": 27}}
+    vision = tiny_config(granite)["vision_config"]
+    assert vision["hidden_size"] // 64 == 1 and vision["num_attention_heads"] == 2 and vision["num_hidden_layers"] == 1
+    other = tiny_config({**granite, "model_type": "llava"})["vision_config"]
+    assert other["hidden_size"] == 32 and other["intermediate_size"] == vision["intermediate_size"]
+
+
 def test_tiny_hybrid_config_keeps_one_layer_of_each_type_and_few_experts():
     tiny = tiny_config(QWEN3_NEXT)
     assert tiny["layer_types"] == ["linear_attention", "full_attention"]

@@ -710,6 +710,13 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     if source_kind == "synthesized" and not base:
         base = dict(hints["synth"]["config"])
     source = _subcfg.from_dict(cfg_cls, base).to_dict() if base else cfg_cls().to_dict()
+    unread = [] if base else _unread_sub_configs(cfg_cls, source)
+    for key in unread:
+        source.pop(key)
+    if unread and notes is not None:
+        notes.append(f"config: {', '.join(unread)} left out of config.json: {cfg_cls.__name__} builds them itself from "
+                     "other keys and does not read them back (from_dict of its own to_dict keeps them as plain dicts), "
+                     "and a released config.json does not hold them")
     # every config.json names its architectures, and some classes read them while built (0.13.0's
     # DeepseekVLV2Config: `"DeepseekOCRForCausalLM" in (self.architectures or kwargs.get("architectures", []))`)
     source["architectures"] = source.get("architectures") or [arch]
@@ -746,11 +753,11 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     update = dict((hints.get("draft") or {}).get("update") or {}) if source_kind == "draft" else {}
     cfg = _subcfg.from_dict(cfg_cls, tiny)
     cfg.architectures = [arch]
-    _save(cfg, workdir, notes)
+    _save(cfg, workdir, notes, drop=unread)
     if update and not hints.get("speculative"):
         cfg = _subcfg.from_dict(cfg_cls, {**tiny, **update})
         cfg.architectures = [arch]
-        _save(cfg, workdir)
+        _save(cfg, workdir, drop=unread)
     elif update:  # upstream's rewrite updates the loaded config object (MiMo's num_hidden_layers 0 next to
         cfg.update(update)  # a 2-entry layer_types, which building the class again would refuse)
     _keep_released(workdir, tiny, _carried(hints, arch, cfg), notes)
@@ -845,17 +852,54 @@ def _keep_released(workdir, tiny, carried, notes=None):
                      "save_pretrained leaves out, and a field the released config.json's own class holds")
 
 
-def _save(cfg, workdir, notes=None):
+def _unread_sub_configs(cfg_cls, data):
+    """Keys of ``data`` (``cfg_cls().to_dict()``) holding a sub-config that ``cfg_cls`` builds from other keys and
+    does not read back: built again from ``data``, the class keeps them as plain dicts, or fails reading one as a
+    config ("'dict' object has no attribute") where it builds without them (upstream's Moondream3Config builds
+    text_config from config["text"]; a text_config key reaches PretrainedConfig's leftover kwargs and replaces the
+    built one with a dict). A released config.json does not hold them."""
+    from transformers import PretrainedConfig
+
+    try:
+        default = cfg_cls()
+    except Exception:  # noqa: BLE001 - building from the tiny config reports the class's own error
+        return []
+    keys = sorted(k for k, v in data.items() if isinstance(v, dict) and isinstance(default.__dict__.get(k), PretrainedConfig))
+    if not keys:
+        return []
+    try:
+        built = _subcfg.from_dict(cfg_cls, copy.deepcopy(data))
+    except AttributeError as exc:
+        if "'dict' object has no attribute" not in str(exc):
+            return []
+        try:
+            built = _subcfg.from_dict(cfg_cls, {k: copy.deepcopy(v) for k, v in data.items() if k not in keys})
+        except Exception:  # noqa: BLE001
+            return []
+        return keys if all(isinstance(built.__dict__.get(k), PretrainedConfig) for k in keys) else []
+    except Exception:  # noqa: BLE001
+        return []
+    return [k for k in keys if isinstance(built.__dict__.get(k), dict)]
+
+
+def _save(cfg, workdir, notes=None, drop=()):
     """``save_pretrained``, with the model_type AutoConfig reads the class under (:func:`auto_model_type`),
-    as a released checkpoint's config.json names it."""
+    as a released checkpoint's config.json names it; without the keys ``drop`` (:func:`_unread_sub_configs`)."""
     import json
     import os
 
     cfg.save_pretrained(workdir)
     key = auto_model_type(type(cfg))
+    path = os.path.join(workdir, "config.json")
+    if drop:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        for name in drop:
+            data.pop(name, None)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
     if key is None:
         return
-    path = os.path.join(workdir, "config.json")
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     data["model_type"] = key

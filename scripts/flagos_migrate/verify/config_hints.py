@@ -260,6 +260,27 @@ def with_family(cfg: dict, missing: list[str], family: dict[str, object]) -> tup
 CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # transformers' HYV3Attention builds q_norm/k_norm unconditionally: its checkpoints hold them
     "hy_v3": {"qk_norm": True},
+    # upstream's granite4_vision.py builds one projector per deepstack_layer_map pair (len(), iterated unguarded), which
+    # transformers 5's Granite4VisionConfig defaults to None: every released checkpoint carries the pairs (vision layer,
+    # negative; language layer), the 4 spatial groups' language layers (its default [12, 15, 18, 21] is past the
+    # tiny 2 layers) and the Window Q-Former's rate, query / window side (read unguarded: Fraction(None) raises;
+    # ibm-granite's "4/8"). Tiny: the last tower layer into layer 0, the spatial groups from layer 1 on, windows
+    # of 2 patches to a side (the tiny tower's 4x4 grid)
+    # upstream's Moondream3Config (vLLM's own, for moondream/moondream3-preview) builds its sub-configs from the
+    # released config.json's one "config" key, in the checkpoint's own spellings (dim, n_layers, a moe block, a vision
+    # encoder's enc_*); tiny, as in runtime_tiny: 2 layers, the second MoE, a tower of 4x4 patches of 14. The heads
+    # are the released 64 wide (2 of them): upstream's attention rotates a fixed 32 dims of each (32 / head_dim)
+    "moondream3": {"config": {
+        "text": {"dim": 128, "ff_dim": T.INTERMEDIATE, "n_layers": T.LAYERS, "vocab_size": T.VOCAB,
+                 "max_context": T.MAX_POSITIONS, "n_heads": 2, "n_kv_heads": 2, "prefix_attn": 730,
+                 "rope_theta": 1500000.0, "moe": {"start_layer": 1, "n_experts": T.EXPERTS,
+                                                  "n_experts_per_tok": T.EXPERTS_PER_TOKEN,
+                                                  "expert_inner_dim": T.MOE_INTERMEDIATE}},
+        "vision": {"enc_dim": T.VISION_HIDDEN, "enc_patch_size": 14, "enc_n_layers": T.VISION_DEPTH,
+                   "enc_ff_dim": T.VISION_INTERMEDIATE, "enc_n_heads": T.VISION_HEADS, "proj_inner_dim": T.INTERMEDIATE,
+                   "crop_size": 56, "max_crops": 2, "overlap_margin": 1},
+        "tokenizer": {"answer_id": 3}}},
+    "granite4_vision": {"deepstack_layer_map": [[-1, 0]], "spatial_target_layers": [1, 2, 3, 4], "downsample_rate": "1/2"},
     # released DBRX configs clip q/k/v at 8 (databricks/dbrx-base attn_config); transformers 5's DbrxAttention
     # calls clamp(min=None, max=None) when clip_qkv is None (its default) and raises: no reference at all
     "dbrx": {"attn_config.clip_qkv": 8},

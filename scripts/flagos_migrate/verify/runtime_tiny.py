@@ -363,12 +363,18 @@ def _mamba(cfg: dict) -> None:
         cfg["state_size"] = min(cfg["state_size"], 16)
 
 
-def _shrink_vision(cfg: dict, text_hidden: int) -> None:
+# model types whose config derives a size from the tower's width that the tiny width would make 0: Granite 4
+# Vision's Window Q-Former takes vision hidden_size // 64 attention heads (its config's __post_init__); the tower
+# keeps that many columns (64: one Q-Former head), its heads as runtime_tiny's
+VISION_HIDDEN_BY_TYPE = {"granite4_vision": 64}
+
+
+def _shrink_vision(cfg: dict, text_hidden: int, hidden: int = VISION_HIDDEN) -> None:
     depth = next((cfg[k] for k in ("depth", "num_hidden_layers", "num_layers") if isinstance(cfg.get(k), int)), None)
     old_heads = next((cfg[k] for k in ("num_heads", "num_attention_heads") if isinstance(cfg.get(k), int)), None)
     for key, value in _VISION_SIZES.items():
         if key in cfg and isinstance(cfg[key], int) and not isinstance(cfg[key], bool):
-            cfg[key] = value
+            cfg[key] = hidden if value == VISION_HIDDEN and key in ("hidden_size", "embed_dim") else value
     # a tower with grouped-query attention (EXAONE 4.5's: 16 heads, 8 KV heads) stays grouped, its KV heads
     # dividing the tiny heads (the encoder attention asserts it); MHA stays MHA
     for key in ("num_key_value_heads", "num_kv_heads"):
@@ -450,7 +456,7 @@ def tiny_config(config: dict) -> dict:
     for key in _VISION_KEYS:
         if isinstance(cfg.get(key), dict):
             old = cfg[key].get("hidden_size")
-            _shrink_vision(cfg[key], text_hidden)
+            _shrink_vision(cfg[key], text_hidden, VISION_HIDDEN_BY_TYPE.get(cfg.get("model_type"), VISION_HIDDEN))
             new = cfg[key].get("hidden_size")
             # a top-level width that is the tower's after its pixel shuffle (MuseGlimmer's out_hidden_size =
             # hidden * merge_size**2) follows the tower
