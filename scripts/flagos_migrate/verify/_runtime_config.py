@@ -261,6 +261,53 @@ def _bound_parts(module, bridges, synth):
     return filled
 
 
+def config_class_named(name):
+    """The config class called ``name`` here: one transformers maps or nests as a sub-config (4.57.6 exports no
+    Qwen2_5_VLVisionConfig at the top level), else transformers' or the pinned vLLM's export; else None."""
+    import transformers
+    from transformers import CONFIG_MAPPING
+
+    for cls in list(CONFIG_MAPPING.values()):
+        subs = getattr(cls, "sub_configs", None)
+        for cand in [cls] + list(subs.values() if isinstance(subs, dict) else ()):
+            if isinstance(cand, type) and cand.__name__ == name:
+                return cand
+    found = getattr(transformers, name, None)
+    if found is None:
+        try:
+            import vllm.transformers_utils.configs as configs
+
+            found = getattr(configs, name, None)
+        except Exception:
+            found = None
+    return found if isinstance(found, type) else None
+
+
+def _tower_parts(synth):
+    """A synthesized config's sub-configs that upstream builds a tower from whose ``__init__`` names their config
+    class (``hints["synth"]["tower_classes"]``, read on the host): from that class's defaults, shrunk later like
+    any tower, as a real config.json nests one; the names filled."""
+    filled = []
+    missing = synth.get("missing") or []
+    for key, name in sorted((synth.get("tower_classes") or {}).items()):
+        if name == LANGUAGE and isinstance(synth["config"].get(key), dict):  # filled on the host
+            filled.append(f"{key} (a tiny {synth['config'][key].get('model_type')} language model: upstream builds "
+                          "whatever registered causal LM it names)")
+            continue
+        cls = config_class_named(name)
+        if cls is None or key not in missing:
+            continue
+        try:
+            values = cls().to_dict()
+        except Exception:  # a class that needs arguments: left missing
+            continue
+        values["model_type"] = values.get("model_type") or getattr(cls, "model_type", "") or key
+        synth["config"][key] = values
+        missing.remove(key)
+        filled.append(f"{key} ({name}, the config class of the module upstream builds from it)")
+    return filled
+
+
 def _holds_more_of_what_is_read(bound, named, hints):
     """Whether the bridge the model module binds has sub-configs upstream's file reads that the bridge
     spelled like the architecture lacks: upstream's ColModernVBertForRetrieval reads ``config.text_config``
@@ -348,9 +395,10 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
                 return CONFIG_MAPPING[mt], "peer"
     synth = hints.get("synth")
     if synth and synth.get("config"):
-        parts = _bound_parts(module, bridges, synth) if module is not None else []
+        parts = (_bound_parts(module, bridges, synth) if module is not None else []) + _tower_parts(synth)
         if parts:
-            notes.append(f"config: {', '.join(parts)} from the defaults of the sub-config class the model file binds")
+            notes.append(f"config: {', '.join(parts)}: sub-configs from the defaults of the config class the model file "
+                         "binds or builds its tower from")
         notes.append(f"config: synthesized: no config class for {arch} here (transformers {_tf_version()}, the pinned "
                      f"vLLM's registry, the plugin's bridges); from the {synth.get('reads')} attributes "
                      f"{synth.get('file')} reads from its config, valued by name"
@@ -363,6 +411,7 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
 
 
 SYNTH_PREFIX = "mmf_synth_"
+LANGUAGE = "=language"  # subconfig_classes.LANGUAGE: a sub-config a registered language model is built from
 MISSING = object()
 
 
@@ -385,9 +434,9 @@ def synth_class(model_type):
         for key in [k for k in kwargs if _derived_property(PretrainedConfig, k)]:
             # transformers 5 derives it (is_heterogeneous from per_layer_config): setting it raises
             kwargs.pop(key)
-        for key in runtime_tiny._TEXT_KEYS + runtime_tiny._VISION_KEYS:
+        for key in runtime_tiny._TEXT_KEYS + runtime_tiny._VISION_KEYS + runtime_tiny._AUDIO_KEYS:
             if isinstance(kwargs.get(key), dict) and isinstance(kwargs[key].get("model_type"), str):
-                kwargs[key] = _sub_config(kwargs[key])
+                kwargs[key] = _sub_config(kwargs[key], key)
         per_layer = kwargs.pop("per_layer_config", None) if sparse else None
         PretrainedConfig.__init__(self, **kwargs)
         if isinstance(per_layer, dict):
@@ -428,18 +477,37 @@ def _to_dict_sparse(self):
     return out
 
 
-def _sub_config(values):
+def _sub_config(values, key=None):
     """A synthesized config's nested sub-config (a dict with its model_type, as a real config.json nests
     one) as an object, which the model reads attributes of (``config.vision_config.image_size``), as a
     remote-code config class builds it: the transformers class of that model_type (Qwen2Config), else a
     plain config holding the fields (InternViT's intern_vit_6b is remote code too)."""
-    from transformers import CONFIG_MAPPING, PretrainedConfig
+    from transformers import PretrainedConfig
 
     values = dict(values)
     mt = values.pop("model_type")
-    cls = CONFIG_MAPPING[mt] if mt in CONFIG_MAPPING else \
-        type("SynthesizedSubConfig", (PretrainedConfig,), {"model_type": mt})
+    cls = _sub_class(key, mt) or type("SynthesizedSubConfig", (PretrainedConfig,), {"model_type": mt})
     return cls(**values)
+
+
+def _sub_class(key, mt):
+    """The class of sub-config ``key`` of model_type ``mt``: the mapped class, or its own sub-config ``key`` when
+    that is a composite (4.57.6's Qwen2_5_VLVisionConfig says model_type "qwen2_5_vl", Qwen2_5_VLConfig's), else
+    a mapped composite's sub-config of that model_type (Idefics2VisionConfig's "idefics2_vision"); else None."""
+    from transformers import CONFIG_MAPPING, PretrainedConfig
+
+    def sub(cls):
+        subs = getattr(cls, "sub_configs", None)
+        found = subs.get(key) if isinstance(subs, dict) else None
+        return found if isinstance(found, type) and issubclass(found, PretrainedConfig) else None
+
+    if mt in CONFIG_MAPPING:
+        return sub(CONFIG_MAPPING[mt]) or CONFIG_MAPPING[mt]
+    for cls in list(CONFIG_MAPPING.values()):
+        found = sub(cls)
+        if found is not None and getattr(found, "model_type", None) == mt:
+            return found
+    return None
 
 
 def register_synthesized(workdir):

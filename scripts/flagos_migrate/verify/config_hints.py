@@ -33,6 +33,7 @@ import copy
 import re
 
 from flagos_migrate.verify import runtime_tiny as T
+from flagos_migrate.verify import subconfig_classes
 
 SPECULATIVE = "vllm.config.speculative"
 MODELS_PKG = "vllm.model_executor.models"
@@ -81,6 +82,10 @@ SYNTH_VALUES: dict[str, object] = {
     "mova_num_experts_per_tok": T.EXPERTS_PER_TOKEN, "layernorm_num_groups": 1, "short_conv_kernel_size": 4,
     "layer_group_size": T.LAYERS, "max_position_embedding": T.MAX_POSITIONS, "num_nextn_predict_layers": 1, "n_predict": 1, "mlp_only_layers": [],
     "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
+    # a multimodal prompt's special tokens (Qwen2-VL's released ids; the tiny config moves them to distinct ids at
+    # the top of its vocabulary)
+    "image_token_id": 151655, "video_token_id": 151656, "vision_start_token_id": 151652,
+    "vision_end_token_id": 151653,
     # linear-attention (gated delta net / KDA) geometry: as many value heads as key heads, of one size
     "linear_num_key_heads": 2, "linear_num_value_heads": 2, "linear_key_head_dim": 16, "linear_value_head_dim": 16,
     "linear_conv_kernel_dim": 4,
@@ -250,6 +255,23 @@ def with_family(cfg: dict, missing: list[str], family: dict[str, object]) -> tup
     vision_config by a module the model imports, is no top-level field); pure."""
     held = set(family) | {k for v in family.values() if isinstance(v, dict) for k in v}
     return {**cfg, **family}, [m for m in missing if m not in held]
+
+
+def with_parts(cfg: dict, missing: list[str], parts: dict[str, str]) -> tuple[dict, list[str], dict[str, str]]:
+    """``cfg`` and ``missing`` with the sub-configs upstream's file says the class of
+    (:func:`subconfig_classes.sub_config_classes`), where nothing else valued them: one a registered language
+    model is built from becomes a tiny Qwen2 (any registered causal LM serves there: the wrapper is what is
+    verified); the others, by class name, for the worker to fill from that class's defaults (returned, with the
+    language ones, for its note); pure."""
+    cfg, missing, classes = dict(cfg), list(missing), {}
+    for key, cls in sorted(parts.items()):
+        if key not in missing:
+            continue
+        if cls == subconfig_classes.LANGUAGE:
+            cfg[key] = copy.deepcopy(_QWEN2_TEXT)
+            missing.remove(key)
+        classes[key] = cls
+    return cfg, missing, classes
 
 
 # fields the released checkpoints of an architecture carry that its config class lacks (model_type ->
@@ -964,6 +986,9 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
             deep.setdefault(name, read)
     synth, missing = synthesize(deep)
     synth, missing = with_family(synth, missing, family_values(model))
+    parts = subconfig_classes.sub_config_classes(
+        sources + [upstream.text(m) or "" for m in _imported_deep(upstream, text)])
+    synth, missing, tower_classes = with_parts(synth, missing, parts)
     tf5_types = _tf5_arch_model_types()
     out = {}
     bases_of, up_of, up_reg_of = {}, {}, {}
@@ -1001,7 +1026,7 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
         out[spec["id"]] = {
             "bases": bases, "draft": draft,
             "speculative": speculative_method(arch, text, bool(draft) or arch in _speculative_only(), up_of[arch]),
-            "synth": {"config": synth, "missing": missing, "reads": len(reads),
+            "synth": {"config": synth, "missing": missing, "reads": len(reads), "tower_classes": tower_classes,
                       "file": f"{MODELS_PKG}.{model}", "model_type": _synth_model_type(arch)},
             "complete": completion(reads),
             # the model types transformers 5 maps the architecture to (nemotron_h_omni for

@@ -258,6 +258,7 @@ def _sized(value, side, area):
 # another family's: upstream's qwen3_5.py builds Qwen3_5(Moe)ProcessingInfo on Qwen3VLProcessingInfo (the released
 # Qwen3.5 checkpoints ship Qwen3-VL's preprocessor)
 IMAGE_PROCESSOR_FAMILY = {"qwen3_5": "qwen3_vl", "qwen3_5_moe": "qwen3_vl"}
+SYNTH_PREFIX = "mmf_synth_"  # _runtime_config's synthesized model types (this file imports no harness module)
 
 
 def image_processor(cfg):
@@ -269,6 +270,12 @@ def image_processor(cfg):
     model_type = getattr(cfg, "model_type", None)
     names = ipa.IMAGE_PROCESSOR_MAPPING_NAMES.get(model_type) or ipa.IMAGE_PROCESSOR_MAPPING_NAMES.get(
         IMAGE_PROCESSOR_FAMILY.get(model_type))
+    tower = getattr(_vision(cfg), "model_type", None)
+    if not names and str(model_type).startswith(SYNTH_PREFIX) and tower:
+        # a synthesized config (a remote-code model) has no processor of its own here: its tower's family's,
+        # whose inputs that tower takes (HyperCLOVAX-V2's Qwen2.5-VL tower: Qwen2-VL's patches and grid)
+        names = ipa.IMAGE_PROCESSOR_MAPPING_NAMES.get(tower)
+        model_type = f"{model_type}'s tower {tower}"
     if not names:
         raise NoImage(f"transformers {transformers.__version__} maps no image processor to {model_type!r}")
     names = names if isinstance(names, (tuple, list)) else (names,)
