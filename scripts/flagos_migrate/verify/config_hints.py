@@ -363,6 +363,11 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # Its vision tower's image_size (the Qwen conversion script writes it from img_size; 768 = 48 patches of 16, the
     # grid of num_position_embeddings 2304) and apply_vit_abs_pos_embed (transformers' tower always adds its
     # pos_embed), which vLLM's tower reads and Qwen3OmniMoeVisionEncoderConfig lacks
+    # Qwen2.5-Omni's thinker (both vLLMs) drops every talker./token2wav. tensor (its mapper maps them to None), so a
+    # checkpoint without them is one it loads alike; the released config.json says enable_audio_output true, for
+    # which 4.57.6 builds the talker and token2wav at full size (sub-configs the tiny config does not shrink): the
+    # pinned worker making the tiny checkpoint grew past 23 GB and was killed (signal 9), failing "import"
+    "qwen2_5_omni": {"enable_audio_output": False},
     "qwen3_omni_moe": {"enable_audio_output": False, "thinker_config.vision_config.image_size": 768,
                        "thinker_config.vision_config.apply_vit_abs_pos_embed": True},
     # vLLM's lfm2.py (0.13.0 and upstream) builds the MLP over config.block_dim (0.13.0: block_ff_dim wide) and
