@@ -1227,9 +1227,46 @@ def test_p6_an_override_the_pinned_parent_calls_with_a_keyword_it_lacks():
     (f,) = only(analyze(MONO), "P6")
     assert f.data["kwargs"] == ["is_mono"] and f.data["callers"] == ["InternVLChatModel.__init__"]
     assert f.data["pinned"].endswith("internvl.InternVLChatModel._init_vision_model") and f.line == 6
-    assert not calls.propose_edits(f, Edits())  # what is_mono=True builds upstream no longer has: left for you
+    # a keyword the override_keywords table does not name stays for you (interns1's processor)
+    proc = '''
+from vllm.multimodal.processing import BaseMultiModalProcessor
+
+
+class InternS1MultiModalProcessor(BaseMultiModalProcessor):
+    def _apply_hf_processor_main(self, prompt, mm_items, hf_processor_mm_kwargs, tokenization_kwargs):
+        return None
+'''
+    (g,) = only(analyze(proc), "P6")
+    assert g.data["kwargs"] == ["enable_hf_prompt_update"] and "override_keywords" not in g.data
+    assert not calls.propose_edits(g, Edits())
     # taking it, or **kwargs: nothing
     assert only(analyze(MONO.replace("*, prefix", "*, is_mono: bool, prefix")), "P6") == []
     assert only(analyze(MONO.replace("prefix: str)", "prefix: str, **kwargs)")), "P6") == []
     # a method the pinned parent does not call on self: nothing
     assert only(analyze(MONO.replace("_init_vision_model", "_init_other")), "P6") == []
+
+
+def test_p6_an_override_keyword_from_the_table_is_taken_with_upstreams_value():
+    """Golden: h2ovl/nvlm_d's _init_vision_model takes is_mono=False (upstream builds the InternVisionModel the pinned
+    method builds for False; Mono-InternVL, True, upstream dropped: refused at the call)."""
+    from flagos_migrate.migrate.rewrites import apply_edits
+
+    code = MONO.replace("    def _init_vision_model(self, config, quant_config, *, prefix: str):\n",
+                        "    def _init_vision_model(\n        self,\n        config,\n        quant_config,\n"
+                        "        *,\n        prefix: str,\n    ):\n        \"\"\"The tower.\"\"\"\n")
+    (f,) = only(analyze(code), "P6")
+    assert f.data["override_keywords"] == {"is_mono": "False"} and f.fix.startswith("apply adds `is_mono=False`")
+    edits = Edits()
+    assert calls.propose_edits(f, edits)
+    out = apply_edits(code, edits)
+    assert out == code.replace("        prefix: str,\n    ):\n        \"\"\"The tower.\"\"\"\n", (
+        "        prefix: str,\n        is_mono=False,\n    ):\n        \"\"\"The tower.\"\"\"\n"
+        "        if is_mono != False:\n"
+        "            raise NotImplementedError(\"is_mono other than False: upstream's H2OVLChatModel._init_vision_model "
+        "takes no is_mono; it builds what the pinned method builds with is_mono=False\")\n"))
+    assert only(analyze(out), "P6") == []
+    # one line, no docstring
+    out = apply_edits(MONO, edits)
+    assert "def _init_vision_model(self, config, quant_config, *, prefix: str, is_mono=False):\n" \
+           "        if is_mono != False:\n" in out
+    compile(out, "demo.py", "exec")

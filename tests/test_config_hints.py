@@ -1521,3 +1521,14 @@ def test_a_bare_assert_of_a_config_flag_is_the_one_value_served():
     '''))
     assert reads["tie_word_embeddings"]["only"] is True and reads["use_qk_norm"]["only"] is False
     assert "only" not in reads["hidden_size"]
+
+
+def test_qwen3_dflash_drafts_are_synthesized_with_full_attention_only():
+    """qwen3_dflash2 / qwen3_dspark: upstream's qwen3_dflash.py refuses mixed sliding/full layers without Model
+    Runner V2, which neither vLLM builds on the CPU; the table's mixed layer_types built nothing on either side."""
+    from flagos_migrate.verify.config_hints import SYNTH_VALUES, family_values
+
+    assert set(SYNTH_VALUES["layer_types"]) == {"sliding_attention", "full_attention"}  # the reason for the entry
+    for model in ("qwen3_dflash2", "qwen3_dspark"):
+        assert set(family_values(model)["layer_types"]) == {"full_attention"}
+    assert "layer_types" not in family_values("qwen3")

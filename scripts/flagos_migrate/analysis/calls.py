@@ -436,6 +436,10 @@ def propose_edits(f: Finding, edits: Edits) -> bool:
     if f.rule == "P7" and d.get("rename_callee"):
         edits.rename_callees[(f.line, _callee_name(d["callee"]))] = ("P7", d["rename_callee"])
         return True
+    if f.rule == "P6" and d.get("override_keywords"):
+        for kw, value in d["override_keywords"].items():
+            edits.override_keywords[(d["class"], d["method"], kw)] = ("P6", value)
+        return True
     if f.rule == "P7" and d.get("keywords_for_positionals"):
         edits.keyword_positionals[(f.line, d["callee"])] = ("P7", tuple(d["keywords_for_positionals"]))
         return True

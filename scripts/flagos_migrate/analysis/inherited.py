@@ -25,6 +25,7 @@ from flagos_migrate.catalog.tables import (
     INHERITED_DEFAULTS,
     INHERITED_NOT_CHILDREN,
     INHERITED_TEMPLATES,
+    OVERRIDE_KEYWORDS,
     PINNED_COUNTERPARTS,
     ROPE_TYPE_PATCHES,
     SPECULATIVE_ONLY,
@@ -415,14 +416,19 @@ def check_override_signatures(m: ModuleFacts) -> None:
             if not lacking:
                 continue
             sym = owner[0]
+            pinned_method = f"{sym.qualname}.{stmt.name}"
+            values = {p: OVERRIDE_KEYWORDS[(pinned_method, p)] for p in lacking if (pinned_method, p) in OVERRIDE_KEYWORDS}
+            settled = len(values) == len(lacking)
             m.add("P6", stmt, f"`{cls.name}.{stmt.name}()` overrides the pinned `{sym.name}.{stmt.name}`, which "
                   f"{callers[0]} calls with keyword(s) {', '.join(lacking)} (required by the pinned signature); this "
                   "override takes none of them, so the pinned call raises TypeError (unexpected keyword argument)",
-                  fix=f"accept {', '.join(f'`{p}`' for p in lacking)} and do what the pinned `{sym.name}` does for its "
-                      "values (or refuse the ones upstream dropped); pinned signature: "
-                      f"{sym.qualname}.{stmt.name}",
-                  data={"class": cls.name, "method": stmt.name, "pinned": f"{sym.qualname}.{stmt.name}",
-                        "callers": callers, "kwargs": lacking, "problem": "override-lacks-keyword"})
+                  fix=(f"apply adds {', '.join(f'`{p}={v}`' for p, v in values.items())} (upstream's override always "
+                       "builds for that value; any other raises NotImplementedError)" if settled else
+                       f"accept {', '.join(f'`{p}`' for p in lacking)} and do what the pinned `{sym.name}` does for "
+                       f"its values (or refuse the ones upstream dropped); pinned signature: {pinned_method}"),
+                  data={"class": cls.name, "method": stmt.name, "pinned": pinned_method,
+                        "callers": callers, "kwargs": lacking, "problem": "override-lacks-keyword",
+                        **({"override_keywords": values} if settled else {})})
 
 
 def _hook_name(stmt: ast.stmt) -> str | None:

@@ -39,6 +39,9 @@ BEHAVIOUR_NEEDS: dict[tuple[str, str], str] = {
 REQUIRED_VALUES: dict[tuple[str, str], tuple[str, frozenset[str], str]] = {
     (e["callee"], e["kwarg"]): (e["value"], frozenset(e.get("unless", ())), e["upstream"])
     for e in _table("P7", "required_values")}
+# P6: (pinned method qualname, keyword) -> the value upstream's override always builds for (Python source)
+OVERRIDE_KEYWORDS: dict[tuple[str, str], str] = {
+    (e["method"], e["kwarg"]): e["value"] for e in _table("P6", "override_keywords")}
 # P7: (callee, keyword) -> the (module, name) its table value needs imported
 REQUIRED_VALUE_IMPORTS: dict[tuple[str, str], tuple[str, str]] = {
     (e["callee"], e["kwarg"]): tuple(e["import"]) for e in _table("P7", "required_values") if e.get("import")}

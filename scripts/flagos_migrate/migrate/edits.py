@@ -39,6 +39,9 @@ class Edits:
     # (call line, callee name) -> (rule, keywords): the call's leading positionals passed by those names (P7)
     keyword_positionals: dict[tuple[int, str], tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     attr_renames: dict[str, str] = field(default_factory=dict)  # attr -> rule (table in ATTR_RENAMES)
+    # (class, method, keyword) -> (rule, value source): the method takes ``keyword=value`` (keyword-only) and raises
+    # NotImplementedError at its start on any other value (P6 override_keywords)
+    override_keywords: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
     # (line, attr) -> (rule, default source): ``x.attr`` read becomes ``getattr(x, "attr", default)`` (P9)
     attr_defaults: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)
     remove_methods: dict[tuple[str, str], str] = field(default_factory=dict)  # (class, method) -> rule
@@ -57,7 +60,8 @@ class Edits:
         return bool(self.imports or self.unwrap or self.unwrap_calls or self.drop_kwargs or self.rename_kwargs
                     or self.add_kwargs or self.wrap_args or self.rename_callees or self.attr_defaults or self.attr_renames
                     or self.remove_methods or self.add_methods or self.replace_statements or self.add_imports
-                    or self.replace_strings or self.attr_aliases or self.keyword_positionals)
+                    or self.replace_strings or self.attr_aliases or self.keyword_positionals
+                    or self.override_keywords)
 
     def rules(self) -> set[str]:
         out = {a.rule for a in self.imports.values()}
@@ -69,6 +73,7 @@ class Edits:
         out.update(rule for rule, _, _ in self.wrap_args.values())
         out.update(rule for rule, _ in self.rename_callees.values())
         out.update(rule for rule, _ in self.keyword_positionals.values())
+        out.update(rule for rule, _ in self.override_keywords.values())
         out.update(rule for rule, _ in self.attr_defaults.values())
         out.update(rule for rule, _ in self.replace_statements.values())
         out.update(rule for rule, _ in self.replace_strings.values())

@@ -360,6 +360,65 @@ def remove_methods(module: cst.Module, targets: set[tuple[str, str]]) -> cst.Mod
     return module.visit(_MethodRemover(targets)) if targets else module
 
 
+# -- P6: keywords a pinned caller passes to an override -------------------------------------------
+
+
+class _OverrideKeywords(cst.CSTTransformer):
+    def __init__(self, targets: dict[tuple[str, str, str], str]):
+        self.targets = targets
+        self.classes: list[str] = []
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.classes.append(node.name.value)
+
+    def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
+        self.classes.pop()
+        return updated
+
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
+        return False  # holds no def: not rebuilt node by node
+
+    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef):
+        if not self.classes:
+            return updated
+        cls, name = self.classes[-1], updated.name.value
+        adds = [(kw, v) for (c, meth, kw), v in self.targets.items() if (c, meth) == (cls, name)]
+        params = updated.params
+        have = {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
+        adds = [(kw, v) for kw, v in adds if kw not in have]
+        if not adds or not isinstance(updated.body, cst.IndentedBlock):
+            return updated
+        # appended after the last keyword-only parameter, laid out like the others (as _add_kwargs does)
+        kwonly = list(params.kwonly_params)
+        star = params.star_arg if isinstance(params.star_arg, (cst.Param, cst.ParamStar)) else cst.ParamStar()
+        before = kwonly[-2].comma if len(kwonly) > 1 else getattr(star, "comma", cst.MaybeSentinel.DEFAULT)
+        sep = before if isinstance(before, cst.Comma) else cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+        end = kwonly[-1].comma if kwonly else cst.MaybeSentinel.DEFAULT
+        if kwonly:
+            kwonly[-1] = kwonly[-1].with_changes(comma=sep)
+        eq = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
+        for i, (kw, value) in enumerate(adds):
+            kwonly.append(cst.Param(name=cst.Name(kw), default=cst.parse_expression(value), equal=eq,
+                                    comma=end if i == len(adds) - 1 else sep))
+        params = params.with_changes(star_arg=star, kwonly_params=kwonly)
+        why = "{kw} other than {value}: upstream's {cls}.{name} takes no {kw}; it builds what the pinned method builds with {kw}={value}"
+        guards = [cst.parse_statement(f"if {kw} != {value}:\n"
+                                      f"    raise NotImplementedError({why.format(kw=kw, value=value, cls=cls, name=name)!r})\n")
+                  for kw, value in adds]
+        body = list(updated.body.body)
+        at = 1 if body and _is_docstring(body[0]) else 0
+        return updated.with_changes(params=params, body=updated.body.with_changes(body=body[:at] + guards + body[at:]))
+
+
+def _is_docstring(stmt: cst.BaseStatement) -> bool:
+    return (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr)
+            and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString)))
+
+
+def add_override_keywords(module: cst.Module, targets: dict[tuple[str, str, str], str]) -> cst.Module:
+    return module.visit(_OverrideKeywords(targets)) if targets else module
+
+
 # -- P23: add methods -----------------------------------------------------------------------------
 
 
@@ -446,6 +505,7 @@ def apply_edits(text: str, edits: Edits) -> str:
         module = add_after_imports(module, line_edits.equivalents)
         module = add_type_checking_imports(module, line_edits.type_checking)
     module = remove_methods(module, set(edits.remove_methods))
+    module = add_override_keywords(module, {k: v for k, (_, v) in edits.override_keywords.items()})
     module = add_methods(module, edits.add_methods)
     module = rename_attrs(module, set(edits.attr_renames))
     module = add_imports(module, [key for key in edits.add_imports if not _binds(module, key[1])])

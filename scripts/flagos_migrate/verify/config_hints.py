@@ -206,6 +206,20 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # gives each full-attention layer global_head_dim, 512 over head_dim 256. The table's layer_types end in the full
     # layer (Gemma 4 forces its last layer full): twice the tiny head_dim there
     ("gemma4_mtp",): {"head_dim": T.HEAD_DIM, "per_layer_config": {"1": {"head_dim": 2 * T.HEAD_DIM}}},
+    # Qwen3 DFlash drafts (qwen3_dflash.py's layers, which DFlash2 and DSpark build): upstream refuses a draft mixing
+    # sliding and full attention unless Model Runner V2 runs it ("DFlash drafters with mixed sliding/full attention
+    # require the V2 model runner"), which neither vLLM builds on the CPU (0.33.0's use_v2_model_runner: "Model Runner
+    # V2 requires Triton; using the V1 model runner instead"; 0.13.0's CPUWorker builds its V1 runner): the table's
+    # mixed layer_types built nothing on either side. All full attention, the standard DFlash checkpoint's
+    # (z-lab/Qwen3.5-9B-DFlash in upstream's docstring), on both sides
+    ("qwen3_dspark",): {"layer_types": ["full_attention"] * T.LAYERS},
+    # DFlash2's grouped convolution and candidate selector read their sizes from dflash_config unguarded
+    # (draft_config["conv_kernel_size"], ...: upstream's speculators/algos.py update_dflash2 copies them there from
+    # the checkpoint's config); tiny sizes, the groups dividing the tiny hidden size
+    ("qwen3_dflash2",): {"layer_types": ["full_attention"] * T.LAYERS,
+                         "dflash_config": {"target_layer_ids": list(range(T.LAYERS)), "mask_token_id": T.VOCAB - 1,
+                                           "conv_kernel_size": 3, "conv_group_size": 8, "selector_rank": 16,
+                                           "selector_top_k": 4}},
     # the DSpark draft's layers are all full attention with keys as values: upstream's gemma4_dspark.py asserts
     # "Gemma4 DSpark fused precompute assumes uniform attention_k_eq_v layers" (use_k_eq_v: a full-attention layer
     # of a config with attention_k_eq_v), so every checkpoint it serves is so; each full layer at global_head_dim
