@@ -1532,3 +1532,105 @@ def test_qwen3_dflash_drafts_are_synthesized_with_full_attention_only():
     for model in ("qwen3_dflash2", "qwen3_dspark"):
         assert set(family_values(model)["layer_types"]) == {"full_attention"}
     assert "layer_types" not in family_values("qwen3")
+
+
+COMPOSED = '''
+class Mixin:
+    def head(self, vllm_config):
+        return Dense(vllm_config=vllm_config)
+
+class Late(Mixin, nn.Module):
+    def __init__(self, *, vllm_config, prefix=""):
+        super().__init__()
+        self.model = ModernBertModel(vllm_config=vllm_config, prefix=prefix)
+        self.text = Qwen2Model(vllm_config=vllm_config.with_hf_config(config.text_config), prefix=prefix)
+        self.tower = init_vllm_registered_model(vllm_config=vllm_config, prefix=prefix)
+        self.again = ModernBertModel(vllm_config=vllm_config)
+'''
+
+
+def test_the_parts_a_class_builds_from_its_whole_config_are_its_composed_classes():
+    """ColBERT's checkpoints are BERT / ModernBERT / LFM2 ones: upstream's classes build those models from the whole
+    config (construct stopped at the synthesized config's missing position_embedding_type, conv_dim,
+    deterministic_flash_attn). A part built around a sub-config reads another config; a function is no class."""
+    assert H.composed_classes(COMPOSED, "Late") == ["ModernBertModel", "Dense"]
+    assert H.composed_classes(COMPOSED, "Mixin") == ["Dense"]
+    assert H.composed_classes("class A(:", "A") == [] and H.composed_classes(COMPOSED, "Absent") == []
+    if (UPSTREAM / "vllm" / "model_executor" / "models" / "colbert.py").is_file():
+        hints = H.hints_for(_upstream(), "colbert", [
+            {"id": "0", "architecture": "HF_ColBERT", "class": "ColBERTModel"},
+            {"id": "1", "architecture": "ColBERTLfm2Model", "class": "ColBERTLfm2Model"}])
+        assert hints["0"]["composed"] == ["BertModel"] and hints["1"]["composed"] == ["Lfm2Model"]
+
+
+MATCH_KINDS = '''
+class Layer(nn.Module):
+    def __init__(self, config, layer_idx):
+        position_type = config.position_layers[layer_idx]
+        match position_type:
+            case "rope":
+                rope = config.rope_parameters
+            case "nope":
+                rope = None
+            case _:
+                raise ValueError(position_type)
+'''
+
+
+def test_layer_kinds_come_from_a_match_whose_wildcard_raises():
+    """DomynEdge reads config.position_layers[i] and matches "rope" / "nope", raising on anything else: construct
+    stopped at the synthesized config's missing position_layers. One of each kind, in its order."""
+    reads = H.config_reads(MATCH_KINDS)
+    assert reads["position_layers"]["kinds"] == ["rope", "nope"]
+    cfg, missing = H.synthesize(reads)
+    assert cfg["position_layers"] == ["rope", "nope"] and "position_layers" not in missing
+    lenient = MATCH_KINDS.replace("raise ValueError(position_type)", "rope = None")
+    assert "kinds" not in H.config_reads(lenient)["position_layers"]  # a wildcard that builds something: any kind
+
+
+def test_a_field_transformers_5_derives_is_left_absent_where_the_pinned_class_lacks_it(monkeypatch):
+    """ColBERT's ModernBERT (and modernbert's own models) stopped at construct with KeyError 'sliding_attention':
+    the table's layer_types on 4.57.6's ModernBertConfig sent the pinned modernbert.py down its transformers 5 branch,
+    which indexes rope_parameters per layer type. A released config.json has no layer_types (transformers 5 derives
+    it from global_attn_every_n_layers), so the tiny config has none either; other model types still get it."""
+    rc, _ = _worker_modules(monkeypatch)
+    reads = {"layer_types": {"default": H.MISSING, "indexed": True}}
+    complete = H.completion(reads)
+    assert complete["tf5_derived"]["modernbert"] == ["layer_types"]
+
+    class ModernBert:
+        model_type = "modernbert"
+
+    class Other:
+        model_type = "other"
+
+    source, notes = {}, []
+    rc._complete(source, ModernBert(), complete, "ModernBertConfig", notes)
+    assert "layer_types" not in source and "TF5_DERIVED" in notes[0]
+    source = {}
+    rc._complete(source, Other(), complete, "OtherConfig", [])
+    assert source["layer_types"] == H.SYNTH_VALUES["layer_types"]
+
+
+def test_a_read_through_one_layers_view_of_the_config_is_a_read_of_the_field():
+    """DomynEdge reads config.per_layer_config[i].head_dim only: the synthesized config had no head_dim (construct
+    stopped there); the per-layer view is transformers 5's, no overrides by default."""
+    reads = H.config_reads("def f(config, i):\n    return config.per_layer_config[i].head_dim\n")
+    assert reads["head_dim"]["default"] is H.MISSING
+    cfg, missing = H.synthesize(reads)
+    assert cfg["head_dim"] == H.SYNTH_VALUES["head_dim"] and cfg["per_layer_config"] == {} and missing == []
+
+
+def test_a_synthesized_configs_per_layer_blocks_read_by_attribute_and_written_as_dicts(monkeypatch):
+    """Nemotron-NAS (DeciLM remote code) reads config.block_configs[i].attention.no_op and tests
+    hasattr(block.ffn, "ffn_mult"): the released config.json's dicts, which its config class makes objects of."""
+    rc, _ = _worker_modules(monkeypatch)
+    block = rc._Fields.of({"attention": {"no_op": False, "n_heads_in_group": 2}, "ffn": {"ffn_mult": 2.625}})
+    assert block.attention.no_op is False and block.ffn.ffn_mult == 2.625
+    assert hasattr(block.ffn, "ffn_mult") and not hasattr(block.ffn, "intermediate_size")
+    import copy
+    import json
+
+    assert json.loads(json.dumps(copy.deepcopy(block))) == block  # still the config.json's dict
+    family = H.family_values("nemotron_nas")["block_configs"]
+    assert len(family) == LAYERS and family[0]["attention"]["n_heads_in_group"] == 2

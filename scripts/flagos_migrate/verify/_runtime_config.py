@@ -393,6 +393,12 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
                              f"{CONFIG_MAPPING[mt].__name__}, the config of {peer}, which upstream registers to the "
                              "same class")
                 return CONFIG_MAPPING[mt], "peer"
+    for part in hints.get("composed") or []:  # the model's whole config builds a registered part (ColBERT's backbone)
+        found = _class_of_arch(part, bridges, vllm_cfgs)
+        if found is not None:
+            notes.append(f"config: no config class of its own for {arch} here; built from {found.__name__}, the "
+                         f"config of {part}, which upstream's class builds from its whole config")
+            return found, "composed"
     synth = hints.get("synth")
     if synth and synth.get("config"):
         parts = (_bound_parts(module, bridges, synth) if module is not None else []) + _tower_parts(synth)
@@ -437,6 +443,9 @@ def synth_class(model_type):
         for key in runtime_tiny._TEXT_KEYS + runtime_tiny._VISION_KEYS + runtime_tiny._AUDIO_KEYS:
             if isinstance(kwargs.get(key), dict) and isinstance(kwargs[key].get("model_type"), str):
                 kwargs[key] = _sub_config(kwargs[key], key)
+        for key, value in kwargs.items():  # a remote-code config's per-layer blocks read by attribute
+            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+                kwargs[key] = [_Fields.of(v) for v in value]
         per_layer = kwargs.pop("per_layer_config", None) if sparse else None
         PretrainedConfig.__init__(self, **kwargs)
         if isinstance(per_layer, dict):
@@ -448,6 +457,21 @@ def synth_class(model_type):
     cls = type("SynthesizedConfig", (PretrainedConfig,), body)
     _register_bridge(model_type, cls)
     return cls
+
+
+class _Fields(dict):
+    """A nested block of a synthesized config read by attribute, as its remote-code config class builds one
+    (DeciLM's ``config.block_configs[i].attention.no_op``: dataclasses from the config.json's dicts), and still the
+    dict a config.json holds (to_dict and json write it as is); an absent field is an AttributeError (``hasattr``)."""
+
+    @classmethod
+    def of(cls, value):
+        return cls({k: cls.of(v) for k, v in value.items()}) if isinstance(value, dict) else value
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name not in self:
+            raise AttributeError(name)
+        return self[name]
 
 
 _PER_LAYER = "_per_layer_overrides"
@@ -571,7 +595,12 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False, arch=
     fill, indexed = complete.get("fill") or {}, set(complete.get("indexed") or ())
     equivalent = complete.get("equivalent") or {}
     aliases = set((complete.get("aliases") or {}).get(cls_name) or ())  # P40: no config.json carries them
-    absent = sorted(k for k in fill if not hasattr(instance, k) and k not in aliases)
+    derived_on_load = set((complete.get("tf5_derived") or {}).get(getattr(instance, "model_type", None)) or ())
+    absent = sorted(k for k in fill if not hasattr(instance, k) and k not in aliases | derived_on_load)
+    if notes is not None and any(k in derived_on_load and not hasattr(instance, k) for k in fill):
+        notes.append(f"config: {', '.join(sorted(k for k in fill if k in derived_on_load and not hasattr(instance, k)))} "
+                     f"left absent: transformers 5's class of {instance.model_type!r} derives it from the fields a "
+                     "released config.json carries (config_hints.TF5_DERIVED)")
     if notes is not None and any(k in aliases and not hasattr(instance, k) for k in fill):
         notes.append(f"config: {', '.join(sorted(k for k in fill if k in aliases and not hasattr(instance, k)))} "
                      f"left absent: transformers 5's {cls_name} aliases them (attribute_map), a real config.json "

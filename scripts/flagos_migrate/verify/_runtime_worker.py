@@ -147,7 +147,7 @@ def _synth_lacks(res, exc, aliases=None):
     # a bridge is transformers 5's own class, the one upstream runs with: a field it lacks is one only a real
     # config.json carries (nano_nemotron_vl reads config.patch_size, which NemotronH_Omni_Reasoning_V3_Config
     # does not declare), never a drift between the two transformers
-    if source not in ("synthesized", "draft", "base class", "bridge") or not isinstance(exc, AttributeError) or not m:
+    if source not in ("synthesized", "draft", "base class", "composed", "bridge") or not isinstance(exc, AttributeError) or not m:
         return None
     if source == "bridge" and m.group(1) != res.get("config_class"):  # a sub-config of the pinned transformers: P39
         return None

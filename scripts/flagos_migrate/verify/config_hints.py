@@ -103,6 +103,12 @@ SYNTH_VALUES: dict[str, object] = {
     # dim_model_base 256 of hidden 2304): upstream's minicpm.py scales logits by hidden_size / dim_model_base,
     # here 1 (dim_model_base = the tiny hidden_size)
     "scale_emb": 12, "scale_depth": 1.4, "dim_model_base": T.HIDDEN,
+    # the width of an embedding that is not the hidden state (ALBERT's factorized embeddings, jina-reranker-v3's
+    # projector output that upstream's jina.py reads unguarded): the tiny hidden size, a size like the others
+    "embedding_size": T.HIDDEN,
+    # transformers 5's sparse per-layer overrides (PreTrainedConfig.per_layer_config, {layer index: fields}): none,
+    # every layer the top-level config (upstream reads config.per_layer_config[i].head_dim: DomynEdge, Gemma 4)
+    "per_layer_config": {},
     # BERT's token-type table (transformers' BertConfig default 2: segments A and B)
     "type_vocab_size": 2,
     # Gemma-3-style attention (rnj1.py scales by query_pre_attn_scalar**-0.5; Gemma3TextConfig's default is the
@@ -200,6 +206,26 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # computes without reading them); a synthesized config without them built nothing upstream
     ("alice_ai",): {"kda_allow_negative_eigenvalues": False, "router_score_function": "sigmoid",
                     "router_bias_correction": True},
+    # DomynEdge (remote code): per layer an attention window, read as config.window_sizes[i][0] (0: none; upstream
+    # builds per_layer_sliding_window = window + 1). Tiny: the table's sliding-then-full layers, window 7 + 1 = 8
+    ("domyn_edge",): {"window_sizes": [[7, 0], [0, 0]]},
+    # Nemotron-NAS (DeciLM remote code; nvidia/Llama-3_1-Nemotron-51B-Instruct's config.json): per layer a block of
+    # an attention (KV heads = heads // n_heads_in_group, or no_op) and an FFN (width from ffn_mult, or no_op).
+    # Tiny: both layers whole, the table's 2 KV heads of 4, ffn_mult as released (upstream rounds to 256)
+    ("nemotron_nas",): {"block_configs": [
+        {"attention": {"n_heads_in_group": T.HEADS // T.KV_HEADS, "no_op": False, "replace_with_linear": False},
+         "ffn": {"ffn_mult": 2.625, "no_op": False, "replace_with_linear": False}}] * T.LAYERS},
+    # FireRedASR2 (remote code): audio_encoder_conf is the keyword arguments of upstream's ConformerEncoder (the
+    # released 80 filterbank bins, 16 layers of 20 heads over 1280, kernel 33) and the adapter merges 2 frames
+    # (encoder_downsample_rate). Tiny: one layer of 2 heads over 32, the released bins and kernel
+    ("fireredasr2",): {"audio_encoder_conf": {"idim": 80, "n_layers_enc": 1, "n_head": 2, "d_model": 32,
+                                              "kernel_size": 33},
+                       "encoder_downsample_rate": 2},
+    # Fun-ASR (remote code): audio_encoder_conf is the keyword arguments of upstream's SenseVoiceEncoderSmall (input
+    # 560 fixed there). Its output width is upstream's hard-coded adaptor input (encoder_dim=512), so 512 as released;
+    # one block, no time-parallel blocks, a small FFN
+    ("funasr",): {"audio_encoder_conf": {"output_size": 512, "attention_heads": 4, "linear_units": 64,
+                                         "num_blocks": 1, "tp_blocks": 0, "kernel_size": 11, "sanm_shift": 0}},
     ("solar",): {"bskcn_1": [1], "bskcn_2": [1], "bskcn_3": [1], "bskcn_4": [1], "bskcn_tv": [0.9, 0.8]},
     # Gemma 4's drafts (the MTP assistant, the DSpark draft) read their layers' own sizes from transformers 5's
     # per_layer_config ({layer index: overrides}, read as config.per_layer_config[i].head_dim): Gemma4TextConfig
@@ -461,6 +487,15 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
             "language_config.topk_group": 1}
        for mt in ("deepseek_vl_v2", "deepseek_ocr", "deepseek_ocr2", "unlimited-ocr")},
 }
+# fields transformers 5's class of a model type derives when a config.json lacks them, which the pinned class does
+# not declare (model_type -> names): a released checkpoint's config.json does not carry them, so the tiny config leaves
+# them absent as well, where the completion would set a table value. ModernBertConfig (transformers 5) derives
+# layer_types from global_attn_every_n_layers (ModernBERT's config.json field); the pinned vLLM's modernbert.py reads
+# layer_types only when present (its "Transformers v5" branch, which then indexes rope_parameters per layer type, a
+# dict only transformers 5 builds): the table's layer_types sent the pinned class down a path no checkpoint takes
+TF5_DERIVED: dict[str, tuple[str, ...]] = {
+    "modernbert": ("layer_types",),
+}
 # always in a synthesized config: vLLM's ModelConfig reads them whatever the model file does, and
 # the pinned side reads rope_theta/rope_scaling where upstream reads rope_parameters
 CORE = ("hidden_size", "num_attention_heads", "num_key_value_heads", "num_hidden_layers", "vocab_size",
@@ -572,6 +607,11 @@ def config_reads(source: str) -> dict[str, dict]:
             parent = parents.get(node)
             if isinstance(parent, ast.Call) and parent.func is node:
                 continue  # a method call (config.get_text_config())
+            add(node.attr, MISSING, node)
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Subscript) and isinstance(node.ctx, ast.Load) \
+                and isinstance(node.value.value, ast.Attribute) and node.value.value.attr == "per_layer_config" \
+                and _is_config(node.value.value.value):
+            # one layer's view of the config (config.per_layer_config[i].head_dim): a read of the field itself
             add(node.attr, MISSING, node)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr") \
                 and len(node.args) >= 2 and _is_config(node.args[0]) and isinstance(node.args[1], ast.Constant) \
@@ -722,6 +762,21 @@ def _layer_kinds(tree: ast.AST) -> dict[str, list[str]]:
             branch = branch.orelse[0] if len(branch.orelse) == 1 else None
         if subject and len(kinds) > 1 and isinstance(branch, ast.Raise):
             out.setdefault(subject + "s", kinds)
+    # or a match over one layer's entry of a config list whose wildcard case raises (DomynEdge: ``position_type =
+    # config.position_layers[layer_idx]``, ``match position_type: case "rope": ... case "nope": ... case _: raise``)
+    entries = {n.targets[0].id: n.value.value.attr for n in ast.walk(tree) if isinstance(n, ast.Assign)
+               and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Subscript)
+               and isinstance(n.value.value, ast.Attribute) and _is_config(n.value.value.value)}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Match) and isinstance(node.subject, ast.Name) and node.subject.id in entries
+                and node.cases):
+            continue
+        *named, last = node.cases
+        kinds = [c.pattern.value.value for c in named if isinstance(c.pattern, ast.MatchValue)
+                 and isinstance(c.pattern.value, ast.Constant) and isinstance(c.pattern.value.value, str)]
+        wildcard = isinstance(last.pattern, ast.MatchAs) and last.pattern.pattern is None
+        if len(kinds) == len(named) > 1 and wildcard and all(isinstance(st, ast.Raise) for st in last.body):
+            out.setdefault(entries[node.subject.id], kinds)
     return out
 
 
@@ -788,7 +843,8 @@ def completion(reads: dict[str, dict]) -> dict:
             "uniform": sorted(n for n, r in reads.items() if r.get("uniform")),
             "equivalent": {n: list(EQUIVALENTS[n]) for n in fill if n in EQUIVALENTS},
             "aliases": _aliases(),
-            "checkpoint": {mt: dict(v) for mt, v in CHECKPOINT_FIELDS.items()}}
+            "checkpoint": {mt: dict(v) for mt, v in CHECKPOINT_FIELDS.items()},
+            "tf5_derived": {mt: list(v) for mt, v in TF5_DERIVED.items()}}
 
 
 # ------------------------------------------------------------------------------ drafts and bases
@@ -925,6 +981,30 @@ def class_ancestors(source: str, cls: str) -> list[str]:
     return out
 
 
+
+def composed_classes(source: str, cls: str) -> list[str]:
+    """Classes ``cls`` builds inside itself from its own ``vllm_config`` (colbert's ColBERTModernBertModel:
+    ``self.model = ModernBertModel(vllm_config=vllm_config, ...)``), in source order, through its bases defined in
+    the same file: that class reads the very config the model is built from, so its config class is the
+    checkpoint's when the model has none of its own (ColBERT checkpoints are BERT, ModernBERT, LFM2 ones). Only the
+    whole ``vllm_config``: a part rebuilt around a sub-config (``vllm_config.with_hf_config(...)``) reads another
+    config; pure."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    defs = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    out: list[str] = []
+    for name in [cls] + class_ancestors(source, cls):
+        for node in ast.walk(defs[name]) if name in defs else ():
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id[:1].isupper()):
+                continue
+            whole = any(k.arg == "vllm_config" and isinstance(k.value, ast.Name) and k.value.id == "vllm_config"
+                        for k in node.keywords)
+            if whole and node.func.id not in out and node.func.id != cls:
+                out.append(node.func.id)
+    return out
+
 # ------------------------------------------------------------------------------ the tree
 
 
@@ -1043,7 +1123,7 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
                 if other != arch and other not in drafts:
                     draft["architectures"] += [b for b in [other, *other_bases] if b not in draft["architectures"]]
         out[spec["id"]] = {
-            "bases": bases, "draft": draft,
+            "bases": bases, "draft": draft, "composed": composed_classes(text, up_of[arch]),
             "speculative": speculative_method(arch, text, bool(draft) or arch in _speculative_only(), up_of[arch]),
             "synth": {"config": synth, "missing": missing, "reads": len(reads), "tower_classes": tower_classes,
                       "file": f"{MODELS_PKG}.{model}", "model_type": _synth_model_type(arch)},
