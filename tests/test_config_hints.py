@@ -1634,3 +1634,18 @@ def test_a_synthesized_configs_per_layer_blocks_read_by_attribute_and_written_as
     assert json.loads(json.dumps(copy.deepcopy(block))) == block  # still the config.json's dict
     family = H.family_values("nemotron_nas")["block_configs"]
     assert len(family) == LAYERS and family[0]["attention"]["n_heads_in_group"] == 2
+
+
+def test_a_hasattr_guard_does_not_make_optional_what_a_built_module_reads_without_a_default():
+    """cohere_eagle tests hasattr(self.config, "layer_types") to prepend the target's, and the commandr layers it
+    builds read config.layer_types[i]: the file's guarded read replaced commandr's, so the completion left
+    layer_types out and construct stopped at the EAGLE config's missing layer_types."""
+    built = H.config_reads("def f(config, i):\n    return config.layer_types[i]\n")
+    own = H.config_reads("def g(config):\n    if hasattr(config, 'layer_types'):\n        pass\n")
+    merged = {**built, **H._over(built, own)}
+    assert not merged["layer_types"].get("guarded") and merged["layer_types"]["indexed"]
+    assert H.completion(merged)["fill"]["layer_types"] == H.SYNTH_VALUES["layer_types"]
+    # a name only ever tested stays optional, and a read with a default elsewhere keeps the guard
+    assert H._over({}, own)["layer_types"]["guarded"]
+    defaulted = H.config_reads("def f(config):\n    return getattr(config, 'layer_types', None)\n")
+    assert H._over(defaulted, own)["layer_types"]["guarded"]

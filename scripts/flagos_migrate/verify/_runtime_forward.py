@@ -236,7 +236,13 @@ def _forward(model, vc, cfg, ids_list):
                 raise LevelError("get_language_model() returned None: the multimodal path has no language model "
                                  "('NoneType' object has no attribute 'embed_input_ids' at the first image)")
             embed = getattr(model, "embed_input_ids", None) or getattr(model, "get_input_embeddings", None)
-            embeds = embed(ids)
+            # as the pinned runner calls it for a multimodal model (gpu_model_runner._preprocess): the gathered
+            # multimodal embeddings (none in a text prompt) and their mask, all False; FireRedASR2's embed_input_ids
+            # requires the mask (_require_is_multimodal)
+            params = inspect.signature(embed).parameters
+            runner = {"multimodal_embeddings": [], "is_multimodal": torch.zeros(ids.shape, dtype=torch.bool)}
+            embeds = embed(ids, **{k: v for k, v in runner.items() if k in params}) if "is_multimodal" in params \
+                else embed(ids)
             hidden2 = model(input_ids=None, positions=pos, inputs_embeds=embeds, **extra)
             if isinstance(hidden2, tuple):
                 hidden2 = hidden2[0]

@@ -418,6 +418,23 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # int(pad_token_id))), which vLLM's FunAudioChatAudioEncoderConfig defaults to None: a checkpoint with
     # the discrete tower carries both. Small, like every size of the tiny config; the pad id a code of it
     "funaudiochat": {"audio_config.codebook_size": 16, "audio_config.pad_token_id": 0},
+    # Cohere's ASR checkpoints (remote code, NeMo's layout) carry the Conformer encoder, the Transformer decoder and
+    # the output head as NeMo config dicts, which upstream's cohere_asr.py reads (config.encoder["d_model"],
+    # config.transf_decoder["config_dict"]["hidden_size"], config.head["num_classes"]) and transformers 5's
+    # CohereAsrConfig does not declare (its encoder_config / hidden_size are another spelling). NeMo's Conformer
+    # defaults (dw_striding by 8, rel_pos attention, untied biases, x-scaling, batch-norm convs); tiny: one encoder
+    # layer of 2 heads over 32 mel features, the decoder at the tiny text sizes, the tiny vocabulary
+    "cohere_asr": {
+        "encoder": {"feat_in": 32, "n_layers": 1, "d_model": 32, "feat_out": -1, "causal_downsampling": False,
+                    "subsampling": "dw_striding", "subsampling_factor": 8, "subsampling_conv_channels": -1,
+                    "ff_expansion_factor": 4, "self_attention_model": "rel_pos", "n_heads": 2,
+                    "att_context_size": [-1, -1], "xscaling": True, "untie_biases": True, "pos_emb_max_len": 5000,
+                    "conv_kernel_size": 9, "conv_norm_type": "batch_norm", "conv_context_size": None},
+        "transf_decoder": {"config_dict": {"hidden_size": T.HIDDEN, "inner_size": T.INTERMEDIATE, "hidden_act": "relu",
+                                           "num_attention_heads": T.HEADS, "max_sequence_length": 1024,
+                                           "num_layers": T.LAYERS}},
+        "head": {"num_classes": T.VOCAB, "hidden_size": T.HIDDEN}, "preprocessor": {"features": 32, "sample_rate": 16000},
+        "sample_rate": 16000, "max_audio_clip_s": 30, "overlap_chunk_second": 5},
     # vLLM's chatglm.py reads config.original_rope unguarded (its note: GLM-4's checkpoints say true, CogAgent's
     # false), which its ChatGLMConfig does not declare; glm-4-9b's and GLM-4V-9B's config.json carry true. Their
     # config.json also say tie_word_embeddings false (a separate output_layer), which upstream's ChatGLMBaseModel
@@ -1075,7 +1092,7 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
     sources = [text] + [upstream.text(m) or "" for m in _imported_models(text)]
     reads: dict[str, dict] = {}
     for src in reversed(sources):  # the model file's own reads win
-        reads.update(config_reads(src))
+        reads.update(_over(reads, config_reads(src)))
     # a synthesized config (no class at all) holds what every layer the model builds reads, also through a
     # module an imported one imports (glm4_moe_lite_mtp -> glm4_moe_lite -> deepseek_v2's MoE reads
     # moe_intermediate_size); a found class is completed from the direct imports only
@@ -1139,6 +1156,21 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
                       if a != arch and up_reg_of[arch] is not None and tuple(reg[:2]) == tuple(up_reg_of[arch][:2])
                       and not reg[0].startswith(TRANSFORMERS_BACKEND)],
         }
+    return out
+
+
+def _over(earlier: dict[str, dict], later: dict[str, dict]) -> dict[str, dict]:
+    """``later``'s reads, which win over ``earlier``'s, except that a name ``later`` only tests with ``hasattr``
+    stays required where a module the model builds reads it without a default (cohere_eagle tests
+    ``hasattr(self.config, "layer_types")`` to prepend the target's; the commandr layers it builds read
+    ``config.layer_types[i]``): the guard is not what makes it optional; pure."""
+    out = {}
+    for name, read in later.items():
+        prev = earlier.get(name)
+        if read.get("guarded") and read["default"] is MISSING and prev is not None and not prev.get("guarded") \
+                and prev["default"] is MISSING:
+            read = {**read, "guarded": False, "indexed": read["indexed"] or prev["indexed"]}
+        out[name] = read
     return out
 
 
