@@ -166,6 +166,9 @@ def _upstream():
     # a base registered in another file brings its own bases there (InternS2Preview subclasses Qwen3_5Moe)
     ("interns2_mobius", "InternS2MobiusForConditionalGeneration", "InternS2MobiusForConditionalGeneration", "bases",
      "Qwen3_5MoeForConditionalGeneration"),
+    # a base class registered under another architecture name brings that architecture (its config): Clef-Omni's
+    # Qwen3OmniMoeThinkerForConditionalGeneration is Qwen3OmniMoeForConditionalGeneration's class
+    ("clef_omni", "ClefOmniForJointSchema", "ClefOmniForJointSchema", "bases", "Qwen3OmniMoeForConditionalGeneration"),
 ])
 def test_hints_from_the_real_upstream_source(model, arch, cls, kind, expect):
     hints = H.hints_for(_upstream(), model, [{"id": "0", "architecture": arch, "class": cls}])["0"]

@@ -933,3 +933,41 @@ def test_the_forward_gets_what_the_runner_or_the_spec_decode_proposer_passes():
     assert out["EagleLlamaForCausalLM"]["hidden_states"] == [5, 8]
     assert out["ErnieMTP"]["sha"] == out["EagleLlamaForCausalLM"]["sha"]
     assert "intermediate_tensors" not in out["ErnieMTP"]  # the proposer does not pass it
+
+
+RUNNER_EMBED = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import torch
+from vllm.model_executor.models.interfaces import _require_is_multimodal
+from _runtime_forward import _runner_embed
+
+seen = {}
+
+def fireredasr2_like(input_ids, multimodal_embeddings=None, *, is_multimodal=None):
+    mask = _require_is_multimodal(is_multimodal)  # raises on None, as FireRedASR2's embed_input_ids
+    seen["mm"] = multimodal_embeddings
+    return torch.ones(input_ids.shape[0], 4) * int(mask.any())
+
+def text_only(input_ids):
+    return torch.zeros(input_ids.shape[0], 4)
+
+ids = torch.tensor([3, 4, 5])
+try:
+    fireredasr2_like(ids)
+    bare = "ok"
+except ValueError as e:
+    bare = str(e)[:40]
+out = {"bare": bare, "runner": _runner_embed(fireredasr2_like, ids).sum().item(), "mm": seen["mm"],
+       "text_only": list(_runner_embed(text_only, ids).shape)}
+print(json.dumps(out))
+"""
+
+
+def test_embed_input_ids_is_called_with_the_runners_empty_multimodal_inputs():
+    """FireRedASR2 failed forward ('embed_input_ids now requires is_multimodal arg'): the check called
+    embed_input_ids(ids) bare, where the pinned runner passes the gathered embeddings ([] for text) and their
+    all-False mask. A model that takes neither is called with the ids alone."""
+    out = run_in_worker(RUNNER_EMBED, timeout=300)
+    assert out["bare"].startswith("`embed_input_ids` now requires")
+    assert out["runner"] == 0 and out["mm"] == [] and out["text_only"] == [3, 4]

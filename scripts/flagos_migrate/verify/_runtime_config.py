@@ -440,7 +440,7 @@ def synth_class(model_type):
         for key in [k for k in kwargs if _derived_property(PretrainedConfig, k)]:
             # transformers 5 derives it (is_heterogeneous from per_layer_config): setting it raises
             kwargs.pop(key)
-        for key in runtime_tiny._TEXT_KEYS + runtime_tiny._VISION_KEYS + runtime_tiny._AUDIO_KEYS:
+        for key in list(kwargs):  # a nested dict with its model_type is a sub-config (vision_config, Parse's decoder)
             if isinstance(kwargs.get(key), dict) and isinstance(kwargs[key].get("model_type"), str):
                 kwargs[key] = _sub_config(kwargs[key], key)
         for key, value in kwargs.items():  # a remote-code config's per-layer blocks read by attribute

@@ -236,13 +236,7 @@ def _forward(model, vc, cfg, ids_list):
                 raise LevelError("get_language_model() returned None: the multimodal path has no language model "
                                  "('NoneType' object has no attribute 'embed_input_ids' at the first image)")
             embed = getattr(model, "embed_input_ids", None) or getattr(model, "get_input_embeddings", None)
-            # as the pinned runner calls it for a multimodal model (gpu_model_runner._preprocess): the gathered
-            # multimodal embeddings (none in a text prompt) and their mask, all False; FireRedASR2's embed_input_ids
-            # requires the mask (_require_is_multimodal)
-            params = inspect.signature(embed).parameters
-            runner = {"multimodal_embeddings": [], "is_multimodal": torch.zeros(ids.shape, dtype=torch.bool)}
-            embeds = embed(ids, **{k: v for k, v in runner.items() if k in params}) if "is_multimodal" in params \
-                else embed(ids)
+            embeds = _runner_embed(embed, ids)
             hidden2 = model(input_ids=None, positions=pos, inputs_embeds=embeds, **extra)
             if isinstance(hidden2, tuple):
                 hidden2 = hidden2[0]
@@ -251,6 +245,21 @@ def _forward(model, vc, cfg, ids_list):
                 raise LevelError("logits through inputs_embeds (embed_input_ids) differ from logits through input_ids")
             notes.append("get_language_model()/embed_input_ids path ok")
     return logits.float(), notes
+
+
+def _runner_embed(embed, ids):
+    """``embed(ids)`` as the pinned runner calls a multimodal model's embed_input_ids (gpu_model_runner._preprocess):
+    with the gathered multimodal embeddings (none in a text prompt) and their mask, all False, where it takes them.
+    FireRedASR2's requires the mask (vLLM's _require_is_multimodal raises on None)."""
+    import inspect
+
+    import torch
+
+    params = inspect.signature(embed).parameters
+    if "is_multimodal" not in params:
+        return embed(ids)
+    runner = {"multimodal_embeddings": [], "is_multimodal": torch.zeros(ids.shape, dtype=torch.bool)}
+    return embed(ids, **{k: v for k, v in runner.items() if k in params})
 
 
 def _hf_logits(arch, work, ids, adjustments=()):

@@ -226,6 +226,14 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # one block, no time-parallel blocks, a small FFN
     ("funasr",): {"audio_encoder_conf": {"output_size": 512, "attention_heads": 4, "linear_units": 64,
                                          "num_blocks": 1, "tp_blocks": 0, "kernel_size": 11, "sanm_shift": 0}},
+    # Nemotron-Parse 3.5's MTP draft reads the size of the mBART decoder of its target's config (remote code:
+    # RADIO encoder, mBART decoder sub-configs): decoder.vocab_size and decoder.d_model, tiny. causal_vision_prefix:
+    # upstream's SpeculativeConfig rewrites only such a target into the draft (hf_config_override)
+    ("nemotron_parse3_5_mtp",): {"decoder": {"model_type": "mbart", "vocab_size": T.VOCAB, "d_model": T.HIDDEN,
+                                             "causal_vision_prefix": True,
+                                             "decoder_layers": 1, "decoder_attention_heads": T.HEADS,
+                                             "decoder_ffn_dim": T.INTERMEDIATE, "encoder_layers": 1,
+                                             "encoder_attention_heads": T.HEADS, "encoder_ffn_dim": T.INTERMEDIATE}},
     ("solar",): {"bskcn_1": [1], "bskcn_2": [1], "bskcn_3": [1], "bskcn_4": [1], "bskcn_tv": [0.9, 0.8]},
     # Gemma 4's drafts (the MTP assistant, the DSpark draft) read their layers' own sizes from transformers 5's
     # per_layer_config ({layer index: overrides}, read as config.per_layer_config[i].head_dim): Gemma4TextConfig
@@ -460,6 +468,10 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     "InternS1ProForConditionalGeneration": {"text_config.rope_scaling": {
         "rope_type": "default", "fope_init_factor": 0.5, "fope_sep_head": True, "num_inv_freq": None},
         "text_config.tie_word_embeddings": False},
+    # Clef-Omni is a Qwen3-Omni checkpoint whose config.json adds the same joint_head_config as Clef-Flash (upstream's
+    # clef_omni.py builds JointSchemaHead(**joint_head_config)); hidden_size the thinker's text model's, tiny
+    "ClefOmniForJointSchema": {"joint_head_config": {"hidden_size": T.HIDDEN, "width": 32, "routing_layers": 1,
+                                                     "layers": 1, "heads": 2, "feedforward": 64}},
     "GLM4VForCausalLM": {"vision_config": {
         "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "num_hidden_layers": 1, "in_channels": 3,
         "patch_size": 14, "image_size": 56, "num_positions": 17, "dropout_prob": 0.0, "hidden_act": "gelu",
@@ -1115,6 +1127,12 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
         up_cls = up[1] if up else cls
         # the class the architecture is registered to (a peer), then its ancestors
         bases = ([up_cls] if up_cls != arch else []) + [b for b in class_ancestors(text, up_cls) if b != arch]
+        # a base class upstream registers under another architecture name (ClefOmniForJointSchema subclasses
+        # Qwen3OmniMoeThinkerForConditionalGeneration, registered as Qwen3OmniMoeForConditionalGeneration): that
+        # architecture, after the class names, whose config the checkpoints of the subclass extend. Not those of the
+        # class the architecture itself is registered to: those are its peers ("peers", after the plugin's bridges)
+        bases += [a for b in list(bases) if b != up_cls for a, reg in sorted(upstream.model_registry.items())
+                  if reg[1] == b and a != b and a != arch and a not in bases and not reg[0].startswith(TRANSFORMERS_BACKEND)]
         for base in list(bases):  # a base registered in another file brings its own bases (InternS2Mobius <-
             reg = upstream.model_registry.get(base)  # InternS2Preview, which subclasses Qwen3_5Moe there)
             if reg and reg[0] != f"{MODELS_PKG}.{model}":
