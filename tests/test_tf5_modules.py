@@ -230,6 +230,9 @@ def test_the_mixed_in_config_builds_on_4_57_6_and_validates_as_transformers_5s(t
     assert outs["plugin"]["bogus"] != "accepted" and outs["plugin"]["count"] != "accepted"
 
 
+VERIFY_DIR = ROOT / "scripts" / "flagos_migrate" / "verify"
+
+
 def _dory(tmp_path: Path, apis) -> Migration:
     from analysis_helpers import UPSTREAM_SRC
 
@@ -292,6 +295,13 @@ for kw in ({}, {"num_hidden_layers": 6, "rope_theta": 5000.0},
         "layer_types", "rope_parameters", "n_recurrent_layers", "sliding_window", "head_dim", "tie_word_embeddings",
         "hidden_size", "num_hidden_layers", "recurrent_kv_cache_mode", "ngpt_alpha_init", "vocab_size")}
     c.validate()  # transformers 5's validate (upstream's dory.py calls it): a valid config passes
+# the harness's tiny config: the defaults shrunk (runtime_tiny), with CHECKPOINT_FIELDS' dory entry
+sys.path.insert(0, sys.argv[3])
+import runtime_tiny
+source = {**DoryConfig().to_dict(), **json.loads(sys.argv[4])}
+tiny = DoryConfig.from_dict(runtime_tiny.tiny_config(source))
+tiny.validate()
+out["tiny"] = [tiny.num_hidden_layers, tiny.n_recurrent_layers, tiny.layer_types]
 for bad in ({"num_attention_heads": 3}, {"n_input_layers": 5}, {"attention_bias": True}):
     try:
         DoryConfig(**bad).validate()
@@ -306,6 +316,7 @@ print(json.dumps(out, sort_keys=True))
 @pytest.mark.slow
 def test_the_translated_dory_config_builds_on_4_57_6_as_upstreams_on_transformers_5(tmp_path, apis):
     from analysis_helpers import REFERENCE_PY
+    from flagos_migrate.verify.config_hints import CHECKPOINT_FIELDS
 
     pinned = os.environ.get("MMF_PINNED_VENV")
     if not pinned or not REFERENCE_PY.is_file():
@@ -323,13 +334,15 @@ def test_the_translated_dory_config_builds_on_4_57_6_as_upstreams_on_transformer
     outs = {}
     for side, python, module in (("plugin", python_of(pinned), "vllm_fl.configs.dory"),
                                  ("reference", str(REFERENCE_PY), "vllm.transformers_utils.configs.dory")):
-        proc = subprocess.run([python, str(script), str(root), module], capture_output=True, text=True, timeout=600)
+        proc = subprocess.run([python, str(script), str(root), module, str(VERIFY_DIR),
+                               json.dumps(CHECKPOINT_FIELDS["dory"])], capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
         outs[side] = json.loads(proc.stdout.strip().splitlines()[-1])
     assert outs["plugin"] == outs["reference"]
     first = outs["plugin"]["{}"]
     assert first["layer_types"][:3] == ["sliding_attention", "mlp", "sliding_attention"] and first["vocab_size"] == 131072
     assert outs["plugin"]['{"num_attention_heads": 3}'] == outs["plugin"]['{"attention_bias": true}'] == "refused"
+    assert outs["plugin"]["tiny"][0] == outs["plugin"]["tiny"][1] < 8  # the recurrent block is the tiny model's layers
 
 
 def test_a_newer_dependency_without_a_substitute_keeps_the_finding_and_names_it(migration, monkeypatch):

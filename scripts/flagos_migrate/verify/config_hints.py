@@ -330,6 +330,12 @@ def with_parts(cfg: dict, missing: list[str], parts: dict[str, str]) -> tuple[di
 CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # transformers' HYV3Attention builds q_norm/k_norm unconditionally: its checkpoints hold them
     "hy_v3": {"qk_norm": True},
+    # Dory (vLLM's own DoryConfig) splits its layers into input, recurrent and output blocks that must sum to
+    # num_hidden_layers (its validate_architecture; upstream's dory.py calls config.validate()). A released config.json
+    # carries the split of its own layer count; the defaults' 72 recurrent layers are not the tiny model's: None, so
+    # the class's __post_init__ gives the recurrent block every layer the input and output blocks leave (as its
+    # defaults do for 72)
+    "dory": {"n_recurrent_layers": None},
     # upstream's granite4_vision.py builds one projector per deepstack_layer_map pair (len(), iterated unguarded), which
     # transformers 5's Granite4VisionConfig defaults to None: every released checkpoint carries the pairs (vision layer,
     # negative; language layer), the 4 spatial groups' language layers (its default [12, 15, 18, 21] is past the
