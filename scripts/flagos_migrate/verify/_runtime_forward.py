@@ -7,6 +7,7 @@ vLLM's kernels (the same on both sides), reference gated delta net, Mamba2, Mamb
 import _runtime_gdn
 import _runtime_kda
 import _runtime_linattn
+import _runtime_logits
 import _runtime_mamba1
 import _runtime_mamba2
 from _runtime_env import LevelError, NeedsGpu, _source_of
@@ -223,8 +224,12 @@ def _forward(model, vc, cfg, ids_list):
         logits = hidden if pooling else model.compute_logits(hidden)
         if pooling:
             notes.append("pooling model: hidden states compared instead of logits")
-        if logits is None or not torch.isfinite(logits).all():
+        masked = _runtime_logits.masked_tokens(logits) if logits is not None else None
+        if masked is None:
             raise LevelError("logits are not finite" if logits is not None else "compute_logits returned None")
+        if masked:
+            notes.append(f"logits: token(s) {masked} at -inf on every row, the model's own mask (compute_logits); "
+                         "the match compares the other tokens and requires the same mask on both sides")
         lm_getter = getattr(model, "get_language_model", None)
         if getattr(model, "supports_multimodal", False) and lm_getter is not None:
             lm = lm_getter()
