@@ -197,3 +197,21 @@ def test_missing_name_used_only_inside_functions_can_be_deferred_to_them():
                      "FlashAttentionDiffKVBackend": None,  # also read in a class body
                      "kernels": None,  # a default: evaluated when the def runs, at import
                      "DefaultModelState": None}  # a base class
+
+
+def test_a_class_of_an_absent_subsystem_only_isinstance_checks_is_never_an_instance_on_the_pinned_vllm():
+    code = """
+    from vllm.model_executor.layers.quantization.online.base import OnlineQuantizationConfig
+    from vllm.v1.worker.gpu.model_states.interface import ModelState
+
+
+    def patch(q, m):
+        return isinstance(q.quant, OnlineQuantizationConfig) or isinstance(m, ModelState) or ModelState
+    """
+    found = {f.data["name"]: f for f in only(analyze(code), "P3")}
+    assert found["OnlineQuantizationConfig"].data["never_instance"] == [7]
+    assert "isinstance check of it False" in found["OnlineQuantizationConfig"].fix
+    assert "never_instance" not in found["ModelState"].data  # also read as a value
+    # a name of another missing module is not taken for one nothing builds
+    other = analyze("from vllm.model_executor.layers.no_such import Cfg\n\ndef f(q):\n    return isinstance(q, Cfg)\n")
+    assert "never_instance" not in only(other, "P3")[0].data

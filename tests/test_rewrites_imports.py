@@ -173,3 +173,21 @@ def test_deferred_import_moves_into_the_functions_that_use_it():
                    "        from vllm.model_executor.layers.attention import StaticSinkAttention\n"
                    "        return StaticSinkAttention(1)\n\n\n"
                    "def untouched():\n    return Other\n")
+
+
+def test_an_isinstance_check_of_a_class_nothing_pinned_builds_is_false_and_so_is_the_and_it_begins():
+    # qianfan_ocr: upstream's OnlineQuantizationConfig (an absent subsystem); the quant keys after the check never run
+    src = ("def patch(q, keys):\n"
+           "    if isinstance(q, Fp8Config) or (\n"
+           "        isinstance(q, OnlineQuantizationConfig)\n"
+           "        and q.args.linear is not None\n"
+           "        and q.args.linear.weight in (kA, kB)\n"
+           "    ):\n"
+           "        return 1\n"
+           "    return (keys and isinstance(q, OnlineQuantizationConfig), isinstance(q.inner, OnlineQuantizationConfig))\n")
+    checks = {(3, "OnlineQuantizationConfig"): "P3", (8, "OnlineQuantizationConfig"): "P3"}
+    out = apply_edits(src, Edits(never_instances=checks))
+    assert out == ("def patch(q, keys):\n"
+                   "    if isinstance(q, Fp8Config) or False:\n"
+                   "        return 1\n"
+                   "    return (keys and False, False)\n")

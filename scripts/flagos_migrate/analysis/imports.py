@@ -168,6 +168,11 @@ def _missing(m, b: ImportBinding, name: str | None, module_missing: bool = False
     elif (absent := absent_subsystem(b.module)) is not None:
         fix = f"no counterpart in {pinned}: {absent}; port the subsystem or leave the model out"
         data["absent_subsystem"] = True
+        if name is not None and (checks := _isinstance_checks(m, b.alias)):
+            # nothing on the pinned vLLM is an instance of it: each check is False (and an `and` it begins)
+            data["never_instance"] = checks
+            fix = (f"nothing on {pinned} is a `{name}` ({absent}): `apply` makes each isinstance check of it False, "
+                   "and an `and` it begins")
     if name is not None and b.import_time and not data["unused"] and (users := function_users(m, b.alias)):
         # what apply does when nothing resolves it: the import moves into these functions (the finding stays)
         data["defer_to"] = users
@@ -198,6 +203,25 @@ def function_users(m, alias: str) -> list[int] | None:
         else:
             return None
     return sorted(lines) or None
+
+
+def _isinstance_checks(m, alias: str) -> list[int] | None:
+    """The lines of the ``isinstance(x, alias)`` calls when they are every use of ``alias`` (``x`` a name or an
+    attribute of one: nothing runs but the check), else None."""
+    uses = [n for n in m.of_type(ast.Name) if n.id == alias and isinstance(n.ctx, ast.Load)]
+    lines = []
+    for node in uses:
+        call = m.parents.get(node)
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "isinstance"
+                and len(call.args) == 2 and call.args[1] is node and not call.keywords):
+            return None
+        subject = call.args[0]
+        while isinstance(subject, ast.Attribute):
+            subject = subject.value
+        if not isinstance(subject, ast.Name):
+            return None
+        lines.append(call.lineno)
+    return sorted(set(lines)) or None
 
 
 def _isinstance_only(m, alias: str) -> bool:

@@ -53,6 +53,9 @@ class Edits:
     replace_strings: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)
     # (line, holder name, attr) -> (rule, new attr): ``holder.attr`` on that line becomes ``holder.new`` (P40)
     attr_aliases: dict[tuple[int, str, str], tuple[str, str]] = field(default_factory=dict)
+    # (line of an ``isinstance(x, C)`` call, C) -> rule: the check is False on the pinned vLLM (C is a class of
+    # an absent subsystem), and so is an ``and`` it begins (P3)
+    never_instances: dict[tuple[int, str], str] = field(default_factory=dict)
     # (module, name) -> rule: `from module import name` added after the imports unless the name is bound
     add_imports: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -66,7 +69,7 @@ class Edits:
     def rules(self) -> set[str]:
         out = {a.rule for a in self.imports.values()}
         for table in (self.unwrap, self.unwrap_calls, self.drop_kwargs, self.rename_kwargs, self.attr_renames,
-                      self.remove_methods):
+                      self.remove_methods, self.never_instances):
             out.update(table.values())
         out.update(rule for rule, _ in self.add_methods.values())
         out.update(rule for rule, _ in self.add_kwargs.values())

@@ -575,6 +575,10 @@ class Migration(Vendoring, Tf5Vendoring):
                 edits.imports[(f.line, None)] = ImportAction("P3", "remove")
             return
         act = self._import_action(f)
+        if act is None and f.rule == "P3" and d.get("never_instance") and (f.line, name) in aliases:
+            for line in d["never_instance"]:  # the import goes once nothing reads the name (next pass)
+                edits.never_instances[(line, aliases[(f.line, name)].alias)] = "P3"
+            return
         if act is not None:
             edits.imports[(f.line, name)] = act
         elif f.rule == "P3" and d.get("used_at_runtime") and not d.get("attribute_access") and not d.get("backport"):

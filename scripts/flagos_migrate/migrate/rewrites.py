@@ -299,6 +299,36 @@ class _StringReplacer(LineTransformer):
         return updated.with_changes(value=f"{updated.prefix}{quote}{new}{quote}")
 
 
+class _NeverInstance(LineTransformer):
+    """``isinstance(x, C)`` on a listed line -> ``False``; an ``and`` whose first operand became that -> ``False``
+    (its other operands never run there)."""
+
+    def __init__(self, checks: set[tuple[int, str]]):
+        self.checks = checks
+        self.made: set[int] = set()  # ids of the False names written here
+
+    def _false(self) -> cst.Name:
+        node = cst.Name("False")
+        self.made.add(id(node))
+        return node
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call):
+        if (isinstance(updated.func, cst.Name) and updated.func.value == "isinstance" and len(updated.args) == 2
+                and isinstance(updated.args[1].value, cst.Name)
+                and (self.line_of(original), updated.args[1].value.value) in self.checks):
+            return self._false()
+        return updated
+
+    def leave_BooleanOperation(self, original: cst.BooleanOperation, updated: cst.BooleanOperation):
+        if isinstance(updated.operator, cst.And) and id(updated.left) in self.made:
+            return self._false()
+        return updated
+
+
+def never_instances(module: cst.Module, text: str, checks: set[tuple[int, str]]) -> cst.Module:
+    return visit_at_lines(module, text, _NeverInstance(checks), {line for line, _ in checks}) if checks else module
+
+
 def replace_strings(module: cst.Module, text: str, strings: dict[tuple[int, str], str]) -> cst.Module:
     if not strings:
         return module
@@ -482,6 +512,9 @@ def apply_edits(text: str, edits: Edits) -> str:
         # alone in their pass: they move later lines, and the engine re-analyses before the next pass
         module = edit_statements(module, {line: code for line, (_, code) in edits.replace_statements.items()})
         return add_imports(module, [key for key in edits.add_imports if not _binds(module, key[1])]).code
+    if edits.never_instances:
+        # alone in their pass too: an ``and`` over several lines becomes one ``False``
+        return never_instances(module, text, set(edits.never_instances)).code
     # first: they rewrite within lines, so the analysis' lines still hold for the passes after them
     strings = {k: v for k, (_, v) in edits.replace_strings.items()}
     module = replace_strings(module, text, strings)
