@@ -47,15 +47,17 @@ def _reference_attention():
             v = v.repeat_interleave(heads // kv, 0)
         impl = getattr(self, "impl", None)
         scale = getattr(impl, "scale", None) or getattr(self, "scale", None) or dim ** -0.5
-        n = q.shape[1]
+        n, nk = q.shape[1], k.shape[1]  # nk differs in cross-attention (keys from the encoder's states)
         scores = torch.matmul(q, k.transpose(1, 2)) * scale
         cap = getattr(impl, "logits_soft_cap", None)
         if cap:
             scores = cap * torch.tanh(scores / cap)
-        causal = str(getattr(self, "attn_type", "decoder")).lower().endswith("decoder")
+        # only decoder self-attention is causal: encoder, encoder-only and cross (encoder_decoder) see every key
+        kind = str(getattr(getattr(self, "attn_type", "decoder"), "value", getattr(self, "attn_type", "decoder")))
+        causal = kind.lower().rsplit(".", 1)[-1] == "decoder"
         i = torch.arange(n).unsqueeze(1)
-        j = torch.arange(n).unsqueeze(0)
-        allowed = (j <= i) if causal else torch.ones(n, n, dtype=torch.bool)
+        j = torch.arange(nk).unsqueeze(0)
+        allowed = (j <= i) if causal else torch.ones(n, nk, dtype=torch.bool)
         window = _window(getattr(self, "sliding_window", None)) or _window(getattr(impl, "sliding_window", None))
         if window:
             allowed = allowed & (i - j < window)
@@ -120,6 +122,26 @@ def _call_kwargs(model, vc, cfg, n, notes):
     if "intermediate_tensors" in params:
         return {"intermediate_tensors": None}
     return {}
+
+
+ENCODER_STATES = 16  # encoder states an encoder-decoder's prefill attends to (Whisper: 2x as many mel frames)
+
+
+def _encoder_outputs(model, cfg, notes):
+    """An encoder-decoder (Whisper: a forward taking ``encoder_outputs``) decodes against its encoder's
+    states, which the runner computes from the audio with ``embed_multimodal`` (``get_multimodal_embeddings``
+    on versions that name it so) before the prefill. Fixed log-mel features, the same in both venvs:
+    ``num_mel_bins`` x ``2 * ENCODER_STATES`` frames (the encoder's second conv has stride 2)."""
+    import torch
+
+    mels, frames = int(getattr(cfg, "num_mel_bins", 80)), 2 * ENCODER_STATES
+    grid = torch.arange(mels * frames, dtype=torch.float32).reshape(mels, frames)
+    dtype = next(model.parameters()).dtype
+    embed = getattr(model, "embed_multimodal", None) or model.get_multimodal_embeddings
+    states = list(embed(input_features=[(torch.cos(grid * 0.11) * 0.5).to(dtype)]))
+    notes.append(f"encoder-decoder: fixed audio ({mels}x{frames} mel frames) through embed_multimodal, "
+                 f"{sum(s.shape[-2] for s in states)} encoder states passed as encoder_outputs")
+    return states
 
 
 def _share_target_lm_head(model, extra, notes):
@@ -213,6 +235,8 @@ def _forward(model, vc, cfg, ids_list):
     extra = _call_kwargs(model, vc, cfg, n, notes)
     _share_target_lm_head(model, extra, notes)
     with torch.no_grad(), set_forward_context(None, vc, num_tokens=n):
+        if "encoder_outputs" in params:
+            extra["encoder_outputs"] = _encoder_outputs(model, cfg, notes)
         hidden = model(input_ids=ids, positions=pos, **extra)
         if isinstance(hidden, tuple):
             hidden = hidden[0]
@@ -240,6 +264,9 @@ def _forward(model, vc, cfg, ids_list):
             elif lm is None:
                 raise LevelError("get_language_model() returned None: the multimodal path has no language model "
                                  "('NoneType' object has no attribute 'embed_input_ids' at the first image)")
+            if "encoder_outputs" in extra:  # the decoder takes ids (and the encoder's states), as the runner passes them
+                notes.append("encoder-decoder: inputs_embeds path not checked (the runner passes the decoder ids)")
+                return logits.float(), notes
             embed = getattr(model, "embed_input_ids", None) or getattr(model, "get_input_embeddings", None)
             embeds = _runner_embed(embed, ids)
             hidden2 = model(input_ids=None, positions=pos, inputs_embeds=embeds, **extra)

@@ -100,7 +100,9 @@ _VISION_SIZES = {
     "num_hidden_layers": VISION_DEPTH,
     "num_layers": VISION_DEPTH,
 }
-_LAYER_COUNTS = ("num_hidden_layers", "n_layer", "num_layers")
+# an encoder-decoder's own counts too: transformers 5's WhisperConfig reads num_hidden_layers as encoder_layers and
+# 4.57.6's does not, so a tiny config that cut only num_hidden_layers built 2 encoder layers upstream and 4 pinned
+_LAYER_COUNTS = ("num_hidden_layers", "n_layer", "num_layers", "encoder_layers", "decoder_layers")
 _VISION_KEYS = ("vision_config", "vision_tower_config", "visual")
 _TEXT_KEYS = ("text_config", "language_config", "llm_config")
 
