@@ -226,6 +226,22 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # one block, no time-parallel blocks, a small FFN
     ("funasr",): {"audio_encoder_conf": {"output_size": 512, "attention_heads": 4, "linear_units": 64,
                                          "num_blocks": 1, "tp_blocks": 0, "kernel_size": 11, "sanm_shift": 0}},
+    # Nemotron-Parse 3.5 (remote code): a RADIO encoder named by its timm model (vLLM's RadioConfig takes the sizes
+    # from the name: the smallest, ViT-S/16 384 wide, the released ViT-H's 1280 being what vision_spatial_dim
+    # defaults to), one summary per teacher (3, as the released 3840 = 3 x 1280), an mBART decoder with a causal
+    # visual prefix and no cross-attention, native packing (upstream refuses anything else). Tiny: 64x64 pages
+    # (4x4 patches; the neck merges 4 columns), the decoder at the tiny text sizes. The released tower is SO400M
+    # (27 x 1152, sizes fixed by the name), the only one upstream's load_weights accepts (its LayerScale check): the
+    # tiny model constructs on both sides, and its load stops there, named
+    ("nemotron_parse3_5",): {
+        "encoder": {"model_type": "radio", "patch_size": 16,
+                    "args": {"model": "vit_small_patch16_224", "cls_token_per_teacher": True,
+                             "teachers": [{"name": "a"}, {"name": "b"}, {"name": "c"}], "cpe_max_size": 2048}},
+        "decoder": {"model_type": "mbart", "vocab_size": T.VOCAB, "d_model": T.HIDDEN, "decoder_layers": T.LAYERS,
+                    "decoder_attention_heads": T.HEADS, "decoder_ffn_dim": T.INTERMEDIATE,
+                    "encoder_layers": 1, "encoder_attention_heads": T.HEADS, "encoder_ffn_dim": T.INTERMEDIATE,
+                    "activation_function": "gelu", "causal_vision_prefix": True, "add_cross_attention": False},
+        "image_size": [64, 64], "navit_packing": True, "vision_spatial_dim": 384, "vision_summary_dim": 3 * 384},
     # Nemotron-Parse 3.5's MTP draft reads the size of the mBART decoder of its target's config (remote code:
     # RADIO encoder, mBART decoder sub-configs): decoder.vocab_size and decoder.d_model, tiny. causal_vision_prefix:
     # upstream's SpeculativeConfig rewrites only such a target into the draft (hf_config_override)
