@@ -57,6 +57,14 @@ class Base(nn.Module):
     assert S.sub_config_classes(["class Child(nn.Module):\n    pass\n", base]) == {}
 
 
+def test_with_hf_config_is_a_registered_language_model_only_inside_the_registry_builder():
+    model = MODEL.replace("hf_config=config.text_config)",
+                          "vllm_config=vllm_config.with_hf_config(config.llm_config))\n"
+                          "        self.bert = Bert(vllm_config=vllm_config.with_hf_config(config.text_config))")
+    # ColUltraVBert hands its text_config to the file's own UltraBert: no registered model serves there
+    assert S.sub_config_classes([model, TOWER]) == {"llm_config": S.LANGUAGE, "vision_config": "Qwen2_5_VLVisionConfig"}
+
+
 def test_two_classes_for_one_sub_config_say_nothing():
     two = MODEL + "\n    def other(self, config):\n        return Tower(config.vision_config)\n"
     assert "vision_config" not in S.sub_config_classes([two, TOWER])
@@ -96,3 +104,19 @@ def test_the_worker_finds_a_nested_class_and_builds_a_sub_config_of_its_model_ty
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == [
         "Qwen2_5_VLVisionConfig", "qwen2_5_vl", "Qwen2_5_VLVisionConfig", "Idefics2VisionConfig", ["audio_config"], 1,
         True]
+
+
+def test_a_familys_tiny_values_stand_over_the_shrink(monkeypatch):
+    """MiniCPM-V's resampler has hidden_size // 128 heads: the family's 128-wide language model stays 128 (the
+    shrink's 64 gave 0 heads); a sub-config's field one level down too; what the family does not set shrinks."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts" / "flagos_migrate" / "verify"))
+    import _runtime_config as rc
+
+    family = H.family_values("minicpmv")
+    tiny = {"hidden_size": 64, "intermediate_size": 128, "query_num": 64, "vision_config": {"num_hidden_layers": 1}}
+    notes: list = []
+    rc._keep_family(tiny, {**family, "vision_config": {"num_hidden_layers": 2}}, notes)
+    assert tiny["hidden_size"] == 128 and tiny["intermediate_size"] == 128 and tiny["vision_config"]["num_hidden_layers"] == 2
+    assert "version" not in tiny  # only fields the config holds
+    assert notes == ["config: hidden_size=128, vision_config.num_hidden_layers=2: the family's values (SYNTH_FAMILIES, "
+                     "tiny already) over the shrink"]

@@ -804,6 +804,7 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     ``hf_config_override``) and values for attributes the model indexes that the defaults leave None.
     ``multimodal``: the class takes images, so a vision sub-config left None is filled (:func:`_with_tower`)."""
     hints = hints or {}
+    base_given = bool(base)
     if source_kind == "synthesized" and not base:
         base = dict(hints["synth"]["config"])
     source = _subcfg.from_dict(cfg_cls, base).to_dict() if base else cfg_cls().to_dict()
@@ -824,6 +825,8 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
                   defaults=not base, arch=arch)
         _legacy_kinds(source, cfg_cls, hints.get("complete") or {}, notes)
     tiny = runtime_tiny.tiny_config(source)
+    if source_kind == "synthesized" and not base_given:
+        _keep_family(tiny, (hints.get("synth") or {}).get("family") or {}, notes)
     if mrope and runtime_tiny.with_mrope(tiny) and notes is not None:
         notes.append("config: M-RoPE sections added (mrope_section in rope_scaling, in rope_parameters for a "
                      "transformers 5 config, as the model's released checkpoints carry them; the config "
@@ -862,6 +865,24 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
         _write_target(arch, cfg_cls, target, workdir, hints["speculative"], notes, update)
     _write_tokenizer(cfg, workdir, notes)
     return cfg
+
+
+def _keep_family(tiny, family, notes):
+    """A synthesized config's SYNTH_FAMILIES values over the shrink: they are written tiny already, and some say
+    what the family's code needs of its sizes (MiniCPM-V's resampler has hidden_size // 128 heads: none at the tiny
+    64); a sub-config's fields one level down too. Mutates ``tiny``."""
+    kept = []
+    for key, value in family.items():
+        if isinstance(value, dict) and isinstance(tiny.get(key), dict):
+            for sub, v in value.items():
+                if not isinstance(v, dict) and tiny[key].get(sub) != v:
+                    tiny[key][sub] = copy.deepcopy(v)
+                    kept.append(f"{key}.{sub}={v!r}")
+        elif not isinstance(value, dict) and key in tiny and tiny[key] != value:
+            tiny[key] = copy.deepcopy(value)
+            kept.append(f"{key}={value!r}")
+    if kept and notes is not None:
+        notes.append(f"config: {', '.join(kept)}: the family's values (SYNTH_FAMILIES, tiny already) over the shrink")
 
 
 def _write_tokenizer(cfg, workdir, notes):

@@ -299,6 +299,34 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     ("step3p5_mtp",): {"mtp_layer_types": ["sliding_attention"], "mtp_mlp_layer_types": ["dense"]},
     # MiMo-V2-Flash's (and -Omni's) MTP draft: its layer reads the SWA attention's fields, its target the rest
     ("mimo_v2_mtp",): _MIMO_V2_FLASH_HUB,
+    # MiniCPM-V / MiniCPM-o (openbmb's remote-code MiniCPMVConfig, a Qwen2Config with a SigLIP tower: MiniCPM-V-2_6's
+    # and MiniCPM-o-2_6's config.json): version 2.6 picks upstream's Qwen2-based MiniCPMV2_6 (without one it takes
+    # the Llama-3 2.5), 64 resampler queries, the whole tower; MiniCPM-o's audio pooling and chunk. The tower and
+    # the Whisper audio encoder come from the classes upstream builds them from (subconfig_classes)
+    # the tower's resampler has hidden_size // 128 heads (upstream's init_resampler): a 128-wide language model, 1 head
+    ("minicpmv", "minicpmo"): {"version": 2.6, "query_num": 64, "drop_vision_last_layer": False, "hidden_size": 2 * T.HIDDEN,
+                               "audio_pool_step": 2, "audio_chunk_length": 1.0},
+    # Phi-3-Vision (microsoft/Phi-3-vision-128k-instruct's remote-code Phi3VConfig, a Phi-3 with these dicts):
+    # upstream's phi3v.py builds the CLIP ViT-L/14-336 it hard-codes (1024 wide, not shrunk) up to img_processor's
+    # layer_idx; 0 builds its first layer only (the released -2 builds 23 of 24, the same code path), image_dim_out
+    # its width, 144 tokens per crop; the HD transform with learnable separators (upstream asserts both)
+    ("phi3v",): {
+        "img_processor": {"image_dim_out": 1024, "model_name": "openai/clip-vit-large-patch14-336",
+                          "name": "clip_vision_model", "num_img_tokens": 144, "layer_idx": 0},
+        "embd_layer": {"embedding_cls": "image", "hd_transform_order": "sub_glb", "projection_cls": "mlp",
+                       "use_hd_transform": True, "with_learnable_separator": True}},
+    # Phi-4-reasoning-vision (phi4siglip.py): a Phi-3 language model over a SigLIP2 NaFlex tower, which upstream
+    # builds from the vision_config dict (patches of 16) up to its second-to-last layer, projected from mm_hidden_size,
+    # the tower's width. Tiny (the tower shrinks like any; mm_hidden_size its tiny width)
+    ("phi4siglip",): {"mm_hidden_size": T.VISION_HIDDEN,
+                      "vision_config": {"hidden_size": T.VISION_HIDDEN, "intermediate_size": T.VISION_INTERMEDIATE,
+                                        "num_attention_heads": T.VISION_HEADS, "num_hidden_layers": 2,
+                                        "patch_size": 16, "num_patches": 16}},
+    # Molmo (allenai/Molmo-7B-D-0924's remote-code MolmoConfig): a Qwen2-style decoder with q/k/v biases, RMS norms
+    # before each block, no q/k norm, untied head, embeddings as wide as the vocabulary (embedding_size; upstream adds
+    # its 128 extra tokens); the vision backbone upstream's molmo.py hard-codes (VisionBackboneConfig)
+    ("molmo",): {"embedding_size": T.VOCAB, "attention_layer_norm": False, "layer_norm_type": "rms",
+                 "norm_after": False, "weight_tying": False, "qkv_bias": True},
     ("keye", "keye_vl1_5"): {
         "vision_config": {
             "model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
@@ -1183,6 +1211,7 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
             "bases": bases, "draft": draft, "composed": composed_classes(text, up_of[arch]),
             "speculative": speculative_method(arch, text, bool(draft) or arch in _speculative_only(), up_of[arch]),
             "synth": {"config": synth, "missing": missing, "reads": len(reads), "tower_classes": tower_classes,
+                      "family": family_values(model),
                       "file": f"{MODELS_PKG}.{model}", "model_type": _synth_model_type(arch)},
             "complete": completion(reads),
             # the model types transformers 5 maps the architecture to (nemotron_h_omni for

@@ -9,7 +9,7 @@ class here to take defaults from, and upstream's file says what each one is wher
   ``Idefics2VisionTransformer(config.vision_config)``, ``config: Idefics2VisionConfig``): that class, whose
   defaults (shrunk like every tower) the worker fills the sub-config from, so both sides build one tower;
 - a language model built from it by the registry (``init_vllm_registered_model(hf_config=config.text_config)``,
-  ``vllm_config.with_hf_config(config.text_config)``): any registered causal LM serves there, which the
+  or ``vllm_config=vllm_config.with_hf_config(config.text_config)`` there): any registered causal LM serves there, which the
   worker fills with a tiny Qwen2 (:data:`LANGUAGE`).
 """
 
@@ -109,9 +109,12 @@ def sub_config_classes(sources: list[str]) -> dict[str, str]:
                 continue
             func = call.func
             name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
-            if name in _LANGUAGE_BUILDERS or name == "with_hf_config":
+            if name in _LANGUAGE_BUILDERS:
+                # hf_config=config.text_config, or vllm_config=vllm_config.with_hf_config(config.text_config); never
+                # a with_hf_config elsewhere (ColUltraVBert hands it to the file's own UltraBert, no registered model)
                 args = [kw.value for kw in call.keywords if kw.arg == "hf_config"] + \
-                    (list(call.args[:1]) if name == "with_hf_config" else [])
+                    [a.args[0] for a in list(call.args) + [kw.value for kw in call.keywords] if isinstance(a, ast.Call)
+                     and isinstance(a.func, ast.Attribute) and a.func.attr == "with_hf_config" and a.args]
                 for arg in args:
                     if key_of(arg):
                         found.setdefault(key_of(arg), set()).add(LANGUAGE)
