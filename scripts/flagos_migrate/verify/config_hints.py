@@ -461,6 +461,13 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # Its vision tower's image_size (the Qwen conversion script writes it from img_size; 768 = 48 patches of 16, the
     # grid of num_position_embeddings 2304) and apply_vit_abs_pos_embed (transformers' tower always adds its
     # pos_embed), which vLLM's tower reads and Qwen3OmniMoeVisionEncoderConfig lacks
+    # QianfanOCR: transformers 5's QianfanOCRConfig keeps none of the InternVL fields upstream's InternVL parent and
+    # QianfanOCR's processing info read bare (force_image_size, ps_version, select_layer, the dynamic-patch ones), so
+    # a loadable checkpoint's config.json carries them: the internvl family's values (force_image_size None takes
+    # the tower's image_size, what every released InternVL-family value equals; select_layer -1 is the config's
+    # vision_feature_layer). Both sides read the same values
+    "qianfan_ocr": {"force_image_size": None, "ps_version": "v2", "select_layer": -1, "dynamic_image_size": True,
+                    "min_dynamic_patch": 1, "max_dynamic_patch": 12},
     # Qwen2.5-Omni's thinker (both vLLMs) drops every talker./token2wav. tensor (its mapper maps them to None), so a
     # checkpoint without them is one it loads alike; the released config.json says enable_audio_output true, for
     # which 4.57.6 builds the talker and token2wav at full size (sub-configs the tiny config does not shrink): the
