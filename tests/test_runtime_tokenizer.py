@@ -34,6 +34,18 @@ def test_a_model_type_outside_the_table_gets_no_tokenizer(tmp_path):
     assert not rt.written(str(tmp_path)) and rt.special_ids("llama", 512) == set()
 
 
+def test_a_synthesized_config_finds_its_tokenizer_by_architecture(tmp_path):
+    """InternVL's remote-code config has no class here: its config is synthesized under the harness's own model type,
+    so the table is read by architecture too. Upstream's InternVLProcessingInfo reads the vocabulary while its
+    ModelConfig is built (ctx_video_token, "<|video_pad|>" for a Qwen2 language model) and its processor expands the
+    prompt's "<image>" into <img> <IMG_CONTEXT>... </img>: all in the tiny vocabulary."""
+    written = rt.write(str(tmp_path), "mmf_synth_internvlchatmodel", 512, ["InternVLChatModel"])
+    assert {"<image>", "<IMG_CONTEXT>", "<img>", "</img>", "<|video_pad|>"} <= set(written)
+    assert rt.image_token_id("mmf_synth_internvlchatmodel", 512, ["InternVLChatModel"]) == written["<image>"]
+    assert rt.tokens_for("internvl_chat") is rt.tokens_for(None, ["InternVLChatModel"])
+    assert rt.tokens_for("mmf_synth_llamaforcausallm", ["LlamaForCausalLM"]) is None  # outside the table: none
+
+
 def test_a_vocabulary_too_small_for_the_special_tokens_is_refused():
     with pytest.raises(ValueError):
         rt.vocabulary(rt.tokens_for("isaac"), 4)

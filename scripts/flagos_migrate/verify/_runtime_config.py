@@ -547,6 +547,42 @@ def register_synthesized(workdir):
     return synth_class(mt) if isinstance(mt, str) and mt.startswith(SYNTH_PREFIX) else None
 
 
+def register_model_config(workdir, arch, notes=None):
+    """The reference side: a config.json whose model_type this transformers does not know (a remote-code config:
+    dots.ocr's ``dots_ocr``, which a released checkpoint loads with trust_remote_code) registered as the config class
+    upstream vLLM's own model file of ``arch`` imports with that model_type (dots_ocr.py's DotsOCRConfig, vLLM's
+    copy of the remote one), the class that model reads it as. Nothing when the type is known or no class fits."""
+    import json
+    import os
+    import sys
+
+    from transformers import CONFIG_MAPPING, AutoConfig, PretrainedConfig
+
+    try:
+        with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+            mt = json.load(f).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(mt, str) or mt in CONFIG_MAPPING:
+        return None
+    try:
+        from vllm.model_executor.models.registry import ModelRegistry
+
+        cls = ModelRegistry._try_load_model_cls(arch)
+    except Exception:
+        return None
+    module = sys.modules.get(getattr(cls, "__module__", ""), None)
+    found = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, PretrainedConfig)
+             and getattr(v, "model_type", None) == mt] if module is not None else []
+    if len(found) != 1:
+        return None
+    AutoConfig.register(mt, found[0], exist_ok=True)
+    if notes is not None:
+        notes.append(f"config: model_type {mt!r} (remote code) read as {found[0].__name__}, the class upstream's "
+                     f"{module.__name__.rsplit('.', 1)[-1]}.py imports for it (this transformers has none)")
+    return found[0]
+
+
 def _config_class_of(cls_name):
     from transformers import CONFIG_MAPPING
 
@@ -827,7 +863,7 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     tiny = runtime_tiny.tiny_config(source)
     if source_kind == "synthesized" and not base_given:
         _keep_family(tiny, (hints.get("synth") or {}).get("family") or {}, notes)
-    if mrope and runtime_tiny.with_mrope(tiny) and notes is not None:
+    if mrope and arch not in runtime_tiny.PLAIN_ROPE_ARCHS and runtime_tiny.with_mrope(tiny) and notes is not None:
         notes.append("config: M-RoPE sections added (mrope_section in rope_scaling, in rope_parameters for a "
                      "transformers 5 config, as the model's released checkpoints carry them; the config "
                      "class's defaults have none)")
@@ -888,9 +924,10 @@ def _keep_family(tiny, family, notes):
 def _write_tokenizer(cfg, workdir, notes):
     """The tiny tokenizer of a model type whose classes read token ids while built (runtime_tokenizer's table)."""
     vocab = getattr(_text_config(cfg), "vocab_size", None) or getattr(cfg, "vocab_size", None)
-    if not isinstance(vocab, int) or runtime_tokenizer.tokens_for(getattr(cfg, "model_type", None)) is None:
+    archs = getattr(cfg, "architectures", None)
+    if not isinstance(vocab, int) or runtime_tokenizer.tokens_for(getattr(cfg, "model_type", None), archs) is None:
         return
-    written = runtime_tokenizer.write(workdir, cfg.model_type, vocab)
+    written = runtime_tokenizer.write(workdir, cfg.model_type, vocab, archs)
     if notes is not None:
         notes.append(f"tokenizer: a tiny WordLevel tokenizer written offline ({vocab} tokens; "
                      f"{', '.join(f'{t}={i}' for t, i in written.items())}), the same on both sides: "

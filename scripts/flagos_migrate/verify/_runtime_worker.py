@@ -50,6 +50,7 @@ from _runtime_config import (
     bridge_modules,
     hf_class_name,
     hf_config_for,
+    register_model_config,
     register_synthesized,
 )
 from _runtime_env import (
@@ -255,7 +256,7 @@ def run_pinned(req, spec):
         level = "forward"
         text = _text_config(cfg)
         reserved = runtime_tiny.special_ids(cfg.to_dict()) | runtime_tokenizer.special_ids(
-            getattr(cfg, "model_type", None), int(text.vocab_size))
+            getattr(cfg, "model_type", None), int(text.vocab_size), getattr(cfg, "architectures", None))
         ids = runtime_tiny.prompt_ids(int(text.vocab_size), int(req.get("num_tokens", 12)), reserved,
                                       int(req.get("seed", 0)))
         _save_json(os.path.join(work, "ids.json"), ids)
@@ -398,6 +399,7 @@ def run_reference(req, spec):
     from safetensors.torch import load_file
 
     register_synthesized(work)  # the pinned side's synthesized config builds this side too
+    register_model_config(work, arch, res["notes"])
 
     if spec.get("make_checkpoint"):
         return _reference_checkpoint(arch, work, int(req.get("seed", 0)), res)

@@ -556,7 +556,7 @@ def pinned_image_forward(model, vc, cfg, ids, work, fail):
     # the config's, else the tiny tokenizer's (DeepSeek-OCR reads tokenizer.vocab["<image>"])
     token = image_token_id(cfg_dict)
     if token is None:
-        token = _tokenizer().image_token_id(cfg_dict.get("model_type"), int(vocab))
+        token = _tokenizer().image_token_id(cfg_dict.get("model_type"), int(vocab), cfg_dict.get("architectures"))
     chosen = token is None
     if chosen:  # blip2 takes it from the tokenizer: any id the prompt does not use (the mask decides)
         token = free_token(int(vocab), set(ids) | _tiny().special_ids(cfg_dict))
@@ -566,7 +566,7 @@ def pinned_image_forward(model, vc, cfg, ids, work, fail):
     try:
         kwargs, note = build_image_kwargs(vc, cfg)
     except NoImage as exc:
-        spec = _tokenizer().tokens_for(cfg_dict.get("model_type"))
+        spec = _tokenizer().tokens_for(cfg_dict.get("model_type"), cfg_dict.get("architectures"))
         if not (spec and spec.get("image") and getattr(vc.model_config, "tokenizer", None)):
             return f"text only: no image input ({exc})"
         # no Hugging Face image processor, but the tiny tokenizer: the model's own vLLM multimodal processor

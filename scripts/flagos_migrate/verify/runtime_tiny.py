@@ -477,6 +477,11 @@ MROPE_SECTION = [16, 24, 24]
 # the rope keys that make a rope Fourier rope (upstream's interns1_pro.py: use_fope when any is not None); get_rope
 # takes its M-RoPE branch before FoPE, so a FoPE rope with sections would not be FoPE (Intern-S1-Pro has none)
 FOPE_KEYS = ("fope_init_factor", "fope_sep_head", "num_inv_freq")
+# architectures whose class computes M-RoPE positions (get_mrope_input_positions) while their released config.json
+# has no mrope_section, so vLLM serves them with 1-D positions (uses_mrope reads the config): GLM-4V-9B's config.json
+# has no rope_scaling and its ChatGLM text model builds a plain rotary (chatglm.py: get_rope, rope_type "default");
+# given sections, the runner handed that rotary [3, tokens] positions
+PLAIN_ROPE_ARCHS = ("GLM4VForCausalLM",)
 
 
 def with_mrope(cfg: dict) -> bool:

@@ -27,7 +27,14 @@ _DEEPSEEK = {"bos": "<｜begin▁of▁sentence｜>", "eos": "<｜end▁of▁sent
 _ISAAC = {"eos": "<|im_end|>", "pad": "<|endoftext|>", "image": "<image>",
           "extra": ("<|image_pad|>", "<|im_start|>")}
 
-# model type of the tiny config -> the special tokens its classes and processor read
+# InternVL2.5/3 (a Qwen2.5 tokenizer plus InternVL's tokens): upstream's InternVLProcessingInfo reads the vocabulary
+# while the ModelConfig is built (ctx_video_token: "<|video_pad|>" for a Qwen2 language model, in every Qwen2.5
+# tokenizer) and its processor expands the prompt's "<image>" into <img> <IMG_CONTEXT>... </img>
+_INTERNVL = {"eos": "<|im_end|>", "pad": "<|endoftext|>", "image": "<image>",
+             "extra": ("<IMG_CONTEXT>", "<img>", "</img>", "<|video_pad|>", "<|im_start|>")}
+
+# model type of the tiny config (else its architecture: a synthesized config's model type is the harness's own, as
+# InternVL's remote-code config has no class here) -> the special tokens its classes and processor read
 TOKENIZER_TOKENS = {
     "deepseek_vl_v2": _DEEPSEEK,
     "deepseek_ocr": _DEEPSEEK,
@@ -35,12 +42,18 @@ TOKENIZER_TOKENS = {
     "unlimited-ocr": _DEEPSEEK,
     "unlimited_ocr": _DEEPSEEK,
     "isaac": _ISAAC,
+    "internvl_chat": _INTERNVL,
+    "InternVLChatModel": _INTERNVL,
 }
 _ROLES = ("bos", "eos", "pad", "image")
 
 
-def tokens_for(model_type) -> dict | None:
-    return TOKENIZER_TOKENS.get(model_type) if isinstance(model_type, str) else None
+def tokens_for(model_type, architectures=None) -> dict | None:
+    """The table's tokens of ``model_type``, else of the first of ``architectures`` it holds, else None."""
+    for key in (model_type, *(architectures or ())):
+        if isinstance(key, str) and key in TOKENIZER_TOKENS:
+            return TOKENIZER_TOKENS[key]
+    return None
 
 
 def special_tokens(spec: dict) -> list:
@@ -88,10 +101,10 @@ def tokenizer_config(spec: dict) -> dict:
     return cfg
 
 
-def write(workdir: str, model_type, vocab_size: int):
-    """Write the tiny tokenizer of ``model_type`` into ``workdir``; its {token: id} of the special tokens, or
-    None when the model type needs none (nothing written)."""
-    spec = tokens_for(model_type)
+def write(workdir: str, model_type, vocab_size: int, architectures=None):
+    """Write the tiny tokenizer of ``model_type`` (else ``architectures``) into ``workdir``; its {token: id} of the
+    special tokens, or None when the model type needs none (nothing written)."""
+    spec = tokens_for(model_type, architectures)
     if spec is None:
         return None
     with open(os.path.join(workdir, TOKENIZER_FILE), "w", encoding="utf-8") as f:
@@ -106,17 +119,17 @@ def written(workdir: str) -> bool:
     return os.path.isfile(os.path.join(workdir, TOKENIZER_FILE))
 
 
-def image_token_id(model_type, vocab_size: int):
-    """The image placeholder's id in the tiny tokenizer of ``model_type``, else None."""
-    spec = tokens_for(model_type)
+def image_token_id(model_type, vocab_size: int, architectures=None):
+    """The image placeholder's id in the tiny tokenizer of ``model_type`` (else ``architectures``), else None."""
+    spec = tokens_for(model_type, architectures)
     if spec is None or not spec.get("image"):
         return None
     return vocabulary(spec, vocab_size)[spec["image"]]
 
 
-def special_ids(model_type, vocab_size: int) -> set:
+def special_ids(model_type, vocab_size: int, architectures=None) -> set:
     """The ids of the tiny tokenizer's special tokens (a prompt of plain words avoids them), else empty."""
-    spec = tokens_for(model_type)
+    spec = tokens_for(model_type, architectures)
     if spec is None or not isinstance(vocab_size, int):
         return set()
     vocab = vocabulary(spec, vocab_size)
