@@ -188,6 +188,41 @@ def test_a_stacked_shard_may_span_several_outputs_and_the_parts_must_tile_the_la
         ("model.layers.0.mlp.gate_proj.weight", (0, 0, 48)), ("model.layers.0.mlp.up_proj.weight", (0, 48, 48))]
     assert _split_stacked("model.layers.0.mlp.gate_up_proj.weight", Param(), [48, 48, 48], stacked) is None
     assert _shard_index("k") == (1, 1) and _shard_index((0, 2)) is None and _shard_index("x") is None
+    # a mapper's substring is a whole segment: JinaVL's Qwen2-VL tower stacks ".qkv", which is not the language
+    # model's ".qkv_proj" (split as q_proj_proj before, a name upstream refuses); one ending in "." is a segment
+    qkv = [(".q_proj", (0, 0)), (".k_proj", (1, 1)), (".v_proj", (2, 2))]
+    jina = {("substr", ".qkv"): qkv, ("leaf", "qkv_proj"): [("q_proj", (0, 0)), ("k_proj", (1, 1)), ("v_proj", (2, 2))]}
+    assert [n for n, _ in _split_stacked("language_model.model.layers.0.self_attn.qkv_proj.weight", Param(), [4, 2, 2],
+                                         jina)] == [f"language_model.model.layers.0.self_attn.{p}_proj.weight" for p in "qkv"]
+    assert [n for n, _ in _split_stacked("visual.blocks.0.attn.qkv.weight", Param(), [4, 4, 4], jina)] == [
+        f"visual.blocks.0.attn.{p}_proj.weight" for p in "qkv"]
+    dots = {("substr", ".fc13."): [(".fc1.", (0, 0)), (".fc3.", (1, 1))]}
+    assert [n for n, _ in _split_stacked("vision_tower.blocks.0.mlp.fc13.weight", Param(), [4, 4], dots)] == [
+        "vision_tower.blocks.0.mlp.fc1.weight", "vision_tower.blocks.0.mlp.fc3.weight"]
+
+
+def test_the_mapper_read_backwards_is_the_one_the_class_loader_passes():
+    """JinaVL's load_weights passes ``mapper=self.weight_mapper`` ("model." -> "language_model.model."), not the
+    ``hf_to_vllm_mapper`` it inherits from Qwen2-VL ("model.visual." -> "visual."): read backwards, the inherited one
+    spelled the tower model.visual.*, which JinaVL's own mapper sends into the language model (load skipped before).
+    A loader naming none, or two different ones, keeps hf_to_vllm_mapper. Pure (no torch)."""
+    sys.path.insert(0, str(VERIFY))
+    from _runtime_load import _mapper_attr
+
+    class Jina:
+        def load_weights(self, weights):
+            return self.loader.load_weights(weights, mapper=self.weight_mapper)
+
+    class Plain:
+        def load_weights(self, weights):
+            return self.loader.load_weights(weights, mapper=self.hf_to_vllm_mapper)
+
+    class Two:
+        def load_weights(self, weights):
+            return (self.a(weights, mapper=self.one_mapper), self.b(weights, mapper=self.other_mapper))
+
+    assert _mapper_attr(Jina()) == "weight_mapper"
+    assert _mapper_attr(Plain()) == _mapper_attr(Two()) == _mapper_attr(object()) == "hf_to_vllm_mapper"
 
 
 def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
@@ -201,7 +236,8 @@ def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
 
     table = {e["id"]: e["rewrites"] for e in RESPELLINGS}
     assert list(table) == ["draft-model-prefix", "mtp-block-segment-layer-embed", "mtp-block-segment",
-                           "mtp-block-segment-shared-head", "mtp-prefix", "longcat-mtp-names", "word-embeddings"]
+                           "mtp-block-segment-shared-head", "mtp-prefix", "longcat-mtp-names", "loop-gate-projections",
+                           "splade-mlm-head", "word-embeddings"]
     assert all(e["evidence"].split(" ")[0].endswith(".py") for e in RESPELLINGS)  # each names its upstream file
     eagle = ["model.embed_tokens.weight", "model.layers.2.self_attn.qkv_proj.weight", "model.fc.weight", "lm_head.weight"]
     assert respell(eagle, table["draft-model-prefix"]) == {
@@ -246,6 +282,21 @@ def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
         "model.layers.4.mtp_block.self_attn.q_a_proj.weight": "model.mtp.layers.0.self_attn.q_a_proj.weight",
         "model.layers.4.mtp_block.mlp.down_proj.weight": "model.mtp.layers.0.transformer_layer.mlp.down_proj.weight",
         "lm_head.weight": "lm_head.weight"}
+    # IQuest-LoopCoder's loop gates: its loader reads gate_projections.{i}.weight into .gate_projections.{i}.gate_proj
+    loop = ["model.gate_projections.0.gate_proj.weight", "model.gate_projections.1.gate_proj.bias",
+            "model.layers.0.mlp.gate_proj.weight"]
+    assert respell(loop, table["loop-gate-projections"]) == {
+        "model.gate_projections.0.gate_proj.weight": "model.gate_projections.0.weight",
+        "model.gate_projections.1.gate_proj.bias": "model.gate_projections.1.bias",
+        "model.layers.0.mlp.gate_proj.weight": "model.layers.0.mlp.gate_proj.weight"}
+    # the SPLADE BERT reads its MLM head as BertForMaskedLM saves it (cls.predictions.*)
+    splade = ["mlm_head.dense.weight", "mlm_head.layer_norm.bias", "mlm_head.decoder.weight",
+              "model.encoder.layer.0.attention.output.dense.weight"]
+    assert respell(splade, table["splade-mlm-head"]) == {
+        "mlm_head.dense.weight": "cls.predictions.transform.dense.weight",
+        "mlm_head.layer_norm.bias": "cls.predictions.transform.LayerNorm.bias",
+        "mlm_head.decoder.weight": "cls.predictions.decoder.weight",
+        "model.encoder.layer.0.attention.output.dense.weight": "model.encoder.layer.0.attention.output.dense.weight"}
     # two names one: refused, never a checkpoint with a tensor silently dropped
     assert respell(["model.fc.weight", "fc.weight"], table["draft-model-prefix"]) is None
 
@@ -256,10 +307,20 @@ def test_the_checkpoint_layouts_join_each_tensors_experts_in_expert_order():
     DFlash-Laguna's reads every parameter as the class holds it (``as-held``). Experts join in index order; a gap
     in the indices or a joined name that is already a name of its own joins nothing (None). Pure (no torch)."""
     sys.path.insert(0, str(VERIFY))
-    from checkpoint_layouts import LAYOUTS, stacked_experts
+    from checkpoint_layouts import LAYOUTS, held_expert_parts, stacked_experts
 
     table = {e["id"]: e for e in LAYOUTS}
-    assert list(table) == ["split", "experts-stacked", "mla-a-split", "as-held"]
+    assert list(table) == ["split", "experts-stacked", "mla-a-split", "experts-held-w1w2w3", "as-held"]
+    # MiniCPM's MoE holds every expert in ws [expert, 2 x intermediate, hidden] (w1 rows then w3) and w2s
+    held = table["experts-held-w1w2w3"]["held_experts"]
+    assert held_expert_parts("model.layers.1.mlp.ws", (2, 8, 4), held) == [
+        ("model.layers.1.mlp.experts.0.w1.weight", 0, 0, 4), ("model.layers.1.mlp.experts.0.w3.weight", 0, 4, 4),
+        ("model.layers.1.mlp.experts.1.w1.weight", 1, 0, 4), ("model.layers.1.mlp.experts.1.w3.weight", 1, 4, 4)]
+    assert held_expert_parts("model.layers.1.mlp.w2s", (2, 4, 4), held) == [
+        ("model.layers.1.mlp.experts.0.w2.weight", 0, 0, 4), ("model.layers.1.mlp.experts.1.w2.weight", 1, 0, 4)]
+    assert held_expert_parts("model.layers.1.mlp.ws", (2, 7, 4), held) is None  # rows do not halve
+    assert held_expert_parts("model.layers.1.mlp.ws", (8, 4), held) is None  # not [expert, rows, ...]
+    assert held_expert_parts("model.layers.1.mlp.gate.weight", (2, 8, 4), held) is None
     assert table["mla-a-split"]["stacked_extra"] == {"fused_qkv_a_proj": ["q_a_proj", "kv_a_proj_with_mqa"]}
     assert table["split"]["split_stacked"] and table["split"]["split_experts"] and not table["split"]["stack_experts"]
     assert not table["as-held"]["split_stacked"] and not table["as-held"]["split_experts"]

@@ -7,10 +7,12 @@ checkpoint tensor or, for a fused one, to the concatenation of its parts; values
 order only as the pinned vLLM's own class loads them. Standard library only at import.
 """
 
+import re
+
 import runtime_mm
 from _runtime_config import _text_config
 from _runtime_env import LevelError, _construct, _vllm_config
-from checkpoint_layouts import LAYOUTS, load_scale, stacked_experts
+from checkpoint_layouts import LAYOUTS, held_expert_parts, load_scale, stacked_experts
 from draft_respellings import FIELDS, RESPELLINGS, respell
 
 
@@ -655,12 +657,30 @@ def _shard_index(shard):
     return (shard, shard) if isinstance(shard, int) else None
 
 
+_MAPPER_ARG = re.compile(r"\bmapper\s*=\s*self\.(\w+)\b")
+
+
+def _mapper_attr(mod):
+    """The attribute holding the mapper ``mod``'s own ``load_weights`` passes (``mapper=self.<name>``), else
+    ``hf_to_vllm_mapper``: JinaVL's loader passes its ``weight_mapper`` ("model." -> "language_model.model."), not the
+    ``hf_to_vllm_mapper`` it inherits from Qwen2-VL ("model.visual." -> "visual."), and read backwards the inherited
+    one spelled its tower model.visual.*, which JinaVL's mapper sends into the language model."""
+    import inspect
+
+    try:
+        found = _MAPPER_ARG.findall(inspect.getsource(type(mod).load_weights))
+    except (AttributeError, OSError, TypeError):
+        return "hf_to_vllm_mapper"
+    return found[0] if len(set(found)) == 1 else "hf_to_vllm_mapper"
+
+
 def _mappers(model):
-    """(module path, WeightsMapper) of every module declaring ``hf_to_vllm_mapper``."""
+    """(module path, WeightsMapper) of every module declaring ``hf_to_vllm_mapper`` (or passing another mapper of its
+    own to its loader, :func:`_mapper_attr`)."""
     out = []
     for path, mod in model.named_modules():
         # a class attribute mostly; MiMoMTP builds its own in __init__ (its MTP layers' index offset)
-        mapper = getattr(mod, "hf_to_vllm_mapper", None)
+        mapper = getattr(mod, _mapper_attr(mod), None)
         if mapper is not None and hasattr(mapper, "orig_to_new_prefix"):
             out.append((path, mapper))
     return out
@@ -714,8 +734,11 @@ def _split_stacked(name, param, sizes, stacked):
     dim = getattr(param, "output_dim", 0) or 0
     leaf = name.split(".")[-2] if "." in name else ""
     for (kind, key), parts in stacked.items():
-        if kind == "substr" and key in "." + name:
-            renamed = [("." + name).replace(key, orig, 1)[1:] for orig, _ in parts]
+        # a mapper's substring names a whole segment: the Qwen2-VL tower's ".qkv" is not the ".qkv_proj" of the
+        # language model beside it (JinaVL), which the tower's mapper never sees
+        at = re.compile(re.escape(key) + ("" if key.endswith(".") else r"(?=\.|$)"))
+        if kind == "substr" and at.search("." + name):
+            renamed = [at.sub(lambda _m, o=orig: o, "." + name, count=1)[1:] for orig, _ in parts]
         elif kind == "leaf" and key == leaf:
             pieces = name.split(".")
             renamed = [".".join(pieces[:-2] + [part, pieces[-1]]) for part, _ in parts]
@@ -784,12 +807,25 @@ def upstream_checkpoint(model, seed, layout=None):
         t = torch.randn(tuple(p.shape), generator=gen, dtype=torch.float32) * 0.1
         if p.dim() == 1 and "norm" in name and name.endswith("weight"):
             t = t + 1.0
+        owner = modules.get(name.rsplit(".", 1)[0]) if "." in name else model
+        rows = getattr(owner, "org_vocab_size", None) if name.endswith("weight") else None
+        if isinstance(rows, int) and 0 < rows < p.shape[0]:
+            # a vocabulary embedding padded past its vocabulary (BERT's 2 token types in 64 rows): the checkpoint holds
+            # the vocabulary's rows only (VocabParallelEmbedding.weight_loader asserts it) and the loader zeroes the rest
+            t[rows:] = 0
+            expected[name] = t
+            out[_unmap(name, mappers)] = t[:rows].contiguous()
+            continue
         expected[name] = t
+        held = held_expert_parts(name, tuple(p.shape), layout.get("held_experts"))
+        if held is not None:
+            for new, e, start, size in held:
+                out[_unmap(new, mappers)] = t[e].narrow(0, start, size).contiguous()
+            continue
         if name in experts:
             for new, (e, dim, start, size) in experts[name]:
                 out[_unmap(new, mappers)] = t[e].narrow(dim - 1, start, size).contiguous()
             continue
-        owner = modules.get(name.rsplit(".", 1)[0]) if "." in name else model
         parts = _split_stacked(name, p, list(getattr(owner, "output_sizes", None) or []), stacked)
         if parts is None:
             out[_unmap(name, mappers)] = t.contiguous()
@@ -833,9 +869,30 @@ def self_check(model, ckpt, expected, vc):
     config = getattr(model, "config", None) or getattr(vc.model_config, "hf_config", None)
     want = {n: t * load_scale(n, config) for n, t in expected.items()}
     differ = sorted(n for n, t in want.items() if not torch.equal(params[n].data, t.to(params[n].dtype)))
+    differ = [n for n in differ if not _own_loader_wrote(model, n, params[n], ckpt)]
     if differ:
         return f"{len(differ)} parameter(s) differ from the derived checkpoint after its load_weights: {', '.join(differ[:4])}"
     return None
+
+
+def _own_loader_wrote(model, name, param, ckpt):
+    """Whether ``param`` (``name``) holds exactly what its own ``weight_loader`` writes from the checkpoint tensor
+    derived under its name alone (unsplit): a loader that transforms on load (PLaMo 3's norms, a composed
+    default_weight_loader adding an offset) got that tensor, so the name is right and the value is the loader's own.
+    False without such a tensor or loader, or when the loader fails or writes anything else."""
+    import torch
+
+    loader = getattr(param, "weight_loader", None)
+    key = _unmap(name, _mappers(model))
+    if not callable(loader) or key not in ckpt or tuple(ckpt[key].shape) != tuple(param.shape):
+        return False
+    scratch = torch.nn.Parameter(torch.full_like(param.data, float("nan")), requires_grad=False)
+    try:
+        with torch.no_grad():
+            loader(scratch, ckpt[key].clone())
+    except Exception:
+        return False
+    return torch.equal(scratch.data, param.data)
 
 
 def named_by_upstream(model, seed, vc):

@@ -10,7 +10,10 @@ split into their parts (else kept as the class holds them), ``stacked_extra`` mo
 the conventional qkv_proj / gate_up_proj and the model's ``packed_modules_mapping``; ``split_experts``: fused expert parameters split per
 expert by the expert layer's ``get_expert_mapping`` (else kept as the class holds them); ``stack_experts``: (regular expression over a
 per-expert name with the expert index as group ``index``, replacement) joining the experts of one tensor into one
-tensor with the experts along a new first dimension, or None; ``evidence``: where upstream vLLM 0.33.0 reads it."""
+tensor with the experts along a new first dimension, or None; ``held_experts`` (optional): {parameter leaf: per-expert
+name templates} for an expert layer that holds every expert in one parameter [expert, rows, ...] with no expert mapping
+of its own: expert ``e``'s rows split evenly between the templates in order, each named ``<module>.<template>`` with
+``{e}`` the expert; ``evidence``: where upstream vLLM 0.33.0 reads it."""
 
 import re
 
@@ -27,10 +30,29 @@ LAYOUTS = (
      "evidence": "longcat_flash_mtp.py LongCatFlashMTP.load_weights (as deepseek_v2.py's): stacked_params_mapping "
                  "(fused_qkv_a_proj, q_a_proj, 0), (fused_qkv_a_proj, kv_a_proj_with_mqa, 1), with no "
                  "packed_modules_mapping declaring it, and its released names hold q_a_proj and kv_a_proj_with_mqa"},
+    {"id": "experts-held-w1w2w3", "split_stacked": True, "stacked_extra": {}, "split_experts": True, "stack_experts": None,
+     "held_experts": {"ws": ("experts.{e}.w1.weight", "experts.{e}.w3.weight"), "w2s": ("experts.{e}.w2.weight",)},
+     "evidence": "minicpm.py MiniCPMModel.load_weights: expert_params_mapping reads experts.{e}.w1/w3.weight into ws "
+                 "(MiniCPMMoE.weight_loader: w1 the first intermediate_size rows of ws[e], w3 the next) and "
+                 "experts.{e}.w2.weight into w2s[e]; MiniCPMMoE has no get_expert_mapping to read backwards"},
     {"id": "as-held", "split_stacked": False, "stacked_extra": {}, "split_experts": False, "stack_experts": None,
      "evidence": "laguna_dflash.py DFlashLagunaModel.load_weights: params_dict[name] for every name (no stacked or "
                  "expert mapping), so qkv_proj and every other parameter is read as the class holds it"},
 )
+
+
+def held_expert_parts(name, shape, held_experts):
+    """A parameter ``name`` of ``shape`` -> [(checkpoint name, expert, first row, rows)] under ``held_experts`` (see
+    :data:`LAYOUTS`), else None: its leaf not in the table, not [expert, rows, ...], or rows that do not split evenly
+    between the templates. Pure."""
+    module, _, leaf = name.rpartition(".")
+    templates = (held_experts or {}).get(leaf)
+    if not templates or len(shape) < 3 or shape[1] % len(templates):
+        return None
+    rows = shape[1] // len(templates)
+    head = module + "." if module else ""
+    return [(head + template.format(e=e), e, i * rows, rows)
+            for e in range(shape[0]) for i, template in enumerate(templates)]
 
 
 def stacked_experts(names, stack_experts):
