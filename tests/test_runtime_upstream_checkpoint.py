@@ -310,7 +310,8 @@ def test_the_checkpoint_layouts_join_each_tensors_experts_in_expert_order():
     from checkpoint_layouts import LAYOUTS, held_expert_parts, stacked_experts
 
     table = {e["id"]: e for e in LAYOUTS}
-    assert list(table) == ["split", "experts-stacked", "mla-a-split", "experts-held-w1w2w3", "as-held"]
+    assert list(table) == ["split", "experts-stacked", "mla-a-split", "experts-held-w1w2w3", "qk-rotary-interleaved",
+                           "as-held"]
     # MiniCPM's MoE holds every expert in ws [expert, 2 x intermediate, hidden] (w1 rows then w3) and w2s
     held = table["experts-held-w1w2w3"]["held_experts"]
     assert held_expert_parts("model.layers.1.mlp.ws", (2, 8, 4), held) == [
@@ -321,6 +322,9 @@ def test_the_checkpoint_layouts_join_each_tensors_experts_in_expert_order():
     assert held_expert_parts("model.layers.1.mlp.ws", (2, 7, 4), held) is None  # rows do not halve
     assert held_expert_parts("model.layers.1.mlp.ws", (8, 4), held) is None  # not [expert, rows, ...]
     assert held_expert_parts("model.layers.1.mlp.gate.weight", (2, 8, 4), held) is None
+    # Llama 4's loader permutes q/k from the interleaved rotary layout: the derived q_proj / k_proj are stored so
+    assert [f for _, f in table["qk-rotary-interleaved"]["interleaved_rotary"]] == ["num_attention_heads",
+                                                                                     "num_key_value_heads"]
     assert table["mla-a-split"]["stacked_extra"] == {"fused_qkv_a_proj": ["q_a_proj", "kv_a_proj_with_mqa"]}
     assert table["split"]["split_stacked"] and table["split"]["split_experts"] and not table["split"]["stack_experts"]
     assert not table["as-held"]["split_stacked"] and not table["as-held"]["split_experts"]

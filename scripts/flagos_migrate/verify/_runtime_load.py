@@ -12,7 +12,7 @@ import re
 import runtime_mm
 from _runtime_config import _text_config
 from _runtime_env import LevelError, _construct, _vllm_config
-from checkpoint_layouts import LAYOUTS, held_expert_parts, load_scale, stacked_experts
+from checkpoint_layouts import LAYOUTS, held_expert_parts, interleave_rotary, load_scale, stacked_experts
 from draft_respellings import FIELDS, RESPELLINGS, respell
 
 
@@ -21,6 +21,7 @@ class Checkpoint(dict):
     the reference class's own state-dict name where transformers renames on save (VLMs)."""
 
     in_memory: dict = {}
+    permuted: tuple = ()  # names stored in another layout than the class holds (checkpoint_layouts.interleaved_rotary)
 
     def respelled(self):
         """The same tensors under the reference class's own names (None when nothing is renamed)."""
@@ -783,7 +784,7 @@ def _expert_parts(model):
     return out
 
 
-def upstream_checkpoint(model, seed, layout=None):
+def upstream_checkpoint(model, seed, layout=None, config=None):
     """A checkpoint as the released one of ``model`` (an upstream vLLM class, built) would be spelled,
     derived from the model itself: random values (fixed seed) for each of its parameters, split back
     through its own mappings (stacked layers by their ``output_sizes``, fused experts by their expert
@@ -832,6 +833,13 @@ def upstream_checkpoint(model, seed, layout=None):
             continue
         for new, (dim, start, size) in parts:
             out[_unmap(new, mappers)] = t.narrow(dim, start, size).contiguous()
+    permuted = []
+    for pattern, field in layout.get("interleaved_rotary") or ():  # read back through the loader's permutation
+        for name in [n for n in out if re.search(pattern, n)]:
+            out[name] = interleave_rotary(out[name], getattr(config, field, None))
+            if out[name] is None:
+                return None, expected
+            permuted.append(name)
     if layout["stack_experts"] is not None:
         joined = stacked_experts(out, layout["stack_experts"])
         if not joined or any(len({tuple(out[n].shape) for n in parts}) != 1 for parts in joined.values()):
@@ -840,6 +848,7 @@ def upstream_checkpoint(model, seed, layout=None):
             out[name] = torch.stack([out.pop(n) for n in parts]).contiguous()
     out = Checkpoint({k: out[k] for k in sorted(out)})
     out.in_memory = {}
+    out.permuted = tuple(sorted(permuted))  # the same names as another layout's, other values
     return out, expected
 
 
@@ -906,10 +915,11 @@ def named_by_upstream(model, seed, vc):
     fields = {f: getattr(config, f, None) for f in FIELDS}
     first, tried, seen = None, [], set()
     for layout in LAYOUTS:
-        ckpt, expected = upstream_checkpoint(model, seed, layout)
-        if ckpt is None or frozenset(ckpt) in seen:  # the layout does not apply, or changes nothing here
+        ckpt, expected = upstream_checkpoint(model, seed, layout, config)
+        key = None if ckpt is None else (frozenset(ckpt), ckpt.permuted)
+        if ckpt is None or key in seen:  # the layout does not apply, or changes nothing here
             continue
-        seen.add(frozenset(ckpt))
+        seen.add(key)
         first = ckpt if first is None else first
         for entry in (None, *RESPELLINGS):
             if entry is None:

@@ -13,7 +13,9 @@ per-expert name with the expert index as group ``index``, replacement) joining t
 tensor with the experts along a new first dimension, or None; ``held_experts`` (optional): {parameter leaf: per-expert
 name templates} for an expert layer that holds every expert in one parameter [expert, rows, ...] with no expert mapping
 of its own: expert ``e``'s rows split evenly between the templates in order, each named ``<module>.<template>`` with
-``{e}`` the expert; ``evidence``: where upstream vLLM 0.33.0 reads it."""
+``{e}`` the expert; ``interleaved_rotary`` (optional): (regular expression over a checkpoint name, config field
+holding its head count) for tensors stored with each head's rotary pairs interleaved, which the class's loader
+permutes into halves (:func:`interleave_rotary`); ``evidence``: where upstream vLLM 0.33.0 reads it."""
 
 import re
 
@@ -35,6 +37,14 @@ LAYOUTS = (
      "evidence": "minicpm.py MiniCPMModel.load_weights: expert_params_mapping reads experts.{e}.w1/w3.weight into ws "
                  "(MiniCPMMoE.weight_loader: w1 the first intermediate_size rows of ws[e], w3 the next) and "
                  "experts.{e}.w2.weight into w2s[e]; MiniCPMMoE has no get_expert_mapping to read backwards"},
+    {"id": "qk-rotary-interleaved", "split_stacked": True, "stacked_extra": {}, "split_experts": True,
+     "stack_experts": None,
+     "interleaved_rotary": ((r"(^|\.)(q_proj|wq)\.weight$", "num_attention_heads"),
+                            (r"(^|\.)(k_proj|wk)\.weight$", "num_key_value_heads")),
+     "evidence": "llama4.py Llama4ForCausalLM.permute_qk_weight_for_rotary, which Llama4ForCausalLM.load_weights and "
+                 "llama4_eagle.py EagleLlama4ForCausalLM.load_weights apply to every tensor: each q_proj / k_proj "
+                 "weight is read in Meta's interleaved rotary layout and permuted per head into vLLM's "
+                 "(view(heads, d/2, 2, in).transpose(1, 2))"},
     {"id": "as-held", "split_stacked": False, "stacked_extra": {}, "split_experts": False, "stack_experts": None,
      "evidence": "laguna_dflash.py DFlashLagunaModel.load_weights: params_dict[name] for every name (no stacked or "
                  "expert mapping), so qkv_proj and every other parameter is read as the class holds it"},
@@ -71,6 +81,17 @@ def stacked_experts(names, stack_experts):
     if any(sorted(by_index) != list(range(len(by_index))) for by_index in groups.values()):
         return None
     return {joined: [by_index[i] for i in range(len(by_index))] for joined, by_index in groups.items()}
+
+
+def interleave_rotary(t, heads):
+    """``t`` (a tensor ``[heads * d, ...]`` in vLLM's rotary layout: each head's first half, then its second) in the
+    interleaved layout of Meta's checkpoints (pairs side by side): the inverse of upstream's
+    ``view(heads, d // 2, 2, ...).transpose(1, 2)``; None when ``heads`` does not divide the rows into even heads.
+    Pure (tensor methods only)."""
+    rows = t.shape[0]
+    if not isinstance(heads, int) or heads < 1 or rows % (2 * heads):
+        return None
+    return t.reshape(heads, 2, rows // heads // 2, *t.shape[1:]).transpose(1, 2).reshape(t.shape).contiguous()
 
 
 # Values a class's own weight loader changes on load (a composed loader), so that the self-check compares what it

@@ -522,6 +522,11 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # model"); Qwen3VLTextConfig's default rope_scaling (None) built a model no Intern-S1-Pro checkpoint fits. Its
     # remote-code InternS1ProTextConfig holds tie_word_embeddings (False), which upstream reads from text_config
     # and transformers 5's Qwen3VLTextConfig does not declare
+    # upstream's llama4_eagle.py serves dense drafts only (asserts len(config.moe_layers) == 0: "moe is not supported
+    # by draft model yet", and its loader writes no fused expert), while Llama4DecoderLayer builds a MoE block where
+    # (layer_idx + 1) % interleave_moe_layer_step == 0 (both vLLMs): a dense Llama 4 config holds step 0 next to its
+    # empty moe_layers (transformers' Llama4TextConfig derives moe_layers from the step, so step 1 means every layer)
+    "EagleLlama4ForCausalLM": {"interleave_moe_layer_step": 0},
     "InternS1ProForConditionalGeneration": {"text_config.rope_scaling": {
         "rope_type": "default", "fope_init_factor": 0.5, "fope_sep_head": True, "num_inv_freq": None},
         "text_config.tie_word_embeddings": False},
