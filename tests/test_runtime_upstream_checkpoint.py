@@ -237,7 +237,7 @@ def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
     table = {e["id"]: e["rewrites"] for e in RESPELLINGS}
     assert list(table) == ["draft-model-prefix", "mtp-block-segment-layer-embed", "mtp-block-segment",
                            "mtp-block-segment-shared-head", "mtp-prefix", "longcat-mtp-names", "loop-gate-projections",
-                           "splade-mlm-head", "word-embeddings"]
+                           "word-embeddings"]
     assert all(e["evidence"].split(" ")[0].endswith(".py") for e in RESPELLINGS)  # each names its upstream file
     eagle = ["model.embed_tokens.weight", "model.layers.2.self_attn.qkv_proj.weight", "model.fc.weight", "lm_head.weight"]
     assert respell(eagle, table["draft-model-prefix"]) == {
@@ -289,14 +289,6 @@ def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
         "model.gate_projections.0.gate_proj.weight": "model.gate_projections.0.weight",
         "model.gate_projections.1.gate_proj.bias": "model.gate_projections.1.bias",
         "model.layers.0.mlp.gate_proj.weight": "model.layers.0.mlp.gate_proj.weight"}
-    # the SPLADE BERT reads its MLM head as BertForMaskedLM saves it (cls.predictions.*)
-    splade = ["mlm_head.dense.weight", "mlm_head.layer_norm.bias", "mlm_head.decoder.weight",
-              "model.encoder.layer.0.attention.output.dense.weight"]
-    assert respell(splade, table["splade-mlm-head"]) == {
-        "mlm_head.dense.weight": "cls.predictions.transform.dense.weight",
-        "mlm_head.layer_norm.bias": "cls.predictions.transform.LayerNorm.bias",
-        "mlm_head.decoder.weight": "cls.predictions.decoder.weight",
-        "model.encoder.layer.0.attention.output.dense.weight": "model.encoder.layer.0.attention.output.dense.weight"}
     # two names one: refused, never a checkpoint with a tensor silently dropped
     assert respell(["model.fc.weight", "fc.weight"], table["draft-model-prefix"]) is None
 
