@@ -55,6 +55,31 @@ def _describe(level, exc):
 _GPU_MARKERS = ("triton", "cuda", "nvidia", "nccl", "_C.", "_C::", "'_C'", "_moe_C", "flash_attn", "deep_gemm")
 
 
+def unset_attribute(exc):
+    """``"Class.attr"`` when ``exc`` is an AttributeError on an object of a vLLM class that no class of its MRO ever
+    assigns (``self.attr =`` in none of their sources): upstream's own bug on any device (0.33.0's OpenPanguDecoderLayer
+    never sets the use_sequence_parallel_moe DeepSeek's MTP layer reads), not the CPU's nor the migration's; else None."""
+    import inspect
+    import re
+
+    obj, name = getattr(exc, "obj", None), getattr(exc, "name", None)
+    if not isinstance(exc, AttributeError) or obj is None or not name \
+            or not type(obj).__module__.startswith("vllm."):
+        return None
+    assigned = re.compile(r"\bself\." + re.escape(name) + r"\s*(?::[^=\n]*)?=(?!=)|setattr\(\s*self\s*,\s*['\"]"
+                          + re.escape(name) + "['\"]")
+    for cls in type(obj).__mro__:
+        if name in vars(cls):
+            return None
+        try:
+            if assigned.search(inspect.getsource(cls)):
+                return None
+        except (OSError, TypeError):  # a class without source (torch's nn.Module is found by vars): unknown
+            if cls.__module__.startswith("vllm."):
+                return None
+    return f"{type(obj).__name__}.{name}"
+
+
 def gpu_only_op(exc):
     """The GPU-only op an exception points to (Triton kernel, missing compiled op), else None."""
     msg = str(exc)

@@ -73,6 +73,7 @@ from _runtime_env import (
     _vllm_config,
     cuda_only_refusal,
     gpu_only_op,
+    unset_attribute,
 )
 from _runtime_forward import _forward, _hf_logits, _reference_attention
 from _runtime_load import (
@@ -428,8 +429,10 @@ def run_reference(req, spec):
             res["notes"].append(f"image not compared: upstream {type(exc).__name__}: {str(exc)[:200]}")
         res["reference"] = f"vllm-{vllm.__version__}"
     except BaseException as exc:
-        op = gpu_only_op(exc)
-        upstream_why = f"upstream vLLM {vllm.__version__} could not run it on CPU ({op or type(exc).__name__ + ': ' + str(exc)[:200]})"
+        op, unset = gpu_only_op(exc), unset_attribute(exc)
+        upstream_why = (f"reference cannot run: upstream bug {unset} (vLLM {vllm.__version__} reads it, no class of the "
+                        f"object sets it: {type(exc).__name__}: {str(exc)[:200]})" if unset and not op else
+                        f"upstream vLLM {vllm.__version__} could not run it on CPU ({op or type(exc).__name__ + ': ' + str(exc)[:200]})")
         res["notes"].append(f"{upstream_why}; Hugging Face reference used")
         if os.path.exists(os.path.join(work, runtime_mm.IDS_FILE)):
             res["notes"].append("image not compared: the Hugging Face reference runs the text prefill only")
