@@ -39,6 +39,15 @@ def _reference_attention():
 
     def forward(self, query, key, value, output_shape=None, **_):
         heads, kv, dim = self.num_heads, self.num_kv_heads, self.head_size
+        # a call without key/value reads what this layer wrote to its KV cache earlier in the prefill (LoopCoder's
+        # later loops attend to loop 0's keys through attn[0](q, None, None)): the last key/value it was given
+        if key is None and value is None:
+            if getattr(self, "_mmf_kv", None) is None:
+                raise LevelError(f"{type(self).__name__} was called without key/value before any were written: it "
+                                 "reads a KV cache another layer or step fills, which this prefill does not")
+            key, value = self._mmf_kv
+        else:
+            self._mmf_kv = (key, value)
         q = query.reshape(-1, heads, dim).transpose(0, 1)
         k = key.reshape(-1, kv, dim).transpose(0, 1)
         v = value.reshape(-1, kv, getattr(self, "head_size_v", dim) or dim).transpose(0, 1)
