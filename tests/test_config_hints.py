@@ -1098,7 +1098,7 @@ def test_a_config_class_from_transformers_5s_mapping_or_the_module_bound_vllm_co
     mod.ChatGLMConfig = ChatGLM
     assert rc._config_class("GLM4VForCausalLM", bridges, module=mod, hints={}) == (ChatGLM, "registry")
     synth = {"synth": {"config": {"hidden_size": 64}, "model_type": "mmf_synth_glm4v", "reads": 1}}
-    monkeypatch.setattr(rc, "synth_class", lambda mt: mt)
+    monkeypatch.setattr(rc, "synth_class", lambda mt, name=None: mt)
     assert rc._config_class("GLM4VForCausalLM", bridges, module=types.ModuleType("m"), hints=synth) == \
         ("mmf_synth_glm4v", "synthesized")  # a module that binds no config: synthesized as before
 
@@ -1419,7 +1419,7 @@ def test_the_one_bridge_fallback_is_the_records_own_never_a_siblings(monkeypatch
     bridges = {"muse_glimmer_assistant": Muse}
     synth = {"synth": {"config": {"hidden_size": 64}, "model_type": "mmf_synth_qwen3dsparkmodel", "reads": 1,
                        "file": "m"}}
-    monkeypatch.setattr(rc, "synth_class", lambda mt: ("synth", mt))
+    monkeypatch.setattr(rc, "synth_class", lambda mt, name=None: ("synth", mt))
     assert rc._config_class("Qwen3DSparkModel", bridges, hints=synth, own_bridges={}) == \
         (("synth", "mmf_synth_qwen3dsparkmodel"), "synthesized")
     assert rc._config_class("Qwen3DSparkModel", bridges, hints=synth, own_bridges=bridges) == (Muse, "bridge")

@@ -409,7 +409,7 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
                      f"vLLM's registry, the plugin's bridges); from the {synth.get('reads')} attributes "
                      f"{synth.get('file')} reads from its config, valued by name"
                      + (f"; no value for {', '.join(synth['missing'])}" if synth.get("missing") else ""))
-        return synth_class(synth["model_type"]), "synthesized"
+        return synth_class(synth["model_type"], synth.get("class_name")), "synthesized"
     raise Unavailable(f"no config class for {arch}: transformers {_tf_version()} maps no model_type to it, the "
                       f"pinned vLLM's config registry has none for it and the plugin's config bridges define "
                       f"{sorted(bridges) or 'none'} (a remote-code model, or a model type the pinned transformers "
@@ -429,9 +429,10 @@ def _derived_property(cls, name):
     return isinstance(attr, property) and attr.fset is None
 
 
-def synth_class(model_type):
+def synth_class(model_type, name=None):
     """A plain ``PretrainedConfig`` for a synthesized config.json, registered under its model type
-    (``mmf_synth_*``, which no real config uses) where vLLM's get_config and AutoConfig look."""
+    (``mmf_synth_*``, which no real config uses) where vLLM's get_config and AutoConfig look; ``name``: the
+    class name of the architecture's remote-code config (config_hints.SYNTH_CLASS_NAMES), which vLLM checks."""
     from transformers import PretrainedConfig
 
     sparse = not isinstance(getattr(PretrainedConfig, "per_layer_config", None), property)
@@ -454,7 +455,7 @@ def synth_class(model_type):
     body = {"model_type": model_type, "__init__": __init__}
     if sparse:  # transformers 4.x: the per-layer view transformers 5's PreTrainedConfig gives (HeterogeneousConfigMixin)
         body.update(per_layer_config=property(_per_layer_view), to_dict=_to_dict_sparse)
-    cls = type("SynthesizedConfig", (PretrainedConfig,), body)
+    cls = type(name or "SynthesizedConfig", (PretrainedConfig,), body)
     _register_bridge(model_type, cls)
     return cls
 
@@ -534,8 +535,9 @@ def _sub_class(key, mt):
     return None
 
 
-def register_synthesized(workdir):
-    """The reference side: the class of the synthesized config.json in ``workdir``, if it is one."""
+def register_synthesized(workdir, name=None):
+    """The reference side: the class of the synthesized config.json in ``workdir``, if it is one (``name``:
+    as :func:`synth_class`)."""
     import json
     import os
 
@@ -544,7 +546,7 @@ def register_synthesized(workdir):
             mt = json.load(f).get("model_type")
     except (OSError, ValueError, AttributeError):
         return None
-    return synth_class(mt) if isinstance(mt, str) and mt.startswith(SYNTH_PREFIX) else None
+    return synth_class(mt, name) if isinstance(mt, str) and mt.startswith(SYNTH_PREFIX) else None
 
 
 def register_model_config(workdir, arch, notes=None):
@@ -844,6 +846,7 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     if source_kind == "synthesized" and not base:
         base = dict(hints["synth"]["config"])
     source = _subcfg.from_dict(cfg_cls, base).to_dict() if base else cfg_cls().to_dict()
+    _released_names(source, getattr(cfg_cls, "model_type", None))  # before: the released name is read back
     unread = [] if base else _unread_sub_configs(cfg_cls, source)
     for key in unread:
         source.pop(key)
@@ -900,6 +903,7 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     if hints.get("speculative"):
         _write_target(arch, cfg_cls, target, workdir, hints["speculative"], notes, update)
     _write_tokenizer(cfg, workdir, notes)
+    _write_sentence_config(cfg, workdir, notes)
     return cfg
 
 
@@ -919,6 +923,28 @@ def _keep_family(tiny, family, notes):
             kept.append(f"{key}={value!r}")
     if kept and notes is not None:
         notes.append(f"config: {', '.join(kept)}: the family's values (SYNTH_FAMILIES, tiny already) over the shrink")
+
+
+# model_type -> the Sentence Transformers sentence_bert_config.json its released checkpoints carry, which vLLM
+# reads as ModelConfig.encoder_config: both vLLMs' NomicBertModelConfig, given a max_model_len, pop its
+# max_seq_length unguarded (None without the file: AttributeError); nomic-embed-text-v1's says 8192, here the
+# context the harness builds for
+SENTENCE_CONFIGS = {"nomic_bert": {"max_seq_length": _runtime_env.MAX_MODEL_LEN, "do_lower_case": False}}
+
+
+def _write_sentence_config(cfg, workdir, notes):
+    """The sentence_bert_config.json of a model type in :data:`SENTENCE_CONFIGS`, the same on both sides."""
+    import json
+    import os
+
+    values = SENTENCE_CONFIGS.get(getattr(cfg, "model_type", None))
+    if values is None:
+        return
+    with open(os.path.join(workdir, "sentence_bert_config.json"), "w", encoding="utf-8") as f:
+        json.dump(values, f)
+    if notes is not None:
+        notes.append(f"config: sentence_bert_config.json {values} written, as {cfg.model_type}'s released checkpoints "
+                     "carry one (vLLM reads it as the encoder config)")
 
 
 def _write_tokenizer(cfg, workdir, notes):
@@ -1007,6 +1033,20 @@ def _keep_released(workdir, tiny, carried, notes=None):
                      "save_pretrained leaves out, and a field the released config.json's own class holds")
 
 
+# model_type -> {field the config class holds: the name its released config.json gives it}: the pinned vLLM's
+# UltravoxConfig keeps the language model's config as wrapped_model_config (an object, which to_dict writes out)
+# and builds it from text_config, the key fixie-ai's config.json files carry; a config.json holding
+# wrapped_model_config loads as a plain dict there ('dict' object has no attribute 'get_text_config')
+RELEASED_NAMES = {"ultravox": {"wrapped_model_config": "text_config"}}
+
+
+def _released_names(data, model_type):
+    """``data`` (a config dict) with the fields :data:`RELEASED_NAMES` renames under their released names."""
+    for held, released in (RELEASED_NAMES.get(model_type) or {}).items():
+        if held in data:
+            data[released] = data.pop(held)
+
+
 def _unread_sub_configs(cfg_cls, data):
     """Keys of ``data`` (``cfg_cls().to_dict()``) holding a sub-config that ``cfg_cls`` builds from other keys and
     does not read back: built again from ``data``, the class keeps them as plain dicts, or fails reading one as a
@@ -1039,18 +1079,20 @@ def _unread_sub_configs(cfg_cls, data):
 
 def _save(cfg, workdir, notes=None, drop=()):
     """``save_pretrained``, with the model_type AutoConfig reads the class under (:func:`auto_model_type`),
-    as a released checkpoint's config.json names it; without the keys ``drop`` (:func:`_unread_sub_configs`)."""
+    as a released checkpoint's config.json names it; without the keys ``drop`` (:func:`_unread_sub_configs`);
+    its fields under their released names (:data:`RELEASED_NAMES`)."""
     import json
     import os
 
     cfg.save_pretrained(workdir)
     key = auto_model_type(type(cfg))
     path = os.path.join(workdir, "config.json")
-    if drop:
+    if drop or RELEASED_NAMES.get(getattr(cfg, "model_type", None)):
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
         for name in drop:
             data.pop(name, None)
+        _released_names(data, cfg.model_type)
         with open(path, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2)
     if key is None:

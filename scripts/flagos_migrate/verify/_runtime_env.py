@@ -238,9 +238,26 @@ def _model_config(workdir, runner, overrides=None):
 
     # the tiny tokenizer written next to the config for a model that reads one while built (runtime_tokenizer)
     tokenizer = workdir if os.path.isfile(os.path.join(workdir, "tokenizer.json")) else None
-    return ModelConfig(model=workdir, tokenizer=tokenizer, skip_tokenizer_init=tokenizer is None, dtype=torch.float32,
-                       enforce_eager=True, seed=0, max_model_len=256, runner=runner,
-                       **({"hf_overrides": rewrite} if overrides else {}))
+    kwargs = dict(model=workdir, tokenizer=tokenizer, skip_tokenizer_init=tokenizer is None, dtype=torch.float32,
+                  enforce_eager=True, seed=0, runner=runner, **({"hf_overrides": rewrite} if overrides else {}))
+    try:
+        return ModelConfig(max_model_len=MAX_MODEL_LEN, **kwargs)
+    except ValueError as exc:  # pydantic's ValidationError is one
+        if not _over_position_limit(exc):
+            raise
+    # a model whose positions end below it (CLIP's text tower: max_position_embeddings 77, SigLIP's 64): the
+    # limit vLLM derives from the config, as a serve without --max-model-len takes it
+    return ModelConfig(max_model_len=None, **kwargs)
+
+
+# the context every model is built for (the prompts are a few dozen tokens), else the config's own position
+# limit when that is lower
+MAX_MODEL_LEN = 256
+
+
+def _over_position_limit(exc):
+    """``exc`` is vLLM's refusal of a max_model_len above the limit it derives from the config."""
+    return "max_model_len" in str(exc) and "greater than the derived" in str(exc)
 
 
 def _speculative(workdir, pc):

@@ -399,7 +399,8 @@ def run_reference(req, spec):
     res = {"architecture": arch, "reference": None, "notes": [], "error": None}
     from safetensors.torch import load_file
 
-    register_synthesized(work)  # the pinned side's synthesized config builds this side too
+    # the pinned side's synthesized config builds this side too, in a class of the same name
+    register_synthesized(work, ((spec.get("config_hints") or {}).get("synth") or {}).get("class_name"))
     register_model_config(work, arch, res["notes"])
 
     if spec.get("make_checkpoint"):

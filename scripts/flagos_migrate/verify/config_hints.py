@@ -195,6 +195,10 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # family, not in SYNTH_VALUES: the name means another activation elsewhere (GPT-2 "gelu_new", Nomic BERT
     # "swiglu", mBART's decoder "gelu"), and a "silu" for every synthesized config built those models wrong
     ("exaone",): {"activation_function": "silu"},
+    # GTE v1.5 (Alibaba-NLP/gte-base-en-v1.5's config.json, remote-code NewConfig: GteNewModel's only config, the one
+    # bert_with_rope.py architecture without a class here): gelu, which both vLLMs' GteNewModelConfig assert and
+    # turn into geglu, and rope positions
+    ("bert_with_rope",): {"hidden_act": "gelu", "position_embedding_type": "rope"},
     # Solar Pro's block skip connections (upstage's remote-code SolarConfig defaults: the hidden state is kept
     # before the layers bskcn_1 [12, 20, 32, 44] and bskcn_2 [20, 32], blended back before bskcn_3 [16, 24, 36, 48]
     # and bskcn_4 [28, 40] with weight bskcn_tv [0.9 training, 0.8 inference]); upstream's solar.py reads them
@@ -508,6 +512,26 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # the Llama bidirectional embedders / rerankers (nvidia/llama-nemotron-embed-1b-v2, llama-nemotron-rerank-1b-v2)
     # name their pooling in config.json ("avg"); upstream's LlamaBidirectionalConfig refuses a config without it
     **{arch: {"pooling": "avg"} for arch in ("LlamaBidirectionalModel", "LlamaBidirectionalForSequenceClassification")},
+    # GLM-4.1V / GLM-4.5V rotate half of the text head (their config.json: text_config.partial_rotary_factor 0.5,
+    # M-RoPE sections [8, 12, 12] of a 128 head), which both vLLMs' glm4.py default to and 4.57.6's Glm4v*TextConfig
+    # leave None (the tiny sections covered the whole head: MRotaryEmbedding asserted); GLM-4.5V's text head_dim
+    # (128) and its use_qk_norm (false), which both vLLMs read and Glm4vMoeTextConfig does not declare
+    "glm4v": {"text_config.partial_rotary_factor": 0.5},
+    "glm4v_moe": {"text_config.partial_rotary_factor": 0.5, "text_config.head_dim": 128,
+                  "text_config.use_qk_norm": False},
+
+    # ERNIE-4.5-VL's tower as baidu's released config.json spells it (remote-code DFNRopeVisionTransformerConfig:
+    # embed_dim 1280 = hidden_size, mlp_ratio 4), which both vLLMs' ernie45_vl.py read (and assert equal) and
+    # transformers 5's Ernie4_5_VLMoeVisionConfig does not declare; embed_dim shrinks with the tower
+    "ernie4_5_vl_moe": {"vision_config.embed_dim": 1280, "vision_config.mlp_ratio": 4},
+
+    # Voxtral is served from Mistral's params.json, whose audio encoder args both vLLMs' mistral.py turn into a
+    # WhisperConfig audio_config with downsample_factor and the mel front end's window_size / hop_length /
+    # sampling_rate (Voxtral-Mini-3B-2507's: 4, 50 Hz frames to 12.5 Hz; 400, 160, 16 kHz), which both vLLMs'
+    # voxtral.py read unguarded and transformers' VoxtralEncoderConfig does not declare
+    "voxtral": {"audio_config.downsample_factor": 4, "audio_config.window_size": 400, "audio_config.hop_length": 160,
+                "audio_config.sampling_rate": 16000},
+
     # keyed by architecture: GLM-4V-9B is a chatglm checkpoint whose config.json adds the EVA2-CLIP tower's
     # vision_config (a plain dict upstream's glm4v.py reads as a Namespace), which ChatGLMConfig never fills in
     # (and a text-only ChatGLM refuses): its fields, tiny (4x4 patches of 14 pixels plus the class token,
@@ -587,6 +611,10 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
 TF5_DERIVED: dict[str, tuple[str, ...]] = {
     "modernbert": ("layer_types",),
 }
+# the class name of an architecture's remote-code config, which a synthesized config takes: both vLLMs' config
+# fix-ups assert it (GteNewModelConfig: `config.__class__.__name__ == "NewConfig"`, Alibaba-NLP/new-impl's
+# configuration.NewConfig, which every GTE v1.5 checkpoint's auto_map loads)
+SYNTH_CLASS_NAMES: dict[str, str] = {"GteNewModel": "NewConfig", "GteNewForSequenceClassification": "NewConfig"}
 # always in a synthesized config: vLLM's ModelConfig reads them whatever the model file does, and
 # the pinned side reads rope_theta/rope_scaling where upstream reads rope_parameters
 CORE = ("hidden_size", "num_attention_heads", "num_key_value_heads", "num_hidden_layers", "vocab_size",
@@ -1224,7 +1252,8 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
             "speculative": speculative_method(arch, text, bool(draft) or arch in _speculative_only(), up_of[arch]),
             "synth": {"config": synth, "missing": missing, "reads": len(reads), "tower_classes": tower_classes,
                       "family": family_values(model),
-                      "file": f"{MODELS_PKG}.{model}", "model_type": _synth_model_type(arch)},
+                      "file": f"{MODELS_PKG}.{model}", "model_type": _synth_model_type(arch),
+                      "class_name": SYNTH_CLASS_NAMES.get(arch)},
             "complete": completion(reads),
             # the model types transformers 5 maps the architecture to (nemotron_h_omni for
             # NemotronH_Omni_Reasoning_V3): a plugin bridge of one is the config a checkpoint names

@@ -83,10 +83,7 @@ def shrink_vision_geometry(cfg: dict) -> None:
         vision = cfg.get(key)
         if not isinstance(vision, dict):
             continue
-        # Qwen2-VL's tower is embed_dim wide and its merger writes hidden_size: the text model's width
-        if isinstance(vision.get("embed_dim"), int) and isinstance(vision.get("hidden_size"), int) \
-                and isinstance(text.get("hidden_size"), int) and "out_hidden_size" not in vision:
-            vision["hidden_size"] = text["hidden_size"]
+        # (Qwen2-VL's merger width, hidden_size apart from the tower's embed_dim: runtime_tiny._shrink_vision)
         patch = vision.get("patch_size") if isinstance(vision.get("patch_size"), int) else None
         if "spatial_pool_stride" in cfg and patch and patch > IMAGE_PATCHES:
             # LLaVA-NeXT-Video's pooler divides by image_size // patch_size**2 (1 for 336 / 14, 0 for

@@ -374,9 +374,15 @@ VISION_HIDDEN_BY_TYPE = {"granite4_vision": 64}
 def _shrink_vision(cfg: dict, text_hidden: int, hidden: int = VISION_HIDDEN) -> None:
     depth = next((cfg[k] for k in ("depth", "num_hidden_layers", "num_layers") if isinstance(cfg.get(k), int)), None)
     old_heads = next((cfg[k] for k in ("num_heads", "num_attention_heads") if isinstance(cfg.get(k), int)), None)
+    # Qwen2-VL's tower is embed_dim wide and its merger writes hidden_size, the text model's width; a tower whose
+    # two are one width stays so (ERNIE-4.5-VL's: embed_dim 1280 = hidden_size, which its vLLM class asserts)
+    merger = all(isinstance(cfg.get(k), int) for k in ("embed_dim", "hidden_size")) \
+        and cfg["embed_dim"] != cfg["hidden_size"] and "out_hidden_size" not in cfg
     for key, value in _VISION_SIZES.items():
         if key in cfg and isinstance(cfg[key], int) and not isinstance(cfg[key], bool):
             cfg[key] = hidden if value == VISION_HIDDEN and key in ("hidden_size", "embed_dim") else value
+    if merger:
+        cfg["hidden_size"] = text_hidden
     # a tower with grouped-query attention (EXAONE 4.5's: 16 heads, 8 KV heads) stays grouped, its KV heads
     # dividing the tiny heads (the encoder attention asserts it); MHA stays MHA
     for key in ("num_key_value_heads", "num_kv_heads"):
