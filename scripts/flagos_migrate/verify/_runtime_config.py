@@ -716,8 +716,8 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False, arch=
                 released.append(f"{key}.{leaf}")
     if notes is not None and released:
         notes.append(f"config: {', '.join(f'{k}={_at(source, k)!r}' for k in released)}: absent from (or another default "
-                     f"in) {cls_name}, carried by the released checkpoints the Hugging Face implementation loads "
-                     "(config_hints.CHECKPOINT_FIELDS)")
+                     f"in) {cls_name}, as a checkpoint both sides load carries them (config_hints.CHECKPOINT_FIELDS; "
+                     "each entry says where its value comes from: most are the released config.json's)")
     if notes is not None and tabled:
         notes.append(f"config: {', '.join(tabled)} " + ("absent from" if absent else "None in")
                      + f" {cls_name}'s defaults and read by upstream's model; set from the synthesis table (a real "
