@@ -56,9 +56,12 @@ _GPU_MARKERS = ("triton", "cuda", "nvidia", "nccl", "_C.", "_C::", "'_C'", "_moe
 
 
 def unset_attribute(exc):
-    """``"Class.attr"`` when ``exc`` is an AttributeError on an object of a vLLM class that no class of its MRO ever
-    assigns (``self.attr =`` in none of their sources): upstream's own bug on any device (0.33.0's OpenPanguDecoderLayer
-    never sets the use_sequence_parallel_moe DeepSeek's MTP layer reads), not the CPU's nor the migration's; else None."""
+    """``"Class.attr"`` when ``exc`` is an AttributeError on an object of a vLLM class that nothing the object ran can
+    have assigned: no class of its MRO holds or assigns it (``self.attr =``), counting a base's ``__init__`` only when
+    the class's own ``__init__`` chains to it (``super(`` or ``Base.__init__``). Upstream's own bug on any device
+    (0.33.0's OpenPanguDecoderLayer never sets the use_sequence_parallel_moe DeepSeek's MTP layer reads;
+    EagleMistralLarge3Model.__init__ calls nn.Module.__init__, skipping the DeepseekV2Model.__init__ that sets the
+    is_fused_shared_expert_enabled its inherited load_weights reads), not the CPU's nor the migration's; else None."""
     import inspect
     import re
 
@@ -68,15 +71,33 @@ def unset_attribute(exc):
         return None
     assigned = re.compile(r"\bself\." + re.escape(name) + r"\s*(?::[^=\n]*)?=(?!=)|setattr\(\s*self\s*,\s*['\"]"
                           + re.escape(name) + "['\"]")
-    for cls in type(obj).__mro__:
+    def source_and_init(cls):  # the class's source and its own __init__'s, read from the class body (a decorator
+        import ast  # such as support_torch_compile replaces __init__ by a wrapper of its own source)
+        import textwrap
+
+        src = textwrap.dedent(inspect.getsource(cls))
+        node = next((n for n in ast.parse(src).body if isinstance(n, ast.ClassDef)), None)
+        init = next((f for f in getattr(node, "body", []) if isinstance(f, ast.FunctionDef) and f.name == "__init__"),
+                    None)
+        return src, (ast.get_source_segment(src, init) or "") if init is not None else None
+
+    mro = type(obj).__mro__
+    own_init = None  # the __init__ the object ran: its class's own, else the nearest base's
+    for cls in mro:
         if name in vars(cls):
             return None
         try:
-            if assigned.search(inspect.getsource(cls)):
-                return None
-        except (OSError, TypeError):  # a class without source (torch's nn.Module is found by vars): unknown
+            src, init = source_and_init(cls)
+        except (OSError, TypeError, SyntaxError):  # no source (torch's nn.Module is found by vars): unknown
             if cls.__module__.startswith("vllm."):
                 return None
+            continue
+        if init is not None and own_init is None:
+            own_init = init
+        elif init is not None and not ("super(" in own_init or f"{cls.__name__}.__init__" in own_init):
+            src = src.replace(init, "")  # a base's __init__ the object's own never ran
+        if assigned.search(src):
+            return None
     return f"{type(obj).__name__}.{name}"
 
 
