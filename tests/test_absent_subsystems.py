@@ -22,7 +22,12 @@ def test_an_import_from_an_absent_subsystem_says_what_the_pinned_version_lacks()
     (f,) = _p3("from vllm.model_executor.layers.quantization.online.base import OnlineQuantizationConfig\n\n"
                "def ignored(q):\n    return isinstance(q, OnlineQuantizationConfig)\n")
     assert f.data["absent_subsystem"] is True
-    assert f.fix.startswith("no counterpart in vllm 0.13.0: upstream's online quantization (`OnlineQuantizationConfig`")
+    # only an isinstance check reads it: the fix says apply makes it False (caf5a5f), with the table's evidence
+    assert f.fix.startswith("nothing on vllm 0.13.0 is a `OnlineQuantizationConfig` (upstream's online quantization "
+                            "(`OnlineQuantizationConfig`") and "isinstance check of it False" in f.fix
+    (h,) = _p3("from vllm.model_executor.layers.quantization.online.base import OnlineQuantizationConfig\n\n"
+               "class Q(OnlineQuantizationConfig):\n    pass\n")  # a base class: no such rewrite, the plain evidence
+    assert h.fix.startswith("no counterpart in vllm 0.13.0: upstream's online quantization (`OnlineQuantizationConfig`")
     (g,) = _p3("from vllm.v1.worker.gpu.model_states.interface import ModelState\n\nclass S(ModelState):\n    pass\n")
     assert "get_model_state_cls()" in g.fix
 
