@@ -59,6 +59,14 @@ def test_glm_ocr_names_the_pinned_base_that_builds_no_language_model_for_its_typ
     assert "upstream's lists glm_ocr (and glmga) with glm4v" in f.message
 
 
+def test_gte_new_classifier_names_the_pinned_bert_pooler_that_takes_another_config():
+    """bert_with_rope was "0 left" and its GteNewForSequenceClassification failed construct once the harness built
+    the pinned vLLM's own class (e2120c6's recheck): the pooler call has the right arity and the wrong object."""
+    (f,) = _p43("GteNewForSequenceClassification")
+    assert f.severity == "error" and "BertPooler (vllm/model_executor/models/bert.py)" in f.message
+    assert "'ModelConfig' object has no attribute 'hidden_size'" in f.message
+
+
 def test_negatives_other_architectures_other_pins_and_an_answered_counterpart():
     for arch in ("DeepseekV3ForCausalLM", "Glm4MoeForCausalLM", "Cohere2ForCausalLM", "LlamaForCausalLM",
                  "PaliGemmaForConditionalGeneration"):
