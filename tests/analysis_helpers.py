@@ -83,6 +83,22 @@ def migrate_example(tmp_path: Path, text: str, name: str = "example", extra: dic
     return Migration(name, Upstream(open_upstream(str(up))), PluginTree(plugin), pinned()).run()
 
 
+def verified_to_match(tmp_path: Path, model: str, *apply_args: str) -> dict:
+    """The one architecture of ``model``, applied and verified against upstream vLLM, asserted to pass every level
+    (skips without the reference venv or the upstream source); its report."""
+    import pytest
+
+    if not os.environ.get("MMF_REFERENCE_VENV"):
+        pytest.skip("needs MMF_REFERENCE_VENV (vLLM 0.33.0) to match against")
+    if not UPSTREAM_SRC.is_dir():
+        pytest.skip(f"no upstream source at {UPSTREAM_SRC}")
+    (report,) = apply_and_verify_run(tmp_path, model, *apply_args)
+    levels = {name: level["status"] for name, level in report["levels"].items()}
+    assert levels == dict.fromkeys(("import", "construct", "load", "forward", "match"), "pass"), report
+    assert report["reference"] == "vllm-0.33.0", report
+    return report
+
+
 def apply_and_verify_run(tmp_path: Path, model: str, *apply_args: str, edit=None) -> list[dict]:
     """``apply`` MODEL into a fresh plugin, then ``verify --run`` on the pinned venv against the reference venv
     (both from the environment, as the runtime tests that compare with upstream need); the architectures' reports.

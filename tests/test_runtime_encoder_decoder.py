@@ -9,11 +9,7 @@ a cross-attention query see every encoder state (non-causal, keys longer than qu
 
 from __future__ import annotations
 
-import os
-
-import pytest
-from analysis_helpers import UPSTREAM_SRC as UPSTREAM
-from analysis_helpers import apply_and_verify_run
+from analysis_helpers import verified_to_match
 from flagos_migrate.verify.runtime_tiny import LAYERS, tiny_config
 
 
@@ -26,13 +22,6 @@ def test_the_tiny_config_cuts_an_encoder_decoders_own_layer_counts():
 
 
 def test_whisper_decodes_against_its_encoder_and_matches_upstream(tmp_path):
-    if not os.environ.get("MMF_REFERENCE_VENV"):
-        pytest.skip("needs MMF_REFERENCE_VENV (vLLM 0.33.0) to match against")
-    if not UPSTREAM.is_dir():
-        pytest.skip(f"no upstream source at {UPSTREAM}")
-    (report,) = apply_and_verify_run(tmp_path, "whisper")
-    levels = {name: level["status"] for name, level in report["levels"].items()}
-    assert levels == dict.fromkeys(("import", "construct", "load", "forward", "match"), "pass"), report
-    assert report["reference"] == "vllm-0.33.0", report
+    report = verified_to_match(tmp_path, "whisper")
     assert any(n.startswith("encoder-decoder: fixed audio") and "16 encoder states" in n for n in report["notes"]), \
         report["notes"]
