@@ -1599,7 +1599,7 @@ def test_a_field_transformers_5_derives_is_left_absent_where_the_pinned_class_la
     rc, _ = _worker_modules(monkeypatch)
     reads = {"layer_types": {"default": H.MISSING, "indexed": True}}
     complete = H.completion(reads)
-    assert complete["tf5_derived"]["modernbert"] == ["layer_types"]
+    assert complete["tf5_derived"]["modernbert"] == ["layer_types", "sliding_window"]
 
     class ModernBert:
         model_type = "modernbert"

@@ -294,6 +294,8 @@ def test_each_added_field_is_transformers_5s_with_its_default_and_absent_from_th
         declared = {s.target.id: ast.unparse(s.value) for s in new_cls.body
                     if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and s.value is not None}
         for attr, entry in fields.items():
+            if entry.get("derived"):  # a value transformers 5 computes: test_tf5_derived_fields
+                continue
             assert declared.get(attr) == entry["default"], (cls, attr)
             assert attr not in old_src.read_text(), (cls, attr)
 

@@ -237,8 +237,11 @@ def check_rope_layer_types(m: ModuleFacts) -> None:
         if (layout and isinstance(stmt, ast.Assign) and fn is not None and ast.unparse(stmt) == layout["upstream"]
                 and _available(fn, stmt.lineno, layout["pinned"])):
             source = layout["pinned"]
-        where = (f"; the pinned vllm.model_executor.models.{_stem(m)} reads both layouts (lines "
-                 f"{layout['lines'][0]}-{layout['lines'][1]})" if layout else "")
+        where = ("" if not layout else
+                 f"; the transformers 4 branch can build what {layout['derived']} holds from the pinned class's "
+                 "fields" if layout.get("derived") else
+                 f"; the pinned vllm.model_executor.models.{_stem(m)} reads both layouts (lines "
+                 f"{layout['lines'][0]}-{layout['lines'][1]})")
         # a model the pinned vLLM has: its config is a 4.57.6 class, flat; a new one's config (remote code,
         # a transformers 5 bridge) may keep the per-layer-type dict, which patch_rope_parameters leaves nested
         known = m.apis.vllm.has_module(f"vllm.model_executor.models.{_stem(m)}")
@@ -248,7 +251,7 @@ def check_rope_layer_types(m: ModuleFacts) -> None:
               + ("so this raises KeyError when the model is built" if known else
                  "so this raises KeyError unless the model's config class keeps that dict")
               + where, severity="" if known else "warning",
-              fix=("upstream's read becomes the pinned module's both-layouts code" if source else
+              fix=("upstream's read becomes the both-layouts code of the table" if source else
                    "read the per-layer-type dict only when the config has it (`if layer_type in "
                    "config.rope_parameters`), else the flat dict and the 4.57.6 config's per-layer field"),
               data={"source": source, "stmt_line": getattr(stmt, "lineno", None)})

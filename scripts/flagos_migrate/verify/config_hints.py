@@ -607,9 +607,11 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
 # them absent as well, where the completion would set a table value. ModernBertConfig (transformers 5) derives
 # layer_types from global_attn_every_n_layers (ModernBERT's config.json field); the pinned vLLM's modernbert.py reads
 # layer_types only when present (its "Transformers v5" branch, which then indexes rope_parameters per layer type, a
-# dict only transformers 5 builds): the table's layer_types sent the pinned class down a path no checkpoint takes
+# dict only transformers 5 builds): the table's layer_types sent the pinned class down a path no checkpoint takes.
+# sliding_window is its property over local_attention; the migration derives both on 4.57.6's class (P39), which a
+# table value would bypass
 TF5_DERIVED: dict[str, tuple[str, ...]] = {
-    "modernbert": ("layer_types",),
+    "modernbert": ("layer_types", "sliding_window"),
 }
 # the class name of an architecture's remote-code config, which a synthesized config takes: both vLLMs' config
 # fix-ups assert it (GteNewModelConfig: `config.__class__.__name__ == "NewConfig"`, Alibaba-NLP/new-impl's

@@ -249,7 +249,7 @@ def _shrink_text(cfg: dict) -> None:
                      if isinstance(r, dict) and isinstance(r.get("original_max_position_embeddings"), int)] or [0])
         cfg["max_position_embeddings"] = max(min(cfg["max_position_embeddings"], MAX_POSITIONS),
                                              min(floor, cfg["max_position_embeddings"]))
-    for key in ("sliding_window",):
+    for key in ("sliding_window", "local_attention"):  # local_attention: ModernBERT's whole window
         if isinstance(cfg.get(key), int):
             cfg[key] = min(cfg[key], 8)  # smaller than the prompt, so the window matters
     types = cfg.get("layer_types")
