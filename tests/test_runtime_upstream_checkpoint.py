@@ -237,7 +237,7 @@ def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
     table = {e["id"]: e["rewrites"] for e in RESPELLINGS}
     assert list(table) == ["draft-model-prefix", "mtp-block-segment-layer-embed", "mtp-block-segment",
                            "mtp-block-segment-shared-head", "mtp-prefix", "longcat-mtp-names", "loop-gate-projections",
-                           "word-embeddings"]
+                           "splade-mlm-head", "unprefixed-encoder", "word-embeddings"]
     assert all(e["evidence"].split(" ")[0].endswith(".py") for e in RESPELLINGS)  # each names its upstream file
     eagle = ["model.embed_tokens.weight", "model.layers.2.self_attn.qkv_proj.weight", "model.fc.weight", "lm_head.weight"]
     assert respell(eagle, table["draft-model-prefix"]) == {
@@ -289,8 +289,60 @@ def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
         "model.gate_projections.0.gate_proj.weight": "model.gate_projections.0.weight",
         "model.gate_projections.1.gate_proj.bias": "model.gate_projections.1.bias",
         "model.layers.0.mlp.gate_proj.weight": "model.layers.0.mlp.gate_proj.weight"}
+    # the SPLADE BERT reads its MLM head as BertForMaskedLM saves it (cls.predictions.*)
+    splade = ["mlm_head.dense.weight", "mlm_head.layer_norm.bias", "mlm_head.decoder.weight",
+              "bert.encoder.layer.0.attention.output.LayerNorm.weight"]
+    assert respell(splade, table["splade-mlm-head"]) == {
+        "mlm_head.dense.weight": "cls.predictions.transform.dense.weight",
+        "mlm_head.layer_norm.bias": "cls.predictions.transform.LayerNorm.bias",
+        "mlm_head.decoder.weight": "cls.predictions.decoder.weight",
+        "bert.encoder.layer.0.attention.output.LayerNorm.weight": "bert.encoder.layer.0.attention.output.LayerNorm.weight"}
+    # BGE-M3 (a RoBERTa embedding model): its loader reads the encoder unprefixed, the heads as they are
+    bge = ["bert.embeddings.word_embeddings.weight", "bert.encoder.layer.0.attention.self.query.weight",
+           "sparse_linear.weight", "colbert_linear.bias"]
+    assert respell(bge, table["unprefixed-encoder"]) == {
+        "bert.embeddings.word_embeddings.weight": "embeddings.word_embeddings.weight",
+        "bert.encoder.layer.0.attention.self.query.weight": "encoder.layer.0.attention.self.query.weight",
+        "sparse_linear.weight": "sparse_linear.weight", "colbert_linear.bias": "colbert_linear.bias"}
     # two names one: refused, never a checkpoint with a tensor silently dropped
     assert respell(["model.fc.weight", "fc.weight"], table["draft-model-prefix"]) is None
+
+
+def test_a_legacy_leaf_alias_is_not_read_backwards_and_the_rest_of_the_mapper_is():
+    """BERT's mapper reads the TF-era ``LayerNorm.gamma`` / ``.beta`` as ``LayerNorm.weight`` / ``.bias``: read
+    backwards it spelled every encoder norm ``gamma``, and the load level, pairing parameters by their names' endings,
+    paired ``model.embeddings.LayerNorm.weight`` with the only tensor still ending so (the SPLADE MLM head's) and failed
+    a correct load. A substring rename of the leaf alone, where the mapper reads the held name unchanged, keeps the
+    held name; a rename of the module (Step3p7's ``in_proj_weight`` -> ``qkv_proj.weight``), the stacked and prefix
+    maps are still read backwards. Pure (a stand-in mapper with vLLM's map_name contract)."""
+    sys.path.insert(0, str(VERIFY))
+    from _runtime_load import _unmap
+
+    class Mapper:
+        def __init__(self, substr=None, prefix=None):
+            self.orig_to_new_substr, self.orig_to_new_prefix = substr or {}, prefix or {}
+
+        def map_name(self, key):
+            for orig, new in self.orig_to_new_substr.items():
+                if orig in key:
+                    key = key.replace(orig, new, 1)
+            for orig, new in self.orig_to_new_prefix.items():
+                if key.startswith(orig):
+                    key = new + key[len(orig):]
+            return key
+
+    bert = Mapper({"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"})
+    top = Mapper(prefix={"bert.": "model."})
+    mappers = [("", top), ("model", bert)]
+    assert _unmap("model.embeddings.LayerNorm.weight", mappers) == "bert.embeddings.LayerNorm.weight"
+    assert _unmap("model.encoder.layer.0.output.LayerNorm.bias", mappers) == "bert.encoder.layer.0.output.LayerNorm.bias"
+    assert _unmap("model.encoder.layer.0.output.dense.weight", mappers) == "bert.encoder.layer.0.output.dense.weight"
+    # a module renamed with its leaf is a released spelling: read backwards as before
+    step = Mapper({".attn.in_proj_weight": ".attn.qkv_proj.weight"})
+    assert _unmap("vision.blocks.0.attn.qkv_proj.weight", [("", step)]) == "vision.blocks.0.attn.in_proj_weight"
+    # a leaf rename the mapper would not read back as held (another rule rewrites the held name) is reversed
+    odd = Mapper({"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.weight": "LayerNorm.w"})
+    assert _unmap("enc.LayerNorm.weight", [("", odd)]) == "enc.LayerNorm.gamma"
 
 
 def test_the_checkpoint_layouts_join_each_tensors_experts_in_expert_order():

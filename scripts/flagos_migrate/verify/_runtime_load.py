@@ -704,11 +704,28 @@ def _unmap(name, mappers):
                 rel = orig + rel[len(new):]
                 break
         for orig, new in (getattr(mapper, "orig_to_new_substr", None) or {}).items():
-            if new and new in rel:
+            if new and new in rel and not _leaf_alias(orig, new, rel, mapper):
                 rel = rel.replace(new, orig, 1)
                 break
         name = head + rel
     return name
+
+
+def _leaf_alias(orig, new, rel, mapper):
+    """Whether a substring rename ``orig`` -> ``new`` only renames the parameter leaf of the same module (BERT's
+    ``LayerNorm.gamma`` -> ``LayerNorm.weight``: a legacy alias of TF-era checkpoints) and ``mapper`` reads ``rel``
+    as held unchanged: then the module's own state-dict spelling is a name the loader reads, and the one the load
+    level pairs parameters by (their names' endings; reversed, ``embeddings.LayerNorm.weight`` paired with the only
+    tensor still ending so, the MLM head's)."""
+    o_mod, _, o_leaf = orig.rpartition(".")
+    n_mod, _, n_leaf = new.rpartition(".")
+    if not (o_mod and o_mod == n_mod and o_leaf != n_leaf and rel.endswith(new)):
+        return False
+    forward = getattr(mapper, "map_name", None) or getattr(mapper, "_map_name", None)
+    try:
+        return callable(forward) and forward(rel) == rel
+    except Exception:
+        return False
 
 
 def _stacked(model, extra=None):

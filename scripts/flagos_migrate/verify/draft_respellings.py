@@ -3,7 +3,8 @@ back to the spelling a released checkpoint has, for classes whose ``load_weights
 rather than through a ``WeightsMapper`` the derivation can read backwards: speculative-decoding drafts
 (EAGLE / EAGLE3 / DFlash prefix ``model.``, DeepSeek-style MTP inserts ``.mtp_block``, Qwen3-Next-style
 MTP renames ``mtp.`` to ``model.``, Bailing MTP ``word_embeddings`` to ``embed_tokens``), and a few target models
-whose loaders rename one kind of tensor the same way (IQuest-LoopCoder's loop gates).
+whose loaders rename one kind of tensor the same way (IQuest-LoopCoder's loop gates, the SPLADE BERT's MLM head) or
+read a prefix other than the mapper they inherit (RoBERTa embedding models, BGE-M3).
 
 Data only, tried in order, never chosen by architecture name: a candidate is kept only when upstream's
 own ``load_weights`` writes every parameter back with exactly the derived values
@@ -53,6 +54,19 @@ RESPELLINGS = (
      "rewrites": ((r"^(model\.gate_projections\.\d+)\.gate_proj\.", r"\1."),),
      "evidence": "iquest_loopcoder.py IQuestLoopCoderModel.load_weights: gate_projections.{i}.weight / .bias (the "
                  "loop gates) -> gate_projections.{i}.gate_proj.weight / .bias; the stacked mapping skips them"},
+    {"id": "splade-mlm-head",
+     "rewrites": ((r"^mlm_head\.dense\.", "cls.predictions.transform.dense."),
+                  (r"^mlm_head\.layer_norm\.", "cls.predictions.transform.LayerNorm."),
+                  (r"^mlm_head\.decoder\.", "cls.predictions.decoder.")),
+     "evidence": "bert.py BertSpladeSparseEmbeddingModel.load_weights: name_map reads the BERT MLM head's "
+                 "cls.predictions.transform.dense / .transform.LayerNorm / .decoder into mlm_head.dense / .layer_norm "
+                 "/ .decoder; any other name goes to the encoder's loader"},
+    {"id": "unprefixed-encoder",
+     "rewrites": ((r"^bert\.", ""),),
+     "evidence": "roberta.py RobertaEmbeddingModel.load_weights (BgeM3EmbeddingModel's too): its own mapper, not the "
+                 "hf_to_vllm_mapper it inherits from BertEmbeddingModel ('bert.' -> 'model.'), reads 'roberta.' or, "
+                 "without it, '' as 'model.' (sentence-transformers/stsb-roberta-base-v2, BAAI/bge-m3: the encoder "
+                 "saved unprefixed)"},
     {"id": "word-embeddings",
      "rewrites": ((r"^model\.embed_tokens\.", "model.word_embeddings."),),
      "evidence": "bailing_moe_mtp.py / bailing_moe_v3_mtp.py load_weights: model.word_embeddings.weight -> "
