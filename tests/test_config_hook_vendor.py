@@ -133,8 +133,8 @@ def test_a_hook_needing_what_the_pinned_vllm_lacks_stays_a_finding(tmp_path):
     assert "vllm_fl.compat.model_executor_models_config" not in m.units
 
 
-# A second hook in the same upstream file, vendored by another model: it overrides a method the pinned
-# VerifyAndUpdateConfig does not have (a P24 warning left for that model's migration).
+# A second hook in the same upstream file, for another model. Upstream's JinaForRankingConfig runs on the
+# ModelConfig (verify_and_update_model_config), which the pinned VllmConfig never calls.
 OTHER_HOOK = '''
 
 class JinaForRankingConfig(VerifyAndUpdateConfig):
@@ -144,25 +144,39 @@ class JinaForRankingConfig(VerifyAndUpdateConfig):
 '''
 
 
-def test_findings_of_a_hook_another_migration_vendored_are_not_this_models(tmp_path):
-    """The compat file of hooks is shared: its text is the union of every migration's hooks. A model
-    migrated after another is told only of its own definitions' findings; the earlier one's stay in
-    that migration's record (and are listed apart as not counted)."""
+def _two_models(tmp_path: Path, other_hook: str):
     up = tmp_path / "upstream"
     shutil.copytree(UPSTREAM, up)
     models = up / "vllm" / "model_executor" / "models"
-    (models / "config.py").write_text(HOOKS.format(extra_import="", value="mamba_ssm_dtype") + OTHER_HOOK)
+    (models / "config.py").write_text(HOOKS.format(extra_import="", value="mamba_ssm_dtype") + other_hook)
     (models / "colqwen3_5.py").write_text(MODEL)
     (models / "jina.py").write_text(MODEL.replace("ColQwen3.5", "Jina").replace("ColQwen3_5", "JinaForRanking"))
     registry = models / "registry.py"
     registry.write_text(registry.read_text().replace("_MULTIMODAL_MODELS = {", '_MULTIMODAL_MODELS = {\n'
                         '    "ColQwen3_5": ("colqwen3_5", "ColQwen3_5"),\n    "JinaForRanking": ("jina", "JinaForRanking"),'))
     plugin = empty_plugin(tmp_path / "plugin", init="def register_model():\n    pass\n")
-    source, apis = Upstream(open_upstream(str(up))), PinnedApis.load("0.13.0")
+    return Upstream(open_upstream(str(up))), plugin
 
+
+def test_a_hook_upstream_runs_on_the_model_config_stays_a_finding(tmp_path):
+    """Negative: vendored and registered, JinaForRankingConfig would be called as verify_and_update_config
+    (the pinned base's, which raises NotImplementedError) and its model-config part never: P25 stays, saying why."""
+    source, plugin = _two_models(tmp_path, OTHER_HOOK)
+    jina = Migration("jina", source, PluginTree(plugin), PinnedApis.load("0.13.0")).run()
+    (p25,) = jina.left()
+    assert p25.rule == "P25" and "applies `JinaForRankingConfig`" in p25.message
+    assert "defines verify_and_update_model_config" in p25.fix and "never calls" in p25.fix
+    assert jina.config_hooks == [] and "vllm_fl.compat.model_executor_models_config" not in jina.units
+
+
+def test_hooks_of_two_migrations_share_one_file(tmp_path):
+    """The compat file of hooks is shared: its text is the union of every migration's hooks."""
+    source, plugin = _two_models(tmp_path, OTHER_HOOK.replace("verify_and_update_model_config(model_config)",
+                                                              "verify_and_update_config(vllm_config)")
+                                 .replace("model_config.hf_config", "vllm_config.model_config.hf_config"))
+    apis = PinnedApis.load("0.13.0")
     jina = Migration("jina", source, PluginTree(plugin), apis).run()
-    (p24,) = jina.left()
-    assert p24.rule == "P24" and "JinaForRankingConfig" in p24.message
+    assert jina.left() == [] and [h[:2] for h in jina.config_hooks] == [("JinaForRanking", "JinaForRankingConfig")]
     hooks = plugin / "vllm_fl" / "compat" / "model_executor_models_config.py"
     hooks.parent.mkdir(parents=True, exist_ok=True)
     (hooks.parent / "__init__.py").write_text("")
@@ -170,6 +184,4 @@ def test_findings_of_a_hook_another_migration_vendored_are_not_this_models(tmp_p
     col = Migration("colqwen3_5", source, PluginTree(plugin), apis).run()
     text = col.units["vllm_fl.compat.model_executor_models_config"].text
     assert "class JinaForRankingConfig" in text and "class ColQwen3_5Config" in text  # one shared file
-    assert col.left() == []
-    assert [f.rule for f in col.others_left()] == ["P24"]
-    assert col.others_left()[0].message == p24.message
+    assert col.left() == [] and col.others_left() == []

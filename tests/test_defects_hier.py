@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from flagos_migrate.analysis.inherited import framework_hooks
+from flagos_migrate.analysis.inherited import framework_hooks, runs_on_model_config
 from flagos_migrate.catalog.rules import BY_ID
-from flagos_migrate.catalog.tables import CONFIG_HOOKS, INHERITED_DEFAULTS
+from flagos_migrate.catalog.tables import CONFIG_HOOKS, INHERITED_DEFAULTS, PINNED_HOOK_DIFFERS
 from flagos_migrate.commands.validate import validate
 
 from tests.analysis_helpers import GOOD_PLUGIN, PINNED_VENV, UPSTREAM_SRC, analyze, only
@@ -407,3 +407,47 @@ def test_config_hooks_are_upstreams_map_minus_the_pinned_one():
     pinned_rope = (_pinned_root() / "vllm/transformers_utils/config.py").read_text()
     for patch in BY_ID["P25"].tables["rope_type_patches"]:
         assert f'"{patch["rope_type"]}"' in rope and patch["rope_type"] not in pinned_rope
+
+
+def _class_source(path: Path, name: str) -> str:
+    text = path.read_text()
+    node = next(n for n in ast.parse(text).body if isinstance(n, ast.ClassDef) and n.name == name)
+    return ast.get_source_segment(text, node)
+
+
+@needs_sources
+def test_pinned_hook_differs_entries_are_in_both_maps_and_differ_as_said():
+    rel = Path("vllm/model_executor/models/config.py")
+    up, pin = _config_map(UPSTREAM_SRC / rel), _config_map(_pinned_root() / rel)
+    for arch, entry in PINNED_HOOK_DIFFERS.items():
+        assert up[arch] == pin[arch] == entry["hook"]
+    # Qwen2ForRewardModel: upstream writes use_activation; the pinned hook writes softmax, which the pinned
+    # PoolerConfig folds into use_activation only in __post_init__ (before any hook runs)
+    assert "pooler_config.use_activation = False" in _class_source(UPSTREAM_SRC / rel, "Qwen2ForRewardModelConfig")
+    assert "pooler_config.softmax = False" in _class_source(_pinned_root() / rel, "Qwen2ForRewardModelConfig")
+    post_init = _class_source(_pinned_root() / "vllm/config/pooler.py", "PoolerConfig")
+    assert "self.use_activation = get_use_activation(self)" in post_init
+    assert framework_hooks("Qwen2ForRewardModel") == [
+        "architecture Qwen2ForRewardModel: upstream's MODELS_CONFIG_MAP (vllm/model_executor/models/config.py) "
+        f"applies `Qwen2ForRewardModelConfig`, which {PINNED_HOOK_DIFFERS['Qwen2ForRewardModel']['what']}"]
+    assert framework_hooks("Qwen2ForRewardModel", {"Qwen2ForRewardModel"}) == []  # the plugin's own hook answers it
+
+
+def test_runs_on_model_config_follows_the_hooks_bases_in_its_module():
+    text = '''
+class VerifyAndUpdateConfig:
+    @staticmethod
+    def verify_and_update_config(vllm_config): return
+class Base(VerifyAndUpdateConfig):
+    @staticmethod
+    def verify_and_update_model_config(model_config): model_config.hf_config.x = 1
+class Child(Base):
+    @staticmethod
+    def verify_and_update_config(vllm_config): vllm_config.cache_config.y = 2
+class Plain(VerifyAndUpdateConfig):
+    @staticmethod
+    def verify_and_update_config(vllm_config): vllm_config.cache_config.y = 2
+'''
+    assert runs_on_model_config(text, "Base") and runs_on_model_config(text, "Child")
+    assert not runs_on_model_config(text, "Plain") and not runs_on_model_config(text, "Missing")
+    assert not runs_on_model_config("class (", "Base")

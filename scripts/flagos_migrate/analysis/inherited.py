@@ -27,6 +27,7 @@ from flagos_migrate.catalog.tables import (
     INHERITED_TEMPLATES,
     OVERRIDE_KEYWORDS,
     PINNED_COUNTERPARTS,
+    PINNED_HOOK_DIFFERS,
     ROPE_TYPE_PATCHES,
     SPECULATIVE_ONLY,
     SPECULATIVE_REFUSED,
@@ -485,11 +486,41 @@ def framework_hooks(arch: str, hooked: frozenset[str] | set[str] = frozenset()) 
     if hook:
         out.append(f"architecture {arch}: upstream's MODELS_CONFIG_MAP (vllm/model_executor/models/config.py) "
                    f"applies `{hook}` to its config; the pinned vLLM has no entry, so nothing does")
+    differs = PINNED_HOOK_DIFFERS.get(arch)
+    if differs:
+        out.append(f"architecture {arch}: upstream's MODELS_CONFIG_MAP (vllm/model_executor/models/config.py) "
+                   f"applies `{differs['hook']}`, which {differs['what']}")
     for patch in ROPE_TYPE_PATCHES:
         if arch in patch["archs"]:
             out.append(f"architecture {arch}: upstream's patch_legacy_rope_type rewrites rope_type "
                        f"{patch['rope_type']!r} (it {patch['what']}); the pinned vLLM does not")
     return out
+
+
+MODEL_CONFIG_HOOK = "verify_and_update_model_config"
+
+
+def runs_on_model_config(text: str, hook: str) -> bool:
+    """Whether upstream's hook class ``hook`` (or a base class defined in ``text``, the module holding it)
+    defines ``verify_and_update_model_config``: upstream calls it while the ModelConfig is built, the pinned
+    VllmConfig never (it calls ``verify_and_update_config(vllm_config)`` alone), so a vendored copy would
+    silently skip that part."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return False
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    seen, todo = set(), [hook]
+    while todo:
+        node = classes.get(todo.pop())
+        if node is None or node.name in seen:
+            continue
+        seen.add(node.name)
+        if any(isinstance(b, (ast.FunctionDef, ast.AsyncFunctionDef)) and b.name == MODEL_CONFIG_HOOK
+               for b in node.body):
+            return True
+        todo.extend(b.id for b in node.bases if isinstance(b, ast.Name))
+    return False
 
 
 def speculative_method(arch: str, version: str) -> str | None:

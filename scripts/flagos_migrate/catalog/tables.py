@@ -110,6 +110,7 @@ INHERITED_NOT_CHILDREN: frozenset[str] = frozenset(_table("P23", "not_children")
 # P25: architecture -> upstream's MODELS_CONFIG_MAP hook class the pinned map lacks; rope-type patches
 CONFIG_HOOKS: dict[str, str] = dict(_table("P25", "config_hooks"))
 ROPE_TYPE_PATCHES: tuple[dict, ...] = tuple(_table("P25", "rope_type_patches"))
+PINNED_HOOK_DIFFERS: dict[str, dict] = dict(_table("P25", "pinned_hook_differs"))
 
 # P26: the comment an unwrapped _mark_tower_model block keeps
 TOWER_COMMENT: str = _table("P26", "comment")

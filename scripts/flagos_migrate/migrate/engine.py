@@ -127,6 +127,7 @@ class Migration(Vendoring, Tf5Vendoring):
         self._tf5: Transformers5 | None | bool = False  # False: not opened yet
         self.key_mapped: tuple[str, str, str] | None = None  # P33: (model_type, class, module)
         self.config_hooks: list[tuple[str, str, str]] = []  # P25: (architecture, hook class, compat module)
+        self.model_config_hooks: set[str] = set()  # P25: architectures whose hook the pinned vLLM would not run
         self._tf5_state()  # processors only transformers 5 has, vendored (tf5_modules)
         self._fill_model_type_from_tf5()
 
@@ -425,6 +426,12 @@ class Migration(Vendoring, Tf5Vendoring):
                 if unit.before is unit.after:  # one list while nothing was rewritten
                     unit.before = list(unit.before)
                 unit.before.append(f)
+                if target is None and arch in self.model_config_hooks and "has no entry" in f.message:
+                    f.fix = (f"upstream's {CONFIG_HOOKS[arch]} defines verify_and_update_model_config, which upstream "
+                             "calls while the ModelConfig is built and the pinned VllmConfig never calls (it calls "
+                             "verify_and_update_config(vllm_config) alone): a vendored copy would skip it. Port its "
+                             f'effect: the config bridge, the model, or MODELS_CONFIG_MAP["{arch}"] = a hook whose '
+                             "verify_and_update_config does it")
                 if target is not None and "MODELS_CONFIG_MAP" in f.message:
                     f.fix = (f"apply vendors upstream's {CONFIG_HOOKS[arch]} into {target} (P16) and maps "
                              f"{arch} to it in register_model()")
@@ -460,6 +467,9 @@ class Migration(Vendoring, Tf5Vendoring):
         target = self.vendor(CONFIG_HOOKS_MODULE, hook, 0)
         unit = self.compat_units.get(target) if target else None
         if unit is None or any(f.is_issue for f in unit.after):
+            return None
+        if inherited.runs_on_model_config(unit.text, hook):
+            self.model_config_hooks.add(arch)
             return None
         self.config_hooks.append((arch, hook, target))
         return target
