@@ -461,13 +461,28 @@ SIGLIP_VISION = Backport(
     local=True,
 )
 
+_REPO_UTILS = "vllm.transformers_utils.repo_utils"
+# upstream's readers of optional files beside a checkpoint take None for "not there" (qwen3_dflash's
+# mask_embedding.pt, jina's adapters); 0.13.0's functions of those names send a local directory to the Hub
+# (HFValidationError) and get_hf_file_bytes raises on the Hub's "no such file": every import means upstream's
+REPO_UTILS = Backport(
+    "repo_utils.py",
+    "vllm_fl.compat.repo_utils",
+    (("get_hf_file_bytes", _REPO_UTILS), ("get_hf_file_to_dict", _REPO_UTILS)),
+    (),
+    "optional files beside a checkpoint: upstream's get_hf_file_bytes / get_hf_file_to_dict (None for a file a "
+    "local directory or the Hub does not have; 0.13.0's raise)",
+    on_import=(("get_hf_file_bytes", _REPO_UTILS), ("get_hf_file_to_dict", _REPO_UTILS)),
+    local=True,
+)
+
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
                                    OLMO_GDN_LINEAR_ATTN, BAILING_LINEAR_ATTN, KIMI_GDN_LINEAR_ATTN,
                                    KDA_GATE, SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
                                    CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER, SEQ_POOLER_HEADS, POOLING_PARAMS_UPDATE,
                                    SPECIAL_POOLERS,
                                    MINIMAX_RMS_NORM, QKV_LINEAR, ROPE, MM_ENCODER_ATTENTION, LAYERNORM,
-                                   DIFFKV_ATTENTION, OFFLOADER, QWEN2_MOE_MLP, SIGLIP_VISION)
+                                   DIFFKV_ATTENTION, OFFLOADER, QWEN2_MOE_MLP, SIGLIP_VISION, REPO_UTILS)
 
 
 @lru_cache(maxsize=None)
