@@ -421,6 +421,36 @@ def test_a_loader_that_scales_on_load_and_a_head_the_target_lends_are_judged_as_
     assert target_shared(draft, spec, {}) == []  # nothing to stand in for the target's head
 
 
+def test_what_a_draft_takes_from_the_target_and_what_a_class_keeps_at_init_are_named_by_its_own_flags():
+    """A draft built as one that declares no embedding of its own (``has_own_embed_tokens`` False: Cohere's EAGLE
+    sets it in __init__, the EAGLE interface defaults it) takes ``model.embed_tokens`` from the target in both vLLMs'
+    proposers; True, or not built as a draft, it lends nothing. DFlash's ``mask_embedding`` is kept at its init while
+    ``has_separate_mask_embedding`` is False (no mask_embedding.pt), and no longer once the loader set it. Pure."""
+    from types import SimpleNamespace as NS
+
+    sys.path.insert(0, str(VERIFY))
+    from _runtime_load import lent_by_target
+    from checkpoint_layouts import KEPT_AT_INIT, kept_at_init
+
+    class Draft:
+        def __init__(self, own):
+            self.has_own_embed_tokens = own
+
+        def named_parameters(self):
+            return [(n, None) for n in ("model.embed_tokens.weight", "model.layers.4.mlp.down_proj.weight",
+                                        "model.embed_tokens_extra.weight", "lm_head.weight")]
+
+    spec = NS(speculative_config=object())
+    assert lent_by_target(Draft(False), spec) == ["model.embed_tokens.weight"]
+    assert lent_by_target(Draft(True), spec) == []
+    assert lent_by_target(Draft(False), NS(speculative_config=None)) == []
+    assert [e["id"] for e in KEPT_AT_INIT] == ["dflash-mask-embedding"]
+    assert kept_at_init("model.mask_embedding", NS(has_separate_mask_embedding=False)) == "dflash-mask-embedding"
+    assert kept_at_init("model.mask_embedding", NS(has_separate_mask_embedding=True)) is None
+    assert kept_at_init("model.mask_embedding", NS()) is None  # no flag: not this class
+    assert kept_at_init("model.embed_tokens.weight", NS(has_separate_mask_embedding=False)) is None
+
+
 def test_an_eagle_draft_whose_loader_renames_in_code_loads_and_matches_upstream_vllm(tmp_path):
     """EagleLlamaForCausalLM: no transformers has it, and upstream vLLM's own class cannot name its checkpoint
     through its mappings, since its ``load_weights`` prefixes ``model.`` to every name but lm_head in code. Before

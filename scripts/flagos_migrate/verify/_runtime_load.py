@@ -12,7 +12,14 @@ import re
 import runtime_mm
 from _runtime_config import _text_config
 from _runtime_env import LevelError, _construct, _vllm_config, unset_attribute
-from checkpoint_layouts import LAYOUTS, held_expert_parts, interleave_rotary, load_scale, stacked_experts
+from checkpoint_layouts import (
+    LAYOUTS,
+    held_expert_parts,
+    interleave_rotary,
+    kept_at_init,
+    load_scale,
+    stacked_experts,
+)
 from draft_respellings import FIELDS, RESPELLINGS, respell
 
 
@@ -22,6 +29,7 @@ class Checkpoint(dict):
 
     in_memory: dict = {}
     permuted: tuple = ()  # names stored in another layout than the class holds (checkpoint_layouts.interleaved_rotary)
+    lent: dict = {}  # parameter name -> the target's tensor, for a draft's parameters its proposer takes from the target
 
     def respelled(self):
         """The same tensors under the reference class's own names (None when nothing is renamed)."""
@@ -360,6 +368,79 @@ def target_shared(model, vc, ckpt):
     return [f"lm_head.{n}" for n, _ in head.named_parameters() if f"lm_head.{n}" in ckpt]
 
 
+# Modules a draft declares, as built, that it takes from the target: the flag False on the draft class, which both
+# vLLMs' proposers read to replace the module with the target's (0.13.0 v1/spec_decode/eagle.py load_model, 0.33.0
+# llm_base_proposer.py _maybe_share_embeddings: ``if not self.model.has_own_embed_tokens: share``). A draft's loader
+# sets the flag True on any checkpoint name holding "embed_tokens" (utils.process_eagle_weight), so a checkpoint
+# of such a draft holds none: the target's tensor travels beside it (``Checkpoint.lent``).
+TARGET_LENT = (("has_own_embed_tokens", "model.embed_tokens"),)
+LENT_FILE = "target_lent.safetensors"
+LENT_ENTRY = {"id": "target-lent", "evidence": "the draft's own loader writes none of its " + ", ".join(
+    p for _, p in TARGET_LENT) + " and it declares it has none of its own (" + ", ".join(
+    f for f, _ in TARGET_LENT) + " False): both vLLMs' proposers give it the target's, which the harness draws beside "
+    "the checkpoint (0.13.0 v1/spec_decode/eagle.py load_model, 0.33.0 llm_base_proposer.py _maybe_share_embeddings)"}
+
+
+def lent_by_target(model, vc):
+    """The parameters of ``model`` (built as a draft) under a :data:`TARGET_LENT` module whose flag the class sets
+    False, read before any load (its loader may flip it). Pure over the model's names."""
+    if getattr(vc, "speculative_config", None) is None:
+        return []
+    names = [n for n, _ in model.named_parameters()]
+    return [n for flag, path in TARGET_LENT if getattr(model, flag, None) is False
+            for n in names if n.startswith(path + ".")]
+
+
+def read_checkpoint(work):
+    """The checkpoint saved in ``work`` (``model.safetensors``) with the target's tensors beside it (:data:`LENT_FILE`)."""
+    import os
+
+    from safetensors.torch import load_file
+
+    ckpt = Checkpoint(load_file(os.path.join(work, "model.safetensors")))
+    ckpt.in_memory = {}
+    lent = os.path.join(work, LENT_FILE)
+    ckpt.lent = load_file(lent) if os.path.exists(lent) else {}
+    return ckpt
+
+
+def save_lent(ckpt, work):
+    """The target's tensors of ``ckpt`` (``Checkpoint.lent``) saved beside it, for both sides' loads."""
+    import os
+
+    from safetensors.torch import save_file
+
+    if getattr(ckpt, "lent", None):
+        save_file({k: t.contiguous() for k, t in ckpt.lent.items()}, os.path.join(work, LENT_FILE))
+
+
+def _kept(model):
+    """{parameter name: a copy of its value now} of each :func:`checkpoint_layouts.kept_at_init` parameter (call it
+    before NaN-filling: the initial values)."""
+    modules = dict(model.named_modules())
+    return {n: p.data.detach().clone() for n, p in model.named_parameters()
+            if kept_at_init(n, modules.get(n.rpartition(".")[0], model)) is not None}
+
+
+def _restore_kept(model, kept, notes=None):
+    """Each ``kept`` parameter (:func:`_kept`) its loader left wholly unwritten (NaN) while its flag is still False,
+    set back to its initial value; returns their names, noted."""
+    import torch
+
+    modules, params, restored = dict(model.named_modules()), dict(model.named_parameters()), []
+    with torch.no_grad():
+        for name, init in kept.items():
+            p = params.get(name)
+            if p is not None and torch.isnan(p.data).all() and \
+                    kept_at_init(name, modules.get(name.rpartition(".")[0], model)) is not None:
+                p.data.copy_(init)
+                restored.append(name)
+    if restored and notes is not None:
+        notes.append(f"{', '.join(restored)} kept at its initial value: its loader drops it unless a file beside the "
+                     "checkpoint ships it, and its forward reads it only then (checkpoint_layouts.KEPT_AT_INIT)")
+    return restored
+
+
 def _fill_from_target(model, vc, ckpt, notes):
     """Each :func:`target_shared` parameter the draft's ``load_weights`` left unwritten (still NaN) set to the
     checkpoint's tensor of that name, as the proposer's target head would hold it; noted."""
@@ -367,16 +448,18 @@ def _fill_from_target(model, vc, ckpt, notes):
 
     params = dict(model.named_parameters())
     filled = []
+    lent = getattr(ckpt, "lent", None) or {}
     with torch.no_grad():
-        for name in target_shared(model, vc, ckpt):
+        for name, t in [*((n, ckpt[n]) for n in target_shared(model, vc, ckpt)), *lent.items()]:
             p = params.get(name)
             if p is not None and p.is_floating_point() and torch.isnan(p.data).all() \
-                    and tuple(p.shape) == tuple(ckpt[name].shape):
-                p.data.copy_(ckpt[name].to(p.dtype))
+                    and tuple(p.shape) == tuple(t.shape):
+                p.data.copy_(t.to(p.dtype))
                 filled.append(name)
     if filled and notes is not None:
         notes.append(f"draft: {', '.join(filled)} left to the target by its load_weights (its proposer shares the "
-                     "target's head); the checkpoint's tensor stands in for the target's, the same on both sides")
+                     "target's " + ("head" if not lent else "module: the draft declares it has none of its own")
+                     + "); the same stand-in tensor for the target's on both sides")
     return filled
 
 
@@ -419,13 +502,14 @@ def _load(model, ckpt, vc, pinned_loader=None, notes=None, reference=False, pinn
     from vllm.config import set_current_vllm_config
     from vllm.model_executor.model_loader.utils import process_weights_after_loading
 
+    kept = _kept(model)
     with torch.no_grad():
         for p in model.parameters():
             if p.is_floating_point():
                 p.data.fill_(float("nan"))
     with set_current_vllm_config(vc):
         reported = model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
-    filled = _fill_from_target(model, vc, ckpt, notes)
+    filled = _fill_from_target(model, vc, ckpt, notes) + _restore_kept(model, kept, notes)
     if filled and reported is not None:
         reported = set(reported) | set(filled)
     cache = []
@@ -801,14 +885,15 @@ def _expert_parts(model):
     return out
 
 
-def upstream_checkpoint(model, seed, layout=None, config=None):
+def upstream_checkpoint(model, seed, layout=None, config=None, lent=()):
     """A checkpoint as the released one of ``model`` (an upstream vLLM class, built) would be spelled,
     derived from the model itself: random values (fixed seed) for each of its parameters, split back
     through its own mappings (stacked layers by their ``output_sizes``, fused experts by their expert
     mapping, names by the ``hf_to_vllm_mapper`` read backwards). ``layout`` (a ``checkpoint_layouts.LAYOUTS``
     entry, default the first) may keep stacked layers whole or join each tensor's experts into one. Returns
     (checkpoint, the parameters' values it should load to), the checkpoint None when the layout does not
-    apply. Only as good as :func:`self_check` finds it."""
+    apply. ``lent`` (:func:`lent_by_target`): parameters the draft takes from the target, drawn as the others but
+    held beside the checkpoint (``Checkpoint.lent``), never in it. Only as good as :func:`self_check` finds it."""
     import torch
 
     layout = layout or LAYOUTS[0]
@@ -818,13 +903,16 @@ def upstream_checkpoint(model, seed, layout=None, config=None):
     experts = _expert_parts(model) if layout["split_experts"] else {}
     modules = dict(model.named_modules())
     expected = {}
-    out = Checkpoint()
+    out, beside = Checkpoint(), {}
     for name, p in model.named_parameters():
-        if not p.is_floating_point():
-            continue
+        if not p.is_floating_point() or kept_at_init(name, modules.get(name.rpartition(".")[0], model)):
+            continue  # kept at its initial value by design: no released checkpoint holds it
         t = torch.randn(tuple(p.shape), generator=gen, dtype=torch.float32) * 0.1
         if p.dim() == 1 and "norm" in name and name.endswith("weight"):
             t = t + 1.0
+        if name in lent:
+            expected[name] = beside[name] = t
+            continue
         owner = modules.get(name.rsplit(".", 1)[0]) if "." in name else model
         rows = getattr(owner, "org_vocab_size", None) if name.endswith("weight") else None
         if isinstance(rows, int) and 0 < rows < p.shape[0]:
@@ -866,6 +954,7 @@ def upstream_checkpoint(model, seed, layout=None, config=None):
     out = Checkpoint({k: out[k] for k in sorted(out)})
     out.in_memory = {}
     out.permuted = tuple(sorted(permuted))  # the same names as another layout's, other values
+    out.lent = beside
     return out, expected
 
 
@@ -875,6 +964,7 @@ def self_check(model, ckpt, expected, vc):
     import torch
     from vllm.config import set_current_vllm_config
 
+    kept = _kept(model)
     with torch.no_grad():
         for p in model.parameters():
             if p.is_floating_point():
@@ -888,8 +978,11 @@ def self_check(model, ckpt, expected, vc):
             return (f"reference cannot run: upstream bug {unset} (its load_weights reads it, no class of the object "
                     f"sets it: {type(exc).__name__}: {str(exc)[:200]})")
         return f"its load_weights refused the derived checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
+    restored = set(_restore_kept(model, kept))  # kept at init by design: never derived, never in the checkpoint
+    expected = {n: t for n, t in expected.items() if n not in restored}
     params = dict(model.named_parameters())
-    shared = set(target_shared(model, vc, ckpt))  # the target's at serving time: the harness fills them alike
+    # the target's at serving time: the harness fills them alike
+    shared = set(target_shared(model, vc, ckpt)) | set(getattr(ckpt, "lent", None) or ())
     unloaded = sorted(n for n in expected if torch.isnan(params[n].data).any() and not
                       (n in shared and torch.isnan(params[n].data).all()))
     expected = {n: t for n, t in expected.items() if n not in shared or not torch.isnan(params[n].data).all()}
@@ -929,35 +1022,44 @@ def named_by_upstream(model, seed, vc):
     """The checkpoint :func:`upstream_checkpoint` derives from ``model`` in the first layout
     (``checkpoint_layouts.LAYOUTS``: stacked layers split, experts per expert), as it is or respelled
     (``draft_respellings.RESPELLINGS``: a draft's ``load_weights`` renames in code, ``"model." + name``), that
-    passes :func:`self_check`; layouts in order, each as it is first. Returns (checkpoint, why none passed or
-    None, the layout / respelling taken or None: ``{"id", "evidence"}``); nothing passes that upstream's own
-    loader does not write back exactly."""
+    passes :func:`self_check`; layouts in order, each as it is first. A draft whose loader writes none of them
+    then again with the parameters it takes from the target (:func:`lent_by_target`) beside the checkpoint, not
+    in it. Returns (checkpoint, why none passed or None, the layout / respelling taken or None: ``{"id",
+    "evidence"}``); nothing passes that upstream's own loader does not write back exactly."""
     config = getattr(model, "config", None) or getattr(vc.model_config, "hf_config", None)
     fields = {f: getattr(config, f, None) for f in FIELDS}
-    first, tried, seen = None, [], set()
-    for layout in LAYOUTS:
-        ckpt, expected = upstream_checkpoint(model, seed, layout, config)
-        key = None if ckpt is None else (frozenset(ckpt), ckpt.permuted)
-        if ckpt is None or key in seen:  # the layout does not apply, or changes nothing here
-            continue
-        seen.add(key)
-        first = ckpt if first is None else first
-        for entry in (None, *RESPELLINGS):
-            if entry is None:
-                alt = ckpt
-            else:
-                names = respell(ckpt, entry["rewrites"], fields)
-                if names is None or all(k == v for k, v in names.items()):
-                    continue
-                alt = Checkpoint({names[k]: t for k, t in ckpt.items()})
-                alt.in_memory = {}
-            why = self_check(model, alt, expected, vc)
-            taken = [e for e in (None if layout is LAYOUTS[0] else layout, entry) if e is not None]
-            if why is None:
-                return alt, None, ({"id": " + ".join(e["id"] for e in taken),
-                                    "evidence": "; ".join(e["evidence"] for e in taken)} if taken else None)
-            if entry is None:  # each layout's own failure, and the respellings' of the first only (length)
-                tried.append((f"in layout {layout['id']}: " if taken else "") + why[:200])
-            elif layout is LAYOUTS[0]:
-                tried.append(f"respelled {entry['id']}: {why[:200]}")
+    first, tried = None, []
+    lent = tuple(lent_by_target(model, vc))  # as built: its loader flips the flags on a name it sees
+    built = {flag: getattr(model, flag) for flag, _ in TARGET_LENT if hasattr(model, flag)}
+    for beside in ((), lent) if lent else ((),):
+        for flag, value in built.items():  # each pass from the flags as built
+            setattr(model, flag, value)
+        lend = [LENT_ENTRY] if beside else []
+        seen = set()
+        for layout in LAYOUTS:
+            ckpt, expected = upstream_checkpoint(model, seed, layout, config, beside)
+            key = None if ckpt is None else (frozenset(ckpt), ckpt.permuted)
+            if ckpt is None or key in seen:  # the layout does not apply, or changes nothing here
+                continue
+            seen.add(key)
+            first = ckpt if first is None else first
+            for entry in (None, *RESPELLINGS):
+                if entry is None:
+                    alt = ckpt
+                else:
+                    names = respell(ckpt, entry["rewrites"], fields)
+                    if names is None or all(k == v for k, v in names.items()):
+                        continue
+                    alt = Checkpoint({names[k]: t for k, t in ckpt.items()})
+                    alt.in_memory, alt.lent = {}, ckpt.lent
+                why = self_check(model, alt, expected, vc)
+                taken = [e for e in (None if layout is LAYOUTS[0] else layout, entry, *lend) if e is not None]
+                if why is None:
+                    return alt, None, ({"id": " + ".join(e["id"] for e in taken),
+                                        "evidence": "; ".join(e["evidence"] for e in taken)} if taken else None)
+                head = "with the target's tensors beside it, " if beside else ""
+                if entry is None:  # each layout's own failure, and the respellings' of the first only (length)
+                    tried.append(head + (f"in layout {layout['id']}: " if layout is not LAYOUTS[0] else "") + why[:200])
+                elif layout is LAYOUTS[0]:
+                    tried.append(f"{head}respelled {entry['id']}: {why[:200]}")
     return first, "; ".join(tried), None

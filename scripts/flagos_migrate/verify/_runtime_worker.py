@@ -83,6 +83,8 @@ from _runtime_load import (
     load_checkpoint,
     make_checkpoint,
     named_by_upstream,
+    read_checkpoint,
+    save_lent,
     served_spelling,
 )
 from reference_divergences import adjustments_for
@@ -217,9 +219,7 @@ def run_pinned(req, spec):
 
             res["checkpoint_source"] = f"transformers {_tf_version()} {arch if hasattr(transformers, arch) else peer}"
         elif os.path.exists(os.path.join(work, "model.safetensors")):
-            from safetensors.torch import load_file
-
-            ckpt = load_file(os.path.join(work, "model.safetensors"))
+            ckpt = read_checkpoint(work)
             res["checkpoint_source"] = _read_json(os.path.join(work, CHECKPOINT_SOURCE), "the reference venv")
         if res.get("checkpoint_source"):
             res["notes"].append(f"checkpoint: {res['checkpoint_source']}")
@@ -384,6 +384,7 @@ def _reference_checkpoint(arch, work, seed, res):
             res["error"] = f"{why}; {source}"
             return res
     save_file(ckpt, os.path.join(work, "model.safetensors"))
+    save_lent(ckpt, work)
     _save_json(os.path.join(work, CHECKPOINT_SOURCE), source)
     res["checkpoint"] = True
     res["checkpoint_source"] = source
@@ -397,7 +398,6 @@ def run_reference(req, spec):
     arch = spec["architecture"]
     work = os.path.join(req["workdir"], spec.get("id", arch))
     res = {"architecture": arch, "reference": None, "notes": [], "error": None}
-    from safetensors.torch import load_file
 
     # the pinned side's synthesized config builds this side too, in a class of the same name
     register_synthesized(work, ((spec.get("config_hints") or {}).get("synth") or {}).get("class_name"))
@@ -405,7 +405,7 @@ def run_reference(req, spec):
 
     if spec.get("make_checkpoint"):
         return _reference_checkpoint(arch, work, int(req.get("seed", 0)), res)
-    ckpt = load_file(os.path.join(work, "model.safetensors"))
+    ckpt = read_checkpoint(work)
     with open(os.path.join(work, "ids.json"), encoding="utf-8") as f:
         ids = json.load(f)
     import vllm

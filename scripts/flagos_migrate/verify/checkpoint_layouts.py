@@ -119,3 +119,26 @@ def load_scale(name, config):
         if isinstance(num, (int, float)) and isinstance(den, (int, float)) and num > 0 and den > 0:
             return (num / den) ** entry["power"]
     return 1.0
+
+
+# Parameters a class keeps at their initial value by design: its loader drops them (maps them to None) unless a file
+# beside the checkpoint ships them, and its forward reads them only then (the owning module's ``unless`` flag, which
+# the loader sets when the file is there). No released checkpoint holds them, so the derived one does not either, and
+# the load level restores their initial value (both sides build it alike) where the loader left them unwritten and
+# the flag is still False. Each entry names where upstream does it.
+KEPT_AT_INIT = (
+    {"id": "dflash-mask-embedding", "param": r"(^|\.)mask_embedding$", "unless": "has_separate_mask_embedding",
+     "evidence": "qwen3_dflash.py DFlashQwen3ForCausalLM.load_weights: orig_to_new_substr['mask_embedding'] = None "
+                 "unless _read_mask_embedding finds mask_embedding.pt beside the checkpoint (which sets "
+                 "has_separate_mask_embedding); DFlashQwen3Model.embed_input_ids reads mask_embedding only when "
+                 "has_separate_mask_embedding (its __init__: zeros); qwen3_xpress / qwen3_dspark inherit both"},
+)
+
+
+def kept_at_init(name, owner):
+    """The :data:`KEPT_AT_INIT` entry id ``name`` (a parameter) falls under with ``owner`` (the module holding it;
+    its flag read as it is now), else None. Pure."""
+    for entry in KEPT_AT_INIT:
+        if re.search(entry["param"], name) and getattr(owner, entry["unless"], None) is False:
+            return entry["id"]
+    return None
