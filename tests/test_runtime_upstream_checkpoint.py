@@ -225,6 +225,42 @@ def test_the_mapper_read_backwards_is_the_one_the_class_loader_passes():
     assert _mapper_attr(Plain()) == _mapper_attr(Two()) == _mapper_attr(object()) == "hf_to_vllm_mapper"
 
 
+class _StandInMapper:
+    orig_to_new_prefix: dict = {}
+    orig_to_new_substr = {".fc1.": ".mlp.fc1."}
+
+
+_ENCODER_MAPPER = _StandInMapper()
+
+
+def _load_encoder_layers(module, weights):
+    return module.loader.load_weights(weights, mapper=_ENCODER_MAPPER)
+
+
+class _UltravoxLikeEncoder:
+    def load_weights(self, weights):
+        return _load_encoder_layers(self, weights)
+
+
+class _NoMapperEncoder:
+    def load_weights(self, weights):
+        return self.loader.load_weights(weights)
+
+
+def test_a_module_level_mapper_the_loader_hands_on_is_read_backwards():
+    """Ultravox's whisper encoder declares no hf_to_vllm_mapper: its load_weights hands ``self`` to
+    ``_load_whisper_layer_weights``, which passes the module-level ``_WHISPER_ENCODER_MAPPER`` (``.fc1.`` ->
+    ``.mlp.fc1.``); unread, the derived names kept ``.mlp.fc1.`` and upstream refused ``layers.0.mlp.mlp``. The
+    mapper is found through the function its loader calls; a loader passing none has none. Pure (no torch)."""
+    sys.path.insert(0, str(VERIFY))
+    from _runtime_load import _module_mapper, _unmap
+
+    assert _module_mapper(_UltravoxLikeEncoder()) is _ENCODER_MAPPER
+    assert _module_mapper(_NoMapperEncoder()) is None
+    assert _unmap("audio_tower.layers.0.mlp.fc1.weight", [("audio_tower", _ENCODER_MAPPER)]) == \
+        "audio_tower.layers.0.fc1.weight"
+
+
 def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
     """Golden before/after of each respelling (``draft_respellings.RESPELLINGS``) on the names upstream vLLM's
     own draft classes are derived with: an EAGLE loader prefixes ``model.`` to all but lm_head, a DeepSeek-style
@@ -355,7 +391,7 @@ def test_the_checkpoint_layouts_join_each_tensors_experts_in_expert_order():
 
     table = {e["id"]: e for e in LAYOUTS}
     assert list(table) == ["split", "experts-stacked", "mla-a-split", "experts-held-w1w2w3", "qk-rotary-interleaved",
-                           "as-held"]
+                           "as-held", "embedding-rows-split", "substr-exact", "unmapped"]
     # MiniCPM's MoE holds every expert in ws [expert, 2 x intermediate, hidden] (w1 rows then w3) and w2s
     held = table["experts-held-w1w2w3"]["held_experts"]
     assert held_expert_parts("model.layers.1.mlp.ws", (2, 8, 4), held) == [
@@ -419,6 +455,48 @@ def test_a_loader_that_scales_on_load_and_a_head_the_target_lends_are_judged_as_
     assert target_shared(NS(lm_head=Head(), has_own_lm_head=True), spec, ckpt) == []  # its own head
     assert target_shared(NS(lm_head=Head(), has_own_lm_head=False), spec, ckpt) == ["lm_head.weight"]
     assert target_shared(draft, spec, {}) == []  # nothing to stand in for the target's head
+
+
+def test_a_substring_map_read_backwards_exactly_takes_the_fewest_renames_the_forward_map_sends_back():
+    """FunASR's top mapper applies every substring entry in order: its encoder's released name takes one rename
+    (``audio_encoder.`` -> ``model.encoder.audio_encoder.``; the first-match reversal took ``q_proj.`` -> ``linear_q.``
+    only and upstream refused ``model`` in FunASREncoder), its decoder's ``q_proj`` takes none (reversed, it would read
+    ``linear_q``, no name the decoder's checkpoint has). Pure."""
+    sys.path.insert(0, str(VERIFY))
+    from _runtime_load import _substr_inverse
+
+    funasr = {"linear_q.": "q_proj.", "linear_k.": "k_proj.", "linear_v.": "v_proj.", "linear_out.": "out_proj.",
+              "audio_adaptor.": "model.encoder.audio_adaptor.", "audio_encoder.": "model.encoder.audio_encoder.",
+              "llm.model.": "model.decoder.", "llm.lm_head": "lm_head"}
+    assert _substr_inverse("model.encoder.audio_encoder.encoders.0.self_attn.q_proj.weight", funasr) == \
+        "audio_encoder.encoders.0.self_attn.q_proj.weight"
+    assert _substr_inverse("model.encoder.audio_adaptor.blocks.0.self_attn.out_proj.bias", funasr) == \
+        "audio_adaptor.blocks.0.self_attn.out_proj.bias"
+    assert _substr_inverse("model.decoder.layers.0.self_attn.q_proj.weight", funasr) == \
+        "model.decoder.layers.0.self_attn.q_proj.weight"
+    # two renames needed at once (each new name holds its old one, so neither alone maps back): only the pair
+    both = {"a.": "b.a.", "x.": "y.x."}
+    assert _substr_inverse("b.a.y.x.w", both) == "a.x.w"
+    assert _substr_inverse("q.w", {"q.": None}) == "q.w"  # nothing to read back
+
+
+def test_molmos_embedding_is_stored_as_its_vocabulary_rows_and_the_added_rows_apart():
+    """Molmo's loader concatenates ``wte.embedding`` (embedding_size, else vocab_size, rows) and ``wte.new_embedding``
+    (the rest) into ``model.embed_tokens.weight``: the layout splits the parameter so; a config without the size or
+    sizes that do not tile the rows refuse the layout (()); another parameter is not named (None). Pure."""
+    from types import SimpleNamespace as NS
+
+    sys.path.insert(0, str(VERIFY))
+    from checkpoint_layouts import LAYOUTS, row_parts
+
+    table = {e["id"]: e for e in LAYOUTS}["embedding-rows-split"]["split_rows"]
+    assert row_parts("model.embed_tokens.weight", 640, table, NS(embedding_size=None, vocab_size=512)) == [
+        ("model.transformer.wte.embedding", 0, 512), ("model.transformer.wte.new_embedding", 512, 128)]
+    assert row_parts("model.embed_tokens.weight", 640, table, NS(embedding_size=576, vocab_size=512)) == [
+        ("model.transformer.wte.embedding", 0, 576), ("model.transformer.wte.new_embedding", 576, 64)]
+    assert row_parts("model.embed_tokens.weight", 512, table, NS(vocab_size=512)) == ()  # nothing left for the rest
+    assert row_parts("model.embed_tokens.weight", 640, table, NS()) == ()
+    assert row_parts("lm_head.weight", 640, table, NS(vocab_size=512)) is None
 
 
 def test_what_a_draft_takes_from_the_target_and_what_a_class_keeps_at_init_are_named_by_its_own_flags():

@@ -18,6 +18,7 @@ from checkpoint_layouts import (
     interleave_rotary,
     kept_at_init,
     load_scale,
+    row_parts,
     stacked_experts,
 )
 from draft_respellings import FIELDS, RESPELLINGS, respell
@@ -759,22 +760,81 @@ def _mapper_attr(mod):
     return found[0] if len(set(found)) == 1 else "hf_to_vllm_mapper"
 
 
+_MODULE_MAPPER_ARG = re.compile(r"\bmapper\s*=\s*([A-Za-z_]\w*)\s*[,)]")
+_HANDS_SELF = re.compile(r"\b([A-Za-z_]\w*)\(\s*self\s*,")
+
+
+def _module_mapper(mod):
+    """The module-level mapper ``mod``'s own ``load_weights`` passes its loader (``mapper=NAME``), or that a function
+    of its module it hands ``self`` to passes (Ultravox's whisper encoder: ``_load_whisper_layer_weights(self,
+    weights)`` passes ``_WHISPER_ENCODER_MAPPER``), when exactly one such mapper is found; else None."""
+    import inspect
+    import sys
+
+    fn = getattr(type(mod), "load_weights", None)
+    try:
+        src = inspect.getsource(fn)
+    except (OSError, TypeError):
+        return None
+    scope = vars(sys.modules.get(getattr(fn, "__module__", None), None) or object())
+    sources = [src]
+    for called in _HANDS_SELF.findall(src):
+        if inspect.isfunction(scope.get(called)):
+            try:
+                sources.append(inspect.getsource(scope[called]))
+            except (OSError, TypeError):
+                pass
+    found = {id(m): m for text in sources for name in _MODULE_MAPPER_ARG.findall(text)
+             if name != "self" and hasattr(m := scope.get(name), "orig_to_new_prefix")}
+    return next(iter(found.values())) if len(found) == 1 else None
+
+
 def _mappers(model):
     """(module path, WeightsMapper) of every module declaring ``hf_to_vllm_mapper`` (or passing another mapper of its
-    own to its loader, :func:`_mapper_attr`)."""
+    own to its loader, :func:`_mapper_attr`; without either, a module-level one its loader passes,
+    :func:`_module_mapper`)."""
     out = []
     for path, mod in model.named_modules():
         # a class attribute mostly; MiMoMTP builds its own in __init__ (its MTP layers' index offset)
         mapper = getattr(mod, _mapper_attr(mod), None)
+        if mapper is None and callable(getattr(mod, "load_weights", None)):
+            mapper = _module_mapper(mod)
         if mapper is not None and hasattr(mapper, "orig_to_new_prefix"):
             out.append((path, mapper))
     return out
 
 
-def _unmap(name, mappers):
+def _substr_inverse(rel, substr):
+    """The fewest of ``substr``'s renames ({orig: new}) read backwards on ``rel`` such that the mapper's substring
+    stage (every entry in order, each once, as upstream's ``WeightsMapper`` applies them) gives ``rel`` back: FunASR's
+    top mapper renames both ``linear_q.`` -> ``q_proj.`` and ``audio_encoder.`` -> ``model.encoder.audio_encoder.``
+    in one name, and leaves its decoder's ``q_proj`` alone. ``rel`` itself when nothing does. Pure."""
+    from itertools import combinations
+
+    def forward(key):
+        for orig, new in substr.items():
+            if orig in key:
+                if new is None:
+                    return None
+                key = key.replace(orig, new, 1)
+        return key
+
+    found = [(orig, new) for orig, new in substr.items() if new and new in rel]
+    for size in range(len(found) + 1):
+        for chosen in combinations(found, size):
+            cand = rel
+            for orig, new in reversed(chosen):
+                cand = cand.replace(new, orig, 1) if new in cand else cand
+            if forward(cand) == rel:
+                return cand
+    return rel
+
+
+def _unmap(name, mappers, substr_exact=False):
     """``name`` (a vLLM parameter) as the checkpoint spells it: each module's ``hf_to_vllm_mapper``
     read backwards on the part of the name under that module (prefix, substring and suffix maps;
-    an ignored name, mapped to None, names no tensor). Deepest module first, as a loader nests."""
+    an ignored name, mapped to None, names no tensor). Deepest module first, as a loader nests.
+    ``substr_exact``: the substring map read backwards by :func:`_substr_inverse`, not its first match only."""
     for path, mapper in sorted(mappers, key=lambda pm: -len(pm[0])):
         if path and not name.startswith(path + "."):
             continue
@@ -787,7 +847,9 @@ def _unmap(name, mappers):
             if new is not None and rel.startswith(new) and (new or orig):
                 rel = orig + rel[len(new):]
                 break
-        for orig, new in (getattr(mapper, "orig_to_new_substr", None) or {}).items():
+        if substr_exact:
+            rel = _substr_inverse(rel, getattr(mapper, "orig_to_new_substr", None) or {})
+        for orig, new in () if substr_exact else (getattr(mapper, "orig_to_new_substr", None) or {}).items():
             if new and new in rel and not _leaf_alias(orig, new, rel, mapper):
                 rel = rel.replace(new, orig, 1)
                 break
@@ -898,7 +960,8 @@ def upstream_checkpoint(model, seed, layout=None, config=None, lent=()):
 
     layout = layout or LAYOUTS[0]
     gen = torch.Generator().manual_seed(seed)
-    mappers = _mappers(model)
+    mappers = [] if layout.get("unmapped") else _mappers(model)
+    exact = bool(layout.get("substr_exact"))
     stacked = _stacked(model, layout["stacked_extra"]) if layout["split_stacked"] else {}
     experts = _expert_parts(model) if layout["split_experts"] else {}
     modules = dict(model.named_modules())
@@ -915,29 +978,39 @@ def upstream_checkpoint(model, seed, layout=None, config=None, lent=()):
             continue
         owner = modules.get(name.rsplit(".", 1)[0]) if "." in name else model
         rows = getattr(owner, "org_vocab_size", None) if name.endswith("weight") else None
-        if isinstance(rows, int) and 0 < rows < p.shape[0]:
+        padded = isinstance(rows, int) and 0 < rows < p.shape[0]
+        if padded:
             # a vocabulary embedding padded past its vocabulary (BERT's 2 token types in 64 rows): the checkpoint holds
             # the vocabulary's rows only (VocabParallelEmbedding.weight_loader asserts it) and the loader zeroes the rest
             t[rows:] = 0
+        split = row_parts(name, rows if padded else p.shape[0], layout.get("split_rows"), config)
+        if split == ():
+            return None, expected  # the layout names this parameter and its sizes do not fit it
+        if split:
             expected[name] = t
-            out[_unmap(name, mappers)] = t[:rows].contiguous()
+            for new, start, size in split:
+                out[new] = t.narrow(0, start, size).contiguous()
+            continue
+        if padded:
+            expected[name] = t
+            out[_unmap(name, mappers, exact)] = t[:rows].contiguous()
             continue
         expected[name] = t
         held = held_expert_parts(name, tuple(p.shape), layout.get("held_experts"))
         if held is not None:
             for new, e, start, size in held:
-                out[_unmap(new, mappers)] = t[e].narrow(0, start, size).contiguous()
+                out[_unmap(new, mappers, exact)] = t[e].narrow(0, start, size).contiguous()
             continue
         if name in experts:
             for new, (e, dim, start, size) in experts[name]:
-                out[_unmap(new, mappers)] = t[e].narrow(dim - 1, start, size).contiguous()
+                out[_unmap(new, mappers, exact)] = t[e].narrow(dim - 1, start, size).contiguous()
             continue
         parts = _split_stacked(name, p, list(getattr(owner, "output_sizes", None) or []), stacked)
         if parts is None:
-            out[_unmap(name, mappers)] = t.contiguous()
+            out[_unmap(name, mappers, exact)] = t.contiguous()
             continue
         for new, (dim, start, size) in parts:
-            out[_unmap(new, mappers)] = t.narrow(dim, start, size).contiguous()
+            out[_unmap(new, mappers, exact)] = t.narrow(dim, start, size).contiguous()
     permuted = []
     for pattern, field in layout.get("interleaved_rotary") or ():  # read back through the loader's permutation
         for name in [n for n in out if re.search(pattern, n)]:

@@ -15,7 +15,13 @@ name templates} for an expert layer that holds every expert in one parameter [ex
 of its own: expert ``e``'s rows split evenly between the templates in order, each named ``<module>.<template>`` with
 ``{e}`` the expert; ``interleaved_rotary`` (optional): (regular expression over a checkpoint name, config field
 holding its head count) for tensors stored with each head's rotary pairs interleaved, which the class's loader
-permutes into halves (:func:`interleave_rotary`); ``evidence``: where upstream vLLM 0.33.0 reads it."""
+permutes into halves (:func:`interleave_rotary`); ``unmapped`` (optional): names as the class holds them, no
+``hf_to_vllm_mapper`` read backwards (a loader that never applies it); ``split_rows`` (optional): ((regular expression over a
+parameter name, ((checkpoint name, config fields giving its rows, the first set one; None for the rest of the rows),
+...)), ...) for a parameter its loader concatenates from tensors stored apart (:func:`row_parts`); ``substr_exact``
+(optional): substring maps
+read backwards exactly (``_runtime_load._substr_inverse``), not by their first match; ``evidence``: where upstream vLLM 0.33.0 reads
+it."""
 
 import re
 
@@ -48,6 +54,25 @@ LAYOUTS = (
     {"id": "as-held", "split_stacked": False, "stacked_extra": {}, "split_experts": False, "stack_experts": None,
      "evidence": "laguna_dflash.py DFlashLagunaModel.load_weights: params_dict[name] for every name (no stacked or "
                  "expert mapping), so qkv_proj and every other parameter is read as the class holds it"},
+    {"id": "embedding-rows-split", "split_stacked": True, "stacked_extra": {}, "split_experts": True,
+     "stack_experts": None,
+     "split_rows": ((r"^model\.embed_tokens\.weight$", (("model.transformer.wte.embedding", ("embedding_size", "vocab_size")),
+                                                       ("model.transformer.wte.new_embedding", None))),),
+     "evidence": "molmo.py _get_weights_with_merged_embedding: model.transformer.wte.embedding (the config's "
+                 "embedding_size or vocab_size rows) and wte.new_embedding (the ADDITIONAL_VOCAB_SIZE rows after them) "
+                 "are concatenated into model.embed_tokens.weight; a checkpoint without them raises KeyError"},
+    {"id": "substr-exact", "split_stacked": True, "stacked_extra": {}, "split_experts": True, "stack_experts": None,
+     "substr_exact": True,
+     "evidence": "funasr.py FunASRForConditionalGeneration.hf_to_vllm_mapper: WeightsMapper applies every substring "
+                 "entry in order (utils.py _map_name_with_shard), and one released name takes two (linear_q. -> q_proj., "
+                 "audio_encoder. -> model.encoder.audio_encoder.) while the decoder's q_proj takes none: read backwards "
+                 "as the fewest renames the forward map sends back to the held name"},
+    {"id": "unmapped", "split_stacked": True, "stacked_extra": {}, "split_experts": True, "stack_experts": None,
+     "unmapped": True,
+     "evidence": "pixtral.py PixtralForConditionalGeneration.load_weights: reads vision_encoder.* / "
+                 "vision_language_adapter.* / language_model.* as the class names its modules (Mistral's consolidated "
+                 "spelling) and never applies its hf_to_vllm_mapper, which upstream uses for quantization, LoRA and "
+                 "--mm-encoder-only only (default_loader.py): read backwards it spells HF names the loader refuses"},
 )
 
 
@@ -141,4 +166,25 @@ def kept_at_init(name, owner):
     for entry in KEPT_AT_INIT:
         if re.search(entry["param"], name) and getattr(owner, entry["unless"], None) is False:
             return entry["id"]
+    return None
+
+
+def row_parts(name, rows, split_rows, config):
+    """``name`` (a parameter whose checkpoint holds ``rows`` rows) -> [(checkpoint name, first row, rows)] under
+    ``split_rows`` (see :data:`LAYOUTS`) and ``config`` (an object with attributes); None when no entry names it, ()
+    when one does and the sizes do not fit (a field unset, or parts that do not tile the rows exactly). Pure."""
+    for pattern, parts in split_rows or ():
+        if not re.search(pattern, name):
+            continue
+        out, start = [], 0
+        for i, (part, fields) in enumerate(parts):
+            if fields is None:
+                size = rows - start if i == len(parts) - 1 else None
+            else:
+                size = next((v for f in fields if isinstance(v := getattr(config, f, None), int) and v > 0), None)
+            if size is None or size <= 0 or start + size > rows:
+                return ()
+            out.append((part, start, size))
+            start += size
+        return out if start == rows else ()
     return None
