@@ -261,6 +261,40 @@ def test_a_module_level_mapper_the_loader_hands_on_is_read_backwards():
         "audio_tower.layers.0.fc1.weight"
 
 
+class _StackingMapper:
+    orig_to_new_stacked = {".q_proj": (".qkv_proj", "q"), ".gate_proj": (".gate_up_proj", 0)}
+
+
+class _Qwen3LikeModel:
+    hf_to_vllm_mapper = _StackingMapper()
+
+    def load_weights(self, weights):
+        return self.loader.load_weights(weights, mapper=self.hf_to_vllm_mapper)
+
+
+class _LagunaLikeDraftModel(_Qwen3LikeModel):  # inherits the mapper, its own loader never passes it
+    def load_weights(self, weights):
+        return {name for name, _ in weights}
+
+
+def test_only_a_mapper_the_loader_passes_keeps_stacked_layers_out_of_the_as_held_layout():
+    """FunAudioChat's Qwen3 decoder passes its stacking mapper: no release holds its q/k/v whole, so the as-held
+    layout (which upstream's loader took while its audio attention refuses every released spelling) is not taken and
+    the load level says why, instead of failing on a spelling no checkpoint has (the pinned Qwen3 loader: KeyError
+    gate_gate_up_proj). DFlash Laguna's draft inherits such a mapper and reads params_dict[name]: as-held stays its
+    layout. Pure (no torch)."""
+    from types import SimpleNamespace as NS
+
+    sys.path.insert(0, str(VERIFY))
+    from _runtime_load import _passed_stacks
+
+    def model(*mods):
+        return NS(named_modules=lambda: [(f"m{i}", m) for i, m in enumerate(mods)])
+
+    assert _passed_stacks(model(_Qwen3LikeModel(), object())) == {".qkv_proj", ".gate_up_proj"}
+    assert _passed_stacks(model(_LagunaLikeDraftModel())) == set()
+
+
 def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
     """Golden before/after of each respelling (``draft_respellings.RESPELLINGS``) on the names upstream vLLM's
     own draft classes are derived with: an EAGLE loader prefixes ``model.`` to all but lm_head, a DeepSeek-style
@@ -502,7 +536,7 @@ def test_molmos_embedding_is_stored_as_its_vocabulary_rows_and_the_added_rows_ap
 def test_what_a_draft_takes_from_the_target_and_what_a_class_keeps_at_init_are_named_by_its_own_flags():
     """A draft built as one that declares no embedding of its own (``has_own_embed_tokens`` False: Cohere's EAGLE
     sets it in __init__, the EAGLE interface defaults it) takes ``model.embed_tokens`` from the target in both vLLMs'
-    proposers; True, or not built as a draft, it lends nothing. DFlash's ``mask_embedding`` is kept at its init while
+    proposers, and one with ``has_own_lm_head`` False its ``lm_head``; True, or not built as a draft, it lends nothing. DFlash's ``mask_embedding`` is kept at its init while
     ``has_separate_mask_embedding`` is False (no mask_embedding.pt), and no longer once the loader set it. Pure."""
     from types import SimpleNamespace as NS
 
@@ -522,6 +556,9 @@ def test_what_a_draft_takes_from_the_target_and_what_a_class_keeps_at_init_are_n
     assert lent_by_target(Draft(False), spec) == ["model.embed_tokens.weight"]
     assert lent_by_target(Draft(True), spec) == []
     assert lent_by_target(Draft(False), NS(speculative_config=None)) == []
+    headless = Draft(True)
+    headless.has_own_lm_head = False  # the EAGLE interface's default: the target's head too
+    assert lent_by_target(headless, spec) == ["lm_head.weight"]
     assert [e["id"] for e in KEPT_AT_INIT] == ["dflash-mask-embedding"]
     assert kept_at_init("model.mask_embedding", NS(has_separate_mask_embedding=False)) == "dflash-mask-embedding"
     assert kept_at_init("model.mask_embedding", NS(has_separate_mask_embedding=True)) is None

@@ -374,7 +374,7 @@ def target_shared(model, vc, ckpt):
 # llm_base_proposer.py _maybe_share_embeddings: ``if not self.model.has_own_embed_tokens: share``). A draft's loader
 # sets the flag True on any checkpoint name holding "embed_tokens" (utils.process_eagle_weight), so a checkpoint
 # of such a draft holds none: the target's tensor travels beside it (``Checkpoint.lent``).
-TARGET_LENT = (("has_own_embed_tokens", "model.embed_tokens"),)
+TARGET_LENT = (("has_own_embed_tokens", "model.embed_tokens"), ("has_own_lm_head", "lm_head"))
 LENT_FILE = "target_lent.safetensors"
 LENT_ENTRY = {"id": "target-lent", "evidence": "the draft's own loader writes none of its " + ", ".join(
     p for _, p in TARGET_LENT) + " and it declares it has none of its own (" + ", ".join(
@@ -390,6 +390,30 @@ def lent_by_target(model, vc):
     names = [n for n, _ in model.named_parameters()]
     return [n for flag, path in TARGET_LENT if getattr(model, flag, None) is False
             for n in names if n.startswith(path + ".")]
+
+
+def lend_unwritten(model, ckpt, vc, lent, seed):
+    """Tensors drawn (fixed seed) for each of ``lent`` (:func:`lent_by_target`, read before any load) that ``model``'s
+    own ``load_weights`` leaves wholly unwritten from ``ckpt``: a draft's checkpoint the reference transformers saves
+    (MuseGlimmer's assistant) holds neither embedding nor head, both the target's at serving. {} when its loader
+    refuses the checkpoint (the load level says why)."""
+    import torch
+    from vllm.config import set_current_vllm_config
+
+    if not lent:
+        return {}
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.is_floating_point():
+                p.data.fill_(float("nan"))
+    try:
+        with set_current_vllm_config(vc):
+            model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
+    except Exception:
+        return {}
+    params, gen = dict(model.named_parameters()), torch.Generator().manual_seed(seed + 1)
+    return {n: torch.randn(tuple(params[n].shape), generator=gen, dtype=torch.float32) * 0.1 for n in lent
+            if n in params and params[n].is_floating_point() and torch.isnan(params[n].data).all()}
 
 
 def read_checkpoint(work):
@@ -789,6 +813,24 @@ def _module_mapper(mod):
     return next(iter(found.values())) if len(found) == 1 else None
 
 
+def _passed_stacks(model):
+    """The stacked layers (``orig_to_new_stacked`` targets) of the mappers a module's own ``load_weights`` passes its
+    loader by name (``mapper=self.<name>``): FunAudioChat's Qwen3 decoder stacks q/k/v and gate/up that way; DFlash
+    Laguna's model inherits such a mapper from DFlash-Qwen3 and its own loader never passes it (params_dict[name])."""
+    import inspect
+
+    out = set()
+    for _, mod in model.named_modules():
+        try:
+            passed = set(_MAPPER_ARG.findall(inspect.getsource(type(mod).load_weights)))
+        except (AttributeError, OSError, TypeError):
+            continue
+        for attr in passed:
+            stacked = getattr(getattr(mod, attr, None), "orig_to_new_stacked", None) or {}
+            out |= {new for new, _ in stacked.values()}
+    return out
+
+
 def _mappers(model):
     """(module path, WeightsMapper) of every module declaring ``hf_to_vllm_mapper`` (or passing another mapper of its
     own to its loader, :func:`_mapper_attr`; without either, a module-level one its loader passes,
@@ -1103,6 +1145,7 @@ def named_by_upstream(model, seed, vc):
     fields = {f: getattr(config, f, None) for f in FIELDS}
     first, tried = None, []
     lent = tuple(lent_by_target(model, vc))  # as built: its loader flips the flags on a name it sees
+    stacks = _passed_stacks(model)
     built = {flag: getattr(model, flag) for flag, _ in TARGET_LENT if hasattr(model, flag)}
     for beside in ((), lent) if lent else ((),):
         for flag, value in built.items():  # each pass from the flags as built
@@ -1110,6 +1153,13 @@ def named_by_upstream(model, seed, vc):
         lend = [LENT_ENTRY] if beside else []
         seen = set()
         for layout in LAYOUTS:
+            if not layout["split_stacked"] and stacks:
+                # its own mappers read stacked layers in parts (FunAudioChat's Qwen3 decoder): no release of it holds
+                # them whole, whatever its loader would take (the pinned Qwen3 loader refuses it: gate_gate_up_proj)
+                if not beside:
+                    tried.append(f"in layout {layout['id']}: not taken: its own mappers stack "
+                                 f"({', '.join(sorted(stacks)[:3])}), so no release holds those layers whole")
+                continue
             ckpt, expected = upstream_checkpoint(model, seed, layout, config, beside)
             key = None if ckpt is None else (frozenset(ckpt), ckpt.permuted)
             if ckpt is None or key in seen:  # the layout does not apply, or changes nothing here

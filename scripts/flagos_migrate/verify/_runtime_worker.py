@@ -80,6 +80,8 @@ from _runtime_load import (
     Checkpoint,
     _builtin_class,
     _load,
+    lend_unwritten,
+    lent_by_target,
     load_checkpoint,
     make_checkpoint,
     named_by_upstream,
@@ -361,7 +363,10 @@ def _served_by_upstream(arch, work, seed, ckpt, source, notes):
         vc = _vllm_config(work)
         _init_distributed(vc)
         model = _construct(_resolved_class(vc), vc, notes)
+        lent = lent_by_target(model, vc)  # as built: a load flips the flags
         served, why = served_spelling(model, ckpt, vc, seed)
+        if lent and isinstance(served, Checkpoint) and not served.lent:
+            served.lent = lend_unwritten(model, served, vc, lent, seed)
     except Exception as exc:
         notes.append(f"upstream vLLM {vllm.__version__}'s {arch} could not judge the checkpoint's spelling "
                      f"({type(exc).__name__}: {str(exc)[:160]})")
