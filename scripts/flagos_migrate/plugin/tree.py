@@ -65,6 +65,8 @@ class RegistrationFile:
     parse_error: str | None = None
     # architectures given a config hook of their own: ``MODELS_CONFIG_MAP["Arch"] = Hook`` (P25)
     config_hooks: set[str] = field(default_factory=set)
+    # architecture -> (module, class) of the hook register_model() maps it to, where its binding says
+    hook_targets: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def find_package_dir(plugin_folder: str | Path) -> Path:
@@ -146,6 +148,10 @@ def parse_registrations(path: Path, module: str = f"{PACKAGE}") -> RegistrationF
             if (isinstance(tgt, ast.Subscript) and (dotted(tgt.value) or "").endswith("MODELS_CONFIG_MAP")
                     and isinstance(tgt.slice, ast.Constant) and isinstance(tgt.slice.value, str)):
                 result.config_hooks.add(tgt.slice.value)
+                written = dotted(node.value) or ""
+                where = bindings.get(written.split(".")[0], "")
+                if ":" in where and "." not in written:  # `from M import Hook` then `= Hook`
+                    result.hook_targets[tgt.slice.value] = tuple(where.split(":", 1))
             elif isinstance(tgt, ast.Subscript) and (dotted(tgt.value) or "").endswith("_CONFIG_REGISTRY"):
                 key = tgt.slice
                 shown = f"_CONFIG_REGISTRY[{ast.unparse(key)[:60]}]"

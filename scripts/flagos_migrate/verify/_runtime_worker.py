@@ -179,6 +179,27 @@ def _register_siblings(registry, req, arch):
             registry.register_model(name, f"{other['module']}:{other['class']}")
 
 
+def _install_config_hooks(req, arch, notes):
+    """The plugin's MODELS_CONFIG_MAP entry for ``arch`` (P25's vendored upstream hook), installed as its
+    register_model() does, so the pinned VllmConfig runs it where a serve would; a hook that fails to import is
+    what register_model()'s guarded block logs and goes on without."""
+    import importlib
+
+    for hook in req.get("config_hooks") or []:
+        if hook.get("architecture") != arch:
+            continue
+        try:
+            cls = getattr(importlib.import_module(hook["module"]), hook["class"])
+        except Exception as exc:  # noqa: BLE001 - the plugin's guarded registration block catches everything
+            notes.append(f"config hook: {hook['module']}.{hook['class']} failed to import ({type(exc).__name__}: "
+                         f"{str(exc)[:200]}); register_model() logs it and goes on without it")
+            continue
+        from vllm.model_executor.models.config import MODELS_CONFIG_MAP
+
+        MODELS_CONFIG_MAP[arch] = cls
+        notes.append(f"config hook: the plugin's {hook['class']} (register_model() maps {arch} to it)")
+
+
 def run_pinned(req, spec):
     """import -> construct -> load -> forward of the migrated class; artifacts into workdir/<arch>."""
     import importlib
@@ -234,6 +255,7 @@ def run_pinned(req, spec):
         builtin = _builtin_class(ModelRegistry, arch)
         _register_siblings(ModelRegistry, req, arch)
         ModelRegistry.register_model(arch, cls)
+        _install_config_hooks(req, arch, res["notes"])
         vc = _vllm_config(work)
         _init_distributed(vc)
         model = _construct(_resolved_class(vc), vc, res["notes"])

@@ -101,6 +101,20 @@ def plugin_registrations(package_dir: Path, record: dict) -> list[dict]:
             for a in architectures_of(other)]
 
 
+def plugin_config_hooks(package_dir: Path) -> list[dict]:
+    """The ``MODELS_CONFIG_MAP`` entries the plugin's register_model() writes (P25: a vendored upstream hook),
+    which the pinned VllmConfig then runs: the worker installs them as register_model() does. Only classes of
+    the plugin's own package: the file is the plugin's, the names are read, never executed."""
+    from flagos_migrate.plugin.tree import parse_registrations
+
+    init = package_dir / "__init__.py"
+    if not init.is_file():
+        return []
+    regs = parse_registrations(init)
+    return [{"architecture": arch, "module": mod, "class": cls} for arch, (mod, cls) in sorted(regs.hook_targets.items())
+            if mod.startswith("vllm_fl.") and all(p.isidentifier() for p in mod.split(".")) and cls.isidentifier()]
+
+
 def plugin_config_modules(package_dir: Path, record: dict) -> list[str]:
     """The config bridges of the plugin's other records, which its register() registers for a serve too: a
     draft's target checkpoint names a model type only another record's bridge knows (exaone4_5_mtp is a draft of
@@ -415,6 +429,7 @@ def verify_runtime(python: str, plugin_root: Path, record: dict, model: str, pin
         work = workdir or tmp
         base = {"sys_path": [str(plugin_root)], "namespace_packages": {"vllm_fl": str(plugin_root / "vllm_fl")},
                 "registrations": plugin_registrations(Path(plugin_root) / "vllm_fl", record),
+                "config_hooks": plugin_config_hooks(Path(plugin_root) / "vllm_fl"),
                 "config_modules": sibling_config_modules(Path(plugin_root) / "vllm_fl", record)
                 + config_modules_of(record), "workdir": work, "timeout": timeout,
                 "plugin_config_modules": plugin_config_modules(Path(plugin_root) / "vllm_fl", record),
