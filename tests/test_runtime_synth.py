@@ -247,6 +247,52 @@ def test_a_synthesized_per_layer_config_reads_like_transformers_5s():
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == [[16, 32], 16, {"1": {"head_dim": 32}}, [16, 32]]
 
 
+def test_a_synthesized_config_without_per_layer_overrides_is_homogeneous_on_both_sides(tmp_path):
+    """SYNTH_VALUES' per_layer_config {} (no overrides) wrote a config.json key that transformers 5 reads as a
+    heterogeneous config: upstream's step3p5.py then read config.per_layer_config[2] for Step3p5MTP's layer at
+    num_hidden_layers and raised IndexError (load skipped, nothing named the checkpoint), while the pinned side
+    read is_heterogeneous False. No key is written, so both sides build the same homogeneous config; the
+    MTP layer's own kinds stay (the tiny config shape step3p5_mtp needs)."""
+    if not os.environ.get("MMF_PINNED_VENV"):
+        pytest.skip("MMF_PINNED_VENV (a venv with real vLLM) is not set")
+    if not (UPSTREAM / "vllm" / "model_executor" / "models" / "step3p5_mtp.py").is_file():
+        pytest.skip(f"no upstream vLLM source at {UPSTREAM} (set MMF_UPSTREAM)")
+    from flagos_migrate.migrate.upstream import Upstream, open_upstream
+    from flagos_migrate.verify import config_hints as H
+
+    hints = H.hints_for(Upstream(open_upstream(str(UPSTREAM))), "step3p5_mtp",
+                        [{"id": "0", "architecture": "Step3p5MTP", "class": "Step3p5MTP"}])
+    synth = hints["0"]["synth"]["config"]
+    assert synth["per_layer_config"] == {} and synth["mtp_layer_types"] == ["sliding_attention"]
+    assert synth["mtp_mlp_layer_types"] == ["dense"]
+    verify = str(ROOT / "scripts" / "flagos_migrate" / "verify")
+    write = ("import sys, json; sys.path.insert(0, sys.argv[1]); import _runtime_config as rc\n"
+             "cls = rc.synth_class('mmf_synth_test_homogeneous')\n"
+             "c = cls(**json.loads(sys.argv[3])); c.save_pretrained(sys.argv[2])\n"
+             "print(json.dumps([len(c.per_layer_config), c.is_heterogeneous]))")
+    cfg = {k: synth[k] for k in ("per_layer_config", "is_heterogeneous", "layer_types", "mtp_layer_types")}
+    cfg.update(hidden_size=64, num_hidden_layers=2)
+    python = Path(os.environ["MMF_PINNED_VENV"]) / "bin" / "python"
+    proc = subprocess.run([str(python), "-c", write, verify, str(tmp_path), json.dumps(cfg)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [2, False]
+    written = json.loads((tmp_path / "config.json").read_text())
+    assert "per_layer_config" not in written and written["mtp_layer_types"] == ["sliding_attention"]
+    ref = os.environ.get("MMF_REFERENCE_VENV")
+    if not ref:
+        return
+    read = ("import sys, json; sys.path.insert(0, sys.argv[1]); import _runtime_config as rc\n"
+            "rc.register_synthesized(sys.argv[2])\n"
+            "from transformers import AutoConfig; back = AutoConfig.from_pretrained(sys.argv[2])\n"
+            "direct = rc.synth_class('mmf_synth_test_direct')(num_hidden_layers=2, per_layer_config={})\n"
+            "print(json.dumps([back.is_heterogeneous, back.per_layer_config[1] is back, direct.is_heterogeneous]))")
+    proc = subprocess.run([str(Path(ref) / "bin" / "python"), "-c", read, verify, str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [False, True, False]
+
+
 @pytest.fixture(scope="module")
 def telechat2_report(tmp_path_factory):
     """TeleChat2 is built from its base class's LlamaConfig; upstream's telechat2.py points that config's

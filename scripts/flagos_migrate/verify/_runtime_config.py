@@ -448,8 +448,13 @@ def synth_class(model_type, name=None):
             if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
                 kwargs[key] = [_Fields.of(v) for v in value]
         per_layer = kwargs.pop("per_layer_config", None) if sparse else None
+        # {} (no overrides) is a homogeneous config, which transformers 5 saves without the key: its
+        # PreTrainedConfig reads a {} as heterogeneous (is_heterogeneous True, per_layer_config[i] bounded by
+        # num_hidden_layers: Step3p5MTP's layer at num_hidden_layers raised IndexError on the reference side only)
+        if not sparse and kwargs.get("per_layer_config") == {}:
+            kwargs.pop("per_layer_config")
         PretrainedConfig.__init__(self, **kwargs)
-        if isinstance(per_layer, dict):
+        if isinstance(per_layer, dict) and per_layer:
             self.__dict__[_PER_LAYER] = {int(i): dict(o) for i, o in per_layer.items()}
 
     body = {"model_type": model_type, "__init__": __init__}
@@ -497,7 +502,7 @@ def _to_dict_sparse(self):
 
     out = PretrainedConfig.to_dict(self)
     overrides = out.pop(_PER_LAYER, None)
-    if overrides is not None:
+    if overrides:  # none: homogeneous, no key (as transformers 5 saves it)
         out["per_layer_config"] = {str(i): o for i, o in overrides.items()}
     return out
 

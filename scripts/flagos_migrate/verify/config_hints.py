@@ -107,7 +107,8 @@ SYNTH_VALUES: dict[str, object] = {
     # projector output that upstream's jina.py reads unguarded): the tiny hidden size, a size like the others
     "embedding_size": T.HIDDEN,
     # transformers 5's sparse per-layer overrides (PreTrainedConfig.per_layer_config, {layer index: fields}): none,
-    # every layer the top-level config (upstream reads config.per_layer_config[i].head_dim: DomynEdge, Gemma 4)
+    # every layer the top-level config (upstream reads config.per_layer_config[i].head_dim: DomynEdge, Gemma 4);
+    # written as no key (synth_class), as transformers 5 saves a homogeneous config: its {} is a heterogeneous one
     "per_layer_config": {},
     # BERT's token-type table (transformers' BertConfig default 2: segments A and B)
     "type_vocab_size": 2,
