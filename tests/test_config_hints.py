@@ -523,6 +523,21 @@ def test_module_bound_bridge_is_the_config_source_when_it_is_the_only_top_level_
     assert rc._module_bridge(mod, bridges) is None  # two top-level bridges: a question, not a guess
     assert rc._module_bridge(None, bridges) is None
 
+    # a sub-config its defaults build, undeclared (upstream's ColUltraVBertConfig: UltraBertConfig in __init__; the
+    # model was synthesized, construct skipped on pixel_shuffle_factor)
+    class UltraBert:
+        model_type = "ultrabert"
+
+    class ColUltraVBert:
+        model_type = "ultravbert"
+
+        def __init__(self):
+            self.text_config = UltraBert()
+
+    mod = types.ModuleType("vllm_fl.models.colultravbert")
+    mod.ColUltraVBertConfig, mod.UltraBertConfig = ColUltraVBert, UltraBert
+    assert rc._module_bridge(mod, {"ultravbert": ColUltraVBert, "ultrabert": UltraBert}) is ColUltraVBert
+
 
 def test_the_module_bound_bridge_wins_over_the_one_spelled_like_the_architecture_when_it_holds_what_is_read(
         monkeypatch):

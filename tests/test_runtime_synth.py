@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -334,3 +335,67 @@ def test_the_extract_hidden_states_draft_caches_some_target_layers():
 
     ids = H.family_values("extract_hidden_states")["eagle_aux_hidden_state_layer_ids"]
     assert ids and all(0 <= i < LAYERS for i in ids)
+
+
+def test_every_text_config_of_a_config_shrinks():
+    """DeepseekVLV2Config keeps text_config and builds its language model from language_config (CHECKPOINT_FIELDS
+    copies it): only the first was shrunk, so DeepSeek-OCR built the full DeepSeek-V2 (a worker OOM-killed)."""
+    from flagos_migrate.verify.runtime_tiny import HIDDEN, LAYERS, tiny_config
+
+    full = {"model_type": "deepseek_v2", "hidden_size": 1280, "num_hidden_layers": 12, "num_attention_heads": 10,
+            "intermediate_size": 6848, "n_routed_experts": 64, "vocab_size": 129280}
+    tiny = tiny_config({"model_type": "deepseek_ocr", "text_config": dict(full), "language_config": dict(full)})
+    assert tiny["language_config"] == tiny["text_config"]
+    assert tiny["language_config"]["hidden_size"] == HIDDEN and tiny["language_config"]["num_hidden_layers"] == LAYERS
+
+
+def test_a_top_level_copy_of_the_tower_width_follows_the_tower():
+    """ERNIE-4.5-VL's resampler reads pixel_hidden_size, its tower's width (transformers 5's resampler takes the
+    tower's hidden_size): derived from it (CHECKPOINT_FIELDS), then shrunk with it."""
+    from flagos_migrate.verify import config_hints as H
+    from flagos_migrate.verify.runtime_tiny import VISION_HIDDEN, tiny_config
+
+    ernie = H.CHECKPOINT_FIELDS["ernie4_5_vl_moe"]
+    assert ernie["pixel_hidden_size"] == {"=from": "vision_config.hidden_size"}
+    assert ernie["spatial_conv_size"] == {"=from": "vision_config.spatial_merge_size"}
+    tiny = tiny_config({"hidden_size": 2560, "pixel_hidden_size": 1280, "text_config": {"hidden_size": 2560},
+                        "vision_config": {"hidden_size": 1280, "embed_dim": 1280, "depth": 32, "num_heads": 16}})
+    assert tiny["pixel_hidden_size"] == tiny["vision_config"]["hidden_size"] == VISION_HIDDEN
+
+
+def test_lilicorr_head_sizes_pass_upstreams_checks():
+    """upstream's lilicorr.py reads its head's sizes from dflash_config unguarded and refuses: a candidate top-k that
+    is not a power of two <= 16, heads not dividing the width, a block_size not above the speculative tokens (the
+    harness's 1), one of the two convolution sizes without the other."""
+    from flagos_migrate.verify import config_hints as H
+    from flagos_migrate.verify.runtime_tiny import HIDDEN
+
+    draft = H.CHECKPOINT_FIELDS["LiLiCorrDraftModel"]["dflash_config"]
+    k = draft["lilicorr_candidate_topk"]
+    assert 0 < k <= 16 and not k & (k - 1)
+    assert HIDDEN % draft["lilicorr_num_heads"] == 0 and draft["block_size"] > 1
+    assert bool(draft["conv_kernel_size"]) == bool(draft["conv_group_size"]) and HIDDEN % draft["conv_group_size"] == 0
+    assert H.CHECKPOINT_FIELDS["DFlash2DraftModel"]["dflash_config"]["conv_kernel_size"]
+
+
+def test_step_vls_tower_fields_are_the_ones_upstreams_perception_encoder_reads():
+    """StepVL's PerceptionEncoder reads PerceptionEncoderConfig's fields (upstream's step5.py) from a
+    Step3VisionEncoderConfig, which declares none of them: construct skipped on output_dim."""
+    import ast
+
+    from flagos_migrate.verify import config_hints as H
+
+    if not UPSTREAM.is_dir():
+        pytest.skip(f"no upstream vLLM source at {UPSTREAM} (set MMF_UPSTREAM)")
+    models = UPSTREAM / "vllm" / "model_executor" / "models"
+    tree = ast.parse((models / "step_vl.py").read_text())
+    encoder = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "PerceptionEncoder")
+    init = next(n for n in encoder.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    read = {n.attr for n in ast.walk(init) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+            and n.value.id == "config"}
+    declared = set(re.findall(r"self\.(\w+) = ", (UPSTREAM / "vllm/transformers_utils/configs/step3_vl.py").read_text()))
+    entry = {k.split(".", 1)[1] for k in H.CHECKPOINT_FIELDS["StepVLForConditionalGeneration"]}
+    assert read - declared == entry
+    # the same names PerceptionEncoderConfig holds
+    pe = (UPSTREAM / "vllm/transformers_utils/configs/step5.py").read_text()
+    assert all(f"self.{k} = {k}" in pe for k in entry)

@@ -225,9 +225,20 @@ def _module_bridge(module, bridges):
     for value in vars(module).values() if module is not None else ():
         if isinstance(value, type) and id(value) in known and value not in bound:
             bound.append(value)
-    subs = {id(sub) for c in bound for sub in (getattr(c, "sub_configs", None) or {}).values() if isinstance(sub, type)}
+    subs = {sub for c in bound for sub in _held_sub_configs(c)}
     top = [c for c in bound if id(c) not in subs]
     return top[0] if len(top) == 1 else None
+
+
+def _held_sub_configs(cls):
+    """ids of the config classes ``cls`` holds as sub-configs: those it declares (``sub_configs``) and those its
+    defaults build (upstream's ColUltraVBertConfig builds its UltraBertConfig text_config in ``__init__``)."""
+    held = {id(sub) for sub in (getattr(cls, "sub_configs", None) or {}).values() if isinstance(sub, type)}
+    try:
+        instance = cls()
+    except Exception:
+        return held
+    return held | {id(type(v)) for v in vars(instance).values()}
 
 
 def _sub_config_only(cls):

@@ -140,6 +140,9 @@ _MIMO_V2_FLASH_HUB = {
     "hybrid_layer_pattern": [0, 1], "moe_layer_freq": [0, 1], "swa_num_attention_heads": T.HEADS,
     "swa_num_key_value_heads": 2 * T.KV_HEADS, "swa_head_dim": T.HEAD_DIM, "swa_v_head_dim": T.HEAD_DIM,
     "add_swa_attention_sink_bias": True, "add_full_attention_sink_bias": False, "sliding_window_size": 7}
+# DFlash2's grouped convolution and candidate selector sizes (see SYNTH_FAMILIES' qwen3_dflash2), tiny
+_DFLASH2_CONFIG = {"target_layer_ids": list(range(T.LAYERS)), "mask_token_id": T.VOCAB - 1, "conv_kernel_size": 3,
+                   "conv_group_size": 8, "selector_rank": 16, "selector_top_k": 4}
 SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # InternVL's InternVLChatConfig (OpenGVLab/InternVL2_5-1B's config.json): an InternViT tower (the pinned and
     # upstream intern_vit.py's InternVisionModel reads these fields; InternViT-300M-448px's values: qkv_bias,
@@ -200,6 +203,24 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # bert_with_rope.py architecture without a class here): gelu, which both vLLMs' GteNewModelConfig assert and
     # turn into geglu, and rope positions
     ("bert_with_rope",): {"hidden_act": "gelu", "position_embedding_type": "rope"},
+    # ColBERTJinaRobertaModel (jinaai/jina-colbert-v2, upstream's docstring) builds bert_with_rope's JinaRobertaModel,
+    # which refuses any position_embedding_type but rotary/rope; its remote-code XLMRobertaFlashConfig says "rotary",
+    # the one upstream's JinaRobertaModelConfig fixes up (asserting that class name). colbert's only synthesized
+    # architecture (HF_ColBERT and ColBERTModernBertModel build from transformers' BertConfig / ModernBertConfig)
+    ("colbert",): {"position_embedding_type": "rotary"},
+    # MOSS-Audio (remote code; upstream's moss_audio.py rebuilds its own MossAudioConfig from the config's
+    # language_config and audio_config): a Qwen3 language model (MossQwen3ForCausalLM, built with architectures
+    # Qwen3ForCausalLM) and the Whisper-style encoder of MossAudioEncoderConfig's fields. Without them upstream's
+    # MossAudioConfig built 4.57.6's default Qwen3Config (32 layers, max_window_layers 28) and the default encoder.
+    # Tiny: the language model one window throughout (use_sliding_window off, as Qwen3's released configs), the
+    # encoder's output as wide as it (no out_proj), one deepstack layer of its two (the released [8, 16, 24] of 32)
+    ("moss_audio",): {
+        "language_config": {k: v for k, v in _QWEN2_TEXT.items() if k not in ("model_type", "architectures")}
+        | {"head_dim": T.HIDDEN // T.HEADS, "use_sliding_window": False, "max_window_layers": T.LAYERS},
+        "audio_config": {"d_model": 32, "output_dim": 32, "num_mel_bins": 128, "encoder_layers": 2,
+                         "encoder_attention_heads": 2, "encoder_ffn_dim": 64, "downsample_hidden_size": 32,
+                         "deepstack_encoder_layer_indexes": [1]},
+        "adapter_hidden_size": 64},
     # Solar Pro's block skip connections (upstage's remote-code SolarConfig defaults: the hidden state is kept
     # before the layers bskcn_1 [12, 20, 32, 44] and bskcn_2 [20, 32], blended back before bskcn_3 [16, 24, 36, 48]
     # and bskcn_4 [28, 40] with weight bskcn_tv [0.9 training, 0.8 inference]); upstream's solar.py reads them
@@ -271,10 +292,7 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # DFlash2's grouped convolution and candidate selector read their sizes from dflash_config unguarded
     # (draft_config["conv_kernel_size"], ...: upstream's speculators/algos.py update_dflash2 copies them there from
     # the checkpoint's config); tiny sizes, the groups dividing the tiny hidden size
-    ("qwen3_dflash2",): {"layer_types": ["full_attention"] * T.LAYERS,
-                         "dflash_config": {"target_layer_ids": list(range(T.LAYERS)), "mask_token_id": T.VOCAB - 1,
-                                           "conv_kernel_size": 3, "conv_group_size": 8, "selector_rank": 16,
-                                           "selector_top_k": 4}},
+    ("qwen3_dflash2",): {"layer_types": ["full_attention"] * T.LAYERS, "dflash_config": _DFLASH2_CONFIG},
     # the DSpark draft's layers are all full attention with keys as values: upstream's gemma4_dspark.py asserts
     # "Gemma4 DSpark fused precompute assumes uniform attention_k_eq_v layers" (use_k_eq_v: a full-attention layer
     # of a config with attention_k_eq_v), so every checkpoint it serves is so; each full layer at global_head_dim
@@ -524,7 +542,16 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # ERNIE-4.5-VL's tower as baidu's released config.json spells it (remote-code DFNRopeVisionTransformerConfig:
     # embed_dim 1280 = hidden_size, mlp_ratio 4), which both vLLMs' ernie45_vl.py read (and assert equal) and
     # transformers 5's Ernie4_5_VLMoeVisionConfig does not declare; embed_dim shrinks with the tower
-    "ernie4_5_vl_moe": {"vision_config.embed_dim": 1280, "vision_config.mlp_ratio": 4},
+    # Its resampler's fields (baidu's config.json: pixel_hidden_size, spatial_conv_size, temporal_conv_size,
+    # use_temporal_conv), which upstream's ernie45_vl.py reads at the top level and transformers 5's class does not
+    # declare: transformers 5's own resampler (Ernie4_5_VLMoeVariableResolutionResamplerModel) takes the tower's
+    # hidden_size, spatial_merge_size and temporal_merge_size for them and always merges in time; the image
+    # placeholder id is its image_token_id
+    "ernie4_5_vl_moe": {"vision_config.embed_dim": 1280, "vision_config.mlp_ratio": 4,
+                        "pixel_hidden_size": {"=from": "vision_config.hidden_size"},
+                        "spatial_conv_size": {"=from": "vision_config.spatial_merge_size"},
+                        "temporal_conv_size": {"=from": "vision_config.temporal_merge_size"},
+                        "use_temporal_conv": True, "im_patch_id": {"=from": "image_token_id"}},
 
     # Voxtral is served from Mistral's params.json, whose audio encoder args both vLLMs' mistral.py turn into a
     # WhisperConfig audio_config with downsample_factor and the mel front end's window_size / hop_length /
@@ -552,6 +579,28 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # (layer_idx + 1) % interleave_moe_layer_step == 0 (both vLLMs): a dense Llama 4 config holds step 0 next to its
     # empty moe_layers (transformers' Llama4TextConfig derives moe_layers from the step, so step 1 means every layer)
     "EagleLlama4ForCausalLM": {"interleave_moe_layer_step": 0},
+    # the DFlash2 draft is built from its base class's Qwen3Config (not synthesized, so SYNTH_FAMILIES' qwen3_dflash2
+    # entry never reached it: KeyError 'conv_kernel_size'); the same dflash_config
+    "DFlash2DraftModel": {"dflash_config": _DFLASH2_CONFIG},
+    # LiLiCorr (upstream's lilicorr.py, from sglang PR #37462) reads its correlator head's sizes from dflash_config
+    # unguarded and checks them: a power-of-two candidate top-k of at most 16, heads dividing the width (a None
+    # lilicorr_hidden_size is the draft's), a trained block_size above the speculative tokens (the harness's 1);
+    # the DFlash2 convolution geometry, both or neither. Tiny
+    "LiLiCorrDraftModel": {"dflash_config": {
+        **_DFLASH2_CONFIG, "lilicorr_enabled": True, "block_size": 4, "lilicorr_hidden_size": None,
+        "lilicorr_candidate_topk": 4, "lilicorr_num_heads": T.HEADS, "lilicorr_mlp_ratio": 2.0,
+        "lilicorr_factor_dim": 16, "lilicorr_vector_eps": 1e-6, "lilicorr_logit_scale": 1.0, "lilicorr_num_layers": 1}},
+    # StepVL's tower is upstream's PerceptionEncoder (step_vl.py), which reads the fields of upstream's
+    # PerceptionEncoderConfig (vllm/transformers_utils/configs/step5.py: "the vision tower shared by Step3p7 and
+    # Step5") unguarded: a checkpoint's vision_config carries them next to Step3VisionEncoderConfig's (which keeps
+    # unknown keys as attributes on both sides). PerceptionEncoderConfig's defaults, the sizes tiny: output_dim
+    # the width (its None reads as the width), mlp_ratio 8960 / 1536
+    "StepVLForConditionalGeneration": {
+        "vision_config.width": T.VISION_HIDDEN, "vision_config.heads": T.VISION_HEADS,
+        "vision_config.layers": T.VISION_DEPTH, "vision_config.output_dim": T.VISION_HIDDEN,
+        "vision_config.mlp_ratio": 8960 / 1536, "vision_config.ls_init_value": 0.1,
+        "vision_config.use_abs_posemb": True, "vision_config.use_cls_token": False, "vision_config.use_rope2d": True,
+        "vision_config.use_ln_pre": True, "vision_config.use_ln_post": False},
     "InternS1ProForConditionalGeneration": {"text_config.rope_scaling": {
         "rope_type": "default", "fope_init_factor": 0.5, "fope_sep_head": True, "num_inv_freq": None},
         "text_config.tie_word_embeddings": False},
@@ -568,6 +617,11 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # which the tiny config.json wrote as a list (AttributeError 'list' object has no attribute 'strip', for the
     # pinned vLLM's own class too). The tiny 2 layers: one dense, then MoE, as the released leading dense layers
     "step3_text": {"moe_layers_enum": "1"},
+    # Step3-VL's language model is built by name from text_config.architectures (init_vllm_registered_model): both
+    # vLLMs' Step3TextConfig say ["Step3TextForCausalLM"] as a class attribute, which 4.57.6's PretrainedConfig
+    # __init__ shadows with None when config.json has no such key (TypeError 'NoneType' object is not iterable, the
+    # pinned vLLM's own Step3VLForConditionalGeneration too); a loadable checkpoint's text_config names it
+    "step3_vl": {"text_config.architectures": ["Step3TextForCausalLM"]},
     # TeleChat2's remote-code config spells the sizes GPT-2's way: upstream's telechat2.py replaces the LlamaConfig's
     # attribute_map with num_hidden_layers -> n_layer, num_attention_heads -> n_head, intermediate_size ->
     # ffn_hidden_size, rms_norm_eps -> layer_norm_epsilon, the fields Tele-AI/TeleChat2's config.json carries
@@ -616,8 +670,10 @@ TF5_DERIVED: dict[str, tuple[str, ...]] = {
 }
 # the class name of an architecture's remote-code config, which a synthesized config takes: both vLLMs' config
 # fix-ups assert it (GteNewModelConfig: `config.__class__.__name__ == "NewConfig"`, Alibaba-NLP/new-impl's
-# configuration.NewConfig, which every GTE v1.5 checkpoint's auto_map loads)
-SYNTH_CLASS_NAMES: dict[str, str] = {"GteNewModel": "NewConfig", "GteNewForSequenceClassification": "NewConfig"}
+# configuration.NewConfig, which every GTE v1.5 checkpoint's auto_map loads; JinaRobertaModelConfig:
+# "XLMRobertaFlashConfig", jinaai/xlm-roberta-flash-implementation's, for a rotary one)
+SYNTH_CLASS_NAMES: dict[str, str] = {"GteNewModel": "NewConfig", "GteNewForSequenceClassification": "NewConfig",
+                                     "ColBERTJinaRobertaModel": "XLMRobertaFlashConfig"}
 # always in a synthesized config: vLLM's ModelConfig reads them whatever the model file does, and
 # the pinned side reads rope_theta/rope_scaling where upstream reads rope_parameters
 CORE = ("hidden_size", "num_attention_heads", "num_key_value_heads", "num_hidden_layers", "vocab_size",

@@ -444,6 +444,10 @@ def tiny_config(config: dict) -> dict:
     text = next((cfg[k] for k in _TEXT_KEYS if isinstance(cfg.get(k), dict)), None)
     if text is not None:
         _shrink_text(text)
+        # every other text config too: DeepseekVLV2Config keeps text_config and builds its language model from
+        # language_config (a copy of it, CHECKPOINT_FIELDS), which stayed the full DeepSeek-V2 otherwise
+        for other in (cfg[k] for k in _TEXT_KEYS if isinstance(cfg.get(k), dict) and cfg[k] is not text):
+            _shrink_text(other)
         # top-level copies of text fields (some configs keep both) follow the text config
         for key in list(cfg):
             # (never a None of the text config over a set value: GLM-4.1V's text image_token_id is None)
@@ -472,12 +476,18 @@ def tiny_config(config: dict) -> dict:
                           if isinstance(cfg[key].get(k), int)), None)
             if merge and isinstance(old, int) and isinstance(new, int) and cfg.get("out_hidden_size") == old * merge**2:
                 cfg["out_hidden_size"] = new * merge**2
+            # a top-level copy of the tower's width (ERNIE-4.5-VL's pixel_hidden_size, its resampler's input)
+            for width in TOWER_WIDTHS:
+                if isinstance(old, int) and isinstance(new, int) and cfg.get(width) == old:
+                    cfg[width] = new
     for key in _AUDIO_KEYS:
         if isinstance(cfg.get(key), dict):
             _shrink_audio(cfg[key], text_hidden)
     return cfg
 
 
+# top-level fields that hold the vision tower's width
+TOWER_WIDTHS = ("pixel_hidden_size",)
 # Qwen2-VL's released split of the rotary half-dimension (t, h, w): [16, 24, 24] of 64
 MROPE_SECTION = [16, 24, 24]
 # the rope keys that make a rope Fourier rope (upstream's interns1_pro.py: use_fope when any is not None); get_rope
