@@ -533,6 +533,31 @@ def test_molmos_embedding_is_stored_as_its_vocabulary_rows_and_the_added_rows_ap
     assert row_parts("lm_head.weight", 640, table, NS(vocab_size=512)) is None
 
 
+FOLD = '''
+    import sys
+    sys.path.insert(0, VERIFY)
+    from checkpoint_layouts import fold, folded
+
+    raw = torch.randn(3, 4, 4)
+    # upstream's XPressRefinerHead.fold_from_raw_, as written there
+    tril = torch.tril(torch.ones(4, 4, dtype=raw.dtype))
+    eye = torch.eye(4, dtype=raw.dtype)
+    print("same", torch.equal(fold("tril-plus-eye", raw), raw * tril + eye))
+    print("named", folded("model.xpress_head.mix_L")["stored"], folded("model.xpress_head.mix_L.x"))
+'''
+
+
+def test_xpress_mixer_is_stored_raw_and_loaded_folded(tmp_path):
+    """Qwen3-XPress's loader requires ``xpress_head.mix.L`` (the raw mixer) and folds it into ``mix_L`` =
+    raw * tril + eye: the derivation stores a drawn raw tensor under the stored name and expects its fold, bit for bit
+    what upstream's fold_from_raw_ computes (checked on the pinned torch)."""
+    from tests.test_backports import run_in_pinned_venv
+
+    out = run_in_pinned_venv(tmp_path, f"\n    VERIFY = {str(VERIFY)!r}" + FOLD)
+    assert out.get("same") == "True"
+    assert out.get("named") == "('mix_L', 'mix.L') None"
+
+
 def test_what_a_draft_takes_from_the_target_and_what_a_class_keeps_at_init_are_named_by_its_own_flags():
     """A draft built as one that declares no embedding of its own (``has_own_embed_tokens`` False: Cohere's EAGLE
     sets it in __init__, the EAGLE interface defaults it) takes ``model.embed_tokens`` from the target in both vLLMs'

@@ -14,6 +14,8 @@ from _runtime_config import _text_config
 from _runtime_env import LevelError, _construct, _vllm_config, unset_attribute
 from checkpoint_layouts import (
     LAYOUTS,
+    fold,
+    folded,
     held_expert_parts,
     interleave_rotary,
     kept_at_init,
@@ -1017,6 +1019,12 @@ def upstream_checkpoint(model, seed, layout=None, config=None, lent=()):
             t = t + 1.0
         if name in lent:
             expected[name] = beside[name] = t
+            continue
+        entry = folded(name)
+        if entry is not None:  # stored as the loader reads it, the parameter its fold (checkpoint_layouts)
+            old_leaf, new_leaf = entry["stored"]
+            expected[name] = fold(entry["fold"], t)
+            out[_unmap(name[: len(name) - len(old_leaf)] + new_leaf, mappers, exact)] = t.contiguous()
             continue
         owner = modules.get(name.rsplit(".", 1)[0]) if "." in name else model
         rows = getattr(owner, "org_vocab_size", None) if name.endswith("weight") else None

@@ -188,3 +188,32 @@ def row_parts(name, rows, split_rows, config):
             start += size
         return out if start == rows else ()
     return None
+
+
+# Parameters a class's loader computes from a differently stored tensor (a fold on load, not a scale): the checkpoint
+# holds the stored tensor under ``stored`` (the parameter's leaf -> the stored leaf) and the parameter is
+# :func:`fold` of it. The derivation draws the stored tensor and expects its fold; the self-check still demands that
+# upstream's own loader writes exactly that. Each entry names where upstream does it.
+FOLDED_ON_LOAD = (
+    {"id": "xpress-mix-fold", "param": r"(^|\.)xpress_head\.mix_L$", "stored": ("mix_L", "mix.L"),
+     "fold": "tril-plus-eye",
+     "evidence": "qwen3_xpress.py Qwen3XPressForCausalLM.load_weights: xpress_head.mix.L (the raw mixer, as trained) "
+                 "is required and folded by XPressRefinerHead.fold_from_raw_ into mix_L = raw * tril + eye over its "
+                 "last two (block) dimensions; names of mix_L itself are dropped"},
+)
+
+
+def folded(name):
+    """The :data:`FOLDED_ON_LOAD` entry naming ``name`` (a parameter), else None. Pure."""
+    return next((e for e in FOLDED_ON_LOAD if re.search(e["param"], name)), None)
+
+
+def fold(kind, raw):
+    """``raw`` (a tensor) as the loader folds it: ``tril-plus-eye`` is ``raw * tril + eye`` over the last two
+    (square) dimensions. Tensor methods only."""
+    if kind != "tril-plus-eye" or raw.dim() < 2 or raw.shape[-1] != raw.shape[-2]:
+        raise ValueError(f"no fold {kind!r} for a tensor of shape {tuple(raw.shape)}")
+    n = raw.shape[-1]
+    eye = raw.new_zeros((n, n))
+    eye.fill_diagonal_(1)
+    return raw * raw.new_ones((n, n)).tril() + eye
