@@ -964,6 +964,38 @@ print(json.dumps(out))
 """
 
 
+def test_a_multimodal_prefill_takes_inputs_embeds_where_the_runner_passes_them():
+    """CLIP and SigLIP failed forward (a bare AssertionError: their forward asserts inputs_embeds): the runner
+    (0.13.0's and upstream's gpu_model_runner._preprocess) embeds a multimodal model's ids first and passes
+    inputs_embeds, a text prompt's too, unless the model is an encoder-decoder or takes no multimodal input
+    (every modality limit 0); upstream asks its model config, 0.13.0 its multimodal registry."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts" / "flagos_migrate" / "verify"))
+    from _runtime_forward import _runner_takes_embeds
+
+    class Upstream:  # upstream's ModelConfig: the answer is its property
+        is_encoder_decoder, is_multimodal_model, limits_zero = False, True, False
+
+        @property
+        def supports_multimodal_inputs(self):
+            return not self.limits_zero
+
+    class VC:
+        def __init__(self, mc):
+            self.model_config = mc
+
+    notes = []
+    assert _runner_takes_embeds(VC(Upstream()), notes) is True
+    text_only = Upstream()
+    text_only.limits_zero = True
+    assert _runner_takes_embeds(VC(text_only), notes) is False
+    whisper = Upstream()
+    whisper.is_encoder_decoder = True  # the decoder takes ids (and the encoder's states)
+    assert _runner_takes_embeds(VC(whisper), notes) is False
+    text = Upstream()
+    text.is_multimodal_model = False
+    assert _runner_takes_embeds(VC(text), notes) is False and notes == []
+
+
 def test_embed_input_ids_is_called_with_the_runners_empty_multimodal_inputs():
     """FireRedASR2 failed forward ('embed_input_ids now requires is_multimodal arg'): the check called
     embed_input_ids(ids) bare, where the pinned runner passes the gathered embeddings ([] for text) and their

@@ -243,10 +243,23 @@ def _forward(model, vc, cfg, ids_list):
         pos = pos.unsqueeze(0).expand(3, n).contiguous()
     extra = _call_kwargs(model, vc, cfg, n, notes)
     _share_target_lm_head(model, extra, notes)
+    multimodal = getattr(model, "supports_multimodal", False) and hasattr(model, "get_language_model")
+    draft = "hidden_states" in extra
     with torch.no_grad(), set_forward_context(None, vc, num_tokens=n):
         if "encoder_outputs" in params:
             extra["encoder_outputs"] = _encoder_outputs(model, cfg, notes)
-        hidden = model(input_ids=ids, positions=pos, **extra)
+        embeds = None
+        if multimodal and not draft:
+            if model.get_language_model() is None:
+                raise LevelError("get_language_model() returned None: the multimodal path has no language model "
+                                 "('NoneType' object has no attribute 'embed_input_ids' at the first image)")
+            if _runner_takes_embeds(vc, notes):
+                embed = getattr(model, "embed_input_ids", None) or getattr(model, "get_input_embeddings", None)
+                embeds = _runner_embed(embed, ids)
+        if embeds is not None:
+            hidden = model(input_ids=None, positions=pos, inputs_embeds=embeds, **extra)
+        else:
+            hidden = model(input_ids=ids, positions=pos, **extra)
         if isinstance(hidden, tuple):
             hidden = hidden[0]
         skipped = _runtime_gdn.unreached(model)
@@ -263,29 +276,56 @@ def _forward(model, vc, cfg, ids_list):
         if masked:
             notes.append(f"logits: token(s) {masked} at -inf on every row, the model's own mask (compute_logits); "
                          "the match compares the other tokens and requires the same mask on both sides")
-        lm_getter = getattr(model, "get_language_model", None)
-        if getattr(model, "supports_multimodal", False) and lm_getter is not None:
-            lm = lm_getter()
-            if lm is None and "hidden_states" in extra:
-                # a multimodal draft (Qwen3.5 MTP): vLLM 0.13.0 asks only the target for its language model (the
-                # EAGLE proposer, to share embeddings); the draft's own is never asked for
-                notes.append("draft: get_language_model() not checked (the pinned proposer asks the target's only)")
-            elif lm is None:
-                raise LevelError("get_language_model() returned None: the multimodal path has no language model "
-                                 "('NoneType' object has no attribute 'embed_input_ids' at the first image)")
-            if "encoder_outputs" in extra:  # the decoder takes ids (and the encoder's states), as the runner passes them
-                notes.append("encoder-decoder: inputs_embeds path not checked (the runner passes the decoder ids)")
-                return logits.float(), notes
-            embed = getattr(model, "embed_input_ids", None) or getattr(model, "get_input_embeddings", None)
-            embeds = _runner_embed(embed, ids)
-            hidden2 = model(input_ids=None, positions=pos, inputs_embeds=embeds, **extra)
-            if isinstance(hidden2, tuple):
-                hidden2 = hidden2[0]
-            logits2 = hidden2 if pooling else model.compute_logits(hidden2)
-            if not torch.allclose(logits, logits2, atol=1e-5, rtol=0):
-                raise LevelError("logits through inputs_embeds (embed_input_ids) differ from logits through input_ids")
-            notes.append("get_language_model()/embed_input_ids path ok")
+        if multimodal and draft and model.get_language_model() is None:
+            # a multimodal draft (Qwen3.5 MTP): vLLM 0.13.0 asks only the target for its language model (the
+            # EAGLE proposer, to share embeddings); the draft's own is never asked for
+            notes.append("draft: get_language_model() not checked (the pinned proposer asks the target's only)")
+        elif multimodal and "encoder_outputs" in extra:  # the decoder takes ids (and the encoder's states)
+            notes.append("encoder-decoder: inputs_embeds path not checked (the runner passes the decoder ids)")
+        elif embeds is not None:
+            notes.append("multimodal: prefilled as the runner does, embed_input_ids(ids, [], is_multimodal=all "
+                         "False) then the forward with inputs_embeds and no input_ids")
+            _ids_path_note(model, ids, pos, extra, logits, pooling, notes)
     return logits.float(), notes
+
+
+def _runner_takes_embeds(vc, notes) -> bool:
+    """Whether the runner prefills this multimodal model with ``inputs_embeds`` (gpu_model_runner._preprocess, pinned
+    and upstream: ``supports_mm_inputs and is_first_rank and not is_encoder_decoder``; the embeddings of a text
+    prompt too). ``supports_mm_inputs``: 0.13.0's ``MULTIMODAL_REGISTRY.supports_multimodal_inputs(model_config)``,
+    upstream's ``model_config.supports_multimodal_inputs`` (False only when every modality's limit is 0)."""
+    mc = vc.model_config
+    if getattr(mc, "is_encoder_decoder", False) or not getattr(mc, "is_multimodal_model", False):
+        return False
+    try:
+        if isinstance(getattr(type(mc), "supports_multimodal_inputs", None), property):
+            return bool(mc.supports_multimodal_inputs)
+        from vllm.multimodal import MULTIMODAL_REGISTRY
+
+        return bool(MULTIMODAL_REGISTRY.supports_multimodal_inputs(mc))
+    except Exception as exc:  # the runner would not start; its default limits are non-zero
+        notes.append(f"multimodal inputs check raised ({type(exc).__name__}: {str(exc)[:120]}): taken as supported "
+                     "(every modality's default limit is non-zero)")
+        return True
+
+
+def _ids_path_note(model, ids, pos, extra, logits, pooling, notes) -> None:
+    """The prefill through ``input_ids`` (the runner's only with every modality limit 0, text-only mode), run for a
+    note only: a model may need its embed_input_ids first (CLIP's dual encoder) or embed text apart from its
+    language model (Phi-3-V's own ``embed_tokens``, loaded from another checkpoint tensor)."""
+    import torch
+
+    try:
+        hidden = model(input_ids=ids, positions=pos, **extra)
+        hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        other = hidden if pooling else model.compute_logits(hidden)
+    except Exception as exc:
+        notes.append(f"the input_ids path (text-only mode, not the runner's here) raised {type(exc).__name__}: "
+                     f"{str(exc)[:120]}")
+        return
+    if other is None or other.shape != logits.shape or not torch.allclose(logits, other, atol=1e-5, rtol=0):
+        notes.append("the input_ids path (text-only mode, not the runner's here) gives other logits than the "
+                     "runner's inputs_embeds path")
 
 
 def _runner_embed(embed, ids):

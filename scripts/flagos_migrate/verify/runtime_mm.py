@@ -535,7 +535,9 @@ def run_with_image(model, vc, ids, kwargs, token, fail, placed=False, around=(No
             hidden = model(input_ids=None, positions=pos, inputs_embeds=merged)
             if isinstance(hidden, tuple):
                 hidden = hidden[0]
-            logits = model.compute_logits(hidden)
+            # a pooling model (CLIP's and SigLIP's dual encoders) serves its hidden states, as in the text prefill
+            pooling = getattr(model, "is_pooling_model", False) or not hasattr(model, "compute_logits")
+            logits = hidden if pooling else model.compute_logits(hidden)
         import _runtime_logits  # the worker's (verify/ on sys.path)
 
         if logits is None or _runtime_logits.masked_tokens(logits) is None:
