@@ -1270,3 +1270,77 @@ def test_p6_an_override_keyword_from_the_table_is_taken_with_upstreams_value():
     assert "def _init_vision_model(self, config, quant_config, *, prefix: str, is_mono=False):\n" \
            "        if is_mono != False:\n" in out
     compile(out, "demo.py", "exec")
+
+
+DUAL_ENCODER = '''
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from vllm.model_executor.models.interfaces import SupportsMultiModal
+
+
+class CLIPEmbeddingModel(nn.Module, SupportsMultiModal):
+    def _embed_text_input_ids(
+        self,
+        input_ids: torch.Tensor,
+        embed_input_ids: Callable[[torch.Tensor], torch.Tensor],
+        *,
+        is_multimodal: torch.Tensor | None,
+    ) -> torch.Tensor:
+        return super()._embed_text_input_ids(
+            input_ids,
+            embed_input_ids,
+            is_multimodal=is_multimodal,
+        )
+'''
+
+
+def test_p6_a_dual_encoders_text_hook_takes_handle_oov_mm_token_false():
+    """clip / siglip failed forward (_embed_text_input_ids() got an unexpected keyword argument
+    'handle_oov_mm_token'): 0.13.0's SupportsMultiModal.embed_input_ids passes it; upstream's override takes none
+    and embeds through super(), which with False is upstream's plain embedding. Golden: the override takes
+    False (any other value refused) and the super() call passes it, the super() call itself untouched."""
+    from flagos_migrate.migrate.rewrites import apply_edits
+
+    found = analyze(DUAL_ENCODER)
+    (f,) = only(found, "P6")
+    assert f.data["override_keywords"] == {"handle_oov_mm_token": "False"}
+    (g,) = only(found, "P7")
+    edits = Edits()
+    assert calls.propose_edits(f, edits) and calls.propose_edits(g, edits)
+    out = apply_edits(DUAL_ENCODER, edits)
+    assert "        is_multimodal: torch.Tensor | None,\n        handle_oov_mm_token=False,\n    ) -> torch.Tensor:\n" \
+           "        if handle_oov_mm_token != False:\n" in out
+    assert "        return super()._embed_text_input_ids(\n" in out
+    assert "            is_multimodal=is_multimodal,\n            handle_oov_mm_token=False,\n        )\n" in out
+    assert only(analyze(out), "P6") == [] and only(analyze(out), "P7") == []
+
+
+PROCESSING_CTX = '''
+from vllm.multimodal.processing import BaseMultiModalProcessor, BaseProcessingInfo
+
+
+class InternVLProcessingInfo(BaseProcessingInfo):
+    def get_image_processor(self, **kwargs):
+        kwargs = self.ctx.get_merged_mm_kwargs(kwargs)
+        return self.ctx.get_hf_config()
+
+
+class InternVLProcessor(BaseMultiModalProcessor):
+    def _call(self):
+        return self.info.ctx.get_merged_mm_kwargs({}), self.info.get_image_processor()
+'''
+
+
+def test_p9_a_member_of_what_a_pinned_base_stores_on_self():
+    """internvl failed forward at its first image (InputProcessingContext has no get_merged_mm_kwargs) with no
+    finding: `self.ctx` of a BaseProcessingInfo (and `self.info.ctx` of a processor) is the pinned
+    InputProcessingContext, which lacks the method; what it has (get_hf_config) and what the processing info
+    subclass adds (self.info.get_image_processor) are not reported."""
+    found = only(analyze(PROCESSING_CTX), "P9")
+    assert [(f.line, f.data["attr"]) for f in found] == [(7, "get_merged_mm_kwargs"), (13, "get_merged_mm_kwargs")]
+    assert all(f.data["class"] == "vllm.multimodal.processing.InputProcessingContext" for f in found)
+    # a file that stores its own `ctx` may hold something else there: not judged
+    stored = PROCESSING_CTX.replace("        kwargs = self.ctx", "        self.ctx = kwargs\n        kwargs = self.ctx")
+    assert [f.line for f in only(analyze(stored), "P9")] == [14]

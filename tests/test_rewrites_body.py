@@ -145,6 +145,16 @@ def test_required_keyword_added_after_the_last_argument_in_its_layout():
     assert apply_edits(done, Edits(add_kwargs={(1, "k"): ("P7", "False")})) == done
 
 
+def test_required_keyword_goes_to_the_findings_callee_not_a_call_starting_on_its_line():
+    """clip's override called `super(handle_oov_mm_token=False)._embed_text_input_ids(...)` once migrated: the
+    keyword went to every call starting on the finding's line, super() included (TypeError when run)."""
+    src = "x = super()._embed_text_input_ids(\n    ids,\n    fn,\n    is_multimodal=m,\n)\n"
+    edits = Edits(add_kwargs={(1, "handle_oov_mm_token"): ("P7", "False")},
+                  add_kwargs_to={(1, "handle_oov_mm_token"): "_embed_text_input_ids"})
+    assert apply_edits(src, edits) == ("x = super()._embed_text_input_ids(\n    ids,\n    fn,\n    is_multimodal=m,\n"
+                                       "    handle_oov_mm_token=False,\n)\n")
+
+
 def test_callee_re_pointed_on_its_line_only():
     src = "a = C.old(x, y, z)\nb = C.old(x, y, z)\n"
     out = apply_edits(src, Edits(rename_callees={(2, "old"): ("P7", "new")}))

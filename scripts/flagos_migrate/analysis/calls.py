@@ -446,6 +446,7 @@ def propose_edits(f: Finding, edits: Edits) -> bool:
     if f.rule == "P7" and d.get("add_kwargs"):
         for kw, value in d["add_kwargs"].items():
             edits.add_kwargs[(f.line, kw)] = ("P7", value)
+            edits.add_kwargs_to[(f.line, kw)] = _callee_name(d["callee"])
         for module, name in d.get("add_imports", ()):
             edits.add_imports[(module, name)] = "P7"
         return True

@@ -19,6 +19,7 @@ from flagos_migrate.catalog.tables import (
     CONFIG_CLASSES,
     CONFIG_GETTERS,
     CONFIG_VARIABLE_ONLY,
+    INSTANCE_ATTRIBUTES,
     INSTANCE_GETTERS,
     LOADER_CHILDREN,
     MARK_CONTEXT_MANAGERS,
@@ -275,6 +276,7 @@ def check_class_members(m: ModuleFacts) -> None:
     typed.update(_typed_locals(m, typed))
     typed.update(_getter_locals(m))
     seen_p9 = {(f.line, f.col) for f in m.found("P9")}
+    stored = {n.attr for n in m.of_type(ast.Attribute) if not isinstance(n.ctx, ast.Load)}
     for node in m.of_type(ast.Attribute):
         if not isinstance(node.ctx, ast.Load):
             continue
@@ -285,6 +287,8 @@ def check_class_members(m: ModuleFacts) -> None:
         if sym is None or sym.kind != "class":
             sym, via = (typed.get((id(_scope(m, node)), node.value.id))
                         if typed and isinstance(node.value, ast.Name) else _getter_class(m, node.value)), "instance"
+        if sym is None:
+            sym = _self_attribute_class(m, node.value, stored)
         if sym is None or not _closed_class(m, sym) or m.apis.class_has_member(sym, attr) is not False:
             continue
         flags = context_flags(node, m.parents)
@@ -308,6 +312,29 @@ def check_class_members(m: ModuleFacts) -> None:
               data={"class": sym.qualname, "config_class": sym.qualname, "attr": attr, "via": via,
                     "import_time": import_time, **({"backport": bp.module} if bp else {}),
                     **({"default": unset[0]} if unset else {})})
+
+
+def _self_attribute_class(m, value: ast.expr, stored: set[str]) -> Symbol | None:
+    """The pinned class a pinned base's ``__init__`` stores at ``self.<path>`` (P9 ``instance_attributes``), for
+    ``value`` = ``self.<path>`` in a method of a class under that base; None when the file assigns the path's
+    first attribute itself (it may hold something else)."""
+    path = []
+    while isinstance(value, ast.Attribute):
+        path.append(value.attr)
+        value = value.value
+    if not (path and isinstance(value, ast.Name) and value.id == "self") or path[-1] in stored:
+        return None
+    cls = m.enclosing_class(value)
+    if cls is None:
+        return None
+    dotted_path = ".".join(reversed(path))
+    for kind, obj in m.hierarchy.linearize(("local", cls)):
+        target = INSTANCE_ATTRIBUTES.get((obj[0].qualname, dotted_path)) if kind == "pinned" else None
+        if target:
+            module, _, name = target.rpartition(".")
+            sym = m.apis.resolve(module, name)
+            return sym if sym is not None and sym.kind == "class" else None
+    return None
 
 
 def _closed_class(m, sym: Symbol) -> bool:

@@ -75,6 +75,9 @@ CONFIG_VARIABLE_ONLY = frozenset(_table("P9", "variable_only"))
 CONFIG_GETTERS: dict[str, str] = dict(_table("P9", "config_getters"))
 # P9: pinned function (dotted) -> the dataclass of its module it returns
 INSTANCE_GETTERS: dict[str, str] = dict(_table("P9", "instance_getters"))
+# P9: (pinned base class, attribute path from self) -> the pinned class its __init__ stores there
+INSTANCE_ATTRIBUTES: dict[tuple[str, str], str] = {
+    (e["owner"], e["attr"]): e["class"] for e in _table("P9", "instance_attributes")}
 # P9: (config class, attribute) -> (what a read means on the pinned config, as Python source; why)
 UNSET_DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
     (e["class"], e["attr"]): (e["default"], e["why"]) for e in _table("P9", "unset_defaults")}

@@ -31,6 +31,9 @@ class Edits:
     rename_kwargs: dict[tuple[int, str, str], str] = field(default_factory=dict)  # (line, old, new) -> rule
     # (call line, kwarg) -> (rule, the value's source): appended as the call's last argument (P7)
     add_kwargs: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)
+    # (call line, kwarg) -> the callee's last name: only that call on the line gets it, not another call starting
+    # there (``super()`` of ``super()._embed_text_input_ids(...)``)
+    add_kwargs_to: dict[tuple[int, str], str] = field(default_factory=dict)
     # (call line, argument position or keyword) -> (rule, function, extra keywords' source): the argument
     # ``a`` becomes ``function(a, extra)`` (P7 config_defaults)
     wrap_args: dict[tuple[int, int | str], tuple[str, str, str]] = field(default_factory=dict)

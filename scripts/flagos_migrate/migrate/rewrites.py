@@ -119,6 +119,7 @@ class _KwargEditor(LineTransformer):
         self.drops = drops
         self.kw_renames = renames or {}
         self.kw_adds = adds or {}
+        self.kw_adds_to: dict[tuple[int, str], str] = {}
         self.callee_renames: dict[tuple[int, str], str] = {}
         self.wraps: dict[tuple[int, int | str], tuple[str, str]] = {}
         self.by_keyword: dict[tuple[int, str], tuple[str, ...]] = {}
@@ -133,7 +134,9 @@ class _KwargEditor(LineTransformer):
             updated = _keywords_for_positionals(updated, self.by_keyword[(start, func_name)])
         if any(line == start for line, _ in self.wraps):
             updated = _wrap_args(updated, {where: w for (line, where), w in self.wraps.items() if line == start})
-        adds = {kw: v for (line, kw), v in self.kw_adds.items() if line == start}
+        callee = func_name or (updated.func.attr.value if isinstance(updated.func, cst.Attribute) else None)
+        adds = {kw: v for (line, kw), v in self.kw_adds.items()
+                if line == start and self.kw_adds_to.get((line, kw), callee) == callee}
         if adds:
             updated = _add_kwargs(updated, adds)
         func = updated.func
@@ -493,6 +496,7 @@ class _LineEdits(ImportRewriter, _Unwrapper, _KwargEditor):
         self.drops = set(edits.drop_kwargs)
         self.kw_renames = {(line, old): new for line, old, new in edits.rename_kwargs}
         self.kw_adds = {key: value for key, (_, value) in edits.add_kwargs.items()}
+        self.kw_adds_to = dict(edits.add_kwargs_to)
         self.callee_renames = {key: new for key, (_, new) in edits.rename_callees.items()}
         self.wraps = {key: (func, extra) for key, (_, func, extra) in edits.wrap_args.items()}
         self.by_keyword = {key: names for key, (_, names) in edits.keyword_positionals.items()}
