@@ -214,6 +214,72 @@ def test_get_language_model_only_where_upstreams_default_finds_one():
     assert f.data["method"] == "get_language_model"
 
 
+COMPOSITE_IN_BASE = """
+from vllm.model_executor.models.chatglm import ChatGLMBaseModel, GLMTransformer
+from vllm.model_executor.models.interfaces import SupportsMultiModal
+
+
+class GLM4VForCausalLM(ChatGLMBaseModel, SupportsMultiModal):
+    def __init__(self, *, vllm_config, prefix: str = "") -> None:
+        with self._mark_composite_model(vllm_config, language_targets=GLMTransformer):
+            super().__init__(vllm_config=vllm_config, prefix=prefix)
+"""
+
+
+def test_a_language_model_marker_over_a_base_init_keeps_its_finding_once_unwrapped():
+    """glm4v failed forward (get_language_model() None) with no finding: its marker wraps super().__init__ (the
+    language model is built in the base's __init__), P23 was found before apply and gone after the P4 unwrap. The
+    unwrap leaves a comment naming the marker, and the finding stays for you."""
+    from flagos_migrate.analysis import members
+    from flagos_migrate.migrate.edits import Edits
+    from flagos_migrate.migrate.rewrites import apply_edits
+
+    found = analyze(COMPOSITE_IN_BASE, plugin=False)
+    (f,) = only(found, "P23")
+    assert f.data["source"] is None
+    edits = Edits()
+    for g in only(found, "P4"):
+        members.propose_edits(g, edits)
+    out = apply_edits(COMPOSITE_IN_BASE, edits)
+    assert "        # P23: upstream's get_language_model() finds the language model this block builds: " \
+           "self._mark_composite_model(vllm_config, language_targets=GLMTransformer)\n" \
+           "        super().__init__(vllm_config=vllm_config, prefix=prefix)\n" in out
+    (after,) = only(analyze(out, plugin=False), "P23")
+    assert after.data["source"] is None and after.severity == "error"
+    # a marked block that builds its child keeps no comment (P23 writes the method from it)
+    built = COMPOSITE_IN_BASE.replace("super().__init__(vllm_config=vllm_config, prefix=prefix)",
+                                      "self.transformer = GLMTransformer(vllm_config)")
+    assert "# P23:" not in apply_edits(built, edits)
+
+
+def test_without_a_marker_get_language_model_is_upstreams_first_child_with_embed_input_ids():
+    """colmodernvbert: no marker; upstream's default falls back to the first child (registration order) whose
+    class has embed_input_ids (its text_embeddings); the pinned default returned None."""
+    code = """
+import torch
+from torch import nn
+from vllm.model_executor.models.interfaces import SupportsMultiModal
+
+
+class Embeddings(nn.Module):
+    def embed_input_ids(self, ids):
+        return ids
+
+    def forward(self, ids):
+        return ids
+
+
+class Retrieval(nn.Module, SupportsMultiModal):
+    def __init__(self):
+        super().__init__()
+        self.connector = nn.Linear(2, 2)
+        self.text_embeddings = Embeddings()
+        self.text_final_norm = nn.LayerNorm(2)
+"""
+    (f,) = only(analyze(code), "P23")
+    assert f.data["source"] == "def get_language_model(self) -> torch.nn.Module:\n    return self.text_embeddings"
+
+
 def test_validator_reports_a_hand_migrated_class_without_the_method():
     found = only(analyze('''
         from torch import nn

@@ -25,6 +25,7 @@ from flagos_migrate.catalog.tables import (
     INHERITED_DEFAULTS,
     INHERITED_NOT_CHILDREN,
     INHERITED_TEMPLATES,
+    LANGUAGE_MARKER_COMMENT,
     OVERRIDE_KEYWORDS,
     PINNED_COUNTERPARTS,
     PINNED_HOOK_DIFFERS,
@@ -241,11 +242,16 @@ def _builds_language_model(m: ModuleFacts, classes: list[ast.ClassDef]) -> bool:
     (``_mark_language_model``, ``_mark_composite_model``, or a ``self.*language_model*`` left by unwrapping
     it), or builds a child its fallback takes (one with ``embed_input_ids``: a registered model, a
     ``*ForCausalLM``/``*Model``, a local class defining it)."""
+    head = LANGUAGE_MARKER_COMMENT.split("{marker}")[0].strip()
     for node in classes:
         for sub in m.below(node, ast.Call):
             if isinstance(sub.func, ast.Attribute) and sub.func.attr in ("_mark_language_model",
                                                                         "_mark_composite_model"):
                 return True
+        # the marker P4 unwrapped where its block built no child (the comment it left says so)
+        if m.source_lines and any(line.strip().startswith(head)
+                                  for line in m.source_lines[node.lineno - 1:node.end_lineno]):
+            return True
         for attr, value in _self_assigns(m, node).items():
             if "language_model" in attr:
                 return True  # the marker's own idiom, unwrapped by hand
@@ -310,6 +316,19 @@ def check_inherited_defaults(m: ModuleFacts) -> None:
                   data={"class": cls.name, "method": method, "interface": iface, "source": source})
 
 
+def _unmarked_module(m: ModuleFacts, anc: _Ancestry) -> bool:
+    """One local class over interfaces only (every child it has is assigned in its own ``__init__``, in the
+    order ``children()`` registers them), with no language-model marker or its unwrapped comment."""
+    if len(anc.locals) != 1 or any(s.module not in _INTERFACE_MODULES for s, _ in anc.pinned):
+        return False
+    cls = anc.locals[0]
+    head = LANGUAGE_MARKER_COMMENT.split("{marker}")[0].strip()
+    marked = any(isinstance(c.func, ast.Attribute) and c.func.attr in ("_mark_language_model", "_mark_composite_model")
+                 for c in m.below(cls, ast.Call))
+    return not marked and not any(line.strip().startswith(head)
+                                  for line in m.source_lines[cls.lineno - 1:cls.end_lineno])
+
+
 def _reaches(m: ModuleFacts, cls: ast.ClassDef, iface: str) -> bool:
     anc = _ancestry(m, cls)
     return bool(anc) and iface in anc.interfaces
@@ -318,6 +337,10 @@ def _reaches(m: ModuleFacts, cls: ast.ClassDef, iface: str) -> bool:
 def _fix_source(m: ModuleFacts, anc: _Ancestry, entry: dict) -> str | None:
     fix = entry["fix"]
     lm = _marked_language_model(m, anc.locals)
+    if fix == "language_model" and lm is None and _unmarked_module(m, anc):
+        # no marker anywhere: upstream's default falls back to the first child with embed_input_ids
+        # (ColModernVBERT's text_embeddings, a ModernBertEmbeddings)
+        lm = _first_language_child(m, anc.locals[0], set())
     if fix == "language_model":
         return _annotation(m, INHERITED_TEMPLATES[fix].format(attr=lm[0])) if lm else None
     if fix == "eagle3_get" and any(_defines(c, entry.get("upstream_hook", "")) for c in anc.locals):

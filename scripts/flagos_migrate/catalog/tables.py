@@ -108,6 +108,7 @@ IMPORT_STATEMENT_RULES = frozenset(r.id for r in BY_ID.values() if r.import_stat
 # P23: interface methods the pinned vLLM only declares, and the bodies its own models write for them
 INHERITED_DEFAULTS: tuple[dict, ...] = tuple(_table("P23", "inherited_defaults"))
 INHERITED_TEMPLATES: dict[str, str] = dict(_table("P23", "templates"))
+LANGUAGE_MARKER_COMMENT: str = _table("P23", "marker_comment")
 INHERITED_NOT_CHILDREN: frozenset[str] = frozenset(_table("P23", "not_children"))
 
 # P25: architecture -> upstream's MODELS_CONFIG_MAP hook class the pinned map lacks; rope-type patches

@@ -10,10 +10,17 @@ statements that hold the lines (``cst_positions``).
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from flagos_migrate.catalog.tables import ATTR_RENAMES, MARK_CONTEXT_MANAGERS, TOWER_COMMENT
+from flagos_migrate.catalog.tables import (
+    ATTR_RENAMES,
+    LANGUAGE_MARKER_COMMENT,
+    MARK_CONTEXT_MANAGERS,
+    TOWER_COMMENT,
+)
 from flagos_migrate.migrate.cst_positions import LineTransformer, visit_at_lines
 from flagos_migrate.migrate.edits import Edits, ImportAction  # noqa: F401  (re-exported)
 from flagos_migrate.migrate.rewrite_imports import (  # noqa: F401  (import_from_text, rewrite_imports re-exported)
@@ -74,7 +81,7 @@ class _Unwrapper(LineTransformer):
             inner = list(updated.body.body)
         if not inner:
             return cst.RemoveFromParent()
-        note = _tower_note(updated.items[0])
+        note = _tower_note(updated.items[0]) or _language_note(updated.items[0], inner)
         inner[0] = inner[0].with_changes(leading_lines=[*updated.leading_lines, *note, *inner[0].leading_lines])
         return cst.FlattenSentinel(inner)
 
@@ -89,6 +96,21 @@ def _tower_note(item: cst.WithItem) -> list[cst.EmptyLine]:
     code = cst.Module([]).code_for_node
     args = ", ".join((f"{a.keyword.value}={code(a.value)}" if a.keyword else code(a.value)) for a in call.args)
     return [cst.EmptyLine(comment=cst.Comment(TOWER_COMMENT.format(args=args)))]
+
+
+def _language_note(item: cst.WithItem, body: list) -> list[cst.EmptyLine]:
+    """P23: an unwrapped language-model marker whose block assigns no ``self.X`` (the child is built in a base's
+    ``__init__``) says so, or the unwrapped file shows no marked language model and the P23 finding is lost."""
+    call = item.item
+    if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)
+            and call.func.attr.value in ("_mark_language_model", "_mark_composite_model")):
+        return []
+    code = cst.Module([]).code_for_node
+    text = "".join(code(stmt) for stmt in body)
+    if re.search(r"\bself\.\w+\s*(:[^=\n]*)?=[^=]", text):
+        return []
+    marker = " ".join(code(call).split()).replace("( ", "(").replace(", )", ")")
+    return [cst.EmptyLine(comment=cst.Comment(LANGUAGE_MARKER_COMMENT.format(marker=marker)))]
 
 
 def unwrap_mark_contexts(module: cst.Module, lines: set[int] | None = None) -> cst.Module:
