@@ -1341,6 +1341,17 @@ def test_p9_a_member_of_what_a_pinned_base_stores_on_self():
     found = only(analyze(PROCESSING_CTX), "P9")
     assert [(f.line, f.data["attr"]) for f in found] == [(7, "get_merged_mm_kwargs"), (13, "get_merged_mm_kwargs")]
     assert all(f.data["class"] == "vllm.multimodal.processing.InputProcessingContext" for f in found)
+    # settled: upstream's merge (the P22 back-port) stands in where the pinned context has no method
+    from flagos_migrate.migrate.rewrites import apply_edits
+
+    edits = Edits()
+    for f in found:
+        members.propose_edits(f, edits)
+    out = apply_edits(PROCESSING_CTX, edits)
+    assert "from vllm_fl.compat.mm_processor_kwargs import get_merged_mm_kwargs\n" in out
+    assert ('        kwargs = getattr(self.ctx, "get_merged_mm_kwargs", lambda *args, **kwargs: '
+            'get_merged_mm_kwargs(self.ctx, *args, **kwargs))(kwargs)\n') in out
+    assert only(analyze(out), "P9") == []
     # a file that stores its own `ctx` may hold something else there: not judged
     stored = PROCESSING_CTX.replace("        kwargs = self.ctx", "        self.ctx = kwargs\n        kwargs = self.ctx")
     assert [f.line for f in only(analyze(stored), "P9")] == [14]

@@ -456,3 +456,41 @@ def test_importing_qwen2_moe_mlp_needs_the_backport_and_only_that_file_is_repoin
     assert backports.QWEN2_MOE_MLP.local  # other files' imports of the pinned class stay pinned
     other = ast.parse("from vllm.model_executor.models.qwen2_moe import Qwen2MoeForCausalLM\n")
     assert backports.needed([other]) == []
+
+
+MM_KWARGS_RUNTIME = '''
+    from types import SimpleNamespace
+
+    from vllm.config import MultiModalConfig
+    from vllm.multimodal.processing import InputProcessingContext
+    from mm_processor_kwargs import get_merged_mm_kwargs
+
+    configured = {"size": {"shortest_edge": 256}, "videos_kwargs": {"size": {"longest_edge": 1024}, "num_frames": 16}}
+    mm = MultiModalConfig(mm_processor_kwargs=configured)
+    ctx = SimpleNamespace(model_config=SimpleNamespace(get_multimodal_config=lambda: mm))
+    print("pinned_lacks", not hasattr(InputProcessingContext, "get_merged_mm_kwargs"))
+    request = {"size": {"shortest_edge": 512}, "videos_kwargs": {"fps": 4}}
+    # upstream's docstring example (config/multimodal.py _merge_mm_processor_kwargs), then its resolution: the
+    # flat `size` a scope holds leaves the flat namespace
+    print("scoped", get_merged_mm_kwargs(ctx, request) == {
+        "videos_kwargs": {"size": {"shortest_edge": 512, "longest_edge": 1024}, "num_frames": 16, "fps": 4}})
+    print("pinned_flat_differs", mm.merge_mm_processor_kwargs(request) != get_merged_mm_kwargs(ctx, request))
+    # no scope anywhere: what the pinned flat merge gives (internvl's image_size / dynamic patch keywords)
+    flat = MultiModalConfig(mm_processor_kwargs={"max_dynamic_patch": 6})
+    ctx_flat = SimpleNamespace(model_config=SimpleNamespace(get_multimodal_config=lambda: flat))
+    print("flat_same", get_merged_mm_kwargs(ctx_flat, {"image_size": 448}) == flat.merge_mm_processor_kwargs(
+        {"image_size": 448}) == {"max_dynamic_patch": 6, "image_size": 448})
+    none = MultiModalConfig()
+    ctx_none = SimpleNamespace(model_config=SimpleNamespace(get_multimodal_config=lambda: none))
+    print("unset", get_merged_mm_kwargs(ctx_none, {}) == {})
+'''
+
+
+def test_merged_mm_kwargs_is_upstreams_merge_over_the_pinned_multimodal_config(tmp_path: Path):
+    """internvl / glm4v / interns1 call self.ctx.get_merged_mm_kwargs(kwargs), which 0.13.0's InputProcessingContext
+    lacks; the back-port is upstream's merge verbatim over the pinned MultiModalConfig (its own flat merge differs
+    once a value is a scope mapping)."""
+    assert backports.MM_PROCESSOR_KWARGS in backports.ON_IMPORT_ONLY
+    lines = run_in_pinned_venv(tmp_path, MM_KWARGS_RUNTIME)
+    for check in ("pinned_lacks", "scoped", "pinned_flat_differs", "flat_same", "unset"):
+        assert lines[check] == "True", (check, lines)

@@ -24,6 +24,7 @@ from flagos_migrate.catalog.tables import (
     LOADER_CHILDREN,
     MARK_CONTEXT_MANAGERS,
     UNSET_DEFAULTS,
+    UNSET_IMPORTS,
     UNSET_RETURNS,
 )
 from flagos_migrate.migrate import backports
@@ -311,7 +312,9 @@ def check_class_members(m: ModuleFacts) -> None:
               fix=fix,
               data={"class": sym.qualname, "config_class": sym.qualname, "attr": attr, "via": via,
                     "import_time": import_time, **({"backport": bp.module} if bp else {}),
-                    **({"default": unset[0]} if unset else {})})
+                    **({"default": unset[0]} if unset else {}),
+                    **({"default_import": list(UNSET_IMPORTS[(sym.name, attr)])}
+                       if unset and (sym.name, attr) in UNSET_IMPORTS else {})})
 
 
 def _self_attribute_class(m, value: ast.expr, stored: set[str]) -> Symbol | None:
@@ -512,5 +515,7 @@ def propose_edits(f: Finding, edits: Edits) -> None:
         edits.add_methods[(f.data["class"], f.data["method"])] = ("P4", f.data["source"])
     elif f.rule == "P9" and f.data.get("default") is not None:
         edits.attr_defaults[(f.line, f.data["attr"])] = ("P9", f.data["default"])
+        if f.data.get("default_import"):
+            edits.add_imports[tuple(f.data["default_import"])] = "P9"
     elif f.rule == "P9" and f.data.get("config") and f.data.get("attr") in ATTR_RENAMES:
         edits.attr_renames[f.data["attr"]] = "P9"

@@ -82,6 +82,9 @@ INSTANCE_ATTRIBUTES: dict[tuple[str, str], str] = {
 UNSET_DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
     (e["class"], e["attr"]): (e["default"], e["why"]) for e in _table("P9", "unset_defaults")}
 # (class, method) -> the pinned class (same module) its stand-in returns: a local bound once from it is one of those
+# (class, attribute) -> (module, name) the default calls, imported into the file
+UNSET_IMPORTS: dict[tuple[str, str], tuple[str, str]] = {
+    (e["class"], e["attr"]): tuple(e["import"]) for e in _table("P9", "unset_defaults") if e.get("import")}
 UNSET_RETURNS: dict[tuple[str, str], str] = {
     (e["class"], e["attr"]): e["returns"] for e in _table("P9", "unset_defaults") if e.get("returns")}
 ATTR_RENAMES: dict[str, tuple[str, str, dict[tuple[str, str], bool]]] = {

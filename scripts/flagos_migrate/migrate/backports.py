@@ -259,6 +259,19 @@ CONFIG_DEFAULTS = Backport(
     "config fields a pinned class reads unguarded, with upstream's default (with_config_defaults)",
 )
 
+# upstream's InputProcessingContext.get_merged_mm_kwargs (internvl, glm4v, interns1, skyworkr1v), what a P9
+# unset_defaults rewrite calls (installed when a migrated file imports it)
+MM_PROCESSOR_KWARGS = Backport(
+    "mm_processor_kwargs.py",
+    "vllm_fl.compat.mm_processor_kwargs",
+    (),
+    (),
+    "upstream's get_merged_mm_kwargs: configured and request mm_processor_kwargs merged recursively by scope",
+)
+
+# back-ports nothing shadows: written when a migrated file imports them (a rewrite's call)
+ON_IMPORT_ONLY: tuple[Backport, ...] = (CONFIG_DEFAULTS, MM_PROCESSOR_KWARGS)
+
 # LFM2's short convolution (lfm2, lfm2_moe): upstream passes quant_config on to the two projections
 SHORT_CONV = Backport(
     "short_conv.py",
@@ -482,7 +495,8 @@ BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTI
                                    CONFIG_DEFAULTS, SHORT_CONV, TOKEN_POOLER, DISPATCH_POOLER, SEQ_POOLER_HEADS, POOLING_PARAMS_UPDATE,
                                    SPECIAL_POOLERS,
                                    MINIMAX_RMS_NORM, QKV_LINEAR, ROPE, MM_ENCODER_ATTENTION, LAYERNORM,
-                                   DIFFKV_ATTENTION, OFFLOADER, QWEN2_MOE_MLP, SIGLIP_VISION, REPO_UTILS)
+                                   DIFFKV_ATTENTION, OFFLOADER, QWEN2_MOE_MLP, SIGLIP_VISION, REPO_UTILS,
+                                   MM_PROCESSOR_KWARGS)
 
 
 @lru_cache(maxsize=None)

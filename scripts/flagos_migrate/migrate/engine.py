@@ -302,7 +302,8 @@ class Migration(Vendoring, Tf5Vendoring):
         self.backports = self._needed_backports()
         for bp in self.backports:
             self.set_overlay(bp.module, bp.text())  # the migrated files resolve the shadowed names there
-        self.set_overlay(backports.CONFIG_DEFAULTS.module, backports.CONFIG_DEFAULTS.text())
+        for bp in backports.ON_IMPORT_ONLY:
+            self.set_overlay(bp.module, bp.text())
         for unit in list(self.units.values()):
             self.migrate_unit(unit)
         self._config_defaults_backport()
@@ -323,18 +324,20 @@ class Migration(Vendoring, Tf5Vendoring):
         return self
 
     def _config_defaults_backport(self) -> None:
-        """What a P7 ``config_defaults`` rewrite calls comes along once a written file imports it."""
-        bp = backports.CONFIG_DEFAULTS
-        if bp in self.backports:
-            return
-        for unit in self.units.values():
-            tree = parse_source(unit.text or "", unit.relpath)
-            if tree is not None and any(b.module == bp.module for b in import_bindings(tree, unit.module)):
-                self.backports.append(bp)
-                self._backports_needed.add(bp.module)
-                return
-        self._overlay.pop(bp.module, None)
-        self._apis_cache = None
+        """What a rewrite calls (P7 ``config_defaults``, P9 ``unset_defaults``) comes along once a written file
+        imports it."""
+        for bp in backports.ON_IMPORT_ONLY:
+            if bp in self.backports:
+                continue
+            for unit in self.units.values():
+                tree = parse_source(unit.text or "", unit.relpath)
+                if tree is not None and any(b.module == bp.module for b in import_bindings(tree, unit.module)):
+                    self.backports.append(bp)
+                    self._backports_needed.add(bp.module)
+                    break
+            else:
+                self._overlay.pop(bp.module, None)
+                self._apis_cache = None
 
     def _prune_compat(self) -> None:
         """Compat modules this run vendored that no written file imports any more (their only reader was
