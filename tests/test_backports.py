@@ -494,3 +494,28 @@ def test_merged_mm_kwargs_is_upstreams_merge_over_the_pinned_multimodal_config(t
     lines = run_in_pinned_venv(tmp_path, MM_KWARGS_RUNTIME)
     for check in ("pinned_lacks", "scoped", "pinned_flat_differs", "flat_same", "unset"):
         assert lines[check] == "True", (check, lines)
+
+
+PROMPT_UPDATE_RUNTIME = '''
+    from vllm.multimodal import processing as pinned
+    from prompt_update_details import PromptUpdateDetails
+
+    print("pinned_lacks", not hasattr(pinned.PromptUpdateDetails, "select_token_ids"))
+    details = PromptUpdateDetails.select_token_ids([5, 7, 5, 9, 3], [5, 9])
+    print("pinned_class", type(details) is pinned.PromptUpdateDetails and details.full == [5, 7, 5, 9, 3])
+    # what the pinned processor does with it (processing.py: content.is_embed(tokenizer, content.full))
+    print("mask", details.is_embed(None, details.full).tolist() == [True, False, True, True, False])
+    one = pinned.PromptUpdateDetails.select_token_id([5, 7, 5, 9, 3], 5).is_embed(None, [5, 7, 5, 9, 3])
+    print("one_id_as_pinned", PromptUpdateDetails.select_token_ids([5, 7, 5, 9, 3], [5]).is_embed(
+        None, [5, 7, 5, 9, 3]).tolist() == one.tolist())
+'''
+
+
+def test_select_token_ids_marks_the_positions_of_any_id_for_the_pinned_processor(tmp_path: Path):
+    """isaac failed forward (type object 'PromptUpdateDetails' has no attribute 'select_token_ids'; minicpmv, mllama4,
+    molmo2 call it too): upstream's method, the mask the pinned processor reads (is_embed(tokenizer, full))."""
+    bp = backports.PROMPT_UPDATE_DETAILS
+    assert backports.for_member("PromptUpdateDetails", "select_token_ids") is bp and bp.local
+    lines = run_in_pinned_venv(tmp_path, PROMPT_UPDATE_RUNTIME)
+    for check in ("pinned_lacks", "pinned_class", "mask", "one_id_as_pinned"):
+        assert lines[check] == "True", (check, lines)

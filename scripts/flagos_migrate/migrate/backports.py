@@ -269,6 +269,18 @@ MM_PROCESSOR_KWARGS = Backport(
     "upstream's get_merged_mm_kwargs: configured and request mm_processor_kwargs merged recursively by scope",
 )
 
+# multimodal processors marking embed positions by several ids (isaac, minicpmv and kin, mllama4, molmo2)
+PROMPT_UPDATE_DETAILS = Backport(
+    "prompt_update_details.py",
+    "vllm_fl.compat.prompt_update_details",
+    (("PromptUpdateDetails", "vllm.multimodal.processing"),
+     ("PromptUpdateDetails", "vllm.multimodal.processing.processor")),
+    (),
+    "prompt updates: upstream's PromptUpdateDetails.select_token_ids over the pinned class",
+    members=(("PromptUpdateDetails", "select_token_ids"),),
+    local=True,
+)
+
 # back-ports nothing shadows: written when a migrated file imports them (a rewrite's call)
 ON_IMPORT_ONLY: tuple[Backport, ...] = (CONFIG_DEFAULTS, MM_PROCESSOR_KWARGS)
 
@@ -496,7 +508,7 @@ BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTI
                                    SPECIAL_POOLERS,
                                    MINIMAX_RMS_NORM, QKV_LINEAR, ROPE, MM_ENCODER_ATTENTION, LAYERNORM,
                                    DIFFKV_ATTENTION, OFFLOADER, QWEN2_MOE_MLP, SIGLIP_VISION, REPO_UTILS,
-                                   MM_PROCESSOR_KWARGS)
+                                   MM_PROCESSOR_KWARGS, PROMPT_UPDATE_DETAILS)
 
 
 @lru_cache(maxsize=None)
