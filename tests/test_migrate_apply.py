@@ -459,6 +459,13 @@ def test_record_counts_what_left_for_you_lists(capsys, plugin, tmp_path):
     assert code == 1
     record = json.loads((plugin / applied["record"]).read_text())
     assert (record["findings_left"], record["issues_left"]) == (1, 0)
+    # each finding left with its span in the written file (verify --run ties a failure to it): the innermost
+    # statement around it, here the try the bare except belongs to
+    (entry,) = record["left"]
+    written = (plugin / entry["file"]).read_text().splitlines()
+    assert (entry["rule"], entry["severity"]) == ("P19", "warning")
+    assert written[entry["span"][0] - 1] == "    try:" and entry["span"][1] == len(written)
+    assert entry["span"][0] < entry["line"] <= entry["span"][1]
     spec = importlib.util.spec_from_file_location("validate_migration", ROOT / "scripts" / "validate_migration.py")
     validator = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(validator)

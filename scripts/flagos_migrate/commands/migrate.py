@@ -38,6 +38,7 @@ from flagos_migrate.plugin.provenance import (
 )
 from flagos_migrate.plugin.registration import plan_registration
 from flagos_migrate.plugin.tree import PluginTree
+from flagos_migrate.verify import left_findings
 
 PACKAGE_DOCS = {
     "vllm_fl/compat/__init__.py": '"""Upstream vLLM helpers vendored (rule P16) and back-ports (rule P22) by model-migrate-flagos."""\n',
@@ -133,8 +134,9 @@ def prepare(args, loaded: tuple[Upstream, PinnedApis, dict | None] | None = None
                          "text": o.text, "rules": o.rules} for o in outputs if o.role != "package"}
     up_info = _upstream_info(up)
     counts = left_counts(m.left())  # what plan/apply print as "left for you"
+    entries = left_findings.record_entries(left_for_you(m.left()), {o.relpath: o.text for o in outputs})
     record = build_record(args.model_name, up_info, args.pinned, files, reg.added + reg.present, counts["left"],
-                          counts["errors"])
+                          counts["errors"], entries)
     return Prepared(m, outputs, reg, record, upstream_changes(previous, files, up_info),
                     target_of(args).to_dict(), init_text, replan)
 

@@ -84,9 +84,11 @@ def known_outputs(package_dir: Path) -> dict[str, set[str]]:
 
 
 def build_record(model: str, upstream: dict, pinned: str, files: dict[str, dict], registration: list[str],
-                 left: int, issues_left: int | None = None) -> dict:
+                 left: int, issues_left: int | None = None, left_findings: list[dict] | None = None) -> dict:
     """``files``: relpath -> {role, origin, upstream_sha256, text, rules}; ``left``: how many findings
-    ``left_for_you`` lists (warnings included), ``issues_left``: how many of them are errors."""
+    ``left_for_you`` lists (warnings included), ``issues_left``: how many of them are errors;
+    ``left_findings``: those findings, each with its span (verify.left_findings.record_entries), which
+    ``verify --run`` ties a failure to."""
     return {
         "format": FORMAT,
         "tool": "model-migrate-flagos migrate_model.py",
@@ -106,6 +108,7 @@ def build_record(model: str, upstream: dict, pinned: str, files: dict[str, dict]
         "registration": registration,
         "findings_left": left,
         "issues_left": left if issues_left is None else issues_left,
+        "left": list(left_findings or []),
     }
 
 

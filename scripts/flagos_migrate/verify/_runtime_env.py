@@ -20,6 +20,9 @@ MAX_MESSAGE = 2000
 
 
 TAIL_LINES = 12
+# frames kept of a failure's traceback, innermost last: enough to reach the model class's own forward through
+# torch's two call frames per module (left_findings ties a frame inside a finding's span to it)
+FRAMES = 40
 
 
 class LevelError(Exception):
@@ -48,7 +51,7 @@ def _describe(level, exc):
         "message": str(exc)[:MAX_MESSAGE],
         "traceback_tail": _tail(exc),
         "frames": [{"file": f.filename, "line": f.lineno, "func": f.name}
-                   for f in traceback.extract_tb(exc.__traceback__)[-12:]],
+                   for f in traceback.extract_tb(exc.__traceback__)[-FRAMES:]],
     }
 
 

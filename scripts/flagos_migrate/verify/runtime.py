@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from flagos_migrate.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, UsageError
-from flagos_migrate.verify import import_probe
+from flagos_migrate.verify import import_probe, left_findings
 from flagos_migrate.verify.worker_io import StderrTail, json_events
 
 WORKER = Path(__file__).resolve().parent / "_runtime_worker.py"
@@ -297,6 +297,37 @@ def shape_architecture(spec: dict, pinned: dict | None, reference: dict | None, 
     }
 
 
+def with_left_findings(arch: dict, raw: dict | None, left: list[dict], unchanged: set[str] | None = None) -> dict:
+    """``arch`` (:func:`shape_architecture`) with its failure tied to the finding left that it most plausibly
+    is (left_findings.explain: its rule becomes ``likely_rule``, with ``likely_finding`` / ``likely_why``) and,
+    findings being left, their rules (``rules_left``), whether one fits or not; ``raw``: the worker's error
+    (frames). Mutates and returns ``arch``."""
+    err = arch.get("first_error")
+    if not err or not left:
+        return arch
+    error = raw if raw and raw.get("level") == err.get("level") else err  # the match level's has no traceback
+    got = left_findings.explain(err.get("level") or "", error, left, unchanged)
+    if got:
+        err["likely_rule"], err["likely_finding"], err["likely_why"] = got["rule"], got["finding"], got["why"]
+    err["rules_left"] = left_findings.rules_left(left)
+    return arch
+
+
+def unchanged_files(plugin_root: Path, record: dict) -> set[str]:
+    """The record's files still as apply wrote them (their spans hold)."""
+    from flagos_migrate.fsutil import sha256_text
+
+    out = set()
+    for rel, info in (record.get("files") or {}).items():
+        try:
+            text = (plugin_root / rel).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if sha256_text(text) == info.get("output_sha256"):
+            out.add(rel)
+    return out
+
+
 def report_ok(architectures: list[dict]) -> bool:
     return bool(architectures) and all(
         a["levels"][lv]["status"] != "fail" for a in architectures for lv in LEVELS)
@@ -327,10 +358,23 @@ def text_lines(report: dict) -> list[str]:
             if st.get("reason"):
                 line += f"  {st['reason']}"
             err = arch.get("first_error")
-            if st["status"] == "fail" and err and err.get("level") == lv and err.get("likely_rule"):
-                line += f"  (likely {err['likely_rule']})"
+            if st["status"] == "fail" and err and err.get("level") == lv:
+                line += _likely_text(err)
             lines.append(line)
     return lines
+
+
+def _likely_text(err: dict) -> str:
+    """``  (likely P12: <why>, finding P12 at file:line)``; a guess from the message alone says so when
+    findings are left, with their rules."""
+    left = err.get("rules_left")
+    if err.get("likely_finding"):
+        return f"  (likely {err['likely_rule']}: {err.get('likely_why')}, finding {err['likely_finding']})"
+    if err.get("likely_rule") and left:
+        return f"  (likely {err['likely_rule']} from the message alone; rules left: {', '.join(left)})"
+    if left:
+        return f"  (rules left: {', '.join(left)}; none fits the failure)"
+    return f"  (likely {err['likely_rule']})" if err.get("likely_rule") else ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -485,6 +529,9 @@ def verify_runtime(python: str, plugin_root: Path, record: dict, model: str, pin
                 w.close()
         archs = [shape_architecture(s, pinned_res.get(s["id"]), ref_res.get(s["id"]),
                                     want_match=bool(reference_python), tolerance=tolerance) for s in specs]
+    left, unchanged = record.get("left") or [], unchanged_files(Path(plugin_root), record)
+    for spec, arch in zip(specs, archs):
+        with_left_findings(arch, _raw_error(pinned_res, spec), left, unchanged)
     env_pkgs = set()
     for spec, arch in zip(specs, archs):
         pkg = environment_problem(_raw_error(pinned_res, spec))

@@ -1,0 +1,116 @@
+"""verify --run ties a failure to the finding apply left behind it (verify.left_findings), golden on real
+reports: the tracebacks and findings in tests/fixtures/left_findings are interns1_pro's, gemma4_mtp's and
+openai_privacy_filter's (vLLM 0.33.0 on 0.13.0), whose reports named a rule from the message alone (P4, or
+none) while apply had left P12, P38 and P24."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flagos_migrate.verify import left_findings as L
+from flagos_migrate.verify import runtime
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "left_findings"
+
+
+def _case(name):
+    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def _arch(error, level=None):
+    """An architecture entry as shape_architecture gives it, failing at the error's level."""
+    level = level or error["level"]
+    first = {"level": level, "message": f"{error['type']}: {error['message']}" if error.get("type") else error["message"],
+             "traceback_tail": error.get("traceback_tail", ""),
+             "likely_rule": runtime.likely_rule(level, error)}
+    return {"architecture": "X", "levels": {level: {"status": "fail", "reason": first["message"]}}, "first_error": first}
+
+
+def test_interns1_pros_missing_attribute_is_the_p12_finding_that_names_it():
+    case = _case("interns1_pro")
+    error, left = case["error"], case["left"]
+    assert runtime.likely_rule("forward", error) == "P4"  # the message alone: a method no pinned base defines
+    assert L.missing_name(error) == "deepstack_input_embeds"
+    got = L.explain("forward", error, left)
+    assert got == {"rule": "P12", "finding": "P12 at vllm_fl/models/interns1_pro.py:563",
+                   "why": "the error names deepstack_input_embeds, which the finding names"}
+    arch = runtime.with_left_findings(_arch(error), error, left)
+    err = arch["first_error"]
+    assert (err["likely_rule"], err["rules_left"]) == ("P12", ["P12", "P26"])
+    assert "likely P12: the error names deepstack_input_embeds" in runtime.text_lines(
+        {"architectures": [{**arch, "levels": {lv: arch["levels"].get(lv, {"status": "skipped"})
+                                                for lv in runtime.LEVELS}}]})[3]
+
+
+def test_a_traceback_inside_no_span_and_naming_nothing_left_keeps_the_guess_and_lists_the_rules():
+    case = _case("interns1_pro")
+    # the same traceback (frames in the pinned qwen3_vl.py only) with an error naming nothing a finding names
+    error = {**case["error"], "message": "'InternS1ProForConditionalGeneration' object has no attribute 'rope_deltas'"}
+    assert L.explain("forward", error, case["left"]) is None
+    err = runtime.with_left_findings(_arch(error), error, case["left"])["first_error"]
+    assert (err["likely_rule"], err["rules_left"]) == ("P4", ["P12", "P26"]) and "likely_finding" not in err
+    assert runtime._likely_text(err) == "  (likely P4 from the message alone; rules left: P12, P26)"
+
+
+def test_a_frame_inside_a_findings_span_is_that_finding_innermost_frame_and_span_first():
+    left = _case("interns1_pro")["left"]
+    p26 = next(e for e in left if e["rule"] == "P26" and e["file"].endswith("interns1_pro.py"))
+    assert p26["span"] == [575, 580]  # the statement its comment precedes, not the whole __init__
+    tail = ('Traceback (most recent call last):\n'
+            '  File "/tmp/p/vllm_fl/models/interns1_pro.py", line 590, in __init__\n    x = f()\n'
+            '  File "/tmp/p/vllm_fl/models/interns1_pro.py", line 576, in __init__\n    y = g()\n'
+            '  File "/venv/lib/python3.11/site-packages/vllm/model_executor/models/qwen3_vl.py", line 9, in g\n'
+            'ValueError: bad')
+    error = {"level": "construct", "type": "ValueError", "message": "bad", "traceback_tail": tail}
+    got = L.explain("construct", error, left)
+    assert got["rule"] == "P26" and got["finding"] == "P26 at vllm_fl/models/interns1_pro.py:574"
+    assert "interns1_pro.py:576" in got["why"] and "575-580" in got["why"]
+    outer = {**error, "traceback_tail": tail.replace("line 576", "line 600")}
+    assert L.explain("construct", outer, left)["rule"] == "P12"  # only __init__'s span (P12's def) holds it
+    # a file changed since apply: its spans no longer hold
+    assert L.explain("construct", error, left, unchanged={"vllm_fl/models/qwen3_vl_moe.py"}) is None
+
+
+def test_a_match_failure_with_p24_left_is_p24():
+    case = _case("openai_privacy_filter")
+    error, left = case["error"], case["left"]
+    got = L.explain("match", error, left)
+    assert got["rule"] == "P24" and got["finding"] == (
+        "P24 at vllm_fl/models/openai_privacy_filter.py:29 (and 3 more of P24)")
+    assert "override the pinned parent never calls" in got["why"]
+    assert L.explain("forward", error, left) is None  # a P24 left says nothing of an error raised elsewhere
+    arch = runtime.with_left_findings(_arch(error), None, left)
+    assert (arch["first_error"]["likely_rule"], arch["first_error"]["rules_left"]) == ("P24", ["P24"])
+
+
+def test_spans_of_a_def_a_class_a_statement_and_a_comment():
+    text = ("import x\n\n\n@dec\nclass A(B):\n    flag = False\n\n    def f(self):\n        # P26: note\n"
+            "        self.t = T(\n            1,\n        )\n        return 1\n")
+    assert L.span_of(text, 5) == (4, 13)  # the class header: the class with its decorator
+    assert L.span_of(text, 6) == (6, 6)  # a class attribute: that statement
+    assert L.span_of(text, 8) == (8, 13)  # a def header: the def
+    assert L.span_of(text, 9) == (10, 12)  # a comment apply wrote: the statement after it
+    assert L.span_of("def (:\n", 1) == (1, 1)
+
+
+def test_no_findings_left_changes_nothing():
+    case = _case("interns1_pro")
+    arch = runtime.with_left_findings(_arch(case["error"]), case["error"], [])
+    assert arch["first_error"]["likely_rule"] == "P4" and "rules_left" not in arch["first_error"]
+    assert L.rules_left([{"rule": "P26"}, {"rule": "P12"}, {"rule": "P4"}, {"rule": "P12"}]) == ["P4", "P12", "P26"]
+
+
+def test_gemma4_mtps_kv_less_attention_is_the_p38_draft_finding_its_forward_passes_through():
+    """Gemma4MTP's attention reads the target's KV cache (attn(q, None, None)), which only upstream's gemma4_mtp
+    proposer wires; the message names no rule (a harness LevelError), the frames pass Gemma4MTP.forward, inside
+    the class the P38 finding is on (no proposer of the pinned vLLM builds it)."""
+    case = _case("gemma4_mtp")
+    error, left = case["error"], case["left"]
+    assert runtime.likely_rule("forward", error) is None
+    got = L.explain("forward", error, left)
+    assert got["rule"] == "P38" and got["finding"] == "P38 at vllm_fl/models/gemma4_mtp.py:439"
+    # the innermost frames (the attention at 249, the layers at 315 / 426) lie in no finding's span
+    assert got["why"].startswith("the traceback passes vllm_fl/models/gemma4_mtp.py:536, inside the finding's span")
+    tail_only = {k: v for k, v in error.items() if k != "frames"}  # the 12-line text tail reaches only line 249
+    assert L.explain("forward", tail_only, left) is None
