@@ -139,3 +139,38 @@ def test_verify_run_of_a_tiny_qwen3_5_reaches_forward_through_the_gdn_reference(
     assert any("reference gated delta net" in note for note in arch["notes"]), arch["notes"]
     assert levels["match"] == "pass", arch
     shutil.rmtree(plugin)
+
+
+def test_olmo_hybrids_core_and_its_pinned_back_port_are_read_as_gdn_cores():
+    """OLMo Hybrid's layer is found by its upstream path or, on the pinned side, as the plugin's migrated copy
+    (a class of that name in a module of the same file name among the model's classes); another class of that
+    name elsewhere is not; and with ``allow_neg_eigval`` the reference doubles beta, as both gatings do."""
+    out = _run('''
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import types
+import torch
+import _runtime_gdn as gdn
+torch.manual_seed(0)
+
+def layer_class(module, name="OlmoHybridGatedDeltaNetAttention"):
+    return type(name, (torch.nn.Module,), {"__module__": module, "_forward_core": lambda self, *a: None})
+
+copy, other = layer_class("vllm_fl.compat.olmo_gdn_linear_attn"), layer_class("vllm_fl.compat.elsewhere")
+model = torch.nn.Sequential(copy(), other())
+found = [c.__module__ for c in gdn.core_classes([r for r in gdn._CORES if r[1] == copy.__name__], model)]
+T, Hk, Hv, K, V, W = 6, 1, 2, 4, 3, 3
+layer = types.SimpleNamespace(conv1d=types.SimpleNamespace(weight=torch.randn(2 * Hk * K + Hv * V, 1, W), bias=None),
+                              activation="silu", key_dim=Hk * K, value_dim=Hv * V, head_k_dim=K, head_v_dim=V,
+                              A_log=torch.randn(Hv), dt_bias=torch.randn(Hv), allow_neg_eigval=True)
+mixed, b, a = torch.randn(T, 2 * Hk * K + Hv * V), torch.randn(T, Hv), torch.randn(T, Hv)
+got = torch.zeros(T, Hv, V)
+gdn.reference_core(layer, mixed, b, a, got)
+x = gdn.causal_conv1d(mixed, layer.conv1d.weight[:, 0], None, "silu")
+q, k, v = x.split([Hk * K, Hk * K, Hv * V], -1)
+g = -layer.A_log.exp() * torch.nn.functional.softplus(a + layer.dt_bias)
+want = gdn.gated_delta_rule(q.reshape(T, Hk, K), k.reshape(T, Hk, K), v.reshape(T, Hv, V), g, 2 * b.sigmoid())
+print(json.dumps({"found": found, "doubled": float((got - want).abs().max())}))
+''')
+    assert out["found"] == ["vllm_fl.compat.olmo_gdn_linear_attn"], out
+    assert out["doubled"] < 1e-6, out

@@ -109,8 +109,12 @@ def test_moe_op_stand_ins_compute_what_the_ops_define(venv):
     got = _run(python)
     assert got["before"] in ("NotImplementedError", "AttributeError")  # no CPU kernel for the compiled op
     launcher = "invoke_fused_moe_kernel" if venv == "pinned" else "invoke_fused_moe_triton_kernel"
+    topk = ["vllm._custom_ops.topk_softmax"] + (["vllm._custom_ops.topk_sigmoid"] if venv == "reference" else [])
     assert got["patched"] == ["vllm._custom_ops.moe_align_block_size", "vllm._custom_ops.moe_sum",
-                              "vllm._custom_ops.rms_norm", f"vllm.model_executor.layers.fused_moe.fused_moe.{launcher}"]
+                              "vllm._custom_ops.rms_norm", *topk,
+                              f"vllm.model_executor.layers.fused_moe.fused_moe.{launcher}",
+                              "torch.ops._C.silu_and_mul", "torch.ops._C.gelu_and_mul",
+                              "torch.ops._C.gelu_tanh_and_mul"]
     # moe_align_block_size's own docstring example (its experts 1..4: num_experts 5, expert 0 empty)
     assert got["doc_example"] == [[3, 6, 9, 12, 0, 4, 10, 12, 1, 7, 11, 12, 2, 5, 8, 12], [1, 2, 3, 4], 16]
     assert got["gemm_bm4"] < 1e-5 and got["gemm_bm16"] < 1e-5, got

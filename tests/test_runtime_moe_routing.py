@@ -1,5 +1,6 @@
-"""The harness's stand-ins for upstream vLLM's compiled MoE routing kernels on CPU (``_runtime_moe``):
-``topk_softmax`` / ``topk_sigmoid`` of ``_moe_C`` and LongCat's Triton ``zero_experts_compute_triton``,
+"""The harness's stand-ins for the compiled MoE routing kernels on CPU (``_runtime_moe_ops``, both venvs;
+``_runtime_moe``, upstream's): ``topk_softmax`` / ``topk_sigmoid`` of ``_moe_C`` and LongCat's Triton
+``zero_experts_compute_triton``,
 which the CUDA wheel cannot run here. Checked against the pinned vLLM's own torch routing (0.13.0's
 ``fused_topk_bias`` and ``grouped_topk`` are plain torch: the kernels' semantics in code) and against a
 per-token loop; then real models whose routing upstream's CPU router lacks match upstream vLLM."""
@@ -24,7 +25,8 @@ SCRIPT = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import torch
-from _runtime_moe import topk_reference, zero_experts_reference
+from _runtime_moe import zero_experts_reference
+from _runtime_moe_ops import topk_reference
 from vllm.model_executor.layers.fused_moe.fused_moe import fused_topk_bias, grouped_topk
 
 torch.manual_seed(0)
@@ -32,14 +34,14 @@ out = {}
 gating, bias = torch.randn(6, 8), torch.randn(8) * 0.3
 for renorm in (False, True):
     w, i = torch.empty(6, 3), torch.empty(6, 3, dtype=torch.int32)
-    topk_reference(w, i, gating, renorm, bias)
+    topk_reference(w, i, None, gating, renorm, bias)
     pw, pi = fused_topk_bias(torch.zeros(6, 4), gating, bias, 3, renorm)
     order, porder = i.long().sort(-1)[1], pi.long().sort(-1)[1]
     out[f"softmax_bias_{renorm}"] = [torch.equal(i.long().gather(1, order), pi.long().gather(1, porder)),
                                      float((w.gather(1, order) - pw.gather(1, porder)).abs().max())]
     # sigmoid with a correction bias and a scaling factor: the pinned grouped_topk over one group
     w, i = torch.empty(6, 3), torch.empty(6, 3, dtype=torch.int32)
-    topk_reference(w, i, gating, renorm, bias, "sigmoid", 2.5)
+    topk_reference(w, i, None, gating, renorm, bias, "sigmoid", 2.5)
     gw, gi = grouped_topk(torch.zeros(6, 4), gating, 3, renorm, 1, 1, "sigmoid", 2.5, bias)
     order, gorder = i.long().sort(-1)[1], gi.long().sort(-1)[1]
     out[f"sigmoid_bias_{renorm}"] = [torch.equal(i.long().gather(1, order), gi.long().gather(1, gorder)),

@@ -6,10 +6,12 @@ vLLM's kernels (the same on both sides), reference gated delta net, Mamba2, Mamb
 
 import _runtime_gdn
 import _runtime_kda
+import _runtime_kernels
 import _runtime_linattn
 import _runtime_logits
 import _runtime_mamba1
 import _runtime_mamba2
+import _runtime_moe_ops
 from _runtime_env import LevelError, NeedsGpu, _source_of
 
 
@@ -232,6 +234,9 @@ def _forward(model, vc, cfg, ids_list):
                         ("lightning attention", _runtime_linattn.install(model))):
         if given:
             notes.append(f"reference {name} prefill (torch, zero initial state) for {', '.join(given)}")
+    _runtime_kernels.CALLS.clear()
+    _runtime_moe_ops.CALLED.clear()
+    _runtime_kernels.install(model)
     stateful = _stateful_layers(model)
     if stateful:
         raise NeedsGpu(f"{', '.join(stateful)}: Triton scans, run only with the GPU runner's metadata")
@@ -262,6 +267,10 @@ def _forward(model, vc, cfg, ids_list):
             hidden = model(input_ids=ids, positions=pos, **extra)
         if isinstance(hidden, tuple):
             hidden = hidden[0]
+        used = sorted(_runtime_kernels.CALLS) + sorted(_runtime_moe_ops.CALLED)
+        if used:
+            notes.append(f"GPU-only kernels computed by torch references, the same on both sides "
+                         f"(_runtime_kernels, _runtime_moe_ops): {', '.join(used)}")
         skipped = _runtime_gdn.unreached(model)
         if skipped:
             raise LevelError(f"the reference prefill core was not reached in {', '.join(skipped)}: "

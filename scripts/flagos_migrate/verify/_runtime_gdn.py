@@ -8,17 +8,24 @@ vLLM's GDN layer runs its projections, then a core ``_forward_core(mixed_qkv, b,
 GDN metadata and state cache, which only the GPU runner builds; without them both versions return and
 leave the output zero. Only that core is replaced here, for a single prefill sequence with zero initial
 state: causal depthwise conv1d + activation over the mixed q/k/v, ``g = -exp(A_log) *
-softplus(a + dt_bias)``, ``beta = sigmoid(b)``, q/k l2-normalised (``use_qk_l2norm_in_kernel=True``
+softplus(a + dt_bias)``, ``beta = sigmoid(b)`` (doubled for a layer with ``allow_neg_eigval``: OLMo Hybrid's
+``fused_olmo_hybrid_gdn_gating`` and its pinned back-port's gating), q/k l2-normalised (``use_qk_l2norm_in_kernel=True``
 in both versions, eps 1e-6), ``scale = head_k_dim ** -0.5``, and the gated delta rule token by token
 (v heads sharing a k head ``i // (Hv // Hk)``, as FLA's kernels index). Each side keeps its own
 projections, layouts, norm and output code; a back-ported layer whose core is the pinned one (P22)
-goes through the same reference. Standard library only at import.
+goes through the same reference. OLMo Hybrid's layer (upstream's ``OlmoHybridGatedDeltaNetAttention``, the
+whole forward in ``olmo_hybrid_gdn_full_forward``; the pinned back-port over ``Qwen3NextGatedDeltaNet``) has
+its own core of the same contract, q/k repeated per value-head group as the reference does. Standard library
+only at import.
 """
 
 # the cores read here (0.13.0 / 0.33.0): a layer whose class overrides them is another core, left alone
 _CORES = (
     ("vllm.model_executor.models.qwen3_next", "Qwen3NextGatedDeltaNet"),
     ("vllm.model_executor.layers.mamba.gdn.qwen_gdn_linear_attn", "QwenGatedDeltaNetAttention"),
+    # OLMo Hybrid (upstream; the pinned side's back-port, P22, is vllm_fl/compat/olmo_gdn_linear_attn.py): the
+    # same core contract and rule, beta doubled with ``allow_neg_eigval`` (both versions' gating)
+    ("vllm.model_executor.layers.mamba.gdn.olmo_gdn_linear_attn", "OlmoHybridGatedDeltaNetAttention"),
 )
 _LAYERS = {}  # prefix -> layer, for upstream's CPU op, which names the layer
 
@@ -84,20 +91,29 @@ def reference_core(layer, mixed_qkv, b, a, core_attn_out):
     v = v.reshape(n, -1, layer.head_v_dim)
     g = -layer.A_log.float().exp() * F.softplus(a.float() + layer.dt_bias.float())
     beta = b.float().sigmoid()
+    if getattr(layer, "allow_neg_eigval", False):  # OLMo Hybrid's linear_allow_neg_eigval
+        beta = beta * 2.0
     core_attn_out[:n] = gated_delta_rule(q, k, v, g, beta).to(core_attn_out.dtype)
     layer._mmf_reference_calls = getattr(layer, "_mmf_reference_calls", 0) + 1
 
 
-def core_classes(cores=_CORES):
-    """The classes of ``cores`` ((module, class name) pairs) this vLLM has."""
+def core_classes(cores=_CORES, model=None):
+    """The classes of ``cores`` ((module, class name) pairs) this vLLM has, and the migrated copies among
+    ``model``'s classes (a class of that name in a module of the same file name: the plugin's back-port or
+    vendored copy, e.g. vllm_fl/compat/olmo_gdn_linear_attn.py)."""
     classes = []
+    own = {c for m in model.modules() for c in type(m).__mro__} if model is not None else set()
     for path, name in cores:
         try:
             cls = getattr(__import__(path, fromlist=[name]), name, None)
         except Exception:
             cls = None
-        if cls is not None:
-            classes.append(cls)
+        leaf = path.rsplit(".", 1)[-1]
+        copies = sorted((c for c in own if c.__name__ == name and c.__module__ != path
+                         and c.__module__.rsplit(".", 1)[-1] == leaf), key=lambda c: c.__module__)
+        for c in [cls, *copies]:
+            if isinstance(c, type) and c not in classes:
+                classes.append(c)
     return classes
 
 
@@ -108,12 +124,13 @@ def _cpu_op(mixed_qkv, b, a, core_attn_out, layer_name):
     layer._forward_core(mixed_qkv, b, a, core_attn_out)
 
 
-def core_table(cores, methods, reference, label, also=None):
-    """One row per class of ``cores`` ((module, class name) pairs) this vLLM has that defines one of
-    ``methods`` itself (its core): (class, {method: its own function}, {method: replacement}, label).
-    Each own method is replaced by ``reference``, and each of ``also`` (method -> function) too."""
+def core_table(cores, methods, reference, label, also=None, model=None):
+    """One row per class of ``cores`` ((module, class name) pairs) this vLLM has (or ``model`` has a migrated
+    copy of) that defines one of ``methods`` itself (its core): (class, {method: its own function},
+    {method: replacement}, label). Each own method is replaced by ``reference``, and each of ``also``
+    (method -> function) too."""
     rows = []
-    for cls in core_classes(cores):
+    for cls in core_classes(cores, model):
         own = {k: cls.__dict__[k] for k in methods if k in cls.__dict__}
         if own:
             rows.append((cls, own, {**dict.fromkeys(own, reference), **(also or {})}, label))
@@ -149,7 +166,7 @@ def install(model):
     class names given it."""
     import torch
 
-    layers = give_references(model, core_table(_CORES, ("_forward_core",), reference_core, "gdn"))
+    layers = give_references(model, core_table(_CORES, ("_forward_core",), reference_core, "gdn", model=model))
     _LAYERS.update((m.prefix, m) for m in layers)
     ops = getattr(torch.ops, "vllm", None)
     if layers and ops is not None and hasattr(ops, "cpu_gdn_attention_core"):

@@ -14,6 +14,7 @@ from _runtime_config import _text_config
 from _runtime_env import LevelError, _construct, _vllm_config, unset_attribute
 from checkpoint_layouts import (
     LAYOUTS,
+    even_parts,
     fold,
     folded,
     held_expert_parts,
@@ -1050,6 +1051,11 @@ def upstream_checkpoint(model, seed, layout=None, config=None, lent=()):
         if held is not None:
             for new, e, start, size in held:
                 out[_unmap(new, mappers, exact)] = t[e].narrow(0, start, size).contiguous()
+            continue
+        even = even_parts(name, tuple(p.shape), layout.get("split_even"))
+        if even is not None:
+            for new, start, size in even:
+                out[_unmap(new, mappers, exact)] = t.narrow(0, start, size).contiguous()
             continue
         if name in experts:
             for new, (e, dim, start, size) in experts[name]:

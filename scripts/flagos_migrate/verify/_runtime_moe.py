@@ -145,55 +145,7 @@ def _upstream_experts():
 
     cls.process_weights_after_loading = process_weights_after_loading
     cls.apply = apply
-    return [cls.__module__ + "." + cls.__qualname__] + _biased_routing_as_on_gpu() + _routing_ops()
-
-
-def topk_reference(weights, ids, gating, renormalize, bias=None, scoring="softmax", scale=1.0):
-    """What the compiled ``topk_softmax`` / ``topk_sigmoid`` kernels write into ``weights`` and ``ids``:
-    experts chosen by score (plus the correction bias when there is one), weighted by the score without
-    it, renormalised on request; the pinned vLLM's torch ``fused_topk_bias`` / ``grouped_topk`` compute
-    the same (``routed_scaling_factor`` last, sigmoid only: the softmax caller scales itself)."""
-    import torch
-
-    scores = gating.float().softmax(dim=-1) if scoring == "softmax" else gating.float().sigmoid()
-    choice = scores if bias is None else scores + bias.float().unsqueeze(0)
-    top = torch.topk(choice, k=weights.shape[-1], dim=-1)[1]
-    w = scores.gather(1, top)
-    if renormalize:
-        w = w / w.sum(dim=-1, keepdim=True)
-    weights.copy_((w * scale).to(weights.dtype))
-    ids.copy_(top.to(ids.dtype))
-
-
-def _routing_ops():
-    """Upstream's routers that are not its ``CPURouter`` (LongCat's zero-expert router, chosen before the
-    CPU one) call the compiled ``_moe_C`` top-k kernels, absent here: the same selection in torch."""
-    import torch
-
-    try:
-        from vllm import _custom_ops as ops
-    except Exception:
-        return []
-    try:
-        torch.ops._moe_C.topk_softmax  # noqa: B018 (the kernel is there: nothing to stand in for)
-        return []
-    except Exception:
-        pass
-
-    def topk_softmax(weights, ids, token_expert_indices, gating, renormalize=False, e_score_correction_bias=None,
-                     is_padding=None):
-        topk_reference(weights, ids, gating, renormalize, e_score_correction_bias)
-
-    def topk_sigmoid(weights, ids, token_expert_indices, gating, renormalize=False, e_score_correction_bias=None,
-                     routed_scaling_factor=1.0, is_padding=None):
-        topk_reference(weights, ids, gating, renormalize, e_score_correction_bias, "sigmoid", routed_scaling_factor)
-
-    patched = []
-    for name, fn in (("topk_softmax", topk_softmax), ("topk_sigmoid", topk_sigmoid)):
-        if hasattr(ops, name):
-            setattr(ops, name, fn)
-            patched.append(f"vllm._custom_ops.{name}")
-    return patched + _zero_experts()
+    return [cls.__module__ + "." + cls.__qualname__] + _biased_routing_as_on_gpu() + _zero_experts()
 
 
 def zero_experts_reference(expert_indices, expert_scales, num_experts, zero_expert_type, hidden_states):
@@ -227,7 +179,7 @@ def _biased_routing_as_on_gpu():
     """Upstream's CPU router has no plain (ungrouped) top-k with a correction bias: softmax drops the
     ``e_score_correction_bias`` its GPU router selects experts with (Ernie 4.5 MoE: 0.58 off), sigmoid
     asserts (Step-3.5). Those layers route here with the function upstream's GPU router calls
-    (``fused_topk_bias``; its ``_moe_C`` kernels stand in torch, ``_routing_ops``): what upstream computes."""
+    (``fused_topk_bias``; its ``_moe_C`` kernels stand in torch, ``_runtime_moe_ops``): what upstream computes."""
     try:
         from vllm.model_executor.layers.fused_moe.router.cpu_router import CPURouter
         from vllm.model_executor.layers.fused_moe.router.fused_topk_bias_router import fused_topk_bias

@@ -20,8 +20,9 @@ permutes into halves (:func:`interleave_rotary`); ``unmapped`` (optional): names
 parameter name, ((checkpoint name, config fields giving its rows, the first set one; None for the rest of the rows),
 ...)), ...) for a parameter its loader concatenates from tensors stored apart (:func:`row_parts`); ``substr_exact``
 (optional): substring maps
-read backwards exactly (``_runtime_load._substr_inverse``), not by their first match; ``evidence``: where upstream vLLM 0.33.0 reads
-it."""
+read backwards exactly (``_runtime_load._substr_inverse``), not by their first match; ``split_even`` (optional):
+{module leaf: part module leaves} for a fused layer with no ``output_sizes`` whose loader takes its parts by shard
+id: its parameters' rows split evenly between the parts in order (:func:`even_parts`); ``evidence``: where upstream vLLM 0.33.0 reads it."""
 
 import re
 
@@ -51,6 +52,12 @@ LAYOUTS = (
                  "llama4_eagle.py EagleLlama4ForCausalLM.load_weights apply to every tensor: each q_proj / k_proj "
                  "weight is read in Meta's interleaved rotary layout and permuted per head into vLLM's "
                  "(view(heads, d/2, 2, in).transpose(1, 2))"},
+    {"id": "conv1d-split-qkv", "split_stacked": True, "stacked_extra": {}, "split_experts": True,
+     "stack_experts": None, "split_even": {"conv1d": ("q_conv1d", "k_conv1d", "v_conv1d")},
+     "evidence": "alice_ai.py AliceAIForCausalLM.load_weights: _load_split_kda_conv_weights reads "
+                 "linear_attn.q_conv1d/k_conv1d/v_conv1d.weight as shards 0/1/2 of the fused linear_attn.conv1d "
+                 "(kimi_gdn_linear_attn.py _make_fused_conv1d_weight_loader over [key_dim, key_dim, value_dim], "
+                 "equal: _make_kimi_kda_config requires matching key/value head counts and dims)"},
     {"id": "as-held", "split_stacked": False, "stacked_extra": {}, "split_experts": False, "stack_experts": None,
      "evidence": "laguna_dflash.py DFlashLagunaModel.load_weights: params_dict[name] for every name (no stacked or "
                  "expert mapping), so qkv_proj and every other parameter is read as the class holds it"},
@@ -88,6 +95,19 @@ def held_expert_parts(name, shape, held_experts):
     head = module + "." if module else ""
     return [(head + template.format(e=e), e, i * rows, rows)
             for e in range(shape[0]) for i, template in enumerate(templates)]
+
+
+def even_parts(name, shape, split_even):
+    """A parameter ``name`` of ``shape`` -> [(checkpoint name, first row, rows)] under ``split_even`` (see
+    :data:`LAYOUTS`), else None: its module's leaf not in the table, or rows that do not split evenly. Pure."""
+    module, _, leaf = name.rpartition(".")
+    head, _, owner = module.rpartition(".")
+    parts = (split_even or {}).get(owner)
+    if not parts or not shape or shape[0] % len(parts):
+        return None
+    rows = shape[0] // len(parts)
+    head = head + "." if head else ""
+    return [(f"{head}{part}.{leaf}", i * rows, rows) for i, part in enumerate(parts)]
 
 
 def stacked_experts(names, stack_experts):
