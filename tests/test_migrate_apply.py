@@ -594,3 +594,51 @@ def test_a_missing_name_only_function_bodies_read_is_imported_there_and_stays_le
     left = [f for f in m.left() if f.rule == "P3"]
     assert len(left) == 1 and left[0].data["name"] == "StaticSinkAttention" and not left[0].data["import_time"]
     compile(text, "sinky.py", "exec")
+
+
+ATTN_USER = '''"""A model that calls upstream's attention module as upstream's forward takes it."""
+
+from torch import nn
+
+from .qwen3_next import Qwen3NextAttention
+
+
+class AttnUser(nn.Module):
+    def __init__(self, config, prefix=""):
+        super().__init__()
+        self.self_attn = Qwen3NextAttention(config)
+
+    def forward(self, positions, hidden_states):
+        return CALL
+'''
+
+UPSTREAM_ATTN = '''"""Upstream's attention (fixture): its forward returns the output the pinned one writes into."""
+
+from torch import nn
+
+
+class Qwen3NextAttention(nn.Module):
+    def forward(self, positions, hidden_states):
+        return hidden_states
+'''
+
+
+def test_a_pinned_sibling_whose_module_forward_needs_more_than_the_call_gives_way_to_upstreams(tmp_path, plugin):
+    """AliceAI calls ``self.self_attn(hidden_states=..., positions=...)`` on a Qwen3NextAttention: 0.13.0's
+    ``forward(positions, output, hidden_states)`` also requires the ``output`` it writes into (forward failed:
+    missing 1 required positional argument: 'output'); upstream's returns it. The sibling that comes along is
+    upstream's; a call that passes what the pinned forward requires keeps the pinned sibling."""
+    root = tmp_path / "up"
+    shutil.copytree(UPSTREAM, root)
+    (root / "vllm" / "model_executor" / "models" / "qwen3_next.py").write_text(UPSTREAM_ATTN)
+    m = Migration("mini", Upstream(open_upstream(str(root))), PluginTree(plugin), PinnedApis.load("0.13.0"))
+    origin, sibling = "vllm.model_executor.models.attn_user", "vllm.model_executor.models.qwen3_next"
+
+    def needs(call: str) -> list:
+        m.redirects.clear()
+        return m._needs(origin, ATTN_USER.replace("CALL", call))
+
+    assert needs("self.self_attn(hidden_states=hidden_states, positions=positions)") == [(sibling, "closure")]
+    assert needs("self.self_attn(positions, hidden_states)") == [(sibling, "closure")]
+    assert needs("self.self_attn(positions, hidden_states, hidden_states)") == []
+    assert needs("self.self_attn(positions=positions, output=hidden_states, hidden_states=hidden_states)") == []

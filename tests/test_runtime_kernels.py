@@ -186,3 +186,14 @@ def test_minicpm_routes_through_the_topk_softmax_reference_and_matches_upstream(
     report = verified_to_match(tmp_path, "minicpm")
     used = next(n for n in report["notes"] if n.startswith("GPU-only kernels computed by torch references"))
     assert "_custom_ops.topk_softmax" in used and "torch.ops._C.silu_and_mul" in used, used
+
+
+@pytest.mark.skipif(not PINNED_VENV.exists(), reason="needs the pinned venv (MMF_PINNED_VENV, vLLM 0.13.0)")
+def test_alice_ai_loads_its_split_conv_layout_runs_attn_res_in_torch_and_matches_upstream(tmp_path):
+    """AliceAI: load "skipped: nothing named the checkpoint" before (upstream's own load_weights reads the fused
+    conv1d as q/k/v_conv1d shards: layout conv1d-split-qkv), then its Triton attn_res (the torch reference on
+    both sides) and the pinned Qwen3NextAttention.forward contract (upstream's qwen3_next comes along)."""
+    report = verified_to_match(tmp_path, "alice_ai")
+    assert "(conv1d-split-qkv: alice_ai.py" in report["checkpoint"], report["checkpoint"]
+    used = next(n for n in report["notes"] if n.startswith("GPU-only kernels computed by torch references"))
+    assert "attention residual" in used, used

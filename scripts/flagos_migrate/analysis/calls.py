@@ -276,14 +276,32 @@ def pinned_class_rejects(apis, module: str, aliases: dict[str, str], tree: ast.M
         if unsettled and init_takes(upstream_source, name, unsettled):
             return True
     # a module built from the class and then called (``self.vision_model(..., position_ids=...)``, Idefics3 on
-    # upstream's Idefics2VisionTransformer): its pinned forward must take the keywords too
+    # upstream's Idefics2VisionTransformer): its pinned forward must take the keywords too, and be satisfied
+    # by the call (AliceAI's ``self.self_attn(hidden_states=, positions=)``: 0.13.0's Qwen3NextAttention.forward
+    # also requires the ``output`` it writes into, upstream's returns it)
     for call, name in _module_calls(tree, aliases):
         sym = apis.resolve(module, name)
         sig = _forward_signature(apis, sym) if sym is not None and sym.kind == "class" else None
         unsettled = unsettled_keywords(call, f"{module}.{name}.forward", sig) if sig is not None else []
         if unsettled and init_takes(upstream_source, name, unsettled, "forward"):
             return True
+        if sig is not None and unsupplied_required(call, sig) and init_takes(
+                upstream_source, name, [k.arg for k in call.keywords if k.arg is not None], "forward"):
+            return True
     return False
+
+
+def unsupplied_required(call: ast.Call, sig: dict) -> list[str]:
+    """Required parameters of the pinned signature ``sig`` (self not in it) that ``call`` passes neither by
+    position nor by keyword; none when the call unpacks ``*args`` / ``**kwargs`` or the signature is a
+    dataclass's."""
+    if sig.get("dc") or any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        return []
+    passed = {k.arg for k in call.keywords}
+    posonly = sig.get("po", 0)
+    missing = [p for i, p in enumerate(sig["p"][: sig["r"]])
+               if i >= len(call.args) and (p not in passed or i < posonly)]
+    return missing + [p for p in sig["kr"] if p not in passed]
 
 
 def _self_attr(node: ast.expr) -> str | None:

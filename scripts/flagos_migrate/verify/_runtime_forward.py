@@ -215,6 +215,16 @@ def _cache_only_forward(model, vc, n):
     return cache.float().permute(0, 2, 1, 3).reshape(blocks * block, heads * size)[block:block + n], notes
 
 
+def references_note():
+    """The note naming the GPU-only kernels torch references computed in this worker's forward level (text and
+    image), or None."""
+    used = sorted(_runtime_kernels.CALLS) + sorted(_runtime_moe_ops.CALLED)
+    if not used:
+        return None
+    return ("GPU-only kernels computed by torch references, the same on both sides (_runtime_kernels, "
+            f"_runtime_moe_ops): {', '.join(used)}")
+
+
 def _forward(model, vc, cfg, ids_list):
     import inspect
 
@@ -267,10 +277,6 @@ def _forward(model, vc, cfg, ids_list):
             hidden = model(input_ids=ids, positions=pos, **extra)
         if isinstance(hidden, tuple):
             hidden = hidden[0]
-        used = sorted(_runtime_kernels.CALLS) + sorted(_runtime_moe_ops.CALLED)
-        if used:
-            notes.append(f"GPU-only kernels computed by torch references, the same on both sides "
-                         f"(_runtime_kernels, _runtime_moe_ops): {', '.join(used)}")
         skipped = _runtime_gdn.unreached(model)
         if skipped:
             raise LevelError(f"the reference prefill core was not reached in {', '.join(skipped)}: "

@@ -2,8 +2,8 @@
 the same on both sides, as ``_runtime_gdn`` is for a layer's core.
 
 Some model files call a module-level function that launches a Triton kernel (AliceAI's attention residual
-``attn_res``, from ``vllm.models.kimi_k3.nvidia.ops``; Qwen3-VL's ``triton_pos_embed_interpolate``), which
-the CPU cannot run in either venv. :data:`_FUNCTIONS` names each such function by the upstream module that
+``attn_res``, from ``vllm.models.kimi_k3.nvidia.ops``; Qwen3-VL's and Cohere Compass's
+``triton_pos_embed_interpolate``), which the CPU cannot run in either venv. :data:`_FUNCTIONS` names each such function by the upstream module that
 defines it, with a torch reference of what its kernel computes; the reference replaces the name in every
 module of the model's classes that bound it, on the pinned side too: there the function is the migrated
 file's own copy (a module of the same file name) or a vendored one (a compat module whose docstring names the
@@ -81,6 +81,9 @@ def pos_embed_interpolate_reference(embed_weight, t, h, w, num_grid_per_side, m_
 _FUNCTIONS = (
     ("vllm.models.kimi_k3.nvidia.ops.attn_res", "attn_res", attn_res_reference, "attention residual"),
     ("vllm.model_executor.models.qwen3_vl", "triton_pos_embed_interpolate", pos_embed_interpolate_reference,
+     "bilinear position-embedding interpolation"),
+    # the same kernel and launcher, copied into Cohere Compass's file
+    ("vllm.model_executor.models.cohere_compass", "triton_pos_embed_interpolate", pos_embed_interpolate_reference,
      "bilinear position-embedding interpolation"),
 )
 _VENDORED = "Vendored from upstream vLLM"

@@ -75,7 +75,7 @@ from _runtime_env import (
     gpu_only_op,
     unset_attribute,
 )
-from _runtime_forward import _forward, _hf_logits, _reference_attention
+from _runtime_forward import _forward, _hf_logits, _reference_attention, references_note
 from _runtime_load import (
     Checkpoint,
     _builtin_class,
@@ -303,6 +303,8 @@ def run_pinned(req, spec):
         draft = any(n.startswith("draft model: fed") for n in notes)
         if getattr(model, "supports_multimodal", False) and not draft:
             image = runtime_mm.pinned_image_forward(model, vc, cfg, ids, work, LevelError)
+        if references_note():
+            res["notes"].append(references_note())
         res["levels"]["forward"] = {"status": "pass", "reason": image}
     except NeedsGpu as exc:
         _skip_from(res, level, f"needs GPU ({exc})")
