@@ -44,6 +44,9 @@ def _reference_attention():
         # a call without key/value reads what this layer wrote to its KV cache earlier in the prefill (LoopCoder's
         # later loops attend to loop 0's keys through attn[0](q, None, None)): the last key/value it was given
         if key is None and value is None:
+            if getattr(self, "_mmf_kv", None) is None and getattr(self, "_mmf_target_kv", False):
+                self._mmf_kv = _target_kv(query, heads, kv, dim, getattr(self, "head_size_v", dim) or dim)
+                self._mmf_target_kv_used = True
             if getattr(self, "_mmf_kv", None) is None:
                 raise LevelError(f"{type(self).__name__} was called without key/value before any were written: it "
                                  "reads a KV cache another layer or step fills, which this prefill does not")
@@ -90,6 +93,27 @@ def _reference_attention():
     import _runtime_mla  # DeepSeek-style latent attention: its own reference (0.13.0 refuses MLA on CPU)
 
     return [c.__module__ + "." + c.__qualname__ for c in classes] + _runtime_mla.install()
+
+
+def _target_kv(query, heads, kv, dim, dim_v):
+    """The target's KV cache a draft's attention reads (Gemma 4's MTP layers attend with q only, over the K/V of
+    the target layer the proposer shares: kv_sharing_target_layer_name): fixed deterministic keys and values
+    for the prefill's tokens, the same in both venvs, as the draft's target hidden states are (_call_kwargs)."""
+    import torch
+
+    n = query.numel() // (heads * dim)
+    keys = torch.sin(torch.arange(n * kv * dim, dtype=torch.float32).reshape(n, kv * dim) * 0.23) * 0.5
+    values = torch.cos(torch.arange(n * kv * dim_v, dtype=torch.float32).reshape(n, kv * dim_v) * 0.29) * 0.5
+    return keys.to(query.dtype), values.to(query.dtype)
+
+
+def _mark_target_kv(model):
+    """A draft's attention layers: one that reads K/V it never wrote reads the target's (:func:`_target_kv`)."""
+    layers = [m for m in model.modules() if isinstance(getattr(m, "layer_name", None), str)
+              and hasattr(m, "num_kv_heads") and hasattr(m, "head_size")]
+    for m in layers:
+        m._mmf_target_kv = True
+    return layers
 
 
 def _stateful_layers(model):
@@ -260,6 +284,7 @@ def _forward(model, vc, cfg, ids_list):
     _share_target_lm_head(model, extra, notes)
     multimodal = getattr(model, "supports_multimodal", False) and hasattr(model, "get_language_model")
     draft = "hidden_states" in extra
+    attn_layers = _mark_target_kv(model) if draft else []
     with torch.no_grad(), set_forward_context(None, vc, num_tokens=n):
         if "encoder_outputs" in params:
             extra["encoder_outputs"] = _encoder_outputs(model, cfg, notes)
@@ -277,6 +302,10 @@ def _forward(model, vc, cfg, ids_list):
             hidden = model(input_ids=ids, positions=pos, **extra)
         if isinstance(hidden, tuple):
             hidden = hidden[0]
+        shared = [m.layer_name for m in attn_layers if getattr(m, "_mmf_target_kv_used", False)]
+        if shared:
+            notes.append(f"draft: {', '.join(shared)} read the target's KV cache (shared by the proposer, never "
+                         f"written by the draft): fixed K/V for the {n} prefill tokens, the same on both sides")
         skipped = _runtime_gdn.unreached(model)
         if skipped:
             raise LevelError(f"the reference prefill core was not reached in {', '.join(skipped)}: "
