@@ -499,6 +499,11 @@ def test_a_sub_config_field_released_checkpoints_carry_fills_only_a_none_or_abse
     nothing: dict = {}  # no such sub-config: nothing is invented
     rc._complete(nothing, Qwen3ASR(), done, "Qwen3ASRConfig", [])
     assert nothing == {}
+    # from the class's defaults (no config.json) the released value wins over a default too, as at the top level
+    # (Step3-VL's text_config.moe_layers_enum: the default tuple, written as a list, where the model parses a string)
+    defaults = {"thinker_config": {"classify_num": 5000}}
+    rc._complete(defaults, Qwen3ASR(), done, "Qwen3ASRConfig", [], defaults=True)
+    assert defaults == {"thinker_config": {"classify_num": 8}}
 
 
 def test_module_bound_bridge_is_the_config_source_when_it_is_the_only_top_level_one(monkeypatch):

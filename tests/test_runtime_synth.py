@@ -399,3 +399,17 @@ def test_step_vls_tower_fields_are_the_ones_upstreams_perception_encoder_reads()
     # the same names PerceptionEncoderConfig holds
     pe = (UPSTREAM / "vllm/transformers_utils/configs/step5.py").read_text()
     assert all(f"self.{k} = {k}" in pe for k in entry)
+
+
+def test_per_modality_size_lists_shrink_and_keep_their_kind_at_the_top_level():
+    """ERNIE-4.5-VL's language model reads baidu's top-level per-modality lists (moe_num_experts [text, vision]),
+    which transformers 5's text config keeps as one int: the top level kept the text config's int (the pinned
+    vLLM's own class: 'int' object is not iterable), and a [text, vision] list of sizes stayed full size."""
+    from flagos_migrate.verify.runtime_tiny import EXPERTS, MOE_INTERMEDIATE, tiny_config
+
+    tiny = tiny_config({"hidden_size": 64, "num_hidden_layers": 2, "moe_num_experts": [EXPERTS, EXPERTS],
+                        "moe_intermediate_size": [MOE_INTERMEDIATE, 24],
+                        "text_config": {"hidden_size": 2560, "num_hidden_layers": 28, "moe_num_experts": 64,
+                                        "moe_intermediate_size": [1536, 0]}})
+    assert tiny["moe_num_experts"] == [EXPERTS, EXPERTS] and tiny["text_config"]["moe_num_experts"] == EXPERTS
+    assert tiny["text_config"]["moe_intermediate_size"] == tiny["moe_intermediate_size"] == [MOE_INTERMEDIATE, 0]

@@ -715,12 +715,12 @@ def _complete(source, instance, complete, cls_name, notes, defaults=False, arch=
         else:
             source[key] = value
     tabled = [k for k in tabled if k not in released]  # the released value replaced the table's
-    for key in sorted(k for k in carried if "." in k):  # in a sub-config: where its dict leaves it absent or None
-        *path, leaf = key.split(".")
+    for key in sorted(k for k in carried if "." in k):  # in a sub-config: where its dict leaves it absent or None,
+        *path, leaf = key.split(".")  # or over the class's default (no config.json), as for a top-level field
         sub = source
         for part in path:
             sub = sub.get(part) if isinstance(sub, dict) else None
-        if isinstance(sub, dict) and sub.get(leaf) is None:
+        if isinstance(sub, dict) and (sub.get(leaf) is None or defaults):
             sub[leaf] = carried[key]
             released.append(key)
     for key, sub in sorted(source.items()):  # a sub-config of a tabled model_type (LFM2-VL's Lfm2Config text_config)

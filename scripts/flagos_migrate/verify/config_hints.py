@@ -551,7 +551,15 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
                         "pixel_hidden_size": {"=from": "vision_config.hidden_size"},
                         "spatial_conv_size": {"=from": "vision_config.spatial_merge_size"},
                         "temporal_conv_size": {"=from": "vision_config.temporal_merge_size"},
-                        "use_temporal_conv": True, "im_patch_id": {"=from": "image_token_id"}},
+                        "use_temporal_conv": True, "im_patch_id": {"=from": "image_token_id"},
+                        # the language model (upstream's ernie45_vl_moe.py) reads baidu's flat text fields from the
+                        # top level, the MoE ones per modality ([text, vision]; ERNIE-4.5-VL-28B-A3B: 64 experts each,
+                        # MoE from layer 1, expert widths [1536, 512], 2 shared experts): tiny, layer 0 dense then MoE
+                        "rms_norm_eps": {"=from": "text_config.rms_norm_eps"},
+                        "moe_num_experts": [T.EXPERTS, T.EXPERTS], "moe_layer_start_index": [1, 1],
+                        "moe_layer_end_index": [T.LAYERS - 1, T.LAYERS - 1],
+                        "moe_intermediate_size": [T.MOE_INTERMEDIATE, T.MOE_INTERMEDIATE // 2],
+                        "moe_num_shared_experts": 2},
 
     # Voxtral is served from Mistral's params.json, whose audio encoder args both vLLMs' mistral.py turn into a
     # WhisperConfig audio_config with downsample_factor and the mel front end's window_size / hop_length /
@@ -621,7 +629,8 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # vLLMs' Step3TextConfig say ["Step3TextForCausalLM"] as a class attribute, which 4.57.6's PretrainedConfig
     # __init__ shadows with None when config.json has no such key (TypeError 'NoneType' object is not iterable, the
     # pinned vLLM's own Step3VLForConditionalGeneration too); a loadable checkpoint's text_config names it
-    "step3_vl": {"text_config.architectures": ["Step3TextForCausalLM"]},
+    # Its MoE layers as step3_text's, one comma-separated string (the class default's tuple was written as a list)
+    "step3_vl": {"text_config.architectures": ["Step3TextForCausalLM"], "text_config.moe_layers_enum": "1"},
     # TeleChat2's remote-code config spells the sizes GPT-2's way: upstream's telechat2.py replaces the LlamaConfig's
     # attribute_map with num_hidden_layers -> n_layer, num_attention_heads -> n_head, intermediate_size ->
     # ffn_hidden_size, rms_norm_eps -> layer_norm_epsilon, the fields Tele-AI/TeleChat2's config.json carries

@@ -227,6 +227,10 @@ def _shrink_text(cfg: dict) -> None:
             # an MLP exactly 4x the hidden size stays 4x (vLLM's Falcon builds 4 * hidden, not the config's size)
             four_x = key in ("intermediate_size", "ffn_hidden_size", "n_inner") and old_hidden and cfg[key] == 4 * old_hidden
             cfg[key] = 4 * HIDDEN if four_x else value
+        elif (key in cfg and isinstance(cfg[key], list) and cfg[key] and len(cfg[key]) != old_layers
+              and all(isinstance(v, int) and not isinstance(v, bool) for v in cfg[key])):
+            # one size per kind, not per layer (ERNIE-4.5-VL's moe_intermediate_size [text, vision]): each tiny
+            cfg[key] = [value if v else 0 for v in cfg[key]]
     heads = cfg.get("num_attention_heads", HEADS)
     for key in ("num_key_value_heads", "n_head_kv", "num_kv_heads"):
         if isinstance(cfg.get(key), int):
@@ -451,7 +455,9 @@ def tiny_config(config: dict) -> dict:
         # top-level copies of text fields (some configs keep both) follow the text config
         for key in list(cfg):
             # (never a None of the text config over a set value: GLM-4.1V's text image_token_id is None)
-            if key in text and key not in _TEXT_KEYS and key != "architectures" and text[key] is not None and (
+            # (nor another kind of value: ERNIE-4.5-VL's top level holds per-modality lists its text config keeps as one)
+            if key in text and key not in _TEXT_KEYS and key != "architectures" and text[key] is not None \
+                    and type(cfg[key]) is type(text[key]) and (
                     isinstance(cfg[key], int) and not isinstance(cfg[key], bool) or isinstance(cfg[key], list)):
                 cfg[key] = copy.deepcopy(text[key])  # sizes and per-layer lists (Isaac: a Qwen3Config with a text_config)
         # top-level M-RoPE sections (Bailing V3 VL's own `mrope_section` field, which its config class copies
