@@ -36,6 +36,7 @@ class Rule:
     example_after: str = ""
     blocks_import: bool = False  # its error findings that run at import time make the import fail
     import_statement: bool = False  # its findings are about an import statement
+    computes_otherwise: str = ""  # a finding left means the pinned model computes otherwise: how, in a phrase
     guidance: str = ""  # the row of procedure step 5 ("what to do")
     guidance_with: tuple[str, ...] = ()  # rules that share that row
     tables: dict = field(default_factory=dict, compare=False, hash=False)
@@ -51,6 +52,7 @@ def load(path: Path = CATALOG_FILE) -> tuple[Rule, ...]:
             r["id"], r["key"], r["title"], r["fix"], r["severity"], r["why"], r["how"],
             r.get("example_before", ""), r.get("example_after", ""),
             blocks_import=bool(r.get("blocks_import")), import_statement=bool(r.get("import_statement")),
+            computes_otherwise=r.get("computes_otherwise", ""),
             guidance=r.get("guidance", ""), guidance_with=tuple(r.get("guidance_with", ())),
             tables=r.get("tables") or {}, example_upstream=r.get("example_upstream") or {}))
     return tuple(rules)

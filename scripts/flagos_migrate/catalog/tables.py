@@ -107,6 +107,8 @@ DEBUG_CONTEXT_MANAGERS: dict[str, frozenset[str]] = {
 # rules whose error findings at import time make the import fail; those about import statements
 IMPORT_FAILURE_RULES = frozenset(r.id for r in BY_ID.values() if r.blocks_import)
 IMPORT_STATEMENT_RULES = frozenset(r.id for r in BY_ID.values() if r.import_statement)
+# rules whose finding left says the pinned model runs but computes otherwise (raising nothing) -> how
+MATCH_RULES: dict[str, str] = {r.id: r.computes_otherwise for r in BY_ID.values() if r.computes_otherwise}
 
 # P23: interface methods the pinned vLLM only declares, and the bodies its own models write for them
 INHERITED_DEFAULTS: tuple[dict, ...] = tuple(_table("P23", "inherited_defaults"))

@@ -9,7 +9,7 @@ innermost def/class around its line in the written file); ``verify --run`` ties 
     'deepstack_input_embeds'" and P12's "never sets deepstack_input_embeds"), else
   - a traceback frame, innermost first, lies in a finding's span (in a file still as apply wrote it), else
   - the match level failed and a finding of a rule that says the pinned model computes otherwise is left
-    (:data:`MATCH_RULES`).
+    (``computes_otherwise`` in the catalog: ``catalog.tables.MATCH_RULES``).
 
 When findings are left and none fits, the report lists the rules left next to the message's guess, so a
 reader sees what apply could not settle. Pure functions.
@@ -20,16 +20,10 @@ from __future__ import annotations
 import ast
 import re
 
+from flagos_migrate.catalog.tables import MATCH_RULES
 from flagos_migrate.verify import import_probe
 
 MAX_MESSAGE = 400
-# rules whose finding left says the pinned model runs but computes otherwise than upstream, raising nothing:
-# a match failure with one left is plausibly it
-MATCH_RULES = {
-    "P24": "an override the pinned parent never calls: the parent builds its own part",
-    "P25": "behaviour upstream sets outside the model file",
-    "P43": "pinned vLLM code outside the model file that computes otherwise",
-}
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
 _IDENT = re.compile(r"^[A-Za-z_]\w*$")
 
