@@ -61,6 +61,7 @@ CHECKS = (
     framework.check_legacy_layer_types,
     framework.check_added_config_fields,
     framework.check_attribute_aliases,
+    framework.check_base_config_defaults,
     framework.check_routed_layout_siblings,
     framework.check_auto_from_bridged_config,
     structure.check_custom_ops,

@@ -31,6 +31,7 @@ from flagos_migrate.astutil import dotted
 from flagos_migrate.catalog.tables import (
     ADDED_CONFIG_FIELDS,
     ATTRIBUTE_ALIASES,
+    BASE_CONFIG_DEFAULTS,
     HF_CONFIG_CLASSES,
     LEGACY_LAYER_TYPES,
     POOLING_ARCHS,
@@ -423,6 +424,47 @@ def check_added_config_fields(m: ModuleFacts) -> None:
               "with AttributeError on a checkpoint whose config.json does not carry it",
               fix=f'getattr({ast.unparse(base)}, "{node.attr}", {default}), transformers 5\'s default',
               data={"config_class": cls, "attr": node.attr, "default": default})
+
+
+# -- P45 -------------------------------------------------------------------------------------------
+
+def _literal(node: ast.expr) -> tuple[bool, object]:
+    try:
+        return True, ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False, None
+
+
+def check_base_config_defaults(m: ModuleFacts) -> None:
+    table = BASE_CONFIG_DEFAULTS.get(m.apis.version, {})
+    if not table:
+        return
+    for node in m.of_type(ast.Call):
+        if not (isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr") and not node.keywords
+                and len(node.args) == (3 if node.func.id == "getattr" else 2)
+                and isinstance(node.args[1], ast.Constant) and node.args[1].value in table):
+            continue
+        obj, attr = ast.unparse(node.args[0]), node.args[1].value
+        if "config" not in obj.lower():  # not a config (a module's own attribute of the same name)
+            continue
+        pinned = table[attr]
+        head = (f"`{ast.unparse(node)}`: the pinned transformers' PretrainedConfig sets `{attr}` = {pinned} on every "
+                "config and transformers 5's does not")
+        if node.func.id == "hasattr":
+            m.add("P45", node, f"{head}, so this is always true on the pinned vLLM, where upstream's is false unless "
+                  "the config class or the checkpoint's config.json sets it",
+                  fix="read the key from the checkpoint's config.json (or the config class's own declaration)",
+                  data={"attr": attr, "pinned_default": pinned, "upstream_default": None})
+            continue
+        ok, value = _literal(node.args[2])
+        if ok and type(value) is type(ast.literal_eval(pinned)) and value == ast.literal_eval(pinned):
+            continue  # the same value either way
+        default = ast.unparse(node.args[2])
+        m.add("P45", node, f"{head}: where neither the config class nor the checkpoint's config.json sets it, upstream "
+              f"reads its default {default} and the pinned vLLM reads {pinned}",
+              fix=f"read the key from the checkpoint's config.json (or the config class's own declaration), "
+                  f"falling back to {default}",
+              data={"attr": attr, "pinned_default": pinned, "upstream_default": default})
 
 
 # -- P40 -------------------------------------------------------------------------------------------

@@ -145,6 +145,10 @@ LEGACY_LAYER_TYPES: dict[str, dict[str, dict[str, str]]] = _table("P36", "legacy
 # P39: pinned vLLM version -> transformers config class -> {field transformers 5's class added: {default, why}}
 ADDED_CONFIG_FIELDS: dict[str, dict[str, dict[str, dict]]] = _table("P39", "added_config_fields")
 
+# P45: pinned vLLM version -> attribute the pinned PretrainedConfig sets on every config and transformers 5's
+# does not -> its pinned default (Python source)
+BASE_CONFIG_DEFAULTS: dict[str, dict[str, str]] = _table("P45", "base_config_defaults")
+
 # P40: pinned vLLM version -> transformers config class -> {alias transformers 5's attribute_map adds: {target
 # (and ``manual``: why a rename is not the same)}}
 ATTRIBUTE_ALIASES: dict[str, dict[str, dict[str, dict]]] = _table("P40", "attribute_aliases")

@@ -1,0 +1,96 @@
+"""P45: a `getattr(<config>, "X", <default>)` / `hasattr(<config>, "X")` of an attribute the pinned
+PretrainedConfig sets on every config and transformers 5's does not. Upstream's jina reads
+`getattr(hf_config, "is_decoder", True)`: True on transformers 5 (the Qwen3 decoder), 4.57.6's False on the
+pinned vLLM (the Llama encoder; verify --run failed load on 'no k_norm in LlamaModel' with no finding).
+Goldens of the detector, negatives, the real file, and the table recomputed from both transformers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from analysis_helpers import PINNED_VENV, UPSTREAM_SRC, analyze, migrate_example, only, run_script_json
+from flagos_migrate.catalog.tables import BASE_CONFIG_DEFAULTS
+
+REFERENCE_VENV = Path(os.environ.get("MMF_REFERENCE_VENV", Path.home() / ".cache/mmf/venv-vllm033"))
+
+SNIPPET = '''
+from torch import nn
+
+
+class Model(nn.Module):
+    def __init__(self, *, vllm_config, config):
+        super().__init__()
+        self.is_decoder = getattr(vllm_config.model_config.hf_config, "is_decoder", True)
+        self.tied = getattr(config, "tie_word_embeddings", False)
+        self.cross = hasattr(config.text_config, "add_cross_attention")
+        self.k = getattr(config, "top_k", 50 if self.is_decoder else 1)
+        # the pinned default either way, not a config, not in the table, or no default: no finding
+        self.a = getattr(config, "is_decoder", False)
+        self.b = getattr(config, "tie_word_embeddings", True)
+        self.c = getattr(self, "is_decoder", True)
+        self.d = getattr(config, "num_hidden_layers", 2)
+        self.e = getattr(config, "is_decoder")
+        self.f = getattr(config, "bos_token_id", None)
+        self.g = getattr(config, "top_k", 50.0)
+'''
+
+
+def test_defaults_that_differ_from_the_pinned_ones_are_findings():
+    found = only(analyze(SNIPPET), "P45")
+    assert [(f.line, f.data["attr"], f.data["pinned_default"], f.data["upstream_default"]) for f in found] == [
+        (8, "is_decoder", "False", "True"),
+        (9, "tie_word_embeddings", "True", "False"),
+        (10, "add_cross_attention", "False", None),
+        (11, "top_k", "50", "50 if self.is_decoder else 1"),
+        (19, "top_k", "50", "50.0"),
+    ]
+    assert found[0].message == (
+        "`getattr(vllm_config.model_config.hf_config, 'is_decoder', True)`: the pinned transformers' PretrainedConfig "
+        "sets `is_decoder` = False on every config and transformers 5's does not: where neither the config class nor "
+        "the checkpoint's config.json sets it, upstream reads its default True and the pinned vLLM reads False")
+    assert "always true on the pinned vLLM" in found[2].message
+    assert {f.severity for f in found} == {"error"}
+
+
+def test_the_migration_leaves_the_read_and_the_finding(tmp_path):
+    m = migrate_example(tmp_path, SNIPPET, "getattr_defaults")
+    assert 'getattr(vllm_config.model_config.hf_config, "is_decoder", True)' in m.model_unit.text
+    assert [f.data["attr"] for f in m.left() if f.rule == "P45"] == [
+        "is_decoder", "tie_word_embeddings", "add_cross_attention", "top_k", "top_k"]
+
+
+@pytest.mark.skipif(not (UPSTREAM_SRC / "vllm/model_executor/models/jina.py").is_file(),
+                    reason="needs upstream's source (MMF_UPSTREAM_SRC)")
+def test_upstream_jina_dispatch_is_found():
+    text = (UPSTREAM_SRC / "vllm/model_executor/models/jina.py").read_text()
+    found = only(analyze(text, "vllm_fl.models.jina"), "P45")
+    assert [(f.data["attr"], f.data["upstream_default"]) for f in found] == [("is_decoder", "True")]
+    assert text.splitlines()[found[0].line - 1].strip().startswith("is_decoder = getattr(")
+
+
+PROBE = '''
+import json, sys
+from transformers import PretrainedConfig
+c = PretrainedConfig()
+names = set(vars(c)) | {k for k in dir(type(c)) if not k.startswith("_")}
+out = {}
+for k in sorted(n for n in names if not n.startswith("_")):
+    try:
+        v = getattr(c, k)
+    except Exception:
+        continue
+    if not callable(v):
+        out[k] = repr(v)
+print(json.dumps(out))
+'''
+
+
+@pytest.mark.skipif(not ((PINNED_VENV / "bin/python").is_file() and (REFERENCE_VENV / "bin/python").is_file()),
+                    reason="needs the pinned venv (MMF_PINNED_VENV) and the reference venv (MMF_REFERENCE_VENV)")
+def test_the_table_is_what_the_pinned_base_config_sets_and_transformers_5s_does_not():
+    pinned = run_script_json(PINNED_VENV / "bin/python", PROBE)
+    tf5 = run_script_json(REFERENCE_VENV / "bin/python", PROBE)
+    assert BASE_CONFIG_DEFAULTS["0.13.0"] == {k: v for k, v in pinned.items() if k not in tf5}
+    assert BASE_CONFIG_DEFAULTS["0.13.0"]["is_decoder"] == "False"
