@@ -116,12 +116,14 @@ def test_upstream_vllm_names_the_checkpoint_transformers_saves_and_its_loader_re
     # upstream vLLM with the reference CPU experts computes transformers 5's Qwen3-MoE on the derived checkpoint
     assert got["moe_patched"] == ["vllm.model_executor.layers.fused_moe.experts.cpu_moe.CPUUnquantizedExperts",
                                   "vllm.model_executor.layers.fused_moe.router.cpu_router.CPURouter._compute_routing",
-                                  "vllm._custom_ops.topk_softmax", "vllm._custom_ops.topk_sigmoid",
                                   "vllm.model_executor.layers.fused_moe.router.zero_expert_router.zero_experts_compute_triton",
-                                  # the compiled ops a model calls itself (_runtime_moe_ops)
+                                  # the compiled ops a model calls itself (_runtime_moe_ops, the same on both sides)
                                   "vllm._custom_ops.moe_align_block_size", "vllm._custom_ops.moe_sum",
-                                  "vllm._custom_ops.rms_norm",
-                                  "vllm.model_executor.layers.fused_moe.fused_moe.invoke_fused_moe_triton_kernel"]
+                                  "vllm._custom_ops.rms_norm", "vllm._custom_ops.topk_softmax",
+                                  "vllm._custom_ops.topk_sigmoid",
+                                  "vllm.model_executor.layers.fused_moe.fused_moe.invoke_fused_moe_triton_kernel",
+                                  "torch.ops._C.silu_and_mul", "torch.ops._C.gelu_and_mul",
+                                  "torch.ops._C.gelu_tanh_and_mul"]
     assert got["vs_hf"] < 1e-4, got["vs_hf"]
     assert got["expert_counts"] > 1e-3
     assert got["per_token_loop"] < 1e-6
@@ -424,7 +426,7 @@ def test_the_checkpoint_layouts_join_each_tensors_experts_in_expert_order():
     from checkpoint_layouts import LAYOUTS, held_expert_parts, stacked_experts
 
     table = {e["id"]: e for e in LAYOUTS}
-    assert list(table) == ["split", "experts-stacked", "mla-a-split", "experts-held-w1w2w3", "qk-rotary-interleaved",
+    assert list(table) == ["split", "experts-stacked", "mla-a-split", "experts-held-w1w2w3", "qk-rotary-interleaved", "conv1d-split-qkv",
                            "as-held", "embedding-rows-split", "substr-exact", "unmapped"]
     # MiniCPM's MoE holds every expert in ws [expert, 2 x intermediate, hidden] (w1 rows then w3) and w2s
     held = table["experts-held-w1w2w3"]["held_experts"]

@@ -401,17 +401,11 @@ def lend_unwritten(model, ckpt, vc, lent, seed):
     (MuseGlimmer's assistant) holds neither embedding nor head, both the target's at serving. {} when its loader
     refuses the checkpoint (the load level says why)."""
     import torch
-    from vllm.config import set_current_vllm_config
 
     if not lent:
         return {}
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.is_floating_point():
-                p.data.fill_(float("nan"))
     try:
-        with set_current_vllm_config(vc):
-            model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
+        load_over_nan(model, ckpt, vc)
     except Exception:
         return {}
     params, gen = dict(model.named_parameters()), torch.Generator().manual_seed(seed + 1)
@@ -531,12 +525,7 @@ def _load(model, ckpt, vc, pinned_loader=None, notes=None, reference=False, pinn
     from vllm.model_executor.model_loader.utils import process_weights_after_loading
 
     kept = _kept(model)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.is_floating_point():
-                p.data.fill_(float("nan"))
-    with set_current_vllm_config(vc):
-        reported = model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
+    reported = load_over_nan(model, ckpt, vc)
     filled = _fill_from_target(model, vc, ckpt, notes) + _restore_kept(model, kept, notes)
     if filled and reported is not None:
         reported = set(reported) | set(filled)
@@ -638,16 +627,10 @@ def _builtin_loaded(cls, ckpt, work):
     if cls is None:
         return None
     import torch
-    from vllm.config import set_current_vllm_config
 
     vc = _vllm_config(work)  # its own compilation config: layer names do not clash with the migrated model's
     model = _construct(cls, vc)
-    with torch.no_grad():  # NaN-filled as the migrated model is: what it leaves unloaded stays NaN
-        for p in model.parameters():
-            if p.is_floating_point():
-                p.data.fill_(float("nan"))
-    with set_current_vllm_config(vc):
-        model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
+    load_over_nan(model, ckpt, vc)  # as the migrated model is loaded: what it leaves unloaded stays NaN
     return {n: p.data.detach().clone() for n, p in model.named_parameters() if isinstance(p.data, torch.Tensor)}
 
 
@@ -1087,20 +1070,29 @@ def upstream_checkpoint(model, seed, layout=None, config=None, lent=()):
     return out, expected
 
 
-def self_check(model, ckpt, expected, vc):
-    """Load ``ckpt`` through ``model``'s own ``load_weights``: every parameter written and equal to the
-    values the checkpoint was derived from. The reason it fails, else None (the checkpoint is right)."""
+def load_over_nan(model, ckpt, vc):
+    """``ckpt`` through ``model``'s own ``load_weights`` after every floating parameter is set to NaN, so what the
+    loader leaves unwritten stays NaN (clones: a loader may write into the tensors it is given); what
+    ``load_weights`` returns."""
     import torch
     from vllm.config import set_current_vllm_config
 
-    kept = _kept(model)
     with torch.no_grad():
         for p in model.parameters():
             if p.is_floating_point():
                 p.data.fill_(float("nan"))
+    with set_current_vllm_config(vc):
+        return model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
+
+
+def self_check(model, ckpt, expected, vc):
+    """Load ``ckpt`` through ``model``'s own ``load_weights``: every parameter written and equal to the
+    values the checkpoint was derived from. The reason it fails, else None (the checkpoint is right)."""
+    import torch
+
+    kept = _kept(model)
     try:
-        with set_current_vllm_config(vc):
-            model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
+        load_over_nan(model, ckpt, vc)
     except Exception as exc:
         unset = unset_attribute(exc)  # upstream's own loader reads what no class of the object sets: any checkpoint
         if unset:
