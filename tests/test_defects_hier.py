@@ -504,6 +504,10 @@ def test_runs_on_model_config_follows_the_hooks_bases_in_its_module():
 class VerifyAndUpdateConfig:
     @staticmethod
     def verify_and_update_config(vllm_config): return
+    @staticmethod
+    def verify_and_update_model_config(model_config):
+        \"\"\"upstream's base: a no-op\"\"\"
+        return
 class Base(VerifyAndUpdateConfig):
     @staticmethod
     def verify_and_update_model_config(model_config): model_config.hf_config.x = 1

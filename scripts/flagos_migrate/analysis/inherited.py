@@ -523,11 +523,17 @@ def framework_hooks(arch: str, hooked: frozenset[str] | set[str] = frozenset()) 
 MODEL_CONFIG_HOOK = "verify_and_update_model_config"
 
 
+def _does_nothing(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """A body of a docstring, ``pass``, ``...`` or a bare ``return`` (upstream's base class's no-op hook)."""
+    return all(isinstance(b, ast.Pass) or (isinstance(b, ast.Return) and b.value is None)
+               or (isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant)) for b in fn.body)
+
+
 def runs_on_model_config(text: str, hook: str) -> bool:
     """Whether upstream's hook class ``hook`` (or a base class defined in ``text``, the module holding it)
-    defines ``verify_and_update_model_config``: upstream calls it while the ModelConfig is built, the pinned
-    VllmConfig never (it calls ``verify_and_update_config(vllm_config)`` alone), so a vendored copy would
-    silently skip that part."""
+    defines ``verify_and_update_model_config`` to do something (upstream's base class's does nothing): upstream
+    calls it while the ModelConfig is built, the pinned VllmConfig never (it calls
+    ``verify_and_update_config(vllm_config)`` alone), so a vendored copy would silently skip that part."""
     try:
         tree = ast.parse(text)
     except SyntaxError:
@@ -540,7 +546,7 @@ def runs_on_model_config(text: str, hook: str) -> bool:
             continue
         seen.add(node.name)
         if any(isinstance(b, (ast.FunctionDef, ast.AsyncFunctionDef)) and b.name == MODEL_CONFIG_HOOK
-               for b in node.body):
+               and not _does_nothing(b) for b in node.body):
             return True
         todo.extend(b.id for b in node.bases if isinstance(b, ast.Name))
     return False

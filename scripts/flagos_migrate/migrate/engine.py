@@ -467,12 +467,14 @@ class Migration(Vendoring, Tf5Vendoring):
         hook = CONFIG_HOOKS.get(arch)
         if hook is None:
             return None
+        # decided on upstream's text, before vendoring: a copy nothing registers would stay in the shared compat file,
+        # and its findings would refuse every later model's hook there
+        if inherited.runs_on_model_config(self.up.text(CONFIG_HOOKS_MODULE) or "", hook):
+            self.model_config_hooks.add(arch)
+            return None
         target = self.vendor(CONFIG_HOOKS_MODULE, hook, 0)
         unit = self.compat_units.get(target) if target else None
         if unit is None or any(f.is_issue for f in unit.after):
-            return None
-        if inherited.runs_on_model_config(unit.text, hook):
-            self.model_config_hooks.add(arch)
             return None
         self.config_hooks.append((arch, hook, target))
         return target
