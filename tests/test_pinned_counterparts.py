@@ -67,6 +67,15 @@ def test_gte_new_classifier_names_the_pinned_bert_pooler_that_takes_another_conf
     assert "'ModelConfig' object has no attribute 'hidden_size'" in f.message
 
 
+def test_colbert_modernbert_names_the_pinned_loader_that_refuses_the_model_prefix():
+    """colbert had no finding for it and its ColBERTModernBertModel failed load (e1959dc's recheck): the derived
+    checkpoint is spelled `model.*`, which upstream's ModernBertModel maps and the pinned one looks up as it is."""
+    (f,) = _p43("ColBERTModernBertModel")
+    assert f.severity == "error" and "ModernBertModel.load_weights (vllm/model_executor/models/modernbert.py)" in f.message
+    assert "KeyError: 'model.embeddings.norm.weight'" in f.message
+    assert f.fix == "report the difference (the pinned code is outside the model file)"
+
+
 def test_negatives_other_architectures_other_pins_and_an_answered_counterpart():
     for arch in ("DeepseekV3ForCausalLM", "Glm4MoeForCausalLM", "Cohere2ForCausalLM", "LlamaForCausalLM",
                  "PaliGemmaForConditionalGeneration"):
@@ -110,7 +119,7 @@ def test_plan_of_the_real_upstream_files(tmp_path: Path):
 
     up = Upstream(open_upstream(str(UPSTREAM_SRC)))
     for model, rules in (("glm4_moe_lite", ["P43"]), ("glm4_moe_lite_mtp", ["P38", "P43"]), ("cohere2_vision", ["P43"]),
-                         ("colpali", ["P43"]), ("glm_ocr", ["P43"])):
+                         ("colpali", ["P43"]), ("glm_ocr", ["P43"]), ("colbert", ["P43"])):
         plugin = PluginTree(empty_plugin(tmp_path / model))
         left = Migration(model, up, plugin, pinned(), all_archs=True).run().left()
         assert sorted(f.rule for f in left if f.rule in ("P38", "P43")) == rules, model
@@ -178,6 +187,23 @@ def test_the_unconverted_mtp_targets_are_upstreams_override_cases_the_pinned_one
         assert f"if {case}:" in body and f"'{entry['model_type']}'" in body and f"'{arch}'" in body
         assert entry["target"] not in ast.unparse(_function(pin, "hf_config_override"))
         assert entry["model_type"] not in pin.read_text()  # nor one of its MTPModelTypes
+
+
+def _mapper_prefixes(path: Path) -> dict[str, str]:
+    """ModernBertModel's ``hf_to_vllm_mapper`` prefixes and whether its ``load_weights`` skips an unknown name."""
+    cls = next(n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef) and n.name == "ModernBertModel")
+    mapper = next(n.value for n in cls.body if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "hf_to_vllm_mapper")
+    return ast.literal_eval(mapper.keywords[0].value), "if name not in params_dict:\n                continue" in ast.unparse(cls)
+
+
+@BOTH
+def test_the_pinned_modernbert_loader_maps_no_model_prefix_and_skips_no_unknown_name():
+    rel = Path("vllm/model_executor/models/modernbert.py")
+    assert _mapper_prefixes(_pinned_root() / rel) == ({"layers.": "encoder_layer.layers."}, False)
+    assert _mapper_prefixes(UPSTREAM_SRC / rel) == (
+        {"model.layers.": "encoder_layer.layers.", "layers.": "encoder_layer.layers.", "model.": ""}, True)
+    colbert = (UPSTREAM_SRC / "vllm/model_executor/models/colbert.py").read_text()
+    assert "from .modernbert import ModernBertModel" in colbert and "self.model.load_weights(other_weights)" in colbert
 
 
 COLPALI_CONFIGS = """
