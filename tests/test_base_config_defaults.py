@@ -70,6 +70,67 @@ def test_upstream_jina_dispatch_is_found():
     assert text.splitlines()[found[0].line - 1].strip().startswith("is_decoder = getattr(")
 
 
+DECLARED = '''
+from torch import nn
+
+
+class Model(nn.Module):
+    def __init__(self, *, vllm_config):
+        super().__init__()
+        config = vllm_config.model_config.hf_config
+        self.tied = getattr(config, "tie_word_embeddings", False)
+        self.decoder_tied = getattr(config.decoder, "tie_word_embeddings", False)
+        self.cross = getattr(config.decoder, "add_cross_attention", True)
+        self.top = getattr(config, "add_cross_attention", True)
+'''
+
+
+def test_an_attribute_the_models_config_class_declares_is_not_a_finding():
+    # nemotron_parse's NemotronParseConfig declares tie_word_embeddings, its decoder class add_cross_attention
+    # (not tie_word_embeddings): the same reads in a module the table does not name are all findings
+    named = only(analyze(DECLARED, "vllm_fl.models.nemotron_parse"), "P45")
+    assert [(f.line, ast_obj(f)) for f in named] == [(10, "config.decoder.tie_word_embeddings"),
+                                                     (12, "config.add_cross_attention")]
+    other = only(analyze(DECLARED, "vllm_fl.models.demo"), "P45")
+    assert [f.line for f in other] == [9, 10, 11, 12]
+
+
+def ast_obj(f) -> str:
+    return f.message.split("`")[1].replace("getattr(", "").split(", '")[0] + "." + f.data["attr"]
+
+
+def test_every_declared_entry_is_a_read_of_the_upstream_file():
+    # an entry names an object the upstream model file really reads a base attribute from (no stale entries)
+    import ast
+
+    from flagos_migrate.catalog.tables import DECLARED_BY_CONFIG_CLASS
+    for stem, objects in DECLARED_BY_CONFIG_CLASS["0.13.0"].items():
+        path = UPSTREAM_SRC / f"vllm/model_executor/models/{stem}.py"
+        if not path.is_file():
+            pytest.skip("needs upstream's source (MMF_UPSTREAM_SRC)")
+        reads = {(ast.unparse(n.args[0]), n.args[1].value) for n in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("getattr", "hasattr")
+                 and len(n.args) >= 2 and isinstance(n.args[1], ast.Constant)}
+        for obj, entry in objects.items():
+            assert entry["classes"] and entry["source"]
+            assert set(entry["declares"]) <= set(BASE_CONFIG_DEFAULTS["0.13.0"])
+            assert any((obj, a) in reads for a in BASE_CONFIG_DEFAULTS["0.13.0"]), (stem, obj)
+
+
+@pytest.mark.skipif(not (UPSTREAM_SRC / "vllm/model_executor/models/sarvam.py").is_file(),
+                    reason="needs upstream's source (MMF_UPSTREAM_SRC)")
+def test_upstream_files_whose_config_class_declares_the_attribute():
+    def p45(stem):
+        text = (UPSTREAM_SRC / f"vllm/model_executor/models/{stem}.py").read_text()
+        return [text.splitlines()[f.line - 1].strip() for f in only(analyze(text, f"vllm_fl.models.{stem}"), "P45")]
+    for stem in ("bailing_moe", "param2moe", "sarvam"):
+        assert p45(stem) == [], stem
+    # the decoder's class leaves tie_word_embeddings to the base: 4.57.6's True, upstream's False
+    assert p45("nemotron_parse") == ['or getattr(config.decoder, "tie_word_embeddings", False)']
+    # Parse 3.5's config class is not in the table (no source shows it): all three reads stay
+    assert len(p45("nemotron_parse3_5")) == 3
+
+
 PROBE = '''
 import json, sys
 from transformers import PretrainedConfig

@@ -32,6 +32,7 @@ from flagos_migrate.catalog.tables import (
     ADDED_CONFIG_FIELDS,
     ATTRIBUTE_ALIASES,
     BASE_CONFIG_DEFAULTS,
+    DECLARED_BY_CONFIG_CLASS,
     HF_CONFIG_CLASSES,
     LEGACY_LAYER_TYPES,
     POOLING_ARCHS,
@@ -439,6 +440,8 @@ def check_base_config_defaults(m: ModuleFacts) -> None:
     table = BASE_CONFIG_DEFAULTS.get(m.apis.version, {})
     if not table:
         return
+    stem = (m.ctx.origin_module or m.ctx.module).rsplit(".", 1)[-1]
+    declared = DECLARED_BY_CONFIG_CLASS.get(m.apis.version, {}).get(stem, {})
     for node in m.of_type(ast.Call):
         if not (isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr") and not node.keywords
                 and len(node.args) == (3 if node.func.id == "getattr" else 2)
@@ -447,6 +450,8 @@ def check_base_config_defaults(m: ModuleFacts) -> None:
         obj, attr = ast.unparse(node.args[0]), node.args[1].value
         if "config" not in obj.lower():  # not a config (a module's own attribute of the same name)
             continue
+        if attr in declared.get(obj, {}).get("declares", ()):
+            continue  # the model's config class sets it itself: both stacks read the class's value
         pinned = table[attr]
         head = (f"`{ast.unparse(node)}`: the pinned transformers' PretrainedConfig sets `{attr}` = {pinned} on every "
                 "config and transformers 5's does not")

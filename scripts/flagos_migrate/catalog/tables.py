@@ -148,6 +148,9 @@ ADDED_CONFIG_FIELDS: dict[str, dict[str, dict[str, dict]]] = _table("P39", "adde
 # P45: pinned vLLM version -> attribute the pinned PretrainedConfig sets on every config and transformers 5's
 # does not -> its pinned default (Python source)
 BASE_CONFIG_DEFAULTS: dict[str, dict[str, str]] = _table("P45", "base_config_defaults")
+# P45: pinned vLLM version -> model module -> getattr object as spelled -> {classes, source, declares: attributes
+# the config class declares itself (both stacks read its value)}
+DECLARED_BY_CONFIG_CLASS: dict[str, dict[str, dict[str, dict]]] = _table("P45", "declared_by_config_class")
 
 # P40: pinned vLLM version -> transformers config class -> {alias transformers 5's attribute_map adds: {target
 # (and ``manual``: why a rename is not the same)}}
