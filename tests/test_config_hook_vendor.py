@@ -166,6 +166,9 @@ def test_a_hook_upstream_runs_on_the_model_config_stays_a_finding(tmp_path):
     (p25,) = jina.left()
     assert p25.rule == "P25" and "applies `JinaForRankingConfig`" in p25.message
     assert "defines verify_and_update_model_config" in p25.fix and "never calls" in p25.fix
+    # the finding says what the pinned model is built without (upstream's JinaForRanking: embedding_size = 512)
+    assert p25.message.endswith("; its verify_and_update_model_config, which the pinned vLLM never calls, does "
+                                "`model_config.hf_config.num_labels = 1`")
     assert jina.config_hooks == [] and "vllm_fl.compat.model_executor_models_config" not in jina.units
     # not even copied: an unregistered copy would stay in the shared compat file, its P24 refusing later hooks there
     assert "vllm_fl.compat.model_executor_models_config" not in jina.compat_units

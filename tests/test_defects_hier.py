@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from flagos_migrate.analysis.inherited import framework_hooks, runs_on_model_config
+from flagos_migrate.analysis.inherited import framework_hooks, model_config_writes, runs_on_model_config
 from flagos_migrate.catalog.rules import BY_ID
 from flagos_migrate.catalog.tables import CONFIG_HOOKS, INHERITED_DEFAULTS, PINNED_HOOK_DIFFERS
 from flagos_migrate.commands.validate import validate
@@ -521,3 +521,6 @@ class Plain(VerifyAndUpdateConfig):
     assert runs_on_model_config(text, "Base") and runs_on_model_config(text, "Child")
     assert not runs_on_model_config(text, "Plain") and not runs_on_model_config(text, "Missing")
     assert not runs_on_model_config("class (", "Base")
+    # what P25 says the pinned vLLM never does: the model-config hook's assignments, a base's for Child
+    assert model_config_writes(text, "Child") == ["model_config.hf_config.x = 1"]
+    assert model_config_writes(text, "Plain") == [] and model_config_writes("class (", "Base") == []

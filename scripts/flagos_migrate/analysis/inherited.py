@@ -552,6 +552,32 @@ def runs_on_model_config(text: str, hook: str) -> bool:
     return False
 
 
+def model_config_writes(text: str, hook: str, most: int = 4) -> list[str]:
+    """The attribute assignments (as text, at most ``most``) in upstream's ``hook`` class's
+    ``verify_and_update_model_config`` (or a base class's in ``text``): what a P25 finding says the pinned vLLM
+    never does (JinaForRankingConfig's `model_config.hf_config.embedding_size = 512`)."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return []
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    seen, todo = set(), [hook]
+    while todo:
+        node = classes.get(todo.pop())
+        if node is None or node.name in seen:
+            continue
+        seen.add(node.name)
+        for b in node.body:
+            if isinstance(b, (ast.FunctionDef, ast.AsyncFunctionDef)) and b.name == MODEL_CONFIG_HOOK \
+                    and not _does_nothing(b):
+                writes = [ast.unparse(n) for n in ast.walk(b) if isinstance(n, (ast.Assign, ast.AugAssign))
+                          and all(isinstance(t, (ast.Attribute, ast.Subscript))
+                                  for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))]
+                return [w if len(w) <= 120 else w[:117] + "..." for w in writes[:most]]
+        todo.extend(b.id for b in node.bases if isinstance(b, ast.Name))
+    return []
+
+
 def speculative_method(arch: str, version: str) -> str | None:
     """P38: the speculative method the pinned vLLM ``version`` lacks through which alone upstream builds ``arch``."""
     return next((method for method, archs in SPECULATIVE_ONLY.get(version, {}).items() if arch in archs), None)

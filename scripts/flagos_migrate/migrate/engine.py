@@ -128,6 +128,7 @@ class Migration(Vendoring, Tf5Vendoring):
         self.key_mapped: tuple[str, str, str] | None = None  # P33: (model_type, class, module)
         self.config_hooks: list[tuple[str, str, str]] = []  # P25: (architecture, hook class, compat module)
         self.model_config_hooks: set[str] = set()  # P25: architectures whose hook the pinned vLLM would not run
+        self.model_config_writes: dict[str, list[str]] = {}  # ... and what those hooks assign
         self._tf5_state()  # processors only transformers 5 has, vendored (tf5_modules)
         self._fill_model_type_from_tf5()
 
@@ -424,6 +425,10 @@ class Migration(Vendoring, Tf5Vendoring):
             target = self._vendor_config_hook(arch) if arch not in hooked or ours else None
             for f in inherited.framework_findings(arch, unit.relpath, lines.get(cls, 1), hooked=hooked,
                                                   version=self.apis.version, registered=registered):
+                writes = self.model_config_writes.get(arch) if target is None else None
+                if writes and "has no entry" in f.message:  # what the pinned model is built without
+                    f.message += ("; its verify_and_update_model_config, which the pinned vLLM never calls, does "
+                                  + ", ".join(f"`{w}`" for w in writes))
                 if any(g.rule == f.rule and g.message == f.message for g in unit.after):
                     continue
                 if unit.before is unit.after:  # one list while nothing was rewritten
@@ -469,8 +474,10 @@ class Migration(Vendoring, Tf5Vendoring):
             return None
         # decided on upstream's text, before vendoring: a copy nothing registers would stay in the shared compat file,
         # and its findings would refuse every later model's hook there
-        if inherited.runs_on_model_config(self.up.text(CONFIG_HOOKS_MODULE) or "", hook):
+        text = self.up.text(CONFIG_HOOKS_MODULE) or ""
+        if inherited.runs_on_model_config(text, hook):
             self.model_config_hooks.add(arch)
+            self.model_config_writes[arch] = inherited.model_config_writes(text, hook)
             return None
         target = self.vendor(CONFIG_HOOKS_MODULE, hook, 0)
         unit = self.compat_units.get(target) if target else None
