@@ -519,3 +519,78 @@ def test_select_token_ids_marks_the_positions_of_any_id_for_the_pinned_processor
     lines = run_in_pinned_venv(tmp_path, PROMPT_UPDATE_RUNTIME)
     for check in ("pinned_lacks", "pinned_class", "mask", "one_id_as_pinned"):
         assert lines[check] == "True", (check, lines)
+
+
+LANGUAGE_MODEL_UPSTREAM = '''
+import sys
+from types import SimpleNamespace
+
+from torch import nn
+from vllm.model_executor.models.interfaces import SupportsMultiModal
+
+sys.path.insert(0, sys.argv[1])
+from language_model import default_language_model, language_model_names
+
+CONFIG = SimpleNamespace(model_config=SimpleNamespace(
+    get_multimodal_config=lambda: SimpleNamespace(mm_encoder_only=False)))
+
+
+class Decoder(nn.Module):  # GLMTransformer: no embed_input_ids
+    def forward(self, x):
+        return x
+
+
+class TextModel(nn.Module):  # ChatGLMModel: embed_input_ids, its encoder a Decoder
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(4, 2)
+        self.encoder = Decoder()
+
+    def embed_input_ids(self, ids):
+        return self.embedding(ids)
+
+    def forward(self, x):
+        return x
+
+
+class Base(nn.Module):  # ChatGLMBaseModel: the children built in the base's __init__
+    def __init__(self, order):
+        super().__init__()
+        for name in order:
+            setattr(self, name, TextModel() if name.startswith("text") else nn.Linear(2, 2))
+
+
+class Model(Base, SupportsMultiModal):
+    def __init__(self, order, targets):
+        with self._mark_language_model(CONFIG, targets=targets):
+            super().__init__(order)
+
+
+for case, order, targets in (("glm4v", ["vision", "text"], Decoder), ("prefix_is_lm", ["text"], TextModel),
+                             ("two", ["lm_head", "text_a", "text_b"], Decoder)):
+    model = Model(order, targets)
+    upstream = model.get_language_model()
+    ours = default_language_model(model, language_model_names(model, targets))
+    print(case, ours is upstream, [n for n, m in model.named_modules() if m is ours])
+'''
+
+
+@pytest.mark.slow
+def test_language_model_backport_is_upstreams_default(tmp_path: Path):
+    """glm4v: a marker with targets= over super().__init__; the written get_language_model calls the back-port,
+    which returns the module upstream's own SupportsMultiModal.get_language_model returns (the targets' common
+    prefix when it has embed_input_ids, else the first child that has it)."""
+    venv = os.environ.get("MMF_REFERENCE_VENV")
+    if not venv:
+        pytest.skip("MMF_REFERENCE_VENV (a venv with upstream vLLM) is not set")
+    assert backports.LANGUAGE_MODEL in backports.ON_IMPORT_ONLY
+    script = tmp_path / "run.py"
+    script.write_text(LANGUAGE_MODEL_UPSTREAM)
+    env = dict(os.environ, VLLM_TARGET_DEVICE="cpu", CUDA_VISIBLE_DEVICES="", VLLM_PLUGINS="")
+    proc = subprocess.run([python_of(venv), str(script), str(backports.SOURCES)], capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    assert lines["glm4v"] == "True ['text']", lines  # the encoder has no embed_input_ids: the first child
+    assert lines["prefix_is_lm"] == "True ['text']", lines
+    assert lines["two"] == "True ['text_a']", lines  # no common prefix: the fallback

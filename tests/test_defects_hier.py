@@ -226,26 +226,45 @@ class GLM4VForCausalLM(ChatGLMBaseModel, SupportsMultiModal):
 """
 
 
-def test_a_language_model_marker_over_a_base_init_keeps_its_finding_once_unwrapped():
-    """glm4v failed forward (get_language_model() None) with no finding: its marker wraps super().__init__ (the
-    language model is built in the base's __init__), P23 was found before apply and gone after the P4 unwrap. The
-    unwrap leaves a comment naming the marker, and the finding stays for you."""
-    from flagos_migrate.analysis import members
+def test_a_language_model_marker_over_a_base_init_gets_upstreams_default_written():
+    """glm4v failed forward (get_language_model() None): its marker wraps super().__init__ (the language model is
+    built in the base's __init__, another file), so no `self.X` names it. The written get_language_model calls
+    upstream's default, back-ported (vllm_fl/compat/language_model.py), over the descendants of the marker's
+    targets; the unwrapped file then relies on nothing. A child assigned after the block (upstream's marker would
+    not have seen it) leaves the finding for you, with the comment the P4 unwrap writes."""
+    from flagos_migrate.analysis import inherited, members
     from flagos_migrate.migrate.edits import Edits
     from flagos_migrate.migrate.rewrites import apply_edits
 
     found = analyze(COMPOSITE_IN_BASE, plugin=False)
     (f,) = only(found, "P23")
-    assert f.data["source"] is None
+    assert f.data["source"] == ("def get_language_model(self):\n"
+                                "    return default_language_model(self, language_model_names(self, (GLMTransformer,)))")
     edits = Edits()
     for g in only(found, "P4"):
         members.propose_edits(g, edits)
+    inherited.propose_edits(f, edits)
     out = apply_edits(COMPOSITE_IN_BASE, edits)
+    assert "from vllm_fl.compat.language_model import default_language_model\n" in out
+    assert "from vllm_fl.compat.language_model import language_model_names\n" in out
     assert "        # P23: upstream's get_language_model() finds the language model this block builds: " \
            "self._mark_composite_model(vllm_config, language_targets=GLMTransformer)\n" \
-           "        super().__init__(vllm_config=vllm_config, prefix=prefix)\n" in out
-    (after,) = only(analyze(out, plugin=False), "P23")
-    assert after.data["source"] is None and after.severity == "error"
+           "        super().__init__(vllm_config=vllm_config, prefix=prefix)\n\n" \
+           "    def get_language_model(self):\n" \
+           "        return default_language_model(self, language_model_names(self, (GLMTransformer,)))\n" in out
+    assert only(analyze(out, plugin=False), "P23") == []
+    # a module child assigned after the block: upstream's names (taken at the block's end) may differ
+    later = COMPOSITE_IN_BASE.replace("super().__init__(vllm_config=vllm_config, prefix=prefix)\n",
+                                      "super().__init__(vllm_config=vllm_config, prefix=prefix)\n"
+                                      "        self.extra = GLMTransformer(vllm_config)\n")
+    (g,) = only(analyze(later, plugin=False), "P23")
+    assert g.data["source"] is None
+    edits = Edits()
+    for h in only(analyze(later, plugin=False), "P4"):
+        members.propose_edits(h, edits)
+    assert "        # P23: upstream's get_language_model()" in apply_edits(later, edits)
+    (kept,) = only(analyze(apply_edits(later, edits), plugin=False), "P23")
+    assert kept.data["source"] is None and kept.severity == "error"
     # a marked block that builds its child keeps no comment (P23 writes the method from it)
     built = COMPOSITE_IN_BASE.replace("super().__init__(vllm_config=vllm_config, prefix=prefix)",
                                       "self.transformer = GLMTransformer(vllm_config)")

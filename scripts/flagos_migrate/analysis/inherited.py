@@ -37,6 +37,10 @@ from flagos_migrate.catalog.tables import (
 )
 from flagos_migrate.migrate.edits import Edits
 
+# what a written ``language_model_targets`` body calls (migrate/backport_sources/language_model.py)
+LANGUAGE_MODEL_BACKPORT = "vllm_fl.compat.language_model"
+LANGUAGE_MODEL_BACKPORT_NAMES = ("default_language_model", "language_model_names")
+
 _INTERFACE_MODULES = ("vllm.model_executor.models.interfaces", "vllm.model_executor.models.interfaces_base")
 
 
@@ -200,6 +204,32 @@ def _targeted_child(m: ModuleFacts, body: list[ast.stmt], targets: ast.expr) -> 
     return found[0] if len(found) == 1 else None
 
 
+def _targets_of_childless_marker(m: ModuleFacts, classes: list[ast.ClassDef]) -> str | None:
+    """The ``targets=`` / ``language_targets=`` source (a tuple) of a language-model marker whose block assigns
+    no ``self.X`` (glm4v: ``super().__init__(...)`` under it, the child built in a base's ``__init__``), when
+    nothing after the block in that method may assign a child: upstream's default over the descendants of
+    those classes is then the same whenever it is called."""
+    for node in classes:
+        for sub in m.below(node, ast.With):
+            if len(sub.items) != 1:
+                continue
+            call = sub.items[0].context_expr
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                    and call.func.attr in ("_mark_language_model", "_mark_composite_model")):
+                continue
+            targets = next((k.value for k in call.keywords if k.arg in ("targets", "language_targets")), None)
+            if targets is None or any(_self_assigns(m, stmt) for stmt in sub.body):
+                return None
+            func = m.enclosing(sub, (ast.FunctionDef,))
+            later = [a for a in (m.below(func, ast.Assign, ast.AnnAssign) if func else ())
+                     if a.lineno > sub.end_lineno]
+            if any(_maybe_child(m, a, attr) for a in later for attr in _self_assigns(m, a)):
+                return None
+            text = ast.unparse(targets)
+            return text if isinstance(targets, ast.Tuple) else f"({text},)"
+    return None
+
+
 def _first_language_child(m: ModuleFacts, cls: ast.ClassDef, marked: set[str]) -> tuple[str, ast.expr] | None:
     """Upstream's fallback over ``self.children()``: the first ``self.X = Cls(...)`` of ``__init__`` (in
     registration order) whose class has ``embed_input_ids``. A child built under ``_mark_tower_model`` is an
@@ -341,6 +371,8 @@ def _fix_source(m: ModuleFacts, anc: _Ancestry, entry: dict) -> str | None:
         # no marker anywhere: upstream's default falls back to the first child with embed_input_ids
         # (ColModernVBERT's text_embeddings, a ModernBertEmbeddings)
         lm = _first_language_child(m, anc.locals[0], set())
+    if fix == "language_model" and lm is None and (targets := _targets_of_childless_marker(m, anc.locals)):
+        return _annotation(m, INHERITED_TEMPLATES["language_model_targets"].format(targets=targets))
     if fix == "language_model":
         return _annotation(m, INHERITED_TEMPLATES[fix].format(attr=lm[0])) if lm else None
     if fix == "eagle3_get" and any(_defines(c, entry.get("upstream_hook", "")) for c in anc.locals):
@@ -692,3 +724,6 @@ def propose_edits(f: Finding, edits: Edits) -> None:
     """P23: write the method the pinned models write."""
     if f.rule == "P23" and f.data.get("source"):
         edits.add_methods[(f.data["class"], f.data["method"])] = ("P23", f.data["source"])
+        for name in LANGUAGE_MODEL_BACKPORT_NAMES:
+            if re.search(rf"\b{name}\(", f.data["source"]):
+                edits.add_imports[(LANGUAGE_MODEL_BACKPORT, name)] = "P23"

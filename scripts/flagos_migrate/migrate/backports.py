@@ -281,8 +281,19 @@ PROMPT_UPDATE_DETAILS = Backport(
     local=True,
 )
 
+# upstream's default SupportsMultiModal.get_language_model over a marker's `targets=` (glm4v), what a P23
+# written get_language_model calls (installed when a migrated file imports it)
+LANGUAGE_MODEL = Backport(
+    "language_model.py",
+    "vllm_fl.compat.language_model",
+    (),
+    (),
+    "upstream's default get_language_model: the marked targets' common prefix, else the first child with "
+    "embed_input_ids",
+)
+
 # back-ports nothing shadows: written when a migrated file imports them (a rewrite's call)
-ON_IMPORT_ONLY: tuple[Backport, ...] = (CONFIG_DEFAULTS, MM_PROCESSOR_KWARGS)
+ON_IMPORT_ONLY: tuple[Backport, ...] = (CONFIG_DEFAULTS, MM_PROCESSOR_KWARGS, LANGUAGE_MODEL)
 
 # LFM2's short convolution (lfm2, lfm2_moe): upstream passes quant_config on to the two projections
 SHORT_CONV = Backport(
