@@ -10,6 +10,7 @@ import re
 
 from flagos_migrate.analysis.facts import PLUGIN, ModuleFacts
 from flagos_migrate.astutil import context_flags, dotted
+from flagos_migrate.catalog.tables import GUARDED_READERS
 from flagos_migrate.pinned.api_index import _normalise_external
 
 DEBUG_MODULES = frozenset({"pdb", "ipdb", "pudb", "pdbpp", "debugpy", "remote_pdb", "rpdb"})
@@ -149,6 +150,14 @@ def check_incomplete_init(m: ModuleFacts) -> None:
             # whenever the model runs (InternS1-Pro's deepstack buffer, read by the pinned Qwen3-VL forward)
             hot = _runs_on_forward(live)
             missing = {a: ms for a, ms in missing.items() if any(x.split(".")[-1] in hot for x in ms)}
+        # upstream's guarded readers (the P12 table) replace every pinned reader of the attribute: apply writes them
+        write = {}
+        for attr in list(missing):
+            for sym, _ in skipped:
+                entry = GUARDED_READERS.get((sym.qualname, attr))
+                if entry is not None and {r.split(".")[-1] for r in missing[attr]} <= _defined(entry["source"]):
+                    write[attr] = entry
+                    break
         if missing:
             attrs = sorted(missing)
             parent = skipped[0][0].qualname
@@ -166,7 +175,22 @@ def check_incomplete_init(m: ModuleFacts) -> None:
                   fix="set these attributes in the override (as the parent's __init__ does)",
                   severity="error" if certain else "warning",
                   data={"class": cls.name, "parent": parent, "missing": attrs, "certain": certain,
-                        "read_by": {a: sorted(set(m)) for a, m in missing.items()}})
+                        "read_by": {a: sorted(set(m)) for a, m in missing.items()},
+                        **({"write": [{"attr": a, "source": e["source"], "imports": [list(i) for i in e["imports"]]}
+                                      for a, e in sorted(write.items())]} if write else {})})
+
+
+def _defined(source: str) -> set[str]:
+    return {s.name for s in ast.parse(source).body if isinstance(s, ast.FunctionDef)}
+
+
+def propose_edits(f, edits) -> None:
+    """P12: upstream's guarded readers of an attribute the skipped ``__init__`` sets, written into the class
+    (the next pass finds the class defining every reader, and the attribute no longer missing)."""
+    for w in f.data.get("write", ()):
+        edits.add_methods[(f.data["class"], f"<guarded {w['attr']}>")] = ("P12", w["source"])
+        for module, name in w["imports"]:
+            edits.add_imports[(module, name)] = "P12"
 
 
 def _guarded(rec: dict, method: str, attr: str, own_calls: set[str]) -> bool:

@@ -183,3 +183,6 @@ FRAMEWORK_FLAGS: tuple[str, ...] = tuple(_table("P24", "framework_flags"))
 # P43: pinned vLLM version -> architecture -> {"pinned": the pinned code outside the model file that decides,
 # "what": what it does otherwise than upstream's, "severity", "answered_by": an architecture whose registration answers it}
 PINNED_COUNTERPARTS: dict[str, dict[str, dict]] = _table("P43", "counterparts")
+
+# P12: (pinned parent qualname, attribute) -> upstream's guarded readers of it: {"source", "imports"}
+GUARDED_READERS: dict[tuple[str, str], dict] = {(e["parent"], e["attr"]): e for e in _table("P12", "guarded_readers")}

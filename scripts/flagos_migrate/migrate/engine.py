@@ -23,6 +23,7 @@ from flagos_migrate.analysis import (
     members,
     name_usage,
     routed_experts,
+    structure,
 )
 from flagos_migrate.analysis.imports import import_action
 from flagos_migrate.astutil import parse_source
@@ -558,6 +559,8 @@ class Migration(Vendoring, Tf5Vendoring):
                 members.propose_edits(f, edits)
             elif f.rule == "P23":
                 inherited.propose_edits(f, edits)
+            elif f.rule == "P12":
+                structure.propose_edits(f, edits)
             elif f.rule in ("P27", "P28", "P36", "P39", "P40"):
                 framework.propose_edits(f, edits)
             elif f.rule == "P34":
