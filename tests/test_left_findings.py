@@ -114,3 +114,48 @@ def test_gemma4_mtps_kv_less_attention_is_the_p38_draft_finding_its_forward_pass
     assert got["why"].startswith("the traceback passes vllm_fl/models/gemma4_mtp.py:536, inside the finding's span")
     tail_only = {k: v for k, v in error.items() if k != "frames"}  # the 12-line text tail reaches only line 249
     assert L.explain("forward", tail_only, left) is None
+
+
+JINA = '''
+class JinaEmbeddingsV5DecoderModel:
+    pass
+
+
+class JinaEmbeddingsV5EncoderModel:
+    pass
+
+
+class JinaEmbeddingsV5Model(JinaEmbeddingsV5DecoderModel):
+    def __new__(cls, *, vllm_config, prefix=""):
+        is_decoder = getattr(vllm_config.model_config.hf_config, "is_decoder", True)
+        if not is_decoder:
+            return JinaEmbeddingsV5EncoderModel(vllm_config=vllm_config, prefix=prefix)
+        return super().__new__(cls)
+'''
+
+
+def test_a_class_its_registered_class_chose_in_new_is_the_finding_in_that_new(tmp_path):
+    # jina at 86d8aa3: JinaEmbeddingsV5Model's __new__ read 4.57.6's is_decoder False (P45) and built the encoder;
+    # the load failed inside it ('no k_norm in LlamaModel'), no frame passing the read: likely_rule None
+    path = tmp_path / "vllm_fl" / "models" / "jina.py"
+    path.parent.mkdir(parents=True)
+    path.write_text(JINA)
+    spec = {"module": "vllm_fl.models.jina", "class": "JinaEmbeddingsV5Model"}
+    left = [{"rule": "P25", "file": "vllm_fl/models/jina.py", "line": 10, "span": [10, 15], "message": "hook"},
+            {"rule": "P45", "file": "vllm_fl/models/jina.py", "line": 12, "span": [12, 12], "message": "is_decoder"}]
+    built = ["JinaEmbeddingsV5EncoderModel", "object"]
+    chosen = L.chosen_by_new(spec, built, tmp_path, left)
+    assert chosen == {"file": "vllm_fl/models/jina.py", "span": [11, 15], "registered": "JinaEmbeddingsV5Model",
+                      "built": "JinaEmbeddingsV5EncoderModel"}
+    error = {"level": "load", "message": "There is no module or parameter named 'layers.0.self_attn.k_norm' in "
+             "LlamaModel", "traceback_tail": 'File "/venv/vllm/model_executor/models/llama.py", line 480, in load'}
+    assert L.explain("load", error, left, None, chosen) == {
+        "rule": "P45", "finding": "P45 at vllm_fl/models/jina.py:12",
+        "why": "the pinned vLLM built JinaEmbeddingsV5EncoderModel, not the registered JinaEmbeddingsV5Model: its "
+               "__new__ (lines 11-15) chose it, and the finding lies there"}
+    assert L.explain("load", error, left) is None  # without it, nothing ties
+    # the registered class built (the decoder side): nothing was chosen
+    assert L.chosen_by_new(spec, ["JinaEmbeddingsV5Model", "JinaEmbeddingsV5DecoderModel"], tmp_path, left) is None
+    # a class without __new__, or no file
+    assert L.chosen_by_new({**spec, "class": "JinaEmbeddingsV5EncoderModel"}, built[1:], tmp_path, left) is None
+    assert L.chosen_by_new({**spec, "module": "vllm_fl.models.gone"}, built, tmp_path, left) is None

@@ -261,6 +261,8 @@ def run_pinned(req, spec):
         model = _construct(_resolved_class(vc), vc, res["notes"])
         model.eval()
         res["model_file"] = _source_of(model)
+        # the classes the built model is: a registered class whose __new__ builds another is not among them
+        res["model_classes"] = [k.__name__ for k in type(model).__mro__]
         res["levels"]["construct"] = {"status": "pass", "reason": None}
 
         level = "load"

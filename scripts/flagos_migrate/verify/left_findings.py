@@ -8,6 +8,9 @@ innermost def/class around its line in the written file); ``verify --run`` ties 
   - the error names the missing symbol a finding names (interns1_pro's "no attribute
     'deepstack_input_embeds'" and P12's "never sets deepstack_input_embeds"), else
   - a traceback frame, innermost first, lies in a finding's span (in a file still as apply wrote it), else
+  - the registered class's ``__new__`` built another class (the pinned model's classes lack it), and a finding
+    lies in that ``__new__`` (jina's JinaEmbeddingsV5Model picks its encoder on P45's ``is_decoder`` read: the load
+    fails inside the class it chose, whose frames never pass the read), else
   - the match level failed and a finding of a rule that says the pinned model computes otherwise is left
     (``computes_otherwise`` in the catalog: ``catalog.tables.MATCH_RULES``).
 
@@ -92,10 +95,31 @@ def _where(entry: dict) -> str:
     return f"{entry['rule']} at {entry['file']}:{entry['line']}"
 
 
-def explain(level: str, error: dict, left: list[dict], unchanged: set[str] | None = None) -> dict | None:
+def chosen_by_new(spec: dict, built: list[str] | None, plugin_root, left: list[dict]) -> dict | None:
+    """When the pinned model built for ``spec`` (its ``module`` / ``class``) is not of the registered class
+    (``built``: the names of its classes, the worker's ``model_classes``), that class's ``__new__`` chose it:
+    ``{"file", "span", "registered", "built"}`` with the ``__new__``'s lines in the written file; else None."""
+    if not built or not left or spec.get("class") in built:
+        return None
+    rel = str(spec.get("module") or "").replace(".", "/") + ".py"
+    try:
+        tree = ast.parse((plugin_root / rel).read_text())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == spec.get("class"):
+            for fn in node.body:
+                if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.name == "__new__":
+                    return {"file": rel, "span": [fn.lineno, fn.end_lineno or fn.lineno],
+                            "registered": node.name, "built": built[0]}
+    return None
+
+
+def explain(level: str, error: dict, left: list[dict], unchanged: set[str] | None = None,
+            chosen: dict | None = None) -> dict | None:
     """The finding left behind a failure of ``level``: ``{"rule", "finding", "why"}``; None when none fits
     or nothing is left. ``unchanged``: the files still as apply wrote them (spans are read only there; all
-    when None)."""
+    when None); ``chosen``: :func:`chosen_by_new`'s answer."""
     if not left:
         return None
     name = missing_name(error)
@@ -115,6 +139,13 @@ def explain(level: str, error: dict, left: list[dict], unchanged: set[str] | Non
             return {"rule": entry["rule"], "finding": _where(entry),
                     "why": f"the traceback passes {rel}:{line}, inside the finding's span "
                            f"(lines {entry['span'][0]}-{entry['span'][1]})"}
+    if chosen and (unchanged is None or chosen["file"] in unchanged):
+        start, end = chosen["span"]
+        hits = [e for e in left if e["file"] == chosen["file"] and start <= e["line"] <= end]
+        if hits:
+            return {"rule": hits[0]["rule"], "finding": _where(hits[0]),
+                    "why": f"the pinned vLLM built {chosen['built']}, not the registered {chosen['registered']}: "
+                           f"its __new__ (lines {start}-{end}) chose it, and the finding lies there"}
     computing = [e for e in left if e["rule"] in MATCH_RULES]
     if level == "match" and computing:
         entry = computing[0]

@@ -297,7 +297,8 @@ def shape_architecture(spec: dict, pinned: dict | None, reference: dict | None, 
     }
 
 
-def with_left_findings(arch: dict, raw: dict | None, left: list[dict], unchanged: set[str] | None = None) -> dict:
+def with_left_findings(arch: dict, raw: dict | None, left: list[dict], unchanged: set[str] | None = None,
+                       chosen: dict | None = None) -> dict:
     """``arch`` (:func:`shape_architecture`) with its failure tied to the finding left that it most plausibly
     is (left_findings.explain: its rule becomes ``likely_rule``, with ``likely_finding`` / ``likely_why``) and,
     findings being left, their rules (``rules_left``), whether one fits or not; ``raw``: the worker's error
@@ -306,7 +307,7 @@ def with_left_findings(arch: dict, raw: dict | None, left: list[dict], unchanged
     if not err or not left:
         return arch
     error = raw if raw and raw.get("level") == err.get("level") else err  # the match level's has no traceback
-    got = left_findings.explain(err.get("level") or "", error, left, unchanged)
+    got = left_findings.explain(err.get("level") or "", error, left, unchanged, chosen)
     if got:
         err["likely_rule"], err["likely_finding"], err["likely_why"] = got["rule"], got["finding"], got["why"]
     err["rules_left"] = left_findings.rules_left(left)
@@ -531,7 +532,9 @@ def verify_runtime(python: str, plugin_root: Path, record: dict, model: str, pin
                                     want_match=bool(reference_python), tolerance=tolerance) for s in specs]
     left, unchanged = record.get("left") or [], unchanged_files(Path(plugin_root), record)
     for spec, arch in zip(specs, archs):
-        with_left_findings(arch, _raw_error(pinned_res, spec), left, unchanged)
+        chosen = left_findings.chosen_by_new(spec, (pinned_res.get(spec["id"]) or {}).get("model_classes"),
+                                             Path(plugin_root), left)
+        with_left_findings(arch, _raw_error(pinned_res, spec), left, unchanged, chosen)
     env_pkgs = set()
     for spec, arch in zip(specs, archs):
         pkg = environment_problem(_raw_error(pinned_res, spec))
