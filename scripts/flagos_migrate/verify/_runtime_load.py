@@ -14,6 +14,7 @@ from _runtime_config import _text_config
 from _runtime_env import LevelError, _construct, _vllm_config, unset_attribute
 from checkpoint_layouts import (
     LAYOUTS,
+    UNSET_BY_UPSTREAM,
     even_parts,
     fold,
     folded,
@@ -1085,20 +1086,47 @@ def load_over_nan(model, ckpt, vc):
         return model.load_weights(iter([(k, v.clone()) for k, v in ckpt.items()]))
 
 
-def self_check(model, ckpt, expected, vc):
+def supply_unset(exc, supplied=None):
+    """Set the attribute an upstream bug leaves unset (``exc``: :func:`unset_attribute`'s) on the object that lacks
+    it, when ``checkpoint_layouts.UNSET_BY_UPSTREAM`` values it and no submodule holds it set otherwise: the entry
+    (appended to ``supplied``), else None."""
+    unset = unset_attribute(exc)
+    entry = UNSET_BY_UPSTREAM.get(unset or "")
+    if entry is None:
+        return None
+    obj, attr = exc.obj, exc.name
+    modules = obj.modules() if hasattr(obj, "modules") else ()
+    if any(getattr(m, attr, entry["value"]) != entry["value"] for m in modules if m is not obj):
+        return None
+    setattr(obj, attr, entry["value"])
+    entry = {"id": f"{unset}={entry['value']!r}", "evidence": f"upstream bug {unset}: {entry['why']}"}
+    if supplied is not None and entry not in supplied:
+        supplied.append(entry)
+    return entry
+
+
+def self_check(model, ckpt, expected, vc, supplied=None):
     """Load ``ckpt`` through ``model``'s own ``load_weights``: every parameter written and equal to the
-    values the checkpoint was derived from. The reason it fails, else None (the checkpoint is right)."""
+    values the checkpoint was derived from. The reason it fails, else None (the checkpoint is right).
+    An attribute upstream's loader reads and no class sets is supplied as ``UNSET_BY_UPSTREAM`` values it
+    (:func:`supply_unset`, each recorded in ``supplied``) and the load run again."""
     import torch
 
     kept = _kept(model)
-    try:
-        load_over_nan(model, ckpt, vc)
-    except Exception as exc:
-        unset = unset_attribute(exc)  # upstream's own loader reads what no class of the object sets: any checkpoint
-        if unset:
-            return (f"reference cannot run: upstream bug {unset} (its load_weights reads it, no class of the object "
-                    f"sets it: {type(exc).__name__}: {str(exc)[:200]})")
-        return f"its load_weights refused the derived checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
+    for _ in range(len(UNSET_BY_UPSTREAM) + 1):
+        try:
+            load_over_nan(model, ckpt, vc)
+            break
+        except Exception as exc:
+            if supply_unset(exc, supplied) is not None:
+                continue
+            unset = unset_attribute(exc)  # upstream's own loader reads what no class of the object sets: any checkpoint
+            if unset:
+                return (f"reference cannot run: upstream bug {unset} (its load_weights reads it, no class of the object "
+                        f"sets it: {type(exc).__name__}: {str(exc)[:200]})")
+            return f"its load_weights refused the derived checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
+    else:  # each supplied once: not reached
+        return "its load_weights refused the derived checkpoint (upstream bugs stepped over, still failing)"
     restored = set(_restore_kept(model, kept))  # kept at init by design: never derived, never in the checkpoint
     expected = {n: t for n, t in expected.items() if n not in restored}
     params = dict(model.named_parameters())
@@ -1149,7 +1177,7 @@ def named_by_upstream(model, seed, vc):
     "evidence"}``); nothing passes that upstream's own loader does not write back exactly."""
     config = getattr(model, "config", None) or getattr(vc.model_config, "hf_config", None)
     fields = {f: getattr(config, f, None) for f in FIELDS}
-    first, tried = None, []
+    first, tried, supplied = None, [], []  # supplied: upstream bugs stepped over (UNSET_BY_UPSTREAM)
     lent = tuple(lent_by_target(model, vc))  # as built: its loader flips the flags on a name it sees
     stacks = _passed_stacks(model)
     built = {flag: getattr(model, flag) for flag, _ in TARGET_LENT if hasattr(model, flag)}
@@ -1181,8 +1209,8 @@ def named_by_upstream(model, seed, vc):
                         continue
                     alt = Checkpoint({names[k]: t for k, t in ckpt.items()})
                     alt.in_memory, alt.lent = {}, ckpt.lent
-                why = self_check(model, alt, expected, vc)
-                taken = [e for e in (None if layout is LAYOUTS[0] else layout, entry, *lend) if e is not None]
+                why = self_check(model, alt, expected, vc, supplied)
+                taken = [e for e in (None if layout is LAYOUTS[0] else layout, entry, *lend, *supplied) if e is not None]
                 if why is None:
                     return alt, None, ({"id": " + ".join(e["id"] for e in taken),
                                         "evidence": "; ".join(e["evidence"] for e in taken)} if taken else None)

@@ -365,9 +365,12 @@ def _upstream_vllm_checkpoint(arch, work, seed, notes):
         return None, f"{where}'s {arch} could not be built to name it ({type(exc).__name__}: {str(exc)[:160]})"
     if why:
         return None, f"{where} {name}: no checkpoint derived from it passes its own load_weights ({why})"
-    if respelled:  # its loader renames in code: the released spelling, found by the same self-check
-        return ckpt, (f"upstream vLLM {vllm.__version__} {name} (validated by its own load_weights), respelled as "
-                      f"its load_weights reads it ({respelled['id']}: {respelled['evidence']})")
+    if respelled:  # its loader renames in code (the released spelling, found by the same self-check), or an
+        # upstream bug stepped over (checkpoint_layouts.UNSET_BY_UPSTREAM)
+        how = ("respelled as its load_weights reads it" if "upstream bug" not in respelled["evidence"] else
+               "read as its load_weights reads it, with what upstream's bug leaves unset supplied")
+        return ckpt, (f"upstream vLLM {vllm.__version__} {name} (validated by its own load_weights), {how} "
+                      f"({respelled['id']}: {respelled['evidence']})")
     return ckpt, f"upstream vLLM {vllm.__version__} {name} (validated by its own load_weights)"
 
 
