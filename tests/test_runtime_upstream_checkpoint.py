@@ -427,7 +427,7 @@ def test_the_checkpoint_layouts_join_each_tensors_experts_in_expert_order():
 
     table = {e["id"]: e for e in LAYOUTS}
     assert list(table) == ["split", "experts-stacked", "mla-a-split", "experts-held-w1w2w3", "qk-rotary-interleaved", "conv1d-split-qkv",
-                           "as-held", "embedding-rows-split", "substr-exact", "unmapped"]
+                           "qkv-held", "as-held", "embedding-rows-split", "substr-exact", "unmapped"]
     # MiniCPM's MoE holds every expert in ws [expert, 2 x intermediate, hidden] (w1 rows then w3) and w2s
     held = table["experts-held-w1w2w3"]["held_experts"]
     assert held_expert_parts("model.layers.1.mlp.ws", (2, 8, 4), held) == [
@@ -444,6 +444,8 @@ def test_the_checkpoint_layouts_join_each_tensors_experts_in_expert_order():
     assert table["mla-a-split"]["stacked_extra"] == {"fused_qkv_a_proj": ["q_a_proj", "kv_a_proj_with_mqa"]}
     assert table["split"]["split_stacked"] and table["split"]["split_experts"] and not table["split"]["stack_experts"]
     assert not table["as-held"]["split_stacked"] and not table["as-held"]["split_experts"]
+    # GTE's "new" loader splits gate_up_proj and reads the qkv_proj whole: only that one is held
+    assert table["qkv-held"]["split_stacked"] and table["qkv-held"]["held_stacked"] == ("qkv_proj",)
     assert all(e["evidence"].split(" ")[0].endswith(".py") for e in LAYOUTS[1:])  # each names its upstream file
     stack = table["experts-stacked"]["stack_experts"]
     names = ["model.layers.1.moe.experts.1.down_proj.weight", "model.layers.1.moe.experts.0.down_proj.weight",

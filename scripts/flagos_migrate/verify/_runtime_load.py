@@ -992,6 +992,8 @@ def upstream_checkpoint(model, seed, layout=None, config=None, lent=()):
     mappers = [] if layout.get("unmapped") else _mappers(model)
     exact = bool(layout.get("substr_exact"))
     stacked = _stacked(model, layout["stacked_extra"]) if layout["split_stacked"] else {}
+    held = set(layout.get("held_stacked") or ())  # kept whole: the loader reads them as the class holds them
+    stacked = {key: parts for key, parts in stacked.items() if key[1].strip(".") not in held}
     experts = _expert_parts(model) if layout["split_experts"] else {}
     modules = dict(model.named_modules())
     expected = {}

@@ -7,7 +7,8 @@ Data only, tried in order (each with every ``draft_respellings`` entry), never c
 is kept only when upstream's own ``load_weights`` writes every parameter back with exactly the derived values
 (``_runtime_load.self_check``). Each entry: ``id``; ``split_stacked``: stacked layers (qkv_proj, gate_up_proj ...)
 split into their parts (else kept as the class holds them), ``stacked_extra`` more of them ({fused: [parts]}) than
-the conventional qkv_proj / gate_up_proj and the model's ``packed_modules_mapping``; ``split_experts``: fused expert parameters split per
+the conventional qkv_proj / gate_up_proj and the model's ``packed_modules_mapping``; ``held_stacked`` (optional): leaves of stacked layers kept whole
+among the split ones; ``split_experts``: fused expert parameters split per
 expert by the expert layer's ``get_expert_mapping`` (else kept as the class holds them); ``stack_experts``: (regular expression over a
 per-expert name with the expert index as group ``index``, replacement) joining the experts of one tensor into one
 tensor with the experts along a new first dimension, or None; ``held_experts`` (optional): {parameter leaf: per-expert
@@ -58,6 +59,11 @@ LAYOUTS = (
                  "linear_attn.q_conv1d/k_conv1d/v_conv1d.weight as shards 0/1/2 of the fused linear_attn.conv1d "
                  "(kimi_gdn_linear_attn.py _make_fused_conv1d_weight_loader over [key_dim, key_dim, value_dim], "
                  "equal: _make_kimi_kda_config requires matching key/value head counts and dims)"},
+    {"id": "qkv-held", "split_stacked": True, "stacked_extra": {}, "split_experts": True, "stack_experts": None,
+     "held_stacked": ("qkv_proj",),
+     "evidence": "bert_with_rope.py BertWithRope.load_weights (GteNewModel's): its stacked_params_mapping holds "
+                 "gate_up_proj's parts only (gate_proj, up_proj), and the qkv_proj is read whole (GteNewModel's mapper: "
+                 "attention.qkv_proj -> attn.qkv_proj)"},
     {"id": "as-held", "split_stacked": False, "stacked_extra": {}, "split_experts": False, "stack_experts": None,
      "evidence": "laguna_dflash.py DFlashLagunaModel.load_weights: params_dict[name] for every name (no stacked or "
                  "expert mapping), so qkv_proj and every other parameter is read as the class holds it"},
