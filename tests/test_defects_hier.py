@@ -543,3 +543,33 @@ class Plain(VerifyAndUpdateConfig):
     # what P25 says the pinned vLLM never does: the model-config hook's assignments, a base's for Child
     assert model_config_writes(text, "Child") == ["model_config.hf_config.x = 1"]
     assert model_config_writes(text, "Plain") == [] and model_config_writes("class (", "Base") == []
+
+
+def test_an_override_of_a_hook_the_pinned_processor_base_never_calls_is_reported_once():
+    """internvl failed forward on KeyError 'image_token_id' with no finding: upstream's BaseMultiModalProcessor
+    calls _postprocess_hf_mm_data on the Hugging Face output (InternVL adds image_token_id there); the pinned base
+    neither defines nor calls it (0.13.0's models do it in _call_hf_processor). Reported on the first local class
+    of the chain defining it (its subclass's override calling super() is the same dead hook)."""
+    code = """
+from vllm.multimodal.processing import BaseMultiModalProcessor
+
+
+class BaseProc(BaseMultiModalProcessor):
+    def _postprocess_hf_mm_data(self, mm_data, hf_processor_mm_kwargs, processed_data):
+        processed_data["image_token_id"] = 7
+        return processed_data
+
+
+class VideoProc(BaseProc):
+    def _postprocess_hf_mm_data(self, mm_data, hf_processor_mm_kwargs, processed_data):
+        return super()._postprocess_hf_mm_data(mm_data, hf_processor_mm_kwargs, processed_data)
+
+
+class Other:
+    def _postprocess_hf_mm_data(self, mm_data, hf_processor_mm_kwargs, processed_data):
+        return processed_data
+"""
+    (f,) = only(analyze(code, plugin=False), "P24")
+    assert f.data == {"class": "BaseProc", "method": "_postprocess_hf_mm_data",
+                      "parent": "vllm.multimodal.processing.BaseMultiModalProcessor"}
+    assert f.line == 6 and "_call_hf_processor" in f.fix

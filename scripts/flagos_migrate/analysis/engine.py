@@ -53,6 +53,7 @@ CHECKS = (
     classattrs.check_frozen_module_state,
     inherited.check_inherited_defaults,
     inherited.check_dead_hooks,
+    inherited.check_base_hooks,
     inherited.check_override_signatures,
     inherited.check_tower_skipping,
     framework.check_pooling_inner_load,

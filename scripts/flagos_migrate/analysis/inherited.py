@@ -20,6 +20,7 @@ from flagos_migrate.analysis.facts import ModuleFacts
 from flagos_migrate.astutil import dotted, source_segment
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.catalog.tables import (
+    BASE_HOOKS,
     CONFIG_HOOKS,
     FRAMEWORK_FLAGS,
     INHERITED_DEFAULTS,
@@ -443,6 +444,31 @@ def check_dead_hooks(m: ModuleFacts) -> None:
                   "without it", fix=f"override the pinned `{parent.name}` method that builds the part instead",
                   data={"class": cls.name, "method" if method else "attribute": name, "parent": parent.qualname,
                         "where": where})
+
+
+def check_base_hooks(m: ModuleFacts) -> None:
+    """P24, table ``base_hooks``: a hook upstream's framework base class calls (``_postprocess_hf_mm_data``) that the
+    pinned base neither defines nor calls; reported on the first local class of the chain defining it."""
+    for cls in m.local_classes.values():
+        defined = {s.name for s in cls.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        rows = [r for r in BASE_HOOKS if r["method"] in defined]
+        if not rows:
+            continue
+        lin = m.hierarchy.linearize(("local", cls))
+        pinned = [o for k, o in lin if k == "pinned"]
+        for row in rows:
+            base = next((o for o in pinned if o[0].qualname == row["base"]), None)
+            if base is None or any(row["method"] in rec["methods"] for _, rec in pinned):
+                continue
+            if any(k == "local" and o is not cls and _defines(o, row["method"]) for k, o in lin):
+                continue  # its local parent's is reported
+            stmt = next(s for s in cls.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
+                        and s.name == row["method"])
+            name = row["base"].rsplit(".", 1)[-1]
+            m.add("P24", stmt, f"`{cls.name}.{row['method']}()` is dead on the pinned vLLM: {row['upstream'].strip()}; "
+                  f"the pinned {name} neither defines nor calls it, so what it does to the output never happens",
+                  fix=f"port it: {row['pinned'].strip()}",
+                  data={"class": cls.name, "method": row["method"], "parent": row["base"]})
 
 
 def check_override_signatures(m: ModuleFacts) -> None:

@@ -115,6 +115,8 @@ INHERITED_DEFAULTS: tuple[dict, ...] = tuple(_table("P23", "inherited_defaults")
 INHERITED_TEMPLATES: dict[str, str] = dict(_table("P23", "templates"))
 LANGUAGE_MARKER_COMMENT: str = _table("P23", "marker_comment")
 INHERITED_NOT_CHILDREN: frozenset[str] = frozenset(_table("P23", "not_children"))
+# P24: hooks upstream's framework base calls that the pinned base neither defines nor calls
+BASE_HOOKS: tuple[dict, ...] = tuple(_table("P24", "base_hooks"))
 
 # P25: architecture -> upstream's MODELS_CONFIG_MAP hook class the pinned map lacks; rope-type patches
 CONFIG_HOOKS: dict[str, str] = dict(_table("P25", "config_hooks"))
