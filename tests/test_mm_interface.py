@@ -417,3 +417,36 @@ def test_a_called_module_whose_pinned_forward_rejects_a_keyword_brings_upstreams
     rebuilt = ast.parse(ast.unparse(IDEFICS3).replace(
         "super().__init__()", "super().__init__()\n        self.vision_model = nn.Identity()"))
     assert not calls.pinned_class_rejects(pinned(), IDEFICS2, VIT, rebuilt, UPSTREAM_IDEFICS2)
+
+
+GLM_OCR_VIT = ast.parse('''
+from vllm.model_executor.models.glm4_1v import Glm4vVisionTransformer
+
+
+class GlmOcrVisionTransformer(Glm4vVisionTransformer):
+    def __init__(self, text_config, vision_config, norm_eps=1e-5, quant_config=None, input_norm=None, prefix=""):
+        super().__init__(text_config, vision_config, norm_eps, quant_config, input_norm, prefix)
+''')
+UPSTREAM_GLM4_1V = '''
+class Glm4vVisionTransformer:
+    def __init__(self, text_config, vision_config, norm_eps=1e-6, quant_config=None, input_norm=None, prefix=""):
+        pass
+'''
+
+
+def test_a_subclass_handing_the_pinned_init_more_positionals_than_it_takes_brings_upstreams_sibling():
+    # 0.13.0's Glm4vVisionTransformer(vision_config, norm_eps, quant_config, multimodal_config, prefix): five;
+    # glm_ocr's subclass hands upstream's six, text_config first (P7), and extends its ForConditionalGeneration (P43)
+    from flagos_migrate.analysis import calls
+
+    from tests.analysis_helpers import pinned
+
+    glm = "vllm.model_executor.models.glm4_1v"
+    vit = {"Glm4vVisionTransformer": "Glm4vVisionTransformer"}
+    assert calls.pinned_class_rejects(pinned(), glm, vit, GLM_OCR_VIT, UPSTREAM_GLM4_1V)
+    # upstream's class does not take six either: nothing to bring
+    assert not calls.pinned_class_rejects(pinned(), glm, vit, GLM_OCR_VIT,
+                                          UPSTREAM_GLM4_1V.replace(', input_norm=None', ''))
+    # five, as the pinned one takes
+    five = ast.parse(ast.unparse(GLM_OCR_VIT).replace("text_config, vision_config, norm_eps", "vision_config, norm_eps"))
+    assert not calls.pinned_class_rejects(pinned(), glm, vit, five, UPSTREAM_GLM4_1V)

@@ -93,6 +93,30 @@ def test_the_mtp_draft_the_pinned_speculative_config_never_makes():
     assert [f for f in framework_findings("Glm4MoeMTPModel", "m.py", 2, version="0.13.0") if f.rule == "P38"] == []
 
 
+def test_glm_ocr_is_answered_when_its_file_builds_on_upstreams_glm4_1v(tmp_path: Path):
+    assert _p43("GlmOcrForConditionalGeneration")[0].fix.startswith(
+        "extend the class of upstream's glm4_1v migrated into the plugin (import it from the plugin's models.glm4_1v)")
+    assert [f for f in framework_findings("GlmOcrForConditionalGeneration", "m.py", 5, version="0.13.0",
+                                          builds_on={"glm4_1v"}) if f.rule == "P43"] == []
+    # the validator reads what the registered file imports: the pinned base reports, the plugin's copy answers
+    plugin = tmp_path / "plugin"
+    shutil.copytree(GOOD_PLUGIN, plugin)
+    init = plugin / "vllm_fl" / "__init__.py"
+    anchor = "def register_model():\n"
+    init.write_text(init.read_text().replace(anchor, anchor + "    from vllm import ModelRegistry\n\n"
+                    '    ModelRegistry.register_model("GlmOcrForConditionalGeneration", '
+                    '"vllm_fl.models.glm_ocr:GlmOcrForConditionalGeneration")\n', 1))
+    model = plugin / "vllm_fl" / "models" / "glm_ocr.py"
+
+    def p43(base_module: str) -> int:
+        model.write_text(f"from {base_module} import Glm4vForConditionalGeneration\n\n\n"
+                         "class GlmOcrForConditionalGeneration(Glm4vForConditionalGeneration):\n    pass\n")
+        return len([f for f in validate(str(plugin), all_models=True).findings if f.rule == "P43"])
+
+    assert p43("vllm.model_executor.models.glm4_1v") == 1
+    assert p43("vllm_fl.models.glm4_1v") == 0
+
+
 def test_the_validator_reports_it_on_the_registration(tmp_path: Path):
     plugin = tmp_path / "plugin"
     shutil.copytree(GOOD_PLUGIN, plugin)
@@ -119,11 +143,18 @@ def test_plan_of_the_real_upstream_files(tmp_path: Path):
 
     up = Upstream(open_upstream(str(UPSTREAM_SRC)))
     for model, rules in (("glm4_moe_lite", ["P43"]), ("glm4_moe_lite_mtp", ["P38", "P43"]), ("cohere2_vision", ["P43"]),
-                         ("colpali", ["P43"]), ("glm_ocr", ["P43"]), ("colbert", ["P43"])):
+                         ("colpali", ["P43"]), ("glm_ocr", []), ("colbert", ["P43"])):
         plugin = PluginTree(empty_plugin(tmp_path / model))
-        left = Migration(model, up, plugin, pinned(), all_archs=True).run().left()
+        mig = Migration(model, up, plugin, pinned(), all_archs=True).run()
+        left = mig.left()
+        if model == "glm_ocr":
+            glm_ocr = mig
         assert sorted(f.rule for f in left if f.rule in ("P38", "P43")) == rules, model
         assert all(f.file == f"vllm_fl/models/{model}.py" for f in left if f.rule in ("P38", "P43"))
+    # glm_ocr hands the pinned Glm4vVisionTransformer six positional arguments it does not take: upstream's glm4_1v
+    # comes along, the file extends its Glm4vForConditionalGeneration (which names glm_ocr's language model), no P43
+    assert "vllm.model_executor.models.glm4_1v" in glm_ocr.summary()["closure"]
+    assert "from vllm_fl.models.glm4_1v import" in glm_ocr.units["vllm_fl.models.glm_ocr"].text
 
 
 # -- the tables against both vLLM sources ----------------------------------------------------------------------

@@ -204,6 +204,22 @@ def test_mrope_sections_are_added_where_the_config_class_defaults_lack_them():
     assert not with_mrope(glm) and glm["text_config"]["rope_scaling"]["mrope_section"] == before
 
 
+def test_mrope_sections_follow_the_rotary_factor_the_language_model_supplies():
+    # transformers 5's GlmOcrTextConfig declares no partial_rotary_factor; GLM-OCR's language model (Glm4Attention,
+    # upstream's and 0.13.0's) sets 0.5 by setdefault: sections sized to the whole head failed MRotaryEmbedding's
+    # sum(mrope_section) == rotary_dim // 2 at construct on both sides
+    def text(model_type, **rope):
+        return {"model_type": "glm_ocr", "text_config": {"model_type": model_type, "hidden_size": 64,
+                                                          "num_attention_heads": 2, "rope_parameters": dict(rope)}}
+
+    ocr = text("glm_ocr_text", rope_type="default")
+    assert with_mrope(ocr) and sum(ocr["text_config"]["rope_parameters"]["mrope_section"]) == 32 // 2 // 2
+    own = text("glm_ocr_text", rope_type="default", partial_rotary_factor=0.25)  # the config's own factor wins
+    assert with_mrope(own) and sum(own["text_config"]["rope_parameters"]["mrope_section"]) == 8 // 2
+    other = text("qwen2_vl_text", rope_type="default")
+    assert with_mrope(other) and sum(other["text_config"]["rope_parameters"]["mrope_section"]) == 32 // 2
+
+
 def test_added_mrope_sections_name_their_rope_type_and_reach_every_language_config():
     # 4.57.6's Qwen3VLMoeTextConfig validates rope_scaling and requires rope_type (Qwen3-VL's released
     # text_config: {"rope_type": "default", "mrope_section": [24, 20, 20], ...}); the validation raised

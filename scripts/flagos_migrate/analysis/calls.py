@@ -275,6 +275,11 @@ def pinned_class_rejects(apis, module: str, aliases: dict[str, str], tree: ast.M
         unsettled = unsettled_keywords(call, f"{module}.{name}", sig) if sig is not None else []
         if unsettled and init_takes(upstream_source, name, unsettled):
             return True
+        # more positional arguments than the pinned __init__ takes (P7; glm_ocr's GlmOcrVisionTransformer hands
+        # (text_config, vision_config, norm_eps, quant_config, input_norm, prefix) to upstream's
+        # Glm4vVisionTransformer, whose pinned one takes vision_config first and five in all)
+        if sig is not None and _positional_overflow(call, sig) and init_positional(upstream_source, name) >= len(call.args):
+            return True
     # a module built from the class and then called (``self.vision_model(..., position_ids=...)``, Idefics3 on
     # upstream's Idefics2VisionTransformer): its pinned forward must take the keywords too, and be satisfied
     # by the call (AliceAI's ``self.self_attn(hidden_states=, positions=)``: 0.13.0's Qwen3NextAttention.forward
@@ -289,6 +294,25 @@ def pinned_class_rejects(apis, module: str, aliases: dict[str, str], tree: ast.M
                 upstream_source, name, [k.arg for k in call.keywords if k.arg is not None], "forward"):
             return True
     return False
+
+
+def _positional_overflow(call: ast.Call, sig: dict) -> bool:
+    """``call`` passes more positional arguments than the pinned signature ``sig`` (self not in it) takes."""
+    return (not any(isinstance(a, ast.Starred) for a in call.args) and not sig.get("a") and not sig.get("dc")
+            and len(call.args) > len(sig["p"]))
+
+
+def init_positional(source: str, cls: str, method: str = "__init__") -> int:
+    """How many positional arguments the ``method`` of the class ``cls`` that ``source`` defines takes (self
+    not counted; a large number for ``*args``); -1 when it defines none of its own."""
+    tree = parse_source(source, "<upstream>")
+    for node in tree.body if tree is not None else ():
+        if isinstance(node, ast.ClassDef) and node.name == cls:
+            for b in node.body:
+                if isinstance(b, ast.FunctionDef) and b.name == method:
+                    sig = signature_of(b.args, drop_first=True)
+                    return 1 << 30 if sig.get("a") else len(sig["p"])
+    return -1
 
 
 def unsupplied_required(call: ast.Call, sig: dict) -> list[str]:

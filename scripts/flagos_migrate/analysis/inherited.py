@@ -643,10 +643,12 @@ def speculative_method(arch: str, version: str) -> str | None:
 
 def framework_findings(arch: str, path: str, line: int, col: int = 0,
                        hooked: frozenset[str] | set[str] = frozenset(), version: str = "",
-                       registered: frozenset[str] | set[str] = frozenset()) -> list[Finding]:
+                       registered: frozenset[str] | set[str] = frozenset(),
+                       builds_on: frozenset[str] | set[str] = frozenset()) -> list[Finding]:
     """P25 (upstream's config hooks), P38 (a speculative method the pinned ``version`` lacks) and P43 (pinned code
-    outside the model file that computes otherwise; ``registered``: the architectures the plugin registers) on
-    ``arch``."""
+    outside the model file that computes otherwise; ``registered``: the architectures the plugin registers;
+    ``builds_on``: upstream model modules, such as ``glm4_1v``, whose plugin copy the architecture's file imports
+    in place of the pinned one) on ``arch``."""
     out = [Finding("P25", path, line, col, msg, fix="port the hook's effect: the config bridge, the model, or "
                    f'`MODELS_CONFIG_MAP["{arch}"] = <your VerifyAndUpdateConfig>` in register_model()',
                    data={"arch": arch}) for msg in framework_hooks(arch, hooked)]
@@ -690,14 +692,18 @@ def framework_findings(arch: str, path: str, line: int, col: int = 0,
                 "hf_config_override and the MTP model type, outside the model file)",
             data={"arch": arch, "method": "mtp", "target": target}))
     entry = PINNED_COUNTERPARTS.get(version, {}).get(arch)
-    if entry is not None and entry.get("answered_by") not in registered:
+    if (entry is not None and entry.get("answered_by") not in registered
+            and entry.get("answered_by_module") not in builds_on):
         pinned = " ".join(entry["pinned"].split())
         out.append(Finding(
             "P43", path, line, col,
             f"architecture {arch} runs through the pinned vLLM {version}'s {pinned}: {' '.join(entry['what'].split())}",
             severity=entry["severity"],
             fix=(f"register upstream's {entry['answered_by']} in the plugin (migrate its file), or report the difference"
-                 if entry.get("answered_by") else "report the difference (the pinned code is outside the model file)"),
+                 if entry.get("answered_by") else
+                 f"extend the class of upstream's {entry['answered_by_module']} migrated into the plugin (import it "
+                 f"from the plugin's models.{entry['answered_by_module']}), or report the difference"
+                 if entry.get("answered_by_module") else "report the difference (the pinned code is outside the model file)"),
             data={"arch": arch, "pinned": pinned}))
     return out
 

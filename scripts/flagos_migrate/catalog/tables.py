@@ -183,7 +183,8 @@ LIVE_MODULE_STATE: dict[str, dict[str, frozenset[str]]] = {
 # P24: class-attribute name patterns that are capability flags the framework reads, not a parent's hooks
 FRAMEWORK_FLAGS: tuple[str, ...] = tuple(_table("P24", "framework_flags"))
 # P43: pinned vLLM version -> architecture -> {"pinned": the pinned code outside the model file that decides,
-# "what": what it does otherwise than upstream's, "severity", "answered_by": an architecture whose registration answers it}
+# "what": what it does otherwise than upstream's, "severity", "answered_by": an architecture whose registration answers it,
+# "answered_by_module": an upstream model module whose plugin copy, imported by the file in place of the pinned one, answers it}
 PINNED_COUNTERPARTS: dict[str, dict[str, dict]] = _table("P43", "counterparts")
 
 # P12: (pinned parent qualname, attribute) -> upstream's guarded readers of it: {"source", "imports"}

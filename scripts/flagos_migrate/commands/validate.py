@@ -16,7 +16,7 @@ from pathlib import Path
 from flagos_migrate.analysis import AnalysisContext, analyze_source, parse_text
 from flagos_migrate.analysis.bridges import bridge_field_findings
 from flagos_migrate.analysis.inherited import framework_findings
-from flagos_migrate.astutil import Walk
+from flagos_migrate.astutil import Walk, parse_source
 from flagos_migrate.catalog.findings import Finding, sort_key
 from flagos_migrate.cli import UsageError
 from flagos_migrate.pinned.api_index import PinnedApis, available_versions, find_index_file
@@ -132,7 +132,8 @@ def check_registrations(tree: PluginTree, apis: PinnedApis, reg: RegistrationFil
             continue
         # P25: upstream hooks on the arch; P38: a speculative method the pinned vLLM lacks; P43: pinned code
         # outside the model file that computes otherwise
-        out.extend(framework_findings(m.arch, shown, m.line, m.col, reg.config_hooks, apis.version, registered))
+        out.extend(framework_findings(m.arch, shown, m.line, m.col, reg.config_hooks, apis.version, registered,
+                                      _plugin_models_imported(tree, m.module)))
         if m.module is None:
             continue  # a dynamic target: cannot judge
         top = m.module.split(".")[0]
@@ -161,6 +162,15 @@ def check_registrations(tree: PluginTree, apis: PinnedApis, reg: RegistrationFil
     for c in reg.configs:
         out.extend(_check_config_registration(tree, apis, c, shown))
     return out
+
+
+def _plugin_models_imported(tree: PluginTree, module: str | None) -> set[str]:
+    """The plugin model modules (short names: ``glm4_1v``) the plugin file of ``module`` imports from."""
+    path = tree.module_path(module) if module and module.startswith(f"{PACKAGE}.models.") else None
+    syntax = parse_source(path.read_text(encoding="utf-8", errors="replace"), str(path)) if path and path.is_file() else None
+    prefix = f"{PACKAGE}.models."
+    return {n.module[len(prefix):] for n in ast.walk(syntax) if isinstance(n, ast.ImportFrom) and n.module
+            and n.module.startswith(prefix) and "." not in n.module[len(prefix):]} if syntax else set()
 
 
 def _check_config_registration(tree: PluginTree, apis: PinnedApis, c, shown: str) -> list[Finding]:

@@ -420,12 +420,17 @@ class Migration(Vendoring, Tf5Vendoring):
         # architectures the plugin will serve itself after this apply (a P43 counterpart registered answers it)
         registered = {m.arch for m in regs.models} if regs is not None else set()
         registered |= {arch for arch, _ in self.model_registrations()}
+        # upstream sibling modules the model file imports from the plugin's copy (a P43 base class that is upstream's)
+        builds_on = {origin.rsplit(".", 1)[-1] for origin, target in self.redirects.items()
+                     if origin.startswith(MODELS_PKG + ".") and target.startswith(f"{PACKAGE}.models.")
+                     and target != unit.module}
         for arch, cls in self.model_registrations():
             # an earlier apply's hook (the plugin holds its compat module) is written again, like any vendored slice
             ours = compat_module_for(CONFIG_HOOKS_MODULE) in self._base
             target = self._vendor_config_hook(arch) if arch not in hooked or ours else None
             for f in inherited.framework_findings(arch, unit.relpath, lines.get(cls, 1), hooked=hooked,
-                                                  version=self.apis.version, registered=registered):
+                                                  version=self.apis.version, registered=registered,
+                                                  builds_on=builds_on):
                 writes = self.model_config_writes.get(arch) if target is None else None
                 if writes and "has no entry" in f.message:  # what the pinned model is built without
                     f.message += ("; its verify_and_update_model_config, which the pinned vLLM never calls, does "

@@ -160,12 +160,19 @@ def scale_sections(sections: list[int], total: int) -> list[int]:
     return out
 
 
+# text model types whose language model, not the config, supplies partial_rotary_factor when the config has none:
+# GLM-OCR's text model is Glm4ForCausalLM, whose Glm4Attention (upstream's and 0.13.0's glm4.py) sets 0.5 by
+# setdefault on rope_parameters (4.57.6's Glm4vTextConfig declares the 0.5 itself, transformers 5's GlmOcrTextConfig
+# does not): M-RoPE sections sized to the whole head fail MRotaryEmbedding's sum(mrope_section) == rotary_dim // 2
+MODEL_ROTARY_FACTORS = {"glm_ocr_text": 0.5}
+
+
 def rotary_dim(cfg: dict, head_dim: int) -> int:
     """The rotated part of the head: ``partial_rotary_factor`` at the top (transformers 4) or inside
     ``rope_parameters``/``rope_scaling`` (transformers 5 moves it there: Qwen3.5 rotates a quarter)."""
     scopes = [cfg] + [cfg[k] for k in ("rope_parameters", "rope_scaling") if isinstance(cfg.get(k), dict)]
     factor = next((s["partial_rotary_factor"] for s in scopes if isinstance(s.get("partial_rotary_factor"), (int, float))),
-                  None)
+                  MODEL_ROTARY_FACTORS.get(cfg.get("model_type")))
     return int(head_dim * factor) if factor is not None and 0 < factor < 1 else head_dim
 
 
