@@ -159,3 +159,19 @@ def test_a_class_its_registered_class_chose_in_new_is_the_finding_in_that_new(tm
     # a class without __new__, or no file
     assert L.chosen_by_new({**spec, "class": "JinaEmbeddingsV5EncoderModel"}, built[1:], tmp_path, left) is None
     assert L.chosen_by_new({**spec, "module": "vllm_fl.models.gone"}, built, tmp_path, left) is None
+
+
+def test_an_error_beats_a_warning_on_the_same_statement():
+    # gemma4_mm: apply unwraps `with self._mark_tower_model(...)` and writes P26's comment (a warning: the outputs
+    # are upstream's) before the statement P41 is on (AutoModel.from_config of a bridged config): both spans are
+    # that one line; the report named P26, whose line comes first
+    p26 = {"rule": "P26", "file": "vllm_fl/models/gemma4_mm.py", "line": 1095, "span": [1096, 1096],
+           "severity": "warning", "message": "encoder tower built under `self._mark_tower_model(...)`"}
+    p41 = {"rule": "P41", "file": "vllm_fl/models/gemma4_mm.py", "line": 1096, "span": [1096, 1096],
+           "severity": "error", "message": "`AutoModel.from_config(...)` picks the model class by the config's class"}
+    error = {"level": "construct", "type": "ValueError", "message": "Unrecognized configuration class",
+             "traceback_tail": 'File "/tmp/p/vllm_fl/models/gemma4_mm.py", line 1096, in __init__\n'}
+    for left in ([p26, p41], [p41, p26]):
+        assert L.explain("construct", error, left)["finding"] == "P41 at vllm_fl/models/gemma4_mm.py:1096"
+    # a warning alone on the line is still named
+    assert L.explain("construct", error, [p26])["rule"] == "P26"

@@ -134,8 +134,11 @@ def explain(level: str, error: dict, left: list[dict], unchanged: set[str] | Non
         if rel is None or (unchanged is not None and rel not in unchanged):
             continue
         hits = [e for e in left if e["file"] == rel and e["span"][0] <= line <= e["span"][1]]
-        if hits:  # the innermost span first: the finding closest to the failing line
-            entry = min(hits, key=lambda e: (e["span"][1] - e["span"][0], e["line"]))
+        # the innermost span first: the finding closest to the failing line; on the same span an error before a
+        # warning (P26's comment shares the statement it precedes: gemma4_mm's tower built by P41's AutoModel)
+        if hits:
+            entry = min(hits, key=lambda e, line=line: (e["span"][1] - e["span"][0], e.get("severity") == "warning",
+                                                        abs(e["line"] - line), e["line"]))
             return {"rule": entry["rule"], "finding": _where(entry),
                     "why": f"the traceback passes {rel}:{line}, inside the finding's span "
                            f"(lines {entry['span'][0]}-{entry['span'][1]})"}
