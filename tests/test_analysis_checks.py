@@ -1040,7 +1040,10 @@ def test_p6_keyword_the_pinned_callee_takes_only_into_kwargs_it_cannot_use_is_le
     (f,) = only(analyze(STEP1_ATTN), "P6")
     assert f.data["kwarg"] == "use_alibi_sqrt" and not f.data["safe_drop"]
     assert f.fix == ("adapt the call: the pinned `vllm.attention.layer.Attention` takes `use_alibi_sqrt=` only into "
-                     "the attention backend impl's __init__ (**extra_impl_args); no pinned backend has square-root ALiBi")
+                     "the attention backend impl's __init__ (**extra_impl_args); no pinned backend has square-root ALiBi "
+                     "(upstream computes it in its Triton backend alone: its Attention refuses every backend whose "
+                     "supports_alibi_sqrt() is False, CPU included); porting it is an attention backend with that "
+                     "kernel in the plugin, outside the model file, or the model cannot be served on the pinned vLLM")
     assert not proposes(f)
 
 
@@ -1061,7 +1064,10 @@ def test_p6_chunk_lookback_into_the_pinned_attentions_kwargs_is_left_for_you():
     assert f.data["kwarg"] == "chunk_lookback" and not f.data["safe_drop"]
     assert f.fix == ("adapt the call: the pinned `vllm.attention.layer.Attention` takes `chunk_lookback=` only into "
                      "the attention backend impl's __init__ (**extra_impl_args); no pinned backend has chunked "
-                     "(lookback) attention")
+                     "(lookback) attention (upstream computes it in its Triton backend alone: its Attention asserts "
+                     "TRITON_ATTN when chunk_lookback > -1, CPU included); porting it is an attention backend with "
+                     "that kernel in the plugin, outside the model file, or the model cannot be served on the pinned "
+                     "vLLM")
     assert not proposes(f)
 
 
