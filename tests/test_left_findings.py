@@ -175,3 +175,23 @@ def test_an_error_beats_a_warning_on_the_same_statement():
         assert L.explain("construct", error, left)["finding"] == "P41 at vllm_fl/models/gemma4_mm.py:1096"
     # a warning alone on the line is still named
     assert L.explain("construct", error, [p26])["rule"] == "P26"
+
+
+def test_a_framework_refusal_is_the_finding_of_the_guessed_rule_on_that_architecture():
+    # deepseek_eagle3: the pinned SpeculativeConfig refuses the eagle3 draft of a deepseek_v2 target while the config
+    # is built, no frame in the migrated files; the report named P38 from the message and no finding
+    def p38(arch):
+        return {"rule": "P38", "file": "vllm_fl/models/deepseek_eagle3.py", "line": 269, "span": [269, 269],
+                "severity": "error", "message": f"architecture {arch}: upstream builds it as the `eagle3` draft"}
+    left = [p38("Eagle3DeepseekV2ForCausalLM"), p38("Eagle3DeepseekV3ForCausalLM"),
+            {"rule": "P6", "file": "vllm_fl/models/deepseek_v2.py", "line": 655, "span": [652, 659],
+             "severity": "error", "message": "`MLAAttentionSpec()` does not accept keyword `max_tp_shards`"}]
+    error = {"level": "construct", "type": "ValidationError", "message": "Eagle3 is only supported for ['llama']",
+             "traceback_tail": 'File "/venv/lib/python3.11/site-packages/vllm/config/speculative.py", line 9\n'}
+    got = L.explain("construct", error, left, arch="Eagle3DeepseekV3ForCausalLM", guess="P38")
+    assert got["finding"] == "P38 at vllm_fl/models/deepseek_eagle3.py:269" and "on Eagle3DeepseekV3ForCausalLM" in got["why"]
+    assert L.explain("construct", error, left, arch="Eagle3DeepseekV3ForCausalLM", guess="P6") is None
+    assert L.explain("construct", error, left, arch="OtherForCausalLM", guess="P38") is None
+    arch = runtime.with_left_findings({**_arch({**error, "type": "ValidationError"}),
+                                       "architecture": "Eagle3DeepseekV2ForCausalLM"}, error, left)
+    assert arch["first_error"]["likely_finding"] == "P38 at vllm_fl/models/deepseek_eagle3.py:269"

@@ -116,10 +116,11 @@ def chosen_by_new(spec: dict, built: list[str] | None, plugin_root, left: list[d
 
 
 def explain(level: str, error: dict, left: list[dict], unchanged: set[str] | None = None,
-            chosen: dict | None = None) -> dict | None:
+            chosen: dict | None = None, arch: str = "", guess: str | None = None) -> dict | None:
     """The finding left behind a failure of ``level``: ``{"rule", "finding", "why"}``; None when none fits
     or nothing is left. ``unchanged``: the files still as apply wrote them (spans are read only there; all
-    when None); ``chosen``: :func:`chosen_by_new`'s answer."""
+    when None); ``chosen``: :func:`chosen_by_new`'s answer; ``arch`` / ``guess``: the failing architecture and
+    the rule its error message points to (a finding of that rule on the architecture's registration is it)."""
     if not left:
         return None
     name = missing_name(error)
@@ -149,6 +150,13 @@ def explain(level: str, error: dict, left: list[dict], unchanged: set[str] | Non
             return {"rule": hits[0]["rule"], "finding": _where(hits[0]),
                     "why": f"the pinned vLLM built {chosen['built']}, not the registered {chosen['registered']}: "
                            f"its __new__ (lines {start}-{end}) chose it, and the finding lies there"}
+    # framework code outside the model file raised (deepseek_eagle3: the pinned SpeculativeConfig refuses its
+    # target, no frame in the migrated files): the finding on this architecture of the rule the message names
+    on_arch = [e for e in left if arch and guess and e["rule"] == guess
+               and (e.get("message") or "").startswith(f"architecture {arch}:")]
+    if on_arch:
+        return {"rule": guess, "finding": _where(on_arch[0]),
+                "why": f"the message points to {guess}, and the {guess} finding left is on {arch}"}
     computing = [e for e in left if e["rule"] in MATCH_RULES]
     if level == "match" and computing:
         entry = computing[0]

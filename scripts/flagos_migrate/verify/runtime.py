@@ -307,7 +307,8 @@ def with_left_findings(arch: dict, raw: dict | None, left: list[dict], unchanged
     if not err or not left:
         return arch
     error = raw if raw and raw.get("level") == err.get("level") else err  # the match level's has no traceback
-    got = left_findings.explain(err.get("level") or "", error, left, unchanged, chosen)
+    got = left_findings.explain(err.get("level") or "", error, left, unchanged, chosen,
+                                arch=str(arch.get("architecture") or ""), guess=err.get("likely_rule"))
     if got:
         err["likely_rule"], err["likely_finding"], err["likely_why"] = got["rule"], got["finding"], got["why"]
     err["rules_left"] = left_findings.rules_left(left)
