@@ -413,3 +413,30 @@ def test_per_modality_size_lists_shrink_and_keep_their_kind_at_the_top_level():
                                         "moe_intermediate_size": [1536, 0]}})
     assert tiny["moe_num_experts"] == [EXPERTS, EXPERTS] and tiny["text_config"]["moe_num_experts"] == EXPERTS
     assert tiny["text_config"]["moe_intermediate_size"] == tiny["moe_intermediate_size"] == [MOE_INTERMEDIATE, 0]
+
+
+def test_nano_nemotron_vl_family_holds_what_upstream_builds_from():
+    """nano_nemotron_vl.py builds its projector from vit_hidden_size (the RADIO tower's width, which vLLM's
+    RadioConfig takes from the timm name in VIT_TIMM_DIM_BY_NAME), takes its Mamba state shapes from a Nemotron-H
+    text_config (whose heads must tile expand * hidden, and whose pattern gives one kind per layer), and encodes
+    its image tags with the tokenizer while built (construct failed on a None tokenizer without them)."""
+    from flagos_migrate.verify import config_hints as H
+    from flagos_migrate.verify import runtime_tokenizer as RT
+
+    fam = H.family_values("nano_nemotron_vl")
+    radio = UPSTREAM / "vllm" / "transformers_utils" / "configs" / "radio.py"
+    procs = UPSTREAM / "vllm" / "transformers_utils" / "processors" / "nano_nemotron_vl.py"
+    if not (radio.is_file() and procs.is_file()):
+        pytest.skip(f"no upstream vLLM source at {UPSTREAM} (set MMF_UPSTREAM)")
+    name = fam["vision_config"]["args"]["model"]
+    width = re.search(rf'"{name}": \((\d+),', radio.read_text())
+    assert width and int(width.group(1)) == fam["vit_hidden_size"]
+    text = fam["text_config"]
+    assert text["mamba_num_heads"] * text["mamba_head_dim"] == text["expand"] * text["hidden_size"]
+    assert text["mamba_num_heads"] % text["n_groups"] == 0
+    assert len(text["hybrid_override_pattern"]) == text["num_hidden_layers"]
+    assert fam["force_image_size"] % fam["patch_size"] == 0
+    tags = dict(re.findall(r'^(IMG_START|IMG_END|IMG_CONTEXT) = "([^"]+)"', procs.read_text(), re.M))
+    assert len(tags) == 3
+    for arch in ("NemotronH_Nano_VL_V2", "NemotronH_Nano_Omni_Reasoning_V3", "NemotronH_Super_Omni_Reasoning_V3"):
+        assert set(tags.values()) <= set(RT.special_tokens(RT.tokens_for(None, [arch])))

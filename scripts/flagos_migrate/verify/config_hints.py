@@ -276,6 +276,44 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
                                              "decoder_layers": 1, "decoder_attention_heads": T.HEADS,
                                              "decoder_ffn_dim": T.INTERMEDIATE, "encoder_layers": 1,
                                              "encoder_attention_heads": T.HEADS, "encoder_ffn_dim": T.INTERMEDIATE}},
+    # Nemotron Nano VL v2 / Nemotron 3 Omni (remote-code NemotronH_Nano_VL_V2 config; nvidia/NVIDIA-Nemotron-Nano-
+    # 12B-v2-VL-BF16's config.json): a RADIO tower named by its timm model (vLLM's RadioConfig takes its sizes from the
+    # name: the smallest, ViT-S/16 384 wide, the released ViT-H 1280 = vit_hidden_size), a Nemotron-H language model
+    # (upstream builds it with init_vllm_registered_model and takes its Mamba state shapes from it), pixel shuffle 0.5
+    # "v2", InternVL image tags, CLIP normalization. Tiny: 64x64 images (4x4 patches of 16, 2x2 tokens after the
+    # shuffle), a projector 64 wide (released 20480), the language model one Mamba, one attention and one MLP layer
+    # (the released pattern's kinds; MoE "E" layers are the Omni 30B-A3B's, whose non-gated experts need CUDA). No
+    # sound_config: the Omni checkpoints' Parakeet encoder is left out (upstream builds it only when one is set)
+    ("nano_nemotron_vl",): {
+        # video_temporal_patch_size set: transformers 5's RadioConfig declares it None, over which upstream's
+        # getattr(..., 1) default never applies (the reference side's ViTPatchGenerator compared None > 1), and refuses
+        # 1 ("must be at least 2 or None"): 2, the Omni checkpoints' video tubelet (transformers 5's
+        # NemotronH_Omni_Reasoning_V3_Config builds its RADIO tower so), with its separate video embedder
+        "vision_config": {"model_type": "radio", "patch_size": 16, "preferred_resolution": [64, 64],
+                          "video_temporal_patch_size": 2,
+                          "args": {"model": "vit_small_patch16_224", "cls_token_per_teacher": True,
+                                   "teachers": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
+                                   "cpe_max_size": 2048, "register_multiple": 8}},
+        "text_config": {"model_type": "nemotron_h", "architectures": ["NemotronHForCausalLM"],
+                        "hidden_size": T.HIDDEN, "intermediate_size": T.INTERMEDIATE, "vocab_size": T.VOCAB,
+                        "num_attention_heads": T.HEADS, "num_key_value_heads": T.KV_HEADS, "head_dim": T.HEAD_DIM,
+                        "num_hidden_layers": 3, "hybrid_override_pattern": "M*-",
+                        "max_position_embeddings": T.MAX_POSITIONS, "attention_bias": False, "mlp_bias": False,
+                        "mlp_hidden_act": "relu2", "use_bias": False, "layer_norm_epsilon": 1e-5,
+                        "residual_in_fp32": False, "rescale_prenorm_residual": True, "tie_word_embeddings": False,
+                        "ssm_state_size": 16, "mamba_num_heads": 2, "mamba_head_dim": 64, "n_groups": 2,
+                        "expand": 2, "conv_kernel": 4, "use_conv_bias": True, "mamba_proj_bias": False,
+                        "mamba_hidden_act": "silu", "chunk_size": 128, "time_step_min": 0.001,
+                        "time_step_max": 0.1, "time_step_floor": 1e-4, "time_step_limit": [0.0, float("inf")],
+                        "num_logits_to_keep": 1, "use_mamba_kernels": True, "rms_norm_eps": 1e-5,
+                        # the checkpoint's dtype (released "bfloat16"; here the harness's): upstream casts the tower
+                        # to language_model.config.dtype and asserts it is a torch.dtype, which transformers makes of
+                        # this string on both sides
+                        "torch_dtype": "float32"},
+        "force_image_size": 64, "patch_size": 16, "downsample_ratio": 0.5, "ps_version": "v2",
+        "image_tag_type": "internvl", "template": "nemotron_h", "vit_hidden_size": 384, "projector_hidden_size": 64,
+        "norm_mean": [0.48145466, 0.4578275, 0.40821073], "norm_std": [0.26862954, 0.26130258, 0.27577711],
+    },
     ("solar",): {"bskcn_1": [1], "bskcn_2": [1], "bskcn_3": [1], "bskcn_4": [1], "bskcn_tv": [0.9, 0.8]},
     # Gemma 4's drafts (the MTP assistant, the DSpark draft) read their layers' own sizes from transformers 5's
     # per_layer_config ({layer index: overrides}, read as config.per_layer_config[i].head_dim): Gemma4TextConfig

@@ -33,6 +33,11 @@ _ISAAC = {"eos": "<|im_end|>", "pad": "<|endoftext|>", "image": "<image>",
 _INTERNVL = {"eos": "<|im_end|>", "pad": "<|endoftext|>", "image": "<image>",
              "extra": ("<IMG_CONTEXT>", "<img>", "</img>", "<|video_pad|>", "<|im_start|>")}
 
+# Nemotron Nano VL v2 / Nemotron 3 Omni (nano_nemotron_vl.py): the model encodes IMG_START / IMG_END / IMG_CONTEXT
+# while built (upstream's processors/nano_nemotron_vl.py: "<img>", "</img>", "<image>"); the audio tokens beside them
+_NEMOTRON_VL = {"bos": "<s>", "eos": "</s>", "pad": "<unk>", "image": "<image>",
+                "extra": ("<img>", "</img>", "<video>", "<so_start>", "<so_end>", "<so_embedding>")}
+
 # model type of the tiny config (else its architecture: a synthesized config's model type is the harness's own, as
 # InternVL's remote-code config has no class here) -> the special tokens its classes and processor read
 TOKENIZER_TOKENS = {
@@ -44,6 +49,10 @@ TOKENIZER_TOKENS = {
     "isaac": _ISAAC,
     "internvl_chat": _INTERNVL,
     "InternVLChatModel": _INTERNVL,
+    "NemotronH_Nano_VL_V2": _NEMOTRON_VL,
+    "NemotronH_Nano_Omni_Reasoning_V3": _NEMOTRON_VL,
+    "NemotronH_Super_Omni_Reasoning_V3": _NEMOTRON_VL,
+    "NemotronH_Omni_Reasoning_V3": _NEMOTRON_VL,
 }
 _ROLES = ("bos", "eos", "pad", "image")
 
