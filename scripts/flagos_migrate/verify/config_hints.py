@@ -647,6 +647,12 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
         "vision_config.mlp_ratio": 8960 / 1536, "vision_config.ls_init_value": 0.1,
         "vision_config.use_abs_posemb": True, "vision_config.use_cls_token": False, "vision_config.use_rope2d": True,
         "vision_config.use_ln_pre": True, "vision_config.use_ln_post": False},
+    # Intern-S1 is built here from InternVLConfig, whose top-level tie_word_embeddings is PretrainedConfig's True
+    # while its text config's is False: upstream copies the top level over the text config of a multimodal model
+    # (VllmConfig.with_hf_config, vllm/config/vllm.py) and tied lm_head to the embeddings, 0.13.0 reads the text
+    # config's and left lm_head unloaded (NaN: 'logits are not finite'). Released Intern-S1 checkpoints ship an
+    # lm_head (Qwen3 text models, untied), so the two levels agree there: False
+    "InternS1ForConditionalGeneration": {"tie_word_embeddings": False},
     "InternS1ProForConditionalGeneration": {"text_config.rope_scaling": {
         "rope_type": "default", "fope_init_factor": 0.5, "fope_sep_head": True, "num_inv_freq": None},
         "text_config.tie_word_embeddings": False},
