@@ -1003,3 +1003,24 @@ def test_embed_input_ids_is_called_with_the_runners_empty_multimodal_inputs():
     out = run_in_worker(RUNNER_EMBED, timeout=300)
     assert out["bare"].startswith("`embed_input_ids` now requires")
     assert out["runner"] == 0 and out["mm"] == [] and out["text_only"] == [3, 4]
+
+
+def test_isaacs_tiny_pixel_shuffle_is_its_vllm_processors_default():
+    """Isaac's vLLM processor builds IsaacImageProcessor from the request kwargs alone (pixel_shuffle_scale default
+    2: grid / 4 placeholders); the model merges by vision_config.pixel_shuffle_scale_factor, 1 in IsaacConfig's
+    defaults: its M-RoPE walk gave 4x the grid. The checkpoint fields the harness sets are the processor's."""
+    import ast
+
+    from flagos_migrate.verify.config_hints import CHECKPOINT_FIELDS
+    from tests.analysis_helpers import UPSTREAM_SRC
+
+    path = UPSTREAM_SRC / "vllm" / "transformers_utils" / "processors" / "isaac.py"
+    if not path.is_file():
+        pytest.skip(f"no upstream source at {UPSTREAM_SRC}")
+    init = next(n for c in ast.walk(ast.parse(path.read_text())) if isinstance(c, ast.ClassDef)
+                and c.name == "IsaacImageProcessor" for n in c.body
+                if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    args = init.args.args[-len(init.args.defaults):]
+    default = next(ast.literal_eval(d) for a, d in zip(args, init.args.defaults) if a.arg == "pixel_shuffle_scale")
+    fields = CHECKPOINT_FIELDS["IsaacForConditionalGeneration"]
+    assert fields["pixel_shuffle_scale"] == fields["vision_config.pixel_shuffle_scale_factor"] == default == 2

@@ -653,6 +653,12 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # config's and left lm_head unloaded (NaN: 'logits are not finite'). Released Intern-S1 checkpoints ship an
     # lm_head (Qwen3 text models, untied), so the two levels agree there: False
     "InternS1ForConditionalGeneration": {"tie_word_embeddings": False},
+    # Isaac's vLLM processor builds IsaacImageProcessor from the request kwargs alone, whose pixel_shuffle_scale
+    # defaults to 2 (vllm/transformers_utils/processors/isaac.py), and counts grid / 4 placeholders per image; the
+    # model merges by vision_config.pixel_shuffle_scale_factor, which IsaacConfig's defaults leave at 1 (its
+    # pixel_shuffle_scale 1): the model's M-RoPE walk gave 4x the grid ('get_mrope_input_positions gave (3, 262)
+    # for 76 tokens'). The released checkpoints' config.json set both to 2, the processor's
+    "IsaacForConditionalGeneration": {"pixel_shuffle_scale": 2, "vision_config.pixel_shuffle_scale_factor": 2},
     "InternS1ProForConditionalGeneration": {"text_config.rope_scaling": {
         "rope_type": "default", "fope_init_factor": 0.5, "fope_sep_head": True, "num_inv_freq": None},
         "text_config.tie_word_embeddings": False},
