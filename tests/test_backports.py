@@ -186,6 +186,56 @@ def test_stacked_loading_on_the_real_pinned_vllm(tmp_path: Path):
         assert lines[check] == "True", check
 
 
+CHILD_RUNTIME = '''
+    from vllm.model_executor.layers.linear import MergedColumnParallelLinear, QKVParallelLinear
+    from vllm.model_executor.models.qwen2 import Qwen2Model
+    import stacked_weights as sw
+
+    class Layer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv_proj = QKVParallelLinear(8, 4, 2, 1, bias=False)
+            self.gate_up_proj = MergedColumnParallelLinear(8, [6, 6], bias=False)
+
+    class Child(torch.nn.Module):  # a language model whose load_weights is the pinned Qwen2Model's (hand stacking)
+        load_weights = Qwen2Model.load_weights
+        def __init__(self):
+            super().__init__()
+            self.quant_config = None
+            self.layers = torch.nn.ModuleList([Layer()])
+
+    class Model(torch.nn.Module):  # upstream's MOSS-Audio: the outer mapper stacks gate/up
+        mapper = sw.WeightsMapper(orig_to_new_stacked={".gate_proj": (".gate_up_proj", 0), ".up_proj": (".gate_up_proj", 1)},
+                                  orig_to_new_prefix={"language_model.layers.": "language_model.model.layers."})
+        def __init__(self):
+            super().__init__()
+            self.language_model = torch.nn.Module()
+            self.language_model.model = Child()
+        def load_weights(self, weights):
+            return sw.AutoWeightsLoader(self).load_weights(weights, mapper=self.mapper)
+
+    torch.manual_seed(0)
+    t = {n: torch.randn(r, 8) for n, r in [("q", 8), ("k", 4), ("v", 4), ("g", 6), ("u", 6)]}
+    m = Model()
+    loaded = m.load_weights([(f"language_model.layers.0.{p}.weight", t[p[0]]) for p in
+                             ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")])
+    layer = m.language_model.model.layers[0]
+    print("loaded", sorted(loaded))
+    print("gate_up", torch.equal(layer.gate_up_proj.weight, torch.cat([t["g"], t["u"]])))
+    print("qkv", torch.equal(layer.qkv_proj.weight, torch.cat([t["q"], t["k"], t["v"]])))
+'''
+
+
+@pytest.mark.slow
+def test_a_pinned_childs_own_loader_gets_the_stacked_tensors_under_their_checkpoint_names(tmp_path: Path):
+    # before: the pinned Qwen2Model loader got 'layers.0.gate_up_proj.weight' and its `"up_proj" in name` made
+    # it gate_gate_up_proj (moss_audio's load level: KeyError 'layers.0.mlp.gate_gate_up_proj.weight')
+    lines = run_in_pinned_venv(tmp_path, CHILD_RUNTIME)
+    assert lines["loaded"] == str(sorted(["language_model.model.layers.0.gate_up_proj.weight",
+                                          "language_model.model.layers.0.qkv_proj.weight"]))
+    assert lines["gate_up"] == "True" and lines["qkv"] == "True"
+
+
 GATE_RUNTIME = '''
     from vllm.model_executor.layers.linear import ReplicatedLinear
     from gate_linear import GateLinear

@@ -81,6 +81,11 @@ class WeightsMapper(_PinnedWeightsMapper):
         """``(new name, shard id or None)``, or None when the tensor is to be dropped.
 
         Same order as upstream: regex, substrings, stacking, prefixes, suffixes."""
+        mapped = self._map_stacking(key)
+        return None if mapped is None else mapped[:2]
+
+    def _map_stacking(self, key: str) -> tuple[str, ShardIds | None, tuple[str, str] | None] | None:
+        """:meth:`map_name_with_shard` and the stacking rename it made (``(old, new)``, else None)."""
         for pattern, new in self.orig_to_new_regex.items():
             if pattern.search(key):
                 if new is None:
@@ -92,10 +97,11 @@ class WeightsMapper(_PinnedWeightsMapper):
                     return None
                 key = key.replace(old, new, 1)
         shard: ShardIds | None = None
+        stacked = None
         for old, (new, shard_id) in self.orig_to_new_stacked.items():
             if old in key:
                 key = key.replace(old, new, 1)
-                shard = shard_id
+                shard, stacked = shard_id, (old, new)
         for old, new in self.orig_to_new_prefix.items():
             if key.startswith(old):
                 if new is None:
@@ -106,7 +112,7 @@ class WeightsMapper(_PinnedWeightsMapper):
                 if new is None:
                     return None
                 key = new.join(key.rsplit(old, 1))
-        return key, shard
+        return key, shard, stacked
 
     def get_rename_mapper(self) -> WeightsMapper:
         """Upstream's mapper for consumers that name modules rather than load them: no stacking
@@ -132,10 +138,10 @@ class WeightsMapper(_PinnedWeightsMapper):
 
     def apply(self, weights: Iterable[tuple[str, torch.Tensor]]) -> Iterable[tuple[str, torch.Tensor]]:
         for name, tensor in weights:
-            mapped = self.map_name_with_shard(name)
+            mapped = self._map_stacking(name)
             if mapped is None:
                 continue
-            new_name, shard = mapped
+            new_name, shard, stacked = mapped
             if shard is None:
                 yield new_name, tensor
                 continue
@@ -143,6 +149,8 @@ class WeightsMapper(_PinnedWeightsMapper):
                 # every shard needs its own tensor object to carry its id; detach() shares storage
                 part = tensor if i == 0 else tensor.detach()
                 part.shard_id = one
+                if not isinstance(shard, list):  # one tensor, one shard: a pinned loader can take it unstacked
+                    part.stacked_from = stacked
                 yield new_name, part
 
 
@@ -253,6 +261,16 @@ class AutoWeightsLoader(_PinnedAutoWeightsLoader):
             load_shard(param, tensor, shard)
             yield qualname
 
+    def _load_module(self, base_prefix: str, module: torch.nn.Module,
+                     weights: Iterable[tuple[str, torch.Tensor]]) -> Iterable[str]:
+        # A child whose own load_weights is the pinned vLLM's reads checkpoint names and stacks them by hand
+        # (Qwen2Model's stacked_params_mapping): it gets a tensor this mapper stacked under its checkpoint name,
+        # and its weight_loader the same shard id (upstream's child takes the stacked name and the id instead).
+        # Stacked, its `"up_proj" in name` matched inside gate_up_proj: gate_gate_up_proj (MOSS-Audio's Qwen3)
+        if module is not self.module and _pinned_loader(module):
+            weights = _unstacked(weights)
+        yield from super()._load_module(base_prefix, module, weights)
+
     def _quant_config(self):
         # upstream: many models keep quant_config on the inner model, so look one level down too
         modules = (self.module, *self.module.children())
@@ -273,6 +291,22 @@ class AutoWeightsLoader(_PinnedAutoWeightsLoader):
             # the config's own spellings (fp8/quark: ``k_proj.output_scale``), upstream's suffix map
             weights = _renamed(weights, quant_config.get_cache_scale)
         return super().load_weights(weights)
+
+
+def _pinned_loader(module: torch.nn.Module) -> bool:
+    """Whether ``module``'s own ``load_weights`` is the pinned vLLM's (inherited or not), not a migrated one."""
+    fn = getattr(type(module), "load_weights", None)
+    return callable(fn) and (getattr(fn, "__module__", None) or "").split(".")[0] == "vllm"
+
+
+def _unstacked(weights: Iterable[tuple[str, torch.Tensor]]) -> Iterable[tuple[str, torch.Tensor]]:
+    """The tensors :meth:`WeightsMapper.apply` stacked back under their checkpoint names, untagged."""
+    for name, tensor in weights:
+        stacked = getattr(tensor, "stacked_from", None)
+        if stacked is not None and getattr(tensor, "shard_id", None) is not None and stacked[1] in name:
+            name = name.replace(stacked[1], stacked[0], 1)
+            del tensor.shard_id, tensor.stacked_from
+        yield name, tensor
 
 
 def _renamed(weights: Iterable[tuple[str, torch.Tensor]], rename) -> Iterable[tuple[str, torch.Tensor]]:
