@@ -84,6 +84,20 @@ def test_a_match_failure_with_p24_left_is_p24():
     assert (arch["first_error"]["likely_rule"], arch["first_error"]["rules_left"]) == ("P24", ["P24"])
 
 
+def test_a_match_failure_is_tied_to_the_finding_on_its_own_architecture_first():
+    """llama: each Bidirectional architecture has its P25 (upstream's LlamaBidirectionalConfig, never run on the pin);
+    the model's match failure named the classifier's, the first in the file."""
+    left = [{"rule": "P25", "file": "vllm_fl/models/llama.py", "line": line, "span": (line, line + 5),
+             "message": f"architecture {arch}: upstream's MODELS_CONFIG_MAP applies `LlamaBidirectionalConfig`"}
+            for line, arch in ((577, "LlamaBidirectionalForSequenceClassification"), (585, "LlamaBidirectionalModel"))]
+    error = {"level": "match", "message": "max |Δlogit| 3.45, tolerance 0.001 (vllm-0.33.0)"}
+    got = L.explain("match", error, left, arch="LlamaBidirectionalModel")
+    assert got["finding"] == "P25 at vllm_fl/models/llama.py:585 (and 1 more of P25)"
+    assert L.explain("match", error, left, arch="LlamaBidirectionalForSequenceClassification")["finding"].startswith(
+        "P25 at vllm_fl/models/llama.py:577")
+    assert L.explain("match", error, left)["finding"].startswith("P25 at vllm_fl/models/llama.py:577")  # file order
+
+
 def test_spans_of_a_def_a_class_a_statement_and_a_comment():
     text = ("import x\n\n\n@dec\nclass A(B):\n    flag = False\n\n    def f(self):\n        # P26: note\n"
             "        self.t = T(\n            1,\n        )\n        return 1\n")

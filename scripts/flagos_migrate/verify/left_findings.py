@@ -158,6 +158,8 @@ def explain(level: str, error: dict, left: list[dict], unchanged: set[str] | Non
         return {"rule": guess, "finding": _where(on_arch[0]),
                 "why": f"the message points to {guess}, and the {guess} finding left is on {arch}"}
     computing = [e for e in left if e["rule"] in MATCH_RULES]
+    # the one on this architecture first (llama: LlamaBidirectionalModel's P25, not its classifier's beside it)
+    computing.sort(key=lambda e: not (arch and (e.get("message") or "").startswith(f"architecture {arch}:")))
     if level == "match" and computing:
         entry = computing[0]
         more = [e for e in computing[1:] if e["rule"] == entry["rule"]]
