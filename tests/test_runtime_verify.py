@@ -95,6 +95,22 @@ def test_a_tower_whose_config_derives_heads_from_its_width_keeps_a_width_giving_
     assert other["hidden_size"] == 32 and other["intermediate_size"] == vision["intermediate_size"]
 
 
+def test_a_dual_encoder_scattering_image_rows_into_text_embeddings_keeps_one_width():
+    """SigLIP as vLLM serves it scatters embed_multimodal's pooled rows into the text inputs_embeds (no projection
+    between): the tiny 32-wide tower against the 64-wide text model failed the image step ('Error during masked
+    scatter operation') on both sides; the released widths are one (768: tower, text, text projection_size)."""
+    siglip = {"model_type": "siglip",
+              "text_config": {"model_type": "siglip_text_model", "hidden_size": 768, "num_attention_heads": 12,
+                              "intermediate_size": 3072, "num_hidden_layers": 12, "projection_size": 768},
+              "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 768, "num_attention_heads": 12,
+                                "intermediate_size": 3072, "num_hidden_layers": 12}}
+    tiny = tiny_config(siglip)
+    assert tiny["vision_config"]["hidden_size"] == tiny["text_config"]["hidden_size"] == 64
+    assert tiny["text_config"]["projection_size"] == 64  # the width inputs_embeds are padded to
+    assert tiny["vision_config"]["hidden_size"] % tiny["vision_config"]["num_attention_heads"] == 0
+    assert tiny_config({**siglip, "model_type": "clip"})["vision_config"]["hidden_size"] == 32  # CLIP projects
+
+
 def test_tiny_hybrid_config_keeps_one_layer_of_each_type_and_few_experts():
     tiny = tiny_config(QWEN3_NEXT)
     assert tiny["layer_types"] == ["linear_attention", "full_attention"]

@@ -380,6 +380,11 @@ def _mamba(cfg: dict) -> None:
 # Vision's Window Q-Former takes vision hidden_size // 64 attention heads (its config's __post_init__); the tower
 # keeps that many columns (64: one Q-Former head), its heads as runtime_tiny's
 VISION_HIDDEN_BY_TYPE = {"granite4_vision": 64}
+# model types whose image embeddings go into the text model's input embeddings row for row with no projection
+# between (SigLIP's dual encoder as vLLM serves it: embed_multimodal's pooled rows are scattered into inputs_embeds
+# the text hidden states padded to text_config.projection_size; the released checkpoints' three widths are one,
+# 768 / 1152): the tower and the text projection_size are the text model's width
+VISION_AS_TEXT_WIDTH = frozenset({"siglip"})
 
 
 def _shrink_vision(cfg: dict, text_hidden: int, hidden: int = VISION_HIDDEN) -> None:
@@ -481,7 +486,11 @@ def tiny_config(config: dict) -> dict:
     for key in _VISION_KEYS:
         if isinstance(cfg.get(key), dict):
             old = cfg[key].get("hidden_size")
-            _shrink_vision(cfg[key], text_hidden, VISION_HIDDEN_BY_TYPE.get(cfg.get("model_type"), VISION_HIDDEN))
+            width = text_hidden if cfg.get("model_type") in VISION_AS_TEXT_WIDTH else \
+                VISION_HIDDEN_BY_TYPE.get(cfg.get("model_type"), VISION_HIDDEN)
+            if cfg.get("model_type") in VISION_AS_TEXT_WIDTH and isinstance((text or {}).get("projection_size"), int):
+                text["projection_size"] = text_hidden
+            _shrink_vision(cfg[key], text_hidden, width)
             new = cfg[key].get("hidden_size")
             # a top-level width that is the tower's after its pixel shuffle (MuseGlimmer's out_hidden_size =
             # hidden * merge_size**2) follows the tower
