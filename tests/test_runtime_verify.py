@@ -1028,6 +1028,7 @@ def test_isaacs_tiny_pixel_shuffle_is_its_vllm_processors_default():
     import ast
 
     from flagos_migrate.verify.config_hints import CHECKPOINT_FIELDS
+
     from tests.analysis_helpers import UPSTREAM_SRC
 
     path = UPSTREAM_SRC / "vllm" / "transformers_utils" / "processors" / "isaac.py"
