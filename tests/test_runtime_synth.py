@@ -440,3 +440,18 @@ def test_nano_nemotron_vl_family_holds_what_upstream_builds_from():
     assert len(tags) == 3
     for arch in ("NemotronH_Nano_VL_V2", "NemotronH_Nano_Omni_Reasoning_V3", "NemotronH_Super_Omni_Reasoning_V3"):
         assert set(tags.values()) <= set(RT.special_tokens(RT.tokens_for(None, [arch])))
+
+
+def test_ovis2_5_vit_config_holds_every_field_upstreams_navit_tower_reads():
+    """ovis2_5.py builds Siglip2NavitModel(config.vit_config), which reads these bare (construct skipped on
+    vit_config without them); its head is visual_vocab_size minus the 4 indicator ids wide."""
+    from flagos_migrate.verify import config_hints as H
+
+    src = UPSTREAM / "vllm" / "model_executor" / "models" / "siglip2navit.py"
+    if not src.is_file():
+        pytest.skip(f"no upstream vLLM source at {UPSTREAM} (set MMF_UPSTREAM)")
+    fam = H.family_values("ovis2_5")
+    reads = set(re.findall(r"\bconfig\.([a-z_]+)\b", src.read_text())) - {"get_text_config"}
+    assert reads and reads <= set(fam["vit_config"])
+    assert fam["vit_config"]["model_type"] == "siglip2_navit"  # the one type upstream's _init_backbone builds
+    assert fam["visual_vocab_size"] > 4

@@ -314,6 +314,20 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
         "image_tag_type": "internvl", "template": "nemotron_h", "vit_hidden_size": 384, "projector_hidden_size": 64,
         "norm_mean": [0.48145466, 0.4578275, 0.40821073], "norm_std": [0.26862954, 0.26130258, 0.27577711],
     },
+    # Ovis2.5 / Ovis2.6 (AIDC-AI's remote-code Ovis2_5Config; Ovis2.5-9B's config.json): a SigLIP2 NaViT visual
+    # tokenizer in vit_config (upstream's siglip2navit.py reads these; released 1152 x 27 layers, images of 512 in
+    # patches of 16, windows of 112 merged 2x2, original position embeddings kept, 2-D rope) whose head maps onto
+    # visual_vocab_size visual words (released 65536; upstream reserves 4 of them for its indicator tokens). Tiny:
+    # one 32-wide layer, 64 visual words
+    ("ovis2_5",): {
+        "vit_config": {"model_type": "siglip2_navit", "hidden_size": T.VISION_HIDDEN,
+                       "intermediate_size": T.VISION_INTERMEDIATE, "num_attention_heads": T.VISION_HEADS,
+                       "num_hidden_layers": T.VISION_DEPTH, "num_channels": 3, "num_patches": -1, "image_size": 512,
+                       "patch_size": 16, "hidden_act": "gelu_pytorch_tanh", "layer_norm_eps": 1e-6,
+                       "attention_dropout": 0.0, "hidden_stride": 2, "window_size": 112, "fullatt_block_indexes": None,
+                       "temporal_patch_size": 1, "preserve_original_pe": True, "use_rope": True},
+        "visual_vocab_size": 64,
+    },
     ("solar",): {"bskcn_1": [1], "bskcn_2": [1], "bskcn_3": [1], "bskcn_4": [1], "bskcn_tv": [0.9, 0.8]},
     # Gemma 4's drafts (the MTP assistant, the DSpark draft) read their layers' own sizes from transformers 5's
     # per_layer_config ({layer index: overrides}, read as config.per_layer_config[i].head_dim): Gemma4TextConfig
