@@ -82,4 +82,7 @@ def test_upstream_vllm_decides_the_spelling_of_a_checkpoint_no_pinned_class_judg
     assert got["why"].endswith("its own weight loaders then fail on the values (TypeError: list indices must be "
                                "integers or slices, not NoneType)")
     assert got["stands"] is True
-    assert got["never_unrouted"] == [True, None]
+    # ... and the checkpoint's source says upstream's class refuses it too (the load failure is not the migration's)
+    kept, kept_why = got["never_unrouted"]
+    assert kept is True and kept_why.startswith("which upstream vLLM's own OlmoHybridForCausalLM refuses too (")
+    assert "as it does the in-memory names and every checkpoint derived from it (" in kept_why

@@ -644,6 +644,11 @@ def _loads(cls, ckpt, work):
     return True
 
 
+class SpellingNotServed(Exception):
+    """The pinned transformers' checkpoint spelling is refused by the pinned vLLM's own class of the architecture
+    too (saved and in-memory names): not how the architecture is served, so it decides nothing."""
+
+
 def load_checkpoint(model, ckpt, vc, builtin, work, notes):
     """The load level: ``ckpt`` through the migrated ``load_weights`` (:func:`_load`); returns
     (stats, the checkpoint loaded). A class vLLM serves as the language model of a multimodal
@@ -655,10 +660,17 @@ def load_checkpoint(model, ckpt, vc, builtin, work, notes):
     as upstream vLLM's own class routes it (:func:`served_spelling`)."""
     try:
         return _load(model, ckpt, vc, lambda: _builtin_loaded(builtin, ckpt, work), notes), ckpt
-    except Exception:
-        alt = ckpt.respelled() if isinstance(ckpt, Checkpoint) and builtin is not None else None
-        if alt is None or _loads(builtin, ckpt, work) or not _loads(builtin, alt, work):
+    except Exception as exc:
+        if not isinstance(ckpt, Checkpoint) or builtin is None or _loads(builtin, ckpt, work):
             raise
+        alt = ckpt.respelled()
+        if alt is None or not _loads(builtin, alt, work):
+            # not a spelling the pinned vLLM serves this architecture with either (Voxtral: transformers' audio_tower.*,
+            # both vLLMs read Mistral's mm_whisper_embeddings.*): the reference side names it, as for a class the
+            # pinned transformers lacks (upstream's own class judges, served_spelling)
+            raise SpellingNotServed(f"the pinned vLLM's own {builtin.__name__} refuses the spelling transformers "
+                                    f"saves{'' if alt is None else ' and its in-memory names'} too "
+                                    f"({type(exc).__name__}: {str(exc)[:160]})") from exc
     stats = _load(model, alt, vc, lambda: _builtin_loaded(builtin, alt, work), notes)
     renamed = next(f"{k} -> {v}" for k, v in ckpt.in_memory.items() if k != v)
     notes.append(f"checkpoint in the reference class's own names (e.g. {renamed}): the pinned vLLM's own "
@@ -713,7 +725,7 @@ def served_spelling(model, ckpt, vc, seed):
     passes :func:`self_check`. transformers 5 renames some checkpoints on load that upstream vLLM reads in
     its in-memory names, not as it saves them (olmo_hybrid: saved ``attention_layer_norm``, upstream's
     ``input_layernorm``). Returns (checkpoint, why it was taken, or None when the saved spelling stands);
-    when every spelling fails the saved one stays (the load fails on it)."""
+    when every spelling fails the saved one stays (the load fails on it), and the why says so."""
     alt = ckpt.respelled() if isinstance(ckpt, Checkpoint) else None
     why, raised = _refusal(model, ckpt, vc, route_only=True)
     if not raised:  # its names load without an error (what is left unwritten the load level judges): it stands
@@ -731,7 +743,10 @@ def served_spelling(model, ckpt, vc, seed):
     if why_not is None:
         return derived, (f"refused by upstream vLLM's own {name} as transformers saves it ({why}) and in the "
                          f"class's own names: the checkpoint named by {name} (validated by its own load_weights)")
-    return ckpt, None
+    # the saved spelling stays and the load fails on it: the report says upstream's class refuses it too
+    return ckpt, (f"which upstream vLLM's own {name} refuses too ({why}), as it does "
+                  f"{'the in-memory names and ' if alt is not None else ''}every checkpoint derived from it "
+                  f"({why_not[:300]})")
 
 # ------------------------------------------------------------------------------------------------
 # checkpoint names from the upstream vLLM class (no transformers has the architecture)

@@ -78,6 +78,7 @@ from _runtime_env import (
 from _runtime_forward import _forward, _hf_logits, _reference_attention, references_note
 from _runtime_load import (
     Checkpoint,
+    SpellingNotServed,
     _builtin_class,
     _load,
     lend_unwritten,
@@ -236,7 +237,8 @@ def run_pinned(req, spec):
                                  bool(getattr(cls, "supports_multimodal", False)))
         # a peer architecture built from its class's config takes that class's checkpoint names too
         peer = spec.get("class") if cfg_cls is _config_class_of(spec.get("class")) else hf_class_name(arch)
-        ckpt = make_checkpoint(arch, cfg, int(req.get("seed", 0)), peer)
+        # named by the reference side after the pinned vLLM's own class refused this transformers' spelling
+        ckpt = None if spec.get("reference_checkpoint") else make_checkpoint(arch, cfg, int(req.get("seed", 0)), peer)
         if ckpt is not None:
             import transformers
 
@@ -273,7 +275,17 @@ def run_pinned(req, spec):
                                      "upstream vLLM's own class, names it)"}
             res["levels"]["forward"] = {"status": "skipped", "reason": "no checkpoint"}
             return res
-        res["stats"]["load"], loaded = load_checkpoint(model, ckpt, vc, builtin, work, res["notes"])
+        try:
+            res["stats"]["load"], loaded = load_checkpoint(model, ckpt, vc, builtin, work, res["notes"])
+        except SpellingNotServed as exc:
+            if spec.get("reference_checkpoint"):  # the reference's names fail here: the migrated load's own error
+                raise exc.__cause__ from None
+            res["needs_checkpoint"] = True
+            res["notes"].append(f"checkpoint: {exc}; the reference side names it")
+            res["levels"]["load"] = {"status": "skipped", "reason": f"{exc}; pass --reference-python (upstream vLLM's "
+                                     "own class judges the reference transformers' spelling, else names it)"}
+            res["levels"]["forward"] = {"status": "skipped", "reason": "no checkpoint"}
+            return res
         # upstream's side leaves unloaded only what the pinned side judged against the pinned vLLM's own class
         _save_json(os.path.join(work, UNLOADED_FILE), res["stats"]["load"].get("unloaded_as_pinned") or [])
         if loaded is not ckpt:  # the spelling the pinned vLLM's own class loads: upstream's side takes it too

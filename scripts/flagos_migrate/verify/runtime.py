@@ -507,7 +507,9 @@ def verify_runtime(python: str, plugin_root: Path, record: dict, model: str, pin
                     ref_ready, made = reference_worker().run(
                         {**base, "mode": "reference", "sys_path": [], "namespace_packages": {},
                          "architectures": [{**s, "make_checkpoint": True} for s in need]}, timeout)
-                    again = [s for s in need if (made.get(s["id"]) or {}).get("checkpoint")]
+                    # the rerun loads what the reference named, not the pinned transformers' spelling again
+                    again = [{**s, "reference_checkpoint": True} for s in need
+                             if (made.get(s["id"]) or {}).get("checkpoint")]
                     for s in need:  # the reference could not name the tensors either: say so, not "pass it"
                         got = made.get(s["id"]) or {}
                         why = got.get("error") or (got.get("crash") or {}).get("message")

@@ -1,0 +1,70 @@
+"""The load level when the pinned transformers' checkpoint spelling fails: the pinned vLLM's own class of the
+architecture decides (load_checkpoint). It loads the saved spelling: the migrated file's failure stands. It loads
+the in-memory names: those are taken. It refuses both (Voxtral: transformers' audio_tower.*, which both vLLMs'
+loaders refuse, reading Mistral's mm_whisper_embeddings.*): SpellingNotServed, and the reference side names the
+checkpoint (upstream's own class judges, served_spelling). Pure: the loads are stubbed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts" / "flagos_migrate" / "verify"))
+
+import _runtime_load as L  # noqa: E402
+
+
+class Builtin:
+    pass
+
+
+def _ckpt(renamed: bool):
+    ckpt = L.Checkpoint({"audio_tower.layers.0.fc1.weight": 1, "language_model.lm_head.weight": 2})
+    ckpt.in_memory = ({"audio_tower.layers.0.fc1.weight": "audio_tower.layers.0.fc1.weight",
+                       "language_model.lm_head.weight": "lm_head.weight"} if renamed else {})
+    return ckpt
+
+
+def _stub(monkeypatch, migrated_loads, builtin_loads):
+    def load(model, ckpt, vc, builtin_params, notes):
+        if not migrated_loads(ckpt):
+            raise ValueError("There is no module or parameter named 'audio_tower' in LlamaForCausalLM")
+        return {"loaded": len(ckpt)}
+
+    monkeypatch.setattr(L, "_load", load)
+    monkeypatch.setattr(L, "_loads", lambda cls, ckpt, work: builtin_loads(ckpt))
+
+
+@pytest.mark.parametrize("renamed", [True, False])
+def test_a_spelling_the_pinned_class_refuses_too_goes_to_the_reference(monkeypatch, renamed):
+    _stub(monkeypatch, migrated_loads=lambda c: False, builtin_loads=lambda c: False)
+    with pytest.raises(L.SpellingNotServed) as got:
+        L.load_checkpoint(None, _ckpt(renamed), None, Builtin, "/w", [])
+    assert str(got.value).startswith("the pinned vLLM's own Builtin refuses the spelling transformers saves"
+                                     + (" and its in-memory names" if renamed else "") + " too (ValueError: There is")
+    assert isinstance(got.value.__cause__, ValueError)  # the migrated load's own error, re-raised on the rerun
+
+
+def test_a_spelling_the_pinned_class_loads_is_the_migrated_files_failure(monkeypatch):
+    _stub(monkeypatch, migrated_loads=lambda c: False, builtin_loads=lambda c: True)
+    with pytest.raises(ValueError):
+        L.load_checkpoint(None, _ckpt(True), None, Builtin, "/w", [])
+
+
+def test_no_pinned_class_or_a_read_checkpoint_keeps_the_failure(monkeypatch):
+    _stub(monkeypatch, migrated_loads=lambda c: False, builtin_loads=lambda c: False)
+    with pytest.raises(ValueError):
+        L.load_checkpoint(None, _ckpt(True), None, None, "/w", [])
+    with pytest.raises(ValueError):  # not a Checkpoint (nothing to respell)
+        L.load_checkpoint(None, dict(_ckpt(True)), None, Builtin, "/w", [])
+
+
+def test_the_in_memory_names_the_pinned_class_loads_are_taken(monkeypatch):
+    _stub(monkeypatch, migrated_loads=lambda c: "lm_head.weight" in c,
+          builtin_loads=lambda c: "lm_head.weight" in c)
+    notes = []
+    stats, loaded = L.load_checkpoint(None, _ckpt(True), None, Builtin, "/w", notes)
+    assert sorted(loaded) == ["audio_tower.layers.0.fc1.weight", "lm_head.weight"] and stats == {"loaded": 2}
+    assert "does not load the spelling transformers saves" in notes[0]
