@@ -95,6 +95,17 @@ def test_a_tower_whose_config_derives_heads_from_its_width_keeps_a_width_giving_
     assert other["hidden_size"] == 32 and other["intermediate_size"] == vision["intermediate_size"]
 
 
+def test_a_timm_tower_keeps_its_architectures_width():
+    """Gemma 3n's MobileNetV5 (timm) returns 2048 channels whatever the config says; upstream reshapes them by
+    vision_config.hidden_size: the tiny 32 failed the image step on both sides."""
+    gemma3n = {"model_type": "gemma3n", "text_config": {"model_type": "gemma3n_text", "hidden_size": 2048,
+                                                          "num_attention_heads": 8, "num_hidden_layers": 30},
+               "vision_config": {"model_type": "gemma3n_vision", "architecture": "mobilenetv5_300m_enc",
+                                 "hidden_size": 2048}}
+    assert tiny_config(gemma3n)["vision_config"]["hidden_size"] == 2048
+    assert tiny_config({**gemma3n, "model_type": "llava"})["vision_config"]["hidden_size"] == 32
+
+
 def test_a_dual_encoder_scattering_image_rows_into_text_embeddings_keeps_one_width():
     """SigLIP as vLLM serves it scatters embed_multimodal's pooled rows into the text inputs_embeds (no projection
     between): the tiny 32-wide tower against the 64-wide text model failed the image step ('Error during masked

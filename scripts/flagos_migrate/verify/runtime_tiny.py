@@ -379,7 +379,10 @@ def _mamba(cfg: dict) -> None:
 # model types whose config derives a size from the tower's width that the tiny width would make 0: Granite 4
 # Vision's Window Q-Former takes vision hidden_size // 64 attention heads (its config's __post_init__); the tower
 # keeps that many columns (64: one Q-Former head), its heads as runtime_tiny's
-VISION_HIDDEN_BY_TYPE = {"granite4_vision": 64}
+# Gemma 3n's tower is timm's MobileNetV5 (its vision_config a TimmWrapperConfig naming the architecture), whose
+# widths are the architecture's: it returns 2048 channels whatever hidden_size says, and upstream reshapes them
+# by vision_config.hidden_size (the tiny 32 failed: "shape '[1, 32, 256]' is invalid for input of size 524288")
+VISION_HIDDEN_BY_TYPE = {"granite4_vision": 64, "gemma3n": 2048}
 # model types whose image embeddings go into the text model's input embeddings row for row with no projection
 # between (SigLIP's dual encoder as vLLM serves it: embed_multimodal's pooled rows are scattered into inputs_embeds
 # the text hidden states padded to text_config.projection_size; the released checkpoints' three widths are one,
