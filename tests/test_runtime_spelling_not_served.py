@@ -68,3 +68,28 @@ def test_the_in_memory_names_the_pinned_class_loads_are_taken(monkeypatch):
     stats, loaded = L.load_checkpoint(None, _ckpt(True), None, Builtin, "/w", notes)
     assert sorted(loaded) == ["audio_tower.layers.0.fc1.weight", "lm_head.weight"] and stats == {"loaded": 2}
     assert "does not load the spelling transformers saves" in notes[0]
+
+
+class Ernie:  # stands for upstream's own class, whose vision loader skips names it lacks
+    pass
+
+
+def test_a_spelling_upstreams_class_loads_only_in_part_is_said(monkeypatch):
+    # ernie45_vl: transformers 5's vision names reach upstream's Ernie4_5_VisionTransformer.load_weights, which skips
+    # names it has no parameter for: no error, 15 parameters unwritten on both sides
+    calls = []
+
+    def refusal(model, ckpt, vc, route_only=False):
+        calls.append(route_only)
+        return (None, False) if route_only else ("15 parameter(s) not written: vision_model.blocks.0.attn.qkv.weight",
+                                                 False)
+
+    monkeypatch.setattr(L, "_refusal", refusal)
+    ckpt = _ckpt(False)
+    served, why = L.served_spelling(Ernie(), ckpt, None, 0)
+    assert served is ckpt and calls == [True, False]
+    assert why == ("of which upstream vLLM's own Ernie leaves 15 parameter(s) not written: "
+                   "vision_model.blocks.0.attn.qkv.weight too (a loader that skips names it lacks: not the spelling "
+                   "it is served with)")
+    monkeypatch.setattr(L, "_refusal", lambda model, ckpt, vc, route_only=False: (None, False))
+    assert L.served_spelling(Ernie(), ckpt, None, 0) == (ckpt, None)  # all written: it stands, nothing to say

@@ -729,6 +729,10 @@ def served_spelling(model, ckpt, vc, seed):
     alt = ckpt.respelled() if isinstance(ckpt, Checkpoint) else None
     why, raised = _refusal(model, ckpt, vc, route_only=True)
     if not raised:  # its names load without an error (what is left unwritten the load level judges): it stands
+        unwritten, failed = _refusal(model, ckpt, vc)
+        if unwritten and not failed:  # said, so a load failure on them reads as the spelling's, not the migration's
+            return ckpt, (f"of which upstream vLLM's own {type(model).__name__} leaves {unwritten} too (a loader "
+                          "that skips names it lacks: not the spelling it is served with)")
         return ckpt, None
     # nothing renamed on save still may be refused: transformers 5's ColModernVBertForRetrieval names its
     # tensors embedding_proj_layer / vlm.*, upstream's class reads the released model.custom_text_proj / model.*
