@@ -220,6 +220,21 @@ def test_mrope_sections_follow_the_rotary_factor_the_language_model_supplies():
     assert with_mrope(other) and sum(other["text_config"]["rope_parameters"]["mrope_section"]) == 32 // 2
 
 
+def test_sizes_the_released_checkpoints_keep_equal_stay_equal_in_the_tiny_config():
+    # GLM-OCR: upstream vLLM's merger context is text_config.intermediate_size, transformers 5's is the tower's
+    # out_hidden_size * in_channels (4608 = 1536 * 3 released); shrunk apart, load failed (256 into 192)
+    cfg = {"model_type": "glm_ocr",
+           "text_config": {"model_type": "glm_ocr_text", "hidden_size": 1536, "intermediate_size": 4608,
+                           "num_attention_heads": 16, "num_hidden_layers": 16, "vocab_size": 59392},
+           "vision_config": {"model_type": "glm_ocr_vision", "hidden_size": 1024, "out_hidden_size": 1536,
+                             "in_channels": 3, "intermediate_size": 4096, "num_heads": 16, "depth": 24}}
+    tiny = tiny_config(cfg)
+    text, vision = tiny["text_config"], tiny["vision_config"]
+    assert text["intermediate_size"] == vision["out_hidden_size"] * vision["in_channels"] < 4608
+    other = tiny_config({**cfg, "model_type": "glm4v"})  # no tie for another model type
+    assert other["text_config"]["intermediate_size"] != other["vision_config"]["out_hidden_size"] * 3
+
+
 def test_added_mrope_sections_name_their_rope_type_and_reach_every_language_config():
     # 4.57.6's Qwen3VLMoeTextConfig validates rope_scaling and requires rope_type (Qwen3-VL's released
     # text_config: {"rope_type": "default", "mrope_section": [24, 20, 20], ...}); the validation raised

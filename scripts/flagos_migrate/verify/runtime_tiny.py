@@ -508,7 +508,30 @@ def tiny_config(config: dict) -> dict:
     for key in _AUDIO_KEYS:
         if isinstance(cfg.get(key), dict):
             _shrink_audio(cfg[key], text_hidden)
+    _keep_released_ties(cfg)
     return cfg
+
+
+# per model type: sizes its released checkpoints keep equal that two readers take from different keys, so the tiny
+# config keeps them equal: key path -> the key paths whose product it is. GLM-OCR's merger: upstream vLLM sizes its
+# context by text_config.intermediate_size, transformers 5's GlmOcrVisionPatchMerger by vision_config.out_hidden_size
+# * in_channels (the released config.json: 4608 = 1536 * 3); shrunk apart, the checkpoint did not load
+RELEASED_TIES = {"glm_ocr": {"text_config.intermediate_size": ("vision_config.out_hidden_size", "vision_config.in_channels")}}
+
+
+def _keep_released_ties(cfg: dict) -> None:
+    def scope(path: str):
+        *heads, leaf = path.split(".")
+        cur = cfg
+        for h in heads:
+            cur = cur.get(h) if isinstance(cur, dict) else None
+        return (cur, leaf) if isinstance(cur, dict) else (None, leaf)
+
+    for target, factors in RELEASED_TIES.get(cfg.get("model_type"), {}).items():
+        values = [s.get(leaf) for s, leaf in map(scope, factors) if s is not None]
+        holder, leaf = scope(target)
+        if holder is not None and len(values) == len(factors) and all(isinstance(v, int) for v in values):
+            holder[leaf] = math.prod(values)
 
 
 # top-level fields that hold the vision tower's width
