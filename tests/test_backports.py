@@ -644,3 +644,104 @@ def test_language_model_backport_is_upstreams_default(tmp_path: Path):
     assert lines["glm4v"] == "True ['text']", lines  # the encoder has no embed_input_ids: the first child
     assert lines["prefix_is_lm"] == "True ['text']", lines
     assert lines["two"] == "True ['text_a']", lines  # no common prefix: the fallback
+
+
+GPT_OSS_HOOKS_RUNTIME = '''
+import vllm.platforms as platforms
+from vllm.platforms.cpu import CpuPlatform
+platforms._current_platform = CpuPlatform()  # 0.13 picks it only for CPU builds of vLLM
+import types
+from transformers import GptOssConfig
+from vllm.model_executor.models import gpt_oss as pinned
+import gpt_oss_hooks as hooks
+from vllm.attention.layers.encoder_only_attention import EncoderOnlyAttention
+
+cfg = GptOssConfig(vocab_size=64, hidden_size=32, intermediate_size=16, num_hidden_layers=2, num_attention_heads=4,
+                   num_key_value_heads=2, head_dim=8, num_local_experts=4, num_experts_per_tok=2, sliding_window=4,
+                   max_position_embeddings=128,
+                   rope_scaling={"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 64,
+                                 "beta_fast": 32.0, "beta_slow": 1.0, "rope_theta": 10000.0})
+if not getattr(cfg, "rope_parameters", None):
+    cfg.rope_parameters = {"rope_theta": 10000.0, **cfg.rope_scaling}
+from vllm.config import get_current_vllm_config
+VC = get_current_vllm_config()
+object.__setattr__(VC, "model_config", types.SimpleNamespace(hf_config=cfg, dtype=torch.float32, is_mm_prefix_lm=False))
+vc = types.SimpleNamespace(model_config=VC.model_config, cache_config=VC.cache_config, quant_config=None,
+                           parallel_config=VC.parallel_config, compilation_config=VC.compilation_config)
+
+def build(cls, prefix):
+    return cls(vllm_config=vc, prefix=prefix)
+
+def describe(m):
+    out = {n: tuple(p.shape) for n, p in m.named_parameters()}
+    for n, mod in m.named_modules():
+        if hasattr(mod, "is_neox_style"):
+            out[n + ":neox"] = mod.is_neox_style
+        if hasattr(mod, "attn_type") and hasattr(mod, "impl"):
+            out[n + ":attn"] = (type(mod).__name__, str(mod.attn_type), mod.impl.sliding_window)
+    return out
+
+a = build(pinned.GptOssModel, "a.model")
+b = build(hooks.GptOssModel, "b.model")
+da = {k.replace("a.model", ""): v for k, v in describe(a).items()}
+db = {k.replace("b.model", ""): v for k, v in describe(b).items()}
+print("same_modules", da == db and len(da) > 10)
+print("subclasses", isinstance(b, pinned.GptOssModel) and isinstance(b.layers[0], pinned.TransformerBlock)
+      and isinstance(b.layers[0].attn, pinned.OAIAttention))
+# same weights: the rope and projections compute the same
+torch.manual_seed(0)
+sd = {k: torch.randn_like(v) for k, v in a.state_dict().items()}
+a.load_state_dict(sd); b.load_state_dict(sd)
+pos = torch.arange(6)
+same = True
+for la, lb in zip(a.layers, b.layers):
+    q = torch.randn(6, la.attn.q_size)
+    k = torch.randn(6, la.attn.kv_size)
+    ra = la.attn.rotary_emb(pos, q.clone(), k.clone())
+    rb = lb.attn.rotary_emb(pos, q.clone(), k.clone())
+    same = same and all(torch.equal(u, w) for u, w in zip(ra, rb))
+    same = same and [type(m).__name__ for m in la.modules()] == [type(m).__name__ for m in lb.modules()]
+    same = same and la.attn.attn.impl.sinks is la.attn.sinks and lb.attn.attn.impl.sinks is lb.attn.sinks
+print("same_compute", same)
+print("pinned_window", da["layers.0.attn.attn:attn"], da["layers.1.attn.attn:attn"])
+
+# upstream's privacy filter, as migrated: its hooks now build what they name
+class PFAttention(hooks.OAIAttention):
+    rope_is_neox_style = False
+    def _build_attention(self, config, cache_config, quant_config, prefix):
+        return EncoderOnlyAttention(num_heads=self.num_local_attention_heads, head_size=self.head_dim,
+                                    scale=self.scaling, num_kv_heads=self.num_local_key_value_heads,
+                                    cache_config=cache_config, quant_config=quant_config,
+                                    per_layer_sliding_window=config.sliding_window + 1, prefix=f"{prefix}.attn",
+                                    sinks=self.sinks)
+class PFBlock(hooks.TransformerBlock):
+    attention_cls = PFAttention
+class PFModel(hooks.GptOssModel):
+    block_cls = PFBlock
+c = build(PFModel, "c.model")
+dc = describe(c)
+L = [c.layers[i].attn for i in range(2)]
+print("pf_hooks", all(a.rotary_emb.is_neox_style is False and type(a.attn).__name__ == "EncoderOnlyAttention"
+                      and a.attn.impl.sliding_window == (4, 4) for a in L))
+print("pf_attn", [(type(a.attn).__name__, str(a.attn.attn_type), a.attn.impl.sliding_window) for a in L])
+print("pinned_neox", [a.layers[i].attn.rotary_emb.is_neox_style for i in range(2)])
+'''
+
+
+@pytest.mark.slow
+def test_gpt_oss_hooks_build_the_pinned_layers_by_default_and_the_privacy_filters_when_overridden(tmp_path: Path):
+    """openai_privacy_filter failed match (3.57): its GPT-J rope and bidirectional windowed attention come through
+    upstream's gpt_oss hooks, which 0.13.0's classes lack. The back-port's defaults build the pinned GPT-OSS (same
+    parameters, module types, windows, rope output); the privacy filter's overrides build what they name."""
+    lines = run_in_pinned_venv(tmp_path, GPT_OSS_HOOKS_RUNTIME)
+    for check in ("same_modules", "subclasses", "same_compute", "pf_hooks"):
+        assert lines[check] == "True", (check, lines)
+    assert lines["pinned_window"] == "('Attention', 'decoder', (3, 0)) ('Attention', 'decoder', (-1, -1))", lines
+    assert lines["pinned_neox"] == "[True, True]", lines
+
+
+def test_importing_gpt_oss_layers_needs_the_hooks_backport_only_there():
+    tree = ast.parse("from vllm.model_executor.models.gpt_oss import GptOssForCausalLM, GptOssModel, OAIAttention\n")
+    assert backports.needed([tree]) == [backports.GPT_OSS_HOOKS]
+    assert backports.GPT_OSS_HOOKS.local
+    assert backports.needed([ast.parse("from vllm.model_executor.models.gpt_oss import GptOssForCausalLM\n")]) == []

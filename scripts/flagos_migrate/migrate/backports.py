@@ -512,6 +512,21 @@ REPO_UTILS = Backport(
     local=True,
 )
 
+_GPT_OSS = "vllm.model_executor.models.gpt_oss"
+# upstream's GPT-OSS layers are built through hooks (rope_is_neox_style, _build_attention, attention_cls, mlp_cls,
+# block_cls) the OpenAI privacy filter overrides; 0.13.0's build their parts directly, so a subclass of them stayed
+# a causal GPT-OSS: importing the classes is what needs the back-port (its defaults build what the pinned ones do)
+GPT_OSS_HOOKS = Backport(
+    "gpt_oss_hooks.py",
+    "vllm_fl.compat.gpt_oss_hooks",
+    (("OAIAttention", _GPT_OSS), ("TransformerBlock", _GPT_OSS), ("GptOssModel", _GPT_OSS)),
+    (),
+    "GPT-OSS layers with upstream's construction hooks (rope_is_neox_style, _build_attention, attention_cls, "
+    "mlp_cls, block_cls) over the pinned classes; their defaults build what the pinned constructors build",
+    on_import=(("OAIAttention", _GPT_OSS), ("TransformerBlock", _GPT_OSS), ("GptOssModel", _GPT_OSS)),
+    local=True,
+)
+
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
                                    OLMO_GDN_LINEAR_ATTN, BAILING_LINEAR_ATTN, KIMI_GDN_LINEAR_ATTN,
                                    KDA_GATE, SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
@@ -519,7 +534,7 @@ BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTI
                                    SPECIAL_POOLERS,
                                    MINIMAX_RMS_NORM, QKV_LINEAR, ROPE, MM_ENCODER_ATTENTION, LAYERNORM,
                                    DIFFKV_ATTENTION, OFFLOADER, QWEN2_MOE_MLP, SIGLIP_VISION, REPO_UTILS,
-                                   MM_PROCESSOR_KWARGS, PROMPT_UPDATE_DETAILS)
+                                   MM_PROCESSOR_KWARGS, PROMPT_UPDATE_DETAILS, GPT_OSS_HOOKS)
 
 
 @lru_cache(maxsize=None)
