@@ -1458,6 +1458,11 @@ def test_the_internvl_family_synthesizes_its_towers(model):
 def test_a_family_holds_only_its_files():
     assert H.family_values("internvl")["select_layer"] == -1
     assert H.family_values("nemotron_vl") == {}  # its chat model's tower is C-RADIO remote code: not known
+    assert H.family_values("nemotron_vl", "Llama_Nemotron_Nano_VL") == {}
+    # the same file's embedders hold a SigLIP tower: a key naming an architecture wins over the file's
+    embed = H.family_values("nemotron_vl", "LlamaNemotronVLModel")
+    assert embed["vision_config"]["model_type"] == "siglip_vision_model"
+    assert embed == H.family_values("nemotron_vl", "LlamaNemotronVLForSequenceClassification")
     cfg, missing = H.with_family({"a": 1}, ["image_size", "other"], {"vision_config": {"image_size": 56}})
     assert cfg == {"a": 1, "vision_config": {"image_size": 56}} and missing == ["other"]
 

@@ -328,6 +328,26 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
                        "temporal_patch_size": 1, "preserve_original_pe": True, "use_rope": True},
         "visual_vocab_size": 64,
     },
+    # Llama-Nemotron VL (remote-code config; nvidia/llama-nemotron-embed-vl / rerank-vl's config.json): a SigLIP tower,
+    # which upstream's embedding and reranking classes build as vLLM's SiglipVisionModel(config.vision_config), pixel
+    # shuffle 0.5 "v2", every image resized to force_image_size (the tower's own size), mean pooling. Tiny: the tower
+    # 64x64 in patches of 16 (2x2 tokens after the shuffle). Keyed by architecture: the chat checkpoint
+    # (Llama_Nemotron_Nano_VL, same file) holds a C-RADIO tower of remote code that its class builds with
+    # AutoModel.from_config, which transformers 4.57.6 has no class for; a SigLIP there is no released checkpoint
+    # (and transformers 5's SiglipVisionModel drops the vision_model. level 4.57.6's has: no one checkpoint loads both)
+    ("LlamaNemotronVLModel", "LlamaNemotronVLForSequenceClassification"): {
+        "vision_config": {
+            "model_type": "siglip_vision_model", "hidden_size": T.VISION_HIDDEN, "intermediate_size": T.VISION_INTERMEDIATE,
+            "num_attention_heads": T.VISION_HEADS, "num_hidden_layers": T.VISION_DEPTH, "image_size": 64,
+            "patch_size": 16, "num_channels": 3, "hidden_act": "gelu_pytorch_tanh", "layer_norm_eps": 1e-6},
+        # the language model: the released llm_config (a Llama), which the remote class hands out as its text config;
+        # upstream asks get_text_config(), which on a config without one returns the config itself (this
+        # architecture again: construct recursed until RecursionError). Any registered causal LM serves there
+        "text_config": _QWEN2_TEXT,
+        "force_image_size": 64, "downsample_ratio": 0.5, "ps_version": "v2", "pooling": "avg",
+        "vit_hidden_size": T.VISION_HIDDEN, "projector_hidden_size": T.INTERMEDIATE,
+        "dynamic_image_size": True, "min_dynamic_patch": 1, "max_dynamic_patch": 12, "use_thumbnail": True,
+    },
     ("solar",): {"bskcn_1": [1], "bskcn_2": [1], "bskcn_3": [1], "bskcn_4": [1], "bskcn_tv": [0.9, 0.8]},
     # Gemma 4's drafts (the MTP assistant, the DSpark draft) read their layers' own sizes from transformers 5's
     # per_layer_config ({layer index: overrides}, read as config.per_layer_config[i].head_dim): Gemma4TextConfig
@@ -411,9 +431,14 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
 }
 
 
-def family_values(model: str) -> dict[str, object]:
-    """:data:`SYNTH_FAMILIES`' values for the upstream model file ``model`` ({} for none); pure."""
-    return next((copy.deepcopy(v) for k, v in SYNTH_FAMILIES.items() if model in k), {})
+def family_values(model: str, arch: str | None = None) -> dict[str, object]:
+    """:data:`SYNTH_FAMILIES`' values for architecture ``arch`` when a key names it (one file's architectures that
+    load different checkpoints: nemotron_vl's SigLIP embedders and its C-RADIO chat model), else for the upstream
+    model file ``model`` ({} for none); pure."""
+    found = next((v for k, v in SYNTH_FAMILIES.items() if arch and arch in k), None)
+    if found is None:
+        found = next((v for k, v in SYNTH_FAMILIES.items() if model in k), {})
+    return copy.deepcopy(found)
 
 
 def with_family(cfg: dict, missing: list[str], family: dict[str, object]) -> tuple[dict, list[str]]:
@@ -1334,11 +1359,9 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
     for src in reversed([upstream.text(m) or "" for m in _imported_deep(upstream, text)]):
         for name, read in config_reads(src).items():
             deep.setdefault(name, read)
-    synth, missing = synthesize(deep)
-    synth, missing = with_family(synth, missing, family_values(model))
+    synth0, missing0 = synthesize(deep)
     parts = subconfig_classes.sub_config_classes(
         sources + [upstream.text(m) or "" for m in _imported_deep(upstream, text)])
-    synth, missing, tower_classes = with_parts(synth, missing, parts)
     tf5_types = _tf5_arch_model_types()
     out = {}
     bases_of, up_of, up_reg_of = {}, {}, {}
@@ -1379,11 +1402,13 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
             for other, other_bases in bases_of.items():
                 if other != arch and other not in drafts:
                     draft["architectures"] += [b for b in [other, *other_bases] if b not in draft["architectures"]]
+        family = family_values(model, arch)
+        synth, missing, tower_classes = with_parts(*with_family(synth0, missing0, family), parts)
         out[spec["id"]] = {
             "bases": bases, "draft": draft, "composed": composed_classes(text, up_of[arch]),
             "speculative": speculative_method(arch, text, bool(draft) or arch in _speculative_only(), up_of[arch]),
             "synth": {"config": synth, "missing": missing, "reads": len(reads), "tower_classes": tower_classes,
-                      "family": family_values(model),
+                      "family": family,
                       "file": f"{MODELS_PKG}.{model}", "model_type": _synth_model_type(arch),
                       "class_name": SYNTH_CLASS_NAMES.get(arch)},
             "complete": completion(reads),
