@@ -455,3 +455,15 @@ def test_ovis2_5_vit_config_holds_every_field_upstreams_navit_tower_reads():
     assert reads and reads <= set(fam["vit_config"])
     assert fam["vit_config"]["model_type"] == "siglip2_navit"  # the one type upstream's _init_backbone builds
     assert fam["visual_vocab_size"] > 4
+
+
+def test_kanana_v_projector_joins_its_tower_to_its_language_model():
+    """kanana_v.py's abstractor reads projector_config by attribute (a nested config: the family's dict needs a
+    model_type to become one), takes the tower's width in and writes the language model's width out."""
+    from flagos_migrate.verify import config_hints as H
+
+    fam = H.family_values("kanana_v")
+    proj, tower, text = fam["projector_config"], fam["vision_config"], fam["text_config"]
+    assert isinstance(proj.get("model_type"), str)
+    assert proj["encoder_hidden_size"] == tower["embed_dim"] and proj["output_hidden_size"] == text["hidden_size"]
+    assert text["architectures"] == ["LlamaForCausalLM"]  # what upstream builds from text_config

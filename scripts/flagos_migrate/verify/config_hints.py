@@ -348,6 +348,22 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
         "vit_hidden_size": T.VISION_HIDDEN, "projector_hidden_size": T.INTERMEDIATE,
         "dynamic_image_size": True, "min_dynamic_patch": 1, "max_dynamic_patch": 12, "use_thumbnail": True,
     },
+    # Kanana-V (kakaocorp's remote-code config; kanana-1.5-v-3b-instruct's config.json): a Qwen2-VL vision tower
+    # without its merger (upstream's CustomQwen2VLVE reads these Qwen2VLVisionConfig fields), a Dynamic C-Abstractor
+    # projector (RegNet stages of depth `depth` around a merge_size x merge_size patch merge, an MLP readout of
+    # mlp_depth onto the language model's width, learned position embeddings of pos_emb_size) and a Llama language
+    # model (upstream builds LlamaForCausalLM from text_config). Tiny: one 32-wide tower layer, one RegNet block a
+    # stage, 16 positions (a 4x4 grid)
+    ("kanana_v",): {
+        "vision_config": {"model_type": "qwen2_vl", "depth": T.VISION_DEPTH, "embed_dim": T.VISION_HIDDEN,
+                          "hidden_size": T.VISION_HIDDEN, "num_heads": T.VISION_HEADS, "mlp_ratio": 2,
+                          "in_channels": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
+                          "hidden_act": "quick_gelu"},
+        "projector_config": {"model_type": "kanana-1.5-v-visual-projector", "depth": 1, "mlp_depth": 2,
+                             "merge_size": 2, "encoder_hidden_size": T.VISION_HIDDEN, "hidden_size": T.VISION_HIDDEN,
+                             "output_hidden_size": T.HIDDEN, "pos_emb": True, "pos_emb_size": 16},
+        "text_config": {**_QWEN2_TEXT, "model_type": "llama", "architectures": ["LlamaForCausalLM"]},
+    },
     ("solar",): {"bskcn_1": [1], "bskcn_2": [1], "bskcn_3": [1], "bskcn_4": [1], "bskcn_tv": [0.9, 0.8]},
     # Gemma 4's drafts (the MTP assistant, the DSpark draft) read their layers' own sizes from transformers 5's
     # per_layer_config ({layer index: overrides}, read as config.per_layer_config[i].head_dim): Gemma4TextConfig
