@@ -1098,6 +1098,23 @@ class Eagle3ExampleForCausalLM:
     assert [g for g in only(analyze(out), "P9") if g.data.get("attr") == "parallel_drafting"] == []
 
 
+def test_p9_a_read_through_get_multimodal_config_is_judged():
+    """upstream's nemotron_vl reads `self.model_config.get_multimodal_config().mm_device_do_normalize`, a
+    MultiModalConfig field 0.13.0 lacks: construct failed with AttributeError and no finding. A field the pinned
+    class has stays clean."""
+    code = '''
+class M:
+    def __init__(self, model_config):
+        self.model_config = model_config
+        if self.model_config.get_multimodal_config().mm_device_do_normalize:
+            self.norm = 1
+        self.limit = self.model_config.get_multimodal_config().limit_per_prompt
+'''
+    (f,) = only(analyze(code), "P9")
+    assert (f.line, f.data["attr"]) == (5, "mm_device_do_normalize")
+    assert f.data["config_class"].endswith("MultiModalConfig")
+
+
 def test_p9_a_read_through_get_current_vllm_config_is_judged():
     """upstream's qwen3_dflash.py reads `get_current_vllm_config().use_v2_model_runner` (a VllmConfig property
     0.13.0 lacks; its V2 runner is the env var VLLM_USE_V2_MODEL_RUNNER): it was not reported, and qwen3_dspark /
