@@ -231,14 +231,19 @@ def unsettled_keywords(call: ast.Call, shown: str, sig: dict) -> list[str]:
 def init_takes(source: str, cls: str, keywords: list[str], method: str = "__init__") -> bool:
     """The class ``cls`` that ``source`` defines has an ``__init__`` (``method``) of its own that takes every
     keyword."""
+    sig = _own_method_signature(source, cls, method)
+    return sig is not None and (bool(sig.get("kw")) or set(keywords) <= set(sig["p"]) | set(sig["k"]))
+
+
+def _own_method_signature(source: str, cls: str, method: str) -> dict | None:
+    """The signature (self dropped) of the ``method`` the class ``cls`` of ``source`` defines itself, or None."""
     tree = parse_source(source, "<upstream>")
     for node in tree.body if tree is not None else ():
         if isinstance(node, ast.ClassDef) and node.name == cls:
             for b in node.body:
                 if isinstance(b, ast.FunctionDef) and b.name == method:
-                    sig = signature_of(b.args, drop_first=True)
-                    return bool(sig.get("kw")) or set(keywords) <= set(sig["p"]) | set(sig["k"])
-    return False
+                    return signature_of(b.args, drop_first=True)
+    return None
 
 
 def pinned_class_rejects(apis, module: str, aliases: dict[str, str], tree: ast.Module,
@@ -305,14 +310,10 @@ def _positional_overflow(call: ast.Call, sig: dict) -> bool:
 def init_positional(source: str, cls: str, method: str = "__init__") -> int:
     """How many positional arguments the ``method`` of the class ``cls`` that ``source`` defines takes (self
     not counted; a large number for ``*args``); -1 when it defines none of its own."""
-    tree = parse_source(source, "<upstream>")
-    for node in tree.body if tree is not None else ():
-        if isinstance(node, ast.ClassDef) and node.name == cls:
-            for b in node.body:
-                if isinstance(b, ast.FunctionDef) and b.name == method:
-                    sig = signature_of(b.args, drop_first=True)
-                    return 1 << 30 if sig.get("a") else len(sig["p"])
-    return -1
+    sig = _own_method_signature(source, cls, method)
+    if sig is None:
+        return -1
+    return 1 << 30 if sig.get("a") else len(sig["p"])
 
 
 def unsupplied_required(call: ast.Call, sig: dict) -> list[str]:

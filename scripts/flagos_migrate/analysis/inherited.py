@@ -126,6 +126,28 @@ def _self_assigns(m: ModuleFacts, node: ast.AST) -> dict[str, ast.expr]:
 def _marked_language_model(m: ModuleFacts, classes: list[ast.ClassDef]) -> tuple[str, ast.expr] | None:
     """The one ``self.X`` built inside ``with self._mark_language_model(...)`` without ``targets=``."""
     found: dict[str, ast.expr] = {}
+    for node, sub, marker, targets in _marker_blocks(m, classes):
+        if targets is not None:
+            return _targeted_child(m, sub.body, targets)
+        if marker == "_mark_composite_model":
+            return None
+        not_children: set[str] = set()
+        for stmt in sub.body:
+            assigned = _self_assigns(m, stmt)
+            found.update(assigned)
+            not_children |= {a for a in assigned if not _maybe_child(m, stmt, a)}
+        # a tensor or None assigned there registers no child: upstream's marker never sees it
+        found = {a: v for a, v in found.items() if a not in not_children}
+        if len(found) > 1:
+            # several children share no dotted prefix: upstream's default falls back to the first
+            # child registered with `embed_input_ids` (Aria: its text model before lm_head)
+            return _first_language_child(m, node, set(found))
+    return next(iter(found.items())) if len(found) == 1 else None
+
+
+def _marker_blocks(m: ModuleFacts, classes: list[ast.ClassDef]):
+    """(class, with-statement, marker name, its ``targets=``/``language_targets=`` value or None) for each
+    ``with self._mark_language_model(...)`` / ``_mark_composite_model(...)`` block of the classes."""
     for node in classes:
         for sub in m.below(node, ast.With):
             if len(sub.items) != 1:
@@ -135,22 +157,7 @@ def _marked_language_model(m: ModuleFacts, classes: list[ast.ClassDef]) -> tuple
                     and call.func.attr in ("_mark_language_model", "_mark_composite_model")):
                 continue
             targets = next((k.value for k in call.keywords if k.arg in ("targets", "language_targets")), None)
-            if targets is not None:
-                return _targeted_child(m, sub.body, targets)
-            if call.func.attr == "_mark_composite_model":
-                return None
-            not_children: set[str] = set()
-            for stmt in sub.body:
-                assigned = _self_assigns(m, stmt)
-                found.update(assigned)
-                not_children |= {a for a in assigned if not _maybe_child(m, stmt, a)}
-            # a tensor or None assigned there registers no child: upstream's marker never sees it
-            found = {a: v for a, v in found.items() if a not in not_children}
-            if len(found) > 1:
-                # several children share no dotted prefix: upstream's default falls back to the first
-                # child registered with `embed_input_ids` (Aria: its text model before lm_head)
-                return _first_language_child(m, node, set(found))
-    return next(iter(found.items())) if len(found) == 1 else None
+            yield node, sub, call.func.attr, targets
 
 
 def _maybe_child(m: ModuleFacts, node: ast.AST, attr: str) -> bool:
@@ -210,24 +217,16 @@ def _targets_of_childless_marker(m: ModuleFacts, classes: list[ast.ClassDef]) ->
     no ``self.X`` (glm4v: ``super().__init__(...)`` under it, the child built in a base's ``__init__``), when
     nothing after the block in that method may assign a child: upstream's default over the descendants of
     those classes is then the same whenever it is called."""
-    for node in classes:
-        for sub in m.below(node, ast.With):
-            if len(sub.items) != 1:
-                continue
-            call = sub.items[0].context_expr
-            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
-                    and call.func.attr in ("_mark_language_model", "_mark_composite_model")):
-                continue
-            targets = next((k.value for k in call.keywords if k.arg in ("targets", "language_targets")), None)
-            if targets is None or any(_self_assigns(m, stmt) for stmt in sub.body):
-                return None
-            func = m.enclosing(sub, (ast.FunctionDef,))
-            later = [a for a in (m.below(func, ast.Assign, ast.AnnAssign) if func else ())
-                     if a.lineno > sub.end_lineno]
-            if any(_maybe_child(m, a, attr) for a in later for attr in _self_assigns(m, a)):
-                return None
-            text = ast.unparse(targets)
-            return text if isinstance(targets, ast.Tuple) else f"({text},)"
+    for _node, sub, _marker, targets in _marker_blocks(m, classes):
+        if targets is None or any(_self_assigns(m, stmt) for stmt in sub.body):
+            return None
+        func = m.enclosing(sub, (ast.FunctionDef,))
+        later = [a for a in (m.below(func, ast.Assign, ast.AnnAssign) if func else ())
+                 if a.lineno > sub.end_lineno]
+        if any(_maybe_child(m, a, attr) for a in later for attr in _self_assigns(m, a)):
+            return None
+        text = ast.unparse(targets)
+        return text if isinstance(targets, ast.Tuple) else f"({text},)"
     return None
 
 
