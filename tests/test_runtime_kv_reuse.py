@@ -55,3 +55,28 @@ def test_only_a_drafts_attention_reads_the_fixed_target_kv():
                           list(k.shape), bool(torch.equal(k, F._target_kv(q, 4, 2, 8, 8)[0]))]))
     """)
     assert out == [True, 1, [5, 32], True, [5, 16], True]
+
+
+def test_an_encoder_only_window_is_a_band_both_ways():
+    """The OpenAI privacy filter's EncoderOnlyAttention(per_layer_sliding_window=W): vLLM masks (W - 1, W - 1) for
+    encoder-only attention (0.13.0's CPU backend, upstream's kernels); the reference masked the left side only, so
+    a prompt longer than the window saw every later token on both sides. A decoder's window stays causal."""
+    from worker_helpers import run_in_worker
+
+    out = run_in_worker("""
+        import sys, json; sys.path.insert(0, sys.argv[1])
+        import torch, _runtime_forward as F
+        F._reference_attention()
+        from vllm.attention.layer import Attention
+
+        class Layer(torch.nn.Module):
+            num_heads, num_kv_heads, head_size, sliding_window = 1, 1, 1, 2
+
+        q = torch.zeros(5, 1)  # equal scores: each token averages the values it may see
+        v = torch.arange(5.0).reshape(5, 1)
+        enc, dec = Layer(), Layer()
+        enc.attn_type, dec.attn_type = "encoder_only", "decoder"
+        print(json.dumps([Attention.forward(enc, q, q, v).flatten().tolist(),
+                          Attention.forward(dec, q, q, v).flatten().tolist()]))
+    """)
+    assert out == [[0.5, 1.0, 2.0, 3.0, 3.5], [0.0, 0.5, 1.5, 2.5, 3.5]]

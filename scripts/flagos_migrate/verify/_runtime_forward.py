@@ -68,13 +68,16 @@ def _reference_attention():
             scores = cap * torch.tanh(scores / cap)
         # only decoder self-attention is causal: encoder, encoder-only and cross (encoder_decoder) see every key
         kind = str(getattr(getattr(self, "attn_type", "decoder"), "value", getattr(self, "attn_type", "decoder")))
-        causal = kind.lower().rsplit(".", 1)[-1] == "decoder"
+        kind = kind.lower().rsplit(".", 1)[-1]
+        causal = kind == "decoder"
         i = torch.arange(n).unsqueeze(1)
         j = torch.arange(nk).unsqueeze(0)
         allowed = (j <= i) if causal else torch.ones(n, nk, dtype=torch.bool)
         window = _window(getattr(self, "sliding_window", None)) or _window(getattr(impl, "sliding_window", None))
         if window:
             allowed = allowed & (i - j < window)
+            if kind == "encoder_only":  # a band both ways: vLLM's encoder-only window is (W - 1, W - 1)
+                allowed = allowed & (j - i < window)
         scores = scores.masked_fill(~allowed, float("-inf"))
         sinks = getattr(impl, "sinks", None)
         if isinstance(sinks, torch.Tensor):  # learned per-head sink logits (GPT-OSS): one more softmax column
