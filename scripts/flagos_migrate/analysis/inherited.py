@@ -591,32 +591,29 @@ def runs_on_model_config(text: str, hook: str) -> bool:
     defines ``verify_and_update_model_config`` to do something (upstream's base class's does nothing): upstream
     calls it while the ModelConfig is built, the pinned VllmConfig never (it calls
     ``verify_and_update_config(vllm_config)`` alone), so a vendored copy would silently skip that part."""
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return False
-    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
-    seen, todo = set(), [hook]
-    while todo:
-        node = classes.get(todo.pop())
-        if node is None or node.name in seen:
-            continue
-        seen.add(node.name)
-        if any(isinstance(b, (ast.FunctionDef, ast.AsyncFunctionDef)) and b.name == MODEL_CONFIG_HOOK
-               and not _does_nothing(b) for b in node.body):
-            return True
-        todo.extend(b.id for b in node.bases if isinstance(b, ast.Name))
-    return False
+    return _model_config_hook(text, hook) is not None
 
 
 def model_config_writes(text: str, hook: str, most: int = 4) -> list[str]:
     """The attribute assignments (as text, at most ``most``) in upstream's ``hook`` class's
     ``verify_and_update_model_config`` (or a base class's in ``text``): what a P25 finding says the pinned vLLM
     never does (JinaForRankingConfig's `model_config.hf_config.embedding_size = 512`)."""
+    fn = _model_config_hook(text, hook)
+    if fn is None:
+        return []
+    writes = [ast.unparse(n) for n in ast.walk(fn) if isinstance(n, (ast.Assign, ast.AugAssign))
+              and all(isinstance(t, (ast.Attribute, ast.Subscript))
+                      for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))]
+    return [w if len(w) <= 120 else w[:117] + "..." for w in writes[:most]]
+
+
+def _model_config_hook(text: str, hook: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The first ``verify_and_update_model_config`` that does something along ``hook``'s class chain in
+    ``text`` (the class, then the bases defined there), or None."""
     try:
         tree = ast.parse(text)
     except SyntaxError:
-        return []
+        return None
     classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
     seen, todo = set(), [hook]
     while todo:
@@ -627,12 +624,9 @@ def model_config_writes(text: str, hook: str, most: int = 4) -> list[str]:
         for b in node.body:
             if isinstance(b, (ast.FunctionDef, ast.AsyncFunctionDef)) and b.name == MODEL_CONFIG_HOOK \
                     and not _does_nothing(b):
-                writes = [ast.unparse(n) for n in ast.walk(b) if isinstance(n, (ast.Assign, ast.AugAssign))
-                          and all(isinstance(t, (ast.Attribute, ast.Subscript))
-                                  for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))]
-                return [w if len(w) <= 120 else w[:117] + "..." for w in writes[:most]]
+                return b
         todo.extend(b.id for b in node.bases if isinstance(b, ast.Name))
-    return []
+    return None
 
 
 def speculative_method(arch: str, version: str) -> str | None:
