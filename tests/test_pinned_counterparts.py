@@ -50,7 +50,52 @@ def test_colpali_names_the_pinned_config_whose_language_config_gets_no_rope():
     assert f.severity == "error" and f.data["arch"] == "ColPaliForRetrieval"
     assert "ColPaliConfig of transformers 4.57.6" in f.message and "never to `vlm_config.text_config`" in f.message
     assert "'GemmaConfig' object has no attribute 'rope_parameters'" in f.message
-    assert f.fix == "report the difference (the pinned code is outside the model file)"
+    assert f.fix.startswith("in the model file, `super().__init__(vllm_config=vllm_config.with_hf_config(config.vlm_config)")
+
+
+COLPALI = """\
+from vllm.model_executor.models.paligemma import PaliGemmaForConditionalGeneration
+
+
+class ColPaliModel(PaliGemmaForConditionalGeneration):
+    def __init__(self, *, vllm_config, prefix: str = ""):
+        config = vllm_config.model_config.hf_config
+        super().__init__(
+            vllm_config=vllm_config.with_hf_config(config.vlm_config), prefix=prefix
+        )
+        self.hidden_size = config.vlm_config.text_config.hidden_size
+"""
+
+COLPALI_AFTER = """\
+from vllm.model_executor.models.paligemma import PaliGemmaForConditionalGeneration
+from vllm.transformers_utils.config import patch_rope_parameters
+
+
+class ColPaliModel(PaliGemmaForConditionalGeneration):
+    def __init__(self, *, vllm_config, prefix: str = ""):
+        config = vllm_config.model_config.hf_config
+        # the pinned get_config patches RoPE on ColPaliConfig's own text_config, not on vlm_config's (P43)
+        patch_rope_parameters(config.vlm_config.text_config)
+        super().__init__(vllm_config=vllm_config.with_hf_config(config.vlm_config), prefix=prefix)
+        self.hidden_size = config.vlm_config.text_config.hidden_size
+"""
+
+
+def test_colpali_statement_becomes_the_pinned_rope_patch_then_upstreams(tmp_path: Path):
+    from analysis_helpers import migrate_example, only
+
+    m = migrate_example(tmp_path, COLPALI, "colpali")
+    assert m.model_unit.text == COLPALI_AFTER
+    (f,) = only(m.model_unit.before, "P43")
+    assert f.line == 7 and "never to `vlm_config.text_config`" in f.message
+    assert only(m.model_unit.after, "P43") == [] and "P43" in m.model_unit.rules
+    # the registration is answered by the rewritten file, not by the upstream one
+    for text, left in ((COLPALI_AFTER, 0), (COLPALI, 1)):
+        found = framework_findings("ColPaliForRetrieval", "m.py", 5, version="0.13.0", model_tree=ast.parse(text))
+        assert len([f for f in found if f.rule == "P43"]) == left
+    # another module with the same statement is not colpali: nothing rewritten
+    other = migrate_example(tmp_path / "other", COLPALI, "other_vlm")
+    assert only(other.model_unit.before, "P43") == [] and "patch_rope_parameters" not in other.model_unit.text
 
 
 def test_glm_ocr_names_the_pinned_base_that_builds_no_language_model_for_its_type():
@@ -143,12 +188,14 @@ def test_plan_of_the_real_upstream_files(tmp_path: Path):
 
     up = Upstream(open_upstream(str(UPSTREAM_SRC)))
     for model, rules in (("glm4_moe_lite", ["P43"]), ("glm4_moe_lite_mtp", ["P38", "P43"]), ("cohere2_vision", ["P43"]),
-                         ("colpali", ["P43"]), ("glm_ocr", []), ("colbert", ["P43"])):
+                         ("colpali", []), ("glm_ocr", []), ("colbert", ["P43"])):
         plugin = PluginTree(empty_plugin(tmp_path / model))
         mig = Migration(model, up, plugin, pinned(), all_archs=True).run()
         left = mig.left()
         if model == "glm_ocr":
             glm_ocr = mig
+        if model == "colpali":  # upstream's statement became the pinned RoPE patch, then itself
+            assert "patch_rope_parameters(config.vlm_config.text_config)\n" in mig.units["vllm_fl.models.colpali"].text
         assert sorted(f.rule for f in left if f.rule in ("P38", "P43")) == rules, model
         assert all(f.file == f"vllm_fl/models/{model}.py" for f in left if f.rule in ("P38", "P43"))
     # glm_ocr hands the pinned Glm4vVisionTransformer six positional arguments it does not take: upstream's glm4_1v
@@ -270,6 +317,44 @@ def test_the_pinned_colpali_config_keeps_a_text_config_the_pinned_rope_patch_rea
     if tf5 is not None:
         text = tf5.read_text("transformers/models/colpali/configuration_colpali.py")
         assert "return self.vlm_config.get_text_config(" in text and "text_config:" not in text
+
+
+REFERENCE_VENV = Path(os.environ.get("MMF_REFERENCE_VENV", Path.home() / ".cache/mmf/venv-vllm033"))
+# a saved ColPaliConfig whose language model has its own RoPE base: the config the language model is built from
+# (vlm_config's text config), after the table's code on the pinned stack / as transformers 5 builds it
+COLPALI_ROPE = """
+import json
+from transformers import ColPaliConfig, GemmaConfig, PaliGemmaConfig
+saved = ColPaliConfig(vlm_config=PaliGemmaConfig(text_config=GemmaConfig(rope_theta=5000.0).to_dict())).to_dict()
+config = ColPaliConfig.from_dict(saved)
+text = config.vlm_config.text_config
+if {pinned}:
+    from vllm.transformers_utils.config import patch_rope_parameters
+    patch_rope_parameters(text)
+print(json.dumps(dict(sorted(text.rope_parameters.items()))))
+"""
+
+
+@BOTH
+@pytest.mark.skipif(not (REFERENCE_VENV / "bin" / "python").is_file(), reason="needs the upstream venv (MMF_REFERENCE_VENV)")
+def test_the_pinned_rope_patch_gives_the_colpali_language_config_transformers_5s_rope():
+    """P43 colpali's answer: the pinned get_config's own patch_rope_parameters, on the 4.57.6 GemmaConfig the model
+    builds from, gives the rope_parameters transformers 5's GemmaConfig holds for the same saved config."""
+    import json
+    import subprocess
+
+    def rope(python: Path, pinned: bool) -> dict:
+        proc = subprocess.run([str(python), "-c", COLPALI_ROPE.format(pinned=pinned)], capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    pinned, upstream = rope(PINNED_VENV / "bin" / "python", True), rope(REFERENCE_VENV / "bin" / "python", False)
+    assert pinned == upstream == {"rope_theta": 5000.0, "rope_type": "default"}
+    # the table's code calls what the pinned get_config calls on the configs it reaches
+    fix = PINNED_COUNTERPARTS["0.13.0"]["ColPaliForRetrieval"]["answered_by_statement"]
+    assert ["vllm.transformers_utils.config", "patch_rope_parameters"] in fix["imports"]
+    assert "patch_rope_parameters(config.vlm_config.text_config)" in fix["pinned"]
 
 
 def _language_model_types(path: Path) -> set[str]:

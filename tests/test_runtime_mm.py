@@ -235,6 +235,23 @@ def test_sizes_the_released_checkpoints_keep_equal_stay_equal_in_the_tiny_config
     assert other["text_config"]["intermediate_size"] != other["vision_config"]["out_hidden_size"] * 3
 
 
+def test_a_model_within_the_model_next_to_a_top_level_text_config_shrinks_alike():
+    # ColPaliConfig keeps text_config and vlm_config (a PaliGemma with its own text_config, which the model builds
+    # from): only the top-level one shrank, the language model was a released-size Gemma and the run ran out of memory
+    gemma = {"model_type": "gemma", "hidden_size": 2048, "intermediate_size": 16384, "num_attention_heads": 8,
+             "num_key_value_heads": 1, "head_dim": 256, "num_hidden_layers": 18, "vocab_size": 257216}
+    siglip = {"model_type": "siglip_vision_model", "hidden_size": 1152, "intermediate_size": 4304,
+              "num_attention_heads": 16, "num_hidden_layers": 27, "image_size": 448, "patch_size": 14}
+    cfg = {"model_type": "colpali", "text_config": dict(gemma),
+           "vlm_config": {"model_type": "paligemma", "text_config": dict(gemma), "vision_config": siglip,
+                          "image_token_index": 257152}}
+    tiny = tiny_config(cfg)
+    inner = tiny["vlm_config"]
+    assert inner["text_config"] == tiny["text_config"] and inner["text_config"]["hidden_size"] < 2048
+    assert inner["text_config"]["num_hidden_layers"] < 18 and inner["vision_config"]["hidden_size"] < 1152
+    assert inner["image_token_index"] < inner["text_config"]["vocab_size"]
+
+
 def test_added_mrope_sections_name_their_rope_type_and_reach_every_language_config():
     # 4.57.6's Qwen3VLMoeTextConfig validates rope_scaling and requires rope_type (Qwen3-VL's released
     # text_config: {"rope_type": "default", "mrope_section": [24, 20, 20], ...}); the validation raised

@@ -58,6 +58,7 @@ CHECKS = (
     inherited.check_tower_skipping,
     framework.check_pooling_inner_load,
     framework.check_rope_layer_types,
+    framework.check_counterpart_statements,
     framework.check_replaced_config_classes,
     framework.check_legacy_layer_types,
     framework.check_added_config_fields,

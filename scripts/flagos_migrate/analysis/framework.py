@@ -17,6 +17,8 @@
 - P41: a transformers ``Auto*`` class asked to build a model from a config class that transformers 4.57.6
   lacks (only transformers 5 or upstream vLLM has it; on the pinned stack it comes from the plugin's config
   bridge): 4.57.6's auto mappings are keyed by its own config classes.
+- P43 (``answered_by_statement``): upstream's statement that builds through pinned code which computes
+  otherwise, where the pinned vLLM's own code gives the same result when called first (colpali).
 - P40: an alias transformers 5's ``attribute_map`` added (``LongcatFlashConfig.intermediate_size`` for
   ``ffn_hidden_size``) read through a config annotated with the pinned transformers' class of that name.
 """
@@ -35,6 +37,7 @@ from flagos_migrate.catalog.tables import (
     DECLARED_BY_CONFIG_CLASS,
     HF_CONFIG_CLASSES,
     LEGACY_LAYER_TYPES,
+    PINNED_COUNTERPARTS,
     POOLING_ARCHS,
     POOLING_INNER_LOAD,
     REPLACED_CONFIG_CLASSES,
@@ -257,6 +260,43 @@ def check_rope_layer_types(m: ModuleFacts) -> None:
                    "read the per-layer-type dict only when the config has it (`if layer_type in "
                    "config.rope_parameters`), else the flat dict and the 4.57.6 config's per-layer field"),
               data={"source": source, "stmt_line": getattr(stmt, "lineno", None)})
+
+
+# -- P43 (answered in the model file) -------------------------------------------------------------
+
+def _statements(code: str) -> list[str]:
+    return [ast.unparse(s) for s in ast.parse(code).body]
+
+
+def statement_answers(entry: dict, tree: ast.AST | None) -> bool:
+    """The file already runs the table's pinned code (every statement of it, in one body, in order)."""
+    fix = entry.get("answered_by_statement")
+    if not fix or tree is None:
+        return False
+    want = _statements(fix["pinned"])
+    for node in ast.walk(tree):
+        body = [ast.unparse(s) for s in getattr(node, "body", ()) if isinstance(s, ast.stmt)]
+        if any(body[i:i + len(want)] == want for i in range(len(body) - len(want) + 1)):
+            return True
+    return False
+
+
+def check_counterpart_statements(m: ModuleFacts) -> None:
+    """P43 entries answered by a statement of the model file (``answered_by_statement``): upstream's statement
+    becomes the table's code, which calls the pinned vLLM's own function first."""
+    for arch, entry in PINNED_COUNTERPARTS.get(m.apis.version, {}).items():
+        fix = entry.get("answered_by_statement")
+        if not fix or fix["module"] != _stem(m) or statement_answers(entry, m.tree):
+            continue
+        upstream = _statements(fix["upstream"])
+        for stmt in m.of_type(ast.Expr, ast.Assign):
+            if [ast.unparse(stmt)] != upstream:
+                continue
+            m.add("P43", stmt, f"architecture {arch} builds through the pinned vLLM {m.apis.version}'s "
+                  f"{' '.join(entry['pinned'].split())}: {' '.join(entry['what'].split())}",
+                  fix="the statement becomes the table's code (the pinned vLLM's own function called first)",
+                  data={"source": fix["pinned"], "stmt_line": stmt.lineno,
+                        "imports": [tuple(i) for i in fix.get("imports", ())]})
 
 
 # -- P29 -------------------------------------------------------------------------------------------
@@ -592,7 +632,7 @@ def _pinned_alias_reads(m: ModuleFacts, table: dict, classes: set[str], hf_class
 
 
 def propose_edits(f, edits: Edits) -> None:
-    """P27: the inner model's load_weights, the outer call without its mapper; P28: the pinned code;
+    """P27: the inner model's load_weights, the outer call without its mapper; P28, P43: the pinned code;
     P36: the legacy layer-kind name; P39: the read with transformers 5's default; P40: the aliased field."""
     d = f.data
     if f.rule == "P27" and d.get("source") and d.get("mapper_line"):
@@ -600,6 +640,10 @@ def propose_edits(f, edits: Edits) -> None:
         edits.drop_kwargs[(d["mapper_line"], "mapper")] = "P27"
     elif f.rule == "P28" and d.get("source") and d.get("stmt_line"):
         edits.replace_statements[d["stmt_line"]] = ("P28", d["source"])
+    elif f.rule == "P43" and d.get("source") and d.get("stmt_line"):
+        edits.replace_statements[d["stmt_line"]] = ("P43", d["source"])
+        for module, name in d.get("imports", ()):
+            edits.add_imports[(module, name)] = "P43"
     elif f.rule == "P36":
         edits.replace_strings[(f.line, d["value"])] = ("P36", d["legacy"])
     elif f.rule == "P39":

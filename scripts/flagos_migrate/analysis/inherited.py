@@ -17,6 +17,7 @@ import ast
 import re
 
 from flagos_migrate.analysis.facts import ModuleFacts
+from flagos_migrate.analysis.framework import statement_answers
 from flagos_migrate.astutil import dotted, source_segment
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.catalog.tables import (
@@ -637,11 +638,13 @@ def speculative_method(arch: str, version: str) -> str | None:
 def framework_findings(arch: str, path: str, line: int, col: int = 0,
                        hooked: frozenset[str] | set[str] = frozenset(), version: str = "",
                        registered: frozenset[str] | set[str] = frozenset(),
-                       builds_on: frozenset[str] | set[str] = frozenset()) -> list[Finding]:
+                       builds_on: frozenset[str] | set[str] = frozenset(),
+                       model_tree: ast.AST | None = None) -> list[Finding]:
     """P25 (upstream's config hooks), P38 (a speculative method the pinned ``version`` lacks) and P43 (pinned code
     outside the model file that computes otherwise; ``registered``: the architectures the plugin registers;
     ``builds_on``: upstream model modules, such as ``glm4_1v``, whose plugin copy the architecture's file imports
-    in place of the pinned one) on ``arch``."""
+    in place of the pinned one; ``model_tree``: the architecture's model file, which may run the entry's
+    ``answered_by_statement``) on ``arch``."""
     out = [Finding("P25", path, line, col, msg, fix="port the hook's effect: the config bridge, the model, or "
                    f'`MODELS_CONFIG_MAP["{arch}"] = <your VerifyAndUpdateConfig>` in register_model()',
                    data={"arch": arch}) for msg in framework_hooks(arch, hooked)]
@@ -686,7 +689,7 @@ def framework_findings(arch: str, path: str, line: int, col: int = 0,
             data={"arch": arch, "method": "mtp", "target": target}))
     entry = PINNED_COUNTERPARTS.get(version, {}).get(arch)
     if (entry is not None and entry.get("answered_by") not in registered
-            and entry.get("answered_by_module") not in builds_on):
+            and entry.get("answered_by_module") not in builds_on and not statement_answers(entry, model_tree)):
         pinned = " ".join(entry["pinned"].split())
         out.append(Finding(
             "P43", path, line, col,
@@ -696,7 +699,10 @@ def framework_findings(arch: str, path: str, line: int, col: int = 0,
                  if entry.get("answered_by") else
                  f"extend the class of upstream's {entry['answered_by_module']} migrated into the plugin (import it "
                  f"from the plugin's models.{entry['answered_by_module']}), or report the difference"
-                 if entry.get("answered_by_module") else "report the difference (the pinned code is outside the model file)"),
+                 if entry.get("answered_by_module") else
+                 f"in the model file, `{entry['answered_by_statement']['upstream']}` becomes the table's code (apply "
+                 "rewrites it), or report the difference" if entry.get("answered_by_statement") else
+                 "report the difference (the pinned code is outside the model file)"),
             data={"arch": arch, "pinned": pinned}))
     return out
 

@@ -133,7 +133,7 @@ def check_registrations(tree: PluginTree, apis: PinnedApis, reg: RegistrationFil
         # P25: upstream hooks on the arch; P38: a speculative method the pinned vLLM lacks; P43: pinned code
         # outside the model file that computes otherwise
         out.extend(framework_findings(m.arch, shown, m.line, m.col, reg.config_hooks, apis.version, registered,
-                                      _plugin_models_imported(tree, m.module)))
+                                      _plugin_models_imported(tree, m.module), _plugin_model_tree(tree, m.module)))
         if m.module is None:
             continue  # a dynamic target: cannot judge
         top = m.module.split(".")[0]
@@ -164,10 +164,15 @@ def check_registrations(tree: PluginTree, apis: PinnedApis, reg: RegistrationFil
     return out
 
 
+def _plugin_model_tree(tree: PluginTree, module: str | None) -> ast.Module | None:
+    """The parsed plugin file of ``module`` (a model module of the plugin), else None."""
+    path = tree.module_path(module) if module and module.startswith(f"{PACKAGE}.models.") else None
+    return parse_source(path.read_text(encoding="utf-8", errors="replace"), str(path)) if path and path.is_file() else None
+
+
 def _plugin_models_imported(tree: PluginTree, module: str | None) -> set[str]:
     """The plugin model modules (short names: ``glm4_1v``) the plugin file of ``module`` imports from."""
-    path = tree.module_path(module) if module and module.startswith(f"{PACKAGE}.models.") else None
-    syntax = parse_source(path.read_text(encoding="utf-8", errors="replace"), str(path)) if path and path.is_file() else None
+    syntax = _plugin_model_tree(tree, module)
     prefix = f"{PACKAGE}.models."
     return {n.module[len(prefix):] for n in ast.walk(syntax) if isinstance(n, ast.ImportFrom) and n.module
             and n.module.startswith(prefix) and "." not in n.module[len(prefix):]} if syntax else set()

@@ -430,7 +430,7 @@ class Migration(Vendoring, Tf5Vendoring):
             target = self._vendor_config_hook(arch) if arch not in hooked or ours else None
             for f in inherited.framework_findings(arch, unit.relpath, lines.get(cls, 1), hooked=hooked,
                                                   version=self.apis.version, registered=registered,
-                                                  builds_on=builds_on):
+                                                  builds_on=builds_on, model_tree=tree):
                 writes = self.model_config_writes.get(arch) if target is None else None
                 if writes and "has no entry" in f.message:  # what the pinned model is built without
                     f.message += ("; its verify_and_update_model_config, which the pinned vLLM never calls, does "
@@ -566,7 +566,7 @@ class Migration(Vendoring, Tf5Vendoring):
                 inherited.propose_edits(f, edits)
             elif f.rule == "P12":
                 structure.propose_edits(f, edits)
-            elif f.rule in ("P27", "P28", "P36", "P39", "P40"):
+            elif f.rule in ("P27", "P28", "P36", "P39", "P40", "P43"):
                 framework.propose_edits(f, edits)
             elif f.rule == "P34":
                 routed_experts.propose_edits(f, edits)

@@ -508,6 +508,11 @@ def tiny_config(config: dict) -> dict:
     for key in _AUDIO_KEYS:
         if isinstance(cfg.get(key), dict):
             _shrink_audio(cfg[key], text_hidden)
+    # a model within the model next to a text config of the top level (ColPaliConfig: text_config and vlm_config,
+    # whose own text_config the model is built from) shrinks too, as a whole config: left, it stayed the released
+    # PaliGemma size (a 2B Gemma, out of memory); shrunk alike, the copies stay equal
+    for key in holders:
+        cfg[key] = tiny_config(cfg[key])
     _keep_released_ties(cfg)
     return cfg
 
