@@ -666,6 +666,23 @@ def test_merged_upstream_class_used_only_in_isinstance_maps_to_the_pinned_classe
     assert [f.rule for f in analyze(constructed) if f.data.get("name") == "AutoAWQConfig"] == ["P3"]
 
 
+def test_upstreams_token_pooler_head_base_in_isinstance_is_the_pinned_heads():
+    # colpali asserts the head of pooler_for_token_embed is a TokenPoolerHead: a vendored copy of upstream's base is
+    # no base of the pinned TokenEmbeddingPoolerHead (load failed: AssertionError); the pinned heads stand for it
+    code = """
+    from vllm.model_executor.layers.pooler.tokwise.heads import TokenPoolerHead
+
+    def check(pooler):
+        head = pooler.head
+        assert isinstance(head, TokenPoolerHead)
+        return head
+    """
+    (f,) = only(analyze(code), "P13")
+    assert f.data["equivalent"] == [["vllm.model_executor.layers.pooler", "TokenEmbeddingPoolerHead"],
+                                    ["vllm.model_executor.layers.pooler", "TokenClassifierPoolerHead"]]
+    assert only(analyze(code.replace("return head", "return TokenPoolerHead")), "P13") == []  # used otherwise
+
+
 OOV = '''
 import torch
 
