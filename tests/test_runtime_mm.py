@@ -26,6 +26,7 @@ from flagos_migrate.verify.runtime_mm import (
     image_token_id,
     pixels,
     prompt_with_image,
+    rename_fields,
     shrink_vision_geometry,
 )
 from flagos_migrate.verify.runtime_tiny import tiny_config, with_mrope
@@ -156,6 +157,43 @@ class Causal(nn.Module):
 names = ["lm_head.weight", "model.weight"]
 print(json.dumps([runtime_mm.unbuilt_tensors(Pooling(), names), runtime_mm.unbuilt_tensors(Causal(), names)]))
 """
+
+
+def test_a_field_the_models_processor_renames_gets_the_image_processors_output():
+    # Kanana-V's processor lays out (and its _parse_and_validate_image_input reads) vision_grid_thw; the Qwen2-VL
+    # image processor of its tower outputs image_grid_thw: the forward failed "vision_grid_thw is required"
+    grid = object()
+    kanana = {"pixel_values": 1, "image_grid_thw": grid}
+    rename_fields(kanana, {"pixel_values": None, "vision_grid_thw": None, "image_token_thw": None})
+    assert kanana["vision_grid_thw"] is grid and "image_token_thw" not in kanana
+    qwen2_vl = {"pixel_values": 1, "image_grid_thw": grid}  # lays out the name it was given: nothing added
+    rename_fields(qwen2_vl, {"pixel_values": None, "image_grid_thw": None})
+    assert qwen2_vl == {"pixel_values": 1, "image_grid_thw": grid}
+
+
+GRID_ROWS = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import torch
+import runtime_mm
+
+grid = torch.tensor([[1, 4, 4], [1, 2, 6]])
+flat = {"pixel_values": torch.zeros(28, 8), "image_grid_thw": grid}
+runtime_mm.grid_rows(flat)
+other = {"pixel_values": torch.zeros(27, 8), "image_grid_thw": grid}  # rows the grid does not account for
+runtime_mm.grid_rows(other)
+print(json.dumps([flat["pixel_sizes"].tolist(), "pixel_sizes" in other]))
+"""
+
+
+@pytest.mark.skipif(not PINNED_PY.exists(), reason="needs the pinned venv (torch)")
+def test_flat_patch_pixels_get_each_images_row_count_from_its_grid():
+    # Kanana-V's fields split pixel_values by pixel_sizes, which its processor adds after the image processor:
+    # without it the pixel field laid out nothing
+    proc = subprocess.run([str(PINNED_PY), "-c", GRID_ROWS, str(VERIFY_DIR)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [[16, 12], False]
 
 
 @pytest.mark.skipif(not PINNED_PY.exists(), reason="needs the pinned venv (torch)")

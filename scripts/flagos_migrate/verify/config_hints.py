@@ -351,7 +351,8 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # Kanana-V (kakaocorp's remote-code config; kanana-1.5-v-3b-instruct's config.json): a Qwen2-VL vision tower
     # without its merger (upstream's CustomQwen2VLVE reads these Qwen2VLVisionConfig fields), a Dynamic C-Abstractor
     # projector (RegNet stages of depth `depth` around a merge_size x merge_size patch merge, an MLP readout of
-    # mlp_depth onto the language model's width, learned position embeddings of pos_emb_size) and a Llama language
+    # mlp_depth onto the language model's width, learned position embeddings of pos_emb_size, reading the tower's
+    # hidden state feature_layer_index: Honeybee's C-Abstractor default, the last) and a Llama language
     # model (upstream builds LlamaForCausalLM from text_config). Tiny: one 32-wide tower layer, one RegNet block a
     # stage, 16 positions (a 4x4 grid)
     ("kanana_v",): {
@@ -361,7 +362,8 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
                           "hidden_act": "quick_gelu"},
         "projector_config": {"model_type": "kanana-1.5-v-visual-projector", "depth": 1, "mlp_depth": 2,
                              "merge_size": 2, "encoder_hidden_size": T.VISION_HIDDEN, "hidden_size": T.VISION_HIDDEN,
-                             "output_hidden_size": T.HIDDEN, "pos_emb": True, "pos_emb_size": 16},
+                             "output_hidden_size": T.HIDDEN, "pos_emb": True, "pos_emb_size": 16,
+                             "feature_layer_index": -1},
         "text_config": {**_QWEN2_TEXT, "model_type": "llama", "architectures": ["LlamaForCausalLM"]},
     },
     ("solar",): {"bskcn_1": [1], "bskcn_2": [1], "bskcn_3": [1], "bskcn_4": [1], "bskcn_tv": [0.9, 0.8]},

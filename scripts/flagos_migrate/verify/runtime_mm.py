@@ -330,6 +330,7 @@ def _runner_kwargs(vc, hf_inputs):
     from vllm.multimodal.utils import group_mm_kwargs_by_modality
 
     proc = MULTIMODAL_REGISTRY.create_processor(vc.model_config)
+    grid_rows(hf_inputs)
     try:
         fields = proc._get_mm_fields_config(hf_inputs, {})
     except KeyError as exc:  # a count the vLLM processor adds after the HF call (idefics3)
@@ -340,6 +341,7 @@ def _runner_kwargs(vc, hf_inputs):
     if fields is None or missing:  # gemma3: crops + 1
         _crops(hf_inputs, need=True, names=missing or CROP_COUNTS[:1])
         fields = proc._get_mm_fields_config(hf_inputs, {})
+    rename_fields(hf_inputs, fields)
     items = MultiModalKwargsItems.from_hf_inputs(hf_inputs, fields)
     group = list(items.get("image", []))
     if not group:
@@ -347,6 +349,38 @@ def _runner_kwargs(vc, hf_inputs):
     for _modality, _n, kwargs in group_mm_kwargs_by_modality(group, device="cpu"):
         return dict(kwargs)
     raise NoImage("no image group")
+
+
+# a field a vLLM processor lays out under its own name -> the Hugging Face processor output holding the same
+# tensor: Kanana-V's processor renames its image processor's grid vision_grid_thw (the name its
+# _parse_and_validate_image_input reads), which the tower family's processor (Qwen2-VL's) calls image_grid_thw
+FIELD_SOURCES = {"vision_grid_thw": "image_grid_thw"}
+# per-image row counts of flat patch pixels a vLLM processor adds after the Hugging Face call, which its
+# pixel field is split by (Kanana-V: pixel_sizes, one image's patch rows; without it the field lays out nothing)
+GRID_ROW_COUNTS = ("pixel_sizes",)
+
+
+def rename_fields(hf_inputs, fields) -> None:
+    """Give each field the model's processor lays out (``fields``) and the Hugging Face outputs lack the
+    output of the same content under its other name (FIELD_SOURCES). Mutates ``hf_inputs`` (a mapping)."""
+    for field, source in FIELD_SOURCES.items():
+        if field in fields and field not in hf_inputs and source in hf_inputs:
+            hf_inputs[field] = hf_inputs[source]
+
+
+def grid_rows(hf_inputs, names=GRID_ROW_COUNTS) -> None:
+    """Flat patch pixels with a (t, h, w) grid per image (Qwen2-VL's processor): each image's row count,
+    t * h * w, under the names a vLLM processor adds it by (GRID_ROW_COUNTS), where absent. Mutates
+    ``hf_inputs``."""
+    grid, pv = hf_inputs.get("image_grid_thw"), hf_inputs.get("pixel_values")
+    if grid is None or pv is None or pv.dim() != 2 or grid.dim() != 2:
+        return
+    rows = grid.prod(-1)
+    if int(rows.sum()) != pv.shape[0]:
+        return
+    for name in names:
+        if name not in hf_inputs:
+            hf_inputs[name] = rows
 
 
 # the per-image crop counts vLLM's processors add after the Hugging Face call for tiled images, which
