@@ -692,6 +692,41 @@ def test_the_load_check_compares_in_the_dtype_a_layer_keeps_its_parameters(tmp_p
     assert out["wrong"] == ["act_fn.alpha_p differs from its checkpoint tensor act_fn.alpha_p"]
 
 
+DROPPED_LOAD = textwrap.dedent('''\
+    """check_loaded with a checkpoint tensor the model has no parameter for (colpali's embedding_proj_layer.bias)."""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    import torch
+    from _runtime_load import check_loaded
+    from reference_divergences import dropped_by_upstream
+
+    model = torch.nn.Module()
+    model.custom_text_proj = torch.nn.Linear(8, 4, bias=False)
+    ckpt = {"custom_text_proj.weight": torch.randn(4, 8), "embedding_proj_layer.bias": torch.randn(4)}
+    with torch.no_grad():
+        model.custom_text_proj.weight.copy_(ckpt["custom_text_proj.weight"])
+    lost = check_loaded(model, ckpt, None)[0]
+    problems, stats = check_loaded(model, ckpt, None, (), dropped_by_upstream("ColPaliForRetrieval"))
+    other = check_loaded(model, ckpt, None, (), dropped_by_upstream("PaliGemmaForConditionalGeneration"))[0]
+    print(json.dumps({"lost": lost, "dropped": problems, "stats": stats.get("dropped_as_upstream"), "other": other}))
+''')
+
+
+def test_a_tensor_upstreams_own_file_never_loads_is_no_loss_and_is_said():
+    """colpali failed load: upstream's file builds custom_text_proj without a bias (the config names embedding_dim)
+    and skips the Hugging Face checkpoint's embedding_proj_layer.bias; the migrated file does the same. Only the
+    table's names for that architecture are excused (and the HF stand-in zeroes the bias, so it computes alike)."""
+    out = run_in_worker(DROPPED_LOAD, timeout=600)
+    lost = ["the checkpoint holds 4 more values than the model's parameters: some checkpoint tensors were not loaded"]
+    assert out["lost"] == lost and out["other"] == lost
+    assert out["dropped"] == [] and out["stats"] == ["embedding_proj_layer.bias"]
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts" / "flagos_migrate" / "verify"))
+    from reference_divergences import adjustments_for
+
+    assert [a["parameter"] for a in adjustments_for("ColPaliForRetrieval", "transformers-4.57.6")] == [
+        "embedding_proj_layer.bias"]
+
+
 TRANSFORM_LOAD = textwrap.dedent('''\
     """check_loaded + accept_transforms on vLLM's real RMSNorm whose weight loader scales on load, the way
     upstream's longcat_flash.py folds sqrt(hidden/q_lora_rank) into q_a_layernorm (composed_weight_loader)."""

@@ -26,6 +26,7 @@ from checkpoint_layouts import (
     stacked_experts,
 )
 from draft_respellings import FIELDS, RESPELLINGS, respell
+from reference_divergences import dropped_by_upstream
 
 
 class Checkpoint(dict):
@@ -260,13 +261,14 @@ def held_values(params, ckpt):
     return total
 
 
-def check_loaded(model, ckpt, reported, excused=()):
+def check_loaded(model, ckpt, reported, excused=(), dropped=()):
     """Every parameter written (NaN-filled before loading), and each equal to its checkpoint tensor or,
     for fused parameters, to the concatenation of its parts. Returns (problems, stats); the stats'
     ``reordered`` lists parameters holding their checkpoint values in another order (the caller
     decides against the pinned loader whether that order is right). ``excused``: parameters left
     unloaded exactly as the pinned vLLM's own class leaves them (:func:`unloaded_as_pinned`), reported
-    in the stats as ``unloaded_as_pinned`` and counted nowhere else."""
+    in the stats as ``unloaded_as_pinned`` and counted nowhere else. ``dropped``: checkpoint tensors upstream's
+    own model file never loads (reference_divergences), not counted as lost, reported as ``dropped_as_upstream``."""
     import torch
 
     excused = set(excused)
@@ -319,6 +321,10 @@ def check_loaded(model, ckpt, reported, excused=()):
     stats = {"parameters": len(params) + len(excused), "equal": equal, "fused_equal": fused, "unchecked": unchecked,
              "reordered": reordered, "changed": changed, "checkpoint_tensors": len(ckpt), "checkpoint_values": in_ckpt, "parameter_values": all_values}
     in_ckpt -= buffers
+    gone = [n for n in dropped if n in ckpt]
+    if gone:
+        stats["dropped_as_upstream"] = gone
+        in_ckpt -= sum(ckpt[n].numel() for n in gone)
     if not unloaded and in_ckpt > in_params:  # tensors of layers the model does not build are no loss
         unbuilt = runtime_mm.unbuilt_tensors(model, list(ckpt))
         stats["not_built"] = len(unbuilt)
@@ -556,7 +562,11 @@ def _load(model, ckpt, vc, pinned_loader=None, notes=None, reference=False, pinn
         notes.append(f"{len(excused)} parameter(s) left unloaded ({', '.join(excused[:4])}): "
                      + ("as on the pinned side" if reference else
                         "the pinned vLLM's own class leaves the very same values unloaded from this checkpoint"))
-    problems, stats = check_loaded(model, ckpt, reported, excused)
+    arch = next(iter(getattr(vc.model_config.hf_config, "architectures", None) or ()), "")
+    problems, stats = check_loaded(model, ckpt, reported, excused, dropped_by_upstream(arch))
+    if stats.get("dropped_as_upstream") and notes is not None:
+        notes.append(f"checkpoint tensors upstream vLLM's own {arch} never loads, not loaded here either: "
+                     f"{', '.join(stats['dropped_as_upstream'])} (reference_divergences)")
     reordered = stats.pop("reordered")
     changed = stats.pop("changed")
 

@@ -10,9 +10,23 @@ what upstream leaves out still fails ``match``), and every adjustment is reporte
 """
 
 # vLLM architecture -> {"zero": parameters (the Hugging Face class's names) set to 0 after loading,
-# "config_add": {config field: amount added before the class is built}, "why": what upstream vLLM does
-# instead, "evidence": file:line in upstream vLLM 0.33.0's source}
+# "config_add": {config field: amount added before the class is built}, "dropped": checkpoint tensors (the Hugging
+# Face class's names) upstream vLLM's model file never loads (the load level counts them as not lost, on both sides,
+# and says so), "why": what upstream vLLM does instead, "evidence": file:line in upstream vLLM 0.33.0's source}
 REFERENCE_DIVERGENCES: dict[str, dict] = {
+    "ColPaliForRetrieval": {
+        "zero": ["embedding_proj_layer.bias"],
+        "dropped": ["embedding_proj_layer.bias"],
+        "why": "upstream vLLM builds custom_text_proj without a bias whenever the config names the embedding size "
+               "(ColPaliConfig.embedding_dim, always set) and skips a checkpoint tensor its projection has no "
+               "parameter for; transformers' ColPaliForRetrieval projects with nn.Linear(hidden, embedding_dim), "
+               "bias included",
+        "evidence": [
+            "vllm/model_executor/models/colpali.py:134: if self.embed_dim is not None:",
+            "vllm/model_executor/models/colpali.py:138: bias=False,",
+            "vllm/model_executor/models/colpali.py:212: if param is not None:",
+        ],
+    },
     "PhiMoEForCausalLM": {
         "zero": ["lm_head.bias"],
         "why": "upstream vLLM builds and loads lm_head.bias (ParallelLMHead(bias=True)) but never adds it: "
@@ -62,3 +76,8 @@ def adjustments_for(arch: str, reference: str | None) -> list[dict]:
             for name in entry.get("zero", ())] + \
         [{"parameter": f"config.{name}", "action": f"{amount:+d}", "why": entry["why"], "evidence": list(entry["evidence"])}
          for name, amount in (entry.get("config_add") or {}).items()]
+
+
+def dropped_by_upstream(arch: str) -> list[str]:
+    """Checkpoint tensors upstream vLLM's model file for ``arch`` never loads (the table's ``dropped``). Pure."""
+    return list((REFERENCE_DIVERGENCES.get(arch) or {}).get("dropped", ()))
