@@ -1677,3 +1677,12 @@ def test_a_hasattr_guard_does_not_make_optional_what_a_built_module_reads_withou
     assert H._over({}, own)["layer_types"]["guarded"]
     defaulted = H.config_reads("def f(config):\n    return getattr(config, 'layer_types', None)\n")
     assert H._over(defaulted, own)["layer_types"]["guarded"]
+
+
+def test_cohere_asrs_encoder_has_the_decoders_head_count_upstreams_model_config_requires():
+    # upstream 0.33.0's ModelConfig asserts encoder["n_heads"] == transf_decoder["config_dict"]["num_attention_heads"]
+    # (model_arch_config_convertor): with 2 against 4 its own class was never built, and the checkpoint's spelling
+    # went unjudged (the pinned KeyError on num_batches_tracked then read as the migration's)
+    cohere = H.CHECKPOINT_FIELDS["cohere_asr"]
+    assert cohere["encoder"]["n_heads"] == cohere["transf_decoder"]["config_dict"]["num_attention_heads"]
+    assert cohere["encoder"]["d_model"] % cohere["encoder"]["n_heads"] == 0

@@ -606,11 +606,14 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # config.transf_decoder["config_dict"]["hidden_size"], config.head["num_classes"]) and transformers 5's
     # CohereAsrConfig does not declare (its encoder_config / hidden_size are another spelling). NeMo's Conformer
     # defaults (dw_striding by 8, rel_pos attention, untied biases, x-scaling, batch-norm convs); tiny: one encoder
-    # layer of 2 heads over 32 mel features, the decoder at the tiny text sizes, the tiny vocabulary
+    # layer over 32 mel features, the decoder at the tiny text sizes, the tiny vocabulary. The encoder has the decoder's
+    # head count: upstream 0.33.0's ModelConfig refuses a CohereAsrConfig whose encoder n_heads differs from the
+    # decoder's num_attention_heads ("Encoder and decoder must have the same number of kv heads",
+    # model_arch_config_convertor), so its own class could not be built to judge the checkpoint's spelling
     "cohere_asr": {
         "encoder": {"feat_in": 32, "n_layers": 1, "d_model": 32, "feat_out": -1, "causal_downsampling": False,
                     "subsampling": "dw_striding", "subsampling_factor": 8, "subsampling_conv_channels": -1,
-                    "ff_expansion_factor": 4, "self_attention_model": "rel_pos", "n_heads": 2,
+                    "ff_expansion_factor": 4, "self_attention_model": "rel_pos", "n_heads": T.HEADS,
                     "att_context_size": [-1, -1], "xscaling": True, "untie_biases": True, "pos_emb_max_len": 5000,
                     "conv_kernel_size": 9, "conv_norm_type": "batch_norm", "conv_context_size": None},
         "transf_decoder": {"config_dict": {"hidden_size": T.HIDDEN, "inner_size": T.INTERMEDIATE, "hidden_act": "relu",
