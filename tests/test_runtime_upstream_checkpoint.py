@@ -427,7 +427,7 @@ def test_the_checkpoint_layouts_join_each_tensors_experts_in_expert_order():
 
     table = {e["id"]: e for e in LAYOUTS}
     assert list(table) == ["split", "experts-stacked", "mla-a-split", "experts-held-w1w2w3", "qk-rotary-interleaved", "conv1d-split-qkv",
-                           "qkv-held", "as-held", "embedding-rows-split", "substr-exact", "unmapped"]
+                           "as-held", "qkv-held", "embedding-rows-split", "substr-exact", "unmapped"]
     # MiniCPM's MoE holds every expert in ws [expert, 2 x intermediate, hidden] (w1 rows then w3) and w2s
     held = table["experts-held-w1w2w3"]["held_experts"]
     assert held_expert_parts("model.layers.1.mlp.ws", (2, 8, 4), held) == [

@@ -59,14 +59,14 @@ LAYOUTS = (
                  "linear_attn.q_conv1d/k_conv1d/v_conv1d.weight as shards 0/1/2 of the fused linear_attn.conv1d "
                  "(kimi_gdn_linear_attn.py _make_fused_conv1d_weight_loader over [key_dim, key_dim, value_dim], "
                  "equal: _make_kimi_kda_config requires matching key/value head counts and dims)"},
+    {"id": "as-held", "split_stacked": False, "stacked_extra": {}, "split_experts": False, "stack_experts": None,
+     "evidence": "laguna_dflash.py DFlashLagunaModel.load_weights: params_dict[name] for every name (no stacked or "
+                 "expert mapping), so qkv_proj and every other parameter is read as the class holds it"},
     {"id": "qkv-held", "split_stacked": True, "stacked_extra": {}, "split_experts": True, "stack_experts": None,
      "held_stacked": ("qkv_proj",),
      "evidence": "bert_with_rope.py BertWithRope.load_weights (GteNewModel's): its stacked_params_mapping holds "
                  "gate_up_proj's parts only (gate_proj, up_proj), and the qkv_proj is read whole (GteNewModel's mapper: "
                  "attention.qkv_proj -> attn.qkv_proj)"},
-    {"id": "as-held", "split_stacked": False, "stacked_extra": {}, "split_experts": False, "stack_experts": None,
-     "evidence": "laguna_dflash.py DFlashLagunaModel.load_weights: params_dict[name] for every name (no stacked or "
-                 "expert mapping), so qkv_proj and every other parameter is read as the class holds it"},
     {"id": "embedding-rows-split", "split_stacked": True, "stacked_extra": {}, "split_experts": True,
      "stack_experts": None,
      "split_rows": ((r"^model\.embed_tokens\.weight$", (("model.transformer.wte.embedding", ("embedding_size", "vocab_size")),
