@@ -42,7 +42,17 @@ PRUNING_AFTER = PRUNING + '''
 
 def test_a_method_upstreams_base_added_is_written_as_the_pinned_base_does_the_work(tmp_path):
     m = migrate(tmp_path, PRUNING)
-    assert m.model_unit.text == PRUNING_AFTER
+    # the class skips the pinned Qwen3-VL __init__, so P12 writes upstream's guarded deepstack readers too (with
+    # the imports their text needs: the file imports neither torch nor IntermediateTensors)
+    (guarded,) = BY_ID["P12"].tables["guarded_readers"]
+    head, _, body = PRUNING_AFTER.partition("\n\n\n")
+    init, _, pruning = body.partition("\n\n")
+    assert m.model_unit.text == (head + "\nimport torch\nfrom vllm.sequence import IntermediateTensors\n\n\n" + init
+                                 + "\n\n" + textwrap.indent(guarded["source"], "    ") + "\n\n" + pruning)
+    compile(m.model_unit.text, "migrated.py", "exec")
+    # a file that imports torch already gets no second `import torch`
+    again = migrate(tmp_path / "again", "import torch\n" + PRUNING).model_unit.text
+    assert again.count("import torch\n") == 1 and again.startswith("import torch\n")
     assert [f.data["method"] for f in m.model_unit.before if f.rule == "P4"] == ["_init_video_pruning"]
     assert not [f for f in m.left() if f.rule == "P4"]
 

@@ -41,6 +41,9 @@ def test_the_skipped_qwen3_vl_init_gets_upstreams_guarded_deepstack_readers(tmp_
     assert m.model_unit.text == (
         "from torch import nn\n"
         "from vllm.model_executor.models.qwen3_vl import Qwen3VLForConditionalGeneration\n"
+        # upstream's text reads torch.zeros / torch.Tensor: a file importing only `from torch import nn` gets
+        # `import torch` too (without it the written annotations raised NameError at import)
+        "import torch\n"
         "from vllm.sequence import IntermediateTensors\n\n\n"
         + INTERNS1_PRO.split("\n\n\n", 1)[1]
         + "\n" + "\n".join(line.rstrip() for line in methods.splitlines()) + "\n")

@@ -226,6 +226,11 @@ def _binds(module: cst.Module, name: str) -> bool:
                         local = a.asname.name.value if a.asname is not None else _alias_name(a)
                         if local == name:
                             return True
+                if isinstance(imp, cst.Import):  # `import torch` binds torch, `import a.b` binds a
+                    for a in imp.names:
+                        local = a.asname.name.value if a.asname is not None else _alias_name(a).split(".")[0]
+                        if local == name:
+                            return True
     return False
 
 

@@ -38,11 +38,13 @@ def edit_statements(module: cst.Module, statements: dict[int, str]) -> cst.Modul
 
 
 def add_imports(module: cst.Module, entries: list[tuple[str, str]]) -> cst.Module:
-    """``from module import name`` for each entry, right after the last top-level import."""
+    """``from module import name`` for each entry (``import module`` for an empty name: upstream's text that reads
+    ``torch.zeros``), right after the last top-level import."""
     if not entries:
         return module
     body = list(module.body)
     last = max((i for i, s in enumerate(body) if isinstance(s, cst.SimpleStatementLine)
                 and any(isinstance(x, (cst.Import, cst.ImportFrom)) for x in s.body)), default=-1)
-    body[last + 1:last + 1] = [cst.parse_statement(f"from {mod} import {name}\n") for mod, name in sorted(entries)]
+    body[last + 1:last + 1] = [cst.parse_statement(f"from {mod} import {name}\n" if name else f"import {mod}\n")
+                            for mod, name in sorted(entries)]
     return module.with_changes(body=body)
