@@ -132,8 +132,9 @@ def check_registrations(tree: PluginTree, apis: PinnedApis, reg: RegistrationFil
             continue
         # P25: upstream hooks on the arch; P38: a speculative method the pinned vLLM lacks; P43: pinned code
         # outside the model file that computes otherwise
+        syntax = _plugin_model_tree(tree, m.module)  # parsed once: its imports and itself both go to P43
         out.extend(framework_findings(m.arch, shown, m.line, m.col, reg.config_hooks, apis.version, registered,
-                                      _plugin_models_imported(tree, m.module), _plugin_model_tree(tree, m.module)))
+                                      _plugin_models_imported(syntax), syntax))
         if m.module is None:
             continue  # a dynamic target: cannot judge
         top = m.module.split(".")[0]
@@ -170,9 +171,8 @@ def _plugin_model_tree(tree: PluginTree, module: str | None) -> ast.Module | Non
     return parse_source(path.read_text(encoding="utf-8", errors="replace"), str(path)) if path and path.is_file() else None
 
 
-def _plugin_models_imported(tree: PluginTree, module: str | None) -> set[str]:
-    """The plugin model modules (short names: ``glm4_1v``) the plugin file of ``module`` imports from."""
-    syntax = _plugin_model_tree(tree, module)
+def _plugin_models_imported(syntax: ast.Module | None) -> set[str]:
+    """The plugin model modules (short names: ``glm4_1v``) a parsed plugin model file imports from."""
     prefix = f"{PACKAGE}.models."
     return {n.module[len(prefix):] for n in ast.walk(syntax) if isinstance(n, ast.ImportFrom) and n.module
             and n.module.startswith(prefix) and "." not in n.module[len(prefix):]} if syntax else set()
