@@ -216,22 +216,26 @@ def _is_type_checking_if(stmt: cst.CSTNode) -> bool:
     return test in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
 
 
-def _binds(module: cst.Module, name: str) -> bool:
-    """True when a top-level import binds ``name``."""
+def binds_at_top(module: cst.Module, name: str, *, assignments: bool = False) -> bool:
+    """True when a top-level import (or, with ``assignments``, a plain assignment) binds ``name``.
+
+    ``import a.b`` binds ``a``; a star import binds nothing we can name.
+    """
     for stmt in module.body:
-        if _is_import_line(stmt):
-            for imp in stmt.body:
-                if isinstance(imp, cst.ImportFrom) and not isinstance(imp.names, cst.ImportStar):
-                    for a in imp.names:
-                        local = a.asname.name.value if a.asname is not None else _alias_name(a)
-                        if local == name:
-                            return True
-                if isinstance(imp, cst.Import):  # `import torch` binds torch, `import a.b` binds a
-                    for a in imp.names:
-                        local = a.asname.name.value if a.asname is not None else _alias_name(a).split(".")[0]
-                        if local == name:
-                            return True
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            continue
+        for s in stmt.body:
+            if assignments and isinstance(s, cst.Assign):
+                if any(isinstance(t.target, cst.Name) and t.target.value == name for t in s.targets):
+                    return True
+            if isinstance(s, cst.ImportFrom) and not isinstance(s.names, cst.ImportStar):
+                if any((a.asname.name.value if a.asname is not None else _alias_name(a)) == name for a in s.names):
+                    return True
+            if isinstance(s, cst.Import):
+                if any((a.asname.name.value if a.asname is not None else _alias_name(a).split(".")[0]) == name for a in s.names):
+                    return True
     return False
+
 
 
 def ensure_future_annotations(module: cst.Module) -> cst.Module:
@@ -292,7 +296,7 @@ def add_type_checking_imports(module: cst.Module, entries: list[tuple[str, str]]
         )
         body.insert(last_import + 1, block)
     module = module.with_changes(body=body)
-    if not _binds(module, "TYPE_CHECKING"):
+    if not binds_at_top(module, "TYPE_CHECKING"):
         module = _insert_type_checking_name(module)
     if _has_future_annotations(module):
         return module

@@ -26,9 +26,9 @@ from flagos_migrate.migrate.edits import Edits, ImportAction  # noqa: F401  (re-
 from flagos_migrate.migrate.rewrite_imports import (  # noqa: F401  (import_from_text, rewrite_imports re-exported)
     ImportRewriter,
     NameRenamer,
-    _binds,
     add_after_imports,
     add_type_checking_imports,
+    binds_at_top,
     import_from_text,
     rewrite_imports,
 )
@@ -537,7 +537,7 @@ def apply_edits(text: str, edits: Edits) -> str:
     if edits.replace_statements:
         # alone in their pass: they move later lines, and the engine re-analyses before the next pass
         module = edit_statements(module, {line: code for line, (_, code) in edits.replace_statements.items()})
-        return add_imports(module, [key for key in edits.add_imports if not _binds(module, key[1] or key[0].split('.')[0])]).code
+        return add_imports(module, [key for key in edits.add_imports if not binds_at_top(module, key[1] or key[0].split('.')[0])]).code
     if edits.never_instances:
         # alone in their pass too: an ``and`` over several lines becomes one ``False``
         return never_instances(module, text, set(edits.never_instances)).code
@@ -567,5 +567,5 @@ def apply_edits(text: str, edits: Edits) -> str:
     module = add_override_keywords(module, {k: v for k, (_, v) in edits.override_keywords.items()})
     module = add_methods(module, edits.add_methods)
     module = rename_attrs(module, set(edits.attr_renames))
-    module = add_imports(module, [key for key in edits.add_imports if not _binds(module, key[1] or key[0].split('.')[0])])
+    module = add_imports(module, [key for key in edits.add_imports if not binds_at_top(module, key[1] or key[0].split('.')[0])])
     return module.code

@@ -17,6 +17,7 @@ import libcst as cst
 
 from flagos_migrate import names
 from flagos_migrate.cli import UsageError
+from flagos_migrate.migrate.rewrite_imports import binds_at_top
 from flagos_migrate.plugin.tree import RegistrationFile, parse_registrations
 
 
@@ -26,22 +27,6 @@ class RegistrationPlan:
     added: list[str] = field(default_factory=list)  # human-readable lines
     present: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
-
-
-def _binds_at_top(module: cst.Module, name: str) -> bool:
-    for stmt in module.body:
-        if isinstance(stmt, cst.SimpleStatementLine):
-            for s in stmt.body:
-                if isinstance(s, cst.Assign) and any(
-                    isinstance(t.target, cst.Name) and t.target.value == name for t in s.targets
-                ):
-                    return True
-                if isinstance(s, (cst.Import, cst.ImportFrom)) and not isinstance(s.names, cst.ImportStar):
-                    for a in s.names:
-                        local = a.asname.name.value if a.asname else cst.Module([]).code_for_node(a.name)
-                        if local == name:
-                            return True
-    return False
 
 
 def _function_binds(fn: cst.FunctionDef, name: str) -> bool:
@@ -182,7 +167,7 @@ def plan_registration(init_text: str, init_path, display: str, model_module: str
 
 def _insert_blocks(text: str, display: str, model_module: str, configs, models, hooks=()) -> str:
     module = cst.parse_module(text)
-    has_logger = _binds_at_top(module, "logger")
+    has_logger = binds_at_top(module, "logger", assignments=True)
     fn_index = next((i for i, s in enumerate(module.body)
                      if isinstance(s, cst.FunctionDef) and s.name.value == "register_model"), None)
     if fn_index is None:
@@ -193,7 +178,7 @@ def _insert_blocks(text: str, display: str, model_module: str, configs, models, 
         sep = "" if text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
         return f"{text}{sep}\n\ndef register_model():\n{indented}".replace("\n\n\n\n", "\n\n\n")
     fn: cst.FunctionDef = module.body[fn_index]
-    import_registry = not _function_binds(fn, "ModelRegistry") and not _binds_at_top(module, "ModelRegistry")
+    import_registry = not _function_binds(fn, "ModelRegistry") and not binds_at_top(module, "ModelRegistry", assignments=True)
     src = "".join(config_block(display, *c, has_logger) for c in configs)
     src += "".join(hook_block(display, *h, has_logger) for h in hooks)
     if models:
