@@ -1130,6 +1130,17 @@ class M:
     (f,) = only(analyze(code), "P9")
     assert (f.line, f.data["attr"]) == (5, "mm_device_do_normalize")
     assert f.data["config_class"].endswith("MultiModalConfig")
+    # 0.13.0's processors always normalise on the host (its merge_mm_processor_kwargs never drops do_normalize),
+    # so the model must not normalise again: read as False, upstream's IdentityInputNorm branch
+    assert f.data["default"] == "False"
+    edits = Edits()
+    members.propose_edits(f, edits)
+    from flagos_migrate.migrate.rewrites import apply_edits
+
+    out = apply_edits(code, edits)
+    assert out == code.replace("if self.model_config.get_multimodal_config().mm_device_do_normalize:",
+                               'if getattr(self.model_config.get_multimodal_config(), "mm_device_do_normalize", False):')
+    assert only(analyze(out), "P9") == []
 
 
 def test_p9_a_read_through_get_current_vllm_config_is_judged():
