@@ -98,6 +98,21 @@ def test_a_match_failure_is_tied_to_the_finding_on_its_own_architecture_first():
     assert L.explain("match", error, left)["finding"].startswith("P25 at vllm_fl/models/llama.py:577")  # file order
 
 
+def test_a_match_failure_prefers_the_p43_on_its_architecture_to_a_processor_hook_before_it():
+    """cohere2_vision: the text prefill differs (0.0776), which no multimodal processor hook reaches; the P43 on the
+    registration (the pinned Cohere2ForCausalLM's narrower sliding window) is the finding, not the P24 at line 229."""
+    left = [{"rule": "P24", "file": "vllm_fl/models/cohere2_vision.py", "line": 229, "span": (229, 240),
+             "message": "`Cohere2VisionMultiModalProcessor._postprocess_hf_mm_data()` is dead on the pinned vLLM"},
+            {"rule": "P43", "file": "vllm_fl/models/cohere2_vision.py", "line": 318, "span": (318, 400),
+             "message": "architecture Cohere2VisionForConditionalGeneration runs through the pinned vLLM 0.13.0's "
+                        "Cohere2ForCausalLM"}]
+    error = {"level": "match", "message": "max |Δlogit| 0.0776, tolerance 0.001 (vllm-0.33.0)"}
+    got = L.explain("match", error, left, arch="Cohere2VisionForConditionalGeneration")
+    assert got["rule"] == "P43" and got["finding"] == "P43 at vllm_fl/models/cohere2_vision.py:318"
+    # a longer architecture name that starts the same is another architecture
+    assert L.explain("match", error, left, arch="Cohere2Vision")["rule"] == "P24"
+
+
 def test_spans_of_a_def_a_class_a_statement_and_a_comment():
     text = ("import x\n\n\n@dec\nclass A(B):\n    flag = False\n\n    def f(self):\n        # P26: note\n"
             "        self.t = T(\n            1,\n        )\n        return 1\n")

@@ -152,14 +152,15 @@ def explain(level: str, error: dict, left: list[dict], unchanged: set[str] | Non
                            f"its __new__ (lines {start}-{end}) chose it, and the finding lies there"}
     # framework code outside the model file raised (deepseek_eagle3: the pinned SpeculativeConfig refuses its
     # target, no frame in the migrated files): the finding on this architecture of the rule the message names
-    on_arch = [e for e in left if arch and guess and e["rule"] == guess
-               and (e.get("message") or "").startswith(f"architecture {arch}:")]
+    on_arch = [e for e in left if guess and e["rule"] == guess and _on_arch(e, arch)]
     if on_arch:
         return {"rule": guess, "finding": _where(on_arch[0]),
                 "why": f"the message points to {guess}, and the {guess} finding left is on {arch}"}
     computing = [e for e in left if e["rule"] in MATCH_RULES]
-    # the one on this architecture first (llama: LlamaBidirectionalModel's P25, not its classifier's beside it)
-    computing.sort(key=lambda e: not (arch and (e.get("message") or "").startswith(f"architecture {arch}:")))
+    # the one on this architecture first (llama: LlamaBidirectionalModel's P25, not its classifier's beside it;
+    # cohere2_vision: its P43 on the registration, not a P24 processor hook earlier in the file, which a text
+    # prefill never reaches)
+    computing.sort(key=lambda e: not _on_arch(e, arch))
     if level == "match" and computing:
         entry = computing[0]
         more = [e for e in computing[1:] if e["rule"] == entry["rule"]]
@@ -167,6 +168,12 @@ def explain(level: str, error: dict, left: list[dict], unchanged: set[str] | Non
                 "finding": _where(entry) + (f" (and {len(more)} more of {entry['rule']})" if more else ""),
                 "why": f"nothing raised, and the finding left is {MATCH_RULES[entry['rule']]}"}
     return None
+
+
+def _on_arch(entry: dict, arch: str) -> bool:
+    """A finding on ``arch``'s registration: its message starts "architecture <arch>" (P25/P38's "architecture
+    X: ...", P43's "architecture X runs through ...")."""
+    return bool(arch) and re.match(r"architecture " + re.escape(arch) + r"(?!\w)", entry.get("message") or "") is not None
 
 
 def rules_left(left: list[dict]) -> list[str]:
