@@ -170,13 +170,15 @@ def _synth_lacks(res, exc, aliases=None):
 
 
 def _register_siblings(registry, req, arch):
-    """The record's other architectures and those of the plugin's other records (``registrations``) that
-    the pinned registry lacks, registered as the plugin's register() does (lazily, by "module:Class"):
-    gemma4_unified builds Gemma4ForCausalLM by name, which only the plugin registers on 0.13.0, from its
-    own record or from gemma4's when that model was migrated first."""
+    """The record's other architectures and those of the plugin's other records (``registrations``), registered
+    as the plugin's register() does (lazily, by "module:Class"), over the pinned registry's own entry when it has
+    one: gemma4_unified builds Gemma4ForCausalLM by name, which only the plugin registers on 0.13.0, from its
+    own record or from gemma4's when that model was migrated first; cohere2_vision builds Cohere2ForCausalLM by
+    name, which the pinned registry serves with its own class unless the plugin registers upstream's (P43's
+    answered_by: apply commandr), and a serve then builds the plugin's."""
     for other in (req.get("architectures") or []) + (req.get("registrations") or []):
         name = other.get("architecture")
-        if name != arch and name not in registry.get_supported_archs():
+        if name != arch:
             registry.register_model(name, f"{other['module']}:{other['class']}")
 
 
