@@ -309,7 +309,7 @@ def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
     table = {e["id"]: e["rewrites"] for e in RESPELLINGS}
     assert list(table) == ["draft-model-prefix", "mtp-block-segment-layer-embed", "mtp-block-segment",
                            "mtp-block-segment-shared-head", "mtp-prefix", "longcat-mtp-names", "loop-gate-projections",
-                           "splade-mlm-head", "unprefixed-encoder", "word-embeddings"]
+                           "splade-mlm-head", "unprefixed-encoder", "radio-blocks", "word-embeddings"]
     assert all(e["evidence"].split(" ")[0].endswith(".py") for e in RESPELLINGS)  # each names its upstream file
     eagle = ["model.embed_tokens.weight", "model.layers.2.self_attn.qkv_proj.weight", "model.fc.weight", "lm_head.weight"]
     assert respell(eagle, table["draft-model-prefix"]) == {
@@ -376,6 +376,15 @@ def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
         "bert.embeddings.word_embeddings.weight": "embeddings.word_embeddings.weight",
         "bert.encoder.layer.0.attention.self.query.weight": "encoder.layer.0.attention.self.query.weight",
         "sparse_linear.weight": "sparse_linear.weight", "colbert_linear.bias": "colbert_linear.bias"}
+    # Nemotron Nano VL's RADIO tower as its loader reads it (radio_model.model.blocks.{i}); the rest as it was
+    radio = ["vision_model.model.encoder.layers.3.attn.qkv.weight", "vision_model.model.patch_generator.embedder.weight",
+             "language_model.model.layers.0.mixer.in_proj.weight", "mlp1.0.weight"]
+    assert respell(radio, table["radio-blocks"]) == {
+        "vision_model.model.encoder.layers.3.attn.qkv.weight": "vision_model.radio_model.model.blocks.3.attn.qkv.weight",
+        "vision_model.model.patch_generator.embedder.weight":
+            "vision_model.radio_model.model.patch_generator.embedder.weight",
+        "language_model.model.layers.0.mixer.in_proj.weight": "language_model.model.layers.0.mixer.in_proj.weight",
+        "mlp1.0.weight": "mlp1.0.weight"}
     # two names one: refused, never a checkpoint with a tensor silently dropped
     assert respell(["model.fc.weight", "fc.weight"], table["draft-model-prefix"]) is None
 
@@ -427,7 +436,8 @@ def test_the_checkpoint_layouts_join_each_tensors_experts_in_expert_order():
 
     table = {e["id"]: e for e in LAYOUTS}
     assert list(table) == ["split", "experts-stacked", "mla-a-split", "experts-held-w1w2w3", "qk-rotary-interleaved", "conv1d-split-qkv",
-                           "as-held", "qkv-held", "embedding-rows-split", "substr-exact", "unmapped"]
+                           "as-held", "qkv-held", "embedding-rows-split", "substr-exact", "unmapped",
+                           "experts-stacked-qkv-held"]
     # MiniCPM's MoE holds every expert in ws [expert, 2 x intermediate, hidden] (w1 rows then w3) and w2s
     held = table["experts-held-w1w2w3"]["held_experts"]
     assert held_expert_parts("model.layers.1.mlp.ws", (2, 8, 4), held) == [
@@ -446,6 +456,9 @@ def test_the_checkpoint_layouts_join_each_tensors_experts_in_expert_order():
     assert not table["as-held"]["split_stacked"] and not table["as-held"]["split_experts"]
     # GTE's "new" loader splits gate_up_proj and reads the qkv_proj whole: only that one is held
     assert table["qkv-held"]["split_stacked"] and table["qkv-held"]["held_stacked"] == ("qkv_proj",)
+    # Step3-VL: the text model's experts joined per tensor, the vision tower's qkv_proj read whole
+    both = table["experts-stacked-qkv-held"]
+    assert both["stack_experts"] == table["experts-stacked"]["stack_experts"] and both["held_stacked"] == ("qkv_proj",)
     assert all(e["evidence"].split(" ")[0].endswith(".py") for e in LAYOUTS[1:])  # each names its upstream file
     stack = table["experts-stacked"]["stack_experts"]
     names = ["model.layers.1.moe.experts.1.down_proj.weight", "model.layers.1.moe.experts.0.down_proj.weight",
@@ -518,6 +531,29 @@ def test_a_substring_map_read_backwards_exactly_takes_the_fewest_renames_the_for
     assert _substr_inverse("q.w", {"q.": None}) == "q.w"  # nothing to read back
 
 
+def test_a_prefix_map_read_backwards_takes_a_name_the_forward_map_sends_back():
+    """Both vLLMs' WeightsMapper apply every prefix entry in order, none ending the loop. ColUltraVBert's
+    ``vision_model.vision_model.`` -> itself, then ``vision_model.`` -> ``vision_model.vision_model.``: a doubled name is
+    renamed again (tripled), so only ``vision_model.*`` loads, and the first match read backwards (the identity) spelled
+    a name upstream's loader refused ('no vision_model in SiglipVisionTransformer'). A map whose first match goes back
+    (the usual one) reads as before. Pure."""
+    sys.path.insert(0, str(VERIFY))
+    from _runtime_load import _prefix_forward, _prefix_inverse
+
+    col = {"vision_model.vision_model.": "vision_model.vision_model.", "vision_model.": "vision_model.vision_model."}
+    assert _prefix_forward("vision_model.vision_model.encoder.w", col) == "vision_model.vision_model.vision_model.encoder.w"
+    assert _prefix_inverse("vision_model.vision_model.encoder.w", col) == "vision_model.encoder.w"
+    assert _prefix_forward("vision_model.encoder.w", col) == "vision_model.vision_model.encoder.w"
+    assert _prefix_inverse("text_model.layers.0.w", col) == "text_model.layers.0.w"
+    usual = {"model.visual.": "visual.", "model.": "language_model.model.", "lm_head.": "language_model.lm_head."}
+    assert _prefix_inverse("visual.blocks.0.w", usual) == "model.visual.blocks.0.w"
+    assert _prefix_inverse("language_model.model.layers.0.w", usual) == "model.layers.0.w"
+    assert _prefix_inverse("language_model.lm_head.weight", usual) == "lm_head.weight"
+    assert _prefix_forward("audio_invert_tower.x", {"audio_invert_tower.": None}) is None
+    # nothing sends it back: the first match, as before (the self-check then judges it)
+    assert _prefix_inverse("b.w", {"a.": "b.", "b.": "c."}) == "a.w"
+
+
 def test_molmos_embedding_is_stored_as_its_vocabulary_rows_and_the_added_rows_apart():
     """Molmo's loader concatenates ``wte.embedding`` (embedding_size, else vocab_size, rows) and ``wte.new_embedding``
     (the rest) into ``model.embed_tokens.weight``: the layout splits the parameter so; a config without the size or
@@ -588,7 +624,14 @@ def test_what_a_draft_takes_from_the_target_and_what_a_class_keeps_at_init_are_n
     headless = Draft(True)
     headless.has_own_lm_head = False  # the EAGLE interface's default: the target's head too
     assert lent_by_target(headless, spec) == ["lm_head.weight"]
-    assert [e["id"] for e in KEPT_AT_INIT] == ["dflash-mask-embedding"]
+    assert [e["id"] for e in KEPT_AT_INIT] == ["dflash-mask-embedding", "radio-layer-scale"]
+    # RADIO's layer scales: no flag, the owning class decides (InternViT's own loader loads its ls1 / ls2)
+    RadioVisionEncoderLayer = type("RadioVisionEncoderLayer", (), {})
+    InternVisionEncoderLayer = type("InternVisionEncoderLayer", (), {})
+    assert kept_at_init("vision_model.model.encoder.layers.0.ls1", RadioVisionEncoderLayer()) == "radio-layer-scale"
+    assert kept_at_init("vision_model.model.encoder.layers.0.ls2", RadioVisionEncoderLayer()) == "radio-layer-scale"
+    assert kept_at_init("vision_model.encoder.layers.0.ls1", InternVisionEncoderLayer()) is None
+    assert kept_at_init("vision_model.model.encoder.layers.0.norm1.weight", RadioVisionEncoderLayer()) is None
     assert kept_at_init("model.mask_embedding", NS(has_separate_mask_embedding=False)) == "dflash-mask-embedding"
     assert kept_at_init("model.mask_embedding", NS(has_separate_mask_embedding=True)) is None
     assert kept_at_init("model.mask_embedding", NS()) is None  # no flag: not this class

@@ -465,8 +465,10 @@ def _restore_kept(model, kept, notes=None):
                 p.data.copy_(init)
                 restored.append(name)
     if restored and notes is not None:
-        notes.append(f"{', '.join(restored)} kept at its initial value: its loader drops it unless a file beside the "
-                     "checkpoint ships it, and its forward reads it only then (checkpoint_layouts.KEPT_AT_INIT)")
+        ids = sorted({kept_at_init(n, modules.get(n.rpartition(".")[0], model)) for n in restored})
+        notes.append(f"{len(restored)} parameter(s) kept at their initial value ({', '.join(restored[:4])}): upstream's "
+                     f"loader never writes them and its forward reads the initial value (checkpoint_layouts.KEPT_AT_INIT "
+                     f"{', '.join(ids)})")
     return restored
 
 
@@ -888,6 +890,31 @@ def _substr_inverse(rel, substr):
     return rel
 
 
+def _prefix_forward(key, prefix):
+    """``key`` through a ``WeightsMapper``'s prefix stage as both vLLMs apply it (``_map_name``): every entry in order,
+    each tested on the key as renamed so far, none ending the loop; None for a dropped name. Pure."""
+    for orig, new in prefix.items():
+        if key.startswith(orig):
+            if new is None:
+                return None
+            key = key.replace(orig, new, 1)
+    return key
+
+
+def _prefix_inverse(rel, prefix):
+    """``rel`` read backwards through ``prefix`` ({orig: new}): the first entry whose ``new`` starts it, as before,
+    when the forward stage (:func:`_prefix_forward`) sends that back to ``rel``; else the first other entry, or ``rel``
+    itself, that it does send back. ColUltraVBert's ``{"vision_model.vision_model.": "vision_model.vision_model.",
+    "vision_model.": "vision_model.vision_model."}`` renames an already doubled name again (no entry ends the loop), so
+    only ``vision_model.*`` loads, and the first match, the identity, spells a name its loader refuses. Pure."""
+    found = [orig + rel[len(new):] for orig, new in prefix.items()
+             if new is not None and rel.startswith(new) and (new or orig)]
+    for cand in (*found, rel):
+        if _prefix_forward(cand, prefix) == rel:
+            return cand
+    return found[0] if found else rel
+
+
 def _unmap(name, mappers, substr_exact=False):
     """``name`` (a vLLM parameter) as the checkpoint spells it: each module's ``hf_to_vllm_mapper``
     read backwards on the part of the name under that module (prefix, substring and suffix maps;
@@ -901,10 +928,7 @@ def _unmap(name, mappers, substr_exact=False):
             if new and rel.endswith(new):
                 rel = orig.join(rel.rsplit(new, 1))
                 break
-        for orig, new in (getattr(mapper, "orig_to_new_prefix", None) or {}).items():
-            if new is not None and rel.startswith(new) and (new or orig):
-                rel = orig + rel[len(new):]
-                break
+        rel = _prefix_inverse(rel, getattr(mapper, "orig_to_new_prefix", None) or {})
         if substr_exact:
             rel = _substr_inverse(rel, getattr(mapper, "orig_to_new_substr", None) or {})
         for orig, new in () if substr_exact else (getattr(mapper, "orig_to_new_substr", None) or {}).items():

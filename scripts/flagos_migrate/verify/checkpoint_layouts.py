@@ -86,6 +86,14 @@ LAYOUTS = (
                  "vision_language_adapter.* / language_model.* as the class names its modules (Mistral's consolidated "
                  "spelling) and never applies its hf_to_vllm_mapper, which upstream uses for quantization, LoRA and "
                  "--mm-encoder-only only (default_loader.py): read backwards it spells HF names the loader refuses"},
+    {"id": "experts-stacked-qkv-held", "split_stacked": True, "stacked_extra": {}, "split_experts": True,
+     "stack_experts": (r"^(?P<head>.*)\.experts\.(?P<index>\d+)\.(?P<tail>.+)$", r"\g<head>.\g<tail>"),
+     "held_stacked": ("qkv_proj",),
+     "evidence": "step3_vl.py Step3VLForConditionalGeneration.load_weights: the language model's Step3TextModel reads "
+                 "experts-stacked's .moe.gate_proj/.up_proj/.down_proj.weight (every expert in one tensor), and the "
+                 "vision tower (Step3VisionTransformer; step_vl.py's PerceptionEncoder) has no load_weights or stacked "
+                 "mapping of its own, so AutoWeightsLoader hands its qkv_proj.weight whole to QKVParallelLinear's "
+                 "weight_loader (step_vl.py's mapper: .attn.in_proj_weight -> .attn.qkv_proj.weight)"},
 )
 
 
@@ -174,7 +182,8 @@ def load_scale(name, config):
 
 # Parameters a class keeps at their initial value by design: its loader drops them (maps them to None) unless a file
 # beside the checkpoint ships them, and its forward reads them only then (the owning module's ``unless`` flag, which
-# the loader sets when the file is there). No released checkpoint holds them, so the derived one does not either, and
+# the loader sets when the file is there); or, with no flag, its loader skips them always (``owner``: the classes of
+# the module holding them). No released checkpoint holds them, so the derived one does not either, and
 # the load level restores their initial value (both sides build it alike) where the loader left them unwritten and
 # the flag is still False. Each entry names where upstream does it.
 KEPT_AT_INIT = (
@@ -183,14 +192,26 @@ KEPT_AT_INIT = (
                  "unless _read_mask_embedding finds mask_embedding.pt beside the checkpoint (which sets "
                  "has_separate_mask_embedding); DFlashQwen3Model.embed_input_ids reads mask_embedding only when "
                  "has_separate_mask_embedding (its __init__: zeros); qwen3_xpress / qwen3_dspark inherit both"},
+    # no flag: the loader skips them always and the forward reads them always, so every served model holds the
+    # initial value; scoped by the owning class (InternViT's own loader does load its ls1 / ls2)
+    {"id": "radio-layer-scale", "param": r"(^|\.)ls[12]$", "owner": ("RadioVisionEncoderLayer",),
+     "evidence": "radio.py RadioModel.load_weights: model.blocks.{i}.ls1 / ls2 are skipped ('layer-scale entries that "
+                 "vLLM doesn't use'); RadioVisionEncoderLayer.forward multiplies by ls1 / ls2, which "
+                 "InternVisionEncoderLayer.__init__ sets to initializer_factor * ones (0.13.0's radio.py and "
+                 "intern_vit.py alike)"},
 )
 
 
 def kept_at_init(name, owner):
     """The :data:`KEPT_AT_INIT` entry id ``name`` (a parameter) falls under with ``owner`` (the module holding it;
-    its flag read as it is now), else None. Pure."""
+    its flag read as it is now, or for an entry with no flag its class name in the entry's ``owner``), else None.
+    Pure."""
     for entry in KEPT_AT_INIT:
-        if re.search(entry["param"], name) and getattr(owner, entry["unless"], None) is False:
+        if not re.search(entry["param"], name):
+            continue
+        if "unless" in entry and getattr(owner, entry["unless"], None) is False:
+            return entry["id"]
+        if "owner" in entry and type(owner).__name__ in entry["owner"]:
             return entry["id"]
     return None
 

@@ -67,6 +67,13 @@ RESPELLINGS = (
                  "hf_to_vllm_mapper it inherits from BertEmbeddingModel ('bert.' -> 'model.'), reads 'roberta.' or, "
                  "without it, '' as 'model.' (sentence-transformers/stsb-roberta-base-v2, BAAI/bge-m3: the encoder "
                  "saved unprefixed)"},
+    {"id": "radio-blocks",
+     "rewrites": ((r"^vision_model\.model\.encoder\.layers\.", "vision_model.radio_model.model.blocks."),
+                  (r"^vision_model\.model\.patch_generator\.", "vision_model.radio_model.model.patch_generator.")),
+     "evidence": "nano_nemotron_vl.py NemotronH_Nano_VL_V2.load_weights hands vision_model.radio_model.* (less "
+                 "vision_model.) to radio.py RadioModel.load_weights, which reads radio_model.model.blocks.{i}.* as "
+                 "model.encoder.layers.{i}.* and radio_model.model.patch_generator.* as model.patch_generator.*; any "
+                 "other vision_model.* name is skipped"},
     {"id": "word-embeddings",
      "rewrites": ((r"^model\.embed_tokens\.", "model.word_embeddings."),),
      "evidence": "bailing_moe_mtp.py / bailing_moe_v3_mtp.py load_weights: model.word_embeddings.weight -> "
