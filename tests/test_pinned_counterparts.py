@@ -121,6 +121,18 @@ def test_colbert_modernbert_names_the_pinned_loader_that_refuses_the_model_prefi
     assert f.fix == "report the difference (the pinned code is outside the model file)"
 
 
+def test_nemotron_nano_vl_names_the_pinned_radio_tower_that_builds_one_cls_token():
+    archs = ("NemotronH_Nano_VL_V2", "NemotronH_Nano_Omni_Reasoning_V3", "NemotronH_Super_Omni_Reasoning_V3",
+             "NemotronH_Omni_Reasoning_V3")
+    found = [_p43(arch) for arch in archs]
+    assert all(len(f) == 1 and f[0].severity == "error" for f in found)
+    assert len({f[0].message.split(" runs through ")[1] for f in found}) == 1  # one entry, four architectures
+    (f,) = found[0]
+    assert "RadioConfig (vllm/transformers_utils/configs/radio.py) and RadioModel" in f.message
+    assert "[8, hidden] into the pinned [1, hidden]" in f.message
+    assert f.fix == "report the difference (the pinned code is outside the model file)"
+
+
 def test_negatives_other_architectures_other_pins_and_an_answered_counterpart():
     for arch in ("DeepseekV3ForCausalLM", "Glm4MoeForCausalLM", "Cohere2ForCausalLM", "LlamaForCausalLM",
                  "PaliGemmaForConditionalGeneration"):
@@ -378,3 +390,22 @@ def test_the_pinned_glm4v_base_maps_no_language_model_for_glm_ocr():
     ocr = ast.parse((UPSTREAM_SRC / "vllm/model_executor/models/glm_ocr.py").read_text())
     cls = next(n for n in ocr.body if isinstance(n, ast.ClassDef) and n.name == "GlmOcrForConditionalGeneration")
     assert [ast.unparse(b) for b in cls.bases] == ["Glm4vForConditionalGeneration"]
+
+
+@BOTH
+def test_the_pinned_radio_tower_takes_reg_tokens_and_upstreams_a_cls_token_per_teacher():
+    rel = Path("vllm/model_executor/models/radio.py")
+    pinned_model, upstream_model = (_pinned_root() / rel).read_text(), (UPSTREAM_SRC / rel).read_text()
+    assert "register_multiple=config.reg_tokens" in pinned_model and "cls_token_per_teacher" not in pinned_model
+    assert "num_cls_tokens=len(unique_teachers) if config.cls_token_per_teacher else 1" in upstream_model
+    assert "register_multiple=config.register_multiple" in upstream_model
+    cfg = Path("vllm/transformers_utils/configs/radio.py")
+    pinned_cfg, upstream_cfg = (_pinned_root() / cfg).read_text(), (UPSTREAM_SRC / cfg).read_text()
+    assert "reg_tokens: int | None = None" in pinned_cfg
+    assert not any(k in pinned_cfg for k in ("register_multiple", "teachers", "cls_token_per_teacher"))
+    assert all(k in upstream_cfg for k in ("register_multiple: int | None = None", "cls_token_per_teacher: bool = False"))
+    # the model file builds the tower from these two modules, passing the checkpoint's RADIO args
+    model = (UPSTREAM_SRC / "vllm/model_executor/models/nano_nemotron_vl.py").read_text()
+    assert "from vllm.model_executor.models.radio import RadioModel" in model
+    assert "from vllm.transformers_utils.configs.radio import RadioConfig" in model
+    assert "**hf_config_vision.args," in model and "return RadioModel(config=radio_config)" in model
