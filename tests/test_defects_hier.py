@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from flagos_migrate.analysis.inherited import framework_hooks, model_config_writes, runs_on_model_config
 from flagos_migrate.catalog.rules import BY_ID
-from flagos_migrate.catalog.tables import CONFIG_HOOKS, INHERITED_DEFAULTS, PINNED_HOOK_DIFFERS
+from flagos_migrate.catalog.tables import CONFIG_HOOKS, INHERITED_DEFAULTS, PINNED_HOOK_DIFFERS, PINNED_HOOKS
 from flagos_migrate.commands.validate import validate
 
 from tests.analysis_helpers import GOOD_PLUGIN, PINNED_VENV, UPSTREAM_SRC, analyze, only
@@ -516,6 +516,29 @@ def test_pinned_hook_differs_entries_are_in_both_maps_and_differ_as_said():
         "architecture Qwen2ForRewardModel: upstream's MODELS_CONFIG_MAP (vllm/model_executor/models/config.py) "
         f"applies `Qwen2ForRewardModelConfig`, which {PINNED_HOOK_DIFFERS['Qwen2ForRewardModel']['what']}"]
     assert framework_hooks("Qwen2ForRewardModel", {"Qwen2ForRewardModel"}) == []  # the plugin's own hook answers it
+
+
+@needs_sources
+def test_pinned_hooks_do_what_upstreams_model_config_hooks_do():
+    """P25 pinned_hooks: upstream maps the architecture to a hook that runs on the ModelConfig, the pinned map lacks
+    the architecture, and the pinned hook of the same name does the same statements to the same config: its
+    verify_and_update_config body is upstream's verify_and_update_model_config body after it binds
+    `model_config = vllm_config.model_config` (ColBERTJinaRobertaModel: JinaRobertaModelConfig's rotary_kwargs)."""
+    rel = Path("vllm/model_executor/models/config.py")
+    up, pin = _config_map(UPSTREAM_SRC / rel), _config_map(_pinned_root() / rel)
+    assert PINNED_HOOKS
+    for arch, hook in PINNED_HOOKS.items():
+        assert up[arch] == CONFIG_HOOKS[arch] == hook and arch not in pin
+        ups = _method(UPSTREAM_SRC, f"vllm.model_executor.models.config.{hook}", "verify_and_update_model_config")
+        pins = _method(_pinned_root(), f"vllm.model_executor.models.config.{hook}", "verify_and_update_config")
+        first, *rest = pins.body
+        assert ast.unparse(first) == "model_config = vllm_config.model_config"
+        assert [ast.dump(n) for n in rest] == [ast.dump(n) for n in ups.body]
+    # negative: a hook whose pinned body differs (Qwen2ForRewardModelConfig writes softmax, upstream use_activation)
+    ups = _method(UPSTREAM_SRC, "vllm.model_executor.models.config.Qwen2ForRewardModelConfig",
+                  "verify_and_update_model_config")
+    pins = _method(_pinned_root(), "vllm.model_executor.models.config.Qwen2ForRewardModelConfig", "verify_and_update_config")
+    assert [ast.dump(n) for n in pins.body[1:]] != [ast.dump(n) for n in ups.body]
 
 
 def test_runs_on_model_config_follows_the_hooks_bases_in_its_module():

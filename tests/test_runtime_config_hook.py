@@ -27,9 +27,13 @@ INIT = '''def register_model():
         __import__("logging").getLogger(__name__).error("Failed: %s", e)
     import os
     from elsewhere.hooks import Foreign
+    from vllm.model_executor.models.config import JinaRobertaModelConfig
+    from vllm.model_executor.models.bert import BertPooler
 
     MODELS_CONFIG_MAP["Evil"] = os.system
     MODELS_CONFIG_MAP["Other"] = Foreign
+    MODELS_CONFIG_MAP["ColBERTJinaRobertaModel"] = JinaRobertaModelConfig
+    MODELS_CONFIG_MAP["Pooled"] = BertPooler
 '''
 
 
@@ -38,6 +42,9 @@ def test_the_hooks_register_model_maps_are_read_not_run(tmp_path):
     pkg.mkdir()
     (pkg / "__init__.py").write_text(INIT)
     assert plugin_config_hooks(pkg) == [
+        # the pinned vLLM's own hook module (P25 pinned_hooks), not any other pinned module
+        {"architecture": "ColBERTJinaRobertaModel", "module": "vllm.model_executor.models.config",
+         "class": "JinaRobertaModelConfig"},
         {"architecture": "ColQwen3_5", "module": "vllm_fl.compat.model_executor_models_config",
          "class": "ColQwen3_5Config"},
         {"architecture": "Qwen2ForRewardModel", "module": "vllm_fl.reward_hooks", "class": "RawReward"},

@@ -122,6 +122,9 @@ BASE_HOOKS: tuple[dict, ...] = tuple(_table("P24", "base_hooks"))
 CONFIG_HOOKS: dict[str, str] = dict(_table("P25", "config_hooks"))
 ROPE_TYPE_PATCHES: tuple[dict, ...] = tuple(_table("P25", "rope_type_patches"))
 PINNED_HOOK_DIFFERS: dict[str, dict] = dict(_table("P25", "pinned_hook_differs"))
+# P25: architecture -> the pinned vLLM's own hook class (vllm.model_executor.models.config) that does what upstream's does
+PINNED_HOOKS: dict[str, str] = dict(_table("P25", "pinned_hooks"))
+PINNED_HOOKS_MODULE = "vllm.model_executor.models.config"
 
 # P26: the comment an unwrapped _mark_tower_model block keeps
 TOWER_COMMENT: str = _table("P26", "comment")

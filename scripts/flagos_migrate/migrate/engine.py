@@ -28,7 +28,7 @@ from flagos_migrate.analysis import (
 from flagos_migrate.analysis.imports import import_action
 from flagos_migrate.astutil import parse_source
 from flagos_migrate.catalog.findings import Finding, format_text, left_for_you
-from flagos_migrate.catalog.tables import CONFIG_HOOKS
+from flagos_migrate.catalog.tables import CONFIG_HOOKS, PINNED_HOOKS, PINNED_HOOKS_MODULE
 from flagos_migrate.migrate import backports
 from flagos_migrate.migrate.edits import Edits, ImportAction
 from flagos_migrate.migrate.rewrites import apply_edits
@@ -446,6 +446,12 @@ class Migration(Vendoring, Tf5Vendoring):
                              "verify_and_update_config(vllm_config) alone): a vendored copy would skip it. Port its "
                              f'effect: the config bridge, the model, or MODELS_CONFIG_MAP["{arch}"] = a hook whose '
                              "verify_and_update_config does it")
+                if target == PINNED_HOOKS_MODULE and "MODELS_CONFIG_MAP" in f.message:
+                    f.fix = (f"apply maps {arch} to the pinned vLLM's own {PINNED_HOOKS[arch]} in register_model(): its "
+                             "verify_and_update_config does to the config what upstream's verify_and_update_model_config "
+                             "does (P25 pinned_hooks)")
+                    unit.rules.add("P25")
+                    continue  # apply registers the pinned hook
                 if target is not None and "MODELS_CONFIG_MAP" in f.message:
                     f.fix = (f"apply vendors upstream's {CONFIG_HOOKS[arch]} into {target} (P16) and maps "
                              f"{arch} to it in register_model()")
@@ -478,6 +484,9 @@ class Migration(Vendoring, Tf5Vendoring):
         hook = CONFIG_HOOKS.get(arch)
         if hook is None:
             return None
+        if arch in PINNED_HOOKS:  # the pinned vLLM's own hook does the same: registered, nothing vendored
+            self.config_hooks.append((arch, PINNED_HOOKS[arch], PINNED_HOOKS_MODULE))
+            return PINNED_HOOKS_MODULE
         # decided on upstream's text, before vendoring: a copy nothing registers would stay in the shared compat file,
         # and its findings would refuse every later model's hook there
         text = self.up.text(CONFIG_HOOKS_MODULE) or ""

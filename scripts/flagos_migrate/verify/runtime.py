@@ -102,9 +102,11 @@ def plugin_registrations(package_dir: Path, record: dict) -> list[dict]:
 
 
 def plugin_config_hooks(package_dir: Path) -> list[dict]:
-    """The ``MODELS_CONFIG_MAP`` entries the plugin's register_model() writes (P25: a vendored upstream hook),
+    """The ``MODELS_CONFIG_MAP`` entries the plugin's register_model() writes (P25: a vendored upstream hook, or the
+    pinned vLLM's own one of P25's pinned_hooks),
     which the pinned VllmConfig then runs: the worker installs them as register_model() does. Only classes of
     the plugin's own package: the file is the plugin's, the names are read, never executed."""
+    from flagos_migrate.catalog.tables import PINNED_HOOKS_MODULE
     from flagos_migrate.plugin.tree import parse_registrations
 
     init = package_dir / "__init__.py"
@@ -112,7 +114,8 @@ def plugin_config_hooks(package_dir: Path) -> list[dict]:
         return []
     regs = parse_registrations(init)
     return [{"architecture": arch, "module": mod, "class": cls} for arch, (mod, cls) in sorted(regs.hook_targets.items())
-            if mod.startswith("vllm_fl.") and all(p.isidentifier() for p in mod.split(".")) and cls.isidentifier()]
+            if (mod.startswith("vllm_fl.") or mod == PINNED_HOOKS_MODULE) and all(p.isidentifier() for p in mod.split("."))
+            and cls.isidentifier()]
 
 
 def plugin_config_modules(package_dir: Path, record: dict) -> list[str]:
