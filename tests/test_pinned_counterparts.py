@@ -200,12 +200,16 @@ def test_plan_of_the_real_upstream_files(tmp_path: Path):
 
     up = Upstream(open_upstream(str(UPSTREAM_SRC)))
     for model, rules in (("glm4_moe_lite", ["P43"]), ("glm4_moe_lite_mtp", ["P38", "P43"]), ("cohere2_vision", ["P43"]),
-                         ("colpali", []), ("glm_ocr", []), ("colbert", ["P43"])):
+                         ("colpali", []), ("glm_ocr", []), ("colbert", ["P43"]), ("colmodernvbert", [])):
         plugin = PluginTree(empty_plugin(tmp_path / model))
         mig = Migration(model, up, plugin, pinned(), all_archs=True).run()
         left = mig.left()
         if model == "glm_ocr":
             glm_ocr = mig
+        if model == "colmodernvbert":  # answered_by_module: upstream's modernbert comes along, its layers imported
+            assert "vllm.model_executor.models.modernbert" in mig.summary()["closure"]
+            assert "from vllm_fl.models.modernbert import ModernBertEmbeddings, ModernBertLayer" in (
+                mig.units["vllm_fl.models.colmodernvbert"].text)
         if model == "colpali":  # upstream's statement became the pinned RoPE patch, then itself
             assert "patch_rope_parameters(config.vlm_config.text_config)\n" in mig.units["vllm_fl.models.colpali"].text
         assert sorted(f.rule for f in left if f.rule in ("P38", "P43")) == rules, model
@@ -294,6 +298,30 @@ def test_the_pinned_modernbert_loader_maps_no_model_prefix_and_skips_no_unknown_
         {"model.layers.": "encoder_layer.layers.", "layers.": "encoder_layer.layers.", "model.": ""}, True)
     colbert = (UPSTREAM_SRC / "vllm/model_executor/models/colbert.py").read_text()
     assert "from .modernbert import ModernBertModel" in colbert and "self.model.load_weights(other_weights)" in colbert
+
+
+def _window_and_rope_dtype(path: Path) -> tuple[list[str], list[str]]:
+    """ModernBertAttention's sliding window values and the dtype it builds its rotary embedding with."""
+    cls = next(n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef)
+               and n.name == "ModernBertAttention")
+    windows = [ast.unparse(n.value) for n in ast.walk(cls) if isinstance(n, (ast.Assign, ast.AnnAssign))
+               and ast.unparse(n.targets[0] if isinstance(n, ast.Assign) else n.target) == "sliding_window"
+               and n.value is not None and "config" in ast.unparse(n.value)]
+    dtypes = [ast.unparse(k.value) for n in ast.walk(cls) if isinstance(n, ast.Call) and ast.unparse(n.func) == "get_rope"
+              for k in n.keywords if k.arg == "dtype"]
+    return windows, dtypes
+
+
+@BOTH
+def test_the_pinned_modernbert_layer_has_a_narrower_window_and_a_float16_rope_cache():
+    rel = Path("vllm/model_executor/models/modernbert.py")
+    assert _window_and_rope_dtype(_pinned_root() / rel) == (["config.local_attention // 2"] * 2, ["torch.float16"])
+    assert _window_and_rope_dtype(UPSTREAM_SRC / rel) == (["config.sliding_window + 1"], ["dtype"])
+    vbert = (UPSTREAM_SRC / "vllm/model_executor/models/colmodernvbert.py").read_text()
+    assert "from .modernbert import ModernBertEmbeddings, ModernBertLayer" in vbert
+    entries = PINNED_COUNTERPARTS["0.13.0"]
+    assert {a for a, e in entries.items() if e.get("answered_by_module") == "modernbert"} == {
+        "ColModernVBertForRetrieval", "ModernVBertModel"}
 
 
 COLPALI_CONFIGS = """

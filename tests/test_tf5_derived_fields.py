@@ -54,10 +54,23 @@ def test_derived_fields_are_read_with_the_derivation_and_the_rope_read_gets_both
     assert [(f.line, f.data["attr"]) for f in found] == [(7, "layer_types"), (11, "sliding_window")]
     m = migrate_example(tmp_path, MODERNBERT, "modernbert")
     text = m.model_unit.text
-    assert ('layer_type = getattr(config, "layer_types", ["sliding_attention" if bool(i % '
-            'config.global_attn_every_n_layers) else "full_attention" for i in range(config.num_hidden_layers)])'
-            '[layer_id]') in text
-    assert 'sliding_window = getattr(config, "sliding_window", config.local_attention // 2) + 1' in text
+    # the derivation runs only when the config lacks the field: transformers 5's ModernBertConfig (a config
+    # bridge, colmodernvbert's text config) has layer_types and no global_attn_every_n_layers to derive it from
+    layer_types = ('(getattr(config, "layer_types") if hasattr(config, "layer_types") else ["sliding_attention" if '
+                   'bool(i % config.global_attn_every_n_layers) else "full_attention" for i in '
+                   'range(config.num_hidden_layers)])')
+    assert f'layer_type = {layer_types}[layer_id]' in text
+    window = '(getattr(config, "sliding_window") if hasattr(config, "sliding_window") else config.local_attention // 2)'
+    assert f'sliding_window = {window} + 1' in text
+    from types import SimpleNamespace
+
+    tf5 = SimpleNamespace(layer_types=["full_attention", "sliding_attention"], sliding_window=64, num_hidden_layers=2)
+    pinned = SimpleNamespace(global_attn_every_n_layers=2, num_hidden_layers=3, local_attention=128)
+    assert eval(layer_types, {"config": tf5}) == tf5.layer_types and eval(window, {"config": tf5}) == 64
+    assert eval(layer_types, {"config": pinned}) == ["full_attention", "sliding_attention", "full_attention"]
+    assert eval(window, {"config": pinned}) == 64
+    again = migrate_example(tmp_path / "again", text, "modernbert").model_unit.text
+    assert again.count("hasattr(config") == 2  # a fixpoint: the rewritten reads are not rewritten again
     assert textwrap.indent(DERIVED_ROPE["modernbert"]["pinned"], " " * 8) in text
     assert not [f for f in m.left() if f.rule in ("P28", "P39")]
     # the P28 message says where the replacement comes from

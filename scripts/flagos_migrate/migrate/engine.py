@@ -28,7 +28,7 @@ from flagos_migrate.analysis import (
 from flagos_migrate.analysis.imports import import_action
 from flagos_migrate.astutil import parse_source
 from flagos_migrate.catalog.findings import Finding, format_text, left_for_you
-from flagos_migrate.catalog.tables import CONFIG_HOOKS, PINNED_HOOKS, PINNED_HOOKS_MODULE
+from flagos_migrate.catalog.tables import CONFIG_HOOKS, PINNED_COUNTERPARTS, PINNED_HOOKS, PINNED_HOOKS_MODULE
 from flagos_migrate.migrate import backports
 from flagos_migrate.migrate.edits import Edits, ImportAction
 from flagos_migrate.migrate.rewrites import apply_edits
@@ -236,6 +236,12 @@ class Migration(Vendoring, Tf5Vendoring):
         lacking = {m for m, _, _ in import_time_class_reads(text, origin, self.apis, origin, self_operands=True)}
         # the file names upstream's ``routed_experts`` parameters; the pinned sibling builds the pinned FusedMoE
         # (P37): upstream's sibling builds them with FusedMoEFactory (the P22 back-port)
+        # P43's answered_by_module: a pinned sibling whose classes compute otherwise than upstream's for an
+        # architecture this migration registers (colmodernvbert builds the pinned ModernBertLayer, whose sliding
+        # window is one token narrower): upstream's module comes along instead, which answers the P43
+        lacking |= {f"{MODELS_PKG}.{entry['answered_by_module']}"
+                    for arch, entry in PINNED_COUNTERPARTS.get(self.apis.version, {}).items()
+                    if entry.get("answered_by_module") and arch in (self.resolved.get("architectures") or ())}
         lacking |= {b.module for b in framework.pinned_layout_siblings(self.apis, tree, import_bindings(tree, origin))
                     if "FusedMoEFactory" in (self.up.text(b.module) or "")}
         # what the plugin's own copies of this file's siblings import, where the pinned vLLM lacks the sibling

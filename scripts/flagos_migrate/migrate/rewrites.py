@@ -271,10 +271,13 @@ class _AttrRenamer(cst.CSTTransformer):
 
 
 class _AttrDefaults(LineTransformer):
-    """``x.attr`` on a listed line -> ``getattr(x, "attr", default)`` (``{obj}`` in the default: ``x``)."""
+    """``x.attr`` on a listed line -> ``getattr(x, "attr", default)`` (``{obj}`` in the default: ``x``); a key in
+    ``lazy`` whose default reads ``x`` (P39's derived fields): ``(getattr(x, "attr") if hasattr(x, "attr") else
+    default)``."""
 
-    def __init__(self, defaults: dict[tuple[int, str], str]):
+    def __init__(self, defaults: dict[tuple[int, str], str], lazy: frozenset | set = frozenset()):
         self.defaults = defaults
+        self.lazy = lazy
         self._stores: set[int] = set()  # ``self.attr = config.attr``: the target on the line is no read
 
     def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
@@ -291,22 +294,32 @@ class _AttrDefaults(LineTransformer):
         default = self.defaults.get((line, updated.attr.value))
         if default is None or id(original) in self._stores:
             return updated
+        obj, name = cst.Module([]).code_for_node(updated.value), updated.attr.value
+        if (line, name) in self.lazy and "{obj}" in default:
+            # a default derived from the object's other fields (P39's ModernBertConfig.layer_types) is evaluated
+            # only when the attribute is missing: getattr evaluates it first, and an object that has the attribute
+            # may lack the fields it derives from (transformers 5's ModernBertConfig, a config bridge, has no
+            # global_attn_every_n_layers). getattr(x, "a") is no attribute read, so the rewrite stays a fixpoint
+            expr = cst.parse_expression(f'(getattr({obj}, "{name}") if hasattr({obj}, "{name}") '
+                                        f'else {default.replace("{obj}", obj)})')
+            return expr.with_changes(lpar=updated.lpar or expr.lpar, rpar=updated.rpar or expr.rpar)
         return cst.Call(func=cst.Name("getattr"), args=[
             cst.Arg(updated.value, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
-            cst.Arg(cst.SimpleString(f'"{updated.attr.value}"'),
-                    comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
+            cst.Arg(cst.SimpleString(f'"{name}"'), comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
             # ``{obj}``: the default reads the same object (a method's stand-in spelled with its fields)
-            cst.Arg(cst.parse_expression(default.replace("{obj}", cst.Module([]).code_for_node(updated.value))))],
+            cst.Arg(cst.parse_expression(default.replace("{obj}", obj)))],
             lpar=updated.lpar, rpar=updated.rpar)
 
 
-def attr_defaults(module: cst.Module, defaults: dict[tuple[int, str], str], text: str | None = None) -> cst.Module:
-    """``text``: the module's source, when the caller has it (only the statements on the lines are visited)."""
+def attr_defaults(module: cst.Module, defaults: dict[tuple[int, str], str], text: str | None = None,
+                  lazy: frozenset | set = frozenset()) -> cst.Module:
+    """``text``: the module's source, when the caller has it (only the statements on the lines are visited);
+    ``lazy``: the keys whose derived default is read only when the attribute is missing."""
     if not defaults:
         return module
     if text is None:
-        return MetadataWrapper(module, unsafe_skip_copy=True).visit(_AttrDefaults(defaults))
-    return visit_at_lines(module, text, _AttrDefaults(defaults), {line for line, _ in defaults})
+        return MetadataWrapper(module, unsafe_skip_copy=True).visit(_AttrDefaults(defaults, lazy))
+    return visit_at_lines(module, text, _AttrDefaults(defaults, lazy), {line for line, _ in defaults})
 
 
 class _StringReplacer(LineTransformer):
@@ -551,7 +564,8 @@ def apply_edits(text: str, edits: Edits) -> str:
     if aliases:
         text = module.code
     defaults = {k: v for k, (_, v) in edits.attr_defaults.items()}
-    module = attr_defaults(module, defaults, text)
+    # P39's defaults derive from fields of the same config, which a config that has the attribute may lack
+    module = attr_defaults(module, defaults, text, {k for k, (rule, _) in edits.attr_defaults.items() if rule == "P39"})
     if defaults:
         text = module.code  # the lines are where they were, their text changed
     if (edits.imports or edits.unwrap or edits.unwrap_calls or edits.drop_kwargs or edits.rename_kwargs
