@@ -295,6 +295,16 @@ def test_only_a_mapper_the_loader_passes_keeps_stacked_layers_out_of_the_as_held
 
     assert _passed_stacks(model(_Qwen3LikeModel(), object())) == {".qkv_proj", ".gate_up_proj"}
     assert _passed_stacks(model(_LagunaLikeDraftModel())) == set()
+    # FunAudioChat: neither as-held nor qkv-held (a whole qkv_proj, which the pinned Qwen2 loader reads as qkqkv_proj)
+    from _runtime_load import kept_whole
+    from checkpoint_layouts import LAYOUTS
+
+    table = {e["id"]: e for e in LAYOUTS}
+    stacks = {".qkv_proj", ".gate_up_proj"}
+    assert kept_whole(table["as-held"], stacks) == [".gate_up_proj", ".qkv_proj"]
+    assert kept_whole(table["qkv-held"], stacks) == [".qkv_proj"]
+    assert kept_whole(table["experts-stacked-qkv-held"], {".gate_up_proj"}) == []
+    assert kept_whole(table["split"], stacks) == [] and kept_whole(table["qkv-held"], set()) == []
 
 
 def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():

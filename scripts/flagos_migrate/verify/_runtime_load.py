@@ -849,6 +849,16 @@ def _passed_stacks(model):
     return out
 
 
+def kept_whole(layout, stacks):
+    """The stacked layers of ``stacks`` (:func:`_passed_stacks`) that ``layout`` keeps whole (all of them for a
+    layout that splits none, those its ``held_stacked`` names otherwise), sorted: a layout that keeps whole what the
+    model's own mappers read in parts spells no release. Pure."""
+    if not layout["split_stacked"]:
+        return sorted(stacks)
+    held = {h.strip(".") for h in layout.get("held_stacked") or ()}
+    return sorted(s for s in stacks if s.strip(".") in held)
+
+
 def _mappers(model):
     """(module path, WeightsMapper) of every module declaring ``hf_to_vllm_mapper`` (or passing another mapper of its
     own to its loader, :func:`_mapper_attr`; without either, a module-level one its loader passes,
@@ -1242,12 +1252,14 @@ def named_by_upstream(model, seed, vc):
         lend = [LENT_ENTRY] if beside else []
         seen = set()
         for layout in LAYOUTS:
-            if not layout["split_stacked"] and stacks:
+            whole = kept_whole(layout, stacks)
+            if whole:
                 # its own mappers read stacked layers in parts (FunAudioChat's Qwen3 decoder): no release of it holds
-                # them whole, whatever its loader would take (the pinned Qwen3 loader refuses it: gate_gate_up_proj)
+                # them whole, whatever its loader would take (the pinned Qwen3 loader refuses it: gate_gate_up_proj,
+                # and a whole qkv_proj: qkqkv_proj)
                 if not beside:
                     tried.append(f"in layout {layout['id']}: not taken: its own mappers stack "
-                                 f"({', '.join(sorted(stacks)[:3])}), so no release holds those layers whole")
+                                 f"({', '.join(whole[:3])}), so no release holds those layers whole")
                 continue
             ckpt, expected = upstream_checkpoint(model, seed, layout, config, beside)
             key = None if ckpt is None else (frozenset(ckpt), ckpt.permuted)
