@@ -319,7 +319,8 @@ def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
     table = {e["id"]: e["rewrites"] for e in RESPELLINGS}
     assert list(table) == ["draft-model-prefix", "mtp-block-segment-layer-embed", "mtp-block-segment",
                            "mtp-block-segment-shared-head", "mtp-prefix", "longcat-mtp-names", "loop-gate-projections",
-                           "splade-mlm-head", "unprefixed-encoder", "radio-blocks", "word-embeddings"]
+                           "splade-mlm-head", "unprefixed-encoder", "radio-blocks", "word-embeddings",
+                           "nemo-asr-names", "mistral-audio-encoder"]
     assert all(e["evidence"].split(" ")[0].endswith(".py") for e in RESPELLINGS)  # each names its upstream file
     eagle = ["model.embed_tokens.weight", "model.layers.2.self_attn.qkv_proj.weight", "model.fc.weight", "lm_head.weight"]
     assert respell(eagle, table["draft-model-prefix"]) == {
@@ -395,6 +396,29 @@ def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
             "vision_model.radio_model.model.patch_generator.embedder.weight",
         "language_model.model.layers.0.mixer.in_proj.weight": "language_model.model.layers.0.mixer.in_proj.weight",
         "mlp1.0.weight": "mlp1.0.weight"}
+    # Cohere ASR as NeMo saves it: its loader's transform reads transf_decoder._decoder / ._embedding and
+    # log_softmax.mlp.layer0, prefixes every other name with model., and stacks query_net / key_net / value_net
+    nemo = ["model.decoder.embedding.token_embedding.weight", "model.decoder.layers.0.first_sub_layer.q_proj.weight",
+            "model.decoder.layers.0.first_sub_layer.v_proj.bias", "model.decoder.layers.0.second_sub_layer.q_proj.weight",
+            "model.decoder.layers.0.second_sub_layer.kv_proj.weight", "model.encoder.layers.0.conv.batch_norm.weight",
+            "proj_out.bias"]
+    assert respell(nemo, table["nemo-asr-names"]) == {
+        "model.decoder.embedding.token_embedding.weight": "transf_decoder._embedding.token_embedding.weight",
+        "model.decoder.layers.0.first_sub_layer.q_proj.weight": "transf_decoder._decoder.layers.0.first_sub_layer.query_net.weight",
+        "model.decoder.layers.0.first_sub_layer.v_proj.bias": "transf_decoder._decoder.layers.0.first_sub_layer.value_net.bias",
+        "model.decoder.layers.0.second_sub_layer.q_proj.weight":
+            "transf_decoder._decoder.layers.0.second_sub_layer.query_net.weight",
+        "model.decoder.layers.0.second_sub_layer.kv_proj.weight": "transf_decoder._decoder.layers.0.second_sub_layer.kv_proj.weight",
+        "model.encoder.layers.0.conv.batch_norm.weight": "encoder.layers.0.conv.batch_norm.weight",
+        "proj_out.bias": "log_softmax.mlp.layer0.bias"}
+    # Voxtral as Mistral's consolidated checkpoint: the encoder under mm_whisper_embeddings., the language model bare
+    mistral = ["whisper_encoder.whisper_encoder.layers.0.self_attn.q_proj.weight", "language_model.model.norm.weight",
+               "language_model.lm_head.weight", "audio_language_adapter.w_in.weight"]
+    assert respell(mistral, table["mistral-audio-encoder"]) == {
+        "whisper_encoder.whisper_encoder.layers.0.self_attn.q_proj.weight":
+            "mm_whisper_embeddings.whisper_encoder.layers.0.self_attn.q_proj.weight",
+        "language_model.model.norm.weight": "model.norm.weight", "language_model.lm_head.weight": "lm_head.weight",
+        "audio_language_adapter.w_in.weight": "audio_language_adapter.w_in.weight"}
     # two names one: refused, never a checkpoint with a tensor silently dropped
     assert respell(["model.fc.weight", "fc.weight"], table["draft-model-prefix"]) is None
 

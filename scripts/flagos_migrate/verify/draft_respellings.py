@@ -78,6 +78,27 @@ RESPELLINGS = (
      "rewrites": ((r"^model\.embed_tokens\.", "model.word_embeddings."),),
      "evidence": "bailing_moe_mtp.py / bailing_moe_v3_mtp.py load_weights: model.word_embeddings.weight -> "
                  "model.embed_tokens.weight (any other name outside the MTP layers is skipped)"},
+    {"id": "nemo-asr-names",
+     "rewrites": ((r"^model\.decoder\.embedding\.", "transf_decoder._embedding."),
+                  (r"^model\.decoder\.", "transf_decoder._decoder."),
+                  (r"\.first_sub_layer\.q_proj\.", ".first_sub_layer.query_net."),
+                  (r"\.first_sub_layer\.k_proj\.", ".first_sub_layer.key_net."),
+                  (r"\.first_sub_layer\.v_proj\.", ".first_sub_layer.value_net."),
+                  (r"\.second_sub_layer\.q_proj\.", ".second_sub_layer.query_net."),
+                  (r"^model\.", ""),
+                  (r"^proj_out\.", "log_softmax.mlp.layer0.")),
+     "evidence": "cohere_asr.py CohereAsrForConditionalGeneration.load_weights: NeMo's names, read by its transform "
+                 "(transf_decoder._decoder -> decoder, transf_decoder._embedding -> decoder.embedding, "
+                 "second_sub_layer.query_net -> q_proj, log_softmax.mlp.layer0 -> proj_out, 'model.' + every other "
+                 "name) and CohereASRModel.load_weights' stacked_params_mapping (first_sub_layer.query_net / key_net / "
+                 "value_net -> qkv_proj)"},
+    {"id": "mistral-audio-encoder",
+     "rewrites": ((r"^whisper_encoder\.", "mm_whisper_embeddings."),
+                  (r"^language_model\.", "")),
+     "evidence": "voxtral.py VoxtralForConditionalGeneration.load_weights: a name under mm_whisper_embeddings. goes, "
+                 "the prefix dropped, to whisper_encoder.load_weight; audio_language_adapter.* to the adapter; every "
+                 "other name to language_model.load_weights as it is (Mistral's consolidated checkpoint: no "
+                 "language_model. prefix)"},
 )
 
 
