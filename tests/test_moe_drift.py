@@ -104,7 +104,28 @@ def test_each_base_method_is_upstreams_and_its_body_is_the_pinned_bases_own_stat
     if isinstance(body[-1], ast.Return) and isinstance(body[-1].value, ast.Name):
         assert body[-1].value.id in {a.arg for a in method.args.args}
         body = body[:-1]
-    assert method.name == entry["method"] and all(ast.dump(s) in pinned_statements for s in body)
+    assert method.name == entry["method"]
+    if all(ast.dump(s) in pinned_statements for s in body):
+        return
+    # otherwise it is upstream's own text (annotations aside) and reads only what the pinned base's __init__
+    # assigns (Qwen2Model: 0.13.0's inline statement takes no None residual, upstream's method does)
+    (theirs,) = [f for c in [up, *mixins] for f in c.body if isinstance(f, ast.FunctionDef) and f.name == method.name]
+    assert _unannotated(theirs) == _unannotated(method)
+    reads = {n.attr for n in ast.walk(method) if isinstance(n, ast.Attribute)
+             and isinstance(n.value, ast.Name) and n.value.id == "self"}
+    (init,) = [f for f in pin.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"]
+    assigned = {t.attr for n in ast.walk(init) if isinstance(n, (ast.Assign, ast.AnnAssign))
+                for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+                if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"}
+    assert reads and reads <= assigned
+
+
+def _unannotated(fn: ast.FunctionDef) -> str:
+    fn = ast.parse(ast.unparse(fn)).body[0]
+    for a in fn.args.args:
+        a.annotation = None
+    fn.returns = None
+    return ast.dump(fn)
 
 
 # -- a pinned base whose __init__ rejects what super().__init__ hands it ----------------------------

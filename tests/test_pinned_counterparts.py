@@ -98,6 +98,52 @@ def test_colpali_statement_becomes_the_pinned_rope_patch_then_upstreams(tmp_path
     assert only(other.model_unit.before, "P43") == [] and "patch_rope_parameters" not in other.model_unit.text
 
 
+MOSS = """\
+from torch import nn
+
+PICK = lambda config: config.language_config
+
+
+class MossAudioModel(nn.Module):
+    def __init__(self, *, vllm_config, prefix: str = ""):
+        super().__init__()
+        language_config = self.config.language_config
+        self.language_model = build(vllm_config.with_hf_config(language_config))
+"""
+
+MOSS_AFTER = """\
+from torch import nn
+from vllm.transformers_utils.config import patch_rope_parameters
+
+PICK = lambda config: config.language_config
+
+
+class MossAudioModel(nn.Module):
+    def __init__(self, *, vllm_config, prefix: str = ""):
+        super().__init__()
+        language_config = self.config.language_config
+        # the pinned get_config never sees this Qwen3Config (the file's MossAudioConfig makes it): its RoPE (P43)
+        patch_rope_parameters(language_config)
+        self.language_model = build(vllm_config.with_hf_config(language_config))
+"""
+
+
+def test_moss_audio_statement_gets_the_pinned_rope_patch_after_it(tmp_path: Path):
+    """moss_audio matched nowhere (forward passed, |dlogit| 1.35): its language model's 4.57.6 Qwen3Config never went
+    through the pinned get_config, so the pinned Qwen3 layer took RoPE base 1e6 over config.json's. A lambda in the
+    file (whose body is an expression, not a statement list) does not stop the statement search."""
+    from analysis_helpers import migrate_example, only
+
+    m = migrate_example(tmp_path, MOSS, "moss_audio")
+    assert m.model_unit.text == MOSS_AFTER
+    (f,) = only(m.model_unit.before, "P43")
+    assert f.line == 9 and "set_default_rope_theta then gives it" in f.message
+    assert only(m.model_unit.after, "P43") == []
+    for text, left in ((MOSS_AFTER, 0), (MOSS, 1)):
+        found = framework_findings("MossAudioModel", "m.py", 5, version="0.13.0", model_tree=ast.parse(text))
+        assert len([f for f in found if f.rule == "P43"]) == left
+
+
 def test_glm_ocr_names_the_pinned_base_that_builds_no_language_model_for_its_type():
     (f,) = _p43("GlmOcrForConditionalGeneration")
     assert f.severity == "error" and "Glm4vForConditionalGeneration.__init__" in f.message
@@ -395,6 +441,46 @@ def test_the_pinned_rope_patch_gives_the_colpali_language_config_transformers_5s
     fix = PINNED_COUNTERPARTS["0.13.0"]["ColPaliForRetrieval"]["answered_by_statement"]
     assert ["vllm.transformers_utils.config", "patch_rope_parameters"] in fix["imports"]
     assert "patch_rope_parameters(config.vlm_config.text_config)" in fix["pinned"]
+
+
+# a Qwen3Config as moss_audio's MossAudioConfig makes it from config.json's language_config, then the pinned decoder
+# layer's own default: the rope_parameters the language model is built with
+MOSS_ROPE = """
+import json
+from transformers import Qwen3Config
+from vllm.transformers_utils.config import set_default_rope_theta
+out = []
+for saved in ({{"rope_theta": 5000.0}}, {{}}):
+    config = Qwen3Config(**saved)
+    if {pinned}:
+        from vllm.transformers_utils.config import patch_rope_parameters
+        patch_rope_parameters(config)
+    set_default_rope_theta(config, default_theta=1000000)
+    out.append(dict(sorted(config.rope_parameters.items())))
+print(json.dumps(out))
+"""
+
+
+@BOTH
+@pytest.mark.skipif(not (REFERENCE_VENV / "bin" / "python").is_file(), reason="needs the upstream venv (MMF_REFERENCE_VENV)")
+def test_the_pinned_rope_patch_gives_the_moss_audio_language_config_transformers_5s_rope():
+    """P43 moss_audio's answer on the real classes: without it the pinned stack builds RoPE base 1e6 for any
+    config.json; with it, what transformers 5's Qwen3Config holds (its 10000.0 default when config.json has none)."""
+    import json
+    import subprocess
+
+    def rope(python: Path, pinned: bool) -> list:
+        proc = subprocess.run([str(python), "-c", MOSS_ROPE.format(pinned=pinned)], capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    upstream = rope(REFERENCE_VENV / "bin" / "python", False)
+    assert upstream == [{"rope_theta": 5000.0, "rope_type": "default"}, {"rope_theta": 10000.0, "rope_type": "default"}]
+    assert rope(PINNED_VENV / "bin" / "python", True) == upstream
+    assert rope(PINNED_VENV / "bin" / "python", False) == [{"rope_theta": 1000000, "rope_type": "default"}] * 2
+    fix = PINNED_COUNTERPARTS["0.13.0"]["MossAudioModel"]["answered_by_statement"]
+    assert "patch_rope_parameters(language_config)" in fix["pinned"]
 
 
 def _language_model_types(path: Path) -> set[str]:

@@ -275,7 +275,10 @@ def statement_answers(entry: dict, tree: ast.AST | None) -> bool:
         return False
     want = _statements(fix["pinned"])
     for node in ast.walk(tree):
-        body = [ast.unparse(s) for s in getattr(node, "body", ()) if isinstance(s, ast.stmt)]
+        stmts = getattr(node, "body", ())
+        if not isinstance(stmts, list):  # a lambda's (or an IfExp's) body is one expression
+            continue
+        body = [ast.unparse(s) for s in stmts if isinstance(s, ast.stmt)]
         if any(body[i:i + len(want)] == want for i in range(len(body) - len(want) + 1)):
             return True
     return False
