@@ -163,6 +163,23 @@ def _call_kwargs(model, vc, cfg, n, notes):
 
 
 ENCODER_STATES = 16  # encoder states an encoder-decoder's prefill attends to (Whisper: 2x as many mel frames)
+# what an encoder-decoder's embed_multimodal takes beyond Whisper's list of log-mel features, by model module (the
+# same file on both sides): `mels`, the config path of the feature width where it is not num_mel_bins (NeMo's
+# preprocessor.features for Cohere ASR, whose ConformerEncoder reads the same value as encoder.feat_in); `lengths`,
+# the keyword of the features' frame counts its _parse_and_validate_audio_input requires ("Audio feature lengths
+# must be a tensor.")
+ENCODER_INPUTS = {
+    "cohere_asr": {"mels": ("preprocessor", "features"), "lengths": "length"},
+}
+
+
+def encoder_feature_width(cfg, spec) -> int:
+    """The feature width of the fixed audio: the config value at ``spec["mels"]`` (attributes or mapping keys), else
+    ``num_mel_bins`` (80 without one). Pure."""
+    value = cfg
+    for key in spec.get("mels") or ():
+        value = value.get(key) if isinstance(value, dict) else getattr(value, key, None)
+    return int(value if spec.get("mels") and value is not None else getattr(cfg, "num_mel_bins", 80))
 
 
 def _encoder_outputs(model, cfg, notes):
@@ -172,11 +189,13 @@ def _encoder_outputs(model, cfg, notes):
     ``num_mel_bins`` x ``2 * ENCODER_STATES`` frames (the encoder's second conv has stride 2)."""
     import torch
 
-    mels, frames = int(getattr(cfg, "num_mel_bins", 80)), 2 * ENCODER_STATES
+    spec = ENCODER_INPUTS.get(type(model).__module__.rsplit(".", 1)[-1], {})
+    mels, frames = encoder_feature_width(cfg, spec), 2 * ENCODER_STATES
     grid = torch.arange(mels * frames, dtype=torch.float32).reshape(mels, frames)
     dtype = next(model.parameters()).dtype
     embed = getattr(model, "embed_multimodal", None) or model.get_multimodal_embeddings
-    states = list(embed(input_features=[(torch.cos(grid * 0.11) * 0.5).to(dtype)]))
+    extra = {spec["lengths"]: torch.tensor([frames])} if spec.get("lengths") else {}
+    states = list(embed(input_features=[(torch.cos(grid * 0.11) * 0.5).to(dtype)], **extra))
     notes.append(f"encoder-decoder: fixed audio ({mels}x{frames} mel frames) through embed_multimodal, "
                  f"{sum(s.shape[-2] for s in states)} encoder states passed as encoder_outputs")
     return states
