@@ -196,7 +196,15 @@ def test_auto_from_config_with_a_bridged_config_class_is_reported():
     assert "Gemma4Config (vllm_fl.configs.tf5_gemma4)" in f.message and "Unrecognized configuration class" in f.message
     # upstream's spelling before the bridge: transformers 5's module, which 4.57.6 lacks
     (f,) = only(analyze(TOWER.format(module="transformers.models.gemma4", config="Gemma4Config")), "P41")
-    assert f.data["factory"] == "AutoModel"
+    assert f.data["factory"] == "AutoModel" and f.data["config_attr"] == "vision_config"
+
+
+def test_auto_from_config_is_not_reported_once_the_file_imports_the_vendored_towers():
+    # P41's fix: the towers vendored from transformers 5's modelling register themselves with AutoModel
+    fixed = TOWER.format(module="vllm_fl.configs.tf5_gemma4", config="Gemma4Config").replace(
+        "from transformers import AutoModel\n",
+        "from transformers import AutoModel\n    from vllm_fl.processors.tf5_modeling_gemma4 import Gemma4VisionModel\n")
+    assert "tf5_modeling_gemma4" in fixed and not only(analyze(fixed), "P41")
 
 
 def test_auto_from_config_with_a_config_the_pinned_transformers_has_is_not():

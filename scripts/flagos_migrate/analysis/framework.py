@@ -661,6 +661,8 @@ def propose_edits(f, edits: Edits) -> None:
 
 AUTO_FACTORIES = ("from_config", "_from_config")
 PLUGIN_CONFIGS = "vllm_fl.configs."
+# where P41's fix vendors transformers 5's modelling (migrate/tf5_modules.vendored_module_for of a modeling_ module)
+TF5_MODELING_PREFIX = "vllm_fl.processors.tf5_modeling_"
 
 
 def _outside_pinned_configs(m: ModuleFacts) -> list[tuple[str, str]]:
@@ -684,7 +686,9 @@ def check_auto_from_bridged_config(m: ModuleFacts) -> None:
     if not auto:
         return
     bridged = _outside_pinned_configs(m)
-    if not bridged:
+    # the file imports towers vendored from transformers 5's modelling (the fix below): importing them registers
+    # each with the Auto class for its bridged config (all of the file's calls are fixed at once, or none is)
+    if not bridged or any(b.module.startswith(TF5_MODELING_PREFIX) for b in m.bindings):
         return
     names = ", ".join(f"{c} ({mod})" for c, mod in bridged)
     index = m.apis.index_for("transformers")
@@ -700,4 +704,11 @@ def check_auto_from_bridged_config(m: ModuleFacts) -> None:
               "'Unrecognized configuration class' when the model is built",
               fix="build the tower the way the pinned vLLM builds it (a vLLM module for it), or vendor the "
                   "transformers 5 modeling and build it directly",
-              severity="error", data={"factory": auto[func.value.id], "configs": [c for c, _ in bridged]})
+              severity="error", data={"factory": auto[func.value.id], "configs": [c for c, _ in bridged],
+                                      "config_attr": _config_attr(node)})
+
+
+def _config_attr(call: ast.Call) -> str | None:
+    """``vision_config`` of ``AutoModel.from_config(config=config.vision_config)``: the sub-config read."""
+    arg = next((k.value for k in call.keywords if k.arg == "config"), call.args[0] if call.args else None)
+    return arg.attr if isinstance(arg, ast.Attribute) else None

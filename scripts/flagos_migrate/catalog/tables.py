@@ -192,3 +192,7 @@ PINNED_COUNTERPARTS: dict[str, dict[str, dict]] = _table("P43", "counterparts")
 
 # P12: (pinned parent qualname, attribute) -> upstream's guarded readers of it: {"source", "imports"}
 GUARDED_READERS: dict[tuple[str, str], dict] = {(e["parent"], e["attr"]): e for e in _table("P12", "guarded_readers")}
+
+# P41: transformers Auto class -> its transformers 5 mapping; 5.x framework names taken from the plugin's compat module
+AUTO_MAPPINGS: dict[str, str] = dict(_table("P41", "auto_mappings"))
+TF5_FRAMEWORK_COMPAT = frozenset(_table("P41", "framework"))

@@ -592,6 +592,12 @@ class Migration(Vendoring, Tf5Vendoring):
                     self._vendor_changed_function(f.data["callee"], aliases.values(), tree, edits, depth)
             elif f.rule in ("P17", "P21"):
                 removed.append(f)
+        towers = [f for f in findings if f.rule == "P41"]
+        if towers:
+            # P41: transformers 5's towers vendored and registered for their bridged configs; imported by the file
+            done = self._tf5_towers([(f.data["factory"], f.data["configs"], f.data.get("config_attr")) for f in towers])
+            for module, cls in done or ():
+                edits.add_imports[(module, cls)] = "P41"
         if any(bp.module == env_vars.COMPAT_ENVS for bp in self.backports):
             env_vars.propose_edits(findings, edits)
         if edits.drop_kwargs:

@@ -19,10 +19,17 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from flagos_migrate.astutil import parse_source, resolve_relative
 from flagos_migrate.catalog.findings import Finding
-from flagos_migrate.catalog.tables import DEPENDENCY_SUBSTITUTES, NEWER_DEPENDENCIES, TRANSFORMERS_RENAMES
+from flagos_migrate.catalog.tables import (
+    AUTO_MAPPINGS,
+    DEPENDENCY_SUBSTITUTES,
+    NEWER_DEPENDENCIES,
+    TF5_FRAMEWORK_COMPAT,
+    TRANSFORMERS_RENAMES,
+)
 from flagos_migrate.migrate.tf5_configs import BASE_MODULE as TF5_BASE_MODULE
 from flagos_migrate.migrate.tf5_configs import (
     KEYMAP_MODULE,
@@ -53,6 +60,10 @@ def tf5_base_methods() -> set[str]:
 # whole modules of transformers/models/<x>/ that are vendored: not the modelling code, not configs
 VENDORED_KINDS = ("processing_", "feature_extraction_", "image_processing_", "video_processing_", "tokenization_")
 MAX_TF5_SLICE_LINES = 800  # a transformers 5 base class (TorchvisionBackend) is ~330 lines
+MAX_TF5_MODELING_LINES = 1600  # P41: Gemma 4's vision and audio towers with what they need are ~1000 lines
+# P41: 5.x framework names vendored modelling needs that 4.57.6 lacks (table ``framework``), written once from our source
+TF5_MODELING_COMPAT = "vllm_fl.compat.tf5_modeling"
+TF5_MODELING_COMPAT_SOURCE = Path(__file__).resolve().parent / "bridge_sources" / "tf5_modeling_compat.py"
 _TOP_DEF = re.compile(rb"^(?:class|def)\s+([A-Za-z_][A-Za-z0-9_]*)|^([A-Za-z_][A-Za-z0-9_]*)\s*(?::[^=\n]*)?=", re.M)
 
 
@@ -554,8 +565,29 @@ class Tf5Vendoring:
             rest = [a for a in stmt.names if a not in subs]
             return ([ast.ImportFrom(src, rest, stmt.level)] if rest else []) + [substitute_import(src, a) for a in subs]
         grouped: dict[str, list[ast.alias]] = {}
+        out: list[ast.stmt] = []
+        modeling = ".modeling_" in origin  # P41's vendored towers (processor modules keep P5's handling)
         for a in stmt.names:
             target = src
+            if modeling and f"{src}:{a.name}" in TF5_FRAMEWORK_COMPAT:  # P41: 4.57.6 lacks it or has it with another API
+                self._tf5_modeling_compat()
+                grouped.setdefault(TF5_MODELING_COMPAT, []).append(ast.alias(a.name, a.asname))
+                continue
+            if modeling and a.name.endswith("Config") and not self._tf5_pinned_has(src, a.name) and import_time:
+                bridge = self._tf5_bridge(a.name)  # a config only transformers 5 has: its bridge (P2)
+                if bridge:
+                    grouped.setdefault(bridge, []).append(ast.alias(a.name, a.asname))
+                    continue
+            if (modeling and a.name != "*" and import_time and not self._tf5_pinned_has(src, a.name)
+                    and self.tf5.source.has(f"{src.replace('.', '/')}/{a.name}.py")):
+                # ``from transformers import initialization as init``: a module only transformers 5 has, vendored whole
+                sub = self._tf5_vendor_module(f"{src}.{a.name}")
+                if sub is None:
+                    missing.append(f"{src}.{a.name}")
+                else:
+                    pkg, _, leaf = sub.rpartition(".")
+                    out.append(ast.ImportFrom(pkg, [ast.alias(leaf, a.asname or a.name)], 0))
+                continue
             if a.name != "*" and not self._tf5_pinned_has(src, a.name):
                 renamed = TRANSFORMERS_RENAMES.get(a.name)
                 if renamed and self._tf5_pinned_has("transformers", renamed):
@@ -567,7 +599,132 @@ class Tf5Vendoring:
                 elif import_time:
                     missing.append(f"{src}:{a.name}")
             grouped.setdefault(target, []).append(ast.alias(a.name, a.asname))
-        return [ast.ImportFrom(t, names, 0) for t, names in grouped.items()]
+        return [ast.ImportFrom(t, names, 0) for t, names in grouped.items()] + out
+
+    def _tf5_vendor_module(self, origin: str) -> str | None:
+        """A transformers 5 framework module 4.57.6 lacks (``transformers.initialization``), vendored whole."""
+        mods = self._tf5_state()
+        m = mods.get(origin)
+        if m is None:
+            m = mods[origin] = Tf5Module(origin, vendored_module_for(origin), True)
+            m.busy = True
+            try:
+                m.ok = self._tf5_translate(m)
+            finally:
+                m.busy = False
+        return m.target if m.ok or m.busy else None
+
+    def _tf5_modeling_compat(self) -> None:
+        if TF5_MODELING_COMPAT not in self.units:
+            text = TF5_MODELING_COMPAT_SOURCE.read_text("utf-8")
+            self.units[TF5_MODELING_COMPAT] = Unit(TF5_MODELING_COMPAT, None, "closure", text, text, {"P41"})
+            self.set_overlay(TF5_MODELING_COMPAT, text)
+
+    def _tf5_auto_mapping(self, factory: str) -> dict[str, str]:
+        """model_type -> model class of transformers 5's mapping for the Auto class ``factory`` (table ``auto_mappings``)."""
+        name = AUTO_MAPPINGS.get(factory)
+        tree = self.tf5.tree("transformers.models.auto.modeling_auto") if name else None
+        for node in tree.body if tree is not None else ():
+            if (isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]
+                    and isinstance(node.value, ast.Call) and node.value.args):
+                try:
+                    return dict(ast.literal_eval(node.value.args[0]))
+                except (ValueError, TypeError, SyntaxError):
+                    return {}
+        return {}
+
+    def _tf5_sub_config(self, configs: list[str], attr: str) -> str | None:
+        """The config class transformers 5 declares for the field ``attr`` of one of ``configs``
+        (``vision_config: Gemma4VisionConfig | dict[str, Any] | None``)."""
+        for cc in configs:
+            module = self.tf5.module_of(cc)
+            tree = self.tf5.tree(module) if module else None
+            cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cc), None) if tree else None
+            for stmt in cls.body if cls is not None else ():
+                if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.target.id == attr:
+                    named = [n.id for n in ast.walk(stmt.annotation)
+                             if isinstance(n, ast.Name) and n.id in self.tf5.config_classes]
+                    if named:
+                        return named[0]
+        return None
+
+    def _tf5_towers(self, requests: list[tuple[str, list[str], str | None]]) -> list[tuple[str, str]] | None:
+        """P41: for each ``Auto*.from_config(config=<x>.<attr>)`` (factory, the file's bridged configs, attr), the model
+        class transformers 5's mapping builds for that sub-config, vendored with what it needs from its
+        ``modeling_*.py`` and registered with the Auto class for the bridged config. The (module, class) pairs to
+        import, or None when one of them cannot be (all or none: the finding goes when the file imports one)."""
+        if self.tf5 is None:
+            return None
+        wanted: dict[str, dict[str, tuple[str, str]]] = {}  # modeling module -> model class -> (factory, config)
+        for factory, configs, attr in requests:
+            cc = self._tf5_sub_config(configs, attr) if attr else None
+            mt = self.tf5.model_type_of(cc) if cc else None
+            model = self._tf5_auto_mapping(factory).get(mt) if mt else None
+            module = self.tf5.module_of(cc) if cc else None
+            modeling = module.replace(".configuration_", ".modeling_") if module else None
+            rel = modeling.replace(".", "/") + ".py" if modeling else None
+            if not (model and rel and self.tf5.source.has(rel) and defines(self.tf5.source.read_bytes(rel), model)):
+                return None
+            wanted.setdefault(modeling, {})[model] = (factory, cc)
+        out = []
+        for modeling, models in wanted.items():
+            target = self._tf5_vendor_modeling(modeling, models)
+            if target is None:
+                return None
+            out += [(target, model) for model in models]
+        return out
+
+    def _tf5_vendor_modeling(self, origin: str, models: dict[str, tuple[str, str]]) -> str | None:
+        """The slice of the transformers 5 ``origin`` (a ``modeling_*.py``) holding ``models`` (class -> (Auto class,
+        bridged config)), each registered with its Auto class; its plugin module, or None (``vendor_failed``)."""
+        mods = self._tf5_state()
+        m = mods.get(origin)
+        if m is None:
+            m = mods[origin] = Tf5Module(origin, vendored_module_for(origin), False)
+        if set(models) <= m.names and m.text:
+            return m.target
+        m.names |= set(models)
+        text = _without_foreign_isinstance(self.tf5.source.read_text(origin.replace(".", "/") + ".py"), origin,
+                                           sorted(m.names))
+        sl = slice_definitions(text, origin, sorted(m.names), self._tf5_pinned_has, MAX_TF5_MODELING_LINES) \
+            if text is not None else None
+        missing: list[str] = []
+        tree = None
+        if sl is not None:
+            imports = "".join(f"from {mod} import {', '.join(ns)}\n" for mod, ns in sl.imports.items()
+                              if mod != "__future__")
+            tree = parse_source(("from __future__ import annotations\n" if sl.future_annotations else "")
+                                + "\n".join(sl.plain_imports) + "\n" + imports + "\n\n" + "\n\n".join(sl.code), origin)
+        if tree is None:
+            missing.append(f"{origin}: not sliceable within {MAX_TF5_MODELING_LINES} lines")
+        else:
+            tree.body = self._tf5_imports(tree.body, origin, missing, import_time=True)
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    node.decorator_list = [d for d in node.decorator_list if _decorator_name(d) != "auto_docstring"]
+        bridges = {cfg: self._tf5_bridge(cfg) for _, cfg in models.values()}
+        missing += [f"{cfg} (no config bridge)" for cfg, b in bridges.items() if not b]
+        if missing:
+            m.ok, m.missing = False, sorted(set(missing))
+            for model in models:
+                self.vendor_failed[("transformers", model)] = (f"{origin} needs what transformers 4.x lacks: "
+                                                               + ", ".join(m.missing))
+            return None
+        # registered where defined: the model file's import of the class makes its Auto.from_config find it
+        reg = [f"from transformers import {', '.join(sorted({f for f, _ in models.values()}))}"]
+        reg += [f"from {bridges[cfg]} import {cfg}" for _, cfg in sorted(models.values())]
+        reg += [f"{factory}.register({cfg}, {model}, exist_ok=True)" for model, (factory, cfg) in sorted(models.items())]
+        tree.body += ast.parse("\n".join(reg)).body
+        body = ast.unparse(ast.fix_missing_locations(tree))
+        m.text = (f'"""Vendored from transformers {self.tf5.version}: {origin} (the definitions {", ".join(sorted(m.names))}'
+                  " with what they need).\n\nGenerated by model-migrate-flagos (rule P41): transformers 4.57.6 has no "
+                  "model for these configs; every name\nit imports is one 4.57.6 has, a config bridge, another vendored "
+                  "module or the plugin's compat module.\nRegenerated on every migrate_model.py apply.\n\"\"\"\n"
+                  + body + "\n")
+        m.ok = True
+        self.units[m.target] = Unit(m.target, origin, "closure", m.text, m.text, {"P41"})
+        self.set_overlay(m.target, m.text)
+        return m.target
 
 
 __all__ = ["PROCESSORS_PKG", "Tf5Vendoring", "is_model_module", "vendored_module_for"]
@@ -605,3 +762,54 @@ def _strict_on_a_4x_base(unit: Unit) -> list[Finding]:
             data={"class": cls.name, "decorator": "strict"}))
     return out
 
+
+
+def _without_foreign_isinstance(text: str, module: str, wanted: list[str]) -> str | None:
+    """``text`` without the ``if isinstance(x, C)`` branches (``elif`` arms too) on a class ``C`` of the module that the
+    slice of ``wanted`` needs only for such a test: nothing in the slice is a C, so the branch never runs
+    (``Gemma4PreTrainedModel._init_weights`` names the text model's classes; the towers need none of them)."""
+    tree = parse_source(text, module)
+    if tree is None:
+        return None
+    classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+
+    def tested(node: ast.AST) -> str | None:
+        t = node.test if isinstance(node, ast.If) else None
+        if (isinstance(t, ast.BoolOp) and isinstance(t.op, ast.And)):
+            t = t.values[0]
+        if (isinstance(t, ast.Call) and isinstance(t.func, ast.Name) and t.func.id == "isinstance"
+                and len(t.args) == 2 and isinstance(t.args[1], ast.Name) and t.args[1].id in classes):
+            return t.args[1].id
+        return None
+
+    class Prune(ast.NodeTransformer):
+        def __init__(self, gone: set[str]):
+            self.gone = gone
+
+        def visit_If(self, node: ast.If):
+            self.generic_visit(node)
+            if tested(node) in self.gone:
+                return node.orelse or None
+            return node
+
+    candidates = {tested(n) for n in ast.walk(tree)} - {None} - set(wanted)
+    gone = set(candidates)
+    while True:
+        pruned = _fill_empty(Prune(gone).visit(parse_source(text, module)))
+        pruned_text = ast.unparse(ast.fix_missing_locations(pruned))
+        sl = slice_definitions(pruned_text, module, wanted, lambda *_: False, 10 ** 6)
+        if sl is None:
+            return None
+        kept = {n.name for seg in sl.code for n in ast.parse(seg).body if isinstance(n, ast.ClassDef)}
+        if not gone & kept:
+            return pruned_text
+        gone -= kept
+
+
+def _fill_empty(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        for fname in ("body", "orelse", "finalbody"):
+            sub = getattr(node, fname, None)
+            if fname == "body" and isinstance(sub, list) and not sub:
+                setattr(node, fname, [ast.Pass()])
+    return tree
