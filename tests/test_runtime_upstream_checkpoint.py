@@ -701,3 +701,39 @@ def test_an_eagle_draft_whose_loader_renames_in_code_loads_and_matches_upstream_
     assert {lv: arch["levels"][lv]["status"] for lv in arch["levels"]} == {
         "import": "pass", "construct": "pass", "load": "pass", "forward": "pass", "match": "pass"}, arch["levels"]
     assert arch["reference"] == "vllm-0.33.0"
+
+
+def test_the_peer_of_an_architecture_is_the_class_upstreams_registry_serves_it_with(monkeypatch):
+    """NemotronHPuzzleForCausalLM: no transformers class of its own, and upstream's class cannot be built on CPU (its
+    non-gated experts), so nothing named its checkpoint. Upstream's registry serves it with NemotronHForCausalLM, which
+    transformers has: that class names the checkpoint and is the Hugging Face reference. No peer for an architecture
+    transformers has, one upstream serves with a class of its own name, or one whose class transformers lacks. Pure
+    (stand-in modules)."""
+    import types
+
+    monkeypatch.syspath_prepend(str(VERIFY))
+    import _runtime_worker
+
+    tf = types.ModuleType("transformers")
+    tf.NemotronHForCausalLM = tf.LlamaForCausalLM = object
+    registry = types.ModuleType("vllm.model_executor.models.registry")
+    lazy = types.SimpleNamespace
+    registry.ModelRegistry = lazy(models={
+        "NemotronHPuzzleForCausalLM": lazy(module_name="nemotron_h", class_name="NemotronHForCausalLM"),
+        "NemotronHForCausalLM": lazy(module_name="nemotron_h", class_name="NemotronHForCausalLM"),
+        "StepVLForConditionalGeneration": lazy(module_name="step_vl", class_name="StepVLForConditionalGeneration"),
+        "SomeNewForCausalLM": lazy(module_name="x", class_name="XForCausalLM"),
+        "ImportedForCausalLM": lazy(model_cls=type("LlamaForCausalLM", (), {}))})
+    for name, mod in (("transformers", tf), ("vllm", types.ModuleType("vllm")),
+                      ("vllm.model_executor", types.ModuleType("vllm.model_executor")),
+                      ("vllm.model_executor.models", types.ModuleType("vllm.model_executor.models")),
+                      ("vllm.model_executor.models.registry", registry)):
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.setattr(_runtime_worker, "hf_class_name", lambda arch: None)
+    peer = _runtime_worker.upstream_peer
+    assert peer("NemotronHPuzzleForCausalLM") == "NemotronHForCausalLM"
+    assert peer("ImportedForCausalLM") == "LlamaForCausalLM"
+    assert peer("NemotronHForCausalLM") is None  # transformers has it: its own class
+    assert peer("StepVLForConditionalGeneration") is None  # served with a class of its own name
+    assert peer("SomeNewForCausalLM") is None  # transformers lacks the class upstream serves it with
+    assert peer("UnknownForCausalLM") is None

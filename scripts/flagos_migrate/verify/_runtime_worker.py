@@ -343,13 +343,29 @@ def run_pinned(req, spec):
     return res
 
 
-def _hf_checkpoint(arch, work, seed):
-    """The reference transformers' checkpoint of ``arch`` and its source, else (None, why not)."""
+def upstream_peer(arch):
+    """The class upstream vLLM's registry serves ``arch`` with, where transformers has a class of that name and none
+    of ``arch``'s own: the reference implementation of the very class upstream builds for it
+    (NemotronHPuzzleForCausalLM -> ("nemotron_h", "NemotronHForCausalLM")), else None. Reference venv only."""
+    import transformers
+    from vllm.model_executor.models.registry import ModelRegistry
+
+    if getattr(transformers, hf_class_name(arch) or arch, None) is not None:
+        return None
+    name = getattr(ModelRegistry.models.get(arch), "class_name", None)
+    if name is None:  # already imported: the class itself
+        name = getattr(getattr(ModelRegistry.models.get(arch), "model_cls", None), "__name__", None)
+    return name if name and name != arch and getattr(transformers, name, None) is not None else None
+
+
+def _hf_checkpoint(arch, work, seed, peer=None):
+    """The reference transformers' checkpoint of ``arch`` (or of ``peer``, :func:`upstream_peer`) and its source,
+    else (None, why not)."""
     from transformers import AutoConfig
 
-    name = hf_class_name(arch) or arch
+    name = peer or hf_class_name(arch) or arch
     try:
-        cfg = hf_config_for(arch, AutoConfig.from_pretrained(work))
+        cfg = hf_config_for(name, AutoConfig.from_pretrained(work))
         ckpt = make_checkpoint(name, cfg, seed)
     except Exception as exc:  # the class exists but does not build from the tiny config
         return None, f"transformers {_tf_version()}'s {name} failed ({type(exc).__name__}: {str(exc)[:160]})"
@@ -428,6 +444,16 @@ def _reference_checkpoint(arch, work, seed, res):
         ckpt, source = _served_by_upstream(arch, work, seed, ckpt, source, res["notes"])
     if ckpt is None:
         ckpt, source = _upstream_vllm_checkpoint(arch, work, seed, res["notes"])
+        peer = upstream_peer(arch) if ckpt is None else None
+        if peer is not None:  # upstream's class could not name it: transformers' class of the same name can
+            why_not = source
+            ckpt, source = _hf_checkpoint(arch, work, seed, peer)
+            if ckpt is not None:
+                res["notes"].append(f"checkpoint of transformers' {peer}, the class upstream vLLM's registry serves "
+                                    f"{arch} with ({why_not})")
+                ckpt, source = _served_by_upstream(arch, work, seed, ckpt, source, res["notes"])
+            else:
+                source = f"{why_not}; {source}"
         if ckpt is None:
             res["error"] = f"{why}; {source}"
             return res
@@ -489,7 +515,11 @@ def run_reference(req, spec):
             res["notes"].append("pooler output not compared: the Hugging Face reference has no vLLM pooler")
         try:
             reference = f"transformers-{_tf_version()}"
-            logits, res["model_file"], applied = _hf_logits(hf_class_name(arch) or arch, work, ids,
+            peer = upstream_peer(arch)  # the Hugging Face class of the class upstream serves it with
+            if peer is not None:
+                res["notes"].append(f"Hugging Face reference: {peer}, the class upstream vLLM's registry serves "
+                                    f"{arch} with")
+            logits, res["model_file"], applied = _hf_logits(peer or hf_class_name(arch) or arch, work, ids,
                                                             adjustments_for(arch, reference))
             res["reference"] = reference
             if applied:  # what upstream vLLM leaves out, left out of its stand-in too (never a tolerance)
