@@ -610,3 +610,44 @@ def test_a_fourier_rope_gets_no_mrope_sections():
     plain = {"text_config": {"hidden_size": 64, "num_attention_heads": 4,
                              "rope_scaling": {"rope_type": "default", "fope_sep_head": None}}}
     assert with_mrope(plain) and "mrope_section" in plain["text_config"]["rope_scaling"]
+
+
+PREPROCESSOR_FILE = textwrap.dedent('''\
+    """The preprocessor_config.json the harness writes on transformers 4.57.6, per model type."""
+    import json, os, sys, tempfile, types
+    sys.path.insert(0, sys.argv[1])
+    import runtime_mm
+
+    out = {}
+    for model_type in ("colqwen3", "qwen3_vl"):
+        cfg = types.SimpleNamespace(model_type=model_type, vision_config=types.SimpleNamespace(
+            patch_size=16, spatial_merge_size=2, temporal_patch_size=2, image_size=64))
+        work = tempfile.mkdtemp()
+        name = runtime_mm.write_preprocessor_config(work, cfg)
+        path = os.path.join(work, runtime_mm.PREPROCESSOR_FILE)
+        out[model_type] = [name, json.load(open(path)) if os.path.exists(path) else None, work]
+    print(json.dumps(out))
+''')
+
+
+def test_colqwen3s_checkpoint_dir_holds_qwen3_vls_preprocessor_sized_to_the_tiny_tower():
+    """Upstream's ColQwen3ProcessingInfo loads Qwen3VLProcessor while the model is built, so without a
+    preprocessor_config.json in the tiny checkpoint dir its class could not be built to name the checkpoint.
+    The file is Qwen3-VL's image processor at the tiny tower's patches; a model type outside the table gets none.
+    With $MMF_REFERENCE_VENV, transformers 5's AutoImageProcessor reads the same file back."""
+    out = run_in_worker(PREPROCESSOR_FILE, timeout=600)
+    name, saved, work = out["colqwen3"]
+    assert name == "Qwen2VLImageProcessor" and saved["image_processor_type"] == "Qwen2VLImageProcessor"
+    assert saved["patch_size"] == 16 and saved["merge_size"] == 2
+    assert saved["size"] == {"shortest_edge": 64 * 64, "longest_edge": 64 * 64}  # one tiny image, not 1 Mpx
+    assert out["qwen3_vl"][:2] == [None, None]
+    ref = os.environ.get("MMF_REFERENCE_VENV")
+    if ref:
+        code = ("import sys; from transformers import AutoImageProcessor as A; p = A.from_pretrained(sys.argv[1]); "
+                "print(type(p).__name__, p.patch_size, p.size.longest_edge)")
+        proc = subprocess.run([str(Path(ref) / "bin" / "python"), "-c", code, work], capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.split()[-3:] == ["Qwen2VLImageProcessor", "16", str(64 * 64)]
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(out["qwen3_vl"][2], ignore_errors=True)

@@ -919,6 +919,7 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     if hints.get("speculative"):
         _write_target(arch, cfg_cls, target, workdir, hints["speculative"], notes, update)
     _write_tokenizer(cfg, workdir, notes)
+    _write_preprocessor(cfg, workdir, notes)
     _write_sentence_config(cfg, workdir, notes)
     return cfg
 
@@ -961,6 +962,16 @@ def _write_sentence_config(cfg, workdir, notes):
     if notes is not None:
         notes.append(f"config: sentence_bert_config.json {values} written, as {cfg.model_type}'s released checkpoints "
                      "carry one (vLLM reads it as the encoder config)")
+
+
+def _write_preprocessor(cfg, workdir, notes):
+    """The preprocessor_config.json of a model type whose upstream class loads its processor while built
+    (runtime_mm.SHIPS_PREPROCESSOR), the same file on both sides."""
+    name = runtime_mm.write_preprocessor_config(workdir, cfg)
+    if name and notes is not None:
+        notes.append(f"config: preprocessor_config.json written ({name}'s defaults sized to the tiny tower), the same "
+                     f"on both sides: upstream's {cfg.model_type} class loads its processor while built, as a "
+                     "released checkpoint ships one")
 
 
 def _write_tokenizer(cfg, workdir, notes):

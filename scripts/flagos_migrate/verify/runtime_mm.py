@@ -254,7 +254,16 @@ def _sized(value, side, area):
 # model types with no image processor of their own in transformers 4.57.6 whose upstream vLLM processing is
 # another family's: upstream's qwen3_5.py builds Qwen3_5(Moe)ProcessingInfo on Qwen3VLProcessingInfo (the released
 # Qwen3.5 checkpoints ship Qwen3-VL's preprocessor)
-IMAGE_PROCESSOR_FAMILY = {"qwen3_5": "qwen3_vl", "qwen3_5_moe": "qwen3_vl"}
+# ColQwen3 / OpsColQwen3 / Nemotron's Qwen3-VL embedder: upstream's ColQwen3ProcessingInfo forces Qwen3VLProcessor
+# (their released checkpoints ship Qwen3-VL's preprocessor_config.json)
+IMAGE_PROCESSOR_FAMILY = {"qwen3_5": "qwen3_vl", "qwen3_5_moe": "qwen3_vl",
+                          **dict.fromkeys(("colqwen3", "ops_colqwen3", "qwen3_vl_nemotron_embed"), "qwen3_vl")}
+# model types whose upstream vLLM class loads its Hugging Face processor while it is built (ColQwen3's processing
+# info asks it for a video processor to know its modality limits): the tiny checkpoint dir holds the
+# preprocessor_config.json a released one ships (:func:`write_preprocessor_config`; the processor's tokenizer is
+# runtime_tokenizer's). Without it upstream's class could not be built at all, so nothing named the checkpoint
+SHIPS_PREPROCESSOR = {"colqwen3", "ops_colqwen3", "qwen3_vl_nemotron_embed"}
+PREPROCESSOR_FILE = "preprocessor_config.json"
 SYNTH_PREFIX = "mmf_synth_"  # _runtime_config's synthesized model types (this file imports no harness module)
 
 
@@ -275,6 +284,8 @@ def image_processor(cfg):
         model_type = f"{model_type}'s tower {tower}"
     if not names:
         raise NoImage(f"transformers {transformers.__version__} maps no image processor to {model_type!r}")
+    if isinstance(names, dict):  # transformers 5: {backend: class}; the PIL one is the slow, deterministic one
+        names = (names.get("pil"), *names.values())
     names = names if isinstance(names, (tuple, list)) else (names,)
     cls = next((getattr(transformers, n, None) for n in names if n and getattr(transformers, n, None)), None)
     if cls is None:
@@ -284,9 +295,12 @@ def image_processor(cfg):
     kwargs = {}
     patch = getattr(vision, "patch_size", None)
     merge = getattr(vision, "spatial_merge_size", None)
+    import dataclasses
     import inspect
 
-    params = inspect.signature(cls.__init__).parameters
+    params = set(inspect.signature(cls.__init__).parameters)
+    if params == {"self", "kwargs"}:  # transformers 5: __init__(**kwargs), the kwargs a TypedDict declares
+        params |= set(getattr(getattr(cls, "valid_kwargs", None), "__annotations__", None) or ())
     pixel_area = "min_pixels" in params or "max_pixels" in params
     for key, value in (("patch_size", patch), ("merge_size", merge),
                        ("temporal_patch_size", getattr(vision, "temporal_patch_size", None))):
@@ -304,6 +318,9 @@ def image_processor(cfg):
     areas = isinstance(size, dict) and isinstance(size.get("longest_edge"), int) and size["longest_edge"] >= 1_000_000
     pixel_area = pixel_area or areas
     for attr in ("size", "crop_size", "max_image_size"):
+        value = getattr(proc, attr, None)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):  # transformers 5's SizeDict
+            setattr(proc, attr, {k: v for k, v in dataclasses.asdict(value).items() if v is not None})
         if isinstance(getattr(proc, attr, None), dict):
             setattr(proc, attr, _sized(getattr(proc, attr), side, side * side if pixel_area else None))
     if isinstance(getattr(proc, "max_image_size", None), int):  # Aria: the side it pads every image to
@@ -320,6 +337,17 @@ def image_processor(cfg):
     elif isinstance(patch, int) and isinstance(getattr(proc, "patch_size", None), dict):
         proc.patch_size = {"height": patch, "width": patch}
     return proc, side
+
+
+def write_preprocessor_config(workdir, cfg):
+    """The :data:`SHIPS_PREPROCESSOR` model type's image processor (:func:`image_processor`: its class's defaults,
+    sized to the tiny tower) saved as ``workdir``'s preprocessor_config.json, the file both sides read; its class
+    name, else None (another model type: nothing written)."""
+    if getattr(cfg, "model_type", None) not in SHIPS_PREPROCESSOR:
+        return None
+    proc, _side = image_processor(cfg)
+    proc.save_pretrained(workdir)
+    return type(proc).__name__
 
 
 def _runner_kwargs(vc, hf_inputs):

@@ -38,6 +38,11 @@ _INTERNVL = {"eos": "<|im_end|>", "pad": "<|endoftext|>", "image": "<image>",
 _NEMOTRON_VL = {"bos": "<s>", "eos": "</s>", "pad": "<unk>", "image": "<image>",
                 "extra": ("<img>", "</img>", "<video>", "<so_start>", "<so_end>", "<so_embedding>")}
 
+# Qwen3-VL's tokenizer (ColQwen3 and the other Qwen3-VL embedders): upstream's ColQwen3ProcessingInfo builds
+# Qwen3VLProcessor while the model is built, which loads the checkpoint's tokenizer and reads these tokens
+_QWEN3_VL = {"eos": "<|im_end|>", "pad": "<|endoftext|>", "image": "<|image_pad|>",
+             "extra": ("<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|im_start|>")}
+
 # model type of the tiny config (else its architecture: a synthesized config's model type is the harness's own, as
 # InternVL's remote-code config has no class here) -> the special tokens its classes and processor read
 TOKENIZER_TOKENS = {
@@ -47,6 +52,9 @@ TOKENIZER_TOKENS = {
     "unlimited-ocr": _DEEPSEEK,
     "unlimited_ocr": _DEEPSEEK,
     "isaac": _ISAAC,
+    "colqwen3": _QWEN3_VL,
+    "ops_colqwen3": _QWEN3_VL,
+    "qwen3_vl_nemotron_embed": _QWEN3_VL,
     "internvl_chat": _INTERNVL,
     "InternVLChatModel": _INTERNVL,
     "NemotronH_Nano_VL_V2": _NEMOTRON_VL,
