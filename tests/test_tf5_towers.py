@@ -86,6 +86,28 @@ def test_the_towers_are_vendored_registered_and_imported(migration):
             assert src in migration.units or f"{src}.{name}" in migration.units, (src, name)
 
 
+@needs_tf5
+def test_a_sub_config_declared_by_model_type_finds_its_tower(tmp_path):
+    # EmbeddingGemma 2 declares `vision_config: PreTrainedConfig | dict` and its class only in sub_configs_defaults
+    # (SubConfigSpec(config_class=AutoConfig, model_type="gemma4_vision")): the same Gemma 4 tower
+    up = tmp_path / "upstream"
+    shutil.copytree(UPSTREAM, up)
+    (up / "vllm" / "model_executor" / "models" / "towers.py").write_text(MODEL.replace(
+        "transformers.models.gemma4 import Gemma4Config", "transformers.models.embedding_gemma2 import EmbeddingGemma2Config"
+    ).replace("config: Gemma4Config", "config: EmbeddingGemma2Config"))
+    m = Migration("towers", Upstream(open_upstream(str(up))), PluginTree(empty_plugin(tmp_path / "plugin")),
+                  PinnedApis.load("0.13.0")).run()
+    assert f"from {VENDORED} import Gemma4VisionModel" in m.model_unit.text
+    assert f"from {VENDORED} import Gemma4AudioModel" in m.model_unit.text
+    assert not [f for f in m.model_unit.after if f.rule == "P41"]
+    # negative: a config argument that is no sub-config attribute (`config=vision_config`) keeps the finding
+    (up / "vllm" / "model_executor" / "models" / "towers.py").write_text(MODEL.replace(
+        "AutoModel.from_config(config=config.vision_config)", "AutoModel.from_config(config=config)"))
+    m = Migration("towers", Upstream(open_upstream(str(up))), PluginTree(empty_plugin(tmp_path / "plugin2")),
+                  PinnedApis.load("0.13.0")).run()
+    assert len([f for f in m.model_unit.after if f.rule == "P41"]) == 2 and VENDORED not in m.model_unit.text
+
+
 def test_isinstance_branches_on_classes_outside_the_slice_are_dropped():
     source = textwrap.dedent('''
         class A:

@@ -634,8 +634,9 @@ class Tf5Vendoring:
         return {}
 
     def _tf5_sub_config(self, configs: list[str], attr: str) -> str | None:
-        """The config class transformers 5 declares for the field ``attr`` of one of ``configs``
-        (``vision_config: Gemma4VisionConfig | dict[str, Any] | None``)."""
+        """The config class transformers 5 declares for the field ``attr`` of one of ``configs``: its
+        annotation (``vision_config: Gemma4VisionConfig | dict[str, Any] | None``), else its ``sub_configs_defaults``
+        entry (``"vision_config": SubConfigSpec(config_class=AutoConfig, model_type="gemma4_vision")``)."""
         for cc in configs:
             module = self.tf5.module_of(cc)
             tree = self.tf5.tree(module) if module else None
@@ -646,6 +647,19 @@ class Tf5Vendoring:
                              if isinstance(n, ast.Name) and n.id in self.tf5.config_classes]
                     if named:
                         return named[0]
+            for stmt in cls.body if cls is not None else ():
+                if (isinstance(stmt, ast.Assign) and [getattr(t, "id", None) for t in stmt.targets] == ["sub_configs_defaults"]
+                        and isinstance(stmt.value, ast.Dict)):
+                    for key, spec in zip(stmt.value.keys, stmt.value.values):
+                        if not (isinstance(key, ast.Constant) and key.value == attr and isinstance(spec, ast.Call)):
+                            continue
+                        kw = {k.arg: k.value for k in spec.keywords}
+                        mt = kw.get("model_type")
+                        if isinstance(mt, ast.Constant) and isinstance(mt.value, str):
+                            return self.tf5.model_types.get(mt.value)
+                        named = kw.get("config_class")
+                        if isinstance(named, ast.Name) and named.id in self.tf5.config_classes:
+                            return named.id
         return None
 
     def _tf5_towers(self, requests: list[tuple[str, list[str], str | None]]) -> list[tuple[str, str]] | None:
