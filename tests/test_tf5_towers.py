@@ -108,6 +108,31 @@ def test_a_sub_config_declared_by_model_type_finds_its_tower(tmp_path):
     assert len([f for f in m.model_unit.after if f.rule == "P41"]) == 2 and VENDORED not in m.model_unit.text
 
 
+@needs_tf5
+def test_a_tower_an_earlier_apply_vendored_stays_registered(tmp_path):
+    """Models applied one after another into one plugin: a later model needing only the vision tower regenerates the
+    module with the audio tower an earlier model imports, and its registration (read off the held module's
+    `AutoModel.register` statements); a registered name transformers 5's module does not define is not kept."""
+    up = tmp_path / "upstream"
+    shutil.copytree(UPSTREAM, up)
+    (up / "vllm" / "model_executor" / "models" / "towers.py").write_text(
+        MODEL.replace("        self.audio_tower = AutoModel.from_config(config=config.audio_config)\n", ""))
+    plugin = empty_plugin(tmp_path / "plugin")
+    held = Path(plugin) / "vllm_fl" / "processors"
+    held.mkdir(parents=True, exist_ok=True)
+    (held / "__init__.py").write_text("")
+    (held / "tf5_modeling_gemma4.py").write_text(
+        "AutoModel.register(Gemma4AudioConfig, Gemma4AudioModel, exist_ok=True)\n"
+        "AutoModel.register(Gemma4VisionConfig, NotInTransformers5, exist_ok=True)\n")
+    m = Migration("towers", Upstream(open_upstream(str(up))), PluginTree(plugin), PinnedApis.load("0.13.0")).run()
+    text = m.units[VENDORED].text
+    assert "class Gemma4AudioModel(" in text and "class Gemma4VisionModel(" in text
+    assert "AutoModel.register(Gemma4AudioConfig, Gemma4AudioModel, exist_ok=True)" in text
+    assert "AutoModel.register(Gemma4VisionConfig, Gemma4VisionModel, exist_ok=True)" in text
+    assert "NotInTransformers5" not in text
+    assert f"from {VENDORED} import Gemma4VisionModel" in m.model_unit.text and "Gemma4AudioModel" not in m.model_unit.text
+
+
 def test_isinstance_branches_on_classes_outside_the_slice_are_dropped():
     source = textwrap.dedent('''
         class A:

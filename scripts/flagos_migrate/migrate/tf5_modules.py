@@ -118,6 +118,7 @@ class Tf5Module:
     missing: list[str] = field(default_factory=list)
     ok: bool = True
     busy: bool = False  # being translated: a module importing it back gets its target
+    registrations: dict[str, tuple[str, str]] = field(default_factory=dict)  # P41: model -> (Auto class, config)
 
 
 class Tf5Vendoring:
@@ -688,6 +689,22 @@ class Tf5Vendoring:
             out += [(target, model) for model in models]
         return out
 
+    def _tf5_held_registrations(self, origin: str, target: str) -> dict[str, tuple[str, str]]:
+        """``{model: (Auto class, config)}`` of the ``Auto.register(Config, Model, ...)`` statements of the module
+        the plugin already holds at ``target``, for the models transformers 5's ``origin`` defines."""
+        path = self.plugin.module_path(target)
+        tree = parse_source(path.read_text(encoding="utf-8", errors="replace"), str(path)) if path else None
+        data = self.tf5.source.read_bytes(origin.replace(".", "/") + ".py")
+        out: dict[str, tuple[str, str]] = {}
+        for node in tree.body if tree is not None else ():
+            call = node.value if isinstance(node, ast.Expr) else None
+            if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "register"
+                    and isinstance(call.func.value, ast.Name) and call.func.value.id in AUTO_MAPPINGS
+                    and len(call.args) == 2 and all(isinstance(a, ast.Name) for a in call.args)
+                    and defines(data, call.args[1].id) and self.tf5.module_of(call.args[0].id)):
+                out[call.args[1].id] = (call.func.value.id, call.args[0].id)
+        return out
+
     def _tf5_vendor_modeling(self, origin: str, models: dict[str, tuple[str, str]]) -> str | None:
         """The slice of the transformers 5 ``origin`` (a ``modeling_*.py``) holding ``models`` (class -> (Auto class,
         bridged config)), each registered with its Auto class; its plugin module, or None (``vendor_failed``)."""
@@ -695,9 +712,12 @@ class Tf5Vendoring:
         m = mods.get(origin)
         if m is None:
             m = mods[origin] = Tf5Module(origin, vendored_module_for(origin), False)
+            # a tower an earlier model's apply vendored into the plugin's module stays (its registration too)
+            models = {**self._tf5_held_registrations(origin, m.target), **models}
         if set(models) <= m.names and m.text:
             return m.target
         m.names |= set(models)
+        models = m.registrations = {**m.registrations, **models}
         text = _without_foreign_isinstance(self.tf5.source.read_text(origin.replace(".", "/") + ".py"), origin,
                                            sorted(m.names))
         sl = slice_definitions(text, origin, sorted(m.names), self._tf5_pinned_has, MAX_TF5_MODELING_LINES) \
