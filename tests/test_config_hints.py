@@ -219,6 +219,38 @@ def test_a_found_class_gets_what_upstream_reads_and_its_defaults_lack(monkeypatc
     assert "num_nextn_predict_layers, layer_types" in notes[0]
 
 
+def test_a_blocker_is_said_instead_of_the_advice_to_pass_a_real_config(monkeypatch):
+    """SYNTH_BLOCKERS: an architecture no config.json builds here says why, not "pass --hf-config", also for the
+    bridge's own sub-config (step3p7's transformers 5 Step3p7VisionConfig); without it the sub-config is P39's."""
+    _, worker = _worker_modules(monkeypatch)
+    why = H.SYNTH_BLOCKERS["Step3p7ForConditionalGeneration"]["why"]
+    exc = AttributeError("'Step3p7VisionConfig' object has no attribute 'output_dim'")
+    bridge = {"config_source": "bridge", "config_class": "Step3p7Config"}
+    reason = worker._synth_lacks(bridge, exc, None, why)
+    assert reason.startswith("the bridge config (Step3p7VisionConfig) has no 'output_dim'") and reason.endswith(why)
+    assert "--hf-config" not in reason
+    assert worker._synth_lacks(bridge, exc) is None
+    synth = worker._synth_lacks({"config_source": "synthesized"}, AttributeError(
+        "'SynthesizedConfig' object has no attribute 'force_image_size'"), None, "its tower is remote code")
+    assert synth.endswith("values it: its tower is remote code")
+
+
+def test_each_synth_blocker_holds_in_the_sources():
+    """Each SYNTH_BLOCKERS entry's evidence is in upstream's source / transformers 5's package (skipped without)."""
+    import glob
+
+    tf5 = sorted(glob.glob(str(Path(os.environ.get("MMF_REFERENCE_VENV") or Path.home() / ".cache/mmf/venv-vllm033")
+                               / "lib" / "python3*" / "site-packages")))
+    roots = {"upstream": UPSTREAM, "tf5": Path(tf5[0]) if tf5 else None}
+    if not UPSTREAM.is_dir() or roots["tf5"] is None:
+        pytest.skip("needs upstream vLLM 0.33.0's source and the reference venv (transformers 5)")
+    assert H.SYNTH_BLOCKERS
+    for arch, entry in H.SYNTH_BLOCKERS.items():
+        assert entry["why"] and entry["evidence"], arch
+        for root, path, text in entry["evidence"]:
+            assert text in (roots[root] / path).read_text(), (arch, path, text)
+
+
 def test_a_build_short_of_a_synthesized_attribute_is_skipped_naming_it(monkeypatch):
     _, worker = _worker_modules(monkeypatch)
     exc = AttributeError("'SynthesizedConfig' object has no attribute 'router_gate_kind'")

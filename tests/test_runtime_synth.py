@@ -228,6 +228,34 @@ def test_a_familys_partial_sub_config_is_set_over_the_bound_classs_defaults(monk
     assert rc._bound_parts(module, {"mimovl": VisionConfig}, whole) == []  # a family's own sub-config stays
 
 
+def test_a_found_classs_none_defaults_take_the_familys_values(monkeypatch):
+    """0.13.0's OvisConfig() holds no llm_config and no visual_tokenizer_config (its get_text_config() was itself:
+    RecursionError on both vLLMs), KimiVLConfig's DeepseekV2Config text_config leaves the routing None (the grouped
+    top-k asserted): those take the family's values; a value the defaults set stays, and a field the defaults do
+    not have is not added to them."""
+    root = Path(__file__).resolve().parents[1] / "scripts" / "flagos_migrate" / "verify"
+    monkeypatch.syspath_prepend(str(root))
+    import _runtime_config as rc
+    from flagos_migrate.verify.config_hints import family_values
+
+    class OvisConfig:
+        pass
+
+    ovis = {"visual_tokenizer_config": None, "hidden_size": None, "multimodal_max_length": 8192}
+    notes = []
+    rc._family_over_none(ovis, family_values("ovis"), OvisConfig, notes)
+    assert ovis["llm_config"]["model_type"] == "qwen2" and ovis["hidden_size"] == 64
+    assert ovis["visual_tokenizer_config"]["backbone_config"]["model_type"] == "aimv2"
+    assert "conversation_formatter_class" not in ovis  # not a field of the defaults
+    assert ovis["multimodal_max_length"] == 8192 and "OvisConfig's defaults leave them None" in notes[0]
+    kimi = {"text_config": {"num_experts_per_tok": None, "n_group": None, "topk_group": 4, "hidden_size": 5120}}
+    rc._family_over_none(kimi, family_values("kimi_vl"), OvisConfig, None)
+    assert kimi["text_config"] == {"num_experts_per_tok": 2, "n_group": 1, "topk_group": 4, "hidden_size": 5120}
+    untouched = {"text_config": None}
+    rc._family_over_none(untouched, family_values("no_such_model"), OvisConfig, None)
+    assert untouched == {"text_config": None}
+
+
 def test_a_synthesized_per_layer_config_reads_like_transformers_5s():
     """Gemma 4's MTP and DSpark drafts read config.per_layer_config[i].head_dim: on the pinned transformers 4.57.6
     the synthesized class gives transformers 5's view over the sparse overrides and writes them back as sparse."""

@@ -786,7 +786,7 @@ def _legacy_kinds(source, cfg_cls, complete, notes):
     if not keys:
         return
     try:
-        _subcfg.from_dict(cfg_cls, dict(source))
+        _subcfg.from_dict(cfg_cls, copy.deepcopy(source))
         return
     except ValueError:
         pass
@@ -873,10 +873,13 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     # every config.json names its architectures, and some classes read them while built (0.13.0's
     # DeepseekVLV2Config: `"DeepseekOCRForCausalLM" in (self.architectures or kwargs.get("architectures", []))`)
     source["architectures"] = source.get("architectures") or [arch]
+    if source_kind != "synthesized" and not base:
+        _family_over_none(source, (hints.get("synth") or {}).get("family") or {}, cfg_cls, notes)
     if multimodal and not base:
         _with_tower(source, cfg_cls, notes)
     if source_kind != "synthesized":
-        _complete(source, _subcfg.from_dict(cfg_cls, dict(source)), hints.get("complete") or {}, cfg_cls.__name__, notes,
+        # a deep copy: a class may pop from the sub-config dicts it is given (OvisConfig pops llm_config's model_type)
+        _complete(source, _subcfg.from_dict(cfg_cls, copy.deepcopy(source)), hints.get("complete") or {}, cfg_cls.__name__, notes,
                   defaults=not base, arch=arch)
         _legacy_kinds(source, cfg_cls, hints.get("complete") or {}, notes)
     tiny = runtime_tiny.tiny_config(source)
@@ -906,7 +909,7 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
                                      "with a draft layer carries it")
     target = copy.deepcopy(tiny)  # a draft's target: the base config before upstream's draft rewrite
     update = dict((hints.get("draft") or {}).get("update") or {}) if source_kind == "draft" else {}
-    cfg = _subcfg.from_dict(cfg_cls, tiny)
+    cfg = _subcfg.from_dict(cfg_cls, copy.deepcopy(tiny))
     cfg.architectures = [arch]
     _save(cfg, workdir, notes, drop=unread)
     if update and not hints.get("speculative"):
@@ -922,6 +925,29 @@ def _write_tiny_config(arch, cfg_cls, workdir, base=None, mrope=False, notes=Non
     _write_preprocessor(cfg, workdir, notes)
     _write_sentence_config(cfg, workdir, notes)
     return cfg
+
+
+def _family_over_none(source, family, cfg_cls, notes):
+    """A found config class's defaults that describe no model: a sub-config the defaults lack or leave None, and a
+    field they leave None (also in a sub-config), take the family's values (SYNTH_FAMILIES: a released config.json's shape, tiny), which
+    every checkpoint carries. 0.13.0's OvisConfig() has no llm_config and no visual_tokenizer_config, so its
+    get_text_config() is the config itself and building the language model built Ovis again (RecursionError, the
+    pinned vLLM's own Ovis alike). A value the defaults set is theirs. Mutates ``source``."""
+    filled = []
+    for key, value in family.items():
+        if source.get(key) is None and (isinstance(value, dict) or key in source):
+            source[key] = copy.deepcopy(value)
+            filled.append(key)
+        elif isinstance(value, dict) and isinstance(source.get(key), dict):
+            # one level down too: KimiVLConfig's text_config is transformers' DeepseekV2Config, whose defaults
+            # leave num_experts_per_tok, n_group and topk_group None (the MoE's grouped top-k asserted them)
+            for sub, v in value.items():
+                if source[key].get(sub) is None and sub in source[key]:
+                    source[key][sub] = copy.deepcopy(v)
+                    filled.append(f"{key}.{sub}")
+    if filled and notes is not None:
+        notes.append(f"config: {', '.join(filled)} from the family's values (SYNTH_FAMILIES, a released config.json's "
+                     f"shape): {cfg_cls.__name__}'s defaults leave them None, which no checkpoint does")
 
 
 def _keep_family(tiny, family, notes):
@@ -1064,7 +1090,9 @@ def _keep_released(workdir, tiny, carried, notes=None):
 # UltravoxConfig keeps the language model's config as wrapped_model_config (an object, which to_dict writes out)
 # and builds it from text_config, the key fixie-ai's config.json files carry; a config.json holding
 # wrapped_model_config loads as a plain dict there ('dict' object has no attribute 'get_text_config')
-RELEASED_NAMES = {"ultravox": {"wrapped_model_config": "text_config"}}
+# OvisConfig (both vLLMs') builds its language model from llm_config, AIDC-AI's released key, and holds it as
+# text_config, which to_dict writes out and the class does not read back (reloaded, its text_config was None again)
+RELEASED_NAMES = {"ultravox": {"wrapped_model_config": "text_config"}, "ovis": {"text_config": "llm_config"}}
 
 
 def _released_names(data, model_type):

@@ -141,11 +141,13 @@ def _is_vllm_config(name):
     return isinstance(getattr(vllm_config, name, None), type)
 
 
-def _synth_lacks(res, exc, aliases=None):
+def _synth_lacks(res, exc, aliases=None, blocker=None):
     """A config the harness derived (synthesized, or a draft's or base class's config) without an
     attribute the model reads: the reason naming it (the config is the harness's, not the
     migration's), else None. ``aliases``: config class -> the transformers 5 aliases (P40) no config.json
-    carries; the pinned class lacking one fails with every real checkpoint too, so that is no skip."""
+    carries; the pinned class lacking one fails with every real checkpoint too, so that is no skip.
+    ``blocker``: why no tiny config builds the architecture here (config_hints.SYNTH_BLOCKERS), said
+    instead of the advice to pass a real config.json, which would not help."""
     import re
 
     source = res.get("config_source")
@@ -157,16 +159,19 @@ def _synth_lacks(res, exc, aliases=None):
     # does not declare), never a drift between the two transformers
     if source not in ("synthesized", "draft", "base class", "composed", "bridge") or not isinstance(exc, AttributeError) or not m:
         return None
-    if source == "bridge" and m.group(1) != res.get("config_class"):  # a sub-config of the pinned transformers: P39
+    # a sub-config of the pinned transformers: P39 (unless the table says why no config builds the architecture:
+    # step3p7's tower is the bridge's own transformers 5 sub-config)
+    if source == "bridge" and m.group(1) != res.get("config_class") and not blocker:
         return None
     if _is_vllm_config(m.group(1)):  # vLLM's own config objects (PoolerConfig, ...) are the pinned API, not the tiny config
         return None
     if source == "synthesized":
-        return (f"the synthesized config has no value for {m.group(2)!r}: the model reads it, and neither the "
-                "synthesis table nor a default in upstream's file values it (see the note); pass --hf-config with a "
-                "real config.json")
-    return (f"the {source} config ({m.group(1)}) has no {m.group(2)!r}, which the model reads (a real checkpoint's "
-            "config.json carries it); pass --hf-config with a real config.json")
+        head = (f"the synthesized config has no value for {m.group(2)!r}: the model reads it, and neither the "
+                "synthesis table nor a default in upstream's file values it")
+        return f"{head}: {blocker}" if blocker else f"{head} (see the note); pass --hf-config with a real config.json"
+    head = f"the {source} config ({m.group(1)}) has no {m.group(2)!r}, which the model reads"
+    return f"{head}: {blocker}" if blocker else (f"{head} (a real checkpoint's config.json carries it); pass --hf-config "
+                                                 "with a real config.json")
 
 
 def _register_siblings(registry, req, arch):
@@ -327,7 +332,9 @@ def run_pinned(req, spec):
     except Unavailable as exc:
         _skip_from(res, level, str(exc))
     except BaseException as exc:  # the model's own errors are the findings
-        lacking = _synth_lacks(res, exc, ((spec.get("config_hints") or {}).get("complete") or {}).get("aliases"))
+        hints = spec.get("config_hints") or {}
+        lacking = _synth_lacks(res, exc, (hints.get("complete") or {}).get("aliases"),
+                               (hints.get("synth") or {}).get("blocker"))
         if lacking:
             _skip_from(res, level, lacking)
             return res

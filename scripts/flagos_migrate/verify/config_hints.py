@@ -206,8 +206,10 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # ColBERTJinaRobertaModel (jinaai/jina-colbert-v2, upstream's docstring) builds bert_with_rope's JinaRobertaModel,
     # which refuses any position_embedding_type but rotary/rope; its remote-code XLMRobertaFlashConfig says "rotary",
     # the one upstream's JinaRobertaModelConfig fixes up (asserting that class name). colbert's only synthesized
-    # architecture (HF_ColBERT and ColBERTModernBertModel build from transformers' BertConfig / ModernBertConfig)
-    ("colbert",): {"position_embedding_type": "rotary"},
+    # architecture (HF_ColBERT and ColBERTModernBertModel build from transformers' BertConfig / ModernBertConfig).
+    # The same class's LoRA adapters' rank and alpha (its defaults 4 and 1, so every config.json holds them), which
+    # upstream's JinaRobertaModel.load_weights reads unguarded to merge the adapters (jina_merge_lora_weights)
+    ("colbert",): {"position_embedding_type": "rotary", "lora_rank": 4, "lora_alpha": 1},
     # MOSS-Audio (remote code; upstream's moss_audio.py rebuilds its own MossAudioConfig from the config's
     # language_config and audio_config): a Qwen3 language model (MossQwen3ForCausalLM, built with architectures
     # Qwen3ForCausalLM) and the Whisper-style encoder of MossAudioEncoderConfig's fields. Without them upstream's
@@ -313,6 +315,28 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
         "force_image_size": 64, "patch_size": 16, "downsample_ratio": 0.5, "ps_version": "v2",
         "image_tag_type": "internvl", "template": "nemotron_h", "vit_hidden_size": 384, "projector_hidden_size": 64,
         "norm_mean": [0.48145466, 0.4578275, 0.40821073], "norm_std": [0.26862954, 0.26130258, 0.27577711],
+    },
+    # Kimi-VL (moonshotai/Kimi-VL-A3B-Instruct's config.json): both vLLMs' KimiVLConfig builds its text_config as
+    # transformers' DeepseekV2Config, whose defaults leave the routing None (num_experts_per_tok, n_group,
+    # topk_group: the MoE's grouped top-k asserted them, the pinned vLLM's own class alike); the release routes
+    # 6 of 64 experts in one group. Tiny: the table's 2 of 4 experts, one group
+    ("kimi_vl",): {"text_config": {"num_experts_per_tok": T.EXPERTS_PER_TOKEN, "n_group": 1, "topk_group": 1}},
+    # Ovis2 (AIDC-AI/Ovis2-1B's config.json; both vLLMs ship an OvisConfig whose defaults hold neither part, so its
+    # get_text_config() was the config itself and building the language model built Ovis again: RecursionError on
+    # both sides): a Qwen2 language model in llm_config, an AIMv2 visual tokenizer (images of 448 in patches of 14,
+    # no biases: 0.13.0's AIMv2Config says use_bias, transformers 5's Aimv2VisionConfig mlp_bias) whose head maps
+    # the 2x2-strided tower onto visual_vocab words (released 65536). Tiny: one 32-wide layer, 64 visual words
+    ("ovis",): {
+        "llm_config": _QWEN2_TEXT,
+        "visual_tokenizer_config": {
+            "model_type": "aimv2_visual_tokenizer", "vocab_size": 64, "tokenize_function": "softmax", "tau": 1.0,
+            "depths": None, "drop_cls_token": False, "hidden_stride": 2,
+            "backbone_config": {"model_type": "aimv2", "hidden_size": T.VISION_HIDDEN,
+                                "intermediate_size": T.VISION_INTERMEDIATE, "num_attention_heads": T.VISION_HEADS,
+                                "num_hidden_layers": T.VISION_DEPTH, "num_channels": 3, "image_size": 56,
+                                "patch_size": 14, "rms_norm_eps": 1e-5, "qkv_bias": False, "use_bias": False,
+                                "mlp_bias": False}},
+        "hidden_size": T.HIDDEN, "conversation_formatter_class": "QwenConversationFormatter",
     },
     # Ovis2.5 / Ovis2.6 (AIDC-AI's remote-code Ovis2_5Config; Ovis2.5-9B's config.json): a SigLIP2 NaViT visual
     # tokenizer in vit_config (upstream's siglip2navit.py reads these; released 1152 x 27 layers, images of 512 in
@@ -793,6 +817,60 @@ TF5_DERIVED: dict[str, tuple[str, ...]] = {
 # "XLMRobertaFlashConfig", jinaai/xlm-roberta-flash-implementation's, for a rotary one)
 SYNTH_CLASS_NAMES: dict[str, str] = {"GteNewModel": "NewConfig", "GteNewForSequenceClassification": "NewConfig",
                                      "ColBERTJinaRobertaModel": "XLMRobertaFlashConfig"}
+# architectures no tiny config builds here, and why: said in the construct skip instead of the advice to pass a real
+# config.json, which would not help. "evidence": (root, path, text) that the sources hold, root "upstream" (vLLM
+# 0.33.0's source) or "tf5" (transformers 5's package) (tests/test_config_hints.py checks each)
+SYNTH_BLOCKERS: dict[str, dict] = {
+    # the chat model's tower is the checkpoint's C-RADIO, remote code built by AutoModel (the embedder and reranker
+    # of the same file build vLLM's SigLIP and run: SYNTH_FAMILIES)
+    "Llama_Nemotron_Nano_VL": {
+        "why": "its vision tower is AutoModel.from_config(config.vision_config, trust_remote_code=...) (upstream's "
+               "nemotron_vl.py LlamaNemotronVLChatModel._init_vision_model): the released checkpoint's C-RADIO tower "
+               "is remote code, which neither transformers 4.57.6 nor 5.x has a class for; only the checkpoint's own "
+               "code builds it",
+        "evidence": [("upstream", "vllm/model_executor/models/nemotron_vl.py", "return AutoModel.from_config(")]},
+    # transformers 5's class renames the released fields upstream reads
+    "NemotronH_Omni_Reasoning_V3": {
+        "why": "transformers 5's NemotronH_Omni_Reasoning_V3_Config (the only class of nemotron_h_omni, upstream's "
+               "and the bridge's) declares no patch_size (so its defaults have none; a config.json's is kept) and "
+               "renames the released vit_hidden_size to vision_hidden_size (and llm_config, sound_config to "
+               "text_config, audio_config: _legacy_field_names), while upstream's nano_nemotron_vl.py reads "
+               "config.vit_hidden_size unguarded: built from a released config.json, the class has no "
+               "vit_hidden_size (checked: vit_hidden_size=384 gives vision_hidden_size 384 and no vit_hidden_size), so "
+               "upstream's own class builds from none with transformers 5 either",
+        "evidence": [("tf5", "transformers/models/nemotron_h_omni/configuration_nemotron_h_omni.py",
+                      '"vit_hidden_size": "vision_hidden_size"'),
+                     ("upstream", "vllm/model_executor/models/nano_nemotron_vl.py", "vit_hidden_size = config.vit_hidden_size"),
+                     ("upstream", "vllm/model_executor/models/nano_nemotron_vl.py", "patch_size = config.patch_size")]},
+    "Molmo2ForConditionalGeneration": {
+        "why": "transformers 5's Molmo2Config (the bridge, and the class upstream runs with) takes the released "
+               "vit_config as vision_config (its __post_init__ pops vit_config), while upstream's molmo2.py reads "
+               "config.vit_config unguarded: upstream's own class builds from no released config.json with "
+               "transformers 5 either",
+        "evidence": [("tf5", "transformers/models/molmo2/configuration_molmo2.py", 'kwargs.pop("vit_config", None)'),
+                     ("upstream", "vllm/model_executor/models/molmo2.py", "getattr(config.vit_config, field.name)")]},
+    "Step3p7ForConditionalGeneration": {
+        "why": "transformers 5's Step3p7VisionConfig (the bridge's tower, and the class upstream runs with) takes the "
+               "released width, layers, heads and ls_init_value as hidden_size, num_hidden_layers, num_attention_heads "
+               "and layer_scale_init_value (popped in __post_init__), while upstream's step_vl.py PerceptionEncoder "
+               "reads config.width, config.layers, config.heads and config.ls_init_value: upstream's own class builds "
+               "from no released config.json with transformers 5 either",
+        "evidence": [("tf5", "transformers/models/step3p7/configuration_step3p7.py", 'kwargs.pop("width", self.hidden_size)'),
+                     ("upstream", "vllm/model_executor/models/step_vl.py", "config.width")]},
+    # a ViT-H neck: nothing smaller builds
+    "NemotronParseForConditionalGeneration": {
+        "why": "its encoder neck hard-codes the widths of RADIO's vit_huge_patch16_224 (nemotron_parse.py: "
+               "nn.Conv1d(1280, ...) and a projection from 3840): only the full 32 x 1280 tower (about 630M "
+               "parameters) builds it, which a tiny config cannot shrink and this shared CPU harness does not build",
+        "evidence": [("upstream", "vllm/model_executor/models/nemotron_parse.py", "nn.Conv1d(1280, last_hidden_state, 1)")]},
+    # construct loads the checkpoint's processor
+    "OpenPanguVLForConditionalGeneration": {
+        "why": "its construct builds the checkpoint's Hugging Face processor (openpangu_vl.py: "
+               "MULTIMODAL_REGISTRY.create_processor(model_config).info.get_hf_processor().image_processor, "
+               "AutoProcessor from the checkpoint directory; the released one is remote code), which no tiny "
+               "checkpoint directory holds",
+        "evidence": [("upstream", "vllm/model_executor/models/openpangu_vl.py", "MULTIMODAL_REGISTRY.create_processor(")]},
+}
 # always in a synthesized config: vLLM's ModelConfig reads them whatever the model file does, and
 # the pinned side reads rope_theta/rope_scaling where upstream reads rope_parameters
 CORE = ("hidden_size", "num_attention_heads", "num_key_value_heads", "num_hidden_layers", "vocab_size",
@@ -1431,7 +1509,8 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
             "synth": {"config": synth, "missing": missing, "reads": len(reads), "tower_classes": tower_classes,
                       "family": family,
                       "file": f"{MODELS_PKG}.{model}", "model_type": _synth_model_type(arch),
-                      "class_name": SYNTH_CLASS_NAMES.get(arch)},
+                      "class_name": SYNTH_CLASS_NAMES.get(arch),
+                      "blocker": (SYNTH_BLOCKERS.get(arch) or {}).get("why")},
             "complete": completion(reads),
             # the model types transformers 5 maps the architecture to (nemotron_h_omni for
             # NemotronH_Omni_Reasoning_V3): a plugin bridge of one is the config a checkpoint names
