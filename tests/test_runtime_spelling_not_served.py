@@ -93,3 +93,18 @@ def test_a_spelling_upstreams_class_loads_only_in_part_is_said(monkeypatch):
                    "it is served with)")
     monkeypatch.setattr(L, "_refusal", lambda model, ckpt, vc, route_only=False: (None, False))
     assert L.served_spelling(Ernie(), ckpt, None, 0) == (ckpt, None)  # all written: it stands, nothing to say
+
+
+def test_a_checkpoint_named_by_upstreams_class_says_which_respelling_named_it(monkeypatch):
+    # cohere_asr: transformers 5's spelling refused (raised), no in-memory renames; the derived checkpoint took a
+    # respelling, which the note names with its evidence (before, the note said only "named by")
+    monkeypatch.setattr(L, "_refusal", lambda model, ckpt, vc, route_only=False: ("KeyError: 'model.encoder.x'", True))
+    derived = L.Checkpoint({"encoder.x": 1})
+    entry = {"id": "nemo-asr-names", "evidence": "cohere_asr.py load_weights: NeMo's names"}
+    monkeypatch.setattr(L, "named_by_upstream", lambda model, seed, vc: (derived, None, entry))
+    served, why = L.served_spelling(Ernie(), _ckpt(False), None, 0)
+    assert served is derived
+    assert why.endswith("the checkpoint named by Ernie (validated by its own load_weights; nemo-asr-names: "
+                        "cohere_asr.py load_weights: NeMo's names)")
+    monkeypatch.setattr(L, "named_by_upstream", lambda model, seed, vc: (derived, None, None))
+    assert L.served_spelling(Ernie(), _ckpt(False), None, 0)[1].endswith("(validated by its own load_weights)")

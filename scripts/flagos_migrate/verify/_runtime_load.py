@@ -755,10 +755,11 @@ def served_spelling(model, ckpt, vc, seed):
                  f"transformers saves ({why}) and routes each of these names to its parameters")
         values = _refusal(model, alt, vc)[0]
         return alt, taken + (f"; its own weight loaders then fail on the values ({values})" if values else "")
-    derived, why_not, _ = named_by_upstream(model, seed, vc)
-    if why_not is None:
+    derived, why_not, taken = named_by_upstream(model, seed, vc)
+    if why_not is None:  # the layout / respelling taken named: where the names come from (cohere_asr: NeMo's)
+        how = f"; {taken['id']}: {taken['evidence'][:240]}" if taken else ""
         return derived, (f"refused by upstream vLLM's own {name} as transformers saves it ({why}) and in the "
-                         f"class's own names: the checkpoint named by {name} (validated by its own load_weights)")
+                         f"class's own names: the checkpoint named by {name} (validated by its own load_weights{how})")
     # the saved spelling stays and the load fails on it: the report says upstream's class refuses it too
     return ckpt, (f"which upstream vLLM's own {name} refuses too ({why}), as it does "
                   f"{'the in-memory names and ' if alt is not None else ''}every checkpoint derived from it "
