@@ -176,7 +176,10 @@ def test_nemotron_nano_vl_names_the_pinned_radio_tower_that_builds_one_cls_token
     (f,) = found[0]
     assert "RadioConfig (vllm/transformers_utils/configs/radio.py) and RadioModel" in f.message
     assert "[8, hidden] into the pinned [1, hidden]" in f.message
-    assert f.fix == "report the difference (the pinned code is outside the model file)"
+    assert f.fix.startswith("extend the class of upstream's radio migrated into the plugin")
+    # answered where the file builds on the plugin's copy of upstream's radio (apply brings it along)
+    assert [g for g in framework_findings(archs[0], "m.py", 5, version="0.13.0", builds_on={"radio"})
+            if g.rule == "P43"] == []
 
 
 def test_negatives_other_architectures_other_pins_and_an_answered_counterpart():
@@ -246,7 +249,8 @@ def test_plan_of_the_real_upstream_files(tmp_path: Path):
 
     up = Upstream(open_upstream(str(UPSTREAM_SRC)))
     for model, rules in (("glm4_moe_lite", ["P43"]), ("glm4_moe_lite_mtp", ["P38", "P43"]), ("cohere2_vision", ["P43"]),
-                         ("colpali", []), ("glm_ocr", []), ("colbert", ["P43"]), ("colmodernvbert", [])):
+                         ("colpali", []), ("glm_ocr", []), ("colbert", ["P43"]), ("colmodernvbert", []),
+                         ("nano_nemotron_vl", [])):
         plugin = PluginTree(empty_plugin(tmp_path / model))
         mig = Migration(model, up, plugin, pinned(), all_archs=True).run()
         left = mig.left()
@@ -256,6 +260,10 @@ def test_plan_of_the_real_upstream_files(tmp_path: Path):
             assert "vllm.model_executor.models.modernbert" in mig.summary()["closure"]
             assert "from vllm_fl.models.modernbert import ModernBertEmbeddings, ModernBertLayer" in (
                 mig.units["vllm_fl.models.colmodernvbert"].text)
+        if model == "nano_nemotron_vl":  # answered_by_module: upstream's radio comes along, its tower imported
+            assert "vllm.model_executor.models.radio" in mig.summary()["closure"]
+            assert "from vllm_fl.models.radio import RadioModel, calc_seq_lens" in (
+                mig.units["vllm_fl.models.nano_nemotron_vl"].text)
         if model == "colpali":  # upstream's statement became the pinned RoPE patch, then itself
             assert "patch_rope_parameters(config.vlm_config.text_config)\n" in mig.units["vllm_fl.models.colpali"].text
         assert sorted(f.rule for f in left if f.rule in ("P38", "P43")) == rules, model
