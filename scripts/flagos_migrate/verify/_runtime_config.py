@@ -1093,6 +1093,13 @@ def _keep_released(workdir, tiny, carried, notes=None):
 # OvisConfig (both vLLMs') builds its language model from llm_config, AIDC-AI's released key, and holds it as
 # text_config, which to_dict writes out and the class does not read back (reloaded, its text_config was None again)
 RELEASED_NAMES = {"ultravox": {"wrapped_model_config": "text_config"}, "ovis": {"text_config": "llm_config"}}
+# model_type -> keys to_dict writes that a released config.json does not hold, where the reference side's class
+# reads them as something else: DeepSeek-VL2 / -OCR(-2) / Unlimited-OCR's config.json holds the language model as
+# language_config (CHECKPOINT_FIELDS writes it); upstream 0.33.0's DeepseekVLV2Config builds text_config from it
+# and then hands its leftover kwargs to PreTrainedConfig, so a text_config key replaced the built config with a
+# plain dict ("The text_config ... does not have `num_attention_heads`": upstream's class was never built). The
+# pinned class builds text_config from language_config after its super().__init__: the key changed nothing there
+RELEASED_WITHOUT = {mt: ("text_config",) for mt in ("deepseek_vl_v2", "deepseek_ocr", "deepseek_ocr2", "unlimited-ocr")}
 
 
 def _released_names(data, model_type):
@@ -1134,13 +1141,17 @@ def _unread_sub_configs(cfg_cls, data):
 
 def _save(cfg, workdir, notes=None, drop=()):
     """``save_pretrained``, with the model_type AutoConfig reads the class under (:func:`auto_model_type`),
-    as a released checkpoint's config.json names it; without the keys ``drop`` (:func:`_unread_sub_configs`);
-    its fields under their released names (:data:`RELEASED_NAMES`)."""
+    as a released checkpoint's config.json names it; without the keys ``drop`` (:func:`_unread_sub_configs`)
+    nor those a released one lacks (:data:`RELEASED_WITHOUT`); its fields under their released names
+    (:data:`RELEASED_NAMES`)."""
     import json
     import os
 
     cfg.save_pretrained(workdir)
     key = auto_model_type(type(cfg))
+    dropped = [k for mt in dict.fromkeys((getattr(cfg, "model_type", None), type(cfg).model_type))
+               for k in RELEASED_WITHOUT.get(mt, ())]
+    drop = [*drop, *dropped]
     path = os.path.join(workdir, "config.json")
     if drop or RELEASED_NAMES.get(getattr(cfg, "model_type", None)):
         with open(path, encoding="utf-8") as f:

@@ -795,10 +795,21 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # built from the key language_config only, which those config.json files carry (a DeepSeek-V2 config) and
     # to_dict never writes: without it the reloaded text model was DeepseekV2Config's full-size defaults, with no
     # architectures to build it by. Its MoE routes in one group (n_group / topk_group 1, as the released DeepSeek-V2
-    # family's config.json); DeepseekV2Config's None left 0.13.0's grouped top-k asserting at construct
+    # family's config.json); DeepseekV2Config's None left 0.13.0's grouped top-k asserting at construct. Each token
+    # goes to num_experts_per_tok experts, which every released language_config sets (6 of 64) and DeepseekV2Config
+    # defaults to None (topk(k=None) failed the forward on both vLLMs once the checkpoint was named): the tiny 2 of 4
     **{mt: {"tile_tag": "2D", "language_config": {"=from": "text_config"}, "language_config.n_group": 1,
-            "language_config.topk_group": 1}
+            "language_config.topk_group": 1, "language_config.num_experts_per_tok": T.EXPERTS_PER_TOKEN}
        for mt in ("deepseek_vl_v2", "deepseek_ocr", "deepseek_ocr2", "unlimited-ocr")},
+    # Decision 3.0 (upstream's d3.py): a released checkpoint is a Qwen3_5Model config.json plus decision_config.json,
+    # which upstream's Qwen3_5 arch-config convertor reads into hf_config.decision_config (and upstream's
+    # D3ForSequenceClassificationConfig refuses a config without it). The tiny config holds the attribute itself
+    # (its architectures name D3 already, so the convertor's Qwen3_5Model branch never runs): version 1, last-token
+    # pooling, causal, four answer codes (more than the config's default 2 labels: upstream's hook makes the codes
+    # the labels, a pinned side without the hook keeps 2, and that difference must show), their ids plain words
+    "D3ForSequenceClassification": {"decision_config": {
+        "format_version": 1, "pooling": "last", "attention_mode": "causal", "codes": ["A", "B", "C", "D"],
+        "token_ids": [10, 11, 12, 13]}},
 }
 # fields transformers 5's class of a model type derives when a config.json lacks them, which the pinned class does
 # not declare (model_type -> names): a released checkpoint's config.json does not carry them, so the tiny config leaves
