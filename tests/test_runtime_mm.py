@@ -619,9 +619,12 @@ PREPROCESSOR_FILE = textwrap.dedent('''\
     import runtime_mm
 
     out = {}
-    for model_type in ("colqwen3", "qwen3_vl"):
-        cfg = types.SimpleNamespace(model_type=model_type, vision_config=types.SimpleNamespace(
-            patch_size=16, spatial_merge_size=2, temporal_patch_size=2, image_size=64))
+    tower = types.SimpleNamespace(patch_size=16, spatial_merge_size=2, temporal_patch_size=2, image_size=64)
+    for model_type, arch in (("colqwen3", "ColQwen3"), ("qwen3_vl", "Qwen3VLForConditionalGeneration"),
+                             ("mmf_synth_ovis2_5", "Ovis2_5")):
+        cfg = types.SimpleNamespace(model_type=model_type, architectures=[arch], vision_config=tower)
+        if arch == "Ovis2_5":  # a synthesized config, keyed by its architecture; its tower is vit_config
+            cfg = types.SimpleNamespace(model_type=model_type, architectures=[arch], vit_config=tower)
         work = tempfile.mkdtemp()
         name = runtime_mm.write_preprocessor_config(work, cfg)
         path = os.path.join(work, runtime_mm.PREPROCESSOR_FILE)
@@ -633,7 +636,8 @@ PREPROCESSOR_FILE = textwrap.dedent('''\
 def test_colqwen3s_checkpoint_dir_holds_qwen3_vls_preprocessor_sized_to_the_tiny_tower():
     """Upstream's ColQwen3ProcessingInfo loads Qwen3VLProcessor while the model is built, so without a
     preprocessor_config.json in the tiny checkpoint dir its class could not be built to name the checkpoint.
-    The file is Qwen3-VL's image processor at the tiny tower's patches; a model type outside the table gets none.
+    The file is Qwen3-VL's image processor at the tiny tower's patches (Ovis2.5's, keyed by its architecture: Qwen2-VL's);
+    a model type outside the table gets none.
     With $MMF_REFERENCE_VENV, transformers 5's AutoImageProcessor reads the same file back."""
     out = run_in_worker(PREPROCESSOR_FILE, timeout=600)
     name, saved, work = out["colqwen3"]
@@ -641,6 +645,8 @@ def test_colqwen3s_checkpoint_dir_holds_qwen3_vls_preprocessor_sized_to_the_tiny
     assert saved["patch_size"] == 16 and saved["merge_size"] == 2
     assert saved["size"] == {"shortest_edge": 64 * 64, "longest_edge": 64 * 64}  # one tiny image, not 1 Mpx
     assert out["qwen3_vl"][:2] == [None, None]
+    ovis = out["mmf_synth_ovis2_5"][1]  # Ovis2.5's Qwen2-VL image processor, at its vit_config's patches
+    assert ovis["image_processor_type"] == "Qwen2VLImageProcessor" and ovis["patch_size"] == 16
     ref = os.environ.get("MMF_REFERENCE_VENV")
     if ref:
         code = ("import sys; from transformers import AutoImageProcessor as A; p = A.from_pretrained(sys.argv[1]); "
@@ -650,4 +656,5 @@ def test_colqwen3s_checkpoint_dir_holds_qwen3_vls_preprocessor_sized_to_the_tiny
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert proc.stdout.split()[-3:] == ["Qwen2VLImageProcessor", "16", str(64 * 64)]
     shutil.rmtree(work, ignore_errors=True)
-    shutil.rmtree(out["qwen3_vl"][2], ignore_errors=True)
+    for key in ("qwen3_vl", "mmf_synth_ovis2_5"):
+        shutil.rmtree(out[key][2], ignore_errors=True)

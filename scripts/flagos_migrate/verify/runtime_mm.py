@@ -258,11 +258,16 @@ def _sized(value, side, area):
 # (their released checkpoints ship Qwen3-VL's preprocessor_config.json)
 IMAGE_PROCESSOR_FAMILY = {"qwen3_5": "qwen3_vl", "qwen3_5_moe": "qwen3_vl",
                           **dict.fromkeys(("colqwen3", "ops_colqwen3", "qwen3_vl_nemotron_embed"), "qwen3_vl")}
-# model types whose upstream vLLM class loads its Hugging Face processor while it is built (ColQwen3's processing
-# info asks it for a video processor to know its modality limits): the tiny checkpoint dir holds the
-# preprocessor_config.json a released one ships (:func:`write_preprocessor_config`; the processor's tokenizer is
-# runtime_tokenizer's). Without it upstream's class could not be built at all, so nothing named the checkpoint
-SHIPS_PREPROCESSOR = {"colqwen3", "ops_colqwen3", "qwen3_vl_nemotron_embed"}
+# model type (else architecture: a synthesized config's model type is the harness's own; ColQwen3.5's is Qwen3.5's,
+# which ships none of its own) whose upstream vLLM class
+# loads its Hugging Face processor while it is built -> the family whose image processor its released checkpoints
+# ship. ColQwen3's processing info asks the processor for a video processor to know its modality limits; Ovis2.5's
+# builds its Ovis2_5Processor in __init__ (AutoImageProcessor: upstream's processors/ovis2_5.py documents a
+# Qwen2VLImageProcessor). The tiny checkpoint dir holds that preprocessor_config.json
+# (:func:`write_preprocessor_config`; the processor's tokenizer is runtime_tokenizer's). Without it upstream's
+# class could not be built at all, so nothing named the checkpoint
+SHIPS_PREPROCESSOR = {**dict.fromkeys(("colqwen3", "ops_colqwen3", "qwen3_vl_nemotron_embed", "ColQwen3_5"), "qwen3_vl"),
+                      **dict.fromkeys(("Ovis2_5", "Ovis2_6ForCausalLM", "Ovis2_6_MoeForCausalLM"), "qwen2_vl")}
 PREPROCESSOR_FILE = "preprocessor_config.json"
 SYNTH_PREFIX = "mmf_synth_"  # _runtime_config's synthesized model types (this file imports no harness module)
 
@@ -340,12 +345,18 @@ def image_processor(cfg):
 
 
 def write_preprocessor_config(workdir, cfg):
-    """The :data:`SHIPS_PREPROCESSOR` model type's image processor (:func:`image_processor`: its class's defaults,
-    sized to the tiny tower) saved as ``workdir``'s preprocessor_config.json, the file both sides read; its class
-    name, else None (another model type: nothing written)."""
-    if getattr(cfg, "model_type", None) not in SHIPS_PREPROCESSOR:
+    """The image processor of the :data:`SHIPS_PREPROCESSOR` family of ``cfg``'s model type (else architecture)
+    (:func:`image_processor`: its class's defaults, sized to the tiny tower) saved as ``workdir``'s
+    preprocessor_config.json, the file both sides read; its class name, else None (not in the table: nothing
+    written)."""
+    import types
+
+    key = next((k for k in (getattr(cfg, "model_type", None), *(getattr(cfg, "architectures", None) or ()))
+                if isinstance(k, str) and k in SHIPS_PREPROCESSOR), None)
+    if key is None:
         return None
-    proc, _side = image_processor(cfg)
+    tower = _vision(cfg) or getattr(cfg, "vit_config", None)  # Ovis names its tower vit_config
+    proc, _side = image_processor(types.SimpleNamespace(model_type=SHIPS_PREPROCESSOR[key], vision_config=tower))
     proc.save_pretrained(workdir)
     return type(proc).__name__
 

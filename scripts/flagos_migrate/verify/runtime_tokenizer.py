@@ -43,6 +43,12 @@ _NEMOTRON_VL = {"bos": "<s>", "eos": "</s>", "pad": "<unk>", "image": "<image>",
 _QWEN3_VL = {"eos": "<|im_end|>", "pad": "<|endoftext|>", "image": "<|image_pad|>",
              "extra": ("<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|im_start|>")}
 
+# Ovis2.5 / 2.6 (a Qwen3 tokenizer): upstream's Ovis2_5ProcessingInfo builds Ovis2_5Processor in __init__, which
+# adds its visual tokens to the tokenizer unless present (here they are, inside the tiny vocabulary)
+_OVIS = {"eos": "<|im_end|>", "pad": "<|endoftext|>",
+         "extra": ("<image>", "<video>", "<ovis_visual_atom>", "<ovis_image_start>", "<ovis_image_end>",
+                   "<ovis_video_start>", "<ovis_video_end>", "<|image_pad|>", "<|im_start|>")}
+
 # model type of the tiny config (else its architecture: a synthesized config's model type is the harness's own, as
 # InternVL's remote-code config has no class here) -> the special tokens its classes and processor read
 TOKENIZER_TOKENS = {
@@ -55,6 +61,10 @@ TOKENIZER_TOKENS = {
     "colqwen3": _QWEN3_VL,
     "ops_colqwen3": _QWEN3_VL,
     "qwen3_vl_nemotron_embed": _QWEN3_VL,
+    "ColQwen3_5": _QWEN3_VL,  # its model type is qwen3_5 (Qwen3.5's config): keyed by its architecture
+    "Ovis2_5": _OVIS,
+    "Ovis2_6ForCausalLM": _OVIS,
+    "Ovis2_6_MoeForCausalLM": _OVIS,
     "internvl_chat": _INTERNVL,
     "InternVLChatModel": _INTERNVL,
     "NemotronH_Nano_VL_V2": _NEMOTRON_VL,
