@@ -86,13 +86,26 @@ def test_pinned_configs_build_as_released_checkpoints_give_them():
 
 def test_a_tower_one_width_wide_stays_so_and_a_merger_takes_the_text_width():
     from runtime_mm import shrink_vision_geometry
-    from runtime_tiny import tiny_config
+    from runtime_tiny import VISION_INTERMEDIATE, tiny_config
 
     # ERNIE-4.5-VL's tower (baidu's config.json: embed_dim 1280 = hidden_size; its vLLM class asserts them equal)
     ernie = tiny_config({"hidden_size": 2560, "num_attention_heads": 20, "vision_config": {
         "depth": 32, "embed_dim": 1280, "hidden_size": 1280, "num_heads": 16, "patch_size": 14}})
     shrink_vision_geometry(ernie)
     assert ernie["vision_config"]["embed_dim"] == ernie["vision_config"]["hidden_size"] == 32
+    # its MLP: transformers 5's class is intermediate_size wide (4 x 1280), both vLLMs' embed_dim x mlp_ratio: the
+    # tiny tower keeps the ratio, else the checkpoint's fc1 (64 rows) fits neither vLLM's (128)
+    held = tiny_config({"hidden_size": 2560, "num_attention_heads": 20, "vision_config": {
+        "depth": 32, "embed_dim": 1280, "hidden_size": 1280, "num_heads": 16, "patch_size": 14,
+        "intermediate_size": 5120, "mlp_ratio": 4}})
+    shrink_vision_geometry(held)
+    assert (held["vision_config"]["intermediate_size"], held["vision_config"]["mlp_ratio"]) == (128, 4)
+    # a ratio the released sizes do not hold (StepVL's PerceptionEncoder: 8960 / 1536 of another width) is not forced
+    free = tiny_config({"hidden_size": 2560, "num_attention_heads": 20, "vision_config": {
+        "depth": 32, "hidden_size": 1792, "num_heads": 16, "patch_size": 14, "intermediate_size": 15360,
+        "mlp_ratio": 8960 / 1536}})
+    shrink_vision_geometry(free)
+    assert free["vision_config"]["intermediate_size"] == VISION_INTERMEDIATE
     # Qwen2-VL's: a 1280-wide tower whose merger writes the 1536-wide text model's embeddings
     qwen = tiny_config({"text_config": {"hidden_size": 1536, "num_attention_heads": 12}, "vision_config": {
         "depth": 32, "embed_dim": 1280, "hidden_size": 1536, "num_heads": 16, "patch_size": 14}})

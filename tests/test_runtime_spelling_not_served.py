@@ -74,31 +74,83 @@ class Ernie:  # stands for upstream's own class, whose vision loader skips names
     pass
 
 
-def test_a_spelling_upstreams_class_loads_only_in_part_is_said(monkeypatch):
-    # ernie45_vl: transformers 5's vision names reach upstream's Ernie4_5_VisionTransformer.load_weights, which skips
-    # names it has no parameter for: no error, 15 parameters unwritten on both sides
+QKV = "vision_model.blocks.0.attn.qkv.weight"
+
+
+def _partial(monkeypatch, derived_ok, kept=(), unwritten=(QKV,), own_ok=False):
+    # ernie45_vl: transformers 5's model.vision_model.* reach upstream's language model, whose loader skips vision_model
+    # names: no error, the tower unwritten (stubbed). Returns the calls made to _refusal
     calls = []
 
-    def refusal(model, ckpt, vc, route_only=False):
-        calls.append(route_only)
-        return (None, False) if route_only else ("15 parameter(s) not written: vision_model.blocks.0.attn.qkv.weight",
-                                                 False)
+    def refusal(model, ckpt, vc, route_only=False, ignored=()):
+        calls.append((route_only, set(ignored)))
+        if route_only:
+            return None, False
+        left = [n for n in unwritten if n not in ignored]
+        return (f"{len(left)} parameter(s) not written: {', '.join(left)}" if left else None), False
 
+    derived = L.Checkpoint({QKV: 1})  # the released spelling, at the top
     monkeypatch.setattr(L, "_refusal", refusal)
+    monkeypatch.setattr(L, "_kept", lambda model: {n: 0 for n in kept})
+    monkeypatch.setattr(L, "_lent_or_shared", lambda model, vc, ckpt: [])
+    own = L.Checkpoint({QKV: 1, "language_model.lm_head.weight": 2})
+    monkeypatch.setattr(L, "own_names_of_skipped", lambda model, ckpt, vc, ignored=(): (
+        (own, f"model.{QKV} -> {QKV}") if own_ok else (None, f"0 tensor(s) of its shape end in {QKV}")))
+    monkeypatch.setattr(L, "named_by_upstream", lambda model, seed, vc: (
+        (derived, None, None) if derived_ok else (derived, "1 parameter(s) not (fully) written by its load_weights: "
+                                                           "x.weight", None)))
+    return calls, derived if not own_ok else own
+
+
+def test_a_spelling_upstreams_class_loads_only_in_part_takes_the_skipped_tensors_under_their_own_names(monkeypatch):
+    calls, own = _partial(monkeypatch, derived_ok=True, own_ok=True)  # before any derived checkpoint
+    served, why = L.served_spelling(Ernie(), _ckpt(False), None, 0)
+    assert served is own
+    assert why == ("of which upstream vLLM's own Ernie leaves 1 parameter(s) not written: "
+                   "vision_model.blocks.0.attn.qkv.weight (a loader that skips names it lacks), so those tensors under "
+                   "the parameters' own names (e.g. model.vision_model.blocks.0.attn.qkv.weight -> "
+                   "vision_model.blocks.0.attn.qkv.weight), which its own load_weights writes back exactly")
+
+
+def test_a_spelling_upstreams_class_loads_only_in_part_gives_way_to_the_one_it_writes_back(monkeypatch):
+    calls, derived = _partial(monkeypatch, derived_ok=True)
     ckpt = _ckpt(False)
     served, why = L.served_spelling(Ernie(), ckpt, None, 0)
-    assert served is ckpt and calls == [True, False]
-    assert why == ("of which upstream vLLM's own Ernie leaves 15 parameter(s) not written: "
+    assert served is derived and [c[0] for c in calls] == [True, False]
+    assert why == ("of which upstream vLLM's own Ernie leaves 1 parameter(s) not written: "
+                   "vision_model.blocks.0.attn.qkv.weight (a loader that skips names it lacks): the checkpoint named "
+                   "by Ernie instead (validated by its own load_weights)")
+
+
+def test_a_spelling_upstreams_class_loads_only_in_part_stays_when_nothing_derived_passes(monkeypatch):
+    _partial(monkeypatch, derived_ok=False)
+    ckpt = _ckpt(False)
+    served, why = L.served_spelling(Ernie(), ckpt, None, 0)
+    assert served is ckpt
+    assert why == ("of which upstream vLLM's own Ernie leaves 1 parameter(s) not written: "
                    "vision_model.blocks.0.attn.qkv.weight too (a loader that skips names it lacks: not the spelling "
-                   "it is served with)")
-    monkeypatch.setattr(L, "_refusal", lambda model, ckpt, vc, route_only=False: (None, False))
-    assert L.served_spelling(Ernie(), ckpt, None, 0) == (ckpt, None)  # all written: it stands, nothing to say
+                   "it is served with); not under the parameters' own names (0 tensor(s) of its shape end in "
+                   "vision_model.blocks.0.attn.qkv.weight), nor in any checkpoint derived from it (1 parameter(s) "
+                   "not (fully) written by its load_weights: x.weight)")
+
+
+def test_parameters_no_release_holds_never_respell(monkeypatch):
+    # left unwritten only where kept at init by design (checkpoint_layouts.KEPT_AT_INIT): the saved spelling stands
+    calls, _ = _partial(monkeypatch, derived_ok=True, kept=(QKV,))
+    ckpt = _ckpt(False)
+    assert L.served_spelling(Ernie(), ckpt, None, 0) == (ckpt, None)
+    assert calls[-1] == (False, {QKV})
+    _partial(monkeypatch, derived_ok=True, unwritten=())  # all written: it stands, nothing to say
+    assert L.served_spelling(Ernie(), ckpt, None, 0) == (ckpt, None)
 
 
 def test_a_checkpoint_named_by_upstreams_class_says_which_respelling_named_it(monkeypatch):
     # cohere_asr: transformers 5's spelling refused (raised), no in-memory renames; the derived checkpoint took a
     # respelling, which the note names with its evidence (before, the note said only "named by")
-    monkeypatch.setattr(L, "_refusal", lambda model, ckpt, vc, route_only=False: ("KeyError: 'model.encoder.x'", True))
+    monkeypatch.setattr(L, "_refusal", lambda model, ckpt, vc, route_only=False, ignored=(): ("KeyError: 'model.encoder.x'",
+                                                                                             True))
+    monkeypatch.setattr(L, "_kept", lambda model: {})
+    monkeypatch.setattr(L, "_lent_or_shared", lambda model, vc, ckpt: [])
     derived = L.Checkpoint({"encoder.x": 1})
     entry = {"id": "nemo-asr-names", "evidence": "cohere_asr.py load_weights: NeMo's names"}
     monkeypatch.setattr(L, "named_by_upstream", lambda model, seed, vc: (derived, None, entry))

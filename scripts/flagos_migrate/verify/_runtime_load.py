@@ -691,12 +691,19 @@ def load_checkpoint(model, ckpt, vc, builtin, work, notes):
 
 
 
-def _refusal(model, ckpt, vc, route_only=False):
+def _lent_or_shared(model, vc, ckpt):
+    """A draft's parameters the target gives it at serving (:func:`lent_by_target`, :func:`target_shared`): its own
+    loader leaves them unwritten from any checkpoint, by design."""
+    return [*lent_by_target(model, vc), *target_shared(model, vc, ckpt)]
+
+
+def _refusal(model, ckpt, vc, route_only=False, ignored=()):
     """Why ``model``'s own ``load_weights`` refuses ``ckpt`` and whether it raised (else it left a parameter
     unwritten), else (None, False). ``route_only``: every parameter's ``weight_loader`` stubbed to record the
     hit, so only the names are judged (which tensor reaches which parameter), not a loader's handling of the
     values (upstream 0.33.0's olmo_hybrid conv1d loader is never handed the shard id its own
-    AutoWeightsLoader tags the tensor with, and raises on every checkpoint)."""
+    AutoWeightsLoader tags the tensor with, and raises on every checkpoint). ``ignored``: parameter names never
+    counted unwritten (kept at init, a draft's target's)."""
     import torch
     from vllm.config import set_current_vllm_config
 
@@ -724,8 +731,50 @@ def _refusal(model, ckpt, vc, route_only=False):
     if route_only:
         unloaded = sorted(set(params) - hit)
     else:
-        unloaded = sorted(n for n, p in params.items() if p.is_floating_point() and torch.isnan(p.data).any())
+        unloaded = sorted(n for n, p in params.items() if p.is_floating_point() and torch.isnan(p.data).any()
+                          and n not in ignored)
     return (f"{len(unloaded)} parameter(s) not written: {', '.join(unloaded[:4])}" if unloaded else None), False
+
+
+def own_names_of_skipped(model, ckpt, vc, ignored=()):
+    """``ckpt`` with each tensor whose name ends in ``.`` + the name of a parameter ``model``'s own ``load_weights``
+    leaves unwritten from it (the one such tensor of its shape) renamed to that parameter's name, when the loader
+    then raises nothing, leaves nothing unwritten but ``ignored`` and writes each renamed parameter exactly with its
+    tensor. Returns (that checkpoint, one renaming ``old -> new``), else (None, why not)."""
+    import torch
+
+    def unwritten():
+        params = dict(model.named_parameters())
+        return params, [n for n, p in params.items()
+                        if n not in ignored and p.is_floating_point() and torch.isnan(p.data).any()]
+
+    try:
+        load_over_nan(model, ckpt, vc)
+    except Exception as exc:
+        return None, f"its load_weights raised ({type(exc).__name__}: {str(exc)[:120]})"
+    params, left = unwritten()
+    renames = {}
+    for name in left:
+        found = [k for k, t in ckpt.items() if k.endswith("." + name) and tuple(t.shape) == tuple(params[name].shape)]
+        if len(found) != 1 or name in ckpt:
+            return None, f"{len(found)} tensor(s) of its shape end in {name}"
+        renames[found[0]] = name
+    if not renames:
+        return None, "nothing left unwritten"
+    out = Checkpoint({renames.get(k, k): t for k, t in ckpt.items()})
+    out.in_memory, out.lent = {}, getattr(ckpt, "lent", None) or {}
+    try:
+        load_over_nan(model, out, vc)
+    except Exception as exc:
+        return None, f"its load_weights raised on the renamed ones ({type(exc).__name__}: {str(exc)[:120]})"
+    params, left = unwritten()
+    if left:
+        return None, f"renamed, {len(left)} parameter(s) still unwritten: {', '.join(left[:3])}"
+    differ = [new for new in renames.values() if not torch.equal(params[new].data, out[new].to(params[new].dtype))]
+    if differ:
+        return None, f"renamed, {len(differ)} parameter(s) not written back exactly: {', '.join(differ[:3])}"
+    old, new = next(iter(sorted(renames.items())))
+    return out, f"{old} -> {new}"
 
 
 def served_spelling(model, ckpt, vc, seed):
@@ -736,16 +785,36 @@ def served_spelling(model, ckpt, vc, seed):
     parameter and writes each parameter, else a checkpoint derived from it (:func:`upstream_checkpoint`) that
     passes :func:`self_check`. transformers 5 renames some checkpoints on load that upstream vLLM reads in
     its in-memory names, not as it saves them (olmo_hybrid: saved ``attention_layer_norm``, upstream's
-    ``input_layernorm``). Returns (checkpoint, why it was taken, or None when the saved spelling stands);
+    ``input_layernorm``). Names it loads without an error but skips, leaving a parameter unwritten that a
+    released checkpoint holds, are not its spelling either: then those tensors under the parameters' own names
+    (:func:`own_names_of_skipped`), else the derived checkpoint, when one passes.
+    Returns (checkpoint, why it was taken, or None when the saved spelling stands);
     when every spelling fails the saved one stays (the load fails on it), and the why says so."""
     alt = ckpt.respelled() if isinstance(ckpt, Checkpoint) else None
+    # no released checkpoint holds these (read before any load: a draft's loader flips its flags): never a reason
+    ignored = set(_kept(model)) | set(_lent_or_shared(model, vc, ckpt))
     why, raised = _refusal(model, ckpt, vc, route_only=True)
-    if not raised:  # its names load without an error (what is left unwritten the load level judges): it stands
-        unwritten, failed = _refusal(model, ckpt, vc)
-        if unwritten and not failed:  # said, so a load failure on them reads as the spelling's, not the migration's
-            return ckpt, (f"of which upstream vLLM's own {type(model).__name__} leaves {unwritten} too (a loader "
-                          "that skips names it lacks: not the spelling it is served with)")
-        return ckpt, None
+    if not raised:  # its names load without an error: it stands, unless its loader skips some and leaves them unwritten
+        unwritten, failed = _refusal(model, ckpt, vc, ignored=ignored)
+        if not unwritten or failed:
+            return ckpt, None
+        # ernie45_vl: transformers 5 saves the tower as model.vision_model.* (the reverse of its vision_model ->
+        # vision_tower renaming under its model.), upstream's mapper sends model.* to the language model, whose loader
+        # skips vision_model names; the class reads the released vision_model.* at the top. A spelling its own
+        # load_weights writes back exactly is the one it is served with (both sides load it)
+        own, renamed = own_names_of_skipped(model, ckpt, vc, ignored)  # else renamed says why not
+        if own is not None:
+            return own, (f"of which upstream vLLM's own {type(model).__name__} leaves {unwritten} (a loader that "
+                         f"skips names it lacks), so those tensors under the parameters' own names (e.g. {renamed}), "
+                         "which its own load_weights writes back exactly")
+        derived, why_not, _ = named_by_upstream(model, seed, vc)
+        if why_not is None:
+            return derived, (f"of which upstream vLLM's own {type(model).__name__} leaves {unwritten} (a loader that "
+                             f"skips names it lacks): the checkpoint named by {type(model).__name__} instead "
+                             "(validated by its own load_weights)")
+        return ckpt, (f"of which upstream vLLM's own {type(model).__name__} leaves {unwritten} too (a loader "
+                      "that skips names it lacks: not the spelling it is served with); not under the parameters' own "
+                      f"names ({renamed}), nor in any checkpoint derived from it ({why_not[:300]})")
     # nothing renamed on save still may be refused: transformers 5's ColModernVBertForRetrieval names its
     # tensors embedding_proj_layer / vlm.*, upstream's class reads the released model.custom_text_proj / model.*
     name, why = type(model).__name__, why.split(". ")[0]

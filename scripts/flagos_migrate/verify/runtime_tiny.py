@@ -390,6 +390,18 @@ VISION_HIDDEN_BY_TYPE = {"granite4_vision": 64, "gemma3n": 2048}
 VISION_AS_TEXT_WIDTH = frozenset({"siglip"})
 
 
+def _mlp_ratio_held(cfg: dict) -> tuple[str, float] | None:
+    """(width key, ratio) when a tower's ``intermediate_size`` is its width times its ``mlp_ratio`` (ERNIE-4.5-VL's:
+    transformers 5's class builds the MLP from intermediate_size 5120, both vLLMs' from embed_dim 1280 x mlp_ratio 4):
+    the shrink keeps it so, or the two sides' MLPs differ in width. Else None."""
+    ratio, inter = cfg.get("mlp_ratio"), cfg.get("intermediate_size")
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio <= 0 or \
+            isinstance(inter, bool) or not isinstance(inter, int):
+        return None
+    width = next((k for k in ("embed_dim", "hidden_size") if isinstance(cfg.get(k), int)), None)
+    return (width, ratio) if width is not None and cfg[width] * ratio == inter else None
+
+
 def _shrink_vision(cfg: dict, text_hidden: int, hidden: int = VISION_HIDDEN) -> None:
     depth = next((cfg[k] for k in ("depth", "num_hidden_layers", "num_layers") if isinstance(cfg.get(k), int)), None)
     old_heads = next((cfg[k] for k in ("num_heads", "num_attention_heads") if isinstance(cfg.get(k), int)), None)
@@ -397,9 +409,12 @@ def _shrink_vision(cfg: dict, text_hidden: int, hidden: int = VISION_HIDDEN) -> 
     # two are one width stays so (ERNIE-4.5-VL's: embed_dim 1280 = hidden_size, which its vLLM class asserts)
     merger = all(isinstance(cfg.get(k), int) for k in ("embed_dim", "hidden_size")) \
         and cfg["embed_dim"] != cfg["hidden_size"] and "out_hidden_size" not in cfg
+    ratio = _mlp_ratio_held(cfg)
     for key, value in _VISION_SIZES.items():
         if key in cfg and isinstance(cfg[key], int) and not isinstance(cfg[key], bool):
             cfg[key] = hidden if value == VISION_HIDDEN and key in ("hidden_size", "embed_dim") else value
+    if ratio is not None and float(cfg[ratio[0]] * ratio[1]).is_integer():
+        cfg["intermediate_size"] = int(cfg[ratio[0]] * ratio[1])
     if merger:
         cfg["hidden_size"] = text_hidden
     # a tower with grouped-query attention (EXAONE 4.5's: 16 heads, 8 KV heads) stays grouped, its KV heads
