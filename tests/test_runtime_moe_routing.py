@@ -89,3 +89,48 @@ def test_biased_and_zero_expert_routing_matches_upstream_vllm(tmp_path, model, r
     assert arch["levels"]["load"]["status"] == "pass", arch["levels"]
     assert arch["levels"]["match"]["status"] == "pass", (arch["levels"], arch["first_error"])
     assert arch["reference"].startswith(reference)  # upstream vLLM itself where it can run the model
+
+
+PINNED_ROUTER = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import torch
+import vllm.platforms as platforms
+from vllm.platforms.cpu import CpuPlatform
+
+platforms._current_platform = CpuPlatform()
+from vllm.model_executor.layers.fused_moe import cpu_fused_moe
+from vllm.model_executor.layers.fused_moe.fused_moe import fused_topk_bias
+
+torch.manual_seed(0)
+x, logits = torch.randn(6, 8), torch.randn(6, 4)
+bias = torch.tensor([0.0, 5.0, 0.0, 5.0])  # steers every token to experts 1 and 3
+sel = lambda **kw: cpu_fused_moe.select_experts(hidden_states=x, router_logits=logits, top_k=2, use_grouped_topk=False,
+                                                renormalize=True, **kw)
+before = sel(e_score_correction_bias=bias)
+plain = sel()
+import _runtime_moe
+
+out = {"patched": _runtime_moe.install()}
+got = sel(e_score_correction_bias=bias)
+want = fused_topk_bias(hidden_states=x, gating_output=logits, e_score_correction_bias=bias, topk=2, renormalize=True)
+out["before_ignored_bias"] = torch.equal(before[1], plain[1])
+out["ids"] = sorted({int(i) for i in got[1].flatten()})
+out["same_as_gpu"] = torch.equal(got[1], want[1]) and torch.equal(got[0], want[0])
+scaled = sel(e_score_correction_bias=bias, routed_scaling_factor=2.5)
+out["scaled"] = bool(torch.allclose(scaled[0], want[0] * 2.5))
+after_plain = sel()
+out["unbiased_untouched"] = torch.equal(after_plain[0], plain[0]) and torch.equal(after_plain[1], plain[1])
+print(json.dumps(out))
+"""
+
+
+# ERNIE-4.5-VL's language model is the pinned vLLM's own (ernie45_vl_moe.py), whose experts route with a correction
+# bias the pinned CPU router dropped while its GPU router applies it: max |Δlogit| 1.04 against upstream, 0 after
+@pytest.mark.skipif(not PINNED_PY.exists(), reason="needs the pinned venv (MMF_PINNED_VENV, vLLM 0.13.0)")
+def test_the_pinned_cpu_router_routes_a_biased_layer_as_its_gpu_router_does():
+    got = run_script_json(PINNED_PY, PINNED_ROUTER)
+    assert "vllm.model_executor.layers.fused_moe.cpu_fused_moe.select_experts" in got["patched"]
+    assert got["before_ignored_bias"] is True  # the pinned CPU router's own top-k never saw the bias
+    assert got["ids"] == [1, 3] and got["same_as_gpu"] is True and got["scaled"] is True
+    assert got["unbiased_untouched"] is True

@@ -59,7 +59,8 @@ def install():
     in both, the compiled fused-MoE ops a model calls itself (``_runtime_moe_ops``)."""
     import _runtime_moe_ops
 
-    return _upstream_experts() + _pinned_weight_on_input() + _runtime_moe_ops.install()
+    return (_upstream_experts() + _pinned_weight_on_input() + _pinned_biased_routing_as_on_gpu()
+            + _runtime_moe_ops.install())
 
 
 def weight_on_input_reference(x, topk_weights, topk_ids, gate_up, down, act):
@@ -121,6 +122,42 @@ def _pinned_weight_on_input():
     __call__._mmf_weight_on_input = True
     cls.__call__ = __call__
     return [cls.__module__ + "." + cls.__qualname__ + ".__call__"]
+
+
+def _pinned_biased_routing_as_on_gpu():
+    """The pinned vLLM's CPU router (0.13.0's ``cpu_fused_moe.select_experts``) drops an ungrouped layer's
+    ``e_score_correction_bias`` (a plain top-k of the logits), which its GPU router selects experts with
+    (``FusedMoE.select_experts``: grouped top-k, else ``fused_topk_bias`` then ``routed_scaling_factor``, before any
+    custom routing): ERNIE-4.5-VL's text and vision experts routed otherwise than on a GPU. Those layers route here
+    with the pinned GPU path's own torch function, as upstream's are (:func:`_biased_routing_as_on_gpu`); every
+    other layer runs the pinned CPU router untouched."""
+    try:
+        from vllm.model_executor.layers.fused_moe import cpu_fused_moe
+        from vllm.model_executor.layers.fused_moe.fused_moe import fused_topk_bias
+    except Exception:
+        return []
+    own = getattr(cpu_fused_moe, "select_experts", None)
+    if own is None or getattr(own, "_mmf_biased", False):
+        return []
+
+    def select_experts(hidden_states, router_logits, top_k, use_grouped_topk, renormalize, *args, **kwargs):
+        import inspect
+
+        a = inspect.signature(own).bind(hidden_states, router_logits, top_k, use_grouped_topk, renormalize,
+                                        *args, **kwargs)
+        a.apply_defaults()
+        bias = a.arguments.get("e_score_correction_bias")
+        if use_grouped_topk or bias is None:
+            return own(*a.args, **a.kwargs)
+        weights, ids = fused_topk_bias(hidden_states=hidden_states, gating_output=router_logits,
+                                       e_score_correction_bias=getattr(bias, "data", bias), topk=top_k,
+                                       renormalize=renormalize)
+        factor = a.arguments.get("routed_scaling_factor", 1.0)
+        return (weights * factor if factor != 1.0 else weights), ids
+
+    select_experts._mmf_biased = True
+    cpu_fused_moe.select_experts = select_experts
+    return [cpu_fused_moe.__name__ + ".select_experts"]
 
 
 def _upstream_experts():
