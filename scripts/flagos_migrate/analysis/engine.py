@@ -61,6 +61,7 @@ CHECKS = (
     framework.check_counterpart_statements,
     framework.check_replaced_config_classes,
     framework.check_legacy_layer_types,
+    framework.check_pinned_model_types,
     framework.check_added_config_fields,
     framework.check_attribute_aliases,
     framework.check_base_config_defaults,

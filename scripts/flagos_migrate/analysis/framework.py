@@ -19,6 +19,9 @@
   bridge): 4.57.6's auto mappings are keyed by its own config classes.
 - P43 (``answered_by_statement``): upstream's statement that builds through pinned code which computes
   otherwise, where the pinned vLLM's own code gives the same result when called first (colpali).
+- P46: a sub-config's ``model_type`` compared with the name upstream's config module gives it
+  (``"aimv2_vision_model"``, transformers 5's ``Aimv2VisionConfig``) where the pinned vLLM's config module builds
+  its own class of another name (ovis: ``AIMv2Config``, ``"aimv2"``).
 - P40: an alias transformers 5's ``attribute_map`` added (``LongcatFlashConfig.intermediate_size`` for
   ``ffn_hidden_size``) read through a config annotated with the pinned transformers' class of that name.
 """
@@ -38,6 +41,7 @@ from flagos_migrate.catalog.tables import (
     HF_CONFIG_CLASSES,
     LEGACY_LAYER_TYPES,
     PINNED_COUNTERPARTS,
+    PINNED_MODEL_TYPES,
     POOLING_ARCHS,
     POOLING_INNER_LOAD,
     REPLACED_CONFIG_CLASSES,
@@ -325,18 +329,7 @@ LAYER_TYPE_FIELDS = ("layer_types", "layers_block_type")
 def _reads_layer_types(m: ModuleFacts, expr: ast.expr) -> bool:
     """``expr`` reads the config's layer kinds: ``config.layer_types[i]``, or a name the enclosing function
     binds from such a read (``layer_type = config.layer_types[i]``, ``for i, t in enumerate(config.layer_types)``)."""
-    if any(isinstance(n, ast.Attribute) and n.attr in LAYER_TYPE_FIELDS for n in ast.walk(expr)):
-        return True
-    names = {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)}
-    fn = m.enclosing(expr, (ast.FunctionDef, ast.AsyncFunctionDef))
-    for n in ast.walk(fn) if fn is not None and names else ():
-        target, value = ((n.targets[0], n.value) if isinstance(n, ast.Assign) and len(n.targets) == 1
-                         else (n.target, n.iter) if isinstance(n, (ast.For, ast.comprehension)) else (None, None))
-        bound = {t.id for t in ast.walk(target) if isinstance(t, ast.Name)} if target is not None else set()
-        if (bound & names
-                and any(isinstance(x, ast.Attribute) and x.attr in LAYER_TYPE_FIELDS for x in ast.walk(value))):
-            return True
-    return False
+    return _reads_field(m, expr, LAYER_TYPE_FIELDS)
 
 
 def _dict_looked_up_by_layer_type(m: ModuleFacts, d: ast.Dict) -> bool:
@@ -384,6 +377,44 @@ def check_legacy_layer_types(m: ModuleFacts) -> None:
               + ("this lookup raises KeyError when the model is built" if lookup else "this comparison never holds"),
               fix=f'the legacy name "{legacy}", the one the pinned config holds',
               data={"config_class": owner, "value": node.value, "legacy": legacy})
+
+
+# -- P46 -------------------------------------------------------------------------------------------
+
+def _reads_field(m: ModuleFacts, expr: ast.expr, fields: tuple[str, ...]) -> bool:
+    """``expr`` reads one of ``fields`` (``config.backbone_config.model_type``), or is a name the enclosing
+    function binds from such a read (``model_type = config.backbone_config.model_type``, a ``for`` target)."""
+    if any(isinstance(n, ast.Attribute) and n.attr in fields for n in ast.walk(expr)):
+        return True
+    names = {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)}
+    fn = m.enclosing(expr, (ast.FunctionDef, ast.AsyncFunctionDef))
+    for n in ast.walk(fn) if fn is not None and names else ():
+        target, value = ((n.targets[0], n.value) if isinstance(n, ast.Assign) and len(n.targets) == 1
+                         else (n.target, n.iter) if isinstance(n, (ast.For, ast.comprehension)) else (None, None))
+        bound = {t.id for t in ast.walk(target) if isinstance(t, ast.Name)} if target is not None else set()
+        if bound & names and any(isinstance(x, ast.Attribute) and x.attr in fields for x in ast.walk(value)):
+            return True
+    return False
+
+
+def check_pinned_model_types(m: ModuleFacts) -> None:
+    table = PINNED_MODEL_TYPES.get(m.apis.version, {}).get(_stem(m), {})
+    for node in m.of_type(ast.Constant) if table else ():
+        entry = table.get(node.value) if isinstance(node.value, str) else None
+        parent = m.parents.get(node)
+        cmp_node = node
+        if isinstance(parent, (ast.Tuple, ast.List, ast.Set)):  # ``t in ("aimv2_vision_model", ...)``
+            cmp_node, parent = parent, m.parents.get(parent)
+        if entry is None or not isinstance(parent, ast.Compare) or not any(
+                _reads_field(m, side, ("model_type",)) for side in [parent.left, *parent.comparators]
+                if side is not cmp_node):
+            continue
+        pinned_module, pinned_cls = entry["pinned_class"].split(":")
+        m.add("P46", node, f'"{node.value}" is the model_type of {entry["upstream_class"].replace(":", ".")}, the '
+              f"class upstream's config module builds this sub-config as; the pinned vLLM's builds it as its own "
+              f'{pinned_module}.{pinned_cls} (model_type "{entry["pinned"]}"), so this comparison never holds',
+              fix=f'the pinned name "{entry["pinned"]}", the model_type of the config the pinned vLLM builds',
+              data={"value": node.value, "pinned": entry["pinned"], "pinned_class": entry["pinned_class"]})
 
 
 # -- P37 -------------------------------------------------------------------------------------------
@@ -649,6 +680,8 @@ def propose_edits(f, edits: Edits) -> None:
             edits.add_imports[(module, name)] = "P43"
     elif f.rule == "P36":
         edits.replace_strings[(f.line, d["value"])] = ("P36", d["legacy"])
+    elif f.rule == "P46":
+        edits.replace_strings[(f.line, d["value"])] = ("P46", d["pinned"])
     elif f.rule == "P39":
         edits.attr_defaults[(f.line, d["attr"])] = ("P39", d["default"])
     elif f.rule == "P40" and d.get("stmt_line") and not d.get("manual"):

@@ -150,6 +150,9 @@ LEGACY_LAYER_TYPES: dict[str, dict[str, dict[str, str]]] = _table("P36", "legacy
 # P39: pinned vLLM version -> transformers config class -> {field transformers 5's class added: {default, why}}
 ADDED_CONFIG_FIELDS: dict[str, dict[str, dict[str, dict]]] = _table("P39", "added_config_fields")
 
+# P46: pinned vLLM version -> model module -> {upstream's model_type of a sub-config: {pinned, pinned_class,
+# upstream_class}}
+PINNED_MODEL_TYPES: dict[str, dict[str, dict[str, dict[str, str]]]] = _table("P46", "pinned_model_types")
 # P45: pinned vLLM version -> attribute the pinned PretrainedConfig sets on every config and transformers 5's
 # does not -> its pinned default (Python source)
 BASE_CONFIG_DEFAULTS: dict[str, dict[str, str]] = _table("P45", "base_config_defaults")
