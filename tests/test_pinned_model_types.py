@@ -100,3 +100,20 @@ def test_the_table_is_what_each_config_module_builds_and_the_pinned_tower_reads(
     assert "config.use_bias" in tower
     tf5_aimv2 = (ref_site / "transformers/models/aimv2/configuration_aimv2.py").read_text()
     assert "use_bias" not in tf5_aimv2 and "mlp_bias" in tf5_aimv2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (UPSTREAM_SRC / "vllm").is_dir(), reason="needs upstream vLLM 0.33.0 source (MMF_UPSTREAM_SRC)")
+def test_the_real_ovis_compares_the_pinned_name(tmp_path):
+    """The real ovis, whose construct failed on every checkpoint (ValueError: Unsupported visual tokenizer
+    model_type: aimv2) with no finding naming it: the backbone comparison takes the pinned name, P46 fixed."""
+    from analysis_helpers import empty_plugin, pinned
+    from flagos_migrate.migrate.engine import Migration
+    from flagos_migrate.migrate.upstream import Upstream, open_upstream
+    from flagos_migrate.plugin.tree import PluginTree
+
+    plugin = empty_plugin(tmp_path / "plugin")
+    m = Migration("ovis", Upstream(open_upstream(str(UPSTREAM_SRC))), PluginTree(plugin), pinned()).run()
+    assert '        if model_type == "aimv2":\n' in m.model_unit.text
+    assert "aimv2_vision_model" not in m.model_unit.text
+    assert "P46" in m.model_unit.rules and not [f for f in m.left() if f.rule == "P46"]
