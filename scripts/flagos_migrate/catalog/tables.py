@@ -125,6 +125,23 @@ PINNED_HOOK_DIFFERS: dict[str, dict] = dict(_table("P25", "pinned_hook_differs")
 # P25: architecture -> the pinned vLLM's own hook class (vllm.model_executor.models.config) that does what upstream's does
 PINNED_HOOKS: dict[str, str] = dict(_table("P25", "pinned_hooks"))
 PINNED_HOOKS_MODULE = "vllm.model_executor.models.config"
+# P25: upstream hook class -> its verify_and_update_model_config body ported to a pinned verify_and_update_config
+PORTED_HOOKS: dict[str, str] = dict(_table("P25", "ported_hooks"))
+PORTED_HOOKS_MODULE = "vllm_fl.compat.config_hook_ports"
+
+
+def ported_hooks_text() -> str:
+    """The plugin module holding every P25 ported hook (the whole table: the same text whichever model writes it)."""
+    out = ['"""P25: upstream hooks that run on the ModelConfig (verify_and_update_model_config, which the pinned vLLM',
+           'never calls), ported to the verify_and_update_config(vllm_config) the pinned VllmConfig runs. Written by',
+           'migrate_model.py apply from the catalog (P25 ported_hooks); do not edit."""',
+           "from vllm.model_executor.models.config import VerifyAndUpdateConfig", ""]
+    for name, body in sorted(PORTED_HOOKS.items()):
+        out += ["", f"class {name}(VerifyAndUpdateConfig):", "    @staticmethod",
+                "    def verify_and_update_config(vllm_config) -> None:"]
+        out += [("        " + line) if line else "" for line in body.splitlines()]
+        out.append("")
+    return "\n".join(out)
 
 # P26: the comment an unwrapped _mark_tower_model block keeps
 TOWER_COMMENT: str = _table("P26", "comment")

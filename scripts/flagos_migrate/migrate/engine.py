@@ -28,7 +28,15 @@ from flagos_migrate.analysis import (
 from flagos_migrate.analysis.imports import import_action
 from flagos_migrate.astutil import parse_source
 from flagos_migrate.catalog.findings import Finding, format_text, left_for_you
-from flagos_migrate.catalog.tables import CONFIG_HOOKS, PINNED_COUNTERPARTS, PINNED_HOOKS, PINNED_HOOKS_MODULE
+from flagos_migrate.catalog.tables import (
+    CONFIG_HOOKS,
+    PINNED_COUNTERPARTS,
+    PINNED_HOOKS,
+    PINNED_HOOKS_MODULE,
+    PORTED_HOOKS,
+    PORTED_HOOKS_MODULE,
+    ported_hooks_text,
+)
 from flagos_migrate.migrate import backports
 from flagos_migrate.migrate.edits import Edits, ImportAction
 from flagos_migrate.migrate.rewrites import apply_edits
@@ -458,6 +466,12 @@ class Migration(Vendoring, Tf5Vendoring):
                              "does (P25 pinned_hooks)")
                     unit.rules.add("P25")
                     continue  # apply registers the pinned hook
+                if target == PORTED_HOOKS_MODULE and "MODELS_CONFIG_MAP" in f.message:
+                    f.fix = (f"apply writes upstream's {CONFIG_HOOKS[arch]} ported to the pinned API (its "
+                             "verify_and_update_model_config body as a verify_and_update_config, P25 ported_hooks) "
+                             f"into {target} and maps {arch} to it in register_model()")
+                    unit.rules.add("P25")
+                    continue  # apply registers the ported hook
                 if target is not None and "MODELS_CONFIG_MAP" in f.message:
                     f.fix = (f"apply vendors upstream's {CONFIG_HOOKS[arch]} into {target} (P16) and maps "
                              f"{arch} to it in register_model()")
@@ -490,6 +504,11 @@ class Migration(Vendoring, Tf5Vendoring):
         hook = CONFIG_HOOKS.get(arch)
         if hook is None:
             return None
+        if hook in PORTED_HOOKS:  # upstream's body on the pinned API (the catalog's port): written, registered
+            text = ported_hooks_text()
+            self.units[PORTED_HOOKS_MODULE] = Unit(PORTED_HOOKS_MODULE, None, "config", text, text, {"P25"})
+            self.config_hooks.append((arch, hook, PORTED_HOOKS_MODULE))
+            return PORTED_HOOKS_MODULE
         if arch in PINNED_HOOKS:  # the pinned vLLM's own hook does the same: registered, nothing vendored
             self.config_hooks.append((arch, PINNED_HOOKS[arch], PINNED_HOOKS_MODULE))
             return PINNED_HOOKS_MODULE

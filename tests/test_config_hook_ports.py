@@ -1,0 +1,140 @@
+"""P25 ported_hooks: upstream hooks that run on the ModelConfig alone (verify_and_update_model_config, which the
+pinned vLLM never calls), written by apply as verify_and_update_config bodies on the pinned API.
+
+Each port must do on the pinned config what upstream's hook does on upstream's: both are run here on the same
+config (upstream's class body read from its source) and the effects compared, a field the pinned API names
+otherwise read under its pinned name (checked against both PoolerConfig sources).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from analysis_helpers import PINNED_VENV, UPSTREAM_SRC, apply_and_verify_run
+from flagos_migrate.analysis.inherited import runs_on_model_config
+from flagos_migrate.catalog.tables import CONFIG_HOOKS, PORTED_HOOKS, PORTED_HOOKS_MODULE, ported_hooks_text
+
+CONFIG_PY = Path("vllm/model_executor/models/config.py")
+# upstream field -> the pinned API's name of it (0.13.0's PoolerConfig has no seq_pooling_type)
+RENAMED = {"seq_pooling_type": "pooling_type"}
+
+needs_sources = pytest.mark.skipif(
+    not (UPSTREAM_SRC.is_dir() and (PINNED_VENV / "lib").is_dir()),
+    reason="needs upstream vLLM 0.33.0 source (MMF_UPSTREAM_SRC) and the pinned venv (MMF_PINNED_VENV)")
+
+GOLDEN_VOYAGE = '''
+
+class VoyageQwen3BidirectionalEmbedModelConfig(VerifyAndUpdateConfig):
+    @staticmethod
+    def verify_and_update_config(vllm_config) -> None:
+        model_config = vllm_config.model_config
+        model_config.hf_config.is_causal = False
+        model_config.hf_config.embedding_size = model_config.hf_config.num_labels
+'''
+
+
+def test_the_written_module_is_every_port_as_a_pinned_hook_class():
+    text = ported_hooks_text()
+    assert text.endswith(GOLDEN_VOYAGE)
+    assert "\nfrom vllm.model_executor.models.config import VerifyAndUpdateConfig\n" in text
+    tree = ast.parse(text)
+    classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+    assert [c.name for c in classes] == sorted(PORTED_HOOKS)
+    for c in classes:
+        (method,) = c.body
+        assert method.name == "verify_and_update_config" and [a.arg for a in method.args.args] == ["vllm_config"]
+    assert PORTED_HOOKS_MODULE == "vllm_fl.compat.config_hook_ports"
+
+
+def _classes(text: str) -> dict[str, str]:
+    tree = ast.parse(text)
+    return {n.name: ast.get_source_segment(text, n) for n in tree.body if isinstance(n, ast.ClassDef)}
+
+
+def _load(source: str, name: str, monkeypatch):
+    """``name`` out of ``source`` with stand-ins for the vLLM modules the hooks import (types / the base class)."""
+    base = types.ModuleType("vllm.model_executor.models.config")
+    base.VerifyAndUpdateConfig = type("VerifyAndUpdateConfig", (), {})
+    pooler = types.ModuleType("vllm.config.pooler")
+    pooler.SequencePoolingType = str
+    for mod, value in {"vllm.model_executor.models.config": base, "vllm.config.pooler": pooler}.items():
+        monkeypatch.setitem(sys.modules, mod, value)
+    ns = {"VerifyAndUpdateConfig": base.VerifyAndUpdateConfig}
+    exec(compile(source, f"<{name}>", "exec"), ns)  # noqa: S102 - the project's own catalog / upstream's source
+    return ns[name]
+
+
+def _effects(run, pooler_field: str, hf: dict):
+    hf_config = types.SimpleNamespace(**hf)
+    pooler = types.SimpleNamespace(**{pooler_field: None})
+    model_config = types.SimpleNamespace(hf_config=hf_config, pooler_config=pooler)
+    try:
+        run(model_config)
+    except Exception as exc:  # noqa: BLE001 - the refusal is an effect too
+        return ("raises", type(exc).__name__)
+    return vars(hf_config), getattr(pooler, pooler_field)
+
+
+CONFIGS = [{"pooling": p, "num_labels": 7} for p in ("avg", "cls", "last", "mean?", None)]
+
+
+@needs_sources
+def test_each_port_does_on_the_pinned_config_what_upstreams_hook_does(monkeypatch):
+    upstream = (UPSTREAM_SRC / CONFIG_PY).read_text()
+    pinned = (next(PINNED_VENV.glob("lib/python3*/site-packages")) / CONFIG_PY).read_text()
+    up_classes, ports = _classes(upstream), _classes(ported_hooks_text())
+    assert PORTED_HOOKS
+    for hook in PORTED_HOOKS:
+        # a hook upstream maps, runs on the ModelConfig alone, and the pinned vLLM has no class of
+        assert hook in CONFIG_HOOKS.values() and runs_on_model_config(upstream, hook)
+        assert f"class {hook}(" not in pinned
+        up = _load(up_classes[hook], hook, monkeypatch)
+        port = _load(ports[hook], hook, monkeypatch)
+        seen = set()
+        for hf in CONFIGS:
+            want = _effects(up.verify_and_update_model_config, "seq_pooling_type", hf)
+            got = _effects(lambda mc, port=port: port.verify_and_update_config(types.SimpleNamespace(model_config=mc)),
+                           RENAMED["seq_pooling_type"], hf)
+            assert got == want, (hook, hf)
+            seen.add(repr(want))
+        assert len(seen) > 1 or hook.startswith("Voyage")  # the inputs tell the pooling types apart
+
+
+def _dataclass_fields(path: Path, cls: str) -> set[str]:
+    tree = ast.parse(path.read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
+    return {s.target.id for s in node.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
+
+
+@needs_sources
+def test_the_renamed_fields_are_the_pinned_poolerconfigs_names_of_upstreams():
+    pinned_root = next(PINNED_VENV.glob("lib/python3*/site-packages"))
+    up = _dataclass_fields(UPSTREAM_SRC / "vllm/config/pooler.py", "PoolerConfig")
+    pin = _dataclass_fields(pinned_root / "vllm/config/pooler.py", "PoolerConfig")
+    for upstream_name, pinned_name in RENAMED.items():
+        assert upstream_name in up and upstream_name not in pin and pinned_name in pin
+    # every pooler field a port writes is one the pinned PoolerConfig has
+    for body in PORTED_HOOKS.values():
+        for node in ast.walk(ast.parse(body)):
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) \
+                    and isinstance(node.value, ast.Attribute) and node.value.attr == "pooler_config":
+                assert node.attr in pin, node.attr
+
+
+def test_the_voyage_port_makes_the_pinned_model_match_upstream(tmp_path):
+    """voyage: match fail (Δ2.03, pooler 1.93: the pinned model ran causal, embedding_size unset) -> match pass
+    with the port apply writes and register_model() maps."""
+    if not os.environ.get("MMF_PINNED_VENV") or not os.environ.get("MMF_REFERENCE_VENV"):
+        pytest.skip("needs MMF_PINNED_VENV (vLLM 0.13.0) and MMF_REFERENCE_VENV (vLLM 0.33.0)")
+    if not UPSTREAM_SRC.is_dir():
+        pytest.skip(f"no upstream source at {UPSTREAM_SRC}")
+    (report,) = apply_and_verify_run(tmp_path, "voyage")
+    assert {k: v["status"] for k, v in report["levels"].items()} == dict.fromkeys(
+        ("import", "construct", "load", "forward", "match"), "pass"), report
+    assert ("config hook: the plugin's VoyageQwen3BidirectionalEmbedModelConfig (register_model() maps "
+            "VoyageQwen3BidirectionalEmbedModel to it)") in report["notes"]
