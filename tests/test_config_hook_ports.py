@@ -80,7 +80,10 @@ def _effects(run, pooler_field: str, hf: dict):
     return vars(hf_config), getattr(pooler, pooler_field)
 
 
-CONFIGS = [{"pooling": p, "num_labels": 7} for p in ("avg", "cls", "last", "mean?", None)]
+CONFIGS = [{"pooling": p, "num_labels": 7} for p in ("avg", "cls", "last", "mean?", None)] + [
+    # LlamaNemotronVL's shapes: the pooling read from the language model's config, the tower's patch size
+    {"llm_config": types.SimpleNamespace(pooling=p), "vision_config": types.SimpleNamespace(patch_size=14)}
+    for p in ("cls", "last", "max")] + [{"llm_config": types.SimpleNamespace(), "pooling": None}]
 
 
 @needs_sources
