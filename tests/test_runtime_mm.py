@@ -658,3 +658,21 @@ def test_colqwen3s_checkpoint_dir_holds_qwen3_vls_preprocessor_sized_to_the_tiny
     shutil.rmtree(work, ignore_errors=True)
     for key in ("qwen3_vl", "mmf_synth_ovis2_5"):
         shutil.rmtree(out[key][2], ignore_errors=True)
+
+
+def test_mrope_sections_per_layer_type_get_no_flat_ones_beside_them():
+    """Cohere Compass reads its rope per layer type (rope_parameters.get(layer_type)): a table entry nesting the
+    sections there is the checkpoint's; flat sections added beside them came with rope_theta None, which
+    transformers 5's strict CohereCompassTextConfig refused on both sides."""
+    from flagos_migrate.verify.config_hints import CHECKPOINT_FIELDS
+
+    nested = CHECKPOINT_FIELDS["cohere_compass"]["text_config.rope_parameters"]
+    cfg = {"model_type": "cohere_compass", "text_config": {
+        "hidden_size": 64, "num_attention_heads": 4, "layer_types": ["full_attention"] * 2,
+        "rope_parameters": json.loads(json.dumps(nested))}}
+    assert with_mrope(cfg) is False and cfg["text_config"]["rope_parameters"] == nested
+    rope = nested["full_attention"]
+    assert isinstance(rope["rope_theta"], float) and sum(rope["mrope_section"]) == 64 // 4 // 2
+    flat = {"model_type": "qwen2_vl", "text_config": {"hidden_size": 64, "num_attention_heads": 4,
+                                                      "rope_parameters": {"rope_type": "default"}}}
+    assert with_mrope(flat) and "mrope_section" in flat["text_config"]["rope_parameters"]  # the flat case as before

@@ -801,6 +801,19 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     **{mt: {"tile_tag": "2D", "language_config": {"=from": "text_config"}, "language_config.n_group": 1,
             "language_config.topk_group": 1, "language_config.num_experts_per_tok": T.EXPERTS_PER_TOKEN}
        for mt in ("deepseek_vl_v2", "deepseek_ocr", "deepseek_ocr2", "unlimited-ocr")},
+    # Cohere Compass (North): upstream's CohereCompassAttention reads its rope per layer type
+    # (config.rope_parameters.get(layer_type); a layer type without one is NoPE) and transformers 5's
+    # CohereCompassTextConfig keeps what config.json nests so (it drops a flat rope_theta then). Its defaults hold
+    # no rope at all, and the flat M-RoPE sections the tiny config added came with rope_theta None, which transformers
+    # 5's strict config refused on both sides. Tiny: the default full-attention layers rotate with M-RoPE over the
+    # tiny head (16: sections of 8), theta the synthesis table's
+    "cohere_compass": {"text_config.rope_parameters": {"full_attention": {
+        "rope_type": "default", "rope_theta": _ROPE["rope_theta"], "mrope_section": [2, 3, 3]}}},
+    # ColQwen3.5: upstream's ColQwen3_5Config refuses a checkpoint that does not declare its attention
+    # (retrieval_attention_contract 'causal' or 'bidirectional', on the config or its text config) and makes every
+    # config follow it. Tiny: bidirectional, the one that differs from a decoder's default, so a pinned side that
+    # ignores the declaration shows (causal would agree with it either way)
+    "ColQwen3_5": {"retrieval_attention_contract": "bidirectional"},
     # Decision 3.0 (upstream's d3.py): a released checkpoint is a Qwen3_5Model config.json plus decision_config.json,
     # which upstream's Qwen3_5 arch-config convertor reads into hf_config.decision_config (and upstream's
     # D3ForSequenceClassificationConfig refuses a config without it). The tiny config holds the attribute itself

@@ -581,6 +581,7 @@ def with_mrope(cfg: dict) -> bool:
     for text in texts:
         ropes = [scope[key] for scope in (text, cfg) for key in ("rope_scaling", "rope_parameters")
                  if isinstance(scope.get(key), dict)]
+        ropes += [v for r in ropes for v in r.values() if isinstance(v, dict)]  # per layer type (Cohere Compass)
         if any("mrope_section" in r or any(r.get(k) is not None for k in FOPE_KEYS) for r in ropes):
             continue
         head_dim = _head_dim(text) or HEAD_DIM
