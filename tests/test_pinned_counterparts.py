@@ -25,8 +25,9 @@ BOTH = pytest.mark.skipif(not (UPSTREAM_SRC.is_dir() and (PINNED_VENV / "lib").i
 MLA_TYPES = BY_ID["P43"].tables["mla_model_types"]
 
 
-def _p43(arch: str, version: str = "0.13.0", registered=frozenset()):
-    return [f for f in framework_findings(arch, "m.py", 5, version=version, registered=registered) if f.rule == "P43"]
+def _p43(arch: str, version: str = "0.13.0", registered=frozenset(), builds_on=frozenset()):
+    return [f for f in framework_findings(arch, "m.py", 5, version=version, registered=registered, builds_on=builds_on)
+            if f.rule == "P43"]
 
 
 def test_the_findings_name_the_pinned_code_and_what_it_does():
@@ -164,7 +165,10 @@ def test_colbert_modernbert_names_the_pinned_loader_that_refuses_the_model_prefi
     (f,) = _p43("ColBERTModernBertModel")
     assert f.severity == "error" and "ModernBertModel.load_weights (vllm/model_executor/models/modernbert.py)" in f.message
     assert "KeyError: 'model.embeddings.norm.weight'" in f.message
-    assert f.fix == "report the difference (the pinned code is outside the model file)"
+    # upstream's modernbert in the plugin answers it (its loader maps model. and skips unknown names; its layers are
+    # upstream's, where the pinned ModernBertLayer's window is one token narrower)
+    assert f.fix.startswith("extend the class of upstream's modernbert migrated into the plugin")
+    assert _p43("ColBERTModernBertModel", builds_on=frozenset({"modernbert"})) == []
 
 
 def test_nemotron_nano_vl_names_the_pinned_radio_tower_that_builds_one_cls_token():
@@ -249,7 +253,7 @@ def test_plan_of_the_real_upstream_files(tmp_path: Path):
 
     up = Upstream(open_upstream(str(UPSTREAM_SRC)))
     for model, rules in (("glm4_moe_lite", ["P43"]), ("glm4_moe_lite_mtp", ["P38", "P43"]), ("cohere2_vision", ["P43"]),
-                         ("colpali", []), ("glm_ocr", []), ("colbert", ["P43"]), ("colmodernvbert", []),
+                         ("colpali", []), ("glm_ocr", []), ("colbert", []), ("colmodernvbert", []),
                          ("nano_nemotron_vl", [])):
         plugin = PluginTree(empty_plugin(tmp_path / model))
         mig = Migration(model, up, plugin, pinned(), all_archs=True).run()
@@ -374,8 +378,11 @@ def test_the_pinned_modernbert_layer_has_a_narrower_window_and_a_float16_rope_ca
     vbert = (UPSTREAM_SRC / "vllm/model_executor/models/colmodernvbert.py").read_text()
     assert "from .modernbert import ModernBertEmbeddings, ModernBertLayer" in vbert
     entries = PINNED_COUNTERPARTS["0.13.0"]
+    # colbert's ColBERTModernBertModel builds the pinned ModernBertModel whole (its layers and its loader)
+    colbert = (UPSTREAM_SRC / "vllm/model_executor/models/colbert.py").read_text()
+    assert "from .modernbert import ModernBertModel" in colbert
     assert {a for a, e in entries.items() if e.get("answered_by_module") == "modernbert"} == {
-        "ColModernVBertForRetrieval", "ModernVBertModel"}
+        "ColModernVBertForRetrieval", "ModernVBertModel", "ColBERTModernBertModel"}
 
 
 COLPALI_CONFIGS = """
