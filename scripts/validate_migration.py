@@ -3,7 +3,7 @@
 
 Imports, call signatures, inherited methods, vLLM config attributes, registrations, config
 bridges, custom ops, __init__ overrides, merged projections and cleanliness, judged against the
-static API index of the pinned vLLM and its transformers (rule catalog P1-P46: references/compatibility-patches.md)."""
+static API index of the pinned vLLM and its transformers (rule catalog P1-P47: references/compatibility-patches.md)."""
 
 from __future__ import annotations
 

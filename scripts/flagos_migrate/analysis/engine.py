@@ -27,6 +27,7 @@ from flagos_migrate.analysis import (
     removed,
     routed_experts,
     structure,
+    torch_apis,
     weights,
 )
 from flagos_migrate.analysis.facts import AnalysisContext, ModuleFacts
@@ -42,6 +43,7 @@ CHECKS = (
     env_vars.check_env_lookups,
     imports.check_backport_imports,
     removed.check_removed_apis,
+    torch_apis.check_torch_apis,
     calls.check_calls,
     members.check_methods,
     members.check_loader_children,

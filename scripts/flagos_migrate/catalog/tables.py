@@ -216,3 +216,6 @@ GUARDED_READERS: dict[tuple[str, str], dict] = {(e["parent"], e["attr"]): e for 
 # P41: transformers Auto class -> its transformers 5 mapping; 5.x framework names taken from the plugin's compat module
 AUTO_MAPPINGS: dict[str, str] = dict(_table("P41", "auto_mappings"))
 TF5_FRAMEWORK_COMPAT = frozenset(_table("P41", "framework"))
+
+# P47: pinned vLLM version -> {torch_version, missing: torch attribute chain -> {present_in, pinned_equivalent, why}}
+TORCH_APIS: dict[str, dict] = _table("P47", "torch_apis")
