@@ -84,6 +84,9 @@ def test_the_towers_are_vendored_registered_and_imported(migration):
             assert migration.apis.resolve(src, name) is not None, (src, name)
         elif src.startswith("vllm_fl."):
             assert src in migration.units or f"{src}.{name}" in migration.units, (src, name)
+    # plan's summary lists the compat module (our own, no upstream origin) beside the vendored slice
+    closure = migration.summary()["closure"]
+    assert f"{TF5_MODELING_COMPAT} <- model-migrate-flagos" in closure
 
 
 @needs_tf5

@@ -39,7 +39,7 @@ def test_calls_of_missing_torch_apis_are_findings():
         (10, "torch.accelerator.get_memory_info"),
     ]
     assert found[1].message.startswith(
-        "`torch.accelerator.get_memory_info` (`torch.accelerator.get_memory_info`) does not exist in the pinned "
+        "`torch.accelerator.get_memory_info` does not exist in the pinned "
         "vLLM's torch 2.9.0 (upstream's torch 2.14.0 has it): it raises AttributeError when this runs")
     assert {f.severity for f in found} == {"error"}
     assert all(f.data["pinned_equivalent"] is None for f in found)

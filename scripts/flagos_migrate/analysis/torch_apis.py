@@ -71,7 +71,8 @@ def check_torch_apis(m: ModuleFacts) -> None:
     for node, full, shown in sorted(hits, key=lambda h: (h[0].lineno, h[0].col_offset)):
         row = missing[full]
         equivalent = row.get("pinned_equivalent")
-        m.add("P47", node, f"`{shown}` (`{full}`) does not exist in the pinned vLLM's torch {entry['torch_version']} "
+        named = f"`{shown}`" if shown == full else f"`{shown}` (`{full}`)"
+        m.add("P47", node, f"{named} does not exist in the pinned vLLM's torch {entry['torch_version']} "
               f"(upstream's torch {row['present_in']} has it): it raises AttributeError when this runs; "
               f"{' '.join(row['why'].split())}",
               fix=(f"use `{equivalent}`" if equivalent else

@@ -789,7 +789,9 @@ class Migration(Vendoring, Tf5Vendoring):
 
     def summary(self) -> dict:
         return {
-            "closure": sorted(u.origin for u in self.units.values() if u.role == "closure"),
+            # a closure module of our own (the transformers 5 modeling compat) has no upstream origin
+            "closure": sorted(u.origin or f"{u.module} <- model-migrate-flagos"
+                              for u in self.units.values() if u.role == "closure"),
             "config_bridges": sorted(f"{u.module} <- {u.origin or 'model-migrate-flagos (transformers 5 config base)'}"
                                      for u in self.units.values() if u.role == "config"),
             "compat": {m: sorted(v.names) for m, v in sorted(self.compat.items())},
