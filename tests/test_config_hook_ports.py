@@ -9,6 +9,7 @@ otherwise read under its pinned name (checked against both PoolerConfig sources)
 from __future__ import annotations
 
 import ast
+import itertools
 import os
 import sys
 import types
@@ -17,7 +18,13 @@ from pathlib import Path
 import pytest
 from analysis_helpers import PINNED_VENV, UPSTREAM_SRC, apply_and_verify_run
 from flagos_migrate.analysis.inherited import runs_on_model_config
-from flagos_migrate.catalog.tables import CONFIG_HOOKS, PORTED_HOOKS, PORTED_HOOKS_MODULE, ported_hooks_text
+from flagos_migrate.catalog.tables import (
+    CONFIG_HOOKS,
+    PINNED_HOOK_DIFFERS,
+    PORTED_HOOKS,
+    PORTED_HOOKS_MODULE,
+    ported_hooks_text,
+)
 
 CONFIG_PY = Path("vllm/model_executor/models/config.py")
 # upstream field -> the pinned API's name of it (0.13.0's PoolerConfig has no seq_pooling_type)
@@ -69,15 +76,16 @@ def _load(source: str, name: str, monkeypatch):
     return ns[name]
 
 
-def _effects(run, pooler_field: str, hf: dict):
+def _effects(run, pooler_field: str, hf: dict, use_activation: bool | None):
     hf_config = types.SimpleNamespace(**hf)
-    pooler = types.SimpleNamespace(**{pooler_field: None})
+    # use_activation: unset, or the user's --pooler-config choice (both PoolerConfigs have the field)
+    pooler = types.SimpleNamespace(**{pooler_field: None, "use_activation": use_activation})
     model_config = types.SimpleNamespace(hf_config=hf_config, pooler_config=pooler)
     try:
         run(model_config)
     except Exception as exc:  # noqa: BLE001 - the refusal is an effect too
         return ("raises", type(exc).__name__)
-    return vars(hf_config), getattr(pooler, pooler_field)
+    return vars(hf_config), getattr(pooler, pooler_field), pooler.use_activation
 
 
 CONFIGS = [{"pooling": p, "num_labels": 7} for p in ("avg", "cls", "last", "mean?", None)] + [
@@ -91,19 +99,21 @@ def test_each_port_does_on_the_pinned_config_what_upstreams_hook_does(monkeypatc
     upstream = (UPSTREAM_SRC / CONFIG_PY).read_text()
     pinned = (next(PINNED_VENV.glob("lib/python3*/site-packages")) / CONFIG_PY).read_text()
     up_classes, ports = _classes(upstream), _classes(ported_hooks_text())
+    differs = {d["hook"] for d in PINNED_HOOK_DIFFERS.values()}
     assert PORTED_HOOKS
     for hook in PORTED_HOOKS:
-        # a hook upstream maps, runs on the ModelConfig alone, and the pinned vLLM has no class of
-        assert hook in CONFIG_HOOKS.values() and runs_on_model_config(upstream, hook)
-        assert f"class {hook}(" not in pinned
+        # a hook upstream maps and runs on the ModelConfig alone; the pinned vLLM has no class of its name, or
+        # (pinned_hook_differs) one the port replaces
+        assert hook in set(CONFIG_HOOKS.values()) | differs and runs_on_model_config(upstream, hook)
+        assert (f"class {hook}(" in pinned) == (hook in differs)
         up = _load(up_classes[hook], hook, monkeypatch)
         port = _load(ports[hook], hook, monkeypatch)
         seen = set()
-        for hf in CONFIGS:
-            want = _effects(up.verify_and_update_model_config, "seq_pooling_type", hf)
+        for hf, use_activation in itertools.product(CONFIGS, (None, True)):
+            want = _effects(up.verify_and_update_model_config, "seq_pooling_type", hf, use_activation)
             got = _effects(lambda mc, port=port: port.verify_and_update_config(types.SimpleNamespace(model_config=mc)),
-                           RENAMED["seq_pooling_type"], hf)
-            assert got == want, (hook, hf)
+                           RENAMED["seq_pooling_type"], hf, use_activation)
+            assert got == want, (hook, hf, use_activation)
             seen.add(repr(want))
         assert len(seen) > 1 or hook.startswith("Voyage")  # the inputs tell the pooling types apart
 

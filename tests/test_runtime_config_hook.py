@@ -9,7 +9,6 @@ those entries as register_model() does, or it would verify the model without the
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from analysis_helpers import UPSTREAM_SRC, apply_and_verify_run
@@ -52,42 +51,17 @@ def test_the_hooks_register_model_maps_are_read_not_run(tmp_path):
     assert plugin_config_hooks(tmp_path / "missing") == []
 
 
-HOOK = '''"""The plugin's port of upstream's Qwen2ForRewardModelConfig (P25): the reward is the raw score."""
-from vllm.model_executor.models.config import VerifyAndUpdateConfig
-
-
-class RawReward(VerifyAndUpdateConfig):
-    @staticmethod
-    def verify_and_update_config(vllm_config) -> None:
-        if vllm_config.model_config.pooler_config.use_activation is None:
-            vllm_config.model_config.pooler_config.use_activation = False
-'''
-REGISTER = '''
-    from vllm.model_executor.models.config import MODELS_CONFIG_MAP
-    from vllm_fl.reward_hooks import RawReward
-
-    MODELS_CONFIG_MAP["Qwen2ForRewardModel"] = RawReward
-'''
-
-
-def _port_the_hook(plugin: Path) -> None:
-    (plugin / "vllm_fl" / "reward_hooks.py").write_text(HOOK)
-    init = plugin / "vllm_fl" / "__init__.py"
-    text = init.read_text()
-    head, sep, rest = text.partition("def register_model():\n")
-    assert sep, text
-    init.write_text(head + sep + REGISTER + rest)
-
-
 def test_the_p25_port_of_the_reward_hook_runs_and_matches_upstream(tmp_path):
     """qwen2_rm was "0 left" and its reward pooler gave sigmoid(score) where upstream gives the score (the pinned
-    hook of that name has no effect): P25 now says so, and the port its fix names makes the pooler match."""
+    hook of that name has no effect; pooler Δ0.912): apply now writes the P25 port (ported_hooks) and maps the
+    architecture to it in place of the pinned hook, and the pooler matches."""
     if not os.environ.get("MMF_PINNED_VENV") or not os.environ.get("MMF_REFERENCE_VENV"):
         pytest.skip("needs MMF_PINNED_VENV (vLLM 0.13.0) and MMF_REFERENCE_VENV (vLLM 0.33.0)")
     if not UPSTREAM_SRC.is_dir():
         pytest.skip(f"no upstream source at {UPSTREAM_SRC}")
-    (report,) = apply_and_verify_run(tmp_path, "qwen2_rm", "--arch", "Qwen2ForRewardModel", edit=_port_the_hook)
+    (report,) = apply_and_verify_run(tmp_path, "qwen2_rm", "--arch", "Qwen2ForRewardModel")
     assert {k: v["status"] for k, v in report["levels"].items()} == dict.fromkeys(
         ("import", "construct", "load", "forward", "match"), "pass"), report
-    assert "config hook: the plugin's RawReward (register_model() maps Qwen2ForRewardModel to it)" in report["notes"]
+    assert ("config hook: the plugin's Qwen2ForRewardModelConfig (register_model() maps Qwen2ForRewardModel "
+            "to it)") in report["notes"]
     assert "pooler token_classify: max |Δ| 0" in report["notes"], report["notes"]

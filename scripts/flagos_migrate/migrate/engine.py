@@ -31,6 +31,7 @@ from flagos_migrate.catalog.findings import Finding, format_text, left_for_you
 from flagos_migrate.catalog.tables import (
     CONFIG_HOOKS,
     PINNED_COUNTERPARTS,
+    PINNED_HOOK_DIFFERS,
     PINNED_HOOKS,
     PINNED_HOOKS_MODULE,
     PORTED_HOOKS,
@@ -467,7 +468,7 @@ class Migration(Vendoring, Tf5Vendoring):
                     unit.rules.add("P25")
                     continue  # apply registers the pinned hook
                 if target == PORTED_HOOKS_MODULE and "MODELS_CONFIG_MAP" in f.message:
-                    f.fix = (f"apply writes upstream's {CONFIG_HOOKS[arch]} ported to the pinned API (its "
+                    f.fix = (f"apply writes upstream's {self._ported_hook(arch)} ported to the pinned API (its "
                              "verify_and_update_model_config body as a verify_and_update_config, P25 ported_hooks) "
                              f"into {target} and maps {arch} to it in register_model()")
                     unit.rules.add("P25")
@@ -500,8 +501,15 @@ class Migration(Vendoring, Tf5Vendoring):
             unit.after.extend(found)
             return
 
+    @staticmethod
+    def _ported_hook(arch: str) -> str | None:
+        """Upstream's hook for ``arch`` when the catalog ports it: one the pinned map lacks, or one whose pinned
+        namesake does otherwise (P25 pinned_hook_differs; the port then replaces the pinned entry)."""
+        hook = CONFIG_HOOKS.get(arch) or PINNED_HOOK_DIFFERS.get(arch, {}).get("hook")
+        return hook if hook in PORTED_HOOKS else None
+
     def _vendor_config_hook(self, arch: str) -> str | None:
-        hook = CONFIG_HOOKS.get(arch)
+        hook = CONFIG_HOOKS.get(arch) or self._ported_hook(arch)
         if hook is None:
             return None
         if hook in PORTED_HOOKS:  # upstream's body on the pinned API (the catalog's port): written, registered

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from flagos_migrate import names
+from flagos_migrate.catalog.tables import PINNED_HOOK_DIFFERS
 from flagos_migrate.cli import UsageError
 from flagos_migrate.migrate.rewrite_imports import binds_at_top
 from flagos_migrate.plugin.tree import RegistrationFile, parse_registrations
@@ -84,9 +85,11 @@ def config_block(display: str, model_type: str, cls: str, module: str, has_logge
 
 def hook_block(display: str, arch: str, cls: str, module: str, has_logger: bool) -> str:
     cls, module = _code_name(cls, "config hook class"), _code_name(module, "module", dotted=True)
+    # P25 pinned_hook_differs: the plugin's entry replaces a pinned one of the same name that does otherwise
+    pinned = "the pinned map's does otherwise" if arch in PINNED_HOOK_DIFFERS else "the pinned map lacks it"
     return (
         f"# {_comment(display)} config hook (upstream's MODELS_CONFIG_MAP entry for {_comment(arch)}; "
-        "the pinned map lacks it)\n"
+        f"{pinned})\n"
         "try:\n"
         "    from vllm.model_executor.models.config import MODELS_CONFIG_MAP\n"
         f"    from {module} import {cls}\n\n"
