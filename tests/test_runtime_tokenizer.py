@@ -24,9 +24,57 @@ def test_the_special_tokens_sit_at_the_top_of_the_tiny_vocabulary_and_the_words_
     vocab = tok["model"]["vocab"]
     assert len(vocab) == 512 and sorted(vocab.values()) == list(range(512))  # every id within the model's vocab
     assert vocab["w7"] == 7  # a prompt of token ids spells itself as words
-    assert {a["content"] for a in tok["added_tokens"]} == set(written)
+    specials = {a["content"] for a in tok["added_tokens"] if a["special"]}
+    assert specials == set(written)
+    # a named class (LlamaTokenizerFast): every word is an added token too, the id its vocabulary gives it
+    assert {a["content"]: a["id"] for a in tok["added_tokens"] if not a["special"]} == {
+        w: i for w, i in vocab.items() if w not in written}
     cfg = json.loads((tmp_path / rt.TOKENIZER_CONFIG_FILE).read_text(encoding="utf-8"))
     assert cfg["pad_token"] == "<｜▁pad▁｜>" and "<image>" in cfg["additional_special_tokens"]
+
+
+def test_the_tokenizer_class_is_the_one_a_released_checkpoint_of_the_family_declares(tmp_path):
+    """The pinned processors type-check the tokenizer (DeepseekOCRProcessor: LlamaTokenizer(Fast); Qwen3VLProcessor:
+    Qwen2Tokenizer(Fast)); the generic class made DeepSeek-OCR's image path raise and ColQwen3's fall back."""
+    for model_type, cls in (("deepseek_ocr", "LlamaTokenizerFast"), ("deepseek_ocr2", "LlamaTokenizerFast"),
+                            ("deepseek_vl_v2", "LlamaTokenizerFast"), ("colqwen3", "Qwen2TokenizerFast"),
+                            ("isaac", "PreTrainedTokenizerFast")):
+        rt.write(str(tmp_path), model_type, 512)
+        cfg = json.loads((tmp_path / rt.TOKENIZER_CONFIG_FILE).read_text(encoding="utf-8"))
+        assert cfg["tokenizer_class"] == cls, model_type
+        tok = json.loads((tmp_path / rt.TOKENIZER_FILE).read_text(encoding="utf-8"))
+        words = [a for a in tok["added_tokens"] if not a["special"]]
+        if cls == rt.DEFAULT_TOKENIZER_CLASS:  # read as written everywhere: the file as before, BOS as before
+            assert not words and "add_bos_token" not in cfg, model_type
+        else:
+            assert len(words) == 512 - len(rt.special_tokens(rt.tokens_for(model_type))) and not cfg["add_bos_token"]
+
+
+_ENCODE = """import json, sys
+from transformers import AutoTokenizer
+t = AutoTokenizer.from_pretrained(sys.argv[1])
+print(json.dumps([type(t).__name__, t(sys.argv[2]).input_ids]))
+"""
+
+
+@pytest.mark.parametrize("model_type", ["deepseek_ocr", "colqwen3"])
+def test_transformers_4_57_and_5_read_the_named_class_to_the_same_ids(tmp_path, model_type):
+    """transformers 5 rebuilds LlamaTokenizer / Qwen2Tokenizer's own BPE from the file's vocabulary: without the words
+    as added tokens it dropped every w<N> ("w5 w7 <image> w9" -> [504]) where 4.57 gave [5, 7, 504, 9]."""
+    pythons = [os.environ.get(v) for v in ("MMF_PINNED_VENV", "MMF_REFERENCE_VENV")]
+    if not all(pythons):
+        pytest.skip("needs MMF_PINNED_VENV (transformers 4.57) and MMF_REFERENCE_VENV (transformers 5)")
+    import subprocess
+    written = rt.write(str(tmp_path), model_type, 512)
+    text = " ".join(["w5", "w7", *written, "w500"])
+    expected = [5, 7, *written.values(), 500]
+    cls = rt.tokens_for(model_type)["tokenizer_class"]
+    for venv in pythons:
+        out = subprocess.run([os.path.join(venv, "bin", "python"), "-c", _ENCODE, str(tmp_path), text],
+                             capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert out.returncode == 0, out.stderr[-2000:]
+        name, ids = json.loads(out.stdout.strip().splitlines()[-1])
+        assert name in (cls, cls.removesuffix("Fast")) and ids == expected, (venv, name, ids)
 
 
 def test_a_model_type_outside_the_table_gets_no_tokenizer(tmp_path):

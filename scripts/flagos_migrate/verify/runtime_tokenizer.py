@@ -9,6 +9,14 @@ their processors read the begin/end/pad tokens; Isaac encodes its ``vision_token
 them at the top of the tiny vocabulary, and plain words ``w<N>`` below: the same file on the pinned and the
 upstream side, no download. Which tokens a model type needs is data (``TOKENIZER_TOKENS``), not code.
 
+An entry names the tokenizer class a released checkpoint of its family declares (``tokenizer_class``) where the pinned
+processors type-check it (DeepseekOCRProcessor wants LlamaTokenizer(Fast), Qwen3VLProcessor Qwen2Tokenizer(Fast)).
+transformers 4.57 reads ``tokenizer.json`` as written for any fast class, but transformers 5 rebuilds a named class's
+own model (a byte-fallback BPE for Llama / Qwen2) from the file's vocabulary and would lose every ``w<N>``: so the
+words of such an entry are added tokens too (matched before the model on both versions; ``lstrip`` eats the space
+before each), and BOS/EOS are not added implicitly (transformers 5 reads no post-processor from the file; 4.57's
+Llama would add BOS).
+
 Standard library only; pure (the host tests it directly; the worker loads it by path).
 """
 
@@ -20,7 +28,7 @@ TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 
 # DeepSeek's LLaMA-style tokenizer (DeepseekVLV2Processor / DeepseekOCRProcessor): begin/end/pad, the image
 # placeholder, the grounding and SFT tokens its processor adds when missing (present, they add nothing)
-_DEEPSEEK = {"bos": "<｜begin▁of▁sentence｜>", "eos": "<｜end▁of▁sentence｜>", "pad": "<｜▁pad▁｜>",
+_DEEPSEEK = {"tokenizer_class": "LlamaTokenizerFast", "bos": "<｜begin▁of▁sentence｜>", "eos": "<｜end▁of▁sentence｜>", "pad": "<｜▁pad▁｜>",
              "image": "<image>",
              "extra": ("<|ref|>", "<|/ref|>", "<|det|>", "<|/det|>", "<|grounding|>", "<|User|>", "<|Assistant|>")}
 # Isaac (Qwen3's tokenizer): the config's vision_token and the pad token each image becomes
@@ -40,7 +48,7 @@ _NEMOTRON_VL = {"bos": "<s>", "eos": "</s>", "pad": "<unk>", "image": "<image>",
 
 # Qwen3-VL's tokenizer (ColQwen3 and the other Qwen3-VL embedders): upstream's ColQwen3ProcessingInfo builds
 # Qwen3VLProcessor while the model is built, which loads the checkpoint's tokenizer and reads these tokens
-_QWEN3_VL = {"eos": "<|im_end|>", "pad": "<|endoftext|>", "image": "<|image_pad|>",
+_QWEN3_VL = {"tokenizer_class": "Qwen2TokenizerFast", "eos": "<|im_end|>", "pad": "<|endoftext|>", "image": "<|image_pad|>",
              "extra": ("<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|im_start|>")}
 
 # Ovis2.5 / 2.6 (a Qwen3 tokenizer): upstream's Ovis2_5ProcessingInfo builds Ovis2_5Processor in __init__, which
@@ -73,6 +81,8 @@ TOKENIZER_TOKENS = {
     "NemotronH_Omni_Reasoning_V3": _NEMOTRON_VL,
 }
 _ROLES = ("bos", "eos", "pad", "image")
+# an entry naming no class: the generic one (tokenizer.json read as written on every transformers version)
+DEFAULT_TOKENIZER_CLASS = "PreTrainedTokenizerFast"
 
 
 def tokens_for(model_type, architectures=None) -> dict | None:
@@ -107,8 +117,12 @@ def tokenizer_json(spec: dict, vocab_size: int) -> dict:
         "version": "1.0",
         "truncation": None,
         "padding": None,
-        "added_tokens": [{"id": vocab[t], "content": t, "single_word": False, "lstrip": False, "rstrip": False,
-                          "normalized": False, "special": True} for t in specials],
+        # a named class: the words as added tokens as well, which transformers 5's rebuild keeps (module docstring)
+        "added_tokens": [{"id": i, "content": t, "single_word": False, "lstrip": True, "rstrip": False,
+                          "normalized": False, "special": False}
+                         for t, i in vocab.items() if t not in specials and spec.get("tokenizer_class")]
+        + [{"id": vocab[t], "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+            "normalized": False, "special": True} for t in specials],
         "normalizer": None,
         "pre_tokenizer": {"type": "WhitespaceSplit"},
         "post_processor": None,
@@ -118,8 +132,10 @@ def tokenizer_json(spec: dict, vocab_size: int) -> dict:
 
 
 def tokenizer_config(spec: dict) -> dict:
-    cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 4096, "unk_token": "w0",
-           "clean_up_tokenization_spaces": False}
+    cfg = {"tokenizer_class": spec.get("tokenizer_class") or DEFAULT_TOKENIZER_CLASS, "model_max_length": 4096,
+           "unk_token": "w0", "clean_up_tokenization_spaces": False}
+    if spec.get("tokenizer_class"):  # what transformers 5's rebuild adds (nothing): 4.57's Llama would add BOS
+        cfg.update(add_bos_token=False, add_eos_token=False)
     for role in ("bos", "eos", "pad"):
         if spec.get(role):
             cfg[f"{role}_token"] = spec[role]
