@@ -16,7 +16,7 @@ import types
 from pathlib import Path
 
 import pytest
-from analysis_helpers import PINNED_VENV, UPSTREAM_SRC, apply_and_verify_run
+from analysis_helpers import PINNED_VENV, UPSTREAM_SRC, apply_and_verify_run, empty_plugin
 from flagos_migrate.analysis.inherited import runs_on_model_config
 from flagos_migrate.catalog.tables import (
     CONFIG_HOOKS,
@@ -151,3 +151,28 @@ def test_the_voyage_port_makes_the_pinned_model_match_upstream(tmp_path):
         ("import", "construct", "load", "forward", "match"), "pass"), report
     assert ("config hook: the plugin's VoyageQwen3BidirectionalEmbedModelConfig (register_model() maps "
             "VoyageQwen3BidirectionalEmbedModel to it)") in report["notes"]
+
+
+def test_a_port_writing_what_the_pinned_serve_defaults_read_stays_a_warning(tmp_path):
+    """The pinned engine picks its chunked-prefill / prefix-caching defaults from is_causal and the pooling type
+    before any hook runs; upstream's hook runs first. So a port that writes them keeps a P25 warning (voyage is not
+    "0 left"), while a port that writes neither (JinaForRanking's embedding_size) leaves nothing."""
+    from flagos_migrate.catalog.tables import port_writes_read_early
+    from flagos_migrate.migrate.engine import Migration
+    from flagos_migrate.migrate.upstream import Upstream, open_upstream
+    from flagos_migrate.pinned.api_index import PinnedApis
+    from flagos_migrate.plugin.tree import PluginTree
+
+    assert port_writes_read_early("VoyageQwen3BidirectionalEmbedModelConfig") == ["is_causal"]
+    assert port_writes_read_early("LlamaBidirectionalConfig") == ["is_causal", "pooling_type"]
+    assert port_writes_read_early("JinaForRankingConfig") == []
+    if not UPSTREAM_SRC.is_dir():
+        pytest.skip(f"no upstream source at {UPSTREAM_SRC}")
+    up = Upstream(open_upstream(str(UPSTREAM_SRC)))
+    m = Migration("voyage", up, PluginTree(empty_plugin(tmp_path / "a")), PinnedApis.load("0.13.0")).run()
+    left = [f for f in m.model_unit.after if f.rule == "P25"]
+    assert [(f.severity, "`is_causal`" in f.message, "--no-enable-chunked-prefill" in (f.fix or "")) for f in left] \
+        == [("warning", True, True)], left
+    m = Migration("jina", up, PluginTree(empty_plugin(tmp_path / "b")), PinnedApis.load("0.13.0"),
+                  archs=["JinaForRanking"]).run()
+    assert not [f for f in m.model_unit.after if f.rule == "P25" and "JinaForRanking" in f.message]

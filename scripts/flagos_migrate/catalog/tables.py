@@ -4,6 +4,8 @@ they use. The data is in ``catalog.yaml``, with its rule: a table entry is chang
 
 from __future__ import annotations
 
+import ast
+
 from flagos_migrate.catalog.rules import BY_ID
 
 
@@ -128,6 +130,16 @@ PINNED_HOOKS_MODULE = "vllm.model_executor.models.config"
 # P25: upstream hook class -> its verify_and_update_model_config body ported to a pinned verify_and_update_config
 PORTED_HOOKS: dict[str, str] = dict(_table("P25", "ported_hooks"))
 PORTED_HOOKS_MODULE = "vllm_fl.compat.config_hook_ports"
+# P25: fields the pinned engine reads for its serve defaults before any hook runs (a port writing one stays a warning)
+SERVE_DEFAULTS_BEFORE_HOOKS: dict[str, str] = dict(_table("P25", "serve_defaults_before_hooks"))
+
+
+def port_writes_read_early(hook: str) -> list[str]:
+    """The fields ``hook``'s port assigns (``x.<field> = ...``) that the pinned engine reads before hooks run."""
+    tree = ast.parse(PORTED_HOOKS[hook])
+    written = {t.attr for n in ast.walk(tree) if isinstance(n, ast.Assign)
+               for t in n.targets if isinstance(t, ast.Attribute)}
+    return sorted(written & set(SERVE_DEFAULTS_BEFORE_HOOKS))
 
 
 def ported_hooks_text() -> str:

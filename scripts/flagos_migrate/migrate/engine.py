@@ -36,6 +36,7 @@ from flagos_migrate.catalog.tables import (
     PINNED_HOOKS_MODULE,
     PORTED_HOOKS,
     PORTED_HOOKS_MODULE,
+    port_writes_read_early,
     ported_hooks_text,
 )
 from flagos_migrate.migrate import backports
@@ -472,6 +473,18 @@ class Migration(Vendoring, Tf5Vendoring):
                              "verify_and_update_model_config body as a verify_and_update_config, P25 ported_hooks) "
                              f"into {target} and maps {arch} to it in register_model()")
                     unit.rules.add("P25")
+                    late = port_writes_read_early(self._ported_hook(arch))
+                    if late:  # the port computes what upstream does, but the serve defaults were chosen without it
+                        unit.after.append(Finding(
+                            "P25", f.file, f.line, f.col, severity="warning",
+                            message=(f"architecture {arch}: the ported {self._ported_hook(arch)} sets "
+                                     + ", ".join(f"`{w}`" for w in late) + ", which the pinned engine reads to pick "
+                                     "its chunked-prefill and prefix-caching defaults before any hook runs (upstream "
+                                     "sets them while the ModelConfig is built, so it turns both off for this model); "
+                                     "on the pinned vLLM a prompt may be split into chunks or served from the prefix "
+                                     "cache, which bidirectional pooling does not allow"),
+                            fix=("serve it with --no-enable-chunked-prefill --no-enable-prefix-caching (what upstream "
+                                 "picks), or set the fields in a config bridge the ModelConfig reads")))
                     continue  # apply registers the ported hook
                 if target is not None and "MODELS_CONFIG_MAP" in f.message:
                     f.fix = (f"apply vendors upstream's {CONFIG_HOOKS[arch]} into {target} (P16) and maps "
