@@ -157,6 +157,9 @@ def test_gte_new_classifier_names_the_pinned_bert_pooler_that_takes_another_conf
     (f,) = _p43("GteNewForSequenceClassification")
     assert f.severity == "error" and "BertPooler (vllm/model_executor/models/bert.py)" in f.message
     assert "'ModelConfig' object has no attribute 'hidden_size'" in f.message
+    # upstream's bert in the plugin answers it: the file imports BertPooler from the plugin's copy (apply brings it)
+    assert f.fix.startswith("extend the class of upstream's bert migrated into the plugin")
+    assert _p43("GteNewForSequenceClassification", builds_on=frozenset({"bert"})) == []
 
 
 def test_colbert_modernbert_names_the_pinned_loader_that_refuses_the_model_prefix():
@@ -254,7 +257,7 @@ def test_plan_of_the_real_upstream_files(tmp_path: Path):
     up = Upstream(open_upstream(str(UPSTREAM_SRC)))
     for model, rules in (("glm4_moe_lite", ["P43"]), ("glm4_moe_lite_mtp", ["P38", "P43"]), ("cohere2_vision", ["P43"]),
                          ("colpali", []), ("glm_ocr", []), ("colbert", []), ("colmodernvbert", []),
-                         ("nano_nemotron_vl", [])):
+                         ("nano_nemotron_vl", []), ("bert_with_rope", [])):
         plugin = PluginTree(empty_plugin(tmp_path / model))
         mig = Migration(model, up, plugin, pinned(), all_archs=True).run()
         left = mig.left()
@@ -268,6 +271,9 @@ def test_plan_of_the_real_upstream_files(tmp_path: Path):
             assert "vllm.model_executor.models.radio" in mig.summary()["closure"]
             assert "from vllm_fl.models.radio import RadioModel, calc_seq_lens" in (
                 mig.units["vllm_fl.models.nano_nemotron_vl"].text)
+        if model == "bert_with_rope":  # answered_by_module: upstream's bert comes along, its BertPooler imported
+            assert "vllm.model_executor.models.bert" in mig.summary()["closure"]
+            assert "from vllm_fl.models.bert import BertPooler" in mig.units["vllm_fl.models.bert_with_rope"].text
         if model == "colpali":  # upstream's statement became the pinned RoPE patch, then itself
             assert "patch_rope_parameters(config.vlm_config.text_config)\n" in mig.units["vllm_fl.models.colpali"].text
         assert sorted(f.rule for f in left if f.rule in ("P38", "P43")) == rules, model
@@ -383,6 +389,25 @@ def test_the_pinned_modernbert_layer_has_a_narrower_window_and_a_float16_rope_ca
     assert "from .modernbert import ModernBertModel" in colbert
     assert {a for a, e in entries.items() if e.get("answered_by_module") == "modernbert"} == {
         "ColModernVBertForRetrieval", "ModernVBertModel", "ColBERTModernBertModel"}
+
+
+@BOTH
+def test_the_pinned_bert_pooler_takes_the_hf_config_and_upstreams_the_model_config():
+    """GteNewForSequenceClassification's pooler: `BertPooler(vllm_config.model_config)` in upstream's bert_with_rope;
+    the pinned BertPooler reads `config.hidden_size` from its one argument, upstream's `model_config.hf_config`."""
+    rel = "vllm/model_executor/models/bert.py"
+
+    def init(root: Path) -> str:
+        cls = next(n for n in ast.walk(ast.parse((root / rel).read_text()))
+                   if isinstance(n, ast.ClassDef) and n.name == "BertPooler")
+        return ast.unparse(next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"))
+
+    pinned_init, upstream_init = init(_pinned_root()), init(UPSTREAM_SRC)
+    assert "def __init__(self, config: BertConfig)" in pinned_init and "config.hidden_size" in pinned_init
+    assert "def __init__(self, model_config: ModelConfig)" in upstream_init
+    assert "config: BertConfig = model_config.hf_config" in upstream_init
+    assert "BertPooler(vllm_config.model_config)" in (UPSTREAM_SRC / "vllm/model_executor/models/bert_with_rope.py").read_text()
+    assert PINNED_COUNTERPARTS["0.13.0"]["GteNewForSequenceClassification"]["answered_by_module"] == "bert"
 
 
 COLPALI_CONFIGS = """
