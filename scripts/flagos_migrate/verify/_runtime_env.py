@@ -252,6 +252,27 @@ TARGET_DIR = "target"  # a draft model's target config (``_runtime_config._write
 SPECULATIVE_FILE = "speculative.json"
 
 
+# architecture -> ModelConfig arguments a user serving it on this CPU machine passes (--mm-encoder-attn-backend, ...),
+# the same on both sides. UnlimitedOCRForCausalLM: upstream's UnlimitedOCRForCausalLMConfig.verify_and_update_config
+# (model_executor/models/config.py) sets the vision encoder's backend to FLASH_ATTN when the user left it unset, and
+# the CPU platform refuses every vit backend but TORCH_SDPA (platforms/interface.py get_vit_attn_backend: "Backend
+# FLASH_ATTN is not supported for vit attention"); the hook keeps a user's choice other than FLASHINFER, so TORCH_SDPA
+# (CPU's own default, what the pinned side picks unset) is what upstream runs on CPU at all
+ENGINE_ARGS: dict[str, dict[str, str]] = {
+    "UnlimitedOCRForCausalLM": {"mm_encoder_attn_backend": "TORCH_SDPA"},
+}
+
+
+def _engine_args(workdir):
+    """The ENGINE_ARGS entry of the config's first architecture (none when it cannot be read)."""
+    try:
+        with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+            archs = json.load(f).get("architectures") or []
+    except (OSError, ValueError):
+        return {}
+    return dict(ENGINE_ARGS.get(archs[0], {})) if archs else {}
+
+
 def _model_config(workdir, runner, overrides=None):
     import torch
     from vllm.config import ModelConfig
@@ -263,7 +284,8 @@ def _model_config(workdir, runner, overrides=None):
     # the tiny tokenizer written next to the config for a model that reads one while built (runtime_tokenizer)
     tokenizer = workdir if os.path.isfile(os.path.join(workdir, "tokenizer.json")) else None
     kwargs = dict(model=workdir, tokenizer=tokenizer, skip_tokenizer_init=tokenizer is None, dtype=torch.float32,
-                  enforce_eager=True, seed=0, runner=runner, **({"hf_overrides": rewrite} if overrides else {}))
+                  enforce_eager=True, seed=0, runner=runner, **({"hf_overrides": rewrite} if overrides else {}),
+                  **_engine_args(workdir))
     try:
         return ModelConfig(max_model_len=MAX_MODEL_LEN, **kwargs)
     except ValueError as exc:  # pydantic's ValidationError is one
