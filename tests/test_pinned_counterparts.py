@@ -145,6 +145,46 @@ def test_moss_audio_statement_gets_the_pinned_rope_patch_after_it(tmp_path: Path
         assert len([f for f in found if f.rule == "P43"]) == left
 
 
+MOSS_OTHER_CLASS = """\
+from torch import nn
+from vllm.transformers_utils.config import patch_rope_parameters
+
+
+class MossAudioEncoderHelper(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        language_config = self.config.language_config
+        # the pinned get_config never sees this Qwen3Config (the file's MossAudioConfig makes it): its RoPE (P43)
+        patch_rope_parameters(language_config)
+
+
+class MossAudioModel(nn.Module):
+    def __init__(self, *, vllm_config, prefix: str = ""):
+        super().__init__()
+        language_config = self.config.language_config
+        self.language_model = build(vllm_config.with_hf_config(language_config))
+"""
+
+
+def test_an_answer_counts_only_in_the_class_the_entry_names(tmp_path: Path):
+    """The table's code in another class of the file answers nothing (before, any body of the file did: the model's
+    own statement was then neither reported nor rewritten), and upstream's statement there is not the one to
+    rewrite: only MossAudioModel's (table data, `class`)."""
+    from analysis_helpers import migrate_example, only
+
+    entry = PINNED_COUNTERPARTS["0.13.0"]["MossAudioModel"]
+    assert entry["answered_by_statement"]["class"] == "MossAudioModel"
+    assert PINNED_COUNTERPARTS["0.13.0"]["ColPaliForRetrieval"]["answered_by_statement"]["class"] == "ColPaliModel"
+    found = framework_findings("MossAudioModel", "m.py", 5, version="0.13.0", model_tree=ast.parse(MOSS_OTHER_CLASS))
+    assert [f.rule for f in found if f.rule == "P43"] == ["P43"]
+    m = migrate_example(tmp_path, MOSS_OTHER_CLASS, "moss_audio")
+    (f,) = only(m.model_unit.before, "P43")
+    assert f.line == 16  # MossAudioModel's statement, not the helper's at line 8
+    model = m.model_unit.text.split("class MossAudioModel", 1)[1]
+    assert "patch_rope_parameters(language_config)" in model
+    assert m.model_unit.text.count("patch_rope_parameters(language_config)") == 2
+
+
 def test_glm_ocr_names_the_pinned_base_that_builds_no_language_model_for_its_type():
     (f,) = _p43("GlmOcrForConditionalGeneration")
     assert f.severity == "error" and "Glm4vForConditionalGeneration.__init__" in f.message

@@ -272,32 +272,41 @@ def _statements(code: str) -> list[str]:
     return [ast.unparse(s) for s in ast.parse(code).body]
 
 
+def _scopes(fix: dict, tree: ast.AST | None) -> list[ast.ClassDef]:
+    """The classes of ``tree`` named by the entry's ``class`` (where upstream's statement and its answer count)."""
+    if tree is None:
+        return []
+    return [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == fix["class"]]
+
+
 def statement_answers(entry: dict, tree: ast.AST | None) -> bool:
-    """The file already runs the table's pinned code (every statement of it, in one body, in order)."""
+    """The file already runs the table's pinned code (every statement of it, in one body, in order) inside the class
+    the entry names: the same lines in another class answer nothing."""
     fix = entry.get("answered_by_statement")
-    if not fix or tree is None:
+    if not fix:
         return False
     want = _statements(fix["pinned"])
-    for node in ast.walk(tree):
-        stmts = getattr(node, "body", ())
-        if not isinstance(stmts, list):  # a lambda's (or an IfExp's) body is one expression
-            continue
-        body = [ast.unparse(s) for s in stmts if isinstance(s, ast.stmt)]
-        if any(body[i:i + len(want)] == want for i in range(len(body) - len(want) + 1)):
-            return True
+    for scope in _scopes(fix, tree):
+        for node in ast.walk(scope):
+            stmts = getattr(node, "body", ())
+            if not isinstance(stmts, list):  # a lambda's (or an IfExp's) body is one expression
+                continue
+            body = [ast.unparse(s) for s in stmts if isinstance(s, ast.stmt)]
+            if any(body[i:i + len(want)] == want for i in range(len(body) - len(want) + 1)):
+                return True
     return False
 
 
 def check_counterpart_statements(m: ModuleFacts) -> None:
-    """P43 entries answered by a statement of the model file (``answered_by_statement``): upstream's statement
-    becomes the table's code, which calls the pinned vLLM's own function first."""
+    """P43 entries answered by a statement of the model file (``answered_by_statement``): upstream's statement, in
+    the class the entry names, becomes the table's code, which calls the pinned vLLM's own function first."""
     for arch, entry in PINNED_COUNTERPARTS.get(m.apis.version, {}).items():
         fix = entry.get("answered_by_statement")
         if not fix or fix["module"] != _stem(m) or statement_answers(entry, m.tree):
             continue
         upstream = _statements(fix["upstream"])
         for stmt in m.of_type(ast.Expr, ast.Assign):
-            if [ast.unparse(stmt)] != upstream:
+            if [ast.unparse(stmt)] != upstream or not any(m.enclosing_class(stmt) is c for c in _scopes(fix, m.tree)):
                 continue
             m.add("P43", stmt, f"architecture {arch} builds through the pinned vLLM {m.apis.version}'s "
                   f"{' '.join(entry['pinned'].split())}: {' '.join(entry['what'].split())}",
