@@ -99,14 +99,14 @@ __all__ = [
     assert plan.text == '''def register_model():
     pass
 
-    # ColQwen3.5 config hook (upstream's MODELS_CONFIG_MAP entry for ColQwen3_5; the pinned map lacks it)
+    # ColQwen3_5 config hook (upstream's MODELS_CONFIG_MAP entry; the pinned map lacks it)
     try:
         from vllm.model_executor.models.config import MODELS_CONFIG_MAP
         from vllm_fl.compat.model_executor_models_config import ColQwen3_5Config
 
         MODELS_CONFIG_MAP["ColQwen3_5"] = ColQwen3_5Config
     except Exception as e:
-        __import__("logging").getLogger(__name__).error("Failed to register ColQwen3.5 config hook: %s", e)
+        __import__("logging").getLogger(__name__).error("Failed to register ColQwen3_5 config hook: %s", e)
     # ColQwen3.5 model
     try:
         from vllm import ModelRegistry
@@ -190,3 +190,44 @@ def test_hooks_of_two_migrations_share_one_file(tmp_path):
     text = col.units["vllm_fl.compat.model_executor_models_config"].text
     assert "class JinaEmbeddingsV5ModelConfig" in text and "class ColQwen3_5Config" in text  # one shared file
     assert col.left() == [] and col.others_left() == []
+
+
+def test_the_hook_comment_names_the_hooks_architecture_not_the_models_first(tmp_path):
+    """jina registers JinaEmbeddingsV5Model and JinaForRanking, and only the latter has a hook (P25's port): the
+    block was announced as "JinaEmbeddingsV5Model config hook", the model's display name, its first architecture.
+    Qwen2ForRewardModel's replaces a pinned entry of that name (pinned_hook_differs), and says so."""
+    init = tmp_path / "__init__.py"
+    init.write_text("def register_model():\n    pass\n")
+    plan = plan_registration(init.read_text(), init, "JinaEmbeddingsV5Model", "vllm_fl.models.jina",
+                             [("JinaEmbeddingsV5Model", "JinaEmbeddingsV5Model"), ("JinaForRanking", "JinaForRanking")],
+                             [], [("JinaForRanking", "JinaForRankingConfig", "vllm_fl.compat.config_hook_ports"),
+                                  ("Qwen2ForRewardModel", "Qwen2ForRewardModelConfig",
+                                   "vllm_fl.compat.config_hook_ports")])
+    assert plan.text == '''def register_model():
+    pass
+
+    # JinaForRanking config hook (upstream's MODELS_CONFIG_MAP entry; the pinned map lacks it)
+    try:
+        from vllm.model_executor.models.config import MODELS_CONFIG_MAP
+        from vllm_fl.compat.config_hook_ports import JinaForRankingConfig
+
+        MODELS_CONFIG_MAP["JinaForRanking"] = JinaForRankingConfig
+    except Exception as e:
+        __import__("logging").getLogger(__name__).error("Failed to register JinaForRanking config hook: %s", e)
+    # Qwen2ForRewardModel config hook (upstream's MODELS_CONFIG_MAP entry; the pinned map's does otherwise)
+    try:
+        from vllm.model_executor.models.config import MODELS_CONFIG_MAP
+        from vllm_fl.compat.config_hook_ports import Qwen2ForRewardModelConfig
+
+        MODELS_CONFIG_MAP["Qwen2ForRewardModel"] = Qwen2ForRewardModelConfig
+    except Exception as e:
+        __import__("logging").getLogger(__name__).error("Failed to register Qwen2ForRewardModel config hook: %s", e)
+    # JinaEmbeddingsV5Model model
+    try:
+        from vllm import ModelRegistry
+
+        ModelRegistry.register_model("JinaEmbeddingsV5Model", "vllm_fl.models.jina:JinaEmbeddingsV5Model")
+        ModelRegistry.register_model("JinaForRanking", "vllm_fl.models.jina:JinaForRanking")
+    except Exception as e:
+        __import__("logging").getLogger(__name__).error("Failed to register JinaEmbeddingsV5Model model: %s", e)
+'''

@@ -87,15 +87,16 @@ def hook_block(display: str, arch: str, cls: str, module: str, has_logger: bool)
     cls, module = _code_name(cls, "config hook class"), _code_name(module, "module", dotted=True)
     # P25 pinned_hook_differs: the plugin's entry replaces a pinned one of the same name that does otherwise
     pinned = "the pinned map's does otherwise" if arch in PINNED_HOOK_DIFFERS else "the pinned map lacks it"
+    # named by the hook's architecture, not the model's display name (a multi-architecture model's first: jina's
+    # JinaForRanking hook was announced as JinaEmbeddingsV5Model's)
     return (
-        f"# {_comment(display)} config hook (upstream's MODELS_CONFIG_MAP entry for {_comment(arch)}; "
-        f"{pinned})\n"
+        f"# {_comment(arch)} config hook (upstream's MODELS_CONFIG_MAP entry; {pinned})\n"
         "try:\n"
         "    from vllm.model_executor.models.config import MODELS_CONFIG_MAP\n"
         f"    from {module} import {cls}\n\n"
         f"    MODELS_CONFIG_MAP[{_literal(arch)}] = {cls}\n"
         "except Exception as e:\n"
-        f"    {_error_call(has_logger, display + ' config hook')}\n"
+        f"    {_error_call(has_logger, arch + ' config hook')}\n"
     )
 
 
