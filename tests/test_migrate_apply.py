@@ -642,3 +642,33 @@ def test_a_pinned_sibling_whose_module_forward_needs_more_than_the_call_gives_wa
     assert needs("self.self_attn(positions, hidden_states)") == [(sibling, "closure")]
     assert needs("self.self_attn(positions, hidden_states, hidden_states)") == []
     assert needs("self.self_attn(positions=positions, output=hidden_states, hidden_states=hidden_states)") == []
+
+
+def test_a_p9_default_with_a_caveat_is_applied_and_keeps_a_warning(tmp_path):
+    """upstream's lfm2 bidirectional convolution reads ``get_forward_context().is_padding`` (a mask only upstream's
+    runner sets): it is read as None, upstream's value on an unpadded batch (forward fail -> match pass), and the
+    file keeps a warning that names when 0.13.0 pads (CUDA graphs, sequence parallelism) and what avoids it."""
+    from tests.analysis_helpers import migrate_example
+
+    m = migrate_example(tmp_path, '''\
+        import torch
+        from vllm.forward_context import get_forward_context
+
+
+        def conv(x: torch.Tensor) -> torch.Tensor:
+            is_padding = get_forward_context().is_padding
+            return x if is_padding is None else x.masked_fill(is_padding[:, None], 0)
+        ''', "padded")
+    text = m.model_unit.text
+    assert '    is_padding = getattr(get_forward_context(), "is_padding", None)\n' in text
+    (left,) = [f for f in m.left() if f.rule == "P9"]
+    assert (left.severity, left.line) == ("warning", text.splitlines().index(
+        '    is_padding = getattr(get_forward_context(), "is_padding", None)') + 1)
+    assert "is read as None" in left.message and "CUDA graph" in left.message
+    assert "--enforce-eager" in left.fix
+    # a default with no caveat leaves nothing (nemotron_vl's mm_device_do_normalize)
+    m = migrate_example(tmp_path / "plain", '''\
+        def normalize(self):
+            return self.model_config.get_multimodal_config().mm_device_do_normalize
+        ''', "plain")
+    assert "mm_device_do_normalize\", False)" in m.model_unit.text and not [f for f in m.left() if f.rule == "P9"]

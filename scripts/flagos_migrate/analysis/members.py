@@ -23,6 +23,7 @@ from flagos_migrate.catalog.tables import (
     INSTANCE_GETTERS,
     LOADER_CHILDREN,
     MARK_CONTEXT_MANAGERS,
+    UNSET_CAVEATS,
     UNSET_DEFAULTS,
     UNSET_IMPORTS,
     UNSET_RETURNS,
@@ -180,6 +181,8 @@ def check_config_attributes(m: ModuleFacts) -> None:
             fix = f"use `{kind}.{rename}`"
         elif unset:
             data["default"] = unset[0]
+            if (sym.name, node.attr) in UNSET_CAVEATS:
+                data["caveat"] = list(UNSET_CAVEATS[(sym.name, node.attr)])
             obj = dotted(base) or kind
             fix = f"read it as getattr({obj}, {node.attr!r}, {unset[0].replace('{obj}', obj)}): {unset[1]}"
         else:
@@ -313,6 +316,8 @@ def check_class_members(m: ModuleFacts) -> None:
               data={"class": sym.qualname, "config_class": sym.qualname, "attr": attr, "via": via,
                     "import_time": import_time, **({"backport": bp.module} if bp else {}),
                     **({"default": unset[0]} if unset else {}),
+                    **({"caveat": list(UNSET_CAVEATS[(sym.name, attr)])}
+                       if unset and (sym.name, attr) in UNSET_CAVEATS else {}),
                     **({"default_import": list(UNSET_IMPORTS[(sym.name, attr)])}
                        if unset and (sym.name, attr) in UNSET_IMPORTS else {})})
 

@@ -89,6 +89,10 @@ UNSET_IMPORTS: dict[tuple[str, str], tuple[str, str]] = {
     (e["class"], e["attr"]): tuple(e["import"]) for e in _table("P9", "unset_defaults") if e.get("import")}
 UNSET_RETURNS: dict[tuple[str, str], str] = {
     (e["class"], e["attr"]): e["returns"] for e in _table("P9", "unset_defaults") if e.get("returns")}
+# (class, attribute) -> (the serving condition under which the default is not upstream's value, what meets it):
+# the fix keeps a warning
+UNSET_CAVEATS: dict[tuple[str, str], tuple[str, str]] = {
+    (e["class"], e["attr"]): (e["caveat"], e["caveat_fix"]) for e in _table("P9", "unset_defaults") if e.get("caveat")}
 ATTR_RENAMES: dict[str, tuple[str, str, dict[tuple[str, str], bool]]] = {
     e["attr"]: (e["config"], e["to"], {(c["op"], c["value"]): bool(c["negate"]) for c in e["compare"]})
     for e in _table("P9", "attr_renames")}

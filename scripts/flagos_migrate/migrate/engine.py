@@ -571,10 +571,13 @@ class Migration(Vendoring, Tf5Vendoring):
         text = unit.upstream_text
         unit.before = analyze_source(text, ctx)
         findings = unit.before
+        caveats: dict[str, Finding] = {}  # P9 defaults that are upstream's value only under a serving condition
         for _ in range(MAX_PASSES):
             edits = self.derive(unit, text, findings, depth)
             if not edits:
                 break
+            caveats.update((f.data["attr"], f) for f in findings if f.rule == "P9" and f.data.get("caveat")
+                           and (f.line, f.data["attr"]) in edits.attr_defaults)
             new = apply_edits(text, edits)
             unit.rules |= edits.rules()
             if new == text:
@@ -590,7 +593,7 @@ class Migration(Vendoring, Tf5Vendoring):
             text = new
             findings = analyze_source(text, AnalysisContext(self.ctx_apis(), unit.module, unit.relpath, unit.origin))
         unit.text = text
-        unit.after = findings
+        unit.after = findings + [_caveat_finding(f, text) for f in caveats.values()]
 
     def derive(self, unit: Unit, text: str, findings: list[Finding], depth: int) -> Edits:
         """The edits this pass makes: each finding's own proposal (next to its check in ``analysis``),
@@ -889,3 +892,19 @@ def new_packages(plugin: PluginTree, modules: list[str]) -> list[str]:
 
 
 __all__ = ["COMPAT_PKG", "Migration", "Unit", "new_packages"]
+
+
+
+def _caveat_finding(f: Finding, text: str) -> Finding:
+    """The warning a P9 default with a caveat keeps: the read is upstream's value only under a serving condition
+    (on the line of the rewritten read when the file names the attribute once as a string)."""
+    condition, remedy = f.data["caveat"]
+    quoted = (f'"{f.data["attr"]}"', f"'{f.data['attr']}'")
+    lines = [i for i, ln in enumerate(text.splitlines(), 1) if any(q in ln for q in quoted)]
+    cls = f.data.get("class") or f.data.get("config_class") or ""
+    return Finding("P9", f.file, lines[0] if len(lines) == 1 else f.line, f.col, severity="warning",
+                   message=(f"`{f.data['attr']}` is read as {f.data['default']} (the pinned {cls.rsplit('.', 1)[-1]} "
+                            f"has no such field), which is upstream's value except where the pinned vLLM serves it "
+                            f"otherwise: {condition}"),
+                   fix=remedy, data={"attr": f.data["attr"], "caveat": True})
+
