@@ -38,7 +38,8 @@ def test_the_tokenizer_class_is_the_one_a_released_checkpoint_of_the_family_decl
     Qwen2Tokenizer(Fast)); the generic class made DeepSeek-OCR's image path raise and ColQwen3's fall back."""
     for model_type, cls in (("deepseek_ocr", "LlamaTokenizerFast"), ("deepseek_ocr2", "LlamaTokenizerFast"),
                             ("deepseek_vl_v2", "LlamaTokenizerFast"), ("colqwen3", "Qwen2TokenizerFast"),
-                            ("isaac", "PreTrainedTokenizerFast")):
+                            ("isaac", "Qwen2TokenizerFast"), ("internvl_chat", "Qwen2TokenizerFast"),
+                            ("Ovis2_5", "Qwen2TokenizerFast"), ("NemotronH_Nano_VL_V2", "PreTrainedTokenizerFast")):
         rt.write(str(tmp_path), model_type, 512)
         cfg = json.loads((tmp_path / rt.TOKENIZER_CONFIG_FILE).read_text(encoding="utf-8"))
         assert cfg["tokenizer_class"] == cls, model_type
@@ -57,7 +58,7 @@ print(json.dumps([type(t).__name__, t(sys.argv[2]).input_ids]))
 """
 
 
-@pytest.mark.parametrize("model_type", ["deepseek_ocr", "colqwen3"])
+@pytest.mark.parametrize("model_type", ["deepseek_ocr", "colqwen3", "isaac", "internvl_chat", "Ovis2_5"])
 def test_transformers_4_57_and_5_read_the_named_class_to_the_same_ids(tmp_path, model_type):
     """transformers 5 rebuilds LlamaTokenizer / Qwen2Tokenizer's own BPE from the file's vocabulary: without the words
     as added tokens it dropped every w<N> ("w5 w7 <image> w9" -> [504]) where 4.57 gave [5, 7, 504, 9]."""

@@ -31,18 +31,20 @@ TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 _DEEPSEEK = {"tokenizer_class": "LlamaTokenizerFast", "bos": "<｜begin▁of▁sentence｜>", "eos": "<｜end▁of▁sentence｜>", "pad": "<｜▁pad▁｜>",
              "image": "<image>",
              "extra": ("<|ref|>", "<|/ref|>", "<|det|>", "<|/det|>", "<|grounding|>", "<|User|>", "<|Assistant|>")}
-# Isaac (Qwen3's tokenizer): the config's vision_token and the pad token each image becomes
-_ISAAC = {"eos": "<|im_end|>", "pad": "<|endoftext|>", "image": "<image>",
+# Isaac (Qwen3's tokenizer, declared Qwen2Tokenizer as every Qwen2/2.5/3 checkpoint): the config's vision_token and
+# the pad token each image becomes
+_ISAAC = {"tokenizer_class": "Qwen2TokenizerFast", "eos": "<|im_end|>", "pad": "<|endoftext|>", "image": "<image>",
           "extra": ("<|image_pad|>", "<|im_start|>")}
 
 # InternVL2.5/3 (a Qwen2.5 tokenizer plus InternVL's tokens): upstream's InternVLProcessingInfo reads the vocabulary
 # while the ModelConfig is built (ctx_video_token: "<|video_pad|>" for a Qwen2 language model, in every Qwen2.5
 # tokenizer) and its processor expands the prompt's "<image>" into <img> <IMG_CONTEXT>... </img>
-_INTERNVL = {"eos": "<|im_end|>", "pad": "<|endoftext|>", "image": "<image>",
+_INTERNVL = {"tokenizer_class": "Qwen2TokenizerFast", "eos": "<|im_end|>", "pad": "<|endoftext|>", "image": "<image>",
              "extra": ("<IMG_CONTEXT>", "<img>", "</img>", "<|video_pad|>", "<|im_start|>")}
 
 # Nemotron Nano VL v2 / Nemotron 3 Omni (nano_nemotron_vl.py): the model encodes IMG_START / IMG_END / IMG_CONTEXT
-# while built (upstream's processors/nano_nemotron_vl.py: "<img>", "</img>", "<image>"); the audio tokens beside them
+# while built (upstream's processors/nano_nemotron_vl.py: "<img>", "</img>", "<image>"); the audio tokens beside them.
+# No class: a Nemotron-H checkpoint ships tokenizer.json alone, declared PreTrainedTokenizerFast (the default here)
 _NEMOTRON_VL = {"bos": "<s>", "eos": "</s>", "pad": "<unk>", "image": "<image>",
                 "extra": ("<img>", "</img>", "<video>", "<so_start>", "<so_end>", "<so_embedding>")}
 
@@ -53,7 +55,7 @@ _QWEN3_VL = {"tokenizer_class": "Qwen2TokenizerFast", "eos": "<|im_end|>", "pad"
 
 # Ovis2.5 / 2.6 (a Qwen3 tokenizer): upstream's Ovis2_5ProcessingInfo builds Ovis2_5Processor in __init__, which
 # adds its visual tokens to the tokenizer unless present (here they are, inside the tiny vocabulary)
-_OVIS = {"eos": "<|im_end|>", "pad": "<|endoftext|>",
+_OVIS = {"tokenizer_class": "Qwen2TokenizerFast", "eos": "<|im_end|>", "pad": "<|endoftext|>",
          "extra": ("<image>", "<video>", "<ovis_visual_atom>", "<ovis_image_start>", "<ovis_image_end>",
                    "<ovis_video_start>", "<ovis_video_end>", "<|image_pad|>", "<|im_start|>")}
 
