@@ -542,9 +542,10 @@ def run_reference(req, spec):
     if pinned.shape != logits.shape:
         res["error"] = f"logit shapes differ: pinned {tuple(pinned.shape)}, reference {tuple(logits.shape)}"
         return res
-    res["max_abs_logit_diff"] = _runtime_logits.max_abs_diff(pinned, logits)
+    res["max_abs_logit_diff"] = res["text_logit_diff"] = _runtime_logits.max_abs_diff(pinned, logits)
     if image_diff is not None:  # the prefill with the image counts as much as the text one
         res["notes"].append(f"with one image: max |Δlogit| {image_diff:.3g}")
+        res["image_logit_diff"] = image_diff
         res["max_abs_logit_diff"] = max(res["max_abs_logit_diff"], image_diff)
     if pooler_diffs:  # reported apart from the hidden states' diff; match holds both to the tolerance
         res["pooler_diffs"] = pooler_diffs

@@ -34,6 +34,7 @@ from typing import Callable
 
 from flagos_migrate.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, UsageError
 from flagos_migrate.verify import import_probe, left_findings
+from flagos_migrate.verify.reference_divergences import numerical_divergence
 from flagos_migrate.verify.worker_io import StderrTail, json_events
 
 WORKER = Path(__file__).resolve().parent / "_runtime_worker.py"
@@ -274,9 +275,19 @@ def shape_architecture(spec: dict, pinned: dict | None, reference: dict | None, 
             levels["match"] = level("pass", f"max |Δlogit| {max_diff:.3g}{pooled_text} <= {tolerance:g} ({ref_name})")
         else:
             reason = f"max |Δlogit| {max_diff:.3g}{pooled_text}, tolerance {tolerance:g} ({ref_name})"
+            # a failure proven to be rounding (reference_divergences): still a failure, named with its evidence
+            # instead of a rule guessed from the findings left
+            known = None if pooled is not None and float(pooled) > tolerance else numerical_divergence(
+                spec["architecture"], ref_name, reference.get("text_logit_diff"), reference.get("image_logit_diff"),
+                tolerance)
+            if known:
+                reason += f"; a known numerical divergence in the {known['prefill']} prefill (within its bound " \
+                          f"{known['bound']:g}), not a rule: see known_divergence"
             levels["match"] = level("fail", reason)
             first_error = first_error or {"level": "match", "message": reason, "traceback_tail": "",
                                           "likely_rule": None}
+            if known and first_error["level"] == "match":
+                first_error["known_divergence"] = known
     return {
         "architecture": spec["architecture"],
         "module": spec["module"],
@@ -308,6 +319,9 @@ def with_left_findings(arch: dict, raw: dict | None, left: list[dict], unchanged
     (frames). Mutates and returns ``arch``."""
     err = arch.get("first_error")
     if not err or not left:
+        return arch
+    if err.get("known_divergence"):  # proven rounding: no finding left is behind it
+        err["rules_left"] = left_findings.rules_left(left)
         return arch
     error = raw if raw and raw.get("level") == err.get("level") else err  # the match level's has no traceback
     got = left_findings.explain(err.get("level") or "", error, left, unchanged, chosen,
@@ -373,6 +387,9 @@ def _likely_text(err: dict) -> str:
     """``  (likely P12: <why>, finding P12 at file:line)``; a guess from the message alone says so when
     findings are left, with their rules."""
     left = err.get("rules_left")
+    known = err.get("known_divergence")
+    if known:
+        return f"  (known numerical divergence, no rule: {known['why']}; evidence: {'; '.join(known['evidence'])})"
     if err.get("likely_finding"):
         return f"  (likely {err['likely_rule']}: {err.get('likely_why')}, finding {err['likely_finding']})"
     if err.get("likely_rule") and left:
