@@ -603,3 +603,88 @@ def test_the_pinned_radio_tower_takes_reg_tokens_and_upstreams_a_cls_token_per_t
     assert "from vllm.model_executor.models.radio import RadioModel" in model
     assert "from vllm.transformers_utils.configs.radio import RadioConfig" in model
     assert "**hf_config_vision.args," in model and "return RadioModel(config=radio_config)" in model
+
+
+# -- P43 rope_patch: a config the model file builds itself -------------------------------------------------------
+
+BUILT = """\
+from torch import nn
+from transformers import Qwen3Config, SiglipVisionConfig
+from transformers.models.qwen2.modeling_qwen2 import Qwen2Model
+
+
+class DemoConfig:
+    def __init__(self, language_config=None):
+        self.language_config = Qwen3Config(**(language_config or {}))
+
+
+class Demo(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        local = Qwen3Config(hidden_size=64, rope_theta=config.rope_theta)
+        self.local = Qwen2Model(local)
+        vision = SiglipVisionConfig(**config.vision_config)
+        patched = Qwen3Config.from_dict(config.text_config)
+        patched.rope_parameters = {"rope_type": "default", "rope_theta": config.rope_theta}
+        self.text = build(patched)
+        loose = Qwen3Config.from_dict(config.text_config)
+        self.other = build(loose, vision)
+"""
+
+
+def _built_findings(text: str, module: str = "demo"):
+    from analysis_helpers import analyze, only
+
+    return [f for f in only(analyze(text, module=f"vllm_fl.models.{module}",
+                                    origin=f"vllm.model_executor.models.{module}"), "P43")
+            if "builds a transformers" in f.message]
+
+
+def test_a_rope_config_the_model_file_builds_is_reported_where_the_pinned_get_config_never_patches_it():
+    """moss_audio's MossAudioConfig built its language model's Qwen3Config itself: on 4.57.6 it had rope_theta and no
+    rope_parameters, the pinned get_config never saw it, and the pinned Qwen3 layer took RoPE base 1e6 (its own P43
+    entry fixed that model). Now any such construction is reported: on an attribute (used where the file does not
+    say) and on a name handed to vLLM code; not when handed to a transformers class only (that version's own
+    modeling: mimo_audio's Qwen2Model), not when the file sets its rope_parameters (cosmos3_edge), not for a class
+    without RoPE fields (SiglipVisionConfig)."""
+    found = _built_findings(BUILT)
+    assert [(f.line, f.severity) for f in found] == [(8, "warning"), (20, "warning")]
+    f = found[0]
+    assert f.message.startswith("`Qwen3Config(...)` builds a transformers 4.57.6 config "
+                                "(transformers.models.qwen3.configuration_qwen3.Qwen3Config) in the model file: it keeps "
+                                "rope_theta / rope_scaling and has no rope_parameters")
+    assert "patch_rope_parameters, vllm/transformers_utils/config.py:306" in f.message
+    assert found[1].message.startswith("`Qwen3Config.from_dict(...)` builds")
+    assert f.fix.startswith("call patch_rope_parameters(<this config>)")
+    # the module whose answered_by_statement entry patches the config it builds is answered there
+    assert _built_findings(BUILT, "moss_audio") == []
+    # a config module's class is what get_config loads (and patches, its text config too): not a model file
+    from analysis_helpers import analyze
+    assert [f for f in analyze(BUILT, module="vllm_fl.configs.demo") if "builds a transformers" in f.message] == []
+
+
+@BOTH
+def test_the_rope_patch_table_names_the_pinned_get_configs_own_patch():
+    from flagos_migrate.catalog.tables import ROPE_PATCH
+
+    where = ROPE_PATCH["0.13.0"]["where"]
+    lines = (_pinned_root() / "vllm/transformers_utils/config.py").read_text().splitlines()
+    assert where.startswith("vllm/transformers_utils/config.py:306")
+    assert lines[305].startswith("def patch_rope_parameters(")
+    for at in (708, 709, 714):
+        assert "patch_rope_parameters(" in lines[at - 1], at
+    get_config = next(i for i, ln in enumerate(lines) if ln.startswith("def get_config("))
+    assert get_config < 707 < next(i for i, ln in enumerate(lines) if i > get_config and ln.startswith("def "))
+
+
+@pytest.mark.skipif(not UPSTREAM_SRC.is_dir(), reason="needs upstream vLLM 0.33.0 source (MMF_UPSTREAM_SRC)")
+def test_the_upstream_corpus_has_no_rope_config_built_in_a_file_that_no_finding_covers():
+    """Every upstream model file: the one construction of a RoPE config that reaches vLLM code is moss_audio's
+    Qwen3Config (line 283), answered by its own P43 entry (found when the file is not moss_audio); mimo_audio's
+    Qwen2Config goes to transformers' Qwen2Model; cosmos3_edge's NemotronHConfig is transformers 5's (the plugin's
+    config bridge on the pinned stack, which keeps rope_parameters) and the file sets rope_parameters itself."""
+    models = UPSTREAM_SRC / "vllm/model_executor/models"
+    hits = {p.stem: [f.line for f in _built_findings(p.read_text(), p.stem)] for p in sorted(models.glob("*.py"))}
+    assert {k: v for k, v in hits.items() if v} == {}
+    assert [f.line for f in _built_findings((models / "moss_audio.py").read_text(), "moss_audio_copy")] == [283]
+    assert _built_findings((models / "mimo_audio.py").read_text(), "mimo_audio_copy") == []

@@ -61,6 +61,7 @@ CHECKS = (
     framework.check_pooling_inner_load,
     framework.check_rope_layer_types,
     framework.check_counterpart_statements,
+    framework.check_configs_built_in_file,
     framework.check_replaced_config_classes,
     framework.check_legacy_layer_types,
     framework.check_pinned_model_types,

@@ -46,6 +46,7 @@ from flagos_migrate.catalog.tables import (
     POOLING_INNER_LOAD,
     REPLACED_CONFIG_CLASSES,
     ROPE_LAYOUTS,
+    ROPE_PATCH,
 )
 from flagos_migrate.migrate.edits import Edits
 
@@ -313,6 +314,94 @@ def check_counterpart_statements(m: ModuleFacts) -> None:
                   fix="the statement becomes the table's code (the pinned vLLM's own function called first)",
                   data={"source": fix["pinned"], "stmt_line": stmt.lineno,
                         "imports": [tuple(i) for i in fix.get("imports", ())]})
+
+
+# -- P43 (a config the model file builds, which the pinned get_config never patches) ----------------
+
+ROPE_FIELDS = ("rope_theta", "rope_scaling")
+_BUILDERS = ("from_dict", "from_pretrained")
+
+
+def _rope_fields(m: ModuleFacts, call: ast.Call) -> tuple[str, list[str]] | None:
+    """(qualname, RoPE fields) when ``call`` builds a pinned transformers config class (``X(...)``,
+    ``X.from_dict(...)``) that keeps RoPE fields and has no ``rope_parameters``; else None."""
+    func = call.func
+    target = func.value if isinstance(func, ast.Attribute) and func.attr in _BUILDERS else func
+    sym = m.resolve_expr(target)
+    if sym is None or sym.kind != "class" or sym.module.split(".")[0] != "transformers":
+        return None
+    mro, _ = m.apis.mro(sym)
+    names: set[str] = set()
+    for _, rec in mro:
+        names.update(rec.get("attrs") or ())
+        for assigned in (rec.get("sets") or {}).values():
+            names.update(assigned)
+    if not any(q.endswith("PretrainedConfig") for q in [s.qualname for s, _ in mro]) or "rope_parameters" in names:
+        return None
+    fields = [f for f in ROPE_FIELDS if f in names]
+    return (sym.qualname, fields) if fields else None
+
+
+def _to_transformers(m: ModuleFacts, node: ast.AST) -> bool:
+    """``node`` is an argument of a call to a transformers class (``Qwen2Model(cfg)``): that version's own
+    modeling, which reads its own fields."""
+    parent = m.parents.get(node)
+    if isinstance(parent, ast.keyword):
+        parent = m.parents.get(parent)
+    if not isinstance(parent, ast.Call) or parent.func is node:
+        return False
+    sym = m.resolve_expr(parent.func)
+    return sym is not None and sym.kind == "class" and sym.module.split(".")[0] == "transformers"
+
+
+def _stays_unpatched(m: ModuleFacts, call: ast.Call) -> bool:
+    """The built config may reach vLLM code: not only handed to transformers classes, and the file never sets its
+    ``rope_parameters`` itself (cosmos3_edge sets them after building its NemotronHConfig)."""
+    if _to_transformers(m, call):
+        return False
+    parent = m.parents.get(call)
+    if not (isinstance(parent, ast.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0], ast.Name)):
+        return True  # an attribute, a return value, a container: used where this file does not say
+    name = parent.targets[0].id
+    scope = m.enclosing(call, (ast.FunctionDef, ast.AsyncFunctionDef)) or m.tree
+    uses = [n for n in m.subtree(scope) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)]
+    for use in uses:
+        up = m.parents.get(use)
+        if isinstance(up, ast.Attribute) and up.attr == "rope_parameters" and isinstance(up.ctx, ast.Store):
+            return False
+    return any(not _to_transformers(m, use) for use in uses)
+
+
+def check_configs_built_in_file(m: ModuleFacts) -> None:
+    """P43 ``rope_patch``: a config of a pinned transformers class with RoPE fields and no ``rope_parameters``, built
+    by the model file itself, which the pinned get_config (the one place that gives loaded configs
+    ``rope_parameters``) never sees."""
+    patch = ROPE_PATCH.get(m.apis.version)
+    # model files only: a config module's class is what get_config loads, and it patches its text config too
+    if not patch or m.apis.transformers is None or ".models." not in f".{m.ctx.origin_module or m.ctx.module}.":
+        return
+    # a module whose answered_by_statement entry calls the patch on the config it builds (moss_audio) is answered there
+    if any((e.get("answered_by_statement") or {}).get("module") == _stem(m)
+           for e in PINNED_COUNTERPARTS.get(m.apis.version, {}).values()):
+        return
+    for call in m.of_type(ast.Call):
+        found = _rope_fields(m, call)
+        if found is None or not _stays_unpatched(m, call):
+            continue
+        qualname, fields = found
+        tf = m.apis.transformers.version
+        m.add("P43", call,
+              f"`{ast.unparse(call.func)}(...)` builds a transformers {tf} config ({qualname}) in the model file: it keeps "
+              f"{' / '.join(fields)} and has no rope_parameters, and the pinned vLLM {m.apis.version}'s get_config, "
+              f"which gives the configs it loads rope_parameters ({patch['function']}, {patch['where']}), never sees "
+              "it; transformers 5's class holds them in rope_parameters. A pinned layer that reads "
+              "config.rope_parameters then raises AttributeError, and one that takes set_default_rope_theta's default "
+              "rotates with that base whatever config.json says (moss_audio's language model: 1e6)",
+              severity="warning",
+              fix=f"call {patch['function']}(<this config>) (vllm.transformers_utils.config) on it before a model is "
+                  "built from it, as the pinned get_config does (a P43 answered_by_statement entry makes apply write "
+                  "it), or report the difference",
+              data={"class": qualname, "fields": fields})
 
 
 # -- P29 -------------------------------------------------------------------------------------------

@@ -225,6 +225,8 @@ FRAMEWORK_FLAGS: tuple[str, ...] = tuple(_table("P24", "framework_flags"))
 # "what": what it does otherwise than upstream's, "severity", "answered_by": an architecture whose registration answers it,
 # "answered_by_module": an upstream model module whose plugin copy, imported by the file in place of the pinned one, answers it}
 PINNED_COUNTERPARTS: dict[str, dict[str, dict]] = _table("P43", "counterparts")
+# P43: pinned vLLM version -> {"function", "where"}: the get_config patch that gives loaded configs rope_parameters
+ROPE_PATCH: dict[str, dict[str, str]] = _table("P43", "rope_patch")
 
 # P12: (pinned parent qualname, attribute) -> upstream's guarded readers of it: {"source", "imports"}
 GUARDED_READERS: dict[tuple[str, str], dict] = {(e["parent"], e["attr"]): e for e in _table("P12", "guarded_readers")}
