@@ -442,6 +442,42 @@ def _source_of(model):
     return None
 
 
+# Modules a draft takes from the target, the flag False on its class: both vLLMs' proposers replace them with the
+# target's (0.13.0 v1/spec_decode/eagle.py load_model, 0.33.0 llm_base_proposer.py _maybe_share_embeddings and
+# _maybe_share_lm_head). With the class each is built with, (vocab_size, hidden_size), as a target builds it.
+TARGET_LENT = (("has_own_embed_tokens", "model.embed_tokens"), ("has_own_lm_head", "lm_head"))
+TARGET_LENT_CLASSES = {"model.embed_tokens": "VocabParallelEmbedding", "lm_head": "ParallelLMHead"}
+
+
+def _attach_target_modules(model, vc, notes=None):
+    """A draft built with a :data:`TARGET_LENT` module left ``None`` for the target to fill (NemotronH's MTP:
+    ``embed_tokens`` and ``lm_head`` "must be shared from target model") gets one built as the target builds it,
+    as its proposer assigns the target's; its tensors then travel beside the checkpoint like any lent module's
+    (``_runtime_load.lent_by_target``), the same on both sides. Returns the paths given."""
+    if getattr(vc, "speculative_config", None) is None:
+        return []
+    from vllm.model_executor.layers import vocab_parallel_embedding as vpe
+
+    given = []
+    for flag, path in TARGET_LENT:
+        owner_path, _, attr = path.rpartition(".")
+        try:
+            owner = model.get_submodule(owner_path) if owner_path else model
+        except AttributeError:
+            continue
+        if getattr(model, flag, None) is not False or not hasattr(owner, attr) or getattr(owner, attr) is not None:
+            continue
+        cfg = vc.speculative_config.draft_model_config.hf_config.get_text_config()
+        setattr(owner, attr, getattr(vpe, TARGET_LENT_CLASSES[path])(cfg.vocab_size, cfg.hidden_size))
+        given.append(path)
+    note = (f"draft: built {', '.join(given)} as None for its proposer to share the target's ("
+            + ", ".join(f"{f} False" for f, p in TARGET_LENT if p in given) + "): given one built as the "
+            "target builds it, its tensors drawn beside the checkpoint, the same on both sides")
+    if given and notes is not None and note not in notes:
+        notes.append(note)
+    return given
+
+
 def _construct(cls, vc, notes=None):
     import torch
     from vllm.config import set_current_vllm_config
@@ -451,6 +487,7 @@ def _construct(cls, vc, notes=None):
     try:
         with set_current_vllm_config(vc), torch.device("cpu"), _missing_c_ops_as_gpu_only() as ops:
             model = cls(vllm_config=vc, prefix="")
+            _attach_target_modules(model, vc, notes)
     finally:
         torch.set_default_dtype(old)
     if ops.names and notes is not None:

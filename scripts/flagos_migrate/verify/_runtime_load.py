@@ -11,7 +11,7 @@ import re
 
 import runtime_mm
 from _runtime_config import _text_config
-from _runtime_env import LevelError, _construct, _vllm_config, unset_attribute
+from _runtime_env import TARGET_LENT, LevelError, _construct, _vllm_config, unset_attribute
 from checkpoint_layouts import (
     LAYOUTS,
     UNSET_BY_UPSTREAM,
@@ -383,8 +383,8 @@ def target_shared(model, vc, ckpt):
 # vLLMs' proposers read to replace the module with the target's (0.13.0 v1/spec_decode/eagle.py load_model, 0.33.0
 # llm_base_proposer.py _maybe_share_embeddings: ``if not self.model.has_own_embed_tokens: share``). A draft's loader
 # sets the flag True on any checkpoint name holding "embed_tokens" (utils.process_eagle_weight), so a checkpoint
-# of such a draft holds none: the target's tensor travels beside it (``Checkpoint.lent``).
-TARGET_LENT = (("has_own_embed_tokens", "model.embed_tokens"), ("has_own_lm_head", "lm_head"))
+# of such a draft holds none: the target's tensor travels beside it (``Checkpoint.lent``). The table itself is
+# _runtime_env.TARGET_LENT (a draft that builds such a module as None gets one there, at construction).
 LENT_FILE = "target_lent.safetensors"
 LENT_ENTRY = {"id": "target-lent", "evidence": "the draft's own loader writes none of its " + ", ".join(
     p for _, p in TARGET_LENT) + " and it declares it has none of its own (" + ", ".join(

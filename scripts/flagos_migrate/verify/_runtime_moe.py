@@ -11,12 +11,28 @@ experts do (``cpu_fused_moe.CPUFusedMOE``: ``F.linear`` per expert). Routing sta
 """
 
 GATED = {"silu": "silu", "gelu": "gelu", "gelu_tanh": "gelu_tanh", "swigluoai": "swigluoai"}
+# Non-gated experts (Nemotron-H's relu2): w13 holds the up projection alone and the activation takes it whole.
+# Both vLLMs define them so: the pinned GPU path (0.13.0 fused_moe.py:1980-1985: F.silu, F.gelu,
+# square(relu)) and upstream's apply_moe_activation (0.33.0 activation.py:396-403, which adds gelu_tanh).
+# Neither runs them off a GPU: the pinned FusedMoE refuses them at construction (layer.py:617) and its CPU
+# experts have no such activation (cpu_fused_moe.py:215); upstream's FusedMoEConfig refuses them
+# (config.py:1410) and no CPU experts class supports them (cpu_moe.py:227). So the harness computes them in
+# torch on both sides, named in the forward's notes (NOT_GATED_NOTE).
+NOT_GATED = ("silu_no_mul", "gelu_no_mul", "gelu_tanh_no_mul", "relu2_no_mul")
+NOT_GATED_NOTE = ("non-gated fused-MoE experts ({}): a per-expert torch loop of what both vLLMs' GPU paths compute "
+                  "(neither runs them off a GPU: 0.13.0 layer.py:617, 0.33.0 fused_moe/config.py:1410)")
 
 
 def _act(name, x):
     import torch
     import torch.nn.functional as F
 
+    if name in NOT_GATED:
+        if name == "relu2_no_mul":
+            return torch.square(F.relu(x))
+        if name == "silu_no_mul":
+            return F.silu(x)
+        return F.gelu(x, approximate="tanh" if name == "gelu_tanh_no_mul" else "none")
     if name == "swigluoai":  # upstream's SwigluOAIAndMul.forward_native (alpha 1.702, limit 7, the fused
         # kernel's defaults): gate and up interleaved, as gpt-oss's load_weights lays w13 out
         gate, up = x[..., ::2].clamp(max=7.0), x[..., 1::2].clamp(min=-7.0, max=7.0)
@@ -36,8 +52,13 @@ def experts_reference(output, hidden_states, w1, w2, topk_weights, topk_ids, act
     import torch.nn.functional as F
 
     name = str(getattr(activation, "value", activation)).lower()
-    if name not in GATED:
-        raise NotImplementedError(f"the reference MoE experts compute {sorted(GATED)} only, not {name!r}")
+    if name not in GATED and name not in NOT_GATED:
+        raise NotImplementedError(f"the reference MoE experts compute {sorted(GATED) + list(NOT_GATED)} only, "
+                                  f"not {name!r}")
+    if name in NOT_GATED:
+        import _runtime_moe_ops
+
+        _runtime_moe_ops.CALLED.add(NOT_GATED_NOTE.format(name))
     ids = topk_ids.long()
     if expert_map is not None:
         ids = expert_map[ids].long()
@@ -59,8 +80,28 @@ def install():
     in both, the compiled fused-MoE ops a model calls itself (``_runtime_moe_ops``)."""
     import _runtime_moe_ops
 
-    return (_upstream_experts() + _pinned_weight_on_input() + _pinned_biased_routing_as_on_gpu()
-            + _runtime_moe_ops.install())
+    return (_upstream_experts() + _upstream_non_gated() + _pinned_weight_on_input() + _pinned_non_gated()
+            + _pinned_biased_routing_as_on_gpu() + _runtime_moe_ops.install())
+
+
+def non_gated_reference(x, topk_weights, topk_ids, gate_up, down, name):
+    """What the pinned vLLM's GPU experts compute for a non-gated activation (``fused_experts_impl``: the
+    first GEMM, the activation alone on it (fused_moe.py:1980-1985), the second GEMM scaled by the router
+    weight, ``moe_sum``): per token, sum over its routed experts of weight * down(act(up(x))). ``gate_up[e]`` /
+    ``down[e]`` are the pinned layer's own per-expert linears (``CPUFusedMOE``); pure torch."""
+    import _runtime_moe_ops
+    import torch
+
+    _runtime_moe_ops.CALLED.add(NOT_GATED_NOTE.format(name))
+    ids = topk_ids.long()
+    acc = None
+    for e in torch.unique(ids).tolist():
+        tok, slot = (ids == e).nonzero(as_tuple=True)
+        out = down[e](_act(name, gate_up[e](x[tok]))).float() * topk_weights[tok, slot].unsqueeze(-1).float()
+        if acc is None:
+            acc = torch.zeros(x.shape[0], out.shape[-1], dtype=torch.float32)
+        acc.index_add_(0, tok, out)
+    return acc.to(x.dtype)
 
 
 def weight_on_input_reference(x, topk_weights, topk_ids, gate_up, down, act):
@@ -106,8 +147,11 @@ def _pinned_weight_on_input():
         bound = sig.bind(self, *args, **kwargs)
         bound.apply_defaults()
         a = bound.arguments
-        if not a["apply_router_weight_on_input"]:
+        non_gated = str(a["activation"]) in NOT_GATED
+        if not a["apply_router_weight_on_input"] and not non_gated:
             return own(self, *args, **kwargs)
+        if non_gated and a["apply_router_weight_on_input"]:
+            raise NotImplementedError("non-gated experts with router weights on the input: no reference")
         x = a["x"]
         topk_weights, topk_ids = cpu_fused_moe.select_experts(
             hidden_states=x, router_logits=a["router_logits"], top_k=a["top_k"],
@@ -116,12 +160,116 @@ def _pinned_weight_on_input():
             scoring_func=a["scoring_func"], routed_scaling_factor=a["routed_scaling_factor"],
             e_score_correction_bias=a["e_score_correction_bias"])
         layer = a["layer"]
+        if non_gated:
+            return non_gated_reference(x, topk_weights, topk_ids, layer.gate_up_linear, layer.down_linear,
+                                       str(a["activation"]))
         return weight_on_input_reference(x, topk_weights, topk_ids, layer.gate_up_linear, layer.down_linear,
                                          self.act_to_impl[a["activation"]].forward_native)
 
     __call__._mmf_weight_on_input = True
     cls.__call__ = __call__
     return [cls.__module__ + "." + cls.__qualname__ + ".__call__"]
+
+
+def _pinned_non_gated():
+    """0.13.0's ``FusedMoE.__init__`` refuses non-gated experts off CUDA (layer.py:617, after the quantization
+    method is chosen and before any weight exists); its CUDA path serves them (``fused_experts_impl``). For an
+    unquantized layer off CUDA the layer is built gated, then given the non-gated weights of its own method's
+    ``create_weights`` with the flag its loader reads cleared: the state the constructor builds with the flag
+    on a GPU (nothing else in it reads the flag, layer.py:320-650). Its CPU experts then run
+    :func:`non_gated_reference` (``_pinned_weight_on_input``). Every other layer runs the pinned code as it is."""
+    try:
+        from vllm.model_executor.layers.fused_moe import layer as moe_layer
+        from vllm.model_executor.layers.fused_moe.unquantized_fused_moe_method import (
+            UnquantizedFusedMoEMethod,
+        )
+    except Exception:
+        return []
+    cls = getattr(moe_layer, "FusedMoE", None)  # upstream's layer module has none (its experts are built otherwise)
+    if cls is None or getattr(cls.__init__, "_mmf_non_gated", False):
+        return []
+    own = cls.__init__
+    import inspect
+
+    sig = inspect.signature(own)
+    if "is_act_and_mul" not in sig.parameters:
+        return []
+
+    def __init__(self, *args, **kwargs):
+        a = sig.bind(self, *args, **kwargs)
+        a.apply_defaults()
+        if a.arguments["is_act_and_mul"] or moe_layer.current_platform.is_cuda():
+            return own(self, *args, **kwargs)
+        a.arguments["is_act_and_mul"] = True
+        own(*a.args, **a.kwargs)
+        if not isinstance(self.quant_method, UnquantizedFusedMoEMethod):
+            raise NotImplementedError("is_act_and_mul=False is supported only for CUDA for now (layer.py:617; "
+                                      "the harness computes unquantized non-gated experts only)")
+        experts, _, hidden = self.w13_weight.shape
+        self.moe_config.is_act_and_mul = False  # the object the method's create_weights and the loader read
+        self.quant_method.create_weights(
+            layer=self, num_experts=experts, hidden_size=hidden,
+            intermediate_size_per_partition=self.intermediate_size_per_partition,
+            params_dtype=self.w13_weight.dtype, weight_loader=self.weight_loader,
+            global_num_experts=self.global_num_experts)
+
+    __init__._mmf_non_gated = True
+    cls.__init__ = __init__
+    return [cls.__module__ + "." + cls.__qualname__ + ".__init__"]
+
+
+def _upstream_non_gated():
+    """Upstream's ``FusedMoEConfig.__post_init__`` ends by refusing non-gated experts off CUDA/XPU/ROCm
+    (config.py:1410-1415); the statement is its last, so the refusal caught leaves the config as a GPU
+    builds it (checked on the source: nothing runs after it). Its CPU experts class is then chosen for
+    them, computed by :func:`experts_reference` (``_upstream_experts``), which has the non-gated activations."""
+    try:
+        from vllm.model_executor.layers.fused_moe import config as moe_config
+        from vllm.model_executor.layers.fused_moe.experts import cpu_moe
+    except Exception:
+        return []
+    cls = getattr(moe_config, "FusedMoEConfig", None)
+    experts = getattr(cpu_moe, "CPUUnquantizedExperts", None)
+    if cls is None or experts is None or getattr(cls.__post_init__, "_mmf_non_gated", False):
+        return []
+    if not _refusal_is_last(cls.__post_init__):
+        return []
+    own = cls.__post_init__
+
+    def __post_init__(self):
+        try:
+            own(self)
+        except NotImplementedError as exc:
+            if self.is_act_and_mul or not str(exc).startswith("is_act_and_mul=False is supported only"):
+                raise
+
+    __post_init__._mmf_non_gated = True
+    cls.__post_init__ = __post_init__
+    supported = experts._supports_activation
+
+    experts._supports_no_act_and_mul = staticmethod(lambda: True)
+    experts._supports_activation = staticmethod(
+        lambda activation: str(getattr(activation, "value", activation)) in NOT_GATED or supported(activation))
+    return [cls.__module__ + ".FusedMoEConfig.__post_init__", experts.__module__ + ".CPUUnquantizedExperts"
+            "._supports_no_act_and_mul"]
+
+
+def _refusal_is_last(fn):
+    """True when ``fn``'s last statement is ``if <cond>: raise NotImplementedError(...)`` and nothing else:
+    catching that refusal then leaves what the function built untouched."""
+    import ast
+    import inspect
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.FunctionDef) else []
+    last = body[-1] if body else None
+    return (isinstance(last, ast.If) and not last.orelse and len(last.body) == 1
+            and isinstance(last.body[0], ast.Raise) and isinstance(last.body[0].exc, ast.Call)
+            and getattr(last.body[0].exc.func, "id", None) == "NotImplementedError")
 
 
 def _pinned_biased_routing_as_on_gpu():
