@@ -9,6 +9,7 @@ otherwise read under its pinned name (checked against both PoolerConfig sources)
 from __future__ import annotations
 
 import ast
+import copy
 import itertools
 import os
 import sys
@@ -63,42 +64,90 @@ def _classes(text: str) -> dict[str, str]:
     return {n.name: ast.get_source_segment(text, n) for n in tree.body if isinstance(n, ast.ClassDef)}
 
 
-def _load(source: str, name: str, monkeypatch):
-    """``name`` out of ``source`` with stand-ins for the vLLM modules the hooks import (types / the base class)."""
+class _Logs:
+    """A logger stand-in recording what a hook warns (upstream's module logger; the port's init_logger)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def warning(self, msg, *args):
+        self.seen.append(msg % args)
+
+
+def _load(source: str, name: str, monkeypatch, logs: _Logs):
+    """``name`` out of ``source`` (its base classes defined there first) with stand-ins for the vLLM modules the
+    hooks import (types / the base class / the logger)."""
     base = types.ModuleType("vllm.model_executor.models.config")
     base.VerifyAndUpdateConfig = type("VerifyAndUpdateConfig", (), {})
     pooler = types.ModuleType("vllm.config.pooler")
     pooler.SequencePoolingType = str
-    for mod, value in {"vllm.model_executor.models.config": base, "vllm.config.pooler": pooler}.items():
+    logger = types.ModuleType("vllm.logger")
+    logger.init_logger = lambda _name: logs
+    for mod, value in {"vllm.model_executor.models.config": base, "vllm.config.pooler": pooler,
+                       "vllm.logger": logger}.items():
         monkeypatch.setitem(sys.modules, mod, value)
-    ns = {"VerifyAndUpdateConfig": base.VerifyAndUpdateConfig}
-    exec(compile(source, f"<{name}>", "exec"), ns)  # noqa: S102 - the project's own catalog / upstream's source
+    ns = {"VerifyAndUpdateConfig": base.VerifyAndUpdateConfig, "logger": logs}
+    classes, order, todo = _classes(source), [], [name]
+    while todo:  # the class, then the bases ``source`` defines, defined base first
+        cls = todo.pop()
+        order.insert(0, cls)
+        todo += [b.id for b in ast.parse(classes[cls]).body[0].bases if isinstance(b, ast.Name) and b.id in classes]
+    for cls in order:
+        exec(compile(classes[cls], f"<{cls}>", "exec"), ns)  # noqa: S102 - the project's own catalog / upstream's source
     return ns[name]
 
 
-def _effects(run, pooler_field: str, hf: dict, use_activation: bool | None):
+def _effects(run, pooler_field: str, hf: dict, use_activation: bool | None, logs: _Logs, cache_dtype: str = "auto"):
     hf_config = types.SimpleNamespace(**hf)
     # use_activation: unset, or the user's --pooler-config choice (both PoolerConfigs have the field)
     pooler = types.SimpleNamespace(**{pooler_field: None, "use_activation": use_activation})
-    model_config = types.SimpleNamespace(hf_config=hf_config, pooler_config=pooler)
+    text = hf.get("text_config", hf_config)  # hf_text_config: the text config when there is one, as both vLLMs pick
+    model_config = types.SimpleNamespace(hf_config=hf_config, hf_text_config=text, pooler_config=pooler)
+    vllm_config = types.SimpleNamespace(model_config=model_config,
+                                        cache_config=types.SimpleNamespace(mamba_ssm_cache_dtype=cache_dtype))
+    logs.seen.clear()
     try:
-        run(model_config)
+        run(vllm_config)
     except Exception as exc:  # noqa: BLE001 - the refusal is an effect too
         return ("raises", type(exc).__name__)
-    return vars(hf_config), getattr(pooler, pooler_field), pooler.use_activation
+    return (vars(hf_config), vars(text), getattr(pooler, pooler_field), pooler.use_activation,
+            vllm_config.cache_config.mamba_ssm_cache_dtype, list(logs.seen))
+
+
+def _upstream_run(up):
+    """Upstream's order: verify_and_update_model_config while the ModelConfig is built, then the class's
+    verify_and_update_config (its own or inherited) when the VllmConfig is."""
+    def run(vllm_config):
+        up.verify_and_update_model_config(vllm_config.model_config)
+        if hasattr(up, "verify_and_update_config"):
+            up.verify_and_update_config(vllm_config)
+    return run
+
+
+def _decision(**kw):
+    return {"format_version": 1, "pooling": "last", "attention_mode": "causal", "codes": ["A", "B", "C"],
+            "token_ids": [5, 6, 7], **kw}
 
 
 CONFIGS = [{"pooling": p, "num_labels": 7} for p in ("avg", "cls", "last", "mean?", None)] + [
     # LlamaNemotronVL's shapes: the pooling read from the language model's config, the tower's patch size
     {"llm_config": types.SimpleNamespace(pooling=p), "vision_config": types.SimpleNamespace(patch_size=14)}
-    for p in ("cls", "last", "max")] + [{"llm_config": types.SimpleNamespace(), "pooling": None}]
+    for p in ("cls", "last", "max")] + [{"llm_config": types.SimpleNamespace(), "pooling": None}] + [
+    # Decision 3.0's: its decision_config.json (the attention mode, the codes) and Qwen3.5's SSM dtype, on the
+    # config or on a text config apart
+    {"decision_config": d, "text_config": types.SimpleNamespace(**t)}
+    for d in (_decision(), _decision(attention_mode="noncausal_full_attention"), _decision(format_version=2),
+              _decision(pooling="mean"), _decision(attention_mode="sliding"), _decision(token_ids=[5]),
+              _decision(codes=[]), "not a dict")
+    for t in ({"mamba_ssm_dtype": "float32"}, {})] + [
+    {"decision_config": _decision(), "mamba_ssm_dtype": "float16"}, {"pooling": "last"}]
 
 
 @needs_sources
 def test_each_port_does_on_the_pinned_config_what_upstreams_hook_does(monkeypatch):
     upstream = (UPSTREAM_SRC / CONFIG_PY).read_text()
     pinned = (next(PINNED_VENV.glob("lib/python3*/site-packages")) / CONFIG_PY).read_text()
-    up_classes, ports = _classes(upstream), _classes(ported_hooks_text())
+    ports = _classes(ported_hooks_text())
     differs = {d["hook"] for d in PINNED_HOOK_DIFFERS.values()}
     assert PORTED_HOOKS
     for hook in PORTED_HOOKS:
@@ -106,14 +155,16 @@ def test_each_port_does_on_the_pinned_config_what_upstreams_hook_does(monkeypatc
         # (pinned_hook_differs) one the port replaces
         assert hook in set(CONFIG_HOOKS.values()) | differs and runs_on_model_config(upstream, hook)
         assert (f"class {hook}(" in pinned) == (hook in differs)
-        up = _load(up_classes[hook], hook, monkeypatch)
-        port = _load(ports[hook], hook, monkeypatch)
+        logs = _Logs()
+        up = _load(upstream, hook, monkeypatch, logs)
+        port = _load(ports[hook], hook, monkeypatch, logs)
         seen = set()
-        for hf, use_activation in itertools.product(CONFIGS, (None, True)):
-            want = _effects(up.verify_and_update_model_config, "seq_pooling_type", hf, use_activation)
-            got = _effects(lambda mc, port=port: port.verify_and_update_config(types.SimpleNamespace(model_config=mc)),
-                           RENAMED["seq_pooling_type"], hf, use_activation)
-            assert got == want, (hook, hf, use_activation)
+        for hf, use_activation, cache_dtype in itertools.product(CONFIGS, (None, True), ("auto", "float16")):
+            want = _effects(_upstream_run(up), "seq_pooling_type", copy.deepcopy(hf), use_activation, logs,
+                            cache_dtype)  # a copy each: a hook writes into the text config
+            got = _effects(port.verify_and_update_config, RENAMED["seq_pooling_type"], copy.deepcopy(hf),
+                           use_activation, logs, cache_dtype)
+            assert got == want, (hook, hf, use_activation, cache_dtype)
             seen.add(repr(want))
         assert len(seen) > 1 or hook.startswith("Voyage")  # the inputs tell the pooling types apart
 
@@ -166,6 +217,7 @@ def test_a_port_writing_what_the_pinned_serve_defaults_read_stays_a_warning(tmp_
     assert port_writes_read_early("VoyageQwen3BidirectionalEmbedModelConfig") == ["is_causal"]
     assert port_writes_read_early("LlamaBidirectionalConfig") == ["is_causal", "pooling_type"]
     assert port_writes_read_early("JinaForRankingConfig") == []
+    assert port_writes_read_early("D3ForSequenceClassificationConfig") == ["is_causal"]  # its attention mode
     if not UPSTREAM_SRC.is_dir():
         pytest.skip(f"no upstream source at {UPSTREAM_SRC}")
     up = Upstream(open_upstream(str(UPSTREAM_SRC)))

@@ -527,6 +527,21 @@ GPT_OSS_HOOKS = Backport(
     local=True,
 )
 
+_ADAPTERS = "vllm.model_executor.models.adapters"
+# upstream's as_seq_cls_model sizes the score head by the top-level config's labels when a composite config declares
+# its own (_resolve_num_labels), 0.13.0's by the text config's always: Decision 3.0 (its hook writes hf_config.id2label)
+# built two rows for four codes. Identical for a non-composite config, so every import takes it (on_import)
+SEQ_CLS_ADAPTER = Backport(
+    "seq_cls_adapter.py",
+    "vllm_fl.compat.seq_cls_adapter",
+    (("as_seq_cls_model", _ADAPTERS),),
+    (),
+    "sequence-classification adapter: the pinned as_seq_cls_model with upstream's label count (the top-level "
+    "config's when a composite config declares its own, else the text config's)",
+    on_import=(("as_seq_cls_model", _ADAPTERS),),
+    local=True,
+)
+
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
                                    OLMO_GDN_LINEAR_ATTN, BAILING_LINEAR_ATTN, KIMI_GDN_LINEAR_ATTN,
                                    KDA_GATE, SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
@@ -534,7 +549,8 @@ BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTI
                                    SPECIAL_POOLERS,
                                    MINIMAX_RMS_NORM, QKV_LINEAR, ROPE, MM_ENCODER_ATTENTION, LAYERNORM,
                                    DIFFKV_ATTENTION, OFFLOADER, QWEN2_MOE_MLP, SIGLIP_VISION, REPO_UTILS,
-                                   MM_PROCESSOR_KWARGS, PROMPT_UPDATE_DETAILS, GPT_OSS_HOOKS)
+                                   MM_PROCESSOR_KWARGS, PROMPT_UPDATE_DETAILS, GPT_OSS_HOOKS,
+                                   SEQ_CLS_ADAPTER)
 
 
 @lru_cache(maxsize=None)
