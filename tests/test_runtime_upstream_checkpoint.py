@@ -588,6 +588,44 @@ def test_a_prefix_map_read_backwards_takes_a_name_the_forward_map_sends_back():
     assert _prefix_inverse("b.w", {"a.": "b.", "b.": "c."}) == "a.w"
 
 
+def test_a_parameter_no_name_reaches_through_the_classs_own_maps_is_named_as_the_cause():
+    """Why no checkpoint derived from upstream's own class passes its own load_weights, named (load was skipped
+    naming only the refusal). ColQwen3.5 (upstream colqwen3_5.py): its own mapper sends every ``language_model.``
+    name to ``language_model.model.``, so its language model's ``lm_head`` has no checkpoint name (the derived one
+    lands in Qwen3_5Model); the inner Qwen3_5ForCausalLM's map leaves the others reachable. FunAudioChat (upstream
+    funaudiochat.py): its audio attention stacks ``.q_proj`` (a leading dot) into ``.qkv_proj``, while its own
+    load_weights gets ``q_proj.weight``, relative to it: no part reaches qkv_proj. Pure."""
+    from types import SimpleNamespace as NS
+
+    sys.path.insert(0, str(VERIFY))
+    from _runtime_load import unnamed_by_mappers
+
+    mappers = [("", NS(orig_to_new_prefix={"language_model.": "language_model.model.", "mtp.": None})),
+               ("language_model", NS(orig_to_new_prefix={"model.language_model.": "model.", "mtp.": None}))]
+    names = ["language_model.lm_head.weight", "language_model.model.embed_tokens.weight",
+             "language_model.model.layers.0.mlp.down_proj.weight", "visual.blocks.0.norm1.weight",
+             "custom_text_proj.weight"]
+    assert unnamed_by_mappers(names, mappers) == {"language_model.lm_head.weight": (
+        "", "its prefix map sends language_model.lm_head.weight to language_model.model.lm_head.weight, so no name "
+            "reaches language_model.lm_head.weight")}
+    # with upstream's usual Qwen3-VL map (lm_head. -> language_model.lm_head.) every name is reached
+    usual = [("", NS(orig_to_new_prefix={"model.visual.": "visual.", "model.language_model.": "language_model.model.",
+                                         "lm_head.": "language_model.lm_head."}))]
+    assert unnamed_by_mappers(names, usual) == {}
+    assert unnamed_by_mappers(["mtp.layers.0.w"], mappers[:1]) == {
+        "mtp.layers.0.w": ("", "its prefix map drops mtp.layers.0.w, so no name reaches mtp.layers.0.w")}
+
+    stack = {".q_proj": (".qkv_proj", "q"), ".k_proj": (".qkv_proj", "k"), ".v_proj": (".qkv_proj", "v")}
+    audio = [("audio_tower.layers.0.self_attn", NS(orig_to_new_stacked=stack))]
+    assert unnamed_by_mappers(["audio_tower.layers.0.self_attn.qkv_proj.weight",
+                               "audio_tower.layers.0.self_attn.out_proj.weight"], audio) == {
+        "audio_tower.layers.0.self_attn.qkv_proj.weight": (
+            "audio_tower.layers.0.self_attn", "its stacked map ('.q_proj' -> '.qkv_proj') renames no name it gets "
+            "(q_proj.weight, relative to it), so no part reaches qkv_proj.weight")}
+    # the same map on a module above the layer (names with a dot before q_proj) reaches it
+    assert unnamed_by_mappers(["layers.0.self_attn.qkv_proj.weight"], [("", NS(orig_to_new_stacked=stack))]) == {}
+
+
 def test_molmos_embedding_is_stored_as_its_vocabulary_rows_and_the_added_rows_apart():
     """Molmo's loader concatenates ``wte.embedding`` (embedding_size, else vocab_size, rows) and ``wte.new_embedding``
     (the rest) into ``model.embed_tokens.weight``: the layout splits the parameter so; a config without the size or

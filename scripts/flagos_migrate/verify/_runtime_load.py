@@ -1019,6 +1019,45 @@ def _unmap(name, mappers, substr_exact=False):
     return name
 
 
+def unnamed_by_mappers(names, mappers):
+    """{parameter: (module path, why)} for each of ``names`` that no checkpoint name reaches through ``mappers``
+    (:func:`_mappers`), read as the loaders nest (a module's own ``load_weights`` gets names relative to it):
+
+    - a prefix map sends no name to it (:func:`_prefix_inverse`, then :func:`_prefix_forward`): ColQwen3.5's own
+      mapper sends every ``language_model.`` name to ``language_model.model.``, so its language model's ``lm_head``
+      has no name and the derived one lands in Qwen3_5Model;
+    - a stacked map builds its layer from parts, and none of its keys is in the name the module gets:
+      FunAudioChatAudioAttention's ``.q_proj`` -> ``.qkv_proj`` (a leading dot) never matches the ``q_proj.weight``
+      its own load_weights receives, so its qkv_proj has no name.
+
+    Pure."""
+    out = {}
+    for name in names:
+        cur = name
+        for path, mapper in sorted(mappers, key=lambda pm: -len(pm[0])):
+            if path and not cur.startswith(path + "."):
+                continue
+            rel = cur[len(path) + 1:] if path else cur
+            stacked = getattr(mapper, "orig_to_new_stacked", None) or {}
+            head, _, leaf = rel.rpartition(".")
+            above, _, holder = head.rpartition(".")
+            parts = [orig for orig, (new, _) in stacked.items() if new.strip(".") == holder]
+            if parts and not any(new in rel for new, _ in stacked.values()):
+                part = ".".join(filter(None, (above, parts[0].strip("."), leaf)))
+                out[name] = (path, f"its stacked map ({parts[0]!r} -> {stacked[parts[0]][0]!r}) renames no name it "
+                                   f"gets ({part}, relative to it), so no part reaches {rel}")
+                break
+            prefix = getattr(mapper, "orig_to_new_prefix", None) or {}
+            inv = _prefix_inverse(rel, prefix)
+            sent = _prefix_forward(inv, prefix)
+            if sent != rel:
+                out[name] = (path, f"its prefix map {'drops ' + inv if sent is None else f'sends {inv} to {sent}'}"
+                                   + (f", so no name reaches {rel}" if inv == rel else ""))
+                break
+            cur = (path + "." if path else "") + inv
+    return out
+
+
 def _leaf_alias(orig, new, rel, mapper):
     """Whether a substring rename ``orig`` -> ``new`` only renames the parameter leaf of the same module (BERT's
     ``LayerNorm.gamma`` -> ``LayerNorm.weight``: a legacy alias of TF-era checkpoints) and ``mapper`` reads ``rel``
@@ -1356,4 +1395,10 @@ def named_by_upstream(model, seed, vc):
                     tried.append(head + (f"in layout {layout['id']}: " if layout is not LAYOUTS[0] else "") + why[:200])
                 elif layout is LAYOUTS[0]:
                     tried.append(f"{head}respelled {entry['id']}: {why[:200]}")
+    unnamed = unnamed_by_mappers([n for n, _ in model.named_parameters()], _mappers(model))
+    if unnamed:  # the cause, first: its own mappers leave these with no name, so no release can hold them
+        (name, (path, why)), more = next(iter(unnamed.items())), len(unnamed) - 1
+        tried.insert(0, f"its own mappers send no checkpoint name to {name}{f' (and {more} more)' if more else ''} "
+                        f"({type(dict(model.named_modules())[path]).__name__}: {why}): no name in any checkpoint loads it "
+                        "through its own load_weights")
     return first, "; ".join(tried), None
