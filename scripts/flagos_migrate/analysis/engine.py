@@ -42,6 +42,7 @@ CHECKS = (
     imports.check_module_attributes,
     env_vars.check_env_lookups,
     imports.check_backport_imports,
+    imports.check_backport_caveats,
     removed.check_removed_apis,
     torch_apis.check_torch_apis,
     calls.check_calls,

@@ -371,6 +371,32 @@ def check_backport_imports(m: ModuleFacts) -> None:
                       data={"name": b.name, "module": b.module, "backport": bp.module})
 
 
+def check_backport_caveats(m: ModuleFacts) -> None:
+    """A call a back-port takes whose effect the pinned vLLM never consults (its ``call_caveats``) keeps a
+    warning: LLaVA-OneVision-2's ``VIDEO_LOADER_REGISTRY.register(name, video_processor=...)`` registers the
+    loader, but 0.13.0 never picks a loader by the model's video processor."""
+    caveats = {(name, method, kw): (bp, why, fix) for bp in backports.BACKPORTS
+               for name, method, kw, why, fix in bp.call_caveats}
+    if not caveats:
+        return
+    bound = {b.alias: b.name for b in m.bindings if b.name and not b.type_checking
+             and any(b.name == n and (bp.repoints(b.module, b.name) or b.module == bp.module)
+                     for (n, _, _), (bp, _, _) in caveats.items())}
+    for node in m.of_type(ast.Call):
+        func = node.func
+        if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in bound):
+            continue
+        for kw in node.keywords:
+            hit = caveats.get((bound[func.value.id], func.attr, kw.arg))
+            if hit is None:
+                continue
+            bp, why, fix = hit
+            first = node.args[0] if node.args else None
+            name = first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else "<name>"
+            m.add("P22", node, f"`{func.value.id}.{func.attr}({kw.arg}=...)` (the back-port {bp.module} takes it): "
+                  f"{why}", severity="warning", fix=fix.format(name=name), data={"caveat": kw.arg})
+
+
 def import_action(f: Finding) -> ImportAction | None:
     """The edit an import finding proposes by itself (the migration first re-points modules that
     come along or are bridged)."""

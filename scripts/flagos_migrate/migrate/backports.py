@@ -49,6 +49,9 @@ class Backport:
     # only the back-port takes (upstream's pooler_for_embed builds EmbeddingPoolerHead(head_dtype=, ...)): a
     # file importing it needs the back-port, which the vendored copy then imports the name from
     vendored_callers: tuple[tuple[str, str], ...] = ()
+    # (shadowed name, method, keyword, what the pinned vLLM does instead, what meets it): a call the back-port
+    # takes whose effect the pinned vLLM never consults keeps a warning (left for you)
+    call_caveats: tuple[tuple[str, str, str, str, str], ...] = ()
 
     def shadowed(self) -> dict[str, str]:
         """Name -> the first module it is imported from (the pinned home of a shadowed class)."""
@@ -542,6 +545,34 @@ SEQ_CLS_ADAPTER = Backport(
     local=True,
 )
 
+_VIDEO = "vllm.multimodal.video"
+# LLaVA-OneVision-2's frame-sampling loader subclasses upstream's VideoBackend (absent on 0.13.0, whose OpenCV
+# loader has one load_bytes) and registers it bound to its HF video processor
+VIDEO_BACKEND = Backport(
+    "video_backend.py",
+    "vllm_fl.compat.video_backend",
+    tuple((name, module) for name in ("VideoBackend", "VideoSourceMetadata", "VideoTargetMetadata",
+                                      "VIDEO_LOADER_REGISTRY", "get_video_loader_backend_for_processor")
+          for module in (_VIDEO, "vllm.multimodal.video_decoders", "vllm.multimodal.video_decoders.base")
+          if name not in ("VIDEO_LOADER_REGISTRY", "get_video_loader_backend_for_processor") or module == _VIDEO),
+    (),
+    "upstream's VideoBackend (frame-index policy over VideoSourceMetadata / VideoTargetMetadata, the OpenCV "
+    "codec) over the pinned OpenCVVideoBackend, and a VIDEO_LOADER_REGISTRY whose register() takes "
+    "video_processor= and registers into the pinned registry",
+    # upstream's registry (0.13.0's has the name, whose register() takes no video_processor=): its import means
+    # upstream's API, which the wrapper keeps for plain loaders too (register by name, load)
+    on_import=(("VIDEO_LOADER_REGISTRY", _VIDEO),),
+    local=True,  # re-pointed only in the files that import one of these
+    call_caveats=(("VIDEO_LOADER_REGISTRY", "register", "video_processor",
+                   "upstream's MediaConnector.fetch_video picks this loader for every video of a model whose HF "
+                   "video processor has that name (media/connector.py get_video_loader_backend_for_processor); "
+                   "0.13.0's fetch_video takes no processor and its VideoMediaIO loads "
+                   "VLLM_VIDEO_LOADER_BACKEND (default opencv: 32 uniform frames) unless the request names one "
+                   "(multimodal/video.py VideoMediaIO), so the model's videos are sampled otherwise",
+                   "serve it with VLLM_VIDEO_LOADER_BACKEND={name} (or --media-io-kwargs "
+                   "'{{\"video\": {{\"video_backend\": \"{name}\"}}}}')"),),
+)
+
 BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTING, FUSED_MOE, GDN_LINEAR_ATTN,
                                    OLMO_GDN_LINEAR_ATTN, BAILING_LINEAR_ATTN, KIMI_GDN_LINEAR_ATTN,
                                    KDA_GATE, SPARSE_MLA, MLA, LAYER_NAME, FUSED_MOE_KERNEL, HPC_ROPE_NORM, ACTIVATION, ENVS,
@@ -550,7 +581,7 @@ BACKPORTS: tuple[Backport, ...] = (STACKED_WEIGHTS, GATE_LINEAR, FUSED_MOE_ROUTI
                                    MINIMAX_RMS_NORM, QKV_LINEAR, ROPE, MM_ENCODER_ATTENTION, LAYERNORM,
                                    DIFFKV_ATTENTION, OFFLOADER, QWEN2_MOE_MLP, SIGLIP_VISION, REPO_UTILS,
                                    MM_PROCESSOR_KWARGS, PROMPT_UPDATE_DETAILS, GPT_OSS_HOOKS,
-                                   SEQ_CLS_ADAPTER)
+                                   SEQ_CLS_ADAPTER, VIDEO_BACKEND)
 
 
 @lru_cache(maxsize=None)
