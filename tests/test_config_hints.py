@@ -251,6 +251,38 @@ def test_each_synth_blocker_holds_in_the_sources():
             assert text in (roots[root] / path).read_text(), (arch, path, text)
 
 
+def test_each_unexercised_path_holds_in_the_sources_and_is_said_with_a_pass():
+    """UNEXERCISED: what a passing match leaves out (NemotronHPuzzle's per-layer path: a remote-code config method
+    no class here defines; gemma4_mm's image / audio paths) is in the architecture's notes, and its evidence is in
+    the sources while what it says is absent is not (skipped without upstream's source and transformers 5)."""
+    import glob
+
+    from flagos_migrate.verify import runtime
+
+    spec = {"architecture": "NemotronHPuzzleForCausalLM", "module": "vllm_fl.models.nemotron_h",
+            "class": "NemotronHForCausalLM",
+            "config_hints": {"unexercised": H.UNEXERCISED["NemotronHPuzzleForCausalLM"]["why"]}}
+    passed = {"architecture": spec["architecture"], "first_error": None, "notes": ["n"],
+              "levels": {lv: {"status": "pass", "reason": None} for lv in runtime.LEVELS[:-1]}}
+    ref = {"reference": "vllm-0.33.0", "max_abs_logit_diff": 0.0}
+    arch = runtime.shape_architecture(spec, passed, ref, want_match=True)
+    assert arch["levels"]["match"]["status"] == "pass"
+    assert arch["notes"][-1].startswith("not covered by this match: the Puzzle per-layer path")
+    plain = runtime.shape_architecture({**spec, "config_hints": {"unexercised": None}}, passed, ref, want_match=True)
+    assert plain["notes"] == ["n"]
+    tf5 = sorted(glob.glob(str(Path(os.environ.get("MMF_REFERENCE_VENV") or Path.home() / ".cache/mmf/venv-vllm033")
+                               / "lib" / "python3*" / "site-packages")))
+    roots = {"upstream": UPSTREAM, "tf5": Path(tf5[0]) if tf5 else None}
+    if not UPSTREAM.is_dir() or roots["tf5"] is None:
+        pytest.skip("needs upstream vLLM 0.33.0's source and the reference venv (transformers 5)")
+    for name, entry in H.UNEXERCISED.items():
+        assert entry["why"] and entry["evidence"], name
+        for root, path, text in entry["evidence"]:
+            assert text in (roots[root] / path).read_text(), (name, path, text)
+        for root, path, text in entry.get("absent", ()):
+            assert text not in (roots[root] / path).read_text(), (name, path, text)
+
+
 def test_a_build_short_of_a_synthesized_attribute_is_skipped_naming_it(monkeypatch):
     _, worker = _worker_modules(monkeypatch)
     exc = AttributeError("'SynthesizedConfig' object has no attribute 'router_gate_kind'")

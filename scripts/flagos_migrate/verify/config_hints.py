@@ -895,6 +895,40 @@ SYNTH_BLOCKERS: dict[str, dict] = {
                "checkpoint directory holds",
         "evidence": [("upstream", "vllm/model_executor/models/openpangu_vl.py", "MULTIMODAL_REGISTRY.create_processor(")]},
 }
+# what a match of an architecture here leaves out, and why no input or config built here reaches it: said in the
+# architecture's notes ("not covered by this match"), so a pass is read for what it compares. "evidence" as
+# SYNTH_BLOCKERS; "absent": (root, path, text) the sources do not hold (tests/test_config_hints.py checks both)
+UNEXERCISED: dict[str, dict] = {
+    "NemotronHPuzzleForCausalLM": {
+        "why": "the Puzzle per-layer path (block i's own intermediate size, experts, heads): upstream's nemotron_h.py "
+               "enters it only through config.get_nemotron_h_config_for_layer(i) (its MLP, MoE and attention layers; "
+               "nemotron_h_mtp.py's mtp_n_routed_experts too), a method of the released checkpoint's remote-code "
+               "config (model_type nemotron_h_puzzle) that no class here defines (transformers 5.20.2's "
+               "NemotronHConfig, the plugin's bridge of it, upstream vLLM 0.33.0's configs): block_configs in a "
+               "config.json are read by no code on either side (upstream's _get_max_n_routed_experts only when "
+               "n_routed_experts is unset, which NemotronHConfig's default never is), so this compares the "
+               "homogeneous NemotronH path",
+        "evidence": [("upstream", "vllm/model_executor/models/nemotron_h.py",
+                      'getattr(config, "get_nemotron_h_config_for_layer", None)'),
+                     ("upstream", "vllm/model_executor/models/nemotron_h_mtp.py", "self.config.mtp_n_routed_experts")],
+        "absent": [("tf5", "transformers/models/nemotron_h/configuration_nemotron_h.py", "get_nemotron_h_config_for_layer"),
+                   ("tf5", "transformers/models/nemotron_h/configuration_nemotron_h.py", "block_configs"),
+                   ("upstream", "vllm/transformers_utils/config.py", "nemotron_h_puzzle")]},
+    "Gemma4ForConditionalGeneration": {
+        "why": "the image, video and audio paths (text prefill only). Image: transformers 4.57.6 has no Gemma 4 "
+               "image processor, and the model's own needs the vendored transformers 5 TorchvisionBackend, which "
+               "calls _set_attributes, absent from 4.57.6's BaseImageProcessor (P5, left); past it the image and "
+               "video paths call torch.accelerator.get_memory_info (gemma4_mm.py, both encoders), absent from the "
+               "pinned torch 2.9.0 (P47, left: AttributeError on any device), which a harness stand-in would hide. "
+               "On the reference side torch 2.14's CPU build raises there too; a stand-in would be value-free for "
+               "one image (_encoder_chunk returns at least 1 on every path and one bucketed image is encoded "
+               "min(1, chunk) = 1 at a time), but there is no pinned image run to compare it with. Audio: the "
+               "harness feeds audio to encoder-decoder models only. The vision and audio towers are compared in "
+               "both transformers on the same weights by tests/test_tf5_towers.py",
+        "evidence": [("upstream", "vllm/model_executor/models/gemma4_mm.py", "free, total = torch.accelerator.get_memory_info()"),
+                     ("upstream", "vllm/model_executor/models/gemma4_mm.py", "return max(1, budget // cost) if cost > 0 else 1"),
+                     ("tf5", "transformers/image_processing_utils.py", "def _set_attributes(")]},
+}
 # always in a synthesized config: vLLM's ModelConfig reads them whatever the model file does, and
 # the pinned side reads rope_theta/rope_scaling where upstream reads rope_parameters
 CORE = ("hidden_size", "num_attention_heads", "num_key_value_heads", "num_hidden_layers", "vocab_size",
@@ -1535,6 +1569,7 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
                       "file": f"{MODELS_PKG}.{model}", "model_type": _synth_model_type(arch),
                       "class_name": SYNTH_CLASS_NAMES.get(arch),
                       "blocker": (SYNTH_BLOCKERS.get(arch) or {}).get("why")},
+            "unexercised": (UNEXERCISED.get(arch) or {}).get("why"),
             "complete": completion(reads),
             # the model types transformers 5 maps the architecture to (nemotron_h_omni for
             # NemotronH_Omni_Reasoning_V3): a plugin bridge of one is the config a checkpoint names

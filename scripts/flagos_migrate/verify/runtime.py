@@ -300,7 +300,8 @@ def shape_architecture(spec: dict, pinned: dict | None, reference: dict | None, 
         "reference": ref_name,
         # what the Hugging Face stand-in for upstream vLLM was changed in (reference_divergences), with evidence
         "reference_adjustments": list((reference or {}).get("reference_adjustments") or []),
-        "notes": list((pinned or {}).get("notes") or []) + list((reference or {}).get("notes") or []),
+        "notes": list((pinned or {}).get("notes") or []) + list((reference or {}).get("notes") or [])
+        + [f"not covered by this match: {u}" for u in [(spec.get("config_hints") or {}).get("unexercised")] if u],
         "load_stats": ((pinned or {}).get("stats") or {}).get("load"),
         # what named the synthetic checkpoint: a transformers class, or upstream vLLM's own (self-checked)
         "checkpoint": (pinned or {}).get("checkpoint_source"),
