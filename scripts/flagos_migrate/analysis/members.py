@@ -23,6 +23,7 @@ from flagos_migrate.catalog.tables import (
     INSTANCE_GETTERS,
     LOADER_CHILDREN,
     MARK_CONTEXT_MANAGERS,
+    NO_COUNTERPART,
     UNSET_CAVEATS,
     UNSET_DEFAULTS,
     UNSET_IMPORTS,
@@ -309,6 +310,8 @@ def check_class_members(m: ModuleFacts) -> None:
         unset = UNSET_DEFAULTS.get((sym.name, attr)) if via == "instance" and bp is None else None
         if unset:
             fix = f"read it as getattr({shown}, {attr!r}, {unset[0].replace('{obj}', shown)}): {unset[1]}"
+        elif (sym.name, attr) in NO_COUNTERPART and bp is None:
+            fix = f"no counterpart on the pinned {sym.name}: {NO_COUNTERPART[(sym.name, attr)]}"
         m.add("P9", node, f"`{shown}.{attr}`: {sym.name} of the pinned "
               f"{m.apis.index_for(sym.module).package} has no attribute `{attr}`"
               + (" (read while the module is imported)" if import_time else ""),

@@ -93,6 +93,8 @@ UNSET_RETURNS: dict[tuple[str, str], str] = {
 # the fix keeps a warning
 UNSET_CAVEATS: dict[tuple[str, str], tuple[str, str]] = {
     (e["class"], e["attr"]): (e["caveat"], e["caveat_fix"]) for e in _table("P9", "unset_defaults") if e.get("caveat")}
+# P9: (class, attribute) -> why the pinned class has no equivalent read (the finding's fix says it)
+NO_COUNTERPART: dict[tuple[str, str], str] = {(e["class"], e["attr"]): e["why"] for e in _table("P9", "no_counterpart")}
 ATTR_RENAMES: dict[str, tuple[str, str, dict[tuple[str, str], bool]]] = {
     e["attr"]: (e["config"], e["to"], {(c["op"], c["value"]): bool(c["negate"]) for c in e["compare"]})
     for e in _table("P9", "attr_renames")}
