@@ -21,6 +21,9 @@ from flagos_migrate.analysis.framework import statement_answers
 from flagos_migrate.astutil import dotted, source_segment
 from flagos_migrate.catalog.findings import Finding
 from flagos_migrate.catalog.tables import (
+    ARCH_CONVERSIONS,
+    ARCH_CONVERSIONS_ABSENT,
+    ARCH_CONVERTOR_MODULE,
     BASE_HOOKS,
     CONFIG_HOOKS,
     FRAMEWORK_FLAGS,
@@ -578,6 +581,36 @@ def framework_hooks(arch: str, hooked: frozenset[str] | set[str] = frozenset()) 
     return out
 
 
+def arch_conversion(arch: str, version: str) -> tuple[str, str] | None:
+    """P25: when upstream converts a released checkpoint's architectures into ``arch`` before choosing the model
+    class and the pinned vLLM ``version`` does not, (message, fix) saying so and how to serve such a checkpoint on
+    the pinned vLLM (``--hf-overrides``: the architecture and each file the conversion reads)."""
+    conv = ARCH_CONVERSIONS.get(arch)
+    resolves = ARCH_CONVERSIONS_ABSENT.get(version)
+    if conv is None or resolves is None:
+        return None
+    types = " / ".join(conv["model_types"])
+    source = conv.get("source")
+    names = (f"names {', '.join(source)} in config.json (model_type {types})" if source else
+             f"of model_type {types} names its own architecture in config.json")
+    when = []
+    if conv.get("fields"):
+        when.append("depending on config.json's " + ", ".join(conv["fields"]))
+    reads = conv.get("reads") or {}
+    when += [f"when the checkpoint holds {name}, which it reads into hf_config.{attr}" for name, attr in reads.items()]
+    message = (f"architecture {arch}: a released checkpoint {names}; upstream's ModelConfig converts it to {arch} "
+               f"before choosing the model class{' ' if when else ''}{' and '.join(when)} "
+               f"({ARCH_CONVERTOR_MODULE}:{conv['line']}, run at vllm/config/model.py:694); the pinned vLLM {version} "
+               f"converts no architecture and resolves config.json's as they are ({resolves}): it builds the class "
+               f"registered under the checkpoint's own architecture, if any, never {arch}"
+               + (f", and reads no {', '.join(reads)}" if reads else ""))
+    overrides = ", ".join([f'"architectures": ["{arch}"]'] + [f'"{attr}": <the content of {name}>'
+                                                           for name, attr in reads.items()])
+    fix = (f"serve a released checkpoint with --hf-overrides '{{{overrides}}}' (what upstream's conversion sets), "
+           "and say so in the report")
+    return message, fix
+
+
 MODEL_CONFIG_HOOK = "verify_and_update_model_config"
 
 
@@ -648,6 +681,10 @@ def framework_findings(arch: str, path: str, line: int, col: int = 0,
     out = [Finding("P25", path, line, col, msg, fix="port the hook's effect: the config bridge, the model, or "
                    f'`MODELS_CONFIG_MAP["{arch}"] = <your VerifyAndUpdateConfig>` in register_model()',
                    data={"arch": arch}) for msg in framework_hooks(arch, hooked)]
+    conversion = arch_conversion(arch, version)
+    if conversion is not None:  # no hook answers it: the pinned vLLM never picks the class for a released checkpoint
+        out.append(Finding("P25", path, line, col, conversion[0], severity="warning", fix=conversion[1],
+                           data={"arch": arch, "converted_from": ARCH_CONVERSIONS[arch].get("source")}))
     method = speculative_method(arch, version)
     if method:
         out.append(Finding(

@@ -138,6 +138,11 @@ PORTED_HOOKS: dict[str, str] = dict(_table("P25", "ported_hooks"))
 PORTED_HOOKS_MODULE = "vllm_fl.compat.config_hook_ports"
 # P25: fields the pinned engine reads for its serve defaults before any hook runs (a port writing one stays a warning)
 SERVE_DEFAULTS_BEFORE_HOOKS: dict[str, str] = dict(_table("P25", "serve_defaults_before_hooks"))
+# P25: target architecture -> upstream's conversion of a released checkpoint's architectures into it (model_types,
+# source, fields, reads, line); pinned version -> where it resolves config.json's architectures without converting
+ARCH_CONVERSIONS: dict[str, dict] = dict(_table("P25", "arch_conversions"))
+ARCH_CONVERSIONS_ABSENT: dict[str, str] = {str(k): v for k, v in _table("P25", "arch_conversions_absent").items()}
+ARCH_CONVERTOR_MODULE = "vllm/transformers_utils/model_arch_config_convertor.py"
 
 
 def port_writes_read_early(hook: str) -> list[str]:
