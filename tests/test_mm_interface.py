@@ -199,6 +199,27 @@ def test_auto_from_config_with_a_bridged_config_class_is_reported():
     assert f.data["factory"] == "AutoModel" and f.data["config_attr"] == "vision_config"
 
 
+def test_the_sub_config_is_found_through_a_local_bound_once_from_it():
+    """diffusion_gemma: ``vision_config = getattr(config, "vision_config", None)`` then
+    ``AutoModel.from_config(config=vision_config)`` inside a ``with``: the sub-config is named, so apply vendors
+    the tower as for gemma4_mm; a parameter or a rebound local names none."""
+    src = TOWER.format(module="vllm_fl.configs.tf5_gemma4", config="Gemma4Config")
+    bound = src.replace(
+        "            self.vision_tower = AutoModel.from_config(config=config.vision_config)",
+        "            vision_config = getattr(config, 'vision_config', None)\n"
+        "            with open('x') as fh:\n"
+        "                self.vision_tower = AutoModel.from_config(config=vision_config)")
+    (f,) = only(analyze(bound), "P41")
+    assert f.data["config_attr"] == "vision_config"
+    (f,) = only(analyze(bound.replace("getattr(config, 'vision_config', None)", "config.audio_config")), "P41")
+    assert f.data["config_attr"] == "audio_config"
+    rebound = bound.replace("            with open", "            vision_config = other()\n            with open")
+    assert only(analyze(rebound), "P41")[0].data["config_attr"] is None
+    param = bound.replace("config: {c})".format(c="Gemma4Config"), "config: Gemma4Config, vision_config=None)")
+    param = param.replace("            vision_config = getattr(config, 'vision_config', None)\n", "")
+    assert only(analyze(param), "P41")[0].data["config_attr"] is None
+
+
 def test_auto_from_config_is_not_reported_once_the_file_imports_the_vendored_towers():
     # P41's fix: the towers vendored from transformers 5's modelling register themselves with AutoModel
     fixed = TOWER.format(module="vllm_fl.configs.tf5_gemma4", config="Gemma4Config").replace(

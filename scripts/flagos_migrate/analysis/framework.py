@@ -836,10 +836,37 @@ def check_auto_from_bridged_config(m: ModuleFacts) -> None:
               fix="build the tower the way the pinned vLLM builds it (a vLLM module for it), or vendor the "
                   "transformers 5 modeling and build it directly",
               severity="error", data={"factory": auto[func.value.id], "configs": [c for c, _ in bridged],
-                                      "config_attr": _config_attr(node)})
+                                      "config_attr": _config_attr(m, node)})
 
 
-def _config_attr(call: ast.Call) -> str | None:
-    """``vision_config`` of ``AutoModel.from_config(config=config.vision_config)``: the sub-config read."""
+def _config_attr(m: ModuleFacts, call: ast.Call) -> str | None:
+    """``vision_config`` of ``AutoModel.from_config(config=config.vision_config)``: the sub-config read; also through
+    a local the function binds once from it (diffusion_gemma: ``vision_config = getattr(config, "vision_config",
+    None)``, then ``config=vision_config``)."""
     arg = next((k.value for k in call.keywords if k.arg == "config"), call.args[0] if call.args else None)
+    if isinstance(arg, ast.Name):
+        arg = _bound_once(m, call, arg.id)
+    if (isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and arg.func.id == "getattr"
+            and len(arg.args) >= 2 and isinstance(arg.args[1], ast.Constant) and isinstance(arg.args[1].value, str)):
+        return arg.args[1].value
     return arg.attr if isinstance(arg, ast.Attribute) else None
+
+
+def _bound_once(m: ModuleFacts, node: ast.AST, name: str) -> ast.expr | None:
+    """The value a function's only binding of local ``name`` assigns (None: a parameter, rebound, or bound
+    another way: a loop, a with, a walrus)."""
+    scope = m.enclosing(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    if scope is None or name in {a.arg for a in scope.args.posonlyargs + scope.args.args + scope.args.kwonlyargs}:
+        return None
+    values = []
+    for sub in m.below(scope, ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With, ast.NamedExpr):
+        targets = (sub.targets if isinstance(sub, ast.Assign)
+                   else [i.optional_vars for i in sub.items if i.optional_vars] if isinstance(sub, ast.With)
+                   else [sub.target])
+        stores = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        if name not in stores:
+            continue
+        if not (isinstance(sub, ast.Assign) and len(sub.targets) == 1 and isinstance(sub.targets[0], ast.Name)):
+            return None
+        values.append(sub.value)
+    return values[0] if len(values) == 1 else None
