@@ -176,3 +176,21 @@ def test_plan_d3_leaves_the_conversion_for_you(tmp_path):
     left = [(f.severity, f.message, f.fix) for f in m.model_unit.after if f.rule == "P25"]
     assert ("warning", D3_MESSAGE, D3_FIX) in left, left
     assert len(left) == 2, left  # and the ported hook's serve-defaults warning
+
+
+def test_a_match_failure_is_never_tied_to_the_conversion():
+    """verify --run builds the registered class by name, so the conversion cannot be why logits differ: its left
+    entry is marked, and a match failure with only it left names no finding (with a hook's P25 beside it, that one)."""
+    from flagos_migrate.catalog.findings import Finding
+    from flagos_migrate.verify import left_findings as L
+
+    (conversion,) = [f for f in framework_findings("D3ForSequenceClassification", "vllm_fl/models/d3.py", 65,
+                                                   version="0.13.0") if "released checkpoint" in f.message]
+    hook = Finding("P25", "vllm_fl/models/d3.py", 65, 0, "architecture D3ForSequenceClassification: the ported "
+                   "D3ForSequenceClassificationConfig sets `is_causal`", severity="warning")
+    left = L.record_entries([conversion, hook], {})
+    assert [e.get("runtime_unseen") for e in left] == [True, None]
+    error = {"level": "match", "message": "max |Δlogit| 3.45, tolerance 0.001 (vllm-0.33.0)"}
+    assert L.explain("match", error, left[:1], arch="D3ForSequenceClassification") is None
+    got = L.explain("match", error, left, arch="D3ForSequenceClassification")
+    assert got["finding"] == "P25 at vllm_fl/models/d3.py:65" and got["rule"] == "P25", got

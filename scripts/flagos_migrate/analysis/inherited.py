@@ -684,7 +684,9 @@ def framework_findings(arch: str, path: str, line: int, col: int = 0,
     conversion = arch_conversion(arch, version)
     if conversion is not None:  # no hook answers it: the pinned vLLM never picks the class for a released checkpoint
         out.append(Finding("P25", path, line, col, conversion[0], severity="warning", fix=conversion[1],
-                           data={"arch": arch, "converted_from": ARCH_CONVERSIONS[arch].get("source")}))
+                           data={"arch": arch, "converted_from": ARCH_CONVERSIONS[arch].get("source"),
+                                 # verify --run builds the class by name: never why its logits differ
+                                 "runtime_unseen": True}))
     method = speculative_method(arch, version)
     if method:
         out.append(Finding(
