@@ -177,6 +177,46 @@ def test_hints_from_the_real_upstream_source(model, arch, cls, kind, expect):
     assert hints["synth"]["model_type"].startswith("mmf_synth_")
 
 
+def test_a_checkpoint_naming_its_own_remote_config_is_synthesized_not_built_from_a_base_class():
+    """P2 remote_config_first (step3p7, molmo2): the checkpoint's remote-code config, which both vLLMs read through
+    AutoConfig, is the one a serve builds from: not the base class's Step3VLConfig (a Step3 text model) nor
+    transformers 5's renaming class. The hints say so (the worker then synthesizes; without the table entry, step3p7
+    was built from Step3VLConfig) and the families hold every field upstream's files read."""
+    import re
+
+    from flagos_migrate.catalog.tables import REMOTE_CONFIG_FIRST
+
+    if not H._tf5_arch_model_types():
+        pytest.skip("no transformers 5 wheel")
+    up = _upstream()
+    hints = H.hints_for(up, "step3p7", [{"id": "0", "architecture": "Step3p7ForConditionalGeneration",
+                                         "class": "Step3p7ForConditionalGeneration"}])["0"]
+    assert "step3p7" in REMOTE_CONFIG_FIRST and hints["synth"]["remote_config"] and hints["bases"] == []
+    vision = hints["synth"]["config"]["vision_config"]
+    pe = (UPSTREAM / "vllm" / "model_executor" / "models" / "step_vl.py").read_text()
+    block = pe[pe.index("class PerceptionEncoder("):]
+    block = block[:block.index("\nclass ", 1)]
+    assert set(re.findall(r"\bconfig\.([a-z_0-9]+)\b", block)) <= set(vision)
+    assert vision["output_dim"] == vision["width"]
+    base = H.hints_for(up, "step3_vl", [{"id": "0", "architecture": "Step3VLForConditionalGeneration",
+                                         "class": "Step3VLForConditionalGeneration"}])["0"]
+    assert not base["synth"]["remote_config"]  # its own Step3VLConfig, registered upstream
+    # molmo2.py copies each field of its VitConfig / AdapterConfig / TextConfig dataclasses from the sub-config
+    fam = H.family_values("molmo2")
+    src = (UPSTREAM / "vllm" / "model_executor" / "models" / "molmo2.py").read_text()
+    for cls, key in (("VitConfig", "vit_config"), ("AdapterConfig", "adapter_config"), ("TextConfig", "text_config")):
+        body = src[src.index(f"class {cls}:"):]
+        body = body[:body.index("\n\n\n")]
+        fields = set(re.findall(r"^    ([a-z_0-9]+): ", body, re.M))
+        assert fields and fields <= set(fam[key]), (key, fields - set(fam[key]))
+        assert not fam[key]["model_type"] or fam[key]["model_type"].startswith("mmf_synth_")  # no class renames it
+    adapter, vit = fam["adapter_config"], fam["vit_config"]
+    assert adapter["text_hidden_size"] == fam["text_config"]["hidden_size"]
+    assert all(-vit["num_hidden_layers"] <= i < vit["num_hidden_layers"] for i in adapter["vit_layers"])
+    grid = vit["image_default_input_size"][0] // vit["image_patch_size"]
+    assert vit["image_num_pos"] == grid * grid
+
+
 def test_a_remote_code_moe_gets_a_complete_synthesized_config_from_upstream():
     """MiniMax-M2's config lives in its hub repo: every field upstream's file reads gets a value."""
     hints = H.hints_for(_upstream(), "minimax_m2", [{"id": "0", "architecture": "MiniMaxM2ForCausalLM",
@@ -223,7 +263,7 @@ def test_a_blocker_is_said_instead_of_the_advice_to_pass_a_real_config(monkeypat
     """SYNTH_BLOCKERS: an architecture no config.json builds here says why, not "pass --hf-config", also for the
     bridge's own sub-config (step3p7's transformers 5 Step3p7VisionConfig); without it the sub-config is P39's."""
     _, worker = _worker_modules(monkeypatch)
-    why = H.SYNTH_BLOCKERS["Step3p7ForConditionalGeneration"]["why"]
+    why = H.SYNTH_BLOCKERS["NemotronH_Omni_Reasoning_V3"]["why"]
     exc = AttributeError("'Step3p7VisionConfig' object has no attribute 'output_dim'")
     bridge = {"config_source": "bridge", "config_class": "Step3p7Config"}
     reason = worker._synth_lacks(bridge, exc, None, why)
@@ -233,6 +273,23 @@ def test_a_blocker_is_said_instead_of_the_advice_to_pass_a_real_config(monkeypat
     synth = worker._synth_lacks({"config_source": "synthesized"}, AttributeError(
         "'SynthesizedConfig' object has no attribute 'force_image_size'"), None, "its tower is remote code")
     assert synth.endswith("values it: its tower is remote code")
+
+
+def test_only_what_register_model_registers_of_a_bridge_shadowing_a_remote_config(monkeypatch):
+    """P2 remote_config_first: of a bridge module defining such a model type (step3p7's holds step3p5 too), the worker
+    registers only the model types register_model() registers; other modules' bridges stay."""
+    _, worker = _worker_modules(monkeypatch)
+
+    def cls(name, module):
+        return type(name, (), {"__module__": module})
+
+    mod = "vllm_fl.configs.tf5_step3p7"
+    top, text, vision = cls("Step3p7Config", mod), cls("Step3p7TextConfig", mod), cls("Step3p7VisionConfig", mod)
+    other = cls("Qwen3_5Config", "vllm_fl.configs.tf5_qwen3_5")
+    bridges = {"step3p7": top, "step3p5": text, "step3p5_vision": vision, "qwen3_5": other}
+    req = {"unregistered_bridges": ["molmo2", "step3p7"], "registered_configs": ["step3p5"]}
+    assert worker._registered_bridges(bridges, req) == {"step3p5": text, "qwen3_5": other}
+    assert worker._registered_bridges(bridges, {}) == bridges  # nothing to leave out: all as before
 
 
 def test_each_synth_blocker_holds_in_the_sources():

@@ -271,3 +271,52 @@ def test_per_layer_config_reads_as_transformers_5s_heterogeneous_config(tf5, api
         out[side] = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["4"] == out["5"]
     assert out["4"]["layers"][5][0] == 512 and out["4"]["layers"][0][0] == 256 and out["4"]["again"][2] == 96
+
+
+def test_a_model_type_whose_checkpoints_name_their_own_remote_config_gets_no_registration():
+    """P2 remote_config_first: 0.13.0's get_config reads _CONFIG_REGISTRY before AutoConfig, so a bridge registered
+    for molmo2 / step3p7 would shadow the checkpoint's own remote-code config, which upstream reads through AutoConfig
+    (and its model file is written for): those registrations are dropped, the others (step3p5, upstream's own) kept."""
+    from types import SimpleNamespace
+
+    from flagos_migrate.catalog.tables import REMOTE_CONFIG_FIRST
+
+    class Tf5:
+        @staticmethod
+        def model_type_of(cls):
+            return {"Step3p7Config": "step3p7", "Molmo2Config": "molmo2", "Qwen3_5Config": "qwen3_5"}[cls]
+
+    mod = "vllm_fl.configs.tf5_step3p7"
+    fake = SimpleNamespace(
+        up=SimpleNamespace(config_registry={"step3p5": "Step3p7TextConfig"}),
+        bridged={"Step3p7TextConfig": mod, "Step3p7Config": mod, "Molmo2Config": "vllm_fl.configs.tf5_molmo2",
+                 "Qwen3_5Config": "vllm_fl.configs.tf5_qwen3_5"},
+        units={mod: 1, "vllm_fl.configs.tf5_molmo2": 1, "vllm_fl.configs.tf5_qwen3_5": 1},
+        tf5_bridged={"Step3p7Config": mod, "Molmo2Config": "vllm_fl.configs.tf5_molmo2",
+                     "Qwen3_5Config": "vllm_fl.configs.tf5_qwen3_5"},
+        tf5=Tf5(), key_mapped=None, resolved={"model_type": "molmo2", "ConfigClassName": "Molmo2Config"})
+    assert {"molmo2", "step3p7"} <= set(REMOTE_CONFIG_FIRST)
+    assert Migration.config_registrations(fake) == [("step3p5", "Step3p7TextConfig", mod),
+                                                    ("qwen3_5", "Qwen3_5Config", "vllm_fl.configs.tf5_qwen3_5")]
+
+
+def test_each_remote_config_first_entry_holds_in_the_sources():
+    """Each P2 remote_config_first entry's evidence is in upstream's source / transformers 5's package, and upstream
+    registers no config class of its own for the model type (so its get_config takes AutoConfig)."""
+    import glob
+
+    from flagos_migrate.catalog.tables import REMOTE_CONFIG_FIRST
+
+    upstream = Path(os.environ.get("MMF_UPSTREAM") or Path.home() / ".cache" / "mmf" / "src" / "vllm-0.33.0")
+    site = sorted(glob.glob(str(Path(os.environ.get("MMF_REFERENCE_VENV") or Path.home() / ".cache/mmf/venv-vllm033")
+                                / "lib" / "python3*" / "site-packages")))
+    if not upstream.is_dir() or not site:
+        pytest.skip("needs upstream vLLM 0.33.0's source and the reference venv (transformers 5)")
+    roots = {"upstream": upstream, "tf5": Path(site[0])}
+    registry = (upstream / "vllm" / "transformers_utils" / "config.py").read_text()
+    registry = registry[registry.index("_CONFIG_REGISTRY"):registry.index("_SPECULATIVE_DECODING_CONFIGS")]
+    for model_type, entry in REMOTE_CONFIG_FIRST.items():
+        assert entry["why"] and entry["evidence"], model_type
+        assert f"    {model_type}=" not in registry, model_type
+        for root, path, text in entry["evidence"]:
+            assert text in (roots[root] / path).read_text(), (model_type, path, text)

@@ -20,6 +20,10 @@ NEWER_DEPENDENCIES: dict[str, str] = dict(_table("P5", "newer_dependencies"))
 # P5: of those, the ones with a module the older stack imports for the same thing ("module:name" -> module)
 DEPENDENCY_SUBSTITUTES: dict[str, str] = dict(_table("P5", "substitutes"))
 
+# P2: model types whose released checkpoints name their own remote-code config, which upstream reads through
+# AutoConfig and its model file is written for: no bridge is registered over it -> {why, evidence}
+REMOTE_CONFIG_FIRST: dict[str, dict] = dict(_table("P2", "remote_config_first"))
+
 # P3: upstream's environment variables the pinned vllm.envs lacks: name -> (parser, default string)
 ENV_VARS: dict[str, tuple[str, str]] = {k: (v["parser"], str(v["default"])) for k, v in _table("P3", "env_vars").items()}
 

@@ -36,6 +36,7 @@ from flagos_migrate.catalog.tables import (
     PINNED_HOOKS_MODULE,
     PORTED_HOOKS,
     PORTED_HOOKS_MODULE,
+    REMOTE_CONFIG_FIRST,
     port_writes_read_early,
     ported_hooks_text,
 )
@@ -776,7 +777,9 @@ class Migration(Vendoring, Tf5Vendoring):
         mt, cc = self.resolved.get("model_type"), self.resolved.get("ConfigClassName")
         if mt and cc in self.bridged and not any(m == mt for m, _, _ in out):
             out.append((mt, cc, self.bridged[cc]))
-        return out
+        # P2 remote_config_first: the checkpoint's own config class, which upstream reads through AutoConfig,
+        # would be shadowed by a bridge in 0.13.0's _CONFIG_REGISTRY (read before AutoConfig)
+        return [r for r in out if r[0] not in REMOTE_CONFIG_FIRST]
 
     def sibling_registrations(self) -> list[tuple[str, str, str]]:
         """(architecture, class, plugin module) a migrated file builds by name, ``init_vllm_registered_model(

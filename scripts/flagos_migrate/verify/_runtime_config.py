@@ -355,6 +355,13 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
     # the plugin's own bridge spelled like the architecture comes before a base class's config
     # (Qwen3_5MoeForConditionalGeneration subclasses Qwen3_5ForConditionalGeneration upstream, but its
     # checkpoints are Qwen3_5MoeConfig's: the dense class's config builds no MoE layer)
+    # a checkpoint naming its own remote-code config (P2 remote_config_first), which register_model() leaves to
+    # AutoConfig: not a bridge or base class of the file's, the stand-in of the checkpoint's class (step3p7's own
+    # bridge module is its text part's, step3p5)
+    if (hints.get("synth") or {}).get("remote_config"):
+        notes.append(f"config: {arch}'s checkpoints name their own remote-code config (catalog P2 remote_config_first), "
+                     "which both vLLMs read through AutoConfig: synthesized as its stand-in, the same on both sides")
+        return _synthesized(arch, hints, module, bridges, notes)
     found = _by_stem(arch, bridges)
     bound = _module_bridge(module, bridges)
     if found is not None and not _holds_more_of_what_is_read(bound, found, hints):
@@ -410,6 +417,11 @@ def _config_class(arch, bridges, model_type_hint=None, cls_name=None, notes=None
             notes.append(f"config: no config class of its own for {arch} here; built from {found.__name__}, the "
                          f"config of {part}, which upstream's class builds from its whole config")
             return found, "composed"
+    return _synthesized(arch, hints, module, bridges, notes)
+
+
+def _synthesized(arch, hints, module, bridges, notes):
+    """The config synthesized from what upstream's file reads (``config_source: synthesized``), else Unavailable."""
     synth = hints.get("synth")
     if synth and synth.get("config"):
         parts = (_bound_parts(module, bridges, synth) if module is not None else []) + _tower_parts(synth)

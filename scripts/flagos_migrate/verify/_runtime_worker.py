@@ -174,6 +174,17 @@ def _synth_lacks(res, exc, aliases=None, blocker=None):
                                                  "with a real config.json")
 
 
+def _registered_bridges(bridges, req):
+    """``bridges`` (model_type -> class) without what register_model() leaves to the checkpoint's own
+    remote-code config (P2 remote_config_first: molmo2, step3p7): of a bridge module defining such a model type,
+    only the model types register_model() registers (step3p7's module serves step3p5 too), so the config is built
+    as a serve reads the checkpoint's, not from transformers 5's class of that model type or its sub-configs."""
+    left = set(req.get("unregistered_bridges") or ())
+    registered = set(req.get("registered_configs") or ())
+    shadowing = {c.__module__ for mt, c in bridges.items() if mt in left}
+    return {mt: c for mt, c in bridges.items() if c.__module__ not in shadowing or mt in registered}
+
+
 def _register_siblings(registry, req, arch):
     """The record's other architectures and those of the plugin's other records (``registrations``), registered
     as the plugin's register() does (lazily, by "module:Class"), over the pinned registry's own entry when it has
@@ -229,6 +240,7 @@ def run_pinned(req, spec):
         level = "construct"
         builtin = None
         bridges = _bridge_classes(bridge_modules(req.get("config_modules"), req.get("namespace_packages")))
+        bridges = _registered_bridges(bridges, req)
         own = set(req["own_config_modules"] if "own_config_modules" in req else req.get("config_modules") or ())
         for mt, bcls in bridges.items():
             _register_bridge(mt, bcls)

@@ -32,6 +32,7 @@ import ast
 import copy
 import re
 
+from flagos_migrate.catalog.tables import REMOTE_CONFIG_FIRST
 from flagos_migrate.verify import runtime_tiny as T
 from flagos_migrate.verify import subconfig_classes
 
@@ -464,6 +465,50 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
     # its 128 extra tokens); the vision backbone upstream's molmo.py hard-codes (VisionBackboneConfig)
     ("molmo",): {"embedding_size": T.VOCAB, "attention_layer_norm": False, "layer_norm_type": "rms",
                  "norm_after": False, "weight_tying": False, "qkv_bias": True},
+    # Molmo2 (allenai/Molmo2-8B's remote-code Molmo2Config, auto_map AutoConfig: catalog P2 remote_config_first,
+    # so both sides build from this config, as a serve with --trust-remote-code builds from the checkpoint's class):
+    # upstream's molmo2.py copies every field of its VitConfig / AdapterConfig / TextConfig dataclasses from
+    # vit_config, adapter_config and text_config (getattr, no default). The released layout, tiny: a SigLIP-style
+    # tower of 4x4 patches of 14 (image_num_pos their count), the adapter pooling the last two tower layers
+    # (released: -3 and -9 of 27) at the tower's width into the text width, a Qwen3-style text model with q/k norms
+    # and 128 extra embedding rows; the special tokens in those rows, in the released order (151936 + i there).
+    # The sub-configs are the checkpoint class's own (its model_types here are ones no transformers class maps, so
+    # both sides hold the same plain configs, not transformers 5's renaming Molmo2*Config)
+    ("molmo2",): {
+        "vit_config": {"model_type": "mmf_synth_molmo2_vit", "hidden_size": T.VISION_HIDDEN, "intermediate_size": T.VISION_INTERMEDIATE,
+                       "num_hidden_layers": 2, "num_attention_heads": T.VISION_HEADS,
+                       "num_key_value_heads": T.VISION_HEADS, "head_dim": T.VISION_HIDDEN // T.VISION_HEADS,
+                       "hidden_act": "gelu_pytorch_tanh", "layer_norm_eps": 1e-6,
+                       "image_default_input_size": [56, 56], "image_patch_size": 14, "image_num_pos": 16},
+        "adapter_config": {"model_type": "mmf_synth_molmo2_adapter", "vit_layers": [-1, -2], "pooling_attention_mask": True, "hidden_size": T.VISION_HIDDEN,
+                           "num_attention_heads": T.VISION_HEADS, "num_key_value_heads": T.VISION_HEADS,
+                           "head_dim": T.VISION_HIDDEN // T.VISION_HEADS, "hidden_act": "silu",
+                           "intermediate_size": T.INTERMEDIATE, "text_hidden_size": T.HIDDEN},
+        "text_config": {"model_type": "mmf_synth_molmo2_text", "hidden_size": T.HIDDEN, "num_attention_heads": T.HEADS,
+                        "num_key_value_heads": T.KV_HEADS, "head_dim": T.HEAD_DIM, "vocab_size": T.VOCAB,
+                        "additional_vocab_size": 128,
+                        "qkv_bias": False, "num_hidden_layers": T.LAYERS, "intermediate_size": T.INTERMEDIATE,
+                        "hidden_act": "silu", "max_position_embeddings": T.MAX_POSITIONS, "rope_theta": 1000000.0,
+                        "use_qk_norm": True, "qk_norm_type": "qwen3", "layer_norm_eps": 1e-6, "norm_after": False,
+                        "rope_scaling_layers": None},
+        "image_start_token_id": T.VOCAB, "image_end_token_id": T.VOCAB + 1, "image_patch_id": T.VOCAB + 2,
+        "image_col_id": T.VOCAB + 3, "low_res_image_start_token_id": T.VOCAB + 4, "image_low_res_id": T.VOCAB + 5,
+        "frame_start_token_id": T.VOCAB + 7, "frame_end_token_id": T.VOCAB + 8},
+    # Step-3.7 (custom code, trust_remote_code: catalog P2 remote_config_first): its vision_config is the Perception
+    # Encoder's, in the fields upstream's PerceptionEncoderConfig spells (vllm/transformers_utils/configs/step5.py,
+    # "the vision tower shared by Step3p7 and Step5"), which step_vl.py's PerceptionEncoder and step3p7.py read
+    # unguarded: its defaults (728-pixel images in patches of 14, mlp_ratio 8960 / 1536, rope2d, a pre-norm), the
+    # sizes tiny, output_dim the width (its None reads as the width); the projector's bias, as the released one. Its
+    # text_config builds whatever registered causal LM it names (a tiny Qwen2 here; the wrapper is what is verified).
+    # The vision sub-config's model_type is one no class maps, so both sides hold the same plain config
+    ("step3p7",): {
+        "vision_config": {"model_type": "mmf_synth_perception_encoder", "hidden_act": "quick_gelu", "patch_size": 14,
+                          "width": T.VISION_HIDDEN, "layers": T.VISION_DEPTH, "heads": T.VISION_HEADS,
+                          "mlp_ratio": 8960 / 1536, "output_dim": T.VISION_HIDDEN, "ls_init_value": 0.1,
+                          "drop_path": 0.0, "image_size": 728, "use_abs_posemb": True, "use_cls_token": False,
+                          "use_rope2d": True, "pool_type": "none", "attn_pooler_heads": 8, "use_ln_pre": True,
+                          "use_ln_post": False},
+        "projector_bias": False},
     ("keye", "keye_vl1_5"): {
         "vision_config": {
             "model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
@@ -866,21 +911,6 @@ SYNTH_BLOCKERS: dict[str, dict] = {
                       '"vit_hidden_size": "vision_hidden_size"'),
                      ("upstream", "vllm/model_executor/models/nano_nemotron_vl.py", "vit_hidden_size = config.vit_hidden_size"),
                      ("upstream", "vllm/model_executor/models/nano_nemotron_vl.py", "patch_size = config.patch_size")]},
-    "Molmo2ForConditionalGeneration": {
-        "why": "transformers 5's Molmo2Config (the bridge, and the class upstream runs with) takes the released "
-               "vit_config as vision_config (its __post_init__ pops vit_config), while upstream's molmo2.py reads "
-               "config.vit_config unguarded: upstream's own class builds from no released config.json with "
-               "transformers 5 either",
-        "evidence": [("tf5", "transformers/models/molmo2/configuration_molmo2.py", 'kwargs.pop("vit_config", None)'),
-                     ("upstream", "vllm/model_executor/models/molmo2.py", "getattr(config.vit_config, field.name)")]},
-    "Step3p7ForConditionalGeneration": {
-        "why": "transformers 5's Step3p7VisionConfig (the bridge's tower, and the class upstream runs with) takes the "
-               "released width, layers, heads and ls_init_value as hidden_size, num_hidden_layers, num_attention_heads "
-               "and layer_scale_init_value (popped in __post_init__), while upstream's step_vl.py PerceptionEncoder "
-               "reads config.width, config.layers, config.heads and config.ls_init_value: upstream's own class builds "
-               "from no released config.json with transformers 5 either",
-        "evidence": [("tf5", "transformers/models/step3p7/configuration_step3p7.py", 'kwargs.pop("width", self.hidden_size)'),
-                     ("upstream", "vllm/model_executor/models/step_vl.py", "config.width")]},
     # a ViT-H neck: nothing smaller builds
     "NemotronParseForConditionalGeneration": {
         "why": "its encoder neck hard-codes the widths of RADIO's vit_huge_patch16_224 (nemotron_parse.py: "
@@ -1521,7 +1551,7 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
         sources + [upstream.text(m) or "" for m in _imported_deep(upstream, text)])
     tf5_types = _tf5_arch_model_types()
     out = {}
-    bases_of, up_of, up_reg_of = {}, {}, {}
+    bases_of, up_of, up_reg_of, remote_of = {}, {}, {}, {}
     for spec in specs:
         arch, cls = spec["architecture"], spec["class"]
         up = upstream.model_registry.get(arch)
@@ -1539,6 +1569,13 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
             reg = upstream.model_registry.get(base)  # InternS2Preview, which subclasses Qwen3_5Moe there)
             if reg and reg[0] != f"{MODELS_PKG}.{model}":
                 bases += [b for b in class_ancestors(upstream.text(reg[0]) or "", reg[1]) if b not in bases and b != arch]
+        # a checkpoint naming its own remote-code config (P2 remote_config_first) is read by that class, not by a
+        # base class's (Step3p7ForConditionalGeneration subclasses Step3VLForConditionalGeneration, whose Step3VLConfig
+        # builds a Step3 text model; Step-3.7's config builds Step-3.5's): synthesized from what upstream reads
+        remote = bool(set(tf5_types.get(arch, ())) & set(REMOTE_CONFIG_FIRST))
+        if remote:
+            bases = []
+        remote_of[arch] = remote
         bases_of[arch], up_of[arch] = bases, up_cls
     for spec in specs:
         arch = spec["architecture"]
@@ -1565,7 +1602,7 @@ def hints_for(upstream, model: str, specs: list[dict]) -> dict[str, dict]:
             "bases": bases, "draft": draft, "composed": composed_classes(text, up_of[arch]),
             "speculative": speculative_method(arch, text, bool(draft) or arch in _speculative_only(), up_of[arch]),
             "synth": {"config": synth, "missing": missing, "reads": len(reads), "tower_classes": tower_classes,
-                      "family": family,
+                      "family": family, "remote_config": remote_of[arch],
                       "file": f"{MODELS_PKG}.{model}", "model_type": _synth_model_type(arch),
                       "class_name": SYNTH_CLASS_NAMES.get(arch),
                       "blocker": (SYNTH_BLOCKERS.get(arch) or {}).get("why")},

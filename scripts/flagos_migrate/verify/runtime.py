@@ -32,6 +32,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from flagos_migrate.catalog.tables import REMOTE_CONFIG_FIRST
 from flagos_migrate.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, UsageError
 from flagos_migrate.verify import import_probe, left_findings
 from flagos_migrate.verify.reference_divergences import numerical_divergence
@@ -117,6 +118,14 @@ def plugin_config_hooks(package_dir: Path) -> list[dict]:
     return [{"architecture": arch, "module": mod, "class": cls} for arch, (mod, cls) in sorted(regs.hook_targets.items())
             if (mod.startswith("vllm_fl.") or mod == PINNED_HOOKS_MODULE) and all(p.isidentifier() for p in mod.split("."))
             and cls.isidentifier()]
+
+
+def plugin_config_types(package_dir: Path) -> list[str]:
+    """The model types the plugin's register_model() puts in ``_CONFIG_REGISTRY`` (read, never executed)."""
+    from flagos_migrate.plugin.tree import parse_registrations
+
+    init = package_dir / "__init__.py"
+    return sorted({c.model_type for c in parse_registrations(init).configs}) if init.is_file() else []
 
 
 def plugin_config_modules(package_dir: Path, record: dict) -> list[str]:
@@ -501,6 +510,10 @@ def verify_runtime(python: str, plugin_root: Path, record: dict, model: str, pin
                 + config_modules_of(record), "workdir": work, "timeout": timeout,
                 "plugin_config_modules": plugin_config_modules(Path(plugin_root) / "vllm_fl", record),
                 "own_config_modules": config_modules_of(record),
+                # bridges register_model() leaves to the checkpoint's own config (P2 remote_config_first), and what
+                # it registers: a bridge module of such a model type is registered for those model types only
+                "unregistered_bridges": sorted(REMOTE_CONFIG_FIRST),
+                "registered_configs": plugin_config_types(Path(plugin_root) / "vllm_fl"),
                 "seed": SEED, "num_tokens": NUM_TOKENS}
         say(f"pinned: building {len(specs)} architecture(s) under {python}")
         started: list[Worker] = []
