@@ -688,3 +688,22 @@ def test_the_upstream_corpus_has_no_rope_config_built_in_a_file_that_no_finding_
     assert {k: v for k, v in hits.items() if v} == {}
     assert [f.line for f in _built_findings((models / "moss_audio.py").read_text(), "moss_audio_copy")] == [283]
     assert _built_findings((models / "mimo_audio.py").read_text(), "mimo_audio_copy") == []
+def test_deepseek_vl2_names_the_pinned_processor_loader_that_knows_no_vllm_processor():
+    """After its processor ports, deepseek_vl2's image forward failed "Failed to load the processor": upstream's
+    get_hf_processor() without a class finds vLLM's own DeepseekVLV2Processor by the checkpoint's processor_class,
+    the pinned get_processor tries AutoProcessor only. Reported on the registration, with the pinned line."""
+    (f,) = _p43("DeepseekVLV2ForCausalLM")
+    assert f.severity == "error"
+    assert "get_processor (vllm/transformers_utils/processor.py:106)" in f.message
+    assert "get_processor_cls_name_from_config" in f.message and "Failed to load the processor" in f.message
+    assert _p43("DeepseekOCRForCausalLM") == []  # its processor class is passed by upstream's file too
+
+
+def test_deepseek_ocr2_names_the_pinned_processor_that_swallows_its_v2_strategy():
+    """The pinned DeepseekOCRProcessor takes no `strategy` and counts v1's image tokens (273 for a small image) where
+    OCR-2's prompt updates count v2's (257): "found 0 prompt placeholders". Reported unless upstream's processor
+    module comes along (apply brings it for this architecture)."""
+    (f,) = _p43("DeepseekOCR2ForCausalLM")
+    assert f.severity == "error" and "swallows" in f.message and "bring upstream's processor module" in f.fix
+    assert _p43("DeepseekOCR2ForCausalLM", builds_on={"processors.deepseek_ocr"}) == []
+    assert _p43("DeepseekOCR2ForCausalLM", builds_on={"deepseek_ocr"}) != []  # the model module is another one

@@ -479,6 +479,10 @@ def propose_edits(f: Finding, edits: Edits) -> bool:
     if f.rule == "P7" and d.get("rename_callee"):
         edits.rename_callees[(f.line, _callee_name(d["callee"]))] = ("P7", d["rename_callee"])
         return True
+    if f.rule == "P6" and d.get("signature_port"):
+        edits.remove_methods[(d["class"], d["method"])] = "P6"
+        edits.add_methods[(d["class"], d["method"])] = ("P6", d["signature_port"])
+        return True
     if f.rule == "P6" and d.get("override_keywords"):
         for kw, value in d["override_keywords"].items():
             edits.override_keywords[(d["class"], d["method"], kw)] = ("P6", value)

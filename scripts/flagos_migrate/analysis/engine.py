@@ -58,6 +58,7 @@ CHECKS = (
     inherited.check_dead_hooks,
     inherited.check_base_hooks,
     inherited.check_override_signatures,
+    inherited.check_signature_ports,
     inherited.check_tower_skipping,
     framework.check_pooling_inner_load,
     framework.check_rope_layer_types,

@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
+import textwrap
 
 from flagos_migrate.analysis.facts import ModuleFacts
 from flagos_migrate.analysis.framework import statement_answers
@@ -35,6 +37,7 @@ from flagos_migrate.catalog.tables import (
     PINNED_COUNTERPARTS,
     PINNED_HOOK_DIFFERS,
     ROPE_TYPE_PATCHES,
+    SIGNATURE_PORTS,
     SPECULATIVE_ONLY,
     SPECULATIVE_REFUSED,
     SPECULATIVE_UNCONVERTED,
@@ -465,13 +468,125 @@ def check_base_hooks(m: ModuleFacts) -> None:
                 continue
             if any(k == "local" and o is not cls and _defines(o, row["method"]) for k, o in lin):
                 continue  # its local parent's is reported
+            if any(k == "local" and _calls_self(o, "_call_hf_processor", row["method"]) for k, o in lin):
+                continue  # ported: the pinned base's method calls it
             stmt = next(s for s in cls.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
                         and s.name == row["method"])
             name = row["base"].rsplit(".", 1)[-1]
+            data = {"class": cls.name, "method": row["method"], "parent": row["base"]}
+            port = _port_renames(m, cls, lin, stmt, row) or _port_hook(m, cls, lin, row)
+            if port:
+                data.update(source=port, replace=row["method"] == "_get_hf_mm_inputs")
             m.add("P24", stmt, f"`{cls.name}.{row['method']}()` is dead on the pinned vLLM: {row['upstream'].strip()}; "
                   f"the pinned {name} neither defines nor calls it, so what it does to the output never happens",
-                  fix=f"port it: {row['pinned'].strip()}",
-                  data={"class": cls.name, "method": row["method"], "parent": row["base"]})
+                  fix=("apply ports it to `_call_hf_processor` (the keys renamed there)" if port
+                       else f"port it: {row['pinned'].strip()}"), data=data)
+
+
+def _renamed_keys(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> list[tuple[str, str]] | None:
+    """The keys an override of ``_get_hf_mm_inputs`` renames when its whole body is ``v = super().<it>(<its
+    parameters>)``, then guarded renames ``if "a" in d: d["b"] = d.pop("a")`` of ``d`` = ``v.hf_data`` (or a name
+    bound to it), then ``return v``; None for any other body."""
+    body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    params = [a.arg for a in fn.args.posonlyargs + fn.args.args][1:]
+    if len(body) < 2 or fn.args.vararg or fn.args.kwarg or fn.args.kwonlyargs:
+        return None
+    first, last = body[0], body[-1]
+    if not (isinstance(first, ast.Assign) and len(first.targets) == 1 and isinstance(first.targets[0], ast.Name)
+            and isinstance(first.value, ast.Call) and isinstance(first.value.func, ast.Attribute)
+            and first.value.func.attr == fn.name and isinstance(first.value.func.value, ast.Call)
+            and dotted(first.value.func.value.func) == "super" and not first.value.func.value.args
+            and not first.value.keywords and [dotted(a) for a in first.value.args] == params):
+        return None
+    var = first.targets[0].id
+    if not (isinstance(last, ast.Return) and isinstance(last.value, ast.Name) and last.value.id == var):
+        return None
+    data = {f"{var}.hf_data"}
+    renames: list[tuple[str, str]] = []
+    for s in body[1:-1]:
+        if (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
+                and dotted(s.value) in data and not renames):
+            data.add(s.targets[0].id)  # ``hf_data = hf_inputs.hf_data``
+            continue
+        if not (isinstance(s, ast.If) and not s.orelse and len(s.body) == 1 and isinstance(s.test, ast.Compare)
+                and len(s.test.ops) == 1 and isinstance(s.test.ops[0], ast.In)
+                and isinstance(s.test.left, ast.Constant) and isinstance(s.test.left.value, str)
+                and dotted(s.test.comparators[0]) in data):
+            return None
+        old, (a,) = s.test.left.value, s.body
+        if not (isinstance(a, ast.Assign) and len(a.targets) == 1 and isinstance(a.targets[0], ast.Subscript)
+                and dotted(a.targets[0].value) in data and isinstance(a.targets[0].slice, ast.Constant)
+                and isinstance(a.targets[0].slice.value, str) and isinstance(a.value, ast.Call)
+                and isinstance(a.value.func, ast.Attribute) and a.value.func.attr == "pop"
+                and dotted(a.value.func.value) in data and not a.value.keywords
+                and len(a.value.args) == 1 and isinstance(a.value.args[0], ast.Constant)
+                and a.value.args[0].value == old):
+            return None
+        renames.append((old, a.targets[0].slice.value))
+    return renames or None
+
+
+def _calls_self(node: ast.ClassDef, method: str, name: str) -> bool:
+    """``node``'s ``method`` calls ``self.<name>(...)``."""
+    return any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == method
+               and any(isinstance(c, ast.Call) and dotted(c.func) == f"self.{name}" for c in ast.walk(s))
+               for s in node.body)
+
+
+def _port_hook(m: ModuleFacts, cls: ast.ClassDef, lin, row: dict) -> str | None:
+    """P24 ``port_hook``: the pinned ``_call_hf_processor`` calling the dead hook, where every override of it in the
+    chain (``cls``'s, its local subclasses') reads its first parameter only as an ``if`` test's truth (upstream's
+    data is empty exactly when the pinned base's is) or passes it on to ``super()``'s same hook, and no class of
+    the chain has a ``_call_hf_processor`` of its own."""
+    port = row.get("port_hook")
+    if not port or any(k == "local" and _defines(o, "_call_hf_processor") for k, o in lin):
+        return None
+    chain = [c for c in m.local_classes.values()
+             if any(k == "local" and o is cls for k, o in m.hierarchy.linearize(("local", c)))]
+    if any(_defines(c, "_call_hf_processor") for c in chain):
+        return None
+    for c in chain:
+        for stmt in c.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == row["method"] \
+                    and not _reads_data_as_truth(stmt):
+                return None
+    return port["source"]
+
+
+def _reads_data_as_truth(stmt) -> bool:
+    """The hook's first parameter is read only as an ``if`` test (``if not mm_data:``) or passed to ``super()``'s."""
+    args = [a.arg for a in stmt.args.posonlyargs + stmt.args.args]
+    if len(args) != 4 or stmt.args.vararg or stmt.args.kwarg or stmt.args.kwonlyargs:
+        return False
+    allowed: set[int] = set()
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.If):
+            test = node.test.operand if isinstance(node.test, ast.UnaryOp) and isinstance(node.test.op, ast.Not) \
+                else node.test
+            allowed.add(id(test))
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == stmt.name
+                and isinstance(node.func.value, ast.Call) and dotted(node.func.value.func) == "super"):
+            allowed.update(id(a) for a in node.args)
+    return all(id(n) in allowed for n in ast.walk(stmt) if isinstance(n, ast.Name) and n.id == args[1])
+
+
+def _port_renames(m: ModuleFacts, cls: ast.ClassDef, lin, stmt, row: dict) -> str | None:
+    """P24 ``port_renames``: the pinned ``_call_hf_processor`` doing what an override of the dead hook that only
+    renames keys of the processor's data does, where the class has no ``_call_hf_processor`` of its own (upstream's
+    takes other parameters), no other local class defines the hook, and every key is one the pinned base spells."""
+    port = row.get("port_renames")
+    renames = _renamed_keys(stmt) if port else None
+    if not renames or any(k == "local" and _defines(o, "_call_hf_processor") for k, o in lin):
+        return None
+    if any(c is not cls and _defines(c, row["method"]) for c in m.local_classes.values()):
+        return None
+    keys = port["keys"]
+    if any(old not in keys for old, _ in renames):
+        return None
+    q = json.dumps
+    lines = [f"    if {q(keys[old])} in hf_data:\n        hf_data[{q(new)}] = hf_data.pop({q(keys[old])})\n"
+             for old, new in renames if keys[old] != new]  # upstream renaming back to the pinned spelling: as is
+    return port["source"].replace("{renames}\n", "".join(lines))
 
 
 def check_override_signatures(m: ModuleFacts) -> None:
@@ -514,6 +629,78 @@ def check_override_signatures(m: ModuleFacts) -> None:
                   data={"class": cls.name, "method": stmt.name, "pinned": pinned_method,
                         "callers": callers, "kwargs": lacking, "problem": "override-lacks-keyword",
                         **({"override_keywords": values} if settled else {})})
+
+
+def check_signature_ports(m: ModuleFacts) -> None:
+    """P6, table ``signature_ports``: an override with upstream's parameters of a pinned base method that the pinned
+    callers call with others (deepseek_vl2's ``_cached_apply_hf_processor(inputs, timing_ctx)``): TypeError when the
+    pinned base calls it. Ported where its body reads upstream's parameters only as the table's attributes and
+    passes them on whole only to the table's calls."""
+    for cls in m.local_classes.values():
+        defined = {s.name: s for s in cls.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        rows = [r for r in SIGNATURE_PORTS if r["method"] in defined]
+        if not rows:
+            continue
+        lin = m.hierarchy.linearize(("local", cls))
+        for row in rows:
+            stmt = defined[row["method"]]
+            if not any(k == "pinned" and o[0].qualname == row["base"] for k, o in lin):
+                continue
+            if [a.arg for a in stmt.args.posonlyargs + stmt.args.args][1:] != row["upstream"]:
+                continue
+            base = row["base"].rsplit(".", 1)[-1]
+            source = _signature_port(m, stmt, row)
+            m.add("P6", stmt, f"`{cls.name}.{row['method']}({', '.join(row['upstream'])})` takes upstream's parameters; "
+                  f"the pinned {base} calls it as `{row['method']}({row['pinned']})`, so it raises TypeError "
+                  "(unexpected keyword argument) when the pinned base calls it",
+                  fix=("apply gives it the pinned parameters (the reads and calls of upstream's re-pointed)" if source
+                       else f"take the pinned parameters ({row['pinned']}) and do with them what it does with upstream's"),
+                  data={"class": cls.name, "method": row["method"], "pinned": f"{row['base']}.{row['method']}",
+                        "problem": "override-takes-upstream-parameters",
+                        **({"signature_port": source} if source else {})})
+
+
+def _signature_port(m: ModuleFacts, stmt, row: dict) -> str | None:
+    """The override with the pinned parameters (P6 ``signature_ports``), or None where its body uses upstream's
+    parameters otherwise than the table says, or its text does not spell them as re-pointed."""
+    params = row["upstream"]
+    if stmt.args.vararg or stmt.args.kwarg or stmt.args.kwonlyargs or stmt.decorator_list or not m.source:
+        return None
+    allowed: set[int] = set()
+    for node in ast.walk(stmt):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == params[0]
+                and node.attr in row["attributes"]):
+            allowed.add(id(node.value))
+        if (isinstance(node, ast.Call) and not node.keywords and [dotted(a) for a in node.args] == params
+                and _callee(node.func) in row["calls"]):
+            allowed.update(id(a) for a in node.args)
+    if any(isinstance(n, ast.Name) and n.id in params and id(n) not in allowed for n in ast.walk(stmt)):
+        return None
+    lines = m.source.splitlines()
+    first = stmt.body[0]
+    head = max(i for i in range(stmt.lineno, first.lineno) if lines[i - 1].strip()
+               and not lines[i - 1].strip().startswith("#"))
+    body = "\n".join(lines[head:stmt.end_lineno])
+    for attr, name in row["attributes"].items():
+        body = re.sub(rf"\b{params[0]}\.{attr}\b", name, body)
+    body = body.replace(f"({', '.join(params)})", f"({row['arguments']})")
+    body_only = textwrap.indent(textwrap.dedent(body), "    ")
+    source = f"def {stmt.name}(self, {row['pinned']}):\n{body_only}\n"
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    if any(isinstance(n, ast.Name) and n.id in params for n in ast.walk(tree)):
+        return None  # a use the text did not spell as the table does: left
+    return source
+
+
+def _callee(func: ast.expr) -> str | None:
+    """``self.x`` / ``super().x`` as written."""
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call) and dotted(func.value.func) == "super" \
+            and not func.value.args:
+        return f"super().{func.attr}"
+    return dotted(func)
 
 
 def _hook_name(stmt: ast.stmt) -> str | None:
@@ -728,7 +915,9 @@ def framework_findings(arch: str, path: str, line: int, col: int = 0,
             data={"arch": arch, "method": "mtp", "target": target}))
     entry = PINNED_COUNTERPARTS.get(version, {}).get(arch)
     if (entry is not None and entry.get("answered_by") not in registered
-            and entry.get("answered_by_module") not in builds_on and not statement_answers(entry, model_tree)):
+            and entry.get("answered_by_module") not in builds_on
+            and f"processors.{entry.get('answered_by_processor')}" not in builds_on
+            and not statement_answers(entry, model_tree)):
         pinned = " ".join(entry["pinned"].split())
         out.append(Finding(
             "P43", path, line, col,
@@ -739,6 +928,8 @@ def framework_findings(arch: str, path: str, line: int, col: int = 0,
                  f"extend the class of upstream's {entry['answered_by_module']} migrated into the plugin (import it "
                  f"from the plugin's models.{entry['answered_by_module']}), or report the difference"
                  if entry.get("answered_by_module") else
+                 f"bring upstream's processor module {entry['answered_by_processor']} into the plugin (apply does for "
+                 "this architecture), or report the difference" if entry.get("answered_by_processor") else
                  f"in the model file, `{entry['answered_by_statement']['upstream']}` becomes the table's code (apply "
                  "rewrites it), or report the difference" if entry.get("answered_by_statement") else
                  "report the difference (the pinned code is outside the model file)"),
@@ -791,7 +982,13 @@ def check_tower_skipping(m: ModuleFacts) -> None:
 
 
 def propose_edits(f: Finding, edits: Edits) -> None:
-    """P23: write the method the pinned models write."""
+    """P23: write the method the pinned models write; P24: port a dead hook where the table says how."""
+    if f.rule == "P24" and f.data.get("source"):
+        # the pinned base's method that does the hook's work is written; a hook it does not call goes
+        if f.data.get("replace"):
+            edits.remove_methods[(f.data["class"], f.data["method"])] = "P24"
+        edits.add_methods[(f.data["class"], "_call_hf_processor")] = ("P24", f.data["source"])
+        return
     if f.rule == "P23" and f.data.get("source"):
         edits.add_methods[(f.data["class"], f.data["method"])] = ("P23", f.data["source"])
         for name in LANGUAGE_MODEL_BACKPORT_NAMES:

@@ -48,6 +48,8 @@ REQUIRED_VALUES: dict[tuple[str, str], tuple[str, frozenset[str], str]] = {
 # P6: (pinned method qualname, keyword) -> the value upstream's override always builds for (Python source)
 OVERRIDE_KEYWORDS: dict[tuple[str, str], str] = {
     (e["method"], e["kwarg"]): e["value"] for e in _table("P6", "override_keywords")}
+# P6: pinned base methods whose pinned callers pass other parameters than upstream's (an override with upstream's raises)
+SIGNATURE_PORTS: tuple[dict, ...] = tuple(_table("P6", "signature_ports"))
 # P7: (callee, keyword) -> the (module, name) its table value needs imported
 REQUIRED_VALUE_IMPORTS: dict[tuple[str, str], tuple[str, str]] = {
     (e["callee"], e["kwarg"]): tuple(e["import"]) for e in _table("P7", "required_values") if e.get("import")}

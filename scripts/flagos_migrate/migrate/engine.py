@@ -231,7 +231,8 @@ class Migration(Vendoring, Tf5Vendoring):
             elif name and mod.split(".")[0] == "transformers" and self.apis.resolve(mod, name) is None:
                 self._tf5_vendor(mod, name)  # a processor only transformers 5 has
             elif (mod.startswith(PROCESSORS_PKG + ".") and mod != origin and self.up.has_module(mod)
-                  and (not self.apis.has_module(mod) or (name and self.apis.resolve(mod, name) is None))):
+                  and (not self.apis.has_module(mod) or (name and self.apis.resolve(mod, name) is None)
+                       or mod in self._answering_processors())):
                 # a whole processor module, like a sibling model module: too big to slice (P16)
                 self.redirects.setdefault(mod, f"{PACKAGE}.processors.{mod[len(PROCESSORS_PKG) + 1:].replace('.', '_')}")
                 out.append((mod, "closure"))
@@ -288,6 +289,14 @@ class Migration(Vendoring, Tf5Vendoring):
             self.redirects[mod] = plugin_mod
             out.append((mod, "closure"))
         return out
+
+    def _answering_processors(self) -> set[str]:
+        """P43's answered_by_processor: upstream's processor modules whose pinned namesake computes otherwise for an
+        architecture this migration registers (DeepSeek-OCR-2's: the pinned DeepseekOCRProcessor swallows
+        `strategy="v2"`): upstream's module comes along instead, which answers the P43."""
+        return {f"{PROCESSORS_PKG}.{entry['answered_by_processor']}"
+                for arch, entry in PINNED_COUNTERPARTS.get(self.apis.version, {}).items()
+                if entry.get("answered_by_processor") and arch in (self.resolved.get("architectures") or ())}
 
     def _migrated_copy(self, module: str) -> bool:
         """A plugin module some earlier ``apply`` wrote as a model or a sibling (its provenance says so)."""
@@ -441,6 +450,9 @@ class Migration(Vendoring, Tf5Vendoring):
         builds_on = {origin.rsplit(".", 1)[-1] for origin, target in self.redirects.items()
                      if origin.startswith(MODELS_PKG + ".") and target.startswith(f"{PACKAGE}.models.")
                      and target != unit.module}
+        # and upstream processor modules that come along (a P43 answered_by_processor)
+        builds_on |= {"processors." + origin[len(PROCESSORS_PKG) + 1:] for origin in self.redirects
+                      if origin.startswith(PROCESSORS_PKG + ".")}
         for arch, cls in self.model_registrations():
             # an earlier apply's hook (the plugin holds its compat module) is written again, like any vendored slice
             ours = compat_module_for(CONFIG_HOOKS_MODULE) in self._base
@@ -621,7 +633,7 @@ class Migration(Vendoring, Tf5Vendoring):
                 self._import(edits, f, aliases, runtime_missing)
             elif f.rule in ("P4", "P9"):
                 members.propose_edits(f, edits)
-            elif f.rule == "P23":
+            elif f.rule in ("P23", "P24"):
                 inherited.propose_edits(f, edits)
             elif f.rule == "P12":
                 structure.propose_edits(f, edits)

@@ -514,7 +514,12 @@ class _MethodAdder(cst.CSTTransformer):
                if not (isinstance(s, cst.FunctionDef) and s.name.value in have)]
         if not new:
             return updated
-        return updated.with_changes(body=updated.body.with_changes(body=[*updated.body.body, *new]))
+        # the ``pass`` a removal left in a class whose only method went (a port replacing the method)
+        body = [s for s in updated.body.body if not (isinstance(s, cst.SimpleStatementLine) and len(s.body) == 1
+                                                    and isinstance(s.body[0], cst.Pass))]
+        if not body:
+            new[0] = new[0].with_changes(leading_lines=[])
+        return updated.with_changes(body=updated.body.with_changes(body=[*body, *new]))
 
 
 def add_methods(module: cst.Module, methods: dict[tuple[str, str], tuple[str, str]]) -> cst.Module:

@@ -846,6 +846,17 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     **{mt: {"tile_tag": "2D", "language_config": {"=from": "text_config"}, "language_config.n_group": 1,
             "language_config.topk_group": 1, "language_config.num_experts_per_tok": T.EXPERTS_PER_TOKEN}
        for mt in ("deepseek_vl_v2", "deepseek_ocr", "deepseek_ocr2", "unlimited-ocr")},
+    # DeepSeek-OCR(-2)'s projector is a linear layer from its towers' fixed widths (both vLLMs build them with no
+    # config: SAM-B 1024 + CLIP-L 1024 concatenated; OCR-2's Qwen2 encoder 896, deepencoder2.py) into the language
+    # model, as their released config.json say (projector_type "linear", input_dim 2048 / 896, n_embed 1280, the
+    # language model's width). MlpProjectorConfig's defaults are DeepSeek-VL2's (downsample_mlp_gelu from a 1152-wide
+    # SigLIP into 2048): the image forward failed "(64x8192 and 4608x2048)" on the projector. Tiny: into the tiny width
+    "DeepseekOCRForCausalLM": {"projector_config.projector_type": "linear", "projector_config.input_dim": 2048,
+                               "projector_config.n_embed": T.HIDDEN},
+    # DeepSeek-OCR-2's model binds its pixels' side to vision_config.image_size, its processor's fixed BASE_SIZE 1024
+    # (runtime_mm.FIXED_GEOMETRY_ARCHS keeps it unshrunk); VisionEncoderConfig's default is 384
+    "DeepseekOCR2ForCausalLM": {"projector_config.projector_type": "linear", "projector_config.input_dim": 896,
+                                "projector_config.n_embed": T.HIDDEN, "vision_config.image_size": 1024},
     # Cohere Compass (North): upstream's CohereCompassAttention reads its rope per layer type
     # (config.rope_parameters.get(layer_type); a layer type without one is NoPE) and transformers 5's
     # CohereCompassTextConfig keeps what config.json nests so (it drops a flat rope_theta then). Its defaults hold

@@ -36,6 +36,12 @@ PATCH_STATE_TOWERS = ("gemma3", "paligemma", "cohere2_vision", "lfm2_vl", "lfm2-
 # and 4900 in every checkpoint: a 490 or 980 image, the only sizes AriaImageProcessor makes, in the real
 # tower's 14-pixel patches), so the tiny tower keeps that geometry and sees the smaller image
 QUERY_PROJECTOR_TOWER = {"patch_size": 14, "image_size": 490}
+# architectures whose towers and processor are built from constants, not from the config: the config's image_size
+# stays the released one, which upstream's model checks the pixels against. DeepSeek-OCR-2 builds SAM-B and a Qwen2
+# encoder of fixed sizes (deepencoder2.py), its processor resizes every image to BASE_SIZE 1024, and its
+# _parse_and_validate_image_input binds base_size = vision_config.image_size (1024 in its config.json): shrunk to a
+# few patches, the image forward failed "data dim[2] expected 64, got 1024"
+FIXED_GEOMETRY_ARCHS = frozenset({"DeepseekOCR2ForCausalLM"})
 KWARGS_FILE = "mm_kwargs.pt"
 IDS_FILE = "mm_ids.json"
 LOGITS_FILE = "mm_logits.pt"
@@ -89,7 +95,7 @@ def shrink_vision_geometry(cfg: dict) -> None:
             # LLaVA-NeXT-Video's pooler divides by image_size // patch_size**2 (1 for 336 / 14, 0 for
             # 4 patches of 14): smaller patches keep it 1, the same on the pinned and upstream side
             patch = vision["patch_size"] = IMAGE_PATCHES
-        if isinstance(vision.get("image_size"), int):
+        if isinstance(vision.get("image_size"), int) and not FIXED_GEOMETRY_ARCHS & set(cfg.get("architectures") or ()):
             vision["image_size"] = IMAGE_PATCHES * (patch or DEFAULT_PATCH)
         if isinstance(vision.get("num_image_tokens"), int):
             vision["num_image_tokens"] = IMAGE_PATCHES * IMAGE_PATCHES
