@@ -175,7 +175,7 @@ def test_an_override_using_upstreams_result_object_is_named_not_ported(tmp_path,
     """jina_vl reads the MultiModalProcessingResult upstream's base returns (the pinned one returns a tuple)."""
     text = CACHED_BEFORE.replace("        return super()._cached_apply_hf_processor(inputs, timing_ctx)\n",
                                  "        res = super()._cached_apply_hf_processor(inputs, timing_ctx)\n"
-                                 "        return res, inputs.prompt\n")
+                                 "        return res.kwargs\n")
     m = migrate(tmp_path, apis, text)
     assert m.model_unit.text == text
     found = [f for f in m.model_unit.after if f.rule == "P6" and f.data.get("problem") == "override-takes-upstream-parameters"]

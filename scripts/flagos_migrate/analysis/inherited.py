@@ -667,12 +667,15 @@ def _signature_port(m: ModuleFacts, stmt, row: dict) -> str | None:
     if stmt.args.vararg or stmt.args.kwarg or stmt.args.kwonlyargs or stmt.decorator_list or not m.source:
         return None
     allowed: set[int] = set()
+    returned = {id(n.value) for n in ast.walk(stmt) if isinstance(n, ast.Return)}
     for node in ast.walk(stmt):
         if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == params[0]
                 and node.attr in row["attributes"]):
             allowed.add(id(node.value))
+        # only returned as it comes: upstream's result object and the pinned tuple are read differently (jina_vl
+        # reorders mm_res.kwargs)
         if (isinstance(node, ast.Call) and not node.keywords and [dotted(a) for a in node.args] == params
-                and _callee(node.func) in row["calls"]):
+                and _callee(node.func) in row["calls"] and id(node) in returned):
             allowed.update(id(a) for a in node.args)
     if any(isinstance(n, ast.Name) and n.id in params and id(n) not in allowed for n in ast.walk(stmt)):
         return None
