@@ -155,3 +155,131 @@ def test_the_table_is_what_the_pinned_base_config_sets_and_transformers_5s_does_
     tf5 = run_script_json(REFERENCE_VENV / "bin/python", PROBE)
     assert BASE_CONFIG_DEFAULTS["0.13.0"] == {k: v for k, v in pinned.items() if k not in tf5}
     assert BASE_CONFIG_DEFAULTS["0.13.0"]["is_decoder"] == "False"
+
+
+# -- tf5_default_reads: the read apply makes where the table names the config classes --------------------
+
+JINA = '''
+from torch import nn
+
+
+class Model(nn.Module):
+    def __new__(cls, *, vllm_config, prefix=""):
+        is_decoder = getattr(vllm_config.model_config.hf_config, "is_decoder", True)
+        if not is_decoder:
+            return None
+        return super().__new__(cls)
+
+    def other(self, vllm_config):
+        if getattr(vllm_config.model_config.hf_config, "is_decoder", True):
+            return 1
+'''
+
+QWEN3 = "transformers.models.qwen3.configuration_qwen3.Qwen3Config"
+
+
+def test_a_read_of_the_table_becomes_tf5_base_attr(tmp_path):
+    m = migrate_example(tmp_path, JINA, "jina")
+    text = m.model_unit.text
+    assert "from vllm_fl.compat.config_defaults import tf5_base_attr\n" in text
+    assert (f"        is_decoder = tf5_base_attr(vllm_config.model_config, 'is_decoder', True, ('{QWEN3}',))\n"
+            "        if not is_decoder:\n") in text
+    # a read inside a compound statement is not rewritten: it stays a finding
+    assert '        if getattr(vllm_config.model_config.hf_config, "is_decoder", True):\n' in text
+    assert [f.line for f in m.left() if f.rule == "P45"] == [14]  # the written file: one import more
+    assert "vllm_fl.compat.config_defaults" in m.units  # the helper comes along
+    # the same file under another name: no table entry, the read and its finding stay
+    other = migrate_example(tmp_path / "o", JINA, "notjina")
+    assert "tf5_base_attr" not in other.model_unit.text
+    assert [f.line for f in other.left() if f.rule == "P45"] == [7, 13]
+
+
+TF5_WHEEL = Path.home() / ".cache/mmf/wheels/transformers-5.20.2-py3-none-any.whl"
+
+
+@pytest.mark.skipif(not TF5_WHEEL.is_file(), reason="needs the transformers 5 wheel (~/.cache/mmf/wheels)")
+def test_every_listed_class_declares_none_of_its_attributes_in_transformers_5():
+    import ast
+    import zipfile
+
+    from flagos_migrate.catalog.tables import TF5_DEFAULT_READS
+    with zipfile.ZipFile(TF5_WHEEL) as whl:
+        base = whl.read("transformers/configuration_utils.py").decode()
+        rows = [(stem, obj, e) for stem, objs in TF5_DEFAULT_READS["0.13.0"].items() for obj, e in objs.items()]
+        assert rows
+        for stem, obj, entry in rows:
+            assert obj.endswith(".hf_config") and entry["classes"] and entry["source"], (stem, obj)
+            assert set(entry["attrs"]) <= set(BASE_CONFIG_DEFAULTS["0.13.0"]), (stem, obj)
+            for attr in entry["attrs"]:
+                assert attr not in base  # transformers 5's PreTrainedConfig sets no such attribute
+            for path in entry["classes"]:
+                module, cls = path.rsplit(".", 1)
+                text = whl.read(module.replace(".", "/") + ".py").decode()
+                node = next(n for n in ast.parse(text).body if isinstance(n, ast.ClassDef) and n.name == cls)
+                assert [ast.unparse(b) for b in node.bases] == ["PreTrainedConfig"], path
+                for attr in entry["attrs"]:
+                    assert attr not in text, (path, attr)
+
+
+HELPER_PROBE = r'''
+import json, sys, tempfile, os, types, importlib.util
+cases = json.loads(sys.argv[2])  # argv[1]: the harness's folder (run_script_json)
+side = sys.argv[3]
+from transformers import AutoConfig
+if side == "pinned":
+    spec = importlib.util.spec_from_file_location("cd", sys.argv[4])
+    cd = importlib.util.module_from_spec(spec); spec.loader.exec_module(cd)
+out = []
+for case in cases:
+    d = tempfile.mkdtemp()
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(case["config"], f)
+    config = AutoConfig.from_pretrained(d)
+    overrides = case["overrides"]
+    fn = None
+    if overrides == "function":
+        def fn(c):
+            return c
+        overrides = fn
+    elif overrides:
+        config.update(overrides)  # get_config's flat hf_overrides on both stacks
+    if side == "reference":  # upstream: getattr(hf_config, "is_decoder", True) on transformers 5
+        out.append(getattr(config, "is_decoder", True))
+        continue
+    mc = types.SimpleNamespace(hf_config=config, hf_overrides=overrides, model=d, hf_config_path=None,
+                               revision=None, code_revision=None, config_format="auto")
+    out.append([getattr(config, "is_decoder", True),
+                cd.tf5_base_attr(mc, "is_decoder", True, (type(config).__module__ + "." + type(config).__qualname__
+                                                          if case["listed"] else "x.Y",))])
+print(json.dumps(out))
+'''
+
+QWEN3_JSON = {"model_type": "qwen3", "architectures": ["JinaEmbeddingsV5Model"], "hidden_size": 64,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 1, "intermediate_size": 128,
+              "vocab_size": 256, "head_dim": 16}
+HELPER_CASES = [
+    {"config": QWEN3_JSON, "overrides": {}, "listed": True},  # -small: no key, upstream reads True
+    {"config": {**QWEN3_JSON, "is_decoder": False}, "overrides": {}, "listed": True},  # the key written: its value
+    {"config": {**QWEN3_JSON, "is_decoder": True}, "overrides": {}, "listed": True},
+    {"config": QWEN3_JSON, "overrides": {"is_decoder": False}, "listed": True},  # a flat override: its value
+    {"config": QWEN3_JSON, "overrides": "function", "listed": True},  # unknown: the pinned value
+    {"config": QWEN3_JSON, "overrides": {}, "listed": False},  # a class not listed: the pinned value
+]
+
+
+@pytest.mark.skipif(not ((PINNED_VENV / "bin/python").is_file() and (REFERENCE_VENV / "bin/python").is_file()),
+                    reason="needs the pinned venv (MMF_PINNED_VENV) and the reference venv (MMF_REFERENCE_VENV)")
+def test_tf5_base_attr_reads_on_the_pinned_stack_what_upstream_reads_on_transformers_5():
+    import json
+
+    from flagos_migrate.migrate.backports import CONFIG_DEFAULTS
+    source = Path(__file__).resolve().parent.parent / "scripts/flagos_migrate/migrate/backport_sources"
+    helper = str(source / CONFIG_DEFAULTS.source)
+    cases = json.dumps(HELPER_CASES)
+    upstream = run_script_json(REFERENCE_VENV / "bin/python", HELPER_PROBE, cases, "reference")
+    pinned = run_script_json(PINNED_VENV / "bin/python", HELPER_PROBE, cases, "pinned", helper)
+    assert upstream == [True, False, True, False, True, True]
+    assert [p for p, _ in pinned] == [False, False, True, False, False, False]  # the read before the rewrite
+    helper_reads = [h for _, h in pinned]
+    assert helper_reads[:4] == upstream[:4]  # the listed class, the key's presence known: upstream's value
+    assert helper_reads[4:] == [False, False]  # not known: the pinned value (and a warning)

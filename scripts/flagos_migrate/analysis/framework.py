@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import copy
 
 from flagos_migrate.analysis.facts import ModuleFacts
 from flagos_migrate.astutil import dotted
@@ -47,6 +48,7 @@ from flagos_migrate.catalog.tables import (
     REPLACED_CONFIG_CLASSES,
     ROPE_LAYOUTS,
     ROPE_PATCH,
+    TF5_DEFAULT_READS,
 )
 from flagos_migrate.migrate.edits import Edits
 
@@ -614,6 +616,7 @@ def check_base_config_defaults(m: ModuleFacts) -> None:
         return
     stem = (m.ctx.origin_module or m.ctx.module).rsplit(".", 1)[-1]
     declared = DECLARED_BY_CONFIG_CLASS.get(m.apis.version, {}).get(stem, {})
+    reads = TF5_DEFAULT_READS.get(m.apis.version, {}).get(stem, {})
     for node in m.of_type(ast.Call):
         if not (isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr") and not node.keywords
                 and len(node.args) == (3 if node.func.id == "getattr" else 2)
@@ -637,11 +640,44 @@ def check_base_config_defaults(m: ModuleFacts) -> None:
         if ok and type(value) is type(ast.literal_eval(pinned)) and value == ast.literal_eval(pinned):
             continue  # the same value either way
         default = ast.unparse(node.args[2])
-        m.add("P45", node, f"{head}: where neither the config class nor the checkpoint's config.json sets it, upstream "
-              f"reads its default {default} and the pinned vLLM reads {pinned}",
+        what = (f"{head}: where neither the config class nor the checkpoint's config.json sets it, upstream "
+                f"reads its default {default} and the pinned vLLM reads {pinned}")
+        read = reads.get(obj, {})
+        stmt = m.enclosing(node, ast.stmt)
+        if (attr in read.get("attrs", ()) and obj.endswith(".hf_config") and ok
+                and isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Return))):
+            classes = tuple(read["classes"])
+            call = f"{TF5_BASE_ATTR}({obj[: -len('.hf_config')]}, {attr!r}, {default}, {classes!r})"
+            m.add("P45", node, f"{what}; for the config classes its checkpoints load as ({', '.join(classes)}: "
+                  f"{read['source'].strip()}) apply reads what upstream reads",
+                  fix=f"`{call}` ({TF5_BASE_ATTR_MODULE}: the object's value where config.json or a flat "
+                      f"hf_overrides entry sets `{attr}`, else {default}; another class keeps {pinned} and warns)",
+                  data={"attr": attr, "pinned_default": pinned, "upstream_default": default,
+                        "stmt_line": stmt.lineno, "source": _replace_call(stmt, node, call),
+                        "imports": [[TF5_BASE_ATTR_MODULE, TF5_BASE_ATTR]]})
+            continue
+        m.add("P45", node, what,
               fix=f"read the key from the checkpoint's config.json (or the config class's own declaration), "
                   f"falling back to {default}",
               data={"attr": attr, "pinned_default": pinned, "upstream_default": default})
+
+
+TF5_BASE_ATTR_MODULE = "vllm_fl.compat.config_defaults"
+TF5_BASE_ATTR = "tf5_base_attr"
+
+
+def _replace_call(stmt: ast.stmt, call: ast.Call, source: str) -> str:
+    """``stmt``'s source with the one ``call`` (by position) replaced by ``source``."""
+    new = ast.parse(source, mode="eval").body
+    key = (call.lineno, call.col_offset, call.end_lineno, call.end_col_offset)
+
+    class Swap(ast.NodeTransformer):
+        def visit_Call(self, node):
+            if (node.lineno, node.col_offset, node.end_lineno, node.end_col_offset) == key:
+                return new
+            return self.generic_visit(node)
+
+    return ast.unparse(Swap().visit(copy.deepcopy(stmt)))
 
 
 # -- P40 -------------------------------------------------------------------------------------------
@@ -776,6 +812,10 @@ def propose_edits(f, edits: Edits) -> None:
         edits.replace_statements[d["stmt_line"]] = ("P43", d["source"])
         for module, name in d.get("imports", ()):
             edits.add_imports[(module, name)] = "P43"
+    elif f.rule == "P45" and d.get("source") and d.get("stmt_line"):
+        edits.replace_statements[d["stmt_line"]] = ("P45", d["source"])
+        for module, name in d.get("imports", ()):
+            edits.add_imports[(module, name)] = "P45"
     elif f.rule == "P36":
         edits.replace_strings[(f.line, d["value"])] = ("P36", d["legacy"])
     elif f.rule == "P46":

@@ -205,6 +205,10 @@ BASE_CONFIG_DEFAULTS: dict[str, dict[str, str]] = _table("P45", "base_config_def
 # P45: pinned vLLM version -> model module -> getattr object as spelled -> {classes, source, declares: attributes
 # the config class declares itself (both stacks read its value)}
 DECLARED_BY_CONFIG_CLASS: dict[str, dict[str, dict[str, dict]]] = _table("P45", "declared_by_config_class")
+# P45: pinned vLLM version -> model module -> getattr object as spelled (a ModelConfig's .hf_config) -> {attrs, classes:
+# the pinned transformers' config classes (module.qualname) whose transformers 5 class declares none of attrs,
+# source}: apply rewrites the read to vllm_fl.compat.config_defaults.tf5_base_attr
+TF5_DEFAULT_READS: dict[str, dict[str, dict[str, dict]]] = _table("P45", "tf5_default_reads")
 
 # P40: pinned vLLM version -> transformers config class -> {alias transformers 5's attribute_map adds: {target
 # (and ``manual``: why a rename is not the same)}}

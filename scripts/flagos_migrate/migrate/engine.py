@@ -637,7 +637,7 @@ class Migration(Vendoring, Tf5Vendoring):
                 inherited.propose_edits(f, edits)
             elif f.rule == "P12":
                 structure.propose_edits(f, edits)
-            elif f.rule in ("P27", "P28", "P36", "P39", "P40", "P43", "P46"):
+            elif f.rule in ("P27", "P28", "P36", "P39", "P40", "P43", "P45", "P46"):
                 framework.propose_edits(f, edits)
             elif f.rule == "P34":
                 routed_experts.propose_edits(f, edits)
