@@ -432,13 +432,32 @@ class Migration(Vendoring, Tf5Vendoring):
         return (blockers, True) if blockers else (left_for_you(found), False)
 
     def _flag_framework_hooks(self) -> None:
-        """P25 (and P38) on each architecture this migration registers (the validator reports it on the registration).
-        Upstream's MODELS_CONFIG_MAP hook itself comes along when its code needs only what the pinned vLLM
-        has (vendored, P16, with no finding left in it): register_model() then maps the architecture to it,
-        which the pinned VllmConfig consults at the same point (before the model-type-wide hybrid hook)."""
+        """P25 (and P38, P43) on each architecture this migration registers, where the validator reports them
+        (``registration_findings``), on the model unit: what apply answers is fixed, the rest left."""
         unit = self.units.get(f"{PACKAGE}.models.{self.name}")
         if unit is None:
             return
+        for f, state in self.registration_findings(unit):
+            if any(g.rule == f.rule and g.message == f.message for g in unit.after):
+                continue
+            if state != "added":
+                if unit.before is unit.after:  # one list while nothing was rewritten
+                    unit.before = list(unit.before)
+                unit.before.append(f)
+            if state == "fixed":
+                unit.rules.add(f.rule)
+            else:
+                unit.after.append(f)
+
+    def registration_findings(self, unit: Unit) -> list[tuple[Finding, str]]:
+        """What the validator reports on the registration of each architecture this migration registers
+        (``inherited.framework_findings``: P25, P38, P43), as (finding, state): "fixed" when apply answers it,
+        "left" when not, "added" for what apply's answer itself leaves. The one place plan, apply and a
+        per-model package's plan compute them (``unit``: the model file, or a package's entry point).
+        Upstream's MODELS_CONFIG_MAP hook itself comes along when its code needs only what the pinned vLLM
+        has (vendored, P16, with no finding left in it): register_model() then maps the architecture to it,
+        which the pinned VllmConfig consults at the same point (before the model-type-wide hybrid hook)."""
+        out: list[tuple[Finding, str]] = []
         tree = parse_source(unit.text, unit.relpath)
         lines = {n.name: n.lineno for n in tree.body if isinstance(n, ast.ClassDef)} if tree else {}
         regs = self.plugin.registrations() if self.plugin.init_file.is_file() else None
@@ -464,11 +483,6 @@ class Migration(Vendoring, Tf5Vendoring):
                 if writes and "has no entry" in f.message:  # what the pinned model is built without
                     f.message += ("; its verify_and_update_model_config, which the pinned vLLM never calls, does "
                                   + ", ".join(f"`{w}`" for w in writes))
-                if any(g.rule == f.rule and g.message == f.message for g in unit.after):
-                    continue
-                if unit.before is unit.after:  # one list while nothing was rewritten
-                    unit.before = list(unit.before)
-                unit.before.append(f)
                 if target is None and arch in self.model_config_hooks and "has no entry" in f.message:
                     f.fix = (f"upstream's {CONFIG_HOOKS[arch]} defines verify_and_update_model_config, which upstream "
                              "calls while the ModelConfig is built and the pinned VllmConfig never calls (it calls "
@@ -479,16 +493,16 @@ class Migration(Vendoring, Tf5Vendoring):
                     f.fix = (f"apply maps {arch} to the pinned vLLM's own {PINNED_HOOKS[arch]} in register_model(): its "
                              "verify_and_update_config does to the config what upstream's verify_and_update_model_config "
                              "does (P25 pinned_hooks)")
-                    unit.rules.add("P25")
-                    continue  # apply registers the pinned hook
+                    out.append((f, "fixed"))  # apply registers the pinned hook
+                    continue
                 if target == PORTED_HOOKS_MODULE and "MODELS_CONFIG_MAP" in f.message:
                     f.fix = (f"apply writes upstream's {self._ported_hook(arch)} ported to the pinned API (its "
                              "verify_and_update_model_config body as a verify_and_update_config, P25 ported_hooks) "
                              f"into {target} and maps {arch} to it in register_model()")
-                    unit.rules.add("P25")
+                    out.append((f, "fixed"))  # apply registers the ported hook
                     late = port_writes_read_early(self._ported_hook(arch))
                     if late:  # the port computes what upstream does, but the serve defaults were chosen without it
-                        unit.after.append(Finding(
+                        out.append((Finding(
                             "P25", f.file, f.line, f.col, severity="warning",
                             message=(f"architecture {arch}: the ported {self._ported_hook(arch)} sets "
                                      + ", ".join(f"`{w}`" for w in late) + ", which the pinned engine reads to pick "
@@ -497,14 +511,15 @@ class Migration(Vendoring, Tf5Vendoring):
                                      "on the pinned vLLM a prompt may be split into chunks or served from the prefix "
                                      "cache, which bidirectional pooling does not allow"),
                             fix=("serve it with --no-enable-chunked-prefill --no-enable-prefix-caching (what upstream "
-                                 "picks), or set the fields in a config bridge the ModelConfig reads")))
-                    continue  # apply registers the ported hook
+                                 "picks), or set the fields in a config bridge the ModelConfig reads")), "added"))
+                    continue
                 if target is not None and "MODELS_CONFIG_MAP" in f.message:
                     f.fix = (f"apply vendors upstream's {CONFIG_HOOKS[arch]} into {target} (P16) and maps "
                              f"{arch} to it in register_model()")
-                    unit.rules.add("P25")
-                    continue  # apply registers upstream's hook
-                unit.after.append(f)
+                    out.append((f, "fixed"))  # apply registers upstream's hook
+                    continue
+                out.append((f, "left"))
+        return out
 
     def _flag_refused_ropes(self) -> None:
         """P42: with ``--hf-config``, each rope parameter set of the checkpoint the back-ported get_rope refuses,
