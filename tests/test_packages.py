@@ -70,6 +70,64 @@ def test_plan_groups_what_the_pinned_vllm_lacks_per_file(capsys, plugin):
     assert amd["groups"]["kernel toolchain `aiter` (custom CUDA/CuTe/Triton ops)"] == ["vllm_fl/models/tiny/amd/model.py"]
 
 
+TINY_CONVERSION = {"model_types": ["tiny"], "source": ["TinyBaseForCausalLM"], "fields": ["vision_n_layers"],
+                   "reads": {}, "line": 1}
+
+
+def test_plan_reports_the_registrations_findings_as_apply_splits_them(capsys, plugin, monkeypatch):
+    """The package plan's ``registration``: what the validator reports on the registration of the architectures
+    apply would register (here a P25 architecture conversion put in the table for the fixture), left for you on the
+    entry point exactly as apply leaves it."""
+    from flagos_migrate.analysis import inherited
+
+    code, out, _ = run(capsys, "plan", "tiny", "--upstream", str(UPSTREAM), "--plugin", str(plugin), "--json")
+    reg = json.loads(out)["registration"]
+    assert code == 1  # the groups
+    assert reg == {"architectures": ["TinyForCausalLM"], "answered": True, "will_fix": [], "left_for_you": []}
+    monkeypatch.setitem(inherited.ARCH_CONVERSIONS, "TinyForCausalLM", TINY_CONVERSION)
+    code, out, _ = run(capsys, "plan", "tiny", "--upstream", str(UPSTREAM), "--plugin", str(plugin), "--json")
+    plan = json.loads(out)
+    assert code == 1 and list(plan) == ["resolved", "files", "groups", "registration"]
+    reg = plan["registration"]
+    assert reg["will_fix"] == []
+    (conv,) = reg["left_for_you"]
+    assert (conv["file"], conv["rule"], conv["severity"]) == ("vllm_fl/models/tiny/__init__.py", "P25", "warning")
+    assert conv["data"]["converted_from"] == ["TinyBaseForCausalLM"] and conv["title"]
+    assert "converts it to TinyForCausalLM" in conv["message"] and "vision_n_layers" in conv["message"]
+    # apply leaves the same finding on the same file
+    code, out, _ = run(capsys, "apply", "tiny", "--upstream", str(UPSTREAM), "--plugin", str(plugin), "--json",
+                       "--dry-run")
+    applied = [f for f in json.loads(out)["left_for_you"] if f["rule"] in ("P25", "P38", "P43")]
+    assert applied == [conv]
+    # text output: under the registration, indented
+    code, out, _ = run(capsys, "plan", "tiny", "--upstream", str(UPSTREAM), "--plugin", str(plugin))
+    tail = out.split("registration of TinyForCausalLM:\n")[1].splitlines()
+    assert tail[:2] == ["  this tool will fix (0):", "  left for you (1):"]
+    assert tail[2].startswith("    vllm_fl/models/tiny/__init__.py:") and "P25" in tail[2]
+
+
+def test_plan_registration_of_every_architecture_until_answered(capsys, plugin):
+    """--all-archs / --arch choose what the registration's findings are computed for, as for apply; an unknown
+    architecture is a usage error (exit 2)."""
+    reg = json.loads(run(capsys, "plan", "tiny", "--upstream", str(UPSTREAM), "--plugin", str(plugin), "--json",
+                         "--all-archs")[1])["registration"]
+    assert reg["architectures"] == ["TinyForCausalLM", "TinyMTPModel"] and reg["answered"] is True
+    code, _, err = run(capsys, "plan", "tiny", "--upstream", str(UPSTREAM), "--plugin", str(plugin), "--arch", "Nope")
+    assert code == 2 and "Nope: not an architecture or class of tiny" in err
+
+
+def test_plan_exit_code_counts_the_registrations_findings(capsys, plugin, monkeypatch):
+    """Exit 1 while the registration leaves a finding for you, even with no group left; 0 with neither."""
+    from flagos_migrate.analysis import inherited
+    from flagos_migrate.migrate import packages
+
+    real = packages.plan_package
+    monkeypatch.setattr(packages, "plan_package", lambda *a, **k: {**real(*a, **k), "groups": {}})
+    assert run(capsys, "plan", "tiny", "--upstream", str(UPSTREAM), "--plugin", str(plugin))[0] == 0
+    monkeypatch.setitem(inherited.ARCH_CONVERSIONS, "TinyForCausalLM", TINY_CONVERSION)
+    assert run(capsys, "plan", "tiny", "--upstream", str(UPSTREAM), "--plugin", str(plugin))[0] == 1
+
+
 ENTRY_AFTER = '''"""Tiny model entry point (fixture): the platform picks the variant."""
 
 from vllm.platforms import current_platform
@@ -148,3 +206,41 @@ def test_beam_applies_and_imports_on_the_pinned_vllm(tmp_path):
                                                                       if not r["ok"]}
     # nothing the migration wrote fails; a module that needs a GPU is the machine's, not the migration's
     assert [m for m, r in results.items() if not r["ok"] and not r["environment"]] == []
+
+
+def test_plan_deepseek_v4_leaves_the_architecture_conversion_for_you(tmp_path):
+    """Golden on upstream 0.33.0's deepseek_v4 package: its plan names, under ``registration``, the P25 conversion
+    upstream makes (DeepseekV4ForCausalLM with vision_n_layers -> DeepseekV4ForConditionalGeneration) and the
+    hook the pinned vLLM never runs, left for you; unanswered (two main classes), every architecture of the
+    package, drafts included (P38: no dspark method on 0.13.0). Answered with the text class, no conversion."""
+    from flagos_migrate.migrate.packages import package_registration, plan_package
+    from flagos_migrate.migrate.upstream import Upstream, open_upstream
+    from flagos_migrate.pinned.api_index import PinnedApis
+    from flagos_migrate.plugin.tree import PluginTree
+
+    if not (REAL_UPSTREAM / "vllm" / "models" / "deepseek_v4" / "__init__.py").is_file():
+        pytest.skip("needs the upstream vLLM source ($MMF_UPSTREAM)")
+    up, apis = Upstream(open_upstream(str(REAL_UPSTREAM))), PinnedApis.load("0.13.0")
+    shutil.copytree(ROOT / "examples" / "plugin", tmp_path / "plugin")
+    plugin = PluginTree(tmp_path / "plugin")
+    plan = plan_package(up, apis, "deepseek_v4", None, plugin)
+    reg = plan["registration"]
+    assert reg["answered"] is False
+    assert reg["architectures"] == ["DSparkDraftModel", "DeepSeekV4MTPModel", "DeepseekV4ForCausalLM",
+                                    "DeepseekV4ForConditionalGeneration"]
+    assert reg["will_fix"] == []
+    left = {(f.rule, f.severity, f.data["arch"]) for f in reg["left_for_you"]}
+    assert left == {("P38", "error", "DSparkDraftModel"), ("P25", "warning", "DeepseekV4ForCausalLM"),
+                    ("P25", "warning", "DeepseekV4ForConditionalGeneration")}, left
+    (conv,) = [f for f in reg["left_for_you"] if (f.data or {}).get("converted_from")]
+    assert conv.file == "vllm_fl/models/deepseek_v4/__init__.py"
+    assert conv.data == {"arch": "DeepseekV4ForConditionalGeneration", "converted_from": ["DeepseekV4ForCausalLM"],
+                         "runtime_unseen": True}
+    assert ("a released checkpoint names DeepseekV4ForCausalLM in config.json (model_type deepseek_v4); upstream's "
+            "ModelConfig converts it to DeepseekV4ForConditionalGeneration before choosing the model class depending "
+            "on config.json's _dsv4_vl_inner, vision_n_layers") in conv.message
+    assert conv.fix.startswith("serve a released checkpoint with --hf-overrides '{\"architectures\": "
+                               "[\"DeepseekV4ForConditionalGeneration\"]}'")
+    text = package_registration(up, apis, plugin, "deepseek_v4", "nvidia", archs=["DeepseekV4ForCausalLM"])
+    assert text["answered"] is True and text["architectures"] == ["DeepseekV4ForCausalLM"]
+    assert [(f.rule, f.data["arch"]) for f in text["left_for_you"]] == [("P25", "DeepseekV4ForCausalLM")]

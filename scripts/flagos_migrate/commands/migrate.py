@@ -189,10 +189,10 @@ def _exit_for(findings: list[Finding], conflicts: list[str]) -> int:
     return EXIT_FINDINGS if left_for_you(findings) or conflicts else EXIT_OK
 
 
-def _print_findings(title: str, findings: list[Finding]) -> None:
-    print(f"{title} ({len(findings)}):")
+def _print_findings(title: str, findings: list[Finding], indent: str = "") -> None:
+    print(f"{indent}{title} ({len(findings)}):")
     for f in findings:
-        print("  " + format_text(f).replace("\n", "\n  "))
+        print(indent + "  " + format_text(f).replace("\n", "\n  " + indent))
 
 
 def _print_plan(p: Prepared) -> None:
@@ -300,6 +300,13 @@ def _print_package_plan(plan: dict) -> None:
         print(f"  {key}: {len(paths)} file(s)")
         for path in paths:
             print(f"    {path}")
+    reg = plan.get("registration")
+    if reg is None:
+        return
+    print("registration of " + ", ".join(reg["architectures"])
+          + ("" if reg["answered"] else f" (every architecture of the package; {ANSWER_HINT})") + ":")
+    _print_findings("this tool will fix", reg["will_fix"], "  ")
+    _print_findings("left for you", left_for_you(reg["left_for_you"]), "  ")
 
 
 def cmd_plan(args) -> int:
@@ -307,12 +314,17 @@ def cmd_plan(args) -> int:
     if _package_model(args, up):
         from flagos_migrate.migrate.packages import plan_package
 
-        plan = plan_package(up, apis, args.model_name, getattr(args, "variant", None))
+        plugin = PluginTree(args.plugin)
+        plan = plan_package(up, apis, args.model_name, getattr(args, "variant", None), plugin,
+                            load_record(plugin.package_dir, args.model_name), getattr(args, "arch", None),
+                            getattr(args, "all_archs", False))
+        reg = plan["registration"]
         if args.json:
-            print_json(plan)
+            print_json({**plan, "registration": {**reg, "will_fix": _findings_json(reg["will_fix"]),
+                                                 "left_for_you": _findings_json(left_for_you(reg["left_for_you"]))}})
         else:
             _print_package_plan(plan)
-        return EXIT_FINDINGS if plan["groups"] else EXIT_OK
+        return EXIT_FINDINGS if plan["groups"] or left_for_you(reg["left_for_you"]) else EXIT_OK
     p = prepare(args, (up, apis, read_hf_config(getattr(args, "hf_config", None))))
     if args.json:
         print_json(_plan_payload(p))

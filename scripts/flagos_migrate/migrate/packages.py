@@ -197,8 +197,10 @@ def _group_key(f, apis, closure: set[str], pkg: str, variant: str) -> str | None
     return f"{f.rule}: {rule.title}" if rule else f"rule {f.rule}"
 
 
-def plan_package(up: Upstream, apis, name: str, variant: str | None = None) -> dict:
-    """Per-file analysis of the package closure placed in the plugin, grouped by what is missing."""
+def plan_package(up: Upstream, apis, name: str, variant: str | None = None, plugin=None, previous: dict | None = None,
+                 archs: list[str] | None = None, all_archs: bool = False) -> dict:
+    """Per-file analysis of the package closure placed in the plugin, grouped by what is missing, and (with
+    ``plugin``) the registration's findings for the architectures apply would register (``registration``)."""
     from flagos_migrate.analysis.engine import AnalysisContext, analyze_source
 
     resolved = resolve_package(up, name, variant)
@@ -228,8 +230,26 @@ def plan_package(up: Upstream, apis, name: str, variant: str | None = None) -> d
             groups[k].append(path)
         per_file[path] = {"origin": module, "lines": text.count("\n"), "findings": len(findings),
                           "rules": sorted({f.rule for f in findings}), "needs": keys}
-    return {"resolved": resolved, "files": per_file,
-            "groups": {k: sorted(v) for k, v in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))}}
+    out = {"resolved": resolved, "files": per_file,
+           "groups": {k: sorted(v) for k, v in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))}}
+    if plugin is not None:
+        out["registration"] = package_registration(up, apis, plugin, name, variant, previous, archs, all_archs)
+    return out
+
+
+def package_registration(up: Upstream, apis, plugin, name: str, variant: str, previous: dict | None = None,
+                         archs: list[str] | None = None, all_archs: bool = False) -> dict:
+    """What the validator reports on the registration of the architectures apply would register (P25 hooks and
+    architecture conversions, P38 drafts, P43), split as apply splits them: the engine's own
+    ``registration_findings`` over the package's entry point, so plan, apply and the validator agree. Unanswered
+    (several main classes, no --arch), every architecture upstream maps to the package."""
+    m = PackageMigration(name, up, plugin, apis, variant, previous, archs, all_archs)
+    m.discover()
+    unit = m.units.get(plugin_module_for(f"{PACKAGES_ROOT}.{name}"))
+    found = m.registration_findings(unit) if unit is not None else []
+    return {"architectures": list(m.resolved["architectures"]), "answered": not m.resolved["ambiguous"],
+            "will_fix": [f for f, state in found if state == "fixed"],
+            "left_for_you": [f for f, state in found if state != "fixed"]}
 
 
 class PackageMigration(Migration):
@@ -327,5 +347,5 @@ def _torch_op(node: ast.AST) -> str | None:
     return None
 
 
-__all__ = ["VARIANTS", "PackageMigration", "check_variant", "is_package_model", "package_closure", "package_models", "plan_package",
-           "resolve_package"]
+__all__ = ["VARIANTS", "PackageMigration", "check_variant", "is_package_model", "package_closure", "package_models",
+           "package_registration", "plan_package", "resolve_package"]
