@@ -28,6 +28,8 @@ from flagos_migrate.catalog.tables import (
 )
 
 CONFIG_PY = Path("vllm/model_executor/models/config.py")
+CONFIG_DEFAULTS_SOURCE = (Path(__file__).resolve().parent.parent
+                          / "scripts/flagos_migrate/migrate/backport_sources/config_defaults.py")
 # upstream field -> the pinned API's name of it (0.13.0's PoolerConfig has no seq_pooling_type)
 RENAMED = {"seq_pooling_type": "pooling_type"}
 
@@ -83,8 +85,11 @@ def _load(source: str, name: str, monkeypatch, logs: _Logs):
     pooler.SequencePoolingType = str
     logger = types.ModuleType("vllm.logger")
     logger.init_logger = lambda _name: logs
+    # the plugin's P45 helper a port may call (jina's): the back-port's own source
+    defaults = types.ModuleType("vllm_fl.compat.config_defaults")
+    exec(compile(CONFIG_DEFAULTS_SOURCE.read_text(), str(CONFIG_DEFAULTS_SOURCE), "exec"), defaults.__dict__)  # noqa: S102 - the project's own back-port
     for mod, value in {"vllm.model_executor.models.config": base, "vllm.config.pooler": pooler,
-                       "vllm.logger": logger}.items():
+                       "vllm.logger": logger, "vllm_fl.compat.config_defaults": defaults}.items():
         monkeypatch.setitem(sys.modules, mod, value)
     ns = {"VerifyAndUpdateConfig": base.VerifyAndUpdateConfig, "logger": logs}
     classes, order, todo = _classes(source), [], [name]
@@ -102,7 +107,9 @@ def _effects(run, pooler_field: str, hf: dict, use_activation: bool | None, logs
     # use_activation: unset, or the user's --pooler-config choice (both PoolerConfigs have the field)
     pooler = types.SimpleNamespace(**{pooler_field: None, "use_activation": use_activation})
     text = hf.get("text_config", hf_config)  # hf_text_config: the text config when there is one, as both vLLMs pick
-    model_config = types.SimpleNamespace(hf_config=hf_config, hf_text_config=text, pooler_config=pooler)
+    # no hf_overrides; hf_config is no transformers class, so a P45 read keeps the object's value (getattr's)
+    model_config = types.SimpleNamespace(hf_config=hf_config, hf_text_config=text, pooler_config=pooler,
+                                         hf_overrides={})
     vllm_config = types.SimpleNamespace(model_config=model_config,
                                         cache_config=types.SimpleNamespace(mamba_ssm_cache_dtype=cache_dtype))
     logs.seen.clear()
@@ -140,7 +147,9 @@ CONFIGS = [{"pooling": p, "num_labels": 7} for p in ("avg", "cls", "last", "mean
               _decision(pooling="mean"), _decision(attention_mode="sliding"), _decision(token_ids=[5]),
               _decision(codes=[]), "not a dict")
     for t in ({"mamba_ssm_dtype": "float32"}, {})] + [
-    {"decision_config": _decision(), "mamba_ssm_dtype": "float16"}, {"pooling": "last"}]
+    {"decision_config": _decision(), "mamba_ssm_dtype": "float16"}, {"pooling": "last"},
+    # jina-embeddings-v5's: an encoder checkpoint says is_decoder false, a decoder true or nothing
+    {"is_decoder": False}, {"is_decoder": True}]
 
 
 @needs_sources
@@ -218,6 +227,7 @@ def test_a_port_writing_what_the_pinned_serve_defaults_read_stays_a_warning(tmp_
     assert port_writes_read_early("LlamaBidirectionalConfig") == ["is_causal", "pooling_type"]
     assert port_writes_read_early("JinaForRankingConfig") == []
     assert port_writes_read_early("D3ForSequenceClassificationConfig") == ["is_causal"]  # its attention mode
+    assert port_writes_read_early("JinaEmbeddingsV5ModelConfig") == ["is_causal"]  # an encoder checkpoint's
     if not UPSTREAM_SRC.is_dir():
         pytest.skip(f"no upstream source at {UPSTREAM_SRC}")
     up = Upstream(open_upstream(str(UPSTREAM_SRC)))
@@ -228,3 +238,86 @@ def test_a_port_writing_what_the_pinned_serve_defaults_read_stays_a_warning(tmp_
     m = Migration("jina", up, PluginTree(empty_plugin(tmp_path / "b")), PinnedApis.load("0.13.0"),
                   archs=["JinaForRanking"]).run()
     assert not [f for f in m.model_unit.after if f.rule == "P25" and "JinaForRanking" in f.message]
+
+
+JINA_V5 = "JinaEmbeddingsV5ModelConfig"
+
+
+def test_the_jina_port_reads_is_decoder_through_p45s_row_for_jina(monkeypatch):
+    """The catalog holds upstream's body; the written class reads is_decoder as P45 rewrites jina.py's read, with the
+    classes of P45's tf5_default_reads row for jina, read from the row (one list, two readers)."""
+    from flagos_migrate.catalog import tables
+
+    assert tables.PORTED_HOOK_TF5_READS == {JINA_V5: "jina"}
+    assert 'getattr(model_config.hf_config, "is_decoder", True)' in PORTED_HOOKS[JINA_V5]
+    assert "transformers." not in PORTED_HOOKS[JINA_V5]  # no class list of its own
+    row = tables.TF5_DEFAULT_READS["0.13.0"]["jina"]["vllm_config.model_config.hf_config"]
+    assert "is_decoder" in row["attrs"]
+
+    def method(text):
+        (cls,) = [n for n in ast.parse(text).body if isinstance(n, ast.ClassDef) and n.name == JINA_V5]
+        return cls.body[0]
+
+    written = method(ported_hooks_text())
+    assert ast.unparse(written.body[0]) == "from vllm_fl.compat.config_defaults import tf5_base_attr"  # here alone
+    (call,) = [n for n in ast.walk(written) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+               and n.func.id in ("tf5_base_attr", "getattr")]
+    assert call.func.id == "tf5_base_attr" and ast.unparse(call.args[0]) == "model_config"
+    assert [ast.literal_eval(a) for a in call.args[1:]] == ["is_decoder", True, tuple(row["classes"])]
+    # the row changes, the port follows
+    monkeypatch.setitem(row, "classes", ["x.A", "y.B"])
+    assert "tf5_base_attr(model_config, 'is_decoder', True, ('x.A', 'y.B'))" in ported_hooks_text()
+    monkeypatch.undo()
+    # a pin without the row keeps upstream's getattr; every other port is written as the catalog has it either way
+    assert 'if getattr(model_config.hf_config, "is_decoder", True):' in _classes(ported_hooks_text("0.20.2"))[JINA_V5]
+    assert "tf5_base_attr" not in ported_hooks_text("0.20.2")
+    plain = [n for n in PORTED_HOOKS if n != JINA_V5]
+    assert [_classes(ported_hooks_text())[n] for n in plain] == [_classes(ported_hooks_text("0.20.2"))[n] for n in plain]
+
+
+def test_a_hook_naming_a_module_whose_rows_it_does_not_read_is_refused():
+    from flagos_migrate.catalog.tables import _tf5_reads_rewritten
+
+    with pytest.raises(ValueError, match="reads none of its P45 rows"):
+        _tf5_reads_rewritten(JINA_V5, "vllm_config.model_config.hf_config.is_causal = False", "0.13.0")
+    # another attribute, an object that is no hf_config: not the row's
+    body = 'if getattr(model_config.hf_config, "is_causal", True) or getattr(model_config, "is_decoder", True):\n    pass'
+    with pytest.raises(ValueError, match="reads none"):
+        _tf5_reads_rewritten(JINA_V5, body, "0.13.0")
+    assert _tf5_reads_rewritten("LlamaBidirectionalConfig", body, "0.13.0") == body  # no entry: as written
+
+
+class _Qwen3Config:
+    """Stands for the pinned transformers' Qwen3Config (the row's class path); 4.57.6 sets is_decoder False on it."""
+
+    def __init__(self, **kw):
+        self.is_decoder = False
+        self.__dict__.update(kw)
+
+
+_Qwen3Config.__module__ = "transformers.models.qwen3.configuration_qwen3"
+_Qwen3Config.__qualname__ = "Qwen3Config"
+
+
+@pytest.mark.parametrize(("config_json", "overrides", "causal_set"), [
+    ({}, {}, False),  # -small: config.json has no is_decoder -> upstream reads True, leaves the decoder causal
+    ({"is_decoder": True}, {}, False),
+    ({"is_decoder": False}, {}, True),  # a checkpoint saying encoder: both make it bidirectional
+    ({}, {"is_decoder": False}, True),  # a flat hf_overrides entry, which upstream's get_config applies too
+])
+def test_the_jina_port_on_the_pinned_qwen3_config_does_what_upstream_does_on_transformers_5(
+        monkeypatch, config_json, overrides, causal_set):
+    port = _load(_classes(ported_hooks_text())[JINA_V5], JINA_V5, monkeypatch, _Logs())
+    defaults = sys.modules["vllm_fl.compat.config_defaults"]
+    monkeypatch.setattr(defaults, "_config_json", lambda _mc: config_json)  # what the pinned parser re-reads
+    pinned = _Qwen3Config(**{**config_json, **overrides})  # 4.57.6's object: is_decoder always there
+    vllm_config = types.SimpleNamespace(model_config=types.SimpleNamespace(hf_config=pinned, hf_overrides=overrides))
+    port.verify_and_update_config(vllm_config)
+    # upstream's hook on transformers 5's Qwen3Config, which has is_decoder only where config.json / overrides set it
+    tf5 = types.SimpleNamespace(**config_json, **overrides)
+    upstream = _load((UPSTREAM_SRC / CONFIG_PY).read_text(), JINA_V5, monkeypatch, _Logs()) \
+        if UPSTREAM_SRC.is_dir() else None
+    if upstream is not None:
+        upstream.verify_and_update_model_config(types.SimpleNamespace(hf_config=tf5))
+        assert vars(tf5).get("is_causal", "unset") == (False if causal_set else "unset")
+    assert vars(pinned).get("is_causal", "unset") == (False if causal_set else "unset")

@@ -133,11 +133,12 @@ def test_a_hook_needing_what_the_pinned_vllm_lacks_stays_a_finding(tmp_path):
     assert "vllm_fl.compat.model_executor_models_config" not in m.units
 
 
-# A second hook in the same upstream file, for another model. Upstream's JinaEmbeddingsV5ModelConfig runs on the
-# ModelConfig (verify_and_update_model_config), which the pinned VllmConfig never calls.
+# A second hook in the same upstream file, for another model, one the catalog does not port (this example was jina's
+# JinaEmbeddingsV5ModelConfig, which P25 ported_hooks now ports). It runs on the ModelConfig (verify_and_update_model_config),
+# which the pinned VllmConfig never calls.
 OTHER_HOOK = '''
 
-class JinaEmbeddingsV5ModelConfig(VerifyAndUpdateConfig):
+class EmbeddingGemma2ModelConfig(VerifyAndUpdateConfig):
     @staticmethod
     def verify_and_update_model_config(model_config) -> None:
         model_config.hf_config.num_labels = 1
@@ -150,28 +151,30 @@ def _two_models(tmp_path: Path, other_hook: str):
     models = up / "vllm" / "model_executor" / "models"
     (models / "config.py").write_text(HOOKS.format(extra_import="", value="mamba_ssm_dtype") + other_hook)
     (models / "colqwen3_5.py").write_text(MODEL)
-    (models / "jina.py").write_text(MODEL.replace("ColQwen3.5", "Jina").replace("ColQwen3_5", "JinaEmbeddingsV5Model"))
+    (models / "embedding_gemma2.py").write_text(MODEL.replace("ColQwen3.5", "EmbeddingGemma2")
+                                                .replace("ColQwen3_5", "EmbeddingGemma2Model"))
     registry = models / "registry.py"
     registry.write_text(registry.read_text().replace("_MULTIMODAL_MODELS = {", '_MULTIMODAL_MODELS = {\n'
-                        '    "ColQwen3_5": ("colqwen3_5", "ColQwen3_5"),\n    "JinaEmbeddingsV5Model": ("jina", "JinaEmbeddingsV5Model"),'))
+                        '    "ColQwen3_5": ("colqwen3_5", "ColQwen3_5"),\n'
+                        '    "EmbeddingGemma2Model": ("embedding_gemma2", "EmbeddingGemma2Model"),'))
     plugin = empty_plugin(tmp_path / "plugin", init="def register_model():\n    pass\n")
     return Upstream(open_upstream(str(up))), plugin
 
 
 def test_a_hook_upstream_runs_on_the_model_config_stays_a_finding(tmp_path):
-    """Negative: vendored and registered, JinaEmbeddingsV5ModelConfig would be called as verify_and_update_config
+    """Negative: vendored and registered, EmbeddingGemma2ModelConfig would be called as verify_and_update_config
     (the pinned base's, which raises NotImplementedError) and its model-config part never: P25 stays, saying why."""
     source, plugin = _two_models(tmp_path, OTHER_HOOK)
-    jina = Migration("jina", source, PluginTree(plugin), PinnedApis.load("0.13.0")).run()
-    (p25,) = jina.left()
-    assert p25.rule == "P25" and "applies `JinaEmbeddingsV5ModelConfig`" in p25.message
+    other = Migration("embedding_gemma2", source, PluginTree(plugin), PinnedApis.load("0.13.0")).run()
+    (p25,) = other.left()
+    assert p25.rule == "P25" and "applies `EmbeddingGemma2ModelConfig`" in p25.message
     assert "defines verify_and_update_model_config" in p25.fix and "never calls" in p25.fix
-    # the finding says what the pinned model is built without (upstream's JinaEmbeddingsV5Model: is_causal False for an encoder)
+    # the finding says what the pinned model is built without
     assert p25.message.endswith("; its verify_and_update_model_config, which the pinned vLLM never calls, does "
                                 "`model_config.hf_config.num_labels = 1`")
-    assert jina.config_hooks == [] and "vllm_fl.compat.model_executor_models_config" not in jina.units
+    assert other.config_hooks == [] and "vllm_fl.compat.model_executor_models_config" not in other.units
     # not even copied: an unregistered copy would stay in the shared compat file, its P24 refusing later hooks there
-    assert "vllm_fl.compat.model_executor_models_config" not in jina.compat_units
+    assert "vllm_fl.compat.model_executor_models_config" not in other.compat_units
 
 
 def test_hooks_of_two_migrations_share_one_file(tmp_path):
@@ -180,15 +183,16 @@ def test_hooks_of_two_migrations_share_one_file(tmp_path):
                                                               "verify_and_update_config(vllm_config)")
                                  .replace("model_config.hf_config", "vllm_config.model_config.hf_config"))
     apis = PinnedApis.load("0.13.0")
-    jina = Migration("jina", source, PluginTree(plugin), apis).run()
-    assert jina.left() == [] and [h[:2] for h in jina.config_hooks] == [("JinaEmbeddingsV5Model", "JinaEmbeddingsV5ModelConfig")]
+    other = Migration("embedding_gemma2", source, PluginTree(plugin), apis).run()
+    assert other.left() == []
+    assert [h[:2] for h in other.config_hooks] == [("EmbeddingGemma2Model", "EmbeddingGemma2ModelConfig")]
     hooks = plugin / "vllm_fl" / "compat" / "model_executor_models_config.py"
     hooks.parent.mkdir(parents=True, exist_ok=True)
     (hooks.parent / "__init__.py").write_text("")
-    hooks.write_text(jina.units["vllm_fl.compat.model_executor_models_config"].text)  # as apply writes it
+    hooks.write_text(other.units["vllm_fl.compat.model_executor_models_config"].text)  # as apply writes it
     col = Migration("colqwen3_5", source, PluginTree(plugin), apis).run()
     text = col.units["vllm_fl.compat.model_executor_models_config"].text
-    assert "class JinaEmbeddingsV5ModelConfig" in text and "class ColQwen3_5Config" in text  # one shared file
+    assert "class EmbeddingGemma2ModelConfig" in text and "class ColQwen3_5Config" in text  # one shared file
     assert col.left() == [] and col.others_left() == []
 
 

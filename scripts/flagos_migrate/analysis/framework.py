@@ -48,6 +48,8 @@ from flagos_migrate.catalog.tables import (
     REPLACED_CONFIG_CLASSES,
     ROPE_LAYOUTS,
     ROPE_PATCH,
+    TF5_BASE_ATTR,
+    TF5_BASE_ATTR_MODULE,
     TF5_DEFAULT_READS,
 )
 from flagos_migrate.migrate.edits import Edits
@@ -660,10 +662,6 @@ def check_base_config_defaults(m: ModuleFacts) -> None:
               fix=f"read the key from the checkpoint's config.json (or the config class's own declaration), "
                   f"falling back to {default}",
               data={"attr": attr, "pinned_default": pinned, "upstream_default": default})
-
-
-TF5_BASE_ATTR_MODULE = "vllm_fl.compat.config_defaults"
-TF5_BASE_ATTR = "tf5_base_attr"
 
 
 def _replace_call(stmt: ast.stmt, call: ast.Call, source: str) -> str:

@@ -142,6 +142,8 @@ PINNED_HOOKS_MODULE = "vllm.model_executor.models.config"
 # P25: upstream hook class -> its verify_and_update_model_config body ported to a pinned verify_and_update_config
 PORTED_HOOKS: dict[str, str] = dict(_table("P25", "ported_hooks"))
 PORTED_HOOKS_MODULE = "vllm_fl.compat.config_hook_ports"
+# P25: ported hook -> the model module whose P45 tf5_default_reads rows its hf_config base-attribute reads go through
+PORTED_HOOK_TF5_READS: dict[str, str] = dict(_table("P25", "ported_hook_tf5_reads"))
 # P25: fields the pinned engine reads for its serve defaults before any hook runs (a port writing one stays a warning)
 SERVE_DEFAULTS_BEFORE_HOOKS: dict[str, str] = dict(_table("P25", "serve_defaults_before_hooks"))
 # P25: target architecture -> upstream's conversion of a released checkpoint's architectures into it (model_types,
@@ -159,13 +161,53 @@ def port_writes_read_early(hook: str) -> list[str]:
     return sorted(written & set(SERVE_DEFAULTS_BEFORE_HOOKS))
 
 
-def ported_hooks_text() -> str:
-    """The plugin module holding every P25 ported hook (the whole table: the same text whichever model writes it)."""
+def _tf5_reads_rewritten(hook: str, body: str, version: str) -> str:
+    """``body`` with each ``getattr(<m>.hf_config, "X", <literal>)`` whose X a P45 tf5_default_reads row of the
+    module the hook serves (P25 ported_hook_tf5_reads) lists on a ``.hf_config`` written as P45 writes it in that
+    module: ``tf5_base_attr(<m>, "X", <literal>, (<the row's classes>,))``, imported in the method (the module
+    holds every port, and only this one needs the back-port). The classes are read from the row, never copied."""
+    stem = PORTED_HOOK_TF5_READS.get(hook)
+    rows = TF5_DEFAULT_READS.get(version, {}).get(stem, {}) if stem else {}
+    if not rows:  # no P45 row on this pin (its transformers declares what transformers 5 does): upstream's getattr
+        return body
+    tree = ast.parse(body)
+    lines = body.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+    swaps = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+                and len(node.args) == 3 and not node.keywords and isinstance(node.args[1], ast.Constant)):
+            continue
+        obj, attr = ast.unparse(node.args[0]), node.args[1].value
+        classes = {tuple(r["classes"]) for o, r in rows.items() if o.endswith(".hf_config") and attr in r["attrs"]}
+        if not obj.endswith(".hf_config") or not classes:
+            continue
+        if len(classes) > 1:
+            raise ValueError(f"{hook}: P45 rows of {stem} list {attr} with different classes: {sorted(classes)}")
+        ast.literal_eval(node.args[2])  # a literal default, as P45 rewrites only those
+        call = (f"{TF5_BASE_ATTR}({obj[: -len('.hf_config')]}, {attr!r}, {ast.unparse(node.args[2])}, "
+                f"{classes.pop()!r})")
+        span = (starts[node.lineno - 1] + node.col_offset, starts[node.end_lineno - 1] + node.end_col_offset)
+        swaps.append((span, call))
+    if not swaps:
+        raise ValueError(f"{hook}: P25 ported_hook_tf5_reads names {stem}, but the body reads none of its P45 rows")
+    assert body.isascii()  # ast's columns are UTF-8 offsets
+    for (start, end), call in sorted(swaps, reverse=True):
+        body = body[:start] + call + body[end:]
+    return f"from {TF5_BASE_ATTR_MODULE} import {TF5_BASE_ATTR}\n\n{body}"
+
+
+def ported_hooks_text(version: str = "0.13.0") -> str:
+    """The plugin module holding every P25 ported hook (the whole table: the same text whichever model writes it),
+    for pinned vLLM ``version`` (a hook's reads of a P45 tf5_default_reads row are that pin's)."""
     out = ['"""P25: upstream hooks that run on the ModelConfig (verify_and_update_model_config, which the pinned vLLM',
            'never calls), ported to the verify_and_update_config(vllm_config) the pinned VllmConfig runs. Written by',
            'migrate_model.py apply from the catalog (P25 ported_hooks); do not edit."""',
            "from vllm.model_executor.models.config import VerifyAndUpdateConfig", ""]
     for name, body in sorted(PORTED_HOOKS.items()):
+        body = _tf5_reads_rewritten(name, body, version)
         out += ["", f"class {name}(VerifyAndUpdateConfig):", "    @staticmethod",
                 "    def verify_and_update_config(vllm_config) -> None:"]
         out += [("        " + line) if line else "" for line in body.splitlines()]
@@ -209,6 +251,9 @@ DECLARED_BY_CONFIG_CLASS: dict[str, dict[str, dict[str, dict]]] = _table("P45", 
 # the pinned transformers' config classes (module.qualname) whose transformers 5 class declares none of attrs,
 # source}: apply rewrites the read to vllm_fl.compat.config_defaults.tf5_base_attr
 TF5_DEFAULT_READS: dict[str, dict[str, dict[str, dict]]] = _table("P45", "tf5_default_reads")
+# P45: what a tf5_default_reads read becomes (the plugin's back-port, vllm_fl/compat/config_defaults.py)
+TF5_BASE_ATTR_MODULE = "vllm_fl.compat.config_defaults"
+TF5_BASE_ATTR = "tf5_base_attr"
 
 # P40: pinned vLLM version -> transformers config class -> {alias transformers 5's attribute_map adds: {target
 # (and ``manual``: why a rename is not the same)}}

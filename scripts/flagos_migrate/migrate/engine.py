@@ -507,11 +507,13 @@ class Migration(Vendoring, Tf5Vendoring):
                             message=(f"architecture {arch}: the ported {self._ported_hook(arch)} sets "
                                      + ", ".join(f"`{w}`" for w in late) + ", which the pinned engine reads to pick "
                                      "its chunked-prefill and prefix-caching defaults before any hook runs (upstream "
-                                     "sets them while the ModelConfig is built, so it turns both off for this model); "
-                                     "on the pinned vLLM a prompt may be split into chunks or served from the prefix "
-                                     "cache, which bidirectional pooling does not allow"),
-                            fix=("serve it with --no-enable-chunked-prefill --no-enable-prefix-caching (what upstream "
-                                 "picks), or set the fields in a config bridge the ModelConfig reads")), "added"))
+                                     "sets them while the ModelConfig is built, so it turns both off where the hook "
+                                     "makes the model bidirectional); on the pinned vLLM a prompt may be split into "
+                                     "chunks or served from the prefix cache, which bidirectional pooling does not "
+                                     "allow"),
+                            fix=("serve a checkpoint the hook makes bidirectional with --no-enable-chunked-prefill "
+                                 "--no-enable-prefix-caching (what upstream picks), or set the fields in a config "
+                                 "bridge the ModelConfig reads")), "added"))
                     continue
                 if target is not None and "MODELS_CONFIG_MAP" in f.message:
                     f.fix = (f"apply vendors upstream's {CONFIG_HOOKS[arch]} into {target} (P16) and maps "
