@@ -556,7 +556,7 @@ class Migration(Vendoring, Tf5Vendoring):
         if hook is None:
             return None
         if hook in PORTED_HOOKS:  # upstream's body on the pinned API (the catalog's port): written, registered
-            text = ported_hooks_text()
+            text = ported_hooks_text(self.apis.version)
             self.units[PORTED_HOOKS_MODULE] = Unit(PORTED_HOOKS_MODULE, None, "config", text, text, {"P25"})
             self.config_hooks.append((arch, hook, PORTED_HOOKS_MODULE))
             return PORTED_HOOKS_MODULE
