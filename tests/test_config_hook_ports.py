@@ -17,7 +17,7 @@ import types
 from pathlib import Path
 
 import pytest
-from analysis_helpers import PINNED_VENV, UPSTREAM_SRC, apply_and_verify_run, empty_plugin
+from analysis_helpers import PINNED_VENV, UPSTREAM_SRC, apply_and_verify_run, empty_plugin, verified_to_match
 from flagos_migrate.analysis.inherited import runs_on_model_config
 from flagos_migrate.catalog.tables import (
     CONFIG_HOOKS,
@@ -321,3 +321,12 @@ def test_the_jina_port_on_the_pinned_qwen3_config_does_what_upstream_does_on_tra
         upstream.verify_and_update_model_config(types.SimpleNamespace(hf_config=tf5))
         assert vars(tf5).get("is_causal", "unset") == (False if causal_set else "unset")
     assert vars(pinned).get("is_causal", "unset") == (False if causal_set else "unset")
+
+
+def test_the_jina_v5_port_keeps_the_qwen3_decoder_causal_and_matches_upstream(tmp_path):
+    """jina JinaEmbeddingsV5Model (Qwen3Config, no is_decoder in config.json): registered with the port, the pinned
+    hook reads upstream's True and leaves the decoder causal (a plain getattr would read 4.57.6's False and make the
+    pinned Qwen3 bidirectional): match pass, |dlogit| 0 and pooler 0 vs upstream vLLM 0.33.0."""
+    report = verified_to_match(tmp_path, "jina", "--arch", "JinaEmbeddingsV5Model")
+    assert ("config hook: the plugin's JinaEmbeddingsV5ModelConfig (register_model() maps JinaEmbeddingsV5Model to "
+            "it)") in report["notes"]
