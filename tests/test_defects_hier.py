@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 from flagos_migrate.analysis.inherited import framework_hooks, model_config_writes, runs_on_model_config
 from flagos_migrate.catalog.rules import BY_ID
-from flagos_migrate.catalog.tables import CONFIG_HOOKS, INHERITED_DEFAULTS, PINNED_HOOK_DIFFERS, PINNED_HOOKS
+from flagos_migrate.catalog.tables import (
+    CONFIG_HOOKS,
+    INHERITED_DEFAULTS,
+    PINNED_HOOK_DIFFERS,
+    PINNED_HOOKS,
+    RUNNER_FLAGS,
+)
 from flagos_migrate.commands.validate import validate
 
 from tests.analysis_helpers import GOOD_PLUGIN, PINNED_VENV, UPSTREAM_SRC, analyze, only
@@ -371,6 +377,47 @@ def test_class_attribute_hooks_the_pinned_parent_never_reads_are_reported():
     # a capability flag the framework reads (mimo's supports_aux_hidden_states_over_pp): not a parent's hook
     flag = DEAD_ATTRS.replace("rope_is_neox_style = False", "supports_aux_hidden_states_over_pp = False")
     assert [f.data["attribute"] for f in only(analyze(flag), "P24")] == ["attention_cls"]
+
+
+RUNNER_FLAG = '''
+    from vllm.model_executor.models.voxtral import VoxtralForConditionalGeneration
+
+    class Realtime(VoxtralForConditionalGeneration):
+        requires_raw_input_tokens = True
+
+        def forward(self, input_ids, positions, inputs_embeds=None):
+            assert input_ids is not None
+            return inputs_embeds
+'''
+
+
+def test_a_flag_only_upstreams_runner_reads_is_an_error_naming_both_runners():
+    """voxtral_realtime failed forward on an empty AssertionError: 0.13.0's runner calls every multimodal model with
+    input_ids=None; upstream's hands a model flagged requires_raw_input_tokens its ids. Reported on the flag whatever
+    the parents (upstream's voxtral in the plugin leaves no pinned parent), once (not also as a dead hook)."""
+    (f,) = only(analyze(RUNNER_FLAG), "P24")
+    assert f.severity == "error" and f.data == {"class": "Realtime", "attribute": "requires_raw_input_tokens",
+                                                "problem": "runner-flag"}
+    assert f.message.startswith("`Realtime.requires_raw_input_tokens = True` is dead on the pinned vLLM: upstream's "
+                                "GPU model runner hands such a multimodal model its token ids next to the embeddings")
+    assert "calls every multimodal model with `input_ids=None`" in f.message and "gpu_model_runner.py:2480" in f.message
+    local = RUNNER_FLAG.replace("from vllm.model_executor.models.voxtral import VoxtralForConditionalGeneration",
+                                "class VoxtralForConditionalGeneration:\n        pass")
+    assert [g.data["problem"] for g in only(analyze(local), "P24")] == ["runner-flag"]
+    # False (the default) asks nothing of the runner
+    assert only(analyze(RUNNER_FLAG.replace("= True", "= False")), "P24") == []
+
+
+def test_the_runner_flag_table_against_both_runners():
+    pinned = next(PINNED_VENV.glob("lib/python3*/site-packages")) / "vllm"
+    if not (pinned.is_dir() and (UPSTREAM_SRC / "vllm").is_dir()):
+        pytest.skip("needs the pinned venv and upstream vLLM 0.33.0 source")
+    (row,) = RUNNER_FLAGS
+    up = (UPSTREAM_SRC / "vllm/v1/worker/gpu_model_runner.py").read_text().splitlines()
+    assert "if self.model.requires_raw_input_tokens:" in up[3250 - 1]
+    runner = (pinned / "v1/worker/gpu_model_runner.py").read_text()
+    assert "requires_raw_input_tokens" not in runner and runner.splitlines()[2480 - 1].strip() == "input_ids = None"
+    assert not any(row["attribute"] in p.read_text() for p in pinned.rglob("*.py"))
 
 
 # -- P25: framework-level hooks on the architecture ---------------------------------------------

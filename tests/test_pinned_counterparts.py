@@ -202,6 +202,30 @@ def test_gte_new_classifier_names_the_pinned_bert_pooler_that_takes_another_conf
     assert _p43("GteNewForSequenceClassification", builds_on=frozenset({"bert"})) == []
 
 
+def test_voxtral_realtime_names_the_pinned_voxtral_tower_that_is_never_causal():
+    """voxtral_realtime extended the pinned VoxtralForConditionalGeneration, whose audio tower is always the
+    bidirectional WhisperEncoder: with a realtime config it built (and loaded) another network than upstream's."""
+    (f,) = _p43("VoxtralRealtimeGeneration")
+    assert f.severity == "error" and "VoxtralEncoderModel (vllm/model_executor/models/voxtral.py)" in f.message
+    assert "upstream's builds WhisperCausalEncoder when the audio config has `is_causal` (voxtral.py:726)" in f.message
+    assert f.fix.startswith("extend the class of upstream's voxtral migrated into the plugin")
+    assert _p43("VoxtralRealtimeGeneration", builds_on=frozenset({"voxtral"})) == []
+
+
+@BOTH
+def test_the_pinned_voxtral_has_no_causal_tower_and_upstreams_builds_one():
+    rel = "vllm/model_executor/models/voxtral.py"
+    pinned_src = (_pinned_root() / rel).read_text()
+    assert "is_causal" not in pinned_src and "whisper_causal" not in pinned_src
+    assert not (_pinned_root() / "vllm/model_executor/models/whisper_causal.py").exists()
+    up = (UPSTREAM_SRC / rel).read_text().splitlines()
+    assert 'self.is_causal = getattr(self.config, "is_causal", False)' in up[726 - 1]
+    assert "WhisperEncoderCls = WhisperCausalEncoder" in "\n".join(up[726:732])
+    realtime = (UPSTREAM_SRC / "vllm/model_executor/models/voxtral_realtime.py").read_text()
+    assert "class VoxtralRealtimeGeneration(VoxtralForConditionalGeneration" in realtime
+    assert PINNED_COUNTERPARTS["0.13.0"]["VoxtralRealtimeGeneration"]["answered_by_module"] == "voxtral"
+
+
 def test_colbert_modernbert_names_the_pinned_loader_that_refuses_the_model_prefix():
     """colbert had no finding for it and its ColBERTModernBertModel failed load (e1959dc's recheck): the derived
     checkpoint is spelled `model.*`, which upstream's ModernBertModel maps and the pinned one looks up as it is."""
@@ -297,7 +321,7 @@ def test_plan_of_the_real_upstream_files(tmp_path: Path):
     up = Upstream(open_upstream(str(UPSTREAM_SRC)))
     for model, rules in (("glm4_moe_lite", ["P43"]), ("glm4_moe_lite_mtp", ["P38", "P43"]), ("cohere2_vision", ["P43"]),
                          ("colpali", []), ("glm_ocr", []), ("colbert", []), ("colmodernvbert", []),
-                         ("nano_nemotron_vl", []), ("bert_with_rope", [])):
+                         ("nano_nemotron_vl", []), ("bert_with_rope", []), ("voxtral_realtime", [])):
         plugin = PluginTree(empty_plugin(tmp_path / model))
         mig = Migration(model, up, plugin, pinned(), all_archs=True).run()
         left = mig.left()
@@ -314,6 +338,9 @@ def test_plan_of_the_real_upstream_files(tmp_path: Path):
         if model == "bert_with_rope":  # answered_by_module: upstream's bert comes along, its BertPooler imported
             assert "vllm.model_executor.models.bert" in mig.summary()["closure"]
             assert "from vllm_fl.models.bert import BertPooler" in mig.units["vllm_fl.models.bert_with_rope"].text
+        if model == "voxtral_realtime":  # answered_by_module: upstream's voxtral comes along, its model extended
+            assert "vllm.model_executor.models.voxtral" in mig.summary()["closure"]
+            assert "from vllm_fl.models.voxtral import" in mig.units["vllm_fl.models.voxtral_realtime"].text
         if model == "colpali":  # upstream's statement became the pinned RoPE patch, then itself
             assert "patch_rope_parameters(config.vlm_config.text_config)\n" in mig.units["vllm_fl.models.colpali"].text
         assert sorted(f.rule for f in left if f.rule in ("P38", "P43")) == rules, model

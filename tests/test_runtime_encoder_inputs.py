@@ -52,3 +52,45 @@ def test_each_entry_is_what_upstreams_file_reads():
         assert "must be a tensor" in body
         holder, key = spec["mels"]
         assert f"= hf_config.{holder}\n" in text and f'.get("{key}", ' in text
+
+
+class _Realtime:
+    """A model that needs its ids next to the embeddings (upstream's Voxtral Realtime forward)."""
+
+    requires_raw_input_tokens = True
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, input_ids, positions, inputs_embeds, **extra):
+        self.calls.append(input_ids)
+        assert input_ids is not None
+        return inputs_embeds
+
+
+def _runner(monkeypatch, knows_flag: bool):
+    interfaces = SimpleNamespace(**({"requires_raw_input_tokens": lambda model: True} if knows_flag else {}))
+    models = SimpleNamespace(interfaces=interfaces)
+    for name, mod in (("vllm", SimpleNamespace()), ("vllm.model_executor", SimpleNamespace(models=models)),
+                      ("vllm.model_executor.models", models), ("vllm.model_executor.models.interfaces", interfaces)):
+        monkeypatch.setitem(sys.modules, name, mod)
+
+
+def test_the_multimodal_prefill_hands_the_ids_only_where_the_runner_reads_the_flag(monkeypatch):
+    """0.13.0's runner calls every multimodal model with input_ids=None (gpu_model_runner.py:2480); upstream's hands a
+    model flagged requires_raw_input_tokens its ids (_prepare_mm_inputs). voxtral_realtime failed on an empty
+    AssertionError; now the error names the flag, and the upstream side is called as its runner calls it."""
+    fwd = _forward_module()
+    _runner(monkeypatch, knows_flag=True)
+    model, notes = _Realtime(), []
+    assert fwd._embeds_forward(model, "ids", "pos", "embeds", {}, notes) == "embeds"
+    assert model.calls == ["ids"] and notes and notes[0].startswith("requires_raw_input_tokens: input_ids handed")
+    _runner(monkeypatch, knows_flag=False)
+    model = _Realtime()
+    with pytest.raises(fwd.LevelError, match="the model sets requires_raw_input_tokens, which only upstream's runner"):
+        fwd._embeds_forward(model, "ids", "pos", "embeds", {}, [])
+    assert model.calls == [None]  # called as the pinned runner calls it
+    # an unflagged model is called with None on either runner, its own error unchanged
+    model.requires_raw_input_tokens = False
+    with pytest.raises(AssertionError):
+        fwd._embeds_forward(model, "ids", "pos", "embeds", {}, [])

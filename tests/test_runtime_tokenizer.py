@@ -110,3 +110,61 @@ def test_deepseek_ocr_is_built_with_the_tiny_tokenizer_on_both_sides(tmp_path):
     # (AttributeError: 'NoneType' object has no attribute 'vocab')"
     assert arch["levels"]["construct"]["status"] == "pass", arch["levels"]
     assert any(n.startswith("tokenizer: a tiny WordLevel tokenizer") for n in arch["notes"]), arch["notes"]
+
+
+# -- tekken (Voxtral Realtime) ----------------------------------------------------------------------------------
+
+_AUDIO = {"sampling_rate": 16000, "num_mel_bins": 128, "hop_length": 160, "window_size": 400}
+
+
+def test_the_tekken_file_holds_the_specials_first_the_bytes_and_the_audio_front_end_of_the_config(tmp_path):
+    assert rt.write_tekken(str(tmp_path), ["VoxtralRealtimeGeneration"], 512, dict(_AUDIO, num_mel_bins=80))
+    data = json.loads((tmp_path / rt.TEKKEN_FILE).read_text())
+    cfg = data["config"]
+    assert (cfg["default_vocab_size"], cfg["default_num_special_tokens"], cfg["num_vocab_tokens"]) == (512, 32, 480)
+    assert [t["token_str"] for t in data["special_tokens"][:3]] == ["<unk>", "<s>", "</s>"]
+    assert {"[AUDIO]", "[BEGIN_AUDIO]", "[STREAMING_PAD]"} <= {t["token_str"] for t in data["special_tokens"]}
+    assert len({t["token_bytes"] for t in data["vocab"]}) == 480  # each token once
+    # the mel front end is the tiny config's (80 here), the streaming fields the table's
+    assert data["audio"]["audio_encoding_config"] == {"num_mel_bins": 80, "hop_length": 160, "window_size": 400}
+    assert data["audio"]["transcription_format"] == "streaming" and data["audio"]["sampling_rate"] == 16000
+    assert rt.tekken_special_ids(["VoxtralRealtimeGeneration"]) == set(range(32))
+
+
+def test_no_tekken_file_outside_the_table_and_none_without_the_audio_fields(tmp_path):
+    assert not rt.write_tekken(str(tmp_path), ["VoxtralForConditionalGeneration"], 512, _AUDIO)
+    assert not (tmp_path / rt.TEKKEN_FILE).exists() and rt.tekken_special_ids(["LlamaForCausalLM"]) == set()
+    with pytest.raises(ValueError, match="hop_length"):
+        rt.tekken_json(rt.TEKKEN_TOKENIZERS["VoxtralRealtimeGeneration"], 512, {"sampling_rate": 16000})
+    with pytest.raises(ValueError, match="256 byte tokens"):
+        rt.tekken_json(rt.TEKKEN_TOKENIZERS["VoxtralRealtimeGeneration"], 200, _AUDIO)
+
+
+_TEKKEN = """import json, sys
+from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
+t = MistralTokenizer.from_file(sys.argv[1]).instruct_tokenizer
+audio = t.audio_encoder
+print(json.dumps([audio.audio_config.get_num_delay_tokens(), t.start(), audio.encode_streaming_tokens()[:2],
+                  t.tokenizer.n_words, t.tokenizer.encode("hello w5", bos=False, eos=False)]))
+"""
+
+
+def test_mistral_common_of_both_venvs_reads_the_tekken_file_alike(tmp_path):
+    """Voxtral Realtime's __init__ reads tokenizer.instruct.audio_encoder.audio_config.get_num_delay_tokens(): both
+    venvs' mistral_common build the streaming audio encoder from the file (480 ms at 12.5 Hz: 6 tokens, the
+    released model's default) and encode alike."""
+    pythons = [os.environ.get(v) for v in ("MMF_PINNED_VENV", "MMF_REFERENCE_VENV")]
+    if not all(pythons):
+        pytest.skip("needs MMF_PINNED_VENV and MMF_REFERENCE_VENV (mistral_common in each)")
+    import subprocess
+    rt.write_tekken(str(tmp_path), ["VoxtralRealtimeGeneration"], 512, _AUDIO)
+    outs = []
+    for venv in pythons:
+        out = subprocess.run([os.path.join(venv, "bin", "python"), "-c", _TEKKEN, str(tmp_path / rt.TEKKEN_FILE)],
+                             capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert out.returncode == 0, out.stderr[-2000:]
+        outs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    delay, start, streaming, n_words, ids = outs[0]
+    assert outs[0] == outs[1]
+    assert (delay, start, n_words) == (6, [1], 512) and streaming == [25, 25]  # [STREAMING_PAD]'s rank
+    assert ids and all(32 <= i < 512 for i in ids)

@@ -419,6 +419,17 @@ def test_the_draft_respellings_undo_the_renames_drafts_make_in_code():
             "mm_whisper_embeddings.whisper_encoder.layers.0.self_attn.q_proj.weight",
         "language_model.model.norm.weight": "model.norm.weight", "language_model.lm_head.weight": "lm_head.weight",
         "audio_language_adapter.w_in.weight": "audio_language_adapter.w_in.weight"}
+    # the causal (realtime) encoder's SwiGLU parts as its load_weight reads them (fc1 / fc3 stacked, fc2 down); the
+    # language model's own gate/up/down keep their names
+    causal = ["whisper_encoder.whisper_encoder.layers.0.mlp.gate_proj.weight",
+              "whisper_encoder.whisper_encoder.layers.0.mlp.up_proj.weight",
+              "whisper_encoder.whisper_encoder.layers.0.mlp.down_proj.weight",
+              "language_model.model.layers.0.mlp.gate_proj.weight"]
+    assert respell(causal, table["mistral-audio-encoder"]) == {
+        causal[0]: "mm_whisper_embeddings.whisper_encoder.layers.0.mlp.fc1.weight",
+        causal[1]: "mm_whisper_embeddings.whisper_encoder.layers.0.mlp.fc3.weight",
+        causal[2]: "mm_whisper_embeddings.whisper_encoder.layers.0.mlp.fc2.weight",
+        causal[3]: "model.layers.0.mlp.gate_proj.weight"}
     # two names one: refused, never a checkpoint with a tensor silently dropped
     assert respell(["model.fc.weight", "fc.weight"], table["draft-model-prefix"]) is None
 

@@ -57,6 +57,7 @@ CHECKS = (
     inherited.check_inherited_defaults,
     inherited.check_dead_hooks,
     inherited.check_base_hooks,
+    inherited.check_runner_flags,
     inherited.check_override_signatures,
     inherited.check_signature_ports,
     inherited.check_tower_skipping,

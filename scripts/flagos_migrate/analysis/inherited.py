@@ -37,6 +37,7 @@ from flagos_migrate.catalog.tables import (
     PINNED_COUNTERPARTS,
     PINNED_HOOK_DIFFERS,
     ROPE_TYPE_PATCHES,
+    RUNNER_FLAGS,
     SIGNATURE_PORTS,
     SPECULATIVE_ONLY,
     SPECULATIVE_REFUSED,
@@ -589,6 +590,28 @@ def _port_renames(m: ModuleFacts, cls: ast.ClassDef, lin, stmt, row: dict) -> st
     return port["source"].replace("{renames}\n", "".join(lines))
 
 
+def check_runner_flags(m: ModuleFacts) -> None:
+    """P24, table ``runner_flags``: a class that sets a flag upstream's model runner reads off the model (Voxtral
+    Realtime's ``requires_raw_input_tokens = True``) and the pinned runner never reads; whatever its parents."""
+    rows = {r["attribute"]: r for r in RUNNER_FLAGS}
+    for cls in m.local_classes.values():
+        for stmt in cls.body:
+            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                target, value = stmt.targets[0].id, stmt.value
+            elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+                target, value = stmt.target.id, stmt.value
+            else:
+                continue
+            row = rows.get(target)
+            if row is None or not (isinstance(value, ast.Constant) and value.value is True):
+                continue
+            m.add("P24", stmt, f"`{cls.name}.{target} = True` is dead on the pinned vLLM: {' '.join(row['upstream'].split())}; "
+                  f"{' '.join(row['pinned'].split())}", severity="error",
+                  fix="report that the model cannot be served on the pinned vLLM (or back-port the runner's handling "
+                      "of the flag, outside the model file)",
+                  data={"class": cls.name, "attribute": target, "problem": "runner-flag"})
+
+
 def check_override_signatures(m: ModuleFacts) -> None:
     """P6: a method overriding a pinned one that the pinned hierarchy calls on ``self`` but that lacks a keyword-only
     parameter the pinned signature requires: every pinned call passes it by name, so the call raises TypeError
@@ -718,8 +741,9 @@ def _hook_name(stmt: ast.stmt) -> str | None:
     else:
         return None
     if name.startswith("__") or (not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
-                                 and any(re.match(p, name) for p in FRAMEWORK_FLAGS)):
-        return None
+                                 and (any(re.match(p, name) for p in FRAMEWORK_FLAGS)
+                                      or any(r["attribute"] == name for r in RUNNER_FLAGS))):
+        return None  # a runner flag is check_runner_flags' (an error naming what the runner does)
     return name
 
 

@@ -131,6 +131,8 @@ LANGUAGE_MARKER_COMMENT: str = _table("P23", "marker_comment")
 INHERITED_NOT_CHILDREN: frozenset[str] = frozenset(_table("P23", "not_children"))
 # P24: hooks upstream's framework base calls that the pinned base neither defines nor calls
 BASE_HOOKS: tuple[dict, ...] = tuple(_table("P24", "base_hooks"))
+# P24: class flags upstream's model runner reads off the model and the pinned runner never reads
+RUNNER_FLAGS: tuple[dict, ...] = tuple(_table("P24", "runner_flags"))
 
 # P25: architecture -> upstream's MODELS_CONFIG_MAP hook class the pinned map lacks; rope-type patches
 CONFIG_HOOKS: dict[str, str] = dict(_table("P25", "config_hooks"))

@@ -1016,6 +1016,13 @@ def _write_tokenizer(cfg, workdir, notes):
     """The tiny tokenizer of a model type whose classes read token ids while built (runtime_tokenizer's table)."""
     vocab = getattr(_text_config(cfg), "vocab_size", None) or getattr(cfg, "vocab_size", None)
     archs = getattr(cfg, "architectures", None)
+    audio = getattr(cfg, "audio_config", None)
+    if isinstance(vocab, int) and runtime_tokenizer.write_tekken(workdir, archs, vocab, audio.to_dict() if audio else {}):
+        if notes is not None:
+            notes.append(f"tokenizer: a tiny tekken tokenizer written offline ({runtime_tokenizer.TEKKEN_FILE}, {vocab} "
+                         "ids, its audio section's mel front end the tiny audio_config's), served with tokenizer_mode "
+                         "mistral, the same on both sides: the class reads the tokenizer's audio encoder while built")
+        return
     if not isinstance(vocab, int) or runtime_tokenizer.tokens_for(getattr(cfg, "model_type", None), archs) is None:
         return
     written = runtime_tokenizer.write(workdir, cfg.model_type, vocab, archs)

@@ -282,8 +282,11 @@ def _model_config(workdir, runner, overrides=None):
         return hf_config
 
     # the tiny tokenizer written next to the config for a model that reads one while built (runtime_tokenizer)
-    tokenizer = workdir if os.path.isfile(os.path.join(workdir, "tokenizer.json")) else None
+    # (a tekken file: Mistral's own format, which both vLLMs read with tokenizer_mode mistral)
+    tekken = os.path.isfile(os.path.join(workdir, "tekken.json"))
+    tokenizer = workdir if tekken or os.path.isfile(os.path.join(workdir, "tokenizer.json")) else None
     kwargs = dict(model=workdir, tokenizer=tokenizer, skip_tokenizer_init=tokenizer is None, dtype=torch.float32,
+                  **({"tokenizer_mode": "mistral"} if tekken else {}),
                   enforce_eager=True, seed=0, runner=runner, **({"hf_overrides": rewrite} if overrides else {}),
                   **_engine_args(workdir))
     try:

@@ -319,7 +319,7 @@ def _forward(model, vc, cfg, ids_list):
                 embed = getattr(model, "embed_input_ids", None) or getattr(model, "get_input_embeddings", None)
                 embeds = _runner_embed(embed, ids)
         if embeds is not None:
-            hidden = model(input_ids=None, positions=pos, inputs_embeds=embeds, **extra)
+            hidden = _embeds_forward(model, ids, pos, embeds, extra, notes)
         else:
             hidden = model(input_ids=ids, positions=pos, **extra)
         if isinstance(hidden, tuple):
@@ -353,6 +353,28 @@ def _forward(model, vc, cfg, ids_list):
                          "False) then the forward with inputs_embeds and no input_ids")
             _ids_path_note(model, ids, pos, extra, logits, pooling, notes)
     return logits.float(), notes
+
+
+def _embeds_forward(model, ids, pos, embeds, extra, notes):
+    """The multimodal prefill as this vLLM's runner calls it: ``input_ids=None`` next to the embeddings, except that
+    upstream's runner hands a model flagged ``requires_raw_input_tokens`` its ids too (``_prepare_mm_inputs``; the
+    flag's helper in ``interfaces``). 0.13.0's runner reads no such flag: a model that needs the ids fails there,
+    and the error says so (catalog P24 ``runner_flags``)."""
+    from vllm.model_executor.models import interfaces
+
+    wants_ids = bool(getattr(model, "requires_raw_input_tokens", False))
+    runner_reads = hasattr(interfaces, "requires_raw_input_tokens")
+    if wants_ids and runner_reads:
+        notes.append("requires_raw_input_tokens: input_ids handed next to inputs_embeds, as this vLLM's runner does")
+        return model(input_ids=ids, positions=pos, inputs_embeds=embeds, **extra)
+    try:
+        return model(input_ids=None, positions=pos, inputs_embeds=embeds, **extra)
+    except Exception as exc:
+        if not wants_ids:
+            raise
+        raise LevelError(f"{type(exc).__name__}: {exc} (with input_ids=None, as this vLLM's runner calls every "
+                         "multimodal model: the model sets requires_raw_input_tokens, which only upstream's runner "
+                         "reads to hand it the ids too)") from exc
 
 
 def _runner_takes_embeds(vc, notes) -> bool:

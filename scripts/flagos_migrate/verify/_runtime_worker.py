@@ -314,7 +314,8 @@ def run_pinned(req, spec):
         level = "forward"
         text = _text_config(cfg)
         reserved = runtime_tiny.special_ids(cfg.to_dict()) | runtime_tokenizer.special_ids(
-            getattr(cfg, "model_type", None), int(text.vocab_size), getattr(cfg, "architectures", None))
+            getattr(cfg, "model_type", None), int(text.vocab_size), getattr(cfg, "architectures", None)
+        ) | runtime_tokenizer.tekken_special_ids(getattr(cfg, "architectures", None))
         ids = runtime_tiny.prompt_ids(int(text.vocab_size), int(req.get("num_tokens", 12)), reserved,
                                       int(req.get("seed", 0)))
         _save_json(os.path.join(work, "ids.json"), ids)

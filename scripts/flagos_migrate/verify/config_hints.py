@@ -734,6 +734,16 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # voxtral.py read unguarded and transformers' VoxtralEncoderConfig does not declare
     "voxtral": {"audio_config.downsample_factor": 4, "audio_config.window_size": 400, "audio_config.hop_length": 160,
                 "audio_config.sampling_rate": 16000},
+    # a realtime checkpoint's params.json has encoder_args.causal: both vLLMs' config loaders (upstream's mistral.py
+    # _remap_mistral_audio_args) name it VoxtralRealtimeGeneration and give its audio_config is_causal, block_pool_size
+    # (the downsample factor) and the encoder's pos_embed / sliding_window (Voxtral-Mini-4B-Realtime-2602: a causal
+    # RoPE encoder, window 750, 128 mels); global_log_mel_max None (read unguarded; the file may not carry it); its
+    # encoder_head_dim (the tiny tower's width over its heads) and RoPE positions (block_pool_size times the text's)
+    "VoxtralRealtimeGeneration": {"audio_config.is_causal": True, "audio_config.block_pool_size": 4,
+                                  "audio_config.pos_embed": "rope", "audio_config.sliding_window": 750,
+                                  "audio_config.num_mel_bins": 128, "audio_config.global_log_mel_max": None,
+                                  "audio_config.encoder_head_dim": T.VISION_HIDDEN // T.VISION_HEADS,
+                                  "audio_config.max_position_embeddings": 4 * T.MAX_POSITIONS},
 
     # keyed by architecture: GLM-4V-9B is a chatglm checkpoint whose config.json adds the EVA2-CLIP tower's
     # vision_config (a plain dict upstream's glm4v.py reads as a Namespace), which ChatGLMConfig never fills in

@@ -94,11 +94,17 @@ RESPELLINGS = (
                  "value_net -> qkv_proj)"},
     {"id": "mistral-audio-encoder",
      "rewrites": ((r"^whisper_encoder\.", "mm_whisper_embeddings."),
-                  (r"^language_model\.", "")),
+                  (r"^language_model\.", ""),
+                  # the causal (realtime) encoder's SwiGLU: Mistral's w1 / w3 / w2 as the remapping leaves them
+                  (r"^(mm_whisper_embeddings\..*)\.mlp\.gate_proj\.", r"\1.mlp.fc1."),
+                  (r"^(mm_whisper_embeddings\..*)\.mlp\.up_proj\.", r"\1.mlp.fc3."),
+                  (r"^(mm_whisper_embeddings\..*)\.mlp\.down_proj\.", r"\1.mlp.fc2.")),
      "evidence": "voxtral.py VoxtralForConditionalGeneration.load_weights: a name under mm_whisper_embeddings. goes, "
                  "the prefix dropped, to whisper_encoder.load_weight; audio_language_adapter.* to the adapter; every "
                  "other name to language_model.load_weights as it is (Mistral's consolidated checkpoint: no "
-                 "language_model. prefix)"},
+                 "language_model. prefix). VoxtralEncoderModel.load_weight of a causal encoder (voxtral.py:842) "
+                 "stacks mlp.fc1 / mlp.fc3 into mlp.gate_up_proj (shards 0, 1) and reads mlp.fc2 as mlp.down_proj, "
+                 "its mistral_remapping's spelling of feed_forward.w1 / w3 / w2"},
 )
 
 

@@ -186,6 +186,8 @@ _RUNTIME_RULES: tuple[tuple[re.Pattern, str], ...] = (
     (re.compile(r"StrictDataclassDefinitionError"), "P5"),
     # the pinned SpeculativeConfig refuses the draft's method for its target
     (re.compile(r"(Eagle3|EAGLE3?|MTP|mtp) is only supported for"), "P38"),
+    # a model flagged requires_raw_input_tokens given no ids by the pinned runner (P24 runner_flags)
+    (re.compile(r"requires_raw_input_tokens"), "P24"),
 )
 
 

@@ -17,14 +17,23 @@ words of such an entry are added tokens too (matched before the model on both ve
 before each), and BOS/EOS are not added implicitly (transformers 5 reads no post-processor from the file; 4.57's
 Llama would add BOS).
 
+Mistral's own checkpoints ship a tekken tokenizer (``tekken.json``, read by mistral_common, served with
+``tokenizer_mode mistral``) instead: Voxtral Realtime's ``__init__`` reads ``tokenizer.instruct.audio_encoder``'s
+streaming audio config (its delay in tokens). ``TEKKEN_TOKENIZERS`` names those architectures; ``tekken_json``
+writes a tiny tekken file (the 256 byte tokens, two-letter words up to the vocabulary size, the special tokens
+mistral_common's instruct and audio encoders look up at ranks 0..) with the audio section sized from the tiny
+config's own mel front end. Both venvs hold mistral_common and both vLLMs read the same file.
+
 Standard library only; pure (the host tests it directly; the worker loads it by path).
 """
 
+import base64
 import json
 import os
 
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+TEKKEN_FILE = "tekken.json"
 
 # DeepSeek's LLaMA-style tokenizer (DeepseekVLV2Processor / DeepseekOCRProcessor): begin/end/pad, the image
 # placeholder, the grounding and SFT tokens its processor adds when missing (present, they add nothing)
@@ -179,3 +188,77 @@ def special_ids(model_type, vocab_size: int, architectures=None) -> set:
         return set()
     vocab = vocabulary(spec, vocab_size)
     return {vocab[t] for t in special_tokens(spec)}
+
+
+# -- tekken (mistral_common) ---------------------------------------------------------------------------------
+
+# architecture -> its tekken file's version and audio section. Voxtral Realtime (Voxtral-Mini-4B-Realtime-2602):
+# mistral_common's streaming AudioConfig (transcription_format "streaming" needs the delay, a multiple of one
+# 80 ms frame at 12.5 Hz, the look-ahead/back and the left padding); the mel front end's fields come from the tiny
+# config's audio_config (AUDIO_FROM_CONFIG), so the tokenizer's features fit the tiny encoder
+TEKKEN_TOKENIZERS = {
+    "VoxtralRealtimeGeneration": {
+        "version": "v13",
+        "audio": {"frame_rate": 12.5, "transcription_format": "streaming", "transcription_delay_ms": 480,
+                  "streaming_look_ahead_ms": 2.5, "streaming_look_back_ms": 52.5, "streaming_n_left_pad_tokens": 32},
+    },
+}
+# tekken audio section key -> the tiny config's audio_config key it takes its value from
+AUDIO_FROM_CONFIG = {"sampling_rate": "sampling_rate"}
+ENCODING_FROM_CONFIG = {"num_mel_bins": "num_mel_bins", "hop_length": "hop_length", "window_size": "window_size"}
+# the special tokens (mistral_common's SpecialTokens values), ranks 0.. in this order: the first 20 are its
+# DEPRECATED_SPECIAL_TOKENS (a v1..v7 file's), then the ones the instruct and audio encoders look up
+TEKKEN_SPECIALS = ("<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]",
+                   "[TOOL_RESULTS]", "[/TOOL_RESULTS]", "[TOOL_CALLS]", "[IMG]", "<pad>", "[IMG_BREAK]",
+                   "[IMG_END]", "[PREFIX]", "[MIDDLE]", "[SUFFIX]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]",
+                   "[TOOL_CONTENT]", "[ARGS]", "[CALL_ID]", "[AUDIO]", "[BEGIN_AUDIO]", "[TRANSCRIBE]",
+                   "[STREAMING_PAD]", "[STREAMING_WORD]")
+TEKKEN_NUM_SPECIAL = 32  # the rest <SPECIAL_{rank}>, as mistral_common's template names them
+# tiktoken's pattern of Mistral's tekken files
+TEKKEN_PATTERN = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|"
+                  r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|"
+                  r"\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def tekken_for(architectures) -> dict | None:
+    for arch in architectures or ():
+        if isinstance(arch, str) and arch in TEKKEN_TOKENIZERS:
+            return TEKKEN_TOKENIZERS[arch]
+    return None
+
+
+def tekken_json(spec: dict, vocab_size: int, audio_config: dict) -> dict:
+    """A tekken file of ``vocab_size`` ids (specials first, then the 256 bytes and two-letter words) with the spec's
+    audio section, its mel front end from ``audio_config`` (the tiny config's)."""
+    words = vocab_size - TEKKEN_NUM_SPECIAL
+    if words < 256 or words - 256 > 26 * 26:
+        raise ValueError(f"a tekken vocabulary of {vocab_size} needs 256 byte tokens and at most 676 words")
+    tokens = [bytes([i]) for i in range(256)] + [bytes([97 + i // 26, 97 + i % 26]) for i in range(words - 256)]
+    specials = list(TEKKEN_SPECIALS) + [f"<SPECIAL_{i}>" for i in range(len(TEKKEN_SPECIALS), TEKKEN_NUM_SPECIAL)]
+    out = {"config": {"pattern": TEKKEN_PATTERN, "num_vocab_tokens": len(tokens), "default_vocab_size": vocab_size,
+                      "default_num_special_tokens": TEKKEN_NUM_SPECIAL, "version": spec["version"]},
+           "vocab": [{"rank": i, "token_bytes": base64.b64encode(t).decode(), "token_str": None}
+                     for i, t in enumerate(tokens)],
+           "special_tokens": [{"rank": i, "token_str": t, "is_control": True} for i, t in enumerate(specials)]}
+    if spec.get("audio") is not None:
+        missing = [k for k in (*AUDIO_FROM_CONFIG.values(), *ENCODING_FROM_CONFIG.values()) if k not in audio_config]
+        if missing:
+            raise ValueError(f"the tiny audio_config has no {', '.join(missing)} for the tekken audio section")
+        out["audio"] = {**spec["audio"], **{k: audio_config[c] for k, c in AUDIO_FROM_CONFIG.items()},
+                        "audio_encoding_config": {k: audio_config[c] for k, c in ENCODING_FROM_CONFIG.items()}}
+    return out
+
+
+def write_tekken(workdir: str, architectures, vocab_size: int, audio_config: dict) -> bool:
+    """Write the tiny tekken file of the first of ``architectures`` the table holds; False when none does."""
+    spec = tekken_for(architectures)
+    if spec is None:
+        return False
+    with open(os.path.join(workdir, TEKKEN_FILE), "w", encoding="utf-8") as f:
+        json.dump(tekken_json(spec, vocab_size, audio_config), f)
+    return True
+
+
+def tekken_special_ids(architectures) -> set:
+    """The tiny tekken file's special ids (ranks 0..), else empty."""
+    return set(range(TEKKEN_NUM_SPECIAL)) if tekken_for(architectures) is not None else set()
