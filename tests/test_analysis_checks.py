@@ -1063,9 +1063,11 @@ def test_p6_keyword_the_pinned_callee_takes_only_into_kwargs_it_cannot_use_is_le
     assert f.data["kwarg"] == "use_alibi_sqrt" and not f.data["safe_drop"]
     assert f.fix == ("adapt the call: the pinned `vllm.attention.layer.Attention` takes `use_alibi_sqrt=` only into "
                      "the attention backend impl's __init__ (**extra_impl_args); no pinned backend has square-root ALiBi "
-                     "(upstream computes it in its Triton backend alone: its Attention refuses every backend whose "
-                     "supports_alibi_sqrt() is False, CPU included); porting it is an attention backend with that "
-                     "kernel in the plugin, outside the model file, or the model cannot be served on the pinned vLLM")
+                     "(upstream adds -slope * sqrt(query_pos - key_pos) to each score, triton_attention_helpers.py:432, "
+                     "in its Triton backend alone: its Attention refuses every backend whose supports_alibi_sqrt() is "
+                     "False, CPU included, attention.py:365; the pinned backends' ALiBi is linear in the distance); "
+                     "porting it is an attention backend with that kernel in the plugin, outside the model file, or "
+                     "the model cannot be served on the pinned vLLM")
     assert not proposes(f)
 
 
@@ -1086,11 +1088,36 @@ def test_p6_chunk_lookback_into_the_pinned_attentions_kwargs_is_left_for_you():
     assert f.data["kwarg"] == "chunk_lookback" and not f.data["safe_drop"]
     assert f.fix == ("adapt the call: the pinned `vllm.attention.layer.Attention` takes `chunk_lookback=` only into "
                      "the attention backend impl's __init__ (**extra_impl_args); no pinned backend has chunked "
-                     "(lookback) attention (upstream computes it in its Triton backend alone: its Attention asserts "
-                     "TRITON_ATTN when chunk_lookback > -1, CPU included); porting it is an attention backend with "
-                     "that kernel in the plugin, outside the model file, or the model cannot be served on the pinned "
-                     "vLLM")
+                     "(lookback) attention (upstream masks each query to its chunk of sliding_window // "
+                     "(chunk_lookback + 1) tokens and chunk_lookback chunks before it, triton_unified_attention.py:998, "
+                     "in its Triton backend alone: its Attention asserts TRITON_ATTN when chunk_lookback > -1, CPU "
+                     "included, attention.py:390; the pinned ChunkedLocalAttention (Llama 4's attention_chunk_size) "
+                     "sees its own chunk only, no lookback); porting it is an attention backend with that kernel in "
+                     "the plugin, outside the model file, or the model cannot be served on the pinned vLLM")
     assert not proposes(f)
+
+
+def test_the_cited_upstream_lines_compute_what_the_p6_texts_say():
+    """The file:line evidence in the two forwarded_rejects texts, read from upstream's source."""
+    import os
+    from pathlib import Path
+
+    import pytest
+    up = Path(os.environ.get("MMF_UPSTREAM_SRC", Path.home() / ".cache/mmf/src/vllm-0.33.0")) / "vllm"
+    if not up.is_dir():
+        pytest.skip("needs upstream vLLM 0.33.0 source (MMF_UPSTREAM_SRC)")
+
+    def line(rel: str, n: int) -> str:
+        return (up / rel).read_text().splitlines()[n - 1].strip()
+
+    assert line("v1/attention/ops/triton_attention_helpers.py", 432) == "if USE_ALIBI_SQRT:"
+    assert line("v1/attention/ops/triton_attention_helpers.py", 436) == "-tl.sqrt((-relative_pos).to(tl.float32)),"
+    assert line("model_executor/layers/attention/attention.py", 365) == "if use_alibi_sqrt and not backend_supports_alibi_sqrt:"
+    assert line("v1/attention/ops/triton_unified_attention.py", 998) == (
+        "if sliding_window_val > 0 and chunk_lookback > -1:")
+    assert line("v1/attention/ops/triton_unified_attention.py", 999) == (
+        "chunk_size = sliding_window_val // (chunk_lookback + 1)")
+    assert line("model_executor/layers/attention/attention.py", 390) == 'if extra_impl_args.get("chunk_lookback", -1) > -1:'
 
 
 def test_p6_other_keywords_into_the_pinned_attentions_kwargs_stay_clean():
