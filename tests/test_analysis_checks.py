@@ -1271,9 +1271,58 @@ def test_p6_a_keyword_a_class_nested_in_a_pinned_class_lacks():
     no finding: the index records the nested dataclass's name only; the table gives its fields."""
     (f,) = only(analyze(SOURCE), "P6")
     assert f.data["kwarg"] == "subfolder" and f.data["callee"].endswith("default_loader.DefaultModelLoader.Source")
+    # what upstream does with it and the local-directory equivalent, which is no rewrite: a hub id has none
+    assert "upstream's loader reads the source's weights from that folder of the repo" in f.message
+    assert "`model_or_path=os.path.join(model, subfolder)` hands the pinned loader the same files" in f.message
+    assert f.fix.startswith("serve from a local directory and pass `model_or_path=os.path.join(model, subfolder)`")
     edits = Edits()
     assert not calls.propose_edits(f, edits) and not edits  # weights from a subfolder: nothing pinned does it
     assert only(analyze(SOURCE.replace('subfolder="whisper-large-v3", ', "")), "P6") == []
+
+
+_PREPARE = """import json, os, sys
+from vllm.config import LoadConfig
+from vllm.model_executor.model_loader.default_loader import DefaultModelLoader
+loader = DefaultModelLoader(LoadConfig())
+root, sub, pinned = sys.argv[1], sys.argv[2], sys.argv[3] == "pinned"
+if pinned:  # 0.13.0: no subfolder; the local directory joined
+    folder, files, st = loader._prepare_weights(os.path.join(root, sub), None, True, None)
+else:
+    folder, files, st, _ = loader._prepare_weights(root, sub, None, True, None)
+print(json.dumps([folder, sorted(files), st]))
+"""
+
+
+def test_a_joined_local_directory_gives_the_pinned_loader_upstreams_subfolder_files(tmp_path):
+    """The P6 text's claim, on both real loaders: for a local model directory, 0.13.0's _prepare_weights of
+    root/whisper-large-v3 finds the files (and filters by the folder's index) upstream's finds with subfolder=."""
+    import json
+    import os
+    import subprocess
+
+    import pytest
+    venvs = [os.environ.get(v) for v in ("MMF_PINNED_VENV", "MMF_REFERENCE_VENV")]
+    if not all(venvs):
+        pytest.skip("needs MMF_PINNED_VENV and MMF_REFERENCE_VENV (vLLM 0.13.0 and 0.33.0)")
+    root = tmp_path / "model"
+    sub = root / "whisper-large-v3"
+    sub.mkdir(parents=True)
+    (root / "model.safetensors").write_bytes(b"top")  # the main weights: not the source's
+    # an unindexed file beside the shards: both loaders drop it by the folder's own index
+    for name in ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors"):
+        (sub / name).write_bytes(b"x")
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    (sub / "model.safetensors.index.json").write_text(json.dumps(index))
+    outs = []
+    for venv, side in zip(venvs, ("pinned", "upstream")):
+        out = subprocess.run([os.path.join(venv, "bin", "python"), "-c", _PREPARE, str(root), sub.name, side],
+                             capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert out.returncode == 0, out.stderr[-2000:]
+        outs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert outs[0] == outs[1]
+    folder, files, use_safetensors = outs[0]
+    assert folder == str(sub) and use_safetensors
+    assert files == [str(sub / "model-00001-of-00002.safetensors"), str(sub / "model-00002-of-00002.safetensors")]
 
 
 def test_the_nested_signatures_are_the_pinned_dataclass_fields():

@@ -18,6 +18,7 @@ from flagos_migrate.catalog.tables import (
     CONFIG_DEFAULTS,
     FORWARDED_REJECTS,
     KWARG_RENAMES,
+    NESTED_KEYWORDS,
     NESTED_SIGNATURES,
     REQUIRED_VALUE_IMPORTS,
     REQUIRED_VALUES,
@@ -54,8 +55,11 @@ def _judge_nested_call(m, call: ast.Call) -> None:
         return
     for k in call.keywords:
         if k.arg is not None and k.arg not in params:
+            note = NESTED_KEYWORDS.get(m.apis.version, {}).get(f"{qual}.{k.arg}") or {}
+            why = f": {' '.join(note['why'].split())}" if note.get("why") else ""
+            fix = f"{' '.join(note['fix'].split())}; " if note.get("fix") else "adapt the call; "
             m.add("P6", call, f"`{owner.name}.{call.func.attr}()` does not accept keyword `{k.arg}` on the pinned "
-                  "version", fix=f"adapt the call; pinned parameters: {qual}({', '.join(params)})",
+                  f"version{why}", fix=f"{fix}pinned parameters: {qual}({', '.join(params)})",
                   data={"callee": qual, "kwarg": k.arg, "signature": f"({', '.join(params)})"})
 
 

@@ -269,6 +269,8 @@ HF_CONFIG_CLASSES: dict[str, dict[str, str]] = _table("P40", "hf_config_classes"
 SPECULATIVE_ONLY: dict[str, dict[str, list[str]]] = _table("P38", "speculative_methods")
 # P6: per pinned vLLM, a class nested in a pinned class (qualified) -> its parameters
 NESTED_SIGNATURES: dict[str, dict[str, list[str]]] = _table("P6", "nested_signatures")
+# P6: per pinned vLLM, "nested class.keyword" -> {why, fix}: what upstream does with it, what the pinned code can do
+NESTED_KEYWORDS: dict[str, dict[str, dict]] = _table("P6", "nested_keywords")
 # P38: per pinned vLLM, method -> {"supported": target families, "archs": {draft arch: its target family}}
 SPECULATIVE_REFUSED: dict[str, dict[str, dict]] = _table("P38", "refused_targets")
 # P38: per pinned vLLM, MTP draft arch -> {"target": the target arch upstream makes it from, "model_type": the draft's}
