@@ -468,6 +468,9 @@ def test_nano_nemotron_vl_family_holds_what_upstream_builds_from():
     assert len(tags) == 3
     for arch in ("NemotronH_Nano_VL_V2", "NemotronH_Nano_Omni_Reasoning_V3", "NemotronH_Super_Omni_Reasoning_V3"):
         assert set(tags.values()) <= set(RT.special_tokens(RT.tokens_for(None, [arch])))
+    # the processor reads use_thumbnail unguarded (forward skipped: "no value for 'use_thumbnail'"); the remote-code
+    # NemotronH_Nano_VL_V2_Config's default is True
+    assert "self.use_thumbnail: bool = config.use_thumbnail" in procs.read_text() and fam["use_thumbnail"] is True
 
 
 def test_ovis2_5_vit_config_holds_every_field_upstreams_navit_tower_reads():

@@ -20,6 +20,7 @@ from flagos_migrate.catalog.tables import (
     KWARG_RENAMES,
     NESTED_KEYWORDS,
     NESTED_SIGNATURES,
+    OVERRIDE_FORMS,
     REQUIRED_VALUE_IMPORTS,
     REQUIRED_VALUES,
     SAFE_DROP_KWARG_NAMES,
@@ -486,6 +487,11 @@ def propose_edits(f: Finding, edits: Edits) -> bool:
     if f.rule == "P6" and d.get("signature_port"):
         edits.remove_methods[(d["class"], d["method"])] = "P6"
         edits.add_methods[(d["class"], d["method"])] = ("P6", d["signature_port"])
+        return True
+    if f.rule == "P7" and d.get("problem") == "override-form":
+        row = OVERRIDE_FORMS[d["override_form"]]
+        edits.override_forms[(d["class"], d["method"])] = ("P7", row)
+        edits.add_imports[tuple(row["import"])] = "P7"
         return True
     if f.rule == "P6" and d.get("override_keywords"):
         for kw, value in d["override_keywords"].items():

@@ -29,10 +29,12 @@ from flagos_migrate.catalog.tables import (
     BASE_HOOKS,
     CONFIG_HOOKS,
     FRAMEWORK_FLAGS,
+    HOOK_PORTS,
     INHERITED_DEFAULTS,
     INHERITED_NOT_CHILDREN,
     INHERITED_TEMPLATES,
     LANGUAGE_MARKER_COMMENT,
+    OVERRIDE_FORMS,
     OVERRIDE_KEYWORDS,
     PINNED_COUNTERPARTS,
     PINNED_HOOK_DIFFERS,
@@ -612,6 +614,33 @@ def check_runner_flags(m: ModuleFacts) -> None:
                   data={"class": cls.name, "attribute": target, "problem": "runner-flag"})
 
 
+def check_hook_ports(m: ModuleFacts) -> None:
+    """P24, table ``hook_ports``: a hook upstream's base calls and the pinned one does not, in a class where the
+    pinned method the table writes gives its effect (``_get_hf_mm_text`` returning the dummy text: 0.13.0's
+    ``_apply_hf_processor_main`` without the HF prompt update); apply writes that method."""
+    for cls in m.local_classes.values():
+        defined = {s.name: s for s in cls.body if isinstance(s, ast.FunctionDef)}
+        for row in HOOK_PORTS:
+            stmt = defined.get(row["method"])
+            if stmt is None or cls.name not in row["classes"] or row["adds"] in defined:
+                continue
+            body = [s for s in stmt.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+            if not (len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None
+                    and ast.unparse(body[0].value) == row["returns"]):
+                continue
+            lin = m.hierarchy.linearize(("local", cls))
+            if not any(k == "pinned" and o[0].qualname == row["base"] for k, o in lin):
+                continue
+            base = row["base"].rsplit(".", 1)[-1]
+            m.add("P24", stmt, f"`{cls.name}.{row['method']}()` is dead on the pinned vLLM: upstream's {base} hands the "
+                  "Hugging Face processor only this text with the items and applies the prompt updates itself; the "
+                  f"pinned {base} hands it a text prompt to expand", severity="warning",
+                  fix=f"apply writes `{row['adds']}` without the HF prompt update (the pinned path that runs the HF "
+                      "processor on the dummy text and applies the prompt updates)",
+                  data={"class": cls.name, "method": row["adds"], "hook": row["method"], "source": row["source"],
+                        "parent": row["base"]})
+
+
 def check_override_signatures(m: ModuleFacts) -> None:
     """P6: a method overriding a pinned one that the pinned hierarchy calls on ``self`` but that lacks a keyword-only
     parameter the pinned signature requires: every pinned call passes it by name, so the call raises TypeError
@@ -727,6 +756,54 @@ def _callee(func: ast.expr) -> str | None:
             and not func.value.args:
         return f"super().{func.attr}"
     return dotted(func)
+
+
+def check_override_forms(m: ModuleFacts) -> None:
+    """P7, table ``override_forms``: a method of a local class of the table's pinned base hierarchy written in
+    upstream's form (``BaseMultiModalProcessor.apply(self, inputs, timing_ctx)``), which the pinned framework calls
+    with its own arguments (TypeError at the first call). Once rewritten (the table's adapter bound first in the
+    body), a read of what the adapter refuses stays a finding there."""
+    for cls in m.local_classes.values():
+        for index, row in enumerate(OVERRIDE_FORMS):
+            stmt = next((s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == row["method"]), None)
+            if stmt is None:
+                continue
+            lin = m.hierarchy.linearize(("local", cls))
+            if not any(k == "pinned" and o[0].qualname == row["base"] for k, o in lin):
+                continue
+            a = stmt.args
+            params = [p.arg for p in a.posonlyargs + a.args][1:]
+            base = row["base"].rsplit(".", 1)[-1]
+            if params == list(row["upstream"]) and not (a.vararg or a.kwarg or a.kwonlyargs):
+                m.add("P7", stmt, f"`{cls.name}.{row['method']}({', '.join(params)})` is upstream's form of "
+                      f"`{base}.{row['method']}`, which the pinned vLLM calls as `{row['method']}({row['pinned']})`: "
+                      "every call raises TypeError",
+                      fix=f"apply takes the pinned parameters and binds upstream's arguments from them "
+                          f"(`{row['bind']}`, {row['import'][0]}); `super().{row['method']}({', '.join(params)})` "
+                          f"becomes `{row['super_call']}`",
+                      data={"class": cls.name, "method": row["method"], "override_form": index,
+                            "problem": "override-form"})
+                continue
+            adapter = row["import"][1]
+            if not any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == adapter
+                       for n in ast.walk(stmt)):
+                continue
+            holder = row["bind"].split("=", 1)[0].split(",")[0].strip()
+            carries, refused = set(row["carries"]), row.get("refused", {})
+            for node in ast.walk(stmt):
+                if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == holder):
+                    continue
+                if node.attr in refused and (node.attr not in carries or isinstance(node.ctx, ast.Store)):
+                    why = refused[node.attr].strip()
+                elif node.attr not in carries:
+                    why = (f"upstream's ProcessorInputs.{node.attr}, which the pinned apply's arguments do not carry "
+                           f"(the adapter has no such attribute: AttributeError)")
+                else:
+                    continue
+                m.add("P7", node, f"`{holder}.{node.attr}` in `{cls.name}.{row['method']}`: {why}",
+                      fix=f"port this path to the pinned `{base}.{row['method']}({row['pinned']})`",
+                      data={"class": cls.name, "method": row["method"], "problem": "override-form-refused",
+                            "attribute": node.attr})
 
 
 def _hook_name(stmt: ast.stmt) -> str | None:
@@ -1010,6 +1087,9 @@ def check_tower_skipping(m: ModuleFacts) -> None:
 
 def propose_edits(f: Finding, edits: Edits) -> None:
     """P23: write the method the pinned models write; P24: port a dead hook where the table says how."""
+    if f.rule == "P24" and f.data.get("hook") and f.data.get("source"):
+        edits.add_methods[(f.data["class"], f.data["method"])] = ("P24", f.data["source"])
+        return
     if f.rule == "P24" and f.data.get("source"):
         # the pinned base's method that does the hook's work is written; a hook it does not call goes
         if f.data.get("replace"):

@@ -54,6 +54,8 @@ SIGNATURE_PORTS: tuple[dict, ...] = tuple(_table("P6", "signature_ports"))
 REQUIRED_VALUE_IMPORTS: dict[tuple[str, str], tuple[str, str]] = {
     (e["callee"], e["kwarg"]): tuple(e["import"]) for e in _table("P7", "required_values") if e.get("import")}
 
+# P7: overrides in upstream's form of a framework method the pinned vLLM calls with other arguments
+OVERRIDE_FORMS: tuple[dict, ...] = tuple(_table("P7", "override_forms"))
 # P7: (callee, positional count) -> (the pinned method of the same class that does what upstream's does, why)
 CALLEE_RENAMES: dict[tuple[str, int], tuple[str, str]] = {
     (e["callee"], int(e["positional"])): (e["to"], e["upstream"]) for e in _table("P7", "callee_renames")}
@@ -133,6 +135,8 @@ INHERITED_NOT_CHILDREN: frozenset[str] = frozenset(_table("P23", "not_children")
 BASE_HOOKS: tuple[dict, ...] = tuple(_table("P24", "base_hooks"))
 # P24: class flags upstream's model runner reads off the model and the pinned runner never reads
 RUNNER_FLAGS: tuple[dict, ...] = tuple(_table("P24", "runner_flags"))
+# P24: upstream hooks ported as the pinned method that gives their effect, per checked class
+HOOK_PORTS: tuple[dict, ...] = tuple(_table("P24", "hook_ports"))
 
 # P25: architecture -> upstream's MODELS_CONFIG_MAP hook class the pinned map lacks; rope-type patches
 CONFIG_HOOKS: dict[str, str] = dict(_table("P25", "config_hooks"))

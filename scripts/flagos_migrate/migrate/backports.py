@@ -295,8 +295,19 @@ LANGUAGE_MODEL = Backport(
     "embed_input_ids",
 )
 
+# upstream's multimodal processor apply(inputs, timing_ctx) over the pinned apply(prompt, mm_data, ...): what a P7
+# override_forms rewrite calls (installed when a migrated file imports it)
+PROCESSOR_APPLY = Backport(
+    "processor_apply.py",
+    "vllm_fl.compat.processor_apply",
+    (),
+    (),
+    "upstream's processor apply(inputs, timing_ctx) over the pinned apply(prompt, mm_data, ...): the inputs the "
+    "pinned arguments carry; the token-id prompt and replaced items refused",
+)
+
 # back-ports nothing shadows: written when a migrated file imports them (a rewrite's call)
-ON_IMPORT_ONLY: tuple[Backport, ...] = (CONFIG_DEFAULTS, MM_PROCESSOR_KWARGS, LANGUAGE_MODEL)
+ON_IMPORT_ONLY: tuple[Backport, ...] = (CONFIG_DEFAULTS, MM_PROCESSOR_KWARGS, LANGUAGE_MODEL, PROCESSOR_APPLY)
 
 # LFM2's short convolution (lfm2, lfm2_moe): upstream passes quant_config on to the two projections
 SHORT_CONV = Backport(

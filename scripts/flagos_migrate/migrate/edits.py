@@ -45,6 +45,8 @@ class Edits:
     # (class, method, keyword) -> (rule, value source): the method takes ``keyword=value`` (keyword-only) and raises
     # NotImplementedError at its start on any other value (P6 override_keywords)
     override_keywords: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
+    # (class, method) -> (rule, the P7 override_forms row): upstream's form of the override takes the pinned parameters
+    override_forms: dict[tuple[str, str], tuple[str, dict]] = field(default_factory=dict)
     # (line, attr) -> (rule, default source): ``x.attr`` read becomes ``getattr(x, "attr", default)`` (P9)
     attr_defaults: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)
     remove_methods: dict[tuple[str, str], str] = field(default_factory=dict)  # (class, method) -> rule
@@ -67,7 +69,7 @@ class Edits:
                     or self.add_kwargs or self.wrap_args or self.rename_callees or self.attr_defaults or self.attr_renames
                     or self.remove_methods or self.add_methods or self.replace_statements or self.add_imports
                     or self.replace_strings or self.attr_aliases or self.keyword_positionals
-                    or self.override_keywords)
+                    or self.override_keywords or self.override_forms)
 
     def rules(self) -> set[str]:
         out = {a.rule for a in self.imports.values()}
@@ -80,6 +82,7 @@ class Edits:
         out.update(rule for rule, _ in self.rename_callees.values())
         out.update(rule for rule, _ in self.keyword_positionals.values())
         out.update(rule for rule, _ in self.override_keywords.values())
+        out.update(rule for rule, _ in self.override_forms.values())
         out.update(rule for rule, _ in self.attr_defaults.values())
         out.update(rule for rule, _ in self.replace_statements.values())
         out.update(rule for rule, _ in self.replace_strings.values())

@@ -487,6 +487,60 @@ def add_override_keywords(module: cst.Module, targets: dict[tuple[str, str, str]
     return module.visit(_OverrideKeywords(targets)) if targets else module
 
 
+# -- P7: overrides in upstream's form of a framework method ----------------------------------------
+
+
+class _OverrideForms(cst.CSTTransformer):
+    """The table's method takes the pinned parameters, binds upstream's arguments first, and its
+    ``super().<method>(<upstream arguments>)`` calls become the table's ``super_call``."""
+
+    def __init__(self, targets: dict[tuple[str, str], dict]):
+        self.targets = targets
+        self.classes: list[str] = []
+        self.row: list[dict | None] = []
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.classes.append(node.name.value)
+
+    def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
+        self.classes.pop()
+        return updated
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.row.append(self.targets.get((self.classes[-1], node.name.value)) if self.classes else None)
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        row = self.row[-1] if self.row else None
+        func = updated.func
+        if (row is None or not isinstance(func, cst.Attribute) or func.attr.value != row["method"]
+                or not isinstance(func.value, cst.Call) or not isinstance(func.value.func, cst.Name)
+                or func.value.func.value != "super" or func.value.args):
+            return updated
+        if [a.value.value if isinstance(a.value, cst.Name) and not a.keyword and not a.star else None
+                for a in updated.args] != list(row["upstream"]):
+            return updated
+        return cst.parse_expression(row["super_call"])
+
+    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef):
+        row = self.row.pop()
+        if row is None or not isinstance(updated.body, cst.IndentedBlock):
+            return updated
+        upstream = [p.name.value for p in updated.params.params][1:]
+        if upstream != list(row["upstream"]) or updated.params.star_arg is not cst.MaybeSentinel.DEFAULT:
+            return updated
+        first = updated.params.params[0].name.value
+        params = cst.parse_statement(f"def f({first}, {row['pinned']}):\n    pass\n").params
+        body = list(updated.body.body)
+        at = 1 if body and _is_docstring(body[0]) else 0
+        bind = cst.parse_statement(row["bind"] + "\n")
+        return updated.with_changes(params=params, whitespace_before_params=cst.SimpleWhitespace(""),
+                                    body=updated.body.with_changes(body=body[:at] + [bind] + body[at:]))
+
+
+def override_forms(module: cst.Module, targets: dict[tuple[str, str], dict]) -> cst.Module:
+    return module.visit(_OverrideForms(targets)) if targets else module
+
+
 # -- P23: add methods -----------------------------------------------------------------------------
 
 
@@ -584,6 +638,7 @@ def apply_edits(text: str, edits: Edits) -> str:
         module = add_type_checking_imports(module, line_edits.type_checking)
     module = remove_methods(module, set(edits.remove_methods))
     module = add_override_keywords(module, {k: v for k, (_, v) in edits.override_keywords.items()})
+    module = override_forms(module, {k: v for k, (_, v) in edits.override_forms.items()})
     module = add_methods(module, edits.add_methods)
     module = rename_attrs(module, set(edits.attr_renames))
     module = add_imports(module, [key for key in edits.add_imports if not binds_at_top(module, key[1] or key[0].split('.')[0])])

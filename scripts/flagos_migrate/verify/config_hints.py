@@ -316,6 +316,9 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
         "force_image_size": 64, "patch_size": 16, "downsample_ratio": 0.5, "ps_version": "v2",
         "image_tag_type": "internvl", "template": "nemotron_h", "vit_hidden_size": 384, "projector_hidden_size": 64,
         "norm_mean": [0.48145466, 0.4578275, 0.40821073], "norm_std": [0.26862954, 0.26130258, 0.27577711],
+        # the remote-code NemotronH_Nano_VL_V2_Config's default (use_thumbnail: bool = True), which the file's
+        # processor reads unguarded (BaseNanoNemotronVLProcessor.__init__: config.use_thumbnail), as 0.13.0's does
+        "use_thumbnail": True,
     },
     # Kimi-VL (moonshotai/Kimi-VL-A3B-Instruct's config.json): both vLLMs' KimiVLConfig builds its text_config as
     # transformers' DeepseekV2Config, whose defaults leave the routing None (num_experts_per_tok, n_group,
