@@ -117,6 +117,12 @@ def test_upstream_vllm_names_the_checkpoint_transformers_saves_and_its_loader_re
     assert got["moe_patched"] == ["vllm.model_executor.layers.fused_moe.experts.cpu_moe.CPUUnquantizedExperts",
                                   "vllm.model_executor.layers.fused_moe.router.cpu_router.CPURouter._compute_routing",
                                   "vllm.model_executor.layers.fused_moe.router.zero_expert_router.zero_experts_compute_triton",
+                                  # non-gated experts (relu2_no_mul ..., _upstream_non_gated): the config's refusal off
+                                  # a GPU caught (its __post_init__'s last statement), and the CPU experts class marked
+                                  # to take them (experts_reference computes them); a gated Qwen3-MoE reaches neither
+                                  "vllm.model_executor.layers.fused_moe.config.FusedMoEConfig.__post_init__",
+                                  "vllm.model_executor.layers.fused_moe.experts.cpu_moe.CPUUnquantizedExperts"
+                                  "._supports_no_act_and_mul",
                                   # the compiled ops a model calls itself (_runtime_moe_ops, the same on both sides)
                                   "vllm._custom_ops.moe_align_block_size", "vllm._custom_ops.moe_sum",
                                   "vllm._custom_ops.rms_norm", "vllm._custom_ops.topk_softmax",
