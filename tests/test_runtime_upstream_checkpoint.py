@@ -488,7 +488,7 @@ def test_the_checkpoint_layouts_join_each_tensors_experts_in_expert_order():
     table = {e["id"]: e for e in LAYOUTS}
     assert list(table) == ["split", "experts-stacked", "mla-a-split", "experts-held-w1w2w3", "qk-rotary-interleaved", "conv1d-split-qkv",
                            "as-held", "qkv-held", "embedding-rows-split", "substr-exact", "unmapped",
-                           "experts-stacked-qkv-held"]
+                           "experts-stacked-qkv-held", "tower-qkv-held"]
     # MiniCPM's MoE holds every expert in ws [expert, 2 x intermediate, hidden] (w1 rows then w3) and w2s
     held = table["experts-held-w1w2w3"]["held_experts"]
     assert held_expert_parts("model.layers.1.mlp.ws", (2, 8, 4), held) == [
@@ -792,3 +792,56 @@ def test_the_peer_of_an_architecture_is_the_class_upstreams_registry_serves_it_w
     assert peer("StepVLForConditionalGeneration") is None  # served with a class of its own name
     assert peer("SomeNewForCausalLM") is None  # transformers lacks the class upstream serves it with
     assert peer("UnknownForCausalLM") is None
+
+
+HELD_UNDER = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import torch
+from _runtime_load import upstream_checkpoint
+from checkpoint_layouts import LAYOUTS
+
+class Fused(torch.nn.Module):  # a stacked layer as vLLM builds one: its parts' sizes in output_sizes
+    def __init__(self):
+        super().__init__()
+        self.output_sizes = [4, 2, 2]
+        self.weight = torch.nn.Parameter(torch.zeros(8, 4))
+
+class Block(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.qkv_proj = Fused()
+
+class Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.vision_model = Block()
+        self.language_model = Block()
+
+table = {e["id"]: e for e in LAYOUTS}
+out = {}
+for layout in ("split", "tower-qkv-held"):
+    ck, expected = upstream_checkpoint(Model(), 0, table[layout])
+    out[layout] = {k: list(v.shape) for k, v in sorted(ck.items())}
+    if layout == "tower-qkv-held":
+        out["whole_equal"] = bool((ck["vision_model.qkv_proj.weight"] == expected["vision_model.qkv_proj.weight"]).all())
+        out["k_rows"] = bool((ck["language_model.k_proj.weight"] == expected["language_model.qkv_proj.weight"][4:6]).all())
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not REFERENCE.exists(), reason="needs the reference venv (torch)")
+def test_a_tower_released_fused_keeps_its_stacked_layers_whole_beside_a_split_language_model(tmp_path):
+    """Layout tower-qkv-held (``held_under``): Step-3.7's Perception Encoder holds q/k/v in one released tensor
+    (step3p7.py's mapper: .attn.in_proj_weight -> .attn.qkv_proj.weight) while its language model's own mapper stacks
+    the parts: the derived checkpoint keeps vision_model.*.qkv_proj whole with the parameter's values and splits the
+    language model's by output_sizes (the conventional layout splits both, experts-stacked-qkv-held keeps both)."""
+    proc = subprocess.run([str(REFERENCE), "-c", HELD_UNDER, str(VERIFY)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **ENV})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    lm = {"language_model.q_proj.weight": [4, 4], "language_model.k_proj.weight": [2, 4],
+          "language_model.v_proj.weight": [2, 4]}
+    assert got["tower-qkv-held"] == {**lm, "vision_model.qkv_proj.weight": [8, 4]}
+    assert got["split"] == {**lm, **{k.replace("language_model", "vision_model"): v for k, v in lm.items()}}
+    assert got["whole_equal"] and got["k_rows"]

@@ -1219,7 +1219,8 @@ def upstream_checkpoint(model, seed, layout=None, config=None, lent=()):
             for new, (e, dim, start, size) in experts[name]:
                 out[_unmap(new, mappers, exact)] = t[e].narrow(dim - 1, start, size).contiguous()
             continue
-        parts = _split_stacked(name, p, list(getattr(owner, "output_sizes", None) or []), stacked)
+        whole = any(name.startswith(h) for h in layout.get("held_under") or ())  # a tower released fused
+        parts = None if whole else _split_stacked(name, p, list(getattr(owner, "output_sizes", None) or []), stacked)
         if parts is None:
             out[_unmap(name, mappers, exact)] = t.contiguous()
             continue

@@ -19,9 +19,10 @@ holding its head count) for tensors stored with each head's rotary pairs interle
 permutes into halves (:func:`interleave_rotary`); ``unmapped`` (optional): names as the class holds them, no
 ``hf_to_vllm_mapper`` read backwards (a loader that never applies it); ``split_rows`` (optional): ((regular expression over a
 parameter name, ((checkpoint name, config fields giving its rows, the first set one; None for the rest of the rows),
-...)), ...) for a parameter its loader concatenates from tensors stored apart (:func:`row_parts`); ``substr_exact``
-(optional): substring maps
-read backwards exactly (``_runtime_load._substr_inverse``), not by their first match; ``split_even`` (optional):
+...)), ...) for a parameter its loader concatenates from tensors stored apart (:func:`row_parts`); ``held_under``
+(optional): prefixes of vLLM parameter names whose stacked layers stay whole (a tower released fused beside a
+language model released split); ``substr_exact`` (optional): substring maps read backwards exactly
+(``_runtime_load._substr_inverse``), not by their first match; ``split_even`` (optional):
 {module leaf: part module leaves} for a fused layer with no ``output_sizes`` whose loader takes its parts by shard
 id: its parameters' rows split evenly between the parts in order (:func:`even_parts`); ``evidence``: where upstream vLLM 0.33.0 reads it."""
 
@@ -94,6 +95,14 @@ LAYOUTS = (
                  "vision tower (Step3VisionTransformer; step_vl.py's PerceptionEncoder) has no load_weights or stacked "
                  "mapping of its own, so AutoWeightsLoader hands its qkv_proj.weight whole to QKVParallelLinear's "
                  "weight_loader (step_vl.py's mapper: .attn.in_proj_weight -> .attn.qkv_proj.weight)"},
+    {"id": "tower-qkv-held", "split_stacked": True, "stacked_extra": {}, "split_experts": True, "stack_experts": None,
+     "held_under": ("vision_model.",),
+     "evidence": "step3p7.py Step3p7ForConditionalGeneration.hf_to_vllm_mapper: model.vision_model. -> vision_model. "
+                 "and .attn.in_proj_weight -> .attn.qkv_proj.weight (the Perception Encoder's q/k/v are one released "
+                 "tensor, PyTorch MultiheadAttention's), which AutoWeightsLoader hands whole to QKVParallelLinear's "
+                 "weight_loader; the language model (model. -> language_model.model.) is read by its own "
+                 "load_weights, whose mapper stacks its q/k/v parts (so experts-stacked-qkv-held, which keeps every "
+                 "qkv_proj whole, is refused there)"},
 )
 
 
