@@ -680,18 +680,24 @@ def test_mrope_sections_per_layer_type_get_no_flat_ones_beside_them():
 
 def test_deepseek_ocr2s_tower_keeps_the_image_side_its_processor_makes():
     """DeepSeek-OCR-2 builds fixed-size towers and resizes every image to 1024; its model binds the pixels' side to
-    vision_config.image_size. Shrunk like any tower's, the image forward failed "data dim[2] expected 64, got 1024".
+    vision_config.image_size (so does the pinned deepseek_ocr.py, which the migrated Unlimited-OCR builds on). Shrunk like any tower's, the image forward failed "data dim[2] expected 64, got 1024".
     DeepSeek-VL2 (config-built SigLIP, the same config class) still shrinks. The tiny config's projector is the
     released linear one from the towers' fixed width into the tiny language model (pure: the table's values)."""
     from flagos_migrate.verify import runtime_tiny as T
     from flagos_migrate.verify.config_hints import CHECKPOINT_FIELDS
 
-    for arch, side in (("DeepseekOCR2ForCausalLM", 1024), ("DeepseekVLV2ForCausalLM", 4 * 16)):
+    for arch, side in (("DeepseekOCR2ForCausalLM", 1024), ("UnlimitedOCRForCausalLM", 1024),
+                       ("DeepseekVLV2ForCausalLM", 4 * 16)):
         cfg = {"architectures": [arch], "model_type": "deepseek_vl_v2",
                "vision_config": {"image_size": 1024, "patch_size": 16}, "text_config": {"hidden_size": 64}}
         shrink_vision_geometry(cfg)
         assert cfg["vision_config"]["image_size"] == side, arch
-    for arch, width in (("DeepseekOCRForCausalLM", 2048), ("DeepseekOCR2ForCausalLM", 896)):
+    for arch, width in (("DeepseekOCRForCausalLM", 2048), ("DeepseekOCR2ForCausalLM", 896),
+                        ("UnlimitedOCRForCausalLM", 2048)):
         fields = CHECKPOINT_FIELDS[arch]
         assert (fields["projector_config.projector_type"], fields["projector_config.input_dim"],
                 fields["projector_config.n_embed"]) == ("linear", width, T.HIDDEN)
+    # Unlimited-OCR builds on the pinned deepseek_ocr.py, which binds the pixels' side to vision_config.image_size:
+    # unshrunk, and the released 1024 over VisionEncoderConfig's default 384 (the forward failed "expected 64, got
+    # 1024" with the shrunk tower)
+    assert CHECKPOINT_FIELDS["UnlimitedOCRForCausalLM"]["vision_config.image_size"] == 1024

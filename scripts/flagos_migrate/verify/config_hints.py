@@ -870,6 +870,12 @@ CHECKPOINT_FIELDS: dict[str, dict[str, object]] = {
     # (runtime_mm.FIXED_GEOMETRY_ARCHS keeps it unshrunk); VisionEncoderConfig's default is 384
     "DeepseekOCR2ForCausalLM": {"projector_config.projector_type": "linear", "projector_config.input_dim": 896,
                                 "projector_config.n_embed": T.HIDDEN, "vision_config.image_size": 1024},
+    # Unlimited-OCR: DeepSeek-OCR's vision stack and linear projector (upstream's unlimited_ocr.py: "the exact
+    # DeepSeek-OCR (gundam, base_size=1024 ...) vision stack ... followed by a linear MLP projector"); the pinned
+    # deepseek_ocr.py it builds on binds the pixels' side to vision_config.image_size, the processor's BASE_SIZE 1024
+    # (runtime_mm.FIXED_GEOMETRY_ARCHS keeps it unshrunk; VisionEncoderConfig's default 384 would refuse it too)
+    "UnlimitedOCRForCausalLM": {"projector_config.projector_type": "linear", "projector_config.input_dim": 2048,
+                                "projector_config.n_embed": T.HIDDEN, "vision_config.image_size": 1024},
     # Cohere Compass (North): upstream's CohereCompassAttention reads its rope per layer type
     # (config.rope_parameters.get(layer_type); a layer type without one is NoPE) and transformers 5's
     # CohereCompassTextConfig keeps what config.json nests so (it drops a flat rope_theta then). Its defaults hold

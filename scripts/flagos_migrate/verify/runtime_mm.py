@@ -40,8 +40,12 @@ QUERY_PROJECTOR_TOWER = {"patch_size": 14, "image_size": 490}
 # stays the released one, which upstream's model checks the pixels against. DeepSeek-OCR-2 builds SAM-B and a Qwen2
 # encoder of fixed sizes (deepencoder2.py), its processor resizes every image to BASE_SIZE 1024, and its
 # _parse_and_validate_image_input binds base_size = vision_config.image_size (1024 in its config.json): shrunk to a
-# few patches, the image forward failed "data dim[2] expected 64, got 1024"
-FIXED_GEOMETRY_ARCHS = frozenset({"DeepseekOCR2ForCausalLM"})
+# few patches, the image forward failed "data dim[2] expected 64, got 1024". Unlimited-OCR (upstream's
+# unlimited_ocr.py) is DeepSeek-OCR's vision stack; its migrated file builds on the pinned deepseek_ocr.py, whose
+# _parse_and_validate_image_input binds base_size = vision_config.image_size (upstream's binds the pixels' own side),
+# while the processor resizes every image's global view to BASE_SIZE 1024 (both vLLMs' processors/deepseek_ocr.py):
+# the pinned forward failed the same way. At the released geometry both sides take the same 1024 pixels
+FIXED_GEOMETRY_ARCHS = frozenset({"DeepseekOCR2ForCausalLM", "UnlimitedOCRForCausalLM"})
 KWARGS_FILE = "mm_kwargs.pt"
 IDS_FILE = "mm_ids.json"
 LOGITS_FILE = "mm_logits.pt"
