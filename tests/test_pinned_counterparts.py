@@ -321,7 +321,8 @@ def test_plan_of_the_real_upstream_files(tmp_path: Path):
     up = Upstream(open_upstream(str(UPSTREAM_SRC)))
     for model, rules in (("glm4_moe_lite", ["P43"]), ("glm4_moe_lite_mtp", ["P38", "P43"]), ("cohere2_vision", ["P43"]),
                          ("colpali", []), ("glm_ocr", []), ("colbert", []), ("colmodernvbert", []),
-                         ("nano_nemotron_vl", []), ("bert_with_rope", []), ("voxtral_realtime", [])):
+                         ("nano_nemotron_vl", []), ("bert_with_rope", []), ("voxtral_realtime", []),
+                         ("unlimited_ocr", ["P43"]), ("deepseek_ocr", []), ("deepseek_ocr2", [])):
         plugin = PluginTree(empty_plugin(tmp_path / model))
         mig = Migration(model, up, plugin, pinned(), all_archs=True).run()
         left = mig.left()
@@ -734,3 +735,94 @@ def test_deepseek_ocr2_names_the_pinned_processor_that_swallows_its_v2_strategy(
     assert f.severity == "error" and "swallows" in f.message and "bring upstream's processor module" in f.fix
     assert _p43("DeepseekOCR2ForCausalLM", builds_on={"processors.deepseek_ocr"}) == []
     assert _p43("DeepseekOCR2ForCausalLM", builds_on={"deepseek_ocr"}) != []  # the model module is another one
+
+
+def test_unlimited_ocr_names_the_pinned_image_parser_it_inherits():
+    """Unlimited-OCR extends DeepseekOCRForCausalLM, which its migrated file imports from the pinned deepseek_ocr: the
+    pinned _parse_and_validate_image_input binds the global view's side to the config's image_size and drops
+    pixel_values summing to 0, upstream's binds the tensor's side and drops only None (uocr17). A warning: at the
+    released geometry both compute the same; answered when the file builds on the plugin's copy of upstream's
+    deepseek_ocr. DeepSeek-OCR (upstream's own module) and DeepSeek-OCR-2 (its own method) have no such entry."""
+    (f,) = _p43("UnlimitedOCRForCausalLM")
+    assert f.severity == "warning"
+    assert ("DeepseekOCRForCausalLM._parse_and_validate_image_input (vllm/model_executor/models/deepseek_ocr.py:428)"
+            in f.message)
+    assert "`self.vision_config.image_size` (:439), upstream's to `pixel_values.shape[-1]` (deepseek_ocr.py:465)" in f.message
+    assert "`torch.sum(pixel_values).item() == 0` (:435)" in f.message
+    assert 'raises ValueError ("data dim[2] expected 1024, got 640")' in f.message
+    assert f.fix.startswith("keep mm_processor_kwargs base_size at the config's vision_config.image_size")
+    assert "upstream's _parse_and_validate_image_input (deepseek_ocr.py:449)" in f.fix
+    assert _p43("UnlimitedOCRForCausalLM", builds_on=frozenset({"deepseek_ocr"})) == []
+    assert _p43("DeepseekOCRForCausalLM") == []
+    assert [g for g in _p43("DeepseekOCR2ForCausalLM") if "_parse_and_validate_image_input" in g.message] == []
+
+
+def _method_lines(path: Path, cls: str, name: str) -> tuple[int, list[str]]:
+    """The first line of ``cls.name`` and the file's lines."""
+    tree = ast.parse(path.read_text())
+    node = next(f for c in tree.body if isinstance(c, ast.ClassDef) and c.name == cls for f in c.body
+                if isinstance(f, ast.FunctionDef) and f.name == name)
+    return node.lineno, path.read_text().splitlines()
+
+
+@BOTH
+def test_the_pinned_deepseek_ocr_image_parser_binds_the_config_side_and_drops_a_zero_sum():
+    """The line numbers the UnlimitedOCRForCausalLM entry cites, on both sources; and who inherits the method."""
+    rel = Path("vllm/model_executor/models/deepseek_ocr.py")
+    at, pin = _method_lines(_pinned_root() / rel, "DeepseekOCRForCausalLM", "_parse_and_validate_image_input")
+    assert at == 428
+    assert pin[435 - 1].strip() == "if pixel_values is None or torch.sum(pixel_values).item() == 0:"
+    assert pin[439 - 1].strip() == "base_size = self.vision_config.image_size"
+    at, up = _method_lines(UPSTREAM_SRC / rel, "DeepseekOCRForCausalLM", "_parse_and_validate_image_input")
+    assert at == 449
+    assert up[456 - 1].strip() == "if pixel_values is None:"
+    assert up[465 - 1].strip() == "base_size = pixel_values.shape[-1]"
+    assert "torch.sum(pixel_values)" not in "\n".join(up[449 - 1:480])
+    # unlimited_ocr extends it from the sibling module and does not define it
+    models = UPSTREAM_SRC / "vllm/model_executor/models"
+    unlimited = ast.parse((models / "unlimited_ocr.py").read_text())
+    cls = next(n for n in unlimited.body if isinstance(n, ast.ClassDef) and n.name == "UnlimitedOCRForCausalLM")
+    assert [ast.unparse(b) for b in cls.bases] == ["DeepseekOCRForCausalLM"]
+    assert "_parse_and_validate_image_input" not in ast.unparse(cls)
+    assert any(isinstance(n, ast.ImportFrom) and n.module == "deepseek_ocr" and n.level == 1
+               and "DeepseekOCRForCausalLM" in [a.name for a in n.names] for n in unlimited.body)
+    # DeepSeek-OCR-2 defines its own, binding the config's side as the pinned one does (no difference to report)
+    at, ocr2 = _method_lines(models / "deepseek_ocr2.py", "DeepseekOCR2ForCausalLM", "_parse_and_validate_image_input")
+    body = "\n".join(ocr2[at - 1:at + 20])
+    assert "base_size = self.vision_config.image_size" in body and "torch.sum(pixel_values)" not in body
+    assert not (_pinned_root() / "vllm/model_executor/models/deepseek_ocr2.py").exists()
+
+
+# the method of each vLLM's DeepseekOCRForCausalLM, on a global view of the config's side, of 640, and one summing to 0
+DEEPSEEK_OCR_PARSE = """
+import types, torch
+from vllm.model_executor.models.deepseek_ocr import DeepseekOCRForCausalLM
+me = types.SimpleNamespace(vision_config=types.SimpleNamespace(image_size=1024))
+def run(pixel_values):
+    try:
+        r = DeepseekOCRForCausalLM._parse_and_validate_image_input(
+            me, pixel_values=pixel_values, images_crop=torch.zeros(0, 3, 640, 640),
+            images_spatial_crop=torch.tensor([[1, 1]]))
+        return "none" if r is None else "x".join(map(str, r["data"].shape))
+    except ValueError as e:
+        return "ValueError: " + str(e).split(". ")[0]
+halves = torch.ones(1, 3, 1024, 1024)
+halves[..., :512] = -1
+print(repr([run(torch.ones(1, 3, 1024, 1024)), run(torch.ones(1, 3, 640, 640)), run(halves)]))
+"""
+
+
+@BOTH
+@pytest.mark.skipif(not (REFERENCE_VENV / "bin" / "python").is_file(), reason="needs the upstream venv (MMF_REFERENCE_VENV)")
+def test_the_pinned_deepseek_ocr_image_parser_refuses_another_side_and_drops_a_zero_sum_upstreams_does_not():
+    import subprocess
+
+    def parse(python: Path) -> list:
+        proc = subprocess.run([str(python), "-c", DEEPSEEK_OCR_PARSE], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return ast.literal_eval(proc.stdout.strip().splitlines()[-1])
+
+    assert parse(PINNED_VENV / "bin" / "python") == ["1x3x1024x1024", "ValueError: data dim[2] expected 1024, got 640",
+                                                     "none"]
+    assert parse(REFERENCE_VENV / "bin" / "python") == ["1x3x1024x1024", "1x3x640x640", "1x3x1024x1024"]

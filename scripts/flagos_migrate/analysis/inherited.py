@@ -1020,6 +1020,7 @@ def framework_findings(arch: str, path: str, line: int, col: int = 0,
     entry = PINNED_COUNTERPARTS.get(version, {}).get(arch)
     if (entry is not None and entry.get("answered_by") not in registered
             and entry.get("answered_by_module") not in builds_on
+            and entry.get("answered_by_copy") not in builds_on
             and f"processors.{entry.get('answered_by_processor')}" not in builds_on
             and not statement_answers(entry, model_tree)):
         pinned = " ".join(entry["pinned"].split())
@@ -1036,6 +1037,7 @@ def framework_findings(arch: str, path: str, line: int, col: int = 0,
                  "this architecture), or report the difference" if entry.get("answered_by_processor") else
                  f"in the model file, `{entry['answered_by_statement']['upstream']}` becomes the table's code (apply "
                  "rewrites it), or report the difference" if entry.get("answered_by_statement") else
+                 " ".join(entry["fix"].split()) if entry.get("fix") else
                  "report the difference (the pinned code is outside the model file)"),
             data={"arch": arch, "pinned": pinned}))
     return out

@@ -293,7 +293,9 @@ LIVE_MODULE_STATE: dict[str, dict[str, frozenset[str]]] = {
 FRAMEWORK_FLAGS: tuple[str, ...] = tuple(_table("P24", "framework_flags"))
 # P43: pinned vLLM version -> architecture -> {"pinned": the pinned code outside the model file that decides,
 # "what": what it does otherwise than upstream's, "severity", "answered_by": an architecture whose registration answers it,
-# "answered_by_module": an upstream model module whose plugin copy, imported by the file in place of the pinned one, answers it}
+# "answered_by_module": an upstream model module whose plugin copy, imported by the file in place of the pinned one, answers it
+# (apply brings it along), "answered_by_copy": the same answer, which apply does not bring along, "fix": what to do when no
+# answer applies}
 PINNED_COUNTERPARTS: dict[str, dict[str, dict]] = _table("P43", "counterparts")
 # P43: pinned vLLM version -> {"function", "where"}: the get_config patch that gives loaded configs rope_parameters
 ROPE_PATCH: dict[str, dict[str, str]] = _table("P43", "rope_patch")
