@@ -217,6 +217,40 @@ def test_a_checkpoint_naming_its_own_remote_config_is_synthesized_not_built_from
     assert vit["image_num_pos"] == grid * grid
 
 
+def test_llava_onevision2s_remote_config_stand_in_holds_what_upstream_reads():
+    """LLaVA-OneVision-2's checkpoints name their own remote-code LlavaOnevision2Config (no transformers class): the
+    family holds every vision_config field upstream's tower and processing info read (getattr with a default too,
+    at the released defaults), a Qwen3 text_config (upstream builds Qwen3ForCausalLM from it), an image token in the
+    tiny vocabulary, and a head_dim the 4:6:6 vision rope accepts; the hints then miss nothing."""
+    import re
+
+    fam = H.family_values("llava_onevision2")
+    src = (UPSTREAM / "vllm" / "model_executor" / "models" / "llava_onevision2.py").read_text()
+    vision = fam["vision_config"]
+    tower = src[src.index("class LlavaOnevision2VisionTower("):]
+    tower = tower[:tower.index("\nclass ", 1)]
+    info = src[src.index("class LlavaOnevision2ProcessingInfo("):]
+    info = info[:info.index("\nclass ", 1)]
+    read = set(re.findall(r"\bvision_config\.([a-z_0-9]+)\b", tower + info))
+    read |= set(re.findall(r"getattr\(\s*(?:config\.)?vision_config,\s*\"([a-z_0-9]+)\"", src))
+    assert {"patch_size", "spatial_merge_size", "hidden_size", "num_hidden_layers", "frame_windows_size",
+            "layer_norm_eps", "temporal_patch_size"} <= read <= set(vision), read - set(vision)
+    assert vision["model_type"].startswith("mmf_synth_")  # no class renames it: the same plain config on both sides
+    # the released defaults where upstream's getattr has one: the stand-in reads as a checkpoint would
+    for key, default in (("num_channels", "3"), ("frame_windows_size", "4"), ("rope_theta", "10000.0"),
+                         ("layer_norm_eps", "1e-6"), ("temporal_patch_size", "1")):
+        assert f'"{key}", {default})' in src and vision[key] == float(default), key
+    head_dim = vision["hidden_size"] // vision["num_attention_heads"]
+    assert "assert half % 16 == 0" in src and (head_dim // 2) % 16 == 0
+    text = fam["text_config"]
+    assert 'architectures=["Qwen3ForCausalLM"]' in src and text["model_type"] == "qwen3"
+    assert "config.image_token_id" in src and 0 <= fam["image_token_id"] < text["vocab_size"]
+    hints = H.hints_for(_upstream(), "llava_onevision2", [{"id": "0", "architecture": "LlavaOnevision2ForConditionalGeneration",
+                                                          "class": "LlavaOnevision2ForConditionalGeneration"}])["0"]
+    assert hints["synth"]["missing"] == [] and hints["synth"]["config"]["vision_config"] == vision
+    assert "LlavaOnevision2ForConditionalGeneration" not in H.SYNTH_BLOCKERS
+
+
 def test_a_remote_code_moe_gets_a_complete_synthesized_config_from_upstream():
     """MiniMax-M2's config lives in its hub repo: every field upstream's file reads gets a value."""
     hints = H.hints_for(_upstream(), "minimax_m2", [{"id": "0", "architecture": "MiniMaxM2ForCausalLM",
