@@ -512,20 +512,21 @@ SYNTH_FAMILIES: dict[tuple[str, ...], dict[str, object]] = {
                           "use_rope2d": True, "pool_type": "none", "attn_pooler_heads": 8, "use_ln_pre": True,
                           "use_ln_post": False},
         "projector_bias": False},
-    # LLaVA-OneVision-2 (lmms-lab's remote-code LlavaOnevision2Config, auto_map AutoConfig: no transformers class,
+    # LLaVA-OneVision-2 (the checkpoint's remote-code LlavaOnevision2Config, auto_map AutoConfig: no transformers class,
     # not in upstream's _CONFIG_REGISTRY, so both sides build from this stand-in of it). Upstream's
     # llava_onevision2.py reads config.vision_config (LlavaOnevision2VisionTower: patch_size, spatial_merge_size,
     # hidden_size, num_hidden_layers, num_attention_heads, intermediate_size unguarded; num_channels,
     # frame_windows_size, rope_theta, layer_norm_eps with defaults 3, 4, 10000.0, 1e-6; the processing info
     # temporal_patch_size, default 1), config.text_config (handed whole to init_vllm_registered_model as
     # Qwen3ForCausalLM: "OV2 LLM is plain Qwen3", hidden_size for the merger's output width) and
-    # config.image_token_id. Values: the checkpoint's configuration_llava_onevision2.py LlavaOnevision2VisionConfig
-    # defaults (patches of 14, spatial_merge_size 2, temporal_patch_size 1, frame_windows_size 4, rope_theta
-    # 10000.0, layer_norm_eps 1e-6, 3 channels, intermediate 4x the width: 4096 / 1024) and its special tokens
-    # (image 151655, video 151656, vision start/end 151652 / 151653, here the last rows of the tiny vocabulary).
-    # Tiny: 2 heads of 32 (upstream's LlavaOnevision2VisionRotaryEmbedding asserts head_dim // 2 % 16 == 0, its
-    # 4:6:6 T:H:W split; the released 1024 / 16 heads is 64); the sub-config's model_type one no class maps, so
-    # both sides hold the same plain config
+    # config.image_token_id. Values: the LlavaOnevision2VisionConfig defaults of the remote-code configuration module
+    # (read in a public copy of configuration_llava_onevision2_moe.py, which defines the vision config the dense
+    # LlavaOnevision2Config nests; no released config.json was at hand to check them against): patches of 14,
+    # spatial_merge_size 2, temporal_patch_size 1, frame_windows_size 4, rope_theta 10000.0, layer_norm_eps 1e-6,
+    # 3 channels, intermediate 4x the width (4096 / 1024); its special tokens (image 151655, video 151656, vision
+    # start/end 151652 / 151653) here the last rows of the tiny vocabulary. Tiny: 2 heads of 32 (upstream's
+    # LlavaOnevision2VisionRotaryEmbedding asserts head_dim // 2 % 16 == 0, its 4:6:6 T:H:W split; the default
+    # 1024 / 16 heads is 64); the sub-config's model_type one no class maps, so both sides hold the same plain config
     ("llava_onevision2",): {
         "vision_config": {"model_type": "mmf_synth_llava_onevision2_vision", "hidden_size": 2 * T.VISION_HIDDEN,
                           "intermediate_size": 8 * T.VISION_HIDDEN, "num_hidden_layers": T.VISION_DEPTH,
