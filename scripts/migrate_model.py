@@ -39,10 +39,11 @@ when it does not exist, --fetch downloads the latest vLLM wheel with pip into
 ~/.cache/model-migrate-flagos/upstream. --plugin defaults to the current directory.
 A file with several peer model classes (dense and MoE, text and multimodal) is never guessed:
 resolve exits 1 and lists them, plan/apply exit 2 until --arch NAME (repeatable) or --all-archs
-answers. plan/apply exit 1 when findings are left for you (or a registration conflicts); verify exits 1
-when a module fails to import and 2 when vLLM itself is not importable. verify --run exits 0
-when every level that ran passed (a GPU-only layer's forward is "skipped: needs GPU (<op>)"),
-1 when a level failed, 2 when it could not run (no vLLM, or the migrated modules need a GPU-only
+answers (a per-model package's plan instead reports the registration of every architecture, marked
+"answered": false; its apply exits 2 as a file's does). plan/apply exit 1 when findings are left for
+you (or a registration conflicts); verify exits 1 when a module fails to import and 2 when vLLM
+itself is not importable. verify --run exits 0 when every level that ran passed (a GPU-only
+layer's forward is "skipped: needs GPU (<op>)"), 1 when a level failed, 2 when it could not run (no vLLM, or the migrated modules need a GPU-only
 package such as flag_gems: an environment problem, not a migration failure).
   python3 scripts/migrate_model.py verify qwen3 --plugin ~/vllm-plugin-FL --run \
       --python ~/venv013 --reference-python ~/venv033 --json"""
