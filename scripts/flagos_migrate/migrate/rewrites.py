@@ -399,19 +399,30 @@ def rename_attrs(module: cst.Module, attrs: set[str]) -> cst.Module:
 # -- P17: remove hook methods ---------------------------------------------------------------------
 
 
-class _MethodRemover(cst.CSTTransformer):
-    def __init__(self, targets: set[tuple[str, str]]):
-        self.targets = targets
+class _ClassScoped(cst.CSTTransformer):
+    """Keeps the names of the classes enclosing the node being visited (innermost last)."""
+
+    def __init__(self):
         self.classes: list[str] = []
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self.classes.append(node.name.value)
 
+    def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
+        self.classes.pop()
+        return updated
+
+
+class _MethodRemover(_ClassScoped):
+    def __init__(self, targets: set[tuple[str, str]]):
+        super().__init__()
+        self.targets = targets
+
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
         return False  # holds no class or def: not rebuilt node by node
 
     def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
-        self.classes.pop()
+        updated = super().leave_ClassDef(original, updated)
         body = updated.body
         if isinstance(body, cst.IndentedBlock) and not body.body:
             body = body.with_changes(body=[cst.SimpleStatementLine(body=[cst.Pass()])])
@@ -431,17 +442,10 @@ def remove_methods(module: cst.Module, targets: set[tuple[str, str]]) -> cst.Mod
 # -- P6: keywords a pinned caller passes to an override -------------------------------------------
 
 
-class _OverrideKeywords(cst.CSTTransformer):
+class _OverrideKeywords(_ClassScoped):
     def __init__(self, targets: dict[tuple[str, str, str], str]):
+        super().__init__()
         self.targets = targets
-        self.classes: list[str] = []
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self.classes.append(node.name.value)
-
-    def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
-        self.classes.pop()
-        return updated
 
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
         return False  # holds no def: not rebuilt node by node
@@ -490,21 +494,14 @@ def add_override_keywords(module: cst.Module, targets: dict[tuple[str, str, str]
 # -- P7: overrides in upstream's form of a framework method ----------------------------------------
 
 
-class _OverrideForms(cst.CSTTransformer):
+class _OverrideForms(_ClassScoped):
     """The table's method takes the pinned parameters, binds upstream's arguments first, and its
     ``super().<method>(<upstream arguments>)`` calls become the table's ``super_call``."""
 
     def __init__(self, targets: dict[tuple[str, str], dict]):
+        super().__init__()
         self.targets = targets
-        self.classes: list[str] = []
         self.row: list[dict | None] = []
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self.classes.append(node.name.value)
-
-    def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
-        self.classes.pop()
-        return updated
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.row.append(self.targets.get((self.classes[-1], node.name.value)) if self.classes else None)
